@@ -1,0 +1,131 @@
+// The tape: ops record a GradFn on their output; backward() walks the graph in reverse topological
+// order, hands each GradFn its output gradient, and accumulates into leaves' `.grad`.
+import { Tensor, type GradFn } from "../tensor/tensor.js";
+import { fmt, sameShape } from "../tensor/shape.js";
+import { getBackend } from "../backend/index.js";
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean { return gradEnabled; }
+
+/** Runs fn without recording operations (like torch.no_grad()). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try { return fn(); } finally { gradEnabled = prev; }
+}
+
+/** Enables recording inside fn even within noGrad (like torch.enable_grad()). */
+export function enableGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = true;
+  try { return fn(); } finally { gradEnabled = prev; }
+}
+
+/**
+ * Attaches the backward rule to `out` when recording is on and some input requires a gradient.
+ * Ops call this last: `return record(out, "matmul", [a, b], (g, needs) => [...])`.
+ */
+export function record(out: Tensor, name: string, inputs: readonly Tensor[],
+  backward: (gradOutput: Float32Array, needs: readonly boolean[]) => (Float32Array | null)[]): Tensor {
+  if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
+    out.requiresGrad = true;
+    out.gradFn = { name, inputs, backward } satisfies GradFn;
+  }
+  return out;
+}
+
+/** Tensors reachable from roots through gradFns, outputs before inputs. */
+function reverseTopological(roots: readonly Tensor[]): Tensor[] {
+  const order: Tensor[] = [];
+  const visited = new Set<Tensor>();
+  // Iterative DFS so that very deep graphs (fine-grained pipelines, long sequences) cannot overflow.
+  const stack: [Tensor, number][] = [];
+  for (const r of roots) {
+    if (visited.has(r)) continue;
+    visited.add(r);
+    stack.push([r, 0]);
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      const inputs = top[0].gradFn?.inputs ?? [];
+      if (top[1] < inputs.length) {
+        const child = inputs[top[1]++];
+        if (child.requiresGrad && !visited.has(child)) { visited.add(child); stack.push([child, 0]); }
+      } else {
+        order.push(top[0]);
+        stack.pop();
+      }
+    }
+  }
+  return order.reverse();
+}
+
+export interface BackwardOptions {
+  /**
+   * Which leaves receive `.grad`; default: every leaf that requires grad. Gradients that lead only
+   * to other leaves are not computed at all (a GradFn sees needs[i] = false).
+   */
+  leaves?: readonly Tensor[];
+}
+
+/**
+ * Back-propagates from roots. With one scalar root the gradient defaults to 1. Leaf gradients
+ * accumulate across calls (like PyTorch) until cleared.
+ */
+export function backward(roots: Tensor | readonly Tensor[], grads?: readonly (Tensor | Float32Array | null)[],
+  options: BackwardOptions = {}): void {
+  const rootList = Array.isArray(roots) ? (roots as readonly Tensor[]) : [roots as Tensor];
+  const pending = new Map<Tensor, Float32Array>();
+  const be = getBackend();
+  const add = (t: Tensor, g: Float32Array): void => {
+    if (g.length !== t.size) {
+      throw new Error(`backward: gradient of ${g.length} elements for tensor of shape ${fmt(t.shape)}` +
+        (t.gradFn ? ` (from ${t.gradFn.name})` : ""));
+    }
+    const prev = pending.get(t);
+    if (prev) be.axpby(1, g, 1, prev); else pending.set(t, g);
+  };
+  rootList.forEach((r, i) => {
+    const g = grads?.[i] ?? null;
+    if (!r.requiresGrad) throw new Error(`backward: root ${i} ${r} does not require grad`);
+    if (g === null) {
+      if (r.size !== 1) throw new Error(`backward: root ${i} has shape ${fmt(r.shape)}; a gradient is needed for non-scalar roots`);
+      add(r, new Float32Array([1]));
+    } else if (g instanceof Tensor) {
+      if (!sameShape(g.shape, r.shape)) throw new Error(`backward: gradient shape ${fmt(g.shape)} does not match root shape ${fmt(r.shape)}`);
+      add(r, g.data.slice());
+    } else {
+      add(r, g.slice());
+    }
+  });
+
+  const order = reverseTopological(rootList);
+  // Which tensors lead to a wanted leaf: only those gradients are computed.
+  const wanted = options.leaves ? new Set(options.leaves) : null;
+  const useful = new Set<Tensor>();
+  for (let i = order.length - 1; i >= 0; i--) {
+    const t = order[i];
+    if (!t.gradFn) { if (wanted ? wanted.has(t) : t.requiresGrad) useful.add(t); continue; }
+    if (t.gradFn.inputs.some((x) => useful.has(x))) useful.add(t);
+  }
+
+  for (const t of order) {
+    const g = pending.get(t);
+    if (!g) continue;
+    pending.delete(t);
+    const fn = t.gradFn;
+    if (!fn) {
+      if (!useful.has(t)) continue;
+      if (t.grad) be.axpby(1, g, 1, t.grad.data);
+      else t.grad = new Tensor(g, t.shape);
+      continue;
+    }
+    const needs = fn.inputs.map((x) => useful.has(x));
+    if (!needs.some(Boolean)) continue;
+    const inGrads = fn.backward(g, needs);
+    fn.inputs.forEach((x, i) => {
+      const gi = inGrads[i];
+      if (gi && needs[i]) add(x, gi);
+    });
+  }
+}

@@ -1,0 +1,56 @@
+// Backend selection: PIPEWRIGHT_BACKEND=native|reference, or setBackend() from code. The native addon
+// is preferred; if it cannot load, the reference backend is used with a one-line warning.
+import type { Backend } from "./backend.js";
+import { referenceBackend } from "./reference.js";
+import { createNativeBackend } from "./native.js";
+
+export type { Backend, BinaryOp, UnaryOp, ConvParams, PoolParams } from "./backend.js";
+export type BackendName = "native" | "reference";
+export const BACKEND_NAMES: readonly BackendName[] = ["native", "reference"];
+
+let current: Backend | null = null;
+let nativeCache: Backend | null | undefined;
+
+/** The native backend, or null (with the reason in `nativeLoadError`) if the addon cannot load. */
+export let nativeLoadError: string | null = null;
+
+export function loadNative(): Backend | null {
+  if (nativeCache !== undefined) return nativeCache;
+  try {
+    nativeCache = createNativeBackend();
+  } catch (e) {
+    nativeLoadError = (e as Error).message.split("\n")[0];
+    nativeCache = null;
+  }
+  return nativeCache;
+}
+
+export function setBackend(name: BackendName): Backend {
+  if (name === "reference") current = referenceBackend;
+  else if (name === "native") {
+    const nb = loadNative();
+    if (!nb) throw new Error(`native backend unavailable: ${nativeLoadError}. Run \`npm install\` (needs libdnnl-dev) or use the reference backend`);
+    current = nb;
+  } else {
+    throw new Error(`unknown backend '${String(name)}'; valid: ${BACKEND_NAMES.join(", ")}`);
+  }
+  return current;
+}
+
+export function getBackend(): Backend {
+  if (current) return current;
+  const env = process.env.PIPEWRIGHT_BACKEND;
+  if (env !== undefined && env !== "") {
+    if (!BACKEND_NAMES.includes(env as BackendName)) {
+      throw new Error(`PIPEWRIGHT_BACKEND='${env}' is not a backend; valid: ${BACKEND_NAMES.join(", ")}`);
+    }
+    return setBackend(env as BackendName);
+  }
+  const nb = loadNative();
+  if (nb) current = nb;
+  else {
+    process.stderr.write(`pipewright: native addon not loaded (${nativeLoadError}); using the slow reference backend\n`);
+    current = referenceBackend;
+  }
+  return current;
+}

@@ -1,0 +1,65 @@
+// Seeded pseudo-random numbers (xoshiro128**), so that initialisation, shuffling and dropout are
+// reproducible from one integer seed, identically on every backend and worker.
+export class Rng {
+  private s0: number; private s1: number; private s2: number; private s3: number;
+  private spare: number | null = null;
+
+  constructor(seed: number) {
+    if (!Number.isInteger(seed)) throw new Error(`seed must be an integer, got ${seed}`);
+    // splitmix32 expands the seed into the four state words.
+    let x = seed >>> 0;
+    const next = (): number => {
+      x = (x + 0x9e3779b9) >>> 0;
+      let z = x;
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+      return (z ^ (z >>> 16)) >>> 0;
+    };
+    this.s0 = next(); this.s1 = next(); this.s2 = next(); this.s3 = next();
+  }
+
+  /** Uniform 32-bit unsigned integer. */
+  nextUint32(): number {
+    const result = Math.imul(rotl(Math.imul(this.s1, 5) >>> 0, 7), 9) >>> 0;
+    const t = (this.s1 << 9) >>> 0;
+    this.s2 ^= this.s0; this.s3 ^= this.s1; this.s1 ^= this.s2; this.s0 ^= this.s3;
+    this.s2 ^= t; this.s3 = rotl(this.s3, 11);
+    this.s0 >>>= 0; this.s1 >>>= 0; this.s2 >>>= 0; this.s3 >>>= 0;
+    return result;
+  }
+
+  /** Uniform in [0, 1). */
+  uniform(): number { return this.nextUint32() / 4294967296; }
+
+  /** Uniform integer in [0, n). */
+  int(n: number): number { return Math.floor(this.uniform() * n); }
+
+  /** Standard normal (Box-Muller). */
+  normal(): number {
+    if (this.spare !== null) { const s = this.spare; this.spare = null; return s; }
+    let u = 0;
+    while (u === 0) u = this.uniform();
+    const v = this.uniform();
+    const r = Math.sqrt(-2 * Math.log(u));
+    this.spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  }
+
+  /** In-place Fisher-Yates shuffle. */
+  shuffle<T extends { length: number; [i: number]: any }>(a: T): T {
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      const t = a[i]; a[i] = a[j]; a[j] = t;
+    }
+    return a;
+  }
+
+  /** A permutation of 0..n-1. */
+  permutation(n: number): Int32Array {
+    const p = new Int32Array(n);
+    for (let i = 0; i < n; i++) p[i] = i;
+    return this.shuffle(p);
+  }
+}
+
+function rotl(x: number, k: number): number { return ((x << k) | (x >>> (32 - k))) >>> 0; }

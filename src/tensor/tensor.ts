@@ -1,0 +1,93 @@
+// A tensor is a shape plus a contiguous row-major Float32Array. Autograd fields live here as plain
+// data (the tape itself is in src/autograd) so that lower layers never import the autograd engine.
+import { Rng } from "./random.js";
+import { checkShape, fmt, numel, resolveReshape, type Shape } from "./shape.js";
+
+/** One recorded operation: how to turn the gradient of its output into gradients of its inputs. */
+export interface GradFn {
+  readonly name: string;
+  readonly inputs: readonly Tensor[];
+  /**
+   * Returns d(loss)/d(input) for each input, or null where `needs[i]` is false or the input gets no
+   * gradient. The returned arrays are owned by the caller (the engine may keep or add into them).
+   */
+  backward(gradOutput: Float32Array, needs: readonly boolean[]): (Float32Array | null)[];
+}
+
+export class Tensor {
+  readonly data: Float32Array;
+  readonly shape: readonly number[];
+  requiresGrad: boolean;
+  /** Accumulated gradient (leaves only), same shape; null until a backward reaches it. */
+  grad: Tensor | null = null;
+  /** The operation that produced this tensor, null for leaves. */
+  gradFn: GradFn | null = null;
+  /** Optional name, used in error messages and state dicts. */
+  name?: string;
+
+  constructor(data: Float32Array, shape: Shape, requiresGrad = false) {
+    checkShape(shape);
+    if (data.length !== numel(shape)) {
+      throw new Error(`tensor data has ${data.length} elements but shape ${fmt(shape)} needs ${numel(shape)}`);
+    }
+    this.data = data;
+    this.shape = Object.freeze([...shape]);
+    this.requiresGrad = requiresGrad;
+  }
+
+  get size(): number { return this.data.length; }
+  get rank(): number { return this.shape.length; }
+
+  /** The single value of a one-element tensor. */
+  item(): number {
+    if (this.data.length !== 1) throw new Error(`item() needs a one-element tensor, got shape ${fmt(this.shape)}`);
+    return this.data[0];
+  }
+
+  /** A new leaf sharing no memory and no history. */
+  clone(): Tensor { return new Tensor(this.data.slice(), this.shape, false); }
+
+  /** A leaf that shares this tensor's memory but not its history. */
+  detach(): Tensor { return new Tensor(this.data, this.shape, false); }
+
+  toArray(): number[] { return Array.from(this.data); }
+
+  toString(): string { return `Tensor(${fmt(this.shape)}${this.gradFn ? `, grad_fn=${this.gradFn.name}` : ""})`; }
+
+  static zeros(shape: Shape, requiresGrad = false): Tensor {
+    return new Tensor(new Float32Array(numel(shape)), shape, requiresGrad);
+  }
+
+  static full(shape: Shape, value: number, requiresGrad = false): Tensor {
+    return new Tensor(new Float32Array(numel(shape)).fill(value), shape, requiresGrad);
+  }
+
+  static ones(shape: Shape, requiresGrad = false): Tensor { return Tensor.full(shape, 1, requiresGrad); }
+
+  static scalar(value: number, requiresGrad = false): Tensor { return Tensor.full([], value, requiresGrad); }
+
+  /** From a flat array (shape given) or nested arrays (shape inferred). */
+  static from(values: ArrayLike<number> | unknown[], shape?: Shape, requiresGrad = false): Tensor {
+    if (shape) return new Tensor(Float32Array.from(values as ArrayLike<number>), shape, requiresGrad);
+    const inferred: number[] = [];
+    let v: unknown = values;
+    while (Array.isArray(v)) { inferred.push(v.length); v = v[0]; }
+    const flat = (values as unknown[]).flat(Infinity) as number[];
+    return new Tensor(Float32Array.from(flat), inferred, requiresGrad);
+  }
+
+  static randn(shape: Shape, rng: Rng, std = 1, requiresGrad = false): Tensor {
+    const t = Tensor.zeros(shape, requiresGrad);
+    for (let i = 0; i < t.data.length; i++) t.data[i] = rng.normal() * std;
+    return t;
+  }
+
+  static uniform(shape: Shape, rng: Rng, low: number, high: number, requiresGrad = false): Tensor {
+    const t = Tensor.zeros(shape, requiresGrad);
+    for (let i = 0; i < t.data.length; i++) t.data[i] = low + (high - low) * rng.uniform();
+    return t;
+  }
+
+  /** Same data, new shape (one -1 allowed). No history: use the autograd `reshape` op for that. */
+  viewAs(shape: Shape): Tensor { return new Tensor(this.data, resolveReshape(this.shape, shape), false); }
+}
