@@ -66,24 +66,41 @@ export interface BackwardOptions {
    * to other leaves are not computed at all (a GradFn sees needs[i] = false).
    */
   leaves?: readonly Tensor[];
+  /**
+   * Leaves whose gradients are computed later (zero-bubble's W): backward() skips their work and
+   * returns a closure that computes exactly those gradients from the saved output gradients.
+   * They must not also be in `leaves`.
+   */
+  defer?: readonly Tensor[];
 }
+
+/** Computes the deferred leaf gradients of one backward() call (call at most once). */
+export type DeferredGrads = () => void;
 
 /**
  * Back-propagates from roots. With one scalar root the gradient defaults to 1. Leaf gradients
  * accumulate across calls (like PyTorch) until cleared.
  */
 export function backward(roots: Tensor | readonly Tensor[], grads?: readonly (Tensor | Float32Array | null)[],
-  options: BackwardOptions = {}): void {
+  options: BackwardOptions = {}): DeferredGrads {
   const rootList = Array.isArray(roots) ? (roots as readonly Tensor[]) : [roots as Tensor];
   const pending = new Map<Tensor, Float32Array>();
   const be = getBackend();
+  // Ops may hand back their output gradient itself (add, reshape); an array gets one owner so that
+  // accumulating into it later never changes a gradient held elsewhere.
+  const owned = new WeakSet<Float32Array>();
+  const own = (g: Float32Array): Float32Array => {
+    const mine = owned.has(g) ? g.slice() : g;
+    owned.add(mine);
+    return mine;
+  };
   const add = (t: Tensor, g: Float32Array): void => {
     if (g.length !== t.size) {
       throw new Error(`backward: gradient of ${g.length} elements for tensor of shape ${fmt(t.shape)}` +
         (t.gradFn ? ` (from ${t.gradFn.name})` : ""));
     }
     const prev = pending.get(t);
-    if (prev) be.axpby(1, g, 1, prev); else pending.set(t, g);
+    if (prev) be.axpby(1, g, 1, prev); else pending.set(t, own(g));
   };
   rootList.forEach((r, i) => {
     const g = grads?.[i] ?? null;
@@ -101,13 +118,23 @@ export function backward(roots: Tensor | readonly Tensor[], grads?: readonly (Te
 
   const order = reverseTopological(rootList);
   // Which tensors lead to a wanted leaf: only those gradients are computed.
+  const deferred = new Set(options.defer ?? []);
   const wanted = options.leaves ? new Set(options.leaves) : null;
   const useful = new Set<Tensor>();
   for (let i = order.length - 1; i >= 0; i--) {
     const t = order[i];
-    if (!t.gradFn) { if (wanted ? wanted.has(t) : t.requiresGrad) useful.add(t); continue; }
+    if (!t.gradFn) {
+      if (!deferred.has(t) && (wanted ? wanted.has(t) : t.requiresGrad)) useful.add(t);
+      continue;
+    }
     if (t.gradFn.inputs.some((x) => useful.has(x))) useful.add(t);
   }
+  // Output gradients of the ops that feed a deferred leaf directly, kept for the later pass.
+  const later: [GradFn, Float32Array][] = [];
+  const accumulateLeaf = (t: Tensor, g: Float32Array): void => {
+    if (t.grad) be.axpby(1, g, 1, t.grad.data);
+    else t.grad = new Tensor(own(g), t.shape);
+  };
 
   for (const t of order) {
     const g = pending.get(t);
@@ -115,11 +142,10 @@ export function backward(roots: Tensor | readonly Tensor[], grads?: readonly (Te
     pending.delete(t);
     const fn = t.gradFn;
     if (!fn) {
-      if (!useful.has(t)) continue;
-      if (t.grad) be.axpby(1, g, 1, t.grad.data);
-      else t.grad = new Tensor(g, t.shape);
+      if (useful.has(t)) accumulateLeaf(t, g);
       continue;
     }
+    if (deferred.size && fn.inputs.some((x) => deferred.has(x))) later.push([fn, g]);
     const needs = fn.inputs.map((x) => useful.has(x));
     if (!needs.some(Boolean)) continue;
     const inGrads = fn.backward(g, needs);
@@ -128,4 +154,16 @@ export function backward(roots: Tensor | readonly Tensor[], grads?: readonly (Te
       if (gi && needs[i]) add(x, gi);
     });
   }
+
+  let done = false;
+  return () => {
+    if (done) throw new Error("backward: deferred gradients were already computed");
+    done = true;
+    for (const [fn, g] of later) {
+      const needs = fn.inputs.map((x) => deferred.has(x));
+      const grads = fn.backward(g, needs);
+      fn.inputs.forEach((x, i) => { const gi = grads[i]; if (gi && needs[i]) accumulateLeaf(x, gi); });
+    }
+    later.length = 0;
+  };
 }
