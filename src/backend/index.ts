@@ -54,3 +54,13 @@ export function getBackend(): Backend {
   }
   return current;
 }
+
+/**
+ * Makes `b` the current backend, e.g. a wrapper that times every kernel (`bench engine --profile`),
+ * and returns the one it replaces (null if none was chosen yet) so the caller can put it back.
+ */
+export function useBackend(b: Backend | null): Backend | null {
+  const prev = current;
+  current = b;
+  return prev;
+}

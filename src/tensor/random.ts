@@ -18,6 +18,18 @@ export class Rng {
     this.s0 = next(); this.s1 = next(); this.s2 = next(); this.s3 = next();
   }
 
+  /** The full generator state, for checkpoints: `new Rng(0).setState(rng.getState())` continues it. */
+  getState(): number[] { return [this.s0, this.s1, this.s2, this.s3, this.spare ?? NaN]; }
+
+  setState(state: readonly number[]): this {
+    if (state.length !== 5 || state.slice(0, 4).some((w) => !Number.isInteger(w) || w < 0 || w > 0xffffffff)) {
+      throw new Error(`Rng.setState: expected 4 unsigned 32-bit words and a spare normal, got [${state.join(", ")}]`);
+    }
+    [this.s0, this.s1, this.s2, this.s3] = state;
+    this.spare = Number.isNaN(state[4]) ? null : state[4];
+    return this;
+  }
+
   /** Uniform 32-bit unsigned integer. */
   nextUint32(): number {
     const result = Math.imul(rotl(Math.imul(this.s1, 5) >>> 0, 7), 9) >>> 0;

@@ -1,0 +1,27 @@
+{
+  "targets": [
+    {
+      "target_name": "pipewright",
+      "sources": [
+        "native/addon.cc",
+        "native/dnnl_ops.cc",
+        "native/elementwise.cc",
+        "native/reduce.cc",
+        "native/norm.cc",
+        "native/pool.cc",
+        "native/optim.cc",
+        "native/vmath.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "/usr/include/oneapi/dnnl"
+      ],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags": ["-O3"],
+      "cflags_cc": ["-std=c++17", "-O3", "-march=native", "-fno-math-errno", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "libraries": ["-ldnnl", "-lgomp", "-lmvec"]
+    }
+  ]
+}

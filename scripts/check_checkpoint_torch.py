@@ -1,0 +1,156 @@
+#!/usr/bin/python3
+"""Loads a pipewright checkpoint into PyTorch and checks that PyTorch's forward gives pipewright's logits.
+
+    /usr/bin/python3 scripts/check_checkpoint_torch.py CKPT.safetensors --inputs IN --logits OUT [--tol 1e-4]
+
+CKPT      a checkpoint written by pipewright (src/checkpoint/checkpoint.ts): model tensors under their
+          state-dict names, optimizer buffers under "optim.*" (ignored here), and the model's JSON spec
+          in the safetensors metadata key "model_spec".
+IN, OUT   the inputs pipewright ran and the logits it computed (in eval mode), each either
+            .safetensors  tensor "input" / "logits" (or the file's only tensor); IN and OUT may be the
+                          same file holding both
+            .json         {"shape": [...], "data": [flat values]} or a nested list
+          Token ids for gpt are float values, as pipewright passes them.
+
+The model is rebuilt with scripts/torch_models.py (`create_model(spec)`), loaded with strict state-dict
+checking (only BatchNorm's `num_batches_tracked`, which pipewright does not keep, may be missing), put
+in eval mode and run in float64 on the float32 inputs, so the reference is the exact answer.
+Prints max abs error, normwise relative error (max |a - b| / max |b|) and the largest element-wise
+relative error (|a - b| / max(|b|, 1e-3)), and exits 1 when the normwise relative error exceeds --tol,
+2 on bad input. Uses only json, struct, numpy and torch.
+"""
+import argparse
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_models import create_model  # noqa: E402
+
+
+class BadInput(Exception):
+    pass
+
+
+def read_safetensors(path):
+    """Returns ({name: float32 ndarray}, metadata) after the same checks as pipewright's reader."""
+    try:
+        with open(path, "rb") as f:
+            buf = f.read()
+    except OSError as e:
+        raise BadInput(f"{path}: {e.strerror}")
+    if len(buf) < 8:
+        raise BadInput(f"{path}: truncated: expected at least 8 bytes, found {len(buf)}")
+    (n,) = struct.unpack("<Q", buf[:8])
+    if 8 + n > len(buf):
+        raise BadInput(f"{path}: truncated: header length {n} needs at least {8 + n} bytes, found {len(buf)}")
+    try:
+        header = json.loads(buf[8:8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadInput(f"{path}: header is not valid JSON ({e})")
+    if not isinstance(header, dict):
+        raise BadInput(f"{path}: header must be a JSON object")
+    metadata = header.pop("__metadata__", None) or {}
+    entries = []
+    for name, info in header.items():
+        if info.get("dtype") != "F32":
+            raise BadInput(f"{path}: tensor {name!r} has dtype {info.get('dtype')!r}; only F32 is supported")
+        shape = info["shape"]
+        begin, end = info["data_offsets"]
+        if end - begin != 4 * int(np.prod(shape, dtype=np.int64)):
+            raise BadInput(f"{path}: tensor {name!r} of shape {shape} spans {end - begin} bytes, needs {4 * int(np.prod(shape))}")
+        entries.append((begin, end, name, shape))
+    entries.sort()
+    pos = 0
+    for begin, end, name, _ in entries:
+        if begin != pos:
+            raise BadInput(f"{path}: tensor {name!r} starts at {begin}, expected {pos} (overlap or gap)")
+        pos = end
+    if 8 + n + pos != len(buf):
+        what = "truncated: " if 8 + n + pos > len(buf) else ""
+        raise BadInput(f"{path}: {what}expected {8 + n + pos} bytes, found {len(buf)}")
+    base = 8 + n
+    tensors = {name: np.frombuffer(buf, dtype="<f4", count=(end - begin) // 4, offset=base + begin).reshape(shape)
+               for begin, end, name, shape in entries}
+    return tensors, metadata
+
+
+def read_array(path, name):
+    """One tensor from a .safetensors file (by name, or its only tensor) or a .json file."""
+    if path.endswith(".json"):
+        try:
+            with open(path) as f:
+                obj = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise BadInput(f"{path}: {e}")
+        if isinstance(obj, dict):
+            if name in obj and isinstance(obj[name], (dict, list)):
+                obj = obj[name]
+            if isinstance(obj, dict):
+                if "shape" not in obj or "data" not in obj:
+                    raise BadInput(f"{path}: expected {{\"shape\": [...], \"data\": [...]}} or a nested list")
+                return np.asarray(obj["data"], dtype=np.float32).reshape(obj["shape"])
+        return np.asarray(obj, dtype=np.float32)
+    tensors, _ = read_safetensors(path)
+    if name in tensors:
+        return tensors[name]
+    if len(tensors) == 1:
+        return next(iter(tensors.values()))
+    raise BadInput(f"{path}: no tensor named {name!r}; found {', '.join(sorted(tensors)) or 'none'}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("--inputs", required=True, help=".safetensors (tensor 'input') or .json")
+    ap.add_argument("--logits", required=True, help=".safetensors (tensor 'logits') or .json")
+    ap.add_argument("--tol", type=float, default=1e-4, help="max normwise relative error (default 1e-4)")
+    args = ap.parse_args()
+    try:
+        tensors, meta = read_safetensors(args.checkpoint)
+        if "model_spec" not in meta:
+            raise BadInput(f"{args.checkpoint}: metadata has no 'model_spec' (keys: {', '.join(sorted(meta)) or 'none'}); "
+                           "save the checkpoint with modelSpec set")
+        try:
+            spec = json.loads(meta["model_spec"])
+            model = create_model(spec)
+        except (json.JSONDecodeError, ValueError) as e:
+            raise BadInput(f"{args.checkpoint}: bad model_spec {meta['model_spec']!r}: {e}")
+        state = {k: torch.from_numpy(v.copy()) for k, v in tensors.items() if not k.startswith("optim.")}
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # shape mismatches
+            raise BadInput(f"{args.checkpoint}: state dict does not fit model {spec}: {e}")
+        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+        if missing or unexpected:
+            raise BadInput(f"{args.checkpoint}: state dict does not fit model {spec}: "
+                           f"missing {missing or 'none'}; unexpected {unexpected or 'none'}")
+        x = read_array(args.inputs, "input")
+        ours = read_array(args.logits, "logits").astype(np.float64)
+    except BadInput as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    model = model.double().eval()
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x.astype(np.float64))).numpy()
+    if ref.shape != ours.shape:
+        print(f"error: pipewright logits have shape {list(ours.shape)}, PyTorch's {list(ref.shape)}", file=sys.stderr)
+        return 2
+    diff = np.abs(ours - ref)
+    max_abs = float(diff.max()) if diff.size else 0.0
+    rel = max_abs / max(float(np.abs(ref).max()) if ref.size else 0.0, 1e-30)
+    elem_rel = float((diff / np.maximum(np.abs(ref), 1e-3)).max()) if diff.size else 0.0
+    ok = rel <= args.tol
+    print(json.dumps({"model": spec.get("name"), "step": meta.get("step"), "logits_shape": list(ref.shape),
+                      "max_abs_err": max_abs, "max_rel_err": rel, "max_elementwise_rel_err": elem_rel,
+                      "tol": args.tol, "ok": ok}))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+// 2-D convolution (cross-correlation, NCHW, weights [O, C, KH, KW]) with stride and zero padding.
+import { getBackend } from "../../backend/index.js";
+import type { ConvParams } from "../../backend/backend.js";
+import { Tensor } from "../../tensor/tensor.js";
+import { fmt } from "../../tensor/shape.js";
+import { record } from "../engine.js";
+import { checkTensor, pair } from "./util.js";
+
+export interface Conv2dOptions {
+  stride?: number | readonly [number, number];
+  padding?: number | readonly [number, number];
+}
+
+export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, options: Conv2dOptions = {}): Tensor {
+  checkTensor(x, "conv2d", "input");
+  checkTensor(w, "conv2d", "weight");
+  const [sh, sw] = pair(options.stride ?? 1, "conv2d", "stride", 1);
+  const [ph, pw] = pair(options.padding ?? 0, "conv2d", "padding", 0);
+  const what = `conv2d: input ${fmt(x.shape)} and weight ${fmt(w.shape)}`;
+  if (x.rank !== 4) throw new Error(`${what}: input must be [N, C, H, W]`);
+  if (w.rank !== 4) throw new Error(`${what}: weight must be [O, C, KH, KW]`);
+  const [n, c, h, wd] = x.shape;
+  const [o, wc, kh, kw] = w.shape;
+  if (wc !== c) throw new Error(`${what}: input has ${c} channels but weight expects ${wc}`);
+  if (b !== null && (b.rank !== 1 || b.shape[0] !== o)) {
+    throw new Error(`conv2d: weight ${fmt(w.shape)} and bias ${fmt(b.shape)}: bias must be [${o}]`);
+  }
+  const oh = Math.floor((h + 2 * ph - kh) / sh) + 1;
+  const ow = Math.floor((wd + 2 * pw - kw) / sw) + 1;
+  if (oh < 1 || ow < 1) throw new Error(`${what}: kernel ${kh}x${kw} is larger than the padded input ${h + 2 * ph}x${wd + 2 * pw}`);
+  const p: ConvParams = { n, c, h, w: wd, o, kh, kw, sh, sw, ph, pw, oh, ow };
+  const be = getBackend();
+  const out = Tensor.zeros([n, o, oh, ow]);
+  be.conv2d(x.data, w.data, b ? b.data : null, out.data, p);
+  const inputs = b ? [x, w, b] : [x, w];
+  return record(out, "conv2d", inputs, (dy, needs) => {
+    let dx: Float32Array | null = null;
+    let dw: Float32Array | null = null;
+    let db: Float32Array | null = null;
+    if (needs[0]) {
+      dx = new Float32Array(x.size);
+      be.conv2dBackwardData(dy, w.data, dx, p, false);
+    }
+    const needDb = b !== null && needs[2];
+    if (needs[1]) {
+      dw = new Float32Array(w.size);
+      db = needDb ? new Float32Array(o) : null;
+      be.conv2dBackwardWeights(x.data, dy, dw, db, p, false);
+    } else if (needDb) {
+      // Bias only: Σ over n, then over oh*ow.
+      const perO = new Float32Array(o * oh * ow);
+      be.sum(dy, 1, n, o * oh * ow, perO, false);
+      db = new Float32Array(o);
+      be.sum(perO, o, oh * ow, 1, db, false);
+    }
+    return b ? [dx, dw, db] : [dx, dw];
+  });
+}

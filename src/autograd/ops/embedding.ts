@@ -1,0 +1,24 @@
+// Embedding lookup: rows of weight [V, D] selected by integer ids stored as floats.
+import { getBackend } from "../../backend/index.js";
+import { Tensor } from "../../tensor/tensor.js";
+import { fmt } from "../../tensor/shape.js";
+import { record } from "../engine.js";
+import { checkTensor, toIndices } from "./util.js";
+
+/** weight [V, D], ids of any shape holding integers in 0..V-1 -> [...ids.shape, D]. */
+export function embedding(weight: Tensor, ids: Tensor): Tensor {
+  checkTensor(weight, "embedding", "weight");
+  checkTensor(ids, "embedding", "ids");
+  if (weight.rank !== 2) throw new Error(`embedding: weight ${fmt(weight.shape)} and ids ${fmt(ids.shape)}: weight must be [V, D]`);
+  const [v, d] = weight.shape;
+  const idx = toIndices(ids.data, v, "embedding", `id (ids ${fmt(ids.shape)}, weight ${fmt(weight.shape)})`);
+  const be = getBackend();
+  const out = Tensor.zeros([...ids.shape, d]);
+  be.gather(weight.data, idx, d, out.data);
+  // ids are indices, not values: they never receive a gradient.
+  return record(out, "embedding", [weight], (g) => {
+    const dw = new Float32Array(weight.size);
+    be.scatterAdd(g, idx, d, dw);
+    return [dw];
+  });
+}

@@ -1,0 +1,93 @@
+// Reductions over axes: sum, mean, max (with the first maximum receiving the gradient, like torch).
+import { getBackend } from "../../backend/index.js";
+import { Tensor } from "../../tensor/tensor.js";
+import { fmt, normAxis, numel } from "../../tensor/shape.js";
+import { record } from "../engine.js";
+import { broadcastTo, checkTensor } from "./util.js";
+
+/** Sorted unique non-negative axes; all axes when `axis` is undefined. */
+function normAxes(op: string, x: Tensor, axis: number | readonly number[] | undefined): number[] {
+  if (axis === undefined) return x.shape.map((_, i) => i);
+  const list = typeof axis === "number" ? [axis] : [...axis];
+  const axes = list.map((a) => normAxis(a, x.rank, `${op}: axis for input ${fmt(x.shape)}:`));
+  if (new Set(axes).size !== axes.length) throw new Error(`${op}: axes ${JSON.stringify(list)} repeat an axis of ${fmt(x.shape)}`);
+  return axes.sort((p, q) => p - q);
+}
+
+/** Shape with the reduced axes kept as 1 (keepdim) and the final output shape. */
+function reducedShapes(x: Tensor, axes: readonly number[], keepdim: boolean): { keep: number[]; out: number[] } {
+  const keep = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+  const out = keepdim ? keep : x.shape.filter((_, i) => !axes.includes(i));
+  return { keep, out };
+}
+
+/** Sum of x over `axes` into a flat array of the keepdim shape, one kernel call per run of axes. */
+function sumAxes(x: Float32Array, shape: readonly number[], axes: readonly number[]): Float32Array {
+  let cur = [...shape];
+  let data = x;
+  let i = 0;
+  while (i < axes.length) {
+    let j = i + 1;
+    while (j < axes.length && axes[j] === axes[j - 1] + 1) j++;
+    const d = axes[i];
+    const e = axes[j - 1] + 1;
+    const outer = numel(cur.slice(0, d));
+    const mid = numel(cur.slice(d, e));
+    const inner = numel(cur.slice(e));
+    const out = new Float32Array(outer * inner);
+    getBackend().sum(data, outer, mid, inner, out, false);
+    data = out;
+    cur = [...cur.slice(0, d), ...new Array<number>(e - d).fill(1), ...cur.slice(e)];
+    i = j;
+  }
+  return data === x ? x.slice() : data;
+}
+
+export function sum(x: Tensor, axis?: number | readonly number[], keepdim = false): Tensor {
+  checkTensor(x, "sum", "input");
+  const axes = normAxes("sum", x, axis);
+  const { keep, out: outShape } = reducedShapes(x, axes, keepdim);
+  const out = new Tensor(sumAxes(x.data, x.shape, axes), outShape);
+  return record(out, "sum", [x], (g) => [broadcastTo(g, keep, x.shape)]);
+}
+
+export function mean(x: Tensor, axis?: number | readonly number[], keepdim = false): Tensor {
+  checkTensor(x, "mean", "input");
+  const axes = normAxes("mean", x, axis);
+  const count = axes.reduce((p, a) => p * x.shape[a], 1);
+  const { keep, out: outShape } = reducedShapes(x, axes, keepdim);
+  const be = getBackend();
+  const s = sumAxes(x.data, x.shape, axes);
+  const out = new Tensor(new Float32Array(s.length), outShape);
+  be.affine(s, 1 / count, 0, out.data);
+  return record(out, "mean", [x], (g) => {
+    const scaled = new Float32Array(g.length);
+    be.affine(g, 1 / count, 0, scaled);
+    return [broadcastTo(scaled, keep, x.shape)];
+  });
+}
+
+/** Maximum along one axis; the gradient flows to the first maximum of each slice. */
+export function max(x: Tensor, axis: number, keepdim = false): Tensor {
+  checkTensor(x, "max", "input");
+  const ax = normAxis(axis, x.rank, `max: axis for input ${fmt(x.shape)}:`);
+  const outer = numel(x.shape.slice(0, ax));
+  const mid = x.shape[ax];
+  const inner = numel(x.shape.slice(ax + 1));
+  if (mid === 0) throw new Error(`max: axis ${axis} of ${fmt(x.shape)} is empty`);
+  const { out: outShape } = reducedShapes(x, [ax], keepdim);
+  const be = getBackend();
+  const out = Tensor.zeros(outShape);
+  const argmax = new Int32Array(outer * inner);
+  be.max(x.data, outer, mid, inner, out.data, argmax);
+  return record(out, "max", [x], (g) => {
+    // Flat input offset of each maximum, then a scatter-add of rows of width 1.
+    const ids = new Int32Array(argmax.length);
+    for (let o = 0; o < outer; o++) {
+      for (let j = 0; j < inner; j++) ids[o * inner + j] = (o * mid + argmax[o * inner + j]) * inner + j;
+    }
+    const dx = new Float32Array(x.size);
+    be.scatterAdd(g, ids, 1, dx);
+    return [dx];
+  });
+}

@@ -1,0 +1,86 @@
+// The native backend: the C++ N-API addon (native/*.cc, built by node-gyp into
+// build/Release/pipewright.node) with oneDNN for matmul/convolution and C++ loops for the rest.
+// The addon validates every buffer length itself and throws errors naming the kernel, so this file
+// only locates and loads it. The addon is context-aware: each worker thread that imports it gets its
+// own oneDNN engine and primitive cache, and kernels run on the calling thread only.
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Backend } from "./backend.js";
+
+/** Diagnostics the addon exports besides the Backend kernels. */
+export interface NativeExtras {
+  /** Number of oneDNN primitives cached in this thread's context. */
+  cachedPrimitives(): number;
+  /** OpenMP's thread budget on the calling thread (1: kernels never fork). */
+  ompMaxThreads(): number;
+  /** Convolution operand layouts per direction (forward, backward-data, backward-weights). */
+  setConvLayouts(fwd: ConvLayout, bwdData: ConvLayout, bwdWeights: ConvLayout): void;
+}
+export type ConvLayout = "plain" | "blocked" | "auto";
+
+type Kernels = Omit<Backend, "name">;
+type Addon = Kernels & NativeExtras;
+
+// Every Backend method; checked at load time so a stale build fails loudly, not mid-training.
+const KERNELS: readonly (keyof Kernels)[] = [
+  "matmul", "conv2d", "conv2dBackwardData", "conv2dBackwardWeights", "binary", "unary", "unaryBackward", "axpby",
+  "affine", "sum", "max", "softmax", "softmaxBackward", "crossEntropy", "crossEntropyBackward", "layerNorm",
+  "layerNormBackward", "groupNorm", "groupNormBackward", "batchNormTrain", "batchNormInference", "batchNormBackward",
+  "maxPool2d", "maxPool2dBackward", "avgPool2d", "avgPool2dBackward", "gather", "scatterAdd", "permute", "causalMask",
+  "sgdStep", "adamwStep",
+];
+
+/** The package root: the nearest ancestor directory whose package.json is pipewright's. */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pj = join(dir, "package.json");
+    if (existsSync(pj)) {
+      try {
+        if ((JSON.parse(readFileSync(pj, "utf8")) as { name?: string }).name === "pipewright") return dir;
+      } catch {
+        // an unreadable package.json is not ours; keep looking upwards
+      }
+    }
+    const up = dirname(dir);
+    if (up === dir) throw new Error("cannot find the pipewright package root (package.json) above " + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+}
+
+/** Path of the compiled addon. */
+export function nativeAddonPath(): string {
+  return join(packageRoot(), "build", "Release", "pipewright.node");
+}
+
+let addon: Addon | null = null;
+
+/** Loads the addon (once per thread); throws a clear error if it is missing or stale. */
+export function loadNativeAddon(): Addon {
+  if (addon) return addon;
+  const path = nativeAddonPath();
+  if (!existsSync(path)) {
+    throw new Error(`native addon not built: ${path} is missing (run \`npm install\` or \`npx node-gyp rebuild\`; needs libdnnl-dev)`);
+  }
+  const require = createRequire(import.meta.url);
+  let loaded: Addon;
+  try {
+    loaded = require(path) as Addon;
+  } catch (e) {
+    throw new Error(`native addon ${path} failed to load: ${(e as Error).message}`);
+  }
+  const missing = KERNELS.filter((k) => typeof loaded[k] !== "function");
+  if (missing.length > 0) {
+    throw new Error(`native addon ${path} is out of date (missing ${missing.join(", ")}); rebuild with \`npx node-gyp rebuild\``);
+  }
+  addon = loaded;
+  return loaded;
+}
+
+export function createNativeBackend(): Backend {
+  const a = loadNativeAddon();
+  const kernels = Object.fromEntries(KERNELS.map((k) => [k, a[k]])) as unknown as Kernels;
+  return Object.freeze({ name: "native" as const, ...kernels });
+}

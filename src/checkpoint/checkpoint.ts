@@ -1,0 +1,141 @@
+// Training checkpoints as one safetensors file, independent of the nn/optim classes (plain maps + JSON):
+//   tensors   model state under its own names ("layers.0.weight"), so PyTorch can load it directly;
+//             optimizer buffers as "optim.<key>" (the optimizer's own keys, e.g.
+//             "optim.layers.0.weight.exp_avg")
+//   metadata  (all values JSON strings)
+//     format        "pipewright"          format_version "1"
+//     step, epoch   integers (global optimizer steps done; epoch to resume at)
+//     model_spec    the model's JSON spec (rebuilds the model here or in scripts/torch_models.py)
+//     optimizer     the optimizer state without its tensors (kind, hyper-parameters, per-param steps)
+//     extra         anything else the trainer needs to resume exactly (RNG positions, batch index, ...)
+import { readSafetensors, writeSafetensors, SafetensorsError, type SafetensorsMetadata } from "./safetensors.js";
+import { Tensor } from "../tensor/tensor.js";
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+export const CHECKPOINT_FORMAT = "pipewright";
+export const CHECKPOINT_FORMAT_VERSION = "1";
+export const OPTIM_PREFIX = "optim.";
+
+/**
+ * Optimizer state: its tensors plus any other JSON-serialisable fields (an optim `OptimizerState`
+ * fits as is: {kind, groups, steps, tensors}).
+ */
+export interface OptimizerSnapshot {
+  tensors: ReadonlyMap<string, Tensor>;
+}
+
+export interface CheckpointInput {
+  model: ReadonlyMap<string, Tensor>;
+  optimizer?: OptimizerSnapshot;
+  step: number;
+  epoch: number;
+  /** The model's plain-JSON spec (stored as metadata "model_spec"). */
+  modelSpec?: object;
+  extra?: Json;
+}
+
+export interface Checkpoint {
+  model: Map<string, Tensor>;
+  /** `{...json fields, tensors}`: pass to the optimizer's loadStateDict (cast to its state type). */
+  optimizer?: { tensors: Map<string, Tensor>; [key: string]: unknown };
+  step: number;
+  epoch: number;
+  modelSpec?: { [key: string]: Json };
+  extra?: Json;
+  /** The raw safetensors metadata. */
+  metadata: SafetensorsMetadata;
+}
+
+export class CheckpointError extends Error {}
+
+function checkCount(what: string, v: number): void {
+  if (!Number.isInteger(v) || v < 0) throw new CheckpointError(`checkpoint ${what} must be a non-negative integer, got ${v}`);
+}
+
+/** The tensors and metadata a checkpoint is stored as (exposed for tests and tools). */
+export function checkpointEntries(ck: CheckpointInput): { tensors: [string, Tensor][]; metadata: SafetensorsMetadata } {
+  checkCount("step", ck.step);
+  checkCount("epoch", ck.epoch);
+  const tensors: [string, Tensor][] = [];
+  for (const [name, t] of ck.model) {
+    if (name.startsWith(OPTIM_PREFIX)) throw new CheckpointError(`model tensor name "${name}" may not start with "${OPTIM_PREFIX}" (reserved for optimizer state)`);
+    tensors.push([name, t]);
+  }
+  const metadata: SafetensorsMetadata = {
+    format: CHECKPOINT_FORMAT,
+    format_version: CHECKPOINT_FORMAT_VERSION,
+    step: JSON.stringify(ck.step),
+    epoch: JSON.stringify(ck.epoch),
+  };
+  if (ck.optimizer) {
+    const { tensors: optTensors, ...json } = ck.optimizer as OptimizerSnapshot & Record<string, unknown>;
+    for (const [key, t] of optTensors) tensors.push([OPTIM_PREFIX + key, t]);
+    metadata.optimizer = JSON.stringify(json);
+  }
+  if (ck.modelSpec !== undefined) metadata.model_spec = JSON.stringify(ck.modelSpec);
+  if (ck.extra !== undefined) metadata.extra = JSON.stringify(ck.extra);
+  return { tensors, metadata };
+}
+
+/** Writes the checkpoint atomically: the previous file at `path` survives any failure. */
+export function saveCheckpoint(path: string, ck: CheckpointInput): void {
+  const { tensors, metadata } = checkpointEntries(ck);
+  writeSafetensors(path, tensors, metadata);
+}
+
+function parseJsonField(path: string, meta: SafetensorsMetadata, key: string): Json | undefined {
+  const raw = meta[key];
+  if (raw === undefined) return undefined;
+  try {
+    return JSON.parse(raw) as Json;
+  } catch (e) {
+    throw new CheckpointError(`checkpoint ${path}: metadata "${key}" is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+export function loadCheckpoint(path: string): Checkpoint {
+  const { tensors, metadata } = readSafetensors(path);
+  if (metadata.format !== CHECKPOINT_FORMAT) {
+    throw new CheckpointError(`checkpoint ${path}: not a pipewright checkpoint (metadata "format" is ${JSON.stringify(metadata.format)}, expected "${CHECKPOINT_FORMAT}"); ` +
+      `read plain safetensors files with readSafetensors()`);
+  }
+  if (metadata.format_version !== CHECKPOINT_FORMAT_VERSION) {
+    throw new CheckpointError(`checkpoint ${path}: format_version ${JSON.stringify(metadata.format_version)} is not supported (this build reads "${CHECKPOINT_FORMAT_VERSION}")`);
+  }
+  const count = (key: "step" | "epoch"): number => {
+    const v = parseJsonField(path, metadata, key);
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
+      throw new CheckpointError(`checkpoint ${path}: metadata "${key}" must be a non-negative integer, found ${JSON.stringify(metadata[key])}`);
+    }
+    return v;
+  };
+  const step = count("step");
+  const epoch = count("epoch");
+  const model = new Map<string, Tensor>();
+  const optTensors = new Map<string, Tensor>();
+  for (const [name, t] of tensors) {
+    if (name.startsWith(OPTIM_PREFIX)) optTensors.set(name.slice(OPTIM_PREFIX.length), t);
+    else model.set(name, t);
+  }
+  const out: Checkpoint = { model, step, epoch, metadata };
+  const optJson = parseJsonField(path, metadata, "optimizer");
+  if (optJson !== undefined) {
+    if (typeof optJson !== "object" || optJson === null || Array.isArray(optJson)) {
+      throw new CheckpointError(`checkpoint ${path}: metadata "optimizer" must be a JSON object`);
+    }
+    out.optimizer = { ...optJson, tensors: optTensors };
+  } else if (optTensors.size > 0) {
+    throw new CheckpointError(`checkpoint ${path}: has ${optTensors.size} "${OPTIM_PREFIX}*" tensors but no "optimizer" metadata`);
+  }
+  const spec = parseJsonField(path, metadata, "model_spec");
+  if (spec !== undefined) {
+    if (typeof spec !== "object" || spec === null || Array.isArray(spec)) throw new CheckpointError(`checkpoint ${path}: metadata "model_spec" must be a JSON object`);
+    out.modelSpec = spec;
+  }
+  const extra = parseJsonField(path, metadata, "extra");
+  if (extra !== undefined) out.extra = extra;
+  return out;
+}
+
+export { SafetensorsError };

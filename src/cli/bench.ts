@@ -1,0 +1,211 @@
+// `pipewright bench engine` (per-step training speed of the three BENCH_CONFIGS models) and
+// `pipewright bench compare` (the same against PyTorch via scripts/bench_torch.py).
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { helpText, parseFlags, UsageError, type CommandSpec, type FlagValues } from "./args.js";
+import { BACKEND_NAMES, getBackend, setBackend, type BackendName } from "../backend/index.js";
+import { BENCH_CONFIGS, type BenchConfig } from "../nn/models/index.js";
+import { benchEngineModel, type EngineResult } from "../train/bench-engine.js";
+
+const BENCH_MODELS = BENCH_CONFIGS.map((c) => c.model);
+const TORCH_PYTHON = "/usr/bin/python3";
+const MIN_STEPS = 5;
+
+export const benchEngineCommand: CommandSpec = {
+  name: "bench engine",
+  summary: "Times training steps of the engine on one thread: forward + cross-entropy + backward + SGD " +
+    "(momentum 0.9) on random data, for mlp 784-1024-1024-10 (batch 128), the cnn (batch 64) and gpt " +
+    "(width 256, 4 blocks, context 128, batch 16). Reports the median step after warm-up; one JSON object " +
+    "per model and line with --json: {\"model\", \"batch\", \"step_ms\", \"samples_per_s\", \"peak_rss_mb\", ...}.",
+  flags: {
+    json: { type: "bool", help: "one JSON object per model and line" },
+    models: { type: "list", default: BENCH_MODELS.join(","), help: `models to run, from ${BENCH_MODELS.join(", ")}`, meta: "M,M,..." },
+    steps: { type: "int", min: MIN_STEPS, default: 10, help: "timed steps (the median is reported)", meta: "N" },
+    warmup: { type: "int", min: 0, default: 3, help: "untimed warm-up steps", meta: "N" },
+    backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
+    profile: { type: "bool", help: "also time every kernel by kind: where each step's time goes" },
+    seed: { type: "int", default: 0, help: "seed for weights and random data", meta: "S" },
+    "in-process": { type: "bool", help: "run all models in this process (default: one process per model, so peak_rss_mb is per model)" },
+  },
+  examples: ["pipewright bench engine --json", "pipewright bench engine --models cnn --profile"],
+};
+
+export const benchCompareCommand: CommandSpec = {
+  name: "bench compare",
+  summary: "Runs `bench engine` and the same three models in PyTorch (scripts/bench_torch.py, Debian's " +
+    `${TORCH_PYTHON} with python3-torch, one thread) and prints samples/s of both and the ratio ours/torch per model.`,
+  flags: {
+    json: { type: "bool", help: "one JSON object per model and line" },
+    models: { type: "list", default: BENCH_MODELS.join(","), help: `models to run, from ${BENCH_MODELS.join(", ")}`, meta: "M,M,..." },
+    steps: { type: "int", min: MIN_STEPS, default: 10, help: "timed steps per model (median)", meta: "N" },
+    warmup: { type: "int", min: 0, default: 3, help: "untimed warm-up steps", meta: "N" },
+    backend: { type: "string", choices: BACKEND_NAMES, help: "our kernel backend (default: native)" },
+  },
+  examples: ["npm run bench:compare", "pipewright bench compare --models cnn --json"],
+};
+
+const SUBCOMMANDS: Record<string, { spec: CommandSpec; run: (argv: string[]) => number }> = {
+  engine: { spec: benchEngineCommand, run: runBenchEngine },
+  compare: { spec: benchCompareCommand, run: runBenchCompare },
+};
+
+function benchUsage(): string {
+  return ["Usage: pipewright bench <engine|compare> [flags]", "",
+    ...Object.entries(SUBCOMMANDS).map(([n, s]) => `  ${n.padEnd(9)}${s.spec.summary.split(". ")[0]}.`), "",
+    "Run `pipewright bench <subcommand> --help` for its flags."].join("\n");
+}
+
+export async function runBench(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === "--help" || sub === "-h") {
+    process.stdout.write(benchUsage() + "\n");
+    return sub === undefined ? 2 : 0;
+  }
+  const s = Object.hasOwn(SUBCOMMANDS, sub) ? SUBCOMMANDS[sub] : undefined;
+  if (!s) throw new UsageError(`pipewright bench: unknown benchmark '${sub}'; valid: ${Object.keys(SUBCOMMANDS).join(", ")}`);
+  return s.run(rest);
+}
+
+function pickModels(value: FlagValues[string]): BenchConfig[] {
+  // A list flag's default arrives as its unparsed string.
+  const list = typeof value === "string" ? value.split(",").map((x) => x.trim()).filter((x) => x) : (value as string[]);
+  const bad = list.filter((m) => !BENCH_MODELS.includes(m as BenchConfig["model"]));
+  if (bad.length || list.length === 0) {
+    throw new UsageError(`--models: unknown model '${bad[0] ?? ""}'; valid: ${BENCH_MODELS.join(", ")}`);
+  }
+  return BENCH_CONFIGS.filter((c) => list.includes(c.model));
+}
+
+/** The compiled CLI entry (this module's sibling), for per-model child processes. */
+function cliPath(): string { return fileURLToPath(new URL("./main.js", import.meta.url)); }
+
+function engineLine(r: EngineResult): string {
+  const { profile, ...rest } = r;
+  return JSON.stringify(profile ? { ...rest, profile } : rest);
+}
+
+function formatEngineTable(rs: EngineResult[]): string {
+  const rows = [["model", "batch", "step ms", "samples/s", "peak RSS MB", "backend"],
+    ...rs.map((r) => [r.model, String(r.batch), r.step_ms.toFixed(2), r.samples_per_s.toFixed(1), r.peak_rss_mb.toFixed(1), r.backend])];
+  return table(rows);
+}
+
+function formatProfile(r: EngineResult): string {
+  if (!r.profile) return "";
+  const rows = [["kernel", "calls/step", "ms/step", "share"],
+    ...r.profile.map((p) => [p.kernel, p.calls_per_step.toFixed(1), p.ms_per_step.toFixed(3), `${(p.share * 100).toFixed(1)}%`])];
+  return `\n${r.model}: where a ${r.step_ms.toFixed(2)} ms step goes\n${table(rows)}`;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ")).join("\n");
+}
+
+export function runBenchEngine(argv: string[]): number {
+  const f = parseFlags(benchEngineCommand, argv);
+  if (f.help) { process.stdout.write(helpText(benchEngineCommand) + "\n"); return 0; }
+  const configs = pickModels(f.models);
+  const opts = { steps: f.steps as number, warmup: f.warmup as number, seed: f.seed as number, profile: f.profile === true };
+  const results: EngineResult[] = [];
+  if (configs.length > 1 && !f["in-process"]) {
+    // One process per model: peak RSS is then each model's own, not the running maximum.
+    for (const c of configs) {
+      const args = [cliPath(), "bench", "engine", "--json", "--in-process", "--models", c.model,
+        "--steps", String(opts.steps), "--warmup", String(opts.warmup), "--seed", String(opts.seed)];
+      if (opts.profile) args.push("--profile");
+      if (f.backend !== undefined) args.push("--backend", String(f.backend));
+      const r = spawnSync(process.execPath, args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+      if (r.status !== 0) throw new Error(`bench engine for ${c.model} failed (exit ${String(r.status ?? r.signal)})`);
+      const line = r.stdout.trim().split("\n").pop() ?? "";
+      const res = JSON.parse(line) as EngineResult;
+      results.push(res);
+      if (f.json) process.stdout.write(engineLine(res) + "\n");
+    }
+  } else {
+    if (f.backend !== undefined) setBackend(f.backend as BackendName);
+    getBackend();
+    for (const c of configs) {
+      const res = benchEngineModel(c, opts);
+      results.push(res);
+      if (f.json) process.stdout.write(engineLine(res) + "\n");
+    }
+  }
+  if (!f.json) {
+    process.stdout.write(formatEngineTable(results) + "\n");
+    for (const r of results) if (r.profile) process.stdout.write(formatProfile(r) + "\n");
+  }
+  return 0;
+}
+
+interface CompareRow {
+  model: string;
+  batch: number;
+  ours_samples_per_s: number;
+  torch_samples_per_s: number | null;
+  ratio: number | null;
+  ours_step_ms: number;
+  torch_step_ms: number | null;
+}
+
+/** Runs scripts/bench_torch.py; null (with the reason on stderr) when PyTorch is not there. */
+function runTorch(models: string[], steps: number, warmup: number): EngineResult[] | null {
+  const script = fileURLToPath(new URL("../../../scripts/bench_torch.py", import.meta.url));
+  if (!existsSync(TORCH_PYTHON)) {
+    process.stderr.write(`bench compare: ${TORCH_PYTHON} does not exist; PyTorch comes from Debian's python3-torch (scripts/setup --with-torch)\n`);
+    return null;
+  }
+  if (!existsSync(script)) throw new Error(`bench compare: ${script} is missing`);
+  // The torch subprocess gets OpenBLAS's own core detection (these overrides are for our process only).
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const probe = spawnSync(TORCH_PYTHON, ["-c", "import torch"], { encoding: "utf8", env });
+  if (probe.status !== 0) {
+    process.stderr.write(`bench compare: PyTorch is missing: ${TORCH_PYTHON} cannot \`import torch\`. ` +
+      "Install Debian's python3-torch (`apt-get install -y python3-torch`, or `scripts/setup --with-torch`).\n");
+    return null;
+  }
+  const r = spawnSync(TORCH_PYTHON, [script, "--models", models.join(","), "--steps", String(steps), "--warmup", String(warmup)],
+    { encoding: "utf8", env, stdio: ["ignore", "pipe", "inherit"] });
+  if (r.status !== 0) throw new Error(`bench compare: ${script} failed (exit ${String(r.status ?? r.signal)})`);
+  return r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as EngineResult);
+}
+
+export function runBenchCompare(argv: string[]): number {
+  const f = parseFlags(benchCompareCommand, argv);
+  if (f.help) { process.stdout.write(helpText(benchCompareCommand) + "\n"); return 0; }
+  const configs = pickModels(f.models);
+  const steps = f.steps as number;
+  const warmup = f.warmup as number;
+  const ours: EngineResult[] = [];
+  for (const c of configs) {
+    const args = [cliPath(), "bench", "engine", "--json", "--in-process", "--models", c.model,
+      "--steps", String(steps), "--warmup", String(warmup)];
+    if (f.backend !== undefined) args.push("--backend", String(f.backend));
+    const r = spawnSync(process.execPath, args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+    if (r.status !== 0) throw new Error(`bench engine for ${c.model} failed (exit ${String(r.status ?? r.signal)})`);
+    ours.push(JSON.parse(r.stdout.trim().split("\n").pop() ?? "") as EngineResult);
+  }
+  const torch = runTorch(configs.map((c) => c.model), steps, warmup);
+  const rows: CompareRow[] = ours.map((o) => {
+    const t = torch?.find((x) => x.model === o.model) ?? null;
+    return {
+      model: o.model, batch: o.batch, ours_samples_per_s: o.samples_per_s,
+      torch_samples_per_s: t ? t.samples_per_s : null,
+      ratio: t ? Number((o.samples_per_s / t.samples_per_s).toFixed(3)) : null,
+      ours_step_ms: o.step_ms, torch_step_ms: t ? t.step_ms : null,
+    };
+  });
+  if (f.json) {
+    for (const r of rows) process.stdout.write(JSON.stringify(r) + "\n");
+  } else {
+    const fmt = (x: number | null, d: number): string => (x === null ? "-" : x.toFixed(d));
+    process.stdout.write(table([["model", "batch", "ours samples/s", "torch samples/s", "ratio ours/torch"],
+      ...rows.map((r) => [r.model, String(r.batch), fmt(r.ours_samples_per_s, 1), fmt(r.torch_samples_per_s, 1), fmt(r.ratio, 2)])]) + "\n");
+    process.stdout.write(`(ours: ${ours[0]?.backend ?? "?"} backend; torch: ${torch?.[0]?.backend ?? "not run"}; ` +
+      `median of ${steps} steps after ${warmup} warm-up, one thread)\n`);
+  }
+  return torch === null ? 1 : 0;
+}

@@ -1,0 +1,78 @@
+// The `pipewright` entry point: dispatches `pipewright <command> ...` to a command module. Commands
+// are loaded lazily so that `--help` stays instant and a command never loads what it does not use
+// (the native addon, worker code).
+import { readFileSync } from "node:fs";
+import { UsageError } from "./args.js";
+
+interface Command {
+  summary: string;
+  /** Runs the command; resolves to the process exit code. */
+  run(argv: string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  train: {
+    summary: "train a model (mlp, cnn, vit, gpt) on one device or as a pipeline",
+    run: async (argv) => (await import("./train.js")).runTrain(argv),
+  },
+  bench: {
+    summary: "benchmarks: `bench engine` (per-step speed), `bench compare` (against PyTorch)",
+    run: async (argv) => (await import("./bench.js")).runBench(argv),
+  },
+  sim: {
+    summary: "simulate a pipeline schedule: bubble fraction, makespan, peak activations, timeline",
+    run: async (argv) => (await import("./sim.js")).runSim(argv),
+  },
+};
+
+function version(): string {
+  // dist/src/cli/main.js and src/cli/main.ts both sit three levels below the package root.
+  const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length)) + 4;
+  return [
+    "Usage: pipewright <command> [flags]",
+    "",
+    "Pipeline-parallel neural network training in TypeScript.",
+    "",
+    "Commands:",
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}${c.summary}`),
+    "",
+    "Run `pipewright <command> --help` for the flags of a command; `pipewright --version` for the version.",
+  ].join("\n");
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write(usage() + "\n");
+    return name === undefined ? 2 : 0;
+  }
+  if (name === "--version" || name === "-V" || name === "version") {
+    process.stdout.write(`pipewright ${version()}\n`);
+    return 0;
+  }
+  const cmd = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!cmd) {
+    throw new UsageError(`pipewright: unknown command '${name}'; valid commands: ${Object.keys(COMMANDS).join(", ")}`);
+  }
+  return cmd.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exitCode = 2;
+    } else {
+      const e = err instanceof Error ? err : new Error(String(err));
+      process.stderr.write(`pipewright: ${e.message}\n`);
+      if (process.env.PIPEWRIGHT_DEBUG) process.stderr.write(`${e.stack ?? ""}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

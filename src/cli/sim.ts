@@ -1,0 +1,123 @@
+// `pipewright sim`: generate a schedule, validate and simulate it under a cost model, print bubble
+// fraction, makespan, idle time, peak activations (and delays for async), optionally draw the SVG.
+import { writeFileSync } from "node:fs";
+import { type CommandSpec, type FlagValues, helpText, parseFlags, UsageError } from "./args.js";
+import {
+  contiguousWorkers, expectedDelay, formatSchedule, generateSchedule, measureDelays, SCHEDULE_NAMES, type Schedule,
+} from "../pipeline/schedule/index.js";
+import { bubbleFormula, type CostModel, resolveCosts, simulate } from "../sim/index.js";
+import { timelineSvg } from "../report/timeline-svg.js";
+
+export const simCommand: CommandSpec = {
+  name: "sim",
+  summary: "Simulate a pipeline schedule: bubble fraction, makespan, idle time and peak activations per stage, " +
+    "delays per stage for async, and an SVG timeline. Costs are per whole stage (interleaved chunks split them evenly); " +
+    "a cost flag takes one value for every stage or one per stage (comma-separated).",
+  flags: {
+    schedule: { type: "string", help: "schedule to generate", choices: SCHEDULE_NAMES, default: "1f1b" },
+    stages: { type: "int", help: "pipeline stages S", min: 1, default: 4, meta: "S" },
+    microbatches: { type: "int", help: "micro-batches per optimizer step M", min: 1, default: 8, meta: "M" },
+    chunks: { type: "int", help: "model chunks per stage v (interleaved only)", min: 1, default: 1, meta: "v" },
+    steps: { type: "int", help: "optimizer steps to lay out (default 1; async: enough to reach steady state)", min: 1, meta: "N" },
+    workers: { type: "int", help: "workers to run the stages on (contiguous blocks; default one per stage)", min: 1, meta: "W" },
+    "cost-f": { type: "list", help: "forward time of a stage", default: "1", meta: "T[,T...]" },
+    "cost-b": { type: "list", help: "full backward time of a stage (input + weight gradient)", default: "2", meta: "T[,T...]" },
+    "cost-w": { type: "list", help: "weight-gradient share of the backward (W in zb-h1)", default: "1", meta: "T[,T...]" },
+    "cost-step": { type: "number", help: "time of one optimizer STEP", min: 0, default: 0, meta: "T" },
+    "cost-msg": { type: "number", help: "latency of one message between workers", min: 0, default: 0, meta: "T" },
+    svg: { type: "string", help: "write the timeline to this SVG file", meta: "FILE" },
+    json: { type: "bool", help: "print one JSON object instead of text" },
+    lists: { type: "bool", help: "also print each worker's action list" },
+  },
+  examples: [
+    "pipewright sim --schedule 1f1b --stages 4 --microbatches 8 --svg 1f1b.svg",
+    "pipewright sim --schedule interleaved --stages 4 --microbatches 8 --chunks 2",
+    "pipewright sim --schedule zb-h1 --stages 4 --microbatches 8 --cost-f 1 --cost-b 2 --cost-w 1",
+    "pipewright sim --schedule async --stages 8 --microbatches 1 --steps 24 --workers 2 --json",
+  ],
+};
+
+function costList(name: string, v: FlagValues[string], S: number): number | number[] {
+  const items = Array.isArray(v) ? v : String(v).split(",").map((x) => x.trim());
+  const nums = items.map((x) => {
+    const n = Number(x);
+    if (x === "" || !Number.isFinite(n) || n < 0) throw new UsageError(`--${name} '${items.join(",")}': '${x}' is not a number >= 0`);
+    return n;
+  });
+  if (nums.length === 1) return nums[0];
+  if (nums.length !== S) throw new UsageError(`--${name} has ${nums.length} values; give one for every stage or exactly ${S} (one per stage)`);
+  return nums;
+}
+
+function build(f: FlagValues): { schedule: Schedule; costs: CostModel } {
+  const S = f.stages as number;
+  const workers = f.workers as number | undefined;
+  if (workers !== undefined && workers > S) throw new UsageError(`--workers ${workers} exceeds --stages ${S}; use 1..${S}`);
+  let schedule: Schedule;
+  try {
+    schedule = generateSchedule(f.schedule as string, {
+      stages: S,
+      microbatches: f.microbatches as number,
+      chunks: f.chunks as number,
+      steps: f.steps as number | undefined,
+      stageToWorker: workers !== undefined && workers < S ? contiguousWorkers(S, workers) : undefined,
+    });
+  } catch (e) {
+    throw new UsageError(`pipewright sim: ${(e as Error).message}`);
+  }
+  const costs: CostModel = {
+    forward: costList("cost-f", f["cost-f"], S),
+    backward: costList("cost-b", f["cost-b"], S),
+    weight: costList("cost-w", f["cost-w"], S),
+    step: f["cost-step"] as number,
+    message: f["cost-msg"] as number,
+  };
+  try { resolveCosts(costs, S); } catch (e) { throw new UsageError(`pipewright sim: ${(e as Error).message}`); }
+  return { schedule, costs };
+}
+
+const round = (x: number): number => Number(x.toPrecision(12));
+
+export async function runSim(argv: string[]): Promise<number> {
+  const f = parseFlags(simCommand, argv);
+  if (f.help) { process.stdout.write(helpText(simCommand) + "\n"); return 0; }
+  const { schedule: s, costs } = build(f);
+  const r = simulate(s, costs);
+  const formula = bubbleFormula(s.name, s.stages, s.microbatches, s.chunks, resolveCosts(costs, s.stages));
+  const isAsync = !s.synchronous;
+  const delays = isAsync ? measureDelays(s).perStage : undefined;
+  const expected = isAsync ? Array.from({ length: s.stages }, (_, st) => expectedDelay(s.stages, st, s.microbatches)) : undefined;
+  const svgPath = f.svg as string | undefined;
+  if (svgPath) writeFileSync(svgPath, timelineSvg(r));
+  if (f.json) {
+    process.stdout.write(JSON.stringify({
+      schedule: s.name, stages: s.stages, microbatches: s.microbatches, chunks: s.chunks, steps: s.steps,
+      workers: s.workers.length, stage_to_worker: s.stageToWorker,
+      makespan: round(r.makespan), bubble_fraction: round(r.bubbleFraction),
+      bubble_formula: formula ? { expr: formula.expr, value: round(formula.value) } : null,
+      speedup: round(r.speedup), busy_per_worker: r.busy.map(round), idle_per_worker: r.idle.map(round),
+      peak_activations: r.peakActivations,
+      ...(isAsync ? { delays, expected_delays: expected } : {}),
+      svg: svgPath ?? null,
+    }) + "\n");
+    return 0;
+  }
+  const fmt = (x: number): string => String(round(Number(x.toPrecision(6))));
+  const lines = [
+    `schedule ${s.name}: S=${s.stages} stages on ${s.workers.length} workers, M=${s.microbatches} micro-batches` +
+      `${s.chunks > 1 ? `, v=${s.chunks} chunks` : ""}, ${s.steps} step${s.steps > 1 ? "s" : ""}`,
+    `makespan           ${fmt(r.makespan)}`,
+    `bubble fraction    ${r.bubbleFraction.toFixed(4)}${formula ? `   (formula ${formula.expr} = ${formula.value.toFixed(4)})` : ""}`,
+    `speed-up bound     ${r.speedup.toFixed(3)} (total work / makespan)`,
+    `idle per worker    ${r.idle.map(fmt).join(" ")}`,
+    `peak activations   ${r.peakActivations.join(" ")}   (per stage, micro-batches${s.chunks > 1 ? " x chunks" : ""})`,
+  ];
+  if (delays && expected) {
+    lines.push(`delays per stage   ${delays.join(" ")}   (STEPs between F and B, max over micro-batches)`);
+    lines.push(`expected delays    ${expected.join(" ")}   (ceil((2(S-1-s)+1)/M))`);
+  }
+  if (f.lists) lines.push("", formatSchedule(s));
+  if (svgPath) lines.push(`wrote ${svgPath}`);
+  process.stdout.write(lines.join("\n") + "\n");
+  return 0;
+}

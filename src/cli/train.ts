@@ -1,0 +1,233 @@
+// `pipewright train`: flags -> TrainConfig, then the single-device loop (src/train/loop.ts) or, with
+// --schedule, the pipeline runtime's trainPipeline (src/pipeline/runtime/train-pipeline.ts).
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { helpText, parseFlags, UsageError, type CommandSpec, type FlagValues } from "./args.js";
+import { BACKEND_NAMES, setBackend, type BackendName } from "../backend/index.js";
+import { MODEL_NAMES, type ModelName } from "../nn/models/spec.js";
+import { lossCurveSvg } from "../report/loss-curve-svg.js";
+import { ProgressBar } from "../report/progress.js";
+import { checkpointConfig, trainSingleDevice, type TrainResult, type TrainSummary } from "../train/loop.js";
+import { parseMetrics, type MetricsRecord } from "../train/metrics.js";
+import {
+  EXECUTORS, LR_SCHEDULE_NAMES, MODEL_DEFAULTS, OPTIMIZER_NAMES, PARTITION_METHODS, PIPELINE_SCHEDULES,
+  RECOMPUTE_MODES, type ExecutorName, type LrScheduleName, type OptimizerName, type PartitionMethod,
+  type PipelineConfig, type PipelineScheduleName, type PipelineTrainOptions, type RecomputeMode, type TrainConfig,
+} from "../train/options.js";
+
+const perModel = (pick: (d: (typeof MODEL_DEFAULTS)[ModelName]) => string | number): string =>
+  MODEL_NAMES.map((m) => `${m} ${pick(MODEL_DEFAULTS[m])}`).join(", ");
+
+export const trainCommand: CommandSpec = {
+  name: "train",
+  summary: "Train a model on Fashion-MNIST (mlp, cnn, vit) or a text corpus (gpt), on one device or, with " +
+    "--schedule, as a pipeline. Shows a progress bar on stderr, evaluates on the test set after every epoch, " +
+    "and prints a summary (JSON with --json).",
+  flags: {
+    model: { type: "string", choices: MODEL_NAMES, help: "model to train (required unless --resume)" },
+    epochs: { type: "int", min: 1, default: 5, help: "epochs to train (total, counting resumed ones)", meta: "N" },
+    batch: { type: "int", min: 1, help: `mini-batch size (default per model: ${perModel((d) => d.batch)})`, meta: "B" },
+    lr: { type: "number", min: 0, help: `learning rate (default per model: ${perModel((d) => d.lr)})`, meta: "X" },
+    optimizer: { type: "string", choices: OPTIMIZER_NAMES, help: `optimizer (default per model: ${perModel((d) => d.optimizer)})` },
+    momentum: { type: "number", min: 0, help: "SGD momentum (default 0.9)", meta: "M" },
+    "weight-decay": { type: "number", min: 0, help: `weight decay (default per model: ${perModel((d) => d.weightDecay)})`, meta: "W" },
+    "schedule-lr": { type: "string", choices: LR_SCHEDULE_NAMES,
+      help: "LR schedule after warm-up: none, step (x0.1 after each third of the run) or cosine (to 0) (default cosine)" },
+    warmup: { type: "int", min: 0, help: `linear LR warm-up steps (default per model: ${perModel((d) => d.warmup)})`, meta: "K" },
+    seed: { type: "int", default: 0, help: "seed for initialisation and shuffling", meta: "S" },
+    save: { type: "string", help: "write a checkpoint (safetensors, atomically) after every epoch", meta: "FILE" },
+    resume: { type: "string", help: "continue exactly from a checkpoint written by --save; unset flags take the saved run's values", meta: "FILE" },
+    metrics: { type: "string", help: "write JSON-lines metrics (step and epoch records) to FILE", meta: "FILE" },
+    "log-every": { type: "int", min: 1, default: 1, help: "write a step record every N optimizer steps", meta: "N" },
+    data: { type: "string", help: "Fashion-MNIST directory with the four IDX .gz files, or 'slice' for the committed test slice (default /usr/share/datasets/fashion-mnist)", meta: "DIR" },
+    limit: { type: "int", min: 1, help: "use only the first N training and N test examples (gpt: N context windows per epoch)", meta: "N" },
+    text: { type: "string", help: "gpt: text corpus to train on (default: the committed fixtures/text/corpus.txt)", meta: "FILE" },
+    "steps-per-epoch": { type: "int", min: 1, help: "gpt: optimizer steps per epoch (default: one pass over the text, at least 50)", meta: "N" },
+    backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
+    json: { type: "bool", help: "print the final summary as one JSON object on stdout" },
+    svg: { type: "string", help: "draw loss/accuracy curves from the run's metrics into an SVG file", meta: "FILE" },
+    quiet: { type: "bool", help: "no progress bar or per-epoch lines on stderr" },
+    // Pipeline parallelism (issue 3): present only with --schedule.
+    schedule: { type: "string", choices: PIPELINE_SCHEDULES, meta: "NAME", help: `train as a pipeline with this schedule: ${PIPELINE_SCHEDULES.join(", ")}` },
+    stages: { type: "int", min: 1, help: "pipeline: number of stages (workers)", meta: "S" },
+    microbatches: { type: "int", min: 1, help: "pipeline: micro-batches per mini-batch", meta: "M" },
+    chunks: { type: "int", min: 1, help: "pipeline: model chunks per worker (interleaved only; default 1)", meta: "V" },
+    partition: { type: "string", choices: PARTITION_METHODS, help: "pipeline: how to cut the model into stages (default uniform)" },
+    balance: { type: "list", help: "pipeline: explicit units per stage, e.g. 3,2,3 (instead of --partition)", meta: "N,N,..." },
+    executor: { type: "string", choices: EXECUTORS, help: "pipeline: run stages in one thread (inline) or one worker thread each (default threads)" },
+    recompute: { type: "string", choices: RECOMPUTE_MODES, help: "pipeline: recompute activations in the backward pass (default never)" },
+  },
+  examples: [
+    "pipewright train --model cnn --epochs 5",
+    "pipewright train --model mlp --epochs 5 --save mlp.safetensors --metrics mlp.jsonl --svg mlp.svg",
+    "pipewright train --resume mlp.safetensors --epochs 8",
+    "pipewright train --model gpt --epochs 3 --text my.txt",
+    "pipewright train --model cnn --schedule 1f1b --stages 2 --microbatches 4 --executor threads",
+  ],
+};
+
+const PIPELINE_FLAGS = ["stages", "microbatches", "chunks", "partition", "balance", "executor", "recompute"] as const;
+
+/** Names of the flags that appear on the command line (so a resumed run keeps the saved values of the others). */
+export function givenFlags(argv: readonly string[]): Set<string> {
+  const out = new Set<string>();
+  for (const a of argv) if (a.startsWith("--")) out.add(a.slice(2).split("=")[0]);
+  return out;
+}
+
+/** Resolves flags into a TrainConfig: explicit flags, else the resumed run's values, else per-model defaults. */
+export function resolveTrainConfig(f: FlagValues, given: Set<string>, saved?: TrainConfig): TrainConfig {
+  const model = (f.model as ModelName | undefined) ?? saved?.model;
+  if (!model) throw new UsageError(`pipewright train: --model is required; choose one of: ${MODEL_NAMES.join(", ")}`);
+  if (saved && f.model !== undefined && saved.model !== model) {
+    throw new UsageError(`--model ${model} does not match the checkpoint, which holds a ${saved.model} model`);
+  }
+  const d = MODEL_DEFAULTS[model];
+  const base: TrainConfig = saved ?? {
+    model, epochs: 5, batch: d.batch, lr: d.lr, optimizer: d.optimizer, momentum: d.momentum,
+    weightDecay: d.weightDecay, scheduleLr: d.scheduleLr, warmup: d.warmup, seed: 0, logEvery: 1,
+  };
+  const pick = <K extends keyof TrainConfig>(key: K, flag: string): TrainConfig[K] =>
+    (given.has(flag) && f[flag] !== undefined ? f[flag] : base[key]) as TrainConfig[K];
+  const optimizer = pick("optimizer", "optimizer") as OptimizerName;
+  // Switching optimizer without naming lr/weight decay takes that optimizer's customary values.
+  const optDefaults = !saved && optimizer !== d.optimizer
+    ? (MODEL_NAMES.map((m) => MODEL_DEFAULTS[m]).find((x) => x.optimizer === optimizer) ?? d) : d;
+  const cfg: TrainConfig = {
+    model,
+    spec: saved?.spec,
+    epochs: given.has("epochs") || !saved ? (f.epochs as number) : saved.epochs,
+    batch: pick("batch", "batch"),
+    lr: given.has("lr") ? (f.lr as number) : saved ? saved.lr : optDefaults.lr,
+    optimizer,
+    momentum: pick("momentum", "momentum"),
+    weightDecay: given.has("weight-decay") ? (f["weight-decay"] as number) : saved ? saved.weightDecay : optDefaults.weightDecay,
+    scheduleLr: pick("scheduleLr", "schedule-lr") as LrScheduleName,
+    warmup: pick("warmup", "warmup"),
+    seed: pick("seed", "seed"),
+    data: pick("data", "data"),
+    limit: pick("limit", "limit"),
+    text: pick("text", "text"),
+    stepsPerEpoch: pick("stepsPerEpoch", "steps-per-epoch"),
+    save: f.save as string | undefined,
+    resume: f.resume as string | undefined,
+    metrics: f.metrics as string | undefined,
+    logEvery: pick("logEvery", "log-every"),
+  };
+  if (cfg.model !== "gpt") {
+    if (cfg.text !== undefined) throw new UsageError(`--text is for the gpt model; --model ${cfg.model} trains on Fashion-MNIST (see --data)`);
+    if (cfg.stepsPerEpoch !== undefined) throw new UsageError(`--steps-per-epoch is for the gpt model; --model ${cfg.model} runs one pass over the data per epoch`);
+  } else if (cfg.data !== undefined) {
+    throw new UsageError("--data is for the image models; --model gpt trains on a text corpus (see --text)");
+  }
+  return cfg;
+}
+
+/** The pipeline part of the flags, or null without --schedule; inconsistent combinations are usage errors. */
+export function resolvePipelineConfig(f: FlagValues, given: Set<string>): PipelineConfig | null {
+  if (f.schedule === undefined) {
+    const stray = PIPELINE_FLAGS.filter((n) => given.has(n));
+    if (stray.length) {
+      throw new UsageError(`${stray.map((n) => `--${n}`).join(", ")} only apply to pipeline training; add --schedule ${PIPELINE_SCHEDULES.join("|")}`);
+    }
+    return null;
+  }
+  const schedule = f.schedule as PipelineScheduleName;
+  if (f.stages === undefined) throw new UsageError(`--schedule ${schedule} needs --stages S (the number of pipeline stages)`);
+  if (f.microbatches === undefined) throw new UsageError(`--schedule ${schedule} needs --microbatches M (micro-batches per mini-batch)`);
+  const chunks = (f.chunks as number | undefined) ?? 1;
+  if (chunks > 1 && schedule !== "interleaved") {
+    throw new UsageError(`--chunks ${chunks} needs --schedule interleaved; ${schedule} runs one chunk per stage`);
+  }
+  let balance: number[] | undefined;
+  if (f.balance !== undefined) {
+    if (given.has("partition")) throw new UsageError("give either --partition or --balance, not both");
+    balance = (f.balance as string[]).map((s) => {
+      const n = Number(s);
+      if (!Number.isInteger(n) || n < 1) throw new UsageError(`--balance '${(f.balance as string[]).join(",")}': '${s}' is not a positive integer; e.g. --balance 3,2,3`);
+      return n;
+    });
+    if (balance.length !== (f.stages as number) * chunks) {
+      throw new UsageError(`--balance has ${balance.length} entries but --stages ${String(f.stages)}${chunks > 1 ? ` x --chunks ${chunks}` : ""} needs ${(f.stages as number) * chunks}`);
+    }
+  }
+  return {
+    schedule,
+    stages: f.stages as number,
+    microbatches: f.microbatches as number,
+    chunks,
+    partition: (f.partition as PartitionMethod | undefined) ?? "uniform",
+    balance,
+    executor: (f.executor as ExecutorName | undefined) ?? "threads",
+    recompute: (f.recompute as RecomputeMode | undefined) ?? "never",
+  };
+}
+
+type TrainPipelineFn = (opts: PipelineTrainOptions) => Promise<TrainResult>;
+
+/** Loads the pipeline runtime's entry point; a clear error while it does not exist yet. */
+async function loadTrainPipeline(): Promise<TrainPipelineFn> {
+  // A computed specifier: the module is optional until the pipeline runtime lands.
+  const specifier = ["..", "pipeline", "runtime", "train-pipeline.js"].join("/");
+  let mod: { trainPipeline?: TrainPipelineFn };
+  try {
+    mod = (await import(specifier)) as { trainPipeline?: TrainPipelineFn };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ERR_MODULE_NOT_FOUND" && String((e as Error).message).includes("train-pipeline")) {
+      throw new Error("pipeline training is not available yet (src/pipeline/runtime/train-pipeline.ts is missing); train without --schedule");
+    }
+    throw e;
+  }
+  if (typeof mod.trainPipeline !== "function") {
+    throw new Error("pipeline training is not available yet (src/pipeline/runtime/train-pipeline.ts does not export trainPipeline)");
+  }
+  return mod.trainPipeline;
+}
+
+export function formatSummary(s: TrainSummary): string {
+  const lines = [
+    `model        ${s.model} (${s.parameters.toLocaleString("en-US")} parameters, ${s.backend} backend)`,
+    `trained      ${s.epochs} epochs, ${s.steps} steps${s.resumed_from ? ` (resumed at epoch ${s.resumed_from.epoch})` : ""}`,
+    `train loss   ${s.train_loss === null ? "-" : s.train_loss.toFixed(4)}`,
+    `test loss    ${s.test_loss === null ? "-" : s.test_loss.toFixed(4)}`,
+  ];
+  if (s.test_acc !== null) {
+    lines.push(`test acc     ${(s.test_acc * 100).toFixed(2)}%` +
+      (s.best_test_acc !== null ? ` (best ${(s.best_test_acc * 100).toFixed(2)}%)` : ""));
+  }
+  if (s.test_ppl !== null) lines.push(`perplexity   ${s.test_ppl.toFixed(3)}`);
+  lines.push(`throughput   ${s.samples_per_s.toFixed(0)} samples/s`, `elapsed      ${s.elapsed_s.toFixed(1)} s`);
+  if (s.checkpoint) lines.push(`checkpoint   ${s.checkpoint}`);
+  if (s.metrics) lines.push(`metrics      ${s.metrics}`);
+  return lines.join("\n");
+}
+
+export async function runTrain(argv: string[]): Promise<number> {
+  const f = parseFlags(trainCommand, argv);
+  if (f.help) { process.stdout.write(helpText(trainCommand) + "\n"); return 0; }
+  const given = givenFlags(argv);
+  if (f.resume !== undefined && !existsSync(f.resume as string)) {
+    throw new UsageError(`--resume ${String(f.resume)}: no such checkpoint file`);
+  }
+  const saved = f.resume !== undefined ? checkpointConfig(f.resume as string) : undefined;
+  const cfg = resolveTrainConfig(f, given, saved);
+  const pipeline = resolvePipelineConfig(f, given);
+  if (f.backend !== undefined) setBackend(f.backend as BackendName);
+
+  const quiet = f.quiet === true;
+  const bar = quiet ? undefined : new ProgressBar(process.stderr);
+  const hooks = { progress: bar, log: quiet ? undefined : (m: string): void => (bar ? bar.log(m) : undefined) };
+  const result = pipeline
+    ? await (await loadTrainPipeline())({ ...cfg, pipeline, quiet })
+    : await trainSingleDevice(cfg, hooks);
+
+  if (f.svg !== undefined) {
+    // The metrics file holds earlier segments of a resumed run too; without one, this run's records.
+    const records: MetricsRecord[] = cfg.metrics && existsSync(cfg.metrics)
+      ? parseMetrics(readFileSync(cfg.metrics, "utf8"), cfg.metrics) : result.records;
+    writeFileSync(f.svg as string, lossCurveSvg(records, `pipewright train --model ${cfg.model}`));
+  }
+  if (f.json) process.stdout.write(JSON.stringify(result.summary) + "\n");
+  else process.stdout.write(formatSummary(result.summary) + (f.svg !== undefined ? `\ncurves       ${String(f.svg)}` : "") + "\n");
+  return 0;
+}

@@ -1,0 +1,19 @@
+// Loss wrappers shaped for models: logits [..., C] against integer class targets, one per row.
+import { crossEntropy, reshape } from "../autograd/index.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { fmt } from "../tensor/shape.js";
+
+/**
+ * Cross-entropy of logits [..., C] (e.g. gpt's [B, T, vocab]) against targets with one class per
+ * leading position, flattened row-major. `reduction` as in torch.
+ */
+export function crossEntropyLoss(logits: Tensor, targets: Int32Array, reduction: "mean" | "sum" = "mean"): Tensor {
+  if (logits.rank < 2) throw new Error(`crossEntropyLoss: logits ${fmt(logits.shape)} must have rank >= 2`);
+  const classes = logits.shape[logits.rank - 1];
+  const rows = logits.size / classes;
+  if (targets.length !== rows) {
+    throw new Error(`crossEntropyLoss: logits ${fmt(logits.shape)} need ${rows} targets, got ${targets.length}`);
+  }
+  const flat = logits.rank === 2 ? logits : reshape(logits, [rows, classes]);
+  return crossEntropy(flat, targets, reduction);
+}

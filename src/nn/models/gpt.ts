@@ -1,0 +1,40 @@
+// Character-level GPT: token + position embedding, causal pre-norm blocks, LayerNorm, head -> [B, T, vocab].
+import { add } from "../../autograd/index.js";
+import { Tensor } from "../../tensor/tensor.js";
+import type { Rng } from "../../tensor/random.js";
+import { fmt } from "../../tensor/shape.js";
+import { Module } from "../module.js";
+import { Embedding } from "../embedding.js";
+import { LayerNorm } from "../norm.js";
+import { Linear } from "../linear.js";
+import { TransformerBlock } from "../transformer.js";
+import type { ResolvedSpec } from "./spec.js";
+
+/** Token ids [B, T] (integer values as floats) -> tok(ids) + pos(0..T-1), [B, T, D]. */
+export class TokenPositionEmbedding extends Module {
+  readonly tok: Embedding;
+  readonly pos: Embedding;
+  private positions: Tensor | null = null;
+
+  constructor(readonly vocab: number, readonly context: number, readonly dim: number, rng: Rng) {
+    super();
+    this.tok = this.registerModule("tok", new Embedding(vocab, dim, rng));
+    this.pos = this.registerModule("pos", new Embedding(context, dim, rng));
+  }
+
+  forward(ids: Tensor): Tensor {
+    if (ids.rank !== 2 || ids.shape[1] > this.context || ids.shape[1] === 0) {
+      throw new Error(`TokenPositionEmbedding: ids ${fmt(ids.shape)} must be [B, T] with 1 <= T <= context ${this.context}`);
+    }
+    const t = ids.shape[1];
+    if (!this.positions || this.positions.size !== t) this.positions = Tensor.from(Array.from({ length: t }, (_, i) => i), [t]);
+    return add(this.tok.forward(ids), this.pos.forward(this.positions)); // [B, T, D] + [T, D]
+  }
+}
+
+export function gptUnits(spec: ResolvedSpec<"gpt">, rng: Rng): Module[] {
+  const units: Module[] = [new TokenPositionEmbedding(spec.vocab, spec.context, spec.dim, rng)];
+  for (let i = 0; i < spec.depth; i++) units.push(new TransformerBlock(spec.dim, spec.heads, rng, { causal: true }));
+  units.push(new LayerNorm(spec.dim), new Linear(spec.dim, spec.vocab, rng));
+  return units;
+}

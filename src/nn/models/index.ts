@@ -1,0 +1,45 @@
+// createModel(spec, seed) and the shared benchmark configurations.
+import { Rng } from "../../tensor/random.js";
+import type { Module } from "../module.js";
+import { Model } from "./model.js";
+import { mlpUnits } from "./mlp.js";
+import { cnnUnits } from "./cnn.js";
+import { vitUnits } from "./vit.js";
+import { gptUnits } from "./gpt.js";
+import { resolveSpec, type ModelSpec } from "./spec.js";
+
+export { Model } from "./model.js";
+export { PatchEmbedding, TokenMean } from "./vit.js";
+export { TokenPositionEmbedding } from "./gpt.js";
+export * from "./spec.js";
+
+/** Builds a model from its JSON spec; all initial weights come from Rng(seed), so workers agree. */
+export function createModel(spec: ModelSpec, seed: number): Model {
+  const s = resolveSpec(spec);
+  const rng = new Rng(seed);
+  let units: Module[];
+  switch (s.name) {
+    case "mlp": units = mlpUnits(s, rng); break;
+    case "cnn": units = cnnUnits(s, rng); break;
+    case "vit": units = vitUnits(s, rng); break;
+    case "gpt": units = gptUnits(s, rng); break;
+  }
+  return new Model(s, units);
+}
+
+export interface BenchConfig {
+  model: "mlp" | "cnn" | "gpt";
+  spec: ModelSpec;
+  batch: number;
+  /** Input batch shape: images [B, 1, 28, 28] (mlp flattens them) or token ids [B, T]. */
+  inputShape: number[];
+  /** Classes per prediction (gpt: vocab, one target per position). */
+  classes: number;
+}
+
+/** The three `pipewright bench engine` configurations (issue 2), shared with scripts/torch_bench. */
+export const BENCH_CONFIGS: readonly BenchConfig[] = Object.freeze([
+  { model: "mlp", spec: { name: "mlp", input: 784, hidden: [1024, 1024], classes: 10 }, batch: 128, inputShape: [128, 1, 28, 28], classes: 10 },
+  { model: "cnn", spec: { name: "cnn", channels: [32, 64], hidden: 128, classes: 10, norm: "none" }, batch: 64, inputShape: [64, 1, 28, 28], classes: 10 },
+  { model: "gpt", spec: { name: "gpt", vocab: 256, dim: 256, heads: 4, depth: 4, context: 128 }, batch: 16, inputShape: [16, 128], classes: 256 },
+]);

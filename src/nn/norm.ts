@@ -1,0 +1,84 @@
+// Normalisation layers with torch's parameter and buffer names (weight, bias, running_mean, …).
+import { batchNorm, groupNorm, layerNorm } from "../autograd/index.js";
+import { Tensor } from "../tensor/tensor.js";
+import { fmt } from "../tensor/shape.js";
+import { Module } from "./module.js";
+import { checkPositiveInt } from "./validate.js";
+
+/** Layer norm over the last axis of size `dim`, affine weight = 1, bias = 0 initially. */
+export class LayerNorm extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+
+  constructor(readonly dim: number, readonly eps = 1e-5) {
+    super();
+    checkPositiveInt("LayerNorm dim", dim);
+    this.weight = this.registerParameter("weight", Tensor.ones([dim]));
+    this.bias = this.registerParameter("bias", Tensor.zeros([dim]));
+  }
+
+  forward(x: Tensor): Tensor {
+    if (x.shape[x.rank - 1] !== this.dim) {
+      throw new Error(`LayerNorm(${this.dim}): input ${fmt(x.shape)} must end in ${this.dim}`);
+    }
+    return layerNorm(x, this.weight, this.bias, this.eps);
+  }
+}
+
+/** Group norm of [N, C, ...] with `groups` groups of C/groups channels each. */
+export class GroupNorm extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+
+  constructor(readonly groups: number, readonly channels: number, readonly eps = 1e-5) {
+    super();
+    checkPositiveInt("GroupNorm groups", groups);
+    checkPositiveInt("GroupNorm channels", channels);
+    if (channels % groups !== 0) throw new Error(`GroupNorm: channels ${channels} must be divisible by groups ${groups}`);
+    this.weight = this.registerParameter("weight", Tensor.ones([channels]));
+    this.bias = this.registerParameter("bias", Tensor.zeros([channels]));
+  }
+
+  forward(x: Tensor): Tensor { return groupNorm(x, this.groups, this.weight, this.bias, this.eps); }
+}
+
+/**
+ * Batch norm over [N, C, H, W] like torch.nn.BatchNorm2d: batch statistics in training (running
+ * stats updated with `momentum`, unbiased variance), running statistics in eval.
+ */
+export class BatchNorm2d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  readonly runningMean: Tensor;
+  readonly runningVar: Tensor;
+  /** Float scalar (torch keeps an int64); counts training forwards that updated the statistics. */
+  readonly numBatchesTracked: Tensor;
+  /**
+   * When false, training forwards use batch statistics but leave the running statistics alone; a
+   * pipeline turns it off for recomputed forwards and for all but one micro-batch pass if it wants.
+   */
+  updateRunningStats = true;
+
+  constructor(readonly channels: number, readonly eps = 1e-5, readonly momentum = 0.1) {
+    super();
+    checkPositiveInt("BatchNorm2d channels", channels);
+    this.weight = this.registerParameter("weight", Tensor.ones([channels]));
+    this.bias = this.registerParameter("bias", Tensor.zeros([channels]));
+    this.runningMean = this.registerBuffer("running_mean", Tensor.zeros([channels]));
+    this.runningVar = this.registerBuffer("running_var", Tensor.ones([channels]));
+    this.numBatchesTracked = this.registerBuffer("num_batches_tracked", Tensor.zeros([]));
+  }
+
+  forward(x: Tensor): Tensor {
+    if (x.rank !== 4 || x.shape[1] !== this.channels) {
+      throw new Error(`BatchNorm2d(${this.channels}): input ${fmt(x.shape)} must be [N, ${this.channels}, H, W]`);
+    }
+    const update = this.training && this.updateRunningStats;
+    // Scratch copies absorb the op's in-place update when the statistics must stay unchanged.
+    const mean = update || !this.training ? this.runningMean : this.runningMean.clone();
+    const variance = update || !this.training ? this.runningVar : this.runningVar.clone();
+    const y = batchNorm(x, this.weight, this.bias, mean, variance, this.training, this.momentum, this.eps);
+    if (update) this.numBatchesTracked.data[0] += 1;
+    return y;
+  }
+}

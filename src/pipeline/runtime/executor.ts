@@ -1,0 +1,50 @@
+// The executor interface: run one optimizer step of the schedule on a mini-batch already split into
+// micro-batches, and hand back the trained weights. `inline` and `threads` implement it.
+import type { Tensor } from "../../tensor/tensor.js";
+import type { MicrobatchMetrics } from "../stage.js";
+import type { OptimizerState } from "../../optim/index.js";
+
+/** One mini-batch, split: micro-batch j = (inputs[j], labels[j]); scale = 1 / targets in the mini-batch. */
+export interface SplitBatch {
+  inputs: readonly Tensor[];
+  labels: readonly Int32Array[];
+  /** The loss-scaling rule: every micro-batch's summed loss is multiplied by this. */
+  scale: number;
+}
+
+export interface StepResult {
+  /** Mini-batch mean loss (sum of the scaled micro-batch losses). */
+  loss: number;
+  correct: number;
+  count: number;
+  perMicrobatch: MicrobatchMetrics[];
+  /** Seconds each worker spent inside actions during the step. */
+  busy: number[];
+}
+
+export interface Executor {
+  readonly name: "inline" | "threads";
+  /** Runs the schedule's lists once (one optimizer step) with the given learning-rate factor. */
+  step(batch: SplitBatch, lrFactor?: number): Promise<StepResult>;
+  /** Copies of every parameter and buffer, named as in the full model's state dict. */
+  stateDict(): Promise<Map<string, Tensor>>;
+  /**
+   * Every stage's optimizer state merged into the single-device shape (one group, parameters in
+   * `order`, the model's parameter order), e.g. for a checkpoint.
+   */
+  optimizerState(order: readonly string[]): Promise<OptimizerState>;
+  close(): Promise<void>;
+}
+
+export function checkBatch(batch: SplitBatch, microbatches: number): void {
+  if (batch.inputs.length !== microbatches || batch.labels.length !== microbatches) {
+    throw new Error(`the schedule runs ${microbatches} micro-batches per step, got ${batch.inputs.length} inputs and ${batch.labels.length} label sets`);
+  }
+  if (!(batch.scale > 0) || !Number.isFinite(batch.scale)) throw new Error(`loss scale must be a positive number, got ${batch.scale}`);
+}
+
+export function sumMetrics(per: MicrobatchMetrics[], busy: number[]): StepResult {
+  let loss = 0, correct = 0, count = 0;
+  for (const m of per) { loss += m.loss; correct += m.correct; count += m.count; }
+  return { loss, correct, count, perMicrobatch: per, busy };
+}

@@ -1,0 +1,83 @@
+// The inline executor: every worker's interpreter in one thread, the deterministic reference. Workers
+// are visited round-robin in index order; each runs until its next action waits for a message. A
+// full round without progress is a deadlock, reported with every worker's stuck action. Messages are
+// handed over by reference (no copies at all).
+import type { Model } from "../../nn/models/model.js";
+import { Tensor } from "../../tensor/tensor.js";
+import { formatAction } from "../schedule/action.js";
+import type { MicrobatchMetrics } from "../stage.js";
+import { checkBatch, sumMetrics, type Executor, type SplitBatch, type StepResult } from "./executor.js";
+import { messageKey, WorkerInterpreter, type WeightHooks } from "./interpreter.js";
+import type { OptimizerState } from "../../optim/index.js";
+import { mergeStates } from "./optimizer-state.js";
+import { buildWorkerStages, shapeOf, type PipelineSetup } from "./setup.js";
+
+export class InlineExecutor implements Executor {
+  readonly name = "inline" as const;
+  private readonly workers: WorkerInterpreter[];
+  private metrics = new Map<number, MicrobatchMetrics>();
+
+  /** Trains `model` in place (its units become the stages). */
+  constructor(private readonly model: Model, private readonly setup: PipelineSetup, hooks?: WeightHooks) {
+    const { schedule } = setup;
+    const shape = shapeOf(schedule);
+    model.train();
+    const outbox = { send: (to: number, key: string, payload: Parameters<WorkerInterpreter["deliver"]>[1]) => this.workers[to].deliver(key, payload) };
+    this.workers = schedule.workers.map((actions, w) => new WorkerInterpreter({
+      worker: w, actions, stages: buildWorkerStages(model, setup, w), shape, outbox, hooks,
+      onMetrics: (mb, m) => { this.metrics.set(mb, m); },
+    }));
+  }
+
+  async step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> {
+    const { schedule } = this.setup;
+    const M = schedule.microbatches;
+    checkBatch(batch, M);
+    const S = schedule.stages;
+    const V = S * schedule.chunks;
+    const first = this.workers[schedule.stageToWorker[0]];
+    const last = this.workers[schedule.stageToWorker[(V - 1) % S]];
+    for (let j = 0; j < M; j++) {
+      const x = batch.inputs[j];
+      first.deliver(messageKey.activation(0, j), { kind: "tensor", data: x.data, shape: [...x.shape] });
+      last.deliver(messageKey.targets(j), { kind: "targets", labels: batch.labels[j], scale: batch.scale });
+    }
+    for (const w of this.workers) w.reset(lrFactor);
+    this.metrics.clear();
+    let pending = this.workers.length;
+    const finished = new Array<boolean>(this.workers.length).fill(false);
+    while (pending > 0) {
+      let progress = false;
+      for (const w of this.workers) {
+        if (finished[w.worker]) continue;
+        const before = w.next;
+        if (w.pump()) { finished[w.worker] = true; pending--; progress = true; } else if (w.next !== before) progress = true;
+      }
+      if (!progress) {
+        const stuck = this.workers.filter((w) => !finished[w.worker])
+          .map((w) => `worker ${w.worker} at ${formatAction(w.next!)} waiting for ${w.waitingFor().join(", ")}`);
+        throw new Error(`pipeline deadlock: ${stuck.join("; ")}`);
+      }
+    }
+    const per = Array.from({ length: M }, (_, j) => {
+      const m = this.metrics.get(j);
+      if (!m) throw new Error(`micro-batch ${j} produced no loss`);
+      return m;
+    });
+    return sumMetrics(per, this.workers.map((w) => w.busy.F + w.busy.B + w.busy.W + w.busy.STEP));
+  }
+
+  async stateDict(): Promise<Map<string, Tensor>> {
+    const out = new Map<string, Tensor>();
+    for (const [k, t] of this.model.stateDict()) out.set(k, t.clone());
+    return out;
+  }
+
+  async optimizerState(order: readonly string[]): Promise<OptimizerState> {
+    const parts = this.workers.flatMap((w) => [...w.stages.values()].flatMap((s) => (s.optimizer ? [s.optimizer.stateDict()] : [])));
+    return mergeStates(parts, order);
+  }
+
+  async close(): Promise<void> { /* nothing to release */ }
+}
+

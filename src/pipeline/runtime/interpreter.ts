@@ -1,0 +1,248 @@
+// The interpreter of one worker's action list, shared by every executor. It only executes actions:
+// F/B/W on the stage chunks the worker holds, STEP on a physical stage's optimizer. Inputs arrive as
+// named messages in a mailbox; `pump()` runs actions until the list ends or the next action waits for
+// a message that has not arrived (the executor calls it again after delivering one). Because every
+// action consumes only named inputs, in list order, the numbers never depend on timing.
+//
+// Asynchronous schedules (STEP interleaved with F/B, weight versions per micro-batch) plug in through
+// `WeightHooks`, called at F, B, W and STEP with the physical stage and micro-batch: a weight policy
+// swaps in the version a micro-batch must see and restores it afterwards; the interpreter itself
+// needs no change.
+import { type Action, formatAction, virtualStage } from "../schedule/action.js";
+import { Tensor } from "../../tensor/tensor.js";
+import type { MicrobatchMetrics, MicrobatchTargets, Stage } from "../stage.js";
+import type { OptimizerState } from "../../optim/index.js";
+
+/** A message body: an activation or gradient tensor, or the targets of a micro-batch. */
+export type Payload =
+  | { kind: "tensor"; data: Float32Array; shape: number[] }
+  | { kind: "targets"; labels: Int32Array; scale: number };
+
+/** Message names: everything a worker consumes is named by (what, virtual stage, micro-batch). */
+export const messageKey = {
+  /** Input activation of virtual stage v (v = 0: the model input from the data loader). */
+  activation: (v: number, mb: number): string => `a${v}:${mb}`,
+  /** Gradient of the output of virtual stage v. */
+  gradient: (v: number, mb: number): string => `g${v}:${mb}`,
+  /** Targets of micro-batch mb, consumed by the last virtual stage. */
+  targets: (mb: number): string => `y${mb}`,
+};
+
+export interface Outbox {
+  /**
+   * Delivers a message to worker `to`. With `transferable`, the sender no longer needs the buffer and
+   * an executor may move it instead of copying.
+   */
+  send(to: number, key: string, payload: Payload, transferable: boolean): void;
+}
+
+/** The minimal optimizer surface a stage needs (src/optim's Optimizer satisfies it). */
+export interface StageOptimizer {
+  step(): void;
+  zeroGrad(): void;
+  setLrFactor(factor: number): void;
+  stateDict(): OptimizerState;
+  loadStateDict(s: OptimizerState): void;
+}
+
+/** A physical stage: its chunks (virtual stages chunk*S+index) and one optimizer over all of them. */
+export interface PhysicalStage {
+  readonly index: number;
+  /** chunks[c] = the Stage of chunk c. */
+  readonly chunks: readonly Stage[];
+  readonly optimizer: StageOptimizer | null;
+}
+
+/** Weight-policy hooks (asynchronous methods); all optional, all synchronous. */
+export interface WeightHooks {
+  beforeForward?(stage: PhysicalStage, chunk: number, microbatch: number): void;
+  afterForward?(stage: PhysicalStage, chunk: number, microbatch: number): void;
+  beforeBackward?(stage: PhysicalStage, chunk: number, microbatch: number): void;
+  afterBackward?(stage: PhysicalStage, chunk: number, microbatch: number): void;
+  beforeStep?(stage: PhysicalStage, step: number): void;
+  afterStep?(stage: PhysicalStage, step: number): void;
+}
+
+export interface PipelineShape {
+  /** Physical stages S. */
+  stages: number;
+  /** Chunks per stage v. */
+  chunks: number;
+  /** Backward split into B and W (zero-bubble). */
+  splitBackward: boolean;
+  /** stageToWorker[s]. */
+  stageToWorker: readonly number[];
+}
+
+/** An error inside an action, naming the stage and the action ("1F3"). */
+export class PipelineActionError extends Error {
+  constructor(readonly worker: number, readonly stage: number, readonly action: string, readonly causeMessage: string,
+    readonly causeStack?: string) {
+    super(`stage ${stage}, action ${action} (worker ${worker}): ${causeMessage}`);
+    this.name = "PipelineActionError";
+  }
+}
+
+export interface InterpreterOptions {
+  worker: number;
+  actions: readonly Action[];
+  /** The physical stages this worker runs, by stage index. */
+  stages: ReadonlyMap<number, PhysicalStage>;
+  shape: PipelineShape;
+  outbox: Outbox;
+  /** Called with the metrics of each micro-batch the last virtual stage finishes forward. */
+  onMetrics?(microbatch: number, m: MicrobatchMetrics): void;
+  hooks?: WeightHooks;
+}
+
+export class WorkerInterpreter {
+  readonly worker: number;
+  readonly mailbox = new Map<string, Payload>();
+  private readonly o: InterpreterOptions;
+  private pc = 0;
+  private actions: readonly Action[];
+  private lrFactor = 1;
+  /** Seconds spent inside actions since the last reset, per kind (for profiling and benchmarks). */
+  readonly busy = { F: 0, B: 0, W: 0, STEP: 0 };
+
+  constructor(o: InterpreterOptions) {
+    this.o = o;
+    this.worker = o.worker;
+    this.actions = o.actions;
+    for (const a of o.actions) {
+      if (!o.stages.has(a.stage)) throw new Error(`worker ${o.worker} got action ${formatAction(a)} for stage ${a.stage}, which it does not hold`);
+      if (a.kind !== "STEP" && !o.stages.get(a.stage)!.chunks[a.chunk]) {
+        throw new Error(`worker ${o.worker} got action ${formatAction(a)} for chunk ${a.chunk}, which stage ${a.stage} does not hold`);
+      }
+    }
+  }
+
+  /** The physical stages this worker runs. */
+  get stages(): ReadonlyMap<number, PhysicalStage> { return this.o.stages; }
+
+  get done(): boolean { return this.pc >= this.actions.length; }
+
+  /** The next action, or null when finished. */
+  get next(): Action | null { return this.actions[this.pc] ?? null; }
+
+  /** Rewinds to the start of the list (the next mini-batch of a synchronous schedule). */
+  reset(lrFactor = 1, actions?: readonly Action[]): void {
+    this.pc = 0;
+    this.lrFactor = lrFactor;
+    if (actions) this.actions = actions;
+    this.busy.F = this.busy.B = this.busy.W = this.busy.STEP = 0;
+  }
+
+  deliver(key: string, payload: Payload): void {
+    if (this.mailbox.has(key)) throw new Error(`worker ${this.worker}: message ${key} arrived twice`);
+    this.mailbox.set(key, payload);
+  }
+
+  /** Message keys the next action still waits for (empty when it can run). */
+  waitingFor(): string[] {
+    const a = this.next;
+    if (!a) return [];
+    return this.needs(a).filter((k) => !this.mailbox.has(k));
+  }
+
+  private needs(a: Action): string[] {
+    const { stages: S, chunks: v } = this.o.shape;
+    const vs = virtualStage(a.stage, a.chunk, S);
+    const last = S * v - 1;
+    if (a.kind === "F") return vs === last ? [messageKey.activation(vs, a.microbatch), messageKey.targets(a.microbatch)] : [messageKey.activation(vs, a.microbatch)];
+    if (a.kind === "B") return vs === last ? [] : [messageKey.gradient(vs, a.microbatch)];
+    return [];
+  }
+
+  /** Runs actions until the list ends (true) or the next one waits for a message (false). */
+  pump(): boolean {
+    while (this.pc < this.actions.length) {
+      const a = this.actions[this.pc];
+      const keys = this.needs(a);
+      if (keys.some((k) => !this.mailbox.has(k))) return false;
+      const t0 = performance.now();
+      try {
+        this.execute(a, keys);
+      } catch (e) {
+        const err = e instanceof Error ? e : new Error(String(e));
+        if (err instanceof PipelineActionError) throw err;
+        throw new PipelineActionError(this.worker, a.stage, formatAction(a), err.message, err.stack);
+      }
+      this.busy[a.kind] += (performance.now() - t0) / 1000;
+      this.pc++;
+    }
+    return true;
+  }
+
+  private take(key: string): Payload {
+    const p = this.mailbox.get(key)!;
+    this.mailbox.delete(key);
+    return p;
+  }
+
+  private execute(a: Action, keys: string[]): void {
+    const { stages: S, chunks: v, splitBackward, stageToWorker } = this.o.shape;
+    const phys = this.o.stages.get(a.stage)!;
+    const hooks = this.o.hooks;
+    if (a.kind === "STEP") {
+      hooks?.beforeStep?.(phys, a.microbatch);
+      if (phys.optimizer) {
+        phys.optimizer.setLrFactor(this.lrFactor);
+        phys.optimizer.step();
+        phys.optimizer.zeroGrad();
+      }
+      for (const c of phys.chunks) c.commitStatistics();
+      hooks?.afterStep?.(phys, a.microbatch);
+      return;
+    }
+    const stage = phys.chunks[a.chunk];
+    const vs = virtualStage(a.stage, a.chunk, S);
+    const mb = a.microbatch;
+    if (a.kind === "F") {
+      const x = this.take(keys[0]);
+      if (x.kind !== "tensor") throw new Error(`message ${keys[0]} is not a tensor`);
+      let targets: MicrobatchTargets | null = null;
+      if (keys.length > 1) {
+        const y = this.take(keys[1]);
+        if (y.kind !== "targets") throw new Error(`message ${keys[1]} does not hold targets`);
+        targets = { labels: y.labels, scale: y.scale };
+      }
+      hooks?.beforeForward?.(phys, a.chunk, mb);
+      const r = stage.forward(mb, new Tensor(x.data, x.shape), targets);
+      hooks?.afterForward?.(phys, a.chunk, mb);
+      if (r.metrics) this.o.onMetrics?.(mb, r.metrics);
+      if (r.output) {
+        const to = stageToWorker[(vs + 1) % S];
+        this.o.outbox.send(to, messageKey.activation(vs + 1, mb),
+          { kind: "tensor", data: r.output.data, shape: [...r.output.shape] }, r.transferable);
+      }
+      return;
+    }
+    if (a.kind === "B") {
+      let g: Float32Array | null = null;
+      if (keys.length) {
+        const p = this.take(keys[0]);
+        if (p.kind !== "tensor") throw new Error(`message ${keys[0]} is not a tensor`);
+        g = p.data;
+      }
+      hooks?.beforeBackward?.(phys, a.chunk, mb);
+      const gin = stage.backward(mb, g, splitBackward);
+      hooks?.afterBackward?.(phys, a.chunk, mb);
+      if (vs > 0) {
+        if (!gin) throw new Error(`stage ${a.stage} produced no input gradient`);
+        const to = stageToWorker[(vs - 1) % S];
+        this.o.outbox.send(to, messageKey.gradient(vs - 1, mb), { kind: "tensor", data: gin.data, shape: [...gin.shape] }, true);
+      }
+      return;
+    }
+    if (a.kind === "W") {
+      if (!splitBackward) throw new Error(`W in a schedule whose backward is not split`);
+      stage.weightGrad(mb);
+      return;
+    }
+    throw new Error(`unknown action kind '${String((a as Action).kind)}'`);
+  }
+
+  /** Number of the last virtual stage. */
+  get lastVirtualStage(): number { return this.o.shape.stages * this.o.shape.chunks - 1; }
+}

@@ -1,0 +1,45 @@
+// Messages between the main thread and pipeline worker threads, and between neighbouring workers.
+import type { MessagePort } from "node:worker_threads";
+import type { BackendName } from "../../backend/index.js";
+import type { MicrobatchMetrics } from "../stage.js";
+import type { Payload } from "./interpreter.js";
+import type { PipelineSetup } from "./setup.js";
+import type { PlainOptimizerState } from "./optimizer-state.js";
+
+/** A named tensor as plain arrays (state dicts cross threads this way). */
+export type StateEntry = [name: string, data: Float32Array, shape: number[]];
+
+export interface WorkerInit {
+  worker: number;
+  setup: PipelineSetup;
+  backend: BackendName;
+  /** Initial parameters and buffers of the whole model (the main thread's, after any checkpoint load). */
+  state: StateEntry[];
+  /** peers[w] = port to worker w (absent for itself). */
+  peers: Record<number, MessagePort>;
+}
+
+/** Main -> worker. */
+export type ToWorker =
+  | {
+    type: "step";
+    lrFactor: number;
+    /** Model inputs of the micro-batches (only for the worker holding virtual stage 0). */
+    inputs: { mb: number; data: Float32Array; shape: number[] }[];
+    /** Targets (only for the worker holding the last virtual stage). */
+    targets: { mb: number; labels: Int32Array; scale: number }[];
+  }
+  | { type: "state" }
+  | { type: "optimizer" }
+  | { type: "close" };
+
+/** Worker -> main. */
+export type FromWorker =
+  | { type: "ready"; worker: number }
+  | { type: "done"; worker: number; metrics: [number, MicrobatchMetrics][]; busy: number }
+  | { type: "state"; worker: number; entries: StateEntry[] }
+  | { type: "optimizer"; worker: number; states: PlainOptimizerState[] }
+  | { type: "error"; worker: number; stage: number | null; action: string | null; message: string; stack?: string };
+
+/** Worker -> worker. */
+export interface PeerMessage { key: string; payload: Payload }

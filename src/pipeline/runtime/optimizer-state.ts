@@ -1,0 +1,61 @@
+// Optimizer state across a pipeline: each stage's optimizer holds the state of its own parameters;
+// a checkpoint holds one single-device-shaped state (one group, parameters in model order), so a
+// pipeline checkpoint resumes on one device and the other way round. These helpers merge stage
+// states into that shape and cut it back per stage; the plain form crosses worker threads.
+import type { OptimizerState } from "../../optim/index.js";
+import { Tensor } from "../../tensor/tensor.js";
+import type { StateEntry } from "./messages.js";
+
+export interface PlainOptimizerState {
+  kind: string;
+  groups: OptimizerState["groups"];
+  steps: Record<string, number>;
+  tensors: StateEntry[];
+}
+
+export function toPlain(s: OptimizerState): PlainOptimizerState {
+  return {
+    kind: s.kind,
+    groups: s.groups.map((g) => ({ hyper: { ...g.hyper }, baseLr: g.baseLr, params: [...g.params] })),
+    steps: { ...s.steps },
+    tensors: [...s.tensors].map(([k, t]) => [k, t.data.slice(), [...t.shape]]),
+  };
+}
+
+export function fromPlain(p: PlainOptimizerState): OptimizerState {
+  return {
+    kind: p.kind,
+    groups: p.groups.map((g) => ({ hyper: { ...g.hyper }, baseLr: g.baseLr, params: [...g.params] })),
+    steps: { ...p.steps },
+    tensors: new Map(p.tensors.map(([k, data, shape]) => [k, new Tensor(data, shape)])),
+  };
+}
+
+/** One group over every stage's parameters, in `order` (the model's parameter order). */
+export function mergeStates(parts: readonly OptimizerState[], order: readonly string[]): OptimizerState {
+  if (parts.length === 0) throw new Error("no optimizer states to merge");
+  const known = new Set(parts.flatMap((p) => p.groups.flatMap((g) => g.params)));
+  const tensors = new Map<string, Tensor>();
+  const steps: Record<string, number> = {};
+  for (const p of parts) {
+    if (p.kind !== parts[0].kind) throw new Error(`stages use different optimizers: ${parts[0].kind} and ${p.kind}`);
+    for (const [k, t] of p.tensors) tensors.set(k, t);
+    Object.assign(steps, p.steps);
+  }
+  const g = parts[0].groups[0];
+  return { kind: parts[0].kind, groups: [{ hyper: { ...g.hyper }, baseLr: g.baseLr, params: order.filter((n) => known.has(n)) }], steps, tensors };
+}
+
+/** The part of a single-group state that belongs to the parameters `names` (one stage). */
+export function sliceState(full: OptimizerState, names: readonly string[]): OptimizerState {
+  if (full.groups.length !== 1) throw new Error(`a pipeline resumes optimizer state with one parameter group, got ${full.groups.length}`);
+  const mine = new Set(names);
+  const missing = names.filter((n) => !full.groups[0].params.includes(n));
+  if (missing.length) throw new Error(`optimizer state lacks parameters ${missing.join(", ")}`);
+  const tensors = new Map<string, Tensor>();
+  for (const [k, t] of full.tensors) if (mine.has(k.slice(0, k.lastIndexOf(".")))) tensors.set(k, t);
+  const steps: Record<string, number> = {};
+  for (const [k, v] of Object.entries(full.steps)) if (mine.has(k)) steps[k] = v;
+  const g = full.groups[0];
+  return { kind: full.kind, groups: [{ hyper: { ...g.hyper }, baseLr: g.baseLr, params: [...names] }], steps, tensors };
+}

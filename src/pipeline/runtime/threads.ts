@@ -1,0 +1,150 @@
+// The threads executor: one worker_thread per pipeline worker, connected pairwise by MessageChannels
+// so activations and gradients go from neighbour to neighbour without the main thread; their
+// buffers are transferred. The main thread only posts each step's micro-batches, collects losses,
+// and watches for failure: the first error (a throwing action, an uncaught exception, a worker that
+// exits) terminates every worker and rejects the pending call with the stage, action and cause.
+import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
+import { getBackend } from "../../backend/index.js";
+import { Tensor } from "../../tensor/tensor.js";
+import type { MicrobatchMetrics } from "../stage.js";
+import { checkBatch, sumMetrics, type Executor, type SplitBatch, type StepResult } from "./executor.js";
+import { PipelineActionError } from "./interpreter.js";
+import type { FromWorker, StateEntry, ToWorker, WorkerInit } from "./messages.js";
+import type { PipelineSetup } from "./setup.js";
+import type { OptimizerState } from "../../optim/index.js";
+import { fromPlain, mergeStates } from "./optimizer-state.js";
+
+type Waiter = { want: FromWorker["type"]; got: Map<number, FromWorker>; resolve: (m: Map<number, FromWorker>) => void; reject: (e: Error) => void };
+
+export class ThreadsExecutor implements Executor {
+  readonly name = "threads" as const;
+  private failure: Error | null = null;
+  private waiter: Waiter | null = null;
+  private closing = false;
+
+  private constructor(private readonly setup: PipelineSetup, private readonly workers: Worker[]) {
+    workers.forEach((w, i) => {
+      w.on("message", (m: FromWorker) => this.onMessage(m));
+      w.on("error", (e: Error) => this.abort(new Error(`worker ${i} crashed: ${e.message}`)));
+      w.on("exit", (code) => { if (!this.closing) this.abort(new Error(`worker ${i} exited unexpectedly with code ${code}`)); });
+    });
+  }
+
+  /** Starts one thread per worker of the schedule, each loading `initialState` (the full model's). */
+  static async create(setup: PipelineSetup, initialState: ReadonlyMap<string, Tensor>): Promise<ThreadsExecutor> {
+    const W = setup.schedule.workers.length;
+    const peers: Record<number, MessagePort>[] = Array.from({ length: W }, () => ({}));
+    for (let i = 0; i < W; i++) {
+      for (let j = i + 1; j < W; j++) {
+        const ch = new MessageChannel();
+        peers[i][j] = ch.port1;
+        peers[j][i] = ch.port2;
+      }
+    }
+    const state: StateEntry[] = [...initialState].map(([k, t]) => [k, t.data, [...t.shape]]);
+    const backend = getBackend().name;
+    const url = new URL("./worker.js", import.meta.url);
+    const workers = peers.map((p, w) => {
+      const init: WorkerInit = { worker: w, setup, backend, state, peers: p };
+      return new Worker(url, { workerData: init, transferList: Object.values(p) });
+    });
+    const ex = new ThreadsExecutor(setup, workers);
+    await ex.collect("ready");
+    return ex;
+  }
+
+  private onMessage(m: FromWorker): void {
+    if (m.type === "error") {
+      const err = m.stage !== null && m.action !== null
+        ? new PipelineActionError(m.worker, m.stage, m.action, m.message, m.stack)
+        : new Error(`worker ${m.worker}: ${m.message}`);
+      this.abort(err);
+      return;
+    }
+    const w = this.waiter;
+    if (!w || w.want !== m.type) {
+      this.abort(new Error(`unexpected '${m.type}' message from worker ${m.worker}`));
+      return;
+    }
+    w.got.set(m.worker, m);
+    if (w.got.size === this.workers.length) { this.waiter = null; w.resolve(w.got); }
+  }
+
+  private abort(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    this.closing = true;
+    for (const w of this.workers) void w.terminate();
+    const waiter = this.waiter;
+    this.waiter = null;
+    waiter?.reject(err);
+  }
+
+  private collect(want: FromWorker["type"]): Promise<Map<number, FromWorker>> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.waiter) return Promise.reject(new Error("threads executor: one call at a time"));
+    return new Promise((resolve, reject) => { this.waiter = { want, got: new Map(), resolve, reject }; });
+  }
+
+  private post(w: number, m: ToWorker, transfer: ArrayBuffer[] = []): void {
+    this.workers[w].postMessage(m, transfer);
+  }
+
+  async step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> {
+    if (this.failure) throw this.failure;
+    const { schedule } = this.setup;
+    const M = schedule.microbatches;
+    checkBatch(batch, M);
+    const S = schedule.stages;
+    const firstWorker = schedule.stageToWorker[0];
+    const lastWorker = schedule.stageToWorker[(S * schedule.chunks - 1) % S];
+    const done = this.collect("done");
+    for (let w = 0; w < this.workers.length; w++) {
+      // The caller keeps its batch: inputs are copied once into buffers that are then moved.
+      const inputs = w === firstWorker ? batch.inputs.map((x, mb) => ({ mb, data: x.data.slice(), shape: [...x.shape] })) : [];
+      const targets = w === lastWorker ? batch.labels.map((labels, mb) => ({ mb, labels: labels.slice(), scale: batch.scale })) : [];
+      this.post(w, { type: "step", lrFactor, inputs, targets },
+        [...inputs.map((x) => x.data.buffer as ArrayBuffer), ...targets.map((t) => t.labels.buffer as ArrayBuffer)]);
+    }
+    const replies = await done;
+    const metrics = new Map<number, MicrobatchMetrics>();
+    const busy: number[] = [];
+    for (const [w, m] of replies) {
+      if (m.type !== "done") continue;
+      for (const [mb, x] of m.metrics) metrics.set(mb, x);
+      busy[w] = m.busy;
+    }
+    const per = Array.from({ length: M }, (_, j) => {
+      const m = metrics.get(j);
+      if (!m) throw new Error(`micro-batch ${j} produced no loss`);
+      return m;
+    });
+    return sumMetrics(per, busy);
+  }
+
+  async stateDict(): Promise<Map<string, Tensor>> {
+    if (this.failure) throw this.failure;
+    const replies = this.collect("state");
+    for (let w = 0; w < this.workers.length; w++) this.post(w, { type: "state" });
+    const out = new Map<string, Tensor>();
+    for (const m of (await replies).values()) {
+      if (m.type === "state") for (const [k, data, shape] of m.entries) out.set(k, new Tensor(data, shape));
+    }
+    return out;
+  }
+
+  async optimizerState(order: readonly string[]): Promise<OptimizerState> {
+    if (this.failure) throw this.failure;
+    const replies = this.collect("optimizer");
+    for (let w = 0; w < this.workers.length; w++) this.post(w, { type: "optimizer" });
+    const parts: OptimizerState[] = [];
+    for (const m of (await replies).values()) if (m.type === "optimizer") parts.push(...m.states.map(fromPlain));
+    return mergeStates(parts, order);
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}

@@ -1,0 +1,186 @@
+// `pipewright train --schedule ...`: the single-device loop's job (epochs, LR schedule, evaluation,
+// metrics, checkpoints) with the step run by a pipeline executor. The partition is chosen, printed,
+// and the same mini-batches as single-device training are split into M micro-batches; by the
+// loss-scaling rule (src/pipeline/stage.ts) the gradients are those of single-device training.
+//
+// Evaluation and checkpoints use the main thread's copy of the model: after each epoch the weights
+// (and, when saving, the optimizer state merged into the single-device shape) are gathered from
+// the stages, so a pipeline checkpoint resumes on one device and the other way round.
+import { getBackend } from "../../backend/index.js";
+import { loadCheckpoint, saveCheckpoint, type Json } from "../../checkpoint/index.js";
+import { splitBatch } from "../../data/microbatch.js";
+import { createModel } from "../../nn/models/index.js";
+import { resolveSpec } from "../../nn/models/spec.js";
+import type { OptimizerState } from "../../optim/index.js";
+import { makeLrSchedule, specOf, type TrainResult, type TrainSummary } from "../../train/loop.js";
+import { MetricsWriter, type MetricsRecord } from "../../train/metrics.js";
+import type { PipelineTrainOptions, TrainConfig } from "../../train/options.js";
+import { buildTask, type EvalResult } from "../../train/task.js";
+import { ProgressBar } from "../../report/progress.js";
+import { formatPartition, partitionLayers } from "../partition.js";
+import { formatSchedule, generateSchedule } from "../schedule/index.js";
+import type { Executor } from "./executor.js";
+import { InlineExecutor } from "./inline.js";
+import { toPlain } from "./optimizer-state.js";
+import { profileUnitTimes } from "./profile.js";
+import type { OptimizerConfig, PipelineSetup } from "./setup.js";
+import { ThreadsExecutor } from "./threads.js";
+
+function round(x: number, digits = 6): number { return Number(x.toPrecision(digits)); }
+
+export function optimizerConfigOf(cfg: TrainConfig): OptimizerConfig {
+  switch (cfg.optimizer) {
+    case "sgd": return { kind: "sgd", lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay };
+    case "adamw": return { kind: "adamw", lr: cfg.lr, weightDecay: cfg.weightDecay };
+    default: throw new Error(`unknown optimizer '${String(cfg.optimizer)}'; valid: sgd, adamw`);
+  }
+}
+
+interface ResumeExtra { config: TrainConfig; elapsed_s: number; history: MetricsRecord[] }
+
+export async function trainPipeline(opts: PipelineTrainOptions): Promise<TrainResult> {
+  const p = opts.pipeline;
+  const log = opts.quiet ? (): void => {} : (m: string): void => { process.stderr.write(`${m}\n`); };
+  const bar = opts.quiet || !process.stderr.isTTY ? undefined : new ProgressBar(process.stderr);
+  const spec = resolveSpec(specOf(opts));
+  const model = createModel(spec, opts.seed);
+  const task = buildTask({ spec, batch: opts.batch, seed: opts.seed, data: opts.data, limit: opts.limit,
+    text: opts.text, stepsPerEpoch: opts.stepsPerEpoch });
+  if (opts.batch < p.microbatches) {
+    throw new Error(`--batch ${opts.batch} cannot be split into --microbatches ${p.microbatches}; each micro-batch needs at least one example`);
+  }
+  const schedule = generateSchedule(p.schedule, { stages: p.stages, microbatches: p.microbatches, chunks: p.chunks });
+  const units = model.units.length;
+
+  let times: number[] | undefined;
+  if (!p.balance && p.partition === "time") {
+    const first = task.batches(0, 0)[Symbol.iterator]().next();
+    if (first.done) throw new Error("no training data to profile the layers on");
+    times = profileUnitTimes(spec, opts.seed, splitBatch(first.value, p.microbatches)[0].x);
+  }
+  const partition = partitionLayers({
+    layers: units, stages: p.stages, chunks: p.chunks, method: p.partition, balance: p.balance,
+    parameters: model.units.map((u) => u.numParameters()), times,
+  });
+
+  // Resume: weights into the main model; optimizer state handed to the stages.
+  let startEpoch = 0, step = 0, elapsedBefore = 0;
+  let history: MetricsRecord[] = [];
+  let resumedFrom: TrainSummary["resumed_from"] = null;
+  let optimizerState: OptimizerState | undefined;
+  if (opts.resume) {
+    const ck = loadCheckpoint(opts.resume);
+    model.loadStateDict(ck.model);
+    if (!ck.optimizer) throw new Error(`checkpoint ${opts.resume} has no optimizer state; it cannot be resumed exactly`);
+    optimizerState = ck.optimizer as unknown as OptimizerState;
+    const extra = (ck.extra ?? {}) as Partial<ResumeExtra>;
+    startEpoch = ck.epoch; step = ck.step;
+    elapsedBefore = Number(extra.elapsed_s ?? 0);
+    history = Array.isArray(extra.history) ? extra.history : [];
+    resumedFrom = { path: opts.resume, epoch: ck.epoch, step: ck.step };
+  }
+
+  const setup: PipelineSetup = {
+    model: spec, seed: opts.seed, schedule, balance: partition.balance, recompute: p.recompute,
+    optimizer: optimizerConfigOf(opts), optimizerState: optimizerState ? toPlain(optimizerState) : undefined,
+  };
+  const backendName = getBackend().name;
+  log(`pipewright train: ${opts.model} (${model.numParameters().toLocaleString("en-US")} parameters) on the ${backendName} backend; ${task.describe}`);
+  log(`pipeline: ${p.schedule}, ${p.stages} stages x ${p.chunks} chunk(s), ${p.microbatches} micro-batches of ~${Math.round(opts.batch / p.microbatches)}, ` +
+    `executor ${p.executor}, recompute ${p.recompute}, partition ${p.balance ? `balance ${p.balance.join(",")}` : p.partition}`);
+  log(formatPartition(partition, p.stages, p.chunks));
+  if (process.env.PIPEWRIGHT_DEBUG) log(formatSchedule(schedule));
+
+  const initial = new Map([...model.stateDict()].map(([k, t]) => [k, t.clone()]));
+  const executor: Executor = p.executor === "threads" ? await ThreadsExecutor.create(setup, initial) : new InlineExecutor(model, setup);
+  const paramOrder = model.namedParameters().map(([n]) => n);
+  const lrSchedule = makeLrSchedule(opts, opts.epochs * task.stepsPerEpoch);
+  const metrics = opts.metrics ? new MetricsWriter(opts.metrics, opts.resume !== undefined) : null;
+  const records: MetricsRecord[] = [];
+  const emit = (r: MetricsRecord): void => { records.push(r); metrics?.write(r); };
+  const runStart = performance.now();
+  const elapsed = (): number => elapsedBefore + (performance.now() - runStart) / 1000;
+  let trainSeconds = 0, trainSamples = 0, skipped = 0;
+  let lastEval: EvalResult | null = null;
+  let lastTrainLoss: number | null = history.length ? history[history.length - 1].loss : null;
+
+  const syncModel = async (): Promise<void> => {
+    if (executor.name !== "inline") model.loadStateDict(await executor.stateDict());
+  };
+
+  try {
+    for (let epoch = startEpoch; epoch < opts.epochs; epoch++) {
+      let lossSum = 0, batches = 0, samples = 0;
+      const epochStart = performance.now();
+      let windowStart = epochStart, windowSamples = 0;
+      for (const b of task.batches(epoch, 0)) {
+        const n = b.x.shape[0];
+        if (n < p.microbatches) { skipped++; continue; } // a last partial batch too small to split
+        const factor = lrSchedule(step);
+        const lr = opts.lr * factor;
+        const parts = splitBatch(b, p.microbatches);
+        const r = await executor.step({ inputs: parts.map((q) => q.x), labels: parts.map((q) => q.y), scale: 1 / b.y.length }, factor);
+        step++;
+        if (!Number.isFinite(r.loss)) {
+          throw new Error(`training diverged: loss is ${r.loss} at step ${step} (epoch ${epoch + 1}); try a smaller --lr than ${opts.lr}`);
+        }
+        lossSum += r.loss; batches++; samples += n; windowSamples += n;
+        const now = performance.now();
+        if (step % opts.logEvery === 0) {
+          emit({ type: "step", epoch: epoch + 1, step, loss: r.loss, test_loss: null, test_acc: null,
+            samples_per_s: round(windowSamples / Math.max(1e-9, (now - windowStart) / 1000)), lr, elapsed_s: round(elapsed()) });
+          windowStart = now; windowSamples = 0;
+        }
+        if (bar) {
+          const rate = samples / Math.max(1e-9, (now - epochStart) / 1000);
+          const left = (task.samplesPerEpoch - samples) + (opts.epochs - epoch - 1) * task.samplesPerEpoch;
+          bar.update({ label: `epoch ${epoch + 1}/${opts.epochs}`, done: samples, total: task.samplesPerEpoch,
+            samplesPerS: rate, loss: r.loss, etaS: left / rate }, samples >= task.samplesPerEpoch);
+        }
+      }
+      const epochSeconds = (performance.now() - epochStart) / 1000;
+      trainSeconds += epochSeconds; trainSamples += samples;
+      bar?.done();
+      await syncModel();
+      lastEval = task.evaluate(model);
+      lastTrainLoss = lossSum / Math.max(1, batches);
+      const rec: MetricsRecord = {
+        type: "epoch", epoch: epoch + 1, step, loss: round(lastTrainLoss), test_loss: round(lastEval.loss),
+        test_acc: lastEval.acc === null ? null : round(lastEval.acc), samples_per_s: round(samples / epochSeconds),
+        lr: opts.lr * lrSchedule(Math.max(0, step - 1)), elapsed_s: round(elapsed()),
+      };
+      if (task.kind === "text") rec.test_ppl = lastEval.ppl === null ? null : round(lastEval.ppl);
+      emit(rec);
+      history.push(rec);
+      if (opts.save) {
+        const extra: ResumeExtra = { config: { ...opts, resume: undefined, pipeline: undefined, quiet: undefined } as TrainConfig, elapsed_s: elapsed(), history };
+        saveCheckpoint(opts.save, {
+          model: model.stateDict(), optimizer: await executor.optimizerState(paramOrder), step, epoch: epoch + 1,
+          modelSpec: spec, extra: JSON.parse(JSON.stringify(extra)) as Json,
+        });
+      }
+      const quality = lastEval.acc !== null ? `test acc ${(lastEval.acc * 100).toFixed(2)}%` : `test perplexity ${(lastEval.ppl ?? NaN).toFixed(3)}`;
+      log(`epoch ${epoch + 1}/${opts.epochs}: train loss ${lastTrainLoss.toFixed(4)}, test loss ${lastEval.loss.toFixed(4)}, ` +
+        `${quality}, ${(samples / epochSeconds).toFixed(0)} samples/s${opts.save ? `, saved ${opts.save}` : ""}`);
+    }
+  } finally {
+    bar?.done();
+    metrics?.close();
+    await executor.close();
+  }
+  if (skipped) log(`note: ${skipped} batch(es) smaller than ${p.microbatches} examples were skipped (too small to split into micro-batches)`);
+  if (!lastEval) lastEval = task.evaluate(model);
+  const accs = history.map((h) => h.test_acc).filter((a): a is number => a !== null);
+  const summary: TrainSummary = {
+    model: opts.model, backend: backendName, parameters: model.numParameters(),
+    epochs: Math.max(startEpoch, opts.epochs), steps: step,
+    train_loss: lastTrainLoss === null ? null : round(lastTrainLoss),
+    test_loss: round(lastEval.loss), test_acc: lastEval.acc === null ? null : round(lastEval.acc),
+    test_ppl: lastEval.ppl === null ? null : round(lastEval.ppl),
+    best_test_acc: accs.length ? Math.max(...accs) : null,
+    samples_per_s: trainSeconds > 0 ? round(trainSamples / trainSeconds) : 0,
+    elapsed_s: round(elapsed()), resumed_from: resumedFrom, checkpoint: opts.save ?? null, metrics: opts.metrics ?? null,
+    history,
+  };
+  return { summary, records };
+}

@@ -1,0 +1,115 @@
+// A pipeline worker thread: rebuilds the model from its JSON spec + seed, loads the main thread's
+// state, keeps only its stages, and runs its action list each step. Activations and gradients go
+// straight to the neighbour workers over MessageChannels; their buffers are transferred, not cloned.
+// Any error is reported to the main thread with the stage and action, which then ends the run.
+import { parentPort, workerData, type MessagePort } from "node:worker_threads";
+import { setBackend } from "../../backend/index.js";
+import { createModel } from "../../nn/models/index.js";
+import { Tensor } from "../../tensor/tensor.js";
+import type { MicrobatchMetrics } from "../stage.js";
+import { messageKey, PipelineActionError, WorkerInterpreter, type Payload } from "./interpreter.js";
+import type { FromWorker, PeerMessage, StateEntry, ToWorker, WorkerInit } from "./messages.js";
+import { buildWorkerStages, shapeOf } from "./setup.js";
+import { toPlain } from "./optimizer-state.js";
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+const post = (m: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
+
+/** A buffer can be moved only if the array spans all of it. */
+function ownsBuffer(a: Float32Array | Int32Array): boolean {
+  return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.buffer instanceof ArrayBuffer;
+}
+
+function fail(e: unknown): void {
+  const err = e instanceof Error ? e : new Error(String(e));
+  if (err instanceof PipelineActionError) {
+    post({ type: "error", worker: init.worker, stage: err.stage, action: err.action, message: err.causeMessage, stack: err.causeStack });
+  } else {
+    post({ type: "error", worker: init.worker, stage: null, action: null, message: err.message, stack: err.stack });
+  }
+}
+
+let interp: WorkerInterpreter;
+let running = false;
+let failed = false;
+const metrics: [number, MicrobatchMetrics][] = [];
+
+function pump(): void {
+  if (!running || failed) return;
+  try {
+    if (interp.pump()) {
+      running = false;
+      const b = interp.busy;
+      post({ type: "done", worker: init.worker, metrics: metrics.splice(0), busy: b.F + b.B + b.W + b.STEP });
+    }
+  } catch (e) {
+    failed = true;
+    fail(e);
+  }
+}
+
+try {
+  setBackend(init.backend);
+  const model = createModel(init.setup.model, init.setup.seed);
+  model.loadStateDict(new Map(init.state.map(([k, data, shape]) => [k, new Tensor(data, shape)])));
+  model.train();
+  const peers = init.peers as Record<number, MessagePort>;
+  const outbox = {
+    send(to: number, key: string, payload: Payload, transferable: boolean): void {
+      if (to === init.worker) { interp.deliver(key, payload); return; }
+      const peer = peers[to];
+      if (!peer) throw new Error(`worker ${init.worker} has no channel to worker ${to}`);
+      if (payload.kind === "tensor") {
+        // Move the buffer; copy first (once, into a buffer of its own) if this stage still uses it.
+        const data = transferable && ownsBuffer(payload.data) ? payload.data : payload.data.slice();
+        peer.postMessage({ key, payload: { ...payload, data } } satisfies PeerMessage, [data.buffer as ArrayBuffer]);
+      } else {
+        peer.postMessage({ key, payload } satisfies PeerMessage);
+      }
+    },
+  };
+  interp = new WorkerInterpreter({
+    worker: init.worker,
+    actions: init.setup.schedule.workers[init.worker],
+    stages: buildWorkerStages(model, init.setup, init.worker),
+    shape: shapeOf(init.setup.schedule),
+    outbox,
+    onMetrics: (mb, m) => { metrics.push([mb, m]); },
+  });
+  for (const p of Object.values(peers)) {
+    p.on("message", (m: PeerMessage) => {
+      try { interp.deliver(m.key, m.payload); } catch (e) { failed = true; fail(e); return; }
+      pump();
+    });
+  }
+  port.on("message", (m: ToWorker) => {
+    try {
+      if (m.type === "step") {
+        for (const x of m.inputs) interp.deliver(messageKey.activation(0, x.mb), { kind: "tensor", data: x.data, shape: x.shape });
+        for (const y of m.targets) interp.deliver(messageKey.targets(y.mb), { kind: "targets", labels: y.labels, scale: y.scale });
+        interp.reset(m.lrFactor);
+        running = true;
+        pump();
+      } else if (m.type === "state") {
+        const entries: StateEntry[] = [];
+        for (const ps of interp.stages.values()) {
+          for (const c of ps.chunks) for (const [k, t] of c.stateDict()) entries.push([k, t.data.slice(), [...t.shape]]);
+        }
+        post({ type: "state", worker: init.worker, entries }, entries.map((e) => e[1].buffer as ArrayBuffer));
+      } else if (m.type === "optimizer") {
+        const states = [...interp.stages.values()].flatMap((ps) => (ps.optimizer ? [toPlain(ps.optimizer.stateDict())] : []));
+        post({ type: "optimizer", worker: init.worker, states });
+      } else if (m.type === "close") {
+        for (const p of Object.values(peers)) p.close();
+        port.close();
+      }
+    } catch (e) {
+      failed = true;
+      fail(e);
+    }
+  });
+  post({ type: "ready", worker: init.worker });
+} catch (e) {
+  fail(e);
+}

@@ -1,0 +1,81 @@
+// The action IR: one unit of work on one stage. Schedules are per-worker lists of these, and every
+// executor, the validator and the simulator read the same lists.
+
+export type ActionKind = "F" | "B" | "W" | "STEP";
+
+export const ACTION_KINDS: readonly ActionKind[] = ["F", "B", "W", "STEP"];
+
+/**
+ * One action. `stage` is the physical stage 0..S-1; `chunk` selects one of the stage's `v` model
+ * chunks (virtual stage `chunk * S + stage`). For F/B/W `microbatch` is the global micro-batch id
+ * (step k uses ids k*M .. k*M+M-1); for STEP it is the index of the optimizer step on that stage,
+ * and `chunk` is 0 (a STEP updates every chunk of the stage).
+ */
+export interface Action {
+  readonly stage: number;
+  readonly kind: ActionKind;
+  readonly microbatch: number;
+  readonly chunk: number;
+}
+
+export function action(stage: number, kind: ActionKind, microbatch: number, chunk = 0): Action {
+  return { stage, kind, microbatch, chunk };
+}
+
+/** Compact form: "1F3" (stage 1, forward, micro-batch 3), "0B2c1" (chunk 1), "2STEP0" (step 0). Chunk 0 is omitted. */
+export function formatAction(a: Action): string {
+  return `${a.stage}${a.kind}${a.microbatch}${a.chunk !== 0 ? `c${a.chunk}` : ""}`;
+}
+
+const ACTION_RE = /^(\d+)(STEP|F|B|W)(\d+)(?:c(\d+))?$/;
+
+/** Parses the compact form back; throws naming the bad string and the expected shape. */
+export function parseAction(text: string): Action {
+  const m = ACTION_RE.exec(text.trim());
+  if (!m) {
+    throw new Error(
+      `cannot parse action '${text}': expected <stage><F|B|W|STEP><microbatch>[c<chunk>], e.g. "1F3", "0B2c1", "2STEP0"`,
+    );
+  }
+  const chunk = m[4] === undefined ? 0 : Number(m[4]);
+  if (m[2] === "STEP" && chunk !== 0) throw new Error(`cannot parse action '${text}': a STEP has no chunk`);
+  return { stage: Number(m[1]), kind: m[2] as ActionKind, microbatch: Number(m[3]), chunk };
+}
+
+/** Key identifying an action uniquely inside a schedule (same as its compact form). */
+export const actionKey = formatAction;
+
+export function sameAction(a: Action, b: Action): boolean {
+  return a.stage === b.stage && a.kind === b.kind && a.microbatch === b.microbatch && a.chunk === b.chunk;
+}
+
+/** A schedule: per-worker ordered action lists plus the shape they were generated for. */
+export interface Schedule {
+  readonly name: string;
+  /** Physical stages S. */
+  readonly stages: number;
+  /** Micro-batches per optimizer step M. */
+  readonly microbatches: number;
+  /** Model chunks per stage v (interleaved); 1 otherwise. */
+  readonly chunks: number;
+  /** Optimizer steps covered by the lists; micro-batch ids run 0 .. steps*M-1. */
+  readonly steps: number;
+  /** True when backward is split into B (input gradient) and W (weight gradient). */
+  readonly splitBackward: boolean;
+  /** Synchronous schedules flush: a stage's forwards of step k+1 follow its STEP k. */
+  readonly synchronous: boolean;
+  /** stageToWorker[s] = worker that runs every action of stage s. */
+  readonly stageToWorker: readonly number[];
+  /** workers[w] = ordered actions of worker w. */
+  readonly workers: readonly (readonly Action[])[];
+}
+
+/** Virtual stage index of (stage, chunk): micro-batches traverse virtual stages 0 .. S*v-1 in order. */
+export function virtualStage(stage: number, chunk: number, stages: number): number {
+  return chunk * stages + stage;
+}
+
+/** Formats a schedule as one line per worker of compact actions (debugging, golden tests). */
+export function formatSchedule(s: Schedule): string {
+  return s.workers.map((list, w) => `w${w}: ${list.map(formatAction).join(" ")}`).join("\n");
+}

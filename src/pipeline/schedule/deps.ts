@@ -1,0 +1,52 @@
+// Dependencies of an action, from METHODS.md: F(s-1,j)->F(s,j), B(s+1,j)->B(s,j), F(last,j)->B(last,j),
+// B(s,j)->W(s,j), over virtual stages (stage s chunk c = virtual stage c*S+s). A STEP needs every
+// B (and W) of its micro-batches on its stage; in synchronous schedules a forward of step k+1 needs
+// the stage's STEP k (the flush). Sends/receives are exactly the cross-worker edges of this graph.
+import { action, type Action, virtualStage } from "./action.js";
+
+export interface DepShape {
+  stages: number;
+  microbatches: number;
+  chunks: number;
+  splitBackward: boolean;
+  synchronous: boolean;
+}
+
+function fromVirtual(kind: "F" | "B", vs: number, mb: number, S: number): Action {
+  return action(vs % S, kind, mb, Math.floor(vs / S));
+}
+
+export function dependencies(a: Action, sh: DepShape): Action[] {
+  const S = sh.stages;
+  const last = S * sh.chunks - 1;
+  switch (a.kind) {
+    case "F": {
+      const vs = virtualStage(a.stage, a.chunk, S);
+      const out: Action[] = vs > 0 ? [fromVirtual("F", vs - 1, a.microbatch, S)] : [];
+      const step = Math.floor(a.microbatch / sh.microbatches);
+      if (sh.synchronous && step > 0) out.push(action(a.stage, "STEP", step - 1));
+      return out;
+    }
+    case "B": {
+      const vs = virtualStage(a.stage, a.chunk, S);
+      return [vs === last ? action(a.stage, "F", a.microbatch, a.chunk) : fromVirtual("B", vs + 1, a.microbatch, S)];
+    }
+    case "W":
+      return [action(a.stage, "B", a.microbatch, a.chunk)];
+    case "STEP": {
+      const out: Action[] = [];
+      if (a.microbatch > 0) out.push(action(a.stage, "STEP", a.microbatch - 1));
+      const M = sh.microbatches;
+      for (let j = a.microbatch * M; j < (a.microbatch + 1) * M; j++) {
+        for (let c = 0; c < sh.chunks; c++) out.push(action(a.stage, sh.splitBackward ? "W" : "B", j, c));
+      }
+      // With a split backward, W(s,j) already implies B(s,j).
+      return out;
+    }
+  }
+}
+
+/** True when the dependency edge dep -> a crosses workers (a message). */
+export function isMessage(dep: Action, a: Action, stageToWorker: readonly number[]): boolean {
+  return stageToWorker[dep.stage] !== stageToWorker[a.stage];
+}

@@ -1,0 +1,55 @@
+// The schedule registry: one name per generator, and the checks that say which combinations exist.
+import type { Schedule } from "./action.js";
+import { asyncOneFOneB } from "./async.js";
+import { colocate } from "./colocate.js";
+import { stepsForSteadyState } from "./delays.js";
+import { gpipe } from "./gpipe.js";
+import { interleaved } from "./interleaved.js";
+import { oneFOneB } from "./one-f-one-b.js";
+import { resolveOptions, type ResolvedOptions, type ScheduleOptions } from "./options.js";
+import { zeroBubbleH1 } from "./zero-bubble.js";
+
+export * from "./action.js";
+export * from "./deps.js";
+export * from "./execute.js";
+export * from "./validate.js";
+export * from "./delays.js";
+export * from "./colocate.js";
+export type { ScheduleOptions } from "./options.js";
+export { roundTripTicks } from "./async.js";
+
+export const SCHEDULE_NAMES = ["gpipe", "1f1b", "interleaved", "zb-h1", "async"] as const;
+export type ScheduleName = (typeof SCHEDULE_NAMES)[number];
+
+const GENERATORS: Record<ScheduleName, (o: ResolvedOptions) => Schedule> = {
+  gpipe,
+  "1f1b": oneFOneB,
+  interleaved,
+  "zb-h1": (o) => zeroBubbleH1(o),
+  async: asyncOneFOneB,
+};
+
+export function isScheduleName(name: string): name is ScheduleName {
+  return (SCHEDULE_NAMES as readonly string[]).includes(name);
+}
+
+/** True for schedules that flush before every STEP (same math as one device). */
+export function isSynchronous(name: ScheduleName): boolean {
+  return name !== "async";
+}
+
+/**
+ * Generates the per-worker action lists of a schedule. Errors name the bad value and what is
+ * allowed: an unknown name, chunks > 1 outside interleaved, interleaved with M not a multiple of S.
+ * `steps` defaults to 1, except for async where it defaults to enough steps to reach steady state.
+ */
+export function generateSchedule(name: string, opts: ScheduleOptions): Schedule {
+  if (!isScheduleName(name)) throw new Error(`unknown schedule '${name}'; choose one of: ${SCHEDULE_NAMES.join(", ")}`);
+  const base = resolveOptions(opts);
+  const o = name === "async" && opts.steps === undefined ? { ...base, steps: stepsForSteadyState(base.stages, base.microbatches) } : base;
+  if (o.chunks !== 1 && name !== "interleaved") {
+    throw new Error(`chunks=${o.chunks} is only valid for the interleaved schedule; '${name}' needs chunks=1`);
+  }
+  const s = GENERATORS[name](o);
+  return opts.stageToWorker ? colocate(s, opts.stageToWorker) : s;
+}

@@ -1,0 +1,335 @@
+// One pipeline stage: a contiguous run of a model's partition units (one model chunk, i.e. one
+// virtual stage). Per micro-batch it keeps its input as a detached leaf and either the autograd graph
+// of its forward or, with recomputation, nothing else (the forward is re-run under enableGrad in B).
+//
+// Gradients: B back-propagates the output gradient to the stage input and, unless the backward is
+// split (zero-bubble), to the weights as well; W computes the deferred weight gradients through the
+// engine's `defer` closure. Weight gradients accumulate in `param.grad` across micro-batches in the
+// stage's own action order, which is what makes every executor produce identical bits.
+//
+// Loss-scaling rule (the one rule of the whole pipeline): the loss of micro-batch j is the SUM of its
+// per-target losses divided by the number of targets in the whole mini-batch, so the accumulated
+// gradient is the gradient of the mini-batch mean, exactly what single-device training computes.
+//
+// BatchNorm under micro-batches (METHODS.md): every forward normalises with its own micro-batch's
+// statistics; the running averages are NOT touched by micro-batch forwards. Instead the stage records,
+// per BatchNorm layer, the per-channel count, sum and sum of squares (float64) of every micro-batch
+// input of the mini-batch, and at STEP commits once:
+//   running_mean = (1 - momentum) * running_mean + momentum * mean(mini-batch)
+//   running_var  = (1 - momentum) * running_var  + momentum * unbiased_var(mini-batch)
+// i.e. the update single-device training makes from the whole mini-batch. Recomputed forwards record
+// nothing.
+import { backward, enableGrad, noGrad, record, type DeferredGrads } from "../autograd/engine.js";
+import { Tensor } from "../tensor/tensor.js";
+import { fmt } from "../tensor/shape.js";
+import type { Module } from "../nn/module.js";
+import { BatchNorm2d } from "../nn/norm.js";
+import { crossEntropyLoss } from "../nn/loss.js";
+
+let runningMicrobatch = -1;
+
+/** The micro-batch whose forward (or recomputation) is running in this thread, -1 outside. */
+export function currentMicrobatch(): number { return runningMicrobatch; }
+
+/** Targets of one micro-batch plus the loss scale of the documented rule (1 / targets in mini-batch). */
+export interface MicrobatchTargets {
+  labels: Int32Array;
+  scale: number;
+}
+
+/** What the last stage reports per micro-batch (loss already scaled by the rule above). */
+export interface MicrobatchMetrics {
+  loss: number;
+  correct: number;
+  count: number;
+}
+
+export interface StageOptions {
+  /** Virtual stage index (chunk * S + stage), used in messages and errors. */
+  index: number;
+  /** [global unit index, unit] in model order. */
+  units: readonly (readonly [number, Module])[];
+  /** The stage receives the model input (no input gradient is needed). */
+  isFirst: boolean;
+  /** The stage computes the loss. */
+  isLast: boolean;
+  /** Keep only the input per micro-batch and recompute the forward in B. */
+  recompute: boolean;
+}
+
+interface Saved {
+  input: Tensor;
+  /** Output (or loss on the last stage) with its graph; null when recomputing. */
+  root: Tensor | null;
+  targets: MicrobatchTargets | null;
+  /** Weight-gradient closure left by a split B. */
+  deferred: DeferredGrads | null;
+  /** Weights the graph reaches (collected on a stage's first split B, to check W). */
+  mustReach?: Set<Tensor>;
+  /** Split B on a first stage: nothing upstream needs B's result, so W does the whole backward. */
+  pendingFull: { root: Tensor; grad: Float32Array | null } | null;
+}
+
+/** Result of a forward: the output for the next stage, or the metrics on the last stage. */
+export interface ForwardResult {
+  output: Tensor | null;
+  /**
+   * True when nothing of this stage references the output's buffer any more (recomputation keeps
+   * no graph), so an executor may transfer the buffer itself instead of a copy.
+   */
+  transferable: boolean;
+  metrics: MicrobatchMetrics | null;
+}
+
+/** Per-channel moments of every micro-batch input of one BatchNorm layer during a mini-batch. */
+class BatchNormStats {
+  count = 0;
+  readonly sum: Float64Array;
+  readonly sumSq: Float64Array;
+  collecting = false;
+
+  constructor(readonly bn: BatchNorm2d) {
+    this.sum = new Float64Array(bn.channels);
+    this.sumSq = new Float64Array(bn.channels);
+  }
+
+  record(x: Tensor): void {
+    const [n, c] = x.shape;
+    const hw = x.size / (n * c);
+    const d = x.data;
+    for (let i = 0; i < n; i++) {
+      for (let ch = 0; ch < c; ch++) {
+        let s = 0, sq = 0;
+        const base = (i * c + ch) * hw;
+        for (let k = 0; k < hw; k++) { const v = d[base + k]; s += v; sq += v * v; }
+        this.sum[ch] += s;
+        this.sumSq[ch] += sq;
+      }
+    }
+    this.count += n * hw;
+  }
+
+  commit(): void {
+    const { bn, count } = this;
+    if (count === 0) return;
+    const m = bn.momentum;
+    const rm = bn.runningMean.data, rv = bn.runningVar.data;
+    for (let ch = 0; ch < bn.channels; ch++) {
+      const mean = this.sum[ch] / count;
+      const biased = Math.max(0, this.sumSq[ch] / count - mean * mean);
+      const unbiased = count > 1 ? biased * count / (count - 1) : biased;
+      rm[ch] = (1 - m) * rm[ch] + m * mean;
+      rv[ch] = (1 - m) * rv[ch] + m * unbiased;
+    }
+    bn.numBatchesTracked.data[0] += 1;
+    this.count = 0;
+    this.sum.fill(0);
+    this.sumSq.fill(0);
+  }
+}
+
+export class Stage {
+  readonly index: number;
+  readonly units: readonly (readonly [number, Module])[];
+  readonly isFirst: boolean;
+  readonly isLast: boolean;
+  readonly recompute: boolean;
+  private readonly saved = new Map<number, Saved>();
+  private readonly bnStats: BatchNormStats[] = [];
+  private readonly params: Tensor[];
+  private deferChecked = false;
+
+  constructor(o: StageOptions) {
+    if (o.units.length === 0) throw new Error(`stage ${o.index} has no layers`);
+    this.index = o.index;
+    this.units = o.units;
+    this.isFirst = o.isFirst;
+    this.isLast = o.isLast;
+    this.recompute = o.recompute;
+    this.params = o.units.flatMap(([, m]) => m.parameters());
+    for (const [, unit] of o.units) {
+      for (const [, m] of unit.namedModules()) {
+        if (!(m instanceof BatchNorm2d)) continue;
+        const stats = new BatchNormStats(m);
+        this.bnStats.push(stats);
+        // The pipeline owns the running statistics (committed at STEP); the layer only normalises.
+        m.updateRunningStats = false;
+        const layerForward = m.forward.bind(m);
+        m.forward = (x: Tensor): Tensor => {
+          if (stats.collecting && m.training) stats.record(x);
+          return layerForward(x);
+        };
+      }
+    }
+  }
+
+  /** Parameters named as in the full model's state dict ("layers.3.weight"). */
+  namedParameters(): [string, Tensor][] {
+    return this.units.flatMap(([i, m]) => m.namedParameters(`layers.${i}`));
+  }
+
+  /** Parameters and buffers named as in the full model's state dict. */
+  stateDict(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [i, m] of this.units) for (const [k, t] of m.stateDict(`layers.${i}`)) out.set(k, t);
+    return out;
+  }
+
+  /** Micro-batches whose activations (or inputs, when recomputing) are held right now. */
+  get liveMicrobatches(): number { return this.saved.size; }
+
+  private run(x: Tensor, mb: number): Tensor {
+    const prev = runningMicrobatch;
+    runningMicrobatch = mb;
+    try {
+      let y = x;
+      for (const [, m] of this.units) y = m.forward(y);
+      return y;
+    } finally {
+      runningMicrobatch = prev;
+    }
+  }
+
+  private loss(out: Tensor, t: MicrobatchTargets): Tensor {
+    const sum = crossEntropyLoss(out, t.labels, "sum");
+    return scaleScalar(sum, t.scale);
+  }
+
+  /**
+   * Forward of micro-batch `mb`. `x` becomes this stage's input leaf (its buffer is kept, not copied).
+   * Returns the output for the next stage, or on the last stage the micro-batch's metrics.
+   */
+  forward(mb: number, x: Tensor, targets: MicrobatchTargets | null): ForwardResult {
+    if (this.saved.has(mb)) throw new Error(`stage ${this.index}: forward of micro-batch ${mb} ran twice without its backward`);
+    if (this.isLast && !targets) throw new Error(`stage ${this.index}: the last stage needs the targets of micro-batch ${mb}`);
+    const input = new Tensor(x.data, x.shape, !this.isFirst);
+    for (const s of this.bnStats) s.collecting = true;
+    let out: Tensor;
+    try {
+      out = this.recompute ? noGrad(() => this.run(input, mb)) : enableGrad(() => this.run(input, mb));
+    } finally {
+      for (const s of this.bnStats) s.collecting = false;
+    }
+    let root: Tensor | null = this.recompute ? null : out;
+    let metrics: MicrobatchMetrics | null = null;
+    if (this.isLast && targets) {
+      const loss = this.recompute ? noGrad(() => this.loss(out, targets)) : enableGrad(() => this.loss(out, targets));
+      if (!this.recompute) root = loss;
+      metrics = { loss: loss.item(), correct: countCorrect(out, targets.labels), count: targets.labels.length };
+    }
+    this.saved.set(mb, { input, root, targets: this.isLast ? targets : null, deferred: null, pendingFull: null });
+    const transferable = this.recompute && out.data.buffer !== input.data.buffer;
+    return { output: this.isLast ? null : out, transferable, metrics };
+  }
+
+  /**
+   * Backward of micro-batch `mb` from the gradient of its output (null on the last stage, whose root
+   * is the loss). With `split`, only the input gradient is computed now and W computes the weights'.
+   * Returns the gradient of the stage input (null on the first stage); the array belongs to the
+   * caller (it may be transferred to another thread).
+   */
+  backward(mb: number, gradOutput: Float32Array | null, split: boolean): Tensor | null {
+    const s = this.saved.get(mb);
+    if (!s) throw new Error(`stage ${this.index}: backward of micro-batch ${mb} before its forward`);
+    if (s.deferred || s.pendingFull) throw new Error(`stage ${this.index}: backward of micro-batch ${mb} ran twice`);
+    if (!this.isLast && !gradOutput) throw new Error(`stage ${this.index}: backward of micro-batch ${mb} needs the output gradient`);
+    let root = s.root;
+    if (!root) {
+      // Recomputation: same forward, now recorded; BatchNorm statistics are not recorded again.
+      root = enableGrad(() => {
+        const out = this.run(s.input, mb);
+        return this.isLast && s.targets ? this.loss(out, s.targets) : out;
+      });
+    }
+    if (!this.isLast && gradOutput && gradOutput.length !== root.size) {
+      throw new Error(`stage ${this.index}: output gradient of ${gradOutput.length} values for output ${fmt(root.shape)}`);
+    }
+    const grads = this.isLast ? undefined : [gradOutput];
+    const params = this.params.filter((p) => p.requiresGrad);
+    if (split && this.isFirst) {
+      s.pendingFull = { root, grad: gradOutput };
+      s.root = null;
+      return null;
+    }
+    if (split) {
+      if (!this.deferChecked) s.mustReach = reachableLeaves(root);
+      s.deferred = backward(root, grads, { leaves: [s.input], defer: params });
+      s.root = null;
+    } else {
+      backward(root, grads, { leaves: this.isFirst ? params : [s.input, ...params] });
+      this.saved.delete(mb);
+    }
+    let g = this.isFirst ? null : s.input.grad?.data ?? new Float32Array(s.input.size);
+    s.input.grad = null;
+    // A pass-through op (add, reshape) may have handed the same array to a deferred weight-gradient
+    // op, which W still reads: give the caller its own copy then.
+    if (g && split) g = g.slice();
+    return g ? new Tensor(g, s.input.shape) : null;
+  }
+
+  /** Deferred weight gradient of micro-batch `mb` (after a split B). */
+  weightGrad(mb: number): void {
+    const s = this.saved.get(mb);
+    if (!s || (!s.deferred && !s.pendingFull)) throw new Error(`stage ${this.index}: W of micro-batch ${mb} without a split B before it`);
+    this.saved.delete(mb);
+    const params = this.params.filter((p) => p.requiresGrad);
+    if (s.pendingFull) {
+      backward(s.pendingFull.root, this.isLast ? undefined : [s.pendingFull.grad], { leaves: params });
+      return;
+    }
+    s.deferred!();
+    // The engine can defer only gradients of ops that consume a weight directly; a weight used
+    // through another op (e.g. a transpose) would silently get nothing. Checked on the first W.
+    if (s.mustReach) {
+      this.deferChecked = true;
+      for (const p of params) {
+        if (s.mustReach.has(p) && p.grad === null) {
+          throw new Error(`stage ${this.index}: split backward could not compute the gradient of ${p.name ?? "a parameter"}; ` +
+            `its layer uses the weight through an intermediate op. Use a schedule without W (gpipe, 1f1b, interleaved)`);
+        }
+      }
+    }
+  }
+
+  /** Commits BatchNorm running statistics of the mini-batch (called at STEP). */
+  commitStatistics(): void {
+    for (const s of this.bnStats) s.commit();
+  }
+
+  /** Drops every held micro-batch (after an error or at shutdown). */
+  clear(): void { this.saved.clear(); }
+}
+
+/** loss * scale for a scalar loss, recorded on the tape. */
+function scaleScalar(t: Tensor, scale: number): Tensor {
+  const out = new Tensor(new Float32Array([t.data[0] * scale]), t.shape);
+  return record(out, "scaleLoss", [t], (g, needs) => [needs[0] ? new Float32Array([g[0] * scale]) : null]);
+}
+
+function countCorrect(logits: Tensor, labels: Int32Array): number {
+  const classes = logits.shape[logits.rank - 1];
+  const rows = logits.size / classes;
+  const d = logits.data;
+  let correct = 0;
+  for (let r = 0; r < rows; r++) {
+    let best = 0;
+    for (let c = 1; c < classes; c++) if (d[r * classes + c] > d[r * classes + best]) best = c;
+    if (best === labels[r]) correct++;
+  }
+  return correct;
+}
+
+/** Leaves (tensors without gradFn that require grad) reachable from root. */
+function reachableLeaves(root: Tensor): Set<Tensor> {
+  const seen = new Set<Tensor>();
+  const leaves = new Set<Tensor>();
+  const stack = [root];
+  while (stack.length) {
+    const t = stack.pop()!;
+    if (seen.has(t)) continue;
+    seen.add(t);
+    if (!t.gradFn) { if (t.requiresGrad) leaves.add(t); continue; }
+    for (const x of t.gradFn.inputs) if (x.requiresGrad) stack.push(x);
+  }
+  return leaves;
+}

@@ -1,0 +1,3 @@
+export * from "./cost-model.js";
+export * from "./simulate.js";
+export * from "./formulas.js";

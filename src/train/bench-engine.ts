@@ -1,0 +1,108 @@
+// One engine benchmark: timed training steps (forward + cross-entropy + backward + SGD momentum 0.9)
+// of a BENCH_CONFIGS model on random data, the median after warm-up, optionally with a per-kernel
+// profile. The same measurement as scripts/bench_torch.py.
+import { backward } from "../autograd/engine.js";
+import { getBackend } from "../backend/index.js";
+import { crossEntropyLoss } from "../nn/loss.js";
+import { createModel, type BenchConfig } from "../nn/models/index.js";
+import { SGD } from "../optim/index.js";
+import { Rng } from "../tensor/random.js";
+import { Tensor } from "../tensor/tensor.js";
+import { profileKernels } from "./kernel-profile.js";
+
+export interface KernelShare {
+  kernel: string;
+  calls_per_step: number;
+  ms_per_step: number;
+  /** Fraction of the median step. */
+  share: number;
+}
+
+export interface EngineResult {
+  model: string;
+  batch: number;
+  step_ms: number;
+  samples_per_s: number;
+  peak_rss_mb: number;
+  backend: string;
+  steps: number;
+  /** With profiling: time per kernel kind, plus "(outside kernels)" for autograd and allocation. */
+  profile?: KernelShare[];
+}
+
+export interface EngineOptions { steps: number; warmup: number; seed: number; profile: boolean }
+
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) throw new Error("median of an empty list");
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Random inputs and targets for a benchmark configuration. */
+export function benchBatch(c: BenchConfig, rng: Rng): { x: Tensor; y: Int32Array } {
+  if (c.model === "gpt") {
+    const x = new Float32Array(c.inputShape[0] * c.inputShape[1]);
+    for (let i = 0; i < x.length; i++) x[i] = rng.int(c.classes);
+    const y = new Int32Array(x.length);
+    for (let i = 0; i < y.length; i++) y[i] = rng.int(c.classes);
+    return { x: new Tensor(x, c.inputShape), y };
+  }
+  const y = new Int32Array(c.inputShape[0]);
+  for (let i = 0; i < y.length; i++) y[i] = rng.int(c.classes);
+  return { x: Tensor.randn(c.inputShape, rng), y };
+}
+
+export function benchEngineModel(c: BenchConfig, o: EngineOptions): EngineResult {
+  if (!Number.isInteger(o.steps) || o.steps < 5) throw new Error(`bench: steps must be an integer >= 5, got ${o.steps}`);
+  const backend = getBackend();
+  const model = createModel(c.spec, o.seed);
+  model.train();
+  const opt = new SGD(model.namedParameters(), { lr: 0.01, momentum: 0.9 });
+  const { x, y } = benchBatch(c, new Rng(o.seed + 1));
+  const step = (): void => {
+    opt.zeroGrad();
+    const loss = crossEntropyLoss(model.forward(x), y);
+    backward(loss);
+    opt.step();
+  };
+  for (let i = 0; i < o.warmup; i++) step();
+  const prof = o.profile ? profileKernels(backend) : null;
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < o.steps; i++) {
+      const t0 = performance.now();
+      step();
+      times.push(performance.now() - t0);
+    }
+  } finally {
+    prof?.restore();
+  }
+  const stepMs = median(times);
+  const result: EngineResult = {
+    model: c.model,
+    batch: c.batch,
+    step_ms: Number(stepMs.toFixed(3)),
+    samples_per_s: Number((c.batch * 1000 / stepMs).toFixed(1)),
+    // maxRSS is in kilobytes.
+    peak_rss_mb: Number((process.resourceUsage().maxRSS / 1024).toFixed(1)),
+    backend: backend.name,
+    steps: o.steps,
+  };
+  if (prof) {
+    // Profiled steps are slower by the timer overhead; shares are of their mean, not of the median.
+    const total = times.reduce((a, b) => a + b, 0);
+    const stats = prof.stats();
+    const inKernels = stats.reduce((a, s) => a + s.totalMs, 0);
+    const rows = stats.map((s) => ({ kernel: s.kernel, calls: s.calls, ms: s.totalMs }));
+    rows.push({ kernel: "(outside kernels)", calls: 0, ms: Math.max(0, total - inKernels) });
+    rows.sort((a, b) => b.ms - a.ms);
+    result.profile = rows.map((r) => ({
+      kernel: r.kernel,
+      calls_per_step: Number((r.calls / o.steps).toFixed(2)),
+      ms_per_step: Number((r.ms / o.steps).toFixed(3)),
+      share: Number((r.ms / total).toFixed(4)),
+    }));
+  }
+  return result;
+}

@@ -1,0 +1,289 @@
+// The single-device training loop behind `pipewright train`: epochs of shuffled mini-batches,
+// forward + cross-entropy + backward + optimizer step under an LR schedule, evaluation on the test
+// set after every epoch, JSON-lines metrics, and a checkpoint per epoch from which a resumed run
+// continues exactly (same batches, same optimizer state, same per-step losses).
+import { backward } from "../autograd/engine.js";
+import { getBackend } from "../backend/index.js";
+import { loadCheckpoint, saveCheckpoint, type Json } from "../checkpoint/index.js";
+import { epochSeed } from "../data/loader.js";
+import { Dropout } from "../nn/dropout.js";
+import { crossEntropyLoss } from "../nn/loss.js";
+import type { Module } from "../nn/module.js";
+import { createModel, type Model } from "../nn/models/index.js";
+import { resolveSpec, type ModelSpec } from "../nn/models/spec.js";
+import {
+  AdamW, constantLr, cosineLr, linearWarmup, SGD, stepLr, type LrSchedule, type Optimizer, type OptimizerState,
+} from "../optim/index.js";
+import type { ProgressBar } from "../report/progress.js";
+import { Rng } from "../tensor/random.js";
+import { MetricsWriter, type MetricsRecord } from "./metrics.js";
+import type { TrainConfig } from "./options.js";
+import { buildTask, type EvalResult, type Task } from "./task.js";
+
+export interface TrainHooks {
+  /** After every optimizer step: the global step count (1-based) and that step's loss. */
+  onStep?(step: number, loss: number): void;
+  /** Progress bar (stderr); none when omitted. */
+  progress?: ProgressBar;
+  /** Human-readable messages (epoch summaries, notes); none when omitted. */
+  log?(message: string): void;
+}
+
+export interface TrainSummary {
+  model: string;
+  backend: string;
+  parameters: number;
+  epochs: number;
+  steps: number;
+  train_loss: number | null;
+  test_loss: number | null;
+  test_acc: number | null;
+  test_ppl: number | null;
+  best_test_acc: number | null;
+  /** Training throughput over this invocation (evaluation excluded). */
+  samples_per_s: number;
+  elapsed_s: number;
+  resumed_from: { path: string; epoch: number; step: number } | null;
+  checkpoint: string | null;
+  metrics: string | null;
+  /** The per-epoch records (including earlier runs' when resumed). */
+  history: MetricsRecord[];
+}
+
+export interface TrainResult {
+  summary: TrainSummary;
+  /** Every record written this invocation (step records every logEvery steps, epoch records). */
+  records: MetricsRecord[];
+}
+
+/** What a checkpoint's "extra" metadata holds besides step and epoch. */
+interface ResumeExtra {
+  config: TrainConfig;
+  elapsed_s: number;
+  history: MetricsRecord[];
+}
+
+export function specOf(cfg: Pick<TrainConfig, "model" | "spec">): ModelSpec {
+  const spec = cfg.spec ?? ({ name: cfg.model } as ModelSpec);
+  if (spec.name !== cfg.model) throw new Error(`model spec is for '${spec.name}' but --model is '${cfg.model}'`);
+  return spec;
+}
+
+export function makeOptimizer(cfg: TrainConfig, model: Module): Optimizer<{ lr: number }, { step: number }> {
+  const params = model.namedParameters();
+  switch (cfg.optimizer) {
+    case "sgd": return new SGD(params, { lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay });
+    case "adamw": return new AdamW(params, { lr: cfg.lr, weightDecay: cfg.weightDecay });
+    default: throw new Error(`unknown optimizer '${String(cfg.optimizer)}'; valid: sgd, adamw`);
+  }
+}
+
+/**
+ * The LR factor per 0-based step: linear warm-up over `warmup` steps, then constant ("none"),
+ * x0.1 after each third of the remaining steps ("step"), or cosine decay to 0 ("cosine").
+ */
+export function makeLrSchedule(cfg: Pick<TrainConfig, "scheduleLr" | "warmup">, totalSteps: number): LrSchedule {
+  const after = Math.max(1, totalSteps - cfg.warmup);
+  let inner: LrSchedule;
+  switch (cfg.scheduleLr) {
+    case "none": inner = constantLr(); break;
+    case "step": inner = stepLr(Math.max(1, Math.ceil(after / 3)), 0.1); break;
+    case "cosine": inner = cosineLr(after); break;
+    default: throw new Error(`unknown lr schedule '${String(cfg.scheduleLr)}'; valid: none, step, cosine`);
+  }
+  return cfg.warmup > 0 ? linearWarmup(cfg.warmup, inner) : inner;
+}
+
+/** Dropout masks per epoch from (seed, module, epoch), so a resumed epoch draws the same masks. */
+function reseedDropout(model: Module, seed: number, epoch: number): void {
+  for (const [name, m] of model.namedModules()) {
+    if (!(m instanceof Dropout)) continue;
+    let h = 0;
+    for (let i = 0; i < name.length; i++) h = (Math.imul(h, 31) + name.charCodeAt(i)) | 0;
+    m.rng = new Rng(epochSeed(seed ^ h, epoch));
+  }
+}
+
+/** The training configuration stored in a checkpoint (for resuming with the same settings). */
+export function checkpointConfig(path: string): TrainConfig {
+  const ck = loadCheckpoint(path);
+  return parseExtra(path, ck.extra).config;
+}
+
+function parseExtra(path: string, extra: Json | undefined): ResumeExtra {
+  const e = extra as Partial<ResumeExtra> | undefined;
+  if (!e || typeof e !== "object" || !e.config || typeof e.config !== "object") {
+    throw new Error(`checkpoint ${path} holds no training state (written by something other than \`pipewright train\`?); it cannot be resumed`);
+  }
+  return { config: e.config, elapsed_s: Number(e.elapsed_s ?? 0), history: Array.isArray(e.history) ? e.history : [] };
+}
+
+export function saveTrainCheckpoint(path: string, model: Model, opt: Optimizer<{ lr: number }, { step: number }>,
+  cfg: TrainConfig, epoch: number, step: number, elapsedS: number, history: MetricsRecord[]): void {
+  const extra: ResumeExtra = { config: { ...cfg, resume: undefined }, elapsed_s: elapsedS, history };
+  saveCheckpoint(path, {
+    model: model.stateDict(),
+    optimizer: opt.stateDict(),
+    step,
+    epoch,
+    modelSpec: model.spec,
+    extra: JSON.parse(JSON.stringify(extra)) as Json,
+  });
+}
+
+function round(x: number, digits = 6): number { return Number(x.toPrecision(digits)); }
+
+export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const log = hooks.log ?? ((): void => {});
+  const spec = resolveSpec(specOf(cfg));
+  const model = createModel(spec, cfg.seed);
+  const task: Task = buildTask({ spec, batch: cfg.batch, seed: cfg.seed, data: cfg.data, limit: cfg.limit,
+    text: cfg.text, stepsPerEpoch: cfg.stepsPerEpoch });
+  const opt = makeOptimizer(cfg, model);
+  const totalSteps = cfg.epochs * task.stepsPerEpoch;
+  const schedule = makeLrSchedule(cfg, totalSteps);
+  const backendName = getBackend().name;
+  log(`pipewright train: ${cfg.model} (${model.numParameters().toLocaleString("en-US")} parameters) on the ${backendName} backend; ${task.describe}`);
+
+  let startEpoch = 0;
+  let step = 0;
+  let elapsedBefore = 0;
+  let history: MetricsRecord[] = [];
+  let resumedFrom: TrainSummary["resumed_from"] = null;
+  if (cfg.resume) {
+    const ck = loadCheckpoint(cfg.resume);
+    const extra = parseExtra(cfg.resume, ck.extra);
+    try {
+      model.loadStateDict(ck.model);
+    } catch (e) {
+      throw new Error(`checkpoint ${cfg.resume} does not fit this model (${(e as Error).message}); resume with the same --model as the saved run`);
+    }
+    if (!ck.optimizer) throw new Error(`checkpoint ${cfg.resume} has no optimizer state; it cannot be resumed exactly`);
+    try {
+      opt.loadStateDict(ck.optimizer as unknown as OptimizerState);
+    } catch (e) {
+      throw new Error(`checkpoint ${cfg.resume}: ${(e as Error).message}; resume with the same --optimizer as the saved run`);
+    }
+    // Flags given now win over the saved hyper-parameters (equal unless the user changed them).
+    for (const g of opt.groups) {
+      g.baseLr = cfg.lr;
+      const h = g.hyper as { lr: number; momentum?: number; weightDecay?: number };
+      h.weightDecay = cfg.weightDecay;
+      if (cfg.optimizer === "sgd") h.momentum = cfg.momentum;
+    }
+    startEpoch = ck.epoch;
+    step = ck.step;
+    elapsedBefore = extra.elapsed_s;
+    history = extra.history;
+    resumedFrom = { path: cfg.resume, epoch: ck.epoch, step: ck.step };
+    if (step !== startEpoch * task.stepsPerEpoch) {
+      log(`note: the checkpoint is at step ${step} after ${startEpoch} epochs, but this run has ${task.stepsPerEpoch} steps per epoch ` +
+        `(--batch, --limit or --steps-per-epoch changed?); training continues, but not as the saved run would have`);
+    }
+    log(`resumed from ${cfg.resume}: ${startEpoch} epochs, ${step} steps done`);
+  }
+
+  const metrics = cfg.metrics ? new MetricsWriter(cfg.metrics, cfg.resume !== undefined) : null;
+  const records: MetricsRecord[] = [];
+  const emit = (r: MetricsRecord): void => { records.push(r); metrics?.write(r); };
+  const runStart = performance.now();
+  const elapsed = (): number => elapsedBefore + (performance.now() - runStart) / 1000;
+  let trainSeconds = 0;
+  let trainSamples = 0;
+  let lastEval: EvalResult | null = null;
+  let lastTrainLoss: number | null = history.length ? history[history.length - 1].loss : null;
+
+  try {
+    for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
+      reseedDropout(model, cfg.seed, epoch);
+      model.train();
+      let lossSum = 0;
+      let batches = 0;
+      let samples = 0;
+      const epochStart = performance.now();
+      let windowStart = epochStart;
+      let windowSamples = 0;
+      for (const b of task.batches(epoch, 0)) {
+        opt.applySchedule(schedule, step);
+        const lr = opt.groups[0].hyper.lr;
+        opt.zeroGrad();
+        const loss = crossEntropyLoss(model.forward(b.x), b.y);
+        backward(loss);
+        opt.step();
+        const value = loss.item();
+        step++;
+        if (!Number.isFinite(value)) {
+          throw new Error(`training diverged: loss is ${value} at step ${step} (epoch ${epoch + 1}); try a smaller --lr than ${cfg.lr}`);
+        }
+        hooks.onStep?.(step, value);
+        const n = b.x.shape[0];
+        lossSum += value;
+        batches++;
+        samples += n;
+        windowSamples += n;
+        const now = performance.now();
+        if (step % cfg.logEvery === 0) {
+          emit({ type: "step", epoch: epoch + 1, step, loss: value, test_loss: null, test_acc: null,
+            samples_per_s: round(windowSamples / Math.max(1e-9, (now - windowStart) / 1000)), lr, elapsed_s: round(elapsed()) });
+          windowStart = now;
+          windowSamples = 0;
+        }
+        if (hooks.progress) {
+          const rate = samples / Math.max(1e-9, (now - epochStart) / 1000);
+          const left = (task.samplesPerEpoch - samples) + (cfg.epochs - epoch - 1) * task.samplesPerEpoch;
+          hooks.progress.update({ label: `epoch ${epoch + 1}/${cfg.epochs}`, done: samples, total: task.samplesPerEpoch,
+            samplesPerS: rate, loss: value, etaS: left / rate }, samples >= task.samplesPerEpoch);
+        }
+      }
+      const epochSeconds = (performance.now() - epochStart) / 1000;
+      trainSeconds += epochSeconds;
+      trainSamples += samples;
+      hooks.progress?.done();
+      lastEval = task.evaluate(model);
+      lastTrainLoss = lossSum / Math.max(1, batches);
+      const rec: MetricsRecord = {
+        type: "epoch", epoch: epoch + 1, step, loss: round(lastTrainLoss), test_loss: round(lastEval.loss),
+        test_acc: lastEval.acc === null ? null : round(lastEval.acc), samples_per_s: round(samples / epochSeconds),
+        lr: opt.groups[0].hyper.lr, elapsed_s: round(elapsed()),
+      };
+      if (task.kind === "text") rec.test_ppl = lastEval.ppl === null ? null : round(lastEval.ppl);
+      emit(rec);
+      history.push(rec);
+      if (cfg.save) saveTrainCheckpoint(cfg.save, model, opt, cfg, epoch + 1, step, elapsed(), history);
+      const quality = lastEval.acc !== null
+        ? `test acc ${(lastEval.acc * 100).toFixed(2)}%`
+        : `test perplexity ${(lastEval.ppl ?? NaN).toFixed(3)}`;
+      log(`epoch ${epoch + 1}/${cfg.epochs}: train loss ${lastTrainLoss.toFixed(4)}, test loss ${lastEval.loss.toFixed(4)}, ` +
+        `${quality}, ${(samples / epochSeconds).toFixed(0)} samples/s${cfg.save ? `, saved ${cfg.save}` : ""}`);
+      await new Promise<void>((r) => setImmediate(r));
+    }
+  } finally {
+    hooks.progress?.done();
+    metrics?.close();
+  }
+
+  if (!lastEval) {
+    log(`nothing to train: the checkpoint already has ${startEpoch} of ${cfg.epochs} epochs; evaluating it`);
+    lastEval = task.evaluate(model);
+  }
+  const accs = history.map((h) => h.test_acc).filter((a): a is number => a !== null);
+  const summary: TrainSummary = {
+    model: cfg.model,
+    backend: backendName,
+    parameters: model.numParameters(),
+    epochs: Math.max(startEpoch, cfg.epochs),
+    steps: step,
+    train_loss: lastTrainLoss === null ? null : round(lastTrainLoss),
+    test_loss: round(lastEval.loss),
+    test_acc: lastEval.acc === null ? null : round(lastEval.acc),
+    test_ppl: lastEval.ppl === null ? null : round(lastEval.ppl),
+    best_test_acc: accs.length ? Math.max(...accs) : null,
+    samples_per_s: trainSeconds > 0 ? round(trainSamples / trainSeconds) : 0,
+    elapsed_s: round(elapsed()),
+    resumed_from: resumedFrom,
+    checkpoint: cfg.save ?? null,
+    metrics: cfg.metrics ?? null,
+    history,
+  };
+  return { summary, records };
+}

@@ -1,0 +1,152 @@
+// The data side of a training run: image classification on Fashion-MNIST (mlp, cnn, vit) or
+// next-byte prediction on a text corpus (gpt). Both give the batches of any (epoch, batch index)
+// without hidden RNG state, which is what makes a resumed run continue exactly.
+import { noGrad } from "../autograd/engine.js";
+import { loadFashionMnist } from "../data/fashion-mnist.js";
+import { DataLoader, type TensorDataset } from "../data/loader.js";
+import { loadTextCorpus, textCorpusPath, TextBatcher } from "../data/text.js";
+import { crossEntropyLoss } from "../nn/loss.js";
+import type { Module } from "../nn/module.js";
+import { resolveSpec, type ModelSpec } from "../nn/models/spec.js";
+import type { Tensor } from "../tensor/tensor.js";
+
+export interface TrainBatch { x: Tensor; y: Int32Array; index: number }
+
+export interface EvalResult {
+  /** Mean loss per prediction. */
+  loss: number;
+  /** Classification accuracy in [0, 1]; null for language models. */
+  acc: number | null;
+  /** exp(loss) for language models; null for classifiers. */
+  ppl: number | null;
+}
+
+export interface Task {
+  kind: "image" | "text";
+  /** Examples (images or context windows) per epoch. */
+  samplesPerEpoch: number;
+  stepsPerEpoch: number;
+  /** The batches of `epoch` (0-based) from batch `start` on. */
+  batches(epoch: number, start: number): Iterable<TrainBatch>;
+  /** Loss (and accuracy) on the test set / validation split, in eval mode, without gradients. */
+  evaluate(model: Module): EvalResult;
+  /** One line for the log: what data this is. */
+  describe: string;
+}
+
+export interface TaskOptions {
+  spec: ModelSpec;
+  batch: number;
+  seed: number;
+  data?: string;
+  limit?: number;
+  text?: string;
+  stepsPerEpoch?: number;
+}
+
+export function buildTask(o: TaskOptions): Task {
+  return resolveSpec(o.spec).name === "gpt" ? textTask(o) : imageTask(o);
+}
+
+const EVAL_CHUNK = 500;
+
+function imageTask(o: TaskOptions): Task {
+  const train = loadFashionMnist({ dir: o.data, split: "train", limit: o.limit });
+  const test = loadFashionMnist({ dir: o.data, split: "test", limit: o.limit });
+  const toDataset = (d: typeof train): TensorDataset =>
+    ({ inputs: d.images, labels: d.labels, n: d.n, sampleShape: d.sampleShape });
+  const trainSet = toDataset(train);
+  const testSet = toDataset(test);
+  const loader = new DataLoader(trainSet, { batchSize: o.batch, shuffle: true, seed: o.seed });
+  const evalLoader = new DataLoader(testSet, { batchSize: EVAL_CHUNK, shuffle: false });
+  return {
+    kind: "image",
+    samplesPerEpoch: trainSet.n,
+    stepsPerEpoch: loader.length,
+    batches: (epoch, start) => loader.epoch(epoch, start),
+    evaluate: (model) => evalClassifier(model, evalLoader),
+    describe: `Fashion-MNIST from ${train.dir}: ${trainSet.n} training and ${testSet.n} test images`,
+  };
+}
+
+function evalClassifier(model: Module, loader: DataLoader): EvalResult {
+  const wasTraining = model.training;
+  model.eval();
+  let lossSum = 0;
+  let correct = 0;
+  let n = 0;
+  try {
+    noGrad(() => {
+      for (const { x, y } of loader.epoch(0)) {
+        const logits = model.forward(x);
+        lossSum += crossEntropyLoss(logits, y, "sum").item();
+        correct += countCorrect(logits, y);
+        n += y.length;
+      }
+    });
+  } finally {
+    model.train(wasTraining);
+  }
+  return { loss: lossSum / n, acc: correct / n, ppl: null };
+}
+
+/** Rows of logits [N, C] whose first maximum is at the target class. */
+export function countCorrect(logits: Tensor, targets: Int32Array): number {
+  const c = logits.shape[logits.rank - 1];
+  const rows = logits.size / c;
+  const d = logits.data;
+  let correct = 0;
+  for (let r = 0; r < rows; r++) {
+    let best = 0;
+    for (let j = 1; j < c; j++) if (d[r * c + j] > d[r * c + best]) best = j;
+    if (best === targets[r]) correct++;
+  }
+  return correct;
+}
+
+/** Validation batches drawn for each evaluation of the language model (fixed, so evals compare). */
+const TEXT_EVAL_BATCHES = 8;
+const MIN_TEXT_STEPS_PER_EPOCH = 50;
+
+function textTask(o: TaskOptions): Task {
+  const spec = resolveSpec(o.spec);
+  if (spec.name !== "gpt") throw new Error(`text training needs the gpt model, got '${spec.name}'`);
+  const path = o.text ?? textCorpusPath();
+  const corpus = loadTextCorpus(path);
+  const batcher = new TextBatcher(corpus, o.batch, spec.context, o.seed);
+  const onePass = Math.ceil(corpus.train.length / (o.batch * spec.context));
+  const stepsPerEpoch = o.stepsPerEpoch
+    ?? (o.limit !== undefined ? Math.ceil(o.limit / o.batch) : Math.max(MIN_TEXT_STEPS_PER_EPOCH, onePass));
+  return {
+    kind: "text",
+    samplesPerEpoch: stepsPerEpoch * o.batch,
+    stepsPerEpoch,
+    *batches(epoch, start) {
+      for (let i = start; i < stepsPerEpoch; i++) {
+        const { x, y } = batcher.batchAt("train", epoch * stepsPerEpoch + i);
+        yield { x, y, index: i };
+      }
+    },
+    evaluate(model) {
+      const wasTraining = model.training;
+      model.eval();
+      let lossSum = 0;
+      let n = 0;
+      try {
+        noGrad(() => {
+          for (let i = 0; i < TEXT_EVAL_BATCHES; i++) {
+            const { x, y } = batcher.batchAt("val", i);
+            lossSum += crossEntropyLoss(model.forward(x), y, "sum").item();
+            n += y.length;
+          }
+        });
+      } finally {
+        model.train(wasTraining);
+      }
+      const loss = lossSum / n;
+      return { loss, acc: null, ppl: Math.exp(loss) };
+    },
+    describe: `text corpus ${path}: ${corpus.train.length} training and ${corpus.val.length} validation bytes, ` +
+      `context ${spec.context}, ${stepsPerEpoch} steps per epoch`,
+  };
+}

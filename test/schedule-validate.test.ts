@@ -1,0 +1,68 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  generateSchedule, parseAction, type Schedule, ScheduleError, assertValidSchedule, validateSchedule,
+} from "../src/pipeline/schedule/index.js";
+
+function handMade(lists: string[][], over: Partial<Schedule> = {}): Schedule {
+  return {
+    name: "hand-made", stages: lists.length, microbatches: 2, chunks: 1, steps: 1, splitBackward: false,
+    synchronous: true, stageToWorker: lists.map((_, i) => i), workers: lists.map((l) => l.map(parseAction)), ...over,
+  };
+}
+
+test("a deadlocked schedule is rejected with a grid naming the first stuck action per worker", () => {
+  // Stage 0 waits for 1B0 before sending micro-batch 1; stage 1 insists on micro-batch 1 first.
+  const s = handMade([
+    ["0F0", "0B0", "0F1", "0B1", "0STEP0"],
+    ["1F1", "1B1", "1F0", "1B0", "1STEP0"],
+  ]);
+  const r = validateSchedule(s);
+  assert.equal(r.ok, false);
+  const msg = r.errors.join("\n");
+  assert.match(msg, /deadlock in schedule 'hand-made' after 1 of 10 actions/);
+  assert.match(msg, /worker \| done \| stuck at \| waiting for/);
+  assert.match(msg, /^0\s+\| 1\/5\s+\| 0B0\s+\| 1B0 \(worker 1 #3, behind 1F1\)$/m);
+  assert.match(msg, /^1\s+\| 0\/5\s+\| 1F1\s+\| 0F1 \(worker 0 #2, behind 0B0\)$/m);
+  assert.throws(() => assertValidSchedule(s), ScheduleError);
+});
+
+test("a valid hand-made schedule passes and differs from the deadlocked one only in order", () => {
+  const s = handMade([
+    ["0F0", "0F1", "0B0", "0B1", "0STEP0"],
+    ["1F1", "1B1", "1F0", "1B0", "1STEP0"],
+  ]);
+  assert.deepEqual(validateSchedule(s).errors, []);
+});
+
+test("missing, duplicated and misplaced actions are reported", () => {
+  const missing = validateSchedule(handMade([["0F0", "0F1", "0B0", "0STEP0"], ["1F0", "1B0", "1F1", "1B1", "1STEP0"]]));
+  assert.ok(missing.errors.some((e) => e === "0B1 appears 0 times; expected exactly once"), missing.errors.join("\n"));
+  const dup = validateSchedule(handMade([["0F0", "0F0", "0F1", "0B0", "0B1", "0STEP0"], ["1F0", "1B0", "1F1", "1B1", "1STEP0"]]));
+  assert.ok(dup.errors.includes("0F0 appears 2 times; expected exactly once"));
+  const wrong = validateSchedule(handMade([["0F0", "0F1", "0B0", "0B1", "1STEP0"], ["1F0", "1B0", "1F1", "1B1", "0STEP0"]]));
+  assert.ok(wrong.errors.some((e) => e.includes("worker 0 #4 '1STEP0': stage 1 belongs to worker 1")), wrong.errors.join("\n"));
+  const range = validateSchedule(handMade([["0F0", "0F1", "0B0", "0B1", "0STEP0", "0F9"], ["1F0", "1B0", "1F1", "1B1", "1STEP0"]]));
+  assert.ok(range.errors.some((e) => e.includes("micro-batch 9 is outside 0..1")));
+  const w = validateSchedule(handMade([["0F0", "0F1", "0B0", "0W0", "0B1", "0STEP0"], ["1F0", "1B0", "1F1", "1B1", "1STEP0"]]));
+  assert.ok(w.errors.some((e) => e.includes("W in a schedule without a split backward")));
+});
+
+test("a split schedule without its W, or a STEP before a W, is rejected", () => {
+  const s = generateSchedule("zb-h1", { stages: 2, microbatches: 2 });
+  const noW = { ...s, workers: s.workers.map((l) => l.filter((a) => !(a.kind === "W" && a.microbatch === 1))) };
+  assert.ok(validateSchedule(noW).errors.some((e) => e.startsWith("0W1 appears 0 times")));
+  // Move stage 0's STEP before its last W: the STEP then waits for a W later in its own list.
+  const l0 = [...s.workers[0]];
+  const step = l0.pop();
+  l0.splice(l0.length - 1, 0, step as (typeof l0)[number]);
+  const early = validateSchedule({ ...s, workers: [l0, s.workers[1]] });
+  assert.match(early.errors.join("\n"), /0STEP0\s+\| 0W1 \(worker 0 #\d+, later in its own list\)/);
+});
+
+test("a synchronous schedule whose next-step forward precedes the STEP is a deadlock", () => {
+  const s = generateSchedule("gpipe", { stages: 1, microbatches: 1, steps: 2 });
+  const [f0, b0, st0, f1, b1, st1] = s.workers[0];
+  const bad = { ...s, workers: [[f0, b0, f1, st0, b1, st1]] };
+  assert.match(validateSchedule(bad).errors.join("\n"), /0F1\s+\| 0STEP0 \(worker 0 #3, later in its own list\)/);
+});

@@ -1,0 +1,153 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { generateSchedule, parseAction, type Schedule } from "../src/pipeline/schedule/index.js";
+import { bubbleFormula, resolveCosts, simulate } from "../src/sim/index.js";
+import { timelineSvg } from "../src/report/timeline-svg.js";
+import { runSim } from "../src/cli/sim.js";
+import { UsageError } from "../src/cli/args.js";
+
+const close = (a: number, b: number, msg: string): void => assert.ok(Math.abs(a - b) < 1e-9, `${msg}: ${a} vs ${b}`);
+
+test("GPipe and 1F1B: bubble (S-1)/(M+S-1) with F = B = 1 and with F = 1, B = 2", () => {
+  for (const costs of [{ forward: 1, backward: 1, weight: 0 }, { forward: 1, backward: 2, weight: 1 }]) {
+    for (let S = 1; S <= 8; S++) {
+      for (let M = 1; M <= 16; M++) {
+        for (const name of ["gpipe", "1f1b"]) {
+          const r = simulate(generateSchedule(name, { stages: S, microbatches: M }), costs);
+          close(r.bubbleFraction, (S - 1) / (M + S - 1), `${name} S=${S} M=${M}`);
+          close(r.makespan, (M + S - 1) * (costs.forward + costs.backward), `${name} makespan`);
+          r.idle.forEach((x) => close(x, (S - 1) * (costs.forward + costs.backward), "idle per worker"));
+        }
+      }
+    }
+  }
+});
+
+test("interleaved: bubble (S-1)/(vM+S-1), i.e. bubble/ideal time exactly 1/v of 1F1B's (M a multiple of S)", () => {
+  // Costs are per whole stage: each chunk action costs 1/v of them.
+  const costs = { forward: 1, backward: 1, weight: 0 };
+  for (let S = 1; S <= 8; S++) {
+    for (let M = S; M <= 16; M += S) {
+      const base = simulate(generateSchedule("1f1b", { stages: S, microbatches: M }), costs);
+      const ideal = M * 2;
+      for (let v = 1; v <= 3; v++) {
+        const r = simulate(generateSchedule("interleaved", { stages: S, microbatches: M, chunks: v }), costs);
+        close(r.bubbleFraction, (S - 1) / (v * M + S - 1), `S=${S} M=${M} v=${v}`);
+        close(((r.makespan - ideal) / ideal) * v, (base.makespan - ideal) / ideal, `1/v relation S=${S} M=${M} v=${v}`);
+      }
+    }
+  }
+});
+
+test("zb-h1: makespan M(F+B+W)+(S-1)(F+B-W) for M >= S, and strictly less bubble than 1F1B for S > 1", () => {
+  for (const [f, b, w] of [[1, 2, 1], [1, 3, 1], [2, 3, 1]]) {
+    const costs = { forward: f, backward: b, weight: w };
+    const bi = b - w;
+    for (let S = 1; S <= 8; S++) {
+      for (let M = 1; M <= 16; M++) {
+        const z = simulate(generateSchedule("zb-h1", { stages: S, microbatches: M }), costs);
+        const o = simulate(generateSchedule("1f1b", { stages: S, microbatches: M }), costs);
+        if (S > 1) assert.ok(z.bubbleFraction < o.bubbleFraction, `S=${S} M=${M}: ${z.bubbleFraction} vs ${o.bubbleFraction}`);
+        else close(z.bubbleFraction, 0, "one stage");
+        if (M >= S) close(z.makespan, M * (f + bi + w) + (S - 1) * (f + bi - w), `zb makespan S=${S} M=${M} costs ${f},${b},${w}`);
+        else if (f === 1 && b === 2) close(z.makespan, 2 * M + S - 1 + Math.max(M, S), `zb M<S S=${S} M=${M}`);
+      }
+    }
+  }
+});
+
+test("bubbleFormula agrees with the simulator where it claims a value, and declines otherwise", () => {
+  const c = { forward: 1, backward: 2, weight: 1 };
+  for (const [name, S, M, v] of [["gpipe", 4, 8, 1], ["interleaved", 4, 8, 2], ["zb-h1", 4, 8, 1], ["zb-h1", 6, 3, 1]] as const) {
+    const f = bubbleFormula(name, S, M, v, resolveCosts(c, S));
+    assert.ok(f);
+    close(simulate(generateSchedule(name, { stages: S, microbatches: M, chunks: v }), c).bubbleFraction, f.value, name);
+  }
+  assert.equal(bubbleFormula("1f1b", 4, 8, 1, resolveCosts({ ...c, message: 0.1 }, 4)), null);
+  assert.equal(bubbleFormula("async", 4, 8, 1, resolveCosts(c, 4)), null);
+});
+
+test("hand-computed timeline: per-stage costs and message latency", () => {
+  // S=2, M=2 GPipe, stage 1 twice as slow: 0F0[0,1] 0F1[1,2] 1F0[1,3] 1F1[3,5] 1B0[5,7] 1B1[7,9] 0B0[7,8] 0B1[9,10].
+  const s = generateSchedule("gpipe", { stages: 2, microbatches: 2 });
+  const r = simulate(s, { forward: [1, 2], backward: [1, 2], weight: 0 });
+  assert.equal(r.makespan, 10);
+  assert.deepEqual(r.busy, [4, 8]);
+  assert.deepEqual(r.idle, [6, 2]);
+  close(r.bubbleFraction, 1 - 12 / 20, "bubble");
+  const t = Object.fromEntries(r.timeline.flat().map((x) => [`${x.action.stage}${x.action.kind}${x.action.microbatch}`, [x.start, x.end]]));
+  assert.deepEqual(t["1F0"], [1, 3]);
+  assert.deepEqual(t["0B1"], [9, 10]);
+  // Every cross-worker dependency costs m: GPipe's makespan grows by 2(S-1)m.
+  for (const m of [0.5, 3]) {
+    const g = simulate(generateSchedule("gpipe", { stages: 4, microbatches: 5 }), { forward: 1, backward: 2, weight: 0, message: m });
+    close(g.makespan, (5 + 3) * 3 + 2 * 3 * m, `message ${m}`);
+  }
+});
+
+test("simulate rejects a deadlocked schedule with the grid, and bad costs by name", () => {
+  const bad: Schedule = {
+    name: "bad", stages: 2, microbatches: 1, chunks: 1, steps: 1, splitBackward: false, synchronous: true,
+    stageToWorker: [0, 1], workers: [["0B0", "0F0", "0STEP0"], ["1F0", "1B0", "1STEP0"]].map((l) => l.map(parseAction)),
+  };
+  assert.throws(() => simulate(bad), /deadlock in schedule 'bad'[\s\S]*0B0\s+\| 1B0/);
+  const s = generateSchedule("1f1b", { stages: 2, microbatches: 2 });
+  assert.throws(() => simulate(s, { forward: [1, 2, 3], backward: 2, weight: 1 }), /forward has 3 per-stage values for 2 stages/);
+  assert.throws(() => simulate(s, { forward: 1, backward: 1, weight: 2 }), /weight-gradient time 2 of stage 0 exceeds its backward time 1/);
+  assert.throws(() => simulate(s, { forward: -1, backward: 1, weight: 0 }), /forward of stage 0 is -1/);
+});
+
+test("timeline SVG: one box per action with its compact name, legend and title", () => {
+  const s = generateSchedule("zb-h1", { stages: 3, microbatches: 4 });
+  const r = simulate(s);
+  const svg = timelineSvg(r, { title: "zb & co" });
+  assert.ok(svg.startsWith("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+  assert.ok(svg.trimEnd().endsWith("</svg>"));
+  assert.ok(svg.includes("zb &amp; co"));
+  const titles = [...svg.matchAll(/<title>([^:<]+):/g)].map((m) => m[1]).sort();
+  const all = s.workers.flat().map((a) => `${a.stage}${a.kind}${a.microbatch}`).sort();
+  assert.deepEqual(titles, all);
+  for (const text of ["F forward", "B input gradient", "W weight gradient", "STEP optimizer update", "worker 2 · stage 2"]) {
+    assert.ok(svg.includes(text), text);
+  }
+  // Boxes per kind: F blue, B green, W orange.
+  assert.equal((svg.match(/fill="#f58518"/g) ?? []).length, 3 * 4 + 1);
+});
+
+async function capture(argv: string[]): Promise<[number, string]> {
+  const write = process.stdout.write.bind(process.stdout);
+  let out = "";
+  process.stdout.write = ((chunk: string | Uint8Array) => { out += String(chunk); return true; }) as typeof process.stdout.write;
+  try { return [await runSim(argv), out]; } finally { process.stdout.write = write; }
+}
+
+test("pipewright sim prints JSON with bubble, peaks, delays, and writes the SVG", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "pw-sim-"));
+  const svg = join(dir, "t.svg");
+  const [code, out] = await capture(["--schedule", "1f1b", "--stages", "4", "--microbatches", "8", "--svg", svg, "--json"]);
+  assert.equal(code, 0);
+  const j = JSON.parse(out) as Record<string, unknown>;
+  close(j.bubble_fraction as number, 3 / 11, "bubble");
+  assert.deepEqual(j.peak_activations, [4, 3, 2, 1]);
+  assert.equal(j.makespan, 33);
+  assert.ok(readFileSync(svg, "utf8").includes("<svg"));
+  const [, a] = await capture(["--schedule=async", "--stages=4", "--microbatches=2", "--json"]);
+  const ja = JSON.parse(a) as Record<string, unknown>;
+  assert.deepEqual(ja.delays, [4, 3, 2, 1]);
+  assert.deepEqual(ja.expected_delays, [4, 3, 2, 1]);
+  const [, text] = await capture(["--schedule", "async", "--stages", "3", "--microbatches", "1"]);
+  assert.match(text, /delays per stage\s+5 3 1/);
+});
+
+test("pipewright sim: bad values are usage errors listing what is allowed", async () => {
+  await assert.rejects(capture(["--schedule", "pipedream"]), (e: Error) => e instanceof UsageError && /gpipe, 1f1b, interleaved, zb-h1, async/.test(e.message));
+  await assert.rejects(capture(["--schedule", "interleaved", "--stages", "4", "--microbatches", "6", "--chunks", "2"]),
+    (e: Error) => e instanceof UsageError && /multiple of the stage count/.test(e.message));
+  await assert.rejects(capture(["--cost-f", "1,2", "--stages", "4"]), (e: Error) => e instanceof UsageError && /one for every stage or exactly 4/.test(e.message));
+  await assert.rejects(capture(["--cost-b", "x"]), (e: Error) => e instanceof UsageError && /'x' is not a number/.test(e.message));
+  await assert.rejects(capture(["--workers", "5", "--stages", "4"]), (e: Error) => e instanceof UsageError && /--workers 5 exceeds --stages 4/.test(e.message));
+  await assert.rejects(capture(["--stages", "0"]), (e: Error) => e instanceof UsageError && /at least 1/.test(e.message));
+});
