@@ -18,15 +18,20 @@ g = torch.Generator().manual_seed(20240601)
 
 
 def randn(*shape, scale=1.0):
-    return (torch.randn(*shape, generator=g) * scale).float().double()
+    return (torch.randn(tuple(shape), generator=g) * scale).float().double()
 
 
 def uniform(lo, hi, *shape):
-    return (lo + (hi - lo) * torch.rand(*shape, generator=g)).float().double()
+    return (lo + (hi - lo) * torch.rand(tuple(shape), generator=g)).float().double()
+
+
+def num(v):
+    # JSON has no infinities: -inf (masked entries) is written as the string "-inf".
+    return v if v == v and abs(v) != float("inf") else ("-inf" if v < 0 else str(v))
 
 
 def enc(t):
-    return {"shape": list(t.shape), "data": [float(v) for v in t.detach().float().reshape(-1).tolist()]}
+    return {"shape": list(t.shape), "data": [num(float(v)) for v in t.detach().float().reshape(-1).tolist()]}
 
 
 cases = []

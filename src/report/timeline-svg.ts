@@ -5,7 +5,6 @@ import { type Action, formatAction } from "../pipeline/schedule/index.js";
 import type { SimResult } from "../sim/index.js";
 
 const COLOURS: Record<Action["kind"], string> = { F: "#4c78a8", B: "#54a24b", W: "#f58518", STEP: "#e45756" };
-const LABEL_W = 118;
 const ROW_H = 26;
 const ROW_GAP = 6;
 const TOP = 52;
@@ -42,6 +41,12 @@ export function timelineSvg(r: SimResult, opts: TimelineOptions = {}): string {
   const s = r.schedule;
   const W = r.timeline.length;
   const span = r.makespan > 0 ? r.makespan : 1;
+  const stagesOn = Array.from({ length: W }, (_, w) => s.stageToWorker.flatMap((x, st) => (x === w ? [st] : [])));
+  const rowName = (w: number): string => {
+    const st = stagesOn[w];
+    return st.length === 1 ? `worker ${w} · stage ${st[0]}` : `worker ${w} · stages ${st[0]}-${st[st.length - 1]}`;
+  };
+  const LABEL_W = Math.max(110, ...Array.from({ length: W }, (_, w) => Math.ceil(rowName(w).length * CHAR_W) + 20));
   const unit = opts.scale ?? Math.max(4, Math.min(40, 1100 / span));
   const plotW = span * unit;
   const width = Math.max(560, Math.ceil(LABEL_W + plotW + 24));
@@ -59,12 +64,10 @@ export function timelineSvg(r: SimResult, opts: TimelineOptions = {}): string {
   const peak = r.peakActivations.join(" ");
   out.push(`<text x="12" y="38" fill="#444">makespan ${fmt(r.makespan)} · bubble ${(100 * r.bubbleFraction).toFixed(1)}% · peak activations per stage ${escapeXml(peak)}</text>`);
 
-  const stagesOn = Array.from({ length: W }, (_, w) => s.stageToWorker.flatMap((x, st) => (x === w ? [st] : [])));
   for (let w = 0; w < W; w++) {
     const y = TOP + w * (ROW_H + ROW_GAP);
     const st = stagesOn[w];
-    const name = st.length === 1 ? `worker ${w} · stage ${st[0]}` : `worker ${w} · stages ${st[0]}-${st[st.length - 1]}`;
-    out.push(`<text x="8" y="${y + ROW_H / 2 + 4}">${escapeXml(name)}</text>`);
+    out.push(`<text x="8" y="${y + ROW_H / 2 + 4}">${escapeXml(rowName(w))}</text>`);
     out.push(`<rect x="${x0}" y="${y}" width="${plotW.toFixed(1)}" height="${ROW_H}" fill="#f1f1f1"/>`);
     const shared = st.length > 1;
     for (const t of r.timeline[w]) {
