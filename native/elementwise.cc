@@ -109,13 +109,15 @@ void unary(UnOp op, const float* x, float* out, int64_t n) {
     case UnOp::Log: vlog(x, out, n); break;
     case UnOp::Tanh: vtanh(x, out, n); break;
     case UnOp::Gelu: {
-      // Exact (erf) GELU as torch: x * 0.5 * (1 + erf(x / sqrt(2))).
+      // Exact GELU x * Phi(x), as torch's approximate="none", written with erfc: x/2 * erfc(-x/sqrt(2))
+      // equals torch's x/2 * (1 + erf(x/sqrt(2))) but avoids its cancellation for negative x (and
+      // still gives inf at +inf and NaN at -inf like torch).
       float t[CHUNK];
       for (int64_t s = 0; s < n; s += CHUNK) {
         const int64_t m = std::min(CHUNK, n - s);
-        for (int64_t i = 0; i < m; i++) t[i] = x[s + i] * static_cast<float>(M_SQRT1_2);
-        verf(t, t, m);
-        for (int64_t i = 0; i < m; i++) out[s + i] = x[s + i] * 0.5f * (1.f + t[i]);
+        for (int64_t i = 0; i < m; i++) t[i] = x[s + i] * -static_cast<float>(M_SQRT1_2);
+        verfc(t, t, m);
+        for (int64_t i = 0; i < m; i++) out[s + i] = x[s + i] * 0.5f * t[i];
       }
       break;
     }
@@ -157,14 +159,14 @@ void unaryBackwardImpl(UnOp op, const float* x, const float* y, const float* dy,
         const int64_t m = std::min(CHUNK, n - s);
         const float* xs = x + s;
         for (int64_t i = 0; i < m; i++) {
-          e[i] = xs[i] * static_cast<float>(M_SQRT1_2);
+          e[i] = xs[i] * -static_cast<float>(M_SQRT1_2);
           p[i] = xs[i] * xs[i] * -0.5f;
         }
-        verf(e, e, m);
+        verfc(e, e, m);
         vexp(p, p, m);
         const float* dys = dy + s;
         store<ACC>(dx + s, m, [&](int64_t i) {
-          const float cdf = 0.5f * (1.f + e[i]);
+          const float cdf = 0.5f * e[i];
           return dys[i] * (cdf + xs[i] * kAlpha * p[i]);
         });
       }

@@ -63,6 +63,7 @@ void adamwStep(float* w, const float* g, float* m, float* v, int64_t n, double l
 // Vectorised transcendental helpers (glibc libmvec where the ISA allows), used by several kernels.
 void vexp(const float* x, float* y, int64_t n);
 void verf(const float* x, float* y, int64_t n);
+void verfc(const float* x, float* y, int64_t n);
 void vtanh(const float* x, float* y, int64_t n);
 void vlog(const float* x, float* y, int64_t n);
 

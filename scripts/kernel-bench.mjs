@@ -70,3 +70,34 @@ for (const p of convs) {
     report("conv2d bwd-weights", shape, flops, time(() => addon.conv2dBackwardWeights(x, dy, dw, db, p, false)), { layout });
   }
 }
+
+// Loop kernels at the sizes of the gpt benchmark model (batch 16, context 128, width 256, 4 heads).
+{
+  const T = 16 * 128, D = 256, H = 1024;
+  const big = rand(T * H), big2 = rand(T * H), out = new Float32Array(T * H), row = rand(H);
+  const gb = (bytes, ms) => +(bytes / ms / 1e6).toFixed(2);
+  const loop = (kernel, shape, bytes, fn) => {
+    const ms = time(fn);
+    console.log(JSON.stringify({ kernel, shape, ms: +ms.toFixed(4), gbytes_per_s: gb(bytes, ms) }));
+  };
+  loop("unary gelu", `[${T},${H}]`, 8 * T * H, () => addon.unary("gelu", big, out));
+  loop("unaryBackward gelu", `[${T},${H}]`, 12 * T * H, () => addon.unaryBackward("gelu", big, out, big2, out, false));
+  loop("unary relu", `[${T},${H}]`, 8 * T * H, () => addon.unary("relu", big, out));
+  loop("binary add row-broadcast", `[${T},${H}]+[${H}]`, 8 * T * H, () => addon.binary("add", big, [T, H], row, [1, H], out, [T, H]));
+  loop("binary mul same-shape", `[${T},${H}]`, 12 * T * H, () => addon.binary("mul", big, [T, H], big2, [T, H], out, [T, H]));
+  loop("sum over rows (bias grad)", `[${T},${H}]->[${H}]`, 4 * T * H, () => addon.sum(big, 1, T, H, row, false));
+  const att = 16 * 4 * 128;
+  loop("softmax", `[${att},128]`, 8 * att * 128, () => addon.softmax(big, att, 128, out, false));
+  loop("softmaxBackward", `[${att},128]`, 12 * att * 128, () => addon.softmaxBackward(big, big2, att, 128, out, false, false));
+  const x = big.subarray(0, T * D), g = rand(D), b = rand(D), y = new Float32Array(T * D);
+  const mu = new Float32Array(T), rs = new Float32Array(T), dg = new Float32Array(D), db = new Float32Array(D);
+  loop("layerNorm", `[${T},${D}]`, 8 * T * D, () => addon.layerNorm(x, g, b, T, D, 1e-5, y, mu, rs));
+  loop("layerNormBackward", `[${T},${D}]`, 12 * T * D, () => addon.layerNormBackward(x, g, big2.subarray(0, T * D), mu, rs, T, D, y, dg, db, false));
+  loop("permute heads", `[16,128,4,64]->[16,4,128,64]`, 8 * T * D, () => addon.permute(x, [16, 128, 4, 64], [0, 2, 1, 3], y, false));
+  loop("permute transpose", `[64,128,64]->[64,64,128]`, 8 * T * D * 2, () => addon.permute(big.subarray(0, 64 * 128 * 64), [64, 128, 64], [0, 2, 1], out.subarray(0, 64 * 128 * 64), false));
+  const ce = rand(T * 256), lp = new Float32Array(T * 256), tg = new Int32Array(T).map((_, i) => i % 256);
+  loop("crossEntropy", `[${T},256]`, 8 * T * 256, () => addon.crossEntropy(ce, tg, T, 256, lp));
+  const w = rand(1 << 20), gr = rand(1 << 20), m = new Float32Array(1 << 20), v = new Float32Array(1 << 20);
+  loop("adamwStep", "1M params", 28 << 20, () => addon.adamwStep(w, gr, m, v, 1e-3, 0.9, 0.999, 1e-8, 0.01, 3));
+  loop("sgdStep momentum", "1M params", 20 << 20, () => addon.sgdStep(w, gr, m, 0.01, 0.9, 0, 0, false, false));
+}

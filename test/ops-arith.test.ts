@@ -83,6 +83,11 @@ test("unary ops: forward values", () => {
   const big = Tensor.from([-100, 100], [2]);
   assertClose(sigmoid(big).data, [0, 1], 1e-7, "sigmoid saturation");
   assertClose(gelu(big).data, [0, 100], 1e-7, "gelu saturation");
+  // Exact in the tail (no 1 + erf cancellation: Φ(-5) = 2.866515718791939e-7) and torch's inf/NaN behaviour.
+  const tail = gelu(Tensor.from([-5, Infinity, -Infinity], [3])).data;
+  assertClose([tail[0]], [-5 * 2.866515718791939e-7], 1e-6, "gelu(-5)");
+  assert.equal(tail[1], Infinity);
+  assert.ok(Number.isNaN(tail[2]), "gelu(-inf) is NaN like torch");
 });
 
 test("unary ops: gradients", () => {

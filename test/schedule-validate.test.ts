@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  generateSchedule, parseAction, type Schedule, ScheduleError, assertValidSchedule, validateSchedule,
+  formatAction, generateSchedule, parseAction, type Schedule, ScheduleError, assertValidSchedule, validateSchedule,
 } from "../src/pipeline/schedule/index.js";
 
 function handMade(lists: string[][], over: Partial<Schedule> = {}): Schedule {
@@ -65,4 +65,41 @@ test("a synchronous schedule whose next-step forward precedes the STEP is a dead
   const [f0, b0, st0, f1, b1, st1] = s.workers[0];
   const bad = { ...s, workers: [[f0, b0, f1, st0, b1, st1]] };
   assert.match(validateSchedule(bad).errors.join("\n"), /0F1\s+\| 0STEP0 \(worker 0 #3, later in its own list\)/);
+});
+
+test("lowering: one SEND and one RECV per cross-worker edge, RECV before its consumer, SEND after its producer", async () => {
+  const { lowerCommunication, formatLoweredOp, dependencies, isMessage, contiguousWorkers } = await import("../src/pipeline/schedule/index.js");
+  const cases = [
+    generateSchedule("1f1b", { stages: 3, microbatches: 4 }),
+    generateSchedule("interleaved", { stages: 2, microbatches: 4, chunks: 2 }),
+    generateSchedule("zb-h1", { stages: 3, microbatches: 3 }),
+    generateSchedule("async", { stages: 6, microbatches: 1, stageToWorker: contiguousWorkers(6, 2) }),
+  ];
+  for (const s of cases) {
+    const lowered = lowerCommunication(s);
+    // Independent count of cross-worker edges from the dependency graph.
+    let edges = 0;
+    for (const list of s.workers) for (const a of list) for (const d of dependencies(a, s)) {
+      if ((d.kind === "F" || d.kind === "B") && !(d.stage === a.stage && d.chunk === a.chunk) && isMessage(d, a, s.stageToWorker)) edges++;
+    }
+    const sends = lowered.flat().filter((o) => o.op === "send").map(formatLoweredOp);
+    const recvs = lowered.flat().filter((o) => o.op === "recv");
+    assert.equal(sends.length, edges, s.name);
+    assert.equal(recvs.length, edges, s.name);
+    lowered.forEach((ops, w) => {
+      assert.deepEqual(ops.filter((o) => o.op === "compute").map((o) => o.op === "compute" && o.action), s.workers[w]);
+      ops.forEach((o, i) => {
+        if (o.op === "recv") {
+          const next = ops.slice(i + 1).find((x) => x.op === "compute");
+          assert.ok(next && next.op === "compute" && formatAction(next.action) === formatAction(o.consumer), `${s.name}: ${formatLoweredOp(o)}`);
+        }
+        if (o.op === "send") {
+          const prev = ops.slice(0, i).reverse().find((x) => x.op === "compute");
+          assert.ok(prev && prev.op === "compute" && prev.action === o.producer, `${s.name}: ${formatLoweredOp(o)}`);
+        }
+      });
+    });
+  }
+  const one = lowerCommunication(generateSchedule("gpipe", { stages: 2, microbatches: 1 })).map((l) => l.map(formatLoweredOp).join(" "));
+  assert.deepEqual(one, ["0F0 send 0F0->w1 recv 1B0<-w1 0B0 0STEP0", "recv 0F0<-w0 1F0 1B0 send 1B0->w0 1STEP0"]);
 });

@@ -47,13 +47,14 @@ export function erfc(z: number): number {
   if (Number.isNaN(z)) return NaN;
   if (z < 0) return 2 - erfc(-z);
   if (z < 3) return 1 - erfSeries(z);
+  if (z >= 27) return 0; // below the smallest double (and keeps the fraction away from inf/inf)
   return erfcContinuedFraction(z);
 }
 
 export function erf(z: number): number {
   if (Number.isNaN(z)) return NaN;
   const a = Math.abs(z);
-  const r = a < 3 ? erfSeries(a) : 1 - erfcContinuedFraction(a);
+  const r = a < 3 ? erfSeries(a) : 1 - erfc(a);
   return z < 0 ? -r : r;
 }
 
@@ -158,6 +159,20 @@ export const referenceBackend: Backend = {
       const aOff = bi * m * k;
       const bOff = bBroadcast ? 0 : bi * k * n;
       const oOff = bi * m * n;
+      if (!transA && transB) {
+        // Both rows are contiguous along k: plain dot products (the i-p-j order would stride through b).
+        for (let i = 0; i < m; i++) {
+          const ar = aOff + i * k;
+          for (let j = 0; j < n; j++) {
+            const br = bOff + j * k;
+            let s = 0;
+            for (let p = 0; p < k; p++) s += a[ar + p] * b[br + p];
+            const o = oOff + i * n + j;
+            out[o] = accumulate ? out[o] + s : s;
+          }
+        }
+        continue;
+      }
       for (let i = 0; i < m; i++) {
         acc.fill(0);
         for (let p = 0; p < k; p++) {

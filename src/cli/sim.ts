@@ -14,7 +14,7 @@ export const simCommand: CommandSpec = {
     "delays per stage for async, and an SVG timeline. Costs are per whole stage (interleaved chunks split them evenly); " +
     "a cost flag takes one value for every stage or one per stage (comma-separated).",
   flags: {
-    schedule: { type: "string", help: "schedule to generate", choices: SCHEDULE_NAMES, default: "1f1b" },
+    schedule: { type: "string", help: `schedule: ${SCHEDULE_NAMES.join(" | ")}`, choices: SCHEDULE_NAMES, default: "1f1b", meta: "NAME" },
     stages: { type: "int", help: "pipeline stages S", min: 1, default: 4, meta: "S" },
     microbatches: { type: "int", help: "micro-batches per optimizer step M", min: 1, default: 8, meta: "M" },
     chunks: { type: "int", help: "model chunks per stage v (interleaved only)", min: 1, default: 1, meta: "v" },

@@ -244,6 +244,11 @@ export class Stage {
     if (!this.isLast && gradOutput && gradOutput.length !== root.size) {
       throw new Error(`stage ${this.index}: output gradient of ${gradOutput.length} values for output ${fmt(root.shape)}`);
     }
+    if (!root.requiresGrad) {
+      // Nothing here needs a gradient (e.g. a first stage holding only a Flatten).
+      if (split) s.pendingFull = { root, grad: gradOutput }; else this.saved.delete(mb);
+      return this.isFirst ? null : new Tensor(new Float32Array(s.input.size), s.input.shape);
+    }
     const grads = this.isLast ? undefined : [gradOutput];
     const params = this.params.filter((p) => p.requiresGrad);
     if (split && this.isFirst) {
@@ -274,7 +279,7 @@ export class Stage {
     this.saved.delete(mb);
     const params = this.params.filter((p) => p.requiresGrad);
     if (s.pendingFull) {
-      backward(s.pendingFull.root, this.isLast ? undefined : [s.pendingFull.grad], { leaves: params });
+      if (s.pendingFull.root.requiresGrad) backward(s.pendingFull.root, this.isLast ? undefined : [s.pendingFull.grad], { leaves: params });
       return;
     }
     s.deferred!();

@@ -49,11 +49,18 @@ export function timelineSvg(r: SimResult, opts: TimelineOptions = {}): string {
   const LABEL_W = Math.max(110, ...Array.from({ length: W }, (_, w) => Math.ceil(rowName(w).length * CHAR_W) + 20));
   const unit = opts.scale ?? Math.max(4, Math.min(40, 1100 / span));
   const plotW = span * unit;
-  const width = Math.max(560, Math.ceil(LABEL_W + plotW + 24));
+  const legendItems: [string, string][] = [
+    [COLOURS.F, "F forward"],
+    [COLOURS.B, s.splitBackward ? "B input gradient" : "B backward"],
+    ...(s.splitBackward ? [[COLOURS.W, "W weight gradient"] as [string, string]] : []),
+    [COLOURS.STEP, "STEP optimizer update"],
+  ];
+  const legendW = legendItems.reduce((x, [, t]) => x + 30 + t.length * CHAR_W, 12);
+  const width = Math.max(480, Math.ceil(LABEL_W + plotW + 24), Math.ceil(legendW + 12));
   const rowsH = W * (ROW_H + ROW_GAP);
   const axisY = TOP + rowsH + 2;
-  const legendY = axisY + 38;
-  const height = legendY + 24;
+  const legendY = axisY + 52;
+  const height = legendY + 30;
   const x0 = LABEL_W;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
@@ -102,21 +109,15 @@ export function timelineSvg(r: SimResult, opts: TimelineOptions = {}): string {
   out.push(`<text x="${(x0 + plotW).toFixed(1)}" y="${axisY + 30}" text-anchor="end" fill="#666">time (cost units)</text>`);
 
   // Legend.
-  const items: [string, string][] = [
-    [COLOURS.F, "F forward"],
-    [COLOURS.B, s.splitBackward ? "B input gradient" : "B backward"],
-    ...(s.splitBackward ? [[COLOURS.W, "W weight gradient"] as [string, string]] : []),
-    [COLOURS.STEP, "STEP optimizer update"],
-  ];
   let lx = 12;
-  for (const [c, text] of items) {
+  for (const [c, text] of legendItems) {
     out.push(`<rect x="${lx}" y="${legendY - 10}" width="12" height="12" fill="${c}"/>`);
     out.push(`<text x="${lx + 17}" y="${legendY}">${escapeXml(text)}</text>`);
     lx += 30 + text.length * CHAR_W;
   }
   const notes = ["box label = micro-batch" + (stagesOn.some((x) => x.length > 1) ? " (stage:micro-batch on shared workers)" : "")];
   if (s.chunks > 1) notes.push("lighter = later chunk");
-  out.push(`<text x="${lx + 6}" y="${legendY}" fill="#666">${escapeXml(notes.join("; "))}</text>`);
+  out.push(`<text x="12" y="${legendY + 20}" fill="#666">${escapeXml(notes.join("; "))}</text>`);
   out.push("</svg>");
   return out.join("\n");
 }

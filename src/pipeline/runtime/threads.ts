@@ -21,12 +21,19 @@ export class ThreadsExecutor implements Executor {
   private failure: Error | null = null;
   private waiter: Waiter | null = null;
   private closing = false;
+  private exited = 0;
+
+  /** Worker threads still running (0 after close() or a failure has terminated them). */
+  get liveWorkers(): number { return this.workers.length - this.exited; }
 
   private constructor(private readonly setup: PipelineSetup, private readonly workers: Worker[]) {
     workers.forEach((w, i) => {
       w.on("message", (m: FromWorker) => this.onMessage(m));
       w.on("error", (e: Error) => this.abort(new Error(`worker ${i} crashed: ${e.message}`)));
-      w.on("exit", (code) => { if (!this.closing) this.abort(new Error(`worker ${i} exited unexpectedly with code ${code}`)); });
+      w.on("exit", (code) => {
+        this.exited++;
+        if (!this.closing) this.abort(new Error(`worker ${i} exited unexpectedly with code ${code}`));
+      });
     });
   }
 

@@ -83,6 +83,7 @@ export async function trainPipeline(opts: PipelineTrainOptions): Promise<TrainRe
   const setup: PipelineSetup = {
     model: spec, seed: opts.seed, schedule, balance: partition.balance, recompute: p.recompute,
     optimizer: optimizerConfigOf(opts), optimizerState: optimizerState ? toPlain(optimizerState) : undefined,
+    faults: faultsFromEnv(),
   };
   const backendName = getBackend().name;
   log(`pipewright train: ${opts.model} (${model.numParameters().toLocaleString("en-US")} parameters) on the ${backendName} backend; ${task.describe}`);
@@ -183,4 +184,16 @@ export async function trainPipeline(opts: PipelineTrainOptions): Promise<TrainRe
     history,
   };
   return { summary, records };
+}
+
+/**
+ * Testing hook: PIPEWRIGHT_INJECT_FAULT="<unit>:<microbatch>" makes that unit throw on that
+ * micro-batch, to check end to end that a failing stage stops the run with a non-zero exit.
+ */
+function faultsFromEnv(): PipelineSetup["faults"] {
+  const raw = process.env.PIPEWRIGHT_INJECT_FAULT;
+  if (!raw) return undefined;
+  const m = /^(\d+):(\d+)$/.exec(raw.trim());
+  if (!m) throw new Error(`PIPEWRIGHT_INJECT_FAULT='${raw}' must look like <unit>:<microbatch>, e.g. 4:3`);
+  return [{ unit: Number(m[1]), microbatch: Number(m[2]) }];
 }

@@ -15,6 +15,7 @@ export * from "./execute.js";
 export * from "./validate.js";
 export * from "./delays.js";
 export * from "./colocate.js";
+export * from "./lower.js";
 export type { ScheduleOptions } from "./options.js";
 export { roundTripTicks } from "./async.js";
 

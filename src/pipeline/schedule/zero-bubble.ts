@@ -3,7 +3,10 @@
 // W's are placed by a small unit-cost list-scheduling pass: a stage runs a pending W whenever its
 // next F/B is not ready yet (filling what would be a bubble), and never lets more than s+1 W's pile
 // up on stage s (stage 0 runs each W right after its B, the last stage defers by S-1, as in the
-// paper's figure), so activation memory stays near 1F1B's. Leftover W's run before the STEP.
+// paper's figure). Activations live from F until W; the peak on every stage stays at most 1F1B's
+// stage-0 peak min(S, M), the paper's "same memory as 1F1B". Leftover W's run before the STEP.
+// The placement is computed with F = B = W; simulated under other costs (F=1, B=2, W=1; F=2, B=2,
+// W=1, ...) it still reaches the paper's bubble (S-1)(F+B-W) for M >= S (test/sim.test.ts).
 import { action, type Action, actionKey, type Schedule } from "./action.js";
 import { dependencies } from "./deps.js";
 import { oneFOneBStep } from "./one-f-one-b.js";

@@ -1,0 +1,55 @@
+// Optional lowering pass: makes the messages implied by the dependencies explicit, for executors
+// that prefer to see them. A SEND goes right after the action that produces a tensor another
+// worker needs, a RECV right before the action that consumes it. Sends are assumed non-blocking
+// (buffered), receives blocking; under that rule lowering cannot introduce a deadlock.
+import { type Action, formatAction, type Schedule, virtualStage } from "./action.js";
+import { dependencies, isMessage } from "./deps.js";
+
+export type LoweredOp =
+  | { readonly op: "compute"; readonly action: Action }
+  | {
+    readonly op: "send" | "recv";
+    /** The action that produced the tensor (F: activation, B: input gradient). */
+    readonly producer: Action;
+    /** The action on the other worker that consumes it. */
+    readonly consumer: Action;
+    /** The other worker. */
+    readonly peer: number;
+    readonly tensor: "activation" | "gradient";
+  };
+
+/** Cross-stage consumers of a producing action: the next virtual stage's F, the previous one's B. */
+function consumers(a: Action, s: Schedule): Action[] {
+  const S = s.stages, last = S * s.chunks - 1;
+  const vs = virtualStage(a.stage, a.chunk, S);
+  const at = (x: number, kind: "F" | "B"): Action => ({ stage: x % S, kind, microbatch: a.microbatch, chunk: Math.floor(x / S) });
+  if (a.kind === "F" && vs < last) return [at(vs + 1, "F")];
+  if (a.kind === "B" && vs > 0) return [at(vs - 1, "B")];
+  return [];
+}
+
+export function lowerCommunication(s: Schedule): LoweredOp[][] {
+  return s.workers.map((list) => {
+    const out: LoweredOp[] = [];
+    for (const a of list) {
+      for (const d of dependencies(a, s)) {
+        if (d.kind !== "F" && d.kind !== "B") continue;
+        if (d.stage === a.stage && d.chunk === a.chunk) continue; // F -> B on the same virtual stage
+        if (!isMessage(d, a, s.stageToWorker)) continue;
+        out.push({ op: "recv", producer: d, consumer: a, peer: s.stageToWorker[d.stage], tensor: d.kind === "F" ? "activation" : "gradient" });
+      }
+      out.push({ op: "compute", action: a });
+      for (const c of consumers(a, s)) {
+        if (!isMessage(a, c, s.stageToWorker)) continue;
+        out.push({ op: "send", producer: a, consumer: c, peer: s.stageToWorker[c.stage], tensor: a.kind === "F" ? "activation" : "gradient" });
+      }
+    }
+    return out;
+  });
+}
+
+/** "0F3", "send 0F3->w1", "recv 0F3<-w0" per op. */
+export function formatLoweredOp(o: LoweredOp): string {
+  if (o.op === "compute") return formatAction(o.action);
+  return o.op === "send" ? `send ${formatAction(o.producer)}->w${o.peer}` : `recv ${formatAction(o.producer)}<-w${o.peer}`;
+}

@@ -1,0 +1,122 @@
+// The compiled CLI as a user runs it: help, version, bad input (exit 2 with the valid values), a
+// missing dataset (exit 1 with how to get it), and a tiny real training run on the committed slice
+// that writes metrics and a checkpoint, then resumes from it.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { loadCheckpoint } from "../src/checkpoint/index.js";
+import { parseMetrics } from "../src/train/metrics.js";
+
+const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const tmp = mkdtempSync(join(tmpdir(), "pipewright-cli-"));
+process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
+
+function cli(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: "utf8", timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test("--help lists the commands; <command> --help lists its flags", () => {
+  const top = cli("--help");
+  assert.equal(top.code, 0);
+  for (const c of ["train", "bench", "sim"]) assert.match(top.stdout, new RegExp(`^  ${c} `, "m"));
+  const train = cli("train", "--help");
+  assert.equal(train.code, 0);
+  for (const f of ["--model mlp|cnn|vit|gpt", "--epochs", "--batch", "--lr", "--optimizer sgd|adamw", "--seed", "--save", "--resume",
+    "--metrics", "--schedule", "--stages", "--microbatches", "--chunks", "--partition", "--balance", "--executor", "--recompute"]) {
+    assert.ok(train.stdout.includes(f), `train --help mentions ${f}`);
+  }
+  const bench = cli("bench", "engine", "--help");
+  assert.equal(bench.code, 0);
+  assert.match(bench.stdout, /--profile/);
+  assert.match(cli("--version").stdout, /^pipewright \d+\.\d+\.\d+/);
+});
+
+test("an unknown command, model, flag or value exits 2 naming the valid ones", () => {
+  const cases: [string[], RegExp][] = [
+    [["fly"], /unknown command 'fly'; valid commands: train, bench, sim/],
+    [["train", "--model", "resnet"], /--model 'resnet' is not valid; choose one of: mlp, cnn, vit, gpt/],
+    [["train", "--model", "mlp", "--optimizer", "rmsprop"], /choose one of: sgd, adamw/],
+    [["train", "--model", "mlp", "--schedule-lr", "linear"], /choose one of: none, step, cosine/],
+    [["train", "--model", "mlp", "--epochs", "0"], /--epochs 0 is too small; it must be at least 1/],
+    [["train", "--model", "mlp", "--lr", "fast"], /--lr 'fast' is not a number/],
+    [["train", "--model", "mlp", "--colour"], /unknown flag --colour; valid flags: --model, --epochs/],
+    [["train", "--epochs", "2"], /--model is required; choose one of: mlp, cnn, vit, gpt/],
+    [["train", "--model", "mlp", "--stages", "2"], /only apply to pipeline training; add --schedule/],
+    [["train", "--model", "mlp", "--executor", "gpu", "--schedule", "gpipe"], /choose one of: inline, threads/],
+    [["train", "--model", "mlp", "--resume", join(tmp, "nope.safetensors")], /no such checkpoint file/],
+    [["bench", "warp"], /unknown benchmark 'warp'; valid: engine, compare/],
+    [["bench", "engine", "--models", "mlp,resnet"], /unknown model 'resnet'; valid: mlp, cnn, gpt/],
+    [["bench", "engine", "--steps", "3"], /at least 5/],
+  ];
+  for (const [args, re] of cases) {
+    const r = cli(...args);
+    assert.equal(r.code, 2, `${args.join(" ")} exits 2 (stderr: ${r.stderr})`);
+    assert.match(r.stderr, re, args.join(" "));
+  }
+});
+
+test("a missing dataset says which file and how to install it (exit 1)", () => {
+  const r = cli("train", "--model", "mlp", "--data", join(tmp, "no-such-dir"), "--quiet");
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /no-such-dir/);
+  assert.match(r.stderr, /dataset-fashion-mnist/);
+});
+
+test("a tiny real run on the committed slice writes metrics, a checkpoint and a JSON summary, then resumes", () => {
+  const metrics = join(tmp, "m.jsonl");
+  const ckpt = join(tmp, "c.safetensors");
+  const svg = join(tmp, "c.svg");
+  const args = ["train", "--model", "mlp", "--data", "slice", "--limit", "120", "--batch", "40", "--epochs", "2",
+    "--metrics", metrics, "--save", ckpt, "--svg", svg, "--json", "--quiet"];
+  const r = cli(...args);
+  assert.equal(r.code, 0, r.stderr);
+  const summary = JSON.parse(r.stdout) as Record<string, unknown>;
+  assert.equal(summary.model, "mlp");
+  assert.equal(summary.epochs, 2);
+  assert.equal(summary.steps, 6);
+  assert.ok(typeof summary.test_acc === "number" && summary.test_acc >= 0 && summary.test_acc <= 1);
+  const recs = parseMetrics(readFileSync(metrics, "utf8"));
+  assert.equal(recs.filter((x) => x.type === "step").length, 6);
+  assert.equal(recs.filter((x) => x.type === "epoch").length, 2);
+  const ck = loadCheckpoint(ckpt);
+  assert.equal(ck.epoch, 2);
+  assert.equal(ck.step, 6);
+  assert.ok(ck.model.has("layers.1.weight"));
+  assert.ok(ck.optimizer, "the checkpoint carries the optimizer state");
+  assert.ok(existsSync(svg) && readFileSync(svg, "utf8").startsWith("<svg"));
+
+  // Resuming takes the saved settings (model, batch, limit, data) and continues the step count.
+  const more = cli("train", "--resume", ckpt, "--epochs", "3", "--metrics", metrics, "--json", "--quiet");
+  assert.equal(more.code, 0, more.stderr);
+  const s2 = JSON.parse(more.stdout) as { steps: number; epochs: number; resumed_from: { epoch: number } };
+  assert.equal(s2.steps, 9);
+  assert.equal(s2.epochs, 3);
+  assert.equal(s2.resumed_from.epoch, 2);
+  const all = parseMetrics(readFileSync(metrics, "utf8"));
+  assert.deepEqual(all.filter((x) => x.type === "epoch").map((x) => x.epoch), [1, 2, 3]);
+});
+
+test("human output: per-epoch lines on stderr, a summary on stdout", () => {
+  const r = cli("train", "--model", "mlp", "--data", "slice", "--limit", "80", "--batch", "40", "--epochs", "1");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /epoch 1\/1: train loss \d+\.\d+, test loss \d+\.\d+, test acc \d+\.\d+%/);
+  assert.match(r.stdout, /^test acc +\d+\.\d+%/m);
+});
+
+test("bench engine --json prints one object per model with the contract keys first", () => {
+  const r = cli("bench", "engine", "--json", "--models", "mlp", "--steps", "5", "--warmup", "0");
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split("\n");
+  assert.equal(lines.length, 1);
+  const o = JSON.parse(lines[0]) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(o).slice(0, 5), ["model", "batch", "step_ms", "samples_per_s", "peak_rss_mb"]);
+  assert.equal(o.model, "mlp");
+  assert.equal(o.batch, 128);
+  assert.ok((o.step_ms as number) > 0);
+  assert.ok(Math.abs((o.samples_per_s as number) - 128_000 / (o.step_ms as number)) / (o.samples_per_s as number) < 1e-3);
+});

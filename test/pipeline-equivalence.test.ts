@@ -1,0 +1,201 @@
+// The central pipeline test (DESIGN.md "The schedule IR is the spine"): for every synchronous
+// schedule, with and without recomputation, the weights after 3 optimizer steps equal single-device
+// training on the same mini-batches (1e-5 relative), and the threads executor reproduces the inline
+// executor bit for bit. The oracle is plain single-device training written out here with the
+// autograd engine and the optimizer, independent of the pipeline code.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { backward, noGrad } from "../src/autograd/engine.js";
+import { mul } from "../src/autograd/index.js";
+import { mergeTensors, splitBatch } from "../src/data/microbatch.js";
+import { crossEntropyLoss } from "../src/nn/loss.js";
+import { createModel, type Model, type ModelSpec } from "../src/nn/models/index.js";
+import { BatchNorm2d } from "../src/nn/norm.js";
+import { SGD } from "../src/optim/index.js";
+import { uniformBalance } from "../src/pipeline/partition.js";
+import { InlineExecutor } from "../src/pipeline/runtime/inline.js";
+import { ThreadsExecutor } from "../src/pipeline/runtime/threads.js";
+import type { OptimizerConfig, PipelineSetup, RecomputeMode } from "../src/pipeline/runtime/setup.js";
+import type { Executor } from "../src/pipeline/runtime/executor.js";
+import { generateSchedule } from "../src/pipeline/schedule/index.js";
+import { Rng } from "../src/tensor/random.js";
+import { Tensor } from "../src/tensor/tensor.js";
+
+const N = 8;
+const STEPS = 3;
+const SEED = 11;
+const OPT: OptimizerConfig = { kind: "sgd", lr: 0.1, momentum: 0.9, weightDecay: 1e-3 };
+const newSgd = (m: Model): SGD => new SGD(m.namedParameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-3 });
+
+/** 8 units: Flatten, (Linear, ReLU) x 3, Linear. */
+const MLP: ModelSpec = { name: "mlp", input: 12, hidden: [16, 16, 16], classes: 5 };
+/** 12 units: (conv, norm, relu, pool) x 2, flatten, linear, relu, linear. */
+const CNN_GN: ModelSpec = { name: "cnn", image: 8, inChannels: 1, channels: [4, 4], hidden: 8, classes: 3, norm: "group", groups: 2 };
+const CNN_BN: ModelSpec = { ...CNN_GN, norm: "batch" } as ModelSpec;
+
+type Batch = { x: Tensor; y: Int32Array };
+
+function batches(spec: ModelSpec): Batch[] {
+  const rng = new Rng(5);
+  const shape = spec.name === "mlp" ? [N, 12] : [N, 1, 8, 8];
+  const classes = spec.name === "mlp" ? 5 : 3;
+  return Array.from({ length: STEPS }, () => ({ x: Tensor.randn(shape, rng), y: Int32Array.from({ length: N }, () => rng.int(classes)) }));
+}
+
+/** Single-device training on whole mini-batches (mean loss). */
+function singleDevice(spec: ModelSpec, data: Batch[]): Map<string, Tensor> {
+  const model = createModel(spec, SEED);
+  const opt = newSgd(model);
+  for (const b of data) {
+    backward(crossEntropyLoss(model.forward(b.x), b.y));
+    opt.step();
+    opt.zeroGrad();
+  }
+  return model.stateDict();
+}
+
+/**
+ * Single-device gradient accumulation over the same micro-batches (what BatchNorm with per-micro-batch
+ * statistics computes), with running statistics updated once per mini-batch from the whole
+ * mini-batch's inputs of each BatchNorm layer, by a fresh BatchNorm2d (torch's rule).
+ */
+function singleDeviceMicrobatched(spec: ModelSpec, data: Batch[], M: number): Map<string, Tensor> {
+  const model = createModel(spec, SEED);
+  const opt = newSgd(model);
+  const bns = model.units.filter((u): u is BatchNorm2d => u instanceof BatchNorm2d);
+  for (const bn of bns) bn.updateRunningStats = false;
+  for (const b of data) {
+    const seen = new Map<BatchNorm2d, Tensor[]>(bns.map((bn) => [bn, []]));
+    for (const part of splitBatch(b, M)) {
+      let h = part.x;
+      for (const u of model.units) {
+        if (u instanceof BatchNorm2d) seen.get(u)!.push(h.detach());
+        h = u.forward(h);
+      }
+      backward(mul(crossEntropyLoss(h, part.y, "sum"), 1 / N));
+    }
+    opt.step();
+    opt.zeroGrad();
+    for (const bn of bns) {
+      const probe = new BatchNorm2d(bn.channels, bn.eps, bn.momentum);
+      probe.runningMean.data.set(bn.runningMean.data);
+      probe.runningVar.data.set(bn.runningVar.data);
+      noGrad(() => probe.forward(mergeTensors(seen.get(bn)!)));
+      bn.runningMean.data.set(probe.runningMean.data);
+      bn.runningVar.data.set(probe.runningVar.data);
+      bn.numBatchesTracked.data[0] += 1;
+    }
+  }
+  return model.stateDict();
+}
+
+interface Case { schedule: string; S: number; M: number; v: number }
+
+async function runPipeline(spec: ModelSpec, c: Case, recompute: RecomputeMode, executor: "inline" | "threads",
+  data: Batch[]): Promise<{ state: Map<string, Tensor>; losses: number[] }> {
+  const schedule = generateSchedule(c.schedule, { stages: c.S, microbatches: c.M, chunks: c.v });
+  const model = createModel(spec, SEED);
+  const setup: PipelineSetup = { model: spec, seed: SEED, schedule, balance: uniformBalance(model.units.length, c.S * c.v), recompute, optimizer: OPT };
+  const ex: Executor = executor === "inline"
+    ? new InlineExecutor(model, setup)
+    : await ThreadsExecutor.create(setup, model.stateDict());
+  try {
+    const losses: number[] = [];
+    for (const b of data) {
+      const parts = splitBatch(b, c.M);
+      losses.push((await ex.step({ inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / N })).loss);
+    }
+    return { state: await ex.stateDict(), losses };
+  } finally {
+    await ex.close();
+  }
+}
+
+function assertClose(actual: Map<string, Tensor>, expected: Map<string, Tensor>, what: string): void {
+  assert.deepEqual([...actual.keys()].sort(), [...expected.keys()].sort(), `${what}: state dict keys`);
+  for (const [k, e] of expected) {
+    const a = actual.get(k)!;
+    let diff = 0, scale = 0;
+    for (let i = 0; i < e.size; i++) { diff = Math.max(diff, Math.abs(a.data[i] - e.data[i])); scale = Math.max(scale, Math.abs(e.data[i])); }
+    assert.ok(diff <= 1e-5 * Math.max(scale, 1e-12), `${what}: ${k} differs by ${diff.toExponential(3)} (max |w| ${scale.toExponential(3)})`);
+  }
+}
+
+function assertIdentical(a: Map<string, Tensor>, b: Map<string, Tensor>, what: string): void {
+  assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
+  for (const [k, x] of a) {
+    const y = b.get(k)!;
+    for (let i = 0; i < x.size; i++) {
+      if (!Object.is(x.data[i], y.data[i])) assert.fail(`${what}: ${k}[${i}] inline ${x.data[i]} vs threads ${y.data[i]}`);
+    }
+  }
+}
+
+const CASES: Case[] = [
+  { schedule: "gpipe", S: 2, M: 4, v: 1 },
+  { schedule: "gpipe", S: 3, M: 2, v: 1 },
+  { schedule: "gpipe", S: 4, M: 1, v: 1 },
+  { schedule: "1f1b", S: 2, M: 3, v: 1 },
+  { schedule: "1f1b", S: 4, M: 4, v: 1 },
+  { schedule: "interleaved", S: 2, M: 2, v: 2 },
+  { schedule: "interleaved", S: 4, M: 4, v: 2 },
+  { schedule: "zb-h1", S: 2, M: 4, v: 1 },
+  { schedule: "zb-h1", S: 3, M: 3, v: 1 },
+  { schedule: "zb-h1", S: 4, M: 2, v: 1 },
+];
+
+const label = (c: Case, r: string): string => `${c.schedule} S=${c.S} M=${c.M}${c.v > 1 ? ` v=${c.v}` : ""} recompute=${r}`;
+
+test("MLP: every schedule equals single-device training; threads equals inline bit for bit", async () => {
+  const data = batches(MLP);
+  const expected = singleDevice(MLP, data);
+  for (const c of CASES) {
+    for (const r of ["never", "always"] as const) {
+      const inline = await runPipeline(MLP, c, r, "inline", data);
+      assertClose(inline.state, expected, `inline ${label(c, r)}`);
+      const threads = await runPipeline(MLP, c, r, "threads", data);
+      assertIdentical(inline.state, threads.state, `threads ${label(c, r)}`);
+      assert.deepEqual(threads.losses, inline.losses, `losses ${label(c, r)}`);
+    }
+  }
+});
+
+test("the pipeline's mini-batch loss is the single-device mean loss", async () => {
+  const data = batches(MLP);
+  const model = createModel(MLP, SEED);
+  const first = crossEntropyLoss(model.forward(data[0].x), data[0].y).item();
+  const { losses } = await runPipeline(MLP, { schedule: "1f1b", S: 2, M: 4, v: 1 }, "never", "inline", data);
+  assert.ok(Math.abs(losses[0] - first) <= 1e-6 * Math.abs(first), `${losses[0]} vs ${first}`);
+});
+
+test("CNN with GroupNorm equals single-device training (recompute except-last too)", async () => {
+  const data = batches(CNN_GN);
+  const expected = singleDevice(CNN_GN, data);
+  for (const c of [CASES[0], CASES[4], CASES[5], CASES[8]]) {
+    for (const r of ["never", "except-last"] as const) {
+      const inline = await runPipeline(CNN_GN, c, r, "inline", data);
+      assertClose(inline.state, expected, `inline ${label(c, r)}`);
+    }
+  }
+  const inline = await runPipeline(CNN_GN, CASES[8], "always", "inline", data);
+  const threads = await runPipeline(CNN_GN, CASES[8], "always", "threads", data);
+  assertIdentical(inline.state, threads.state, `threads ${label(CASES[8], "always")}`);
+});
+
+test("CNN with BatchNorm: per-micro-batch statistics, running averages once per mini-batch, none in recomputation", async () => {
+  const data = batches(CNN_BN);
+  // One micro-batch is exactly single-device training, running statistics included.
+  const whole = await runPipeline(CNN_BN, { schedule: "gpipe", S: 3, M: 1, v: 1 }, "always", "inline", data);
+  assertClose(whole.state, singleDevice(CNN_BN, data), "gpipe M=1");
+  for (const c of [CASES[0], CASES[3], CASES[6], CASES[7]]) {
+    const expected = singleDeviceMicrobatched(CNN_BN, data, c.M);
+    for (const r of ["never", "always"] as const) {
+      const inline = await runPipeline(CNN_BN, c, r, "inline", data);
+      assertClose(inline.state, expected, `inline ${label(c, r)}`);
+      if (r === "always") {
+        const threads = await runPipeline(CNN_BN, c, r, "threads", data);
+        assertIdentical(inline.state, threads.state, `threads ${label(c, r)}`);
+      }
+    }
+  }
+});

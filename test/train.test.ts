@@ -1,0 +1,197 @@
+// The single-device training loop: a run interrupted after epoch k and resumed from its checkpoint
+// reproduces the uninterrupted run's per-step losses exactly (sgd and adamw, BatchNorm buffers, the
+// gpt text task); metrics records; LR schedules; the CLI's config resolution; report helpers.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { trainSingleDevice, makeLrSchedule } from "../src/train/loop.js";
+import { parseMetrics } from "../src/train/metrics.js";
+import type { TrainConfig } from "../src/train/options.js";
+import { resolveTrainConfig, givenFlags, resolvePipelineConfig } from "../src/cli/train.js";
+import { parseFlags, UsageError } from "../src/cli/args.js";
+import { trainCommand } from "../src/cli/train.js";
+import { lossCurveSvg, ticks } from "../src/report/loss-curve-svg.js";
+import { formatProgress, ProgressBar, formatDuration } from "../src/report/progress.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "pipewright-train-"));
+process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
+
+class Crash extends Error {}
+
+/** Runs cfg to the end, recording every step's loss. */
+async function lossesOf(cfg: TrainConfig): Promise<number[]> {
+  const losses: number[] = [];
+  await trainSingleDevice(cfg, { onStep: (_s, l) => losses.push(l) });
+  return losses;
+}
+
+/**
+ * Runs cfg with --save, crashes at the first step after `k` epochs, resumes from the checkpoint, and
+ * returns [losses before the crash, losses after resuming, steps per epoch].
+ */
+async function crashAndResume(cfg: TrainConfig, k: number, stepsPerEpoch: number): Promise<[number[], number[]]> {
+  const ckpt = join(tmp, `${cfg.model}-${cfg.optimizer}.safetensors`);
+  const before: number[] = [];
+  await assert.rejects(trainSingleDevice({ ...cfg, save: ckpt }, {
+    onStep: (s, l) => {
+      if (s > k * stepsPerEpoch) throw new Crash(`simulated crash at step ${s}`);
+      before.push(l);
+    },
+  }), Crash);
+  const after: number[] = [];
+  const { summary } = await trainSingleDevice({ ...cfg, resume: ckpt }, { onStep: (_s, l) => after.push(l) });
+  assert.deepEqual(summary.resumed_from, { path: ckpt, epoch: k, step: k * stepsPerEpoch });
+  return [before, after];
+}
+
+const base: TrainConfig = {
+  model: "mlp", spec: { name: "mlp", hidden: [16] }, epochs: 3, batch: 40, lr: 0.05, optimizer: "sgd", momentum: 0.9,
+  weightDecay: 1e-4, scheduleLr: "cosine", warmup: 2, seed: 7, data: "slice", limit: 200, logEvery: 1,
+};
+
+test("resume after epoch 1 of 3 continues with exactly the uninterrupted losses (mlp, SGD momentum, cosine)", async () => {
+  const full = await lossesOf(base);
+  assert.equal(full.length, 15); // 200 / 40 = 5 steps per epoch
+  const [before, after] = await crashAndResume(base, 1, 5);
+  assert.deepEqual(before, full.slice(0, 5));
+  assert.deepEqual(after, full.slice(5));
+  // The losses must actually move, or equality would prove little.
+  assert.ok(new Set(full).size > 10);
+});
+
+test("resume is exact for AdamW and a BatchNorm cnn (running statistics in the checkpoint)", async () => {
+  const cfg: TrainConfig = {
+    ...base, model: "cnn", spec: { name: "cnn", channels: [4], hidden: 8, norm: "batch" }, optimizer: "adamw",
+    lr: 3e-3, weightDecay: 0.01, limit: 60, batch: 20, epochs: 3, scheduleLr: "step",
+  };
+  const full = await lossesOf(cfg);
+  const [before, after] = await crashAndResume(cfg, 2, 3);
+  assert.deepEqual(before, full.slice(0, 6));
+  assert.deepEqual(after, full.slice(6));
+});
+
+test("resume is exact for the gpt text task", async () => {
+  const cfg: TrainConfig = {
+    ...base, model: "gpt", spec: { name: "gpt", dim: 16, heads: 2, depth: 1, context: 16 }, optimizer: "adamw",
+    lr: 1e-2, weightDecay: 0, batch: 4, epochs: 2, stepsPerEpoch: 3, data: undefined, limit: undefined,
+  };
+  const full = await lossesOf(cfg);
+  assert.equal(full.length, 6);
+  const [before, after] = await crashAndResume(cfg, 1, 3);
+  assert.deepEqual(before, full.slice(0, 3));
+  assert.deepEqual(after, full.slice(3));
+});
+
+test("a changed seed changes the losses (the resume comparison can fail)", async () => {
+  const a = await lossesOf({ ...base, epochs: 1 });
+  const b = await lossesOf({ ...base, epochs: 1, seed: 8 });
+  assert.notDeepEqual(a, b);
+});
+
+test("metrics file: a step record per logged step and an epoch record per epoch, all with the same keys", async () => {
+  const metrics = join(tmp, "m.jsonl");
+  const { summary } = await trainSingleDevice({ ...base, epochs: 2, logEvery: 2, metrics });
+  const recs = parseMetrics(readFileSync(metrics, "utf8"), metrics);
+  const keys = ["type", "epoch", "step", "loss", "test_loss", "test_acc", "samples_per_s", "lr", "elapsed_s"];
+  for (const r of recs) assert.deepEqual(Object.keys(r), keys);
+  assert.deepEqual(recs.filter((r) => r.type === "step").map((r) => r.step), [2, 4, 6, 8, 10]);
+  const epochs = recs.filter((r) => r.type === "epoch");
+  assert.deepEqual(epochs.map((r) => [r.epoch, r.step]), [[1, 5], [2, 10]]);
+  for (const e of epochs) {
+    assert.ok(e.test_acc !== null && e.test_acc >= 0 && e.test_acc <= 1);
+    assert.ok(e.test_loss !== null && Number.isFinite(e.test_loss));
+  }
+  assert.equal(summary.test_acc, epochs[1].test_acc);
+  assert.equal(summary.steps, 10);
+});
+
+test("LR schedule: linear warm-up, then cosine to zero / thirds of x0.1 / constant", () => {
+  const cos = makeLrSchedule({ scheduleLr: "cosine", warmup: 4 }, 24);
+  assert.deepEqual([0, 1, 2, 3].map(cos), [0.25, 0.5, 0.75, 1]);
+  assert.ok(Math.abs(cos(4 + 10) - 0.5) < 1e-12); // halfway through the 20 cosine steps
+  assert.ok(Math.abs(cos(24)) < 1e-12);
+  const step = makeLrSchedule({ scheduleLr: "step", warmup: 0 }, 30);
+  assert.deepEqual([0, 9, 10, 19, 20, 29].map(step).map((x) => Number(x.toPrecision(6))), [1, 1, 0.1, 0.1, 0.01, 0.01]);
+  const none = makeLrSchedule({ scheduleLr: "none", warmup: 0 }, 30);
+  assert.equal(none(17), 1);
+});
+
+test("config: per-model defaults; a resumed run keeps the saved values of flags not given", () => {
+  const parse = (argv: string[]) => {
+    const f = parseFlags(trainCommand, argv);
+    return { f, given: givenFlags(argv) };
+  };
+  let { f, given } = parse(["--model", "cnn"]);
+  const cnn = resolveTrainConfig(f, given);
+  assert.equal(cnn.batch, 64);
+  assert.equal(cnn.lr, 0.05);
+  assert.equal(cnn.optimizer, "sgd");
+  ({ f, given } = parse(["--model", "mlp", "--optimizer", "adamw"]));
+  const adam = resolveTrainConfig(f, given);
+  assert.equal(adam.optimizer, "adamw");
+  assert.ok(adam.lr < 0.01, "switching to adamw without --lr takes an adamw-sized lr");
+  ({ f, given } = parse(["--epochs", "9", "--lr", "0.5"]));
+  const saved: TrainConfig = { ...base, batch: 33 };
+  const resumed = resolveTrainConfig(f, given, saved);
+  assert.equal(resumed.batch, 33);
+  assert.equal(resumed.epochs, 9);
+  assert.equal(resumed.lr, 0.5);
+  assert.deepEqual(resumed.spec, base.spec);
+  ({ f, given } = parse([]));
+  assert.throws(() => resolveTrainConfig(f, given), (e: Error) => e instanceof UsageError && /--model is required; choose one of: mlp, cnn, vit, gpt/.test(e.message));
+});
+
+test("pipeline flags: need --schedule, and are checked for consistency", () => {
+  const pipe = (argv: string[]) => resolvePipelineConfig(parseFlags(trainCommand, argv), givenFlags(argv));
+  assert.equal(pipe(["--model", "mlp"]), null);
+  assert.throws(() => pipe(["--stages", "2"]), /only apply to pipeline training; add --schedule/);
+  assert.throws(() => pipe(["--schedule", "gpipe", "--microbatches", "4"]), /needs --stages/);
+  assert.throws(() => pipe(["--schedule", "gpipe", "--stages", "2", "--microbatches", "4", "--chunks", "2"]), /needs --schedule interleaved/);
+  assert.throws(() => pipe(["--schedule", "gpipe", "--stages", "2", "--microbatches", "4", "--balance", "3,2,1"]), /needs 2/);
+  assert.throws(() => pipe(["--schedule", "gpipe", "--stages", "2", "--microbatches", "4", "--balance", "3,x"]), /'x' is not a positive integer/);
+  assert.deepEqual(pipe(["--schedule", "1f1b", "--stages", "2", "--microbatches", "4", "--balance", "5,4"]), {
+    schedule: "1f1b", stages: 2, microbatches: 4, chunks: 1, partition: "uniform", balance: [5, 4], executor: "threads", recompute: "never",
+  });
+  assert.throws(() => parseFlags(trainCommand, ["--schedule", "pipedream"]), /choose one of: gpipe, 1f1b, interleaved, zb-h1/);
+});
+
+test("loss-curve SVG draws the train loss, test loss and accuracy series", () => {
+  const recs = [
+    { type: "step" as const, epoch: 1, step: 1, loss: 2.3, test_loss: null, test_acc: null },
+    { type: "step" as const, epoch: 1, step: 2, loss: 1.9, test_loss: null, test_acc: null },
+    { type: "epoch" as const, epoch: 1, step: 2, loss: 2.1, test_loss: 1.8, test_acc: 0.61 },
+    { type: "step" as const, epoch: 2, step: 3, loss: 1.2, test_loss: null, test_acc: null },
+    { type: "epoch" as const, epoch: 2, step: 3, loss: 1.2, test_loss: 1.1, test_acc: 0.72 },
+  ];
+  const svg = lossCurveSvg(recs, "t <1>");
+  assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  assert.match(svg, /t &lt;1&gt;/);
+  assert.equal((svg.match(/<polyline/g) ?? []).length, 3); // train loss, test loss, accuracy
+  assert.match(svg, /test accuracy/);
+  assert.ok(svg.trimEnd().endsWith("</svg>"));
+  assert.deepEqual(ticks(0, 1, 5), [0, 0.2, 0.4, 0.6, 0.8, 1]);
+});
+
+test("progress: in-place redraws on a TTY, throttled plain lines otherwise", () => {
+  const out: string[] = [];
+  let now = 0;
+  const plain = new ProgressBar({ isTTY: false, write: (s) => { out.push(s); return true; } }, 5000, () => now);
+  plain.update({ label: "epoch 1/2", done: 10, total: 100, samplesPerS: 5, loss: 1.5 });
+  now = 1000;
+  plain.update({ label: "epoch 1/2", done: 20, total: 100, samplesPerS: 5, loss: 1.4 }); // throttled
+  now = 6000;
+  plain.update({ label: "epoch 1/2", done: 30, total: 100, samplesPerS: 5, loss: 1.3 });
+  assert.equal(out.length, 2);
+  assert.ok(out.every((l) => l.endsWith("\n") && !l.includes("\r")));
+  assert.match(out[1], /epoch 1\/2 +30% +30\/100 +5\.0 samples\/s +loss 1\.3000 +ETA 00:14/);
+  const tty: string[] = [];
+  const bar = new ProgressBar({ isTTY: true, columns: 120, write: (s) => { tty.push(s); return true; } }, 0, () => 0);
+  bar.update({ label: "epoch 1/1", done: 50, total: 100, samplesPerS: 10 });
+  bar.done();
+  assert.ok(tty[0].startsWith("\r") && tty[0].includes("[") && tty[0].includes("50%"));
+  assert.equal(tty[1], "\n");
+  assert.equal(formatDuration(3725), "1:02:05");
+  assert.match(formatProgress({ label: "x", done: 1, total: 2, samplesPerS: 0 }, 0), /ETA --:--/);
+});
