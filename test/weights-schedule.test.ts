@@ -25,7 +25,7 @@ function run(policy: WeightPolicy, live: Float32Array[], actions: readonly Actio
 test("on the async 1F1B schedule, stash holds tau_s + 1 versions, 2bw fits iff tau_s = 1, correction one buffer", () => {
   for (let S = 1; S <= 5; S++) {
     for (let M = 1; M <= 6; M++) {
-      const sched = generateSchedule("async", { stages: S, microbatches: M, steps: expectedDelay(S, 0, M) + 4 });
+      const sched = generateSchedule("async", { stages: S, microbatches: M, steps: 2 * expectedDelay(S, 0, M) + 4 });
       const actions = sched.workers.flat();
       for (let s = 0; s < S; s++) {
         const tau = expectedDelay(S, s, M);

@@ -9,6 +9,7 @@ import { Stage } from "../stage.js";
 import type { PhysicalStage, PipelineShape, StageOptimizer } from "./interpreter.js";
 import { fromPlain, sliceState, type PlainOptimizerState } from "./optimizer-state.js";
 import { currentMicrobatch } from "../stage.js";
+import { isGradEnabled } from "../../autograd/engine.js";
 
 export const RECOMPUTE_MODES = ["never", "always", "except-last"] as const;
 export type RecomputeMode = (typeof RECOMPUTE_MODES)[number];
@@ -20,6 +21,9 @@ export type ExecutorName = (typeof EXECUTORS)[number];
 export type OptimizerConfig =
   | { kind: "sgd"; lr: number; momentum?: number; dampening?: number; weightDecay?: number; nesterov?: boolean }
   | { kind: "adamw"; lr: number; betas?: [number, number]; eps?: number; weightDecay?: number };
+
+/** A test fault: `during: "recompute"` fires only in the forward recomputed inside B. */
+export interface FaultSpec { unit: number; microbatch: number; message?: string; during?: "any" | "recompute" }
 
 export interface PipelineSetup {
   model: ModelSpec;
@@ -35,7 +39,7 @@ export interface PipelineSetup {
    * Test hook: unit `unit` throws `message` when it runs forward for micro-batch `microbatch`
    * (to test that a failing stage stops the run). Never set in normal runs.
    */
-  faults?: { unit: number; microbatch: number; message?: string }[];
+  faults?: FaultSpec[];
 }
 
 export function shapeOf(s: Schedule): PipelineShape {
@@ -108,12 +112,13 @@ export function buildWorkerStages(model: Model, setup: PipelineSetup, worker: nu
   return out;
 }
 
-function injectFault(model: Model, f: { unit: number; microbatch: number; message?: string }): void {
+function injectFault(model: Model, f: FaultSpec): void {
   const unit = model.units[f.unit];
   if (!unit) throw new Error(`fault injection: unit ${f.unit} does not exist (the model has ${model.units.length})`);
   const forward = unit.forward.bind(unit);
   unit.forward = (x) => {
-    if (currentMicrobatch() === f.microbatch) throw new Error(f.message ?? `injected fault in unit ${f.unit} on micro-batch ${f.microbatch}`);
+    // Recomputation is the only forward that records a graph when a stage recomputes.
+    if (currentMicrobatch() === f.microbatch && (f.during !== "recompute" || isGradEnabled())) throw new Error(f.message ?? `injected fault in unit ${f.unit} on micro-batch ${f.microbatch}`);
     return forward(x);
   };
 }
