@@ -3,6 +3,7 @@
 #include <cmath>
 #include <vector>
 #include "kernels.h"
+#include "runs.h"
 
 namespace pw {
 
@@ -11,12 +12,9 @@ struct Stats { double mean, var; };
 
 // Mean and biased variance of a contiguous run (two passes: stable for large means).
 inline Stats stats(const float* x, int64_t n) {
-  double s = 0;
-  for (int64_t i = 0; i < n; i++) s += x[i];
-  const double mean = n > 0 ? s / static_cast<double>(n) : 0.0;
-  double q = 0;
-  for (int64_t i = 0; i < n; i++) { const double d = x[i] - mean; q += d * d; }
-  return {mean, n > 0 ? q / static_cast<double>(n) : 0.0};
+  if (n == 0) return {0.0, 0.0};
+  const double mean = sumRun(x, n) / static_cast<double>(n);
+  return {mean, sqDevRun(x, n, mean) / static_cast<double>(n)};
 }
 inline float rstdOf(double var, float eps) { return static_cast<float>(1.0 / std::sqrt(var + eps)); }
 }  // namespace
@@ -42,16 +40,16 @@ void layerNormBackward(const float* x, const float* gamma, const float* dy, cons
     const float* xr = x + r * cols;
     const float* dyr = dy + r * cols;
     const float mu = mean[r], rs = rstd[r];
-    double sg = 0, sgx = 0;
     for (int64_t j = 0; j < cols; j++) {
       xhat[j] = (xr[j] - mu) * rs;
       g[j] = dyr[j] * gamma[j];
-      sg += g[j];
-      sgx += static_cast<double>(g[j]) * xhat[j];
+    }
+    for (int64_t j = 0; j < cols; j++) {
       dg[j] += static_cast<double>(dyr[j]) * xhat[j];
       db[j] += dyr[j];
     }
-    const float a = static_cast<float>(sg / cols), b = static_cast<float>(sgx / cols);
+    const float a = static_cast<float>(sumRun(g.data(), cols) / cols);
+    const float b = static_cast<float>(dotRun(g.data(), xhat.data(), cols) / cols);
     float* d = dx + r * cols;
     if (accumulate) for (int64_t j = 0; j < cols; j++) d[j] += rs * (g[j] - a - xhat[j] * b);
     else for (int64_t j = 0; j < cols; j++) d[j] = rs * (g[j] - a - xhat[j] * b);
@@ -88,6 +86,7 @@ void groupNormBackward(const float* x, const float* gamma, const float* dy, cons
   const int64_t cpg = c / groups;
   const double count = static_cast<double>(cpg * hw);
   std::vector<double> dg(c, 0.0), db(c, 0.0);
+  std::vector<float> xh(hw);
   for (int64_t i = 0; i < n; i++) {
     for (int64_t g = 0; g < groups; g++) {
       const float mu = mean[i * groups + g], rs = rstd[i * groups + g];
@@ -96,12 +95,8 @@ void groupNormBackward(const float* x, const float* gamma, const float* dy, cons
       for (int64_t ch = g * cpg; ch < (g + 1) * cpg; ch++) {
         const float* xc = x + (i * c + ch) * hw;
         const float* dyc = dy + (i * c + ch) * hw;
-        double sdy = 0, sdyx = 0;
-        for (int64_t k = 0; k < hw; k++) {
-          const float xh = (xc[k] - mu) * rs;
-          sdy += dyc[k];
-          sdyx += static_cast<double>(dyc[k]) * xh;
-        }
+        for (int64_t k = 0; k < hw; k++) xh[k] = (xc[k] - mu) * rs;
+        const double sdy = sumRun(dyc, hw), sdyx = dotRun(dyc, xh.data(), hw);
         dg[ch] += sdyx;
         db[ch] += sdy;
         sg += sdy * gamma[ch];
@@ -129,16 +124,10 @@ void batchNormTrain(const float* x, const float* gamma, const float* beta, int64
   const double count = static_cast<double>(n * hw);
   for (int64_t ch = 0; ch < c; ch++) {
     double s = 0;
-    for (int64_t i = 0; i < n; i++) {
-      const float* xc = x + (i * c + ch) * hw;
-      for (int64_t k = 0; k < hw; k++) s += xc[k];
-    }
+    for (int64_t i = 0; i < n; i++) s += sumRun(x + (i * c + ch) * hw, hw);
     const double mu = count > 0 ? s / count : 0.0;
     double q = 0;
-    for (int64_t i = 0; i < n; i++) {
-      const float* xc = x + (i * c + ch) * hw;
-      for (int64_t k = 0; k < hw; k++) { const double d = xc[k] - mu; q += d * d; }
-    }
+    for (int64_t i = 0; i < n; i++) q += sqDevRun(x + (i * c + ch) * hw, hw, mu);
     const double var = count > 0 ? q / count : 0.0;
     const float muf = static_cast<float>(mu), rs = rstdOf(var, eps);
     mean[ch] = muf;
@@ -168,16 +157,16 @@ void batchNormInference(const float* x, const float* gamma, const float* beta, c
 void batchNormBackward(const float* x, const float* gamma, const float* dy, const float* mean, const float* rstd,
                        int64_t n, int64_t c, int64_t hw, float* dx, float* dgamma, float* dbeta, bool accumulate) {
   const double count = static_cast<double>(n * hw);
+  std::vector<float> xh(hw);
   for (int64_t ch = 0; ch < c; ch++) {
     const float mu = mean[ch], rs = rstd[ch];
     double sdy = 0, sdyx = 0;
     for (int64_t i = 0; i < n; i++) {
       const float* xc = x + (i * c + ch) * hw;
       const float* dyc = dy + (i * c + ch) * hw;
-      for (int64_t k = 0; k < hw; k++) {
-        sdy += dyc[k];
-        sdyx += static_cast<double>(dyc[k]) * ((xc[k] - mu) * rs);
-      }
+      for (int64_t k = 0; k < hw; k++) xh[k] = (xc[k] - mu) * rs;
+      sdy += sumRun(dyc, hw);
+      sdyx += dotRun(dyc, xh.data(), hw);
     }
     dgamma[ch] += static_cast<float>(sdyx);
     dbeta[ch] += static_cast<float>(sdy);

@@ -5,29 +5,11 @@
 #include <limits>
 #include <vector>
 #include "kernels.h"
+#include "runs.h"
 
 namespace pw {
 
 namespace {
-// Sum of a contiguous run in double, with 8 independent partial sums so it vectorises.
-inline double sumRun(const float* x, int64_t n) {
-  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; k++) acc[k] += x[i + k];
-  double s = 0;
-  for (; i < n; i++) s += x[i];
-  return s + ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-inline double dotRun(const float* x, const float* y, int64_t n) {
-  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; k++) acc[k] += static_cast<double>(x[i + k]) * y[i + k];
-  double s = 0;
-  for (; i < n; i++) s += static_cast<double>(x[i]) * y[i];
-  return s + ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
 inline bool better(float v, float best) { return v > best || (std::isnan(v) && !std::isnan(best)); }
 }  // namespace
 
@@ -67,15 +49,14 @@ void max(const float* x, int64_t outer, int64_t mid, int64_t inner, float* out, 
 }
 
 void softmax(const float* x, int64_t rows, int64_t cols, float* out, bool log) {
+  std::vector<float> e(log ? cols : 0);  // log-softmax needs x after exp (out may alias x)
   for (int64_t r = 0; r < rows; r++) {
     const float* xr = x + r * cols;
     float* o = out + r * cols;
-    float mx = -std::numeric_limits<float>::infinity();
-    for (int64_t j = 0; j < cols; j++) mx = std::max(mx, xr[j]);
-    // A row of -inf (fully masked) or +inf has no finite shift; use 0 so the result is NaN like torch.
+    const float mx = maxRun(xr, cols);
+    // A row of -inf (fully masked), +inf or NaN has no finite shift; use 0 so the result is NaN like torch.
     const float shift = std::isfinite(mx) ? mx : 0.f;
     if (log) {
-      std::vector<float> e(cols);  // small rows; keeps out untouched until the end (x may alias out)
       for (int64_t j = 0; j < cols; j++) e[j] = xr[j] - shift;
       vexp(e.data(), e.data(), cols);
       const double lse = static_cast<double>(shift) + std::log(sumRun(e.data(), cols));

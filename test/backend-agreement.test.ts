@@ -539,6 +539,25 @@ describe("native addon contracts", { skip }, () => {
       /x must be a Float32Array/);
   });
 
+  test("subarray views and SharedArrayBuffer memory are read and written in place", () => {
+    const all = new Float32Array(new SharedArrayBuffer(4 * 100));
+    all.set(randn(100));
+    const before = all.slice();
+    const a = all.subarray(10, 16), b = all.subarray(21, 27), out = all.subarray(40, 44);
+    const want = new Float32Array(4);
+    ref.matmul(a.slice(), b.slice(), want, 1, 2, 3, 2, false, false, false);
+    N().matmul(a, b, out, 1, 2, 3, 2, false, false, false);
+    const bound = new Float32Array(4);
+    ref.matmul(abs(a), abs(b), bound, 1, 2, 3, 2, false, false, false);
+    bounded("matmul on views", out, want, bound, 3);
+    for (let i = 0; i < 100; i++) if (i < 40 || i >= 44) assert.equal(all[i], before[i], `element ${i} outside out changed`);
+    const x = all.subarray(50, 83);
+    const y = new Float32Array(33);
+    ref.unary("tanh", x, y);
+    N().unary("tanh", x, x); // in place
+    close("unary in place on a view", x, y);
+  });
+
   test("kernels run on the calling thread only (OpenMP budget 1, no new OS threads)", () => {
     const addon = loadNativeAddon();
     assert.equal(addon.ompMaxThreads(), 1);

@@ -204,3 +204,19 @@ test("schedules counted in samples: step k at batch b reads the batch-B schedule
   assert.deepEqual(seen, [0, 0, 1, 1, 2, 2]);
   assert.throws(() => sched(1.5), /non-negative integer, got 1.5/);
 });
+
+test("optimizerStateBytes counts the momentum buffers of src/optim SGD and of spike-compensated SGD", async () => {
+  const { optimizerStateBytes } = await import("../src/pipeline/weights/index.js");
+  const p = new Tensor(new Float32Array(10), [10], true);
+  const q = new Tensor(new Float32Array(10), [10], true);
+  const sgd = new SGD([p], { lr: 0.1, momentum: 0.9 });
+  const sc = new SpikeCompensatedSGD([q], { lr: 0.1, momentum: 0.9, delay: 2 });
+  assert.equal(optimizerStateBytes(sgd), 0);
+  p.grad = new Tensor(new Float32Array(10).fill(1), [10]);
+  q.grad = new Tensor(new Float32Array(10).fill(1), [10]);
+  sgd.step();
+  sc.step();
+  assert.equal(optimizerStateBytes(sgd), 40);
+  assert.equal(optimizerStateBytes(sc), 40);
+  assert.equal(sc.stateBytes(), 40);
+});

@@ -253,7 +253,6 @@ test("discrepancy correction validates its inputs and call order", () => {
 });
 
 test("LWP (velocity form) predicts exactly on weights moving at constant velocity", () => {
-  const live = makeLive();
   const v = [new Float32Array([1, -2, 0.5]), new Float32Array([4, -0.25])];
   const lr = 0.25;
   const src: MomentumSource = { velocity: (i) => v[i], lr: () => lr };
@@ -274,7 +273,6 @@ test("LWP (velocity form) predicts exactly on weights moving at constant velocit
     }
     assert.deepEqual(snapshot(p.backwardWeights(0)), snapshot(w), "backward uses the live weights");
   }
-  void live;
 });
 
 test("LWP with the spike-compensated optimizer's momentum predicts its constant-velocity trajectory", () => {

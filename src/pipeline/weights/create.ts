@@ -32,8 +32,9 @@ export function createWeightPolicy(cfg: AsyncConfig, o: StageWeightsOptions): We
 }
 
 /**
- * The factor on the base lr of a stage with delay tau at asynchronous step k (T1 when on, else 1).
- * K: annealing horizon in steps (annealSteps(cfg, stepsPerEpoch)).
+ * The factor on the base lr of a stage with delay tau at step k, counted from the start of
+ * asynchronous training (T1 when on, else 1). K: annealing horizon in steps (annealSteps(cfg, ...)).
+ * Multiply it into the lr the optimizer uses for that step (e.g. setLrFactor(schedule(k) * factor)).
  */
 export function stageLrFactor(cfg: AsyncConfig, tau: number, k: number, K: number): number {
   return cfg.pipemareLr ? pipemareLrFactor(k, tau, K) : 1;

@@ -10,7 +10,11 @@
 //   F of mb:  ws = policy.forwardWeights(mb)   -> run the forward computing with ws
 //   B of mb:  ws = policy.backwardWeights(mb)  -> run the backward computing with ws (once per mb)
 //   STEP:     policy.beforeStep(); optimizer.step(); policy.afterStep()
-//   report:   policy.bytes()  (weights + optimizer state + extra versions, current and peak)
+//   report:   policy.bytes()  (weights + optimizer state + extra versions, current and peak;
+//             pass optimizerStateBytes: () => optimizerStateBytes(opt) at construction)
+//
+// Create the policies when the stage goes asynchronous (after any synchronous warm-up): stash and
+// correction start from the weights they see then (delta = 0).
 //
 // forwardWeights/backwardWeights return either the live arrays themselves or a buffer the policy
 // owns; never write to the latter (except through withWeights, which restores it). Since a Tensor's
@@ -29,6 +33,10 @@
 //   predict              w - lr*D*v, or   live w                            1 (+1 w_prev, difference form)
 //                        w + D(w - w_prev)
 //
+// Stash counts versions, not micro-batches: the micro-batches of one update share a copy, and the
+// live weights are the newest version, so a stage holds at most tau+1 versions. 2bw is the same
+// mechanism capped at 2: on the async 1F1B IR that means delay 1 on every stage (M >= 2(S-1-s)+1).
+//
 // ## Optimizer transforms
 //
 //   pipemareLrFactor(k, tau, K)   T1: lr_{k,s} = lr_k * tau^-(1 - min(k/K, 1)); apply with
@@ -46,7 +54,7 @@
 // stageSpikeDelay instantiate them per stage; describeConfig() is the start-of-run line.
 import { swapContents, type WeightSet } from "./vec.js";
 
-export { POLICY_NAMES, type PolicyName, type WeightPolicy, type MemoryAccount, type PolicyContext } from "./policy.js";
+export { POLICY_NAMES, optimizerStateBytes, type PolicyName, type WeightPolicy, type MemoryAccount, type PolicyContext } from "./policy.js";
 export { type WeightSet, swapContents, copyInto, allocLike, weightSetBytes } from "./vec.js";
 export { NaivePolicy } from "./naive.js";
 export { StashPolicy } from "./stash.js";
