@@ -163,7 +163,7 @@ void unaryBackwardImpl(UnOp op, const float* x, const float* y, const float* dy,
           p[i] = xs[i] * xs[i] * -0.5f;
         }
         verfc(e, e, m);
-        vexp(p, p, m);
+        vexpFlush(p, p, m);
         const float* dys = dy + s;
         store<ACC>(dx + s, m, [&](int64_t i) {
           const float cdf = 0.5f * e[i];

@@ -58,12 +58,12 @@ void softmax(const float* x, int64_t rows, int64_t cols, float* out, bool log) {
     const float shift = std::isfinite(mx) ? mx : 0.f;
     if (log) {
       for (int64_t j = 0; j < cols; j++) e[j] = xr[j] - shift;
-      vexp(e.data(), e.data(), cols);
+      vexpFlush(e.data(), e.data(), cols);
       const double lse = static_cast<double>(shift) + std::log(sumRun(e.data(), cols));
       for (int64_t j = 0; j < cols; j++) o[j] = static_cast<float>(static_cast<double>(xr[j]) - lse);
     } else {
       for (int64_t j = 0; j < cols; j++) o[j] = xr[j] - shift;
-      vexp(o, o, cols);
+      vexpFlush(o, o, cols);
       const float s = static_cast<float>(sumRun(o, cols));
       for (int64_t j = 0; j < cols; j++) o[j] = o[j] / s;
     }
@@ -80,7 +80,7 @@ void softmaxBackward(const float* y, const float* dy, int64_t rows, int64_t cols
     if (log) {
       // dx = dy - softmax * sum(dy)
       const float s = static_cast<float>(sumRun(dyr, cols));
-      vexp(yr, e.data(), cols);
+      vexpFlush(yr, e.data(), cols);
       if (accumulate) for (int64_t j = 0; j < cols; j++) d[j] += dyr[j] - e[j] * s;
       else for (int64_t j = 0; j < cols; j++) d[j] = dyr[j] - e[j] * s;
     } else {
@@ -103,7 +103,7 @@ void crossEntropyBackward(const float* logProbs, const int32_t* targets, int64_t
                           float* dx, bool accumulate) {
   std::vector<float> p(cols);
   for (int64_t r = 0; r < rows; r++) {
-    vexp(logProbs + r * cols, p.data(), cols);
+    vexpFlush(logProbs + r * cols, p.data(), cols);
     p[targets[r]] -= 1.f;
     float* d = dx + r * cols;
     if (accumulate) for (int64_t j = 0; j < cols; j++) d[j] += scale * p[j];

@@ -1,9 +1,9 @@
 // Vectorised exp/erf/erfc/tanh/log. glibc's libmvec provides SIMD versions (<= 4 ulp, correct NaN/inf
 // handling) that GCC only uses on its own under -ffast-math, which we must not use; so we call them
 // explicitly. Tails are padded into a full vector so every element goes through the same code and a
-// value's result never depends on its position in the array.
+// value's result never depends on its position in the array (nor on its neighbours: special lanes
+// get the same scalar answer whichever vector they are in).
 #include <cmath>
-#include <cstring>
 #include <immintrin.h>
 #include "kernels.h"
 
@@ -21,6 +21,10 @@ vec _ZGVeN16v_logf(vec);
 }
 static inline vec vload(const float* p) { return _mm512_loadu_ps(p); }
 static inline void vstore(float* p, vec v) { _mm512_storeu_ps(p, v); }
+static inline bool allIn(vec v, float lo, float hi) {
+  return (_mm512_cmp_ps_mask(v, _mm512_set1_ps(lo), _CMP_GE_OQ) & _mm512_cmp_ps_mask(v, _mm512_set1_ps(hi), _CMP_LE_OQ)) ==
+         0xFFFF;
+}
 #define PW_EXP _ZGVeN16v_expf
 #define PW_ERF _ZGVeN16v_erff
 #define PW_ERFC _ZGVeN16v_erfcf
@@ -38,6 +42,11 @@ vec _ZGVdN8v_logf(vec);
 }
 static inline vec vload(const float* p) { return _mm256_loadu_ps(p); }
 static inline void vstore(float* p, vec v) { _mm256_storeu_ps(p, v); }
+static inline bool allIn(vec v, float lo, float hi) {
+  const __m256 m = _mm256_and_ps(_mm256_cmp_ps(v, _mm256_set1_ps(lo), _CMP_GE_OQ),
+                                 _mm256_cmp_ps(v, _mm256_set1_ps(hi), _CMP_LE_OQ));
+  return _mm256_movemask_ps(m) == 0xFF;
+}
 #define PW_EXP _ZGVdN8v_expf
 #define PW_ERF _ZGVdN8v_erff
 #define PW_ERFC _ZGVdN8v_erfcf
@@ -46,25 +55,77 @@ static inline void vstore(float* p, vec v) { _mm256_storeu_ps(p, v); }
 #endif
 
 #ifdef PW_EXP
-template <vec (*F)(vec)>
-static void apply(const float* x, float* y, int64_t n) {
+// Runs F over x in vectors of W. Lanes outside [lo, hi] (NaN included) are outside libmvec's fast
+// path: there glibc switches the whole vector to a scalar fallback that is 15-50x slower (causal
+// softmax rows full of -inf crawled), so such lanes are fed a harmless 0 and their result is
+// replaced by `slow(v)`.
+static inline bool inRange(float v, float lo, float hi) { return v >= lo && v <= hi; }
+template <vec (*F)(vec), class Slow>
+static void fixBlock(const float* x, float* y, int m, float lo, float hi, Slow slow) {
+  alignas(64) float in[W], out[W];
+  for (int k = 0; k < W; k++) in[k] = k < m && inRange(x[k], lo, hi) ? x[k] : 0.f;
+  vstore(out, F(vload(in)));
+  for (int k = 0; k < m; k++) y[k] = inRange(x[k], lo, hi) ? out[k] : slow(x[k]);
+}
+template <vec (*F)(vec), class Slow>
+static void apply(const float* x, float* y, int64_t n, float lo, float hi, Slow slow) {
   int64_t i = 0;
-  for (; i + W <= n; i += W) vstore(y + i, F(vload(x + i)));
+  for (; i + W <= n; i += W) {
+    const vec v = vload(x + i);
+    if (allIn(v, lo, hi)) vstore(y + i, F(v));
+    else fixBlock<F>(x + i, y + i, W, lo, hi, slow);
+  }
+  if (i < n) fixBlock<F>(x + i, y + i, static_cast<int>(n - i), lo, hi, slow);
+}
+// exp is exactly 0 below -103.98 and inf above 88.73 in float; between those and the fast range
+// (subnormal results, near-overflow) glibc's scalar expf gives the same correctly rounded answer.
+void vexp(const float* x, float* y, int64_t n) {
+  apply<PW_EXP>(x, y, n, -87.f, 88.f, [](float v) { return v < -104.f ? 0.f : std::exp(v); });
+}
+// erf saturates to +-1 for |v| >= 4 (to float precision), and only NaN/inf are slow there.
+void verf(const float* x, float* y, int64_t n) {
+  apply<PW_ERF>(x, y, n, -1e30f, 1e30f, [](float v) { return std::erf(v); });
+}
+// erfc underflows to (at most the smallest subnormal) above 10: return 0 there like the exact value rounds.
+void verfc(const float* x, float* y, int64_t n) {
+  apply<PW_ERFC>(x, y, n, -1e30f, 10.f, [](float v) { return v > 10.f ? 0.f : std::erfc(v); });
+}
+// exp with results below exp(-87) ~ 1.6e-38 flushed to 0: for softmax-like uses where those are
+// negligible next to the row's largest term (1) and -inf (masked) entries are common; branch-free.
+void vexpFlush(const float* x, float* y, int64_t n) {
+#if defined(__AVX512F__)
+  const vec lo = _mm512_set1_ps(-87.f), zero = _mm512_setzero_ps();
+  auto one = [&](vec v) {
+    const __mmask16 small = _mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ);
+    return _mm512_mask_blend_ps(small, PW_EXP(_mm512_mask_blend_ps(small, v, lo)), zero);  // NaN: not small
+  };
+#else
+  const vec lo = _mm256_set1_ps(-87.f), zero = _mm256_setzero_ps();
+  auto one = [&](vec v) {
+    const vec small = _mm256_cmp_ps(v, lo, _CMP_LT_OQ);
+    return _mm256_blendv_ps(PW_EXP(_mm256_blendv_ps(v, lo, small)), zero, small);
+  };
+#endif
+  int64_t i = 0;
+  for (; i + W <= n; i += W) vstore(y + i, one(vload(x + i)));
   if (i < n) {
-    alignas(64) float buf[W];
-    std::memset(buf, 0, sizeof(buf));
-    std::memcpy(buf, x + i, (n - i) * sizeof(float));
-    vstore(buf, F(vload(buf)));
-    std::memcpy(y + i, buf, (n - i) * sizeof(float));
+    alignas(64) float buf[W] = {};
+    for (int64_t k = 0; k < n - i; k++) buf[k] = x[i + k];
+    vstore(buf, one(vload(buf)));
+    for (int64_t k = 0; k < n - i; k++) y[i + k] = buf[k];
   }
 }
-void vexp(const float* x, float* y, int64_t n) { apply<PW_EXP>(x, y, n); }
-void verf(const float* x, float* y, int64_t n) { apply<PW_ERF>(x, y, n); }
-void verfc(const float* x, float* y, int64_t n) { apply<PW_ERFC>(x, y, n); }
-void vtanh(const float* x, float* y, int64_t n) { apply<PW_TANH>(x, y, n); }
-void vlog(const float* x, float* y, int64_t n) { apply<PW_LOG>(x, y, n); }
+void vtanh(const float* x, float* y, int64_t n) {
+  apply<PW_TANH>(x, y, n, -1e30f, 1e30f, [](float v) { return std::tanh(v); });
+}
+void vlog(const float* x, float* y, int64_t n) {
+  apply<PW_LOG>(x, y, n, 1.17549435e-38f, 3.4e38f, [](float v) { return std::log(v); });
+}
 #else
 void vexp(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; i++) y[i] = std::exp(x[i]); }
+void vexpFlush(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = x[i] < -87.f ? 0.f : std::exp(x[i]);
+}
 void verf(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; i++) y[i] = std::erf(x[i]); }
 void verfc(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; i++) y[i] = std::erfc(x[i]); }
 void vtanh(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; i++) y[i] = std::tanh(x[i]); }

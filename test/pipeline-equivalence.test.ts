@@ -199,3 +199,30 @@ test("CNN with BatchNorm: per-micro-batch statistics, running averages once per 
     }
   }
 });
+
+test("an asynchronous list (STEP between F and B, several steps) runs through the same interpreter: threads equals inline", async () => {
+  const data = batches(MLP);
+  const M = 2, S = 3;
+  const schedule = generateSchedule("async", { stages: S, microbatches: M, steps: STEPS });
+  const split = data.map((b) => { const p = splitBatch(b, M); return { inputs: p.map((q) => q.x), labels: p.map((q) => q.y), scale: 1 / N }; });
+  const results: Map<string, Tensor>[] = [];
+  const losses: number[][] = [];
+  for (const kind of ["inline", "threads"] as const) {
+    const model = createModel(MLP, SEED);
+    const setup: PipelineSetup = { model: MLP, seed: SEED, schedule, balance: uniformBalance(model.units.length, S), recompute: "never", optimizer: OPT };
+    const ex: Executor = kind === "inline" ? new InlineExecutor(model, setup) : await ThreadsExecutor.create(setup, model.stateDict());
+    try {
+      const r = await ex.run(split, [1, 0.5, 0.25]);
+      losses.push(r.perMicrobatch.map((m) => m.loss));
+      results.push(await ex.stateDict());
+    } finally {
+      await ex.close();
+    }
+  }
+  assertIdentical(results[0], results[1], "async threads vs inline");
+  assert.deepEqual(losses[1], losses[0]);
+  // Stale weights: asynchronous training is not single-device training (the test can tell them apart).
+  const sync = singleDevice(MLP, data);
+  const w = "layers.1.weight";
+  assert.ok(results[0].get(w)!.data.some((x, i) => Math.abs(x - sync.get(w)!.data[i]) > 1e-6), "async should differ from synchronous training");
+});

@@ -12,7 +12,7 @@ import type { TrainConfig } from "../src/train/options.js";
 import { resolveTrainConfig, givenFlags, resolvePipelineConfig } from "../src/cli/train.js";
 import { parseFlags, UsageError } from "../src/cli/args.js";
 import { trainCommand } from "../src/cli/train.js";
-import { lossCurveSvg, ticks } from "../src/report/loss-curve-svg.js";
+import { lossCurveSvg, movingAverage, ticks } from "../src/report/loss-curve-svg.js";
 import { formatProgress, ProgressBar, formatDuration } from "../src/report/progress.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "pipewright-train-"));
@@ -168,10 +168,11 @@ test("loss-curve SVG draws the train loss, test loss and accuracy series", () =>
   const svg = lossCurveSvg(recs, "t <1>");
   assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
   assert.match(svg, /t &lt;1&gt;/);
-  assert.equal((svg.match(/<polyline/g) ?? []).length, 3); // train loss, test loss, accuracy
+  assert.equal((svg.match(/<polyline/g) ?? []).length, 4); // train loss raw and smoothed, test loss, accuracy
   assert.match(svg, /test accuracy/);
   assert.ok(svg.trimEnd().endsWith("</svg>"));
   assert.deepEqual(ticks(0, 1, 5), [0, 0.2, 0.4, 0.6, 0.8, 1]);
+  assert.deepEqual(movingAverage([[1, 1], [2, 2], [3, 6], [4, 3]], 3), [[1, 1.5], [2, 3], [3, 11 / 3], [4, 4.5]]);
 });
 
 test("progress: in-place redraws on a TTY, throttled plain lines otherwise", () => {

@@ -23,8 +23,11 @@ const PAD = { left: 56, right: 12, top: 34, bottom: 44 };
 export function lossCurveSvg(records: readonly CurvePoint[], title = "pipewright training"): string {
   const steps = records.filter((r) => r.type === "step" && r.loss !== null);
   const epochs = records.filter((r) => r.type === "epoch");
+  const raw: [number, number][] = steps.map((r) => [r.step, r.loss as number]);
   const lossSeries: Series[] = [
-    { name: "train loss", colour: "#4c78a8", points: steps.map((r) => [r.step, r.loss as number]) },
+    { name: "train loss", colour: "#a6c4e0", points: raw },
+    // Per-step losses are noisy; a centred moving average shows the trend.
+    { name: "train loss (smoothed)", colour: "#1f4e79", points: movingAverage(raw, Math.max(1, Math.round(raw.length / 50))) },
     { name: "test loss", colour: "#e45756", dots: true,
       points: epochs.filter((r) => r.test_loss !== null).map((r) => [r.step, r.test_loss as number]) },
   ];
@@ -80,12 +83,32 @@ function panel(series: Series[], x0: number, xLabel: string, yLabel: string, int
     if (s.dots || pts.length === 1) {
       for (const [x, y] of pts) out.push(`<circle cx="${f(sx(x))}" cy="${f(sy(y))}" r="3" fill="${s.colour}"/>`);
     }
-    const ly = PAD.top + 12 + i * 14;
-    out.push(`<rect x="${PAD.left + pw - 110}" y="${ly - 8}" width="10" height="10" fill="${s.colour}"/>`);
-    out.push(`<text x="${PAD.left + pw - 96}" y="${ly + 1}">${escapeXml(s.name)}</text>`);
+    // Legend in the band above the plot, so it never hides a curve.
+    const lx = PAD.left + legendOffset(series, i);
+    out.push(`<rect x="${lx}" y="${PAD.top - 18}" width="10" height="10" fill="${s.colour}"/>`);
+    out.push(`<text x="${lx + 14}" y="${PAD.top - 9}">${escapeXml(s.name)}</text>`);
   });
   out.push("</g>");
   return out.join("\n");
+}
+
+function legendOffset(series: Series[], i: number): number {
+  let x = 0;
+  for (let j = 0; j < i; j++) x += 24 + series[j].name.length * 6;
+  return x;
+}
+
+/** Centred moving average over `window` points (shorter at the ends). */
+export function movingAverage(points: readonly [number, number][], window: number): [number, number][] {
+  if (window <= 1) return points.map(([x, y]) => [x, y]);
+  const half = Math.floor(window / 2);
+  const prefix = [0];
+  for (const [, y] of points) prefix.push(prefix[prefix.length - 1] + y);
+  return points.map(([x], i) => {
+    const lo = Math.max(0, i - half);
+    const hi = Math.min(points.length, i + half + 1);
+    return [x, (prefix[hi] - prefix[lo]) / (hi - lo)];
+  });
 }
 
 function extent(v: number[]): [number, number] {

@@ -65,6 +65,13 @@ export function checkUnits(units: readonly PipeUnit[]): number {
   return units[units.length - 1].layer + 1;
 }
 
+/** Units belonging to the first `frozenLayers` layers (the frozen prefix, and AutoCache's input). */
+export function frozenUnitCount(units: readonly PipeUnit[], frozenLayers: number): number {
+  let n = 0;
+  while (n < units.length && units[n].layer < frozenLayers) n++;
+  return n;
+}
+
 /** AutoPipe cost per unit: parameter count, times `frozenCostRatio` for units of frozen layers. */
 export function unitCosts(units: readonly PipeUnit[], frozenLayers: number, frozenCostRatio = 1 / 6): number[] {
   if (!(frozenCostRatio >= 0 && frozenCostRatio <= 1)) throw new Error(`AutoPipe: frozen cost ratio ${frozenCostRatio} must lie in [0, 1]`);

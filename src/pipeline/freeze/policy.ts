@@ -50,8 +50,11 @@ export function parseFreezeCriterion(text: string): FreezeCriterion {
   return text as FreezeCriterion;
 }
 
-/** Fills defaults and validates; alpha may be given as a string like "1/3". */
-export function resolveFreezeConfig(c: Partial<Omit<FreezeConfig, "alpha">> & { alpha?: number | string } = {}): FreezeConfig {
+/** FreezeConfig with every field optional and alpha also as text ("1/3"). */
+export type FreezeOptions = Partial<Omit<FreezeConfig, "alpha">> & { alpha?: number | string };
+
+/** Fills defaults and validates. */
+export function resolveFreezeConfig(c: FreezeOptions = {}): FreezeConfig {
   const alpha = typeof c.alpha === "string" ? parseAlpha(c.alpha) : c.alpha ?? DEFAULT_FREEZE_CONFIG.alpha;
   if (!Number.isFinite(alpha) || alpha <= 0 || alpha > 1) throw new Error(`freeze alpha ${alpha} is not valid; it must lie in (0, 1], e.g. 1/3`);
   const interval = c.interval ?? DEFAULT_FREEZE_CONFIG.interval;
@@ -133,7 +136,7 @@ export class FreezePolicy {
   private previous: number[] | null = null;
   readonly history: FreezeDecision[] = [];
 
-  constructor(readonly layers: number, config: Partial<Omit<FreezeConfig, "alpha">> & { alpha?: number | string } = {}) {
+  constructor(readonly layers: number, config: FreezeOptions = {}) {
     checkLayers(layers);
     this.config = resolveFreezeConfig(config);
     this.sums = new Array<number>(layers).fill(0);

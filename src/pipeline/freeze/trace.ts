@@ -14,10 +14,12 @@
 //   with unequal stages takes one pass through all stages plus M-1 repetitions of the slowest one
 //   (for equal stages: (M + S - 1) * c, the usual bubble).
 // - Baseline: no freezing, the starting pipeline (S_0 stages, floor(W/S_0) replicas) every epoch.
-//   PipeTransformer: AutoPipe replayed on W workers from S_0 with the trace's frozen counts.
+//   PipeTransformer: AutoPipe replayed on W workers from S_0 with the trace's frozen counts (the
+//   trace's own stages/replicas are not used; if W exceeds the trace's batch, the batch is raised to
+//   W so every replica has an example).
 // - Speed-up = total baseline time / total PipeTransformer time; since samples cancel, so does the
 //   absolute scale unless k_e differs between epochs.
-import { AutoPipe, checkUnits, type PipeUnit, unitCosts } from "./autopipe.js";
+import { AutoPipe, checkUnits, type PipeUnit, type Transition, unitCosts } from "./autopipe.js";
 
 export const TRACE_FORMAT = "pipewright-freeze-trace";
 export const TRACE_VERSION = 1;
@@ -63,6 +65,11 @@ export function createTrace(meta: Omit<FreezeTrace, "format" | "version" | "epoc
 export function addEpoch(trace: FreezeTrace, e: TraceEpoch): void {
   trace.epochs.push(e);
   try { validateTrace(trace); } catch (err) { trace.epochs.pop(); throw err; }
+}
+
+/** The trace record of an epoch run with layout `t` (the runtime adds what it measured). */
+export function epochRecord(epoch: number, t: Transition, cached: boolean, measured: { stageSeconds?: number[]; wallSeconds?: number } = {}): TraceEpoch {
+  return { epoch, frozen: t.frozenLayers, stages: t.stages, replicas: t.replicas, microbatches: t.microbatches, cached, ...measured };
 }
 
 const isPosInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 1;

@@ -26,6 +26,11 @@ export interface Executor {
   readonly name: "inline" | "threads";
   /** Runs the schedule's lists once (one optimizer step) with the given learning-rate factor. */
   step(batch: SplitBatch, lrFactor?: number): Promise<StepResult>;
+  /**
+   * Runs the lists once when they span several optimizer steps (schedule.steps > 1, e.g. an
+   * asynchronous schedule): batch k feeds micro-batch ids k*M .. k*M+M-1, STEP k uses lrFactors[k].
+   */
+  run(batches: readonly SplitBatch[], lrFactors?: readonly number[]): Promise<StepResult>;
   /** Copies of every parameter and buffer, named as in the full model's state dict. */
   stateDict(): Promise<Map<string, Tensor>>;
   /**
@@ -34,6 +39,11 @@ export interface Executor {
    */
   optimizerState(order: readonly string[]): Promise<OptimizerState>;
   close(): Promise<void>;
+}
+
+export function checkBatches(batches: readonly SplitBatch[], microbatches: number, steps: number): void {
+  if (batches.length !== steps) throw new Error(`the schedule's lists span ${steps} optimizer step(s); got ${batches.length} mini-batches`);
+  for (const b of batches) checkBatch(b, microbatches);
 }
 
 export function checkBatch(batch: SplitBatch, microbatches: number): void {

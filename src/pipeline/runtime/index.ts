@@ -16,6 +16,7 @@
 //   new InlineExecutor(model, setup, hooks?)           all workers in this thread, trains `model` in place
 //   await ThreadsExecutor.create(setup, initialState)  one worker_thread per worker
 //   executor.step({inputs, labels, scale}, lrFactor) -> {loss, correct, count, perMicrobatch, busy}
+//   executor.run(batches, lrFactors)   lists spanning several steps (asynchronous schedules)
 //   executor.stateDict(), executor.optimizerState(order), executor.close()
 //   WorkerInterpreter: runs one worker's action list; WeightHooks: where weight policies plug in.
 export { trainPipeline, optimizerConfigOf } from "./train-pipeline.js";

@@ -6,7 +6,7 @@ import type { Model } from "../../nn/models/model.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { formatAction } from "../schedule/action.js";
 import type { MicrobatchMetrics } from "../stage.js";
-import { checkBatch, sumMetrics, type Executor, type SplitBatch, type StepResult } from "./executor.js";
+import { checkBatches, sumMetrics, type Executor, type SplitBatch, type StepResult } from "./executor.js";
 import { messageKey, WorkerInterpreter, type WeightHooks } from "./interpreter.js";
 import type { OptimizerState } from "../../optim/index.js";
 import { mergeStates } from "./optimizer-state.js";
@@ -29,20 +29,24 @@ export class InlineExecutor implements Executor {
     }));
   }
 
-  async step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> {
+  step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> { return this.run([batch], [lrFactor]); }
+
+  async run(batches: readonly SplitBatch[], lrFactors: readonly number[] = [1]): Promise<StepResult> {
     const { schedule } = this.setup;
     const M = schedule.microbatches;
-    checkBatch(batch, M);
+    checkBatches(batches, M, schedule.steps);
     const S = schedule.stages;
     const V = S * schedule.chunks;
     const first = this.workers[schedule.stageToWorker[0]];
     const last = this.workers[schedule.stageToWorker[(V - 1) % S]];
-    for (let j = 0; j < M; j++) {
-      const x = batch.inputs[j];
-      first.deliver(messageKey.activation(0, j), { kind: "tensor", data: x.data, shape: [...x.shape] });
-      last.deliver(messageKey.targets(j), { kind: "targets", labels: batch.labels[j], scale: batch.scale });
-    }
-    for (const w of this.workers) w.reset(lrFactor);
+    batches.forEach((batch, k) => {
+      for (let j = 0; j < M; j++) {
+        const x = batch.inputs[j];
+        first.deliver(messageKey.activation(0, k * M + j), { kind: "tensor", data: x.data, shape: [...x.shape] });
+        last.deliver(messageKey.targets(k * M + j), { kind: "targets", labels: batch.labels[j], scale: batch.scale });
+      }
+    });
+    for (const w of this.workers) w.reset(lrFactors);
     this.metrics.clear();
     let pending = this.workers.length;
     const finished = new Array<boolean>(this.workers.length).fill(false);
@@ -59,7 +63,7 @@ export class InlineExecutor implements Executor {
         throw new Error(`pipeline deadlock: ${stuck.join("; ")}`);
       }
     }
-    const per = Array.from({ length: M }, (_, j) => {
+    const per = Array.from({ length: M * batches.length }, (_, j) => {
       const m = this.metrics.get(j);
       if (!m) throw new Error(`micro-batch ${j} produced no loss`);
       return m;

@@ -101,7 +101,7 @@ export class WorkerInterpreter {
   private readonly o: InterpreterOptions;
   private pc = 0;
   private actions: readonly Action[];
-  private lrFactor = 1;
+  private lrFactors: readonly number[] = [1];
   /** Seconds spent inside actions since the last reset, per kind (for profiling and benchmarks). */
   readonly busy = { F: 0, B: 0, W: 0, STEP: 0 };
 
@@ -125,10 +125,14 @@ export class WorkerInterpreter {
   /** The next action, or null when finished. */
   get next(): Action | null { return this.actions[this.pc] ?? null; }
 
-  /** Rewinds to the start of the list (the next mini-batch of a synchronous schedule). */
-  reset(lrFactor = 1, actions?: readonly Action[]): void {
+  /**
+   * Rewinds to the start of the list (the next mini-batch of a synchronous schedule). STEP k of the
+   * list uses learning-rate factor lrFactors[k] (the last one when the list has more steps).
+   */
+  reset(lrFactors: readonly number[] = [1], actions?: readonly Action[]): void {
+    if (lrFactors.length === 0) throw new Error("reset needs at least one learning-rate factor");
     this.pc = 0;
-    this.lrFactor = lrFactor;
+    this.lrFactors = lrFactors;
     if (actions) this.actions = actions;
     this.busy.F = this.busy.B = this.busy.W = this.busy.STEP = 0;
   }
@@ -187,7 +191,7 @@ export class WorkerInterpreter {
     if (a.kind === "STEP") {
       hooks?.beforeStep?.(phys, a.microbatch);
       if (phys.optimizer) {
-        phys.optimizer.setLrFactor(this.lrFactor);
+        phys.optimizer.setLrFactor(this.lrFactors[Math.min(a.microbatch, this.lrFactors.length - 1)]);
         phys.optimizer.step();
         phys.optimizer.zeroGrad();
       }

@@ -23,7 +23,8 @@ export interface WorkerInit {
 export type ToWorker =
   | {
     type: "step";
-    lrFactor: number;
+    /** Learning-rate factor of each STEP of the list (STEP k uses lrFactors[k]). */
+    lrFactors: number[];
     /** Model inputs of the micro-batches (only for the worker holding virtual stage 0). */
     inputs: { mb: number; data: Float32Array; shape: number[] }[];
     /** Targets (only for the worker holding the last virtual stage). */

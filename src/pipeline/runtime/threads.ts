@@ -7,7 +7,7 @@ import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { getBackend } from "../../backend/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics } from "../stage.js";
-import { checkBatch, sumMetrics, type Executor, type SplitBatch, type StepResult } from "./executor.js";
+import { checkBatches, sumMetrics, type Executor, type SplitBatch, type StepResult } from "./executor.js";
 import { PipelineActionError } from "./interpreter.js";
 import type { FromWorker, StateEntry, ToWorker, WorkerInit } from "./messages.js";
 import type { PipelineSetup } from "./setup.js";
@@ -97,20 +97,22 @@ export class ThreadsExecutor implements Executor {
     this.workers[w].postMessage(m, transfer);
   }
 
-  async step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> {
+  step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> { return this.run([batch], [lrFactor]); }
+
+  async run(batches: readonly SplitBatch[], lrFactors: readonly number[] = [1]): Promise<StepResult> {
     if (this.failure) throw this.failure;
     const { schedule } = this.setup;
     const M = schedule.microbatches;
-    checkBatch(batch, M);
+    checkBatches(batches, M, schedule.steps);
     const S = schedule.stages;
     const firstWorker = schedule.stageToWorker[0];
     const lastWorker = schedule.stageToWorker[(S * schedule.chunks - 1) % S];
     const done = this.collect("done");
     for (let w = 0; w < this.workers.length; w++) {
-      // The caller keeps its batch: inputs are copied once into buffers that are then moved.
-      const inputs = w === firstWorker ? batch.inputs.map((x, mb) => ({ mb, data: x.data.slice(), shape: [...x.shape] })) : [];
-      const targets = w === lastWorker ? batch.labels.map((labels, mb) => ({ mb, labels: labels.slice(), scale: batch.scale })) : [];
-      this.post(w, { type: "step", lrFactor, inputs, targets },
+      // The caller keeps its batches: inputs are copied once into buffers that are then moved.
+      const inputs = w !== firstWorker ? [] : batches.flatMap((b, k) => b.inputs.map((x, j) => ({ mb: k * M + j, data: x.data.slice(), shape: [...x.shape] })));
+      const targets = w !== lastWorker ? [] : batches.flatMap((b, k) => b.labels.map((labels, j) => ({ mb: k * M + j, labels: labels.slice(), scale: b.scale })));
+      this.post(w, { type: "step", lrFactors: [...lrFactors], inputs, targets },
         [...inputs.map((x) => x.data.buffer as ArrayBuffer), ...targets.map((t) => t.labels.buffer as ArrayBuffer)]);
     }
     const replies = await done;
@@ -121,7 +123,7 @@ export class ThreadsExecutor implements Executor {
       for (const [mb, x] of m.metrics) metrics.set(mb, x);
       busy[w] = m.busy;
     }
-    const per = Array.from({ length: M }, (_, j) => {
+    const per = Array.from({ length: M * batches.length }, (_, j) => {
       const m = metrics.get(j);
       if (!m) throw new Error(`micro-batch ${j} produced no loss`);
       return m;

@@ -88,7 +88,7 @@ try {
       if (m.type === "step") {
         for (const x of m.inputs) interp.deliver(messageKey.activation(0, x.mb), { kind: "tensor", data: x.data, shape: x.shape });
         for (const y of m.targets) interp.deliver(messageKey.targets(y.mb), { kind: "targets", labels: y.labels, scale: y.scale });
-        interp.reset(m.lrFactor);
+        interp.reset(m.lrFactors);
         running = true;
         pump();
       } else if (m.type === "state") {
