@@ -8,7 +8,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <omp.h>
-#include <string>
 #include <unordered_map>
 
 namespace pw {
@@ -44,7 +43,7 @@ struct Operand {
   memory prim;         // what the primitive reads/writes (== user when no reorder is needed)
   memory temp;         // plain-layout temporary for accumulation without a reorder
   dnnl::reorder toPrim, toUser, toUserAcc;
-  memory scratchA, scratchB;  // reorder scratchpads (usually empty)
+  memory scratch;      // reorder scratchpad (usually empty)
   bool reorder = false;
   int64_t elems = 0;
 
@@ -56,7 +55,7 @@ struct Operand {
       prim = memory(primMd, eng);
       dnnl::reorder::primitive_desc rpd(eng, userMd, eng, primMd, userScratchpadAttr());
       toPrim = dnnl::reorder(rpd);
-      scratchA = memory(rpd.scratchpad_desc(), eng);
+      scratch = memory(rpd.scratchpad_desc(), eng);
     } else {
       prim = user;
     }
@@ -69,7 +68,7 @@ struct Operand {
       prim = memory(primMd, eng);
       dnnl::reorder::primitive_desc rpd(eng, primMd, eng, userMd, userScratchpadAttr(accumulate));
       (accumulate ? toUserAcc : toUser) = dnnl::reorder(rpd);
-      scratchA = memory(rpd.scratchpad_desc(), eng);
+      scratch = memory(rpd.scratchpad_desc(), eng);
     } else if (accumulate) {
       temp = memory(userMd, eng);
       prim = temp;
@@ -79,14 +78,14 @@ struct Operand {
   }
   void bindInput(dnnl::stream& s, const float* p) {
     user.set_data_handle(mut(p));
-    if (reorder) toPrim.execute(s, {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, prim}, {DNNL_ARG_SCRATCHPAD, scratchA}});
+    if (reorder) toPrim.execute(s, {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, prim}, {DNNL_ARG_SCRATCHPAD, scratch}});
   }
   void bindOutput(float* p) { user.set_data_handle(p); }
   // After the primitive ran: move the result into the caller's buffer (adding if accumulating).
   void finishOutput(dnnl::stream& s, float* p, bool accumulate) {
     if (reorder) {
       (accumulate ? toUserAcc : toUser)
-          .execute(s, {{DNNL_ARG_FROM, prim}, {DNNL_ARG_TO, user}, {DNNL_ARG_SCRATCHPAD, scratchA}});
+          .execute(s, {{DNNL_ARG_FROM, prim}, {DNNL_ARG_TO, user}, {DNNL_ARG_SCRATCHPAD, scratch}});
     } else if (accumulate) {
       addInto(p, static_cast<const float*>(temp.get_data_handle()), elems);
     }
@@ -103,9 +102,9 @@ ConvLayout layoutFromEnv(const char* var, ConvLayout dflt) {
 }
 
 // The auto rule, from scripts/kernel-bench.mjs on a 1-thread AVX-512 machine: blocked layouts win
-// for forward and backward-weights at every shape measured (up to 2x at 32->64 channels, and for
-// the 1-channel first layer), but backward-data into fewer than 16 input channels is 4-15x slower
-// blocked (oneDNN pads the channel block to 16), so that case stays plain.
+// for forward (1.3-1.7x) and backward-weights (1.8-4x, most for the 1-channel first layer), but
+// backward-data into fewer than 16 input channels is 4-15x slower blocked (oneDNN pads the channel
+// block to 16), so that case stays plain.
 bool useBlocked(ConvLayout l, int direction, const ConvShape& s) {
   if (l != ConvLayout::Auto) return l == ConvLayout::Blocked;
   return !(direction == 1 && s.c < 16);

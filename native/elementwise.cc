@@ -86,6 +86,38 @@ void binaryImpl(const float* a, const int64_t* aShape, const float* b, const int
 
 constexpr int64_t CHUNK = 1024;  // scratch size for the vectorised transcendental helpers
 
+// Standard normal CDF Phi(x) of m <= CHUNK values, and optionally exp(-x^2/2). Uses
+// erfc(z) = t exp(-z^2 + P(t)), t = 1/(1 + z/2), z = |x|/sqrt(2) (Numerical Recipes' erfcc,
+// fractional error < 1.2e-7): one vectorised exp instead of libmvec's erfcf, about 2x faster, and
+// Phi = erfc/2 for x < 0 keeps full relative precision in the tail (no 1 + erf cancellation).
+// +inf gives 1, -inf 0, NaN NaN.
+void normalCdf(const float* x, int64_t m, float* phi, float* gauss) {
+  float t[CHUNK];
+  for (int64_t i = 0; i < m; i++) {
+    const float z = std::fabs(x[i]) * static_cast<float>(M_SQRT1_2);
+    const float tt = 1.f / (1.f + 0.5f * z);
+    float p = 0.17087277f;
+    p = p * tt - 0.82215223f;
+    p = p * tt + 1.48851587f;
+    p = p * tt - 1.13520398f;
+    p = p * tt + 0.27886807f;
+    p = p * tt - 0.18628806f;
+    p = p * tt + 0.09678418f;
+    p = p * tt + 0.37409196f;
+    p = p * tt + 1.00002368f;
+    p = p * tt - 1.26551223f;
+    t[i] = tt;
+    phi[i] = p - z * z;
+    if (gauss) gauss[i] = -z * z;
+  }
+  vexpFlush(phi, phi, m);
+  if (gauss) vexpFlush(gauss, gauss, m);
+  for (int64_t i = 0; i < m; i++) {
+    const float ec = t[i] * phi[i];  // erfc(|x|/sqrt(2))
+    phi[i] = x[i] >= 0.f ? 1.f - 0.5f * ec : 0.5f * ec;
+  }
+}
+
 inline float reluF(float x) { return std::isnan(x) ? x : (x > 0.f ? x : 0.f); }
 
 }  // namespace
@@ -109,15 +141,12 @@ void unary(UnOp op, const float* x, float* out, int64_t n) {
     case UnOp::Log: vlog(x, out, n); break;
     case UnOp::Tanh: vtanh(x, out, n); break;
     case UnOp::Gelu: {
-      // Exact GELU x * Phi(x), as torch's approximate="none", written with erfc: x/2 * erfc(-x/sqrt(2))
-      // equals torch's x/2 * (1 + erf(x/sqrt(2))) but avoids its cancellation for negative x (and
-      // still gives inf at +inf and NaN at -inf like torch).
-      float t[CHUNK];
+      // Exact GELU x * Phi(x), torch's approximate="none" (not the tanh approximation).
+      float phi[CHUNK];
       for (int64_t s = 0; s < n; s += CHUNK) {
         const int64_t m = std::min(CHUNK, n - s);
-        for (int64_t i = 0; i < m; i++) t[i] = x[s + i] * -static_cast<float>(M_SQRT1_2);
-        verfc(t, t, m);
-        for (int64_t i = 0; i < m; i++) out[s + i] = x[s + i] * 0.5f * t[i];
+        normalCdf(x + s, m, phi, nullptr);
+        for (int64_t i = 0; i < m; i++) out[s + i] = x[s + i] * phi[i];
       }
       break;
     }
@@ -152,23 +181,15 @@ void unaryBackwardImpl(UnOp op, const float* x, const float* y, const float* dy,
     case UnOp::Tanh: store<ACC>(dx, n, [&](int64_t i) { return dy[i] * (1.f - y[i] * y[i]); }); break;
     case UnOp::Sigmoid: store<ACC>(dx, n, [&](int64_t i) { return dy[i] * (1.f - y[i]) * y[i]; }); break;
     case UnOp::Gelu: {
-      // d/dx = cdf(x) + x * pdf(x), as torch's GeluBackward.
-      const float kAlpha = static_cast<float>(M_2_SQRTPI * M_SQRT1_2 * 0.5);
-      float e[CHUNK], p[CHUNK];
+      // d/dx = Phi(x) + x * phi(x), as torch's GeluBackward.
+      const float kAlpha = static_cast<float>(M_2_SQRTPI * M_SQRT1_2 * 0.5);  // 1/sqrt(2 pi)
+      float cdf[CHUNK], g[CHUNK];
       for (int64_t s = 0; s < n; s += CHUNK) {
         const int64_t m = std::min(CHUNK, n - s);
         const float* xs = x + s;
-        for (int64_t i = 0; i < m; i++) {
-          e[i] = xs[i] * -static_cast<float>(M_SQRT1_2);
-          p[i] = xs[i] * xs[i] * -0.5f;
-        }
-        verfc(e, e, m);
-        vexpFlush(p, p, m);
         const float* dys = dy + s;
-        store<ACC>(dx + s, m, [&](int64_t i) {
-          const float cdf = 0.5f * e[i];
-          return dys[i] * (cdf + xs[i] * kAlpha * p[i]);
-        });
+        normalCdf(xs, m, cdf, g);
+        store<ACC>(dx + s, m, [&](int64_t i) { return dys[i] * (cdf[i] + xs[i] * kAlpha * g[i]); });
       }
       break;
     }

@@ -64,8 +64,6 @@ void adamwStep(float* w, const float* g, float* m, float* v, int64_t n, double l
 void vexp(const float* x, float* y, int64_t n);
 // exp with results below ~1.6e-38 flushed to 0 (fast on -inf); for softmax-like sums.
 void vexpFlush(const float* x, float* y, int64_t n);
-void verf(const float* x, float* y, int64_t n);
-void verfc(const float* x, float* y, int64_t n);
 void vtanh(const float* x, float* y, int64_t n);
 void vlog(const float* x, float* y, int64_t n);
 

@@ -7,26 +7,51 @@
 
 namespace pw {
 
+namespace {
+// Torch's rule for the running maximum: a larger value or a NaN takes over (so NaN propagates).
+inline void take(float v, int32_t at, float& best, int32_t& arg) {
+  if (v > best || std::isnan(v)) { best = v; arg = at; }
+}
+}  // namespace
+
 void maxPool2d(const float* x, const Pool& p, float* out, int32_t* argmax) {
   const int64_t planes = p.n * p.c;
+  const bool k2s2 = p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0;
   for (int64_t pl = 0; pl < planes; pl++) {
     const float* xp = x + pl * p.h * p.w;
     float* op = out + pl * p.oh * p.ow;
     int32_t* ap = argmax + pl * p.oh * p.ow;
+    if (k2s2) {
+      // The CNN's 2x2/2 pooling: the four candidates in row-major order, no bounds checks needed.
+      for (int64_t oy = 0; oy < p.oh; oy++) {
+        const float* r0 = xp + 2 * oy * p.w;
+        const float* r1 = r0 + p.w;
+        const int32_t base = static_cast<int32_t>(2 * oy * p.w);
+        for (int64_t ox = 0; ox < p.ow; ox++) {
+          const int32_t c0 = base + static_cast<int32_t>(2 * ox);
+          float best = r0[2 * ox];
+          int32_t arg = c0;
+          take(r0[2 * ox + 1], c0 + 1, best, arg);
+          take(r1[2 * ox], c0 + static_cast<int32_t>(p.w), best, arg);
+          take(r1[2 * ox + 1], c0 + static_cast<int32_t>(p.w) + 1, best, arg);
+          op[oy * p.ow + ox] = best;
+          ap[oy * p.ow + ox] = arg;
+        }
+      }
+      continue;
+    }
     for (int64_t oy = 0; oy < p.oh; oy++) {
       const int64_t y0 = oy * p.sh - p.ph;
       const int64_t ya = std::max<int64_t>(y0, 0), yb = std::min(y0 + p.kh, p.h);
       for (int64_t ox = 0; ox < p.ow; ox++) {
         const int64_t x0 = ox * p.sw - p.pw;
         const int64_t xa = std::max<int64_t>(x0, 0), xb = std::min(x0 + p.kw, p.w);
-        float best = -std::numeric_limits<float>::infinity();
-        int32_t arg = -1;
+        // Padding counts as -inf; a window always holds at least one real cell (padding <= kernel/2).
+        float best = xp[ya * p.w + xa];
+        int32_t arg = static_cast<int32_t>(ya * p.w + xa);
         for (int64_t yy = ya; yy < yb; yy++)
-          for (int64_t xx = xa; xx < xb; xx++) {
-            const float v = xp[yy * p.w + xx];
-            // Same rule as torch: a NaN wins (and propagates).
-            if (arg < 0 || v > best || std::isnan(v)) { best = v; arg = static_cast<int32_t>(yy * p.w + xx); }
-          }
+          for (int64_t xx = (yy == ya ? xa + 1 : xa); xx < xb; xx++)
+            take(xp[yy * p.w + xx], static_cast<int32_t>(yy * p.w + xx), best, arg);
         op[oy * p.ow + ox] = best;
         ap[oy * p.ow + ox] = arg;
       }

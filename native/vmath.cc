@@ -1,4 +1,4 @@
-// Vectorised exp/erf/erfc/tanh/log. glibc's libmvec provides SIMD versions (<= 4 ulp, correct NaN/inf
+// Vectorised exp/tanh/log. glibc's libmvec provides SIMD versions (<= 4 ulp, correct NaN/inf
 // handling) that GCC only uses on its own under -ffast-math, which we must not use; so we call them
 // explicitly. Tails are padded into a full vector so every element goes through the same code and a
 // value's result never depends on its position in the array (nor on its neighbours: special lanes
@@ -14,8 +14,6 @@ using vec = __m512;
 constexpr int W = 16;
 extern "C" {
 vec _ZGVeN16v_expf(vec);
-vec _ZGVeN16v_erff(vec);
-vec _ZGVeN16v_erfcf(vec);
 vec _ZGVeN16v_tanhf(vec);
 vec _ZGVeN16v_logf(vec);
 }
@@ -26,8 +24,6 @@ static inline bool allIn(vec v, float lo, float hi) {
          0xFFFF;
 }
 #define PW_EXP _ZGVeN16v_expf
-#define PW_ERF _ZGVeN16v_erff
-#define PW_ERFC _ZGVeN16v_erfcf
 #define PW_TANH _ZGVeN16v_tanhf
 #define PW_LOG _ZGVeN16v_logf
 #elif defined(__AVX2__)
@@ -35,8 +31,6 @@ using vec = __m256;
 constexpr int W = 8;
 extern "C" {
 vec _ZGVdN8v_expf(vec);
-vec _ZGVdN8v_erff(vec);
-vec _ZGVdN8v_erfcf(vec);
 vec _ZGVdN8v_tanhf(vec);
 vec _ZGVdN8v_logf(vec);
 }
@@ -48,8 +42,6 @@ static inline bool allIn(vec v, float lo, float hi) {
   return _mm256_movemask_ps(m) == 0xFF;
 }
 #define PW_EXP _ZGVdN8v_expf
-#define PW_ERF _ZGVdN8v_erff
-#define PW_ERFC _ZGVdN8v_erfcf
 #define PW_TANH _ZGVdN8v_tanhf
 #define PW_LOG _ZGVdN8v_logf
 #endif
@@ -81,14 +73,6 @@ static void apply(const float* x, float* y, int64_t n, float lo, float hi, Slow 
 // (subnormal results, near-overflow) glibc's scalar expf gives the same correctly rounded answer.
 void vexp(const float* x, float* y, int64_t n) {
   apply<PW_EXP>(x, y, n, -87.f, 88.f, [](float v) { return v < -104.f ? 0.f : std::exp(v); });
-}
-// erf saturates to +-1 for |v| >= 4 (to float precision), and only NaN/inf are slow there.
-void verf(const float* x, float* y, int64_t n) {
-  apply<PW_ERF>(x, y, n, -1e30f, 1e30f, [](float v) { return std::erf(v); });
-}
-// erfc underflows to (at most the smallest subnormal) above 10: return 0 there like the exact value rounds.
-void verfc(const float* x, float* y, int64_t n) {
-  apply<PW_ERFC>(x, y, n, -1e30f, 10.f, [](float v) { return v > 10.f ? 0.f : std::erfc(v); });
 }
 // exp with results below exp(-87) ~ 1.6e-38 flushed to 0: for softmax-like uses where those are
 // negligible next to the row's largest term (1) and -inf (masked) entries are common; branch-free.
@@ -126,8 +110,6 @@ void vexp(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; i++)
 void vexpFlush(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] = x[i] < -87.f ? 0.f : std::exp(x[i]);
 }
-void verf(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; i++) y[i] = std::erf(x[i]); }
-void verfc(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; i++) y[i] = std::erfc(x[i]); }
 void vtanh(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; i++) y[i] = std::tanh(x[i]); }
 void vlog(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; i++) y[i] = std::log(x[i]); }
 #endif

@@ -136,6 +136,8 @@ describe("native backend agrees with the reference backend", { skip }, () => {
     conv(4, 1, 12, 12, 8, 3, 3, 1, 1, 1, 1),
     conv(2, 4, 7, 5, 3, 3, 1, 1, 2, 1, 0),
     conv(1, 32, 5, 5, 17, 1, 1, 1, 1, 0, 0),
+    conv(2, 3, 9, 9, 4, 1, 1, 2, 2, 0, 0),
+    conv(2, 2, 11, 10, 3, 5, 5, 1, 1, 2, 2),
   ];
   function conv(n: number, c: number, h: number, w: number, o: number, kh: number, kw: number, sh: number, sw: number,
     ph: number, pw: number): ConvParams {

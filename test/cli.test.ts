@@ -16,7 +16,11 @@ const tmp = mkdtempSync(join(tmpdir(), "pipewright-cli-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
 
 function cli(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: "utf8", timeout: 60_000 });
+  return cliEnv({}, ...args);
+}
+
+function cliEnv(env: Record<string, string>, ...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: "utf8", timeout: 60_000, env: { ...process.env, ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -49,7 +53,7 @@ test("an unknown command, model, flag or value exits 2 naming the valid ones", (
     [["train", "--model", "mlp", "--stages", "2"], /only apply to pipeline training; add --schedule/],
     [["train", "--model", "mlp", "--executor", "gpu", "--schedule", "gpipe"], /choose one of: inline, threads/],
     [["train", "--model", "mlp", "--resume", join(tmp, "nope.safetensors")], /no such checkpoint file/],
-    [["bench", "warp"], /unknown benchmark 'warp'; valid: engine, compare/],
+    [["bench", "warp"], /unknown benchmark 'warp'; valid: engine, compare, pipeline/],
     [["bench", "engine", "--models", "mlp,resnet"], /unknown model 'resnet'; valid: mlp, cnn, gpt/],
     [["bench", "engine", "--steps", "3"], /at least 5/],
   ];
@@ -119,4 +123,13 @@ test("bench engine --json prints one object per model with the contract keys fir
   assert.equal(o.batch, 128);
   assert.ok((o.step_ms as number) > 0);
   assert.ok(Math.abs((o.samples_per_s as number) - 128_000 / (o.step_ms as number)) / (o.samples_per_s as number) < 1e-3);
+});
+
+test("bench compare without PyTorch says so clearly, shows our numbers and exits 1", () => {
+  // An interpreter path that does not exist stands in for a machine without python3-torch.
+  const r = cliEnv({ PIPEWRIGHT_TORCH_PYTHON: join(tmp, "no-python3") },
+    "bench", "compare", "--models", "mlp", "--steps", "5", "--warmup", "0");
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /PyTorch is missing: .*no-python3 does not exist\. Install Debian's python3-torch/);
+  assert.match(r.stdout, /^mlp +128 +\d+\.\d +- +-$/m);
 });

@@ -6,10 +6,12 @@ import { fileURLToPath } from "node:url";
 import { helpText, parseFlags, UsageError, type CommandSpec, type FlagValues } from "./args.js";
 import { BACKEND_NAMES, getBackend, setBackend, type BackendName } from "../backend/index.js";
 import { BENCH_CONFIGS, type BenchConfig } from "../nn/models/index.js";
-import { benchEngineModel, type EngineResult } from "../train/bench-engine.js";
+import { benchEngineModel, type EngineOptions, type EngineResult } from "../train/bench-engine.js";
 
 const BENCH_MODELS = BENCH_CONFIGS.map((c) => c.model);
-const TORCH_PYTHON = "/usr/bin/python3";
+/** Debian's interpreter, where python3-torch installs (not whatever python3 is first on PATH). */
+const DEFAULT_TORCH_PYTHON = "/usr/bin/python3";
+const torchPython = (): string => process.env.PIPEWRIGHT_TORCH_PYTHON || DEFAULT_TORCH_PYTHON;
 const MIN_STEPS = 5;
 
 export const benchEngineCommand: CommandSpec = {
@@ -34,7 +36,7 @@ export const benchEngineCommand: CommandSpec = {
 export const benchCompareCommand: CommandSpec = {
   name: "bench compare",
   summary: "Runs `bench engine` and the same three models in PyTorch (scripts/bench_torch.py, Debian's " +
-    `${TORCH_PYTHON} with python3-torch, one thread) and prints samples/s of both and the ratio ours/torch per model.`,
+    `${DEFAULT_TORCH_PYTHON} with python3-torch, or $PIPEWRIGHT_TORCH_PYTHON; one thread) and prints samples/s of both and the ratio ours/torch per model.`,
   flags: {
     json: { type: "bool", help: "one JSON object per model and line" },
     models: { type: "list", default: BENCH_MODELS.join(","), help: `models to run, from ${BENCH_MODELS.join(", ")}`, meta: "M,M,..." },
@@ -45,14 +47,19 @@ export const benchCompareCommand: CommandSpec = {
   examples: ["npm run bench:compare", "pipewright bench compare --models cnn --json"],
 };
 
-const SUBCOMMANDS: Record<string, { spec: CommandSpec; run: (argv: string[]) => number }> = {
-  engine: { spec: benchEngineCommand, run: runBenchEngine },
-  compare: { spec: benchCompareCommand, run: runBenchCompare },
+const SUBCOMMANDS: Record<string, { summary: string; run: (argv: string[]) => number | Promise<number> }> = {
+  engine: { summary: "time training steps of mlp, cnn and gpt on one thread (one JSON object per line with --json)", run: runBenchEngine },
+  compare: { summary: "bench engine against PyTorch: samples/s of both and the ratio per model", run: runBenchCompare },
+  // The pipeline benchmark lives with the pipeline runtime (issue 3); loaded only when asked for.
+  pipeline: {
+    summary: "pipeline training throughput on worker threads per schedule, against one worker and the ideal",
+    run: async (argv) => (await import("../pipeline/bench.js")).runPipelineBench(argv),
+  },
 };
 
 function benchUsage(): string {
-  return ["Usage: pipewright bench <engine|compare> [flags]", "",
-    ...Object.entries(SUBCOMMANDS).map(([n, s]) => `  ${n.padEnd(9)}${s.spec.summary.split(". ")[0]}.`), "",
+  return [`Usage: pipewright bench <${Object.keys(SUBCOMMANDS).join("|")}> [flags]`, "",
+    ...Object.entries(SUBCOMMANDS).map(([n, s]) => `  ${n.padEnd(10)}${s.summary}`), "",
     "Run `pipewright bench <subcommand> --help` for its flags."].join("\n");
 }
 
@@ -79,6 +86,17 @@ function pickModels(value: FlagValues[string]): BenchConfig[] {
 
 /** The compiled CLI entry (this module's sibling), for per-model child processes. */
 function cliPath(): string { return fileURLToPath(new URL("./main.js", import.meta.url)); }
+
+/** `bench engine` for one model in a fresh process (so its peak RSS is its own). */
+function engineInChild(model: string, o: EngineOptions & { backend?: string }): EngineResult {
+  const args = [cliPath(), "bench", "engine", "--json", "--in-process", "--models", model,
+    "--steps", String(o.steps), "--warmup", String(o.warmup), "--seed", String(o.seed)];
+  if (o.profile) args.push("--profile");
+  if (o.backend !== undefined) args.push("--backend", o.backend);
+  const r = spawnSync(process.execPath, args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  if (r.status !== 0) throw new Error(`bench engine for ${model} failed (exit ${String(r.status ?? r.signal)})`);
+  return JSON.parse(r.stdout.trim().split("\n").pop() ?? "") as EngineResult;
+}
 
 function engineLine(r: EngineResult): string {
   const { profile, ...rest } = r;
@@ -112,14 +130,7 @@ export function runBenchEngine(argv: string[]): number {
   if (configs.length > 1 && !f["in-process"]) {
     // One process per model: peak RSS is then each model's own, not the running maximum.
     for (const c of configs) {
-      const args = [cliPath(), "bench", "engine", "--json", "--in-process", "--models", c.model,
-        "--steps", String(opts.steps), "--warmup", String(opts.warmup), "--seed", String(opts.seed)];
-      if (opts.profile) args.push("--profile");
-      if (f.backend !== undefined) args.push("--backend", String(f.backend));
-      const r = spawnSync(process.execPath, args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-      if (r.status !== 0) throw new Error(`bench engine for ${c.model} failed (exit ${String(r.status ?? r.signal)})`);
-      const line = r.stdout.trim().split("\n").pop() ?? "";
-      const res = JSON.parse(line) as EngineResult;
+      const res = engineInChild(c.model, { ...opts, backend: f.backend as string | undefined });
       results.push(res);
       if (f.json) process.stdout.write(engineLine(res) + "\n");
     }
@@ -149,25 +160,30 @@ interface CompareRow {
   torch_step_ms: number | null;
 }
 
-/** Runs scripts/bench_torch.py; null (with the reason on stderr) when PyTorch is not there. */
-function runTorch(models: string[], steps: number, warmup: number): EngineResult[] | null {
-  const script = fileURLToPath(new URL("../../../scripts/bench_torch.py", import.meta.url));
-  if (!existsSync(TORCH_PYTHON)) {
-    process.stderr.write(`bench compare: ${TORCH_PYTHON} does not exist; PyTorch comes from Debian's python3-torch (scripts/setup --with-torch)\n`);
-    return null;
-  }
-  if (!existsSync(script)) throw new Error(`bench compare: ${script} is missing`);
-  // The torch subprocess gets OpenBLAS's own core detection (these overrides are for our process only).
+/** The environment of the torch subprocess: OpenBLAS's own core detection (these overrides are for our process only). */
+function torchEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
-  const probe = spawnSync(TORCH_PYTHON, ["-c", "import torch"], { encoding: "utf8", env });
-  if (probe.status !== 0) {
-    process.stderr.write(`bench compare: PyTorch is missing: ${TORCH_PYTHON} cannot \`import torch\`. ` +
-      "Install Debian's python3-torch (`apt-get install -y python3-torch`, or `scripts/setup --with-torch`).\n");
-    return null;
-  }
-  const r = spawnSync(TORCH_PYTHON, [script, "--models", models.join(","), "--steps", String(steps), "--warmup", String(warmup)],
+  return env;
+}
+
+/** Null if the torch interpreter can import torch, else why not (one line, with how to fix it). */
+function torchMissing(): string | null {
+  const py = torchPython();
+  const hint = "Install Debian's python3-torch (`apt-get install -y python3-torch`, or `scripts/setup --with-torch`).";
+  if (!existsSync(py)) return `PyTorch is missing: ${py} does not exist. ${hint}`;
+  const probe = spawnSync(py, ["-c", "import torch"], { encoding: "utf8", env: torchEnv() });
+  if (probe.status !== 0) return `PyTorch is missing: ${py} cannot \`import torch\`. ${hint}`;
+  return null;
+}
+
+/** Runs scripts/bench_torch.py. */
+function runTorch(models: string[], steps: number, warmup: number): EngineResult[] {
+  const script = fileURLToPath(new URL("../../../scripts/bench_torch.py", import.meta.url));
+  if (!existsSync(script)) throw new Error(`bench compare: ${script} is missing`);
+  const env = torchEnv();
+  const r = spawnSync(torchPython(), [script, "--models", models.join(","), "--steps", String(steps), "--warmup", String(warmup)],
     { encoding: "utf8", env, stdio: ["ignore", "pipe", "inherit"] });
   if (r.status !== 0) throw new Error(`bench compare: ${script} failed (exit ${String(r.status ?? r.signal)})`);
   return r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as EngineResult);
@@ -179,16 +195,13 @@ export function runBenchCompare(argv: string[]): number {
   const configs = pickModels(f.models);
   const steps = f.steps as number;
   const warmup = f.warmup as number;
+  const missing = torchMissing();
+  if (missing) process.stderr.write(`bench compare: ${missing} Showing our numbers only.\n`);
   const ours: EngineResult[] = [];
   for (const c of configs) {
-    const args = [cliPath(), "bench", "engine", "--json", "--in-process", "--models", c.model,
-      "--steps", String(steps), "--warmup", String(warmup)];
-    if (f.backend !== undefined) args.push("--backend", String(f.backend));
-    const r = spawnSync(process.execPath, args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-    if (r.status !== 0) throw new Error(`bench engine for ${c.model} failed (exit ${String(r.status ?? r.signal)})`);
-    ours.push(JSON.parse(r.stdout.trim().split("\n").pop() ?? "") as EngineResult);
+    ours.push(engineInChild(c.model, { steps, warmup, seed: 0, profile: false, backend: f.backend as string | undefined }));
   }
-  const torch = runTorch(configs.map((c) => c.model), steps, warmup);
+  const torch = missing ? null : runTorch(configs.map((c) => c.model), steps, warmup);
   const rows: CompareRow[] = ours.map((o) => {
     const t = torch?.find((x) => x.model === o.model) ?? null;
     return {

@@ -16,7 +16,7 @@ const COMMANDS: Record<string, Command> = {
     run: async (argv) => (await import("./train.js")).runTrain(argv),
   },
   bench: {
-    summary: "benchmarks: `bench engine` (per-step speed), `bench compare` (against PyTorch)",
+    summary: "benchmarks: `bench engine` (per-step speed), `bench compare` (against PyTorch), `bench pipeline`",
     run: async (argv) => (await import("./bench.js")).runBench(argv),
   },
   sim: {
@@ -26,7 +26,7 @@ const COMMANDS: Record<string, Command> = {
 };
 
 function version(): string {
-  // dist/src/cli/main.js and src/cli/main.ts both sit three levels below the package root.
+  // The compiled entry, dist/src/cli/main.js, sits three levels below the package root.
   const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
   return pkg.version;
 }

@@ -196,7 +196,8 @@ export function formatSummary(s: TrainSummary): string {
       (s.best_test_acc !== null ? ` (best ${(s.best_test_acc * 100).toFixed(2)}%)` : ""));
   }
   if (s.test_ppl !== null) lines.push(`perplexity   ${s.test_ppl.toFixed(3)}`);
-  lines.push(`throughput   ${s.samples_per_s.toFixed(0)} samples/s`, `elapsed      ${s.elapsed_s.toFixed(1)} s`);
+  lines.push(`throughput   ${s.samples_per_s > 0 ? `${s.samples_per_s.toFixed(0)} samples/s` : "- (nothing trained in this run)"}`,
+    `elapsed      ${s.elapsed_s.toFixed(1)} s`);
   if (s.checkpoint) lines.push(`checkpoint   ${s.checkpoint}`);
   if (s.metrics) lines.push(`metrics      ${s.metrics}`);
   return lines.join("\n");

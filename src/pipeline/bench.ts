@@ -22,6 +22,8 @@ import { balanceByCost } from "./partition.js";
 import { measureStageCosts, profileUnitTimes } from "./runtime/profile.js";
 import type { PipelineSetup } from "./runtime/setup.js";
 import { ThreadsExecutor } from "./runtime/threads.js";
+import { InlineExecutor } from "./runtime/inline.js";
+import type { SplitBatch } from "./runtime/executor.js";
 import { generateSchedule, SCHEDULE_NAMES } from "./schedule/index.js";
 
 const SYNC_SCHEDULES = ["gpipe", "1f1b", "interleaved", "zb-h1"];
@@ -30,7 +32,7 @@ export const benchPipelineCommand: CommandSpec = {
   name: "bench pipeline",
   summary: "Pipeline throughput on worker threads: an MLP of depth 8 and width 1024 on 784-pixel inputs, batch 256, " +
     "M = 8; one worker without a pipeline, then the workers under each schedule. One JSON object per line with --json: " +
-    "{\"schedule\", \"workers\", \"microbatches\", \"samples_per_s\", \"speedup\", \"ideal\", \"efficiency\", ...}, plus " +
+    "{\"schedule\", \"workers\", \"microbatches\", \"samples_per_s\", \"speedup\", \"speedup_vs_microbatched\", \"ideal\", \"efficiency\", ...}, plus " +
     "message latency lines {\"bench\": \"message\", \"payload_bytes\", \"one_way_us\"}.",
   flags: {
     json: { type: "bool", help: "one JSON object per line" },
@@ -56,8 +58,13 @@ export interface PipelineBenchLine {
   chunks: number;
   batch: number;
   samples_per_s: number;
+  /** Over one worker training on whole mini-batches (no pipeline, no micro-batches). */
   speedup: number | null;
+  /** Over one worker running the same M micro-batches with gradient accumulation. */
+  speedup_vs_microbatched: number | null;
+  /** The simulator's speed-up for this schedule with measured per-stage costs (same micro-batches). */
   ideal: number | null;
+  /** speedup_vs_microbatched / ideal. */
   efficiency: number | null;
   step_ms: number;
   balance: number[] | null;
@@ -110,6 +117,17 @@ function oneWorker(spec: ModelSpec, seed: number, x: Tensor, y: Int32Array, warm
   return (performance.now() - t0) / 1000 / steps;
 }
 
+/** One worker, the same micro-batches (a one-stage pipeline on the inline executor). */
+async function oneWorkerMicrobatched(spec: ModelSpec, seed: number, batch: SplitBatch, M: number, warmup: number, steps: number): Promise<number> {
+  const schedule = generateSchedule("gpipe", { stages: 1, microbatches: M });
+  const model = createModel(spec, seed);
+  const ex = new InlineExecutor(model, { model: spec, seed, schedule, balance: [model.units.length], recompute: "never", optimizer: { kind: "sgd", lr: 0.01, momentum: 0.9 } });
+  for (let i = 0; i < warmup; i++) await ex.step(batch);
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) await ex.step(batch);
+  return (performance.now() - t0) / 1000 / steps;
+}
+
 export async function runPipelineBench(argv: string[]): Promise<number> {
   const f = parseFlags(benchPipelineCommand, argv);
   if (f.help) { process.stdout.write(helpText(benchPipelineCommand) + "\n"); return 0; }
@@ -141,9 +159,15 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
 
   const t1 = oneWorker(spec, seed, x, y, warmup, steps);
   const base = B / t1;
-  out({ schedule: "none", workers: 1, microbatches: 1, chunks: 1, batch: B, samples_per_s: round(base), speedup: 1, ideal: 1,
-    efficiency: 1, step_ms: round(t1 * 1000), balance: null, backend } satisfies PipelineBenchLine,
+  out({ schedule: "none", workers: 1, microbatches: 1, chunks: 1, batch: B, samples_per_s: round(base), speedup: 1,
+    speedup_vs_microbatched: null, ideal: 1, efficiency: null, step_ms: round(t1 * 1000), balance: null, backend } satisfies PipelineBenchLine,
   `one worker, no pipeline: ${base.toFixed(1)} samples/s (${(t1 * 1000).toFixed(1)} ms/step)`);
+  // The same M micro-batches with gradient accumulation on one worker: what a pipeline divides up.
+  const tm = await oneWorkerMicrobatched(spec, seed, batch, M, warmup, steps);
+  const baseMicro = B / tm;
+  out({ schedule: "none", workers: 1, microbatches: M, chunks: 1, batch: B, samples_per_s: round(baseMicro), speedup: round(baseMicro / base),
+    speedup_vs_microbatched: 1, ideal: 1, efficiency: null, step_ms: round(tm * 1000), balance: null, backend } satisfies PipelineBenchLine,
+  `one worker, ${M} micro-batches, no pipeline: ${baseMicro.toFixed(1)} samples/s (${(tm * 1000).toFixed(1)} ms/step)`);
 
   // Balanced stages from measured per-layer times (on a micro-batch), as a user's --partition time.
   const unitTimes = profileUnitTimes(spec, seed, parts[0].x);
@@ -173,12 +197,15 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
     }
     const sps = B / t;
     const speedup = sps / base;
+    const same = sps / baseMicro;
     const line: PipelineBenchLine = {
       schedule: name, workers: W, microbatches: M, chunks: v, batch: B, samples_per_s: round(sps), speedup: round(speedup),
-      ideal: round(sim.speedup), efficiency: round(speedup / sim.speedup), step_ms: round(t * 1000), balance, backend,
+      speedup_vs_microbatched: round(same), ideal: round(sim.speedup), efficiency: round(same / sim.speedup),
+      step_ms: round(t * 1000), balance, backend,
     };
-    out(line, `${name.padEnd(12)} ${W} workers: ${sps.toFixed(1)} samples/s, speed-up ${speedup.toFixed(2)} of ideal ${sim.speedup.toFixed(2)} ` +
-      `(${(100 * speedup / sim.speedup).toFixed(0)}%), balance ${balance.join(",")}`);
+    out(line, `${name.padEnd(12)} ${W} workers: ${sps.toFixed(1)} samples/s, speed-up ${speedup.toFixed(2)} over one worker ` +
+      `(${same.toFixed(2)} over one worker with the same micro-batches) of ideal ${sim.speedup.toFixed(2)}: ` +
+      `${(100 * same / sim.speedup).toFixed(0)}% efficient, balance ${balance.join(",")}`);
   }
   return 0;
 }

@@ -64,6 +64,8 @@ export function measureStageCosts(spec: ModelSpec, seed: number, balance: readon
     const stage = new Stage({ index: vs, units, isFirst: vs === 0, isLast: vs === V - 1, recompute: false });
     const f: number[] = [], full: number[] = [], w: number[] = [];
     let next: Tensor | null = null;
+    // Gradients are not cleared between repetitions: B and W include accumulating into .grad, as
+    // every micro-batch but the first of a step does.
     for (let r = 0; r < reps + 1; r++) {
       let t0 = performance.now();
       const res = stage.forward(r, new Tensor(h.data, h.shape), vs === V - 1 ? targets : null);
@@ -78,7 +80,6 @@ export function measureStageCosts(spec: ModelSpec, seed: number, balance: readon
       t0 = performance.now();
       stage.weightGrad(r);
       const tw = performance.now() - t0;
-      for (const [, p] of stage.namedParameters()) p.grad = null;
       if (r > 0) { f.push(tf / 1000); full.push(tb / 1000); w.push(Math.min(tw, tb) / 1000); }
     }
     out.forward.push(median(f));

@@ -30,6 +30,7 @@ export class ThreadsExecutor implements Executor {
     workers.forEach((w, i) => {
       w.on("message", (m: FromWorker) => this.onMessage(m));
       w.on("error", (e: Error) => this.abort(new Error(`worker ${i} crashed: ${e.message}`)));
+      w.on("messageerror", (e: Error) => this.abort(new Error(`a message from worker ${i} could not be read: ${e.message}`)));
       w.on("exit", (code) => {
         this.exited++;
         if (!this.closing) this.abort(new Error(`worker ${i} exited unexpectedly with code ${code}`));

@@ -77,7 +77,8 @@ try {
     outbox,
     onMetrics: (mb, m) => { metrics.push([mb, m]); },
   });
-  for (const p of Object.values(peers)) {
+  for (const [w, p] of Object.entries(peers)) {
+    p.on("messageerror", (e: Error) => { failed = true; fail(new Error(`a message from worker ${w} could not be read: ${e.message}`)); });
     p.on("message", (m: PeerMessage) => {
       try { interp.deliver(m.key, m.payload); } catch (e) { failed = true; fail(e); return; }
       pump();

@@ -1,0 +1,78 @@
+// Data-parallel throughput benchmark: samples/s of R replicas (worker threads) on one mini-batch
+// size, against one replica, median over timed steps after a warm-up. Records are plain JSON, one per
+// replica count, for `pipewright bench` to print. Random inputs: throughput does not depend on data.
+import { createModel } from "../nn/models/index.js";
+import type { ModelSpec } from "../nn/models/spec.js";
+import type { OptimizerConfig } from "../optim/index.js";
+import { Rng } from "../tensor/random.js";
+import { Tensor } from "../tensor/tensor.js";
+import { DataParallel } from "./data-parallel.js";
+
+export interface DataParallelBenchRecord {
+  bench: "data-parallel";
+  model: string;
+  backend: string;
+  batch: number;
+  replicas: number;
+  steps: number;
+  samples_per_s: number;
+  /** samples_per_s over the first (smallest) replica count's. */
+  speedup: number;
+  /** Median seconds per step: whole step (caller's view), and replica 0's compute / all-reduce / update. */
+  step_ms: number;
+  compute_ms: number;
+  allreduce_ms: number;
+  update_ms: number;
+  gradient_mb: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+const r3 = (x: number): number => Number(x.toFixed(3));
+
+export const DP_BENCH_SPEC: ModelSpec = { name: "mlp", input: 784, hidden: [1024, 1024], classes: 10 };
+
+export async function benchDataParallel(opts: {
+  spec?: ModelSpec; batch?: number; replicas?: readonly number[]; steps?: number; warmup?: number; optimizer?: OptimizerConfig;
+  inputShape?: number[]; classes?: number;
+} = {}): Promise<DataParallelBenchRecord[]> {
+  const spec = opts.spec ?? DP_BENCH_SPEC;
+  const batch = opts.batch ?? 256;
+  const steps = opts.steps ?? 10;
+  const warmup = opts.warmup ?? 2;
+  const classes = opts.classes ?? 10;
+  const inputShape = opts.inputShape ?? [batch, 1, 28, 28];
+  const rng = new Rng(1);
+  const x = Tensor.randn(inputShape, rng, 1);
+  const y = Int32Array.from({ length: batch }, () => rng.int(classes));
+  const gradientBytes = createModel(spec, 1).numParameters() * 4;
+  const out: DataParallelBenchRecord[] = [];
+  for (const R of opts.replicas ?? [1, 2]) {
+    const dp = await DataParallel.create({ spec, seed: 1, replicas: R, optimizer: opts.optimizer ?? { name: "sgd", lr: 0.01, momentum: 0.9 } });
+    try {
+      for (let i = 0; i < warmup; i++) await dp.step(x, y);
+      const step: number[] = [], compute: number[] = [], ar: number[] = [], upd: number[] = [];
+      for (let i = 0; i < steps; i++) {
+        const r = await dp.step(x, y);
+        step.push(r.seconds);
+        compute.push(r.replicas[0].compute);
+        ar.push(r.replicas[0].allReduce);
+        upd.push(r.replicas[0].update);
+      }
+      const sps = batch / median(step);
+      out.push({
+        bench: "data-parallel", model: spec.name, backend: dp.backend, batch, replicas: R, steps,
+        samples_per_s: Math.round(sps), speedup: out.length ? r3(sps / out[0].samples_per_s) : 1,
+        step_ms: r3(median(step) * 1e3), compute_ms: r3(median(compute) * 1e3), allreduce_ms: r3(median(ar) * 1e3),
+        update_ms: r3(median(upd) * 1e3), gradient_mb: r3(gradientBytes / 1e6),
+      });
+    } finally {
+      await dp.close();
+    }
+  }
+  return out;
+}

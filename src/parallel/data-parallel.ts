@@ -1,0 +1,262 @@
+// Data parallelism inside one machine: R replicas of the whole model on R worker threads.
+//
+// - Every replica rebuilds the model from the JSON ModelSpec + seed and loads the caller's initial
+//   state dict (so a checkpoint or a pre-trained model starts all replicas identical).
+// - Sharding: replica r gets the r-th contiguous block of every mini-batch (torch.tensor_split sizes:
+//   the first n mod R replicas get one extra example); see shard.ts.
+// - Loss rule: each replica's loss is its SUMMED per-target cross-entropy times 1 / (targets in the
+//   whole mini-batch); gradients are all-reduced with op "sum". The reduced gradient is therefore
+//   the gradient of the mini-batch mean loss, exactly what one device computes on the whole batch,
+//   also when shards are unequal (DDP's "average of shard means" is not, for unequal shards).
+// - Gradients are reduced in shared memory in a fixed rank order (src/transport/shm-collectives.ts):
+//   two runs give the same bits whatever the thread timing. Against one device, the only difference
+//   is float32 summation order: one device sums the per-example contributions of the batch inside
+//   one matmul, R replicas sum R partial sums; that gives relative differences of a few float32 ulps
+//   per step (measured in test/data-parallel.test.ts), growing slowly over steps.
+// - Every replica applies the same optimizer step to the same reduced gradients, so replicas stay
+//   bit-identical; buffers (BatchNorm running statistics) are broadcast from replica 0 after each
+//   step, like DDP's broadcast_buffers. BatchNorm batch statistics are per shard (no SyncBatchNorm),
+//   and dropout masks differ per replica, so models with those are not equal to one device.
+// - A replica that throws aborts the shared-memory group (peers blocked in the all-reduce stop within
+//   one wait slice), every thread is terminated, and the pending call rejects with a
+//   DataParallelError naming the replica.
+import { Worker } from "node:worker_threads";
+import { getBackend, type BackendName } from "../backend/index.js";
+import { createModel } from "../nn/models/index.js";
+import type { ModelSpec } from "../nn/models/spec.js";
+import type { OptimizerConfig, OptimizerState } from "../optim/index.js";
+import { Tensor } from "../tensor/tensor.js";
+import { abortShmGroup, createShmGroup, type ShmGroupHandle } from "../transport/shm-collectives.js";
+import {
+  fromPlainOptimizerState, toPlainOptimizerState, type FromReplica, type ReplicaFault, type ReplicaInit, type ReplicaMetrics,
+  type StateEntry, type ToReplica,
+} from "./messages.js";
+import { shardBatch } from "./shard.js";
+
+export type { ReplicaFault, ReplicaMetrics } from "./messages.js";
+
+export interface DataParallelOptions {
+  spec: ModelSpec;
+  seed: number;
+  /** Number of replicas (worker threads), >= 1. */
+  replicas: number;
+  optimizer: OptimizerConfig;
+  /** Initial parameters and buffers; default: createModel(spec, seed)'s. */
+  initialState?: ReadonlyMap<string, Tensor>;
+  /** Optimizer state to resume from (single-device shape, e.g. from a checkpoint). */
+  optimizerState?: OptimizerState;
+  /** Kernel backend in every replica; default: the main thread's current backend (PIPEWRIGHT_BACKEND). */
+  backend?: BackendName;
+  /** A replica waiting longer than this in the all-reduce fails the run (default 60 s). */
+  timeoutMs?: number;
+  /** Test hook: make a replica throw at a given step. Never set in normal runs. */
+  faults?: ReplicaFault[];
+}
+
+export interface DataParallelStepResult {
+  /** Mini-batch mean loss (sum of the replicas' scaled losses, in replica order). */
+  loss: number;
+  correct: number;
+  count: number;
+  /** Per replica, in rank order. */
+  replicas: ReplicaMetrics[];
+  /** Wall-clock seconds of the step as seen by the caller. */
+  seconds: number;
+}
+
+/** A replica failed: its index and its error. */
+export class DataParallelError extends Error {
+  constructor(readonly replica: number, readonly causeMessage: string, readonly causeStack?: string) {
+    super(`data-parallel replica ${replica} failed: ${causeMessage}`);
+    this.name = "DataParallelError";
+  }
+}
+
+type Reply = FromReplica["type"];
+/** How long a replica's "aborted by another replica" error waits for that replica's own error. */
+const CAUSE_GRACE_MS = 1000;
+interface Waiter { want: Reply; got: Map<number, FromReplica>; resolve: (m: Map<number, FromReplica>) => void; reject: (e: Error) => void }
+
+export class DataParallel {
+  private failure: Error | null = null;
+  private waiter: Waiter | null = null;
+  private closing = false;
+  private exited = 0;
+  private steps = 0;
+  private pendingConsequence: NodeJS.Timeout | null = null;
+  /** Per replica: OpenMP threads of the native addon in that thread (null on the reference backend). */
+  nativeThreads: (number | null)[] = [];
+
+  private constructor(readonly replicas: number, readonly backend: BackendName, private readonly group: ShmGroupHandle,
+    private readonly workers: Worker[]) {
+    workers.forEach((w, r) => {
+      w.on("message", (m: FromReplica) => this.onMessage(m));
+      w.on("error", (e: Error) => this.abort(new DataParallelError(r, `uncaught: ${e.message}`, e.stack)));
+      w.on("exit", (code) => {
+        this.exited++;
+        if (!this.closing) this.abort(new DataParallelError(r, `thread exited unexpectedly with code ${code}`));
+      });
+    });
+  }
+
+  /** Replica threads still running. */
+  get liveReplicas(): number { return this.workers.length - this.exited; }
+
+  /** Starts R replica threads and waits until each has built its model. */
+  static async create(o: DataParallelOptions): Promise<DataParallel> {
+    const R = o.replicas;
+    if (!Number.isInteger(R) || R < 1) throw new Error(`replicas must be a positive integer, got ${R}`);
+    const backend = o.backend ?? getBackend().name;
+    const initial = o.initialState ?? createModel(o.spec, o.seed).stateDict();
+    const state: StateEntry[] = [...initial].map(([k, t]) => [k, t.data, [...t.shape]]);
+    // One slot holds every trainable gradient, so the reducer writes gradients straight into it.
+    const probe = createModel(o.spec, o.seed);
+    const gradElements = probe.parameters().filter((p) => p.requiresGrad).reduce((s, p) => s + p.size, 0);
+    const group = createShmGroup(R, Math.max(1, gradElements));
+    const url = new URL("./data-parallel-worker.js", import.meta.url);
+    const workers = Array.from({ length: R }, (_, rank) => {
+      const init: ReplicaInit = {
+        rank, spec: o.spec, seed: o.seed, backend, optimizer: o.optimizer, state,
+        optimizerState: o.optimizerState ? toPlainOptimizerState(o.optimizerState) : null,
+        group, timeoutMs: o.timeoutMs ?? 60_000, faults: o.faults ?? [],
+      };
+      return new Worker(url, { workerData: init, env: { ...process.env, PIPEWRIGHT_BACKEND: backend } });
+    });
+    const dp = new DataParallel(R, backend, group, workers);
+    const ready = await dp.collect("ready");
+    dp.nativeThreads = [...Array(R).keys()].map((r) => {
+      const m = ready.get(r);
+      return m && m.type === "ready" && m.native ? m.native.ompThreads : null;
+    });
+    return dp;
+  }
+
+  private onMessage(m: FromReplica): void {
+    if (m.type === "error") {
+      const err = new DataParallelError(m.rank, m.message, m.stack);
+      if (m.abortedBy === undefined) { this.abort(err); return; }
+      // Only a consequence of another replica's failure: that replica's own error (posted from
+      // another thread, so possibly later) is the one to report; wait briefly for it.
+      this.pendingConsequence ??= setTimeout(() => this.abort(err), CAUSE_GRACE_MS);
+      return;
+    }
+    const w = this.waiter;
+    if (!w || w.want !== m.type) { this.abort(new DataParallelError(m.rank, `unexpected '${m.type}' message`)); return; }
+    w.got.set(m.rank, m);
+    if (w.got.size === this.workers.length) { this.waiter = null; w.resolve(w.got); }
+  }
+
+  private abort(err: Error): void {
+    if (this.pendingConsequence) { clearTimeout(this.pendingConsequence); this.pendingConsequence = null; }
+    if (this.failure) return;
+    this.failure = err;
+    this.closing = true;
+    abortShmGroup(this.group);
+    for (const w of this.workers) void w.terminate();
+    const waiter = this.waiter;
+    this.waiter = null;
+    waiter?.reject(err);
+  }
+
+  private collect(want: Reply): Promise<Map<number, FromReplica>> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closing) return Promise.reject(new Error("data-parallel run is closed"));
+    if (this.waiter) return Promise.reject(new Error("data parallel: one call at a time (await the previous one)"));
+    return new Promise((resolve, reject) => { this.waiter = { want, got: new Map(), resolve, reject }; });
+  }
+
+  /**
+   * One optimizer step on a mini-batch: x [n, ...] with labels y (one per example, or a whole number
+   * per example for next-token targets); n >= replicas. `lrFactor` multiplies the base learning rate
+   * (an LR schedule's value for this step).
+   */
+  async step(x: Tensor, y: Int32Array, lrFactor = 1): Promise<DataParallelStepResult> {
+    if (this.failure) throw this.failure;
+    const t0 = performance.now();
+    const shards = shardBatch(x, y, this.replicas);
+    const scale = 1 / y.length;
+    const done = this.collect("done");
+    const step = this.steps++;
+    shards.forEach((s, r) => {
+      const msg: ToReplica = { type: "step", step, x: s.x.data, shape: [...s.x.shape], y: s.y, scale, lrFactor };
+      this.workers[r].postMessage(msg, [s.x.data.buffer as ArrayBuffer, s.y.buffer as ArrayBuffer]);
+    });
+    const replies = await done;
+    const per: ReplicaMetrics[] = [];
+    for (let r = 0; r < this.replicas; r++) {
+      const m = replies.get(r);
+      if (!m || m.type !== "done") throw new Error(`replica ${r} sent no metrics`);
+      per.push(m.metrics);
+    }
+    let loss = 0, correct = 0, count = 0;
+    for (const m of per) { loss += m.loss; correct += m.correct; count += m.count; }
+    return { loss, correct, count, replicas: per, seconds: (performance.now() - t0) / 1000 };
+  }
+
+  /** Parameters and buffers of replica `replica` (all replicas hold the same values). */
+  async stateDict(replica = 0): Promise<Map<string, Tensor>> {
+    const all = await this.replicaStates();
+    return all[replica] ?? (() => { throw new Error(`replica ${replica} does not exist; valid: 0..${this.replicas - 1}`); })();
+  }
+
+  /** Every replica's parameters and buffers, in rank order (to check they agree). */
+  async replicaStates(): Promise<Map<string, Tensor>[]> {
+    if (this.failure) throw this.failure;
+    const replies = this.collect("state");
+    for (const w of this.workers) w.postMessage({ type: "state" } satisfies ToReplica);
+    const got = await replies;
+    return [...Array(this.replicas).keys()].map((r) => {
+      const m = got.get(r)!;
+      if (m.type !== "state") throw new Error(`replica ${r} sent no state`);
+      return new Map(m.entries.map(([k, data, shape]) => [k, new Tensor(data, shape)]));
+    });
+  }
+
+  /** Replica 0's optimizer state (single-device shape: it can resume a one-device run). */
+  async optimizerState(): Promise<OptimizerState> {
+    if (this.failure) throw this.failure;
+    const replies = this.collect("optimizer");
+    for (const w of this.workers) w.postMessage({ type: "optimizer" } satisfies ToReplica);
+    const m = (await replies).get(0)!;
+    if (m.type !== "optimizer") throw new Error("replica 0 sent no optimizer state");
+    return fromPlainOptimizerState(m.state);
+  }
+
+  async close(): Promise<void> {
+    if (this.closing && this.exited === this.workers.length) return;
+    this.closing = true;
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+export interface TrainDataParallelOptions extends DataParallelOptions {
+  /** Mini-batches, in order. */
+  batches: Iterable<{ x: Tensor; y: Int32Array }>;
+  /** LR factor per 0-based step (default 1). */
+  lrSchedule?: (step: number) => number;
+  onStep?(step: number, r: DataParallelStepResult): void;
+}
+
+export interface TrainDataParallelResult {
+  losses: number[];
+  state: Map<string, Tensor>;
+  optimizerState: OptimizerState;
+}
+
+/** Trains on every batch with R replicas and returns the per-step losses and the final state. */
+export async function trainDataParallel(o: TrainDataParallelOptions): Promise<TrainDataParallelResult> {
+  const dp = await DataParallel.create(o);
+  try {
+    const losses: number[] = [];
+    let k = 0;
+    for (const b of o.batches) {
+      const r = await dp.step(b.x, b.y, o.lrSchedule ? o.lrSchedule(k) : 1);
+      losses.push(r.loss);
+      o.onStep?.(k, r);
+      k++;
+    }
+    return { losses, state: await dp.stateDict(0), optimizerState: await dp.optimizerState() };
+  } finally {
+    await dp.close();
+  }
+}

@@ -1,0 +1,75 @@
+// Messages between the main thread and data-parallel replica threads. Gradients never travel here:
+// they are reduced in shared memory (src/transport/shm-collectives.ts).
+import type { BackendName } from "../backend/index.js";
+import type { ModelSpec } from "../nn/models/spec.js";
+import type { OptimizerConfig, OptimizerState } from "../optim/index.js";
+import { Tensor } from "../tensor/tensor.js";
+import type { ShmGroupHandle } from "../transport/shm-collectives.js";
+
+/** A named tensor as plain arrays (state dicts cross threads this way). */
+export type StateEntry = [name: string, data: Float32Array, shape: number[]];
+
+/** Test hook: replica `replica` throws `message` at the start of step `step` (0-based). */
+export interface ReplicaFault { replica: number; step: number; message?: string }
+
+export interface ReplicaInit {
+  rank: number;
+  spec: ModelSpec;
+  seed: number;
+  backend: BackendName;
+  optimizer: OptimizerConfig;
+  state: StateEntry[];
+  optimizerState: PlainOptimizerState | null;
+  group: ShmGroupHandle;
+  timeoutMs: number;
+  faults: ReplicaFault[];
+}
+
+export type ToReplica =
+  | { type: "step"; step: number; x: Float32Array; shape: number[]; y: Int32Array; scale: number; lrFactor: number }
+  | { type: "state" }
+  | { type: "optimizer" };
+
+/** Per-step metrics of one replica; `loss` is its shard's summed loss times the global scale. */
+export interface ReplicaMetrics {
+  loss: number;
+  correct: number;
+  count: number;
+  /** Seconds in forward + backward, in the gradient all-reduce (incl. waiting), in the optimizer step. */
+  compute: number;
+  allReduce: number;
+  update: number;
+}
+
+export type FromReplica =
+  | { type: "ready"; rank: number; native: { ompThreads: number } | null }
+  | { type: "done"; rank: number; metrics: ReplicaMetrics }
+  | { type: "state"; rank: number; entries: StateEntry[] }
+  | { type: "optimizer"; rank: number; state: PlainOptimizerState }
+  /** `abortedBy` is set when this error is only the consequence of rank `abortedBy` aborting the group. */
+  | { type: "error"; rank: number; message: string; stack?: string; abortedBy?: number };
+
+export interface PlainOptimizerState {
+  kind: string;
+  groups: OptimizerState["groups"];
+  steps: Record<string, number>;
+  tensors: StateEntry[];
+}
+
+export function toPlainOptimizerState(s: OptimizerState): PlainOptimizerState {
+  return {
+    kind: s.kind,
+    groups: s.groups.map((g) => ({ hyper: { ...g.hyper }, baseLr: g.baseLr, params: [...g.params] })),
+    steps: { ...s.steps },
+    tensors: [...s.tensors].map(([k, t]) => [k, t.data.slice(), [...t.shape]]),
+  };
+}
+
+export function fromPlainOptimizerState(p: PlainOptimizerState): OptimizerState {
+  return {
+    kind: p.kind,
+    groups: p.groups.map((g) => ({ hyper: { ...g.hyper }, baseLr: g.baseLr, params: [...g.params] })),
+    steps: { ...p.steps },
+    tensors: new Map(p.tensors.map(([k, data, shape]) => [k, new Tensor(data, shape)])),
+  };
+}
