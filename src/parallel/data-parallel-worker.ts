@@ -76,10 +76,12 @@ try {
         const loss = mul(crossEntropyLoss(logits, m.y, "sum"), m.scale);
         backward(loss);
         const t1 = performance.now();
-        reducer.allReduceSync("sum");
+        // The reduced gradients alias shared memory: step, then drop them before the next collective.
+        reducer.allReduceSync("sum", true);
         const t2 = performance.now();
         opt.setLrFactor(m.lrFactor);
         opt.step();
+        opt.zeroGrad();
         if (buffers.length > 0) broadcastBuffersSync(buffers, c, 0);
         const t3 = performance.now();
         post({

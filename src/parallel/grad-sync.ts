@@ -27,8 +27,18 @@ export class GradientAllReducer {
   /**
    * Replaces every parameter's gradient by the `op` over replicas (rank order; "sum" when each
    * replica's loss is already scaled by 1 / global batch, as DataParallel does). Blocking.
+   *
+   * With `alias` (shared-memory groups only), the gradients become views of the group's shared
+   * result region instead of being copied back (saves one pass over all gradients). They are then
+   * valid only until this rank enters its next collective: run the optimizer step, then drop them
+   * (optimizer.zeroGrad()) before any other collective.
    */
-  allReduceSync(op: ReduceOp = "sum"): void {
+  allReduceSync(op: ReduceOp = "sum", alias = false): void {
+    if (this.comm.size === 1) {
+      // Sum and mean over one replica are its own gradient: nothing to move.
+      for (const [, p] of this.params) p.grad ??= new TensorClass(new Float32Array(p.size), [...p.shape]);
+      return;
+    }
     const direct = this.comm instanceof ShmCollectives && this.comm.handle.capacity >= this.size;
     const buf = direct ? (this.comm as ShmCollectives).slot : (this.flat ??= new Float32Array(this.size));
     let off = 0;
@@ -41,7 +51,8 @@ export class GradientAllReducer {
     off = 0;
     for (const [, p] of this.params) {
       const part = reduced.subarray(off, off + p.size);
-      if (p.grad) p.grad.data.set(part);
+      if (alias && direct) p.grad = new TensorClass(part, [...p.shape]);
+      else if (p.grad) p.grad.data.set(part);
       else p.grad = new TensorClass(part.slice(), [...p.shape]);
       off += p.size;
     }
