@@ -14,6 +14,11 @@ import { parseFlags, UsageError } from "../src/cli/args.js";
 import { trainCommand } from "../src/cli/train.js";
 import { lossCurveSvg, movingAverage, ticks } from "../src/report/loss-curve-svg.js";
 import { formatProgress, ProgressBar, formatDuration } from "../src/report/progress.js";
+import { profileKernels } from "../src/train/kernel-profile.js";
+import { getBackend } from "../src/backend/index.js";
+import { backward, linear, relu, sum } from "../src/autograd/index.js";
+import { Tensor } from "../src/tensor/tensor.js";
+import { Rng } from "../src/tensor/random.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "pipewright-train-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
@@ -29,7 +34,7 @@ async function lossesOf(cfg: TrainConfig): Promise<number[]> {
 
 /**
  * Runs cfg with --save, crashes at the first step after `k` epochs, resumes from the checkpoint, and
- * returns [losses before the crash, losses after resuming, steps per epoch].
+ * returns [losses before the crash, losses after resuming].
  */
 async function crashAndResume(cfg: TrainConfig, k: number, stepsPerEpoch: number): Promise<[number[], number[]]> {
   const ckpt = join(tmp, `${cfg.model}-${cfg.optimizer}.safetensors`);
@@ -195,4 +200,26 @@ test("progress: in-place redraws on a TTY, throttled plain lines otherwise", () 
   assert.equal(tty[1], "\n");
   assert.equal(formatDuration(3725), "1:02:05");
   assert.match(formatProgress({ label: "x", done: 1, total: 2, samplesPerS: 0 }, 0), /ETA --:--/);
+});
+
+test("kernel profiler: counts each kernel call through a wrapper and restores the backend", () => {
+  const before = getBackend();
+  const rng = new Rng(3);
+  const x = Tensor.randn([4, 5], rng);
+  const w = Tensor.randn([3, 5], rng, 1, true);
+  const prof = profileKernels();
+  assert.notEqual(getBackend(), before, "the wrapper is installed");
+  const out = sum(relu(linear(x, w)));
+  backward(out);
+  prof.restore();
+  assert.equal(getBackend(), before, "restore() puts the original back");
+  const calls = new Map(prof.stats().map((s) => [s.kernel, s.calls]));
+  assert.equal(calls.get("matmul"), 2); // forward, and the weight gradient (x needs none)
+  assert.equal(calls.get("unary:relu"), 1);
+  assert.equal(calls.get("unaryBackward:relu"), 1);
+  // The wrapped kernels computed the same gradient as the plain backend does.
+  const g = w.grad!.data.slice();
+  w.grad = null;
+  backward(sum(relu(linear(x, w))));
+  assert.deepEqual(Array.from(w.grad!.data), Array.from(g));
 });

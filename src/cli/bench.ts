@@ -66,7 +66,7 @@ function benchUsage(): string {
 export async function runBench(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === undefined || sub === "--help" || sub === "-h") {
-    process.stdout.write(benchUsage() + "\n");
+    (sub === undefined ? process.stderr : process.stdout).write(benchUsage() + "\n");
     return sub === undefined ? 2 : 0;
   }
   const s = Object.hasOwn(SUBCOMMANDS, sub) ? SUBCOMMANDS[sub] : undefined;
@@ -99,8 +99,9 @@ function engineInChild(model: string, o: EngineOptions & { backend?: string }): 
 }
 
 function engineLine(r: EngineResult): string {
-  const { profile, ...rest } = r;
-  return JSON.stringify(profile ? { ...rest, profile } : rest);
+  // The contract keys come first, the long profile last.
+  const { profile, phases_ms: phases, ...rest } = r;
+  return JSON.stringify({ ...rest, ...(phases ? { phases_ms: phases } : {}), ...(profile ? { profile } : {}) });
 }
 
 function formatEngineTable(rs: EngineResult[]): string {
@@ -113,7 +114,10 @@ function formatProfile(r: EngineResult): string {
   if (!r.profile) return "";
   const rows = [["kernel", "calls/step", "ms/step", "share"],
     ...r.profile.map((p) => [p.kernel, p.calls_per_step.toFixed(1), p.ms_per_step.toFixed(3), `${(p.share * 100).toFixed(1)}%`])];
-  return `\n${r.model}: where a ${r.step_ms.toFixed(2)} ms step goes\n${table(rows)}`;
+  const ph = r.phases_ms;
+  const phases = ph ? `\nphases per profiled step: forward + loss ${ph.forward.toFixed(3)} ms, backward ${ph.backward.toFixed(3)} ms, ` +
+    `zero-grad + optimizer ${ph.optimizer.toFixed(3)} ms` : "";
+  return `\n${r.model}: where a step goes (${r.steps} profiled steps; unprofiled median ${r.step_ms.toFixed(2)} ms)\n${table(rows)}${phases}`;
 }
 
 function table(rows: string[][]): string {

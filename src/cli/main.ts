@@ -48,7 +48,8 @@ function usage(): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
-    process.stdout.write(usage() + "\n");
+    // Without a command it is a usage error: the text goes to stderr and the exit code is 2.
+    (name === undefined ? process.stderr : process.stdout).write(usage() + "\n");
     return name === undefined ? 2 : 0;
   }
   if (name === "--version" || name === "-V" || name === "version") {

@@ -23,6 +23,8 @@ export interface DataParallelBenchRecord {
   compute_ms: number;
   allreduce_ms: number;
   update_ms: number;
+  /** Median of (step seconds - slowest replica's time inside the step): sharding + messages + wake-ups. */
+  overhead_ms: number;
   gradient_mb: number;
 }
 
@@ -55,20 +57,21 @@ export async function benchDataParallel(opts: {
     const dp = await DataParallel.create({ spec, seed: 1, replicas: R, optimizer: opts.optimizer ?? { name: "sgd", lr: 0.01, momentum: 0.9 } });
     try {
       for (let i = 0; i < warmup; i++) await dp.step(x, y);
-      const step: number[] = [], compute: number[] = [], ar: number[] = [], upd: number[] = [];
+      const step: number[] = [], compute: number[] = [], ar: number[] = [], upd: number[] = [], over: number[] = [];
       for (let i = 0; i < steps; i++) {
         const r = await dp.step(x, y);
         step.push(r.seconds);
         compute.push(r.replicas[0].compute);
         ar.push(r.replicas[0].allReduce);
         upd.push(r.replicas[0].update);
+        over.push(r.seconds - Math.max(...r.replicas.map((m) => m.total)));
       }
       const sps = batch / median(step);
       out.push({
         bench: "data-parallel", model: spec.name, backend: dp.backend, batch, replicas: R, steps,
         samples_per_s: Math.round(sps), speedup: out.length ? r3(sps / out[0].samples_per_s) : 1,
         step_ms: r3(median(step) * 1e3), compute_ms: r3(median(compute) * 1e3), allreduce_ms: r3(median(ar) * 1e3),
-        update_ms: r3(median(upd) * 1e3), gradient_mb: r3(gradientBytes / 1e6),
+        update_ms: r3(median(upd) * 1e3), overhead_ms: r3(median(over) * 1e3), gradient_mb: r3(gradientBytes / 1e6),
       });
     } finally {
       await dp.close();

@@ -88,7 +88,7 @@ try {
           type: "done", rank: init.rank,
           metrics: {
             loss: loss.item(), correct: countCorrect(logits, m.y), count: m.y.length,
-            compute: (t1 - t0) / 1000, allReduce: (t2 - t1) / 1000, update: (t3 - t2) / 1000,
+            compute: (t1 - t0) / 1000, allReduce: (t2 - t1) / 1000, update: (t3 - t2) / 1000, total: (performance.now() - t0) / 1000,
           },
         });
       } else if (m.type === "state") {

@@ -39,6 +39,8 @@ export interface ReplicaMetrics {
   compute: number;
   allReduce: number;
   update: number;
+  /** Seconds from receiving the step message to posting the reply. */
+  total: number;
 }
 
 export type FromReplica =

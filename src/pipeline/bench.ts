@@ -19,12 +19,12 @@ import { simulate } from "../sim/index.js";
 import { Rng } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import { balanceByCost } from "./partition.js";
-import { measureStageCosts, profileUnitTimes } from "./runtime/profile.js";
+import { measureStageCosts, profileUnitTimes, type StageCosts } from "./runtime/profile.js";
 import type { PipelineSetup } from "./runtime/setup.js";
 import { ThreadsExecutor } from "./runtime/threads.js";
 import { InlineExecutor } from "./runtime/inline.js";
 import type { SplitBatch } from "./runtime/executor.js";
-import { generateSchedule, SCHEDULE_NAMES } from "./schedule/index.js";
+import { generateSchedule, SCHEDULE_NAMES, type Schedule } from "./schedule/index.js";
 
 const SYNC_SCHEDULES = ["gpipe", "1f1b", "interleaved", "zb-h1"];
 
@@ -46,6 +46,7 @@ export const benchPipelineCommand: CommandSpec = {
     steps: { type: "int", min: 1, default: 8, help: "timed optimizer steps per run", meta: "N" },
     warmup: { type: "int", min: 0, default: 2, help: "untimed steps per run", meta: "N" },
     seed: { type: "int", default: 0, help: "seed for weights and data", meta: "S" },
+    synthetic: { type: "bool", default: true, help: "also run each schedule with stages that sleep for the measured costs (the executor's overlap, apart from the machine's cores)" },
     backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
   },
   examples: ["pipewright bench pipeline --json", "pipewright bench pipeline --schedules gpipe,1f1b --steps 4"],
@@ -100,6 +101,38 @@ export async function measureMessageLatency(bytes: number, rounds = 2000): Promi
   } finally {
     await Promise.all([ping.terminate(), echo.terminate()]);
   }
+}
+
+/**
+ * How many cores' worth of work `threads` threads get done at once: each runs the same loop of the
+ * pipeline's own kernel (a 32x1024x1024 matmul), alone and then together. A machine whose cores are
+ * really parallel gives `threads`; 1 means the threads share one core (no pipeline can speed up).
+ */
+export async function measureParallelCapacity(threads: number, seconds = 0.5): Promise<number> {
+  const code = `
+    const { workerData, parentPort } = require("node:worker_threads");
+    import(workerData.backendUrl).then(({ setBackend }) => {
+      const be = setBackend(workerData.backend);
+      const m = 32, n = 1024;
+      const a = new Float32Array(m * n).fill(0.5), b = new Float32Array(n * n).fill(0.25), out = new Float32Array(m * n);
+      for (let i = 0; i < 5; i++) be.matmul(a, b, out, 1, m, n, n, false, false, false);
+      const t0 = performance.now();
+      let reps = 0;
+      while (performance.now() - t0 < workerData.seconds * 1000) { be.matmul(a, b, out, 1, m, n, n, false, false, false); reps++; }
+      parentPort.postMessage(reps / (performance.now() - t0));
+    });`;
+  const backendUrl = new URL("../backend/index.js", import.meta.url).href;
+  const run = async (k: number): Promise<number> => {
+    const ws = Array.from({ length: k }, () => new Worker(code, { eval: true, workerData: { backendUrl, backend: getBackend().name, seconds } }));
+    try {
+      const rates = await Promise.all(ws.map((w) => new Promise<number>((resolve, reject) => { w.once("message", resolve); w.once("error", reject); })));
+      return rates.reduce((x, y) => x + y, 0);
+    } finally {
+      await Promise.all(ws.map((w) => w.terminate()));
+    }
+  };
+  const one = await run(1);
+  return (await run(threads)) / one;
 }
 
 function mlpSpec(depth: number, width: number): ModelSpec {
@@ -157,6 +190,10 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   out({ bench: "message", payload_bytes: activationBytes, transferred: true, one_way_us: round(latency) },
     `message between worker threads: ${latency.toFixed(1)} µs one way (${activationBytes} bytes, transferred)`);
 
+  const capacity = await measureParallelCapacity(W);
+  out({ bench: "parallel_capacity", threads: W, throughput_ratio: round(capacity) },
+    `${W} threads running the same kernel get ${capacity.toFixed(2)}x the work of one done (the most any ${W}-worker pipeline can gain here)`);
+
   const t1 = oneWorker(spec, seed, x, y, warmup, steps);
   const base = B / t1;
   out({ schedule: "none", workers: 1, microbatches: 1, chunks: 1, batch: B, samples_per_s: round(base), speedup: 1,
@@ -171,6 +208,7 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
 
   // Balanced stages from measured per-layer times (on a micro-batch), as a user's --partition time.
   const unitTimes = profileUnitTimes(spec, seed, parts[0].x);
+  const syntheticRuns: { name: string; schedule: Schedule; balance: number[]; costs: StageCosts }[] = [];
   for (const name of schedules) {
     const v = name === "interleaved" ? V : 1;
     if (units < W * v) throw new UsageError(`the model has ${units} units, too few for ${W} workers x ${v} chunks`);
@@ -195,6 +233,7 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
     } finally {
       await ex.close();
     }
+    if (f.synthetic) syntheticRuns.push({ name, schedule, balance, costs: c });
     const sps = B / t;
     const speedup = sps / base;
     const same = sps / baseMicro;
@@ -207,5 +246,46 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
       `(${same.toFixed(2)} over one worker with the same micro-batches) of ideal ${sim.speedup.toFixed(2)}: ` +
       `${(100 * same / sim.speedup).toFixed(0)}% efficient, balance ${balance.join(",")}`);
   }
+  for (const r of syntheticRuns) {
+    const l = await syntheticRun(r.name, r.schedule, r.balance, r.costs, units, B, latency, warmup, steps, seed, backend);
+    out(l, `${r.name.padEnd(12)} ${W} workers, stages sleeping their measured costs: speed-up ${l.speedup} of ideal ${l.ideal} (${(100 * l.efficiency).toFixed(0)}%)`);
+  }
   return 0;
+}
+
+/**
+ * The same schedule with stages that sleep for the measured costs of the real model (a 16-wide MLP
+ * with as many units does the little real work), so no core is needed to overlap them: measures how
+ * close the executor itself comes to the simulator's bound.
+ */
+async function syntheticRun(name: string, schedule: Schedule, balance: number[], c: StageCosts, units: number, B: number, latencyUs: number,
+  warmup: number, steps: number, seed: number, backend: string): Promise<{ speedup: number; ideal: number; efficiency: number }> {
+  const W = schedule.stages, M = schedule.microbatches;
+  const perWorker = (xs: number[]): number[] => Array.from({ length: W }, (_, s) => xs.filter((_, vs) => vs % W === s).reduce((a, b) => a + b, 0));
+  const F = perWorker(c.forward), full = perWorker(c.backward), Wt = perWorker(c.weight);
+  const costs = schedule.splitBackward ? { F, B: full.map((b, s) => b - Wt[s]), W: Wt } : { F, B: full, W: F.map(() => 0) };
+  const hidden = units === 1 ? [] : new Array<number>((units - 2) / 2 | 0).fill(16);
+  const spec: ModelSpec = { name: "mlp", input: 16, hidden, classes: 4 };
+  const tinyUnits = createModel(spec, seed).units.length;
+  const tinyBalance = tinyUnits === units ? balance : balanceByCost(new Array<number>(tinyUnits).fill(1), balance.length);
+  const setup: PipelineSetup = { model: spec, seed, schedule, balance: tinyBalance, recompute: "never", optimizer: { kind: "sgd", lr: 0.01 }, syntheticCosts: costs };
+  const rng = new Rng(seed);
+  const parts = splitBatch({ x: Tensor.randn([B, 16], rng), y: Int32Array.from({ length: B }, () => rng.int(4)) }, M);
+  const batch = { inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / B };
+  const ex = await ThreadsExecutor.create(setup, createModel(spec, seed).stateDict());
+  let t: number;
+  try {
+    for (let i = 0; i < warmup; i++) await ex.step(batch);
+    const t0 = performance.now();
+    for (let i = 0; i < steps; i++) await ex.step(batch);
+    t = (performance.now() - t0) / 1000 / steps;
+  } finally {
+    await ex.close();
+  }
+  const oneWorkerTime = M * [...costs.F, ...costs.B, ...costs.W].reduce((a, b) => a + b, 0);
+  const sim = simulate(schedule, { forward: F, backward: full, weight: schedule.splitBackward ? Wt : F.map(() => 0), message: latencyUs / 1e6 });
+  const speedup = oneWorkerTime / t;
+  const line = { mode: "synthetic", schedule: name, workers: W, microbatches: M, chunks: schedule.chunks, speedup: round(speedup),
+    ideal: round(sim.speedup), efficiency: round(speedup / sim.speedup), step_ms: round(t * 1000), backend };
+  return line;
 }

@@ -180,6 +180,10 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
       log(`note: the checkpoint is at step ${step} after ${startEpoch} epochs, but this run has ${task.stepsPerEpoch} steps per epoch ` +
         `(--batch, --limit or --steps-per-epoch changed?); training continues, but not as the saved run would have`);
     }
+    if (extra.config.epochs !== cfg.epochs && cfg.scheduleLr !== "none") {
+      log(`note: the saved run planned ${extra.config.epochs} epochs, this one ${cfg.epochs}; the ${cfg.scheduleLr} LR schedule ` +
+        `is laid out over the new total, so the losses differ from the saved run's plan from here on`);
+    }
     log(`resumed from ${cfg.resume}: ${startEpoch} epochs, ${step} steps done`);
   }
 

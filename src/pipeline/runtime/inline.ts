@@ -10,7 +10,7 @@ import { checkBatches, sumMetrics, type Executor, type SplitBatch, type StepResu
 import { messageKey, WorkerInterpreter, type WeightHooks } from "./interpreter.js";
 import type { OptimizerState } from "../../optim/index.js";
 import { mergeStates } from "./optimizer-state.js";
-import { buildWorkerStages, shapeOf, type PipelineSetup } from "./setup.js";
+import { buildWorkerStages, shapeOf, syntheticDelay, type PipelineSetup } from "./setup.js";
 
 export class InlineExecutor implements Executor {
   readonly name = "inline" as const;
@@ -24,7 +24,7 @@ export class InlineExecutor implements Executor {
     model.train();
     const outbox = { send: (to: number, key: string, payload: Parameters<WorkerInterpreter["deliver"]>[1]) => this.workers[to].deliver(key, payload) };
     this.workers = schedule.workers.map((actions, w) => new WorkerInterpreter({
-      worker: w, actions, stages: buildWorkerStages(model, setup, w), shape, outbox, hooks,
+      worker: w, actions, stages: buildWorkerStages(model, setup, w), shape, outbox, hooks, actionDelay: syntheticDelay(setup),
       onMetrics: (mb, m) => { this.metrics.set(mb, m); },
     }));
   }

@@ -93,6 +93,18 @@ export interface InterpreterOptions {
   /** Called with the metrics of each micro-batch the last virtual stage finishes forward. */
   onMetrics?(microbatch: number, m: MicrobatchMetrics): void;
   hooks?: WeightHooks;
+  /**
+   * Benchmarking only: seconds to sleep after each action (synthetic stage costs), so the executor's
+   * own overhead can be measured apart from the machine's parallelism.
+   */
+  actionDelay?(a: Action): number;
+}
+
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+
+/** Blocks this thread for `seconds` without using the CPU. */
+function sleepSync(seconds: number): void {
+  if (seconds > 0) Atomics.wait(sleepCell, 0, 0, seconds * 1000);
 }
 
 export class WorkerInterpreter {
@@ -167,6 +179,7 @@ export class WorkerInterpreter {
       const t0 = performance.now();
       try {
         this.execute(a, keys);
+        if (this.o.actionDelay) sleepSync(this.o.actionDelay(a));
       } catch (e) {
         const err = e instanceof Error ? e : new Error(String(e));
         if (err instanceof PipelineActionError) throw err;

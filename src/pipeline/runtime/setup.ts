@@ -1,7 +1,7 @@
 // What every executor needs to build a worker's stages: the model spec + seed (so a worker thread can
 // rebuild the model), the partition (units per virtual stage), the schedule, the recomputation mode
 // and the optimizer configuration. Plain JSON, so it can be posted to a worker as is.
-import type { Schedule } from "../schedule/action.js";
+import type { Action, Schedule } from "../schedule/action.js";
 import type { ModelSpec } from "../../nn/models/spec.js";
 import type { Model } from "../../nn/models/model.js";
 import { SGD, AdamW } from "../../optim/index.js";
@@ -40,6 +40,19 @@ export interface PipelineSetup {
    * (to test that a failing stage stops the run). Never set in normal runs.
    */
   faults?: FaultSpec[];
+  /**
+   * Benchmark hook: every F/B/W action of physical stage s also sleeps syntheticCosts.F[s] (B, W)
+   * seconds, so pipeline overlap can be measured on a machine without spare cores.
+   */
+  syntheticCosts?: { F: number[]; B: number[]; W: number[] };
+}
+
+/** The per-action sleep of `syntheticCosts`, chunks sharing a stage's cost evenly. */
+export function syntheticDelay(setup: PipelineSetup): ((a: Action) => number) | undefined {
+  const c = setup.syntheticCosts;
+  if (!c) return undefined;
+  const v = setup.schedule.chunks;
+  return (a) => (a.kind === "STEP" ? 0 : c[a.kind][a.stage] / v);
 }
 
 export function shapeOf(s: Schedule): PipelineShape {

@@ -9,7 +9,7 @@ import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import { messageKey, PipelineActionError, WorkerInterpreter, type Payload } from "./interpreter.js";
 import type { FromWorker, PeerMessage, StateEntry, ToWorker, WorkerInit } from "./messages.js";
-import { buildWorkerStages, shapeOf } from "./setup.js";
+import { buildWorkerStages, shapeOf, syntheticDelay } from "./setup.js";
 import { toPlain } from "./optimizer-state.js";
 
 const init = workerData as WorkerInit;
@@ -75,6 +75,7 @@ try {
     stages: buildWorkerStages(model, init.setup, init.worker),
     shape: shapeOf(init.setup.schedule),
     outbox,
+    actionDelay: syntheticDelay(init.setup),
     onMetrics: (mb, m) => { metrics.push([mb, m]); },
   });
   for (const [w, p] of Object.entries(peers)) {
