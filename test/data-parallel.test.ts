@@ -11,13 +11,15 @@
 // most ~1.5e-8 absolute (~3e-7 relative to the weight), both backends; the test allows
 // 1e-7 + 1e-5 * |w| (the same 1e-5 relative bound the pipeline equivalence uses).
 import { test } from "node:test";
+import { spawnSync } from "node:child_process";
 import assert from "node:assert/strict";
 import { backward } from "../src/autograd/engine.js";
 import { getBackend, loadNative, useBackend, setBackend } from "../src/backend/index.js";
 import { crossEntropyLoss } from "../src/nn/loss.js";
 import { createModel, type ModelSpec } from "../src/nn/models/index.js";
 import { createOptimizer, type OptimizerConfig } from "../src/optim/index.js";
-import { DataParallel, DataParallelError, shardBatch, trainDataParallel } from "../src/parallel/index.js";
+import { DataParallel, DataParallelError, GradientAllReducer, shardBatch, trainDataParallel } from "../src/parallel/index.js";
+import type { ReduceOp, SyncCollectives } from "../src/transport/index.js";
 import { Rng } from "../src/tensor/random.js";
 import { Tensor } from "../src/tensor/tensor.js";
 
@@ -159,6 +161,18 @@ test("the backend reaches the workers: reference when chosen (PIPEWRIGHT_BACKEND
   assert.ok(getBackend());
 });
 
+test("PIPEWRIGHT_BACKEND=reference in the environment puts every replica on the reference backend", () => {
+  const mod = new URL("../src/parallel/index.js", import.meta.url).href;
+  const script = `const { DataParallel } = await import(${JSON.stringify(mod)});
+    const dp = await DataParallel.create({ spec: { name: "mlp", input: 4, hidden: [4], classes: 2 }, seed: 1, replicas: 2, optimizer: { name: "sgd", lr: 0.1 } });
+    console.log(JSON.stringify({ backend: dp.backend, threads: dp.nativeThreads })); await dp.close();`;
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+    env: { ...process.env, PIPEWRIGHT_BACKEND: "reference" }, encoding: "utf8", timeout: 20_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout.trim()), { backend: "reference", threads: [null, null] });
+});
+
 test("a replica that throws ends the run within seconds, naming the replica and the error", async () => {
   const bs = batches(3);
   const dp = await DataParallel.create({
@@ -181,6 +195,31 @@ test("a replica that throws ends the run within seconds, naming the replica and 
   } finally {
     await dp.close();
   }
+});
+
+test("GradientAllReducer without shared memory: flattens in parameter order, fills missing gradients, skips frozen ones", () => {
+  // A stand-in for rank 0 of a 2-rank group whose other rank contributes 10, 20, 30, ...
+  const seen: Float32Array[] = [];
+  const comm: SyncCollectives = {
+    rank: 0, size: 2,
+    allReduceSync(buf: Float32Array, op: ReduceOp = "sum") {
+      seen.push(buf.slice());
+      for (let i = 0; i < buf.length; i++) buf[i] = op === "sum" ? buf[i] + 10 * (i + 1) : (buf[i] + 10 * (i + 1)) / 2;
+    },
+    broadcastSync() { throw new Error("unused"); }, barrierSync() { throw new Error("unused"); },
+    allReduce: () => Promise.reject(new Error("unused")), broadcast: () => Promise.reject(new Error("unused")),
+    barrier: () => Promise.reject(new Error("unused")), abort() {}, close() {},
+  };
+  const a = new Tensor(new Float32Array(2), [2], true), b = new Tensor(new Float32Array(3), [3], true);
+  const frozen = new Tensor(new Float32Array(1), [1], false);
+  a.grad = new Tensor(Float32Array.of(1, 2), [2]);
+  const r = new GradientAllReducer([["a", a], ["frozen", frozen], ["b", b]], comm);
+  assert.equal(r.size, 5);
+  r.allReduceSync("sum");
+  assert.deepEqual([...seen[0]], [1, 2, 0, 0, 0]);
+  assert.deepEqual([...a.grad.data], [11, 22]);
+  assert.deepEqual([...b.grad!.data], [30, 40, 50]);
+  assert.equal(frozen.grad, null);
 });
 
 test("bad input is named: replica count, batch smaller than the replica count", async () => {

@@ -9,15 +9,20 @@ import { backward, noGrad } from "../src/autograd/engine.js";
 import { mul } from "../src/autograd/index.js";
 import { mergeTensors, splitBatch } from "../src/data/microbatch.js";
 import { crossEntropyLoss } from "../src/nn/loss.js";
-import { createModel, type Model, type ModelSpec } from "../src/nn/models/index.js";
+import { createModel, type ModelSpec } from "../src/nn/models/index.js";
 import { BatchNorm2d } from "../src/nn/norm.js";
+import { Dropout } from "../src/nn/dropout.js";
+import { Flatten, ReLU } from "../src/nn/activation.js";
+import { Linear } from "../src/nn/linear.js";
+import { Model } from "../src/nn/models/model.js";
 import { SGD } from "../src/optim/index.js";
 import { uniformBalance } from "../src/pipeline/partition.js";
 import { InlineExecutor } from "../src/pipeline/runtime/inline.js";
 import { ThreadsExecutor } from "../src/pipeline/runtime/threads.js";
 import type { OptimizerConfig, PipelineSetup, RecomputeMode } from "../src/pipeline/runtime/setup.js";
 import type { Executor } from "../src/pipeline/runtime/executor.js";
-import { generateSchedule } from "../src/pipeline/schedule/index.js";
+import { toPlain } from "../src/pipeline/runtime/optimizer-state.js";
+import { generateSchedule, validateSchedule } from "../src/pipeline/schedule/index.js";
 import { Rng } from "../src/tensor/random.js";
 import { Tensor } from "../src/tensor/tensor.js";
 
@@ -92,7 +97,7 @@ function singleDeviceMicrobatched(spec: ModelSpec, data: Batch[], M: number): Ma
 interface Case { schedule: string; S: number; M: number; v: number }
 
 async function runPipeline(spec: ModelSpec, c: Case, recompute: RecomputeMode, executor: "inline" | "threads",
-  data: Batch[]): Promise<{ state: Map<string, Tensor>; losses: number[] }> {
+  data: Batch[]): Promise<{ state: Map<string, Tensor>; losses: number[]; peaks: number[]; expectedPeaks: number[] }> {
   const schedule = generateSchedule(c.schedule, { stages: c.S, microbatches: c.M, chunks: c.v });
   const model = createModel(spec, SEED);
   const setup: PipelineSetup = { model: spec, seed: SEED, schedule, balance: uniformBalance(model.units.length, c.S * c.v), recompute, optimizer: OPT };
@@ -101,11 +106,14 @@ async function runPipeline(spec: ModelSpec, c: Case, recompute: RecomputeMode, e
     : await ThreadsExecutor.create(setup, model.stateDict());
   try {
     const losses: number[] = [];
+    let peaks: number[] = [];
     for (const b of data) {
       const parts = splitBatch(b, c.M);
-      losses.push((await ex.step({ inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / N })).loss);
+      const r = await ex.step({ inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / N });
+      losses.push(r.loss);
+      peaks = r.peakActivations;
     }
-    return { state: await ex.stateDict(), losses };
+    return { state: await ex.stateDict(), losses, peaks, expectedPeaks: validateSchedule(schedule).peakActivations };
   } finally {
     await ex.close();
   }
@@ -156,6 +164,9 @@ test("MLP: every schedule equals single-device training; threads equals inline b
       const threads = await runPipeline(MLP, c, r, "threads", data);
       assertIdentical(inline.state, threads.state, `threads ${label(c, r)}`);
       assert.deepEqual(threads.losses, inline.losses, `losses ${label(c, r)}`);
+      // Activations are freed when the IR says (at B, or W when split): peaks match the validator's.
+      assert.deepEqual(inline.peaks, inline.expectedPeaks, `inline peak activations ${label(c, r)}`);
+      assert.deepEqual(threads.peaks, inline.expectedPeaks, `threads peak activations ${label(c, r)}`);
     }
   }
 });
@@ -225,4 +236,61 @@ test("an asynchronous list (STEP between F and B, several steps) runs through th
   const sync = singleDevice(MLP, data);
   const w = "layers.1.weight";
   assert.ok(results[0].get(w)!.data.some((x, i) => Math.abs(x - sync.get(w)!.data[i]) > 1e-6), "async should differ from synchronous training");
+});
+
+test("the stages' optimizer states merge into the single-device optimizer's state (checkpoints resume either way)", async () => {
+  const data = batches(MLP);
+  const ref = createModel(MLP, SEED);
+  const opt = newSgd(ref);
+  for (const b of data) { backward(crossEntropyLoss(ref.forward(b.x), b.y)); opt.step(); opt.zeroGrad(); }
+  const expected = opt.stateDict();
+  const c: Case = { schedule: "1f1b", S: 3, M: 2, v: 1 };
+  const schedule = generateSchedule(c.schedule, { stages: c.S, microbatches: c.M });
+  const model = createModel(MLP, SEED);
+  const ex = new InlineExecutor(model, { model: MLP, seed: SEED, schedule, balance: uniformBalance(model.units.length, c.S), recompute: "never", optimizer: OPT });
+  for (const b of data) {
+    const parts = splitBatch(b, c.M);
+    await ex.step({ inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / N });
+  }
+  const merged = await ex.optimizerState(model.namedParameters().map(([n]) => n));
+  assert.deepEqual(merged.groups.map((g) => g.params), expected.groups.map((g) => g.params));
+  assert.deepEqual(merged.steps, expected.steps);
+  assertClose(merged.tensors, expected.tensors, "momentum buffers");
+  // Resume: a fresh pipeline (another partition) from the weights and the merged state continues
+  // exactly as single-device training does.
+  const extra = batches(MLP)[0];
+  backward(crossEntropyLoss(ref.forward(extra.x), extra.y)); opt.step(); opt.zeroGrad();
+  const model2 = createModel(MLP, SEED + 1);
+  model2.loadStateDict(await ex.stateDict());
+  const schedule2 = generateSchedule("gpipe", { stages: 2, microbatches: 4 });
+  const ex2 = new InlineExecutor(model2, { model: MLP, seed: SEED, schedule: schedule2, balance: [3, 5], recompute: "never", optimizer: OPT, optimizerState: toPlain(merged) });
+  const parts = splitBatch(extra, 4);
+  await ex2.step({ inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / N });
+  assertClose(await ex2.stateDict(), ref.stateDict(), "resumed pipeline");
+});
+
+test("recomputation replays dropout masks: recompute=always trains exactly like keeping activations", async () => {
+  const data = batches(MLP);
+  const build = (): Model => {
+    const rng = new Rng(9);
+    const units = [new Flatten(), new Linear(12, 16, rng), new ReLU(), new Dropout(0.5, 1), new Linear(16, 16, rng), new ReLU(),
+      new Dropout(0.3, 2), new Linear(16, 5, rng)];
+    return new Model(MLP, units);
+  };
+  const schedule = generateSchedule("1f1b", { stages: 2, microbatches: 4 });
+  const states: Map<string, Tensor>[] = [];
+  for (const recompute of ["never", "always"] as const) {
+    const model = build();
+    const ex = new InlineExecutor(model, { model: MLP, seed: 0, schedule, balance: [4, 4], recompute, optimizer: OPT });
+    for (const b of data) {
+      const parts = splitBatch(b, 4);
+      await ex.step({ inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / N });
+    }
+    states.push(await ex.stateDict());
+  }
+  assertIdentical(states[0], states[1], "recompute vs keep with dropout");
+  // The masks matter (dropout is really on): training without it ends elsewhere.
+  const plain = build();
+  plain.eval();
+  assert.ok(plain.stateDict().get("layers.1.weight")!.data.some((x, i) => x !== states[0].get("layers.1.weight")!.data[i]));
 });

@@ -85,3 +85,22 @@ test("CLI: pipewright train exits non-zero with the stage, action and cause", as
   assert.match(stderr, /stage 1, action 1F3/, stderr);
   assert.match(stderr, /injected fault in unit 4 on micro-batch 3/, stderr);
 });
+
+test("inline: an impossible order is reported as a deadlock naming each stuck action, not a hang", async () => {
+  const good = generateSchedule("gpipe", { stages: 2, microbatches: 1 });
+  // Worker 0 waits for the gradient of micro-batch 0 before it has sent the activation.
+  const bad = { ...good, workers: [[good.workers[0][1], good.workers[0][0], good.workers[0][2]], good.workers[1]] };
+  const s: PipelineSetup = { model: SPEC, seed: 3, schedule: bad, balance: [4, 4], recompute: "never", optimizer: { kind: "sgd", lr: 0.1 } };
+  const ex = new InlineExecutor(createModel(SPEC, 3), s);
+  const rng = new Rng(2);
+  const x = Tensor.randn([2, 12], rng);
+  await assert.rejects(ex.step({ inputs: [x], labels: [new Int32Array([0, 1])], scale: 0.5 }),
+    /deadlock: worker 0 at 0B0 waiting for g0:0; worker 1 at 1F0 waiting for a1:0/);
+});
+
+test("threads: a list that would deadlock is rejected before any worker starts", async () => {
+  const good = generateSchedule("gpipe", { stages: 2, microbatches: 1 });
+  const bad = { ...good, workers: [[good.workers[0][1], good.workers[0][0], good.workers[0][2]], good.workers[1]] };
+  const s: PipelineSetup = { model: SPEC, seed: 3, schedule: bad, balance: [4, 4], recompute: "never", optimizer: { kind: "sgd", lr: 0.1 } };
+  await assert.rejects(withTimeout(ThreadsExecutor.create(s, createModel(SPEC, 3).stateDict()), 5000, "create"), /invalid schedule/);
+});

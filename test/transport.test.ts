@@ -8,18 +8,32 @@ import { MessageChannel } from "node:worker_threads";
 import { PortChannel, partOf, reduceInOrder, TransportAbortedError } from "../src/transport/index.js";
 import { runProbe, type ProbeMode, type ProbeOp } from "../src/transport/probe.js";
 import { Rng } from "../src/tensor/random.js";
+import { loadNative, setBackend, useBackend } from "../src/backend/index.js";
 
 function randomData(rng: Rng, n: number): Float32Array {
   // Mixed magnitudes so that the summation order visibly matters in float32.
   return Float32Array.from({ length: n }, () => (rng.uniform() - 0.5) * 10 ** Math.floor(rng.uniform() * 6 - 3));
 }
 
-/** Independent oracle: exact float64 sum in rank order, (divided by R), rounded once. */
+/** Independent oracle: float32 sum in rank order (each add rounded), then / R rounded for "mean". */
 function oracle(inputs: Float32Array[], op: "sum" | "mean"): Float32Array {
   return Float32Array.from(inputs[0], (_, i) => {
-    const s = inputs.reduce((acc, a) => acc + a[i], 0);
-    return op === "mean" ? s / inputs.length : s;
+    const s = inputs.slice(1).reduce((acc, a) => Math.fround(acc + a[i]), inputs[0][i]);
+    return op === "mean" ? Math.fround(s / inputs.length) : s;
   });
+}
+
+function reduceCase(rng: Rng, n: number, backend: string): void {
+  for (const R of [1, 2, 3, 4, 5]) {
+    const inputs = Array.from({ length: R }, () => randomData(rng, n));
+    for (const op of ["sum", "mean"] as const) {
+      const want = oracle(inputs, op);
+      const out = new Float32Array(n);
+      // Reduced in R parts, as the ranks do.
+      for (let r = 0; r < R; r++) { const [a, b] = partOf(n, r, R); reduceInOrder(inputs, out, a, b, op); }
+      assert.deepEqual(out, want, `${backend} n=${n} R=${R} ${op}`);
+    }
+  }
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -28,18 +42,19 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
-test("reduceInOrder: rank-ordered float64 accumulation rounded once, for every group size and any split", () => {
+test("reduceInOrder: float32 sum in rank order, for every group size and any split, on both backends", () => {
   const rng = new Rng(5);
-  for (const R of [1, 2, 3, 4, 5]) {
-    const inputs = Array.from({ length: R }, () => randomData(rng, 101));
-    for (const op of ["sum", "mean"] as const) {
-      const want = oracle(inputs, op);
-      const out = new Float32Array(101);
-      // Reduced in R parts, as the ranks do.
-      for (let r = 0; r < R; r++) { const [a, b] = partOf(101, r, R); reduceInOrder(inputs, out, a, b, op); }
-      assert.deepEqual(out, want, `R=${R} ${op}`);
+  const prev = useBackend(null);
+  try {
+    for (const backend of ["reference", ...(loadNative() ? ["native" as const] : [])] as const) {
+      setBackend(backend);
+      // 12000 elements: the native path (>= 2048 per part) and the loop (small parts) both run.
+      for (const n of [101, 12000]) reduceCase(rng, n, backend);
     }
+  } finally {
+    useBackend(prev);
   }
+
   // partOf covers [0, n) exactly, contiguously.
   for (const [n, R] of [[0, 3], [1, 3], [10, 3], [7, 7]]) {
     let next = 0;
@@ -53,8 +68,7 @@ test("all-reduce and broadcast on 2 and 3 threads: oracle bits on every rank, in
   const n = 2500; // capacity 1000 below: three pieces per collective
   for (const R of [2, 3]) {
     const inputs = Array.from({ length: R }, () => randomData(rng, n));
-    // float64 accumulation of a few float32s is usually exact, hence order-free; these entries are
-    // not: (1e30 + -1e30) + 1 = 1 but (1 + -1e30) + 1e30 = 0, so any other order is caught.
+    // Entries where the order shows: (1e30 + -1e30) + 1 = 1 but (1 + -1e30) + 1e30 = 0.
     if (R >= 3) for (const k of [7, 1500, 2499]) { inputs[0][k] = 1e30; inputs[1][k] = -1e30; inputs[2][k] = 1; }
     const modes: ProbeMode[] = ["sync", "async", "p2p"];
     const scripts: ProbeOp[][] = Array.from({ length: R }, (_, r) => [

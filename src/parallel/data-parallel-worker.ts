@@ -63,6 +63,7 @@ try {
   const c = comm;
 
   port.on("message", (m: ToReplica) => {
+    if (m.type === "close") { port.close(); return; }
     if (failed) return;
     try {
       if (m.type === "step") {
@@ -104,4 +105,5 @@ try {
   post({ type: "ready", rank: init.rank, native });
 } catch (e) {
   fail(e);
+  port.on("message", (m: ToReplica) => { if (m.type === "close") port.close(); });
 }

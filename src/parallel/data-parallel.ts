@@ -11,8 +11,11 @@
 // - Gradients are reduced in shared memory in a fixed rank order (src/transport/shm-collectives.ts):
 //   two runs give the same bits whatever the thread timing. Against one device, the only difference
 //   is float32 summation order: one device sums the per-example contributions of the batch inside
-//   one matmul, R replicas sum R partial sums; that gives relative differences of a few float32 ulps
-//   per step (measured in test/data-parallel.test.ts), growing slowly over steps.
+//   one matmul (and applies 1/n inside the mean), R replicas sum R partial sums of shards scaled by
+//   1/n; each rounds differently by a few float32 ulps of a gradient, and momentum carries that over
+//   steps. Measured (test/data-parallel.test.ts, MLP 20-32-16-5, batch 10, 3 SGD-momentum steps,
+//   R = 2 and 3): at most 1.5e-8 absolute, 4e-7 relative to the weight; the test allows
+//   1e-7 + 1e-5 |w|. R = 1 gives exactly the one-device bits on the native backend.
 // - Every replica applies the same optimizer step to the same reduced gradients, so replicas stay
 //   bit-identical; buffers (BatchNorm running statistics) are broadcast from replica 0 after each
 //   step, like DDP's broadcast_buffers. BatchNorm batch statistics are per shard (no SyncBatchNorm),
@@ -75,6 +78,8 @@ export class DataParallelError extends Error {
 type Reply = FromReplica["type"];
 /** How long a replica's "aborted by another replica" error waits for that replica's own error. */
 const CAUSE_GRACE_MS = 1000;
+/** How long a replica asked to leave may take before its thread is killed. */
+const SHUTDOWN_GRACE_MS = 3000;
 interface Waiter { want: Reply; got: Map<number, FromReplica>; resolve: (m: Map<number, FromReplica>) => void; reject: (e: Error) => void }
 
 export class DataParallel {
@@ -84,6 +89,8 @@ export class DataParallel {
   private exited = 0;
   private steps = 0;
   private pendingConsequence: NodeJS.Timeout | null = null;
+  private shutdownDone: Promise<void> | null = null;
+  private readonly exitedRanks = new Set<number>();
   /** Per replica: OpenMP threads of the native addon in that thread (null on the reference backend). */
   nativeThreads: (number | null)[] = [];
 
@@ -94,6 +101,7 @@ export class DataParallel {
       w.on("error", (e: Error) => this.abort(new DataParallelError(r, `uncaught: ${e.message}`, e.stack)));
       w.on("exit", (code) => {
         this.exited++;
+        this.exitedRanks.add(r);
         if (!this.closing) this.abort(new DataParallelError(r, `thread exited unexpectedly with code ${code}`));
       });
     });
@@ -107,10 +115,10 @@ export class DataParallel {
     const R = o.replicas;
     if (!Number.isInteger(R) || R < 1) throw new Error(`replicas must be a positive integer, got ${R}`);
     const backend = o.backend ?? getBackend().name;
-    const initial = o.initialState ?? createModel(o.spec, o.seed).stateDict();
+    const probe = createModel(o.spec, o.seed);
+    const initial = o.initialState ?? probe.stateDict();
     const state: StateEntry[] = [...initial].map(([k, t]) => [k, t.data, [...t.shape]]);
     // One slot holds every trainable gradient, so the reducer writes gradients straight into it.
-    const probe = createModel(o.spec, o.seed);
     const gradElements = probe.parameters().filter((p) => p.requiresGrad).reduce((s, p) => s + p.size, 0);
     const group = createShmGroup(R, Math.max(1, gradElements));
     const url = new URL("./data-parallel-worker.js", import.meta.url);
@@ -120,7 +128,9 @@ export class DataParallel {
         optimizerState: o.optimizerState ? toPlainOptimizerState(o.optimizerState) : null,
         group, timeoutMs: o.timeoutMs ?? 60_000, faults: o.faults ?? [],
       };
-      return new Worker(url, { workerData: init, env: { ...process.env, PIPEWRIGHT_BACKEND: backend } });
+      // Workers inherit node's flags, except --input-type, which only fits `node -e` and breaks them.
+      const execArgv = process.execArgv.filter((a) => !a.startsWith("--input-type"));
+      return new Worker(url, { workerData: init, env: { ...process.env, PIPEWRIGHT_BACKEND: backend }, execArgv });
     });
     const dp = new DataParallel(R, backend, group, workers);
     const ready = await dp.collect("ready");
@@ -152,10 +162,26 @@ export class DataParallel {
     this.failure = err;
     this.closing = true;
     abortShmGroup(this.group);
-    for (const w of this.workers) void w.terminate();
     const waiter = this.waiter;
     this.waiter = null;
     waiter?.reject(err);
+    void this.shutdown();
+  }
+
+  /**
+   * Asks every replica to leave and waits for the threads to end; kills the ones still running after
+   * SHUTDOWN_GRACE_MS. Killing a thread while it runs a native kernel can abort the whole process
+   * (the addon throws a C++ exception nobody catches once the isolate is terminating), so threads
+   * are asked first: a replica busy in a step finishes it (or stops at the aborted all-reduce).
+   */
+  private shutdown(): Promise<void> {
+    this.shutdownDone ??= Promise.all(this.workers.map((w, r) => new Promise<void>((resolve) => {
+      if (this.exitedRanks.has(r)) { resolve(); return; }
+      const timer = setTimeout(() => { void w.terminate(); }, SHUTDOWN_GRACE_MS);
+      w.once("exit", () => { clearTimeout(timer); resolve(); });
+      w.postMessage({ type: "close" } satisfies ToReplica);
+    }))).then(() => undefined);
+    return this.shutdownDone;
   }
 
   private collect(want: Reply): Promise<Map<number, FromReplica>> {
@@ -195,8 +221,10 @@ export class DataParallel {
 
   /** Parameters and buffers of replica `replica` (all replicas hold the same values). */
   async stateDict(replica = 0): Promise<Map<string, Tensor>> {
-    const all = await this.replicaStates();
-    return all[replica] ?? (() => { throw new Error(`replica ${replica} does not exist; valid: 0..${this.replicas - 1}`); })();
+    if (!Number.isInteger(replica) || replica < 0 || replica >= this.replicas) {
+      throw new Error(`replica ${replica} does not exist; valid: 0..${this.replicas - 1}`);
+    }
+    return (await this.replicaStates())[replica];
   }
 
   /** Every replica's parameters and buffers, in rank order (to check they agree). */
@@ -223,9 +251,8 @@ export class DataParallel {
   }
 
   async close(): Promise<void> {
-    if (this.closing && this.exited === this.workers.length) return;
     this.closing = true;
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    await this.shutdown();
   }
 }
 

@@ -1,4 +1,13 @@
 // Public surface of src/parallel.
+//
+// - DataParallel / trainDataParallel: R replicas of a whole model on R worker threads (step-level
+//   API: create, step(x, y, lrFactor), stateDict, optimizerState, close).
+// - Replicating pipeline stages (PipeTransformer's AutoDP): give replica r of stage s rank r in a
+//   shared-memory group per stage (createShmGroup(R, elements of the stage's trainable gradients),
+//   posted to each worker), build `new GradientAllReducer(stageParams, new ShmCollectives(handle, r))`
+//   in the worker, scale each micro-batch loss by 1 / (targets of the GLOBAL mini-batch), and call
+//   `reducer.allReduceSync("sum")` from a WeightHooks.beforeStep hook: the optimizer step then sees
+//   the gradient of the global mini-batch mean on every replica.
 export {
   DataParallel, DataParallelError, trainDataParallel,
   type DataParallelOptions, type DataParallelStepResult, type TrainDataParallelOptions, type TrainDataParallelResult,

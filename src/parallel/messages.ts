@@ -28,7 +28,9 @@ export interface ReplicaInit {
 export type ToReplica =
   | { type: "step"; step: number; x: Float32Array; shape: number[]; y: Int32Array; scale: number; lrFactor: number }
   | { type: "state" }
-  | { type: "optimizer" };
+  | { type: "optimizer" }
+  /** Leave: the thread closes its port and exits by itself (never killed inside a native kernel). */
+  | { type: "close" };
 
 /** Per-step metrics of one replica; `loss` is its shard's summed loss times the global scale. */
 export interface ReplicaMetrics {

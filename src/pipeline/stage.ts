@@ -11,6 +11,9 @@
 // per-target losses divided by the number of targets in the whole mini-batch, so the accumulated
 // gradient is the gradient of the mini-batch mean, exactly what single-device training computes.
 //
+// Dropout under recomputation: the forward remembers each Dropout's random stream position and the
+// recomputation replays it, so both draw the same masks.
+//
 // BatchNorm under micro-batches (METHODS.md): every forward normalises with its own micro-batch's
 // statistics; the running averages are NOT touched by micro-batch forwards. Instead the stage records,
 // per BatchNorm layer, the per-channel count, sum and sum of squares (float64) of every micro-batch
@@ -24,6 +27,8 @@ import { Tensor } from "../tensor/tensor.js";
 import { fmt } from "../tensor/shape.js";
 import type { Module } from "../nn/module.js";
 import { BatchNorm2d } from "../nn/norm.js";
+import { Dropout } from "../nn/dropout.js";
+import type { Rng } from "../tensor/random.js";
 import { crossEntropyLoss } from "../nn/loss.js";
 
 let runningMicrobatch = -1;
@@ -64,6 +69,8 @@ interface Saved {
   targets: MicrobatchTargets | null;
   /** Weight-gradient closure left by a split B. */
   deferred: DeferredGrads | null;
+  /** Dropout random streams as they were before this micro-batch's forward (for recomputation). */
+  dropoutState: Rng[] | null;
   /** Weights the graph reaches (collected on a stage's first split B, to check W). */
   mustReach?: Set<Tensor>;
   /** Split B on a first stage: nothing upstream needs B's result, so W does the whole backward. */
@@ -136,6 +143,7 @@ export class Stage {
   readonly recompute: boolean;
   private readonly saved = new Map<number, Saved>();
   private readonly bnStats: BatchNormStats[] = [];
+  private readonly dropouts: Dropout[] = [];
   private readonly params: Tensor[];
   private deferChecked = false;
 
@@ -149,6 +157,7 @@ export class Stage {
     this.params = o.units.flatMap(([, m]) => m.parameters());
     for (const [, unit] of o.units) {
       for (const [, m] of unit.namedModules()) {
+        if (m instanceof Dropout) this.dropouts.push(m);
         if (!(m instanceof BatchNorm2d)) continue;
         const stats = new BatchNormStats(m);
         this.bnStats.push(stats);
@@ -203,6 +212,8 @@ export class Stage {
     if (this.saved.has(mb)) throw new Error(`stage ${this.index}: forward of micro-batch ${mb} ran twice without its backward`);
     if (this.isLast && !targets) throw new Error(`stage ${this.index}: the last stage needs the targets of micro-batch ${mb}`);
     const input = new Tensor(x.data, x.shape, !this.isFirst);
+    // Recomputation must draw the same dropout masks: remember where each stream stood.
+    const dropoutState = this.recompute && this.dropouts.length ? this.dropouts.map((d) => cloneRng(d.rng)) : null;
     for (const s of this.bnStats) s.collecting = true;
     let out: Tensor;
     try {
@@ -217,7 +228,7 @@ export class Stage {
       if (!this.recompute) root = loss;
       metrics = { loss: loss.item(), correct: countCorrect(out, targets.labels), count: targets.labels.length };
     }
-    this.saved.set(mb, { input, root, targets: this.isLast ? targets : null, deferred: null, pendingFull: null });
+    this.saved.set(mb, { input, root, targets: this.isLast ? targets : null, deferred: null, pendingFull: null, dropoutState });
     const transferable = this.recompute && out.data.buffer !== input.data.buffer;
     return { output: this.isLast ? null : out, transferable, metrics };
   }
@@ -236,10 +247,16 @@ export class Stage {
     let root = s.root;
     if (!root) {
       // Recomputation: same forward, now recorded; BatchNorm statistics are not recorded again.
-      root = enableGrad(() => {
-        const out = this.run(s.input, mb);
-        return this.isLast && s.targets ? this.loss(out, s.targets) : out;
-      });
+      const live = this.dropouts.map((d) => d.rng);
+      s.dropoutState?.forEach((r, i) => { this.dropouts[i].rng = cloneRng(r); });
+      try {
+        root = enableGrad(() => {
+          const out = this.run(s.input, mb);
+          return this.isLast && s.targets ? this.loss(out, s.targets) : out;
+        });
+      } finally {
+        live.forEach((r, i) => { this.dropouts[i].rng = r; });
+      }
     }
     if (!this.isLast && gradOutput && gradOutput.length !== root.size) {
       throw new Error(`stage ${this.index}: output gradient of ${gradOutput.length} values for output ${fmt(root.shape)}`);
@@ -309,6 +326,11 @@ export class Stage {
 function scaleScalar(t: Tensor, scale: number): Tensor {
   const out = new Tensor(new Float32Array([t.data[0] * scale]), t.shape);
   return record(out, "scaleLoss", [t], (g, needs) => [needs[0] ? new Float32Array([g[0] * scale]) : null]);
+}
+
+/** An independent copy of a random stream at its current position. */
+function cloneRng(r: Rng): Rng {
+  return Object.assign(Object.create(Object.getPrototypeOf(r) as object) as Rng, r);
 }
 
 function countCorrect(logits: Tensor, labels: Int32Array): number {

@@ -5,6 +5,8 @@ import { runProbe } from "./probe.js";
 
 export interface AllReduceBenchRecord {
   bench: "allreduce";
+  /** "shm": shared-memory collectives; "p2p": gather/scatter of copied messages over MessagePorts. */
+  transport: "shm" | "p2p";
   ranks: number;
   bytes: number;
   iters: number;
@@ -21,18 +23,21 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-export async function benchAllReduce(opts: { ranks?: number; bytes?: readonly number[]; iters?: number } = {}): Promise<AllReduceBenchRecord[]> {
+export async function benchAllReduce(opts: { ranks?: number; bytes?: readonly number[]; iters?: number; transport?: "shm" | "p2p" } = {}): Promise<AllReduceBenchRecord[]> {
+  const transport = opts.transport ?? "shm";
   const ranks = opts.ranks ?? 2;
   const bytes = opts.bytes ?? ALLREDUCE_BENCH_BYTES;
   const sizes = bytes.map((b) => Math.max(1, Math.floor(b / 4)));
-  const results = await runProbe(Array.from({ length: ranks }, () => [{ op: "bench" as const, sizes, iters: opts.iters ?? 20, warmup: 3 }]),
+  const iters = opts.iters ?? 50;
+  // JIT warm-up: the first few hundred small collectives run unoptimised code.
+  const results = await runProbe(Array.from({ length: ranks }, () => [{ op: "bench" as const, sizes, iters, warmup: Math.max(10, iters), mode: transport === "shm" ? "sync" as const : "p2p" as const }]),
     { capacity: Math.max(...sizes), timeoutMs: 60_000 });
   const r0 = results[0];
   if (r0.type !== "results") throw new Error(`all-reduce benchmark failed on rank 0: ${r0.message}`);
   return r0.bench.map((b) => {
     const med = median(b.seconds);
     return {
-      bench: "allreduce", ranks, bytes: b.elements * 4, iters: b.seconds.length,
+      bench: "allreduce", transport, ranks, bytes: b.elements * 4, iters: b.seconds.length,
       median_us: Number((med * 1e6).toFixed(1)), min_us: Number((Math.min(...b.seconds) * 1e6).toFixed(1)),
       algbw_gb_s: Number((b.elements * 4 / med / 1e9).toFixed(3)),
     };

@@ -15,7 +15,7 @@ export type ProbeOp =
   /** Throws (after aborting the group when `abort`), as a failing rank would. */
   | { op: "throw"; message: string; abort: boolean }
   /** Times `iters` all-reduces (after `warmup`) of each size (elements), sync shm mode. */
-  | { op: "bench"; sizes: number[]; iters: number; warmup: number };
+  | { op: "bench"; sizes: number[]; iters: number; warmup: number; mode?: "sync" | "p2p" };
 
 export interface ProbeInit {
   rank: number;
@@ -56,12 +56,13 @@ async function run(init: ProbeInit): Promise<ProbeResult> {
       } else {
         for (const n of s.sizes) {
           const buf = new Float32Array(n).fill(init.rank + 1);
-          for (let i = 0; i < s.warmup; i++) shm.allReduceSync(buf);
+          const once = s.mode === "p2p" ? (): Promise<void> => p2p.allReduce(buf) : (): void => shm.allReduceSync(buf);
+          for (let i = 0; i < s.warmup; i++) await once();
           const seconds: number[] = [];
           for (let i = 0; i < s.iters; i++) {
             shm.barrierSync();
             const t0 = performance.now();
-            shm.allReduceSync(buf);
+            await once();
             seconds.push((performance.now() - t0) / 1000);
           }
           bench.push({ elements: n, seconds });

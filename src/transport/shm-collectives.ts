@@ -27,6 +27,8 @@ const ABORT = 2;
 const CONTROL_WORDS = 4;
 const COORDINATOR = 1 << 30;
 const WAIT_SLICE_MS = 50;
+/** Polls of the generation word before sleeping in Atomics.wait (a few microseconds). */
+const SPIN = 2000;
 
 /** Atomics.waitAsync (ES2024; in Node since 16) is not in the ES2022 lib this project compiles against. */
 type WaitAsync = (a: Int32Array, index: number, value: number, timeoutMs: number) =>
@@ -189,6 +191,9 @@ export class ShmCollectives implements SyncCollectives {
   private arriveSync(what: string): void {
     const gen = this.arrive();
     if (gen === null) return;
+    // Spin briefly first: when the others are running on other cores they arrive within
+    // microseconds, and a futex sleep + wake costs tens of them.
+    for (let i = 0; i < SPIN && Atomics.load(this.ctrl, GENERATION) === gen; i++);
     const deadline = performance.now() + this.timeoutMs;
     while (Atomics.load(this.ctrl, GENERATION) === gen) {
       this.checkState();

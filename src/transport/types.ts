@@ -3,9 +3,9 @@
 // (channel.ts, shm-collectives.ts); a later ZeroMQ transport between processes or hosts implements
 // the same interfaces, and can reuse p2p-collectives.ts for its collectives.
 //
-// Every collective reduces in a FIXED order (rank 0, 1, ..., R-1, accumulated in float64, rounded to
-// float32 once; see reduce.ts), so the result is the same bits whatever the thread timing and
-// whichever transport carries it.
+// Every collective reduces in a FIXED order (float32 sum in rank order 0, 1, ..., R-1; see
+// reduce.ts), so the result is the same bits whatever the thread timing and whichever transport
+// carries it.
 
 export const REDUCE_OPS = ["sum", "mean"] as const;
 /** "mean" = the rank-ordered sum divided by the group size. */

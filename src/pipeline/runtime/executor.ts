@@ -20,6 +20,8 @@ export interface StepResult {
   perMicrobatch: MicrobatchMetrics[];
   /** Seconds each worker spent inside actions during the step. */
   busy: number[];
+  /** Per physical stage: most micro-batch activations held at once (compare validateSchedule). */
+  peakActivations: number[];
 }
 
 export interface Executor {
@@ -53,8 +55,10 @@ export function checkBatch(batch: SplitBatch, microbatches: number): void {
   if (!(batch.scale > 0) || !Number.isFinite(batch.scale)) throw new Error(`loss scale must be a positive number, got ${batch.scale}`);
 }
 
-export function sumMetrics(per: MicrobatchMetrics[], busy: number[]): StepResult {
+export function sumMetrics(per: MicrobatchMetrics[], busy: number[], peaks: Iterable<[number, number]>, stages: number): StepResult {
   let loss = 0, correct = 0, count = 0;
   for (const m of per) { loss += m.loss; correct += m.correct; count += m.count; }
-  return { loss, correct, count, perMicrobatch: per, busy };
+  const peakActivations = new Array<number>(stages).fill(0);
+  for (const [s, n] of peaks) peakActivations[s] = n;
+  return { loss, correct, count, perMicrobatch: per, busy, peakActivations };
 }

@@ -68,7 +68,8 @@ export class InlineExecutor implements Executor {
       if (!m) throw new Error(`micro-batch ${j} produced no loss`);
       return m;
     });
-    return sumMetrics(per, this.workers.map((w) => w.busy.F + w.busy.B + w.busy.W + w.busy.STEP));
+    return sumMetrics(per, this.workers.map((w) => w.busy.F + w.busy.B + w.busy.W + w.busy.STEP),
+      this.workers.flatMap((w) => [...w.peakLive]), schedule.stages);
   }
 
   async stateDict(): Promise<Map<string, Tensor>> {

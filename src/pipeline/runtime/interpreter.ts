@@ -94,7 +94,7 @@ export interface InterpreterOptions {
   onMetrics?(microbatch: number, m: MicrobatchMetrics): void;
   hooks?: WeightHooks;
   /**
-   * Benchmarking only: seconds to sleep after each action (synthetic stage costs), so the executor's
+   * Benchmarking only: seconds to sleep before each action (synthetic stage costs), so the executor's
    * own overhead can be measured apart from the machine's parallelism.
    */
   actionDelay?(a: Action): number;
@@ -116,6 +116,11 @@ export class WorkerInterpreter {
   private lrFactors: readonly number[] = [1];
   /** Seconds spent inside actions since the last reset, per kind (for profiling and benchmarks). */
   readonly busy = { F: 0, B: 0, W: 0, STEP: 0 };
+  /**
+   * Most micro-batch activations (summed over chunks) each physical stage held at once since the
+   * last reset: the runtime's counterpart of the validator's peakActivations.
+   */
+  readonly peakLive = new Map<number, number>();
 
   constructor(o: InterpreterOptions) {
     this.o = o;
@@ -147,6 +152,7 @@ export class WorkerInterpreter {
     this.lrFactors = lrFactors;
     if (actions) this.actions = actions;
     this.busy.F = this.busy.B = this.busy.W = this.busy.STEP = 0;
+    this.peakLive.clear();
   }
 
   deliver(key: string, payload: Payload): void {
@@ -178,14 +184,19 @@ export class WorkerInterpreter {
       if (keys.some((k) => !this.mailbox.has(k))) return false;
       const t0 = performance.now();
       try {
-        this.execute(a, keys);
+        // A synthetic cost is paid before the action, so its outputs leave only after it.
         if (this.o.actionDelay) sleepSync(this.o.actionDelay(a));
+        this.execute(a, keys);
       } catch (e) {
         const err = e instanceof Error ? e : new Error(String(e));
         if (err instanceof PipelineActionError) throw err;
         throw new PipelineActionError(this.worker, a.stage, formatAction(a), err.message, err.stack);
       }
       this.busy[a.kind] += (performance.now() - t0) / 1000;
+      if (a.kind === "F") {
+        const live = this.o.stages.get(a.stage)!.chunks.reduce((n, c) => n + c.liveMicrobatches, 0);
+        this.peakLive.set(a.stage, Math.max(live, this.peakLive.get(a.stage) ?? 0));
+      }
       this.pc++;
     }
     return true;
@@ -198,7 +209,7 @@ export class WorkerInterpreter {
   }
 
   private execute(a: Action, keys: string[]): void {
-    const { stages: S, chunks: v, splitBackward, stageToWorker } = this.o.shape;
+    const { stages: S, splitBackward, stageToWorker } = this.o.shape;
     const phys = this.o.stages.get(a.stage)!;
     const hooks = this.o.hooks;
     if (a.kind === "STEP") {

@@ -37,7 +37,7 @@ export type ToWorker =
 /** Worker -> main. */
 export type FromWorker =
   | { type: "ready"; worker: number }
-  | { type: "done"; worker: number; metrics: [number, MicrobatchMetrics][]; busy: number }
+  | { type: "done"; worker: number; metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][] }
   | { type: "state"; worker: number; entries: StateEntry[] }
   | { type: "optimizer"; worker: number; states: PlainOptimizerState[] }
   | { type: "error"; worker: number; stage: number | null; action: string | null; message: string; stack?: string };

@@ -9,6 +9,7 @@ import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import { checkBatches, sumMetrics, type Executor, type SplitBatch, type StepResult } from "./executor.js";
 import { PipelineActionError } from "./interpreter.js";
+import { assertValidSchedule } from "../schedule/validate.js";
 import type { FromWorker, StateEntry, ToWorker, WorkerInit } from "./messages.js";
 import type { PipelineSetup } from "./setup.js";
 import type { OptimizerState } from "../../optim/index.js";
@@ -40,6 +41,8 @@ export class ThreadsExecutor implements Executor {
 
   /** Starts one thread per worker of the schedule, each loading `initialState` (the full model's). */
   static async create(setup: PipelineSetup, initialState: ReadonlyMap<string, Tensor>): Promise<ThreadsExecutor> {
+    // Workers block on messages, so a list that can deadlock would hang: reject it up front.
+    assertValidSchedule(setup.schedule);
     const W = setup.schedule.workers.length;
     const peers: Record<number, MessagePort>[] = Array.from({ length: W }, () => ({}));
     for (let i = 0; i < W; i++) {
@@ -119,17 +122,19 @@ export class ThreadsExecutor implements Executor {
     const replies = await done;
     const metrics = new Map<number, MicrobatchMetrics>();
     const busy: number[] = [];
+    const peaks: [number, number][] = [];
     for (const [w, m] of replies) {
       if (m.type !== "done") continue;
       for (const [mb, x] of m.metrics) metrics.set(mb, x);
       busy[w] = m.busy;
+      peaks.push(...m.peaks);
     }
     const per = Array.from({ length: M * batches.length }, (_, j) => {
       const m = metrics.get(j);
       if (!m) throw new Error(`micro-batch ${j} produced no loss`);
       return m;
     });
-    return sumMetrics(per, busy);
+    return sumMetrics(per, busy, peaks, S);
   }
 
   async stateDict(): Promise<Map<string, Tensor>> {

@@ -4,7 +4,7 @@
 // Any error is reported to the main thread with the stage and action, which then ends the run.
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { setBackend } from "../../backend/index.js";
-import { createModel } from "../../nn/models/index.js";
+import { createModel, type Model } from "../../nn/models/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import { messageKey, PipelineActionError, WorkerInterpreter, type Payload } from "./interpreter.js";
@@ -41,7 +41,7 @@ function pump(): void {
     if (interp.pump()) {
       running = false;
       const b = interp.busy;
-      post({ type: "done", worker: init.worker, metrics: metrics.splice(0), busy: b.F + b.B + b.W + b.STEP });
+      post({ type: "done", worker: init.worker, metrics: metrics.splice(0), busy: b.F + b.B + b.W + b.STEP, peaks: [...interp.peakLive] });
     }
   } catch (e) {
     failed = true;
@@ -51,9 +51,10 @@ function pump(): void {
 
 try {
   setBackend(init.backend);
-  const model = createModel(init.setup.model, init.setup.seed);
+  let model: Model | null = createModel(init.setup.model, init.setup.seed);
   model.loadStateDict(new Map(init.state.map(([k, data, shape]) => [k, new Tensor(data, shape)])));
   model.train();
+  init.state = []; // the copy of the whole model's state is not needed any more
   const peers = init.peers as Record<number, MessagePort>;
   const outbox = {
     send(to: number, key: string, payload: Payload, transferable: boolean): void {
@@ -78,6 +79,7 @@ try {
     actionDelay: syntheticDelay(init.setup),
     onMetrics: (mb, m) => { metrics.push([mb, m]); },
   });
+  model = null; // only this worker's units stay alive (held by its stages)
   for (const [w, p] of Object.entries(peers)) {
     p.on("messageerror", (e: Error) => { failed = true; fail(new Error(`a message from worker ${w} could not be read: ${e.message}`)); });
     p.on("message", (m: PeerMessage) => {
