@@ -9,7 +9,7 @@ import { backward, noGrad } from "../src/autograd/engine.js";
 import { mul } from "../src/autograd/index.js";
 import { mergeTensors, splitBatch } from "../src/data/microbatch.js";
 import { crossEntropyLoss } from "../src/nn/loss.js";
-import { createModel, type ModelSpec } from "../src/nn/models/index.js";
+import { createModel, resolveSpec, type ModelSpec } from "../src/nn/models/index.js";
 import { BatchNorm2d } from "../src/nn/norm.js";
 import { Dropout } from "../src/nn/dropout.js";
 import { Flatten, ReLU } from "../src/nn/activation.js";
@@ -134,7 +134,7 @@ function assertIdentical(a: Map<string, Tensor>, b: Map<string, Tensor>, what: s
   for (const [k, x] of a) {
     const y = b.get(k)!;
     for (let i = 0; i < x.size; i++) {
-      if (!Object.is(x.data[i], y.data[i])) assert.fail(`${what}: ${k}[${i}] inline ${x.data[i]} vs threads ${y.data[i]}`);
+      if (!Object.is(x.data[i], y.data[i])) assert.fail(`${what}: ${k}[${i}] is ${x.data[i]} vs ${y.data[i]}`);
     }
   }
 }
@@ -271,26 +271,36 @@ test("the stages' optimizer states merge into the single-device optimizer's stat
 
 test("recomputation replays dropout masks: recompute=always trains exactly like keeping activations", async () => {
   const data = batches(MLP);
-  const build = (): Model => {
+  const build = (p1: number, p2: number): Model => {
     const rng = new Rng(9);
-    const units = [new Flatten(), new Linear(12, 16, rng), new ReLU(), new Dropout(0.5, 1), new Linear(16, 16, rng), new ReLU(),
-      new Dropout(0.3, 2), new Linear(16, 5, rng)];
-    return new Model(MLP, units);
+    const units = [new Flatten(), new Linear(12, 16, rng), new ReLU(), new Dropout(p1, 1), new Linear(16, 16, rng), new ReLU(),
+      new Dropout(p2, 2), new Linear(16, 5, rng)];
+    return new Model(resolveSpec(MLP), units);
   };
   const schedule = generateSchedule("1f1b", { stages: 2, microbatches: 4 });
-  const states: Map<string, Tensor>[] = [];
-  for (const recompute of ["never", "always"] as const) {
-    const model = build();
+  const train = async (model: Model, recompute: RecomputeMode): Promise<Map<string, Tensor>> => {
     const ex = new InlineExecutor(model, { model: MLP, seed: 0, schedule, balance: [4, 4], recompute, optimizer: OPT });
     for (const b of data) {
       const parts = splitBatch(b, 4);
       await ex.step({ inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / N });
     }
-    states.push(await ex.stateDict());
-  }
-  assertIdentical(states[0], states[1], "recompute vs keep with dropout");
-  // The masks matter (dropout is really on): training without it ends elsewhere.
-  const plain = build();
-  plain.eval();
-  assert.ok(plain.stateDict().get("layers.1.weight")!.data.some((x, i) => x !== states[0].get("layers.1.weight")!.data[i]));
+    return ex.stateDict();
+  };
+  const kept = await train(build(0.5, 0.3), "never");
+  const recomputed = await train(build(0.5, 0.3), "always");
+  assertIdentical(kept, recomputed, "recompute vs keep with dropout");
+  // The masks matter (dropout is really on): without dropout training ends elsewhere.
+  const noDropout = await train(build(0, 0), "never");
+  const w = "layers.1.weight";
+  assert.ok(noDropout.get(w)!.data.some((x, i) => x !== kept.get(w)!.data[i]), "dropout had no effect");
+});
+
+test("closing the inline executor hands BatchNorm layers back unchanged", async () => {
+  const model = createModel(CNN_BN, SEED);
+  const bns = model.units.filter((u): u is BatchNorm2d => u instanceof BatchNorm2d);
+  const schedule = generateSchedule("gpipe", { stages: 2, microbatches: 2 });
+  const ex = new InlineExecutor(model, { model: CNN_BN, seed: SEED, schedule, balance: uniformBalance(model.units.length, 2), recompute: "never", optimizer: OPT });
+  assert.ok(bns.every((bn) => !bn.updateRunningStats && Object.hasOwn(bn, "forward")));
+  await ex.close();
+  assert.ok(bns.every((bn) => bn.updateRunningStats && !Object.hasOwn(bn, "forward")));
 });

@@ -31,7 +31,6 @@ import { measureStageCosts, profileUnitTimes, type StageCosts } from "./runtime/
 import type { PipelineSetup } from "./runtime/setup.js";
 import { ThreadsExecutor } from "./runtime/threads.js";
 import { InlineExecutor } from "./runtime/inline.js";
-import type { SplitBatch } from "./runtime/executor.js";
 import { generateSchedule, SCHEDULE_NAMES, type Schedule } from "./schedule/index.js";
 
 const SYNC_SCHEDULES = ["gpipe", "1f1b", "interleaved", "zb-h1"];
@@ -55,7 +54,7 @@ export const benchPipelineCommand: CommandSpec = {
     rounds: { type: "int", min: 1, default: 6, help: "timed rounds per run; the fastest counts (the machine is shared)", meta: "R" },
     warmup: { type: "int", min: 0, default: 2, help: "untimed steps per run", meta: "N" },
     seed: { type: "int", default: 0, help: "seed for weights and data", meta: "S" },
-    synthetic: { type: "bool", default: true, help: "also run each schedule with stages that sleep for the measured costs (the executor's overlap, apart from the machine's cores)" },
+    synthetic: { type: "bool", default: true, help: "also run each schedule with stages that sleep for the measured costs (the executor's overlap, apart from the machine's cores); --synthetic=off skips it" },
     backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
   },
   examples: ["pipewright bench pipeline --json", "pipewright bench pipeline --schedules gpipe,1f1b --steps 4"],
@@ -76,8 +75,6 @@ export interface PipelineBenchLine {
   ideal: number | null;
   /** speedup_vs_microbatched / ideal. */
   efficiency: number | null;
-  /** measureParallelCapacity just before this run (the machine is shared; 1 = no spare core). */
-  parallel_capacity?: number;
   step_ms: number;
   balance: number[] | null;
   backend: string;
@@ -146,10 +143,7 @@ export async function measureParallelCapacity(threads: number, seconds = 0.5): P
   return (await run(threads)) / one;
 }
 
-/**
- * Seconds per step: `warmup` untimed steps, then `rounds` rounds of `steps` steps; the fastest
- * round counts (on a shared machine the least disturbed one is the closest to the real cost).
- */
+/** Seconds per step: `warmup` untimed steps, then the fastest of `rounds` rounds of `steps` steps. */
 async function timeSteps(step: () => unknown, t: Timing): Promise<number> {
   for (let i = 0; i < t.warmup; i++) await step();
   let best = Infinity;
@@ -165,21 +159,6 @@ interface Timing { warmup: number; steps: number; rounds: number }
 
 function mlpSpec(depth: number, width: number): ModelSpec {
   return { name: "mlp", input: 784, hidden: new Array<number>(depth - 1).fill(width), classes: 10 };
-}
-
-/** One worker, no pipeline: plain single-device steps on whole mini-batches in this thread. */
-function oneWorker(spec: ModelSpec, seed: number, x: Tensor, y: Int32Array, t: Timing): Promise<number> {
-  const model = createModel(spec, seed);
-  const opt = new SGD(model.namedParameters(), { lr: 0.01, momentum: 0.9 });
-  return timeSteps(() => { backward(crossEntropyLoss(model.forward(x), y)); opt.step(); opt.zeroGrad(); }, t);
-}
-
-/** One worker, the same micro-batches (a one-stage pipeline on the inline executor). */
-function oneWorkerMicrobatched(spec: ModelSpec, seed: number, batch: SplitBatch, M: number, t: Timing): Promise<number> {
-  const schedule = generateSchedule("gpipe", { stages: 1, microbatches: M });
-  const model = createModel(spec, seed);
-  const ex = new InlineExecutor(model, { model: spec, seed, schedule, balance: [model.units.length], recompute: "never", optimizer: { kind: "sgd", lr: 0.01, momentum: 0.9 } });
-  return timeSteps(() => ex.step(batch), t);
 }
 
 export async function runPipelineBench(argv: string[]): Promise<number> {
@@ -216,57 +195,78 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   out({ bench: "parallel_capacity", threads: W, throughput_ratio: round(capacity) },
     `${W} threads running the same kernel get ${capacity.toFixed(2)}x the work of one done (the most any ${W}-worker pipeline can gain here)`);
 
-  const t1 = await oneWorker(spec, seed, x, y, timing);
+  // Every configuration is prepared first, then timed in interleaved rounds (the fastest round of
+  // each counts), so that a stretch of the shared machine being busy does not hit one of them only.
+  const single = createModel(spec, seed);
+  const singleOpt = new SGD(single.namedParameters(), { lr: 0.01, momentum: 0.9 });
+  const microModel = createModel(spec, seed);
+  const micro = new InlineExecutor(microModel, { model: spec, seed, schedule: generateSchedule("gpipe", { stages: 1, microbatches: M }),
+    balance: [units], recompute: "never", optimizer: { kind: "sgd", lr: 0.01, momentum: 0.9 } });
+  interface Runner { step: () => unknown; best: number }
+  const runners: Runner[] = [
+    { step: () => { backward(crossEntropyLoss(single.forward(x), y)); singleOpt.step(); singleOpt.zeroGrad(); }, best: Infinity },
+    { step: () => micro.step(batch), best: Infinity },
+  ];
+  // Balanced stages from measured per-layer times (on a micro-batch), as a user's --partition time.
+  const unitTimes = profileUnitTimes(spec, seed, parts[0].x, 9);
+  const pipelines: { name: string; v: number; schedule: Schedule; balance: number[]; costs: StageCosts; ideal: number; ex: ThreadsExecutor; runner: Runner }[] = [];
+  try {
+    for (const name of schedules) {
+      const v = name === "interleaved" ? V : 1;
+      if (units < W * v) throw new UsageError(`the model has ${units} units, too few for ${W} workers x ${v} chunks`);
+      if (name === "interleaved" && M % W !== 0) {
+        out({ schedule: name, skipped: `M=${M} is not a multiple of ${W} workers` }, `${name}: skipped (M not a multiple of the workers)`);
+        continue;
+      }
+      const schedule = generateSchedule(name, { stages: W, microbatches: M, chunks: v });
+      const balance = balanceByCost(unitTimes, W * v);
+      const setup: PipelineSetup = { model: spec, seed, schedule, balance, recompute: "never", optimizer: { kind: "sgd", lr: 0.01, momentum: 0.9 } };
+      // The simulator's bound from the measured costs of exactly these stages (chunks summed per worker).
+      const costs = measureStageCosts(spec, seed, balance, parts[0].x, parts[0].y);
+      const perWorker = (xs: number[]): number[] => Array.from({ length: W }, (_, s) => xs.filter((_, vs) => vs % W === s).reduce((a, b) => a + b, 0));
+      const sim = simulate(schedule, { forward: perWorker(costs.forward), backward: perWorker(costs.backward), weight: perWorker(costs.weight), message: latency / 1e6 });
+      const ex = await ThreadsExecutor.create(setup, createModel(spec, seed).stateDict());
+      const runner: Runner = { step: () => ex.step(batch), best: Infinity };
+      runners.push(runner);
+      pipelines.push({ name, v, schedule, balance, costs, ideal: sim.speedup, ex, runner });
+    }
+    for (const r of runners) for (let i = 0; i < timing.warmup; i++) await r.step();
+    for (let round = 0; round < timing.rounds; round++) {
+      for (const r of runners) {
+        const t0 = performance.now();
+        for (let i = 0; i < timing.steps; i++) await r.step();
+        r.best = Math.min(r.best, (performance.now() - t0) / 1000 / timing.steps);
+      }
+    }
+  } finally {
+    for (const p of pipelines) await p.ex.close();
+  }
+
+  const t1 = runners[0].best, tm = runners[1].best;
   const base = B / t1;
   out({ schedule: "none", workers: 1, microbatches: 1, chunks: 1, batch: B, samples_per_s: round(base), speedup: 1,
     speedup_vs_microbatched: null, ideal: 1, efficiency: null, step_ms: round(t1 * 1000), balance: null, backend } satisfies PipelineBenchLine,
   `one worker, no pipeline: ${base.toFixed(1)} samples/s (${(t1 * 1000).toFixed(1)} ms/step)`);
   // The same M micro-batches with gradient accumulation on one worker: what a pipeline divides up.
-  const tm = await oneWorkerMicrobatched(spec, seed, batch, M, timing);
   const baseMicro = B / tm;
   out({ schedule: "none", workers: 1, microbatches: M, chunks: 1, batch: B, samples_per_s: round(baseMicro), speedup: round(baseMicro / base),
     speedup_vs_microbatched: 1, ideal: 1, efficiency: null, step_ms: round(tm * 1000), balance: null, backend } satisfies PipelineBenchLine,
   `one worker, ${M} micro-batches, no pipeline: ${baseMicro.toFixed(1)} samples/s (${(tm * 1000).toFixed(1)} ms/step)`);
-
-  // Balanced stages from measured per-layer times (on a micro-batch), as a user's --partition time.
-  const unitTimes = profileUnitTimes(spec, seed, parts[0].x);
-  const syntheticRuns: { name: string; schedule: Schedule; balance: number[]; costs: StageCosts }[] = [];
-  for (const name of schedules) {
-    const v = name === "interleaved" ? V : 1;
-    if (units < W * v) throw new UsageError(`the model has ${units} units, too few for ${W} workers x ${v} chunks`);
-    if (name === "interleaved" && M % W !== 0) {
-      out({ schedule: name, skipped: `M=${M} is not a multiple of ${W} workers` }, `${name}: skipped (M not a multiple of the workers)`);
-      continue;
-    }
-    const schedule = generateSchedule(name, { stages: W, microbatches: M, chunks: v });
-    const balance = balanceByCost(unitTimes, W * v);
-    const setup: PipelineSetup = { model: spec, seed, schedule, balance, recompute: "never", optimizer: { kind: "sgd", lr: 0.01, momentum: 0.9 } };
-    // The simulator's bound from the measured costs of exactly these stages (chunks summed per worker).
-    const c = measureStageCosts(spec, seed, balance, parts[0].x, parts[0].y);
-    const perWorker = (xs: number[]): number[] => Array.from({ length: W }, (_, s) => xs.filter((_, vs) => vs % W === s).reduce((a, b) => a + b, 0));
-    const sim = simulate(schedule, { forward: perWorker(c.forward), backward: perWorker(c.backward), weight: perWorker(c.weight), message: latency / 1e6 });
-    // The machine is shared: how many cores' worth the threads get right now, next to the result.
-    const capacityNow = await measureParallelCapacity(W, 0.25);
-    const ex = await ThreadsExecutor.create(setup, createModel(spec, seed).stateDict());
-    let t: number;
-    try {
-      t = await timeSteps(() => ex.step(batch), timing);
-    } finally {
-      await ex.close();
-    }
-    if (f.synthetic) syntheticRuns.push({ name, schedule, balance, costs: c });
+  for (const p of pipelines) {
+    const t = p.runner.best;
     const sps = B / t;
     const speedup = sps / base;
     const same = sps / baseMicro;
     const line: PipelineBenchLine = {
-      schedule: name, workers: W, microbatches: M, chunks: v, batch: B, samples_per_s: round(sps), speedup: round(speedup),
-      speedup_vs_microbatched: round(same), ideal: round(sim.speedup), efficiency: round(same / sim.speedup),
-      step_ms: round(t * 1000), balance, parallel_capacity: round(capacityNow, 3), backend,
+      schedule: p.name, workers: W, microbatches: M, chunks: p.v, batch: B, samples_per_s: round(sps), speedup: round(speedup),
+      speedup_vs_microbatched: round(same), ideal: round(p.ideal), efficiency: round(same / p.ideal),
+      step_ms: round(t * 1000), balance: p.balance, backend,
     };
-    out(line, `${name.padEnd(12)} ${W} workers: ${sps.toFixed(1)} samples/s, speed-up ${speedup.toFixed(2)} over one worker ` +
-      `(${same.toFixed(2)} over one worker with the same micro-batches) of ideal ${sim.speedup.toFixed(2)}: ` +
-      `${(100 * same / sim.speedup).toFixed(0)}% efficient, balance ${balance.join(",")}, ${capacityNow.toFixed(2)} cores free`);
+    out(line, `${p.name.padEnd(12)} ${W} workers: ${sps.toFixed(1)} samples/s, speed-up ${speedup.toFixed(2)} over one worker ` +
+      `(${same.toFixed(2)} over one worker with the same micro-batches) of ideal ${p.ideal.toFixed(2)}: ` +
+      `${(100 * same / p.ideal).toFixed(0)}% efficient, balance ${p.balance.join(",")}`);
   }
+  const syntheticRuns = f.synthetic ? pipelines : [];
   for (const r of syntheticRuns) {
     const l = await syntheticRun(r.name, r.schedule, r.balance, r.costs, units, B, latency, timing, seed, backend);
     out(l, `${r.name.padEnd(12)} ${W} workers, stages sleeping their measured costs: speed-up ${l.speedup} of ideal ${l.ideal} (${(100 * l.efficiency).toFixed(0)}%)`);

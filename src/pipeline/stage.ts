@@ -144,6 +144,7 @@ export class Stage {
   private readonly saved = new Map<number, Saved>();
   private readonly bnStats: BatchNormStats[] = [];
   private readonly dropouts: Dropout[] = [];
+  private readonly restorers: (() => void)[] = [];
   private readonly params: Tensor[];
   private deferChecked = false;
 
@@ -162,12 +163,17 @@ export class Stage {
         const stats = new BatchNormStats(m);
         this.bnStats.push(stats);
         // The pipeline owns the running statistics (committed at STEP); the layer only normalises.
+        const before = m.updateRunningStats;
         m.updateRunningStats = false;
         const layerForward = m.forward.bind(m);
         m.forward = (x: Tensor): Tensor => {
           if (stats.collecting && m.training) stats.record(x);
           return layerForward(x);
         };
+        this.restorers.push(() => {
+          m.updateRunningStats = before;
+          delete (m as { forward?: unknown }).forward; // back to the class's forward
+        });
       }
     }
   }
@@ -320,6 +326,12 @@ export class Stage {
 
   /** Drops every held micro-batch (after an error or at shutdown). */
   clear(): void { this.saved.clear(); }
+
+  /** Hands the layers back as they were (BatchNorm updating its own statistics again). */
+  release(): void {
+    this.saved.clear();
+    for (const r of this.restorers.splice(0)) r();
+  }
 }
 
 /** loss * scale for a scalar loss, recorded on the tape. */

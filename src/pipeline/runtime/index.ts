@@ -18,7 +18,18 @@
 //   executor.step({inputs, labels, scale}, lrFactor) -> {loss, correct, count, perMicrobatch, busy}
 //   executor.run(batches, lrFactors)   lists spanning several steps (asynchronous schedules)
 //   executor.stateDict(), executor.optimizerState(order), executor.close()
-//   WorkerInterpreter: runs one worker's action list; WeightHooks: where weight policies plug in.
+//   WorkerInterpreter: runs one worker's action list; WeightHooks: where weight policies plug in
+//   (beforeForward/afterForward/beforeBackward/afterBackward/beforeStep/afterStep with the physical
+//   stage and micro-batch, e.g. to swap in a stashed weight version and restore it).
+//   StepResult.peakActivations: activations held per stage at runtime (equals validateSchedule's).
+//   PipelineSetup test/bench hooks: `faults` (a unit that throws on a micro-batch; also
+//   PIPEWRIGHT_INJECT_FAULT=<unit>:<microbatch> for `pipewright train`) and `syntheticCosts`.
+//
+// Threads executor: one worker_thread per schedule worker, pairwise MessageChannels; activations are
+// copied once into a fresh buffer and transferred (moved without copy when the stage keeps no graph,
+// i.e. with recomputation), gradients are transferred. The first error anywhere terminates all
+// workers and rejects with "stage S, action 1F3 (worker W): cause". Lists are validated before any
+// thread starts, so a list that could deadlock is rejected instead of hanging.
 export { trainPipeline, optimizerConfigOf } from "./train-pipeline.js";
 export { InlineExecutor } from "./inline.js";
 export { ThreadsExecutor } from "./threads.js";

@@ -83,6 +83,9 @@ export class InlineExecutor implements Executor {
     return mergeStates(parts, order);
   }
 
-  async close(): Promise<void> { /* nothing to release */ }
+  /** Gives the model's layers back (the stages patched BatchNorm to own its statistics). */
+  async close(): Promise<void> {
+    for (const w of this.workers) for (const ps of w.stages.values()) for (const c of ps.chunks) c.release();
+  }
 }
 

@@ -4,11 +4,11 @@
 import type { Action, Schedule } from "../schedule/action.js";
 import type { ModelSpec } from "../../nn/models/spec.js";
 import type { Model } from "../../nn/models/model.js";
+import type { Tensor } from "../../tensor/tensor.js";
 import { SGD, AdamW } from "../../optim/index.js";
-import { Stage } from "../stage.js";
+import { currentMicrobatch, Stage } from "../stage.js";
 import type { PhysicalStage, PipelineShape, StageOptimizer } from "./interpreter.js";
 import { fromPlain, sliceState, type PlainOptimizerState } from "./optimizer-state.js";
-import { currentMicrobatch } from "../stage.js";
 import { isGradEnabled } from "../../autograd/engine.js";
 
 export const RECOMPUTE_MODES = ["never", "always", "except-last"] as const;
@@ -75,7 +75,8 @@ export function unitRanges(balance: readonly number[]): [number, number][] {
   return balance.map((b) => { const r: [number, number] = [start, start + b]; start += b; return r; });
 }
 
-export function createOptimizer(cfg: OptimizerConfig, params: [string, import("../../tensor/tensor.js").Tensor][]): StageOptimizer | null {
+/** The optimizer of one physical stage over its parameters (null when it has none). */
+export function createOptimizer(cfg: OptimizerConfig, params: [string, Tensor][]): StageOptimizer | null {
   if (params.length === 0) return null;
   switch (cfg.kind) {
     case "sgd": {
