@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   add, backward, checkAccumulation, enableGrad, gradcheck, isGradEnabled, linear, mul, noGrad, record, relu, sum,
-  crossEntropy, matmul,
+  crossEntropy, matmul, conv2d, embedding,
 } from "../src/autograd/index.js";
 import { Tensor } from "../src/tensor/tensor.js";
 import { randn } from "./ops-helpers.js";
@@ -110,4 +110,13 @@ test("gradcheck of a whole MLP loss", () => {
   const res = gradcheck((x, w1, b1, w2, b2) => mlpLoss(x, w1, b1, w2, b2),
     [randn([4, 3]), randn([5, 3]), randn([5]), randn([3, 5]), randn([3])]);
   assert.ok(res.ok, res.worst);
+});
+
+test("conv2d and embedding accumulate into an existing .grad exactly like a fresh gradient added to it", () => {
+  const x = randn([2, 3, 5, 5], false);
+  const convDev = checkAccumulation((w, b) => conv2d(x, w, b, { stride: 2, padding: 1 }), [randn([4, 3, 3, 3]), randn([4])]);
+  assert.ok(convDev < 1e-6, `conv2d second backward should double dw and db, deviation ${convDev}`);
+  const ids = Tensor.from([[0, 3, 3], [1, 0, 2]]);
+  const embDev = checkAccumulation((w) => embedding(w, ids), [randn([4, 5])]);
+  assert.ok(embDev < 1e-6, `embedding second backward should double, deviation ${embDev}`);
 });

@@ -27,12 +27,22 @@ export function enableGrad<T>(fn: () => T): T {
  * Ops call this last: `return record(out, "matmul", [a, b], (g, needs) => [...])`.
  */
 export function record(out: Tensor, name: string, inputs: readonly Tensor[],
-  backward: (gradOutput: Float32Array, needs: readonly boolean[]) => (Float32Array | null)[]): Tensor {
+  backward: (gradOutput: Float32Array, needs: readonly boolean[], into?: readonly (Float32Array | null)[]) =>
+    (Float32Array | null)[]): Tensor {
   if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
     out.gradFn = { name, inputs, backward } satisfies GradFn;
   }
   return out;
+}
+
+/**
+ * The existing `.grad` buffers of the leaf inputs that need a gradient, which an op may accumulate
+ * into directly. A leaf used twice by one op gets none (both contributions must be added).
+ */
+function leafBuffers(fn: GradFn, needs: readonly boolean[]): (Float32Array | null)[] {
+  return fn.inputs.map((x, i) => (needs[i] && !x.gradFn && x.grad && fn.inputs.indexOf(x) === fn.inputs.lastIndexOf(x)
+    ? x.grad.data : null));
 }
 
 /** Tensors reachable from roots through gradFns, outputs before inputs. */
@@ -148,10 +158,11 @@ export function backward(roots: Tensor | readonly Tensor[], grads?: readonly (Te
     if (deferred.size && fn.inputs.some((x) => deferred.has(x))) later.push([fn, g]);
     const needs = fn.inputs.map((x) => useful.has(x));
     if (!needs.some(Boolean)) continue;
-    const inGrads = fn.backward(g, needs);
+    const into = leafBuffers(fn, needs);
+    const inGrads = fn.backward(g, needs, into);
     fn.inputs.forEach((x, i) => {
       const gi = inGrads[i];
-      if (gi && needs[i]) add(x, gi);
+      if (gi && needs[i] && gi !== into[i]) add(x, gi);
     });
   }
 
@@ -161,8 +172,12 @@ export function backward(roots: Tensor | readonly Tensor[], grads?: readonly (Te
     done = true;
     for (const [fn, g] of later) {
       const needs = fn.inputs.map((x) => deferred.has(x));
-      const grads = fn.backward(g, needs);
-      fn.inputs.forEach((x, i) => { const gi = grads[i]; if (gi && needs[i]) accumulateLeaf(x, gi); });
+      const into = leafBuffers(fn, needs);
+      const grads = fn.backward(g, needs, into);
+      fn.inputs.forEach((x, i) => {
+        const gi = grads[i];
+        if (gi && needs[i] && gi !== into[i]) accumulateLeaf(x, gi);
+      });
     }
     later.length = 0;
   };

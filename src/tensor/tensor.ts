@@ -10,8 +10,11 @@ export interface GradFn {
   /**
    * Returns d(loss)/d(input) for each input, or null where `needs[i]` is false or the input gets no
    * gradient. The returned arrays are owned by the caller (the engine may keep or add into them).
+   * `into[i]`, when given, is the existing gradient buffer of input i (a leaf's `.grad`): an op may
+   * add its gradient there directly (saving an allocation and a pass) and return that same array.
    */
-  backward(gradOutput: Float32Array, needs: readonly boolean[]): (Float32Array | null)[];
+  backward(gradOutput: Float32Array, needs: readonly boolean[], into?: readonly (Float32Array | null)[]):
+    (Float32Array | null)[];
 }
 
 export class Tensor {

@@ -33,7 +33,7 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, options: C
   const out = Tensor.zeros([n, o, oh, ow]);
   be.conv2d(x.data, w.data, b ? b.data : null, out.data, p);
   const inputs = b ? [x, w, b] : [x, w];
-  return record(out, "conv2d", inputs, (dy, needs) => {
+  return record(out, "conv2d", inputs, (dy, needs, into) => {
     let dx: Float32Array | null = null;
     let dw: Float32Array | null = null;
     let db: Float32Array | null = null;
@@ -43,9 +43,11 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, options: C
     }
     const needDb = b !== null && needs[2];
     if (needs[1]) {
-      dw = new Float32Array(w.size);
-      db = needDb ? new Float32Array(o) : null;
-      be.conv2dBackwardWeights(x.data, dy, dw, db, p, false);
+      // Accumulate into existing .grad buffers when both are there (one flag covers dw and db).
+      const acc = !!into?.[1] && (!needDb || !!into?.[2]);
+      dw = acc ? into![1] : new Float32Array(w.size);
+      db = needDb ? (acc ? into![2] : new Float32Array(o)) : null;
+      be.conv2dBackwardWeights(x.data, dy, dw!, db, p, acc);
     } else if (needDb) {
       // Bias only: Σ over n, then over oh*ow.
       const perO = new Float32Array(o * oh * ow);

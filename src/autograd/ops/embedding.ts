@@ -16,8 +16,8 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   const out = Tensor.zeros([...ids.shape, d]);
   be.gather(weight.data, idx, d, out.data);
   // ids are indices, not values: they never receive a gradient.
-  return record(out, "embedding", [weight], (g) => {
-    const dw = new Float32Array(weight.size);
+  return record(out, "embedding", [weight], (g, _needs, into) => {
+    const dw = into?.[0] ?? new Float32Array(weight.size); // scatter-add accumulates by nature
     be.scatterAdd(g, idx, d, dw);
     return [dw];
   });

@@ -103,7 +103,7 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
   be.matmul(x.data, w.data, out.data, 1, rows, inF, outF, false, true, bias !== null);
 
   const inputs = bias ? [x, w, bias] : [x, w];
-  return record(out, "linear", inputs, (g, needs) => {
+  return record(out, "linear", inputs, (g, needs, into) => {
     let dx: Float32Array | null = null;
     let dw: Float32Array | null = null;
     let db: Float32Array | null = null;
@@ -111,13 +111,14 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
       dx = new Float32Array(x.size); // dx = g W
       be.matmul(g, w.data, dx, 1, rows, outF, inF, false, false, false);
     }
+    // Weight gradients accumulate straight into an existing .grad (micro-batch accumulation).
     if (needs[1]) {
-      dw = new Float32Array(w.size); // dW = g^T x
-      be.matmul(g, x.data, dw, 1, outF, rows, inF, true, false, false);
+      dw = into?.[1] ?? new Float32Array(w.size); // dW = g^T x
+      be.matmul(g, x.data, dw, 1, outF, rows, inF, true, false, dw === into?.[1]);
     }
     if (bias && needs[2]) {
-      db = new Float32Array(outF); // db = Σ_rows g
-      be.sum(g, 1, rows, outF, db, false);
+      db = into?.[2] ?? new Float32Array(outF); // db = Σ_rows g
+      be.sum(g, 1, rows, outF, db, db === into?.[2]);
     }
     return bias ? [dx, dw, db] : [dx, dw];
   });
