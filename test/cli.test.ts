@@ -10,6 +10,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadCheckpoint } from "../src/checkpoint/index.js";
 import { parseMetrics } from "../src/train/metrics.js";
+import { readSafetensors } from "../src/checkpoint/safetensors.js";
+import { createModel, type ModelSpec } from "../src/nn/models/index.js";
+import { noGrad } from "../src/autograd/engine.js";
 
 const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), "pipewright-cli-"));
@@ -103,6 +106,23 @@ test("a tiny real run on the committed slice writes metrics, a checkpoint and a 
   assert.equal(s2.resumed_from.epoch, 2);
   const all = parseMetrics(readFileSync(metrics, "utf8"));
   assert.deepEqual(all.filter((x) => x.type === "epoch").map((x) => x.epoch), [1, 2, 3]);
+
+  // `eval` on the saved checkpoint reproduces the run's final test accuracy and exports logits that
+  // the same weights, loaded here in-process, give again.
+  const io = join(tmp, "io.safetensors");
+  const ev = cli("eval", "--checkpoint", ckpt, "--data", "slice", "--limit", "120", "--export-logits", io, "--samples", "5", "--json");
+  assert.equal(ev.code, 0, ev.stderr);
+  const evOut = JSON.parse(ev.stdout) as { test_acc: number; epoch: number };
+  assert.equal(evOut.epoch, 2); // the resumed run was not told to --save
+  assert.ok(Math.abs(evOut.test_acc - (summary.test_acc as number)) < 1e-6, `${evOut.test_acc} vs ${String(summary.test_acc)} (rounded)`);
+  const { tensors } = readSafetensors(io);
+  const input = tensors.get("input")!;
+  const logits = tensors.get("logits")!;
+  assert.deepEqual([input.shape, logits.shape], [[5, 1, 28, 28], [5, 10]]);
+  const model = createModel(loadCheckpoint(ckpt).modelSpec as unknown as ModelSpec, 1);
+  model.loadStateDict(loadCheckpoint(ckpt).model);
+  model.eval();
+  assert.deepEqual(Array.from(noGrad(() => model.forward(input)).data), Array.from(logits.data));
 });
 
 test("human output: per-epoch lines on stderr, a summary on stdout", () => {

@@ -23,6 +23,10 @@ const COMMANDS: Record<string, Command> = {
     summary: "simulate a pipeline schedule: bubble fraction, makespan, peak activations, timeline",
     run: async (argv) => (await import("./sim.js")).runSim(argv),
   },
+  eval: {
+    summary: "evaluate a checkpoint; export inputs and logits for the PyTorch check",
+    run: async (argv) => (await import("./eval.js")).runEval(argv),
+  },
   repro: {
     summary: "reproduce a method's claim: `repro pipemare`, `repro pb`, `repro pipetransformer`",
     run: async (argv) => (await import("./repro.js")).runRepro(argv),

@@ -1,0 +1,63 @@
+// `pipewright eval`: evaluates a saved checkpoint on the test set (or the text's validation split)
+// and can export a few inputs with their logits, so that scripts/check_checkpoint_torch.py can check
+// that PyTorch's forward on the same weights gives the same logits.
+import { noGrad } from "../autograd/engine.js";
+import { loadCheckpoint } from "../checkpoint/checkpoint.js";
+import { writeSafetensors } from "../checkpoint/safetensors.js";
+import { createModel, resolveSpec, type ModelSpec } from "../nn/models/index.js";
+import { buildTask } from "../train/task.js";
+import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
+
+export const evalCommand: CommandSpec = {
+  name: "eval",
+  summary: "Evaluate a checkpoint on the test set; optionally export inputs and logits for the PyTorch check.",
+  flags: {
+    checkpoint: { type: "string", meta: "FILE", help: "checkpoint written by `pipewright train --save`" },
+    data: { type: "string", meta: "DIR", help: "Fashion-MNIST directory (default: the Debian package's)" },
+    text: { type: "string", meta: "FILE", help: "text corpus for gpt checkpoints (default: the committed fixture)" },
+    limit: { type: "int", min: 1, meta: "N", help: "use only the first N examples of each split" },
+    "export-logits": { type: "string", meta: "FILE", help: "write tensors `input` and `logits` of the first --samples test inputs (.safetensors)" },
+    samples: { type: "int", min: 1, default: 16, meta: "N", help: "how many inputs --export-logits writes" },
+    json: { type: "bool", help: "print the result as one JSON object" },
+  },
+  examples: [
+    "pipewright eval --checkpoint cnn.safetensors",
+    "pipewright eval --checkpoint cnn.safetensors --export-logits io.safetensors && /usr/bin/python3 scripts/check_checkpoint_torch.py cnn.safetensors --inputs io.safetensors --logits io.safetensors",
+  ],
+};
+
+export async function runEval(argv: string[]): Promise<number> {
+  const f = parseFlags(evalCommand, argv);
+  if (f.help) { process.stdout.write(helpText(evalCommand) + "\n"); return 0; }
+  const path = f.checkpoint as string | undefined;
+  if (!path) throw new UsageError("pipewright eval: --checkpoint FILE is required");
+  const ck = loadCheckpoint(path);
+  if (!ck.modelSpec) throw new Error(`${path}: the checkpoint has no "model_spec" metadata; it was not written by pipewright train`);
+  const spec = resolveSpec(ck.modelSpec as unknown as ModelSpec);
+  const model = createModel(spec, 0);
+  model.loadStateDict(ck.model);
+  model.eval();
+  const task = buildTask({ spec, batch: 1, seed: 0, data: f.data as string | undefined, limit: f.limit as number | undefined,
+    text: f.text as string | undefined });
+  const result = task.evaluate(model);
+
+  const exportPath = f["export-logits"] as string | undefined;
+  if (exportPath) {
+    const n = f.samples as number;
+    // The first training batch of n inputs (any inputs serve: the check compares two forwards).
+    const probe = buildTask({ spec, batch: n, seed: 0, data: f.data as string | undefined, limit: f.limit as number | undefined,
+      text: f.text as string | undefined }).batches(0, 0)[Symbol.iterator]().next().value;
+    if (!probe) throw new Error("eval: the data set is empty");
+    const logits = noGrad(() => model.forward(probe.x));
+    writeSafetensors(exportPath, [["input", probe.x], ["logits", logits]]);
+  }
+  const out = { checkpoint: path, model: spec.name, step: ck.step, epoch: ck.epoch, test_loss: result.loss,
+    test_acc: result.acc, test_ppl: result.ppl, exported: exportPath ?? null };
+  if (f.json) process.stdout.write(JSON.stringify(out) + "\n");
+  else {
+    const metric = result.acc !== null ? `accuracy ${(result.acc * 100).toFixed(2)}%` : `perplexity ${result.ppl!.toFixed(3)}`;
+    process.stdout.write(`${path}: ${spec.name} after epoch ${ck.epoch} (step ${ck.step}): test loss ${result.loss.toFixed(4)}, ${metric}\n`);
+    if (exportPath) process.stdout.write(`wrote ${f.samples as number} inputs and their logits to ${exportPath}\n`);
+  }
+  return 0;
+}
