@@ -1,6 +1,7 @@
 // What every executor needs to build a worker's stages: the model spec + seed (so a worker thread can
 // rebuild the model), the partition (units per virtual stage), the schedule, the recomputation mode
 // and the optimizer configuration. Plain JSON, so it can be posted to a worker as is.
+import { checkBalance as checkPartitionBalance } from "../partition.js";
 import type { Action, Schedule } from "../schedule/action.js";
 import type { ModelSpec } from "../../nn/models/spec.js";
 import type { Model } from "../../nn/models/model.js";
@@ -59,14 +60,9 @@ export function shapeOf(s: Schedule): PipelineShape {
   return { stages: s.stages, chunks: s.chunks, splitBackward: s.splitBackward, stageToWorker: s.stageToWorker };
 }
 
-/** Checks the balance against the model and the schedule, with an error that says what would fit. */
+/** Checks the balance against the model and the schedule (one entry per virtual stage). */
 export function checkBalance(balance: readonly number[], units: number, schedule: Schedule): void {
-  const V = schedule.stages * schedule.chunks;
-  const sum = balance.reduce((a, b) => a + b, 0);
-  if (balance.length !== V || sum !== units || balance.some((b) => !Number.isInteger(b) || b < 1)) {
-    throw new Error(`balance [${balance.join(",")}] does not fit: the model has ${units} units and the schedule ` +
-      `${V} virtual stages (${schedule.stages} stages x ${schedule.chunks} chunks); need ${V} positive integers summing to ${units}`);
-  }
+  checkPartitionBalance(balance, units, schedule.stages * schedule.chunks);
 }
 
 /** Unit index ranges [start, end) per virtual stage. */
