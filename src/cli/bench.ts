@@ -164,9 +164,13 @@ interface CompareRow {
   torch_step_ms: number | null;
 }
 
-/** The environment of the torch subprocess: OpenBLAS's own core detection (these overrides are for our process only). */
+/**
+ * The environment of the torch subprocess: OpenBLAS's own core detection (these overrides are for
+ * our process only), and one thread for every threading library torch's BLAS may use, since
+ * torch.set_num_threads does not reach a system OpenBLAS.
+ */
 function torchEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
+  const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1", MKL_NUM_THREADS: "1" };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
   return env;
