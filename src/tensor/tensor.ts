@@ -17,6 +17,13 @@ export interface GradFn {
     (Float32Array | null)[];
 }
 
+/** An uninitialised Float32Array of n elements (Node's unpooled, non-zeroed allocation). */
+export function emptyFloat32(n: number): Float32Array {
+  if (n < 1024) return new Float32Array(n); // small: zeroing is free and the pool is not worth it
+  const buf = Buffer.allocUnsafeSlow(n * 4);
+  return new Float32Array(buf.buffer, buf.byteOffset, n);
+}
+
 export class Tensor {
   readonly data: Float32Array;
   readonly shape: readonly number[];
@@ -56,6 +63,14 @@ export class Tensor {
   toArray(): number[] { return Array.from(this.data); }
 
   toString(): string { return `Tensor(${fmt(this.shape)}${this.gradFn ? `, grad_fn=${this.gradFn.name}` : ""})`; }
+
+  /**
+   * A tensor whose contents are undefined (not zeroed): only for outputs a kernel overwrites
+   * entirely, where zeroing megabytes first would be wasted memory traffic.
+   */
+  static empty(shape: Shape, requiresGrad = false): Tensor {
+    return new Tensor(emptyFloat32(numel(shape)), shape, requiresGrad);
+  }
 
   static zeros(shape: Shape, requiresGrad = false): Tensor {
     return new Tensor(new Float32Array(numel(shape)), shape, requiresGrad);

@@ -1,17 +1,17 @@
 // Element-wise unary functions: neg, relu, gelu (exact erf), tanh, exp, log, sigmoid, sqrt.
 import { getBackend } from "../../backend/index.js";
 import type { UnaryOp } from "../../backend/backend.js";
-import { Tensor } from "../../tensor/tensor.js";
+import { emptyFloat32, Tensor } from "../../tensor/tensor.js";
 import { record } from "../engine.js";
 import { checkTensor } from "./util.js";
 
 function unaryOp(op: UnaryOp, x: Tensor): Tensor {
   checkTensor(x, op, "input");
   const be = getBackend();
-  const out = Tensor.zeros(x.shape);
+  const out = Tensor.empty(x.shape);
   be.unary(op, x.data, out.data);
   return record(out, op, [x], (g) => {
-    const dx = new Float32Array(g.length);
+    const dx = emptyFloat32(g.length);
     be.unaryBackward(op, x.data, out.data, g, dx, false);
     return [dx];
   });

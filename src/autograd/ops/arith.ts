@@ -1,7 +1,7 @@
 // Broadcasting element-wise arithmetic: add, sub, mul, div (Tensor or number operands) and neg.
 import { getBackend } from "../../backend/index.js";
 import type { BinaryOp } from "../../backend/backend.js";
-import { Tensor } from "../../tensor/tensor.js";
+import { emptyFloat32, Tensor } from "../../tensor/tensor.js";
 import { broadcastShapes, padShape } from "../../tensor/shape.js";
 import { record } from "../engine.js";
 import { asTensor, reduceToShape } from "./util.js";
@@ -9,11 +9,11 @@ import { asTensor, reduceToShape } from "./util.js";
 /** out = x * alpha + beta for a tensor and a numeric constant (no broadcasting needed). */
 function scalarAffine(name: string, x: Tensor, alpha: number, beta: number): Tensor {
   const be = getBackend();
-  const out = Tensor.zeros(x.shape);
+  const out = Tensor.empty(x.shape);
   be.affine(x.data, alpha, beta, out.data);
   return record(out, name, [x], (g) => {
     if (alpha === 1) return [g];
-    const dx = new Float32Array(g.length);
+    const dx = emptyFloat32(g.length);
     be.affine(g, alpha, 0, dx);
     return [dx];
   });
@@ -32,7 +32,7 @@ function broadcastBinary(op: BinaryOp, a: Tensor, b: Tensor): { out: Tensor; aPa
   const rank = outShape.length;
   const aPad = padShape(a.shape, rank);
   const bPad = padShape(b.shape, rank);
-  const out = Tensor.zeros(outShape);
+  const out = Tensor.empty(outShape);
   getBackend().binary(op, a.data, aPad, b.data, bPad, out.data, outShape);
   return { out, aPad, bPad };
 }

@@ -1,7 +1,7 @@
 // 2-D convolution (cross-correlation, NCHW, weights [O, C, KH, KW]) with stride and zero padding.
 import { getBackend } from "../../backend/index.js";
 import type { ConvParams } from "../../backend/backend.js";
-import { Tensor } from "../../tensor/tensor.js";
+import { emptyFloat32, Tensor } from "../../tensor/tensor.js";
 import { fmt } from "../../tensor/shape.js";
 import { record } from "../engine.js";
 import { checkTensor, pair } from "./util.js";
@@ -30,7 +30,7 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, options: C
   if (oh < 1 || ow < 1) throw new Error(`${what}: kernel ${kh}x${kw} is larger than the padded input ${h + 2 * ph}x${wd + 2 * pw}`);
   const p: ConvParams = { n, c, h, w: wd, o, kh, kw, sh, sw, ph, pw, oh, ow };
   const be = getBackend();
-  const out = Tensor.zeros([n, o, oh, ow]);
+  const out = Tensor.empty([n, o, oh, ow]);
   be.conv2d(x.data, w.data, b ? b.data : null, out.data, p);
   const inputs = b ? [x, w, b] : [x, w];
   return record(out, "conv2d", inputs, (dy, needs, into) => {
@@ -38,14 +38,14 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, options: C
     let dw: Float32Array | null = null;
     let db: Float32Array | null = null;
     if (needs[0]) {
-      dx = new Float32Array(x.size);
+      dx = emptyFloat32(x.size);
       be.conv2dBackwardData(dy, w.data, dx, p, false);
     }
     const needDb = b !== null && needs[2];
     if (needs[1]) {
       // Accumulate into existing .grad buffers when both are there (one flag covers dw and db).
       const acc = !!into?.[1] && (!needDb || !!into?.[2]);
-      dw = acc ? into![1] : new Float32Array(w.size);
+      dw = acc ? into![1] : emptyFloat32(w.size);
       db = needDb ? (acc ? into![2] : new Float32Array(o)) : null;
       be.conv2dBackwardWeights(x.data, dy, dw!, db, p, acc);
     } else if (needDb) {

@@ -1,6 +1,6 @@
 // Losses: fused cross-entropy on logits (log-softmax + NLL in one kernel) and mean squared error.
 import { getBackend } from "../../backend/index.js";
-import { Tensor } from "../../tensor/tensor.js";
+import { emptyFloat32, Tensor } from "../../tensor/tensor.js";
 import { fmt, sameShape } from "../../tensor/shape.js";
 import { record } from "../engine.js";
 import { sub, mul } from "./arith.js";
@@ -30,12 +30,12 @@ export function crossEntropy(logits: Tensor, targets: Int32Array | Tensor, reduc
   }
   const ids = toIndices(targets instanceof Tensor ? targets.data : targets, cols, "crossEntropy", "target");
   const be = getBackend();
-  const logProbs = new Float32Array(logits.size);
+  const logProbs = emptyFloat32(logits.size);
   const total = be.crossEntropy(logits.data, ids, rows, cols, logProbs);
   const scale = reduction === "mean" ? 1 / rows : 1;
   const out = Tensor.scalar(total * scale);
   return record(out, "crossEntropy", [logits], (g) => {
-    const dx = new Float32Array(logits.size);
+    const dx = emptyFloat32(logits.size);
     be.crossEntropyBackward(logProbs, ids, rows, cols, g[0] * scale, dx, false);
     return [dx];
   });

@@ -1,6 +1,6 @@
 // Causal masking of attention scores: entries above the diagonal become -Infinity.
 import { getBackend } from "../../backend/index.js";
-import { Tensor } from "../../tensor/tensor.js";
+import { emptyFloat32, Tensor } from "../../tensor/tensor.js";
 import { fmt } from "../../tensor/shape.js";
 import { record } from "../engine.js";
 import { checkTensor } from "./util.js";
@@ -14,10 +14,10 @@ export function causalMask(x: Tensor): Tensor {
   const t = x.shape[x.rank - 1];
   const batch = t === 0 ? 0 : x.size / (t * t);
   const be = getBackend();
-  const out = Tensor.zeros(x.shape);
+  const out = Tensor.empty(x.shape);
   be.causalMask(x.data, batch, t, -Infinity, out.data);
   return record(out, "causalMask", [x], (g) => {
-    const dx = new Float32Array(x.size);
+    const dx = emptyFloat32(x.size);
     be.causalMask(g, batch, t, 0, dx);
     return [dx];
   });

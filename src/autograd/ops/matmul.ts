@@ -1,6 +1,6 @@
 // Matrix products: batched matmul with optional transposes, and the fused linear layer x W^T + b.
 import { getBackend } from "../../backend/index.js";
-import { Tensor } from "../../tensor/tensor.js";
+import { emptyFloat32, Tensor } from "../../tensor/tensor.js";
 import { fmt, numel, sameShape } from "../../tensor/shape.js";
 import { record } from "../engine.js";
 import { checkTensor } from "./util.js";
@@ -37,7 +37,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   if (k !== kb) throw new Error(`${what}: inner dimensions ${k} and ${kb} differ`);
   const batch = numel(lead);
   const be = getBackend();
-  const out = Tensor.zeros([...lead, m, n]);
+  const out = Tensor.empty([...lead, m, n]); // overwritten by the product
   be.matmul(a.data, b.data, out.data, batch, m, k, n, transA, transB, false, bShared);
 
   return record(out, "matmul", [a, b], (g, needs) => {
@@ -98,7 +98,7 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
   }
   const rows = x.size / inF;
   const be = getBackend();
-  const out = Tensor.zeros([...x.shape.slice(0, -1), outF]);
+  const out = Tensor.empty([...x.shape.slice(0, -1), outF]); // bias copied in, or overwritten
   if (bias) for (let r = 0; r < rows; r++) out.data.set(bias.data, r * outF); // start from b, then += x W^T
   be.matmul(x.data, w.data, out.data, 1, rows, inF, outF, false, true, bias !== null);
 
@@ -108,12 +108,12 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
     let dw: Float32Array | null = null;
     let db: Float32Array | null = null;
     if (needs[0]) {
-      dx = new Float32Array(x.size); // dx = g W
+      dx = emptyFloat32(x.size); // dx = g W (overwritten)
       be.matmul(g, w.data, dx, 1, rows, outF, inF, false, false, false);
     }
     // Weight gradients accumulate straight into an existing .grad (micro-batch accumulation).
     if (needs[1]) {
-      dw = into?.[1] ?? new Float32Array(w.size); // dW = g^T x
+      dw = into?.[1] ?? emptyFloat32(w.size); // dW = g^T x (accumulated or overwritten)
       be.matmul(g, x.data, dw, 1, outF, rows, inF, true, false, dw === into?.[1]);
     }
     if (bias && needs[2]) {
