@@ -44,6 +44,7 @@ export interface TensorParallelRunOptions<I> {
 /** How long a rank's "aborted by another rank" error waits for that rank's own error. */
 const CAUSE_GRACE_MS = 1000;
 const SHUTDOWN_GRACE_MS = 3000;
+const EXIT_GRACE_MS = 100;
 
 export async function runTensorParallel<I, O>(o: TensorParallelRunOptions<I>): Promise<O[]> {
   const R = o.size;
@@ -91,7 +92,10 @@ export async function runTensorParallel<I, O>(o: TensorParallelRunOptions<I>): P
     w.on("error", (e: Error) => fail(new TensorParallelError(rank, `uncaught: ${e.message}`, e.stack)));
     w.on("exit", (code) => {
       exited.add(rank);
-      if (!results.has(rank)) fail(new TensorParallelError(rank, `thread exited with code ${code} before returning a result`));
+      // A result posted just before the exit may still be in flight: look again a moment later.
+      setTimeout(() => {
+        if (!results.has(rank)) fail(new TensorParallelError(rank, `thread exited with code ${code} before returning a result`));
+      }, EXIT_GRACE_MS);
     });
   });
 
