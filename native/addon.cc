@@ -182,7 +182,9 @@ KERNEL(matmul)
   c.need(a.len, batch * m * k, "a", sz);
   c.need(b.len, (bb ? 1 : batch) * k * n, "b", sz + (bb ? " (b broadcast)" : ""));
   c.need(out.len, batch * m * n, "out", sz);
-  dnnlCtx(info.Env()).matmul(a.p, b.p, out.p, batch, m, k, n, ta, tb, acc, bb);
+  const F32 bias = info.Length() > 11 ? c.f32OrNull(11, "bias") : F32{nullptr, 0};
+  if (bias.p) c.need(bias.len, n, "bias", sz);
+  dnnlCtx(info.Env()).matmul(a.p, b.p, out.p, batch, m, k, n, ta, tb, acc, bb, bias.p);
 END_KERNEL(info.Env().Undefined())
 
 KERNEL(conv2d)
@@ -618,7 +620,7 @@ void tuneMalloc() {
     const char* v = std::getenv("PIPEWRIGHT_MALLOC_TUNING");
     if (v && std::strcmp(v, "0") == 0) return;
     mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
   });
 }
 

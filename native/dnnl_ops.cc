@@ -146,7 +146,7 @@ dnnl::convolution_forward::primitive_desc fwdPd(const dnnl::engine& eng, const C
 
 struct DnnlContext::MatmulEntry {
   dnnl::matmul prim;
-  memory src, wei, dst, scratch;
+  memory src, wei, dst, bias, scratch;
 };
 
 struct DnnlContext::ConvFwdEntry {
@@ -194,10 +194,14 @@ size_t DnnlContext::cachedPrimitives() const {
 }
 
 void DnnlContext::matmul(const float* a, const float* b, float* out, int64_t batch, int64_t m, int64_t k, int64_t n,
-                         bool transA, bool transB, bool accumulate, bool bBroadcast) {
+                         bool transA, bool transB, bool accumulate, bool bBroadcast, const float* bias) {
   if (batch == 0 || m == 0 || n == 0) return;
   if (k == 0) {
-    if (!accumulate) std::memset(out, 0, sizeof(float) * batch * m * n);
+    for (int64_t r = 0; r < batch * m; r++) {
+      float* row = out + r * n;
+      if (!accumulate) std::memset(row, 0, sizeof(float) * n);
+      if (bias) for (int64_t j = 0; j < n; j++) row[j] += bias[j];
+    }
     return;
   }
   // Batch 1 and a shared b are the same as one big [batch*m, k] @ [k, n] product when a is not
@@ -207,7 +211,8 @@ void DnnlContext::matmul(const float* a, const float* b, float* out, int64_t bat
     batch = 1;
   }
   omp_set_num_threads(1);
-  Key key{batch, m, k, n, transA, transB, accumulate, bBroadcast};
+  const bool hasBias = bias != nullptr;
+  Key key{batch, m, k, n, transA, transB, accumulate, bBroadcast, hasBias};
   auto it = matmuls_.find(key);
   if (it == matmuls_.end()) {
     auto e = std::make_unique<MatmulEntry>();
@@ -215,12 +220,16 @@ void DnnlContext::matmul(const float* a, const float* b, float* out, int64_t bat
     memory::desc aMd({batch, m, k}, dt::f32, transA ? memory::dims{m * k, 1, m} : memory::dims{m * k, k, 1});
     memory::desc bMd({bb, k, n}, dt::f32, transB ? memory::dims{k * n, 1, k} : memory::dims{k * n, n, 1});
     memory::desc cMd({batch, m, n}, dt::f32, memory::dims{m * n, n, 1});
-    dnnl::matmul::desc d(aMd, bMd, cMd);
+    // The bias goes into the primitive (added in its epilogue), not copied into out beforehand and
+    // accumulated with a sum post-op, which re-reads all of out (about 20% slower on a 2048x256x768 GEMM).
+    memory::desc biasMd({1, 1, n}, dt::f32, memory::dims{n, n, 1});
+    dnnl::matmul::desc d = hasBias ? dnnl::matmul::desc(aMd, bMd, biasMd, cMd) : dnnl::matmul::desc(aMd, bMd, cMd);
     dnnl::matmul::primitive_desc pd(d, userScratchpadAttr(accumulate), eng_);
     e->prim = dnnl::matmul(pd);
     e->src = memory(aMd, eng_, DNNL_MEMORY_NONE);
     e->wei = memory(bMd, eng_, DNNL_MEMORY_NONE);
     e->dst = memory(cMd, eng_, DNNL_MEMORY_NONE);
+    if (hasBias) e->bias = memory(biasMd, eng_, DNNL_MEMORY_NONE);
     e->scratch = memory(pd.scratchpad_desc(), eng_);
     it = matmuls_.emplace(std::move(key), std::move(e)).first;
   }
@@ -228,8 +237,14 @@ void DnnlContext::matmul(const float* a, const float* b, float* out, int64_t bat
   e.src.set_data_handle(mut(a));
   e.wei.set_data_handle(mut(b));
   e.dst.set_data_handle(out);
-  e.prim.execute(strm_, {{DNNL_ARG_SRC, e.src}, {DNNL_ARG_WEIGHTS, e.wei}, {DNNL_ARG_DST, e.dst},
-                         {DNNL_ARG_SCRATCHPAD, e.scratch}});
+  if (hasBias) {
+    e.bias.set_data_handle(mut(bias));
+    e.prim.execute(strm_, {{DNNL_ARG_SRC, e.src}, {DNNL_ARG_WEIGHTS, e.wei}, {DNNL_ARG_BIAS, e.bias},
+                           {DNNL_ARG_DST, e.dst}, {DNNL_ARG_SCRATCHPAD, e.scratch}});
+  } else {
+    e.prim.execute(strm_, {{DNNL_ARG_SRC, e.src}, {DNNL_ARG_WEIGHTS, e.wei}, {DNNL_ARG_DST, e.dst},
+                           {DNNL_ARG_SCRATCHPAD, e.scratch}});
+  }
   strm_.wait();
 }
 

@@ -23,7 +23,7 @@ class DnnlContext {
   DnnlContext();
   ~DnnlContext();
   void matmul(const float* a, const float* b, float* out, int64_t batch, int64_t m, int64_t k, int64_t n, bool transA,
-              bool transB, bool accumulate, bool bBroadcast);
+              bool transB, bool accumulate, bool bBroadcast, const float* bias = nullptr);
   void convForward(const float* x, const float* w, const float* bias, float* y, const ConvShape& s);
   void convBackwardData(const float* dy, const float* w, float* dx, const ConvShape& s, bool accumulate);
   void convBackwardWeights(const float* x, const float* dy, float* dw, float* db, const ConvShape& s, bool accumulate);

@@ -128,6 +128,38 @@ describe("native backend agrees with the reference backend", { skip }, () => {
     }
   });
 
+  test("matmul with a bias row (fused linear), with and without accumulate (dot-product bound, k + 1 terms)", () => {
+    const cases: [number, number, number, number, boolean, boolean, boolean, boolean][] = [
+      // batch, m, k, n, transA, transB, accumulate, bBroadcast
+      [1, 37, 300, 70, false, true, false, false],
+      [1, 5, 7, 3, false, true, true, false],
+      [3, 8, 9, 10, false, false, false, true],
+      [2, 6, 11, 13, true, false, true, false],
+      [2, 4, 0, 3, false, true, false, false],
+    ];
+    for (const [batch, m, k, n, ta, tb, acc, bb] of cases) {
+      const label = `matmul+bias batch=${batch} m=${m} k=${k} n=${n} transA=${ta} transB=${tb} acc=${acc} bBroadcast=${bb}`;
+      const a = randn(batch * m * k);
+      const b = randn((bb ? 1 : batch) * k * n);
+      const bias = randn(n);
+      const out0 = randn(batch * m * n);
+      const [[o1], [o2]] = both([out0], (be, [o]) => be.matmul(a, b, o, batch, m, k, n, ta, tb, acc, bb, bias));
+      const absAB = new Float32Array(batch * m * n);
+      ref.matmul(abs(a), abs(b), absAB, batch, m, k, n, ta, tb, false, bb, abs(bias));
+      if (acc) for (let i = 0; i < absAB.length; i++) absAB[i] += Math.abs(out0[i]);
+      bounded(label, o1, o2, absAB, k + 1);
+      // The bias really is there: the same product without it differs by exactly the bias (up to rounding).
+      const plain = out0.slice();
+      ref.matmul(a, b, plain, batch, m, k, n, ta, tb, acc, bb);
+      for (let r = 0; r < batch * m; r++) {
+        for (let j = 0; j < n; j++) {
+          const d = o2[r * n + j] - plain[r * n + j] - bias[j];
+          assert.ok(Math.abs(d) <= 1e-4 * (1 + absAB[r * n + j]), `${label}: reference bias missing at row ${r} col ${j}`);
+        }
+      }
+    }
+  });
+
   const convCases: ConvParams[] = [
     conv(2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 1),
     conv(1, 1, 5, 5, 2, 2, 2, 2, 2, 0, 0),

@@ -29,8 +29,9 @@ export interface Backend {
   // out[b] (+)= op(a[b]) @ op(b[b]) for b < batch. op(a) is [m, k], op(b) is [k, n], out[b] is [m, n].
   // Stored layouts: a is [batch, m, k] or, if transA, [batch, k, m]; b is [batch, k, n] or, if
   // transB, [batch, n, k]. With bBroadcast the single matrix b is shared by every batch entry.
+  // An optional bias [n] is added to every row of the product (a fused linear layer's bias).
   matmul(a: Float32Array, b: Float32Array, out: Float32Array, batch: number, m: number, k: number, n: number,
-    transA: boolean, transB: boolean, accumulate: boolean, bBroadcast?: boolean): void;
+    transA: boolean, transB: boolean, accumulate: boolean, bBroadcast?: boolean, bias?: Float32Array | null): void;
 
   // Convolution (cross-correlation, like PyTorch). bias may be null.
   conv2d(x: Float32Array, w: Float32Array, bias: Float32Array | null, out: Float32Array, p: ConvParams): void;

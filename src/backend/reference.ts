@@ -148,7 +148,7 @@ function normBackwardGroup(x: Float32Array, dy: Float32Array, idx: (j: number) =
 export const referenceBackend: Backend = {
   name: "reference",
 
-  matmul(a, b, out, batch, m, k, n, transA, transB, accumulate, bBroadcast = false) {
+  matmul(a, b, out, batch, m, k, n, transA, transB, accumulate, bBroadcast = false, bias = null) {
     // Element (i, p) of op(a) is a[aOff + i*ai + p*ap]; element (p, j) of op(b) is b[bOff + p*bp + j*bj].
     const ai = transA ? 1 : k;
     const ap = transA ? m : 1;
@@ -167,6 +167,7 @@ export const referenceBackend: Backend = {
             const br = bOff + j * k;
             let s = 0;
             for (let p = 0; p < k; p++) s += a[ar + p] * b[br + p];
+            if (bias) s += bias[j];
             const o = oOff + i * n + j;
             out[o] = accumulate ? out[o] + s : s;
           }
@@ -181,6 +182,7 @@ export const referenceBackend: Backend = {
           for (let j = 0; j < n; j++) acc[j] += av * b[row + j * bj];
         }
         const o = oOff + i * n;
+        if (bias) for (let j = 0; j < n; j++) acc[j] += bias[j];
         if (accumulate) for (let j = 0; j < n; j++) out[o + j] += acc[j];
         else for (let j = 0; j < n; j++) out[o + j] = acc[j];
       }

@@ -1,4 +1,59 @@
-// Placeholder until the experiment lands: fails loudly rather than pretending.
-export async function runReproPipemare(_argv: string[]): Promise<number> {
-  throw new Error("pipewright repro pipemare is not implemented yet");
+// `pipewright repro pipemare`: PipeMare against synchronous 1F1B, naive asynchronous training and
+// PipeDream weight stashing on a fine-grained asynchronous pipeline (README: "Asynchronous pipelines
+// and reproductions"). Every row uses the same base hyper-parameters, those that suit synchronous
+// training: an MLP of eight Linear layers cut one layer per stage into S = 8 stages, one micro-batch
+// per step (delays tau_s = 2(S-1-s)+1 = 15, 13, ..., 1), momentum SGD with a cosine schedule.
+import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
+import { COMMON_FLAGS, runExperiment, selectRows, settingsFrom, type ReproRow } from "./repro-async.js";
+import { parseAsyncConfig } from "../pipeline/weights/config.js";
+import type { ModelSpec } from "../nn/models/spec.js";
+
+const STAGES = 8;
+/** Flatten, (Linear, ReLU) x 7, Linear: 16 units, one Linear (+ its ReLU) per stage. */
+const SPEC: ModelSpec = { name: "mlp", input: 784, hidden: [256, 256, 256, 256, 256, 256, 256], classes: 10 };
+const BALANCE = [3, 2, 2, 2, 2, 2, 2, 1];
+
+export const reproPipemareCommand: CommandSpec = {
+  name: "repro pipemare",
+  summary: `PipeMare (T1 learning-rate rescheduling, T2 discrepancy correction) against synchronous 1F1B, naive asynchronous and ` +
+    `PipeDream weight stashing: an MLP of 8 Linear layers cut into ${STAGES} stages (one layer each), asynchronous 1F1B ` +
+    `without flush, Fashion-MNIST, every row with the same hyper-parameters. Table: method, delays, final test accuracy ` +
+    `(mean ± std over seeds), peak memory of weights + optimizer state (+ extra weight versions) per stage.`,
+  flags: {
+    ...COMMON_FLAGS,
+    lr: { type: "number", min: 0, help: "base learning rate of every row (default 0.1)", meta: "X" },
+    batch: { type: "int", min: 1, help: "mini-batch size (default 32)", meta: "B" },
+    momentum: { type: "number", min: 0, help: "SGD momentum (default 0.9)", meta: "M" },
+    "warmup-epochs": { type: "int", min: 0, help: "add a row: PipeMare T1+T2 after K synchronous epochs", meta: "K" },
+  },
+  examples: ["pipewright repro pipemare", "pipewright repro pipemare --epochs 2 --seeds 2 --limit 10000 --svg pipemare.svg"],
+};
+
+export async function runReproPipemare(argv: string[]): Promise<number> {
+  const f = parseFlags(reproPipemareCommand, argv);
+  if (f.help) { process.stdout.write(helpText(reproPipemareCommand) + "\n"); return 0; }
+  const log = f.quiet ? (): void => {} : (m: string): void => { process.stderr.write(m + "\n"); };
+  const st = settingsFrom(f, SPEC, { epochs: 3, seeds: 2 }, log);
+  const train = { batch: (f.batch as number | undefined) ?? 32, lr: (f.lr as number | undefined) ?? 0.1, momentum: (f.momentum as number | undefined) ?? 0.9, weightDecay: 0 };
+  const pipe = { stages: STAGES, microbatches: 1, balance: BALANCE };
+  const asyncRow = (key: string, label: string, flags: Record<string, string | number>): ReproRow =>
+    ({ key, label, train, pipeline: { ...pipe, schedule: "async", async: parseAsyncConfig(flags) } });
+  const rows: ReproRow[] = [
+    { key: "sync", label: "synchronous 1F1B", train, pipeline: { ...pipe, schedule: "1f1b" } },
+    asyncRow("naive", "naive async", { method: "naive" }),
+    asyncRow("stash", "PipeDream stash", { method: "stash" }),
+    asyncRow("t1", "PipeMare T1 only", { method: "pipemare", "pipemare-correction": "off" }),
+    asyncRow("t2", "PipeMare T2 only", { method: "pipemare", "pipemare-lr": "off" }),
+    asyncRow("pipemare", "PipeMare T1+T2", { method: "pipemare" }),
+  ];
+  const K = f["warmup-epochs"] as number | undefined;
+  if (K !== undefined) {
+    if (K >= st.epochs) throw new UsageError(`--warmup-epochs ${K} must be below --epochs ${st.epochs} (some epochs must run asynchronously)`);
+    rows.push(asyncRow("warmup", `PipeMare T1+T2, ${K} sync epoch(s)`, { method: "pipemare", "warmup-epochs": K }));
+  }
+  const chosen = selectRows(rows, f);
+  const title = `repro pipemare: MLP 8 x Linear, ${STAGES} stages, batch ${train.batch}, lr ${train.lr}, momentum ${train.momentum}, ` +
+    `${st.epochs} epoch(s), ${st.seeds} seed(s)${st.limit ? `, first ${st.limit} images` : ""}`;
+  await runExperiment("pipemare", title, chosen, st, f, "sync", { stages: STAGES, balance: BALANCE, ...train });
+  return 0;
 }

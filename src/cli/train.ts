@@ -5,7 +5,9 @@ import { helpText, parseFlags, UsageError, type CommandSpec, type FlagValues } f
 import { BACKEND_NAMES, setBackend, type BackendName } from "../backend/index.js";
 import { MODEL_NAMES, type ModelName } from "../nn/models/spec.js";
 import { lossCurveSvg } from "../report/loss-curve-svg.js";
+import { ASYNC_FLAGS, parseAsyncConfig } from "../pipeline/weights/config.js";
 import { ProgressBar } from "../report/progress.js";
+import { FREEZE_FLAGS, FREEZE_FLAG_NAMES, runFreezeTraining } from "./train-freeze.js";
 import { checkpointConfig, trainSingleDevice, type TrainResult, type TrainSummary } from "../train/loop.js";
 import { parseMetrics, type MetricsRecord } from "../train/metrics.js";
 import {
@@ -55,6 +57,11 @@ export const trainCommand: CommandSpec = {
     balance: { type: "list", help: "pipeline: explicit units per stage, e.g. 3,2,3 (instead of --partition)", meta: "N,N,..." },
     executor: { type: "string", choices: EXECUTORS, help: "pipeline: run stages in one thread (inline) or one worker thread each (default threads)" },
     recompute: { type: "string", choices: RECOMPUTE_MODES, help: "pipeline: recompute activations in the backward pass (default never)" },
+    // Asynchronous pipelines (issue 4): only with --schedule async.
+    ...ASYNC_FLAGS,
+    workers: { type: "int", min: 1, help: "pipeline: worker threads the stages share, in contiguous blocks (default one per stage)", meta: "W" },
+    // PipeTransformer (issue 5): adaptive freezing with elastic pipelines (src/pipeline/elastic).
+    ...FREEZE_FLAGS,
   },
   examples: [
     "pipewright train --model cnn --epochs 5",
@@ -62,10 +69,12 @@ export const trainCommand: CommandSpec = {
     "pipewright train --resume mlp.safetensors --epochs 8",
     "pipewright train --model gpt --epochs 3 --text my.txt",
     "pipewright train --model cnn --schedule 1f1b --stages 2 --microbatches 4 --executor threads",
+    "pipewright train --model mlp --schedule async --stages 4 --method pipemare --warmup-epochs 1",
+    "pipewright train --model vit --epochs 4 --freeze --freeze-alpha 1/3 --elastic on --cache on",
   ],
 };
 
-const PIPELINE_FLAGS = ["stages", "microbatches", "chunks", "partition", "balance", "executor", "recompute"] as const;
+const PIPELINE_FLAGS = ["stages", "microbatches", "chunks", "partition", "balance", "executor", "recompute", "workers", ...Object.keys(ASYNC_FLAGS)] as const;
 
 /** Names of the flags that appear on the command line (so a resumed run keeps the saved values of the others). */
 export function givenFlags(argv: readonly string[]): Set<string> {
@@ -133,7 +142,12 @@ export function resolvePipelineConfig(f: FlagValues, given: Set<string>): Pipeli
   }
   const schedule = f.schedule as PipelineScheduleName;
   if (f.stages === undefined) throw new UsageError(`--schedule ${schedule} needs --stages S (the number of pipeline stages)`);
-  if (f.microbatches === undefined) throw new UsageError(`--schedule ${schedule} needs --microbatches M (micro-batches per mini-batch)`);
+  const asyncGiven = Object.keys(ASYNC_FLAGS).filter((n) => given.has(n));
+  if (schedule !== "async" && asyncGiven.length) {
+    throw new UsageError(`${asyncGiven.map((n) => `--${n}`).join(", ")} only apply to --schedule async, not ${schedule}`);
+  }
+  // Asynchronous: one micro-batch per optimizer step unless told otherwise (batch size 1: --batch 1).
+  if (f.microbatches === undefined && schedule !== "async") throw new UsageError(`--schedule ${schedule} needs --microbatches M (micro-batches per mini-batch)`);
   const chunks = (f.chunks as number | undefined) ?? 1;
   if (chunks > 1 && schedule !== "interleaved") {
     throw new UsageError(`--chunks ${chunks} needs --schedule interleaved; ${schedule} runs one chunk per stage`);
@@ -153,13 +167,23 @@ export function resolvePipelineConfig(f: FlagValues, given: Set<string>): Pipeli
   return {
     schedule,
     stages: f.stages as number,
-    microbatches: f.microbatches as number,
+    microbatches: (f.microbatches as number | undefined) ?? 1,
     chunks,
     partition: (f.partition as PartitionMethod | undefined) ?? "uniform",
     balance,
     executor: (f.executor as ExecutorName | undefined) ?? "threads",
     recompute: (f.recompute as RecomputeMode | undefined) ?? "never",
+    async: schedule === "async" ? asyncConfigOf(f) : undefined,
+    workers: f.workers as number | undefined,
   };
+}
+
+function asyncConfigOf(f: FlagValues): PipelineConfig["async"] {
+  try {
+    return parseAsyncConfig(f as Parameters<typeof parseAsyncConfig>[0]);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 type TrainPipelineFn = (opts: PipelineTrainOptions) => Promise<TrainResult>;
@@ -212,6 +236,9 @@ export async function runTrain(argv: string[]): Promise<number> {
   }
   const saved = f.resume !== undefined ? checkpointConfig(f.resume as string) : undefined;
   const cfg = resolveTrainConfig(f, given, saved);
+  if (f.freeze === true) return runFreezeTraining(f, given, cfg);
+  const strayFreeze = FREEZE_FLAG_NAMES.filter((n) => n !== "freeze" && given.has(n));
+  if (strayFreeze.length) throw new UsageError(`${strayFreeze.map((n) => `--${n}`).join(", ")} only apply with --freeze`);
   const pipeline = resolvePipelineConfig(f, given);
   if (f.backend !== undefined) setBackend(f.backend as BackendName);
 

@@ -2,6 +2,7 @@
 // and the pipeline options the pipeline runtime receives. Plain JSON so it can be stored in a
 // checkpoint and handed to worker threads.
 import type { ModelName, ModelSpec } from "../nn/models/spec.js";
+import type { AsyncConfig } from "../pipeline/weights/config.js";
 
 export const OPTIMIZER_NAMES = ["sgd", "adamw"] as const;
 export type OptimizerName = (typeof OPTIMIZER_NAMES)[number];
@@ -61,7 +62,7 @@ export const MODEL_DEFAULTS: Record<ModelName, ModelDefaults> = {
   gpt: { batch: 16, lr: 3e-3, optimizer: "adamw", momentum: 0.9, weightDecay: 0.01, scheduleLr: "cosine", warmup: 20 },
 };
 
-export const PIPELINE_SCHEDULES = ["gpipe", "1f1b", "interleaved", "zb-h1"] as const;
+export const PIPELINE_SCHEDULES = ["gpipe", "1f1b", "interleaved", "zb-h1", "async"] as const;
 export type PipelineScheduleName = (typeof PIPELINE_SCHEDULES)[number];
 export const PARTITION_METHODS = ["uniform", "parameters", "time"] as const;
 export type PartitionMethod = (typeof PARTITION_METHODS)[number];
@@ -82,6 +83,10 @@ export interface PipelineConfig {
   balance?: number[];
   executor: ExecutorName;
   recompute: RecomputeMode;
+  /** --schedule async (issue 4): method, corrections, warm-up (from parseAsyncConfig). */
+  async?: AsyncConfig;
+  /** Worker threads the stages share (contiguous blocks of stages); default one per stage. */
+  workers?: number;
 }
 
 /** Everything `trainPipeline` (src/pipeline/runtime/train-pipeline.ts) receives. */

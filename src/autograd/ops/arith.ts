@@ -78,12 +78,12 @@ export function mul(a: Tensor | number, b: Tensor | number): Tensor {
     let ga: Float32Array | null = null;
     let gb: Float32Array | null = null;
     if (needs[0]) {
-      const t = new Float32Array(out.size);
+      const t = emptyFloat32(out.size);
       be.binary("mul", g, out.shape, b.data, bPad, t, out.shape);
       ga = reduceToShape(t, out.shape, a.shape);
     }
     if (needs[1]) {
-      const t = new Float32Array(out.size);
+      const t = emptyFloat32(out.size);
       be.binary("mul", g, out.shape, a.data, aPad, t, out.shape);
       gb = reduceToShape(t, out.shape, b.shape);
     }
@@ -101,15 +101,15 @@ export function div(a: Tensor | number, b: Tensor | number): Tensor {
     let ga: Float32Array | null = null;
     let gb: Float32Array | null = null;
     if (needs[0]) {
-      const t = new Float32Array(out.size);
+      const t = emptyFloat32(out.size);
       be.binary("div", g, out.shape, bt.data, bPad, t, out.shape);
       ga = reduceToShape(t, out.shape, at.shape);
     }
     if (needs[1]) {
       // d(a/b)/db = -(a/b)/b = -out/b
-      const t = new Float32Array(out.size);
+      const t = emptyFloat32(out.size);
       be.binary("mul", g, out.shape, out.data, out.shape, t, out.shape);
-      const u = new Float32Array(out.size);
+      const u = emptyFloat32(out.size);
       be.binary("div", t, out.shape, bt.data, bPad, u, out.shape);
       const r = reduceToShape(u, out.shape, bt.shape);
       gb = new Float32Array(r.length);

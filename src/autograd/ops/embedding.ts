@@ -13,7 +13,7 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   const [v, d] = weight.shape;
   const idx = toIndices(ids.data, v, "embedding", `id (ids ${fmt(ids.shape)}, weight ${fmt(weight.shape)})`);
   const be = getBackend();
-  const out = Tensor.zeros([...ids.shape, d]);
+  const out = Tensor.empty([...ids.shape, d]); // every row gathered
   be.gather(weight.data, idx, d, out.data);
   // ids are indices, not values: they never receive a gradient.
   return record(out, "embedding", [weight], (g, _needs, into) => {

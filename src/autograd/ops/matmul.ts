@@ -44,7 +44,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     let da: Float32Array | null = null;
     let db: Float32Array | null = null;
     if (needs[0]) {
-      da = new Float32Array(a.size);
+      da = emptyFloat32(a.size); // every path below overwrites it
       if (!transA) {
         // dA = g op(B)^T
         be.matmul(g, b.data, da, batch, m, n, k, false, !transB, false, bShared);
@@ -53,13 +53,14 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
         be.matmul(b.data, g, da, batch, k, n, m, transB, true, false);
       } else {
         // The shared operand can only be the second one: compute (g op(B)^T) = dA^T and transpose it back.
-        const t = new Float32Array(a.size);
+        const t = emptyFloat32(a.size);
         be.matmul(g, b.data, t, batch, m, n, k, false, !transB, false, true);
         be.permute(t, [batch, m, k], [0, 2, 1], da, false);
       }
     }
     if (needs[1]) {
-      db = new Float32Array(b.size);
+      // Overwritten, except by the per-batch loop which accumulates into zeros.
+      db = bShared && transA ? new Float32Array(b.size) : emptyFloat32(b.size);
       if (bShared && !transA) {
         // Sum over the batch folds into one product over batch*m rows.
         if (!transB) be.matmul(a.data, g, db, 1, k, batch * m, n, true, false, false);
@@ -98,9 +99,8 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
   }
   const rows = x.size / inF;
   const be = getBackend();
-  const out = Tensor.empty([...x.shape.slice(0, -1), outF]); // bias copied in, or overwritten
-  if (bias) for (let r = 0; r < rows; r++) out.data.set(bias.data, r * outF); // start from b, then += x W^T
-  be.matmul(x.data, w.data, out.data, 1, rows, inF, outF, false, true, bias !== null);
+  const out = Tensor.empty([...x.shape.slice(0, -1), outF]); // overwritten by x W^T + b
+  be.matmul(x.data, w.data, out.data, 1, rows, inF, outF, false, true, false, false, bias?.data ?? null);
 
   const inputs = bias ? [x, w, bias] : [x, w];
   return record(out, "linear", inputs, (g, needs, into) => {

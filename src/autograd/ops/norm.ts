@@ -1,6 +1,6 @@
 // Normalisations: layer norm (last axis), group norm and batch norm (NC... layout), as in torch.
 import { getBackend } from "../../backend/index.js";
-import { Tensor } from "../../tensor/tensor.js";
+import { emptyFloat32, Tensor } from "../../tensor/tensor.js";
 import { fmt, numel } from "../../tensor/shape.js";
 import { record } from "../engine.js";
 import { checkTensor } from "./util.js";
@@ -28,13 +28,13 @@ export function layerNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, 
   const rows = cols === 0 ? 0 : x.size / cols;
   const [g, b] = affineParams("layerNorm", x, gamma, beta, cols);
   const be = getBackend();
-  const out = Tensor.zeros(x.shape);
+  const out = Tensor.empty(x.shape); // overwritten by the kernel
   const mu = new Float32Array(rows);
   const rstd = new Float32Array(rows);
   be.layerNorm(x.data, g.data, b.data, rows, cols, eps, out.data, mu, rstd);
   return record(out, "layerNorm", [x, g, b], (dy, needs) => {
     // The kernel produces all three gradients together; unneeded ones are dropped.
-    const dx = new Float32Array(x.size);
+    const dx = emptyFloat32(x.size); // overwritten; dg and db accumulate, so they start at zero
     const dg = new Float32Array(cols);
     const db = new Float32Array(cols);
     be.layerNormBackward(x.data, g.data, dy, mu, rstd, rows, cols, dx, dg, db, false);

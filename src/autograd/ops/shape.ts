@@ -1,6 +1,6 @@
 // Shape ops: reshape/flatten (share memory), transpose/permute, slice and concat along an axis.
 import { getBackend } from "../../backend/index.js";
-import { Tensor } from "../../tensor/tensor.js";
+import { emptyFloat32, Tensor } from "../../tensor/tensor.js";
 import { fmt, normAxis, numel, resolveReshape, type Shape } from "../../tensor/shape.js";
 import { record } from "../engine.js";
 import { checkTensor } from "./util.js";
@@ -30,12 +30,12 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
     throw new Error(`permute: ${JSON.stringify(perm)} is not a permutation of the ${x.rank} axes of ${fmt(x.shape)}`);
   }
   const be = getBackend();
-  const out = Tensor.zeros(p.map((a) => x.shape[a]));
+  const out = Tensor.empty(p.map((a) => x.shape[a])); // every element written
   be.permute(x.data, x.shape, p, out.data, false);
   const inverse = new Array<number>(p.length);
   p.forEach((a, i) => { inverse[a] = i; });
   return record(out, "permute", [x], (g) => {
-    const dx = new Float32Array(x.size);
+    const dx = emptyFloat32(x.size);
     be.permute(g, out.shape, inverse, dx, false);
     return [dx];
   });
@@ -66,7 +66,7 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const len = e - s;
   const outShape = [...x.shape];
   outShape[ax] = len;
-  const out = Tensor.zeros(outShape);
+  const out = Tensor.empty(outShape); // every block written
   // Copies of contiguous blocks: index bookkeeping only, no arithmetic.
   for (let o = 0; o < outer; o++) {
     out.data.set(x.data.subarray((o * size + s) * inner, (o * size + e) * inner), o * len * inner);
@@ -95,7 +95,7 @@ export function concat(tensors: readonly Tensor[], axis: number): Tensor {
   const total = sizes.reduce((p, q) => p + q, 0);
   const outShape = [...first.shape];
   outShape[ax] = total;
-  const out = Tensor.zeros(outShape);
+  const out = Tensor.empty(outShape); // the parts tile it exactly
   let offset = 0;
   tensors.forEach((t, k) => {
     const len = sizes[k];
@@ -111,7 +111,7 @@ export function concat(tensors: readonly Tensor[], axis: number): Tensor {
       const start = off;
       off += len;
       if (!needs[k]) return null;
-      const dx = new Float32Array(t.size);
+      const dx = emptyFloat32(t.size); // every block written
       for (let o = 0; o < outer; o++) {
         dx.set(g.subarray((o * total + start) * inner, (o * total + start + len) * inner), o * len * inner);
       }

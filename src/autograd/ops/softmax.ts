@@ -1,6 +1,6 @@
 // Softmax and log-softmax along an axis (max-subtracted inside the kernel, like torch).
 import { getBackend } from "../../backend/index.js";
-import { Tensor } from "../../tensor/tensor.js";
+import { emptyFloat32, Tensor } from "../../tensor/tensor.js";
 import { fmt, normAxis } from "../../tensor/shape.js";
 import { record } from "../engine.js";
 import { transpose } from "./shape.js";
@@ -11,10 +11,10 @@ function softmaxLast(x: Tensor, log: boolean): Tensor {
   const be = getBackend();
   const cols = x.shape[x.rank - 1];
   const rows = cols === 0 ? 0 : x.size / cols;
-  const out = Tensor.zeros(x.shape);
+  const out = Tensor.empty(x.shape); // overwritten by the kernel
   be.softmax(x.data, rows, cols, out.data, log);
   return record(out, name, [x], (g) => {
-    const dx = new Float32Array(x.size);
+    const dx = emptyFloat32(x.size);
     be.softmaxBackward(out.data, g, rows, cols, dx, log, false);
     return [dx];
   });

@@ -11,20 +11,29 @@ import { messageKey, WorkerInterpreter, type WeightHooks } from "./interpreter.j
 import type { OptimizerState } from "../../optim/index.js";
 import { mergeStates } from "./optimizer-state.js";
 import { buildWorkerStages, shapeOf, syntheticDelay, type PipelineSetup } from "./setup.js";
+import { createAsyncRuntime, plainMemory, type AsyncRuntime, type StageMemory } from "./async-weights.js";
 
 export class InlineExecutor implements Executor {
   readonly name = "inline" as const;
   private readonly workers: WorkerInterpreter[];
   private metrics = new Map<number, MicrobatchMetrics>();
+  /** The asynchronous method's per-stage policies (setup.async in its async phase), else null. */
+  readonly asyncRuntime: AsyncRuntime | null;
 
-  /** Trains `model` in place (its units become the stages). */
+  /**
+   * Trains `model` in place (its units become the stages). `hooks` replaces the weight hooks that
+   * setup.async would install.
+   */
   constructor(private readonly model: Model, private readonly setup: PipelineSetup, hooks?: WeightHooks) {
     const { schedule } = setup;
     const shape = shapeOf(schedule);
     model.train();
     const outbox = { send: (to: number, key: string, payload: Parameters<WorkerInterpreter["deliver"]>[1]) => this.workers[to].deliver(key, payload) };
+    const stagesOf = schedule.workers.map((_, w) => buildWorkerStages(model, setup, w));
+    this.asyncRuntime = createAsyncRuntime(new Map(stagesOf.flatMap((m) => [...m])), setup.async);
+    const h = hooks ?? this.asyncRuntime?.hooks;
     this.workers = schedule.workers.map((actions, w) => new WorkerInterpreter({
-      worker: w, actions, stages: buildWorkerStages(model, setup, w), shape, outbox, hooks, actionDelay: syntheticDelay(setup),
+      worker: w, actions, stages: stagesOf[w], shape, outbox, hooks: h, actionDelay: syntheticDelay(setup),
       onMetrics: (mb, m) => { this.metrics.set(mb, m); },
     }));
   }
@@ -70,6 +79,11 @@ export class InlineExecutor implements Executor {
     });
     return sumMetrics(per, this.workers.map((w) => w.busy.F + w.busy.B + w.busy.W + w.busy.STEP),
       this.workers.flatMap((w) => [...w.peakLive]), schedule.stages);
+  }
+
+  /** Peak bytes per physical stage of weights, optimizer state and extra weight versions. */
+  stageMemory(): StageMemory[] {
+    return this.asyncRuntime ? this.asyncRuntime.memory() : plainMemory(new Map(this.workers.flatMap((w) => [...w.stages])));
   }
 
   async stateDict(): Promise<Map<string, Tensor>> {

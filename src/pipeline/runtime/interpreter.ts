@@ -6,8 +6,8 @@
 //
 // Asynchronous schedules (STEP interleaved with F/B, weight versions per micro-batch) plug in through
 // `WeightHooks`, called at F, B, W and STEP with the physical stage and micro-batch: a weight policy
-// swaps in the version a micro-batch must see and restores it afterwards; the interpreter itself
-// needs no change.
+// swaps in the version a micro-batch must see and restores it afterwards, and `stageLrFactor` gives
+// each stage its own learning-rate factor per STEP (PipeMare's T1).
 import { type Action, formatAction, virtualStage } from "../schedule/action.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics, MicrobatchTargets, Stage } from "../stage.js";
@@ -61,6 +61,11 @@ export interface WeightHooks {
   afterBackward?(stage: PhysicalStage, chunk: number, microbatch: number): void;
   beforeStep?(stage: PhysicalStage, step: number): void;
   afterStep?(stage: PhysicalStage, step: number): void;
+  /**
+   * A per-stage factor on this STEP's learning rate (PipeMare T1), multiplied into the list's
+   * factor; asked after beforeStep, right before the optimizer step.
+   */
+  stageLrFactor?(stage: PhysicalStage, step: number): number;
 }
 
 export interface PipelineShape {
@@ -215,7 +220,8 @@ export class WorkerInterpreter {
     if (a.kind === "STEP") {
       hooks?.beforeStep?.(phys, a.microbatch);
       if (phys.optimizer) {
-        phys.optimizer.setLrFactor(this.lrFactors[Math.min(a.microbatch, this.lrFactors.length - 1)]);
+        const stageFactor = hooks?.stageLrFactor?.(phys, a.microbatch) ?? 1;
+        phys.optimizer.setLrFactor(this.lrFactors[Math.min(a.microbatch, this.lrFactors.length - 1)] * stageFactor);
         phys.optimizer.step();
         phys.optimizer.zeroGrad();
       }

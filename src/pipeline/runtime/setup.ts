@@ -11,6 +11,7 @@ import { currentMicrobatch, Stage } from "../stage.js";
 import type { PhysicalStage, PipelineShape, StageOptimizer } from "./interpreter.js";
 import { fromPlain, sliceState, type PlainOptimizerState } from "./optimizer-state.js";
 import { isGradEnabled } from "../../autograd/engine.js";
+import { fixSpikeDelay, spikeOptimizer, type AsyncSetup } from "./async-weights.js";
 
 export const RECOMPUTE_MODES = ["never", "always", "except-last"] as const;
 export type RecomputeMode = (typeof RECOMPUTE_MODES)[number];
@@ -46,6 +47,8 @@ export interface PipelineSetup {
    * seconds, so pipeline overlap can be measured on a machine without spare cores.
    */
   syntheticCosts?: { F: number[]; B: number[]; W: number[] };
+  /** Asynchronous method (issue 4): policies, T1, Spike Compensation; absent for synchronous runs. */
+  async?: AsyncSetup;
 }
 
 /** The per-action sleep of `syntheticCosts`, chunks sharing a stage's cost evenly. */
@@ -115,8 +118,10 @@ export function buildWorkerStages(model: Model, setup: PipelineSetup, worker: nu
       chunks.push(new Stage({ index: vs, units, isFirst: vs === 0, isLast: vs === V - 1, recompute: recomputes(setup.recompute, vs, V) }));
     }
     const params = chunks.flatMap((c) => c.namedParameters()).filter(([, p]) => p.requiresGrad);
-    const optimizer = createOptimizer(setup.optimizer, params);
+    const pb = setup.async?.config.method === "pb";
+    const optimizer = pb ? spikeOptimizer(setup.optimizer, setup.async!, s, params) : createOptimizer(setup.optimizer, params);
     if (optimizer && resumed) optimizer.loadStateDict(sliceState(resumed, params.map(([n]) => n)));
+    if (optimizer && pb) fixSpikeDelay(optimizer, setup.async!, s);
     out.set(s, { index: s, chunks, optimizer });
   }
   return out;

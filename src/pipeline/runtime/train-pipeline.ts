@@ -18,7 +18,9 @@ import type { PipelineTrainOptions, TrainConfig } from "../../train/options.js";
 import { buildTask, type EvalResult } from "../../train/task.js";
 import { ProgressBar } from "../../report/progress.js";
 import { formatPartition, partitionLayers } from "../partition.js";
-import { formatSchedule, generateSchedule } from "../schedule/index.js";
+import { contiguousWorkers, expectedDelay, formatSchedule, generateSchedule, type Schedule } from "../schedule/index.js";
+import { annealSteps, describeConfig, parseAsyncConfig, type AsyncConfig } from "../weights/index.js";
+import { asyncSetupFor, describeStages } from "./async-weights.js";
 import type { Executor } from "./executor.js";
 import { InlineExecutor } from "./inline.js";
 import { toPlain } from "./optimizer-state.js";
@@ -38,7 +40,28 @@ export function optimizerConfigOf(cfg: TrainConfig): OptimizerConfig {
 
 interface ResumeExtra { config: TrainConfig; elapsed_s: number; history: MetricsRecord[] }
 
-export async function trainPipeline(opts: PipelineTrainOptions): Promise<TrainResult> {
+/** Longest list an asynchronous run executes at once (in optimizer steps); an epoch runs in windows. */
+export const ASYNC_WINDOW = 2000;
+
+/** Optional observers of a pipeline run (the reproductions read per-stage memory before closing). */
+export interface PipelineRunHooks {
+  /** Called with the executor that ran the last epoch, just before it is closed. */
+  beforeClose?(executor: Executor): void | Promise<void>;
+}
+
+/**
+ * How an asynchronous epoch of `steps` usable mini-batches is cut into windows of equal length: the
+ * lists drain at the end of each window (the first micro-batches of a window see shorter delays),
+ * and the few steps left over by the division are skipped.
+ */
+export function asyncWindows(steps: number, maxWindow = ASYNC_WINDOW): { window: number; count: number; dropped: number } {
+  if (steps < 1) throw new Error(`an asynchronous epoch needs at least one full mini-batch, got ${steps}`);
+  const count = Math.ceil(steps / maxWindow);
+  const window = Math.floor(steps / count);
+  return { window, count, dropped: steps - window * count };
+}
+
+export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineRunHooks = {}): Promise<TrainResult> {
   const p = opts.pipeline;
   const log = opts.quiet ? (): void => {} : (m: string): void => { process.stderr.write(`${m}\n`); };
   const bar = opts.quiet || !process.stderr.isTTY ? undefined : new ProgressBar(process.stderr);
@@ -49,7 +72,16 @@ export async function trainPipeline(opts: PipelineTrainOptions): Promise<TrainRe
   if (opts.batch < p.microbatches) {
     throw new Error(`--batch ${opts.batch} cannot be split into --microbatches ${p.microbatches}; each micro-batch needs at least one example`);
   }
-  const schedule = generateSchedule(p.schedule, { stages: p.stages, microbatches: p.microbatches, chunks: p.chunks });
+  const stageToWorker = p.workers !== undefined ? contiguousWorkers(p.stages, p.workers) : undefined;
+  // Asynchronous: epochs (after any synchronous 1F1B warm-up) run in windows of `win.window` steps.
+  const asyncCfg: AsyncConfig | null = p.schedule === "async" ? (p.async ?? parseAsyncConfig({})) : null;
+  const fullBatches = task.stepsPerEpoch - (task.samplesPerEpoch % opts.batch !== 0 && task.samplesPerEpoch % opts.batch < p.microbatches ? 1 : 0);
+  const win = asyncCfg ? asyncWindows(fullBatches) : null;
+  const asyncSchedule: Schedule | null = win
+    ? generateSchedule("async", { stages: p.stages, microbatches: p.microbatches, steps: win.window, stageToWorker }) : null;
+  const warmupSchedule: Schedule | null = asyncCfg && asyncCfg.warmupEpochs > 0
+    ? generateSchedule("1f1b", { stages: p.stages, microbatches: p.microbatches, stageToWorker }) : null;
+  const schedule = asyncSchedule ?? generateSchedule(p.schedule, { stages: p.stages, microbatches: p.microbatches, chunks: p.chunks, stageToWorker });
   const units = model.units.length;
 
   let times: number[] | undefined;
@@ -84,16 +116,29 @@ export async function trainPipeline(opts: PipelineTrainOptions): Promise<TrainRe
     model: spec, seed: opts.seed, schedule, balance: partition.balance, recompute: p.recompute,
     optimizer: optimizerConfigOf(opts), optimizerState: optimizerState ? toPlain(optimizerState) : undefined,
     faults: faultsFromEnv(),
+    async: asyncCfg && win ? asyncSetupFor(schedule, asyncCfg, annealSteps(asyncCfg, win.window * win.count)) : undefined,
   };
   const backendName = getBackend().name;
   log(`pipewright train: ${opts.model} (${model.numParameters().toLocaleString("en-US")} parameters) on the ${backendName} backend; ${task.describe}`);
   log(`pipeline: ${p.schedule}, ${p.stages} stages x ${p.chunks} chunk(s), ${p.microbatches} micro-batches of ~${Math.round(opts.batch / p.microbatches)}, ` +
     `executor ${p.executor}, recompute ${p.recompute}, partition ${p.balance ? `balance ${p.balance.join(",")}` : p.partition}`);
   log(formatPartition(partition, p.stages, p.chunks));
+  if (stageToWorker) log(`stages on ${p.workers} worker(s): ${stageToWorker.map((w, s) => `${s}->w${w}`).join(" ")}`);
+  if (setup.async && win && asyncCfg) {
+    const formula = setup.async.taus.map((_, s) => expectedDelay(p.stages, s, p.microbatches));
+    log(`asynchronous ${describeConfig(asyncCfg)}`);
+    log(`delays tau_s measured from the schedule: [${setup.async.taus.join(", ")}] (METHODS.md formula: [${formula.join(", ")}])`);
+    for (const line of describeStages(setup.async)) log(line);
+    log(`each epoch runs as ${win.count} window(s) of ${win.window} steps without flush${win.dropped ? `; ${win.dropped} step(s) per epoch left over are skipped` : ""}`);
+  }
   if (process.env.PIPEWRIGHT_DEBUG) log(formatSchedule(schedule));
 
-  const initial = new Map([...model.stateDict()].map(([k, t]) => [k, t.clone()]));
-  const executor: Executor = p.executor === "threads" ? await ThreadsExecutor.create(setup, initial) : new InlineExecutor(model, setup);
+  const makeExecutor = async (su: PipelineSetup): Promise<Executor> => p.executor === "threads"
+    ? ThreadsExecutor.create(su, new Map([...model.stateDict()].map(([k, t]) => [k, t.clone()]))) : new InlineExecutor(model, su);
+  const warmupSetup: PipelineSetup | null = warmupSchedule && setup.async && startEpoch < asyncCfg!.warmupEpochs
+    ? { ...setup, schedule: warmupSchedule, async: { ...setup.async, phase: "warmup" } } : null;
+  let executor: Executor = await makeExecutor(warmupSetup ?? setup);
+  let inWarmup = warmupSetup !== null;
   const paramOrder = model.namedParameters().map(([n]) => n);
   const lrSchedule = makeLrSchedule(opts, opts.epochs * task.stepsPerEpoch);
   const metrics = opts.metrics ? new MetricsWriter(opts.metrics, opts.resume !== undefined) : null;
@@ -111,10 +156,52 @@ export async function trainPipeline(opts: PipelineTrainOptions): Promise<TrainRe
 
   try {
     for (let epoch = startEpoch; epoch < opts.epochs; epoch++) {
+      if (inWarmup && epoch >= asyncCfg!.warmupEpochs) {
+        // Synchronous warm-up done: the asynchronous stages start from its weights and optimizer state.
+        await syncModel();
+        const state = await executor.optimizerState(paramOrder);
+        await executor.close();
+        executor = await makeExecutor({ ...setup, optimizerState: toPlain(state) });
+        inWarmup = false;
+        log(`epoch ${epoch + 1}: synchronous warm-up over, going asynchronous`);
+      }
       let lossSum = 0, batches = 0, samples = 0;
       const epochStart = performance.now();
       let windowStart = epochStart, windowSamples = 0;
-      for (const b of task.batches(epoch, 0)) {
+      if (win && !inWarmup) {
+        // Asynchronous: each window of the epoch is one run of the no-flush lists.
+        for (const part of windowsOf(task.batches(epoch, 0), p.microbatches, win.window, win.count)) {
+          const factors = part.map((_, i) => lrSchedule(step + i));
+          const split = part.map((b) => {
+            const q = splitBatch(b, p.microbatches);
+            return { inputs: q.map((x) => x.x), labels: q.map((x) => x.y), scale: 1 / b.y.length };
+          });
+          const r = await executor.run(split, factors);
+          for (let i = 0; i < part.length; i++) {
+            const loss = r.perMicrobatch.slice(i * p.microbatches, (i + 1) * p.microbatches).reduce((a, m) => a + m.loss, 0);
+            step++;
+            if (!Number.isFinite(loss)) {
+              throw new Error(`training diverged: loss is ${loss} at step ${step} (epoch ${epoch + 1}); try a smaller --lr than ${opts.lr} or a correction (--method)`);
+            }
+            const n = part[i].x.shape[0];
+            lossSum += loss; batches++; samples += n; windowSamples += n;
+            if (step % opts.logEvery === 0) {
+              emit({ type: "step", epoch: epoch + 1, step, loss, test_loss: null, test_acc: null,
+                samples_per_s: round(windowSamples / Math.max(1e-9, (performance.now() - windowStart) / 1000)),
+                lr: opts.lr * factors[i], elapsed_s: round(elapsed()) });
+            }
+          }
+          const now = performance.now();
+          windowStart = now; windowSamples = 0;
+          if (bar) {
+            const rate = samples / Math.max(1e-9, (now - epochStart) / 1000);
+            const left = (task.samplesPerEpoch - samples) + (opts.epochs - epoch - 1) * task.samplesPerEpoch;
+            bar.update({ label: `epoch ${epoch + 1}/${opts.epochs}`, done: samples, total: task.samplesPerEpoch,
+              samplesPerS: rate, loss: lossSum / Math.max(1, batches), etaS: left / rate }, samples >= task.samplesPerEpoch);
+          }
+        }
+      }
+      for (const b of win && !inWarmup ? [] : task.batches(epoch, 0)) {
         const n = b.x.shape[0];
         if (n < p.microbatches) { skipped++; continue; } // a last partial batch too small to split
         const factor = lrSchedule(step);
@@ -164,6 +251,7 @@ export async function trainPipeline(opts: PipelineTrainOptions): Promise<TrainRe
       log(`epoch ${epoch + 1}/${opts.epochs}: train loss ${lastTrainLoss.toFixed(4)}, test loss ${lastEval.loss.toFixed(4)}, ` +
         `${quality}, ${(samples / epochSeconds).toFixed(0)} samples/s${opts.save ? `, saved ${opts.save}` : ""}`);
     }
+    await hooks.beforeClose?.(executor);
   } finally {
     bar?.done();
     metrics?.close();
@@ -184,6 +272,21 @@ export async function trainPipeline(opts: PipelineTrainOptions): Promise<TrainRe
     history,
   };
   return { summary, records };
+}
+
+/** Consecutive windows of `size` mini-batches that split into M micro-batches, at most `count` of them. */
+function* windowsOf<T extends { x: { shape: readonly number[] } }>(batches: Iterable<T>, M: number, size: number, count: number): Generator<T[]> {
+  let part: T[] = [];
+  let done = 0;
+  for (const b of batches) {
+    if (b.x.shape[0] < M) continue;
+    part.push(b);
+    if (part.length === size) {
+      yield part;
+      part = [];
+      if (++done === count) return;
+    }
+  }
 }
 
 /**

@@ -11,6 +11,7 @@ import { messageKey, PipelineActionError, WorkerInterpreter, type Payload } from
 import type { FromWorker, PeerMessage, StateEntry, ToWorker, WorkerInit } from "./messages.js";
 import { buildWorkerStages, shapeOf, syntheticDelay } from "./setup.js";
 import { toPlain } from "./optimizer-state.js";
+import { createAsyncRuntime } from "./async-weights.js";
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -70,12 +71,15 @@ try {
       }
     },
   };
+  const stages = buildWorkerStages(model, init.setup, init.worker);
   interp = new WorkerInterpreter({
     worker: init.worker,
     actions: init.setup.schedule.workers[init.worker],
-    stages: buildWorkerStages(model, init.setup, init.worker),
+    stages,
     shape: shapeOf(init.setup.schedule),
     outbox,
+    // The asynchronous method is rebuilt here from the setup's JSON, like the model.
+    hooks: createAsyncRuntime(stages, init.setup.async)?.hooks,
     actionDelay: syntheticDelay(init.setup),
     onMetrics: (mb, m) => { metrics.push([mb, m]); },
   });

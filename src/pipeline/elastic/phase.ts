@@ -1,0 +1,227 @@
+// One phase of elastic training on worker threads: a fixed layout (frozen prefix, S stages x R
+// replicas, M micro-batches, partition) from one transition to the next. The trainer starts a phase
+// with the full training state (weights + optimizer state), runs steps, then collects the state back
+// (replica 0 of each stage; all replicas hold the same bits) and closes it before the next layout.
+// Moving state this way copies float32 arrays exactly, so a stage move is bit-exact.
+import { MessageChannel, Worker } from "node:worker_threads";
+import { getBackend, type BackendName } from "../../backend/index.js";
+import type { ModelSpec } from "../../nn/models/spec.js";
+import type { OptimizerState } from "../../optim/index.js";
+import { Tensor } from "../../tensor/tensor.js";
+import { numel } from "../../tensor/shape.js";
+import { abortShmGroup, createShmGroup, type ShmGroupHandle } from "../../transport/shm-collectives.js";
+import { splitLabels, splitTensor } from "../../data/microbatch.js";
+import { shardBatch } from "../../parallel/shard.js";
+import type { MicrobatchMetrics } from "../stage.js";
+import { fromPlain, mergeStates, sliceState, toPlain } from "../runtime/optimizer-state.js";
+import type { OptimizerConfig } from "../runtime/setup.js";
+import type { ElasticWorkerInit, FromElasticWorker, StateEntry, ToElasticWorker } from "./messages.js";
+
+export interface PhaseLayout {
+  frozenLayers: number;
+  stages: number;
+  replicas: number;
+  microbatches: number;
+  /** Units [0, prefix) come from the activation cache (0: no cache). */
+  prefix: number;
+  /** [start, end) unit range per stage, covering prefix .. units. */
+  ranges: [number, number][];
+}
+
+export interface PhaseOptions {
+  spec: ModelSpec;
+  seed: number;
+  optimizer: OptimizerConfig;
+  layout: PhaseLayout;
+  /** The whole model's parameters and buffers. */
+  state: ReadonlyMap<string, Tensor>;
+  /** Optimizer state (one group, model order) of at least every trainable parameter, or null. */
+  optimizerState: OptimizerState | null;
+  /** Trainable parameter names (in model order) and sizes, per stage. */
+  stageParams: [string, number][][];
+  backend?: BackendName;
+  timeoutMs?: number;
+}
+
+export interface PhaseStepResult {
+  loss: number;
+  correct: number;
+  count: number;
+  /** Seconds inside actions per stage, summed over replicas. */
+  stageBusy: number[];
+  /** Squared gradient norm per freeze layer (reduced gradients, one replica). */
+  gradSq: Map<number, number>;
+  /** With `fill`: the prefix outputs of the whole batch, in batch order. */
+  prefixOut: Tensor | null;
+}
+
+type Waiter = { want: FromElasticWorker["type"]; got: Map<number, FromElasticWorker>; resolve: (m: Map<number, FromElasticWorker>) => void; reject: (e: Error) => void };
+
+export class ElasticPhase {
+  private failure: Error | null = null;
+  private waiter: Waiter | null = null;
+  private closing = false;
+
+  private constructor(readonly layout: PhaseLayout, private readonly workers: Worker[], private readonly groups: ShmGroupHandle[]) {
+    workers.forEach((w, i) => {
+      w.on("message", (m: FromElasticWorker) => this.onMessage(m));
+      w.on("error", (e: Error) => this.abort(new Error(`elastic worker ${i} crashed: ${e.message}`)));
+      w.on("exit", (code) => { if (!this.closing) this.abort(new Error(`elastic worker ${i} exited unexpectedly with code ${code}`)); });
+    });
+  }
+
+  static async create(o: PhaseOptions): Promise<ElasticPhase> {
+    const { stages: S, replicas: R } = o.layout;
+    if (o.layout.ranges.length !== S) throw new Error(`elastic phase: ${o.layout.ranges.length} stage ranges for ${S} stages`);
+    const state: StateEntry[] = [...o.state].map(([k, t]) => [k, t.data, [...t.shape]]);
+    const groups = R > 1 ? o.stageParams.map((ps) => createShmGroup(R, Math.max(1, ps.reduce((t, [, n]) => t + n, 0)))) : [];
+    const backend = o.backend ?? getBackend().name;
+    const url = new URL("./worker.js", import.meta.url);
+    const execArgv = process.execArgv.filter((a) => !a.startsWith("--input-type"));
+    const workers: Worker[] = [];
+    for (let r = 0; r < R; r++) {
+      const ports = Array.from({ length: S - 1 }, () => new MessageChannel());
+      for (let s = 0; s < S; s++) {
+        const names = o.stageParams[s].map(([n]) => n);
+        const optState = o.optimizerState && names.length ? toPlain(sliceState(o.optimizerState, names)) : null;
+        const prev = s > 0 ? ports[s - 1].port2 : null, next = s < S - 1 ? ports[s].port1 : null;
+        const init: ElasticWorkerInit = {
+          spec: o.spec, seed: o.seed, backend, state, frozenLayers: o.layout.frozenLayers, prefix: o.layout.prefix,
+          ranges: o.layout.ranges, stage: s, replica: r, replicas: R, microbatches: o.layout.microbatches,
+          optimizer: o.optimizer, optimizerState: optState, group: R > 1 ? groups[s] : null, timeoutMs: o.timeoutMs ?? 120_000, prev, next,
+        };
+        workers.push(new Worker(url, { workerData: init, transferList: [prev, next].filter((p) => p !== null), execArgv, env: { ...process.env, PIPEWRIGHT_BACKEND: backend } }));
+      }
+    }
+    const phase = new ElasticPhase(o.layout, workers, groups);
+    await phase.collect("ready");
+    return phase;
+  }
+
+  private onMessage(m: FromElasticWorker): void {
+    if (m.type === "error") { this.abort(new Error(`elastic worker ${m.message}`)); return; }
+    const w = this.waiter;
+    if (!w || w.want !== m.type) { this.abort(new Error(`unexpected '${m.type}' message from elastic worker ${m.worker}`)); return; }
+    w.got.set(m.worker, m);
+    if (w.got.size === this.expected) { this.waiter = null; w.resolve(w.got); }
+  }
+
+  private expected = 0;
+
+  private abort(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    this.closing = true;
+    for (const g of this.groups) abortShmGroup(g);
+    for (const w of this.workers) void w.terminate();
+    const waiter = this.waiter;
+    this.waiter = null;
+    waiter?.reject(err);
+  }
+
+  private collect(want: FromElasticWorker["type"], count = this.workers.length): Promise<Map<number, FromElasticWorker>> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.waiter) return Promise.reject(new Error("elastic phase: one call at a time"));
+    this.expected = count;
+    return new Promise((resolve, reject) => { this.waiter = { want, got: new Map(), resolve, reject }; });
+  }
+
+  /** Smallest replica shard of an n-example batch must hold M examples. */
+  fits(n: number): boolean { return Math.floor(n / this.layout.replicas) >= this.layout.microbatches; }
+
+  /**
+   * One optimizer step on a mini-batch (x, y): sharded over replicas, each shard split into M
+   * micro-batches; loss scale 1 / n (the pipeline's rule), gradients summed over replicas.
+   */
+  async step(x: Tensor, y: Int32Array, lrFactor: number, fill = false): Promise<PhaseStepResult> {
+    if (this.failure) throw this.failure;
+    const { stages: S, replicas: R, microbatches: M } = this.layout;
+    const done = this.collect("done");
+    const scale = 1 / y.length;
+    shardBatch(x, y, R).forEach((sh, r) => {
+      const xs = splitTensor(sh.x, M), ys = splitLabels(sh.y, M);
+      const inputs = xs.map((t) => ({ data: t.data, shape: [...t.shape] }));
+      for (let s = 0; s < S; s++) {
+        const msg: ToElasticWorker = {
+          type: "step", lrFactor, scale, fill: fill && s === 0,
+          inputs: s === 0 ? inputs : [], targets: s === S - 1 ? ys : [],
+        };
+        this.workers[r * S + s].postMessage(msg, [...(s === 0 ? inputs.map((i) => i.data.buffer as ArrayBuffer) : []), ...(s === S - 1 ? ys.map((t) => t.buffer as ArrayBuffer) : [])]);
+      }
+    });
+    const replies = await done;
+    let loss = 0, correct = 0, count = 0;
+    const stageBusy = new Array<number>(S).fill(0);
+    const gradSq = new Map<number, number>();
+    const outs: { data: Float32Array; shape: number[] }[] = [];
+    for (let r = 0; r < R; r++) {
+      const per: MicrobatchMetrics[] = [];
+      for (let s = 0; s < S; s++) {
+        const m = replies.get(r * S + s);
+        if (!m || m.type !== "done") throw new Error(`elastic worker ${r * S + s} sent no result`);
+        stageBusy[s] += m.busy;
+        for (const [, mm] of m.metrics.sort((p, q) => p[0] - q[0])) per.push(mm);
+        for (const [l, v] of m.gradSq) gradSq.set(l, (gradSq.get(l) ?? 0) + v);
+        outs.push(...m.prefixOut);
+      }
+      for (const mm of per) { loss += mm.loss; correct += mm.correct; count += mm.count; }
+    }
+    let prefixOut: Tensor | null = null;
+    if (fill) {
+      const tail = outs[0].shape.slice(1);
+      const rows = outs.reduce((t, o) => t + o.shape[0], 0);
+      const data = new Float32Array(rows * numel(tail));
+      let off = 0;
+      for (const o of outs) { data.set(o.data, off); off += o.data.length; }
+      prefixOut = new Tensor(data, [rows, ...tail]);
+    }
+    return { loss, correct, count, stageBusy, gradSq, prefixOut };
+  }
+
+  /** Parameters and buffers of every stage (replica 0), named as in the full model. */
+  async stateDict(): Promise<Map<string, Tensor>> {
+    const S = this.layout.stages;
+    const replies = this.collect("state", S);
+    for (let s = 0; s < S; s++) this.workers[s].postMessage({ type: "state" } satisfies ToElasticWorker);
+    const out = new Map<string, Tensor>();
+    for (const m of (await replies).values()) if (m.type === "state") for (const [k, d, sh] of m.entries) out.set(k, new Tensor(d, sh));
+    return out;
+  }
+
+  /** Optimizer state of every stage (replica 0) merged in `order`, or null when nothing is trainable. */
+  async optimizerState(order: readonly string[]): Promise<OptimizerState | null> {
+    const S = this.layout.stages;
+    const replies = this.collect("optimizer", S);
+    for (let s = 0; s < S; s++) this.workers[s].postMessage({ type: "optimizer" } satisfies ToElasticWorker);
+    const parts: OptimizerState[] = [];
+    for (let s = 0; s < S; s++) { const m = (await replies).get(s); if (m?.type === "optimizer" && m.state) parts.push(fromPlain(m.state)); }
+    return parts.length ? mergeStates(parts, order) : null;
+  }
+
+  /** Asks every worker to leave; terminates the ones still running after a grace period. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    await Promise.all(this.workers.map((w) => new Promise<void>((resolve) => {
+      const timer = setTimeout(() => { void w.terminate(); }, 3000);
+      w.once("exit", () => { clearTimeout(timer); resolve(); });
+      w.postMessage({ type: "close" } satisfies ToElasticWorker);
+    })));
+  }
+}
+
+/** `base` with the entries of `update`'s parameters replaced (frozen parameters keep theirs), in `order`. */
+export function combineOptimizerStates(base: OptimizerState | null, update: OptimizerState | null, order: readonly string[]): OptimizerState | null {
+  if (!update) return base;
+  if (!base) return update;
+  const fresh = new Set(update.groups[0].params);
+  const tensors = new Map<string, Tensor>();
+  for (const [k, t] of base.tensors) if (!fresh.has(k.slice(0, k.lastIndexOf(".")))) tensors.set(k, t);
+  for (const [k, t] of update.tensors) tensors.set(k, t);
+  const steps: Record<string, number> = {};
+  for (const [k, v] of Object.entries(base.steps)) if (!fresh.has(k)) steps[k] = v;
+  Object.assign(steps, update.steps);
+  const known = new Set([...base.groups[0].params, ...fresh]);
+  const g = update.groups[0];
+  return { kind: update.kind, groups: [{ hyper: { ...g.hyper }, baseLr: g.baseLr, params: order.filter((n) => known.has(n)) }], steps, tensors };
+}

@@ -1,0 +1,223 @@
+// PipeTransformer's elastic trainer (METHODS.md): per step, the per-layer gradient norms feed the
+// freeze policy; at each freeze check the frozen prefix grows, AutoPipe re-balances (frozen units
+// costed 1/6) and may halve the pipeline, AutoDP turns freed workers into replicas, AutoCache serves
+// the frozen prefix's outputs once >= 3 layers are frozen, and the micro-batch count is re-picked.
+// Every transition collects the state (weights, optimizer state) from the old layout's workers and
+// starts the new layout's workers with it: float32 copies, so moves are bit-exact. Frozen
+// parameters leave the optimizer; their optimizer state is kept here (for checkpoints) unchanged.
+//
+// With the cache on, the cached prefix costs nothing, so the active units alone are re-balanced over
+// the S stages AutoPipe chose (balanceByCost on their parameter counts); stage 0 runs the prefix
+// (no graph) only on batches whose samples are not all cached yet, and sends the outputs back.
+import { noGrad } from "../../autograd/engine.js";
+import { createModel } from "../../nn/models/index.js";
+import type { Model } from "../../nn/models/model.js";
+import type { ModelSpec } from "../../nn/models/spec.js";
+import type { OptimizerState } from "../../optim/index.js";
+import { Tensor } from "../../tensor/tensor.js";
+import { balanceByCost, rangesOf } from "../partition.js";
+import {
+  ActivationCache, AutoPipe, FreezePolicy, frozenUnitCount, type FreezeOptions, type PipeUnit, type Transition,
+} from "../freeze/index.js";
+import type { OptimizerConfig } from "../runtime/setup.js";
+import { combineOptimizerStates, ElasticPhase, type PhaseLayout, type PhaseStepResult } from "./phase.js";
+import { applyFreeze, runnableUnits } from "./units.js";
+
+export interface ElasticConfig {
+  spec: ModelSpec;
+  seed: number;
+  optimizer: OptimizerConfig;
+  /** Worker threads (cores); the starting pipeline has `stages` stages x workers/stages replicas. */
+  workers: number;
+  stages?: number;
+  /** Mini-batch size over all replicas. */
+  batch: number;
+  /** null: no freezing (the baseline). */
+  freeze: FreezeOptions | null;
+  /** AutoPipe + AutoDP (re-partition, shrink, replicas); off = keep the starting layout. */
+  elastic: boolean;
+  /** AutoCache. */
+  cache: boolean;
+  /** Training samples (cache keys 0..samples-1). */
+  samples: number;
+  /** Cache bound in bytes (default 1 GiB). */
+  cacheBytes?: number;
+  microbatchesPerStage?: number;
+  log?: (m: string) => void;
+}
+
+export interface ElasticStepResult extends PhaseStepResult { cached: boolean }
+
+export class ElasticTrainer {
+  readonly model: Model;
+  readonly units: PipeUnit[];
+  readonly autopipe: AutoPipe;
+  readonly policy: FreezePolicy | null;
+  readonly cache: ActivationCache | null;
+  readonly order: string[];
+  private phase: ElasticPhase | null = null;
+  private optState: OptimizerState | null;
+  private transition: Transition;
+  layout: PhaseLayout;
+  /** Parameter and buffer values in the main model are current (no phase trained since the last sync). */
+  private synced = true;
+
+  private constructor(readonly cfg: ElasticConfig, model: Model, optState: OptimizerState | null) {
+    this.model = model;
+    this.units = runnableUnits(model).map((u) => u.unit);
+    this.order = model.namedParameters().map(([n]) => n);
+    this.optState = optState;
+    const stages = cfg.stages ?? cfg.workers;
+    this.autopipe = new AutoPipe(this.units, {
+      workers: cfg.workers, stages, batch: cfg.batch, microbatchesPerStage: cfg.microbatchesPerStage, elastic: cfg.elastic,
+    });
+    this.policy = cfg.freeze ? new FreezePolicy(model.units.length, cfg.freeze) : null;
+    this.cache = cfg.freeze && cfg.cache ? new ActivationCache({ maxBytes: cfg.cacheBytes ?? 1024 ** 3, boundFlag: "--cache-mb" }) : null;
+    this.transition = this.autopipe.initial();
+    this.layout = this.layoutOf(this.transition);
+  }
+
+  /** A trainer whose model starts from `state` (default: createModel(spec, seed)) and `optimizerState`. */
+  static async create(cfg: ElasticConfig, state?: ReadonlyMap<string, Tensor>, optimizerState?: OptimizerState | null): Promise<ElasticTrainer> {
+    const model = createModel(cfg.spec, cfg.seed);
+    if (state) model.loadStateDict(new Map([...state].map(([k, t]) => [k, t.clone()])));
+    model.train();
+    const t = new ElasticTrainer(cfg, model, optimizerState ?? null);
+    await t.start();
+    return t;
+  }
+
+  get frozenLayers(): number { return this.layout.frozenLayers; }
+  get currentTransition(): Transition { return this.transition; }
+
+  /** The phase layout of an AutoPipe transition, with the cached prefix taken out when the cache is on. */
+  private layoutOf(t: Transition): PhaseLayout {
+    const base: PhaseLayout = {
+      frozenLayers: t.frozenLayers, stages: t.stages, replicas: t.replicas, microbatches: t.microbatches, prefix: 0,
+      ranges: t.partition.ranges.map(([a, b]) => [a, b] as [number, number]),
+    };
+    if (!this.cache || t.frozenLayers < this.cache.minFrozen) return base;
+    const prefix = frozenUnitCount(this.units, t.frozenLayers);
+    const active = this.units.slice(prefix).map((u) => u.params);
+    const S = Math.min(t.stages, active.length);
+    const ranges = rangesOf(balanceByCost(active, S)).map(([a, b]) => [a + prefix, b + prefix] as [number, number]);
+    return { ...base, stages: S, prefix, ranges };
+  }
+
+  private stageParams(layout: PhaseLayout): [string, number][][] {
+    const all = runnableUnits(this.model);
+    return layout.ranges.map(([a, b]) => all.slice(a, b).flatMap((u) => u.module.namedParameters(`layers.${u.unit.layer}`))
+      .filter(([, p]) => p.requiresGrad).map(([n, p]) => [n, p.size] as [string, number]));
+  }
+
+  private async start(): Promise<void> {
+    applyFreeze(this.model, this.layout.frozenLayers);
+    this.phase = await ElasticPhase.create({
+      spec: this.cfg.spec, seed: this.cfg.seed, optimizer: this.cfg.optimizer, layout: this.layout,
+      state: this.model.stateDict(), optimizerState: this.optState, stageParams: this.stageParams(this.layout),
+    });
+  }
+
+  /** Pulls weights and optimizer state from the running phase into the main model / state store. */
+  async sync(): Promise<void> {
+    if (!this.phase || this.synced) return;
+    const state = await this.phase.stateDict();
+    this.model.loadStateDict(state, false);
+    this.optState = combineOptimizerStates(this.optState, await this.phase.optimizerState(this.order), this.order);
+    this.synced = true;
+  }
+
+  /** Optimizer state of every parameter ever trained (frozen ones keep the state they froze with). */
+  async optimizerState(): Promise<OptimizerState | null> { await this.sync(); return this.optState; }
+
+  /** Switches to `layout` (state moved exactly). Tests use it to force a transition. */
+  async moveTo(layout: PhaseLayout): Promise<void> {
+    await this.sync();
+    await this.phase?.close();
+    this.phase = null;
+    this.layout = layout;
+    await this.start();
+  }
+
+  /** Whether a mini-batch of n examples can be split over the replicas and micro-batches. */
+  fits(n: number): boolean { return Math.floor(n / this.layout.replicas) >= this.layout.microbatches; }
+
+  /** One optimizer step; `indices` = dataset indices of the samples (for the cache). */
+  async step(x: Tensor, y: Int32Array, indices: ArrayLike<number> | null, lrFactor: number): Promise<ElasticStepResult> {
+    if (!this.phase) throw new Error("elastic trainer is closed");
+    let input = x, fill = false, cached = false;
+    const idx = indices ? Array.from(indices) : null;
+    if (this.cache?.active && this.layout.prefix > 0) {
+      if (!idx) throw new Error("AutoCache needs the samples' dataset indices");
+      const hit = this.cache.lookup(idx);
+      if (hit) { input = hit; cached = true; } else fill = true;
+    }
+    this.synced = false;
+    const r = await this.phase.step(input, y, lrFactor, fill);
+    if (fill && r.prefixOut && idx) this.cache!.put(idx, r.prefixOut);
+    if (this.policy) {
+      const norms = Array.from({ length: this.model.units.length }, (_, l) => Math.sqrt(r.gradSq.get(l) ?? 0));
+      this.policy.recordGradNorms(norms);
+    }
+    return { ...r, cached };
+  }
+
+  /**
+   * End of epoch `epoch` (1-based): the freeze check on interval boundaries; on a change, AutoPipe,
+   * AutoDP, AutoCache and the move to the new layout. Returns the new transition, or null.
+   */
+  async endEpoch(epoch: number): Promise<Transition | null> {
+    if (!this.policy) return null;
+    const d = this.policy.endEpoch(epoch);
+    if (!d || d.frozen === this.transition.frozenLayers) return null;
+    return this.freezeTo(epoch, d.frozen);
+  }
+
+  /** Freezes the first `frozen` layers now and moves to AutoPipe's layout for it. */
+  async freezeTo(epoch: number, frozen: number): Promise<Transition> {
+    this.transition = this.autopipe.onFreeze(epoch, frozen);
+    const layout = this.layoutOf(this.transition);
+    if (this.cache) {
+      const u = this.cache.update(frozen, this.cfg.samples, layout.prefix > 0 ? this.prefixShape(layout.prefix) : [1]);
+      this.cfg.log?.(`AutoCache: ${u}${this.cache.active ? ` (frozen prefix of ${layout.prefix} units, ${this.cfg.samples} samples)` : ""}`);
+    }
+    await this.moveTo(layout);
+    this.cfg.log?.(formatLayout(epoch, this.transition, layout, this.units));
+    return this.transition;
+  }
+
+  private prefixShape(prefix: number): number[] {
+    const mods = runnableUnits(this.model).slice(0, prefix).map((u) => u.module);
+    const probe = Tensor.zeros([1, ...inputShapeOf(this.cfg.spec)]);
+    const out = noGrad(() => mods.reduce((h, m) => m.forward(h), probe));
+    return out.shape.slice(1);
+  }
+
+  /** The prefix's outputs recomputed on the main thread (to check the cache against). */
+  recomputePrefix(x: Tensor): Tensor {
+    const mods = runnableUnits(this.model).slice(0, this.layout.prefix).map((u) => u.module);
+    return noGrad(() => mods.reduce((h, m) => m.forward(h), x));
+  }
+
+  async close(): Promise<void> {
+    await this.phase?.close();
+    this.phase = null;
+  }
+}
+
+function inputShapeOf(spec: ModelSpec): number[] {
+  if (spec.name === "vit" || spec.name === "cnn") {
+    const s = spec as { image?: number; inChannels?: number };
+    return [s.inChannels ?? 1, s.image ?? 28, s.image ?? 28];
+  }
+  return [1, 28, 28];
+}
+
+/** One line per transition: frozen layers, pipeline length, replicas, micro-batches, partition. */
+export function formatLayout(epoch: number, t: Transition, l: PhaseLayout, units: readonly PipeUnit[]): string {
+  const parts = l.ranges.map(([a, b]) => (b - a === 1 ? units[a].name : `${units[a].name}..${units[b - 1].name}`));
+  const n = (k: number, one: string): string => `${k} ${one}${k === 1 ? "" : "s"}`;
+  return `transition after epoch ${epoch}: frozen ${l.frozenLayers}/${t.layers} layers, pipeline ${n(l.stages, "stage")} x ` +
+    `${n(l.replicas, "replica")}, ${l.microbatches} micro-batch${l.microbatches === 1 ? "" : "es"}, partition [${parts.join(" | ")}]` +
+    (l.prefix ? `, cached prefix ${units[0].name}..${units[l.prefix - 1].name}` : "");
+}
