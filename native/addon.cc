@@ -620,7 +620,7 @@ void tuneMalloc() {
     const char* v = std::getenv("PIPEWRIGHT_MALLOC_TUNING");
     if (v && std::strcmp(v, "0") == 0) return;
     mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
   });
 }
 

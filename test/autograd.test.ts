@@ -120,3 +120,37 @@ test("conv2d and embedding accumulate into an existing .grad exactly like a fres
   const embDev = checkAccumulation((w) => embedding(w, ids), [randn([4, 5])]);
   assert.ok(embDev < 1e-6, `embedding second backward should double, deviation ${embDev}`);
 });
+
+test("recycled gradient buffers: repeated passes give identical gradients, leaf .grad and deferred gradients stay intact", () => {
+  // Large enough (>= 4096 elements) that backward() recycles intermediate gradients through gradBuffer().
+  const x = randn([64, 96]);
+  const w = randn([80, 96]);
+  const loss = (): Tensor => {
+    const h = linear(x, w); // [64, 80]
+    const r = relu(add(h, h)); // a tensor used twice, a pass-through add
+    return sum(mul(matmul(r, r, { transB: true }), 0.5));
+  };
+  backward(loss());
+  const gx1 = x.grad!.data.slice();
+  const gw1 = w.grad!.data.slice();
+  const xg = x.grad!;
+  // A second graph over other leaves recycles the first pass's buffers; x's .grad must not change.
+  const y = randn([64, 96]);
+  backward(sum(mul(relu(linear(y, randn([80, 96]))), 2)));
+  assert.equal(x.grad, xg);
+  assert.deepEqual(x.grad!.data, gx1, "a leaf .grad changed after another backward pass");
+  // The same graph again, now on recycled (non-zero) buffers: bit for bit the same gradients.
+  x.grad = null;
+  w.grad = null;
+  backward(loss());
+  assert.deepEqual(x.grad!.data, gx1);
+  assert.deepEqual(w.grad!.data, gw1);
+  // Deferred leaf gradients read their saved output gradients after backward() returned.
+  x.grad = null;
+  w.grad = null;
+  const later = backward(loss(), undefined, { defer: [w] });
+  backward(sum(mul(relu(linear(y, randn([80, 96]))), 2)));
+  later();
+  assert.deepEqual(x.grad!.data, gx1);
+  assert.deepEqual(w.grad!.data, gw1);
+});

@@ -1,6 +1,6 @@
 // The tape: ops record a GradFn on their output; backward() walks the graph in reverse topological
 // order, hands each GradFn its output gradient, and accumulates into leaves' `.grad`.
-import { Tensor, type GradFn } from "../tensor/tensor.js";
+import { emptyFloat32, Tensor, type GradFn } from "../tensor/tensor.js";
 import { fmt, sameShape } from "../tensor/shape.js";
 import { getBackend } from "../backend/index.js";
 
@@ -20,6 +20,40 @@ export function enableGrad<T>(fn: () => T): T {
   const prev = gradEnabled;
   gradEnabled = true;
   try { return fn(); } finally { gradEnabled = prev; }
+}
+
+// Recycled gradient buffers (per thread). A backward pass allocates every intermediate gradient
+// afresh and drops it one op later; V8 answers that churn of large ArrayBuffers with a garbage
+// collection every few megabytes. Buffers handed out by gradBuffer() come back here once backward()
+// has consumed them (and nothing else can hold them), so the next op, or the next step, reuses them.
+const POOL_MIN = 4096; // elements; smaller arrays are cheap to allocate
+const POOL_CAP_BYTES = 256 * 1024 * 1024;
+const pool = new Map<number, Float32Array[]>();
+let pooledBytes = 0;
+const fromPool = new WeakSet<Float32Array>();
+
+/**
+ * An uninitialised Float32Array of n elements for a gradient a backward rule returns (it must
+ * overwrite every element). It may be a recycled buffer: never keep a reference to it.
+ */
+export function gradBuffer(n: number): Float32Array {
+  if (n < POOL_MIN) return new Float32Array(n);
+  const buf = pool.get(n)?.pop();
+  if (buf) {
+    pooledBytes -= buf.byteLength;
+    return buf;
+  }
+  const fresh = emptyFloat32(n);
+  fromPool.add(fresh);
+  return fresh;
+}
+
+function recycle(g: Float32Array): void {
+  if (!fromPool.has(g) || pooledBytes + g.byteLength > POOL_CAP_BYTES) return;
+  let list = pool.get(g.length);
+  if (!list) pool.set(g.length, (list = []));
+  list.push(g);
+  pooledBytes += g.byteLength;
 }
 
 /**
@@ -155,15 +189,21 @@ export function backward(roots: Tensor | readonly Tensor[], grads?: readonly (Te
       if (useful.has(t)) accumulateLeaf(t, g);
       continue;
     }
-    if (deferred.size && fn.inputs.some((x) => deferred.has(x))) later.push([fn, g]);
+    const keep = deferred.size > 0 && fn.inputs.some((x) => deferred.has(x));
+    if (keep) later.push([fn, g]);
     const needs = fn.inputs.map((x) => useful.has(x));
     if (!needs.some(Boolean)) continue;
     const into = leafBuffers(fn, needs);
     const inGrads = fn.backward(g, needs, into);
+    // t is done with g: its first pass-through (reshape, add) may take it over without a copy.
+    if (!keep) owned.delete(g);
+    let passed = false;
     fn.inputs.forEach((x, i) => {
       const gi = inGrads[i];
+      if (gi && gi.buffer === g.buffer) passed = true;
       if (gi && needs[i] && gi !== into[i]) add(x, gi);
     });
+    if (!keep && !passed) recycle(g);
   }
 
   let done = false;

@@ -24,7 +24,8 @@ export const reproPipemareCommand: CommandSpec = {
     lr: { type: "number", min: 0, help: "base learning rate of every row (default 0.1)", meta: "X" },
     batch: { type: "int", min: 1, help: "mini-batch size (default 32)", meta: "B" },
     momentum: { type: "number", min: 0, help: "SGD momentum (default 0.9)", meta: "M" },
-    "warmup-epochs": { type: "int", min: 0, help: "add a row: PipeMare T1+T2 after K synchronous epochs", meta: "K" },
+    microbatches: { type: "int", min: 1, help: "micro-batches per step M (delays tau_s = ceil((2(S-1-s)+1)/M); default 1)", meta: "M" },
+    "warmup-epochs": { type: "int", min: 0, help: "synchronous 1F1B epochs before going asynchronous in the warm-up rows (default 1; 0 drops those rows)", meta: "K" },
   },
   examples: ["pipewright repro pipemare", "pipewright repro pipemare --epochs 2 --seeds 2 --limit 10000 --svg pipemare.svg"],
 };
@@ -35,7 +36,7 @@ export async function runReproPipemare(argv: string[]): Promise<number> {
   const log = f.quiet ? (): void => {} : (m: string): void => { process.stderr.write(m + "\n"); };
   const st = settingsFrom(f, SPEC, { epochs: 3, seeds: 2 }, log);
   const train = { batch: (f.batch as number | undefined) ?? 32, lr: (f.lr as number | undefined) ?? 0.1, momentum: (f.momentum as number | undefined) ?? 0.9, weightDecay: 0 };
-  const pipe = { stages: STAGES, microbatches: 1, balance: BALANCE };
+  const pipe = { stages: STAGES, microbatches: (f.microbatches as number | undefined) ?? 1, balance: BALANCE };
   const asyncRow = (key: string, label: string, flags: Record<string, string | number>): ReproRow =>
     ({ key, label, train, pipeline: { ...pipe, schedule: "async", async: parseAsyncConfig(flags) } });
   const rows: ReproRow[] = [
@@ -46,10 +47,13 @@ export async function runReproPipemare(argv: string[]): Promise<number> {
     asyncRow("t2", "PipeMare T2 only", { method: "pipemare", "pipemare-lr": "off" }),
     asyncRow("pipemare", "PipeMare T1+T2", { method: "pipemare" }),
   ];
-  const K = f["warmup-epochs"] as number | undefined;
-  if (K !== undefined) {
+  // PipeMare's optional synchronous warm-up, and the same warm-up for naive asynchronous training
+  // (to show what the warm-up alone does).
+  const K = (f["warmup-epochs"] as number | undefined) ?? 1;
+  if (K > 0) {
     if (K >= st.epochs) throw new UsageError(`--warmup-epochs ${K} must be below --epochs ${st.epochs} (some epochs must run asynchronously)`);
-    rows.push(asyncRow("warmup", `PipeMare T1+T2, ${K} sync epoch(s)`, { method: "pipemare", "warmup-epochs": K }));
+    rows.push(asyncRow("naive-warmup", `naive async, ${K} sync warm-up epoch(s)`, { method: "naive", "warmup-epochs": K }));
+    rows.push(asyncRow("pipemare-warmup", `PipeMare T1+T2, ${K} sync warm-up epoch(s)`, { method: "pipemare", "warmup-epochs": K }));
   }
   const chosen = selectRows(rows, f);
   const title = `repro pipemare: MLP 8 x Linear, ${STAGES} stages, batch ${train.batch}, lr ${train.lr}, momentum ${train.momentum}, ` +

@@ -7,6 +7,8 @@ import {
 } from "../pipeline/schedule/index.js";
 import { bubbleFormula, type CostModel, resolveCosts, simulate } from "../sim/index.js";
 import { timelineSvg } from "../report/timeline-svg.js";
+import { formatPrediction, parseTrace, predictSpeedup } from "../pipeline/freeze/index.js";
+import { readFileSync } from "node:fs";
 
 export const simCommand: CommandSpec = {
   name: "sim",
@@ -28,12 +30,14 @@ export const simCommand: CommandSpec = {
     svg: { type: "string", help: "write the timeline to this SVG file", meta: "FILE" },
     json: { type: "bool", help: "print one JSON object instead of text" },
     lists: { type: "bool", help: "also print each worker's action list" },
+    "freeze-trace": { type: "string", help: "PipeTransformer: replay this freeze trace (from `repro pipetransformer` or `train --freeze --freeze-trace`) on --workers workers (default 8) and predict the speed-up", meta: "FILE" },
   },
   examples: [
     "pipewright sim --schedule 1f1b --stages 4 --microbatches 8 --svg 1f1b.svg",
     "pipewright sim --schedule interleaved --stages 4 --microbatches 8 --chunks 2",
     "pipewright sim --schedule zb-h1 --stages 4 --microbatches 8 --cost-f 1 --cost-b 2 --cost-w 1",
     "pipewright sim --schedule async --stages 8 --microbatches 1 --steps 24 --workers 2 --json",
+    "pipewright sim --freeze-trace pipetransformer-trace.json --workers 8",
   ],
 };
 
@@ -81,6 +85,14 @@ const round = (x: number): number => Number(x.toPrecision(12));
 export async function runSim(argv: string[]): Promise<number> {
   const f = parseFlags(simCommand, argv);
   if (f.help) { process.stdout.write(helpText(simCommand) + "\n"); return 0; }
+  if (f["freeze-trace"] !== undefined) {
+    const file = f["freeze-trace"] as string;
+    let text: string;
+    try { text = readFileSync(file, "utf8"); } catch (e) { throw new UsageError(`--freeze-trace ${file}: cannot read it (${(e as Error).message})`); }
+    const p = predictSpeedup(parseTrace(text, file), (f.workers as number | undefined) ?? 8);
+    process.stdout.write((f.json ? JSON.stringify(p) : formatPrediction(p)) + "\n");
+    return 0;
+  }
   const { schedule: s, costs } = build(f);
   const r = simulate(s, costs);
   const formula = bubbleFormula(s.name, s.stages, s.microbatches, s.chunks, resolveCosts(costs, s.stages));

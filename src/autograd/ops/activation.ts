@@ -1,8 +1,8 @@
 // Element-wise unary functions: neg, relu, gelu (exact erf), tanh, exp, log, sigmoid, sqrt.
 import { getBackend } from "../../backend/index.js";
 import type { UnaryOp } from "../../backend/backend.js";
-import { emptyFloat32, Tensor } from "../../tensor/tensor.js";
-import { record } from "../engine.js";
+import { Tensor } from "../../tensor/tensor.js";
+import { gradBuffer, record } from "../engine.js";
 import { checkTensor } from "./util.js";
 
 function unaryOp(op: UnaryOp, x: Tensor): Tensor {
@@ -11,7 +11,7 @@ function unaryOp(op: UnaryOp, x: Tensor): Tensor {
   const out = Tensor.empty(x.shape);
   be.unary(op, x.data, out.data);
   return record(out, op, [x], (g) => {
-    const dx = emptyFloat32(g.length);
+    const dx = gradBuffer(g.length);
     be.unaryBackward(op, x.data, out.data, g, dx, false);
     return [dx];
   });

@@ -1,9 +1,9 @@
 // Broadcasting element-wise arithmetic: add, sub, mul, div (Tensor or number operands) and neg.
 import { getBackend } from "../../backend/index.js";
 import type { BinaryOp } from "../../backend/backend.js";
-import { emptyFloat32, Tensor } from "../../tensor/tensor.js";
+import { Tensor } from "../../tensor/tensor.js";
 import { broadcastShapes, padShape } from "../../tensor/shape.js";
-import { record } from "../engine.js";
+import { gradBuffer, record } from "../engine.js";
 import { asTensor, reduceToShape } from "./util.js";
 
 /** out = x * alpha + beta for a tensor and a numeric constant (no broadcasting needed). */
@@ -13,7 +13,7 @@ function scalarAffine(name: string, x: Tensor, alpha: number, beta: number): Ten
   be.affine(x.data, alpha, beta, out.data);
   return record(out, name, [x], (g) => {
     if (alpha === 1) return [g];
-    const dx = emptyFloat32(g.length);
+    const dx = gradBuffer(g.length);
     be.affine(g, alpha, 0, dx);
     return [dx];
   });
@@ -78,12 +78,12 @@ export function mul(a: Tensor | number, b: Tensor | number): Tensor {
     let ga: Float32Array | null = null;
     let gb: Float32Array | null = null;
     if (needs[0]) {
-      const t = emptyFloat32(out.size);
+      const t = gradBuffer(out.size);
       be.binary("mul", g, out.shape, b.data, bPad, t, out.shape);
       ga = reduceToShape(t, out.shape, a.shape);
     }
     if (needs[1]) {
-      const t = emptyFloat32(out.size);
+      const t = gradBuffer(out.size);
       be.binary("mul", g, out.shape, a.data, aPad, t, out.shape);
       gb = reduceToShape(t, out.shape, b.shape);
     }
@@ -101,15 +101,15 @@ export function div(a: Tensor | number, b: Tensor | number): Tensor {
     let ga: Float32Array | null = null;
     let gb: Float32Array | null = null;
     if (needs[0]) {
-      const t = emptyFloat32(out.size);
+      const t = gradBuffer(out.size);
       be.binary("div", g, out.shape, bt.data, bPad, t, out.shape);
       ga = reduceToShape(t, out.shape, at.shape);
     }
     if (needs[1]) {
       // d(a/b)/db = -(a/b)/b = -out/b
-      const t = emptyFloat32(out.size);
+      const t = gradBuffer(out.size);
       be.binary("mul", g, out.shape, out.data, out.shape, t, out.shape);
-      const u = emptyFloat32(out.size);
+      const u = gradBuffer(out.size);
       be.binary("div", t, out.shape, bt.data, bPad, u, out.shape);
       const r = reduceToShape(u, out.shape, bt.shape);
       gb = new Float32Array(r.length);

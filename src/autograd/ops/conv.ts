@@ -1,9 +1,9 @@
 // 2-D convolution (cross-correlation, NCHW, weights [O, C, KH, KW]) with stride and zero padding.
 import { getBackend } from "../../backend/index.js";
 import type { ConvParams } from "../../backend/backend.js";
-import { emptyFloat32, Tensor } from "../../tensor/tensor.js";
+import { Tensor } from "../../tensor/tensor.js";
 import { fmt } from "../../tensor/shape.js";
-import { record } from "../engine.js";
+import { gradBuffer, record } from "../engine.js";
 import { checkTensor, pair } from "./util.js";
 
 export interface Conv2dOptions {
@@ -38,14 +38,14 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, options: C
     let dw: Float32Array | null = null;
     let db: Float32Array | null = null;
     if (needs[0]) {
-      dx = emptyFloat32(x.size);
+      dx = gradBuffer(x.size);
       be.conv2dBackwardData(dy, w.data, dx, p, false);
     }
     const needDb = b !== null && needs[2];
     if (needs[1]) {
       // Accumulate into existing .grad buffers when both are there (one flag covers dw and db).
       const acc = !!into?.[1] && (!needDb || !!into?.[2]);
-      dw = acc ? into![1] : emptyFloat32(w.size);
+      dw = acc ? into![1] : gradBuffer(w.size);
       db = needDb ? (acc ? into![2] : new Float32Array(o)) : null;
       be.conv2dBackwardWeights(x.data, dy, dw!, db, p, acc);
     } else if (needDb) {

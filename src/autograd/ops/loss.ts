@@ -2,7 +2,7 @@
 import { getBackend } from "../../backend/index.js";
 import { emptyFloat32, Tensor } from "../../tensor/tensor.js";
 import { fmt, sameShape } from "../../tensor/shape.js";
-import { record } from "../engine.js";
+import { gradBuffer, record } from "../engine.js";
 import { sub, mul } from "./arith.js";
 import { mean } from "./reduce.js";
 import { checkTensor, toIndices } from "./util.js";
@@ -35,7 +35,7 @@ export function crossEntropy(logits: Tensor, targets: Int32Array | Tensor, reduc
   const scale = reduction === "mean" ? 1 / rows : 1;
   const out = Tensor.scalar(total * scale);
   return record(out, "crossEntropy", [logits], (g) => {
-    const dx = emptyFloat32(logits.size);
+    const dx = gradBuffer(logits.size);
     be.crossEntropyBackward(logProbs, ids, rows, cols, g[0] * scale, dx, false);
     return [dx];
   });

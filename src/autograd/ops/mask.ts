@@ -1,8 +1,8 @@
 // Causal masking of attention scores: entries above the diagonal become -Infinity.
 import { getBackend } from "../../backend/index.js";
-import { emptyFloat32, Tensor } from "../../tensor/tensor.js";
+import { Tensor } from "../../tensor/tensor.js";
 import { fmt } from "../../tensor/shape.js";
-import { record } from "../engine.js";
+import { gradBuffer, record } from "../engine.js";
 import { checkTensor } from "./util.js";
 
 /** x [..., T, T] -> same with x[..., i, j] = -Infinity for j > i (masked entries get no gradient). */
@@ -17,7 +17,7 @@ export function causalMask(x: Tensor): Tensor {
   const out = Tensor.empty(x.shape);
   be.causalMask(x.data, batch, t, -Infinity, out.data);
   return record(out, "causalMask", [x], (g) => {
-    const dx = emptyFloat32(x.size);
+    const dx = gradBuffer(x.size);
     be.causalMask(g, batch, t, 0, dx);
     return [dx];
   });

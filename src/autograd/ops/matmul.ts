@@ -2,7 +2,7 @@
 import { getBackend } from "../../backend/index.js";
 import { emptyFloat32, Tensor } from "../../tensor/tensor.js";
 import { fmt, numel, sameShape } from "../../tensor/shape.js";
-import { record } from "../engine.js";
+import { gradBuffer, record } from "../engine.js";
 import { checkTensor } from "./util.js";
 
 export interface MatmulOptions {
@@ -44,7 +44,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     let da: Float32Array | null = null;
     let db: Float32Array | null = null;
     if (needs[0]) {
-      da = emptyFloat32(a.size); // every path below overwrites it
+      da = gradBuffer(a.size); // every path below overwrites it
       if (!transA) {
         // dA = g op(B)^T
         be.matmul(g, b.data, da, batch, m, n, k, false, !transB, false, bShared);
@@ -60,7 +60,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     }
     if (needs[1]) {
       // Overwritten, except by the per-batch loop which accumulates into zeros.
-      db = bShared && transA ? new Float32Array(b.size) : emptyFloat32(b.size);
+      db = bShared && transA ? new Float32Array(b.size) : gradBuffer(b.size);
       if (bShared && !transA) {
         // Sum over the batch folds into one product over batch*m rows.
         if (!transB) be.matmul(a.data, g, db, 1, k, batch * m, n, true, false, false);
@@ -108,12 +108,12 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
     let dw: Float32Array | null = null;
     let db: Float32Array | null = null;
     if (needs[0]) {
-      dx = emptyFloat32(x.size); // dx = g W (overwritten)
+      dx = gradBuffer(x.size); // dx = g W (overwritten)
       be.matmul(g, w.data, dx, 1, rows, outF, inF, false, false, false);
     }
     // Weight gradients accumulate straight into an existing .grad (micro-batch accumulation).
     if (needs[1]) {
-      dw = into?.[1] ?? emptyFloat32(w.size); // dW = g^T x (accumulated or overwritten)
+      dw = into?.[1] ?? gradBuffer(w.size); // dW = g^T x (accumulated or overwritten)
       be.matmul(g, x.data, dw, 1, outF, rows, inF, true, false, dw === into?.[1]);
     }
     if (bias && needs[2]) {

@@ -1,8 +1,8 @@
 // Normalisations: layer norm (last axis), group norm and batch norm (NC... layout), as in torch.
 import { getBackend } from "../../backend/index.js";
-import { emptyFloat32, Tensor } from "../../tensor/tensor.js";
+import { Tensor } from "../../tensor/tensor.js";
 import { fmt, numel } from "../../tensor/shape.js";
-import { record } from "../engine.js";
+import { gradBuffer, record } from "../engine.js";
 import { checkTensor } from "./util.js";
 
 /** gamma/beta of a normalisation, defaulting to 1 and 0 (torch's affine=false) and checked to be [size]. */
@@ -34,7 +34,7 @@ export function layerNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, 
   be.layerNorm(x.data, g.data, b.data, rows, cols, eps, out.data, mu, rstd);
   return record(out, "layerNorm", [x, g, b], (dy, needs) => {
     // The kernel produces all three gradients together; unneeded ones are dropped.
-    const dx = emptyFloat32(x.size); // overwritten; dg and db accumulate, so they start at zero
+    const dx = gradBuffer(x.size); // overwritten; dg and db accumulate, so they start at zero
     const dg = new Float32Array(cols);
     const db = new Float32Array(cols);
     be.layerNormBackward(x.data, g.data, dy, mu, rstd, rows, cols, dx, dg, db, false);

@@ -1,8 +1,8 @@
 // Shape ops: reshape/flatten (share memory), transpose/permute, slice and concat along an axis.
 import { getBackend } from "../../backend/index.js";
-import { emptyFloat32, Tensor } from "../../tensor/tensor.js";
+import { Tensor } from "../../tensor/tensor.js";
 import { fmt, normAxis, numel, resolveReshape, type Shape } from "../../tensor/shape.js";
-import { record } from "../engine.js";
+import { gradBuffer, record } from "../engine.js";
 import { checkTensor } from "./util.js";
 
 /** Same data in a new shape (one -1 allowed). Shares memory with x, like a torch view. */
@@ -35,7 +35,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const inverse = new Array<number>(p.length);
   p.forEach((a, i) => { inverse[a] = i; });
   return record(out, "permute", [x], (g) => {
-    const dx = emptyFloat32(x.size);
+    const dx = gradBuffer(x.size);
     be.permute(g, out.shape, inverse, dx, false);
     return [dx];
   });
@@ -72,8 +72,14 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
     out.data.set(x.data.subarray((o * size + s) * inner, (o * size + e) * inner), o * len * inner);
   }
   return record(out, "slice", [x], (g) => {
-    const dx = new Float32Array(x.size);
-    for (let o = 0; o < outer; o++) dx.set(g.subarray(o * len * inner, (o + 1) * len * inner), (o * size + s) * inner);
+    // A recycled buffer: each block gets zeros before, the gradient in and zeros after the range.
+    const dx = gradBuffer(x.size);
+    for (let o = 0; o < outer; o++) {
+      const base = o * size * inner;
+      dx.fill(0, base, base + s * inner);
+      dx.set(g.subarray(o * len * inner, (o + 1) * len * inner), base + s * inner);
+      dx.fill(0, base + e * inner, base + size * inner);
+    }
     return [dx];
   });
 }
@@ -111,7 +117,7 @@ export function concat(tensors: readonly Tensor[], axis: number): Tensor {
       const start = off;
       off += len;
       if (!needs[k]) return null;
-      const dx = emptyFloat32(t.size); // every block written
+      const dx = gradBuffer(t.size); // every block written
       for (let o = 0; o < outer; o++) {
         dx.set(g.subarray((o * total + start) * inner, (o * total + start + len) * inner), o * len * inner);
       }

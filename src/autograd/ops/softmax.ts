@@ -1,8 +1,8 @@
 // Softmax and log-softmax along an axis (max-subtracted inside the kernel, like torch).
 import { getBackend } from "../../backend/index.js";
-import { emptyFloat32, Tensor } from "../../tensor/tensor.js";
+import { Tensor } from "../../tensor/tensor.js";
 import { fmt, normAxis } from "../../tensor/shape.js";
-import { record } from "../engine.js";
+import { gradBuffer, record } from "../engine.js";
 import { transpose } from "./shape.js";
 import { checkTensor } from "./util.js";
 
@@ -14,7 +14,7 @@ function softmaxLast(x: Tensor, log: boolean): Tensor {
   const out = Tensor.empty(x.shape); // overwritten by the kernel
   be.softmax(x.data, rows, cols, out.data, log);
   return record(out, name, [x], (g) => {
-    const dx = emptyFloat32(x.size);
+    const dx = gradBuffer(x.size);
     be.softmaxBackward(out.data, g, rows, cols, dx, log, false);
     return [dx];
   });

@@ -1,0 +1,171 @@
+// PipeTransformer's elastic runtime (src/pipeline/elastic): transitions move the training state
+// exactly. Oracles are runs that never transition: GPipe accumulates every parameter's gradient over
+// the same micro-batches in the same order whatever the partition, so a 2-stage run, a 1-stage run
+// and a run that moves (or shrinks) between them at step k must reach the same bits; any lost or
+// stale weight or optimizer state on a move breaks that. Replicas are compared with one replica on
+// the whole batch within the data-parallel tolerance (src/parallel/data-parallel.ts: 1e-7 + 1e-5 |w|,
+// the float32 order of the all-reduce's partial sums).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { ModelSpec } from "../src/nn/models/index.js";
+import { Rng } from "../src/tensor/random.js";
+import { Tensor } from "../src/tensor/tensor.js";
+import { ElasticTrainer, frozenParamNames, type ElasticConfig, type PhaseLayout } from "../src/pipeline/elastic/index.js";
+
+const SPEC: ModelSpec = { name: "vit", image: 28, patch: 7, dim: 16, depth: 2, heads: 2, classes: 10 };
+// Units: 0 (embed), 1.attn, 1.mlp, 2.attn, 2.mlp, 3 (LayerNorm), 4 (TokenMean), 5 (head): 8 units, 6 layers.
+const N = 16;
+
+function config(o: Partial<ElasticConfig> = {}): ElasticConfig {
+  return {
+    spec: SPEC, seed: 5, optimizer: { kind: "sgd", lr: 0.05, momentum: 0.9 }, workers: 2, stages: 2, batch: N,
+    freeze: { alpha: "1/3", criterion: "schedule" }, elastic: true, cache: false, samples: 64, microbatchesPerStage: 2, ...o,
+  };
+}
+
+function batches(count: number): { x: Tensor; y: Int32Array; idx: number[] }[] {
+  const rng = new Rng(11);
+  return Array.from({ length: count }, (_, k) => ({
+    x: Tensor.randn([N, 1, 28, 28], rng, 1), y: Int32Array.from({ length: N }, () => rng.int(10)),
+    idx: Array.from({ length: N }, (_, i) => k * N + i),
+  }));
+}
+
+const layout = (ranges: [number, number][], o: Partial<PhaseLayout> = {}): PhaseLayout =>
+  ({ frozenLayers: 0, stages: ranges.length, replicas: 1, microbatches: 4, prefix: 0, ranges, ...o });
+
+/** Trains `data` with `first` until step k, then `second`; returns the weights and optimizer state. */
+async function run(cfg: ElasticConfig, first: PhaseLayout, k: number, second: PhaseLayout, data = batches(4)) {
+  const t = await ElasticTrainer.create(cfg);
+  try {
+    await t.moveTo(first);
+    for (const [i, b] of data.entries()) {
+      if (i === k) await t.moveTo(second);
+      await t.step(b.x, b.y, b.idx, 1);
+    }
+    const opt = await t.optimizerState();
+    return { state: t.model.stateDict(), opt };
+  } finally { await t.close(); }
+}
+
+function assertSameBits(a: Map<string, Tensor>, b: Map<string, Tensor>, what: string): void {
+  assert.deepEqual([...a.keys()], [...b.keys()]);
+  for (const [k, t] of a) assert.deepEqual(t.data, b.get(k)!.data, `${what}: ${k} differs`);
+}
+
+test("a stage move at step k gives the bits of the run that used the new partition from the start", async () => {
+  const A = layout([[0, 3], [3, 8]]), B = layout([[0, 5], [5, 8]]);
+  const moved = await run(config(), A, 2, B);
+  const onlyB = await run(config(), B, 0, B);
+  const onlyA = await run(config(), A, 0, A);
+  assertSameBits(moved.state, onlyB.state, "move vs new partition");
+  assertSameBits(moved.state, onlyA.state, "move vs old partition");
+  assertSameBits(moved.opt!.tensors, onlyB.opt!.tensors, "optimizer state");
+});
+
+test("a pipeline shrink (2 stages -> 1) at step k is bit-exact", async () => {
+  const two = layout([[0, 4], [4, 8]]), one = layout([[0, 8]]);
+  const shrunk = await run(config(), two, 1, one);
+  const single = await run(config(), one, 0, one);
+  assertSameBits(shrunk.state, single.state, "shrink vs 1-stage run");
+  assertSameBits(shrunk.opt!.tensors, single.opt!.tensors, "optimizer state");
+});
+
+test("frozen layers keep their weights and optimizer state; active ones train; norms only for active layers", async () => {
+  const t = await ElasticTrainer.create(config());
+  try {
+    const data = batches(4);
+    for (const b of data.slice(0, 2)) await t.step(b.x, b.y, b.idx, 1);
+    await t.freezeTo(1, 3);
+    assert.equal(t.layout.frozenLayers, 3);
+    const before = new Map([...t.model.stateDict()].map(([k, v]) => [k, v.clone()]));
+    const optBefore = new Map([...(await t.optimizerState())!.tensors].map(([k, v]) => [k, v.clone()]));
+    let norms: Map<number, number> | null = null;
+    for (const b of data.slice(2)) norms = (await t.step(b.x, b.y, b.idx, 1)).gradSq;
+    for (let l = 0; l < 3; l++) assert.equal(norms!.has(l), false, `frozen layer ${l} reported a gradient`);
+    assert.ok((norms!.get(5) ?? 0) > 0, "the head (active) reports a gradient norm");
+    const after = t.model.stateDict();
+    const opt = (await t.optimizerState())!;
+    const frozen = new Set(frozenParamNames(t.model, 3));
+    assert.ok(frozen.size > 0);
+    for (const [k, v] of after) {
+      if (frozen.has(k)) assert.deepEqual(v.data, before.get(k)!.data, `frozen ${k} changed`);
+      else if (k.startsWith("layers.5.")) assert.notDeepEqual(v.data, before.get(k)!.data, `active ${k} did not train`);
+    }
+    for (const [k, v] of opt.tensors) {
+      const p = k.slice(0, k.lastIndexOf("."));
+      if (frozen.has(p)) assert.deepEqual(v.data, optBefore.get(k)!.data, `optimizer state ${k} of a frozen parameter changed`);
+    }
+    // The frozen parameters' state is kept (for checkpoints), not dropped.
+    assert.ok([...opt.tensors.keys()].some((k) => frozen.has(k.slice(0, k.lastIndexOf(".")))));
+  } finally { await t.close(); }
+});
+
+test("cached prefix outputs equal recomputed ones, and training from the cache equals training without it", async () => {
+  const data = batches(3);
+  const trainWith = async (cache: boolean) => {
+    const t = await ElasticTrainer.create(config({ cache }));
+    try {
+      await t.freezeTo(1, 3);
+      const prefix = cache ? t.layout.prefix : 0;
+      if (cache) assert.equal(prefix, 5, "embed + two blocks = 5 units cached");
+      await t.moveTo(layout([[prefix, 8]], { frozenLayers: 3, prefix }));
+      const hits: boolean[] = [];
+      for (let epoch = 0; epoch < 2; epoch++) for (const b of data) hits.push((await t.step(b.x, b.y, b.idx, 1)).cached);
+      if (cache) {
+        assert.deepEqual(hits, [false, false, false, true, true, true]);
+        for (const b of data) assertSameBits(new Map([["x", t.cache!.lookup(b.idx)!]]), new Map([["x", t.recomputePrefix(b.x)]]), "cached vs recomputed");
+      }
+      await t.sync();
+      return t.model.stateDict();
+    } finally { await t.close(); }
+  };
+  assertSameBits(await trainWith(true), await trainWith(false), "cache on vs off");
+});
+
+test("the cache refuses to start past its memory bound with a clear message", async () => {
+  const t = await ElasticTrainer.create(config({ cache: true, cacheBytes: 1000 }));
+  try {
+    await assert.rejects(t.freezeTo(1, 3), /AutoCache: .* needs .* MB, more than the bound .* --cache off/);
+  } finally { await t.close(); }
+});
+
+test("2 replicas after a transition match one replica on the whole batch (data-parallel tolerance)", async () => {
+  const two = layout([[0, 4], [4, 8]], { microbatches: 2 });
+  const replicas = await run(config(), two, 1, layout([[0, 8]], { replicas: 2, microbatches: 2 }));
+  const single = await run(config(), two, 1, layout([[0, 8]], { microbatches: 4 }));
+  for (const [k, w] of single.state) {
+    const r = replicas.state.get(k)!;
+    for (let i = 0; i < w.size; i++) {
+      const d = Math.abs(w.data[i] - r.data[i]);
+
+      assert.ok(d <= 1e-7 + 1e-5 * Math.abs(w.data[i]), `${k}[${i}]: ${r.data[i]} vs ${w.data[i]}`);
+    }
+  }
+});
+
+test("an elastic run on the data slice freezes on schedule, writes a trace, and `sim --freeze-trace` replays it", async () => {
+  const { trainElastic } = await import("../src/pipeline/elastic/index.js");
+  const { runSim } = await import("../src/cli/sim.js");
+  const { writeFileSync, mkdtempSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const { tmpdir } = await import("node:os");
+  const lines: string[] = [];
+  const r = await trainElastic({
+    spec: SPEC, seed: 1, epochs: 2, batch: 16, optimizer: { kind: "sgd", lr: 0.05, momentum: 0.9 }, scheduleLr: "none", warmup: 0,
+    workers: 2, freeze: { alpha: "1/2", criterion: "schedule" }, elastic: true, cache: true, data: "slice", limit: 128, log: (m) => lines.push(m),
+  });
+  // 6 layers, alpha 1/2: ceil(6 * 1/2) = 3 frozen after the first check.
+  assert.deepEqual(r.trace.epochs.map((e) => e.frozen), [0, 3]);
+  assert.ok(lines.some((l) => /transition after epoch 1: frozen 3\/6 layers, pipeline \d stages? x \d replicas?, \d+ micro-batch(es)?, partition \[/.test(l)), lines.join("\n"));
+  const file = join(mkdtempSync(join(tmpdir(), "pw-trace-")), "trace.json");
+  writeFileSync(file, JSON.stringify(r.trace));
+  const out: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((s: string) => { out.push(String(s)); return true; }) as typeof process.stdout.write;
+  try { assert.equal(await runSim(["--freeze-trace", file, "--workers", "8", "--json"]), 0); } finally { process.stdout.write = write; }
+  const p = JSON.parse(out.join("")) as { workers: number; speedup: number; epochs: { frozen: number }[] };
+  assert.equal(p.workers, 8);
+  assert.deepEqual(p.epochs.map((e) => e.frozen), [0, 3]);
+  assert.ok(p.speedup > 0 && Number.isFinite(p.speedup));
+});
