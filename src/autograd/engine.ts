@@ -27,7 +27,7 @@ export function enableGrad<T>(fn: () => T): T {
 // collection every few megabytes. Buffers handed out by gradBuffer() come back here once backward()
 // has consumed them (and nothing else can hold them), so the next op, or the next step, reuses them.
 const POOL_MIN = 4096; // elements; smaller arrays are cheap to allocate
-const POOL_CAP_BYTES = 256 * 1024 * 1024;
+const POOL_CAP_BYTES = 128 * 1024 * 1024; // per thread; beyond it, buffers are left to the GC
 const pool = new Map<number, Float32Array[]>();
 let pooledBytes = 0;
 const fromPool = new WeakSet<Float32Array>();
@@ -138,13 +138,15 @@ export function backward(roots: Tensor | readonly Tensor[], grads?: readonly (Te
     owned.add(mine);
     return mine;
   };
-  const add = (t: Tensor, g: Float32Array): void => {
+  /** Returns true when g was added into an existing pending gradient (so g itself is not kept). */
+  const add = (t: Tensor, g: Float32Array): boolean => {
     if (g.length !== t.size) {
       throw new Error(`backward: gradient of ${g.length} elements for tensor of shape ${fmt(t.shape)}` +
         (t.gradFn ? ` (from ${t.gradFn.name})` : ""));
     }
     const prev = pending.get(t);
     if (prev) be.axpby(1, g, 1, prev); else pending.set(t, own(g));
+    return prev !== undefined;
   };
   rootList.forEach((r, i) => {
     const g = grads?.[i] ?? null;
@@ -186,7 +188,14 @@ export function backward(roots: Tensor | readonly Tensor[], grads?: readonly (Te
     pending.delete(t);
     const fn = t.gradFn;
     if (!fn) {
-      if (useful.has(t)) accumulateLeaf(t, g);
+      if (useful.has(t)) {
+        // g was t's alone (pending entries never share arrays) and t is done with it: hand it to
+        // .grad without a copy, or recycle it once added into an existing .grad.
+        owned.delete(g);
+        const had = t.grad !== null;
+        accumulateLeaf(t, g);
+        if (had) recycle(g);
+      }
       continue;
     }
     const keep = deferred.size > 0 && fn.inputs.some((x) => deferred.has(x));
@@ -201,7 +210,10 @@ export function backward(roots: Tensor | readonly Tensor[], grads?: readonly (Te
     fn.inputs.forEach((x, i) => {
       const gi = inGrads[i];
       if (gi && gi.buffer === g.buffer) passed = true;
-      if (gi && needs[i] && gi !== into[i]) add(x, gi);
+      if (gi && needs[i] && gi !== into[i] && add(x, gi)) {
+        // A fresh pool buffer this op returned for this input only, now summed into another: done.
+        if (gi.buffer !== g.buffer && inGrads.indexOf(gi) === i && inGrads.lastIndexOf(gi) === i) recycle(gi);
+      }
     });
     if (!keep && !passed) recycle(g);
   }

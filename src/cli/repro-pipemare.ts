@@ -1,8 +1,10 @@
 // `pipewright repro pipemare`: PipeMare against synchronous 1F1B, naive asynchronous training and
 // PipeDream weight stashing on a fine-grained asynchronous pipeline (README: "Asynchronous pipelines
 // and reproductions"). Every row uses the same base hyper-parameters, those that suit synchronous
-// training: an MLP of eight Linear layers cut one layer per stage into S = 8 stages, one micro-batch
-// per step (delays tau_s = 2(S-1-s)+1 = 15, 13, ..., 1), momentum SGD with a cosine schedule.
+// training: an MLP of eight Linear layers (width 256) cut one layer per stage into S = 8 stages,
+// batch 32 in M = 4 micro-batches (delays tau_s = ceil((2(S-1-s)+1)/4) = 4,4,3,3,2,2,1,1), momentum
+// SGD (lr 0.05, m 0.9) with a cosine schedule over 5 epochs (synchronous: ~88%). With M = 1
+// (delays 15..1) every asynchronous row diverges at these hyper-parameters.
 import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
 import { COMMON_FLAGS, runExperiment, selectRows, settingsFrom, type ReproRow } from "./repro-async.js";
 import { parseAsyncConfig } from "../pipeline/weights/config.js";
@@ -21,10 +23,10 @@ export const reproPipemareCommand: CommandSpec = {
     `(mean ± std over seeds), peak memory of weights + optimizer state (+ extra weight versions) per stage.`,
   flags: {
     ...COMMON_FLAGS,
-    lr: { type: "number", min: 0, help: "base learning rate of every row (default 0.1)", meta: "X" },
+    lr: { type: "number", min: 0, help: "base learning rate of every row (default 0.05)", meta: "X" },
     batch: { type: "int", min: 1, help: "mini-batch size (default 32)", meta: "B" },
     momentum: { type: "number", min: 0, help: "SGD momentum (default 0.9)", meta: "M" },
-    microbatches: { type: "int", min: 1, help: "micro-batches per step M (delays tau_s = ceil((2(S-1-s)+1)/M); default 1)", meta: "M" },
+    microbatches: { type: "int", min: 1, help: "micro-batches per step M (delays tau_s = ceil((2(S-1-s)+1)/M); default 4: 4,4,3,3,2,2,1,1)", meta: "M" },
     "warmup-epochs": { type: "int", min: 0, help: "synchronous 1F1B epochs before going asynchronous in the warm-up rows (default 1; 0 drops those rows)", meta: "K" },
   },
   examples: ["pipewright repro pipemare", "pipewright repro pipemare --epochs 2 --seeds 2 --limit 10000 --svg pipemare.svg"],
@@ -34,9 +36,9 @@ export async function runReproPipemare(argv: string[]): Promise<number> {
   const f = parseFlags(reproPipemareCommand, argv);
   if (f.help) { process.stdout.write(helpText(reproPipemareCommand) + "\n"); return 0; }
   const log = f.quiet ? (): void => {} : (m: string): void => { process.stderr.write(m + "\n"); };
-  const st = settingsFrom(f, SPEC, { epochs: 3, seeds: 2 }, log);
-  const train = { batch: (f.batch as number | undefined) ?? 32, lr: (f.lr as number | undefined) ?? 0.1, momentum: (f.momentum as number | undefined) ?? 0.9, weightDecay: 0 };
-  const pipe = { stages: STAGES, microbatches: (f.microbatches as number | undefined) ?? 1, balance: BALANCE };
+  const st = settingsFrom(f, SPEC, { epochs: 5, seeds: 2 }, log);
+  const train = { batch: (f.batch as number | undefined) ?? 32, lr: (f.lr as number | undefined) ?? 0.05, momentum: (f.momentum as number | undefined) ?? 0.9, weightDecay: 0 };
+  const pipe = { stages: STAGES, microbatches: (f.microbatches as number | undefined) ?? 4, balance: BALANCE };
   const asyncRow = (key: string, label: string, flags: Record<string, string | number>): ReproRow =>
     ({ key, label, train, pipeline: { ...pipe, schedule: "async", async: parseAsyncConfig(flags) } });
   const rows: ReproRow[] = [
@@ -50,8 +52,10 @@ export async function runReproPipemare(argv: string[]): Promise<number> {
   // PipeMare's optional synchronous warm-up, and the same warm-up for naive asynchronous training
   // (to show what the warm-up alone does).
   const K = (f["warmup-epochs"] as number | undefined) ?? 1;
-  if (K > 0) {
-    if (K >= st.epochs) throw new UsageError(`--warmup-epochs ${K} must be below --epochs ${st.epochs} (some epochs must run asynchronously)`);
+  if (K >= st.epochs && f["warmup-epochs"] !== undefined) {
+    throw new UsageError(`--warmup-epochs ${K} must be below --epochs ${st.epochs} (some epochs must run asynchronously)`);
+  }
+  if (K > 0 && K < st.epochs) {
     rows.push(asyncRow("naive-warmup", `naive async, ${K} sync warm-up epoch(s)`, { method: "naive", "warmup-epochs": K }));
     rows.push(asyncRow("pipemare-warmup", `PipeMare T1+T2, ${K} sync warm-up epoch(s)`, { method: "pipemare", "warmup-epochs": K }));
   }

@@ -24,7 +24,7 @@ export const reproPipetransformerCommand: CommandSpec = {
     limit: { type: "int", min: 64, default: 20000, help: "fine-tuning examples (from the first half of the training images)", meta: "N" },
     batch: { type: "int", min: 2, default: 64, help: "mini-batch size", meta: "B" },
     lr: { type: "number", min: 0, default: 1e-4, help: "fine-tuning learning rate (AdamW, cosine)", meta: "X" },
-    "freeze-alpha": { type: "string", default: "1/3", help: "freeze alpha", meta: "A" },
+    "freeze-alpha": { type: "string", default: "1/2", help: "freeze alpha (1/2 aggressive; the paper's tables use 1/3)", meta: "A" },
     "freeze-criterion": { type: "string", choices: FREEZE_CRITERIA, default: "grad-norm", help: "freeze criterion" },
     workers: { type: "int", min: 1, default: 2, help: "worker threads (cores)", meta: "W" },
     trace: { type: "string", default: "pipetransformer-trace.json", help: "write the all-four run's freeze trace here", meta: "FILE" },

@@ -173,8 +173,8 @@ export function resolvePipelineConfig(f: FlagValues, given: Set<string>): Pipeli
     balance,
     executor: (f.executor as ExecutorName | undefined) ?? "threads",
     recompute: (f.recompute as RecomputeMode | undefined) ?? "never",
-    async: schedule === "async" ? asyncConfigOf(f) : undefined,
-    workers: f.workers as number | undefined,
+    ...(schedule === "async" ? { async: asyncConfigOf(f) } : {}),
+    ...(f.workers !== undefined ? { workers: f.workers as number } : {}),
   };
 }
 

@@ -10,6 +10,9 @@
 //                                   speed-up for this schedule with measured per-stage F/B/W costs (at
 //                                   micro-batch size) and message latency, `efficiency` =
 //                                   speedup_vs_microbatched / ideal, `parallel_capacity` just before
+//   {"schedule": "async", ...}      naive asynchronous 1F1B (no flush), timed over lists of 32 micro-batches;
+//                                   with --microbatches 1 each step is one whole mini-batch, so `speedup`
+//                                   compares like with like and the simulator's ideal approaches 2
 //   {"mode": "synthetic", ...}      the same schedule with stages that sleep for those measured costs:
 //                                   the executor's own overlap, independent of free cores
 // Timings are the fastest of several rounds (the machine is shared). Kernels run single-threaded per

@@ -3,7 +3,7 @@
 // Entry point for the CLI: `trainPipeline(opts: PipelineTrainOptions)` (src/train/options.ts), i.e.
 // the single-device TrainConfig plus `pipeline: {schedule, stages, microbatches, chunks, partition,
 // balance?, executor, recompute}` and `quiet`, mapped from `pipewright train` flags:
-//   --schedule gpipe|1f1b|interleaved|zb-h1  --stages S  --microbatches M  --chunks v (interleaved)
+//   --schedule gpipe|1f1b|interleaved|zb-h1|async  --stages S  --microbatches M  --chunks v (interleaved)
 //   --partition uniform|parameters|time | --balance 3,2,3  --executor inline|threads (default threads)
 //   --recompute never|always|except-last (default never)
 // It partitions (printing the partition), generates the schedule, and trains with the same
@@ -25,12 +25,25 @@
 //   PipelineSetup test/bench hooks: `faults` (a unit that throws on a micro-batch; also
 //   PIPEWRIGHT_INJECT_FAULT=<unit>:<microbatch> for `pipewright train`) and `syntheticCosts`.
 //
+// Asynchronous pipelines (issue 4): `--schedule async --method naive|stash|2bw|pipemare|pb` and the
+// toggles of src/pipeline/weights' ASYNC_FLAGS. PipelineSetup.async (AsyncSetup, plain JSON: the
+// AsyncConfig, the per-stage delays measured from the IR by asyncSetupFor(schedule, cfg, K), T1's
+// horizon K) makes every executor build, per stage, the weight policy bound through WeightHooks, the
+// T1 factor (WeightHooks.stageLrFactor, multiplied into the list's factor at each STEP) and for pb a
+// SpikeCompensatedSGD with D = tau_s; a threads worker rebuilds them from the JSON. Epochs run in
+// windows of up to ASYNC_WINDOW steps without flush; an optional synchronous 1F1B warm-up
+// (--warmup-epochs K) hands its weights and optimizer state to the asynchronous executor.
+// InlineExecutor.asyncRuntime.policies / .stageMemory() expose the policies and per-stage memory.
+//
 // Threads executor: one worker_thread per schedule worker, pairwise MessageChannels; activations are
 // copied once into a fresh buffer and transferred (moved without copy when the stage keeps no graph,
 // i.e. with recomputation), gradients are transferred. The first error anywhere terminates all
 // workers and rejects with "stage S, action 1F3 (worker W): cause". Lists are validated before any
 // thread starts, so a list that could deadlock is rejected instead of hanging.
-export { trainPipeline, optimizerConfigOf } from "./train-pipeline.js";
+export { trainPipeline, optimizerConfigOf, asyncWindows, ASYNC_WINDOW, type PipelineRunHooks } from "./train-pipeline.js";
+export {
+  AsyncRuntime, asyncSetupFor, createAsyncRuntime, describeStages, plainMemory, type AsyncSetup, type StageMemory,
+} from "./async-weights.js";
 export { InlineExecutor } from "./inline.js";
 export { ThreadsExecutor } from "./threads.js";
 export type { Executor, SplitBatch, StepResult } from "./executor.js";

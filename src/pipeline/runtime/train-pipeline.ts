@@ -45,7 +45,7 @@ export const ASYNC_WINDOW = 2000;
 
 /** Optional observers of a pipeline run (the reproductions read per-stage memory before closing). */
 export interface PipelineRunHooks {
-  /** Called with the executor that ran the last epoch, just before it is closed. */
+  /** Called with the executor that ran the last epoch, just before it is closed (also after a failure). */
   beforeClose?(executor: Executor): void | Promise<void>;
 }
 
@@ -251,11 +251,14 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
       log(`epoch ${epoch + 1}/${opts.epochs}: train loss ${lastTrainLoss.toFixed(4)}, test loss ${lastEval.loss.toFixed(4)}, ` +
         `${quality}, ${(samples / epochSeconds).toFixed(0)} samples/s${opts.save ? `, saved ${opts.save}` : ""}`);
     }
-    await hooks.beforeClose?.(executor);
   } finally {
     bar?.done();
     metrics?.close();
-    await executor.close();
+    try {
+      await hooks.beforeClose?.(executor);
+    } finally {
+      await executor.close();
+    }
   }
   if (skipped) log(`note: ${skipped} batch(es) smaller than ${p.microbatches} examples were skipped (too small to split into micro-batches)`);
   if (!lastEval) lastEval = task.evaluate(model);
