@@ -30,7 +30,10 @@ function data(steps: number, M: number, perMicro: number): SplitBatch[] {
   });
 }
 
-interface Case { name: string; flags: AsyncFlagValues; S: number; M: number; perMicro: number; workers?: number; balance: number[] }
+interface Case { name: string; flags: AsyncFlagValues; S: number; M: number; perMicro: number; workers?: number; balance: number[]; spec?: ModelSpec }
+
+/** 24 units (Flatten, (Linear, ReLU) x 11, Linear): a fine-grained pipeline of dozens of stages. */
+const DEEP: ModelSpec = { name: "mlp", input: 12, hidden: new Array<number>(11).fill(8), classes: 5 };
 
 const CASES: Case[] = [
   { name: "naive", flags: { method: "naive" }, S: 4, M: 1, perMicro: 3, balance: [2, 2, 2, 2] },
@@ -39,28 +42,29 @@ const CASES: Case[] = [
   { name: "pipemare T1+T2", flags: { method: "pipemare", "pipemare-anneal-steps": 6 }, S: 4, M: 1, perMicro: 3, balance: [2, 2, 2, 2] },
   { name: "pb SC+LWP, batch size 1", flags: { method: "pb" }, S: 8, M: 1, perMicro: 1, balance: [1, 1, 1, 1, 1, 1, 1, 1] },
   { name: "stash, 8 stages on 3 shared workers", flags: { method: "stash" }, S: 8, M: 1, perMicro: 1, workers: 3, balance: [1, 1, 1, 1, 1, 1, 1, 1] },
+  { name: "pb, 24 stages (one unit each) on 3 shared workers", flags: { method: "pb" }, S: 24, M: 1, perMicro: 1, workers: 3, balance: new Array<number>(24).fill(1), spec: DEEP },
   { name: "pb, 8 stages on 2 shared workers", flags: { method: "pb", "weight-prediction-mode": "difference" }, S: 8, M: 1, perMicro: 1, workers: 2, balance: [1, 1, 1, 1, 1, 1, 1, 1] },
 ];
 
 function setupOf(c: Case, steps: number): PipelineSetup {
   const schedule = generateSchedule("async", { stages: c.S, microbatches: c.M, steps,
     stageToWorker: c.workers ? contiguousWorkers(c.S, c.workers) : undefined });
-  return { model: MLP, seed: SEED, schedule, balance: c.balance, recompute: "never", optimizer: OPT,
+  return { model: c.spec ?? MLP, seed: SEED, schedule, balance: c.balance, recompute: "never", optimizer: OPT,
     async: asyncSetupFor(schedule, parseAsyncConfig(c.flags), 6) };
 }
 
 for (const c of CASES) {
   test(`async ${c.name}: threads equals inline bit for bit over two runs of the lists`, async () => {
-    const steps = 12;
+    const steps = c.S > 8 ? 60 : 12;
     const setup = setupOf(c, steps);
     const batches = data(steps, c.M, c.perMicro);
-    const model = createModel(MLP, SEED);
+    const model = createModel(c.spec ?? MLP, SEED);
     const initial = new Map([...model.stateDict()].map(([k, t]) => [k, t.clone()]));
     const inline = new InlineExecutor(model, setup);
     const threads = await ThreadsExecutor.create(setup, initial);
     try {
       for (let r = 0; r < 2; r++) {
-        const lr = batches.map((_, k) => 1 - 0.02 * k);
+        const lr = batches.map((_, k) => 1 - 0.5 * k / steps);
         const a = await inline.run(batches, lr);
         const b = await threads.run(batches, lr);
         assert.deepEqual(b.perMicrobatch.map((m) => m.loss), a.perMicrobatch.map((m) => m.loss));
