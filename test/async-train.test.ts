@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseFlags, UsageError } from "../src/cli/args.js";
 import { givenFlags, resolvePipelineConfig, trainCommand } from "../src/cli/train.js";
-import { trainPipeline, asyncWindows } from "../src/pipeline/runtime/train-pipeline.js";
+import { trainPipeline, asyncWindows } from "../src/train/pipeline.js";
 import { parseAsyncConfig } from "../src/pipeline/weights/index.js";
 import type { PipelineTrainOptions } from "../src/train/options.js";
 

@@ -145,7 +145,7 @@ test("2 replicas after a transition match one replica on the whole batch (data-p
 });
 
 test("an elastic run on the data slice freezes on schedule, writes a trace, and `sim --freeze-trace` replays it", async () => {
-  const { trainElastic } = await import("../src/pipeline/elastic/index.js");
+  const { trainElastic } = await import("../src/train/elastic.js");
   const { runSim } = await import("../src/cli/sim.js");
   const { writeFileSync, mkdtempSync } = await import("node:fs");
   const { join } = await import("node:path");

@@ -53,7 +53,7 @@ const SUBCOMMANDS: Record<string, { summary: string; run: (argv: string[]) => nu
   // The pipeline benchmark lives with the pipeline runtime (issue 3); loaded only when asked for.
   pipeline: {
     summary: "pipeline training throughput on worker threads per schedule, against one worker and the ideal",
-    run: async (argv) => (await import("../pipeline/bench.js")).runPipelineBench(argv),
+    run: async (argv) => (await import("./bench-pipeline.js")).runPipelineBench(argv),
   },
 };
 

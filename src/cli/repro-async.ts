@@ -9,7 +9,7 @@ import { BACKEND_NAMES, setBackend, type BackendName } from "../backend/index.js
 import type { ModelSpec } from "../nn/models/spec.js";
 import { InlineExecutor } from "../pipeline/runtime/inline.js";
 import type { StageMemory } from "../pipeline/runtime/async-weights.js";
-import { trainPipeline } from "../pipeline/runtime/train-pipeline.js";
+import { trainPipeline } from "../train/pipeline.js";
 import { generateSchedule, measureDelays, stepsForSteadyState } from "../pipeline/schedule/index.js";
 import { compareCurvesSvg, type RunCurves } from "../report/compare-curves-svg.js";
 import type { PipelineConfig, TrainConfig } from "../train/options.js";

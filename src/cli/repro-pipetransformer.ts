@@ -9,7 +9,7 @@
 import { writeFileSync } from "node:fs";
 import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
 import { FREEZE_CRITERIA, parseAlpha, parseFreezeCriterion, predictSpeedup, type FreezeTrace } from "../pipeline/freeze/index.js";
-import { loadDatasets, trainElastic } from "../pipeline/elastic/index.js";
+import { loadDatasets, trainElastic } from "../train/elastic.js";
 import type { TensorDataset } from "../data/loader.js";
 import type { ModelSpec } from "../nn/models/spec.js";
 

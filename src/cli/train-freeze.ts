@@ -4,8 +4,8 @@ import { writeFileSync } from "node:fs";
 import { UsageError, type FlagSpec, type FlagValues } from "./args.js";
 import { setBackend, type BackendName } from "../backend/index.js";
 import { FREEZE_CRITERIA, parseAlpha, parseFreezeCriterion, resolveFreezeConfig } from "../pipeline/freeze/index.js";
-import { trainElastic } from "../pipeline/elastic/index.js";
-import { optimizerConfigOf } from "../pipeline/runtime/train-pipeline.js";
+import { trainElastic } from "../train/elastic.js";
+import { optimizerConfigOf } from "../train/pipeline.js";
 import type { TrainConfig } from "../train/options.js";
 
 export const FREEZE_FLAGS: Record<string, FlagSpec> = {

@@ -1,5 +1,5 @@
 // `pipewright train`: flags -> TrainConfig, then the single-device loop (src/train/loop.ts) or, with
-// --schedule, the pipeline runtime's trainPipeline (src/pipeline/runtime/train-pipeline.ts).
+// --schedule, the pipeline runtime's trainPipeline (src/train/pipeline.ts).
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { helpText, parseFlags, UsageError, type CommandSpec, type FlagValues } from "./args.js";
 import { BACKEND_NAMES, setBackend, type BackendName } from "../backend/index.js";
@@ -8,12 +8,12 @@ import { lossCurveSvg } from "../report/loss-curve-svg.js";
 import { ASYNC_FLAGS, parseAsyncConfig } from "../pipeline/weights/config.js";
 import { ProgressBar } from "../report/progress.js";
 import { FREEZE_FLAGS, FREEZE_FLAG_NAMES, runFreezeTraining } from "./train-freeze.js";
-import { checkpointConfig, trainSingleDevice, type TrainResult, type TrainSummary } from "../train/loop.js";
+import { checkpointConfig, trainSingleDevice, type TrainSummary } from "../train/loop.js";
 import { parseMetrics, type MetricsRecord } from "../train/metrics.js";
 import {
   EXECUTORS, LR_SCHEDULE_NAMES, MODEL_DEFAULTS, OPTIMIZER_NAMES, PARTITION_METHODS, PIPELINE_SCHEDULES,
   RECOMPUTE_MODES, type ExecutorName, type LrScheduleName, type OptimizerName, type PartitionMethod,
-  type PipelineConfig, type PipelineScheduleName, type PipelineTrainOptions, type RecomputeMode, type TrainConfig,
+  type PipelineConfig, type PipelineScheduleName, type RecomputeMode, type TrainConfig,
 } from "../train/options.js";
 
 const perModel = (pick: (d: (typeof MODEL_DEFAULTS)[ModelName]) => string | number): string =>
@@ -186,28 +186,6 @@ function asyncConfigOf(f: FlagValues): PipelineConfig["async"] {
   }
 }
 
-type TrainPipelineFn = (opts: PipelineTrainOptions) => Promise<TrainResult>;
-
-/** Loads the pipeline runtime's entry point; a clear error while it does not exist yet. */
-async function loadTrainPipeline(): Promise<TrainPipelineFn> {
-  // A computed specifier: the module is optional until the pipeline runtime lands.
-  const specifier = ["..", "pipeline", "runtime", "train-pipeline.js"].join("/");
-  let mod: { trainPipeline?: TrainPipelineFn };
-  try {
-    mod = (await import(specifier)) as { trainPipeline?: TrainPipelineFn };
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ERR_MODULE_NOT_FOUND" && String((e as Error).message).includes("train-pipeline")) {
-      throw new Error("pipeline training is not available yet (src/pipeline/runtime/train-pipeline.ts is missing); train without --schedule");
-    }
-    throw e;
-  }
-  if (typeof mod.trainPipeline !== "function") {
-    throw new Error("pipeline training is not available yet (src/pipeline/runtime/train-pipeline.ts does not export trainPipeline)");
-  }
-  return mod.trainPipeline;
-}
-
 export function formatSummary(s: TrainSummary): string {
   const lines = [
     `model        ${s.model} (${s.parameters.toLocaleString("en-US")} parameters, ${s.backend} backend)`,
@@ -246,7 +224,7 @@ export async function runTrain(argv: string[]): Promise<number> {
   const bar = quiet ? undefined : new ProgressBar(process.stderr);
   const hooks = { progress: bar, log: quiet ? undefined : (m: string): void => (bar ? bar.log(m) : undefined) };
   const result = pipeline
-    ? await (await loadTrainPipeline())({ ...cfg, pipeline, quiet })
+    ? await (await import("../train/pipeline.js")).trainPipeline({ ...cfg, pipeline, quiet }) // loaded only for pipeline runs
     : await trainSingleDevice(cfg, hooks);
 
   if (f.svg !== undefined) {

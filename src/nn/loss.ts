@@ -17,3 +17,17 @@ export function crossEntropyLoss(logits: Tensor, targets: Int32Array, reduction:
   const flat = logits.rank === 2 ? logits : reshape(logits, [rows, classes]);
   return crossEntropy(flat, targets, reduction);
 }
+
+/** Rows of logits [..., C] whose first maximum is at the target class (one target per row). */
+export function countCorrect(logits: Tensor, targets: Int32Array): number {
+  const c = logits.shape[logits.rank - 1];
+  const rows = logits.size / c;
+  const d = logits.data;
+  let correct = 0;
+  for (let r = 0; r < rows; r++) {
+    let best = 0;
+    for (let j = 1; j < c; j++) if (d[r * c + j] > d[r * c + best]) best = j;
+    if (best === targets[r]) correct++;
+  }
+  return correct;
+}

@@ -22,7 +22,7 @@ import { broadcastBuffersSync, GradientAllReducer } from "./grad-sync.js";
 import {
   fromPlainOptimizerState, toPlainOptimizerState, type FromReplica, type ReplicaInit, type StateEntry, type ToReplica,
 } from "./messages.js";
-import { countCorrect } from "./metrics.js";
+import { countCorrect } from "../nn/loss.js";
 
 const init = workerData as ReplicaInit;
 const port = parentPort!;

@@ -29,7 +29,7 @@ import type { Module } from "../nn/module.js";
 import { BatchNorm2d } from "../nn/norm.js";
 import { Dropout } from "../nn/dropout.js";
 import type { Rng } from "../tensor/random.js";
-import { crossEntropyLoss } from "../nn/loss.js";
+import { countCorrect, crossEntropyLoss } from "../nn/loss.js";
 
 let runningMicrobatch = -1;
 
@@ -343,19 +343,6 @@ function scaleScalar(t: Tensor, scale: number): Tensor {
 /** An independent copy of a random stream at its current position. */
 function cloneRng(r: Rng): Rng {
   return Object.assign(Object.create(Object.getPrototypeOf(r) as object) as Rng, r);
-}
-
-function countCorrect(logits: Tensor, labels: Int32Array): number {
-  const classes = logits.shape[logits.rank - 1];
-  const rows = logits.size / classes;
-  const d = logits.data;
-  let correct = 0;
-  for (let r = 0; r < rows; r++) {
-    let best = 0;
-    for (let c = 1; c < classes; c++) if (d[r * classes + c] > d[r * classes + best]) best = c;
-    if (best === labels[r]) correct++;
-  }
-  return correct;
 }
 
 /** Leaves (tensors without gradFn that require grad) reachable from root. */

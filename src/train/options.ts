@@ -89,7 +89,7 @@ export interface PipelineConfig {
   workers?: number;
 }
 
-/** Everything `trainPipeline` (src/pipeline/runtime/train-pipeline.ts) receives. */
+/** Everything `trainPipeline` (src/train/pipeline.ts) receives. */
 export interface PipelineTrainOptions extends TrainConfig {
   pipeline: PipelineConfig;
   /** Suppress the progress bar. */

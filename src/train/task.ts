@@ -5,7 +5,8 @@ import { noGrad } from "../autograd/engine.js";
 import { loadFashionMnist } from "../data/fashion-mnist.js";
 import { DataLoader, type TensorDataset } from "../data/loader.js";
 import { loadTextCorpus, textCorpusPath, TextBatcher } from "../data/text.js";
-import { crossEntropyLoss } from "../nn/loss.js";
+import { countCorrect, crossEntropyLoss } from "../nn/loss.js";
+export { countCorrect };
 import type { Module } from "../nn/module.js";
 import { resolveSpec, type ModelSpec } from "../nn/models/spec.js";
 import type { Tensor } from "../tensor/tensor.js";
@@ -90,19 +91,6 @@ function evalClassifier(model: Module, loader: DataLoader): EvalResult {
   return { loss: lossSum / n, acc: correct / n, ppl: null };
 }
 
-/** Rows of logits [N, C] whose first maximum is at the target class. */
-export function countCorrect(logits: Tensor, targets: Int32Array): number {
-  const c = logits.shape[logits.rank - 1];
-  const rows = logits.size / c;
-  const d = logits.data;
-  let correct = 0;
-  for (let r = 0; r < rows; r++) {
-    let best = 0;
-    for (let j = 1; j < c; j++) if (d[r * c + j] > d[r * c + best]) best = j;
-    if (best === targets[r]) correct++;
-  }
-  return correct;
-}
 
 /** Validation batches drawn for each evaluation of the language model (fixed, so evals compare). */
 const TEXT_EVAL_BATCHES = 8;

@@ -2,5 +2,4 @@
 // worker threads. Decisions live in ../freeze; this folder runs them.
 export { ElasticTrainer, formatLayout, type ElasticConfig, type ElasticStepResult } from "./trainer.js";
 export { ElasticPhase, combineOptimizerStates, type PhaseLayout, type PhaseOptions, type PhaseStepResult } from "./phase.js";
-export { trainElastic, loadDatasets, evaluate, type ElasticTrainOptions, type ElasticTrainResult, type ElasticEpoch } from "./loop.js";
 export { AttentionSubBlock, MlpSubBlock, runnableUnits, applyFreeze, frozenParamNames, type RunnableUnit } from "./units.js";

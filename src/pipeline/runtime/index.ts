@@ -40,7 +40,6 @@
 // i.e. with recomputation), gradients are transferred. The first error anywhere terminates all
 // workers and rejects with "stage S, action 1F3 (worker W): cause". Lists are validated before any
 // thread starts, so a list that could deadlock is rejected instead of hanging.
-export { trainPipeline, optimizerConfigOf, asyncWindows, ASYNC_WINDOW, type PipelineRunHooks } from "./train-pipeline.js";
 export {
   AsyncRuntime, asyncSetupFor, createAsyncRuntime, describeStages, plainMemory, type AsyncSetup, type StageMemory,
 } from "./async-weights.js";

@@ -2,19 +2,19 @@
 // schedule and evaluation as `pipewright train`, with ElasticTrainer doing the steps and the
 // transitions, and a freeze trace (per epoch: frozen layers, layout, cache use, measured seconds)
 // that `pipewright sim --freeze-trace` replays on more workers.
-import { loadFashionMnist } from "../../data/fashion-mnist.js";
-import { DataLoader, gather, type TensorDataset } from "../../data/loader.js";
-import { noGrad } from "../../autograd/engine.js";
-import { crossEntropyLoss } from "../../nn/loss.js";
-import type { ModelSpec } from "../../nn/models/spec.js";
-import type { OptimizerState } from "../../optim/index.js";
-import type { Tensor } from "../../tensor/tensor.js";
-import { makeLrSchedule } from "../../train/loop.js";
-import { countCorrect } from "../../train/task.js";
-import type { LrScheduleName } from "../../train/options.js";
-import { addEpoch, createTrace, epochRecord, type FreezeOptions, type FreezeTrace } from "../freeze/index.js";
-import type { OptimizerConfig } from "../runtime/setup.js";
-import { ElasticTrainer, formatLayout } from "./trainer.js";
+import { loadFashionMnist } from "../data/fashion-mnist.js";
+import { DataLoader, gather, type TensorDataset } from "../data/loader.js";
+import { noGrad } from "../autograd/engine.js";
+import { crossEntropyLoss } from "../nn/loss.js";
+import type { ModelSpec } from "../nn/models/spec.js";
+import type { OptimizerState } from "../optim/index.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { makeLrSchedule } from "./loop.js";
+import { countCorrect } from "../nn/loss.js";
+import type { LrScheduleName } from "./options.js";
+import { addEpoch, createTrace, epochRecord, type FreezeOptions, type FreezeTrace } from "../pipeline/freeze/index.js";
+import type { OptimizerConfig } from "../pipeline/runtime/setup.js";
+import { ElasticTrainer, formatLayout } from "../pipeline/elastic/trainer.js";
 
 export interface ElasticTrainOptions {
   spec: ModelSpec;

@@ -18,7 +18,7 @@
 // Timings are the fastest of several rounds (the machine is shared). Kernels run single-threaded per
 // worker (the native backend pins oneDNN to one thread per call).
 import { MessageChannel, Worker } from "node:worker_threads";
-import { helpText, parseFlags, UsageError, type CommandSpec } from "../cli/args.js";
+import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
 import { backward } from "../autograd/engine.js";
 import { BACKEND_NAMES, getBackend, setBackend, type BackendName } from "../backend/index.js";
 import { splitBatch } from "../data/microbatch.js";
@@ -29,12 +29,12 @@ import { SGD } from "../optim/index.js";
 import { simulate } from "../sim/index.js";
 import { Rng } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
-import { balanceByCost } from "./partition.js";
-import { measureStageCosts, profileUnitTimes, type StageCosts } from "./runtime/profile.js";
-import type { PipelineSetup } from "./runtime/setup.js";
-import { ThreadsExecutor } from "./runtime/threads.js";
-import { InlineExecutor } from "./runtime/inline.js";
-import { generateSchedule, SCHEDULE_NAMES, type Schedule } from "./schedule/index.js";
+import { balanceByCost } from "../pipeline/partition.js";
+import { measureStageCosts, profileUnitTimes, type StageCosts } from "../pipeline/runtime/profile.js";
+import type { PipelineSetup } from "../pipeline/runtime/setup.js";
+import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
+import { InlineExecutor } from "../pipeline/runtime/inline.js";
+import { generateSchedule, SCHEDULE_NAMES, type Schedule } from "../pipeline/schedule/index.js";
 
 const SYNC_SCHEDULES = ["gpipe", "1f1b", "interleaved", "zb-h1"];
 /** Benchmarkable schedules: the synchronous ones and async (no flush; its lists span several steps). */

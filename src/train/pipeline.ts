@@ -6,27 +6,27 @@
 // Evaluation and checkpoints use the main thread's copy of the model: after each epoch the weights
 // (and, when saving, the optimizer state merged into the single-device shape) are gathered from
 // the stages, so a pipeline checkpoint resumes on one device and the other way round.
-import { getBackend } from "../../backend/index.js";
-import { loadCheckpoint, saveCheckpoint, type Json } from "../../checkpoint/index.js";
-import { splitBatch } from "../../data/microbatch.js";
-import { createModel } from "../../nn/models/index.js";
-import { resolveSpec } from "../../nn/models/spec.js";
-import type { OptimizerState } from "../../optim/index.js";
-import { makeLrSchedule, specOf, type TrainResult, type TrainSummary } from "../../train/loop.js";
-import { MetricsWriter, type MetricsRecord } from "../../train/metrics.js";
-import type { PipelineTrainOptions, TrainConfig } from "../../train/options.js";
-import { buildTask, type EvalResult } from "../../train/task.js";
-import { ProgressBar } from "../../report/progress.js";
-import { formatPartition, partitionLayers } from "../partition.js";
-import { contiguousWorkers, expectedDelay, formatSchedule, generateSchedule, type Schedule } from "../schedule/index.js";
-import { annealSteps, describeConfig, parseAsyncConfig, type AsyncConfig } from "../weights/index.js";
-import { asyncSetupFor, describeStages } from "./async-weights.js";
-import type { Executor } from "./executor.js";
-import { InlineExecutor } from "./inline.js";
-import { toPlain } from "./optimizer-state.js";
-import { profileUnitTimes } from "./profile.js";
-import type { OptimizerConfig, PipelineSetup } from "./setup.js";
-import { ThreadsExecutor } from "./threads.js";
+import { getBackend } from "../backend/index.js";
+import { loadCheckpoint, saveCheckpoint, type Json } from "../checkpoint/index.js";
+import { splitBatch } from "../data/microbatch.js";
+import { createModel } from "../nn/models/index.js";
+import { resolveSpec } from "../nn/models/spec.js";
+import type { OptimizerState } from "../optim/index.js";
+import { makeLrSchedule, specOf, type TrainResult, type TrainSummary } from "./loop.js";
+import { MetricsWriter, type MetricsRecord } from "./metrics.js";
+import type { PipelineTrainOptions, TrainConfig } from "./options.js";
+import { buildTask, type EvalResult } from "./task.js";
+import { ProgressBar } from "../report/progress.js";
+import { formatPartition, partitionLayers } from "../pipeline/partition.js";
+import { contiguousWorkers, expectedDelay, formatSchedule, generateSchedule, type Schedule } from "../pipeline/schedule/index.js";
+import { annealSteps, describeConfig, parseAsyncConfig, type AsyncConfig } from "../pipeline/weights/index.js";
+import { asyncSetupFor, describeStages } from "../pipeline/runtime/async-weights.js";
+import type { Executor } from "../pipeline/runtime/executor.js";
+import { InlineExecutor } from "../pipeline/runtime/inline.js";
+import { toPlain } from "../pipeline/runtime/optimizer-state.js";
+import { profileUnitTimes } from "../pipeline/runtime/profile.js";
+import type { OptimizerConfig, PipelineSetup } from "../pipeline/runtime/setup.js";
+import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
 
 function round(x: number, digits = 6): number { return Number(x.toPrecision(digits)); }
 
