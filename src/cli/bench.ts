@@ -50,10 +50,13 @@ export const benchCompareCommand: CommandSpec = {
 const SUBCOMMANDS: Record<string, { summary: string; run: (argv: string[]) => number | Promise<number> }> = {
   engine: { summary: "time training steps of mlp, cnn and gpt on one thread (one JSON object per line with --json)", run: runBenchEngine },
   compare: { summary: "bench engine against PyTorch: samples/s of both and the ratio per model", run: runBenchCompare },
-  // The pipeline benchmark lives with the pipeline runtime (issue 3); loaded only when asked for.
   pipeline: {
     summary: "pipeline training throughput on worker threads per schedule, against one worker and the ideal",
     run: async (argv) => (await import("./bench-pipeline.js")).runPipelineBench(argv),
+  },
+  parallel: {
+    summary: "all-reduce, data-parallel replicas and a tensor-parallel MLP on worker threads, against one worker",
+    run: async (argv) => (await import("./bench-parallel.js")).runBenchParallel(argv),
   },
 };
 
