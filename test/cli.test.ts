@@ -59,6 +59,9 @@ test("an unknown command, model, flag or value exits 2 naming the valid ones", (
     [["bench", "warp"], /unknown benchmark 'warp'; valid: engine, compare, pipeline/],
     [["bench", "engine", "--models", "mlp,resnet"], /unknown model 'resnet'; valid: mlp, cnn, gpt/],
     [["bench", "engine", "--steps", "3"], /at least 5/],
+    [["bench", "parallel", "--parts", "data,pipes"], /'pipes' is not valid; choose from allreduce, data, tensor/],
+    [["eval"], /--checkpoint FILE is required/],
+    [["repro", "pipedream"], /unknown experiment 'pipedream'; valid: pipemare, pb, pipetransformer/],
   ];
   for (const [args, re] of cases) {
     const r = cli(...args);
