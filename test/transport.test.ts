@@ -164,3 +164,14 @@ test("TransportAbortedError names who aborted", () => {
   assert.match(new TransportAbortedError(2, 0).message, /rank 2: collective aborted by rank 0/);
   assert.match(new TransportAbortedError(1, -1).message, /by the coordinator/);
 });
+
+test("PortChannel: close() rejects a receive still waiting instead of leaving it pending forever", async () => {
+  const ch = new MessageChannel();
+  const a = new PortChannel(0, 2, { 1: ch.port1 });
+  const b = new PortChannel(1, 2, { 0: ch.port2 });
+  const pending = b.recv(0, "never");
+  b.close();
+  a.close();
+  await assert.rejects(pending, /channel closed while waiting to receive '0:never'/);
+  await assert.rejects(b.recv(0, "x"), /recv on a closed channel/);
+});

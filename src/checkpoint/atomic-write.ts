@@ -5,8 +5,8 @@ import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } fro
 import { basename, dirname, join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 
-/** Content: bytes, a list of chunks, or a producer that calls `write` for each chunk. */
-export type AtomicContent = Uint8Array | readonly Uint8Array[] | ((write: (chunk: Uint8Array) => void) => void);
+/** Content: text (UTF-8), bytes, a list of chunks, or a producer that calls `write` for each chunk. */
+export type AtomicContent = string | Uint8Array | readonly Uint8Array[] | ((write: (chunk: Uint8Array) => void) => void);
 
 function writeAll(fd: number, chunk: Uint8Array): void {
   let off = 0;
@@ -25,6 +25,7 @@ export function writeFileAtomic(path: string, content: AtomicContent): void {
   }
   try {
     if (typeof content === "function") content((chunk) => writeAll(fd, chunk));
+    else if (typeof content === "string") writeAll(fd, Buffer.from(content, "utf8"));
     else if (content instanceof Uint8Array) writeAll(fd, content);
     else for (const chunk of content) writeAll(fd, chunk);
     fsyncSync(fd);

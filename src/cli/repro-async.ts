@@ -3,7 +3,6 @@
 // report final test accuracy (mean ± sample std over seeds), the per-stage delays measured from the
 // schedule IR, the per-stage peak memory of weights + optimizer state + extra weight versions, and
 // the curves of every row.
-import { writeFileSync } from "node:fs";
 import type { FlagSpec, FlagValues } from "./args.js";
 import { BACKEND_NAMES, setBackend, type BackendName } from "../backend/index.js";
 import type { ModelSpec } from "../nn/models/spec.js";
@@ -13,6 +12,7 @@ import { trainPipeline } from "../train/pipeline.js";
 import { generateSchedule, measureDelays, stepsForSteadyState } from "../pipeline/schedule/index.js";
 import { compareCurvesSvg, type RunCurves } from "../report/compare-curves-svg.js";
 import type { PipelineConfig, TrainConfig } from "../train/options.js";
+import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 
 export const COMMON_FLAGS: Record<string, FlagSpec> = {
   epochs: { type: "int", min: 1, help: "training epochs per run", meta: "N" },
@@ -178,7 +178,7 @@ export async function runExperiment(name: string, title: string, rows: ReproRow[
     st.log(`${name}: ${row.label} (${st.seeds} seed(s), ${st.epochs} epoch(s))`);
     results.push(await runRow(row, st));
   }
-  if (f.svg !== undefined) writeFileSync(f.svg as string, compareCurvesSvg(results.map((r) => r.curves), title));
+  if (f.svg !== undefined) writeFileAtomic(f.svg as string, compareCurvesSvg(results.map((r) => r.curves), title));
   if (f.json) process.stdout.write(JSON.stringify(tableJson(name, st, results, extra)) + "\n");
   else process.stdout.write(`${title}\n${formatTable(results, refKey)}\n${f.svg !== undefined ? `curves: ${String(f.svg)}\n` : ""}`);
   return results;

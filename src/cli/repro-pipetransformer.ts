@@ -6,12 +6,12 @@
 // load from other processes on the shared machine spreads over all of them (odd seeds in reverse order). Prints wall-clock time,
 // speed-up over the baseline and test accuracy (mean ± std over seeds) and writes the freeze trace of
 // the all-four run of the first seed, which `pipewright sim --freeze-trace FILE --workers 8` replays.
-import { writeFileSync } from "node:fs";
 import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
 import { FREEZE_CRITERIA, parseAlpha, parseFreezeCriterion, predictSpeedup, type FreezeTrace } from "../pipeline/freeze/index.js";
 import { loadDatasets, trainElastic } from "../train/elastic.js";
 import type { TensorDataset } from "../data/loader.js";
 import type { ModelSpec } from "../nn/models/spec.js";
+import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 
 export const reproPipetransformerCommand: CommandSpec = {
   name: "repro pipetransformer",
@@ -95,7 +95,7 @@ export async function runReproPipetransformer(argv: string[]): Promise<number> {
       if (row.cache && seed === 0) trace = r.trace;
     }
   }
-  if (trace) writeFileSync(f.trace as string, JSON.stringify(trace, null, 1) + "\n");
+  if (trace) writeFileAtomic(f.trace as string, JSON.stringify(trace, null, 1) + "\n");
   const base = meanStd(times[0])[0];
   const rows = ROWS.map((row, i) => {
     const [t, ts] = meanStd(times[i]), [a, as] = meanStd(accs[i]);

@@ -1,6 +1,5 @@
 // `pipewright sim`: generate a schedule, validate and simulate it under a cost model, print bubble
 // fraction, makespan, idle time, peak activations (and delays for async), optionally draw the SVG.
-import { writeFileSync } from "node:fs";
 import { type CommandSpec, type FlagValues, helpText, parseFlags, UsageError } from "./args.js";
 import {
   contiguousWorkers, expectedDelay, formatSchedule, generateSchedule, measureDelays, SCHEDULE_NAMES, type Schedule,
@@ -9,6 +8,7 @@ import { bubbleFormula, type CostModel, resolveCosts, simulate } from "../sim/in
 import { timelineSvg } from "../report/timeline-svg.js";
 import { formatPrediction, parseTrace, predictSpeedup } from "../pipeline/freeze/index.js";
 import { readFileSync } from "node:fs";
+import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 
 export const simCommand: CommandSpec = {
   name: "sim",
@@ -100,7 +100,7 @@ export async function runSim(argv: string[]): Promise<number> {
   const delays = isAsync ? measureDelays(s).perStage : undefined;
   const expected = isAsync ? Array.from({ length: s.stages }, (_, st) => expectedDelay(s.stages, st, s.microbatches)) : undefined;
   const svgPath = f.svg as string | undefined;
-  if (svgPath) writeFileSync(svgPath, timelineSvg(r));
+  if (svgPath) writeFileAtomic(svgPath, timelineSvg(r));
   if (f.json) {
     process.stdout.write(JSON.stringify({
       schedule: s.name, stages: s.stages, microbatches: s.microbatches, chunks: s.chunks, steps: s.steps,

@@ -1,12 +1,12 @@
 // `pipewright train --model vit --freeze ...`: PipeTransformer's elastic training (issue 5), kept out
 // of train.ts so that file only dispatches. Uses the freeze module's parsers for alpha and criterion.
-import { writeFileSync } from "node:fs";
 import { UsageError, type FlagSpec, type FlagValues } from "./args.js";
 import { setBackend, type BackendName } from "../backend/index.js";
 import { FREEZE_CRITERIA, parseAlpha, parseFreezeCriterion, resolveFreezeConfig } from "../pipeline/freeze/index.js";
 import { trainElastic } from "../train/elastic.js";
 import { optimizerConfigOf } from "../train/pipeline.js";
 import type { TrainConfig } from "../train/options.js";
+import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 
 export const FREEZE_FLAGS: Record<string, FlagSpec> = {
   freeze: { type: "bool", help: "PipeTransformer: freeze a growing prefix of layers, re-partition the pipeline, replicas from freed workers" },
@@ -44,7 +44,7 @@ export async function runFreezeTraining(f: FlagValues, given: Set<string>, cfg: 
     scheduleLr: cfg.scheduleLr, warmup: cfg.warmup, workers, stages, freeze, elastic: f.elastic !== "off", cache: f.cache !== "off",
     cacheBytes: ((f["cache-mb"] as number | undefined) ?? 1024) * 1024 * 1024, data: cfg.data, limit: cfg.limit, log,
   });
-  if (f["freeze-trace"] !== undefined) writeFileSync(f["freeze-trace"] as string, JSON.stringify(r.trace, null, 1) + "\n");
+  if (f["freeze-trace"] !== undefined) writeFileAtomic(f["freeze-trace"] as string, JSON.stringify(r.trace, null, 1) + "\n");
   const summary = {
     model: "vit", epochs: cfg.epochs, train_seconds: r.trainSeconds, test_acc: r.testAcc, test_loss: r.testLoss,
     freeze: { alpha: freeze.alpha, interval: freeze.interval, criterion: freeze.criterion, elastic: f.elastic !== "off", cache: f.cache !== "off" },

@@ -1,6 +1,6 @@
 // `pipewright train`: flags -> TrainConfig, then the single-device loop (src/train/loop.ts) or, with
 // --schedule, the pipeline runtime's trainPipeline (src/train/pipeline.ts).
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { helpText, parseFlags, UsageError, type CommandSpec, type FlagValues } from "./args.js";
 import { BACKEND_NAMES, setBackend, type BackendName } from "../backend/index.js";
 import { MODEL_NAMES, type ModelName } from "../nn/models/spec.js";
@@ -15,6 +15,7 @@ import {
   RECOMPUTE_MODES, type ExecutorName, type LrScheduleName, type OptimizerName, type PartitionMethod,
   type PipelineConfig, type PipelineScheduleName, type RecomputeMode, type TrainConfig,
 } from "../train/options.js";
+import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 
 const perModel = (pick: (d: (typeof MODEL_DEFAULTS)[ModelName]) => string | number): string =>
   MODEL_NAMES.map((m) => `${m} ${pick(MODEL_DEFAULTS[m])}`).join(", ");
@@ -231,7 +232,7 @@ export async function runTrain(argv: string[]): Promise<number> {
     // The metrics file holds earlier segments of a resumed run too; without one, this run's records.
     const records: MetricsRecord[] = cfg.metrics && existsSync(cfg.metrics)
       ? parseMetrics(readFileSync(cfg.metrics, "utf8"), cfg.metrics) : result.records;
-    writeFileSync(f.svg as string, lossCurveSvg(records, `pipewright train --model ${cfg.model}`));
+    writeFileAtomic(f.svg as string, lossCurveSvg(records, `pipewright train --model ${cfg.model}`));
   }
   if (f.json) process.stdout.write(JSON.stringify(result.summary) + "\n");
   else process.stdout.write(formatSummary(result.summary) + (f.svg !== undefined ? `\ncurves       ${String(f.svg)}` : "") + "\n");

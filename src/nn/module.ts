@@ -55,19 +55,17 @@ export abstract class Module {
   }
 
   /** Parameters with PyTorch names: own ones first, then each child's in registration order. */
-  namedParameters(prefix = ""): [string, Tensor][] {
-    const out: [string, Tensor][] = [];
-    for (const [n, t] of this.params) out.push([join(prefix, n), t]);
-    for (const [n, m] of this.kids) out.push(...m.namedParameters(join(prefix, n)));
-    return out;
-  }
+  namedParameters(prefix = ""): [string, Tensor][] { return this.collect(prefix, (m) => m.params); }
 
   parameters(): Tensor[] { return this.namedParameters().map(([, t]) => t); }
 
-  namedBuffers(prefix = ""): [string, Tensor][] {
+  /** Buffers (e.g. BatchNorm running stats), named and ordered like namedParameters. */
+  namedBuffers(prefix = ""): [string, Tensor][] { return this.collect(prefix, (m) => m.bufs); }
+
+  private collect(prefix: string, own: (m: Module) => ReadonlyMap<string, Tensor>): [string, Tensor][] {
     const out: [string, Tensor][] = [];
-    for (const [n, t] of this.bufs) out.push([join(prefix, n), t]);
-    for (const [n, m] of this.kids) out.push(...m.namedBuffers(join(prefix, n)));
+    for (const [n, t] of own(this)) out.push([join(prefix, n), t]);
+    for (const [n, m] of this.kids) out.push(...m.collect(join(prefix, n), own));
     return out;
   }
 

@@ -2,12 +2,14 @@
 // they are reduced in shared memory (src/transport/shm-collectives.ts).
 import type { BackendName } from "../backend/index.js";
 import type { ModelSpec } from "../nn/models/spec.js";
-import type { OptimizerConfig, OptimizerState } from "../optim/index.js";
-import { Tensor } from "../tensor/tensor.js";
+import type { OptimizerConfig } from "../optim/index.js";
 import type { ShmGroupHandle } from "../transport/shm-collectives.js";
+import type { StateEntry } from "../pipeline/runtime/messages.js";
+import type { PlainOptimizerState } from "../pipeline/runtime/optimizer-state.js";
 
-/** A named tensor as plain arrays (state dicts cross threads this way). */
-export type StateEntry = [name: string, data: Float32Array, shape: number[]];
+// State dicts and optimizer state cross threads in the same plain form as in a pipeline.
+export type { StateEntry, PlainOptimizerState };
+export { toPlain as toPlainOptimizerState, fromPlain as fromPlainOptimizerState } from "../pipeline/runtime/optimizer-state.js";
 
 /** Test hook: replica `replica` throws `message` at the start of step `step` (0-based). */
 export interface ReplicaFault { replica: number; step: number; message?: string }
@@ -52,28 +54,3 @@ export type FromReplica =
   | { type: "optimizer"; rank: number; state: PlainOptimizerState }
   /** `abortedBy` is set when this error is only the consequence of rank `abortedBy` aborting the group. */
   | { type: "error"; rank: number; message: string; stack?: string; abortedBy?: number };
-
-export interface PlainOptimizerState {
-  kind: string;
-  groups: OptimizerState["groups"];
-  steps: Record<string, number>;
-  tensors: StateEntry[];
-}
-
-export function toPlainOptimizerState(s: OptimizerState): PlainOptimizerState {
-  return {
-    kind: s.kind,
-    groups: s.groups.map((g) => ({ hyper: { ...g.hyper }, baseLr: g.baseLr, params: [...g.params] })),
-    steps: { ...s.steps },
-    tensors: [...s.tensors].map(([k, t]) => [k, t.data.slice(), [...t.shape]]),
-  };
-}
-
-export function fromPlainOptimizerState(p: PlainOptimizerState): OptimizerState {
-  return {
-    kind: p.kind,
-    groups: p.groups.map((g) => ({ hyper: { ...g.hyper }, baseLr: g.baseLr, params: [...g.params] })),
-    steps: { ...p.steps },
-    tensors: new Map(p.tensors.map(([k, data, shape]) => [k, new Tensor(data, shape)])),
-  };
-}

@@ -1,17 +1,10 @@
 // Loss and accuracy curves as a standalone SVG, drawn from the JSON-lines metrics a training run
 // writes: left panel the training loss per logged step with the test loss per epoch, right panel the
 // test accuracy per epoch (or perplexity for language models). No dependencies: plain SVG text.
+import type { MetricsRecord } from "../train/metrics.js";
 
-/** The fields of a metrics record this chart reads (see src/train/metrics.ts). */
-export interface CurvePoint {
-  type: "step" | "epoch";
-  epoch: number;
-  step: number;
-  loss: number | null;
-  test_loss: number | null;
-  test_acc: number | null;
-  test_ppl?: number | null;
-}
+/** The fields of a metrics record this chart reads. */
+export type CurvePoint = Pick<MetricsRecord, "type" | "epoch" | "step" | "loss" | "test_loss" | "test_acc" | "test_ppl">;
 
 interface Series { name: string; colour: string; points: [number, number][]; dots?: boolean }
 

@@ -2,19 +2,16 @@
 // and the pipeline options the pipeline runtime receives. Plain JSON so it can be stored in a
 // checkpoint and handed to worker threads.
 import type { ModelName, ModelSpec } from "../nn/models/spec.js";
+import type { OptimizerName } from "../optim/factory.js";
 import type { AsyncConfig } from "../pipeline/weights/config.js";
 
-export const OPTIMIZER_NAMES = ["sgd", "adamw"] as const;
-export type OptimizerName = (typeof OPTIMIZER_NAMES)[number];
+export { OPTIMIZER_NAMES, type OptimizerName } from "../optim/factory.js";
 
 export const LR_SCHEDULE_NAMES = ["none", "step", "cosine"] as const;
 export type LrScheduleName = (typeof LR_SCHEDULE_NAMES)[number];
 
-export interface TrainConfig {
-  model: ModelName;
-  /** Sizes of the model; default: the model's standard spec. */
-  spec?: ModelSpec;
-  epochs: number;
+/** Per-model defaults for the flags whose best value depends on the model. */
+export interface ModelDefaults {
   batch: number;
   lr: number;
   optimizer: OptimizerName;
@@ -24,6 +21,14 @@ export interface TrainConfig {
   scheduleLr: LrScheduleName;
   /** Linear warm-up steps (0 = none), applied before the schedule. */
   warmup: number;
+}
+
+/** What `pipewright train` resolves its flags into: the model-dependent defaults plus the rest. */
+export interface TrainConfig extends ModelDefaults {
+  model: ModelName;
+  /** Sizes of the model; default: the model's standard spec. */
+  spec?: ModelSpec;
+  epochs: number;
   seed: number;
   /** Fashion-MNIST directory, or "slice" for the committed slice (image models). */
   data?: string;
@@ -41,17 +46,6 @@ export interface TrainConfig {
   metrics?: string;
   /** Write a step record to the metrics file every N optimizer steps. */
   logEvery: number;
-}
-
-/** Per-model defaults for the flags whose best value depends on the model. */
-export interface ModelDefaults {
-  batch: number;
-  lr: number;
-  optimizer: OptimizerName;
-  momentum: number;
-  weightDecay: number;
-  scheduleLr: LrScheduleName;
-  warmup: number;
 }
 
 // Chosen so that 5 epochs reach the accuracies the README reports (mlp >= 87%, cnn >= 90%).

@@ -23,12 +23,13 @@ export function createPortMesh(size: number): PortMesh {
 }
 
 interface Wire { tag: string; data: Float32Array }
+interface Waiter { resolve: (d: Float32Array) => void; reject: (e: Error) => void }
 
 export class PortChannel implements PointToPoint {
   /** Messages that arrived before anyone asked for them, per "sender:tag". */
   private readonly inbox = new Map<string, Float32Array[]>();
   /** Receivers waiting, per "sender:tag". */
-  private readonly waiting = new Map<string, ((d: Float32Array) => void)[]>();
+  private readonly waiting = new Map<string, Waiter[]>();
   private closed = false;
 
   constructor(readonly rank: number, readonly size: number, private readonly ports: Record<number, MessagePort>) {
@@ -60,10 +61,10 @@ export class PortChannel implements PointToPoint {
       if (queued.length === 0) this.inbox.delete(key);
       return Promise.resolve(d);
     }
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       const w = this.waiting.get(key);
-      if (w) w.push(resolve);
-      else this.waiting.set(key, [resolve]);
+      if (w) w.push({ resolve, reject });
+      else this.waiting.set(key, [{ resolve, reject }]);
     });
   }
 
@@ -71,7 +72,7 @@ export class PortChannel implements PointToPoint {
     const key = `${from}:${m.tag}`;
     const w = this.waiting.get(key);
     if (w && w.length > 0) {
-      const resolve = w.shift()!;
+      const { resolve } = w.shift()!;
       if (w.length === 0) this.waiting.delete(key);
       resolve(m.data);
       return;
@@ -81,9 +82,13 @@ export class PortChannel implements PointToPoint {
     else this.inbox.set(key, [m.data]);
   }
 
-  /** Closes every port (lets the thread's event loop end). */
+  /** Closes every port (lets the thread's event loop end); receives still waiting reject instead of hanging. */
   close(): void {
     this.closed = true;
     for (const p of Object.values(this.ports)) p.close();
+    for (const [key, ws] of this.waiting) {
+      for (const w of ws) w.reject(new Error(`rank ${this.rank}: channel closed while waiting to receive '${key}' (sender:tag)`));
+    }
+    this.waiting.clear();
   }
 }

@@ -3,7 +3,7 @@ import { getBackend } from "../../backend/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { fmt, normAxis, numel } from "../../tensor/shape.js";
 import { record } from "../engine.js";
-import { broadcastTo, checkTensor } from "./util.js";
+import { broadcastTo, checkTensor, sumAxes } from "./util.js";
 
 /** Sorted unique non-negative axes; all axes when `axis` is undefined. */
 function normAxes(op: string, x: Tensor, axis: number | readonly number[] | undefined): number[] {
@@ -21,33 +21,12 @@ function reducedShapes(x: Tensor, axes: readonly number[], keepdim: boolean): { 
   return { keep, out };
 }
 
-/** Sum of x over `axes` into a flat array of the keepdim shape, one kernel call per run of axes. */
-function sumAxes(x: Float32Array, shape: readonly number[], axes: readonly number[]): Float32Array {
-  let cur = [...shape];
-  let data = x;
-  let i = 0;
-  while (i < axes.length) {
-    let j = i + 1;
-    while (j < axes.length && axes[j] === axes[j - 1] + 1) j++;
-    const d = axes[i];
-    const e = axes[j - 1] + 1;
-    const outer = numel(cur.slice(0, d));
-    const mid = numel(cur.slice(d, e));
-    const inner = numel(cur.slice(e));
-    const out = new Float32Array(outer * inner);
-    getBackend().sum(data, outer, mid, inner, out, false);
-    data = out;
-    cur = [...cur.slice(0, d), ...new Array<number>(e - d).fill(1), ...cur.slice(e)];
-    i = j;
-  }
-  return data === x ? x.slice() : data;
-}
-
 export function sum(x: Tensor, axis?: number | readonly number[], keepdim = false): Tensor {
   checkTensor(x, "sum", "input");
   const axes = normAxes("sum", x, axis);
   const { keep, out: outShape } = reducedShapes(x, axes, keepdim);
-  const out = new Tensor(sumAxes(x.data, x.shape, axes), outShape);
+  const s = sumAxes(x.data, x.shape, axes);
+  const out = new Tensor(s === x.data ? s.slice() : s, outShape);
   return record(out, "sum", [x], (g) => [broadcastTo(g, keep, x.shape)]);
 }
 

@@ -12,14 +12,24 @@ export function reduceToShape(g: Float32Array, from: Shape, to: Shape): Float32A
   const rank = from.length;
   if (to.length > rank) throw new Error(`reduceToShape: ${fmt(to)} has more axes than ${fmt(from)}`);
   const target = padShape(to, rank);
-  let cur = [...from];
-  let data = g;
-  // Each maximal run of consecutive broadcast axes is summed in one kernel call.
-  let d = 0;
-  while (d < rank) {
-    if (!(target[d] === 1 && cur[d] !== 1)) { d++; continue; }
-    let e = d;
-    while (e < rank && target[e] === 1 && cur[e] !== 1) e++;
+  const axes: number[] = [];
+  for (let d = 0; d < rank; d++) if (target[d] === 1 && from[d] !== 1) axes.push(d);
+  return sumAxes(g, from, axes);
+}
+
+/**
+ * Sums `x` (shape `shape`) over the sorted unique `axes` into a flat array of the keepdim shape,
+ * one kernel call per run of consecutive axes. Returns `x` itself when `axes` is empty.
+ */
+export function sumAxes(x: Float32Array, shape: Shape, axes: readonly number[]): Float32Array {
+  let cur = [...shape];
+  let data = x;
+  let i = 0;
+  while (i < axes.length) {
+    let j = i + 1;
+    while (j < axes.length && axes[j] === axes[j - 1] + 1) j++;
+    const d = axes[i];
+    const e = axes[j - 1] + 1;
     const outer = numel(cur.slice(0, d));
     const mid = numel(cur.slice(d, e));
     const inner = numel(cur.slice(e));
@@ -27,7 +37,7 @@ export function reduceToShape(g: Float32Array, from: Shape, to: Shape): Float32A
     getBackend().sum(data, outer, mid, inner, out, false);
     data = out;
     cur = [...cur.slice(0, d), ...new Array<number>(e - d).fill(1), ...cur.slice(e)];
-    d = e;
+    i = j;
   }
   return data;
 }

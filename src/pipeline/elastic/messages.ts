@@ -8,8 +8,9 @@ import type { ShmGroupHandle } from "../../transport/shm-collectives.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import type { PlainOptimizerState } from "../runtime/optimizer-state.js";
 import type { OptimizerConfig } from "../runtime/setup.js";
+import type { StateEntry } from "../runtime/messages.js";
 
-export type StateEntry = [name: string, data: Float32Array, shape: number[]];
+export type { StateEntry };
 
 export interface ElasticWorkerInit {
   spec: ModelSpec;
@@ -64,6 +65,7 @@ export type FromElasticWorker =
   }
   | { type: "state"; worker: number; entries: StateEntry[] }
   | { type: "optimizer"; worker: number; state: PlainOptimizerState | null }
-  | { type: "error"; worker: number; message: string; stack?: string };
+  /** `abortedBy` is set when this error is only the consequence of replica `abortedBy` aborting the stage's group. */
+  | { type: "error"; worker: number; message: string; stack?: string; abortedBy?: number };
 
 export interface PeerMessage { key: string; data: Float32Array; shape: number[] }

@@ -55,18 +55,29 @@ export interface PhaseStepResult {
   prefixOut: Tensor | null;
 }
 
+/** How long a replica's "aborted by another replica" error waits for that replica's own error. */
+const CAUSE_GRACE_MS = 1000;
+/** How long a worker asked to leave may take before it is terminated. */
+const SHUTDOWN_GRACE_MS = 3000;
+
 type Waiter = { want: FromElasticWorker["type"]; got: Map<number, FromElasticWorker>; resolve: (m: Map<number, FromElasticWorker>) => void; reject: (e: Error) => void };
 
 export class ElasticPhase {
   private failure: Error | null = null;
   private waiter: Waiter | null = null;
   private closing = false;
+  private readonly exited = new Set<number>();
+  private pendingConsequence: NodeJS.Timeout | null = null;
+  private shutdownDone: Promise<void> | null = null;
 
   private constructor(readonly layout: PhaseLayout, private readonly workers: Worker[], private readonly groups: ShmGroupHandle[]) {
     workers.forEach((w, i) => {
       w.on("message", (m: FromElasticWorker) => this.onMessage(m));
       w.on("error", (e: Error) => this.abort(new Error(`elastic worker ${i} crashed: ${e.message}`)));
-      w.on("exit", (code) => { if (!this.closing) this.abort(new Error(`elastic worker ${i} exited unexpectedly with code ${code}`)); });
+      w.on("exit", (code) => {
+        this.exited.add(i);
+        if (!this.closing) this.abort(new Error(`elastic worker ${i} exited unexpectedly with code ${code}`));
+      });
     });
   }
 
@@ -99,7 +110,14 @@ export class ElasticPhase {
   }
 
   private onMessage(m: FromElasticWorker): void {
-    if (m.type === "error") { this.abort(new Error(`elastic worker ${m.message}`)); return; }
+    if (m.type === "error") {
+      const err = new Error(`elastic worker ${m.message}`);
+      if (m.abortedBy === undefined) { this.abort(err); return; }
+      // Only a consequence of another replica's failure: that replica's own error (posted from
+      // another thread, so possibly later) is the one to report; wait briefly for it.
+      this.pendingConsequence ??= setTimeout(() => this.abort(err), CAUSE_GRACE_MS);
+      return;
+    }
     const w = this.waiter;
     if (!w || w.want !== m.type) { this.abort(new Error(`unexpected '${m.type}' message from elastic worker ${m.worker}`)); return; }
     w.got.set(m.worker, m);
@@ -109,14 +127,30 @@ export class ElasticPhase {
   private expected = 0;
 
   private abort(err: Error): void {
+    if (this.pendingConsequence) { clearTimeout(this.pendingConsequence); this.pendingConsequence = null; }
     if (this.failure) return;
     this.failure = err;
     this.closing = true;
     for (const g of this.groups) abortShmGroup(g);
-    for (const w of this.workers) void w.terminate();
     const waiter = this.waiter;
     this.waiter = null;
     waiter?.reject(err);
+    void this.shutdown();
+  }
+
+  /**
+   * Asks every worker to leave and waits for the threads to end; terminates the ones still running
+   * after SHUTDOWN_GRACE_MS. Workers are asked first because terminating a thread inside a native
+   * kernel can abort the process; a worker blocked in an aborted all-reduce stops by itself.
+   */
+  private shutdown(): Promise<void> {
+    this.shutdownDone ??= Promise.all(this.workers.map((w, i) => new Promise<void>((resolve) => {
+      if (this.exited.has(i)) { resolve(); return; }
+      const timer = setTimeout(() => { void w.terminate(); }, SHUTDOWN_GRACE_MS);
+      w.once("exit", () => { clearTimeout(timer); resolve(); });
+      w.postMessage({ type: "close" } satisfies ToElasticWorker);
+    }))).then(() => undefined);
+    return this.shutdownDone;
   }
 
   private collect(want: FromElasticWorker["type"], count = this.workers.length): Promise<Map<number, FromElasticWorker>> {
@@ -139,7 +173,8 @@ export class ElasticPhase {
     const done = this.collect("done");
     const scale = 1 / y.length;
     shardBatch(x, y, R).forEach((sh, r) => {
-      const xs = splitTensor(sh.x, M), ys = splitLabels(sh.y, M);
+      // Labels follow their examples (T per example for next-token targets).
+      const xs = splitTensor(sh.x, M), ys = splitLabels(sh.y, M, sh.y.length / sh.x.shape[0]);
       const inputs = xs.map((t) => ({ data: t.data, shape: [...t.shape] }));
       for (let s = 0; s < S; s++) {
         const msg: ToElasticWorker = {
@@ -200,13 +235,9 @@ export class ElasticPhase {
 
   /** Asks every worker to leave; terminates the ones still running after a grace period. */
   async close(): Promise<void> {
-    if (this.closing) return;
     this.closing = true;
-    await Promise.all(this.workers.map((w) => new Promise<void>((resolve) => {
-      const timer = setTimeout(() => { void w.terminate(); }, 3000);
-      w.once("exit", () => { clearTimeout(timer); resolve(); });
-      w.postMessage({ type: "close" } satisfies ToElasticWorker);
-    })));
+    if (this.pendingConsequence) { clearTimeout(this.pendingConsequence); this.pendingConsequence = null; }
+    await this.shutdown();
   }
 }
 

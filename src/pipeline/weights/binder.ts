@@ -6,39 +6,48 @@
 import type { WeightPolicy } from "./policy.js";
 import { swapContents, type WeightSet } from "./vec.js";
 
+type Pass = "forward" | "backward";
+
 export class PolicyBinder {
   /** Set swapped into the live arrays right now (null: live arrays hold the live weights). */
   private bound: WeightSet | null = null;
-  private boundFor = "";
+  /** The pass (and its micro-batch) that bound it; kept as data so the hot path builds no strings. */
+  private boundPass: Pass = "forward";
+  private boundMb = -1;
 
   constructor(readonly policy: WeightPolicy, readonly live: WeightSet) {}
 
-  beginForward(mb: number): void { this.bind(this.policy.forwardWeights(mb), `forward of micro-batch ${mb}`); }
-  endForward(mb: number): void { this.unbind(`forward of micro-batch ${mb}`); }
-  beginBackward(mb: number): void { this.bind(this.policy.backwardWeights(mb), `backward of micro-batch ${mb}`); }
-  endBackward(mb: number): void { this.unbind(`backward of micro-batch ${mb}`); }
+  beginForward(mb: number): void { this.bind(this.policy.forwardWeights(mb), "forward", mb); }
+  endForward(mb: number): void { this.unbind("forward", mb); }
+  beginBackward(mb: number): void { this.bind(this.policy.backwardWeights(mb), "backward", mb); }
+  endBackward(mb: number): void { this.unbind("backward", mb); }
 
   beforeStep(): void {
-    if (this.bound) throw new Error(`${this.policy.name}: optimizer step while the weights of the ${this.boundFor} are swapped in`);
+    if (this.bound) throw new Error(`${this.policy.name}: optimizer step while the weights of the ${this.boundWhat()} are swapped in`);
     this.policy.beforeStep();
   }
 
   afterStep(): void { this.policy.afterStep(); }
 
-  private bind(ws: WeightSet, what: string): void {
-    if (this.bound) throw new Error(`${this.policy.name}: ${what} started while the weights of the ${this.boundFor} are still swapped in`);
+  private bind(ws: WeightSet, pass: Pass, mb: number): void {
+    if (this.bound) throw new Error(`${this.policy.name}: ${pass} of micro-batch ${mb} started while the weights of the ${this.boundWhat()} are still swapped in`);
     if (ws === this.live) return;
     swapContents(this.live, ws);
     this.bound = ws;
-    this.boundFor = what;
+    this.boundPass = pass;
+    this.boundMb = mb;
   }
 
-  private unbind(what: string): void {
+  private unbind(pass: Pass, mb: number): void {
     if (!this.bound) return;
-    if (this.boundFor !== what) throw new Error(`${this.policy.name}: ${what} ended while the ${this.boundFor} is bound`);
+    if (this.boundPass !== pass || this.boundMb !== mb) {
+      throw new Error(`${this.policy.name}: ${pass} of micro-batch ${mb} ended while the ${this.boundWhat()} is bound`);
+    }
     swapContents(this.live, this.bound);
     this.bound = null;
   }
+
+  private boundWhat(): string { return `${this.boundPass} of micro-batch ${this.boundMb}`; }
 }
 
 /** Hooks for the runtime interpreter: binders by physical stage index (stages without one are skipped). */

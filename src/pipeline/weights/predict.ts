@@ -5,7 +5,7 @@
 // For plain momentum SGD with a constant lr both give the same prediction, w - w_prev = -lr * v.
 // The backward uses the live weights. Memory: one prediction buffer (plus w_prev in difference form).
 import { PolicyBase, checkMicrobatch, type PolicyContext } from "./policy.js";
-import { allocLike, axpbySet, copyInto, type WeightSet } from "./vec.js";
+import { allocLike, axpbyArray, axpbySet, copyInto, type WeightSet } from "./vec.js";
 
 /** Read access to an optimizer's momentum, per parameter (same order as the policy's params). */
 export interface MomentumSource {
@@ -77,7 +77,7 @@ export class PredictPolicy extends PolicyBase {
         const v = src.velocity(i);
         if (v) {
           if (v.length !== p.length) throw new Error(`predict: momentum buffer of parameter ${i} has ${v.length} elements, the parameter ${p.length}`);
-          axpbySet(-lr * D, [v], 1, [p]);
+          axpbyArray(-lr * D, v, 1, p);
         }
         this.cachedLr[i] = lr;
       }

@@ -28,6 +28,11 @@ export function axpbySet(alpha: number, x: WeightSet, beta: number, out: WeightS
   for (let i = 0; i < out.length; i++) be.axpby(alpha, x[i], beta, out[i]);
 }
 
+/** out <- alpha * x + beta * out for one parameter's array. */
+export function axpbyArray(alpha: number, x: Float32Array, beta: number, out: Float32Array): void {
+  getBackend().axpby(alpha, x, beta, out);
+}
+
 /**
  * Exchanges the contents of a and b element by element (exact, no temporary weight set). Swapping
  * twice restores both; this is how a runtime makes its parameter tensors, whose `data` arrays are
