@@ -178,3 +178,20 @@ test("`train` rejects freeze flags without --freeze, --freeze on other models, a
   await assert.rejects(runTrain(["--model", "vit", "--freeze", "--freeze-criterion", "loss"]), /loss/);
   await assert.rejects(runTrain(["--model", "vit", "--freeze", "--stages", "3", "--workers", "2"]), /--stages 3 exceeds --workers 2/);
 });
+
+test("a replica that throws ends the step with its replica, stage and error (not its peer's abort), and close() returns", async () => {
+  const t = await ElasticTrainer.create(config({ freeze: null }));
+  try {
+    await t.moveTo(layout([[0, 8]], { replicas: 2, microbatches: 2 }));
+    const [b] = batches(1);
+    const y = b.y.slice();
+    y[N - 1] = 99; // replica 1's shard holds the last examples: only it fails, replica 0 waits in the all-reduce
+    await assert.rejects(t.step(b.x, y, b.idx, 1), (e: Error) => {
+      assert.match(e.message, /replica 1, stage 0: .*99/);
+      assert.doesNotMatch(e.message, /aborted/);
+      return true;
+    });
+  } finally {
+    await t.close();
+  }
+});

@@ -311,13 +311,15 @@ function bestMeasuredBalance(spec: ModelSpec, seed: number, start: number[], x: 
       if (b[c] > 0 && b[c + 1] > 0) candidates.push(b);
     }
   }
-  let best = start, bestMax = Infinity;
-  for (const b of candidates) {
-    const c = measureStageCosts(spec, seed, b, x, y, 5);
-    const slowest = Math.max(...c.forward.map((f, s) => f + c.backward[s]));
-    if (slowest < bestMax) { bestMax = slowest; best = b; }
+  // Interleaved passes, fastest per candidate: load from others only ever adds time.
+  const slowest = candidates.map(() => Infinity);
+  for (let pass = 0; pass < 3; pass++) {
+    candidates.forEach((b, i) => {
+      const c = measureStageCosts(spec, seed, b, x, y, 3);
+      slowest[i] = Math.min(slowest[i], Math.max(...c.forward.map((f, s) => f + c.backward[s])));
+    });
   }
-  return best;
+  return candidates[slowest.indexOf(Math.min(...slowest))];
 }
 
 /**

@@ -35,13 +35,18 @@ export async function runEval(argv: string[]): Promise<number> {
   if (!ck.modelSpec) throw new Error(`${path}: the checkpoint has no "model_spec" metadata; it was not written by pipewright train`);
   const spec = resolveSpec(ck.modelSpec as unknown as ModelSpec);
   const model = createModel(spec, 0);
-  model.loadStateDict(ck.model);
+  try {
+    model.loadStateDict(ck.model);
+  } catch (e) {
+    throw new Error(`${path}: the tensors do not fit the checkpoint's own model_spec ${JSON.stringify(ck.modelSpec)} (${(e as Error).message})`);
+  }
   model.eval();
   const task = buildTask({ spec, batch: 1, seed: 0, data: f.data as string | undefined, limit: f.limit as number | undefined,
     text: f.text as string | undefined });
   const result = task.evaluate(model);
 
   const exportPath = f["export-logits"] as string | undefined;
+  let exported = 0;
   if (exportPath) {
     const n = f.samples as number;
     // The first training batch of n inputs (any inputs serve: the check compares two forwards).
@@ -50,6 +55,7 @@ export async function runEval(argv: string[]): Promise<number> {
     if (!probe) throw new Error("eval: the data set is empty");
     const logits = noGrad(() => model.forward(probe.x));
     writeSafetensors(exportPath, [["input", probe.x], ["logits", logits]]);
+    exported = probe.x.shape[0];
   }
   const out = { checkpoint: path, model: spec.name, step: ck.step, epoch: ck.epoch, test_loss: result.loss,
     test_acc: result.acc, test_ppl: result.ppl, exported: exportPath ?? null };
@@ -57,7 +63,7 @@ export async function runEval(argv: string[]): Promise<number> {
   else {
     const metric = result.acc !== null ? `accuracy ${(result.acc * 100).toFixed(2)}%` : `perplexity ${result.ppl!.toFixed(3)}`;
     process.stdout.write(`${path}: ${spec.name} after epoch ${ck.epoch} (step ${ck.step}): test loss ${result.loss.toFixed(4)}, ${metric}\n`);
-    if (exportPath) process.stdout.write(`wrote ${f.samples as number} inputs and their logits to ${exportPath}\n`);
+    if (exportPath) process.stdout.write(`wrote ${exported} inputs and their logits to ${exportPath}\n`);
   }
   return 0;
 }

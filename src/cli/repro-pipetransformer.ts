@@ -8,7 +8,8 @@
 // the all-four run of the first seed, which `pipewright sim --freeze-trace FILE --workers 8` replays.
 import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
 import { FREEZE_CRITERIA, parseAlpha, parseFreezeCriterion, predictSpeedup, type FreezeTrace } from "../pipeline/freeze/index.js";
-import { loadDatasets, trainElastic } from "../train/elastic.js";
+import { trainElastic } from "../train/elastic.js";
+import { loadImageDatasets } from "../train/task.js";
 import type { TensorDataset } from "../data/loader.js";
 import type { ModelSpec } from "../nn/models/spec.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
@@ -60,7 +61,7 @@ export async function runReproPipetransformer(argv: string[]): Promise<number> {
   try { alpha = parseAlpha(f["freeze-alpha"] as string); parseFreezeCriterion(f["freeze-criterion"] as string); } catch (e) { throw new UsageError((e as Error).message); }
   const epochs = f.epochs as number, seeds = f.seeds as number, batch = f.batch as number, workers = f.workers as number;
   const log = f.json ? (): void => {} : (m: string): void => { process.stderr.write(m + "\n"); };
-  const all = loadDatasets(f.data as string | undefined);
+  const all = loadImageDatasets(f.data as string | undefined);
   const half = Math.floor(all.train.n / 2);
   const limit = f.limit as number;
   if (limit > half) throw new UsageError(`--limit ${limit} exceeds the first half of the training images (${half})`);

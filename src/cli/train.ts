@@ -92,10 +92,7 @@ export function resolveTrainConfig(f: FlagValues, given: Set<string>, saved?: Tr
     throw new UsageError(`--model ${model} does not match the checkpoint, which holds a ${saved.model} model`);
   }
   const d = MODEL_DEFAULTS[model];
-  const base: TrainConfig = saved ?? {
-    model, epochs: 5, batch: d.batch, lr: d.lr, optimizer: d.optimizer, momentum: d.momentum,
-    weightDecay: d.weightDecay, scheduleLr: d.scheduleLr, warmup: d.warmup, seed: 0, logEvery: 1,
-  };
+  const base: TrainConfig = saved ?? { model, epochs: 5, ...d, seed: 0, logEvery: 1 };
   const pick = <K extends keyof TrainConfig>(key: K, flag: string): TrainConfig[K] =>
     (given.has(flag) && f[flag] !== undefined ? f[flag] : base[key]) as TrainConfig[K];
   const optimizer = pick("optimizer", "optimizer") as OptimizerName;

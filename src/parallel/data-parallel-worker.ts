@@ -11,18 +11,17 @@ import { setBackend } from "../backend/index.js";
 import { loadNativeAddon } from "../backend/native.js";
 import { epochSeed } from "../data/loader.js";
 import { Dropout } from "../nn/dropout.js";
-import { crossEntropyLoss } from "../nn/loss.js";
+import { countCorrect, crossEntropyLoss } from "../nn/loss.js";
 import { createModel } from "../nn/models/index.js";
 import { createOptimizer } from "../optim/index.js";
 import { Rng } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import { ShmCollectives } from "../transport/shm-collectives.js";
-import { TransportAbortedError } from "../transport/types.js";
+import { describeFailure } from "../transport/types.js";
 import { broadcastBuffersSync, GradientAllReducer } from "./grad-sync.js";
 import {
   fromPlainOptimizerState, toPlainOptimizerState, type FromReplica, type ReplicaInit, type StateEntry, type ToReplica,
 } from "./messages.js";
-import { countCorrect } from "../nn/loss.js";
 
 const init = workerData as ReplicaInit;
 const port = parentPort!;
@@ -35,9 +34,7 @@ function fail(e: unknown): void {
   if (failed) return;
   failed = true;
   comm?.abort();
-  const err = e instanceof Error ? e : new Error(String(e));
-  const abortedBy = err instanceof TransportAbortedError ? err.abortedBy : undefined;
-  post({ type: "error", rank: init.rank, message: err.message, stack: err.stack, abortedBy });
+  post({ type: "error", rank: init.rank, ...describeFailure(e) });
 }
 
 try {

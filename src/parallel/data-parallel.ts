@@ -30,6 +30,7 @@ import type { ModelSpec } from "../nn/models/spec.js";
 import type { OptimizerConfig, OptimizerState } from "../optim/index.js";
 import { Tensor } from "../tensor/tensor.js";
 import { abortShmGroup, createShmGroup, type ShmGroupHandle } from "../transport/shm-collectives.js";
+import { shutdownWorkers } from "../transport/shutdown.js";
 import {
   fromPlainOptimizerState, toPlainOptimizerState, type FromReplica, type ReplicaFault, type ReplicaInit, type ReplicaMetrics,
   type StateEntry, type ToReplica,
@@ -175,12 +176,7 @@ export class DataParallel {
    * are asked first: a replica busy in a step finishes it (or stops at the aborted all-reduce).
    */
   private shutdown(): Promise<void> {
-    this.shutdownDone ??= Promise.all(this.workers.map((w, r) => new Promise<void>((resolve) => {
-      if (this.exitedRanks.has(r)) { resolve(); return; }
-      const timer = setTimeout(() => { void w.terminate(); }, SHUTDOWN_GRACE_MS);
-      w.once("exit", () => { clearTimeout(timer); resolve(); });
-      w.postMessage({ type: "close" } satisfies ToReplica);
-    }))).then(() => undefined);
+    this.shutdownDone ??= shutdownWorkers(this.workers, this.exitedRanks, { type: "close" } satisfies ToReplica, SHUTDOWN_GRACE_MS);
     return this.shutdownDone;
   }
 

@@ -10,6 +10,7 @@
 import { Worker } from "node:worker_threads";
 import { getBackend, type BackendName } from "../backend/index.js";
 import { abortShmGroup, createShmGroup } from "../transport/shm-collectives.js";
+import { shutdownWorkers } from "../transport/shutdown.js";
 import type { TpFault, TpFromWorker, TpWorkerInit } from "./tp-worker.js";
 
 export type { TpFault, TpTaskContext } from "./tp-worker.js";
@@ -105,10 +106,6 @@ export async function runTensorParallel<I, O>(o: TensorParallelRunOptions<I>): P
   } finally {
     if (pending) clearTimeout(pending);
     // Threads end by themselves once their task returned or threw; kill stragglers after a grace.
-    await Promise.all(workers.map((w, r) => new Promise<void>((resolve) => {
-      if (exited.has(r)) { resolve(); return; }
-      const timer = setTimeout(() => { void w.terminate(); }, SHUTDOWN_GRACE_MS);
-      w.once("exit", () => { clearTimeout(timer); resolve(); });
-    })));
+    await shutdownWorkers(workers, exited, undefined, SHUTDOWN_GRACE_MS);
   }
 }

@@ -4,7 +4,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { setBackend, type BackendName } from "../backend/index.js";
 import { ShmCollectives, type ShmGroupHandle } from "../transport/shm-collectives.js";
-import { TransportAbortedError } from "../transport/types.js";
+import { describeFailure } from "../transport/types.js";
 
 /** Test hook: rank `rank` throws `message` when its task reaches fault point `at`. */
 export interface TpFault { rank: number; at: string; message?: string }
@@ -62,9 +62,7 @@ if (parentPort && workerData && (workerData as Partial<TpWorkerInit>).moduleUrl)
     port.postMessage({ type: "result", rank: init.rank, output } satisfies TpFromWorker);
   } catch (e) {
     comm?.abort();
-    const err = e instanceof Error ? e : new Error(String(e));
-    const abortedBy = err instanceof TransportAbortedError ? err.abortedBy : undefined;
-    port.postMessage({ type: "error", rank: init.rank, message: err.message, stack: err.stack, abortedBy } satisfies TpFromWorker);
+    port.postMessage({ type: "error", rank: init.rank, ...describeFailure(e) } satisfies TpFromWorker);
   } finally {
     comm?.close();
     port.close();

@@ -2,15 +2,12 @@
 // schedule and evaluation as `pipewright train`, with ElasticTrainer doing the steps and the
 // transitions, and a freeze trace (per epoch: frozen layers, layout, cache use, measured seconds)
 // that `pipewright sim --freeze-trace` replays on more workers.
-import { loadFashionMnist } from "../data/fashion-mnist.js";
 import { DataLoader, gather, type TensorDataset } from "../data/loader.js";
-import { noGrad } from "../autograd/engine.js";
-import { crossEntropyLoss } from "../nn/loss.js";
 import type { ModelSpec } from "../nn/models/spec.js";
 import type { OptimizerState } from "../optim/index.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { makeLrSchedule } from "./loop.js";
-import { countCorrect } from "../nn/loss.js";
+import { evalClassifier, loadImageDatasets } from "./task.js";
 import type { LrScheduleName } from "./options.js";
 import { addEpoch, createTrace, epochRecord, type FreezeOptions, type FreezeTrace } from "../pipeline/freeze/index.js";
 import type { OptimizerConfig } from "../pipeline/runtime/setup.js";
@@ -63,29 +60,9 @@ export interface ElasticTrainResult {
   state: Map<string, Tensor>;
 }
 
-export function loadDatasets(data?: string, limit?: number): { train: TensorDataset; test: TensorDataset } {
-  const conv = (d: ReturnType<typeof loadFashionMnist>): TensorDataset => ({ inputs: d.images, labels: d.labels, n: d.n, sampleShape: d.sampleShape });
-  return { train: conv(loadFashionMnist({ dir: data, split: "train", limit })), test: conv(loadFashionMnist({ dir: data, split: "test", limit })) };
-}
-
-export function evaluate(model: { forward(x: Tensor): Tensor; eval(): unknown; train(on?: boolean): unknown }, test: TensorDataset): { loss: number; acc: number } {
-  const loader = new DataLoader(test, { batchSize: 500, shuffle: false });
-  let loss = 0, correct = 0;
-  model.eval();
-  noGrad(() => {
-    for (const { x, y } of loader.epoch(0)) {
-      const logits = model.forward(x);
-      loss += crossEntropyLoss(logits, y, "sum").item();
-      correct += countCorrect(logits, y);
-    }
-  });
-  model.train(true);
-  return { loss: loss / test.n, acc: correct / test.n };
-}
-
 export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrainResult> {
   const log = o.log ?? ((): void => {});
-  const ds = o.datasets ?? loadDatasets(o.data, o.limit);
+  const ds = o.datasets ?? loadImageDatasets(o.data, o.limit);
   const loader = new DataLoader(ds.train, { batchSize: o.batch, shuffle: true, seed: o.seed });
   const trainer = await ElasticTrainer.create({
     spec: o.spec, seed: o.seed, optimizer: o.optimizer, workers: o.workers, stages: o.stages, batch: o.batch,
@@ -120,7 +97,7 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
       }
       await trainer.sync();
       const epochSeconds = (performance.now() - t0) / 1000;
-      const ev = evaluate(trainer.model, ds.test);
+      const ev = evalClassifier(trainer.model, ds.test);
       const cached = hits > 0 && hits >= fills;
       addEpoch(trace, epochRecord(e + 1, { ...transition, stages: layoutAtStart.stages }, cached, { stageSeconds, wallSeconds: epochSeconds }));
       log(`epoch ${e + 1}/${o.epochs}: train loss ${(lossSum / Math.max(1, batches)).toFixed(4)}, test acc ${(ev.acc * 100).toFixed(2)}%, ` +

@@ -56,8 +56,8 @@ export interface TrainResult {
   records: MetricsRecord[];
 }
 
-/** What a checkpoint's "extra" metadata holds besides step and epoch. */
-interface ResumeExtra {
+/** What a checkpoint's "extra" metadata holds besides step and epoch (single-device and pipeline runs alike). */
+export interface ResumeExtra {
   config: TrainConfig;
   elapsed_s: number;
   history: MetricsRecord[];
@@ -131,7 +131,8 @@ export function saveTrainCheckpoint(path: string, model: Model, opt: Optimizer<{
   });
 }
 
-function round(x: number, digits = 6): number { return Number(x.toPrecision(digits)); }
+/** A metric rounded to `digits` significant digits for the metrics file and summaries. */
+export function round(x: number, digits = 6): number { return Number(x.toPrecision(digits)); }
 
 export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   const log = hooks.log ?? ((): void => {});

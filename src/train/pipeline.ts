@@ -12,7 +12,7 @@ import { splitBatch } from "../data/microbatch.js";
 import { createModel } from "../nn/models/index.js";
 import { resolveSpec } from "../nn/models/spec.js";
 import type { OptimizerState } from "../optim/index.js";
-import { makeLrSchedule, specOf, type TrainResult, type TrainSummary } from "./loop.js";
+import { makeLrSchedule, round, specOf, type ResumeExtra, type TrainResult, type TrainSummary } from "./loop.js";
 import { MetricsWriter, type MetricsRecord } from "./metrics.js";
 import type { PipelineTrainOptions, TrainConfig } from "./options.js";
 import { buildTask, type EvalResult } from "./task.js";
@@ -28,8 +28,6 @@ import { profileUnitTimes } from "../pipeline/runtime/profile.js";
 import type { OptimizerConfig, PipelineSetup } from "../pipeline/runtime/setup.js";
 import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
 
-function round(x: number, digits = 6): number { return Number(x.toPrecision(digits)); }
-
 export function optimizerConfigOf(cfg: TrainConfig): OptimizerConfig {
   switch (cfg.optimizer) {
     case "sgd": return { kind: "sgd", lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay };
@@ -37,8 +35,6 @@ export function optimizerConfigOf(cfg: TrainConfig): OptimizerConfig {
     default: throw new Error(`unknown optimizer '${String(cfg.optimizer)}'; valid: sgd, adamw`);
   }
 }
-
-interface ResumeExtra { config: TrainConfig; elapsed_s: number; history: MetricsRecord[] }
 
 /** Longest list an asynchronous run executes at once (in optimizer steps); an epoch runs in windows. */
 export const ASYNC_WINDOW = 2000;
@@ -102,7 +98,11 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   let optimizerState: OptimizerState | undefined;
   if (opts.resume) {
     const ck = loadCheckpoint(opts.resume);
-    model.loadStateDict(ck.model);
+    try {
+      model.loadStateDict(ck.model);
+    } catch (e) {
+      throw new Error(`checkpoint ${opts.resume} does not fit this model (${(e as Error).message}); resume with the same --model as the saved run`);
+    }
     if (!ck.optimizer) throw new Error(`checkpoint ${opts.resume} has no optimizer state; it cannot be resumed exactly`);
     optimizerState = ck.optimizer as unknown as OptimizerState;
     const extra = (ck.extra ?? {}) as Partial<ResumeExtra>;
@@ -137,11 +137,19 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
     ? ThreadsExecutor.create(su, new Map([...model.stateDict()].map(([k, t]) => [k, t.clone()]))) : new InlineExecutor(model, su);
   const warmupSetup: PipelineSetup | null = warmupSchedule && setup.async && startEpoch < asyncCfg!.warmupEpochs
     ? { ...setup, schedule: warmupSchedule, async: { ...setup.async, phase: "warmup" } } : null;
-  let executor: Executor = await makeExecutor(warmupSetup ?? setup);
+  // The metrics file opens first: a bad path must fail before worker threads exist (they would keep
+  // the process alive); a failing executor start closes it again.
+  const metrics = opts.metrics ? new MetricsWriter(opts.metrics, opts.resume !== undefined) : null;
+  let executor: Executor;
+  try {
+    executor = await makeExecutor(warmupSetup ?? setup);
+  } catch (e) {
+    metrics?.close();
+    throw e;
+  }
   let inWarmup = warmupSetup !== null;
   const paramOrder = model.namedParameters().map(([n]) => n);
   const lrSchedule = makeLrSchedule(opts, opts.epochs * task.stepsPerEpoch);
-  const metrics = opts.metrics ? new MetricsWriter(opts.metrics, opts.resume !== undefined) : null;
   const records: MetricsRecord[] = [];
   const emit = (r: MetricsRecord): void => { records.push(r); metrics?.write(r); };
   const runStart = performance.now();

@@ -6,7 +6,6 @@ import { loadFashionMnist } from "../data/fashion-mnist.js";
 import { DataLoader, type TensorDataset } from "../data/loader.js";
 import { loadTextCorpus, textCorpusPath, TextBatcher } from "../data/text.js";
 import { countCorrect, crossEntropyLoss } from "../nn/loss.js";
-export { countCorrect };
 import type { Module } from "../nn/module.js";
 import { resolveSpec, type ModelSpec } from "../nn/models/spec.js";
 import type { Tensor } from "../tensor/tensor.js";
@@ -51,46 +50,55 @@ export function buildTask(o: TaskOptions): Task {
 
 const EVAL_CHUNK = 500;
 
-function imageTask(o: TaskOptions): Task {
-  const train = loadFashionMnist({ dir: o.data, split: "train", limit: o.limit });
-  const test = loadFashionMnist({ dir: o.data, split: "test", limit: o.limit });
-  const toDataset = (d: typeof train): TensorDataset =>
+/** Fashion-MNIST's train and test splits as datasets (the first `limit` examples of each when given). */
+export function loadImageDatasets(data?: string, limit?: number): { train: TensorDataset; test: TensorDataset; dir: string } {
+  const toDataset = (d: ReturnType<typeof loadFashionMnist>): TensorDataset =>
     ({ inputs: d.images, labels: d.labels, n: d.n, sampleShape: d.sampleShape });
-  const trainSet = toDataset(train);
-  const testSet = toDataset(test);
+  const train = loadFashionMnist({ dir: data, split: "train", limit });
+  const test = loadFashionMnist({ dir: data, split: "test", limit });
+  return { train: toDataset(train), test: toDataset(test), dir: train.dir };
+}
+
+function imageTask(o: TaskOptions): Task {
+  const { train: trainSet, test: testSet, dir } = loadImageDatasets(o.data, o.limit);
   const loader = new DataLoader(trainSet, { batchSize: o.batch, shuffle: true, seed: o.seed });
-  const evalLoader = new DataLoader(testSet, { batchSize: EVAL_CHUNK, shuffle: false });
   return {
     kind: "image",
     samplesPerEpoch: trainSet.n,
     stepsPerEpoch: loader.length,
     batches: (epoch, start) => loader.epoch(epoch, start),
-    evaluate: (model) => evalClassifier(model, evalLoader),
-    describe: `Fashion-MNIST from ${train.dir}: ${trainSet.n} training and ${testSet.n} test images`,
+    evaluate: (model) => evalClassifier(model, testSet),
+    describe: `Fashion-MNIST from ${dir}: ${trainSet.n} training and ${testSet.n} test images`,
   };
 }
 
-function evalClassifier(model: Module, loader: DataLoader): EvalResult {
+/** Runs `fn` with `model` in eval mode and without gradients, then restores the model's mode. */
+function evaluating<T>(model: Module, fn: () => T): T {
   const wasTraining = model.training;
   model.eval();
-  let lossSum = 0;
-  let correct = 0;
-  let n = 0;
   try {
-    noGrad(() => {
-      for (const { x, y } of loader.epoch(0)) {
-        const logits = model.forward(x);
-        lossSum += crossEntropyLoss(logits, y, "sum").item();
-        correct += countCorrect(logits, y);
-        n += y.length;
-      }
-    });
+    return noGrad(fn);
   } finally {
     model.train(wasTraining);
   }
-  return { loss: lossSum / n, acc: correct / n, ppl: null };
 }
 
+/** Summed-then-averaged cross-entropy and accuracy of a classifier over a whole test set. */
+export function evalClassifier(model: Module, test: TensorDataset): EvalResult & { acc: number } {
+  const loader = new DataLoader(test, { batchSize: EVAL_CHUNK, shuffle: false });
+  let lossSum = 0;
+  let correct = 0;
+  let n = 0;
+  evaluating(model, () => {
+    for (const { x, y } of loader.epoch(0)) {
+      const logits = model.forward(x);
+      lossSum += crossEntropyLoss(logits, y, "sum").item();
+      correct += countCorrect(logits, y);
+      n += y.length;
+    }
+  });
+  return { loss: lossSum / n, acc: correct / n, ppl: null };
+}
 
 /** Validation batches drawn for each evaluation of the language model (fixed, so evals compare). */
 const TEXT_EVAL_BATCHES = 8;
@@ -116,21 +124,15 @@ function textTask(o: TaskOptions): Task {
       }
     },
     evaluate(model) {
-      const wasTraining = model.training;
-      model.eval();
       let lossSum = 0;
       let n = 0;
-      try {
-        noGrad(() => {
-          for (let i = 0; i < TEXT_EVAL_BATCHES; i++) {
-            const { x, y } = batcher.batchAt("val", i);
-            lossSum += crossEntropyLoss(model.forward(x), y, "sum").item();
-            n += y.length;
-          }
-        });
-      } finally {
-        model.train(wasTraining);
-      }
+      evaluating(model, () => {
+        for (let i = 0; i < TEXT_EVAL_BATCHES; i++) {
+          const { x, y } = batcher.batchAt("val", i);
+          lossSum += crossEntropyLoss(model.forward(x), y, "sum").item();
+          n += y.length;
+        }
+      });
       const loss = lossSum / n;
       return { loss, acc: null, ppl: Math.exp(loss) };
     },

@@ -57,6 +57,16 @@ export class TransportAbortedError extends Error {
   }
 }
 
+/**
+ * A worker's error as plain data for its coordinator: `abortedBy` is set when the error is only the
+ * consequence of rank `abortedBy` aborting the group (the coordinator then waits for that rank's own error).
+ */
+export function describeFailure(e: unknown): { message: string; stack?: string; abortedBy?: number } {
+  const err = e instanceof Error ? e : new Error(String(e));
+  const abortedBy = err instanceof TransportAbortedError ? err.abortedBy : undefined;
+  return { message: err.message, stack: err.stack, abortedBy };
+}
+
 /** A collective waited longer than its timeout for the other ranks. */
 export class TransportTimeoutError extends Error {
   constructor(readonly rank: number, what: string, ms: number) {

@@ -10,6 +10,7 @@ import type { OptimizerState } from "../../optim/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { numel } from "../../tensor/shape.js";
 import { abortShmGroup, createShmGroup, type ShmGroupHandle } from "../../transport/shm-collectives.js";
+import { shutdownWorkers } from "../../transport/shutdown.js";
 import { splitLabels, splitTensor } from "../../data/microbatch.js";
 import { shardBatch } from "../../parallel/shard.js";
 import type { MicrobatchMetrics } from "../stage.js";
@@ -139,17 +140,11 @@ export class ElasticPhase {
   }
 
   /**
-   * Asks every worker to leave and waits for the threads to end; terminates the ones still running
-   * after SHUTDOWN_GRACE_MS. Workers are asked first because terminating a thread inside a native
-   * kernel can abort the process; a worker blocked in an aborted all-reduce stops by itself.
+   * Asks every worker to leave and waits for the threads to end (see shutdownWorkers); a worker
+   * blocked in an aborted all-reduce stops by itself.
    */
   private shutdown(): Promise<void> {
-    this.shutdownDone ??= Promise.all(this.workers.map((w, i) => new Promise<void>((resolve) => {
-      if (this.exited.has(i)) { resolve(); return; }
-      const timer = setTimeout(() => { void w.terminate(); }, SHUTDOWN_GRACE_MS);
-      w.once("exit", () => { clearTimeout(timer); resolve(); });
-      w.postMessage({ type: "close" } satisfies ToElasticWorker);
-    }))).then(() => undefined);
+    this.shutdownDone ??= shutdownWorkers(this.workers, this.exited, { type: "close" } satisfies ToElasticWorker, SHUTDOWN_GRACE_MS);
     return this.shutdownDone;
   }
 
@@ -228,8 +223,9 @@ export class ElasticPhase {
     const S = this.layout.stages;
     const replies = this.collect("optimizer", S);
     for (let s = 0; s < S; s++) this.workers[s].postMessage({ type: "optimizer" } satisfies ToElasticWorker);
+    const got = await replies;
     const parts: OptimizerState[] = [];
-    for (let s = 0; s < S; s++) { const m = (await replies).get(s); if (m?.type === "optimizer" && m.state) parts.push(fromPlain(m.state)); }
+    for (let s = 0; s < S; s++) { const m = got.get(s); if (m?.type === "optimizer" && m.state) parts.push(fromPlain(m.state)); }
     return parts.length ? mergeStates(parts, order) : null;
   }
 

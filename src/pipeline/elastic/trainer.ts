@@ -12,7 +12,7 @@
 import { noGrad } from "../../autograd/engine.js";
 import { createModel } from "../../nn/models/index.js";
 import type { Model } from "../../nn/models/model.js";
-import type { ModelSpec } from "../../nn/models/spec.js";
+import { DEFAULTS, type ModelSpec } from "../../nn/models/spec.js";
 import type { OptimizerState } from "../../optim/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { balanceByCost, rangesOf } from "../partition.js";
@@ -205,12 +205,16 @@ export class ElasticTrainer {
   }
 }
 
+/** Shape of one input sample of `spec` (the probe for the cached prefix's output shape). */
 function inputShapeOf(spec: ModelSpec): number[] {
-  if (spec.name === "vit" || spec.name === "cnn") {
-    const s = spec as { image?: number; inChannels?: number };
-    return [s.inChannels ?? 1, s.image ?? 28, s.image ?? 28];
+  switch (spec.name) {
+    case "mlp": return [spec.input ?? DEFAULTS.mlp.input];
+    case "gpt": return [spec.context ?? DEFAULTS.gpt.context];
+    default: {
+      const image = spec.image ?? DEFAULTS[spec.name].image;
+      return [spec.inChannels ?? DEFAULTS[spec.name].inChannels, image, image];
+    }
   }
-  return [1, 28, 28];
 }
 
 /** One line per transition: frozen layers, pipeline length, replicas, micro-batches, partition. */

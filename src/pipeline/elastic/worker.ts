@@ -10,6 +10,7 @@ import { setBackend } from "../../backend/index.js";
 import { createModel } from "../../nn/models/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { ShmCollectives } from "../../transport/shm-collectives.js";
+import { describeFailure } from "../../transport/types.js";
 import { GradientAllReducer } from "../../parallel/grad-sync.js";
 import { generateSchedule } from "../schedule/index.js";
 import { Stage, type MicrobatchMetrics } from "../stage.js";
@@ -30,8 +31,8 @@ function fail(e: unknown): void {
   if (failed) return;
   failed = true;
   comm?.abort();
-  const err = e instanceof Error ? e : new Error(String(e));
-  post({ type: "error", worker: id, message: `replica ${init.replica}, stage ${init.stage}: ${err.message}`, stack: err.stack });
+  const f = describeFailure(e);
+  post({ type: "error", worker: id, ...f, message: `replica ${init.replica}, stage ${init.stage}: ${f.message}` });
 }
 
 try {
@@ -140,5 +141,5 @@ try {
   post({ type: "ready", worker: id });
 } catch (e) {
   fail(e);
-  port.on("message", (m: ToElasticWorker) => { if (m.type === "close") port.close(); });
+  port.on("message", (m: ToElasticWorker) => { if (m.type === "close") { init.prev?.close(); init.next?.close(); port.close(); } });
 }

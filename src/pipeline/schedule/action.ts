@@ -45,10 +45,6 @@ export function parseAction(text: string): Action {
 /** Key identifying an action uniquely inside a schedule (same as its compact form). */
 export const actionKey = formatAction;
 
-export function sameAction(a: Action, b: Action): boolean {
-  return a.stage === b.stage && a.kind === b.kind && a.microbatch === b.microbatch && a.chunk === b.chunk;
-}
-
 /** A schedule: per-worker ordered action lists plus the shape they were generated for. */
 export interface Schedule {
   readonly name: string;
@@ -73,6 +69,11 @@ export interface Schedule {
 /** Virtual stage index of (stage, chunk): micro-batches traverse virtual stages 0 .. S*v-1 in order. */
 export function virtualStage(stage: number, chunk: number, stages: number): number {
   return chunk * stages + stage;
+}
+
+/** The action of `kind` on virtual stage `vs` (its stage and chunk) for micro-batch `mb`. */
+export function atVirtualStage(kind: ActionKind, vs: number, mb: number, stages: number): Action {
+  return action(vs % stages, kind, mb, Math.floor(vs / stages));
 }
 
 /** Formats a schedule as one line per worker of compact actions (debugging, golden tests). */

@@ -2,7 +2,7 @@
 // B(s,j)->W(s,j), over virtual stages (stage s chunk c = virtual stage c*S+s). A STEP needs every
 // B (and W) of its micro-batches on its stage; in synchronous schedules a forward of step k+1 needs
 // the stage's STEP k (the flush). Sends/receives are exactly the cross-worker edges of this graph.
-import { action, type Action, virtualStage } from "./action.js";
+import { action, type Action, atVirtualStage, virtualStage } from "./action.js";
 
 export interface DepShape {
   stages: number;
@@ -12,24 +12,20 @@ export interface DepShape {
   synchronous: boolean;
 }
 
-function fromVirtual(kind: "F" | "B", vs: number, mb: number, S: number): Action {
-  return action(vs % S, kind, mb, Math.floor(vs / S));
-}
-
 export function dependencies(a: Action, sh: DepShape): Action[] {
   const S = sh.stages;
   const last = S * sh.chunks - 1;
   switch (a.kind) {
     case "F": {
       const vs = virtualStage(a.stage, a.chunk, S);
-      const out: Action[] = vs > 0 ? [fromVirtual("F", vs - 1, a.microbatch, S)] : [];
+      const out: Action[] = vs > 0 ? [atVirtualStage("F", vs - 1, a.microbatch, S)] : [];
       const step = Math.floor(a.microbatch / sh.microbatches);
       if (sh.synchronous && step > 0) out.push(action(a.stage, "STEP", step - 1));
       return out;
     }
     case "B": {
       const vs = virtualStage(a.stage, a.chunk, S);
-      return [vs === last ? action(a.stage, "F", a.microbatch, a.chunk) : fromVirtual("B", vs + 1, a.microbatch, S)];
+      return [vs === last ? action(a.stage, "F", a.microbatch, a.chunk) : atVirtualStage("B", vs + 1, a.microbatch, S)];
     }
     case "W":
       return [action(a.stage, "B", a.microbatch, a.chunk)];

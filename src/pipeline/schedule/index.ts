@@ -26,7 +26,7 @@ const GENERATORS: Record<ScheduleName, (o: ResolvedOptions) => Schedule> = {
   gpipe,
   "1f1b": oneFOneB,
   interleaved,
-  "zb-h1": (o) => zeroBubbleH1(o),
+  "zb-h1": zeroBubbleH1,
   async: asyncOneFOneB,
 };
 

@@ -2,7 +2,7 @@
 // that prefer to see them. A SEND goes right after the action that produces a tensor another
 // worker needs, a RECV right before the action that consumes it. Sends are assumed non-blocking
 // (buffered), receives blocking; under that rule lowering cannot introduce a deadlock.
-import { type Action, formatAction, type Schedule, virtualStage } from "./action.js";
+import { type Action, atVirtualStage, formatAction, type Schedule, virtualStage } from "./action.js";
 import { dependencies, isMessage } from "./deps.js";
 
 export type LoweredOp =
@@ -22,9 +22,8 @@ export type LoweredOp =
 function consumers(a: Action, s: Schedule): Action[] {
   const S = s.stages, last = S * s.chunks - 1;
   const vs = virtualStage(a.stage, a.chunk, S);
-  const at = (x: number, kind: "F" | "B"): Action => ({ stage: x % S, kind, microbatch: a.microbatch, chunk: Math.floor(x / S) });
-  if (a.kind === "F" && vs < last) return [at(vs + 1, "F")];
-  if (a.kind === "B" && vs > 0) return [at(vs - 1, "B")];
+  if (a.kind === "F" && vs < last) return [atVirtualStage("F", vs + 1, a.microbatch, S)];
+  if (a.kind === "B" && vs > 0) return [atVirtualStage("B", vs - 1, a.microbatch, S)];
   return [];
 }
 
