@@ -13,7 +13,7 @@ import { resolveTrainConfig, givenFlags, resolvePipelineConfig } from "../src/cl
 import { parseFlags, UsageError } from "../src/cli/args.js";
 import { trainCommand } from "../src/cli/train.js";
 import { lossCurveSvg, movingAverage, ticks } from "../src/report/loss-curve-svg.js";
-import { formatProgress, ProgressBar, formatDuration } from "../src/report/progress.js";
+import { formatProgress, ProgressBar, formatDuration } from "../src/train/progress.js";
 import { profileKernels } from "../src/train/kernel-profile.js";
 import { getBackend } from "../src/backend/index.js";
 import { backward, linear, relu, sum } from "../src/autograd/index.js";

@@ -6,7 +6,7 @@ import { BACKEND_NAMES, setBackend, type BackendName } from "../backend/index.js
 import { MODEL_NAMES, type ModelName } from "../nn/models/spec.js";
 import { lossCurveSvg } from "../report/loss-curve-svg.js";
 import { ASYNC_FLAGS, parseAsyncConfig } from "../pipeline/weights/config.js";
-import { ProgressBar } from "../report/progress.js";
+import { ProgressBar } from "../train/progress.js";
 import { FREEZE_FLAGS, FREEZE_FLAG_NAMES, runFreezeTraining } from "./train-freeze.js";
 import { checkpointConfig, trainSingleDevice, type TrainSummary } from "../train/loop.js";
 import { parseMetrics, type MetricsRecord } from "../train/metrics.js";

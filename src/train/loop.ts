@@ -14,7 +14,7 @@ import { resolveSpec, type ModelSpec } from "../nn/models/spec.js";
 import {
   AdamW, constantLr, cosineLr, linearWarmup, SGD, stepLr, type LrSchedule, type Optimizer, type OptimizerState,
 } from "../optim/index.js";
-import type { ProgressBar } from "../report/progress.js";
+import type { ProgressBar } from "./progress.js";
 import { Rng } from "../tensor/random.js";
 import { MetricsWriter, type MetricsRecord } from "./metrics.js";
 import type { TrainConfig } from "./options.js";

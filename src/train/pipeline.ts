@@ -16,7 +16,7 @@ import { makeLrSchedule, round, specOf, type ResumeExtra, type TrainResult, type
 import { MetricsWriter, type MetricsRecord } from "./metrics.js";
 import type { PipelineTrainOptions, TrainConfig } from "./options.js";
 import { buildTask, type EvalResult } from "./task.js";
-import { ProgressBar } from "../report/progress.js";
+import { ProgressBar } from "./progress.js";
 import { formatPartition, partitionLayers } from "../pipeline/partition.js";
 import { contiguousWorkers, expectedDelay, formatSchedule, generateSchedule, type Schedule } from "../pipeline/schedule/index.js";
 import { annealSteps, describeConfig, parseAsyncConfig, type AsyncConfig } from "../pipeline/weights/index.js";
