@@ -4,22 +4,10 @@ import {
   AutoPipe, autoDP, formatTransition, frozenUnitCount, pickMicrobatches, type PipeUnit, replicaShards, shrinkStages, unitCosts, unitsFromLayers,
 } from "../src/pipeline/freeze/autopipe.js";
 import { createModel } from "../src/nn/models/index.js";
+import { bruteMinMax } from "./brute-force.js";
 
 /** One unit per layer with the given parameter counts. */
 const perLayer = (params: number[]): PipeUnit[] => params.map((p, i) => ({ name: `${i}`, params: p, layer: i }));
-
-/** Brute force: smallest possible maximum part over all contiguous splits into P non-empty parts. */
-function bruteMinMax(costs: number[], P: number): number {
-  let best = Infinity;
-  const rec = (start: number, left: number, worst: number): void => {
-    if (left === 1) { best = Math.min(best, Math.max(worst, costs.slice(start).reduce((a, b) => a + b, 0))); return; }
-    for (let end = start + 1; end <= costs.length - (left - 1); end++) {
-      rec(end, left - 1, Math.max(worst, costs.slice(start, end).reduce((a, b) => a + b, 0)));
-    }
-  };
-  rec(0, P, 0);
-  return best;
-}
 
 test("ViT units: attention and MLP sub-blocks, parameter counts by hand", () => {
   const D = 8, classes = 10, patch = 7, image = 28, depth = 2;

@@ -3,19 +3,7 @@ import assert from "node:assert/strict";
 import {
   balanceByCost, checkBalance, formatPartition, parseBalance, partitionLayers, stageLayerRanges, uniformBalance,
 } from "../src/pipeline/partition.js";
-
-/** Brute force: every composition of L into P positive parts; the smallest possible maximum part cost. */
-function bruteMinMax(costs: number[], P: number): number {
-  let best = Infinity;
-  const rec = (start: number, left: number, worst: number): void => {
-    if (left === 1) { best = Math.min(best, Math.max(worst, costs.slice(start).reduce((a, b) => a + b, 0))); return; }
-    for (let end = start + 1; end <= costs.length - (left - 1); end++) {
-      rec(end, left - 1, Math.max(worst, costs.slice(start, end).reduce((a, b) => a + b, 0)));
-    }
-  };
-  rec(0, P, 0);
-  return best;
-}
+import { bruteMinMax } from "./brute-force.js";
 
 test("uniform balance: sizes differ by at most one, earlier stages take the extra", () => {
   assert.deepEqual(uniformBalance(8, 3), [3, 3, 2]);

@@ -47,7 +47,10 @@ export function helpText(cmd: CommandSpec): string {
 /** Parses argv against the spec. Unknown flags and bad values throw UsageError naming the valid ones. */
 export function parseFlags(cmd: CommandSpec, argv: readonly string[]): FlagValues & { help?: boolean } {
   const out: FlagValues = {};
-  for (const [name, f] of Object.entries(cmd.flags)) if (f.default !== undefined) out[name] = f.default;
+  for (const [name, f] of Object.entries(cmd.flags)) {
+    // Defaults go through the same conversion as given values (a list default becomes a list).
+    if (f.default !== undefined) out[name] = f.type === "list" ? convert(name, f, String(f.default)) : f.default;
+  }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "--help" || arg === "-h") return { ...out, help: true };

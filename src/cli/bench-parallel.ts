@@ -22,8 +22,7 @@ export const benchParallelCommand: CommandSpec = {
 export async function runBenchParallel(argv: string[]): Promise<number> {
   const f = parseFlags(benchParallelCommand, argv);
   if (f.help) { process.stdout.write(helpText(benchParallelCommand) + "\n"); return 0; }
-  const raw = f.parts as string | string[];
-  const parts = (typeof raw === "string" ? raw.split(",") : raw).map((p) => p.trim()).filter((p) => p);
+  const parts = f.parts as string[];
   const bad = parts.filter((p) => !PARTS.includes(p as Part));
   if (bad.length) throw new UsageError(`--parts: '${bad.join(",")}' is not valid; choose from ${PARTS.join(", ")}`);
   const steps = f.steps as number;

@@ -182,7 +182,7 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   if (f.help) { process.stdout.write(helpText(benchPipelineCommand) + "\n"); return 0; }
   if (f.backend !== undefined) setBackend(f.backend as BackendName);
   const backend = getBackend().name;
-  const schedules = typeof f.schedules === "string" ? f.schedules.split(",").map((s) => s.trim()) : (f.schedules as string[]);
+  const schedules = f.schedules as string[];
   for (const s of schedules) {
     if (!BENCH_SCHEDULES.includes(s)) throw new UsageError(`--schedules: '${s}' is not a benchmarkable schedule; valid: ${BENCH_SCHEDULES.join(", ")}`);
   }

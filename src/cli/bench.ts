@@ -37,13 +37,8 @@ export const benchCompareCommand: CommandSpec = {
   name: "bench compare",
   summary: "Runs `bench engine` and the same three models in PyTorch (scripts/bench_torch.py, Debian's " +
     `${DEFAULT_TORCH_PYTHON} with python3-torch, or $PIPEWRIGHT_TORCH_PYTHON; one thread) and prints samples/s of both and the ratio ours/torch per model.`,
-  flags: {
-    json: { type: "bool", help: "one JSON object per model and line" },
-    models: { type: "list", default: BENCH_MODELS.join(","), help: `models to run, from ${BENCH_MODELS.join(", ")}`, meta: "M,M,..." },
-    steps: { type: "int", min: MIN_STEPS, default: 10, help: "timed steps per model (median)", meta: "N" },
-    warmup: { type: "int", min: 0, default: 3, help: "untimed warm-up steps", meta: "N" },
-    backend: { type: "string", choices: BACKEND_NAMES, help: "our kernel backend (default: native)" },
-  },
+  // The measurement flags are bench engine's own: both sides run the same measurement.
+  flags: (({ json, models, steps, warmup, backend }) => ({ json, models, steps, warmup, backend }))(benchEngineCommand.flags),
   examples: ["npm run bench:compare", "pipewright bench compare --models cnn --json"],
 };
 
@@ -78,8 +73,7 @@ export async function runBench(argv: string[]): Promise<number> {
 }
 
 function pickModels(value: FlagValues[string]): BenchConfig[] {
-  // A list flag's default arrives as its unparsed string.
-  const list = typeof value === "string" ? value.split(",").map((x) => x.trim()).filter((x) => x) : (value as string[]);
+  const list = value as string[];
   const bad = list.filter((m) => !BENCH_MODELS.includes(m as BenchConfig["model"]));
   if (bad.length || list.length === 0) {
     throw new UsageError(`--models: unknown model '${bad[0] ?? ""}'; valid: ${BENCH_MODELS.join(", ")}`);

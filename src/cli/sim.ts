@@ -42,7 +42,7 @@ export const simCommand: CommandSpec = {
 };
 
 function costList(name: string, v: FlagValues[string], S: number): number | number[] {
-  const items = Array.isArray(v) ? v : String(v).split(",").map((x) => x.trim());
+  const items = v as string[];
   const nums = items.map((x) => {
     const n = Number(x);
     if (x === "" || !Number.isFinite(n) || n < 0) throw new UsageError(`--${name} '${items.join(",")}': '${x}' is not a number >= 0`);
