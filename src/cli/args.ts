@@ -105,3 +105,29 @@ function convert(name: string, f: FlagSpec, value: string): string | number | st
       throw new Error(`unhandled flag type ${String(f.type)}`);
   }
 }
+
+export interface Subcommand {
+  summary: string;
+  run(argv: string[]): number | Promise<number>;
+}
+
+/**
+ * Dispatches `<prefix> <name> ...` (e.g. `pipewright bench engine`) to a table of subcommands:
+ * no name prints the list as a usage error (exit 2), --help prints it (exit 0), an unknown name
+ * throws a UsageError naming the valid ones.
+ */
+export async function runSubcommand(prefix: string, noun: string, table: Record<string, Subcommand>,
+  argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h") {
+    const width = Math.max(...Object.keys(table).map((n) => n.length)) + 4;
+    const usage = [`Usage: ${prefix} <${noun}> [flags]`, "",
+      ...Object.entries(table).map(([n, s]) => `  ${n.padEnd(width)}${s.summary}`), "",
+      `Run \`${prefix} <${noun}> --help\` for its flags.`].join("\n");
+    (name === undefined ? process.stderr : process.stdout).write(usage + "\n");
+    return name === undefined ? 2 : 0;
+  }
+  const sub = Object.hasOwn(table, name) ? table[name] : undefined;
+  if (!sub) throw new UsageError(`${prefix}: unknown ${noun} '${name}'; valid: ${Object.keys(table).join(", ")}`);
+  return sub.run(rest);
+}

@@ -3,7 +3,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { helpText, parseFlags, UsageError, type CommandSpec, type FlagValues } from "./args.js";
+import { helpText, parseFlags, runSubcommand, UsageError, type CommandSpec, type FlagValues, type Subcommand } from "./args.js";
 import { BACKEND_NAMES, getBackend, setBackend, type BackendName } from "../backend/index.js";
 import { BENCH_CONFIGS, type BenchConfig } from "../nn/models/index.js";
 import { benchEngineModel, type EngineOptions, type EngineResult } from "../train/bench-engine.js";
@@ -42,7 +42,7 @@ export const benchCompareCommand: CommandSpec = {
   examples: ["npm run bench:compare", "pipewright bench compare --models cnn --json"],
 };
 
-const SUBCOMMANDS: Record<string, { summary: string; run: (argv: string[]) => number | Promise<number> }> = {
+const SUBCOMMANDS: Record<string, Subcommand> = {
   engine: { summary: "time training steps of mlp, cnn and gpt on one thread (one JSON object per line with --json)", run: runBenchEngine },
   compare: { summary: "bench engine against PyTorch: samples/s of both and the ratio per model", run: runBenchCompare },
   pipeline: {
@@ -55,21 +55,8 @@ const SUBCOMMANDS: Record<string, { summary: string; run: (argv: string[]) => nu
   },
 };
 
-function benchUsage(): string {
-  return [`Usage: pipewright bench <${Object.keys(SUBCOMMANDS).join("|")}> [flags]`, "",
-    ...Object.entries(SUBCOMMANDS).map(([n, s]) => `  ${n.padEnd(10)}${s.summary}`), "",
-    "Run `pipewright bench <subcommand> --help` for its flags."].join("\n");
-}
-
 export async function runBench(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === undefined || sub === "--help" || sub === "-h") {
-    (sub === undefined ? process.stderr : process.stdout).write(benchUsage() + "\n");
-    return sub === undefined ? 2 : 0;
-  }
-  const s = Object.hasOwn(SUBCOMMANDS, sub) ? SUBCOMMANDS[sub] : undefined;
-  if (!s) throw new UsageError(`pipewright bench: unknown benchmark '${sub}'; valid: ${Object.keys(SUBCOMMANDS).join(", ")}`);
-  return s.run(rest);
+  return runSubcommand("pipewright bench", "benchmark", SUBCOMMANDS, argv);
 }
 
 function pickModels(value: FlagValues[string]): BenchConfig[] {

@@ -1,13 +1,8 @@
 // `pipewright repro <experiment>`: reproductions of the methods' claims, each an experiment module
 // that trains, prints a table and draws curves. Experiments load lazily, like commands.
-import { UsageError } from "./args.js";
+import { runSubcommand, type Subcommand } from "./args.js";
 
-interface Experiment {
-  summary: string;
-  run(argv: string[]): Promise<number>;
-}
-
-const EXPERIMENTS: Record<string, Experiment> = {
+const EXPERIMENTS: Record<string, Subcommand> = {
   pipemare: {
     summary: "PipeMare vs synchronous, naive asynchronous and stashing on a fine-grained asynchronous pipeline",
     run: async (argv) => (await import("./repro-pipemare.js")).runReproPipemare(argv),
@@ -22,19 +17,6 @@ const EXPERIMENTS: Record<string, Experiment> = {
   },
 };
 
-function usage(): string {
-  return ["Usage: pipewright repro <experiment> [flags]", "", "Experiments:",
-    ...Object.entries(EXPERIMENTS).map(([n, e]) => `  ${n.padEnd(18)}${e.summary}`), "",
-    "Run `pipewright repro <experiment> --help` for its flags."].join("\n");
-}
-
 export async function runRepro(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  if (name === undefined || name === "--help" || name === "-h") {
-    (name === undefined ? process.stderr : process.stdout).write(usage() + "\n");
-    return name === undefined ? 2 : 0;
-  }
-  const e = Object.hasOwn(EXPERIMENTS, name) ? EXPERIMENTS[name] : undefined;
-  if (!e) throw new UsageError(`pipewright repro: unknown experiment '${name}'; valid: ${Object.keys(EXPERIMENTS).join(", ")}`);
-  return e.run(rest);
+  return runSubcommand("pipewright repro", "experiment", EXPERIMENTS, argv);
 }
