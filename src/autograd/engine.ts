@@ -1,6 +1,6 @@
 // The tape: ops record a GradFn on their output; backward() walks the graph in reverse topological
 // order, hands each GradFn its output gradient, and accumulates into leaves' `.grad`.
-import { emptyFloat32, Tensor, type GradFn } from "../tensor/tensor.js";
+import { emptyFloat32, Tensor, type GradFn, type RowwiseGrad } from "../tensor/tensor.js";
 import { fmt, sameShape } from "../tensor/shape.js";
 import { getBackend } from "../backend/index.js";
 
@@ -62,10 +62,10 @@ function recycle(g: Float32Array): void {
  */
 export function record(out: Tensor, name: string, inputs: readonly Tensor[],
   backward: (gradOutput: Float32Array, needs: readonly boolean[], into?: readonly (Float32Array | null)[]) =>
-    (Float32Array | null)[]): Tensor {
+    (Float32Array | null)[], rowwise?: RowwiseGrad): Tensor {
   if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
-    out.gradFn = { name, inputs, backward } satisfies GradFn;
+    out.gradFn = (rowwise ? { name, inputs, backward, rowwise } : { name, inputs, backward }) satisfies GradFn;
   }
   return out;
 }
@@ -121,6 +121,14 @@ export interface BackwardOptions {
 /** Computes the deferred leaf gradients of one backward() call (call at most once). */
 export type DeferredGrads = () => void;
 
+/** What a DeferredGrads closure still has to do: ops with their saved output gradients. */
+interface DeferredWork {
+  readonly later: [GradFn, Float32Array][];
+  readonly leaves: ReadonlySet<Tensor>;
+  done: boolean;
+}
+const deferredWork = new WeakMap<DeferredGrads, DeferredWork>();
+
 /**
  * Back-propagates from roots. With one scalar root the gradient defaults to 1. Leaf gradients
  * accumulate across calls (like PyTorch) until cleared.
@@ -173,7 +181,8 @@ export function backward(roots: Tensor | readonly Tensor[], grads?: readonly (Te
       if (!deferred.has(t) && (wanted ? wanted.has(t) : t.requiresGrad)) useful.add(t);
       continue;
     }
-    if (t.gradFn.inputs.some((x) => useful.has(x))) useful.add(t);
+    // An op that consumes a deferred leaf needs its output gradient (saved for later) as well.
+    if (t.gradFn.inputs.some((x) => useful.has(x) || deferred.has(x))) useful.add(t);
   }
   // Output gradients of the ops that feed a deferred leaf directly, kept for the later pass.
   const later: [GradFn, Float32Array][] = [];
@@ -218,19 +227,77 @@ export function backward(roots: Tensor | readonly Tensor[], grads?: readonly (Te
     if (!keep && !passed) recycle(g);
   }
 
-  let done = false;
-  return () => {
-    if (done) throw new Error("backward: deferred gradients were already computed");
-    done = true;
-    for (const [fn, g] of later) {
-      const needs = fn.inputs.map((x) => deferred.has(x));
-      const into = leafBuffers(fn, needs);
-      const grads = fn.backward(g, needs, into);
-      fn.inputs.forEach((x, i) => {
-        const gi = grads[i];
-        if (gi && needs[i] && gi !== into[i]) accumulateLeaf(x, gi);
-      });
+  const work: DeferredWork = { later, leaves: deferred, done: false };
+  const run: DeferredGrads = () => computeDeferred([run]);
+  deferredWork.set(run, work);
+  return run;
+}
+
+/**
+ * Computes the deferred gradients of several backward() calls in one pass (each at most once).
+ * Row-wise ops on the same weight (every micro-batch's linear of one layer) are stacked into one
+ * call over all their rows: one large product instead of many thin ones, with the same sum.
+ * Stacking follows the list's order, so the result depends only on the list, never on timing.
+ */
+export function computeDeferred(list: readonly DeferredGrads[]): void {
+  const items: [GradFn, Float32Array, ReadonlySet<Tensor>][] = [];
+  for (const d of list) {
+    const w = deferredWork.get(d);
+    if (!w) throw new Error("computeDeferred: not a closure returned by backward()");
+    if (w.done) throw new Error("backward: deferred gradients were already computed");
+    w.done = true;
+    for (const [fn, g] of w.later) items.push([fn, g, w.leaves]);
+    w.later.length = 0;
+  }
+  // Groups of stackable items, in order of first appearance; anything else is a group of one.
+  const groups: [GradFn, Float32Array, ReadonlySet<Tensor>][][] = [];
+  const byKey = new Map<object, [GradFn, Float32Array, ReadonlySet<Tensor>][]>();
+  for (const item of items) {
+    const rw = item[0].rowwise;
+    const group = rw ? byKey.get(rw.key) : undefined;
+    if (group && stackable(group[0], item)) { group.push(item); continue; }
+    groups.push([item]);
+    if (rw && !group) byKey.set(rw.key, groups[groups.length - 1]);
+  }
+  for (const group of groups) {
+    const [fn, g0, leaves] = group[0];
+    const needs = fn.inputs.map((x) => leaves.has(x));
+    const into = leafBuffers(fn, needs);
+    let grads: (Float32Array | null)[];
+    if (group.length === 1) {
+      grads = fn.backward(g0, needs, into);
+    } else {
+      const gCat = stackRows(group.map(([f, g]) => g));
+      const saved = stackRows(group.map(([f]) => f.rowwise!.saved));
+      const rows = group.reduce((n, [f]) => n + f.rowwise!.rows, 0);
+      grads = fn.rowwise!.backward(gCat, saved, rows, needs, into);
+      if (!grads.includes(gCat)) recycle(gCat);
+      if (!grads.includes(saved)) recycle(saved);
     }
-    later.length = 0;
-  };
+    fn.inputs.forEach((x, i) => {
+      const gi = grads[i];
+      if (gi && needs[i] && gi !== into[i]) accumulateInto(x, gi);
+    });
+  }
+}
+
+/** Two row-wise ops can be stacked when they compute the same leaves' gradients by the same rule. */
+function stackable([a, , aLeaves]: readonly [GradFn, Float32Array, ReadonlySet<Tensor>],
+  [b, , bLeaves]: readonly [GradFn, Float32Array, ReadonlySet<Tensor>]): boolean {
+  return a.name === b.name && a.inputs.length === b.inputs.length &&
+    a.inputs.every((x, i) => aLeaves.has(x) === bLeaves.has(b.inputs[i]) && (!aLeaves.has(x) || x === b.inputs[i]));
+}
+
+/** The arrays concatenated into one (pooled) buffer. */
+function stackRows(parts: readonly Float32Array[]): Float32Array {
+  const out = gradBuffer(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+}
+
+/** Adds g into leaf t's .grad (taking g over when t has none). */
+function accumulateInto(t: Tensor, g: Float32Array): void {
+  if (t.grad) getBackend().axpby(1, g, 1, t.grad.data);
+  else t.grad = new Tensor(g, t.shape);
 }

@@ -22,7 +22,7 @@
 //   running_var  = (1 - momentum) * running_var  + momentum * unbiased_var(mini-batch)
 // i.e. the update single-device training makes from the whole mini-batch. Recomputed forwards record
 // nothing.
-import { backward, enableGrad, noGrad, record, type DeferredGrads } from "../autograd/engine.js";
+import { backward, computeDeferred, enableGrad, noGrad, record, type DeferredGrads } from "../autograd/engine.js";
 import { Tensor } from "../tensor/tensor.js";
 import { fmt } from "../tensor/shape.js";
 import type { Module } from "../nn/module.js";
@@ -295,23 +295,33 @@ export class Stage {
     return g ? new Tensor(g, s.input.shape) : null;
   }
 
-  /** Deferred weight gradient of micro-batch `mb` (after a split B). */
-  weightGrad(mb: number): void {
-    const s = this.saved.get(mb);
-    if (!s || (!s.deferred && !s.pendingFull)) throw new Error(`stage ${this.index}: W of micro-batch ${mb} without a split B before it`);
-    this.saved.delete(mb);
+  /**
+   * Deferred weight gradients of micro-batches `mbs` (each after its split B), computed in one pass:
+   * a layer's weight gradient over all of them is one product over their stacked rows.
+   */
+  weightGrads(mbs: readonly number[]): void {
     const params = this.params.filter((p) => p.requiresGrad);
-    if (s.pendingFull) {
-      if (s.pendingFull.root.requiresGrad) backward(s.pendingFull.root, this.isLast ? undefined : [s.pendingFull.grad], { leaves: params });
-      return;
+    const work: DeferredGrads[] = [];
+    let mustReach: Set<Tensor> | undefined;
+    for (const mb of mbs) {
+      const s = this.saved.get(mb);
+      if (!s || (!s.deferred && !s.pendingFull)) throw new Error(`stage ${this.index}: W of micro-batch ${mb} without a split B before it`);
+      this.saved.delete(mb);
+      mustReach ??= s.mustReach;
+      if (s.deferred) work.push(s.deferred);
+      else if (s.pendingFull!.root.requiresGrad) {
+        // First stage: nothing upstream needed B, so the backward to the weights' ops runs now.
+        const { root, grad } = s.pendingFull!;
+        work.push(backward(root, this.isLast ? undefined : [grad], { leaves: [], defer: params }));
+      }
     }
-    s.deferred!();
+    computeDeferred(work);
     // The engine can defer only gradients of ops that consume a weight directly; a weight used
     // through another op (e.g. a transpose) would silently get nothing. Checked on the first W.
-    if (s.mustReach) {
+    if (mustReach) {
       this.deferChecked = true;
       for (const p of params) {
-        if (s.mustReach.has(p) && p.grad === null) {
+        if (mustReach.has(p) && p.grad === null) {
           throw new Error(`stage ${this.index}: split backward could not compute the gradient of ${p.name ?? "a parameter"}; ` +
             `its layer uses the weight through an intermediate op. Use a schedule without W (gpipe, 1f1b, interleaved)`);
         }

@@ -1,3 +1,3 @@
-export { Tensor, type GradFn } from "./tensor.js";
+export { Tensor, type GradFn, type RowwiseGrad } from "./tensor.js";
 export { Rng } from "./random.js";
 export * from "./shape.js";

@@ -15,6 +15,25 @@ export interface GradFn {
    */
   backward(gradOutput: Float32Array, needs: readonly boolean[], into?: readonly (Float32Array | null)[]):
     (Float32Array | null)[];
+  /** Set by ops whose leaf gradients are sums over rows (see RowwiseGrad). */
+  readonly rowwise?: RowwiseGrad;
+}
+
+/**
+ * The leaf gradients of a row-wise op (linear: dW = g^T x, db = sum of g's rows) are sums over
+ * rows, so the same rule applied to the rows of several calls stacked together gives the sum of
+ * their gradients: deferred weight gradients of many micro-batches can run as one large product.
+ */
+export interface RowwiseGrad {
+  /** Calls with the same key (the weight) and the same leaf inputs can be stacked. */
+  readonly key: object;
+  /** Rows of this call; the output gradient and `saved` hold `rows` equal-sized rows each. */
+  readonly rows: number;
+  /** The per-row operand the leaf gradients read (linear: x). */
+  readonly saved: Float32Array;
+  /** GradFn.backward on explicit rows: `gradOutput` and `saved` hold `rows` rows. */
+  backward(gradOutput: Float32Array, saved: Float32Array, rows: number, needs: readonly boolean[],
+    into?: readonly (Float32Array | null)[]): (Float32Array | null)[];
 }
 
 /** An uninitialised Float32Array of n elements (Node's unpooled, non-zeroed allocation). */

@@ -63,7 +63,10 @@ export class TransportAbortedError extends Error {
  */
 export function describeFailure(e: unknown): { message: string; stack?: string; abortedBy?: number } {
   const err = e instanceof Error ? e : new Error(String(e));
-  const abortedBy = err instanceof TransportAbortedError ? err.abortedBy : undefined;
+  // The abort may arrive wrapped (a pipeline action's error keeps its cause).
+  let root: unknown = err;
+  while (root instanceof Error && !(root instanceof TransportAbortedError) && root.cause !== undefined) root = root.cause;
+  const abortedBy = root instanceof TransportAbortedError ? root.abortedBy : undefined;
   return { message: err.message, stack: err.stack, abortedBy };
 }
 

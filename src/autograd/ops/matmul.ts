@@ -103,23 +103,27 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
   be.matmul(x.data, w.data, out.data, 1, rows, inF, outF, false, true, false, false, bias?.data ?? null);
 
   const inputs = bias ? [x, w, bias] : [x, w];
-  return record(out, "linear", inputs, (g, needs, into) => {
+  // Written over explicit rows so that deferred weight gradients of many calls can be stacked.
+  const grad = (g: Float32Array, xData: Float32Array, rows: number, needs: readonly boolean[],
+    into?: readonly (Float32Array | null)[]): (Float32Array | null)[] => {
     let dx: Float32Array | null = null;
     let dw: Float32Array | null = null;
     let db: Float32Array | null = null;
     if (needs[0]) {
-      dx = gradBuffer(x.size); // dx = g W (overwritten)
+      dx = gradBuffer(rows * inF); // dx = g W (overwritten)
       be.matmul(g, w.data, dx, 1, rows, outF, inF, false, false, false);
     }
     // Weight gradients accumulate straight into an existing .grad (micro-batch accumulation).
     if (needs[1]) {
       dw = into?.[1] ?? gradBuffer(w.size); // dW = g^T x (accumulated or overwritten)
-      be.matmul(g, x.data, dw, 1, outF, rows, inF, true, false, dw === into?.[1]);
+      be.matmul(g, xData, dw, 1, outF, rows, inF, true, false, dw === into?.[1]);
     }
     if (bias && needs[2]) {
       db = into?.[2] ?? new Float32Array(outF); // db = Σ_rows g
       be.sum(g, 1, rows, outF, db, db === into?.[2]);
     }
     return bias ? [dx, dw, db] : [dx, dw];
-  });
+  };
+  return record(out, "linear", inputs, (g, needs, into) => grad(g, x.data, rows, needs, into),
+    { key: w, rows, saved: x.data, backward: grad });
 }

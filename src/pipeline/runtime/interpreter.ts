@@ -82,8 +82,8 @@ export interface PipelineShape {
 /** An error inside an action, naming the stage and the action ("1F3"). */
 export class PipelineActionError extends Error {
   constructor(readonly worker: number, readonly stage: number, readonly action: string, readonly causeMessage: string,
-    readonly causeStack?: string) {
-    super(`stage ${stage}, action ${action} (worker ${worker}): ${causeMessage}`);
+    readonly causeStack?: string, cause?: Error) {
+    super(`stage ${stage}, action ${action} (worker ${worker}): ${causeMessage}`, cause ? { cause } : undefined);
     this.name = "PipelineActionError";
   }
 }
@@ -187,24 +187,42 @@ export class WorkerInterpreter {
       const a = this.actions[this.pc];
       const keys = this.needs(a);
       if (keys.some((k) => !this.mailbox.has(k))) return false;
+      // A run of W's of one stage chunk executes as one pass (their weight gradients stacked).
+      const run = a.kind === "W" ? this.wRun(this.pc) : 1;
       const t0 = performance.now();
       try {
         // A synthetic cost is paid before the action, so its outputs leave only after it.
-        if (this.o.actionDelay) sleepSync(this.o.actionDelay(a));
-        this.execute(a, keys);
+        if (this.o.actionDelay) for (let i = 0; i < run; i++) sleepSync(this.o.actionDelay(this.actions[this.pc + i]));
+        if (a.kind === "W") this.weightGrads(a, run);
+        else this.execute(a, keys);
       } catch (e) {
         const err = e instanceof Error ? e : new Error(String(e));
         if (err instanceof PipelineActionError) throw err;
-        throw new PipelineActionError(this.worker, a.stage, formatAction(a), err.message, err.stack);
+        throw new PipelineActionError(this.worker, a.stage, formatAction(a), err.message, err.stack, err);
       }
       this.busy[a.kind] += (performance.now() - t0) / 1000;
       if (a.kind === "F") {
         const live = this.o.stages.get(a.stage)!.chunks.reduce((n, c) => n + c.liveMicrobatches, 0);
         this.peakLive.set(a.stage, Math.max(live, this.peakLive.get(a.stage) ?? 0));
       }
-      this.pc++;
+      this.pc += run;
     }
     return true;
+  }
+
+  /** Length of the run of W actions on the same stage chunk starting at index `from`. */
+  private wRun(from: number): number {
+    const a = this.actions[from];
+    let n = 1;
+    for (let b = this.actions[from + n]; b?.kind === "W" && b.stage === a.stage && b.chunk === a.chunk; b = this.actions[from + n]) n++;
+    return n;
+  }
+
+  /** The W actions actions[pc .. pc+run-1] (one stage chunk) as one stacked weight-gradient pass. */
+  private weightGrads(a: Action, run: number): void {
+    if (!this.o.shape.splitBackward) throw new Error(`W in a schedule whose backward is not split`);
+    const mbs = this.actions.slice(this.pc, this.pc + run).map((w) => w.microbatch);
+    this.o.stages.get(a.stage)!.chunks[a.chunk].weightGrads(mbs);
   }
 
   private take(key: string): Payload {
@@ -267,11 +285,6 @@ export class WorkerInterpreter {
         const to = stageToWorker[(vs - 1) % S];
         this.o.outbox.send(to, messageKey.gradient(vs - 1, mb), { kind: "tensor", data: gin.data, shape: [...gin.shape] }, true);
       }
-      return;
-    }
-    if (a.kind === "W") {
-      if (!splitBackward) throw new Error(`W in a schedule whose backward is not split`);
-      stage.weightGrad(mb);
       return;
     }
     throw new Error(`unknown action kind '${String((a as Action).kind)}'`);

@@ -78,7 +78,7 @@ export function measureStageCosts(spec: ModelSpec, seed: number, balance: readon
       stage.forward(r, new Tensor(h.data, h.shape), vs === V - 1 ? targets : null);
       stage.backward(r, g, true);
       t0 = performance.now();
-      stage.weightGrad(r);
+      stage.weightGrads([r]);
       const tw = performance.now() - t0;
       if (r > 0) { f.push(tf / 1000); full.push(tb / 1000); w.push(Math.min(tw, tb) / 1000); }
     }
