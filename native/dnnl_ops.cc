@@ -5,6 +5,7 @@
 // reorders back to plain layout) and a temporary plus an add loop otherwise.
 #include "dnnl_ops.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <omp.h>
@@ -176,6 +177,8 @@ DnnlContext::DnnlContext() : eng_(dnnl::engine::kind::cpu, 0), strm_(eng_) {
   layout_[0] = layoutFromEnv("PIPEWRIGHT_CONV_FWD_LAYOUT", ConvLayout::Auto);
   layout_[1] = layoutFromEnv("PIPEWRIGHT_CONV_BWD_DATA_LAYOUT", ConvLayout::Auto);
   layout_[2] = layoutFromEnv("PIPEWRIGHT_CONV_BWD_WEIGHTS_LAYOUT", ConvLayout::Auto);
+  const char* swap = std::getenv("PIPEWRIGHT_MATMUL_SWAP_MAX_M");
+  swapMaxM_ = swap ? std::atoll(swap) : 64;
 }
 
 DnnlContext::~DnnlContext() = default;
@@ -209,6 +212,23 @@ void DnnlContext::matmul(const float* a, const float* b, float* out, int64_t bat
   if (bBroadcast && !transA && batch > 1) {
     m *= batch;
     batch = 1;
+  }
+  // A thin product with a transposed-stored b (x W^T on a micro-batch) runs as its transpose
+  // W x^T, then the small result is transposed back: oneDNN streams a large first operand far
+  // better than a large second one (230 vs 146 GFLOP/s for 32 x 1024 x 1024 on this machine).
+  if (batch == 1 && !transA && transB && !accumulate && m <= swapMaxM_ && n >= 4 * m) {
+    if (swapT_.size() < static_cast<size_t>(m * n)) swapT_.resize(m * n);
+    float* t = swapT_.data();
+    matmul(b, a, t, 1, n, k, m, false, true, false, false);  // t [n, m]
+    constexpr int64_t J = 64;  // a J x m block of t stays in L1 while it is written out row by row
+    for (int64_t j0 = 0; j0 < n; j0 += J) {
+      const int64_t j1 = std::min(n, j0 + J);
+      for (int64_t i = 0; i < m; i++) {
+        float* row = out + i * n;
+        for (int64_t j = j0; j < j1; j++) row[j] = t[j * m + i] + (bias ? bias[j] : 0.f);
+      }
+    }
+    return;
   }
   omp_set_num_threads(1);
   const bool hasBias = bias != nullptr;

@@ -41,6 +41,8 @@ class DnnlContext {
   dnnl::engine eng_;
   dnnl::stream strm_;
   ConvLayout layout_[3];
+  int64_t swapMaxM_;          // thin x W^T products with at most this many rows run transposed
+  std::vector<float> swapT_;  // their transposed result
   std::map<Key, std::unique_ptr<MatmulEntry>> matmuls_;
   std::map<Key, std::unique_ptr<ConvFwdEntry>> convFwd_;
   std::map<Key, std::unique_ptr<ConvBwdDataEntry>> convBwdData_;

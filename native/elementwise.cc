@@ -5,6 +5,10 @@
 #include <vector>
 #include "kernels.h"
 
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
+
 namespace pw {
 
 namespace {
@@ -227,6 +231,30 @@ namespace {
 template <bool ACC>
 inline void put(float* o, float v) { if (ACC) *o += v; else *o = v; }
 
+#ifdef __AVX__
+// dst[i][j] = src[j][i] for an 8 x 8 block (rows ss and ds floats apart): the usual unpack /
+// shuffle / lane-permute network, eight loads and eight stores instead of 64 strided moves.
+inline void transpose8x8(const float* src, int64_t ss, float* dst, int64_t ds) {
+  __m256 r[8], t[8], u[8];
+  for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * ss);
+  for (int i = 0; i < 4; i++) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; h++) {  // rows 0-3, then rows 4-7
+    const __m256* tt = t + 4 * h;
+    u[4 * h + 0] = _mm256_shuffle_ps(tt[0], tt[2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * h + 1] = _mm256_shuffle_ps(tt[0], tt[2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[4 * h + 2] = _mm256_shuffle_ps(tt[1], tt[3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * h + 3] = _mm256_shuffle_ps(tt[1], tt[3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int c = 0; c < 4; c++) {
+    _mm256_storeu_ps(dst + c * ds, _mm256_permute2f128_ps(u[c], u[4 + c], 0x20));
+    _mm256_storeu_ps(dst + (c + 4) * ds, _mm256_permute2f128_ps(u[c], u[4 + c], 0x31));
+  }
+}
+#endif
+
 template <bool ACC>
 void permuteImpl(const float* x, const int64_t* shape, const int64_t* perm, int rank, float* out) {
   std::vector<int64_t> inStride(rank);
@@ -278,8 +306,18 @@ void permuteImpl(const float* x, const int64_t* shape, const int64_t* perm, int 
       const int64_t i1 = std::min(i0 + T, p.size);
       for (int64_t j0 = 0; j0 < q.size; j0 += T) {
         const int64_t j1 = std::min(j0 + T, q.size);
-        for (int64_t i = i0; i < i1; i++)
-          for (int64_t j = j0; j < j1; j++) put<ACC>(o + i * q.size + j, src[i * p.stride + j * q.stride]);
+        for (int64_t i8 = i0; i8 < i1; i8 += 8) {
+          for (int64_t j8 = j0; j8 < j1; j8 += 8) {
+#ifdef __AVX__
+            if (!ACC && p.stride == 1 && i8 + 8 <= i1 && j8 + 8 <= j1) {
+              transpose8x8(src + j8 * q.stride + i8, q.stride, o + i8 * q.size + j8, q.size);
+              continue;
+            }
+#endif
+            for (int64_t i = i8; i < std::min(i8 + 8, i1); i++)
+              for (int64_t j = j8; j < std::min(j8 + 8, j1); j++) put<ACC>(o + i * q.size + j, src[i * p.stride + j * q.stride]);
+          }
+        }
       }
     }
     o += p.size * q.size;

@@ -37,7 +37,7 @@ import { measureStageCosts, profileUnitTimes, type StageCosts } from "../pipelin
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
 import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
 import { InlineExecutor } from "../pipeline/runtime/inline.js";
-import { generateSchedule, SCHEDULE_NAMES, type Schedule } from "../pipeline/schedule/index.js";
+import { generateSchedule, SCHEDULE_NAMES, WEIGHT_GRAD_MODES, type Schedule, type WeightGradMode } from "../pipeline/schedule/index.js";
 
 const SYNC_SCHEDULES = ["gpipe", "1f1b", "interleaved", "zb-h1"];
 /** Benchmarkable schedules: the synchronous ones and async (no flush; its lists span several steps). */
@@ -66,6 +66,7 @@ export const benchPipelineCommand: CommandSpec = {
     depth: { type: "int", min: 1, default: 8, help: "Linear layers of the MLP", meta: "D" },
     width: { type: "int", min: 1, default: 1024, help: "hidden width of the MLP", meta: "H" },
     chunks: { type: "int", min: 2, default: 2, help: "chunks per worker for the interleaved schedule", meta: "V" },
+    "weight-grads": { type: "string", choices: WEIGHT_GRAD_MODES, default: "microbatch", help: "synchronous schedules (and the one worker on micro-batches) compute weight gradients with each micro-batch's backward, or once per step over the whole mini-batch" },
     steps: { type: "int", min: 1, default: 3, help: "timed optimizer steps per round", meta: "N" },
     rounds: { type: "int", min: 1, default: 6, help: "timed rounds per run; the fastest counts (the machine is shared)", meta: "R" },
     warmup: { type: "int", min: 0, default: 2, help: "untimed steps per run", meta: "N" },
@@ -188,6 +189,7 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   }
   const W = f.workers as number, M = f.microbatches as number, B = f.batch as number, V = f.chunks as number;
   const seed = f.seed as number;
+  const weightGrads = f["weight-grads"] as WeightGradMode;
   const timing: Timing = { warmup: f.warmup as number, steps: f.steps as number, rounds: f.rounds as number };
   if (B < M) throw new UsageError(`--batch ${B} cannot be split into --microbatches ${M}`);
   const spec = mlpSpec(f.depth as number, f.width as number);
@@ -216,7 +218,7 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   const single = createModel(spec, seed);
   const singleOpt = new SGD(single.namedParameters(), { lr: 0.01, momentum: 0.9 });
   const microModel = createModel(spec, seed);
-  const micro = new InlineExecutor(microModel, { model: spec, seed, schedule: generateSchedule("gpipe", { stages: 1, microbatches: M }),
+  const micro = new InlineExecutor(microModel, { model: spec, seed, schedule: generateSchedule("gpipe", { stages: 1, microbatches: M, weightGrads }),
     balance: [units], recompute: "never", optimizer: { kind: "sgd", lr: 0.01, momentum: 0.9 } });
   /** perCall: optimizer steps one call of `step` runs (the asynchronous lists span several). */
   /** calls: calls per timed round and per warm-up (default --steps and --warmup). */
@@ -237,7 +239,8 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
         continue;
       }
       const isAsync = name === "async";
-      const schedule = generateSchedule(name, { stages: W, microbatches: M, chunks: v, steps: isAsync ? Math.ceil(ASYNC_MICROBATCHES * timing.steps / M) : undefined });
+      const schedule = generateSchedule(name, { stages: W, microbatches: M, chunks: v, steps: isAsync ? Math.ceil(ASYNC_MICROBATCHES * timing.steps / M) : undefined,
+        weightGrads: isAsync ? "microbatch" : weightGrads });
       const balance = isAsync ? bestMeasuredBalance(spec, seed, balanceByCost(unitTimes, W), parts[0].x, parts[0].y) : balanceByCost(unitTimes, W * v);
       const setup: PipelineSetup = { model: spec, seed, schedule, balance, recompute: "never", optimizer: { kind: "sgd", lr: 0.01, momentum: 0.9 } };
       // The simulator's bound from the measured costs of exactly these stages (chunks summed per worker).

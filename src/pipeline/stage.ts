@@ -146,6 +146,9 @@ export class Stage {
   private readonly dropouts: Dropout[] = [];
   private readonly restorers: (() => void)[] = [];
   private readonly params: Tensor[];
+
+  /** The stage's parameters (every unit's, in model order). */
+  get parameters(): readonly Tensor[] { return this.params; }
   private deferChecked = false;
 
   constructor(o: StageOptions) {

@@ -4,6 +4,7 @@ import { emptyFloat32, Tensor } from "../../tensor/tensor.js";
 import { fmt, numel, sameShape } from "../../tensor/shape.js";
 import { gradBuffer, record } from "../engine.js";
 import { checkTensor } from "./util.js";
+import { heldTranspose, THIN_ROWS } from "../weight-layouts.js";
 
 export interface MatmulOptions {
   /** Use a's last two axes transposed: a is stored [..., k, m]. */
@@ -111,7 +112,9 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
     let db: Float32Array | null = null;
     if (needs[0]) {
       dx = gradBuffer(rows * inF); // dx = g W (overwritten)
-      be.matmul(g, w.data, dx, 1, rows, outF, inF, false, false, false);
+      const wt = rows <= THIN_ROWS ? heldTranspose(w) : null;
+      if (wt) be.matmul(g, wt, dx, 1, rows, outF, inF, false, true, false);
+      else be.matmul(g, w.data, dx, 1, rows, outF, inF, false, false, false);
     }
     // Weight gradients accumulate straight into an existing .grad (micro-batch accumulation).
     if (needs[1]) {

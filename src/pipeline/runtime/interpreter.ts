@@ -12,6 +12,7 @@ import { type Action, formatAction, virtualStage } from "../schedule/action.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics, MicrobatchTargets, Stage } from "../stage.js";
 import type { OptimizerState } from "../../optim/index.js";
+import { holdWeights, releaseWeights } from "../../autograd/weight-layouts.js";
 
 /** A message body: an activation or gradient tensor, or the targets of a micro-batch. */
 export type Payload =
@@ -131,12 +132,24 @@ export class WorkerInterpreter {
     this.o = o;
     this.worker = o.worker;
     this.actions = o.actions;
+    // Without weight hooks a stage's weights change only at its STEP: while a list runs they are
+    // held in between, so thin products may reuse derived layouts of them (autograd/weight-layouts.ts).
+    this.holdsWeights = !o.hooks;
     for (const a of o.actions) {
       if (!o.stages.has(a.stage)) throw new Error(`worker ${o.worker} got action ${formatAction(a)} for stage ${a.stage}, which it does not hold`);
       if (a.kind !== "STEP" && !o.stages.get(a.stage)!.chunks[a.chunk]) {
         throw new Error(`worker ${o.worker} got action ${formatAction(a)} for chunk ${a.chunk}, which stage ${a.stage} does not hold`);
       }
     }
+  }
+
+  private readonly holdsWeights: boolean;
+
+  /** Holds (or releases) the weights of `only` or of every stage this worker runs. */
+  private hold(on: boolean, only?: PhysicalStage): void {
+    if (!this.holdsWeights) return;
+    const weights = [...(only ? [only] : this.o.stages.values())].flatMap((p) => p.chunks.flatMap((c) => c.parameters));
+    if (on) holdWeights(weights); else releaseWeights(weights);
   }
 
   /** The physical stages this worker runs. */
@@ -154,6 +167,8 @@ export class WorkerInterpreter {
   reset(lrFactors: readonly number[] = [1], actions?: readonly Action[]): void {
     if (lrFactors.length === 0) throw new Error("reset needs at least one learning-rate factor");
     this.pc = 0;
+    // Held from here to the end of the list (or its failure); outside, anyone may change them.
+    this.hold(true);
     this.lrFactors = lrFactors;
     if (actions) this.actions = actions;
     this.busy.F = this.busy.B = this.busy.W = this.busy.STEP = 0;
@@ -196,6 +211,7 @@ export class WorkerInterpreter {
         if (a.kind === "W") this.weightGrads(a, run);
         else this.execute(a, keys);
       } catch (e) {
+        this.hold(false);
         const err = e instanceof Error ? e : new Error(String(e));
         if (err instanceof PipelineActionError) throw err;
         throw new PipelineActionError(this.worker, a.stage, formatAction(a), err.message, err.stack, err);
@@ -207,6 +223,7 @@ export class WorkerInterpreter {
       }
       this.pc += run;
     }
+    this.hold(false);
     return true;
   }
 
@@ -237,6 +254,7 @@ export class WorkerInterpreter {
     const hooks = this.o.hooks;
     if (a.kind === "STEP") {
       hooks?.beforeStep?.(phys, a.microbatch);
+      this.hold(false, phys);
       if (phys.optimizer) {
         const stageFactor = hooks?.stageLrFactor?.(phys, a.microbatch) ?? 1;
         phys.optimizer.setLrFactor(this.lrFactors[Math.min(a.microbatch, this.lrFactors.length - 1)] * stageFactor);
@@ -244,6 +262,7 @@ export class WorkerInterpreter {
         phys.optimizer.zeroGrad();
       }
       for (const c of phys.chunks) c.commitStatistics();
+      this.hold(true, phys);
       hooks?.afterStep?.(phys, a.microbatch);
       return;
     }

@@ -8,6 +8,7 @@ import { interleaved } from "./interleaved.js";
 import { oneFOneB } from "./one-f-one-b.js";
 import { resolveOptions, type ResolvedOptions, type ScheduleOptions } from "./options.js";
 import { zeroBubbleH1 } from "./zero-bubble.js";
+import { isWeightGradMode, WEIGHT_GRAD_MODES, weightGradsAtStep } from "./weight-grads.js";
 
 export * from "./action.js";
 export * from "./deps.js";
@@ -16,6 +17,7 @@ export * from "./validate.js";
 export * from "./delays.js";
 export * from "./colocate.js";
 export * from "./lower.js";
+export * from "./weight-grads.js";
 export type { ScheduleOptions } from "./options.js";
 export { roundTripTicks } from "./async.js";
 
@@ -41,7 +43,8 @@ export function isSynchronous(name: ScheduleName): boolean {
 
 /**
  * Generates the per-worker action lists of a schedule. Errors name the bad value and what is
- * allowed: an unknown name, chunks > 1 outside interleaved, interleaved with M not a multiple of S.
+ * allowed: an unknown name, chunks > 1 outside interleaved, interleaved with M not a multiple of S,
+ * weight gradients once per step on an asynchronous schedule.
  * `steps` defaults to 1, except for async where it defaults to enough steps to reach steady state.
  */
 export function generateSchedule(name: string, opts: ScheduleOptions): Schedule {
@@ -51,6 +54,9 @@ export function generateSchedule(name: string, opts: ScheduleOptions): Schedule 
   if (o.chunks !== 1 && name !== "interleaved") {
     throw new Error(`chunks=${o.chunks} is only valid for the interleaved schedule; '${name}' needs chunks=1`);
   }
-  const s = GENERATORS[name](o);
+  const mode = opts.weightGrads ?? "microbatch";
+  if (!isWeightGradMode(mode)) throw new Error(`unknown weight-gradient mode '${String(mode)}'; choose one of: ${WEIGHT_GRAD_MODES.join(", ")}`);
+  const generated = GENERATORS[name](o);
+  const s = mode === "step" ? weightGradsAtStep(generated) : generated;
   return opts.stageToWorker ? colocate(s, opts.stageToWorker) : s;
 }

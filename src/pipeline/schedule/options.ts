@@ -12,6 +12,8 @@ export interface ScheduleOptions {
   steps?: number;
   /** Optional stage -> worker map (several stages may share a worker); default: one worker per stage. */
   stageToWorker?: readonly number[];
+  /** Weight gradients with each micro-batch's backward (default) or once per step (weight-grads.ts). */
+  weightGrads?: "microbatch" | "step";
 }
 
 export interface ResolvedOptions {
