@@ -7,9 +7,10 @@
 //   {"schedule": "none", "microbatches": M}  one worker, the same M micro-batches (gradient accumulation)
 //   {"schedule": "gpipe", ...}      W workers on the threads executor: `speedup` over the first baseline,
 //                                   `speedup_vs_microbatched` over the second, `ideal` = the simulator's
-//                                   speed-up for this schedule with measured per-stage F/B/W costs (at
-//                                   micro-batch size) and message latency, `efficiency` =
-//                                   speedup_vs_microbatched / ideal, `parallel_capacity` just before
+//                                   speed-up for this schedule from per-worker F/B/W/STEP costs measured
+//                                   by running its own lists on one thread, plus message latency;
+//                                   `efficiency` = speedup / ideal, `executor_efficiency` =
+//                                   speedup_vs_microbatched / ideal
 //   {"schedule": "async", ...}      naive asynchronous 1F1B (no flush), steady state: each timed round is
 //                                   one action list of 32*N micro-batches (N = --steps), so the fill and
 //                                   drain (absent in training, where the pipeline never drains) are paid
@@ -29,11 +30,11 @@ import { crossEntropyLoss } from "../nn/loss.js";
 import { createModel } from "../nn/models/index.js";
 import type { ModelSpec } from "../nn/models/spec.js";
 import { SGD } from "../optim/index.js";
-import { simulate } from "../sim/index.js";
+import { simulate, type CostModel } from "../sim/index.js";
 import { Rng } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import { balanceByCost } from "../pipeline/partition.js";
-import { measureStageCosts, profileUnitTimes, type StageCosts } from "../pipeline/runtime/profile.js";
+import { measureStageCosts, measureWorkerCosts, profileUnitTimes, type StageCosts, type WorkerCosts } from "../pipeline/runtime/profile.js";
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
 import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
 import { InlineExecutor } from "../pipeline/runtime/inline.js";
@@ -55,7 +56,7 @@ export const benchPipelineCommand: CommandSpec = {
   name: "bench pipeline",
   summary: "Pipeline throughput on worker threads: an MLP of depth 8 and width 1024 on 784-pixel inputs, batch 256, " +
     "M = 8; one worker without a pipeline, then the workers under each schedule. One JSON object per line with --json: " +
-    "{\"schedule\", \"workers\", \"microbatches\", \"samples_per_s\", \"speedup\", \"speedup_vs_microbatched\", \"ideal\", \"efficiency\", ...}, plus " +
+    "{\"schedule\", \"workers\", \"microbatches\", \"samples_per_s\", \"speedup\", \"speedup_vs_microbatched\", \"ideal\", \"efficiency\" (speedup / ideal), \"executor_efficiency\", \"weight_grads\", ...}, plus " +
     "message latency lines {\"bench\": \"message\", \"payload_bytes\", \"one_way_us\"}.",
   flags: {
     json: { type: "bool", help: "one JSON object per line" },
@@ -66,7 +67,7 @@ export const benchPipelineCommand: CommandSpec = {
     depth: { type: "int", min: 1, default: 8, help: "Linear layers of the MLP", meta: "D" },
     width: { type: "int", min: 1, default: 1024, help: "hidden width of the MLP", meta: "H" },
     chunks: { type: "int", min: 2, default: 2, help: "chunks per worker for the interleaved schedule", meta: "V" },
-    "weight-grads": { type: "string", choices: WEIGHT_GRAD_MODES, default: "microbatch", help: "synchronous schedules (and the one worker on micro-batches) compute weight gradients with each micro-batch's backward, or once per step over the whole mini-batch" },
+    "weight-grads": { type: "string", choices: WEIGHT_GRAD_MODES, default: "step", help: "synchronous schedules (and the one worker on micro-batches) compute weight gradients once per step over the whole mini-batch (one product per layer instead of M thin ones), or with each micro-batch's backward" },
     steps: { type: "int", min: 1, default: 3, help: "timed optimizer steps per round", meta: "N" },
     rounds: { type: "int", min: 1, default: 6, help: "timed rounds per run; the fastest counts (the machine is shared)", meta: "R" },
     warmup: { type: "int", min: 0, default: 2, help: "untimed steps per run", meta: "N" },
@@ -88,10 +89,17 @@ export interface PipelineBenchLine {
   speedup: number | null;
   /** Over one worker running the same M micro-batches with gradient accumulation. */
   speedup_vs_microbatched: number | null;
-  /** The simulator's speed-up for this schedule with measured per-stage costs (same micro-batches). */
+  /**
+   * The simulator's speed-up for this schedule from its stages' measured costs (bubbles and stage
+   * imbalance; 2*8/9 for two equal stages and M = 8).
+   */
   ideal: number | null;
-  /** speedup_vs_microbatched / ideal. */
+  /** speedup / ideal: how much of its bound the pipeline reaches over the whole-batch worker. */
   efficiency: number | null;
+  /** speedup_vs_microbatched / ideal: the same, with the micro-batches' own cost taken out (the executor). */
+  executor_efficiency?: number | null;
+  /** Where synchronous schedules compute weight gradients (see --weight-grads). */
+  weight_grads?: WeightGradMode;
   step_ms: number;
   balance: number[] | null;
   backend: string;
@@ -229,7 +237,8 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   ];
   // Balanced stages from measured per-layer times (on a micro-batch), as a user's --partition time.
   const unitTimes = profileUnitTimes(spec, seed, parts[0].x, 9);
-  const pipelines: { name: string; v: number; schedule: Schedule; balance: number[]; costs: StageCosts; ideal: number; ex: ThreadsExecutor; runner: Runner }[] = [];
+  const pipelines: { name: string; v: number; schedule: Schedule; balance: number[]; costs: WorkerCosts; ideal: number; ex: ThreadsExecutor; runner: Runner }[] = [];
+  const optimizer = { kind: "sgd", lr: 0.01, momentum: 0.9 } as const;
   try {
     for (const name of schedules) {
       const v = name === "interleaved" ? V : 1;
@@ -241,12 +250,17 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
       const isAsync = name === "async";
       const schedule = generateSchedule(name, { stages: W, microbatches: M, chunks: v, steps: isAsync ? Math.ceil(ASYNC_MICROBATCHES * timing.steps / M) : undefined,
         weightGrads: isAsync ? "microbatch" : weightGrads });
-      const balance = isAsync ? bestMeasuredBalance(spec, seed, balanceByCost(unitTimes, W), parts[0].x, parts[0].y) : balanceByCost(unitTimes, W * v);
-      const setup: PipelineSetup = { model: spec, seed, schedule, balance, recompute: "never", optimizer: { kind: "sgd", lr: 0.01, momentum: 0.9 } };
-      // The simulator's bound from the measured costs of exactly these stages (chunks summed per worker).
-      const costs = measureStageCosts(spec, seed, balance, parts[0].x, parts[0].y);
-      const perWorker = (xs: number[]): number[] => Array.from({ length: W }, (_, s) => xs.filter((_, vs) => vs % W === s).reduce((a, b) => a + b, 0));
-      const sim = simulate(schedule, { forward: perWorker(costs.forward), backward: perWorker(costs.backward), weight: perWorker(costs.weight), message: latency / 1e6 });
+      const setupFor = (balance: number[]): PipelineSetup => ({ model: spec, seed, schedule, balance, recompute: "never", optimizer });
+      let balance: number[], costs: WorkerCosts;
+      if (isAsync) {
+        balance = bestMeasuredBalance(spec, seed, balanceByCost(unitTimes, W), parts[0].x, parts[0].y);
+        costs = workerCostsOf(measureStageCosts(spec, seed, balance, parts[0].x, parts[0].y), W);
+      } else {
+        ({ balance, costs } = await bestSimulatedBalance(schedule, balanceByCost(unitTimes, W * v), (b) => measureWorkerCosts(setupFor(b), batch), latency));
+      }
+      const setup = setupFor(balance);
+      // The simulator's bound from these stages' measured costs.
+      const sim = simulate(schedule, costModel(costs, latency));
       const ex = await ThreadsExecutor.create(setup, createModel(spec, seed).stateDict());
       const asyncBatches = new Array(schedule.steps).fill(batch) as (typeof batch)[];
       // One asynchronous call already holds a round's work (see ASYNC_MICROBATCHES).
@@ -284,12 +298,13 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
     const same = sps / baseMicro;
     const line: PipelineBenchLine = {
       schedule: p.name, workers: W, microbatches: M, chunks: p.v, batch: B, samples_per_s: round(sps), speedup: round(speedup),
-      speedup_vs_microbatched: round(same), ideal: round(p.ideal), efficiency: round(same / p.ideal),
+      speedup_vs_microbatched: round(same), ideal: round(p.ideal), efficiency: round(speedup / p.ideal),
+      executor_efficiency: round(same / p.ideal), weight_grads: p.schedule.synchronous ? weightGrads : undefined,
       step_ms: round(t * 1000), balance: p.balance, backend,
     };
     out(line, `${p.name.padEnd(12)} ${W} workers: ${sps.toFixed(1)} samples/s, speed-up ${speedup.toFixed(2)} over one worker ` +
-      `(${same.toFixed(2)} over one worker with the same micro-batches) of ideal ${p.ideal.toFixed(2)}: ` +
-      `${(100 * same / p.ideal).toFixed(0)}% efficient, balance ${p.balance.join(",")}`);
+      `of ideal ${p.ideal.toFixed(2)} (${(100 * speedup / p.ideal).toFixed(0)}%); ${same.toFixed(2)} over one worker with the same ` +
+      `micro-batches (${(100 * same / p.ideal).toFixed(0)}% of ideal), balance ${p.balance.join(",")}`);
   }
   const syntheticRuns = f.synthetic ? pipelines : [];
   for (const r of syntheticRuns) {
@@ -306,14 +321,7 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
  * and the one whose slowest stage is fastest wins.
  */
 function bestMeasuredBalance(spec: ModelSpec, seed: number, start: number[], x: Tensor, y: Int32Array): number[] {
-  const candidates: number[][] = [start];
-  for (let c = 0; c + 1 < start.length; c++) {
-    for (const d of [-1, 1]) {
-      const b = [...start];
-      b[c] += d; b[c + 1] -= d;
-      if (b[c] > 0 && b[c + 1] > 0) candidates.push(b);
-    }
-  }
+  const candidates = neighbourBalances(start);
   // Interleaved passes, fastest per candidate: load from others only ever adds time.
   const slowest = candidates.map(() => Infinity);
   for (let pass = 0; pass < 3; pass++) {
@@ -330,12 +338,10 @@ function bestMeasuredBalance(spec: ModelSpec, seed: number, start: number[], x: 
  * with as many units does the little real work), so no core is needed to overlap them: measures how
  * close the executor itself comes to the simulator's bound.
  */
-async function syntheticRun(name: string, schedule: Schedule, balance: number[], c: StageCosts, units: number, B: number, latencyUs: number,
+async function syntheticRun(name: string, schedule: Schedule, balance: number[], c: WorkerCosts, units: number, B: number, latencyUs: number,
   timing: Timing, seed: number, backend: string): Promise<{ speedup: number; ideal: number; efficiency: number }> {
   const W = schedule.stages, M = schedule.microbatches;
-  const perWorker = (xs: number[]): number[] => Array.from({ length: W }, (_, s) => xs.filter((_, vs) => vs % W === s).reduce((a, b) => a + b, 0));
-  const F = perWorker(c.forward), full = perWorker(c.backward), Wt = perWorker(c.weight);
-  const costs = schedule.splitBackward ? { F, B: full.map((b, s) => b - Wt[s]), W: Wt } : { F, B: full, W: F.map(() => 0) };
+  const costs = { F: c.forward, B: c.backward, W: c.weight };
   const hidden = units === 1 ? [] : new Array<number>((units - 2) / 2 | 0).fill(16);
   const spec: ModelSpec = { name: "mlp", input: 16, hidden, classes: 4 };
   const tinyUnits = createModel(spec, seed).units.length;
@@ -355,9 +361,50 @@ async function syntheticRun(name: string, schedule: Schedule, balance: number[],
     await ex.close();
   }
   const oneWorkerTime = M * [...costs.F, ...costs.B, ...costs.W].reduce((a, b) => a + b, 0);
-  const sim = simulate(schedule, { forward: F, backward: full, weight: schedule.splitBackward ? Wt : F.map(() => 0), message: latencyUs / 1e6 });
+  const sim = simulate(schedule, costModel({ ...c, step: c.step.map(() => 0) }, latencyUs));
   const speedup = oneWorkerTime / t;
   const line = { mode: "synthetic", schedule: name, workers: W, microbatches: M, chunks: schedule.chunks, speedup: round(speedup),
     ideal: round(sim.speedup), efficiency: round(speedup / sim.speedup), step_ms: round(t * 1000), backend };
   return line;
+}
+
+/** The simulator's cost model from per-worker measured costs (one stage per worker). */
+function costModel(c: WorkerCosts, latencyUs: number): CostModel {
+  return { forward: c.forward, backward: c.backward.map((b, s) => b + c.weight[s]), weight: c.weight, step: c.step, message: latencyUs / 1e6 };
+}
+
+/** Per-worker costs from per-virtual-stage ones (chunks summed per worker); STEP not measured. */
+function workerCostsOf(c: StageCosts, W: number): WorkerCosts {
+  const perWorker = (xs: number[]): number[] => Array.from({ length: W }, (_, s) => xs.filter((_, vs) => vs % W === s).reduce((a, b) => a + b, 0));
+  const weight = perWorker(c.weight);
+  return { forward: perWorker(c.forward), backward: perWorker(c.backward).map((b, s) => b - weight[s]), weight, step: weight.map(() => 0) };
+}
+
+/**
+ * The partitioner's balance and each neighbour (one cut moved by one unit), each measured by
+ * running the schedule's own lists (weight-gradient runs, layout copies and the optimizer
+ * included, which per-layer profiles miss) and simulated: the shortest simulated step wins.
+ */
+async function bestSimulatedBalance(schedule: Schedule, start: number[], measure: (b: number[]) => Promise<WorkerCosts>,
+  latencyUs: number): Promise<{ balance: number[]; costs: WorkerCosts }> {
+  let best: { balance: number[]; costs: WorkerCosts; makespan: number } | null = null;
+  for (const balance of neighbourBalances(start)) {
+    const costs = await measure(balance);
+    const { makespan } = simulate(schedule, costModel(costs, latencyUs));
+    if (!best || makespan < best.makespan) best = { balance, costs, makespan };
+  }
+  return best!;
+}
+
+/** `start` and every balance with one cut moved by one unit (no stage left empty). */
+function neighbourBalances(start: readonly number[]): number[][] {
+  const out: number[][] = [[...start]];
+  for (let c = 0; c + 1 < start.length; c++) {
+    for (const d of [-1, 1]) {
+      const b = [...start];
+      b[c] += d; b[c + 1] -= d;
+      if (b[c] > 0 && b[c + 1] > 0) out.push(b);
+    }
+  }
+  return out;
 }

@@ -67,14 +67,12 @@ interface Saved {
   /** Output (or loss on the last stage) with its graph; null when recomputing. */
   root: Tensor | null;
   targets: MicrobatchTargets | null;
-  /** Weight-gradient closure left by a split B. */
-  deferred: DeferredGrads | null;
+  /** Weight-gradient closure left by a split B ("none": the stage's graph needs no gradient). */
+  deferred: DeferredGrads | "none" | null;
   /** Dropout random streams as they were before this micro-batch's forward (for recomputation). */
   dropoutState: Rng[] | null;
   /** Weights the graph reaches (collected on a stage's first split B, to check W). */
   mustReach?: Set<Tensor>;
-  /** Split B on a first stage: nothing upstream needs B's result, so W does the whole backward. */
-  pendingFull: { root: Tensor; grad: Float32Array | null } | null;
 }
 
 /** Result of a forward: the output for the next stage, or the metrics on the last stage. */
@@ -237,7 +235,7 @@ export class Stage {
       if (!this.recompute) root = loss;
       metrics = { loss: loss.item(), correct: countCorrect(out, targets.labels), count: targets.labels.length };
     }
-    this.saved.set(mb, { input, root, targets: this.isLast ? targets : null, deferred: null, pendingFull: null, dropoutState });
+    this.saved.set(mb, { input, root, targets: this.isLast ? targets : null, deferred: null, dropoutState });
     const transferable = this.recompute && out.data.buffer !== input.data.buffer;
     return { output: this.isLast ? null : out, transferable, metrics };
   }
@@ -251,7 +249,7 @@ export class Stage {
   backward(mb: number, gradOutput: Float32Array | null, split: boolean): Tensor | null {
     const s = this.saved.get(mb);
     if (!s) throw new Error(`stage ${this.index}: backward of micro-batch ${mb} before its forward`);
-    if (s.deferred || s.pendingFull) throw new Error(`stage ${this.index}: backward of micro-batch ${mb} ran twice`);
+    if (s.deferred) throw new Error(`stage ${this.index}: backward of micro-batch ${mb} ran twice`);
     if (!this.isLast && !gradOutput) throw new Error(`stage ${this.index}: backward of micro-batch ${mb} needs the output gradient`);
     let root = s.root;
     if (!root) {
@@ -272,19 +270,16 @@ export class Stage {
     }
     if (!root.requiresGrad) {
       // Nothing here needs a gradient (e.g. a first stage holding only a Flatten).
-      if (split) s.pendingFull = { root, grad: gradOutput }; else this.saved.delete(mb);
+      if (split) s.deferred = "none"; else this.saved.delete(mb);
       return this.isFirst ? null : new Tensor(new Float32Array(s.input.size), s.input.shape);
     }
     const grads = this.isLast ? undefined : [gradOutput];
     const params = this.params.filter((p) => p.requiresGrad);
-    if (split && this.isFirst) {
-      s.pendingFull = { root, grad: gradOutput };
-      s.root = null;
-      return null;
-    }
     if (split) {
+      // B computes every activation gradient inside the stage (on a first stage too, where no
+      // input gradient leaves it), so that W is only the weights' products.
       if (!this.deferChecked) s.mustReach = reachableLeaves(root);
-      s.deferred = backward(root, grads, { leaves: [s.input], defer: params });
+      s.deferred = backward(root, grads, { leaves: this.isFirst ? [] : [s.input], defer: params });
       s.root = null;
     } else {
       backward(root, grads, { leaves: this.isFirst ? params : [s.input, ...params] });
@@ -308,15 +303,10 @@ export class Stage {
     let mustReach: Set<Tensor> | undefined;
     for (const mb of mbs) {
       const s = this.saved.get(mb);
-      if (!s || (!s.deferred && !s.pendingFull)) throw new Error(`stage ${this.index}: W of micro-batch ${mb} without a split B before it`);
+      if (!s?.deferred) throw new Error(`stage ${this.index}: W of micro-batch ${mb} without a split B before it`);
       this.saved.delete(mb);
       mustReach ??= s.mustReach;
-      if (s.deferred) work.push(s.deferred);
-      else if (s.pendingFull!.root.requiresGrad) {
-        // First stage: nothing upstream needed B, so the backward to the weights' ops runs now.
-        const { root, grad } = s.pendingFull!;
-        work.push(backward(root, this.isLast ? undefined : [grad], { leaves: [], defer: params }));
-      }
+      if (s.deferred !== "none") work.push(s.deferred);
     }
     computeDeferred(work);
     // The engine can defer only gradients of ops that consume a weight directly; a weight used

@@ -10,8 +10,8 @@ export interface CostModel {
   backward: number | readonly number[];
   /** Weight-gradient share of `backward` (the W of split schedules); 0 <= weight <= backward. */
   weight: number | readonly number[];
-  /** Time of one optimizer STEP (default 0). */
-  step?: number;
+  /** Time of one optimizer STEP (default 0), one number for every stage or one per stage. */
+  step?: number | readonly number[];
   /** Latency added to every dependency that crosses workers (default 0). */
   message?: number;
 }
@@ -32,7 +32,7 @@ export interface ResolvedCosts {
   forward: number[];
   backward: number[];
   weight: number[];
-  step: number;
+  step: number[];
   message: number;
 }
 
@@ -43,8 +43,7 @@ export function resolveCosts(c: CostModel, S: number): ResolvedCosts {
   weight.forEach((w, s) => {
     if (w > backward[s]) throw new Error(`cost model: weight-gradient time ${w} of stage ${s} exceeds its backward time ${backward[s]}`);
   });
-  const step = c.step ?? 0, message = c.message ?? 0;
-  if (!Number.isFinite(step) || step < 0) throw new Error(`cost model: step cost ${step} must be a finite number >= 0`);
+  const step = perStage("step", c.step ?? 0, S), message = c.message ?? 0;
   if (!Number.isFinite(message) || message < 0) throw new Error(`cost model: message cost ${message} must be a finite number >= 0`);
   return { forward, backward, weight, step, message };
 }
@@ -59,7 +58,7 @@ export function executionCosts(s: Schedule, c: CostModel): ExecutionCosts {
         case "F": return r.forward[a.stage] / v;
         case "B": return (s.splitBackward ? r.backward[a.stage] - r.weight[a.stage] : r.backward[a.stage]) / v;
         case "W": return r.weight[a.stage] / v;
-        case "STEP": return r.step;
+        case "STEP": return r.step[a.stage];
       }
     },
     message: () => r.message,

@@ -12,7 +12,7 @@ import { type Action, formatAction, virtualStage } from "../schedule/action.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics, MicrobatchTargets, Stage } from "../stage.js";
 import type { OptimizerState } from "../../optim/index.js";
-import { holdWeights, releaseWeights } from "../../autograd/weight-layouts.js";
+import { holdWeights, prepareHeldCopy, releaseWeights } from "../../autograd/weight-layouts.js";
 
 /** A message body: an activation or gradient tensor, or the targets of a micro-batch. */
 export type Payload =
@@ -150,6 +150,14 @@ export class WorkerInterpreter {
     if (!this.holdsWeights) return;
     const weights = [...(only ? [only] : this.o.stages.values())].flatMap((p) => p.chunks.flatMap((c) => c.parameters));
     if (on) holdWeights(weights); else releaseWeights(weights);
+  }
+
+  /**
+   * Background work for a worker whose next action waits for a message: one unit (a weight-layout
+   * copy its thin products will want); false when there is none. It never changes a result.
+   */
+  idle(): boolean {
+    return this.holdsWeights && this.pc > 0 && !this.done && prepareHeldCopy();
   }
 
   /** The physical stages this worker runs. */

@@ -6,7 +6,9 @@ import { createModel } from "../../nn/models/index.js";
 import type { ModelSpec } from "../../nn/models/spec.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { Stage } from "../stage.js";
-import { unitRanges } from "./setup.js";
+import { unitRanges, type PipelineSetup } from "./setup.js";
+import type { SplitBatch } from "./executor.js";
+import { InlineExecutor } from "./inline.js";
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -88,4 +90,43 @@ export function measureStageCosts(spec: ModelSpec, seed: number, balance: readon
     if (next) h = next;
   });
   return out;
+}
+
+/** Per worker: seconds per micro-batch of its F, B and W actions, and seconds per STEP. */
+export interface WorkerCosts {
+  forward: number[];
+  /** B as the schedule runs it: the full backward, or only the input gradients when split. */
+  backward: number[];
+  weight: number[];
+  step: number[];
+}
+
+/**
+ * A schedule's per-worker costs measured by running its own action lists on one thread (the inline
+ * executor, on a fresh copy of the model), so they include everything the lists do (weight-gradient
+ * runs, layout copies, the optimizer): per kind, the least over `steps` steps after one warm-up
+ * (load from elsewhere on a shared machine only ever adds time).
+ */
+export async function measureWorkerCosts(setup: PipelineSetup, batch: SplitBatch, steps = 3): Promise<WorkerCosts> {
+  const ex = new InlineExecutor(createModel(setup.model, setup.seed), setup);
+  const M = setup.schedule.microbatches * setup.schedule.steps;
+  const W = setup.schedule.workers.length;
+  const best = Array.from({ length: W }, () => ({ F: Infinity, B: Infinity, W: Infinity, STEP: Infinity }));
+  try {
+    for (let i = 0; i <= steps; i++) {
+      await ex.step(batch);
+      if (i === 0) continue;
+      ex.busyByKind().forEach((b, w) => {
+        for (const k of ["F", "B", "W", "STEP"] as const) best[w][k] = Math.min(best[w][k], b[k]);
+      });
+    }
+  } finally {
+    await ex.close();
+  }
+  return {
+    forward: best.map((b) => b.F / M),
+    backward: best.map((b) => b.B / M),
+    weight: best.map((b) => b.W / M),
+    step: best.map((b) => b.STEP / setup.schedule.steps),
+  };
 }

@@ -43,11 +43,31 @@ function pump(): void {
       running = false;
       const b = interp.busy;
       post({ type: "done", worker: init.worker, metrics: metrics.splice(0), busy: b.F + b.B + b.W + b.STEP, peaks: [...interp.peakLive] });
+    } else {
+      idleSoon();
     }
   } catch (e) {
     failed = true;
     fail(e);
   }
+}
+
+let idleQueued = false;
+
+/** Waiting for a message: do background work in small units, letting arriving messages go first. */
+function idleSoon(): void {
+  if (idleQueued) return;
+  idleQueued = true;
+  setImmediate(() => {
+    idleQueued = false;
+    if (!running || failed || interp.waitingFor().length === 0) return;
+    try {
+      if (interp.idle()) idleSoon();
+    } catch (e) {
+      failed = true;
+      fail(e);
+    }
+  });
 }
 
 try {
