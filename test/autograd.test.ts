@@ -154,3 +154,173 @@ test("recycled gradient buffers: repeated passes give identical gradients, leaf 
   assert.deepEqual(x.grad!.data, gx1);
   assert.deepEqual(w.grad!.data, gw1);
 });
+
+// ---- Deferred weight gradients computed together (computeDeferred) -------------------------------
+// These run on the reference backend (ops-helpers selects it): every product accumulates in float64
+// and rounds once, and row i of a linear's output and gradient depends on row i of its input only.
+// So one stacked product over the rows of k calls is bit for bit the product of one backward over
+// the concatenated batch, for a weight used once per call. Where the sums are split differently
+// (each closure alone, accumulated into .grad; a weight used twice per call), the results differ
+// only by float32 roundings of partial sums: at most 2k+1 roundings, each <= u = 2^-24 relative to a
+// partial sum of magnitude <= the sum of |terms|, i.e. ~(2k+1)u ~ 4e-7 for k = 3 on these O(1)
+// gradients. We allow 1e-5 of the largest entry (the backend-agreement tolerance); a missing or
+// doubled micro-batch changes a gradient by O(1) of its size, orders of magnitude more.
+import { computeDeferred, type DeferredGrads } from "../src/autograd/engine.js";
+import { reshape } from "../src/autograd/index.js";
+
+const DEFER_TOL = 1e-5;
+
+function copyLeaf(t: Tensor): Tensor { return new Tensor(t.data.slice(), t.shape, true); }
+
+function assertNear(label: string, got: Float32Array | undefined, want: Float32Array | undefined, tol = DEFER_TOL): void {
+  assert.ok(got && want, `${label}: missing gradient`);
+  assert.equal(got.length, want.length, `${label}: length`);
+  let scale = 0, diff = 0;
+  for (let i = 0; i < want.length; i++) { scale = Math.max(scale, Math.abs(want[i])); diff = Math.max(diff, Math.abs(got[i] - want[i])); }
+  assert.ok(scale > 0, `${label}: zero gradient (the test needs a non-trivial one)`);
+  assert.ok(diff <= tol * scale, `${label}: differs by ${diff.toExponential(3)} (max |want| ${scale.toExponential(3)})`);
+}
+
+/** x -> relu(x A^T + a) -> relu(. A^T + a) (A used twice) -> . B^T + b -> summed cross-entropy. */
+function sharedMlp(x: Tensor, y: Int32Array, [A, a, B, b]: readonly Tensor[]): Tensor {
+  const h = relu(linear(relu(linear(x, A, a)), A, a));
+  return crossEntropy(linear(h, B, b), y, "sum");
+}
+
+function concatRows(ts: readonly Tensor[]): Tensor {
+  const cols = ts[0].shape[1];
+  const data = new Float32Array(ts.reduce((n, t) => n + t.size, 0));
+  let at = 0;
+  for (const t of ts) { data.set(t.data, at); at += t.size; }
+  return new Tensor(data, [data.length / cols, cols]);
+}
+
+test("computeDeferred over k backward calls: stacked weight gradients equal each closure alone and one backward over the concatenated batch", () => {
+  const params = [randn([6, 6]), randn([6]), randn([4, 6]), randn([4])];
+  const rowsPer = [4, 3, 5];
+  const xs = rowsPer.map((r) => randn([r, 6], false));
+  const ys = rowsPer.map((r) => Int32Array.from({ length: r }, (_, i) => (i * 3 + r) % 4));
+
+  // (1) All k deferred closures in one computeDeferred pass.
+  const stacked = params.map(copyLeaf);
+  const closures: DeferredGrads[] = xs.map((x, i) => backward(sharedMlp(x, ys[i], stacked), undefined, { defer: stacked }));
+  assert.ok(stacked.every((p) => p.grad === null), "deferred leaves get nothing before the closures run");
+  computeDeferred(closures);
+
+  // (2) Each closure alone, accumulating into .grad.
+  const alone = params.map(copyLeaf);
+  const closures2 = xs.map((x, i) => backward(sharedMlp(x, ys[i], alone), undefined, { defer: alone }));
+  for (const d of closures2) d();
+
+  // (3) One plain backward over the concatenated batch.
+  const whole = params.map(copyLeaf);
+  backward(sharedMlp(concatRows(xs), Int32Array.from(ys.flatMap((y) => [...y])), whole));
+
+  const names = ["A", "a", "B", "b"];
+  params.forEach((_, i) => {
+    assertNear(`${names[i]} stacked vs concatenated batch`, stacked[i].grad?.data, whole[i].grad?.data);
+    assertNear(`${names[i]} stacked vs each closure alone`, stacked[i].grad?.data, alone[i].grad?.data);
+  });
+  // B and b are used once per call: the stacked product is exactly the concatenated batch's product.
+  assert.deepEqual(stacked[2].grad!.data, whole[2].grad!.data, "B: stacked rows should equal the concatenated batch exactly");
+  assert.deepEqual(stacked[3].grad!.data, whole[3].grad!.data, "b: stacked rows should equal the concatenated batch exactly");
+  // The comparison can fail: dropping one call's contribution is far outside the tolerance.
+  const partial = params.map(copyLeaf);
+  computeDeferred(xs.slice(1).map((x, i) => backward(sharedMlp(x, ys[i + 1], partial), undefined, { defer: partial })));
+  assert.throws(() => assertNear("B without call 0", partial[2].grad!.data, whole[2].grad!.data), /differs/);
+});
+
+test("computeDeferred stacks the row-wise ops of one weight into one call over all their rows, in list order", () => {
+  // A spy row-wise op y = x w^T written out here, counting the calls of its stacked rule.
+  const calls: { rows: number; saved: number[] }[] = [];
+  const rule = (g: Float32Array, saved: Float32Array, rows: number, w: Tensor, needs: readonly boolean[]): (Float32Array | null)[] => {
+    calls.push({ rows, saved: Array.from(saved) });
+    const [o, n] = w.shape;
+    const dw = new Float32Array(o * n);
+    for (let r = 0; r < rows; r++) for (let i = 0; i < o; i++) for (let j = 0; j < n; j++) dw[i * n + j] += g[r * o + i] * saved[r * n + j];
+    return [null, needs[1] ? dw : null];
+  };
+  const spy = (x: Tensor, w: Tensor): Tensor => {
+    const [o, n] = w.shape;
+    const rows = x.size / n;
+    const out = new Float32Array(rows * o);
+    for (let r = 0; r < rows; r++) for (let i = 0; i < o; i++) for (let j = 0; j < n; j++) out[r * o + i] += x.data[r * n + j] * w.data[i * n + j];
+    return record(new Tensor(out, [rows, o]), "spyRowwise", [x, w], (g, needs) => rule(g, x.data, rows, w, needs),
+      { key: w, rows, saved: x.data, backward: (g, saved, r, needs) => rule(g, saved, r, w, needs) });
+  };
+  const w = randn([3, 2]);
+  const xs = [randn([2, 2], false), randn([1, 2], false), randn([3, 2], false)];
+  const ds = xs.map((x) => backward(sum(mul(spy(x, w), 2)), undefined, { defer: [w] }));
+  assert.equal(calls.length, 0, "B computed no weight gradient");
+  computeDeferred(ds);
+  assert.equal(calls.length, 1, "one stacked call");
+  assert.equal(calls[0].rows, 6);
+  assert.deepEqual(calls[0].saved, xs.flatMap((x) => Array.from(x.data)), "saved rows stacked in list order");
+  // Explicit formula: dL/dw[i][j] = sum over all rows of 2 * x[r][j].
+  for (let i = 0; i < 3; i++) for (let j = 0; j < 2; j++) {
+    const want = xs.reduce((s, x) => s + Array.from({ length: x.shape[0] }, (_, r) => 2 * x.data[r * 2 + j]).reduce((p, q) => p + q, 0), 0);
+    assert.ok(Math.abs(w.grad!.data[i * 2 + j] - want) <= 1e-5 * (1 + Math.abs(want)), `dw[${i}][${j}] ${w.grad!.data[i * 2 + j]} vs ${want}`);
+  }
+});
+
+test("a deferred closure runs at most once; computeDeferred rejects repeats and foreign functions", () => {
+  const w = randn([3, 4]);
+  const x = randn([2, 4], false);
+  const d = backward(sum(linear(x, w)), undefined, { defer: [w] });
+  d();
+  const once = w.grad!.data.slice();
+  assert.throws(() => d(), /already computed/);
+  assert.throws(() => computeDeferred([d]), /already computed/);
+  assert.deepEqual(w.grad!.data, once, "a refused repeat adds nothing");
+  const e = backward(sum(linear(x, w)), undefined, { defer: [w] });
+  assert.throws(() => computeDeferred([e, e]), /already computed/);
+  assert.throws(() => computeDeferred([() => {}]), /not a closure returned by backward/);
+});
+
+test("non-row-wise ops (matmul, conv2d) with deferred weights get the same gradients as a plain backward", () => {
+  const W = randn([5, 3]);
+  const cw = randn([4, 2, 3, 3]);
+  const cb = randn([4]);
+  const lw = randn([2, 4 * 3 * 3]);
+  const inputs = [0, 1].map(() => ({ a: randn([4, 5], false), img: randn([2, 2, 5, 5], false) }));
+  // matmul (W as right operand, also through a transpose flag), conv2d with bias, then a linear.
+  const loss = (p: readonly Tensor[], i: number): Tensor => {
+    const [W_, cw_, cb_, lw_] = p;
+    const m = sum(mul(relu(matmul(inputs[i].a, W_)), matmul(inputs[i].a, W_)));
+    const c = relu(conv2d(inputs[i].img, cw_, cb_, { stride: 2, padding: 1 }));
+    return add(m, sum(mul(linear(reshape(c, [2, 4 * 3 * 3]), lw_), 0.5)));
+  };
+  const plain = [W, cw, cb, lw].map(copyLeaf);
+  for (const i of [0, 1]) backward(loss(plain, i));
+  const deferred = [W, cw, cb, lw].map(copyLeaf);
+  const ds = [0, 1].map((i) => backward(loss(deferred, i), undefined, { defer: deferred }));
+  assert.ok(deferred.every((p) => p.grad === null));
+  computeDeferred(ds);
+  ["W", "conv w", "conv b", "linear w"].forEach((n, i) => assertNear(n, deferred[i].grad?.data, plain[i].grad?.data, 1e-6));
+  // One call alone is the same computation as the plain backward: exact.
+  const one = [W, cw, cb, lw].map(copyLeaf);
+  const onePlain = [W, cw, cb, lw].map(copyLeaf);
+  backward(loss(one, 1), undefined, { defer: one })();
+  backward(loss(onePlain, 1));
+  one.forEach((p, i) => assert.deepEqual(p.grad!.data, onePlain[i].grad!.data, `single call, parameter ${i}`));
+});
+
+test("leaves: [] with deferred weights (a first stage) still reaches every weight: same gradients as a plain backward", () => {
+  // Input without grad; the weights' ops are deep in the graph (linear -> relu -> matmul -> relu -> linear).
+  const params = [randn([7, 5]), randn([7]), randn([7, 3]), randn([4, 3]), randn([4])];
+  const x = randn([6, 5], false);
+  const y = new Int32Array([0, 3, 1, 2, 3, 0]);
+  const loss = ([w1, b1, m, w2, b2]: readonly Tensor[]): Tensor =>
+    crossEntropy(linear(relu(matmul(relu(linear(x, w1, b1)), m)), w2, b2), y);
+  const plain = params.map(copyLeaf);
+  backward(loss(plain));
+  const first = params.map(copyLeaf);
+  const d = backward(loss(first), undefined, { leaves: [], defer: first });
+  assert.ok(first.every((p) => p.grad === null), "B with leaves: [] fills no leaf");
+  assert.equal(x.grad, null);
+  computeDeferred([d]);
+  first.forEach((p, i) => {
+    assert.ok(p.grad, `parameter ${i} got no gradient`);
+    assert.deepEqual(p.grad.data, plain[i].grad!.data, `parameter ${i}`);
+  });
+});

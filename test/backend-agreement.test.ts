@@ -647,3 +647,52 @@ describe("native addon contracts", { skip }, () => {
     }
   });
 });
+
+// Thin x W^T products (batch 1, no transA, transB, no accumulate, m <= 64, n >= 4m) run natively as
+// (W x^T)^T with the bias added in the final transpose; 2-D transposes use 8x8 vector blocks with
+// scalar edges. Shapes straddle both conditions and leave partial blocks. Products keep the
+// dot-product bound above (k + 1 terms with a bias); a transpose only moves values, so it must be
+// exact. Outputs start as NaN: every element must be written.
+describe("native thin-product swap and blocked 2-D transposes agree with the reference backend", { skip }, () => {
+  test("matmul x W^T for thin x (m in 1..64, n >= 4m, and m = 65 just outside), with and without bias", () => {
+    const cases: [number, number, number][] = [];
+    for (const m of [1, 5, 32, 64]) for (const n of [64, 200, 1024]) if (n >= 4 * m) for (const k of [7, 300]) cases.push([m, k, n]);
+    cases.push([65, 300, 1024], [65, 7, 260], [5, 300, 19]); // m just outside, and n < 4m
+    for (const [m, k, n] of cases) {
+      for (const withBias of [false, true]) {
+        const label = `thin matmul m=${m} k=${k} n=${n} bias=${withBias}`;
+        const a = randn(m * k);
+        const b = randn(n * k);
+        const bias = withBias ? randn(n) : null;
+        const [[o1], [o2]] = both([new Float32Array(m * n).fill(NaN)], (be, [o]) => be.matmul(a, b, o, 1, m, k, n, false, true, false, false, bias));
+        const absAB = new Float32Array(m * n);
+        ref.matmul(abs(a), abs(b), absAB, 1, m, k, n, false, true, false, false, bias ? abs(bias) : null);
+        bounded(label, o1, o2, absAB, withBias ? k + 1 : k);
+        // Independent of the reference kernel: spot-check entries against a float64 dot product.
+        for (const [i, j] of [[0, 0], [m - 1, n - 1], [m >> 1, (n * 3) >> 2]]) {
+          let s = bias ? bias[j] : 0;
+          for (let p = 0; p < k; p++) s += a[i * k + p] * b[j * k + p];
+          const gamma = ((k + 2) * U) / (1 - (k + 2) * U);
+          assert.ok(Math.abs(o1[i * n + j] - s) <= gamma * absAB[i * n + j] + 1e-38, `${label}: (${i}, ${j}) is ${o1[i * n + j]}, expected ${s}`);
+        }
+      }
+    }
+  });
+
+  test("2-D permute (8x8 blocks and scalar edges) equals the reference exactly, with and without accumulate", () => {
+    for (const shape of [[8, 8], [37, 53], [1024, 784], [3, 9], [1, 17], [17, 1], [16, 24], [9, 8]]) {
+      const x = randn(prod(shape));
+      for (const acc of [false, true]) {
+        const start = acc ? randn(x.length) : new Float32Array(x.length).fill(NaN);
+        const [[o1], [o2]] = both([start], (be, [o]) => be.permute(x, shape, [1, 0], o, acc));
+        assert.deepEqual(o1, o2, `permute [${shape}] acc=${acc}`);
+        // And the reference is the transpose, written out.
+        const [r, c] = shape;
+        for (const [i, j] of [[0, 0], [r - 1, c - 1], [r >> 1, c >> 1]]) {
+          const want = Math.fround((acc ? start[j * r + i] : 0) + x[i * c + j]);
+          assert.equal(o1[j * r + i], want, `permute [${shape}] acc=${acc} element (${i}, ${j})`);
+        }
+      }
+    }
+  });
+});

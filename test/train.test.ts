@@ -157,8 +157,12 @@ test("pipeline flags: need --schedule, and are checked for consistency", () => {
   assert.throws(() => pipe(["--schedule", "gpipe", "--stages", "2", "--microbatches", "4", "--balance", "3,2,1"]), /needs 2/);
   assert.throws(() => pipe(["--schedule", "gpipe", "--stages", "2", "--microbatches", "4", "--balance", "3,x"]), /'x' is not a positive integer/);
   assert.deepEqual(pipe(["--schedule", "1f1b", "--stages", "2", "--microbatches", "4", "--balance", "5,4"]), {
-    schedule: "1f1b", stages: 2, microbatches: 4, chunks: 1, partition: "uniform", balance: [5, 4], executor: "threads", recompute: "never",
+    schedule: "1f1b", stages: 2, microbatches: 4, chunks: 1, partition: "uniform", balance: [5, 4], executor: "threads", recompute: "never", weightGrads: "microbatch",
   });
+  assert.equal(pipe(["--schedule", "gpipe", "--stages", "2", "--microbatches", "4", "--weight-grads", "step"])?.weightGrads, "step");
+  assert.throws(() => pipe(["--schedule", "async", "--stages", "2", "--weight-grads", "step"]), /--weight-grads applies to synchronous schedules/);
+  assert.throws(() => parseFlags(trainCommand, ["--schedule", "gpipe", "--weight-grads", "layer"]), /'layer' is not valid; choose one of: microbatch, step/);
+  assert.throws(() => pipe(["--weight-grads", "step"]), /only apply to pipeline training/);
   assert.throws(() => parseFlags(trainCommand, ["--schedule", "pipedream"]), /choose one of: gpipe, 1f1b, interleaved, zb-h1/);
 });
 

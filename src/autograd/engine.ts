@@ -57,6 +57,16 @@ function recycle(g: Float32Array): void {
 }
 
 /**
+ * Drops t's gradient like `t.grad = null`, recycling its buffer for the next gradBuffer() of that
+ * size (an optimizer's zeroGrad: the next step's weight gradients reuse the memory instead of
+ * growing the heap, which V8 answers with a collection every step). Nothing may keep the old array.
+ */
+export function releaseGrad(t: Tensor): void {
+  if (t.grad) recycle(t.grad.data);
+  t.grad = null;
+}
+
+/**
  * Attaches the backward rule to `out` when recording is on and some input requires a gradient.
  * Ops call this last: `return record(out, "matmul", [a, b], (g, needs) => [...])`.
  */
@@ -128,6 +138,8 @@ interface DeferredWork {
   done: boolean;
 }
 const deferredWork = new WeakMap<DeferredGrads, DeferredWork>();
+/** One op's deferred work: the op, its saved output gradient, the leaves deferred with it. */
+type DeferredItem = readonly [GradFn, Float32Array, ReadonlySet<Tensor>];
 
 /**
  * Back-propagates from roots. With one scalar root the gradient defaults to 1. Leaf gradients
@@ -240,7 +252,7 @@ export function backward(roots: Tensor | readonly Tensor[], grads?: readonly (Te
  * Stacking follows the list's order, so the result depends only on the list, never on timing.
  */
 export function computeDeferred(list: readonly DeferredGrads[]): void {
-  const items: [GradFn, Float32Array, ReadonlySet<Tensor>][] = [];
+  const items: DeferredItem[] = [];
   for (const d of list) {
     const w = deferredWork.get(d);
     if (!w) throw new Error("computeDeferred: not a closure returned by backward()");
@@ -250,8 +262,8 @@ export function computeDeferred(list: readonly DeferredGrads[]): void {
     w.later.length = 0;
   }
   // Groups of stackable items, in order of first appearance; anything else is a group of one.
-  const groups: [GradFn, Float32Array, ReadonlySet<Tensor>][][] = [];
-  const byKey = new Map<object, [GradFn, Float32Array, ReadonlySet<Tensor>][]>();
+  const groups: DeferredItem[][] = [];
+  const byKey = new Map<object, DeferredItem[]>();
   for (const item of items) {
     const rw = item[0].rowwise;
     const group = rw ? byKey.get(rw.key) : undefined;
@@ -282,9 +294,11 @@ export function computeDeferred(list: readonly DeferredGrads[]): void {
 }
 
 /** Two row-wise ops can be stacked when they compute the same leaves' gradients by the same rule. */
-function stackable([a, , aLeaves]: readonly [GradFn, Float32Array, ReadonlySet<Tensor>],
-  [b, , bLeaves]: readonly [GradFn, Float32Array, ReadonlySet<Tensor>]): boolean {
-  return a.name === b.name && a.inputs.length === b.inputs.length &&
+function stackable([a, ga, aLeaves]: DeferredItem, [b, gb, bLeaves]: DeferredItem): boolean {
+  const ra = a.rowwise!, rb = b.rowwise!;
+  // Same row sizes (e.g. the same image size for a convolution), so rows concatenate.
+  const sameRows = ga.length * rb.rows === gb.length * ra.rows && ra.saved.length * rb.rows === rb.saved.length * ra.rows;
+  return sameRows && a.name === b.name && a.inputs.length === b.inputs.length &&
     a.inputs.every((x, i) => aLeaves.has(x) === bLeaves.has(b.inputs[i]) && (!aLeaves.has(x) || x === b.inputs[i]));
 }
 

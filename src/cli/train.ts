@@ -12,7 +12,7 @@ import { checkpointConfig, trainSingleDevice, type TrainSummary } from "../train
 import { parseMetrics, type MetricsRecord } from "../train/metrics.js";
 import {
   EXECUTORS, LR_SCHEDULE_NAMES, MODEL_DEFAULTS, OPTIMIZER_NAMES, PARTITION_METHODS, PIPELINE_SCHEDULES,
-  RECOMPUTE_MODES, type ExecutorName, type LrScheduleName, type OptimizerName, type PartitionMethod,
+  RECOMPUTE_MODES, WEIGHT_GRAD_MODES, type ExecutorName, type LrScheduleName, type OptimizerName, type PartitionMethod, type WeightGradMode,
   type PipelineConfig, type PipelineScheduleName, type RecomputeMode, type TrainConfig,
 } from "../train/options.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
@@ -58,6 +58,10 @@ export const trainCommand: CommandSpec = {
     balance: { type: "list", help: "pipeline: explicit units per stage, e.g. 3,2,3 (instead of --partition)", meta: "N,N,..." },
     executor: { type: "string", choices: EXECUTORS, help: "pipeline: run stages in one thread (inline) or one worker thread each (default threads)" },
     recompute: { type: "string", choices: RECOMPUTE_MODES, help: "pipeline: recompute activations in the backward pass (default never)" },
+    "weight-grads": { type: "string", choices: WEIGHT_GRAD_MODES,
+      help: "synchronous pipeline: compute weight gradients with each micro-batch's backward (default microbatch), or once per step " +
+        "over the whole mini-batch (step: one product per layer instead of M thin ones, faster for small micro-batches; " +
+        "each stage keeps its layers' inputs and output gradients until the step, so 1F1B needs GPipe's activation memory)" },
     // Asynchronous pipelines (issue 4): only with --schedule async.
     ...ASYNC_FLAGS,
     workers: { type: "int", min: 1, help: "pipeline: worker threads the stages share, in contiguous blocks (default one per stage)", meta: "W" },
@@ -75,7 +79,7 @@ export const trainCommand: CommandSpec = {
   ],
 };
 
-const PIPELINE_FLAGS = ["stages", "microbatches", "chunks", "partition", "balance", "executor", "recompute", "workers", ...Object.keys(ASYNC_FLAGS)] as const;
+const PIPELINE_FLAGS = ["stages", "microbatches", "chunks", "partition", "balance", "executor", "recompute", "weight-grads", "workers", ...Object.keys(ASYNC_FLAGS)] as const;
 
 /** Names of the flags that appear on the command line (so a resumed run keeps the saved values of the others). */
 export function givenFlags(argv: readonly string[]): Set<string> {
@@ -146,6 +150,9 @@ export function resolvePipelineConfig(f: FlagValues, given: Set<string>): Pipeli
   }
   // Asynchronous: one micro-batch per optimizer step unless told otherwise (batch size 1: --batch 1).
   if (f.microbatches === undefined && schedule !== "async") throw new UsageError(`--schedule ${schedule} needs --microbatches M (micro-batches per mini-batch)`);
+  if (schedule === "async" && given.has("weight-grads")) {
+    throw new UsageError("--weight-grads applies to synchronous schedules (gpipe, 1f1b, interleaved, zb-h1), not async");
+  }
   const chunks = (f.chunks as number | undefined) ?? 1;
   if (chunks > 1 && schedule !== "interleaved") {
     throw new UsageError(`--chunks ${chunks} needs --schedule interleaved; ${schedule} runs one chunk per stage`);
@@ -171,6 +178,7 @@ export function resolvePipelineConfig(f: FlagValues, given: Set<string>): Pipeli
     balance,
     executor: (f.executor as ExecutorName | undefined) ?? "threads",
     recompute: (f.recompute as RecomputeMode | undefined) ?? "never",
+    weightGrads: (f["weight-grads"] as WeightGradMode | undefined) ?? "microbatch",
     ...(schedule === "async" ? { async: asyncConfigOf(f) } : {}),
     ...(f.workers !== undefined ? { workers: f.workers as number } : {}),
   };

@@ -1,6 +1,7 @@
 // Shared optimizer machinery: parameter groups with their own hyperparameters, per-parameter state
 // keyed by parameter name (so checkpoints can store it), LR schedules applied per group.
 import { Tensor } from "../tensor/tensor.js";
+import { releaseGrad } from "../autograd/engine.js";
 import { fmt, sameShape } from "../tensor/shape.js";
 import type { LrSchedule } from "./schedule.js";
 
@@ -88,7 +89,7 @@ export abstract class Optimizer<H extends { lr: number }, S extends { step: numb
   }
 
   zeroGrad(): void {
-    for (const g of this.groups) for (const [, p] of g.params) p.grad = null;
+    for (const g of this.groups) for (const [, p] of g.params) releaseGrad(p);
   }
 
   /** Sets every group's lr to its base lr times `factor`. */

@@ -64,6 +64,8 @@ export const EXECUTORS = ["inline", "threads"] as const;
 export type ExecutorName = (typeof EXECUTORS)[number];
 export const RECOMPUTE_MODES = ["always", "except-last", "never"] as const;
 export type RecomputeMode = (typeof RECOMPUTE_MODES)[number];
+import type { WeightGradMode } from "../pipeline/schedule/weight-grads.js";
+export { WEIGHT_GRAD_MODES, type WeightGradMode } from "../pipeline/schedule/weight-grads.js";
 
 /** How a run is cut into a pipeline (issue 3); present only when --schedule is given. */
 export interface PipelineConfig {
@@ -77,6 +79,8 @@ export interface PipelineConfig {
   balance?: number[];
   executor: ExecutorName;
   recompute: RecomputeMode;
+  /** Weight gradients with each micro-batch's backward (default), or once per step (synchronous schedules). */
+  weightGrads?: WeightGradMode;
   /** --schedule async (issue 4): method, corrections, warm-up (from parseAsyncConfig). */
   async?: AsyncConfig;
   /** Worker threads the stages share (contiguous blocks of stages); default one per stage. */

@@ -77,7 +77,7 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
     ? generateSchedule("async", { stages: p.stages, microbatches: p.microbatches, steps: win.window, stageToWorker }) : null;
   const warmupSchedule: Schedule | null = asyncCfg && asyncCfg.warmupEpochs > 0
     ? generateSchedule("1f1b", { stages: p.stages, microbatches: p.microbatches, stageToWorker }) : null;
-  const schedule = asyncSchedule ?? generateSchedule(p.schedule, { stages: p.stages, microbatches: p.microbatches, chunks: p.chunks, stageToWorker });
+  const schedule = asyncSchedule ?? generateSchedule(p.schedule, { stages: p.stages, microbatches: p.microbatches, chunks: p.chunks, stageToWorker, weightGrads: p.weightGrads });
   const units = model.units.length;
 
   let times: number[] | undefined;
@@ -121,7 +121,8 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   const backendName = getBackend().name;
   log(`pipewright train: ${opts.model} (${model.numParameters().toLocaleString("en-US")} parameters) on the ${backendName} backend; ${task.describe}`);
   log(`pipeline: ${p.schedule}, ${p.stages} stages x ${p.chunks} chunk(s), ${p.microbatches} micro-batches of ~${Math.round(opts.batch / p.microbatches)}, ` +
-    `executor ${p.executor}, recompute ${p.recompute}, partition ${p.balance ? `balance ${p.balance.join(",")}` : p.partition}`);
+    `executor ${p.executor}, recompute ${p.recompute}, ${p.weightGrads === "step" ? "weight gradients once per step, " : ""}` +
+    `partition ${p.balance ? `balance ${p.balance.join(",")}` : p.partition}`);
   log(formatPartition(partition, p.stages, p.chunks));
   if (stageToWorker) log(`stages on ${p.workers} worker(s): ${stageToWorker.map((w, s) => `${s}->w${w}`).join(" ")}`);
   if (setup.async && win && asyncCfg) {

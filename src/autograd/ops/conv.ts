@@ -33,13 +33,16 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, options: C
   const out = Tensor.empty([n, o, oh, ow]);
   be.conv2d(x.data, w.data, b ? b.data : null, out.data, p);
   const inputs = b ? [x, w, b] : [x, w];
-  return record(out, "conv2d", inputs, (dy, needs, into) => {
+  // Written over explicit batch rows (images) so that deferred weight gradients of many calls can be stacked.
+  const grad = (dy: Float32Array, xData: Float32Array, rows: number, needs: readonly boolean[],
+    into?: readonly (Float32Array | null)[]): (Float32Array | null)[] => {
+    const q: ConvParams = { ...p, n: rows };
     let dx: Float32Array | null = null;
     let dw: Float32Array | null = null;
     let db: Float32Array | null = null;
     if (needs[0]) {
-      dx = gradBuffer(x.size);
-      be.conv2dBackwardData(dy, w.data, dx, p, false);
+      dx = gradBuffer(xData.length);
+      be.conv2dBackwardData(dy, w.data, dx, q, false);
     }
     const needDb = b !== null && needs[2];
     if (needs[1]) {
@@ -47,14 +50,16 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, options: C
       const acc = !!into?.[1] && (!needDb || !!into?.[2]);
       dw = acc ? into![1] : gradBuffer(w.size);
       db = needDb ? (acc ? into![2] : new Float32Array(o)) : null;
-      be.conv2dBackwardWeights(x.data, dy, dw!, db, p, acc);
+      be.conv2dBackwardWeights(xData, dy, dw!, db, q, acc);
     } else if (needDb) {
       // Bias only: Σ over n, then over oh*ow.
       const perO = new Float32Array(o * oh * ow);
-      be.sum(dy, 1, n, o * oh * ow, perO, false);
+      be.sum(dy, 1, rows, o * oh * ow, perO, false);
       db = new Float32Array(o);
       be.sum(perO, o, oh * ow, 1, db, false);
     }
     return b ? [dx, dw, db] : [dx, dw];
-  });
+  };
+  return record(out, "conv2d", inputs, (dy, needs, into) => grad(dy, x.data, n, needs, into),
+    { key: w, rows: n, saved: x.data, backward: grad });
 }
