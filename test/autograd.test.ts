@@ -277,7 +277,7 @@ test("a deferred closure runs at most once; computeDeferred rejects repeats and 
   assert.throws(() => computeDeferred([() => {}]), /not a closure returned by backward/);
 });
 
-test("non-row-wise ops (matmul, conv2d) with deferred weights get the same gradients as a plain backward", () => {
+test("deferred weights of a non-row-wise op (matmul) next to stacked ones (conv2d, linear): the same gradients as a plain backward", () => {
   const W = randn([5, 3]);
   const cw = randn([4, 2, 3, 3]);
   const cb = randn([4]);
@@ -323,4 +323,40 @@ test("leaves: [] with deferred weights (a first stage) still reaches every weigh
     assert.ok(p.grad, `parameter ${i} got no gradient`);
     assert.deepEqual(p.grad.data, plain[i].grad!.data, `parameter ${i}`);
   });
+});
+
+test("conv2d deferred weight gradients: stacked for the same image size, separate for another, both equal a plain backward", () => {
+  const w = randn([3, 2, 3, 3]);
+  const b = randn([3]);
+  // Two calls on 6x6 images (stackable: 1 + 2 images) and one on 7x7 (its rows differ in size).
+  const imgs = [randn([1, 2, 6, 6], false), randn([2, 2, 6, 6], false), randn([2, 2, 7, 7], false)];
+  const coef = imgs.map((x) => randn([x.shape[0], 3, 6, 6].map((d, i) => (i >= 2 ? Math.floor((x.shape[2] + 2 - 3) / 2) + 1 : d)), false));
+  const loss = (p: readonly Tensor[], i: number): Tensor => sum(mul(conv2d(imgs[i], p[0], p[1], { stride: 2, padding: 1 }), coef[i]));
+  const plain = [w, b].map(copyLeaf);
+  for (const i of [0, 1, 2]) backward(loss(plain, i));
+  const deferred = [w, b].map(copyLeaf);
+  computeDeferred([0, 1, 2].map((i) => backward(loss(deferred, i), undefined, { defer: deferred })));
+  assertNear("conv w", deferred[0].grad?.data, plain[0].grad?.data, 1e-6);
+  assertNear("conv b", deferred[1].grad?.data, plain[1].grad?.data, 1e-6);
+  // The first two calls stacked are one convolution over their 3 images: exact on the reference.
+  const pair = [w, b].map(copyLeaf);
+  computeDeferred([0, 1].map((i) => backward(loss(pair, i), undefined, { defer: pair })));
+  const both = [w, b].map(copyLeaf);
+  const cat = new Tensor(Float32Array.from([...imgs[0].data, ...imgs[1].data]), [3, 2, 6, 6]);
+  const coefCat = new Tensor(Float32Array.from([...coef[0].data, ...coef[1].data]), [3, 3, 3, 3]);
+  backward(sum(mul(conv2d(cat, both[0], both[1], { stride: 2, padding: 1 }), coefCat)));
+  assertNear("conv w (two calls vs one batch)", pair[0].grad?.data, both[0].grad?.data, 1e-6);
+  assertNear("conv b (two calls vs one batch)", pair[1].grad?.data, both[1].grad?.data, 1e-6);
+});
+
+test("computeDeferred: a deferred per-row operand (linear's x) is never stacked; its gradient equals a plain backward", () => {
+  const P = randn([2, 3]), w = randn([4, 3]);
+  const P2 = new Tensor(P.data.slice(), P.shape, true), w2 = new Tensor(w.data.slice(), w.shape, true);
+  const ds = [1, 2].map((s) => backward(sum(mul(linear(P, w), s)), undefined, { defer: [P, w] }));
+  computeDeferred(ds);
+  for (const s of [1, 2]) backward(sum(mul(linear(P2, w2), s)));
+  assert.deepEqual(P.grad!.shape, P.shape);
+  for (const [a, b] of [[P, P2], [w, w2]]) {
+    a.grad!.data.forEach((v, i) => assert.ok(Math.abs(v - b.grad!.data[i]) <= 1e-5 * (1 + Math.abs(b.grad!.data[i])), `${v} vs ${b.grad!.data[i]}`));
+  }
 });

@@ -14,6 +14,12 @@ import { loadNative, useBackend, type Backend } from "../src/backend/index.js";
 import { referenceBackend } from "../src/backend/reference.js";
 import { Rng } from "../src/tensor/random.js";
 import { Tensor } from "../src/tensor/tensor.js";
+import { InlineExecutor } from "../src/pipeline/runtime/inline.js";
+import { generateSchedule } from "../src/pipeline/schedule/index.js";
+import { uniformBalance } from "../src/pipeline/partition.js";
+import { createModel } from "../src/nn/models/index.js";
+import type { ModelSpec } from "../src/nn/models/spec.js";
+import { splitBatch } from "../src/data/microbatch.js";
 
 const rng = new Rng(777);
 const randn = (shape: number[], grad = true): Tensor => Tensor.randn(shape, rng, 1, grad);
@@ -174,4 +180,17 @@ test("linear with a held weight (native backend): gradients within the float32 d
       assert.deepEqual(held.db, plain.db, `rows=${rows} db`);
     }
   });
+});
+
+test("a failed inline step releases every worker's held weights (no stale copy survives it)", async () => {
+  const spec: ModelSpec = { name: "mlp", input: 12, hidden: [16, 16, 16], classes: 5 };
+  const model = createModel(spec, 11);
+  const ex = new InlineExecutor(model, { model: spec, seed: 11, schedule: generateSchedule("gpipe", { stages: 2, microbatches: 2 }),
+    balance: uniformBalance(model.units.length, 2), recompute: "never", optimizer: { kind: "sgd", lr: 0.1 } });
+  const parts = splitBatch({ x: randn([8, 12], false), y: new Int32Array(8).fill(99) }, 2); // stage 1 throws at 1F0
+  await assert.rejects(ex.step({ inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / 8 }), /1F0/);
+  for (const [name, p] of model.namedParameters()) {
+    if (p.rank === 2) assert.equal(heldTranspose(p), null, `${name} still held after the failed step`);
+  }
+  await ex.close();
 });

@@ -298,7 +298,8 @@ function stackable([a, ga, aLeaves]: DeferredItem, [b, gb, bLeaves]: DeferredIte
   const ra = a.rowwise!, rb = b.rowwise!;
   // Same row sizes (e.g. the same image size for a convolution), so rows concatenate.
   const sameRows = ga.length * rb.rows === gb.length * ra.rows && ra.saved.length * rb.rows === rb.saved.length * ra.rows;
-  return sameRows && a.name === b.name && a.inputs.length === b.inputs.length &&
+  // The per-row operand's own gradient is per row, not a sum over rows: never stacked.
+  return sameRows && !aLeaves.has(a.inputs[0]) && !bLeaves.has(b.inputs[0]) && a.name === b.name && a.inputs.length === b.inputs.length &&
     a.inputs.every((x, i) => aLeaves.has(x) === bLeaves.has(b.inputs[i]) && (!aLeaves.has(x) || x === b.inputs[i]));
 }
 

@@ -29,7 +29,7 @@ export interface RowwiseGrad {
   readonly key: object;
   /** Rows of this call; the output gradient and `saved` hold `rows` equal-sized rows each. */
   readonly rows: number;
-  /** The per-row operand the leaf gradients read (linear: x). */
+  /** The per-row operand the leaf gradients read: the op's first input (linear: x). */
   readonly saved: Float32Array;
   /** GradFn.backward on explicit rows: `gradOutput` and `saved` hold `rows` rows. */
   backward(gradOutput: Float32Array, saved: Float32Array, rows: number, needs: readonly boolean[],

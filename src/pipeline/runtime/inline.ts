@@ -57,6 +57,23 @@ export class InlineExecutor implements Executor {
     });
     for (const w of this.workers) w.reset(lrFactors);
     this.metrics.clear();
+    try {
+      this.pumpAll();
+    } catch (e) {
+      for (const w of this.workers) w.abandon();
+      throw e;
+    }
+    const per = Array.from({ length: M * batches.length }, (_, j) => {
+      const m = this.metrics.get(j);
+      if (!m) throw new Error(`micro-batch ${j} produced no loss`);
+      return m;
+    });
+    return sumMetrics(per, this.workers.map((w) => w.busy.F + w.busy.B + w.busy.W + w.busy.STEP),
+      this.workers.flatMap((w) => [...w.peakLive]), schedule.stages);
+  }
+
+  /** Runs every worker's list to its end, round robin (one thread: the deterministic reference). */
+  private pumpAll(): void {
     let pending = this.workers.length;
     const finished = new Array<boolean>(this.workers.length).fill(false);
     while (pending > 0) {
@@ -72,13 +89,6 @@ export class InlineExecutor implements Executor {
         throw new Error(`pipeline deadlock: ${stuck.join("; ")}`);
       }
     }
-    const per = Array.from({ length: M * batches.length }, (_, j) => {
-      const m = this.metrics.get(j);
-      if (!m) throw new Error(`micro-batch ${j} produced no loss`);
-      return m;
-    });
-    return sumMetrics(per, this.workers.map((w) => w.busy.F + w.busy.B + w.busy.W + w.busy.STEP),
-      this.workers.flatMap((w) => [...w.peakLive]), schedule.stages);
   }
 
   /** Seconds each worker spent in F, B, W and STEP actions during the last step. */
@@ -104,6 +114,7 @@ export class InlineExecutor implements Executor {
 
   /** Gives the model's layers back (the stages patched BatchNorm to own its statistics). */
   async close(): Promise<void> {
+    for (const w of this.workers) w.abandon();
     for (const w of this.workers) for (const ps of w.stages.values()) for (const c of ps.chunks) c.release();
   }
 }

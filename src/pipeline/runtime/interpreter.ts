@@ -152,6 +152,11 @@ export class WorkerInterpreter {
     if (on) holdWeights(weights); else releaseWeights(weights);
   }
 
+  /** Ends the list early (a failed step, a closed executor): the weights are no longer held. */
+  abandon(): void {
+    this.hold(false);
+  }
+
   /**
    * Background work for a worker whose next action waits for a message: one unit (a weight-layout
    * copy its thin products will want); false when there is none. It never changes a result.
