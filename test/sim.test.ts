@@ -151,3 +151,15 @@ test("pipewright sim: bad values are usage errors listing what is allowed", asyn
   await assert.rejects(capture(["--workers", "5", "--stages", "4"]), (e: Error) => e instanceof UsageError && /--workers 5 exceeds --stages 4/.test(e.message));
   await assert.rejects(capture(["--stages", "0"]), (e: Error) => e instanceof UsageError && /at least 1/.test(e.message));
 });
+
+test("weight gradients once per step: GPipe S=2 M=8, F=1, B=2 (B 1 + W 1) by hand; per-stage STEP costs", () => {
+  const s = generateSchedule("gpipe", { stages: 2, microbatches: 8, weightGrads: "step" });
+  // Stage 0 forwards 0..8, stage 1 forwards 1..9 and input gradients 9..17; stage 0's B_j follows
+  // stage 1's, the last ending at 18; then stage 0's eight W's (8) and its STEP (3): 29. Stage 1's
+  // W's run 17..25 and its STEP (1) ends at 26.
+  const r = simulate(s, { forward: 1, backward: 2, weight: 1, step: [3, 1] });
+  assert.equal(r.makespan, 29);
+  assert.deepEqual(r.busy, [8 + 8 + 8 + 3, 8 + 8 + 8 + 1]);
+  assert.deepEqual(r.peakActivations, [8, 8]);
+  assert.throws(() => simulate(s, { forward: 1, backward: 2, weight: 1, step: [1, 2, 3] }), /step has 3 per-stage values for 2 stages/);
+});

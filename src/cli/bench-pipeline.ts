@@ -254,7 +254,7 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
       let balance: number[], costs: WorkerCosts;
       if (isAsync) {
         balance = bestMeasuredBalance(spec, seed, balanceByCost(unitTimes, W), parts[0].x, parts[0].y);
-        costs = workerCostsOf(measureStageCosts(spec, seed, balance, parts[0].x, parts[0].y), W);
+        costs = workerCostsOf(measureStageCosts(spec, seed, balance, parts[0].x, parts[0].y), schedule);
       } else {
         ({ balance, costs } = await bestSimulatedBalance(schedule, balanceByCost(unitTimes, W * v), (b) => measureWorkerCosts(setupFor(b), batch), latency));
       }
@@ -373,10 +373,14 @@ function costModel(c: WorkerCosts, latencyUs: number): CostModel {
   return { forward: c.forward, backward: c.backward.map((b, s) => b + c.weight[s]), weight: c.weight, step: c.step, message: latencyUs / 1e6 };
 }
 
-/** Per-worker costs from per-virtual-stage ones (chunks summed per worker); STEP not measured. */
-function workerCostsOf(c: StageCosts, W: number): WorkerCosts {
+/**
+ * Per-worker costs of a schedule from per-virtual-stage ones (chunks summed per worker): B is the
+ * full backward unless the schedule splits off W. STEP is not measured.
+ */
+function workerCostsOf(c: StageCosts, schedule: Schedule): WorkerCosts {
+  const W = schedule.stages;
   const perWorker = (xs: number[]): number[] => Array.from({ length: W }, (_, s) => xs.filter((_, vs) => vs % W === s).reduce((a, b) => a + b, 0));
-  const weight = perWorker(c.weight);
+  const weight = schedule.splitBackward ? perWorker(c.weight) : new Array<number>(W).fill(0);
   return { forward: perWorker(c.forward), backward: perWorker(c.backward).map((b, s) => b - weight[s]), weight, step: weight.map(() => 0) };
 }
 
@@ -387,14 +391,22 @@ function workerCostsOf(c: StageCosts, W: number): WorkerCosts {
  */
 async function bestSimulatedBalance(schedule: Schedule, start: number[], measure: (b: number[]) => Promise<WorkerCosts>,
   latencyUs: number): Promise<{ balance: number[]; costs: WorkerCosts }> {
-  let best: { balance: number[]; costs: WorkerCosts; makespan: number } | null = null;
-  for (const balance of neighbourBalances(start)) {
-    const costs = await measure(balance);
-    const { makespan } = simulate(schedule, costModel(costs, latencyUs));
-    if (!best || makespan < best.makespan) best = { balance, costs, makespan };
+  const candidates = neighbourBalances(start);
+  // Two interleaved passes, least cost per entry: a busy stretch of the machine hits one pass only.
+  const costs: (WorkerCosts | null)[] = candidates.map(() => null);
+  for (let pass = 0; pass < 2; pass++) {
+    for (const [i, b] of candidates.entries()) {
+      const c = await measure(b), prev = costs[i];
+      costs[i] = prev ? { forward: minOf(prev.forward, c.forward), backward: minOf(prev.backward, c.backward),
+        weight: minOf(prev.weight, c.weight), step: minOf(prev.step, c.step) } : c;
+    }
   }
-  return best!;
+  const makespans = costs.map((c) => simulate(schedule, costModel(c!, latencyUs)).makespan);
+  const i = makespans.indexOf(Math.min(...makespans));
+  return { balance: candidates[i], costs: costs[i]! };
 }
+
+function minOf(a: readonly number[], b: readonly number[]): number[] { return a.map((x, i) => Math.min(x, b[i])); }
 
 /** `start` and every balance with one cut moved by one unit (no stage left empty). */
 function neighbourBalances(start: readonly number[]): number[][] {

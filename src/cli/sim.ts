@@ -3,6 +3,7 @@
 import { type CommandSpec, type FlagValues, helpText, parseFlags, UsageError } from "./args.js";
 import {
   contiguousWorkers, expectedDelay, formatSchedule, generateSchedule, measureDelays, SCHEDULE_NAMES, type Schedule,
+  WEIGHT_GRAD_MODES, type WeightGradMode,
 } from "../pipeline/schedule/index.js";
 import { bubbleFormula, type CostModel, resolveCosts, simulate } from "../sim/index.js";
 import { timelineSvg } from "../report/timeline-svg.js";
@@ -22,6 +23,8 @@ export const simCommand: CommandSpec = {
     chunks: { type: "int", help: "model chunks per stage v (interleaved only)", min: 1, default: 1, meta: "v" },
     steps: { type: "int", help: "optimizer steps to lay out (default 1; async: enough to reach steady state)", min: 1, meta: "N" },
     workers: { type: "int", help: "workers to run the stages on (contiguous blocks; default one per stage)", min: 1, meta: "W" },
+    "weight-grads": { type: "string", choices: WEIGHT_GRAD_MODES, default: "microbatch",
+      help: "synchronous schedules: weight gradients with each backward, or once per step (every B input-gradient only, the step's W's before its STEP)" },
     "cost-f": { type: "list", help: "forward time of a stage", default: "1", meta: "T[,T...]" },
     "cost-b": { type: "list", help: "full backward time of a stage (input + weight gradient)", default: "2", meta: "T[,T...]" },
     "cost-w": { type: "list", help: "weight-gradient share of the backward (W in zb-h1)", default: "1", meta: "T[,T...]" },
@@ -36,6 +39,7 @@ export const simCommand: CommandSpec = {
     "pipewright sim --schedule 1f1b --stages 4 --microbatches 8 --svg 1f1b.svg",
     "pipewright sim --schedule interleaved --stages 4 --microbatches 8 --chunks 2",
     "pipewright sim --schedule zb-h1 --stages 4 --microbatches 8 --cost-f 1 --cost-b 2 --cost-w 1",
+    "pipewright sim --schedule gpipe --stages 2 --microbatches 8 --weight-grads step --svg gpipe-step.svg",
     "pipewright sim --schedule async --stages 8 --microbatches 1 --steps 24 --workers 2 --json",
     "pipewright sim --freeze-trace pipetransformer-trace.json --workers 8",
   ],
@@ -65,6 +69,7 @@ function build(f: FlagValues): { schedule: Schedule; costs: CostModel } {
       chunks: f.chunks as number,
       steps: f.steps as number | undefined,
       stageToWorker: workers !== undefined && workers < S ? contiguousWorkers(S, workers) : undefined,
+      weightGrads: f["weight-grads"] as WeightGradMode,
     });
   } catch (e) {
     throw new UsageError(`pipewright sim: ${(e as Error).message}`);
@@ -95,7 +100,8 @@ export async function runSim(argv: string[]): Promise<number> {
   }
   const { schedule: s, costs } = build(f);
   const r = simulate(s, costs);
-  const formula = bubbleFormula(s.name, s.stages, s.microbatches, s.chunks, resolveCosts(costs, s.stages));
+  // The formulas are for the generators' own lists (weight gradients with each backward).
+  const formula = f["weight-grads"] === "step" ? null : bubbleFormula(s.name, s.stages, s.microbatches, s.chunks, resolveCosts(costs, s.stages));
   const isAsync = !s.synchronous;
   const delays = isAsync ? measureDelays(s).perStage : undefined;
   const expected = isAsync ? Array.from({ length: s.stages }, (_, st) => expectedDelay(s.stages, st, s.microbatches)) : undefined;
@@ -104,7 +110,7 @@ export async function runSim(argv: string[]): Promise<number> {
   if (f.json) {
     process.stdout.write(JSON.stringify({
       schedule: s.name, stages: s.stages, microbatches: s.microbatches, chunks: s.chunks, steps: s.steps,
-      workers: s.workers.length, stage_to_worker: s.stageToWorker,
+      workers: s.workers.length, stage_to_worker: s.stageToWorker, weight_grads: f["weight-grads"],
       makespan: round(r.makespan), bubble_fraction: round(r.bubbleFraction),
       bubble_formula: formula ? { expr: formula.expr, value: round(formula.value) } : null,
       speedup: round(r.speedup), busy_per_worker: r.busy.map(round), idle_per_worker: r.idle.map(round),
@@ -117,7 +123,8 @@ export async function runSim(argv: string[]): Promise<number> {
   const fmt = (x: number): string => String(round(Number(x.toPrecision(6))));
   const lines = [
     `schedule ${s.name}: S=${s.stages} stages on ${s.workers.length} workers, M=${s.microbatches} micro-batches` +
-      `${s.chunks > 1 ? `, v=${s.chunks} chunks` : ""}, ${s.steps} step${s.steps > 1 ? "s" : ""}`,
+      `${s.chunks > 1 ? `, v=${s.chunks} chunks` : ""}, ${s.steps} step${s.steps > 1 ? "s" : ""}` +
+      `${f["weight-grads"] === "step" ? ", weight gradients once per step" : ""}`,
     `makespan           ${fmt(r.makespan)}`,
     `bubble fraction    ${r.bubbleFraction.toFixed(4)}${formula ? `   (formula ${formula.expr} = ${formula.value.toFixed(4)})` : ""}`,
     `speed-up bound     ${r.speedup.toFixed(3)} (total work / makespan)`,
