@@ -4,8 +4,8 @@
     /usr/bin/python3 scripts/check_checkpoint_torch.py CKPT.safetensors --inputs IN --logits OUT [--tol 1e-4]
 
 CKPT      a checkpoint written by pipewright (src/checkpoint/checkpoint.ts): model tensors under their
-          state-dict names, optimizer buffers under "optim.*" (ignored here), and the model's JSON spec
-          in the safetensors metadata key "model_spec".
+          state-dict names, optimizer buffers under "optim.*" and trainer state under "extra.*" (both
+          ignored here), and the model's JSON spec in the safetensors metadata key "model_spec".
 IN, OUT   the inputs pipewright ran and the logits it computed (in eval mode), each either
             .safetensors  tensor "input" / "logits" (or the file's only tensor); IN and OUT may be the
                           same file holding both
@@ -120,7 +120,7 @@ def main():
             model = create_model(spec)
         except (json.JSONDecodeError, ValueError) as e:
             raise BadInput(f"{args.checkpoint}: bad model_spec {meta['model_spec']!r}: {e}")
-        state = {k: torch.from_numpy(v.copy()) for k, v in tensors.items() if not k.startswith("optim.")}
+        state = {k: torch.from_numpy(v.copy()) for k, v in tensors.items() if not k.startswith(("optim.", "extra."))}
         try:
             missing, unexpected = model.load_state_dict(state, strict=False)
         except RuntimeError as e:  # shape mismatches

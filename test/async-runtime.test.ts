@@ -116,3 +116,42 @@ test("the runtime hands each stage the delay measured from the IR (policies and 
     }
   }
 });
+
+test("async with weight gradients once per STEP: same training as per micro-batch (rounding only), threads equal inline bit for bit", async () => {
+  for (const c of CASES.filter((x) => ["stash", "2bw", "pipemare T1+T2", "pb SC+LWP, batch size 1"].includes(x.name))) {
+    const steps = 12;
+    const plain = setupOf(c, steps);
+    const stacked: PipelineSetup = { ...plain, schedule: generateSchedule("async", { stages: c.S, microbatches: c.M, steps, weightGrads: "step" }) };
+    const batches = data(steps, c.M, c.perMicro);
+    const initial = createModel(c.spec ?? MLP, SEED).stateDict();
+    const runs = [];
+    for (const setup of [plain, stacked]) {
+      const model = createModel(c.spec ?? MLP, SEED);
+      const ex = new InlineExecutor(model, setup);
+      try { runs.push(await ex.run(batches)); } finally { await ex.close(); }
+      runs.push(model.stateDict());
+    }
+    const [, wPlain, , wStacked] = runs as [unknown, Map<string, Tensor>, unknown, Map<string, Tensor>];
+    let moved = false;
+    for (const [k, t] of wPlain) {
+      const s = wStacked.get(k)!;
+      const scale = Math.max(...t.data.map(Math.abs));
+      t.data.forEach((v, i) => assert.ok(Math.abs(v - s.data[i]) <= 1e-5 * scale, `${c.name} ${k}[${i}]: ${v} vs ${s.data[i]}`));
+      if (s.data.some((v, i) => v !== initial.get(k)!.data[i])) moved = true;
+    }
+    assert.ok(moved, `${c.name}: training changed no weight`);
+    // threads == inline, bit for bit, with the stacked weight gradients.
+    const model = createModel(c.spec ?? MLP, SEED);
+    const inline = new InlineExecutor(model, stacked);
+    const threads = await ThreadsExecutor.create(stacked, initial);
+    try {
+      const a = await inline.run(batches), b = await threads.run(batches);
+      assert.deepEqual(b.perMicrobatch.map((m) => m.loss), a.perMicrobatch.map((m) => m.loss), c.name);
+      const wa = await inline.stateDict(), wb = await threads.stateDict();
+      for (const [k, t] of wa) assert.deepEqual(wb.get(k)!.data, t.data, `${c.name}: ${k} differs between inline and threads`);
+    } finally {
+      await threads.close();
+      await inline.close();
+    }
+  }
+});

@@ -1,4 +1,4 @@
-// Weight gradients once per step (schedule/weight-grads.ts): over a grid of synchronous schedules,
+// Weight gradients once per step (schedule/weight-grads.ts): over a grid of schedules,
 // generateSchedule(..., { weightGrads: "step" }) yields valid lists (checked by the independent
 // validator) with a split backward, exactly one F, B and W per (stage, micro-batch, chunk), and on
 // every worker each step's W's after all its B's, grouped by chunk, in the B's micro-batch order,
@@ -152,11 +152,25 @@ test("weightGrads 'step': activations live until the W's, so 1F1B's peak becomes
   }
 });
 
-test("weightGrads errors: an asynchronous schedule, an unknown mode (message names the value and the modes)", () => {
-  assert.throws(() => generateSchedule("async", { stages: 2, microbatches: 2, weightGrads: "step" }),
-    (e: Error) => /async/.test(e.message) && /synchronous/.test(e.message));
-  // The default and explicit per-micro-batch mode are fine on async.
-  assert.equal(generateSchedule("async", { stages: 2, microbatches: 2, weightGrads: "microbatch" }).synchronous, false);
+test("weightGrads 'step' on async (no flush): valid, each W right before the STEP that consumes its gradient", () => {
+  for (let S = 1; S <= 4; S++) {
+    for (const M of [1, 2, 3, 4]) {
+      const what = `async S=${S} M=${M}`;
+      const s = generateSchedule("async", { stages: S, microbatches: M, weightGrads: "step" });
+      assert.equal(s.synchronous, false);
+      const r = validateSchedule(s);
+      assert.ok(r.ok, `${what}: ${r.errors.join("\n")}`);
+      counts(s, what);
+      checkAfterBs(s, what);
+      s.workers.forEach((list, w) => checkPlacement(list, `${what} worker ${w}`));
+      // F, B and STEP keep the generator's order (same delays).
+      const plain = generateSchedule("async", { stages: S, microbatches: M });
+      s.workers.forEach((list, w) => assert.deepEqual(list.filter((a) => a.kind !== "W"), plain.workers[w], what));
+    }
+  }
+});
+
+test("weightGrads errors: an unknown mode (message names the value and the modes)", () => {
   for (const bad of ["steps", "", "STEP", "per-step"]) {
     assert.throws(() => generateSchedule("1f1b", { stages: 2, microbatches: 2, weightGrads: bad as "step" }),
       (e: Error) => e.message.includes(`'${bad}'`) && e.message.includes("microbatch") && e.message.includes("step"),

@@ -1,7 +1,8 @@
 // Training checkpoints as one safetensors file, independent of the nn/optim classes (plain maps + JSON):
 //   tensors   model state under its own names ("layers.0.weight"), so PyTorch can load it directly;
 //             optimizer buffers as "optim.<key>" (the optimizer's own keys, e.g.
-//             "optim.layers.0.weight.exp_avg")
+//             "optim.layers.0.weight.exp_avg"); other trainer state as "extra.<key>" (e.g. an asynchronous
+//             pipeline's weight-version buffers, "extra.async.pipemare_u.layers.0.weight")
 //   metadata  (all values JSON strings)
 //     format        "pipewright"          format_version "1"
 //     step, epoch   integers (global optimizer steps done; epoch to resume at)
@@ -16,6 +17,8 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 export const CHECKPOINT_FORMAT = "pipewright";
 export const CHECKPOINT_FORMAT_VERSION = "1";
 export const OPTIM_PREFIX = "optim.";
+/** Prefix of the trainer's own tensors (the tensor side of metadata "extra"). */
+export const EXTRA_PREFIX = "extra.";
 
 /**
  * Optimizer state: its tensors plus any other JSON-serialisable fields (an optim `OptimizerState`
@@ -33,6 +36,8 @@ export interface CheckpointInput {
   /** The model's plain-JSON spec (stored as metadata "model_spec"). */
   modelSpec?: object;
   extra?: Json;
+  /** Tensors of the trainer's own state, stored as "extra.<key>". */
+  extraTensors?: ReadonlyMap<string, Tensor>;
 }
 
 export interface Checkpoint {
@@ -43,6 +48,8 @@ export interface Checkpoint {
   epoch: number;
   modelSpec?: { [key: string]: Json };
   extra?: Json;
+  /** The "extra.*" tensors without the prefix (empty for checkpoints that have none). */
+  extraTensors: Map<string, Tensor>;
   /** The raw safetensors metadata. */
   metadata: SafetensorsMetadata;
 }
@@ -60,8 +67,10 @@ export function checkpointEntries(ck: CheckpointInput): { tensors: [string, Tens
   const tensors: [string, Tensor][] = [];
   for (const [name, t] of ck.model) {
     if (name.startsWith(OPTIM_PREFIX)) throw new CheckpointError(`model tensor name "${name}" may not start with "${OPTIM_PREFIX}" (reserved for optimizer state)`);
+    if (name.startsWith(EXTRA_PREFIX)) throw new CheckpointError(`model tensor name "${name}" may not start with "${EXTRA_PREFIX}" (reserved for trainer state)`);
     tensors.push([name, t]);
   }
+  for (const [key, t] of ck.extraTensors ?? []) tensors.push([EXTRA_PREFIX + key, t]);
   const metadata: SafetensorsMetadata = {
     format: CHECKPOINT_FORMAT,
     format_version: CHECKPOINT_FORMAT_VERSION,
@@ -114,11 +123,13 @@ export function loadCheckpoint(path: string): Checkpoint {
   const epoch = count("epoch");
   const model = new Map<string, Tensor>();
   const optTensors = new Map<string, Tensor>();
+  const extraTensors = new Map<string, Tensor>();
   for (const [name, t] of tensors) {
     if (name.startsWith(OPTIM_PREFIX)) optTensors.set(name.slice(OPTIM_PREFIX.length), t);
+    else if (name.startsWith(EXTRA_PREFIX)) extraTensors.set(name.slice(EXTRA_PREFIX.length), t);
     else model.set(name, t);
   }
-  const out: Checkpoint = { model, step, epoch, metadata };
+  const out: Checkpoint = { model, step, epoch, metadata, extraTensors };
   const optJson = parseJsonField(path, metadata, "optimizer");
   if (optJson !== undefined) {
     if (typeof optJson !== "object" || optJson === null || Array.isArray(optJson)) {

@@ -34,7 +34,7 @@ import { simulate, type CostModel } from "../sim/index.js";
 import { Rng } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import { balanceByCost } from "../pipeline/partition.js";
-import { measureStageCosts, measureWorkerCosts, profileUnitTimes, type StageCosts, type WorkerCosts } from "../pipeline/runtime/profile.js";
+import { measureWorkerCosts, profileUnitTimes, type WorkerCosts } from "../pipeline/runtime/profile.js";
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
 import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
 import { InlineExecutor } from "../pipeline/runtime/inline.js";
@@ -67,7 +67,7 @@ export const benchPipelineCommand: CommandSpec = {
     depth: { type: "int", min: 1, default: 8, help: "Linear layers of the MLP", meta: "D" },
     width: { type: "int", min: 1, default: 1024, help: "hidden width of the MLP", meta: "H" },
     chunks: { type: "int", min: 2, default: 2, help: "chunks per worker for the interleaved schedule", meta: "V" },
-    "weight-grads": { type: "string", choices: WEIGHT_GRAD_MODES, default: "step", help: "synchronous schedules (and the one worker on micro-batches) compute weight gradients once per step over the whole mini-batch (one product per layer instead of M thin ones), or with each micro-batch's backward" },
+    "weight-grads": { type: "string", choices: WEIGHT_GRAD_MODES, default: "step", help: "every schedule (and the one worker on micro-batches) computes weight gradients once per optimizer step over the whole mini-batch (one product per layer instead of M thin ones), or with each micro-batch's backward" },
     steps: { type: "int", min: 1, default: 3, help: "timed optimizer steps per round", meta: "N" },
     rounds: { type: "int", min: 1, default: 6, help: "timed rounds per run; the fastest counts (the machine is shared)", meta: "R" },
     warmup: { type: "int", min: 0, default: 2, help: "untimed steps per run", meta: "N" },
@@ -98,7 +98,7 @@ export interface PipelineBenchLine {
   efficiency: number | null;
   /** speedup_vs_microbatched / ideal: the same, with the micro-batches' own cost taken out (the executor). */
   executor_efficiency?: number | null;
-  /** Where synchronous schedules compute weight gradients (see --weight-grads). */
+  /** Where the schedule computes weight gradients (see --weight-grads). */
   weight_grads?: WeightGradMode;
   step_ms: number;
   balance: number[] | null;
@@ -249,15 +249,9 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
       }
       const isAsync = name === "async";
       const schedule = generateSchedule(name, { stages: W, microbatches: M, chunks: v, steps: isAsync ? Math.ceil(ASYNC_MICROBATCHES * timing.steps / M) : undefined,
-        weightGrads: isAsync ? "microbatch" : weightGrads });
+        weightGrads });
       const setupFor = (balance: number[]): PipelineSetup => ({ model: spec, seed, schedule, balance, recompute: "never", optimizer });
-      let balance: number[], costs: WorkerCosts;
-      if (isAsync) {
-        balance = bestMeasuredBalance(spec, seed, balanceByCost(unitTimes, W), parts[0].x, parts[0].y);
-        costs = workerCostsOf(measureStageCosts(spec, seed, balance, parts[0].x, parts[0].y), schedule);
-      } else {
-        ({ balance, costs } = await bestSimulatedBalance(schedule, balanceByCost(unitTimes, W * v), (b) => measureWorkerCosts(setupFor(b), batch), latency));
-      }
+      const { balance, costs } = await bestSimulatedBalance(schedule, balanceByCost(unitTimes, W * v), (b) => measureWorkerCosts(setupFor(b), batch, isAsync ? 1 : 3), latency);
       const setup = setupFor(balance);
       // The simulator's bound from these stages' measured costs.
       const sim = simulate(schedule, costModel(costs, latency));
@@ -299,7 +293,7 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
     const line: PipelineBenchLine = {
       schedule: p.name, workers: W, microbatches: M, chunks: p.v, batch: B, samples_per_s: round(sps), speedup: round(speedup),
       speedup_vs_microbatched: round(same), ideal: round(p.ideal), efficiency: round(speedup / p.ideal),
-      executor_efficiency: round(same / p.ideal), weight_grads: p.schedule.synchronous ? weightGrads : undefined,
+      executor_efficiency: round(same / p.ideal), weight_grads: weightGrads,
       step_ms: round(t * 1000), balance: p.balance, backend,
     };
     out(line, `${p.name.padEnd(12)} ${W} workers: ${sps.toFixed(1)} samples/s, speed-up ${speedup.toFixed(2)} over one worker ` +
@@ -312,25 +306,6 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
     out(l, `${r.name.padEnd(12)} ${W} workers, stages sleeping their measured costs: speed-up ${l.speedup} of ideal ${l.ideal} (${(100 * l.efficiency).toFixed(0)}%)`);
   }
   return 0;
-}
-
-/**
- * Without a flush, throughput is set by the slowest stage alone (F + B per micro-batch). Per-unit
- * profiles are noisy on a shared machine and cut between units of very unequal cost, so the
- * partitioner's balance and each neighbour (one cut moved by one unit) are timed as whole stages,
- * and the one whose slowest stage is fastest wins.
- */
-function bestMeasuredBalance(spec: ModelSpec, seed: number, start: number[], x: Tensor, y: Int32Array): number[] {
-  const candidates = neighbourBalances(start);
-  // Interleaved passes, fastest per candidate: load from others only ever adds time.
-  const slowest = candidates.map(() => Infinity);
-  for (let pass = 0; pass < 3; pass++) {
-    candidates.forEach((b, i) => {
-      const c = measureStageCosts(spec, seed, b, x, y, 3);
-      slowest[i] = Math.min(slowest[i], Math.max(...c.forward.map((f, s) => f + c.backward[s])));
-    });
-  }
-  return candidates[slowest.indexOf(Math.min(...slowest))];
 }
 
 /**
@@ -371,17 +346,6 @@ async function syntheticRun(name: string, schedule: Schedule, balance: number[],
 /** The simulator's cost model from per-worker measured costs (one stage per worker). */
 function costModel(c: WorkerCosts, latencyUs: number): CostModel {
   return { forward: c.forward, backward: c.backward.map((b, s) => b + c.weight[s]), weight: c.weight, step: c.step, message: latencyUs / 1e6 };
-}
-
-/**
- * Per-worker costs of a schedule from per-virtual-stage ones (chunks summed per worker): B is the
- * full backward unless the schedule splits off W. STEP is not measured.
- */
-function workerCostsOf(c: StageCosts, schedule: Schedule): WorkerCosts {
-  const W = schedule.stages;
-  const perWorker = (xs: number[]): number[] => Array.from({ length: W }, (_, s) => xs.filter((_, vs) => vs % W === s).reduce((a, b) => a + b, 0));
-  const weight = schedule.splitBackward ? perWorker(c.weight) : new Array<number>(W).fill(0);
-  return { forward: perWorker(c.forward), backward: perWorker(c.backward).map((b, s) => b - weight[s]), weight, step: weight.map(() => 0) };
 }
 
 /**

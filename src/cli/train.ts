@@ -59,7 +59,7 @@ export const trainCommand: CommandSpec = {
     executor: { type: "string", choices: EXECUTORS, help: "pipeline: run stages in one thread (inline) or one worker thread each (default threads)" },
     recompute: { type: "string", choices: RECOMPUTE_MODES, help: "pipeline: recompute activations in the backward pass (default never)" },
     "weight-grads": { type: "string", choices: WEIGHT_GRAD_MODES,
-      help: "synchronous pipeline: compute weight gradients with each micro-batch's backward (default microbatch), or once per step " +
+      help: "pipeline: compute weight gradients with each micro-batch's backward (default microbatch), or once per step " +
         "over the whole mini-batch (step: one product per layer instead of M thin ones, faster for small micro-batches; " +
         "each stage keeps its layers' inputs and output gradients until the step, so 1F1B needs GPipe's activation memory)" },
     // Asynchronous pipelines (issue 4): only with --schedule async.
@@ -150,9 +150,6 @@ export function resolvePipelineConfig(f: FlagValues, given: Set<string>): Pipeli
   }
   // Asynchronous: one micro-batch per optimizer step unless told otherwise (batch size 1: --batch 1).
   if (f.microbatches === undefined && schedule !== "async") throw new UsageError(`--schedule ${schedule} needs --microbatches M (micro-batches per mini-batch)`);
-  if (schedule === "async" && given.has("weight-grads")) {
-    throw new UsageError("--weight-grads applies to synchronous schedules (gpipe, 1f1b, interleaved, zb-h1), not async");
-  }
   const chunks = (f.chunks as number | undefined) ?? 1;
   if (chunks > 1 && schedule !== "interleaved") {
     throw new UsageError(`--chunks ${chunks} needs --schedule interleaved; ${schedule} runs one chunk per stage`);

@@ -5,3 +5,4 @@ export { AdamW, ADAMW_DEFAULTS, type AdamWOptions } from "./adamw.js";
 export * from "./schedule.js";
 export { createOptimizer, OPTIMIZER_NAMES, type OptimizerName, type OptimizerConfig } from "./factory.js";
 export { clipGradNorm } from "./clip.js";
+export { toPlain, fromPlain, mergeStates, sliceState, type PlainOptimizerState, type StateEntry } from "./state.js";

@@ -2,14 +2,12 @@
 // they are reduced in shared memory (src/transport/shm-collectives.ts).
 import type { BackendName } from "../backend/index.js";
 import type { ModelSpec } from "../nn/models/spec.js";
-import type { OptimizerConfig } from "../optim/index.js";
+import type { OptimizerConfig, PlainOptimizerState, StateEntry } from "../optim/index.js";
 import type { ShmGroupHandle } from "../transport/shm-collectives.js";
-import type { StateEntry } from "../pipeline/runtime/messages.js";
-import type { PlainOptimizerState } from "../pipeline/runtime/optimizer-state.js";
 
-// State dicts and optimizer state cross threads in the same plain form as in a pipeline.
+// State dicts and optimizer state cross threads in the plain form defined in optim.
 export type { StateEntry, PlainOptimizerState };
-export { toPlain as toPlainOptimizerState, fromPlain as fromPlainOptimizerState } from "../pipeline/runtime/optimizer-state.js";
+export { toPlain as toPlainOptimizerState, fromPlain as fromPlainOptimizerState } from "../optim/index.js";
 
 /** Test hook: replica `replica` throws `message` at the start of step `step` (0-based). */
 export interface ReplicaFault { replica: number; step: number; message?: string }

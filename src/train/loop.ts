@@ -16,9 +16,10 @@ import {
 } from "../optim/index.js";
 import type { ProgressBar } from "./progress.js";
 import { Rng } from "../tensor/random.js";
+import { EpochReport } from "./epoch-report.js";
 import { MetricsWriter, type MetricsRecord } from "./metrics.js";
 import type { TrainConfig } from "./options.js";
-import { buildTask, type EvalResult, type Task } from "./task.js";
+import { buildTask, type Task } from "./task.js";
 
 export interface TrainHooks {
   /** After every optimizer step: the global step count (1-based) and that step's loss. */
@@ -131,8 +132,7 @@ export function saveTrainCheckpoint(path: string, model: Model, opt: Optimizer<{
   });
 }
 
-/** A metric rounded to `digits` significant digits for the metrics file and summaries. */
-export function round(x: number, digits = 6): number { return Number(x.toPrecision(digits)); }
+export { round } from "./metrics.js"; // it lived here first; importers keep working
 
 export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   const log = hooks.log ?? ((): void => {});
@@ -188,26 +188,18 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
     log(`resumed from ${cfg.resume}: ${startEpoch} epochs, ${step} steps done`);
   }
 
-  const metrics = cfg.metrics ? new MetricsWriter(cfg.metrics, cfg.resume !== undefined) : null;
-  const records: MetricsRecord[] = [];
-  const emit = (r: MetricsRecord): void => { records.push(r); metrics?.write(r); };
-  const runStart = performance.now();
-  const elapsed = (): number => elapsedBefore + (performance.now() - runStart) / 1000;
-  let trainSeconds = 0;
-  let trainSamples = 0;
-  let lastEval: EvalResult | null = null;
-  let lastTrainLoss: number | null = history.length ? history[history.length - 1].loss : null;
+  const metrics = !cfg.metrics ? null
+    : cfg.resume ? MetricsWriter.resume(cfg.metrics, { epoch: startEpoch, step }) : new MetricsWriter(cfg.metrics, false);
+  const report = new EpochReport({
+    epochs: cfg.epochs, logEvery: cfg.logEvery, samplesPerEpoch: task.samplesPerEpoch, text: task.kind === "text",
+    save: cfg.save, metrics, progress: hooks.progress, log, elapsedBefore, history,
+  });
 
   try {
     for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
       reseedDropout(model, cfg.seed, epoch);
       model.train();
-      let lossSum = 0;
-      let batches = 0;
-      let samples = 0;
-      const epochStart = performance.now();
-      let windowStart = epochStart;
-      let windowSamples = 0;
+      report.beginEpoch(epoch);
       for (const b of task.batches(epoch, 0)) {
         opt.applySchedule(schedule, step);
         const lr = opt.groups[0].hyper.lr;
@@ -221,45 +213,10 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
           throw new Error(`training diverged: loss is ${value} at step ${step} (epoch ${epoch + 1}); try a smaller --lr than ${cfg.lr}`);
         }
         hooks.onStep?.(step, value);
-        const n = b.x.shape[0];
-        lossSum += value;
-        batches++;
-        samples += n;
-        windowSamples += n;
-        const now = performance.now();
-        if (step % cfg.logEvery === 0) {
-          emit({ type: "step", epoch: epoch + 1, step, loss: value, test_loss: null, test_acc: null,
-            samples_per_s: round(windowSamples / Math.max(1e-9, (now - windowStart) / 1000)), lr, elapsed_s: round(elapsed()) });
-          windowStart = now;
-          windowSamples = 0;
-        }
-        if (hooks.progress) {
-          const rate = samples / Math.max(1e-9, (now - epochStart) / 1000);
-          const left = (task.samplesPerEpoch - samples) + (cfg.epochs - epoch - 1) * task.samplesPerEpoch;
-          hooks.progress.update({ label: `epoch ${epoch + 1}/${cfg.epochs}`, done: samples, total: task.samplesPerEpoch,
-            samplesPerS: rate, loss: value, etaS: left / rate }, samples >= task.samplesPerEpoch);
-        }
+        report.step(step, value, b.x.shape[0], lr);
       }
-      const epochSeconds = (performance.now() - epochStart) / 1000;
-      trainSeconds += epochSeconds;
-      trainSamples += samples;
-      hooks.progress?.done();
-      lastEval = task.evaluate(model);
-      lastTrainLoss = lossSum / Math.max(1, batches);
-      const rec: MetricsRecord = {
-        type: "epoch", epoch: epoch + 1, step, loss: round(lastTrainLoss), test_loss: round(lastEval.loss),
-        test_acc: lastEval.acc === null ? null : round(lastEval.acc), samples_per_s: round(samples / epochSeconds),
-        lr: opt.groups[0].hyper.lr, elapsed_s: round(elapsed()),
-      };
-      if (task.kind === "text") rec.test_ppl = lastEval.ppl === null ? null : round(lastEval.ppl);
-      emit(rec);
-      history.push(rec);
-      if (cfg.save) saveTrainCheckpoint(cfg.save, model, opt, cfg, epoch + 1, step, elapsed(), history);
-      const quality = lastEval.acc !== null
-        ? `test acc ${(lastEval.acc * 100).toFixed(2)}%`
-        : `test perplexity ${(lastEval.ppl ?? NaN).toFixed(3)}`;
-      log(`epoch ${epoch + 1}/${cfg.epochs}: train loss ${lastTrainLoss.toFixed(4)}, test loss ${lastEval.loss.toFixed(4)}, ` +
-        `${quality}, ${(samples / epochSeconds).toFixed(0)} samples/s${cfg.save ? `, saved ${cfg.save}` : ""}`);
+      await report.endEpoch(step, opt.groups[0].hyper.lr, () => task.evaluate(model),
+        (path) => saveTrainCheckpoint(path, model, opt, cfg, epoch + 1, step, report.elapsed(), report.history));
       await new Promise<void>((r) => setImmediate(r));
     }
   } finally {
@@ -267,28 +224,12 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
     metrics?.close();
   }
 
+  let lastEval = report.lastEval;
   if (!lastEval) {
     log(`nothing to train: the checkpoint already has ${startEpoch} of ${cfg.epochs} epochs; evaluating it`);
     lastEval = task.evaluate(model);
   }
-  const accs = history.map((h) => h.test_acc).filter((a): a is number => a !== null);
-  const summary: TrainSummary = {
-    model: cfg.model,
-    backend: backendName,
-    parameters: model.numParameters(),
-    epochs: Math.max(startEpoch, cfg.epochs),
-    steps: step,
-    train_loss: lastTrainLoss === null ? null : round(lastTrainLoss),
-    test_loss: round(lastEval.loss),
-    test_acc: lastEval.acc === null ? null : round(lastEval.acc),
-    test_ppl: lastEval.ppl === null ? null : round(lastEval.ppl),
-    best_test_acc: accs.length ? Math.max(...accs) : null,
-    samples_per_s: trainSeconds > 0 ? round(trainSamples / trainSeconds) : 0,
-    elapsed_s: round(elapsed()),
-    resumed_from: resumedFrom,
-    checkpoint: cfg.save ?? null,
-    metrics: cfg.metrics ?? null,
-    history,
-  };
-  return { summary, records };
+  const summary = report.summary({ model: cfg.model, backend: backendName, parameters: model.numParameters(), steps: step,
+    resumed_from: resumedFrom, metrics: cfg.metrics ?? null }, startEpoch, lastEval);
+  return { summary, records: report.records };
 }

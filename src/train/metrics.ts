@@ -1,7 +1,8 @@
 // The JSON-lines metrics file of a training run: one record per logged step and one per epoch, all
 // with the same keys (null where a value does not apply), so tools can read it without cases.
-import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 
 export interface MetricsRecord {
   type: "step" | "epoch";
@@ -35,6 +36,38 @@ export class MetricsWriter {
     }
   }
 
+  /**
+   * Continues the file of a run resumed from a checkpoint taken after `at.epoch` epochs, `at.step`
+   * steps: later records were written by the interrupted run past its last checkpoint and are about
+   * to be written again, so they are dropped first (atomic rewrite: a failure leaves the file as it
+   * was). No file yet: a new one.
+   */
+  static resume(path: string, at: { epoch: number; step: number }): MetricsWriter {
+    let text: string | null = null;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") {
+        throw new Error(`cannot read metrics file ${resolve(path)} to continue it: ${(e as Error).message}`);
+      }
+    }
+    if (text !== null) {
+      // parseMetrics names a corrupt line; non-blank lines map 1:1 to its records, and kept lines are copied verbatim.
+      const records = parseMetrics(text, path);
+      const lines = text.split("\n").filter((l) => l.trim() !== "");
+      const kept = lines.filter((_, i) => {
+        const r = records[i] as Partial<MetricsRecord> | null;
+        if (typeof r?.step !== "number") {
+          throw new Error(`${path}: record ${i + 1} (${lines[i].slice(0, 80)}) has no numeric "step"; cannot continue this metrics file`);
+        }
+        // An epoch of zero steps would leave its record at the checkpoint's step: the epoch tells.
+        return r.step <= at.step && !(r.type === "epoch" && (r.epoch ?? 0) > at.epoch);
+      });
+      if (kept.length < lines.length) writeFileAtomic(path, kept.map((l) => `${l}\n`).join(""));
+    }
+    return new MetricsWriter(path, true);
+  }
+
   write(r: MetricsRecord): void {
     if (this.fd === null) throw new Error(`metrics file ${this.path} is closed`);
     writeSync(this.fd, JSON.stringify(r) + "\n");
@@ -45,6 +78,9 @@ export class MetricsWriter {
     this.fd = null;
   }
 }
+
+/** A metric rounded to `digits` significant digits for the metrics file and summaries. */
+export function round(x: number, digits = 6): number { return Number(x.toPrecision(digits)); }
 
 /** Parses a metrics file's text; a bad line is reported with its number. */
 export function parseMetrics(text: string, file = "<metrics>"): MetricsRecord[] {

@@ -11,19 +11,20 @@ import { loadCheckpoint, saveCheckpoint, type Json } from "../checkpoint/index.j
 import { splitBatch } from "../data/microbatch.js";
 import { createModel } from "../nn/models/index.js";
 import { resolveSpec } from "../nn/models/spec.js";
-import type { OptimizerState } from "../optim/index.js";
-import { makeLrSchedule, round, specOf, type ResumeExtra, type TrainResult, type TrainSummary } from "./loop.js";
+import { toPlain, type OptimizerState } from "../optim/index.js";
+import { makeLrSchedule, specOf, type ResumeExtra, type TrainResult, type TrainSummary } from "./loop.js";
+import { EpochReport } from "./epoch-report.js";
 import { MetricsWriter, type MetricsRecord } from "./metrics.js";
 import type { PipelineTrainOptions, TrainConfig } from "./options.js";
-import { buildTask, type EvalResult } from "./task.js";
+import { buildTask } from "./task.js";
 import { ProgressBar } from "./progress.js";
 import { formatPartition, partitionLayers } from "../pipeline/partition.js";
 import { contiguousWorkers, expectedDelay, formatSchedule, generateSchedule, type Schedule } from "../pipeline/schedule/index.js";
 import { annealSteps, describeConfig, parseAsyncConfig, type AsyncConfig } from "../pipeline/weights/index.js";
 import { asyncSetupFor, describeStages } from "../pipeline/runtime/async-weights.js";
+import { asyncCheckpointParts, asyncStateFromCheckpoint, type AsyncState } from "../pipeline/runtime/async-state.js";
 import type { Executor } from "../pipeline/runtime/executor.js";
 import { InlineExecutor } from "../pipeline/runtime/inline.js";
-import { toPlain } from "../pipeline/runtime/optimizer-state.js";
 import { profileUnitTimes } from "../pipeline/runtime/profile.js";
 import type { OptimizerConfig, PipelineSetup } from "../pipeline/runtime/setup.js";
 import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
@@ -74,9 +75,9 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   const fullBatches = task.stepsPerEpoch - (task.samplesPerEpoch % opts.batch !== 0 && task.samplesPerEpoch % opts.batch < p.microbatches ? 1 : 0);
   const win = asyncCfg ? asyncWindows(fullBatches) : null;
   const asyncSchedule: Schedule | null = win
-    ? generateSchedule("async", { stages: p.stages, microbatches: p.microbatches, steps: win.window, stageToWorker }) : null;
+    ? generateSchedule("async", { stages: p.stages, microbatches: p.microbatches, steps: win.window, stageToWorker, weightGrads: p.weightGrads }) : null;
   const warmupSchedule: Schedule | null = asyncCfg && asyncCfg.warmupEpochs > 0
-    ? generateSchedule("1f1b", { stages: p.stages, microbatches: p.microbatches, stageToWorker }) : null;
+    ? generateSchedule("1f1b", { stages: p.stages, microbatches: p.microbatches, stageToWorker, weightGrads: p.weightGrads }) : null;
   const schedule = asyncSchedule ?? generateSchedule(p.schedule, { stages: p.stages, microbatches: p.microbatches, chunks: p.chunks, stageToWorker, weightGrads: p.weightGrads });
   const units = model.units.length;
 
@@ -96,6 +97,7 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   let history: MetricsRecord[] = [];
   let resumedFrom: TrainSummary["resumed_from"] = null;
   let optimizerState: OptimizerState | undefined;
+  let asyncResume: AsyncState | undefined; // T1 counters and policy buffers (absent: start from zero)
   if (opts.resume) {
     const ck = loadCheckpoint(opts.resume);
     try {
@@ -110,6 +112,7 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
     elapsedBefore = Number(extra.elapsed_s ?? 0);
     history = Array.isArray(extra.history) ? extra.history : [];
     resumedFrom = { path: opts.resume, epoch: ck.epoch, step: ck.step };
+    asyncResume = asyncStateFromCheckpoint((extra as { async?: unknown }).async, ck.extraTensors, p.stages);
   }
 
   const setup: PipelineSetup = {
@@ -118,6 +121,8 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
     faults: faultsFromEnv(),
     async: asyncCfg && win ? asyncSetupFor(schedule, asyncCfg, annealSteps(asyncCfg, win.window * win.count)) : undefined,
   };
+  // Saved after the warm-up only; the asynchronous executor (the first one, or the one after the warm-up) continues it.
+  if (setup.async && asyncResume && startEpoch >= asyncCfg!.warmupEpochs) setup.async.resume = asyncResume;
   const backendName = getBackend().name;
   log(`pipewright train: ${opts.model} (${model.numParameters().toLocaleString("en-US")} parameters) on the ${backendName} backend; ${task.describe}`);
   log(`pipeline: ${p.schedule}, ${p.stages} stages x ${p.chunks} chunk(s), ${p.microbatches} micro-batches of ~${Math.round(opts.batch / p.microbatches)}, ` +
@@ -140,7 +145,8 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
     ? { ...setup, schedule: warmupSchedule, async: { ...setup.async, phase: "warmup" } } : null;
   // The metrics file opens first: a bad path must fail before worker threads exist (they would keep
   // the process alive); a failing executor start closes it again.
-  const metrics = opts.metrics ? new MetricsWriter(opts.metrics, opts.resume !== undefined) : null;
+  const metrics = !opts.metrics ? null
+    : opts.resume ? MetricsWriter.resume(opts.metrics, { epoch: startEpoch, step }) : new MetricsWriter(opts.metrics, false);
   let executor: Executor;
   try {
     executor = await makeExecutor(warmupSetup ?? setup);
@@ -151,13 +157,11 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   let inWarmup = warmupSetup !== null;
   const paramOrder = model.namedParameters().map(([n]) => n);
   const lrSchedule = makeLrSchedule(opts, opts.epochs * task.stepsPerEpoch);
-  const records: MetricsRecord[] = [];
-  const emit = (r: MetricsRecord): void => { records.push(r); metrics?.write(r); };
-  const runStart = performance.now();
-  const elapsed = (): number => elapsedBefore + (performance.now() - runStart) / 1000;
-  let trainSeconds = 0, trainSamples = 0, skipped = 0;
-  let lastEval: EvalResult | null = null;
-  let lastTrainLoss: number | null = history.length ? history[history.length - 1].loss : null;
+  const report = new EpochReport({
+    epochs: opts.epochs, logEvery: opts.logEvery, samplesPerEpoch: task.samplesPerEpoch, text: task.kind === "text",
+    save: opts.save, metrics, progress: bar, log, elapsedBefore, history,
+  });
+  let skipped = 0;
 
   const syncModel = async (): Promise<void> => {
     if (executor.name !== "inline") model.loadStateDict(await executor.stateDict());
@@ -174,9 +178,7 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
         inWarmup = false;
         log(`epoch ${epoch + 1}: synchronous warm-up over, going asynchronous`);
       }
-      let lossSum = 0, batches = 0, samples = 0;
-      const epochStart = performance.now();
-      let windowStart = epochStart, windowSamples = 0;
+      report.beginEpoch(epoch);
       if (win && !inWarmup) {
         // Asynchronous: each window of the epoch is one run of the no-flush lists.
         for (const part of windowsOf(task.batches(epoch, 0), p.microbatches, win.window, win.count)) {
@@ -192,22 +194,9 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
             if (!Number.isFinite(loss)) {
               throw new Error(`training diverged: loss is ${loss} at step ${step} (epoch ${epoch + 1}); try a smaller --lr than ${opts.lr} or a correction (--method)`);
             }
-            const n = part[i].x.shape[0];
-            lossSum += loss; batches++; samples += n; windowSamples += n;
-            if (step % opts.logEvery === 0) {
-              emit({ type: "step", epoch: epoch + 1, step, loss, test_loss: null, test_acc: null,
-                samples_per_s: round(windowSamples / Math.max(1e-9, (performance.now() - windowStart) / 1000)),
-                lr: opts.lr * factors[i], elapsed_s: round(elapsed()) });
-            }
+            report.windowStep(step, loss, part[i].x.shape[0], opts.lr * factors[i]);
           }
-          const now = performance.now();
-          windowStart = now; windowSamples = 0;
-          if (bar) {
-            const rate = samples / Math.max(1e-9, (now - epochStart) / 1000);
-            const left = (task.samplesPerEpoch - samples) + (opts.epochs - epoch - 1) * task.samplesPerEpoch;
-            bar.update({ label: `epoch ${epoch + 1}/${opts.epochs}`, done: samples, total: task.samplesPerEpoch,
-              samplesPerS: rate, loss: lossSum / Math.max(1, batches), etaS: left / rate }, samples >= task.samplesPerEpoch);
-          }
+          report.endWindow();
         }
       }
       for (const b of win && !inWarmup ? [] : task.batches(epoch, 0)) {
@@ -221,44 +210,18 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
         if (!Number.isFinite(r.loss)) {
           throw new Error(`training diverged: loss is ${r.loss} at step ${step} (epoch ${epoch + 1}); try a smaller --lr than ${opts.lr}`);
         }
-        lossSum += r.loss; batches++; samples += n; windowSamples += n;
-        const now = performance.now();
-        if (step % opts.logEvery === 0) {
-          emit({ type: "step", epoch: epoch + 1, step, loss: r.loss, test_loss: null, test_acc: null,
-            samples_per_s: round(windowSamples / Math.max(1e-9, (now - windowStart) / 1000)), lr, elapsed_s: round(elapsed()) });
-          windowStart = now; windowSamples = 0;
-        }
-        if (bar) {
-          const rate = samples / Math.max(1e-9, (now - epochStart) / 1000);
-          const left = (task.samplesPerEpoch - samples) + (opts.epochs - epoch - 1) * task.samplesPerEpoch;
-          bar.update({ label: `epoch ${epoch + 1}/${opts.epochs}`, done: samples, total: task.samplesPerEpoch,
-            samplesPerS: rate, loss: r.loss, etaS: left / rate }, samples >= task.samplesPerEpoch);
-        }
+        report.step(step, r.loss, n, lr);
       }
-      const epochSeconds = (performance.now() - epochStart) / 1000;
-      trainSeconds += epochSeconds; trainSamples += samples;
-      bar?.done();
-      await syncModel();
-      lastEval = task.evaluate(model);
-      lastTrainLoss = lossSum / Math.max(1, batches);
-      const rec: MetricsRecord = {
-        type: "epoch", epoch: epoch + 1, step, loss: round(lastTrainLoss), test_loss: round(lastEval.loss),
-        test_acc: lastEval.acc === null ? null : round(lastEval.acc), samples_per_s: round(samples / epochSeconds),
-        lr: opts.lr * lrSchedule(Math.max(0, step - 1)), elapsed_s: round(elapsed()),
-      };
-      if (task.kind === "text") rec.test_ppl = lastEval.ppl === null ? null : round(lastEval.ppl);
-      emit(rec);
-      history.push(rec);
-      if (opts.save) {
-        const extra: ResumeExtra = { config: { ...opts, resume: undefined, pipeline: undefined, quiet: undefined } as TrainConfig, elapsed_s: elapsed(), history };
-        saveCheckpoint(opts.save, {
-          model: model.stateDict(), optimizer: await executor.optimizerState(paramOrder), step, epoch: epoch + 1,
-          modelSpec: spec, extra: JSON.parse(JSON.stringify(extra)) as Json,
+      await report.endEpoch(step, opts.lr * lrSchedule(Math.max(0, step - 1)), async () => { await syncModel(); return task.evaluate(model); },
+        async (path) => {
+          const extra: ResumeExtra = { config: { ...opts, resume: undefined, pipeline: undefined, quiet: undefined } as TrainConfig, elapsed_s: report.elapsed(), history };
+          const asyncPart = asyncCheckpointParts(await executor.asyncState()); // windows drained: nothing in flight
+          saveCheckpoint(path, {
+            model: model.stateDict(), optimizer: await executor.optimizerState(paramOrder), step, epoch: epoch + 1,
+            modelSpec: spec, extra: JSON.parse(JSON.stringify(asyncPart.meta ? { ...extra, async: asyncPart.meta } : extra)) as Json,
+            extraTensors: asyncPart.tensors,
+          });
         });
-      }
-      const quality = lastEval.acc !== null ? `test acc ${(lastEval.acc * 100).toFixed(2)}%` : `test perplexity ${(lastEval.ppl ?? NaN).toFixed(3)}`;
-      log(`epoch ${epoch + 1}/${opts.epochs}: train loss ${lastTrainLoss.toFixed(4)}, test loss ${lastEval.loss.toFixed(4)}, ` +
-        `${quality}, ${(samples / epochSeconds).toFixed(0)} samples/s${opts.save ? `, saved ${opts.save}` : ""}`);
     }
   } finally {
     bar?.done();
@@ -270,20 +233,9 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
     }
   }
   if (skipped) log(`note: ${skipped} batch(es) smaller than ${p.microbatches} examples were skipped (too small to split into micro-batches)`);
-  if (!lastEval) lastEval = task.evaluate(model);
-  const accs = history.map((h) => h.test_acc).filter((a): a is number => a !== null);
-  const summary: TrainSummary = {
-    model: opts.model, backend: backendName, parameters: model.numParameters(),
-    epochs: Math.max(startEpoch, opts.epochs), steps: step,
-    train_loss: lastTrainLoss === null ? null : round(lastTrainLoss),
-    test_loss: round(lastEval.loss), test_acc: lastEval.acc === null ? null : round(lastEval.acc),
-    test_ppl: lastEval.ppl === null ? null : round(lastEval.ppl),
-    best_test_acc: accs.length ? Math.max(...accs) : null,
-    samples_per_s: trainSeconds > 0 ? round(trainSamples / trainSeconds) : 0,
-    elapsed_s: round(elapsed()), resumed_from: resumedFrom, checkpoint: opts.save ?? null, metrics: opts.metrics ?? null,
-    history,
-  };
-  return { summary, records };
+  const summary = report.summary({ model: opts.model, backend: backendName, parameters: model.numParameters(), steps: step,
+    resumed_from: resumedFrom, metrics: opts.metrics ?? null }, startEpoch, report.lastEval ?? task.evaluate(model));
+  return { summary, records: report.records };
 }
 
 /** Consecutive windows of `size` mini-batches that split into M micro-batches, at most `count` of them. */

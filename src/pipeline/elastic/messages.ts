@@ -6,7 +6,7 @@ import type { BackendName } from "../../backend/index.js";
 import type { ModelSpec } from "../../nn/models/spec.js";
 import type { ShmGroupHandle } from "../../transport/shm-collectives.js";
 import type { MicrobatchMetrics } from "../stage.js";
-import type { PlainOptimizerState } from "../runtime/optimizer-state.js";
+import type { PlainOptimizerState } from "../../optim/index.js";
 import type { OptimizerConfig } from "../runtime/setup.js";
 import type { StateEntry } from "../runtime/messages.js";
 

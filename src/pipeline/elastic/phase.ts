@@ -6,7 +6,7 @@
 import { MessageChannel, Worker } from "node:worker_threads";
 import { getBackend, type BackendName } from "../../backend/index.js";
 import type { ModelSpec } from "../../nn/models/spec.js";
-import type { OptimizerState } from "../../optim/index.js";
+import { fromPlain, mergeStates, sliceState, toPlain, type OptimizerState } from "../../optim/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { numel } from "../../tensor/shape.js";
 import { abortShmGroup, createShmGroup, type ShmGroupHandle } from "../../transport/shm-collectives.js";
@@ -14,7 +14,6 @@ import { shutdownWorkers } from "../../transport/shutdown.js";
 import { splitLabels, splitTensor } from "../../data/microbatch.js";
 import { shardBatch } from "../../parallel/shard.js";
 import type { MicrobatchMetrics } from "../stage.js";
-import { fromPlain, mergeStates, sliceState, toPlain } from "../runtime/optimizer-state.js";
 import type { OptimizerConfig } from "../runtime/setup.js";
 import type { ElasticWorkerInit, FromElasticWorker, StateEntry, ToElasticWorker } from "./messages.js";
 

@@ -16,7 +16,7 @@ import { generateSchedule } from "../schedule/index.js";
 import { Stage, type MicrobatchMetrics } from "../stage.js";
 import { messageKey, WorkerInterpreter, type Payload, type PhysicalStage } from "../runtime/interpreter.js";
 import { createOptimizer, shapeOf } from "../runtime/setup.js";
-import { fromPlain, sliceState, toPlain } from "../runtime/optimizer-state.js";
+import { fromPlain, sliceState, toPlain } from "../../optim/index.js";
 import type { ElasticWorkerInit, FromElasticWorker, PeerMessage, StateEntry, ToElasticWorker } from "./messages.js";
 import { applyFreeze, runnableUnits } from "./units.js";
 

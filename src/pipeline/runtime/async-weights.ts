@@ -12,6 +12,7 @@ import {
 } from "../weights/index.js";
 import type { PhysicalStage, StageOptimizer, WeightHooks } from "./interpreter.js";
 import type { OptimizerConfig } from "./setup.js";
+import type { AsyncStageMeta, AsyncState } from "./async-state.js";
 
 /** What every executor needs to rebuild the asynchronous method of each stage (plain JSON). */
 export interface AsyncSetup {
@@ -22,6 +23,8 @@ export interface AsyncSetup {
   taus: number[];
   /** PipeMare T1 annealing horizon K in optimizer steps. */
   annealSteps: number;
+  /** State to continue from (a resumed checkpoint's), by stage; absent: start from zero. */
+  resume?: AsyncState;
 }
 
 /** The AsyncSetup of an asynchronous schedule: its measured per-stage delays (at least 1). */
@@ -72,6 +75,8 @@ export class AsyncRuntime {
   readonly hooks: WeightHooks;
   readonly policies = new Map<number, WeightPolicy>();
   private readonly stepsDone = new Map<number, number>();
+  /** Parameter names per stage, in the policy's order (the keys of its saved buffers). */
+  private readonly paramNames = new Map<number, string[]>();
 
   constructor(private readonly stages: ReadonlyMap<number, PhysicalStage>, readonly setup: AsyncSetup) {
     const binders = new Map<number, PolicyBinder>();
@@ -86,7 +91,10 @@ export class AsyncRuntime {
       });
       this.policies.set(s, policy);
       binders.set(s, new PolicyBinder(policy, live));
+      this.paramNames.set(s, named.map(([n]) => n));
       this.stepsDone.set(s, 0);
+      const saved = setup.resume?.stages.find((r) => r.stage === s);
+      if (saved) this.restore(s, policy, saved, setup.resume!.buffers);
     }
     const bound = weightHooks(binders);
     const cfg = setup.config;
@@ -95,6 +103,37 @@ export class AsyncRuntime {
       afterStep: (stage, step) => { bound.afterStep(stage); this.stepsDone.set(stage.index, (this.stepsDone.get(stage.index) ?? 0) + 1); void step; },
       stageLrFactor: (stage) => stageLrFactor(cfg, setup.taus[stage.index], this.stepsDone.get(stage.index) ?? 0, setup.annealSteps),
     };
+  }
+
+  /**
+   * Every stage's state between windows (copies), for a checkpoint. Call only between runs of the
+   * lists (they drain, so nothing is in flight; the policies check).
+   */
+  snapshot(): AsyncState {
+    const buffers: Record<string, Float32Array> = {};
+    const stages = [...this.policies].sort(([a], [b]) => a - b).map(([s, policy]): AsyncStageMeta => {
+      const names = this.paramNames.get(s)!;
+      const saved = policy.saveState();
+      for (const [buf, ws] of Object.entries(saved)) names.forEach((n, i) => { buffers[`${buf}.${n}`] = ws[i] as Float32Array; });
+      return { stage: s, steps: this.stepsDone.get(s) ?? 0, policy: policy.name, buffers: Object.keys(saved) };
+    });
+    return { stages, buffers };
+  }
+
+  /** T1's counter always carries over; the buffers only into the same policy (else they start from zero). */
+  private restore(s: number, policy: WeightPolicy, saved: AsyncStageMeta, buffers: Readonly<Record<string, Float32Array>>): void {
+    this.stepsDone.set(s, saved.steps);
+    if (saved.policy !== policy.name) return;
+    const names = this.paramNames.get(s)!;
+    const state: Record<string, Float32Array[]> = {};
+    for (const buf of saved.buffers) {
+      state[buf] = names.map((n) => {
+        const a = buffers[`${buf}.${n}`];
+        if (!a) throw new Error(`async resume: stage ${s} has no saved '${buf}' for parameter '${n}' (checkpoint tensor 'extra.async.${buf}.${n}'); resume with the same --stages and partition`);
+        return a;
+      });
+    }
+    policy.loadState(state);
   }
 
   /** One line per stage: its delay and policy. */

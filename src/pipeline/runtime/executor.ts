@@ -3,6 +3,7 @@
 import type { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import type { OptimizerState } from "../../optim/index.js";
+import type { AsyncState } from "./async-state.js";
 
 /** One mini-batch, split: micro-batch j = (inputs[j], labels[j]); scale = 1 / targets in the mini-batch. */
 export interface SplitBatch {
@@ -40,6 +41,11 @@ export interface Executor {
    * `order`, the model's parameter order), e.g. for a checkpoint.
    */
   optimizerState(order: readonly string[]): Promise<OptimizerState>;
+  /**
+   * Every stage's asynchronous state between runs (AsyncRuntime.snapshot(), by stage), e.g. for a
+   * checkpoint; null when no asynchronous method runs (synchronous schedule or warm-up).
+   */
+  asyncState(): Promise<AsyncState | null>;
   close(): Promise<void>;
 }
 

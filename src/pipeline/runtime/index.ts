@@ -54,5 +54,4 @@ export {
   buildWorkerStages, checkBalance, createOptimizer, recomputes, shapeOf, unitRanges,
   EXECUTORS, RECOMPUTE_MODES, type ExecutorName, type OptimizerConfig, type PipelineSetup, type RecomputeMode,
 } from "./setup.js";
-export { measureStageCosts, profileUnitTimes, type StageCosts } from "./profile.js";
-export { mergeStates, sliceState, toPlain, fromPlain, type PlainOptimizerState } from "./optimizer-state.js";
+export { measureWorkerCosts, profileUnitTimes, type WorkerCosts } from "./profile.js";

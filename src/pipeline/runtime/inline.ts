@@ -8,9 +8,9 @@ import { formatAction } from "../schedule/action.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import { checkBatches, sumMetrics, type Executor, type SplitBatch, type StepResult } from "./executor.js";
 import { messageKey, WorkerInterpreter, type WeightHooks } from "./interpreter.js";
-import type { OptimizerState } from "../../optim/index.js";
-import { mergeStates } from "./optimizer-state.js";
+import { mergeStates, type OptimizerState } from "../../optim/index.js";
 import { buildWorkerStages, shapeOf, syntheticDelay, type PipelineSetup } from "./setup.js";
+import type { AsyncState } from "./async-state.js";
 import { createAsyncRuntime, plainMemory, type AsyncRuntime, type StageMemory } from "./async-weights.js";
 
 export class InlineExecutor implements Executor {
@@ -110,6 +110,10 @@ export class InlineExecutor implements Executor {
   async optimizerState(order: readonly string[]): Promise<OptimizerState> {
     const parts = this.workers.flatMap((w) => [...w.stages.values()].flatMap((s) => (s.optimizer ? [s.optimizer.stateDict()] : [])));
     return mergeStates(parts, order);
+  }
+
+  async asyncState(): Promise<AsyncState | null> {
+    return this.asyncRuntime?.snapshot() ?? null;
   }
 
   /** Gives the model's layers back (the stages patched BatchNorm to own its statistics). */

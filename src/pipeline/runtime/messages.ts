@@ -4,10 +4,11 @@ import type { BackendName } from "../../backend/index.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import type { Payload } from "./interpreter.js";
 import type { PipelineSetup } from "./setup.js";
-import type { PlainOptimizerState } from "./optimizer-state.js";
+import type { AsyncState } from "./async-state.js";
+import type { PlainOptimizerState, StateEntry } from "../../optim/index.js";
 
-/** A named tensor as plain arrays (state dicts cross threads this way). */
-export type StateEntry = [name: string, data: Float32Array, shape: number[]];
+// A named tensor as plain arrays (state dicts cross threads this way); defined in optim.
+export type { StateEntry };
 
 export interface WorkerInit {
   worker: number;
@@ -32,6 +33,7 @@ export type ToWorker =
   }
   | { type: "state" }
   | { type: "optimizer" }
+  | { type: "async-state" }
   | { type: "close" };
 
 /** Worker -> main. */
@@ -40,6 +42,8 @@ export type FromWorker =
   | { type: "done"; worker: number; metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][] }
   | { type: "state"; worker: number; entries: StateEntry[] }
   | { type: "optimizer"; worker: number; states: PlainOptimizerState[] }
+  /** The worker's stages' AsyncRuntime.snapshot(), or null without an asynchronous method. */
+  | { type: "async-state"; worker: number; state: AsyncState | null }
   | { type: "error"; worker: number; stage: number | null; action: string | null; message: string; stack?: string };
 
 /** Worker -> worker. */

@@ -6,10 +6,9 @@ import type { Action, Schedule } from "../schedule/action.js";
 import type { ModelSpec } from "../../nn/models/spec.js";
 import type { Model } from "../../nn/models/model.js";
 import type { Tensor } from "../../tensor/tensor.js";
-import { SGD, AdamW } from "../../optim/index.js";
+import { SGD, AdamW, fromPlain, sliceState, type PlainOptimizerState } from "../../optim/index.js";
 import { currentMicrobatch, Stage } from "../stage.js";
 import type { PhysicalStage, PipelineShape, StageOptimizer } from "./interpreter.js";
-import { fromPlain, sliceState, type PlainOptimizerState } from "./optimizer-state.js";
 import { isGradEnabled } from "../../autograd/engine.js";
 import { fixSpikeDelay, spikeOptimizer, type AsyncSetup } from "./async-weights.js";
 

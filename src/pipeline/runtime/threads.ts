@@ -12,8 +12,8 @@ import { PipelineActionError } from "./interpreter.js";
 import { assertValidSchedule } from "../schedule/validate.js";
 import type { FromWorker, StateEntry, ToWorker, WorkerInit } from "./messages.js";
 import type { PipelineSetup } from "./setup.js";
-import type { OptimizerState } from "../../optim/index.js";
-import { fromPlain, mergeStates } from "./optimizer-state.js";
+import { mergeAsyncStates, type AsyncState } from "./async-state.js";
+import { fromPlain, mergeStates, type OptimizerState } from "../../optim/index.js";
 
 type Waiter = { want: FromWorker["type"]; got: Map<number, FromWorker>; resolve: (m: Map<number, FromWorker>) => void; reject: (e: Error) => void };
 
@@ -155,6 +155,15 @@ export class ThreadsExecutor implements Executor {
     const parts: OptimizerState[] = [];
     for (const m of (await replies).values()) if (m.type === "optimizer") parts.push(...m.states.map(fromPlain));
     return mergeStates(parts, order);
+  }
+
+  async asyncState(): Promise<AsyncState | null> {
+    if (this.failure) throw this.failure;
+    const replies = this.collect("async-state");
+    for (let w = 0; w < this.workers.length; w++) this.post(w, { type: "async-state" });
+    const parts: AsyncState[] = [];
+    for (const m of (await replies).values()) if (m.type === "async-state" && m.state) parts.push(m.state);
+    return parts.length ? mergeAsyncStates(parts) : null;
   }
 
   async close(): Promise<void> {

@@ -10,7 +10,7 @@ import type { MicrobatchMetrics } from "../stage.js";
 import { messageKey, PipelineActionError, WorkerInterpreter, type Payload } from "./interpreter.js";
 import type { FromWorker, PeerMessage, StateEntry, ToWorker, WorkerInit } from "./messages.js";
 import { buildWorkerStages, shapeOf, syntheticDelay } from "./setup.js";
-import { toPlain } from "./optimizer-state.js";
+import { toPlain } from "../../optim/index.js";
 import { createAsyncRuntime } from "./async-weights.js";
 
 const init = workerData as WorkerInit;
@@ -92,6 +92,7 @@ try {
     },
   };
   const stages = buildWorkerStages(model, init.setup, init.worker);
+  const asyncRuntime = createAsyncRuntime(stages, init.setup.async);
   interp = new WorkerInterpreter({
     worker: init.worker,
     actions: init.setup.schedule.workers[init.worker],
@@ -99,7 +100,7 @@ try {
     shape: shapeOf(init.setup.schedule),
     outbox,
     // The asynchronous method is rebuilt here from the setup's JSON, like the model.
-    hooks: createAsyncRuntime(stages, init.setup.async)?.hooks,
+    hooks: asyncRuntime?.hooks,
     actionDelay: syntheticDelay(init.setup),
     onMetrics: (mb, m) => { metrics.push([mb, m]); },
   });
@@ -128,6 +129,8 @@ try {
       } else if (m.type === "optimizer") {
         const states = [...interp.stages.values()].flatMap((ps) => (ps.optimizer ? [toPlain(ps.optimizer.stateDict())] : []));
         post({ type: "optimizer", worker: init.worker, states });
+      } else if (m.type === "async-state") {
+        post({ type: "async-state", worker: init.worker, state: asyncRuntime?.snapshot() ?? null });
       } else if (m.type === "close") {
         for (const p of Object.values(peers)) p.close();
         port.close();

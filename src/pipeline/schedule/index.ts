@@ -43,8 +43,7 @@ export function isSynchronous(name: ScheduleName): boolean {
 
 /**
  * Generates the per-worker action lists of a schedule. Errors name the bad value and what is
- * allowed: an unknown name, chunks > 1 outside interleaved, interleaved with M not a multiple of S,
- * weight gradients once per step on an asynchronous schedule.
+ * allowed: an unknown name, chunks > 1 outside interleaved, interleaved with M not a multiple of S.
  * `steps` defaults to 1, except for async where it defaults to enough steps to reach steady state.
  */
 export function generateSchedule(name: string, opts: ScheduleOptions): Schedule {

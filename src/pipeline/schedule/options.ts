@@ -12,7 +12,7 @@ export interface ScheduleOptions {
   steps?: number;
   /** Optional stage -> worker map (several stages may share a worker); default: one worker per stage. */
   stageToWorker?: readonly number[];
-  /** Weight gradients with each micro-batch's backward (default) or once per step (weight-grads.ts). */
+  /** Weight gradients with each micro-batch's backward (default) or once per STEP (weight-grads.ts). */
   weightGrads?: "microbatch" | "step";
 }
 

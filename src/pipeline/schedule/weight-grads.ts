@@ -1,10 +1,13 @@
 // Where weight gradients are computed: with each micro-batch's backward (the generators' default),
 // or once per optimizer step. The second splits every backward into B (input gradient, on the
-// critical path) and W (weight gradient), and moves a step's W's to just before its STEP, grouped
-// by chunk; the interpreter runs each such run of W's as one pass, so a layer's weight gradient is
-// one product over the whole mini-batch instead of M thin ones accumulated (thin products stream
-// the weight gradient through memory M times). The cost: a stage holds each micro-batch's layer
-// inputs and output gradients until the STEP, so 1F1B's activation memory grows to GPipe's.
+// critical path) and W (weight gradient), and moves the W's of the B's since a stage's previous
+// STEP to just before its next one, grouped by chunk; the interpreter runs each such run of W's as
+// one pass, so a layer's weight gradient is one product over the whole mini-batch instead of M thin
+// ones accumulated (thin products stream the weight gradient through memory M times). A weight
+// gradient reads only saved activations and output gradients, never the weights, so this holds for
+// asynchronous schedules too (whatever weight version a micro-batch's F and B used). The cost: a
+// stage holds each micro-batch's layer inputs and output gradients until the STEP, so 1F1B's
+// activation memory grows to GPipe's.
 import { action, type Action, type Schedule } from "./action.js";
 
 export const WEIGHT_GRAD_MODES = ["microbatch", "step"] as const;
@@ -14,9 +17,8 @@ export function isWeightGradMode(s: string): s is WeightGradMode {
   return (WEIGHT_GRAD_MODES as readonly string[]).includes(s);
 }
 
-/** The schedule with every stage's W's of a step moved (or added) right before that step's STEP. */
+/** The schedule with every stage's W's moved (or added) right before the STEP that consumes them. */
 export function weightGradsAtStep(s: Schedule): Schedule {
-  if (!s.synchronous) throw new Error(`weight gradients once per step need a synchronous schedule; '${s.name}' is asynchronous`);
   const workers = s.workers.map((list) => {
     const out: Action[] = [];
     // Per stage, the (chunk, micro-batch) of each B since its last STEP, in order.

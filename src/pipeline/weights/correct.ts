@@ -86,5 +86,11 @@ export class CorrectionPolicy extends PolicyBase {
     return `pipemare-correction (T2: backward uses w - tau*delta, tau=${this.tau}, gamma=${this.gamma.toPrecision(4)})`;
   }
 
+  /** u itself (not delta): restoring it is bit-exact, and it is what the rule updates. */
+  protected override stateBuffers(): Record<string, WeightSet> { return { pipemare_u: this.u }; }
+  protected override checkSettled(): void {
+    if (this.midStep) throw new Error("pipemare-correction: state saved or loaded between beforeStep() and afterStep()");
+  }
+
   protected extraSets(): number { return 1; }
 }

@@ -54,7 +54,7 @@
 // stageSpikeDelay instantiate them per stage; describeConfig() is the start-of-run line.
 import { swapContents, type WeightSet } from "./vec.js";
 
-export { POLICY_NAMES, optimizerStateBytes, type PolicyName, type WeightPolicy, type MemoryAccount, type PolicyContext } from "./policy.js";
+export { POLICY_NAMES, optimizerStateBytes, type PolicyName, type PolicyState, type WeightPolicy, type MemoryAccount, type PolicyContext } from "./policy.js";
 export { type WeightSet, swapContents, copyInto, allocLike, weightSetBytes } from "./vec.js";
 export { NaivePolicy } from "./naive.js";
 export { StashPolicy } from "./stash.js";

@@ -1,9 +1,16 @@
 // The WeightPolicy contract (see index.ts for the full description) and the memory accounting every
 // policy shares.
-import { checkWeightSet, weightSetBytes, type WeightSet } from "./vec.js";
+import { checkWeightSet, copyInto, weightSetBytes, type WeightSet } from "./vec.js";
 
 export type PolicyName = "naive" | "stash" | "2bw" | "pipemare-correction" | "predict";
 export const POLICY_NAMES: readonly PolicyName[] = ["naive", "stash", "2bw", "pipemare-correction", "predict"];
+
+/**
+ * The buffers a policy carries from one run of the lists to the next, by name (e.g. "pipemare_u"),
+ * one array per parameter in the policy's parameter order. A checkpoint stores them so a resumed run
+ * continues exactly; a name left out means "start that buffer as a fresh policy does".
+ */
+export type PolicyState = Record<string, WeightSet>;
 
 /** Memory of one stage in bytes. `extra` counts weight-sized buffers beyond the live weights. */
 export interface MemoryAccount {
@@ -36,6 +43,13 @@ export interface WeightPolicy {
   /** Call right after the optimizer update. */
   afterStep(): void;
   bytes(): MemoryAccount;
+  /**
+   * Copies of the buffers that outlive a drained run of the lists (no micro-batch in flight, not
+   * between beforeStep and afterStep; throws otherwise).
+   */
+  saveState(): PolicyState;
+  /** Restores saveState()'s output (same parameters); absent names keep their fresh values. */
+  loadState(state: PolicyState): void;
   /** One line for the start-of-run printout, e.g. "stash (tau=3)". */
   describe(): string;
 }
@@ -72,6 +86,36 @@ export abstract class PolicyBase implements WeightPolicy {
   protected abstract extraSets(): number;
   /** Weight versions held now (live one included); defaults to 1. */
   protected versionCount(): number { return 1; }
+
+  /** Names of the buffers saveState() returns (none by default: the policy keeps nothing across runs). */
+  protected stateBuffers(): Record<string, WeightSet> { return {}; }
+  /** Throws unless the policy is between runs of the lists (nothing in flight, not mid-step). */
+  protected checkSettled(): void {}
+
+  saveState(): PolicyState {
+    this.checkSettled();
+    const out: Record<string, WeightSet> = {};
+    for (const [name, ws] of Object.entries(this.stateBuffers())) out[name] = ws.map((a) => a.slice());
+    return out;
+  }
+
+  loadState(state: PolicyState): void {
+    this.checkSettled();
+    const mine = this.stateBuffers();
+    for (const [name, ws] of Object.entries(state)) {
+      const dst = mine[name];
+      if (!dst) throw new Error(`${this.name}: saved state has buffer '${name}', this policy keeps ${Object.keys(mine).join(", ") || "none"}`);
+      if (ws.length !== dst.length) throw new Error(`${this.name}: saved buffer '${name}' has ${ws.length} parameter arrays, the stage ${dst.length}`);
+      ws.forEach((a, i) => {
+        if (a.length !== dst[i].length) throw new Error(`${this.name}: saved buffer '${name}' of parameter ${i} has ${a.length} elements, the parameter ${dst[i].length}`);
+      });
+      copyInto(dst, ws);
+    }
+    this.afterLoad();
+  }
+
+  /** Drops caches derived from the loaded buffers. */
+  protected afterLoad(): void {}
 
   /** Subclasses call this whenever their holdings grow so the peaks are exact. */
   protected notePeak(): void {

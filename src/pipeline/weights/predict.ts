@@ -101,5 +101,9 @@ export class PredictPolicy extends PolicyBase {
     return `predict (LWP: forward uses ${rule}, D=${this.horizon})`;
   }
 
+  /** The difference form's w_prev; the prediction itself is a cache, recomputed after a load. */
+  protected override stateBuffers(): Record<string, WeightSet> { return this.prev ? { lwp_prev: this.prev } : {}; }
+  protected override afterLoad(): void { this.stale = true; }
+
   protected extraSets(): number { return this.prev ? 2 : 1; }
 }

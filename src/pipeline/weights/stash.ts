@@ -100,6 +100,13 @@ export class StashPolicy extends PolicyBase {
   /** Micro-batches whose forward ran and whose backward has not. */
   inFlightCount(): number { return this.inFlight.size; }
 
+  /** Once drained every version is released, so nothing carries over (version ids are relative). */
+  protected override checkSettled(): void {
+    if (this.inFlight.size > 0) {
+      throw new Error(`${this.name}: cannot save or load state with micro-batch(es) ${[...this.inFlight.keys()].join(", ")} in flight; checkpoint after the lists drain`);
+    }
+  }
+
   protected extraSets(): number { return this.stashed.size; }
   protected override versionCount(): number { return 1 + this.stashed.size; }
 }

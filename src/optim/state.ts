@@ -1,10 +1,12 @@
-// Optimizer state across a pipeline: each stage's optimizer holds the state of its own parameters;
-// a checkpoint holds one single-device-shaped state (one group, parameters in model order), so a
-// pipeline checkpoint resumes on one device and the other way round. These helpers merge stage
-// states into that shape and cut it back per stage; the plain form crosses worker threads.
-import type { OptimizerState } from "../../optim/index.js";
-import { Tensor } from "../../tensor/tensor.js";
-import type { StateEntry } from "./messages.js";
+// Optimizer state in plain form, and merging/slicing it by parameter. A checkpoint holds one
+// single-device-shaped state (one group, parameters in model order); a run split across stages or
+// threads holds one state per part. These helpers merge part states into that shape and cut it back
+// per part; the plain form (no Tensor objects) is what crosses worker threads.
+import { Tensor } from "../tensor/tensor.js";
+import type { OptimizerState } from "./optimizer.js";
+
+/** A named tensor as plain arrays (state dicts and optimizer state cross threads this way). */
+export type StateEntry = [name: string, data: Float32Array, shape: number[]];
 
 export interface PlainOptimizerState {
   kind: string;
@@ -31,7 +33,7 @@ export function fromPlain(p: PlainOptimizerState): OptimizerState {
   };
 }
 
-/** One group over every stage's parameters, in `order` (the model's parameter order). */
+/** One group over every part's parameters, in `order` (the model's parameter order). */
 export function mergeStates(parts: readonly OptimizerState[], order: readonly string[]): OptimizerState {
   if (parts.length === 0) throw new Error("no optimizer states to merge");
   const known = new Set(parts.flatMap((p) => p.groups.flatMap((g) => g.params)));

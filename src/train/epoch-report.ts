@@ -1,0 +1,147 @@
+// The bookkeeping both training loops (single-device, pipeline) do around their steps: step records
+// every logEvery steps, the progress bar, the epoch record, line and history entry after evaluation,
+// and the run summary. The loops keep only how a step runs, how the model is evaluated and saved.
+import { round, type MetricsRecord, type MetricsWriter } from "./metrics.js";
+import type { ProgressBar } from "./progress.js";
+import type { TrainSummary } from "./loop.js";
+import type { EvalResult } from "./task.js";
+
+export interface EpochReportOptions {
+  /** Planned epochs (labels, ETA). */
+  epochs: number;
+  logEvery: number;
+  samplesPerEpoch: number;
+  /** Language-model task: epoch records carry test_ppl. */
+  text: boolean;
+  /** Checkpoint path written after every epoch, if any (named in the epoch line). */
+  save: string | undefined;
+  metrics: MetricsWriter | null;
+  progress: ProgressBar | undefined;
+  log(message: string): void;
+  /** Seconds spent by earlier runs of a resumed run, and their epoch records. */
+  elapsedBefore: number;
+  history: MetricsRecord[];
+}
+
+export class EpochReport {
+  /** Every record written this invocation. */
+  readonly records: MetricsRecord[] = [];
+  readonly history: MetricsRecord[];
+  lastEval: EvalResult | null = null;
+  lastTrainLoss: number | null;
+  private readonly runStart = performance.now();
+  private trainSeconds = 0;
+  private trainSamples = 0;
+  // The current epoch (0-based) and its running sums.
+  private epoch = 0;
+  private lossSum = 0;
+  private batches = 0;
+  private samples = 0;
+  private epochStart = 0;
+  // Samples since the last step record, for its samples/s.
+  private windowStart = 0;
+  private windowSamples = 0;
+
+  constructor(private readonly o: EpochReportOptions) {
+    this.history = o.history;
+    this.lastTrainLoss = o.history.length ? o.history[o.history.length - 1].loss : null;
+  }
+
+  /** Wall-clock seconds of the whole run, earlier runs of a resumed one included. */
+  elapsed(): number { return this.o.elapsedBefore + (performance.now() - this.runStart) / 1000; }
+
+  beginEpoch(epoch: number): void {
+    this.epoch = epoch;
+    this.lossSum = 0; this.batches = 0; this.samples = 0;
+    this.epochStart = this.windowStart = performance.now();
+    this.windowSamples = 0;
+  }
+
+  /** One optimizer step (global count `step`) of `n` samples: step record, then the bar with this loss. */
+  step(step: number, loss: number, n: number, lr: number): void {
+    const now = this.count(step, loss, n, lr, true);
+    this.drawProgress(loss, now);
+  }
+
+  /**
+   * One step of several that ran together (an asynchronous window): its record's rate counts from
+   * the window's start; endWindow() then starts the next window and draws the bar.
+   */
+  windowStep(step: number, loss: number, n: number, lr: number): void { this.count(step, loss, n, lr, false); }
+
+  endWindow(): void {
+    const now = performance.now();
+    this.windowStart = now; this.windowSamples = 0;
+    this.drawProgress(this.lossSum / Math.max(1, this.batches), now);
+  }
+
+  /**
+   * After the epoch's last step: evaluate (may sync weights first), write the epoch record and
+   * history entry, call `checkpoint` with the --save path if any, and log the epoch line.
+   */
+  async endEpoch(step: number, lr: number, evaluate: () => EvalResult | Promise<EvalResult>,
+    checkpoint: (path: string) => void | Promise<void>): Promise<void> {
+    const epochSeconds = (performance.now() - this.epochStart) / 1000;
+    this.trainSeconds += epochSeconds;
+    this.trainSamples += this.samples;
+    this.o.progress?.done();
+    const ev = await evaluate();
+    this.lastEval = ev;
+    const trainLoss = this.lossSum / Math.max(1, this.batches);
+    this.lastTrainLoss = trainLoss;
+    const rec: MetricsRecord = {
+      type: "epoch", epoch: this.epoch + 1, step, loss: round(trainLoss), test_loss: round(ev.loss),
+      test_acc: ev.acc === null ? null : round(ev.acc), samples_per_s: round(this.samples / epochSeconds),
+      lr, elapsed_s: round(this.elapsed()),
+    };
+    if (this.o.text) rec.test_ppl = ev.ppl === null ? null : round(ev.ppl);
+    this.emit(rec);
+    this.history.push(rec);
+    if (this.o.save) await checkpoint(this.o.save);
+    const quality = ev.acc !== null ? `test acc ${(ev.acc * 100).toFixed(2)}%` : `test perplexity ${(ev.ppl ?? NaN).toFixed(3)}`;
+    this.o.log(`epoch ${this.epoch + 1}/${this.o.epochs}: train loss ${trainLoss.toFixed(4)}, test loss ${ev.loss.toFixed(4)}, ` +
+      `${quality}, ${(this.samples / epochSeconds).toFixed(0)} samples/s${this.o.save ? `, saved ${this.o.save}` : ""}`);
+  }
+
+  /** The run's summary; `lastEval` is the final evaluation (the checkpoint's, when nothing was trained). */
+  summary(run: Pick<TrainSummary, "model" | "backend" | "parameters" | "steps" | "resumed_from" | "metrics">,
+    startEpoch: number, lastEval: EvalResult): TrainSummary {
+    const accs = this.history.map((h) => h.test_acc).filter((a): a is number => a !== null);
+    return {
+      model: run.model, backend: run.backend, parameters: run.parameters,
+      epochs: Math.max(startEpoch, this.o.epochs), steps: run.steps,
+      train_loss: this.lastTrainLoss === null ? null : round(this.lastTrainLoss),
+      test_loss: round(lastEval.loss), test_acc: lastEval.acc === null ? null : round(lastEval.acc),
+      test_ppl: lastEval.ppl === null ? null : round(lastEval.ppl),
+      best_test_acc: accs.length ? Math.max(...accs) : null,
+      samples_per_s: this.trainSeconds > 0 ? round(this.trainSamples / this.trainSeconds) : 0,
+      elapsed_s: round(this.elapsed()), resumed_from: run.resumed_from, checkpoint: this.o.save ?? null, metrics: run.metrics,
+      history: this.history,
+    };
+  }
+
+  private emit(r: MetricsRecord): void { this.records.push(r); this.o.metrics?.write(r); }
+
+  /** Adds a step to the epoch's sums and writes its record if due; returns the time it was counted. */
+  private count(step: number, loss: number, n: number, lr: number, resetWindow: boolean): number {
+    this.lossSum += loss; this.batches++; this.samples += n; this.windowSamples += n;
+    const now = performance.now();
+    if (step % this.o.logEvery === 0) {
+      this.emit({ type: "step", epoch: this.epoch + 1, step, loss, test_loss: null, test_acc: null,
+        samples_per_s: round(this.windowSamples / Math.max(1e-9, (now - this.windowStart) / 1000)), lr, elapsed_s: round(this.elapsed()) });
+      if (resetWindow) { this.windowStart = now; this.windowSamples = 0; }
+    }
+    return now;
+  }
+
+  private drawProgress(loss: number, now: number): void {
+    const bar = this.o.progress;
+    if (!bar) return;
+    const { samples, epoch } = this;
+    const per = this.o.samplesPerEpoch;
+    const rate = samples / Math.max(1e-9, (now - this.epochStart) / 1000);
+    const left = (per - samples) + (this.o.epochs - epoch - 1) * per;
+    bar.update({ label: `epoch ${epoch + 1}/${this.o.epochs}`, done: samples, total: per,
+      samplesPerS: rate, loss, etaS: left / rate }, samples >= per);
+  }
+}
