@@ -163,9 +163,12 @@ test("async state: policies refuse to save mid-flight, loads are checked, checkp
   assert.throws(() => saveCheckpoint(path, { model: new Map([["extra.x", new Tensor(new Float32Array([1]), [1])]]), step: 0, epoch: 0 }), /reserved/);
 });
 
-test("async resume with another --stages than the checkpoint fails naming it", async () => {
+test("async resume with another --stages than the checkpoint fails naming it; a synchronous resume ignores the async state", async () => {
   const ckpt = join(tmp, "stages.safetensors");
   await trainPipeline({ ...resumeBase({ method: "pipemare" }), epochs: 1, save: ckpt });
   const two = resumeBase({ method: "pipemare" });
   await assert.rejects(trainPipeline({ ...two, resume: ckpt, pipeline: { ...two.pipeline, stages: 2 } }), /stage 2 does not exist in this run of 2 stages; resume with the same --stages/);
+  // A synchronous run ignores the async state (as the single-device loop does).
+  const sync = await trainPipeline({ ...two, epochs: 2, resume: ckpt, pipeline: { ...two.pipeline, schedule: "1f1b", stages: 2, async: undefined } });
+  assert.equal(sync.summary.steps, 24);
 });

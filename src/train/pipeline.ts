@@ -22,7 +22,7 @@ import { formatPartition, partitionLayers } from "../pipeline/partition.js";
 import { contiguousWorkers, expectedDelay, formatSchedule, generateSchedule, type Schedule } from "../pipeline/schedule/index.js";
 import { annealSteps, describeConfig, parseAsyncConfig, type AsyncConfig } from "../pipeline/weights/index.js";
 import { asyncSetupFor, describeStages } from "../pipeline/runtime/async-weights.js";
-import { asyncCheckpointParts, asyncStateFromCheckpoint, type AsyncState } from "../pipeline/runtime/async-state.js";
+import { asyncCheckpointParts, asyncStateFromCheckpoint, describeAsyncResume, type AsyncState } from "../pipeline/runtime/async-state.js";
 import type { Executor } from "../pipeline/runtime/executor.js";
 import { InlineExecutor } from "../pipeline/runtime/inline.js";
 import { profileUnitTimes } from "../pipeline/runtime/profile.js";
@@ -112,7 +112,7 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
     elapsedBefore = Number(extra.elapsed_s ?? 0);
     history = Array.isArray(extra.history) ? extra.history : [];
     resumedFrom = { path: opts.resume, epoch: ck.epoch, step: ck.step };
-    asyncResume = asyncStateFromCheckpoint((extra as { async?: unknown }).async, ck.extraTensors, p.stages);
+    if (asyncCfg) asyncResume = asyncStateFromCheckpoint((extra as { async?: unknown }).async, ck.extraTensors, p.stages);
   }
 
   const setup: PipelineSetup = {
@@ -135,6 +135,7 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
     log(`asynchronous ${describeConfig(asyncCfg)}`);
     log(`delays tau_s measured from the schedule: [${setup.async.taus.join(", ")}] (METHODS.md formula: [${formula.join(", ")}])`);
     for (const line of describeStages(setup.async)) log(line);
+    if (opts.resume) log(describeAsyncResume(setup.async.resume));
     log(`each epoch runs as ${win.count} window(s) of ${win.window} steps without flush${win.dropped ? `; ${win.dropped} step(s) per epoch left over are skipped` : ""}`);
   }
   if (process.env.PIPEWRIGHT_DEBUG) log(formatSchedule(schedule));

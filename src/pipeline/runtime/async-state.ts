@@ -69,3 +69,11 @@ export function asyncStateFromCheckpoint(meta: unknown, tensors: ReadonlyMap<str
   for (const [key, t] of tensors) if (key.startsWith(ASYNC_TENSOR_PREFIX)) buffers[key.slice(ASYNC_TENSOR_PREFIX.length)] = t.data;
   return { stages: metas, buffers };
 }
+
+/** The start-of-run line of a resumed asynchronous run. */
+export function describeAsyncResume(state: AsyncState | undefined): string {
+  if (!state) return "asynchronous state from zero (the checkpoint has none: saved during the warm-up or by an older build)";
+  const ks = [...new Set(state.stages.map((s) => s.steps))];
+  const bufs = [...new Set(state.stages.flatMap((s) => s.buffers))];
+  return `asynchronous state resumed: ${ks.join("/")} asynchronous step(s) per stage (T1's k), policy buffers ${bufs.join(", ") || "none"}`;
+}

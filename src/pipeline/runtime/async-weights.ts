@@ -114,7 +114,7 @@ export class AsyncRuntime {
     const stages = [...this.policies].sort(([a], [b]) => a - b).map(([s, policy]): AsyncStageMeta => {
       const names = this.paramNames.get(s)!;
       const saved = policy.saveState();
-      for (const [buf, ws] of Object.entries(saved)) names.forEach((n, i) => { buffers[`${buf}.${n}`] = ws[i] as Float32Array; });
+      for (const [buf, ws] of Object.entries(saved)) names.forEach((n, i) => { buffers[`${buf}.${n}`] = ws[i]; });
       return { stage: s, steps: this.stepsDone.get(s) ?? 0, policy: policy.name, buffers: Object.keys(saved) };
     });
     return { stages, buffers };

@@ -12,6 +12,8 @@
 //   STEP:     policy.beforeStep(); optimizer.step(); policy.afterStep()
 //   report:   policy.bytes()  (weights + optimizer state + extra versions, current and peak;
 //             pass optimizerStateBytes: () => optimizerStateBytes(opt) at construction)
+//   between runs of the lists (drained): policy.saveState() / loadState(s), the buffers a checkpoint
+//             must keep (correction: "pipemare_u"; predict, difference form: "lwp_prev"; else none)
 //
 // Create the policies when the stage goes asynchronous (after any synchronous warm-up): stash and
 // correction start from the weights they see then (delta = 0).
