@@ -19,6 +19,12 @@ import { getBackend } from "../src/backend/index.js";
 import { backward, linear, relu, sum } from "../src/autograd/index.js";
 import { Tensor } from "../src/tensor/tensor.js";
 import { Rng } from "../src/tensor/random.js";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { loadCheckpoint } from "../src/checkpoint/index.js";
+import { checkpointConfig } from "../src/train/loop.js";
+import { helpText } from "../src/cli/args.js";
+import type { PipelineConfig } from "../src/train/options.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "pipewright-train-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
@@ -252,4 +258,99 @@ test("resume with --metrics drops the crashed run's records past the checkpoint:
   writeFileSync(metrics, corrupt);
   await assert.rejects(trainSingleDevice({ ...base, resume: ckpt, metrics }), /crashed\.jsonl:2: not a JSON metrics record/);
   assert.equal(readFileSync(metrics, "utf8"), corrupt);
+});
+
+// --- Resuming a pipeline checkpoint: the pipeline is saved beside the config and continues unless told otherwise.
+
+const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+function train(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [MAIN, "train", ...args], { encoding: "utf8", timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+const stepLosses = (file: string): number[] =>
+  parseMetrics(readFileSync(file, "utf8"), file).filter((r) => r.type === "step").map((r) => r.loss as number);
+
+test("a pipeline checkpoint resumed with only --resume continues as that pipeline; flags override it; --schedule none is one device", async () => {
+  // A constant LR, so that a 1-epoch run resumed to 2 epochs follows the 2-epoch run's plan exactly.
+  const small = ["--model", "mlp", "--data", "slice", "--limit", "80", "--batch", "20", "--schedule-lr", "none", "--seed", "3"];
+  const pipe = ["--schedule", "1f1b", "--stages", "2", "--microbatches", "2"];
+  const full = join(tmp, "pipe-full.jsonl"), ckpt = join(tmp, "pipe.safetensors");
+  assert.equal(train(...small, ...pipe, "--executor", "inline", "--epochs", "2", "--metrics", full, "--quiet").code, 0);
+  const fullLosses = stepLosses(full);
+  assert.equal(fullLosses.length, 8);
+  const saved = train(...small, ...pipe, "--epochs", "1", "--save", ckpt, "--quiet"); // executor threads (the default)
+  assert.equal(saved.code, 0, saved.stderr);
+  assert.deepEqual((loadCheckpoint(ckpt).extra as { pipeline?: unknown }).pipeline, {
+    schedule: "1f1b", stages: 2, microbatches: 2, chunks: 1, partition: "uniform", executor: "threads", recompute: "never", weightGrads: "microbatch",
+  });
+
+  const asSaved = join(tmp, "pipe-resumed.jsonl");
+  const r = train("--resume", ckpt, "--epochs", "2", "--metrics", asSaved);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /^resuming as the saved pipeline \(1f1b, 2 stages, 2 micro-batches, executor threads\)/m);
+  assert.match(r.stderr, /^pipeline: 1f1b, 2 stages .*executor threads/m);
+  assert.deepEqual(stepLosses(asSaved), fullLosses.slice(4)); // threads equal inline bit for bit
+
+  const inline = join(tmp, "pipe-inline.jsonl");
+  const o = train("--resume", ckpt, "--epochs", "2", "--executor", "inline", "--metrics", inline);
+  assert.equal(o.code, 0, o.stderr);
+  assert.match(o.stderr, /^pipeline: 1f1b, 2 stages x 1 chunk\(s\), 2 micro-batches .*executor inline/m);
+  assert.deepEqual(stepLosses(inline), fullLosses.slice(4));
+
+  // --schedule none: one device, which is what the library's single-device resume computes.
+  const single = join(tmp, "pipe-single.jsonl");
+  const n = train("--resume", ckpt, "--epochs", "2", "--schedule", "none", "--metrics", single);
+  assert.equal(n.code, 0, n.stderr);
+  assert.doesNotMatch(n.stderr, /^pipeline:|resuming as the saved pipeline/m);
+  const oracle = await lossesOf({ ...checkpointConfig(ckpt), epochs: 2, resume: ckpt, save: undefined });
+  assert.deepEqual(stepLosses(single), oracle);
+  assert.notDeepEqual(oracle, fullLosses.slice(4), "a pipeline's float sums differ from one device's, so the comparisons above can fail");
+
+  for (const [args, re] of [
+    [["--schedule", "none", "--stages", "2"], /--schedule none trains on one device; --stages only apply to pipeline training/],
+    [["--chunks", "2"], /--chunks 2 needs --schedule interleaved; 1f1b \(the checkpoint's pipeline\)/],
+    [["--method", "stash"], /--method only apply to --schedule async, not 1f1b/],
+  ] as [string[], RegExp][]) {
+    const bad = train("--resume", ckpt, "--epochs", "2", "--quiet", ...args);
+    assert.equal(bad.code, 2, `${args.join(" ")}: ${bad.stderr}`);
+    assert.match(bad.stderr, re);
+  }
+});
+
+test("pipeline flags on resume: unset ones take the saved pipeline's values, with the usual consistency checks", () => {
+  const pipe = (argv: string[], saved?: PipelineConfig) => resolvePipelineConfig(parseFlags(trainCommand, argv), givenFlags(argv), saved);
+  const usage = (re: RegExp) => (e: Error) => e instanceof UsageError && re.test(e.message);
+  const saved: PipelineConfig = {
+    schedule: "interleaved", stages: 2, microbatches: 4, chunks: 2, partition: "uniform", balance: [2, 1, 2, 1],
+    executor: "threads", recompute: "always", weightGrads: "step", workers: 1,
+  };
+  assert.deepEqual(pipe([], saved), saved);
+  assert.deepEqual(pipe(["--executor", "inline", "--microbatches", "2"], saved), { ...saved, executor: "inline", microbatches: 2 });
+  assert.equal(pipe(["--schedule", "none"], saved), null);
+  assert.throws(() => pipe(["--schedule", "none", "--executor", "inline"], saved), usage(/--schedule none .*--executor/));
+  // Another schedule keeps the general values; the interleaved chunks do not carry over (nor fit the balance).
+  assert.throws(() => pipe(["--schedule", "gpipe"], saved), usage(/--balance 2,1,2,1 \(the checkpoint's\) has 4 entries but --stages 2 needs 2; give --balance or --partition/));
+  assert.deepEqual(pipe(["--schedule", "gpipe", "--partition", "parameters"], saved),
+    { ...saved, schedule: "gpipe", chunks: 1, partition: "parameters", balance: undefined });
+  assert.throws(() => pipe(["--stages", "3"], saved), usage(/--balance .*needs 6/));
+  assert.throws(() => pipe(["--warmup-epochs", "1"], saved), usage(/--warmup-epochs only apply to --schedule async, not interleaved/));
+  // A single-device checkpoint (nothing saved) becomes a pipeline only with --schedule, as before.
+  assert.equal(pipe([]), null);
+  assert.throws(() => pipe(["--stages", "2"]), usage(/add --schedule/));
+
+  // Asynchronous: the method's settings carry over; a flag given replaces its group (toggle + constants).
+  const pm = pipe(["--schedule", "async", "--stages", "2", "--method", "pipemare", "--pipemare-lr", "off", "--pipemare-decay", "0.5", "--warmup-epochs", "1"]);
+  assert.ok(pm?.async);
+  assert.deepEqual(pipe([], pm), pm);
+  const off = pipe(["--pipemare-correction", "off"], pm);
+  assert.deepEqual([off?.async?.pipemareCorrection, off?.async?.policy, off?.async?.pipemareLr, off?.async?.warmupEpochs], [false, "naive", false, 1]);
+  assert.equal(pipe(["--pipemare-gamma", "0.2"], pm)?.async?.gamma, 0.2); // no clash with the saved decay
+  const stash = pipe(["--method", "stash"], pm);
+  assert.equal(stash?.async?.method, "stash");
+  assert.equal(stash?.async?.warmupEpochs, 1);
+  assert.equal(stash?.async?.pipemareLr, false);
+  assert.throws(() => pipe(["--method", "stash", "--pipemare-lr", "on"], pm), usage(/--pipemare-lr applies to --method pipemare only/));
+  assert.equal(pipe(["--schedule", "1f1b"], pm)?.async, undefined);
+
+  assert.match(helpText(trainCommand), /--schedule NAME .*none: one device/);
 });

@@ -1,9 +1,14 @@
 // `pipewright train --model vit --freeze ...`: PipeTransformer's elastic training (issue 5), kept out
 // of train.ts so that file only dispatches. Uses the freeze module's parsers for alpha and criterion.
+// --save / --resume / --metrics / --svg work as in `train` (src/train/elastic.ts has the details).
 import { UsageError, type FlagSpec, type FlagValues } from "./args.js";
 import { setBackend, type BackendName } from "../backend/index.js";
 import { FREEZE_CRITERIA, parseAlpha, parseFreezeCriterion, resolveFreezeConfig } from "../pipeline/freeze/index.js";
-import { trainElastic } from "../train/elastic.js";
+import { elasticCheckpointSettings, trainElastic, type ElasticSettings } from "../train/elastic.js";
+import { existsSync, readFileSync } from "node:fs";
+import { parseMetrics, type MetricsRecord } from "../train/metrics.js";
+import { ProgressBar } from "../train/progress.js";
+import { lossCurveSvg } from "../report/loss-curve-svg.js";
 import { optimizerConfigOf } from "../train/pipeline.js";
 import type { TrainConfig } from "../train/options.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
@@ -22,39 +27,60 @@ export const FREEZE_FLAG_NAMES = Object.keys(FREEZE_FLAGS);
 
 export async function runFreezeTraining(f: FlagValues, given: Set<string>, cfg: TrainConfig): Promise<number> {
   if (cfg.model !== "vit") throw new UsageError(`--freeze trains the vit model (its units are attention and MLP sub-blocks); got --model ${cfg.model}`);
-  for (const n of ["schedule", "microbatches", "chunks", "partition", "balance", "executor", "recompute", "resume", "save", "metrics", "svg"]) {
+  for (const n of ["schedule", "microbatches", "chunks", "partition", "balance", "executor", "recompute"]) {
     if (given.has(n)) throw new UsageError(`--${n} does not apply with --freeze (the layout is chosen by AutoPipe: GPipe on worker threads)`);
   }
+  // A resumed run keeps the saved freeze settings unless a flag is given again.
+  let saved: ElasticSettings | undefined;
+  if (cfg.resume !== undefined) {
+    try { saved = elasticCheckpointSettings(cfg.resume); } catch (e) { throw new UsageError((e as Error).message); }
+  }
+  const has = (n: string): boolean => given.has(n) && f[n] !== undefined;
   let freeze;
   try {
     freeze = resolveFreezeConfig({
-      alpha: f["freeze-alpha"] !== undefined ? parseAlpha(f["freeze-alpha"] as string) : undefined,
-      interval: f["freeze-interval"] as number | undefined,
-      criterion: f["freeze-criterion"] !== undefined ? parseFreezeCriterion(f["freeze-criterion"] as string) : undefined,
+      alpha: has("freeze-alpha") ? parseAlpha(f["freeze-alpha"] as string) : saved?.freeze?.alpha,
+      interval: has("freeze-interval") ? f["freeze-interval"] as number : saved?.freeze?.interval,
+      criterion: has("freeze-criterion") ? parseFreezeCriterion(f["freeze-criterion"] as string) : saved?.freeze?.criterion,
     });
   } catch (e) { throw new UsageError((e as Error).message); }
   if (f.backend !== undefined) setBackend(f.backend as BackendName);
-  const workers = (f.workers as number | undefined) ?? 2;
-  const stages = (f.stages as number | undefined) ?? workers;
+  const workers = has("workers") ? f.workers as number : saved?.workers ?? 2;
+  const stages = has("stages") ? f.stages as number : saved?.stages ?? workers;
   if (stages > workers) throw new UsageError(`--stages ${stages} exceeds --workers ${workers}; the pipeline needs one worker per stage`);
+  const elastic = has("elastic") ? f.elastic !== "off" : saved?.elastic ?? true;
+  const cache = has("cache") ? f.cache !== "off" : saved?.cache ?? true;
+  const cacheBytes = has("cache-mb") ? (f["cache-mb"] as number) * 1024 * 1024 : saved?.cacheBytes ?? 1024 * 1024 * 1024;
   const quiet = f.quiet === true;
-  const log = quiet ? (): void => {} : (m: string): void => { process.stderr.write(m + "\n"); };
+  const bar = quiet || !process.stderr.isTTY ? undefined : new ProgressBar(process.stderr);
+  const log = quiet ? (): void => {} : bar ? (m: string): void => bar.log(m) : (m: string): void => { process.stderr.write(m + "\n"); };
   const r = await trainElastic({
     spec: cfg.spec ?? { name: "vit" }, seed: cfg.seed, epochs: cfg.epochs, batch: cfg.batch, optimizer: optimizerConfigOf(cfg),
-    scheduleLr: cfg.scheduleLr, warmup: cfg.warmup, workers, stages, freeze, elastic: f.elastic !== "off", cache: f.cache !== "off",
-    cacheBytes: ((f["cache-mb"] as number | undefined) ?? 1024) * 1024 * 1024, data: cfg.data, limit: cfg.limit, log,
+    scheduleLr: cfg.scheduleLr, warmup: cfg.warmup, workers, stages, freeze, elastic, cache,
+    cacheBytes, data: cfg.data, limit: cfg.limit, log, progress: bar,
+    save: cfg.save, resume: cfg.resume, metrics: cfg.metrics, logEvery: cfg.logEvery,
   });
   if (f["freeze-trace"] !== undefined) writeFileAtomic(f["freeze-trace"] as string, JSON.stringify(r.trace, null, 1) + "\n");
+  if (f.svg !== undefined) {
+    // As in `train`: the metrics file holds earlier segments of a resumed run too; without one, this run's records.
+    const records: MetricsRecord[] = cfg.metrics && existsSync(cfg.metrics) ? parseMetrics(readFileSync(cfg.metrics, "utf8"), cfg.metrics) : r.records;
+    writeFileAtomic(f.svg as string, lossCurveSvg(records, `pipewright train --model ${cfg.model} --freeze`));
+  }
+  const last = r.epochs[r.epochs.length - 1];
   const summary = {
-    model: "vit", epochs: cfg.epochs, train_seconds: r.trainSeconds, test_acc: r.testAcc, test_loss: r.testLoss,
-    freeze: { alpha: freeze.alpha, interval: freeze.interval, criterion: freeze.criterion, elastic: f.elastic !== "off", cache: f.cache !== "off" },
-    history: r.epochs, trace: f["freeze-trace"] ?? null,
+    model: "vit", epochs: cfg.epochs, steps: r.steps, train_seconds: r.trainSeconds, elapsed_s: r.elapsedSeconds, test_acc: r.testAcc, test_loss: r.testLoss,
+    freeze: { alpha: freeze.alpha, interval: freeze.interval, criterion: freeze.criterion, elastic, cache },
+    history: r.epochs, trace: f["freeze-trace"] ?? null, resumed_from: r.resumedFrom, checkpoint: cfg.save ?? null,
+    metrics: cfg.metrics ?? null, curves: f.svg ?? null,
   };
   if (f.json) process.stdout.write(JSON.stringify(summary) + "\n");
   else {
-    process.stdout.write(`trained      ${cfg.epochs} epochs with freezing (alpha ${freeze.alpha.toFixed(3)}, ${freeze.criterion})\n` +
+    process.stdout.write(`trained      ${cfg.epochs} epochs, ${r.steps} steps with freezing (alpha ${freeze.alpha.toFixed(3)}, ${freeze.criterion})` +
+      `${r.resumedFrom ? ` (resumed at epoch ${r.resumedFrom.epoch})` : ""}\n` +
       `test acc     ${(r.testAcc * 100).toFixed(2)}%\ntrain time   ${r.trainSeconds.toFixed(1)} s\n` +
-      `final layout frozen ${r.epochs[r.epochs.length - 1].frozen} layers, ${r.epochs[r.epochs.length - 1].stages} stage(s) x ${r.epochs[r.epochs.length - 1].replicas} replica(s)\n`);
+      (last ? `final layout frozen ${last.frozen} layers, ${last.stages} stage(s) x ${last.replicas} replica(s)\n` : "") +
+      (cfg.save ? `checkpoint   ${cfg.save}\n` : "") + (cfg.metrics ? `metrics      ${cfg.metrics}\n` : "") +
+      (f.svg !== undefined ? `curves       ${String(f.svg)}\n` : ""));
   }
   return 0;
 }

@@ -5,7 +5,8 @@ import { helpText, parseFlags, UsageError, type CommandSpec, type FlagValues } f
 import { BACKEND_NAMES, setBackend, type BackendName } from "../backend/index.js";
 import { MODEL_NAMES, type ModelName } from "../nn/models/spec.js";
 import { lossCurveSvg } from "../report/loss-curve-svg.js";
-import { ASYNC_FLAGS, parseAsyncConfig } from "../pipeline/weights/config.js";
+import { ASYNC_FLAGS, parseAsyncConfig, type AsyncConfig } from "../pipeline/weights/config.js";
+import { loadCheckpoint } from "../checkpoint/index.js";
 import { ProgressBar } from "../train/progress.js";
 import { FREEZE_FLAGS, FREEZE_FLAG_NAMES, runFreezeTraining } from "./train-freeze.js";
 import { checkpointConfig, trainSingleDevice, type TrainSummary } from "../train/loop.js";
@@ -16,6 +17,10 @@ import {
   type PipelineConfig, type PipelineScheduleName, type RecomputeMode, type TrainConfig,
 } from "../train/options.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
+
+/** `--schedule none`: explicitly one device (also for a checkpoint saved by a pipeline run). */
+const NO_PIPELINE = "none";
+const SCHEDULE_CHOICES = [...PIPELINE_SCHEDULES, NO_PIPELINE] as const;
 
 const perModel = (pick: (d: (typeof MODEL_DEFAULTS)[ModelName]) => string | number): string =>
   MODEL_NAMES.map((m) => `${m} ${pick(MODEL_DEFAULTS[m])}`).join(", ");
@@ -50,7 +55,10 @@ export const trainCommand: CommandSpec = {
     svg: { type: "string", help: "draw loss/accuracy curves from the run's metrics into an SVG file", meta: "FILE" },
     quiet: { type: "bool", help: "no progress bar or per-epoch lines on stderr" },
     // Pipeline parallelism (issue 3): present only with --schedule.
-    schedule: { type: "string", choices: PIPELINE_SCHEDULES, meta: "NAME", help: `train as a pipeline with this schedule: ${PIPELINE_SCHEDULES.join(", ")}` },
+    schedule: { type: "string", choices: SCHEDULE_CHOICES, meta: "NAME",
+      help: `train as a pipeline with this schedule: ${PIPELINE_SCHEDULES.join(", ")}; or ${NO_PIPELINE}: one device. ` +
+        `Default: one device, or with --resume the checkpoint's saved pipeline (pipeline flags given override its values; ` +
+        `--schedule ${NO_PIPELINE} resumes a pipeline checkpoint on one device)` },
     stages: { type: "int", min: 1, help: "pipeline: number of stages (workers)", meta: "S" },
     microbatches: { type: "int", min: 1, help: "pipeline: micro-batches per mini-batch", meta: "M" },
     chunks: { type: "int", min: 1, help: "pipeline: model chunks per worker (interleaved only; default 1)", meta: "V" },
@@ -133,52 +141,149 @@ export function resolveTrainConfig(f: FlagValues, given: Set<string>, saved?: Tr
   return cfg;
 }
 
-/** The pipeline part of the flags, or null without --schedule; inconsistent combinations are usage errors. */
-export function resolvePipelineConfig(f: FlagValues, given: Set<string>): PipelineConfig | null {
-  if (f.schedule === undefined) {
-    const stray = PIPELINE_FLAGS.filter((n) => given.has(n));
+/**
+ * The pipeline part of the flags, or null for one device; inconsistent combinations are usage errors.
+ * `saved` is the pipeline a resumed checkpoint was trained with: pipeline flags not given take its
+ * values (without --schedule the run continues as that pipeline); `--schedule none` means one device.
+ */
+export function resolvePipelineConfig(f: FlagValues, given: Set<string>, saved?: PipelineConfig): PipelineConfig | null {
+  const stray = PIPELINE_FLAGS.filter((n) => given.has(n));
+  if (f.schedule === NO_PIPELINE) {
+    if (stray.length) throw new UsageError(`--schedule ${NO_PIPELINE} trains on one device; ${flagList(stray)} only apply to pipeline training`);
+    return null;
+  }
+  if (f.schedule === undefined && !saved) {
     if (stray.length) {
-      throw new UsageError(`${stray.map((n) => `--${n}`).join(", ")} only apply to pipeline training; add --schedule ${PIPELINE_SCHEDULES.join("|")}`);
+      throw new UsageError(`${flagList(stray)} only apply to pipeline training; add --schedule ${PIPELINE_SCHEDULES.join("|")}`);
     }
     return null;
   }
-  const schedule = f.schedule as PipelineScheduleName;
-  if (f.stages === undefined) throw new UsageError(`--schedule ${schedule} needs --stages S (the number of pipeline stages)`);
+  const v = saved ? withSavedPipeline(f, given, saved) : f;
+  const schedule = v.schedule as PipelineScheduleName;
+  if (v.stages === undefined) throw new UsageError(`--schedule ${schedule} needs --stages S (the number of pipeline stages)`);
   const asyncGiven = Object.keys(ASYNC_FLAGS).filter((n) => given.has(n));
   if (schedule !== "async" && asyncGiven.length) {
-    throw new UsageError(`${asyncGiven.map((n) => `--${n}`).join(", ")} only apply to --schedule async, not ${schedule}`);
+    throw new UsageError(`${flagList(asyncGiven)} only apply to --schedule async, not ${schedule}${f.schedule === undefined ? " (the checkpoint's pipeline)" : ""}`);
   }
   // Asynchronous: one micro-batch per optimizer step unless told otherwise (batch size 1: --batch 1).
-  if (f.microbatches === undefined && schedule !== "async") throw new UsageError(`--schedule ${schedule} needs --microbatches M (micro-batches per mini-batch)`);
-  const chunks = (f.chunks as number | undefined) ?? 1;
+  if (v.microbatches === undefined && schedule !== "async") throw new UsageError(`--schedule ${schedule} needs --microbatches M (micro-batches per mini-batch)`);
+  const chunks = (v.chunks as number | undefined) ?? 1;
   if (chunks > 1 && schedule !== "interleaved") {
-    throw new UsageError(`--chunks ${chunks} needs --schedule interleaved; ${schedule} runs one chunk per stage`);
+    throw new UsageError(`--chunks ${chunks} needs --schedule interleaved; ${schedule}${f.schedule === undefined ? " (the checkpoint's pipeline)" : ""} runs one chunk per stage`);
   }
   let balance: number[] | undefined;
-  if (f.balance !== undefined) {
-    if (given.has("partition")) throw new UsageError("give either --partition or --balance, not both");
-    balance = (f.balance as string[]).map((s) => {
+  if (v.balance !== undefined) {
+    if (given.has("partition") && given.has("balance")) throw new UsageError("give either --partition or --balance, not both");
+    const list = (v.balance as string[]).join(",");
+    balance = (v.balance as string[]).map((s) => {
       const n = Number(s);
-      if (!Number.isInteger(n) || n < 1) throw new UsageError(`--balance '${(f.balance as string[]).join(",")}': '${s}' is not a positive integer; e.g. --balance 3,2,3`);
+      if (!Number.isInteger(n) || n < 1) throw new UsageError(`--balance '${list}': '${s}' is not a positive integer; e.g. --balance 3,2,3`);
       return n;
     });
-    if (balance.length !== (f.stages as number) * chunks) {
-      throw new UsageError(`--balance has ${balance.length} entries but --stages ${String(f.stages)}${chunks > 1 ? ` x --chunks ${chunks}` : ""} needs ${(f.stages as number) * chunks}`);
+    if (balance.length !== (v.stages as number) * chunks) {
+      throw new UsageError(`--balance ${given.has("balance") ? "" : `${list} (the checkpoint's) `}has ${balance.length} entries but --stages ${String(v.stages)}` +
+        `${chunks > 1 ? ` x --chunks ${chunks}` : ""} needs ${(v.stages as number) * chunks}${given.has("balance") ? "" : "; give --balance or --partition too"}`);
     }
   }
   return {
     schedule,
-    stages: f.stages as number,
-    microbatches: (f.microbatches as number | undefined) ?? 1,
+    stages: v.stages as number,
+    microbatches: (v.microbatches as number | undefined) ?? 1,
     chunks,
-    partition: (f.partition as PartitionMethod | undefined) ?? "uniform",
+    partition: (v.partition as PartitionMethod | undefined) ?? "uniform",
     balance,
-    executor: (f.executor as ExecutorName | undefined) ?? "threads",
-    recompute: (f.recompute as RecomputeMode | undefined) ?? "never",
-    weightGrads: (f["weight-grads"] as WeightGradMode | undefined) ?? "microbatch",
-    ...(schedule === "async" ? { async: asyncConfigOf(f) } : {}),
-    ...(f.workers !== undefined ? { workers: f.workers as number } : {}),
+    executor: (v.executor as ExecutorName | undefined) ?? "threads",
+    recompute: (v.recompute as RecomputeMode | undefined) ?? "never",
+    weightGrads: (v["weight-grads"] as WeightGradMode | undefined) ?? "microbatch",
+    ...(schedule === "async" ? { async: asyncConfigOf(v) } : {}),
+    ...(v.workers !== undefined ? { workers: v.workers as number } : {}),
   };
+}
+
+const flagList = (names: readonly string[]): string => names.map((n) => `--${n}`).join(", ");
+
+/**
+ * The flags with the saved pipeline's values filled in where none was given. Values that belong to
+ * one schedule (chunks: interleaved; the asynchronous method) carry over only to that schedule.
+ */
+function withSavedPipeline(f: FlagValues, given: Set<string>, saved: PipelineConfig): FlagValues {
+  const schedule = (f.schedule as PipelineScheduleName | undefined) ?? saved.schedule;
+  const fromSaved: FlagValues = {
+    schedule: saved.schedule,
+    stages: saved.stages,
+    microbatches: saved.microbatches,
+    chunks: schedule === "interleaved" && saved.schedule === "interleaved" ? saved.chunks : undefined,
+    partition: saved.partition,
+    balance: given.has("partition") ? undefined : saved.balance?.map(String), // --partition replaces a saved balance
+    executor: saved.executor,
+    recompute: saved.recompute,
+    "weight-grads": saved.weightGrads,
+    workers: saved.workers,
+    ...(schedule === "async" && saved.async ? savedAsyncFlags(saved.async, f, given) : {}),
+  };
+  const out: FlagValues = { ...f };
+  for (const [k, val] of Object.entries(fromSaved)) if (!given.has(k) && val !== undefined) out[k] = val;
+  return out;
+}
+
+/**
+ * Settings of the asynchronous method that go together (a toggle and its constants; gamma and its
+ * decay): a flag given for one of them replaces the saved values of its whole group, so a saved
+ * constant never contradicts a toggle or constant given on the command line.
+ */
+const ASYNC_GROUPS: readonly (readonly string[])[] = [
+  ["pipemare-lr", "pipemare-anneal-steps"], ["pipemare-correction", "pipemare-decay", "pipemare-gamma"],
+  ["weight-prediction", "weight-prediction-mode"],
+];
+
+/** The saved AsyncConfig as the flags that reproduce it, minus those a given flag replaces. */
+function savedAsyncFlags(c: AsyncConfig, f: FlagValues, given: Set<string>): FlagValues {
+  const onOff = (b: boolean): string => (b ? "on" : "off");
+  const all: FlagValues = {
+    method: c.method,
+    "warmup-epochs": c.warmupEpochs,
+    ...(c.method === "pipemare" ? {
+      "pipemare-lr": onOff(c.pipemareLr),
+      "pipemare-correction": onOff(c.pipemareCorrection),
+      "pipemare-anneal-steps": c.pipemareLr && c.annealSteps !== null ? c.annealSteps : undefined,
+      "pipemare-gamma": c.pipemareCorrection && c.gamma !== null ? c.gamma : undefined,
+      "pipemare-decay": c.pipemareCorrection && c.gamma === null ? c.decay : undefined,
+    } : {}),
+    ...(c.method === "pb" ? {
+      "spike-compensation": onOff(c.spikeCompensation),
+      "weight-prediction": onOff(c.weightPrediction),
+      "weight-prediction-mode": c.weightPrediction ? c.predictionMode : undefined,
+    } : {}),
+  };
+  // Another --method starts from that method's defaults (the warm-up is not method-specific).
+  const otherMethod = given.has("method") && f.method !== c.method;
+  const out: FlagValues = {};
+  for (const [k, val] of Object.entries(all)) {
+    const replaced = otherMethod ? k !== "warmup-epochs" : ASYNC_GROUPS.some((g) => g.includes(k) && g.some((n) => given.has(n)));
+    if (!replaced) out[k] = val;
+  }
+  return out;
+}
+
+/** The pipeline a checkpoint was trained with (`extra.pipeline`), or undefined for a single-device checkpoint. */
+export function checkpointPipelineConfig(path: string): PipelineConfig | undefined {
+  const raw = (loadCheckpoint(path).extra as { pipeline?: unknown } | undefined)?.pipeline;
+  if (raw === undefined || raw === null) return undefined;
+  const p = raw as Partial<Record<keyof PipelineConfig, unknown>>;
+  const posInt = (x: unknown): boolean => Number.isInteger(x) && (x as number) >= 1;
+  const oneOf = (x: unknown, choices: readonly string[]): boolean => typeof x === "string" && choices.includes(x);
+  const ok = typeof raw === "object" && !Array.isArray(raw) && oneOf(p.schedule, PIPELINE_SCHEDULES) &&
+    posInt(p.stages) && posInt(p.microbatches) && posInt(p.chunks) && oneOf(p.partition, PARTITION_METHODS) &&
+    oneOf(p.executor, EXECUTORS) && oneOf(p.recompute, RECOMPUTE_MODES) &&
+    (p.weightGrads === undefined || oneOf(p.weightGrads, WEIGHT_GRAD_MODES)) &&
+    (p.balance === undefined || (Array.isArray(p.balance) && p.balance.every(posInt))) &&
+    (p.workers === undefined || posInt(p.workers)) &&
+    (p.async === undefined || (typeof p.async === "object" && p.async !== null && !Array.isArray(p.async)));
+  if (!ok) {
+    throw new UsageError(`checkpoint ${path}: its saved pipeline configuration ${JSON.stringify(raw)} is not valid; ` +
+      `resume it on one device with --schedule ${NO_PIPELINE}`);
+  }
+  return raw as PipelineConfig;
 }
 
 function asyncConfigOf(f: FlagValues): PipelineConfig["async"] {
@@ -187,6 +292,15 @@ function asyncConfigOf(f: FlagValues): PipelineConfig["async"] {
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+}
+
+/** The one line saying that a resumed run takes its pipeline from the checkpoint. */
+export function resumeNotice(p: PipelineConfig, scheduleFromCheckpoint: boolean): string {
+  const what = `${p.schedule}, ${p.stages} stages${p.chunks > 1 ? ` x ${p.chunks} chunks` : ""}, ${p.microbatches} micro-batches, executor ${p.executor}` +
+    `${p.async ? `, method ${p.async.method}` : ""}`;
+  return scheduleFromCheckpoint
+    ? `resuming as the saved pipeline (${what}); pipeline flags given override it, --schedule ${NO_PIPELINE} resumes on one device`
+    : `resuming with --schedule ${p.schedule}; pipeline flags not given take the saved pipeline's values (${what})`;
 }
 
 export function formatSummary(s: TrainSummary): string {
@@ -220,10 +334,13 @@ export async function runTrain(argv: string[]): Promise<number> {
   if (f.freeze === true) return runFreezeTraining(f, given, cfg);
   const strayFreeze = FREEZE_FLAG_NAMES.filter((n) => n !== "freeze" && given.has(n));
   if (strayFreeze.length) throw new UsageError(`${strayFreeze.map((n) => `--${n}`).join(", ")} only apply with --freeze`);
-  const pipeline = resolvePipelineConfig(f, given);
+  // A pipeline checkpoint continues as that pipeline unless --schedule says otherwise.
+  const savedPipeline = f.resume !== undefined && f.schedule !== NO_PIPELINE ? checkpointPipelineConfig(f.resume as string) : undefined;
+  const pipeline = resolvePipelineConfig(f, given, savedPipeline);
   if (f.backend !== undefined) setBackend(f.backend as BackendName);
 
   const quiet = f.quiet === true;
+  if (savedPipeline && pipeline && !quiet) process.stderr.write(resumeNotice(pipeline, f.schedule === undefined) + "\n");
   const bar = quiet ? undefined : new ProgressBar(process.stderr);
   const hooks = { progress: bar, log: quiet ? undefined : (m: string): void => (bar ? bar.log(m) : undefined) };
   const result = pipeline

@@ -15,7 +15,7 @@ import { toPlain, type OptimizerState } from "../optim/index.js";
 import { makeLrSchedule, specOf, type ResumeExtra, type TrainResult, type TrainSummary } from "./loop.js";
 import { EpochReport } from "./epoch-report.js";
 import { MetricsWriter, type MetricsRecord } from "./metrics.js";
-import type { PipelineTrainOptions, TrainConfig } from "./options.js";
+import type { PipelineConfig, PipelineTrainOptions, TrainConfig } from "./options.js";
 import { buildTask } from "./task.js";
 import { ProgressBar } from "./progress.js";
 import { formatPartition, partitionLayers } from "../pipeline/partition.js";
@@ -135,7 +135,7 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
     log(`asynchronous ${describeConfig(asyncCfg)}`);
     log(`delays tau_s measured from the schedule: [${setup.async.taus.join(", ")}] (METHODS.md formula: [${formula.join(", ")}])`);
     for (const line of describeStages(setup.async)) log(line);
-    if (opts.resume) log(describeAsyncResume(setup.async.resume));
+    if (opts.resume) log(describeAsyncResume(setup.async.resume, setup.async.config.policy));
     log(`each epoch runs as ${win.count} window(s) of ${win.window} steps without flush${win.dropped ? `; ${win.dropped} step(s) per epoch left over are skipped` : ""}`);
   }
   if (process.env.PIPEWRIGHT_DEBUG) log(formatSchedule(schedule));
@@ -215,7 +215,11 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
       }
       await report.endEpoch(step, opts.lr * lrSchedule(Math.max(0, step - 1)), async () => { await syncModel(); return task.evaluate(model); },
         async (path) => {
-          const extra: ResumeExtra = { config: { ...opts, resume: undefined, pipeline: undefined, quiet: undefined } as TrainConfig, elapsed_s: report.elapsed(), history };
+          // config stays single-device-shaped (any run resumes it); the pipeline is saved beside it so that
+          // `train --resume` continues as this pipeline unless told otherwise (src/cli/train.ts).
+          const extra: ResumeExtra & { pipeline: PipelineConfig } = {
+            config: { ...opts, resume: undefined, pipeline: undefined, quiet: undefined } as TrainConfig, elapsed_s: report.elapsed(), history, pipeline: p,
+          };
           const asyncPart = asyncCheckpointParts(await executor.asyncState()); // windows drained: nothing in flight
           saveCheckpoint(path, {
             model: model.stateDict(), optimizer: await executor.optimizerState(paramOrder), step, epoch: epoch + 1,

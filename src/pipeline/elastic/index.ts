@@ -1,5 +1,5 @@
 // PipeTransformer's runtime: elastic training (freeze policy + AutoPipe + AutoDP + AutoCache) on
 // worker threads. Decisions live in ../freeze; this folder runs them.
-export { ElasticTrainer, formatLayout, type ElasticConfig, type ElasticStepResult } from "./trainer.js";
+export { ElasticTrainer, formatLayout, type ElasticConfig, type ElasticFreezeState, type ElasticResume, type ElasticStepResult } from "./trainer.js";
 export { ElasticPhase, combineOptimizerStates, type PhaseLayout, type PhaseOptions, type PhaseStepResult } from "./phase.js";
 export { AttentionSubBlock, MlpSubBlock, runnableUnits, applyFreeze, frozenParamNames, type RunnableUnit } from "./units.js";

@@ -17,7 +17,7 @@ import type { OptimizerState } from "../../optim/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { balanceByCost, rangesOf } from "../partition.js";
 import {
-  ActivationCache, AutoPipe, FreezePolicy, frozenUnitCount, type FreezeOptions, type PipeUnit, type Transition,
+  ActivationCache, AutoPipe, FreezePolicy, frozenUnitCount, type FreezeOptions, type FreezePolicyState, type PipeUnit, type Transition,
 } from "../freeze/index.js";
 import type { OptimizerConfig } from "../runtime/setup.js";
 import { combineOptimizerStates, ElasticPhase, type PhaseLayout, type PhaseStepResult } from "./phase.js";
@@ -48,6 +48,24 @@ export interface ElasticConfig {
 
 export interface ElasticStepResult extends PhaseStepResult { cached: boolean }
 
+/**
+ * The freeze state a checkpoint needs to continue (plain JSON): the policy's state and the freezes
+ * done so far (AutoPipe is replayed through them, so the layout follows from them and the worker
+ * count). The activation cache is not saved: it is refilled, with the same bits, on the next epoch.
+ */
+export interface ElasticFreezeState {
+  policy: FreezePolicyState | null;
+  /** Each freeze: the epoch it happened after and the frozen layer count it moved to. */
+  freezes: { epoch: number; frozen: number }[];
+}
+
+/** Where a resumed trainer continues: the saved freeze state and the freeze check still due, if any. */
+export interface ElasticResume {
+  freeze: ElasticFreezeState;
+  /** Run the freeze check of the end of this (1-based) epoch before starting (checkpoints are taken before it). */
+  pendingCheck?: number;
+}
+
 export class ElasticTrainer {
   readonly model: Model;
   readonly units: PipeUnit[];
@@ -61,6 +79,8 @@ export class ElasticTrainer {
   layout: PhaseLayout;
   /** Parameter and buffer values in the main model are current (no phase trained since the last sync). */
   private synced = true;
+  /** Freezes done (for checkpoints: AutoPipe's state follows from them). */
+  private readonly freezes: { epoch: number; frozen: number }[] = [];
 
   private constructor(readonly cfg: ElasticConfig, model: Model, optState: OptimizerState | null) {
     this.model = model;
@@ -77,14 +97,44 @@ export class ElasticTrainer {
     this.layout = this.layoutOf(this.transition);
   }
 
-  /** A trainer whose model starts from `state` (default: createModel(spec, seed)) and `optimizerState`. */
-  static async create(cfg: ElasticConfig, state?: ReadonlyMap<string, Tensor>, optimizerState?: OptimizerState | null): Promise<ElasticTrainer> {
+  /**
+   * A trainer whose model starts from `state` (default: createModel(spec, seed)) and `optimizerState`;
+   * with `resume`, also from a checkpoint's freeze state (layout replayed, pending check run first).
+   */
+  static async create(cfg: ElasticConfig, state?: ReadonlyMap<string, Tensor>, optimizerState?: OptimizerState | null,
+    resume?: ElasticResume): Promise<ElasticTrainer> {
     const model = createModel(cfg.spec, cfg.seed);
     if (state) model.loadStateDict(new Map([...state].map(([k, t]) => [k, t.clone()])));
     model.train();
     const t = new ElasticTrainer(cfg, model, optimizerState ?? null);
-    await t.start();
+    if (resume) t.restore(resume.freeze);
+    // The pending check may move to a new layout, which starts the workers; otherwise start them here.
+    const moved = resume?.pendingCheck !== undefined ? await t.endEpoch(resume.pendingCheck) : null;
+    if (!moved) await t.start();
     return t;
+  }
+
+  /** The freeze state to checkpoint (see ElasticFreezeState). */
+  freezeState(): ElasticFreezeState {
+    return { policy: this.policy?.snapshot() ?? null, freezes: this.freezes.map((f) => ({ ...f })) };
+  }
+
+  /** Before the first phase starts: the policy's state, and AutoPipe and AutoCache replayed through the freezes. */
+  private restore(s: ElasticFreezeState): void {
+    if (this.phase) throw new Error("elastic trainer: restore() must run before the workers start");
+    if (s.policy) {
+      if (!this.policy) throw new Error("the checkpoint holds a freeze policy's state, but this run trains without freezing");
+      this.policy.restore(s.policy);
+    }
+    for (const f of s.freezes) {
+      this.transition = this.autopipe.onFreeze(f.epoch, f.frozen);
+      this.freezes.push({ ...f });
+    }
+    this.layout = this.layoutOf(this.transition);
+    if (this.cache && s.freezes.length) {
+      // Empty, refilled on the next epoch's batches.
+      this.cache.update(this.transition.frozenLayers, this.cfg.samples, this.layout.prefix > 0 ? this.prefixShape(this.layout.prefix) : [1]);
+    }
   }
 
   get frozenLayers(): number { return this.layout.frozenLayers; }
@@ -176,6 +226,7 @@ export class ElasticTrainer {
   /** Freezes the first `frozen` layers now and moves to AutoPipe's layout for it. */
   async freezeTo(epoch: number, frozen: number): Promise<Transition> {
     this.transition = this.autopipe.onFreeze(epoch, frozen);
+    this.freezes.push({ epoch, frozen });
     const layout = this.layoutOf(this.transition);
     if (this.cache) {
       const u = this.cache.update(frozen, this.cfg.samples, layout.prefix > 0 ? this.prefixShape(layout.prefix) : [1]);

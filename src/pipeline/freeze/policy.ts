@@ -124,6 +124,23 @@ export interface FreezeDecision {
   changes?: number[];
 }
 
+/**
+ * Everything a FreezePolicy decides from, as plain JSON (a checkpoint's freeze state): with it a
+ * resumed run takes the same freeze decisions as an uninterrupted one. `changes` of past decisions
+ * hold null where the live value was NaN or Infinity (JSON has neither); they are history only.
+ */
+export interface FreezePolicyState {
+  frozen: number;
+  checks: number;
+  x: number;
+  /** Per-layer sums of the current interval's gradient norms, and its step count. */
+  sums: number[];
+  steps: number;
+  /** Interval-mean norms of the previous interval (the criterion's reference), or null. */
+  previous: number[] | null;
+  history: FreezeDecision[];
+}
+
 /** Stateful policy: the runtime records per-layer gradient norms each step and calls `endEpoch`. */
 export class FreezePolicy {
   readonly config: FreezeConfig;
@@ -163,6 +180,37 @@ export class FreezePolicy {
       this.sums[l] += n;
     }
     this.steps++;
+  }
+
+  /** The policy's state (copies), for checkpoints. */
+  snapshot(): FreezePolicyState {
+    return {
+      frozen: this.frozenCount, checks: this.checksDone, x: this.x, sums: [...this.sums], steps: this.steps,
+      previous: this.previous ? [...this.previous] : null, history: this.history.map((d) => ({ ...d, ...(d.changes ? { changes: [...d.changes] } : {}) })),
+    };
+  }
+
+  /** Continues from `s` (a snapshot of a policy with the same layer count); errors name the bad field. */
+  restore(s: FreezePolicyState): void {
+    const L = this.layers;
+    const bad = (what: string, v: unknown): never => { throw new Error(`freeze policy state: ${what} is ${JSON.stringify(v)}; expected a value saved by a freeze policy over ${L} layers`); };
+    const finite = (v: unknown): boolean => typeof v === "number" && Number.isFinite(v);
+    if (!Number.isInteger(s.frozen) || s.frozen < 0 || s.frozen >= L) bad("frozen", s.frozen);
+    if (!Number.isInteger(s.checks) || s.checks < 0) bad("checks", s.checks);
+    if (!finite(s.x) || !Number.isInteger(s.steps) || s.steps < 0) bad("x / steps", [s.x, s.steps]);
+    if (!Array.isArray(s.sums) || s.sums.length !== L || !s.sums.every(finite)) bad("sums", s.sums);
+    if (s.previous !== null && (!Array.isArray(s.previous) || s.previous.length !== L || !s.previous.every(finite))) bad("previous", s.previous);
+    if (!Array.isArray(s.history)) bad("history", s.history);
+    this.frozenCount = s.frozen;
+    this.checksDone = s.checks;
+    this.x = s.x;
+    this.sums = [...s.sums];
+    this.steps = s.steps;
+    this.previous = s.previous ? [...s.previous] : null;
+    this.history.length = 0;
+    for (const d of s.history) {
+      this.history.push({ ...d, ...(d.changes ? { changes: d.changes.map((c) => (typeof c === "number" ? c : NaN)) } : {}) });
+    }
   }
 
   /** Whether a check happens at the end of `epoch` (1-based count of completed epochs). */

@@ -70,10 +70,13 @@ export function asyncStateFromCheckpoint(meta: unknown, tensors: ReadonlyMap<str
   return { stages: metas, buffers };
 }
 
-/** The start-of-run line of a resumed asynchronous run. */
-export function describeAsyncResume(state: AsyncState | undefined): string {
+/** The start-of-run line of a resumed asynchronous run whose stages now use `policy`. */
+export function describeAsyncResume(state: AsyncState | undefined, policy: PolicyName): string {
   if (!state) return "asynchronous state from zero (the checkpoint has none: saved during the warm-up or by an older build)";
   const ks = [...new Set(state.stages.map((s) => s.steps))];
-  const bufs = [...new Set(state.stages.flatMap((s) => s.buffers))];
-  return `asynchronous state resumed: ${ks.join("/")} asynchronous step(s) per stage (T1's k), policy buffers ${bufs.join(", ") || "none"}`;
+  const kept = state.stages.filter((s) => s.policy === policy);
+  const bufs = [...new Set(kept.flatMap((s) => s.buffers))];
+  const dropped = [...new Set(state.stages.filter((s) => s.policy !== policy).map((s) => s.policy))];
+  return `asynchronous state resumed: ${ks.join("/")} asynchronous step(s) per stage (T1's k), policy buffers ${bufs.join(", ") || "none"}` +
+    (dropped.length ? ` (buffers saved by ${dropped.join(", ")} start from zero under ${policy})` : "");
 }
