@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import type { ModelSpec } from "../src/nn/models/index.js";
 import { trainElastic, type ElasticTrainOptions } from "../src/train/elastic.js";
 import { parseMetrics } from "../src/train/metrics.js";
@@ -69,4 +71,18 @@ test("elastic runs resumed after a crash in epoch 2 or 3 match the uninterrupted
     for (const [k, t] of full.state) assert.deepEqual(resumed.state.get(k)!.data, t.data, `crash in epoch ${crashEpoch}: final weights ${k}`);
     assert.deepEqual(resumed.trace.epochs.map((e) => e.frozen), [0, 3, 3]);
   }
+});
+
+test("pipewright train --resume on a freeze checkpoint continues as a freeze run without --freeze", () => {
+  const main = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+  const ck = join(mkdtempSync(join(tmpdir(), "pw-freeze-cli-")), "ck.safetensors");
+  const run = (args: string[]): string => {
+    const r = spawnSync(process.execPath, [main, "train", ...args, "--data", "slice", "--limit", "32"], { encoding: "utf8", timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout + r.stderr;
+  };
+  run(["--model", "vit", "--freeze", "--freeze-alpha", "1/2", "--epochs", "1", "--save", ck, "--quiet"]);
+  const out = run(["--resume", ck, "--epochs", "2"]);
+  assert.match(out, /transition after epoch 1: frozen \d+\/\d+ layers/);
+  assert.match(out, /final layout frozen [1-9]\d* layers/);
 });

@@ -279,8 +279,8 @@ export function computeDeferred(list: readonly DeferredGrads[]): void {
     if (group.length === 1) {
       grads = fn.backward(g0, needs, into);
     } else {
-      const gCat = stackRows(group.map(([f, g]) => g));
-      const saved = stackRows(group.map(([f]) => f.rowwise!.saved));
+      const gCat = stackRows(group.map((item) => item[1]));
+      const saved = stackRows(group.map((item) => item[0].rowwise!.saved));
       const rows = group.reduce((n, [f]) => n + f.rowwise!.rows, 0);
       grads = fn.rowwise!.backward(gCat, saved, rows, needs, into);
       if (!grads.includes(gCat)) recycle(gCat);

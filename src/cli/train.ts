@@ -6,7 +6,7 @@ import { BACKEND_NAMES, setBackend, type BackendName } from "../backend/index.js
 import { MODEL_NAMES, type ModelName } from "../nn/models/spec.js";
 import { lossCurveSvg } from "../report/loss-curve-svg.js";
 import { ASYNC_FLAGS, parseAsyncConfig, type AsyncConfig } from "../pipeline/weights/config.js";
-import { loadCheckpoint } from "../checkpoint/index.js";
+import { loadCheckpoint, type Json } from "../checkpoint/index.js";
 import { ProgressBar } from "../train/progress.js";
 import { FREEZE_FLAGS, FREEZE_FLAG_NAMES, runFreezeTraining } from "./train-freeze.js";
 import { checkpointConfig, trainSingleDevice, type TrainSummary } from "../train/loop.js";
@@ -266,8 +266,8 @@ function savedAsyncFlags(c: AsyncConfig, f: FlagValues, given: Set<string>): Fla
 }
 
 /** The pipeline a checkpoint was trained with (`extra.pipeline`), or undefined for a single-device checkpoint. */
-export function checkpointPipelineConfig(path: string): PipelineConfig | undefined {
-  const raw = (loadCheckpoint(path).extra as { pipeline?: unknown } | undefined)?.pipeline;
+export function checkpointPipelineConfig(path: string, extra: Json | undefined): PipelineConfig | undefined {
+  const raw = (extra as { pipeline?: unknown } | undefined)?.pipeline;
   if (raw === undefined || raw === null) return undefined;
   const p = raw as Partial<Record<keyof PipelineConfig, unknown>>;
   const posInt = (x: unknown): boolean => Number.isInteger(x) && (x as number) >= 1;
@@ -330,12 +330,15 @@ export async function runTrain(argv: string[]): Promise<number> {
     throw new UsageError(`--resume ${String(f.resume)}: no such checkpoint file`);
   }
   const saved = f.resume !== undefined ? checkpointConfig(f.resume as string) : undefined;
+  const savedExtra = f.resume !== undefined ? loadCheckpoint(f.resume as string).extra : undefined;
   const cfg = resolveTrainConfig(f, given, saved);
-  if (f.freeze === true) return runFreezeTraining(f, given, cfg);
+  // A PipeTransformer checkpoint continues as a freeze run (its state is in extra.elastic).
+  const freezeCheckpoint = (savedExtra as { elastic?: unknown } | undefined)?.elastic !== undefined;
+  if (f.freeze === true || freezeCheckpoint) return runFreezeTraining(f, given, cfg);
   const strayFreeze = FREEZE_FLAG_NAMES.filter((n) => n !== "freeze" && given.has(n));
   if (strayFreeze.length) throw new UsageError(`${strayFreeze.map((n) => `--${n}`).join(", ")} only apply with --freeze`);
   // A pipeline checkpoint continues as that pipeline unless --schedule says otherwise.
-  const savedPipeline = f.resume !== undefined && f.schedule !== NO_PIPELINE ? checkpointPipelineConfig(f.resume as string) : undefined;
+  const savedPipeline = f.resume !== undefined && f.schedule !== NO_PIPELINE ? checkpointPipelineConfig(f.resume as string, savedExtra) : undefined;
   const pipeline = resolvePipelineConfig(f, given, savedPipeline);
   if (f.backend !== undefined) setBackend(f.backend as BackendName);
 

@@ -162,7 +162,7 @@ export class WorkerInterpreter {
    * copy its thin products will want); false when there is none. It never changes a result.
    */
   idle(): boolean {
-    return this.holdsWeights && this.pc > 0 && !this.done && prepareHeldCopy();
+    return this.holdsWeights && !this.done && prepareHeldCopy();
   }
 
   /** The physical stages this worker runs. */
