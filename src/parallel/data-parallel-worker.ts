@@ -17,7 +17,7 @@ import { createOptimizer } from "../optim/index.js";
 import { Rng } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import { ShmCollectives } from "../transport/shm-collectives.js";
-import { describeFailure } from "../transport/types.js";
+import { WorkerFailure } from "../transport/worker-group.js";
 import { broadcastBuffersSync, GradientAllReducer } from "./grad-sync.js";
 import {
   fromPlainOptimizerState, toPlainOptimizerState, type FromReplica, type ReplicaInit, type StateEntry, type ToReplica,
@@ -27,15 +27,7 @@ const init = workerData as ReplicaInit;
 const port = parentPort!;
 const post = (m: FromReplica, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
 
-let comm: ShmCollectives | null = null;
-let failed = false;
-
-function fail(e: unknown): void {
-  if (failed) return;
-  failed = true;
-  comm?.abort();
-  post({ type: "error", rank: init.rank, ...describeFailure(e) });
-}
+const failure = new WorkerFailure((f) => post({ type: "error", rank: init.rank, ...f }));
 
 try {
   const backend = setBackend(init.backend);
@@ -54,14 +46,14 @@ try {
   const params = model.namedParameters();
   const opt = createOptimizer(init.optimizer, params);
   if (init.optimizerState) opt.loadStateDict(fromPlainOptimizerState(init.optimizerState));
-  comm = new ShmCollectives(init.group, init.rank, { timeoutMs: init.timeoutMs });
+  const comm = new ShmCollectives(init.group, init.rank, { timeoutMs: init.timeoutMs });
+  failure.comm = comm;
   const reducer = new GradientAllReducer(params, comm);
   const buffers = model.namedBuffers();
-  const c = comm;
 
   port.on("message", (m: ToReplica) => {
     if (m.type === "close") { port.close(); return; }
-    if (failed) return;
+    if (failure.failed) return;
     try {
       if (m.type === "step") {
         const fault = init.faults.find((f) => f.replica === init.rank && f.step === m.step);
@@ -80,7 +72,7 @@ try {
         opt.setLrFactor(m.lrFactor);
         opt.step();
         opt.zeroGrad();
-        if (buffers.length > 0) broadcastBuffersSync(buffers, c, 0);
+        if (buffers.length > 0) broadcastBuffersSync(buffers, comm, 0);
         const t3 = performance.now();
         post({
           type: "done", rank: init.rank,
@@ -96,11 +88,11 @@ try {
         post({ type: "optimizer", rank: init.rank, state: toPlainOptimizerState(opt.stateDict()) });
       }
     } catch (e) {
-      fail(e);
+      failure.fail(e);
     }
   });
   post({ type: "ready", rank: init.rank, native });
 } catch (e) {
-  fail(e);
+  failure.fail(e);
   port.on("message", (m: ToReplica) => { if (m.type === "close") port.close(); });
 }

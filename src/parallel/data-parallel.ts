@@ -29,8 +29,8 @@ import { createModel } from "../nn/models/index.js";
 import type { ModelSpec } from "../nn/models/spec.js";
 import type { OptimizerConfig, OptimizerState } from "../optim/index.js";
 import { Tensor } from "../tensor/tensor.js";
-import { abortShmGroup, createShmGroup, type ShmGroupHandle } from "../transport/shm-collectives.js";
-import { shutdownWorkers } from "../transport/shutdown.js";
+import { createShmGroup, type ShmGroupHandle } from "../transport/shm-collectives.js";
+import { WorkerGroup } from "../transport/worker-group.js";
 import {
   fromPlainOptimizerState, toPlainOptimizerState, type FromReplica, type ReplicaFault, type ReplicaInit, type ReplicaMetrics,
   type StateEntry, type ToReplica,
@@ -76,40 +76,29 @@ export class DataParallelError extends Error {
   }
 }
 
-type Reply = FromReplica["type"];
-/** How long a replica's "aborted by another replica" error waits for that replica's own error. */
-const CAUSE_GRACE_MS = 1000;
-/** How long a replica asked to leave may take before its thread is killed. */
-const SHUTDOWN_GRACE_MS = 3000;
-interface Waiter { want: Reply; got: Map<number, FromReplica>; resolve: (m: Map<number, FromReplica>) => void; reject: (e: Error) => void }
-
 export class DataParallel {
-  private failure: Error | null = null;
-  private waiter: Waiter | null = null;
-  private closing = false;
-  private exited = 0;
   private steps = 0;
-  private pendingConsequence: NodeJS.Timeout | null = null;
-  private shutdownDone: Promise<void> | null = null;
-  private readonly exitedRanks = new Set<number>();
+  private readonly threads: WorkerGroup<FromReplica, ToReplica>;
   /** Per replica: OpenMP threads of the native addon in that thread (null on the reference backend). */
   nativeThreads: (number | null)[] = [];
 
-  private constructor(readonly replicas: number, readonly backend: BackendName, private readonly group: ShmGroupHandle,
+  private constructor(readonly replicas: number, readonly backend: BackendName, group: ShmGroupHandle,
     private readonly workers: Worker[]) {
-    workers.forEach((w, r) => {
-      w.on("message", (m: FromReplica) => this.onMessage(m));
-      w.on("error", (e: Error) => this.abort(new DataParallelError(r, `uncaught: ${e.message}`, e.stack)));
-      w.on("exit", (code) => {
-        this.exited++;
-        this.exitedRanks.add(r);
-        if (!this.closing) this.abort(new DataParallelError(r, `thread exited unexpectedly with code ${code}`));
-      });
+    this.threads = new WorkerGroup(workers, {
+      shmGroups: [group], leave: { type: "close" }, sender: (m) => m.rank,
+      errors: {
+        reported: (m) => new DataParallelError(m.rank, m.message, m.stack),
+        crashed: (r, e) => new DataParallelError(r, `uncaught: ${e.message}`, e.stack),
+        exited: (r, code) => new DataParallelError(r, `thread exited unexpectedly with code ${code}`),
+        unexpected: (m) => new DataParallelError(m.rank, `unexpected '${m.type}' message`),
+        busy: "data parallel: one call at a time (await the previous one)",
+        closed: "data-parallel run is closed",
+      },
     });
   }
 
   /** Replica threads still running. */
-  get liveReplicas(): number { return this.workers.length - this.exited; }
+  get liveReplicas(): number { return this.threads.live; }
 
   /** Starts R replica threads and waits until each has built its model. */
   static async create(o: DataParallelOptions): Promise<DataParallel> {
@@ -134,57 +123,12 @@ export class DataParallel {
       return new Worker(url, { workerData: init, env: { ...process.env, PIPEWRIGHT_BACKEND: backend }, execArgv });
     });
     const dp = new DataParallel(R, backend, group, workers);
-    const ready = await dp.collect("ready");
+    const ready = await dp.threads.collect("ready");
     dp.nativeThreads = [...Array(R).keys()].map((r) => {
       const m = ready.get(r);
       return m && m.type === "ready" && m.native ? m.native.ompThreads : null;
     });
     return dp;
-  }
-
-  private onMessage(m: FromReplica): void {
-    if (m.type === "error") {
-      const err = new DataParallelError(m.rank, m.message, m.stack);
-      if (m.abortedBy === undefined) { this.abort(err); return; }
-      // Only a consequence of another replica's failure: that replica's own error (posted from
-      // another thread, so possibly later) is the one to report; wait briefly for it.
-      this.pendingConsequence ??= setTimeout(() => this.abort(err), CAUSE_GRACE_MS);
-      return;
-    }
-    const w = this.waiter;
-    if (!w || w.want !== m.type) { this.abort(new DataParallelError(m.rank, `unexpected '${m.type}' message`)); return; }
-    w.got.set(m.rank, m);
-    if (w.got.size === this.workers.length) { this.waiter = null; w.resolve(w.got); }
-  }
-
-  private abort(err: Error): void {
-    if (this.pendingConsequence) { clearTimeout(this.pendingConsequence); this.pendingConsequence = null; }
-    if (this.failure) return;
-    this.failure = err;
-    this.closing = true;
-    abortShmGroup(this.group);
-    const waiter = this.waiter;
-    this.waiter = null;
-    waiter?.reject(err);
-    void this.shutdown();
-  }
-
-  /**
-   * Asks every replica to leave and waits for the threads to end; kills the ones still running after
-   * SHUTDOWN_GRACE_MS. Killing a thread while it runs a native kernel can abort the whole process
-   * (the addon throws a C++ exception nobody catches once the isolate is terminating), so threads
-   * are asked first: a replica busy in a step finishes it (or stops at the aborted all-reduce).
-   */
-  private shutdown(): Promise<void> {
-    this.shutdownDone ??= shutdownWorkers(this.workers, this.exitedRanks, { type: "close" } satisfies ToReplica, SHUTDOWN_GRACE_MS);
-    return this.shutdownDone;
-  }
-
-  private collect(want: Reply): Promise<Map<number, FromReplica>> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.closing) return Promise.reject(new Error("data-parallel run is closed"));
-    if (this.waiter) return Promise.reject(new Error("data parallel: one call at a time (await the previous one)"));
-    return new Promise((resolve, reject) => { this.waiter = { want, got: new Map(), resolve, reject }; });
   }
 
   /**
@@ -193,11 +137,11 @@ export class DataParallel {
    * (an LR schedule's value for this step).
    */
   async step(x: Tensor, y: Int32Array, lrFactor = 1): Promise<DataParallelStepResult> {
-    if (this.failure) throw this.failure;
+    if (this.threads.failure) throw this.threads.failure;
     const t0 = performance.now();
     const shards = shardBatch(x, y, this.replicas);
     const scale = 1 / y.length;
-    const done = this.collect("done");
+    const done = this.threads.collect("done");
     const step = this.steps++;
     shards.forEach((s, r) => {
       const msg: ToReplica = { type: "step", step, x: s.x.data, shape: [...s.x.shape], y: s.y, scale, lrFactor };
@@ -225,8 +169,8 @@ export class DataParallel {
 
   /** Every replica's parameters and buffers, in rank order (to check they agree). */
   async replicaStates(): Promise<Map<string, Tensor>[]> {
-    if (this.failure) throw this.failure;
-    const replies = this.collect("state");
+    if (this.threads.failure) throw this.threads.failure;
+    const replies = this.threads.collect("state");
     for (const w of this.workers) w.postMessage({ type: "state" } satisfies ToReplica);
     const got = await replies;
     return [...Array(this.replicas).keys()].map((r) => {
@@ -238,17 +182,21 @@ export class DataParallel {
 
   /** Replica 0's optimizer state (single-device shape: it can resume a one-device run). */
   async optimizerState(): Promise<OptimizerState> {
-    if (this.failure) throw this.failure;
-    const replies = this.collect("optimizer");
+    if (this.threads.failure) throw this.threads.failure;
+    const replies = this.threads.collect("optimizer");
     for (const w of this.workers) w.postMessage({ type: "optimizer" } satisfies ToReplica);
     const m = (await replies).get(0)!;
     if (m.type !== "optimizer") throw new Error("replica 0 sent no optimizer state");
     return fromPlainOptimizerState(m.state);
   }
 
+  /**
+   * Asks every replica to leave and waits for the threads to end; kills the ones still running after
+   * a grace period. Threads are asked first: a replica busy in a step finishes it (or stops at the
+   * aborted all-reduce).
+   */
   async close(): Promise<void> {
-    this.closing = true;
-    await this.shutdown();
+    await this.threads.close();
   }
 }
 

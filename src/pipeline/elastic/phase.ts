@@ -9,8 +9,8 @@ import type { ModelSpec } from "../../nn/models/spec.js";
 import { fromPlain, mergeStates, sliceState, toPlain, type OptimizerState } from "../../optim/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { numel } from "../../tensor/shape.js";
-import { abortShmGroup, createShmGroup, type ShmGroupHandle } from "../../transport/shm-collectives.js";
-import { shutdownWorkers } from "../../transport/shutdown.js";
+import { createShmGroup, type ShmGroupHandle } from "../../transport/shm-collectives.js";
+import { WorkerGroup } from "../../transport/worker-group.js";
 import { splitLabels, splitTensor } from "../../data/microbatch.js";
 import { shardBatch } from "../../parallel/shard.js";
 import type { MicrobatchMetrics } from "../stage.js";
@@ -55,29 +55,21 @@ export interface PhaseStepResult {
   prefixOut: Tensor | null;
 }
 
-/** How long a replica's "aborted by another replica" error waits for that replica's own error. */
-const CAUSE_GRACE_MS = 1000;
-/** How long a worker asked to leave may take before it is terminated. */
-const SHUTDOWN_GRACE_MS = 3000;
-
-type Waiter = { want: FromElasticWorker["type"]; got: Map<number, FromElasticWorker>; resolve: (m: Map<number, FromElasticWorker>) => void; reject: (e: Error) => void };
-
 export class ElasticPhase {
-  private failure: Error | null = null;
-  private waiter: Waiter | null = null;
-  private closing = false;
-  private readonly exited = new Set<number>();
-  private pendingConsequence: NodeJS.Timeout | null = null;
-  private shutdownDone: Promise<void> | null = null;
+  private readonly threads: WorkerGroup<FromElasticWorker, ToElasticWorker>;
 
-  private constructor(readonly layout: PhaseLayout, private readonly workers: Worker[], private readonly groups: ShmGroupHandle[]) {
-    workers.forEach((w, i) => {
-      w.on("message", (m: FromElasticWorker) => this.onMessage(m));
-      w.on("error", (e: Error) => this.abort(new Error(`elastic worker ${i} crashed: ${e.message}`)));
-      w.on("exit", (code) => {
-        this.exited.add(i);
-        if (!this.closing) this.abort(new Error(`elastic worker ${i} exited unexpectedly with code ${code}`));
-      });
+  private constructor(readonly layout: PhaseLayout, private readonly workers: Worker[], groups: ShmGroupHandle[]) {
+    this.threads = new WorkerGroup(workers, {
+      shmGroups: groups, leave: { type: "close" }, sender: (m) => m.worker,
+      errors: {
+        // The worker's message already names its replica and stage.
+        reported: (m) => new Error(`elastic worker ${m.message}`),
+        crashed: (i, e) => new Error(`elastic worker ${i} crashed: ${e.message}`),
+        exited: (i, code) => new Error(`elastic worker ${i} exited unexpectedly with code ${code}`),
+        unexpected: (m) => new Error(`unexpected '${m.type}' message from elastic worker ${m.worker}`),
+        busy: "elastic phase: one call at a time",
+        closed: "elastic phase is closed",
+      },
     });
   }
 
@@ -105,53 +97,8 @@ export class ElasticPhase {
       }
     }
     const phase = new ElasticPhase(o.layout, workers, groups);
-    await phase.collect("ready");
+    await phase.threads.collect("ready");
     return phase;
-  }
-
-  private onMessage(m: FromElasticWorker): void {
-    if (m.type === "error") {
-      const err = new Error(`elastic worker ${m.message}`);
-      if (m.abortedBy === undefined) { this.abort(err); return; }
-      // Only a consequence of another replica's failure: that replica's own error (posted from
-      // another thread, so possibly later) is the one to report; wait briefly for it.
-      this.pendingConsequence ??= setTimeout(() => this.abort(err), CAUSE_GRACE_MS);
-      return;
-    }
-    const w = this.waiter;
-    if (!w || w.want !== m.type) { this.abort(new Error(`unexpected '${m.type}' message from elastic worker ${m.worker}`)); return; }
-    w.got.set(m.worker, m);
-    if (w.got.size === this.expected) { this.waiter = null; w.resolve(w.got); }
-  }
-
-  private expected = 0;
-
-  private abort(err: Error): void {
-    if (this.pendingConsequence) { clearTimeout(this.pendingConsequence); this.pendingConsequence = null; }
-    if (this.failure) return;
-    this.failure = err;
-    this.closing = true;
-    for (const g of this.groups) abortShmGroup(g);
-    const waiter = this.waiter;
-    this.waiter = null;
-    waiter?.reject(err);
-    void this.shutdown();
-  }
-
-  /**
-   * Asks every worker to leave and waits for the threads to end (see shutdownWorkers); a worker
-   * blocked in an aborted all-reduce stops by itself.
-   */
-  private shutdown(): Promise<void> {
-    this.shutdownDone ??= shutdownWorkers(this.workers, this.exited, { type: "close" } satisfies ToElasticWorker, SHUTDOWN_GRACE_MS);
-    return this.shutdownDone;
-  }
-
-  private collect(want: FromElasticWorker["type"], count = this.workers.length): Promise<Map<number, FromElasticWorker>> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.waiter) return Promise.reject(new Error("elastic phase: one call at a time"));
-    this.expected = count;
-    return new Promise((resolve, reject) => { this.waiter = { want, got: new Map(), resolve, reject }; });
   }
 
   /** Smallest replica shard of an n-example batch must hold M examples. */
@@ -162,9 +109,9 @@ export class ElasticPhase {
    * micro-batches; loss scale 1 / n (the pipeline's rule), gradients summed over replicas.
    */
   async step(x: Tensor, y: Int32Array, lrFactor: number, fill = false): Promise<PhaseStepResult> {
-    if (this.failure) throw this.failure;
+    if (this.threads.failure) throw this.threads.failure;
     const { stages: S, replicas: R, microbatches: M } = this.layout;
-    const done = this.collect("done");
+    const done = this.threads.collect("done");
     const scale = 1 / y.length;
     shardBatch(x, y, R).forEach((sh, r) => {
       // Labels follow their examples (T per example for next-token targets).
@@ -210,7 +157,7 @@ export class ElasticPhase {
   /** Parameters and buffers of every stage (replica 0), named as in the full model. */
   async stateDict(): Promise<Map<string, Tensor>> {
     const S = this.layout.stages;
-    const replies = this.collect("state", S);
+    const replies = this.threads.collect("state", S);
     for (let s = 0; s < S; s++) this.workers[s].postMessage({ type: "state" } satisfies ToElasticWorker);
     const out = new Map<string, Tensor>();
     for (const m of (await replies).values()) if (m.type === "state") for (const [k, d, sh] of m.entries) out.set(k, new Tensor(d, sh));
@@ -220,7 +167,7 @@ export class ElasticPhase {
   /** Optimizer state of every stage (replica 0) merged in `order`, or null when nothing is trainable. */
   async optimizerState(order: readonly string[]): Promise<OptimizerState | null> {
     const S = this.layout.stages;
-    const replies = this.collect("optimizer", S);
+    const replies = this.threads.collect("optimizer", S);
     for (let s = 0; s < S; s++) this.workers[s].postMessage({ type: "optimizer" } satisfies ToElasticWorker);
     const got = await replies;
     const parts: OptimizerState[] = [];
@@ -230,9 +177,7 @@ export class ElasticPhase {
 
   /** Asks every worker to leave; terminates the ones still running after a grace period. */
   async close(): Promise<void> {
-    this.closing = true;
-    if (this.pendingConsequence) { clearTimeout(this.pendingConsequence); this.pendingConsequence = null; }
-    await this.shutdown();
+    await this.threads.close();
   }
 }
 

@@ -10,7 +10,7 @@ import { setBackend } from "../../backend/index.js";
 import { createModel } from "../../nn/models/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { ShmCollectives } from "../../transport/shm-collectives.js";
-import { describeFailure } from "../../transport/types.js";
+import { WorkerFailure } from "../../transport/worker-group.js";
 import { GradientAllReducer } from "../../parallel/grad-sync.js";
 import { generateSchedule } from "../schedule/index.js";
 import { Stage, type MicrobatchMetrics } from "../stage.js";
@@ -24,16 +24,8 @@ const init = workerData as ElasticWorkerInit;
 const port = parentPort!;
 const id = init.replica * init.ranges.length + init.stage;
 const post = (m: FromElasticWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
-let comm: ShmCollectives | null = null;
-let failed = false;
-
-function fail(e: unknown): void {
-  if (failed) return;
-  failed = true;
-  comm?.abort();
-  const f = describeFailure(e);
-  post({ type: "error", worker: id, ...f, message: `replica ${init.replica}, stage ${init.stage}: ${f.message}` });
-}
+const failure = new WorkerFailure((f) =>
+  post({ type: "error", worker: id, ...f, message: `replica ${init.replica}, stage ${init.stage}: ${f.message}` }));
 
 try {
   setBackend(init.backend);
@@ -54,7 +46,8 @@ try {
   const optimizer = createOptimizer(init.optimizer, params);
   if (optimizer && init.optimizerState) optimizer.loadStateDict(sliceState(fromPlain(init.optimizerState), params.map(([n]) => n)));
   const phys: PhysicalStage = { index: s, chunks: [stage], optimizer };
-  if (init.group) comm = new ShmCollectives(init.group, init.replica, { timeoutMs: init.timeoutMs });
+  const comm = init.group ? new ShmCollectives(init.group, init.replica, { timeoutMs: init.timeoutMs }) : null;
+  failure.comm = comm;
   const reducer = comm ? new GradientAllReducer(params, comm) : null;
   const layerOf = params.map(([n]) => Number(n.split(".")[1]));
   let gradSq: [number, number][] = [];
@@ -93,7 +86,7 @@ try {
   let prefixOut: { data: Float32Array; shape: number[] }[] = [];
 
   const pump = (): void => {
-    if (!running || failed) return;
+    if (!running || failure.failed) return;
     try {
       if (!interp.pump()) return;
       running = false;
@@ -102,17 +95,17 @@ try {
       prefixOut = [];
       post({ type: "done", worker: id, metrics: metrics.splice(0), busy: bz.F + bz.B + bz.W + bz.STEP, gradSq, prefixOut: out },
         out.map((o) => o.data.buffer as ArrayBuffer));
-    } catch (e) { fail(e); }
+    } catch (e) { failure.fail(e); }
   };
   for (const p of [init.prev, init.next]) {
     p?.on("message", (m: PeerMessage) => {
-      try { interp.deliver(m.key, { kind: "tensor", data: m.data, shape: m.shape }); } catch (e) { fail(e); return; }
+      try { interp.deliver(m.key, { kind: "tensor", data: m.data, shape: m.shape }); } catch (e) { failure.fail(e); return; }
       pump();
     });
   }
   port.on("message", (m: ToElasticWorker) => {
     if (m.type === "close") { init.prev?.close(); init.next?.close(); port.close(); return; }
-    if (failed) return;
+    if (failure.failed) return;
     try {
       if (m.type === "step") {
         const t0 = performance.now();
@@ -136,10 +129,10 @@ try {
       } else if (m.type === "optimizer") {
         post({ type: "optimizer", worker: id, state: optimizer ? toPlain(optimizer.stateDict()) : null });
       }
-    } catch (e) { fail(e); }
+    } catch (e) { failure.fail(e); }
   });
   post({ type: "ready", worker: id });
 } catch (e) {
-  fail(e);
+  failure.fail(e);
   port.on("message", (m: ToElasticWorker) => { if (m.type === "close") { init.prev?.close(); init.next?.close(); port.close(); } });
 }
