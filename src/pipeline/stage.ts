@@ -144,9 +144,6 @@ export class Stage {
   private readonly dropouts: Dropout[] = [];
   private readonly restorers: (() => void)[] = [];
   private readonly params: Tensor[];
-
-  /** The stage's parameters (every unit's, in model order). */
-  get parameters(): readonly Tensor[] { return this.params; }
   private deferChecked = false;
 
   constructor(o: StageOptions) {
@@ -190,6 +187,9 @@ export class Stage {
     for (const [i, m] of this.units) for (const [k, t] of m.stateDict(`layers.${i}`)) out.set(k, t);
     return out;
   }
+
+  /** The stage's parameters (every unit's, in model order). */
+  get parameters(): readonly Tensor[] { return this.params; }
 
   /** Micro-batches whose activations (or inputs, when recomputing) are held right now. */
   get liveMicrobatches(): number { return this.saved.size; }
