@@ -104,6 +104,13 @@ export interface InterpreterOptions {
    * own overhead can be measured apart from the machine's parallelism.
    */
   actionDelay?(a: Action): number;
+  /**
+   * The stages' weights change only through this interpreter's STEPs, also between lists (a worker
+   * thread owns its stages): keep them held from one list to the next, so layout copies can be made
+   * while the worker waits for the next list. Without it (inline: the caller shares the model) they
+   * are held only while a list runs.
+   */
+  ownsWeights?: boolean;
 }
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
@@ -158,11 +165,12 @@ export class WorkerInterpreter {
   }
 
   /**
-   * Background work for a worker whose next action waits for a message: one unit (a weight-layout
-   * copy its thin products will want); false when there is none. It never changes a result.
+   * Background work for a worker whose next action waits for a message (or, when it owns its
+   * weights, for the next list): one unit (a weight-layout copy its thin products will want); false
+   * when there is none. It never changes a result.
    */
   idle(): boolean {
-    return this.holdsWeights && !this.done && prepareHeldCopy();
+    return this.holdsWeights && (!this.done || this.o.ownsWeights === true) && prepareHeldCopy();
   }
 
   /** The physical stages this worker runs. */
@@ -236,7 +244,7 @@ export class WorkerInterpreter {
       }
       this.pc += run;
     }
-    this.hold(false);
+    if (!this.o.ownsWeights) this.hold(false);
     return true;
   }
 

@@ -43,9 +43,8 @@ function pump(): void {
       running = false;
       const b = interp.busy;
       post({ type: "done", worker: init.worker, metrics: metrics.splice(0), busy: b.F + b.B + b.W + b.STEP, peaks: [...interp.peakLive] });
-    } else {
-      idleSoon();
     }
+    idleSoon();
   } catch (e) {
     failed = true;
     fail(e);
@@ -60,7 +59,8 @@ function idleSoon(): void {
   idleQueued = true;
   setImmediate(() => {
     idleQueued = false;
-    if (!running || failed || interp.waitingFor().length === 0) return;
+    // Between lists (its weights are its own) or waiting for a message inside one.
+    if (failed || (running && interp.waitingFor().length === 0)) return;
     try {
       if (interp.idle()) idleSoon();
     } catch (e) {
@@ -103,6 +103,7 @@ try {
     hooks: asyncRuntime?.hooks,
     actionDelay: syntheticDelay(init.setup),
     onMetrics: (mb, m) => { metrics.push([mb, m]); },
+    ownsWeights: true, // no message but "step" writes them (state, optimizer: reads)
   });
   model = null; // only this worker's units stay alive (held by its stages)
   for (const [w, p] of Object.entries(peers)) {
