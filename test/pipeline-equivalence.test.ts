@@ -21,7 +21,7 @@ import { InlineExecutor } from "../src/pipeline/runtime/inline.js";
 import { ThreadsExecutor } from "../src/pipeline/runtime/threads.js";
 import type { OptimizerConfig, PipelineSetup, RecomputeMode } from "../src/pipeline/runtime/setup.js";
 import type { Executor } from "../src/pipeline/runtime/executor.js";
-import { generateSchedule, validateSchedule } from "../src/pipeline/schedule/index.js";
+import { generateSchedule, validateSchedule, type WeightGradMode } from "../src/pipeline/schedule/index.js";
 import { Rng } from "../src/tensor/random.js";
 import { Tensor } from "../src/tensor/tensor.js";
 
@@ -96,8 +96,10 @@ function singleDeviceMicrobatched(spec: ModelSpec, data: Batch[], M: number): Ma
 interface Case { schedule: string; S: number; M: number; v: number }
 
 async function runPipeline(spec: ModelSpec, c: Case, recompute: RecomputeMode, executor: "inline" | "threads",
-  data: Batch[]): Promise<{ state: Map<string, Tensor>; losses: number[]; peaks: number[]; expectedPeaks: number[] }> {
-  const schedule = generateSchedule(c.schedule, { stages: c.S, microbatches: c.M, chunks: c.v });
+  data: Batch[], weightGrads: WeightGradMode = "microbatch"):
+  Promise<{ state: Map<string, Tensor>; losses: number[]; peaks: number[]; expectedPeaks: number[] }> {
+  const schedule = generateSchedule(c.schedule, { stages: c.S, microbatches: c.M, chunks: c.v, weightGrads });
+  if (weightGrads === "step") assert.ok(schedule.splitBackward && schedule.workers.some((l) => l.some((a) => a.kind === "W")), "step mode has W actions");
   const model = createModel(spec, SEED);
   const setup: PipelineSetup = { model: spec, seed: SEED, schedule, balance: uniformBalance(model.units.length, c.S * c.v), recompute, optimizer: OPT };
   const ex: Executor = executor === "inline"
@@ -108,7 +110,7 @@ async function runPipeline(spec: ModelSpec, c: Case, recompute: RecomputeMode, e
     let peaks: number[] = [];
     for (const b of data) {
       const parts = splitBatch(b, c.M);
-      const r = await ex.step({ inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / N });
+      const r = await ex.step({ inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / b.y.length });
       losses.push(r.loss);
       peaks = r.peakActivations;
     }
@@ -317,28 +319,6 @@ function wideBatches(): Batch[] {
   return Array.from({ length: STEPS }, () => ({ x: Tensor.randn([WIDE_N, 48], rng), y: Int32Array.from({ length: WIDE_N }, () => rng.int(5)) }));
 }
 
-async function runStepMode(c: Case, recompute: RecomputeMode, executor: "inline" | "threads", data: Batch[]):
-  Promise<{ state: Map<string, Tensor>; losses: number[]; peaks: number[]; expectedPeaks: number[] }> {
-  const schedule = generateSchedule(c.schedule, { stages: c.S, microbatches: c.M, chunks: c.v, weightGrads: "step" });
-  assert.ok(schedule.splitBackward && schedule.workers.some((l) => l.some((a) => a.kind === "W")), "step mode has W actions");
-  const model = createModel(WIDE, SEED);
-  const setup: PipelineSetup = { model: WIDE, seed: SEED, schedule, balance: uniformBalance(model.units.length, c.S * c.v), recompute, optimizer: OPT };
-  const ex: Executor = executor === "inline" ? new InlineExecutor(model, setup) : await ThreadsExecutor.create(setup, model.stateDict());
-  try {
-    const losses: number[] = [];
-    let peaks: number[] = [];
-    for (const b of data) {
-      const parts = splitBatch(b, c.M);
-      const r = await ex.step({ inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / WIDE_N });
-      losses.push(r.loss);
-      peaks = r.peakActivations;
-    }
-    return { state: await ex.stateDict(), losses, peaks, expectedPeaks: validateSchedule(schedule).peakActivations };
-  } finally {
-    await ex.close();
-  }
-}
-
 test("weightGrads 'step' (gpipe, 1f1b, interleaved, zb-h1): equals single-device training; threads equals inline bit for bit", async () => {
   const data = wideBatches();
   const expected = singleDevice(WIDE, data);
@@ -352,9 +332,9 @@ test("weightGrads 'step' (gpipe, 1f1b, interleaved, zb-h1): equals single-device
   ];
   for (const [c, r] of cases) {
     const what = `step-mode ${label(c, r)}`;
-    const inline = await runStepMode(c, r, "inline", data);
+    const inline = await runPipeline(WIDE, c, r, "inline", data, "step");
     assertClose(inline.state, expected, `inline ${what}`);
-    const threads = await runStepMode(c, r, "threads", data);
+    const threads = await runPipeline(WIDE, c, r, "threads", data, "step");
     assertIdentical(inline.state, threads.state, `threads ${what}`);
     assert.deepEqual(threads.losses, inline.losses, `losses ${what}`);
     assert.deepEqual(inline.peaks, inline.expectedPeaks, `inline peak activations ${what}`);

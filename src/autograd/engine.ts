@@ -198,10 +198,8 @@ export function backward(roots: Tensor | readonly Tensor[], grads?: readonly (Te
   }
   // Output gradients of the ops that feed a deferred leaf directly, kept for the later pass.
   const later: [GradFn, Float32Array][] = [];
-  const accumulateLeaf = (t: Tensor, g: Float32Array): void => {
-    if (t.grad) be.axpby(1, g, 1, t.grad.data);
-    else t.grad = new Tensor(own(g), t.shape);
-  };
+  // A leaf taking g over as its .grad must own it (g may be passed through to others).
+  const accumulateLeaf = (t: Tensor, g: Float32Array): void => accumulateInto(t, t.grad ? g : own(g));
 
   for (const t of order) {
     const g = pending.get(t);
