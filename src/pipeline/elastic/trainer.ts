@@ -10,6 +10,8 @@
 // the S stages AutoPipe chose (balanceByCost on their parameter counts); stage 0 runs the prefix
 // (no graph) only on batches whose samples are not all cached yet, and sends the outputs back.
 import { noGrad } from "../../autograd/engine.js";
+import { mergeTensors, splitTensor } from "../../data/microbatch.js";
+import { shardBatch } from "../../parallel/shard.js";
 import { createModel } from "../../nn/models/index.js";
 import type { Model } from "../../nn/models/model.js";
 import { DEFAULTS, type ModelSpec } from "../../nn/models/spec.js";
@@ -244,10 +246,16 @@ export class ElasticTrainer {
     return out.shape.slice(1);
   }
 
-  /** The prefix's outputs recomputed on the main thread (to check the cache against). */
+  /**
+   * The prefix's outputs recomputed on the main thread (to check the cache against), micro-batch by
+   * micro-batch of each replica's shard as stage 0 computes them: a product's kernel depends on its
+   * row count, so the whole batch at once need not round the same.
+   */
   recomputePrefix(x: Tensor): Tensor {
     const mods = runnableUnits(this.model).slice(0, this.layout.prefix).map((u) => u.module);
-    return noGrad(() => mods.reduce((h, m) => m.forward(h), x));
+    const labels = new Int32Array(x.shape[0]);
+    const parts = shardBatch(x, labels, this.layout.replicas).flatMap((sh) => splitTensor(sh.x, this.layout.microbatches));
+    return mergeTensors(parts.map((p) => noGrad(() => mods.reduce((h, m) => m.forward(h), p))));
   }
 
   async close(): Promise<void> {
