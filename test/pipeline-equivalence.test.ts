@@ -344,3 +344,30 @@ test("weightGrads 'step' (gpipe, 1f1b, interleaved, zb-h1): equals single-device
   const wrong = singleDevice(WIDE, data.map((b) => ({ x: new Tensor(b.x.data.slice(0, WIDE_N * 24), [WIDE_N / 2, 48]), y: b.y.slice(0, WIDE_N / 2) })));
   assert.throws(() => assertClose(wrong, expected, "half batches"), /differs/);
 });
+
+// Layout copies only ever speed things up: a worker that made every held weight's W^T copy before
+// its first use (warm), one that never made a copy ahead of use (cold) and the default timing-driven
+// one end with the same bits, on both executors. (On AVX2 the plain and the transposed-copy products
+// round differently, so a kernel chosen by whether a copy exists would show here, run under
+// scripts/test-other-isa.)
+test("layout cache forced cold and forced warm: the same bits on inline and threads", async () => {
+  const data = wideBatches();
+  const before = process.env.PIPEWRIGHT_LAYOUT_CACHE;
+  const runs = new Map<string, Map<string, Tensor>>();
+  try {
+    for (const mode of ["cold", "warm", "auto"]) {
+      process.env.PIPEWRIGHT_LAYOUT_CACHE = mode;
+      for (const [c, wg] of [[{ schedule: "1f1b", S: 2, M: 4, v: 1 }, "microbatch"], [{ schedule: "gpipe", S: 2, M: 4, v: 1 }, "step"]] as const) {
+        for (const executor of ["inline", "threads"] as const) {
+          runs.set(`${mode} ${executor} ${c.schedule} ${wg}`, (await runPipeline(WIDE, c, "never", executor, data, wg)).state);
+        }
+      }
+    }
+  } finally {
+    if (before === undefined) delete process.env.PIPEWRIGHT_LAYOUT_CACHE; else process.env.PIPEWRIGHT_LAYOUT_CACHE = before;
+  }
+  for (const wg of ["1f1b microbatch", "gpipe step"]) {
+    const ref = runs.get(`cold inline ${wg}`)!;
+    for (const [k, s] of runs) if (k.endsWith(wg)) assertIdentical(s, ref, `${k} vs cold inline`);
+  }
+});

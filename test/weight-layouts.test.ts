@@ -1,6 +1,7 @@
 // Held weights and their transposed copies (autograd/weight-layouts.ts): heldTranspose is null for
-// unheld weights and on a held weight's first use, and from the second use the transpose of the
-// weight's current values (checked against a transpose written out here); prepareHeldCopy makes
+// unheld weights and, from a held weight's first use on, the transpose of the weight's current values
+// (checked against a transpose written out here), so which kernel a thin product runs never depends
+// on whether a copy was made ahead of time; prepareHeldCopy makes
 // copies only for weights that had one in their previous hold; linear's input gradient through a
 // held copy equals the unheld one (exactly on the reference backend, which sums in the same order
 // either way; within the float32 dot-product bound on the native backend). Holds are module-global:
@@ -9,7 +10,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { backward } from "../src/autograd/engine.js";
 import { linear, mul, sum } from "../src/autograd/index.js";
-import { heldTranspose, holdWeights, prepareHeldCopy, releaseWeights, THIN_ROWS } from "../src/autograd/weight-layouts.js";
+import { heldHasCopy, heldTranspose, holdWeights, prepareHeldCopy, releaseWeights, THIN_ROWS } from "../src/autograd/weight-layouts.js";
 import { loadNative, useBackend, type Backend } from "../src/backend/index.js";
 import { referenceBackend } from "../src/backend/reference.js";
 import { Rng } from "../src/tensor/random.js";
@@ -40,7 +41,7 @@ function withBackend<T>(b: Backend, fn: () => T): T {
 
 const native = loadNative();
 
-test("heldTranspose: null when unheld and on the first use; the transpose from the second use; fresh after release, change, re-hold", () => {
+test("heldTranspose: null when unheld; the transpose from the first use of a hold; fresh after release, change, re-hold", () => {
   const w = randn([5, 3]);
   const bias = randn([5]);
   assert.equal(heldTranspose(w), null);
@@ -48,15 +49,12 @@ test("heldTranspose: null when unheld and on the first use; the transpose from t
   holdWeights([w, bias]);
   try {
     assert.equal(heldTranspose(bias), null, "1-D tensors are not held");
-    assert.equal(heldTranspose(bias), null);
-    assert.equal(heldTranspose(w), null, "first use: no copy");
     const t = heldTranspose(w);
-    assert.ok(t, "second use: a copy");
+    assert.ok(t, "first use: a copy (the same kernel on every use)");
     assert.deepEqual(t, transposed(w));
-    assert.equal(heldTranspose(w), t, "third use: the same cached copy");
-    // Holding again while held changes nothing (no reset of the use count).
+    assert.equal(heldTranspose(w), t, "second use: the same cached copy");
     holdWeights([w]);
-    assert.equal(heldTranspose(w), t);
+    assert.equal(heldTranspose(w), t, "holding again while held keeps the copy");
   } finally {
     releaseWeights([w, bias]);
   }
@@ -65,8 +63,7 @@ test("heldTranspose: null when unheld and on the first use; the transpose from t
   for (let i = 0; i < w.size; i++) w.data[i] = w.data[i] * -2 + 1;
   holdWeights([w]);
   try {
-    assert.equal(heldTranspose(w), null, "first use of the new hold");
-    assert.deepEqual(heldTranspose(w), transposed(w), "second use: transpose of the new values");
+    assert.deepEqual(heldTranspose(w), transposed(w), "first use of the new hold: transpose of the new values");
   } finally {
     releaseWeights([w]);
   }
@@ -74,31 +71,26 @@ test("heldTranspose: null when unheld and on the first use; the transpose from t
 
 test("prepareHeldCopy: only for weights that had a copy in their previous hold; false when there is none", () => {
   const used = randn([4, 6]);
-  const once = randn([3, 4]);
   const never = randn([2, 2]);
   assert.equal(prepareHeldCopy(), false, "nothing held");
-  holdWeights([used, once, never]);
+  holdWeights([used, never]);
   try {
     assert.equal(prepareHeldCopy(), false, "first hold: no weight had a copy before");
-    heldTranspose(used);
     heldTranspose(used); // copy made
-    heldTranspose(once); // one use: no copy
   } finally {
-    releaseWeights([used, once, never]);
+    releaseWeights([used, never]);
   }
   assert.equal(prepareHeldCopy(), false, "released: nothing held");
   for (let i = 0; i < used.size; i++) used.data[i] += 0.5;
-  holdWeights([used, once, never]);
+  holdWeights([used, never]);
   try {
     assert.equal(prepareHeldCopy(), true, "`used` had a copy: one is made ahead of use");
     assert.equal(prepareHeldCopy(), false, "and nothing else qualifies");
     const t = heldTranspose(used);
     assert.ok(t, "the prepared copy serves the first use");
     assert.deepEqual(t, transposed(used), "prepared from the current values");
-    assert.equal(heldTranspose(once), null, "`once` still waits for its second use");
-    assert.equal(heldTranspose(never), null);
   } finally {
-    releaseWeights([used, once, never]);
+    releaseWeights([used, never]);
   }
 });
 
@@ -116,8 +108,8 @@ function linearGrads(w0: Tensor, b0: Tensor, xs: Tensor[], cs: Tensor[], hold: b
       backward(sum(mul(linear(x, w, b), cs[i])));
       return x.grad!.data.slice();
     });
-    // Uses so far decide whether a copy exists: one more call returns it (use >= 2) or null.
-    const copied = hold && heldTranspose(w) !== null;
+    // A thin backward made the copy; a wide one never asked for it.
+    const copied = hold && heldHasCopy(w);
     return { dx, dw: w.grad!.data.slice(), db: b.grad!.data.slice(), copied };
   } finally {
     if (hold) releaseWeights([w, b]);
@@ -151,7 +143,7 @@ test("linear with a held weight (reference backend): the same gradients bit for 
       }
       assert.deepEqual(held.dx[2], want, `rows=${rows}: dx through the copy is c W`);
     }
-    // Beyond THIN_ROWS the copy is never asked for (the weight's uses stay at zero).
+    // Beyond THIN_ROWS the copy is never asked for.
     const wide = thinCase(THIN_ROWS + 1, 6, 8, 2);
     assert.equal(linearGrads(wide.w, wide.b, wide.xs, wide.cs, true).copied, false);
   });

@@ -20,9 +20,23 @@ const held = new Map<Tensor, { transposed: Float32Array | null }>();
 /** A released weight's copy buffer, reused by its next copy (fresh 4 MB buffers cost page faults). */
 const spare = new WeakMap<Tensor, Float32Array>();
 
+/**
+ * Test instrumentation: PIPEWRIGHT_LAYOUT_CACHE=cold makes no copy ahead of use, =warm makes every
+ * held weight's copy when it is held; results must not change either way. Read per call, so a test
+ * can switch it, and worker threads see the value of their creation.
+ */
+function cacheMode(): "cold" | "warm" | "auto" {
+  const m = process.env.PIPEWRIGHT_LAYOUT_CACHE;
+  return m === "cold" || m === "warm" ? m : "auto";
+}
+
 /** Promises that the values of `weights` stay fixed until releaseWeights(weights). */
 export function holdWeights(weights: readonly Tensor[]): void {
-  for (const w of weights) if (w.rank === 2 && !held.has(w)) held.set(w, { transposed: null });
+  const warm = cacheMode() === "warm";
+  for (const w of weights) {
+    if (w.rank !== 2 || held.has(w)) continue;
+    held.set(w, { transposed: warm ? transposeInto(w, spare.get(w) ?? emptyFloat32(w.size)) : null });
+  }
 }
 
 /**
@@ -30,6 +44,7 @@ export function holdWeights(weights: readonly Tensor[]): void {
  * in thin products). Returns false when there was nothing left to do.
  */
 export function prepareHeldCopy(): boolean {
+  if (cacheMode() === "cold") return false;
   for (const [w, h] of held) {
     if (h.transposed || !spare.has(w)) continue;
     h.transposed = transposeInto(w, spare.get(w)!);
@@ -58,4 +73,9 @@ export function heldTranspose(w: Tensor): Float32Array | null {
   if (!h) return null;
   h.transposed ??= transposeInto(w, spare.get(w) ?? emptyFloat32(w.size));
   return h.transposed;
+}
+
+/** Whether a held weight's copy exists now (for tests and diagnostics; results never depend on it). */
+export function heldHasCopy(w: Tensor): boolean {
+  return held.get(w)?.transposed != null;
 }

@@ -213,6 +213,11 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
     progress: o.progress, log, elapsedBefore, history,
   });
   const config = trainConfigOf(o);
+  const filling = trainer.cacheFillingSince;
+  if (resumedFrom && filling !== null && filling < startEpoch) {
+    trainer.refillCache(replayBatches(loader, ds.train, filling, startEpoch, (n) => trainer.fits(n)));
+    log(`AutoCache: refilled from the batches of epochs ${filling + 1}..${startEpoch}`);
+  }
   let skipped = 0;
   try {
     for (let e = startEpoch; e < o.epochs; e++) {
@@ -273,4 +278,16 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
     epochs, trainSeconds, testAcc: last?.testAcc ?? NaN, testLoss: last?.testLoss ?? NaN, trace, state: trainer.model.stateDict(),
     steps: step, records: report.records, history: report.history, resumedFrom, elapsedSeconds: report.elapsed(),
   };
+}
+
+/** The training batches of epochs [from, to) that the trainer would have run, in order. */
+function* replayBatches(loader: DataLoader, train: TensorDataset, from: number, to: number, fits: (n: number) => boolean):
+  Generator<{ x: Tensor; idx: readonly number[] }> {
+  for (let e = from; e < to; e++) {
+    const order = loader.order(e);
+    for (let b = 0; b < loader.length; b++) {
+      const idx = loader.batchIndices(e, b, order);
+      if (fits(idx.length)) yield { x: gather(train, idx).x, idx: Array.from(idx) };
+    }
+  }
 }

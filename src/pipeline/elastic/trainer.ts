@@ -247,6 +247,26 @@ export class ElasticTrainer {
   }
 
   /**
+   * The epoch (0-based) since whose start the cache has been filling: the one after the last freeze;
+   * null when the cache is off or inactive.
+   */
+  get cacheFillingSince(): number | null {
+    const last = this.freezes.at(-1);
+    return this.cache?.active && this.layout.prefix > 0 && last ? last.epoch : null;
+  }
+
+  /**
+   * Rebuilds the cache a resumed run lost, by replaying the fills of the epochs since
+   * `cacheFillingSince` on their own batches: a product's rounding can depend on a row's place in its
+   * batch (AVX2 kernels do), so only the same batches and micro-batches give the same bits as the
+   * uninterrupted run, whose later epochs read what those fills stored.
+   */
+  refillCache(batches: Iterable<{ x: Tensor; idx: readonly number[] }>): void {
+    if (!this.cache?.active) return;
+    for (const b of batches) if (!this.cache.lookup(b.idx)) this.cache.put(b.idx, this.recomputePrefix(b.x));
+  }
+
+  /**
    * The prefix's outputs recomputed on the main thread (to check the cache against), micro-batch by
    * micro-batch of each replica's shard as stage 0 computes them: a product's kernel depends on its
    * row count, so the whole batch at once need not round the same.
