@@ -89,11 +89,11 @@ const cpuinfo = (): string | null => (cpuinfoCache === undefined ? (cpuinfoCache
 
 /**
  * This CPU's feature flags: PIPEWRIGHT_CPU_FLAGS (space-separated; for tests, to stand in for
- * another CPU) or /proc/cpuinfo's; null if neither is available.
+ * another CPU; empty means unset) or /proc/cpuinfo's; null if neither is available.
  */
 export function cpuFlags(env: NodeJS.ProcessEnv = process.env): Set<string> | null {
   const override = env.PIPEWRIGHT_CPU_FLAGS;
-  if (override !== undefined) return new Set(override.split(/\s+/).filter((f) => f !== ""));
+  if (override !== undefined && override.trim() !== "") return new Set(override.split(/\s+/).filter((f) => f !== ""));
   const text = cpuinfo();
   return text === null ? null : parseCpuFlags(text);
 }
