@@ -2,14 +2,14 @@
 // Microbenchmark of the native addon's heavy kernels (single thread): matmul shapes of the MLP
 // benchmark model and the CNN's two convolutions in each direction, for both convolution layouts.
 // Prints one JSON object per line: {kernel, shape, layout?, ms (median), best_ms, gflops (from the
-// best run, since the shared machine's noise only ever adds time)}. Usage:
+// best run, since the shared machine's noise only ever adds time), cpu}. Needs `npm run build` (it
+// loads the addon through the compiled loader, which picks the ISA build this CPU can run). Usage:
 //   node scripts/kernel-bench.mjs [--reps N]
-import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
-import { dirname, join } from "node:path";
+import { loadNativeAddon, loadedNativeBuild } from "../dist/src/backend/native.js";
+import { thisCpu } from "../dist/src/backend/cpu-features.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const addon = createRequire(import.meta.url)(join(root, "build", "Release", "pipewright.node"));
+const addon = loadNativeAddon();
+const cpu = thisCpu(loadedNativeBuild());
 const repsArg = process.argv.indexOf("--reps");
 const REPS = repsArg > 0 ? Number(process.argv[repsArg + 1]) : 15;
 
@@ -33,7 +33,7 @@ function time(fn) {
 }
 
 function report(kernel, shape, flops, ms, extra = {}) {
-  console.log(JSON.stringify({ kernel, shape, ...extra, ms: +ms.median.toFixed(4), best_ms: +ms.best.toFixed(4),
+  console.log(JSON.stringify({ kernel, shape, ...extra, ms: +ms.median.toFixed(4), best_ms: +ms.best.toFixed(4), cpu,
     gflops: +(flops / ms.best / 1e6).toFixed(2) }));
 }
 
@@ -94,7 +94,7 @@ for (const p of convs) {
   const gb = (bytes, ms) => +(bytes / ms / 1e6).toFixed(2);
   const loop = (kernel, shape, bytes, fn) => {
     const ms = time(fn);
-    console.log(JSON.stringify({ kernel, shape, ms: +ms.median.toFixed(4), best_ms: +ms.best.toFixed(4),
+    console.log(JSON.stringify({ kernel, shape, ms: +ms.median.toFixed(4), best_ms: +ms.best.toFixed(4), cpu,
       gbytes_per_s: gb(bytes, ms.best) }));
   };
   loop("unary gelu", `[${T},${H}]`, 8 * T * H, () => addon.unary("gelu", big, out));

@@ -2,9 +2,11 @@
 // is preferred; if it cannot load, the reference backend is used with a one-line warning.
 import type { Backend } from "./backend.js";
 import { referenceBackend } from "./reference.js";
-import { createNativeBackend } from "./native.js";
+import { createNativeBackend, loadedNativeBuild } from "./native.js";
+import { thisCpu, type CpuInfo } from "./cpu-features.js";
 
 export type { Backend, BinaryOp, UnaryOp, ConvParams, PoolParams } from "./backend.js";
+export { cpuLabel, type CpuInfo } from "./cpu-features.js";
 export type BackendName = "native" | "reference";
 export const BACKEND_NAMES: readonly BackendName[] = ["native", "reference"];
 
@@ -29,7 +31,8 @@ export function setBackend(name: BackendName): Backend {
   if (name === "reference") current = referenceBackend;
   else if (name === "native") {
     const nb = loadNative();
-    if (!nb) throw new Error(`native backend unavailable: ${nativeLoadError}. Run \`npm install\` (needs libdnnl-dev) or use the reference backend`);
+    // The loader's messages end with what to do (build it, or use the reference backend).
+    if (!nb) throw new Error(`native backend unavailable: ${nativeLoadError}`);
     current = nb;
   } else {
     throw new Error(`unknown backend '${String(name)}'; valid: ${BACKEND_NAMES.join(", ")}`);
@@ -63,4 +66,12 @@ export function useBackend(b: Backend | null): Backend | null {
   const prev = current;
   current = b;
   return prev;
+}
+
+/**
+ * The machine the current backend runs on, for benchmark output: its model, core count, and the
+ * instruction set of the native build it loaded (see CpuInfo). Resolves the backend if none was chosen.
+ */
+export function machineCpu(): CpuInfo {
+  return thisCpu(getBackend().name === "native" ? loadedNativeBuild() : null);
 }

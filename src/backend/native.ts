@@ -1,13 +1,15 @@
-// The native backend: the C++ N-API addon (native/*.cc, built by node-gyp into
-// build/Release/pipewright.node) with oneDNN for matmul/convolution and C++ loops for the rest.
-// The addon validates every buffer length itself and throws errors naming the kernel, so this file
-// only locates and loads it. The addon is context-aware: each worker thread that imports it gets its
-// own oneDNN engine and primitive cache, and kernels run on the calling thread only.
+// The native backend: the C++ N-API addon (native/*.cc, built by node-gyp into one file per ISA level,
+// build/Release/pipewright_v3.node and pipewright_v4.node, see cpu-features.ts) with oneDNN for
+// matmul/convolution and C++ loops for the rest. The addon validates every buffer length itself and
+// throws errors naming the kernel, so this file only picks, locates and loads a build. The addon is
+// context-aware: each worker thread that imports it gets its own oneDNN engine and primitive cache,
+// and kernels run on the calling thread only.
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Backend } from "./backend.js";
+import { buildsForThisCpu, type IsaBuild } from "./cpu-features.js";
 
 /** Diagnostics the addon exports besides the Backend kernels. */
 export interface NativeExtras {
@@ -50,32 +52,52 @@ function packageRoot(): string {
   }
 }
 
-/** Path of the compiled addon. */
-export function nativeAddonPath(): string {
-  return join(packageRoot(), "build", "Release", "pipewright.node");
+/** Path of the compiled addon for one ISA build. */
+export function nativeAddonPath(build: IsaBuild): string {
+  return join(packageRoot(), "build", "Release", `${build.target}.node`);
 }
 
 let addon: Addon | null = null;
+let loadedBuild: IsaBuild | null = null;
 
-/** Loads the addon (once per thread); throws a clear error if it is missing or stale. */
+/** The build this thread loaded (null before loadNativeAddon succeeds). */
+export function loadedNativeBuild(): IsaBuild | null {
+  return loadedBuild;
+}
+
+/**
+ * The best build this CPU can run that is on disk. The choice is made from the CPU's flags before
+ * any .node is required: requiring a build with instructions the CPU lacks can die of SIGILL.
+ */
+function pickBuild(): { build: IsaBuild; path: string } {
+  const choice = buildsForThisCpu();
+  if (!choice.ok) throw new Error(choice.reason);
+  for (const build of choice.builds) {
+    const path = nativeAddonPath(build);
+    if (existsSync(path)) return { build, path };
+  }
+  throw new Error(`native addon not built: ${nativeAddonPath(choice.builds[0])} is missing ` +
+    "(run `npm install` or `npx node-gyp rebuild`, which need libdnnl-dev; or use --backend reference)");
+}
+
+/** Loads the addon (once per thread); throws a clear error if it is missing, stale or unfit for this CPU. */
 export function loadNativeAddon(): Addon {
   if (addon) return addon;
-  const path = nativeAddonPath();
-  if (!existsSync(path)) {
-    throw new Error(`native addon not built: ${path} is missing (run \`npm install\` or \`npx node-gyp rebuild\`; needs libdnnl-dev)`);
-  }
+  const { build, path } = pickBuild();
   const require = createRequire(import.meta.url);
   let loaded: Addon;
   try {
     loaded = require(path) as Addon;
   } catch (e) {
-    throw new Error(`native addon ${path} failed to load: ${(e as Error).message}`);
+    throw new Error(`native addon ${path} failed to load: ${(e as Error).message.split("\n")[0]} ` +
+      "(rebuild with `npx node-gyp rebuild`, which needs libdnnl-dev; or use --backend reference)");
   }
   const missing = KERNELS.filter((k) => typeof loaded[k] !== "function");
   if (missing.length > 0) {
     throw new Error(`native addon ${path} is out of date (missing ${missing.join(", ")}); rebuild with \`npx node-gyp rebuild\``);
   }
   addon = loaded;
+  loadedBuild = build;
   return loaded;
 }
 

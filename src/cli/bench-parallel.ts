@@ -2,6 +2,7 @@
 // all-reduce latency/bandwidth, data-parallel replicas against one, tensor-parallel MLP against one
 // rank. One JSON object per line with --json; the records come from the modules' own benchmarks.
 import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
+import { cpuLabel, machineCpu } from "../backend/index.js";
 
 const PARTS = ["allreduce", "data", "tensor"] as const;
 type Part = (typeof PARTS)[number];
@@ -10,7 +11,7 @@ export const benchParallelCommand: CommandSpec = {
   name: "bench parallel",
   summary: "All-reduce between worker threads (shared memory, fixed order), data-parallel replicas " +
     "(MLP 784-1024-1024-10, batch 256) and a tensor-parallel MLP block (1024 -> 4096 -> 1024, 512 tokens), " +
-    "each against one worker. One JSON object per line with --json.",
+    "each against one worker. One JSON object per line with --json, each with \"cpu\": {\"model\", \"isa\", \"cores\"}.",
   flags: {
     json: { type: "bool", help: "one JSON object per line" },
     parts: { type: "list", default: PARTS.join(","), meta: "P,P,...", help: `what to measure, from ${PARTS.join(", ")}` },
@@ -26,8 +27,11 @@ export async function runBenchParallel(argv: string[]): Promise<number> {
   const bad = parts.filter((p) => !PARTS.includes(p as Part));
   if (bad.length) throw new UsageError(`--parts: '${bad.join(",")}' is not valid; choose from ${PARTS.join(", ")}`);
   const steps = f.steps as number;
+  // Every JSON line names the machine; the human output names it once, first.
+  const cpu = machineCpu();
+  if (!f.json) process.stdout.write(`cpu: ${cpuLabel(cpu)}\n`);
   const print = (part: Part, rec: object): void => {
-    process.stdout.write((f.json ? JSON.stringify({ bench: part, ...rec }) : `${part}: ${JSON.stringify(rec)}`) + "\n");
+    process.stdout.write((f.json ? JSON.stringify({ bench: part, ...rec, cpu }) : `${part}: ${JSON.stringify(rec)}`) + "\n");
   };
   if (parts.includes("allreduce")) {
     const { benchAllReduce } = await import("../transport/bench.js");

@@ -24,7 +24,7 @@
 import { MessageChannel, Worker } from "node:worker_threads";
 import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
 import { backward } from "../autograd/engine.js";
-import { BACKEND_NAMES, getBackend, setBackend, type BackendName } from "../backend/index.js";
+import { BACKEND_NAMES, cpuLabel, getBackend, machineCpu, setBackend, type BackendName } from "../backend/index.js";
 import { splitBatch } from "../data/microbatch.js";
 import { crossEntropyLoss } from "../nn/loss.js";
 import { createModel } from "../nn/models/index.js";
@@ -57,7 +57,8 @@ export const benchPipelineCommand: CommandSpec = {
   summary: "Pipeline throughput on worker threads: an MLP of depth 8 and width 1024 on 784-pixel inputs, batch 256, " +
     "M = 8; one worker without a pipeline, then the workers under each schedule. One JSON object per line with --json: " +
     "{\"schedule\", \"workers\", \"microbatches\", \"samples_per_s\", \"speedup\", \"speedup_vs_microbatched\", \"ideal\", \"efficiency\" (speedup / ideal), \"executor_efficiency\", \"weight_grads\", ...}, plus " +
-    "message latency lines {\"bench\": \"message\", \"payload_bytes\", \"one_way_us\"}.",
+    "message latency lines {\"bench\": \"message\", \"payload_bytes\", \"one_way_us\"}; every line also has " +
+    "\"cpu\": {\"model\", \"isa\", \"cores\"}.",
   flags: {
     json: { type: "bool", help: "one JSON object per line" },
     schedules: { type: "list", default: BENCH_SCHEDULES.join(","), help: `schedules to run, from ${SCHEDULE_NAMES.join(", ")} (async: naive asynchronous 1F1B in steady state, one list of ${ASYNC_MICROBATCHES}*N micro-batches per timed round so fill and drain are amortised; with --microbatches 1 every step is one whole mini-batch)`, meta: "S,S,..." },
@@ -202,7 +203,10 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   if (B < M) throw new UsageError(`--batch ${B} cannot be split into --microbatches ${M}`);
   const spec = mlpSpec(f.depth as number, f.width as number);
   const units = createModel(spec, seed).units.length;
-  const out = (line: object, text: string): void => { process.stdout.write((f.json ? JSON.stringify(line) : text) + "\n"); };
+  // Every JSON line names the machine; the human output names it once, first.
+  const cpu = machineCpu();
+  const out = (line: object, text: string): void => { process.stdout.write((f.json ? JSON.stringify({ ...line, cpu }) : text) + "\n"); };
+  if (!f.json) process.stdout.write(`cpu: ${cpuLabel(cpu)}\n`);
 
   const rng = new Rng(seed);
   const x = Tensor.randn([B, 784], rng);

@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { helpText, parseFlags, runSubcommand, UsageError, type CommandSpec, type FlagValues, type Subcommand } from "./args.js";
-import { BACKEND_NAMES, getBackend, setBackend, type BackendName } from "../backend/index.js";
+import { BACKEND_NAMES, cpuLabel, getBackend, setBackend, type BackendName, type CpuInfo } from "../backend/index.js";
 import { BENCH_CONFIGS, type BenchConfig } from "../nn/models/index.js";
 import { benchEngineModel, type EngineOptions, type EngineResult } from "../train/bench-engine.js";
 
@@ -19,7 +19,8 @@ export const benchEngineCommand: CommandSpec = {
   summary: "Times training steps of the engine on one thread: forward + cross-entropy + backward + SGD " +
     "(momentum 0.9) on random data, for mlp 784-1024-1024-10 (batch 128), the cnn (batch 64) and gpt " +
     "(width 256, 4 blocks, context 128, batch 16). Reports the median step after warm-up; one JSON object " +
-    "per model and line with --json: {\"model\", \"batch\", \"step_ms\", \"samples_per_s\", \"peak_rss_mb\", ...}.",
+    "per model and line with --json: {\"model\", \"batch\", \"step_ms\", \"samples_per_s\", \"peak_rss_mb\", ..., " +
+    "\"cpu\": {\"model\", \"isa\", \"cores\"}}.",
   flags: {
     json: { type: "bool", help: "one JSON object per model and line" },
     models: { type: "list", default: BENCH_MODELS.join(","), help: `models to run, from ${BENCH_MODELS.join(", ")}`, meta: "M,M,..." },
@@ -132,7 +133,7 @@ export function runBenchEngine(argv: string[]): number {
     }
   }
   if (!f.json) {
-    process.stdout.write(formatEngineTable(results) + "\n");
+    process.stdout.write(`cpu: ${cpuLabel(results[0].cpu)}\n` + formatEngineTable(results) + "\n");
     for (const r of results) if (r.profile) process.stdout.write(formatProfile(r) + "\n");
   }
   return 0;
@@ -146,6 +147,8 @@ interface CompareRow {
   ratio: number | null;
   ours_step_ms: number;
   torch_step_ms: number | null;
+  /** The machine both sides ran on (as our side's process saw it). */
+  cpu: CpuInfo;
 }
 
 /**
@@ -200,13 +203,14 @@ export function runBenchCompare(argv: string[]): number {
       model: o.model, batch: o.batch, ours_samples_per_s: o.samples_per_s,
       torch_samples_per_s: t ? t.samples_per_s : null,
       ratio: t ? Number((o.samples_per_s / t.samples_per_s).toFixed(3)) : null,
-      ours_step_ms: o.step_ms, torch_step_ms: t ? t.step_ms : null,
+      ours_step_ms: o.step_ms, torch_step_ms: t ? t.step_ms : null, cpu: o.cpu,
     };
   });
   if (f.json) {
     for (const r of rows) process.stdout.write(JSON.stringify(r) + "\n");
   } else {
     const fmt = (x: number | null, d: number): string => (x === null ? "-" : x.toFixed(d));
+    process.stdout.write(`cpu: ${cpuLabel(ours[0].cpu)}\n`);
     process.stdout.write(table([["model", "batch", "ours samples/s", "torch samples/s", "ratio ours/torch"],
       ...rows.map((r) => [r.model, String(r.batch), fmt(r.ours_samples_per_s, 1), fmt(r.torch_samples_per_s, 1), fmt(r.ratio, 2)])]) + "\n");
     process.stdout.write(`(ours: ${ours[0]?.backend ?? "?"} backend; torch: ${torch?.[0]?.backend ?? "not run"}; ` +

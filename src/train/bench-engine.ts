@@ -2,7 +2,7 @@
 // of a BENCH_CONFIGS model on random data, the median after warm-up, optionally with a per-kernel
 // profile. The same measurement as scripts/bench_torch.py.
 import { backward } from "../autograd/engine.js";
-import { getBackend } from "../backend/index.js";
+import { getBackend, machineCpu, type CpuInfo } from "../backend/index.js";
 import { crossEntropyLoss } from "../nn/loss.js";
 import { createModel, type BenchConfig } from "../nn/models/index.js";
 import { SGD } from "../optim/index.js";
@@ -26,6 +26,8 @@ export interface EngineResult {
   peak_rss_mb: number;
   backend: string;
   steps: number;
+  /** The machine it ran on (model, instruction set, cores). */
+  cpu: CpuInfo;
   /** With profiling: time per kernel kind, plus "(outside kernels)" for autograd and allocation. */
   profile?: KernelShare[];
   /** With profiling: mean time per step of forward + loss, backward, and zero-grad + optimizer step. */
@@ -95,6 +97,7 @@ export function benchEngineModel(c: BenchConfig, o: EngineOptions): EngineResult
     peak_rss_mb: Number((process.resourceUsage().maxRSS / 1024).toFixed(1)),
     backend: backend.name,
     steps: o.steps,
+    cpu: machineCpu(),
   };
   if (o.profile) {
     // A separate set of steps under the kernel timers, so their overhead never touches step_ms.
