@@ -45,13 +45,13 @@ export {
 } from "./async-weights.js";
 export { InlineExecutor } from "./inline.js";
 export { ThreadsExecutor } from "./threads.js";
-export type { Executor, SplitBatch, StepResult } from "./executor.js";
+export { EXECUTORS, type Executor, type ExecutorName, type SplitBatch, type StepResult } from "./executor.js";
 export {
   WorkerInterpreter, PipelineActionError, messageKey,
   type Payload, type Outbox, type PhysicalStage, type WeightHooks, type PipelineShape, type StageOptimizer,
 } from "./interpreter.js";
 export {
-  buildWorkerStages, checkBalance, createOptimizer, recomputes, shapeOf, unitRanges,
-  EXECUTORS, RECOMPUTE_MODES, type ExecutorName, type OptimizerConfig, type PipelineSetup, type RecomputeMode,
+  buildWorkerStages, checkBalance, createStageOptimizer, recomputes, shapeOf, unitRanges,
+  RECOMPUTE_MODES, type OptimizerConfig, type PipelineSetup, type RecomputeMode,
 } from "./setup.js";
 export { measureWorkerCosts, profileUnitTimes, type WorkerCosts } from "./profile.js";

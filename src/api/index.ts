@@ -1,0 +1,3 @@
+// createPipeline and its option types.
+export { createPipeline, Pipe, type MiniBatch } from "./pipe.js";
+export type { PipelineOptions, ModelOption, ModuleModel, BuiltinModel, LossOption } from "./options.js";
