@@ -125,7 +125,9 @@ export class Pipe {
 
   /** Copies of every parameter and buffer, named as in the model's state dict (PyTorch names). */
   async stateDict(): Promise<Map<string, Tensor>> {
-    return this.executor.stateDict();
+    // Workers answer in any order: give the entries in the model's own order (PyTorch's).
+    const got = await this.executor.stateDict();
+    return new Map([...this.model.stateDict().keys()].map((k) => [k, got.get(k)!]));
   }
 
   /** Replaces the weights (names and shapes must match); the optimizer state is kept. */

@@ -16,8 +16,9 @@ export async function importFunction(module: string, name: string, what: string,
   const url = moduleUrl(module, what);
   let ns: Record<string, unknown>;
   try {
-    ns = (await import(url)) as Record<string, unknown>;
+    ns = await importOnce(url, module, what);
   } catch (e) {
+    if ((e as { selfImport?: boolean }).selfImport) throw e;
     throw new Error(`${what}: cannot import module '${module}': ${(e as Error).message ?? String(e)}`, { cause: e });
   }
   if (!(name in ns)) {
@@ -29,6 +30,30 @@ export async function importFunction(module: string, name: string, what: string,
     throw new Error(`${what}: export '${name}' of module '${module}' is ${describe(f)}, not a function ${shape}`);
   }
   return f as (...args: unknown[]) => unknown;
+}
+
+/** Seconds after which importing the running main script counts as waiting for itself. */
+const SELF_IMPORT_WAIT_S = 3;
+
+/**
+ * import(url). The script that calls createPipeline often names itself (import.meta.url); if it
+ * does so from a top-level await, its import waits for its own evaluation forever and Node exits
+ * silently (code 13). Only for that module, a timer turns the wait into an error saying what to do.
+ */
+async function importOnce(url: string, module: string, what: string): Promise<Record<string, unknown>> {
+  const main = process.argv[1] ? pathToFileURL(process.argv[1]).href : null;
+  const p = import(url) as Promise<Record<string, unknown>>;
+  if (url !== main) return p;
+  let timer: NodeJS.Timeout | undefined;
+  const stuck = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`${what}: importing module '${module}' (the running script) did not finish in ${SELF_IMPORT_WAIT_S} s: ` +
+      "it waits for its own top-level await. Start training without top-level await (main().catch(...)) or put the model in a module of its own"), { selfImport: true })), SELF_IMPORT_WAIT_S * 1000);
+  });
+  try {
+    return await Promise.race([p, stuck]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** A short description of a value for error messages. */
