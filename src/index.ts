@@ -47,3 +47,11 @@ export { ASYNC_METHODS, type AsyncMethod } from "./pipeline/weights/config.js";
 
 // Checkpoints
 export { saveCheckpoint, loadCheckpoint, readSafetensors, writeSafetensors, type Checkpoint } from "./checkpoint/index.js";
+
+// Types the exported signatures mention (for typings and the API reference)
+export type { GradFn, RowwiseGrad } from "./tensor/index.js";
+export type { Backend } from "./backend/index.js";
+export type { Target, MicrobatchMetrics } from "./pipeline/stage.js";
+export type { Schedule, Action } from "./pipeline/schedule/action.js";
+export type { TextCorpus, TextCorpusOptions, TextBatch, FashionMnist, FashionMnistOptions } from "./data/index.js";
+export type { CheckpointInput, Json, SafetensorsMetadata, SafetensorsContents, NamedTensors } from "./checkpoint/index.js";
