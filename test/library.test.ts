@@ -7,6 +7,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { backward } from "../src/autograd/engine.js";
 import { createPipeline, SGD, Sequential, Tensor, Rng, arrayDataset, arrayBatches, type PipelineOptions, type ScheduleName } from "../src/index.js";
 import { buildMlp, userMse, type MlpArgs } from "./lib-user-model.js";
@@ -68,16 +70,17 @@ function assertClose(got: Map<string, Tensor>, want: Map<string, Tensor>, tol: n
   }
 }
 
-const CASES: { schedule: ScheduleName; chunks?: number; stages?: number }[] = [
+const CASES: Partial<PipelineOptions>[] = [
   { schedule: "gpipe" }, { schedule: "1f1b" }, { schedule: "interleaved", chunks: 2 }, { schedule: "zb-h1" },
+  { schedule: "1f1b", recompute: "always", stages: 3 }, { schedule: "gpipe", weightGrads: "step", balance: [2, 5] },
 ];
 
 for (const c of CASES) {
-  test(`user MLP + user MSE via pipe.step equals single-device training (${c.schedule}); threads == inline bit for bit`, async () => {
+  test(`user MLP + user MSE via pipe.step equals single-device training (${JSON.stringify(c)}); threads == inline bit for bit`, async () => {
     const want = singleDevice();
-    const inline = await train({ schedule: c.schedule, chunks: c.chunks });
+    const inline = await train(c);
     assertClose(inline.state, want, 1e-5, `${c.schedule} inline`);
-    const threads = await train({ schedule: c.schedule, chunks: c.chunks, executor: "threads" });
+    const threads = await train({ ...c, executor: "threads" });
     for (const [k, t] of inline.state) assert.deepEqual(threads.state.get(k)!.data, t.data, `${c.schedule}: threads ${k} differs from inline`);
     assert.deepEqual(threads.losses, inline.losses);
   });
@@ -172,4 +175,24 @@ test("functions and inline layers on threads say to export them from a module", 
   await assert.rejects(createPipeline({ ...base(), loss: userMse }), /a loss function runs on the inline executor only; .*loss: \{module: import\.meta\.url, export: "userMse"\}/);
   await assert.rejects(createPipeline({ ...base(), model: buildMlp(ARGS) }), /runs on the inline executor only; .*model: \{module: import\.meta\.url/);
   await assert.rejects(createPipeline({ ...base(), schedule: "zigzag" as ScheduleName }), /schedule "zigzag" is not valid; choose one of: gpipe, 1f1b, interleaved, zb-h1, async/);
+});
+
+test("example (a) runs from the repo as a user runs it: threads == inline bit for bit, loss falls", () => {
+  const example = fileURLToPath(new URL("../../examples/regression-mlp.mjs", import.meta.url));
+  const last = (executor: string): { first_loss: number; last_loss: number; weights_sha256: string } => {
+    const out = execFileSync(process.execPath, [example, "--steps", "12", "--executor", executor], { encoding: "utf8" }).trim().split("\n");
+    return JSON.parse(out[out.length - 1]) as { first_loss: number; last_loss: number; weights_sha256: string };
+  };
+  const t = last("threads"), i = last("inline");
+  assert.equal(t.weights_sha256, i.weights_sha256);
+  assert.ok(t.last_loss < t.first_loss, `${t.first_loss} -> ${t.last_loss}`);
+});
+
+test("pipe.step names bad mini-batches", async () => {
+  const pipe = await createPipeline({ ...base(), executor: "inline", loss: "mse" });
+  try {
+    await assert.rejects(pipe.step(Tensor.zeros([1, 6]), Tensor.zeros([1, 2])), /pipe\.step: a mini-batch of 1 cannot be split into 2 micro-batches/);
+    await assert.rejects(pipe.step(Tensor.zeros([4, 6]), Tensor.zeros([3, 2])), /pipe\.step: targets \[3, 2\] must have 4 rows like x \[4, 6\]/);
+    await assert.rejects(pipe.step(Tensor.zeros([4, 6]), new Int32Array(4)), /loss 'mse' needs float targets/);
+  } finally { await pipe.close(); }
 });

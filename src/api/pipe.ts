@@ -5,7 +5,6 @@
 // optimizer step on the executor. The main thread keeps a copy of the model for eval() and save().
 import { noGrad } from "../autograd/engine.js";
 import { loadCheckpoint, saveCheckpoint, type Json } from "../checkpoint/index.js";
-import { splitLabels, splitTensor } from "../data/microbatch.js";
 import { toPlain, type OptimizerState } from "../optim/index.js";
 import { partitionLayers } from "../pipeline/partition.js";
 import { generateSchedule, type Schedule } from "../pipeline/schedule/index.js";
@@ -18,9 +17,9 @@ import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
 import { loadModelSource, toPipelineModel, type ModelSource, type PipelineModel } from "../pipeline/runtime/model-source.js";
 import { functionLoss, loadLoss } from "../pipeline/runtime/loss-source.js";
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
-import { targetRows, type StageLoss, type Target } from "../pipeline/stage.js";
+import type { StageLoss, Target } from "../pipeline/stage.js";
+import { splitMiniBatch } from "../pipeline/runtime/split.js";
 import { Tensor } from "../tensor/tensor.js";
-import { fmt } from "../tensor/shape.js";
 import { lossSpecOf, modelSourceOf, resolveOptions, type PipelineOptions, type ResolvedOptions } from "./options.js";
 
 /** A mini-batch: inputs [n, ...] and targets (n class ids, n*k ids, or a float tensor [n, ...]). */
@@ -61,24 +60,7 @@ export class Pipe {
     return f;
   }
 
-  /** Splits one mini-batch into the schedule's micro-batches with the loss scale of the rule. */
-  private split(x: Tensor, y: Target): SplitBatch {
-    const M = this.opts.microbatches;
-    if (!(x instanceof Tensor) || x.rank < 1) throw new Error(`pipe.step: x must be a Tensor [n, ...], got ${x instanceof Tensor ? fmt(x.shape) : typeof x}`);
-    const n = x.shape[0];
-    if (n < M) throw new Error(`pipe.step: a mini-batch of ${n} cannot be split into ${M} micro-batches; each needs at least one example`);
-    let labels: Target[];
-    if (y instanceof Int32Array) {
-      if (y.length === 0 || y.length % n !== 0) throw new Error(`pipe.step: ${y.length} class ids do not divide evenly among ${n} examples`);
-      labels = splitLabels(y, M, y.length / n);
-    } else if (y instanceof Tensor) {
-      if (y.rank < 1 || y.shape[0] !== n) throw new Error(`pipe.step: targets ${fmt(y.shape)} must have ${n} rows like x ${fmt(x.shape)}`);
-      labels = splitTensor(y, M);
-    } else {
-      throw new Error(`pipe.step: y must be an Int32Array of class ids or a Tensor, got ${typeof y}`);
-    }
-    return { inputs: splitTensor(x, M), labels, scale: 1 / targetRows(y) };
-  }
+  private split(x: Tensor, y: Target): SplitBatch { return splitMiniBatch(x, y, this.opts.microbatches, "pipe.step"); }
 
   /** One optimizer step on mini-batch (x, y); resolves to its mean loss. Synchronous schedules only. */
   async step(x: Tensor, y: Target): Promise<number> {

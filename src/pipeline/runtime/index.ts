@@ -61,4 +61,5 @@ export {
 export { loadModelSource, toPipelineModel, UnitList, type JsonValue, type ModelSource, type PipelineModel } from "./model-source.js";
 export { builtinLoss, functionLoss, loadLoss, LOSS_NAMES, type LossFunction, type LossName, type LossSpec } from "./loss-source.js";
 export { faultHook, syntheticDelay, type FaultSpec, type Instrumentation } from "./instrumentation.js";
+export { splitMiniBatch } from "./split.js";
 export { measureWorkerCosts, profileUnitTimes, type WorkerCosts } from "./profile.js";
