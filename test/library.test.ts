@@ -122,10 +122,10 @@ test("save and resume continue exactly; eval runs the trained model", async () =
   }
 });
 
-test("asynchronous PipeMare on a user model: windows without flush, threads == inline, loss falls", async () => {
+for (const method of ["pipemare", "pb"]) test(`asynchronous ${method} on a user model: windows without flush, threads == inline, loss falls`, async () => {
   const run = async (executor: "inline" | "threads"): Promise<number[]> => {
     const pipe = await createPipeline({ model: { module: MODULE, export: "buildMlp", args: { ...ARGS } }, loss: "mse",
-      schedule: "async", async: { method: "pipemare" }, window: 3, stages: 2, microbatches: 2, optimizer: { name: "sgd", lr: 0.02, momentum: 0.9 }, executor });
+      schedule: "async", async: { method }, window: 3, stages: 2, microbatches: 2, optimizer: { name: "sgd", lr: 0.02, momentum: 0.9 }, executor });
     try {
       const all = batches();
       const losses: number[] = [];
@@ -195,4 +195,21 @@ test("pipe.step names bad mini-batches", async () => {
     await assert.rejects(pipe.step(Tensor.zeros([4, 6]), Tensor.zeros([3, 2])), /pipe\.step: targets \[3, 2\] must have 4 rows like x \[4, 6\]/);
     await assert.rejects(pipe.step(Tensor.zeros([4, 6]), new Int32Array(4)), /loss 'mse' needs float targets/);
   } finally { await pipe.close(); }
+});
+
+test("loadStateDict replaces the weights on every executor; the threads executor restarts with them", async () => {
+  const b = batches()[0];
+  const donor = await createPipeline({ ...base(), loss: "mse", executor: "inline" });
+  await donor.step(b.x, b.y);
+  const state = await donor.stateDict();
+  await donor.close();
+  for (const executor of ["inline", "threads"] as const) {
+    const pipe = await createPipeline({ ...base(), loss: "mse", executor });
+    await pipe.loadStateDict(state);
+    const got = await pipe.stateDict();
+    for (const [k, t] of state) assert.deepEqual(got.get(k)!.data, t.data, `${executor}: ${k}`);
+    await assert.rejects(pipe.loadStateDict(new Map([["0.weight", Tensor.zeros([1])]])), /missing keys|shape mismatch/);
+    await pipe.close();
+  }
+  await assert.rejects(createPipeline({ ...base(), schedule: "async", async: { method: "pipemare", "warmup-epochs": 1 } }), /warmup-epochs/);
 });

@@ -190,6 +190,9 @@ export async function createPipeline(o: PipelineOptions): Promise<Pipe> {
     extraTensors = ck.extraTensors;
   }
   const asyncCfg = r.schedule === "async" ? parseAsyncConfig(o.async ?? {}) : null;
+  if (asyncCfg && asyncCfg.warmupEpochs > 0) {
+    throw new Error(`createPipeline: async option 'warmup-epochs' (${asyncCfg.warmupEpochs}) is the CLI's; for a synchronous warm-up train a synchronous pipe, save it, and resume the asynchronous one from that checkpoint`);
+  }
   const setup: PipelineSetup = {
     source: source ?? undefined, loss: lossSpec, schedule, balance, recompute: r.recompute, optimizer: o.optimizer,
     optimizerState: optimizerState ? toPlain(optimizerState) : undefined, instrumentation: o.instrumentation,
