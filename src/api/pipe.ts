@@ -20,6 +20,7 @@ import type { PipelineSetup } from "../pipeline/runtime/setup.js";
 import type { StageLoss, Target } from "../pipeline/stage.js";
 import { splitMiniBatch } from "../pipeline/runtime/split.js";
 import { Tensor } from "../tensor/tensor.js";
+import { createFreezingPipeline, FreezingPipe, type FreezingPipeOptions } from "./freeze-pipe.js";
 import { lossSpecOf, modelSourceOf, resolveOptions, type PipelineOptions, type ResolvedOptions } from "./options.js";
 
 /** A mini-batch: inputs [n, ...] and targets (n class ids, n*k ids, or a float tensor [n, ...]). */
@@ -156,14 +157,22 @@ function asOptionError(e: unknown): Error {
 
 /**
  * Builds a pipeline: loads the model (every worker thread imports a module model itself), cuts it
- * into stages, generates the schedule and starts the executor.
+ * into stages, generates the schedule and starts the executor. With a `freeze` option it is a
+ * PipeTransformer pipeline (built-in vit; see {@link FreezingPipe}).
  *
  * @example
  * const pipe = await createPipeline({ model: { module: import.meta.url, export: "build" }, loss: "mse",
  *   schedule: "gpipe", stages: 2, microbatches: 4, optimizer: { name: "sgd", lr: 0.05 } });
  * const loss = await pipe.step(x, y);
  */
-export async function createPipeline(o: PipelineOptions): Promise<Pipe> {
+export async function createPipeline(o: FreezingPipeOptions): Promise<FreezingPipe>;
+export async function createPipeline(o: PipelineOptions): Promise<Pipe>;
+export async function createPipeline(o: PipelineOptions | FreezingPipeOptions): Promise<Pipe | FreezingPipe> {
+  if ((o as { freeze?: unknown }).freeze !== undefined) return createFreezingPipeline(o as FreezingPipeOptions);
+  return createSyncOrAsyncPipeline(o as PipelineOptions);
+}
+
+async function createSyncOrAsyncPipeline(o: PipelineOptions): Promise<Pipe> {
   const r = resolveOptions(o);
   const { source, layers } = modelSourceOf(o.model, r.executor);
   const model = layers ? toPipelineModel(layers, "createPipeline: model") : await loadModelSource(source as ModelSource);
