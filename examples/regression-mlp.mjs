@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { isMainThread } from "node:worker_threads";
-import { Linear, ReLU, Rng, arrayBatches, arrayDataset, createPipeline } from "pipewright";
+import { Linear, ReLU, Rng, arrayBatches, arrayDataset, createPipeline, getBackend } from "pipewright";
 
 export const FEATURES = 8;
 
@@ -64,7 +64,7 @@ async function main() {
       writeFileSync(`${values.save}.samples.json`, JSON.stringify({ layers: ["linear", "relu", "linear", "relu", "linear"],
         input: { shape: sample.x.shape, data: [...sample.x.data] }, output: { shape: out.shape, data: [...out.data] } }));
     }
-    console.log(JSON.stringify({ executor: values.executor, first_loss: losses[0], last_loss: losses.at(-1), losses, weights_sha256: hash.digest("hex") }));
+    console.log(JSON.stringify({ executor: values.executor, backend: getBackend().name, first_loss: losses[0], last_loss: losses.at(-1), losses, weights_sha256: hash.digest("hex") }));
   } finally {
     await pipe.close();
   }

@@ -16,6 +16,7 @@ function check(ok, what) {
 
 const a = run("regression-mlp.mjs", ["--steps", "30", "--executor", "threads"]);
 const aInline = run("regression-mlp.mjs", ["--steps", "30", "--executor", "inline"]);
+check(a.backend === "native", `(a) runs on the native addon built at install (backend: ${a.backend})`);
 check(a.last_loss < a.first_loss / 2, `(a) regression MLP loss falls: ${a.first_loss} -> ${a.last_loss}`);
 check(a.weights_sha256 === aInline.weights_sha256, `(a) threads weights == inline weights bit for bit (${a.weights_sha256})`);
 check(JSON.stringify(a.losses) === JSON.stringify(aInline.losses), "(a) threads losses == inline losses bit for bit");
