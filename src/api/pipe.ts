@@ -145,8 +145,11 @@ export class Pipe {
 }
 
 async function startExecutor(model: PipelineModel, setup: PipelineSetup, r: ResolvedOptions, loss: StageLoss): Promise<Executor> {
-  if (r.executor === "inline") return new InlineExecutor(model, setup, undefined, loss);
-  return ThreadsExecutor.create(setup, new Map([...model.stateDict()].map(([k, t]) => [k, t.clone()])));
+  const name: string = r.executor;
+  if (name === "inline") return new InlineExecutor(model, setup, undefined, loss);
+  if (name === "threads") return ThreadsExecutor.create(setup, new Map([...model.stateDict()].map(([k, t]) => [k, t.clone()])));
+  // An executor added to EXECUTORS (e.g. "processes") must be wired here, never fall back silently.
+  throw new Error(`createPipeline: executor "${name}" is not available through createPipeline yet; use inline or threads`);
 }
 
 /** Library errors speak of options, not the CLI's flags. */
