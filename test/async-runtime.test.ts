@@ -19,7 +19,7 @@ import { Tensor } from "../src/tensor/tensor.js";
 const SEED = 3;
 /** 8 units: Flatten, (Linear, ReLU) x 3, Linear: four stages of two units. */
 const MLP: ModelSpec = { name: "mlp", input: 12, hidden: [16, 16, 16], classes: 5 };
-const OPT: OptimizerConfig = { kind: "sgd", lr: 0.05, momentum: 0.9, weightDecay: 1e-4 };
+const OPT: OptimizerConfig = { name: "sgd", lr: 0.05, momentum: 0.9, weightDecay: 1e-4 };
 
 function data(steps: number, M: number, perMicro: number): SplitBatch[] {
   const rng = new Rng(9);

@@ -25,7 +25,7 @@ import { Tensor } from "../src/tensor/tensor.js";
 
 const SEED = 4;
 const MLP: ModelSpec = { name: "mlp", input: 10, hidden: [12, 12], classes: 4 }; // 6 units
-const OPT: OptimizerConfig = { kind: "sgd", lr: 0.2, momentum: 0.9, weightDecay: 1e-3 };
+const OPT: OptimizerConfig = { name: "sgd", lr: 0.2, momentum: 0.9, weightDecay: 1e-3 };
 const PER_MICRO = 3;
 
 function data(steps: number, M: number): SplitBatch[] {
@@ -57,7 +57,7 @@ function oracle(schedule: Schedule, balance: number[], batches: SplitBatch[]): M
   const names = trainer.namedParameters().map(([n]) => n);
   const unitStage: number[] = balance.flatMap((b, s) => new Array<number>(b).fill(s));
   const stageOf = new Map(names.map((n) => [n, unitStage[Number(n.split(".")[1])]]));
-  const opt = new SGD(trainer.namedParameters(), { lr: OPT.lr, momentum: OPT.kind === "sgd" ? OPT.momentum : 0, weightDecay: OPT.weightDecay });
+  const opt = new SGD(trainer.namedParameters(), { lr: OPT.lr, momentum: OPT.name === "sgd" ? OPT.momentum ?? 0 : 0, weightDecay: OPT.weightDecay });
   const fv = forwardVersions(schedule);
   const hist: Map<string, Float32Array>[] = [];
   const snapshot = (): Map<string, Float32Array> => new Map(trainer.namedParameters().map(([n, p]) => [n, p.data.slice()]));

@@ -21,7 +21,7 @@ import { createModel } from "../src/nn/models/index.js";
 const SPEC: ModelSpec = { name: "vit", image: 28, patch: 7, dim: 16, depth: 2, heads: 2, classes: 10 };
 
 const options = (o: Partial<ElasticTrainOptions>): ElasticTrainOptions => ({
-  spec: SPEC, seed: 3, epochs: 3, batch: 16, optimizer: { kind: "sgd", lr: 0.05, momentum: 0.9 }, scheduleLr: "cosine", warmup: 2,
+  spec: SPEC, seed: 3, epochs: 3, batch: 16, optimizer: { name: "sgd", lr: 0.05, momentum: 0.9 }, scheduleLr: "cosine", warmup: 2,
   workers: 2, freeze: { alpha: "1/2", criterion: "grad-norm" }, elastic: true, cache: true, data: "slice", limit: 64, ...o,
 });
 

@@ -156,7 +156,7 @@ test("createOptimizer builds by name and rejects unknown names and options", () 
   const opt = createOptimizer({ name: "sgd", lr: 0.5, momentum: 0.9 }, [w]);
   setGrad(w, [1]); opt.step();
   close(w.data, [0.5]);
-  assert.equal(createOptimizer({ name: "adamw" }, [w]).kind, "adamw");
+  assert.equal(createOptimizer({ name: "adamw", lr: 1e-3 }, [w]).kind, "adamw");
   assert.throws(() => createOptimizer({ name: "adam" } as never, [w]), /unknown optimizer 'adam'; valid: sgd, adamw/);
   assert.throws(() => createOptimizer({ name: "adamw", momentum: 0.9 } as never, [w]), /optimizer 'adamw' has no option 'momentum'; valid: lr, betas, eps, weightDecay/);
 });

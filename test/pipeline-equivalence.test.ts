@@ -28,7 +28,7 @@ import { Tensor } from "../src/tensor/tensor.js";
 const N = 8;
 const STEPS = 3;
 const SEED = 11;
-const OPT: OptimizerConfig = { kind: "sgd", lr: 0.1, momentum: 0.9, weightDecay: 1e-3 };
+const OPT: OptimizerConfig = { name: "sgd", lr: 0.1, momentum: 0.9, weightDecay: 1e-3 };
 const newSgd = (m: Model): SGD => new SGD(m.namedParameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-3 });
 
 /** 8 units: Flatten, (Linear, ReLU) x 3, Linear. */

@@ -27,7 +27,7 @@ function setup(): PipelineSetup {
   // Units: 0 Flatten, 1 Linear, 2 ReLU, 3 Linear | 4 ReLU, 5 Linear, 6 ReLU, 7 Linear: unit 5 is on stage 1.
   return {
     model: SPEC, seed: 3, schedule: generateSchedule("1f1b", { stages: 2, microbatches: M }), balance: [4, 4],
-    recompute: "never", optimizer: { kind: "sgd", lr: 0.1 }, faults: [{ unit: 5, microbatch: 3, message: "boom in layer 5" }],
+    recompute: "never", optimizer: { name: "sgd", lr: 0.1 }, instrumentation: { faults: [{ unit: 5, microbatch: 3, message: "boom in layer 5" }] },
   };
 }
 
@@ -64,7 +64,7 @@ test("inline: the same failure names stage, action and cause", async () => {
 });
 
 test("a failure during a recomputed backward names the B action", async () => {
-  const s = { ...setup(), recompute: "always" as const, faults: [{ unit: 1, microbatch: 2, during: "recompute" as const }] };
+  const s = { ...setup(), recompute: "always" as const, instrumentation: { faults: [{ unit: 1, microbatch: 2, during: "recompute" as const }] } };
   // Unit 1 is on stage 0; its forward of micro-batch 2 succeeds, its recomputation in B fails.
   const ex = await ThreadsExecutor.create(s, createModel(SPEC, 3).stateDict());
   await assert.rejects(withTimeout(ex.step(batch()), 5000, "threads step"), /stage 0, action 0B2 .*injected fault in unit 1/);
@@ -90,7 +90,7 @@ test("inline: an impossible order is reported as a deadlock naming each stuck ac
   const good = generateSchedule("gpipe", { stages: 2, microbatches: 1 });
   // Worker 0 waits for the gradient of micro-batch 0 before it has sent the activation.
   const bad = { ...good, workers: [[good.workers[0][1], good.workers[0][0], good.workers[0][2]], good.workers[1]] };
-  const s: PipelineSetup = { model: SPEC, seed: 3, schedule: bad, balance: [4, 4], recompute: "never", optimizer: { kind: "sgd", lr: 0.1 } };
+  const s: PipelineSetup = { model: SPEC, seed: 3, schedule: bad, balance: [4, 4], recompute: "never", optimizer: { name: "sgd", lr: 0.1 } };
   const ex = new InlineExecutor(createModel(SPEC, 3), s);
   const rng = new Rng(2);
   const x = Tensor.randn([2, 12], rng);
@@ -101,6 +101,6 @@ test("inline: an impossible order is reported as a deadlock naming each stuck ac
 test("threads: a list that would deadlock is rejected before any worker starts", async () => {
   const good = generateSchedule("gpipe", { stages: 2, microbatches: 1 });
   const bad = { ...good, workers: [[good.workers[0][1], good.workers[0][0], good.workers[0][2]], good.workers[1]] };
-  const s: PipelineSetup = { model: SPEC, seed: 3, schedule: bad, balance: [4, 4], recompute: "never", optimizer: { kind: "sgd", lr: 0.1 } };
+  const s: PipelineSetup = { model: SPEC, seed: 3, schedule: bad, balance: [4, 4], recompute: "never", optimizer: { name: "sgd", lr: 0.1 } };
   await assert.rejects(withTimeout(ThreadsExecutor.create(s, createModel(SPEC, 3).stateDict()), 5000, "create"), /invalid schedule/);
 });

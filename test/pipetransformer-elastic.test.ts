@@ -18,7 +18,7 @@ const N = 16;
 
 function config(o: Partial<ElasticConfig> = {}): ElasticConfig {
   return {
-    spec: SPEC, seed: 5, optimizer: { kind: "sgd", lr: 0.05, momentum: 0.9 }, workers: 2, stages: 2, batch: N,
+    spec: SPEC, seed: 5, optimizer: { name: "sgd", lr: 0.05, momentum: 0.9 }, workers: 2, stages: 2, batch: N,
     freeze: { alpha: "1/3", criterion: "schedule" }, elastic: true, cache: false, samples: 64, microbatchesPerStage: 2, ...o,
   };
 }
@@ -152,7 +152,7 @@ test("an elastic run on the data slice freezes on schedule, writes a trace, and 
   const { tmpdir } = await import("node:os");
   const lines: string[] = [];
   const r = await trainElastic({
-    spec: SPEC, seed: 1, epochs: 2, batch: 16, optimizer: { kind: "sgd", lr: 0.05, momentum: 0.9 }, scheduleLr: "none", warmup: 0,
+    spec: SPEC, seed: 1, epochs: 2, batch: 16, optimizer: { name: "sgd", lr: 0.05, momentum: 0.9 }, scheduleLr: "none", warmup: 0,
     workers: 2, freeze: { alpha: "1/2", criterion: "schedule" }, elastic: true, cache: true, data: "slice", limit: 128, log: (m) => lines.push(m),
   });
   // 6 layers, alpha 1/2: ceil(6 * 1/2) = 3 frozen after the first check.

@@ -178,7 +178,7 @@ test("a failed inline step releases every worker's held weights (no stale copy s
   const spec: ModelSpec = { name: "mlp", input: 12, hidden: [16, 16, 16], classes: 5 };
   const model = createModel(spec, 11);
   const ex = new InlineExecutor(model, { model: spec, seed: 11, schedule: generateSchedule("gpipe", { stages: 2, microbatches: 2 }),
-    balance: uniformBalance(model.units.length, 2), recompute: "never", optimizer: { kind: "sgd", lr: 0.1 } });
+    balance: uniformBalance(model.units.length, 2), recompute: "never", optimizer: { name: "sgd", lr: 0.1 } });
   const parts = splitBatch({ x: randn([8, 12], false), y: new Int32Array(8).fill(99) }, 2); // stage 1 throws at 1F0
   await assert.rejects(ex.step({ inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / 8 }), /1F0/);
   for (const [name, p] of model.namedParameters()) {

@@ -231,7 +231,7 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   const singleOpt = new SGD(single.namedParameters(), { lr: 0.01, momentum: 0.9 });
   const microModel = createModel(spec, seed);
   const micro = new InlineExecutor(microModel, { model: spec, seed, schedule: generateSchedule("gpipe", { stages: 1, microbatches: M, weightGrads }),
-    balance: [units], recompute: "never", optimizer: { kind: "sgd", lr: 0.01, momentum: 0.9 } });
+    balance: [units], recompute: "never", optimizer: { name: "sgd", lr: 0.01, momentum: 0.9 } });
   /** perCall: optimizer steps one call of `step` runs (the asynchronous lists span several). */
   /** calls: calls per timed round and per warm-up (default --steps and --warmup). */
   interface Runner { step: () => unknown; best: number; perCall?: number; calls?: number }
@@ -242,7 +242,7 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   // Balanced stages from measured per-layer times (on a micro-batch), as a user's --partition time.
   const unitTimes = profileUnitTimes(spec, seed, parts[0].x, 9);
   const pipelines: { name: string; v: number; schedule: Schedule; balance: number[]; costs: WorkerCosts; ideal: number; ex: ThreadsExecutor; runner: Runner }[] = [];
-  const optimizer = { kind: "sgd", lr: 0.01, momentum: 0.9 } as const;
+  const optimizer = { name: "sgd", lr: 0.01, momentum: 0.9 } as const;
   try {
     for (const name of schedules) {
       const v = name === "interleaved" ? V : 1;
@@ -325,7 +325,7 @@ async function syntheticRun(name: string, schedule: Schedule, balance: number[],
   const spec: ModelSpec = { name: "mlp", input: 16, hidden, classes: 4 };
   const tinyUnits = createModel(spec, seed).units.length;
   const tinyBalance = tinyUnits === units ? balance : balanceByCost(new Array<number>(tinyUnits).fill(1), balance.length);
-  const setup: PipelineSetup = { model: spec, seed, schedule, balance: tinyBalance, recompute: "never", optimizer: { kind: "sgd", lr: 0.01 }, syntheticCosts: costs };
+  const setup: PipelineSetup = { model: spec, seed, schedule, balance: tinyBalance, recompute: "never", optimizer: { name: "sgd", lr: 0.01 }, instrumentation: { syntheticCosts: costs } };
   const rng = new Rng(seed);
   const parts = splitBatch({ x: Tensor.randn([B, 16], rng), y: Int32Array.from({ length: B }, () => rng.int(4)) }, M);
   const batch = { inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / B };

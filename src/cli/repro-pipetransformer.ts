@@ -75,7 +75,7 @@ export async function runReproPipetransformer(argv: string[]): Promise<number> {
     let init: Map<string, import("../tensor/tensor.js").Tensor> | undefined;
     if ((f["pretrain-epochs"] as number) > 0) {
       log(`seed ${seed}: pre-training ${String(f["pretrain-epochs"])} epoch(s) on ${pre.train.n} images (untimed)`);
-      const p = await trainElastic({ spec, seed, epochs: f["pretrain-epochs"] as number, batch, optimizer: { kind: "adamw", lr: 1e-3, weightDecay: 0.01 },
+      const p = await trainElastic({ spec, seed, epochs: f["pretrain-epochs"] as number, batch, optimizer: { name: "adamw", lr: 1e-3, weightDecay: 0.01 },
         scheduleLr: "cosine", warmup: 50, workers, stages: 1, freeze: null, elastic: false, cache: false, datasets: pre });
       init = p.state;
       log(`seed ${seed}: pre-trained test acc ${(p.testAcc * 100).toFixed(2)}%`);
@@ -86,7 +86,7 @@ export async function runReproPipetransformer(argv: string[]): Promise<number> {
       const row = ROWS[i];
       log(`seed ${seed}: ${row.name}`);
       const r = await trainElastic({
-        spec, seed, epochs, batch, optimizer: { kind: "adamw", lr: f.lr as number, weightDecay: 0.01 }, scheduleLr: "cosine", warmup: 0,
+        spec, seed, epochs, batch, optimizer: { name: "adamw", lr: f.lr as number, weightDecay: 0.01 }, scheduleLr: "cosine", warmup: 0,
         workers, freeze: row.freeze ? { alpha, interval: 1, criterion: parseFreezeCriterion(f["freeze-criterion"] as string) } : null,
         elastic: row.elastic, cache: row.cache, datasets: fine, initialState: init, log: (m) => log(`  ${m}`),
       });

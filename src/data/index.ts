@@ -3,3 +3,4 @@ export * from "./fashion-mnist.js";
 export * from "./loader.js";
 export * from "./microbatch.js";
 export * from "./text.js";
+export * from "./arrays.js";

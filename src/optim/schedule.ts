@@ -48,7 +48,8 @@ export function productLr(...schedules: LrSchedule[]): LrSchedule {
   return (step) => schedules.reduce((f, s) => f * s(step), 1);
 }
 
-export const SCHEDULE_NAMES = ["constant", "step", "cosine"] as const;
+/** The LR schedule kinds parseSchedule reads (not the pipeline schedules of src/pipeline/schedule). */
+export const LR_SCHEDULE_KINDS = ["constant", "step", "cosine"] as const;
 
 /**
  * Parses a CLI schedule: "constant", "step:<stepSize>[:<gamma>]", "cosine[:<minFactor>]", each

@@ -7,9 +7,12 @@
 // engine's `defer` closure. Weight gradients accumulate in `param.grad` across micro-batches in the
 // stage's own action order, which is what makes every executor produce identical bits.
 //
-// Loss-scaling rule (the one rule of the whole pipeline): the loss of micro-batch j is the SUM of its
-// per-target losses divided by the number of targets in the whole mini-batch, so the accumulated
-// gradient is the gradient of the mini-batch mean, exactly what single-device training computes.
+// Loss-scaling rule (the one rule of the whole pipeline): with R target rows in the whole mini-batch
+// (rows = target.shape[0], or the label count of Int32Array class ids) and r_j in micro-batch j,
+// micro-batch j's loss is weighted so the micro-batch losses sum to the mini-batch mean: a "mean"
+// loss (PyTorch's default reduction, e.g. a user's MSE) is multiplied by r_j / R, the built-in
+// cross-entropy's per-target SUM by 1 / R. The accumulated gradient is then the gradient of the
+// mini-batch mean, exactly what single-device training computes.
 //
 // Dropout under recomputation: the forward remembers each Dropout's random stream position and the
 // recomputation replays it, so both draw the same masks.
@@ -31,16 +34,42 @@ import { Dropout } from "../nn/dropout.js";
 import type { Rng } from "../tensor/random.js";
 import { countCorrect, crossEntropyLoss } from "../nn/loss.js";
 
-let runningMicrobatch = -1;
+/** Targets of a micro-batch: class ids (one per output row) or a float tensor [rows, ...]. */
+export type Target = Int32Array | Tensor;
 
-/** The micro-batch whose forward (or recomputation) is running in this thread, -1 outside. */
-export function currentMicrobatch(): number { return runningMicrobatch; }
+/** Target rows: the label count of class ids, else the tensor's first dimension. */
+export function targetRows(t: Target): number {
+  return t instanceof Int32Array ? t.length : (t.rank === 0 ? 1 : t.shape[0]);
+}
 
-/** Targets of one micro-batch plus the loss scale of the documented rule (1 / targets in mini-batch). */
+/** Targets of one micro-batch plus the loss scale of the documented rule (1 / target rows in mini-batch). */
 export interface MicrobatchTargets {
-  labels: Int32Array;
+  labels: Target;
   scale: number;
 }
+
+/**
+ * The loss the last stage computes. `reduction: "mean"`: fn returns the micro-batch mean (weighted
+ * by rows_j * scale); "sum": the per-target sum (weighted by scale). fn must return one value.
+ */
+export interface StageLoss {
+  name: string;
+  reduction: "mean" | "sum";
+  fn(output: Tensor, target: Target): Tensor;
+}
+
+/** The built-in cross-entropy on class ids, summed (bit-identical to the pipeline's original rule). */
+export const CROSS_ENTROPY_SUM: StageLoss = {
+  name: "cross-entropy",
+  reduction: "sum",
+  fn(out, t) {
+    if (!(t instanceof Int32Array)) throw new Error(`loss 'cross-entropy' needs Int32Array class ids as targets, got a float tensor ${fmt(t.shape)}; use loss 'mse' or your own loss for float targets`);
+    return crossEntropyLoss(out, t, "sum");
+  },
+};
+
+/** Instrumentation (tests): called before unit `unit` runs forward on micro-batch `mb`. */
+export type UnitHook = (unit: number, microbatch: number, recording: boolean) => void;
 
 /** What the last stage reports per micro-batch (loss already scaled by the rule above). */
 export interface MicrobatchMetrics {
@@ -60,6 +89,12 @@ export interface StageOptions {
   isLast: boolean;
   /** Keep only the input per micro-batch and recompute the forward in B. */
   recompute: boolean;
+  /** State-dict prefix of the units ("layers" for built-in models, "" for a user's layer list). */
+  prefix?: string;
+  /** The last stage's loss (default: the built-in cross-entropy on class ids). */
+  loss?: StageLoss;
+  /** Test instrumentation run before every unit's forward (faults). */
+  beforeUnit?: UnitHook;
 }
 
 interface Saved {
@@ -145,6 +180,9 @@ export class Stage {
   private readonly restorers: (() => void)[] = [];
   private readonly params: Tensor[];
   private deferChecked = false;
+  private readonly prefix: string;
+  private readonly lossFn: StageLoss;
+  private readonly beforeUnit: UnitHook | undefined;
 
   constructor(o: StageOptions) {
     if (o.units.length === 0) throw new Error(`stage ${o.index} has no layers`);
@@ -153,6 +191,9 @@ export class Stage {
     this.isFirst = o.isFirst;
     this.isLast = o.isLast;
     this.recompute = o.recompute;
+    this.prefix = o.prefix ?? "layers";
+    this.lossFn = o.loss ?? CROSS_ENTROPY_SUM;
+    this.beforeUnit = o.beforeUnit;
     this.params = o.units.flatMap(([, m]) => m.parameters());
     for (const [, unit] of o.units) {
       for (const [, m] of unit.namedModules()) {
@@ -176,15 +217,17 @@ export class Stage {
     }
   }
 
-  /** Parameters named as in the full model's state dict ("layers.3.weight"). */
+  private unitName(i: number): string { return this.prefix ? `${this.prefix}.${i}` : String(i); }
+
+  /** Parameters named as in the full model's state dict ("layers.3.weight", a user's "3.weight"). */
   namedParameters(): [string, Tensor][] {
-    return this.units.flatMap(([i, m]) => m.namedParameters(`layers.${i}`));
+    return this.units.flatMap(([i, m]) => m.namedParameters(this.unitName(i)));
   }
 
   /** Parameters and buffers named as in the full model's state dict. */
   stateDict(): Map<string, Tensor> {
     const out = new Map<string, Tensor>();
-    for (const [i, m] of this.units) for (const [k, t] of m.stateDict(`layers.${i}`)) out.set(k, t);
+    for (const [i, m] of this.units) for (const [k, t] of m.stateDict(this.unitName(i))) out.set(k, t);
     return out;
   }
 
@@ -194,21 +237,23 @@ export class Stage {
   /** Micro-batches whose activations (or inputs, when recomputing) are held right now. */
   get liveMicrobatches(): number { return this.saved.size; }
 
-  private run(x: Tensor, mb: number): Tensor {
-    const prev = runningMicrobatch;
-    runningMicrobatch = mb;
-    try {
-      let y = x;
-      for (const [, m] of this.units) y = m.forward(y);
-      return y;
-    } finally {
-      runningMicrobatch = prev;
+  private run(x: Tensor, mb: number, recording: boolean): Tensor {
+    let y = x;
+    for (const [i, m] of this.units) {
+      this.beforeUnit?.(i, mb, recording);
+      y = m.forward(y);
     }
+    return y;
   }
 
   private loss(out: Tensor, t: MicrobatchTargets): Tensor {
-    const sum = crossEntropyLoss(out, t.labels, "sum");
-    return scaleScalar(sum, t.scale);
+    const { name, reduction, fn } = this.lossFn;
+    const raw = fn(out, t.labels);
+    if (!(raw instanceof Tensor)) throw new Error(`loss '${name}' must return a Tensor (the micro-batch mean), got ${typeof raw}`);
+    if (raw.size !== 1) {
+      throw new Error(`loss '${name}' must return a scalar (one value: the micro-batch mean), got shape ${fmt(raw.shape)} for output ${fmt(out.shape)}`);
+    }
+    return scaleScalar(raw, reduction === "sum" ? t.scale : t.scale * targetRows(t.labels));
   }
 
   /**
@@ -224,7 +269,7 @@ export class Stage {
     for (const s of this.bnStats) s.collecting = true;
     let out: Tensor;
     try {
-      out = this.recompute ? noGrad(() => this.run(input, mb)) : enableGrad(() => this.run(input, mb));
+      out = this.recompute ? noGrad(() => this.run(input, mb, false)) : enableGrad(() => this.run(input, mb, true));
     } finally {
       for (const s of this.bnStats) s.collecting = false;
     }
@@ -233,7 +278,7 @@ export class Stage {
     if (this.isLast && targets) {
       const loss = this.recompute ? noGrad(() => this.loss(out, targets)) : enableGrad(() => this.loss(out, targets));
       if (!this.recompute) root = loss;
-      metrics = { loss: loss.item(), correct: countCorrect(out, targets.labels), count: targets.labels.length };
+      metrics = { loss: loss.item(), ...accuracyOf(out, targets.labels) };
     }
     this.saved.set(mb, { input, root, targets: this.isLast ? targets : null, deferred: null, dropoutState });
     const transferable = this.recompute && out.data.buffer !== input.data.buffer;
@@ -258,7 +303,7 @@ export class Stage {
       s.dropoutState?.forEach((r, i) => { this.dropouts[i].rng = cloneRng(r); });
       try {
         root = enableGrad(() => {
-          const out = this.run(s.input, mb);
+          const out = this.run(s.input, mb, true);
           return this.isLast && s.targets ? this.loss(out, s.targets) : out;
         });
       } finally {
@@ -335,6 +380,14 @@ export class Stage {
     this.saved.clear();
     for (const r of this.restorers.splice(0)) r();
   }
+}
+
+/** Correct predictions when the targets are class ids, one per output row; else none (count = rows). */
+function accuracyOf(out: Tensor, t: Target): { correct: number; count: number } {
+  const rows = targetRows(t);
+  const classes = out.rank > 0 ? out.shape[out.rank - 1] : 0;
+  if (!(t instanceof Int32Array) || classes === 0 || out.size / classes !== rows) return { correct: 0, count: rows };
+  return { correct: countCorrect(out, t), count: rows };
 }
 
 /** loss * scale for a scalar loss, recorded on the tape. */

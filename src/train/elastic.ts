@@ -123,8 +123,8 @@ function settingsOf(o: ElasticTrainOptions): ElasticSettings {
 function trainConfigOf(o: ElasticTrainOptions): TrainConfig {
   const opt = o.optimizer;
   return {
-    model: o.spec.name as ModelName, spec: o.spec, epochs: o.epochs, batch: o.batch, lr: opt.lr, optimizer: opt.kind,
-    momentum: opt.kind === "sgd" ? opt.momentum ?? 0 : 0.9, weightDecay: opt.weightDecay ?? 0,
+    model: o.spec.name as ModelName, spec: o.spec, epochs: o.epochs, batch: o.batch, lr: opt.lr, optimizer: opt.name,
+    momentum: opt.name === "sgd" ? opt.momentum ?? 0 : 0.9, weightDecay: opt.weightDecay ?? 0,
     scheduleLr: o.scheduleLr, warmup: o.warmup, seed: o.seed, data: o.data, limit: o.limit, logEvery: o.logEvery ?? 1,
   };
 }

@@ -12,13 +12,13 @@ import type { Module } from "../nn/module.js";
 import { createModel, type Model } from "../nn/models/index.js";
 import { resolveSpec, type ModelSpec } from "../nn/models/spec.js";
 import {
-  AdamW, constantLr, cosineLr, linearWarmup, SGD, stepLr, type LrSchedule, type Optimizer, type OptimizerState,
+  constantLr, cosineLr, createOptimizer, linearWarmup, stepLr, type LrSchedule, type Optimizer, type OptimizerState,
 } from "../optim/index.js";
 import type { ProgressBar } from "./progress.js";
 import { Rng } from "../tensor/random.js";
 import { EpochReport } from "./epoch-report.js";
 import { MetricsWriter, type MetricsRecord } from "./metrics.js";
-import type { TrainConfig } from "./options.js";
+import { optimizerConfigOf, type TrainConfig } from "./options.js";
 import { buildTask, type Task } from "./task.js";
 
 export interface TrainHooks {
@@ -71,12 +71,7 @@ export function specOf(cfg: Pick<TrainConfig, "model" | "spec">): ModelSpec {
 }
 
 export function makeOptimizer(cfg: TrainConfig, model: Module): Optimizer<{ lr: number }, { step: number }> {
-  const params = model.namedParameters();
-  switch (cfg.optimizer) {
-    case "sgd": return new SGD(params, { lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay });
-    case "adamw": return new AdamW(params, { lr: cfg.lr, weightDecay: cfg.weightDecay });
-    default: throw new Error(`unknown optimizer '${String(cfg.optimizer)}'; valid: sgd, adamw`);
-  }
+  return createOptimizer(optimizerConfigOf(cfg), model.namedParameters());
 }
 
 /**

@@ -2,7 +2,7 @@
 // and the pipeline options the pipeline runtime receives. Plain JSON so it can be stored in a
 // checkpoint and handed to worker threads.
 import type { ModelName, ModelSpec } from "../nn/models/spec.js";
-import type { OptimizerName } from "../optim/factory.js";
+import type { OptimizerConfig, OptimizerName } from "../optim/factory.js";
 import type { AsyncConfig } from "../pipeline/weights/config.js";
 
 export { OPTIMIZER_NAMES, type OptimizerName } from "../optim/factory.js";
@@ -56,14 +56,15 @@ export const MODEL_DEFAULTS: Record<ModelName, ModelDefaults> = {
   gpt: { batch: 16, lr: 3e-3, optimizer: "adamw", momentum: 0.9, weightDecay: 0.01, scheduleLr: "cosine", warmup: 20 },
 };
 
-export const PIPELINE_SCHEDULES = ["gpipe", "1f1b", "interleaved", "zb-h1", "async"] as const;
-export type PipelineScheduleName = (typeof PIPELINE_SCHEDULES)[number];
+// One home each: the pipeline schedules, executors and recomputation modes are the runtime's lists.
+export { SCHEDULE_NAMES as PIPELINE_SCHEDULES, type ScheduleName as PipelineScheduleName } from "../pipeline/schedule/index.js";
+export { EXECUTORS, type ExecutorName } from "../pipeline/runtime/executor.js";
+export { RECOMPUTE_MODES, type RecomputeMode } from "../pipeline/runtime/setup.js";
+import type { ScheduleName as PipelineScheduleName } from "../pipeline/schedule/index.js";
 export const PARTITION_METHODS = ["uniform", "parameters", "time"] as const;
 export type PartitionMethod = (typeof PARTITION_METHODS)[number];
-export const EXECUTORS = ["inline", "threads"] as const;
-export type ExecutorName = (typeof EXECUTORS)[number];
-export const RECOMPUTE_MODES = ["always", "except-last", "never"] as const;
-export type RecomputeMode = (typeof RECOMPUTE_MODES)[number];
+import type { ExecutorName } from "../pipeline/runtime/executor.js";
+import type { RecomputeMode } from "../pipeline/runtime/setup.js";
 import type { WeightGradMode } from "../pipeline/schedule/weight-grads.js";
 export { WEIGHT_GRAD_MODES, type WeightGradMode } from "../pipeline/schedule/weight-grads.js";
 
@@ -92,4 +93,13 @@ export interface PipelineTrainOptions extends TrainConfig {
   pipeline: PipelineConfig;
   /** Suppress the progress bar. */
   quiet: boolean;
+}
+
+/** The optimizer of a resolved TrainConfig as the one OptimizerConfig (single device and pipelines alike). */
+export function optimizerConfigOf(cfg: Pick<TrainConfig, "optimizer" | "lr" | "momentum" | "weightDecay">): OptimizerConfig {
+  switch (cfg.optimizer) {
+    case "sgd": return { name: "sgd", lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay };
+    case "adamw": return { name: "adamw", lr: cfg.lr, weightDecay: cfg.weightDecay };
+    default: throw new Error(`unknown optimizer '${String(cfg.optimizer)}'; valid: sgd, adamw`);
+  }
 }

@@ -26,16 +26,11 @@ import { asyncCheckpointParts, asyncStateFromCheckpoint, describeAsyncResume, ty
 import type { Executor } from "../pipeline/runtime/executor.js";
 import { InlineExecutor } from "../pipeline/runtime/inline.js";
 import { profileUnitTimes } from "../pipeline/runtime/profile.js";
-import type { OptimizerConfig, PipelineSetup } from "../pipeline/runtime/setup.js";
+import type { PipelineSetup } from "../pipeline/runtime/setup.js";
+import { optimizerConfigOf } from "./options.js";
 import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
 
-export function optimizerConfigOf(cfg: TrainConfig): OptimizerConfig {
-  switch (cfg.optimizer) {
-    case "sgd": return { kind: "sgd", lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay };
-    case "adamw": return { kind: "adamw", lr: cfg.lr, weightDecay: cfg.weightDecay };
-    default: throw new Error(`unknown optimizer '${String(cfg.optimizer)}'; valid: sgd, adamw`);
-  }
-}
+export { optimizerConfigOf } from "./options.js";
 
 /** Longest list an asynchronous run executes at once (in optimizer steps); an epoch runs in windows. */
 export const ASYNC_WINDOW = 2000;
@@ -118,7 +113,7 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   const setup: PipelineSetup = {
     model: spec, seed: opts.seed, schedule, balance: partition.balance, recompute: p.recompute,
     optimizer: optimizerConfigOf(opts), optimizerState: optimizerState ? toPlain(optimizerState) : undefined,
-    faults: faultsFromEnv(),
+    instrumentation: faultsFromEnv(),
     async: asyncCfg && win ? asyncSetupFor(schedule, asyncCfg, annealSteps(asyncCfg, win.window * win.count)) : undefined,
   };
   // Saved after the warm-up only; the asynchronous executor (the first one, or the one after the warm-up) continues it.
@@ -262,10 +257,10 @@ function* windowsOf<T extends { x: { shape: readonly number[] } }>(batches: Iter
  * Testing hook: PIPEWRIGHT_INJECT_FAULT="<unit>:<microbatch>" makes that unit throw on that
  * micro-batch, to check end to end that a failing stage stops the run with a non-zero exit.
  */
-function faultsFromEnv(): PipelineSetup["faults"] {
+function faultsFromEnv(): PipelineSetup["instrumentation"] {
   const raw = process.env.PIPEWRIGHT_INJECT_FAULT;
   if (!raw) return undefined;
   const m = /^(\d+):(\d+)$/.exec(raw.trim());
   if (!m) throw new Error(`PIPEWRIGHT_INJECT_FAULT='${raw}' must look like <unit>:<microbatch>, e.g. 4:3`);
-  return [{ unit: Number(m[1]), microbatch: Number(m[2]) }];
+  return { faults: [{ unit: Number(m[1]), microbatch: Number(m[2]) }] };
 }

@@ -6,6 +6,8 @@ import type { ResolvedSpec } from "./spec.js";
 
 export class Model extends Module {
   readonly layers: Sequential;
+  /** State-dict prefix of the units: "layers.3.weight". */
+  readonly unitPrefix = "layers";
 
   constructor(readonly spec: ResolvedSpec, units: Module[]) {
     super();

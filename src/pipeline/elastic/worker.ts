@@ -15,7 +15,7 @@ import { GradientAllReducer } from "../../parallel/grad-sync.js";
 import { generateSchedule } from "../schedule/index.js";
 import { Stage, type MicrobatchMetrics } from "../stage.js";
 import { messageKey, WorkerInterpreter, type Payload, type PhysicalStage } from "../runtime/interpreter.js";
-import { createOptimizer, shapeOf } from "../runtime/setup.js";
+import { createStageOptimizer, shapeOf } from "../runtime/setup.js";
 import { fromPlain, sliceState, toPlain } from "../../optim/index.js";
 import type { ElasticWorkerInit, FromElasticWorker, PeerMessage, StateEntry, ToElasticWorker } from "./messages.js";
 import { applyFreeze, runnableUnits } from "./units.js";
@@ -43,7 +43,7 @@ try {
   });
   const prefix = s === 0 ? all.slice(0, init.prefix).map((u) => u.module) : [];
   const params = stage.namedParameters().filter(([, p]) => p.requiresGrad);
-  const optimizer = createOptimizer(init.optimizer, params);
+  const optimizer = createStageOptimizer(init.optimizer, params);
   if (optimizer && init.optimizerState) optimizer.loadStateDict(sliceState(fromPlain(init.optimizerState), params.map(([n]) => n)));
   const phys: PhysicalStage = { index: s, chunks: [stage], optimizer };
   const comm = init.group ? new ShmCollectives(init.group, init.replica, { timeoutMs: init.timeoutMs }) : null;

@@ -45,7 +45,7 @@ export function stageParams(chunks: PhysicalStage["chunks"]): [string, Tensor][]
  */
 export function spikeOptimizer(cfg: OptimizerConfig, a: AsyncSetup, stage: number, params: [string, Tensor][]): StageOptimizer | null {
   if (params.length === 0) return null;
-  if (cfg.kind !== "sgd") throw new Error(`--method pb runs momentum SGD (Spike Compensation); got --optimizer ${cfg.kind}, use sgd`);
+  if (cfg.name !== "sgd") throw new Error(`--method pb runs momentum SGD (Spike Compensation); got --optimizer ${cfg.name}, use sgd`);
   const tau = a.taus[stage];
   if (tau === undefined) throw new Error(`async setup has no delay for stage ${stage} (${a.taus.length} given)`);
   return new SpikeCompensatedSGD(params, { lr: cfg.lr, momentum: cfg.momentum ?? 0, weightDecay: cfg.weightDecay ?? 0, delay: spikeDelay(a, stage) });

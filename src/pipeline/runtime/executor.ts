@@ -1,15 +1,22 @@
 // The executor interface: run one optimizer step of the schedule on a mini-batch already split into
 // micro-batches, and hand back the trained weights. `inline` and `threads` implement it.
 import type { Tensor } from "../../tensor/tensor.js";
-import type { MicrobatchMetrics } from "../stage.js";
+import type { MicrobatchMetrics, Target } from "../stage.js";
 import type { OptimizerState } from "../../optim/index.js";
 import type { AsyncState } from "./async-state.js";
 
-/** One mini-batch, split: micro-batch j = (inputs[j], labels[j]); scale = 1 / targets in the mini-batch. */
+/** Executors of the schedule IR (the one list: the CLI, createPipeline and checkpoints read it). */
+export const EXECUTORS = ["inline", "threads"] as const;
+export type ExecutorName = (typeof EXECUTORS)[number];
+
+/**
+ * One mini-batch, split: micro-batch j = (inputs[j], labels[j]); scale = 1 / target rows in the
+ * mini-batch. Labels are class ids (Int32Array) or float target tensors [rows_j, ...].
+ */
 export interface SplitBatch {
   inputs: readonly Tensor[];
-  labels: readonly Int32Array[];
-  /** The loss-scaling rule: every micro-batch's summed loss is multiplied by this. */
+  labels: readonly Target[];
+  /** The loss-scaling rule (src/pipeline/stage.ts): 1 / target rows in the mini-batch. */
   scale: number;
 }
 
@@ -26,7 +33,7 @@ export interface StepResult {
 }
 
 export interface Executor {
-  readonly name: "inline" | "threads";
+  readonly name: ExecutorName;
   /** Runs the schedule's lists once (one optimizer step) with the given learning-rate factor. */
   step(batch: SplitBatch, lrFactor?: number): Promise<StepResult>;
   /**

@@ -22,8 +22,12 @@
 //   (beforeForward/afterForward/beforeBackward/afterBackward/beforeStep/afterStep with the physical
 //   stage and micro-batch, e.g. to swap in a stashed weight version and restore it).
 //   StepResult.peakActivations: activations held per stage at runtime (equals validateSchedule's).
-//   PipelineSetup test/bench hooks: `faults` (a unit that throws on a micro-batch; also
-//   PIPEWRIGHT_INJECT_FAULT=<unit>:<microbatch> for `pipewright train`) and `syntheticCosts`.
+//   PipelineSetup.instrumentation (test/bench hooks, instrumentation.ts): `faults` (a unit that
+//   throws on a micro-batch; also PIPEWRIGHT_INJECT_FAULT=<unit>:<microbatch> for `pipewright
+//   train`) and `syntheticCosts`.
+//   PipelineSetup.source (model-source.ts): a built-in spec + seed or a user's module export that
+//   every worker imports; PipelineSetup.loss (loss-source.ts): "cross-entropy", "mse" or a module
+//   export. Targets are Int32Array class ids or Float32 tensors (SplitBatch.labels).
 //
 // Asynchronous pipelines (issue 4): `--schedule async --method naive|stash|2bw|pipemare|pb` and the
 // toggles of src/pipeline/weights' ASYNC_FLAGS. PipelineSetup.async (AsyncSetup, plain JSON: the
@@ -45,13 +49,17 @@ export {
 } from "./async-weights.js";
 export { InlineExecutor } from "./inline.js";
 export { ThreadsExecutor } from "./threads.js";
-export type { Executor, SplitBatch, StepResult } from "./executor.js";
+export { EXECUTORS, type Executor, type ExecutorName, type SplitBatch, type StepResult } from "./executor.js";
 export {
   WorkerInterpreter, PipelineActionError, messageKey,
   type Payload, type Outbox, type PhysicalStage, type WeightHooks, type PipelineShape, type StageOptimizer,
 } from "./interpreter.js";
 export {
-  buildWorkerStages, checkBalance, createOptimizer, recomputes, shapeOf, unitRanges,
-  EXECUTORS, RECOMPUTE_MODES, type ExecutorName, type OptimizerConfig, type PipelineSetup, type RecomputeMode,
+  buildWorkerStages, checkBalance, createStageOptimizer, recomputes, shapeOf, sourceOf, unitRanges,
+  RECOMPUTE_MODES, type OptimizerConfig, type PipelineSetup, type RecomputeMode,
 } from "./setup.js";
+export { loadModelSource, toPipelineModel, UnitList, type JsonValue, type ModelSource, type PipelineModel } from "./model-source.js";
+export { builtinLoss, functionLoss, loadLoss, LOSS_NAMES, type LossFunction, type LossName, type LossSpec } from "./loss-source.js";
+export { faultHook, syntheticDelay, type FaultSpec, type Instrumentation } from "./instrumentation.js";
+export { splitMiniBatch } from "./split.js";
 export { measureWorkerCosts, profileUnitTimes, type WorkerCosts } from "./profile.js";

@@ -2,12 +2,12 @@
 // are visited round-robin in index order; each runs until its next action waits for a message. A
 // full round without progress is a deadlock, reported with every worker's stuck action. Messages are
 // handed over by reference (no copies at all).
-import type { Model } from "../../nn/models/model.js";
+import type { PipelineModel } from "./model-source.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { formatAction } from "../schedule/action.js";
-import type { MicrobatchMetrics } from "../stage.js";
+import type { MicrobatchMetrics, StageLoss } from "../stage.js";
 import { checkBatches, sumMetrics, type Executor, type SplitBatch, type StepResult } from "./executor.js";
-import { messageKey, WorkerInterpreter, type WeightHooks } from "./interpreter.js";
+import { messageKey, targetsPayload, WorkerInterpreter, type WeightHooks } from "./interpreter.js";
 import { mergeStates, type OptimizerState } from "../../optim/index.js";
 import { buildWorkerStages, shapeOf, syntheticDelay, type PipelineSetup } from "./setup.js";
 import type { AsyncState } from "./async-state.js";
@@ -22,18 +22,19 @@ export class InlineExecutor implements Executor {
 
   /**
    * Trains `model` in place (its units become the stages). `hooks` replaces the weight hooks that
-   * setup.async would install.
+   * setup.async would install; `loss` is setup.loss resolved (needed when it names a module, or for
+   * a loss function, which only the inline executor can run).
    */
-  constructor(private readonly model: Model, private readonly setup: PipelineSetup, hooks?: WeightHooks) {
+  constructor(private readonly model: PipelineModel, private readonly setup: PipelineSetup, hooks?: WeightHooks, loss?: StageLoss) {
     const { schedule } = setup;
     const shape = shapeOf(schedule);
     model.train();
     const outbox = { send: (to: number, key: string, payload: Parameters<WorkerInterpreter["deliver"]>[1]) => this.workers[to].deliver(key, payload) };
-    const stagesOf = schedule.workers.map((_, w) => buildWorkerStages(model, setup, w));
+    const stagesOf = schedule.workers.map((_, w) => buildWorkerStages(model, setup, w, loss));
     this.asyncRuntime = createAsyncRuntime(new Map(stagesOf.flatMap((m) => [...m])), setup.async);
     const h = hooks ?? this.asyncRuntime?.hooks;
     this.workers = schedule.workers.map((actions, w) => new WorkerInterpreter({
-      worker: w, actions, stages: stagesOf[w], shape, outbox, hooks: h, actionDelay: syntheticDelay(setup),
+      worker: w, actions, stages: stagesOf[w], shape, outbox, hooks: h, actionDelay: syntheticDelay(setup.instrumentation, schedule.chunks),
       onMetrics: (mb, m) => { this.metrics.set(mb, m); },
     }));
   }
@@ -52,7 +53,7 @@ export class InlineExecutor implements Executor {
       for (let j = 0; j < M; j++) {
         const x = batch.inputs[j];
         first.deliver(messageKey.activation(0, k * M + j), { kind: "tensor", data: x.data, shape: [...x.shape] });
-        last.deliver(messageKey.targets(k * M + j), { kind: "targets", labels: batch.labels[j], scale: batch.scale });
+        last.deliver(messageKey.targets(k * M + j), targetsPayload(batch.labels[j], batch.scale));
       }
     });
     for (const w of this.workers) w.reset(lrFactors);

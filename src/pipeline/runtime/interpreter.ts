@@ -10,14 +10,25 @@
 // each stage its own learning-rate factor per STEP (PipeMare's T1).
 import { type Action, formatAction, virtualStage } from "../schedule/action.js";
 import { Tensor } from "../../tensor/tensor.js";
-import type { MicrobatchMetrics, MicrobatchTargets, Stage } from "../stage.js";
+import type { MicrobatchMetrics, MicrobatchTargets, Stage, Target } from "../stage.js";
 import type { OptimizerState } from "../../optim/index.js";
 import { holdWeights, prepareHeldCopy, releaseWeights } from "../../autograd/weight-layouts.js";
 
 /** A message body: an activation or gradient tensor, or the targets of a micro-batch. */
 export type Payload =
   | { kind: "tensor"; data: Float32Array; shape: number[] }
-  | { kind: "targets"; labels: Int32Array; scale: number };
+  /** Class ids (Int32Array), or a float target tensor's values with its `shape`. */
+  | { kind: "targets"; labels: Int32Array | Float32Array; shape?: number[]; scale: number };
+
+/** A micro-batch's targets as a message (the caller's arrays, not copied). */
+export function targetsPayload(t: Target, scale: number): Payload {
+  return t instanceof Int32Array ? { kind: "targets", labels: t, scale } : { kind: "targets", labels: t.data, shape: [...t.shape], scale };
+}
+
+/** The targets a message carries. */
+export function payloadTargets(p: Extract<Payload, { kind: "targets" }>): MicrobatchTargets {
+  return { labels: p.labels instanceof Int32Array ? p.labels : new Tensor(p.labels, p.shape ?? [p.labels.length]), scale: p.scale };
+}
 
 /** Message names: everything a worker consumes is named by (what, virtual stage, micro-batch). */
 export const messageKey = {
@@ -297,7 +308,7 @@ export class WorkerInterpreter {
       if (keys.length > 1) {
         const y = this.take(keys[1]);
         if (y.kind !== "targets") throw new Error(`message ${keys[1]} does not hold targets`);
-        targets = { labels: y.labels, scale: y.scale };
+        targets = payloadTargets(y);
       }
       hooks?.beforeForward?.(phys, a.chunk, mb);
       const r = stage.forward(mb, new Tensor(x.data, x.shape), targets);

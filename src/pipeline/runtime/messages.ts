@@ -29,7 +29,7 @@ export type ToWorker =
     /** Model inputs of the micro-batches (only for the worker holding virtual stage 0). */
     inputs: { mb: number; data: Float32Array; shape: number[] }[];
     /** Targets (only for the worker holding the last virtual stage). */
-    targets: { mb: number; labels: Int32Array; scale: number }[];
+    targets: ({ mb: number } & Omit<Extract<Payload, { kind: "targets" }>, "kind">)[];
   }
   | { type: "state" }
   | { type: "optimizer" }

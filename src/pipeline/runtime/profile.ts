@@ -6,7 +6,7 @@ import { backward, enableGrad, noGrad } from "../../autograd/engine.js";
 import { createModel } from "../../nn/models/index.js";
 import type { ModelSpec } from "../../nn/models/spec.js";
 import { Tensor } from "../../tensor/tensor.js";
-import type { PipelineSetup } from "./setup.js";
+import { sourceOf, type PipelineSetup } from "./setup.js";
 import type { SplitBatch } from "./executor.js";
 import { InlineExecutor } from "./inline.js";
 
@@ -55,7 +55,9 @@ export interface WorkerCosts {
  * (load from elsewhere on a shared machine only ever adds time).
  */
 export async function measureWorkerCosts(setup: PipelineSetup, batch: SplitBatch, steps = 3): Promise<WorkerCosts> {
-  const ex = new InlineExecutor(createModel(setup.model, setup.seed), setup);
+  const src = sourceOf(setup);
+  if (src.kind !== "builtin") throw new Error("measureWorkerCosts runs built-in models only (it rebuilds a fresh copy synchronously)");
+  const ex = new InlineExecutor(createModel(src.spec, src.seed), setup);
   const M = setup.schedule.microbatches * setup.schedule.steps;
   const W = setup.schedule.workers.length;
   const best = Array.from({ length: W }, () => ({ F: Infinity, B: Infinity, W: Infinity, STEP: Infinity }));

@@ -8,7 +8,7 @@ import { getBackend } from "../../backend/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import { checkBatches, sumMetrics, type Executor, type SplitBatch, type StepResult } from "./executor.js";
-import { PipelineActionError } from "./interpreter.js";
+import { PipelineActionError, targetsPayload, type Payload } from "./interpreter.js";
 import { assertValidSchedule } from "../schedule/validate.js";
 import type { FromWorker, StateEntry, ToWorker, WorkerInit } from "./messages.js";
 import type { PipelineSetup } from "./setup.js";
@@ -115,7 +115,10 @@ export class ThreadsExecutor implements Executor {
     for (let w = 0; w < this.workers.length; w++) {
       // The caller keeps its batches: inputs are copied once into buffers that are then moved.
       const inputs = w !== firstWorker ? [] : batches.flatMap((b, k) => b.inputs.map((x, j) => ({ mb: k * M + j, data: x.data.slice(), shape: [...x.shape] })));
-      const targets = w !== lastWorker ? [] : batches.flatMap((b, k) => b.labels.map((labels, j) => ({ mb: k * M + j, labels: labels.slice(), scale: b.scale })));
+      const targets = w !== lastWorker ? [] : batches.flatMap((b, k) => b.labels.map((t, j) => {
+        const { kind: _k, ...p } = targetsPayload(t, b.scale) as Extract<Payload, { kind: "targets" }>;
+        return { mb: k * M + j, ...p, labels: p.labels.slice() };
+      }));
       this.post(w, { type: "step", lrFactors: [...lrFactors], inputs, targets },
         [...inputs.map((x) => x.data.buffer as ArrayBuffer), ...targets.map((t) => t.labels.buffer as ArrayBuffer)]);
     }

@@ -1,15 +1,16 @@
-// A pipeline worker thread: rebuilds the model from its JSON spec + seed, loads the main thread's
-// state, keeps only its stages, and runs its action list each step. Activations and gradients go
+// A pipeline worker thread: rebuilds the model from its source (a built-in spec + seed, or the
+// user's module, imported here), loads the main thread's state, keeps only its stages, and runs its action list each step. Activations and gradients go
 // straight to the neighbour workers over MessageChannels; their buffers are transferred, not cloned.
 // Any error is reported to the main thread with the stage and action, which then ends the run.
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { setBackend } from "../../backend/index.js";
-import { createModel, type Model } from "../../nn/models/index.js";
+import { loadModelSource, type PipelineModel } from "./model-source.js";
+import { loadLoss } from "./loss-source.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import { messageKey, PipelineActionError, WorkerInterpreter, type Payload } from "./interpreter.js";
 import type { FromWorker, PeerMessage, StateEntry, ToWorker, WorkerInit } from "./messages.js";
-import { buildWorkerStages, shapeOf, syntheticDelay } from "./setup.js";
+import { buildWorkerStages, shapeOf, sourceOf, syntheticDelay } from "./setup.js";
 import { toPlain } from "../../optim/index.js";
 import { createAsyncRuntime } from "./async-weights.js";
 
@@ -72,7 +73,8 @@ function idleSoon(): void {
 
 try {
   setBackend(init.backend);
-  let model: Model | null = createModel(init.setup.model, init.setup.seed);
+  let model: PipelineModel | null = await loadModelSource(sourceOf(init.setup));
+  const loss = await loadLoss(init.setup.loss);
   model.loadStateDict(new Map(init.state.map(([k, data, shape]) => [k, new Tensor(data, shape)])));
   model.train();
   init.state = []; // the copy of the whole model's state is not needed any more
@@ -91,7 +93,7 @@ try {
       }
     },
   };
-  const stages = buildWorkerStages(model, init.setup, init.worker);
+  const stages = buildWorkerStages(model, init.setup, init.worker, loss);
   const asyncRuntime = createAsyncRuntime(stages, init.setup.async);
   interp = new WorkerInterpreter({
     worker: init.worker,
@@ -101,7 +103,7 @@ try {
     outbox,
     // The asynchronous method is rebuilt here from the setup's JSON, like the model.
     hooks: asyncRuntime?.hooks,
-    actionDelay: syntheticDelay(init.setup),
+    actionDelay: syntheticDelay(init.setup.instrumentation, init.setup.schedule.chunks),
     onMetrics: (mb, m) => { metrics.push([mb, m]); },
     ownsWeights: true, // no message but "step" writes them (state, optimizer: reads)
   });
@@ -117,7 +119,7 @@ try {
     try {
       if (m.type === "step") {
         for (const x of m.inputs) interp.deliver(messageKey.activation(0, x.mb), { kind: "tensor", data: x.data, shape: x.shape });
-        for (const y of m.targets) interp.deliver(messageKey.targets(y.mb), { kind: "targets", labels: y.labels, scale: y.scale });
+        for (const { mb, ...y } of m.targets) interp.deliver(messageKey.targets(mb), { kind: "targets", ...y });
         interp.reset(m.lrFactors);
         running = true;
         pump();

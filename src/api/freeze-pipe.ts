@@ -1,0 +1,119 @@
+// PipeTransformer freezing as a createPipeline option: the elastic runtime (src/pipeline/elastic)
+// trains, freezes a growing prefix of layers at each freeze check (pipe.endEpoch()), re-partitions
+// (AutoPipe), turns freed workers into data-parallel replicas (AutoDP) and serves the frozen
+// prefix's outputs from a cache (AutoCache). It runs the built-in vit, the model the freeze
+// policy's layer map knows, on its own worker threads; it picks its own micro-batch count.
+import { noGrad } from "../autograd/engine.js";
+import { loadCheckpoint, saveCheckpoint, type Json } from "../checkpoint/index.js";
+import type { ModelSpec } from "../nn/models/spec.js";
+import type { OptimizerConfig } from "../optim/factory.js";
+import type { OptimizerState } from "../optim/index.js";
+import type { FreezeOptions } from "../pipeline/freeze/index.js";
+import { ElasticTrainer, type ElasticFreezeState } from "../pipeline/elastic/trainer.js";
+import type { Tensor } from "../tensor/tensor.js";
+
+/** The `freeze` option of createPipeline (PipeTransformer). */
+export interface FreezeOption {
+  /** Freeze policy: alpha (e.g. "1/3"), interval (epochs between checks), criterion (see README "PipeTransformer"). */
+  policy?: FreezeOptions;
+  /** AutoPipe re-partitioning + AutoDP replicas (default true). */
+  elastic?: boolean;
+  /** AutoCache of the frozen prefix's outputs (default false; needs sample indices in pipe.step). */
+  cache?: boolean;
+  cacheBytes?: number;
+  /** Worker threads (default: stages). */
+  workers?: number;
+  /** Mini-batch size over all replicas. */
+  batch: number;
+  /** Training samples (cache keys 0..samples-1). */
+  samples: number;
+}
+
+export interface FreezingPipeOptions {
+  model: { builtin: ModelSpec; seed?: number };
+  stages: number;
+  optimizer: OptimizerConfig;
+  freeze: FreezeOption;
+  lrSchedule?: (step: number) => number;
+  resume?: string;
+}
+
+/** A PipeTransformer pipeline; see {@link createFreezingPipeline}. */
+export class FreezingPipe {
+  private stepCount: number;
+  private epochCount: number;
+
+  /** @internal */
+  constructor(private readonly trainer: ElasticTrainer, private readonly o: FreezingPipeOptions, step: number, epoch: number) {
+    this.stepCount = step;
+    this.epochCount = epoch;
+  }
+
+  get steps(): number { return this.stepCount; }
+  /** Epochs ended with endEpoch(). */
+  get epochs(): number { return this.epochCount; }
+  /** Layers frozen so far. */
+  get frozenLayers(): number { return this.trainer.frozenLayers; }
+
+  /** One optimizer step on (x, y); `indices` are the samples' dataset indices (needed with the cache). */
+  async step(x: Tensor, y: Int32Array, indices?: ArrayLike<number>): Promise<number> {
+    if (!this.trainer.fits(x.shape[0])) throw new Error(`pipe.step: a mini-batch of ${x.shape[0]} does not split over ${this.trainer.layout.replicas} replica(s) x ${this.trainer.layout.microbatches} micro-batches`);
+    const f = this.o.lrSchedule ? this.o.lrSchedule(this.stepCount) : 1;
+    const r = await this.trainer.step(x, y, indices ?? null, f);
+    this.stepCount++;
+    return r.loss;
+  }
+
+  /** Ends an epoch: runs the freeze check; resolves to the new frozen layer count when it froze more. */
+  async endEpoch(): Promise<number | null> {
+    this.epochCount++;
+    const t = await this.trainer.endEpoch(this.epochCount);
+    return t ? t.frozenLayers : null;
+  }
+
+  async eval(x: Tensor): Promise<Tensor> {
+    await this.trainer.sync();
+    const m = this.trainer.model;
+    m.eval();
+    try { return noGrad(() => m.forward(x)); } finally { m.train(); }
+  }
+
+  async stateDict(): Promise<Map<string, Tensor>> {
+    await this.trainer.sync();
+    return new Map([...this.trainer.model.stateDict()].map(([k, t]) => [k, t.clone()]));
+  }
+
+  /** Checkpoint: weights, optimizer state, step, epochs and the freeze state (resume continues the freezes). */
+  async save(path: string): Promise<void> {
+    const optimizer = await this.trainer.optimizerState();
+    saveCheckpoint(path, {
+      model: await this.stateDict(), optimizer: optimizer ?? undefined, step: this.stepCount, epoch: this.epochCount,
+      modelSpec: this.o.model.builtin, extra: JSON.parse(JSON.stringify({ library: { freeze: this.trainer.freezeState() } })) as Json,
+    });
+  }
+
+  async close(): Promise<void> { await this.trainer.close(); }
+}
+
+/** createPipeline with a `freeze` option lands here. */
+export async function createFreezingPipeline(o: FreezingPipeOptions): Promise<FreezingPipe> {
+  const f = o.freeze;
+  if (typeof o.model !== "object" || o.model === null || !("builtin" in o.model) || o.model.builtin?.name !== "vit") {
+    throw new Error("createPipeline: freeze (PipeTransformer) trains the built-in vit: model {builtin: {name: \"vit\", ...}, seed}; user models are not supported with freeze yet");
+  }
+  if (typeof f.batch !== "number" || typeof f.samples !== "number") throw new Error("createPipeline: freeze needs batch (mini-batch size) and samples (training set size)");
+  let state: Map<string, Tensor> | undefined, opt: OptimizerState | null = null, step = 0, epoch = 0;
+  let resume: { freeze: ElasticFreezeState } | undefined;
+  if (o.resume) {
+    const ck = loadCheckpoint(o.resume);
+    const saved = ((ck.extra ?? {}) as { library?: { freeze?: ElasticFreezeState } }).library?.freeze;
+    if (!saved) throw new Error(`createPipeline: checkpoint ${o.resume} holds no freeze state; it was not written by a freezing pipe`);
+    state = ck.model; opt = (ck.optimizer ?? null) as unknown as OptimizerState | null; step = ck.step; epoch = ck.epoch;
+    resume = { freeze: saved };
+  }
+  const trainer = await ElasticTrainer.create({
+    spec: o.model.builtin, seed: o.model.seed ?? 0, optimizer: o.optimizer, workers: f.workers ?? o.stages, stages: o.stages,
+    batch: f.batch, freeze: f.policy ?? {}, elastic: f.elastic ?? true, cache: f.cache ?? false, cacheBytes: f.cacheBytes, samples: f.samples,
+  }, state, opt, resume);
+  return new FreezingPipe(trainer, o, step, epoch);
+}

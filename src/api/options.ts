@@ -1,0 +1,142 @@
+// createPipeline's options: what a user passes, checked once with errors that name the bad value and
+// what is allowed, and resolved into the runtime's plain-JSON PipelineSetup pieces.
+import type { ModelSpec } from "../nn/models/spec.js";
+import { Module, Sequential } from "../nn/module.js";
+import type { OptimizerConfig } from "../optim/factory.js";
+import { PARTITION_METHODS } from "../pipeline/partition.js";
+import { SCHEDULE_NAMES, WEIGHT_GRAD_MODES, type ScheduleName, type WeightGradMode } from "../pipeline/schedule/index.js";
+import { EXECUTORS, type ExecutorName } from "../pipeline/runtime/executor.js";
+import { RECOMPUTE_MODES, type RecomputeMode } from "../pipeline/runtime/setup.js";
+import type { Instrumentation } from "../pipeline/runtime/instrumentation.js";
+import type { JsonValue, ModelSource } from "../pipeline/runtime/model-source.js";
+import { LOSS_NAMES, type LossFunction, type LossSpec } from "../pipeline/runtime/loss-source.js";
+import type { AsyncFlagValues } from "../pipeline/weights/config.js";
+
+/** A user's ES module export that builds the model: `(args) => Module[] | Sequential` (may be async). */
+export interface ModuleModel { module: string; export?: string; args?: JsonValue }
+
+/** A built-in model (mlp, cnn, vit, gpt) by its JSON spec; weights from Rng(seed). */
+export interface BuiltinModel { builtin: ModelSpec; seed?: number }
+
+/**
+ * The model: a module export every worker imports (any executor), a built-in spec, or, on the inline
+ * executor only, the layers themselves (a Module[] or a Sequential).
+ */
+export type ModelOption = ModuleModel | BuiltinModel | ModelSource | readonly Module[] | Sequential;
+
+/** The loss: a built-in name, a module export (any executor), or a function (inline executor only). */
+export type LossOption = LossSpec | LossFunction;
+
+export const PIPE_PARTITIONS = PARTITION_METHODS.filter((m) => m !== "time");
+
+export interface PipelineOptions {
+  model: ModelOption;
+  /** Default "cross-entropy" (class-id targets). A user loss returns the micro-batch MEAN. */
+  loss?: LossOption;
+  /** gpipe | 1f1b | interleaved | zb-h1 | async (default 1f1b). */
+  schedule?: ScheduleName;
+  /** Physical stages S (one worker thread each on the threads executor). */
+  stages: number;
+  /** Micro-batches M each mini-batch is split into. */
+  microbatches: number;
+  /** Model chunks per stage (interleaved only; default 1). */
+  chunks?: number;
+  /** Explicit units per virtual stage, e.g. [3, 2, 3]; overrides `partition`. */
+  balance?: readonly number[];
+  /** uniform (default) or parameters (balance the parameter counts). */
+  partition?: "uniform" | "parameters";
+  /** threads (default) or inline (one thread, deterministic: bit-identical to threads). */
+  executor?: ExecutorName;
+  optimizer: OptimizerConfig;
+  /** Recompute activations in the backward pass: never (default), always, except-last. */
+  recompute?: RecomputeMode;
+  /** Weight gradients with each micro-batch's backward (default) or once per step. */
+  weightGrads?: WeightGradMode;
+  /**
+   * Asynchronous methods (schedule "async"): keys as the CLI's flags, e.g. {method: "pipemare"},
+   * {method: "pb", "spike-compensation": "off"}; see README "Asynchronous pipelines".
+   */
+  async?: AsyncFlagValues;
+  /** Asynchronous schedules: optimizer steps per `pipe.run(batches)` window (default 8). */
+  window?: number;
+  /** Learning-rate factor of optimizer step k (default 1: the optimizer's lr throughout). */
+  lrSchedule?: (step: number) => number;
+  /** Checkpoint (pipe.save) to continue from: weights, optimizer state, step counter. */
+  resume?: string;
+  /** Test and benchmark hooks (faults, synthetic costs). */
+  instrumentation?: Instrumentation;
+}
+
+export interface ResolvedOptions {
+  schedule: ScheduleName;
+  chunks: number;
+  executor: ExecutorName;
+  recompute: RecomputeMode;
+  weightGrads: WeightGradMode;
+  partition: "uniform" | "parameters";
+  window: number;
+}
+
+function oneOf<T extends string>(what: string, v: unknown, allowed: readonly T[], fallback: T): T {
+  if (v === undefined) return fallback;
+  if (typeof v !== "string" || !(allowed as readonly string[]).includes(v)) {
+    throw new Error(`createPipeline: ${what} ${JSON.stringify(v)} is not valid; choose one of: ${allowed.join(", ")}`);
+  }
+  return v as T;
+}
+
+function posInt(what: string, v: unknown, fallback?: number): number {
+  const n = v ?? fallback;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 1) throw new Error(`createPipeline: ${what} must be a positive integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** Checks the options that need no model; fills defaults. */
+export function resolveOptions(o: PipelineOptions): ResolvedOptions {
+  if (typeof o !== "object" || o === null) throw new Error("createPipeline: options must be an object like {model, stages, microbatches, optimizer}");
+  posInt("stages", o.stages);
+  posInt("microbatches", o.microbatches);
+  const schedule = oneOf("schedule", o.schedule, SCHEDULE_NAMES, "1f1b");
+  const chunks = posInt("chunks", o.chunks, 1);
+  const executor = oneOf("executor", o.executor, EXECUTORS, "threads");
+  const recompute = oneOf("recompute", o.recompute, RECOMPUTE_MODES, "never");
+  const weightGrads = oneOf("weightGrads", o.weightGrads, WEIGHT_GRAD_MODES, "microbatch");
+  const partition = oneOf("partition", o.partition, PIPE_PARTITIONS, "uniform");
+  const window = posInt("window", o.window, 8);
+  if (o.async !== undefined && schedule !== "async") throw new Error(`createPipeline: 'async' options need schedule "async", got schedule "${schedule}"`);
+  if (typeof o.optimizer !== "object" || o.optimizer === null) throw new Error(`createPipeline: optimizer must be like {name: "sgd", lr: 0.1}, got ${JSON.stringify(o.optimizer)}`);
+  if (o.lrSchedule !== undefined && typeof o.lrSchedule !== "function") throw new Error("createPipeline: lrSchedule must be a function (step) => factor");
+  return { schedule, chunks, executor, recompute, weightGrads, partition, window };
+}
+
+/** The model as a worker-importable source, or the inline layers themselves. */
+export function modelSourceOf(m: ModelOption, executor: ExecutorName): { source: ModelSource | null; layers: readonly Module[] | Sequential | null } {
+  if (m instanceof Sequential || Array.isArray(m)) {
+    if (executor !== "inline") {
+      throw new Error(`createPipeline: model given as ${m instanceof Sequential ? "a Sequential" : "a Module[]"} runs on the inline executor only; ` +
+        `on "${executor}" every worker builds its own copy: export a function from a module and pass model: {module: import.meta.url, export: "build", args}`);
+    }
+    return { source: null, layers: m as readonly Module[] | Sequential };
+  }
+  if (m instanceof Module) throw new Error("createPipeline: model is a single Module; pass its layers as a Module[] or a Sequential (the units the pipeline cuts)");
+  if (typeof m !== "object" || m === null) throw new Error(`createPipeline: model must be {module, export?, args?}, {builtin: spec}, or (inline) a Module[] / Sequential, got ${JSON.stringify(m)}`);
+  const o = m as Partial<ModuleModel & BuiltinModel> & { kind?: string; spec?: ModelSpec; seed?: number };
+  if (o.kind === "builtin" || o.kind === "module") return { source: m as ModelSource, layers: null };
+  if (o.builtin) return { source: { kind: "builtin", spec: o.builtin, seed: o.seed ?? 0 }, layers: null };
+  if (typeof o.module === "string") return { source: { kind: "module", module: o.module, export: o.export, args: o.args }, layers: null };
+  throw new Error(`createPipeline: model ${JSON.stringify(m)} names no module; expected {module: import.meta.url, export: "build", args}`);
+}
+
+/** The loss as plain JSON for the workers, or a function (inline only). */
+export function lossSpecOf(l: LossOption | undefined, executor: ExecutorName): { spec: LossSpec | undefined; fn: LossFunction | null } {
+  if (typeof l === "function") {
+    if (executor !== "inline") {
+      throw new Error(`createPipeline: a loss function runs on the inline executor only; on "${executor}" every worker imports it: ` +
+        `export it from a module and pass loss: {module: import.meta.url, export: "${l.name || "myLoss"}"}`);
+    }
+    return { spec: undefined, fn: l };
+  }
+  if (l === undefined || (typeof l === "string" && (LOSS_NAMES as readonly string[]).includes(l))) return { spec: l, fn: null };
+  if (typeof l === "object" && l !== null && typeof (l as { module?: unknown }).module === "string") return { spec: l, fn: null };
+  throw new Error(`createPipeline: loss ${JSON.stringify(l)} is not valid; use ${LOSS_NAMES.join(", ")}, {module, export} or (inline) a function`);
+}

@@ -1,0 +1,217 @@
+// createPipeline: the library's pipeline object. The user gives a model (a module export every
+// worker imports, a built-in spec, or inline layers), a loss, a schedule and the stage layout;
+// `pipe.step(x, y)` splits the mini-batch into micro-batches, applies the loss-scaling rule
+// (src/pipeline/stage.ts: the summed micro-batch losses are the mini-batch mean) and runs one
+// optimizer step on the executor. The main thread keeps a copy of the model for eval() and save().
+import { noGrad } from "../autograd/engine.js";
+import { loadCheckpoint, saveCheckpoint, type Json } from "../checkpoint/index.js";
+import { toPlain, type OptimizerState } from "../optim/index.js";
+import { partitionLayers } from "../pipeline/partition.js";
+import { generateSchedule, type Schedule } from "../pipeline/schedule/index.js";
+import { annealSteps, parseAsyncConfig } from "../pipeline/weights/index.js";
+import { asyncSetupFor } from "../pipeline/runtime/async-weights.js";
+import { asyncCheckpointParts, asyncStateFromCheckpoint } from "../pipeline/runtime/async-state.js";
+import type { Executor, SplitBatch, StepResult } from "../pipeline/runtime/executor.js";
+import { InlineExecutor } from "../pipeline/runtime/inline.js";
+import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
+import { loadModelSource, toPipelineModel, type ModelSource, type PipelineModel } from "../pipeline/runtime/model-source.js";
+import { functionLoss, loadLoss } from "../pipeline/runtime/loss-source.js";
+import type { PipelineSetup } from "../pipeline/runtime/setup.js";
+import type { StageLoss, Target } from "../pipeline/stage.js";
+import { splitMiniBatch } from "../pipeline/runtime/split.js";
+import { Tensor } from "../tensor/tensor.js";
+import { createFreezingPipeline, FreezingPipe, type FreezingPipeOptions } from "./freeze-pipe.js";
+import { lossSpecOf, modelSourceOf, resolveOptions, type PipelineOptions, type ResolvedOptions } from "./options.js";
+
+/** A mini-batch: inputs [n, ...] and targets (n class ids, n*k ids, or a float tensor [n, ...]). */
+export interface MiniBatch { x: Tensor; y: Target }
+
+/** A pipeline-parallel trainer; see {@link createPipeline}. */
+export class Pipe {
+  private stepCount: number;
+  /** The last step's (or window's) full result: per-micro-batch losses, busy time per worker... */
+  lastResult: StepResult | null = null;
+
+  /** @internal */
+  constructor(
+    /** The main thread's model (inline: the one being trained; threads: synced on demand). */
+    readonly model: PipelineModel,
+    private executor: Executor,
+    private readonly setup: PipelineSetup,
+    private readonly opts: PipelineOptions,
+    private readonly resolved: ResolvedOptions,
+    private readonly loss: StageLoss,
+    startStep: number,
+  ) {
+    this.stepCount = startStep;
+  }
+
+  /** Optimizer steps taken (including those of a resumed checkpoint). */
+  get steps(): number { return this.stepCount; }
+
+  /** Units per virtual stage, as partitioned. */
+  get balance(): readonly number[] { return this.setup.balance; }
+
+  /** The schedule's per-worker action lists. */
+  get schedule(): Schedule { return this.setup.schedule; }
+
+  private lrFactor(step: number): number {
+    const f = this.opts.lrSchedule ? this.opts.lrSchedule(step) : 1;
+    if (!Number.isFinite(f) || f < 0) throw new Error(`lrSchedule(${step}) returned ${f}; it must be a finite factor >= 0`);
+    return f;
+  }
+
+  private split(x: Tensor, y: Target): SplitBatch { return splitMiniBatch(x, y, this.opts.microbatches, "pipe.step"); }
+
+  /** One optimizer step on mini-batch (x, y); resolves to its mean loss. Synchronous schedules only. */
+  async step(x: Tensor, y: Target): Promise<number> {
+    if (this.resolved.schedule === "async") throw new Error(`pipe.step: schedule "async" runs windows of ${this.resolved.window} steps without flush; use pipe.run(batches) with ${this.resolved.window} mini-batches`);
+    const r = await this.executor.step(this.split(x, y), this.lrFactor(this.stepCount));
+    this.lastResult = r;
+    this.stepCount++;
+    if (!Number.isFinite(r.loss)) throw new Error(`training diverged: loss is ${r.loss} at step ${this.stepCount}; try a smaller lr`);
+    return r.loss;
+  }
+
+  /**
+   * Asynchronous schedules: one window of `window` optimizer steps without flush, mini-batch k
+   * feeding step k; resolves to each step's mean loss.
+   */
+  async run(batches: readonly MiniBatch[]): Promise<number[]> {
+    const K = this.setup.schedule.steps;
+    if (batches.length !== K) throw new Error(`pipe.run: the schedule's lists span ${K} optimizer step(s) (option window); got ${batches.length} mini-batches`);
+    const factors = batches.map((_, k) => this.lrFactor(this.stepCount + k));
+    const r = await this.executor.run(batches.map((b) => this.split(b.x, b.y)), factors);
+    this.lastResult = r;
+    const M = this.opts.microbatches;
+    const losses = batches.map((_, k) => r.perMicrobatch.slice(k * M, (k + 1) * M).reduce((a, m) => a + m.loss, 0));
+    this.stepCount += K;
+    const bad = losses.findIndex((l) => !Number.isFinite(l));
+    if (bad >= 0) throw new Error(`training diverged: loss is ${losses[bad]} at step ${this.stepCount - K + bad + 1}; try a smaller lr`);
+    return losses;
+  }
+
+  private async syncModel(): Promise<void> {
+    if (this.executor.name !== "inline") this.model.loadStateDict(await this.executor.stateDict());
+  }
+
+  /** The model's output for x with the current weights (eval mode, no gradient). */
+  async eval(x: Tensor): Promise<Tensor> {
+    await this.syncModel();
+    this.model.eval();
+    try {
+      return noGrad(() => this.model.forward(x));
+    } finally {
+      this.model.train();
+    }
+  }
+
+  /** Copies of every parameter and buffer, named as in the model's state dict (PyTorch names). */
+  async stateDict(): Promise<Map<string, Tensor>> {
+    // Workers answer in any order: give the entries in the model's own order (PyTorch's).
+    const got = await this.executor.stateDict();
+    return new Map([...this.model.stateDict().keys()].map((k) => [k, got.get(k)!]));
+  }
+
+  /** Replaces the weights (names and shapes must match); the optimizer state is kept. */
+  async loadStateDict(state: ReadonlyMap<string, Tensor> | Record<string, Tensor>): Promise<void> {
+    if (this.executor.name === "inline") { this.model.loadStateDict(state); return; }
+    const order = this.model.namedParameters().map(([n]) => n);
+    const opt = await this.executor.optimizerState(order);
+    this.model.loadStateDict(state);
+    await this.executor.close();
+    this.setup.optimizerState = toPlain(opt);
+    this.executor = await startExecutor(this.model, this.setup, this.resolved, this.loss);
+  }
+
+  /** Writes a checkpoint (safetensors: weights, optimizer state, step); resume with {resume: path}. */
+  async save(path: string): Promise<void> {
+    const state = await this.stateDict();
+    const order = this.model.namedParameters().map(([n]) => n);
+    const optimizer = await this.executor.optimizerState(order);
+    const asyncPart = asyncCheckpointParts(await this.executor.asyncState());
+    const src = this.setup.source;
+    const pipeline = { schedule: this.resolved.schedule, stages: this.opts.stages, microbatches: this.opts.microbatches, balance: [...this.setup.balance] };
+    saveCheckpoint(path, {
+      model: state, optimizer, step: this.stepCount, epoch: 0,
+      modelSpec: src?.kind === "builtin" ? src.spec : undefined,
+      extra: JSON.parse(JSON.stringify({ library: { pipeline }, ...(asyncPart.meta ? { async: asyncPart.meta } : {}) })) as Json,
+      extraTensors: asyncPart.tensors,
+    });
+  }
+
+  /** Stops the workers (threads) or hands the layers back (inline). */
+  async close(): Promise<void> { await this.executor.close(); }
+}
+
+async function startExecutor(model: PipelineModel, setup: PipelineSetup, r: ResolvedOptions, loss: StageLoss): Promise<Executor> {
+  const name: string = r.executor;
+  if (name === "inline") return new InlineExecutor(model, setup, undefined, loss);
+  if (name === "threads") return ThreadsExecutor.create(setup, new Map([...model.stateDict()].map(([k, t]) => [k, t.clone()])));
+  // An executor added to EXECUTORS (e.g. "processes") must be wired here, never fall back silently.
+  throw new Error(`createPipeline: executor "${name}" is not available through createPipeline yet; use inline or threads`);
+}
+
+/** Library errors speak of options, not the CLI's flags. */
+function asOptionError(e: unknown): Error {
+  const msg = (e as Error).message ?? String(e);
+  return new Error(`createPipeline: ${msg.replace(/--balance /g, "balance ")}`, { cause: e });
+}
+
+/**
+ * Builds a pipeline: loads the model (every worker thread imports a module model itself), cuts it
+ * into stages, generates the schedule and starts the executor. With a `freeze` option it is a
+ * PipeTransformer pipeline (built-in vit; see {@link FreezingPipe}).
+ *
+ * @example
+ * const pipe = await createPipeline({ model: { module: import.meta.url, export: "build" }, loss: "mse",
+ *   schedule: "gpipe", stages: 2, microbatches: 4, optimizer: { name: "sgd", lr: 0.05 } });
+ * const loss = await pipe.step(x, y);
+ */
+export async function createPipeline(o: FreezingPipeOptions): Promise<FreezingPipe>;
+export async function createPipeline(o: PipelineOptions): Promise<Pipe>;
+export async function createPipeline(o: PipelineOptions | FreezingPipeOptions): Promise<Pipe | FreezingPipe> {
+  if ((o as { freeze?: unknown }).freeze !== undefined) return createFreezingPipeline(o as FreezingPipeOptions);
+  return createSyncOrAsyncPipeline(o as PipelineOptions);
+}
+
+async function createSyncOrAsyncPipeline(o: PipelineOptions): Promise<Pipe> {
+  const r = resolveOptions(o);
+  const { source, layers } = modelSourceOf(o.model, r.executor);
+  const model = layers ? toPipelineModel(layers, "createPipeline: model") : await loadModelSource(source as ModelSource);
+  const { spec: lossSpec, fn } = lossSpecOf(o.loss, r.executor);
+  const loss = fn ? functionLoss(fn) : await loadLoss(lossSpec);
+  let schedule: Schedule, balance: number[];
+  try {
+    schedule = generateSchedule(r.schedule, { stages: o.stages, microbatches: o.microbatches, chunks: r.chunks,
+      steps: r.schedule === "async" ? r.window : undefined, weightGrads: r.weightGrads });
+    balance = partitionLayers({ layers: model.units.length, stages: o.stages, chunks: r.chunks, method: r.partition, balance: o.balance,
+      parameters: model.units.map((u) => u.numParameters()) }).balance;
+  } catch (e) {
+    throw asOptionError(e);
+  }
+  let startStep = 0, optimizerState: OptimizerState | undefined, resumeExtra: Record<string, unknown> = {};
+  let extraTensors = new Map<string, Tensor>();
+  if (o.resume) {
+    const ck = loadCheckpoint(o.resume);
+    try { model.loadStateDict(ck.model); } catch (e) { throw new Error(`createPipeline: checkpoint ${o.resume} does not fit this model: ${(e as Error).message}`); }
+    if (!ck.optimizer) throw new Error(`createPipeline: checkpoint ${o.resume} has no optimizer state; it cannot be resumed exactly`);
+    optimizerState = ck.optimizer as unknown as OptimizerState;
+    startStep = ck.step;
+    resumeExtra = (ck.extra ?? {}) as Record<string, unknown>;
+    extraTensors = ck.extraTensors;
+  }
+  const asyncCfg = r.schedule === "async" ? parseAsyncConfig(o.async ?? {}) : null;
+  if (asyncCfg && asyncCfg.warmupEpochs > 0) {
+    throw new Error(`createPipeline: async option 'warmup-epochs' (${asyncCfg.warmupEpochs}) is the CLI's; for a synchronous warm-up train a synchronous pipe, save it, and resume the asynchronous one from that checkpoint`);
+  }
+  const setup: PipelineSetup = {
+    source: source ?? undefined, loss: lossSpec, schedule, balance, recompute: r.recompute, optimizer: o.optimizer,
+    optimizerState: optimizerState ? toPlain(optimizerState) : undefined, instrumentation: o.instrumentation,
+    // T1's default horizon: two windows (the CLI's is two epochs).
+    async: asyncCfg ? asyncSetupFor(schedule, asyncCfg, annealSteps(asyncCfg, r.window)) : undefined,
+  };
+  if (setup.async && o.resume) setup.async.resume = asyncStateFromCheckpoint(resumeExtra.async, extraTensors, o.stages);
+  const executor = await startExecutor(model, setup, r, loss);
+  return new Pipe(model, executor, setup, o, r, loss, startStep);
+}

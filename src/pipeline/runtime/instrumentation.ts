@@ -1,0 +1,48 @@
+// Test and benchmark hooks of a pipeline run, kept out of the production set-up: one optional,
+// plain-JSON `instrumentation` field of PipelineSetup (so a worker thread rebuilds the same hooks).
+// Normal runs never set it.
+//   faults          a unit throws when it runs forward for a given micro-batch (a failing stage must
+//                   stop the run with that stage's error, never hang)
+//   syntheticCosts  every F/B/W action also sleeps a fixed time, so pipeline overlap can be measured
+//                   on a machine without spare cores
+import type { Action } from "../schedule/action.js";
+import type { UnitHook } from "../stage.js";
+
+/** A test fault: `during: "recompute"` fires only in a forward that records a graph inside B. */
+export interface FaultSpec { unit: number; microbatch: number; message?: string; during?: "any" | "recompute" }
+
+export interface Instrumentation {
+  /** Unit `unit` throws `message` when it runs forward for micro-batch `microbatch`. */
+  faults?: FaultSpec[];
+  /** Seconds physical stage s sleeps in each of its F (B, W) actions: F[s], B[s], W[s]. */
+  syntheticCosts?: { F: number[]; B: number[]; W: number[] };
+}
+
+/** The per-action sleep of `syntheticCosts`, chunks sharing a stage's cost evenly. */
+export function syntheticDelay(inst: Instrumentation | undefined, chunks: number): ((a: Action) => number) | undefined {
+  const c = inst?.syntheticCosts;
+  if (!c) return undefined;
+  return (a) => (a.kind === "STEP" ? 0 : c[a.kind][a.stage] / chunks);
+}
+
+/**
+ * The stage hook that fires the faults (undefined without any), checked against the model's unit
+ * count so a fault on a unit that does not exist is an error, not a silent no-op.
+ */
+export function faultHook(inst: Instrumentation | undefined, units: number): UnitHook | undefined {
+  const faults = inst?.faults ?? [];
+  if (faults.length === 0) return undefined;
+  for (const f of faults) {
+    if (!Number.isInteger(f.unit) || f.unit < 0 || f.unit >= units) {
+      throw new Error(`fault injection: unit ${f.unit} does not exist (the model has ${units})`);
+    }
+  }
+  return (unit, microbatch, recording) => {
+    for (const f of faults) {
+      // A recomputing stage's first forward records nothing; its recomputation in B does.
+      if (f.unit === unit && f.microbatch === microbatch && (f.during !== "recompute" || recording)) {
+        throw new Error(f.message ?? `injected fault in unit ${f.unit} on micro-batch ${f.microbatch}`);
+      }
+    }
+  };
+}

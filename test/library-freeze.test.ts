@@ -1,0 +1,63 @@
+// PipeTransformer through createPipeline's `freeze` option: freeze checks at pipe.endEpoch() freeze a
+// growing prefix on schedule and move to AutoPipe's layout; the weights equal those of the elastic
+// trainer driven directly (the CLI's runtime, tested against non-transitioning runs in
+// pipetransformer-elastic.test.ts); save + resume keeps the freezes; non-vit models are refused.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createPipeline, Rng, Tensor, type ModelSpec } from "../src/index.js";
+import { ElasticTrainer } from "../src/pipeline/elastic/index.js";
+
+const SPEC: ModelSpec = { name: "vit", image: 28, patch: 7, dim: 16, depth: 2, heads: 2, classes: 10 };
+const N = 16;
+const OPT = { name: "sgd", lr: 0.05, momentum: 0.9 } as const;
+const FREEZE = { policy: { alpha: "1/2", criterion: "schedule" as const }, batch: N, samples: 64 };
+
+function batches(count: number): { x: Tensor; y: Int32Array }[] {
+  const rng = new Rng(11);
+  return Array.from({ length: count }, () => ({ x: Tensor.randn([N, 1, 28, 28], rng, 1), y: Int32Array.from({ length: N }, () => rng.int(10)) }));
+}
+
+test("freeze option: endEpoch freezes on schedule, weights equal the elastic trainer's, save + resume keeps the freezes", async () => {
+  const data = batches(4);
+  const pipe = await createPipeline({ model: { builtin: SPEC, seed: 5 }, stages: 2, optimizer: OPT, freeze: FREEZE });
+  const direct = await ElasticTrainer.create({ spec: SPEC, seed: 5, optimizer: OPT, workers: 2, stages: 2, batch: N,
+    freeze: FREEZE.policy, elastic: true, cache: false, samples: 64 });
+  const dir = mkdtempSync(join(tmpdir(), "pw-freeze-"));
+  try {
+    for (const [e, part] of [data.slice(0, 2), data.slice(2)].entries()) {
+      for (const b of part) {
+        const loss = await pipe.step(b.x, b.y);
+        assert.ok(Number.isFinite(loss));
+        await direct.step(b.x, b.y, null, 1);
+      }
+      const frozen = await pipe.endEpoch();
+      await direct.endEpoch(e + 1);
+      if (e === 0) assert.ok(frozen !== null && frozen > 0, `the schedule criterion freezes after epoch 1, got ${frozen}`);
+    }
+    assert.equal(pipe.frozenLayers, direct.frozenLayers);
+    await direct.sync();
+    const got = await pipe.stateDict();
+    for (const [k, t] of direct.model.stateDict()) assert.deepEqual(got.get(k)!.data, t.data, k);
+    await pipe.save(join(dir, "ck.safetensors"));
+    const resumed = await createPipeline({ model: { builtin: SPEC, seed: 5 }, stages: 2, optimizer: OPT, freeze: FREEZE, resume: join(dir, "ck.safetensors") });
+    try {
+      assert.equal(resumed.frozenLayers, pipe.frozenLayers);
+      assert.equal(resumed.steps, 4);
+      assert.equal(resumed.epochs, 2);
+      const out = await resumed.eval(data[0].x);
+      assert.deepEqual(out.shape, [N, 10]);
+    } finally { await resumed.close(); }
+  } finally {
+    await pipe.close();
+    await direct.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("freeze option refuses models other than the built-in vit", async () => {
+  await assert.rejects(createPipeline({ model: { builtin: { name: "mlp" }, seed: 1 }, stages: 2, optimizer: OPT, freeze: FREEZE }),
+    /freeze \(PipeTransformer\) trains the built-in vit/);
+});
