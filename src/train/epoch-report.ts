@@ -6,6 +6,11 @@ import type { ProgressBar } from "./progress.js";
 import type { TrainSummary } from "./loop.js";
 import type { EvalResult } from "./task.js";
 
+/** The process's peak resident set so far, MB (maxRSS is in kilobytes). */
+export function processPeakRssMb(): number {
+  return Number((process.resourceUsage().maxRSS / 1024).toFixed(1));
+}
+
 export interface EpochReportOptions {
   /** Planned epochs (labels, ETA). */
   epochs: number;
@@ -115,7 +120,7 @@ export class EpochReport {
       test_ppl: lastEval.ppl === null ? null : round(lastEval.ppl),
       best_test_acc: accs.length ? Math.max(...accs) : null,
       samples_per_s: this.trainSeconds > 0 ? round(this.trainSamples / this.trainSeconds) : 0,
-      elapsed_s: round(this.elapsed()), resumed_from: run.resumed_from, checkpoint: this.o.save ?? null, metrics: run.metrics,
+      elapsed_s: round(this.elapsed()), peak_rss_mb: processPeakRssMb(), worker_peak_mb: null, resumed_from: run.resumed_from, checkpoint: this.o.save ?? null, metrics: run.metrics,
       history: this.history,
     };
   }
