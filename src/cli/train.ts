@@ -11,6 +11,7 @@ import { ProgressBar } from "../train/progress.js";
 import { FREEZE_FLAGS, FREEZE_FLAG_NAMES, runFreezeTraining } from "./train-freeze.js";
 import { checkpointConfig, trainSingleDevice, type TrainSummary } from "../train/loop.js";
 import { parseMetrics, type MetricsRecord } from "../train/metrics.js";
+import { rate } from "../train/epoch-report.js";
 import {
   EXECUTORS, LR_SCHEDULE_NAMES, MODEL_DEFAULTS, OPTIMIZER_NAMES, PARTITION_METHODS, PIPELINE_SCHEDULES, RECOMPUTE_MODES, WEIGHT_GRAD_MODES,
   type PipelineConfig, type TrainConfig,
@@ -34,7 +35,6 @@ export const trainCommand: CommandSpec = {
     "and prints a summary (JSON with --json).",
   flags: {
     model: { type: "string", choices: MODEL_NAMES, help: "model to train (required unless --resume or --model-config names it)" },
-    ...MODEL_SIZE_FLAGS,
     epochs: { type: "int", min: 1, default: 5, help: "epochs to train (total, counting resumed ones)", meta: "N" },
     batch: { type: "int", min: 1, help: `mini-batch size (default per model: ${perModel((d) => d.batch)})`, meta: "B" },
     lr: { type: "number", min: 0, help: `learning rate (default per model: ${perModel((d) => d.lr)})`, meta: "X" },
@@ -53,6 +53,8 @@ export const trainCommand: CommandSpec = {
     limit: { type: "int", min: 1, help: "use only the first N training and N test examples (gpt: N context windows per epoch)", meta: "N" },
     text: { type: "string", help: "gpt: text corpus to train on (default: the committed fixtures/text/corpus.txt)", meta: "FILE" },
     "steps-per-epoch": { type: "int", min: 1, help: "gpt: optimizer steps per epoch (default: one pass over the text, at least 50)", meta: "N" },
+    // Model size (issue 11): the standard sizes unless given; a checkpoint records the sized spec.
+    ...MODEL_SIZE_FLAGS,
     backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
     json: { type: "bool", help: "print the final summary as one JSON object on stdout" },
     svg: { type: "string", help: "draw loss/accuracy curves from the run's metrics into an SVG file", meta: "FILE" },
@@ -140,8 +142,10 @@ export function formatSummary(s: TrainSummary): string {
       (s.best_test_acc !== null ? ` (best ${(s.best_test_acc * 100).toFixed(2)}%)` : ""));
   }
   if (s.test_ppl !== null) lines.push(`perplexity   ${s.test_ppl.toFixed(3)}`);
-  lines.push(`throughput   ${s.samples_per_s > 0 ? `${s.samples_per_s.toFixed(0)} samples/s` : "- (nothing trained in this run)"}`,
-    `elapsed      ${s.elapsed_s.toFixed(1)} s`);
+  lines.push(`throughput   ${s.samples_per_s > 0 ? `${rate(s.samples_per_s)} samples/s` : "- (nothing trained in this run)"}`,
+    `elapsed      ${s.elapsed_s.toFixed(1)} s`,
+    `memory       peak RSS ${s.peak_rss_mb.toFixed(0)} MB (the whole process)` +
+      (s.worker_peak_mb ? `; per worker thread (its JS heap + tensors): ${s.worker_peak_mb.map((m) => m.toFixed(0)).join(", ")} MB` : ""));
   if (s.checkpoint) lines.push(`checkpoint   ${s.checkpoint}`);
   if (s.metrics) lines.push(`metrics      ${s.metrics}`);
   return lines.join("\n");
