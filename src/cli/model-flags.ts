@@ -110,7 +110,7 @@ export function modelSpecFromFlags(model: ModelName | undefined, f: FlagValues, 
   }
   const name = model ?? (named as ModelName | undefined);
   if (name === undefined) {
-    throw new UsageError(`${where}${configPath !== undefined ? "the file has no 'name'" : `${flagList(flags)} size a model`}; ` +
+    throw new UsageError(`${where}${configPath !== undefined ? "the file has no 'name'" : `${flagList(flags)} size${flags.length > 1 ? "" : "s"} a model`}; ` +
       `give --model (one of: ${MODEL_NAMES.join(", ")})`);
   }
   const stray = flags.filter((n) => !SIZE_FLAGS_OF[name].includes(n));

@@ -1,7 +1,7 @@
 // `pipewright train`: flags -> TrainConfig, then the single-device loop (src/train/loop.ts) or, with
 // --schedule, the pipeline runtime's trainPipeline (src/train/pipeline.ts).
 import { existsSync, readFileSync } from "node:fs";
-import { helpText, parseFlags, UsageError, type CommandSpec, type FlagValues } from "./args.js";
+import { givenFlags, helpText, parseFlags, UsageError, type CommandSpec, type FlagValues } from "./args.js";
 import { BACKEND_NAMES, setBackend, type BackendName } from "../backend/index.js";
 import { MODEL_NAMES, type ModelName } from "../nn/models/spec.js";
 import { lossCurveSvg } from "../report/loss-curve-svg.js";
@@ -22,7 +22,7 @@ import {
   ConfigError, mergePipelineConfig, mergeTrainConfig, NO_PIPELINE, resumeNotice, savedPipelineConfig,
 } from "../train/resume.js";
 
-export { resumeNotice };
+export { givenFlags, resumeNotice };
 const SCHEDULE_CHOICES = [...PIPELINE_SCHEDULES, NO_PIPELINE] as const;
 
 const perModel = (pick: (d: (typeof MODEL_DEFAULTS)[ModelName]) => string | number): string =>
@@ -93,13 +93,6 @@ export const trainCommand: CommandSpec = {
     "pipewright train --model vit --epochs 4 --freeze --freeze-alpha 1/3 --elastic on --cache on",
   ],
 };
-
-/** Names of the flags that appear on the command line (so a resumed run keeps the saved values of the others). */
-export function givenFlags(argv: readonly string[]): Set<string> {
-  const out = new Set<string>();
-  for (const a of argv) if (a.startsWith("--")) out.add(a.slice(2).split("=")[0]);
-  return out;
-}
 
 /** Runs a merge of src/train/resume.ts, reporting its ConfigError as a usage error (exit 2). */
 function asUsage<T>(merge: () => T): T {
