@@ -92,10 +92,12 @@ function fieldsFromFlags(model: ModelName, f: FlagValues, flags: readonly ModelS
 
 /**
  * The model spec the flags describe: `--model-config` (if given) with sizing flags on top, validated
- * by resolveSpec. `model` is --model (may be undefined when the config file names the model).
- * Returns undefined when no sizing flag or config is given (the model's standard size).
+ * by resolveSpec. `model` is --model, or a resumed checkpoint's model (`modelFrom` says which, for
+ * errors); undefined when the config file is to name it. Returns undefined when no sizing flag or
+ * config is given (the model's standard size).
  */
-export function modelSpecFromFlags(model: ModelName | undefined, f: FlagValues, given: ReadonlySet<string>): ResolvedSpec | undefined {
+export function modelSpecFromFlags(model: ModelName | undefined, f: FlagValues, given: ReadonlySet<string>,
+  modelFrom = "--model is"): ResolvedSpec | undefined {
   const flags: readonly ModelSizeFlag[] = givenSizeFlags(given).filter((n) => n !== "model-config");
   const configPath = given.has("model-config") ? (f["model-config"] as string) : undefined;
   if (!flags.length && configPath === undefined) return undefined;
@@ -106,7 +108,7 @@ export function modelSpecFromFlags(model: ModelName | undefined, f: FlagValues, 
     throw new UsageError(`${where}unknown model ${JSON.stringify(named)} in field 'name'; valid models: ${MODEL_NAMES.join(", ")}`);
   }
   if (named !== undefined && model !== undefined && named !== model) {
-    throw new UsageError(`${where}the file describes a ${String(named)} model but --model is ${model}`);
+    throw new UsageError(`${where}the file describes a ${String(named)} model but ${modelFrom} ${model}`);
   }
   const name = model ?? (named as ModelName | undefined);
   if (name === undefined) {

@@ -106,7 +106,8 @@ function asUsage<T>(merge: () => T): T {
 
 /** Resolves flags into a TrainConfig: explicit flags (sizing flags too), else the resumed run's values, else per-model defaults. */
 export function resolveTrainConfig(f: FlagValues, given: Set<string>, saved?: TrainConfig): TrainConfig {
-  const sized = modelSpecFromFlags((f.model as ModelName | undefined) ?? saved?.model, f, given);
+  const sized = modelSpecFromFlags((f.model as ModelName | undefined) ?? saved?.model, f, given,
+    f.model === undefined && saved ? "the checkpoint holds" : "--model is");
   return asUsage(() => mergeTrainConfig(f, given, saved, sized));
 }
 
