@@ -27,6 +27,13 @@ export type FlagValues = Record<string, string | number | boolean | string[] | u
 
 export class UsageError extends Error {}
 
+/** Names of the flags that appear on the command line (so a resumed run keeps the saved values of the others). */
+export function givenFlags(argv: readonly string[]): Set<string> {
+  const out = new Set<string>();
+  for (const a of argv) if (a.startsWith("--")) out.add(a.slice(2).split("=")[0]);
+  return out;
+}
+
 export function helpText(cmd: CommandSpec): string {
   const lines = [`Usage: pipewright ${cmd.name} [flags]`, "", cmd.summary, "", "Flags:"];
   const entries = Object.entries(cmd.flags);

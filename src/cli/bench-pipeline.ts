@@ -22,13 +22,16 @@
 // Timings are the fastest of several rounds (the machine is shared). Kernels run single-threaded per
 // worker (the native backend pins oneDNN to one thread per call).
 import { MessageChannel, Worker } from "node:worker_threads";
-import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
+import { givenFlags, helpText, parseFlags, UsageError, type CommandSpec, type FlagValues } from "./args.js";
+import { MODEL_SIZE_FLAGS, modelSpecFromFlags } from "./model-flags.js";
+import { noGrad } from "../autograd/engine.js";
+import { benchBatch } from "../train/bench-engine.js";
 import { backward } from "../autograd/engine.js";
 import { BACKEND_NAMES, cpuLabel, getBackend, machineCpu, setBackend, type BackendName } from "../backend/index.js";
 import { splitBatch } from "../data/microbatch.js";
 import { crossEntropyLoss } from "../nn/loss.js";
-import { createModel } from "../nn/models/index.js";
-import type { ModelSpec } from "../nn/models/spec.js";
+import { benchConfigOf, createModel } from "../nn/models/index.js";
+import { MODEL_NAMES, type ModelName, type ModelSpec } from "../nn/models/spec.js";
 import { SGD } from "../optim/index.js";
 import { simulate, type CostModel } from "../sim/index.js";
 import { Rng } from "../tensor/random.js";
@@ -52,9 +55,13 @@ const BENCH_SCHEDULES = [...SYNC_SCHEDULES, "async"];
  */
 const ASYNC_MICROBATCHES = 32;
 
+/** The default model: an MLP of 8 Linear layers (7 hidden layers of width 1024) on 784-pixel inputs. */
+const BENCH_MLP = { layers: 7, width: 1024 } as const;
+
 export const benchPipelineCommand: CommandSpec = {
   name: "bench pipeline",
-  summary: "Pipeline throughput on worker threads: an MLP of depth 8 and width 1024 on 784-pixel inputs, batch 256, " +
+  summary: "Pipeline throughput on worker threads: by default an MLP of depth 8 and width 1024 on 784-pixel inputs (any model " +
+    "with --model and the sizing flags), batch 256, " +
     "M = 8; one worker without a pipeline, then the workers under each schedule. One JSON object per line with --json: " +
     "{\"schedule\", \"workers\", \"microbatches\", \"samples_per_s\", \"speedup\", \"speedup_vs_microbatched\", \"ideal\", \"efficiency\" (speedup / ideal), \"executor_efficiency\", \"weight_grads\", ...}, plus " +
     "message latency lines {\"bench\": \"message\", \"payload_bytes\", \"one_way_us\"}; every line also has " +
@@ -65,8 +72,11 @@ export const benchPipelineCommand: CommandSpec = {
     workers: { type: "int", min: 1, default: 2, help: "pipeline workers (stages)", meta: "W" },
     microbatches: { type: "int", min: 1, default: 8, help: "micro-batches per mini-batch", meta: "M" },
     batch: { type: "int", min: 1, default: 256, help: "mini-batch size", meta: "B" },
-    depth: { type: "int", min: 1, default: 8, help: "Linear layers of the MLP", meta: "D" },
-    width: { type: "int", min: 1, default: 1024, help: "hidden width of the MLP", meta: "H" },
+    // The model (the same sizing flags as train): default the MLP of 8 Linear layers (7 hidden) of width 1024.
+    model: { type: "string", choices: MODEL_NAMES, default: "mlp", help: "model to pipeline, sized by the flags below" },
+    ...MODEL_SIZE_FLAGS,
+    layers: { ...MODEL_SIZE_FLAGS.layers, help: `${MODEL_SIZE_FLAGS.layers.help}; here mlp default ${BENCH_MLP.layers}` },
+    width: { ...MODEL_SIZE_FLAGS.width, help: `${MODEL_SIZE_FLAGS.width.help}; here mlp default ${BENCH_MLP.width}` },
     chunks: { type: "int", min: 2, default: 2, help: "chunks per worker for the interleaved schedule", meta: "V" },
     "weight-grads": { type: "string", choices: WEIGHT_GRAD_MODES, default: "step", help: "every schedule (and the one worker on micro-batches) computes weight gradients once per optimizer step over the whole mini-batch (one product per layer instead of M thin ones), or with each micro-batch's backward" },
     steps: { type: "int", min: 1, default: 3, help: "timed optimizer steps per round", meta: "N" },
@@ -76,7 +86,8 @@ export const benchPipelineCommand: CommandSpec = {
     synthetic: { type: "bool", default: true, help: "also run each schedule with stages that sleep for the measured costs (the executor's overlap, apart from the machine's cores); --synthetic=off skips it" },
     backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
   },
-  examples: ["pipewright bench pipeline --json", "pipewright bench pipeline --schedules gpipe,1f1b --steps 4"],
+  examples: ["pipewright bench pipeline --json", "pipewright bench pipeline --schedules gpipe,1f1b --steps 4",
+    "pipewright bench pipeline --model gpt --layers 4 --width 256 --heads 4 --context 128 --batch 16 --schedules 1f1b --workers 2"],
 };
 
 export interface PipelineBenchLine {
@@ -183,8 +194,14 @@ async function timeSteps(step: () => unknown, t: Timing): Promise<number> {
 
 interface Timing { warmup: number; steps: number; rounds: number }
 
-function mlpSpec(depth: number, width: number): ModelSpec {
-  return { name: "mlp", input: 784, hidden: new Array<number>(depth - 1).fill(width), classes: 10 };
+/** The model the flags describe: the sized --model, or the default MLP when nothing sizes an mlp. */
+function benchSpec(f: FlagValues, given: Set<string>): ModelSpec {
+  const model = f.model as ModelName;
+  const mlpDefaults = model === "mlp" && !given.has("hidden") && !given.has("model-config");
+  // The bench's own MLP defaults stand in for flags not given (train's mlp is 2 x 1024).
+  const flags = mlpDefaults ? { ...f, layers: f.layers ?? BENCH_MLP.layers, width: f.width ?? BENCH_MLP.width } : f;
+  const sizedGiven = mlpDefaults ? new Set([...given, "layers", "width"]) : given;
+  return modelSpecFromFlags(model, flags, sizedGiven) ?? { name: model };
 }
 
 export async function runPipelineBench(argv: string[]): Promise<number> {
@@ -201,20 +218,20 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   const weightGrads = f["weight-grads"] as WeightGradMode;
   const timing: Timing = { warmup: f.warmup as number, steps: f.steps as number, rounds: f.rounds as number };
   if (B < M) throw new UsageError(`--batch ${B} cannot be split into --microbatches ${M}`);
-  const spec = mlpSpec(f.depth as number, f.width as number);
-  const units = createModel(spec, seed).units.length;
+  const spec = benchSpec(f, givenFlags(argv));
+  const probe = createModel(spec, seed);
+  const units = probe.units.length;
   // Every JSON line names the machine; the human output names it once, first.
   const cpu = machineCpu();
   const out = (line: object, text: string): void => { process.stdout.write((f.json ? JSON.stringify({ ...line, cpu }) : text) + "\n"); };
   if (!f.json) process.stdout.write(`cpu: ${cpuLabel(cpu)}\n`);
 
-  const rng = new Rng(seed);
-  const x = Tensor.randn([B, 784], rng);
-  const y = Int32Array.from({ length: B }, () => rng.int(10));
+  const { x, y } = benchBatch(benchConfigOf(spec, B), new Rng(seed));
   const parts = splitBatch({ x, y }, M);
-  const batch = { inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / B };
+  const batch = { inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / y.length };
 
-  const activationBytes = parts[0].x.shape[0] * (f.width as number) * 4;
+  // What one message between stages carries: the first unit's output on a micro-batch.
+  const activationBytes = noGrad(() => probe.units[0].forward(parts[0].x)).size * 4;
   const latencyEmpty = await measureMessageLatency(0);
   const latency = await measureMessageLatency(activationBytes);
   out({ bench: "message", payload_bytes: 0, one_way_us: round(latencyEmpty) }, `message between worker threads: ${latencyEmpty.toFixed(1)} µs one way (empty)`);

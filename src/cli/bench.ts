@@ -3,10 +3,11 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { helpText, parseFlags, runSubcommand, UsageError, type CommandSpec, type FlagValues, type Subcommand } from "./args.js";
+import { givenFlags, helpText, parseFlags, runSubcommand, UsageError, type CommandSpec, type FlagValues, type Subcommand } from "./args.js";
 import { BACKEND_NAMES, cpuLabel, getBackend, setBackend, type BackendName, type CpuInfo } from "../backend/index.js";
-import { BENCH_CONFIGS, type BenchConfig } from "../nn/models/index.js";
+import { BENCH_CONFIGS, benchConfigOf, MODEL_NAMES, type BenchConfig, type ModelName } from "../nn/models/index.js";
 import { benchEngineModel, type EngineOptions, type EngineResult } from "../train/bench-engine.js";
+import { MODEL_SIZE_FLAGS, modelSpecFromFlags } from "./model-flags.js";
 
 const BENCH_MODELS = BENCH_CONFIGS.map((c) => c.model);
 /** Debian's interpreter, where python3-torch installs (not whatever python3 is first on PATH). */
@@ -30,8 +31,13 @@ export const benchEngineCommand: CommandSpec = {
     profile: { type: "bool", help: "also time every kernel by kind: where each step's time goes" },
     seed: { type: "int", default: 0, help: "seed for weights and random data", meta: "S" },
     "in-process": { type: "bool", help: "run all models in this process (default: one process per model, so peak_rss_mb is per model)" },
+    // A model of the user's size instead of the fixed configurations (the same flags as train).
+    model: { type: "string", choices: MODEL_NAMES, help: "time this model (any of the four) at the size the sizing flags give, instead of --models" },
+    ...MODEL_SIZE_FLAGS,
+    batch: { type: "int", min: 1, meta: "B", help: "batch size of --model (default: the fixed configuration's, vit 64)" },
   },
-  examples: ["pipewright bench engine --json", "pipewright bench engine --models cnn --profile"],
+  examples: ["pipewright bench engine --json", "pipewright bench engine --models cnn --profile",
+    "pipewright bench engine --model gpt --layers 12 --width 768 --heads 12 --context 256 --batch 4"],
 };
 
 export const benchCompareCommand: CommandSpec = {
@@ -110,11 +116,32 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ")).join("\n");
 }
 
+/** Batch of a sized model when --batch is not given: the fixed configuration's (vit: the cnn's). */
+const SIZED_BATCH: Record<ModelName, number> = { mlp: 128, cnn: 64, vit: 64, gpt: 16 };
+
+/**
+ * `--model` with sizing flags (or --model-config): one configuration of that size; null for the
+ * fixed configurations of --models.
+ */
+function sizedConfig(f: FlagValues, given: Set<string>): BenchConfig | null {
+  const sizing = Object.keys(MODEL_SIZE_FLAGS).filter((n) => given.has(n));
+  if (!given.has("model") && !sizing.length) {
+    if (given.has("batch")) throw new UsageError("--batch applies to --model (a sized model); the --models configurations have fixed batches");
+    return null;
+  }
+  if (given.has("models")) throw new UsageError("give either --models (the fixed configurations) or --model with sizing flags, not both");
+  const spec = modelSpecFromFlags(f.model as ModelName | undefined, f, given);
+  const name = spec?.name ?? (f.model as ModelName | undefined);
+  if (!name) throw new UsageError(`${sizing.map((n) => `--${n}`).join(", ")} size a model: give --model (one of: ${MODEL_NAMES.join(", ")})`);
+  return benchConfigOf(spec ?? { name }, (f.batch as number | undefined) ?? SIZED_BATCH[name]);
+}
+
 export function runBenchEngine(argv: string[]): number {
   const f = parseFlags(benchEngineCommand, argv);
   if (f.help) { process.stdout.write(helpText(benchEngineCommand) + "\n"); return 0; }
-  const configs = pickModels(f.models);
-  const opts = { steps: f.steps as number, warmup: f.warmup as number, seed: f.seed as number, profile: f.profile === true };
+  const sized = sizedConfig(f, givenFlags(argv));
+  const configs = sized ? [sized] : pickModels(f.models);
+  const opts = { steps: f.steps as number, warmup: f.warmup as number, seed: f.seed as number, profile: f.profile === true, sized: sized !== null };
   const results: EngineResult[] = [];
   if (configs.length > 1 && !f["in-process"]) {
     // One process per model: peak RSS is then each model's own, not the running maximum.

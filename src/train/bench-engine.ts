@@ -4,7 +4,7 @@
 import { backward } from "../autograd/engine.js";
 import { getBackend, machineCpu, type CpuInfo } from "../backend/index.js";
 import { crossEntropyLoss } from "../nn/loss.js";
-import { createModel, type BenchConfig } from "../nn/models/index.js";
+import { createModel, type BenchConfig, type ModelSpec } from "../nn/models/index.js";
 import { SGD } from "../optim/index.js";
 import { Rng } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
@@ -28,13 +28,20 @@ export interface EngineResult {
   steps: number;
   /** The machine it ran on (model, instruction set, cores). */
   cpu: CpuInfo;
+  parameters?: number;
+  /** The model's spec when it was sized (sizing flags or --model-config). */
+  spec?: ModelSpec;
   /** With profiling: time per kernel kind, plus "(outside kernels)" for autograd and allocation. */
   profile?: KernelShare[];
   /** With profiling: mean time per step of forward + loss, backward, and zero-grad + optimizer step. */
   phases_ms?: { forward: number; backward: number; optimizer: number };
 }
 
-export interface EngineOptions { steps: number; warmup: number; seed: number; profile: boolean }
+export interface EngineOptions {
+  steps: number; warmup: number; seed: number; profile: boolean;
+  /** The configuration is a sized model (its spec goes into the result). */
+  sized?: boolean;
+}
 
 export function median(xs: readonly number[]): number {
   if (xs.length === 0) throw new Error("median of an empty list");
@@ -98,6 +105,8 @@ export function benchEngineModel(c: BenchConfig, o: EngineOptions): EngineResult
     backend: backend.name,
     steps: o.steps,
     cpu: machineCpu(),
+    parameters: model.numParameters(),
+    ...(o.sized ? { spec: model.spec } : {}),
   };
   if (o.profile) {
     // A separate set of steps under the kernel timers, so their overhead never touches step_ms.

@@ -6,6 +6,16 @@ import type { ProgressBar } from "./progress.js";
 import type { TrainSummary } from "./loop.js";
 import type { EvalResult } from "./task.js";
 
+/** Samples/s for a log line: whole numbers, but a large model's fraction of a sample per second stays visible. */
+export function rate(x: number): string {
+  return x >= 10 ? x.toFixed(0) : x.toPrecision(2);
+}
+
+/** The process's peak resident set so far, MB (maxRSS is in kilobytes). */
+export function processPeakRssMb(): number {
+  return Number((process.resourceUsage().maxRSS / 1024).toFixed(1));
+}
+
 export interface EpochReportOptions {
   /** Planned epochs (labels, ETA). */
   epochs: number;
@@ -100,7 +110,7 @@ export class EpochReport {
     if (this.o.save) await checkpoint(this.o.save);
     const quality = ev.acc !== null ? `test acc ${(ev.acc * 100).toFixed(2)}%` : `test perplexity ${(ev.ppl ?? NaN).toFixed(3)}`;
     this.o.log(`epoch ${this.epoch + 1}/${this.o.epochs}: train loss ${trainLoss.toFixed(4)}, test loss ${ev.loss.toFixed(4)}, ` +
-      `${quality}, ${(this.samples / epochSeconds).toFixed(0)} samples/s${this.o.save ? `, saved ${this.o.save}` : ""}`);
+      `${quality}, ${rate(this.samples / epochSeconds)} samples/s${this.o.save ? `, saved ${this.o.save}` : ""}`);
   }
 
   /** The run's summary; `lastEval` is the final evaluation (the checkpoint's, when nothing was trained). */
@@ -115,7 +125,7 @@ export class EpochReport {
       test_ppl: lastEval.ppl === null ? null : round(lastEval.ppl),
       best_test_acc: accs.length ? Math.max(...accs) : null,
       samples_per_s: this.trainSeconds > 0 ? round(this.trainSamples / this.trainSeconds) : 0,
-      elapsed_s: round(this.elapsed()), resumed_from: run.resumed_from, checkpoint: this.o.save ?? null, metrics: run.metrics,
+      elapsed_s: round(this.elapsed()), peak_rss_mb: processPeakRssMb(), worker_peak_mb: null, resumed_from: run.resumed_from, checkpoint: this.o.save ?? null, metrics: run.metrics,
       history: this.history,
     };
   }

@@ -44,6 +44,13 @@ export interface TrainSummary {
   /** Training throughput over this invocation (evaluation excluded). */
   samples_per_s: number;
   elapsed_s: number;
+  /** Peak resident memory of the whole process (the main thread and every worker thread), MB. */
+  peak_rss_mb: number;
+  /**
+   * Pipeline on worker threads: per worker, the most memory its own thread held (JS heap plus the
+   * ArrayBuffers of its tensors), MB; null on one device or the inline executor.
+   */
+  worker_peak_mb: number[] | null;
   resumed_from: { path: string; epoch: number; step: number } | null;
   checkpoint: string | null;
   metrics: string | null;

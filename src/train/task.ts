@@ -4,7 +4,7 @@
 import { noGrad } from "../autograd/engine.js";
 import { loadFashionMnist } from "../data/fashion-mnist.js";
 import { DataLoader, type TensorDataset } from "../data/loader.js";
-import { loadTextCorpus, textCorpusPath, TextBatcher } from "../data/text.js";
+import { BYTE_VOCAB_SIZE, loadTextCorpus, textCorpusPath, TextBatcher } from "../data/text.js";
 import { countCorrect, crossEntropyLoss } from "../nn/loss.js";
 import type { Module } from "../nn/module.js";
 import { resolveSpec, type ModelSpec } from "../nn/models/spec.js";
@@ -45,7 +45,31 @@ export interface TaskOptions {
 }
 
 export function buildTask(o: TaskOptions): Task {
+  const misfit = taskMisfit(o.spec);
+  if (misfit) throw new Error(misfit);
   return resolveSpec(o.spec).name === "gpt" ? textTask(o) : imageTask(o);
+}
+
+/** Fashion-MNIST's shape and the byte corpus's vocabulary: what a sized model must keep to train here. */
+const IMAGE_TASK = { image: 28, inChannels: 1, input: 28 * 28, classes: 10 } as const;
+
+/**
+ * Why `spec` cannot train on its task (Fashion-MNIST for mlp/cnn/vit, the byte corpus for gpt), or
+ * null: a sized model may change its depth and widths, not the data's shape.
+ */
+export function taskMisfit(spec: ModelSpec): string | null {
+  const s = resolveSpec(spec) as ReturnType<typeof resolveSpec> & Record<string, unknown>;
+  if (s.name === "gpt") {
+    return s.vocab < BYTE_VOCAB_SIZE
+      ? `model 'gpt': vocab ${s.vocab} is too small for the byte-level text corpus; it must be at least ${BYTE_VOCAB_SIZE}` : null;
+  }
+  const fields = s.name === "mlp" ? (["input", "classes"] as const) : (["image", "inChannels", "classes"] as const);
+  for (const k of fields) {
+    if (s[k] !== IMAGE_TASK[k]) {
+      return `model '${s.name}': ${k} ${String(s[k])} does not fit Fashion-MNIST (28x28 grey images, 10 classes); ${k} must be ${IMAGE_TASK[k]}`;
+    }
+  }
+  return null;
 }
 
 const EVAL_CHUNK = 500;

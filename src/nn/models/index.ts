@@ -6,7 +6,7 @@ import { mlpUnits } from "./mlp.js";
 import { cnnUnits } from "./cnn.js";
 import { vitUnits } from "./vit.js";
 import { gptUnits } from "./gpt.js";
-import { resolveSpec, type ModelSpec } from "./spec.js";
+import { inputShape, numClasses, resolveSpec, type ModelName, type ModelSpec } from "./spec.js";
 
 export { Model } from "./model.js";
 export { PatchEmbedding, TokenMean } from "./vit.js";
@@ -28,13 +28,19 @@ export function createModel(spec: ModelSpec, seed: number): Model {
 }
 
 export interface BenchConfig {
-  model: "mlp" | "cnn" | "gpt";
+  model: ModelName;
   spec: ModelSpec;
   batch: number;
   /** Input batch shape: images [B, 1, 28, 28] (mlp flattens them) or token ids [B, T]. */
   inputShape: number[];
   /** Classes per prediction (gpt: vocab, one target per position). */
   classes: number;
+}
+
+/** A benchmark configuration for any (sized) model: random inputs of its input shape. */
+export function benchConfigOf(spec: ModelSpec, batch: number): BenchConfig {
+  const s = resolveSpec(spec);
+  return { model: s.name, spec: s, batch, inputShape: inputShape(s, batch), classes: numClasses(s) };
 }
 
 /** The three `pipewright bench engine` configurations (issue 2), shared with scripts/torch_bench. */

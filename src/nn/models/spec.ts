@@ -129,3 +129,9 @@ export function numClasses(spec: ModelSpec): number {
   const s = resolveSpec(spec);
   return s.name === "gpt" ? s.vocab : s.classes;
 }
+
+/** One line describing a spec's size, e.g. "gpt depth 12, dim 768, heads 12, context 256, vocab 256". */
+export function describeSpec(spec: ResolvedSpec): string {
+  const { name, ...rest } = spec as ResolvedSpec & Record<string, unknown>;
+  return `${name} ${Object.entries(rest).map(([k, v]) => `${k} ${Array.isArray(v) ? v.join("-") : String(v)}`).join(", ")}`;
+}

@@ -30,6 +30,11 @@ export interface StepResult {
   busy: number[];
   /** Per physical stage: most micro-batch activations held at once (compare validateSchedule). */
   peakActivations: number[];
+  /**
+   * Threads executor: per worker, the largest memory its thread has held so far (JS heap + external
+   * ArrayBuffer memory of its isolate, sampled around every burst of actions). Absent inline.
+   */
+  workerPeakBytes?: number[];
 }
 
 export interface Executor {

@@ -39,7 +39,8 @@ export type ToWorker =
 /** Worker -> main. */
 export type FromWorker =
   | { type: "ready"; worker: number }
-  | { type: "done"; worker: number; metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][] }
+  /** peakBytes: the worker's largest JS heap + external (ArrayBuffer) memory seen so far. */
+  | { type: "done"; worker: number; metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][]; peakBytes: number }
   | { type: "state"; worker: number; entries: StateEntry[] }
   | { type: "optimizer"; worker: number; states: PlainOptimizerState[] }
   /** The worker's stages' AsyncRuntime.snapshot(), or null without an asynchronous method. */

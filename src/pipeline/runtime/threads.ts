@@ -126,18 +126,20 @@ export class ThreadsExecutor implements Executor {
     const metrics = new Map<number, MicrobatchMetrics>();
     const busy: number[] = [];
     const peaks: [number, number][] = [];
+    const peakBytes: number[] = [];
     for (const [w, m] of replies) {
       if (m.type !== "done") continue;
       for (const [mb, x] of m.metrics) metrics.set(mb, x);
       busy[w] = m.busy;
       peaks.push(...m.peaks);
+      peakBytes[w] = m.peakBytes;
     }
     const per = Array.from({ length: M * batches.length }, (_, j) => {
       const m = metrics.get(j);
       if (!m) throw new Error(`micro-batch ${j} produced no loss`);
       return m;
     });
-    return sumMetrics(per, busy, peaks, S);
+    return { ...sumMetrics(per, busy, peaks, S), workerPeakBytes: peakBytes };
   }
 
   async stateDict(): Promise<Map<string, Tensor>> {

@@ -3,6 +3,7 @@
 // straight to the neighbour workers over MessageChannels; their buffers are transferred, not cloned.
 // Any error is reported to the main thread with the stage and action, which then ends the run.
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
+import { getHeapStatistics } from "node:v8";
 import { setBackend } from "../../backend/index.js";
 import { loadModelSource, type PipelineModel } from "./model-source.js";
 import { loadLoss } from "./loss-source.js";
@@ -36,14 +37,27 @@ let interp: WorkerInterpreter;
 let running = false;
 let failed = false;
 const metrics: [number, MicrobatchMetrics][] = [];
+let peakBytes = 0;
+
+/**
+ * This thread's own memory: its isolate's JS heap plus external memory (the ArrayBuffers holding
+ * its tensors). Threads share one process RSS; this is the part that is this worker's.
+ */
+function sampleMemory(): void {
+  const h = getHeapStatistics();
+  peakBytes = Math.max(peakBytes, h.used_heap_size + h.external_memory);
+}
 
 function pump(): void {
   if (!running || failed) return;
   try {
-    if (interp.pump()) {
+    sampleMemory(); // before and after each burst of actions: activations peak inside a step
+    const finished = interp.pump();
+    sampleMemory();
+    if (finished) {
       running = false;
       const b = interp.busy;
-      post({ type: "done", worker: init.worker, metrics: metrics.splice(0), busy: b.F + b.B + b.W + b.STEP, peaks: [...interp.peakLive] });
+      post({ type: "done", worker: init.worker, metrics: metrics.splice(0), busy: b.F + b.B + b.W + b.STEP, peaks: [...interp.peakLive], peakBytes });
     }
     idleSoon();
   } catch (e) {
