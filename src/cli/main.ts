@@ -3,6 +3,7 @@
 // (the native addon, worker code).
 import { readFileSync } from "node:fs";
 import { UsageError } from "./args.js";
+import { mpiStarted } from "../transport/mpi/transport.js";
 
 interface Command {
   summary: string;
@@ -72,7 +73,11 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  async (code) => {
+    process.exitCode = code;
+    // An MPI rank (--executor processes) finalizes, which also ends the communication thread.
+    await mpiStarted()?.finalize();
+  },
   (err: unknown) => {
     if (err instanceof UsageError) {
       process.stderr.write(`${err.message}\n`);
@@ -83,5 +88,7 @@ main(process.argv.slice(2)).then(
       if (process.env.PIPEWRIGHT_DEBUG) process.stderr.write(`${e.stack ?? ""}\n`);
       process.exitCode = 1;
     }
+    // A failing MPI rank ends the whole job rather than leave the others waiting for it.
+    mpiStarted()?.abort(process.exitCode as number);
   },
 );

@@ -28,6 +28,7 @@ import { InlineExecutor } from "../pipeline/runtime/inline.js";
 import { profileUnitTimes } from "../pipeline/runtime/profile.js";
 import type { OptimizerConfig, PipelineSetup } from "../pipeline/runtime/setup.js";
 import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
+import { isWriterRank } from "../transport/mpi/env.js";
 
 export function optimizerConfigOf(cfg: TrainConfig): OptimizerConfig {
   switch (cfg.optimizer) {
@@ -140,8 +141,11 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   }
   if (process.env.PIPEWRIGHT_DEBUG) log(formatSchedule(schedule));
 
-  const makeExecutor = async (su: PipelineSetup): Promise<Executor> => p.executor === "threads"
-    ? ThreadsExecutor.create(su, new Map([...model.stateDict()].map(([k, t]) => [k, t.clone()]))) : new InlineExecutor(model, su);
+  const stateCopy = (): Map<string, import("../tensor/tensor.js").Tensor> => new Map([...model.stateDict()].map(([k, t]) => [k, t.clone()]));
+  const makeExecutor = async (su: PipelineSetup): Promise<Executor> => p.executor === "threads" ? ThreadsExecutor.create(su, stateCopy())
+    // One MPI rank per worker (loaded only here: the MPI addon is optional).
+    : p.executor === "processes" ? (await import("../pipeline/runtime/processes.js")).ProcessesExecutor.create(su, stateCopy())
+      : new InlineExecutor(model, su);
   const warmupSetup: PipelineSetup | null = warmupSchedule && setup.async && startEpoch < asyncCfg!.warmupEpochs
     ? { ...setup, schedule: warmupSchedule, async: { ...setup.async, phase: "warmup" } } : null;
   // The metrics file opens first: a bad path must fail before worker threads exist (they would keep
@@ -221,8 +225,10 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
             config: { ...opts, resume: undefined, pipeline: undefined, quiet: undefined } as TrainConfig, elapsed_s: report.elapsed(), history, pipeline: p,
           };
           const asyncPart = asyncCheckpointParts(await executor.asyncState()); // windows drained: nothing in flight
+          const optimizer = await executor.optimizerState(paramOrder); // collective on processes
+          if (!isWriterRank()) return; // under MPI, rank 0 alone writes
           saveCheckpoint(path, {
-            model: model.stateDict(), optimizer: await executor.optimizerState(paramOrder), step, epoch: epoch + 1,
+            model: model.stateDict(), optimizer, step, epoch: epoch + 1,
             modelSpec: spec, extra: JSON.parse(JSON.stringify(asyncPart.meta ? { ...extra, async: asyncPart.meta } : extra)) as Json,
             extraTensors: asyncPart.tensors,
           });

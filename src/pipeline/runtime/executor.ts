@@ -1,5 +1,5 @@
 // The executor interface: run one optimizer step of the schedule on a mini-batch already split into
-// micro-batches, and hand back the trained weights. `inline` and `threads` implement it.
+// micro-batches, and hand back the trained weights. `inline`, `threads` and `processes` implement it.
 import type { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import type { OptimizerState } from "../../optim/index.js";
@@ -26,7 +26,7 @@ export interface StepResult {
 }
 
 export interface Executor {
-  readonly name: "inline" | "threads";
+  readonly name: "inline" | "threads" | "processes";
   /** Runs the schedule's lists once (one optimizer step) with the given learning-rate factor. */
   step(batch: SplitBatch, lrFactor?: number): Promise<StepResult>;
   /**

@@ -15,7 +15,7 @@ import { fixSpikeDelay, spikeOptimizer, type AsyncSetup } from "./async-weights.
 export const RECOMPUTE_MODES = ["never", "always", "except-last"] as const;
 export type RecomputeMode = (typeof RECOMPUTE_MODES)[number];
 
-export const EXECUTORS = ["inline", "threads"] as const;
+export const EXECUTORS = ["inline", "threads", "processes"] as const;
 export type ExecutorName = (typeof EXECUTORS)[number];
 
 /** Optimizer of every stage, as JSON (the same hyper-parameters as the single-device run). */

@@ -1,0 +1,180 @@
+// The processes executor: this OS process is one MPI rank = one pipeline worker; it runs its action
+// list through the same WorkerInterpreter as the other executors, and activations and gradients go
+// to the neighbour ranks over MPI (src/transport/mpi). Every rank runs the same training script
+// (SPMD) and calls step/stateDict/... in the same order; the calls are collective. The first
+// stage's rank uses the inputs, the last stage's rank the targets; metrics, weights and optimizer
+// state are gathered on every rank so that each holds the same results (rank 0 alone prints and
+// writes). An error in an action writes one line naming rank, stage, action and cause, then ends
+// the whole job through MPI_Abort (no rank is left waiting).
+import { writeSync } from "node:fs";
+import { createModel } from "../../nn/models/index.js";
+import { Tensor } from "../../tensor/tensor.js";
+import type { MicrobatchMetrics } from "../stage.js";
+import { checkBatches, sumMetrics, type Executor, type SplitBatch, type StepResult } from "./executor.js";
+import { messageKey, PipelineActionError, WorkerInterpreter, type Payload } from "./interpreter.js";
+import { assertValidSchedule } from "../schedule/validate.js";
+import { buildWorkerStages, shapeOf, syntheticDelay, type PipelineSetup } from "./setup.js";
+import { mergeAsyncStates, type AsyncState } from "./async-state.js";
+import { createAsyncRuntime, type AsyncRuntime } from "./async-weights.js";
+import { fromPlain, mergeStates, toPlain, type OptimizerState, type PlainOptimizerState, type StateEntry } from "../../optim/index.js";
+import { mpiTransport, TAG, type MpiTransport } from "../../transport/mpi/transport.js";
+import { ControlMailbox } from "../../transport/mpi/mailbox.js";
+import { MpiCollectives } from "../../transport/mpi/collectives.js";
+import { frameHeader, parseFrame } from "../../transport/mpi/frame.js";
+import { exportTorchrunEnv, launchEnv, notUnderMpiMessage } from "../../transport/mpi/env.js";
+
+interface DoneInfo { metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][] }
+
+/** The communicators of the job, made once per process (every executor of a run reuses them). */
+interface Groups { mpi: MpiTransport; pipeComm: number; ctrl: MpiCollectives }
+let groups: Promise<Groups> | null = null;
+
+function startGroups(workers: number): Promise<Groups> {
+  if (!launchEnv()) throw new Error(notUnderMpiMessage(workers));
+  groups ??= (async () => {
+    const mpi = mpiTransport();
+    if (mpi.size !== workers) {
+      throw new Error(`the job has ${mpi.size} MPI rank(s) but the pipeline has ${workers} worker(s); start it with -n ${workers}`);
+    }
+    exportTorchrunEnv(mpi.rank, mpi.size, launchEnv()?.localRank ?? 0);
+    // Data-parallel replicas are not run yet: the pipeline group is the whole world (split so the
+    // pipeline traffic has a communicator of its own, apart from user code on COMM_WORLD).
+    const pipeComm = await mpi.split(0, 0, mpi.rank);
+    return { mpi, pipeComm, ctrl: new MpiCollectives(new ControlMailbox(mpi, pipeComm)) };
+  })();
+  return groups;
+}
+
+export class ProcessesExecutor implements Executor {
+  readonly name = "processes" as const;
+  private interp!: WorkerInterpreter;
+  private asyncRuntime: AsyncRuntime | null = null;
+  private metrics: [number, MicrobatchMetrics][] = [];
+  private finished: (() => void) | null = null;
+  private closed = false;
+
+  private constructor(private readonly setup: PipelineSetup, private readonly g: Groups) {}
+
+  get rank(): number { return this.g.mpi.rank; }
+
+  /** Collective: every rank builds the model, loads `initialState` and keeps its worker's stages. */
+  static async create(setup: PipelineSetup, initialState: ReadonlyMap<string, Tensor>): Promise<ProcessesExecutor> {
+    assertValidSchedule(setup.schedule);
+    const g = await startGroups(setup.schedule.workers.length);
+    const ex = new ProcessesExecutor(setup, g);
+    ex.build(initialState);
+    g.mpi.onError = (e) => ex.die(e);
+    g.mpi.listen(g.pipeComm, TAG.pipe, (_src, data) => ex.onPipe(data));
+    await g.ctrl.barrier(); // every rank ready before the first activation flies
+    return ex;
+  }
+
+  private build(initialState: ReadonlyMap<string, Tensor>): void {
+    const worker = this.g.mpi.rank;
+    const model = createModel(this.setup.model, this.setup.seed);
+    model.loadStateDict(new Map([...initialState].map(([k, t]) => [k, t.clone()])));
+    model.train();
+    const stages = buildWorkerStages(model, this.setup, worker);
+    this.asyncRuntime = createAsyncRuntime(stages, this.setup.async);
+    const outbox = { send: (to: number, key: string, payload: Payload) => this.sendPipe(to, key, payload) };
+    this.interp = new WorkerInterpreter({
+      worker, actions: this.setup.schedule.workers[worker], stages, shape: shapeOf(this.setup.schedule), outbox,
+      hooks: this.asyncRuntime?.hooks, actionDelay: syntheticDelay(this.setup),
+      onMetrics: (mb, m) => { this.metrics.push([mb, m]); }, ownsWeights: true,
+    });
+  }
+
+  private sendPipe(to: number, key: string, payload: Payload): void {
+    if (to === this.g.mpi.rank) { this.interp.deliver(key, payload); return; }
+    if (payload.kind === "tensor") this.g.mpi.send(this.g.pipeComm, to, TAG.pipe, frameHeader({ key, kind: "tensor", shape: payload.shape }), payload.data);
+    else this.g.mpi.send(this.g.pipeComm, to, TAG.pipe, frameHeader({ key, kind: "targets", scale: payload.scale }), payload.labels);
+  }
+
+  private onPipe(data: ArrayBuffer): void {
+    if (this.closed) return;
+    try {
+      const { header, body, offset, bytes } = parseFrame(data);
+      const payload: Payload = header.kind === "tensor"
+        ? { kind: "tensor", data: new Float32Array(body, offset, bytes / 4), shape: header.shape }
+        : { kind: "targets", labels: new Int32Array(body, offset, bytes / 4), scale: header.scale };
+      this.interp.deliver(header.key, payload);
+    } catch (e) { this.die(e); }
+    this.pump();
+  }
+
+  private pump(): void {
+    if (!this.finished) return;
+    try {
+      if (this.interp.pump()) { const f = this.finished; this.finished = null; f(); }
+    } catch (e) { this.die(e); }
+  }
+
+  /** Ends the job: one line naming this rank (and the stage and action), then MPI_Abort. */
+  private die(e: unknown): never {
+    const err = e instanceof Error ? e : new Error(String(e));
+    const what = err instanceof PipelineActionError
+      ? `stage ${err.stage}, action ${err.action}: ${err.causeMessage}` : err.message;
+    writeSync(2, `pipewright: rank ${this.g.mpi.rank} failed: ${what}\n`);
+    if (process.env.PIPEWRIGHT_DEBUG) writeSync(2, `${err.stack ?? ""}\n`);
+    return this.g.mpi.abort(1);
+  }
+
+  step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> { return this.run([batch], [lrFactor]); }
+
+  async run(batches: readonly SplitBatch[], lrFactors: readonly number[] = [1]): Promise<StepResult> {
+    const { schedule } = this.setup;
+    const M = schedule.microbatches, S = schedule.stages;
+    checkBatches(batches, M, schedule.steps);
+    const me = this.g.mpi.rank;
+    if (schedule.stageToWorker[0] === me) {
+      batches.forEach((b, k) => b.inputs.forEach((x, j) =>
+        this.interp.deliver(messageKey.activation(0, k * M + j), { kind: "tensor", data: x.data, shape: [...x.shape] })));
+    }
+    if (schedule.stageToWorker[(S * schedule.chunks - 1) % S] === me) {
+      batches.forEach((b, k) => b.labels.forEach((labels, j) =>
+        this.interp.deliver(messageKey.targets(k * M + j), { kind: "targets", labels, scale: b.scale })));
+    }
+    this.metrics = [];
+    this.interp.reset(lrFactors);
+    await new Promise<void>((resolve) => { this.finished = resolve; this.pump(); });
+    const b = this.interp.busy;
+    const mine: DoneInfo = { metrics: this.metrics, busy: b.F + b.B + b.W + b.STEP, peaks: [...this.interp.peakLive] };
+    const all = await this.g.ctrl.allGather(mine);
+    const byMb = new Map<number, MicrobatchMetrics>(all.flatMap((d) => d.metrics));
+    const per = Array.from({ length: M * batches.length }, (_, j) => {
+      const m = byMb.get(j);
+      if (!m) throw new Error(`micro-batch ${j} produced no loss`);
+      return m;
+    });
+    return sumMetrics(per, all.map((d) => d.busy), all.flatMap((d) => d.peaks), S);
+  }
+
+  async stateDict(): Promise<Map<string, Tensor>> {
+    const mine: StateEntry[] = [];
+    for (const ps of this.interp.stages.values()) {
+      for (const c of ps.chunks) for (const [k, t] of c.stateDict()) mine.push([k, t.data.slice(), [...t.shape]]);
+    }
+    const out = new Map<string, Tensor>();
+    for (const part of await this.g.ctrl.allGather(mine)) for (const [k, data, shape] of part) out.set(k, new Tensor(data, shape));
+    return out;
+  }
+
+  async optimizerState(order: readonly string[]): Promise<OptimizerState> {
+    const mine = [...this.interp.stages.values()].flatMap((ps) => (ps.optimizer ? [toPlain(ps.optimizer.stateDict())] : []));
+    const parts = (await this.g.ctrl.allGather<PlainOptimizerState[]>(mine)).flat();
+    return mergeStates(parts.map(fromPlain), order);
+  }
+
+  async asyncState(): Promise<AsyncState | null> {
+    const parts = (await this.g.ctrl.allGather(this.asyncRuntime?.snapshot() ?? null)).filter((p): p is AsyncState => p !== null);
+    return parts.length ? mergeAsyncStates(parts) : null;
+  }
+
+  /** Collective: no pipeline message of this executor is in flight once every rank is here. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.interp.abandon();
+    await this.g.ctrl.barrier();
+    this.closed = true;
+  }
+}
