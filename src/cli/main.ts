@@ -28,6 +28,10 @@ const COMMANDS: Record<string, Command> = {
     summary: "evaluate a checkpoint; export inputs and logits for the PyTorch check",
     run: async (argv) => (await import("./eval.js")).runEval(argv),
   },
+  launch: {
+    summary: "run a command (train) on N MPI ranks through mpirun: one OS process per pipeline worker, local or across hosts",
+    run: async (argv) => (await import("./launch.js")).runLaunch(argv),
+  },
   repro: {
     summary: "reproduce a method's claim: `repro pipemare`, `repro pb`, `repro pipetransformer`",
     run: async (argv) => (await import("./repro.js")).runRepro(argv),

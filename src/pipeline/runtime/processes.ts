@@ -22,6 +22,7 @@ import { ControlMailbox } from "../../transport/mpi/mailbox.js";
 import { MpiCollectives } from "../../transport/mpi/collectives.js";
 import { frameHeader, parseFrame } from "../../transport/mpi/frame.js";
 import { exportTorchrunEnv, launchEnv, notUnderMpiMessage } from "../../transport/mpi/env.js";
+import { formatAction } from "../schedule/action.js";
 
 interface DoneInfo { metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][] }
 
@@ -52,6 +53,8 @@ export class ProcessesExecutor implements Executor {
   private metrics: [number, MicrobatchMetrics][] = [];
   private finished: (() => void) | null = null;
   private closed = false;
+  /** What this rank waits for inside a collective call (the watchdog names it). */
+  private waitingIn = "";
 
   private constructor(private readonly setup: PipelineSetup, private readonly g: Groups) {}
 
@@ -119,6 +122,35 @@ export class ProcessesExecutor implements Executor {
     return this.g.mpi.abort(1);
   }
 
+  /**
+   * Watchdog (PIPEWRIGHT_WATCHDOG=S, set by `launch --timeout S`): while a collective call waits, a
+   * rank that receives nothing for S seconds ends the job, naming the action and the rank it waits
+   * for (a stopped rank cannot speak for itself).
+   */
+  private async watched<T>(what: string, body: () => Promise<T>): Promise<T> {
+    const limit = Number(process.env.PIPEWRIGHT_WATCHDOG ?? 0);
+    if (!(limit > 0)) return body();
+    this.waitingIn = what;
+    const started = performance.now();
+    const timer = setInterval(() => {
+      const quiet = (performance.now() - Math.max(started, this.g.mpi.lastMessageAt)) / 1000;
+      if (quiet >= limit) this.die(new Error(`watchdog: nothing arrived for ${limit} s; ${this.describeWait()}`));
+    }, Math.min(1000, limit * 250));
+    try { return await body(); } finally { clearInterval(timer); this.waitingIn = ""; }
+  }
+
+  private describeWait(): string {
+    const next = this.finished ? this.interp.next : null;
+    if (!next) return `waiting in ${this.waitingIn} for the other ranks (one of them is stopped, hung or slower than the timeout)`;
+    const { stageToWorker, stages: S } = this.setup.schedule;
+    const from = this.interp.waitingFor().map((k) => {
+      const m = /^([ag])(\d+):/.exec(k);
+      const src = m ? stageToWorker[(Number(m[2]) + (m[1] === "a" ? -1 : 1) + S) % S] : undefined;
+      return src === undefined ? k : `${k} from rank ${src}`;
+    });
+    return `rank ${this.g.mpi.rank} waits at action ${formatAction(next)} for ${from.join(", ")} (that rank is stopped, hung or slower than the timeout)`;
+  }
+
   step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> { return this.run([batch], [lrFactor]); }
 
   async run(batches: readonly SplitBatch[], lrFactors: readonly number[] = [1]): Promise<StepResult> {
@@ -136,10 +168,10 @@ export class ProcessesExecutor implements Executor {
     }
     this.metrics = [];
     this.interp.reset(lrFactors);
-    await new Promise<void>((resolve) => { this.finished = resolve; this.pump(); });
+    await this.watched("a step", () => new Promise<void>((resolve) => { this.finished = resolve; this.pump(); }));
     const b = this.interp.busy;
     const mine: DoneInfo = { metrics: this.metrics, busy: b.F + b.B + b.W + b.STEP, peaks: [...this.interp.peakLive] };
-    const all = await this.g.ctrl.allGather(mine);
+    const all = await this.watched("the end-of-step exchange", () => this.g.ctrl.allGather(mine));
     const byMb = new Map<number, MicrobatchMetrics>(all.flatMap((d) => d.metrics));
     const per = Array.from({ length: M * batches.length }, (_, j) => {
       const m = byMb.get(j);

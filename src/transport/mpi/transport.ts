@@ -17,6 +17,8 @@ export class MpiTransport {
   private readonly waits = new Map<number, (value: number) => void>();
   private nextId = 1;
   private finalized: (() => void) | null = null;
+  /** performance.now() of the last message received (the watchdog's measure of liveness). */
+  lastMessageAt = performance.now();
   /** Set by the first transport error; every later call throws it. */
   failure: Error | null = null;
   onError: (e: Error) => void = (e) => { throw e; };
@@ -30,6 +32,7 @@ export class MpiTransport {
 
   private event(kind: MpiEventKind, a: number, b: number, c: number | string, data: ArrayBuffer | null): void {
     if (kind === "message") {
+      this.lastMessageAt = performance.now();
       const key = `${a}:${c as number}`;
       const h = this.handlers.get(key);
       if (h) h(b, data!);
