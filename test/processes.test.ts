@@ -64,3 +64,31 @@ test("--executor processes outside MPI says how to launch it", () => {
   assert.equal(r.status, 1);
   assert.match(r.stderr, /not started by MPI; launch it with `pipewright launch -n 2 -- train/);
 });
+
+test("a checkpoint saved from 4 ranks is the single-device shape: equal to inline's, resumed on 2 ranks as inline resumes it, and on one device", { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "pw-reshard-"));
+  try {
+    const base = [...COMMON, "--microbatches", "4", "--schedule", "1f1b"];
+    const four = join(dir, "four.safetensors"), fourInline = join(dir, "four-inline.safetensors");
+    const p4 = await runMpi(4, "vader", ["train", ...base, "--epochs", "1", "--stages", "4", "--executor", "processes", "--save", four]);
+    assert.equal(p4.code, 0, p4.stderr);
+    const i4 = spawnSync(process.execPath, [MAIN, "train", ...base, "--epochs", "1", "--stages", "4", "--executor", "inline", "--save", fourInline], { encoding: "utf8" });
+    assert.equal(i4.status, 0, i4.stderr);
+    assertSameCheckpoint(fourInline, four);
+    // Resume the 4-rank checkpoint on 2 ranks and, as the oracle, on the inline executor with 2 stages.
+    const two = join(dir, "two.safetensors"), twoInline = join(dir, "two-inline.safetensors");
+    const resume = ["--resume", four, "--stages", "2", "--quiet", "--json"];
+    const p2 = await runMpi(2, "vader", ["train", "--epochs", "2", ...resume, "--executor", "processes", "--save", two]);
+    assert.equal(p2.code, 0, p2.stderr);
+    const i2 = spawnSync(process.execPath, [MAIN, "train", "--epochs", "2", ...resume, "--executor", "inline", "--save", twoInline], { encoding: "utf8" });
+    assert.equal(i2.status, 0, i2.stderr);
+    assertSameCheckpoint(twoInline, two);
+    // One device reads it too (no stage keys anywhere in the file).
+    const one = spawnSync(process.execPath, [MAIN, "train", "--epochs", "2", "--resume", four, "--schedule", "none", "--quiet", "--json"], { encoding: "utf8" });
+    assert.equal(one.status, 0, one.stderr);
+    assert.ok(Number.isFinite(JSON.parse(one.stdout).train_loss));
+    for (const k of loadCheckpoint(four).model.keys()) assert.match(k, /^layers\.\d+\./, `state-dict name ${k}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
