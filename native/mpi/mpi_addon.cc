@@ -90,6 +90,9 @@ class Comm {
   std::list<Recv> recvs_;
   std::list<Pending> barriers_;
   bool finalizing_ = false;
+  // The longest sleep between polls when nothing happens: the worst added latency of a message that
+  // arrives while this thread sleeps, against the CPU a waiting rank burns (PIPEWRIGHT_MPI_MAX_SLEEP_US).
+  int maxSleepUs_ = [] { const char* s = std::getenv("PIPEWRIGHT_MPI_MAX_SLEEP_US"); int v = s ? std::atoi(s) : 0; return v > 0 ? v : 200; }();
   std::thread thread_;
 
   void emit(Event* e) {
@@ -100,9 +103,11 @@ class Comm {
     static const char* kinds[] = {"message", "done", "error", "finalized"};
     Napi::Value buf = env.Null();
     if (ev->kind == Ev::Message) {
-      auto ab = Napi::ArrayBuffer::New(env, ev->data.size());
-      if (!ev->data.empty()) std::memcpy(ab.Data(), ev->data.data(), ev->data.size());
-      buf = ab;
+      // The received bytes become the ArrayBuffer as they are (no copy); freed with it.
+      auto* owned = new std::vector<char>(std::move(ev->data));
+      if (owned->empty()) owned->reserve(1);
+      buf = Napi::ArrayBuffer::New(env, owned->data(), owned->size(),
+                                   [](Napi::Env, void*, std::vector<char>* v) { delete v; }, owned);
     }
     Napi::Value a = ev->kind == Ev::Message ? Napi::Number::New(env, ev->comm) : Napi::Number::New(env, ev->id);
     Napi::Value b = ev->kind == Ev::Message ? Napi::Number::New(env, ev->source) : Napi::Number::New(env, ev->value);
@@ -150,8 +155,8 @@ class Comm {
         if (cmds_.empty()) {
           if (nothing && !finalizing_) cv_.wait(lk, [this] { return !cmds_.empty(); });
           else if (idle > 64) {
-            // Backoff: 10 us doubling to 1 ms; a new command wakes the thread at once.
-            int us = std::min(1000, 10 << std::min(idle - 64, 7));
+            // Backoff: 10 us doubling to maxSleepUs_; a new command wakes the thread at once.
+            int us = std::min(maxSleepUs_, 10 << std::min(idle - 64, 10));
             cv_.wait_for(lk, std::chrono::microseconds(us), [this] { return !cmds_.empty(); });
           }
         }

@@ -87,6 +87,8 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
     const first = task.batches(0, 0)[Symbol.iterator]().next();
     if (first.done) throw new Error("no training data to profile the layers on");
     times = profileUnitTimes(spec, opts.seed, splitBatch(first.value, p.microbatches)[0].x);
+    // Measured times differ per process: under MPI every rank takes rank 0's, so all cut alike.
+    if (p.executor === "processes") times = await (await import("../pipeline/runtime/processes.js")).agreeOnRank0(times, stageToWorker ? p.workers! : p.stages);
   }
   const partition = partitionLayers({
     layers: units, stages: p.stages, chunks: p.chunks, method: p.partition, balance: p.balance,

@@ -27,10 +27,19 @@ import { formatAction } from "../schedule/action.js";
 interface DoneInfo { metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][] }
 
 /** The communicators of the job, made once per process (every executor of a run reuses them). */
-interface Groups { mpi: MpiTransport; pipeComm: number; ctrl: MpiCollectives }
+export interface Groups { mpi: MpiTransport; pipeComm: number; ctrl: MpiCollectives }
 let groups: Promise<Groups> | null = null;
 
-function startGroups(workers: number): Promise<Groups> {
+/**
+ * Rank 0's value on every rank, for what must agree but is measured (e.g. per-layer times that
+ * choose a partition): each rank measuring its own would cut the model differently.
+ */
+export async function agreeOnRank0<T>(value: T, workers: number): Promise<T> {
+  const g = await startGroups(workers);
+  return g.ctrl.broadcast(g.mpi.rank === 0 ? value : undefined, 0);
+}
+
+export function startGroups(workers: number): Promise<Groups> {
   if (!launchEnv()) throw new Error(notUnderMpiMessage(workers));
   groups ??= (async () => {
     const mpi = mpiTransport();
@@ -64,6 +73,12 @@ export class ProcessesExecutor implements Executor {
   static async create(setup: PipelineSetup, initialState: ReadonlyMap<string, Tensor>): Promise<ProcessesExecutor> {
     assertValidSchedule(setup.schedule);
     const g = await startGroups(setup.schedule.workers.length);
+    // SPMD: every rank must have built the same setup (a differing flag or file would desynchronise them).
+    const { optimizerState: _o, ...shape } = setup;
+    const mine = JSON.stringify(shape);
+    const all = await g.ctrl.allGather(mine);
+    const other = all.findIndex((s) => s !== mine);
+    if (other >= 0) throw new Error(`rank ${g.mpi.rank} and rank ${other} built different pipelines (schedule, partition or options differ); every rank must run the same command`);
     const ex = new ProcessesExecutor(setup, g);
     ex.build(initialState);
     g.mpi.onError = (e) => ex.die(e);
@@ -110,6 +125,22 @@ export class ProcessesExecutor implements Executor {
     try {
       if (this.interp.pump()) { const f = this.finished; this.finished = null; f(); }
     } catch (e) { this.die(e); }
+    this.idleSoon();
+  }
+
+  private idleQueued = false;
+
+  /** Waiting for a message: background work (weight-layout copies) in small units, messages first. */
+  private idleSoon(): void {
+    if (this.idleQueued || this.closed) return;
+    this.idleQueued = true;
+    setImmediate(() => {
+      this.idleQueued = false;
+      if (this.closed || (this.finished && this.interp.waitingFor().length === 0)) return;
+      try {
+        if (this.interp.idle()) this.idleSoon();
+      } catch (e) { this.die(e); }
+    });
   }
 
   /** Ends the job: one line naming this rank (and the stage and action), then MPI_Abort. */

@@ -1,0 +1,75 @@
+// `pipewright bench pipeline --executor processes` (under mpirun -n W): the same MLP, batch and
+// schedules as the threads bench, on one MPI rank per worker, next to the threads executor with the
+// same stages in the same job. Rounds alternate: every rank times the processes executor, then rank
+// 0 alone times W worker threads while the other ranks wait in a barrier (asleep: the MPI transport
+// does not spin), so both see the same machine. Rank 0 prints one line per schedule.
+import { UsageError, type FlagValues } from "./args.js";
+import { getBackend } from "../backend/index.js";
+import { splitBatch } from "../data/microbatch.js";
+import { createModel } from "../nn/models/index.js";
+import type { ModelSpec } from "../nn/models/spec.js";
+import { Rng } from "../tensor/random.js";
+import { Tensor } from "../tensor/tensor.js";
+import { balanceByCost } from "../pipeline/partition.js";
+import { profileUnitTimes } from "../pipeline/runtime/profile.js";
+import type { PipelineSetup } from "../pipeline/runtime/setup.js";
+import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
+import { ProcessesExecutor, agreeOnRank0, startGroups } from "../pipeline/runtime/processes.js";
+import { generateSchedule, type WeightGradMode } from "../pipeline/schedule/index.js";
+import { launchEnv } from "../transport/mpi/env.js";
+
+const SYNC = ["gpipe", "1f1b", "interleaved", "zb-h1"];
+
+export interface ProcessesBenchLine {
+  schedule: string; workers: number; microbatches: number; batch: number;
+  processes_samples_per_s: number; threads_samples_per_s: number; ratio: number; balance: number[]; backend: string;
+}
+
+export async function runProcessesPipelineBench(f: FlagValues): Promise<number> {
+  const W = f.workers as number, M = f.microbatches as number, B = f.batch as number, V = f.chunks as number, seed = f.seed as number;
+  if (!launchEnv()) throw new UsageError(`bench pipeline --executor processes runs on ${W} MPI ranks: \`pipewright launch -n ${W} -- bench pipeline --executor processes\``);
+  const schedules = (f.schedules as string[]).filter((s) => SYNC.includes(s));
+  const g = await startGroups(W);
+  const spec: ModelSpec = { name: "mlp", input: 784, hidden: new Array<number>((f.depth as number) - 1).fill(f.width as number), classes: 10 };
+  const rng = new Rng(seed);
+  const parts = splitBatch({ x: Tensor.randn([B, 784], rng), y: Int32Array.from({ length: B }, () => rng.int(10)) }, M);
+  const batch = { inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / B };
+  const times = await agreeOnRank0(g.mpi.rank === 0 ? profileUnitTimes(spec, seed, parts[0].x, 5) : [], W);
+  const timing = { warmup: f.warmup as number, steps: f.steps as number, rounds: f.rounds as number };
+  for (const name of schedules) {
+    const v = name === "interleaved" ? V : 1;
+    if (name === "interleaved" && M % W !== 0) continue;
+    const schedule = generateSchedule(name, { stages: W, microbatches: M, chunks: v, weightGrads: f["weight-grads"] as WeightGradMode });
+    const balance = balanceByCost(times, W * v);
+    const setup: PipelineSetup = { model: spec, seed, schedule, balance, recompute: "never", optimizer: { kind: "sgd", lr: 0.01, momentum: 0.9 } };
+    const state = createModel(spec, seed).stateDict();
+    const proc = await ProcessesExecutor.create(setup, state);
+    const threads = g.mpi.rank === 0 ? await ThreadsExecutor.create(setup, state) : null;
+    let bestP = Infinity, bestT = Infinity;
+    try {
+      for (let i = 0; i < timing.warmup; i++) await proc.step(batch);
+      for (let i = 0; i < timing.warmup && threads; i++) await threads.step(batch);
+      await g.ctrl.barrier();
+      for (let r = 0; r < timing.rounds; r++) {
+        let t0 = performance.now();
+        for (let i = 0; i < timing.steps; i++) await proc.step(batch);
+        bestP = Math.min(bestP, (performance.now() - t0) / 1000 / timing.steps);
+        if (threads) {
+          t0 = performance.now();
+          for (let i = 0; i < timing.steps; i++) await threads.step(batch);
+          bestT = Math.min(bestT, (performance.now() - t0) / 1000 / timing.steps);
+        }
+        await g.ctrl.barrier(); // the other ranks sleep here while rank 0 times the threads
+      }
+    } finally {
+      await proc.close();
+      await threads?.close();
+    }
+    if (g.mpi.rank !== 0) continue;
+    const line: ProcessesBenchLine = { schedule: name, workers: W, microbatches: M, batch: B, processes_samples_per_s: Number((B / bestP).toFixed(1)),
+      threads_samples_per_s: Number((B / bestT).toFixed(1)), ratio: Number((bestT / bestP).toFixed(3)), balance, backend: getBackend().name };
+    process.stdout.write((f.json ? JSON.stringify(line) : `${name.padEnd(12)} ${W} processes: ${line.processes_samples_per_s} samples/s, ` +
+      `${W} threads: ${line.threads_samples_per_s} samples/s; processes/threads ${(line.ratio * 100).toFixed(1)}%, balance ${balance.join(",")}`) + "\n");
+  }
+  return 0;
+}
