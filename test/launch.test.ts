@@ -32,7 +32,7 @@ test("launch --dry-run: mpirun line with the rank count, loopback-only TCP, and 
 test("launch: -n that is not workers x replicas names both numbers", () => {
   const r = cli(["launch", "-n", "3", "--", ...TRAIN]);
   assert.equal(r.status, 2);
-  assert.match(String(r.stderr), /launch -n 3 does not match the pipeline: 2 worker\(s\) x 1 replica = 2 rank\(s\)/);
+  assert.match(String(r.stderr), /launch -n 3 does not match the pipeline: 2 worker\(s\) x 1 replica\(s\) = 2 rank\(s\)/);
 });
 
 test("hostfile: an unparsable line is reported with its number and text", () => {

@@ -92,3 +92,26 @@ test("a checkpoint saved from 4 ranks is the single-device shape: equal to inlin
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("--replicas 2: 2 workers x 2 replicas (4 ranks) match one pipeline within the data-parallel tolerance", { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "pw-replicas-"));
+  try {
+    const args = [...COMMON, "--microbatches", "4", "--schedule", "1f1b", "--stages", "2"];
+    const ref = join(dir, "ref.safetensors"), ck = join(dir, "ck.safetensors");
+    const r = spawnSync(process.execPath, [MAIN, "train", ...args, "--executor", "inline", "--save", ref], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    const p = await runMpi(4, "vader", ["train", ...args, "--executor", "processes", "--replicas", "2", "--save", ck]);
+    assert.equal(p.code, 0, p.stderr);
+    const a = loadCheckpoint(ref), b = loadCheckpoint(ck);
+    let worst = 0;
+    for (const [k, x] of a.model) {
+      const y = b.model.get(k)!;
+      for (let i = 0; i < x.data.length; i++) worst = Math.max(worst, Math.abs(x.data[i] - y.data[i]) / (1e-3 + Math.abs(x.data[i])));
+    }
+    // The same gradients summed in another order: float32 rounding, far below any training effect.
+    assert.ok(worst < 1e-4, `largest relative weight difference ${worst}`);
+    assert.ok(Math.abs(JSON.parse(p.stdout).train_loss - JSON.parse(r.stdout).train_loss) < 1e-4);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -49,7 +49,7 @@ export async function runProcessesPipelineBench(f: FlagValues): Promise<number> 
     try {
       for (let i = 0; i < timing.warmup; i++) await proc.step(batch);
       for (let i = 0; i < timing.warmup && threads; i++) await threads.step(batch);
-      await g.ctrl.barrier();
+      await g.world.barrier();
       for (let r = 0; r < timing.rounds; r++) {
         let t0 = performance.now();
         for (let i = 0; i < timing.steps; i++) await proc.step(batch);
@@ -59,7 +59,7 @@ export async function runProcessesPipelineBench(f: FlagValues): Promise<number> 
           for (let i = 0; i < timing.steps; i++) await threads.step(batch);
           bestT = Math.min(bestT, (performance.now() - t0) / 1000 / timing.steps);
         }
-        await g.ctrl.barrier(); // the other ranks sleep here while rank 0 times the threads
+        await g.world.barrier(); // the other ranks sleep here while rank 0 times the threads
       }
     } finally {
       await proc.close();

@@ -50,10 +50,11 @@ export function prepareTrain(n: number, train: readonly string[]): string[] {
   if (executor !== undefined && executor !== "processes") {
     throw new UsageError(`launch runs train with --executor processes; the command says --executor ${executor}`);
   }
-  if (flagValue(train, "replicas") !== undefined) throw new UsageError("--replicas is not supported by the processes executor yet");
   const stages = flagValue(train, "stages"), workers = flagValue(train, "workers") ?? stages;
-  if (workers !== undefined && Number(workers) !== n) {
-    throw new UsageError(`launch -n ${n} does not match the pipeline: ${workers} worker(s) x 1 replica = ${workers} rank(s); use -n ${workers}`);
+  const replicas = Number(flagValue(train, "replicas") ?? 1);
+  if (workers !== undefined && Number(workers) * replicas !== n) {
+    const need = Number(workers) * replicas;
+    throw new UsageError(`launch -n ${n} does not match the pipeline: ${workers} worker(s) x ${replicas} replica(s) = ${need} rank(s); use -n ${need}`);
   }
   return executor === undefined ? [...train, "--executor", "processes"] : [...train];
 }

@@ -74,6 +74,7 @@ export const trainCommand: CommandSpec = {
     // Asynchronous pipelines (issue 4): only with --schedule async.
     ...ASYNC_FLAGS,
     workers: { type: "int", min: 1, help: "pipeline: worker threads the stages share, in contiguous blocks (default one per stage)", meta: "W" },
+    replicas: { type: "int", min: 1, help: "pipeline, --executor processes: data-parallel copies of the pipeline (MPI ranks = workers x R); each takes 1/R of every micro-batch's rows, gradients summed over replicas", meta: "R" },
     // PipeTransformer (issue 5): adaptive freezing with elastic pipelines (src/pipeline/elastic).
     ...FREEZE_FLAGS,
   },
@@ -88,7 +89,7 @@ export const trainCommand: CommandSpec = {
   ],
 };
 
-const PIPELINE_FLAGS = ["stages", "microbatches", "chunks", "partition", "balance", "executor", "recompute", "weight-grads", "workers", ...Object.keys(ASYNC_FLAGS)] as const;
+const PIPELINE_FLAGS = ["stages", "microbatches", "chunks", "partition", "balance", "executor", "recompute", "weight-grads", "workers", "replicas", ...Object.keys(ASYNC_FLAGS)] as const;
 
 /** Names of the flags that appear on the command line (so a resumed run keeps the saved values of the others). */
 export function givenFlags(argv: readonly string[]): Set<string> {
@@ -198,7 +199,17 @@ export function resolvePipelineConfig(f: FlagValues, given: Set<string>, saved?:
     weightGrads: (v["weight-grads"] as WeightGradMode | undefined) ?? "microbatch",
     ...(schedule === "async" ? { async: asyncConfigOf(v) } : {}),
     ...(v.workers !== undefined ? { workers: v.workers as number } : {}),
+    ...replicasOf(v),
   };
+}
+
+/** --replicas R: data parallelism across pipelines, which only the processes executor runs. */
+function replicasOf(v: FlagValues): { replicas?: number } {
+  const r = v.replicas as number | undefined;
+  if (r === undefined || r === 1) return {};
+  const executor = (v.executor as string | undefined) ?? "threads";
+  if (executor !== "processes") throw new UsageError(`--replicas ${r} needs --executor processes (one MPI rank per worker and replica), not ${executor}`);
+  return { replicas: r };
 }
 
 const flagList = (names: readonly string[]): string => names.map((n) => `--${n}`).join(", ");
@@ -220,6 +231,7 @@ function withSavedPipeline(f: FlagValues, given: Set<string>, saved: PipelineCon
     recompute: saved.recompute,
     "weight-grads": saved.weightGrads,
     workers: saved.workers,
+    replicas: saved.replicas,
     ...(schedule === "async" && saved.async ? savedAsyncFlags(saved.async, f, given) : {}),
   };
   const out: FlagValues = { ...f };
@@ -278,7 +290,7 @@ export function checkpointPipelineConfig(path: string, extra: Json | undefined):
     oneOf(p.executor, EXECUTORS) && oneOf(p.recompute, RECOMPUTE_MODES) &&
     (p.weightGrads === undefined || oneOf(p.weightGrads, WEIGHT_GRAD_MODES)) &&
     (p.balance === undefined || (Array.isArray(p.balance) && p.balance.every(posInt))) &&
-    (p.workers === undefined || posInt(p.workers)) &&
+    (p.workers === undefined || posInt(p.workers)) && (p.replicas === undefined || posInt(p.replicas)) &&
     (p.async === undefined || (typeof p.async === "object" && p.async !== null && !Array.isArray(p.async)));
   if (!ok) {
     throw new UsageError(`checkpoint ${path}: its saved pipeline configuration ${JSON.stringify(raw)} is not valid; ` +

@@ -88,7 +88,7 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
     if (first.done) throw new Error("no training data to profile the layers on");
     times = profileUnitTimes(spec, opts.seed, splitBatch(first.value, p.microbatches)[0].x);
     // Measured times differ per process: under MPI every rank takes rank 0's, so all cut alike.
-    if (p.executor === "processes") times = await (await import("../pipeline/runtime/processes.js")).agreeOnRank0(times, stageToWorker ? p.workers! : p.stages);
+    if (p.executor === "processes") times = await (await import("../pipeline/runtime/processes.js")).agreeOnRank0(times, stageToWorker ? p.workers! : p.stages, p.replicas ?? 1);
   }
   const partition = partitionLayers({
     layers: units, stages: p.stages, chunks: p.chunks, method: p.partition, balance: p.balance,
@@ -132,6 +132,7 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
     `executor ${p.executor}, recompute ${p.recompute}, ${p.weightGrads === "step" ? "weight gradients once per step, " : ""}` +
     `partition ${p.balance ? `balance ${p.balance.join(",")}` : p.partition}`);
   log(formatPartition(partition, p.stages, p.chunks));
+  if (p.replicas && p.replicas > 1) log(`data parallel: ${p.replicas} replicas of the pipeline, each on 1/${p.replicas} of every micro-batch; gradients summed over replicas before STEP`);
   if (stageToWorker) log(`stages on ${p.workers} worker(s): ${stageToWorker.map((w, s) => `${s}->w${w}`).join(" ")}`);
   if (setup.async && win && asyncCfg) {
     const formula = setup.async.taus.map((_, s) => expectedDelay(p.stages, s, p.microbatches));
@@ -146,7 +147,7 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   const stateCopy = (): Map<string, import("../tensor/tensor.js").Tensor> => new Map([...model.stateDict()].map(([k, t]) => [k, t.clone()]));
   const makeExecutor = async (su: PipelineSetup): Promise<Executor> => p.executor === "threads" ? ThreadsExecutor.create(su, stateCopy())
     // One MPI rank per worker (loaded only here: the MPI addon is optional).
-    : p.executor === "processes" ? (await import("../pipeline/runtime/processes.js")).ProcessesExecutor.create(su, stateCopy())
+    : p.executor === "processes" ? (await import("../pipeline/runtime/processes.js")).ProcessesExecutor.create(su, stateCopy(), p.replicas ?? 1)
       : new InlineExecutor(model, su);
   const warmupSetup: PipelineSetup | null = warmupSchedule && setup.async && startEpoch < asyncCfg!.warmupEpochs
     ? { ...setup, schedule: warmupSchedule, async: { ...setup.async, phase: "warmup" } } : null;

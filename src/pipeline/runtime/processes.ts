@@ -17,43 +17,14 @@ import { buildWorkerStages, shapeOf, syntheticDelay, type PipelineSetup } from "
 import { mergeAsyncStates, type AsyncState } from "./async-state.js";
 import { createAsyncRuntime, type AsyncRuntime } from "./async-weights.js";
 import { fromPlain, mergeStates, toPlain, type OptimizerState, type PlainOptimizerState, type StateEntry } from "../../optim/index.js";
-import { mpiTransport, TAG, type MpiTransport } from "../../transport/mpi/transport.js";
-import { ControlMailbox } from "../../transport/mpi/mailbox.js";
-import { MpiCollectives } from "../../transport/mpi/collectives.js";
+import { TAG } from "../../transport/mpi/transport.js";
 import { frameHeader, parseFrame } from "../../transport/mpi/frame.js";
-import { exportTorchrunEnv, launchEnv, notUnderMpiMessage } from "../../transport/mpi/env.js";
+import { partOf } from "../../transport/reduce.js";
+import { startGroups, type Groups } from "./process-groups.js";
+export { agreeOnRank0, startGroups } from "./process-groups.js";
 import { formatAction } from "../schedule/action.js";
 
 interface DoneInfo { metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][] }
-
-/** The communicators of the job, made once per process (every executor of a run reuses them). */
-export interface Groups { mpi: MpiTransport; pipeComm: number; ctrl: MpiCollectives }
-let groups: Promise<Groups> | null = null;
-
-/**
- * Rank 0's value on every rank, for what must agree but is measured (e.g. per-layer times that
- * choose a partition): each rank measuring its own would cut the model differently.
- */
-export async function agreeOnRank0<T>(value: T, workers: number): Promise<T> {
-  const g = await startGroups(workers);
-  return g.ctrl.broadcast(g.mpi.rank === 0 ? value : undefined, 0);
-}
-
-export function startGroups(workers: number): Promise<Groups> {
-  if (!launchEnv()) throw new Error(notUnderMpiMessage(workers));
-  groups ??= (async () => {
-    const mpi = mpiTransport();
-    if (mpi.size !== workers) {
-      throw new Error(`the job has ${mpi.size} MPI rank(s) but the pipeline has ${workers} worker(s); start it with -n ${workers}`);
-    }
-    exportTorchrunEnv(mpi.rank, mpi.size, launchEnv()?.localRank ?? 0);
-    // Data-parallel replicas are not run yet: the pipeline group is the whole world (split so the
-    // pipeline traffic has a communicator of its own, apart from user code on COMM_WORLD).
-    const pipeComm = await mpi.split(0, 0, mpi.rank);
-    return { mpi, pipeComm, ctrl: new MpiCollectives(new ControlMailbox(mpi, pipeComm)) };
-  })();
-  return groups;
-}
 
 export class ProcessesExecutor implements Executor {
   readonly name = "processes" as const;
@@ -69,26 +40,33 @@ export class ProcessesExecutor implements Executor {
 
   get rank(): number { return this.g.mpi.rank; }
 
-  /** Collective: every rank builds the model, loads `initialState` and keeps its worker's stages. */
-  static async create(setup: PipelineSetup, initialState: ReadonlyMap<string, Tensor>): Promise<ProcessesExecutor> {
+  /**
+   * Collective: every rank builds the model, loads `initialState` and keeps its worker's stages.
+   * With `replicas` R > 1 the job runs R copies of the pipeline (world = workers x R); each takes
+   * its share of every micro-batch's rows, and gradients are summed over replicas before STEP.
+   */
+  static async create(setup: PipelineSetup, initialState: ReadonlyMap<string, Tensor>, replicas = 1): Promise<ProcessesExecutor> {
     assertValidSchedule(setup.schedule);
-    const g = await startGroups(setup.schedule.workers.length);
+    if (replicas > 1 && (setup.schedule.steps > 1 || setup.async)) {
+      throw new Error(`--replicas ${replicas} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1): gradients are all-reduced once per optimizer step`);
+    }
+    const g = await startGroups(setup.schedule.workers.length, replicas);
     // SPMD: every rank must have built the same setup (a differing flag or file would desynchronise them).
     const { optimizerState: _o, ...shape } = setup;
     const mine = JSON.stringify(shape);
-    const all = await g.ctrl.allGather(mine);
+    const all = await g.world.allGather(mine);
     const other = all.findIndex((s) => s !== mine);
     if (other >= 0) throw new Error(`rank ${g.mpi.rank} and rank ${other} built different pipelines (schedule, partition or options differ); every rank must run the same command`);
     const ex = new ProcessesExecutor(setup, g);
     ex.build(initialState);
     g.mpi.onError = (e) => ex.die(e);
     g.mpi.listen(g.pipeComm, TAG.pipe, (_src, data) => ex.onPipe(data));
-    await g.ctrl.barrier(); // every rank ready before the first activation flies
+    await g.world.barrier(); // every rank ready before the first activation flies
     return ex;
   }
 
   private build(initialState: ReadonlyMap<string, Tensor>): void {
-    const worker = this.g.mpi.rank;
+    const worker = this.g.at.worker;
     const model = createModel(this.setup.model, this.setup.seed);
     model.loadStateDict(new Map([...initialState].map(([k, t]) => [k, t.clone()])));
     model.train();
@@ -103,7 +81,7 @@ export class ProcessesExecutor implements Executor {
   }
 
   private sendPipe(to: number, key: string, payload: Payload): void {
-    if (to === this.g.mpi.rank) { this.interp.deliver(key, payload); return; }
+    if (to === this.g.at.worker) { this.interp.deliver(key, payload); return; }
     if (payload.kind === "tensor") this.g.mpi.send(this.g.pipeComm, to, TAG.pipe, frameHeader({ key, kind: "tensor", shape: payload.shape }), payload.data);
     else this.g.mpi.send(this.g.pipeComm, to, TAG.pipe, frameHeader({ key, kind: "targets", scale: payload.scale }), payload.labels);
   }
@@ -177,7 +155,7 @@ export class ProcessesExecutor implements Executor {
     const from = this.interp.waitingFor().map((k) => {
       const m = /^([ag])(\d+):/.exec(k);
       const src = m ? stageToWorker[(Number(m[2]) + (m[1] === "a" ? -1 : 1) + S) % S] : undefined;
-      return src === undefined ? k : `${k} from rank ${src}`;
+      return src === undefined ? k : `${k} from rank ${this.g.at.replica * this.g.layout.workers + src}`;
     });
     return `rank ${this.g.mpi.rank} waits at action ${formatAction(next)} for ${from.join(", ")} (that rank is stopped, hung or slower than the timeout)`;
   }
@@ -188,28 +166,74 @@ export class ProcessesExecutor implements Executor {
     const { schedule } = this.setup;
     const M = schedule.microbatches, S = schedule.stages;
     checkBatches(batches, M, schedule.steps);
-    const me = this.g.mpi.rank;
-    if (schedule.stageToWorker[0] === me) {
-      batches.forEach((b, k) => b.inputs.forEach((x, j) =>
-        this.interp.deliver(messageKey.activation(0, k * M + j), { kind: "tensor", data: x.data, shape: [...x.shape] })));
-    }
-    if (schedule.stageToWorker[(S * schedule.chunks - 1) % S] === me) {
-      batches.forEach((b, k) => b.labels.forEach((labels, j) =>
-        this.interp.deliver(messageKey.targets(k * M + j), { kind: "targets", labels, scale: b.scale })));
-    }
+    this.deliverBatches(batches);
     this.metrics = [];
-    this.interp.reset(lrFactors);
+    const R = this.g.layout.replicas;
+    // Replicas: the list without its trailing STEPs, the gradient all-reduce, then the STEPs.
+    const all = this.setup.schedule.workers[this.g.at.worker];
+    const body = R > 1 ? all.filter((a) => a.kind !== "STEP") : all;
+    this.interp.reset(lrFactors, body);
     await this.watched("a step", () => new Promise<void>((resolve) => { this.finished = resolve; this.pump(); }));
     const b = this.interp.busy;
     const mine: DoneInfo = { metrics: this.metrics, busy: b.F + b.B + b.W + b.STEP, peaks: [...this.interp.peakLive] };
-    const all = await this.watched("the end-of-step exchange", () => this.g.ctrl.allGather(mine));
-    const byMb = new Map<number, MicrobatchMetrics>(all.flatMap((d) => d.metrics));
-    const per = Array.from({ length: M * batches.length }, (_, j) => {
-      const m = byMb.get(j);
-      if (!m) throw new Error(`micro-batch ${j} produced no loss`);
-      return m;
+    if (R > 1) {
+      await this.watched("the gradient all-reduce over replicas", () => this.allReduceGradients());
+      this.interp.reset(lrFactors, all.filter((a) => a.kind === "STEP"));
+      if (!this.interp.pump()) throw new Error("STEP waited for a message");
+      mine.busy += this.interp.busy.STEP;
+    }
+    const done = await this.watched("the end-of-step exchange", () => this.g.world.allGather(mine));
+    const per = Array.from({ length: M * batches.length }, (_, j): MicrobatchMetrics => {
+      // Replica order: each replica's share of micro-batch j, summed in a fixed order.
+      const parts = done.flatMap((d) => d.metrics.filter(([mb]) => mb === j).map(([, m]) => m));
+      if (parts.length !== R) throw new Error(`micro-batch ${j} produced ${parts.length} loss(es) for ${R} replica(s)`);
+      return parts.reduce((a, m) => ({ loss: a.loss + m.loss, correct: a.correct + m.correct, count: a.count + m.count }));
     });
-    return sumMetrics(per, all.map((d) => d.busy), all.flatMap((d) => d.peaks), S);
+    // Busy seconds and peaks of replica 0's workers (the other replicas mirror them).
+    const first = done.slice(0, this.g.layout.workers);
+    return sumMetrics(per, first.map((d) => d.busy), first.flatMap((d) => d.peaks), S);
+  }
+
+  /** The first stage's inputs and the last stage's targets; a replica takes its rows of each. */
+  private deliverBatches(batches: readonly SplitBatch[]): void {
+    const { schedule } = this.setup;
+    const M = schedule.microbatches, S = schedule.stages;
+    const { worker, replica } = this.g.at, R = this.g.layout.replicas;
+    const rowsOf = (rows: number): [number, number] => {
+      if (rows < R) throw new Error(`a micro-batch of ${rows} example(s) cannot be shared by ${R} replicas; use a larger --batch or fewer --microbatches`);
+      return partOf(rows, replica, R);
+    };
+    if (schedule.stageToWorker[0] === worker) {
+      batches.forEach((b, k) => b.inputs.forEach((x, j) => {
+        const [r0, r1] = rowsOf(x.shape[0]);
+        const row = x.size / x.shape[0];
+        this.interp.deliver(messageKey.activation(0, k * M + j), { kind: "tensor", data: x.data.subarray(r0 * row, r1 * row), shape: [r1 - r0, ...x.shape.slice(1)] });
+      }));
+    }
+    if (schedule.stageToWorker[(S * schedule.chunks - 1) % S] === worker) {
+      batches.forEach((b, k) => b.labels.forEach((labels, j) => {
+        const [r0, r1] = rowsOf(labels.length);
+        this.interp.deliver(messageKey.targets(k * M + j), { kind: "targets", labels: labels.subarray(r0, r1), scale: b.scale });
+      }));
+    }
+  }
+
+  /** Sums every stage's gradients over the replicas (fixed replica order), in place. */
+  private async allReduceGradients(): Promise<void> {
+    for (const ps of this.interp.stages.values()) {
+      const params = ps.chunks.flatMap((c) => c.namedParameters()).filter(([, p]) => p.requiresGrad).map(([, p]) => p);
+      const n = params.reduce((a, p) => a + p.size, 0);
+      const buf = new Float32Array(n);
+      let off = 0;
+      for (const p of params) { if (p.grad) buf.set(p.grad.data, off); off += p.size; }
+      await this.g.data.allReduce(buf, "sum");
+      off = 0;
+      for (const p of params) {
+        const part = buf.subarray(off, off + p.size);
+        if (p.grad) p.grad.data.set(part); else p.grad = new Tensor(part.slice(), [...p.shape]);
+        off += p.size;
+      }
+    }
   }
 
   async stateDict(): Promise<Map<string, Tensor>> {
@@ -218,18 +242,18 @@ export class ProcessesExecutor implements Executor {
       for (const c of ps.chunks) for (const [k, t] of c.stateDict()) mine.push([k, t.data.slice(), [...t.shape]]);
     }
     const out = new Map<string, Tensor>();
-    for (const part of await this.g.ctrl.allGather(mine)) for (const [k, data, shape] of part) out.set(k, new Tensor(data, shape));
+    for (const part of await this.g.pipe.allGather(mine)) for (const [k, data, shape] of part) out.set(k, new Tensor(data, shape));
     return out;
   }
 
   async optimizerState(order: readonly string[]): Promise<OptimizerState> {
     const mine = [...this.interp.stages.values()].flatMap((ps) => (ps.optimizer ? [toPlain(ps.optimizer.stateDict())] : []));
-    const parts = (await this.g.ctrl.allGather<PlainOptimizerState[]>(mine)).flat();
+    const parts = (await this.g.pipe.allGather<PlainOptimizerState[]>(mine)).flat();
     return mergeStates(parts.map(fromPlain), order);
   }
 
   async asyncState(): Promise<AsyncState | null> {
-    const parts = (await this.g.ctrl.allGather(this.asyncRuntime?.snapshot() ?? null)).filter((p): p is AsyncState => p !== null);
+    const parts = (await this.g.pipe.allGather(this.asyncRuntime?.snapshot() ?? null)).filter((p): p is AsyncState => p !== null);
     return parts.length ? mergeAsyncStates(parts) : null;
   }
 
@@ -237,7 +261,7 @@ export class ProcessesExecutor implements Executor {
   async close(): Promise<void> {
     if (this.closed) return;
     this.interp.abandon();
-    await this.g.ctrl.barrier();
+    await this.g.world.barrier();
     this.closed = true;
   }
 }
