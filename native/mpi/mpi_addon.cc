@@ -148,15 +148,21 @@ class Comm {
   void loop() {
     int idle = 0;
     for (;;) {
+      // A transfer in flight advances only while this thread calls MPI (rendezvous fragments do not
+      // count as completions): keep polling, yielding the core, for a few ms before backing off.
+      // Waiting with nothing in flight (only pre-posted receives) backs off almost at once.
+      const int spin = sends_.empty() && recvs_.empty() && barriers_.empty() ? 64 : 4096;
       std::deque<Command> todo;
       {
         std::unique_lock<std::mutex> lk(mu_);
         bool nothing = listens_.empty() && sends_.empty() && recvs_.empty() && barriers_.empty();
         if (cmds_.empty()) {
           if (nothing && !finalizing_) cv_.wait(lk, [this] { return !cmds_.empty(); });
-          else if (idle > 64) {
+          else if (idle > spin) {
             // Backoff: 10 us doubling to maxSleepUs_; a new command wakes the thread at once.
-            int us = std::min(maxSleepUs_, 10 << std::min(idle - 64, 10));
+            // After ~20 ms of nothing at all the cap rises to 1 ms: a long wait costs almost no CPU.
+            int cap = idle - spin > 100 + 20000 / std::max(1, maxSleepUs_) ? std::max(maxSleepUs_, 1000) : maxSleepUs_;
+            int us = std::min(cap, 10 << std::min(idle - spin, 10));
             cv_.wait_for(lk, std::chrono::microseconds(us), [this] { return !cmds_.empty(); });
           }
         }
@@ -167,7 +173,7 @@ class Comm {
       progress |= poll();
       if (finalizing_ && sends_.empty() && recvs_.empty() && barriers_.empty()) { finish(); return; }
       if (progress) idle = 0;
-      else if (++idle <= 64) sched_yield();
+      else if (++idle <= spin) sched_yield();
     }
   }
 

@@ -4,6 +4,7 @@
 // number every rank counts the same way (all ranks call the same collectives in the same order).
 import { deserialize, serialize } from "node:v8";
 import { TAG, type MpiTransport } from "./transport.js";
+import { frameHeader, parseFrame } from "./frame.js";
 
 type Waiter = (v: unknown) => void;
 
@@ -15,16 +16,29 @@ export class ControlMailbox {
   constructor(readonly mpi: MpiTransport, readonly comm: number) {
     mpi.listen(comm, TAG.ctrl, (source, data) => {
       const { key, value } = deserialize(new Uint8Array(data)) as { key: string; value: unknown };
-      const k = `${source}/${key}`;
-      const w = this.waiting.get(k);
-      if (w) { this.waiting.delete(k); w(value); } else this.got.set(k, value);
+      this.arrived(source, key, value);
     });
+    // Float32Arrays (all-reduce parts) travel as raw bytes and are viewed in place: no serialiser.
+    mpi.listen(comm, TAG.floats, (source, data) => {
+      const { header, body, offset, bytes } = parseFrame(data);
+      this.arrived(source, header.key, new Float32Array(body, offset, bytes / 4));
+    });
+  }
+
+  private arrived(source: number, key: string, value: unknown): void {
+    const k = `${source}/${key}`;
+    const w = this.waiting.get(k);
+    if (w) { this.waiting.delete(k); w(value); } else this.got.set(k, value);
   }
 
   /** A fresh name for the next collective (the same on every rank). */
   nextKey(what: string): string { return `${what}#${this.seq++}`; }
 
   post(dest: number, key: string, value: unknown): void {
+    if (value instanceof Float32Array) {
+      this.mpi.send(this.comm, dest, TAG.floats, frameHeader({ key, kind: "tensor", shape: [value.length] }), value);
+      return;
+    }
     this.mpi.send(this.comm, dest, TAG.ctrl, serialize({ key, value }));
   }
 

@@ -6,7 +6,7 @@ import { loadMpiAddon, type MpiAddon, type MpiEventKind } from "./addon.js";
 export type MessageHandler = (source: number, data: ArrayBuffer) => void;
 
 /** Tags the project uses on every communicator. */
-export const TAG = { pipe: 1, ctrl: 2 } as const;
+export const TAG = { pipe: 1, ctrl: 2, floats: 3 } as const;
 
 export class MpiTransport {
   readonly rank: number;
