@@ -90,6 +90,8 @@ class Comm {
   std::list<Recv> recvs_;
   std::list<Pending> barriers_;
   bool finalizing_ = false;
+  // Polls (each yielding the core) while a transfer is in flight before backing off (PIPEWRIGHT_MPI_SPIN).
+  int spinInFlight_ = [] { const char* s = std::getenv("PIPEWRIGHT_MPI_SPIN"); int v = s ? std::atoi(s) : -1; return v >= 0 ? v : 4096; }();
   // The longest sleep between polls when nothing happens: the worst added latency of a message that
   // arrives while this thread sleeps, against the CPU a waiting rank burns (PIPEWRIGHT_MPI_MAX_SLEEP_US).
   int maxSleepUs_ = [] { const char* s = std::getenv("PIPEWRIGHT_MPI_MAX_SLEEP_US"); int v = s ? std::atoi(s) : 0; return v > 0 ? v : 200; }();
@@ -151,7 +153,7 @@ class Comm {
       // A transfer in flight advances only while this thread calls MPI (rendezvous fragments do not
       // count as completions): keep polling, yielding the core, for a few ms before backing off.
       // Waiting with nothing in flight (only pre-posted receives) backs off almost at once.
-      const int spin = sends_.empty() && recvs_.empty() && barriers_.empty() ? 64 : 4096;
+      const int spin = sends_.empty() && recvs_.empty() && barriers_.empty() ? 64 : spinInFlight_;
       std::deque<Command> todo;
       {
         std::unique_lock<std::mutex> lk(mu_);

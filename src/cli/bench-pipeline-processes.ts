@@ -23,6 +23,8 @@ const SYNC = ["gpipe", "1f1b", "interleaved", "zb-h1"];
 export interface ProcessesBenchLine {
   schedule: string; workers: number; microbatches: number; batch: number;
   processes_samples_per_s: number; threads_samples_per_s: number; ratio: number; balance: number[]; backend: string;
+  /** Per worker: ms inside actions in the fastest step (the rest of step_ms is waiting). */
+  processes_busy_ms: number[]; threads_busy_ms: number[]; processes_step_ms: number; threads_step_ms: number;
 }
 
 export async function runProcessesPipelineBench(f: FlagValues): Promise<number> {
@@ -45,19 +47,23 @@ export async function runProcessesPipelineBench(f: FlagValues): Promise<number> 
     const state = createModel(spec, seed).stateDict();
     const proc = await ProcessesExecutor.create(setup, state);
     const threads = g.mpi.rank === 0 ? await ThreadsExecutor.create(setup, state) : null;
-    let bestP = Infinity, bestT = Infinity;
+    let bestP = Infinity, bestT = Infinity, busyP: number[] = [], busyT: number[] = [];
     try {
       for (let i = 0; i < timing.warmup; i++) await proc.step(batch);
       for (let i = 0; i < timing.warmup && threads; i++) await threads.step(batch);
       await g.world.barrier();
       for (let r = 0; r < timing.rounds; r++) {
-        let t0 = performance.now();
-        for (let i = 0; i < timing.steps; i++) await proc.step(batch);
-        bestP = Math.min(bestP, (performance.now() - t0) / 1000 / timing.steps);
-        if (threads) {
-          t0 = performance.now();
-          for (let i = 0; i < timing.steps; i++) await threads.step(batch);
-          bestT = Math.min(bestT, (performance.now() - t0) / 1000 / timing.steps);
+        for (let i = 0; i < timing.steps; i++) {
+          const t0 = performance.now();
+          const res = await proc.step(batch);
+          const t = (performance.now() - t0) / 1000;
+          if (t < bestP) { bestP = t; busyP = res.busy; }
+        }
+        for (let i = 0; i < timing.steps && threads; i++) {
+          const t0 = performance.now();
+          const res = await threads.step(batch);
+          const t = (performance.now() - t0) / 1000;
+          if (t < bestT) { bestT = t; busyT = res.busy; }
         }
         await g.world.barrier(); // the other ranks sleep here while rank 0 times the threads
       }
@@ -67,7 +73,9 @@ export async function runProcessesPipelineBench(f: FlagValues): Promise<number> 
     }
     if (g.mpi.rank !== 0) continue;
     const line: ProcessesBenchLine = { schedule: name, workers: W, microbatches: M, batch: B, processes_samples_per_s: Number((B / bestP).toFixed(1)),
-      threads_samples_per_s: Number((B / bestT).toFixed(1)), ratio: Number((bestT / bestP).toFixed(3)), balance, backend: getBackend().name };
+      threads_samples_per_s: Number((B / bestT).toFixed(1)), ratio: Number((bestT / bestP).toFixed(3)), balance, backend: getBackend().name,
+      processes_busy_ms: busyP.map((b) => Number((b * 1000).toFixed(1))), threads_busy_ms: busyT.map((b) => Number((b * 1000).toFixed(1))),
+      processes_step_ms: Number((bestP * 1000).toFixed(1)), threads_step_ms: Number((bestT * 1000).toFixed(1)) };
     process.stdout.write((f.json ? JSON.stringify(line) : `${name.padEnd(12)} ${W} processes: ${line.processes_samples_per_s} samples/s, ` +
       `${W} threads: ${line.threads_samples_per_s} samples/s; processes/threads ${(line.ratio * 100).toFixed(1)}%, balance ${balance.join(",")}`) + "\n");
   }
