@@ -1,6 +1,6 @@
 // --executor processes (one MPI rank per worker) against the inline executor, bit for bit: the
 // checkpoint's weights and optimizer state after the same run, for every synchronous schedule, an
-// asynchronous method, recompute, both weight-gradient modes and several stages per rank, on 2 and
+// asynchronous methods, recompute, both weight-gradient modes and several stages per rank, on 2 and
 // 3 ranks, over shared memory and over TCP on loopback. Skips (saying why) without Open MPI.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -25,6 +25,10 @@ const CASES: Case[] = [
   { name: "1f1b weight-grads step", ranks: 2, btl: "vader", args: ["--schedule", "1f1b", "--stages", "2", "--weight-grads", "step"] },
   { name: "gpipe 4 stages on 2 workers", ranks: 2, btl: "vader", args: ["--schedule", "gpipe", "--stages", "4", "--workers", "2"] },
   { name: "async pipemare after a warm-up epoch", ranks: 2, btl: "vader", args: ["--schedule", "async", "--stages", "2", "--method", "pipemare", "--warmup-epochs", "1"] },
+  { name: "async stash", ranks: 2, btl: "vader", args: ["--schedule", "async", "--stages", "2", "--method", "stash"] },
+  { name: "async 2bw", ranks: 2, btl: "tcp", args: ["--schedule", "async", "--stages", "2", "--method", "2bw"] },
+  { name: "async pb (spike compensation, weight prediction)", ranks: 2, btl: "vader", args: ["--schedule", "async", "--stages", "2", "--method", "pb"] },
+  { name: "async naive", ranks: 3, btl: "vader", args: ["--schedule", "async", "--stages", "3", "--method", "naive"] },
   { name: "1f1b", ranks: 3, btl: "vader", args: ["--schedule", "1f1b", "--stages", "3"] },
   { name: "zb-h1", ranks: 3, btl: "tcp", args: ["--schedule", "zb-h1", "--stages", "3"] },
   { name: "interleaved", ranks: 3, btl: "vader", args: ["--schedule", "interleaved", "--stages", "3", "--chunks", "2", "--microbatches", "6"] },
