@@ -171,6 +171,9 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   });
   let skipped = 0;
 
+  // Under MPI only rank 0 reports, so only it evaluates (the gather before it is collective).
+  const evaluate = (): ReturnType<typeof task.evaluate> => p.executor !== "processes" || isWriterRank()
+    ? task.evaluate(model) : { loss: Number.NaN, acc: null, ppl: null };
   const syncModel = async (): Promise<void> => {
     if (executor.name !== "inline") model.loadStateDict(await executor.stateDict());
   };
@@ -220,7 +223,7 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
         }
         report.step(step, r.loss, n, lr);
       }
-      await report.endEpoch(step, opts.lr * lrSchedule(Math.max(0, step - 1)), async () => { await syncModel(); return task.evaluate(model); },
+      await report.endEpoch(step, opts.lr * lrSchedule(Math.max(0, step - 1)), async () => { await syncModel(); return evaluate(); },
         async (path) => {
           // config stays single-device-shaped (any run resumes it); the pipeline is saved beside it so that
           // `train --resume` continues as this pipeline unless told otherwise (src/cli/train.ts).
@@ -248,7 +251,7 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   }
   if (skipped) log(`note: ${skipped} batch(es) smaller than ${p.microbatches} examples were skipped (too small to split into micro-batches)`);
   const summary = report.summary({ model: opts.model, backend: backendName, parameters: model.numParameters(), steps: step,
-    resumed_from: resumedFrom, metrics: opts.metrics ?? null }, startEpoch, report.lastEval ?? task.evaluate(model));
+    resumed_from: resumedFrom, metrics: opts.metrics ?? null }, startEpoch, report.lastEval ?? evaluate());
   return { summary, records: report.records };
 }
 
