@@ -16,6 +16,7 @@ import type { PipelineSetup } from "../pipeline/runtime/setup.js";
 import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
 import { ProcessesExecutor, agreeOnRank0, startGroups } from "../pipeline/runtime/processes.js";
 import { generateSchedule, type WeightGradMode } from "../pipeline/schedule/index.js";
+import type { SplitBatch } from "../pipeline/runtime/executor.js";
 import { launchEnv } from "../transport/mpi/env.js";
 
 const SYNC = ["gpipe", "1f1b", "interleaved", "zb-h1"];
@@ -25,6 +26,8 @@ export interface ProcessesBenchLine {
   processes_samples_per_s: number; threads_samples_per_s: number; ratio: number; balance: number[]; backend: string;
   /** Per worker: ms inside actions in the fastest step (the rest of step_ms is waiting). */
   processes_busy_ms: number[]; threads_busy_ms: number[]; processes_step_ms: number; threads_step_ms: number;
+  /** threads / processes step time with stages that sleep their measured costs (executor overhead only). */
+  synthetic_ratio: number;
 }
 
 export async function runProcessesPipelineBench(f: FlagValues): Promise<number> {
@@ -44,40 +47,61 @@ export async function runProcessesPipelineBench(f: FlagValues): Promise<number> 
     const schedule = generateSchedule(name, { stages: W, microbatches: M, chunks: v, weightGrads: f["weight-grads"] as WeightGradMode });
     const balance = balanceByCost(times, W * v);
     const setup: PipelineSetup = { model: spec, seed, schedule, balance, recompute: "never", optimizer: { kind: "sgd", lr: 0.01, momentum: 0.9 } };
-    const state = createModel(spec, seed).stateDict();
-    const proc = await ProcessesExecutor.create(setup, state);
-    const threads = g.mpi.rank === 0 ? await ThreadsExecutor.create(setup, state) : null;
-    let bestP = Infinity, bestT = Infinity, busyP: number[] = [], busyT: number[] = [];
-    try {
-      for (let i = 0; i < timing.warmup; i++) await proc.step(batch);
-      for (let i = 0; i < timing.warmup && threads; i++) await threads.step(batch);
-      await g.world.barrier();
-      for (let r = 0; r < timing.rounds; r++) {
-        for (let i = 0; i < timing.steps; i++) {
-          const t0 = performance.now();
-          const res = await proc.step(batch);
-          const t = (performance.now() - t0) / 1000;
-          if (t < bestP) { bestP = t; busyP = res.busy; }
-        }
-        for (let i = 0; i < timing.steps && threads; i++) {
-          const t0 = performance.now();
-          const res = await threads.step(batch);
-          const t = (performance.now() - t0) / 1000;
-          if (t < bestT) { bestT = t; busyT = res.busy; }
-        }
-        await g.world.barrier(); // the other ranks sleep here while rank 0 times the threads
-      }
-    } finally {
-      await proc.close();
-      await threads?.close();
-    }
+    const real = await compare(g, setup, batch, timing);
+    // The same lists with stages that sleep the threads run's measured costs (a 16-wide MLP with as
+    // many units does the little real work): the executors' own overlap, apart from free cores.
+    const busy = await agreeOnRank0(real.busyT, W);
+    const tiny: ModelSpec = { ...spec, input: 16, hidden: (spec.hidden ?? []).map(() => 16), classes: 4 };
+    const costs = { F: busy.map((b) => b / (3 * M)), B: busy.map((b) => (2 * b) / (3 * M)), W: busy.map(() => 0) };
+    const trng = new Rng(seed);
+    const tparts = splitBatch({ x: Tensor.randn([B, 16], trng), y: Int32Array.from({ length: B }, () => trng.int(4)) }, M);
+    const tbatch = { inputs: tparts.map((p) => p.x), labels: tparts.map((p) => p.y), scale: 1 / B };
+    const synth = await compare(g, { ...setup, model: tiny, syntheticCosts: costs }, tbatch, timing);
     if (g.mpi.rank !== 0) continue;
-    const line: ProcessesBenchLine = { schedule: name, workers: W, microbatches: M, batch: B, processes_samples_per_s: Number((B / bestP).toFixed(1)),
-      threads_samples_per_s: Number((B / bestT).toFixed(1)), ratio: Number((bestT / bestP).toFixed(3)), balance, backend: getBackend().name,
-      processes_busy_ms: busyP.map((b) => Number((b * 1000).toFixed(1))), threads_busy_ms: busyT.map((b) => Number((b * 1000).toFixed(1))),
-      processes_step_ms: Number((bestP * 1000).toFixed(1)), threads_step_ms: Number((bestT * 1000).toFixed(1)) };
+    const line: ProcessesBenchLine = { schedule: name, workers: W, microbatches: M, batch: B, processes_samples_per_s: Number((B / real.bestP).toFixed(1)),
+      threads_samples_per_s: Number((B / real.bestT).toFixed(1)), ratio: Number((real.bestT / real.bestP).toFixed(3)), balance, backend: getBackend().name,
+      processes_busy_ms: real.busyP.map((b) => Number((b * 1000).toFixed(1))), threads_busy_ms: real.busyT.map((b) => Number((b * 1000).toFixed(1))),
+      processes_step_ms: Number((real.bestP * 1000).toFixed(1)), threads_step_ms: Number((real.bestT * 1000).toFixed(1)),
+      synthetic_ratio: Number((synth.bestT / synth.bestP).toFixed(3)) };
     process.stdout.write((f.json ? JSON.stringify(line) : `${name.padEnd(12)} ${W} processes: ${line.processes_samples_per_s} samples/s, ` +
-      `${W} threads: ${line.threads_samples_per_s} samples/s; processes/threads ${(line.ratio * 100).toFixed(1)}%, balance ${balance.join(",")}`) + "\n");
+      `${W} threads: ${line.threads_samples_per_s} samples/s; processes/threads ${(line.ratio * 100).toFixed(1)}% ` +
+      `(time in actions per worker: processes ${line.processes_busy_ms.join(",")} ms, threads ${line.threads_busy_ms.join(",")} ms); ` +
+      `with sleeping stages ${(line.synthetic_ratio * 100).toFixed(1)}%; balance ${balance.join(",")}`) + "\n");
   }
   return 0;
+}
+
+interface Timing { warmup: number; steps: number; rounds: number }
+interface Comparison { bestP: number; bestT: number; busyP: number[]; busyT: number[] }
+
+/** Fastest step (and its per-worker busy seconds) of the processes executor and, on rank 0, of threads. */
+async function compare(g: Awaited<ReturnType<typeof startGroups>>, setup: PipelineSetup, batch: SplitBatch, timing: Timing): Promise<Comparison> {
+  const state = createModel(setup.model, setup.seed).stateDict();
+  const proc = await ProcessesExecutor.create(setup, state);
+  const threads = g.mpi.rank === 0 ? await ThreadsExecutor.create(setup, state) : null;
+  const out: Comparison = { bestP: Infinity, bestT: Infinity, busyP: [], busyT: [] };
+  try {
+    for (let i = 0; i < timing.warmup; i++) await proc.step(batch);
+    for (let i = 0; i < timing.warmup && threads; i++) await threads.step(batch);
+    await g.world.barrier();
+    for (let r = 0; r < timing.rounds; r++) {
+      for (let i = 0; i < timing.steps; i++) {
+        const t0 = performance.now();
+        const res = await proc.step(batch);
+        const t = (performance.now() - t0) / 1000;
+        if (t < out.bestP) { out.bestP = t; out.busyP = res.busy; }
+      }
+      for (let i = 0; i < timing.steps && threads; i++) {
+        const t0 = performance.now();
+        const res = await threads.step(batch);
+        const t = (performance.now() - t0) / 1000;
+        if (t < out.bestT) { out.bestT = t; out.busyT = res.busy; }
+      }
+      await g.world.barrier(); // the other ranks sleep here while rank 0 times the threads
+    }
+  } finally {
+    await proc.close();
+    await threads?.close();
+  }
+  return out;
 }
