@@ -18,6 +18,9 @@ import { ProcessesExecutor, agreeOnRank0, startGroups } from "../pipeline/runtim
 import { generateSchedule, type WeightGradMode } from "../pipeline/schedule/index.js";
 import type { SplitBatch } from "../pipeline/runtime/executor.js";
 import { launchEnv } from "../transport/mpi/env.js";
+import { oneWayLatency } from "../transport/mpi/bench.js";
+import { measureWorkerCosts } from "../pipeline/runtime/profile.js";
+import { simulate } from "../sim/index.js";
 
 const SYNC = ["gpipe", "1f1b", "interleaved", "zb-h1"];
 
@@ -41,6 +44,8 @@ export async function runProcessesPipelineBench(f: FlagValues): Promise<number> 
   const batch = { inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / B };
   const times = await agreeOnRank0(g.mpi.rank === 0 ? profileUnitTimes(spec, seed, parts[0].x, 5) : [], W);
   const timing = { warmup: f.warmup as number, steps: f.steps as number, rounds: f.rounds as number };
+  // The simulator's message cost: one activation's one-way time between two ranks of this job.
+  const latency = await oneWayLatency(g.mpi, g.pipeComm, parts[0].x.shape[0] * (f.width as number) * 4);
   for (const name of schedules) {
     const v = name === "interleaved" ? V : 1;
     if (name === "interleaved" && M % W !== 0) continue;
@@ -58,6 +63,7 @@ export async function runProcessesPipelineBench(f: FlagValues): Promise<number> 
     const tbatch = { inputs: tparts.map((p) => p.x), labels: tparts.map((p) => p.y), scale: 1 / B };
     const synth = await compare(g, { ...setup, model: tiny, syntheticCosts: costs }, tbatch, timing);
     if (g.mpi.rank !== 0) continue;
+    await predict(name, setup, batch, real.bestP, latency, times, f.json === true, f["weight-grads"] as WeightGradMode);
     const line: ProcessesBenchLine = { schedule: name, workers: W, microbatches: M, batch: B, processes_samples_per_s: Number((B / real.bestP).toFixed(1)),
       threads_samples_per_s: Number((B / real.bestT).toFixed(1)), ratio: Number((real.bestT / real.bestP).toFixed(3)), balance, backend: getBackend().name,
       processes_busy_ms: real.busyP.map((b) => Number((b * 1000).toFixed(1))), threads_busy_ms: real.busyT.map((b) => Number((b * 1000).toFixed(1))),
@@ -104,4 +110,32 @@ async function compare(g: Awaited<ReturnType<typeof startGroups>>, setup: Pipeli
     await threads?.close();
   }
   return out;
+}
+
+/**
+ * The simulator's step time for this schedule from per-worker costs measured on one thread (the
+ * inline executor) plus the measured message time, against the measured processes step; then its
+ * predictions for 8 and 16 ranks (the same model cut into 8 and 16 stages; not measured here).
+ */
+async function predict(name: string, setup: PipelineSetup, batch: SplitBatch, measured: number, latency: number, times: number[], json: boolean,
+  weightGrads: WeightGradMode): Promise<void> {
+  const B = batch.labels.reduce((a, l) => a + l.length, 0);
+  const simulated = async (su: PipelineSetup): Promise<number> => {
+    const c = await measureWorkerCosts(su, batch, 3);
+    return simulate(su.schedule, { forward: c.forward, backward: c.backward.map((b, s) => b + c.weight[s]), weight: c.weight, step: c.step, message: latency }).makespan;
+  };
+  const W = setup.schedule.workers.length;
+  const here = await simulated(setup);
+  const row = { bench: "sim", schedule: name, ranks: W, predicted_step_ms: Number((here * 1000).toFixed(1)), measured_step_ms: Number((measured * 1000).toFixed(1)),
+    error: Number((here / measured - 1).toFixed(3)), message_us: Number((latency * 1e6).toFixed(1)) };
+  process.stdout.write((json ? JSON.stringify(row) : `${name.padEnd(12)} sim: ${row.predicted_step_ms} ms predicted for ${W} ranks, ${row.measured_step_ms} ms measured (${(row.error * 100).toFixed(1)}%)`) + "\n");
+  const units = times.length;
+  for (const ranks of [8, 16]) {
+    const v = setup.schedule.chunks;
+    if (units < ranks * v || (name === "interleaved" && setup.schedule.microbatches % ranks !== 0)) continue;
+    const schedule = generateSchedule(name, { stages: ranks, microbatches: setup.schedule.microbatches, chunks: v, weightGrads });
+    const t = await simulated({ ...setup, schedule, balance: balanceByCost(times, ranks * v) });
+    const p = { bench: "sim", schedule: name, ranks, predicted_step_ms: Number((t * 1000).toFixed(1)), predicted_samples_per_s: Number((B / t).toFixed(1)), prediction: true };
+    process.stdout.write((json ? JSON.stringify(p) : `${name.padEnd(12)} sim: ${p.predicted_step_ms} ms per step, ${p.predicted_samples_per_s} samples/s predicted for ${ranks} ranks (a prediction, not measured)`) + "\n");
+  }
 }

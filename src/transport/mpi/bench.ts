@@ -23,20 +23,28 @@ async function pingPong(mpi: MpiTransport, comm: number, bytes: number, iters: n
   mpi.listen(comm, TAG_BENCH, () => { const a = arrived; arrived = null; a?.(); });
   const next = (): Promise<void> => new Promise((r) => { arrived = r; });
   const header = new Uint8Array(0);
+  const me = mpi.commInfo(comm).rank;
   for (let i = 0; i < iters; i++) {
-    if (mpi.rank === 0) {
+    if (me === 0) {
       const got = next();
       const t0 = performance.now();
       mpi.send(comm, 1, TAG_BENCH, header, body);
       await got;
       times.push((performance.now() - t0) / 1000);
-    } else if (mpi.rank === 1) {
+    } else if (me === 1) {
       const got = next();
       await got;
       mpi.send(comm, 0, TAG_BENCH, header, body);
     }
   }
   return times;
+}
+
+/** Collective on `comm`: median one-way seconds of a `bytes` message between its ranks 0 and 1. */
+export async function oneWayLatency(mpi: MpiTransport, comm: number, bytes: number, iters = 50): Promise<number> {
+  await pingPong(mpi, comm, bytes, 10);
+  const t = await pingPong(mpi, comm, bytes, iters);
+  return mpi.commInfo(comm).rank === 0 ? median(t) / 2 : 0;
 }
 
 export async function benchMpi(mpi: MpiTransport, opts: { iters: number; idleSeconds: number }): Promise<MpiBenchRow[]> {
