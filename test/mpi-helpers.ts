@@ -21,9 +21,10 @@ export function mpiSkipReason(): string | false {
 export type Btl = "vader" | "tcp";
 
 export function mpirunArgs(n: number, btl: Btl): string[] {
+  // Out-of-band (launch) traffic stays on loopback too: other tests add and remove interfaces.
   const net = btl === "tcp"
     ? ["--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo"]
-    : ["--mca", "btl", "self,vader"];
+    : ["--mca", "btl", "self,vader", "--mca", "oob_tcp_if_include", "lo"];
   return ["-n", String(n), "--oversubscribe", "--bind-to", "none", ...net];
 }
 

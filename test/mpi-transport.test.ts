@@ -60,7 +60,7 @@ test("bench mpi runs on 2 ranks and reports the idle CPU row", { skip }, () => {
   const main = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
   const r = spawnSync("mpirun", [...mpirunArgs(2, "vader"), process.execPath, main, "bench", "mpi", "--iters", "5", "--idle", "0.2", "--json"],
     { encoding: "utf8", timeout: 60_000, env: { ...process.env, ...MPI_ENV } });
-  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.status, 0, `exit ${r.status} ${r.signal ?? ""}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
   const rows = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { bench: string; bytes: number; cpu_percent?: number });
   assert.deepEqual(rows.map((x) => `${x.bench}:${x.bytes}`), ["p2p:1024", "p2p:4194304", "allreduce:4194304", "idle-cpu:0"]);
   assert.ok(typeof rows[3].cpu_percent === "number");
