@@ -8,6 +8,8 @@ import { fileURLToPath } from "node:url";
 import { groupSplits, positionOf, rankOf, worldSize } from "../src/transport/mpi/layout.js";
 import { frameHeader, parseFrame } from "../src/transport/mpi/frame.js";
 import { launchEnv, notUnderMpiMessage } from "../src/transport/mpi/env.js";
+import { loadMpiAddon } from "../src/transport/mpi/addon.js";
+import { MAIN } from "./mpi-helpers.js";
 import { MPI_ENV, mpiSkipReason, mpirunArgs, type Btl } from "./mpi-helpers.js";
 
 const skip = mpiSkipReason();
@@ -35,6 +37,18 @@ test("frames: header and raw body round-trip, the body 8-byte aligned", () => {
   assert.deepEqual(f.header, { key: "a1:3", kind: "tensor", shape: [1, 3] });
   assert.equal(f.offset % 8, 0);
   assert.deepEqual([...new Float32Array(f.body, f.offset, f.bytes / 4)], [1.5, -2, 3]);
+});
+
+test("without the MPI addon (no Open MPI), loading it says what to install", () => {
+  assert.throws(() => loadMpiAddon("/nonexistent/pipewright_mpi.node"),
+    /MPI transport is not built .*apt-get install -y openmpi-bin libopenmpi-dev/);
+});
+
+test("--replicas needs --executor processes", () => {
+  const r = spawnSync(process.execPath, [MAIN, "train", "--model", "mlp", "--data", "slice", "--limit", "64", "--schedule", "1f1b",
+    "--stages", "2", "--microbatches", "2", "--replicas", "2", "--executor", "threads"], { encoding: "utf8" });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--replicas 2 needs --executor processes/);
 });
 
 test("launch environment: Open MPI, PMIx and PMI variables; none outside MPI", () => {

@@ -37,8 +37,7 @@ export function mpiAddonPath(): string {
   return join(packageRoot(), "native", "mpi", "build", "Release", "pipewright_mpi.node");
 }
 
-export function loadMpiAddon(): MpiAddon {
-  const path = mpiAddonPath();
+export function loadMpiAddon(path = mpiAddonPath()): MpiAddon {
   if (!existsSync(path)) {
     throw new Error(`the MPI transport is not built (${path} is missing): Open MPI is needed for --executor processes and launch; install it with \`${MPI_INSTALL_HINT}\``);
   }
