@@ -242,18 +242,18 @@ export class ProcessesExecutor implements Executor {
       for (const c of ps.chunks) for (const [k, t] of c.stateDict()) mine.push([k, t.data.slice(), [...t.shape]]);
     }
     const out = new Map<string, Tensor>();
-    for (const part of await this.g.pipe.allGather(mine)) for (const [k, data, shape] of part) out.set(k, new Tensor(data, shape));
+    for (const part of await this.watched("the weight gather", () => this.g.pipe.allGather(mine))) for (const [k, data, shape] of part) out.set(k, new Tensor(data, shape));
     return out;
   }
 
   async optimizerState(order: readonly string[]): Promise<OptimizerState> {
     const mine = [...this.interp.stages.values()].flatMap((ps) => (ps.optimizer ? [toPlain(ps.optimizer.stateDict())] : []));
-    const parts = (await this.g.pipe.allGather<PlainOptimizerState[]>(mine)).flat();
+    const parts = (await this.watched("the optimizer-state gather", () => this.g.pipe.allGather<PlainOptimizerState[]>(mine))).flat();
     return mergeStates(parts.map(fromPlain), order);
   }
 
   async asyncState(): Promise<AsyncState | null> {
-    const parts = (await this.g.pipe.allGather(this.asyncRuntime?.snapshot() ?? null)).filter((p): p is AsyncState => p !== null);
+    const parts = (await this.watched("the asynchronous-state gather", () => this.g.pipe.allGather(this.asyncRuntime?.snapshot() ?? null))).filter((p): p is AsyncState => p !== null);
     return parts.length ? mergeAsyncStates(parts) : null;
   }
 
