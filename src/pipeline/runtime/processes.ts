@@ -140,11 +140,16 @@ export class ProcessesExecutor implements Executor {
     const limit = Number(process.env.PIPEWRIGHT_WATCHDOG ?? 0);
     if (!(limit > 0)) return body();
     this.waitingIn = what;
-    const started = performance.now();
+    let started = performance.now(), lastTick = started;
+    const every = Math.min(1000, limit * 250);
     const timer = setInterval(() => {
-      const quiet = (performance.now() - Math.max(started, this.g.mpi.lastMessageAt)) / 1000;
+      const now = performance.now();
+      // A late tick means this process itself was stopped (SIGSTOP, then SIGCONT): not the others' fault.
+      if (now - lastTick > 2 * every + 1000) started = now;
+      lastTick = now;
+      const quiet = (now - Math.max(started, this.g.mpi.lastMessageAt)) / 1000;
       if (quiet >= limit) this.die(new Error(`watchdog: nothing arrived for ${limit} s; ${this.describeWait()}`));
-    }, Math.min(1000, limit * 250));
+    }, every);
     try { return await body(); } finally { clearInterval(timer); this.waitingIn = ""; }
   }
 
