@@ -1,6 +1,7 @@
 // Two "hosts" on one machine: two network namespaces joined by veth pairs on a bridge with a test
-// subnet, one rank in each, launched by `pipewright launch --hostfile --iface SUBNET` with an rsh
-// agent that enters the namespace. A short training run crosses the bridge over TCP and must end
+// subnet, one or two ranks in each, launched by `pipewright launch --hostfile --iface SUBNET` with an
+// rsh agent that enters the namespace and a UTS namespace of its own (so each "host" has its own
+// host name: Open MPI keys shared-memory files by host name, and two ranks per host use them). A short training run crosses the bridge over TCP and must end
 // with the inline executor's weights bit for bit. Everything created is deleted, also on failure.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -51,22 +52,22 @@ function txBytes(h: string): number {
   return Number(sh(`ip netns exec ${h} cat /sys/class/net/eth0/statistics/tx_bytes`).out.trim());
 }
 
-test("2 hosts (network namespaces) x 1 rank: TCP across the bridge, weights bit for bit as inline", { skip: skipReason() }, (t) => {
+for (const perHost of [1, 2]) test(`2 hosts (network namespaces) x ${perHost} rank(s): TCP across the bridge, weights bit for bit as inline`, { skip: skipReason() }, (t) => {
   const dir = mkdtempSync(join(tmpdir(), "pw-hosts-"));
   try {
     createHosts();
     const agent = join(dir, "agent");
-    writeFileSync(agent, `#!/bin/sh\nns="$1"; shift\nexec ip netns exec "$ns" /bin/sh -c "$*"\n`);
+    writeFileSync(agent, `#!/bin/sh\nns="$1"; shift\nexec ip netns exec "$ns" unshare --uts /bin/sh -c "hostname $ns; $*"\n`);
     chmodSync(agent, 0o755);
     const hostfile = join(dir, "hosts");
-    writeFileSync(hostfile, HOSTS.map((h) => `${h} slots=1`).join("\n") + "\n");
+    writeFileSync(hostfile, HOSTS.map((h) => `${h} slots=${perHost}`).join("\n") + "\n");
     const train = ["train", "--model", "mlp", "--data", "slice", "--limit", "192", "--epochs", "1", "--batch", "48", "--microbatches", "4",
-      "--schedule", "1f1b", "--stages", "2", "--quiet", "--json"];
+      "--schedule", "1f1b", "--stages", String(2 * perHost), "--quiet", "--json"];
     const ref = join(dir, "ref.safetensors"), ck = join(dir, "ck.safetensors");
     const r = spawnSync(process.execPath, [MAIN, ...train, "--executor", "inline", "--save", ref], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     const before = HOSTS.map(txBytes);
-    const p = spawnSync(process.execPath, [MAIN, "launch", "-n", "2", "--hostfile", hostfile, "--iface", `${NET}.0/24`,
+    const p = spawnSync(process.execPath, [MAIN, "launch", "-n", String(2 * perHost), "--hostfile", hostfile, "--iface", `${NET}.0/24`,
       `--mpirun-args=--mca plm_rsh_agent ${agent} --mca plm_rsh_no_tree_spawn 1`, "--", ...train, "--save", ck],
     { encoding: "utf8", timeout: 120_000, env: { ...process.env, ...MPI_ENV } });
     assert.equal(p.status, 0, p.stderr);
