@@ -56,6 +56,10 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     summary: "pipeline training throughput on worker threads per schedule, against one worker and the ideal",
     run: async (argv) => (await import("./bench-pipeline.js")).runPipelineBench(argv),
   },
+  mpi: {
+    summary: "MPI transport (under mpirun -n 2+): p2p latency/bandwidth at 1 KB and 4 MB, a 4 MB all-reduce, a waiting rank's CPU",
+    run: async (argv) => (await import("./bench-mpi.js")).runBenchMpi(argv),
+  },
   parallel: {
     summary: "all-reduce, data-parallel replicas and a tensor-parallel MLP on worker threads, against one worker",
     run: async (argv) => (await import("./bench-parallel.js")).runBenchParallel(argv),

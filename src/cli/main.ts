@@ -3,6 +3,7 @@
 // (the native addon, worker code).
 import { readFileSync } from "node:fs";
 import { UsageError } from "./args.js";
+import { mpiStarted } from "../transport/mpi/transport.js";
 
 interface Command {
   summary: string;
@@ -26,6 +27,10 @@ const COMMANDS: Record<string, Command> = {
   eval: {
     summary: "evaluate a checkpoint; export inputs and logits for the PyTorch check",
     run: async (argv) => (await import("./eval.js")).runEval(argv),
+  },
+  launch: {
+    summary: "run a command (train) on N MPI ranks through mpirun: one OS process per pipeline worker, local or across hosts",
+    run: async (argv) => (await import("./launch.js")).runLaunch(argv),
   },
   repro: {
     summary: "reproduce a method's claim: `repro pipemare`, `repro pb`, `repro pipetransformer`",
@@ -72,7 +77,11 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  async (code) => {
+    process.exitCode = code;
+    // An MPI rank (--executor processes) finalizes, which also ends the communication thread.
+    await mpiStarted()?.finalize();
+  },
   (err: unknown) => {
     if (err instanceof UsageError) {
       process.stderr.write(`${err.message}\n`);
@@ -83,5 +92,7 @@ main(process.argv.slice(2)).then(
       if (process.env.PIPEWRIGHT_DEBUG) process.stderr.write(`${e.stack ?? ""}\n`);
       process.exitCode = 1;
     }
+    // A failing MPI rank ends the whole job rather than leave the others waiting for it.
+    mpiStarted()?.abort(process.exitCode as number);
   },
 );

@@ -21,6 +21,7 @@ import { MODEL_SIZE_FLAGS, modelSpecFromFlags } from "./model-flags.js";
 import {
   ConfigError, mergePipelineConfig, mergeTrainConfig, NO_PIPELINE, resumeNotice, savedPipelineConfig,
 } from "../train/resume.js";
+import { isWriterRank } from "../transport/mpi/env.js";
 
 export { givenFlags, resumeNotice };
 const SCHEDULE_CHOICES = [...PIPELINE_SCHEDULES, NO_PIPELINE] as const;
@@ -69,7 +70,7 @@ export const trainCommand: CommandSpec = {
     chunks: { type: "int", min: 1, help: "pipeline: model chunks per worker (interleaved only; default 1)", meta: "V" },
     partition: { type: "string", choices: PARTITION_METHODS, help: "pipeline: how to cut the model into stages (default uniform)" },
     balance: { type: "list", help: "pipeline: explicit units per stage, e.g. 3,2,3 (instead of --partition)", meta: "N,N,..." },
-    executor: { type: "string", choices: EXECUTORS, help: "pipeline: run stages in one thread (inline) or one worker thread each (default threads)" },
+    executor: { type: "string", choices: EXECUTORS, help: "pipeline: run stages in one thread (inline), one worker thread each (default threads), or one MPI rank each (processes: start with `pipewright launch` or mpirun)" },
     recompute: { type: "string", choices: RECOMPUTE_MODES, help: "pipeline: recompute activations in the backward pass (default never)" },
     "weight-grads": { type: "string", choices: WEIGHT_GRAD_MODES,
       help: "pipeline: compute weight gradients with each micro-batch's backward (default microbatch), or once per step " +
@@ -78,6 +79,7 @@ export const trainCommand: CommandSpec = {
     // Asynchronous pipelines (issue 4): only with --schedule async.
     ...ASYNC_FLAGS,
     workers: { type: "int", min: 1, help: "pipeline: worker threads the stages share, in contiguous blocks (default one per stage)", meta: "W" },
+    replicas: { type: "int", min: 1, help: "pipeline, --executor processes: data-parallel copies of the pipeline (MPI ranks = workers x R); each takes 1/R of every micro-batch's rows, gradients summed over replicas", meta: "R" },
     // PipeTransformer (issue 5): adaptive freezing with elastic pipelines (src/pipeline/elastic).
     ...FREEZE_FLAGS,
   },
@@ -165,7 +167,10 @@ export async function runTrain(argv: string[]): Promise<number> {
   const pipeline = resolvePipelineConfig(f, given, savedPipeline);
   if (f.backend !== undefined) setBackend(f.backend as BackendName);
 
-  const quiet = f.quiet === true;
+  // Under MPI (--executor processes) every rank trains; rank 0 alone prints and writes files.
+  const silent = pipeline?.executor === "processes" && !isWriterRank();
+  if (silent) cfg.metrics = undefined;
+  const quiet = f.quiet === true || silent;
   if (savedPipeline && pipeline && !quiet) process.stderr.write(resumeNotice(pipeline, f.schedule === undefined) + "\n");
   const bar = quiet ? undefined : new ProgressBar(process.stderr);
   const hooks = { progress: bar, log: quiet ? undefined : (m: string): void => (bar ? bar.log(m) : undefined) };
@@ -173,6 +178,7 @@ export async function runTrain(argv: string[]): Promise<number> {
     ? await (await import("../train/pipeline.js")).trainPipeline({ ...cfg, pipeline, quiet }) // loaded only for pipeline runs
     : await trainSingleDevice(cfg, hooks);
 
+  if (silent) return 0;
   if (f.svg !== undefined) {
     // The metrics file holds earlier segments of a resumed run too; without one, this run's records.
     const records: MetricsRecord[] = cfg.metrics && existsSync(cfg.metrics)

@@ -86,6 +86,8 @@ export interface PipelineConfig {
   async?: AsyncConfig;
   /** Worker threads the stages share (contiguous blocks of stages); default one per stage. */
   workers?: number;
+  /** Data-parallel copies of the pipeline (processes executor only; world = workers x replicas). */
+  replicas?: number;
 }
 
 /** Everything `trainPipeline` (src/train/pipeline.ts) receives. */

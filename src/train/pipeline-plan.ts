@@ -45,7 +45,7 @@ export interface PipelinePlan {
 }
 
 /** Schedules and partition for `opts.pipeline` on `model` (the task's first batch profiles --partition time). */
-export function planPipeline(opts: PipelineTrainOptions, spec: ResolvedSpec, model: Model, task: Task): PipelinePlan {
+export async function planPipeline(opts: PipelineTrainOptions, spec: ResolvedSpec, model: Model, task: Task): Promise<PipelinePlan> {
   const p = opts.pipeline;
   if (opts.batch < p.microbatches) {
     throw new Error(`--batch ${opts.batch} cannot be split into --microbatches ${p.microbatches}; each micro-batch needs at least one example`);
@@ -65,6 +65,10 @@ export function planPipeline(opts: PipelineTrainOptions, spec: ResolvedSpec, mod
     const first = task.batches(0, 0)[Symbol.iterator]().next();
     if (first.done) throw new Error("no training data to profile the layers on");
     times = profileUnitTimes(spec, opts.seed, splitBatch(first.value, p.microbatches)[0].x);
+    // Measured times differ per process: under MPI every rank takes rank 0's, so all cut alike.
+    if (p.executor === "processes") {
+      times = await (await import("../pipeline/runtime/processes.js")).agreeOnRank0(times, stageToWorker ? p.workers! : p.stages, p.replicas ?? 1);
+    }
   }
   const partition = partitionLayers({
     layers: model.units.length, stages: p.stages, chunks: p.chunks, method: p.partition, balance: p.balance,
@@ -81,6 +85,9 @@ export function describePlan(opts: PipelineTrainOptions, plan: PipelinePlan, set
     `executor ${p.executor}, recompute ${p.recompute}, ${p.weightGrads === "step" ? "weight gradients once per step, " : ""}` +
     `partition ${p.balance ? `balance ${p.balance.join(",")}` : p.partition}`,
     formatPartition(plan.partition, p.stages, p.chunks)];
+  if (p.replicas && p.replicas > 1) {
+    lines.push(`data parallel: ${p.replicas} replicas of the pipeline, each on 1/${p.replicas} of every micro-batch; gradients summed over replicas before STEP`);
+  }
   if (plan.stageToWorker) lines.push(`stages on ${p.workers} worker(s): ${plan.stageToWorker.map((w, s) => `${s}->w${w}`).join(" ")}`);
   const { win, asyncCfg } = plan;
   if (setup.async && win && asyncCfg) {

@@ -11,13 +11,14 @@
 import { getBackend } from "../backend/index.js";
 import { saveCheckpoint, type Json } from "../checkpoint/index.js";
 import { createModel, type Model } from "../nn/models/index.js";
+import type { Tensor } from "../tensor/tensor.js";
 import { resolveSpec, type ResolvedSpec } from "../nn/models/spec.js";
 import { toPlain, type PlainOptimizerState } from "../optim/index.js";
 import { makeLrSchedule, specOf, type ResumeExtra, type TrainResult, type TrainSummary } from "./loop.js";
 import { EpochReport } from "./epoch-report.js";
 import { MetricsWriter } from "./metrics.js";
 import type { PipelineConfig, PipelineTrainOptions, TrainConfig } from "./options.js";
-import { buildTask } from "./task.js";
+import { buildTask, type Task } from "./task.js";
 import { ProgressBar } from "./progress.js";
 import { annealSteps } from "../pipeline/weights/index.js";
 import { asyncSetupFor } from "../pipeline/runtime/async-weights.js";
@@ -32,6 +33,7 @@ import { pipelineStart, type PipelineStart } from "./pipeline-resume.js";
 import type { PipelineRun } from "./pipeline-run.js";
 import { runSyncEpoch } from "./pipeline-sync.js";
 import { endWarmup, runAsyncEpoch } from "./pipeline-async.js";
+import { isWriterRank } from "../transport/mpi/env.js";
 
 export { ASYNC_WINDOW, asyncWindows } from "./pipeline-plan.js";
 
@@ -54,14 +56,17 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   const model = createModel(spec, opts.seed);
   const task = buildTask({ spec, batch: opts.batch, seed: opts.seed, data: opts.data, limit: opts.limit,
     text: opts.text, stepsPerEpoch: opts.stepsPerEpoch });
-  const plan = planPipeline(opts, spec, model, task);
+  const plan = await planPipeline(opts, spec, model, task);
   const start = pipelineStart(opts.resume, model, plan.asyncCfg ? p.stages : null);
   const setup = setupFor(opts, plan, start);
   const head = `pipewright train: ${opts.model} (${model.numParameters().toLocaleString("en-US")} parameters) on the ${getBackend().name} backend; ${task.describe}`;
   for (const line of describePlan(opts, plan, setup, head)) log(line);
 
-  const makeExecutor = async (su: PipelineSetup): Promise<Executor> => p.executor === "threads"
-    ? ThreadsExecutor.create(su, new Map([...model.stateDict()].map(([k, t]) => [k, t.clone()]))) : new InlineExecutor(model, su);
+  const stateCopy = (): Map<string, Tensor> => new Map([...model.stateDict()].map(([k, t]) => [k, t.clone()]));
+  const makeExecutor = async (su: PipelineSetup): Promise<Executor> => p.executor === "threads" ? ThreadsExecutor.create(su, stateCopy())
+    // One MPI rank per worker (loaded only here: the MPI addon is optional).
+    : p.executor === "processes" ? (await import("../pipeline/runtime/processes.js")).ProcessesExecutor.create(su, stateCopy(), p.replicas ?? 1)
+      : new InlineExecutor(model, su);
   const warmupSetup: PipelineSetup | null = plan.warmupSchedule && setup.async && start.startEpoch < plan.asyncCfg!.warmupEpochs
     ? { ...setup, schedule: plan.warmupSchedule, async: { ...setup.async, phase: "warmup" } } : null;
   // The metrics file opens first: a bad path must fail before worker threads exist (they would keep
@@ -95,7 +100,7 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   }
   if (run.skipped) log(`note: ${run.skipped} batch(es) smaller than ${p.microbatches} examples were skipped (too small to split into micro-batches)`);
   const summary = report.summary({ model: opts.model, backend: getBackend().name, parameters: model.numParameters(), steps: run.step,
-    resumed_from: start.resumedFrom, metrics: opts.metrics ?? null }, start.startEpoch, report.lastEval ?? task.evaluate(model));
+    resumed_from: start.resumedFrom, metrics: opts.metrics ?? null }, start.startEpoch, report.lastEval ?? evaluate(opts, task, model));
   return { summary: { ...summary, ...memorySummary(run) }, records: report.records };
 }
 
@@ -144,7 +149,7 @@ async function runEpochs(run: PipelineRun, c: EpochContext): Promise<void> {
     if (c.plan.win && !inWarmup) await runAsyncEpoch(run, epoch, c.plan.win);
     else await runSyncEpoch(run, epoch);
     await run.report.endEpoch(run.step, opts.lr * run.lrSchedule(Math.max(0, run.step - 1)),
-      async () => { await syncModel(); return run.task.evaluate(c.model); },
+      async () => { await syncModel(); return evaluate(opts, run.task, c.model); },
       (path) => savePipelineCheckpoint(path, run, c, epoch + 1, paramOrder));
   }
 }
@@ -161,11 +166,18 @@ async function savePipelineCheckpoint(path: string, run: PipelineRun, c: EpochCo
     pipeline: opts.pipeline,
   };
   const asyncPart = asyncCheckpointParts(await run.executor.asyncState()); // windows drained: nothing in flight
+  const optimizer = await run.executor.optimizerState(paramOrder); // collective on processes
+  if (!isWriterRank()) return; // under MPI, rank 0 alone writes
   saveCheckpoint(path, {
-    model: c.model.stateDict(), optimizer: await run.executor.optimizerState(paramOrder), step: run.step, epoch,
+    model: c.model.stateDict(), optimizer, step: run.step, epoch,
     modelSpec: c.spec, extra: JSON.parse(JSON.stringify(asyncPart.meta ? { ...extra, async: asyncPart.meta } : extra)) as Json,
     extraTensors: asyncPart.tensors,
   });
+}
+
+/** Under MPI only rank 0 reports, so only it evaluates (the weight gather before it is collective). */
+function evaluate(opts: PipelineTrainOptions, task: Task, model: Model): ReturnType<Task["evaluate"]> {
+  return opts.pipeline.executor !== "processes" || isWriterRank() ? task.evaluate(model) : { loss: Number.NaN, acc: null, ppl: null };
 }
 
 /** Each worker thread's own memory peak for the summary (the process's peak RSS is already there). */

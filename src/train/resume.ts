@@ -21,7 +21,7 @@ export type OptionValues = Readonly<Record<string, string | number | boolean | r
 /** `schedule: "none"`: explicitly one device (also for a checkpoint saved by a pipeline run). */
 export const NO_PIPELINE = "none";
 
-export const PIPELINE_FLAGS = ["stages", "microbatches", "chunks", "partition", "balance", "executor", "recompute", "weight-grads", "workers", ...Object.keys(ASYNC_FLAGS)] as const;
+export const PIPELINE_FLAGS = ["stages", "microbatches", "chunks", "partition", "balance", "executor", "recompute", "weight-grads", "workers", "replicas", ...Object.keys(ASYNC_FLAGS)] as const;
 
 /**
  * Resolves options into a TrainConfig: explicit options, else the resumed run's values, else
@@ -150,7 +150,17 @@ export function mergePipelineConfig(f: OptionValues, given: ReadonlySet<string>,
     weightGrads: (v["weight-grads"] as WeightGradMode | undefined) ?? "microbatch",
     ...(schedule === "async" ? { async: asyncConfigOf(v) } : {}),
     ...(v.workers !== undefined ? { workers: v.workers as number } : {}),
+    ...replicasOf(v),
   };
+}
+
+/** --replicas R: data parallelism across pipelines, which only the processes executor runs. */
+function replicasOf(v: OptionValues): { replicas?: number } {
+  const r = v.replicas as number | undefined;
+  if (r === undefined || r === 1) return {};
+  const executor = (v.executor as string | undefined) ?? "threads";
+  if (executor !== "processes") throw new ConfigError(`--replicas ${r} needs --executor processes (one MPI rank per worker and replica), not ${executor}`);
+  return { replicas: r };
 }
 
 const flagList = (names: readonly string[]): string => names.map((n) => `--${n}`).join(", ");
@@ -172,6 +182,7 @@ function withSavedPipeline(f: OptionValues, given: ReadonlySet<string>, saved: P
     recompute: saved.recompute,
     "weight-grads": saved.weightGrads,
     workers: saved.workers,
+    replicas: saved.replicas,
     ...(schedule === "async" && saved.async ? savedAsyncFlags(saved.async, f, given) : {}),
   };
   const out: Record<string, OptionValues[string]> = { ...f };
@@ -230,7 +241,7 @@ export function savedPipelineConfig(path: string, extra: Json | undefined): Pipe
     oneOf(p.executor, EXECUTORS) && oneOf(p.recompute, RECOMPUTE_MODES) &&
     (p.weightGrads === undefined || oneOf(p.weightGrads, WEIGHT_GRAD_MODES)) &&
     (p.balance === undefined || (Array.isArray(p.balance) && p.balance.every(posInt))) &&
-    (p.workers === undefined || posInt(p.workers)) &&
+    (p.workers === undefined || posInt(p.workers)) && (p.replicas === undefined || posInt(p.replicas)) &&
     (p.async === undefined || (typeof p.async === "object" && p.async !== null && !Array.isArray(p.async)));
   if (!ok) {
     throw new ConfigError(`checkpoint ${path}: its saved pipeline configuration ${JSON.stringify(raw)} is not valid; ` +

@@ -1,12 +1,12 @@
 // The executor interface: run one optimizer step of the schedule on a mini-batch already split into
-// micro-batches, and hand back the trained weights. `inline` and `threads` implement it.
+// micro-batches, and hand back the trained weights. `inline`, `threads` and `processes` implement it.
 import type { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics, Target } from "../stage.js";
 import type { OptimizerState } from "../../optim/index.js";
 import type { AsyncState } from "./async-state.js";
 
 /** Executors of the schedule IR (the one list: the CLI, createPipeline and checkpoints read it). */
-export const EXECUTORS = ["inline", "threads"] as const;
+export const EXECUTORS = ["inline", "threads", "processes"] as const;
 export type ExecutorName = (typeof EXECUTORS)[number];
 
 /**

@@ -1,0 +1,387 @@
+// pipewright's MPI transport: a second N-API addon, built apart from the oneDNN one so that a
+// machine without Open MPI still builds and trains on threads.
+//
+// One communication thread owns every MPI call (Open MPI 4.1 has no asynchronous progress thread:
+// requests advance only inside MPI calls, so someone must keep calling). JS queues commands (send,
+// listen, split, barrier, finalize) and gets messages and completions back through one thread-safe
+// function, so the JS thread never blocks in MPI. Receives are pre-posted: for every (communicator,
+// tag) being listened to, the thread matches arriving messages of any size with MPI_Improbe and
+// receives them with MPI_Imrecv. It never spins for long: after a short burst of polling without
+// progress it sleeps with exponential backoff (10 us .. 1 ms), woken early by any new command.
+#include <mpi.h>
+#include <napi.h>
+#include <sched.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <list>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+enum class Cmd { Send, Listen, Split, Barrier, Finalize };
+
+struct Command {
+  Cmd kind;
+  int comm = 0, peer = 0, tag = 0, color = 0, key = 0;
+  double id = 0;  // completion id handed back to JS
+  std::vector<char> data;
+};
+
+enum class Ev { Message, Done, Error, Finalized };
+
+struct Event {
+  Ev kind;
+  int comm = 0, source = 0, tag = 0;
+  double id = 0, value = 0;
+  std::string text;
+  std::vector<char> data;
+};
+
+struct Send { MPI_Request req; std::vector<char> data; };
+struct Recv { MPI_Request req; int comm, source, tag; std::vector<char> data; };
+struct Pending { MPI_Request req; double id; };
+
+class Comm {
+ public:
+  static Comm& get() { static Comm c; return c; }
+
+  int rank = -1, size = 0, provided = -1;
+  bool started = false, finalized = false;
+  std::string initError;
+
+  void start(Napi::Env env, Napi::Function onEvent) {
+    tsfn_ = Napi::ThreadSafeFunction::New(env, onEvent, "pipewright-mpi", 0, 1);
+    std::unique_lock<std::mutex> lk(mu_);
+    thread_ = std::thread([this] { run(); });
+    thread_.detach();
+    cv_.wait(lk, [this] { return initDone_; });
+    started = true;
+  }
+
+  void push(Command c) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      cmds_.push_back(std::move(c));
+    }
+    cv_.notify_one();
+  }
+
+  MPI_Comm comm(int id) {
+    std::lock_guard<std::mutex> lk(mu_);
+    return id >= 0 && id < (int)comms_.size() ? comms_[id] : MPI_COMM_NULL;
+  }
+
+ private:
+  Napi::ThreadSafeFunction tsfn_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool initDone_ = false;
+  std::deque<Command> cmds_;
+  std::vector<MPI_Comm> comms_;
+  std::vector<std::pair<int, int>> listens_;
+  std::list<Send> sends_;
+  std::list<Recv> recvs_;
+  std::list<Pending> barriers_;
+  bool finalizing_ = false;
+  // Polls (each yielding the core) while a transfer is in flight before backing off (PIPEWRIGHT_MPI_SPIN).
+  int spinInFlight_ = [] { const char* s = std::getenv("PIPEWRIGHT_MPI_SPIN"); int v = s ? std::atoi(s) : -1; return v >= 0 ? v : 4096; }();
+  // The longest sleep between polls when nothing happens: the worst added latency of a message that
+  // arrives while this thread sleeps, against the CPU a waiting rank burns (PIPEWRIGHT_MPI_MAX_SLEEP_US).
+  int maxSleepUs_ = [] { const char* s = std::getenv("PIPEWRIGHT_MPI_MAX_SLEEP_US"); int v = s ? std::atoi(s) : 0; return v > 0 ? v : 200; }();
+  std::thread thread_;
+
+  void emit(Event* e) {
+    tsfn_.BlockingCall(e, [](Napi::Env env, Napi::Function fn, Event* ev) { deliver(env, fn, ev); });
+  }
+
+  static void deliver(Napi::Env env, Napi::Function fn, Event* ev) {
+    static const char* kinds[] = {"message", "done", "error", "finalized"};
+    Napi::Value buf = env.Null();
+    if (ev->kind == Ev::Message) {
+      // The received bytes become the ArrayBuffer as they are (no copy); freed with it.
+      auto* owned = new std::vector<char>(std::move(ev->data));
+      if (owned->empty()) owned->reserve(1);
+      buf = Napi::ArrayBuffer::New(env, owned->data(), owned->size(),
+                                   [](Napi::Env, void*, std::vector<char>* v) { delete v; }, owned);
+    }
+    Napi::Value a = ev->kind == Ev::Message ? Napi::Number::New(env, ev->comm) : Napi::Number::New(env, ev->id);
+    Napi::Value b = ev->kind == Ev::Message ? Napi::Number::New(env, ev->source) : Napi::Number::New(env, ev->value);
+    Napi::Value c = ev->kind == Ev::Error ? Napi::Value(Napi::String::New(env, ev->text)) : Napi::Value(Napi::Number::New(env, ev->tag));
+    fn.Call({Napi::String::New(env, kinds[(int)ev->kind]), a, b, c, buf});
+    delete ev;
+  }
+
+  void fail(const std::string& what, int code) {
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(code, msg, &len);
+    auto* e = new Event{Ev::Error};
+    e->text = what + ": " + std::string(msg, len);
+    emit(e);
+  }
+
+  void run() {
+    int argc = 0;
+    char** argv = nullptr;
+    int rc = MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (rc != MPI_SUCCESS) initError = "MPI_Init_thread failed";
+      else {
+        MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &size);
+        comms_.push_back(MPI_COMM_WORLD);
+      }
+      initDone_ = true;
+    }
+    cv_.notify_all();
+    if (rc != MPI_SUCCESS) return;
+    loop();
+  }
+
+  void loop() {
+    int idle = 0;
+    for (;;) {
+      // A transfer in flight advances only while this thread calls MPI (rendezvous fragments do not
+      // count as completions): keep polling, yielding the core, for a few ms before backing off.
+      // Waiting with nothing in flight (only pre-posted receives) backs off almost at once.
+      const int spin = sends_.empty() && recvs_.empty() && barriers_.empty() ? 64 : spinInFlight_;
+      std::deque<Command> todo;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        bool nothing = listens_.empty() && sends_.empty() && recvs_.empty() && barriers_.empty();
+        if (cmds_.empty()) {
+          if (nothing && !finalizing_) cv_.wait(lk, [this] { return !cmds_.empty(); });
+          else if (idle > spin) {
+            // Backoff: 10 us doubling to maxSleepUs_; a new command wakes the thread at once.
+            // After ~20 ms of nothing at all the cap rises to 1 ms: a long wait costs almost no CPU.
+            int cap = idle - spin > 100 + 20000 / std::max(1, maxSleepUs_) ? std::max(maxSleepUs_, 1000) : maxSleepUs_;
+            int us = std::min(cap, 10 << std::min(idle - spin, 10));
+            cv_.wait_for(lk, std::chrono::microseconds(us), [this] { return !cmds_.empty(); });
+          }
+        }
+        todo.swap(cmds_);
+      }
+      bool progress = !todo.empty();
+      for (auto& c : todo) apply(c);
+      progress |= poll();
+      if (finalizing_ && sends_.empty() && recvs_.empty() && barriers_.empty()) { finish(); return; }
+      if (progress) idle = 0;
+      else if (++idle <= spin) sched_yield();
+    }
+  }
+
+  void apply(Command& c) {
+    switch (c.kind) {
+      case Cmd::Send: {
+        sends_.push_back(Send{MPI_REQUEST_NULL, std::move(c.data)});
+        Send& s = sends_.back();
+        int rc = MPI_Isend(s.data.data(), (int)s.data.size(), MPI_BYTE, c.peer, c.tag, comms_[c.comm], &s.req);
+        if (rc != MPI_SUCCESS) { sends_.pop_back(); fail("MPI_Isend to rank " + std::to_string(c.peer), rc); }
+        break;
+      }
+      case Cmd::Listen: listens_.emplace_back(c.comm, c.tag); break;
+      case Cmd::Split: {
+        MPI_Comm out;
+        int rc = MPI_Comm_split(comms_[c.comm], c.color, c.key, &out);
+        if (rc != MPI_SUCCESS) { fail("MPI_Comm_split", rc); break; }
+        MPI_Comm_set_errhandler(out, MPI_ERRORS_RETURN);
+        int id;
+        {
+          std::lock_guard<std::mutex> lk(mu_);
+          id = (int)comms_.size();
+          comms_.push_back(out);
+        }
+        emit(new Event{Ev::Done, 0, 0, 0, c.id, (double)id});
+        break;
+      }
+      case Cmd::Barrier: {
+        barriers_.push_back(Pending{MPI_REQUEST_NULL, c.id});
+        int rc = MPI_Ibarrier(comms_[c.comm], &barriers_.back().req);
+        if (rc != MPI_SUCCESS) { barriers_.pop_back(); fail("MPI_Ibarrier", rc); }
+        break;
+      }
+      case Cmd::Finalize: finalizing_ = true; listens_.clear(); break;
+    }
+  }
+
+  /** One pass over every outstanding operation; true when anything completed or matched. */
+  bool poll() {
+    bool progress = false;
+    for (auto [comm, tag] : listens_) {
+      for (;;) {
+        int flag = 0;
+        MPI_Message m;
+        MPI_Status st;
+        int rc = MPI_Improbe(MPI_ANY_SOURCE, tag, comms_[comm], &flag, &m, &st);
+        if (rc != MPI_SUCCESS) { fail("MPI_Improbe", rc); break; }
+        if (!flag) break;
+        int n = 0;
+        MPI_Get_count(&st, MPI_BYTE, &n);
+        recvs_.push_back(Recv{MPI_REQUEST_NULL, comm, st.MPI_SOURCE, tag, std::vector<char>((size_t)n)});
+        Recv& r = recvs_.back();
+        rc = MPI_Imrecv(r.data.data(), n, MPI_BYTE, &m, &r.req);
+        if (rc != MPI_SUCCESS) { recvs_.pop_back(); fail("MPI_Imrecv", rc); }
+        progress = true;
+      }
+    }
+    // Receives complete in arrival order per (source, tag): deliver only from the front of the list,
+    // so JS sees each peer's messages in the order they were sent (MPI's non-overtaking rule).
+    while (!recvs_.empty()) {
+      int flag = 0;
+      Recv& r = recvs_.front();
+      int rc = MPI_Test(&r.req, &flag, MPI_STATUS_IGNORE);
+      if (rc != MPI_SUCCESS) { fail("MPI_Test (receive)", rc); recvs_.pop_front(); continue; }
+      if (!flag) break;
+      auto* e = new Event{Ev::Message, r.comm, r.source, r.tag};
+      e->data = std::move(r.data);
+      recvs_.pop_front();
+      emit(e);
+      progress = true;
+    }
+    for (auto it = sends_.begin(); it != sends_.end();) {
+      int flag = 0;
+      int rc = MPI_Test(&it->req, &flag, MPI_STATUS_IGNORE);
+      if (rc != MPI_SUCCESS) { fail("MPI_Test (send)", rc); flag = 1; }
+      if (flag) { it = sends_.erase(it); progress = true; } else ++it;
+    }
+    for (auto it = barriers_.begin(); it != barriers_.end();) {
+      int flag = 0;
+      MPI_Test(&it->req, &flag, MPI_STATUS_IGNORE);
+      if (flag) { emit(new Event{Ev::Done, 0, 0, 0, it->id, 0}); it = barriers_.erase(it); progress = true; } else ++it;
+    }
+    return progress;
+  }
+
+  void finish() {
+    for (size_t i = 1; i < comms_.size(); i++) MPI_Comm_free(&comms_[i]);
+    MPI_Finalize();
+    finalized = true;
+    emit(new Event{Ev::Finalized});
+    tsfn_.Release();
+  }
+};
+
+int intArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string("mpi: ") + name + " must be a number");
+  return info[i].As<Napi::Number>().Int32Value();
+}
+
+void requireStarted(const Napi::CallbackInfo& info) {
+  Comm& c = Comm::get();
+  if (!c.started || c.finalized) throw Napi::Error::New(info.Env(), "mpi: not initialised (call init first) or already finalized");
+}
+
+/** init(onEvent) -> { rank, size, threadLevel }: starts the communication thread and MPI. */
+Napi::Value Init(const Napi::CallbackInfo& info) {
+  Comm& c = Comm::get();
+  if (c.started) throw Napi::Error::New(info.Env(), "mpi: init may be called once per process");
+  if (!info[0].IsFunction()) throw Napi::TypeError::New(info.Env(), "mpi: init needs an event callback");
+  c.start(info.Env(), info[0].As<Napi::Function>());
+  if (!c.initError.empty()) throw Napi::Error::New(info.Env(), "mpi: " + c.initError);
+  auto o = Napi::Object::New(info.Env());
+  o.Set("rank", c.rank);
+  o.Set("size", c.size);
+  o.Set("threadLevel", c.provided == MPI_THREAD_MULTIPLE ? "multiple" : c.provided == MPI_THREAD_SERIALIZED ? "serialized"
+        : c.provided == MPI_THREAD_FUNNELED ? "funneled" : "single");
+  return o;
+}
+
+/** send(comm, dest, tag, header: Uint8Array, body?: TypedArray): copies both into one message. */
+Napi::Value Send(const Napi::CallbackInfo& info) {
+  requireStarted(info);
+  Command c{Cmd::Send};
+  c.comm = intArg(info, 0, "comm");
+  c.peer = intArg(info, 1, "dest");
+  c.tag = intArg(info, 2, "tag");
+  for (size_t i = 3; i < 5 && i < info.Length(); i++) {
+    if (info[i].IsUndefined() || info[i].IsNull()) continue;
+    if (!info[i].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "mpi: send parts must be typed arrays");
+    auto t = info[i].As<Napi::TypedArray>();
+    const char* p = static_cast<const char*>(t.ArrayBuffer().Data()) + t.ByteOffset();
+    c.data.insert(c.data.end(), p, p + t.ByteLength());
+  }
+  Comm::get().push(std::move(c));
+  return info.Env().Undefined();
+}
+
+Napi::Value Listen(const Napi::CallbackInfo& info) {
+  requireStarted(info);
+  Command c{Cmd::Listen};
+  c.comm = intArg(info, 0, "comm");
+  c.tag = intArg(info, 1, "tag");
+  Comm::get().push(std::move(c));
+  return info.Env().Undefined();
+}
+
+/** split(comm, color, key, id): completion 'done' (id, new communicator id). */
+Napi::Value Split(const Napi::CallbackInfo& info) {
+  requireStarted(info);
+  Command c{Cmd::Split};
+  c.comm = intArg(info, 0, "comm");
+  c.color = intArg(info, 1, "color");
+  c.key = intArg(info, 2, "key");
+  c.id = intArg(info, 3, "id");
+  Comm::get().push(std::move(c));
+  return info.Env().Undefined();
+}
+
+Napi::Value Barrier(const Napi::CallbackInfo& info) {
+  requireStarted(info);
+  Command c{Cmd::Barrier};
+  c.comm = intArg(info, 0, "comm");
+  c.id = intArg(info, 1, "id");
+  Comm::get().push(std::move(c));
+  return info.Env().Undefined();
+}
+
+/** commInfo(comm) -> { rank, size }. */
+Napi::Value CommInfo(const Napi::CallbackInfo& info) {
+  requireStarted(info);
+  MPI_Comm comm = Comm::get().comm(intArg(info, 0, "comm"));
+  if (comm == MPI_COMM_NULL) throw Napi::Error::New(info.Env(), "mpi: no such communicator");
+  int r = 0, s = 0;
+  MPI_Comm_rank(comm, &r);
+  MPI_Comm_size(comm, &s);
+  auto o = Napi::Object::New(info.Env());
+  o.Set("rank", r);
+  o.Set("size", s);
+  return o;
+}
+
+Napi::Value Finalize(const Napi::CallbackInfo& info) {
+  requireStarted(info);
+  Comm::get().push(Command{Cmd::Finalize});
+  return info.Env().Undefined();
+}
+
+/** abort(code): ends every rank of the job (mpirun reports it); does not return. */
+Napi::Value Abort(const Napi::CallbackInfo& info) {
+  int code = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 1;
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);
+}
+
+Napi::Object Init_(Napi::Env env, Napi::Object exports) {
+  exports.Set("init", Napi::Function::New(env, Init));
+  exports.Set("send", Napi::Function::New(env, Send));
+  exports.Set("listen", Napi::Function::New(env, Listen));
+  exports.Set("split", Napi::Function::New(env, Split));
+  exports.Set("barrier", Napi::Function::New(env, Barrier));
+  exports.Set("commInfo", Napi::Function::New(env, CommInfo));
+  exports.Set("finalize", Napi::Function::New(env, Finalize));
+  exports.Set("abort", Napi::Function::New(env, Abort));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(pipewright_mpi, Init_)

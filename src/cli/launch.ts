@@ -1,0 +1,119 @@
+// `pipewright launch -n N [--hostfile FILE] [--iface NAME|CIDR] [--max-restarts K] [--timeout S] -- train ...`:
+// runs a pipewright command on N MPI ranks through mpirun, printing the mpirun line first. For
+// `train` it checks that N is the pipeline's worker count, adds --executor processes, and with
+// --max-restarts relaunches a failed run from its last complete checkpoint (--save FILE).
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { availableParallelism, hostname } from "node:os";
+import { fileURLToPath } from "node:url";
+import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
+import { allLocal, parseHostfile } from "../transport/mpi/hostfile.js";
+import { formatArgv, mpirunArgv } from "../transport/mpi/mpirun.js";
+import { MPI_INSTALL_HINT } from "../transport/mpi/addon.js";
+
+export const launchCommand: CommandSpec = {
+  name: "launch",
+  summary: "Run `pipewright <command> ...` (after --) on N MPI ranks with mpirun: one rank per pipeline worker for " +
+    "`train` (--executor processes is added). Prints the mpirun line it runs. Traffic stays on loopback and shared " +
+    "memory when every rank is local; with other hosts it uses only --iface. The job network must be trusted: MPI " +
+    "traffic is not authenticated.",
+  flags: {
+    n: { type: "int", min: 1, help: "number of ranks (for train: the pipeline's workers, --workers or --stages)", meta: "N" },
+    hostfile: { type: "string", help: "Open MPI hostfile: one 'HOST [slots=N]' per line", meta: "FILE" },
+    iface: { type: "string", help: "network interface or CIDR subnet for MPI traffic (required with remote hosts)", meta: "NAME|CIDR" },
+    "max-restarts": { type: "int", min: 0, default: 0, help: "train: relaunch a failed run up to K times from its --save checkpoint", meta: "K" },
+    timeout: { type: "number", min: 0.1, help: "train: watchdog; a rank that waits S seconds without any message ends the job, naming what it waits for", meta: "S" },
+    "mpirun-args": { type: "string", help: "extra mpirun arguments, space-separated (e.g. '--mca plm_rsh_agent ./agent')", meta: "ARGS" },
+    "dry-run": { type: "bool", help: "print the mpirun line and exit" },
+  },
+  examples: [
+    "pipewright launch -n 2 -- train --model mlp --schedule 1f1b --stages 2 --microbatches 4",
+    "pipewright launch -n 4 --hostfile hosts --iface 10.0.0.0/24 --max-restarts 1 -- train --model cnn --schedule gpipe --stages 4 --microbatches 8 --save ck.safetensors",
+  ],
+};
+
+const MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
+
+/** The value of --name in argv (last one wins), or undefined. */
+function flagValue(argv: readonly string[], name: string): string | undefined {
+  let v: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === `--${name}`) v = argv[i + 1];
+    else if (argv[i].startsWith(`--${name}=`)) v = argv[i].slice(name.length + 3);
+  }
+  return v;
+}
+
+/** train: the rank count must equal workers x replicas; --executor processes is implied. */
+export function prepareTrain(n: number, train: readonly string[]): string[] {
+  const executor = flagValue(train, "executor");
+  if (executor !== undefined && executor !== "processes") {
+    throw new UsageError(`launch runs train with --executor processes; the command says --executor ${executor}`);
+  }
+  const stages = flagValue(train, "stages"), workers = flagValue(train, "workers") ?? stages;
+  const replicas = Number(flagValue(train, "replicas") ?? 1);
+  if (workers !== undefined && Number(workers) * replicas !== n) {
+    const need = Number(workers) * replicas;
+    throw new UsageError(`launch -n ${n} does not match the pipeline: ${workers} worker(s) x ${replicas} replica(s) = ${need} rank(s); use -n ${need}`);
+  }
+  return executor === undefined ? [...train, "--executor", "processes"] : [...train];
+}
+
+function withResume(train: readonly string[], ck: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < train.length; i++) {
+    if (train[i] === "--resume") { i++; continue; }
+    if (train[i].startsWith("--resume=")) continue;
+    out.push(train[i]);
+  }
+  return [...out, "--resume", ck];
+}
+
+function runOnce(argv: string[]): Promise<number> {
+  process.stderr.write(`pipewright launch: ${formatArgv(argv)}\n`);
+  return new Promise((resolve) => {
+    const child = spawn(argv[0], argv.slice(1), { stdio: "inherit" });
+    child.on("error", (e) => { process.stderr.write(`pipewright launch: cannot run mpirun (${e.message}); install Open MPI: ${MPI_INSTALL_HINT}\n`); resolve(127); });
+    child.on("close", (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+}
+
+export async function runLaunch(argv: string[]): Promise<number> {
+  const dd = argv.indexOf("--");
+  const own = (dd < 0 ? argv : argv.slice(0, dd)).map((a) => (a === "-n" || a === "-np" ? "--n" : a));
+  const f = parseFlags(launchCommand, own);
+  if (f.help) { process.stdout.write(helpText(launchCommand) + "\n"); return 0; }
+  const cmd = dd < 0 ? [] : argv.slice(dd + 1);
+  if (cmd.length === 0) throw new UsageError("pipewright launch: give the command after --, e.g. `pipewright launch -n 2 -- train ...`");
+  if (f.n === undefined) throw new UsageError("pipewright launch: -n N (the number of ranks) is required");
+  const n = f.n as number;
+  const hostfile = f.hostfile as string | undefined;
+  let local = true;
+  if (hostfile !== undefined) {
+    if (!existsSync(hostfile)) throw new UsageError(`--hostfile ${hostfile}: no such file`);
+    try { local = allLocal(parseHostfile(readFileSync(hostfile, "utf8"), hostfile), hostname()); } catch (e) { throw new UsageError((e as Error).message); }
+  }
+  let program = cmd[0] === "train" ? prepareTrain(n, cmd) : cmd;
+  const env: string[] = Object.keys(process.env).filter((k) => k.startsWith("PIPEWRIGHT_"));
+  if (f.timeout !== undefined) { process.env.PIPEWRIGHT_WATCHDOG = String(f.timeout); env.push("PIPEWRIGHT_WATCHDOG"); }
+  if (spawnSync("mpirun", ["--version"]).error) throw new Error(`mpirun not found: install Open MPI with \`${MPI_INSTALL_HINT}\``);
+  const line = (prog: string[]): string[] => {
+    const a = mpirunArgv({ ranks: n, hostfile, iface: f.iface as string | undefined, local, cores: availableParallelism(),
+      root: process.getuid?.() === 0, container: existsSync("/.dockerenv") || existsSync("/run/.containerenv"),
+      forward: [...new Set(env)], program: [process.execPath, MAIN, ...prog] });
+    const extra = (f["mpirun-args"] as string | undefined)?.split(/\s+/).filter(Boolean) ?? [];
+    return [a[0], ...extra, ...a.slice(1)];
+  };
+  if (f["dry-run"]) { process.stdout.write(formatArgv(line(program)) + "\n"); return 0; }
+  const save = cmd[0] === "train" ? flagValue(cmd, "save") : undefined;
+  const restarts = f["max-restarts"] as number;
+  if (restarts > 0 && save === undefined) throw new UsageError("--max-restarts needs train --save FILE (the checkpoint a restart resumes from)");
+  let code = await runOnce(line(program));
+  for (let k = 1; code !== 0 && k <= restarts; k++) {
+    if (!existsSync(save!)) { process.stderr.write(`pipewright launch: run failed (exit ${code}) before the first checkpoint ${save}; nothing to restart from\n`); return code; }
+    process.stderr.write(`pipewright launch: run failed (exit ${code}); restart ${k}/${restarts} from ${save}\n`);
+    program = withResume(program, save!);
+    code = await runOnce(line(program));
+  }
+  return code;
+}

@@ -1,0 +1,286 @@
+// The processes executor: this OS process is one MPI rank = one pipeline worker; it runs its action
+// list through the same WorkerInterpreter as the other executors, and activations and gradients go
+// to the neighbour ranks over MPI (src/transport/mpi). Every rank runs the same training script
+// (SPMD) and calls step/stateDict/... in the same order; the calls are collective. The first
+// stage's rank uses the inputs, the last stage's rank the targets; metrics, weights and optimizer
+// state are gathered on every rank so that each holds the same results (rank 0 alone prints and
+// writes). An error in an action writes one line naming rank, stage, action and cause, then ends
+// the whole job through MPI_Abort (no rank is left waiting).
+import { writeSync } from "node:fs";
+import { Tensor } from "../../tensor/tensor.js";
+import type { MicrobatchMetrics } from "../stage.js";
+import { checkBatches, sumMetrics, type Executor, type SplitBatch, type StepResult } from "./executor.js";
+import { messageKey, PipelineActionError, targetsPayload, WorkerInterpreter, type Payload } from "./interpreter.js";
+import { assertValidSchedule } from "../schedule/validate.js";
+import { buildWorkerStages, shapeOf, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
+import { loadModelSource } from "./model-source.js";
+import { loadLoss } from "./loss-source.js";
+import { targetRows, type Target } from "../stage.js";
+import { mergeAsyncStates, type AsyncState } from "./async-state.js";
+import { createAsyncRuntime, type AsyncRuntime } from "./async-weights.js";
+import { fromPlain, mergeStates, toPlain, type OptimizerState, type PlainOptimizerState, type StateEntry } from "../../optim/index.js";
+import { TAG } from "../../transport/mpi/transport.js";
+import { frameHeader, parseFrame } from "../../transport/mpi/frame.js";
+import { partOf } from "../../transport/reduce.js";
+import { startGroups, type Groups } from "./process-groups.js";
+export { agreeOnRank0, startGroups } from "./process-groups.js";
+import { formatAction } from "../schedule/action.js";
+
+interface DoneInfo { metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][] }
+
+export class ProcessesExecutor implements Executor {
+  readonly name = "processes" as const;
+  private interp!: WorkerInterpreter;
+  private asyncRuntime: AsyncRuntime | null = null;
+  private metrics: [number, MicrobatchMetrics][] = [];
+  private finished: (() => void) | null = null;
+  private closed = false;
+  /** What this rank waits for inside a collective call (the watchdog names it). */
+  private waitingIn = "";
+
+  private constructor(private readonly setup: PipelineSetup, private readonly g: Groups) {}
+
+  get rank(): number { return this.g.mpi.rank; }
+
+  /**
+   * Collective: every rank builds the model, loads `initialState` and keeps its worker's stages.
+   * With `replicas` R > 1 the job runs R copies of the pipeline (world = workers x R); each takes
+   * its share of every micro-batch's rows, and gradients are summed over replicas before STEP.
+   */
+  static async create(setup: PipelineSetup, initialState: ReadonlyMap<string, Tensor>, replicas = 1): Promise<ProcessesExecutor> {
+    assertValidSchedule(setup.schedule);
+    if (replicas > 1 && (setup.schedule.steps > 1 || setup.async)) {
+      throw new Error(`--replicas ${replicas} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1): gradients are all-reduced once per optimizer step`);
+    }
+    const g = await startGroups(setup.schedule.workers.length, replicas);
+    // SPMD: every rank must have built the same setup (a differing flag or file would desynchronise them).
+    const { optimizerState: _o, ...shape } = setup;
+    const mine = JSON.stringify(shape);
+    const all = await g.world.allGather(mine);
+    const other = all.findIndex((s) => s !== mine);
+    if (other >= 0) throw new Error(`rank ${g.mpi.rank} and rank ${other} built different pipelines (schedule, partition or options differ); every rank must run the same command`);
+    const ex = new ProcessesExecutor(setup, g);
+    await ex.build(initialState);
+    g.mpi.onError = (e) => ex.die(e);
+    g.mpi.listen(g.pipeComm, TAG.pipe, (_src, data) => ex.onPipe(data));
+    await g.world.barrier(); // every rank ready before the first activation flies
+    return ex;
+  }
+
+  /** This rank's stages, on the model its source builds (every rank imports the same module, SPMD). */
+  private async build(initialState: ReadonlyMap<string, Tensor>): Promise<void> {
+    const worker = this.g.at.worker;
+    const model = await loadModelSource(sourceOf(this.setup));
+    const loss = await loadLoss(this.setup.loss);
+    model.loadStateDict(new Map([...initialState].map(([k, t]) => [k, t.clone()])));
+    model.train();
+    const stages = buildWorkerStages(model, this.setup, worker, loss);
+    this.asyncRuntime = createAsyncRuntime(stages, this.setup.async);
+    const outbox = { send: (to: number, key: string, payload: Payload) => this.sendPipe(to, key, payload) };
+    this.interp = new WorkerInterpreter({
+      worker, actions: this.setup.schedule.workers[worker], stages, shape: shapeOf(this.setup.schedule), outbox,
+      hooks: this.asyncRuntime?.hooks, actionDelay: syntheticDelay(this.setup.instrumentation, this.setup.schedule.chunks),
+      onMetrics: (mb, m) => { this.metrics.push([mb, m]); }, ownsWeights: true,
+    });
+  }
+
+  private sendPipe(to: number, key: string, payload: Payload): void {
+    if (to === this.g.at.worker) { this.interp.deliver(key, payload); return; }
+    if (payload.kind === "tensor") this.g.mpi.send(this.g.pipeComm, to, TAG.pipe, frameHeader({ key, kind: "tensor", shape: payload.shape }), payload.data);
+    else this.g.mpi.send(this.g.pipeComm, to, TAG.pipe, frameHeader({ key, kind: "targets", scale: payload.scale, shape: payload.shape }), payload.labels);
+  }
+
+  private onPipe(data: ArrayBuffer): void {
+    if (this.closed) return;
+    try {
+      const { header, body, offset, bytes } = parseFrame(data);
+      const payload: Payload = header.kind === "tensor"
+        ? { kind: "tensor", data: new Float32Array(body, offset, bytes / 4), shape: header.shape }
+        : header.shape ? { kind: "targets", labels: new Float32Array(body, offset, bytes / 4), shape: header.shape, scale: header.scale }
+          : { kind: "targets", labels: new Int32Array(body, offset, bytes / 4), scale: header.scale };
+      this.interp.deliver(header.key, payload);
+    } catch (e) { this.die(e); }
+    this.pump();
+  }
+
+  private pump(): void {
+    if (!this.finished) return;
+    try {
+      if (this.interp.pump()) { const f = this.finished; this.finished = null; f(); }
+    } catch (e) { this.die(e); }
+    this.idleSoon();
+  }
+
+  private idleQueued = false;
+
+  /** Waiting for a message: background work (weight-layout copies) in small units, messages first. */
+  private idleSoon(): void {
+    if (this.idleQueued || this.closed) return;
+    this.idleQueued = true;
+    setImmediate(() => {
+      this.idleQueued = false;
+      if (this.closed || (this.finished && this.interp.waitingFor().length === 0)) return;
+      try {
+        if (this.interp.idle()) this.idleSoon();
+      } catch (e) { this.die(e); }
+    });
+  }
+
+  /** Ends the job: one line naming this rank (and the stage and action), then MPI_Abort. */
+  private die(e: unknown): never {
+    const err = e instanceof Error ? e : new Error(String(e));
+    const what = err instanceof PipelineActionError
+      ? `stage ${err.stage}, action ${err.action}: ${err.causeMessage}` : err.message;
+    writeSync(2, `pipewright: rank ${this.g.mpi.rank} failed: ${what}\n`);
+    if (process.env.PIPEWRIGHT_DEBUG) writeSync(2, `${err.stack ?? ""}\n`);
+    return this.g.mpi.abort(1);
+  }
+
+  /**
+   * Watchdog (PIPEWRIGHT_WATCHDOG=S, set by `launch --timeout S`): while a collective call waits, a
+   * rank that receives nothing for S seconds ends the job, naming the action and the rank it waits
+   * for (a stopped rank cannot speak for itself).
+   */
+  private async watched<T>(what: string, body: () => Promise<T>): Promise<T> {
+    const limit = Number(process.env.PIPEWRIGHT_WATCHDOG ?? 0);
+    if (!(limit > 0)) return body();
+    this.waitingIn = what;
+    let started = performance.now(), lastTick = started;
+    const every = Math.min(1000, limit * 250);
+    const timer = setInterval(() => {
+      const now = performance.now();
+      // A late tick means this process itself was stopped (SIGSTOP, then SIGCONT): not the others' fault.
+      if (now - lastTick > 2 * every + 1000) started = now;
+      lastTick = now;
+      const quiet = (now - Math.max(started, this.g.mpi.lastMessageAt)) / 1000;
+      if (quiet >= limit) this.die(new Error(`watchdog: nothing arrived for ${limit} s; ${this.describeWait()}`));
+    }, every);
+    try { return await body(); } finally { clearInterval(timer); this.waitingIn = ""; }
+  }
+
+  private describeWait(): string {
+    const next = this.finished ? this.interp.next : null;
+    if (!next) return `waiting in ${this.waitingIn} for the other ranks (one of them is stopped, hung or slower than the timeout)`;
+    const { stageToWorker, stages: S } = this.setup.schedule;
+    const from = this.interp.waitingFor().map((k) => {
+      const m = /^([ag])(\d+):/.exec(k);
+      const src = m ? stageToWorker[(Number(m[2]) + (m[1] === "a" ? -1 : 1) + S) % S] : undefined;
+      return src === undefined ? k : `${k} from rank ${this.g.at.replica * this.g.layout.workers + src}`;
+    });
+    return `rank ${this.g.mpi.rank} waits at action ${formatAction(next)} for ${from.join(", ")} (that rank is stopped, hung or slower than the timeout)`;
+  }
+
+  step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> { return this.run([batch], [lrFactor]); }
+
+  async run(batches: readonly SplitBatch[], lrFactors: readonly number[] = [1]): Promise<StepResult> {
+    const { schedule } = this.setup;
+    const M = schedule.microbatches, S = schedule.stages;
+    checkBatches(batches, M, schedule.steps);
+    this.deliverBatches(batches);
+    this.metrics = [];
+    const R = this.g.layout.replicas;
+    // Replicas: the list without its trailing STEPs, the gradient all-reduce, then the STEPs.
+    const all = this.setup.schedule.workers[this.g.at.worker];
+    const body = R > 1 ? all.filter((a) => a.kind !== "STEP") : all;
+    this.interp.reset(lrFactors, body);
+    await this.watched("a step", () => new Promise<void>((resolve) => { this.finished = resolve; this.pump(); }));
+    const b = this.interp.busy;
+    const mine: DoneInfo = { metrics: this.metrics, busy: b.F + b.B + b.W + b.STEP, peaks: [...this.interp.peakLive] };
+    if (R > 1) {
+      await this.watched("the gradient all-reduce over replicas", () => this.allReduceGradients());
+      this.interp.reset(lrFactors, all.filter((a) => a.kind === "STEP"));
+      if (!this.interp.pump()) throw new Error("STEP waited for a message");
+      mine.busy += this.interp.busy.STEP;
+    }
+    const done = await this.watched("the end-of-step exchange", () => this.g.world.allGather(mine));
+    const per = Array.from({ length: M * batches.length }, (_, j): MicrobatchMetrics => {
+      // Replica order: each replica's share of micro-batch j, summed in a fixed order.
+      const parts = done.flatMap((d) => d.metrics.filter(([mb]) => mb === j).map(([, m]) => m));
+      if (parts.length !== R) throw new Error(`micro-batch ${j} produced ${parts.length} loss(es) for ${R} replica(s)`);
+      return parts.reduce((a, m) => ({ loss: a.loss + m.loss, correct: a.correct + m.correct, count: a.count + m.count }));
+    });
+    // Busy seconds and peaks of replica 0's workers (the other replicas mirror them).
+    const first = done.slice(0, this.g.layout.workers);
+    return sumMetrics(per, first.map((d) => d.busy), first.flatMap((d) => d.peaks), S);
+  }
+
+  /** The first stage's inputs and the last stage's targets; a replica takes its rows of each. */
+  private deliverBatches(batches: readonly SplitBatch[]): void {
+    const { schedule } = this.setup;
+    const M = schedule.microbatches, S = schedule.stages;
+    const { worker, replica } = this.g.at, R = this.g.layout.replicas;
+    const rowsOf = (rows: number): [number, number] => {
+      if (rows < R) throw new Error(`a micro-batch of ${rows} example(s) cannot be shared by ${R} replicas; use a larger --batch or fewer --microbatches`);
+      return partOf(rows, replica, R);
+    };
+    if (schedule.stageToWorker[0] === worker) {
+      batches.forEach((b, k) => b.inputs.forEach((x, j) => {
+        const [r0, r1] = rowsOf(x.shape[0]);
+        const row = x.size / x.shape[0];
+        this.interp.deliver(messageKey.activation(0, k * M + j), { kind: "tensor", data: x.data.subarray(r0 * row, r1 * row), shape: [r1 - r0, ...x.shape.slice(1)] });
+      }));
+    }
+    if (schedule.stageToWorker[(S * schedule.chunks - 1) % S] === worker) {
+      // The replica's targets follow its examples (T per example for next-token targets).
+      batches.forEach((b, k) => b.labels.forEach((t, j) => {
+        const rows = b.inputs[j].shape[0], per = targetRows(t) / rows;
+        const [r0, r1] = rowsOf(rows);
+        this.interp.deliver(messageKey.targets(k * M + j), targetsPayload(rowsOfTarget(t, r0 * per, r1 * per), b.scale));
+      }));
+    }
+  }
+
+  /** Sums every stage's gradients over the replicas (fixed replica order), in place. */
+  private async allReduceGradients(): Promise<void> {
+    for (const ps of this.interp.stages.values()) {
+      const params = ps.chunks.flatMap((c) => c.namedParameters()).filter(([, p]) => p.requiresGrad).map(([, p]) => p);
+      const n = params.reduce((a, p) => a + p.size, 0);
+      const buf = new Float32Array(n);
+      let off = 0;
+      for (const p of params) { if (p.grad) buf.set(p.grad.data, off); off += p.size; }
+      await this.g.data.allReduce(buf, "sum");
+      off = 0;
+      for (const p of params) {
+        const part = buf.subarray(off, off + p.size);
+        if (p.grad) p.grad.data.set(part); else p.grad = new Tensor(part.slice(), [...p.shape]);
+        off += p.size;
+      }
+    }
+  }
+
+  async stateDict(): Promise<Map<string, Tensor>> {
+    const mine: StateEntry[] = [];
+    for (const ps of this.interp.stages.values()) {
+      for (const c of ps.chunks) for (const [k, t] of c.stateDict()) mine.push([k, t.data.slice(), [...t.shape]]);
+    }
+    const out = new Map<string, Tensor>();
+    for (const part of await this.watched("the weight gather", () => this.g.pipe.allGather(mine))) for (const [k, data, shape] of part) out.set(k, new Tensor(data, shape));
+    return out;
+  }
+
+  async optimizerState(order: readonly string[]): Promise<OptimizerState> {
+    const mine = [...this.interp.stages.values()].flatMap((ps) => (ps.optimizer ? [toPlain(ps.optimizer.stateDict())] : []));
+    const parts = (await this.watched("the optimizer-state gather", () => this.g.pipe.allGather<PlainOptimizerState[]>(mine))).flat();
+    return mergeStates(parts.map(fromPlain), order);
+  }
+
+  async asyncState(): Promise<AsyncState | null> {
+    const parts = (await this.watched("the asynchronous-state gather", () => this.g.pipe.allGather(this.asyncRuntime?.snapshot() ?? null))).filter((p): p is AsyncState => p !== null);
+    return parts.length ? mergeAsyncStates(parts) : null;
+  }
+
+  /** Collective: no pipeline message of this executor is in flight once every rank is here. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.interp.abandon();
+    await this.g.world.barrier();
+    this.closed = true;
+  }
+}
+
+/** Target rows [r0, r1) of a micro-batch (a view, not a copy). */
+function rowsOfTarget(t: Target, r0: number, r1: number): Target {
+  if (t instanceof Int32Array) return t.subarray(r0, r1);
+  const row = t.size / t.shape[0];
+  return new Tensor(t.data.subarray(r0 * row, r1 * row), [r1 - r0, ...t.shape.slice(1)]);
+}

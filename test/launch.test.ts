@@ -1,0 +1,92 @@
+// `pipewright launch`: the mpirun line it prints (loopback only when all ranks are local), its
+// input errors (rank count against the pipeline, hostfile lines, remote hosts without --iface),
+// and --max-restarts: a run whose rank is killed restarts from its last checkpoint and ends with
+// the weights of an uninterrupted run, bit for bit.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadCheckpoint } from "../src/checkpoint/index.js";
+import { parseHostfile } from "../src/transport/mpi/hostfile.js";
+import { mpirunArgv } from "../src/transport/mpi/mpirun.js";
+import { MAIN, MPI_ENV, mpiSkipReason, rankPids } from "./mpi-helpers.js";
+
+const skip = mpiSkipReason();
+const TRAIN = ["train", "--model", "mlp", "--data", "slice", "--limit", "192", "--batch", "48", "--microbatches", "4", "--schedule", "1f1b", "--stages", "2"];
+
+const cli = (args: string[]): ReturnType<typeof spawnSync> =>
+  spawnSync(process.execPath, [MAIN, ...args], { encoding: "utf8", env: { ...process.env, ...MPI_ENV } });
+
+test("launch --dry-run: mpirun line with the rank count, loopback-only TCP, and --executor processes added", { skip }, () => {
+  const r = cli(["launch", "-n", "2", "--dry-run", "--", ...TRAIN]);
+  assert.equal(r.status, 0, String(r.stderr));
+  const line = String(r.stdout);
+  assert.match(line, /^mpirun -n 2 /);
+  assert.match(line, /--mca btl self,vader /);
+  assert.match(line, /--mca btl_tcp_if_include lo --mca oob_tcp_if_include lo/);
+  assert.match(line, /train .* --executor processes\n$/);
+});
+
+test("launch: -n that is not workers x replicas names both numbers", () => {
+  const r = cli(["launch", "-n", "3", "--", ...TRAIN]);
+  assert.equal(r.status, 2);
+  assert.match(String(r.stderr), /launch -n 3 does not match the pipeline: 2 worker\(s\) x 1 replica\(s\) = 2 rank\(s\)/);
+});
+
+test("hostfile: an unparsable line is reported with its number and text", () => {
+  assert.throws(() => parseHostfile("# hosts\nnode1 slots=2\nnode2 slots=two\n", "hosts"),
+    /hostfile hosts line 3: 'node2 slots=two' has 'slots=two'/);
+  assert.deepEqual(parseHostfile("a slots=1\n\nb # comment\n", "h").map((h) => [h.host, h.slots, h.line]), [["a", 1, 1], ["b", null, 3]]);
+});
+
+test("mpirun line: remote hosts need --iface; with it, TCP is restricted to that interface", () => {
+  const base = { ranks: 2, hostfile: "h", local: false, cores: 2, root: false, container: false, forward: [], program: ["node", "x"] };
+  assert.throws(() => mpirunArgv(base), /give the job network with --iface/);
+  const a = mpirunArgv({ ...base, iface: "10.9.0.0/24" }).join(" ");
+  assert.match(a, /--mca btl self,vader,tcp --mca btl_tcp_if_include 10\.9\.0\.0\/24 --mca oob_tcp_if_include 10\.9\.0\.0\/24/);
+  assert.doesNotMatch(a, /--oversubscribe/);
+  assert.match(mpirunArgv({ ...base, local: true, ranks: 3 }).join(" "), /--oversubscribe --bind-to none/);
+});
+
+test("launch --max-restarts 1: a SIGKILLed rank restarts from the last checkpoint and ends bit for bit as an uninterrupted run", { skip }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "pw-launch-"));
+  try {
+    const ref = join(dir, "ref.safetensors"), ck = join(dir, "ck.safetensors");
+    const epochs = ["--epochs", "4"];
+    const r = cli([...TRAIN, ...epochs, "--executor", "inline", "--quiet", "--save", ref]);
+    assert.equal(r.status, 0, String(r.stderr));
+    let killed = false;
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, [MAIN, "launch", "-n", "2", "--max-restarts", "1", "--", ...TRAIN, ...epochs, "--save", ck],
+        { env: { ...process.env, ...MPI_ENV } });
+      let err = "";
+      child.stderr.on("data", (d: Buffer) => {
+        err += d.toString();
+        if (killed || !/epoch 2\/4/.test(err)) return;
+        const mpirun = Number(spawnSync("pgrep", ["-P", String(child.pid)], { encoding: "utf8" }).stdout.trim().split("\n")[0]);
+        const victim = rankPids(mpirun).get(1);
+        if (victim === undefined) return;
+        killed = true;
+        process.kill(victim, "SIGKILL");
+      });
+      const timer = setTimeout(() => child.kill("SIGKILL"), 180_000);
+      child.on("close", (c) => { clearTimeout(timer); t.diagnostic(err.split("\n").filter((l) => /launch:/.test(l)).join(" | ")); resolve(c); });
+    });
+    assert.ok(killed, "rank 1 was never killed");
+    assert.equal(code, 0);
+    const a = loadCheckpoint(ref), b = loadCheckpoint(ck);
+    assert.equal(b.epoch, 4);
+    for (const [k, x] of a.model) assert.deepEqual(Buffer.from(b.model.get(k)!.data.buffer), Buffer.from(x.data.buffer), `weights ${k} differ`);
+    assert.equal(JSON.stringify(b.optimizer), JSON.stringify(a.optimizer));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("launch: the command after -- is required", () => {
+  const r = cli(["launch", "-n", "2"]);
+  assert.equal(r.status, 2);
+  assert.match(String(r.stderr), /give the command after --/);
+});

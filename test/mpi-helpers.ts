@@ -1,0 +1,67 @@
+// Running the CLI under mpirun from tests: the environment root needs, oversubscription on few
+// cores, and the transports (shared memory "vader", or TCP restricted to loopback). Tests skip with
+// the reason when Open MPI or the MPI addon is missing.
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { mpiAddonPath } from "../src/transport/mpi/addon.js";
+
+export const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+
+export const MPI_ENV = { OMPI_ALLOW_RUN_AS_ROOT: "1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: "1" };
+
+/** Why MPI tests cannot run here, or false when they can. */
+export function mpiSkipReason(): string | false {
+  const r = spawnSync("mpirun", ["--version"], { encoding: "utf8" });
+  if (r.error || r.status !== 0) return "mpirun not found (apt-get install -y openmpi-bin libopenmpi-dev)";
+  if (!existsSync(mpiAddonPath())) return `MPI addon not built (${mpiAddonPath()}; npm run build:mpi)`;
+  return false;
+}
+
+export type Btl = "vader" | "tcp";
+
+export function mpirunArgs(n: number, btl: Btl): string[] {
+  // Out-of-band (launch) traffic stays on loopback too: other tests add and remove interfaces.
+  const net = btl === "tcp"
+    ? ["--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo"]
+    : ["--mca", "btl", "self,vader", "--mca", "oob_tcp_if_include", "lo"];
+  return ["-n", String(n), "--oversubscribe", "--bind-to", "none", ...net];
+}
+
+export interface RunResult { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; seconds: number }
+
+/** Runs `pipewright <args>` on n ranks; `onStderr` sees stderr as it arrives (with the child). */
+export function runMpi(n: number, btl: Btl, args: string[], opts: { env?: Record<string, string>; timeoutMs?: number;
+  onStderr?: (text: string, pid: number) => void } = {}): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const child = spawn("mpirun", [...mpirunArgs(n, btl), process.execPath, MAIN, ...args],
+      { env: { ...process.env, ...MPI_ENV, ...opts.env } });
+    let stdout = "", stderr = "";
+    child.stdout.on("data", (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on("data", (d: Buffer) => { stderr += d.toString(); opts.onStderr?.(stderr, child.pid!); });
+    // A hang detector, not a timing threshold: a run that never ends fails the test.
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 120_000);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, seconds: (performance.now() - t0) / 1000 });
+    });
+  });
+}
+
+/** The PIDs of mpirun's rank processes, by MPI rank (read from each child's environment). */
+export function rankPids(mpirunPid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  const r = spawnSync("pgrep", ["-P", String(mpirunPid)], { encoding: "utf8" });
+  for (const line of r.stdout.split("\n").filter(Boolean)) {
+    const pid = Number(line);
+    try {
+      const env = spawnSync("cat", [`/proc/${pid}/environ`], { encoding: "utf8" }).stdout.split("\0");
+      const rank = env.find((e) => e.startsWith("OMPI_COMM_WORLD_RANK="));
+      if (rank) out.set(Number(rank.split("=")[1]), pid);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return out;
+}

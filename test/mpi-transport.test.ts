@@ -1,0 +1,81 @@
+// The MPI transport's pieces: rank layout (Megatron order), message frames, and, under mpirun, the
+// fixed-order collectives: all-reduce equals reduceInOrder over every rank's buffer bit for bit on
+// 2 and 3 ranks over shared memory and TCP on loopback, whatever MPI's own algorithms would pick.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { groupSplits, positionOf, rankOf, worldSize } from "../src/transport/mpi/layout.js";
+import { frameHeader, parseFrame } from "../src/transport/mpi/frame.js";
+import { launchEnv, notUnderMpiMessage } from "../src/transport/mpi/env.js";
+import { loadMpiAddon } from "../src/transport/mpi/addon.js";
+import { MAIN } from "./mpi-helpers.js";
+import { MPI_ENV, mpiSkipReason, mpirunArgs, type Btl } from "./mpi-helpers.js";
+
+const skip = mpiSkipReason();
+const PROBE = fileURLToPath(new URL("./mpi-allreduce-probe.js", import.meta.url));
+
+test("rank layout: tensor innermost, then worker, then replica; group splits agree with it", () => {
+  const l = { tensor: 2, workers: 3, replicas: 2 };
+  assert.equal(worldSize(l), 12);
+  for (let r = 0; r < 12; r++) assert.equal(rankOf(positionOf(r, l), l), r);
+  assert.deepEqual(positionOf(7, l), { tensor: 1, worker: 0, replica: 1 });
+  // Ranks of one pipeline share a color and are ordered by worker; a data group by replica.
+  const pipe = [6, 8, 10].map((r) => groupSplits(r, l).pipeline);
+  assert.deepEqual(pipe, [[2, 0], [2, 1], [2, 2]]);
+  const data = [2, 8].map((r) => groupSplits(r, l).data);
+  assert.deepEqual(data, [[2, 0], [2, 1]]);
+  assert.throws(() => positionOf(12, l), /rank 12 is outside the job \(world size 12 = 2 x 3 x 2\)/);
+});
+
+test("frames: header and raw body round-trip, the body 8-byte aligned", () => {
+  const body = Float32Array.of(1.5, -2, 3);
+  const h = frameHeader({ key: "a1:3", kind: "tensor", shape: [1, 3] });
+  const wire = new Uint8Array(h.length + body.byteLength);
+  wire.set(h); wire.set(new Uint8Array(body.buffer), h.length);
+  const f = parseFrame(wire.buffer);
+  assert.deepEqual(f.header, { key: "a1:3", kind: "tensor", shape: [1, 3] });
+  assert.equal(f.offset % 8, 0);
+  assert.deepEqual([...new Float32Array(f.body, f.offset, f.bytes / 4)], [1.5, -2, 3]);
+});
+
+test("without the MPI addon (no Open MPI), loading it says what to install", () => {
+  assert.throws(() => loadMpiAddon("/nonexistent/pipewright_mpi.node"),
+    /MPI transport is not built .*apt-get install -y openmpi-bin libopenmpi-dev/);
+});
+
+test("--replicas needs --executor processes", () => {
+  const r = spawnSync(process.execPath, [MAIN, "train", "--model", "mlp", "--data", "slice", "--limit", "64", "--schedule", "1f1b",
+    "--stages", "2", "--microbatches", "2", "--replicas", "2", "--executor", "threads"], { encoding: "utf8" });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--replicas 2 needs --executor processes/);
+});
+
+test("launch environment: Open MPI, PMIx and PMI variables; none outside MPI", () => {
+  assert.equal(launchEnv({}), null);
+  assert.deepEqual(launchEnv({ OMPI_COMM_WORLD_RANK: "3", OMPI_COMM_WORLD_SIZE: "4", OMPI_COMM_WORLD_LOCAL_RANK: "1" }), { rank: 3, size: 4, localRank: 1 });
+  assert.deepEqual(launchEnv({ PMIX_RANK: "2", SLURM_NTASKS: "8", SLURM_LOCALID: "0" }), { rank: 2, size: 8, localRank: 0 });
+  assert.match(notUnderMpiMessage(4), /pipewright launch -n 4 -- train/);
+});
+
+for (const [n, btl] of [[2, "vader"], [3, "vader"], [3, "tcp"]] as [number, Btl][]) {
+  test(`fixed-order all-reduce == reduceInOrder bit for bit on ${n} ranks over ${btl}; broadcast, all-gather`, { skip }, () => {
+    const r = spawnSync("mpirun", [...mpirunArgs(n, btl), process.execPath, PROBE], { encoding: "utf8", timeout: 60_000, env: { ...process.env, ...MPI_ENV } });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { size: number; threadLevel: string; mismatches: number; broadcast: number[]; gathered: number[] };
+    assert.equal(out.size, n);
+    assert.equal(out.mismatches, 0);
+    assert.deepEqual(out.broadcast, [1, 2, 3]);
+    assert.deepEqual(out.gathered, Array.from({ length: n }, (_, i) => i * 10));
+  });
+}
+
+test("bench mpi runs on 2 ranks and reports the idle CPU row", { skip }, () => {
+  const main = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+  const r = spawnSync("mpirun", [...mpirunArgs(2, "vader"), process.execPath, main, "bench", "mpi", "--iters", "5", "--idle", "0.2", "--json"],
+    { encoding: "utf8", timeout: 60_000, env: { ...process.env, ...MPI_ENV } });
+  assert.equal(r.status, 0, `exit ${r.status} ${r.signal ?? ""}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  const rows = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { bench: string; bytes: number; cpu_percent?: number });
+  assert.deepEqual(rows.map((x) => `${x.bench}:${x.bytes}`), ["p2p:1024", "p2p:4194304", "allreduce:4194304", "idle-cpu:0"]);
+  assert.ok(typeof rows[3].cpu_percent === "number");
+});
