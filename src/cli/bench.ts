@@ -49,6 +49,10 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     summary: "pipeline training throughput on worker threads per schedule, against one worker and the ideal",
     run: async (argv) => (await import("./bench-pipeline.js")).runPipelineBench(argv),
   },
+  gemm: {
+    summary: "GFLOP/s of the native matmul per provider (oneDNN, OpenBLAS), shape and layout, with the rule's choice",
+    run: async (argv) => (await import("./bench-gemm.js")).runBenchGemm(argv),
+  },
   parallel: {
     summary: "all-reduce, data-parallel replicas and a tensor-parallel MLP on worker threads, against one worker",
     run: async (argv) => (await import("./bench-parallel.js")).runBenchParallel(argv),
