@@ -180,3 +180,41 @@ describe("a provider gives the same bits on the main thread and on a worker thre
     });
   }
 });
+
+describe("bench compare holds PyTorch to the ISA we emulate", () => {
+  test("PIPEWRIGHT_ISA=avx2: torch's OpenBLAS gets Haswell kernels and ATen AVX2; otherwise its own detection", async () => {
+    const { torchEnv } = await import("../src/cli/bench.js");
+    const capped = torchEnv({ PIPEWRIGHT_ISA: "avx2", ONEDNN_MAX_CPU_ISA: "AVX2", OPENBLAS_CORETYPE: "Sandybridge" });
+    assert.equal(capped.OPENBLAS_CORETYPE, "Haswell");
+    assert.equal(capped.ATEN_CPU_CAPABILITY, "avx2");
+    assert.equal(capped.ONEDNN_MAX_CPU_ISA, "AVX2");
+    assert.equal(capped.OPENBLAS_NUM_THREADS, "1");
+    const plain = torchEnv({ OPENBLAS_CORETYPE: "Sandybridge" });
+    assert.equal(plain.OPENBLAS_CORETYPE, undefined, "a machine's OPENBLAS_CORETYPE must not slow the baseline");
+    assert.equal(plain.ATEN_CPU_CAPABILITY, undefined);
+  });
+});
+
+describe("pipewright bench gemm", { skip }, () => {
+  const cli = new URL("../src/cli/main.js", import.meta.url).pathname;
+  test("--json: one object per product, layout and provider, each naming the CPU and the rule's choice", () => {
+    const r = spawnSync(process.execPath, [cli, "bench", "gemm", "--json", "--reps", "3", "--shapes", "gpt:8x16x8/nt,2*4x5x6"], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    const rows = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(rows.length, (1 + 4) * 2);
+    assert.deepEqual(rows.map((x) => `${String(x.shape)}/${String(x.layout)}:${String(x.provider)}`).slice(0, 4),
+      ["8x16x8/nt:onednn", "8x16x8/nt:openblas", "2*4x5x6/nn:onednn", "2*4x5x6/nn:openblas"]);
+    for (const x of rows) {
+      assert.ok(typeof x.gflops === "number" && x.gflops > 0, JSON.stringify(x));
+      assert.ok(x.rule === "onednn" || x.rule === "openblas");
+      const cpu = x.cpu as { model: string; isa: string; cores: number };
+      assert.ok(cpu.model.length > 0 && ["avx512", "avx2", "baseline"].includes(cpu.isa) && cpu.cores >= 1, JSON.stringify(cpu));
+    }
+    assert.deepEqual(rows[0].models, ["gpt"]);
+  });
+  test("a malformed shape is refused, naming it and the syntax", () => {
+    const r = spawnSync(process.execPath, [cli, "bench", "gemm", "--shapes", "12x0x4"], { encoding: "utf8" });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /'12x0x4' is not a product; expected \[B\*\]MxKxN/);
+  });
+});

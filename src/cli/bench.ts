@@ -155,12 +155,18 @@ interface CompareRow {
 /**
  * The environment of the torch subprocess: OpenBLAS's own core detection (these overrides are for
  * our process only), and one thread for every threading library torch's BLAS may use, since
- * torch.set_num_threads does not reach a system OpenBLAS.
+ * torch.set_num_threads does not reach a system OpenBLAS. When we emulate an AVX2 CPU
+ * ($PIPEWRIGHT_ISA=avx2), torch is held to AVX2 as well, as it would be on such a CPU: its OpenBLAS
+ * runs the Haswell kernels, ATen its AVX2 ones, and ONEDNN_MAX_CPU_ISA reaches its oneDNN as is.
  */
-function torchEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1", MKL_NUM_THREADS: "1" };
+export function torchEnv(parent: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...parent, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1", MKL_NUM_THREADS: "1" };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
+  if (parent.PIPEWRIGHT_ISA?.toLowerCase() === "avx2") {
+    env.OPENBLAS_CORETYPE = "Haswell";
+    env.ATEN_CPU_CAPABILITY = "avx2";
+  }
   return env;
 }
 

@@ -102,7 +102,7 @@ export function benchGemmCase(shape: GemmShapeSpec, layout: GemmLayout, reps: nu
     const ms = median(times.get(p) ?? []);
     return {
       shape: `${batch > 1 ? `${batch}*` : ""}${m}x${k}x${n}`, batch, m, k, n, layout, provider: p,
-      gflops: Number((flops / ms / 1e6).toFixed(1)), ms: Number(ms.toFixed(4)), rule, models: shape.models, reps,
+      gflops: Number((flops / ms / 1e6).toPrecision(3)), ms: Number(ms.toPrecision(4)), rule, models: shape.models, reps,
     };
   });
 }
