@@ -214,6 +214,8 @@ void DnnlContext::matmul(const float* a, const float* b, float* out, int64_t bat
     m *= batch;
     batch = 1;
   }
+  // The provider is the fixed rule's (gemm_provider.h) for the folded shape and layout, so one
+  // product always runs the same kernel, on every thread.
   const GemmShape shape{batch, m, k, n, transA, transB};
   const bool blas = gemmMode_ == GemmMode::Openblas ||
                     (gemmMode_ == GemmMode::Auto && chooseGemm(gemmCpu(), shape) == GemmProvider::Openblas);

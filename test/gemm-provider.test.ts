@@ -6,6 +6,9 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { referenceBackend as ref } from "../src/backend/reference.js";
 import { loadNativeAddon, nativeAddonPath, type GemmIsa, type GemmMode, type GemmProviderName } from "../src/backend/native.js";
@@ -182,14 +185,14 @@ describe("a provider gives the same bits on the main thread and on a worker thre
 });
 
 describe("bench compare holds PyTorch to the ISA we emulate", () => {
-  test("PIPEWRIGHT_ISA=avx2: torch's OpenBLAS gets Haswell kernels and ATen AVX2; otherwise its own detection", async () => {
+  test("AVX2 emulated: torch's OpenBLAS gets Haswell kernels and ATen AVX2; otherwise its own detection", async () => {
     const { torchEnv } = await import("../src/cli/bench.js");
-    const capped = torchEnv({ PIPEWRIGHT_ISA: "avx2", ONEDNN_MAX_CPU_ISA: "AVX2", OPENBLAS_CORETYPE: "Sandybridge" });
+    const capped = torchEnv({ PIPEWRIGHT_ISA: "avx2", ONEDNN_MAX_CPU_ISA: "AVX2", OPENBLAS_CORETYPE: "Sandybridge" }, true);
     assert.equal(capped.OPENBLAS_CORETYPE, "Haswell");
     assert.equal(capped.ATEN_CPU_CAPABILITY, "avx2");
     assert.equal(capped.ONEDNN_MAX_CPU_ISA, "AVX2");
     assert.equal(capped.OPENBLAS_NUM_THREADS, "1");
-    const plain = torchEnv({ OPENBLAS_CORETYPE: "Sandybridge" });
+    const plain = torchEnv({ OPENBLAS_CORETYPE: "Sandybridge" }, false);
     assert.equal(plain.OPENBLAS_CORETYPE, undefined, "a machine's OPENBLAS_CORETYPE must not slow the baseline");
     assert.equal(plain.ATEN_CPU_CAPABILITY, undefined);
   });
@@ -216,5 +219,41 @@ describe("pipewright bench gemm", { skip }, () => {
     const r = spawnSync(process.execPath, [cli, "bench", "gemm", "--shapes", "12x0x4"], { encoding: "utf8" });
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /'12x0x4' is not a product; expected \[B\*\]MxKxN/);
+  });
+});
+
+describe("bench compare --interleaved steps both sides by turns", () => {
+  // A stand-in for scripts/bench_torch.py --serve (PyTorch is not a test dependency): it answers
+  // the same protocol, each step's "milliseconds" being the request count, so the medians are known.
+  const fake = (body: string): string => {
+    const dir = mkdtempSync(join(tmpdir(), "pw-serve-"));
+    const path = join(dir, "serve.cjs");
+    writeFileSync(path, body);
+    return path;
+  };
+  const SERVE = `
+    const rl = require("node:readline").createInterface({ input: process.stdin });
+    console.log(JSON.stringify({ ready: true, backend: "fake torch" }));
+    let n = 0;
+    rl.on("line", (l) => { if (l !== "step") process.exit(2); console.log(String(++n)); });
+  `;
+  test("medians of the timed steps after warm-up; the server's own milliseconds", async () => {
+    const { interleavedSteps } = await import("../src/cli/bench-interleaved.js");
+    const { BENCH_CONFIGS } = await import("../src/nn/models/index.js");
+    const mlp = BENCH_CONFIGS.find((c) => c.model === "mlp");
+    assert.ok(mlp);
+    const r = await interleavedSteps(mlp, { steps: 5, warmup: 2, seed: 0, python: process.execPath, script: fake(SERVE), env: process.env });
+    assert.equal(r.torchMs, 5, "steps 3..7 answered 3..7: median 5");
+    assert.equal(r.torchBackend, "fake torch");
+    assert.ok(r.oursMs > 0);
+  });
+  test("a server that dies mid-run is an error naming it, not a hang", async () => {
+    const { interleavedSteps } = await import("../src/cli/bench-interleaved.js");
+    const { BENCH_CONFIGS } = await import("../src/nn/models/index.js");
+    const mlp = BENCH_CONFIGS.find((c) => c.model === "mlp");
+    assert.ok(mlp);
+    const dies = fake(`console.log(JSON.stringify({ ready: true })); process.stdin.once("data", () => process.exit(3));`);
+    await assert.rejects(interleavedSteps(mlp, { steps: 5, warmup: 0, seed: 0, python: process.execPath, script: dies, env: process.env }),
+      /--serve --models mlp exited \(code 3\) before answering/);
   });
 });

@@ -5,6 +5,8 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { helpText, parseFlags, runSubcommand, UsageError, type CommandSpec, type FlagValues, type Subcommand } from "./args.js";
 import { BACKEND_NAMES, getBackend, setBackend, type BackendName } from "../backend/index.js";
+import { loadNativeAddon } from "../backend/native.js";
+import { cpuField } from "../report/cpu.js";
 import { BENCH_CONFIGS, type BenchConfig } from "../nn/models/index.js";
 import { benchEngineModel, type EngineOptions, type EngineResult } from "../train/bench-engine.js";
 
@@ -38,7 +40,13 @@ export const benchCompareCommand: CommandSpec = {
   summary: "Runs `bench engine` and the same three models in PyTorch (scripts/bench_torch.py, Debian's " +
     `${DEFAULT_TORCH_PYTHON} with python3-torch, or $PIPEWRIGHT_TORCH_PYTHON; one thread) and prints samples/s of both and the ratio ours/torch per model.`,
   // The measurement flags are bench engine's own: both sides run the same measurement.
-  flags: (({ json, models, steps, warmup, backend }) => ({ json, models, steps, warmup, backend }))(benchEngineCommand.flags),
+  flags: {
+    ...(({ json, models, steps, warmup, backend }) => ({ json, models, steps, warmup, backend }))(benchEngineCommand.flags),
+    interleaved: {
+      type: "bool",
+      help: "alternate our steps with PyTorch's step by step, both processes live, so that other load on the machine hits both alike",
+    },
+  },
   examples: ["npm run bench:compare", "pipewright bench compare --models cnn --json"],
 };
 
@@ -159,15 +167,24 @@ interface CompareRow {
  * ($PIPEWRIGHT_ISA=avx2), torch is held to AVX2 as well, as it would be on such a CPU: its OpenBLAS
  * runs the Haswell kernels, ATen its AVX2 ones, and ONEDNN_MAX_CPU_ISA reaches its oneDNN as is.
  */
-export function torchEnv(parent: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+export function torchEnv(parent: NodeJS.ProcessEnv = process.env, avx2 = emulatingAvx2()): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...parent, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1", MKL_NUM_THREADS: "1" };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
-  if (parent.PIPEWRIGHT_ISA?.toLowerCase() === "avx2") {
+  if (avx2) {
     env.OPENBLAS_CORETYPE = "Haswell";
     env.ATEN_CPU_CAPABILITY = "avx2";
   }
   return env;
+}
+
+/** Whether our products are chosen for AVX2 (the addon's ISA, from $PIPEWRIGHT_ISA) on an AVX-512 CPU. */
+function emulatingAvx2(): boolean {
+  try {
+    return loadNativeAddon().gemmInfo().isa === "avx2" && cpuField().isa === "avx512";
+  } catch {
+    return false; // no addon (reference backend): nothing emulated
+  }
 }
 
 /** Null if the torch interpreter can import torch, else why not (one line, with how to fix it). */
@@ -191,13 +208,34 @@ function runTorch(models: string[], steps: number, warmup: number): EngineResult
   return r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as EngineResult);
 }
 
-export function runBenchCompare(argv: string[]): number {
+/** `--interleaved`: each model stepped here and in PyTorch by turns; rows as the plain comparison's. */
+async function interleavedRows(configs: BenchConfig[], steps: number, warmup: number, backend: string | undefined): Promise<CompareRow[]> {
+  if (backend !== undefined) setBackend(backend as BackendName);
+  const script = fileURLToPath(new URL("../../../scripts/bench_torch.py", import.meta.url));
+  const { interleavedSteps } = await import("./bench-interleaved.js");
+  const rows: CompareRow[] = [];
+  for (const c of configs) {
+    const r = await interleavedSteps(c, { steps, warmup, seed: 0, python: torchPython(), script, env: torchEnv() });
+    const ours = c.batch * 1000 / r.oursMs, torch = c.batch * 1000 / r.torchMs;
+    rows.push({ model: c.model, batch: c.batch, ours_samples_per_s: Number(ours.toFixed(1)), torch_samples_per_s: Number(torch.toFixed(1)),
+      ratio: Number((ours / torch).toFixed(3)), ours_step_ms: Number(r.oursMs.toFixed(3)), torch_step_ms: Number(r.torchMs.toFixed(3)) });
+  }
+  return rows;
+}
+
+export async function runBenchCompare(argv: string[]): Promise<number> {
   const f = parseFlags(benchCompareCommand, argv);
   if (f.help) { process.stdout.write(helpText(benchCompareCommand) + "\n"); return 0; }
   const configs = pickModels(f.models);
   const steps = f.steps as number;
   const warmup = f.warmup as number;
   const missing = torchMissing();
+  if (f.interleaved) {
+    if (missing) throw new UsageError(`bench compare --interleaved: ${missing}`);
+    printCompare(await interleavedRows(configs, steps, warmup, f.backend as string | undefined), f.json === true,
+      `ours: ${getBackend().name} backend; torch in step with it`, steps, warmup);
+    return 0;
+  }
   if (missing) process.stderr.write(`bench compare: ${missing} Showing our numbers only.\n`);
   const ours: EngineResult[] = [];
   for (const c of configs) {
@@ -213,14 +251,17 @@ export function runBenchCompare(argv: string[]): number {
       ours_step_ms: o.step_ms, torch_step_ms: t ? t.step_ms : null,
     };
   });
-  if (f.json) {
-    for (const r of rows) process.stdout.write(JSON.stringify(r) + "\n");
-  } else {
-    const fmt = (x: number | null, d: number): string => (x === null ? "-" : x.toFixed(d));
-    process.stdout.write(table([["model", "batch", "ours samples/s", "torch samples/s", "ratio ours/torch"],
-      ...rows.map((r) => [r.model, String(r.batch), fmt(r.ours_samples_per_s, 1), fmt(r.torch_samples_per_s, 1), fmt(r.ratio, 2)])]) + "\n");
-    process.stdout.write(`(ours: ${ours[0]?.backend ?? "?"} backend; torch: ${torch?.[0]?.backend ?? "not run"}; ` +
-      `median of ${steps} steps after ${warmup} warm-up, one thread)\n`);
-  }
+  printCompare(rows, f.json === true, `ours: ${ours[0]?.backend ?? "?"} backend; torch: ${torch?.[0]?.backend ?? "not run"}`, steps, warmup);
   return torch === null ? 1 : 0;
+}
+
+function printCompare(rows: CompareRow[], json: boolean, sides: string, steps: number, warmup: number): void {
+  if (json) {
+    for (const r of rows) process.stdout.write(JSON.stringify(r) + "\n");
+    return;
+  }
+  const fmt = (x: number | null, d: number): string => (x === null ? "-" : x.toFixed(d));
+  process.stdout.write(table([["model", "batch", "ours samples/s", "torch samples/s", "ratio ours/torch"],
+    ...rows.map((r) => [r.model, String(r.batch), fmt(r.ours_samples_per_s, 1), fmt(r.torch_samples_per_s, 1), fmt(r.ratio, 2)])]) + "\n");
+  process.stdout.write(`(${sides}; median of ${steps} steps after ${warmup} warm-up, one thread)\n`);
 }
