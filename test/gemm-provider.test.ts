@@ -6,7 +6,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
@@ -85,7 +85,16 @@ describe("GEMM providers agree with the reference backend", { skip }, () => {
     });
   }
 
-  test("OpenBLAS runs one thread per caller", () => {
+  test("OpenBLAS runs one thread per caller, and its products start no OS threads", () => {
+    assert.equal(A().gemmInfo().openblasThreads, 1);
+    const a = randn(300 * 300), b = randn(300 * 300), out = new Float32Array(300 * 300);
+    const tasks = (): number => readdirSync("/proc/self/task").length;
+    withMode("openblas", () => A().matmul(a, b, out, 1, 300, 300, 300, false, false, false, false, null)); // first call allocates
+    const before = tasks();
+    withMode("openblas", () => {
+      for (let i = 0; i < 5; i++) A().matmul(a, b, out, 1, 300, 300, 300, i % 2 === 0, true, false, false, null);
+    });
+    assert.equal(tasks(), before, "OpenBLAS products started OS threads");
     assert.equal(A().gemmInfo().openblasThreads, 1);
   });
 
