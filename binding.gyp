@@ -8,7 +8,9 @@
       "native/norm.cc",
       "native/pool.cc",
       "native/optim.cc",
-      "native/vmath.cc"
+      "native/vmath.cc",
+      "native/gemm_provider.cc",
+      "native/gemm_bindings.cc"
     ],
     "include_dirs": [
       "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -19,7 +21,7 @@
     "cflags_cc!": ["-fno-exceptions"],
     "cflags": ["-O3"],
     "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-    "libraries": ["-ldnnl", "-lgomp", "-lmvec"]
+    "libraries": ["-ldnnl", "-lopenblas", "-lgomp", "-lmvec"]
   },
   "targets": [
     {

@@ -18,6 +18,8 @@
 #include "dnnl_ops.h"
 #include "kernels.h"
 
+namespace pw { void exportGemm(Napi::Env env, Napi::Object exports); }  // gemm_bindings.cc
+
 namespace {
 
 struct F32 { float* p; int64_t len; };
@@ -627,7 +629,12 @@ void tuneMalloc() {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tuneMalloc();
   omp_set_num_threads(1);
-  env.SetInstanceData<pw::DnnlContext>(new pw::DnnlContext());
+  try {
+    env.SetInstanceData<pw::DnnlContext>(new pw::DnnlContext());
+  } catch (const std::exception& e) {  // a bad $PIPEWRIGHT_GEMM: a JS error at load, not a crash
+    throw Napi::Error::New(env, std::string("native addon: ") + e.what());
+  }
+  pw::exportGemm(env, exports);
 #define EXPORT(NAME) exports.Set(#NAME, Napi::Function::New(env, NAME, #NAME))
   EXPORT(matmul); EXPORT(conv2d); EXPORT(conv2dBackwardData); EXPORT(conv2dBackwardWeights);
   EXPORT(binary); EXPORT(unary); EXPORT(unaryBackward); EXPORT(axpby); EXPORT(affine);

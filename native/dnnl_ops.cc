@@ -179,6 +179,7 @@ DnnlContext::DnnlContext() : eng_(dnnl::engine::kind::cpu, 0), strm_(eng_) {
   layout_[2] = layoutFromEnv("PIPEWRIGHT_CONV_BWD_WEIGHTS_LAYOUT", ConvLayout::Auto);
   const char* swap = std::getenv("PIPEWRIGHT_MATMUL_SWAP_MAX_M");
   swapMaxM_ = swap ? std::atoll(swap) : 64;
+  gemmMode_ = gemmModeFromEnv();
 }
 
 DnnlContext::~DnnlContext() = default;
@@ -213,13 +214,24 @@ void DnnlContext::matmul(const float* a, const float* b, float* out, int64_t bat
     m *= batch;
     batch = 1;
   }
+  // The provider is the fixed rule's (gemm_provider.h) for the folded shape and layout, so one
+  // product always runs the same kernel, on every thread.
+  const GemmShape shape{batch, m, k, n, transA, transB};
+  const bool blas = gemmMode_ == GemmMode::Openblas ||
+                    (gemmMode_ == GemmMode::Auto && chooseGemm(gemmCpu(), shape) == GemmProvider::Openblas);
+  if (blas) openblasMatmul(a, b, out, batch, m, k, n, transA, transB, accumulate, bBroadcast, bias);
+  else dnnlMatmul(a, b, out, batch, m, k, n, transA, transB, accumulate, bBroadcast, bias);
+}
+
+void DnnlContext::dnnlMatmul(const float* a, const float* b, float* out, int64_t batch, int64_t m, int64_t k,
+                             int64_t n, bool transA, bool transB, bool accumulate, bool bBroadcast, const float* bias) {
   // A thin product with a transposed-stored b (x W^T on a micro-batch) runs as its transpose
   // W x^T, then the small result is transposed back: oneDNN streams a large first operand far
   // better than a large second one (230 vs 146 GFLOP/s for 32 x 1024 x 1024 on this machine).
   if (batch == 1 && !transA && transB && !accumulate && m <= swapMaxM_ && n >= 4 * m) {
     if (swapT_.size() < static_cast<size_t>(m * n)) swapT_.resize(m * n);
     float* t = swapT_.data();
-    matmul(b, a, t, 1, n, k, m, false, true, false, false);  // t [n, m]
+    dnnlMatmul(b, a, t, 1, n, k, m, false, true, false, false, nullptr);  // t [n, m]
     constexpr int64_t J = 64;  // a J x m block of t stays in L1 while it is written out row by row
     for (int64_t j0 = 0; j0 < n; j0 += J) {
       const int64_t j1 = std::min(n, j0 + J);

@@ -7,6 +7,8 @@
 #include <vector>
 #include <dnnl.hpp>
 
+#include "gemm_provider.h"
+
 namespace pw {
 
 struct ConvShape {
@@ -29,6 +31,9 @@ class DnnlContext {
   void convBackwardWeights(const float* x, const float* dy, float* dw, float* db, const ConvShape& s, bool accumulate);
   // Per-direction layout choice (index 0 forward, 1 backward-data, 2 backward-weights).
   void setConvLayouts(ConvLayout fwd, ConvLayout bwdData, ConvLayout bwdWeights);
+  // Which provider runs matmul: the fixed rule (chooseGemm) or one for every product.
+  void setGemmMode(GemmMode mode) { gemmMode_ = mode; }
+  GemmMode gemmMode() const { return gemmMode_; }
   size_t cachedPrimitives() const;
 
   struct MatmulEntry;
@@ -38,6 +43,9 @@ class DnnlContext {
 
  private:
   using Key = std::vector<int64_t>;
+  void dnnlMatmul(const float* a, const float* b, float* out, int64_t batch, int64_t m, int64_t k, int64_t n,
+                  bool transA, bool transB, bool accumulate, bool bBroadcast, const float* bias);
+  GemmMode gemmMode_;
   dnnl::engine eng_;
   dnnl::stream strm_;
   ConvLayout layout_[3];

@@ -2,6 +2,8 @@
 // permute and the causal mask.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 #include "kernels.h"
 
@@ -112,13 +114,30 @@ void normalCdf(const float* x, int64_t m, float* phi, float* gauss) {
     p = p * tt - 1.26551223f;
     t[i] = tt;
     phi[i] = p - z * z;
-    if (gauss) gauss[i] = -z * z;
+  }
+  // exp(-z^2) in a loop of its own: a conditional store in the loop above keeps GCC from
+  // vectorising it without AVX-512's masked stores (GELU was 2-5x slower in the AVX2 build).
+  if (gauss) {
+    for (int64_t i = 0; i < m; i++) {
+      const float z = std::fabs(x[i]) * static_cast<float>(M_SQRT1_2);
+      gauss[i] = -z * z;
+    }
   }
   vexpFlush(phi, phi, m);
   if (gauss) vexpFlush(gauss, gauss, m);
   for (int64_t i = 0; i < m; i++) {
-    const float ec = t[i] * phi[i];  // erfc(|x|/sqrt(2))
-    phi[i] = x[i] >= 0.f ? 1.f - 0.5f * ec : 0.5f * ec;
+    // Both sides computed, then picked by a bit mask from x's sign: a float select (x >= 0 ? ...)
+    // may trap, so without AVX-512's masks GCC kept this loop scalar (GELU was 2-5x slower in the
+    // AVX2 build). The same results as x >= 0: at -0 both sides are 0.5, at NaN both are NaN.
+    const float half = 0.5f * (t[i] * phi[i]);  // erfc(|x|/sqrt(2)) / 2
+    const float upper = 1.f - half;
+    uint32_t xb, hb, ub;
+    std::memcpy(&xb, x + i, 4);
+    std::memcpy(&hb, &half, 4);
+    std::memcpy(&ub, &upper, 4);
+    const uint32_t neg = 0u - (xb >> 31);  // all ones where x's sign bit is set
+    const uint32_t r = (hb & neg) | (ub & ~neg);
+    std::memcpy(phi + i, &r, 4);
   }
 }
 

@@ -31,7 +31,8 @@ from torch_models import BENCH_CONFIGS, create_model
 NAMES = [c["model"] for c in BENCH_CONFIGS]
 
 
-def bench_one(cfg, steps, warmup, seed):
+def make_step(cfg, seed):
+    """One training step of cfg, ready to run repeatedly (model, data and optimizer built once)."""
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     model = create_model(cfg["spec"])
@@ -44,14 +45,22 @@ def bench_one(cfg, steps, warmup, seed):
     else:
         x = torch.randn(*shape)
         y = torch.randint(0, classes, (shape[0],))
-    times = []
-    for i in range(warmup + steps):
-        t0 = time.perf_counter()
+
+    def step():
         opt.zero_grad(set_to_none=True)
         logits = model(x)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y)
         loss.backward()
         opt.step()
+    return step
+
+
+def bench_one(cfg, steps, warmup, seed):
+    step = make_step(cfg, seed)
+    times = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        step()
         dt = time.perf_counter() - t0
         if i >= warmup:
             times.append(dt * 1000)
@@ -69,6 +78,20 @@ def bench_one(cfg, steps, warmup, seed):
     }
 
 
+def serve(cfg, seed):
+    """Step on demand, for `bench compare --interleaved`: prints "ready", then for every line "step"
+    on stdin runs one step and prints its milliseconds; ends at end of input."""
+    step = make_step(cfg, seed)
+    print(json.dumps({"ready": True, "backend": f"torch {torch.__version__}", "threads": torch.get_num_threads()}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "step":
+            sys.stderr.write(f"bench_torch.py --serve: unknown request {line.strip()!r}; valid: step\n")
+            sys.exit(2)
+        t0 = time.perf_counter()
+        step()
+        print(round((time.perf_counter() - t0) * 1000, 4), flush=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", default=",".join(NAMES), help=f"comma-separated subset of {','.join(NAMES)}")
@@ -76,6 +99,7 @@ def main():
     p.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--in-process", action="store_true", help="run every model in this process")
+    p.add_argument("--serve", action="store_true", help="one model: run a step per 'step' line on stdin, print its ms")
     a = p.parse_args()
     models = [m.strip() for m in a.models.split(",") if m.strip()]
     bad = [m for m in models if m not in NAMES]
@@ -85,6 +109,11 @@ def main():
         p.error(f"--steps {a.steps}: at least 5 timed steps are needed for a median")
     if a.warmup < 0:
         p.error(f"--warmup {a.warmup} must be >= 0")
+    if a.serve:
+        if len(models) != 1:
+            p.error(f"--serve runs one model; got --models {a.models}")
+        serve(next(c for c in BENCH_CONFIGS if c["model"] == models[0]), a.seed)
+        return
     if len(models) > 1 and not a.in_process:
         for m in models:
             args = [sys.executable, os.path.abspath(__file__), "--models", m, "--steps", str(a.steps),

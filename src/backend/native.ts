@@ -19,8 +19,32 @@ export interface NativeExtras {
   ompMaxThreads(): number;
   /** Convolution operand layouts per direction (forward, backward-data, backward-weights). */
   setConvLayouts(fwd: ConvLayout, bwdData: ConvLayout, bwdWeights: ConvLayout): void;
+  /** What this process chooses GEMM providers with (native/gemm_provider.h). */
+  gemmInfo(): GemmInfo;
+  /**
+   * The fixed provider rule for a product (shape after folding a shared b into m): a pure function
+   * of (isa, OpenBLAS core, shape, layout); isa and openblasCore default to this process's.
+   */
+  gemmProvider(batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean,
+    isa?: GemmIsa, openblasCore?: string): GemmProviderName;
+  /** This thread's matmul provider: the rule ("auto", the default or $PIPEWRIGHT_GEMM) or one for all. */
+  setGemmMode(mode: GemmMode): void;
 }
 export type ConvLayout = "plain" | "blocked" | "auto";
+export type GemmIsa = "avx2" | "avx512";
+export type GemmProviderName = "onednn" | "openblas";
+export type GemmMode = "auto" | GemmProviderName;
+export interface GemmInfo {
+  /** The ISA the rule chooses for: $PIPEWRIGHT_ISA, else the CPU's. */
+  isa: GemmIsa;
+  /** OpenBLAS's kernel set (follows $OPENBLAS_CORETYPE). */
+  openblasCore: string;
+  /** Whether that core has kernels as wide as the ISA (else the rule never picks OpenBLAS). */
+  openblasFull: boolean;
+  /** OpenBLAS threads per call: 1, each worker runs its own products. */
+  openblasThreads: number;
+  mode: GemmMode;
+}
 
 type Kernels = Omit<Backend, "name">;
 type Addon = Kernels & NativeExtras;

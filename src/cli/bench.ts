@@ -4,7 +4,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { givenFlags, helpText, parseFlags, runSubcommand, UsageError, type CommandSpec, type FlagValues, type Subcommand } from "./args.js";
-import { BACKEND_NAMES, cpuLabel, getBackend, setBackend, type BackendName, type CpuInfo } from "../backend/index.js";
+import { BACKEND_NAMES, cpuLabel, getBackend, machineCpu, setBackend, type BackendName, type CpuInfo } from "../backend/index.js";
+import { loadNativeAddon } from "../backend/native.js";
+import { chooseBuilds, cpuFlags } from "../backend/cpu-features.js";
 import { BENCH_CONFIGS, benchConfigOf, MODEL_NAMES, type BenchConfig, type ModelName } from "../nn/models/index.js";
 import { benchEngineModel, type EngineOptions, type EngineResult } from "../train/bench-engine.js";
 import { MODEL_SIZE_FLAGS, modelSpecFromFlags } from "./model-flags.js";
@@ -45,7 +47,13 @@ export const benchCompareCommand: CommandSpec = {
   summary: "Runs `bench engine` and the same three models in PyTorch (scripts/bench_torch.py, Debian's " +
     `${DEFAULT_TORCH_PYTHON} with python3-torch, or $PIPEWRIGHT_TORCH_PYTHON; one thread) and prints samples/s of both and the ratio ours/torch per model.`,
   // The measurement flags are bench engine's own: both sides run the same measurement.
-  flags: (({ json, models, steps, warmup, backend }) => ({ json, models, steps, warmup, backend }))(benchEngineCommand.flags),
+  flags: {
+    ...(({ json, models, steps, warmup, backend }) => ({ json, models, steps, warmup, backend }))(benchEngineCommand.flags),
+    interleaved: {
+      type: "bool",
+      help: "alternate our steps with PyTorch's step by step, both processes live, so that other load on the machine hits both alike",
+    },
+  },
   examples: ["npm run bench:compare", "pipewright bench compare --models cnn --json"],
 };
 
@@ -59,6 +67,10 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
   mpi: {
     summary: "MPI transport (under mpirun -n 2+): p2p latency/bandwidth at 1 KB and 4 MB, a 4 MB all-reduce, a waiting rank's CPU",
     run: async (argv) => (await import("./bench-mpi.js")).runBenchMpi(argv),
+  },
+  gemm: {
+    summary: "GFLOP/s of the native matmul per provider (oneDNN, OpenBLAS), shape and layout, with the rule's choice",
+    run: async (argv) => (await import("./bench-gemm.js")).runBenchGemm(argv),
   },
   parallel: {
     summary: "all-reduce, data-parallel replicas and a tensor-parallel MLP on worker threads, against one worker",
@@ -185,13 +197,34 @@ interface CompareRow {
 /**
  * The environment of the torch subprocess: OpenBLAS's own core detection (these overrides are for
  * our process only), and one thread for every threading library torch's BLAS may use, since
- * torch.set_num_threads does not reach a system OpenBLAS.
+ * torch.set_num_threads does not reach a system OpenBLAS. When we emulate an AVX2 CPU
+ * ($PIPEWRIGHT_ISA=avx2), torch is held to AVX2 as well, as it would be on such a CPU: its OpenBLAS
+ * runs the Haswell kernels, ATen its AVX2 ones, and ONEDNN_MAX_CPU_ISA reaches its oneDNN as is.
  */
-function torchEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1", MKL_NUM_THREADS: "1" };
+export function torchEnv(parent: NodeJS.ProcessEnv = process.env, avx2 = emulatingAvx2()): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...parent, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1", MKL_NUM_THREADS: "1" };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
+  if (avx2) {
+    env.OPENBLAS_CORETYPE = "Haswell";
+    env.ATEN_CPU_CAPABILITY = "avx2";
+  }
   return env;
+}
+
+/** Whether our products are chosen for AVX2 (the addon's ISA, from $PIPEWRIGHT_ISA) on an AVX-512 CPU. */
+function emulatingAvx2(): boolean {
+  try {
+    return loadNativeAddon().gemmInfo().isa === "avx2" && cpuHasAvx512();
+  } catch {
+    return false; // no addon (reference backend): nothing emulated
+  }
+}
+
+/** Whether this CPU can run the AVX-512 build (whatever build was forced). */
+function cpuHasAvx512(): boolean {
+  const c = chooseBuilds(cpuFlags() ?? new Set());
+  return c.ok && c.builds[0].isa === "avx512";
 }
 
 /** Null if the torch interpreter can import torch, else why not (one line, with how to fix it). */
@@ -215,13 +248,34 @@ function runTorch(models: string[], steps: number, warmup: number): EngineResult
   return r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as EngineResult);
 }
 
-export function runBenchCompare(argv: string[]): number {
+/** `--interleaved`: each model stepped here and in PyTorch by turns; rows as the plain comparison's. */
+async function interleavedRows(configs: BenchConfig[], steps: number, warmup: number, backend: string | undefined): Promise<CompareRow[]> {
+  if (backend !== undefined) setBackend(backend as BackendName);
+  const script = fileURLToPath(new URL("../../../scripts/bench_torch.py", import.meta.url));
+  const { interleavedSteps } = await import("./bench-interleaved.js");
+  const rows: CompareRow[] = [];
+  for (const c of configs) {
+    const r = await interleavedSteps(c, { steps, warmup, seed: 0, python: torchPython(), script, env: torchEnv() });
+    const ours = c.batch * 1000 / r.oursMs, torch = c.batch * 1000 / r.torchMs;
+    rows.push({ model: c.model, batch: c.batch, ours_samples_per_s: Number(ours.toFixed(1)), torch_samples_per_s: Number(torch.toFixed(1)),
+      ratio: Number((ours / torch).toFixed(3)), ours_step_ms: Number(r.oursMs.toFixed(3)), torch_step_ms: Number(r.torchMs.toFixed(3)), cpu: machineCpu() });
+  }
+  return rows;
+}
+
+export async function runBenchCompare(argv: string[]): Promise<number> {
   const f = parseFlags(benchCompareCommand, argv);
   if (f.help) { process.stdout.write(helpText(benchCompareCommand) + "\n"); return 0; }
   const configs = pickModels(f.models);
   const steps = f.steps as number;
   const warmup = f.warmup as number;
   const missing = torchMissing();
+  if (f.interleaved) {
+    if (missing) throw new UsageError(`bench compare --interleaved: ${missing}`);
+    printCompare(await interleavedRows(configs, steps, warmup, f.backend as string | undefined), f.json === true,
+      `ours: ${getBackend().name} backend; torch in step with it`, steps, warmup);
+    return 0;
+  }
   if (missing) process.stderr.write(`bench compare: ${missing} Showing our numbers only.\n`);
   const ours: EngineResult[] = [];
   for (const c of configs) {
@@ -237,15 +291,18 @@ export function runBenchCompare(argv: string[]): number {
       ours_step_ms: o.step_ms, torch_step_ms: t ? t.step_ms : null, cpu: o.cpu,
     };
   });
-  if (f.json) {
-    for (const r of rows) process.stdout.write(JSON.stringify(r) + "\n");
-  } else {
-    const fmt = (x: number | null, d: number): string => (x === null ? "-" : x.toFixed(d));
-    process.stdout.write(`cpu: ${cpuLabel(ours[0].cpu)}\n`);
-    process.stdout.write(table([["model", "batch", "ours samples/s", "torch samples/s", "ratio ours/torch"],
-      ...rows.map((r) => [r.model, String(r.batch), fmt(r.ours_samples_per_s, 1), fmt(r.torch_samples_per_s, 1), fmt(r.ratio, 2)])]) + "\n");
-    process.stdout.write(`(ours: ${ours[0]?.backend ?? "?"} backend; torch: ${torch?.[0]?.backend ?? "not run"}; ` +
-      `median of ${steps} steps after ${warmup} warm-up, one thread)\n`);
-  }
+  printCompare(rows, f.json === true, `ours: ${ours[0]?.backend ?? "?"} backend; torch: ${torch?.[0]?.backend ?? "not run"}`, steps, warmup);
   return torch === null ? 1 : 0;
+}
+
+function printCompare(rows: CompareRow[], json: boolean, sides: string, steps: number, warmup: number): void {
+  if (json) {
+    for (const r of rows) process.stdout.write(JSON.stringify(r) + "\n");
+    return;
+  }
+  const fmt = (x: number | null, d: number): string => (x === null ? "-" : x.toFixed(d));
+  process.stdout.write(`cpu: ${cpuLabel(machineCpu())}\n`);
+  process.stdout.write(table([["model", "batch", "ours samples/s", "torch samples/s", "ratio ours/torch"],
+    ...rows.map((r) => [r.model, String(r.batch), fmt(r.ours_samples_per_s, 1), fmt(r.torch_samples_per_s, 1), fmt(r.ratio, 2)])]) + "\n");
+  process.stdout.write(`(${sides}; median of ${steps} steps after ${warmup} warm-up, one thread)\n`);
 }

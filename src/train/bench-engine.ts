@@ -4,7 +4,7 @@
 import { backward } from "../autograd/engine.js";
 import { getBackend, machineCpu, type CpuInfo } from "../backend/index.js";
 import { crossEntropyLoss } from "../nn/loss.js";
-import { createModel, type BenchConfig, type ModelSpec } from "../nn/models/index.js";
+import { createModel, type BenchConfig, type Model, type ModelSpec } from "../nn/models/index.js";
 import { SGD } from "../optim/index.js";
 import { Rng } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
@@ -64,13 +64,16 @@ export function benchBatch(c: BenchConfig, rng: Rng): { x: Tensor; y: Int32Array
   return { x: Tensor.randn(c.inputShape, rng), y };
 }
 
-export function benchEngineModel(c: BenchConfig, o: EngineOptions): EngineResult {
-  if (!Number.isInteger(o.steps) || o.steps < 5) throw new Error(`bench: steps must be an integer >= 5, got ${o.steps}`);
-  const backend = getBackend();
-  const model = createModel(c.spec, o.seed);
+/** Per-phase time accumulated by a BenchStep run with timePhases. */
+export interface PhaseTimes { forward: number; backward: number; optimizer: number }
+export interface BenchStep { step: (timePhases?: boolean) => void; phase: PhaseTimes; model: Model }
+
+/** One training step of a benchmark configuration, ready to run repeatedly (model, data, SGD built once). */
+export function benchStep(c: BenchConfig, seed: number): BenchStep {
+  const model = createModel(c.spec, seed);
   model.train();
   const opt = new SGD(model.namedParameters(), { lr: 0.01, momentum: 0.9 });
-  const { x, y } = benchBatch(c, new Rng(o.seed + 1));
+  const { x, y } = benchBatch(c, new Rng(seed + 1));
   // Phases timed separately only when profiling (the plain run times whole steps).
   const phase = { forward: 0, backward: 0, optimizer: 0 };
   const step = (timePhases = false): void => {
@@ -87,6 +90,13 @@ export function benchEngineModel(c: BenchConfig, o: EngineOptions): EngineResult
       phase.optimizer += performance.now() - t2;
     }
   };
+  return { step, phase, model };
+}
+
+export function benchEngineModel(c: BenchConfig, o: EngineOptions): EngineResult {
+  if (!Number.isInteger(o.steps) || o.steps < 5) throw new Error(`bench: steps must be an integer >= 5, got ${o.steps}`);
+  const backend = getBackend();
+  const { step, phase, model } = benchStep(c, o.seed);
   for (let i = 0; i < o.warmup; i++) step();
   const times: number[] = [];
   for (let i = 0; i < o.steps; i++) {

@@ -15,13 +15,21 @@ function median(xs: number[]): number {
   return s[s.length >> 1];
 }
 
+/**
+ * The bench messages on `comm`, as a queue: a message can arrive before this rank waits for it (the
+ * peer runs ahead after a barrier or between rounds), so arrivals are counted, never dropped. One
+ * listener per communicator for the whole benchmark.
+ */
+function benchInbox(mpi: MpiTransport, comm: number): () => Promise<void> {
+  let waiting: (() => void) | null = null, early = 0;
+  mpi.listen(comm, TAG_BENCH, () => { const w = waiting; waiting = null; if (w) w(); else early++; });
+  return () => new Promise((r) => { if (early > 0) { early--; r(); } else waiting = r; });
+}
+
 /** Round trips of `bytes` between ranks 0 and 1; other ranks only take part in the collectives. */
-async function pingPong(mpi: MpiTransport, comm: number, bytes: number, iters: number): Promise<number[]> {
+async function pingPong(mpi: MpiTransport, comm: number, next: () => Promise<void>, bytes: number, iters: number): Promise<number[]> {
   const body = new Uint8Array(bytes);
   const times: number[] = [];
-  let arrived: (() => void) | null = null;
-  mpi.listen(comm, TAG_BENCH, () => { const a = arrived; arrived = null; a?.(); });
-  const next = (): Promise<void> => new Promise((r) => { arrived = r; });
   const header = new Uint8Array(0);
   const me = mpi.commInfo(comm).rank;
   for (let i = 0; i < iters; i++) {
@@ -32,8 +40,7 @@ async function pingPong(mpi: MpiTransport, comm: number, bytes: number, iters: n
       await got;
       times.push((performance.now() - t0) / 1000);
     } else if (me === 1) {
-      const got = next();
-      await got;
+      await next();
       mpi.send(comm, 0, TAG_BENCH, header, body);
     }
   }
@@ -42,8 +49,9 @@ async function pingPong(mpi: MpiTransport, comm: number, bytes: number, iters: n
 
 /** Collective on `comm`: median one-way seconds of a `bytes` message between its ranks 0 and 1. */
 export async function oneWayLatency(mpi: MpiTransport, comm: number, bytes: number, iters = 50): Promise<number> {
-  await pingPong(mpi, comm, bytes, 10);
-  const t = await pingPong(mpi, comm, bytes, iters);
+  const next = benchInbox(mpi, comm);
+  await pingPong(mpi, comm, next, bytes, 10);
+  const t = await pingPong(mpi, comm, next, bytes, iters);
   return mpi.commInfo(comm).rank === 0 ? median(t) / 2 : 0;
 }
 
@@ -52,10 +60,11 @@ export async function benchMpi(mpi: MpiTransport, opts: { iters: number; idleSec
   const comm = await mpi.split(0, 0, mpi.rank);
   const coll = new MpiCollectives(new ControlMailbox(mpi, comm));
   const rows: MpiBenchRow[] = [];
+  const next = benchInbox(mpi, comm);
   for (const bytes of [1 << 10, 4 << 20]) {
     const iters = bytes > 1 << 20 ? Math.max(5, opts.iters >> 2) : opts.iters;
-    await pingPong(mpi, comm, bytes, Math.min(10, iters)); // warm-up
-    const t = await pingPong(mpi, comm, bytes, iters);
+    await pingPong(mpi, comm, next, bytes, Math.min(10, iters)); // warm-up
+    const t = await pingPong(mpi, comm, next, bytes, iters);
     await coll.barrier();
     if (mpi.rank === 0) {
       const oneWay = median(t) / 2;

@@ -1,0 +1,62 @@
+// `bench compare --interleaved`: our training step and PyTorch's alternate step by step, both
+// processes warm and alive (scripts/bench_torch.py --serve answers one step per request), so that
+// load from other work on a shared machine falls on both sides alike instead of on whichever ran
+// during a busy minute. Each side's median step is then compared as in plain `bench compare`.
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import type { BenchConfig } from "../nn/models/index.js";
+import { benchStep, median } from "../train/bench-engine.js";
+
+export interface InterleavedOptions { steps: number; warmup: number; seed: number; python: string; script: string; env: NodeJS.ProcessEnv }
+export interface InterleavedResult { oursMs: number; torchMs: number; torchBackend: string }
+
+/** A line reader over a child's stdout: next() resolves with the next line, rejects if it exits first. */
+function lines(child: ReturnType<typeof spawn>, what: string): () => Promise<string> {
+  const queue: string[] = [];
+  const waiting: { resolve: (l: string) => void; reject: (e: Error) => void }[] = [];
+  let ended: Error | null = null;
+  if (!child.stdout) throw new Error(`${what}: no stdout`);
+  createInterface({ input: child.stdout }).on("line", (l) => {
+    const w = waiting.shift();
+    if (w) w.resolve(l); else queue.push(l);
+  });
+  child.on("close", (code) => {
+    ended = new Error(`${what} exited (code ${String(code)}) before answering`);
+    for (const w of waiting.splice(0)) w.reject(ended);
+  });
+  return () => {
+    const l = queue.shift();
+    if (l !== undefined) return Promise.resolve(l);
+    if (ended) return Promise.reject(ended);
+    return new Promise((resolve, reject) => waiting.push({ resolve, reject }));
+  };
+}
+
+/** Runs warm-up then timed steps of `c` here and in PyTorch, alternating ours, theirs, ours, ... */
+export async function interleavedSteps(c: BenchConfig, o: InterleavedOptions): Promise<InterleavedResult> {
+  const what = `${o.script} --serve --models ${c.model}`;
+  const child = spawn(o.python, [o.script, "--serve", "--models", c.model, "--seed", String(o.seed)],
+    { env: o.env, stdio: ["pipe", "pipe", "inherit"] });
+  child.stdin?.on("error", () => { /* a dead server is reported by its close, through next() */ });
+  const next = lines(child, what);
+  try {
+    const first = await next();
+    let hello: { ready?: boolean; backend?: string } = {};
+    try { hello = JSON.parse(first) as typeof hello; } catch { /* reported below */ }
+    if (hello.ready !== true) throw new Error(`${what}: expected {"ready": true} first, got '${first.slice(0, 80)}'`);
+    const { step } = benchStep(c, o.seed);
+    const ours: number[] = [], torch: number[] = [];
+    for (let i = 0; i < o.warmup + o.steps; i++) {
+      const t0 = performance.now();
+      step();
+      const dt = performance.now() - t0;
+      child.stdin?.write("step\n");
+      const theirs = Number(await next());
+      if (!Number.isFinite(theirs)) throw new Error(`${what}: expected milliseconds, got a non-number`);
+      if (i >= o.warmup) { ours.push(dt); torch.push(theirs); }
+    }
+    return { oursMs: median(ours), torchMs: median(torch), torchBackend: hello.backend ?? "torch" };
+  } finally {
+    child.stdin?.end();
+  }
+}
