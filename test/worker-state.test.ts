@@ -14,6 +14,11 @@ import { loadWorkerState, shareState, unitOfKey, unitsPerWorker } from "../src/p
 import { colocate } from "../src/pipeline/schedule/colocate.js";
 import { generateSchedule } from "../src/pipeline/schedule/index.js";
 import { Tensor } from "../src/tensor/tensor.js";
+import { toPlain } from "../src/optim/index.js";
+import { InlineExecutor } from "../src/pipeline/runtime/inline.js";
+import { ThreadsExecutor } from "../src/pipeline/runtime/threads.js";
+import type { PipelineSetup } from "../src/pipeline/runtime/setup.js";
+import { splitMiniBatch } from "../src/pipeline/runtime/split.js";
 
 const spec: ModelSpec = { name: "mlp", input: 6, hidden: [5, 4, 3], classes: 2 };
 
@@ -94,4 +99,29 @@ test("withoutInit: a built-in builds with zero parameters, and later builds are 
   for (const [k, t] of before) assert.deepEqual(after.get(k)!.data, t.data, k);
   assert.throws(() => withoutInit(() => { throw new Error("build failed"); }), /build failed/);
   assert.ok(createModel(spec, 5).stateDict().get("layers.1.weight")!.data.some((v) => v !== 0), "the skip ends with a throwing build");
+});
+
+test("threads resumed from momentum state (interleaved, each worker given its share) equal inline bit for bit", async () => {
+  const mlp: ModelSpec = { name: "mlp", input: 12, hidden: [16, 16, 16], classes: 5 }; // 8 units
+  const rng = new Rng(4);
+  const batch = () => splitMiniBatch(Tensor.randn([8, 12], rng), Int32Array.from({ length: 8 }, () => rng.int(5)), 4);
+  const [first, second] = [batch(), batch()];
+  const base = { model: mlp, seed: 2, recompute: "never", optimizer: { name: "sgd", lr: 0.1, momentum: 0.9 } } as const;
+  const warm = createModel(mlp, 2);
+  const ex0 = new InlineExecutor(warm, { ...base, schedule: generateSchedule("1f1b", { stages: 2, microbatches: 4 }), balance: [4, 4] });
+  await ex0.step(first);
+  const optimizerState = toPlain(await ex0.optimizerState(warm.namedParameters().map(([n]) => n)));
+  const setup: PipelineSetup = { ...base, schedule: generateSchedule("interleaved", { stages: 2, microbatches: 4, chunks: 2 }), balance: [2, 2, 2, 2], optimizerState };
+  const inlineModel = createModel(mlp, 9);
+  inlineModel.loadStateDict(warm.stateDict());
+  const inline = new InlineExecutor(inlineModel, setup);
+  const threads = await ThreadsExecutor.create(setup, warm.stateDict());
+  try {
+    const [a, b] = [await inline.step(second), await threads.step(second)];
+    assert.equal(b.loss, a.loss);
+    const want = await inline.stateDict(), got = await threads.stateDict();
+    for (const [k, t] of want) assert.deepEqual(got.get(k)!.data, t.data, k);
+  } finally {
+    await threads.close();
+  }
 });
