@@ -61,7 +61,7 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   for (const line of describePlan(opts, plan, setup, head)) log(line);
 
   const makeExecutor = async (su: PipelineSetup): Promise<Executor> => p.executor === "threads"
-    ? ThreadsExecutor.create(su, new Map([...model.stateDict()].map(([k, t]) => [k, t.clone()]))) : new InlineExecutor(model, su);
+    ? ThreadsExecutor.create(su, model.stateDict()) : new InlineExecutor(model, su);
   const warmupSetup: PipelineSetup | null = plan.warmupSchedule && setup.async && start.startEpoch < plan.asyncCfg!.warmupEpochs
     ? { ...setup, schedule: plan.warmupSchedule, async: { ...setup.async, phase: "warmup" } } : null;
   // The metrics file opens first: a bad path must fail before worker threads exist (they would keep

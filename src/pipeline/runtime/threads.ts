@@ -44,7 +44,8 @@ export class ThreadsExecutor implements Executor {
 
   /**
    * Starts one thread per worker of the schedule, each loading its units' part of `initialState`
-   * (the full model's) and of setup.optimizerState.
+   * (the full model's) and of setup.optimizerState. `initialState` is only read: each share is
+   * copied into its thread's workerData as the Worker is constructed, so callers need not clone it.
    */
   static async create(setup: PipelineSetup, initialState: ReadonlyMap<string, Tensor>): Promise<ThreadsExecutor> {
     // Workers block on messages, so a list that can deadlock would hang: reject it up front.
