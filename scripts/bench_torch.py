@@ -2,9 +2,10 @@
 """The PyTorch side of `pipewright bench compare`: the same three models (scripts/torch_models.py,
 BENCH_CONFIGS), the same measurement as `pipewright bench engine`: one thread, SGD momentum 0.9,
 forward + cross-entropy + backward + step on random data, median of the timed steps after warm-up.
-Prints one JSON object per line: {"model", "batch", "step_ms", "samples_per_s", "peak_rss_mb", ...}.
+Prints one JSON object per line: {"model", "batch", "step_ms", "samples_per_s", "peak_rss_mb", ..., "parameters"}.
 
 Run with Debian's interpreter (python3-torch): /usr/bin/python3 scripts/bench_torch.py [--models mlp,cnn,gpt]
+or, for a sized model (what `pipewright bench compare --model gpt --layers 6 ...` passes), --config JSON.
 Each model runs in its own subprocess so that peak_rss_mb is that model's own peak.
 """
 import argparse
@@ -26,7 +27,7 @@ except ImportError:
     sys.exit(3)
 
 import torch.nn.functional as F
-from torch_models import BENCH_CONFIGS, create_model
+from torch_models import BENCH_CONFIGS, create_model, resolve_spec
 
 NAMES = [c["model"] for c in BENCH_CONFIGS]
 
@@ -75,6 +76,7 @@ def bench_one(cfg, steps, warmup, seed):
         "backend": f"torch {torch.__version__}",
         "threads": torch.get_num_threads(),
         "steps": steps,
+        "parameters": sum(p.numel() for p in model.parameters()),
     }
 
 
@@ -92,6 +94,24 @@ def serve(cfg, seed):
         print(round((time.perf_counter() - t0) * 1000, 4), flush=True)
 
 
+def parse_config(p, text):
+    """A sized configuration from --config, checked: the spec must build (the same fields as ModelSpec)."""
+    try:
+        cfg = json.loads(text)
+    except json.JSONDecodeError as e:
+        p.error(f"--config: not valid JSON ({e})")
+    need = ["model", "spec", "batch", "inputShape", "classes"]
+    if not isinstance(cfg, dict) or any(k not in cfg for k in need):
+        p.error(f"--config must be a JSON object with {', '.join(need)}; got {text[:200]}")
+    try:
+        spec = resolve_spec(cfg["spec"])
+    except ValueError as e:
+        p.error(f"--config: {e}")
+    if spec["name"] != cfg["model"]:
+        p.error(f"--config: model {cfg['model']!r} but its spec names {spec['name']!r}")
+    return {**cfg, "spec": spec}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", default=",".join(NAMES), help=f"comma-separated subset of {','.join(NAMES)}")
@@ -100,7 +120,14 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--in-process", action="store_true", help="run every model in this process")
     p.add_argument("--serve", action="store_true", help="one model: run a step per 'step' line on stdin, print its ms")
+    p.add_argument("--config", help="one sized configuration as JSON (what `bench compare --model ...` passes): "
+                   '{"model", "spec": a ModelSpec, "batch", "inputShape", "classes"}; replaces --models')
     a = p.parse_args()
+    if a.config is not None:
+        if a.steps < 5:
+            p.error(f"--steps {a.steps}: at least 5 timed steps are needed for a median")
+        print(json.dumps(bench_one(parse_config(p, a.config), a.steps, a.warmup, a.seed)), flush=True)
+        return
     models = [m.strip() for m in a.models.split(",") if m.strip()]
     bad = [m for m in models if m not in NAMES]
     if bad or not models:

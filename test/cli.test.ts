@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { loadCheckpoint } from "../src/checkpoint/index.js";
 import { parseMetrics } from "../src/train/metrics.js";
 import { readSafetensors } from "../src/checkpoint/safetensors.js";
-import { createModel, type ModelSpec } from "../src/nn/models/index.js";
+import { benchConfigOf, createModel, type ModelSpec } from "../src/nn/models/index.js";
 import { noGrad } from "../src/autograd/engine.js";
 
 const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
@@ -146,6 +146,43 @@ test("bench engine --json prints one object per model with the contract keys fir
   assert.equal(o.batch, 128);
   assert.ok((o.step_ms as number) > 0);
   assert.ok(Math.abs((o.samples_per_s as number) - 128_000 / (o.step_ms as number)) / (o.samples_per_s as number) < 1e-3);
+});
+
+test("bench compare sizes the model like bench engine: without PyTorch our row has the sized spec", () => {
+  const r = cliEnv({ PIPEWRIGHT_TORCH_PYTHON: join(tmp, "no-python3") }, "bench", "compare", "--model", "gpt", "--layers", "1",
+    "--width", "32", "--heads", "2", "--context", "16", "--batch", "3", "--steps", "5", "--warmup", "0", "--json");
+  assert.equal(r.code, 1, r.stderr);
+  const o = JSON.parse(r.stdout.trim()) as Record<string, unknown>;
+  assert.deepEqual(o.spec, { name: "gpt", vocab: 256, dim: 32, heads: 2, depth: 1, context: 16 });
+  assert.equal(o.batch, 3);
+  assert.equal(o.parameters, createModel({ name: "gpt", dim: 32, heads: 2, depth: 1, context: 16 }, 0).numParameters());
+  assert.equal(o.torch_samples_per_s, null);
+  const both = cli("bench", "compare", "--models", "mlp", "--model", "gpt", "--layers", "1");
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /give either --models \(the fixed configurations\) or --model with sizing flags, not both/);
+  const stray = cli("bench", "compare", "--model", "cnn", "--heads", "2");
+  assert.match(stray.stderr, /--heads does not size the cnn model/);
+});
+
+test("bench_torch.py --config builds the sized model with our parameter count (every model)", (t) => {
+  const py = "/usr/bin/python3";
+  if (spawnSync(py, ["-c", "import torch"]).status !== 0) { t.skip("python3-torch is not installed: the PyTorch side cannot run"); return; }
+  const script = fileURLToPath(new URL("../../scripts/bench_torch.py", import.meta.url));
+  const specs: ModelSpec[] = [
+    { name: "gpt", dim: 48, heads: 3, depth: 2, context: 8 }, { name: "vit", dim: 32, heads: 2, depth: 1, patch: 14 },
+    { name: "mlp", hidden: [40, 30] }, { name: "cnn", channels: [4, 8], hidden: 16 },
+  ];
+  for (const spec of specs) {
+    const cfg = benchConfigOf(spec, 2);
+    const r = spawnSync(py, [script, "--config", JSON.stringify(cfg), "--steps", "5", "--warmup", "0"],
+      { encoding: "utf8", env: { ...process.env, OMP_NUM_THREADS: "1" } });
+    assert.equal(r.status, 0, r.stderr);
+    const o = JSON.parse(r.stdout.trim()) as { model: string; batch: number; parameters: number };
+    assert.deepEqual([o.model, o.batch, o.parameters], [spec.name, 2, createModel(spec, 0).numParameters()], spec.name);
+  }
+  const bad = spawnSync(py, [script, "--config", JSON.stringify({ ...benchConfigOf(specs[0], 2), spec: { name: "gpt", width: 3 } })], { encoding: "utf8" });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--config: model 'gpt': unknown fields \['width'\]/);
 });
 
 test("bench compare without PyTorch says so clearly, shows our numbers and exits 1", () => {

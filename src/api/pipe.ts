@@ -147,7 +147,7 @@ export class Pipe {
 async function startExecutor(model: PipelineModel, setup: PipelineSetup, r: ResolvedOptions, loss: StageLoss): Promise<Executor> {
   const name: string = r.executor;
   if (name === "inline") return new InlineExecutor(model, setup, undefined, loss);
-  if (name === "threads") return ThreadsExecutor.create(setup, new Map([...model.stateDict()].map(([k, t]) => [k, t.clone()])));
+  if (name === "threads") return ThreadsExecutor.create(setup, model.stateDict());
   // An executor added to EXECUTORS (e.g. "processes") must be wired here, never fall back silently.
   throw new Error(`createPipeline: executor "${name}" is not available through createPipeline yet; use inline or threads`);
 }

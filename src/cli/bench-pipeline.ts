@@ -28,7 +28,6 @@ import { noGrad } from "../autograd/engine.js";
 import { benchBatch } from "../train/bench-engine.js";
 import { backward } from "../autograd/engine.js";
 import { BACKEND_NAMES, cpuLabel, getBackend, machineCpu, setBackend, type BackendName } from "../backend/index.js";
-import { splitBatch } from "../data/microbatch.js";
 import { crossEntropyLoss } from "../nn/loss.js";
 import { benchConfigOf, createModel } from "../nn/models/index.js";
 import { MODEL_NAMES, type ModelName, type ModelSpec } from "../nn/models/spec.js";
@@ -39,6 +38,7 @@ import { Tensor } from "../tensor/tensor.js";
 import { balanceByCost } from "../pipeline/partition.js";
 import { measureWorkerCosts, profileUnitTimes, type WorkerCosts } from "../pipeline/runtime/profile.js";
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
+import { splitMiniBatch } from "../pipeline/runtime/split.js";
 import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
 import { InlineExecutor } from "../pipeline/runtime/inline.js";
 import { generateSchedule, SCHEDULE_NAMES, WEIGHT_GRAD_MODES, type Schedule, type WeightGradMode } from "../pipeline/schedule/index.js";
@@ -229,11 +229,10 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   if (!f.json) process.stdout.write(`cpu: ${cpuLabel(cpu)}\n`);
 
   const { x, y } = benchBatch(benchConfigOf(spec, B), new Rng(seed));
-  const parts = splitBatch({ x, y }, M);
-  const batch = { inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / y.length };
+  const batch = splitMiniBatch(x, y, M, "bench pipeline");
 
   // What one message between stages carries: the first unit's output on a micro-batch.
-  const activationBytes = noGrad(() => probe.units[0].forward(parts[0].x)).size * 4;
+  const activationBytes = noGrad(() => probe.units[0].forward(batch.inputs[0])).size * 4;
   const latencyEmpty = await measureMessageLatency(0);
   const latency = await measureMessageLatency(activationBytes);
   out({ bench: "message", payload_bytes: 0, one_way_us: round(latencyEmpty) }, `message between worker threads: ${latencyEmpty.toFixed(1)} µs one way (empty)`);
@@ -259,7 +258,7 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
     { step: () => micro.step(batch), best: Infinity },
   ];
   // Balanced stages from measured per-layer times (on a micro-batch), as a user's --partition time.
-  const unitTimes = profileUnitTimes(spec, seed, parts[0].x, 9);
+  const unitTimes = profileUnitTimes(spec, seed, batch.inputs[0], 9);
   const pipelines: { name: string; v: number; schedule: Schedule; balance: number[]; costs: WorkerCosts; ideal: number; ex: ThreadsExecutor; runner: Runner }[] = [];
   const optimizer = { name: "sgd", lr: 0.01, momentum: 0.9 } as const;
   try {
@@ -346,8 +345,7 @@ async function syntheticRun(name: string, schedule: Schedule, balance: number[],
   const tinyBalance = tinyUnits === units ? balance : balanceByCost(new Array<number>(tinyUnits).fill(1), balance.length);
   const setup: PipelineSetup = { model: spec, seed, schedule, balance: tinyBalance, recompute: "never", optimizer: { name: "sgd", lr: 0.01 }, instrumentation: { syntheticCosts: costs } };
   const rng = new Rng(seed);
-  const parts = splitBatch({ x: Tensor.randn([B, 16], rng), y: Int32Array.from({ length: B }, () => rng.int(4)) }, M);
-  const batch = { inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / B };
+  const batch = splitMiniBatch(Tensor.randn([B, 16], rng), Int32Array.from({ length: B }, () => rng.int(4)), M, "bench pipeline");
   const ex = await ThreadsExecutor.create(setup, createModel(spec, seed).stateDict());
   let t: number;
   try {

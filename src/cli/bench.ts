@@ -1,7 +1,9 @@
 // `pipewright bench engine` (per-step training speed of the three BENCH_CONFIGS models) and
 // `pipewright bench compare` (the same against PyTorch via scripts/bench_torch.py).
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { givenFlags, helpText, parseFlags, runSubcommand, UsageError, type CommandSpec, type FlagValues, type Subcommand } from "./args.js";
 import { BACKEND_NAMES, cpuLabel, getBackend, machineCpu, setBackend, type BackendName, type CpuInfo } from "../backend/index.js";
@@ -44,17 +46,20 @@ export const benchEngineCommand: CommandSpec = {
 
 export const benchCompareCommand: CommandSpec = {
   name: "bench compare",
-  summary: "Runs `bench engine` and the same three models in PyTorch (scripts/bench_torch.py, Debian's " +
+  summary: "Runs `bench engine` and the same three models (or one model sized by --model and the sizing flags, as in " +
+    "`bench engine`) in PyTorch (scripts/bench_torch.py, Debian's " +
     `${DEFAULT_TORCH_PYTHON} with python3-torch, or $PIPEWRIGHT_TORCH_PYTHON; one thread) and prints samples/s of both and the ratio ours/torch per model.`,
-  // The measurement flags are bench engine's own: both sides run the same measurement.
+  // The measurement and sizing flags are bench engine's own: both sides run the same measurement of
+  // the same sized model (scripts/torch_models.py builds it from the same spec).
   flags: {
-    ...(({ json, models, steps, warmup, backend }) => ({ json, models, steps, warmup, backend }))(benchEngineCommand.flags),
+    ...(({ json, models, steps, warmup, backend, model, batch }) => ({ json, models, steps, warmup, backend, model, ...MODEL_SIZE_FLAGS, batch }))(benchEngineCommand.flags),
     interleaved: {
       type: "bool",
       help: "alternate our steps with PyTorch's step by step, both processes live, so that other load on the machine hits both alike",
     },
   },
-  examples: ["npm run bench:compare", "pipewright bench compare --models cnn --json"],
+  examples: ["npm run bench:compare", "pipewright bench compare --models cnn --json",
+    "pipewright bench compare --model gpt --layers 6 --width 384 --heads 6 --context 128 --batch 8"],
 };
 
 const SUBCOMMANDS: Record<string, Subcommand> = {
@@ -94,15 +99,25 @@ function pickModels(value: FlagValues[string]): BenchConfig[] {
 /** The compiled CLI entry (this module's sibling), for per-model child processes. */
 function cliPath(): string { return fileURLToPath(new URL("./main.js", import.meta.url)); }
 
-/** `bench engine` for one model in a fresh process (so its peak RSS is its own). */
-function engineInChild(model: string, o: EngineOptions & { backend?: string }): EngineResult {
-  const args = [cliPath(), "bench", "engine", "--json", "--in-process", "--models", model,
+/**
+ * `bench engine` for one model in a fresh process (so its peak RSS is its own): a fixed
+ * configuration by name, or a sized one (its spec passed as a --model-config file).
+ */
+function engineInChild(model: string | BenchConfig, o: EngineOptions & { backend?: string }): EngineResult {
+  const dir = typeof model === "string" ? null : mkdtempSync(join(tmpdir(), "pipewright-bench-"));
+  const which = typeof model === "string" ? ["--models", model] : ["--model", model.model, "--model-config", join(dir!, "spec.json"), "--batch", String(model.batch)];
+  if (typeof model !== "string") writeFileSync(join(dir!, "spec.json"), JSON.stringify(model.spec));
+  const args = [cliPath(), "bench", "engine", "--json", "--in-process", ...which,
     "--steps", String(o.steps), "--warmup", String(o.warmup), "--seed", String(o.seed)];
   if (o.profile) args.push("--profile");
   if (o.backend !== undefined) args.push("--backend", o.backend);
-  const r = spawnSync(process.execPath, args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-  if (r.status !== 0) throw new Error(`bench engine for ${model} failed (exit ${String(r.status ?? r.signal)})`);
-  return JSON.parse(r.stdout.trim().split("\n").pop() ?? "") as EngineResult;
+  try {
+    const r = spawnSync(process.execPath, args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+    if (r.status !== 0) throw new Error(`bench engine for ${typeof model === "string" ? model : model.model} failed (exit ${String(r.status ?? r.signal)})`);
+    return JSON.parse(r.stdout.trim().split("\n").pop() ?? "") as EngineResult;
+  } finally {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function engineLine(r: EngineResult): string {
@@ -192,6 +207,10 @@ interface CompareRow {
   torch_step_ms: number | null;
   /** The machine both sides ran on (as our side's process saw it). */
   cpu: CpuInfo;
+  /** Parameters of the model (the same on both sides: checked). */
+  parameters?: number;
+  /** The sized model's spec (both sides built it), absent for the fixed configurations. */
+  spec?: BenchConfig["spec"];
 }
 
 /**
@@ -237,12 +256,13 @@ function torchMissing(): string | null {
   return null;
 }
 
-/** Runs scripts/bench_torch.py. */
-function runTorch(models: string[], steps: number, warmup: number): EngineResult[] {
+/** Runs scripts/bench_torch.py on the fixed configurations by name, or on one sized configuration. */
+function runTorch(models: string[] | BenchConfig, steps: number, warmup: number): EngineResult[] {
   const script = fileURLToPath(new URL("../../../scripts/bench_torch.py", import.meta.url));
   if (!existsSync(script)) throw new Error(`bench compare: ${script} is missing`);
   const env = torchEnv();
-  const r = spawnSync(torchPython(), [script, "--models", models.join(","), "--steps", String(steps), "--warmup", String(warmup)],
+  const which = Array.isArray(models) ? ["--models", models.join(",")] : ["--config", JSON.stringify(models)];
+  const r = spawnSync(torchPython(), [script, ...which, "--steps", String(steps), "--warmup", String(warmup)],
     { encoding: "utf8", env, stdio: ["ignore", "pipe", "inherit"] });
   if (r.status !== 0) throw new Error(`bench compare: ${script} failed (exit ${String(r.status ?? r.signal)})`);
   return r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as EngineResult);
@@ -266,7 +286,8 @@ async function interleavedRows(configs: BenchConfig[], steps: number, warmup: nu
 export async function runBenchCompare(argv: string[]): Promise<number> {
   const f = parseFlags(benchCompareCommand, argv);
   if (f.help) { process.stdout.write(helpText(benchCompareCommand) + "\n"); return 0; }
-  const configs = pickModels(f.models);
+  const sized = sizedConfig(f, givenFlags(argv));
+  const configs = sized ? [sized] : pickModels(f.models);
   const steps = f.steps as number;
   const warmup = f.warmup as number;
   const missing = torchMissing();
@@ -279,16 +300,21 @@ export async function runBenchCompare(argv: string[]): Promise<number> {
   if (missing) process.stderr.write(`bench compare: ${missing} Showing our numbers only.\n`);
   const ours: EngineResult[] = [];
   for (const c of configs) {
-    ours.push(engineInChild(c.model, { steps, warmup, seed: 0, profile: false, backend: f.backend as string | undefined }));
+    ours.push(engineInChild(sized ?? c.model, { steps, warmup, seed: 0, profile: false, backend: f.backend as string | undefined }));
   }
-  const torch = missing ? null : runTorch(configs.map((c) => c.model), steps, warmup);
+  const torch = missing ? null : runTorch(sized ?? configs.map((c) => c.model), steps, warmup);
   const rows: CompareRow[] = ours.map((o) => {
     const t = torch?.find((x) => x.model === o.model) ?? null;
+    // Both sides must have timed the same model: a different size would make the ratio meaningless.
+    if (t && t.parameters !== undefined && o.parameters !== undefined && t.parameters !== o.parameters) {
+      throw new Error(`bench compare: ${o.model} has ${o.parameters} parameters here but ${t.parameters} in PyTorch (scripts/torch_models.py builds another model)`);
+    }
     return {
       model: o.model, batch: o.batch, ours_samples_per_s: o.samples_per_s,
       torch_samples_per_s: t ? t.samples_per_s : null,
       ratio: t ? Number((o.samples_per_s / t.samples_per_s).toFixed(3)) : null,
       ours_step_ms: o.step_ms, torch_step_ms: t ? t.step_ms : null, cpu: o.cpu,
+      ...(o.parameters !== undefined ? { parameters: o.parameters } : {}), ...(sized ? { spec: sized.spec } : {}),
     };
   });
   printCompare(rows, f.json === true, `ours: ${ours[0]?.backend ?? "?"} backend; torch: ${torch?.[0]?.backend ?? "not run"}`, steps, warmup);

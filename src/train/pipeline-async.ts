@@ -1,9 +1,9 @@
 // The asynchronous part of a pipeline run: an epoch runs as windows of the no-flush lists (each
 // window one executor call spanning many optimizer steps), and the end of the synchronous warm-up
 // hands its weights and optimizer state to the asynchronous stages.
-import { splitBatch } from "../data/microbatch.js";
 import { toPlain, type PlainOptimizerState } from "../optim/index.js";
 import type { Executor } from "../pipeline/runtime/executor.js";
+import { splitMiniBatch } from "../pipeline/runtime/split.js";
 import type { AsyncWindows } from "./pipeline-plan.js";
 import { divergedError, noteMemory, type PipelineRun } from "./pipeline-run.js";
 
@@ -27,10 +27,7 @@ export async function runAsyncEpoch(run: PipelineRun, epoch: number, win: AsyncW
   const M = run.opts.pipeline.microbatches;
   for (const part of windowsOf(run.task.batches(epoch, 0), M, win.window, win.count)) {
     const factors = part.map((_, i) => run.lrSchedule(run.step + i));
-    const split = part.map((b) => {
-      const q = splitBatch(b, M);
-      return { inputs: q.map((x) => x.x), labels: q.map((x) => x.y), scale: 1 / b.y.length };
-    });
+    const split = part.map((b) => splitMiniBatch(b.x, b.y, M));
     const r = await run.executor.run(split, factors);
     noteMemory(run, r);
     for (let i = 0; i < part.length; i++) {

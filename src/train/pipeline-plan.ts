@@ -1,7 +1,6 @@
 // Planning a pipeline run: the schedules it executes (synchronous, or asynchronous windows after an
 // optional synchronous 1F1B warm-up), the partition of the model's units into stages, and the
 // lines that describe the plan. Nothing here runs a step.
-import { splitBatch } from "../data/microbatch.js";
 import type { Model } from "../nn/models/model.js";
 import type { ResolvedSpec } from "../nn/models/spec.js";
 import { formatPartition, partitionLayers, type Partition } from "../pipeline/partition.js";
@@ -10,6 +9,7 @@ import { describeConfig, parseAsyncConfig, type AsyncConfig } from "../pipeline/
 import { describeStages } from "../pipeline/runtime/async-weights.js";
 import { describeAsyncResume } from "../pipeline/runtime/async-state.js";
 import { profileUnitTimes } from "../pipeline/runtime/profile.js";
+import { splitMiniBatch } from "../pipeline/runtime/split.js";
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
 import type { PipelineTrainOptions } from "./options.js";
 import type { Task } from "./task.js";
@@ -64,7 +64,7 @@ export async function planPipeline(opts: PipelineTrainOptions, spec: ResolvedSpe
   if (!p.balance && p.partition === "time") {
     const first = task.batches(0, 0)[Symbol.iterator]().next();
     if (first.done) throw new Error("no training data to profile the layers on");
-    times = profileUnitTimes(spec, opts.seed, splitBatch(first.value, p.microbatches)[0].x);
+    times = profileUnitTimes(spec, opts.seed, splitMiniBatch(first.value.x, first.value.y, p.microbatches).inputs[0]);
     // Measured times differ per process: under MPI every rank takes rank 0's, so all cut alike.
     if (p.executor === "processes") {
       times = await (await import("../pipeline/runtime/processes.js")).agreeOnRank0(times, stageToWorker ? p.workers! : p.stages, p.replicas ?? 1);

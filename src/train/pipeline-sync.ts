@@ -1,6 +1,6 @@
 // One epoch of a synchronous pipeline run: each mini-batch is split into M micro-batches and run as
 // one optimizer step of the schedule (by the loss-scaling rule its gradients are single-device ones).
-import { splitBatch } from "../data/microbatch.js";
+import { splitMiniBatch } from "../pipeline/runtime/split.js";
 import { divergedError, noteMemory, type PipelineRun } from "./pipeline-run.js";
 
 export async function runSyncEpoch(run: PipelineRun, epoch: number): Promise<void> {
@@ -9,8 +9,7 @@ export async function runSyncEpoch(run: PipelineRun, epoch: number): Promise<voi
     const n = b.x.shape[0];
     if (n < M) { run.skipped++; continue; } // a last partial batch too small to split
     const factor = run.lrSchedule(run.step);
-    const parts = splitBatch(b, M);
-    const r = await run.executor.step({ inputs: parts.map((q) => q.x), labels: parts.map((q) => q.y), scale: 1 / b.y.length }, factor);
+    const r = await run.executor.step(splitMiniBatch(b.x, b.y, M), factor);
     noteMemory(run, r);
     run.step++;
     if (!Number.isFinite(r.loss)) throw divergedError(run, r.loss, epoch);

@@ -11,7 +11,6 @@
 import { getBackend } from "../backend/index.js";
 import { saveCheckpoint, type Json } from "../checkpoint/index.js";
 import { createModel, type Model } from "../nn/models/index.js";
-import type { Tensor } from "../tensor/tensor.js";
 import { resolveSpec, type ResolvedSpec } from "../nn/models/spec.js";
 import { toPlain, type PlainOptimizerState } from "../optim/index.js";
 import { makeLrSchedule, specOf, type ResumeExtra, type TrainResult, type TrainSummary } from "./loop.js";
@@ -62,10 +61,9 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   const head = `pipewright train: ${opts.model} (${model.numParameters().toLocaleString("en-US")} parameters) on the ${getBackend().name} backend; ${task.describe}`;
   for (const line of describePlan(opts, plan, setup, head)) log(line);
 
-  const stateCopy = (): Map<string, Tensor> => new Map([...model.stateDict()].map(([k, t]) => [k, t.clone()]));
-  const makeExecutor = async (su: PipelineSetup): Promise<Executor> => p.executor === "threads" ? ThreadsExecutor.create(su, stateCopy())
+  const makeExecutor = async (su: PipelineSetup): Promise<Executor> => p.executor === "threads" ? ThreadsExecutor.create(su, model.stateDict())
     // One MPI rank per worker (loaded only here: the MPI addon is optional).
-    : p.executor === "processes" ? (await import("../pipeline/runtime/processes.js")).ProcessesExecutor.create(su, stateCopy(), p.replicas ?? 1)
+    : p.executor === "processes" ? (await import("../pipeline/runtime/processes.js")).ProcessesExecutor.create(su, model.stateDict(), p.replicas ?? 1)
       : new InlineExecutor(model, su);
   const warmupSetup: PipelineSetup | null = plan.warmupSchedule && setup.async && start.startEpoch < plan.asyncCfg!.warmupEpochs
     ? { ...setup, schedule: plan.warmupSchedule, async: { ...setup.async, phase: "warmup" } } : null;

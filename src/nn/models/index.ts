@@ -8,7 +8,7 @@ import { vitUnits } from "./vit.js";
 import { gptUnits } from "./gpt.js";
 import { inputShape, numClasses, resolveSpec, type ModelName, type ModelSpec } from "./spec.js";
 
-export { Model } from "./model.js";
+export { Model, MODEL_UNIT_PREFIX } from "./model.js";
 export { PatchEmbedding, TokenMean } from "./vit.js";
 export { TokenPositionEmbedding } from "./gpt.js";
 export * from "./spec.js";

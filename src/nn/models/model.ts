@@ -4,14 +4,17 @@ import type { Tensor } from "../../tensor/tensor.js";
 import { Module, Sequential } from "../module.js";
 import type { ResolvedSpec } from "./spec.js";
 
+/** State-dict prefix of a built-in model's units: "layers.3.weight". */
+export const MODEL_UNIT_PREFIX = "layers";
+
 export class Model extends Module {
   readonly layers: Sequential;
   /** State-dict prefix of the units: "layers.3.weight". */
-  readonly unitPrefix = "layers";
+  readonly unitPrefix = MODEL_UNIT_PREFIX;
 
   constructor(readonly spec: ResolvedSpec, units: Module[]) {
     super();
-    this.layers = this.registerModule("layers", new Sequential(units));
+    this.layers = this.registerModule(MODEL_UNIT_PREFIX, new Sequential(units));
   }
 
   forward(x: Tensor): Tensor { return this.layers.forward(x); }

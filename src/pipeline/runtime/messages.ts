@@ -14,8 +14,10 @@ export interface WorkerInit {
   worker: number;
   setup: PipelineSetup;
   backend: BackendName;
-  /** Initial parameters and buffers of the whole model (the main thread's, after any checkpoint load). */
+  /** Initial parameters and buffers (the main thread's, after any checkpoint load): of `units` only. */
   state: StateEntry[];
+  /** The units `state` covers (this worker's); absent or null: the whole model's state. */
+  units?: number[] | null;
   /** peers[w] = port to worker w (absent for itself). */
   peers: Record<number, MessagePort>;
 }

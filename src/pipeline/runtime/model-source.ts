@@ -2,7 +2,8 @@
 // module export `(args) => Module[] | Sequential` that every worker imports and calls once. The
 // worker then loads the initial state it is given, so random initialisation in the user's build
 // never has to agree across workers. See /work/plan/API.md.
-import { createModel } from "../../nn/models/index.js";
+import { createModel, MODEL_UNIT_PREFIX } from "../../nn/models/index.js";
+import { withoutInit } from "../../nn/init.js";
 import type { ModelSpec } from "../../nn/models/spec.js";
 import { Module, Sequential } from "../../nn/module.js";
 import { describe, importFunction } from "./module-import.js";
@@ -50,10 +51,27 @@ export function toPipelineModel(built: unknown, where: string): PipelineModel {
   throw new Error(`${where}: expected a Module[] or a Sequential (the units the pipeline cuts into stages), got ${describe(built)}`);
 }
 
+/**
+ * The state-dict prefix a source's units are expected to have: built-ins "layers", a user's layer
+ * list "" (a user's own PipelineModel may differ; a worker then gets the whole state, see worker-state.ts).
+ */
+export function expectedUnitPrefix(src: ModelSource): string {
+  return src.kind === "builtin" ? MODEL_UNIT_PREFIX : "";
+}
+
+export interface LoadOptions {
+  /**
+   * false: the caller overwrites every parameter right after (a worker loading the main thread's
+   * state), so a built-in model skips its random initialisation. A user's build always runs as
+   * written: its own init may matter beyond the state dict.
+   */
+  initialise?: boolean;
+}
+
 /** Builds the model a source names (every worker calls this once). */
-export async function loadModelSource(src: ModelSource): Promise<PipelineModel> {
+export async function loadModelSource(src: ModelSource, opts: LoadOptions = {}): Promise<PipelineModel> {
   if (typeof src !== "object" || src === null) throw new Error(`model source must be {kind: "builtin", ...} or {kind: "module", module, export?}, got ${describe(src)}`);
-  if (src.kind === "builtin") return createModel(src.spec, src.seed);
+  if (src.kind === "builtin") return opts.initialise === false ? withoutInit(() => createModel(src.spec, src.seed)) : createModel(src.spec, src.seed);
   if (src.kind !== "module") throw new Error(`model source kind '${String((src as { kind: unknown }).kind)}' is not valid; valid: builtin, module`);
   const name = src.export ?? "default";
   const build = await importFunction(src.module, name, "model source", "(args) => Module[] | Sequential");

@@ -10,10 +10,13 @@ import type { MicrobatchMetrics } from "../stage.js";
 import { checkBatches, sumMetrics, type Executor, type SplitBatch, type StepResult } from "./executor.js";
 import { PipelineActionError, targetsPayload, type Payload } from "./interpreter.js";
 import { assertValidSchedule } from "../schedule/validate.js";
-import type { FromWorker, StateEntry, ToWorker, WorkerInit } from "./messages.js";
+import type { FromWorker, ToWorker, WorkerInit } from "./messages.js";
 import type { PipelineSetup } from "./setup.js";
 import { mergeAsyncStates, type AsyncState } from "./async-state.js";
 import { fromPlain, mergeStates, type OptimizerState } from "../../optim/index.js";
+import { expectedUnitPrefix } from "./model-source.js";
+import { sourceOf } from "./setup.js";
+import { shareState, unitsPerWorker } from "./worker-state.js";
 
 type Waiter = { want: FromWorker["type"]; got: Map<number, FromWorker>; resolve: (m: Map<number, FromWorker>) => void; reject: (e: Error) => void };
 
@@ -39,7 +42,11 @@ export class ThreadsExecutor implements Executor {
     });
   }
 
-  /** Starts one thread per worker of the schedule, each loading `initialState` (the full model's). */
+  /**
+   * Starts one thread per worker of the schedule, each loading its units' part of `initialState`
+   * (the full model's) and of setup.optimizerState. `initialState` is only read: each share is
+   * copied into its thread's workerData as the Worker is constructed, so callers need not clone it.
+   */
   static async create(setup: PipelineSetup, initialState: ReadonlyMap<string, Tensor>): Promise<ThreadsExecutor> {
     // Workers block on messages, so a list that can deadlock would hang: reject it up front.
     assertValidSchedule(setup.schedule);
@@ -52,11 +59,12 @@ export class ThreadsExecutor implements Executor {
         peers[j][i] = ch.port2;
       }
     }
-    const state: StateEntry[] = [...initialState].map(([k, t]) => [k, t.data, [...t.shape]]);
+    const shares = shareState(initialState, expectedUnitPrefix(sourceOf(setup)), unitsPerWorker(setup.balance, setup.schedule), setup.optimizerState);
     const backend = getBackend().name;
     const url = new URL("./worker.js", import.meta.url);
     const workers = peers.map((p, w) => {
-      const init: WorkerInit = { worker: w, setup, backend, state, peers: p };
+      const { units, entries, optimizerState } = shares[w];
+      const init: WorkerInit = { worker: w, setup: { ...setup, optimizerState }, backend, state: entries, units, peers: p };
       return new Worker(url, { workerData: init, transferList: Object.values(p) });
     });
     const ex = new ThreadsExecutor(setup, workers);

@@ -1,5 +1,6 @@
 // A pipeline worker thread: rebuilds the model from its source (a built-in spec + seed, or the
-// user's module, imported here), loads the main thread's state, keeps only its stages, and runs its action list each step. Activations and gradients go
+// user's module, imported here), loads its units' share of the main thread's state, keeps only its
+// stages, and runs its action list each step. Activations and gradients go
 // straight to the neighbour workers over MessageChannels; their buffers are transferred, not cloned.
 // Any error is reported to the main thread with the stage and action, which then ends the run.
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
@@ -7,13 +8,13 @@ import { getHeapStatistics } from "node:v8";
 import { setBackend } from "../../backend/index.js";
 import { loadModelSource, type PipelineModel } from "./model-source.js";
 import { loadLoss } from "./loss-source.js";
-import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import { messageKey, PipelineActionError, WorkerInterpreter, type Payload } from "./interpreter.js";
 import type { FromWorker, PeerMessage, StateEntry, ToWorker, WorkerInit } from "./messages.js";
 import { buildWorkerStages, shapeOf, sourceOf, syntheticDelay } from "./setup.js";
 import { toPlain } from "../../optim/index.js";
 import { createAsyncRuntime } from "./async-weights.js";
+import { loadWorkerState } from "./worker-state.js";
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -87,11 +88,12 @@ function idleSoon(): void {
 
 try {
   setBackend(init.backend);
-  let model: PipelineModel | null = await loadModelSource(sourceOf(init.setup));
+  // Every parameter is overwritten by the main thread's state: a built-in skips its random init.
+  let model: PipelineModel | null = await loadModelSource(sourceOf(init.setup), { initialise: false });
   const loss = await loadLoss(init.setup.loss);
-  model.loadStateDict(new Map(init.state.map(([k, data, shape]) => [k, new Tensor(data, shape)])));
+  loadWorkerState(model, { units: init.units ?? null, entries: init.state });
   model.train();
-  init.state = []; // the copy of the whole model's state is not needed any more
+  init.state = []; // the copy of the state is not needed any more
   const peers = init.peers as Record<number, MessagePort>;
   const outbox = {
     send(to: number, key: string, payload: Payload, transferable: boolean): void {

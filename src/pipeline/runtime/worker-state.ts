@@ -1,0 +1,77 @@
+// Which part of the model's state a pipeline worker needs: the entries of the units its stages hold
+// (each unit lives on exactly one worker) and their optimizer state. The main thread sends each
+// worker only its share instead of a copy of the whole model per worker.
+import type { PlainOptimizerState, StateEntry } from "../../optim/index.js";
+import type { Schedule } from "../schedule/action.js";
+import { Tensor } from "../../tensor/tensor.js";
+import type { PipelineModel } from "./model-source.js";
+
+/** One worker's initial state: `units` null = the whole model's state (loaded whole, as one model). */
+export interface WorkerState {
+  units: number[] | null;
+  entries: StateEntry[];
+  optimizerState?: PlainOptimizerState;
+}
+
+/** Unit indices of every worker: virtual stage vs = chunk * S + stage runs on stageToWorker[stage]. */
+export function unitsPerWorker(balance: readonly number[], schedule: Schedule): number[][] {
+  const S = schedule.stages;
+  const out: number[][] = schedule.workers.map(() => []);
+  let start = 0;
+  balance.forEach((n, vs) => {
+    const w = schedule.stageToWorker[vs % S];
+    for (let u = start; u < start + n; u++) out[w].push(u);
+    start += n;
+  });
+  return out;
+}
+
+/** The unit a state key belongs to ("layers.3.weight" under prefix "layers" -> 3), or -1. */
+export function unitOfKey(key: string, prefix: string): number {
+  const head = prefix ? `${prefix}.` : "";
+  if (!key.startsWith(head)) return -1;
+  const m = /^(\d+)\./.exec(key.slice(head.length));
+  return m ? Number(m[1]) : -1;
+}
+
+/** Optimizer state restricted to the tensors of `params` (groups and step counts are small: kept). */
+function optimizerShare(full: PlainOptimizerState, params: ReadonlySet<string>): PlainOptimizerState {
+  return { ...full, tensors: full.tensors.filter(([k]) => params.has(k.slice(0, k.lastIndexOf(".")))) };
+}
+
+/**
+ * Each worker's share of `state` (keys under `prefix`) and of the optimizer state. If some key names
+ * no unit (a model-level parameter, or a user model with another prefix), every worker gets all of it.
+ */
+export function shareState(state: ReadonlyMap<string, Tensor>, prefix: string, owners: readonly number[][],
+  optimizerState?: PlainOptimizerState): WorkerState[] {
+  const workerOf = new Map<number, number>();
+  owners.forEach((units, w) => { for (const u of units) workerOf.set(u, w); });
+  const keys = [...state.keys()];
+  if (keys.some((k) => !workerOf.has(unitOfKey(k, prefix)))) {
+    const entries: StateEntry[] = [...state].map(([k, t]) => [k, t.data, [...t.shape]]);
+    return owners.map(() => ({ units: null, entries, optimizerState }));
+  }
+  const shares: WorkerState[] = owners.map((units) => ({ units: [...units], entries: [] }));
+  for (const [k, t] of state) shares[workerOf.get(unitOfKey(k, prefix))!].entries.push([k, t.data, [...t.shape]]);
+  if (optimizerState) for (const s of shares) s.optimizerState = optimizerShare(optimizerState, new Set(s.entries.map(([k]) => k)));
+  return shares;
+}
+
+/** Loads a worker's share into its model: whole, or unit by unit (strict: each held unit gets all its keys). */
+export function loadWorkerState(model: PipelineModel, share: Pick<WorkerState, "units" | "entries">): void {
+  const tensors = share.entries.map(([k, data, shape]) => [k, new Tensor(data, shape)] as const);
+  if (share.units === null) { model.loadStateDict(new Map(tensors)); return; }
+  const perUnit = new Map(share.units.map((u) => [u, new Map<string, Tensor>()]));
+  for (const [k, t] of tensors) {
+    const u = unitOfKey(k, model.unitPrefix);
+    const mine = perUnit.get(u);
+    if (!mine) throw new Error(`worker state: '${k}' is not a key of the units this worker holds (${share.units.join(", ")}) under prefix '${model.unitPrefix}'`);
+    mine.set(k.slice((model.unitPrefix ? model.unitPrefix.length + 1 : 0) + String(u).length + 1), t);
+  }
+  for (const [u, m] of perUnit) {
+    const unit = model.units[u];
+    if (!unit) throw new Error(`worker state: unit ${u} does not exist; the model has ${model.units.length} units`);
+    unit.loadStateDict(m);
+  }
+}
