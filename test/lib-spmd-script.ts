@@ -2,7 +2,8 @@
 // (`mpirun -n 2 node lib-spmd-script.js processes SCHEDULE CKPT`), or one process runs it with
 // executor inline. It trains the user model of lib-user-model.ts with its hand-written MSE through
 // createPipeline, then prints one JSON line per rank (losses, eval output) and saves a checkpoint.
-// Variant "mismatch": rank 1 asks for other micro-batches (the job must end, naming a rank).
+// Variant "mismatch": rank 1 asks for other micro-batches (the job must end, naming a rank);
+// variant "reload": loadStateDict(stateDict()) after training, then one more step.
 import { createPipeline, Rng, arrayDataset, arrayBatches, type ExecutorName, type ScheduleName, type Tensor } from "../src/index.js";
 
 const [executor, schedule, ckpt, variant] = process.argv.slice(2) as [ExecutorName, ScheduleName, string, string?];
@@ -31,6 +32,11 @@ const pipe = await createPipeline({
 });
 const losses: number[] = [];
 for (const b of batches()) losses.push(await pipe.step(b.x, b.y));
+if (variant === "reload") {
+  // Collective: the processes executor restarts with the given weights, optimizer state kept.
+  await pipe.loadStateDict(await pipe.stateDict());
+  losses.push(await pipe.step(batches()[1].x, batches()[1].y));
+}
 const out = await pipe.eval(batches()[0].x);
 await pipe.save(ckpt);
 process.stdout.write(JSON.stringify({ rank, losses, eval: [...out.data] }) + "\n");

@@ -1,7 +1,7 @@
 // The library on the processes executor (SPMD, as with torchrun): a user model with a user loss,
 // run by a user script on 2 MPI ranks through createPipeline, equals the same script on the inline
 // executor bit for bit (weights, optimizer state, every rank's losses and eval output), for gpipe
-// and 1f1b. A rank that fails ends the job naming itself; outside MPI the error says how to launch.
+// and 1f1b, and after loadStateDict (the executor restarts). A rank that fails ends the job naming itself; outside MPI the error says how to launch.
 // The MPI cases skip (saying why) without Open MPI.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -29,14 +29,14 @@ function runScript(ranks: number | null, args: string[]): { status: number | nul
   return { status: r.status, lines, stderr: r.stderr };
 }
 
-for (const schedule of ["gpipe", "1f1b"]) {
-  test(`createPipeline on processes (2 ranks, user model and loss) == inline bit for bit: ${schedule}`, { skip }, () => {
+for (const [schedule, variant] of [["gpipe"], ["1f1b"], ["gpipe", "reload"]]) {
+  test(`createPipeline on processes (2 ranks, user model and loss) == inline bit for bit: ${schedule}${variant ? `, ${variant}` : ""}`, { skip }, () => {
     const dir = mkdtempSync(join(tmpdir(), "pw-spmd-"));
     try {
       const inlineCk = join(dir, "inline.safetensors"), procCk = join(dir, "proc.safetensors");
-      const a = runScript(null, ["inline", schedule, inlineCk]);
+      const a = runScript(null, ["inline", schedule, inlineCk, ...(variant ? [variant] : [])]);
       assert.equal(a.status, 0, a.stderr);
-      const p = runScript(2, ["processes", schedule, procCk]);
+      const p = runScript(2, ["processes", schedule, procCk, ...(variant ? [variant] : [])]);
       assert.equal(p.status, 0, p.stderr);
       // Every rank gets the mini-batch losses and the eval output, the inline executor's bits.
       assert.deepEqual(p.lines.map((l) => l.rank).sort(), [0, 1]);
@@ -48,7 +48,7 @@ for (const schedule of ["gpipe", "1f1b"]) {
       assert.deepEqual([...y.model.keys()], [...x.model.keys()]);
       for (const [k, t] of x.model) assert.deepEqual(Buffer.from(y.model.get(k)!.data.buffer), Buffer.from(t.data.buffer), `weights ${k} differ`);
       assert.equal(JSON.stringify(y.optimizer), JSON.stringify(x.optimizer), "optimizer state differs");
-      assert.equal(y.step, 3);
+      assert.equal(y.step, variant === "reload" ? 4 : 3);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -80,4 +80,10 @@ test("launch runs `node SCRIPT` (a library script) on this Node, and pipewright 
   assert.equal(cli[0], process.execPath);
   assert.match(cli[1], /cli[\\/]main\.js$/);
   assert.deepEqual(cli.slice(2), ["train", "--stages", "2"]);
+});
+
+test("a freeze pipe asked for another executor is refused, not run on threads silently", async () => {
+  const { createPipeline } = await import("../src/index.js");
+  await assert.rejects(createPipeline({ model: { builtin: { name: "vit" } as never }, stages: 2, optimizer: { name: "sgd", lr: 0.1 },
+    freeze: { batch: 8, samples: 16 }, executor: "processes" } as never), /a freeze pipe runs on worker threads only; executor "processes" is not supported/);
 });

@@ -1,7 +1,8 @@
 // `pipewright launch -n N [--hostfile FILE] [--iface NAME|CIDR] [--max-restarts K] [--timeout S] -- train ...`:
-// runs a pipewright command (or `node SCRIPT`, a library user's SPMD script) on N MPI ranks through mpirun, printing the mpirun line first. For
-// `train` it checks that N is the pipeline's worker count, adds --executor processes, and with
-// --max-restarts relaunches a failed run from its last complete checkpoint (--save FILE).
+// runs a pipewright command (or `node SCRIPT`, a library user's SPMD script) on N MPI ranks through
+// mpirun, printing the mpirun line first. For `train` it checks that N is the pipeline's worker
+// count, adds --executor processes, and with --max-restarts relaunches a failed run from its last
+// complete checkpoint (--save FILE).
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism, hostname } from "node:os";
