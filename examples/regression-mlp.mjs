@@ -1,8 +1,11 @@
 // Example (a): a user-defined regression MLP trained with MSE on the user's own arrays, GPipe on
 // worker threads. One file: the workers import this module for `build` (model: {module:
 // import.meta.url, ...}), so the training code runs only on the main thread (isMainThread).
+// With --executor processes it runs SPMD on 2 MPI ranks (one per stage): every rank runs this script
+// with the same data and calls; rank 0 alone prints and writes files.
 //
 //   node examples/regression-mlp.mjs [--executor threads|inline] [--steps 60] [--save model.safetensors]
+//   pipewright launch -n 2 -- node examples/regression-mlp.mjs --executor processes   (or: mpirun -n 2 node ...)
 //
 // Prints one JSON line per 10 steps and a final line with the losses and a SHA-256 of the trained
 // weights (threads and inline give the same bits). --save also writes <file>.samples.json: inputs
@@ -11,7 +14,7 @@ import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { isMainThread } from "node:worker_threads";
-import { Linear, ReLU, Rng, arrayBatches, arrayDataset, createPipeline, getBackend } from "pipewright";
+import { Linear, ReLU, Rng, arrayBatches, arrayDataset, createPipeline, getBackend, isWriterRank } from "pipewright";
 
 export const FEATURES = 8;
 
@@ -46,25 +49,27 @@ async function main() {
     optimizer: { name: "sgd", lr: 0.05, momentum: 0.9 },
   });
   const losses = [];
+  const rank0 = isWriterRank();
   try {
     for (let epoch = 0; losses.length < steps; epoch++) {
       for (const b of arrayBatches(data, { batchSize: batch, epoch, seed: 7, dropLast: true })) {
         if (losses.length === steps) break;
         losses.push(await pipe.step(b.x, b.y));
-        if (losses.length % 10 === 0) console.log(JSON.stringify({ step: losses.length, loss: losses.at(-1) }));
+        if (rank0 && losses.length % 10 === 0) console.log(JSON.stringify({ step: losses.length, loss: losses.at(-1) }));
       }
     }
     const state = await pipe.stateDict();
     const hash = createHash("sha256");
     for (const [name, t] of state) hash.update(name).update(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength));
     if (values.save) {
+      // Collective on processes (every rank calls save and eval); rank 0 writes.
       await pipe.save(values.save);
       const sample = [...arrayBatches(makeData(16, 99), { batchSize: 16, shuffle: false })][0];
       const out = await pipe.eval(sample.x);
-      writeFileSync(`${values.save}.samples.json`, JSON.stringify({ layers: ["linear", "relu", "linear", "relu", "linear"],
+      if (rank0) writeFileSync(`${values.save}.samples.json`, JSON.stringify({ layers: ["linear", "relu", "linear", "relu", "linear"],
         input: { shape: sample.x.shape, data: [...sample.x.data] }, output: { shape: out.shape, data: [...out.data] } }));
     }
-    console.log(JSON.stringify({ executor: values.executor, backend: getBackend().name, first_loss: losses[0], last_loss: losses.at(-1), losses, weights_sha256: hash.digest("hex") }));
+    if (rank0) console.log(JSON.stringify({ executor: values.executor, backend: getBackend().name, first_loss: losses[0], last_loss: losses.at(-1), losses, weights_sha256: hash.digest("hex") }));
   } finally {
     await pipe.close();
   }

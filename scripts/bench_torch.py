@@ -53,6 +53,7 @@ def make_step(cfg, seed):
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y)
         loss.backward()
         opt.step()
+    step.parameters = sum(p.numel() for p in model.parameters())
     return step
 
 
@@ -76,7 +77,7 @@ def bench_one(cfg, steps, warmup, seed):
         "backend": f"torch {torch.__version__}",
         "threads": torch.get_num_threads(),
         "steps": steps,
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": step.parameters,
     }
 
 

@@ -44,6 +44,8 @@ export { EXECUTORS, type ExecutorName, type StepResult } from "./pipeline/runtim
 export { RECOMPUTE_MODES, type RecomputeMode, type Instrumentation, type FaultSpec } from "./pipeline/runtime/setup.js";
 export { loadModelSource, type ModelSource, type PipelineModel, type JsonValue } from "./pipeline/runtime/model-source.js";
 export { ASYNC_METHODS, type AsyncMethod } from "./pipeline/weights/config.js";
+/** Under MPI (executor "processes"): rank 0, or any process outside MPI, is the one that prints and writes. */
+export { isWriterRank } from "./transport/mpi/env.js";
 
 // Checkpoints
 export { saveCheckpoint, loadCheckpoint, readSafetensors, writeSafetensors, type Checkpoint } from "./checkpoint/index.js";

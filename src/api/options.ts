@@ -45,7 +45,11 @@ export interface PipelineOptions {
   balance?: readonly number[];
   /** uniform (default) or parameters (balance the parameter counts). */
   partition?: "uniform" | "parameters";
-  /** threads (default) or inline (one thread, deterministic: bit-identical to threads). */
+  /**
+   * threads (default), inline (one thread, deterministic: bit-identical to threads) or processes
+   * (one MPI rank per worker, SPMD: every rank runs the same script, e.g. `mpirun -n 2 node train.mjs`;
+   * step, eval, stateDict, loadStateDict, save and close are then collective: every rank calls them).
+   */
   executor?: ExecutorName;
   optimizer: OptimizerConfig;
   /** Recompute activations in the backward pass: never (default), always, except-last. */

@@ -20,6 +20,8 @@ import type { PipelineSetup } from "../pipeline/runtime/setup.js";
 import type { StageLoss, Target } from "../pipeline/stage.js";
 import { splitMiniBatch } from "../pipeline/runtime/split.js";
 import { Tensor } from "../tensor/tensor.js";
+import { isWriterRank } from "../transport/mpi/env.js";
+import { endJobOnError, finalizeMpi, startProcessesExecutor } from "./spmd.js";
 import { createFreezingPipeline, FreezingPipe, type FreezingPipeOptions } from "./freeze-pipe.js";
 import { lossSpecOf, modelSourceOf, resolveOptions, type PipelineOptions, type ResolvedOptions } from "./options.js";
 
@@ -61,10 +63,15 @@ export class Pipe {
     return f;
   }
 
+  /** processes: an error on one rank ends the job (see src/api/spmd.ts); else thrown as usual. */
+  private spmd<T>(body: () => Promise<T>): Promise<T> { return endJobOnError(this.resolved.executor, body); }
+
   private split(x: Tensor, y: Target): SplitBatch { return splitMiniBatch(x, y, this.opts.microbatches, "pipe.step"); }
 
   /** One optimizer step on mini-batch (x, y); resolves to its mean loss. Synchronous schedules only. */
-  async step(x: Tensor, y: Target): Promise<number> {
+  async step(x: Tensor, y: Target): Promise<number> { return this.spmd(() => this.stepOnce(x, y)); }
+
+  private async stepOnce(x: Tensor, y: Target): Promise<number> {
     if (this.resolved.schedule === "async") throw new Error(`pipe.step: schedule "async" runs windows of ${this.resolved.window} steps without flush; use pipe.run(batches) with ${this.resolved.window} mini-batches`);
     const r = await this.executor.step(this.split(x, y), this.lrFactor(this.stepCount));
     this.lastResult = r;
@@ -77,7 +84,9 @@ export class Pipe {
    * Asynchronous schedules: one window of `window` optimizer steps without flush, mini-batch k
    * feeding step k; resolves to each step's mean loss.
    */
-  async run(batches: readonly MiniBatch[]): Promise<number[]> {
+  async run(batches: readonly MiniBatch[]): Promise<number[]> { return this.spmd(() => this.runWindow(batches)); }
+
+  private async runWindow(batches: readonly MiniBatch[]): Promise<number[]> {
     const K = this.setup.schedule.steps;
     if (batches.length !== K) throw new Error(`pipe.run: the schedule's lists span ${K} optimizer step(s) (option window); got ${batches.length} mini-batches`);
     const factors = batches.map((_, k) => this.lrFactor(this.stepCount + k));
@@ -95,9 +104,12 @@ export class Pipe {
     if (this.executor.name !== "inline") this.model.loadStateDict(await this.executor.stateDict());
   }
 
-  /** The model's output for x with the current weights (eval mode, no gradient). */
+  /**
+   * The model's output for x with the current weights (eval mode, no gradient). processes: collective
+   * (the weights are gathered from every rank), then every rank computes the output itself.
+   */
   async eval(x: Tensor): Promise<Tensor> {
-    await this.syncModel();
+    await this.spmd(() => this.syncModel());
     this.model.eval();
     try {
       return noGrad(() => this.model.forward(x));
@@ -109,12 +121,19 @@ export class Pipe {
   /** Copies of every parameter and buffer, named as in the model's state dict (PyTorch names). */
   async stateDict(): Promise<Map<string, Tensor>> {
     // Workers answer in any order: give the entries in the model's own order (PyTorch's).
-    const got = await this.executor.stateDict();
+    const got = await this.spmd(() => this.executor.stateDict());
     return new Map([...this.model.stateDict().keys()].map((k) => [k, got.get(k)!]));
   }
 
-  /** Replaces the weights (names and shapes must match); the optimizer state is kept. */
+  /**
+   * Replaces the weights (names and shapes must match); the optimizer state is kept. processes:
+   * collective, every rank passes the same state.
+   */
   async loadStateDict(state: ReadonlyMap<string, Tensor> | Record<string, Tensor>): Promise<void> {
+    return this.spmd(() => this.replaceState(state));
+  }
+
+  private async replaceState(state: ReadonlyMap<string, Tensor> | Record<string, Tensor>): Promise<void> {
     if (this.executor.name === "inline") { this.model.loadStateDict(state); return; }
     const order = this.model.namedParameters().map(([n]) => n);
     const opt = await this.executor.optimizerState(order);
@@ -124,12 +143,18 @@ export class Pipe {
     this.executor = await startExecutor(this.model, this.setup, this.resolved, this.loss);
   }
 
-  /** Writes a checkpoint (safetensors: weights, optimizer state, step); resume with {resume: path}. */
-  async save(path: string): Promise<void> {
+  /**
+   * Writes a checkpoint (safetensors: weights, optimizer state, step); resume with {resume: path}.
+   * processes: collective (weights and optimizer state are gathered); rank 0 alone writes the file.
+   */
+  async save(path: string): Promise<void> { return this.spmd(() => this.saveTo(path)); }
+
+  private async saveTo(path: string): Promise<void> {
     const state = await this.stateDict();
     const order = this.model.namedParameters().map(([n]) => n);
     const optimizer = await this.executor.optimizerState(order);
     const asyncPart = asyncCheckpointParts(await this.executor.asyncState());
+    if (!isWriterRank()) return;
     const src = this.setup.source;
     const pipeline = { schedule: this.resolved.schedule, stages: this.opts.stages, microbatches: this.opts.microbatches, balance: [...this.setup.balance] };
     saveCheckpoint(path, {
@@ -140,16 +165,24 @@ export class Pipe {
     });
   }
 
-  /** Stops the workers (threads) or hands the layers back (inline). */
-  async close(): Promise<void> { await this.executor.close(); }
+  /**
+   * Stops the workers (threads) or hands the layers back (inline). processes: collective; it also
+   * finalizes MPI, so it is the process's last pipeline (and the process can exit).
+   */
+  async close(): Promise<void> {
+    await this.spmd(() => this.executor.close());
+    if (this.resolved.executor === "processes") await finalizeMpi();
+  }
 }
 
 async function startExecutor(model: PipelineModel, setup: PipelineSetup, r: ResolvedOptions, loss: StageLoss): Promise<Executor> {
   const name: string = r.executor;
   if (name === "inline") return new InlineExecutor(model, setup, undefined, loss);
   if (name === "threads") return ThreadsExecutor.create(setup, model.stateDict());
-  // An executor added to EXECUTORS (e.g. "processes") must be wired here, never fall back silently.
-  throw new Error(`createPipeline: executor "${name}" is not available through createPipeline yet; use inline or threads`);
+  // SPMD: every rank built the same model (same source and arguments) and keeps its worker's stages.
+  if (name === "processes") return startProcessesExecutor(setup, model.stateDict());
+  // An executor added to EXECUTORS must be wired here, never fall back silently.
+  throw new Error(`createPipeline: executor "${name}" is not available through createPipeline yet; use inline, threads or processes`);
 }
 
 /** Library errors speak of options, not the CLI's flags. */
@@ -171,12 +204,21 @@ function asOptionError(e: unknown): Error {
 export async function createPipeline(o: FreezingPipeOptions): Promise<FreezingPipe>;
 export async function createPipeline(o: PipelineOptions): Promise<Pipe>;
 export async function createPipeline(o: PipelineOptions | FreezingPipeOptions): Promise<Pipe | FreezingPipe> {
-  if ((o as { freeze?: unknown }).freeze !== undefined) return createFreezingPipeline(o as FreezingPipeOptions);
+  if ((o as { freeze?: unknown }).freeze !== undefined) {
+    // A freezing pipe runs on its own worker threads; never run another executor's request there silently.
+    const ex = (o as { executor?: unknown }).executor;
+    if (ex !== undefined && ex !== "threads") throw new Error(`createPipeline: a freeze pipe runs on worker threads only; executor ${JSON.stringify(ex)} is not supported with freeze`);
+    return createFreezingPipeline(o as FreezingPipeOptions);
+  }
   return createSyncOrAsyncPipeline(o as PipelineOptions);
 }
 
 async function createSyncOrAsyncPipeline(o: PipelineOptions): Promise<Pipe> {
   const r = resolveOptions(o);
+  return endJobOnError(r.executor, () => buildPipe(o, r));
+}
+
+async function buildPipe(o: PipelineOptions, r: ResolvedOptions): Promise<Pipe> {
   const { source, layers } = modelSourceOf(o.model, r.executor);
   const model = layers ? toPipelineModel(layers, "createPipeline: model") : await loadModelSource(source as ModelSource);
   const { spec: lossSpec, fn } = lossSpecOf(o.loss, r.executor);

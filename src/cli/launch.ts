@@ -1,7 +1,8 @@
 // `pipewright launch -n N [--hostfile FILE] [--iface NAME|CIDR] [--max-restarts K] [--timeout S] -- train ...`:
-// runs a pipewright command on N MPI ranks through mpirun, printing the mpirun line first. For
-// `train` it checks that N is the pipeline's worker count, adds --executor processes, and with
-// --max-restarts relaunches a failed run from its last complete checkpoint (--save FILE).
+// runs a pipewright command (or `node SCRIPT`, a library user's SPMD script) on N MPI ranks through
+// mpirun, printing the mpirun line first. For `train` it checks that N is the pipeline's worker
+// count, adds --executor processes, and with --max-restarts relaunches a failed run from its last
+// complete checkpoint (--save FILE).
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism, hostname } from "node:os";
@@ -13,8 +14,8 @@ import { MPI_INSTALL_HINT } from "../transport/mpi/addon.js";
 
 export const launchCommand: CommandSpec = {
   name: "launch",
-  summary: "Run `pipewright <command> ...` (after --) on N MPI ranks with mpirun: one rank per pipeline worker for " +
-    "`train` (--executor processes is added). Prints the mpirun line it runs. Traffic stays on loopback and shared " +
+  summary: "Run `pipewright <command> ...` or `node SCRIPT ...` (after --) on N MPI ranks with mpirun: one rank per pipeline worker for " +
+    "`train` (--executor processes is added) or for a library script (createPipeline with executor \"processes\"). Prints the mpirun line it runs. Traffic stays on loopback and shared " +
     "memory when every rank is local; with other hosts it uses only --iface. The job network must be trusted: MPI " +
     "traffic is not authenticated.",
   flags: {
@@ -28,6 +29,7 @@ export const launchCommand: CommandSpec = {
   },
   examples: [
     "pipewright launch -n 2 -- train --model mlp --schedule 1f1b --stages 2 --microbatches 4",
+    "pipewright launch -n 2 -- node examples/regression-mlp.mjs --executor processes",
     "pipewright launch -n 4 --hostfile hosts --iface 10.0.0.0/24 --max-restarts 1 -- train --model cnn --schedule gpipe --stages 4 --microbatches 8 --save ck.safetensors",
   ],
 };
@@ -69,6 +71,11 @@ function withResume(train: readonly string[], ck: string): string[] {
   return [...out, "--resume", ck];
 }
 
+/** A pipewright command, or `node SCRIPT ...` (a user's SPMD script) on this very Node. */
+export function rankProgram(prog: readonly string[]): string[] {
+  return prog[0] === "node" ? [process.execPath, ...prog.slice(1)] : [process.execPath, MAIN, ...prog];
+}
+
 function runOnce(argv: string[]): Promise<number> {
   process.stderr.write(`pipewright launch: ${formatArgv(argv)}\n`);
   return new Promise((resolve) => {
@@ -100,7 +107,7 @@ export async function runLaunch(argv: string[]): Promise<number> {
   const line = (prog: string[]): string[] => {
     const a = mpirunArgv({ ranks: n, hostfile, iface: f.iface as string | undefined, local, cores: availableParallelism(),
       root: process.getuid?.() === 0, container: existsSync("/.dockerenv") || existsSync("/run/.containerenv"),
-      forward: [...new Set(env)], program: [process.execPath, MAIN, ...prog] });
+      forward: [...new Set(env)], program: rankProgram(prog) });
     const extra = (f["mpirun-args"] as string | undefined)?.split(/\s+/).filter(Boolean) ?? [];
     return [a[0], ...extra, ...a.slice(1)];
   };

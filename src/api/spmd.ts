@@ -1,0 +1,54 @@
+// The library on the processes executor, SPMD as with torchrun: every MPI rank runs the user's same
+// script and makes the same createPipeline / pipe calls with the same arguments; each rank builds
+// only its worker's stages (src/pipeline/runtime/processes.ts). The MPI modules are imported only
+// here, on demand, so that a machine without Open MPI still runs inline and threads pipelines.
+import { writeSync } from "node:fs";
+import { relative } from "node:path";
+import type { Executor } from "../pipeline/runtime/executor.js";
+import type { PipelineSetup } from "../pipeline/runtime/setup.js";
+import { launchEnv } from "../transport/mpi/env.js";
+import type { Tensor } from "../tensor/tensor.js";
+
+/** How to start this very script on `ranks` ranks (for the error a rank outside MPI gives). */
+function launchLines(ranks: number): string {
+  const script = process.argv[1] ? relative(process.cwd(), process.argv[1]) || process.argv[1] : "script.mjs";
+  return `\`mpirun -n ${ranks} node ${script}\` or \`pipewright launch -n ${ranks} -- node ${script}\``;
+}
+
+/** Collective: every rank's executor for its worker of the pipeline. */
+export async function startProcessesExecutor(setup: PipelineSetup, initialState: ReadonlyMap<string, Tensor>): Promise<Executor> {
+  const W = setup.schedule.workers.length;
+  if (!launchEnv()) {
+    throw new Error(`createPipeline: executor "processes" runs one MPI rank per worker (${W} here), but this process was not started by MPI; ` +
+      `run the same script on ${W} ranks: ${launchLines(W)}`);
+  }
+  const { ProcessesExecutor } = await import("../pipeline/runtime/processes.js");
+  return ProcessesExecutor.create(setup, initialState);
+}
+
+async function startedMpi(): Promise<{ rank: number; abort(code: number): never; finalize(): Promise<void> } | null> {
+  return (await import("../transport/mpi/transport.js")).mpiStarted();
+}
+
+/**
+ * processes: an error on one rank ends the whole job, naming the rank (the other ranks would wait
+ * for it forever inside the next collective call). Elsewhere the error is thrown as usual.
+ */
+export async function endJobOnError<T>(executor: string, body: () => Promise<T>): Promise<T> {
+  if (executor !== "processes") return body();
+  try {
+    return await body();
+  } catch (e) {
+    const mpi = await startedMpi();
+    if (!mpi) throw e;
+    const err = e instanceof Error ? e : new Error(String(e));
+    writeSync(2, `pipewright: rank ${mpi.rank} failed: ${err.message}\n`);
+    if (process.env.PIPEWRIGHT_DEBUG) writeSync(2, `${err.stack ?? ""}\n`);
+    return mpi.abort(1);
+  }
+}
+
+/** MPI_Finalize (which also ends the communication thread, so the process can exit). */
+export async function finalizeMpi(): Promise<void> {
+  await (await startedMpi())?.finalize();
+}
