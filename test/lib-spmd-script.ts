@@ -4,25 +4,14 @@
 // createPipeline, then prints one JSON line per rank (losses, eval output) and saves a checkpoint.
 // Variant "mismatch": rank 1 asks for other micro-batches (the job must end, naming a rank);
 // variant "reload": loadStateDict(stateDict()) after training, then one more step.
-import { createPipeline, Rng, arrayDataset, arrayBatches, type ExecutorName, type ScheduleName, type Tensor } from "../src/index.js";
+import { createPipeline, type ExecutorName, type ScheduleName, type Tensor } from "../src/index.js";
+import { regressionBatches } from "./lib-user-model.js";
 
 const [executor, schedule, ckpt, variant] = process.argv.slice(2) as [ExecutorName, ScheduleName, string, string?];
 const MODULE = new URL("./lib-user-model.js", import.meta.url).href;
 const rank = Number(process.env.OMPI_COMM_WORLD_RANK ?? 0);
 
-/** The user's own arrays: y = [sum(x), x0 - x1]; every rank makes the same ones from the seed. */
-function batches(): { x: Tensor; y: Tensor }[] {
-  const rng = new Rng(3);
-  const n = 36;
-  const x = Float32Array.from({ length: n * 6 }, () => rng.normal());
-  const y = new Float32Array(n * 2);
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let k = 0; k < 6; k++) s += x[i * 6 + k];
-    y[2 * i] = s; y[2 * i + 1] = x[i * 6] - x[i * 6 + 1];
-  }
-  return [...arrayBatches(arrayDataset(x, y, n, [6], [2]), { batchSize: 12, seed: 1 })] as { x: Tensor; y: Tensor }[];
-}
+const batches = (): { x: Tensor; y: Tensor }[] => regressionBatches(36, 12);
 
 async function main(): Promise<void> {
   const pipe = await createPipeline({

@@ -1,6 +1,6 @@
 // A user's module for the library tests: a regression MLP built from its arguments, a hand-written
 // MSE loss, and the bad exports the error tests name. Worker threads import this file by URL.
-import { Linear, Module, Rng, Sequential, Tanh, ops, type Tensor } from "../src/index.js";
+import { Linear, Module, Rng, Sequential, Tanh, arrayBatches, arrayDataset, ops, type Tensor } from "../src/index.js";
 
 export interface MlpArgs { sizes: number[]; seed: number }
 
@@ -36,3 +36,16 @@ export function unreducedLoss(out: Tensor, target: Tensor | Int32Array): Tensor 
 export const notAFunction = 42;
 
 export function buildNothing(): unknown { return { layers: 3 }; }
+
+/** The user's own arrays for the tests: y = [sum(x), x0 - x1] over n rows of 6, as mini-batches. */
+export function regressionBatches(n: number, batchSize: number): { x: Tensor; y: Tensor }[] {
+  const rng = new Rng(3);
+  const x = Float32Array.from({ length: n * 6 }, () => rng.normal());
+  const y = new Float32Array(n * 2);
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let k = 0; k < 6; k++) s += x[i * 6 + k];
+    y[2 * i] = s; y[2 * i + 1] = x[i * 6] - x[i * 6 + 1];
+  }
+  return [...arrayBatches(arrayDataset(x, y, n, [6], [2]), { batchSize, seed: 1 })] as { x: Tensor; y: Tensor }[];
+}

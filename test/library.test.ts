@@ -10,28 +10,15 @@ import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { backward } from "../src/autograd/engine.js";
-import { createPipeline, SGD, Sequential, Tensor, Rng, arrayDataset, arrayBatches, type PipelineOptions, type ScheduleName } from "../src/index.js";
-import { buildMlp, userMse, type MlpArgs } from "./lib-user-model.js";
+import { createPipeline, SGD, Sequential, Tensor, type PipelineOptions, type ScheduleName } from "../src/index.js";
+import { buildMlp, regressionBatches, userMse, type MlpArgs } from "./lib-user-model.js";
 
 const MODULE = new URL("./lib-user-model.js", import.meta.url).href;
 const ARGS: MlpArgs = { sizes: [6, 10, 10, 10, 2], seed: 5 }; // 7 units
 const N = 12, STEPS = 3;
 const OPT = { name: "sgd", lr: 0.05, momentum: 0.9 } as const;
 
-/** Regression batches from the user's own arrays: y = [sum(x), x0 - x1] plus noise. */
-function batches(): { x: Tensor; y: Tensor }[] {
-  const rng = new Rng(3);
-  const n = N * STEPS;
-  const x = Float32Array.from({ length: n * 6 }, () => rng.normal());
-  const y = new Float32Array(n * 2);
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let k = 0; k < 6; k++) s += x[i * 6 + k];
-    y[2 * i] = s; y[2 * i + 1] = x[i * 6] - x[i * 6 + 1];
-  }
-  const ds = arrayDataset(x, y, n, [6], [2]);
-  return [...arrayBatches(ds, { batchSize: N, seed: 1 })] as { x: Tensor; y: Tensor }[];
-}
+const batches = (): { x: Tensor; y: Tensor }[] => regressionBatches(N * STEPS, N);
 
 /** Single-device oracle: the same user model, full mini-batch, mean loss, SGD. */
 function singleDevice(): Map<string, Tensor> {
