@@ -29,7 +29,7 @@ const COMMANDS: Record<string, Command> = {
     run: async (argv) => (await import("./eval.js")).runEval(argv),
   },
   launch: {
-    summary: "run a command (train) on N MPI ranks through mpirun: one OS process per pipeline worker, local or across hosts",
+    summary: "run `train` or your own `node SCRIPT` on N MPI ranks through mpirun: one OS process per pipeline worker, local or across hosts",
     run: async (argv) => (await import("./launch.js")).runLaunch(argv),
   },
   repro: {
