@@ -10,14 +10,13 @@ import { writeSync } from "node:fs";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import { checkBatches, sumMetrics, type Executor, type SplitBatch, type StepResult } from "./executor.js";
-import { messageKey, PipelineActionError, targetsPayload, WorkerInterpreter, type Payload } from "./interpreter.js";
+import { messageKey, PipelineActionError, targetsPayload, type Payload, type WorkerInterpreter } from "./interpreter.js";
 import { assertValidSchedule } from "../schedule/validate.js";
-import { buildWorkerStages, shapeOf, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
-import { loadModelSource } from "./model-source.js";
-import { loadLoss } from "./loss-source.js";
+import type { PipelineSetup } from "./setup.js";
+import { buildWorker } from "./worker-build.js";
 import { targetRows, type Target } from "../stage.js";
 import { mergeAsyncStates, type AsyncState } from "./async-state.js";
-import { createAsyncRuntime, type AsyncRuntime } from "./async-weights.js";
+import type { AsyncRuntime } from "./async-weights.js";
 import { fromPlain, mergeStates, toPlain, type OptimizerState, type PlainOptimizerState, type StateEntry } from "../../optim/index.js";
 import { TAG } from "../../transport/mpi/transport.js";
 import { frameHeader, parseFrame } from "../../transport/mpi/frame.js";
@@ -69,19 +68,12 @@ export class ProcessesExecutor implements Executor {
 
   /** This rank's stages, on the model its source builds (every rank imports the same module, SPMD). */
   private async build(initialState: ReadonlyMap<string, Tensor>): Promise<void> {
-    const worker = this.g.at.worker;
-    const model = await loadModelSource(sourceOf(this.setup));
-    const loss = await loadLoss(this.setup.loss);
-    model.loadStateDict(new Map([...initialState].map(([k, t]) => [k, t.clone()])));
-    model.train();
-    const stages = buildWorkerStages(model, this.setup, worker, loss);
-    this.asyncRuntime = createAsyncRuntime(stages, this.setup.async);
+    // loadStateDict copies the values into the rank's own parameters.
+    const entries: StateEntry[] = [...initialState].map(([k, t]) => [k, t.data, [...t.shape]]);
     const outbox = { send: (to: number, key: string, payload: Payload) => this.sendPipe(to, key, payload) };
-    this.interp = new WorkerInterpreter({
-      worker, actions: this.setup.schedule.workers[worker], stages, shape: shapeOf(this.setup.schedule), outbox,
-      hooks: this.asyncRuntime?.hooks, actionDelay: syntheticDelay(this.setup.instrumentation, this.setup.schedule.chunks),
-      onMetrics: (mb, m) => { this.metrics.push([mb, m]); }, ownsWeights: true,
-    });
+    const built = await buildWorker(this.setup, this.g.at.worker, { units: null, entries }, outbox, (mb, m) => { this.metrics.push([mb, m]); });
+    this.interp = built.interp;
+    this.asyncRuntime = built.asyncRuntime;
   }
 
   private sendPipe(to: number, key: string, payload: Payload): void {

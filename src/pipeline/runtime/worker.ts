@@ -6,15 +6,11 @@
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { getHeapStatistics } from "node:v8";
 import { setBackend } from "../../backend/index.js";
-import { loadModelSource, type PipelineModel } from "./model-source.js";
-import { loadLoss } from "./loss-source.js";
 import type { MicrobatchMetrics } from "../stage.js";
-import { messageKey, PipelineActionError, WorkerInterpreter, type Payload } from "./interpreter.js";
+import { messageKey, PipelineActionError, type Payload, type WorkerInterpreter } from "./interpreter.js";
 import type { FromWorker, PeerMessage, StateEntry, ToWorker, WorkerInit } from "./messages.js";
-import { buildWorkerStages, shapeOf, sourceOf, syntheticDelay } from "./setup.js";
 import { toPlain } from "../../optim/index.js";
-import { createAsyncRuntime } from "./async-weights.js";
-import { loadWorkerState } from "./worker-state.js";
+import { buildWorker } from "./worker-build.js";
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -88,12 +84,6 @@ function idleSoon(): void {
 
 try {
   setBackend(init.backend);
-  // Every parameter is overwritten by the main thread's state: a built-in skips its random init.
-  let model: PipelineModel | null = await loadModelSource(sourceOf(init.setup), { initialise: false });
-  const loss = await loadLoss(init.setup.loss);
-  loadWorkerState(model, { units: init.units ?? null, entries: init.state });
-  model.train();
-  init.state = []; // the copy of the state is not needed any more
   const peers = init.peers as Record<number, MessagePort>;
   const outbox = {
     send(to: number, key: string, payload: Payload, transferable: boolean): void {
@@ -109,21 +99,11 @@ try {
       }
     },
   };
-  const stages = buildWorkerStages(model, init.setup, init.worker, loss);
-  const asyncRuntime = createAsyncRuntime(stages, init.setup.async);
-  interp = new WorkerInterpreter({
-    worker: init.worker,
-    actions: init.setup.schedule.workers[init.worker],
-    stages,
-    shape: shapeOf(init.setup.schedule),
-    outbox,
-    // The asynchronous method is rebuilt here from the setup's JSON, like the model.
-    hooks: asyncRuntime?.hooks,
-    actionDelay: syntheticDelay(init.setup.instrumentation, init.setup.schedule.chunks),
-    onMetrics: (mb, m) => { metrics.push([mb, m]); },
-    ownsWeights: true, // no message but "step" writes them (state, optimizer: reads)
-  });
-  model = null; // only this worker's units stay alive (held by its stages)
+  const built = await buildWorker(init.setup, init.worker, { units: init.units ?? null, entries: init.state }, outbox,
+    (mb, m) => { metrics.push([mb, m]); });
+  init.state = []; // the copy of the state is not needed any more
+  interp = built.interp;
+  const asyncRuntime = built.asyncRuntime;
   for (const [w, p] of Object.entries(peers)) {
     p.on("messageerror", (e: Error) => { failed = true; fail(new Error(`a message from worker ${w} could not be read: ${e.message}`)); });
     p.on("message", (m: PeerMessage) => {
