@@ -22,17 +22,20 @@ const spare = new WeakMap<Tensor, Float32Array>();
 
 /**
  * Test instrumentation: PIPEWRIGHT_LAYOUT_CACHE=cold makes no copy ahead of use, =warm makes every
- * held weight's copy when it is held; results must not change either way. Read per call, so a test
- * can switch it, and worker threads see the value of their creation.
+ * held weight's copy when it is held; results must not change either way. Read at every hold (not
+ * in the idle loop), so a test can switch it between runs; worker threads see their creation's value.
  */
 function cacheMode(): "cold" | "warm" | "auto" {
   const m = process.env.PIPEWRIGHT_LAYOUT_CACHE;
   return m === "cold" || m === "warm" ? m : "auto";
 }
 
+let mode: ReturnType<typeof cacheMode> = "auto";
+
 /** Promises that the values of `weights` stay fixed until releaseWeights(weights). */
 export function holdWeights(weights: readonly Tensor[]): void {
-  const warm = cacheMode() === "warm";
+  mode = cacheMode();
+  const warm = mode === "warm";
   for (const w of weights) {
     if (w.rank !== 2 || held.has(w)) continue;
     held.set(w, { transposed: warm ? transposeInto(w, spare.get(w) ?? emptyFloat32(w.size)) : null });
@@ -44,7 +47,7 @@ export function holdWeights(weights: readonly Tensor[]): void {
  * in thin products). Returns false when there was nothing left to do.
  */
 export function prepareHeldCopy(): boolean {
-  if (cacheMode() === "cold") return false;
+  if (mode === "cold") return false;
   for (const [w, h] of held) {
     if (h.transposed || !spare.has(w)) continue;
     h.transposed = transposeInto(w, spare.get(w)!);
