@@ -54,7 +54,10 @@ for (const c of CASES) {
       assert.equal(p.code, 0, p.stderr);
       // Rank 0 alone prints the summary.
       assert.equal(p.stdout.trim().split("\n").length, 1, p.stdout);
-      assert.equal(JSON.parse(p.stdout).train_loss, JSON.parse(r.stdout).train_loss);
+      const ps = JSON.parse(p.stdout), rs = JSON.parse(r.stdout);
+      assert.equal(ps.train_loss, rs.train_loss);
+      // Evaluation runs through the ranks' stages.
+      assert.deepEqual([ps.test_loss, ps.test_acc], [rs.test_loss, rs.test_acc]);
       assertSameCheckpoint(inlineCk, procCk);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -115,6 +118,10 @@ test("--replicas 2: 2 workers x 2 replicas (4 ranks) match one pipeline within t
     // The same gradients summed in another order: float32 rounding, far below any training effect.
     assert.ok(worst < 1e-4, `largest relative weight difference ${worst}`);
     assert.ok(Math.abs(JSON.parse(p.stdout).train_loss - JSON.parse(r.stdout).train_loss) < 1e-4);
+    // Each replica evaluates its share of the test chunks; the sums come back in chunk order.
+    assert.ok(Math.abs(JSON.parse(p.stdout).test_loss - JSON.parse(r.stdout).test_loss) < 1e-4);
+    // At most one of the 192 test images may fall on the other side of a near tie.
+    assert.ok(Math.abs(JSON.parse(p.stdout).test_acc - JSON.parse(r.stdout).test_acc) <= 1 / 192 + 1e-9);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -2,8 +2,8 @@
 // worker imports, a built-in spec, or inline layers), a loss, a schedule and the stage layout;
 // `pipe.step(x, y)` splits the mini-batch into micro-batches, applies the loss-scaling rule
 // (src/pipeline/stage.ts: the summed micro-batch losses are the mini-batch mean) and runs one
-// optimizer step on the executor. The main thread keeps a copy of the model for eval() and save().
-import { noGrad } from "../autograd/engine.js";
+// optimizer step on the executor. eval() runs through the stages; the main thread keeps a copy of
+// the model for stateDict() and save().
 import { loadCheckpoint, saveCheckpoint, type Json } from "../checkpoint/index.js";
 import { toPlain, type OptimizerState } from "../optim/index.js";
 import { partitionLayers } from "../pipeline/partition.js";
@@ -105,17 +105,12 @@ export class Pipe {
   }
 
   /**
-   * The model's output for x with the current weights (eval mode, no gradient). processes: collective
-   * (the weights are gathered from every rank), then every rank computes the output itself.
+   * The model's output for x with the current weights (eval mode, no gradient), computed through the
+   * stages as one micro-batch. processes: collective; every rank gets the output.
    */
   async eval(x: Tensor): Promise<Tensor> {
-    await this.spmd(() => this.syncModel());
-    this.model.eval();
-    try {
-      return noGrad(() => this.model.forward(x));
-    } finally {
-      this.model.train();
-    }
+    const [out] = await this.spmd(() => this.executor.predict([x]));
+    return out;
   }
 
   /** Copies of every parameter and buffer, named as in the model's state dict (PyTorch names). */

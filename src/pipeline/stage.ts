@@ -237,13 +237,34 @@ export class Stage {
   /** Micro-batches whose activations (or inputs, when recomputing) are held right now. */
   get liveMicrobatches(): number { return this.saved.size; }
 
-  private run(x: Tensor, mb: number, recording: boolean): Tensor {
+  private run(x: Tensor, mb: number, recording: boolean, instrumented = true): Tensor {
     let y = x;
     for (const [i, m] of this.units) {
-      this.beforeUnit?.(i, mb, recording);
+      if (instrumented) this.beforeUnit?.(i, mb, recording);
       y = m.forward(y);
     }
     return y;
+  }
+
+  /**
+   * Evaluation of one micro-batch: eval mode (no dropout, BatchNorm's running statistics), no
+   * gradients, nothing kept. Returns the output for the next stage; on the last stage the metrics
+   * with the loss weighted by `targets.scale` (1: summed), or the output itself without targets.
+   */
+  evaluate(x: Tensor, targets: MicrobatchTargets | null): ForwardResult {
+    const modes = this.units.map(([, m]) => m.training);
+    for (const [, m] of this.units) m.eval();
+    try {
+      return noGrad(() => {
+        const out = this.run(new Tensor(x.data, x.shape), -1, false, false);
+        // Nothing of this stage keeps the output: it may be moved to the next worker.
+        const transferable = out.data.buffer !== x.data.buffer;
+        if (!this.isLast || !targets) return { output: out, transferable, metrics: null };
+        return { output: null, transferable: false, metrics: { loss: this.loss(out, targets).item(), ...accuracyOf(out, targets.labels) } };
+      });
+    } finally {
+      this.units.forEach(([, m], i) => m.train(modes[i]));
+    }
   }
 
   private loss(out: Tensor, t: MicrobatchTargets): Tensor {

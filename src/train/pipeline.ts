@@ -5,9 +5,10 @@
 // mini-batches as single-device training are split into M micro-batches; by the loss-scaling rule
 // (src/pipeline/stage.ts) the gradients are those of single-device training.
 //
-// Evaluation and checkpoints use the main thread's copy of the model: after each epoch the weights
-// (and, when saving, the optimizer state merged into the single-device shape) are gathered from
-// the stages, so a pipeline checkpoint resumes on one device and the other way round.
+// Evaluation runs through the stages (forward-only lists, src/pipeline/schedule/forward-only.ts), in
+// the same chunks as single-device evaluation. Checkpoints use the main thread's copy of the model:
+// before a save the weights (and the optimizer state merged into the single-device shape) are
+// gathered from the stages, so a pipeline checkpoint resumes on one device and the other way round.
 import { getBackend } from "../backend/index.js";
 import { saveCheckpoint, type Json } from "../checkpoint/index.js";
 import { createModel, type Model } from "../nn/models/index.js";
@@ -17,7 +18,7 @@ import { makeLrSchedule, specOf, type ResumeExtra, type TrainResult, type TrainS
 import { EpochReport } from "./epoch-report.js";
 import { MetricsWriter } from "./metrics.js";
 import type { PipelineConfig, PipelineTrainOptions, TrainConfig } from "./options.js";
-import { buildTask, type Task } from "./task.js";
+import { buildTask, type EvalResult, type Task } from "./task.js";
 import { ProgressBar } from "./progress.js";
 import { annealSteps } from "../pipeline/weights/index.js";
 import { asyncSetupFor } from "../pipeline/runtime/async-weights.js";
@@ -85,8 +86,11 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   });
   const run: PipelineRun = { opts, task, report, lrSchedule: makeLrSchedule(opts, opts.epochs * task.stepsPerEpoch), executor,
     step: start.step, skipped: 0, workerPeakBytes: null };
+  let finalEval: EvalResult;
   try {
     await runEpochs(run, { model, spec, plan, start, inWarmup: warmupSetup !== null, log, restart: (s) => makeExecutor({ ...setup, optimizerState: s }) });
+    // Nothing left to train (a finished run resumed): the checkpoint's weights are evaluated.
+    finalEval = report.lastEval ?? await evaluateThrough(run.executor, task);
   } finally {
     bar?.done();
     metrics?.close();
@@ -98,7 +102,7 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   }
   if (run.skipped) log(`note: ${run.skipped} batch(es) smaller than ${p.microbatches} examples were skipped (too small to split into micro-batches)`);
   const summary = report.summary({ model: opts.model, backend: getBackend().name, parameters: model.numParameters(), steps: run.step,
-    resumed_from: start.resumedFrom, metrics: opts.metrics ?? null }, start.startEpoch, report.lastEval ?? evaluate(opts, task, model));
+    resumed_from: start.resumedFrom, metrics: opts.metrics ?? null }, start.startEpoch, finalEval);
   return { summary: { ...summary, ...memorySummary(run) }, records: report.records };
 }
 
@@ -147,8 +151,8 @@ async function runEpochs(run: PipelineRun, c: EpochContext): Promise<void> {
     if (c.plan.win && !inWarmup) await runAsyncEpoch(run, epoch, c.plan.win);
     else await runSyncEpoch(run, epoch);
     await run.report.endEpoch(run.step, opts.lr * run.lrSchedule(Math.max(0, run.step - 1)),
-      async () => { await syncModel(); return evaluate(opts, run.task, c.model); },
-      (path) => savePipelineCheckpoint(path, run, c, epoch + 1, paramOrder));
+      () => evaluateThrough(run.executor, run.task),
+      async (path) => { await syncModel(); await savePipelineCheckpoint(path, run, c, epoch + 1, paramOrder); });
   }
 }
 
@@ -173,9 +177,9 @@ async function savePipelineCheckpoint(path: string, run: PipelineRun, c: EpochCo
   });
 }
 
-/** Under MPI only rank 0 reports, so only it evaluates (the weight gather before it is collective). */
-function evaluate(opts: PipelineTrainOptions, task: Task, model: Model): ReturnType<Task["evaluate"]> {
-  return opts.pipeline.executor !== "processes" || isWriterRank() ? task.evaluate(model) : { loss: Number.NaN, acc: null, ppl: null };
+/** The task's evaluation run through the pipeline's stages (collective on processes: every rank gets it). */
+async function evaluateThrough(executor: Executor, task: Task): Promise<EvalResult> {
+  return task.evalResult(await executor.evaluate(task.evalBatches()));
 }
 
 /** Each worker thread's own memory peak for the summary (the process's peak RSS is already there). */

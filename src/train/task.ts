@@ -21,6 +21,12 @@ export interface EvalResult {
   ppl: number | null;
 }
 
+/** Evaluation batches: inputs[j] with class ids labels[j] (each a whole chunk, not split further). */
+export interface EvalSet { inputs: Tensor[]; labels: Int32Array[] }
+
+/** Summed cross-entropy, correct predictions and targets over an evaluation. */
+export interface EvalSums { loss: number; correct: number; count: number }
+
 export interface Task {
   kind: "image" | "text";
   /** Examples (images or context windows) per epoch. */
@@ -30,6 +36,10 @@ export interface Task {
   batches(epoch: number, start: number): Iterable<TrainBatch>;
   /** Loss (and accuracy) on the test set / validation split, in eval mode, without gradients. */
   evaluate(model: Module): EvalResult;
+  /** The same evaluation's batches (test set / validation split), to run through a pipeline. */
+  evalBatches(): EvalSet;
+  /** The evaluation result from the summed loss, correct predictions and targets of evalBatches(). */
+  evalResult(sums: EvalSums): EvalResult;
   /** One line for the log: what data this is. */
   describe: string;
 }
@@ -86,12 +96,19 @@ export function loadImageDatasets(data?: string, limit?: number): { train: Tenso
 function imageTask(o: TaskOptions): Task {
   const { train: trainSet, test: testSet, dir } = loadImageDatasets(o.data, o.limit);
   const loader = new DataLoader(trainSet, { batchSize: o.batch, shuffle: true, seed: o.seed });
+  const evalBatches = (): EvalSet => {
+    const chunks = [...new DataLoader(testSet, { batchSize: EVAL_CHUNK, shuffle: false }).epoch(0)];
+    return { inputs: chunks.map((c) => c.x), labels: chunks.map((c) => c.y) };
+  };
+  const evalResult = (s: EvalSums): EvalResult => ({ loss: s.loss / s.count, acc: s.correct / s.count, ppl: null });
   return {
     kind: "image",
     samplesPerEpoch: trainSet.n,
     stepsPerEpoch: loader.length,
     batches: (epoch, start) => loader.epoch(epoch, start),
-    evaluate: (model) => evalClassifier(model, testSet),
+    evaluate: (model) => evalResult(sumOnModel(model, evalBatches())),
+    evalBatches,
+    evalResult,
     describe: `Fashion-MNIST from ${dir}: ${trainSet.n} training and ${testSet.n} test images`,
   };
 }
@@ -107,21 +124,23 @@ function evaluating<T>(model: Module, fn: () => T): T {
   }
 }
 
+/** Summed cross-entropy, correct predictions and targets of `model` over the batches, in order. */
+function sumOnModel(model: Module, set: EvalSet): EvalSums {
+  const s: EvalSums = { loss: 0, correct: 0, count: 0 };
+  evaluating(model, () => set.inputs.forEach((x, j) => {
+    const logits = model.forward(x), y = set.labels[j];
+    s.loss += crossEntropyLoss(logits, y, "sum").item();
+    s.correct += countCorrect(logits, y);
+    s.count += y.length;
+  }));
+  return s;
+}
+
 /** Summed-then-averaged cross-entropy and accuracy of a classifier over a whole test set. */
 export function evalClassifier(model: Module, test: TensorDataset): EvalResult & { acc: number } {
-  const loader = new DataLoader(test, { batchSize: EVAL_CHUNK, shuffle: false });
-  let lossSum = 0;
-  let correct = 0;
-  let n = 0;
-  evaluating(model, () => {
-    for (const { x, y } of loader.epoch(0)) {
-      const logits = model.forward(x);
-      lossSum += crossEntropyLoss(logits, y, "sum").item();
-      correct += countCorrect(logits, y);
-      n += y.length;
-    }
-  });
-  return { loss: lossSum / n, acc: correct / n, ppl: null };
+  const chunks = [...new DataLoader(test, { batchSize: EVAL_CHUNK, shuffle: false }).epoch(0)];
+  const s = sumOnModel(model, { inputs: chunks.map((c) => c.x), labels: chunks.map((c) => c.y) });
+  return { loss: s.loss / s.count, acc: s.correct / s.count, ppl: null };
 }
 
 /** Validation batches drawn for each evaluation of the language model (fixed, so evals compare). */
@@ -137,6 +156,11 @@ function textTask(o: TaskOptions): Task {
   const onePass = Math.ceil(corpus.train.length / (o.batch * spec.context));
   const stepsPerEpoch = o.stepsPerEpoch
     ?? (o.limit !== undefined ? Math.ceil(o.limit / o.batch) : Math.max(MIN_TEXT_STEPS_PER_EPOCH, onePass));
+  const evalBatches = (): EvalSet => {
+    const batches = Array.from({ length: TEXT_EVAL_BATCHES }, (_, i) => batcher.batchAt("val", i));
+    return { inputs: batches.map((b) => b.x), labels: batches.map((b) => b.y) };
+  };
+  const evalResult = (s: EvalSums): EvalResult => ({ loss: s.loss / s.count, acc: null, ppl: Math.exp(s.loss / s.count) });
   return {
     kind: "text",
     samplesPerEpoch: stepsPerEpoch * o.batch,
@@ -147,19 +171,9 @@ function textTask(o: TaskOptions): Task {
         yield { x, y, index: i };
       }
     },
-    evaluate(model) {
-      let lossSum = 0;
-      let n = 0;
-      evaluating(model, () => {
-        for (let i = 0; i < TEXT_EVAL_BATCHES; i++) {
-          const { x, y } = batcher.batchAt("val", i);
-          lossSum += crossEntropyLoss(model.forward(x), y, "sum").item();
-          n += y.length;
-        }
-      });
-      const loss = lossSum / n;
-      return { loss, acc: null, ppl: Math.exp(loss) };
-    },
+    evaluate: (model) => evalResult(sumOnModel(model, evalBatches())),
+    evalBatches,
+    evalResult,
     describe: `text corpus ${path}: ${corpus.train.length} training and ${corpus.val.length} validation bytes, ` +
       `context ${spec.context}, ${stepsPerEpoch} steps per epoch`,
   };

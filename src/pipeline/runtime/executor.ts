@@ -37,6 +37,12 @@ export interface StepResult {
   workerPeakBytes?: number[];
 }
 
+/** Evaluation micro-batches: inputs[j] with labels[j], run forward only, in eval mode, without gradients. */
+export interface EvalBatches {
+  inputs: readonly Tensor[];
+  labels: readonly Target[];
+}
+
 export interface Executor {
   readonly name: ExecutorName;
   /** Runs the schedule's lists once (one optimizer step) with the given learning-rate factor. */
@@ -46,6 +52,14 @@ export interface Executor {
    * asynchronous schedule): batch k feeds micro-batch ids k*M .. k*M+M-1, STEP k uses lrFactors[k].
    */
   run(batches: readonly SplitBatch[], lrFactors?: readonly number[]): Promise<StepResult>;
+  /**
+   * Evaluation through the stages with the current weights: loss (each micro-batch's weighted by
+   * `scale`, default 1: summed), correct predictions and targets, summed over the micro-batches in
+   * index order. Between steps only.
+   */
+  evaluate(batches: EvalBatches, scale?: number): Promise<MicrobatchMetrics>;
+  /** The model's outputs for each input (eval mode, no gradients), through the stages. */
+  predict(inputs: readonly Tensor[]): Promise<Tensor[]>;
   /** Copies of every parameter and buffer, named as in the full model's state dict. */
   stateDict(): Promise<Map<string, Tensor>>;
   /**
@@ -79,4 +93,14 @@ export function sumMetrics(per: MicrobatchMetrics[], busy: number[], peaks: Iter
   const peakActivations = new Array<number>(stages).fill(0);
   for (const [s, n] of peaks) peakActivations[s] = n;
   return { loss, correct, count, perMicrobatch: per, busy, peakActivations };
+}
+
+/** Per-micro-batch evaluation metrics summed in index order (every executor sums the same way). */
+export function sumEvalMetrics(per: readonly (MicrobatchMetrics | undefined)[]): MicrobatchMetrics {
+  const out = { loss: 0, correct: 0, count: 0 };
+  per.forEach((m, j) => {
+    if (!m) throw new Error(`evaluation micro-batch ${j} produced no metrics`);
+    out.loss += m.loss; out.correct += m.correct; out.count += m.count;
+  });
+  return out;
 }

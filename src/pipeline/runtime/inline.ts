@@ -6,8 +6,9 @@ import type { PipelineModel } from "./model-source.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { formatAction } from "../schedule/action.js";
 import type { MicrobatchMetrics, StageLoss } from "../stage.js";
-import { checkBatches, sumMetrics, type Executor, type SplitBatch, type StepResult } from "./executor.js";
-import { messageKey, targetsPayload, WorkerInterpreter, type WeightHooks } from "./interpreter.js";
+import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
+import { messageKey, targetsPayload, WorkerInterpreter, type ForwardMode, type WeightHooks } from "./interpreter.js";
+import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { mergeStates, type OptimizerState } from "../../optim/index.js";
 import { buildWorkerStages, shapeOf, syntheticDelay, type PipelineSetup } from "./setup.js";
 import type { AsyncState } from "./async-state.js";
@@ -17,6 +18,7 @@ export class InlineExecutor implements Executor {
   readonly name = "inline" as const;
   private readonly workers: WorkerInterpreter[];
   private metrics = new Map<number, MicrobatchMetrics>();
+  private outputs = new Map<number, Tensor>();
   /** The asynchronous method's per-stage policies (setup.async in its async phase), else null. */
   readonly asyncRuntime: AsyncRuntime | null;
 
@@ -36,6 +38,7 @@ export class InlineExecutor implements Executor {
     this.workers = schedule.workers.map((actions, w) => new WorkerInterpreter({
       worker: w, actions, stages: stagesOf[w], shape, outbox, hooks: h, actionDelay: syntheticDelay(setup.instrumentation, schedule.chunks),
       onMetrics: (mb, m) => { this.metrics.set(mb, m); },
+      onOutput: (mb, t) => { this.outputs.set(mb, t); },
     }));
   }
 
@@ -71,6 +74,39 @@ export class InlineExecutor implements Executor {
     });
     return sumMetrics(per, this.workers.map((w) => w.busy.F + w.busy.B + w.busy.W + w.busy.STEP),
       this.workers.flatMap((w) => [...w.peakLive]), schedule.stages);
+  }
+
+  async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
+    this.metrics.clear();
+    const last = this.workers[this.lastWorker];
+    batches.labels.forEach((t, j) => last.deliver(messageKey.targets(j), targetsPayload(t, scale)));
+    this.forwardOnly(batches.inputs, "eval");
+    return sumEvalMetrics(batches.inputs.map((_, j) => this.metrics.get(j)));
+  }
+
+  async predict(inputs: readonly Tensor[]): Promise<Tensor[]> {
+    this.outputs.clear();
+    this.forwardOnly(inputs, "predict");
+    return inputs.map((_, j) => this.outputs.get(j)!);
+  }
+
+  private get lastWorker(): number {
+    const { stages: S, chunks: v, stageToWorker } = this.setup.schedule;
+    return stageToWorker[(S * v - 1) % S];
+  }
+
+  /** Runs the forward-only lists over `inputs` (targets, if any, already delivered). */
+  private forwardOnly(inputs: readonly Tensor[], mode: ForwardMode): void {
+    const { schedule } = this.setup;
+    const lists = forwardOnlyLists(schedule, inputs.length);
+    const first = this.workers[schedule.stageToWorker[0]];
+    inputs.forEach((x, j) => first.deliver(messageKey.activation(0, j), { kind: "tensor", data: x.data, shape: [...x.shape] }));
+    this.workers.forEach((w, i) => w.reset([1], lists[i], mode));
+    try {
+      this.pumpAll();
+    } finally {
+      for (const w of this.workers) w.abandon();
+    }
   }
 
   /** Runs every worker's list to its end, round robin (one thread: the deterministic reference). */

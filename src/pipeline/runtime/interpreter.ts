@@ -10,7 +10,7 @@
 // each stage its own learning-rate factor per STEP (PipeMare's T1).
 import { type Action, formatAction, virtualStage } from "../schedule/action.js";
 import { Tensor } from "../../tensor/tensor.js";
-import type { MicrobatchMetrics, MicrobatchTargets, Stage, Target } from "../stage.js";
+import type { ForwardResult, MicrobatchMetrics, MicrobatchTargets, Stage, Target } from "../stage.js";
 import type { OptimizerState } from "../../optim/index.js";
 import { holdWeights, prepareHeldCopy, releaseWeights } from "../../autograd/weight-layouts.js";
 
@@ -100,6 +100,13 @@ export class PipelineActionError extends Error {
   }
 }
 
+/**
+ * How F runs: "train" keeps what B needs; "eval" (forward-only lists) runs in eval mode without
+ * gradients, the last stage reporting metrics; "predict" is "eval" whose last stage hands its output
+ * to onOutput instead (no targets).
+ */
+export type ForwardMode = "train" | "eval" | "predict";
+
 export interface InterpreterOptions {
   worker: number;
   actions: readonly Action[];
@@ -109,6 +116,8 @@ export interface InterpreterOptions {
   outbox: Outbox;
   /** Called with the metrics of each micro-batch the last virtual stage finishes forward. */
   onMetrics?(microbatch: number, m: MicrobatchMetrics): void;
+  /** Called with the last virtual stage's output of each micro-batch in "predict" mode. */
+  onOutput?(microbatch: number, output: Tensor): void;
   hooks?: WeightHooks;
   /**
    * Benchmarking only: seconds to sleep before each action (synthetic stage costs), so the executor's
@@ -138,6 +147,7 @@ export class WorkerInterpreter {
   private pc = 0;
   private actions: readonly Action[];
   private lrFactors: readonly number[] = [1];
+  private mode: ForwardMode = "train";
   /** Seconds spent inside actions since the last reset, per kind (for profiling and benchmarks). */
   readonly busy = { F: 0, B: 0, W: 0, STEP: 0 };
   /**
@@ -193,16 +203,19 @@ export class WorkerInterpreter {
   get next(): Action | null { return this.actions[this.pc] ?? null; }
 
   /**
-   * Rewinds to the start of the list (the next mini-batch of a synchronous schedule). STEP k of the
-   * list uses learning-rate factor lrFactors[k] (the last one when the list has more steps).
+   * Rewinds to the start of `actions`, or of the worker's schedule list (the next mini-batch of a
+   * synchronous schedule). STEP k of the list uses learning-rate factor lrFactors[k] (the last one
+   * when the list has more steps).
    */
-  reset(lrFactors: readonly number[] = [1], actions?: readonly Action[]): void {
+  reset(lrFactors: readonly number[] = [1], actions?: readonly Action[], mode: ForwardMode = "train"): void {
     if (lrFactors.length === 0) throw new Error("reset needs at least one learning-rate factor");
+    if (mode !== "train" && actions?.some((a) => a.kind !== "F")) throw new Error(`a ${mode} list holds only F actions`);
     this.pc = 0;
+    this.mode = mode;
     // Held from here to the end of the list (or its failure); outside, anyone may change them.
     this.hold(true);
     this.lrFactors = lrFactors;
-    if (actions) this.actions = actions;
+    this.actions = actions ?? this.o.actions; // without a list: the worker's own schedule list
     this.busy.F = this.busy.B = this.busy.W = this.busy.STEP = 0;
     this.peakLive.clear();
   }
@@ -223,7 +236,10 @@ export class WorkerInterpreter {
     const { stages: S, chunks: v } = this.o.shape;
     const vs = virtualStage(a.stage, a.chunk, S);
     const last = S * v - 1;
-    if (a.kind === "F") return vs === last ? [messageKey.activation(vs, a.microbatch), messageKey.targets(a.microbatch)] : [messageKey.activation(vs, a.microbatch)];
+    if (a.kind === "F") {
+      const x = messageKey.activation(vs, a.microbatch);
+      return vs === last && this.mode !== "predict" ? [x, messageKey.targets(a.microbatch)] : [x];
+    }
     if (a.kind === "B") return vs === last ? [] : [messageKey.gradient(vs, a.microbatch)];
     return [];
   }
@@ -310,11 +326,13 @@ export class WorkerInterpreter {
         if (y.kind !== "targets") throw new Error(`message ${keys[1]} does not hold targets`);
         targets = payloadTargets(y);
       }
-      hooks?.beforeForward?.(phys, a.chunk, mb);
-      const r = stage.forward(mb, new Tensor(x.data, x.shape), targets);
-      hooks?.afterForward?.(phys, a.chunk, mb);
+      const r = this.mode === "train" ? this.trainForward(phys, a.chunk, mb, new Tensor(x.data, x.shape), targets)
+        // Evaluation reads the weights as they stand (no weight versions).
+        : stage.evaluate(new Tensor(x.data, x.shape), targets);
       if (r.metrics) this.o.onMetrics?.(mb, r.metrics);
-      if (r.output) {
+      if (r.output && vs === this.lastVirtualStage) {
+        this.o.onOutput?.(mb, r.output);
+      } else if (r.output) {
         const to = stageToWorker[(vs + 1) % S];
         this.o.outbox.send(to, messageKey.activation(vs + 1, mb),
           { kind: "tensor", data: r.output.data, shape: [...r.output.shape] }, r.transferable);
@@ -339,6 +357,13 @@ export class WorkerInterpreter {
       return;
     }
     throw new Error(`unknown action kind '${String((a as Action).kind)}'`);
+  }
+
+  private trainForward(phys: PhysicalStage, chunk: number, mb: number, x: Tensor, targets: MicrobatchTargets | null): ForwardResult {
+    this.o.hooks?.beforeForward?.(phys, chunk, mb);
+    const r = phys.chunks[chunk].forward(mb, x, targets);
+    this.o.hooks?.afterForward?.(phys, chunk, mb);
+    return r;
   }
 
   /** Number of the last virtual stage. */

@@ -33,6 +33,14 @@ export type ToWorker =
     /** Targets (only for the worker holding the last virtual stage). */
     targets: ({ mb: number } & Omit<Extract<Payload, { kind: "targets" }>, "kind">)[];
   }
+  | {
+    /** Forward-only lists over `count` micro-batches (evaluation): "eval" reports metrics, "predict" outputs. */
+    type: "forward";
+    mode: "eval" | "predict";
+    count: number;
+    inputs: { mb: number; data: Float32Array; shape: number[] }[];
+    targets: ({ mb: number } & Omit<Extract<Payload, { kind: "targets" }>, "kind">)[];
+  }
   | { type: "state" }
   | { type: "optimizer" }
   | { type: "async-state" }
@@ -42,7 +50,9 @@ export type ToWorker =
 export type FromWorker =
   | { type: "ready"; worker: number }
   /** peakBytes: the worker's largest JS heap + external (ArrayBuffer) memory seen so far. */
-  | { type: "done"; worker: number; metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][]; peakBytes: number }
+  | { type: "done"; worker: number; metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][]; peakBytes: number;
+    /** The last virtual stage's outputs of a "predict" list. */
+    outputs?: { mb: number; data: Float32Array; shape: number[] }[] }
   | { type: "state"; worker: number; entries: StateEntry[] }
   | { type: "optimizer"; worker: number; states: PlainOptimizerState[] }
   /** The worker's stages' AsyncRuntime.snapshot(), or null without an asynchronous method. */

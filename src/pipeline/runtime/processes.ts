@@ -9,11 +9,16 @@
 import { writeSync } from "node:fs";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics } from "../stage.js";
-import { checkBatches, sumMetrics, type Executor, type SplitBatch, type StepResult } from "./executor.js";
-import { messageKey, PipelineActionError, targetsPayload, type Payload, type WorkerInterpreter } from "./interpreter.js";
+import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
+import { messageKey, PipelineActionError, targetsPayload, type ForwardMode, type Payload, type WorkerInterpreter } from "./interpreter.js";
+import { forwardOnlyLists } from "../schedule/forward-only.js";
+import type { Action } from "../schedule/action.js";
 import { assertValidSchedule } from "../schedule/validate.js";
 import type { PipelineSetup } from "./setup.js";
 import { buildWorker } from "./worker-build.js";
+import { shareState, unitsPerWorker } from "./worker-state.js";
+import { expectedUnitPrefix } from "./model-source.js";
+import { sourceOf } from "./setup.js";
 import { targetRows, type Target } from "../stage.js";
 import { mergeAsyncStates, type AsyncState } from "./async-state.js";
 import type { AsyncRuntime } from "./async-weights.js";
@@ -32,6 +37,7 @@ export class ProcessesExecutor implements Executor {
   private interp!: WorkerInterpreter;
   private asyncRuntime: AsyncRuntime | null = null;
   private metrics: [number, MicrobatchMetrics][] = [];
+  private outputs: [number, Float32Array, number[]][] = [];
   private finished: (() => void) | null = null;
   private closed = false;
   /** What this rank waits for inside a collective call (the watchdog names it). */
@@ -66,12 +72,17 @@ export class ProcessesExecutor implements Executor {
     return ex;
   }
 
-  /** This rank's stages, on the model its source builds (every rank imports the same module, SPMD). */
+  /**
+   * This rank's stages, on the model its source builds (every rank imports the same module, SPMD),
+   * loaded with its units' share of the state (as a worker thread's).
+   */
   private async build(initialState: ReadonlyMap<string, Tensor>): Promise<void> {
-    // loadStateDict copies the values into the rank's own parameters.
-    const entries: StateEntry[] = [...initialState].map(([k, t]) => [k, t.data, [...t.shape]]);
+    const { setup } = this;
+    const w = this.g.at.worker;
+    const share = shareState(initialState, expectedUnitPrefix(sourceOf(setup)), unitsPerWorker(setup.balance, setup.schedule), setup.optimizerState)[w];
     const outbox = { send: (to: number, key: string, payload: Payload) => this.sendPipe(to, key, payload) };
-    const built = await buildWorker(this.setup, this.g.at.worker, { units: null, entries }, outbox, (mb, m) => { this.metrics.push([mb, m]); });
+    const built = await buildWorker({ ...setup, optimizerState: share.optimizerState }, w, share, outbox, (mb, m) => { this.metrics.push([mb, m]); },
+      (mb, t) => { this.outputs.push([mb, t.data.slice(), [...t.shape]]); });
     this.interp = built.interp;
     this.asyncRuntime = built.asyncRuntime;
   }
@@ -174,8 +185,7 @@ export class ProcessesExecutor implements Executor {
     // Replicas: the list without its trailing STEPs, the gradient all-reduce, then the STEPs.
     const all = this.setup.schedule.workers[this.g.at.worker];
     const body = R > 1 ? all.filter((a) => a.kind !== "STEP") : all;
-    this.interp.reset(lrFactors, body);
-    await this.watched("a step", () => new Promise<void>((resolve) => { this.finished = resolve; this.pump(); }));
+    await this.runList(body, lrFactors, "train", "a step");
     const b = this.interp.busy;
     const mine: DoneInfo = { metrics: this.metrics, busy: b.F + b.B + b.W + b.STEP, peaks: [...this.interp.peakLive] };
     if (R > 1) {
@@ -194,6 +204,51 @@ export class ProcessesExecutor implements Executor {
     // Busy seconds and peaks of replica 0's workers (the other replicas mirror them).
     const first = done.slice(0, this.g.layout.workers);
     return sumMetrics(per, first.map((d) => d.busy), first.flatMap((d) => d.peaks), S);
+  }
+
+  /** Runs `actions` (delivered inputs) to their end: collective with the pipeline's other ranks. */
+  private runList(actions: readonly Action[], lrFactors: readonly number[], mode: ForwardMode, what: string): Promise<void> {
+    this.interp.reset(lrFactors, actions, mode);
+    return this.watched(what, () => new Promise<void>((resolve) => { this.finished = resolve; this.pump(); }));
+  }
+
+  /** Collective. Replica r evaluates micro-batches r, r+R, ...; the sums follow micro-batch order. */
+  async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
+    const mine = this.replicaShare(batches.inputs.length);
+    if (this.holdsLastStage) mine.forEach((j, i) => this.interp.deliver(messageKey.targets(i), targetsPayload(batches.labels[j], scale)));
+    this.metrics = [];
+    await this.forwardOnly(mine.map((j) => batches.inputs[j]), "eval", "an evaluation");
+    const local = this.metrics.map(([i, m]): [number, MicrobatchMetrics] => [mine[i], m]);
+    const per = new Map((await this.watched("the evaluation results", () => this.g.world.allGather(local))).flat());
+    return sumEvalMetrics(batches.inputs.map((_, j) => per.get(j)));
+  }
+
+  /** Collective: the outputs reach every rank. */
+  async predict(inputs: readonly Tensor[]): Promise<Tensor[]> {
+    const mine = this.replicaShare(inputs.length);
+    this.outputs = [];
+    await this.forwardOnly(mine.map((j) => inputs[j]), "predict", "a prediction");
+    const local = this.outputs.map(([i, data, shape]): [number, Float32Array, number[]] => [mine[i], data, shape]);
+    const all = new Map((await this.watched("the prediction results", () => this.g.world.allGather(local))).flat().map(([j, d, sh]) => [j, new Tensor(d, sh)]));
+    return inputs.map((_, j) => all.get(j)!);
+  }
+
+  /** Global micro-batch ids this replica takes of n (local id i = position in the list). */
+  private replicaShare(n: number): number[] {
+    const R = this.g.layout.replicas, r = this.g.at.replica;
+    return Array.from({ length: n }, (_, j) => j).filter((j) => j % R === r);
+  }
+
+  private get holdsLastStage(): boolean {
+    const { stages: S, chunks: v, stageToWorker } = this.setup.schedule;
+    return stageToWorker[(S * v - 1) % S] === this.g.at.worker;
+  }
+
+  private async forwardOnly(inputs: readonly Tensor[], mode: "eval" | "predict", what: string): Promise<void> {
+    if (this.setup.schedule.stageToWorker[0] === this.g.at.worker) {
+      inputs.forEach((x, i) => this.interp.deliver(messageKey.activation(0, i), { kind: "tensor", data: x.data, shape: [...x.shape] }));
+    }
+    await this.runList(forwardOnlyLists(this.setup.schedule, inputs.length)[this.g.at.worker], [1], mode, what);
   }
 
   /** The first stage's inputs and the last stage's targets; a replica takes its rows of each. */

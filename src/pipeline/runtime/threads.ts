@@ -6,8 +6,8 @@
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { getBackend } from "../../backend/index.js";
 import { Tensor } from "../../tensor/tensor.js";
-import type { MicrobatchMetrics } from "../stage.js";
-import { checkBatches, sumMetrics, type Executor, type SplitBatch, type StepResult } from "./executor.js";
+import type { MicrobatchMetrics, Target } from "../stage.js";
+import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
 import { PipelineActionError, targetsPayload, type Payload } from "./interpreter.js";
 import { assertValidSchedule } from "../schedule/validate.js";
 import type { FromWorker, ToWorker, WorkerInit } from "./messages.js";
@@ -18,6 +18,7 @@ import { expectedUnitPrefix } from "./model-source.js";
 import { sourceOf } from "./setup.js";
 import { shareState, unitsPerWorker } from "./worker-state.js";
 
+type DataMessage = Extract<ToWorker, { type: "step" }>;
 type Waiter = { want: FromWorker["type"]; got: Map<number, FromWorker>; resolve: (m: Map<number, FromWorker>) => void; reject: (e: Error) => void };
 
 export class ThreadsExecutor implements Executor {
@@ -117,19 +118,9 @@ export class ThreadsExecutor implements Executor {
     const M = schedule.microbatches;
     checkBatches(batches, M, schedule.steps);
     const S = schedule.stages;
-    const firstWorker = schedule.stageToWorker[0];
-    const lastWorker = schedule.stageToWorker[(S * schedule.chunks - 1) % S];
     const done = this.collect("done");
-    for (let w = 0; w < this.workers.length; w++) {
-      // The caller keeps its batches: inputs are copied once into buffers that are then moved.
-      const inputs = w !== firstWorker ? [] : batches.flatMap((b, k) => b.inputs.map((x, j) => ({ mb: k * M + j, data: x.data.slice(), shape: [...x.shape] })));
-      const targets = w !== lastWorker ? [] : batches.flatMap((b, k) => b.labels.map((t, j) => {
-        const { kind: _k, ...p } = targetsPayload(t, b.scale) as Extract<Payload, { kind: "targets" }>;
-        return { mb: k * M + j, ...p, labels: p.labels.slice() };
-      }));
-      this.post(w, { type: "step", lrFactors: [...lrFactors], inputs, targets },
-        [...inputs.map((x) => x.data.buffer as ArrayBuffer), ...targets.map((t) => t.labels.buffer as ArrayBuffer)]);
-    }
+    this.postData(batches.flatMap((b) => b.inputs), batches.flatMap((b) => b.labels.map((t) => [t, b.scale] as const)),
+      (inputs, targets) => ({ type: "step", lrFactors: [...lrFactors], inputs, targets }));
     const replies = await done;
     const metrics = new Map<number, MicrobatchMetrics>();
     const busy: number[] = [];
@@ -148,6 +139,47 @@ export class ThreadsExecutor implements Executor {
       return m;
     });
     return { ...sumMetrics(per, busy, peaks, S), workerPeakBytes: peakBytes };
+  }
+
+  /**
+   * Posts each worker its message, with the first stage's worker given the inputs and the last
+   * stage's the targets (micro-batch ids in order). The caller keeps its arrays: they are copied once
+   * into buffers that are then moved.
+   */
+  private postData(inputs: readonly Tensor[], targets: readonly (readonly [Target, number])[],
+    message: (inputs: DataMessage["inputs"], targets: DataMessage["targets"]) => ToWorker): void {
+    const { stages: S, chunks: v, stageToWorker } = this.setup.schedule;
+    for (let w = 0; w < this.workers.length; w++) {
+      const xs = w !== stageToWorker[0] ? [] : inputs.map((x, mb) => ({ mb, data: x.data.slice(), shape: [...x.shape] }));
+      const ys = w !== stageToWorker[(S * v - 1) % S] ? [] : targets.map(([t, scale], mb) => {
+        const { kind: _k, ...p } = targetsPayload(t, scale) as Extract<Payload, { kind: "targets" }>;
+        return { mb, ...p, labels: p.labels.slice() };
+      });
+      this.post(w, message(xs, ys), [...xs.map((x) => x.data.buffer as ArrayBuffer), ...ys.map((t) => t.labels.buffer as ArrayBuffer)]);
+    }
+  }
+
+  async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
+    const metrics = new Map<number, MicrobatchMetrics>();
+    for (const m of (await this.forwardOnly(batches.inputs, batches.labels.map((t) => [t, scale] as const), "eval")).values()) {
+      if (m.type === "done") for (const [mb, x] of m.metrics) metrics.set(mb, x);
+    }
+    return sumEvalMetrics(batches.inputs.map((_, j) => metrics.get(j)));
+  }
+
+  async predict(inputs: readonly Tensor[]): Promise<Tensor[]> {
+    const out: Tensor[] = [];
+    for (const m of (await this.forwardOnly(inputs, [], "predict")).values()) {
+      if (m.type === "done") for (const o of m.outputs ?? []) out[o.mb] = new Tensor(o.data, o.shape);
+    }
+    return inputs.map((_, j) => out[j]);
+  }
+
+  private forwardOnly(inputs: readonly Tensor[], targets: readonly (readonly [Target, number])[], mode: "eval" | "predict"): Promise<Map<number, FromWorker>> {
+    if (this.failure) return Promise.reject(this.failure);
+    const done = this.collect("done");
+    this.postData(inputs, targets, (xs, ys) => ({ type: "forward", mode, count: inputs.length, inputs: xs, targets: ys }));
+    return done;
   }
 
   async stateDict(): Promise<Map<string, Tensor>> {

@@ -2,6 +2,7 @@
 // source, load its share of the state, keep its stages and put an interpreter over its action list.
 // Its weights change only through its own STEPs, so it holds them between lists (ownsWeights).
 import type { MicrobatchMetrics } from "../stage.js";
+import type { Tensor } from "../../tensor/tensor.js";
 import type { AsyncRuntime } from "./async-weights.js";
 import { createAsyncRuntime } from "./async-weights.js";
 import { WorkerInterpreter, type Outbox } from "./interpreter.js";
@@ -21,7 +22,7 @@ export interface BuiltWorker {
  * its random initialisation; only the worker's units stay alive (held by its stages).
  */
 export async function buildWorker(setup: PipelineSetup, worker: number, share: Pick<WorkerState, "units" | "entries">, outbox: Outbox,
-  onMetrics: (microbatch: number, m: MicrobatchMetrics) => void): Promise<BuiltWorker> {
+  onMetrics: (microbatch: number, m: MicrobatchMetrics) => void, onOutput?: (microbatch: number, t: Tensor) => void): Promise<BuiltWorker> {
   const model = await loadModelSource(sourceOf(setup), { initialise: false });
   const loss = await loadLoss(setup.loss);
   loadWorkerState(model, share);
@@ -32,7 +33,7 @@ export async function buildWorker(setup: PipelineSetup, worker: number, share: P
     worker, actions: setup.schedule.workers[worker], stages, shape: shapeOf(setup.schedule), outbox,
     // The asynchronous method is rebuilt from the setup's JSON, like the model.
     hooks: asyncRuntime?.hooks, actionDelay: syntheticDelay(setup.instrumentation, setup.schedule.chunks),
-    onMetrics, ownsWeights: true,
+    onMetrics, onOutput, ownsWeights: true,
   });
   return { interp, asyncRuntime };
 }

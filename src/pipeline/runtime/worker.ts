@@ -11,6 +11,7 @@ import { messageKey, PipelineActionError, type Payload, type WorkerInterpreter }
 import type { FromWorker, PeerMessage, StateEntry, ToWorker, WorkerInit } from "./messages.js";
 import { toPlain } from "../../optim/index.js";
 import { buildWorker } from "./worker-build.js";
+import { forwardOnlyLists } from "../schedule/forward-only.js";
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -34,6 +35,7 @@ let interp: WorkerInterpreter;
 let running = false;
 let failed = false;
 const metrics: [number, MicrobatchMetrics][] = [];
+const outputs: { mb: number; data: Float32Array; shape: number[] }[] = [];
 let peakBytes = 0;
 
 /**
@@ -54,7 +56,9 @@ function pump(): void {
     if (finished) {
       running = false;
       const b = interp.busy;
-      post({ type: "done", worker: init.worker, metrics: metrics.splice(0), busy: b.F + b.B + b.W + b.STEP, peaks: [...interp.peakLive], peakBytes });
+      const outs = outputs.splice(0);
+      post({ type: "done", worker: init.worker, metrics: metrics.splice(0), busy: b.F + b.B + b.W + b.STEP, peaks: [...interp.peakLive], peakBytes, outputs: outs },
+        outs.map((o) => o.data.buffer as ArrayBuffer));
     }
     idleSoon();
   } catch (e) {
@@ -100,7 +104,7 @@ try {
     },
   };
   const built = await buildWorker(init.setup, init.worker, { units: init.units ?? null, entries: init.state }, outbox,
-    (mb, m) => { metrics.push([mb, m]); });
+    (mb, m) => { metrics.push([mb, m]); }, (mb, t) => { outputs.push({ mb, data: t.data.slice(), shape: [...t.shape] }); });
   init.state = []; // the copy of the state is not needed any more
   interp = built.interp;
   const asyncRuntime = built.asyncRuntime;
@@ -113,10 +117,11 @@ try {
   }
   port.on("message", (m: ToWorker) => {
     try {
-      if (m.type === "step") {
+      if (m.type === "step" || m.type === "forward") {
         for (const x of m.inputs) interp.deliver(messageKey.activation(0, x.mb), { kind: "tensor", data: x.data, shape: x.shape });
         for (const { mb, ...y } of m.targets) interp.deliver(messageKey.targets(mb), { kind: "targets", ...y });
-        interp.reset(m.lrFactors);
+        if (m.type === "step") interp.reset(m.lrFactors);
+        else interp.reset([1], forwardOnlyLists(init.setup.schedule, m.count)[init.worker], m.mode);
         running = true;
         pump();
       } else if (m.type === "state") {

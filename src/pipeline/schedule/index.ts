@@ -18,6 +18,7 @@ export * from "./delays.js";
 export * from "./colocate.js";
 export * from "./lower.js";
 export * from "./weight-grads.js";
+export * from "./forward-only.js";
 export type { ScheduleOptions } from "./options.js";
 export { roundTripTicks } from "./async.js";
 
