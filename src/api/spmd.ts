@@ -23,7 +23,7 @@ export async function startProcessesExecutor(setup: PipelineSetup, initialState:
       `run the same script on ${W} ranks: ${launchLines(W)}`);
   }
   const { ProcessesExecutor } = await import("../pipeline/runtime/processes.js");
-  return ProcessesExecutor.create(setup, initialState);
+  return ProcessesExecutor.create(setup, { state: initialState });
 }
 
 async function startedMpi(): Promise<{ rank: number; abort(code: number): never; finalize(): Promise<void> } | null> {

@@ -83,7 +83,7 @@ interface Comparison { bestP: number; bestT: number; busyP: number[]; busyT: num
 /** Fastest step (and its per-worker busy seconds) of the processes executor and, on rank 0, of threads. */
 async function compare(g: Awaited<ReturnType<typeof startGroups>>, setup: PipelineSetup, batch: SplitBatch, timing: Timing): Promise<Comparison> {
   const state = createModel(setup.model!, setup.seed ?? 0).stateDict();
-  const proc = await ProcessesExecutor.create(setup, state);
+  const proc = await ProcessesExecutor.create(setup, { state });
   const threads = g.mpi.rank === 0 ? await ThreadsExecutor.create(setup, state) : null;
   const out: Comparison = { bestP: Infinity, bestT: Infinity, busyP: [], busyT: [] };
   try {

@@ -63,8 +63,9 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   for (const line of describePlan(opts, plan, setup, head)) log(line);
 
   const makeExecutor = async (su: PipelineSetup): Promise<Executor> => p.executor === "threads" ? ThreadsExecutor.create(su, model.stateDict())
-    // One MPI rank per worker (loaded only here: the MPI addon is optional).
-    : p.executor === "processes" ? (await import("../pipeline/runtime/processes.js")).ProcessesExecutor.create(su, model.stateDict(), p.replicas ?? 1)
+    // One MPI rank per worker (loaded only here: the MPI addon is optional); its stages train this
+    // process's model in place, so a rank holds one copy of the model, not two.
+    : p.executor === "processes" ? (await import("../pipeline/runtime/processes.js")).ProcessesExecutor.create(su, { model }, p.replicas ?? 1)
       : new InlineExecutor(model, su);
   const warmupSetup: PipelineSetup | null = plan.warmupSchedule && setup.async && start.startEpoch < plan.asyncCfg!.warmupEpochs
     ? { ...setup, schedule: plan.warmupSchedule, async: { ...setup.async, phase: "warmup" } } : null;

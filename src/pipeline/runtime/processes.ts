@@ -15,9 +15,9 @@ import { forwardOnlyLists } from "../schedule/forward-only.js";
 import type { Action } from "../schedule/action.js";
 import { assertValidSchedule } from "../schedule/validate.js";
 import type { PipelineSetup } from "./setup.js";
-import { buildWorker } from "./worker-build.js";
+import { buildWorker, type WorkerWeights } from "./worker-build.js";
 import { shareState, unitsPerWorker } from "./worker-state.js";
-import { expectedUnitPrefix } from "./model-source.js";
+import { expectedUnitPrefix, type PipelineModel } from "./model-source.js";
 import { sourceOf } from "./setup.js";
 import { targetRows, type Target } from "../stage.js";
 import { mergeAsyncStates, type AsyncState } from "./async-state.js";
@@ -48,11 +48,14 @@ export class ProcessesExecutor implements Executor {
   get rank(): number { return this.g.mpi.rank; }
 
   /**
-   * Collective: every rank builds the model, loads `initialState` and keeps its worker's stages.
-   * With `replicas` R > 1 the job runs R copies of the pipeline (world = workers x R); each takes
-   * its share of every micro-batch's rows, and gradients are summed over replicas before STEP.
+   * Collective: every rank keeps its worker's stages, built on `initial.model` (this process's copy
+   * of the model, whose units they then train in place: the caller must not change it while the
+   * executor runs) or on a model built from the setup's source and loaded with its share of
+   * `initial.state`. With `replicas` R > 1 the job runs R copies of the pipeline (world = workers x
+   * R); each takes its share of every micro-batch's rows, and gradients are summed over replicas
+   * before STEP.
    */
-  static async create(setup: PipelineSetup, initialState: ReadonlyMap<string, Tensor>, replicas = 1): Promise<ProcessesExecutor> {
+  static async create(setup: PipelineSetup, initial: { state: ReadonlyMap<string, Tensor> } | { model: PipelineModel }, replicas = 1): Promise<ProcessesExecutor> {
     assertValidSchedule(setup.schedule);
     if (replicas > 1 && (setup.schedule.steps > 1 || setup.async)) {
       throw new Error(`--replicas ${replicas} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1): gradients are all-reduced once per optimizer step`);
@@ -65,7 +68,7 @@ export class ProcessesExecutor implements Executor {
     const other = all.findIndex((s) => s !== mine);
     if (other >= 0) throw new Error(`rank ${g.mpi.rank} and rank ${other} built different pipelines (schedule, partition or options differ); every rank must run the same command`);
     const ex = new ProcessesExecutor(setup, g);
-    await ex.build(initialState);
+    await ex.build(initial);
     g.mpi.onError = (e) => ex.die(e);
     g.mpi.listen(g.pipeComm, TAG.pipe, (_src, data) => ex.onPipe(data));
     await g.world.barrier(); // every rank ready before the first activation flies
@@ -76,12 +79,18 @@ export class ProcessesExecutor implements Executor {
    * This rank's stages, on the model its source builds (every rank imports the same module, SPMD),
    * loaded with its units' share of the state (as a worker thread's).
    */
-  private async build(initialState: ReadonlyMap<string, Tensor>): Promise<void> {
+  private async build(initial: { state: ReadonlyMap<string, Tensor> } | { model: PipelineModel }): Promise<void> {
     const { setup } = this;
     const w = this.g.at.worker;
-    const share = shareState(initialState, expectedUnitPrefix(sourceOf(setup)), unitsPerWorker(setup.balance, setup.schedule), setup.optimizerState)[w];
+    let weights: WorkerWeights, su = setup;
+    if ("model" in initial) weights = { model: initial.model };
+    else {
+      const share = shareState(initial.state, expectedUnitPrefix(sourceOf(setup)), unitsPerWorker(setup.balance, setup.schedule), setup.optimizerState)[w];
+      weights = { share };
+      su = { ...setup, optimizerState: share.optimizerState };
+    }
     const outbox = { send: (to: number, key: string, payload: Payload) => this.sendPipe(to, key, payload) };
-    const built = await buildWorker({ ...setup, optimizerState: share.optimizerState }, w, share, outbox, (mb, m) => { this.metrics.push([mb, m]); },
+    const built = await buildWorker(su, w, weights, outbox, (mb, m) => { this.metrics.push([mb, m]); },
       (mb, t) => { this.outputs.push([mb, t.data.slice(), [...t.shape]]); });
     this.interp = built.interp;
     this.asyncRuntime = built.asyncRuntime;
@@ -322,6 +331,8 @@ export class ProcessesExecutor implements Executor {
     this.interp.abandon();
     await this.g.world.barrier();
     this.closed = true;
+    // A model trained in place gets its layers back (the stages patched BatchNorm).
+    for (const ps of this.interp.stages.values()) for (const c of ps.chunks) c.release();
   }
 }
 

@@ -7,7 +7,7 @@ import type { AsyncRuntime } from "./async-weights.js";
 import { createAsyncRuntime } from "./async-weights.js";
 import { WorkerInterpreter, type Outbox } from "./interpreter.js";
 import { loadLoss } from "./loss-source.js";
-import { loadModelSource } from "./model-source.js";
+import { loadModelSource, type PipelineModel } from "./model-source.js";
 import { buildWorkerStages, shapeOf, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
 import { loadWorkerState, type WorkerState } from "./worker-state.js";
 
@@ -18,14 +18,23 @@ export interface BuiltWorker {
 }
 
 /**
- * Worker `worker` of `setup`. Every parameter is overwritten by `share`, so a built-in model skips
- * its random initialisation; only the worker's units stay alive (held by its stages).
+ * Where a worker's weights come from: its share of the state, loaded into a model built from the
+ * setup's source (every parameter is overwritten, so a built-in model skips its random
+ * initialisation; only the worker's units stay alive, held by its stages), or a model of this
+ * thread whose units the stages train in place (an MPI rank's own copy: no second one).
  */
-export async function buildWorker(setup: PipelineSetup, worker: number, share: Pick<WorkerState, "units" | "entries">, outbox: Outbox,
+export type WorkerWeights = { share: Pick<WorkerState, "units" | "entries"> } | { model: PipelineModel };
+
+/** Worker `worker` of `setup` on `weights`. */
+export async function buildWorker(setup: PipelineSetup, worker: number, weights: WorkerWeights, outbox: Outbox,
   onMetrics: (microbatch: number, m: MicrobatchMetrics) => void, onOutput?: (microbatch: number, t: Tensor) => void): Promise<BuiltWorker> {
-  const model = await loadModelSource(sourceOf(setup), { initialise: false });
+  let model: PipelineModel;
+  if ("model" in weights) model = weights.model;
+  else {
+    model = await loadModelSource(sourceOf(setup), { initialise: false });
+    loadWorkerState(model, weights.share);
+  }
   const loss = await loadLoss(setup.loss);
-  loadWorkerState(model, share);
   model.train();
   const stages = buildWorkerStages(model, setup, worker, loss);
   const asyncRuntime = createAsyncRuntime(stages, setup.async);

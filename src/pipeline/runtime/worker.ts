@@ -103,7 +103,7 @@ try {
       }
     },
   };
-  const built = await buildWorker(init.setup, init.worker, { units: init.units ?? null, entries: init.state }, outbox,
+  const built = await buildWorker(init.setup, init.worker, { share: { units: init.units ?? null, entries: init.state } }, outbox,
     (mb, m) => { metrics.push([mb, m]); }, (mb, t) => { outputs.push({ mb, data: t.data.slice(), shape: [...t.shape] }); });
   init.state = []; // the copy of the state is not needed any more
   interp = built.interp;
