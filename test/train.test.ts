@@ -354,3 +354,19 @@ test("pipeline flags on resume: unset ones take the saved pipeline's values, wit
 
   assert.match(helpText(trainCommand), /--schedule NAME .*none: one device/);
 });
+
+test("a task without inputs (an MPI rank past the first stage) reads the labels only: the same batches' labels, [b, 0] inputs", async () => {
+  const { buildTask } = await import("../src/train/task.js");
+  const o = { spec: { name: "mlp" as const }, batch: 64, seed: 5, data: "slice", limit: 300 };
+  const full = buildTask(o), labelsOnly = buildTask({ ...o, inputs: false });
+  assert.equal(labelsOnly.stepsPerEpoch, full.stepsPerEpoch);
+  const a = [...full.batches(1, 0)], b = [...labelsOnly.batches(1, 0)];
+  assert.equal(b.length, a.length);
+  a.forEach((x, i) => {
+    assert.deepEqual(b[i].y, x.y, `batch ${i} labels`);
+    assert.deepEqual(b[i].x.shape, [x.x.shape[0], 0]);
+  });
+  const ea = full.evalBatches(), eb = labelsOnly.evalBatches();
+  assert.deepEqual(eb.labels, ea.labels);
+  assert.deepEqual(eb.inputs.map((t) => t.shape), ea.inputs.map((t) => [t.shape[0], 0]));
+});

@@ -29,6 +29,11 @@ export interface FashionMnistOptions {
   /** Keep only the first `limit` examples. */
   limit?: number;
   normalize?: Normalization;
+  /**
+   * false: read the labels only (a pipeline rank without the first stage needs no images); images
+   * and inputs are then empty and sampleShape is [0].
+   */
+  images?: boolean;
 }
 
 /** Also a TensorDataset (`inputs` is `images`), so `new DataLoader(loadFashionMnist(...), opts)` works. */
@@ -38,7 +43,7 @@ export interface FashionMnist {
   inputs: Float32Array;
   labels: Int32Array;
   n: number;
-  /** Shape of one example: [1, 28, 28]. */
+  /** Shape of one example: [1, 28, 28] ([0] without images). */
   sampleShape: number[];
   dir: string;
 }
@@ -91,25 +96,27 @@ export function loadFashionMnist(opts: FashionMnistOptions): FashionMnist {
   const dir = resolveFashionMnistDir(opts.dir);
   const imagesFile = pickFile(dir, FASHION_MNIST_FILES[split].images);
   const labelsFile = pickFile(dir, FASHION_MNIST_FILES[split].labels);
-  const images = readIdx(imagesFile);
   const labels = readIdx(labelsFile);
-  checkDims(imagesFile, images, "[N, 28, 28]", images.dims.length === 3 && images.dims[1] === 28 && images.dims[2] === 28);
   checkDims(labelsFile, labels, "[N]", labels.dims.length === 1);
-  if (images.dims[0] !== labels.dims[0]) {
-    throw new DatasetFileError(`${imagesFile} holds ${images.dims[0]} images but ${labelsFile} holds ${labels.dims[0]} labels. ${FASHION_MNIST_HINT}`);
+  const images = opts.images === false ? null : readIdx(imagesFile);
+  if (images) {
+    checkDims(imagesFile, images, "[N, 28, 28]", images.dims.length === 3 && images.dims[1] === 28 && images.dims[2] === 28);
+    if (images.dims[0] !== labels.dims[0]) {
+      throw new DatasetFileError(`${imagesFile} holds ${images.dims[0]} images but ${labelsFile} holds ${labels.dims[0]} labels. ${FASHION_MNIST_HINT}`);
+    }
   }
-  const n = Math.min(images.dims[0], limit ?? Infinity);
-  const pixels = 28 * 28;
+  const n = Math.min(labels.dims[0], limit ?? Infinity);
+  const pixels = images ? 28 * 28 : 0;
   const out = new Float32Array(n * pixels);
   const [scale, shift] = normalize === "standard"
     ? [1 / (255 * FASHION_MNIST_STD), FASHION_MNIST_MEAN / FASHION_MNIST_STD]
     : [1 / 255, 0];
-  for (let i = 0; i < n * pixels; i++) out[i] = images.data[i] * scale - shift;
+  if (images) for (let i = 0; i < n * pixels; i++) out[i] = images.data[i] * scale - shift;
   const y = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const label = labels.data[i];
     if (label > 9) throw new DatasetFileError(`dataset file ${labelsFile}: label ${label} at index ${i} is outside 0..9. ${FASHION_MNIST_HINT}`);
     y[i] = label;
   }
-  return { images: out, inputs: out, labels: y, n, sampleShape: [1, 28, 28], dir };
+  return { images: out, inputs: out, labels: y, n, sampleShape: images ? [1, 28, 28] : [0], dir };
 }

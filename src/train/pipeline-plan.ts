@@ -13,6 +13,7 @@ import { splitMiniBatch } from "../pipeline/runtime/split.js";
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
 import type { PipelineTrainOptions } from "./options.js";
 import type { Task } from "./task.js";
+import { isWriterRank } from "../transport/mpi/env.js";
 
 /** Longest list an asynchronous run executes at once (in optimizer steps); an epoch runs in windows. */
 export const ASYNC_WINDOW = 2000;
@@ -62,13 +63,15 @@ export async function planPipeline(opts: PipelineTrainOptions, spec: ResolvedSpe
 
   let times: number[] | undefined;
   if (!p.balance && p.partition === "time") {
-    const first = task.batches(0, 0)[Symbol.iterator]().next();
-    if (first.done) throw new Error("no training data to profile the layers on");
-    times = profileUnitTimes(spec, opts.seed, splitMiniBatch(first.value.x, first.value.y, p.microbatches).inputs[0]);
-    // Measured times differ per process: under MPI every rank takes rank 0's, so all cut alike.
-    if (p.executor === "processes") {
-      times = await (await import("../pipeline/runtime/processes.js")).agreeOnRank0(times, stageToWorker ? p.workers! : p.stages, p.replicas ?? 1);
-    }
+    const profile = (): number[] => {
+      const first = task.batches(0, 0)[Symbol.iterator]().next();
+      if (first.done) throw new Error("no training data to profile the layers on");
+      return profileUnitTimes(spec, opts.seed, splitMiniBatch(first.value.x, first.value.y, p.microbatches).inputs[0]);
+    };
+    // Measured times differ per process: under MPI rank 0 (which feeds stage 0: it has the
+    // inputs) measures and every rank takes its times, so all cut alike.
+    times = p.executor !== "processes" ? profile()
+      : await (await import("../pipeline/runtime/processes.js")).agreeOnRank0(isWriterRank() ? profile() : [], stageToWorker ? p.workers! : p.stages, p.replicas ?? 1);
   }
   const partition = partitionLayers({
     layers: model.units.length, stages: p.stages, chunks: p.chunks, method: p.partition, balance: p.balance,

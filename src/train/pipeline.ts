@@ -33,7 +33,7 @@ import { pipelineStart, type PipelineStart } from "./pipeline-resume.js";
 import type { PipelineRun } from "./pipeline-run.js";
 import { runSyncEpoch } from "./pipeline-sync.js";
 import { endWarmup, runAsyncEpoch } from "./pipeline-async.js";
-import { isWriterRank } from "../transport/mpi/env.js";
+import { isWriterRank, launchEnv } from "../transport/mpi/env.js";
 
 export { ASYNC_WINDOW, asyncWindows } from "./pipeline-plan.js";
 
@@ -55,7 +55,7 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   const spec = resolveSpec(specOf(opts));
   const model = createModel(spec, opts.seed);
   const task = buildTask({ spec, batch: opts.batch, seed: opts.seed, data: opts.data, limit: opts.limit,
-    text: opts.text, stepsPerEpoch: opts.stepsPerEpoch });
+    text: opts.text, stepsPerEpoch: opts.stepsPerEpoch, inputs: needsInputs(p) });
   const plan = await planPipeline(opts, spec, model, task);
   const start = pipelineStart(opts.resume, model, plan.asyncCfg ? p.stages : null);
   const setup = setupFor(opts, plan, start);
@@ -105,6 +105,15 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   const summary = report.summary({ model: opts.model, backend: getBackend().name, parameters: model.numParameters(), steps: run.step,
     resumed_from: start.resumedFrom, metrics: opts.metrics ?? null }, start.startEpoch, finalEval);
   return { summary: { ...summary, ...memorySummary(run) }, records: report.records };
+}
+
+/**
+ * Whether this process feeds the first stage. An MPI rank of another worker reads the labels only:
+ * rank = replica * W + worker, and every schedule puts stage 0 on worker 0.
+ */
+function needsInputs(p: PipelineConfig): boolean {
+  const rank = p.executor === "processes" ? launchEnv()?.rank : undefined;
+  return rank === undefined || rank % (p.workers ?? p.stages) === 0;
 }
 
 /** The executor's set-up for the plan, continuing a resumed run's optimizer and asynchronous state. */

@@ -52,6 +52,11 @@ export interface TaskOptions {
   limit?: number;
   text?: string;
   stepsPerEpoch?: number;
+  /**
+   * false: the examples' inputs are not loaded (a pipeline rank without the first stage needs only
+   * the labels); image batches then carry [b, 0] placeholder inputs. The text corpus is always read.
+   */
+  inputs?: boolean;
 }
 
 export function buildTask(o: TaskOptions): Task {
@@ -85,16 +90,16 @@ export function taskMisfit(spec: ModelSpec): string | null {
 const EVAL_CHUNK = 500;
 
 /** Fashion-MNIST's train and test splits as datasets (the first `limit` examples of each when given). */
-export function loadImageDatasets(data?: string, limit?: number): { train: TensorDataset; test: TensorDataset; dir: string } {
+export function loadImageDatasets(data?: string, limit?: number, images = true): { train: TensorDataset; test: TensorDataset; dir: string } {
   const toDataset = (d: ReturnType<typeof loadFashionMnist>): TensorDataset =>
     ({ inputs: d.images, labels: d.labels, n: d.n, sampleShape: d.sampleShape });
-  const train = loadFashionMnist({ dir: data, split: "train", limit });
-  const test = loadFashionMnist({ dir: data, split: "test", limit });
+  const train = loadFashionMnist({ dir: data, split: "train", limit, images });
+  const test = loadFashionMnist({ dir: data, split: "test", limit, images });
   return { train: toDataset(train), test: toDataset(test), dir: train.dir };
 }
 
 function imageTask(o: TaskOptions): Task {
-  const { train: trainSet, test: testSet, dir } = loadImageDatasets(o.data, o.limit);
+  const { train: trainSet, test: testSet, dir } = loadImageDatasets(o.data, o.limit, o.inputs !== false);
   const loader = new DataLoader(trainSet, { batchSize: o.batch, shuffle: true, seed: o.seed });
   const evalBatches = (): EvalSet => {
     const chunks = [...new DataLoader(testSet, { batchSize: EVAL_CHUNK, shuffle: false }).epoch(0)];
