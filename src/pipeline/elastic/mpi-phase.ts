@@ -25,6 +25,9 @@ import {
   type TrainingPhase, type WorkerStepReport,
 } from "./phase-contract.js";
 import { buildElasticStage, type ElasticStage } from "./stage-build.js";
+import type { FaultSpec } from "../runtime/instrumentation.js";
+import { formatAction } from "../schedule/action.js";
+import { watchQuiet } from "../../transport/mpi/watchdog.js";
 
 /** The job's MPI world for a freeze run: every rank, in rank order. */
 export interface ElasticWorld {
@@ -95,7 +98,7 @@ export class MpiElasticPhase implements TrainingPhase {
       } catch (e) { phase.die(e); }
       w.mpi.listen(pipeComm, TAG.pipe, (_src, data) => phase.onPipe(data));
     }
-    await w.world.barrier(); // every stage built before the first activation flies
+    await phase.watched("the start of a layout", () => w.world.barrier()); // every stage built before the first activation flies
     return phase;
   }
 
@@ -108,7 +111,7 @@ export class MpiElasticPhase implements TrainingPhase {
         this.w.mpi.send(pipeComm, to, TAG.pipe, frameHeader({ key, kind: "tensor", shape: payload.shape }), payload.data);
       },
     };
-    return buildElasticStage({ ...o, ...o.layout, stage: s, optimizerState }, outbox,
+    return buildElasticStage({ ...o, ...o.layout, stage: s, optimizerState, faults: faultsFromEnv() }, outbox,
       () => { if (this.role?.replica === 0) this.gradSq = this.role.built.gradSquares(); },
       (mb, m) => { this.metrics.push([mb, m]); });
   }
@@ -146,11 +149,28 @@ export class MpiElasticPhase implements TrainingPhase {
   async step(x: Tensor, y: Int32Array, lrFactor: number, fill = false): Promise<PhaseStepResult> {
     if (this.closed) throw new Error("elastic phase is closed");
     const mine: WorkerStepReport = { metrics: [], busy: 0, gradSq: [], prefixOut: [] };
-    if (this.role) {
-      try { await this.run(this.role, x, y, lrFactor, fill, mine); } catch (e) { this.die(e); }
+    const role = this.role;
+    if (role) {
+      try { await this.watched("a step", () => this.run(role, x, y, lrFactor, fill, mine)); } catch (e) { this.die(e); }
     }
-    const all = await this.w.world.allGather(mine);
+    const all = await this.watched("the end-of-step exchange", () => this.w.world.allGather(mine));
     return combineStepReports(this.layout, (k) => all[k], fill);
+  }
+
+  /** `body` under the watchdog (launch --timeout): a quiet rank ends the job naming what it waits for. */
+  private watched<T>(what: string, body: () => Promise<T>): Promise<T> {
+    return watchQuiet(this.w.mpi, body, (limit) => this.die(new Error(`watchdog: nothing arrived for ${limit} s; ${this.describeWait(what)}`)));
+  }
+
+  private describeWait(what: string): string {
+    const r = this.role, next = this.finished && r ? r.built.interp.next : null;
+    if (!r || !next) return `waiting in ${what} for the other ranks (one of them is stopped, hung or slower than the timeout)`;
+    const S = this.layout.stages;
+    const from = r.built.interp.waitingFor().map((k) => {
+      const m = /^([ag])(\d+):/.exec(k);
+      return m ? `${k} from rank ${r.replica * S + Number(m[2]) + (m[1] === "a" ? -1 : 1)}` : k;
+    });
+    return `rank ${this.w.mpi.rank} waits at action ${formatAction(next)} for ${from.join(", ")} (that rank is stopped, hung or slower than the timeout)`;
   }
 
   /** This rank's list: its inputs or targets, the list without STEP, the all-reduce, then STEP. */
@@ -192,7 +212,7 @@ export class MpiElasticPhase implements TrainingPhase {
     const r = this.role;
     const mine: StateEntry[] = r && r.replica === 0 ? [...r.built.stage.stateDict()].map(([k, t]) => [k, t.data.slice(), [...t.shape]]) : [];
     const out = new Map<string, Tensor>();
-    for (const part of await this.w.world.allGather(mine)) for (const [k, d, sh] of part) out.set(k, new Tensor(d, sh));
+    for (const part of await this.watched("the weight gather", () => this.w.world.allGather(mine))) for (const [k, d, sh] of part) out.set(k, new Tensor(d, sh));
     return out;
   }
 
@@ -200,7 +220,7 @@ export class MpiElasticPhase implements TrainingPhase {
   async optimizerState(order: readonly string[]): Promise<OptimizerState | null> {
     const r = this.role;
     const mine = r && r.replica === 0 && r.built.optimizer ? toPlain(r.built.optimizer.stateDict()) : null;
-    const parts = (await this.w.world.allGather<PlainOptimizerState | null>(mine)).filter((p): p is PlainOptimizerState => p !== null);
+    const parts = (await this.watched("the optimizer-state gather", () => this.w.world.allGather<PlainOptimizerState | null>(mine))).filter((p): p is PlainOptimizerState => p !== null);
     return parts.length ? mergeStates(parts.map(fromPlain), order) : null;
   }
 
@@ -208,10 +228,22 @@ export class MpiElasticPhase implements TrainingPhase {
   async close(): Promise<void> {
     if (this.closed) return;
     this.role?.built.interp.abandon();
-    await this.w.world.barrier();
+    await this.watched("the end of a layout", () => this.w.world.barrier());
     this.closed = true;
     this.role = null;
   }
+}
+
+/**
+ * Testing hook, as for other `train` runs: PIPEWRIGHT_INJECT_FAULT="<layer>:<microbatch>" makes that
+ * freeze layer throw in its forward of that micro-batch, to check that a failing rank ends the job.
+ */
+function faultsFromEnv(): FaultSpec[] | undefined {
+  const raw = process.env.PIPEWRIGHT_INJECT_FAULT;
+  if (!raw) return undefined;
+  const m = /^(\d+):(\d+)$/.exec(raw.trim());
+  if (!m) throw new Error(`PIPEWRIGHT_INJECT_FAULT='${raw}' must look like <layer>:<microbatch>, e.g. 4:3`);
+  return [{ unit: Number(m[1]), microbatch: Number(m[2]) }];
 }
 
 /**

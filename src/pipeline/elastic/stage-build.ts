@@ -14,6 +14,7 @@ import type { Action } from "../schedule/action.js";
 import { Stage, type MicrobatchMetrics } from "../stage.js";
 import { WorkerInterpreter, type Outbox, type PhysicalStage, type StageOptimizer } from "../runtime/interpreter.js";
 import { createStageOptimizer, shapeOf, type OptimizerConfig } from "../runtime/setup.js";
+import { faultHook, type FaultSpec } from "../runtime/instrumentation.js";
 import { applyFreeze, runnableUnits } from "./units.js";
 
 export interface ElasticStageSpec {
@@ -31,6 +32,8 @@ export interface ElasticStageSpec {
   optimizer: OptimizerConfig;
   /** Optimizer state of (at least) this stage's trainable parameters, or null to start fresh. */
   optimizerState: PlainOptimizerState | null;
+  /** Test faults: freeze layer `unit` throws in its forward of micro-batch `microbatch`. */
+  faults?: FaultSpec[];
 }
 
 export interface ElasticStage {
@@ -58,7 +61,7 @@ export function buildElasticStage(o: ElasticStageSpec, outbox: Outbox, beforeSte
   const [a, b] = o.ranges[s];
   const stage = new Stage({
     index: s, units: all.slice(a, b).map((u) => [u.unit.layer, u.module] as const),
-    isFirst: s === 0, isLast: s === S - 1, recompute: false,
+    isFirst: s === 0, isLast: s === S - 1, recompute: false, beforeUnit: faultHook({ faults: o.faults }, model.units.length),
   });
   const prefix: Module[] = s === 0 ? all.slice(0, o.prefix).map((u) => u.module) : [];
   const params = stage.namedParameters().filter(([, p]) => p.requiresGrad);
