@@ -100,3 +100,29 @@ test("--freeze --executor processes outside MPI, and --freeze --executor inline,
   assert.equal(inline.status, 2);
   assert.match(inline.stderr, /--executor inline does not apply with --freeze; use threads \(default\) or processes/);
 });
+
+test("a freeze checkpoint saved on 4 MPI ranks resumes on 2 ranks as a 4-worker thread run's resumes on 2 workers, bit for bit", { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "pw-freeze-reshard-"));
+  try {
+    const args = [...COMMON, "--layers", "2", "--freeze-alpha", "1/3", "--freeze-criterion", "schedule", "--schedule-lr", "none"];
+    const ck = (name: string): string => join(dir, `${name}.safetensors`);
+    const thread = (more: string[]): void => {
+      const r = spawnSync(process.execPath, [MAIN, "train", ...args, ...more], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+    };
+    thread(["--workers", "4", "--epochs", "2", "--save", ck("t4")]);
+    thread(["--workers", "2", "--stages", "2", "--epochs", "4", "--resume", ck("t4"), "--save", ck("t2")]);
+    const p4 = await runMpi(4, "vader", ["train", ...args, "--executor", "processes", "--epochs", "2", "--save", ck("p4")]);
+    assert.equal(p4.code, 0, p4.stderr);
+    assertSameCheckpoint(ck("t4"), ck("p4"));
+    const p2 = await runMpi(2, "vader", ["train", ...args, "--executor", "processes", "--stages", "2", "--epochs", "4", "--resume", ck("p4"), "--save", ck("p2")]);
+    assert.equal(p2.code, 0, p2.stderr);
+    const h = JSON.parse(p2.stdout) as { history: Epoch[]; resumed_from: { epoch: number } };
+    assert.equal(h.resumed_from.epoch, 2);
+    // 4x1 -> 2x2 before the save; on 2 ranks the layouts follow from the freezes and 2 workers.
+    assert.deepEqual(h.history.map((e) => [e.frozen, e.stages, e.replicas]), [[0, 4, 1], [2, 2, 2], [4, 1, 2], [5, 1, 2]]);
+    assertSameCheckpoint(ck("t2"), ck("p2"));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
