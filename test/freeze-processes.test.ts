@@ -15,7 +15,8 @@ import { join } from "node:path";
 import { loadCheckpoint } from "../src/checkpoint/index.js";
 import { parseMetrics } from "../src/train/metrics.js";
 import type { Tensor } from "../src/tensor/tensor.js";
-import { MAIN, mpiSkipReason, runMpi, type Btl } from "./mpi-helpers.js";
+import { fileURLToPath } from "node:url";
+import { MAIN, MPI_ENV, mpirunArgs, mpiSkipReason, runMpi, type Btl } from "./mpi-helpers.js";
 
 const skip = mpiSkipReason();
 const COMMON = ["--model", "vit", "--patch", "7", "--width", "16", "--heads", "2", "--freeze", "--batch", "16",
@@ -122,6 +123,27 @@ test("a freeze checkpoint saved on 4 MPI ranks resumes on 2 ranks as a 4-worker 
     // 4x1 -> 2x2 before the save; on 2 ranks the layouts follow from the freezes and 2 workers.
     assert.deepEqual(h.history.map((e) => [e.frozen, e.stages, e.replicas]), [[0, 4, 1], [2, 2, 2], [4, 1, 2], [5, 1, 2]]);
     assertSameCheckpoint(ck("t2"), ck("p2"));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a freeze pipe through createPipeline on 2 MPI ranks (SPMD script) == the same script on threads bit for bit", { skip }, () => {
+  const script = fileURLToPath(new URL("./lib-freeze-spmd-script.js", import.meta.url));
+  const dir = mkdtempSync(join(tmpdir(), "pw-freeze-lib-"));
+  try {
+    const run = (cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): { rank: number; losses: number[]; frozen: (number | null)[]; eval: number[] }[] => {
+      // A hang detector (not a timing threshold): a job that never ends fails the test.
+      const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 120_000, env });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { rank: number; losses: number[]; frozen: (number | null)[]; eval: number[] });
+    };
+    const [t] = run(process.execPath, [script, "threads", join(dir, "threads.safetensors")]);
+    assert.deepEqual(t.frozen, [3, 5], "the schedule freezes 3 then 5 of 6 layers");
+    const p = run("mpirun", [...mpirunArgs(2, "vader"), process.execPath, script, "processes", join(dir, "proc.safetensors")], { ...process.env, ...MPI_ENV });
+    assert.deepEqual(p.map((l) => l.rank).sort(), [0, 1]);
+    for (const l of p) assert.deepEqual([l.losses, l.frozen, l.eval], [t.losses, t.frozen, t.eval], `rank ${l.rank}: losses, freezes and eval output`);
+    assertSameCheckpoint(join(dir, "threads.safetensors"), join(dir, "proc.safetensors"));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
