@@ -67,7 +67,6 @@ interface Role {
   stage: number;
   replica: number;
   built: ElasticStage;
-  pipeComm: number;
   /** The stage's replicas (null with one replica). */
   data: MpiCollectives | null;
 }
@@ -94,7 +93,7 @@ export class MpiElasticPhase implements TrainingPhase {
     const dataComm = await w.mpi.split(0, active ? s : S + k, active ? r : 0);
     if (active) {
       try {
-        phase.role = { stage: s, replica: r, pipeComm, data: R > 1 ? new MpiCollectives(new ControlMailbox(w.mpi, dataComm)) : null, built: phase.build(o, s, pipeComm) };
+        phase.role = { stage: s, replica: r, data: R > 1 ? new MpiCollectives(new ControlMailbox(w.mpi, dataComm)) : null, built: phase.build(o, s, pipeComm) };
       } catch (e) { phase.die(e); }
       w.mpi.listen(pipeComm, TAG.pipe, (_src, data) => phase.onPipe(data));
     }
