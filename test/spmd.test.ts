@@ -82,8 +82,10 @@ test("launch runs `node SCRIPT` (a library script) on this Node, and pipewright 
   assert.deepEqual(cli.slice(2), ["train", "--stages", "2"]);
 });
 
-test("a freeze pipe asked for another executor is refused, not run on threads silently", async () => {
+test("a freeze pipe asked for another executor is refused, not run on threads silently; on processes outside MPI it says how to launch", async () => {
   const { createPipeline } = await import("../src/index.js");
-  await assert.rejects(createPipeline({ model: { builtin: { name: "vit" } as never }, stages: 2, optimizer: { name: "sgd", lr: 0.1 },
-    freeze: { batch: 8, samples: 16 }, executor: "processes" } as never), /a freeze pipe runs on worker threads only; executor "processes" is not supported/);
+  const freezePipe = (executor: string): Promise<unknown> => createPipeline({ model: { builtin: { name: "vit" } as never }, stages: 2,
+    optimizer: { name: "sgd", lr: 0.1 }, freeze: { batch: 8, samples: 16 }, executor } as never);
+  await assert.rejects(freezePipe("inline"), /a freeze pipe runs on threads or processes; executor "inline" is not supported with freeze/);
+  await assert.rejects(freezePipe("processes"), /a freeze pipe on executor "processes" runs one MPI rank per worker \(2 here\), but this process was not started by MPI; run the same script on 2 ranks: `mpirun -n 2 node /);
 });

@@ -2,7 +2,9 @@
 // trains, freezes a growing prefix of layers at each freeze check (pipe.endEpoch()), re-partitions
 // (AutoPipe), turns freed workers into data-parallel replicas (AutoDP) and serves the frozen
 // prefix's outputs from a cache (AutoCache). It runs the built-in vit, the model the freeze
-// policy's layer map knows, on its own worker threads; it picks its own micro-batch count.
+// policy's layer map knows, on its own worker threads or, with executor "processes", on MPI ranks
+// (SPMD: every rank makes the same calls with the same arguments; each call is collective and
+// returns the same result on every rank; rank 0 alone writes files). It picks its own micro-batch count.
 import { noGrad } from "../autograd/engine.js";
 import { loadCheckpoint, saveCheckpoint, type Json } from "../checkpoint/index.js";
 import type { ModelSpec } from "../nn/models/spec.js";
@@ -11,6 +13,8 @@ import type { OptimizerState } from "../optim/index.js";
 import type { FreezeOptions } from "../pipeline/freeze/index.js";
 import { ElasticTrainer, type ElasticFreezeState } from "../pipeline/elastic/trainer.js";
 import type { Tensor } from "../tensor/tensor.js";
+import { isWriterRank, launchEnv } from "../transport/mpi/env.js";
+import { endJobOnError, finalizeMpi, launchLines } from "./spmd.js";
 
 /** The `freeze` option of createPipeline (PipeTransformer). */
 export interface FreezeOption {
@@ -36,6 +40,8 @@ export interface FreezingPipeOptions {
   freeze: FreezeOption;
   lrSchedule?: (step: number) => number;
   resume?: string;
+  /** threads (default): one worker thread per worker; processes: one MPI rank per worker (freeze.workers = ranks). */
+  executor?: "threads" | "processes";
 }
 
 /** A PipeTransformer pipeline; see {@link createFreezingPipeline}. */
@@ -56,7 +62,12 @@ export class FreezingPipe {
   get frozenLayers(): number { return this.trainer.frozenLayers; }
 
   /** One optimizer step on (x, y); `indices` are the samples' dataset indices (needed with the cache). */
-  async step(x: Tensor, y: Int32Array, indices?: ArrayLike<number>): Promise<number> {
+  step(x: Tensor, y: Int32Array, indices?: ArrayLike<number>): Promise<number> { return this.spmd(() => this.stepNow(x, y, indices)); }
+
+  /** processes: an error on one rank ends the job, naming the rank (src/api/spmd.ts); else thrown as usual. */
+  private spmd<T>(body: () => Promise<T>): Promise<T> { return endJobOnError(this.o.executor ?? "threads", body); }
+
+  private async stepNow(x: Tensor, y: Int32Array, indices?: ArrayLike<number>): Promise<number> {
     if (!this.trainer.fits(x.shape[0])) throw new Error(`pipe.step: a mini-batch of ${x.shape[0]} does not split over ${this.trainer.layout.replicas} replica(s) x ${this.trainer.layout.microbatches} micro-batches`);
     const f = this.o.lrSchedule ? this.o.lrSchedule(this.stepCount) : 1;
     const r = await this.trainer.step(x, y, indices ?? null, f);
@@ -65,34 +76,48 @@ export class FreezingPipe {
   }
 
   /** Ends an epoch: runs the freeze check; resolves to the new frozen layer count when it froze more. */
-  async endEpoch(): Promise<number | null> {
-    this.epochCount++;
-    const t = await this.trainer.endEpoch(this.epochCount);
-    return t ? t.frozenLayers : null;
+  endEpoch(): Promise<number | null> {
+    return this.spmd(async () => {
+      this.epochCount++;
+      const t = await this.trainer.endEpoch(this.epochCount);
+      return t ? t.frozenLayers : null;
+    });
   }
 
-  async eval(x: Tensor): Promise<Tensor> {
-    await this.trainer.sync();
-    const m = this.trainer.model;
-    m.eval();
-    try { return noGrad(() => m.forward(x)); } finally { m.train(); }
+  /** The model's output for x (eval mode, no gradient). processes: collective (the weights are gathered), every rank computes it. */
+  eval(x: Tensor): Promise<Tensor> {
+    return this.spmd(async () => {
+      await this.trainer.sync();
+      const m = this.trainer.model;
+      m.eval();
+      try { return noGrad(() => m.forward(x)); } finally { m.train(); }
+    });
   }
 
-  async stateDict(): Promise<Map<string, Tensor>> {
-    await this.trainer.sync();
-    return new Map([...this.trainer.model.stateDict()].map(([k, t]) => [k, t.clone()]));
+  /** processes: collective. */
+  stateDict(): Promise<Map<string, Tensor>> {
+    return this.spmd(async () => {
+      await this.trainer.sync();
+      return new Map([...this.trainer.model.stateDict()].map(([k, t]) => [k, t.clone()]));
+    });
   }
 
-  /** Checkpoint: weights, optimizer state, step, epochs and the freeze state (resume continues the freezes). */
+  /** Checkpoint: weights, optimizer state, step, epochs and the freeze state (resume continues the freezes). processes: rank 0 writes. */
   async save(path: string): Promise<void> {
-    const optimizer = await this.trainer.optimizerState();
+    // Collective (gathers weights and optimizer state); after it nothing below needs the other ranks.
+    const optimizer = await this.spmd(() => this.trainer.optimizerState());
+    if (this.o.executor === "processes" && !isWriterRank()) return;
     saveCheckpoint(path, {
       model: await this.stateDict(), optimizer: optimizer ?? undefined, step: this.stepCount, epoch: this.epochCount,
       modelSpec: this.o.model.builtin, extra: JSON.parse(JSON.stringify({ library: { freeze: this.trainer.freezeState() } })) as Json,
     });
   }
 
-  async close(): Promise<void> { await this.trainer.close(); }
+  /** Stops the workers. processes: collective; it also finalizes MPI (the process's last pipeline). */
+  async close(): Promise<void> {
+    await this.trainer.close();
+    if (this.o.executor === "processes") await finalizeMpi();
+  }
 }
 
 /** createPipeline with a `freeze` option lands here. */
@@ -111,9 +136,19 @@ export async function createFreezingPipeline(o: FreezingPipeOptions): Promise<Fr
     state = ck.model; opt = (ck.optimizer ?? null) as unknown as OptimizerState | null; step = ck.step; epoch = ck.epoch;
     resume = { freeze: saved };
   }
-  const trainer = await ElasticTrainer.create({
-    spec: o.model.builtin, seed: o.model.seed ?? 0, optimizer: o.optimizer, workers: f.workers ?? o.stages, stages: o.stages,
-    batch: f.batch, freeze: f.policy ?? {}, elastic: f.elastic ?? true, cache: f.cache ?? false, cacheBytes: f.cacheBytes, samples: f.samples,
-  }, state, opt, resume);
-  return new FreezingPipe(trainer, o, step, epoch);
+  const executor = o.executor ?? "threads";
+  if (executor !== "threads" && executor !== "processes") throw new Error(`createPipeline: a freeze pipe runs on threads or processes; executor ${JSON.stringify(executor)} is not supported with freeze`);
+  const workers = f.workers ?? o.stages;
+  if (executor === "processes" && !launchEnv()) {
+    throw new Error(`createPipeline: a freeze pipe on executor "processes" runs one MPI rank per worker (${workers} here), but this process was not started by MPI; ` +
+      `run the same script on ${workers} ranks: ${launchLines(workers)}`);
+  }
+  return endJobOnError(executor, async () => {
+    const createPhase = executor === "processes" ? (await import("../pipeline/elastic/mpi-phase.js")).mpiPhaseFactory(workers) : undefined;
+    const trainer = await ElasticTrainer.create({
+      spec: o.model.builtin, seed: o.model.seed ?? 0, optimizer: o.optimizer, workers, stages: o.stages,
+      batch: f.batch, freeze: f.policy ?? {}, elastic: f.elastic ?? true, cache: f.cache ?? false, cacheBytes: f.cacheBytes, samples: f.samples, createPhase,
+    }, state, opt, resume);
+    return new FreezingPipe(trainer, o, step, epoch);
+  });
 }

@@ -200,9 +200,7 @@ export async function createPipeline(o: FreezingPipeOptions): Promise<FreezingPi
 export async function createPipeline(o: PipelineOptions): Promise<Pipe>;
 export async function createPipeline(o: PipelineOptions | FreezingPipeOptions): Promise<Pipe | FreezingPipe> {
   if ((o as { freeze?: unknown }).freeze !== undefined) {
-    // A freezing pipe runs on its own worker threads; never run another executor's request there silently.
-    const ex = (o as { executor?: unknown }).executor;
-    if (ex !== undefined && ex !== "threads") throw new Error(`createPipeline: a freeze pipe runs on worker threads only; executor ${JSON.stringify(ex)} is not supported with freeze`);
+    // A freezing pipe runs on its own worker threads or MPI ranks (createFreezingPipeline checks the executor).
     return createFreezingPipeline(o as FreezingPipeOptions);
   }
   return createSyncOrAsyncPipeline(o as PipelineOptions);

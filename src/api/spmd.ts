@@ -10,7 +10,7 @@ import { launchEnv } from "../transport/mpi/env.js";
 import type { Tensor } from "../tensor/tensor.js";
 
 /** How to start this very script on `ranks` ranks (for the error a rank outside MPI gives). */
-function launchLines(ranks: number): string {
+export function launchLines(ranks: number): string {
   const script = process.argv[1] ? relative(process.cwd(), process.argv[1]) || process.argv[1] : "script.mjs";
   return `\`mpirun -n ${ranks} node ${script}\` or \`pipewright launch -n ${ranks} -- node ${script}\``;
 }

@@ -52,7 +52,8 @@ export function prepareTrain(n: number, train: readonly string[]): string[] {
   if (executor !== undefined && executor !== "processes") {
     throw new UsageError(`launch runs train with --executor processes; the command says --executor ${executor}`);
   }
-  const stages = flagValue(train, "stages"), workers = flagValue(train, "workers") ?? stages;
+  // A freeze run's rank count is its --workers (AutoDP fills workers / stages replicas from the start).
+  const stages = flagValue(train, "stages"), workers = flagValue(train, "workers") ?? (train.includes("--freeze") ? undefined : stages);
   const replicas = Number(flagValue(train, "replicas") ?? 1);
   if (workers !== undefined && Number(workers) * replicas !== n) {
     const need = Number(workers) * replicas;

@@ -12,6 +12,7 @@ import { lossCurveSvg } from "../report/loss-curve-svg.js";
 import { optimizerConfigOf } from "../train/pipeline.js";
 import type { TrainConfig } from "../train/options.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
+import { isWriterRank, launchEnv, notUnderMpiMessage } from "../transport/mpi/env.js";
 
 export const FREEZE_FLAGS: Record<string, FlagSpec> = {
   freeze: { type: "bool", help: "PipeTransformer: freeze a growing prefix of layers, re-partition the pipeline, replicas from freed workers" },
@@ -26,16 +27,24 @@ export const FREEZE_FLAGS: Record<string, FlagSpec> = {
 export const FREEZE_FLAG_NAMES = Object.keys(FREEZE_FLAGS);
 
 export async function runFreezeTraining(f: FlagValues, given: Set<string>, cfg: TrainConfig): Promise<number> {
+  const has = (n: string): boolean => given.has(n) && f[n] !== undefined;
   if (cfg.model !== "vit") throw new UsageError(`--freeze trains the vit model (its units are attention and MLP sub-blocks); got --model ${cfg.model}`);
-  for (const n of ["schedule", "microbatches", "chunks", "partition", "balance", "executor", "recompute"]) {
-    if (given.has(n)) throw new UsageError(`--${n} does not apply with --freeze (the layout is chosen by AutoPipe: GPipe on worker threads)`);
+  for (const n of ["schedule", "microbatches", "chunks", "partition", "balance", "recompute", "replicas"]) {
+    if (given.has(n)) throw new UsageError(`--${n} does not apply with --freeze (the layout is chosen by AutoPipe: GPipe on worker threads or MPI ranks)`);
   }
+  const executor = (f.executor as string | undefined) ?? "threads";
+  if (executor !== "threads" && executor !== "processes") {
+    throw new UsageError(`--executor ${executor} does not apply with --freeze; use threads (default) or processes (one MPI rank per worker)`);
+  }
+  const mpi = executor === "processes" ? launchEnv() : null;
+  if (executor === "processes" && !mpi) throw new UsageError(notUnderMpiMessage(has("workers") ? f.workers as number : 2));
+  // Under MPI every rank trains; rank 0 alone prints and writes files.
+  const silent = executor === "processes" && !isWriterRank();
   // A resumed run keeps the saved freeze settings unless a flag is given again.
   let saved: ElasticSettings | undefined;
   if (cfg.resume !== undefined) {
     try { saved = elasticCheckpointSettings(cfg.resume); } catch (e) { throw new UsageError((e as Error).message); }
   }
-  const has = (n: string): boolean => given.has(n) && f[n] !== undefined;
   let freeze;
   try {
     freeze = resolveFreezeConfig({
@@ -45,21 +54,23 @@ export async function runFreezeTraining(f: FlagValues, given: Set<string>, cfg: 
     });
   } catch (e) { throw new UsageError((e as Error).message); }
   if (f.backend !== undefined) setBackend(f.backend as BackendName);
-  const workers = has("workers") ? f.workers as number : saved?.workers ?? 2;
+  // On MPI the job's size is the worker count unless --workers says otherwise (then they must agree).
+  const workers = has("workers") ? f.workers as number : mpi ? mpi.size : saved?.workers ?? 2;
   const stages = has("stages") ? f.stages as number : saved?.stages ?? workers;
   if (stages > workers) throw new UsageError(`--stages ${stages} exceeds --workers ${workers}; the pipeline needs one worker per stage`);
   const elastic = has("elastic") ? f.elastic !== "off" : saved?.elastic ?? true;
   const cache = has("cache") ? f.cache !== "off" : saved?.cache ?? true;
   const cacheBytes = has("cache-mb") ? (f["cache-mb"] as number) * 1024 * 1024 : saved?.cacheBytes ?? 1024 * 1024 * 1024;
-  const quiet = f.quiet === true;
+  const quiet = f.quiet === true || silent;
   const bar = quiet || !process.stderr.isTTY ? undefined : new ProgressBar(process.stderr);
   const log = quiet ? (): void => {} : bar ? (m: string): void => bar.log(m) : (m: string): void => { process.stderr.write(m + "\n"); };
   const r = await trainElastic({
     spec: cfg.spec ?? { name: "vit" }, seed: cfg.seed, epochs: cfg.epochs, batch: cfg.batch, optimizer: optimizerConfigOf(cfg),
     scheduleLr: cfg.scheduleLr, warmup: cfg.warmup, workers, stages, freeze, elastic, cache,
     cacheBytes, data: cfg.data, limit: cfg.limit, log, progress: bar,
-    save: cfg.save, resume: cfg.resume, metrics: cfg.metrics, logEvery: cfg.logEvery,
+    save: silent ? undefined : cfg.save, resume: cfg.resume, metrics: silent ? undefined : cfg.metrics, logEvery: cfg.logEvery, executor,
   });
+  if (silent) return 0;
   if (f["freeze-trace"] !== undefined) writeFileAtomic(f["freeze-trace"] as string, JSON.stringify(r.trace, null, 1) + "\n");
   if (f.svg !== undefined) {
     // As in `train`: the metrics file holds earlier segments of a resumed run too; without one, this run's records.

@@ -55,6 +55,11 @@ export interface ElasticTrainOptions {
   /** A step record every N steps (default 1). */
   logEvery?: number;
   progress?: ProgressBar;
+  /**
+   * threads (default): one worker thread per worker; processes: one MPI rank per worker, every rank
+   * running this same call (SPMD). Pass save / metrics / log on the writer rank only.
+   */
+  executor?: "threads" | "processes";
 }
 
 export interface ElasticEpoch {
@@ -191,9 +196,11 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
     : o.resume ? MetricsWriter.resume(o.metrics, { epoch: startEpoch, step }) : new MetricsWriter(o.metrics, false);
   let trainer: ElasticTrainer;
   try {
+    // Loaded only for MPI runs (it needs the MPI addon when a phase starts).
+    const createPhase = o.executor === "processes" ? (await import("../pipeline/elastic/mpi-phase.js")).mpiPhaseFactory(o.workers) : undefined;
     trainer = await ElasticTrainer.create({
       spec: o.spec, seed: o.seed, optimizer: o.optimizer, workers: o.workers, stages: o.stages, batch: o.batch,
-      freeze: o.freeze, elastic: o.elastic, cache: o.cache, cacheBytes: o.cacheBytes, samples: ds.train.n, log,
+      freeze: o.freeze, elastic: o.elastic, cache: o.cache, cacheBytes: o.cacheBytes, samples: ds.train.n, log, createPhase,
     }, state, optimizer, resumeState && {
       freeze: resumeState, ...(startEpoch > 0 && startEpoch < o.epochs ? { pendingCheck: startEpoch } : {}),
     });

@@ -4,58 +4,19 @@
 // (replica 0 of each stage; all replicas hold the same bits) and closes it before the next layout.
 // Moving state this way copies float32 arrays exactly, so a stage move is bit-exact.
 import { MessageChannel, Worker } from "node:worker_threads";
-import { getBackend, type BackendName } from "../../backend/index.js";
-import type { ModelSpec } from "../../nn/models/spec.js";
+import { getBackend } from "../../backend/index.js";
 import { fromPlain, mergeStates, sliceState, toPlain, type OptimizerState } from "../../optim/index.js";
 import { Tensor } from "../../tensor/tensor.js";
-import { numel } from "../../tensor/shape.js";
 import { createShmGroup, type ShmGroupHandle } from "../../transport/shm-collectives.js";
 import { WorkerGroup } from "../../transport/worker-group.js";
-import { splitLabels, splitTensor } from "../../data/microbatch.js";
-import { shardBatch } from "../../parallel/shard.js";
-import type { MicrobatchMetrics } from "../stage.js";
-import type { OptimizerConfig } from "../runtime/setup.js";
 import type { ElasticWorkerInit, FromElasticWorker, StateEntry, ToElasticWorker } from "./messages.js";
+import {
+  combineStepReports, phaseFits, replicaMicrobatches, type PhaseLayout, type PhaseOptions, type PhaseStepResult, type TrainingPhase,
+} from "./phase-contract.js";
 
-export interface PhaseLayout {
-  frozenLayers: number;
-  stages: number;
-  replicas: number;
-  microbatches: number;
-  /** Units [0, prefix) come from the activation cache (0: no cache). */
-  prefix: number;
-  /** [start, end) unit range per stage, covering prefix .. units. */
-  ranges: [number, number][];
-}
+export type { PhaseLayout, PhaseOptions, PhaseStepResult };
 
-export interface PhaseOptions {
-  spec: ModelSpec;
-  seed: number;
-  optimizer: OptimizerConfig;
-  layout: PhaseLayout;
-  /** The whole model's parameters and buffers. */
-  state: ReadonlyMap<string, Tensor>;
-  /** Optimizer state (one group, model order) of at least every trainable parameter, or null. */
-  optimizerState: OptimizerState | null;
-  /** Trainable parameter names (in model order) and sizes, per stage. */
-  stageParams: [string, number][][];
-  backend?: BackendName;
-  timeoutMs?: number;
-}
-
-export interface PhaseStepResult {
-  loss: number;
-  correct: number;
-  count: number;
-  /** Seconds inside actions per stage, summed over replicas. */
-  stageBusy: number[];
-  /** Squared gradient norm per freeze layer (reduced gradients, one replica). */
-  gradSq: Map<number, number>;
-  /** With `fill`: the prefix outputs of the whole batch, in batch order. */
-  prefixOut: Tensor | null;
-}
-
-export class ElasticPhase {
+export class ElasticPhase implements TrainingPhase {
   private readonly threads: WorkerGroup<FromElasticWorker, ToElasticWorker>;
 
   private constructor(readonly layout: PhaseLayout, private readonly workers: Worker[], groups: ShmGroupHandle[]) {
@@ -102,7 +63,7 @@ export class ElasticPhase {
   }
 
   /** Smallest replica shard of an n-example batch must hold M examples. */
-  fits(n: number): boolean { return Math.floor(n / this.layout.replicas) >= this.layout.microbatches; }
+  fits(n: number): boolean { return phaseFits(this.layout, n); }
 
   /**
    * One optimizer step on a mini-batch (x, y): sharded over replicas, each shard split into M
@@ -110,12 +71,10 @@ export class ElasticPhase {
    */
   async step(x: Tensor, y: Int32Array, lrFactor: number, fill = false): Promise<PhaseStepResult> {
     if (this.threads.failure) throw this.threads.failure;
-    const { stages: S, replicas: R, microbatches: M } = this.layout;
+    const S = this.layout.stages;
     const done = this.threads.collect("done");
     const scale = 1 / y.length;
-    shardBatch(x, y, R).forEach((sh, r) => {
-      // Labels follow their examples (T per example for next-token targets).
-      const xs = splitTensor(sh.x, M), ys = splitLabels(sh.y, M, sh.y.length / sh.x.shape[0]);
+    replicaMicrobatches(x, y, this.layout).forEach(({ inputs: xs, targets: ys }, r) => {
       const inputs = xs.map((t) => ({ data: t.data, shape: [...t.shape] }));
       for (let s = 0; s < S; s++) {
         const msg: ToElasticWorker = {
@@ -126,32 +85,11 @@ export class ElasticPhase {
       }
     });
     const replies = await done;
-    let loss = 0, correct = 0, count = 0;
-    const stageBusy = new Array<number>(S).fill(0);
-    const gradSq = new Map<number, number>();
-    const outs: { data: Float32Array; shape: number[] }[] = [];
-    for (let r = 0; r < R; r++) {
-      const per: MicrobatchMetrics[] = [];
-      for (let s = 0; s < S; s++) {
-        const m = replies.get(r * S + s);
-        if (!m || m.type !== "done") throw new Error(`elastic worker ${r * S + s} sent no result`);
-        stageBusy[s] += m.busy;
-        for (const [, mm] of m.metrics.sort((p, q) => p[0] - q[0])) per.push(mm);
-        for (const [l, v] of m.gradSq) gradSq.set(l, (gradSq.get(l) ?? 0) + v);
-        outs.push(...m.prefixOut);
-      }
-      for (const mm of per) { loss += mm.loss; correct += mm.correct; count += mm.count; }
-    }
-    let prefixOut: Tensor | null = null;
-    if (fill) {
-      const tail = outs[0].shape.slice(1);
-      const rows = outs.reduce((t, o) => t + o.shape[0], 0);
-      const data = new Float32Array(rows * numel(tail));
-      let off = 0;
-      for (const o of outs) { data.set(o.data, off); off += o.data.length; }
-      prefixOut = new Tensor(data, [rows, ...tail]);
-    }
-    return { loss, correct, count, stageBusy, gradSq, prefixOut };
+    return combineStepReports(this.layout, (k) => {
+      const m = replies.get(k);
+      if (!m || m.type !== "done") throw new Error(`elastic worker ${k} sent no result`);
+      return m;
+    }, fill);
   }
 
   /** Parameters and buffers of every stage (replica 0), named as in the full model. */

@@ -22,7 +22,8 @@ import {
   ActivationCache, AutoPipe, FreezePolicy, frozenUnitCount, type FreezeOptions, type FreezePolicyState, type PipeUnit, type Transition,
 } from "../freeze/index.js";
 import type { OptimizerConfig } from "../runtime/setup.js";
-import { combineOptimizerStates, ElasticPhase, type PhaseLayout, type PhaseStepResult } from "./phase.js";
+import { combineOptimizerStates, ElasticPhase } from "./phase.js";
+import type { PhaseFactory, PhaseLayout, PhaseStepResult, TrainingPhase } from "./phase-contract.js";
 import { applyFreeze, runnableUnits } from "./units.js";
 
 export interface ElasticConfig {
@@ -46,6 +47,8 @@ export interface ElasticConfig {
   cacheBytes?: number;
   microbatchesPerStage?: number;
   log?: (m: string) => void;
+  /** Starts each layout's workers: worker threads (default, ElasticPhase.create) or MPI ranks (mpi-phase.ts). */
+  createPhase?: PhaseFactory;
 }
 
 export interface ElasticStepResult extends PhaseStepResult { cached: boolean }
@@ -75,7 +78,7 @@ export class ElasticTrainer {
   readonly policy: FreezePolicy | null;
   readonly cache: ActivationCache | null;
   readonly order: string[];
-  private phase: ElasticPhase | null = null;
+  private phase: TrainingPhase | null = null;
   private optState: OptimizerState | null;
   private transition: Transition;
   layout: PhaseLayout;
@@ -164,7 +167,7 @@ export class ElasticTrainer {
 
   private async start(): Promise<void> {
     applyFreeze(this.model, this.layout.frozenLayers);
-    this.phase = await ElasticPhase.create({
+    this.phase = await (this.cfg.createPhase ?? ElasticPhase.create)({
       spec: this.cfg.spec, seed: this.cfg.seed, optimizer: this.cfg.optimizer, layout: this.layout,
       state: this.model.stateDict(), optimizerState: this.optState, stageParams: this.stageParams(this.layout),
     });

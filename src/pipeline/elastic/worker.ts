@@ -1,24 +1,18 @@
-// One elastic phase worker: stage s of replica r. It rebuilds the model from its JSON spec, loads the
-// trainer's state, freezes the prefix (requiresGrad off: no backward, not in the optimizer), and runs
-// the GPipe list of its stage with the shared interpreter. Replicas of a stage all-reduce their
-// gradients in shared memory (fixed rank order) right before STEP, so every replica applies the same
-// update. With the activation cache, stage 0 also holds the frozen prefix and runs it (no graph) only
-// when the trainer sends raw inputs to fill the cache.
+// One elastic phase worker thread: stage s of replica r, built by buildElasticStage. Replicas of a
+// stage all-reduce their gradients in shared memory (fixed rank order) right before STEP, so every
+// replica applies the same update. With the activation cache, stage 0 runs the frozen prefix (no
+// graph) only when the trainer sends raw inputs to fill the cache.
 import { parentPort, workerData } from "node:worker_threads";
-import { noGrad } from "../../autograd/engine.js";
 import { setBackend } from "../../backend/index.js";
-import { createModel } from "../../nn/models/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { ShmCollectives } from "../../transport/shm-collectives.js";
 import { WorkerFailure } from "../../transport/worker-group.js";
 import { GradientAllReducer } from "../../parallel/grad-sync.js";
-import { generateSchedule } from "../schedule/index.js";
-import { Stage, type MicrobatchMetrics } from "../stage.js";
-import { messageKey, WorkerInterpreter, type Payload, type PhysicalStage } from "../runtime/interpreter.js";
-import { createStageOptimizer, shapeOf } from "../runtime/setup.js";
-import { fromPlain, sliceState, toPlain } from "../../optim/index.js";
+import type { MicrobatchMetrics } from "../stage.js";
+import { messageKey, type Payload } from "../runtime/interpreter.js";
+import { toPlain } from "../../optim/index.js";
 import type { ElasticWorkerInit, FromElasticWorker, PeerMessage, StateEntry, ToElasticWorker } from "./messages.js";
-import { applyFreeze, runnableUnits } from "./units.js";
+import { buildElasticStage } from "./stage-build.js";
 
 const init = workerData as ElasticWorkerInit;
 const port = parentPort!;
@@ -29,59 +23,29 @@ const failure = new WorkerFailure((f) =>
 
 try {
   setBackend(init.backend);
-  const model = createModel(init.spec, init.seed);
-  model.loadStateDict(new Map(init.state.map(([k, d, s]) => [k, new Tensor(d, s)])));
+  const s = init.stage;
+  const state = new Map(init.state.map(([k, d, sh]) => [k, new Tensor(d, sh)]));
   init.state = [];
-  model.train();
-  applyFreeze(model, init.frozenLayers);
-  const all = runnableUnits(model);
-  const S = init.ranges.length, s = init.stage;
-  const [a, b] = init.ranges[s];
-  const stage = new Stage({
-    index: s, units: all.slice(a, b).map((u) => [u.unit.layer, u.module] as const),
-    isFirst: s === 0, isLast: s === S - 1, recompute: false,
-  });
-  const prefix = s === 0 ? all.slice(0, init.prefix).map((u) => u.module) : [];
-  const params = stage.namedParameters().filter(([, p]) => p.requiresGrad);
-  const optimizer = createStageOptimizer(init.optimizer, params);
-  if (optimizer && init.optimizerState) optimizer.loadStateDict(sliceState(fromPlain(init.optimizerState), params.map(([n]) => n)));
-  const phys: PhysicalStage = { index: s, chunks: [stage], optimizer };
   const comm = init.group ? new ShmCollectives(init.group, init.replica, { timeoutMs: init.timeoutMs }) : null;
   failure.comm = comm;
-  const reducer = comm ? new GradientAllReducer(params, comm) : null;
-  const layerOf = params.map(([n]) => Number(n.split(".")[1]));
+  let reducer: GradientAllReducer | null = null;
   let gradSq: [number, number][] = [];
-
-  const schedule = generateSchedule("gpipe", { stages: S, microbatches: init.microbatches });
-  const interp = new WorkerInterpreter({
-    worker: s, actions: schedule.workers[s], stages: new Map([[s, phys]]), shape: shapeOf(schedule),
-    outbox: {
-      send(to: number, key: string, payload: Payload): void {
-        if (payload.kind !== "tensor") throw new Error(`elastic worker: only tensors travel between stages, got ${payload.kind}`);
-        const p = to === s + 1 ? init.next : to === s - 1 ? init.prev : null;
-        if (!p) throw new Error(`stage ${s} has no channel to stage ${to}`);
-        const data = payload.data.slice(); // the stage keeps its graph over the original
-        p.postMessage({ key, data, shape: payload.shape } satisfies PeerMessage, [data.buffer as ArrayBuffer]);
-      },
-    },
-    hooks: {
-      beforeStep(): void {
-        reducer?.allReduceSync("sum", true);
-        if (init.replica !== 0) return;
-        const sq = new Map<number, number>();
-        params.forEach(([, p], i) => {
-          if (!p.grad) return;
-          let t = 0;
-          const d = p.grad.data;
-          for (let k = 0; k < d.length; k++) t += d[k] * d[k];
-          sq.set(layerOf[i], (sq.get(layerOf[i]) ?? 0) + t);
-        });
-        gradSq = [...sq];
-      },
-    },
-    onMetrics: (mb, m) => { metrics.push([mb, m]); },
-  });
   const metrics: [number, MicrobatchMetrics][] = [];
+  const built = buildElasticStage({ ...init, state }, {
+    send(to: number, key: string, payload: Payload): void {
+      if (payload.kind !== "tensor") throw new Error(`elastic worker: only tensors travel between stages, got ${payload.kind}`);
+      const p = to === s + 1 ? init.next : to === s - 1 ? init.prev : null;
+      if (!p) throw new Error(`stage ${s} has no channel to stage ${to}`);
+      const data = payload.data.slice(); // the stage keeps its graph over the original
+      p.postMessage({ key, data, shape: payload.shape } satisfies PeerMessage, [data.buffer as ArrayBuffer]);
+    },
+  }, () => {
+    reducer?.allReduceSync("sum", true);
+    if (init.replica === 0) gradSq = built.gradSquares();
+  }, (mb, m) => { metrics.push([mb, m]); });
+  state.clear();
+  reducer = comm ? new GradientAllReducer(built.params, comm) : null;
+  const { interp, stage, optimizer } = built;
   let running = false;
   let prefixOut: { data: Float32Array; shape: number[] }[] = [];
 
@@ -112,7 +76,7 @@ try {
         m.inputs.forEach((x, j) => {
           let t = new Tensor(x.data, x.shape);
           if (m.fill) {
-            t = noGrad(() => prefix.reduce((h, u) => u.forward(h), t));
+            t = built.runPrefix(t);
             prefixOut.push({ data: t.data.slice(), shape: [...t.shape] });
           }
           interp.deliver(messageKey.activation(0, j), { kind: "tensor", data: t.data, shape: [...t.shape] });
