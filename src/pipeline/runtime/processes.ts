@@ -29,6 +29,7 @@ import { partOf } from "../../transport/reduce.js";
 import { startGroups, type Groups } from "./process-groups.js";
 export { agreeOnRank0, startGroups } from "./process-groups.js";
 import { formatAction } from "../schedule/action.js";
+import { watchQuiet } from "../../transport/mpi/watchdog.js";
 
 interface DoneInfo { metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][] }
 
@@ -148,26 +149,12 @@ export class ProcessesExecutor implements Executor {
     return this.g.mpi.abort(1);
   }
 
-  /**
-   * Watchdog (PIPEWRIGHT_WATCHDOG=S, set by `launch --timeout S`): while a collective call waits, a
-   * rank that receives nothing for S seconds ends the job, naming the action and the rank it waits
-   * for (a stopped rank cannot speak for itself).
-   */
+  /** `body` under the watchdog (launch --timeout): a quiet rank ends the job naming what it waits for. */
   private async watched<T>(what: string, body: () => Promise<T>): Promise<T> {
-    const limit = Number(process.env.PIPEWRIGHT_WATCHDOG ?? 0);
-    if (!(limit > 0)) return body();
     this.waitingIn = what;
-    let started = performance.now(), lastTick = started;
-    const every = Math.min(1000, limit * 250);
-    const timer = setInterval(() => {
-      const now = performance.now();
-      // A late tick means this process itself was stopped (SIGSTOP, then SIGCONT): not the others' fault.
-      if (now - lastTick > 2 * every + 1000) started = now;
-      lastTick = now;
-      const quiet = (now - Math.max(started, this.g.mpi.lastMessageAt)) / 1000;
-      if (quiet >= limit) this.die(new Error(`watchdog: nothing arrived for ${limit} s; ${this.describeWait()}`));
-    }, every);
-    try { return await body(); } finally { clearInterval(timer); this.waitingIn = ""; }
+    try {
+      return await watchQuiet(this.g.mpi, body, (limit) => this.die(new Error(`watchdog: nothing arrived for ${limit} s; ${this.describeWait()}`)));
+    } finally { this.waitingIn = ""; }
   }
 
   private describeWait(): string {
