@@ -32,7 +32,9 @@ export function pipelineStart(path: string | undefined, model: Model, asyncStage
   if (!path) return { ...FRESH_START, history: [] };
   const ck = loadCheckpoint(path);
   try {
-    model.loadStateDict(ck.model);
+    // A part of the model (an MPI rank's units) loads its own tensors only.
+    const own = model.stateDict();
+    model.loadStateDict(model.partial ? new Map([...ck.model].filter(([k]) => own.has(k))) : ck.model);
   } catch (e) {
     throw new Error(`checkpoint ${path} does not fit this model (${(e as Error).message}); resume with the same --model as the saved run`);
   }

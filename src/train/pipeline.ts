@@ -11,7 +11,8 @@
 // gathered from the stages, so a pipeline checkpoint resumes on one device and the other way round.
 import { getBackend } from "../backend/index.js";
 import { saveCheckpoint, type Json } from "../checkpoint/index.js";
-import { createModel, type Model } from "../nn/models/index.js";
+import { createModel, createModelPart, type Model } from "../nn/models/index.js";
+import { unitsPerWorker } from "../pipeline/runtime/worker-state.js";
 import { resolveSpec, type ResolvedSpec } from "../nn/models/spec.js";
 import { toPlain, type PlainOptimizerState } from "../optim/index.js";
 import { makeLrSchedule, specOf, type ResumeExtra, type TrainResult, type TrainSummary } from "./loop.js";
@@ -53,10 +54,17 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   const p = opts.pipeline;
   const log = opts.quiet ? (): void => {} : (m: string): void => { process.stderr.write(`${m}\n`); };
   const spec = resolveSpec(specOf(opts));
-  const model = createModel(spec, opts.seed);
+  // An MPI rank builds only its own stages' units, once the plan (which needs only the units'
+  // sizes) has cut the model: no rank holds the whole model.
+  const rank = p.executor === "processes" ? launchEnv()?.rank : undefined;
+  let model = rank === undefined ? createModel(spec, opts.seed) : createModelPart(spec, opts.seed, () => false);
   const task = buildTask({ spec, batch: opts.batch, seed: opts.seed, data: opts.data, limit: opts.limit,
     text: opts.text, stepsPerEpoch: opts.stepsPerEpoch, inputs: needsInputs(p) });
   const plan = await planPipeline(opts, spec, model, task);
+  if (rank !== undefined) {
+    const mine = new Set(unitsPerWorker(plan.partition.balance, plan.schedule)[rank % plan.schedule.workers.length]);
+    model = createModelPart(spec, opts.seed, (u) => mine.has(u));
+  }
   const start = pipelineStart(opts.resume, model, plan.asyncCfg ? p.stages : null);
   const setup = setupFor(opts, plan, start);
   const head = `pipewright train: ${opts.model} (${model.numParameters().toLocaleString("en-US")} parameters) on the ${getBackend().name} backend; ${task.describe}`;
@@ -145,9 +153,10 @@ interface EpochContext {
 /** Every epoch still to run: its steps (synchronous or asynchronous), then evaluation and checkpoint. */
 async function runEpochs(run: PipelineRun, c: EpochContext): Promise<void> {
   const { opts } = run;
-  const paramOrder = c.model.namedParameters().map(([n]) => n);
+  const paramOrder = c.model.parameterNames();
+  // Inline and processes train the main model's units in place; threads copy theirs back.
   const syncModel = async (): Promise<void> => {
-    if (run.executor.name !== "inline") c.model.loadStateDict(await run.executor.stateDict());
+    if (run.executor.name === "threads") c.model.loadStateDict(await run.executor.stateDict());
   };
   let inWarmup = c.inWarmup;
   for (let epoch = c.start.startEpoch; epoch < opts.epochs; epoch++) {
@@ -179,9 +188,11 @@ async function savePipelineCheckpoint(path: string, run: PipelineRun, c: EpochCo
   };
   const asyncPart = asyncCheckpointParts(await run.executor.asyncState()); // windows drained: nothing in flight
   const optimizer = await run.executor.optimizerState(paramOrder); // collective on processes
+  // An MPI rank holds its own units only: the whole model's weights are gathered (collective).
+  const weights = run.executor.name === "processes" ? await run.executor.stateDict() : c.model.stateDict();
   if (!isWriterRank()) return; // under MPI, rank 0 alone writes
   saveCheckpoint(path, {
-    model: c.model.stateDict(), optimizer, step: run.step, epoch,
+    model: weights, optimizer, step: run.step, epoch,
     modelSpec: c.spec, extra: JSON.parse(JSON.stringify(asyncPart.meta ? { ...extra, async: asyncPart.meta } : extra)) as Json,
     extraTensors: asyncPart.tensors,
   });

@@ -32,9 +32,10 @@ export class TokenPositionEmbedding extends Module {
   }
 }
 
-export function gptUnits(spec: ResolvedSpec<"gpt">, rng: Rng): Module[] {
-  const units: Module[] = [new TokenPositionEmbedding(spec.vocab, spec.context, spec.dim, rng)];
-  for (let i = 0; i < spec.depth; i++) units.push(new TransformerBlock(spec.dim, spec.heads, rng, { causal: true }));
-  units.push(new LayerNorm(spec.dim), new Linear(spec.dim, spec.vocab, rng));
-  return units;
+/** The units in order, each made (and its weights drawn from `rng`) when it is reached. */
+export function* gptUnits(spec: ResolvedSpec<"gpt">, rng: Rng): Generator<Module> {
+  yield new TokenPositionEmbedding(spec.vocab, spec.context, spec.dim, rng);
+  for (let i = 0; i < spec.depth; i++) yield new TransformerBlock(spec.dim, spec.heads, rng, { causal: true });
+  yield new LayerNorm(spec.dim);
+  yield new Linear(spec.dim, spec.vocab, rng);
 }

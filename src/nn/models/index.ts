@@ -6,24 +6,41 @@ import { mlpUnits } from "./mlp.js";
 import { cnnUnits } from "./cnn.js";
 import { vitUnits } from "./vit.js";
 import { gptUnits } from "./gpt.js";
-import { inputShape, numClasses, resolveSpec, type ModelName, type ModelSpec } from "./spec.js";
+import { inputShape, numClasses, resolveSpec, type ModelName, type ModelSpec, type ResolvedSpec } from "./spec.js";
+import { AbsentUnit } from "./absent-unit.js";
 
 export { Model, MODEL_UNIT_PREFIX } from "./model.js";
+export { AbsentUnit } from "./absent-unit.js";
 export { PatchEmbedding, TokenMean } from "./vit.js";
 export { TokenPositionEmbedding } from "./gpt.js";
 export * from "./spec.js";
 
+/** The spec's units in order; each is made, drawing its weights from `rng`, when it is reached. */
+function unitsOf(s: ResolvedSpec, rng: Rng): Iterable<Module> {
+  switch (s.name) {
+    case "mlp": return mlpUnits(s, rng);
+    case "cnn": return cnnUnits(s, rng);
+    case "vit": return vitUnits(s, rng);
+    case "gpt": return gptUnits(s, rng);
+  }
+}
+
 /** Builds a model from its JSON spec; all initial weights come from Rng(seed), so workers agree. */
 export function createModel(spec: ModelSpec, seed: number): Model {
   const s = resolveSpec(spec);
-  const rng = new Rng(seed);
-  let units: Module[];
-  switch (s.name) {
-    case "mlp": units = mlpUnits(s, rng); break;
-    case "cnn": units = cnnUnits(s, rng); break;
-    case "vit": units = vitUnits(s, rng); break;
-    case "gpt": units = gptUnits(s, rng); break;
-  }
+  return new Model(s, [...unitsOf(s, new Rng(seed))]);
+}
+
+/**
+ * The model with only the units `keep` selects; the others are AbsentUnits (their count and names,
+ * no tensors). The kept units get the bits createModel gives them: every unit is made in order
+ * (drawing the same random numbers), and one not kept is dropped at once, so at most one foreign
+ * unit is alive at a time.
+ */
+export function createModelPart(spec: ModelSpec, seed: number, keep: (unit: number) => boolean): Model {
+  const s = resolveSpec(spec);
+  const units: Module[] = [];
+  for (const u of unitsOf(s, new Rng(seed))) units.push(keep(units.length) ? u : new AbsentUnit(units.length, u));
   return new Model(s, units);
 }
 

@@ -5,13 +5,14 @@ import { Flatten, ReLU } from "../activation.js";
 import { Linear } from "../linear.js";
 import type { ResolvedSpec } from "./spec.js";
 
-export function mlpUnits(spec: ResolvedSpec<"mlp">, rng: Rng): Module[] {
-  const units: Module[] = [new Flatten()];
+/** The units in order, each made (and its weights drawn from `rng`) when it is reached. */
+export function* mlpUnits(spec: ResolvedSpec<"mlp">, rng: Rng): Generator<Module> {
+  yield new Flatten();
   let width = spec.input;
   for (const h of spec.hidden) {
-    units.push(new Linear(width, h, rng), new ReLU());
+    yield new Linear(width, h, rng);
+    yield new ReLU();
     width = h;
   }
-  units.push(new Linear(width, spec.classes, rng));
-  return units;
+  yield new Linear(width, spec.classes, rng);
 }

@@ -40,9 +40,11 @@ export class TokenMean extends Module {
   forward(x: Tensor): Tensor { return mean(x, 1); }
 }
 
-export function vitUnits(spec: ResolvedSpec<"vit">, rng: Rng): Module[] {
-  const units: Module[] = [new PatchEmbedding(spec.image, spec.inChannels, spec.patch, spec.dim, rng)];
-  for (let i = 0; i < spec.depth; i++) units.push(new TransformerBlock(spec.dim, spec.heads, rng));
-  units.push(new LayerNorm(spec.dim), new TokenMean(), new Linear(spec.dim, spec.classes, rng));
-  return units;
+/** The units in order, each made (and its weights drawn from `rng`) when it is reached. */
+export function* vitUnits(spec: ResolvedSpec<"vit">, rng: Rng): Generator<Module> {
+  yield new PatchEmbedding(spec.image, spec.inChannels, spec.patch, spec.dim, rng);
+  for (let i = 0; i < spec.depth; i++) yield new TransformerBlock(spec.dim, spec.heads, rng);
+  yield new LayerNorm(spec.dim);
+  yield new TokenMean();
+  yield new Linear(spec.dim, spec.classes, rng);
 }

@@ -16,7 +16,7 @@ import type { Action } from "../schedule/action.js";
 import { assertValidSchedule } from "../schedule/validate.js";
 import type { PipelineSetup } from "./setup.js";
 import { buildWorker, type WorkerWeights } from "./worker-build.js";
-import { shareState, unitsPerWorker } from "./worker-state.js";
+import { shareState, unitOfKey, unitsPerWorker } from "./worker-state.js";
 import { expectedUnitPrefix, type PipelineModel } from "./model-source.js";
 import { sourceOf } from "./setup.js";
 import { targetRows, type Target } from "../stage.js";
@@ -296,9 +296,11 @@ export class ProcessesExecutor implements Executor {
     for (const ps of this.interp.stages.values()) {
       for (const c of ps.chunks) for (const [k, t] of c.stateDict()) mine.push([k, t.data.slice(), [...t.shape]]);
     }
-    const out = new Map<string, Tensor>();
-    for (const part of await this.watched("the weight gather", () => this.g.pipe.allGather(mine))) for (const [k, data, shape] of part) out.set(k, new Tensor(data, shape));
-    return out;
+    const all = (await this.watched("the weight gather", () => this.g.pipe.allGather(mine))).flat();
+    // In model order (ranks hold chunks out of order): by unit, each unit's entries as it lists them.
+    const prefix = expectedUnitPrefix(sourceOf(this.setup));
+    const unit = (e: StateEntry): number => unitOfKey(e[0], prefix);
+    return new Map(all.sort((a, b) => unit(a) - unit(b)).map(([k, data, shape]) => [k, new Tensor(data, shape)]));
   }
 
   async optimizerState(order: readonly string[]): Promise<OptimizerState> {
