@@ -33,6 +33,9 @@ import type { PipelineRun } from "./pipeline-run.js";
 import { runSyncEpoch } from "./pipeline-sync.js";
 import { endWarmup, runAsyncEpoch } from "./pipeline-async.js";
 import { isWriterRank } from "../transport/mpi/env.js";
+import { hasLocalState } from "../pipeline/runtime/local-state.js";
+import { savePartedCheckpoint } from "./pipeline-save.js";
+import { saveLayoutOf } from "./options.js";
 
 export { ASYNC_WINDOW, asyncWindows } from "./pipeline-plan.js";
 
@@ -160,9 +163,15 @@ async function runEpochs(run: PipelineRun, c: EpochContext): Promise<void> {
 async function savePipelineCheckpoint(path: string, run: PipelineRun, c: EpochContext, epoch: number, paramOrder: readonly string[]): Promise<void> {
   const { opts, report } = run;
   const extra: ResumeExtra & { pipeline: PipelineConfig } = {
-    config: { ...opts, resume: undefined, pipeline: undefined, quiet: undefined } as TrainConfig, elapsed_s: report.elapsed(), history: c.start.history,
+    config: { ...opts, resume: undefined, pipeline: undefined, quiet: undefined, saveLayout: undefined } as TrainConfig, elapsed_s: report.elapsed(), history: c.start.history,
     pipeline: opts.pipeline,
   };
+  if (saveLayoutOf(opts.pipeline.executor, opts.saveLayout) === "parts") {
+    // One part per rank, no gather (src/train/pipeline-save.ts says why this is the processes default).
+    if (!hasLocalState(run.executor)) throw new Error(`--save-layout parts needs --executor processes, not ${run.executor.name}`);
+    return savePartedCheckpoint(path, run.executor, { step: run.step, epoch, modelSpec: c.spec,
+      extra: JSON.parse(JSON.stringify(extra)) as { [key: string]: Json }, paramOrder });
+  }
   const asyncPart = asyncCheckpointParts(await run.executor.asyncState()); // windows drained: nothing in flight
   const optimizer = await run.executor.optimizerState(paramOrder); // collective on processes
   if (!isWriterRank()) return; // under MPI, rank 0 alone writes
