@@ -22,6 +22,8 @@ export interface PartedSaveInput {
   extra: { [key: string]: Json };
   /** The model's parameter order (the optimizer state's single group lists them so). */
   paramOrder: readonly string[];
+  /** Benchmark hook: called when this rank's save holds the most memory (its part's tensors, before writing). */
+  probe?: () => void;
 }
 
 /** What a rank tells rank 0 about its part (null: it wrote none, a later replica). */
@@ -47,7 +49,9 @@ export async function savePartedCheckpoint(path: string, ex: LocalStateSource, c
   if (local.writes) {
     try {
       const file = newPartName(path, ck.step, local.rank);
-      const part = writePart(path, file, partTensors(local), local.rank, { midWrite: () => crash(local.rank, "mid-part") });
+      const tensors = partTensors(local);
+      ck.probe?.();
+      const part = writePart(path, file, tensors, local.rank, { midWrite: () => crash(local.rank, "mid-part") });
       crash(local.rank, "after-part");
       report = {
         part, stages: local.stages.map((s) => ({ stage: s.stage, names: [...s.state.keys()] })),
