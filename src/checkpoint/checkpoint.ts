@@ -12,7 +12,7 @@
 // Or in parts, one file per rank of a processes run, made a checkpoint by a manifest at the path that
 // carries the same metadata (parts.ts); loadCheckpoint reads both the same way.
 import { readSafetensors, writeSafetensors, SafetensorsError, type SafetensorsMetadata } from "./safetensors.js";
-import { manifestFields, MANIFEST_FORMAT, readManifestTensors, removeStaleParts, type PartInfo } from "./parts.js";
+import { checkPartName, manifestFields, MANIFEST_FORMAT, readManifestTensors, removeStaleParts, type PartInfo } from "./parts.js";
 import { Tensor } from "../tensor/tensor.js";
 import { CheckpointError } from "./errors.js";
 
@@ -129,6 +129,7 @@ export interface ManifestInput {
 export function saveManifest(path: string, m: ManifestInput): void {
   const model = new Set(m.order);
   for (const p of m.parts) {
+    checkPartName(path, p.file);
     for (const n of p.tensors) {
       if (!model.has(n) && !n.startsWith(OPTIM_PREFIX) && !n.startsWith(EXTRA_PREFIX)) {
         throw new CheckpointError(`checkpoint ${path}: part ${p.file} holds "${n}", which is neither in the model order nor "${OPTIM_PREFIX}*"/"${EXTRA_PREFIX}*"`);

@@ -63,7 +63,7 @@ export function writePart(path: string, file: string, tensors: NamedTensors, ran
   return { file, bytes, sha256: hash.digest("hex"), tensors: names };
 }
 
-function checkPartName(path: string, file: string): void {
+export function checkPartName(path: string, file: string): void {
   // A manifest may only name files of its own checkpoint in its own directory (never "../x").
   if (file !== basename(file) || !file.startsWith(`${basename(path)}.part-`)) {
     throw new CheckpointError(`checkpoint ${path}: part name ${JSON.stringify(file)} must be a file "${basename(path)}.part-*" in the checkpoint's directory`);
