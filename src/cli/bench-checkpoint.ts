@@ -49,6 +49,8 @@ export const benchCheckpointCommand: CommandSpec = {
 export interface CheckpointBenchRow {
   bench: "checkpoint"; layout: Layout; ranks: number; parameters: number; state_mb: number; files_mb: number;
   save_ms_median: number; save_ms: number[];
+  /** file: the median time of the gather alone (the rest is rank 0 writing). */
+  gather_ms_median: number | null;
   /** Per rank: MB of tensor memory the save held at its peak above the level before it. */
   held_mb: number[];
   peak_rss_mb: number[]; load_ms: number; loadavg: number[]; cpu: string; backend: string;
@@ -87,7 +89,7 @@ export async function runBenchCheckpoint(argv: string[]): Promise<number> {
       const out: CheckpointBenchRow = { bench: "checkpoint", layout, ranks: N, parameters, state_mb: mb(parameters * 4 * 3), ...row,
         loadavg: loadavg().map((l) => Number(l.toFixed(2))), cpu: cpuLabel(machineCpu()), backend: getBackend().name };
       process.stdout.write((f.json ? JSON.stringify(out) : `checkpoint ${layout.padEnd(5)} ${N} ranks, ${(parameters / 1e6).toFixed(1)}M parameters ` +
-        `(${out.state_mb} MB with AdamW state), ${out.files_mb} MB on disk: save ${out.save_ms_median} ms median (${out.save_ms.join(", ")}), ` +
+        `(${out.state_mb} MB with AdamW state), ${out.files_mb} MB on disk: save ${out.save_ms_median} ms median (${out.save_ms.join(", ")}${out.gather_ms_median !== null ? `; the gather ${out.gather_ms_median} ms` : ""}), ` +
         `held per rank ${out.held_mb.join("/")} MB, peak RSS per rank ${out.peak_rss_mb.join("/")} MB, load ${out.load_ms} ms; ` +
         `load average ${out.loadavg.join(" ")}; ${out.cpu}`) + "\n");
     }
@@ -101,8 +103,8 @@ export async function runBenchCheckpoint(argv: string[]): Promise<number> {
 interface Ctx { ex: ProcessesExecutor; g: Awaited<ReturnType<typeof startGroups>>; order: string[]; saves: number; spec: ModelSpec }
 
 /** `saves` saves in one layout: rank 0's wall times, each rank's held bytes and peak RSS, then a load. */
-async function timeLayout(layout: Layout, path: string, c: Ctx): Promise<Pick<CheckpointBenchRow, "save_ms_median" | "save_ms" | "held_mb" | "peak_rss_mb" | "files_mb" | "load_ms">> {
-  const times: number[] = [];
+async function timeLayout(layout: Layout, path: string, c: Ctx): Promise<Pick<CheckpointBenchRow, "save_ms_median" | "save_ms" | "gather_ms_median" | "held_mb" | "peak_rss_mb" | "files_mb" | "load_ms">> {
+  const times: number[] = [], gathers: number[] = [];
   let held = 0;
   for (let i = 0; i < c.saves; i++) {
     gc();
@@ -116,6 +118,7 @@ async function timeLayout(layout: Layout, path: string, c: Ctx): Promise<Pick<Ch
       // The trainer's --save-layout file: weights and optimizer state gathered on every rank, rank 0 writes.
       const model = await c.ex.stateDict();
       const optimizer = await c.ex.optimizerState(c.order);
+      gathers.push(performance.now() - t0);
       probe();
       if (c.g.mpi.rank === 0) saveCheckpoint(path, { model, optimizer, step: i + 1, epoch: 1, modelSpec: c.spec, extra: { bench: true } });
       await c.g.world.barrier();
@@ -133,7 +136,7 @@ async function timeLayout(layout: Layout, path: string, c: Ctx): Promise<Pick<Ch
     for (const n of readdirSync(dir)) if (n === base || n.startsWith(`${base}.part-`)) files += statSync(join(dir, n)).size;
   }
   await c.g.world.barrier();
-  const sorted = [...times].sort((a, b) => a - b);
-  return { save_ms_median: Number(sorted[Math.floor(sorted.length / 2)].toFixed(1)), save_ms: times.map((t) => Number(t.toFixed(1))),
+  const median = (xs: number[]): number => Number([...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)].toFixed(1));
+  return { save_ms_median: median(times), save_ms: times.map((t) => Number(t.toFixed(1))), gather_ms_median: gathers.length ? median(gathers) : null,
     held_mb: all.map((a) => mb(a.held)), peak_rss_mb: all.map((a) => mb(a.rss)), files_mb: mb(files), load_ms };
 }
