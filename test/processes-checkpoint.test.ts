@@ -14,8 +14,8 @@ import { loadCheckpoint, type PartInfo } from "../src/checkpoint/index.js";
 import { MAIN, mpiSkipReason, runMpi } from "./mpi-helpers.js";
 
 const skip = mpiSkipReason();
-const COMMON = ["--model", "mlp", "--data", "slice", "--limit", "192", "--batch", "48", "--quiet", "--json",
-  "--schedule", "1f1b", "--stages", "2", "--microbatches", "4", "--epochs", "2"];
+const BASE = ["--model", "mlp", "--data", "slice", "--limit", "192", "--batch", "48", "--quiet", "--json", "--stages", "2", "--microbatches", "4", "--epochs", "2"];
+const COMMON = [...BASE, "--schedule", "1f1b"];
 
 const dir = mkdtempSync(join(tmpdir(), "pw-proc-ckpt-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
@@ -98,4 +98,23 @@ test("processes: a parted checkpoint with a part missing is refused, naming the 
   copyFileSync(join(where, listed[1]), join(copy, listed[1]));
   const ok = spawnSync(process.execPath, [MAIN, "eval", "--checkpoint", join(copy, "ck.safetensors"), "--data", "slice", "--limit", "64"], { encoding: "utf8" });
   assert.equal(ok.status, 0, ok.stderr);
+});
+
+test("processes: an asynchronous run's parts hold what a gathered file holds, its policy buffers and their metadata too", { skip }, async () => {
+  const args = ["train", ...BASE, "--schedule", "async", "--method", "pipemare", "--executor", "processes"];
+  const parts = join(dir, "async-parts.safetensors"), file = join(dir, "async-file.safetensors");
+  const p = await runMpi(2, "vader", [...args, "--save", parts]);
+  assert.equal(p.code, 0, p.stderr);
+  const f = await runMpi(2, "vader", [...args, "--save-layout", "file", "--save", file]);
+  assert.equal(f.code, 0, f.stderr);
+  assertSameCheckpoint(file, parts);
+  const a = loadCheckpoint(parts), b = loadCheckpoint(file);
+  assert.equal(a.metadata.format, "pipewright-manifest");
+  type Extra = { async?: unknown; pipeline?: unknown };
+  assert.ok((a.extra as Extra).async, "an asynchronous run saves its state");
+  assert.deepEqual((a.extra as Extra).async, (b.extra as Extra).async);
+  assert.deepEqual((a.extra as Extra).pipeline, (b.extra as Extra).pipeline);
+  assert.deepEqual([...a.extraTensors.keys()].sort(), [...b.extraTensors.keys()].sort());
+  assert.ok(a.extraTensors.size > 0);
+  for (const [k, t] of b.extraTensors) assert.deepEqual(Buffer.from(a.extraTensors.get(k)!.data.buffer), Buffer.from(t.data.buffer), `extra ${k} differs`);
 });

@@ -159,6 +159,8 @@ async function runEpochs(run: PipelineRun, c: EpochContext): Promise<void> {
  * A checkpoint of the run after `epoch` epochs (the main model holds the weights: endEpoch synced
  * it). Its config stays single-device-shaped (any run resumes it); the pipeline is saved beside it so
  * that `train --resume` continues as this pipeline unless told otherwise (src/train/resume.ts).
+ * processes: by default one part per rank plus a manifest (pipeline-save.ts), from each rank's own
+ * stages rather than the main model.
  */
 async function savePipelineCheckpoint(path: string, run: PipelineRun, c: EpochContext, epoch: number, paramOrder: readonly string[]): Promise<void> {
   const { opts, report } = run;
