@@ -60,7 +60,6 @@ export interface Checkpoint {
   metadata: SafetensorsMetadata;
 }
 
-
 function checkCount(what: string, v: number): void {
   if (!Number.isInteger(v) || v < 0) throw new CheckpointError(`checkpoint ${what} must be a non-negative integer, got ${v}`);
 }

@@ -7,7 +7,9 @@
 // Why this is the processes default, not gathering to rank 0 (`--save-layout file`): gathering needs
 // the whole model and optimizer state in one process (today in every process: the gather is an
 // all-gather), which defeats a pipeline larger than one machine, and it serialises the whole write on
-// rank 0. `pipewright bench checkpoint` measures both (numbers in the README).
+// rank 0. `pipewright bench checkpoint` measures both (README): for 355 MB of weights and AdamW
+// moments on 2 and 4 ranks (AMD EPYC Zen 4, 2 cores), parts saved in 1.1-1.6 s against 6.0-7.1 s
+// for the gathered file (the gather alone 3.4-5.8 s), with about 1 GB less peak RSS per rank.
 import { mergeStates, type OptimizerState } from "../optim/index.js";
 import { EXTRA_PREFIX, OPTIM_PREFIX, newPartName, saveManifest, writePart, type Json, type PartInfo } from "../checkpoint/index.js";
 import { ASYNC_TENSOR_PREFIX, type AsyncStageMeta } from "../pipeline/runtime/async-state.js";
