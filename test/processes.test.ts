@@ -96,7 +96,7 @@ test("a checkpoint saved in parts from 4 ranks is the single-device shape: equal
     oneDevice(fourInline, join(dir, "one-inline.safetensors"));
     assertSameCheckpoint(join(dir, "one-inline.safetensors"), join(dir, "one.safetensors"));
     for (const k of loadCheckpoint(four).model.keys()) assert.match(k, /^layers\.\d+\./, `state-dict name ${k}`);
-    // Saved in parts by default (one per rank, src/train/pipeline-save.ts), and bit for bit what gathering to rank 0 writes.
+    // Saved in parts by default (one per rank, src/pipeline/runtime/parted-save.ts), and bit for bit what gathering to rank 0 writes.
     const meta = loadCheckpoint(four).metadata;
     assert.equal(meta.format, "pipewright-manifest");
     assert.equal(JSON.parse(meta.parts).length, 4);

@@ -2,7 +2,7 @@
 // of a processes run on the same trained pipeline (an MLP cut into N stages, AdamW so the optimizer
 // state is twice the weights): "file" gathers weights and optimizer state (as the trainer's
 // `--save-layout file` does: an all-gather over the pipeline) and rank 0 writes one file; "parts" has
-// every rank write its own part and rank 0 the manifest (src/train/pipeline-save.ts). Per layout:
+// every rank write its own part and rank 0 the manifest (src/pipeline/runtime/parted-save.ts). Per layout:
 // the median save over --saves (wall time on rank 0 between barriers), the tensor bytes each rank
 // holds at the save's peak (ArrayBuffer memory above the level before it, after a GC), each rank's
 // peak RSS so far, and the time to load the result. Parts run first: the process's peak RSS only
@@ -24,7 +24,7 @@ import type { PipelineSetup } from "../pipeline/runtime/setup.js";
 import { generateSchedule } from "../pipeline/schedule/index.js";
 import { Rng } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
-import { savePartedCheckpoint } from "../train/pipeline-save.js";
+import { savePartedCheckpoint } from "../pipeline/runtime/parted-save.js";
 import { launchEnv } from "../transport/mpi/env.js";
 
 const LAYOUTS = ["parts", "file"] as const;

@@ -92,7 +92,7 @@ export interface PipelineConfig {
 
 /**
  * Where a pipeline run's checkpoints go: one file (weights and optimizer state gathered, rank 0
- * writes) or, on processes, one part per rank plus a manifest (src/train/pipeline-save.ts).
+ * writes) or, on processes, one part per rank plus a manifest (src/pipeline/runtime/parted-save.ts).
  */
 export const SAVE_LAYOUTS = ["file", "parts"] as const;
 export type SaveLayout = (typeof SAVE_LAYOUTS)[number];

@@ -34,7 +34,7 @@ import { runSyncEpoch } from "./pipeline-sync.js";
 import { endWarmup, runAsyncEpoch } from "./pipeline-async.js";
 import { isWriterRank } from "../transport/mpi/env.js";
 import { hasLocalState } from "../pipeline/runtime/local-state.js";
-import { savePartedCheckpoint } from "./pipeline-save.js";
+import { savePartedCheckpoint } from "../pipeline/runtime/parted-save.js";
 import { saveLayoutOf } from "./options.js";
 
 export { ASYNC_WINDOW, asyncWindows } from "./pipeline-plan.js";
@@ -159,7 +159,7 @@ async function runEpochs(run: PipelineRun, c: EpochContext): Promise<void> {
  * A checkpoint of the run after `epoch` epochs (the main model holds the weights: endEpoch synced
  * it). Its config stays single-device-shaped (any run resumes it); the pipeline is saved beside it so
  * that `train --resume` continues as this pipeline unless told otherwise (src/train/resume.ts).
- * processes: by default one part per rank plus a manifest (pipeline-save.ts), from each rank's own
+ * processes: by default one part per rank plus a manifest (src/pipeline/runtime/parted-save.ts), from each rank's own
  * stages rather than the main model.
  */
 async function savePipelineCheckpoint(path: string, run: PipelineRun, c: EpochContext, epoch: number, paramOrder: readonly string[]): Promise<void> {
@@ -169,7 +169,7 @@ async function savePipelineCheckpoint(path: string, run: PipelineRun, c: EpochCo
     pipeline: opts.pipeline,
   };
   if (saveLayoutOf(opts.pipeline.executor, opts.saveLayout) === "parts") {
-    // One part per rank, no gather (src/train/pipeline-save.ts says why this is the processes default).
+    // One part per rank, no gather (src/pipeline/runtime/parted-save.ts says why this is the processes default).
     if (!hasLocalState(run.executor)) throw new Error(`--save-layout parts needs --executor processes, not ${run.executor.name}`);
     return savePartedCheckpoint(path, run.executor, { step: run.step, epoch, modelSpec: c.spec,
       extra: JSON.parse(JSON.stringify(extra)) as { [key: string]: Json }, paramOrder });

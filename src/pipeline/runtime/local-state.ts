@@ -1,5 +1,5 @@
 // What one rank of a processes run holds of the run's state, for checkpoints written one file per
-// rank (src/train/pipeline-save.ts): its own stages' tensors under their state-dict names, its
+// rank (src/pipeline/runtime/parted-save.ts): its own stages' tensors under their state-dict names, its
 // stages' optimizer state and asynchronous state, without gathering anything from other ranks.
 import type { Tensor } from "../../tensor/tensor.js";
 import type { OptimizerState } from "../../optim/index.js";

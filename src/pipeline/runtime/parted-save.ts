@@ -4,17 +4,17 @@
 // which makes the parts the checkpoint and then removes older saves' parts. No rank ever holds more
 // than its own stages, and the ranks write at the same time.
 //
-// Why this is the processes default, not gathering to rank 0 (`--save-layout file`): gathering needs
+// Why this is the processes default (train and createPipeline), not gathering to rank 0 (`--save-layout file`): gathering needs
 // the whole model and optimizer state in one process (today in every process: the gather is an
 // all-gather), which defeats a pipeline larger than one machine, and it serialises the whole write on
 // rank 0. `pipewright bench checkpoint` measures both (README): for 355 MB of weights and AdamW
 // moments on 2 and 4 ranks (AMD EPYC Zen 4, 2 cores), parts saved in 1.1-1.6 s against 6.0-7.1 s
 // for the gathered file (the gather alone 3.4-5.8 s), with about 1 GB less peak RSS per rank.
-import { mergeStates, type OptimizerState } from "../optim/index.js";
-import { EXTRA_PREFIX, OPTIM_PREFIX, newPartName, saveManifest, writePart, type Json, type PartInfo } from "../checkpoint/index.js";
-import { ASYNC_TENSOR_PREFIX, type AsyncStageMeta } from "../pipeline/runtime/async-state.js";
-import type { LocalState, LocalStateSource } from "../pipeline/runtime/local-state.js";
-import { Tensor } from "../tensor/tensor.js";
+import { mergeStates, type OptimizerState } from "../../optim/index.js";
+import { EXTRA_PREFIX, OPTIM_PREFIX, newPartName, saveManifest, writePart, type Json, type PartInfo } from "../../checkpoint/index.js";
+import { ASYNC_TENSOR_PREFIX, type AsyncStageMeta } from "./async-state.js";
+import type { LocalState, LocalStateSource } from "./local-state.js";
+import { Tensor } from "../../tensor/tensor.js";
 
 export interface PartedSaveInput {
   step: number;
