@@ -1,13 +1,13 @@
 // Checkpoints of a processes run, one file per rank (src/checkpoint/parts.ts): every rank of the
 // first replica writes its own stages' tensors, optimizer state and asynchronous buffers into a new
 // part (atomically), the ranks confirm in one small collective, and rank 0 writes the manifest last,
-// which makes the parts the checkpoint and then removes older saves' parts. No rank ever holds more
-// than its own stages, and the ranks write at the same time.
+// which makes the parts the checkpoint and then removes older saves' parts. No rank holds more than
+// its own stages for the save (a copy of its optimizer share), and the ranks write at the same time.
 //
-// Why this is the processes default (train and createPipeline), not gathering to rank 0 (`--save-layout file`): gathering needs
-// the whole model and optimizer state in one process (today in every process: the gather is an
-// all-gather), which defeats a pipeline larger than one machine, and it serialises the whole write on
-// rank 0. `pipewright bench checkpoint` measures both (README): for 355 MB of weights and AdamW
+// Why this is the processes default (train and createPipeline), not gathering to rank 0
+// (`train --save-layout file`): gathering needs the whole model and optimizer state in one process
+// (today in every process: the gather is an all-gather), which defeats a pipeline larger than one
+// machine, and it serialises the whole write on rank 0. `pipewright bench checkpoint` measures both (README): for 355 MB of weights and AdamW
 // moments on 2 and 4 ranks (AMD EPYC Zen 4, 2 cores), parts saved in 1.1-1.6 s against 6.0-7.1 s
 // for the gathered file (the gather alone 3.4-5.8 s), with about 1 GB less peak RSS per rank.
 import { mergeStates, type OptimizerState } from "../../optim/index.js";
