@@ -134,3 +134,32 @@ test("the Python reader merges parts into the tensors pipewright loads", { skip:
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /is incomplete: part .*-r0\.safetensors \(1 of 2\) is missing/);
 });
+
+const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+
+test("pipewright checkpoint merge writes the parts as one file with the same content, also in place", () => {
+  const dir = freshDir();
+  const path = join(dir, "ck.safetensors"), out = join(dir, "merged.safetensors");
+  savePartsAt(path, 9);
+  const before = loadCheckpoint(path);
+  const r = spawnSync(process.execPath, [MAIN, "checkpoint", "merge", "--checkpoint", path, "--out", out], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /4 model tensor\(s\) from 2 part\(s\)/);
+  const same = (a: ReturnType<typeof loadCheckpoint>, b: ReturnType<typeof loadCheckpoint>): void => {
+    assert.deepEqual([...a.model.keys()], [...b.model.keys()]);
+    for (const [k, v] of a.model) assert.deepEqual(bytesOf(b.model.get(k)!), bytesOf(v), k);
+    for (const [k, v] of a.optimizer!.tensors) assert.deepEqual(bytesOf(b.optimizer!.tensors.get(k)!), bytesOf(v), k);
+    assert.deepEqual({ ...a.optimizer, tensors: null }, { ...b.optimizer, tensors: null });
+    assert.deepEqual([a.step, a.epoch, a.modelSpec, a.extra, [...a.extraTensors.keys()]], [b.step, b.epoch, b.modelSpec, b.extra, [...b.extraTensors.keys()]]);
+  };
+  const merged = loadCheckpoint(out);
+  assert.equal(merged.metadata.format, "pipewright");
+  same(before, merged);
+  const inPlace = spawnSync(process.execPath, [MAIN, "checkpoint", "merge", "--checkpoint", path, "--out", path], { encoding: "utf8" });
+  assert.equal(inPlace.status, 0, inPlace.stderr);
+  assert.deepEqual(readdirSync(dir).sort(), ["ck.safetensors", "merged.safetensors"], "the parts are gone");
+  same(before, loadCheckpoint(path));
+  const bad = spawnSync(process.execPath, [MAIN, "checkpoint", "merge", "--checkpoint", path], { encoding: "utf8" });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--checkpoint FILE and --out FILE are required/);
+});
