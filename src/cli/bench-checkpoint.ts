@@ -3,15 +3,13 @@
 // state is twice the weights): "file" gathers weights and optimizer state (as the trainer's
 // `--save-layout file` does: an all-gather over the pipeline) and rank 0 writes one file; "parts" has
 // every rank write its own part and rank 0 the manifest (src/pipeline/runtime/parted-save.ts). Per layout:
-// the median save over --saves (wall time on rank 0 between barriers), the tensor bytes each rank
-// holds at the save's peak (ArrayBuffer memory above the level before it, after a GC), each rank's
-// peak RSS so far, and the time to load the result. Parts run first: the process's peak RSS only
-// grows, so file's peak is its own only when it is the larger.
+// the median save over --saves (wall time on rank 0 between barriers; for file also the gather's
+// part), each rank's peak RSS so far, and the time to load the result. Parts run first: a process's
+// peak RSS only grows, so file's figure is its own only when it is the larger (run `--layout file`
+// alone to be sure). Every rank builds the whole model once at the start, in both layouts' RSS.
 import { mkdtempSync, rmSync, statSync, readdirSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
 import { cpuLabel, getBackend, machineCpu } from "../backend/index.js";
 import { loadCheckpoint, saveCheckpoint } from "../checkpoint/index.js";
@@ -33,8 +31,8 @@ type Layout = (typeof LAYOUTS)[number];
 export const benchCheckpointCommand: CommandSpec = {
   name: "bench checkpoint",
   summary: "Under `pipewright launch -n N -- bench checkpoint`: saves of an N-stage processes pipeline (an MLP of --layers x --width, AdamW) " +
-    "as one file gathered to rank 0 against one part per rank plus a manifest. Rank 0 prints per layout the median save time, the tensor " +
-    "memory the save holds on each rank, each rank's peak RSS, the files' size, the load time and the load average.",
+    "as one file gathered to rank 0 against one part per rank plus a manifest. Rank 0 prints per layout the median save time " +
+    "(file: also the gather's), each rank's peak RSS, the files' size, the load time and the load average.",
   flags: {
     layout: { type: "string", choices: [...LAYOUTS, "both"], default: "both", help: "layouts to time (both: parts, then file)" },
     layers: { type: "int", min: 1, default: 8, meta: "L", help: "hidden layers of the MLP" },
@@ -51,12 +49,9 @@ export interface CheckpointBenchRow {
   save_ms_median: number; save_ms: number[];
   /** file: the median time of the gather alone (the rest is rank 0 writing). */
   gather_ms_median: number | null;
-  /** Per rank: MB of tensor memory the save held at its peak above the level before it. */
-  held_mb: number[];
   peak_rss_mb: number[]; load_ms: number; loadavg: number[]; cpu: string; backend: string;
 }
 
-const gc = (() => { setFlagsFromString("--expose-gc"); return runInNewContext("gc") as () => void; })();
 const mb = (bytes: number): number => Number((bytes / 2 ** 20).toFixed(1));
 
 export async function runBenchCheckpoint(argv: string[]): Promise<number> {
@@ -90,7 +85,7 @@ export async function runBenchCheckpoint(argv: string[]): Promise<number> {
         loadavg: loadavg().map((l) => Number(l.toFixed(2))), cpu: cpuLabel(machineCpu()), backend: getBackend().name };
       process.stdout.write((f.json ? JSON.stringify(out) : `checkpoint ${layout.padEnd(5)} ${N} ranks, ${(parameters / 1e6).toFixed(1)}M parameters ` +
         `(${out.state_mb} MB with AdamW state), ${out.files_mb} MB on disk: save ${out.save_ms_median} ms median (${out.save_ms.join(", ")}${out.gather_ms_median !== null ? `; the gather ${out.gather_ms_median} ms` : ""}), ` +
-        `held per rank ${out.held_mb.join("/")} MB, peak RSS per rank ${out.peak_rss_mb.join("/")} MB, load ${out.load_ms} ms; ` +
+        `peak RSS per rank ${out.peak_rss_mb.join("/")} MB, load ${out.load_ms} ms; ` +
         `load average ${out.loadavg.join(" ")}; ${out.cpu}`) + "\n");
     }
   } finally {
@@ -102,30 +97,25 @@ export async function runBenchCheckpoint(argv: string[]): Promise<number> {
 
 interface Ctx { ex: ProcessesExecutor; g: Awaited<ReturnType<typeof startGroups>>; order: string[]; saves: number; spec: ModelSpec }
 
-/** `saves` saves in one layout: rank 0's wall times, each rank's held bytes and peak RSS, then a load. */
-async function timeLayout(layout: Layout, path: string, c: Ctx): Promise<Pick<CheckpointBenchRow, "save_ms_median" | "save_ms" | "gather_ms_median" | "held_mb" | "peak_rss_mb" | "files_mb" | "load_ms">> {
+/** `saves` saves in one layout: rank 0's wall times, each rank's peak RSS, then a load. */
+async function timeLayout(layout: Layout, path: string, c: Ctx): Promise<Pick<CheckpointBenchRow, "save_ms_median" | "save_ms" | "gather_ms_median" | "peak_rss_mb" | "files_mb" | "load_ms">> {
   const times: number[] = [], gathers: number[] = [];
-  let held = 0;
   for (let i = 0; i < c.saves; i++) {
-    gc();
-    const base = process.memoryUsage().arrayBuffers;
-    const probe = (): void => { held = Math.max(held, process.memoryUsage().arrayBuffers - base); };
     await c.g.world.barrier();
     const t0 = performance.now();
     if (layout === "parts") {
-      await savePartedCheckpoint(path, c.ex, { step: i + 1, epoch: 1, modelSpec: c.spec, extra: { bench: true }, paramOrder: c.order, probe });
+      await savePartedCheckpoint(path, c.ex, { step: i + 1, epoch: 1, modelSpec: c.spec, extra: { bench: true }, paramOrder: c.order });
     } else {
       // The trainer's --save-layout file: weights and optimizer state gathered on every rank, rank 0 writes.
       const model = await c.ex.stateDict();
       const optimizer = await c.ex.optimizerState(c.order);
       gathers.push(performance.now() - t0);
-      probe();
       if (c.g.mpi.rank === 0) saveCheckpoint(path, { model, optimizer, step: i + 1, epoch: 1, modelSpec: c.spec, extra: { bench: true } });
       await c.g.world.barrier();
     }
     times.push(performance.now() - t0);
   }
-  const all = await c.g.world.allGather({ held, rss: process.resourceUsage().maxRSS * 1024 });
+  const all = await c.g.world.allGather({ rss: process.resourceUsage().maxRSS * 1024 });
   let load_ms = 0, files = 0;
   if (c.g.mpi.rank === 0) {
     const t0 = performance.now();
@@ -138,5 +128,5 @@ async function timeLayout(layout: Layout, path: string, c: Ctx): Promise<Pick<Ch
   await c.g.world.barrier();
   const median = (xs: number[]): number => Number([...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)].toFixed(1));
   return { save_ms_median: median(times), save_ms: times.map((t) => Number(t.toFixed(1))), gather_ms_median: gathers.length ? median(gathers) : null,
-    held_mb: all.map((a) => mb(a.held)), peak_rss_mb: all.map((a) => mb(a.rss)), files_mb: mb(files), load_ms };
+    peak_rss_mb: all.map((a) => mb(a.rss)), files_mb: mb(files), load_ms };
 }

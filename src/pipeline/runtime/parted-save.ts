@@ -8,8 +8,8 @@
 // (`train --save-layout file`): gathering needs the whole model and optimizer state in one process
 // (today in every process: the gather is an all-gather), which defeats a pipeline larger than one
 // machine, and it serialises the whole write on rank 0. `pipewright bench checkpoint` measures both (README): for 355 MB of weights and AdamW
-// moments on 2 and 4 ranks (AMD EPYC Zen 4, 2 cores), parts saved in 1.1-1.6 s against 6.0-7.1 s
-// for the gathered file (the gather alone 3.4-5.8 s), with about 1 GB less peak RSS per rank.
+// moments on 2 and 4 ranks (AMD EPYC Zen 4, 2 cores, loaded), parts saved in 0.75-1.6 s against
+// 4.7-6.5 s for the gathered file (the gather alone 3.4-5.8 s), with about 1 GB less peak RSS per rank.
 import { mergeStates, type OptimizerState } from "../../optim/index.js";
 import { EXTRA_PREFIX, OPTIM_PREFIX, newPartName, saveManifest, writePart, type Json, type PartInfo } from "../../checkpoint/index.js";
 import { ASYNC_TENSOR_PREFIX, type AsyncStageMeta } from "./async-state.js";
@@ -24,8 +24,6 @@ export interface PartedSaveInput {
   extra: { [key: string]: Json };
   /** The model's parameter order (the optimizer state's single group lists them so). */
   paramOrder: readonly string[];
-  /** Benchmark hook: called when this rank's save holds the most memory (its part's tensors, before writing). */
-  probe?: () => void;
 }
 
 /** What a rank tells rank 0 about its part (null: it wrote none, a later replica). */
@@ -51,9 +49,7 @@ export async function savePartedCheckpoint(path: string, ex: LocalStateSource, c
   if (local.writes) {
     try {
       const file = newPartName(path, ck.step, local.rank);
-      const tensors = partTensors(local);
-      ck.probe?.();
-      const part = writePart(path, file, tensors, local.rank, { midWrite: () => crash(local.rank, "mid-part") });
+      const part = writePart(path, file, partTensors(local), local.rank, { midWrite: () => crash(local.rank, "mid-part") });
       crash(local.rank, "after-part");
       report = {
         part, stages: local.stages.map((s) => ({ stage: s.stage, names: [...s.state.keys()] })),
