@@ -4,7 +4,7 @@
     node examples/regression-mlp.mjs --save /tmp/mlp.safetensors
     /usr/bin/python3 examples/load_in_pytorch.py /tmp/mlp.safetensors
 
-pipewright's pipe.save() writes safetensors: the weights under PyTorch's state-dict names (a user's
+pipewright's pipe.save() writes safetensors (one file, or a manifest and one part per MPI rank): the weights under PyTorch's state-dict names (a user's
 layer list is named like torch.nn.Sequential: "0.weight", "0.bias", "2.weight", ...), the optimizer
 state under "optim.*" and trainer state under "extra.*" (skipped here). The script rebuilds the same
 layers as a torch.nn.Sequential, loads the weights with strict checking, runs the inputs saved next to
@@ -14,6 +14,7 @@ pipewright's. Exits 1 when they differ by more than --tol. Needs only json, stru
 """
 import argparse
 import json
+import os
 import struct
 import sys
 
@@ -37,6 +38,27 @@ def read_safetensors(path):
     return out
 
 
+def read_checkpoint(path):
+    """read_safetensors of a single file, or of every part a manifest names, merged.
+
+    With `--executor processes`, pipewright saves one part per MPI rank beside a manifest at the
+    checkpoint path (metadata format "pipewright-manifest"; scripts/pipewright_checkpoint.py also
+    checks each part's checksum).
+    """
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        meta = json.loads(f.read(n).decode("utf-8")).get("__metadata__") or {}
+    if meta.get("format") != "pipewright-manifest":
+        return read_safetensors(path)
+    out = {}
+    for part in json.loads(meta["parts"]):
+        full = os.path.join(os.path.dirname(os.path.abspath(path)), part["file"])
+        if not os.path.exists(full):
+            raise SystemExit(f"{path} is incomplete: part {part['file']} is missing")
+        out.update(read_safetensors(full))
+    return out
+
+
 def build(layers, state):
     """torch.nn.Sequential of the named layer kinds; Linear sizes come from the saved weights."""
     mods = []
@@ -57,7 +79,7 @@ def main():
     ap.add_argument("--samples", help="inputs and pipewright's outputs (default: <checkpoint>.samples.json)")
     ap.add_argument("--tol", type=float, default=1e-4)
     a = ap.parse_args()
-    tensors = read_safetensors(a.checkpoint)
+    tensors = read_checkpoint(a.checkpoint)
     state = {k: torch.from_numpy(v.copy()) for k, v in tensors.items() if not k.startswith(("optim.", "extra."))}
     with open(a.samples or a.checkpoint + ".samples.json") as f:
         samples = json.load(f)

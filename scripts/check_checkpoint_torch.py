@@ -3,7 +3,8 @@
 
     /usr/bin/python3 scripts/check_checkpoint_torch.py CKPT.safetensors --inputs IN --logits OUT [--tol 1e-4]
 
-CKPT      a checkpoint written by pipewright (src/checkpoint/checkpoint.ts): model tensors under their
+CKPT      a checkpoint written by pipewright (src/checkpoint/checkpoint.ts; or a manifest and its parts, read by
+          scripts/pipewright_checkpoint.py): model tensors under their
           state-dict names, optimizer buffers under "optim.*" and trainer state under "extra.*" (both
           ignored here), and the model's JSON spec in the safetensors metadata key "model_spec".
 IN, OUT   the inputs pipewright ran and the logits it computed (in eval mode), each either
@@ -22,7 +23,6 @@ relative error (|a - b| / max(|b|, 1e-3)), and exits 1 when the normwise relativ
 import argparse
 import json
 import os
-import struct
 import sys
 
 import numpy as np
@@ -30,53 +30,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_models import create_model  # noqa: E402
-
-
-class BadInput(Exception):
-    pass
-
-
-def read_safetensors(path):
-    """Returns ({name: float32 ndarray}, metadata) after the same checks as pipewright's reader."""
-    try:
-        with open(path, "rb") as f:
-            buf = f.read()
-    except OSError as e:
-        raise BadInput(f"{path}: {e.strerror}")
-    if len(buf) < 8:
-        raise BadInput(f"{path}: truncated: expected at least 8 bytes, found {len(buf)}")
-    (n,) = struct.unpack("<Q", buf[:8])
-    if 8 + n > len(buf):
-        raise BadInput(f"{path}: truncated: header length {n} needs at least {8 + n} bytes, found {len(buf)}")
-    try:
-        header = json.loads(buf[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadInput(f"{path}: header is not valid JSON ({e})")
-    if not isinstance(header, dict):
-        raise BadInput(f"{path}: header must be a JSON object")
-    metadata = header.pop("__metadata__", None) or {}
-    entries = []
-    for name, info in header.items():
-        if info.get("dtype") != "F32":
-            raise BadInput(f"{path}: tensor {name!r} has dtype {info.get('dtype')!r}; only F32 is supported")
-        shape = info["shape"]
-        begin, end = info["data_offsets"]
-        if end - begin != 4 * int(np.prod(shape, dtype=np.int64)):
-            raise BadInput(f"{path}: tensor {name!r} of shape {shape} spans {end - begin} bytes, needs {4 * int(np.prod(shape))}")
-        entries.append((begin, end, name, shape))
-    entries.sort()
-    pos = 0
-    for begin, end, name, _ in entries:
-        if begin != pos:
-            raise BadInput(f"{path}: tensor {name!r} starts at {begin}, expected {pos} (overlap or gap)")
-        pos = end
-    if 8 + n + pos != len(buf):
-        what = "truncated: " if 8 + n + pos > len(buf) else ""
-        raise BadInput(f"{path}: {what}expected {8 + n + pos} bytes, found {len(buf)}")
-    base = 8 + n
-    tensors = {name: np.frombuffer(buf, dtype="<f4", count=(end - begin) // 4, offset=base + begin).reshape(shape)
-               for begin, end, name, shape in entries}
-    return tensors, metadata
+from pipewright_checkpoint import BadInput, read_checkpoint, read_safetensors  # noqa: E402
 
 
 def read_array(path, name):
@@ -111,7 +65,7 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-4, help="max normwise relative error (default 1e-4)")
     args = ap.parse_args()
     try:
-        tensors, meta = read_safetensors(args.checkpoint)
+        tensors, meta = read_checkpoint(args.checkpoint)  # one file, or a manifest and its parts
         if "model_spec" not in meta:
             raise BadInput(f"{args.checkpoint}: metadata has no 'model_spec' (keys: {', '.join(sorted(meta)) or 'none'}); "
                            "save the checkpoint with modelSpec set")

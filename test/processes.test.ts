@@ -72,7 +72,7 @@ test("--executor processes outside MPI says how to launch it", () => {
   assert.match(r.stderr, /not started by MPI; launch it with `pipewright launch -n 2 -- train/);
 });
 
-test("a checkpoint saved from 4 ranks is the single-device shape: equal to inline's, resumed on 2 ranks as inline resumes it, and on one device", { skip }, async () => {
+test("a checkpoint saved in parts from 4 ranks is the single-device shape: equal to inline's and to a gathered file, resumed on 2 ranks and on one device as inline's is", { skip }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "pw-reshard-"));
   try {
     const base = [...COMMON, "--microbatches", "4", "--schedule", "1f1b"];
@@ -90,11 +90,24 @@ test("a checkpoint saved from 4 ranks is the single-device shape: equal to inlin
     const i2 = spawnSync(process.execPath, [MAIN, "train", "--epochs", "2", ...resume, "--executor", "inline", "--save", twoInline], { encoding: "utf8" });
     assert.equal(i2.status, 0, i2.stderr);
     assertSameCheckpoint(twoInline, two);
-    // One device reads it too (no stage keys anywhere in the file).
-    const one = spawnSync(process.execPath, [MAIN, "train", "--epochs", "2", "--resume", four, "--schedule", "none", "--quiet", "--json"], { encoding: "utf8" });
-    assert.equal(one.status, 0, one.stderr);
-    assert.ok(Number.isFinite(JSON.parse(one.stdout).train_loss));
+    // One device reads it too (no stage keys anywhere in the parts), as it reads inline's single file.
+    const oneDevice = (from: string, to: string): void => {
+      const one = spawnSync(process.execPath, [MAIN, "train", "--epochs", "2", "--resume", from, "--schedule", "none", "--quiet", "--json", "--save", to], { encoding: "utf8" });
+      assert.equal(one.status, 0, one.stderr);
+    };
+    oneDevice(four, join(dir, "one.safetensors"));
+    oneDevice(fourInline, join(dir, "one-inline.safetensors"));
+    assertSameCheckpoint(join(dir, "one-inline.safetensors"), join(dir, "one.safetensors"));
     for (const k of loadCheckpoint(four).model.keys()) assert.match(k, /^layers\.\d+\./, `state-dict name ${k}`);
+    // Saved in parts by default (one per rank, src/pipeline/runtime/parted-save.ts), and bit for bit what gathering to rank 0 writes.
+    const meta = loadCheckpoint(four).metadata;
+    assert.equal(meta.format, "pipewright-manifest");
+    assert.equal(JSON.parse(meta.parts).length, 4);
+    const fourFile = join(dir, "four-file.safetensors");
+    const f4 = await runMpi(4, "vader", ["train", ...base, "--epochs", "1", "--stages", "4", "--executor", "processes", "--save-layout", "file", "--save", fourFile]);
+    assert.equal(f4.code, 0, f4.stderr);
+    assert.equal(loadCheckpoint(fourFile).metadata.format, "pipewright");
+    assertSameCheckpoint(fourFile, four);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -49,6 +49,7 @@ for (const [schedule, variant] of [["gpipe"], ["1f1b"], ["gpipe", "reload"]]) {
       for (const [k, t] of x.model) assert.deepEqual(Buffer.from(y.model.get(k)!.data.buffer), Buffer.from(t.data.buffer), `weights ${k} differ`);
       assert.equal(JSON.stringify(y.optimizer), JSON.stringify(x.optimizer), "optimizer state differs");
       assert.equal(y.step, variant === "reload" ? 4 : 3);
+      assert.equal(y.metadata.format, "pipewright-manifest", "processes save one part per rank");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

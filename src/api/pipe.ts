@@ -13,6 +13,8 @@ import { asyncSetupFor } from "../pipeline/runtime/async-weights.js";
 import { asyncCheckpointParts, asyncStateFromCheckpoint } from "../pipeline/runtime/async-state.js";
 import type { Executor, SplitBatch, StepResult } from "../pipeline/runtime/executor.js";
 import { InlineExecutor } from "../pipeline/runtime/inline.js";
+import { hasLocalState } from "../pipeline/runtime/local-state.js";
+import { savePartedCheckpoint } from "../pipeline/runtime/parted-save.js";
 import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
 import { loadModelSource, toPipelineModel, type ModelSource, type PipelineModel } from "../pipeline/runtime/model-source.js";
 import { functionLoss, loadLoss } from "../pipeline/runtime/loss-source.js";
@@ -140,21 +142,27 @@ export class Pipe {
 
   /**
    * Writes a checkpoint (safetensors: weights, optimizer state, step); resume with {resume: path}.
-   * processes: collective (weights and optimizer state are gathered); rank 0 alone writes the file.
+   * processes: collective; every rank writes its own part and rank 0 the manifest (one file per rank,
+   * read back by loadCheckpoint like a single file).
    */
   async save(path: string): Promise<void> { return this.spmd(() => this.saveTo(path)); }
 
   private async saveTo(path: string): Promise<void> {
-    const state = await this.stateDict();
     const order = this.model.namedParameters().map(([n]) => n);
+    const src = this.setup.source;
+    const pipeline = { schedule: this.resolved.schedule, stages: this.opts.stages, microbatches: this.opts.microbatches, balance: [...this.setup.balance] };
+    const modelSpec = src?.kind === "builtin" ? src.spec : undefined;
+    if (hasLocalState(this.executor)) {
+      // processes: one part per rank and a manifest, as `train` saves (src/pipeline/runtime/parted-save.ts says why).
+      return savePartedCheckpoint(path, this.executor, { step: this.stepCount, epoch: 0, modelSpec, extra: { library: { pipeline } }, paramOrder: order });
+    }
+    const state = await this.stateDict();
     const optimizer = await this.executor.optimizerState(order);
     const asyncPart = asyncCheckpointParts(await this.executor.asyncState());
     if (!isWriterRank()) return;
-    const src = this.setup.source;
-    const pipeline = { schedule: this.resolved.schedule, stages: this.opts.stages, microbatches: this.opts.microbatches, balance: [...this.setup.balance] };
     saveCheckpoint(path, {
       model: state, optimizer, step: this.stepCount, epoch: 0,
-      modelSpec: src?.kind === "builtin" ? src.spec : undefined,
+      modelSpec,
       extra: JSON.parse(JSON.stringify({ library: { pipeline }, ...(asyncPart.meta ? { async: asyncPart.meta } : {}) })) as Json,
       extraTensors: asyncPart.tensors,
     });

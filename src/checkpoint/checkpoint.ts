@@ -9,8 +9,14 @@
 //     model_spec    the model's JSON spec (rebuilds the model here or in scripts/torch_models.py)
 //     optimizer     the optimizer state without its tensors (kind, hyper-parameters, per-param steps)
 //     extra         anything else the trainer needs to resume exactly (RNG positions, batch index, ...)
+// Or in parts, one file per rank of a processes run, made a checkpoint by a manifest at the path that
+// carries the same metadata (parts.ts); loadCheckpoint reads both the same way.
 import { readSafetensors, writeSafetensors, SafetensorsError, type SafetensorsMetadata } from "./safetensors.js";
+import { checkPartName, manifestFields, MANIFEST_FORMAT, readManifestTensors, removeStaleParts, type PartInfo } from "./parts.js";
 import { Tensor } from "../tensor/tensor.js";
+import { CheckpointError } from "./errors.js";
+
+export { CheckpointError };
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -54,16 +60,12 @@ export interface Checkpoint {
   metadata: SafetensorsMetadata;
 }
 
-export class CheckpointError extends Error {}
-
 function checkCount(what: string, v: number): void {
   if (!Number.isInteger(v) || v < 0) throw new CheckpointError(`checkpoint ${what} must be a non-negative integer, got ${v}`);
 }
 
 /** The tensors and metadata a checkpoint is stored as (exposed for tests and tools). */
 export function checkpointEntries(ck: CheckpointInput): { tensors: [string, Tensor][]; metadata: SafetensorsMetadata } {
-  checkCount("step", ck.step);
-  checkCount("epoch", ck.epoch);
   const tensors: [string, Tensor][] = [];
   for (const [name, t] of ck.model) {
     if (name.startsWith(OPTIM_PREFIX)) throw new CheckpointError(`model tensor name "${name}" may not start with "${OPTIM_PREFIX}" (reserved for optimizer state)`);
@@ -71,26 +73,70 @@ export function checkpointEntries(ck: CheckpointInput): { tensors: [string, Tens
     tensors.push([name, t]);
   }
   for (const [key, t] of ck.extraTensors ?? []) tensors.push([EXTRA_PREFIX + key, t]);
+  let optimizerJson: Record<string, unknown> | undefined;
+  if (ck.optimizer) {
+    const { tensors: optTensors, ...json } = ck.optimizer as OptimizerSnapshot & Record<string, unknown>;
+    for (const [key, t] of optTensors) tensors.push([OPTIM_PREFIX + key, t]);
+    optimizerJson = json;
+  }
+  return { tensors, metadata: commonMetadata({ ...ck, optimizer: optimizerJson }) };
+}
+
+/** The metadata a single file and a manifest share (step, epoch, optimizer JSON, spec, extra). */
+function commonMetadata(ck: Omit<ManifestInput, "parts" | "order">): SafetensorsMetadata {
+  checkCount("step", ck.step);
+  checkCount("epoch", ck.epoch);
   const metadata: SafetensorsMetadata = {
     format: CHECKPOINT_FORMAT,
     format_version: CHECKPOINT_FORMAT_VERSION,
     step: JSON.stringify(ck.step),
     epoch: JSON.stringify(ck.epoch),
   };
-  if (ck.optimizer) {
-    const { tensors: optTensors, ...json } = ck.optimizer as OptimizerSnapshot & Record<string, unknown>;
-    for (const [key, t] of optTensors) tensors.push([OPTIM_PREFIX + key, t]);
-    metadata.optimizer = JSON.stringify(json);
-  }
+  if (ck.optimizer) metadata.optimizer = JSON.stringify(ck.optimizer);
   if (ck.modelSpec !== undefined) metadata.model_spec = JSON.stringify(ck.modelSpec);
   if (ck.extra !== undefined) metadata.extra = JSON.stringify(ck.extra);
-  return { tensors, metadata };
+  return metadata;
 }
 
-/** Writes the checkpoint atomically: the previous file at `path` survives any failure. */
+/**
+ * Writes the checkpoint atomically: the previous file at `path` survives any failure. Parts of an
+ * earlier checkpoint in parts at `path` are removed afterwards (this file replaced their manifest).
+ */
 export function saveCheckpoint(path: string, ck: CheckpointInput): void {
   const { tensors, metadata } = checkpointEntries(ck);
   writeSafetensors(path, tensors, metadata);
+  removeStaleParts(path, new Set());
+}
+
+/** A checkpoint in parts (parts.ts): what its manifest holds besides the part list. */
+export interface ManifestInput {
+  parts: readonly PartInfo[];
+  /** Model tensor names in state-dict order. */
+  order: readonly string[];
+  step: number;
+  epoch: number;
+  /** The optimizer state without its tensors (they are "optim.*" tensors of the parts). */
+  optimizer?: Record<string, unknown>;
+  modelSpec?: object;
+  extra?: Json;
+}
+
+/**
+ * Writes the manifest of a checkpoint in parts at `path`, atomically; call once every part is
+ * written (it makes them the checkpoint). Then removes the parts no longer named.
+ */
+export function saveManifest(path: string, m: ManifestInput): void {
+  const model = new Set(m.order);
+  for (const p of m.parts) {
+    checkPartName(path, p.file);
+    for (const n of p.tensors) {
+      if (!model.has(n) && !n.startsWith(OPTIM_PREFIX) && !n.startsWith(EXTRA_PREFIX)) {
+        throw new CheckpointError(`checkpoint ${path}: part ${p.file} holds "${n}", which is neither in the model order nor "${OPTIM_PREFIX}*"/"${EXTRA_PREFIX}*"`);
+      }
+    }
+  }
+  writeSafetensors(path, [], { ...commonMetadata(m), ...manifestFields(m.parts, m.order) });
+  removeStaleParts(path, new Set(m.parts.map((p) => p.file)));
 }
 
 function parseJsonField(path: string, meta: SafetensorsMetadata, key: string): Json | undefined {
@@ -103,8 +149,19 @@ function parseJsonField(path: string, meta: SafetensorsMetadata, key: string): J
   }
 }
 
+/** Reads a single-file checkpoint or a manifest with its parts (merged; every part checked). */
 export function loadCheckpoint(path: string): Checkpoint {
-  const { tensors, metadata } = readSafetensors(path);
+  const file = readSafetensors(path);
+  const { metadata } = file;
+  if (metadata.format === MANIFEST_FORMAT) {
+    const tensors = readManifestTensors(path, metadata, file.tensors.size);
+    return interpret(path, tensors, { ...metadata, format: CHECKPOINT_FORMAT, format_version: CHECKPOINT_FORMAT_VERSION }, metadata);
+  }
+  return interpret(path, file.tensors, metadata, metadata);
+}
+
+/** A checkpoint from its tensors and metadata; `raw` is the file's own metadata (kept in `metadata`). */
+function interpret(path: string, tensors: Map<string, Tensor>, metadata: SafetensorsMetadata, raw: SafetensorsMetadata): Checkpoint {
   if (metadata.format !== CHECKPOINT_FORMAT) {
     throw new CheckpointError(`checkpoint ${path}: not a pipewright checkpoint (metadata "format" is ${JSON.stringify(metadata.format)}, expected "${CHECKPOINT_FORMAT}"); ` +
       `read plain safetensors files with readSafetensors()`);
@@ -129,7 +186,7 @@ export function loadCheckpoint(path: string): Checkpoint {
     else if (name.startsWith(EXTRA_PREFIX)) extraTensors.set(name.slice(EXTRA_PREFIX.length), t);
     else model.set(name, t);
   }
-  const out: Checkpoint = { model, step, epoch, metadata, extraTensors };
+  const out: Checkpoint = { model, step, epoch, metadata: raw, extraTensors };
   const optJson = parseJsonField(path, metadata, "optimizer");
   if (optJson !== undefined) {
     if (typeof optJson !== "object" || optJson === null || Array.isArray(optJson)) {

@@ -73,6 +73,10 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     summary: "MPI transport (under mpirun -n 2+): p2p latency/bandwidth at 1 KB and 4 MB, a 4 MB all-reduce, a waiting rank's CPU",
     run: async (argv) => (await import("./bench-mpi.js")).runBenchMpi(argv),
   },
+  checkpoint: {
+    summary: "checkpoint saves of a processes pipeline (under launch -n N): one file gathered to rank 0 against one part per rank",
+    run: async (argv) => (await import("./bench-checkpoint.js")).runBenchCheckpoint(argv),
+  },
   gemm: {
     summary: "GFLOP/s of the native matmul per provider (oneDNN, OpenBLAS), shape and layout, with the rule's choice",
     run: async (argv) => (await import("./bench-gemm.js")).runBenchGemm(argv),

@@ -28,6 +28,10 @@ const COMMANDS: Record<string, Command> = {
     summary: "evaluate a checkpoint; export inputs and logits for the PyTorch check",
     run: async (argv) => (await import("./eval.js")).runEval(argv),
   },
+  checkpoint: {
+    summary: "`checkpoint merge`: a checkpoint saved in parts (one per MPI rank) as one safetensors file",
+    run: async (argv) => (await import("./checkpoint.js")).runCheckpoint(argv),
+  },
   launch: {
     summary: "run `train` or your own `node SCRIPT` on N MPI ranks through mpirun: one OS process per pipeline worker, local or across hosts",
     run: async (argv) => (await import("./launch.js")).runLaunch(argv),

@@ -13,8 +13,8 @@ import { checkpointConfig, trainSingleDevice, type TrainSummary } from "../train
 import { parseMetrics, type MetricsRecord } from "../train/metrics.js";
 import { rate } from "../train/epoch-report.js";
 import {
-  EXECUTORS, LR_SCHEDULE_NAMES, MODEL_DEFAULTS, OPTIMIZER_NAMES, PARTITION_METHODS, PIPELINE_SCHEDULES, RECOMPUTE_MODES, WEIGHT_GRAD_MODES,
-  type PipelineConfig, type TrainConfig,
+  EXECUTORS, LR_SCHEDULE_NAMES, MODEL_DEFAULTS, OPTIMIZER_NAMES, PARTITION_METHODS, PIPELINE_SCHEDULES, RECOMPUTE_MODES, SAVE_LAYOUTS, WEIGHT_GRAD_MODES,
+  type PipelineConfig, type SaveLayout, type TrainConfig,
 } from "../train/options.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 import { MODEL_SIZE_FLAGS, modelSpecFromFlags } from "./model-flags.js";
@@ -47,6 +47,9 @@ export const trainCommand: CommandSpec = {
     warmup: { type: "int", min: 0, help: `linear LR warm-up steps (default per model: ${perModel((d) => d.warmup)})`, meta: "K" },
     seed: { type: "int", default: 0, help: "seed for initialisation and shuffling", meta: "S" },
     save: { type: "string", help: "write a checkpoint (safetensors, atomically) after every epoch", meta: "FILE" },
+    "save-layout": { type: "string", choices: SAVE_LAYOUTS, meta: "L",
+      help: "--save with --executor processes: one part per MPI rank plus a manifest written last (parts, the default there: no rank gathers the whole model), " +
+        "or one file gathered to rank 0 (file, the only layout elsewhere); both load the same way" },
     resume: { type: "string", help: "continue exactly from a checkpoint written by --save; unset flags take the saved run's values", meta: "FILE" },
     metrics: { type: "string", help: "write JSON-lines metrics (step and epoch records) to FILE", meta: "FILE" },
     "log-every": { type: "int", min: 1, default: 1, help: "write a step record every N optimizer steps", meta: "N" },
@@ -174,8 +177,12 @@ export async function runTrain(argv: string[]): Promise<number> {
   if (savedPipeline && pipeline && !quiet) process.stderr.write(resumeNotice(pipeline, f.schedule === undefined) + "\n");
   const bar = quiet ? undefined : new ProgressBar(process.stderr);
   const hooks = { progress: bar, log: quiet ? undefined : (m: string): void => (bar ? bar.log(m) : undefined) };
+  const saveLayout = f["save-layout"] as SaveLayout | undefined;
+  if (saveLayout === "parts" && pipeline?.executor !== "processes") {
+    throw new UsageError(`--save-layout parts needs --executor processes (one part per MPI rank); ${pipeline ? `--executor ${pipeline.executor}` : "one device"} saves one file`);
+  }
   const result = pipeline
-    ? await (await import("../train/pipeline.js")).trainPipeline({ ...cfg, pipeline, quiet }) // loaded only for pipeline runs
+    ? await (await import("../train/pipeline.js")).trainPipeline({ ...cfg, pipeline, quiet, saveLayout }) // loaded only for pipeline runs
     : await trainSingleDevice(cfg, hooks);
 
   if (silent) return 0;

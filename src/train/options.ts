@@ -90,9 +90,24 @@ export interface PipelineConfig {
   replicas?: number;
 }
 
+/**
+ * Where a pipeline run's checkpoints go: one file (weights and optimizer state gathered, rank 0
+ * writes) or, on processes, one part per rank plus a manifest (src/pipeline/runtime/parted-save.ts).
+ */
+export const SAVE_LAYOUTS = ["file", "parts"] as const;
+export type SaveLayout = (typeof SAVE_LAYOUTS)[number];
+
+/** The layout a run saves in: the one asked for, else parts on processes and one file otherwise. */
+export function saveLayoutOf(executor: ExecutorName, asked?: SaveLayout): SaveLayout {
+  if (asked === "parts" && executor !== "processes") throw new Error(`--save-layout parts needs --executor processes (one part per MPI rank); ${executor} saves one file`);
+  return asked ?? (executor === "processes" ? "parts" : "file");
+}
+
 /** Everything `trainPipeline` (src/train/pipeline.ts) receives. */
 export interface PipelineTrainOptions extends TrainConfig {
   pipeline: PipelineConfig;
+  /** Checkpoint layout (default: saveLayoutOf). Not saved in the checkpoint: each run picks its own. */
+  saveLayout?: SaveLayout;
   /** Suppress the progress bar. */
   quiet: boolean;
 }

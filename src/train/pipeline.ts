@@ -35,6 +35,9 @@ import type { PipelineRun } from "./pipeline-run.js";
 import { runSyncEpoch } from "./pipeline-sync.js";
 import { endWarmup, runAsyncEpoch } from "./pipeline-async.js";
 import { isWriterRank, launchEnv } from "../transport/mpi/env.js";
+import { hasLocalState } from "../pipeline/runtime/local-state.js";
+import { savePartedCheckpoint } from "../pipeline/runtime/parted-save.js";
+import { saveLayoutOf } from "./options.js";
 
 export { ASYNC_WINDOW, asyncWindows } from "./pipeline-plan.js";
 
@@ -176,16 +179,24 @@ async function runEpochs(run: PipelineRun, c: EpochContext): Promise<void> {
 }
 
 /**
- * A checkpoint of the run after `epoch` epochs (the main model holds the weights: endEpoch synced
- * it). Its config stays single-device-shaped (any run resumes it); the pipeline is saved beside it so
+ * A checkpoint of the run after `epoch` epochs (threads: the main model was synced just before). Its
+ * config stays single-device-shaped (any run resumes it); the pipeline is saved beside it so
  * that `train --resume` continues as this pipeline unless told otherwise (src/train/resume.ts).
+ * processes: by default one part per rank plus a manifest (src/pipeline/runtime/parted-save.ts), from each rank's own
+ * stages rather than the main model.
  */
 async function savePipelineCheckpoint(path: string, run: PipelineRun, c: EpochContext, epoch: number, paramOrder: readonly string[]): Promise<void> {
   const { opts, report } = run;
   const extra: ResumeExtra & { pipeline: PipelineConfig } = {
-    config: { ...opts, resume: undefined, pipeline: undefined, quiet: undefined } as TrainConfig, elapsed_s: report.elapsed(), history: c.start.history,
+    config: { ...opts, resume: undefined, pipeline: undefined, quiet: undefined, saveLayout: undefined } as TrainConfig, elapsed_s: report.elapsed(), history: c.start.history,
     pipeline: opts.pipeline,
   };
+  if (saveLayoutOf(opts.pipeline.executor, opts.saveLayout) === "parts") {
+    // One part per rank, no gather (src/pipeline/runtime/parted-save.ts says why this is the processes default).
+    if (!hasLocalState(run.executor)) throw new Error(`--save-layout parts needs --executor processes, not ${run.executor.name}`);
+    return savePartedCheckpoint(path, run.executor, { step: run.step, epoch, modelSpec: c.spec,
+      extra: JSON.parse(JSON.stringify(extra)) as { [key: string]: Json }, paramOrder });
+  }
   const asyncPart = asyncCheckpointParts(await run.executor.asyncState()); // windows drained: nothing in flight
   const optimizer = await run.executor.optimizerState(paramOrder); // collective on processes
   // An MPI rank holds its own units only: the whole model's weights are gathered (collective).

@@ -30,10 +30,11 @@ import { startGroups, type Groups } from "./process-groups.js";
 export { agreeOnRank0, startGroups } from "./process-groups.js";
 import { formatAction } from "../schedule/action.js";
 import { watchQuiet } from "../../transport/mpi/watchdog.js";
+import type { LocalState, LocalStateSource } from "./local-state.js";
 
 interface DoneInfo { metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][] }
 
-export class ProcessesExecutor implements Executor {
+export class ProcessesExecutor implements Executor, LocalStateSource {
   readonly name = "processes" as const;
   private interp!: WorkerInterpreter;
   private asyncRuntime: AsyncRuntime | null = null;
@@ -313,6 +314,22 @@ export class ProcessesExecutor implements Executor {
     const parts = (await this.watched("the asynchronous-state gather", () => this.g.pipe.allGather(this.asyncRuntime?.snapshot() ?? null))).filter((p): p is AsyncState => p !== null);
     return parts.length ? mergeAsyncStates(parts) : null;
   }
+
+  /** This rank's own stages, optimizer and asynchronous state (no communication): a checkpoint part. */
+  localState(): LocalState {
+    const S = this.setup.schedule.stages;
+    const stages = [...this.interp.stages.values()].flatMap((ps) => ps.chunks.map((c, chunk) => ({ stage: chunk * S + ps.index, state: c.stateDict() })));
+    return {
+      rank: this.g.mpi.rank, writes: this.g.at.replica === 0,
+      stages: stages.sort((a, b) => a.stage - b.stage),
+      optimizer: [...this.interp.stages.values()].sort((a, b) => a.index - b.index).flatMap((ps) => (ps.optimizer ? [ps.optimizer.stateDict()] : [])),
+      async: this.asyncRuntime?.snapshot() ?? null,
+    };
+  }
+
+  gatherAll<T>(value: T, what: string): Promise<T[]> { return this.watched(what, () => this.g.world.allGather(value)); }
+
+  barrier(what: string): Promise<void> { return this.watched(what, () => this.g.world.barrier()); }
 
   /** Collective: no pipeline message of this executor is in flight once every rank is here. */
   async close(): Promise<void> {
