@@ -163,3 +163,45 @@ test("pipewright checkpoint merge writes the parts as one file with the same con
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--checkpoint FILE and --out FILE are required/);
 });
+
+test("loading with a filter reads only the parts holding wanted tensors (an MPI rank's own stages); the others must still exist", () => {
+  const dir = freshDir();
+  const path = join(dir, "p.safetensors");
+  const [p0, p1] = savePartsAt(path, 2);
+  const want = (name: string): boolean => name === "layers.1.weight" || name === "optim.layers.1.weight.momentum_buffer";
+  const full = loadCheckpoint(path);
+  // Rank 0's part changed in place (same size): the filtered load does not read it, the full one refuses it.
+  const file0 = join(dir, p0.file);
+  const bytes = readFileSync(file0);
+  bytes[bytes.length - 1] ^= 0xff;
+  writeFileSync(file0, bytes);
+  const mine = loadCheckpoint(path, want);
+  assert.deepEqual([...mine.model.keys()], ["layers.1.weight"]);
+  assert.deepEqual(bytesOf(mine.model.get("layers.1.weight")!), bytesOf(full.model.get("layers.1.weight")!));
+  assert.deepEqual([...mine.optimizer!.tensors.keys()], ["layers.1.weight.momentum_buffer"]);
+  assert.deepEqual(mine.extra, full.extra);
+  assert.throws(() => loadCheckpoint(path), /does not match the manifest's SHA-256/);
+  // A part that is missing or of another size is an error even when none of its tensors is wanted.
+  writeFileSync(file0, bytes.subarray(1));
+  assert.throws(() => loadCheckpoint(path, want), /has \d+ bytes, the manifest says/);
+  rmSync(file0);
+  assert.throws(() => loadCheckpoint(path, want), new RegExp(`part ${p0.file} \\(1 of 2\\) is missing`));
+  assert.ok(p1.tensors.includes("layers.1.weight"));
+});
+
+test("checkpointExtra reads the trainer state from the header alone, of a single file and of a manifest", async () => {
+  const { checkpointExtra } = await import("../src/checkpoint/index.js");
+  const dir = freshDir();
+  const parted = join(dir, "p.safetensors"), single = join(dir, "s.safetensors");
+  savePartsAt(parted, 3);
+  saveCheckpoint(single, { model: new Map(MODEL), step: 3, epoch: 1, extra: { config: { lr: 0.5 }, history: [] } });
+  assert.deepEqual(checkpointExtra(parted), loadCheckpoint(parted).extra);
+  assert.deepEqual(checkpointExtra(single), { config: { lr: 0.5 }, history: [] });
+  // Only the header is read: a file cut inside its tensor data still gives it (a full load refuses it).
+  const whole = readFileSync(single);
+  writeFileSync(single, whole.subarray(0, whole.length - 8));
+  assert.deepEqual(checkpointExtra(single), { config: { lr: 0.5 }, history: [] });
+  assert.throws(() => loadCheckpoint(single), /truncated/);
+  writeFileSync(single, whole.subarray(0, 12));
+  assert.throws(() => checkpointExtra(single), /truncated/);
+});

@@ -11,7 +11,7 @@
 //     extra         anything else the trainer needs to resume exactly (RNG positions, batch index, ...)
 // Or in parts, one file per rank of a processes run, made a checkpoint by a manifest at the path that
 // carries the same metadata (parts.ts); loadCheckpoint reads both the same way.
-import { readSafetensors, writeSafetensors, SafetensorsError, type SafetensorsMetadata } from "./safetensors.js";
+import { readSafetensors, readSafetensorsMetadata, writeSafetensors, SafetensorsError, type SafetensorsMetadata } from "./safetensors.js";
 import { checkPartName, manifestFields, MANIFEST_FORMAT, readManifestTensors, removeStaleParts, type PartInfo } from "./parts.js";
 import { Tensor } from "../tensor/tensor.js";
 import { CheckpointError } from "./errors.js";
@@ -149,15 +149,28 @@ function parseJsonField(path: string, meta: SafetensorsMetadata, key: string): J
   }
 }
 
-/** Reads a single-file checkpoint or a manifest with its parts (merged; every part checked). */
-export function loadCheckpoint(path: string): Checkpoint {
-  const file = readSafetensors(path);
+/**
+ * Reads a single-file checkpoint or a manifest with its parts (merged; every part checked). With
+ * `want`, only the stored tensors (names as stored: "layers.0.weight", "optim.layers.0.weight.exp_avg",
+ * "extra.…") it accepts, reading only the parts that hold some (an MPI rank resuming its own stages).
+ */
+export function loadCheckpoint(path: string, want?: (storedName: string) => boolean): Checkpoint {
+  const file = readSafetensors(path, want);
   const { metadata } = file;
   if (metadata.format === MANIFEST_FORMAT) {
-    const tensors = readManifestTensors(path, metadata, file.tensors.size);
+    const tensors = readManifestTensors(path, metadata, file.tensors.size, want);
     return interpret(path, tensors, { ...metadata, format: CHECKPOINT_FORMAT, format_version: CHECKPOINT_FORMAT_VERSION }, metadata);
   }
   return interpret(path, file.tensors, metadata, metadata);
+}
+
+/** A checkpoint's trainer state (metadata "extra"), reading only the file's header. */
+export function checkpointExtra(path: string): Json | undefined {
+  const metadata = readSafetensorsMetadata(path);
+  if (metadata.format !== CHECKPOINT_FORMAT && metadata.format !== MANIFEST_FORMAT) {
+    throw new CheckpointError(`checkpoint ${path}: not a pipewright checkpoint (metadata "format" is ${JSON.stringify(metadata.format)}, expected "${CHECKPOINT_FORMAT}")`);
+  }
+  return parseJsonField(path, metadata, "extra");
 }
 
 /** A checkpoint from its tensors and metadata; `raw` is the file's own metadata (kept in `metadata`). */

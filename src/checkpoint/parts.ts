@@ -15,7 +15,7 @@
 // manifest is written. Every part must be readable from the manifest's directory: on several hosts,
 // a shared file system.
 import { createHash, randomBytes } from "node:crypto";
-import { readdirSync, readFileSync, unlinkSync } from "node:fs";
+import { readdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { Tensor } from "../tensor/tensor.js";
 import { writeFileAtomic } from "./atomic-write.js";
@@ -90,6 +90,23 @@ function parsePartList(path: string, meta: SafetensorsMetadata): PartInfo[] {
   });
 }
 
+/** A part that is not read must still exist with the manifest's size. */
+function checkPartSize(path: string, part: PartInfo, i: number, n: number): void {
+  let bytes: number;
+  try {
+    bytes = statSync(join(dirname(resolve(path)), part.file)).size;
+  } catch (e) {
+    throw partUnreadable(path, part, i, n, e);
+  }
+  if (bytes !== part.bytes) throw new CheckpointError(`checkpoint ${path}: part ${part.file} has ${bytes} bytes, the manifest says ${part.bytes} (changed or truncated)`);
+}
+
+function partUnreadable(path: string, part: PartInfo, i: number, n: number, e: unknown): CheckpointError {
+  const missing = (e as NodeJS.ErrnoException).code === "ENOENT";
+  return new CheckpointError(`checkpoint ${path} is incomplete: part ${part.file} (${i + 1} of ${n}) ${missing ? "is missing" : `cannot be read (${(e as Error).message})`}; ` +
+    `every part the manifest names must sit beside it (copy or move the checkpoint with all its ${basename(path)}.part-* files)`);
+}
+
 /** The bytes of one listed part, checked against the manifest (size and checksum). */
 function readPart(path: string, part: PartInfo, i: number, n: number): Buffer {
   const full = join(dirname(resolve(path)), part.file);
@@ -97,9 +114,7 @@ function readPart(path: string, part: PartInfo, i: number, n: number): Buffer {
   try {
     buf = readFileSync(full);
   } catch (e) {
-    const missing = (e as NodeJS.ErrnoException).code === "ENOENT";
-    throw new CheckpointError(`checkpoint ${path} is incomplete: part ${part.file} (${i + 1} of ${n}) ${missing ? "is missing" : `cannot be read (${(e as Error).message})`}; ` +
-      `every part the manifest names must sit beside it (copy or move the checkpoint with all its ${basename(path)}.part-* files)`);
+    throw partUnreadable(path, part, i, n, e);
   }
   if (buf.length !== part.bytes) throw new CheckpointError(`checkpoint ${path}: part ${part.file} has ${buf.length} bytes, the manifest says ${part.bytes} (changed or truncated)`);
   const sum = createHash("sha256").update(buf).digest("hex");
@@ -110,8 +125,10 @@ function readPart(path: string, part: PartInfo, i: number, n: number): Buffer {
 /**
  * Every tensor of a manifest's parts, merged: model tensors in the manifest's state-dict order, then
  * the rest (optimizer, trainer) in part order. A missing, changed or foreign part is an error naming it.
+ * With `want`, only the tensors it accepts: a part holding none of them is only checked to exist
+ * with its size, not read.
  */
-export function readManifestTensors(path: string, meta: SafetensorsMetadata, ownTensors: number): Map<string, Tensor> {
+export function readManifestTensors(path: string, meta: SafetensorsMetadata, ownTensors: number, want?: (name: string) => boolean): Map<string, Tensor> {
   if (meta.format_version !== MANIFEST_FORMAT_VERSION) {
     throw new CheckpointError(`checkpoint ${path}: manifest format_version ${JSON.stringify(meta.format_version)} is not supported (this build reads "${MANIFEST_FORMAT_VERSION}")`);
   }
@@ -119,24 +136,27 @@ export function readManifestTensors(path: string, meta: SafetensorsMetadata, own
   const parts = parsePartList(path, meta);
   const all = new Map<string, Tensor>();
   parts.forEach((part, i) => {
-    const { tensors, metadata } = parseSafetensors(readPart(path, part, i, parts.length), part.file);
+    if (want && !part.tensors.some(want)) { checkPartSize(path, part, i, parts.length); return; }
+    const { tensors: read, metadata } = parseSafetensors(readPart(path, part, i, parts.length), part.file);
     if (metadata.format !== PART_FORMAT) throw new CheckpointError(`checkpoint ${path}: ${part.file} is not a pipewright part (format ${JSON.stringify(metadata.format)})`);
-    const names = [...tensors.keys()];
-    if (names.length !== part.tensors.length || part.tensors.some((n) => !tensors.has(n))) {
+    const names = [...read.keys()];
+    if (names.length !== part.tensors.length || part.tensors.some((n) => !read.has(n))) {
       throw new CheckpointError(`checkpoint ${path}: part ${part.file} holds other tensors than the manifest lists`);
     }
-    for (const [k, t] of tensors) {
+    for (const [k, t] of read) {
+      if (want && !want(k)) continue;
       if (all.has(k)) throw new CheckpointError(`checkpoint ${path}: tensor "${k}" appears in two parts (the second: ${part.file})`);
       all.set(k, t);
     }
   });
   let order: unknown;
   try { order = JSON.parse(meta.order ?? "[]"); } catch { order = null; }
-  if (!Array.isArray(order) || !order.every((n) => typeof n === "string" && all.has(n))) {
+  const listed = new Set(parts.flatMap((p) => p.tensors));
+  if (!Array.isArray(order) || !order.every((n) => typeof n === "string" && listed.has(n))) {
     throw new CheckpointError(`checkpoint ${path}: manifest "order" must list tensors of its parts, found ${JSON.stringify(meta.order)}`);
   }
   const out = new Map<string, Tensor>();
-  for (const n of order as string[]) out.set(n, all.get(n)!);
+  for (const n of order as string[]) if (all.has(n)) out.set(n, all.get(n)!);
   for (const [k, t] of all) if (!out.has(k)) out.set(k, t);
   return out;
 }

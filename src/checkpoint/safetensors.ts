@@ -5,7 +5,7 @@
 //   rest      tensor bytes; offsets are relative to the end of the header, contiguous from 0, no gaps
 // Reading validates every length and offset, so a truncated or corrupt file is reported, never read
 // as garbage. Tensors are written in the given order (a Map's insertion order).
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { endianness } from "node:os";
 import { Tensor } from "../tensor/tensor.js";
 import { fmt, numel } from "../tensor/shape.js";
@@ -73,9 +73,8 @@ interface Entry { name: string; shape: number[]; begin: number; end: number; }
 
 function isNonNegInt(v: unknown): v is number { return typeof v === "number" && Number.isSafeInteger(v) && v >= 0; }
 
-/** Parses a whole safetensors file held in memory; `file` names it in errors. */
-export function parseSafetensors(buf: Uint8Array, file = "<buffer>"): SafetensorsContents {
-  checkHostEndianness();
+/** The validated header of a buffer holding at least the length word and the header. */
+function parseHeader(buf: Uint8Array, file: string): { metadata: SafetensorsMetadata; entries: Entry[]; dataStart: number } {
   const bad = (problem: string): never => { throw new SafetensorsError(`safetensors file ${file}: ${problem}`); };
   if (buf.length < 8) bad(`truncated: expected at least 8 bytes (the header length), found ${buf.length}`);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -130,6 +129,17 @@ export function parseSafetensors(buf: Uint8Array, file = "<buffer>"): Safetensor
     }
     entries.push({ name, shape: shape as number[], begin, end });
   }
+  return { metadata, entries, dataStart: 8 + headerLen };
+}
+
+/**
+ * Parses a whole safetensors file held in memory; `file` names it in errors. With `want`, only the tensors it accepts are copied out (the file is
+ * still checked whole).
+ */
+export function parseSafetensors(buf: Uint8Array, file = "<buffer>", want?: (name: string) => boolean): SafetensorsContents {
+  checkHostEndianness();
+  const bad = (problem: string): never => { throw new SafetensorsError(`safetensors file ${file}: ${problem}`); };
+  const { metadata, entries, dataStart } = parseHeader(buf, file);
 
   // The data must be covered exactly once: sorted by offset, each tensor starts where the last ended.
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
@@ -139,13 +149,13 @@ export function parseSafetensors(buf: Uint8Array, file = "<buffer>"): Safetensor
     if (e.begin > pos) bad(`gap in the data: tensor "${e.name}" starts at ${e.begin} but the previous data ends at ${pos}`);
     pos = e.end;
   }
-  const dataStart = 8 + headerLen;
   const expected = dataStart + pos;
   if (buf.length < expected) bad(`truncated: expected ${expected} bytes, found ${buf.length}`);
   if (buf.length > expected) bad(`expected exactly ${expected} bytes, found ${buf.length} (trailing data after the last tensor)`);
 
   const tensors = new Map<string, Tensor>();
   for (const e of entries) {
+    if (want && !want(e.name)) continue;
     // Copy: the data offset need not be 4-byte aligned in the source buffer, and tensors own their memory.
     const data = new Float32Array((e.end - e.begin) / 4);
     new Uint8Array(data.buffer).set(buf.subarray(dataStart + e.begin, dataStart + e.end));
@@ -154,15 +164,41 @@ export function parseSafetensors(buf: Uint8Array, file = "<buffer>"): Safetensor
   return { tensors, metadata };
 }
 
-export function readSafetensors(path: string): SafetensorsContents {
+export function readSafetensors(path: string, want?: (name: string) => boolean): SafetensorsContents {
   let buf: Buffer;
   try {
     buf = readFileSync(path);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new SafetensorsError(`safetensors file ${path}: ${code === "ENOENT" ? "file not found" : (e as Error).message}`);
+    throw new SafetensorsError(`safetensors file ${path}: ${readProblem(e)}`);
   }
-  return parseSafetensors(buf, path);
+  return parseSafetensors(buf, path, want);
+}
+
+function readProblem(e: unknown): string {
+  return (e as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : (e as Error).message;
+}
+
+/** The metadata of a file, reading only its header (a checkpoint's settings without its tensors). */
+export function readSafetensorsMetadata(path: string): SafetensorsMetadata {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (e) {
+    throw new SafetensorsError(`safetensors file ${path}: ${readProblem(e)}`);
+  }
+  try {
+    const head = Buffer.alloc(8);
+    const got = readSync(fd, head, 0, 8, 0);
+    const len64 = got === 8 ? head.readBigUInt64LE(0) : 0n;
+    if (len64 > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(`safetensors file ${path}: header length ${len64} exceeds the limit of ${MAX_HEADER_BYTES} bytes`);
+    const len = Number(len64);
+    const buf = Buffer.alloc(got + len);
+    head.copy(buf, 0, 0, got);
+    const n = len > 0 ? readSync(fd, buf, 8, len, 8) : 0;
+    return parseHeader(buf.subarray(0, got + n), path).metadata;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Writes atomically (temp file + fsync + rename). */

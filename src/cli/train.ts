@@ -6,7 +6,7 @@ import { BACKEND_NAMES, setBackend, type BackendName } from "../backend/index.js
 import { MODEL_NAMES, type ModelName } from "../nn/models/spec.js";
 import { lossCurveSvg } from "../report/loss-curve-svg.js";
 import { ASYNC_FLAGS } from "../pipeline/weights/config.js";
-import { loadCheckpoint, type Json } from "../checkpoint/index.js";
+import { checkpointExtra, type Json } from "../checkpoint/index.js";
 import { ProgressBar } from "../train/progress.js";
 import { FREEZE_FLAGS, FREEZE_FLAG_NAMES, runFreezeTraining } from "./train-freeze.js";
 import { checkpointConfig, trainSingleDevice, type TrainSummary } from "../train/loop.js";
@@ -158,7 +158,7 @@ export async function runTrain(argv: string[]): Promise<number> {
     throw new UsageError(`--resume ${String(f.resume)}: no such checkpoint file`);
   }
   const saved = f.resume !== undefined ? checkpointConfig(f.resume as string) : undefined;
-  const savedExtra = f.resume !== undefined ? loadCheckpoint(f.resume as string).extra : undefined;
+  const savedExtra = f.resume !== undefined ? checkpointExtra(f.resume as string) : undefined;
   const cfg = resolveTrainConfig(f, given, saved);
   // A PipeTransformer checkpoint continues as a freeze run (its state is in extra.elastic).
   const freezeCheckpoint = (savedExtra as { elastic?: unknown } | undefined)?.elastic !== undefined;

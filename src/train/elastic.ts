@@ -7,7 +7,7 @@
 // freeze policy's state then still holds the interval's gradient norms); a resumed run runs that
 // check first, so it takes the same freeze decisions, layouts and per-step losses as an
 // uninterrupted run (the activation cache is not saved: refilling it gives the same bits).
-import { loadCheckpoint, saveCheckpoint, type Json } from "../checkpoint/index.js";
+import { checkpointExtra, loadCheckpoint, saveCheckpoint, type Json } from "../checkpoint/index.js";
 import { DataLoader, gather, type TensorDataset } from "../data/loader.js";
 import type { ModelName, ModelSpec } from "../nn/models/spec.js";
 import type { OptimizerState } from "../optim/index.js";
@@ -146,7 +146,7 @@ export function elasticResumeExtra(path: string, extra: Json | undefined): Elast
 
 /** The settings saved in a freeze checkpoint (the CLI's defaults for flags not given on --resume). */
 export function elasticCheckpointSettings(path: string): ElasticSettings {
-  return elasticResumeExtra(path, loadCheckpoint(path).extra).elastic.settings;
+  return elasticResumeExtra(path, checkpointExtra(path)).elastic.settings;
 }
 
 export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrainResult> {

@@ -4,7 +4,7 @@
 // continues exactly (same batches, same optimizer state, same per-step losses).
 import { backward } from "../autograd/engine.js";
 import { getBackend } from "../backend/index.js";
-import { loadCheckpoint, saveCheckpoint, type Json } from "../checkpoint/index.js";
+import { checkpointExtra, loadCheckpoint, saveCheckpoint, type Json } from "../checkpoint/index.js";
 import { epochSeed } from "../data/loader.js";
 import { Dropout } from "../nn/dropout.js";
 import { crossEntropyLoss } from "../nn/loss.js";
@@ -109,8 +109,7 @@ function reseedDropout(model: Module, seed: number, epoch: number): void {
 
 /** The training configuration stored in a checkpoint (for resuming with the same settings). */
 export function checkpointConfig(path: string): TrainConfig {
-  const ck = loadCheckpoint(path);
-  return parseExtra(path, ck.extra).config;
+  return parseExtra(path, checkpointExtra(path)).config; // the header only
 }
 
 function parseExtra(path: string, extra: Json | undefined): ResumeExtra {

@@ -1,7 +1,7 @@
 // The state a resumed pipeline run starts from: the checkpoint's weights (loaded into the main
 // thread's model), its optimizer state (handed to the stages), counters, history, and the
 // asynchronous method's state. A fresh run starts from zero.
-import { loadCheckpoint } from "../checkpoint/index.js";
+import { EXTRA_PREFIX, loadCheckpoint, OPTIM_PREFIX } from "../checkpoint/index.js";
 import type { Model } from "../nn/models/model.js";
 import type { OptimizerState } from "../optim/index.js";
 import { asyncStateFromCheckpoint, type AsyncState } from "../pipeline/runtime/async-state.js";
@@ -24,17 +24,26 @@ export const FRESH_START: Readonly<PipelineStart> = Object.freeze({
   startEpoch: 0, step: 0, elapsedBefore: 0, history: [], resumedFrom: null,
 });
 
+/** A stored tensor name of the units in `own`: a weight, an optimizer buffer of one, or trainer state. */
+function ownTensor(name: string, own: ReadonlyMap<string, unknown>): boolean {
+  if (name.startsWith(EXTRA_PREFIX)) return true;
+  if (!name.startsWith(OPTIM_PREFIX)) return own.has(name);
+  const key = name.slice(OPTIM_PREFIX.length);
+  return own.has(key.slice(0, key.lastIndexOf(".")));
+}
+
 /**
  * Reads checkpoint `path` into `model` and returns where the run continues. `asyncStages`: the
  * stage count of an asynchronous run, whose saved state is checked against it (null: synchronous).
  */
 export function pipelineStart(path: string | undefined, model: Model, asyncStages: number | null): PipelineStart {
   if (!path) return { ...FRESH_START, history: [] };
-  const ck = loadCheckpoint(path);
+  // A part of the model (an MPI rank's units) reads its own tensors only: its weights, their
+  // optimizer state and the trainer's tensors, from the parts that hold them.
+  const own = model.stateDict();
+  const ck = loadCheckpoint(path, model.partial ? (name) => ownTensor(name, own) : undefined);
   try {
-    // A part of the model (an MPI rank's units) loads its own tensors only.
-    const own = model.stateDict();
-    model.loadStateDict(model.partial ? new Map([...ck.model].filter(([k]) => own.has(k))) : ck.model);
+    model.loadStateDict(ck.model);
   } catch (e) {
     throw new Error(`checkpoint ${path} does not fit this model (${(e as Error).message}); resume with the same --model as the saved run`);
   }
