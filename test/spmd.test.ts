@@ -56,6 +56,30 @@ for (const [schedule, variant] of [["gpipe"], ["1f1b"], ["gpipe", "reload"]]) {
   });
 }
 
+test("createPipeline on processes with replicas: 2 and 2 (4 ranks) match one pipeline within the data-parallel tolerance", { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), "pw-spmd-"));
+  try {
+    const inlineCk = join(dir, "inline.safetensors"), procCk = join(dir, "proc.safetensors");
+    const a = runScript(null, ["inline", "1f1b", inlineCk, "replicas"]);
+    assert.equal(a.status, 0, a.stderr);
+    const p = runScript(4, ["processes", "1f1b", procCk, "replicas"]);
+    assert.equal(p.status, 0, p.stderr);
+    assert.deepEqual(p.lines.map((l) => l.rank).sort(), [0, 1, 2, 3]);
+    // The same gradients summed in another order: float32 rounding only.
+    const close = (x: number, y: number): boolean => Math.abs(x - y) <= 1e-5 * Math.max(1, Math.abs(y));
+    for (const l of p.lines) {
+      l.losses.forEach((v, i) => assert.ok(close(v, a.lines[0].losses[i]), `rank ${l.rank} loss ${i}: ${v} vs ${a.lines[0].losses[i]}`));
+      l.eval.forEach((v, i) => assert.ok(close(v, a.lines[0].eval[i]), `rank ${l.rank} eval ${i}: ${v} vs ${a.lines[0].eval[i]}`));
+    }
+    const x = loadCheckpoint(inlineCk), y = loadCheckpoint(procCk);
+    for (const [k, t] of x.model) t.data.forEach((v, i) => assert.ok(close(y.model.get(k)!.data[i], v), `weights ${k}[${i}]`));
+    // And the replicas did split the rows: the bits are not inline's.
+    assert.ok([...x.model].some(([k, t]) => t.data.some((v, i) => v !== y.model.get(k)!.data[i])), "replicas gave inline's bits exactly");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("createPipeline on processes: a rank whose options differ ends the job, naming a rank", { skip }, () => {
   const dir = mkdtempSync(join(tmpdir(), "pw-spmd-"));
   try {

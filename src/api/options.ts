@@ -51,6 +51,13 @@ export interface PipelineOptions {
    * step, eval, stateDict, loadStateDict, save and close are then collective: every rank calls them).
    */
   executor?: ExecutorName;
+  /**
+   * Data-parallel copies of the pipeline (default 1), processes only: the job has stages x replicas
+   * ranks (rank = replica * workers + worker); each replica takes its share of every micro-batch's
+   * rows and the gradients are summed over replicas before each optimizer step. Synchronous
+   * schedules only.
+   */
+  replicas?: number;
   optimizer: OptimizerConfig;
   /** Recompute activations in the backward pass: never (default), always, except-last. */
   recompute?: RecomputeMode;
@@ -79,6 +86,7 @@ export interface ResolvedOptions {
   weightGrads: WeightGradMode;
   partition: "uniform" | "parameters";
   window: number;
+  replicas: number;
 }
 
 function oneOf<T extends string>(what: string, v: unknown, allowed: readonly T[], fallback: T): T {
@@ -107,10 +115,13 @@ export function resolveOptions(o: PipelineOptions): ResolvedOptions {
   const weightGrads = oneOf("weightGrads", o.weightGrads, WEIGHT_GRAD_MODES, "microbatch");
   const partition = oneOf("partition", o.partition, PIPE_PARTITIONS, "uniform");
   const window = posInt("window", o.window, 8);
+  const replicas = posInt("replicas", o.replicas, 1);
+  if (replicas > 1 && executor !== "processes") throw new Error(`createPipeline: replicas ${replicas} needs executor "processes" (one MPI rank per worker and replica), not "${executor}"`);
+  if (replicas > 1 && schedule === "async") throw new Error(`createPipeline: replicas ${replicas} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1): gradients are summed once per optimizer step`);
   if (o.async !== undefined && schedule !== "async") throw new Error(`createPipeline: 'async' options need schedule "async", got schedule "${schedule}"`);
   if (typeof o.optimizer !== "object" || o.optimizer === null) throw new Error(`createPipeline: optimizer must be like {name: "sgd", lr: 0.1}, got ${JSON.stringify(o.optimizer)}`);
   if (o.lrSchedule !== undefined && typeof o.lrSchedule !== "function") throw new Error("createPipeline: lrSchedule must be a function (step) => factor");
-  return { schedule, chunks, executor, recompute, weightGrads, partition, window };
+  return { schedule, chunks, executor, recompute, weightGrads, partition, window, replicas };
 }
 
 /** The model as a worker-importable source, or the inline layers themselves. */

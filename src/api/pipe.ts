@@ -183,7 +183,7 @@ async function startExecutor(model: PipelineModel, setup: PipelineSetup, r: Reso
   if (name === "inline") return new InlineExecutor(model, setup, undefined, loss);
   if (name === "threads") return ThreadsExecutor.create(setup, model.stateDict());
   // SPMD: every rank built the same model (same source and arguments) and keeps its worker's stages.
-  if (name === "processes") return startProcessesExecutor(setup, model.stateDict());
+  if (name === "processes") return startProcessesExecutor(setup, model.stateDict(), r.replicas);
   // An executor added to EXECUTORS must be wired here, never fall back silently.
   throw new Error(`createPipeline: executor "${name}" is not available through createPipeline yet; use inline, threads or processes`);
 }

@@ -16,14 +16,14 @@ export function launchLines(ranks: number): string {
 }
 
 /** Collective: every rank's executor for its worker of the pipeline. */
-export async function startProcessesExecutor(setup: PipelineSetup, initialState: ReadonlyMap<string, Tensor>): Promise<Executor> {
-  const W = setup.schedule.workers.length;
+export async function startProcessesExecutor(setup: PipelineSetup, initialState: ReadonlyMap<string, Tensor>, replicas = 1): Promise<Executor> {
+  const n = setup.schedule.workers.length * replicas;
   if (!launchEnv()) {
-    throw new Error(`createPipeline: executor "processes" runs one MPI rank per worker (${W} here), but this process was not started by MPI; ` +
-      `run the same script on ${W} ranks: ${launchLines(W)}`);
+    throw new Error(`createPipeline: executor "processes" runs one MPI rank per worker${replicas > 1 ? " and replica" : ""} (${n} here), but this process was not started by MPI; ` +
+      `run the same script on ${n} ranks: ${launchLines(n)}`);
   }
   const { ProcessesExecutor } = await import("../pipeline/runtime/processes.js");
-  return ProcessesExecutor.create(setup, { state: initialState });
+  return ProcessesExecutor.create(setup, { state: initialState }, replicas);
 }
 
 async function startedMpi(): Promise<{ rank: number; abort(code: number): never; finalize(): Promise<void> } | null> {
