@@ -163,3 +163,98 @@ test("weight gradients once per step: GPipe S=2 M=8, F=1, B=2 (B 1 + W 1) by han
   assert.deepEqual(r.peakActivations, [8, 8]);
   assert.throws(() => simulate(s, { forward: 1, backward: 2, weight: 1, step: [1, 2, 3] }), /step has 3 per-stage values for 2 stages/);
 });
+
+// ---- shared cores, message sizes, receive cost, start skew, sender slice (src/sim/shared-cores.ts)
+
+const at = (r: ReturnType<typeof simulate>): Record<string, [number, number]> =>
+  Object.fromEntries(r.timeline.flat().map((x) => [`${x.action.stage}${x.action.kind}${x.action.microbatch}`, [x.start, x.end]]));
+const near = (a: [number, number], b: [number, number], msg: string): void => { close(a[0], b[0], `${msg} start`); close(a[1], b[1], `${msg} end`); };
+
+test("shared cores: 2 workers on 1 core, GPipe S=2 M=2, F=1, B=2, hand-computed", () => {
+  // t=0..1 0F0 alone; 1..3 0F1 and 1F0 share the core (rate 1/2); 3..4 1F1; 4..6 1B0; 6..10 1B1
+  // and 0B0 share it; 10..12 0B1. The core never idles after t=0: makespan = total work 12.
+  const r = simulate(generateSchedule("gpipe", { stages: 2, microbatches: 2 }), { forward: 1, backward: 2, weight: 0, cores: 1 });
+  const t = at(r);
+  const want: Record<string, [number, number]> = { "0F0": [0, 1], "0F1": [1, 3], "1F0": [1, 3], "1F1": [3, 4], "1B0": [4, 6], "1B1": [6, 10], "0B0": [6, 10], "0B1": [10, 12] };
+  for (const [k, v] of Object.entries(want)) near(t[k], v, k);
+  close(r.makespan, 12, "makespan");
+});
+
+test("shared cores: background load slows every action; cores >= workers is the plain list-order run", () => {
+  // GPipe S=2 M=1, F = B = 1: no two actions ever overlap. Background 2 on 2 cores: each runs at 2/3.
+  const s = generateSchedule("gpipe", { stages: 2, microbatches: 1 });
+  close(simulate(s, { forward: 1, backward: 1, weight: 0, cores: 2 }).makespan, 4, "no load");
+  close(simulate(s, { forward: 1, backward: 1, weight: 0, cores: 2, background: 2 }).makespan, 6, "background 2");
+  // Oracle: the event-driven run with enough cores gives execute()'s timeline exactly (a start skew
+  // of 0 forces the event-driven engine).
+  for (const [name, S, M, v] of [["gpipe", 3, 5, 1], ["1f1b", 4, 8, 1], ["interleaved", 2, 4, 2], ["zb-h1", 3, 6, 1]] as const) {
+    const sch = generateSchedule(name, { stages: S, microbatches: M, chunks: v });
+    const costs = { forward: [1, 1.5, 2, 0.5].slice(0, S), backward: [2, 3, 2.5, 1].slice(0, S), weight: [1, 1, 1, 0.5].slice(0, S), step: 0.25, message: 0.3 };
+    const plain = simulate(sch, costs), shared = simulate(sch, { ...costs, cores: S, start: new Array<number>(S).fill(0) });
+    assert.equal(shared.timeline.length, plain.timeline.length);
+    shared.timeline.forEach((row, w) => row.forEach((x, i) => {
+      assert.equal(x.action, plain.timeline[w][i].action);
+      near([x.start, x.end], [plain.timeline[w][i].start, plain.timeline[w][i].end], `${name} worker ${w} #${i}`);
+    }));
+  }
+});
+
+test("shared cores: 3 workers on 2 cores run at 2/3 while all three compute, never above the cores", () => {
+  const s = generateSchedule("1f1b", { stages: 3, microbatches: 6 });
+  const one = simulate(s, { forward: 1, backward: 2, weight: 0 });
+  const r = simulate(s, { forward: 1, backward: 2, weight: 0, cores: 2 });
+  // Lower bounds: the one-core-per-worker run, and all the work on 2 cores.
+  assert.ok(r.makespan >= one.makespan - 1e-9 && r.makespan >= (6 * 3 * 3) / 2 - 1e-9, `makespan ${r.makespan}`);
+  assert.ok(r.makespan > one.makespan + 1e-6, "sharing costs time");
+  // Between two events n actions run, each at min(1, 2/n): summed over the timeline that is exactly
+  // the work 6 micro-batches x 3 stages x (F + B) = 54, and never more than 2 cores' worth at once.
+  const events = [...new Set(r.timeline.flat().flatMap((x) => [x.start, x.end]))].sort((a, b) => a - b);
+  let work = 0, all3 = 0;
+  for (let i = 0; i + 1 < events.length; i++) {
+    const mid = (events[i] + events[i + 1]) / 2, dt = events[i + 1] - events[i];
+    const n = r.timeline.flat().filter((x) => x.start < mid && mid < x.end).length;
+    work += dt * n * Math.min(1, 2 / Math.max(n, 1));
+    if (n === 3) all3 += dt;
+  }
+  close(work, 54, "work done");
+  assert.ok(all3 > 0, "the three workers do compute at once");
+});
+
+test("message size, receive cost and start skew, hand-computed", () => {
+  // GPipe S=2 M=1, F = B = 1. Message 0.5 + 0.001/byte x 1000 bytes = 1.5; receiving costs 0.25 in
+  // the consuming action. 0F0 [0,1]; 1F0 ready 2.5, lasts 1.25 -> 3.75; 1B0 [3.75,4.75]; 0B0 ready
+  // 6.25, lasts 1.25 -> 7.5.
+  const s = generateSchedule("gpipe", { stages: 2, microbatches: 1 });
+  const c = { forward: 1, backward: 1, weight: 0, message: 0.5, messagePerByte: 0.001, messageBytes: [1000, 0], receive: 0.25 };
+  const t = at(simulate(s, c));
+  near(t["1F0"], [2.5, 3.75], "1F0");
+  near(t["0B0"], [6.25, 7.5], "0B0");
+  // Worker 1 free only from 3: 1F0 [3,4.25], 1B0 [4.25,5.25], 0B0 [6.75,8].
+  const k = at(simulate(s, { ...c, start: [0, 3] }));
+  near(k["1F0"], [3, 4.25], "1F0 skewed");
+  near(k["0B0"], [6.75, 8], "0B0 skewed");
+  assert.throws(() => simulate(s, { ...c, messageBytes: [1, 2, 3] }), /messageBytes has 3 per-stage values for 2 stages/);
+  assert.throws(() => simulate(s, { ...c, cores: 0.5 }), /cores 0.5 must be at least 1/);
+});
+
+test("sender slice: a message leaves when its sender waits, or after the slice while it computes", () => {
+  // 1F1B S=2 M=2, F = B = 1, message 0 and slice 0.5. Worker 0: 0F0 [0,1] then 0F1 [1,2] at once,
+  // so a1:0 leaves at min(end of that run = 2, 1 + 0.5) = 1.5: 1F0 [1.5,2.5], 1B0 [2.5,3.5]; a1:1
+  // left at 2 (worker 0 then waits): 1F1 [3.5,4.5]; g0:0 held by worker 1 computing 1F1: leaves
+  // at 4 -> 0B0 [4,5]; 1B1 [4.5,5.5], g0:1 leaves at 5.5 (worker 1 done) -> 0B1 [5.5,6.5].
+  const s = generateSchedule("1f1b", { stages: 2, microbatches: 2 });
+  const t = at(simulate(s, { forward: 1, backward: 1, weight: 0, senderSlice: 0.5 }));
+  near(t["1F0"], [1.5, 2.5], "1F0");
+  near(t["1F1"], [3.5, 4.5], "1F1");
+  near(t["0B0"], [4, 5], "0B0");
+  near(t["0B1"], [5.5, 6.5], "0B1");
+});
+
+test("costs per virtual stage: S*v values are each chunk's own, S values split evenly", () => {
+  const s = generateSchedule("interleaved", { stages: 2, microbatches: 4, chunks: 2 });
+  const even = simulate(s, { forward: [2, 4], backward: [4, 8], weight: 0 });
+  const per = simulate(s, { forward: [1, 2, 1, 2], backward: [2, 4, 2, 4], weight: [0, 0, 0, 0] });
+  close(per.makespan, even.makespan, "same costs, two spellings");
+  const skewed = simulate(s, { forward: [1, 2, 3, 2], backward: [2, 4, 2, 4], weight: [0, 0, 0, 0] });
+  assert.ok(skewed.makespan > per.makespan, "a slower chunk 0 of stage 0 lengthens the step");
+});

@@ -196,7 +196,7 @@ async function timeSteps(step: () => unknown, t: Timing): Promise<number> {
 interface Timing { warmup: number; steps: number; rounds: number }
 
 /** The model the flags describe: the sized --model, or the default MLP when nothing sizes an mlp. */
-function benchSpec(f: FlagValues, given: Set<string>): ModelSpec {
+export function benchSpec(f: FlagValues, given: Set<string>): ModelSpec {
   const model = f.model as ModelName;
   const mlpDefaults = model === "mlp" && !given.has("hidden") && !given.has("model-config");
   // The bench's own MLP defaults stand in for flags not given (train's mlp is 2 x 1024).
@@ -209,7 +209,7 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   const f = parseFlags(benchPipelineCommand, argv);
   if (f.help) { process.stdout.write(helpText(benchPipelineCommand) + "\n"); return 0; }
   if (f.backend !== undefined) setBackend(f.backend as BackendName);
-  if (f.executor === "processes") return (await import("./bench-pipeline-processes.js")).runProcessesPipelineBench(f);
+  if (f.executor === "processes") return (await import("./bench-pipeline-processes.js")).runProcessesPipelineBench(f, benchSpec(f, givenFlags(argv)));
   const backend = getBackend().name;
   const schedules = f.schedules as string[];
   for (const s of schedules) {

@@ -1,0 +1,147 @@
+// The simulator's cost model measured from one step of the processes executor itself (its per-action
+// and per-message records, instrumentation.recordActions): the CPU time of every action kind per
+// virtual stage, the time between a sender's action end and the receiver taking the message in,
+// the receiver's CPU per message, the start skew of the ranks and the end-of-step exchange, and how
+// much other load shared the cores. Times in the records are ms since the epoch; costs in seconds.
+import type { RankTimings } from "../pipeline/runtime/processes.js";
+import type { ActionRecord } from "../pipeline/runtime/action-records.js";
+import { virtualStage, type Schedule } from "../pipeline/schedule/index.js";
+import type { CostModel } from "./cost-model.js";
+import { shareRate } from "./shared-cores.js";
+
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+export interface MeasuredStep {
+  /** The simulator's cost model of this step (cores and background as given and fitted). */
+  costs: CostModel;
+  /** Idle-receiver message times (s): the latency is the median of `latency`, the sender slice of `held` minus it. */
+  messageSamples: MessageSamples;
+  /** Seconds from the last rank finishing its list to rank 0 leaving the step (the end-of-step exchange). */
+  exchange: number;
+  /** Wall / CPU time over every action (1: no action was slowed by sharing a core). */
+  slowdown: number;
+}
+
+export interface MeasureOptions {
+  cores: number;
+  /** Seconds per byte of a message (from a ping-pong at two sizes); 0 leaves all in the fixed part. */
+  perByte: number;
+  /** Bytes per message across each virtual-stage boundary (one number: every boundary). */
+  messageBytes: number;
+}
+
+const ms = 1e-3;
+const cpuSeconds = (r: ActionRecord): number => r.cpu * 1e-6;
+
+/**
+ * Per virtual stage: forward, full backward (B + W), weight, and per stage the STEP, each the mean
+ * CPU time over its micro-batches: the mean keeps a step's total work (a first forward after STEP
+ * makes the weights' layout copies; a stacked W pass covers several micro-batches).
+ */
+function actionCosts(s: Schedule, ranks: readonly RankTimings[]): Pick<CostModel, "forward" | "backward" | "weight" | "step"> {
+  const V = s.stages * s.chunks;
+  const per = (kind: ActionRecord["kind"]): number[][] => Array.from({ length: kind === "STEP" ? s.stages : V }, () => []);
+  const F = per("F"), B = per("B"), Wt = per("W"), STEP = per("STEP");
+  for (const r of ranks.flatMap((x) => x.actions)) {
+    const vs = virtualStage(r.stage, r.chunk, s.stages);
+    if (r.kind === "F") F[vs].push(cpuSeconds(r));
+    else if (r.kind === "B") B[vs].push(cpuSeconds(r));
+    // A stacked run of W's costs what it costs: its share per micro-batch, as often as it covers.
+    else if (r.kind === "W") for (let i = 0; i < r.run; i++) Wt[vs].push(cpuSeconds(r) / r.run);
+    else STEP[r.stage].push(cpuSeconds(r));
+  }
+  const m = (xs: number[][]): number[] => xs.map((x) => (x.length ? x.reduce((a, b) => a + b, 0) / x.length : 0));
+  const weight = m(Wt), b = m(B);
+  return { forward: m(F), backward: b.map((x, i) => (s.splitBackward ? x + weight[i] : x)), weight: s.splitBackward ? weight : b.map(() => 0), step: m(STEP) };
+}
+
+/** Message times (s): `latency` from the sender being free to the receiver taking the message in; `held` from the send to arrival while the sender kept computing. */
+export interface MessageSamples { latency: number[]; held: number[] }
+
+/** Where the sender's run of back-to-back actions that contains time t ends (t itself when it was not in an action). */
+function freeAfter(actions: readonly ActionRecord[], t: number): { producerEnd: number; free: number } {
+  const i = actions.findIndex((a) => a.start <= t && t <= a.end);
+  if (i < 0) return { producerEnd: t, free: t };
+  let free = actions[i].end;
+  for (let j = i + 1; j < actions.length && actions[j].start - free < 0.1; j++) free = actions[j].end;
+  return { producerEnd: actions[i].end, free };
+}
+
+/**
+ * Messages that found the receiver idle (not inside an action): one taken in during an action waits
+ * for it (and the actions the pump runs after it), which the simulator models itself. A message that
+ * arrived after its sender stopped computing gives a latency sample (from then); one that arrived
+ * while the sender still computed gives a `held` sample (from its producing action's end).
+ */
+function messageTimes(ranks: readonly RankTimings[]): MessageSamples {
+  const sent = new Map<string, { at: number; rank: number }>();
+  ranks.forEach((r, i) => { for (const m of r.sends) sent.set(m.key, { at: m.at + m.ms, rank: i }); });
+  const out: MessageSamples = { latency: [], held: [] };
+  for (const r of ranks) {
+    for (const m of r.receives) {
+      const from = sent.get(m.key);
+      const busy = r.actions.some((a) => a.start < m.at && m.at <= a.end + 0.3);
+      if (!from || busy) continue;
+      const { producerEnd, free } = freeAfter(ranks[from.rank].actions, from.at);
+      if (m.at >= free) out.latency.push((m.at - free) * ms);
+      else out.held.push((m.at - producerEnd) * ms);
+    }
+  }
+  return out;
+}
+
+/** Time-weighted number of other ranks inside an action during `a`. */
+function concurrency(a: ActionRecord, others: readonly ActionRecord[]): number {
+  const span = a.end - a.start;
+  if (span <= 0) return 0;
+  let overlap = 0;
+  for (const o of others) overlap += Math.max(0, Math.min(a.end, o.end) - Math.max(a.start, o.start));
+  return overlap / span;
+}
+
+/**
+ * Other runnable load on the cores, fitted so that the sharing model slows the actions as much as
+ * measured: sum of wall = sum of cpu / rate(1 + concurrent ranks + background). 0 when the actions
+ * ran at their CPU time.
+ */
+export function fitBackground(ranks: readonly RankTimings[], cores: number): number {
+  const items = ranks.flatMap((r, i) => {
+    const others = ranks.filter((_, j) => j !== i).flatMap((x) => x.actions);
+    return r.actions.map((a) => ({ wall: a.end - a.start, cpu: a.cpu / 1000, n: 1 + concurrency(a, others) }));
+  });
+  const wall = items.reduce((t, x) => t + x.wall, 0);
+  const model = (bg: number): number => items.reduce((t, x) => t + x.cpu / shareRate(x.n, { cores, background: bg }), 0);
+  if (model(0) >= wall) return 0;
+  let lo = 0, hi = 64;
+  if (model(hi) < wall) return hi;
+  for (let i = 0; i < 50; i++) { const mid = (lo + hi) / 2; if (model(mid) < wall) lo = mid; else hi = mid; }
+  return (lo + hi) / 2;
+}
+
+/** The cost model of one recorded step of `s` (ranks in worker order). */
+export function measuredStep(s: Schedule, ranks: readonly RankTimings[], o: MeasureOptions): MeasuredStep {
+  if (ranks.length !== s.workers.length) throw new Error(`measured step: ${ranks.length} rank records for ${s.workers.length} workers`);
+  const samples = messageTimes(ranks);
+  const latency = samples.latency.length ? median(samples.latency) : 0;
+  const slice = samples.held.length ? Math.max(0, median(samples.held) - latency) : 0;
+  const t0 = ranks[0].begin;
+  const receives = ranks.flatMap((r) => r.receives.map((m) => m.ms * ms));
+  const all = ranks.flatMap((r) => r.actions);
+  const costs: CostModel = {
+    ...actionCosts(s, ranks),
+    message: Math.max(0, latency - o.perByte * o.messageBytes),
+    messagePerByte: o.perByte,
+    messageBytes: o.messageBytes,
+    receive: receives.length ? median(receives) : 0,
+    cores: o.cores,
+    background: fitBackground(ranks, o.cores),
+    start: ranks.map((r) => Math.max(0, r.begin - t0) * ms),
+    senderSlice: slice,
+  };
+  const wall = all.reduce((t, a) => t + a.end - a.start, 0), cpu = all.reduce((t, a) => t + a.cpu / 1000, 0);
+  return { costs, messageSamples: samples, exchange: Math.max(0, ranks[0].end - Math.max(...ranks.map((r) => r.listDone))) * ms, slowdown: cpu > 0 ? wall / cpu : 1 };
+}
