@@ -258,3 +258,70 @@ test("costs per virtual stage: S*v values are each chunk's own, S values split e
   const skewed = simulate(s, { forward: [1, 2, 3, 2], backward: [2, 4, 2, 4], weight: [0, 0, 0, 0] });
   assert.ok(skewed.makespan > per.makespan, "a slower chunk 0 of stage 0 lengthens the step");
 });
+
+// ---- costs measured from a processes step's records (src/sim/measured.ts)
+
+import { fitBackground, measuredStep } from "../src/sim/index.js";
+import type { RankTimings } from "../src/pipeline/runtime/processes.js";
+import type { ActionRecord } from "../src/pipeline/runtime/action-records.js";
+
+/** An action record: ms times, CPU in ms (stored as µs). */
+function rec(kind: ActionRecord["kind"], stage: number, mb: number, start: number, end: number, cpuMs = end - start, run = 1): ActionRecord {
+  return { kind, stage, chunk: 0, microbatch: mb, run, start, end, cpu: cpuMs * 1000 };
+}
+
+test("measuredStep: mean CPU per kind, idle-receiver latency, busy-sender slice, skew and exchange from hand-made records", () => {
+  // GPipe S=2 M=2, weights once per step (B input-gradient only, a stacked W run of 2 at the end).
+  const s = generateSchedule("gpipe", { stages: 2, microbatches: 2, weightGrads: "step" });
+  // Rank 0: 0F0 [1000,1002] sends a1:0, runs 0F1 at once (busy to 1006): a1:0 arrives at 1005 while
+  // it computes, held 3 ms after 0F0's end. a1:1 leaves at 1006 with rank 0 then waiting; rank 1
+  // (idle after 1F0) takes it at 1006.5: a latency of 0.5. Rank 1 runs 1F1 to 1B1, W, STEP back to
+  // back from 1006.6 to 1035.6, so g0:0 (arrives 1017.1, 1B0 ended 1016.6) and g0:1 (arrives 1024.1,
+  // 1B1 ended 1021.6) are held 0.5 and 2.5. Slice = median held 2.5 - latency 0.5 = 2.
+  const r0: RankTimings = {
+    rank: 0, begin: 1000, listDone: 1030.3, end: 1036.7,
+    actions: [rec("F", 0, 0, 1000, 1002), rec("F", 0, 1, 1002, 1006), rec("B", 0, 0, 1017.2, 1018.2), rec("B", 0, 1, 1024.2, 1025.2),
+      rec("W", 0, 0, 1025.2, 1029.2, 4, 2), rec("STEP", 0, 0, 1029.2, 1030.2)],
+    sends: [{ key: "a1:0", bytes: 64, at: 1001.9, ms: 0.05 }, { key: "a1:1", bytes: 64, at: 1005.9, ms: 0.1 }],
+    receives: [{ key: "g0:0", bytes: 64, at: 1017.1, ms: 0.02 }, { key: "g0:1", bytes: 64, at: 1024.1, ms: 0.04 }],
+  };
+  const r1: RankTimings = {
+    rank: 1, begin: 1001, listDone: 1035.7, end: 1037,
+    actions: [rec("F", 1, 0, 1005.1, 1006.1), rec("F", 1, 1, 1006.6, 1010.6), rec("B", 1, 0, 1010.6, 1016.6), rec("B", 1, 1, 1016.6, 1021.6),
+      rec("W", 1, 0, 1021.6, 1029.6, 8, 2), rec("STEP", 1, 0, 1029.6, 1035.6)],
+    sends: [{ key: "g0:0", bytes: 64, at: 1016.5, ms: 0.05 }, { key: "g0:1", bytes: 64, at: 1021.5, ms: 0.05 }],
+    receives: [{ key: "a1:0", bytes: 64, at: 1005, ms: 0.03 }, { key: "a1:1", bytes: 64, at: 1006.5, ms: 0.03 }],
+  };
+  const m = measuredStep(s, [r0, r1], { cores: 2, perByte: 0, messageBytes: 64 });
+  const c = m.costs;
+  const ms = (x: number | readonly number[] | undefined): number[] => (x as number[]).map((v) => Number((v * 1e3).toFixed(9)));
+  assert.deepEqual(ms(c.forward), [3, 2.5]);
+  // Full backward = B + W share per micro-batch: stage 0 1 + 2, stage 1 5.5 + 4.
+  assert.deepEqual(ms(c.weight), [2, 4]);
+  assert.deepEqual(ms(c.backward), [3, 9.5]);
+  assert.deepEqual(ms(c.step), [1, 6]);
+  const r6 = (xs: number[]): number[] => xs.map((x) => Number((x * 1e3).toFixed(6))).sort((a, b) => a - b);
+  assert.deepEqual(r6(m.messageSamples.latency), [0.5]);
+  assert.deepEqual(r6(m.messageSamples.held), [0.5, 2.5, 3]);
+  close(c.message!, 0.5e-3, "latency");
+  close(c.senderSlice!, 2e-3, "slice");
+  close(c.receive!, 0.03e-3, "receive: median of 0.02, 0.03, 0.03, 0.04");
+  assert.deepEqual(c.start!.map((x) => Number((x * 1e3).toFixed(9))), [0, 1]);
+  close(m.exchange, 1e-3, "exchange: rank 0 left at 1036.7, the last list ended at 1035.7");
+  close(c.background!, 0, "every action ran at its CPU time");
+  close(m.slowdown, 1, "slowdown");
+  // The model replays: the simulated step is a number, and more other load only slows it.
+  const t = simulate(s, c).makespan;
+  assert.ok(t > 0 && simulate(s, { ...c, background: 2 }).makespan > t);
+});
+
+test("fitBackground: the load that slows actions as measured under fair sharing", () => {
+  const one = (wall: number, cpu: number): RankTimings[] => [{ rank: 0, begin: 0, listDone: wall, end: wall, actions: [rec("F", 0, 0, 0, wall, cpu)], sends: [], receives: [] }];
+  close(fitBackground(one(4, 4), 2), 0, "not slowed");
+  // A lone action at half speed on 2 cores: 2 / (1 + B) = 1/2, B = 3.
+  assert.ok(Math.abs(fitBackground(one(4, 2), 2) - 3) < 1e-6);
+  // Two ranks computing at once on one core each run at 1/2 with no other load.
+  const two: RankTimings[] = [0, 1].map((w) => ({ rank: w, begin: 0, listDone: 4, end: 4, actions: [rec("F", w, 0, 0, 4, 2)], sends: [], receives: [] }));
+  assert.ok(fitBackground(two, 1) < 1e-6);
+  assert.ok(Math.abs(fitBackground(two, 2) - 2) < 1e-6, "on 2 cores: 2 / (2 + B) = 1/2");
+});

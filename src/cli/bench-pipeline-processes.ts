@@ -52,7 +52,8 @@ export async function runProcessesPipelineBench(f: FlagValues, spec: ModelSpec):
   const small = await oneWayLatency(g.mpi, g.pipeComm, 1024);
   const latency = await oneWayLatency(g.mpi, g.pipeComm, bytes);
   const perByte = bytes > 1024 ? Math.max(0, (latency - small) / (bytes - 1024)) : 0;
-  const cpu = cpuLabel(machineCpu());
+  // The machine's cores (a rank bound to one core sees only its own).
+  const cpu = cpuLabel({ ...machineCpu(), cores: cpus().length });
   if (g.mpi.rank === 0 && !f.json) process.stdout.write(`cpu: ${cpu}; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}\n`);
   for (const name of schedules) {
     const v = name === "interleaved" ? V : 1;
@@ -86,7 +87,7 @@ export async function runProcessesPipelineBench(f: FlagValues, spec: ModelSpec):
     process.stdout.write((f.json ? JSON.stringify(line) : `${name.padEnd(12)} ${W} processes: ${line.processes_samples_per_s} samples/s, ` +
       `${W} threads: ${line.threads_samples_per_s} samples/s; processes/threads ${(line.ratio * 100).toFixed(1)}% ` +
       `(time in actions per worker: processes ${line.processes_busy_ms.join(",")} ms, threads ${line.threads_busy_ms.join(",")} ms); ` +
-      `with sleeping stages ${(line.synthetic_ratio * 100).toFixed(1)}%; balance ${balance.join(",")}`) + "\n");
+      `${f.synthetic ? `with sleeping stages ${(line.synthetic_ratio * 100).toFixed(1)}%` : "no sleeping-stage run"}; balance ${balance.join(",")}`) + "\n");
   }
   return 0;
 }

@@ -25,6 +25,8 @@ export interface SimRow {
   /** Wall / CPU time of the actions (1 = never slowed by a shared core). */
   action_slowdown: number;
   ping_pong_us: number; loadavg: number[]; cpu: string;
+  /** Ablations, medians (ms): the same costs with one core per rank and no other load; with the ping-pong latency for every message. */
+  predicted_one_core_per_rank_ms: number; predicted_ping_pong_latency_ms: number;
 }
 
 export interface PredictionRow {
@@ -52,6 +54,10 @@ export function predictStep(s: Schedule, m: MeasuredStep): number {
 export function simRow(i: SimInputs): { row: SimRow; measured: MeasuredStep[] } {
   const measured = i.steps.map((st) => measuredStep(i.schedule, st.ranks, { cores: i.cores, perByte: i.perByte, messageBytes: i.messageBytes }));
   const predicted = measured.map((m) => predictStep(i.schedule, m));
+  const W = i.schedule.workers.length;
+  const alone = measured.map((m) => predictStep(i.schedule, { ...m, costs: { ...m.costs, cores: W, background: 0 } }));
+  const fixed = Math.max(0, i.pingPong - i.perByte * i.messageBytes);
+  const pinged = measured.map((m) => predictStep(i.schedule, { ...m, costs: { ...m.costs, message: fixed, senderSlice: 0 } }));
   const seconds = i.steps.map((st) => st.seconds);
   const med = (f: (m: MeasuredStep) => number): number => median(measured.map(f));
   const row: SimRow = {
@@ -64,6 +70,7 @@ export function simRow(i: SimInputs): { row: SimRow; measured: MeasuredStep[] } 
     sender_slice_us: r1(med((m) => m.costs.senderSlice ?? 0) * 1e6), receive_us: r1(med((m) => m.costs.receive ?? 0) * 1e6),
     exchange_us: r1(med((m) => m.exchange) * 1e6), action_slowdown: Number(med((m) => m.slowdown).toFixed(2)),
     ping_pong_us: r1(i.pingPong * 1e6), loadavg: loadavg().map((x) => Number(x.toFixed(2))), cpu: i.cpu,
+    predicted_one_core_per_rank_ms: r1(median(alone) * 1e3), predicted_ping_pong_latency_ms: r1(median(pinged) * 1e3),
   };
   return { row, measured };
 }
@@ -92,9 +99,12 @@ const sumRange = (xs: number[], from: number, n: number): number => xs.slice(fro
 
 /**
  * The measured step's costs on a pipeline of `ranks` stages (v chunks each, cut by the same profiled
- * unit times), one core per rank and no other load, the measured message costs and exchange.
+ * unit times), one core per rank and no other load: the message latency of the ping-pong (the one
+ * inside a step grows with other load on the machine), the sender slice, receive cost and exchange
+ * measured in the step.
  */
-export function scaledCosts(m: MeasuredStep, measuredBalance: readonly number[], unitTimes: readonly number[], S: number, ranks: number, v: number): CostModel {
+export function scaledCosts(m: MeasuredStep, measuredBalance: readonly number[], unitTimes: readonly number[], S: number, ranks: number, v: number,
+  pingPongFixed: number): CostModel {
   const u = unitCosts(m.costs, measuredBalance, unitTimes, S);
   const balance = balanceByCost(unitTimes, ranks * v);
   const per = (xs: number[]): number[] => { let at = 0; return balance.map((n) => { const t = sumRange(xs, at, n); at += n; return t; }); };
@@ -102,13 +112,14 @@ export function scaledCosts(m: MeasuredStep, measuredBalance: readonly number[],
   return {
     forward: per(u.F), backward: per(u.B), weight: per(u.Wt),
     step: Array.from({ length: ranks }, (_, s) => step.filter((_, vs) => vs % ranks === s).reduce((a, b) => a + b, 0)),
-    message: m.costs.message, messagePerByte: m.costs.messagePerByte, messageBytes: m.costs.messageBytes, receive: m.costs.receive,
+    message: pingPongFixed, messagePerByte: m.costs.messagePerByte, messageBytes: m.costs.messageBytes, receive: m.costs.receive,
     senderSlice: m.costs.senderSlice,
   };
 }
 
 export const PREDICTION_ASSUMPTIONS = "one core per rank, no other load; per-layer CPU costs from this run's actions (split by profiled layer times); " +
-  "message latency, sender slice and receive cost as measured in this run over shared memory on one host; the same end-of-step exchange";
+  "messages as measured here over shared memory on one host (ping-pong latency and per-byte time; from this run's steps: the time a busy sender holds a message, " +
+  "the receiver's CPU per message, the end-of-step exchange)";
 
 /** Predictions for more ranks (the model cut into `ranks` stages), median over the measured steps. */
 export function predictionRows(i: SimInputs, measured: readonly MeasuredStep[], balance: readonly number[], unitTimes: readonly number[],
@@ -118,7 +129,8 @@ export function predictionRows(i: SimInputs, measured: readonly MeasuredStep[], 
   for (const ranks of rankCounts) {
     if (unitTimes.length < ranks * v || (i.name === "interleaved" && M % ranks !== 0)) continue;
     const s = generateSchedule(i.name, { stages: ranks, microbatches: M, chunks: v, weightGrads });
-    const t = median(measured.map((m) => simulate(s, scaledCosts(m, balance, unitTimes, i.schedule.stages, ranks, v)).makespan + m.exchange));
+    const fixed = Math.max(0, i.pingPong - i.perByte * i.messageBytes);
+    const t = median(measured.map((m) => simulate(s, scaledCosts(m, balance, unitTimes, i.schedule.stages, ranks, v, fixed)).makespan + m.exchange));
     rows.push({ bench: "sim", schedule: i.name, ranks, predicted_step_ms: r1(t * 1e3), predicted_samples_per_s: r1(batch / t), prediction: true,
       from_ranks: i.schedule.workers.length, assumptions: PREDICTION_ASSUMPTIONS });
   }
@@ -128,7 +140,8 @@ export function predictionRows(i: SimInputs, measured: readonly MeasuredStep[], 
 export function formatSimRow(r: SimRow): string {
   return `${r.schedule.padEnd(12)} sim: ${r.predicted_step_ms} ms predicted for ${r.ranks} ranks on ${r.cores} cores, ${r.measured_step_ms} ms measured ` +
     `(${(r.error * 100).toFixed(1)}%; medians of ${r.steps} steps, each predicted from its own records: message ${r.message_us} µs, ` +
-    `held by a busy sender ${r.sender_slice_us} µs, other load ${r.background}, actions slowed x${r.action_slowdown}; ping-pong ${r.ping_pong_us} µs; load ${r.loadavg.join(" ")})`;
+    `held by a busy sender ${r.sender_slice_us} µs, other load ${r.background}, actions slowed x${r.action_slowdown}; ping-pong ${r.ping_pong_us} µs; load ${r.loadavg.join(" ")}); ` +
+    `with one core per rank ${r.predicted_one_core_per_rank_ms} ms, with ping-pong messages ${r.predicted_ping_pong_latency_ms} ms`;
 }
 
 export function formatPredictionRow(p: PredictionRow): string {
