@@ -2,7 +2,9 @@
 // schedules as the threads bench, on one MPI rank per worker, next to the threads executor with the
 // same stages in the same job. Rounds alternate: every rank times the processes executor, then rank
 // 0 alone times W worker threads while the other ranks wait in a barrier (asleep: the MPI transport
-// does not spin), so both see the same machine. Rank 0 prints one line per schedule.
+// does not spin), so both see the same machine. Rank 0 prints one line per schedule, after the
+// schedule's `sim` rows: the simulator fed with the costs the processes executor recorded in each of
+// its own timed steps predicts that step (bench-sim-rows.ts), then 8 and 16 ranks (predictions).
 import { UsageError, type FlagValues } from "./args.js";
 import { cpuLabel, getBackend, machineCpu } from "../backend/index.js";
 import { noGrad } from "../autograd/engine.js";
@@ -19,6 +21,7 @@ import type { PipelineSetup } from "../pipeline/runtime/setup.js";
 import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
 import { ProcessesExecutor, agreeOnRank0, startGroups, type RankTimings } from "../pipeline/runtime/processes.js";
 import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { generateSchedule, type WeightGradMode } from "../pipeline/schedule/index.js";
 import type { SplitBatch } from "../pipeline/runtime/executor.js";
 import { launchEnv } from "../transport/mpi/env.js";
@@ -62,7 +65,7 @@ export async function runProcessesPipelineBench(f: FlagValues, spec: ModelSpec):
     const balance = balanceByCost(times, W * v);
     const setup: PipelineSetup = { model: spec, seed, schedule, balance, recompute: "never", optimizer: { name: "sgd", lr: 0.01, momentum: 0.9 } };
     const real = await compare(g, { ...setup, instrumentation: { recordActions: true } }, batch, timing);
-    if (g.mpi.rank === 0 && process.env.PIPEWRIGHT_DUMP) writeFileSync(`${process.env.PIPEWRIGHT_DUMP}/${name}-${W}.json`, JSON.stringify(real.steps));
+    if (g.mpi.rank === 0 && f.records !== undefined) writeFileSync(join(f.records as string, `${name}-${W}.json`), JSON.stringify(real.steps));
     // The same lists with stages that sleep the threads run's measured costs (a 16-wide MLP with as
     // many units does the little real work): the executors' own overlap, apart from free cores.
     const busy = await agreeOnRank0(real.busyT, W);
