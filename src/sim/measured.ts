@@ -94,8 +94,24 @@ function messageTimes(ranks: readonly RankTimings[]): MessageSamples {
   return out;
 }
 
-/** Time-weighted number of other ranks inside an action during `a`. */
-function concurrency(a: ActionRecord, others: readonly ActionRecord[]): number {
+/**
+ * Per action: wall time from when its rank could start it (the previous action's end, or a message
+ * taken in after it) to its end. A ready rank that the scheduler kept off the cores shows up in
+ * this gap before the action, not in the action's own time, so sharing is measured over both.
+ */
+function readySpans(r: RankTimings): { start: number; end: number; cpu: number }[] {
+  const taken = r.receives.map((m) => m.at + m.ms).sort((x, y) => x - y);
+  let prev = r.begin;
+  return r.actions.map((a) => {
+    let ready = prev;
+    for (const t of taken) if (t > ready && t <= a.start) ready = t;
+    prev = a.end;
+    return { start: Math.min(ready, a.start), end: a.end, cpu: a.cpu / 1000 };
+  });
+}
+
+/** Time-weighted number of other ranks inside an action during [a.start, a.end]. */
+function concurrency(a: { start: number; end: number }, others: readonly ActionRecord[]): number {
   const span = a.end - a.start;
   if (span <= 0) return 0;
   let overlap = 0;
@@ -105,13 +121,13 @@ function concurrency(a: ActionRecord, others: readonly ActionRecord[]): number {
 
 /**
  * Other runnable load on the cores, fitted so that the sharing model slows the actions as much as
- * measured: sum of wall = sum of cpu / rate(1 + concurrent ranks + background). 0 when the actions
- * ran at their CPU time.
+ * measured: sum over actions of (ready-to-end wall time) = sum of cpu / rate(1 + concurrent ranks +
+ * background). 0 when the actions ran at their CPU time as soon as they could.
  */
 export function fitBackground(ranks: readonly RankTimings[], cores: number): number {
   const items = ranks.flatMap((r, i) => {
     const others = ranks.filter((_, j) => j !== i).flatMap((x) => x.actions);
-    return r.actions.map((a) => ({ wall: a.end - a.start, cpu: a.cpu / 1000, n: 1 + concurrency(a, others) }));
+    return readySpans(r).map((a) => ({ wall: a.end - a.start, cpu: a.cpu, n: 1 + concurrency(a, others) }));
   });
   const wall = items.reduce((t, x) => t + x.wall, 0);
   const model = (bg: number): number => items.reduce((t, x) => t + x.cpu / shareRate(x.n, { cores, background: bg }), 0);
