@@ -261,7 +261,7 @@ test("costs per virtual stage: S*v values are each chunk's own, S values split e
 
 // ---- costs measured from a processes step's records (src/sim/measured.ts)
 
-import { fitBackground, measuredStep } from "../src/sim/index.js";
+import { fitBackground, fitSlowdowns, measuredStep } from "../src/sim/index.js";
 import type { RankTimings } from "../src/pipeline/runtime/processes.js";
 import type { ActionRecord } from "../src/pipeline/runtime/action-records.js";
 
@@ -326,4 +326,16 @@ test("fitBackground: the load that slows actions as measured under fair sharing"
   const two: RankTimings[] = [0, 1].map((w) => ({ rank: w, begin: 0, listDone: 4, end: 4, actions: [rec("F", w, 0, 0, 4, 2)], sends: [], receives: [] }));
   assert.ok(fitBackground(two, 1) < 1e-6);
   assert.ok(Math.abs(fitBackground(two, 2) - 2) < 1e-6, "on 2 cores: 2 / (2 + B) = 1/2");
+});
+
+test("pinned ranks: a per-worker slowdown stretches that worker's actions only; fitSlowdowns measures it", () => {
+  // GPipe S=2 M=1, F = B = 1, worker 0 at half speed: 0F0 [0,2], 1F0 [2,3], 1B0 [3,4], 0B0 [4,6].
+  const t = at(simulate(generateSchedule("gpipe", { stages: 2, microbatches: 1 }), { forward: 1, backward: 1, weight: 0, slowdown: [2, 1] }));
+  near(t["0F0"], [0, 2], "0F0");
+  near(t["1F0"], [2, 3], "1F0");
+  near(t["0B0"], [4, 6], "0B0");
+  assert.throws(() => simulate(generateSchedule("gpipe", { stages: 2, microbatches: 1 }), { forward: 1, backward: 1, weight: 0, slowdown: [0.5, 1] }), /slowdown 0.5 of worker 0 must be a finite number >= 1/);
+  // Rank 0: 4 ms of wall for 2 of CPU; rank 1 ran at its CPU time.
+  const ranks: RankTimings[] = [[4, 2], [3, 3]].map(([wall, cpu], w) => ({ rank: w, begin: 0, listDone: wall, end: wall, actions: [rec("F", w, 0, 0, wall, cpu)], sends: [], receives: [] }));
+  assert.deepEqual(fitSlowdowns(ranks), [2, 1]);
 });

@@ -27,7 +27,7 @@ import type { SplitBatch } from "../pipeline/runtime/executor.js";
 import { launchEnv } from "../transport/mpi/env.js";
 import { oneWayLatency } from "../transport/mpi/bench.js";
 import { formatPredictionRow, formatSimRow, predictionRows, simRow, type RecordedStep, type SimInputs } from "./bench-sim-rows.js";
-import { cpus, loadavg } from "node:os";
+import { availableParallelism, cpus, loadavg } from "node:os";
 
 const SYNC = ["gpipe", "1f1b", "interleaved", "zb-h1"];
 
@@ -76,7 +76,8 @@ export async function runProcessesPipelineBench(f: FlagValues, spec: ModelSpec):
     const tbatch = { inputs: tparts.map((p) => p.x), labels: tparts.map((p) => p.y), scale: 1 / B };
     const synth = f.synthetic ? await compare(g, { ...setup, model: tiny, instrumentation: { syntheticCosts: costs } }, tbatch, timing) : { bestP: NaN, bestT: NaN };
     if (g.mpi.rank !== 0) continue;
-    const inputs: SimInputs = { name, schedule, steps: real.steps, cores: cpus().length, perByte, messageBytes: bytes, pingPong: latency, cpu };
+    const inputs: SimInputs = { name, schedule, steps: real.steps, cores: cpus().length, perByte, messageBytes: bytes, pingPong: latency, cpu,
+      pinned: availableParallelism() === 1 && cpus().length > 1 };
     const { row, measured } = simRow(inputs);
     process.stdout.write((f.json ? JSON.stringify(row) : formatSimRow(row)) + "\n");
     for (const p of predictionRows(inputs, measured, balance, times, B, f["weight-grads"] as WeightGradMode)) {

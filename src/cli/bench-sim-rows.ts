@@ -20,8 +20,10 @@ export interface SimRow {
   /** Median in-run message latency (sender free to receiver taking it in), µs. */
   message_us: number;
   measured_best_step_ms: number; steps: number; cores: number;
-  /** Fitted other runnable load on the cores, median over steps. */
+  /** Fitted other runnable load on the shared cores (unpinned ranks), median over steps. */
   background: number;
+  /** Pinned ranks: per rank, the fitted factor other load put on its actions (median over steps). */
+  rank_slowdown: number[] | null; pinned: boolean;
   /** Median time a message waited for its busy sender's core (µs), receiver CPU per message (µs), end-of-step exchange (µs). */
   sender_slice_us: number; receive_us: number; exchange_us: number;
   /** Wall / CPU time of the actions (1 = never slowed by a shared core). */
@@ -44,6 +46,8 @@ export interface SimInputs {
   name: string; schedule: Schedule; steps: readonly RecordedStep[];
   /** Cores of the machine; per-byte message time and bytes per message (ping-pong); the ping-pong latency (s). */
   cores: number; perByte: number; messageBytes: number; pingPong: number; cpu: string;
+  /** Every rank bound to a core of its own (other load then slows each rank by its own factor). */
+  pinned: boolean;
 }
 
 const r1 = (x: number): number => Number(x.toFixed(1));
@@ -54,10 +58,10 @@ export function predictStep(s: Schedule, m: MeasuredStep): number {
 }
 
 export function simRow(i: SimInputs): { row: SimRow; measured: MeasuredStep[] } {
-  const measured = i.steps.map((st) => measuredStep(i.schedule, st.ranks, { cores: i.cores, perByte: i.perByte, messageBytes: i.messageBytes }));
+  const measured = i.steps.map((st) => measuredStep(i.schedule, st.ranks, { cores: i.cores, perByte: i.perByte, messageBytes: i.messageBytes, pinned: i.pinned }));
   const predicted = measured.map((m) => predictStep(i.schedule, m));
   const W = i.schedule.workers.length;
-  const alone = measured.map((m) => predictStep(i.schedule, { ...m, costs: { ...m.costs, cores: W, background: 0 } }));
+  const alone = measured.map((m) => predictStep(i.schedule, { ...m, costs: { ...m.costs, cores: W, background: 0, slowdown: undefined } }));
   const fixed = Math.max(0, i.pingPong - i.perByte * i.messageBytes);
   const pinged = measured.map((m) => predictStep(i.schedule, { ...m, costs: { ...m.costs, message: fixed, senderSlice: 0 } }));
   const seconds = i.steps.map((st) => st.seconds);
@@ -69,7 +73,8 @@ export function simRow(i: SimInputs): { row: SimRow; measured: MeasuredStep[] } 
     error_per_step_median: Number(median(predicted.map((p, k) => p / seconds[k] - 1)).toFixed(3)),
     message_us: r1(med((m) => (m.costs.message ?? 0) + i.perByte * i.messageBytes) * 1e6),
     measured_best_step_ms: r1(Math.min(...seconds) * 1e3), steps: seconds.length, cores: i.cores,
-    background: Number(med((m) => m.costs.background ?? 0).toFixed(2)),
+    background: Number(med((m) => m.costs.background ?? 0).toFixed(2)), pinned: i.pinned,
+    rank_slowdown: i.pinned ? Array.from({ length: W }, (_, w) => Number(med((m) => m.costs.slowdown?.[w] ?? 1).toFixed(2))) : null,
     sender_slice_us: r1(med((m) => m.costs.senderSlice ?? 0) * 1e6), receive_us: r1(med((m) => m.costs.receive ?? 0) * 1e6),
     exchange_us: r1(med((m) => m.exchange) * 1e6), action_slowdown: Number(med((m) => m.slowdown).toFixed(2)),
     ping_pong_us: r1(i.pingPong * 1e6), loadavg: loadavg().map((x) => Number(x.toFixed(2))), cpu: i.cpu,
@@ -116,7 +121,7 @@ export function scaledCosts(m: MeasuredStep, measuredBalance: readonly number[],
     forward: per(u.F), backward: per(u.B), weight: per(u.Wt),
     step: Array.from({ length: ranks }, (_, s) => step.filter((_, vs) => vs % ranks === s).reduce((a, b) => a + b, 0)),
     message: pingPongFixed, messagePerByte: m.costs.messagePerByte, messageBytes: m.costs.messageBytes, receive: m.costs.receive,
-    senderSlice: m.costs.senderSlice,
+    senderSlice: m.costs.senderSlice, cores: ranks,
   };
 }
 
@@ -143,7 +148,7 @@ export function predictionRows(i: SimInputs, measured: readonly MeasuredStep[], 
 export function formatSimRow(r: SimRow): string {
   return `${r.schedule.padEnd(12)} sim: ${r.predicted_step_ms} ms predicted for ${r.ranks} ranks on ${r.cores} cores, ${r.measured_step_ms} ms measured ` +
     `(${(r.error * 100).toFixed(1)}%; medians of ${r.steps} steps, each predicted from its own records (per step: median error ${(r.error_per_step_median * 100).toFixed(1)}%): message ${r.message_us} µs, ` +
-    `held by a busy sender ${r.sender_slice_us} µs, other load ${r.background}, actions slowed x${r.action_slowdown}; ping-pong ${r.ping_pong_us} µs; load ${r.loadavg.join(" ")}); ` +
+    `held by a busy sender ${r.sender_slice_us} µs, other load ${r.rank_slowdown ? `x${r.rank_slowdown.join(",")} per pinned rank` : `${r.background} on the shared cores`}, actions slowed x${r.action_slowdown}; ping-pong ${r.ping_pong_us} µs; load ${r.loadavg.join(" ")}); ` +
     `with one core per rank ${r.predicted_one_core_per_rank_ms} ms, with ping-pong messages ${r.predicted_ping_pong_latency_ms} ms`;
 }
 

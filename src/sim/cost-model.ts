@@ -44,6 +44,11 @@ export interface CostModel {
    * MPI communication thread shares the core of its computing thread (see shared-cores.ts).
    */
   senderSlice?: number;
+  /**
+   * Per worker, a factor >= 1 on the time of its actions: a rank pinned to a core of its own that it
+   * shares with other load (default 1 for all).
+   */
+  slowdown?: readonly number[];
 }
 
 /** F = 1, backward = 2 (split: B = 1, W = 1), no message or step cost. */
@@ -77,6 +82,8 @@ export interface ResolvedCosts {
   /** Per worker, or empty (all 0). */
   start: number[];
   senderSlice: number;
+  /** Per worker, or empty (all 1). */
+  slowdown: number[];
 }
 
 function nonNegative(name: string, x: number): number {
@@ -100,7 +107,8 @@ export function resolveCosts(c: CostModel, S: number, v = 1): ResolvedCosts {
   if (!(cores >= 1)) throw new Error(`cost model: cores ${cores} must be at least 1`);
   return { forward, backward, weight, step, message, messagePerByte: nonNegative("messagePerByte", c.messagePerByte ?? 0), messageBytes,
     receive: nonNegative("receive", c.receive ?? 0), cores, background: nonNegative("background", c.background ?? 0),
-    start: (c.start ?? []).map((x, w) => nonNegative(`start of worker ${w}`, x)), senderSlice: nonNegative("senderSlice", c.senderSlice ?? 0) };
+    start: (c.start ?? []).map((x, w) => nonNegative(`start of worker ${w}`, x)), senderSlice: nonNegative("senderSlice", c.senderSlice ?? 0),
+    slowdown: (c.slowdown ?? []).map((x, w) => { if (!(x >= 1) || !Number.isFinite(x)) throw new Error(`cost model: slowdown ${x} of worker ${w} must be a finite number >= 1`); return x; }) };
 }
 
 /** Durations of the actions of `s` under the cost model (B is the full backward unless split). */

@@ -32,6 +32,11 @@ export interface MeasureOptions {
   perByte: number;
   /** Bytes per message across each virtual-stage boundary (one number: every boundary). */
   messageBytes: number;
+  /**
+   * Each rank was bound to a core of its own (launch binds unless there are more ranks than cores):
+   * other load then slows each rank by its own factor (`slowdown`), not the shared pool (`background`).
+   */
+  pinned?: boolean;
 }
 
 const ms = 1e-3;
@@ -138,12 +143,22 @@ export function fitBackground(ranks: readonly RankTimings[], cores: number): num
   return (lo + hi) / 2;
 }
 
+/** Per rank pinned to its own core: ready-to-end wall time of its actions over their CPU time (>= 1). */
+export function fitSlowdowns(ranks: readonly RankTimings[]): number[] {
+  return ranks.map((r) => {
+    const spans = readySpans(r);
+    const wall = spans.reduce((t, a) => t + a.end - a.start, 0), cpu = spans.reduce((t, a) => t + a.cpu, 0);
+    return cpu > 0 ? Math.max(1, wall / cpu) : 1;
+  });
+}
+
 /** The cost model of one recorded step of `s` (ranks in worker order). */
 export function measuredStep(s: Schedule, ranks: readonly RankTimings[], o: MeasureOptions): MeasuredStep {
   if (ranks.length !== s.workers.length) throw new Error(`measured step: ${ranks.length} rank records for ${s.workers.length} workers`);
   const samples = messageTimes(ranks);
   const latency = samples.latency.length ? median(samples.latency) : 0;
-  const slice = samples.held.length ? Math.max(0, median(samples.held) - latency) : 0;
+  // One held message is no estimate (a single long preemption of the sender would set it).
+  const slice = samples.held.length >= 2 ? Math.max(0, median(samples.held) - latency) : 0;
   const t0 = ranks[0].begin;
   const receives = ranks.flatMap((r) => r.receives.map((m) => m.ms * ms));
   const all = ranks.flatMap((r) => r.actions);
@@ -154,7 +169,7 @@ export function measuredStep(s: Schedule, ranks: readonly RankTimings[], o: Meas
     messageBytes: o.messageBytes,
     receive: receives.length ? median(receives) : 0,
     cores: o.cores,
-    background: fitBackground(ranks, o.cores),
+    ...(o.pinned ? { background: 0, slowdown: fitSlowdowns(ranks) } : { background: fitBackground(ranks, o.cores) }),
     start: ranks.map((r) => Math.max(0, r.begin - t0) * ms),
     senderSlice: slice,
   };

@@ -18,6 +18,8 @@ export interface SharedCores {
   start?: readonly number[];
   /** Longest time a sent message waits for its busy sender's core (default 0: it leaves at once). */
   senderSlice?: number;
+  /** Per worker: its actions take this many times longer (its own core shared with other load; default 1). */
+  slowdown?: readonly number[];
 }
 
 interface Running { action: Action; worker: number; start: number; left: number }
@@ -80,11 +82,12 @@ export function executeSharedCores(s: Schedule, costs: ExecutionCosts, share: Sh
         for (const u of unsent[w]) nextEvent = Math.min(nextEvent, u.end + slice);
       }
     }
-    const rate = shareRate(running.length, share);
-    const nextEnd = running.length ? now + Math.min(...running.map((r) => r.left)) / rate : Infinity;
+    const base = shareRate(running.length, share);
+    const rate = (r: Running): number => base / (share.slowdown?.[r.worker] ?? 1);
+    const nextEnd = running.length ? now + Math.min(...running.map((r) => r.left / rate(r))) : Infinity;
     const t = Math.min(nextEnd, nextEvent);
     if (t === Infinity) break;
-    for (const r of running) r.left -= (t - now) * rate;
+    for (const r of running) r.left -= (t - now) * rate(r);
     now = t;
     const finished = running.filter((r) => r.left <= eps);
     running = running.filter((r) => r.left > eps);

@@ -26,11 +26,11 @@ export interface SimResult {
 export function simulate(s: Schedule, costs: CostModel = DEFAULT_COSTS): SimResult {
   const { peakActivations } = assertValidSchedule(s);
   const ec = executionCosts(s, costs);
-  const { cores, background, start, senderSlice } = resolveCosts(costs, s.stages, s.chunks);
+  const { cores, background, start, senderSlice, slowdown } = resolveCosts(costs, s.stages, s.chunks);
   // One core per worker, no other load, every worker from time 0: the plain list-order run;
   // otherwise the event-driven one (the same timeline when nothing is shared).
-  const shared = cores < s.workers.length + background || background > 0 || start.length > 0 || senderSlice > 0;
-  const run = shared ? { timeline: executeSharedCores(s, ec, { cores, background, start, senderSlice }), deadlock: null } : execute(s, ec);
+  const shared = cores < s.workers.length + background || background > 0 || start.length > 0 || senderSlice > 0 || slowdown.length > 0;
+  const run = shared ? { timeline: executeSharedCores(s, ec, { cores, background, start, senderSlice, slowdown: slowdown.length ? slowdown : undefined }), deadlock: null } : execute(s, ec);
   if (run.deadlock) throw new ScheduleError(run.deadlock.message);
   const makespan = Math.max(0, ...run.timeline.map((row) => (row.length ? row[row.length - 1].end : 0)));
   const busy = run.timeline.map((row) => row.reduce((t, x) => t + (x.end - x.start), 0));
