@@ -15,10 +15,14 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
+export function mean(xs: readonly number[]): number {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+}
+
 export interface MeasuredStep {
   /** The simulator's cost model of this step (cores and background as given and fitted). */
   costs: CostModel;
-  /** Idle-receiver message times (s): the latency is the median of `latency`, the sender slice of `held` minus it. */
+  /** Idle-receiver message times (s): the latency is the mean of `latency`, the sender slice the mean of `held` minus it. */
   messageSamples: MessageSamples;
   /** Seconds from the last rank finishing its list to rank 0 leaving the step (the end-of-step exchange). */
   exchange: number;
@@ -156,9 +160,11 @@ export function fitSlowdowns(ranks: readonly RankTimings[]): number[] {
 export function measuredStep(s: Schedule, ranks: readonly RankTimings[], o: MeasureOptions): MeasuredStep {
   if (ranks.length !== s.workers.length) throw new Error(`measured step: ${ranks.length} rank records for ${s.workers.length} workers`);
   const samples = messageTimes(ranks);
-  const latency = samples.latency.length ? median(samples.latency) : 0;
+  // Means, not medians: a step's critical path crosses many messages, so what it pays is their sum,
+  // and the delays are heavy-tailed on a shared machine (a preempted communication thread).
+  const latency = samples.latency.length ? mean(samples.latency) : 0;
   // One held message is no estimate (a single long preemption of the sender would set it).
-  const slice = samples.held.length >= 2 ? Math.max(0, median(samples.held) - latency) : 0;
+  const slice = samples.held.length >= 2 ? Math.max(0, mean(samples.held) - latency) : 0;
   const t0 = ranks[0].begin;
   const receives = ranks.flatMap((r) => r.receives.map((m) => m.ms * ms));
   const all = ranks.flatMap((r) => r.actions);
