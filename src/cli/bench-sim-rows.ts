@@ -10,7 +10,7 @@ import type { RankTimings } from "../pipeline/runtime/processes.js";
 import { measuredStep, median, simulate, type CostModel, type MeasuredStep } from "../sim/index.js";
 
 export interface SimRow {
-  bench: "sim"; schedule: string; ranks: number;
+  bench: "sim"; schedule: string; ranks: number; microbatches: number;
   /** Medians over the timed steps of this run (prediction and measurement of each step are paired). */
   predicted_step_ms: number; measured_step_ms: number;
   /** predicted_step_ms / measured_step_ms - 1 (the medians). */
@@ -34,7 +34,7 @@ export interface SimRow {
 }
 
 export interface PredictionRow {
-  bench: "sim"; schedule: string; ranks: number; predicted_step_ms: number; predicted_samples_per_s: number; prediction: true;
+  bench: "sim"; schedule: string; ranks: number; microbatches: number; batch: number; predicted_step_ms: number; predicted_samples_per_s: number; prediction: true;
   /** The run whose costs it uses (ranks measured). */
   from_ranks: number; assumptions: string;
 }
@@ -67,7 +67,7 @@ export function simRow(i: SimInputs): { row: SimRow; measured: MeasuredStep[] } 
   const seconds = i.steps.map((st) => st.seconds);
   const med = (f: (m: MeasuredStep) => number): number => median(measured.map(f));
   const row: SimRow = {
-    bench: "sim", schedule: i.name, ranks: i.schedule.workers.length,
+    bench: "sim", schedule: i.name, ranks: i.schedule.workers.length, microbatches: i.schedule.microbatches,
     predicted_step_ms: r1(median(predicted) * 1e3), measured_step_ms: r1(median(seconds) * 1e3),
     error: Number((median(predicted) / median(seconds) - 1).toFixed(3)),
     error_per_step_median: Number(median(predicted.map((p, k) => p / seconds[k] - 1)).toFixed(3)),
@@ -139,7 +139,7 @@ export function predictionRows(i: SimInputs, measured: readonly MeasuredStep[], 
     const s = generateSchedule(i.name, { stages: ranks, microbatches: M, chunks: v, weightGrads });
     const fixed = Math.max(0, i.pingPong - i.perByte * i.messageBytes);
     const t = median(measured.map((m) => simulate(s, scaledCosts(m, balance, unitTimes, i.schedule.stages, ranks, v, fixed)).makespan + m.exchange));
-    rows.push({ bench: "sim", schedule: i.name, ranks, predicted_step_ms: r1(t * 1e3), predicted_samples_per_s: r1(batch / t), prediction: true,
+    rows.push({ bench: "sim", schedule: i.name, ranks, microbatches: M, batch, predicted_step_ms: r1(t * 1e3), predicted_samples_per_s: r1(batch / t), prediction: true,
       from_ranks: i.schedule.workers.length, assumptions: PREDICTION_ASSUMPTIONS });
   }
   return rows;
@@ -153,6 +153,6 @@ export function formatSimRow(r: SimRow): string {
 }
 
 export function formatPredictionRow(p: PredictionRow): string {
-  return `${p.schedule.padEnd(12)} sim: ${p.predicted_step_ms} ms per step, ${p.predicted_samples_per_s} samples/s predicted for ${p.ranks} ranks ` +
+  return `${p.schedule.padEnd(12)} sim: ${p.predicted_step_ms} ms per step, ${p.predicted_samples_per_s} samples/s predicted for ${p.ranks} ranks, M = ${p.microbatches} ` +
     `(a prediction, not measured: from the ${p.from_ranks}-rank run; ${p.assumptions})`;
 }
