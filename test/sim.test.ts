@@ -339,3 +339,14 @@ test("pinned ranks: a per-worker slowdown stretches that worker's actions only; 
   const ranks: RankTimings[] = [[4, 2], [3, 3]].map(([wall, cpu], w) => ({ rank: w, begin: 0, listDone: wall, end: wall, actions: [rec("F", w, 0, 0, wall, cpu)], sends: [], receives: [] }));
   assert.deepEqual(fitSlowdowns(ranks), [2, 1]);
 });
+
+test("pipewright sim --cores/--background: the shared-cores makespan; bad values name the flag", async () => {
+  const [code, out] = await capture(["--schedule", "gpipe", "--stages", "2", "--microbatches", "2", "--cost-f", "1", "--cost-b", "2", "--cores", "1", "--json"]);
+  assert.equal(code, 0);
+  const j = JSON.parse(out) as Record<string, unknown>;
+  assert.equal(j.makespan, 12);
+  assert.equal(j.bubble_formula, null);
+  const [, bg] = await capture(["--schedule", "gpipe", "--stages", "2", "--microbatches", "1", "--cost-f", "1", "--cost-b", "1", "--cores", "2", "--background", "2", "--json"]);
+  assert.equal((JSON.parse(bg) as { makespan: number }).makespan, 6);
+  await assert.rejects(capture(["--cores", "0.5"]), (e: Error) => e instanceof UsageError && /--cores/.test(e.message));
+});
