@@ -262,8 +262,7 @@ test("costs per virtual stage: S*v values are each chunk's own, S values split e
 // ---- costs measured from a processes step's records (src/sim/measured.ts)
 
 import { fitBackground, fitSlowdowns, measuredStep } from "../src/sim/index.js";
-import type { RankTimings } from "../src/pipeline/runtime/processes.js";
-import type { ActionRecord } from "../src/pipeline/runtime/action-records.js";
+import type { ActionRecord, RankTimings } from "../src/pipeline/runtime/action-records.js";
 
 /** An action record: ms times, CPU in ms (stored as µs). */
 function rec(kind: ActionRecord["kind"], stage: number, mb: number, start: number, end: number, cpuMs = end - start, run = 1): ActionRecord {

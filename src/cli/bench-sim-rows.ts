@@ -6,7 +6,7 @@
 import { loadavg } from "node:os";
 import { balanceByCost } from "../pipeline/partition.js";
 import { generateSchedule, type Schedule, type WeightGradMode } from "../pipeline/schedule/index.js";
-import type { RankTimings } from "../pipeline/runtime/processes.js";
+import type { RankTimings } from "../pipeline/runtime/action-records.js";
 import { measuredStep, median, simulate, type CostModel, type MeasuredStep } from "../sim/index.js";
 
 export interface SimRow {

@@ -3,8 +3,7 @@
 // virtual stage, the time between a sender's action end and the receiver taking the message in,
 // the receiver's CPU per message, the start skew of the ranks and the end-of-step exchange, and how
 // much other load shared the cores. Times in the records are ms since the epoch; costs in seconds.
-import type { RankTimings } from "../pipeline/runtime/processes.js";
-import type { ActionRecord } from "../pipeline/runtime/action-records.js";
+import type { ActionRecord, RankTimings } from "../pipeline/runtime/action-records.js";
 import { virtualStage, type Schedule } from "../pipeline/schedule/index.js";
 import type { CostModel } from "./cost-model.js";
 import { shareRate } from "./shared-cores.js";

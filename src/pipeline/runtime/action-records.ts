@@ -18,6 +18,22 @@ export interface ActionRecord {
   cpu: number;
 }
 
+/**
+ * The processes executor's record of one rank's last step (instrumentation.recordActions), times in
+ * ms since the epoch (comparable across the ranks of one host). With replicas only the STEPs' list
+ * remains in `actions`.
+ */
+export interface RankTimings {
+  rank: number;
+  actions: ActionRecord[];
+  /** Pipeline messages sent and received: key, bytes, when (start of the send or of the handling) and the ms it took on this thread. */
+  sends: MessageRecord[];
+  receives: MessageRecord[];
+  /** run() entered, the action list finished, run() returns. */
+  begin: number; listDone: number; end: number;
+}
+export interface MessageRecord { key: string; bytes: number; at: number; ms: number }
+
 /** A stopwatch for one action: wall and process CPU time. */
 export function startRecord(): () => { start: number; end: number; cpu: number } {
   const c0 = process.cpuUsage(), start = performance.now();

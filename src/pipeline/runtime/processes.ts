@@ -24,19 +24,8 @@ import { partOf } from "../../transport/reduce.js";
 import { startGroups, type Groups } from "./process-groups.js";
 export { agreeOnRank0, startGroups } from "./process-groups.js";
 import { formatAction } from "../schedule/action.js";
-import type { ActionRecord } from "./action-records.js";
-
-/** With instrumentation.recordActions: one rank's last step, times in ms since the epoch (comparable across ranks of one host). */
-export interface RankTimings {
-  rank: number;
-  actions: ActionRecord[];
-  /** Pipeline messages sent and received: key, bytes, when (start of the send or of the handling) and the ms it took on this thread. */
-  sends: MessageRecord[];
-  receives: MessageRecord[];
-  /** run() entered, the action list finished, run() returns. */
-  begin: number; listDone: number; end: number;
-}
-export interface MessageRecord { key: string; bytes: number; at: number; ms: number }
+import type { RankTimings } from "./action-records.js";
+export type { RankTimings } from "./action-records.js";
 
 interface DoneInfo { metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][] }
 
