@@ -19,7 +19,7 @@ for (const n of [2, 3]) {
     for (const name of schedules.split(",")) {
       const here = rows.find((x) => x.schedule === name && x.ranks === n && x.prediction === undefined);
       assert.ok(here, `${name}: no sim row for ${n} ranks in\n${r.stdout}`);
-      for (const k of ["predicted_step_ms", "measured_step_ms", "message_us", "predicted_one_core_per_rank_ms"]) {
+      for (const k of ["predicted_step_ms", "measured_step_ms", "message_us", "predicted_one_core_per_rank_ms", "replayed_step_ms"]) {
         assert.ok(Number.isFinite(here[k]) && (here[k] as number) > 0, `${name} ${k} = ${String(here[k])}`);
       }
       assert.ok(Number.isFinite(here.error), `${name} error`);

@@ -261,7 +261,8 @@ test("costs per virtual stage: S*v values are each chunk's own, S values split e
 
 // ---- costs measured from a processes step's records (src/sim/measured.ts)
 
-import { fitBackground, fitSlowdowns, measuredStep } from "../src/sim/index.js";
+import { fitBackground, fitSlowdowns, measuredStep, replayCosts } from "../src/sim/index.js";
+import { execute } from "../src/pipeline/schedule/index.js";
 import type { ActionRecord, RankTimings } from "../src/pipeline/runtime/action-records.js";
 
 /** An action record: ms times, CPU in ms (stored as µs). */
@@ -314,6 +315,13 @@ test("measuredStep: mean CPU per kind, idle-receiver latency, busy-sender slice,
   // The model replays: the simulated step is a number, and more other load only slows it.
   const t = simulate(s, c).makespan;
   assert.ok(t > 0 && simulate(s, { ...c, background: 2 }).makespan > t);
+  // Replayed with each action's and message's own time (from 0, no skew): rank 1 1F0 at 2 + 3.15
+  // (a1:0 sent 1001.95, taken 1005.1) for 1 ms, 1F1 at 6 + 0.55 for 4, 1B0 6, 1B1 5, two W of 4,
+  // STEP 6: ends at 35.55. Rank 0: 0B0 at 16.55 + 0.65, 0B1 at 21.55 + 2.65, W's, STEP to 30.2.
+  const replay = execute(s, replayCosts(s, [r0, r1]));
+  const ends = replay.timeline.map((row) => row[row.length - 1].end * 1e3);
+  close(ends[0], 30.2, "rank 0 replayed");
+  close(ends[1], 35.55, "rank 1 replayed");
 });
 
 test("fitBackground: the load that slows actions as measured under fair sharing", () => {

@@ -5,9 +5,9 @@
 // per-layer costs, cut into 8 and 16 stages, predict 8 and 16 ranks with one core each (not measured).
 import { loadavg } from "node:os";
 import { balanceByCost } from "../pipeline/partition.js";
-import { generateSchedule, type Schedule, type WeightGradMode } from "../pipeline/schedule/index.js";
+import { execute, generateSchedule, type Schedule, type WeightGradMode } from "../pipeline/schedule/index.js";
 import type { RankTimings } from "../pipeline/runtime/action-records.js";
-import { measuredStep, median, simulate, type CostModel, type MeasuredStep } from "../sim/index.js";
+import { measuredStep, median, replayCosts, simulate, type CostModel, type MeasuredStep } from "../sim/index.js";
 
 export interface SimRow {
   bench: "sim"; schedule: string; ranks: number; microbatches: number;
@@ -31,6 +31,8 @@ export interface SimRow {
   ping_pong_us: number; loadavg: number[]; cpu: string;
   /** Ablations, medians (ms): the same costs with one core per rank and no other load; with the ping-pong latency for every message. */
   predicted_one_core_per_rank_ms: number; predicted_ping_pong_latency_ms: number;
+  /** Every action's and message's own measured time replayed (no cost model): median step (ms) and error of the medians. */
+  replayed_step_ms: number; replay_error: number;
 }
 
 export interface PredictionRow {
@@ -64,6 +66,10 @@ export function simRow(i: SimInputs): { row: SimRow; measured: MeasuredStep[] } 
   const alone = measured.map((m) => predictStep(i.schedule, { ...m, costs: { ...m.costs, cores: W, background: 0, slowdown: undefined } }));
   const fixed = Math.max(0, i.pingPong - i.perByte * i.messageBytes);
   const pinged = measured.map((m) => predictStep(i.schedule, { ...m, costs: { ...m.costs, message: fixed, senderSlice: 0 } }));
+  const replayed = i.steps.map((st, k) => {
+    const run = execute(i.schedule, replayCosts(i.schedule, st.ranks));
+    return Math.max(0, ...run.timeline.map((row) => (row.length ? row[row.length - 1].end : 0))) + measured[k].exchange;
+  });
   const seconds = i.steps.map((st) => st.seconds);
   const med = (f: (m: MeasuredStep) => number): number => median(measured.map(f));
   const row: SimRow = {
@@ -79,6 +85,7 @@ export function simRow(i: SimInputs): { row: SimRow; measured: MeasuredStep[] } 
     exchange_us: r1(med((m) => m.exchange) * 1e6), action_slowdown: Number(med((m) => m.slowdown).toFixed(2)),
     ping_pong_us: r1(i.pingPong * 1e6), loadavg: loadavg().map((x) => Number(x.toFixed(2))), cpu: i.cpu,
     predicted_one_core_per_rank_ms: r1(median(alone) * 1e3), predicted_ping_pong_latency_ms: r1(median(pinged) * 1e3),
+    replayed_step_ms: r1(median(replayed) * 1e3), replay_error: Number((median(replayed) / median(seconds) - 1).toFixed(3)),
   };
   return { row, measured };
 }
@@ -149,7 +156,8 @@ export function formatSimRow(r: SimRow): string {
   return `${r.schedule.padEnd(12)} sim: ${r.predicted_step_ms} ms predicted for ${r.ranks} ranks on ${r.cores} cores, ${r.measured_step_ms} ms measured ` +
     `(${(r.error * 100).toFixed(1)}%; medians of ${r.steps} steps, each predicted from its own records (per step: median error ${(r.error_per_step_median * 100).toFixed(1)}%): message ${r.message_us} µs, ` +
     `held by a busy sender ${r.sender_slice_us} µs, other load ${r.rank_slowdown ? `x${r.rank_slowdown.join(",")} per pinned rank` : `${r.background} on the shared cores`}, actions slowed x${r.action_slowdown}; ping-pong ${r.ping_pong_us} µs; load ${r.loadavg.join(" ")}); ` +
-    `with one core per rank ${r.predicted_one_core_per_rank_ms} ms, with ping-pong messages ${r.predicted_ping_pong_latency_ms} ms`;
+    `with one core per rank ${r.predicted_one_core_per_rank_ms} ms, with ping-pong messages ${r.predicted_ping_pong_latency_ms} ms; ` +
+    `every action and message at its own measured time ${r.replayed_step_ms} ms (${(r.replay_error * 100).toFixed(1)}%)`;
 }
 
 export function formatPredictionRow(p: PredictionRow): string {

@@ -4,7 +4,7 @@
 // the receiver's CPU per message, the start skew of the ranks and the end-of-step exchange, and how
 // much other load shared the cores. Times in the records are ms since the epoch; costs in seconds.
 import type { ActionRecord, RankTimings } from "../pipeline/runtime/action-records.js";
-import { virtualStage, type Schedule } from "../pipeline/schedule/index.js";
+import { actionKey, virtualStage, type Action, type ExecutionCosts, type Schedule } from "../pipeline/schedule/index.js";
 import type { CostModel } from "./cost-model.js";
 import { shareRate } from "./shared-cores.js";
 
@@ -180,4 +180,36 @@ export function measuredStep(s: Schedule, ranks: readonly RankTimings[], o: Meas
   };
   const wall = all.reduce((t, a) => t + a.end - a.start, 0), cpu = all.reduce((t, a) => t + a.cpu / 1000, 0);
   return { costs, messageSamples: samples, exchange: Math.max(0, ranks[0].end - Math.max(...ranks.map((r) => r.listDone))) * ms, slowdown: cpu > 0 ? wall / cpu : 1 };
+}
+
+/**
+ * The step replayed with every action's and every message's own measured time (wall, from its
+ * records): no means, no sharing model. What it misses of the measured step is what the simulator's
+ * structure (list order, dependencies, messages, the exchange) misses; the rest of a prediction's
+ * error comes from replacing the individual times by the cost model.
+ */
+export function replayCosts(s: Schedule, ranks: readonly RankTimings[]): ExecutionCosts {
+  const own = new Map<string, number>();
+  ranks.forEach((r, w) => {
+    const list = s.workers[w];
+    let at = 0;
+    for (const rec of r.actions) {
+      // A stacked W record covers `run` list entries; each takes its share.
+      for (let i = 0; i < rec.run && at < list.length; i++, at++) own.set(actionKey(list[at]), ((rec.end - rec.start) / rec.run) * ms);
+    }
+  });
+  const sent = new Map<string, number>(), taken = new Map<string, number>();
+  for (const r of ranks) {
+    for (const m of r.sends) sent.set(m.key, m.at + m.ms);
+    for (const m of r.receives) taken.set(m.key, m.at + m.ms);
+  }
+  // A message is named after the virtual stage that consumes it (interpreter messageKey).
+  const key = (d: Action, a: Action): string => `${d.kind === "F" ? "a" : "g"}${virtualStage(a.stage, a.chunk, s.stages)}:${a.microbatch}`;
+  return {
+    duration: (a) => own.get(actionKey(a)) ?? 0,
+    message: (d, a) => {
+      const k = key(d, a), t0 = sent.get(k), t1 = taken.get(k);
+      return t0 !== undefined && t1 !== undefined ? Math.max(0, t1 - t0) * ms : 0;
+    },
+  };
 }
