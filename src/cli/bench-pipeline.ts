@@ -85,6 +85,7 @@ export const benchPipelineCommand: CommandSpec = {
     seed: { type: "int", default: 0, help: "seed for weights and data", meta: "S" },
     synthetic: { type: "bool", default: true, help: "also run each schedule with stages that sleep for the measured costs (the executor's overlap, apart from the machine's cores); --synthetic=off skips it" },
     backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
+    records: { type: "string", help: "with --executor processes: write every rank's per-action and message records of the timed steps to DIR/<schedule>-<ranks>.json (what the sim rows are computed from)", meta: "DIR" },
     executor: { type: "string", choices: ["threads", "processes"], default: "threads", help: "threads (default), or processes: under `pipewright launch -n W`, one MPI rank per worker next to W threads in the same job (synchronous schedules)" },
   },
   examples: ["pipewright bench pipeline --json", "pipewright bench pipeline --schedules gpipe,1f1b --steps 4", "pipewright launch -n 2 -- bench pipeline --executor processes",
@@ -196,7 +197,7 @@ async function timeSteps(step: () => unknown, t: Timing): Promise<number> {
 interface Timing { warmup: number; steps: number; rounds: number }
 
 /** The model the flags describe: the sized --model, or the default MLP when nothing sizes an mlp. */
-function benchSpec(f: FlagValues, given: Set<string>): ModelSpec {
+export function benchSpec(f: FlagValues, given: Set<string>): ModelSpec {
   const model = f.model as ModelName;
   const mlpDefaults = model === "mlp" && !given.has("hidden") && !given.has("model-config");
   // The bench's own MLP defaults stand in for flags not given (train's mlp is 2 x 1024).
@@ -209,7 +210,8 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   const f = parseFlags(benchPipelineCommand, argv);
   if (f.help) { process.stdout.write(helpText(benchPipelineCommand) + "\n"); return 0; }
   if (f.backend !== undefined) setBackend(f.backend as BackendName);
-  if (f.executor === "processes") return (await import("./bench-pipeline-processes.js")).runProcessesPipelineBench(f);
+  if (f.records !== undefined && f.executor !== "processes") throw new UsageError(`--records ${String(f.records)} is only for --executor processes (the per-rank records of its steps)`);
+  if (f.executor === "processes") return (await import("./bench-pipeline-processes.js")).runProcessesPipelineBench(f, benchSpec(f, givenFlags(argv)));
   const backend = getBackend().name;
   const schedules = f.schedules as string[];
   for (const s of schedules) {

@@ -30,6 +30,8 @@ export const simCommand: CommandSpec = {
     "cost-w": { type: "list", help: "weight-gradient share of the backward (W in zb-h1)", default: "1", meta: "T[,T...]" },
     "cost-step": { type: "number", help: "time of one optimizer STEP", min: 0, default: 0, meta: "T" },
     "cost-msg": { type: "number", help: "latency of one message between workers", min: 0, default: 0, meta: "T" },
+    cores: { type: "number", help: "cores the workers run on (default one per worker); with more workers in an action than cores they share them fairly", min: 1, meta: "C" },
+    background: { type: "number", help: "other runnable tasks competing for the --cores (default 0)", min: 0, meta: "N" },
     svg: { type: "string", help: "write the timeline to this SVG file", meta: "FILE" },
     json: { type: "bool", help: "print one JSON object instead of text" },
     lists: { type: "bool", help: "also print each worker's action list" },
@@ -80,6 +82,8 @@ function build(f: FlagValues): { schedule: Schedule; costs: CostModel } {
     weight: costList("cost-w", f["cost-w"], S),
     step: f["cost-step"] as number,
     message: f["cost-msg"] as number,
+    cores: f.cores as number | undefined,
+    background: f.background as number | undefined,
   };
   try { resolveCosts(costs, S); } catch (e) { throw new UsageError(`pipewright sim: ${(e as Error).message}`); }
   return { schedule, costs };

@@ -18,7 +18,7 @@ const uniform = (x: number[]): boolean => x.every((v) => v === x[0]);
  * applies (unequal stages, message or step costs, other cases).
  */
 export function bubbleFormula(name: string, S: number, M: number, v: number, c: ResolvedCosts): BubbleFormula | null {
-  if (!uniform(c.forward) || !uniform(c.backward) || !uniform(c.weight) || c.message !== 0 || c.step.some((x) => x !== 0)) return null;
+  if (!uniform(c.forward) || !uniform(c.backward) || !uniform(c.weight) || c.message !== 0 || c.messagePerByte !== 0 || c.receive !== 0 || c.cores !== Infinity || c.background !== 0 || c.senderSlice !== 0 || c.start.length > 0 || c.slowdown.length > 0 || c.step.some((x) => x !== 0)) return null;
   const f = c.forward[0], b = c.backward[0], w = c.weight[0];
   if (f + b === 0) return null;
   if (name === "gpipe" || name === "1f1b" || (name === "interleaved" && v === 1)) {

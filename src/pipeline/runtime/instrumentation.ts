@@ -5,6 +5,7 @@
 //                   stop the run with that stage's error, never hang)
 //   syntheticCosts  every F/B/W action also sleeps a fixed time, so pipeline overlap can be measured
 //                   on a machine without spare cores
+//   recordActions   every interpreter keeps a timing record of each action (action-records.ts)
 import type { Action } from "../schedule/action.js";
 import type { UnitHook } from "../stage.js";
 
@@ -16,6 +17,8 @@ export interface Instrumentation {
   faults?: FaultSpec[];
   /** Seconds physical stage s sleeps in each of its F (B, W) actions: F[s], B[s], W[s]. */
   syntheticCosts?: { F: number[]; B: number[]; W: number[] };
+  /** Keep an ActionRecord (wall and CPU time) of every action the interpreters run. */
+  recordActions?: boolean;
 }
 
 /** The per-action sleep of `syntheticCosts`, chunks sharing a stage's cost evenly. */

@@ -13,6 +13,7 @@ import { Tensor } from "../../tensor/tensor.js";
 import type { ForwardResult, MicrobatchMetrics, MicrobatchTargets, Stage, Target } from "../stage.js";
 import type { OptimizerState } from "../../optim/index.js";
 import { holdWeights, prepareHeldCopy, releaseWeights } from "../../autograd/weight-layouts.js";
+import { startRecord, type ActionRecord } from "./action-records.js";
 
 /** A message body: an activation or gradient tensor, or the targets of a micro-batch. */
 export type Payload =
@@ -131,6 +132,8 @@ export interface InterpreterOptions {
    * are held only while a list runs.
    */
   ownsWeights?: boolean;
+  /** Benchmarking only: keep an ActionRecord of every action in `records` (cleared at reset). */
+  recordActions?: boolean;
 }
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
@@ -155,6 +158,8 @@ export class WorkerInterpreter {
    * last reset: the runtime's counterpart of the validator's peakActivations.
    */
   readonly peakLive = new Map<number, number>();
+  /** With `recordActions`: the actions run since the last reset, in order. */
+  readonly records: ActionRecord[] = [];
 
   constructor(o: InterpreterOptions) {
     this.o = o;
@@ -218,6 +223,7 @@ export class WorkerInterpreter {
     this.actions = actions ?? this.o.actions; // without a list: the worker's own schedule list
     this.busy.F = this.busy.B = this.busy.W = this.busy.STEP = 0;
     this.peakLive.clear();
+    this.records.length = 0;
   }
 
   deliver(key: string, payload: Payload): void {
@@ -253,6 +259,7 @@ export class WorkerInterpreter {
       // A run of W's of one stage chunk executes as one pass (their weight gradients stacked).
       const run = a.kind === "W" ? this.wRun(this.pc) : 1;
       const t0 = performance.now();
+      const stop = this.o.recordActions ? startRecord() : null;
       try {
         // A synthetic cost is paid before the action, so its outputs leave only after it.
         if (this.o.actionDelay) for (let i = 0; i < run; i++) sleepSync(this.o.actionDelay(this.actions[this.pc + i]));
@@ -265,6 +272,7 @@ export class WorkerInterpreter {
         throw new PipelineActionError(this.worker, a.stage, formatAction(a), err.message, err.stack, err);
       }
       this.busy[a.kind] += (performance.now() - t0) / 1000;
+      if (stop) this.records.push({ kind: a.kind, stage: a.stage, chunk: a.chunk, microbatch: a.microbatch, run, ...stop() });
       if (a.kind === "F") {
         const live = this.o.stages.get(a.stage)!.chunks.reduce((n, c) => n + c.liveMicrobatches, 0);
         this.peakLive.set(a.stage, Math.max(live, this.peakLive.get(a.stage) ?? 0));

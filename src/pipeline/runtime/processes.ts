@@ -31,6 +31,8 @@ export { agreeOnRank0, startGroups } from "./process-groups.js";
 import { formatAction } from "../schedule/action.js";
 import { watchQuiet } from "../../transport/mpi/watchdog.js";
 import type { LocalState, LocalStateSource } from "./local-state.js";
+import type { RankTimings } from "./action-records.js";
+export type { RankTimings } from "./action-records.js";
 
 interface DoneInfo { metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][] }
 
@@ -44,8 +46,19 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
   private closed = false;
   /** What this rank waits for inside a collective call (the watchdog names it). */
   private waitingIn = "";
+  /** Message and step timings of the current step (instrumentation.recordActions only). */
+  private readonly rec: Omit<RankTimings, "rank" | "actions"> | null;
 
-  private constructor(private readonly setup: PipelineSetup, private readonly g: Groups) {}
+  private constructor(private readonly setup: PipelineSetup, private readonly g: Groups) {
+    this.rec = setup.instrumentation?.recordActions ? { sends: [], receives: [], begin: 0, listDone: 0, end: 0 } : null;
+  }
+
+  /** This rank's timings of its last step (null unless the setup's instrumentation records actions). */
+  timings(): RankTimings | null {
+    if (!this.rec) return null;
+    const o = performance.timeOrigin;
+    return { rank: this.g.mpi.rank, ...this.rec, actions: this.interp.records.map((r) => ({ ...r, start: r.start + o, end: r.end + o })) };
+  }
 
   get rank(): number { return this.g.mpi.rank; }
 
@@ -100,12 +113,20 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
 
   private sendPipe(to: number, key: string, payload: Payload): void {
     if (to === this.g.at.worker) { this.interp.deliver(key, payload); return; }
+    const t0 = performance.now();
+    this.sendFrame(to, key, payload);
+    const bytes = payload.kind === "tensor" ? payload.data.byteLength : payload.labels.byteLength;
+    this.rec?.sends.push({ key, bytes, at: t0 + performance.timeOrigin, ms: performance.now() - t0 });
+  }
+
+  private sendFrame(to: number, key: string, payload: Payload): void {
     if (payload.kind === "tensor") this.g.mpi.send(this.g.pipeComm, to, TAG.pipe, frameHeader({ key, kind: "tensor", shape: payload.shape }), payload.data);
     else this.g.mpi.send(this.g.pipeComm, to, TAG.pipe, frameHeader({ key, kind: "targets", scale: payload.scale, shape: payload.shape }), payload.labels);
   }
 
   private onPipe(data: ArrayBuffer): void {
     if (this.closed) return;
+    const t0 = performance.now();
     try {
       const { header, body, offset, bytes } = parseFrame(data);
       const payload: Payload = header.kind === "tensor"
@@ -113,6 +134,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
         : header.shape ? { kind: "targets", labels: new Float32Array(body, offset, bytes / 4), shape: header.shape, scale: header.scale }
           : { kind: "targets", labels: new Int32Array(body, offset, bytes / 4), scale: header.scale };
       this.interp.deliver(header.key, payload);
+      this.rec?.receives.push({ key: header.key, bytes, at: t0 + performance.timeOrigin, ms: performance.now() - t0 });
     } catch (e) { this.die(e); }
     this.pump();
   }
@@ -176,6 +198,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
     const { schedule } = this.setup;
     const M = schedule.microbatches, S = schedule.stages;
     checkBatches(batches, M, schedule.steps);
+    if (this.rec) Object.assign(this.rec, { sends: [], receives: [], begin: performance.timeOrigin + performance.now() });
     this.deliverBatches(batches);
     this.metrics = [];
     const R = this.g.layout.replicas;
@@ -183,6 +206,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
     const all = this.setup.schedule.workers[this.g.at.worker];
     const body = R > 1 ? all.filter((a) => a.kind !== "STEP") : all;
     await this.runList(body, lrFactors, "train", "a step");
+    if (this.rec) this.rec.listDone = performance.timeOrigin + performance.now();
     const b = this.interp.busy;
     const mine: DoneInfo = { metrics: this.metrics, busy: b.F + b.B + b.W + b.STEP, peaks: [...this.interp.peakLive] };
     if (R > 1) {
@@ -200,6 +224,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
     });
     // Busy seconds and peaks of replica 0's workers (the other replicas mirror them).
     const first = done.slice(0, this.g.layout.workers);
+    if (this.rec) this.rec.end = performance.timeOrigin + performance.now();
     return sumMetrics(per, first.map((d) => d.busy), first.flatMap((d) => d.peaks), S);
   }
 

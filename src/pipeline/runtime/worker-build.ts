@@ -42,7 +42,7 @@ export async function buildWorker(setup: PipelineSetup, worker: number, weights:
     worker, actions: setup.schedule.workers[worker], stages, shape: shapeOf(setup.schedule), outbox,
     // The asynchronous method is rebuilt from the setup's JSON, like the model.
     hooks: asyncRuntime?.hooks, actionDelay: syntheticDelay(setup.instrumentation, setup.schedule.chunks),
-    onMetrics, onOutput, ownsWeights: true,
+    onMetrics, onOutput, ownsWeights: true, recordActions: setup.instrumentation?.recordActions === true,
   });
   return { interp, asyncRuntime };
 }

@@ -1,0 +1,166 @@
+// The `sim:` rows of `bench pipeline --executor processes`: the simulator, fed with the costs the
+// processes executor itself recorded in each timed step (CPU time per action, message times, the
+// ranks' start skew, the end-of-step exchange, the other load on the cores), predicts that step; the
+// rows compare the median prediction with the median measured step of the same run. Then the same
+// per-layer costs, cut into 8 and 16 stages, predict 8 and 16 ranks with one core each (not measured).
+import { loadavg } from "node:os";
+import { balanceByCost } from "../pipeline/partition.js";
+import { execute, generateSchedule, type Schedule, type WeightGradMode } from "../pipeline/schedule/index.js";
+import type { RankTimings } from "../pipeline/runtime/action-records.js";
+import { measuredStep, median, replayCosts, simulate, type CostModel, type MeasuredStep } from "../sim/index.js";
+
+export interface SimRow {
+  bench: "sim"; schedule: string; ranks: number; microbatches: number;
+  /** Medians over the timed steps of this run (prediction and measurement of each step are paired). */
+  predicted_step_ms: number; measured_step_ms: number;
+  /** predicted_step_ms / measured_step_ms - 1 (the medians). */
+  error: number;
+  /** Median over the steps of each step's predicted / measured - 1 (the scatter of single steps is wide on a shared machine). */
+  error_per_step_median: number;
+  /** Median in-run message latency (sender free to receiver taking it in), µs. */
+  message_us: number;
+  measured_best_step_ms: number; steps: number; cores: number;
+  /** Fitted other runnable load on the shared cores (unpinned ranks), median over steps. */
+  background: number;
+  /** Pinned ranks: per rank, the fitted factor other load put on its actions (median over steps). */
+  rank_slowdown: number[] | null; pinned: boolean;
+  /** Median time a message waited for its busy sender's core (µs), receiver CPU per message (µs), end-of-step exchange (µs). */
+  sender_slice_us: number; receive_us: number; exchange_us: number;
+  /** Wall / CPU time of the actions (1 = never slowed by a shared core). */
+  action_slowdown: number;
+  ping_pong_us: number; loadavg: number[]; cpu: string;
+  /** Ablations, medians (ms): the same costs with one core per rank and no other load; with the ping-pong latency for every message. */
+  predicted_one_core_per_rank_ms: number; predicted_ping_pong_latency_ms: number;
+  /** Every action's and message's own measured time replayed (no cost model): median step (ms) and error of the medians. */
+  replayed_step_ms: number; replay_error: number;
+}
+
+export interface PredictionRow {
+  bench: "sim"; schedule: string; ranks: number; microbatches: number; batch: number; predicted_step_ms: number; predicted_samples_per_s: number; prediction: true;
+  /** The run whose costs it uses (ranks measured). */
+  from_ranks: number; assumptions: string;
+}
+
+/** One timed step of the processes executor with every rank's records (ranks in worker order). */
+export interface RecordedStep { seconds: number; ranks: RankTimings[] }
+
+export interface SimInputs {
+  name: string; schedule: Schedule; steps: readonly RecordedStep[];
+  /** Cores of the machine; per-byte message time and bytes per message (ping-pong); the ping-pong latency (s). */
+  cores: number; perByte: number; messageBytes: number; pingPong: number; cpu: string;
+  /** Every rank bound to a core of its own (other load then slows each rank by its own factor). */
+  pinned: boolean;
+}
+
+const r1 = (x: number): number => Number(x.toFixed(1));
+
+/** The step time the simulator predicts from one step's measured costs. */
+export function predictStep(s: Schedule, m: MeasuredStep): number {
+  return simulate(s, m.costs).makespan + m.exchange;
+}
+
+export function simRow(i: SimInputs): { row: SimRow; measured: MeasuredStep[] } {
+  const measured = i.steps.map((st) => measuredStep(i.schedule, st.ranks, { cores: i.cores, perByte: i.perByte, messageBytes: i.messageBytes, pinned: i.pinned }));
+  const predicted = measured.map((m) => predictStep(i.schedule, m));
+  const W = i.schedule.workers.length;
+  const alone = measured.map((m) => predictStep(i.schedule, { ...m, costs: { ...m.costs, cores: W, background: 0, slowdown: undefined } }));
+  const fixed = Math.max(0, i.pingPong - i.perByte * i.messageBytes);
+  const pinged = measured.map((m) => predictStep(i.schedule, { ...m, costs: { ...m.costs, message: fixed, senderSlice: 0 } }));
+  const replayed = i.steps.map((st, k) => {
+    const run = execute(i.schedule, replayCosts(i.schedule, st.ranks));
+    return Math.max(0, ...run.timeline.map((row) => (row.length ? row[row.length - 1].end : 0))) + measured[k].exchange;
+  });
+  const seconds = i.steps.map((st) => st.seconds);
+  const med = (f: (m: MeasuredStep) => number): number => median(measured.map(f));
+  const row: SimRow = {
+    bench: "sim", schedule: i.name, ranks: i.schedule.workers.length, microbatches: i.schedule.microbatches,
+    predicted_step_ms: r1(median(predicted) * 1e3), measured_step_ms: r1(median(seconds) * 1e3),
+    error: Number((median(predicted) / median(seconds) - 1).toFixed(3)),
+    error_per_step_median: Number(median(predicted.map((p, k) => p / seconds[k] - 1)).toFixed(3)),
+    message_us: r1(med((m) => (m.costs.message ?? 0) + i.perByte * i.messageBytes) * 1e6),
+    measured_best_step_ms: r1(Math.min(...seconds) * 1e3), steps: seconds.length, cores: i.cores,
+    background: Number(med((m) => m.costs.background ?? 0).toFixed(2)), pinned: i.pinned,
+    rank_slowdown: i.pinned ? Array.from({ length: W }, (_, w) => Number(med((m) => m.costs.slowdown?.[w] ?? 1).toFixed(2))) : null,
+    sender_slice_us: r1(med((m) => m.costs.senderSlice ?? 0) * 1e6), receive_us: r1(med((m) => m.costs.receive ?? 0) * 1e6),
+    exchange_us: r1(med((m) => m.exchange) * 1e6), action_slowdown: Number(med((m) => m.slowdown).toFixed(2)),
+    ping_pong_us: r1(i.pingPong * 1e6), loadavg: loadavg().map((x) => Number(x.toFixed(2))), cpu: i.cpu,
+    predicted_one_core_per_rank_ms: r1(median(alone) * 1e3), predicted_ping_pong_latency_ms: r1(median(pinged) * 1e3),
+    replayed_step_ms: r1(median(replayed) * 1e3), replay_error: Number((median(replayed) / median(seconds) - 1).toFixed(3)),
+  };
+  return { row, measured };
+}
+
+/** Per unit (layer) CPU costs from a measured stage's costs, split in proportion to the profiled unit times. */
+function unitCosts(c: CostModel, balance: readonly number[], unitTimes: readonly number[], S: number): { F: number[]; B: number[]; Wt: number[]; STEP: number[] } {
+  const out = { F: [] as number[], B: [] as number[], Wt: [] as number[], STEP: [] as number[] };
+  const arr = (x: CostModel["forward"] | undefined, k: number): number => (typeof x === "number" ? x : x?.[k] ?? 0);
+  let u = 0;
+  balance.forEach((n, vs) => {
+    const units = unitTimes.slice(u, u + n), total = units.reduce((a, b) => a + b, 0);
+    for (const t of units) {
+      const share = total > 0 ? t / total : 1 / n;
+      out.F.push(arr(c.forward, vs) * share);
+      out.B.push(arr(c.backward, vs) * share);
+      out.Wt.push(arr(c.weight, vs) * share);
+      // A stage's STEP is split over its chunks' units (every chunk shares the stage's optimizer).
+      out.STEP.push((arr(c.step, vs % S) * share) / (balance.length / S));
+    }
+    u += n;
+  });
+  return out;
+}
+
+const sumRange = (xs: number[], from: number, n: number): number => xs.slice(from, from + n).reduce((a, b) => a + b, 0);
+
+/**
+ * The measured step's costs on a pipeline of `ranks` stages (v chunks each, cut by the same profiled
+ * unit times), one core per rank and no other load: the message latency of the ping-pong (the one
+ * inside a step grows with other load on the machine), the sender slice, receive cost and exchange
+ * measured in the step.
+ */
+export function scaledCosts(m: MeasuredStep, measuredBalance: readonly number[], unitTimes: readonly number[], S: number, ranks: number, v: number,
+  pingPongFixed: number): CostModel {
+  const u = unitCosts(m.costs, measuredBalance, unitTimes, S);
+  const balance = balanceByCost(unitTimes, ranks * v);
+  const per = (xs: number[]): number[] => { let at = 0; return balance.map((n) => { const t = sumRange(xs, at, n); at += n; return t; }); };
+  const step = per(u.STEP);
+  return {
+    forward: per(u.F), backward: per(u.B), weight: per(u.Wt),
+    step: Array.from({ length: ranks }, (_, s) => step.filter((_, vs) => vs % ranks === s).reduce((a, b) => a + b, 0)),
+    message: pingPongFixed, messagePerByte: m.costs.messagePerByte, messageBytes: m.costs.messageBytes, receive: m.costs.receive,
+    senderSlice: m.costs.senderSlice, cores: ranks,
+  };
+}
+
+export const PREDICTION_ASSUMPTIONS = "one core per rank, no other load; per-layer CPU costs from this run's actions (split by profiled layer times); " +
+  "messages as measured here over shared memory on one host (ping-pong latency and per-byte time; from this run's steps: the time a busy sender holds a message, " +
+  "the receiver's CPU per message, the end-of-step exchange)";
+
+/** Predictions for more ranks (the model cut into `ranks` stages), median over the measured steps. */
+export function predictionRows(i: SimInputs, measured: readonly MeasuredStep[], balance: readonly number[], unitTimes: readonly number[],
+  batch: number, weightGrads: WeightGradMode, rankCounts: readonly number[] = [8, 16]): PredictionRow[] {
+  const v = i.schedule.chunks, M = i.schedule.microbatches;
+  const rows: PredictionRow[] = [];
+  for (const ranks of rankCounts) {
+    if (unitTimes.length < ranks * v || (i.name === "interleaved" && M % ranks !== 0)) continue;
+    const s = generateSchedule(i.name, { stages: ranks, microbatches: M, chunks: v, weightGrads });
+    const fixed = Math.max(0, i.pingPong - i.perByte * i.messageBytes);
+    const t = median(measured.map((m) => simulate(s, scaledCosts(m, balance, unitTimes, i.schedule.stages, ranks, v, fixed)).makespan + m.exchange));
+    rows.push({ bench: "sim", schedule: i.name, ranks, microbatches: M, batch, predicted_step_ms: r1(t * 1e3), predicted_samples_per_s: r1(batch / t), prediction: true,
+      from_ranks: i.schedule.workers.length, assumptions: PREDICTION_ASSUMPTIONS });
+  }
+  return rows;
+}
+
+export function formatSimRow(r: SimRow): string {
+  return `${r.schedule.padEnd(12)} sim: ${r.predicted_step_ms} ms predicted for ${r.ranks} ranks on ${r.cores} cores, ${r.measured_step_ms} ms measured ` +
+    `(${(r.error * 100).toFixed(1)}%; medians of ${r.steps} steps, each predicted from its own records (per step: median error ${(r.error_per_step_median * 100).toFixed(1)}%): message ${r.message_us} µs, ` +
+    `held by a busy sender ${r.sender_slice_us} µs, other load ${r.rank_slowdown ? `x${r.rank_slowdown.join(",")} per pinned rank` : `${r.background} on the shared cores`}, actions slowed x${r.action_slowdown}; ping-pong ${r.ping_pong_us} µs; load ${r.loadavg.join(" ")}); ` +
+    `with one core per rank ${r.predicted_one_core_per_rank_ms} ms, with ping-pong messages ${r.predicted_ping_pong_latency_ms} ms; ` +
+    `every action and message at its own measured time ${r.replayed_step_ms} ms (${(r.replay_error * 100).toFixed(1)}%)`;
+}
+
+export function formatPredictionRow(p: PredictionRow): string {
+  return `${p.schedule.padEnd(12)} sim: ${p.predicted_step_ms} ms per step, ${p.predicted_samples_per_s} samples/s predicted for ${p.ranks} ranks, M = ${p.microbatches} ` +
+    `(a prediction, not measured: from the ${p.from_ranks}-rank run; ${p.assumptions})`;
+}
