@@ -73,3 +73,26 @@ export function broadcastBuffersSync(buffers: readonly (readonly [string, Tensor
   off = 0;
   for (const [, b] of buffers) { b.data.set(flat.subarray(off, off + b.size)); off += b.size; }
 }
+
+/** An asynchronous all-reduce (MPI's collectives: src/transport/mpi/collectives.ts). */
+export interface AsyncAllReduce { allReduce(buf: Float32Array, op: ReduceOp): Promise<void> }
+
+/**
+ * Sums `params`' gradients over the group's ranks (its fixed rank order), in place, as
+ * GradientAllReducer does on shared memory: a parameter without a gradient contributes zeros and
+ * receives the sum. For replicas in separate processes.
+ */
+export async function allReduceGradients(params: readonly Tensor[], comm: AsyncAllReduce): Promise<void> {
+  const n = params.reduce((t, p) => t + p.size, 0);
+  if (n === 0) return;
+  const buf = new Float32Array(n);
+  let off = 0;
+  for (const p of params) { if (p.grad) buf.set(p.grad.data, off); off += p.size; }
+  await comm.allReduce(buf, "sum");
+  off = 0;
+  for (const p of params) {
+    const part = buf.subarray(off, off + p.size);
+    if (p.grad) p.grad.data.set(part); else p.grad = new TensorClass(part.slice(), [...p.shape]);
+    off += p.size;
+  }
+}

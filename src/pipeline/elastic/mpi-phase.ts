@@ -10,13 +10,14 @@
 // same freeze decision and fills the same cache. A transition gathers weights and optimizer state
 // on every rank (stateDict / optimizerState) and the next phase builds its stages from them: freed
 // ranks become replicas and no rank exits.
+import { allReduceGradients } from "../../parallel/grad-sync.js";
 import { writeSync } from "node:fs";
 import { fromPlain, mergeStates, sliceState, toPlain, type OptimizerState, type PlainOptimizerState, type StateEntry } from "../../optim/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { ControlMailbox } from "../../transport/mpi/mailbox.js";
 import { MpiCollectives } from "../../transport/mpi/collectives.js";
 import { exportTorchrunEnv, launchEnv, notUnderMpiMessage } from "../../transport/mpi/env.js";
-import { frameHeader, parseFrame } from "../../transport/mpi/frame.js";
+import { payloadOfFrame, sendPayload } from "../runtime/payload-frame.js";
 import { mpiTransport, TAG, type MpiTransport } from "../../transport/mpi/transport.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import { messageKey, PipelineActionError, type Payload } from "../runtime/interpreter.js";
@@ -107,7 +108,7 @@ export class MpiElasticPhase implements TrainingPhase {
     const outbox = {
       send: (to: number, key: string, payload: Payload): void => {
         if (payload.kind !== "tensor") throw new Error(`elastic rank: only tensors travel between stages, got ${payload.kind}`);
-        this.w.mpi.send(pipeComm, to, TAG.pipe, frameHeader({ key, kind: "tensor", shape: payload.shape }), payload.data);
+        sendPayload(this.w.mpi, pipeComm, to, key, payload);
       },
     };
     return buildElasticStage({ ...o, ...o.layout, stage: s, optimizerState, faults: faultsFromEnv() }, outbox,
@@ -118,9 +119,9 @@ export class MpiElasticPhase implements TrainingPhase {
   private onPipe(data: ArrayBuffer): void {
     if (this.closed || !this.role) return;
     try {
-      const { header, body, offset, bytes } = parseFrame(data);
-      if (header.kind !== "tensor") throw new Error(`elastic rank: unexpected ${header.kind} message ${header.key}`);
-      this.role.built.interp.deliver(header.key, { kind: "tensor", data: new Float32Array(body, offset, bytes / 4), shape: header.shape });
+      const { key, payload } = payloadOfFrame(data);
+      if (payload.kind !== "tensor") throw new Error(`elastic rank: unexpected ${payload.kind} message ${key}`);
+      this.role.built.interp.deliver(key, payload);
     } catch (e) { this.die(e); }
     this.pump();
   }
@@ -197,7 +198,7 @@ export class MpiElasticPhase implements TrainingPhase {
     await new Promise<void>((resolve) => { this.finished = resolve; this.pump(); });
     const b = interp.busy;
     let busy = prefixSeconds + b.F + b.B + b.W + b.STEP;
-    if (role.data) await allReduceGradients(built, role.data);
+    if (role.data) await allReduceGradients(built.params.map(([, p]) => p), role.data);
     interp.reset([lrFactor], built.actions.filter((a) => a.kind === "STEP"));
     if (!interp.pump()) throw new Error("STEP waited for a message");
     busy += interp.busy.STEP;
@@ -245,22 +246,3 @@ function faultsFromEnv(): FaultSpec[] | undefined {
   return [{ unit: Number(m[1]), microbatch: Number(m[2]) }];
 }
 
-/**
- * Sums the stage's gradients over its replicas in replica order (in place), as GradientAllReducer
- * does on shared memory: a parameter without a gradient contributes zeros and receives the sum.
- */
-async function allReduceGradients(built: ElasticStage, data: MpiCollectives): Promise<void> {
-  const params = built.params.map(([, p]) => p);
-  const n = params.reduce((t, p) => t + p.size, 0);
-  if (n === 0) return; // every replica of the stage holds the same (frozen) units
-  const buf = new Float32Array(n);
-  let off = 0;
-  for (const p of params) { if (p.grad) buf.set(p.grad.data, off); off += p.size; }
-  await data.allReduce(buf, "sum");
-  off = 0;
-  for (const p of params) {
-    const part = buf.subarray(off, off + p.size);
-    if (p.grad) p.grad.data.set(part); else p.grad = new Tensor(part.slice(), [...p.shape]);
-    off += p.size;
-  }
-}

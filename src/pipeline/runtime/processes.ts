@@ -12,6 +12,7 @@ import type { MicrobatchMetrics } from "../stage.js";
 import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
 import { messageKey, PipelineActionError, targetsPayload, type ForwardMode, type Payload, type WorkerInterpreter } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
+import { feedsFirstStage, feedsLastStage, replicaMicrobatches, stepDeliveries, type ReplicaPosition } from "./replica-share.js";
 import type { Action } from "../schedule/action.js";
 import { assertValidSchedule } from "../schedule/validate.js";
 import type { PipelineSetup } from "./setup.js";
@@ -19,17 +20,16 @@ import { buildWorker, type WorkerWeights } from "./worker-build.js";
 import { shareState, unitOfKey, unitsPerWorker } from "./worker-state.js";
 import { expectedUnitPrefix, type PipelineModel } from "./model-source.js";
 import { sourceOf } from "./setup.js";
-import { targetRows, type Target } from "../stage.js";
 import { mergeAsyncStates, type AsyncState } from "./async-state.js";
 import type { AsyncRuntime } from "./async-weights.js";
 import { fromPlain, mergeStates, toPlain, type OptimizerState, type PlainOptimizerState, type StateEntry } from "../../optim/index.js";
 import { TAG } from "../../transport/mpi/transport.js";
-import { frameHeader, parseFrame } from "../../transport/mpi/frame.js";
-import { partOf } from "../../transport/reduce.js";
+import { payloadOfFrame, sendPayload } from "./payload-frame.js";
 import { startGroups, type Groups } from "./process-groups.js";
 export { agreeOnRank0, startGroups } from "./process-groups.js";
 import { formatAction } from "../schedule/action.js";
 import { watchQuiet } from "../../transport/mpi/watchdog.js";
+import { allReduceGradients } from "../../parallel/grad-sync.js";
 import type { LocalState, LocalStateSource } from "./local-state.js";
 import type { RankTimings } from "./action-records.js";
 export type { RankTimings } from "./action-records.js";
@@ -61,6 +61,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
   }
 
   get rank(): number { return this.g.mpi.rank; }
+
+  private get position(): ReplicaPosition { return { ...this.g.at, replicas: this.g.layout.replicas }; }
 
   /**
    * Collective: every rank keeps its worker's stages, built on `initial.model` (this process's copy
@@ -114,27 +116,17 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
   private sendPipe(to: number, key: string, payload: Payload): void {
     if (to === this.g.at.worker) { this.interp.deliver(key, payload); return; }
     const t0 = performance.now();
-    this.sendFrame(to, key, payload);
-    const bytes = payload.kind === "tensor" ? payload.data.byteLength : payload.labels.byteLength;
+    const bytes = sendPayload(this.g.mpi, this.g.pipeComm, to, key, payload);
     this.rec?.sends.push({ key, bytes, at: t0 + performance.timeOrigin, ms: performance.now() - t0 });
-  }
-
-  private sendFrame(to: number, key: string, payload: Payload): void {
-    if (payload.kind === "tensor") this.g.mpi.send(this.g.pipeComm, to, TAG.pipe, frameHeader({ key, kind: "tensor", shape: payload.shape }), payload.data);
-    else this.g.mpi.send(this.g.pipeComm, to, TAG.pipe, frameHeader({ key, kind: "targets", scale: payload.scale, shape: payload.shape }), payload.labels);
   }
 
   private onPipe(data: ArrayBuffer): void {
     if (this.closed) return;
     const t0 = performance.now();
     try {
-      const { header, body, offset, bytes } = parseFrame(data);
-      const payload: Payload = header.kind === "tensor"
-        ? { kind: "tensor", data: new Float32Array(body, offset, bytes / 4), shape: header.shape }
-        : header.shape ? { kind: "targets", labels: new Float32Array(body, offset, bytes / 4), shape: header.shape, scale: header.scale }
-          : { kind: "targets", labels: new Int32Array(body, offset, bytes / 4), scale: header.scale };
-      this.interp.deliver(header.key, payload);
-      this.rec?.receives.push({ key: header.key, bytes, at: t0 + performance.timeOrigin, ms: performance.now() - t0 });
+      const { key, payload, bytes } = payloadOfFrame(data);
+      this.interp.deliver(key, payload);
+      this.rec?.receives.push({ key, bytes, at: t0 + performance.timeOrigin, ms: performance.now() - t0 });
     } catch (e) { this.die(e); }
     this.pump();
   }
@@ -199,7 +191,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
     const M = schedule.microbatches, S = schedule.stages;
     checkBatches(batches, M, schedule.steps);
     if (this.rec) Object.assign(this.rec, { sends: [], receives: [], begin: performance.timeOrigin + performance.now() });
-    this.deliverBatches(batches);
+    for (const [key, payload] of stepDeliveries(schedule, batches, this.position)) this.interp.deliver(key, payload);
     this.metrics = [];
     const R = this.g.layout.replicas;
     // Replicas: the list without its trailing STEPs, the gradient all-reduce, then the STEPs.
@@ -210,7 +202,11 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
     const b = this.interp.busy;
     const mine: DoneInfo = { metrics: this.metrics, busy: b.F + b.B + b.W + b.STEP, peaks: [...this.interp.peakLive] };
     if (R > 1) {
-      await this.watched("the gradient all-reduce over replicas", () => this.allReduceGradients());
+      // Each stage's gradients summed over the replicas (fixed replica order), in place.
+      const stages = [...this.interp.stages.values()];
+      await this.watched("the gradient all-reduce over replicas", async () => {
+        for (const ps of stages) await allReduceGradients(ps.chunks.flatMap((c) => c.parameters).filter((p) => p.requiresGrad), this.g.data);
+      });
       this.interp.reset(lrFactors, all.filter((a) => a.kind === "STEP"));
       if (!this.interp.pump()) throw new Error("STEP waited for a message");
       mine.busy += this.interp.busy.STEP;
@@ -236,8 +232,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
 
   /** Collective. Replica r evaluates micro-batches r, r+R, ...; the sums follow micro-batch order. */
   async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
-    const mine = this.replicaShare(batches.inputs.length);
-    if (this.holdsLastStage) mine.forEach((j, i) => this.interp.deliver(messageKey.targets(i), targetsPayload(batches.labels[j], scale)));
+    const mine = replicaMicrobatches(batches.inputs.length, this.position);
+    if (feedsLastStage(this.setup.schedule, this.g.at.worker)) mine.forEach((j, i) => this.interp.deliver(messageKey.targets(i), targetsPayload(batches.labels[j], scale)));
     this.metrics = [];
     await this.forwardOnly(mine.map((j) => batches.inputs[j]), "eval", "an evaluation");
     const local = this.metrics.map(([i, m]): [number, MicrobatchMetrics] => [mine[i], m]);
@@ -247,7 +243,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
 
   /** Collective: the outputs reach every rank. */
   async predict(inputs: readonly Tensor[]): Promise<Tensor[]> {
-    const mine = this.replicaShare(inputs.length);
+    const mine = replicaMicrobatches(inputs.length, this.position);
     this.outputs = [];
     await this.forwardOnly(mine.map((j) => inputs[j]), "predict", "a prediction");
     const local = this.outputs.map(([i, data, shape]): [number, Float32Array, number[]] => [mine[i], data, shape]);
@@ -255,66 +251,11 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
     return inputs.map((_, j) => all.get(j)!);
   }
 
-  /** Global micro-batch ids this replica takes of n (local id i = position in the list). */
-  private replicaShare(n: number): number[] {
-    const R = this.g.layout.replicas, r = this.g.at.replica;
-    return Array.from({ length: n }, (_, j) => j).filter((j) => j % R === r);
-  }
-
-  private get holdsLastStage(): boolean {
-    const { stages: S, chunks: v, stageToWorker } = this.setup.schedule;
-    return stageToWorker[(S * v - 1) % S] === this.g.at.worker;
-  }
-
   private async forwardOnly(inputs: readonly Tensor[], mode: "eval" | "predict", what: string): Promise<void> {
-    if (this.setup.schedule.stageToWorker[0] === this.g.at.worker) {
+    if (feedsFirstStage(this.setup.schedule, this.g.at.worker)) {
       inputs.forEach((x, i) => this.interp.deliver(messageKey.activation(0, i), { kind: "tensor", data: x.data, shape: [...x.shape] }));
     }
     await this.runList(forwardOnlyLists(this.setup.schedule, inputs.length)[this.g.at.worker], [1], mode, what);
-  }
-
-  /** The first stage's inputs and the last stage's targets; a replica takes its rows of each. */
-  private deliverBatches(batches: readonly SplitBatch[]): void {
-    const { schedule } = this.setup;
-    const M = schedule.microbatches, S = schedule.stages;
-    const { worker, replica } = this.g.at, R = this.g.layout.replicas;
-    const rowsOf = (rows: number): [number, number] => {
-      if (rows < R) throw new Error(`a micro-batch of ${rows} example(s) cannot be shared by ${R} replicas; use a larger --batch or fewer --microbatches`);
-      return partOf(rows, replica, R);
-    };
-    if (schedule.stageToWorker[0] === worker) {
-      batches.forEach((b, k) => b.inputs.forEach((x, j) => {
-        const [r0, r1] = rowsOf(x.shape[0]);
-        const row = x.size / x.shape[0];
-        this.interp.deliver(messageKey.activation(0, k * M + j), { kind: "tensor", data: x.data.subarray(r0 * row, r1 * row), shape: [r1 - r0, ...x.shape.slice(1)] });
-      }));
-    }
-    if (schedule.stageToWorker[(S * schedule.chunks - 1) % S] === worker) {
-      // The replica's targets follow its examples (T per example for next-token targets).
-      batches.forEach((b, k) => b.labels.forEach((t, j) => {
-        const rows = b.inputs[j].shape[0], per = targetRows(t) / rows;
-        const [r0, r1] = rowsOf(rows);
-        this.interp.deliver(messageKey.targets(k * M + j), targetsPayload(rowsOfTarget(t, r0 * per, r1 * per), b.scale));
-      }));
-    }
-  }
-
-  /** Sums every stage's gradients over the replicas (fixed replica order), in place. */
-  private async allReduceGradients(): Promise<void> {
-    for (const ps of this.interp.stages.values()) {
-      const params = ps.chunks.flatMap((c) => c.namedParameters()).filter(([, p]) => p.requiresGrad).map(([, p]) => p);
-      const n = params.reduce((a, p) => a + p.size, 0);
-      const buf = new Float32Array(n);
-      let off = 0;
-      for (const p of params) { if (p.grad) buf.set(p.grad.data, off); off += p.size; }
-      await this.g.data.allReduce(buf, "sum");
-      off = 0;
-      for (const p of params) {
-        const part = buf.subarray(off, off + p.size);
-        if (p.grad) p.grad.data.set(part); else p.grad = new Tensor(part.slice(), [...p.shape]);
-        off += p.size;
-      }
-    }
   }
 
   async stateDict(): Promise<Map<string, Tensor>> {
@@ -365,11 +306,4 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
     // A model trained in place gets its layers back (the stages patched BatchNorm).
     for (const ps of this.interp.stages.values()) for (const c of ps.chunks) c.release();
   }
-}
-
-/** Target rows [r0, r1) of a micro-batch (a view, not a copy). */
-function rowsOfTarget(t: Target, r0: number, r1: number): Target {
-  if (t instanceof Int32Array) return t.subarray(r0, r1);
-  const row = t.size / t.shape[0];
-  return new Tensor(t.data.subarray(r0 * row, r1 * row), [r1 - r0, ...t.shape.slice(1)]);
 }
