@@ -4,7 +4,7 @@
 // run that never does). Skips (saying why) without Open MPI.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mpiSkipReason, rankPids, runMpi } from "./mpi-helpers.js";
+import { mpiSkipReason, runAndStopRank1, runMpi } from "./mpi-helpers.js";
 
 const skip = mpiSkipReason();
 const TRAIN = ["train", "--model", "vit", "--patch", "7", "--width", "16", "--layers", "2", "--heads", "2", "--freeze", "--freeze-alpha", "1/2",
@@ -19,20 +19,9 @@ test("a freeze-run rank that throws ends the job with its rank, replica, stage, 
 });
 
 test("SIGSTOP of a freeze-run rank: the watchdog ends the job, naming what rank 0 waits for", { skip }, async (t) => {
-  let stoppedAt = 0;
-  const r = await runMpi(2, "vader", [...TRAIN, "--epochs", "200"], {
-    env: { PIPEWRIGHT_WATCHDOG: "2" },
-    timeoutMs: 120_000,
-    onStderr: (text, pid) => {
-      if (stoppedAt || !/epoch 2\/200/.test(text)) return;
-      const victim = rankPids(pid).get(1);
-      if (victim === undefined) return;
-      stoppedAt = performance.now();
-      process.kill(victim, "SIGSTOP");
-    },
-  });
-  assert.ok(stoppedAt > 0, `rank 1 was never stopped: ${r.stderr}`);
-  t.diagnostic(`job ended ${((performance.now() - stoppedAt) / 1000).toFixed(2)} s after the SIGSTOP (watchdog timeout 2 s)`);
+  const r = await runAndStopRank1([...TRAIN, "--epochs", "200"], /epoch 2\/200/);
+  assert.ok(r.stopped, `rank 1 was never stopped: ${r.stderr}`);
+  t.diagnostic(`job ended ${r.secondsAfterStop.toFixed(2)} s after the SIGSTOP (watchdog timeout 2 s)`);
   assert.notEqual(r.code, 0);
   assert.equal(r.signal, null, "ended by the hang detector");
   assert.match(r.stderr, /rank 0 (\(replica 0, stage 0\) )?failed: watchdog: nothing arrived for 2 s; (rank 0 waits at action \S+ for \S+ from rank 1|waiting in .* for the other ranks)/);

@@ -65,3 +65,23 @@ export function rankPids(mpirunPid: number): Map<number, number> {
   }
   return out;
 }
+
+/**
+ * Runs `pipewright <args>` on 2 ranks with the watchdog at `watchdog` seconds and SIGSTOPs rank 1
+ * once stderr matches `after`; returns the run and the seconds from the stop to the job's end.
+ */
+export async function runAndStopRank1(args: string[], after: RegExp, watchdog = 2): Promise<RunResult & { stopped: boolean; secondsAfterStop: number }> {
+  let stoppedAt = 0;
+  const r = await runMpi(2, "vader", args, {
+    env: { PIPEWRIGHT_WATCHDOG: String(watchdog) },
+    timeoutMs: 120_000,
+    onStderr: (text, pid) => {
+      if (stoppedAt || !after.test(text)) return;
+      const victim = rankPids(pid).get(1);
+      if (victim === undefined) return;
+      stoppedAt = performance.now();
+      process.kill(victim, "SIGSTOP");
+    },
+  });
+  return { ...r, stopped: stoppedAt > 0, secondsAfterStop: (performance.now() - stoppedAt) / 1000 };
+}

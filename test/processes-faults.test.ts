@@ -3,7 +3,7 @@
 // run's wall time is reported (t.diagnostic); the only time limit is the hang detector in runMpi.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mpiSkipReason, rankPids, runMpi } from "./mpi-helpers.js";
+import { mpiSkipReason, rankPids, runAndStopRank1, runMpi } from "./mpi-helpers.js";
 
 const skip = mpiSkipReason();
 const TRAIN = ["train", "--model", "mlp", "--data", "slice", "--limit", "192", "--batch", "48", "--microbatches", "4",
@@ -40,20 +40,9 @@ test("SIGKILL of a rank ends the job, naming the rank", { skip }, async (t) => {
 });
 
 test("SIGSTOP of a rank: the watchdog (--timeout) ends the job, naming the action waited for and the stopped rank", { skip }, async (t) => {
-  let stoppedAt = 0;
-  const r = await runMpi(2, "vader", [...TRAIN, "--epochs", "200"], {
-    env: { PIPEWRIGHT_WATCHDOG: "2" },
-    timeoutMs: 120_000,
-    onStderr: (text, pid) => {
-      if (stoppedAt || !/epoch 1\/200/.test(text)) return;
-      const victim = rankPids(pid).get(1);
-      if (victim === undefined) return;
-      stoppedAt = performance.now();
-      process.kill(victim, "SIGSTOP");
-    },
-  });
-  assert.ok(stoppedAt > 0, `rank 1 was never stopped: ${r.stderr}`);
-  t.diagnostic(`job ended ${((performance.now() - stoppedAt) / 1000).toFixed(2)} s after the SIGSTOP (watchdog timeout 2 s)`);
+  const r = await runAndStopRank1([...TRAIN, "--epochs", "200"], /epoch 1\/200/);
+  assert.ok(r.stopped, `rank 1 was never stopped: ${r.stderr}`);
+  t.diagnostic(`job ended ${r.secondsAfterStop.toFixed(2)} s after the SIGSTOP (watchdog timeout 2 s)`);
   assert.notEqual(r.code, 0);
   assert.equal(r.signal, null, "ended by the hang detector");
   assert.match(r.stderr, /rank 0 failed: watchdog: nothing arrived for 2 s; (rank 0 waits at action \S+ for \S+ from rank 1|waiting in)/);
