@@ -1,9 +1,10 @@
 // The asynchronous part of a pipeline run: an epoch runs as windows of the no-flush lists (each
 // window one executor call spanning many optimizer steps), and the end of the synchronous warm-up
 // hands its weights and optimizer state to the asynchronous stages.
-import { toPlain, type PlainOptimizerState } from "../optim/index.js";
+import { mergeStates, toPlain, type PlainOptimizerState } from "../optim/index.js";
 import type { Executor } from "../pipeline/runtime/executor.js";
 import { splitMiniBatch } from "../pipeline/runtime/split.js";
+import { hasLocalState } from "../pipeline/runtime/local-state.js";
 import type { AsyncWindows } from "./pipeline-plan.js";
 import { divergedError, noteMemory, type PipelineRun } from "./pipeline-run.js";
 
@@ -41,13 +42,15 @@ export async function runAsyncEpoch(run: PipelineRun, epoch: number, win: AsyncW
 }
 
 /**
- * The synchronous warm-up is over: `syncModel` copies its weights to the main model, and the
- * asynchronous executor `start` makes continues from its optimizer state (in `order`).
+ * The synchronous warm-up is over: `syncModel` copies its weights to the main model (threads), and
+ * the asynchronous executor `start` makes continues from its optimizer state (in `order`).
  */
 export async function endWarmup(run: PipelineRun, order: readonly string[], syncModel: () => Promise<void>,
   start: (optimizerState: PlainOptimizerState) => Promise<Executor>): Promise<void> {
   await syncModel();
-  const state = await run.executor.optimizerState(order);
-  await run.executor.close();
+  // An MPI rank keeps its own stages' state (the next executor has the same stages): no gather.
+  const ex = run.executor;
+  const state = hasLocalState(ex) ? mergeStates(ex.localState().optimizer, order) : await ex.optimizerState(order);
+  await ex.close();
   run.executor = await start(toPlain(state));
 }
