@@ -134,8 +134,8 @@ export class Pipe {
     if (this.executor.name === "inline") { this.model.loadStateDict(state); return; }
     const order = this.model.namedParameters().map(([n]) => n);
     const opt = await this.executor.optimizerState(order);
+    await this.executor.close(); // first: on processes the stages trained this model in place
     this.model.loadStateDict(state);
-    await this.executor.close();
     this.setup.optimizerState = toPlain(opt);
     this.executor = await startExecutor(this.model, this.setup, this.resolved, this.loss);
   }
@@ -182,8 +182,9 @@ async function startExecutor(model: PipelineModel, setup: PipelineSetup, r: Reso
   const name: string = r.executor;
   if (name === "inline") return new InlineExecutor(model, setup, undefined, loss);
   if (name === "threads") return ThreadsExecutor.create(setup, model.stateDict());
-  // SPMD: every rank built the same model (same source and arguments) and keeps its worker's stages.
-  if (name === "processes") return startProcessesExecutor(setup, model.stateDict(), r.replicas);
+  // SPMD: every rank built the same model (same source and arguments); its worker's stages train it
+  // in place (no second copy).
+  if (name === "processes") return startProcessesExecutor(setup, model, r.replicas);
   // An executor added to EXECUTORS must be wired here, never fall back silently.
   throw new Error(`createPipeline: executor "${name}" is not available through createPipeline yet; use inline, threads or processes`);
 }

@@ -7,7 +7,7 @@ import { relative } from "node:path";
 import type { Executor } from "../pipeline/runtime/executor.js";
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
 import { launchEnv } from "../transport/mpi/env.js";
-import type { Tensor } from "../tensor/tensor.js";
+import type { PipelineModel } from "../pipeline/runtime/model-source.js";
 
 /** How to start this very script on `ranks` ranks (for the error a rank outside MPI gives). */
 export function launchLines(ranks: number): string {
@@ -16,14 +16,14 @@ export function launchLines(ranks: number): string {
 }
 
 /** Collective: every rank's executor for its worker of the pipeline. */
-export async function startProcessesExecutor(setup: PipelineSetup, initialState: ReadonlyMap<string, Tensor>, replicas = 1): Promise<Executor> {
+export async function startProcessesExecutor(setup: PipelineSetup, model: PipelineModel, replicas = 1): Promise<Executor> {
   const n = setup.schedule.workers.length * replicas;
   if (!launchEnv()) {
     throw new Error(`createPipeline: executor "processes" runs one MPI rank per worker${replicas > 1 ? " and replica" : ""} (${n} here), but this process was not started by MPI; ` +
       `run the same script on ${n} ranks: ${launchLines(n)}`);
   }
   const { ProcessesExecutor } = await import("../pipeline/runtime/processes.js");
-  return ProcessesExecutor.create(setup, { state: initialState }, replicas);
+  return ProcessesExecutor.create(setup, { model }, replicas);
 }
 
 async function startedMpi(): Promise<{ rank: number; abort(code: number): never; finalize(): Promise<void> } | null> {
