@@ -6,9 +6,11 @@
 // (src/pipeline/stage.ts) the gradients are those of single-device training.
 //
 // Evaluation runs through the stages (forward-only lists, src/pipeline/schedule/forward-only.ts), in
-// the same chunks as single-device evaluation. Checkpoints use the main thread's copy of the model:
-// before a save the weights (and the optimizer state merged into the single-device shape) are
-// gathered from the stages, so a pipeline checkpoint resumes on one device and the other way round.
+// the same chunks as single-device evaluation. Checkpoints hold the single-device state (weights,
+// the optimizer state merged into the single-device shape) under state-dict names, so a pipeline
+// checkpoint resumes on one device and the other way round: one file from the main thread's copy
+// of the model (threads gather into it first), or on processes one part per rank (each rank holds
+// only its own stages' units: createModelPart).
 import { getBackend } from "../backend/index.js";
 import { saveCheckpoint, type Json } from "../checkpoint/index.js";
 import { createModel, createModelPart, type Model } from "../nn/models/index.js";

@@ -4,6 +4,9 @@
 // a message that has not arrived (the executor calls it again after delivering one). Because every
 // action consumes only named inputs, in list order, the numbers never depend on timing.
 //
+// Evaluation runs forward-only lists in "eval" or "predict" mode (ForwardMode): F in eval mode
+// without gradients, nothing kept for a backward.
+//
 // Asynchronous schedules (STEP interleaved with F/B, weight versions per micro-batch) plug in through
 // `WeightHooks`, called at F, B, W and STEP with the physical stage and micro-batch: a weight policy
 // swaps in the version a micro-batch must see and restores it afterwards, and `stageLrFactor` gives
@@ -214,13 +217,14 @@ export class WorkerInterpreter {
    */
   reset(lrFactors: readonly number[] = [1], actions?: readonly Action[], mode: ForwardMode = "train"): void {
     if (lrFactors.length === 0) throw new Error("reset needs at least one learning-rate factor");
-    if (mode !== "train" && actions?.some((a) => a.kind !== "F")) throw new Error(`a ${mode} list holds only F actions`);
+    const list = actions ?? this.o.actions; // without a list: the worker's own schedule list
+    if (mode !== "train" && list.some((a) => a.kind !== "F")) throw new Error(`a ${mode} list holds only F actions`);
     this.pc = 0;
     this.mode = mode;
     // Held from here to the end of the list (or its failure); outside, anyone may change them.
     this.hold(true);
     this.lrFactors = lrFactors;
-    this.actions = actions ?? this.o.actions; // without a list: the worker's own schedule list
+    this.actions = list;
     this.busy.F = this.busy.B = this.busy.W = this.busy.STEP = 0;
     this.peakLive.clear();
     this.records.length = 0;
