@@ -60,14 +60,15 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   const log = opts.quiet ? (): void => {} : (m: string): void => { process.stderr.write(`${m}\n`); };
   const spec = resolveSpec(specOf(opts));
   // An MPI rank builds only its own stages' units, once the plan (which needs only the units'
-  // sizes) has cut the model: no rank holds the whole model.
-  const rank = p.executor === "processes" ? launchEnv()?.rank : undefined;
-  let model = rank === undefined ? createModel(spec, opts.seed) : createModelPart(spec, opts.seed, () => false);
+  // sizes) has cut the model: no rank holds the whole model. It reads the inputs only if it feeds
+  // stage 0, which every schedule puts on worker 0.
+  const worker = rankWorker(p);
+  let model = worker === undefined ? createModel(spec, opts.seed) : createModelPart(spec, opts.seed, () => false);
   const task = buildTask({ spec, batch: opts.batch, seed: opts.seed, data: opts.data, limit: opts.limit,
-    text: opts.text, stepsPerEpoch: opts.stepsPerEpoch, inputs: needsInputs(p) });
+    text: opts.text, stepsPerEpoch: opts.stepsPerEpoch, inputs: worker === undefined || worker === 0 });
   const plan = await planPipeline(opts, spec, model, task);
-  if (rank !== undefined) {
-    const mine = new Set(unitsPerWorker(plan.partition.balance, plan.schedule)[rank % plan.schedule.workers.length]);
+  if (worker !== undefined) {
+    const mine = new Set(unitsPerWorker(plan.partition.balance, plan.schedule)[worker]);
     model = createModelPart(spec, opts.seed, (u) => mine.has(u));
   }
   const start = pipelineStart(opts.resume, model, plan.asyncCfg ? p.stages : null);
@@ -120,13 +121,10 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   return { summary: { ...summary, ...memorySummary(run) }, records: report.records };
 }
 
-/**
- * Whether this process feeds the first stage. An MPI rank of another worker reads the labels only:
- * rank = replica * W + worker, and every schedule puts stage 0 on worker 0.
- */
-function needsInputs(p: PipelineConfig): boolean {
+/** This MPI rank's pipeline worker (rank = replica * W + worker), or undefined outside processes. */
+function rankWorker(p: PipelineConfig): number | undefined {
   const rank = p.executor === "processes" ? launchEnv()?.rank : undefined;
-  return rank === undefined || rank % (p.workers ?? p.stages) === 0;
+  return rank === undefined ? undefined : rank % (p.workers ?? p.stages);
 }
 
 /** The executor's set-up for the plan, continuing a resumed run's optimizer and asynchronous state. */

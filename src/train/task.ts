@@ -101,10 +101,9 @@ export function loadImageDatasets(data?: string, limit?: number, images = true):
 function imageTask(o: TaskOptions): Task {
   const { train: trainSet, test: testSet, dir } = loadImageDatasets(o.data, o.limit, o.inputs !== false);
   const loader = new DataLoader(trainSet, { batchSize: o.batch, shuffle: true, seed: o.seed });
-  const evalBatches = (): EvalSet => {
-    const chunks = [...new DataLoader(testSet, { batchSize: EVAL_CHUNK, shuffle: false }).epoch(0)];
-    return { inputs: chunks.map((c) => c.x), labels: chunks.map((c) => c.y) };
-  };
+  // Made once: every evaluation reads the same chunks (nothing writes into them).
+  let evalSet: EvalSet | null = null;
+  const evalBatches = (): EvalSet => (evalSet ??= evalChunks(testSet));
   const evalResult = (s: EvalSums): EvalResult => ({ loss: s.loss / s.count, acc: s.correct / s.count, ppl: null });
   return {
     kind: "image",
@@ -141,10 +140,15 @@ function sumOnModel(model: Module, set: EvalSet): EvalSums {
   return s;
 }
 
+/** A test set in evaluation chunks of EVAL_CHUNK examples, in stored order. */
+function evalChunks(test: TensorDataset): EvalSet {
+  const chunks = [...new DataLoader(test, { batchSize: EVAL_CHUNK, shuffle: false }).epoch(0)];
+  return { inputs: chunks.map((c) => c.x), labels: chunks.map((c) => c.y) };
+}
+
 /** Summed-then-averaged cross-entropy and accuracy of a classifier over a whole test set. */
 export function evalClassifier(model: Module, test: TensorDataset): EvalResult & { acc: number } {
-  const chunks = [...new DataLoader(test, { batchSize: EVAL_CHUNK, shuffle: false }).epoch(0)];
-  const s = sumOnModel(model, { inputs: chunks.map((c) => c.x), labels: chunks.map((c) => c.y) });
+  const s = sumOnModel(model, evalChunks(test));
   return { loss: s.loss / s.count, acc: s.correct / s.count, ppl: null };
 }
 
@@ -161,9 +165,13 @@ function textTask(o: TaskOptions): Task {
   const onePass = Math.ceil(corpus.train.length / (o.batch * spec.context));
   const stepsPerEpoch = o.stepsPerEpoch
     ?? (o.limit !== undefined ? Math.ceil(o.limit / o.batch) : Math.max(MIN_TEXT_STEPS_PER_EPOCH, onePass));
+  let evalSet: EvalSet | null = null;
   const evalBatches = (): EvalSet => {
-    const batches = Array.from({ length: TEXT_EVAL_BATCHES }, (_, i) => batcher.batchAt("val", i));
-    return { inputs: batches.map((b) => b.x), labels: batches.map((b) => b.y) };
+    if (!evalSet) {
+      const b = Array.from({ length: TEXT_EVAL_BATCHES }, (_, i) => batcher.batchAt("val", i));
+      evalSet = { inputs: b.map((x) => x.x), labels: b.map((x) => x.y) };
+    }
+    return evalSet;
   };
   const evalResult = (s: EvalSums): EvalResult => ({ loss: s.loss / s.count, acc: null, ppl: Math.exp(s.loss / s.count) });
   return {

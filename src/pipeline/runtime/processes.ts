@@ -12,7 +12,7 @@ import type { MicrobatchMetrics } from "../stage.js";
 import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
 import { messageKey, PipelineActionError, targetsPayload, type ForwardMode, type Payload, type WorkerInterpreter } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
-import { feedsFirstStage, feedsLastStage, replicaMicrobatches, stepDeliveries, type ReplicaPosition } from "./replica-share.js";
+import { feedsFirstStage, feedsLastStage, replicaEvalIds, stepDeliveries, type ReplicaPosition } from "./replica-share.js";
 import type { Action } from "../schedule/action.js";
 import { assertValidSchedule } from "../schedule/validate.js";
 import type { PipelineSetup } from "./setup.js";
@@ -33,6 +33,9 @@ import { allReduceGradients } from "../../parallel/grad-sync.js";
 import type { LocalState, LocalStateSource } from "./local-state.js";
 import type { RankTimings } from "./action-records.js";
 export type { RankTimings } from "./action-records.js";
+
+/** A rank's model to train in place, or the whole initial state to take its share of. */
+export type InitialWeights = { state: ReadonlyMap<string, Tensor> } | { model: PipelineModel };
 
 interface DoneInfo { metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][] }
 
@@ -72,7 +75,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
    * R); each takes its share of every micro-batch's rows, and gradients are summed over replicas
    * before STEP.
    */
-  static async create(setup: PipelineSetup, initial: { state: ReadonlyMap<string, Tensor> } | { model: PipelineModel }, replicas = 1): Promise<ProcessesExecutor> {
+  static async create(setup: PipelineSetup, initial: InitialWeights, replicas = 1): Promise<ProcessesExecutor> {
     assertValidSchedule(setup.schedule);
     if (replicas > 1 && (setup.schedule.steps > 1 || setup.async)) {
       throw new Error(`--replicas ${replicas} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1): gradients are all-reduced once per optimizer step`);
@@ -96,7 +99,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
    * This rank's stages, on the model its source builds (every rank imports the same module, SPMD),
    * loaded with its units' share of the state (as a worker thread's).
    */
-  private async build(initial: { state: ReadonlyMap<string, Tensor> } | { model: PipelineModel }): Promise<void> {
+  private async build(initial: InitialWeights): Promise<void> {
     const { setup } = this;
     const w = this.g.at.worker;
     let weights: WorkerWeights, su = setup;
@@ -232,7 +235,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
 
   /** Collective. Replica r evaluates micro-batches r, r+R, ...; the sums follow micro-batch order. */
   async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
-    const mine = replicaMicrobatches(batches.inputs.length, this.position);
+    const mine = replicaEvalIds(batches.inputs.length, this.position);
     if (feedsLastStage(this.setup.schedule, this.g.at.worker)) mine.forEach((j, i) => this.interp.deliver(messageKey.targets(i), targetsPayload(batches.labels[j], scale)));
     this.metrics = [];
     await this.forwardOnly(mine.map((j) => batches.inputs[j]), "eval", "an evaluation");
@@ -243,7 +246,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
 
   /** Collective: the outputs reach every rank. */
   async predict(inputs: readonly Tensor[]): Promise<Tensor[]> {
-    const mine = replicaMicrobatches(inputs.length, this.position);
+    const mine = replicaEvalIds(inputs.length, this.position);
     this.outputs = [];
     await this.forwardOnly(mine.map((j) => inputs[j]), "predict", "a prediction");
     const local = this.outputs.map(([i, data, shape]): [number, Float32Array, number[]] => [mine[i], data, shape]);

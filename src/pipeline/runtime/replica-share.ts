@@ -12,7 +12,7 @@ import { messageKey, targetsPayload, type Payload } from "./interpreter.js";
 export interface ReplicaPosition { worker: number; replica: number; replicas: number }
 
 /** Global micro-batch ids replica r of R evaluates of n: r, r+R, ... (local id i = position). */
-export function replicaMicrobatches(n: number, at: ReplicaPosition): number[] {
+export function replicaEvalIds(n: number, at: ReplicaPosition): number[] {
   return Array.from({ length: n }, (_, j) => j).filter((j) => j % at.replicas === at.replica);
 }
 
