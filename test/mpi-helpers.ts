@@ -4,6 +4,8 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+import { loadCheckpoint } from "../src/checkpoint/index.js";
 import { mpiAddonPath } from "../src/transport/mpi/addon.js";
 
 export const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
@@ -84,4 +86,14 @@ export async function runAndStopRank1(args: string[], after: RegExp, watchdog = 
     },
   });
   return { ...r, stopped: stoppedAt > 0, secondsAfterStop: (performance.now() - stoppedAt) / 1000 };
+}
+
+/** Two checkpoints hold the same bits: weights (in the same order), optimizer state and its tensors, step and epoch. */
+export function assertSameCheckpoint(a: string, b: string): void {
+  const x = loadCheckpoint(a), y = loadCheckpoint(b);
+  assert.deepEqual([...x.model.keys()], [...y.model.keys()]);
+  for (const [k, t] of x.model) assert.deepEqual(Buffer.from(y.model.get(k)!.data.buffer), Buffer.from(t.data.buffer), `weights ${k} differ`);
+  assert.deepEqual(JSON.stringify(x.optimizer), JSON.stringify(y.optimizer), "optimizer state differs");
+  for (const [k, t] of x.optimizer!.tensors) assert.deepEqual(Buffer.from(y.optimizer!.tensors.get(k)!.data.buffer), Buffer.from(t.data.buffer), `optimizer ${k} differs`);
+  assert.deepEqual([x.step, x.epoch], [y.step, y.epoch]);
 }

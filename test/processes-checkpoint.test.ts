@@ -11,7 +11,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadCheckpoint, type PartInfo } from "../src/checkpoint/index.js";
-import { MAIN, mpiSkipReason, runMpi } from "./mpi-helpers.js";
+import { MAIN, mpiSkipReason, runMpi, assertSameCheckpoint } from "./mpi-helpers.js";
 
 const skip = mpiSkipReason();
 const BASE = ["--model", "mlp", "--data", "slice", "--limit", "192", "--batch", "48", "--quiet", "--json", "--stages", "2", "--microbatches", "4", "--epochs", "2"];
@@ -20,14 +20,6 @@ const COMMON = [...BASE, "--schedule", "1f1b"];
 const dir = mkdtempSync(join(tmpdir(), "pw-proc-ckpt-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 
-function assertSameCheckpoint(a: string, b: string): void {
-  const x = loadCheckpoint(a), y = loadCheckpoint(b);
-  assert.deepEqual([...x.model.keys()], [...y.model.keys()]);
-  for (const [k, t] of x.model) assert.deepEqual(Buffer.from(y.model.get(k)!.data.buffer), Buffer.from(t.data.buffer), `weights ${k} differ`);
-  assert.deepEqual(JSON.stringify(x.optimizer), JSON.stringify(y.optimizer), "optimizer state differs");
-  for (const [k, t] of x.optimizer!.tensors) assert.deepEqual(Buffer.from(y.optimizer!.tensors.get(k)!.data.buffer), Buffer.from(t.data.buffer), `optimizer ${k} differs`);
-  assert.deepEqual([x.step, x.epoch], [y.step, y.epoch]);
-}
 
 /** The manifest's part files, and every other file of checkpoint `base` in its directory (leftovers). */
 function filesOf(where: string, base: string): { listed: string[]; others: string[] } {

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadCheckpoint } from "../src/checkpoint/index.js";
-import { MAIN, mpiSkipReason, runMpi, type Btl } from "./mpi-helpers.js";
+import { MAIN, mpiSkipReason, runMpi, type Btl, assertSameCheckpoint } from "./mpi-helpers.js";
 
 const skip = mpiSkipReason();
 const COMMON = ["--model", "mlp", "--data", "slice", "--limit", "192", "--epochs", "2", "--batch", "48", "--quiet", "--json"];
@@ -34,13 +34,6 @@ const CASES: Case[] = [
   { name: "interleaved", ranks: 3, btl: "vader", args: ["--schedule", "interleaved", "--stages", "3", "--chunks", "2", "--microbatches", "6"] },
 ];
 
-function assertSameCheckpoint(a: string, b: string): void {
-  const x = loadCheckpoint(a), y = loadCheckpoint(b);
-  assert.deepEqual([...x.model.keys()], [...y.model.keys()]);
-  for (const [k, t] of x.model) assert.deepEqual(Buffer.from(y.model.get(k)!.data.buffer), Buffer.from(t.data.buffer), `weights ${k} differ`);
-  assert.deepEqual(JSON.stringify(x.optimizer), JSON.stringify(y.optimizer), "optimizer state differs");
-  assert.equal(x.step, y.step);
-}
 
 for (const c of CASES) {
   if (!c.args.includes("--microbatches")) c.args.push("--microbatches", "4");
