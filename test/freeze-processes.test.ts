@@ -132,15 +132,17 @@ test("a freeze pipe through createPipeline on 2 MPI ranks (SPMD script) == the s
   const script = fileURLToPath(new URL("./lib-freeze-spmd-script.js", import.meta.url));
   const dir = mkdtempSync(join(tmpdir(), "pw-freeze-lib-"));
   try {
-    const run = (cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): { rank: number; losses: number[]; frozen: (number | null)[]; eval: number[] }[] => {
+    type RankLine = { rank: number; losses: number[]; frozen: (number | null)[]; eval: number[] };
+    const run = (cmd: string, args: string[], ckpt: string, ranks: number, env: NodeJS.ProcessEnv = process.env): RankLine[] => {
       // A hang detector (not a timing threshold): a job that never ends fails the test.
-      const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 120_000, env });
+      const r = spawnSync(cmd, [...args, ckpt], { encoding: "utf8", timeout: 120_000, env });
       assert.equal(r.status, 0, r.stderr);
-      return r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { rank: number; losses: number[]; frozen: (number | null)[]; eval: number[] });
+      // Each rank writes its own file (stdout lines of two ranks can interleave under mpirun).
+      return Array.from({ length: ranks }, (_, k) => JSON.parse(readFileSync(`${ckpt}.rank${k}.json`, "utf8")) as RankLine);
     };
-    const [t] = run(process.execPath, [script, "threads", join(dir, "threads.safetensors")]);
+    const [t] = run(process.execPath, [script, "threads"], join(dir, "threads.safetensors"), 1);
     assert.deepEqual(t.frozen, [3, 5], "the schedule freezes 3 then 5 of 6 layers");
-    const p = run("mpirun", [...mpirunArgs(2, "vader"), process.execPath, script, "processes", join(dir, "proc.safetensors")], { ...process.env, ...MPI_ENV });
+    const p = run("mpirun", [...mpirunArgs(2, "vader"), process.execPath, script, "processes"], join(dir, "proc.safetensors"), 2, { ...process.env, ...MPI_ENV });
     assert.deepEqual(p.map((l) => l.rank).sort(), [0, 1]);
     for (const l of p) assert.deepEqual([l.losses, l.frozen, l.eval], [t.losses, t.frozen, t.eval], `rank ${l.rank}: losses, freezes and eval output`);
     assertSameCheckpoint(join(dir, "threads.safetensors"), join(dir, "proc.safetensors"));

@@ -2,7 +2,8 @@
 // createPipeline's `freeze` option, run by every MPI rank with the same arguments (`mpirun -n 2 node
 // lib-freeze-spmd-script.js processes CKPT`) or by one process on threads. Two epochs of two steps
 // with a freeze check after each (alpha 1/2 on schedule: a transition 2x1 -> 1x2 after epoch 1);
-// it prints one JSON line per rank (losses, frozen layers, eval output) and saves a checkpoint.
+// each rank writes CKPT.rank<R>.json (losses, frozen layers, eval output) and saves a checkpoint.
+import { writeFileSync } from "node:fs";
 import { createPipeline, Rng, Tensor, type ModelSpec } from "../src/index.js";
 
 const [executor, ckpt] = process.argv.slice(2) as ["threads" | "processes", string];
@@ -24,7 +25,8 @@ async function main(): Promise<void> {
   }
   const out = await pipe.eval(data[0].x);
   await pipe.save(ckpt);
-  process.stdout.write(JSON.stringify({ rank, losses, frozen, eval: [...out.data] }) + "\n");
+  // A file per rank: mpirun forwards the ranks' stdout in chunks, so two long lines can interleave.
+  writeFileSync(`${ckpt}.rank${rank}.json`, JSON.stringify({ rank, losses, frozen, eval: [...out.data] }));
   await pipe.close();
 }
 
