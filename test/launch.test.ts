@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { loadCheckpoint } from "../src/checkpoint/index.js";
 import { parseHostfile } from "../src/transport/mpi/hostfile.js";
 import { mpirunArgv } from "../src/transport/mpi/mpirun.js";
+import { checkIface } from "../src/transport/mpi/iface.js";
 import { MAIN, MPI_ENV, mpiSkipReason, rankPids } from "./mpi-helpers.js";
 
 const skip = mpiSkipReason();
@@ -42,12 +43,59 @@ test("hostfile: an unparsable line is reported with its number and text", () => 
 });
 
 test("mpirun line: remote hosts need --iface; with it, TCP is restricted to that interface", () => {
-  const base = { ranks: 2, hostfile: "h", local: false, cores: 2, root: false, container: false, forward: [], program: ["node", "x"] };
+  const base = { ranks: 2, hostfile: "h", local: false, cores: 2, root: false, singleCopy: false, forward: [], program: ["node", "x"] };
   assert.throws(() => mpirunArgv(base), /give the job network with --iface/);
   const a = mpirunArgv({ ...base, iface: "10.9.0.0/24" }).join(" ");
   assert.match(a, /--mca btl self,vader,tcp --mca btl_tcp_if_include 10\.9\.0\.0\/24 --mca oob_tcp_if_include 10\.9\.0\.0\/24/);
   assert.doesNotMatch(a, /--oversubscribe/);
   assert.match(mpirunArgv({ ...base, local: true, ranks: 3 }).join(" "), /--oversubscribe --bind-to none/);
+});
+
+test("mpirun line: --bind core|none|socket is what mpirun gets; auto binds one core per rank unless oversubscribed", () => {
+  const base = { ranks: 4, local: true, cores: 4, root: false, singleCopy: true, forward: [], program: ["node", "x"] };
+  const bindTo = (a: string[]): string => a[a.indexOf("--bind-to") + 1];
+  assert.equal(bindTo(mpirunArgv(base)), "core");
+  assert.equal(bindTo(mpirunArgv({ ...base, ranks: 8 })), "none");
+  for (const b of ["core", "none", "socket"] as const) assert.equal(bindTo(mpirunArgv({ ...base, bind: b })), b);
+  assert.equal(bindTo(mpirunArgv({ ...base, ranks: 8, bind: "socket" })), "socket");
+  assert.throws(() => mpirunArgv({ ...base, ranks: 8, bind: "core" }), /--bind core: 8 ranks on 4 cores would share cores/);
+  // Single copy only where this host allows it; otherwise large messages go in fragments.
+  assert.match(mpirunArgv(base).join(" "), /btl_vader_single_copy_mechanism cma/);
+  assert.match(mpirunArgv({ ...base, singleCopy: false }).join(" "), /btl_vader_single_copy_mechanism none/);
+});
+
+test("launch --bind: the printed mpirun line shows the choice; a bad value names the allowed ones", { skip }, () => {
+  for (const b of ["none", "socket", "core"]) {
+    const r = cli(["launch", "-n", "2", "--bind", b, "--dry-run", "--", ...TRAIN]);
+    assert.equal(r.status, 0, String(r.stderr));
+    assert.match(String(r.stdout), new RegExp(` --bind-to ${b} `));
+  }
+  const bad = cli(["launch", "-n", "2", "--bind", "numa", "--dry-run", "--", ...TRAIN]);
+  assert.equal(bad.status, 2);
+  assert.match(String(bad.stderr), /numa/);
+  assert.match(String(bad.stderr), /core, none, socket|core\|none\|socket/);
+});
+
+test("--iface: a malformed subnet or an interface this host lacks is rejected before mpirun, naming the value", () => {
+  const ifs = {
+    lo: [{ address: "127.0.0.1", netmask: "255.0.0.0", family: "IPv4" as const, mac: "00:00:00:00:00:00", internal: true, cidr: "127.0.0.1/8" }],
+    eth0: [{ address: "10.9.0.5", netmask: "255.255.255.0", family: "IPv4" as const, mac: "02:00:00:00:00:01", internal: false, cidr: "10.9.0.5/24" }],
+  };
+  assert.equal(checkIface("eth0", ifs), "eth0");
+  assert.equal(checkIface("10.9.0.0/24", ifs), "10.9.0.0/24");
+  assert.equal(checkIface("10.0.0.0/8", ifs), "10.0.0.0/8");
+  assert.throws(() => checkIface("300.1.1.1/99", ifs), /--iface 300\.1\.1\.1\/99: not an interface name or an IPv4 subnet/);
+  assert.throws(() => checkIface("10.9.0.0/33", ifs), /not an interface name or an IPv4 subnet/);
+  assert.throws(() => checkIface("10.9.0", ifs), /not an interface name or an IPv4 subnet/);
+  assert.throws(() => checkIface("192.168.7.0/24", ifs), /no interface of this host has an address in that subnet; this host has lo \(127\.0\.0\.1\/8\), eth0 \(10\.9\.0\.5\/24\)/);
+  assert.throws(() => checkIface("eth7", ifs), /--iface eth7: this host has no such interface; it has lo/);
+});
+
+test("launch --iface 300.1.1.1/99 exits 2 before running mpirun", { skip }, () => {
+  const r = cli(["launch", "-n", "2", "--iface", "300.1.1.1/99", "--dry-run", "--", ...TRAIN]);
+  assert.equal(r.status, 2);
+  assert.match(String(r.stderr), /--iface 300\.1\.1\.1\/99: not an interface name/);
+  assert.equal(String(r.stdout), "");
 });
 
 test("launch --max-restarts 1: a SIGKILLed rank restarts from the last checkpoint and ends bit for bit as an uninterrupted run", { skip }, async (t) => {

@@ -8,10 +8,20 @@
 // tag) being listened to, the thread matches arriving messages of any size with MPI_Improbe and
 // receives them with MPI_Imrecv. It never spins for long: after a short burst of polling without
 // progress it sleeps with exponential backoff (10 us .. 1 ms), woken early by any new command.
+//
+// A rank is usually bound to one core, which its compute (JS) thread keeps busy: a message handed
+// to this thread would wait for a time slice before it leaves. So with MPI_THREAD_MULTIPLE the JS
+// thread starts its sends itself (MPI_Isend returns once the message is on its way: eager, or the
+// receiver pulls it by single copy), and it may drive progress between actions (`progress`). While
+// the JS thread waits for a message (`setWaiting`), this thread polls hot, yielding the core, so an
+// arriving message is taken in within microseconds rather than after a backoff sleep.
 #include <mpi.h>
 #include <napi.h>
 #include <sched.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -73,6 +83,38 @@ class Comm {
     cv_.notify_one();
   }
 
+  /** On the calling (JS) thread: MPI_Isend now, so the message does not wait for this thread's slice. */
+  void sendNow(Command c) {
+    {
+      std::lock_guard<std::mutex> lk(mpiMu_);
+      apply(c);
+    }
+    // Wake the communication thread (through the command lock, so the wake-up is not lost): the
+    // transfer in flight must be polled to completion.
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      kick_ = true;
+    }
+    cv_.notify_one();
+  }
+
+  /** On the JS thread between actions: one poll, unless the communication thread is polling now. */
+  void progressNow() {
+    std::unique_lock<std::mutex> lk(mpiMu_, std::try_to_lock);
+    if (lk.owns_lock() && !finalizing_) poll();
+  }
+
+  void setWaiting(bool w) {
+    jsWaiting_.store(w, std::memory_order_relaxed);
+    if (w) {
+      {
+        std::lock_guard<std::mutex> lk(mu_);  // ordered with the thread's wait predicate
+        waitSeq_.fetch_add(1, std::memory_order_relaxed);
+      }
+      cv_.notify_one();
+    }
+  }
+
   MPI_Comm comm(int id) {
     std::lock_guard<std::mutex> lk(mu_);
     return id >= 0 && id < (int)comms_.size() ? comms_[id] : MPI_COMM_NULL;
@@ -90,11 +132,18 @@ class Comm {
   std::list<Recv> recvs_;
   std::list<Pending> barriers_;
   bool finalizing_ = false;
+  // Guards every MPI call and the lists above, which both threads now use (JS: sends, progress).
+  std::mutex mpiMu_;
+  std::atomic<bool> jsWaiting_{false};
+  std::atomic<unsigned> waitSeq_{0};
+  bool kick_ = false;  // under mu_: the JS thread started a transfer
   // Polls (each yielding the core) while a transfer is in flight before backing off (PIPEWRIGHT_MPI_SPIN).
   int spinInFlight_ = [] { const char* s = std::getenv("PIPEWRIGHT_MPI_SPIN"); int v = s ? std::atoi(s) : -1; return v >= 0 ? v : 4096; }();
   // The longest sleep between polls when nothing happens: the worst added latency of a message that
   // arrives while this thread sleeps, against the CPU a waiting rank burns (PIPEWRIGHT_MPI_MAX_SLEEP_US).
   int maxSleepUs_ = [] { const char* s = std::getenv("PIPEWRIGHT_MPI_MAX_SLEEP_US"); int v = s ? std::atoi(s) : 0; return v > 0 ? v : 200; }();
+  // Yielding polls while the JS thread waits (PIPEWRIGHT_MPI_HOT_POLLS; 0 turns hot polling off).
+  int hotPolls_ = [] { const char* s = std::getenv("PIPEWRIGHT_MPI_HOT_POLLS"); int v = s ? std::atoi(s) : -1; return v >= 0 ? v : 50000; }();
   std::thread thread_;
 
   void emit(Event* e) {
@@ -149,31 +198,45 @@ class Comm {
 
   void loop() {
     int idle = 0;
+    bool inFlight = false, nothing = true;
+    unsigned seenWait = 0;
     for (;;) {
-      // A transfer in flight advances only while this thread calls MPI (rendezvous fragments do not
-      // count as completions): keep polling, yielding the core, for a few ms before backing off.
-      // Waiting with nothing in flight (only pre-posted receives) backs off almost at once.
-      const int spin = sends_.empty() && recvs_.empty() && barriers_.empty() ? 64 : spinInFlight_;
+      // A new wait of the JS thread starts a new burst of hot polling.
+      const unsigned w = waitSeq_.load(std::memory_order_relaxed);
+      if (w != seenWait) { seenWait = w; idle = 0; }
+      const bool waiting = jsWaiting_.load(std::memory_order_relaxed);
+      // While the JS thread waits, its core is free: poll hot (yielding) for a while. A transfer in
+      // flight advances only inside MPI calls (rendezvous fragments do not count as completions),
+      // so keep polling it too; but while the JS thread computes it drives progress between its
+      // actions, and polling here would only take its core, so back off almost at once.
+      const int spin = waiting ? (nothing ? 64 : hotPolls_) : inFlight ? 64 : 16;
       std::deque<Command> todo;
       {
         std::unique_lock<std::mutex> lk(mu_);
-        bool nothing = listens_.empty() && sends_.empty() && recvs_.empty() && barriers_.empty();
-        if (cmds_.empty()) {
-          if (nothing && !finalizing_) cv_.wait(lk, [this] { return !cmds_.empty(); });
-          else if (idle > spin) {
-            // Backoff: 10 us doubling to maxSleepUs_; a new command wakes the thread at once.
+        if (cmds_.empty() && !kick_ && idle > spin) {
+          auto woken = [this, w] { return kick_ || !cmds_.empty() || waitSeq_.load(std::memory_order_relaxed) != w; };
+          if (nothing && !finalizing_) cv_.wait(lk, woken);
+          else {
+            // Backoff: 10 us doubling to maxSleepUs_; a new command or wait wakes the thread at once.
             // After ~20 ms of nothing at all the cap rises to 1 ms: a long wait costs almost no CPU.
             int cap = idle - spin > 100 + 20000 / std::max(1, maxSleepUs_) ? std::max(maxSleepUs_, 1000) : maxSleepUs_;
             int us = std::min(cap, 10 << std::min(idle - spin, 10));
-            cv_.wait_for(lk, std::chrono::microseconds(us), [this] { return !cmds_.empty(); });
+            cv_.wait_for(lk, std::chrono::microseconds(us), woken);
           }
         }
         todo.swap(cmds_);
+        if (kick_) { kick_ = false; idle = 0; }
       }
-      bool progress = !todo.empty();
-      for (auto& c : todo) apply(c);
-      progress |= poll();
-      if (finalizing_ && sends_.empty() && recvs_.empty() && barriers_.empty()) { finish(); return; }
+      bool progress = !todo.empty(), done;
+      {
+        std::lock_guard<std::mutex> mk(mpiMu_);
+        for (auto& c : todo) apply(c);
+        progress |= poll();
+        inFlight = !sends_.empty() || !recvs_.empty() || !barriers_.empty();
+        nothing = !inFlight && listens_.empty();
+        done = finalizing_ && !inFlight;
+      }
+      if (done) { finish(); return; }
       if (progress) idle = 0;
       else if (++idle <= spin) sched_yield();
     }
@@ -309,7 +372,24 @@ Napi::Value Send(const Napi::CallbackInfo& info) {
     const char* p = static_cast<const char*>(t.ArrayBuffer().Data()) + t.ByteOffset();
     c.data.insert(c.data.end(), p, p + t.ByteLength());
   }
-  Comm::get().push(std::move(c));
+  Comm& comm = Comm::get();
+  if (comm.provided == MPI_THREAD_MULTIPLE) comm.sendNow(std::move(c));
+  else comm.push(std::move(c));
+  return info.Env().Undefined();
+}
+
+/** progress(): one poll of every outstanding operation on this (JS) thread; cheap when idle. */
+Napi::Value Progress(const Napi::CallbackInfo& info) {
+  requireStarted(info);
+  Comm& comm = Comm::get();
+  if (comm.provided == MPI_THREAD_MULTIPLE) comm.progressNow();
+  return info.Env().Undefined();
+}
+
+/** setWaiting(bool): the JS thread waits for a message (the communication thread polls hot) or computes. */
+Napi::Value SetWaiting(const Napi::CallbackInfo& info) {
+  requireStarted(info);
+  Comm::get().setWaiting(info[0].ToBoolean().Value());
   return info.Env().Undefined();
 }
 
@@ -363,6 +443,19 @@ Napi::Value Finalize(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+/**
+ * singleCopyWorks(): whether this process may use Linux cross-memory attach (process_vm_readv),
+ * which shared-memory MPI uses to move a large message in one copy. Container sandboxes often
+ * forbid the system call; MPI need not be initialised.
+ */
+Napi::Value SingleCopyWorks(const Napi::CallbackInfo& info) {
+  static volatile int source = 0x5eed;
+  int target = 0;
+  iovec local{&target, sizeof target}, remote{const_cast<int*>(&source), sizeof source};
+  ssize_t n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+  return Napi::Boolean::New(info.Env(), n == (ssize_t)sizeof target && target == source);
+}
+
 /** abort(code): ends every rank of the job (mpirun reports it); does not return. */
 Napi::Value Abort(const Napi::CallbackInfo& info) {
   int code = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 1;
@@ -374,11 +467,14 @@ Napi::Object Init_(Napi::Env env, Napi::Object exports) {
   exports.Set("init", Napi::Function::New(env, Init));
   exports.Set("send", Napi::Function::New(env, Send));
   exports.Set("listen", Napi::Function::New(env, Listen));
+  exports.Set("progress", Napi::Function::New(env, Progress));
+  exports.Set("setWaiting", Napi::Function::New(env, SetWaiting));
   exports.Set("split", Napi::Function::New(env, Split));
   exports.Set("barrier", Napi::Function::New(env, Barrier));
   exports.Set("commInfo", Napi::Function::New(env, CommInfo));
   exports.Set("finalize", Napi::Function::New(env, Finalize));
   exports.Set("abort", Napi::Function::New(env, Abort));
+  exports.Set("singleCopyWorks", Napi::Function::New(env, SingleCopyWorks));
   return exports;
 }
 

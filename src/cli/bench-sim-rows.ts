@@ -7,7 +7,7 @@ import { loadavg } from "node:os";
 import { balanceByCost } from "../pipeline/partition.js";
 import { execute, generateSchedule, type Schedule, type WeightGradMode } from "../pipeline/schedule/index.js";
 import type { RankTimings } from "../pipeline/runtime/action-records.js";
-import { measuredStep, median, replayCosts, simulate, type CostModel, type MeasuredStep } from "../sim/index.js";
+import { measuredStep, median, readyMessageHolds, replayCosts, simulate, type CostModel, type MeasuredStep } from "../sim/index.js";
 
 export interface SimRow {
   bench: "sim"; schedule: string; ranks: number; microbatches: number;
@@ -26,6 +26,8 @@ export interface SimRow {
   rank_slowdown: number[] | null; pinned: boolean;
   /** Median time a message waited for its busy sender's core (µs), receiver CPU per message (µs), end-of-step exchange (µs). */
   sender_slice_us: number; receive_us: number; exchange_us: number;
+  /** Median time from a send call's end to a waiting receiver taking the message in (µs), over every timed step; and how many messages that is. */
+  hold_us: number; hold_messages: number;
   /** Wall / CPU time of the actions (1 = never slowed by a shared core). */
   action_slowdown: number;
   ping_pong_us: number; loadavg: number[]; cpu: string;
@@ -71,6 +73,7 @@ export function simRow(i: SimInputs): { row: SimRow; measured: MeasuredStep[] } 
     return Math.max(0, ...run.timeline.map((row) => (row.length ? row[row.length - 1].end : 0))) + measured[k].exchange;
   });
   const seconds = i.steps.map((st) => st.seconds);
+  const holds = i.steps.flatMap((st) => readyMessageHolds(st.ranks));
   const med = (f: (m: MeasuredStep) => number): number => median(measured.map(f));
   const row: SimRow = {
     bench: "sim", schedule: i.name, ranks: i.schedule.workers.length, microbatches: i.schedule.microbatches,
@@ -82,7 +85,7 @@ export function simRow(i: SimInputs): { row: SimRow; measured: MeasuredStep[] } 
     background: Number(med((m) => m.costs.background ?? 0).toFixed(2)), pinned: i.pinned,
     rank_slowdown: i.pinned ? Array.from({ length: W }, (_, w) => Number(med((m) => m.costs.slowdown?.[w] ?? 1).toFixed(2))) : null,
     sender_slice_us: r1(med((m) => m.costs.senderSlice ?? 0) * 1e6), receive_us: r1(med((m) => m.costs.receive ?? 0) * 1e6),
-    exchange_us: r1(med((m) => m.exchange) * 1e6), action_slowdown: Number(med((m) => m.slowdown).toFixed(2)),
+    exchange_us: r1(med((m) => m.exchange) * 1e6), hold_us: r1(median(holds) * 1e6), hold_messages: holds.length, action_slowdown: Number(med((m) => m.slowdown).toFixed(2)),
     ping_pong_us: r1(i.pingPong * 1e6), loadavg: loadavg().map((x) => Number(x.toFixed(2))), cpu: i.cpu,
     predicted_one_core_per_rank_ms: r1(median(alone) * 1e3), predicted_ping_pong_latency_ms: r1(median(pinged) * 1e3),
     replayed_step_ms: r1(median(replayed) * 1e3), replay_error: Number((median(replayed) / median(seconds) - 1).toFixed(3)),
@@ -155,7 +158,7 @@ export function predictionRows(i: SimInputs, measured: readonly MeasuredStep[], 
 export function formatSimRow(r: SimRow): string {
   return `${r.schedule.padEnd(12)} sim: ${r.predicted_step_ms} ms predicted for ${r.ranks} ranks on ${r.cores} cores, ${r.measured_step_ms} ms measured ` +
     `(${(r.error * 100).toFixed(1)}%; medians of ${r.steps} steps, each predicted from its own records (per step: median error ${(r.error_per_step_median * 100).toFixed(1)}%): message ${r.message_us} µs, ` +
-    `held by a busy sender ${r.sender_slice_us} µs, other load ${r.rank_slowdown ? `x${r.rank_slowdown.join(",")} per pinned rank` : `${r.background} on the shared cores`}, actions slowed x${r.action_slowdown}; ping-pong ${r.ping_pong_us} µs; load ${r.loadavg.join(" ")}); ` +
+    `held by a busy sender ${r.sender_slice_us} µs, a ready message to a waiting receiver ${r.hold_us} µs (median of ${r.hold_messages}), other load ${r.rank_slowdown ? `x${r.rank_slowdown.join(",")} per pinned rank` : `${r.background} on the shared cores`}, actions slowed x${r.action_slowdown}; ping-pong ${r.ping_pong_us} µs; load ${r.loadavg.join(" ")}); ` +
     `with one core per rank ${r.predicted_one_core_per_rank_ms} ms, with ping-pong messages ${r.predicted_ping_pong_latency_ms} ms; ` +
     `every action and message at its own measured time ${r.replayed_step_ms} ms (${(r.replay_error * 100).toFixed(1)}%)`;
 }

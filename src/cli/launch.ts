@@ -1,16 +1,17 @@
-// `pipewright launch -n N [--hostfile FILE] [--iface NAME|CIDR] [--max-restarts K] [--timeout S] -- train ...`:
+// `pipewright launch -n N [--hostfile FILE] [--iface NAME|CIDR] [--bind core|none|socket] [--max-restarts K] [--timeout S] -- train ...`:
 // runs a pipewright command (or `node SCRIPT`, a library user's SPMD script) on N MPI ranks through
 // mpirun, printing the mpirun line first. For `train` it checks that N is the pipeline's worker
 // count, adds --executor processes, and with --max-restarts relaunches a failed run from its last
 // complete checkpoint (--save FILE).
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { availableParallelism, hostname } from "node:os";
+import { availableParallelism, hostname, networkInterfaces } from "node:os";
 import { fileURLToPath } from "node:url";
 import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
 import { allLocal, parseHostfile } from "../transport/mpi/hostfile.js";
-import { formatArgv, mpirunArgv } from "../transport/mpi/mpirun.js";
-import { MPI_INSTALL_HINT } from "../transport/mpi/addon.js";
+import { BIND_CHOICES, formatArgv, mpirunArgv, type Bind } from "../transport/mpi/mpirun.js";
+import { checkIface } from "../transport/mpi/iface.js";
+import { MPI_INSTALL_HINT, singleCopyWorks } from "../transport/mpi/addon.js";
 
 export const launchCommand: CommandSpec = {
   name: "launch",
@@ -21,7 +22,8 @@ export const launchCommand: CommandSpec = {
   flags: {
     n: { type: "int", min: 1, help: "number of ranks (for train: the pipeline's workers, --workers or --stages)", meta: "N" },
     hostfile: { type: "string", help: "Open MPI hostfile: one 'HOST [slots=N]' per line", meta: "FILE" },
-    iface: { type: "string", help: "network interface or CIDR subnet for MPI traffic (required with remote hosts)", meta: "NAME|CIDR" },
+    iface: { type: "string", help: "network interface or IPv4 subnet (a.b.c.d/N) for MPI traffic (required with remote hosts); checked against this host's interfaces before mpirun starts", meta: "NAME|CIDR" },
+    bind: { type: "string", choices: BIND_CHOICES, help: "what each rank is bound to (mpirun --bind-to): one core each, nothing, or its socket (default: core, or none when there are more ranks than cores)" },
     "max-restarts": { type: "int", min: 0, default: 0, help: "train: relaunch a failed run up to K times from its --save checkpoint", meta: "K" },
     timeout: { type: "number", min: 0.1, help: "train: watchdog; a rank that waits S seconds without any message ends the job, naming what it waits for", meta: "S" },
     "mpirun-args": { type: "string", help: "extra mpirun arguments, space-separated (e.g. '--mca plm_rsh_agent ./agent')", meta: "ARGS" },
@@ -101,14 +103,21 @@ export async function runLaunch(argv: string[]): Promise<number> {
     if (!existsSync(hostfile)) throw new UsageError(`--hostfile ${hostfile}: no such file`);
     try { local = allLocal(parseHostfile(readFileSync(hostfile, "utf8"), hostfile), hostname()); } catch (e) { throw new UsageError((e as Error).message); }
   }
+  let iface: string | undefined;
+  if (f.iface !== undefined) { try { iface = checkIface(f.iface as string, networkInterfaces()); } catch (e) { throw new UsageError((e as Error).message); } }
   let program = cmd[0] === "train" ? prepareTrain(n, cmd) : cmd;
   const env: string[] = Object.keys(process.env).filter((k) => k.startsWith("PIPEWRIGHT_"));
   if (f.timeout !== undefined) { process.env.PIPEWRIGHT_WATCHDOG = String(f.timeout); env.push("PIPEWRIGHT_WATCHDOG"); }
   if (spawnSync("mpirun", ["--version"]).error) throw new Error(`mpirun not found: install Open MPI with \`${MPI_INSTALL_HINT}\``);
+  // Other hosts cannot be probed from here: in a container, assume theirs forbid single copy too.
+  const container = existsSync("/.dockerenv") || existsSync("/run/.containerenv");
+  const singleCopy = singleCopyWorks() && (local || !container);
   const line = (prog: string[]): string[] => {
-    const a = mpirunArgv({ ranks: n, hostfile, iface: f.iface as string | undefined, local, cores: availableParallelism(),
-      root: process.getuid?.() === 0, container: existsSync("/.dockerenv") || existsSync("/run/.containerenv"),
-      forward: [...new Set(env)], program: rankProgram(prog) });
+    let a: string[];
+    try {
+      a = mpirunArgv({ ranks: n, hostfile, iface, local, cores: availableParallelism(), bind: f.bind as Bind | undefined,
+        root: process.getuid?.() === 0, singleCopy, forward: [...new Set(env)], program: rankProgram(prog) });
+    } catch (e) { throw new UsageError((e as Error).message); }
     const extra = (f["mpirun-args"] as string | undefined)?.split(/\s+/).filter(Boolean) ?? [];
     return [a[0], ...extra, ...a.slice(1)];
   };

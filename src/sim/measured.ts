@@ -103,6 +103,27 @@ function messageTimes(ranks: readonly RankTimings[]): MessageSamples {
 }
 
 /**
+ * How long each message that found its receiver waiting took, from the end of the send call (the
+ * message handed to MPI) to the receiver taking it in (s): the delay a bound rank's communication
+ * adds to a ready message. A receiver inside an action during that time would not have taken it
+ * in anyway, so those messages are left out.
+ */
+export function readyMessageHolds(ranks: readonly RankTimings[]): number[] {
+  const sent = new Map<string, number>();
+  for (const r of ranks) for (const m of r.sends) sent.set(m.key, m.at + m.ms);
+  const out: number[] = [];
+  for (const r of ranks) {
+    for (const m of r.receives) {
+      const from = sent.get(m.key);
+      if (from === undefined || m.at < from) continue;
+      if (r.actions.some((a) => a.start < m.at && a.end > from)) continue;
+      out.push((m.at - from) * ms);
+    }
+  }
+  return out;
+}
+
+/**
  * Per action: wall time from when its rank could start it (the previous action's end, or a message
  * taken in after it) to its end. A ready rank that the scheduler kept off the cores shows up in
  * this gap before the action, not in the action's own time, so sharing is measured over both.

@@ -1,6 +1,6 @@
 // Loads the MPI addon (native/mpi, built by `npm ci` apart from the oneDNN addon; it is absent on a
 // machine without Open MPI). A missing addon is an error that says what to install.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,13 +11,20 @@ export type MpiEventKind = "message" | "done" | "error" | "finalized";
 export interface MpiAddon {
   /** Starts the communication thread and MPI_Init_thread; events arrive on the JS thread. */
   init(onEvent: (kind: MpiEventKind, a: number, b: number, c: number | string, data: ArrayBuffer | null) => void): { rank: number; size: number; threadLevel: string };
+  /** Starts the send on the calling thread when MPI is thread-multiple (else queues it for the communication thread). */
   send(comm: number, dest: number, tag: number, header: Uint8Array, body?: ArrayBufferView): void;
+  /** One poll of every outstanding operation on the calling thread (skipped while the communication thread polls). */
+  progress(): void;
+  /** The JS thread waits for a message (the communication thread polls hot) or computes (it backs off). */
+  setWaiting(waiting: boolean): void;
   listen(comm: number, tag: number): void;
   split(comm: number, color: number, key: number, id: number): void;
   barrier(comm: number, id: number): void;
   commInfo(comm: number): { rank: number; size: number };
   finalize(): void;
   abort(code: number): never;
+  /** Whether this process may use cross-memory attach (needs no MPI initialisation). */
+  singleCopyWorks(): boolean;
 }
 
 export const MPI_INSTALL_HINT = "apt-get install -y openmpi-bin libopenmpi-dev && npm rebuild pipewright (or: npm run build:mpi)";
@@ -46,4 +53,15 @@ export function loadMpiAddon(path = mpiAddonPath()): MpiAddon {
   } catch (e) {
     throw new Error(`the MPI addon ${path} failed to load (${(e as Error).message}); install Open MPI with \`${MPI_INSTALL_HINT}\``);
   }
+}
+
+/**
+ * Whether shared-memory MPI on this host may move large messages by one copy: the process may call
+ * process_vm_readv and, where Yama restricts ptrace, the scope still lets the ranks attach.
+ */
+export function singleCopyWorks(): boolean {
+  let addon: MpiAddon;
+  try { addon = loadMpiAddon(); } catch { return false; }
+  if (!addon.singleCopyWorks()) return false;
+  try { return Number(readFileSync("/proc/sys/kernel/yama/ptrace_scope", "utf8").trim()) <= 1; } catch { return true; }
 }

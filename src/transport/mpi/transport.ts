@@ -65,6 +65,12 @@ export class MpiTransport {
     this.addon.send(comm, dest, tag, header, body);
   }
 
+  /** Between actions: lets transfers in flight advance without waiting for the communication thread's slice. */
+  progress(): void { if (!this.failure) this.addon.progress(); }
+
+  /** Whether this thread now waits for a message (the communication thread then polls hot). */
+  waiting(on: boolean): void { this.addon.setWaiting(on); }
+
   private pending(start: (id: number) => void): Promise<number> {
     const id = this.nextId++;
     return new Promise((resolve) => { this.waits.set(id, resolve); start(id); });
