@@ -2,7 +2,9 @@
 // schedules as the threads bench, on one MPI rank per worker, next to the threads executor with the
 // same stages in the same job. Rounds alternate: every rank times the processes executor, then rank
 // 0 alone times W worker threads while the other ranks wait in a barrier (asleep: the MPI transport
-// does not spin), so both see the same machine. Rank 0 prints one line per schedule, after the
+// does not spin), so both see the same machine. The threads are timed only where rank 0 may use W
+// cores (launch --bind none): a rank bound to one core would run all W threads on it, a comparison
+// of one core with W. scripts/compare-executors times both fairly, one after the other. Rank 0 prints one line per schedule, after the
 // schedule's `sim` rows: the simulator fed with the costs the processes executor recorded in each of
 // its own timed steps predicts that step (bench-sim-rows.ts), then 8 and 16 ranks (predictions).
 import { UsageError, type FlagValues } from "./args.js";
@@ -33,11 +35,12 @@ const SYNC = ["gpipe", "1f1b", "interleaved", "zb-h1"];
 
 export interface ProcessesBenchLine {
   schedule: string; workers: number; microbatches: number; batch: number;
-  processes_samples_per_s: number; threads_samples_per_s: number; ratio: number; balance: number[]; backend: string;
+  /** threads_samples_per_s and ratio (threads / processes step time) are null where rank 0 cannot use W cores. */
+  processes_samples_per_s: number; threads_samples_per_s: number | null; ratio: number | null; balance: number[]; backend: string;
   /** Per worker: ms inside actions in the fastest step (the rest of step_ms is waiting). */
   processes_busy_ms: number[]; threads_busy_ms: number[]; processes_step_ms: number; threads_step_ms: number;
   /** threads / processes step time with stages that sleep their measured costs (executor overhead only). */
-  synthetic_ratio: number;
+  synthetic_ratio: number | null;
 }
 
 export async function runProcessesPipelineBench(f: FlagValues, spec: ModelSpec): Promise<number> {
@@ -49,6 +52,8 @@ export async function runProcessesPipelineBench(f: FlagValues, spec: ModelSpec):
   const batch = splitMiniBatch(x, y, M, "bench pipeline");
   const times = await agreeOnRank0(g.mpi.rank === 0 ? profileUnitTimes(spec, seed, batch.inputs[0], 5) : [], W);
   const timing = { warmup: f.warmup as number, steps: f.steps as number, rounds: f.rounds as number };
+  // Every rank must agree: the sleeping-stage comparison is collective.
+  const fairThreads = await agreeOnRank0(threadsFair(W), W);
   // Ping-pong between two ranks of this job at 1 KB and one activation: the per-byte part of a
   // message's time (the simulator's fixed part is measured inside the pipeline's own steps).
   const bytes = activationBytes(spec, batch);
@@ -68,13 +73,13 @@ export async function runProcessesPipelineBench(f: FlagValues, spec: ModelSpec):
     if (g.mpi.rank === 0 && f.records !== undefined) writeFileSync(join(f.records as string, `${name}-${W}.json`), JSON.stringify(real.steps));
     // The same lists with stages that sleep the threads run's measured costs (a 16-wide MLP with as
     // many units does the little real work): the executors' own overlap, apart from free cores.
-    const busy = await agreeOnRank0(real.busyT, W);
+    const busy = await agreeOnRank0(real.busyT.length ? real.busyT : real.busyP, W);
     const tiny = { ...spec, input: 16, hidden: ((spec as { hidden?: number[] }).hidden ?? []).map(() => 16), classes: 4 } as ModelSpec;
     const costs = { F: busy.map((b) => b / (3 * M)), B: busy.map((b) => (2 * b) / (3 * M)), W: busy.map(() => 0) };
     const trng = new Rng(seed);
     const tparts = splitBatch({ x: Tensor.randn([B, 16], trng), y: Int32Array.from({ length: B }, () => trng.int(4)) }, M);
     const tbatch = { inputs: tparts.map((p) => p.x), labels: tparts.map((p) => p.y), scale: 1 / B };
-    const synth = f.synthetic ? await compare(g, { ...setup, model: tiny, instrumentation: { syntheticCosts: costs } }, tbatch, timing) : { bestP: NaN, bestT: NaN };
+    const synth = f.synthetic && fairThreads ? await compare(g, { ...setup, model: tiny, instrumentation: { syntheticCosts: costs } }, tbatch, timing) : { bestP: NaN, bestT: NaN };
     if (g.mpi.rank !== 0) continue;
     const inputs: SimInputs = { name, schedule, steps: real.steps, cores: cpus().length, perByte, messageBytes: bytes, pingPong: latency, cpu,
       pinned: availableParallelism() === 1 && cpus().length > 1 };
@@ -83,17 +88,24 @@ export async function runProcessesPipelineBench(f: FlagValues, spec: ModelSpec):
     for (const p of predictionRows(inputs, measured, balance, times, B, f["weight-grads"] as WeightGradMode)) {
       process.stdout.write((f.json ? JSON.stringify(p) : formatPredictionRow(p)) + "\n");
     }
+    const fair = Number.isFinite(real.bestT);
     const line: ProcessesBenchLine = { schedule: name, workers: W, microbatches: M, batch: B, processes_samples_per_s: Number((B / real.bestP).toFixed(1)),
-      threads_samples_per_s: Number((B / real.bestT).toFixed(1)), ratio: Number((real.bestT / real.bestP).toFixed(3)), balance, backend: getBackend().name,
+      threads_samples_per_s: fair ? Number((B / real.bestT).toFixed(1)) : null, ratio: fair ? Number((real.bestT / real.bestP).toFixed(3)) : null, balance, backend: getBackend().name,
       processes_busy_ms: real.busyP.map((b) => Number((b * 1000).toFixed(1))), threads_busy_ms: real.busyT.map((b) => Number((b * 1000).toFixed(1))),
       processes_step_ms: Number((real.bestP * 1000).toFixed(1)), threads_step_ms: Number((real.bestT * 1000).toFixed(1)),
-      synthetic_ratio: Number((synth.bestT / synth.bestP).toFixed(3)) };
-    process.stdout.write((f.json ? JSON.stringify(line) : `${name.padEnd(12)} ${W} processes: ${line.processes_samples_per_s} samples/s, ` +
-      `${W} threads: ${line.threads_samples_per_s} samples/s; processes/threads ${(line.ratio * 100).toFixed(1)}% ` +
-      `(time in actions per worker: processes ${line.processes_busy_ms.join(",")} ms, threads ${line.threads_busy_ms.join(",")} ms); ` +
-      `${f.synthetic ? `with sleeping stages ${(line.synthetic_ratio * 100).toFixed(1)}%` : "no sleeping-stage run"}; balance ${balance.join(",")}`) + "\n");
+      synthetic_ratio: fair && f.synthetic ? Number((synth.bestT / synth.bestP).toFixed(3)) : null };
+    const vsThreads = line.ratio === null ? `${W} threads: not timed (rank 0 may use ${availableParallelism()} core(s); launch --bind none, or scripts/compare-executors)`
+      : `${W} threads: ${line.threads_samples_per_s} samples/s; processes/threads ${(line.ratio * 100).toFixed(1)}%`;
+    process.stdout.write((f.json ? JSON.stringify(line) : `${name.padEnd(12)} ${W} processes: ${line.processes_samples_per_s} samples/s, ${vsThreads} ` +
+      `(time in actions per worker: processes ${line.processes_busy_ms.join(",")} ms, threads ${line.threads_busy_ms.join(",") || "-"} ms); ` +
+      `${line.synthetic_ratio !== null ? `with sleeping stages ${(line.synthetic_ratio * 100).toFixed(1)}%` : "no sleeping-stage comparison"}; balance ${balance.join(",")}`) + "\n");
   }
   return 0;
+}
+
+/** Whether W worker threads inside this rank would get W cores (not so in a rank bound to fewer). */
+function threadsFair(workers: number): boolean {
+  return availableParallelism() >= workers;
 }
 
 /** Bytes of the first unit's output on a micro-batch: what a message between stages carries. */
@@ -109,7 +121,7 @@ interface Comparison { bestP: number; bestT: number; busyP: number[]; busyT: num
 async function compare(g: Awaited<ReturnType<typeof startGroups>>, setup: PipelineSetup, batch: SplitBatch, timing: Timing): Promise<Comparison> {
   const state = createModel(setup.model!, setup.seed ?? 0).stateDict();
   const proc = await ProcessesExecutor.create(setup, { state });
-  const threads = g.mpi.rank === 0 ? await ThreadsExecutor.create(setup, state) : null;
+  const threads = g.mpi.rank === 0 && threadsFair(setup.schedule.workers.length) ? await ThreadsExecutor.create(setup, state) : null;
   const out: Comparison = { bestP: Infinity, bestT: Infinity, busyP: [], busyT: [], steps: [] };
   const mine: (RankTimings | null)[] = [];
   try {
