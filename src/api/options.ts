@@ -76,6 +76,12 @@ export interface PipelineOptions {
   resume?: string;
   /** Test and benchmark hooks (faults, synthetic costs). */
   instrumentation?: Instrumentation;
+  /**
+   * Write a Chrome trace (Perfetto, chrome://tracing) of every step and window to this file at
+   * close(): one process per worker or MPI rank, compute and communication tracks. Off by default
+   * (recording costs a little time per action). processes: rank 0 writes it.
+   */
+  trace?: string;
 }
 
 export interface ResolvedOptions {
@@ -121,6 +127,7 @@ export function resolveOptions(o: PipelineOptions): ResolvedOptions {
   if (o.async !== undefined && schedule !== "async") throw new Error(`createPipeline: 'async' options need schedule "async", got schedule "${schedule}"`);
   if (typeof o.optimizer !== "object" || o.optimizer === null) throw new Error(`createPipeline: optimizer must be like {name: "sgd", lr: 0.1}, got ${JSON.stringify(o.optimizer)}`);
   if (o.lrSchedule !== undefined && typeof o.lrSchedule !== "function") throw new Error("createPipeline: lrSchedule must be a function (step) => factor");
+  if (o.trace !== undefined && (typeof o.trace !== "string" || o.trace === "")) throw new Error(`createPipeline: trace must be a file path, got ${JSON.stringify(o.trace)}`);
   return { schedule, chunks, executor, recompute, weightGrads, partition, window, replicas };
 }
 

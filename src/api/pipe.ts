@@ -25,6 +25,8 @@ import { Tensor } from "../tensor/tensor.js";
 import { isWriterRank } from "../transport/mpi/env.js";
 import { endJobOnError, finalizeMpi, startProcessesExecutor } from "./spmd.js";
 import { createFreezingPipeline, FreezingPipe, type FreezingPipeOptions } from "./freeze-pipe.js";
+import { isTimingSource } from "../pipeline/runtime/action-records.js";
+import { TraceWriter } from "../trace/trace-writer.js";
 import { lossSpecOf, modelSourceOf, resolveOptions, type PipelineOptions, type ResolvedOptions } from "./options.js";
 
 /** A mini-batch: inputs [n, ...] and targets (n class ids, n*k ids, or a float tensor [n, ...]). */
@@ -35,6 +37,8 @@ export class Pipe {
   private stepCount: number;
   /** The last step's (or window's) full result: per-micro-batch losses, busy time per worker... */
   lastResult: StepResult | null = null;
+  /** The trace option: every step's records, written at close(). */
+  private readonly trace: TraceWriter | null;
 
   /** @internal */
   constructor(
@@ -48,6 +52,11 @@ export class Pipe {
     startStep: number,
   ) {
     this.stepCount = startStep;
+    this.trace = opts.trace ? new TraceWriter(opts.trace) : null;
+  }
+
+  private traced(): void {
+    if (this.trace && isTimingSource(this.executor)) this.trace.add(this.executor);
   }
 
   /** Optimizer steps taken (including those of a resumed checkpoint). */
@@ -76,6 +85,7 @@ export class Pipe {
   private async stepOnce(x: Tensor, y: Target): Promise<number> {
     if (this.resolved.schedule === "async") throw new Error(`pipe.step: schedule "async" runs windows of ${this.resolved.window} steps without flush; use pipe.run(batches) with ${this.resolved.window} mini-batches`);
     const r = await this.executor.step(this.split(x, y), this.lrFactor(this.stepCount));
+    this.traced();
     this.lastResult = r;
     this.stepCount++;
     if (!Number.isFinite(r.loss)) throw new Error(`training diverged: loss is ${r.loss} at step ${this.stepCount}; try a smaller lr`);
@@ -93,6 +103,7 @@ export class Pipe {
     if (batches.length !== K) throw new Error(`pipe.run: the schedule's lists span ${K} optimizer step(s) (option window); got ${batches.length} mini-batches`);
     const factors = batches.map((_, k) => this.lrFactor(this.stepCount + k));
     const r = await this.executor.run(batches.map((b) => this.split(b.x, b.y)), factors);
+    this.traced();
     this.lastResult = r;
     const M = this.opts.microbatches;
     const losses = batches.map((_, k) => r.perMicrobatch.slice(k * M, (k + 1) * M).reduce((a, m) => a + m.loss, 0));
@@ -173,6 +184,8 @@ export class Pipe {
    * finalizes MPI, so it is the process's last pipeline (and the process can exit).
    */
   async close(): Promise<void> {
+    // Collective on processes (rank 0 gathers every rank's records), so before the executor closes.
+    if (this.trace?.steps) await this.spmd(() => this.trace!.finish(this.executor));
     await this.spmd(() => this.executor.close());
     if (this.resolved.executor === "processes") await finalizeMpi();
   }
@@ -251,7 +264,9 @@ async function buildPipe(o: PipelineOptions, r: ResolvedOptions): Promise<Pipe> 
   }
   const setup: PipelineSetup = {
     source: source ?? undefined, loss: lossSpec, schedule, balance, recompute: r.recompute, optimizer: o.optimizer,
-    optimizerState: optimizerState ? toPlain(optimizerState) : undefined, instrumentation: o.instrumentation,
+    optimizerState: optimizerState ? toPlain(optimizerState) : undefined,
+    // The trace option records every action and message (off otherwise).
+    instrumentation: o.trace ? { ...o.instrumentation, recordActions: true } : o.instrumentation,
     // T1's default horizon: two windows (the CLI's is two epochs).
     async: asyncCfg ? asyncSetupFor(schedule, asyncCfg, annealSteps(asyncCfg, r.window)) : undefined,
   };

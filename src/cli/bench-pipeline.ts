@@ -40,6 +40,7 @@ import { measureWorkerCosts, profileUnitTimes, type WorkerCosts } from "../pipel
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
 import { splitMiniBatch } from "../pipeline/runtime/split.js";
 import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
+import { TraceWriter, traceFileFor } from "../trace/trace-writer.js";
 import { InlineExecutor } from "../pipeline/runtime/inline.js";
 import { generateSchedule, SCHEDULE_NAMES, WEIGHT_GRAD_MODES, type Schedule, type WeightGradMode } from "../pipeline/schedule/index.js";
 
@@ -86,6 +87,7 @@ export const benchPipelineCommand: CommandSpec = {
     synthetic: { type: "bool", default: true, help: "also run each schedule with stages that sleep for the measured costs (the executor's overlap, apart from the machine's cores); --synthetic=off skips it" },
     backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
     records: { type: "string", help: "with --executor processes: write every rank's per-action and message records of the timed steps to DIR/<schedule>-<ranks>.json (what the sim rows are computed from)", meta: "DIR" },
+    trace: { type: "string", meta: "FILE", help: "write a Chrome trace of each pipeline's timed steps (with several schedules, one file each: FILE-<schedule>.json); read it with `pipewright trace report FILE`" },
     executor: { type: "string", choices: ["threads", "processes"], default: "threads", help: "threads (default), or processes: under `pipewright launch -n W`, one MPI rank per worker next to W threads in the same job (synchronous schedules)" },
   },
   examples: ["pipewright bench pipeline --json", "pipewright bench pipeline --schedules gpipe,1f1b --steps 4", "pipewright launch -n 2 -- bench pipeline --executor processes",
@@ -254,7 +256,8 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
     balance: [units], recompute: "never", optimizer: { name: "sgd", lr: 0.01, momentum: 0.9 } });
   /** perCall: optimizer steps one call of `step` runs (the asynchronous lists span several). */
   /** calls: calls per timed round and per warm-up (default --steps and --warmup). */
-  interface Runner { step: () => unknown; best: number; perCall?: number; calls?: number }
+  /** trace: --trace's records of the timed steps of this runner's executor. */
+  interface Runner { step: () => unknown; best: number; perCall?: number; calls?: number; trace?: () => void }
   const runners: Runner[] = [
     { step: () => { backward(crossEntropyLoss(single.forward(x), y)); singleOpt.step(); singleOpt.zeroGrad(); }, best: Infinity },
     { step: () => micro.step(batch), best: Infinity },
@@ -263,6 +266,9 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   const unitTimes = profileUnitTimes(spec, seed, batch.inputs[0], 9);
   const pipelines: { name: string; v: number; schedule: Schedule; balance: number[]; costs: WorkerCosts; ideal: number; ex: ThreadsExecutor; runner: Runner }[] = [];
   const optimizer = { name: "sgd", lr: 0.01, momentum: 0.9 } as const;
+  // --trace: the pipelines record their actions and messages (the timings include that small cost).
+  const tracing = f.trace !== undefined;
+  const writers: TraceWriter[] = [];
   try {
     for (const name of schedules) {
       const v = name === "interleaved" ? V : 1;
@@ -274,7 +280,8 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
       const isAsync = name === "async";
       const schedule = generateSchedule(name, { stages: W, microbatches: M, chunks: v, steps: isAsync ? Math.ceil(ASYNC_MICROBATCHES * timing.steps / M) : undefined,
         weightGrads });
-      const setupFor = (balance: number[]): PipelineSetup => ({ model: spec, seed, schedule, balance, recompute: "never", optimizer });
+      const setupFor = (balance: number[]): PipelineSetup => ({ model: spec, seed, schedule, balance, recompute: "never", optimizer,
+        ...(tracing ? { instrumentation: { recordActions: true } } : {}) });
       const { balance, costs } = await bestSimulatedBalance(schedule, balanceByCost(unitTimes, W * v), (b) => measureWorkerCosts(setupFor(b), batch, isAsync ? 1 : 3), latency);
       const setup = setupFor(balance);
       // The simulator's bound from these stages' measured costs.
@@ -283,6 +290,11 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
       const asyncBatches = new Array(schedule.steps).fill(batch) as (typeof batch)[];
       // One asynchronous call already holds a round's work (see ASYNC_MICROBATCHES).
       const runner: Runner = isAsync ? { step: () => ex.run(asyncBatches), best: Infinity, perCall: schedule.steps, calls: 1 } : { step: () => ex.step(batch), best: Infinity };
+      if (tracing) {
+        const w = new TraceWriter(traceFileFor(f.trace as string, name, schedules.length > 1));
+        writers.push(w);
+        runner.trace = () => w.add(ex);
+      }
       runners.push(runner);
       pipelines.push({ name, v, schedule, balance, costs, ideal: sim.speedup, ex, runner });
     }
@@ -291,13 +303,14 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
       for (const r of runners) {
         const calls = r.calls ?? timing.steps;
         const t0 = performance.now();
-        for (let i = 0; i < calls; i++) await r.step();
+        for (let i = 0; i < calls; i++) { await r.step(); r.trace?.(); }
         r.best = Math.min(r.best, (performance.now() - t0) / 1000 / calls / (r.perCall ?? 1));
       }
     }
   } finally {
     for (const p of pipelines) await p.ex.close();
   }
+  for (const w of writers) if (w.steps) { await w.finish(); if (!f.json) process.stdout.write(`trace: ${w.file}\n`); }
 
   const t1 = runners[0].best, tm = runners[1].best;
   const base = B / t1;

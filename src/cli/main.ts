@@ -36,6 +36,10 @@ const COMMANDS: Record<string, Command> = {
     summary: "run `train` or your own `node SCRIPT` on N MPI ranks through mpirun: one OS process per pipeline worker, local or across hosts",
     run: async (argv) => (await import("./launch.js")).runLaunch(argv),
   },
+  trace: {
+    summary: "`trace report FILE`: busy/waiting/bubble per worker and the critical path of a trace written by --trace",
+    run: async (argv) => (await import("./trace.js")).runTrace(argv),
+  },
   repro: {
     summary: "reproduce a method's claim: `repro pipemare`, `repro pb`, `repro pipetransformer`",
     run: async (argv) => (await import("./repro.js")).runRepro(argv),

@@ -81,6 +81,7 @@ export const trainCommand: CommandSpec = {
         "each stage keeps its layers' inputs and output gradients until the step, so 1F1B needs GPipe's activation memory)" },
     // Asynchronous pipelines (issue 4): only with --schedule async.
     ...ASYNC_FLAGS,
+    trace: { type: "string", meta: "FILE", help: "pipeline: write a Chrome trace (Perfetto, chrome://tracing) of every training step: one process per worker or MPI rank, compute and communication tracks; read it with `pipewright trace report FILE`" },
     workers: { type: "int", min: 1, help: "pipeline: worker threads the stages share, in contiguous blocks (default one per stage)", meta: "W" },
     replicas: { type: "int", min: 1, help: "pipeline, --executor processes: data-parallel copies of the pipeline (MPI ranks = workers x R); each takes 1/R of every micro-batch's rows, gradients summed over replicas", meta: "R" },
     // PipeTransformer (issue 5): adaptive freezing with elastic pipelines (src/pipeline/elastic).
@@ -162,6 +163,9 @@ export async function runTrain(argv: string[]): Promise<number> {
   const cfg = resolveTrainConfig(f, given, saved);
   // A PipeTransformer checkpoint continues as a freeze run (its state is in extra.elastic).
   const freezeCheckpoint = (savedExtra as { elastic?: unknown } | undefined)?.elastic !== undefined;
+  if ((f.freeze === true || freezeCheckpoint) && f.trace !== undefined) {
+    throw new UsageError(`--trace ${String(f.trace)} does not trace freeze runs yet; --freeze-trace FILE writes their freeze trace`);
+  }
   if (f.freeze === true || freezeCheckpoint) return runFreezeTraining(f, given, cfg);
   const strayFreeze = FREEZE_FLAG_NAMES.filter((n) => n !== "freeze" && given.has(n));
   if (strayFreeze.length) throw new UsageError(`${strayFreeze.map((n) => `--${n}`).join(", ")} only apply with --freeze`);
@@ -181,8 +185,10 @@ export async function runTrain(argv: string[]): Promise<number> {
   if (saveLayout === "parts" && pipeline?.executor !== "processes") {
     throw new UsageError(`--save-layout parts needs --executor processes (one part per MPI rank); ${pipeline ? `--executor ${pipeline.executor}` : "one device"} saves one file`);
   }
+  const trace = f.trace as string | undefined;
+  if (trace !== undefined && !pipeline) throw new UsageError(`--trace ${trace} traces a pipeline: it needs --schedule (a single-device run has no workers to trace)`);
   const result = pipeline
-    ? await (await import("../train/pipeline.js")).trainPipeline({ ...cfg, pipeline, quiet, saveLayout }) // loaded only for pipeline runs
+    ? await (await import("../train/pipeline.js")).trainPipeline({ ...cfg, pipeline, quiet, saveLayout, trace }) // loaded only for pipeline runs
     : await trainSingleDevice(cfg, hooks);
 
   if (silent) return 0;

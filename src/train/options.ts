@@ -108,6 +108,8 @@ export interface PipelineTrainOptions extends TrainConfig {
   pipeline: PipelineConfig;
   /** Checkpoint layout (default: saveLayoutOf). Not saved in the checkpoint: each run picks its own. */
   saveLayout?: SaveLayout;
+  /** Write a Chrome trace of every training step to this file (src/trace/); not saved in the checkpoint. */
+  trace?: string;
   /** Suppress the progress bar. */
   quiet: boolean;
 }

@@ -6,7 +6,7 @@ import type { Executor } from "../pipeline/runtime/executor.js";
 import { splitMiniBatch } from "../pipeline/runtime/split.js";
 import { hasLocalState } from "../pipeline/runtime/local-state.js";
 import type { AsyncWindows } from "./pipeline-plan.js";
-import { divergedError, noteMemory, type PipelineRun } from "./pipeline-run.js";
+import { divergedError, noteMemory, noteTrace, type PipelineRun } from "./pipeline-run.js";
 
 /** Consecutive windows of `size` mini-batches that split into M micro-batches, at most `count` of them. */
 export function* windowsOf<T extends { x: { shape: readonly number[] } }>(batches: Iterable<T>, M: number, size: number, count: number): Generator<T[]> {
@@ -31,6 +31,7 @@ export async function runAsyncEpoch(run: PipelineRun, epoch: number, win: AsyncW
     const split = part.map((b) => splitMiniBatch(b.x, b.y, M));
     const r = await run.executor.run(split, factors);
     noteMemory(run, r);
+    noteTrace(run);
     for (let i = 0; i < part.length; i++) {
       const loss = r.perMicrobatch.slice(i * M, (i + 1) * M).reduce((a, m) => a + m.loss, 0);
       run.step++;

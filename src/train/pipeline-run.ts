@@ -6,6 +6,8 @@ import type { Executor, StepResult } from "../pipeline/runtime/executor.js";
 import type { EpochReport } from "./epoch-report.js";
 import type { PipelineTrainOptions } from "./options.js";
 import type { Task } from "./task.js";
+import { isTimingSource } from "../pipeline/runtime/action-records.js";
+import type { TraceWriter } from "../trace/trace-writer.js";
 
 export interface PipelineRun {
   readonly opts: PipelineTrainOptions;
@@ -20,6 +22,13 @@ export interface PipelineRun {
   skipped: number;
   /** Per worker thread: the largest memory it held (JS heap + ArrayBuffers); null on the inline executor. */
   workerPeakBytes: number[] | null;
+  /** --trace: the records of every step so far. */
+  trace?: TraceWriter | null;
+}
+
+/** --trace: keeps the records of the step (or window) the executor has just run. */
+export function noteTrace(run: PipelineRun): void {
+  if (run.trace && isTimingSource(run.executor)) run.trace.add(run.executor);
 }
 
 /** Keeps the per-worker peaks of a step's result (the threads executor reports them). */

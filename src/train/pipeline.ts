@@ -40,6 +40,7 @@ import { isWriterRank, launchEnv } from "../transport/mpi/env.js";
 import { hasLocalState } from "../pipeline/runtime/local-state.js";
 import { savePartedCheckpoint } from "../pipeline/runtime/parted-save.js";
 import { saveLayoutOf } from "./options.js";
+import { TraceWriter } from "../trace/trace-writer.js";
 
 export { ASYNC_WINDOW, asyncWindows } from "./pipeline-plan.js";
 
@@ -100,12 +101,17 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
     save: opts.save, metrics, progress: bar, log, elapsedBefore: start.elapsedBefore, history: start.history,
   });
   const run: PipelineRun = { opts, task, report, lrSchedule: makeLrSchedule(opts, opts.epochs * task.stepsPerEpoch), executor,
-    step: start.step, skipped: 0, workerPeakBytes: null };
+    step: start.step, skipped: 0, workerPeakBytes: null, trace: opts.trace ? new TraceWriter(opts.trace) : null };
   let finalEval: EvalResult;
   try {
     await runEpochs(run, { model, spec, plan, start, inWarmup: warmupSetup !== null, log, restart: (s) => makeExecutor({ ...setup, optimizerState: s }) });
     // Nothing left to train (a finished run resumed): the checkpoint's weights are evaluated.
     finalEval = report.lastEval ?? await evaluateThrough(run.executor, task);
+    // Collective on processes (every rank's records go to rank 0), so before the close.
+    if (run.trace?.steps) {
+      const file = await run.trace.finish(run.executor);
+      if (file) log(`trace: ${run.trace.steps} step(s) written to ${file}`);
+    }
   } finally {
     bar?.done();
     metrics?.close();
@@ -133,7 +139,7 @@ function setupFor(opts: PipelineTrainOptions, plan: PipelinePlan, start: Pipelin
   const setup: PipelineSetup = {
     model: resolveSpec(specOf(opts)), seed: opts.seed, schedule: plan.schedule, balance: plan.partition.balance, recompute: opts.pipeline.recompute,
     optimizer: optimizerConfigOf(opts), optimizerState: start.optimizerState ? toPlain(start.optimizerState) : undefined,
-    instrumentation: faultsFromEnv(),
+    instrumentation: withTrace(faultsFromEnv(), opts.trace !== undefined),
     async: asyncCfg && win ? asyncSetupFor(plan.schedule, asyncCfg, annealSteps(asyncCfg, win.window * win.count)) : undefined,
   };
   // Saved after the warm-up only; the asynchronous executor (the first one, or the one after the warm-up) continues it.
@@ -188,7 +194,7 @@ async function runEpochs(run: PipelineRun, c: EpochContext): Promise<void> {
 async function savePipelineCheckpoint(path: string, run: PipelineRun, c: EpochContext, epoch: number, paramOrder: readonly string[]): Promise<void> {
   const { opts, report } = run;
   const extra: ResumeExtra & { pipeline: PipelineConfig } = {
-    config: { ...opts, resume: undefined, pipeline: undefined, quiet: undefined, saveLayout: undefined } as TrainConfig, elapsed_s: report.elapsed(), history: c.start.history,
+    config: { ...opts, resume: undefined, pipeline: undefined, quiet: undefined, saveLayout: undefined, trace: undefined } as TrainConfig, elapsed_s: report.elapsed(), history: c.start.history,
     pipeline: opts.pipeline,
   };
   if (saveLayoutOf(opts.pipeline.executor, opts.saveLayout) === "parts") {
@@ -218,6 +224,11 @@ async function evaluateThrough(executor: Executor, task: Task): Promise<EvalResu
 function memorySummary(run: PipelineRun): Pick<TrainSummary, "worker_peak_mb"> {
   const mb = (bytes: number): number => Number((bytes / 2 ** 20).toFixed(1));
   return { worker_peak_mb: run.workerPeakBytes ? run.workerPeakBytes.map(mb) : null };
+}
+
+/** --trace: every interpreter records its actions, every executor its messages (off otherwise: no cost). */
+function withTrace(inst: PipelineSetup["instrumentation"], trace: boolean): PipelineSetup["instrumentation"] {
+  return trace ? { ...inst, recordActions: true } : inst;
 }
 
 /**

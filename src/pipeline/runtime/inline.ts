@@ -2,6 +2,7 @@
 // are visited round-robin in index order; each runs until its next action waits for a message. A
 // full round without progress is a deadlock, reported with every worker's stuck action. Messages are
 // handed over by reference (no copies at all).
+import type { Schedule } from "../schedule/action.js";
 import type { PipelineModel } from "./model-source.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { formatAction } from "../schedule/action.js";
@@ -13,9 +14,14 @@ import { mergeStates, type OptimizerState } from "../../optim/index.js";
 import { buildWorkerStages, shapeOf, syntheticDelay, type PipelineSetup } from "./setup.js";
 import type { AsyncState } from "./async-state.js";
 import { createAsyncRuntime, plainMemory, type AsyncRuntime, type StageMemory } from "./async-weights.js";
+import { epochNow, MessageLog, onEpoch, payloadBytes, type RankTimings, type TimingSource } from "./action-records.js";
 
-export class InlineExecutor implements Executor {
+export class InlineExecutor implements Executor, TimingSource {
   readonly name = "inline" as const;
+  readonly traceProcess = "worker" as const;
+  /** Per worker: its messages of the running step (recordActions only; a hand-over is a send and a receive at once). */
+  private readonly logs: MessageLog[] | null;
+  private last: RankTimings[] | null = null;
   private readonly workers: WorkerInterpreter[];
   private metrics = new Map<number, MicrobatchMetrics>();
   private outputs = new Map<number, Tensor>();
@@ -31,12 +37,23 @@ export class InlineExecutor implements Executor {
     const { schedule } = setup;
     const shape = shapeOf(schedule);
     model.train();
-    const outbox = { send: (to: number, key: string, payload: Parameters<WorkerInterpreter["deliver"]>[1]) => this.workers[to].deliver(key, payload) };
+    const record = setup.instrumentation?.recordActions === true;
+    this.logs = record ? schedule.workers.map(() => new MessageLog()) : null;
+    const deliver = (to: number, key: string, payload: Parameters<WorkerInterpreter["deliver"]>[1]): void => this.workers[to].deliver(key, payload);
+    // A message between two workers: the sender's send and the receiver's receive, at the same time.
+    const recorded = (from: number) => (to: number, key: string, payload: Parameters<WorkerInterpreter["deliver"]>[1]): void => {
+      const t0 = epochNow();
+      deliver(to, key, payload);
+      if (to === from) return;
+      this.logs![from].send(key, payloadBytes(payload), t0);
+      this.logs![to].receive(key, payloadBytes(payload), t0);
+    };
     const stagesOf = schedule.workers.map((_, w) => buildWorkerStages(model, setup, w, loss));
     this.asyncRuntime = createAsyncRuntime(new Map(stagesOf.flatMap((m) => [...m])), setup.async);
     const h = hooks ?? this.asyncRuntime?.hooks;
     this.workers = schedule.workers.map((actions, w) => new WorkerInterpreter({
-      worker: w, actions, stages: stagesOf[w], shape, outbox, hooks: h, actionDelay: syntheticDelay(setup.instrumentation, schedule.chunks),
+      worker: w, actions, stages: stagesOf[w], shape, outbox: record ? { send: recorded(w) } : { send: deliver }, hooks: h,
+      actionDelay: syntheticDelay(setup.instrumentation, schedule.chunks), recordActions: record,
       onMetrics: (mb, m) => { this.metrics.set(mb, m); },
       onOutput: (mb, t) => { this.outputs.set(mb, t); },
     }));
@@ -61,11 +78,16 @@ export class InlineExecutor implements Executor {
     });
     for (const w of this.workers) w.reset(lrFactors);
     this.metrics.clear();
+    const begin = epochNow();
     try {
       this.pumpAll();
     } catch (e) {
       for (const w of this.workers) w.abandon();
       throw e;
+    }
+    if (this.logs) {
+      const end = epochNow();
+      this.last = this.workers.map((w, i) => ({ rank: i, worker: i, actions: onEpoch(w.records), ...this.logs![i].take(), begin, listDone: end, end }));
     }
     const per = Array.from({ length: M * batches.length }, (_, j) => {
       const m = this.metrics.get(j);
@@ -102,10 +124,12 @@ export class InlineExecutor implements Executor {
     const first = this.workers[schedule.stageToWorker[0]];
     inputs.forEach((x, j) => first.deliver(messageKey.activation(0, j), { kind: "tensor", data: x.data, shape: [...x.shape] }));
     this.workers.forEach((w, i) => w.reset([1], lists[i], mode));
+    for (const l of this.logs ?? []) l.paused = true; // evaluation is no step
     try {
       this.pumpAll();
     } finally {
       for (const w of this.workers) w.abandon();
+      for (const l of this.logs ?? []) l.paused = false;
     }
   }
 
@@ -127,6 +151,12 @@ export class InlineExecutor implements Executor {
       }
     }
   }
+
+  /** TimingSource: every worker's records of the last step (null unless the setup records actions). */
+  stepTimings(): RankTimings[] | null { return this.last; }
+
+  /** TimingSource: the schedule the records follow. */
+  timingSchedule(): Schedule { return this.setup.schedule; }
 
   /** Seconds each worker spent in F, B, W and STEP actions during the last step. */
   busyByKind(): { F: number; B: number; W: number; STEP: number }[] {

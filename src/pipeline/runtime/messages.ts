@@ -6,6 +6,7 @@ import type { Payload } from "./interpreter.js";
 import type { PipelineSetup } from "./setup.js";
 import type { AsyncState } from "./async-state.js";
 import type { PlainOptimizerState, StateEntry } from "../../optim/index.js";
+import type { RankTimings } from "./action-records.js";
 
 // A named tensor as plain arrays (state dicts cross threads this way); defined in optim.
 export type { StateEntry };
@@ -52,7 +53,9 @@ export type FromWorker =
   /** peakBytes: the worker's largest JS heap + external (ArrayBuffer) memory seen so far. */
   | { type: "done"; worker: number; metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][]; peakBytes: number;
     /** The last virtual stage's outputs of a "predict" list. */
-    outputs?: { mb: number; data: Float32Array; shape: number[] }[] }
+    outputs?: { mb: number; data: Float32Array; shape: number[] }[];
+    /** The step's action and message records (instrumentation.recordActions, "step" lists only). */
+    timings?: RankTimings }
   | { type: "state"; worker: number; entries: StateEntry[] }
   | { type: "optimizer"; worker: number; states: PlainOptimizerState[] }
   /** The worker's stages' AsyncRuntime.snapshot(), or null without an asynchronous method. */

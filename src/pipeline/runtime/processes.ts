@@ -13,7 +13,7 @@ import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Execut
 import { messageKey, PipelineActionError, targetsPayload, type ForwardMode, type Payload, type WorkerInterpreter } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { feedsFirstStage, feedsLastStage, replicaEvalIds, stepDeliveries, type ReplicaPosition } from "./replica-share.js";
-import type { Action } from "../schedule/action.js";
+import type { Action, Schedule } from "../schedule/action.js";
 import { assertValidSchedule } from "../schedule/validate.js";
 import type { PipelineSetup } from "./setup.js";
 import { buildWorker, type WorkerWeights } from "./worker-build.js";
@@ -31,7 +31,8 @@ import { formatAction } from "../schedule/action.js";
 import { watchQuiet } from "../../transport/mpi/watchdog.js";
 import { allReduceGradients } from "../../parallel/grad-sync.js";
 import type { LocalState, LocalStateSource } from "./local-state.js";
-import type { RankTimings } from "./action-records.js";
+import { epochNow, MessageLog, onEpoch, type ActionRecord, type ClockSync, type MessageRecord, type RankTimings, type TimingSource } from "./action-records.js";
+import { syncClocks } from "./clock-sync.js";
 export type { RankTimings } from "./action-records.js";
 
 /** A rank's model to train in place, or the whole initial state to take its share of. */
@@ -39,8 +40,9 @@ export type InitialWeights = { state: ReadonlyMap<string, Tensor> } | { model: P
 
 interface DoneInfo { metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][] }
 
-export class ProcessesExecutor implements Executor, LocalStateSource {
+export class ProcessesExecutor implements Executor, LocalStateSource, TimingSource {
   readonly name = "processes" as const;
+  readonly traceProcess = "rank" as const;
   private interp!: WorkerInterpreter;
   private asyncRuntime: AsyncRuntime | null = null;
   private metrics: [number, MicrobatchMetrics][] = [];
@@ -49,19 +51,35 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
   private closed = false;
   /** What this rank waits for inside a collective call (the watchdog names it). */
   private waitingIn = "";
-  /** Message and step timings of the current step (instrumentation.recordActions only). */
-  private readonly rec: Omit<RankTimings, "rank" | "actions"> | null;
+  /**
+   * Message and step timings (instrumentation.recordActions only). Messages are logged from the end
+   * of one step to the end of the next: a neighbour's first message of a step may arrive before
+   * this rank enters it.
+   */
+  private readonly rec: { log: MessageLog; begin: number; listDone: number; collectives: MessageRecord[]; body: ActionRecord[] } | null;
+  private last: RankTimings | null = null;
+  /** Every rank's clock against rank 0's, measured at start-up (recordActions only). */
+  private clocks: ClockSync[] | null = null;
 
   private constructor(private readonly setup: PipelineSetup, private readonly g: Groups) {
-    this.rec = setup.instrumentation?.recordActions ? { sends: [], receives: [], begin: 0, listDone: 0, end: 0 } : null;
+    this.rec = setup.instrumentation?.recordActions ? { log: new MessageLog(), begin: 0, listDone: 0, collectives: [], body: [] } : null;
   }
 
   /** This rank's timings of its last step (null unless the setup's instrumentation records actions). */
   timings(): RankTimings | null {
-    if (!this.rec) return null;
-    const o = performance.timeOrigin;
-    return { rank: this.g.mpi.rank, ...this.rec, actions: this.interp.records.map((r) => ({ ...r, start: r.start + o, end: r.end + o })) };
+    return this.last;
   }
+
+  /** TimingSource: this rank's timings of its last step, as a list. */
+  stepTimings(): RankTimings[] | null {
+    return this.last ? [this.last] : null;
+  }
+
+  /** TimingSource: the schedule the records follow. */
+  timingSchedule(): Schedule { return this.setup.schedule; }
+
+  /** Every rank's clock against rank 0's (null unless recording). */
+  clockSync(): ClockSync[] | null { return this.clocks; }
 
   get rank(): number { return this.g.mpi.rank; }
 
@@ -92,6 +110,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
     g.mpi.onError = (e) => ex.die(e);
     g.mpi.listen(g.pipeComm, TAG.pipe, (_src, data) => ex.onPipe(data));
     await g.world.barrier(); // every rank ready before the first activation flies
+    // Recorded runs put every rank on rank 0's time axis (the trace merges them).
+    if (ex.rec) ex.clocks = await ex.watched("the clock synchronisation", () => syncClocks(g.mpi, g.world));
     return ex;
   }
 
@@ -118,18 +138,18 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
 
   private sendPipe(to: number, key: string, payload: Payload): void {
     if (to === this.g.at.worker) { this.interp.deliver(key, payload); return; }
-    const t0 = performance.now();
+    const t0 = epochNow();
     const bytes = sendPayload(this.g.mpi, this.g.pipeComm, to, key, payload);
-    this.rec?.sends.push({ key, bytes, at: t0 + performance.timeOrigin, ms: performance.now() - t0 });
+    this.rec?.log.send(key, bytes, t0);
   }
 
   private onPipe(data: ArrayBuffer): void {
     if (this.closed) return;
-    const t0 = performance.now();
+    const t0 = epochNow();
     try {
       const { key, payload, bytes } = payloadOfFrame(data);
       this.interp.deliver(key, payload);
-      this.rec?.receives.push({ key, bytes, at: t0 + performance.timeOrigin, ms: performance.now() - t0 });
+      this.rec?.log.receive(key, bytes, t0);
     } catch (e) { this.die(e); }
     this.pump();
   }
@@ -193,7 +213,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
     const { schedule } = this.setup;
     const M = schedule.microbatches, S = schedule.stages;
     checkBatches(batches, M, schedule.steps);
-    if (this.rec) Object.assign(this.rec, { sends: [], receives: [], begin: performance.timeOrigin + performance.now() });
+    if (this.rec) Object.assign(this.rec, { begin: epochNow(), collectives: [], body: [] });
     for (const [key, payload] of stepDeliveries(schedule, batches, this.position)) this.interp.deliver(key, payload);
     this.metrics = [];
     const R = this.g.layout.replicas;
@@ -201,14 +221,20 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
     const all = this.setup.schedule.workers[this.g.at.worker];
     const body = R > 1 ? all.filter((a) => a.kind !== "STEP") : all;
     await this.runList(body, lrFactors, "train", "a step");
-    if (this.rec) this.rec.listDone = performance.timeOrigin + performance.now();
+    if (this.rec) this.rec.listDone = epochNow();
     const b = this.interp.busy;
     const mine: DoneInfo = { metrics: this.metrics, busy: b.F + b.B + b.W + b.STEP, peaks: [...this.interp.peakLive] };
     if (R > 1) {
       // Each stage's gradients summed over the replicas (fixed replica order), in place.
       const stages = [...this.interp.stages.values()];
+      if (this.rec) this.rec.body = onEpoch(this.interp.records);
       await this.watched("the gradient all-reduce over replicas", async () => {
-        for (const ps of stages) await allReduceGradients(ps.chunks.flatMap((c) => c.parameters).filter((p) => p.requiresGrad), this.g.data);
+        for (const ps of stages) {
+          const params = ps.chunks.flatMap((c) => c.parameters).filter((p) => p.requiresGrad);
+          const t0 = epochNow();
+          await allReduceGradients(params, this.g.data);
+          this.rec?.collectives.push({ key: "allreduce", bytes: params.reduce((n, p) => n + p.size * 4, 0), at: t0, ms: epochNow() - t0 });
+        }
       });
       this.interp.reset(lrFactors, all.filter((a) => a.kind === "STEP"));
       if (!this.interp.pump()) throw new Error("STEP waited for a message");
@@ -223,7 +249,12 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
     });
     // Busy seconds and peaks of replica 0's workers (the other replicas mirror them).
     const first = done.slice(0, this.g.layout.workers);
-    if (this.rec) this.rec.end = performance.timeOrigin + performance.now();
+    if (this.rec) {
+      const { rank } = this.g.mpi, { worker, replica } = this.g.at, { begin, listDone, collectives, body } = this.rec;
+      // With replicas the interpreter's records hold only the STEPs run after the all-reduce.
+      this.last = { rank, worker, replica, actions: [...body, ...onEpoch(this.interp.records)], ...this.rec.log.take(), collectives, begin, listDone,
+        end: epochNow(), ...(this.clocks ? { clock: this.clocks[rank] } : {}) };
+    }
     return sumMetrics(per, first.map((d) => d.busy), first.flatMap((d) => d.peaks), S);
   }
 
@@ -258,7 +289,13 @@ export class ProcessesExecutor implements Executor, LocalStateSource {
     if (feedsFirstStage(this.setup.schedule, this.g.at.worker)) {
       inputs.forEach((x, i) => this.interp.deliver(messageKey.activation(0, i), { kind: "tensor", data: x.data, shape: [...x.shape] }));
     }
-    await this.runList(forwardOnlyLists(this.setup.schedule, inputs.length)[this.g.at.worker], [1], mode, what);
+    // Evaluation messages are not part of any step's record.
+    if (this.rec) this.rec.log.paused = true;
+    try {
+      await this.runList(forwardOnlyLists(this.setup.schedule, inputs.length)[this.g.at.worker], [1], mode, what);
+    } finally {
+      if (this.rec) this.rec.log.paused = false;
+    }
   }
 
   async stateDict(): Promise<Map<string, Tensor>> {

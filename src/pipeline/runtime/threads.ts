@@ -17,12 +17,17 @@ import { fromPlain, mergeStates, type OptimizerState } from "../../optim/index.j
 import { expectedUnitPrefix } from "./model-source.js";
 import { sourceOf } from "./setup.js";
 import { shareState, unitsPerWorker } from "./worker-state.js";
+import type { RankTimings, TimingSource } from "./action-records.js";
+import type { Schedule } from "../schedule/action.js";
 
 type DataMessage = Extract<ToWorker, { type: "step" }>;
 type Waiter = { want: FromWorker["type"]; got: Map<number, FromWorker>; resolve: (m: Map<number, FromWorker>) => void; reject: (e: Error) => void };
 
-export class ThreadsExecutor implements Executor {
+export class ThreadsExecutor implements Executor, TimingSource {
   readonly name = "threads" as const;
+  readonly traceProcess = "worker" as const;
+  /** Every worker's records of the last step (instrumentation.recordActions only). */
+  private last: RankTimings[] | null = null;
   private failure: Error | null = null;
   private waiter: Waiter | null = null;
   private closing = false;
@@ -126,8 +131,10 @@ export class ThreadsExecutor implements Executor {
     const busy: number[] = [];
     const peaks: [number, number][] = [];
     const peakBytes: number[] = [];
+    const timings: RankTimings[] = [];
     for (const [w, m] of replies) {
       if (m.type !== "done") continue;
+      if (m.timings) timings[w] = m.timings;
       for (const [mb, x] of m.metrics) metrics.set(mb, x);
       busy[w] = m.busy;
       peaks.push(...m.peaks);
@@ -138,8 +145,15 @@ export class ThreadsExecutor implements Executor {
       if (!m) throw new Error(`micro-batch ${j} produced no loss`);
       return m;
     });
+    if (this.setup.instrumentation?.recordActions) this.last = timings;
     return { ...sumMetrics(per, busy, peaks, S), workerPeakBytes: peakBytes };
   }
+
+  /** TimingSource: every worker's records of the last step (null unless the setup records actions). */
+  stepTimings(): RankTimings[] | null { return this.last; }
+
+  /** TimingSource: the schedule the records follow. */
+  timingSchedule(): Schedule { return this.setup.schedule; }
 
   /**
    * Posts each worker its message, with the first stage's worker given the inputs and the last

@@ -12,6 +12,7 @@ import type { FromWorker, PeerMessage, StateEntry, ToWorker, WorkerInit } from "
 import { toPlain } from "../../optim/index.js";
 import { buildWorker } from "./worker-build.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
+import { epochNow, MessageLog, onEpoch, payloadBytes, type RankTimings } from "./action-records.js";
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -31,12 +32,31 @@ function fail(e: unknown): void {
   }
 }
 
+/** Sends a message to a neighbour worker. */
+function postPeer(key: string, payload: Payload, transferable: boolean, peer: MessagePort): void {
+  if (payload.kind === "tensor") {
+    // Move the buffer; copy first (once, into a buffer of its own) if this stage still uses it.
+    const data = transferable && ownsBuffer(payload.data) ? payload.data : payload.data.slice();
+    peer.postMessage({ key, payload: { ...payload, data } } satisfies PeerMessage, [data.buffer as ArrayBuffer]);
+  } else {
+    peer.postMessage({ key, payload } satisfies PeerMessage);
+  }
+}
+
 let interp: WorkerInterpreter;
 let running = false;
 let failed = false;
 const metrics: [number, MicrobatchMetrics][] = [];
 const outputs: { mb: number; data: Float32Array; shape: number[] }[] = [];
 let peakBytes = 0;
+/**
+ * recordActions: this thread's messages, from the end of one list to the end of the next (a
+ * neighbour's first message of a step may arrive before the step's own message from the main thread).
+ */
+const log = init.setup.instrumentation?.recordActions ? new MessageLog() : null;
+/** When the running list's message from the main thread arrived, and whether it is a training step. */
+let begin = 0;
+let stepList = false;
 
 /**
  * This thread's own memory: its isolate's JS heap plus external memory (the ArrayBuffers holding
@@ -57,8 +77,13 @@ function pump(): void {
       running = false;
       const b = interp.busy;
       const outs = outputs.splice(0);
-      post({ type: "done", worker: init.worker, metrics: metrics.splice(0), busy: b.F + b.B + b.W + b.STEP, peaks: [...interp.peakLive], peakBytes, outputs: outs },
-        outs.map((o) => o.data.buffer as ArrayBuffer));
+      const messages = log?.take();
+      const end = epochNow();
+      const timings: RankTimings | undefined = messages && stepList
+        ? { rank: init.worker, worker: init.worker, actions: onEpoch(interp.records), ...messages, begin, listDone: end, end } : undefined;
+      if (log) log.paused = false;
+      post({ type: "done", worker: init.worker, metrics: metrics.splice(0), busy: b.F + b.B + b.W + b.STEP, peaks: [...interp.peakLive], peakBytes, outputs: outs,
+        ...(timings ? { timings } : {}) }, outs.map((o) => o.data.buffer as ArrayBuffer));
     }
     idleSoon();
   } catch (e) {
@@ -94,13 +119,9 @@ try {
       if (to === init.worker) { interp.deliver(key, payload); return; }
       const peer = peers[to];
       if (!peer) throw new Error(`worker ${init.worker} has no channel to worker ${to}`);
-      if (payload.kind === "tensor") {
-        // Move the buffer; copy first (once, into a buffer of its own) if this stage still uses it.
-        const data = transferable && ownsBuffer(payload.data) ? payload.data : payload.data.slice();
-        peer.postMessage({ key, payload: { ...payload, data } } satisfies PeerMessage, [data.buffer as ArrayBuffer]);
-      } else {
-        peer.postMessage({ key, payload } satisfies PeerMessage);
-      }
+      const t0 = log ? epochNow() : 0, bytes = log ? payloadBytes(payload) : 0; // read before a transfer detaches the buffer
+      postPeer(key, payload, transferable, peer);
+      log?.send(key, bytes, t0);
     },
   };
   const built = await buildWorker(init.setup, init.worker, { share: { units: init.units ?? null, entries: init.state } }, outbox,
@@ -111,7 +132,9 @@ try {
   for (const [w, p] of Object.entries(peers)) {
     p.on("messageerror", (e: Error) => { failed = true; fail(new Error(`a message from worker ${w} could not be read: ${e.message}`)); });
     p.on("message", (m: PeerMessage) => {
+      const t0 = log ? epochNow() : 0;
       try { interp.deliver(m.key, m.payload); } catch (e) { failed = true; fail(e); return; }
+      log?.receive(m.key, payloadBytes(m.payload), t0);
       pump();
     });
   }
@@ -122,6 +145,10 @@ try {
         for (const { mb, ...y } of m.targets) interp.deliver(messageKey.targets(mb), { kind: "targets", ...y });
         if (m.type === "step") interp.reset(m.lrFactors);
         else interp.reset([1], forwardOnlyLists(init.setup.schedule, m.count)[init.worker], m.mode);
+        begin = epochNow();
+        stepList = m.type === "step";
+        // Evaluation messages are not part of any step's record (they are dropped at its end).
+        if (log && !stepList) log.paused = true;
         running = true;
         pump();
       } else if (m.type === "state") {
