@@ -30,6 +30,7 @@ import { launchEnv } from "../transport/mpi/env.js";
 import { oneWayLatency } from "../transport/mpi/bench.js";
 import { formatPredictionRow, formatSimRow, predictionRows, simRow, type RecordedStep, type SimInputs } from "./bench-sim-rows.js";
 import { availableParallelism, cpus, loadavg } from "node:os";
+import { traceFileFor, writeRecordedTrace } from "../trace/trace-writer.js";
 
 const SYNC = ["gpipe", "1f1b", "interleaved", "zb-h1"];
 
@@ -81,6 +82,7 @@ export async function runProcessesPipelineBench(f: FlagValues, spec: ModelSpec):
     const tbatch = { inputs: tparts.map((p) => p.x), labels: tparts.map((p) => p.y), scale: 1 / B };
     const synth = f.synthetic && fairThreads ? await compare(g, { ...setup, model: tiny, instrumentation: { syntheticCosts: costs } }, tbatch, timing) : { bestP: NaN, bestT: NaN };
     if (g.mpi.rank !== 0) continue;
+    if (f.trace !== undefined) writeRecordedTrace(traceFileFor(f.trace as string, name, schedules.length > 1), "processes", schedule, real.steps.map((s) => s.ranks));
     const inputs: SimInputs = { name, schedule, steps: real.steps, cores: cpus().length, perByte, messageBytes: bytes, pingPong: latency, cpu,
       pinned: availableParallelism() === 1 && cpus().length > 1 };
     const { row, measured } = simRow(inputs);

@@ -50,6 +50,8 @@ export interface Outbox {
    * an executor may move it instead of copying.
    */
   send(to: number, key: string, payload: Payload, transferable: boolean): void;
+  /** Called after every action: messages in flight may advance (MPI progress on the computing thread). */
+  progress?(): void;
 }
 
 /** The minimal optimizer surface a stage needs (src/optim's Optimizer satisfies it). */
@@ -282,6 +284,7 @@ export class WorkerInterpreter {
         this.peakLive.set(a.stage, Math.max(live, this.peakLive.get(a.stage) ?? 0));
       }
       this.pc += run;
+      this.o.outbox.progress?.();
     }
     if (!this.o.ownsWeights) this.hold(false);
     return true;

@@ -129,7 +129,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       weights = { share };
       su = { ...setup, optimizerState: share.optimizerState };
     }
-    const outbox = { send: (to: number, key: string, payload: Payload) => this.sendPipe(to, key, payload) };
+    const outbox = { send: (to: number, key: string, payload: Payload) => this.sendPipe(to, key, payload), progress: () => this.g.mpi.progress() };
     const built = await buildWorker(su, w, weights, outbox, (mb, m) => { this.metrics.push([mb, m]); },
       (mb, t) => { this.outputs.push([mb, t.data.slice(), [...t.shape]]); });
     this.interp = built.interp;
@@ -157,7 +157,11 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   private pump(): void {
     if (!this.finished) return;
     try {
-      if (this.interp.pump()) { const f = this.finished; this.finished = null; f(); }
+      this.g.mpi.waiting(false);
+      const done = this.interp.pump();
+      // Blocked on a message: this rank's core is free for the communication thread to poll hot.
+      if (!done) this.g.mpi.waiting(true);
+      else { const f = this.finished; this.finished = null; f(); }
     } catch (e) { this.die(e); }
     this.idleSoon();
   }
