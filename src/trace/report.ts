@@ -158,9 +158,12 @@ export function criticalPath(t: TraceFile, step: number): PathLink[] {
       a = mine.filter((e) => end(e) <= reduce.ts + 1).pop();
       continue;
     }
-    if (recv && msgEnd >= prevEnd) {
+    // A message taken in after the worker's previous action was usually there earlier: it decided
+    // the start only if it was sent after that action ended (the receive is logged when handled).
+    const send = recv ? comm.find((e) => e.name === "send" && e.args?.key === key && e.pid !== cur.pid) : undefined;
+    const ready = send ? end(send) : msgEnd;
+    if (recv && ready >= prevEnd) {
       path.push(link("receive", recv, key!));
-      const send = comm.find((e) => e.name === "send" && e.args?.key === key && e.pid !== cur.pid);
       if (!send) break;
       path.push(link("send", send, key!));
       // The action the message was sent from (a send happens inside the action that produced it).
