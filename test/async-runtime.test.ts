@@ -1,4 +1,4 @@
-// Asynchronous pipelines on the runtime (issue 4): every weight policy runs through the executors'
+// Asynchronous pipelines on the runtime: every weight policy runs through the executors'
 // hooks; the threads executor (which rebuilds the policies from the setup's JSON) equals the inline
 // one bit for bit, with one worker per stage and with stages sharing workers; the policies and the
 // Spike-Compensation delay receive the delays measured from the IR.

@@ -5,7 +5,7 @@
 // lists), and step k applies the summed gradients of its micro-batches with plain momentum SGD.
 // With S = 1 this is the async pipeline's whole meaning: asynchronous 1F1B on one stage is
 // single-device SGD whose gradient is one update stale for the first micro-batch of every step
-// (tau = 1, METHODS.md's convention), NOT synchronous training; the oracle checks exactly that. The
+// (tau = 1, as expectedDelay counts it), NOT synchronous training; the oracle checks exactly that. The
 // naive policy must fail the same check (its backward mixes weight versions).
 import { test } from "node:test";
 import assert from "node:assert/strict";

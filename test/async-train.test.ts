@@ -1,4 +1,4 @@
-// `pipewright train --schedule async` end to end: the flags of issue 4 resolve into the pipeline
+// `pipewright train --schedule async` end to end: the asynchronous flags resolve into the pipeline
 // configuration (or fail naming the bad flag), and a short asynchronous run with a synchronous
 // warm-up epoch gives identical numbers on the inline and threads executors (the threads workers
 // rebuild the policies from JSON, and the warm-up's optimizer state carries into the async phase).
@@ -17,7 +17,7 @@ import type { PipelineTrainOptions } from "../src/train/options.js";
 
 const pipe = (argv: string[]) => resolvePipelineConfig(parseFlags(trainCommand, argv), givenFlags(argv));
 
-test("train flags: --schedule async with the issue's flag names", () => {
+test("train flags: --schedule async with the asynchronous methods' flag names", () => {
   const p = pipe(["--schedule", "async", "--stages", "4", "--method", "pipemare", "--pipemare-lr", "off", "--warmup-epochs", "2"]);
   assert.ok(p);
   assert.equal(p.schedule, "async");

@@ -133,6 +133,7 @@ test("BatchNorm buffers are broadcast from replica 0: replicas stay bit-identica
 });
 
 test("the backend reaches the workers: reference when chosen (PIPEWRIGHT_BACKEND), single-threaded native otherwise", async () => {
+  const before = getBackend();
   const prev = useBackend(null);
   try {
     setBackend("reference");
@@ -158,7 +159,7 @@ test("the backend reaches the workers: reference when chosen (PIPEWRIGHT_BACKEND
       await dp.close();
     }
   }
-  assert.ok(getBackend());
+  assert.equal(getBackend(), before, "the test puts this thread's backend back");
 });
 
 test("PIPEWRIGHT_BACKEND=reference in the environment puts every replica on the reference backend", () => {

@@ -1,9 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  criterionBound, FreezePolicy, gradNorm, median, parseAlpha, parseFreezeCriterion, resolveFreezeConfig, scheduledFrozen,
+  criterionBound, FreezePolicy, gradNorm, parseAlpha, parseFreezeCriterion, resolveFreezeConfig, scheduledFrozen,
 } from "../src/pipeline/freeze/policy.js";
 import { Tensor } from "../src/tensor/tensor.js";
+import { median } from "../src/util/stats.js";
 
 /** Exact ceil(L * (1 - (1 - p/q)^T)) in integers: ceil(L * (q^T - (q-p)^T) / q^T). */
 function closedForm(L: number, p: number, q: number, T: number): number {

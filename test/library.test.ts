@@ -1,4 +1,4 @@
-// The library's pipeline object (issue 11): a user-defined model and loss through createPipeline
+// The library's pipeline object: a user-defined model and loss through createPipeline
 // equal single-device training (the oracle: the same user model trained with the autograd engine
 // and SGD, written out here) within 1e-5 for every synchronous schedule; threads equal inline bit
 // for bit; bad inputs fail with messages naming the problem.

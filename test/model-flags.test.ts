@@ -1,4 +1,4 @@
-// Sized models from the CLI (issue 11, point 5): the sizing flags and --model-config resolve into
+// Sized models from the CLI: the sizing flags and --model-config resolve into
 // the spec they describe (checked against the model actually built), bad values and fields exit 2
 // naming the field and what is allowed, and a sized model's checkpoint resumes (on one device and
 // as a pipeline) and evaluates as the same model.
@@ -16,7 +16,7 @@ import { modelSpecFromFlags } from "../src/cli/model-flags.js";
 import { loadCheckpoint } from "../src/checkpoint/index.js";
 import { createModel, DEFAULTS, type ModelSpec } from "../src/nn/models/index.js";
 import { buildTask } from "../src/train/task.js";
-import { round } from "../src/train/metrics.js";
+import { roundMetric } from "../src/train/metrics.js";
 
 const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), "pipewright-size-"));
@@ -156,7 +156,7 @@ test("a sized model's checkpoint records its spec; --resume (one device and pipe
   const rebuilt = createModel(saved.modelSpec as unknown as ModelSpec, 0);
   rebuilt.loadStateDict(saved.model);
   const task = buildTask({ spec: rebuilt.spec, batch: 4, seed: 0, stepsPerEpoch: 2 });
-  assert.equal(round(task.evaluate(rebuilt).loss), first.test_loss);
+  assert.equal(roundMetric(task.evaluate(rebuilt).loss), first.test_loss);
   // As a pipeline on worker threads: the resumed run continues as the saved sized pipeline.
   const pipe = ["--schedule", "gpipe", "--stages", "2", "--microbatches", "2", "--executor", "threads"];
   const pStraight = run(...size, ...pipe, "--epochs", "2");

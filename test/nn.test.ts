@@ -144,8 +144,9 @@ test("every model maps its input shape to logits of the documented shape", () =>
   assert.throws(() => gpt.forward(Tensor.zeros([1, 7])), /ids \[1, 7\] must be \[B, T\] with 1 <= T <= context 6/);
 });
 
-test("BENCH_CONFIGS are the three issue-2 configurations, identical to scripts/torch_models.py's", () => {
+test("BENCH_CONFIGS are the three benchmark configurations, identical to scripts/torch_models.py's", () => {
   const py = JSON.parse(readFileSync(new URL("../../fixtures/torch/bench_configs.json", import.meta.url), "utf8")) as unknown;
+  // A JSON round trip on purpose: the configurations as JSON, the form the Python side wrote.
   assert.deepEqual(py, JSON.parse(JSON.stringify(BENCH_CONFIGS)));
   assert.deepEqual(BENCH_CONFIGS.map((c) => [c.model, c.batch, c.inputShape]), [
     ["mlp", 128, [128, 1, 28, 28]], ["cnn", 64, [64, 1, 28, 28]], ["gpt", 16, [16, 128]],

@@ -52,7 +52,7 @@ test("partitionLayers by method, and interleaved chunks are non-consecutive", ()
   assert.throws(() => partitionLayers({ layers: 4, stages: 2, method: "time" }), /needs times per layer/);
   assert.throws(() => partitionLayers({ layers: 4, stages: 2, method: "time", times: [1, 2] }), /got 2 times for 4 layers/);
   assert.deepEqual(partitionLayers({ layers: 8, stages: 3, balance: [2, 3, 3] }).ranges, [[0, 2], [2, 5], [5, 8]]);
-  // METHODS.md: 16 layers, 4 stages, v=2 -> stage 0 holds layers 0-1 and 8-9.
+  // Interleaved placement: 16 layers, 4 stages, v=2 -> stage 0 holds layers 0-1 and 8-9.
   const p = partitionLayers({ layers: 16, stages: 4, chunks: 2 });
   const r = stageLayerRanges(p, 4, 2);
   assert.deepEqual(r[0], [[0, 2], [8, 10]]);

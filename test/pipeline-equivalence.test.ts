@@ -1,4 +1,4 @@
-// The central pipeline test (DESIGN.md "The schedule IR is the spine"): for every synchronous
+// The central pipeline test (every executor runs the same schedule IR, so all must agree): for every synchronous
 // schedule, with and without recomputation, the weights after 3 optimizer steps equal single-device
 // training on the same mini-batches (1e-5 relative), and the threads executor reproduces the inline
 // executor bit for bit. The oracle is plain single-device training written out here with the

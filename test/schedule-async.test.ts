@@ -1,4 +1,4 @@
-// Asynchronous 1F1B without flush: delays measured from the lists equal METHODS.md's formula.
+// Asynchronous 1F1B without flush: delays measured from the lists equal expectedDelay's closed form.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {

@@ -1,4 +1,4 @@
-// The asynchronous-method configuration: issue 4's flags -> policy + transforms, with clear errors.
+// The asynchronous-method configuration: the asynchronous flags -> policy + transforms, with clear errors.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseFlags, type CommandSpec } from "../src/cli/args.js";

@@ -1,5 +1,5 @@
 // Weight policies of the asynchronous methods, driven through action sequences shaped like the
-// steady-state asynchronous 1F1B of METHODS.md (F of micro-batch t at tick t, its B d ticks later, a
+// steady-state asynchronous 1F1B (F of micro-batch t at tick t, its B d ticks later, a
 // STEP after every M backwards), on tiny weight sets whose motion is known in closed form.
 import { test } from "node:test";
 import assert from "node:assert/strict";

@@ -6,7 +6,7 @@
 // (SPMD: every rank makes the same calls with the same arguments; each call is collective and
 // returns the same result on every rank; rank 0 alone writes files). It picks its own micro-batch count.
 import { noGrad } from "../autograd/engine.js";
-import { loadCheckpoint, saveCheckpoint, type Json } from "../checkpoint/index.js";
+import { loadCheckpoint, saveCheckpoint, toJson } from "../checkpoint/index.js";
 import type { ModelSpec } from "../nn/models/spec.js";
 import type { OptimizerConfig } from "../optim/factory.js";
 import type { OptimizerState } from "../optim/index.js";
@@ -109,7 +109,7 @@ export class FreezingPipe {
     if (this.o.executor === "processes" && !isWriterRank()) return;
     saveCheckpoint(path, {
       model: await this.stateDict(), optimizer: optimizer ?? undefined, step: this.stepCount, epoch: this.epochCount,
-      modelSpec: this.o.model.builtin, extra: JSON.parse(JSON.stringify({ library: { freeze: this.trainer.freezeState() } })) as Json,
+      modelSpec: this.o.model.builtin, extra: toJson({ library: { freeze: this.trainer.freezeState() } }),
     });
   }
 

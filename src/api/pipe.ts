@@ -4,7 +4,7 @@
 // (src/pipeline/stage.ts: the summed micro-batch losses are the mini-batch mean) and runs one
 // optimizer step on the executor. eval() runs through the stages; the main thread keeps a copy of
 // the model for stateDict() and save().
-import { loadCheckpoint, saveCheckpoint, type Json } from "../checkpoint/index.js";
+import { loadCheckpoint, saveCheckpoint, toJson } from "../checkpoint/index.js";
 import { toPlain, type OptimizerState } from "../optim/index.js";
 import { partitionLayers } from "../pipeline/partition.js";
 import { generateSchedule, type Schedule } from "../pipeline/schedule/index.js";
@@ -113,10 +113,6 @@ export class Pipe {
     return losses;
   }
 
-  private async syncModel(): Promise<void> {
-    if (this.executor.name !== "inline") this.model.loadStateDict(await this.executor.stateDict());
-  }
-
   /**
    * The model's output for x with the current weights (eval mode, no gradient), computed through the
    * stages as one micro-batch. processes: collective; every rank gets the output.
@@ -174,7 +170,7 @@ export class Pipe {
     saveCheckpoint(path, {
       model: state, optimizer, step: this.stepCount, epoch: 0,
       modelSpec,
-      extra: JSON.parse(JSON.stringify({ library: { pipeline }, ...(asyncPart.meta ? { async: asyncPart.meta } : {}) })) as Json,
+      extra: toJson({ library: { pipeline }, ...(asyncPart.meta ? { async: asyncPart.meta } : {}) }),
       extraTensors: asyncPart.tensors,
     });
   }

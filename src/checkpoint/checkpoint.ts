@@ -20,6 +20,15 @@ export { CheckpointError };
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
+/**
+ * A snapshot of `value` exactly as the checkpoint's JSON metadata will hold it (undefined fields
+ * dropped, non-finite numbers null), typed as Json. A JSON round trip on purpose, not structuredClone:
+ * what a later load returns is then what the trainer saw when it saved.
+ */
+export function toJson(value: unknown): Json {
+  return JSON.parse(JSON.stringify(value)) as Json;
+}
+
 export const CHECKPOINT_FORMAT = "pipewright";
 export const CHECKPOINT_FORMAT_VERSION = "1";
 export const OPTIM_PREFIX = "optim.";

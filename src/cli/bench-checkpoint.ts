@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
 import { cpuLabel, getBackend, machineCpu } from "../backend/index.js";
 import { loadCheckpoint, saveCheckpoint } from "../checkpoint/index.js";
+import { medianUpper, roundTo } from "../util/stats.js";
 import { splitBatch } from "../data/microbatch.js";
 import { createModel } from "../nn/models/index.js";
 import type { ModelSpec } from "../nn/models/spec.js";
@@ -126,7 +127,7 @@ async function timeLayout(layout: Layout, path: string, c: Ctx): Promise<Pick<Ch
     for (const n of readdirSync(dir)) if (n === base || n.startsWith(`${base}.part-`)) files += statSync(join(dir, n)).size;
   }
   await c.g.world.barrier();
-  const median = (xs: number[]): number => Number([...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)].toFixed(1));
-  return { save_ms_median: median(times), save_ms: times.map((t) => Number(t.toFixed(1))), gather_ms_median: gathers.length ? median(gathers) : null,
+  const medianMs = (xs: number[]): number => roundTo(medianUpper(xs), 1);
+  return { save_ms_median: medianMs(times), save_ms: times.map((t) => roundTo(t, 1)), gather_ms_median: gathers.length ? medianMs(gathers) : null,
     peak_rss_mb: all.map((a) => mb(a.rss)), files_mb: mb(files), load_ms };
 }

@@ -5,7 +5,8 @@
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import type { BenchConfig } from "../nn/models/index.js";
-import { benchStep, median } from "../train/bench-engine.js";
+import { benchStep } from "../train/bench-engine.js";
+import { median } from "../util/stats.js";
 
 export interface InterleavedOptions { steps: number; warmup: number; seed: number; python: string; script: string; env: NodeJS.ProcessEnv }
 export interface InterleavedResult { oursMs: number; torchMs: number; torchBackend: string }

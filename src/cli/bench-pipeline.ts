@@ -1,5 +1,5 @@
 // `pipewright bench pipeline`: throughput of pipeline training on worker threads against one worker
-// without a pipeline (issue 3): an MLP of depth 8 (eight Linear layers) and width 1024 on 784-pixel
+// without a pipeline: an MLP of depth 8 (eight Linear layers) and width 1024 on 784-pixel
 // inputs, batch 256, M = 8. Lines (one JSON object each with --json):
 //   {"bench": "message"}            one-way latency between two worker threads (empty; 128 KB moved)
 //   {"bench": "parallel_capacity"}  how many cores' worth of work two threads get done (shared machine)
@@ -35,6 +35,7 @@ import { SGD } from "../optim/index.js";
 import { simulate, type CostModel } from "../sim/index.js";
 import { Rng } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
+import { round } from "../util/stats.js";
 import { balanceByCost } from "../pipeline/partition.js";
 import { measureWorkerCosts, profileUnitTimes, type WorkerCosts } from "../pipeline/runtime/profile.js";
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
@@ -120,8 +121,6 @@ export interface PipelineBenchLine {
   balance: number[] | null;
   backend: string;
 }
-
-function round(x: number, d = 4): number { return Number(x.toPrecision(d)); }
 
 /** Median one-way latency (µs) of a message between two worker threads, `bytes` transferred each way. */
 export async function measureMessageLatency(bytes: number, rounds = 2000): Promise<number> {
@@ -239,12 +238,12 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   const activationBytes = noGrad(() => probe.units[0].forward(batch.inputs[0])).size * 4;
   const latencyEmpty = await measureMessageLatency(0);
   const latency = await measureMessageLatency(activationBytes);
-  out({ bench: "message", payload_bytes: 0, one_way_us: round(latencyEmpty) }, `message between worker threads: ${latencyEmpty.toFixed(1)} µs one way (empty)`);
-  out({ bench: "message", payload_bytes: activationBytes, transferred: true, one_way_us: round(latency) },
+  out({ bench: "message", payload_bytes: 0, one_way_us: round(latencyEmpty, 4) }, `message between worker threads: ${latencyEmpty.toFixed(1)} µs one way (empty)`);
+  out({ bench: "message", payload_bytes: activationBytes, transferred: true, one_way_us: round(latency, 4) },
     `message between worker threads: ${latency.toFixed(1)} µs one way (${activationBytes} bytes, transferred)`);
 
   const capacity = await measureParallelCapacity(W);
-  out({ bench: "parallel_capacity", threads: W, throughput_ratio: round(capacity) },
+  out({ bench: "parallel_capacity", threads: W, throughput_ratio: round(capacity, 4) },
     `${W} threads running the same kernel get ${capacity.toFixed(2)}x the work of one done (the most any ${W}-worker pipeline can gain here)`);
 
   // Every configuration is prepared first, then timed in interleaved rounds (the fastest round of
@@ -314,13 +313,13 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
 
   const t1 = runners[0].best, tm = runners[1].best;
   const base = B / t1;
-  out({ schedule: "none", workers: 1, microbatches: 1, chunks: 1, batch: B, samples_per_s: round(base), speedup: 1,
-    speedup_vs_microbatched: null, ideal: 1, efficiency: null, step_ms: round(t1 * 1000), balance: null, backend } satisfies PipelineBenchLine,
+  out({ schedule: "none", workers: 1, microbatches: 1, chunks: 1, batch: B, samples_per_s: round(base, 4), speedup: 1,
+    speedup_vs_microbatched: null, ideal: 1, efficiency: null, step_ms: round(t1 * 1000, 4), balance: null, backend } satisfies PipelineBenchLine,
   `one worker, no pipeline: ${base.toFixed(1)} samples/s (${(t1 * 1000).toFixed(1)} ms/step)`);
   // The same M micro-batches with gradient accumulation on one worker: what a pipeline divides up.
   const baseMicro = B / tm;
-  out({ schedule: "none", workers: 1, microbatches: M, chunks: 1, batch: B, samples_per_s: round(baseMicro), speedup: round(baseMicro / base),
-    speedup_vs_microbatched: 1, ideal: 1, efficiency: null, step_ms: round(tm * 1000), balance: null, backend } satisfies PipelineBenchLine,
+  out({ schedule: "none", workers: 1, microbatches: M, chunks: 1, batch: B, samples_per_s: round(baseMicro, 4), speedup: round(baseMicro / base, 4),
+    speedup_vs_microbatched: 1, ideal: 1, efficiency: null, step_ms: round(tm * 1000, 4), balance: null, backend } satisfies PipelineBenchLine,
   `one worker, ${M} micro-batches, no pipeline: ${baseMicro.toFixed(1)} samples/s (${(tm * 1000).toFixed(1)} ms/step)`);
   for (const p of pipelines) {
     const t = p.runner.best;
@@ -328,10 +327,10 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
     const speedup = sps / base;
     const same = sps / baseMicro;
     const line: PipelineBenchLine = {
-      schedule: p.name, workers: W, microbatches: M, chunks: p.v, batch: B, samples_per_s: round(sps), speedup: round(speedup),
-      speedup_vs_microbatched: round(same), ideal: round(p.ideal), efficiency: round(speedup / p.ideal),
-      executor_efficiency: round(same / p.ideal), weight_grads: weightGrads,
-      step_ms: round(t * 1000), balance: p.balance, backend,
+      schedule: p.name, workers: W, microbatches: M, chunks: p.v, batch: B, samples_per_s: round(sps, 4), speedup: round(speedup, 4),
+      speedup_vs_microbatched: round(same, 4), ideal: round(p.ideal, 4), efficiency: round(speedup / p.ideal, 4),
+      executor_efficiency: round(same / p.ideal, 4), weight_grads: weightGrads,
+      step_ms: round(t * 1000, 4), balance: p.balance, backend,
     };
     out(line, `${p.name.padEnd(12)} ${W} workers: ${sps.toFixed(1)} samples/s, speed-up ${speedup.toFixed(2)} over one worker ` +
       `of ideal ${p.ideal.toFixed(2)} (${(100 * speedup / p.ideal).toFixed(0)}%); ${same.toFixed(2)} over one worker with the same ` +
@@ -374,8 +373,8 @@ async function syntheticRun(name: string, schedule: Schedule, balance: number[],
   const oneWorkerTime = M * [...costs.F, ...costs.B, ...costs.W].reduce((a, b) => a + b, 0);
   const sim = simulate(schedule, costModel({ ...c, step: c.step.map(() => 0) }, latencyUs));
   const speedup = oneWorkerTime / t;
-  const line = { mode: "synthetic", schedule: name, workers: W, microbatches: M, chunks: schedule.chunks, speedup: round(speedup),
-    ideal: round(sim.speedup), efficiency: round(speedup / sim.speedup), step_ms: round(t * 1000), backend };
+  const line = { mode: "synthetic", schedule: name, workers: W, microbatches: M, chunks: schedule.chunks, speedup: round(speedup, 4),
+    ideal: round(sim.speedup, 4), efficiency: round(speedup / sim.speedup, 4), step_ms: round(t * 1000, 4), backend };
   return line;
 }
 

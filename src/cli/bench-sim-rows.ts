@@ -7,7 +7,8 @@ import { loadavg } from "node:os";
 import { balanceByCost } from "../pipeline/partition.js";
 import { execute, generateSchedule, type Schedule, type WeightGradMode } from "../pipeline/schedule/index.js";
 import type { RankTimings } from "../pipeline/runtime/action-records.js";
-import { measuredStep, median, readyMessageHolds, replayCosts, simulate, type CostModel, type MeasuredStep } from "../sim/index.js";
+import { measuredStep, readyMessageHolds, replayCosts, simulate, type CostModel, type MeasuredStep } from "../sim/index.js";
+import { median, roundTo } from "../util/stats.js";
 
 export interface SimRow {
   bench: "sim"; schedule: string; ranks: number; microbatches: number;
@@ -54,8 +55,6 @@ export interface SimInputs {
   pinned: boolean;
 }
 
-const r1 = (x: number): number => Number(x.toFixed(1));
-
 /** The step time the simulator predicts from one step's measured costs. */
 export function predictStep(s: Schedule, m: MeasuredStep): number {
   return simulate(s, m.costs).makespan + m.exchange;
@@ -77,18 +76,18 @@ export function simRow(i: SimInputs): { row: SimRow; measured: MeasuredStep[] } 
   const med = (f: (m: MeasuredStep) => number): number => median(measured.map(f));
   const row: SimRow = {
     bench: "sim", schedule: i.name, ranks: i.schedule.workers.length, microbatches: i.schedule.microbatches,
-    predicted_step_ms: r1(median(predicted) * 1e3), measured_step_ms: r1(median(seconds) * 1e3),
+    predicted_step_ms: roundTo(median(predicted) * 1e3, 1), measured_step_ms: roundTo(median(seconds) * 1e3, 1),
     error: Number((median(predicted) / median(seconds) - 1).toFixed(3)),
     error_per_step_median: Number(median(predicted.map((p, k) => p / seconds[k] - 1)).toFixed(3)),
-    message_us: r1(med((m) => (m.costs.message ?? 0) + i.perByte * i.messageBytes) * 1e6),
-    measured_best_step_ms: r1(Math.min(...seconds) * 1e3), steps: seconds.length, cores: i.cores,
+    message_us: roundTo(med((m) => (m.costs.message ?? 0) + i.perByte * i.messageBytes) * 1e6, 1),
+    measured_best_step_ms: roundTo(Math.min(...seconds) * 1e3, 1), steps: seconds.length, cores: i.cores,
     background: Number(med((m) => m.costs.background ?? 0).toFixed(2)), pinned: i.pinned,
     rank_slowdown: i.pinned ? Array.from({ length: W }, (_, w) => Number(med((m) => m.costs.slowdown?.[w] ?? 1).toFixed(2))) : null,
-    sender_slice_us: r1(med((m) => m.costs.senderSlice ?? 0) * 1e6), receive_us: r1(med((m) => m.costs.receive ?? 0) * 1e6),
-    exchange_us: r1(med((m) => m.exchange) * 1e6), hold_us: r1(median(holds) * 1e6), hold_messages: holds.length, action_slowdown: Number(med((m) => m.slowdown).toFixed(2)),
-    ping_pong_us: r1(i.pingPong * 1e6), loadavg: loadavg().map((x) => Number(x.toFixed(2))), cpu: i.cpu,
-    predicted_one_core_per_rank_ms: r1(median(alone) * 1e3), predicted_ping_pong_latency_ms: r1(median(pinged) * 1e3),
-    replayed_step_ms: r1(median(replayed) * 1e3), replay_error: Number((median(replayed) / median(seconds) - 1).toFixed(3)),
+    sender_slice_us: roundTo(med((m) => m.costs.senderSlice ?? 0) * 1e6, 1), receive_us: roundTo(med((m) => m.costs.receive ?? 0) * 1e6, 1),
+    exchange_us: roundTo(med((m) => m.exchange) * 1e6, 1), hold_us: roundTo(median(holds) * 1e6, 1), hold_messages: holds.length, action_slowdown: Number(med((m) => m.slowdown).toFixed(2)),
+    ping_pong_us: roundTo(i.pingPong * 1e6, 1), loadavg: loadavg().map((x) => Number(x.toFixed(2))), cpu: i.cpu,
+    predicted_one_core_per_rank_ms: roundTo(median(alone) * 1e3, 1), predicted_ping_pong_latency_ms: roundTo(median(pinged) * 1e3, 1),
+    replayed_step_ms: roundTo(median(replayed) * 1e3, 1), replay_error: Number((median(replayed) / median(seconds) - 1).toFixed(3)),
   };
   return { row, measured };
 }
@@ -149,7 +148,7 @@ export function predictionRows(i: SimInputs, measured: readonly MeasuredStep[], 
     const s = generateSchedule(i.name, { stages: ranks, microbatches: M, chunks: v, weightGrads });
     const fixed = Math.max(0, i.pingPong - i.perByte * i.messageBytes);
     const t = median(measured.map((m) => simulate(s, scaledCosts(m, balance, unitTimes, i.schedule.stages, ranks, v, fixed)).makespan + m.exchange));
-    rows.push({ bench: "sim", schedule: i.name, ranks, microbatches: M, batch, predicted_step_ms: r1(t * 1e3), predicted_samples_per_s: r1(batch / t), prediction: true,
+    rows.push({ bench: "sim", schedule: i.name, ranks, microbatches: M, batch, predicted_step_ms: roundTo(t * 1e3, 1), predicted_samples_per_s: roundTo(batch / t, 1), prediction: true,
       from_ranks: i.schedule.workers.length, assumptions: PREDICTION_ASSUMPTIONS });
   }
   return rows;

@@ -4,7 +4,7 @@
 // value or a bad config field is a UsageError naming it and what is allowed.
 import { readFileSync } from "node:fs";
 import { UsageError, type FlagSpec, type FlagValues } from "./args.js";
-import { DEFAULTS, MODEL_NAMES, resolveSpec, type ModelName, type ModelSpec, type ResolvedSpec } from "../nn/models/spec.js";
+import { DEFAULTS, MODEL_NAMES, resolveSpec, type ModelName, type ResolvedSpec } from "../nn/models/spec.js";
 
 export const MODEL_SIZE_FLAGS = {
   layers: { type: "int", min: 1, meta: "L", help: "model size: gpt/vit transformer blocks (depth), mlp hidden layers (default: the model's standard size)" },

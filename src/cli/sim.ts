@@ -10,6 +10,7 @@ import { timelineSvg } from "../report/timeline-svg.js";
 import { formatPrediction, parseTrace, predictSpeedup } from "../pipeline/freeze/index.js";
 import { readFileSync } from "node:fs";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
+import { round } from "../util/stats.js";
 
 export const simCommand: CommandSpec = {
   name: "sim",
@@ -89,8 +90,6 @@ function build(f: FlagValues): { schedule: Schedule; costs: CostModel } {
   return { schedule, costs };
 }
 
-const round = (x: number): number => Number(x.toPrecision(12));
-
 export async function runSim(argv: string[]): Promise<number> {
   const f = parseFlags(simCommand, argv);
   if (f.help) { process.stdout.write(helpText(simCommand) + "\n"); return 0; }
@@ -115,16 +114,16 @@ export async function runSim(argv: string[]): Promise<number> {
     process.stdout.write(JSON.stringify({
       schedule: s.name, stages: s.stages, microbatches: s.microbatches, chunks: s.chunks, steps: s.steps,
       workers: s.workers.length, stage_to_worker: s.stageToWorker, weight_grads: f["weight-grads"],
-      makespan: round(r.makespan), bubble_fraction: round(r.bubbleFraction),
-      bubble_formula: formula ? { expr: formula.expr, value: round(formula.value) } : null,
-      speedup: round(r.speedup), busy_per_worker: r.busy.map(round), idle_per_worker: r.idle.map(round),
+      makespan: round(r.makespan, 12), bubble_fraction: round(r.bubbleFraction, 12),
+      bubble_formula: formula ? { expr: formula.expr, value: round(formula.value, 12) } : null,
+      speedup: round(r.speedup, 12), busy_per_worker: r.busy.map((x) => round(x, 12)), idle_per_worker: r.idle.map((x) => round(x, 12)),
       peak_activations: r.peakActivations,
       ...(isAsync ? { delays, expected_delays: expected } : {}),
       svg: svgPath ?? null,
     }) + "\n");
     return 0;
   }
-  const fmt = (x: number): string => String(round(Number(x.toPrecision(6))));
+  const fmt = (x: number): string => String(round(x, 6));
   const lines = [
     `schedule ${s.name}: S=${s.stages} stages on ${s.workers.length} workers, M=${s.microbatches} micro-batches` +
       `${s.chunks > 1 ? `, v=${s.chunks} chunks` : ""}, ${s.steps} step${s.steps > 1 ? "s" : ""}` +

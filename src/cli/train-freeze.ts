@@ -1,4 +1,4 @@
-// `pipewright train --model vit --freeze ...`: PipeTransformer's elastic training (issue 5), kept out
+// `pipewright train --model vit --freeze ...`: PipeTransformer's elastic training, kept out
 // of train.ts so that file only dispatches. Uses the freeze module's parsers for alpha and criterion.
 // --save / --resume / --metrics / --svg work as in `train` (src/train/elastic.ts has the details).
 import { UsageError, type FlagSpec, type FlagValues } from "./args.js";

@@ -57,13 +57,13 @@ export const trainCommand: CommandSpec = {
     limit: { type: "int", min: 1, help: "use only the first N training and N test examples (gpt: N context windows per epoch)", meta: "N" },
     text: { type: "string", help: "gpt: text corpus to train on (default: the committed fixtures/text/corpus.txt)", meta: "FILE" },
     "steps-per-epoch": { type: "int", min: 1, help: "gpt: optimizer steps per epoch (default: one pass over the text, at least 50)", meta: "N" },
-    // Model size (issue 11): the standard sizes unless given; a checkpoint records the sized spec.
+    // Model size: the standard sizes unless given; a checkpoint records the sized spec.
     ...MODEL_SIZE_FLAGS,
     backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
     json: { type: "bool", help: "print the final summary as one JSON object on stdout" },
     svg: { type: "string", help: "draw loss/accuracy curves from the run's metrics into an SVG file", meta: "FILE" },
     quiet: { type: "bool", help: "no progress bar or per-epoch lines on stderr" },
-    // Pipeline parallelism (issue 3): present only with --schedule.
+    // Pipeline parallelism: present only with --schedule.
     schedule: { type: "string", choices: SCHEDULE_CHOICES, meta: "NAME",
       help: `train as a pipeline with this schedule: ${PIPELINE_SCHEDULES.join(", ")}; or ${NO_PIPELINE}: one device. ` +
         `Default: one device, or with --resume the checkpoint's saved pipeline (pipeline flags given override its values; ` +
@@ -79,12 +79,12 @@ export const trainCommand: CommandSpec = {
       help: "pipeline: compute weight gradients with each micro-batch's backward (default microbatch), or once per step " +
         "over the whole mini-batch (step: one product per layer instead of M thin ones, faster for small micro-batches; " +
         "each stage keeps its layers' inputs and output gradients until the step, so 1F1B needs GPipe's activation memory)" },
-    // Asynchronous pipelines (issue 4): only with --schedule async.
+    // Asynchronous pipelines: only with --schedule async.
     ...ASYNC_FLAGS,
     trace: { type: "string", meta: "FILE", help: "pipeline: write a Chrome trace (Perfetto, chrome://tracing) of every training step: one process per worker or MPI rank, compute and communication tracks; read it with `pipewright trace report FILE`" },
     workers: { type: "int", min: 1, help: "pipeline: worker threads the stages share, in contiguous blocks (default one per stage)", meta: "W" },
     replicas: { type: "int", min: 1, help: "pipeline, --executor processes: data-parallel copies of the pipeline (MPI ranks = workers x R); each takes 1/R of every micro-batch's rows, gradients summed over replicas", meta: "R" },
-    // PipeTransformer (issue 5): adaptive freezing with elastic pipelines (src/pipeline/elastic).
+    // PipeTransformer: adaptive freezing with elastic pipelines (src/pipeline/elastic).
     ...FREEZE_FLAGS,
   },
   examples: [

@@ -119,6 +119,7 @@ export abstract class Optimizer<H extends { lr: number }, S extends { step: numb
     }
     return {
       kind: this.kind,
+      // A JSON round trip, not structuredClone: the snapshot's hyperparameters are exactly what a saved and reloaded checkpoint holds (an undefined option dropped).
       groups: this.groups.map((g) => ({ hyper: JSON.parse(JSON.stringify(g.hyper)) as Record<string, number | boolean | number[]>, baseLr: g.baseLr, params: g.params.map(([n]) => n) })),
       steps,
       tensors,

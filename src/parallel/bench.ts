@@ -6,6 +6,7 @@ import type { ModelSpec } from "../nn/models/spec.js";
 import type { OptimizerConfig } from "../optim/index.js";
 import { Rng } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
+import { median, roundTo } from "../util/stats.js";
 import { DataParallel } from "./data-parallel.js";
 
 export interface DataParallelBenchRecord {
@@ -27,14 +28,6 @@ export interface DataParallelBenchRecord {
   overhead_ms: number;
   gradient_mb: number;
 }
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-const r3 = (x: number): number => Number(x.toFixed(3));
 
 export const DP_BENCH_SPEC: ModelSpec = { name: "mlp", input: 784, hidden: [1024, 1024], classes: 10 };
 
@@ -69,9 +62,9 @@ export async function benchDataParallel(opts: {
       const sps = batch / median(step);
       out.push({
         bench: "data-parallel", model: spec.name, backend: dp.backend, batch, replicas: R, steps,
-        samples_per_s: Math.round(sps), speedup: out.length ? r3(sps / out[0].samples_per_s) : 1,
-        step_ms: r3(median(step) * 1e3), compute_ms: r3(median(compute) * 1e3), allreduce_ms: r3(median(ar) * 1e3),
-        update_ms: r3(median(upd) * 1e3), overhead_ms: r3(median(over) * 1e3), gradient_mb: r3(gradientBytes / 1e6),
+        samples_per_s: Math.round(sps), speedup: out.length ? roundTo(sps / out[0].samples_per_s, 3) : 1,
+        step_ms: roundTo(median(step) * 1e3, 3), compute_ms: roundTo(median(compute) * 1e3, 3), allreduce_ms: roundTo(median(ar) * 1e3, 3),
+        update_ms: roundTo(median(upd) * 1e3, 3), overhead_ms: roundTo(median(over) * 1e3, 3), gradient_mb: roundTo(gradientBytes / 1e6, 3),
       });
     } finally {
       await dp.close();

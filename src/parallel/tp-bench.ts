@@ -5,6 +5,7 @@
 import { getBackend } from "../backend/index.js";
 import type { MlpBenchInput, MlpBenchOutput } from "./tp-tasks.js";
 import { runTensorParallel } from "./tp-runner.js";
+import { median, roundTo } from "../util/stats.js";
 
 export interface TensorParallelBenchRecord {
   bench: "tensor-parallel-mlp";
@@ -23,14 +24,6 @@ export interface TensorParallelBenchRecord {
   speedup: number;
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-const r3 = (x: number): number => Number(x.toFixed(3));
-
 export async function benchTensorParallelMlp(o: { dim?: number; hidden?: number; tokens?: number; steps?: number; warmup?: number; sizes?: readonly number[] } = {}): Promise<TensorParallelBenchRecord[]> {
   const dim = o.dim ?? 1024;
   const input: MlpBenchInput = { dim, hidden: o.hidden ?? 4 * dim, tokens: o.tokens ?? 512, steps: o.steps ?? 5, warmup: o.warmup ?? 1, seed: 1 };
@@ -42,8 +35,8 @@ export async function benchTensorParallelMlp(o: { dim?: number; hidden?: number;
     const step = median(r0.step);
     records.push({
       bench: "tensor-parallel-mlp", backend: getBackend().name, tp, dim, hidden: input.hidden, tokens: input.tokens, steps: input.steps,
-      step_ms: r3(step), forward_ms: r3(median(r0.forward)), backward_ms: r3(median(r0.backward)), update_ms: r3(median(r0.update)),
-      comm_ms: r3(median(r0.comm)), speedup: records.length ? r3(records[0].step_ms / step) : 1,
+      step_ms: roundTo(step, 3), forward_ms: roundTo(median(r0.forward), 3), backward_ms: roundTo(median(r0.backward), 3), update_ms: roundTo(median(r0.update), 3),
+      comm_ms: roundTo(median(r0.comm), 3), speedup: records.length ? roundTo(records[0].step_ms / step, 3) : 1,
     });
   }
   return records;

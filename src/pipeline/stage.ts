@@ -17,7 +17,7 @@
 // Dropout under recomputation: the forward remembers each Dropout's random stream position and the
 // recomputation replays it, so both draw the same masks.
 //
-// BatchNorm under micro-batches (METHODS.md): every forward normalises with its own micro-batch's
+// BatchNorm under micro-batches: every forward normalises with its own micro-batch's
 // statistics; the running averages are NOT touched by micro-batch forwards. Instead the stage records,
 // per BatchNorm layer, the per-channel count, sum and sum of squares (float64) of every micro-batch
 // input of the mini-batch, and at STEP commits once:

@@ -7,16 +7,7 @@ import type { ActionRecord, RankTimings } from "../pipeline/runtime/action-recor
 import { actionKey, virtualStage, type Action, type ExecutionCosts, type Schedule } from "../pipeline/schedule/index.js";
 import type { CostModel } from "./cost-model.js";
 import { shareRate } from "./shared-cores.js";
-
-export function median(xs: readonly number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
-export function mean(xs: readonly number[]): number {
-  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
-}
+import { mean, median } from "../util/stats.js";
 
 export interface MeasuredStep {
   /** The simulator's cost model of this step (cores and background as given and fitted). */

@@ -5,7 +5,8 @@
 // report/timeline-svg.ts on one time scale (ms).
 import { timelineSvg } from "../report/timeline-svg.js";
 import { virtualStage, type Schedule } from "../pipeline/schedule/index.js";
-import { median, simulate, type CostModel, type SimResult } from "../sim/index.js";
+import { simulate, type CostModel, type SimResult } from "../sim/index.js";
+import { median } from "../util/stats.js";
 import type { TraceFile } from "./chrome-trace.js";
 import { eventsByStep, measuredTimeline, scheduleOf } from "./report.js";
 

@@ -9,6 +9,7 @@ import { SGD } from "../optim/index.js";
 import { Rng } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import { profileKernels } from "./kernel-profile.js";
+import { median } from "../util/stats.js";
 
 export interface KernelShare {
   kernel: string;
@@ -41,13 +42,6 @@ export interface EngineOptions {
   steps: number; warmup: number; seed: number; profile: boolean;
   /** The configuration is a sized model (its spec goes into the result). */
   sized?: boolean;
-}
-
-export function median(xs: readonly number[]): number {
-  if (xs.length === 0) throw new Error("median of an empty list");
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** Random inputs and targets for a benchmark configuration. */

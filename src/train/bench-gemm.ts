@@ -3,7 +3,7 @@
 // interleaved across providers so that load from other work hits all of them alike. Also reports
 // which provider the fixed rule picks for each product.
 import { loadNativeAddon, type GemmProviderName } from "../backend/native.js";
-import { median } from "./bench-engine.js";
+import { median } from "../util/stats.js";
 
 /** Operand layouts: n = stored as used, t = stored transposed (first letter a, second b). */
 export const GEMM_LAYOUTS = ["nn", "nt", "tn", "tt"] as const;
@@ -13,8 +13,8 @@ export const GEMM_PROVIDERS: readonly GemmProviderName[] = ["onednn", "openblas"
 export interface GemmShapeSpec { batch: number; m: number; k: number; n: number; layouts: readonly GemmLayout[]; models: string[] }
 
 /**
- * The products of BENCH_CONFIGS' training steps as `bench engine` runs them (batch*MxKxN/layout),
- * then the three shapes of issue 9 in all four layouts.
+ * Three plain shapes (no layout given, so each runs in all four layouts), then the
+ * products of BENCH_CONFIGS' training steps as `bench engine` runs them (model:batch*MxKxN/layout).
  */
 export const DEFAULT_GEMM_SHAPES: readonly string[] = [
   "32x1024x1024", "256x1024x1024", "2048x256x768",

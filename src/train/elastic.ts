@@ -7,7 +7,7 @@
 // freeze policy's state then still holds the interval's gradient norms); a resumed run runs that
 // check first, so it takes the same freeze decisions, layouts and per-step losses as an
 // uninterrupted run (the activation cache is not saved: refilling it gives the same bits).
-import { checkpointExtra, loadCheckpoint, saveCheckpoint, type Json } from "../checkpoint/index.js";
+import { checkpointExtra, loadCheckpoint, saveCheckpoint, toJson, type Json } from "../checkpoint/index.js";
 import { DataLoader, gather, type TensorDataset } from "../data/loader.js";
 import type { ModelName, ModelSpec } from "../nn/models/spec.js";
 import type { OptimizerState } from "../optim/index.js";
@@ -265,7 +265,7 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
         const opt = await trainer.optimizerState();
         saveCheckpoint(path, {
           model: trainer.model.stateDict(), ...(opt ? { optimizer: opt } : {}), step, epoch: e + 1, modelSpec: trainer.model.spec,
-          extra: JSON.parse(JSON.stringify(extra)) as Json,
+          extra: toJson(extra),
         });
       });
       log(`epoch ${e + 1} layout: frozen ${layoutAtStart.frozenLayers}, ${layoutAtStart.stages} stage(s) x ${layoutAtStart.replicas} replica(s)` +

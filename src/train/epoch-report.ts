@@ -1,9 +1,8 @@
 // The bookkeeping both training loops (single-device, pipeline) do around their steps: step records
 // every logEvery steps, the progress bar, the epoch record, line and history entry after evaluation,
 // and the run summary. The loops keep only how a step runs, how the model is evaluated and saved.
-import { round, type MetricsRecord, type MetricsWriter } from "./metrics.js";
+import { roundMetric, type MetricsRecord, type MetricsWriter } from "./metrics.js";
 import type { ProgressBar } from "./progress.js";
-import type { TrainSummary } from "./loop.js";
 import type { EvalResult } from "./task.js";
 
 /** Samples/s for a log line: whole numbers, but a large model's fraction of a sample per second stays visible. */
@@ -14,6 +13,35 @@ export function rate(x: number): string {
 /** The process's peak resident set so far, MB (maxRSS is in kilobytes). */
 export function processPeakRssMb(): number {
   return Number((process.resourceUsage().maxRSS / 1024).toFixed(1));
+}
+
+/** The summary of a training run (single-device or pipeline), as the CLI prints it. */
+export interface TrainSummary {
+  model: string;
+  backend: string;
+  parameters: number;
+  epochs: number;
+  steps: number;
+  train_loss: number | null;
+  test_loss: number | null;
+  test_acc: number | null;
+  test_ppl: number | null;
+  best_test_acc: number | null;
+  /** Training throughput over this invocation (evaluation excluded). */
+  samples_per_s: number;
+  elapsed_s: number;
+  /** Peak resident memory of the whole process (the main thread and every worker thread), MB. */
+  peak_rss_mb: number;
+  /**
+   * Pipeline on worker threads: per worker, the most memory its own thread held (JS heap plus the
+   * ArrayBuffers of its tensors), MB; null on one device or the inline executor.
+   */
+  worker_peak_mb: number[] | null;
+  resumed_from: { path: string; epoch: number; step: number } | null;
+  checkpoint: string | null;
+  metrics: string | null;
+  /** The per-epoch records (including earlier runs' when resumed). */
+  history: MetricsRecord[];
 }
 
 export interface EpochReportOptions {
@@ -100,11 +128,11 @@ export class EpochReport {
     const trainLoss = this.lossSum / Math.max(1, this.batches);
     this.lastTrainLoss = trainLoss;
     const rec: MetricsRecord = {
-      type: "epoch", epoch: this.epoch + 1, step, loss: round(trainLoss), test_loss: round(ev.loss),
-      test_acc: ev.acc === null ? null : round(ev.acc), samples_per_s: round(this.samples / epochSeconds),
-      lr, elapsed_s: round(this.elapsed()),
+      type: "epoch", epoch: this.epoch + 1, step, loss: roundMetric(trainLoss), test_loss: roundMetric(ev.loss),
+      test_acc: ev.acc === null ? null : roundMetric(ev.acc), samples_per_s: roundMetric(this.samples / epochSeconds),
+      lr, elapsed_s: roundMetric(this.elapsed()),
     };
-    if (this.o.text) rec.test_ppl = ev.ppl === null ? null : round(ev.ppl);
+    if (this.o.text) rec.test_ppl = ev.ppl === null ? null : roundMetric(ev.ppl);
     this.emit(rec);
     this.history.push(rec);
     if (this.o.save) await checkpoint(this.o.save);
@@ -120,12 +148,12 @@ export class EpochReport {
     return {
       model: run.model, backend: run.backend, parameters: run.parameters,
       epochs: Math.max(startEpoch, this.o.epochs), steps: run.steps,
-      train_loss: this.lastTrainLoss === null ? null : round(this.lastTrainLoss),
-      test_loss: round(lastEval.loss), test_acc: lastEval.acc === null ? null : round(lastEval.acc),
-      test_ppl: lastEval.ppl === null ? null : round(lastEval.ppl),
+      train_loss: this.lastTrainLoss === null ? null : roundMetric(this.lastTrainLoss),
+      test_loss: roundMetric(lastEval.loss), test_acc: lastEval.acc === null ? null : roundMetric(lastEval.acc),
+      test_ppl: lastEval.ppl === null ? null : roundMetric(lastEval.ppl),
       best_test_acc: accs.length ? Math.max(...accs) : null,
-      samples_per_s: this.trainSeconds > 0 ? round(this.trainSamples / this.trainSeconds) : 0,
-      elapsed_s: round(this.elapsed()), peak_rss_mb: processPeakRssMb(), worker_peak_mb: null, resumed_from: run.resumed_from, checkpoint: this.o.save ?? null, metrics: run.metrics,
+      samples_per_s: this.trainSeconds > 0 ? roundMetric(this.trainSamples / this.trainSeconds) : 0,
+      elapsed_s: roundMetric(this.elapsed()), peak_rss_mb: processPeakRssMb(), worker_peak_mb: null, resumed_from: run.resumed_from, checkpoint: this.o.save ?? null, metrics: run.metrics,
       history: this.history,
     };
   }
@@ -138,7 +166,7 @@ export class EpochReport {
     const now = performance.now();
     if (step % this.o.logEvery === 0) {
       this.emit({ type: "step", epoch: this.epoch + 1, step, loss, test_loss: null, test_acc: null,
-        samples_per_s: round(this.windowSamples / Math.max(1e-9, (now - this.windowStart) / 1000)), lr, elapsed_s: round(this.elapsed()) });
+        samples_per_s: roundMetric(this.windowSamples / Math.max(1e-9, (now - this.windowStart) / 1000)), lr, elapsed_s: roundMetric(this.elapsed()) });
       if (resetWindow) { this.windowStart = now; this.windowSamples = 0; }
     }
     return now;

@@ -4,7 +4,7 @@
 // continues exactly (same batches, same optimizer state, same per-step losses).
 import { backward } from "../autograd/engine.js";
 import { getBackend } from "../backend/index.js";
-import { checkpointExtra, loadCheckpoint, saveCheckpoint, type Json } from "../checkpoint/index.js";
+import { checkpointExtra, loadCheckpoint, saveCheckpoint, toJson, type Json } from "../checkpoint/index.js";
 import { epochSeed } from "../data/loader.js";
 import { Dropout } from "../nn/dropout.js";
 import { crossEntropyLoss } from "../nn/loss.js";
@@ -16,7 +16,7 @@ import {
 } from "../optim/index.js";
 import type { ProgressBar } from "./progress.js";
 import { Rng } from "../tensor/random.js";
-import { EpochReport } from "./epoch-report.js";
+import { EpochReport, type TrainSummary } from "./epoch-report.js";
 import { MetricsWriter, type MetricsRecord } from "./metrics.js";
 import { optimizerConfigOf, type TrainConfig } from "./options.js";
 import { buildTask, type Task } from "./task.js";
@@ -30,33 +30,7 @@ export interface TrainHooks {
   log?(message: string): void;
 }
 
-export interface TrainSummary {
-  model: string;
-  backend: string;
-  parameters: number;
-  epochs: number;
-  steps: number;
-  train_loss: number | null;
-  test_loss: number | null;
-  test_acc: number | null;
-  test_ppl: number | null;
-  best_test_acc: number | null;
-  /** Training throughput over this invocation (evaluation excluded). */
-  samples_per_s: number;
-  elapsed_s: number;
-  /** Peak resident memory of the whole process (the main thread and every worker thread), MB. */
-  peak_rss_mb: number;
-  /**
-   * Pipeline on worker threads: per worker, the most memory its own thread held (JS heap plus the
-   * ArrayBuffers of its tensors), MB; null on one device or the inline executor.
-   */
-  worker_peak_mb: number[] | null;
-  resumed_from: { path: string; epoch: number; step: number } | null;
-  checkpoint: string | null;
-  metrics: string | null;
-  /** The per-epoch records (including earlier runs' when resumed). */
-  history: MetricsRecord[];
-}
+export type { TrainSummary };
 
 export interface TrainResult {
   summary: TrainSummary;
@@ -129,11 +103,9 @@ export function saveTrainCheckpoint(path: string, model: Model, opt: Optimizer<{
     step,
     epoch,
     modelSpec: model.spec,
-    extra: JSON.parse(JSON.stringify(extra)) as Json,
+    extra: toJson(extra),
   });
 }
-
-export { round } from "./metrics.js"; // it lived here first; importers keep working
 
 export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   const log = hooks.log ?? ((): void => {});

@@ -3,6 +3,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
+import { round } from "../util/stats.js";
 
 export interface MetricsRecord {
   type: "step" | "epoch";
@@ -79,8 +80,8 @@ export class MetricsWriter {
   }
 }
 
-/** A metric rounded to `digits` significant digits for the metrics file and summaries. */
-export function round(x: number, digits = 6): number { return Number(x.toPrecision(digits)); }
+/** A metric rounded to 6 significant digits, as the metrics file and summaries hold it. */
+export function roundMetric(x: number): number { return round(x, 6); }
 
 /** Parses a metrics file's text; a bad line is reported with its number. */
 export function parseMetrics(text: string, file = "<metrics>"): MetricsRecord[] {

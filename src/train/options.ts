@@ -56,19 +56,19 @@ export const MODEL_DEFAULTS: Record<ModelName, ModelDefaults> = {
   gpt: { batch: 16, lr: 3e-3, optimizer: "adamw", momentum: 0.9, weightDecay: 0.01, scheduleLr: "cosine", warmup: 20 },
 };
 
-// One home each: the pipeline schedules, executors and recomputation modes are the runtime's lists.
+// One home each: the pipeline schedules, executors, recomputation modes and partition methods are the runtime's lists.
 export { SCHEDULE_NAMES as PIPELINE_SCHEDULES, type ScheduleName as PipelineScheduleName } from "../pipeline/schedule/index.js";
 export { EXECUTORS, type ExecutorName } from "../pipeline/runtime/executor.js";
 export { RECOMPUTE_MODES, type RecomputeMode } from "../pipeline/runtime/setup.js";
 import type { ScheduleName as PipelineScheduleName } from "../pipeline/schedule/index.js";
-export const PARTITION_METHODS = ["uniform", "parameters", "time"] as const;
-export type PartitionMethod = (typeof PARTITION_METHODS)[number];
+export { PARTITION_METHODS, type PartitionMethod } from "../pipeline/partition.js";
+import type { PartitionMethod } from "../pipeline/partition.js";
 import type { ExecutorName } from "../pipeline/runtime/executor.js";
 import type { RecomputeMode } from "../pipeline/runtime/setup.js";
 import type { WeightGradMode } from "../pipeline/schedule/weight-grads.js";
 export { WEIGHT_GRAD_MODES, type WeightGradMode } from "../pipeline/schedule/weight-grads.js";
 
-/** How a run is cut into a pipeline (issue 3); present only when --schedule is given. */
+/** How a run is cut into a pipeline; present only when --schedule is given. */
 export interface PipelineConfig {
   schedule: PipelineScheduleName;
   stages: number;
@@ -82,7 +82,7 @@ export interface PipelineConfig {
   recompute: RecomputeMode;
   /** Weight gradients with each micro-batch's backward (default), or once per step (synchronous schedules). */
   weightGrads?: WeightGradMode;
-  /** --schedule async (issue 4): method, corrections, warm-up (from parseAsyncConfig). */
+  /** --schedule async: method, corrections, warm-up (from parseAsyncConfig). */
   async?: AsyncConfig;
   /** Worker threads the stages share (contiguous blocks of stages); default one per stage. */
   workers?: number;

@@ -96,7 +96,7 @@ export function describePlan(opts: PipelineTrainOptions, plan: PipelinePlan, set
   if (setup.async && win && asyncCfg) {
     const formula = setup.async.taus.map((_, s) => expectedDelay(p.stages, s, p.microbatches));
     lines.push(`asynchronous ${describeConfig(asyncCfg)}`,
-      `delays tau_s measured from the schedule: [${setup.async.taus.join(", ")}] (METHODS.md formula: [${formula.join(", ")}])`,
+      `delays tau_s measured from the schedule: [${setup.async.taus.join(", ")}] (closed form: [${formula.join(", ")}])`,
       ...describeStages(setup.async));
     if (opts.resume) lines.push(describeAsyncResume(setup.async.resume, setup.async.config.policy));
     lines.push(`each epoch runs as ${win.count} window(s) of ${win.window} steps without flush${win.dropped ? `; ${win.dropped} step(s) per epoch left over are skipped` : ""}`);

@@ -12,7 +12,7 @@
 // of the model (threads gather into it first), or on processes one part per rank (each rank holds
 // only its own stages' units: createModelPart).
 import { getBackend } from "../backend/index.js";
-import { saveCheckpoint, type Json } from "../checkpoint/index.js";
+import { saveCheckpoint, toJson, type Json } from "../checkpoint/index.js";
 import { createModel, createModelPart, type Model } from "../nn/models/index.js";
 import { unitsPerWorker } from "../pipeline/runtime/worker-state.js";
 import { resolveSpec, type ResolvedSpec } from "../nn/models/spec.js";
@@ -201,7 +201,7 @@ async function savePipelineCheckpoint(path: string, run: PipelineRun, c: EpochCo
     // One part per rank, no gather (src/pipeline/runtime/parted-save.ts says why this is the processes default).
     if (!hasLocalState(run.executor)) throw new Error(`--save-layout parts needs --executor processes, not ${run.executor.name}`);
     return savePartedCheckpoint(path, run.executor, { step: run.step, epoch, modelSpec: c.spec,
-      extra: JSON.parse(JSON.stringify(extra)) as { [key: string]: Json }, paramOrder });
+      extra: toJson(extra) as { [key: string]: Json }, paramOrder });
   }
   const asyncPart = asyncCheckpointParts(await run.executor.asyncState()); // windows drained: nothing in flight
   const optimizer = await run.executor.optimizerState(paramOrder); // collective on processes
@@ -210,7 +210,7 @@ async function savePipelineCheckpoint(path: string, run: PipelineRun, c: EpochCo
   if (!isWriterRank()) return; // under MPI, rank 0 alone writes
   saveCheckpoint(path, {
     model: weights, optimizer, step: run.step, epoch,
-    modelSpec: c.spec, extra: JSON.parse(JSON.stringify(asyncPart.meta ? { ...extra, async: asyncPart.meta } : extra)) as Json,
+    modelSpec: c.spec, extra: toJson(asyncPart.meta ? { ...extra, async: asyncPart.meta } : extra),
     extraTensors: asyncPart.tensors,
   });
 }

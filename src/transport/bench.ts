@@ -2,6 +2,7 @@
 // buffers from 1 KB to 16 MB. One JSON-able record per size: median and min latency, and the
 // algorithmic bandwidth (buffer bytes / median seconds, the figure NCCL calls "algbw").
 import { runProbe } from "./probe.js";
+import { median } from "../util/stats.js";
 
 export interface AllReduceBenchRecord {
   bench: "allreduce";
@@ -16,12 +17,6 @@ export interface AllReduceBenchRecord {
 }
 
 export const ALLREDUCE_BENCH_BYTES: readonly number[] = [1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 export async function benchAllReduce(opts: { ranks?: number; bytes?: readonly number[]; iters?: number; transport?: "shm" | "p2p" } = {}): Promise<AllReduceBenchRecord[]> {
   const transport = opts.transport ?? "shm";

@@ -60,7 +60,7 @@ export function benchConfigOf(spec: ModelSpec, batch: number): BenchConfig {
   return { model: s.name, spec: s, batch, inputShape: inputShape(s, batch), classes: numClasses(s) };
 }
 
-/** The three `pipewright bench engine` configurations (issue 2), shared with scripts/torch_bench. */
+/** The three `pipewright bench engine` configurations; scripts/torch_models.py holds the same ones, so both sides time the same models. */
 export const BENCH_CONFIGS: readonly BenchConfig[] = Object.freeze([
   { model: "mlp", spec: { name: "mlp", input: 784, hidden: [1024, 1024], classes: 10 }, batch: 128, inputShape: [128, 1, 28, 28], classes: 10 },
   { model: "cnn", spec: { name: "cnn", channels: [32, 64], hidden: 128, classes: 10, norm: "none" }, batch: 64, inputShape: [64, 1, 28, 28], classes: 10 },

@@ -1,4 +1,4 @@
-// PipeTransformer's elastic trainer (METHODS.md): per step, the per-layer gradient norms feed the
+// PipeTransformer's elastic trainer: per step, the per-layer gradient norms feed the
 // freeze policy; at each freeze check the frozen prefix grows, AutoPipe re-balances (frozen units
 // costed 1/6) and may halve the pipeline, AutoDP turns freed workers into replicas, AutoCache serves
 // the frozen prefix's outputs once >= 3 layers are frozen, and the micro-batch count is re-picked.

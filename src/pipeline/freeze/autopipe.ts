@@ -1,4 +1,4 @@
-// AutoPipe and AutoDP (METHODS.md, PipeTransformer): after each freeze, re-balance the partition
+// AutoPipe and AutoDP (PipeTransformer): after each freeze, re-balance the partition
 // units with frozen units costed at a fraction, halve the pipeline while the shorter one is no worse
 // than the starting one, give freed workers to data-parallel replicas, and re-pick micro-batches.
 //

@@ -1,4 +1,4 @@
-// AutoCache (METHODS.md, PipeTransformer): the frozen prefix's output per training sample, keyed by
+// AutoCache (PipeTransformer): the frozen prefix's output per training sample, keyed by
 // the sample's dataset index, so later epochs skip the prefix's forward. Enabled once at least
 // `minFrozen` (3) layers are frozen; emptied whenever the frozen boundary moves (the prefix then
 // computes something else). Valid only while the prefix is a pure function of the sample: no dropout

@@ -1,4 +1,4 @@
-// PipeTransformer's adaptive freeze policy (METHODS.md): at each freeze check T the frozen prefix
+// PipeTransformer's adaptive freeze policy: at each freeze check T the frozen prefix
 // grows to min(schedule, gradient criterion), never shrinks, and never takes the last layer.
 //
 // Schedule: x_T = x_{T-1} + alpha * (L - x_{T-1}); the layers frozen are ceil(x_T). The ceiling is
@@ -16,6 +16,7 @@
 // At the first check there is no previous interval, so the criterion sets no bound and the schedule
 // alone decides.
 import type { Tensor } from "../../tensor/tensor.js";
+import { median } from "../../util/stats.js";
 
 export const FREEZE_CRITERIA = ["grad-norm", "schedule"] as const;
 export type FreezeCriterion = (typeof FREEZE_CRITERIA)[number];
@@ -78,14 +79,6 @@ export function scheduledFrozen(layers: number, alpha: number, T: number): numbe
   checkLayers(layers);
   if (!Number.isInteger(T) || T < 0) throw new Error(`freeze check index T must be a non-negative integer, got ${T}`);
   return Math.min(ceilCount(layers * (1 - (1 - alpha) ** T)), layers - 1);
-}
-
-/** Median (mean of the two middle values for an even count). */
-export function median(values: readonly number[]): number {
-  if (values.length === 0) throw new Error("median of an empty list");
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** |cur - prev| / prev; a layer whose previous norm was 0 has changed infinitely unless still 0. */

@@ -11,7 +11,7 @@ import {
   createWeightPolicy, optimizerStateBytes, PolicyBinder, SpikeCompensatedSGD, stageLrFactor, weightHooks, weightSetBytes,
 } from "../weights/index.js";
 import type { PhysicalStage, StageOptimizer, WeightHooks } from "./interpreter.js";
-import type { OptimizerConfig } from "./setup.js";
+import type { OptimizerConfig } from "../../optim/index.js";
 import type { AsyncStageMeta, AsyncState } from "./async-state.js";
 
 /** What every executor needs to rebuild the asynchronous method of each stage (plain JSON). */

@@ -1,49 +1,25 @@
-// The pipeline runtime: executors of the schedule IR.
+// The pipeline runtime: executors that run a schedule's action lists (src/pipeline/schedule) on the
+// stages of a partitioned model. This module lists the runtime's building blocks in one place (the
+// trainers, tests and benchmarks import from the files themselves). It exports:
+//   - executors: InlineExecutor (every worker in this thread, training the caller's model in place)
+//     and ThreadsExecutor (one worker_thread per schedule worker); both implement Executor
+//     (executor.ts: step, run, evaluate, predict, stateDict, optimizerState, asyncState, close).
+//     The processes executor (one MPI rank per worker) lives in processes.ts, not re-exported here.
+//   - WorkerInterpreter (interpreter.ts): runs one worker's action list; WeightHooks are where the
+//     asynchronous weight policies plug in around forward, backward and STEP.
+//   - the setup every executor builds its stages from (setup.ts: PipelineSetup, partition ranges,
+//     recomputation modes, each stage's optimizer), where the model comes from (model-source.ts: a
+//     built-in spec and seed, or a user's module every worker imports) and the loss (loss-source.ts).
+//   - asynchronous pipelines (async-weights.ts): AsyncSetup, plain JSON a worker rebuilds, with the
+//     per-stage delays measured from the schedule; AsyncRuntime builds each stage's weight policy,
+//     learning-rate factor and, for Pipelined Backpropagation, spike-compensated SGD.
+//   - test and benchmark hooks (instrumentation.ts: injected faults, synthetic costs), splitting a
+//     mini-batch into micro-batches (split.ts) and measured costs (profile.ts: per-unit times for the
+//     `time` partition, per-worker action costs for the simulator).
 //
-// Entry point for the CLI: `trainPipeline(opts: PipelineTrainOptions)` (src/train/options.ts), i.e.
-// the single-device TrainConfig plus `pipeline: {schedule, stages, microbatches, chunks, partition,
-// balance?, executor, recompute}` and `quiet`, mapped from `pipewright train` flags:
-//   --schedule gpipe|1f1b|interleaved|zb-h1|async  --stages S  --microbatches M  --chunks v (interleaved)
-//   --partition uniform|parameters|time | --balance 3,2,3  --executor inline|threads (default threads)
-//   --recompute never|always|except-last (default never)
-// It partitions (printing the partition), generates the schedule, and trains with the same
-// mini-batches, LR schedule, evaluation, metrics and checkpoints as single-device training.
-//
-// Loss-scaling rule: micro-batch j's loss = sum of its per-target losses / targets in the whole
-// mini-batch, so the accumulated gradient equals the single-device gradient of the mini-batch mean.
-//
-// Lower-level API (tests, benchmarks, future asynchronous methods):
-//   new InlineExecutor(model, setup, hooks?)           all workers in this thread, trains `model` in place
-//   await ThreadsExecutor.create(setup, initialState)  one worker_thread per worker
-//   executor.step({inputs, labels, scale}, lrFactor) -> {loss, correct, count, perMicrobatch, busy}
-//   executor.run(batches, lrFactors)   lists spanning several steps (asynchronous schedules)
-//   executor.stateDict(), executor.optimizerState(order), executor.close()
-//   WorkerInterpreter: runs one worker's action list; WeightHooks: where weight policies plug in
-//   (beforeForward/afterForward/beforeBackward/afterBackward/beforeStep/afterStep with the physical
-//   stage and micro-batch, e.g. to swap in a stashed weight version and restore it).
-//   StepResult.peakActivations: activations held per stage at runtime (equals validateSchedule's).
-//   PipelineSetup.instrumentation (test/bench hooks, instrumentation.ts): `faults` (a unit that
-//   throws on a micro-batch; also PIPEWRIGHT_INJECT_FAULT=<unit>:<microbatch> for `pipewright
-//   train`) and `syntheticCosts`.
-//   PipelineSetup.source (model-source.ts): a built-in spec + seed or a user's module export that
-//   every worker imports; PipelineSetup.loss (loss-source.ts): "cross-entropy", "mse" or a module
-//   export. Targets are Int32Array class ids or Float32 tensors (SplitBatch.labels).
-//
-// Asynchronous pipelines (issue 4): `--schedule async --method naive|stash|2bw|pipemare|pb` and the
-// toggles of src/pipeline/weights' ASYNC_FLAGS. PipelineSetup.async (AsyncSetup, plain JSON: the
-// AsyncConfig, the per-stage delays measured from the IR by asyncSetupFor(schedule, cfg, K), T1's
-// horizon K) makes every executor build, per stage, the weight policy bound through WeightHooks, the
-// T1 factor (WeightHooks.stageLrFactor, multiplied into the list's factor at each STEP) and for pb a
-// SpikeCompensatedSGD with D = tau_s; a threads worker rebuilds them from the JSON. Epochs run in
-// windows of up to ASYNC_WINDOW steps without flush; an optional synchronous 1F1B warm-up
-// (--warmup-epochs K) hands its weights and optimizer state to the asynchronous executor.
-// InlineExecutor.asyncRuntime.policies / .stageMemory() expose the policies and per-stage memory.
-//
-// Threads executor: one worker_thread per schedule worker, pairwise MessageChannels; activations are
-// copied once into a fresh buffer and transferred (moved without copy when the stage keeps no graph,
-// i.e. with recomputation), gradients are transferred. The first error anywhere terminates all
-// workers and rejects with "stage S, action 1F3 (worker W): cause". Lists are validated before any
-// thread starts, so a list that could deadlock is rejected instead of hanging.
+// Loss scaling: micro-batch j's loss is the sum of its per-target losses over the number of targets
+// in the whole mini-batch, so the accumulated gradient equals the single-device gradient of the
+// mini-batch mean.
 export {
   AsyncRuntime, asyncSetupFor, createAsyncRuntime, describeStages, plainMemory, type AsyncSetup, type StageMemory,
 } from "./async-weights.js";

@@ -7,11 +7,10 @@
 // Why this is the processes default (train and createPipeline), not gathering to rank 0
 // (`train --save-layout file`): gathering needs the whole model and optimizer state in one process
 // (today in every process: the gather is an all-gather), which defeats a pipeline larger than one
-// machine, and it serialises the whole write on rank 0. `pipewright bench checkpoint` measures both (README): for 355 MB of weights and AdamW
-// moments on 2 and 4 ranks (AMD EPYC Zen 4, 2 cores, loaded), parts saved in 0.75-1.6 s against
-// 4.7-6.5 s for the gathered file (the gather alone 3.4-5.8 s), with about 1 GB less peak RSS per rank.
+// machine, and it serialises the whole write on rank 0; parts are written by every rank at once, with
+// no rank holding more than its own share (`pipewright bench checkpoint` compares the two layouts).
 import { mergeStates, type OptimizerState } from "../../optim/index.js";
-import { EXTRA_PREFIX, OPTIM_PREFIX, newPartName, saveManifest, writePart, type Json, type PartInfo } from "../../checkpoint/index.js";
+import { EXTRA_PREFIX, OPTIM_PREFIX, newPartName, saveManifest, toJson, writePart, type Json, type PartInfo } from "../../checkpoint/index.js";
 import { ASYNC_TENSOR_PREFIX, type AsyncStageMeta } from "./async-state.js";
 import type { LocalState, LocalStateSource } from "./local-state.js";
 import { Tensor } from "../../tensor/tensor.js";
@@ -92,7 +91,7 @@ function writeManifest(path: string, reports: Exclude<PartReport, null | { error
   const extra = asyncParts.length ? { ...ck.extra, async: { stages: asyncParts.flatMap((r) => r.async!).sort((a, b) => a.stage - b.stage) } } : ck.extra;
   saveManifest(path, {
     parts: reports.map((r) => r.part), order, step: ck.step, epoch: ck.epoch, optimizer, modelSpec: ck.modelSpec,
-    extra: JSON.parse(JSON.stringify(extra)) as Json,
+    extra: toJson(extra),
   });
 }
 

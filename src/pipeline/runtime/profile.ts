@@ -9,11 +9,7 @@ import { Tensor } from "../../tensor/tensor.js";
 import { sourceOf, type PipelineSetup } from "./setup.js";
 import type { SplitBatch } from "./executor.js";
 import { InlineExecutor } from "./inline.js";
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
+import { medianUpper } from "../../util/stats.js";
 
 function onesLike(t: Tensor): Float32Array { return new Float32Array(t.size).fill(1 / t.size); }
 
@@ -33,7 +29,7 @@ export function profileUnitTimes(spec: ModelSpec, seed: number, x: Tensor, reps 
       if (r > 0) samples.push((performance.now() - t0) / 1000); // the first run warms caches up
       unit.zeroGrad();
     }
-    times.push(median(samples));
+    times.push(medianUpper(samples));
     h = noGrad(() => unit.forward(new Tensor(h.data, h.shape)));
   });
   return times;

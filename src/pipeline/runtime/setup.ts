@@ -39,7 +39,7 @@ export interface PipelineSetup {
   optimizerState?: PlainOptimizerState;
   /** Test and benchmark hooks (faults, synthetic costs); never set in normal runs. */
   instrumentation?: Instrumentation;
-  /** Asynchronous method (issue 4): policies, T1, Spike Compensation; absent for synchronous runs. */
+  /** Asynchronous method: policies, T1, Spike Compensation; absent for synchronous runs. */
   async?: AsyncSetup;
 }
 

@@ -1,12 +1,12 @@
 // Delays measured from the IR. The delay of micro-batch j on stage s is the number of that stage's
 // STEPs between F(s,j) and B(s,j) in its worker's list: how many updates the weights moved between
 // the forward and the backward of j. The per-stage delay tau_s is the largest of these: the delay of
-// the oldest micro-batch of a step, which METHODS.md's formula gives; later micro-batches of the same
+// the oldest micro-batch of a step, which expectedDelay's closed form gives; later micro-batches of the same
 // step are at most one update fresher. Every method takes its tau from `expectedDelay` or from here.
 import { formatAction, type Schedule } from "./action.js";
 
 /**
- * METHODS.md's convention: tau_s = ceil((2(S-1-s)+1) / M) for a steady-state asynchronous 1F1B
+ * The closed form: tau_s = ceil((2(S-1-s)+1) / M) for a steady-state asynchronous 1F1B
  * pipeline (batch size 1: M = 1, tau_s = 2(S-1-s)+1). Stage S-1 has tau = 1 for M = 1.
  */
 export function expectedDelay(S: number, s: number, M: number): number {

@@ -1,4 +1,4 @@
-// Dependencies of an action, from METHODS.md: F(s-1,j)->F(s,j), B(s+1,j)->B(s,j), F(last,j)->B(last,j),
+// Dependencies of an action: F(s-1,j)->F(s,j), B(s+1,j)->B(s,j), F(last,j)->B(last,j),
 // B(s,j)->W(s,j), over virtual stages (stage s chunk c = virtual stage c*S+s). A STEP needs every
 // B (and W) of its micro-batches on its stage; in synchronous schedules a forward of step k+1 needs
 // the stage's STEP k (the flush). Sends/receives are exactly the cross-worker edges of this graph.

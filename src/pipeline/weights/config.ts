@@ -1,4 +1,4 @@
-// The asynchronous-method configuration: CLI flags of issue 4 -> a validated AsyncConfig -> which
+// The asynchronous-method configuration: the CLI's asynchronous flags -> a validated AsyncConfig -> which
 // weight policy and optimizer transforms each stage runs. A method is a combination, not a fork:
 //   naive    : naive policy, plain optimizer
 //   stash    : stash policy (PipeDream)

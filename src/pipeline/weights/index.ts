@@ -1,6 +1,6 @@
-// Weight policies and optimizer transforms of the asynchronous pipeline methods (METHODS.md,
-// "Asynchronous schedules" and "Pipelined Backpropagation"). Pure building blocks on Float32Array
-// parameter buffers; they know nothing of the runtime.
+// Weight policies and optimizer transforms of the asynchronous pipeline methods (asynchronous
+// schedules and Pipelined Backpropagation). Pure building blocks on Float32Array parameter buffers;
+// they know nothing of the runtime.
 //
 // ## Weight policies (one instance per stage)
 //
@@ -51,7 +51,7 @@
 //
 // ## Methods and flags
 //
-// parseAsyncConfig(flagValues) validates issue 4's flags (ASYNC_FLAGS) into an AsyncConfig naming
+// parseAsyncConfig(flagValues) validates the asynchronous flags (ASYNC_FLAGS) into an AsyncConfig naming
 // the policy and transforms; createWeightPolicy(cfg, {params, tau, ...}), stageLrFactor and
 // stageSpikeDelay instantiate them per stage; describeConfig() is the start-of-run line.
 import { swapContents, type WeightSet } from "./vec.js";

@@ -5,15 +5,11 @@
 import { MpiCollectives } from "./collectives.js";
 import { ControlMailbox } from "./mailbox.js";
 import type { MpiTransport } from "./transport.js";
+import { medianUpper } from "../../util/stats.js";
 
 const TAG_BENCH = 7;
 
 export interface MpiBenchRow { bench: "p2p" | "allreduce" | "idle-cpu"; ranks: number; bytes: number; iters: number; median_us: number; gb_s: number; cpu_percent?: number }
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
-}
 
 /**
  * The bench messages on `comm`, as a queue: a message can arrive before this rank waits for it (the
@@ -56,7 +52,7 @@ export async function oneWayLatency(mpi: MpiTransport, comm: number, bytes: numb
   const next = benchInbox(mpi, comm);
   await pingPong(mpi, comm, next, bytes, 10);
   const t = await pingPong(mpi, comm, next, bytes, iters);
-  return mpi.commInfo(comm).rank === 0 ? median(t) / 2 : 0;
+  return mpi.commInfo(comm).rank === 0 ? medianUpper(t) / 2 : 0;
 }
 
 export async function benchMpi(mpi: MpiTransport, opts: { iters: number; idleSeconds: number }): Promise<MpiBenchRow[]> {
@@ -71,7 +67,7 @@ export async function benchMpi(mpi: MpiTransport, opts: { iters: number; idleSec
     const t = await pingPong(mpi, comm, next, bytes, iters);
     await coll.barrier();
     if (mpi.rank === 0) {
-      const oneWay = median(t) / 2;
+      const oneWay = medianUpper(t) / 2;
       rows.push({ bench: "p2p", ranks: 2, bytes, iters, median_us: Number((oneWay * 1e6).toFixed(1)), gb_s: Number((bytes / oneWay / 1e9).toFixed(3)) });
     }
   }
@@ -84,7 +80,7 @@ export async function benchMpi(mpi: MpiTransport, opts: { iters: number; idleSec
     if (i >= 3) times.push((performance.now() - t0) / 1000);
   }
   if (mpi.rank === 0) rows.push({ bench: "allreduce", ranks: mpi.size, bytes: buf.byteLength, iters: times.length,
-    median_us: Number((median(times) * 1e6).toFixed(1)), gb_s: Number((buf.byteLength / median(times) / 1e9).toFixed(3)) });
+    median_us: Number((medianUpper(times) * 1e6).toFixed(1)), gb_s: Number((buf.byteLength / medianUpper(times) / 1e9).toFixed(3)) });
   rows.push(...await idleCpu(mpi, coll, opts.idleSeconds));
   return rows;
 }
