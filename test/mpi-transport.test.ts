@@ -8,7 +8,8 @@ import { fileURLToPath } from "node:url";
 import { groupSplits, positionOf, rankOf, worldSize } from "../src/transport/mpi/layout.js";
 import { frameHeader, parseFrame } from "../src/transport/mpi/frame.js";
 import { launchEnv, notUnderMpiMessage } from "../src/transport/mpi/env.js";
-import { loadMpiAddon } from "../src/transport/mpi/addon.js";
+import { loadMpiAddon, type MpiAddon } from "../src/transport/mpi/addon.js";
+import { MpiTransport } from "../src/transport/mpi/transport.js";
 import { MAIN } from "./mpi-helpers.js";
 import { MPI_ENV, mpiSkipReason, mpirunArgs, type Btl } from "./mpi-helpers.js";
 
@@ -53,8 +54,9 @@ test("--replicas needs --executor processes", () => {
 
 test("launch environment: Open MPI, PMIx and PMI variables; none outside MPI", () => {
   assert.equal(launchEnv({}), null);
-  assert.deepEqual(launchEnv({ OMPI_COMM_WORLD_RANK: "3", OMPI_COMM_WORLD_SIZE: "4", OMPI_COMM_WORLD_LOCAL_RANK: "1" }), { rank: 3, size: 4, localRank: 1 });
-  assert.deepEqual(launchEnv({ PMIX_RANK: "2", SLURM_NTASKS: "8", SLURM_LOCALID: "0" }), { rank: 2, size: 8, localRank: 0 });
+  assert.deepEqual(launchEnv({ OMPI_COMM_WORLD_RANK: "3", OMPI_COMM_WORLD_SIZE: "4", OMPI_COMM_WORLD_LOCAL_RANK: "1", OMPI_COMM_WORLD_LOCAL_SIZE: "2" }),
+    { rank: 3, size: 4, localRank: 1, localSize: 2 });
+  assert.deepEqual(launchEnv({ PMIX_RANK: "2", SLURM_NTASKS: "8", SLURM_LOCALID: "0" }), { rank: 2, size: 8, localRank: 0, localSize: 0 });
   assert.match(notUnderMpiMessage(4), /pipewright launch -n 4 -- train/);
 });
 
@@ -78,4 +80,31 @@ test("bench mpi runs on 2 ranks and reports the idle CPU row", { skip }, () => {
   const rows = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { bench: string; bytes: number; cpu_percent?: number });
   assert.deepEqual(rows.map((x) => `${x.bench}:${x.bytes}`), ["p2p:1024", "p2p:4194304", "allreduce:4194304", "idle-cpu:0"]);
   assert.ok(typeof rows[3].cpu_percent === "number");
+});
+
+test("messages reach their handlers in the order they completed, whether through an event or through receive()", () => {
+  // A stand-in addon: messages complete with sequence numbers; some come as events (the
+  // communication thread), some from receive() (the JS thread polling), and may overtake.
+  let onEvent: Parameters<MpiAddon["init"]>[0] = () => {};
+  let polled: [number, number, number, ArrayBuffer, number][] = [];
+  const nop = (): void => {};
+  const fake = {
+    init: (cb: typeof onEvent) => { onEvent = cb; return { rank: 0, size: 2, threadLevel: "multiple" }; },
+    send: nop, progress: nop, setJsState: nop, listen: nop, split: nop, barrier: nop, finalize: nop,
+    commInfo: () => ({ rank: 0, size: 2 }), abort: () => { throw new Error("abort"); }, singleCopyWorks: () => true,
+    receive: () => { const r = polled; polled = []; return r; },
+  } as unknown as MpiAddon;
+  const mpi = new MpiTransport(fake);
+  const got: number[] = [];
+  mpi.listen(0, 1, (_src, data) => got.push(new Uint8Array(data)[0]));
+  const msg = (v: number): ArrayBuffer => Uint8Array.of(v).buffer;
+  onEvent("message", 0, 1, 1, msg(10), 0);
+  polled = [[0, 1, 1, msg(12), 2]];
+  mpi.receive(); // 2 overtook 1: held back
+  assert.deepEqual(got, [10]);
+  onEvent("message", 0, 1, 1, msg(11), 1); // 1 arrives: 1, then the held 2
+  assert.deepEqual(got, [10, 11, 12]);
+  polled = [[0, 1, 1, msg(13), 3]];
+  mpi.receive();
+  assert.deepEqual(got, [10, 11, 12, 13]);
 });

@@ -13,8 +13,10 @@
 // to this thread would wait for a time slice before it leaves. So with MPI_THREAD_MULTIPLE the JS
 // thread starts its sends itself (MPI_Isend returns once the message is on its way: eager, or the
 // receiver pulls it by single copy), and it may drive progress between actions (`progress`). While
-// the JS thread waits for a message (`setWaiting`), this thread polls hot, yielding the core, so an
-// arriving message is taken in within microseconds rather than after a backoff sleep.
+// the JS thread waits on its event loop (`setJsState`), this thread polls hot, yielding the core, so
+// an arriving message is taken in within microseconds rather than after a backoff sleep. A JS thread
+// with nothing else to do may poll for itself (`receive`): the message then skips the hop through
+// the thread-safe function and the event loop, and this thread stays out of its way.
 #include <mpi.h>
 #include <napi.h>
 #include <sched.h>
@@ -22,6 +24,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -46,10 +49,25 @@ struct Command {
 
 enum class Ev { Message, Done, Error, Finalized };
 
+/**
+ * The JS thread computes (this thread backs off), waits on its event loop (this thread polls hot),
+ * or polls MPI itself (this thread leaves the polling to it).
+ */
+enum class JsState { Computing, Waiting, Polling };
+
+/** The received bytes as an ArrayBuffer that owns them (no copy); freed with it. */
+Napi::ArrayBuffer ownedBuffer(Napi::Env env, std::vector<char>&& data) {
+  auto* owned = new std::vector<char>(std::move(data));
+  if (owned->empty()) owned->reserve(1);
+  return Napi::ArrayBuffer::New(env, owned->data(), owned->size(),
+                                [](Napi::Env, void*, std::vector<char>* v) { delete v; }, owned);
+}
+
 struct Event {
   Ev kind;
   int comm = 0, source = 0, tag = 0;
   double id = 0, value = 0;
+  double seq = 0;  // messages: the order they completed in (two paths reach JS; it restores this order)
   std::string text;
   std::vector<char> data;
 };
@@ -104,15 +122,26 @@ class Comm {
     if (lk.owns_lock() && !finalizing_) poll();
   }
 
-  void setWaiting(bool w) {
-    jsWaiting_.store(w, std::memory_order_relaxed);
-    if (w) {
-      {
-        std::lock_guard<std::mutex> lk(mu_);  // ordered with the thread's wait predicate
-        waitSeq_.fetch_add(1, std::memory_order_relaxed);
-      }
-      cv_.notify_one();
+  /**
+   * On the JS thread while it waits: one poll whose received messages are handed back directly,
+   * without the hop through the thread-safe function and the event loop (tens of µs).
+   */
+  std::vector<Event*> receiveNow() {
+    std::vector<Event*> got;
+    std::unique_lock<std::mutex> lk(mpiMu_, std::try_to_lock);
+    if (lk.owns_lock() && !finalizing_) poll(&got);
+    return got;
+  }
+
+  /** What the JS thread does now: computes, waits on the event loop, or polls MPI itself. */
+  void setJsState(JsState st) {
+    const JsState before = jsState_.exchange(st, std::memory_order_relaxed);
+    if (st == before || st == JsState::Computing) return;
+    {
+      std::lock_guard<std::mutex> lk(mu_);  // ordered with the thread's wait predicate
+      waitSeq_.fetch_add(1, std::memory_order_relaxed);
     }
+    cv_.notify_one();
   }
 
   MPI_Comm comm(int id) {
@@ -134,9 +163,10 @@ class Comm {
   bool finalizing_ = false;
   // Guards every MPI call and the lists above, which both threads now use (JS: sends, progress).
   std::mutex mpiMu_;
-  std::atomic<bool> jsWaiting_{false};
+  std::atomic<JsState> jsState_{JsState::Computing};
   std::atomic<unsigned> waitSeq_{0};
   bool kick_ = false;  // under mu_: the JS thread started a transfer
+  uint64_t nextSeq_ = 0;  // under mpiMu_
   // Polls (each yielding the core) while a transfer is in flight before backing off (PIPEWRIGHT_MPI_SPIN).
   int spinInFlight_ = [] { const char* s = std::getenv("PIPEWRIGHT_MPI_SPIN"); int v = s ? std::atoi(s) : -1; return v >= 0 ? v : 4096; }();
   // The longest sleep between polls when nothing happens: the worst added latency of a message that
@@ -152,18 +182,11 @@ class Comm {
 
   static void deliver(Napi::Env env, Napi::Function fn, Event* ev) {
     static const char* kinds[] = {"message", "done", "error", "finalized"};
-    Napi::Value buf = env.Null();
-    if (ev->kind == Ev::Message) {
-      // The received bytes become the ArrayBuffer as they are (no copy); freed with it.
-      auto* owned = new std::vector<char>(std::move(ev->data));
-      if (owned->empty()) owned->reserve(1);
-      buf = Napi::ArrayBuffer::New(env, owned->data(), owned->size(),
-                                   [](Napi::Env, void*, std::vector<char>* v) { delete v; }, owned);
-    }
+    Napi::Value buf = ev->kind == Ev::Message ? Napi::Value(ownedBuffer(env, std::move(ev->data))) : env.Null();
     Napi::Value a = ev->kind == Ev::Message ? Napi::Number::New(env, ev->comm) : Napi::Number::New(env, ev->id);
     Napi::Value b = ev->kind == Ev::Message ? Napi::Number::New(env, ev->source) : Napi::Number::New(env, ev->value);
     Napi::Value c = ev->kind == Ev::Error ? Napi::Value(Napi::String::New(env, ev->text)) : Napi::Value(Napi::Number::New(env, ev->tag));
-    fn.Call({Napi::String::New(env, kinds[(int)ev->kind]), a, b, c, buf});
+    fn.Call({Napi::String::New(env, kinds[(int)ev->kind]), a, b, c, buf, Napi::Number::New(env, ev->seq)});
     delete ev;
   }
 
@@ -204,7 +227,8 @@ class Comm {
       // A new wait of the JS thread starts a new burst of hot polling.
       const unsigned w = waitSeq_.load(std::memory_order_relaxed);
       if (w != seenWait) { seenWait = w; idle = 0; }
-      const bool waiting = jsWaiting_.load(std::memory_order_relaxed);
+      const JsState js = jsState_.load(std::memory_order_relaxed);
+      const bool waiting = js == JsState::Waiting, jsPolls = js == JsState::Polling;
       // While the JS thread waits, its core is free: poll hot (yielding) for a while. A transfer in
       // flight advances only inside MPI calls (rendezvous fragments do not count as completions),
       // so keep polling it too; but while the JS thread computes it drives progress between its
@@ -213,8 +237,10 @@ class Comm {
       std::deque<Command> todo;
       {
         std::unique_lock<std::mutex> lk(mu_);
-        if (cmds_.empty() && !kick_ && idle > spin) {
-          auto woken = [this, w] { return kick_ || !cmds_.empty() || waitSeq_.load(std::memory_order_relaxed) != w; };
+        auto woken = [this, w] { return kick_ || !cmds_.empty() || waitSeq_.load(std::memory_order_relaxed) != w; };
+        // The JS thread polls for itself: stay out of its way (and off its core) until it stops.
+        if (jsPolls && cmds_.empty()) cv_.wait_for(lk, std::chrono::milliseconds(1), [this] { return !cmds_.empty() || jsState_.load(std::memory_order_relaxed) != JsState::Polling; });
+        else if (cmds_.empty() && !kick_ && idle > spin) {
           if (nothing && !finalizing_) cv_.wait(lk, woken);
           else {
             // Backoff: 10 us doubling to maxSleepUs_; a new command or wait wakes the thread at once.
@@ -231,7 +257,7 @@ class Comm {
       {
         std::lock_guard<std::mutex> mk(mpiMu_);
         for (auto& c : todo) apply(c);
-        progress |= poll();
+        if (jsState_.load(std::memory_order_relaxed) != JsState::Polling) progress |= poll();
         inFlight = !sends_.empty() || !recvs_.empty() || !barriers_.empty();
         nothing = !inFlight && listens_.empty();
         done = finalizing_ && !inFlight;
@@ -276,8 +302,12 @@ class Comm {
     }
   }
 
-  /** One pass over every outstanding operation; true when anything completed or matched. */
-  bool poll() {
+  /**
+   * One pass over every outstanding operation; true when anything completed or matched. Received
+   * messages go to `sink` when given (the JS thread polling for itself), else through the
+   * thread-safe function.
+   */
+  bool poll(std::vector<Event*>* sink = nullptr) {
     bool progress = false;
     for (auto [comm, tag] : listens_) {
       for (;;) {
@@ -305,9 +335,11 @@ class Comm {
       if (rc != MPI_SUCCESS) { fail("MPI_Test (receive)", rc); recvs_.pop_front(); continue; }
       if (!flag) break;
       auto* e = new Event{Ev::Message, r.comm, r.source, r.tag};
+      e->seq = (double)nextSeq_++;
       e->data = std::move(r.data);
       recvs_.pop_front();
-      emit(e);
+      if (sink) sink->push_back(e);
+      else emit(e);
       progress = true;
     }
     for (auto it = sends_.begin(); it != sends_.end();) {
@@ -386,10 +418,34 @@ Napi::Value Progress(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-/** setWaiting(bool): the JS thread waits for a message (the communication thread polls hot) or computes. */
-Napi::Value SetWaiting(const Napi::CallbackInfo& info) {
+/** receive(): messages completed by one poll on this thread, as [comm, source, tag, ArrayBuffer, seq] each. */
+Napi::Value Receive(const Napi::CallbackInfo& info) {
   requireStarted(info);
-  Comm::get().setWaiting(info[0].ToBoolean().Value());
+  Comm& comm = Comm::get();
+  Napi::Env env = info.Env();
+  std::vector<Event*> got;
+  if (comm.provided == MPI_THREAD_MULTIPLE) got = comm.receiveNow();
+  auto out = Napi::Array::New(env, got.size());
+  for (size_t i = 0; i < got.size(); i++) {
+    Event* ev = got[i];
+    auto m = Napi::Array::New(env, 5);
+    m.Set(0u, ev->comm);
+    m.Set(1u, ev->source);
+    m.Set(2u, ev->tag);
+    m.Set(3u, ownedBuffer(env, std::move(ev->data)));
+    m.Set(4u, ev->seq);
+    out.Set(i, m);
+    delete ev;
+  }
+  return out;
+}
+
+/** setJsState(0 | 1 | 2): the JS thread computes, waits on its event loop, or polls with `receive` itself. */
+Napi::Value SetJsState(const Napi::CallbackInfo& info) {
+  requireStarted(info);
+  int st = intArg(info, 0, "state");
+  if (st < 0 || st > 2) throw Napi::RangeError::New(info.Env(), "mpi: setJsState takes 0 (computing), 1 (waiting) or 2 (polling)");
+  Comm::get().setJsState(static_cast<JsState>(st));
   return info.Env().Undefined();
 }
 
@@ -468,7 +524,8 @@ Napi::Object Init_(Napi::Env env, Napi::Object exports) {
   exports.Set("send", Napi::Function::New(env, Send));
   exports.Set("listen", Napi::Function::New(env, Listen));
   exports.Set("progress", Napi::Function::New(env, Progress));
-  exports.Set("setWaiting", Napi::Function::New(env, SetWaiting));
+  exports.Set("receive", Napi::Function::New(env, Receive));
+  exports.Set("setJsState", Napi::Function::New(env, SetJsState));
   exports.Set("split", Napi::Function::New(env, Split));
   exports.Set("barrier", Napi::Function::New(env, Barrier));
   exports.Set("commInfo", Napi::Function::New(env, CommInfo));

@@ -7,6 +7,8 @@
 // writes). An error in an action writes one line naming rank, stage, action and cause, then ends
 // the whole job through MPI_Abort (no rank is left waiting).
 import { writeSync } from "node:fs";
+import { cpus } from "node:os";
+import { launchEnv } from "../../transport/mpi/env.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
@@ -40,6 +42,9 @@ export type InitialWeights = { state: ReadonlyMap<string, Tensor> } | { model: P
 
 interface DoneInfo { metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][] }
 
+/** The longest a blocked rank polls MPI itself before it waits on the event loop (ms). */
+const SPIN_BUDGET_MS = 50;
+
 export class ProcessesExecutor implements Executor, LocalStateSource, TimingSource {
   readonly name = "processes" as const;
   readonly traceProcess = "rank" as const;
@@ -61,7 +66,13 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   /** Every rank's clock against rank 0's, measured at start-up (recordActions only). */
   private clocks: ClockSync[] | null = null;
 
+  /** How long a blocked rank polls MPI itself before waiting on the event loop (ms; 0: never). */
+  private readonly spinMs: number;
+
   private constructor(private readonly setup: PipelineSetup, private readonly g: Groups) {
+    const env = launchEnv();
+    const spin = Number(process.env.PIPEWRIGHT_MPI_SPIN_MS ?? 1);
+    this.spinMs = env && env.localSize > 0 && env.localSize <= cpus().length && spin > 0 ? spin : 0;
     this.rec = setup.instrumentation?.recordActions ? { log: new MessageLog(), begin: 0, listDone: 0, collectives: [], body: [] } : null;
   }
 
@@ -154,16 +165,54 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     this.pump();
   }
 
+  /** Inside pump, or inside this thread's own poll: a message's arrival must not start another. */
+  private pumping = false;
+  /** When the current wait for a message began (performance.now()). */
+  private waitStart = 0;
+
   private pump(): void {
-    if (!this.finished) return;
+    if (!this.finished || this.pumping) return;
+    this.pumping = true;
+    let blocked = false;
     try {
-      this.g.mpi.waiting(false);
-      const done = this.interp.pump();
-      // Blocked on a message: this rank's core is free for the communication thread to poll hot.
-      if (!done) this.g.mpi.waiting(true);
-      else { const f = this.finished; this.finished = null; f(); }
-    } catch (e) { this.die(e); }
-    this.idleSoon();
+      this.g.mpi.threadState("computing");
+      if (this.interp.pump()) { const f = this.finished!; this.finished = null; f(); }
+      else blocked = true;
+    } catch (e) { this.die(e); } finally { this.pumping = false; }
+    if (!blocked) return;
+    if (this.spinMs > 0) {
+      this.waitStart = performance.now();
+      this.g.mpi.threadState("polling");
+      setImmediate(() => this.pollRound());
+    } else {
+      // This rank's core is free for the communication thread to poll hot.
+      this.g.mpi.threadState("waiting");
+      this.idleSoon();
+    }
+  }
+
+  /**
+   * Blocked on a message where every local rank has a core of its own: this thread polls MPI itself,
+   * so a message is handed over the moment it completes, not after a hop through the event loop.
+   * In rounds of spinMs, each after one unit of background work, with the event loop's turn (timers,
+   * the watchdog) between them; after SPIN_BUDGET_MS it waits on the event loop instead.
+   */
+  private pollRound(): void {
+    if (!this.finished || this.closed) return;
+    if (this.interp.waitingFor().length === 0) { this.pump(); return; }
+    let ready = false;
+    this.pumping = true;
+    try {
+      this.interp.idle();
+      const until = performance.now() + this.spinMs;
+      do {
+        this.g.mpi.receive();
+        ready = this.interp.waitingFor().length === 0;
+      } while (!ready && performance.now() < until);
+    } catch (e) { this.die(e); } finally { this.pumping = false; }
+    if (ready) this.pump();
+    else if (performance.now() - this.waitStart < SPIN_BUDGET_MS) setImmediate(() => this.pollRound());
+    else { this.g.mpi.threadState("waiting"); this.idleSoon(); }
   }
 
   private idleQueued = false;

@@ -10,13 +10,16 @@ export type MpiEventKind = "message" | "done" | "error" | "finalized";
 /** The addon's functions (native/mpi/mpi_addon.cc). */
 export interface MpiAddon {
   /** Starts the communication thread and MPI_Init_thread; events arrive on the JS thread. */
-  init(onEvent: (kind: MpiEventKind, a: number, b: number, c: number | string, data: ArrayBuffer | null) => void): { rank: number; size: number; threadLevel: string };
+  /** `seq` numbers messages in the order they completed (they reach JS by two paths: events and `receive`). */
+  init(onEvent: (kind: MpiEventKind, a: number, b: number, c: number | string, data: ArrayBuffer | null, seq: number) => void): { rank: number; size: number; threadLevel: string };
   /** Starts the send on the calling thread when MPI is thread-multiple (else queues it for the communication thread). */
   send(comm: number, dest: number, tag: number, header: Uint8Array, body?: ArrayBufferView): void;
   /** One poll of every outstanding operation on the calling thread (skipped while the communication thread polls). */
   progress(): void;
-  /** The JS thread waits for a message (the communication thread polls hot) or computes (it backs off). */
-  setWaiting(waiting: boolean): void;
+  /** One poll on the calling thread; the messages it completed, as [comm, source, tag, data, seq]. */
+  receive(): [number, number, number, ArrayBuffer, number][];
+  /** The JS thread computes (0: the communication thread backs off), waits on its event loop (1: it polls hot) or polls with `receive` itself (2: it stays idle). */
+  setJsState(state: 0 | 1 | 2): void;
   listen(comm: number, tag: number): void;
   split(comm: number, color: number, key: number, id: number): void;
   barrier(comm: number, id: number): void;

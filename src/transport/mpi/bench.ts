@@ -33,14 +33,14 @@ async function pingPong(mpi: MpiTransport, comm: number, next: () => Promise<voi
       const got = next();
       const t0 = performance.now();
       mpi.send(comm, 1, TAG_BENCH, header, body);
-      mpi.waiting(true);
+      mpi.threadState("waiting");
       await got;
-      mpi.waiting(false);
+      mpi.threadState("computing");
       times.push((performance.now() - t0) / 1000);
     } else if (me === 1) {
-      mpi.waiting(true);
+      mpi.threadState("waiting");
       await next();
-      mpi.waiting(false);
+      mpi.threadState("computing");
       mpi.send(comm, 0, TAG_BENCH, header, body);
     }
   }

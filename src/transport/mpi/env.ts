@@ -1,6 +1,6 @@
 // What a process can tell about its MPI job before starting MPI: launchers export the rank and size
 // (Open MPI: OMPI_COMM_WORLD_*; PMIx under Slurm: PMIX_RANK; MPICH/Hydra: PMI_RANK).
-export interface LaunchEnv { rank: number; size: number; localRank: number }
+export interface LaunchEnv { rank: number; size: number; localRank: number; localSize: number }
 
 export function launchEnv(env: NodeJS.ProcessEnv = process.env): LaunchEnv | null {
   const num = (...names: string[]): number | undefined => {
@@ -13,6 +13,7 @@ export function launchEnv(env: NodeJS.ProcessEnv = process.env): LaunchEnv | nul
     rank,
     size: num("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS") ?? 0,
     localRank: num("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID") ?? 0,
+    localSize: num("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS") ?? 0,
   };
 }
 

@@ -15,6 +15,9 @@ export class MpiTransport {
   private readonly handlers = new Map<string, MessageHandler>();
   private readonly early = new Map<string, [number, ArrayBuffer][]>();
   private readonly waits = new Map<number, (value: number) => void>();
+  /** Messages that overtook an earlier one (the two delivery paths race), by sequence number. */
+  private readonly ahead = new Map<number, [number, number, number, ArrayBuffer]>();
+  private nextSeq = 0;
   private nextId = 1;
   private finalized: (() => void) | null = null;
   /** performance.now() of the last message received (the watchdog's measure of liveness). */
@@ -24,20 +27,15 @@ export class MpiTransport {
   onError: (e: Error) => void = (e) => { throw e; };
 
   constructor(private readonly addon: MpiAddon) {
-    const info = addon.init((kind, a, b, c, data) => this.event(kind, a, b, c, data));
+    const info = addon.init((kind, a, b, c, data, seq) => this.event(kind, a, b, c, data, seq));
     this.rank = info.rank;
     this.size = info.size;
     this.threadLevel = info.threadLevel;
   }
 
-  private event(kind: MpiEventKind, a: number, b: number, c: number | string, data: ArrayBuffer | null): void {
-    if (kind === "message") {
-      this.lastMessageAt = performance.now();
-      const key = `${a}:${c as number}`;
-      const h = this.handlers.get(key);
-      if (h) h(b, data!);
-      else { const q = this.early.get(key) ?? []; q.push([b, data!]); this.early.set(key, q); }
-    } else if (kind === "done") {
+  private event(kind: MpiEventKind, a: number, b: number, c: number | string, data: ArrayBuffer | null, seq: number): void {
+    if (kind === "message") this.inOrder(seq, a, b, c as number, data!);
+    else if (kind === "done") {
       const w = this.waits.get(a);
       this.waits.delete(a);
       w?.(b);
@@ -47,6 +45,34 @@ export class MpiTransport {
     } else {
       this.finalized?.();
     }
+  }
+
+  /** Hands messages to their handlers in the order they completed, whichever path brought them. */
+  private inOrder(seq: number, comm: number, source: number, tag: number, data: ArrayBuffer): void {
+    if (seq !== this.nextSeq) { this.ahead.set(seq, [comm, source, tag, data]); return; }
+    this.dispatch(comm, source, tag, data);
+    this.nextSeq++;
+    for (let m = this.ahead.get(this.nextSeq); m; m = this.ahead.get(this.nextSeq)) {
+      this.ahead.delete(this.nextSeq++);
+      this.dispatch(...m);
+    }
+  }
+
+  private dispatch(comm: number, source: number, tag: number, data: ArrayBuffer): void {
+    this.lastMessageAt = performance.now();
+    const key = `${comm}:${tag}`;
+    const h = this.handlers.get(key);
+    if (h) h(source, data);
+    else { const q = this.early.get(key) ?? []; q.push([source, data]); this.early.set(key, q); }
+  }
+
+  /**
+   * Polls on this thread and hands over what arrived now, without the event loop's hop (for a rank
+   * that waits and has nothing else to do). Handlers run inside this call.
+   */
+  receive(): void {
+    if (this.failure) return;
+    for (const [comm, source, tag, data, seq] of this.addon.receive()) this.inOrder(seq, comm, source, tag, data);
   }
 
   /** Receives every message with `tag` on `comm` (pre-posted: also those sent before this call). */
@@ -68,8 +94,14 @@ export class MpiTransport {
   /** Between actions: lets transfers in flight advance without waiting for the communication thread's slice. */
   progress(): void { if (!this.failure) this.addon.progress(); }
 
-  /** Whether this thread now waits for a message (the communication thread then polls hot). */
-  waiting(on: boolean): void { this.addon.setWaiting(on); }
+  /**
+   * What this thread does now, so the communication thread neither takes its core nor leaves a
+   * message waiting: computes, waits for a message on the event loop (the communication thread
+   * polls hot), or polls with `receive` itself.
+   */
+  threadState(state: "computing" | "waiting" | "polling"): void {
+    this.addon.setJsState(state === "computing" ? 0 : state === "waiting" ? 1 : 2);
+  }
 
   private pending(start: (id: number) => void): Promise<number> {
     const id = this.nextId++;
