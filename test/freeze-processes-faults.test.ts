@@ -15,7 +15,7 @@ test("a freeze-run rank that throws ends the job with its rank, replica, stage, 
   const r = await runMpi(2, "vader", [...TRAIN, "--epochs", "2", "--quiet"], { env: { PIPEWRIGHT_INJECT_FAULT: "4:2" }, timeoutMs: 60_000 });
   assert.notEqual(r.code, 0);
   assert.equal(r.signal, null, "ended by the hang detector");
-  assert.match(r.stderr, /rank 1 \(replica 0, stage 1\) failed: action 1F2: injected fault in unit 4 on micro-batch 2/);
+  assert.match(r.stderr, /rank 1 \(replica 0, stage 1\) failed: stage 1, action 1F2: injected fault in unit 4 on micro-batch 2/);
 });
 
 test("SIGSTOP of a freeze-run rank: the watchdog ends the job, naming what rank 0 waits for", { skip }, async (t) => {

@@ -12,6 +12,7 @@ import { loadCheckpoint } from "../src/checkpoint/index.js";
 import { parseHostfile } from "../src/transport/mpi/hostfile.js";
 import { mpirunArgv } from "../src/transport/mpi/mpirun.js";
 import { checkIface } from "../src/transport/mpi/iface.js";
+import { killedRankLine } from "../src/cli/launch.js";
 import { MAIN, MPI_ENV, mpiSkipReason, rankPids } from "./mpi-helpers.js";
 
 const skip = mpiSkipReason();
@@ -105,7 +106,7 @@ test("launch --max-restarts 1: a SIGKILLed rank restarts from the last checkpoin
     const epochs = ["--epochs", "4"];
     const r = cli([...TRAIN, ...epochs, "--executor", "inline", "--quiet", "--save", ref]);
     assert.equal(r.status, 0, String(r.stderr));
-    let killed = false;
+    let killed = false, stderr = "";
     const code = await new Promise<number | null>((resolve) => {
       const child = spawn(process.execPath, [MAIN, "launch", "-n", "2", "--max-restarts", "1", "--", ...TRAIN, ...epochs, "--save", ck],
         { env: { ...process.env, ...MPI_ENV } });
@@ -120,9 +121,10 @@ test("launch --max-restarts 1: a SIGKILLed rank restarts from the last checkpoin
         process.kill(victim, "SIGKILL");
       });
       const timer = setTimeout(() => child.kill("SIGKILL"), 180_000);
-      child.on("close", (c) => { clearTimeout(timer); t.diagnostic(err.split("\n").filter((l) => /launch:/.test(l)).join(" | ")); resolve(c); });
+      child.on("close", (c) => { clearTimeout(timer); t.diagnostic(err.split("\n").filter((l) => /launch:/.test(l)).join(" | ")); resolve(c); stderr = err; });
     });
     assert.ok(killed, "rank 1 was never killed");
+    assert.match(stderr, /pipewright launch: rank 1 \(pipeline worker 1\) on \S+ was killed by signal 9/);
     assert.equal(code, 0);
     const a = loadCheckpoint(ref), b = loadCheckpoint(ck);
     assert.equal(b.epoch, 4);
@@ -131,6 +133,15 @@ test("launch --max-restarts 1: a SIGKILLed rank restarts from the last checkpoin
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("launch names a rank that mpirun reports killed by a signal, with its place in the pipeline", () => {
+  const report = "--------------------------------------------------------------------------\n" +
+    "mpirun noticed that process rank 3 with PID 0 on node vm exited on signal 9 (Killed).\n" +
+    "--------------------------------------------------------------------------\n";
+  assert.equal(killedRankLine(report, 2), "pipewright launch: rank 3 (pipeline worker 1, replica 1) on vm was killed by signal 9 (Killed)");
+  assert.equal(killedRankLine(report), "pipewright launch: rank 3 on vm was killed by signal 9 (Killed)");
+  assert.equal(killedRankLine("mpirun detected that one or more processes exited with non-zero status"), null);
 });
 
 test("launch: the command after -- is required", () => {

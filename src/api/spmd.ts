@@ -2,7 +2,6 @@
 // script and makes the same createPipeline / pipe calls with the same arguments; each rank builds
 // only its worker's stages (src/pipeline/runtime/processes.ts). The MPI modules are imported only
 // here, on demand, so that a machine without Open MPI still runs inline and threads pipelines.
-import { writeSync } from "node:fs";
 import { relative } from "node:path";
 import type { Executor } from "../pipeline/runtime/executor.js";
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
@@ -41,10 +40,8 @@ export async function endJobOnError<T>(executor: string, body: () => Promise<T>)
   } catch (e) {
     const mpi = await startedMpi();
     if (!mpi) throw e;
-    const err = e instanceof Error ? e : new Error(String(e));
-    writeSync(2, `pipewright: rank ${mpi.rank} failed: ${err.message}\n`);
-    if (process.env.PIPEWRIGHT_DEBUG) writeSync(2, `${err.stack ?? ""}\n`);
-    return mpi.abort(1);
+    const { endJob } = await import("../pipeline/runtime/rank-failure.js");
+    return endJob(mpi, e);
   }
 }
 

@@ -79,12 +79,31 @@ export function rankProgram(prog: readonly string[]): string[] {
   return prog[0] === "node" ? [process.execPath, ...prog.slice(1)] : [process.execPath, MAIN, ...prog];
 }
 
-function runOnce(argv: string[]): Promise<number> {
+/** mpirun's report of a rank that died of a signal (it prints no pipewright line of its own). */
+const SIGNAL_DEATH = /process rank (\d+) with PID \d+ on node (\S+) exited on signal (\d+)(?: \(([^)]*)\))?/;
+
+/** The line launch adds for a rank killed by a signal, naming its place in a train pipeline when known. */
+export function killedRankLine(mpirunOutput: string, workers?: number): string | null {
+  const m = SIGNAL_DEATH.exec(mpirunOutput);
+  if (!m) return null;
+  const rank = Number(m[1]);
+  const at = workers ? ` (pipeline worker ${rank % workers}${rank >= workers ? `, replica ${Math.floor(rank / workers)}` : ""})` : "";
+  return `pipewright launch: rank ${rank}${at} on ${m[2]} was killed by signal ${m[3]}${m[4] ? ` (${m[4]})` : ""}`;
+}
+
+function runOnce(argv: string[], workers?: number): Promise<number> {
   process.stderr.write(`pipewright launch: ${formatArgv(argv)}\n`);
   return new Promise((resolve) => {
-    const child = spawn(argv[0], argv.slice(1), { stdio: "inherit" });
+    const child = spawn(argv[0], argv.slice(1), { stdio: ["inherit", "inherit", "pipe"] });
+    // mpirun's own messages pass through; a rank's death by signal gets a line that names it.
+    let tail = "";
+    child.stderr.on("data", (d: Buffer) => { process.stderr.write(d); tail = (tail + d.toString()).slice(-4096); });
     child.on("error", (e) => { process.stderr.write(`pipewright launch: cannot run mpirun (${e.message}); install Open MPI: ${MPI_INSTALL_HINT}\n`); resolve(127); });
-    child.on("close", (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+    child.on("close", (code, signal) => {
+      const killed = code === 0 ? null : killedRankLine(tail, workers);
+      if (killed) process.stderr.write(`${killed}\n`);
+      resolve(code ?? (signal ? 128 : 1));
+    });
   });
 }
 
@@ -125,12 +144,14 @@ export async function runLaunch(argv: string[]): Promise<number> {
   const save = cmd[0] === "train" ? flagValue(cmd, "save") : undefined;
   const restarts = f["max-restarts"] as number;
   if (restarts > 0 && save === undefined) throw new UsageError("--max-restarts needs train --save FILE (the checkpoint a restart resumes from)");
-  let code = await runOnce(line(program));
+  const stagesFlag = cmd[0] === "train" ? flagValue(cmd, "workers") ?? flagValue(cmd, "stages") : undefined;
+  const workers = stagesFlag !== undefined && Number(stagesFlag) > 0 ? Number(stagesFlag) : undefined;
+  let code = await runOnce(line(program), workers);
   for (let k = 1; code !== 0 && k <= restarts; k++) {
     if (!existsSync(save!)) { process.stderr.write(`pipewright launch: run failed (exit ${code}) before the first checkpoint ${save}; nothing to restart from\n`); return code; }
     process.stderr.write(`pipewright launch: run failed (exit ${code}); restart ${k}/${restarts} from ${save}\n`);
     program = withResume(program, save!);
-    code = await runOnce(line(program));
+    code = await runOnce(line(program), workers);
   }
   return code;
 }

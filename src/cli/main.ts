@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import { UsageError } from "./args.js";
 import { mpiStarted } from "../transport/mpi/transport.js";
+import { endJob } from "../pipeline/runtime/rank-failure.js";
 
 interface Command {
   summary: string;
@@ -91,6 +92,9 @@ main(process.argv.slice(2)).then(
     await mpiStarted()?.finalize();
   },
   (err: unknown) => {
+    // A failing MPI rank names itself and ends the whole job rather than leave the others waiting.
+    const mpi = mpiStarted();
+    if (mpi && !(err instanceof UsageError)) endJob(mpi, err);
     if (err instanceof UsageError) {
       process.stderr.write(`${err.message}\n`);
       process.exitCode = 2;
@@ -100,7 +104,6 @@ main(process.argv.slice(2)).then(
       if (process.env.PIPEWRIGHT_DEBUG) process.stderr.write(`${e.stack ?? ""}\n`);
       process.exitCode = 1;
     }
-    // A failing MPI rank ends the whole job rather than leave the others waiting for it.
-    mpiStarted()?.abort(process.exitCode as number);
+    mpi?.abort(process.exitCode as number);
   },
 );

@@ -11,7 +11,6 @@
 // on every rank (stateDict / optimizerState) and the next phase builds its stages from them: freed
 // ranks become replicas and no rank exits.
 import { allReduceGradients } from "../../parallel/grad-sync.js";
-import { writeSync } from "node:fs";
 import { fromPlain, mergeStates, sliceState, toPlain, type OptimizerState, type PlainOptimizerState, type StateEntry } from "../../optim/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { ControlMailbox } from "../../transport/mpi/mailbox.js";
@@ -20,14 +19,14 @@ import { exportTorchrunEnv, launchEnv, notUnderMpiMessage } from "../../transpor
 import { payloadOfFrame, sendPayload } from "../runtime/payload-frame.js";
 import { mpiTransport, TAG, type MpiTransport } from "../../transport/mpi/transport.js";
 import type { MicrobatchMetrics } from "../stage.js";
-import { messageKey, PipelineActionError, type Payload } from "../runtime/interpreter.js";
+import { messageKey, type Payload } from "../runtime/interpreter.js";
+import { describeWait, endJob } from "../runtime/rank-failure.js";
 import {
   combineStepReports, phaseFits, replicaMicrobatches, type PhaseFactory, type PhaseLayout, type PhaseOptions, type PhaseStepResult,
   type TrainingPhase, type WorkerStepReport,
 } from "./phase-contract.js";
 import { buildElasticStage, type ElasticStage } from "./stage-build.js";
 import type { FaultSpec } from "../runtime/instrumentation.js";
-import { formatAction } from "../schedule/action.js";
 import { watchQuiet } from "../../transport/mpi/watchdog.js";
 
 /** The job's MPI world for a freeze run: every rank, in rank order. */
@@ -135,12 +134,7 @@ export class MpiElasticPhase implements TrainingPhase {
 
   /** Ends the job: one line naming this rank, its stage and replica (and the action), then MPI_Abort. */
   private die(e: unknown): never {
-    const err = e instanceof Error ? e : new Error(String(e));
-    const what = err instanceof PipelineActionError ? `action ${err.action}: ${err.causeMessage}` : err.message;
-    const at = this.role ? ` (replica ${this.role.replica}, stage ${this.role.stage})` : "";
-    writeSync(2, `pipewright: rank ${this.w.mpi.rank}${at} failed: ${what}\n`);
-    if (process.env.PIPEWRIGHT_DEBUG) writeSync(2, `${err.stack ?? ""}\n`);
-    return this.w.mpi.abort(1);
+    return endJob(this.w.mpi, e, this.role ? `replica ${this.role.replica}, stage ${this.role.stage}` : "");
   }
 
   fits(n: number): boolean { return phaseFits(this.layout, n); }
@@ -164,13 +158,7 @@ export class MpiElasticPhase implements TrainingPhase {
 
   private describeWait(what: string): string {
     const r = this.role, next = this.finished && r ? r.built.interp.next : null;
-    if (!r || !next) return `waiting in ${what} for the other ranks (one of them is stopped, hung or slower than the timeout)`;
-    const S = this.layout.stages;
-    const from = r.built.interp.waitingFor().map((k) => {
-      const m = /^([ag])(\d+):/.exec(k);
-      return m ? `${k} from rank ${r.replica * S + Number(m[2]) + (m[1] === "a" ? -1 : 1)}` : k;
-    });
-    return `rank ${this.w.mpi.rank} waits at action ${formatAction(next)} for ${from.join(", ")} (that rank is stopped, hung or slower than the timeout)`;
+    return describeWait(this.w.mpi.rank, next, next && r ? r.built.interp.waitingFor() : [], what, (v) => (r?.replica ?? 0) * this.layout.stages + v);
   }
 
   /** This rank's list: its inputs or targets, the list without STEP, the all-reduce, then STEP. */

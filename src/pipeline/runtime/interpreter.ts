@@ -44,6 +44,18 @@ export const messageKey = {
   targets: (mb: number): string => `y${mb}`,
 };
 
+/**
+ * The virtual stage that sends message `key` (an activation comes from the stage before, a gradient
+ * from the stage after), or null for what the data loader delivers (inputs and targets).
+ */
+export function messageSource(key: string): number | null {
+  const m = /^([ag])(\d+):\d+$/.exec(key);
+  if (!m) return null;
+  const v = Number(m[2]);
+  if (m[1] === "a") return v === 0 ? null : v - 1;
+  return v + 1;
+}
+
 export interface Outbox {
   /**
    * Delivers a message to worker `to`. With `transferable`, the sender no longer needs the buffer and

@@ -6,13 +6,12 @@
 // state are gathered on every rank so that each holds the same results (rank 0 alone prints and
 // writes). An error in an action writes one line naming rank, stage, action and cause, then ends
 // the whole job through MPI_Abort (no rank is left waiting).
-import { writeSync } from "node:fs";
 import { cpus } from "node:os";
 import { launchEnv } from "../../transport/mpi/env.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
-import { messageKey, PipelineActionError, targetsPayload, type ForwardMode, type Payload, type WorkerInterpreter } from "./interpreter.js";
+import { messageKey, targetsPayload, type ForwardMode, type Payload, type WorkerInterpreter } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { feedsFirstStage, feedsLastStage, replicaEvalIds, stepDeliveries, type ReplicaPosition } from "./replica-share.js";
 import type { Action, Schedule } from "../schedule/action.js";
@@ -29,7 +28,7 @@ import { TAG } from "../../transport/mpi/transport.js";
 import { payloadOfFrame, sendPayload } from "./payload-frame.js";
 import { startGroups, type Groups } from "./process-groups.js";
 export { agreeOnRank0, startGroups } from "./process-groups.js";
-import { formatAction } from "../schedule/action.js";
+import { describeWait, endJob } from "./rank-failure.js";
 import { watchQuiet } from "../../transport/mpi/watchdog.js";
 import { allReduceGradients } from "../../parallel/grad-sync.js";
 import type { LocalState, LocalStateSource } from "./local-state.js";
@@ -234,12 +233,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
 
   /** Ends the job: one line naming this rank (and the stage and action), then MPI_Abort. */
   private die(e: unknown): never {
-    const err = e instanceof Error ? e : new Error(String(e));
-    const what = err instanceof PipelineActionError
-      ? `stage ${err.stage}, action ${err.action}: ${err.causeMessage}` : err.message;
-    writeSync(2, `pipewright: rank ${this.g.mpi.rank} failed: ${what}\n`);
-    if (process.env.PIPEWRIGHT_DEBUG) writeSync(2, `${err.stack ?? ""}\n`);
-    return this.g.mpi.abort(1);
+    return endJob(this.g.mpi, e, this.g.layout.replicas > 1 ? `replica ${this.g.at.replica}, worker ${this.g.at.worker}` : "");
   }
 
   /** `body` under the watchdog (launch --timeout): a quiet rank ends the job naming what it waits for. */
@@ -251,15 +245,10 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   }
 
   private describeWait(): string {
-    const next = this.finished ? this.interp.next : null;
-    if (!next) return `waiting in ${this.waitingIn} for the other ranks (one of them is stopped, hung or slower than the timeout)`;
     const { stageToWorker, stages: S } = this.setup.schedule;
-    const from = this.interp.waitingFor().map((k) => {
-      const m = /^([ag])(\d+):/.exec(k);
-      const src = m ? stageToWorker[(Number(m[2]) + (m[1] === "a" ? -1 : 1) + S) % S] : undefined;
-      return src === undefined ? k : `${k} from rank ${this.g.at.replica * this.g.layout.workers + src}`;
-    });
-    return `rank ${this.g.mpi.rank} waits at action ${formatAction(next)} for ${from.join(", ")} (that rank is stopped, hung or slower than the timeout)`;
+    const next = this.finished ? this.interp.next : null;
+    return describeWait(this.g.mpi.rank, next, next ? this.interp.waitingFor() : [], this.waitingIn,
+      (v) => this.g.at.replica * this.g.layout.workers + stageToWorker[v % S]);
   }
 
   step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> { return this.run([batch], [lrFactor]); }
