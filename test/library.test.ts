@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { backward } from "../src/autograd/engine.js";
 import { createPipeline, SGD, Sequential, Tensor, type PipelineOptions, type ScheduleName } from "../src/index.js";
 import { buildMlp, regressionBatches, userMse, type MlpArgs } from "./lib-user-model.js";
+import { generateSchedule, parseAction, type Schedule } from "../src/schedules.js";
 
 const MODULE = new URL("./lib-user-model.js", import.meta.url).href;
 const ARGS: MlpArgs = { sizes: [6, 10, 10, 10, 2], seed: 5 }; // 7 units
@@ -199,4 +200,27 @@ test("loadStateDict replaces the weights on every executor; the threads executor
     await pipe.close();
   }
   await assert.rejects(createPipeline({ ...base(), schedule: "async", async: { method: "pipemare", "warmup-epochs": 1 } }), /warmup-epochs/);
+});
+
+/** A schedule written by hand: stage 0 runs three forwards ahead, stage 1 alternates. */
+function handSchedule(lists: string[]): Schedule {
+  return { ...generateSchedule("1f1b", { stages: 2, microbatches: 4 }), name: "by hand", workers: lists.map((l) => l.split(" ").map(parseAction)) };
+}
+
+test("a Schedule object written by hand trains like single-device training; threads == inline bit for bit", async () => {
+  const schedule = handSchedule(["0F0 0F1 0F2 0B0 0F3 0B1 0B2 0B3 0STEP0", "1F0 1B0 1F1 1B1 1F2 1B2 1F3 1B3 1STEP0"]);
+  const want = singleDevice();
+  const inline = await train({ schedule });
+  assertClose(inline.state, want, 1e-5, "hand schedule inline");
+  const threads = await train({ schedule, executor: "threads" });
+  for (const [k, t] of inline.state) assert.deepEqual(threads.state.get(k)!.data, t.data, `hand schedule: threads ${k} differs from inline`);
+});
+
+test("a Schedule object that deadlocks, or is for another shape, is refused before the pipeline starts", async () => {
+  // Stage 1 waits for micro-batch 1's activation before running 0's backward, which stage 0 needs first.
+  const deadlock = handSchedule(["0F0 0B0 0F1 0F2 0F3 0B1 0B2 0B3 0STEP0", "1F0 1F1 1B0 1B1 1F2 1B2 1F3 1B3 1STEP0"]);
+  await assert.rejects(createPipeline({ ...base(), microbatches: 4, schedule: deadlock }), /createPipeline: invalid schedule 'by hand'/);
+  const ok = handSchedule(["0F0 0F1 0F2 0B0 0F3 0B1 0B2 0B3 0STEP0", "1F0 1B0 1F1 1B1 1F2 1B2 1F3 1B3 1STEP0"]);
+  await assert.rejects(createPipeline({ ...base(), microbatches: 2, schedule: ok }), /schedule object is for 2 stage\(s\) and 4 micro-batch\(es\); the options say stages 2, microbatches 2/);
+  await assert.rejects(createPipeline({ ...base(), schedule: { name: "x" } as unknown as Schedule }), /schedule must be a name \(gpipe, 1f1b, interleaved, zb-h1, async\) or a Schedule object/);
 });

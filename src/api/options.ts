@@ -4,7 +4,7 @@ import type { ModelSpec } from "../nn/models/spec.js";
 import { Module, Sequential } from "../nn/module.js";
 import type { OptimizerConfig } from "../optim/factory.js";
 import { PARTITION_METHODS } from "../pipeline/partition.js";
-import { SCHEDULE_NAMES, WEIGHT_GRAD_MODES, type ScheduleName, type WeightGradMode } from "../pipeline/schedule/index.js";
+import { assertValidSchedule, SCHEDULE_NAMES, WEIGHT_GRAD_MODES, type Schedule, type ScheduleName, type WeightGradMode } from "../pipeline/schedule/index.js";
 import { EXECUTORS, type ExecutorName } from "../pipeline/runtime/executor.js";
 import { RECOMPUTE_MODES, type RecomputeMode } from "../pipeline/runtime/setup.js";
 import type { Instrumentation } from "../pipeline/runtime/instrumentation.js";
@@ -33,8 +33,12 @@ export interface PipelineOptions {
   model: ModelOption;
   /** Default "cross-entropy" (class-id targets). A user loss returns the micro-batch MEAN. */
   loss?: LossOption;
-  /** gpipe | 1f1b | interleaved | zb-h1 | async (default 1f1b). */
-  schedule?: ScheduleName;
+  /**
+   * gpipe | 1f1b | interleaved | zb-h1 | async (default 1f1b), or a Schedule object: per-worker
+   * action lists (from `pipewright/schedule`'s generateSchedule, changed, or written by hand) for
+   * `stages` stages and `microbatches` micro-batches. It is validated before the pipeline starts.
+   */
+  schedule?: ScheduleName | Schedule;
   /** Physical stages S (one worker thread each on the threads executor). */
   stages: number;
   /** Micro-batches M each mini-batch is split into. */
@@ -85,7 +89,9 @@ export interface PipelineOptions {
 }
 
 export interface ResolvedOptions {
-  schedule: ScheduleName;
+  /** The schedule's name; "custom" for a Schedule object (in `custom`). */
+  schedule: ScheduleName | "custom";
+  custom: Schedule | null;
   chunks: number;
   executor: ExecutorName;
   recompute: RecomputeMode;
@@ -114,8 +120,9 @@ export function resolveOptions(o: PipelineOptions): ResolvedOptions {
   if (typeof o !== "object" || o === null) throw new Error("createPipeline: options must be an object like {model, stages, microbatches, optimizer}");
   posInt("stages", o.stages);
   posInt("microbatches", o.microbatches);
-  const schedule = oneOf("schedule", o.schedule, SCHEDULE_NAMES, "1f1b");
-  const chunks = posInt("chunks", o.chunks, 1);
+  const custom = typeof o.schedule === "object" && o.schedule !== null ? customSchedule(o.schedule, o) : null;
+  const schedule = custom ? "custom" : oneOf("schedule", o.schedule, SCHEDULE_NAMES, "1f1b");
+  const chunks = custom ? custom.chunks : posInt("chunks", o.chunks, 1);
   const executor = oneOf("executor", o.executor, EXECUTORS, "threads");
   const recompute = oneOf("recompute", o.recompute, RECOMPUTE_MODES, "never");
   const weightGrads = oneOf("weightGrads", o.weightGrads, WEIGHT_GRAD_MODES, "microbatch");
@@ -123,12 +130,28 @@ export function resolveOptions(o: PipelineOptions): ResolvedOptions {
   const window = posInt("window", o.window, 8);
   const replicas = posInt("replicas", o.replicas, 1);
   if (replicas > 1 && executor !== "processes") throw new Error(`createPipeline: replicas ${replicas} needs executor "processes" (one MPI rank per worker and replica), not "${executor}"`);
-  if (replicas > 1 && schedule === "async") throw new Error(`createPipeline: replicas ${replicas} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1): gradients are summed once per optimizer step`);
+  if (replicas > 1 && (schedule === "async" || (custom && !custom.synchronous))) throw new Error(`createPipeline: replicas ${replicas} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1): gradients are summed once per optimizer step`);
   if (o.async !== undefined && schedule !== "async") throw new Error(`createPipeline: 'async' options need schedule "async", got schedule "${schedule}"`);
   if (typeof o.optimizer !== "object" || o.optimizer === null) throw new Error(`createPipeline: optimizer must be like {name: "sgd", lr: 0.1}, got ${JSON.stringify(o.optimizer)}`);
   if (o.lrSchedule !== undefined && typeof o.lrSchedule !== "function") throw new Error("createPipeline: lrSchedule must be a function (step) => factor");
   if (o.trace !== undefined && (typeof o.trace !== "string" || o.trace === "")) throw new Error(`createPipeline: trace must be a file path, got ${JSON.stringify(o.trace)}`);
-  return { schedule, chunks, executor, recompute, weightGrads, partition, window, replicas };
+  return { schedule, custom, chunks, executor, recompute, weightGrads, partition, window, replicas };
+}
+
+/** A user's Schedule object: the pipeline's shape, then the validator (structure and deadlock). */
+function customSchedule(s: Schedule, o: PipelineOptions): Schedule {
+  if (!Array.isArray(s.workers) || typeof s.stages !== "number" || typeof s.microbatches !== "number") {
+    throw new Error(`createPipeline: schedule must be a name (${SCHEDULE_NAMES.join(", ")}) or a Schedule object with stages, microbatches and workers' action lists`);
+  }
+  if (s.stages !== o.stages || s.microbatches !== o.microbatches) {
+    throw new Error(`createPipeline: the schedule object is for ${s.stages} stage(s) and ${s.microbatches} micro-batch(es); the options say stages ${o.stages}, microbatches ${o.microbatches}`);
+  }
+  if (o.chunks !== undefined && o.chunks !== s.chunks) throw new Error(`createPipeline: chunks ${o.chunks} differs from the schedule object's ${s.chunks}`);
+  if (!s.synchronous || s.steps !== 1) {
+    throw new Error(`createPipeline: a schedule object must be synchronous and span one optimizer step (steps 1); '${s.name}' has steps ${s.steps}${s.synchronous ? "" : ", not synchronous"}`);
+  }
+  try { assertValidSchedule(s); } catch (e) { throw new Error(`createPipeline: ${(e as Error).message}`); }
+  return s;
 }
 
 /** The model as a worker-importable source, or the inline layers themselves. */

@@ -236,7 +236,7 @@ async function buildPipe(o: PipelineOptions, r: ResolvedOptions): Promise<Pipe> 
   const loss = fn ? functionLoss(fn) : await loadLoss(lossSpec);
   let schedule: Schedule, balance: number[];
   try {
-    schedule = generateSchedule(r.schedule, { stages: o.stages, microbatches: o.microbatches, chunks: r.chunks,
+    schedule = r.custom ?? generateSchedule(r.schedule, { stages: o.stages, microbatches: o.microbatches, chunks: r.chunks,
       steps: r.schedule === "async" ? r.window : undefined, weightGrads: r.weightGrads });
     balance = partitionLayers({ layers: model.units.length, stages: o.stages, chunks: r.chunks, method: r.partition, balance: o.balance,
       parameters: model.units.map((u) => u.numParameters()) }).balance;
