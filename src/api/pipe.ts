@@ -42,8 +42,11 @@ export class Pipe {
 
   /** @internal */
   constructor(
-    /** The main thread's model (inline: the one being trained; threads: synced on demand). */
-    readonly model: PipelineModel,
+    /**
+     * The main thread's model: the one trained on inline, the initial weights elsewhere. Not public:
+     * on threads it does not follow training; pipe.stateDict() gives the current weights.
+     */
+    private readonly model: PipelineModel,
     private executor: Executor,
     private readonly setup: PipelineSetup,
     private readonly opts: PipelineOptions,
