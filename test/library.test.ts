@@ -110,7 +110,7 @@ test("save and resume continue exactly; eval runs the trained model", async () =
   }
 });
 
-for (const method of ["pipemare", "pb"]) test(`asynchronous ${method} on a user model: windows without flush, threads == inline, loss falls`, async () => {
+for (const method of ["pipemare", "pb"] as const) test(`asynchronous ${method} on a user model: windows without flush, threads == inline, loss falls`, async () => {
   const run = async (executor: "inline" | "threads"): Promise<number[]> => {
     const pipe = await createPipeline({ model: { module: MODULE, export: "buildMlp", args: { ...ARGS } }, loss: "mse",
       schedule: "async", async: { method }, window: 3, stages: 2, microbatches: 2, optimizer: { name: "sgd", lr: 0.02, momentum: 0.9 }, executor });
@@ -199,7 +199,12 @@ test("loadStateDict replaces the weights on every executor; the threads executor
     await assert.rejects(pipe.loadStateDict(new Map([["0.weight", Tensor.zeros([1])]])), /missing keys|shape mismatch/);
     await pipe.close();
   }
-  await assert.rejects(createPipeline({ ...base(), schedule: "async", async: { method: "pipemare", "warmup-epochs": 1 } }), /warmup-epochs/);
+  // Asynchronous options are typed camelCase keys, and errors name them as the library spells them.
+  const asyncPipe = (a: object): Promise<unknown> => createPipeline({ ...base(), schedule: "async", async: a as never });
+  await assert.rejects(asyncPipe({ method: "pipemare", "warmup-epochs": 1 }), /createPipeline: async\.warmup-epochs is not an option; the options are method, pipemareLr/);
+  await assert.rejects(asyncPipe({ method: "pipemare", spikeCompensation: false }), /createPipeline: async\.spikeCompensation applies to async\.method pb only; got async\.method pipemare/);
+  await assert.rejects(asyncPipe({ method: "pipemare", pipemareCorrection: false, pipemareDecay: 0.5 }), /async\.pipemareDecay has no effect with async\.pipemareCorrection off/);
+  await assert.rejects(asyncPipe({ method: "pipemare", pipemareDecay: 2 }), /async\.pipemareDecay 2 must be in \(0, 1\)/);
 });
 
 /** A schedule written by hand: stage 0 runs three forwards ahead, stage 1 alternates. */

@@ -10,7 +10,7 @@ import { RECOMPUTE_MODES, type RecomputeMode } from "../pipeline/runtime/setup.j
 import type { Instrumentation } from "../pipeline/runtime/instrumentation.js";
 import type { JsonValue, ModelSource } from "../pipeline/runtime/model-source.js";
 import { LOSS_NAMES, type LossFunction, type LossSpec } from "../pipeline/runtime/loss-source.js";
-import type { AsyncFlagValues } from "../pipeline/weights/config.js";
+import type { AsyncOptions } from "./async-options.js";
 
 /** A user's ES module export that builds the model: `(args) => Module[] | Sequential` (may be async). */
 export interface ModuleModel { module: string; export?: string; args?: JsonValue }
@@ -68,10 +68,10 @@ export interface PipelineOptions {
   /** Weight gradients with each micro-batch's backward (default) or once per step. */
   weightGrads?: WeightGradMode;
   /**
-   * Asynchronous methods (schedule "async"): keys as the CLI's flags, e.g. {method: "pipemare"},
-   * {method: "pb", "spike-compensation": "off"}; see README "Asynchronous pipelines".
+   * Asynchronous methods (schedule "async"), e.g. {method: "pipemare"} or
+   * {method: "pb", spikeCompensation: false}.
    */
-  async?: AsyncFlagValues;
+  async?: AsyncOptions;
   /** Asynchronous schedules: optimizer steps per `pipe.run(batches)` window (default 8). */
   window?: number;
   /** Learning-rate factor of optimizer step k (default 1: the optimizer's lr throughout). */

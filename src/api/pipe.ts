@@ -8,7 +8,8 @@ import { loadCheckpoint, saveCheckpoint, toJson } from "../checkpoint/index.js";
 import { toPlain, type OptimizerState } from "../optim/index.js";
 import { partitionLayers } from "../pipeline/partition.js";
 import { generateSchedule, type Schedule } from "../pipeline/schedule/index.js";
-import { annealSteps, parseAsyncConfig } from "../pipeline/weights/index.js";
+import { annealSteps } from "../pipeline/weights/index.js";
+import { asyncConfigOf } from "./async-options.js";
 import { asyncSetupFor } from "../pipeline/runtime/async-weights.js";
 import { asyncCheckpointParts, asyncStateFromCheckpoint } from "../pipeline/runtime/async-state.js";
 import type { Executor, SplitBatch, StepResult } from "../pipeline/runtime/executor.js";
@@ -257,10 +258,7 @@ async function buildPipe(o: PipelineOptions, r: ResolvedOptions): Promise<Pipe> 
     resumeExtra = (ck.extra ?? {}) as Record<string, unknown>;
     extraTensors = ck.extraTensors;
   }
-  const asyncCfg = r.schedule === "async" ? parseAsyncConfig(o.async ?? {}) : null;
-  if (asyncCfg && asyncCfg.warmupEpochs > 0) {
-    throw new Error(`createPipeline: async option 'warmup-epochs' (${asyncCfg.warmupEpochs}) is the CLI's; for a synchronous warm-up train a synchronous pipe, save it, and resume the asynchronous one from that checkpoint`);
-  }
+  const asyncCfg = r.schedule === "async" ? asyncConfigOf(o.async ?? {}) : null;
   const setup: PipelineSetup = {
     source: source ?? undefined, loss: lossSpec, schedule, balance, recompute: r.recompute, optimizer: o.optimizer,
     optimizerState: optimizerState ? toPlain(optimizerState) : undefined,

@@ -79,71 +79,80 @@ const OWNER: Readonly<Record<string, { method: AsyncMethod; needs?: keyof AsyncC
   "pipemare-correction": { method: "pipemare" },
   "spike-compensation": { method: "pb" },
   "weight-prediction": { method: "pb" },
-  "pipemare-anneal-steps": { method: "pipemare", needs: "pipemareLr", needsFlag: "--pipemare-lr" },
-  "pipemare-decay": { method: "pipemare", needs: "pipemareCorrection", needsFlag: "--pipemare-correction" },
-  "pipemare-gamma": { method: "pipemare", needs: "pipemareCorrection", needsFlag: "--pipemare-correction" },
-  "weight-prediction-mode": { method: "pb", needs: "weightPrediction", needsFlag: "--weight-prediction" },
+  "pipemare-anneal-steps": { method: "pipemare", needs: "pipemareLr", needsFlag: "pipemare-lr" },
+  "pipemare-decay": { method: "pipemare", needs: "pipemareCorrection", needsFlag: "pipemare-correction" },
+  "pipemare-gamma": { method: "pipemare", needs: "pipemareCorrection", needsFlag: "pipemare-correction" },
+  "weight-prediction-mode": { method: "pb", needs: "weightPrediction", needsFlag: "weight-prediction" },
 };
 
-function onOff(name: string, v: string | number | boolean | readonly string[] | undefined): boolean | undefined {
+/** How errors name an option: the CLI's flag by default; the library passes its own spelling. */
+export type OptionSpelling = (flag: string) => string;
+const cliFlag: OptionSpelling = (flag) => `--${flag}`;
+
+type FlagValue = string | number | boolean | readonly string[] | undefined;
+
+function onOff(name: string, v: FlagValue): boolean | undefined {
   if (v === undefined) return undefined;
   if (v === true || v === "on" || v === "true") return true;
   if (v === false || v === "off" || v === "false") return false;
-  throw new Error(`--${name} '${String(v)}' is not valid; choose one of: on, off`);
+  throw new Error(`${name} '${String(v)}' is not valid; choose one of: on, off`);
 }
 
-function num(name: string, v: string | number | boolean | readonly string[] | undefined, integer: boolean): number | undefined {
+function num(name: string, v: FlagValue, integer: boolean): number | undefined {
   if (v === undefined) return undefined;
   const n = typeof v === "number" ? v : typeof v === "string" && v.trim() !== "" ? Number(v) : NaN;
   if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) {
-    throw new Error(`--${name} '${String(v)}' is not ${integer ? "an integer" : "a number"}`);
+    throw new Error(`${name} '${String(v)}' is not ${integer ? "an integer" : "a number"}`);
   }
   return n;
 }
 
 /**
  * Validates the flags of an asynchronous run and resolves each method's defaults. Unknown keys are
- * ignored (the record usually holds every flag of `pipewright train`).
+ * ignored (the record usually holds every flag of `pipewright train`). `spell` names an option in
+ * errors (the CLI's `--flag` unless given).
  */
-export function parseAsyncConfig(values: AsyncFlagValues): AsyncConfig {
+export function parseAsyncConfig(values: AsyncFlagValues, spell: OptionSpelling = cliFlag): AsyncConfig {
   const rawMethod = values["method"] ?? "naive";
   if (typeof rawMethod !== "string" || !ASYNC_METHODS.includes(rawMethod as AsyncMethod)) {
-    throw new Error(`--method '${String(rawMethod)}' is not valid; choose one of: ${ASYNC_METHODS.join(", ")}`);
+    throw new Error(`${spell("method")} '${String(rawMethod)}' is not valid; choose one of: ${ASYNC_METHODS.join(", ")}`);
   }
   const method = rawMethod as AsyncMethod;
 
   for (const [flag, owner] of Object.entries(OWNER)) {
     if (values[flag] !== undefined && owner.method !== method) {
-      throw new Error(`--${flag} applies to --method ${owner.method} only; got --method ${method}`);
+      throw new Error(`${spell(flag)} applies to ${spell("method")} ${owner.method} only; got ${spell("method")} ${method}`);
     }
   }
 
-  const pipemareLr = method === "pipemare" && (onOff("pipemare-lr", values["pipemare-lr"]) ?? true);
-  const pipemareCorrection = method === "pipemare" && (onOff("pipemare-correction", values["pipemare-correction"]) ?? true);
-  const spikeCompensation = method === "pb" && (onOff("spike-compensation", values["spike-compensation"]) ?? true);
-  const weightPrediction = method === "pb" && (onOff("weight-prediction", values["weight-prediction"]) ?? true);
+  const toggle = (flag: string): boolean | undefined => onOff(spell(flag), values[flag]);
+  const pipemareLr = method === "pipemare" && (toggle("pipemare-lr") ?? true);
+  const pipemareCorrection = method === "pipemare" && (toggle("pipemare-correction") ?? true);
+  const spikeCompensation = method === "pb" && (toggle("spike-compensation") ?? true);
+  const weightPrediction = method === "pb" && (toggle("weight-prediction") ?? true);
   const toggles = { pipemareLr, pipemareCorrection, spikeCompensation, weightPrediction };
 
   for (const [flag, owner] of Object.entries(OWNER)) {
     if (values[flag] !== undefined && owner.needs && !toggles[owner.needs as keyof typeof toggles]) {
-      throw new Error(`--${flag} has no effect with ${owner.needsFlag} off`);
+      throw new Error(`${spell(flag)} has no effect with ${spell(owner.needsFlag!)} off`);
     }
   }
 
-  const warmupEpochs = num("warmup-epochs", values["warmup-epochs"], true) ?? 0;
-  if (warmupEpochs < 0) throw new Error(`--warmup-epochs ${warmupEpochs} must be >= 0`);
-  const annealSteps = num("pipemare-anneal-steps", values["pipemare-anneal-steps"], true) ?? null;
-  if (annealSteps !== null && annealSteps < 0) throw new Error(`--pipemare-anneal-steps ${annealSteps} must be >= 0`);
-  const decay = num("pipemare-decay", values["pipemare-decay"], false) ?? DEFAULT_PIPEMARE_DECAY;
-  if (!(decay > 0 && decay < 1)) throw new Error(`--pipemare-decay ${decay} must be in (0, 1) (gamma = D^(1/tau))`);
-  const gamma = num("pipemare-gamma", values["pipemare-gamma"], false) ?? null;
-  if (gamma !== null && !(gamma >= 0 && gamma < 1)) throw new Error(`--pipemare-gamma ${gamma} must be in [0, 1)`);
+  const number = (flag: string, integer: boolean): number | undefined => num(spell(flag), values[flag], integer);
+  const warmupEpochs = number("warmup-epochs", true) ?? 0;
+  if (warmupEpochs < 0) throw new Error(`${spell("warmup-epochs")} ${warmupEpochs} must be >= 0`);
+  const annealSteps = number("pipemare-anneal-steps", true) ?? null;
+  if (annealSteps !== null && annealSteps < 0) throw new Error(`${spell("pipemare-anneal-steps")} ${annealSteps} must be >= 0`);
+  const decay = number("pipemare-decay", false) ?? DEFAULT_PIPEMARE_DECAY;
+  if (!(decay > 0 && decay < 1)) throw new Error(`${spell("pipemare-decay")} ${decay} must be in (0, 1) (gamma = D^(1/tau))`);
+  const gamma = number("pipemare-gamma", false) ?? null;
+  if (gamma !== null && !(gamma >= 0 && gamma < 1)) throw new Error(`${spell("pipemare-gamma")} ${gamma} must be in [0, 1)`);
   if (gamma !== null && values["pipemare-decay"] !== undefined) {
-    throw new Error("--pipemare-gamma and --pipemare-decay both set gamma; give one of them");
+    throw new Error(`${spell("pipemare-gamma")} and ${spell("pipemare-decay")} both set gamma; give one of them`);
   }
   const modeRaw = values["weight-prediction-mode"] ?? "velocity";
   if (typeof modeRaw !== "string" || !PREDICTION_MODES.includes(modeRaw as PredictionMode)) {
-    throw new Error(`--weight-prediction-mode '${String(modeRaw)}' is not valid; choose one of: ${PREDICTION_MODES.join(", ")}`);
+    throw new Error(`${spell("weight-prediction-mode")} '${String(modeRaw)}' is not valid; choose one of: ${PREDICTION_MODES.join(", ")}`);
   }
 
   const policy: PolicyName =
