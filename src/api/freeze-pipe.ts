@@ -18,7 +18,7 @@ import { endJobOnError, finalizeMpi, launchLines } from "./spmd.js";
 
 /** The `freeze` option of createPipeline (PipeTransformer). */
 export interface FreezeOption {
-  /** Freeze policy: alpha (e.g. "1/3"), interval (epochs between checks), criterion (see README "PipeTransformer"). */
+  /** Freeze policy: alpha (e.g. "1/3"), interval (epochs between checks), criterion (see docs/methods-usage.md, "PipeTransformer"). */
   policy?: FreezeOptions;
   /** AutoPipe re-partitioning + AutoDP replicas (default true). */
   elastic?: boolean;
@@ -44,7 +44,7 @@ export interface FreezingPipeOptions {
   executor?: "threads" | "processes";
 }
 
-/** A PipeTransformer pipeline; see {@link createFreezingPipeline}. */
+/** A PipeTransformer pipeline: what {@link createPipeline} returns when given the `freeze` option. */
 export class FreezingPipe {
   private stepCount: number;
   private epochCount: number;
