@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { loadCheckpoint } from "../src/checkpoint/index.js";
 import { mpiAddonPath } from "../src/transport/mpi/addon.js";
+import { SEAM_NODE_OPTIONS } from "./seam-preload.js";
 
 export const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 
@@ -38,7 +39,8 @@ export function runMpi(n: number, btl: Btl, args: string[], opts: { env?: Record
   return new Promise((resolve) => {
     const t0 = performance.now();
     const child = spawn("mpirun", [...mpirunArgs(n, btl), process.execPath, MAIN, ...args],
-      { env: { ...process.env, ...MPI_ENV, ...opts.env } });
+      // Every rank preloads the test seam (faults and crash points named in opts.env).
+      { env: { ...process.env, ...MPI_ENV, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} ${SEAM_NODE_OPTIONS}`.trim(), ...opts.env } });
     let stdout = "", stderr = "";
     child.stdout.on("data", (d: Buffer) => { stdout += d.toString(); });
     child.stderr.on("data", (d: Buffer) => { stderr += d.toString(); opts.onStderr?.(stderr, child.pid!); });

@@ -13,6 +13,7 @@ import type { PipelineSetup } from "../src/pipeline/runtime/setup.js";
 import { generateSchedule } from "../src/pipeline/schedule/index.js";
 import { Rng } from "../src/tensor/random.js";
 import { Tensor } from "../src/tensor/tensor.js";
+import { SEAM_NODE_OPTIONS } from "./seam-preload.js";
 
 const SPEC: ModelSpec = { name: "mlp", input: 12, hidden: [16, 16, 16], classes: 5 };
 const M = 4;
@@ -75,7 +76,7 @@ test("CLI: pipewright train exits non-zero with the stage, action and cause", as
   const main = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
   const child = spawn(process.execPath, [main, "train", "--model", "mlp", "--data", "slice", "--limit", "64", "--batch", "32",
     "--epochs", "1", "--schedule", "1f1b", "--stages", "2", "--microbatches", "4", "--executor", "threads", "--quiet"],
-  { env: { ...process.env, PIPEWRIGHT_INJECT_FAULT: "4:3" }, stdio: ["ignore", "pipe", "pipe"] });
+  { env: { ...process.env, NODE_OPTIONS: SEAM_NODE_OPTIONS, PIPEWRIGHT_INJECT_FAULT: "4:3" }, stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => { stderr += d.toString(); });
   const code = await withTimeout(new Promise<number | null>((r) => child.on("exit", (c) => r(c))), 20000, "pipewright train")

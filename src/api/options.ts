@@ -7,7 +7,6 @@ import { PARTITION_METHODS } from "../pipeline/partition.js";
 import { assertValidSchedule, SCHEDULE_NAMES, WEIGHT_GRAD_MODES, type Schedule, type ScheduleName, type WeightGradMode } from "../pipeline/schedule/index.js";
 import { EXECUTORS, type ExecutorName } from "../pipeline/runtime/executor.js";
 import { RECOMPUTE_MODES, type RecomputeMode } from "../pipeline/runtime/setup.js";
-import type { Instrumentation } from "../pipeline/runtime/instrumentation.js";
 import type { JsonValue, ModelSource } from "../pipeline/runtime/model-source.js";
 import { LOSS_NAMES, type LossFunction, type LossSpec } from "../pipeline/runtime/loss-source.js";
 import type { AsyncOptions } from "./async-options.js";
@@ -78,8 +77,6 @@ export interface PipelineOptions {
   lrSchedule?: (step: number) => number;
   /** Checkpoint (pipe.save) to continue from: weights, optimizer state, step counter. */
   resume?: string;
-  /** Test and benchmark hooks (faults, synthetic costs). */
-  instrumentation?: Instrumentation;
   /**
    * Write a Chrome trace (Perfetto, chrome://tracing) of every step and window to this file at
    * close(): one process per worker or MPI rank, compute and communication tracks. Off by default

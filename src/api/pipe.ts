@@ -263,7 +263,7 @@ async function buildPipe(o: PipelineOptions, r: ResolvedOptions): Promise<Pipe> 
     source: source ?? undefined, loss: lossSpec, schedule, balance, recompute: r.recompute, optimizer: o.optimizer,
     optimizerState: optimizerState ? toPlain(optimizerState) : undefined,
     // The trace option records every action and message (off otherwise).
-    instrumentation: o.trace ? { ...o.instrumentation, recordActions: true } : o.instrumentation,
+    instrumentation: o.trace ? { recordActions: true } : undefined,
     // T1's default horizon: two windows (the CLI's is two epochs).
     async: asyncCfg ? asyncSetupFor(schedule, asyncCfg, annealSteps(asyncCfg, r.window)) : undefined,
   };

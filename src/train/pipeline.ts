@@ -41,6 +41,7 @@ import { hasLocalState } from "../pipeline/runtime/local-state.js";
 import { savePartedCheckpoint } from "../pipeline/runtime/parted-save.js";
 import { saveLayoutOf } from "./options.js";
 import { TraceWriter } from "../trace/trace-writer.js";
+import { testSeam } from "../testing/seam.js";
 
 export { ASYNC_WINDOW, asyncWindows } from "./pipeline-plan.js";
 
@@ -139,7 +140,7 @@ function setupFor(opts: PipelineTrainOptions, plan: PipelinePlan, start: Pipelin
   const setup: PipelineSetup = {
     model: resolveSpec(specOf(opts)), seed: opts.seed, schedule: plan.schedule, balance: plan.partition.balance, recompute: opts.pipeline.recompute,
     optimizer: optimizerConfigOf(opts), optimizerState: start.optimizerState ? toPlain(start.optimizerState) : undefined,
-    instrumentation: withTrace(faultsFromEnv(), opts.trace !== undefined),
+    instrumentation: withTrace((testSeam.faults ? { faults: testSeam.faults } : undefined), opts.trace !== undefined),
     async: asyncCfg && win ? asyncSetupFor(plan.schedule, asyncCfg, annealSteps(asyncCfg, win.window * win.count)) : undefined,
   };
   // Saved after the warm-up only; the asynchronous executor (the first one, or the one after the warm-up) continues it.
@@ -231,14 +232,3 @@ function withTrace(inst: PipelineSetup["instrumentation"], trace: boolean): Pipe
   return trace ? { ...inst, recordActions: true } : inst;
 }
 
-/**
- * Testing hook: PIPEWRIGHT_INJECT_FAULT="<unit>:<microbatch>" makes that unit throw on that
- * micro-batch, to check end to end that a failing stage stops the run with a non-zero exit.
- */
-function faultsFromEnv(): PipelineSetup["instrumentation"] {
-  const raw = process.env.PIPEWRIGHT_INJECT_FAULT;
-  if (!raw) return undefined;
-  const m = /^(\d+):(\d+)$/.exec(raw.trim());
-  if (!m) throw new Error(`PIPEWRIGHT_INJECT_FAULT='${raw}' must look like <unit>:<microbatch>, e.g. 4:3`);
-  return { faults: [{ unit: Number(m[1]), microbatch: Number(m[2]) }] };
-}

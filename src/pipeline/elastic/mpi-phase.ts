@@ -21,12 +21,12 @@ import { mpiTransport, TAG, type MpiTransport } from "../../transport/mpi/transp
 import type { MicrobatchMetrics } from "../stage.js";
 import { messageKey, type Payload } from "../runtime/interpreter.js";
 import { describeWait, endJob } from "../runtime/rank-failure.js";
+import { testSeam } from "../../testing/seam.js";
 import {
   combineStepReports, phaseFits, replicaMicrobatches, type PhaseFactory, type PhaseLayout, type PhaseOptions, type PhaseStepResult,
   type TrainingPhase, type WorkerStepReport,
 } from "./phase-contract.js";
 import { buildElasticStage, type ElasticStage } from "./stage-build.js";
-import type { FaultSpec } from "../runtime/instrumentation.js";
 import { watchQuiet } from "../../transport/mpi/watchdog.js";
 
 /** The job's MPI world for a freeze run: every rank, in rank order. */
@@ -110,7 +110,7 @@ export class MpiElasticPhase implements TrainingPhase {
         sendPayload(this.w.mpi, pipeComm, to, key, payload);
       },
     };
-    return buildElasticStage({ ...o, ...o.layout, stage: s, optimizerState, faults: faultsFromEnv() }, outbox,
+    return buildElasticStage({ ...o, ...o.layout, stage: s, optimizerState, faults: testSeam.faults }, outbox,
       () => { if (this.role?.replica === 0) this.gradSq = this.role.built.gradSquares(); },
       (mb, m) => { this.metrics.push([mb, m]); });
   }
@@ -222,15 +222,4 @@ export class MpiElasticPhase implements TrainingPhase {
   }
 }
 
-/**
- * Testing hook, as for other `train` runs: PIPEWRIGHT_INJECT_FAULT="<layer>:<microbatch>" makes that
- * freeze layer throw in its forward of that micro-batch, to check that a failing rank ends the job.
- */
-function faultsFromEnv(): FaultSpec[] | undefined {
-  const raw = process.env.PIPEWRIGHT_INJECT_FAULT;
-  if (!raw) return undefined;
-  const m = /^(\d+):(\d+)$/.exec(raw.trim());
-  if (!m) throw new Error(`PIPEWRIGHT_INJECT_FAULT='${raw}' must look like <layer>:<microbatch>, e.g. 4:3`);
-  return [{ unit: Number(m[1]), microbatch: Number(m[2]) }];
-}
 

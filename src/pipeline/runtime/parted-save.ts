@@ -14,6 +14,7 @@ import { EXTRA_PREFIX, OPTIM_PREFIX, newPartName, saveManifest, toJson, writePar
 import { ASYNC_TENSOR_PREFIX, type AsyncStageMeta } from "./async-state.js";
 import type { LocalState, LocalStateSource } from "./local-state.js";
 import { Tensor } from "../../tensor/tensor.js";
+import { testSeam } from "../../testing/seam.js";
 
 export interface PartedSaveInput {
   step: number;
@@ -95,18 +96,8 @@ function writeManifest(path: string, reports: Exclude<PartReport, null | { error
   });
 }
 
-/**
- * Testing hook: PIPEWRIGHT_TEST_CRASH_SAVE="<save>:<rank>:<point>" makes that rank SIGKILL itself in
- * this process's <save>-th parted save (1-based) at <point>: "mid-part" (its part half written, only a
- * temp file), "after-part" (its part complete, no manifest yet) or "before-manifest" (rank 0, every
- * part complete). A crash test checks that the previous checkpoint still loads.
- */
-function crashHook(save: number): (rank: number, point: string) => void {
-  const raw = process.env.PIPEWRIGHT_TEST_CRASH_SAVE;
-  if (!raw) return () => {};
-  const m = /^(\d+):(\d+):(mid-part|after-part|before-manifest)$/.exec(raw.trim());
-  if (!m) throw new Error(`PIPEWRIGHT_TEST_CRASH_SAVE='${raw}' must look like <save>:<rank>:<mid-part|after-part|before-manifest>, e.g. 2:1:after-part`);
-  return (rank, point) => {
-    if (Number(m[1]) === save && Number(m[2]) === rank && m[3] === point) process.kill(process.pid, "SIGKILL");
-  };
+/** The test seam's crash point for this process's `save`-th parted save (nothing in production). */
+function crashHook(save: number): (rank: number, point: "mid-part" | "after-part" | "before-manifest") => void {
+  const crash = testSeam.crashSave;
+  return crash ? (rank, point) => crash(save, rank, point) : () => {};
 }
