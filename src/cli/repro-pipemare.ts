@@ -1,6 +1,6 @@
 // `pipewright repro pipemare`: PipeMare against synchronous 1F1B, naive asynchronous training and
-// PipeDream weight stashing on a fine-grained asynchronous pipeline (README: "Asynchronous pipelines
-// and reproductions"). Every row uses the same base hyper-parameters, those that suit synchronous
+// PipeDream weight stashing on a fine-grained asynchronous pipeline (docs/methods-usage.md). Every
+// row uses the same base hyper-parameters, those that suit synchronous
 // training: an MLP of eight Linear layers (width 256) cut one layer per stage into S = 8 stages,
 // batch 32 in M = 4 micro-batches (delays tau_s = ceil((2(S-1-s)+1)/4) = 4,4,3,3,2,2,1,1), momentum
 // SGD (lr 0.05, m 0.9) with a cosine schedule over 5 epochs (synchronous: ~88%). With M = 1

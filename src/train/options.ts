@@ -48,7 +48,7 @@ export interface TrainConfig extends ModelDefaults {
   logEvery: number;
 }
 
-// Chosen so that 5 epochs reach the accuracies the README reports (mlp >= 87%, cnn >= 90%).
+// Chosen so that 5 epochs reach the accuracies the documentation reports for the main jobs.
 export const MODEL_DEFAULTS: Record<ModelName, ModelDefaults> = {
   mlp: { batch: 128, lr: 0.1, optimizer: "sgd", momentum: 0.9, weightDecay: 0, scheduleLr: "cosine", warmup: 0 },
   cnn: { batch: 64, lr: 0.05, optimizer: "sgd", momentum: 0.9, weightDecay: 0, scheduleLr: "cosine", warmup: 0 },
