@@ -1,5 +1,5 @@
-// `pipewright repro pb`: Pipelined Backpropagation at batch size 1 (docs/methods-usage.md). A small CNN with GroupNorm (batch-independent) is cut one unit per stage into
-// a fine-grained asynchronous pipeline; the reference is ordinary mini-batch momentum SGD (batch 32,
+// `pipewright repro pb`: Pipelined Backpropagation at batch size 1 (docs/methods-usage.md). A small
+// CNN with GroupNorm (batch-independent) is cut one unit per stage into a fine-grained asynchronous pipeline; the reference is ordinary mini-batch momentum SGD (batch 32,
 // synchronous), then batch size 1 with the hyper-parameters moved by PB's scaling rules
 // (scaleForBatch: m_1 = m^(1/32), lr_1 = lr (1/32)(1-m_1)/(1-m), schedule counted in samples), no
 // further tuning: naive PB, PB + Spike Compensation, PB + Linear Weight Prediction, PB + SC + LWP.
