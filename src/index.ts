@@ -14,7 +14,7 @@ export { getBackend, setBackend, type BackendName } from "./backend/index.js";
 // Layers and models
 export * as nn from "./nn/index.js";
 export {
-  Module, Sequential, Linear, Conv2d, MaxPool2d, AvgPool2d, ReLU, GELU, Tanh, Flatten, LayerNorm, GroupNorm, BatchNorm2d,
+  Module, Sequential, Linear, Conv1d, Conv2d, MaxPool2d, AvgPool2d, ReLU, GELU, Tanh, Flatten, LayerNorm, GroupNorm, BatchNorm2d,
   Embedding, Dropout, MultiHeadAttention, TransformerBlock, createModel, Model, type ModelSpec,
 } from "./nn/index.js";
 

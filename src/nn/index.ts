@@ -1,7 +1,7 @@
 // Public surface of src/nn: modules, layers, init, losses and models.
 export { Module, Sequential } from "./module.js";
 export { Linear } from "./linear.js";
-export { Conv2d, type Conv2dOptions } from "./conv.js";
+export { Conv1d, Conv2d, type Conv1dOptions, type Conv2dOptions, type Size2d } from "./conv.js";
 export { MaxPool2d, AvgPool2d } from "./pool.js";
 export { ReLU, GELU, Tanh, Flatten } from "./activation.js";
 export { LayerNorm, GroupNorm, BatchNorm2d } from "./norm.js";

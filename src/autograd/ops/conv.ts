@@ -29,8 +29,49 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, options: C
   const ow = Math.floor((wd + 2 * pw - kw) / sw) + 1;
   if (oh < 1 || ow < 1) throw new Error(`${what}: kernel ${kh}x${kw} is larger than the padded input ${h + 2 * ph}x${wd + 2 * pw}`);
   const p: ConvParams = { n, c, h, w: wd, o, kh, kw, sh, sw, ph, pw, oh, ow };
+  return convolve("conv2d", x, w, b, p, [n, o, oh, ow]);
+}
+
+export interface Conv1dOptions {
+  stride?: number;
+  padding?: number;
+}
+
+/**
+ * 1-D convolution (cross-correlation, torch.nn.functional.conv1d): x [N, C, L], weight [O, C, K],
+ * optional bias [O] -> [N, O, floor((L + 2*padding - K) / stride) + 1]. Runs the conv2d kernels on
+ * the same memory viewed as height 1 ([N, C, 1, L] and [O, C, 1, K]).
+ */
+export function conv1d(x: Tensor, w: Tensor, b: Tensor | null = null, options: Conv1dOptions = {}): Tensor {
+  checkTensor(x, "conv1d", "input");
+  checkTensor(w, "conv1d", "weight");
+  const stride = options.stride ?? 1;
+  const padding = options.padding ?? 0;
+  if (!Number.isInteger(stride) || stride < 1) throw new Error(`conv1d: stride ${JSON.stringify(stride)} must be an integer >= 1`);
+  if (!Number.isInteger(padding) || padding < 0) throw new Error(`conv1d: padding ${JSON.stringify(padding)} must be an integer >= 0`);
+  const what = `conv1d: input ${fmt(x.shape)} and weight ${fmt(w.shape)}`;
+  if (x.rank !== 3) throw new Error(`${what}: input must be [N, C, L]`);
+  if (w.rank !== 3) throw new Error(`${what}: weight must be [O, C, K]`);
+  const [n, c, len] = x.shape;
+  const [o, wc, k] = w.shape;
+  if (wc !== c) throw new Error(`${what}: input has ${c} channels but weight expects ${wc}`);
+  if (b !== null && (b.rank !== 1 || b.shape[0] !== o)) {
+    throw new Error(`conv1d: weight ${fmt(w.shape)} and bias ${fmt(b.shape)}: bias must be [${o}]`);
+  }
+  const ol = Math.floor((len + 2 * padding - k) / stride) + 1;
+  if (ol < 1) throw new Error(`${what}: kernel ${k} is longer than the padded input ${len + 2 * padding}`);
+  const p: ConvParams = { n, c, h: 1, w: len, o, kh: 1, kw: k, sh: 1, sw: stride, ph: 0, pw: padding, oh: 1, ow: ol };
+  return convolve("conv1d", x, w, b, p, [n, o, ol]);
+}
+
+/**
+ * The convolution of x with w (+ b) by the conv2d kernels with parameters p (the layouts' memory is
+ * that of [n, c, h, w] and [o, c, kh, kw] whatever ranks x and w have); the output has `outShape`.
+ */
+function convolve(name: string, x: Tensor, w: Tensor, b: Tensor | null, p: ConvParams, outShape: number[]): Tensor {
+  const { n, o, oh, ow } = p;
   const be = getBackend();
-  const out = Tensor.empty([n, o, oh, ow]);
+  const out = Tensor.empty(outShape);
   be.conv2d(x.data, w.data, b ? b.data : null, out.data, p);
   const inputs = b ? [x, w, b] : [x, w];
   // Written over explicit batch rows (images) so that deferred weight gradients of many calls can be stacked.
@@ -60,6 +101,6 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, options: C
     }
     return b ? [dx, dw, db] : [dx, dw];
   };
-  return record(out, "conv2d", inputs, (dy, needs, into) => grad(dy, x.data, n, needs, into),
+  return record(out, name, inputs, (dy, needs, into) => grad(dy, x.data, n, needs, into),
     { key: w, rows: n, saved: x.data, backward: grad });
 }
