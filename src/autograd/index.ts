@@ -13,4 +13,5 @@ export * from "./ops/pool.js";
 export * from "./ops/embedding.js";
 export * from "./ops/dropout.js";
 export * from "./ops/mask.js";
+export * from "./ops/select.js";
 export * from "./gradcheck.js";

@@ -9,6 +9,7 @@ import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { endianness } from "node:os";
 import { Tensor } from "../tensor/tensor.js";
 import { fmt, numel } from "../tensor/shape.js";
+import { describeValue } from "../util/describe.js";
 import { writeFileAtomic } from "./atomic-write.js";
 
 export type SafetensorsMetadata = Record<string, string>;
@@ -44,7 +45,7 @@ export function encodeSafetensors(tensors: NamedTensors, metadata?: SafetensorsM
   const parts: string[] = [];
   if (metadata !== undefined) {
     for (const [k, v] of Object.entries(metadata)) {
-      if (typeof v !== "string") throw new SafetensorsError(`metadata value for "${k}" must be a string, got ${typeof v}`);
+      if (typeof v !== "string") throw new SafetensorsError(`metadata value for "${k}" must be a string, got ${describeValue(v)}`);
     }
     parts.push(`"__metadata__":${JSON.stringify(metadata)}`);
   }

@@ -4,6 +4,7 @@
 import { Rng } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import { fmt, numel } from "../tensor/shape.js";
+import { describeValue } from "../util/describe.js";
 import { epochSeed } from "./loader.js";
 
 export interface ArrayDataset {
@@ -23,8 +24,8 @@ export interface ArrayDataset {
  */
 export function arrayDataset(x: Float32Array, y: Float32Array | Int32Array, n: number,
   xShape?: readonly number[], yShape?: readonly number[]): ArrayDataset {
-  if (!(x instanceof Float32Array)) throw new Error(`arrayDataset: x must be a Float32Array, got ${Object.prototype.toString.call(x)}`);
-  if (!(y instanceof Float32Array) && !(y instanceof Int32Array)) throw new Error(`arrayDataset: y must be a Float32Array (values) or an Int32Array (class ids), got ${Object.prototype.toString.call(y)}`);
+  if (!(x instanceof Float32Array)) throw new Error(`arrayDataset: x must be a Float32Array, got ${describeValue(x)}`);
+  if (!(y instanceof Float32Array) && !(y instanceof Int32Array)) throw new Error(`arrayDataset: y must be a Float32Array (values) or an Int32Array (class ids), got ${describeValue(y)}`);
   if (!Number.isInteger(n) || n < 1) throw new Error(`arrayDataset: n must be a positive integer, got ${n}`);
   const xs = xShape ?? [x.length / n];
   const ys = yShape ?? (y.length === n ? [] : [y.length / n]);

@@ -1,4 +1,5 @@
-// Element-wise unary functions: neg, relu, gelu (exact erf), tanh, exp, log, sigmoid, sqrt.
+// Element-wise unary functions: neg, relu, gelu (exact erf), tanh, exp, log, sigmoid, sqrt (abs and
+// clamp, which select rather than compute, are in select.ts).
 import { getBackend } from "../../backend/index.js";
 import type { UnaryOp } from "../../backend/backend.js";
 import { Tensor } from "../../tensor/tensor.js";

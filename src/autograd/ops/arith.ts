@@ -3,6 +3,7 @@ import { getBackend } from "../../backend/index.js";
 import type { BinaryOp } from "../../backend/backend.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { broadcastShapes, padShape } from "../../tensor/shape.js";
+import { describeValue } from "../../util/describe.js";
 import { gradBuffer, record } from "../engine.js";
 import { asTensor, reduceToShape } from "./util.js";
 
@@ -22,7 +23,7 @@ function scalarAffine(name: string, x: Tensor, alpha: number, beta: number): Ten
 function checkOperands(op: string, a: Tensor | number, b: Tensor | number): void {
   if (typeof a === "number" && typeof b === "number") throw new Error(`${op}: at least one operand must be a Tensor, got two numbers`);
   for (const v of [a, b]) {
-    if (typeof v !== "number" && !(v instanceof Tensor)) throw new Error(`${op}: operands must be Tensors or numbers, got ${typeof v}`);
+    if (typeof v !== "number" && !(v instanceof Tensor)) throw new Error(`${op}: operands must be Tensors or numbers, got ${describeValue(v)}`);
   }
 }
 

@@ -3,6 +3,7 @@
 import { getBackend } from "../../backend/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { fmt, numel, padShape, type Shape } from "../../tensor/shape.js";
+import { describeValue } from "../../util/describe.js";
 
 /**
  * Sums `g` (shape `from`) over the axes that broadcasting expanded, giving an array of shape `to`.
@@ -57,7 +58,7 @@ export function asTensor(x: Tensor | number): Tensor {
 }
 
 export function checkTensor(x: unknown, op: string, what: string): asserts x is Tensor {
-  if (!(x instanceof Tensor)) throw new Error(`${op}: ${what} must be a Tensor, got ${typeof x}`);
+  if (!(x instanceof Tensor)) throw new Error(`${op}: ${what} must be a Tensor, got ${describeValue(x)}`);
 }
 
 export function checkRank(x: Tensor, rank: number, op: string, what: string, layout: string): void {
