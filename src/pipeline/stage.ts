@@ -28,11 +28,13 @@
 import { backward, computeDeferred, enableGrad, noGrad, record, type DeferredGrads } from "../autograd/engine.js";
 import { Tensor } from "../tensor/tensor.js";
 import { fmt } from "../tensor/shape.js";
+import { describeValue } from "../util/describe.js";
 import type { Module } from "../nn/module.js";
 import { BatchNorm2d } from "../nn/norm.js";
 import { Dropout } from "../nn/dropout.js";
 import type { Rng } from "../tensor/random.js";
 import { countCorrect, crossEntropyLoss } from "../nn/loss.js";
+import { checkLossBroadcast } from "./loss-check.js";
 
 /** Targets of a micro-batch: class ids (one per output row) or a float tensor [rows, ...]. */
 export type Target = Int32Array | Tensor;
@@ -180,6 +182,7 @@ export class Stage {
   private readonly restorers: (() => void)[] = [];
   private readonly params: Tensor[];
   private deferChecked = false;
+  private lossChecked = false;
   private readonly prefix: string;
   private readonly lossFn: StageLoss;
   private readonly beforeUnit: UnitHook | undefined;
@@ -269,8 +272,13 @@ export class Stage {
 
   private loss(out: Tensor, t: MicrobatchTargets): Tensor {
     const { name, reduction, fn } = this.lossFn;
+    if (!this.lossChecked) {
+      // Once per stage, on the first micro-batch, before any weight moves (see loss-check.ts).
+      if (t.labels instanceof Tensor) checkLossBroadcast(name, (o, y) => fn(o, y), out, t.labels);
+      this.lossChecked = true;
+    }
     const raw = fn(out, t.labels);
-    if (!(raw instanceof Tensor)) throw new Error(`loss '${name}' must return a Tensor (the micro-batch mean), got ${typeof raw}`);
+    if (!(raw instanceof Tensor)) throw new Error(`loss '${name}' must return a Tensor (the micro-batch mean), got ${describeValue(raw)}`);
     if (raw.size !== 1) {
       throw new Error(`loss '${name}' must return a scalar (one value: the micro-batch mean), got shape ${fmt(raw.shape)} for output ${fmt(out.shape)}`);
     }
