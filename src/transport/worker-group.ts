@@ -7,6 +7,9 @@
 //   pending call rejects, and every thread is asked to leave (see shutdown.ts).
 // - A worker's error that is only the consequence of a peer aborting the group (`abortedBy`, see
 //   describeFailure) waits CAUSE_GRACE_MS for the root cause, which another thread posts, possibly later.
+// - Between calls the threads are unref()'d, so an idle group never keeps the process alive (a
+//   program that forgets close() still ends); a call ref()s them until its replies are in, and
+//   close() until every thread has ended.
 import type { Worker } from "node:worker_threads";
 import { abortShmGroup, type ShmGroupHandle } from "./shm-collectives.js";
 import { shutdownWorkers } from "./shutdown.js";
@@ -74,7 +77,24 @@ export class WorkerGroup<M extends { type: string }, L = unknown> {
     if (this.failed) return Promise.reject(this.failed);
     if (this.closing) return Promise.reject(new Error(this.o.errors.closed));
     if (this.waiter) return Promise.reject(new Error(this.o.errors.busy));
-    return new Promise((resolve, reject) => { this.waiter = { want, count, got: new Map(), resolve, reject }; });
+    this.holdProcess(true);
+    return new Promise((resolve, reject) => {
+      this.waiter = {
+        want,
+        count,
+        got: new Map(),
+        resolve: (m) => { this.holdProcess(false); resolve(m); },
+        reject: (e) => { this.holdProcess(false); reject(e); },
+      };
+    });
+  }
+
+  /** ref() (a call is in flight, or the group is ending) or unref() (idle) every worker thread. */
+  private holdProcess(hold: boolean): void {
+    for (const w of this.workers) {
+      if (hold) w.ref();
+      else w.unref();
+    }
   }
 
   /** Asks every worker to leave; terminates the ones still running after a grace period. */
@@ -115,6 +135,7 @@ export class WorkerGroup<M extends { type: string }, L = unknown> {
   }
 
   private shutdown(): Promise<void> {
+    this.holdProcess(true);
     this.shutdownDone ??= shutdownWorkers(this.workers, this.exited, this.o.leave, SHUTDOWN_GRACE_MS);
     return this.shutdownDone;
   }

@@ -3,6 +3,10 @@
 // buffers are transferred. The main thread only posts each step's micro-batches, collects losses,
 // and watches for failure: the first error (a throwing action, an uncaught exception, a worker that
 // exits) terminates every worker and rejects the pending call with the stage, action and cause.
+//
+// Between calls the worker threads are unref()'d: an idle pipeline never keeps the process alive, so
+// a program that forgets close() still ends when its own work is done (close() stays the way to end
+// a pipeline). Each call ref()s them until its replies are in, so a step always runs to the end.
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { getBackend } from "../../backend/index.js";
 import { Tensor } from "../../tensor/tensor.js";
@@ -103,12 +107,31 @@ export class ThreadsExecutor implements Executor, TimingSource {
     const waiter = this.waiter;
     this.waiter = null;
     waiter?.reject(err);
+    // Held until the terminated threads are gone, as in close(): the caller may await their end.
+    this.holdProcess(true);
   }
 
   private collect(want: FromWorker["type"]): Promise<Map<number, FromWorker>> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.waiter) return Promise.reject(new Error("threads executor: one call at a time"));
-    return new Promise((resolve, reject) => { this.waiter = { want, got: new Map(), resolve, reject }; });
+    // In flight: the workers keep the process alive until the replies (or a failure) are in.
+    this.holdProcess(true);
+    return new Promise((resolve, reject) => {
+      this.waiter = {
+        want,
+        got: new Map(),
+        resolve: (m) => { this.holdProcess(false); resolve(m); },
+        reject: (e) => { this.holdProcess(false); reject(e); },
+      };
+    });
+  }
+
+  /** ref() (a call is in flight) or unref() (idle) every worker thread. */
+  private holdProcess(hold: boolean): void {
+    for (const w of this.workers) {
+      if (hold) w.ref();
+      else w.unref();
+    }
   }
 
   private post(w: number, m: ToWorker, transfer: ArrayBuffer[] = []): void {
@@ -228,6 +251,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    this.holdProcess(true); // until every thread has ended, so close() resolves before the process may exit
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
