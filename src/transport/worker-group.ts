@@ -59,6 +59,7 @@ export class WorkerGroup<M extends { type: string }, L = unknown> {
     workers.forEach((w, i) => {
       w.on("message", (m: M) => this.onMessage(m));
       w.on("error", (e: Error) => this.abort(o.errors.crashed(i, e)));
+      w.on("messageerror", (e: Error) => this.abort(o.errors.crashed(i, new Error(`a message could not be read: ${e.message}`))));
       w.on("exit", (code) => {
         this.exited.add(i);
         if (!this.closing) this.abort(o.errors.exited(i, code));

@@ -1,12 +1,9 @@
 // The threads executor: one worker_thread per pipeline worker, connected pairwise by MessageChannels
 // so activations and gradients go from neighbour to neighbour without the main thread; their
-// buffers are transferred. The main thread only posts each step's micro-batches, collects losses,
-// and watches for failure: the first error (a throwing action, an uncaught exception, a worker that
-// exits) terminates every worker and rejects the pending call with the stage, action and cause.
-//
-// Between calls the worker threads are unref()'d: an idle pipeline never keeps the process alive, so
-// a program that forgets close() still ends when its own work is done (close() stays the way to end
-// a pipeline). Each call ref()s them until its replies are in, so a step always runs to the end.
+// buffers are transferred. The main thread only posts each step's micro-batches and collects losses.
+// A WorkerGroup runs the calls and the failure protocol: the first error (a throwing action, an
+// uncaught exception, a worker that exits) ends every worker and rejects the pending call with the
+// stage, action and cause; between calls the threads never keep the process alive.
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { getBackend } from "../../backend/index.js";
 import { Tensor } from "../../tensor/tensor.js";
@@ -21,34 +18,40 @@ import { fromPlain, mergeStates, type OptimizerState } from "../../optim/index.j
 import { expectedUnitPrefix } from "./model-source.js";
 import { sourceOf } from "./setup.js";
 import { shareState, unitsPerWorker } from "./worker-state.js";
+import { WorkerGroup } from "../../transport/worker-group.js";
 import type { RankTimings, TimingSource } from "./action-records.js";
 import type { Schedule } from "../schedule/action.js";
 
 type DataMessage = Extract<ToWorker, { type: "step" }>;
-type Waiter = { want: FromWorker["type"]; got: Map<number, FromWorker>; resolve: (m: Map<number, FromWorker>) => void; reject: (e: Error) => void };
 
 export class ThreadsExecutor implements Executor, TimingSource {
   readonly name = "threads" as const;
   readonly traceProcess = "worker" as const;
   /** Every worker's records of the last step (instrumentation.recordActions only). */
   private last: RankTimings[] | null = null;
-  private failure: Error | null = null;
-  private waiter: Waiter | null = null;
-  private closing = false;
-  private exited = 0;
+  /** Calls, failure and shutdown of the worker threads (one call at a time). */
+  private readonly group: WorkerGroup<FromWorker, ToWorker>;
 
-  /** Worker threads still running (0 after close() or a failure has terminated them). */
-  get liveWorkers(): number { return this.workers.length - this.exited; }
+  /** Worker threads still running (0 after close() or a failure has ended them). */
+  get liveWorkers(): number { return this.group.live; }
+
+  private get failure(): Error | null { return this.group.failure; }
 
   private constructor(private readonly setup: PipelineSetup, private readonly workers: Worker[]) {
-    workers.forEach((w, i) => {
-      w.on("message", (m: FromWorker) => this.onMessage(m));
-      w.on("error", (e: Error) => this.abort(new Error(`worker ${i} crashed: ${e.message}`)));
-      w.on("messageerror", (e: Error) => this.abort(new Error(`a message from worker ${i} could not be read: ${e.message}`)));
-      w.on("exit", (code) => {
-        this.exited++;
-        if (!this.closing) this.abort(new Error(`worker ${i} exited unexpectedly with code ${code}`));
-      });
+    this.group = new WorkerGroup<FromWorker, ToWorker>(workers, {
+      shmGroups: [],
+      leave: { type: "close" },
+      sender: (m) => m.worker,
+      errors: {
+        reported: (m) => (m.stage !== null && m.action !== null
+          ? new PipelineActionError(m.worker, m.stage, m.action, m.message, m.stack)
+          : new Error(`worker ${m.worker}: ${m.message}`)),
+        crashed: (i, e) => new Error(`worker ${i} crashed: ${e.message}`),
+        exited: (i, code) => new Error(`worker ${i} exited unexpectedly with code ${code}`),
+        unexpected: (m) => new Error(`unexpected '${m.type}' message from worker ${m.worker}`),
+        busy: "threads executor: one call at a time",
+        closed: "threads executor: closed",
+      },
     });
   }
 
@@ -82,56 +85,8 @@ export class ThreadsExecutor implements Executor, TimingSource {
     return ex;
   }
 
-  private onMessage(m: FromWorker): void {
-    if (m.type === "error") {
-      const err = m.stage !== null && m.action !== null
-        ? new PipelineActionError(m.worker, m.stage, m.action, m.message, m.stack)
-        : new Error(`worker ${m.worker}: ${m.message}`);
-      this.abort(err);
-      return;
-    }
-    const w = this.waiter;
-    if (!w || w.want !== m.type) {
-      this.abort(new Error(`unexpected '${m.type}' message from worker ${m.worker}`));
-      return;
-    }
-    w.got.set(m.worker, m);
-    if (w.got.size === this.workers.length) { this.waiter = null; w.resolve(w.got); }
-  }
-
-  private abort(err: Error): void {
-    if (this.failure) return;
-    this.failure = err;
-    this.closing = true;
-    for (const w of this.workers) void w.terminate();
-    const waiter = this.waiter;
-    this.waiter = null;
-    waiter?.reject(err);
-    // Held until the terminated threads are gone, as in close(): the caller may await their end.
-    this.holdProcess(true);
-  }
-
   private collect(want: FromWorker["type"]): Promise<Map<number, FromWorker>> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.waiter) return Promise.reject(new Error("threads executor: one call at a time"));
-    // In flight: the workers keep the process alive until the replies (or a failure) are in.
-    this.holdProcess(true);
-    return new Promise((resolve, reject) => {
-      this.waiter = {
-        want,
-        got: new Map(),
-        resolve: (m) => { this.holdProcess(false); resolve(m); },
-        reject: (e) => { this.holdProcess(false); reject(e); },
-      };
-    });
-  }
-
-  /** ref() (a call is in flight) or unref() (idle) every worker thread. */
-  private holdProcess(hold: boolean): void {
-    for (const w of this.workers) {
-      if (hold) w.ref();
-      else w.unref();
-    }
+    return this.group.collect(want);
   }
 
   private post(w: number, m: ToWorker, transfer: ArrayBuffer[] = []): void {
@@ -248,10 +203,6 @@ export class ThreadsExecutor implements Executor, TimingSource {
     return parts.length ? mergeAsyncStates(parts) : null;
   }
 
-  async close(): Promise<void> {
-    if (this.closing) return;
-    this.closing = true;
-    this.holdProcess(true); // until every thread has ended, so close() resolves before the process may exit
-    await Promise.all(this.workers.map((w) => w.terminate()));
-  }
+  /** Asks every worker to leave (terminating the ones that do not within a grace period). */
+  close(): Promise<void> { return this.group.close(); }
 }
