@@ -105,9 +105,12 @@ export async function runProcessesPipelineBench(f: FlagValues, spec: ModelSpec):
   return 0;
 }
 
-/** Whether W worker threads inside this rank would get W cores (not so in a rank bound to fewer). */
+/**
+ * Whether W worker threads inside this rank get the cores the W ranks get: all of the machine's (or
+ * W of them), not the one core a bound rank has.
+ */
 function threadsFair(workers: number): boolean {
-  return availableParallelism() >= workers;
+  return availableParallelism() >= Math.min(workers, cpus().length);
 }
 
 /** Bytes of the first unit's output on a micro-batch: what a message between stages carries. */
