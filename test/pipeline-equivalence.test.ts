@@ -296,14 +296,25 @@ test("recomputation replays dropout masks: recompute=always trains exactly like 
   assert.ok(noDropout.get(w)!.data.some((x, i) => x !== kept.get(w)!.data[i]), "dropout had no effect");
 });
 
-test("closing the inline executor hands BatchNorm layers back unchanged", async () => {
+test("the pipeline never changes the model's BatchNorm layers: outside a stage they keep their own statistics", async () => {
   const model = createModel(CNN_BN, SEED);
   const bns = model.units.filter((u): u is BatchNorm2d => u instanceof BatchNorm2d);
   const schedule = generateSchedule("gpipe", { stages: 2, microbatches: 2 });
   const ex = new InlineExecutor(model, { model: CNN_BN, seed: SEED, schedule, balance: uniformBalance(model.units.length, 2), recompute: "never", optimizer: OPT });
-  assert.ok(bns.every((bn) => !bn.updateRunningStats && Object.hasOwn(bn, "forward")));
+  const [b] = batches(CNN_BN);
+  const parts = splitBatch({ x: b.x, y: b.y }, 2);
+  await ex.step({ inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / N });
+  assert.ok(bns.every((bn) => bn.updateRunningStats && !Object.hasOwn(bn, "forward")), "a layer was patched");
+  // A training forward outside the pipeline (the executor still open) updates the layer's own statistics.
+  const before = bns.map((bn) => [...bn.runningMean.data]);
+  const tracked = bns.map((bn) => bn.numBatchesTracked.data[0]);
+  model.train();
+  model.forward(b.x);
+  bns.forEach((bn, i) => {
+    assert.notDeepEqual([...bn.runningMean.data], before[i], "running mean unchanged by a plain training forward");
+    assert.equal(bn.numBatchesTracked.data[0], tracked[i] + 1);
+  });
   await ex.close();
-  assert.ok(bns.every((bn) => bn.updateRunningStats && !Object.hasOwn(bn, "forward")));
 });
 
 // Weight gradients once per step (weightGrads: "step"): every B is input-gradient-only and each

@@ -46,6 +46,25 @@ export class GroupNorm extends Module {
  * Batch norm over [N, C, H, W] like torch.nn.BatchNorm2d: batch statistics in training (running
  * stats updated with `momentum`, unbiased variance), running statistics in eval.
  */
+/**
+ * Who keeps BatchNorm2d's running statistics in a training forward. By default each layer updates
+ * its own (as PyTorch's does). Inside collectBatchNormStatistics(collector, fn), every BatchNorm2d
+ * hands its training input to the collector and leaves its statistics alone: a pipeline accumulates
+ * them over a mini-batch's micro-batches and commits them once per step, as one device would.
+ */
+export interface BatchNormCollector {
+  record(layer: BatchNorm2d, x: Tensor): void;
+}
+
+let collector: BatchNormCollector | null = null;
+
+/** Runs `fn` with `c` receiving every BatchNorm2d training input (and the layers not updating). */
+export function collectBatchNormStatistics<T>(c: BatchNormCollector, fn: () => T): T {
+  const outer = collector;
+  collector = c;
+  try { return fn(); } finally { collector = outer; }
+}
+
 export class BatchNorm2d extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor;
@@ -73,7 +92,8 @@ export class BatchNorm2d extends Module {
     if (x.rank !== 4 || x.shape[1] !== this.channels) {
       throw new Error(`BatchNorm2d(${this.channels}): input ${fmt(x.shape)} must be [N, ${this.channels}, H, W]`);
     }
-    const update = this.training && this.updateRunningStats;
+    if (this.training && collector) collector.record(this, x);
+    const update = this.training && this.updateRunningStats && collector === null;
     // Scratch copies absorb the op's in-place update when the statistics must stay unchanged.
     const mean = update || !this.training ? this.runningMean : this.runningMean.clone();
     const variance = update || !this.training ? this.runningVar : this.runningVar.clone();

@@ -30,7 +30,7 @@ import { Tensor } from "../tensor/tensor.js";
 import { fmt } from "../tensor/shape.js";
 import { describeValue } from "../util/describe.js";
 import type { Module } from "../nn/module.js";
-import { BatchNorm2d } from "../nn/norm.js";
+import { BatchNorm2d, collectBatchNormStatistics, type BatchNormCollector } from "../nn/norm.js";
 import { Dropout } from "../nn/dropout.js";
 import type { Rng } from "../tensor/random.js";
 import { countCorrect, crossEntropyLoss } from "../nn/loss.js";
@@ -128,7 +128,6 @@ class BatchNormStats {
   count = 0;
   readonly sum: Float64Array;
   readonly sumSq: Float64Array;
-  collecting = false;
 
   constructor(readonly bn: BatchNorm2d) {
     this.sum = new Float64Array(bn.channels);
@@ -177,9 +176,14 @@ export class Stage {
   readonly isLast: boolean;
   readonly recompute: boolean;
   private readonly saved = new Map<number, Saved>();
-  private readonly bnStats: BatchNormStats[] = [];
+  /** This stage's BatchNorm layers, each with the statistics of the mini-batch so far. */
+  private readonly bnStats = new Map<BatchNorm2d, BatchNormStats>();
+  /** Whether a training forward's BatchNorm inputs count (a forward's yes; a recomputation's no). */
+  private collectingStats = false;
+  private readonly bnCollector: BatchNormCollector = {
+    record: (layer, x) => { if (this.collectingStats) this.bnStats.get(layer)?.record(x); },
+  };
   private readonly dropouts: Dropout[] = [];
-  private readonly restorers: (() => void)[] = [];
   private readonly params: Tensor[];
   private deferChecked = false;
   private lossChecked = false;
@@ -201,21 +205,7 @@ export class Stage {
     for (const [, unit] of o.units) {
       for (const [, m] of unit.namedModules()) {
         if (m instanceof Dropout) this.dropouts.push(m);
-        if (!(m instanceof BatchNorm2d)) continue;
-        const stats = new BatchNormStats(m);
-        this.bnStats.push(stats);
-        // The pipeline owns the running statistics (committed at STEP); the layer only normalises.
-        const before = m.updateRunningStats;
-        m.updateRunningStats = false;
-        const layerForward = m.forward.bind(m);
-        m.forward = (x: Tensor): Tensor => {
-          if (stats.collecting && m.training) stats.record(x);
-          return layerForward(x);
-        };
-        this.restorers.push(() => {
-          m.updateRunningStats = before;
-          delete (m as { forward?: unknown }).forward; // back to the class's forward
-        });
+        if (m instanceof BatchNorm2d) this.bnStats.set(m, new BatchNormStats(m));
       }
     }
   }
@@ -241,12 +231,15 @@ export class Stage {
   get liveMicrobatches(): number { return this.saved.size; }
 
   private run(x: Tensor, mb: number, recording: boolean, instrumented = true): Tensor {
-    let y = x;
-    for (const [i, m] of this.units) {
-      if (instrumented) this.beforeUnit?.(i, mb, recording);
-      y = m.forward(y);
-    }
-    return y;
+    // The stage owns its BatchNorm statistics (committed at STEP); the layers only normalise.
+    return collectBatchNormStatistics(this.bnCollector, () => {
+      let y = x;
+      for (const [i, m] of this.units) {
+        if (instrumented) this.beforeUnit?.(i, mb, recording);
+        y = m.forward(y);
+      }
+      return y;
+    });
   }
 
   /**
@@ -295,12 +288,12 @@ export class Stage {
     const input = new Tensor(x.data, x.shape, !this.isFirst);
     // Recomputation must draw the same dropout masks: remember where each stream stood.
     const dropoutState = this.recompute && this.dropouts.length ? this.dropouts.map((d) => cloneRng(d.rng)) : null;
-    for (const s of this.bnStats) s.collecting = true;
+    this.collectingStats = true;
     let out: Tensor;
     try {
       out = this.recompute ? noGrad(() => this.run(input, mb, false)) : enableGrad(() => this.run(input, mb, true));
     } finally {
-      for (const s of this.bnStats) s.collecting = false;
+      this.collectingStats = false;
     }
     let root: Tensor | null = this.recompute ? null : out;
     let metrics: MicrobatchMetrics | null = null;
@@ -398,17 +391,12 @@ export class Stage {
 
   /** Commits BatchNorm running statistics of the mini-batch (called at STEP). */
   commitStatistics(): void {
-    for (const s of this.bnStats) s.commit();
+    for (const s of this.bnStats.values()) s.commit();
   }
 
   /** Drops every held micro-batch (after an error or at shutdown). */
   clear(): void { this.saved.clear(); }
 
-  /** Hands the layers back as they were (BatchNorm updating its own statistics again). */
-  release(): void {
-    this.saved.clear();
-    for (const r of this.restorers.splice(0)) r();
-  }
 }
 
 /** Correct predictions when the targets are class ids, one per output row; else none (count = rows). */

@@ -183,10 +183,10 @@ export class InlineExecutor implements Executor, TimingSource {
     return this.asyncRuntime?.snapshot() ?? null;
   }
 
-  /** Gives the model's layers back (the stages patched BatchNorm to own its statistics). */
+  /** Drops what the stages still hold (the model's layers were never changed). */
   async close(): Promise<void> {
     for (const w of this.workers) w.abandon();
-    for (const w of this.workers) for (const ps of w.stages.values()) for (const c of ps.chunks) c.release();
+    for (const w of this.workers) for (const ps of w.stages.values()) for (const c of ps.chunks) c.clear();
   }
 }
 

@@ -387,7 +387,6 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     this.interp.abandon();
     await this.g.world.barrier();
     this.closed = true;
-    // A model trained in place gets its layers back (the stages patched BatchNorm).
-    for (const ps of this.interp.stages.values()) for (const c of ps.chunks) c.release();
+    for (const ps of this.interp.stages.values()) for (const c of ps.chunks) c.clear();
   }
 }
