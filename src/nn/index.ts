@@ -4,7 +4,7 @@ export { Linear } from "./linear.js";
 export { Conv1d, Conv2d, type Conv1dOptions, type Conv2dOptions, type Size2d } from "./conv.js";
 export { MaxPool2d, AvgPool2d } from "./pool.js";
 export { ReLU, GELU, Tanh, Flatten } from "./activation.js";
-export { LayerNorm, GroupNorm, BatchNorm2d } from "./norm.js";
+export { LayerNorm, GroupNorm, BatchNorm2d, collectBatchNormStatistics, type BatchNormCollector } from "./norm.js";
 export { Embedding } from "./embedding.js";
 export { Dropout } from "./dropout.js";
 export { MultiHeadAttention, type AttentionOptions } from "./attention.js";
