@@ -70,8 +70,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
 
   private constructor(private readonly setup: PipelineSetup, private readonly g: Groups) {
     const env = launchEnv();
-    // Off unless asked for: on cores that are hyperthreads of one another, a polling rank slows its
-    // neighbour's computation more than the faster hand-over saves (the main job ran far slower).
+    // Off unless asked for: a polling rank can slow its neighbours' computation more than the faster
+    // hand-over saves (the main job ran far slower on a 2-vCPU machine).
     const spin = Number(process.env.PIPEWRIGHT_MPI_SPIN_MS ?? 0);
     this.spinMs = env && env.localSize > 0 && env.localSize <= cpus().length && spin > 0 ? spin : 0;
     this.rec = setup.instrumentation?.recordActions ? { log: new MessageLog(), begin: 0, listDone: 0, collectives: [], body: [] } : null;
