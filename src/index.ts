@@ -41,7 +41,7 @@ export {
 export { createPipeline, Pipe, FreezingPipe, type FreezeOption, type FreezingPipeOptions, type MiniBatch, type PipelineOptions, type ModelOption, type ModuleModel, type BuiltinModel, type LossOption, type AsyncOptions } from "./api/index.js";
 export { SCHEDULE_NAMES, type ScheduleName, WEIGHT_GRAD_MODES, type WeightGradMode } from "./pipeline/schedule/index.js";
 export { EXECUTORS, type ExecutorName, type StepResult } from "./pipeline/runtime/executor.js";
-export { RECOMPUTE_MODES, type RecomputeMode, type Instrumentation, type FaultSpec } from "./pipeline/runtime/setup.js";
+export { RECOMPUTE_MODES, type RecomputeMode } from "./pipeline/runtime/setup.js";
 export { loadModelSource, type ModelSource, type PipelineModel, type JsonValue } from "./pipeline/runtime/model-source.js";
 export { ASYNC_METHODS, type AsyncMethod } from "./pipeline/weights/config.js";
 /** Under MPI (executor "processes"): rank 0, or any process outside MPI, is the one that prints and writes. */
