@@ -2,6 +2,7 @@
 // native backend is tested against, so long sums accumulate in JS numbers (float64) and every kernel
 // follows the definition in backend.ts literally.
 import type { Backend, BinaryOp, UnaryOp } from "./backend.js";
+import { broadcastStrides } from "./strides.js";
 
 const SQRT1_2 = Math.SQRT1_2;
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
@@ -106,16 +107,6 @@ function binaryFn(op: BinaryOp): (a: number, b: number) => number {
   }
 }
 
-/** Row-major strides of shape; broadcast (size-1 against a larger output) dimensions get stride 0. */
-function broadcastStrides(shape: readonly number[], outShape: readonly number[]): number[] {
-  const strides = new Array<number>(shape.length).fill(0);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    strides[i] = shape[i] === 1 && outShape[i] !== 1 ? 0 : s;
-    s *= shape[i];
-  }
-  return strides;
-}
 
 /** Writes (or adds) a float64 scratch buffer into a float32 destination. */
 function store(src: Float64Array, dst: Float32Array, accumulate: boolean): void {

@@ -11,6 +11,7 @@
 import { Tensor } from "../../tensor/tensor.js";
 import { broadcastShapes, fmt, numel, padShape, sameShape, type Shape } from "../../tensor/shape.js";
 import { describeValue } from "../../util/describe.js";
+import { broadcastStrides } from "../../backend/strides.js";
 import { gradBuffer, record } from "../engine.js";
 import { asTensor, checkTensor, reduceToShape } from "./util.js";
 
@@ -21,9 +22,7 @@ import { asTensor, checkTensor, reduceToShape } from "./util.js";
 function broadcastOffsets(shape: Shape, outShape: Shape): Int32Array | null {
   if (sameShape(shape, outShape)) return null;
   const rank = outShape.length;
-  const p = padShape(shape, rank);
-  const strides = new Array<number>(rank);
-  for (let d = rank - 1, s = 1; d >= 0; d--) { strides[d] = p[d] === 1 ? 0 : s; s *= p[d]; }
+  const strides = broadcastStrides(padShape(shape, rank), outShape);
   const n = numel(outShape);
   const off = new Int32Array(n);
   const idx = new Array<number>(rank).fill(0);
