@@ -4,16 +4,8 @@ import assert from "node:assert/strict";
 import { add, sub, mul, div, neg, relu, gelu, tanh, exp, log, sigmoid, sqrt, sum } from "../src/autograd/index.js";
 import { backward } from "../src/autograd/engine.js";
 import { Tensor } from "../src/tensor/tensor.js";
-import { assertClose, awayFromZero, checkGrad, randn, uniform } from "./ops-helpers.js";
+import { assertClose, awayFromZero, checkGrad, randn, uniform, SHAPE_PAIRS } from "./ops-helpers.js";
 
-const SHAPE_PAIRS: [number[], number[]][] = [
-  [[3, 4], [3, 4]],
-  [[2, 3, 4], [3, 1]], // b broadcast over the batch and last axis
-  [[2, 1, 4], [3, 1]], // both broadcast
-  [[4], [2, 3, 4]], // a has fewer axes
-  [[], [2, 3]], // 0-d tensor operand
-  [[2, 3], [1, 1]],
-];
 
 test("binary ops broadcast like NumPy (forward)", () => {
   const a = randn([2, 3, 4], false);

@@ -9,6 +9,16 @@ setBackend("reference");
 
 export const rng = new Rng(20240601);
 
+/** Operand shapes of the broadcasting ops' tests: equal, one or both broadcast, fewer axes, 0-d. */
+export const SHAPE_PAIRS: [number[], number[]][] = [
+  [[3, 4], [3, 4]],
+  [[2, 3, 4], [3, 1]], // b broadcast over the batch and last axis
+  [[2, 1, 4], [3, 1]], // both broadcast
+  [[4], [2, 3, 4]], // a has fewer axes
+  [[], [2, 3]], // 0-d tensor operand
+  [[2, 3], [1, 1]],
+];
+
 /** A leaf with standard-normal entries. */
 export function randn(shape: readonly number[], requiresGrad = true, std = 1): Tensor {
   return Tensor.randn(shape, rng, std, requiresGrad);

@@ -8,15 +8,8 @@ import { backward } from "../src/autograd/engine.js";
 import { ops } from "../src/index.js";
 import { Tensor } from "../src/tensor/tensor.js";
 import { describeValue } from "../src/util/describe.js";
-import { assertClose, awayFromZero, checkGrad, distinct, randn } from "./ops-helpers.js";
+import { assertClose, awayFromZero, checkGrad, distinct, randn, SHAPE_PAIRS } from "./ops-helpers.js";
 
-const SHAPE_PAIRS: [number[], number[]][] = [
-  [[3, 4], [3, 4]],
-  [[2, 3, 4], [3, 1]], // b broadcast over the batch and last axis
-  [[2, 1, 4], [3, 1]], // both broadcast
-  [[4], [2, 3, 4]], // a has fewer axes
-  [[], [2, 3]], // 0-d tensor operand
-];
 
 /** a[i] broadcast against b, element by element, row-major over the broadcast shape. */
 function pairs(a: Tensor, b: Tensor): { shape: number[]; xs: number[]; ys: number[] } {
