@@ -48,14 +48,21 @@ function flagValue(argv: readonly string[], name: string): string | undefined {
   return v;
 }
 
+/**
+ * A train command's pipeline workers: --workers, else --stages (not for a freeze run, whose rank
+ * count is its --workers: AutoDP fills workers / stages replicas from the start); undefined if unsaid.
+ */
+function trainWorkers(train: readonly string[]): string | undefined {
+  return flagValue(train, "workers") ?? (train.includes("--freeze") ? undefined : flagValue(train, "stages"));
+}
+
 /** train: the rank count must equal workers x replicas; --executor processes is implied. */
 export function prepareTrain(n: number, train: readonly string[]): string[] {
   const executor = flagValue(train, "executor");
   if (executor !== undefined && executor !== "processes") {
     throw new UsageError(`launch runs train with --executor processes; the command says --executor ${executor}`);
   }
-  // A freeze run's rank count is its --workers (AutoDP fills workers / stages replicas from the start).
-  const stages = flagValue(train, "stages"), workers = flagValue(train, "workers") ?? (train.includes("--freeze") ? undefined : stages);
+  const workers = trainWorkers(train);
   const replicas = Number(flagValue(train, "replicas") ?? 1);
   if (workers !== undefined && Number(workers) * replicas !== n) {
     const need = Number(workers) * replicas;
@@ -144,8 +151,8 @@ export async function runLaunch(argv: string[]): Promise<number> {
   const save = cmd[0] === "train" ? flagValue(cmd, "save") : undefined;
   const restarts = f["max-restarts"] as number;
   if (restarts > 0 && save === undefined) throw new UsageError("--max-restarts needs train --save FILE (the checkpoint a restart resumes from)");
-  const stagesFlag = cmd[0] === "train" ? flagValue(cmd, "workers") ?? flagValue(cmd, "stages") : undefined;
-  const workers = stagesFlag !== undefined && Number(stagesFlag) > 0 ? Number(stagesFlag) : undefined;
+  const w = cmd[0] === "train" ? Number(trainWorkers(cmd)) : NaN;
+  const workers = w > 0 ? w : undefined;
   let code = await runOnce(line(program), workers);
   for (let k = 1; code !== 0 && k <= restarts; k++) {
     if (!existsSync(save!)) { process.stderr.write(`pipewright launch: run failed (exit ${code}) before the first checkpoint ${save}; nothing to restart from\n`); return code; }
