@@ -213,7 +213,7 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   const f = parseFlags(benchPipelineCommand, argv);
   if (f.help) { process.stdout.write(helpText(benchPipelineCommand) + "\n"); return 0; }
   if (f.backend !== undefined) setBackend(f.backend);
-  if (f.records !== undefined && f.executor !== "processes") throw new UsageError(`--records ${String(f.records)} is only for --executor processes (the per-rank records of its steps)`);
+  if (f.records !== undefined && f.executor !== "processes") throw new UsageError(`--records ${f.records} is only for --executor processes (the per-rank records of its steps)`);
   if (f.executor === "processes") return (await import("./bench-pipeline-processes.js")).runProcessesPipelineBench(f, benchSpec(f, givenFlags(argv)));
   const backend = getBackend().name;
   const schedules = f.schedules;

@@ -181,6 +181,6 @@ export async function runExperiment(name: string, title: string, rows: ReproRow[
   }
   if (f.svg !== undefined) writeFileAtomic(f.svg, compareCurvesSvg(results.map((r) => r.curves), title));
   if (f.json) process.stdout.write(JSON.stringify(tableJson(name, st, results, extra)) + "\n");
-  else process.stdout.write(`${title}\n${formatTable(results, refKey)}\n${f.svg !== undefined ? `curves: ${String(f.svg)}\n` : ""}`);
+  else process.stdout.write(`${title}\n${formatTable(results, refKey)}\n${f.svg !== undefined ? `curves: ${f.svg}\n` : ""}`);
   return results;
 }

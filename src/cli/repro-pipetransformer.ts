@@ -74,7 +74,7 @@ export async function runReproPipetransformer(argv: string[]): Promise<number> {
   for (let seed = 0; seed < seeds; seed++) {
     let init: Map<string, import("../tensor/tensor.js").Tensor> | undefined;
     if (f["pretrain-epochs"] > 0) {
-      log(`seed ${seed}: pre-training ${String(f["pretrain-epochs"])} epoch(s) on ${pre.train.n} images (untimed)`);
+      log(`seed ${seed}: pre-training ${f["pretrain-epochs"]} epoch(s) on ${pre.train.n} images (untimed)`);
       const p = await trainElastic({ spec, seed, epochs: f["pretrain-epochs"], batch, optimizer: { name: "adamw", lr: 1e-3, weightDecay: 0.01 },
         scheduleLr: "cosine", warmup: 50, workers, stages: 1, freeze: null, elastic: false, cache: false, datasets: pre });
       init = p.state;
@@ -113,7 +113,7 @@ export async function runReproPipetransformer(argv: string[]): Promise<number> {
   const lines = [`PipeTransformer breakdown: ViT on Fashion-MNIST, fine-tuning ${limit} images for ${epochs} epochs, batch ${batch}, ${workers} workers, ${seeds} seed(s)`,
     "| configuration | wall-clock s | speed-up | test acc % |", "|---|---|---|---|",
     ...rows.map((r) => `| ${r.row} | ${pm(r.seconds, r.seconds_std, 1)} | ${pm(r.speedup, r.speedup_std, 2)}x | ${pm(r.test_acc * 100, r.test_acc_std * 100, 2)} |`)];
-  if (pred) lines.push(`freeze trace: ${String(f.trace)}; predicted speed-up on 8 workers: ${pred.speedup.toFixed(2)}x (pipewright sim --freeze-trace ${String(f.trace)} --workers 8)`);
+  if (pred) lines.push(`freeze trace: ${f.trace}; predicted speed-up on 8 workers: ${pred.speedup.toFixed(2)}x (pipewright sim --freeze-trace ${f.trace} --workers 8)`);
   process.stdout.write(lines.join("\n") + "\n");
   return 0;
 }

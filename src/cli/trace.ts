@@ -38,7 +38,7 @@ async function runReport(argv: string[]): Promise<number> {
   if (f.json) process.stdout.write(JSON.stringify({ ...r, svg: f.svg ?? null }) + "\n");
   else {
     const names = new Map(r.workers.map((w) => [w.pid, w.name]));
-    process.stdout.write(formatReport(r, names) + (f.svg !== undefined ? `\n\ntimeline     ${String(f.svg)}` : "") + "\n");
+    process.stdout.write(formatReport(r, names) + (f.svg !== undefined ? `\n\ntimeline     ${f.svg}` : "") + "\n");
   }
   return 0;
 }
