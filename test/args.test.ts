@@ -6,10 +6,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { command, helpText, parseFlags, parseWrapper, UsageError, type FlagsOf } from "../src/cli/args.js";
+import { type CommandSpec, helpText, parseFlags, parseWrapper, UsageError, type FlagValues } from "../src/cli/args.js";
 import { launchCommand, prepareTrain } from "../src/cli/launch.js";
 
-const demo = command({
+const demo = {
   name: "demo",
   summary: "a command for the parser's tests",
   flags: {
@@ -21,8 +21,8 @@ const demo = command({
     verbose: { type: "bool", help: "talk more" },
     ranks: { type: "int", min: 1, aliases: ["-r"], help: "ranks", meta: "R" },
   },
-});
-type Demo = FlagsOf<typeof demo>;
+} as const satisfies CommandSpec;
+type Demo = FlagValues<typeof demo.flags>;
 
 const usage = (re: RegExp) => (e: unknown): boolean => e instanceof UsageError && re.test(e.message);
 

@@ -1,6 +1,7 @@
 // A small declarative flag parser shared by every command: each flag has a type, a default and
 // (optionally) allowed values, so that --help and the error for a bad value come from one place.
-// The parsed values are typed from the spec (see FlagValues), so commands read them without casts.
+// A command declares its spec `as const satisfies CommandSpec`, so that parseFlags types each value
+// from its flag (see FlagValues) and commands read them without casts.
 
 export type FlagType = "string" | "int" | "number" | "bool" | "list";
 
@@ -28,22 +29,9 @@ export interface CommandSpec<F extends FlagSpecs = FlagSpecs> {
   readonly examples?: readonly string[];
 }
 
-/**
- * Declares a command. The `const` type parameter keeps each flag's literal type and choices, from
- * which parseFlags types the values.
- */
-export function command<const F extends FlagSpecs>(spec: CommandSpec<F>): CommandSpec<F> {
-  return spec;
-}
-
-/** Declares flags shared by several commands (typed as `command` types them). */
-export function flags<const F extends FlagSpecs>(f: F): F {
-  return f;
-}
-
 type TypeOf<T extends FlagType> = T extends "int" | "number" ? number : T extends "bool" ? boolean : T extends "list" ? string[] : string;
 /** A flag's parsed value: a string flag with choices is the union of its choices. */
-export type FlagValue<S extends FlagSpec> =
+type FlagValue<S extends FlagSpec> =
   S extends { readonly type: "string"; readonly choices: readonly (infer C extends string)[] } ? C : TypeOf<S["type"]>;
 type Defaulted<F extends FlagSpecs> = { [K in keyof F]: F[K] extends { readonly default: string | number | boolean } ? K : never }[keyof F];
 
@@ -54,10 +42,7 @@ type Defaulted<F extends FlagSpecs> = { [K in keyof F]: F[K] extends { readonly 
 export type FlagValues<F extends FlagSpecs = FlagSpecs> =
   { -readonly [K in Defaulted<F>]: FlagValue<F[K]> } & { -readonly [K in Exclude<keyof F, Defaulted<F>>]?: FlagValue<F[K]> };
 
-export type ParsedFlags<F extends FlagSpecs = FlagSpecs> = FlagValues<F> & { help?: boolean };
-
-/** The parsed flags of a declared command. */
-export type FlagsOf<C extends CommandSpec> = C extends CommandSpec<infer F> ? FlagValues<F> : never;
+type ParsedFlags<F extends FlagSpecs> = FlagValues<F> & { help?: boolean };
 
 export class UsageError extends Error {}
 

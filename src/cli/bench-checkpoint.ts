@@ -10,7 +10,7 @@
 import { mkdtempSync, rmSync, statSync, readdirSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { helpText, parseFlags, UsageError, command } from "./args.js";
+import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
 import { cpuLabel, getBackend, machineCpu } from "../backend/index.js";
 import { loadCheckpoint, saveCheckpoint } from "../checkpoint/index.js";
 import { medianUpper, roundTo } from "../util/stats.js";
@@ -29,7 +29,7 @@ import { launchEnv } from "../transport/mpi/env.js";
 const LAYOUTS = ["parts", "file"] as const;
 type Layout = (typeof LAYOUTS)[number];
 
-export const benchCheckpointCommand = command({
+export const benchCheckpointCommand = {
   name: "bench checkpoint",
   summary: "Under `pipewright launch -n N -- bench checkpoint`: saves of an N-stage processes pipeline (an MLP of --layers x --width, AdamW) " +
     "as one file gathered to rank 0 against one part per rank plus a manifest. Rank 0 prints per layout the median save time " +
@@ -43,7 +43,7 @@ export const benchCheckpointCommand = command({
     json: { type: "bool", help: "one JSON object per layout" },
   },
   examples: ["pipewright launch -n 2 -- bench checkpoint", "pipewright launch -n 4 -- bench checkpoint --layers 8 --width 2048 --json"],
-});
+} as const satisfies CommandSpec;
 
 export interface CheckpointBenchRow {
   bench: "checkpoint"; layout: Layout; ranks: number; parameters: number; state_mb: number; files_mb: number;

@@ -1,12 +1,12 @@
 // `pipewright bench gemm`: GFLOP/s of the addon's matrix product per provider, shape and operand
 // layout (src/train/bench-gemm.ts measures), with the provider the fixed rule picks, so the next
 // machine's numbers are one command away. One JSON object per line with --json, each with `cpu`.
-import { helpText, parseFlags, UsageError, command } from "./args.js";
+import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
 import { loadNativeAddon, type GemmProviderName } from "../backend/native.js";
 import { cpuLabel, machineCpu } from "../backend/index.js";
 import { benchGemmCase, DEFAULT_GEMM_SHAPES, gemmCases, GEMM_PROVIDERS, type GemmRow } from "../train/bench-gemm.js";
 
-export const benchGemmCommand = command({
+export const benchGemmCommand = {
   name: "bench gemm",
   summary: "GFLOP/s of the native matmul per provider (oneDNN, OpenBLAS), shape and operand layout on one " +
     "thread: the products of mlp, cnn and gpt training steps and 32x1024x1024, 256x1024x1024, 2048x256x768 " +
@@ -23,7 +23,7 @@ export const benchGemmCommand = command({
   },
   examples: ["pipewright bench gemm", "pipewright bench gemm --json --shapes 256x1024x1024,64*128x64x128/nt",
     "PIPEWRIGHT_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell pipewright bench gemm"],
-});
+} as const satisfies CommandSpec;
 
 function pickProviders(list: string[]): GemmProviderName[] {
   const bad = list.filter((p) => !GEMM_PROVIDERS.includes(p as GemmProviderName));

@@ -1,11 +1,11 @@
 // `pipewright bench mpi`: the MPI transport's message figures, run under mpirun (or launch) on 2+
 // ranks; rank 0 prints one row per measurement.
-import { helpText, parseFlags, command } from "./args.js";
+import { helpText, parseFlags, type CommandSpec } from "./args.js";
 import { benchMpi } from "../transport/mpi/bench.js";
 import { launchEnv } from "../transport/mpi/env.js";
 import { mpiTransport } from "../transport/mpi/transport.js";
 
-export const benchMpiCommand = command({
+export const benchMpiCommand = {
   name: "bench mpi",
   summary: "Under `mpirun -n 2` (or `pipewright launch -n 2 -- bench mpi`): one-way p2p latency and bandwidth at 1 KB " +
     "and 4 MB between ranks 0 and 1 (half the median ping-pong round trip), a 4 MB fixed-order all-reduce over every rank, " +
@@ -16,7 +16,7 @@ export const benchMpiCommand = command({
     json: { type: "bool", help: "one JSON object per row" },
   },
   examples: ["pipewright launch -n 2 -- bench mpi", "mpirun -n 2 --mca btl self,tcp --mca btl_tcp_if_include lo pipewright bench mpi --json"],
-});
+} as const satisfies CommandSpec;
 
 export async function runBenchMpi(argv: string[]): Promise<number> {
   const f = parseFlags(benchMpiCommand, argv);

@@ -22,7 +22,7 @@
 // Timings are the fastest of several rounds (the machine is shared). Kernels run single-threaded per
 // worker (the native backend pins oneDNN to one thread per call).
 import { MessageChannel, Worker } from "node:worker_threads";
-import { givenFlags, helpText, parseFlags, UsageError, command, type FlagsOf } from "./args.js";
+import { givenFlags, helpText, parseFlags, UsageError, type CommandSpec, type FlagValues } from "./args.js";
 import { MODEL_SIZE_FLAGS, modelSpecFromFlags } from "./model-flags.js";
 import { noGrad } from "../autograd/engine.js";
 import { benchBatch } from "../train/bench-engine.js";
@@ -60,7 +60,7 @@ const ASYNC_MICROBATCHES = 32;
 /** The default model: an MLP of 8 Linear layers (7 hidden layers of width 1024) on 784-pixel inputs. */
 const BENCH_MLP = { layers: 7, width: 1024 } as const;
 
-export const benchPipelineCommand = command({
+export const benchPipelineCommand = {
   name: "bench pipeline",
   summary: "Pipeline throughput on worker threads: by default an MLP of depth 8 and width 1024 on 784-pixel inputs (any model " +
     "with --model and the sizing flags), batch 256, " +
@@ -93,7 +93,7 @@ export const benchPipelineCommand = command({
   },
   examples: ["pipewright bench pipeline --json", "pipewright bench pipeline --schedules gpipe,1f1b --steps 4", "pipewright launch -n 2 -- bench pipeline --executor processes",
     "pipewright bench pipeline --model gpt --layers 4 --width 256 --heads 4 --context 128 --batch 16 --schedules 1f1b --workers 2"],
-});
+} as const satisfies CommandSpec;
 
 export interface PipelineBenchLine {
   schedule: string;
@@ -197,7 +197,7 @@ async function timeSteps(step: () => unknown, t: Timing): Promise<number> {
 
 interface Timing { warmup: number; steps: number; rounds: number }
 
-export type BenchPipelineFlags = FlagsOf<typeof benchPipelineCommand>;
+export type BenchPipelineFlags = FlagValues<typeof benchPipelineCommand.flags>;
 
 /** The model the flags describe: the sized --model, or the default MLP when nothing sizes an mlp. */
 export function benchSpec(f: BenchPipelineFlags, given: Set<string>): ModelSpec {
@@ -220,8 +220,7 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   for (const s of schedules) {
     if (!BENCH_SCHEDULES.includes(s)) throw new UsageError(`--schedules: '${s}' is not a benchmarkable schedule; valid: ${BENCH_SCHEDULES.join(", ")}`);
   }
-  const W = f.workers, M = f.microbatches, B = f.batch, V = f.chunks;
-  const seed = f.seed;
+  const W = f.workers, M = f.microbatches, B = f.batch, V = f.chunks, seed = f.seed;
   const weightGrads = f["weight-grads"];
   const timing: Timing = { warmup: f.warmup, steps: f.steps, rounds: f.rounds };
   if (B < M) throw new UsageError(`--batch ${B} cannot be split into --microbatches ${M}`);

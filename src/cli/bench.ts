@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { givenFlags, helpText, parseFlags, runSubcommand, UsageError, command, type FlagsOf, type Subcommand } from "./args.js";
+import { givenFlags, helpText, parseFlags, runSubcommand, UsageError, type CommandSpec, type FlagValues, type Subcommand } from "./args.js";
 import { BACKEND_NAMES, cpuLabel, getBackend, machineCpu, setBackend, type BackendName, type CpuInfo } from "../backend/index.js";
 import { loadNativeAddon } from "../backend/native.js";
 import { chooseBuilds, cpuFlags } from "../backend/cpu-features.js";
@@ -19,7 +19,7 @@ const DEFAULT_TORCH_PYTHON = "/usr/bin/python3";
 const torchPython = (): string => process.env.PIPEWRIGHT_TORCH_PYTHON || DEFAULT_TORCH_PYTHON;
 const MIN_STEPS = 5;
 
-export const benchEngineCommand = command({
+export const benchEngineCommand = {
   name: "bench engine",
   summary: "Times training steps of the engine on one thread: forward + cross-entropy + backward + SGD " +
     "(momentum 0.9) on random data, for mlp 784-1024-1024-10 (batch 128), the cnn (batch 64) and gpt " +
@@ -42,9 +42,9 @@ export const benchEngineCommand = command({
   },
   examples: ["pipewright bench engine --json", "pipewright bench engine --models cnn --profile",
     "pipewright bench engine --model gpt --layers 12 --width 768 --heads 12 --context 256 --batch 4"],
-});
+} as const satisfies CommandSpec;
 
-export const benchCompareCommand = command({
+export const benchCompareCommand = {
   name: "bench compare",
   summary: "Runs `bench engine` and the same three models (or one model sized by --model and the sizing flags, as in " +
     "`bench engine`) in PyTorch (scripts/bench_torch.py, Debian's " +
@@ -60,7 +60,7 @@ export const benchCompareCommand = command({
   },
   examples: ["npm run bench:compare", "pipewright bench compare --models cnn --json",
     "pipewright bench compare --model gpt --layers 6 --width 384 --heads 6 --context 128 --batch 8"],
-});
+} as const satisfies CommandSpec;
 
 const SUBCOMMANDS: Record<string, Subcommand> = {
   engine: { summary: "time training steps of mlp, cnn and gpt on one thread (one JSON object per line with --json)", run: runBenchEngine },
@@ -157,7 +157,7 @@ const SIZED_BATCH: Record<ModelName, number> = { mlp: 128, cnn: 64, vit: 64, gpt
  * `--model` with sizing flags (or --model-config): one configuration of that size; null for the
  * fixed configurations of --models.
  */
-function sizedConfig(f: Pick<FlagsOf<typeof benchEngineCommand>, "model" | "batch" | ModelSizeFlag>, given: Set<string>): BenchConfig | null {
+function sizedConfig(f: Pick<FlagValues<typeof benchEngineCommand.flags>, "model" | "batch" | ModelSizeFlag>, given: Set<string>): BenchConfig | null {
   const sizing = Object.keys(MODEL_SIZE_FLAGS).filter((n) => given.has(n));
   if (!given.has("model") && !sizing.length) {
     if (given.has("batch")) throw new UsageError("--batch applies to --model (a sized model); the --models configurations have fixed batches");
@@ -291,8 +291,7 @@ export async function runBenchCompare(argv: string[]): Promise<number> {
   if (f.help) { process.stdout.write(helpText(benchCompareCommand) + "\n"); return 0; }
   const sized = sizedConfig(f, givenFlags(argv));
   const configs = sized ? [sized] : pickModels(f.models);
-  const steps = f.steps;
-  const warmup = f.warmup;
+  const { steps, warmup } = f;
   const missing = torchMissing();
   if (f.interleaved) {
     if (missing) throw new UsageError(`bench compare --interleaved: ${missing}`);

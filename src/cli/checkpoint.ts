@@ -3,10 +3,10 @@
 // safetensors.torch.load_file). pipewright itself, scripts/check_checkpoint_torch.py and
 // scripts/pipewright_checkpoint.py read parts directly; this is for everything else.
 import { resolve } from "node:path";
-import { helpText, parseFlags, runSubcommand, UsageError, command, type Subcommand } from "./args.js";
+import { helpText, parseFlags, runSubcommand, UsageError, type CommandSpec, type Subcommand } from "./args.js";
 import { loadCheckpoint, saveCheckpoint, MANIFEST_FORMAT } from "../checkpoint/index.js";
 
-export const checkpointMergeCommand = command({
+export const checkpointMergeCommand = {
   name: "checkpoint merge",
   summary: "Writes a checkpoint in parts (a manifest and one part per MPI rank, as `train --executor processes` saves) as one " +
     "safetensors file with the same tensors and metadata, atomically. --out may be the checkpoint itself: the file then " +
@@ -16,7 +16,7 @@ export const checkpointMergeCommand = command({
     out: { type: "string", meta: "FILE", help: "the single file to write" },
   },
   examples: ["pipewright checkpoint merge --checkpoint ck.safetensors --out ck-merged.safetensors"],
-});
+} as const satisfies CommandSpec;
 
 function runMerge(argv: string[]): number {
   const f = parseFlags(checkpointMergeCommand, argv);

@@ -6,9 +6,9 @@ import { loadCheckpoint } from "../checkpoint/checkpoint.js";
 import { writeSafetensors } from "../checkpoint/safetensors.js";
 import { createModel, resolveSpec, type ModelSpec } from "../nn/models/index.js";
 import { buildTask } from "../train/task.js";
-import { command, helpText, parseFlags, UsageError } from "./args.js";
+import { type CommandSpec, helpText, parseFlags, UsageError } from "./args.js";
 
-export const evalCommand = command({
+export const evalCommand = {
   name: "eval",
   summary: "Evaluate a checkpoint on the test set; optionally export inputs and logits for the PyTorch check.",
   flags: {
@@ -24,7 +24,7 @@ export const evalCommand = command({
     "pipewright eval --checkpoint cnn.safetensors",
     "pipewright eval --checkpoint cnn.safetensors --export-logits io.safetensors && /usr/bin/python3 scripts/check_checkpoint_torch.py cnn.safetensors --inputs io.safetensors --logits io.safetensors",
   ],
-});
+} as const satisfies CommandSpec;
 
 export async function runEval(argv: string[]): Promise<number> {
   const f = parseFlags(evalCommand, argv);

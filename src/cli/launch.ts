@@ -7,14 +7,14 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism, hostname, networkInterfaces } from "node:os";
 import { fileURLToPath } from "node:url";
-import { command, helpText, parseFlags, parseWrapper, UsageError, type FlagsOf } from "./args.js";
+import { type CommandSpec, helpText, parseFlags, parseWrapper, UsageError, type FlagValues } from "./args.js";
 import { trainCommand } from "./train.js";
 import { allLocal, parseHostfile } from "../transport/mpi/hostfile.js";
 import { BIND_CHOICES, formatArgv, mpirunArgv } from "../transport/mpi/mpirun.js";
 import { checkIface } from "../transport/mpi/iface.js";
 import { MPI_INSTALL_HINT, singleCopyWorks } from "../transport/mpi/addon.js";
 
-export const launchCommand = command({
+export const launchCommand = {
   name: "launch",
   summary: "Run `pipewright <command> ...` or `node SCRIPT ...` (after --) on N MPI ranks with mpirun: one rank per pipeline worker for " +
     "`train` (--executor processes is added) or for a library script (createPipeline with executor \"processes\"). Prints the mpirun line it runs. Traffic stays on loopback and shared " +
@@ -35,11 +35,11 @@ export const launchCommand = command({
     "pipewright launch -n 2 -- node examples/regression-mlp.mjs --executor processes",
     "pipewright launch -n 4 --hostfile hosts --iface 10.0.0.0/24 --max-restarts 1 -- train --model cnn --schedule gpipe --stages 4 --microbatches 8 --save ck.safetensors",
   ],
-});
+} as const satisfies CommandSpec;
 
 const MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
 
-type TrainFlags = FlagsOf<typeof trainCommand>;
+type TrainFlags = FlagValues<typeof trainCommand.flags>;
 
 /**
  * A train command's pipeline workers: --workers, else --stages (not for a freeze run, whose rank
@@ -144,10 +144,10 @@ export async function runLaunch(argv: string[]): Promise<number> {
   if (restarts > 0 && save === undefined) throw new UsageError("--max-restarts needs train --save FILE (the checkpoint a restart resumes from)");
   const workers = train ? trainWorkers(train) : undefined;
   let code = await runOnce(line(program), workers);
-  for (let k = 1; code !== 0 && k <= restarts; k++) {
-    if (!existsSync(save!)) { process.stderr.write(`pipewright launch: run failed (exit ${code}) before the first checkpoint ${save}; nothing to restart from\n`); return code; }
+  for (let k = 1; code !== 0 && k <= restarts && save !== undefined; k++) {
+    if (!existsSync(save)) { process.stderr.write(`pipewright launch: run failed (exit ${code}) before the first checkpoint ${save}; nothing to restart from\n`); return code; }
     process.stderr.write(`pipewright launch: run failed (exit ${code}); restart ${k}/${restarts} from ${save}\n`);
-    program = withResume(program, save!);
+    program = withResume(program, save);
     code = await runOnce(line(program), workers);
   }
   return code;

@@ -3,10 +3,10 @@
 // They resolve into one validated ModelSpec; a flag that does not size the chosen model, a bad
 // value or a bad config field is a UsageError naming it and what is allowed.
 import { readFileSync } from "node:fs";
-import { flags as flagSpecs, UsageError, type FlagValues } from "./args.js";
+import { UsageError, type FlagSpecs, type FlagValues } from "./args.js";
 import { DEFAULTS, MODEL_NAMES, resolveSpec, type ModelName, type ResolvedSpec } from "../nn/models/spec.js";
 
-export const MODEL_SIZE_FLAGS = flagSpecs({
+export const MODEL_SIZE_FLAGS = {
   layers: { type: "int", min: 1, meta: "L", help: "model size: gpt/vit transformer blocks (depth), mlp hidden layers (default: the model's standard size)" },
   width: { type: "int", min: 1, meta: "D", help: "model size: gpt/vit embedding width (dim), mlp hidden width, cnn fully-connected hidden width" },
   heads: { type: "int", min: 1, meta: "H", help: "model size: gpt/vit attention heads (must divide --width)" },
@@ -15,7 +15,7 @@ export const MODEL_SIZE_FLAGS = flagSpecs({
   channels: { type: "list", meta: "N,N,...", help: "model size: cnn output channels per conv stage, e.g. 32,64,128 (28 must divide by 2^stages)" },
   patch: { type: "int", min: 1, meta: "P", help: "model size: vit patch side (must divide the 28-pixel image)" },
   "model-config": { type: "string", meta: "FILE", help: "model size from a ModelSpec JSON file, e.g. {\"name\": \"gpt\", \"depth\": 12, \"dim\": 768}; sizing flags given override its fields" },
-});
+} as const satisfies FlagSpecs;
 type SizeFlagValues = FlagValues<typeof MODEL_SIZE_FLAGS>;
 
 export type ModelSizeFlag = keyof typeof MODEL_SIZE_FLAGS;

@@ -3,7 +3,7 @@
 // report final test accuracy (mean ± sample std over seeds), the per-stage delays measured from the
 // schedule IR, the per-stage peak memory of weights + optimizer state + extra weight versions, and
 // the curves of every row.
-import { flags, type FlagValues } from "./args.js";
+import type { FlagSpecs, FlagValues } from "./args.js";
 import { BACKEND_NAMES, setBackend } from "../backend/index.js";
 import type { ModelSpec } from "../nn/models/spec.js";
 import { InlineExecutor } from "../pipeline/runtime/inline.js";
@@ -14,7 +14,7 @@ import { compareCurvesSvg, type RunCurves } from "../report/compare-curves-svg.j
 import type { PipelineConfig, TrainConfig } from "../train/options.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 
-export const COMMON_FLAGS = flags({
+export const COMMON_FLAGS = {
   epochs: { type: "int", min: 1, help: "training epochs per run", meta: "N" },
   seeds: { type: "int", min: 1, help: "seeds per row (accuracy is mean ± std over them)", meta: "K" },
   json: { type: "bool", help: "print the table as one JSON object on stdout" },
@@ -25,7 +25,7 @@ export const COMMON_FLAGS = flags({
   rows: { type: "list", help: "run only these rows (by key, see the table), e.g. sync,naive", meta: "KEY,..." },
   backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
   quiet: { type: "bool", help: "no per-run lines on stderr" },
-});
+} as const satisfies FlagSpecs;
 type CommonFlags = FlagValues<typeof COMMON_FLAGS>;
 
 export interface ReproRow {

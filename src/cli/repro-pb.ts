@@ -3,7 +3,7 @@
 // synchronous), then batch size 1 with the hyper-parameters moved by PB's scaling rules
 // (scaleForBatch: m_1 = m^(1/32), lr_1 = lr (1/32)(1-m_1)/(1-m), schedule counted in samples), no
 // further tuning: naive PB, PB + Spike Compensation, PB + Linear Weight Prediction, PB + SC + LWP.
-import { helpText, parseFlags, command } from "./args.js";
+import { helpText, parseFlags, type CommandSpec } from "./args.js";
 import { COMMON_FLAGS, runExperiment, selectRows, settingsFrom, type ReproRow } from "./repro-async.js";
 import { parseAsyncConfig } from "../pipeline/weights/config.js";
 import { scaleForBatch } from "../pipeline/weights/scaling.js";
@@ -14,7 +14,7 @@ const SPEC: ModelSpec = { name: "cnn", image: 28, inChannels: 1, channels: [8, 1
 const STAGES = 12;
 const BALANCE = new Array<number>(STAGES).fill(1);
 
-export const reproPbCommand = command({
+export const reproPbCommand = {
   name: "repro pb",
   summary: `Pipelined Backpropagation at batch size 1 on a ${STAGES}-stage pipeline (a GroupNorm CNN, one layer per stage): ` +
     "mini-batch momentum SGD (the reference), then batch 1 with the scaled hyper-parameters: naive PB, PB + Spike Compensation, " +
@@ -27,7 +27,7 @@ export const reproPbCommand = command({
     momentum: { type: "number", min: 0, help: "reference SGD momentum (default 0.9)", meta: "M" },
   },
   examples: ["pipewright repro pb", "pipewright repro pb --epochs 1 --seeds 1 --limit 10000 --svg pb.svg"],
-});
+} as const satisfies CommandSpec;
 
 export async function runReproPb(argv: string[]): Promise<number> {
   const f = parseFlags(reproPbCommand, argv);

@@ -5,7 +5,7 @@
 // batch 32 in M = 4 micro-batches (delays tau_s = ceil((2(S-1-s)+1)/4) = 4,4,3,3,2,2,1,1), momentum
 // SGD (lr 0.05, m 0.9) with a cosine schedule over 5 epochs (synchronous: ~88%). With M = 1
 // (delays 15..1) every asynchronous row diverges at these hyper-parameters.
-import { helpText, parseFlags, UsageError, command } from "./args.js";
+import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
 import { COMMON_FLAGS, runExperiment, selectRows, settingsFrom, type ReproRow } from "./repro-async.js";
 import { parseAsyncConfig } from "../pipeline/weights/config.js";
 import type { ModelSpec } from "../nn/models/spec.js";
@@ -15,7 +15,7 @@ const STAGES = 8;
 const SPEC: ModelSpec = { name: "mlp", input: 784, hidden: [256, 256, 256, 256, 256, 256, 256], classes: 10 };
 const BALANCE = [3, 2, 2, 2, 2, 2, 2, 1];
 
-export const reproPipemareCommand = command({
+export const reproPipemareCommand = {
   name: "repro pipemare",
   summary: `PipeMare (T1 learning-rate rescheduling, T2 discrepancy correction) against synchronous 1F1B, naive asynchronous and ` +
     `PipeDream weight stashing: an MLP of 8 Linear layers cut into ${STAGES} stages (one layer each), asynchronous 1F1B ` +
@@ -30,7 +30,7 @@ export const reproPipemareCommand = command({
     "warmup-epochs": { type: "int", min: 0, help: "synchronous 1F1B epochs before going asynchronous in the warm-up rows (default 1; 0 drops those rows)", meta: "K" },
   },
   examples: ["pipewright repro pipemare", "pipewright repro pipemare --epochs 2 --seeds 2 --limit 10000 --svg pipemare.svg"],
-});
+} as const satisfies CommandSpec;
 
 export async function runReproPipemare(argv: string[]): Promise<number> {
   const f = parseFlags(reproPipemareCommand, argv);

@@ -6,7 +6,7 @@
 // load from other processes on the shared machine spreads over all of them (odd seeds in reverse order). Prints wall-clock time,
 // speed-up over the baseline and test accuracy (mean ± std over seeds) and writes the freeze trace of
 // the all-four run of the first seed, which `pipewright sim --freeze-trace FILE --workers 8` replays.
-import { helpText, parseFlags, UsageError, command } from "./args.js";
+import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
 import { FREEZE_CRITERIA, parseAlpha, parseFreezeCriterion, predictSpeedup, type FreezeTrace } from "../pipeline/freeze/index.js";
 import { trainElastic } from "../train/elastic.js";
 import { loadImageDatasets } from "../train/task.js";
@@ -14,7 +14,7 @@ import type { TensorDataset } from "../data/loader.js";
 import type { ModelSpec } from "../nn/models/spec.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 
-export const reproPipetransformerCommand = command({
+export const reproPipetransformerCommand = {
   name: "repro pipetransformer",
   summary: "PipeTransformer breakdown on Fashion-MNIST with the ViT (fine-tuning): baseline pipeline, freezing only, " +
     "freezing + AutoPipe + AutoDP, all four (+ AutoCache); wall-clock, speed-up and test accuracy, mean ± std over seeds.",
@@ -34,7 +34,7 @@ export const reproPipetransformerCommand = command({
   },
   examples: ["pipewright repro pipetransformer", "pipewright repro pipetransformer --epochs 4 --seeds 3 --json",
     "pipewright sim --freeze-trace pipetransformer-trace.json --workers 8"],
-});
+} as const satisfies CommandSpec;
 
 interface Row { name: string; freeze: boolean; elastic: boolean; cache: boolean }
 const ROWS: Row[] = [

@@ -1,6 +1,6 @@
 // `pipewright sim`: generate a schedule, validate and simulate it under a cost model, print bubble
 // fraction, makespan, idle time, peak activations (and delays for async), optionally draw the SVG.
-import { command, type FlagsOf, helpText, parseFlags, UsageError } from "./args.js";
+import { type CommandSpec, type FlagValues, helpText, parseFlags, UsageError } from "./args.js";
 import {
   contiguousWorkers, expectedDelay, formatSchedule, generateSchedule, measureDelays, SCHEDULE_NAMES, type Schedule,
   WEIGHT_GRAD_MODES,
@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 import { round } from "../util/stats.js";
 
-export const simCommand = command({
+export const simCommand = {
   name: "sim",
   summary: "Simulate a pipeline schedule: bubble fraction, makespan, idle time and peak activations per stage, " +
     "delays per stage for async, and an SVG timeline. Costs are per whole stage (interleaved chunks split them evenly); " +
@@ -46,7 +46,7 @@ export const simCommand = command({
     "pipewright sim --schedule async --stages 8 --microbatches 1 --steps 24 --workers 2 --json",
     "pipewright sim --freeze-trace pipetransformer-trace.json --workers 8",
   ],
-});
+} as const satisfies CommandSpec;
 
 function costList(name: string, items: readonly string[], S: number): number | number[] {
   const nums = items.map((x) => {
@@ -59,9 +59,8 @@ function costList(name: string, items: readonly string[], S: number): number | n
   return nums;
 }
 
-function build(f: FlagsOf<typeof simCommand>): { schedule: Schedule; costs: CostModel } {
-  const S = f.stages;
-  const workers = f.workers;
+function build(f: FlagValues<typeof simCommand.flags>): { schedule: Schedule; costs: CostModel } {
+  const { stages: S, workers } = f;
   if (workers !== undefined && workers > S) throw new UsageError(`--workers ${workers} exceeds --stages ${S}; use 1..${S}`);
   let schedule: Schedule;
   try {

@@ -2,12 +2,12 @@
 // (written by --trace on `train`, `bench pipeline` or createPipeline), the critical path of one step,
 // and with --svg the measured timeline below the simulated one for the same costs (src/trace/).
 import { existsSync } from "node:fs";
-import { helpText, parseFlags, runSubcommand, UsageError, command, type Subcommand } from "./args.js";
+import { helpText, parseFlags, runSubcommand, UsageError, type CommandSpec, type Subcommand } from "./args.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 import { formatReport, readTrace, traceReport } from "../trace/report.js";
 import { traceTimelineSvg } from "../trace/trace-svg.js";
 
-export const traceReportCommand = command({
+export const traceReportCommand = {
   name: "trace report FILE",
   summary: "Reads a trace written by --trace (Chrome Trace Event JSON) and prints per worker (or MPI rank) the fractions of the " +
     "steps' time spent busy (inside actions), in the bubble (idle before its first and after its last action of a step: fill and " +
@@ -19,7 +19,7 @@ export const traceReportCommand = command({
   },
   examples: ["pipewright train --model mlp --schedule 1f1b --stages 2 --microbatches 4 --epochs 1 --limit 512 --trace run.json",
     "pipewright trace report run.json --svg run.svg"],
-});
+} as const satisfies CommandSpec;
 
 async function runReport(argv: string[]): Promise<number> {
   // The file comes first; the rest are flags.

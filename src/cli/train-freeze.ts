@@ -1,7 +1,7 @@
 // `pipewright train --model vit --freeze ...`: PipeTransformer's elastic training, kept out
 // of train.ts so that file only dispatches. Uses the freeze module's parsers for alpha and criterion.
 // --save / --resume / --metrics / --svg work as in `train` (src/train/elastic.ts has the details).
-import { flags, UsageError, type FlagValues } from "./args.js";
+import { UsageError, type FlagSpecs, type FlagValues } from "./args.js";
 import { setBackend, type BackendName } from "../backend/index.js";
 import { FREEZE_CRITERIA, parseAlpha, parseFreezeCriterion, resolveFreezeConfig } from "../pipeline/freeze/index.js";
 import { elasticCheckpointSettings, trainElastic, type ElasticSettings } from "../train/elastic.js";
@@ -14,7 +14,7 @@ import type { TrainConfig } from "../train/options.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 import { isWriterRank, launchEnv, notUnderMpiMessage } from "../transport/mpi/env.js";
 
-export const FREEZE_FLAGS = flags({
+export const FREEZE_FLAGS = {
   freeze: { type: "bool", help: "PipeTransformer: freeze a growing prefix of layers, re-partition the pipeline, replicas from freed workers" },
   "freeze-alpha": { type: "string", help: "freeze: fraction of the active layers frozen per check, e.g. 1/3 (default) or 1/2", meta: "A" },
   "freeze-interval": { type: "int", min: 1, help: "freeze: epochs between freeze checks (default 1)", meta: "N" },
@@ -23,7 +23,7 @@ export const FREEZE_FLAGS = flags({
   cache: { type: "string", choices: ["on", "off"], help: "freeze: AutoCache of the frozen prefix's outputs (default on)" },
   "cache-mb": { type: "int", min: 1, help: "freeze: memory bound of the activation cache in MB (default 1024)", meta: "MB" },
   "freeze-trace": { type: "string", help: "freeze: write the freeze trace (JSON) for `pipewright sim --freeze-trace`", meta: "FILE" },
-});
+} as const satisfies FlagSpecs;
 export const FREEZE_FLAG_NAMES = Object.keys(FREEZE_FLAGS);
 
 /** What a freeze run reads of `train`'s flags: its own and these. */

@@ -1,7 +1,7 @@
 // `pipewright train`: flags -> TrainConfig, then the single-device loop (src/train/loop.ts) or, with
 // --schedule, the pipeline runtime's trainPipeline (src/train/pipeline.ts).
 import { existsSync, readFileSync } from "node:fs";
-import { command, givenFlags, helpText, parseFlags, UsageError, type FlagsOf } from "./args.js";
+import { type CommandSpec, givenFlags, helpText, parseFlags, UsageError, type FlagValues } from "./args.js";
 import { BACKEND_NAMES, setBackend } from "../backend/index.js";
 import { MODEL_NAMES, type ModelName } from "../nn/models/spec.js";
 import { lossCurveSvg } from "../report/loss-curve-svg.js";
@@ -29,7 +29,7 @@ const SCHEDULE_CHOICES = [...PIPELINE_SCHEDULES, NO_PIPELINE] as const;
 const perModel = (pick: (d: (typeof MODEL_DEFAULTS)[ModelName]) => string | number): string =>
   MODEL_NAMES.map((m) => `${m} ${pick(MODEL_DEFAULTS[m])}`).join(", ");
 
-export const trainCommand = command({
+export const trainCommand = {
   name: "train",
   summary: "Train a model on Fashion-MNIST (mlp, cnn, vit) or a text corpus (gpt), on one device or, with " +
     "--schedule, as a pipeline. Shows a progress bar on stderr, evaluates on the test set after every epoch, " +
@@ -98,8 +98,8 @@ export const trainCommand = command({
     "pipewright train --model mlp --schedule async --stages 4 --method pipemare --warmup-epochs 1",
     "pipewright train --model vit --epochs 4 --freeze --freeze-alpha 1/3 --elastic on --cache on",
   ],
-});
-type TrainFlags = FlagsOf<typeof trainCommand>;
+} as const satisfies CommandSpec;
+type TrainFlags = FlagValues<typeof trainCommand.flags>;
 
 /** Runs a merge of src/train/resume.ts, reporting its ConfigError as a usage error (exit 2). */
 function asUsage<T>(merge: () => T): T {
