@@ -1,29 +1,48 @@
 // A small declarative flag parser shared by every command: each flag has a type, a default and
 // (optionally) allowed values, so that --help and the error for a bad value come from one place.
+// A command declares its spec `as const satisfies CommandSpec`, so that parseFlags types each value
+// from its flag (see FlagValues) and commands read them without casts.
 
 export type FlagType = "string" | "int" | "number" | "bool" | "list";
 
 export interface FlagSpec {
-  type: FlagType;
-  help: string;
-  default?: string | number | boolean;
+  readonly type: FlagType;
+  readonly help: string;
+  readonly default?: string | number | boolean;
   /** Allowed values for string flags. */
-  choices?: readonly string[];
+  readonly choices?: readonly string[];
   /** Inclusive lower bound for int/number flags. */
-  min?: number;
+  readonly min?: number;
   /** Placeholder shown in --help, e.g. "N". */
-  meta?: string;
+  readonly meta?: string;
+  /** Other spellings accepted for `--name`, e.g. "-n" (not shown in --help). */
+  readonly aliases?: readonly string[];
 }
 
-export interface CommandSpec {
-  name: string;
-  summary: string;
-  flags: Record<string, FlagSpec>;
+export type FlagSpecs = Readonly<Record<string, FlagSpec>>;
+
+export interface CommandSpec<F extends FlagSpecs = FlagSpecs> {
+  readonly name: string;
+  readonly summary: string;
+  readonly flags: F;
   /** Extra lines printed after the flag list (examples). */
-  examples?: string[];
+  readonly examples?: readonly string[];
 }
 
-export type FlagValues = Record<string, string | number | boolean | string[] | undefined>;
+type TypeOf<T extends FlagType> = T extends "int" | "number" ? number : T extends "bool" ? boolean : T extends "list" ? string[] : string;
+/** A flag's parsed value: a string flag with choices is the union of its choices. */
+type FlagValue<S extends FlagSpec> =
+  S extends { readonly type: "string"; readonly choices: readonly (infer C extends string)[] } ? C : TypeOf<S["type"]>;
+type Defaulted<F extends FlagSpecs> = { [K in keyof F]: F[K] extends { readonly default: string | number | boolean } ? K : never }[keyof F];
+
+/**
+ * The values parseFlags returns for flags F: a flag with a default is always present, the others
+ * are undefined unless given. With the untyped FlagSpecs every key is an optional union.
+ */
+export type FlagValues<F extends FlagSpecs = FlagSpecs> =
+  { -readonly [K in Defaulted<F>]: FlagValue<F[K]> } & { -readonly [K in Exclude<keyof F, Defaulted<F>>]?: FlagValue<F[K]> };
+
+type ParsedFlags<F extends FlagSpecs> = FlagValues<F> & { help?: boolean };
 
 export class UsageError extends Error {}
 
@@ -51,16 +70,23 @@ export function helpText(cmd: CommandSpec): string {
   return lines.join("\n");
 }
 
+type RawValue = string | number | boolean | string[];
+
 /** Parses argv against the spec. Unknown flags and bad values throw UsageError naming the valid ones. */
-export function parseFlags(cmd: CommandSpec, argv: readonly string[]): FlagValues & { help?: boolean } {
-  const out: FlagValues = {};
-  for (const [name, f] of Object.entries(cmd.flags)) {
+export function parseFlags<F extends FlagSpecs>(cmd: CommandSpec<F>, argv: readonly string[]): ParsedFlags<F> {
+  const specs: FlagSpecs = cmd.flags;
+  const out: Record<string, RawValue> = {};
+  const aliases = new Map<string, string>();
+  for (const [name, f] of Object.entries(specs)) {
     // Defaults go through the same conversion as given values (a list default becomes a list).
     if (f.default !== undefined) out[name] = f.type === "list" ? convert(name, f, String(f.default)) : f.default;
+    for (const a of f.aliases ?? []) aliases.set(a, name);
   }
+  // The one cast: `out` holds, per flag of the spec, a value of that flag's type (convert's contract).
+  const done = (extra: { help?: boolean }): ParsedFlags<F> => ({ ...out, ...extra }) as ParsedFlags<F>;
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "--help" || arg === "-h") return { ...out, help: true };
+    const arg = aliases.has(argv[i]) ? `--${aliases.get(argv[i])}` : argv[i];
+    if (arg === "--help" || arg === "-h") return done({ help: true });
     if (!arg.startsWith("--")) {
       throw new UsageError(`pipewright ${cmd.name}: unexpected argument '${arg}'; flags start with --. See --help`);
     }
@@ -68,9 +94,9 @@ export function parseFlags(cmd: CommandSpec, argv: readonly string[]): FlagValue
     let value: string | undefined;
     const eq = name.indexOf("=");
     if (eq >= 0) { value = name.slice(eq + 1); name = name.slice(0, eq); }
-    const f = cmd.flags[name];
+    const f = Object.hasOwn(specs, name) ? specs[name] : undefined;
     if (!f) {
-      const valid = Object.keys(cmd.flags).map((n) => `--${n}`).join(", ");
+      const valid = Object.keys(specs).map((n) => `--${n}`).join(", ");
       throw new UsageError(`pipewright ${cmd.name}: unknown flag --${name}; valid flags: ${valid}, --help`);
     }
     if (f.type === "bool") {
@@ -87,10 +113,19 @@ export function parseFlags(cmd: CommandSpec, argv: readonly string[]): FlagValue
     }
     out[name] = convert(name, f, value);
   }
-  return out;
+  return done({});
 }
 
-function convert(name: string, f: FlagSpec, value: string): string | number | string[] {
+/**
+ * Parses `FLAGS -- COMMAND ...` (launch): the flags before the first `--` against the spec, and the
+ * wrapped command after it, untouched (empty when there is no `--`).
+ */
+export function parseWrapper<F extends FlagSpecs>(cmd: CommandSpec<F>, argv: readonly string[]): { flags: ParsedFlags<F>; command: string[] } {
+  const dd = argv.indexOf("--");
+  return { flags: parseFlags(cmd, dd < 0 ? argv : argv.slice(0, dd)), command: dd < 0 ? [] : argv.slice(dd + 1) };
+}
+
+function convert(name: string, f: FlagSpec, value: string): RawValue {
   switch (f.type) {
     case "string":
       if (f.choices && !f.choices.includes(value)) {
@@ -108,8 +143,8 @@ function convert(name: string, f: FlagSpec, value: string): string | number | st
       if (f.min !== undefined && n < f.min) throw new UsageError(`--${name} ${value} is too small; it must be at least ${f.min}`);
       return n;
     }
-    default:
-      throw new Error(`unhandled flag type ${String(f.type)}`);
+    case "bool":
+      throw new Error(`bool flag --${name} has no value to convert`);
   }
 }
 

@@ -29,7 +29,7 @@ import { launchEnv } from "../transport/mpi/env.js";
 const LAYOUTS = ["parts", "file"] as const;
 type Layout = (typeof LAYOUTS)[number];
 
-export const benchCheckpointCommand: CommandSpec = {
+export const benchCheckpointCommand = {
   name: "bench checkpoint",
   summary: "Under `pipewright launch -n N -- bench checkpoint`: saves of an N-stage processes pipeline (an MLP of --layers x --width, AdamW) " +
     "as one file gathered to rank 0 against one part per rank plus a manifest. Rank 0 prints per layout the median save time " +
@@ -43,7 +43,7 @@ export const benchCheckpointCommand: CommandSpec = {
     json: { type: "bool", help: "one JSON object per layout" },
   },
   examples: ["pipewright launch -n 2 -- bench checkpoint", "pipewright launch -n 4 -- bench checkpoint --layers 8 --width 2048 --json"],
-};
+} as const satisfies CommandSpec;
 
 export interface CheckpointBenchRow {
   bench: "checkpoint"; layout: Layout; ranks: number; parameters: number; state_mb: number; files_mb: number;
@@ -62,7 +62,7 @@ export async function runBenchCheckpoint(argv: string[]): Promise<number> {
   if (!env) throw new UsageError("bench checkpoint runs on 2+ MPI ranks: `pipewright launch -n 2 -- bench checkpoint` (or mpirun -n 2 pipewright bench checkpoint)");
   const N = env.size;
   const g = await startGroups(N);
-  const spec: ModelSpec = { name: "mlp", input: 784, hidden: new Array<number>(f.layers as number).fill(f.width as number), classes: 10 };
+  const spec: ModelSpec = { name: "mlp", input: 784, hidden: new Array<number>(f.layers).fill(f.width), classes: 10 };
   const model = createModel(spec, 0);
   const costs = model.units.map((u) => u.parameters().reduce((a, p) => a + p.size, 0) + 1);
   const setup: PipelineSetup = { model: spec, seed: 0, schedule: generateSchedule("gpipe", { stages: N, microbatches: N }), balance: balanceByCost(costs, N),
@@ -74,13 +74,13 @@ export async function runBenchCheckpoint(argv: string[]): Promise<number> {
   const B = 4 * N;
   const parts = splitBatch({ x: Tensor.randn([B, 784], rng), y: Int32Array.from({ length: B }, () => rng.int(10)) }, N);
   await ex.step({ inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / B }); // AdamW state exists after a step
-  const dir = (f.dir as string | undefined) ?? (g.mpi.rank === 0 ? mkdtempSync(join(tmpdir(), "pw-bench-ckpt-")) : "");
+  const dir = f.dir ?? (g.mpi.rank === 0 ? mkdtempSync(join(tmpdir(), "pw-bench-ckpt-")) : "");
   const where = await g.world.broadcast(g.mpi.rank === 0 ? dir : undefined, 0);
-  const layouts: Layout[] = f.layout === "both" ? [...LAYOUTS] : [f.layout as Layout];
+  const layouts: Layout[] = f.layout === "both" ? [...LAYOUTS] : [f.layout];
   try {
     for (const layout of layouts) {
       const path = join(where, `${layout}.safetensors`);
-      const row = await timeLayout(layout, path, { ex, g, order, saves: f.saves as number, spec });
+      const row = await timeLayout(layout, path, { ex, g, order, saves: f.saves, spec });
       if (g.mpi.rank !== 0) continue;
       const out: CheckpointBenchRow = { bench: "checkpoint", layout, ranks: N, parameters, state_mb: mb(parameters * 4 * 3), ...row,
         loadavg: loadavg().map((l) => Number(l.toFixed(2))), cpu: cpuLabel(machineCpu()), backend: getBackend().name };

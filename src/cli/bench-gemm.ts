@@ -6,7 +6,7 @@ import { loadNativeAddon, type GemmProviderName } from "../backend/native.js";
 import { cpuLabel, machineCpu } from "../backend/index.js";
 import { benchGemmCase, DEFAULT_GEMM_SHAPES, gemmCases, GEMM_PROVIDERS, type GemmRow } from "../train/bench-gemm.js";
 
-export const benchGemmCommand: CommandSpec = {
+export const benchGemmCommand = {
   name: "bench gemm",
   summary: "GFLOP/s of the native matmul per provider (oneDNN, OpenBLAS), shape and operand layout on one " +
     "thread: the products of mlp, cnn and gpt training steps and 32x1024x1024, 256x1024x1024, 2048x256x768 " +
@@ -23,7 +23,7 @@ export const benchGemmCommand: CommandSpec = {
   },
   examples: ["pipewright bench gemm", "pipewright bench gemm --json --shapes 256x1024x1024,64*128x64x128/nt",
     "PIPEWRIGHT_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell pipewright bench gemm"],
-};
+} as const satisfies CommandSpec;
 
 function pickProviders(list: string[]): GemmProviderName[] {
   const bad = list.filter((p) => !GEMM_PROVIDERS.includes(p as GemmProviderName));
@@ -34,10 +34,10 @@ function pickProviders(list: string[]): GemmProviderName[] {
 export function runBenchGemm(argv: string[]): number {
   const f = parseFlags(benchGemmCommand, argv);
   if (f.help) { process.stdout.write(helpText(benchGemmCommand) + "\n"); return 0; }
-  const providers = pickProviders(f.providers as string[]);
+  const providers = pickProviders(f.providers);
   let cases;
   try {
-    cases = gemmCases(f.shapes as string[]);
+    cases = gemmCases(f.shapes);
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
@@ -46,7 +46,7 @@ export function runBenchGemm(argv: string[]): number {
   const head = `cpu: ${cpuLabel(cpu)}; rule for ${gemm.isa}, OpenBLAS core ${gemm.openblasCore}, ${gemm.openblasThreads} thread`;
   if (!f.json) process.stdout.write(`${head}\n${"product".padEnd(20)} layout  ${providers.map((p) => `${p} GFLOP/s`.padStart(16)).join("")}  rule      models\n`);
   for (const { shape, layout } of cases) {
-    const rows = benchGemmCase(shape, layout, f.reps as number, providers);
+    const rows = benchGemmCase(shape, layout, f.reps, providers);
     if (f.json) {
       for (const r of rows) process.stdout.write(JSON.stringify({ ...r, openblas_core: gemm.openblasCore, cpu }) + "\n");
     } else {

@@ -5,7 +5,7 @@ import { benchMpi } from "../transport/mpi/bench.js";
 import { launchEnv } from "../transport/mpi/env.js";
 import { mpiTransport } from "../transport/mpi/transport.js";
 
-export const benchMpiCommand: CommandSpec = {
+export const benchMpiCommand = {
   name: "bench mpi",
   summary: "Under `mpirun -n 2` (or `pipewright launch -n 2 -- bench mpi`): one-way p2p latency and bandwidth at 1 KB " +
     "and 4 MB between ranks 0 and 1 (half the median ping-pong round trip), a 4 MB fixed-order all-reduce over every rank, " +
@@ -16,14 +16,14 @@ export const benchMpiCommand: CommandSpec = {
     json: { type: "bool", help: "one JSON object per row" },
   },
   examples: ["pipewright launch -n 2 -- bench mpi", "mpirun -n 2 --mca btl self,tcp --mca btl_tcp_if_include lo pipewright bench mpi --json"],
-};
+} as const satisfies CommandSpec;
 
 export async function runBenchMpi(argv: string[]): Promise<number> {
   const f = parseFlags(benchMpiCommand, argv);
   if (f.help) { process.stdout.write(helpText(benchMpiCommand) + "\n"); return 0; }
   if (!launchEnv()) throw new Error("bench mpi runs on 2+ MPI ranks; start it with `pipewright launch -n 2 -- bench mpi` or `mpirun -n 2 pipewright bench mpi`");
   const mpi = mpiTransport();
-  const rows = await benchMpi(mpi, { iters: f.iters as number, idleSeconds: f.idle as number });
+  const rows = await benchMpi(mpi, { iters: f.iters, idleSeconds: f.idle });
   for (const r of rows) {
     if (f.json) process.stdout.write(JSON.stringify(r) + "\n");
     else if (r.bench === "idle-cpu") process.stdout.write(`idle-cpu   waiting ${(r.median_us / 1e6).toFixed(2)} s: ${r.cpu_percent}% of one core\n`);

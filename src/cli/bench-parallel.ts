@@ -7,7 +7,7 @@ import { cpuLabel, machineCpu } from "../backend/index.js";
 const PARTS = ["allreduce", "data", "tensor"] as const;
 type Part = (typeof PARTS)[number];
 
-export const benchParallelCommand: CommandSpec = {
+export const benchParallelCommand = {
   name: "bench parallel",
   summary: "All-reduce between worker threads (shared memory, fixed order), data-parallel replicas " +
     "(MLP 784-1024-1024-10, batch 256) and a tensor-parallel MLP block (1024 -> 4096 -> 1024, 512 tokens), " +
@@ -18,15 +18,14 @@ export const benchParallelCommand: CommandSpec = {
     steps: { type: "int", min: 3, default: 10, meta: "N", help: "timed steps per configuration (median)" },
   },
   examples: ["pipewright bench parallel --json", "pipewright bench parallel --parts data --steps 20"],
-};
+} as const satisfies CommandSpec;
 
 export async function runBenchParallel(argv: string[]): Promise<number> {
   const f = parseFlags(benchParallelCommand, argv);
   if (f.help) { process.stdout.write(helpText(benchParallelCommand) + "\n"); return 0; }
-  const parts = f.parts as string[];
+  const { parts, steps } = f;
   const bad = parts.filter((p) => !PARTS.includes(p as Part));
   if (bad.length) throw new UsageError(`--parts: '${bad.join(",")}' is not valid; choose from ${PARTS.join(", ")}`);
-  const steps = f.steps as number;
   // Every JSON line names the machine; the human output names it once, first.
   const cpu = machineCpu();
   if (!f.json) process.stdout.write(`cpu: ${cpuLabel(cpu)}\n`);

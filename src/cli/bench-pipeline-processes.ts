@@ -7,7 +7,8 @@
 // of one core with W. scripts/compare-executors times both fairly, one after the other. Rank 0 prints one line per schedule, after the
 // schedule's `sim` rows: the simulator fed with the costs the processes executor recorded in each of
 // its own timed steps predicts that step (bench-sim-rows.ts), then 8 and 16 ranks (predictions).
-import { UsageError, type FlagValues } from "./args.js";
+import { UsageError } from "./args.js";
+import type { BenchPipelineFlags } from "./bench-pipeline.js";
 import { cpuLabel, getBackend, machineCpu } from "../backend/index.js";
 import { noGrad } from "../autograd/engine.js";
 import { splitBatch } from "../data/microbatch.js";
@@ -24,7 +25,7 @@ import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
 import { ProcessesExecutor, agreeOnRank0, startGroups, type RankTimings } from "../pipeline/runtime/processes.js";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { generateSchedule, type WeightGradMode } from "../pipeline/schedule/index.js";
+import { generateSchedule } from "../pipeline/schedule/index.js";
 import type { SplitBatch } from "../pipeline/runtime/executor.js";
 import { launchEnv } from "../transport/mpi/env.js";
 import { oneWayLatency } from "../transport/mpi/bench.js";
@@ -44,15 +45,15 @@ export interface ProcessesBenchLine {
   synthetic_ratio: number | null;
 }
 
-export async function runProcessesPipelineBench(f: FlagValues, spec: ModelSpec): Promise<number> {
-  const W = f.workers as number, M = f.microbatches as number, B = f.batch as number, V = f.chunks as number, seed = f.seed as number;
+export async function runProcessesPipelineBench(f: BenchPipelineFlags, spec: ModelSpec): Promise<number> {
+  const W = f.workers, M = f.microbatches, B = f.batch, V = f.chunks, seed = f.seed;
   if (!launchEnv()) throw new UsageError(`bench pipeline --executor processes runs on ${W} MPI ranks: \`pipewright launch -n ${W} -- bench pipeline --executor processes\``);
-  const schedules = (f.schedules as string[]).filter((s) => SYNC.includes(s));
+  const schedules = f.schedules.filter((s) => SYNC.includes(s));
   const g = await startGroups(W);
   const { x, y } = benchBatch(benchConfigOf(spec, B), new Rng(seed));
   const batch = splitMiniBatch(x, y, M, "bench pipeline");
   const times = await agreeOnRank0(g.mpi.rank === 0 ? profileUnitTimes(spec, seed, batch.inputs[0], 5) : [], W);
-  const timing = { warmup: f.warmup as number, steps: f.steps as number, rounds: f.rounds as number };
+  const timing = { warmup: f.warmup, steps: f.steps, rounds: f.rounds };
   // Every rank must agree: the sleeping-stage comparison is collective.
   const fairThreads = await agreeOnRank0(threadsFair(W), W);
   // Ping-pong between two ranks of this job at 1 KB and one activation: the per-byte part of a
@@ -67,11 +68,11 @@ export async function runProcessesPipelineBench(f: FlagValues, spec: ModelSpec):
   for (const name of schedules) {
     const v = name === "interleaved" ? V : 1;
     if (name === "interleaved" && M % W !== 0) continue;
-    const schedule = generateSchedule(name, { stages: W, microbatches: M, chunks: v, weightGrads: f["weight-grads"] as WeightGradMode });
+    const schedule = generateSchedule(name, { stages: W, microbatches: M, chunks: v, weightGrads: f["weight-grads"] });
     const balance = balanceByCost(times, W * v);
     const setup: PipelineSetup = { model: spec, seed, schedule, balance, recompute: "never", optimizer: { name: "sgd", lr: 0.01, momentum: 0.9 } };
     const real = await compare(g, { ...setup, instrumentation: { recordActions: true } }, batch, timing);
-    if (g.mpi.rank === 0 && f.records !== undefined) writeFileSync(join(f.records as string, `${name}-${W}.json`), JSON.stringify(real.steps));
+    if (g.mpi.rank === 0 && f.records !== undefined) writeFileSync(join(f.records, `${name}-${W}.json`), JSON.stringify(real.steps));
     // The same lists with stages that sleep the threads run's measured costs (a 16-wide MLP with as
     // many units does the little real work): the executors' own overlap, apart from free cores.
     const busy = await agreeOnRank0(real.busyT.length ? real.busyT : real.busyP, W);
@@ -82,12 +83,12 @@ export async function runProcessesPipelineBench(f: FlagValues, spec: ModelSpec):
     const tbatch = { inputs: tparts.map((p) => p.x), labels: tparts.map((p) => p.y), scale: 1 / B };
     const synth = f.synthetic && fairThreads ? await compare(g, { ...setup, model: tiny, instrumentation: { syntheticCosts: costs } }, tbatch, timing) : { bestP: NaN, bestT: NaN };
     if (g.mpi.rank !== 0) continue;
-    if (f.trace !== undefined) writeRecordedTrace(traceFileFor(f.trace as string, name, schedules.length > 1), "processes", schedule, real.steps.map((s) => s.ranks));
+    if (f.trace !== undefined) writeRecordedTrace(traceFileFor(f.trace, name, schedules.length > 1), "processes", schedule, real.steps.map((s) => s.ranks));
     const inputs: SimInputs = { name, schedule, steps: real.steps, cores: cpus().length, perByte, messageBytes: bytes, pingPong: latency, cpu,
       pinned: availableParallelism() === 1 && cpus().length > 1 };
     const { row, measured } = simRow(inputs);
     process.stdout.write((f.json ? JSON.stringify(row) : formatSimRow(row)) + "\n");
-    for (const p of predictionRows(inputs, measured, balance, times, B, f["weight-grads"] as WeightGradMode)) {
+    for (const p of predictionRows(inputs, measured, balance, times, B, f["weight-grads"])) {
       process.stdout.write((f.json ? JSON.stringify(p) : formatPredictionRow(p)) + "\n");
     }
     const fair = Number.isFinite(real.bestT);

@@ -27,10 +27,10 @@ import { MODEL_SIZE_FLAGS, modelSpecFromFlags } from "./model-flags.js";
 import { noGrad } from "../autograd/engine.js";
 import { benchBatch } from "../train/bench-engine.js";
 import { backward } from "../autograd/engine.js";
-import { BACKEND_NAMES, cpuLabel, getBackend, machineCpu, setBackend, type BackendName } from "../backend/index.js";
+import { BACKEND_NAMES, cpuLabel, getBackend, machineCpu, setBackend } from "../backend/index.js";
 import { crossEntropyLoss } from "../nn/loss.js";
 import { benchConfigOf, createModel } from "../nn/models/index.js";
-import { MODEL_NAMES, type ModelName, type ModelSpec } from "../nn/models/spec.js";
+import { MODEL_NAMES, type ModelSpec } from "../nn/models/spec.js";
 import { SGD } from "../optim/index.js";
 import { simulate, type CostModel } from "../sim/index.js";
 import { Rng } from "../tensor/random.js";
@@ -60,7 +60,7 @@ const ASYNC_MICROBATCHES = 32;
 /** The default model: an MLP of 8 Linear layers (7 hidden layers of width 1024) on 784-pixel inputs. */
 const BENCH_MLP = { layers: 7, width: 1024 } as const;
 
-export const benchPipelineCommand: CommandSpec = {
+export const benchPipelineCommand = {
   name: "bench pipeline",
   summary: "Pipeline throughput on worker threads: by default an MLP of depth 8 and width 1024 on 784-pixel inputs (any model " +
     "with --model and the sizing flags), batch 256, " +
@@ -93,7 +93,7 @@ export const benchPipelineCommand: CommandSpec = {
   },
   examples: ["pipewright bench pipeline --json", "pipewright bench pipeline --schedules gpipe,1f1b --steps 4", "pipewright launch -n 2 -- bench pipeline --executor processes",
     "pipewright bench pipeline --model gpt --layers 4 --width 256 --heads 4 --context 128 --batch 16 --schedules 1f1b --workers 2"],
-};
+} as const satisfies CommandSpec;
 
 export interface PipelineBenchLine {
   schedule: string;
@@ -197,9 +197,11 @@ async function timeSteps(step: () => unknown, t: Timing): Promise<number> {
 
 interface Timing { warmup: number; steps: number; rounds: number }
 
+export type BenchPipelineFlags = FlagValues<typeof benchPipelineCommand.flags>;
+
 /** The model the flags describe: the sized --model, or the default MLP when nothing sizes an mlp. */
-export function benchSpec(f: FlagValues, given: Set<string>): ModelSpec {
-  const model = f.model as ModelName;
+export function benchSpec(f: BenchPipelineFlags, given: Set<string>): ModelSpec {
+  const model = f.model;
   const mlpDefaults = model === "mlp" && !given.has("hidden") && !given.has("model-config");
   // The bench's own MLP defaults stand in for flags not given (train's mlp is 2 x 1024).
   const flags = mlpDefaults ? { ...f, layers: f.layers ?? BENCH_MLP.layers, width: f.width ?? BENCH_MLP.width } : f;
@@ -210,18 +212,17 @@ export function benchSpec(f: FlagValues, given: Set<string>): ModelSpec {
 export async function runPipelineBench(argv: string[]): Promise<number> {
   const f = parseFlags(benchPipelineCommand, argv);
   if (f.help) { process.stdout.write(helpText(benchPipelineCommand) + "\n"); return 0; }
-  if (f.backend !== undefined) setBackend(f.backend as BackendName);
-  if (f.records !== undefined && f.executor !== "processes") throw new UsageError(`--records ${String(f.records)} is only for --executor processes (the per-rank records of its steps)`);
+  if (f.backend !== undefined) setBackend(f.backend);
+  if (f.records !== undefined && f.executor !== "processes") throw new UsageError(`--records ${f.records} is only for --executor processes (the per-rank records of its steps)`);
   if (f.executor === "processes") return (await import("./bench-pipeline-processes.js")).runProcessesPipelineBench(f, benchSpec(f, givenFlags(argv)));
   const backend = getBackend().name;
-  const schedules = f.schedules as string[];
+  const schedules = f.schedules;
   for (const s of schedules) {
     if (!BENCH_SCHEDULES.includes(s)) throw new UsageError(`--schedules: '${s}' is not a benchmarkable schedule; valid: ${BENCH_SCHEDULES.join(", ")}`);
   }
-  const W = f.workers as number, M = f.microbatches as number, B = f.batch as number, V = f.chunks as number;
-  const seed = f.seed as number;
-  const weightGrads = f["weight-grads"] as WeightGradMode;
-  const timing: Timing = { warmup: f.warmup as number, steps: f.steps as number, rounds: f.rounds as number };
+  const W = f.workers, M = f.microbatches, B = f.batch, V = f.chunks, seed = f.seed;
+  const weightGrads = f["weight-grads"];
+  const timing: Timing = { warmup: f.warmup, steps: f.steps, rounds: f.rounds };
   if (B < M) throw new UsageError(`--batch ${B} cannot be split into --microbatches ${M}`);
   const spec = benchSpec(f, givenFlags(argv));
   const probe = createModel(spec, seed);
@@ -266,7 +267,8 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   const pipelines: { name: string; v: number; schedule: Schedule; balance: number[]; costs: WorkerCosts; ideal: number; ex: ThreadsExecutor; runner: Runner }[] = [];
   const optimizer = { name: "sgd", lr: 0.01, momentum: 0.9 } as const;
   // --trace: the pipelines record their actions and messages (the timings include that small cost).
-  const tracing = f.trace !== undefined;
+  const trace = f.trace;
+  const tracing = trace !== undefined;
   const writers: TraceWriter[] = [];
   try {
     for (const name of schedules) {
@@ -289,8 +291,8 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
       const asyncBatches = new Array(schedule.steps).fill(batch) as (typeof batch)[];
       // One asynchronous call already holds a round's work (see ASYNC_MICROBATCHES).
       const runner: Runner = isAsync ? { step: () => ex.run(asyncBatches), best: Infinity, perCall: schedule.steps, calls: 1 } : { step: () => ex.step(batch), best: Infinity };
-      if (tracing) {
-        const w = new TraceWriter(traceFileFor(f.trace as string, name, schedules.length > 1));
+      if (trace !== undefined) {
+        const w = new TraceWriter(traceFileFor(trace, name, schedules.length > 1));
         writers.push(w);
         runner.trace = () => w.add(ex);
       }

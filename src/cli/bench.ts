@@ -11,7 +11,7 @@ import { loadNativeAddon } from "../backend/native.js";
 import { chooseBuilds, cpuFlags } from "../backend/cpu-features.js";
 import { BENCH_CONFIGS, benchConfigOf, MODEL_NAMES, type BenchConfig, type ModelName } from "../nn/models/index.js";
 import { benchEngineModel, type EngineOptions, type EngineResult } from "../train/bench-engine.js";
-import { MODEL_SIZE_FLAGS, modelSpecFromFlags } from "./model-flags.js";
+import { MODEL_SIZE_FLAGS, modelSpecFromFlags, type ModelSizeFlag } from "./model-flags.js";
 
 const BENCH_MODELS = BENCH_CONFIGS.map((c) => c.model);
 /** Debian's interpreter, where python3-torch installs (not whatever python3 is first on PATH). */
@@ -19,7 +19,7 @@ const DEFAULT_TORCH_PYTHON = "/usr/bin/python3";
 const torchPython = (): string => process.env.PIPEWRIGHT_TORCH_PYTHON || DEFAULT_TORCH_PYTHON;
 const MIN_STEPS = 5;
 
-export const benchEngineCommand: CommandSpec = {
+export const benchEngineCommand = {
   name: "bench engine",
   summary: "Times training steps of the engine on one thread: forward + cross-entropy + backward + SGD " +
     "(momentum 0.9) on random data, for mlp 784-1024-1024-10 (batch 128), the cnn (batch 64) and gpt " +
@@ -42,9 +42,9 @@ export const benchEngineCommand: CommandSpec = {
   },
   examples: ["pipewright bench engine --json", "pipewright bench engine --models cnn --profile",
     "pipewright bench engine --model gpt --layers 12 --width 768 --heads 12 --context 256 --batch 4"],
-};
+} as const satisfies CommandSpec;
 
-export const benchCompareCommand: CommandSpec = {
+export const benchCompareCommand = {
   name: "bench compare",
   summary: "Runs `bench engine` and the same three models (or one model sized by --model and the sizing flags, as in " +
     "`bench engine`) in PyTorch (scripts/bench_torch.py, Debian's " +
@@ -60,7 +60,7 @@ export const benchCompareCommand: CommandSpec = {
   },
   examples: ["npm run bench:compare", "pipewright bench compare --models cnn --json",
     "pipewright bench compare --model gpt --layers 6 --width 384 --heads 6 --context 128 --batch 8"],
-};
+} as const satisfies CommandSpec;
 
 const SUBCOMMANDS: Record<string, Subcommand> = {
   engine: { summary: "time training steps of mlp, cnn and gpt on one thread (one JSON object per line with --json)", run: runBenchEngine },
@@ -91,8 +91,7 @@ export async function runBench(argv: string[]): Promise<number> {
   return runSubcommand("pipewright bench", "benchmark", SUBCOMMANDS, argv);
 }
 
-function pickModels(value: FlagValues[string]): BenchConfig[] {
-  const list = value as string[];
+function pickModels(list: readonly string[]): BenchConfig[] {
   const bad = list.filter((m) => !BENCH_MODELS.includes(m as BenchConfig["model"]));
   if (bad.length || list.length === 0) {
     throw new UsageError(`--models: unknown model '${bad[0] ?? ""}'; valid: ${BENCH_MODELS.join(", ")}`);
@@ -158,17 +157,17 @@ const SIZED_BATCH: Record<ModelName, number> = { mlp: 128, cnn: 64, vit: 64, gpt
  * `--model` with sizing flags (or --model-config): one configuration of that size; null for the
  * fixed configurations of --models.
  */
-function sizedConfig(f: FlagValues, given: Set<string>): BenchConfig | null {
+function sizedConfig(f: Pick<FlagValues<typeof benchEngineCommand.flags>, "model" | "batch" | ModelSizeFlag>, given: Set<string>): BenchConfig | null {
   const sizing = Object.keys(MODEL_SIZE_FLAGS).filter((n) => given.has(n));
   if (!given.has("model") && !sizing.length) {
     if (given.has("batch")) throw new UsageError("--batch applies to --model (a sized model); the --models configurations have fixed batches");
     return null;
   }
   if (given.has("models")) throw new UsageError("give either --models (the fixed configurations) or --model with sizing flags, not both");
-  const spec = modelSpecFromFlags(f.model as ModelName | undefined, f, given);
-  const name = spec?.name ?? (f.model as ModelName | undefined);
+  const spec = modelSpecFromFlags(f.model, f, given);
+  const name = spec?.name ?? f.model;
   if (!name) throw new UsageError(`${sizing.map((n) => `--${n}`).join(", ")} size a model: give --model (one of: ${MODEL_NAMES.join(", ")})`);
-  return benchConfigOf(spec ?? { name }, (f.batch as number | undefined) ?? SIZED_BATCH[name]);
+  return benchConfigOf(spec ?? { name }, f.batch ?? SIZED_BATCH[name]);
 }
 
 export function runBenchEngine(argv: string[]): number {
@@ -176,17 +175,17 @@ export function runBenchEngine(argv: string[]): number {
   if (f.help) { process.stdout.write(helpText(benchEngineCommand) + "\n"); return 0; }
   const sized = sizedConfig(f, givenFlags(argv));
   const configs = sized ? [sized] : pickModels(f.models);
-  const opts = { steps: f.steps as number, warmup: f.warmup as number, seed: f.seed as number, profile: f.profile === true, sized: sized !== null };
+  const opts = { steps: f.steps, warmup: f.warmup, seed: f.seed, profile: f.profile === true, sized: sized !== null };
   const results: EngineResult[] = [];
   if (configs.length > 1 && !f["in-process"]) {
     // One process per model: peak RSS is then each model's own, not the running maximum.
     for (const c of configs) {
-      const res = engineInChild(c.model, { ...opts, backend: f.backend as string | undefined });
+      const res = engineInChild(c.model, { ...opts, backend: f.backend });
       results.push(res);
       if (f.json) process.stdout.write(engineLine(res) + "\n");
     }
   } else {
-    if (f.backend !== undefined) setBackend(f.backend as BackendName);
+    if (f.backend !== undefined) setBackend(f.backend);
     getBackend();
     for (const c of configs) {
       const res = benchEngineModel(c, opts);
@@ -273,8 +272,8 @@ function runTorch(models: string[] | BenchConfig, steps: number, warmup: number)
 }
 
 /** `--interleaved`: each model stepped here and in PyTorch by turns; rows as the plain comparison's. */
-async function interleavedRows(configs: BenchConfig[], steps: number, warmup: number, backend: string | undefined): Promise<CompareRow[]> {
-  if (backend !== undefined) setBackend(backend as BackendName);
+async function interleavedRows(configs: BenchConfig[], steps: number, warmup: number, backend: BackendName | undefined): Promise<CompareRow[]> {
+  if (backend !== undefined) setBackend(backend);
   const script = fileURLToPath(new URL("../../../scripts/bench_torch.py", import.meta.url));
   const { interleavedSteps } = await import("./bench-interleaved.js");
   const rows: CompareRow[] = [];
@@ -292,19 +291,18 @@ export async function runBenchCompare(argv: string[]): Promise<number> {
   if (f.help) { process.stdout.write(helpText(benchCompareCommand) + "\n"); return 0; }
   const sized = sizedConfig(f, givenFlags(argv));
   const configs = sized ? [sized] : pickModels(f.models);
-  const steps = f.steps as number;
-  const warmup = f.warmup as number;
+  const { steps, warmup } = f;
   const missing = torchMissing();
   if (f.interleaved) {
     if (missing) throw new UsageError(`bench compare --interleaved: ${missing}`);
-    printCompare(await interleavedRows(configs, steps, warmup, f.backend as string | undefined), f.json === true,
+    printCompare(await interleavedRows(configs, steps, warmup, f.backend), f.json === true,
       `ours: ${getBackend().name} backend; torch in step with it`, steps, warmup);
     return 0;
   }
   if (missing) process.stderr.write(`bench compare: ${missing} Showing our numbers only.\n`);
   const ours: EngineResult[] = [];
   for (const c of configs) {
-    ours.push(engineInChild(sized ?? c.model, { steps, warmup, seed: 0, profile: false, backend: f.backend as string | undefined }));
+    ours.push(engineInChild(sized ?? c.model, { steps, warmup, seed: 0, profile: false, backend: f.backend }));
   }
   const torch = missing ? null : runTorch(sized ?? configs.map((c) => c.model), steps, warmup);
   const rows: CompareRow[] = ours.map((o) => {

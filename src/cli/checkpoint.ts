@@ -6,7 +6,7 @@ import { resolve } from "node:path";
 import { helpText, parseFlags, runSubcommand, UsageError, type CommandSpec, type Subcommand } from "./args.js";
 import { loadCheckpoint, saveCheckpoint, MANIFEST_FORMAT } from "../checkpoint/index.js";
 
-export const checkpointMergeCommand: CommandSpec = {
+export const checkpointMergeCommand = {
   name: "checkpoint merge",
   summary: "Writes a checkpoint in parts (a manifest and one part per MPI rank, as `train --executor processes` saves) as one " +
     "safetensors file with the same tensors and metadata, atomically. --out may be the checkpoint itself: the file then " +
@@ -16,12 +16,12 @@ export const checkpointMergeCommand: CommandSpec = {
     out: { type: "string", meta: "FILE", help: "the single file to write" },
   },
   examples: ["pipewright checkpoint merge --checkpoint ck.safetensors --out ck-merged.safetensors"],
-};
+} as const satisfies CommandSpec;
 
 function runMerge(argv: string[]): number {
   const f = parseFlags(checkpointMergeCommand, argv);
   if (f.help) { process.stdout.write(helpText(checkpointMergeCommand) + "\n"); return 0; }
-  const from = f.checkpoint as string | undefined, to = f.out as string | undefined;
+  const from = f.checkpoint, to = f.out;
   if (!from || !to) throw new UsageError("pipewright checkpoint merge: --checkpoint FILE and --out FILE are required");
   const ck = loadCheckpoint(from); // every part checked
   const parts = ck.metadata.format === MANIFEST_FORMAT ? (JSON.parse(ck.metadata.parts) as unknown[]).length : 0;

@@ -6,9 +6,9 @@ import { loadCheckpoint } from "../checkpoint/checkpoint.js";
 import { writeSafetensors } from "../checkpoint/safetensors.js";
 import { createModel, resolveSpec, type ModelSpec } from "../nn/models/index.js";
 import { buildTask } from "../train/task.js";
-import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
+import { type CommandSpec, helpText, parseFlags, UsageError } from "./args.js";
 
-export const evalCommand: CommandSpec = {
+export const evalCommand = {
   name: "eval",
   summary: "Evaluate a checkpoint on the test set; optionally export inputs and logits for the PyTorch check.",
   flags: {
@@ -24,12 +24,12 @@ export const evalCommand: CommandSpec = {
     "pipewright eval --checkpoint cnn.safetensors",
     "pipewright eval --checkpoint cnn.safetensors --export-logits io.safetensors && /usr/bin/python3 scripts/check_checkpoint_torch.py cnn.safetensors --inputs io.safetensors --logits io.safetensors",
   ],
-};
+} as const satisfies CommandSpec;
 
 export async function runEval(argv: string[]): Promise<number> {
   const f = parseFlags(evalCommand, argv);
   if (f.help) { process.stdout.write(helpText(evalCommand) + "\n"); return 0; }
-  const path = f.checkpoint as string | undefined;
+  const path = f.checkpoint;
   if (!path) throw new UsageError("pipewright eval: --checkpoint FILE is required");
   const ck = loadCheckpoint(path);
   if (!ck.modelSpec) throw new Error(`${path}: the checkpoint has no "model_spec" metadata; it was not written by pipewright train`);
@@ -41,17 +41,15 @@ export async function runEval(argv: string[]): Promise<number> {
     throw new Error(`${path}: the tensors do not fit the checkpoint's own model_spec ${JSON.stringify(ck.modelSpec)} (${(e as Error).message})`);
   }
   model.eval();
-  const task = buildTask({ spec, batch: 1, seed: 0, data: f.data as string | undefined, limit: f.limit as number | undefined,
-    text: f.text as string | undefined });
+  const task = buildTask({ spec, batch: 1, seed: 0, data: f.data, limit: f.limit, text: f.text });
   const result = task.evaluate(model);
 
-  const exportPath = f["export-logits"] as string | undefined;
+  const exportPath = f["export-logits"];
   let exported = 0;
   if (exportPath) {
-    const n = f.samples as number;
+    const n = f.samples;
     // The first training batch of n inputs (any inputs serve: the check compares two forwards).
-    const probe = buildTask({ spec, batch: n, seed: 0, data: f.data as string | undefined, limit: f.limit as number | undefined,
-      text: f.text as string | undefined }).batches(0, 0)[Symbol.iterator]().next().value;
+    const probe = buildTask({ spec, batch: n, seed: 0, data: f.data, limit: f.limit, text: f.text }).batches(0, 0)[Symbol.iterator]().next().value;
     if (!probe) throw new Error("eval: the data set is empty");
     const logits = noGrad(() => model.forward(probe.x));
     writeSafetensors(exportPath, [["input", probe.x], ["logits", logits]]);

@@ -7,20 +7,21 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism, hostname, networkInterfaces } from "node:os";
 import { fileURLToPath } from "node:url";
-import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
+import { type CommandSpec, helpText, parseFlags, parseWrapper, UsageError, type FlagValues } from "./args.js";
+import { trainCommand } from "./train.js";
 import { allLocal, parseHostfile } from "../transport/mpi/hostfile.js";
-import { BIND_CHOICES, formatArgv, mpirunArgv, type Bind } from "../transport/mpi/mpirun.js";
+import { BIND_CHOICES, formatArgv, mpirunArgv } from "../transport/mpi/mpirun.js";
 import { checkIface } from "../transport/mpi/iface.js";
 import { MPI_INSTALL_HINT, singleCopyWorks } from "../transport/mpi/addon.js";
 
-export const launchCommand: CommandSpec = {
+export const launchCommand = {
   name: "launch",
   summary: "Run `pipewright <command> ...` or `node SCRIPT ...` (after --) on N MPI ranks with mpirun: one rank per pipeline worker for " +
     "`train` (--executor processes is added) or for a library script (createPipeline with executor \"processes\"). Prints the mpirun line it runs. Traffic stays on loopback and shared " +
     "memory when every rank is local; with other hosts it uses only --iface. The job network must be trusted: MPI " +
     "traffic is not authenticated.",
   flags: {
-    n: { type: "int", min: 1, help: "number of ranks (for train: the pipeline's workers, --workers or --stages)", meta: "N" },
+    n: { type: "int", min: 1, aliases: ["-n", "-np"], help: "number of ranks (for train: the pipeline's workers, --workers or --stages)", meta: "N" },
     hostfile: { type: "string", help: "Open MPI hostfile: one 'HOST [slots=N]' per line", meta: "FILE" },
     iface: { type: "string", help: "network interface or IPv4 subnet (a.b.c.d/N) for MPI traffic (required with remote hosts); checked against this host's interfaces before mpirun starts", meta: "NAME|CIDR" },
     bind: { type: "string", choices: BIND_CHOICES, help: "what each rank is bound to (mpirun --bind-to): one core each, nothing, or its socket (default: core, or none when there are more ranks than cores)" },
@@ -34,41 +35,32 @@ export const launchCommand: CommandSpec = {
     "pipewright launch -n 2 -- node examples/regression-mlp.mjs --executor processes",
     "pipewright launch -n 4 --hostfile hosts --iface 10.0.0.0/24 --max-restarts 1 -- train --model cnn --schedule gpipe --stages 4 --microbatches 8 --save ck.safetensors",
   ],
-};
+} as const satisfies CommandSpec;
 
 const MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
 
-/** The value of --name in argv (last one wins), or undefined. */
-function flagValue(argv: readonly string[], name: string): string | undefined {
-  let v: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === `--${name}`) v = argv[i + 1];
-    else if (argv[i].startsWith(`--${name}=`)) v = argv[i].slice(name.length + 3);
-  }
-  return v;
-}
+type TrainFlags = FlagValues<typeof trainCommand.flags>;
 
 /**
  * A train command's pipeline workers: --workers, else --stages (not for a freeze run, whose rank
  * count is its --workers: AutoDP fills workers / stages replicas from the start); undefined if unsaid.
  */
-function trainWorkers(train: readonly string[]): string | undefined {
-  return flagValue(train, "workers") ?? (train.includes("--freeze") ? undefined : flagValue(train, "stages"));
+function trainWorkers(t: TrainFlags): number | undefined {
+  return t.workers ?? (t.freeze ? undefined : t.stages);
 }
 
-/** train: the rank count must equal workers x replicas; --executor processes is implied. */
-export function prepareTrain(n: number, train: readonly string[]): string[] {
-  const executor = flagValue(train, "executor");
-  if (executor !== undefined && executor !== "processes") {
-    throw new UsageError(`launch runs train with --executor processes; the command says --executor ${executor}`);
+/** train (`train FLAGS...`): the rank count must equal workers x replicas; --executor processes is implied. */
+export function prepareTrain(n: number, train: readonly string[], t: TrainFlags = parseFlags(trainCommand, train.slice(1))): string[] {
+  if (t.executor !== undefined && t.executor !== "processes") {
+    throw new UsageError(`launch runs train with --executor processes; the command says --executor ${t.executor}`);
   }
-  const workers = trainWorkers(train);
-  const replicas = Number(flagValue(train, "replicas") ?? 1);
-  if (workers !== undefined && Number(workers) * replicas !== n) {
-    const need = Number(workers) * replicas;
+  const workers = trainWorkers(t);
+  const replicas = t.replicas ?? 1;
+  if (workers !== undefined && workers * replicas !== n) {
+    const need = workers * replicas;
     throw new UsageError(`launch -n ${n} does not match the pipeline: ${workers} worker(s) x ${replicas} replica(s) = ${need} rank(s); use -n ${need}`);
   }
-  return executor === undefined ? [...train, "--executor", "processes"] : [...train];
+  return t.executor === undefined ? [...train, "--executor", "processes"] : [...train];
 }
 
 function withResume(train: readonly string[], ck: string): string[] {
@@ -115,23 +107,22 @@ function runOnce(argv: string[], workers?: number): Promise<number> {
 }
 
 export async function runLaunch(argv: string[]): Promise<number> {
-  const dd = argv.indexOf("--");
-  const own = (dd < 0 ? argv : argv.slice(0, dd)).map((a) => (a === "-n" || a === "-np" ? "--n" : a));
-  const f = parseFlags(launchCommand, own);
+  const { flags: f, command: cmd } = parseWrapper(launchCommand, argv);
   if (f.help) { process.stdout.write(helpText(launchCommand) + "\n"); return 0; }
-  const cmd = dd < 0 ? [] : argv.slice(dd + 1);
   if (cmd.length === 0) throw new UsageError("pipewright launch: give the command after --, e.g. `pipewright launch -n 2 -- train ...`");
   if (f.n === undefined) throw new UsageError("pipewright launch: -n N (the number of ranks) is required");
-  const n = f.n as number;
-  const hostfile = f.hostfile as string | undefined;
+  const n = f.n;
+  const hostfile = f.hostfile;
   let local = true;
   if (hostfile !== undefined) {
     if (!existsSync(hostfile)) throw new UsageError(`--hostfile ${hostfile}: no such file`);
     try { local = allLocal(parseHostfile(readFileSync(hostfile, "utf8"), hostfile), hostname()); } catch (e) { throw new UsageError((e as Error).message); }
   }
   let iface: string | undefined;
-  if (f.iface !== undefined) { try { iface = checkIface(f.iface as string, networkInterfaces()); } catch (e) { throw new UsageError((e as Error).message); } }
-  let program = cmd[0] === "train" ? prepareTrain(n, cmd) : cmd;
+  if (f.iface !== undefined) { try { iface = checkIface(f.iface, networkInterfaces()); } catch (e) { throw new UsageError((e as Error).message); } }
+  // The wrapped train command is read with train's own spec (its errors name train's flags).
+  const train = cmd[0] === "train" ? parseFlags(trainCommand, cmd.slice(1)) : undefined;
+  let program = train ? prepareTrain(n, cmd, train) : cmd;
   const env: string[] = Object.keys(process.env).filter((k) => k.startsWith("PIPEWRIGHT_"));
   if (f.timeout !== undefined) { process.env.PIPEWRIGHT_WATCHDOG = String(f.timeout); env.push("PIPEWRIGHT_WATCHDOG"); }
   if (spawnSync("mpirun", ["--version"]).error) throw new Error(`mpirun not found: install Open MPI with \`${MPI_INSTALL_HINT}\``);
@@ -141,23 +132,22 @@ export async function runLaunch(argv: string[]): Promise<number> {
   const line = (prog: string[]): string[] => {
     let a: string[];
     try {
-      a = mpirunArgv({ ranks: n, hostfile, iface, local, cores: availableParallelism(), bind: f.bind as Bind | undefined,
+      a = mpirunArgv({ ranks: n, hostfile, iface, local, cores: availableParallelism(), bind: f.bind,
         root: process.getuid?.() === 0, singleCopy, forward: [...new Set(env)], program: rankProgram(prog) });
     } catch (e) { throw new UsageError((e as Error).message); }
-    const extra = (f["mpirun-args"] as string | undefined)?.split(/\s+/).filter(Boolean) ?? [];
+    const extra = f["mpirun-args"]?.split(/\s+/).filter(Boolean) ?? [];
     return [a[0], ...extra, ...a.slice(1)];
   };
   if (f["dry-run"]) { process.stdout.write(formatArgv(line(program)) + "\n"); return 0; }
-  const save = cmd[0] === "train" ? flagValue(cmd, "save") : undefined;
-  const restarts = f["max-restarts"] as number;
+  const save = train?.save;
+  const restarts = f["max-restarts"];
   if (restarts > 0 && save === undefined) throw new UsageError("--max-restarts needs train --save FILE (the checkpoint a restart resumes from)");
-  const w = cmd[0] === "train" ? Number(trainWorkers(cmd)) : NaN;
-  const workers = w > 0 ? w : undefined;
+  const workers = train ? trainWorkers(train) : undefined;
   let code = await runOnce(line(program), workers);
-  for (let k = 1; code !== 0 && k <= restarts; k++) {
-    if (!existsSync(save!)) { process.stderr.write(`pipewright launch: run failed (exit ${code}) before the first checkpoint ${save}; nothing to restart from\n`); return code; }
+  for (let k = 1; code !== 0 && k <= restarts && save !== undefined; k++) {
+    if (!existsSync(save)) { process.stderr.write(`pipewright launch: run failed (exit ${code}) before the first checkpoint ${save}; nothing to restart from\n`); return code; }
     process.stderr.write(`pipewright launch: run failed (exit ${code}); restart ${k}/${restarts} from ${save}\n`);
-    program = withResume(program, save!);
+    program = withResume(program, save);
     code = await runOnce(line(program), workers);
   }
   return code;

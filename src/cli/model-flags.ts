@@ -3,7 +3,7 @@
 // They resolve into one validated ModelSpec; a flag that does not size the chosen model, a bad
 // value or a bad config field is a UsageError naming it and what is allowed.
 import { readFileSync } from "node:fs";
-import { UsageError, type FlagSpec, type FlagValues } from "./args.js";
+import { UsageError, type FlagSpecs, type FlagValues } from "./args.js";
 import { DEFAULTS, MODEL_NAMES, resolveSpec, type ModelName, type ResolvedSpec } from "../nn/models/spec.js";
 
 export const MODEL_SIZE_FLAGS = {
@@ -15,7 +15,8 @@ export const MODEL_SIZE_FLAGS = {
   channels: { type: "list", meta: "N,N,...", help: "model size: cnn output channels per conv stage, e.g. 32,64,128 (28 must divide by 2^stages)" },
   patch: { type: "int", min: 1, meta: "P", help: "model size: vit patch side (must divide the 28-pixel image)" },
   "model-config": { type: "string", meta: "FILE", help: "model size from a ModelSpec JSON file, e.g. {\"name\": \"gpt\", \"depth\": 12, \"dim\": 768}; sizing flags given override its fields" },
-} as const satisfies Record<string, FlagSpec>;
+} as const satisfies FlagSpecs;
+type SizeFlagValues = FlagValues<typeof MODEL_SIZE_FLAGS>;
 
 export type ModelSizeFlag = keyof typeof MODEL_SIZE_FLAGS;
 export const MODEL_SIZE_FLAG_NAMES = Object.keys(MODEL_SIZE_FLAGS) as ModelSizeFlag[];
@@ -73,18 +74,18 @@ function positiveList(flag: string, values: readonly string[]): number[] {
 }
 
 /** The spec fields the flags set on top of `base` (a config file's fields or the model's defaults). */
-function fieldsFromFlags(model: ModelName, f: FlagValues, flags: readonly ModelSizeFlag[], base: Record<string, unknown>): Record<string, unknown> {
+function fieldsFromFlags(model: ModelName, f: SizeFlagValues, flags: readonly ModelSizeFlag[], base: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  const int = (n: ModelSizeFlag): number => f[n] as number;
   for (const n of flags) {
-    if (n === "hidden" || n === "channels") out[FIELD_OF[model][n]!] = positiveList(n, f[n] as string[]);
-    else if (model !== "mlp") out[FIELD_OF[model][n]!] = int(n);
+    const v = f[n];
+    if (Array.isArray(v)) out[FIELD_OF[model][n]!] = positiveList(n, v);
+    else if (model !== "mlp") out[FIELD_OF[model][n]!] = v;
   }
   if (model === "mlp" && (flags.includes("layers") || flags.includes("width"))) {
     if (flags.includes("hidden")) throw new UsageError("mlp: give either --hidden N,N,... or --layers/--width, not both");
     const baseHidden = Array.isArray(base.hidden) ? (base.hidden as number[]) : [...DEFAULTS.mlp.hidden];
-    const layers = flags.includes("layers") ? int("layers") : baseHidden.length;
-    const width = flags.includes("width") ? int("width") : (baseHidden[0] ?? DEFAULTS.mlp.hidden[0]);
+    const layers = (flags.includes("layers") ? f.layers : undefined) ?? baseHidden.length;
+    const width = (flags.includes("width") ? f.width : undefined) ?? baseHidden[0] ?? DEFAULTS.mlp.hidden[0];
     out.hidden = new Array<number>(layers).fill(width);
   }
   return out;
@@ -96,10 +97,10 @@ function fieldsFromFlags(model: ModelName, f: FlagValues, flags: readonly ModelS
  * errors); undefined when the config file is to name it. Returns undefined when no sizing flag or
  * config is given (the model's standard size).
  */
-export function modelSpecFromFlags(model: ModelName | undefined, f: FlagValues, given: ReadonlySet<string>,
+export function modelSpecFromFlags(model: ModelName | undefined, f: SizeFlagValues, given: ReadonlySet<string>,
   modelFrom = "--model is"): ResolvedSpec | undefined {
   const flags: readonly ModelSizeFlag[] = givenSizeFlags(given).filter((n) => n !== "model-config");
-  const configPath = given.has("model-config") ? (f["model-config"] as string) : undefined;
+  const configPath = given.has("model-config") ? f["model-config"] : undefined;
   if (!flags.length && configPath === undefined) return undefined;
   const config = configPath !== undefined ? readModelConfig(configPath) : undefined;
   const where = configPath !== undefined ? `--model-config ${configPath}: ` : "";

@@ -3,8 +3,8 @@
 // report final test accuracy (mean ± sample std over seeds), the per-stage delays measured from the
 // schedule IR, the per-stage peak memory of weights + optimizer state + extra weight versions, and
 // the curves of every row.
-import type { FlagSpec, FlagValues } from "./args.js";
-import { BACKEND_NAMES, setBackend, type BackendName } from "../backend/index.js";
+import type { FlagSpecs, FlagValues } from "./args.js";
+import { BACKEND_NAMES, setBackend } from "../backend/index.js";
 import type { ModelSpec } from "../nn/models/spec.js";
 import { InlineExecutor } from "../pipeline/runtime/inline.js";
 import type { StageMemory } from "../pipeline/runtime/async-weights.js";
@@ -14,7 +14,7 @@ import { compareCurvesSvg, type RunCurves } from "../report/compare-curves-svg.j
 import type { PipelineConfig, TrainConfig } from "../train/options.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 
-export const COMMON_FLAGS: Record<string, FlagSpec> = {
+export const COMMON_FLAGS = {
   epochs: { type: "int", min: 1, help: "training epochs per run", meta: "N" },
   seeds: { type: "int", min: 1, help: "seeds per row (accuracy is mean ± std over them)", meta: "K" },
   json: { type: "bool", help: "print the table as one JSON object on stdout" },
@@ -25,7 +25,8 @@ export const COMMON_FLAGS: Record<string, FlagSpec> = {
   rows: { type: "list", help: "run only these rows (by key, see the table), e.g. sync,naive", meta: "KEY,..." },
   backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
   quiet: { type: "bool", help: "no per-run lines on stderr" },
-};
+} as const satisfies FlagSpecs;
+type CommonFlags = FlagValues<typeof COMMON_FLAGS>;
 
 export interface ReproRow {
   /** Short key for --rows. */
@@ -67,17 +68,17 @@ export interface ReproSettings {
   log(msg: string): void;
 }
 
-export function settingsFrom(f: FlagValues, spec: ModelSpec, defaults: { epochs: number; seeds: number }, log: (m: string) => void): ReproSettings {
-  if (f.backend !== undefined) setBackend(f.backend as BackendName);
+export function settingsFrom(f: CommonFlags, spec: ModelSpec, defaults: { epochs: number; seeds: number }, log: (m: string) => void): ReproSettings {
+  if (f.backend !== undefined) setBackend(f.backend);
   return {
-    spec, epochs: (f.epochs as number | undefined) ?? defaults.epochs, seeds: (f.seeds as number | undefined) ?? defaults.seeds,
-    data: f.data as string | undefined, limit: f.limit as number | undefined,
-    executor: (f.executor as "inline" | "threads" | undefined) ?? "inline", scheduleLr: "cosine", log,
+    spec, epochs: f.epochs ?? defaults.epochs, seeds: f.seeds ?? defaults.seeds,
+    data: f.data, limit: f.limit,
+    executor: f.executor ?? "inline", scheduleLr: "cosine", log,
   };
 }
 
-export function selectRows(rows: ReproRow[], f: FlagValues): ReproRow[] {
-  const want = f.rows as string[] | undefined;
+export function selectRows(rows: ReproRow[], f: CommonFlags): ReproRow[] {
+  const want = f.rows;
   if (!want) return rows;
   for (const k of want) if (!rows.some((r) => r.key === k)) throw new Error(`--rows: unknown row '${k}'; valid: ${rows.map((r) => r.key).join(", ")}`);
   return rows.filter((r) => want.includes(r.key));
@@ -171,15 +172,15 @@ export function tableJson(experiment: string, st: ReproSettings, results: readon
 }
 
 /** Runs every row, prints the table (or JSON), writes the SVG. */
-export async function runExperiment(name: string, title: string, rows: ReproRow[], st: ReproSettings, f: FlagValues, refKey: string,
+export async function runExperiment(name: string, title: string, rows: ReproRow[], st: ReproSettings, f: CommonFlags, refKey: string,
   extra: object): Promise<RowResult[]> {
   const results: RowResult[] = [];
   for (const row of rows) {
     st.log(`${name}: ${row.label} (${st.seeds} seed(s), ${st.epochs} epoch(s))`);
     results.push(await runRow(row, st));
   }
-  if (f.svg !== undefined) writeFileAtomic(f.svg as string, compareCurvesSvg(results.map((r) => r.curves), title));
+  if (f.svg !== undefined) writeFileAtomic(f.svg, compareCurvesSvg(results.map((r) => r.curves), title));
   if (f.json) process.stdout.write(JSON.stringify(tableJson(name, st, results, extra)) + "\n");
-  else process.stdout.write(`${title}\n${formatTable(results, refKey)}\n${f.svg !== undefined ? `curves: ${String(f.svg)}\n` : ""}`);
+  else process.stdout.write(`${title}\n${formatTable(results, refKey)}\n${f.svg !== undefined ? `curves: ${f.svg}\n` : ""}`);
   return results;
 }

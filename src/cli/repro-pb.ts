@@ -14,7 +14,7 @@ const SPEC: ModelSpec = { name: "cnn", image: 28, inChannels: 1, channels: [8, 1
 const STAGES = 12;
 const BALANCE = new Array<number>(STAGES).fill(1);
 
-export const reproPbCommand: CommandSpec = {
+export const reproPbCommand = {
   name: "repro pb",
   summary: `Pipelined Backpropagation at batch size 1 on a ${STAGES}-stage pipeline (a GroupNorm CNN, one layer per stage): ` +
     "mini-batch momentum SGD (the reference), then batch 1 with the scaled hyper-parameters: naive PB, PB + Spike Compensation, " +
@@ -27,15 +27,15 @@ export const reproPbCommand: CommandSpec = {
     momentum: { type: "number", min: 0, help: "reference SGD momentum (default 0.9)", meta: "M" },
   },
   examples: ["pipewright repro pb", "pipewright repro pb --epochs 1 --seeds 1 --limit 10000 --svg pb.svg"],
-};
+} as const satisfies CommandSpec;
 
 export async function runReproPb(argv: string[]): Promise<number> {
   const f = parseFlags(reproPbCommand, argv);
   if (f.help) { process.stdout.write(helpText(reproPbCommand) + "\n"); return 0; }
   const log = f.quiet ? (): void => {} : (m: string): void => { process.stderr.write(m + "\n"); };
   const st = settingsFrom(f, SPEC, { epochs: 1, seeds: 2 }, log);
-  const B = (f.batch as number | undefined) ?? 32;
-  const ref = { batch: B, lr: (f.lr as number | undefined) ?? 0.1, momentum: (f.momentum as number | undefined) ?? 0.9, weightDecay: 0 };
+  const B = f.batch ?? 32;
+  const ref = { batch: B, lr: f.lr ?? 0.1, momentum: f.momentum ?? 0.9, weightDecay: 0 };
   const scaled = scaleForBatch(ref, B, 1);
   const one = { batch: 1, lr: scaled.lr, momentum: scaled.momentum, weightDecay: scaled.weightDecay };
   const pipe = { stages: STAGES, microbatches: 1, balance: BALANCE };

@@ -15,7 +15,7 @@ const STAGES = 8;
 const SPEC: ModelSpec = { name: "mlp", input: 784, hidden: [256, 256, 256, 256, 256, 256, 256], classes: 10 };
 const BALANCE = [3, 2, 2, 2, 2, 2, 2, 1];
 
-export const reproPipemareCommand: CommandSpec = {
+export const reproPipemareCommand = {
   name: "repro pipemare",
   summary: `PipeMare (T1 learning-rate rescheduling, T2 discrepancy correction) against synchronous 1F1B, naive asynchronous and ` +
     `PipeDream weight stashing: an MLP of 8 Linear layers cut into ${STAGES} stages (one layer each), asynchronous 1F1B ` +
@@ -30,15 +30,15 @@ export const reproPipemareCommand: CommandSpec = {
     "warmup-epochs": { type: "int", min: 0, help: "synchronous 1F1B epochs before going asynchronous in the warm-up rows (default 1; 0 drops those rows)", meta: "K" },
   },
   examples: ["pipewright repro pipemare", "pipewright repro pipemare --epochs 2 --seeds 2 --limit 10000 --svg pipemare.svg"],
-};
+} as const satisfies CommandSpec;
 
 export async function runReproPipemare(argv: string[]): Promise<number> {
   const f = parseFlags(reproPipemareCommand, argv);
   if (f.help) { process.stdout.write(helpText(reproPipemareCommand) + "\n"); return 0; }
   const log = f.quiet ? (): void => {} : (m: string): void => { process.stderr.write(m + "\n"); };
   const st = settingsFrom(f, SPEC, { epochs: 5, seeds: 2 }, log);
-  const train = { batch: (f.batch as number | undefined) ?? 32, lr: (f.lr as number | undefined) ?? 0.05, momentum: (f.momentum as number | undefined) ?? 0.9, weightDecay: 0 };
-  const pipe = { stages: STAGES, microbatches: (f.microbatches as number | undefined) ?? 4, balance: BALANCE };
+  const train = { batch: f.batch ?? 32, lr: f.lr ?? 0.05, momentum: f.momentum ?? 0.9, weightDecay: 0 };
+  const pipe = { stages: STAGES, microbatches: f.microbatches ?? 4, balance: BALANCE };
   const asyncRow = (key: string, label: string, flags: Record<string, string | number>): ReproRow =>
     ({ key, label, train, pipeline: { ...pipe, schedule: "async", async: parseAsyncConfig(flags) } });
   const rows: ReproRow[] = [
@@ -51,7 +51,7 @@ export async function runReproPipemare(argv: string[]): Promise<number> {
   ];
   // PipeMare's optional synchronous warm-up, and the same warm-up for naive asynchronous training
   // (to show what the warm-up alone does).
-  const K = (f["warmup-epochs"] as number | undefined) ?? 1;
+  const K = f["warmup-epochs"] ?? 1;
   if (K >= st.epochs && f["warmup-epochs"] !== undefined) {
     throw new UsageError(`--warmup-epochs ${K} must be below --epochs ${st.epochs} (some epochs must run asynchronously)`);
   }

@@ -14,7 +14,7 @@ import type { TensorDataset } from "../data/loader.js";
 import type { ModelSpec } from "../nn/models/spec.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 
-export const reproPipetransformerCommand: CommandSpec = {
+export const reproPipetransformerCommand = {
   name: "repro pipetransformer",
   summary: "PipeTransformer breakdown on Fashion-MNIST with the ViT (fine-tuning): baseline pipeline, freezing only, " +
     "freezing + AutoPipe + AutoDP, all four (+ AutoCache); wall-clock, speed-up and test accuracy, mean ± std over seeds.",
@@ -34,7 +34,7 @@ export const reproPipetransformerCommand: CommandSpec = {
   },
   examples: ["pipewright repro pipetransformer", "pipewright repro pipetransformer --epochs 4 --seeds 3 --json",
     "pipewright sim --freeze-trace pipetransformer-trace.json --workers 8"],
-};
+} as const satisfies CommandSpec;
 
 interface Row { name: string; freeze: boolean; elastic: boolean; cache: boolean }
 const ROWS: Row[] = [
@@ -58,12 +58,12 @@ export async function runReproPipetransformer(argv: string[]): Promise<number> {
   const f = parseFlags(reproPipetransformerCommand, argv);
   if (f.help) { process.stdout.write(helpText(reproPipetransformerCommand) + "\n"); return 0; }
   let alpha: number;
-  try { alpha = parseAlpha(f["freeze-alpha"] as string); parseFreezeCriterion(f["freeze-criterion"] as string); } catch (e) { throw new UsageError((e as Error).message); }
-  const epochs = f.epochs as number, seeds = f.seeds as number, batch = f.batch as number, workers = f.workers as number;
+  try { alpha = parseAlpha(f["freeze-alpha"]); parseFreezeCriterion(f["freeze-criterion"]); } catch (e) { throw new UsageError((e as Error).message); }
+  const epochs = f.epochs, seeds = f.seeds, batch = f.batch, workers = f.workers;
   const log = f.json ? (): void => {} : (m: string): void => { process.stderr.write(m + "\n"); };
-  const all = loadImageDatasets(f.data as string | undefined);
+  const all = loadImageDatasets(f.data);
   const half = Math.floor(all.train.n / 2);
-  const limit = f.limit as number;
+  const limit = f.limit;
   if (limit > half) throw new UsageError(`--limit ${limit} exceeds the first half of the training images (${half})`);
   const fine = { train: slice(all.train, 0, limit), test: all.test };
   const pre = { train: slice(all.train, half, all.train.n), test: all.test };
@@ -73,9 +73,9 @@ export async function runReproPipetransformer(argv: string[]): Promise<number> {
   const details: unknown[] = [];
   for (let seed = 0; seed < seeds; seed++) {
     let init: Map<string, import("../tensor/tensor.js").Tensor> | undefined;
-    if ((f["pretrain-epochs"] as number) > 0) {
-      log(`seed ${seed}: pre-training ${String(f["pretrain-epochs"])} epoch(s) on ${pre.train.n} images (untimed)`);
-      const p = await trainElastic({ spec, seed, epochs: f["pretrain-epochs"] as number, batch, optimizer: { name: "adamw", lr: 1e-3, weightDecay: 0.01 },
+    if (f["pretrain-epochs"] > 0) {
+      log(`seed ${seed}: pre-training ${f["pretrain-epochs"]} epoch(s) on ${pre.train.n} images (untimed)`);
+      const p = await trainElastic({ spec, seed, epochs: f["pretrain-epochs"], batch, optimizer: { name: "adamw", lr: 1e-3, weightDecay: 0.01 },
         scheduleLr: "cosine", warmup: 50, workers, stages: 1, freeze: null, elastic: false, cache: false, datasets: pre });
       init = p.state;
       log(`seed ${seed}: pre-trained test acc ${(p.testAcc * 100).toFixed(2)}%`);
@@ -86,8 +86,8 @@ export async function runReproPipetransformer(argv: string[]): Promise<number> {
       const row = ROWS[i];
       log(`seed ${seed}: ${row.name}`);
       const r = await trainElastic({
-        spec, seed, epochs, batch, optimizer: { name: "adamw", lr: f.lr as number, weightDecay: 0.01 }, scheduleLr: "cosine", warmup: 0,
-        workers, freeze: row.freeze ? { alpha, interval: 1, criterion: parseFreezeCriterion(f["freeze-criterion"] as string) } : null,
+        spec, seed, epochs, batch, optimizer: { name: "adamw", lr: f.lr, weightDecay: 0.01 }, scheduleLr: "cosine", warmup: 0,
+        workers, freeze: row.freeze ? { alpha, interval: 1, criterion: parseFreezeCriterion(f["freeze-criterion"]) } : null,
         elastic: row.elastic, cache: row.cache, datasets: fine, initialState: init, log: (m) => log(`  ${m}`),
       });
       times[i].push(r.trainSeconds);
@@ -96,7 +96,7 @@ export async function runReproPipetransformer(argv: string[]): Promise<number> {
       if (row.cache && seed === 0) trace = r.trace;
     }
   }
-  if (trace) writeFileAtomic(f.trace as string, JSON.stringify(trace, null, 1) + "\n");
+  if (trace) writeFileAtomic(f.trace, JSON.stringify(trace, null, 1) + "\n");
   const base = meanStd(times[0])[0];
   const rows = ROWS.map((row, i) => {
     const [t, ts] = meanStd(times[i]), [a, as] = meanStd(accs[i]);
@@ -113,7 +113,7 @@ export async function runReproPipetransformer(argv: string[]): Promise<number> {
   const lines = [`PipeTransformer breakdown: ViT on Fashion-MNIST, fine-tuning ${limit} images for ${epochs} epochs, batch ${batch}, ${workers} workers, ${seeds} seed(s)`,
     "| configuration | wall-clock s | speed-up | test acc % |", "|---|---|---|---|",
     ...rows.map((r) => `| ${r.row} | ${pm(r.seconds, r.seconds_std, 1)} | ${pm(r.speedup, r.speedup_std, 2)}x | ${pm(r.test_acc * 100, r.test_acc_std * 100, 2)} |`)];
-  if (pred) lines.push(`freeze trace: ${String(f.trace)}; predicted speed-up on 8 workers: ${pred.speedup.toFixed(2)}x (pipewright sim --freeze-trace ${String(f.trace)} --workers 8)`);
+  if (pred) lines.push(`freeze trace: ${f.trace}; predicted speed-up on 8 workers: ${pred.speedup.toFixed(2)}x (pipewright sim --freeze-trace ${f.trace} --workers 8)`);
   process.stdout.write(lines.join("\n") + "\n");
   return 0;
 }

@@ -3,7 +3,7 @@
 import { type CommandSpec, type FlagValues, helpText, parseFlags, UsageError } from "./args.js";
 import {
   contiguousWorkers, expectedDelay, formatSchedule, generateSchedule, measureDelays, SCHEDULE_NAMES, type Schedule,
-  WEIGHT_GRAD_MODES, type WeightGradMode,
+  WEIGHT_GRAD_MODES,
 } from "../pipeline/schedule/index.js";
 import { bubbleFormula, type CostModel, resolveCosts, simulate } from "../sim/index.js";
 import { timelineSvg } from "../report/timeline-svg.js";
@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 import { round } from "../util/stats.js";
 
-export const simCommand: CommandSpec = {
+export const simCommand = {
   name: "sim",
   summary: "Simulate a pipeline schedule: bubble fraction, makespan, idle time and peak activations per stage, " +
     "delays per stage for async, and an SVG timeline. Costs are per whole stage (interleaved chunks split them evenly); " +
@@ -46,10 +46,9 @@ export const simCommand: CommandSpec = {
     "pipewright sim --schedule async --stages 8 --microbatches 1 --steps 24 --workers 2 --json",
     "pipewright sim --freeze-trace pipetransformer-trace.json --workers 8",
   ],
-};
+} as const satisfies CommandSpec;
 
-function costList(name: string, v: FlagValues[string], S: number): number | number[] {
-  const items = v as string[];
+function costList(name: string, items: readonly string[], S: number): number | number[] {
   const nums = items.map((x) => {
     const n = Number(x);
     if (x === "" || !Number.isFinite(n) || n < 0) throw new UsageError(`--${name} '${items.join(",")}': '${x}' is not a number >= 0`);
@@ -60,19 +59,18 @@ function costList(name: string, v: FlagValues[string], S: number): number | numb
   return nums;
 }
 
-function build(f: FlagValues): { schedule: Schedule; costs: CostModel } {
-  const S = f.stages as number;
-  const workers = f.workers as number | undefined;
+function build(f: FlagValues<typeof simCommand.flags>): { schedule: Schedule; costs: CostModel } {
+  const { stages: S, workers } = f;
   if (workers !== undefined && workers > S) throw new UsageError(`--workers ${workers} exceeds --stages ${S}; use 1..${S}`);
   let schedule: Schedule;
   try {
-    schedule = generateSchedule(f.schedule as string, {
+    schedule = generateSchedule(f.schedule, {
       stages: S,
-      microbatches: f.microbatches as number,
-      chunks: f.chunks as number,
-      steps: f.steps as number | undefined,
+      microbatches: f.microbatches,
+      chunks: f.chunks,
+      steps: f.steps,
       stageToWorker: workers !== undefined && workers < S ? contiguousWorkers(S, workers) : undefined,
-      weightGrads: f["weight-grads"] as WeightGradMode,
+      weightGrads: f["weight-grads"],
     });
   } catch (e) {
     throw new UsageError(`pipewright sim: ${(e as Error).message}`);
@@ -81,10 +79,10 @@ function build(f: FlagValues): { schedule: Schedule; costs: CostModel } {
     forward: costList("cost-f", f["cost-f"], S),
     backward: costList("cost-b", f["cost-b"], S),
     weight: costList("cost-w", f["cost-w"], S),
-    step: f["cost-step"] as number,
-    message: f["cost-msg"] as number,
-    cores: f.cores as number | undefined,
-    background: f.background as number | undefined,
+    step: f["cost-step"],
+    message: f["cost-msg"],
+    cores: f.cores,
+    background: f.background,
   };
   try { resolveCosts(costs, S); } catch (e) { throw new UsageError(`pipewright sim: ${(e as Error).message}`); }
   return { schedule, costs };
@@ -94,10 +92,10 @@ export async function runSim(argv: string[]): Promise<number> {
   const f = parseFlags(simCommand, argv);
   if (f.help) { process.stdout.write(helpText(simCommand) + "\n"); return 0; }
   if (f["freeze-trace"] !== undefined) {
-    const file = f["freeze-trace"] as string;
+    const file = f["freeze-trace"];
     let text: string;
     try { text = readFileSync(file, "utf8"); } catch (e) { throw new UsageError(`--freeze-trace ${file}: cannot read it (${(e as Error).message})`); }
-    const p = predictSpeedup(parseTrace(text, file), (f.workers as number | undefined) ?? 8);
+    const p = predictSpeedup(parseTrace(text, file), f.workers ?? 8);
     process.stdout.write((f.json ? JSON.stringify(p) : formatPrediction(p)) + "\n");
     return 0;
   }
@@ -108,7 +106,7 @@ export async function runSim(argv: string[]): Promise<number> {
   const isAsync = !s.synchronous;
   const delays = isAsync ? measureDelays(s).perStage : undefined;
   const expected = isAsync ? Array.from({ length: s.stages }, (_, st) => expectedDelay(s.stages, st, s.microbatches)) : undefined;
-  const svgPath = f.svg as string | undefined;
+  const svgPath = f.svg;
   if (svgPath) writeFileAtomic(svgPath, timelineSvg(r));
   if (f.json) {
     process.stdout.write(JSON.stringify({

@@ -7,7 +7,7 @@ import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 import { formatReport, readTrace, traceReport } from "../trace/report.js";
 import { traceTimelineSvg } from "../trace/trace-svg.js";
 
-export const traceReportCommand: CommandSpec = {
+export const traceReportCommand = {
   name: "trace report FILE",
   summary: "Reads a trace written by --trace (Chrome Trace Event JSON) and prints per worker (or MPI rank) the fractions of the " +
     "steps' time spent busy (inside actions), in the bubble (idle before its first and after its last action of a step: fill and " +
@@ -19,7 +19,7 @@ export const traceReportCommand: CommandSpec = {
   },
   examples: ["pipewright train --model mlp --schedule 1f1b --stages 2 --microbatches 4 --epochs 1 --limit 512 --trace run.json",
     "pipewright trace report run.json --svg run.svg"],
-};
+} as const satisfies CommandSpec;
 
 async function runReport(argv: string[]): Promise<number> {
   // The file comes first; the rest are flags.
@@ -31,14 +31,14 @@ async function runReport(argv: string[]): Promise<number> {
   if (!existsSync(file)) throw new UsageError(`pipewright trace report: no such trace file '${file}'`);
   const t = readTrace(file);
   const steps = t.metadata.steps.length;
-  const step = f.step as number | undefined;
+  const step = f.step;
   if (step !== undefined && step >= steps) throw new UsageError(`--step ${step}: the trace ${file} has steps 0..${steps - 1}`);
   const r = traceReport(t, file, step);
-  if (f.svg !== undefined) writeFileAtomic(f.svg as string, traceTimelineSvg(t, r.critical_step));
+  if (f.svg !== undefined) writeFileAtomic(f.svg, traceTimelineSvg(t, r.critical_step));
   if (f.json) process.stdout.write(JSON.stringify({ ...r, svg: f.svg ?? null }) + "\n");
   else {
     const names = new Map(r.workers.map((w) => [w.pid, w.name]));
-    process.stdout.write(formatReport(r, names) + (f.svg !== undefined ? `\n\ntimeline     ${String(f.svg)}` : "") + "\n");
+    process.stdout.write(formatReport(r, names) + (f.svg !== undefined ? `\n\ntimeline     ${f.svg}` : "") + "\n");
   }
   return 0;
 }

@@ -1,7 +1,7 @@
 // `pipewright train --model vit --freeze ...`: PipeTransformer's elastic training, kept out
 // of train.ts so that file only dispatches. Uses the freeze module's parsers for alpha and criterion.
 // --save / --resume / --metrics / --svg work as in `train` (src/train/elastic.ts has the details).
-import { UsageError, type FlagSpec, type FlagValues } from "./args.js";
+import { UsageError, type FlagSpecs, type FlagValues } from "./args.js";
 import { setBackend, type BackendName } from "../backend/index.js";
 import { FREEZE_CRITERIA, parseAlpha, parseFreezeCriterion, resolveFreezeConfig } from "../pipeline/freeze/index.js";
 import { elasticCheckpointSettings, trainElastic, type ElasticSettings } from "../train/elastic.js";
@@ -14,7 +14,7 @@ import type { TrainConfig } from "../train/options.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 import { isWriterRank, launchEnv, notUnderMpiMessage } from "../transport/mpi/env.js";
 
-export const FREEZE_FLAGS: Record<string, FlagSpec> = {
+export const FREEZE_FLAGS = {
   freeze: { type: "bool", help: "PipeTransformer: freeze a growing prefix of layers, re-partition the pipeline, replicas from freed workers" },
   "freeze-alpha": { type: "string", help: "freeze: fraction of the active layers frozen per check, e.g. 1/3 (default) or 1/2", meta: "A" },
   "freeze-interval": { type: "int", min: 1, help: "freeze: epochs between freeze checks (default 1)", meta: "N" },
@@ -23,21 +23,28 @@ export const FREEZE_FLAGS: Record<string, FlagSpec> = {
   cache: { type: "string", choices: ["on", "off"], help: "freeze: AutoCache of the frozen prefix's outputs (default on)" },
   "cache-mb": { type: "int", min: 1, help: "freeze: memory bound of the activation cache in MB (default 1024)", meta: "MB" },
   "freeze-trace": { type: "string", help: "freeze: write the freeze trace (JSON) for `pipewright sim --freeze-trace`", meta: "FILE" },
-};
+} as const satisfies FlagSpecs;
 export const FREEZE_FLAG_NAMES = Object.keys(FREEZE_FLAGS);
 
-export async function runFreezeTraining(f: FlagValues, given: Set<string>, cfg: TrainConfig): Promise<number> {
-  const has = (n: string): boolean => given.has(n) && f[n] !== undefined;
+/** What a freeze run reads of `train`'s flags: its own and these. */
+type FreezeRunFlags = FlagValues<typeof FREEZE_FLAGS> &
+  { executor?: string; workers?: number; stages?: number; backend?: BackendName; quiet?: boolean; svg?: string; json?: boolean };
+
+const mapDefined = <T, U>(v: T | undefined, fn: (v: T) => U): U | undefined => (v === undefined ? undefined : fn(v));
+
+export async function runFreezeTraining(f: FreezeRunFlags, given: Set<string>, cfg: TrainConfig): Promise<number> {
+  /** A flag given on the command line (a resumed run keeps its saved value otherwise). */
+  const flag = <K extends keyof FreezeRunFlags>(n: K): FreezeRunFlags[K] | undefined => (given.has(n) ? f[n] : undefined);
   if (cfg.model !== "vit") throw new UsageError(`--freeze trains the vit model (its units are attention and MLP sub-blocks); got --model ${cfg.model}`);
   for (const n of ["schedule", "microbatches", "chunks", "partition", "balance", "recompute", "replicas"]) {
     if (given.has(n)) throw new UsageError(`--${n} does not apply with --freeze (the layout is chosen by AutoPipe: GPipe on worker threads or MPI ranks)`);
   }
-  const executor = (f.executor as string | undefined) ?? "threads";
+  const executor = f.executor ?? "threads";
   if (executor !== "threads" && executor !== "processes") {
     throw new UsageError(`--executor ${executor} does not apply with --freeze; use threads (default) or processes (one MPI rank per worker)`);
   }
   const mpi = executor === "processes" ? launchEnv() : null;
-  if (executor === "processes" && !mpi) throw new UsageError(notUnderMpiMessage(has("workers") ? f.workers as number : 2));
+  if (executor === "processes" && !mpi) throw new UsageError(notUnderMpiMessage(flag("workers") ?? 2));
   // Under MPI every rank trains; rank 0 alone prints and writes files.
   const silent = executor === "processes" && !isWriterRank();
   // A resumed run keeps the saved freeze settings unless a flag is given again.
@@ -48,19 +55,19 @@ export async function runFreezeTraining(f: FlagValues, given: Set<string>, cfg: 
   let freeze;
   try {
     freeze = resolveFreezeConfig({
-      alpha: has("freeze-alpha") ? parseAlpha(f["freeze-alpha"] as string) : saved?.freeze?.alpha,
-      interval: has("freeze-interval") ? f["freeze-interval"] as number : saved?.freeze?.interval,
-      criterion: has("freeze-criterion") ? parseFreezeCriterion(f["freeze-criterion"] as string) : saved?.freeze?.criterion,
+      alpha: mapDefined(flag("freeze-alpha"), parseAlpha) ?? saved?.freeze?.alpha,
+      interval: flag("freeze-interval") ?? saved?.freeze?.interval,
+      criterion: mapDefined(flag("freeze-criterion"), parseFreezeCriterion) ?? saved?.freeze?.criterion,
     });
   } catch (e) { throw new UsageError((e as Error).message); }
-  if (f.backend !== undefined) setBackend(f.backend as BackendName);
+  if (f.backend !== undefined) setBackend(f.backend);
   // On MPI the job's size is the worker count unless --workers says otherwise (then they must agree).
-  const workers = has("workers") ? f.workers as number : mpi ? mpi.size : saved?.workers ?? 2;
-  const stages = has("stages") ? f.stages as number : saved?.stages ?? workers;
+  const workers = flag("workers") ?? (mpi ? mpi.size : saved?.workers ?? 2);
+  const stages = flag("stages") ?? saved?.stages ?? workers;
   if (stages > workers) throw new UsageError(`--stages ${stages} exceeds --workers ${workers}; the pipeline needs one worker per stage`);
-  const elastic = has("elastic") ? f.elastic !== "off" : saved?.elastic ?? true;
-  const cache = has("cache") ? f.cache !== "off" : saved?.cache ?? true;
-  const cacheBytes = has("cache-mb") ? (f["cache-mb"] as number) * 1024 * 1024 : saved?.cacheBytes ?? 1024 * 1024 * 1024;
+  const elastic = mapDefined(flag("elastic"), (v) => v !== "off") ?? saved?.elastic ?? true;
+  const cache = mapDefined(flag("cache"), (v) => v !== "off") ?? saved?.cache ?? true;
+  const cacheBytes = mapDefined(flag("cache-mb"), (mb) => mb * 1024 * 1024) ?? saved?.cacheBytes ?? 1024 * 1024 * 1024;
   const quiet = f.quiet === true || silent;
   const bar = quiet || !process.stderr.isTTY ? undefined : new ProgressBar(process.stderr);
   const log = quiet ? (): void => {} : bar ? (m: string): void => bar.log(m) : (m: string): void => { process.stderr.write(m + "\n"); };
@@ -71,11 +78,11 @@ export async function runFreezeTraining(f: FlagValues, given: Set<string>, cfg: 
     save: silent ? undefined : cfg.save, resume: cfg.resume, metrics: silent ? undefined : cfg.metrics, logEvery: cfg.logEvery, executor,
   });
   if (silent) return 0;
-  if (f["freeze-trace"] !== undefined) writeFileAtomic(f["freeze-trace"] as string, JSON.stringify(r.trace, null, 1) + "\n");
+  if (f["freeze-trace"] !== undefined) writeFileAtomic(f["freeze-trace"], JSON.stringify(r.trace, null, 1) + "\n");
   if (f.svg !== undefined) {
     // As in `train`: the metrics file holds earlier segments of a resumed run too; without one, this run's records.
     const records: MetricsRecord[] = cfg.metrics && existsSync(cfg.metrics) ? parseMetrics(readFileSync(cfg.metrics, "utf8"), cfg.metrics) : r.records;
-    writeFileAtomic(f.svg as string, lossCurveSvg(records, `pipewright train --model ${cfg.model} --freeze`));
+    writeFileAtomic(f.svg, lossCurveSvg(records, `pipewright train --model ${cfg.model} --freeze`));
   }
   const last = r.epochs[r.epochs.length - 1];
   const summary = {
@@ -91,7 +98,7 @@ export async function runFreezeTraining(f: FlagValues, given: Set<string>, cfg: 
       `test acc     ${(r.testAcc * 100).toFixed(2)}%\ntrain time   ${r.trainSeconds.toFixed(1)} s\n` +
       (last ? `final layout frozen ${last.frozen} layers, ${last.stages} stage(s) x ${last.replicas} replica(s)\n` : "") +
       (cfg.save ? `checkpoint   ${cfg.save}\n` : "") + (cfg.metrics ? `metrics      ${cfg.metrics}\n` : "") +
-      (f.svg !== undefined ? `curves       ${String(f.svg)}\n` : ""));
+      (f.svg !== undefined ? `curves       ${f.svg}\n` : ""));
   }
   return 0;
 }

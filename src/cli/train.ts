@@ -1,8 +1,8 @@
 // `pipewright train`: flags -> TrainConfig, then the single-device loop (src/train/loop.ts) or, with
 // --schedule, the pipeline runtime's trainPipeline (src/train/pipeline.ts).
 import { existsSync, readFileSync } from "node:fs";
-import { givenFlags, helpText, parseFlags, UsageError, type CommandSpec, type FlagValues } from "./args.js";
-import { BACKEND_NAMES, setBackend, type BackendName } from "../backend/index.js";
+import { type CommandSpec, givenFlags, helpText, parseFlags, UsageError, type FlagValues } from "./args.js";
+import { BACKEND_NAMES, setBackend } from "../backend/index.js";
 import { MODEL_NAMES, type ModelName } from "../nn/models/spec.js";
 import { lossCurveSvg } from "../report/loss-curve-svg.js";
 import { ASYNC_FLAGS } from "../pipeline/weights/config.js";
@@ -14,7 +14,7 @@ import { parseMetrics, type MetricsRecord } from "../train/metrics.js";
 import { rate } from "../train/epoch-report.js";
 import {
   EXECUTORS, LR_SCHEDULE_NAMES, MODEL_DEFAULTS, OPTIMIZER_NAMES, PARTITION_METHODS, PIPELINE_SCHEDULES, RECOMPUTE_MODES, SAVE_LAYOUTS, WEIGHT_GRAD_MODES,
-  type PipelineConfig, type SaveLayout, type TrainConfig,
+  type PipelineConfig, type TrainConfig,
 } from "../train/options.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 import { MODEL_SIZE_FLAGS, modelSpecFromFlags } from "./model-flags.js";
@@ -29,7 +29,7 @@ const SCHEDULE_CHOICES = [...PIPELINE_SCHEDULES, NO_PIPELINE] as const;
 const perModel = (pick: (d: (typeof MODEL_DEFAULTS)[ModelName]) => string | number): string =>
   MODEL_NAMES.map((m) => `${m} ${pick(MODEL_DEFAULTS[m])}`).join(", ");
 
-export const trainCommand: CommandSpec = {
+export const trainCommand = {
   name: "train",
   summary: "Train a model on Fashion-MNIST (mlp, cnn, vit) or a text corpus (gpt), on one device or, with " +
     "--schedule, as a pipeline. Shows a progress bar on stderr, evaluates on the test set after every epoch, " +
@@ -98,7 +98,8 @@ export const trainCommand: CommandSpec = {
     "pipewright train --model mlp --schedule async --stages 4 --method pipemare --warmup-epochs 1",
     "pipewright train --model vit --epochs 4 --freeze --freeze-alpha 1/3 --elastic on --cache on",
   ],
-};
+} as const satisfies CommandSpec;
+type TrainFlags = FlagValues<typeof trainCommand.flags>;
 
 /** Runs a merge of src/train/resume.ts, reporting its ConfigError as a usage error (exit 2). */
 function asUsage<T>(merge: () => T): T {
@@ -111,8 +112,8 @@ function asUsage<T>(merge: () => T): T {
 }
 
 /** Resolves flags into a TrainConfig: explicit flags (sizing flags too), else the resumed run's values, else per-model defaults. */
-export function resolveTrainConfig(f: FlagValues, given: Set<string>, saved?: TrainConfig): TrainConfig {
-  const sized = modelSpecFromFlags((f.model as ModelName | undefined) ?? saved?.model, f, given,
+export function resolveTrainConfig(f: TrainFlags, given: Set<string>, saved?: TrainConfig): TrainConfig {
+  const sized = modelSpecFromFlags(f.model ?? saved?.model, f, given,
     f.model === undefined && saved ? "the checkpoint holds" : "--model is");
   return asUsage(() => mergeTrainConfig(f, given, saved, sized));
 }
@@ -121,7 +122,7 @@ export function resolveTrainConfig(f: FlagValues, given: Set<string>, saved?: Tr
  * The pipeline part of the flags, or null for one device; `saved`: a resumed checkpoint's pipeline
  * (src/train/resume.ts mergePipelineConfig has the rules).
  */
-export function resolvePipelineConfig(f: FlagValues, given: Set<string>, saved?: PipelineConfig): PipelineConfig | null {
+export function resolvePipelineConfig(f: TrainFlags, given: Set<string>, saved?: PipelineConfig): PipelineConfig | null {
   return asUsage(() => mergePipelineConfig(f, given, saved));
 }
 
@@ -155,24 +156,24 @@ export async function runTrain(argv: string[]): Promise<number> {
   const f = parseFlags(trainCommand, argv);
   if (f.help) { process.stdout.write(helpText(trainCommand) + "\n"); return 0; }
   const given = givenFlags(argv);
-  if (f.resume !== undefined && !existsSync(f.resume as string)) {
-    throw new UsageError(`--resume ${String(f.resume)}: no such checkpoint file`);
+  if (f.resume !== undefined && !existsSync(f.resume)) {
+    throw new UsageError(`--resume ${f.resume}: no such checkpoint file`);
   }
-  const saved = f.resume !== undefined ? checkpointConfig(f.resume as string) : undefined;
-  const savedExtra = f.resume !== undefined ? checkpointExtra(f.resume as string) : undefined;
+  const saved = f.resume !== undefined ? checkpointConfig(f.resume) : undefined;
+  const savedExtra = f.resume !== undefined ? checkpointExtra(f.resume) : undefined;
   const cfg = resolveTrainConfig(f, given, saved);
   // A PipeTransformer checkpoint continues as a freeze run (its state is in extra.elastic).
   const freezeCheckpoint = (savedExtra as { elastic?: unknown } | undefined)?.elastic !== undefined;
   if ((f.freeze === true || freezeCheckpoint) && f.trace !== undefined) {
-    throw new UsageError(`--trace ${String(f.trace)} does not trace freeze runs yet; --freeze-trace FILE writes their freeze trace`);
+    throw new UsageError(`--trace ${f.trace} does not trace freeze runs yet; --freeze-trace FILE writes their freeze trace`);
   }
   if (f.freeze === true || freezeCheckpoint) return runFreezeTraining(f, given, cfg);
   const strayFreeze = FREEZE_FLAG_NAMES.filter((n) => n !== "freeze" && given.has(n));
   if (strayFreeze.length) throw new UsageError(`${strayFreeze.map((n) => `--${n}`).join(", ")} only apply with --freeze`);
   // A pipeline checkpoint continues as that pipeline unless --schedule says otherwise.
-  const savedPipeline = f.resume !== undefined && f.schedule !== NO_PIPELINE ? checkpointPipelineConfig(f.resume as string, savedExtra) : undefined;
+  const savedPipeline = f.resume !== undefined && f.schedule !== NO_PIPELINE ? checkpointPipelineConfig(f.resume, savedExtra) : undefined;
   const pipeline = resolvePipelineConfig(f, given, savedPipeline);
-  if (f.backend !== undefined) setBackend(f.backend as BackendName);
+  if (f.backend !== undefined) setBackend(f.backend);
 
   // Under MPI (--executor processes) every rank trains; rank 0 alone prints and writes files.
   const silent = pipeline?.executor === "processes" && !isWriterRank();
@@ -181,11 +182,11 @@ export async function runTrain(argv: string[]): Promise<number> {
   if (savedPipeline && pipeline && !quiet) process.stderr.write(resumeNotice(pipeline, f.schedule === undefined) + "\n");
   const bar = quiet ? undefined : new ProgressBar(process.stderr);
   const hooks = { progress: bar, log: quiet ? undefined : (m: string): void => (bar ? bar.log(m) : undefined) };
-  const saveLayout = f["save-layout"] as SaveLayout | undefined;
+  const saveLayout = f["save-layout"];
   if (saveLayout === "parts" && pipeline?.executor !== "processes") {
     throw new UsageError(`--save-layout parts needs --executor processes (one part per MPI rank); ${pipeline ? `--executor ${pipeline.executor}` : "one device"} saves one file`);
   }
-  const trace = f.trace as string | undefined;
+  const trace = f.trace;
   if (trace !== undefined && !pipeline) throw new UsageError(`--trace ${trace} traces a pipeline: it needs --schedule (a single-device run has no workers to trace)`);
   const result = pipeline
     ? await (await import("../train/pipeline.js")).trainPipeline({ ...cfg, pipeline, quiet, saveLayout, trace }) // loaded only for pipeline runs
@@ -196,9 +197,9 @@ export async function runTrain(argv: string[]): Promise<number> {
     // The metrics file holds earlier segments of a resumed run too; without one, this run's records.
     const records: MetricsRecord[] = cfg.metrics && existsSync(cfg.metrics)
       ? parseMetrics(readFileSync(cfg.metrics, "utf8"), cfg.metrics) : result.records;
-    writeFileAtomic(f.svg as string, lossCurveSvg(records, `pipewright train --model ${cfg.model}`));
+    writeFileAtomic(f.svg, lossCurveSvg(records, `pipewright train --model ${cfg.model}`));
   }
   if (f.json) process.stdout.write(JSON.stringify(result.summary) + "\n");
-  else process.stdout.write(formatSummary(result.summary) + (f.svg !== undefined ? `\ncurves       ${String(f.svg)}` : "") + "\n");
+  else process.stdout.write(formatSummary(result.summary) + (f.svg !== undefined ? `\ncurves       ${f.svg}` : "") + "\n");
   return 0;
 }
