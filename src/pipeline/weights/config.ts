@@ -57,7 +57,7 @@ export const DEFAULT_ANNEAL_EPOCHS = 2;
 
 const ON_OFF = ["on", "off"] as const;
 
-export const ASYNC_FLAGS: Readonly<Record<string, AsyncFlagSpec>> = {
+export const ASYNC_FLAGS = {
   "method": { type: "string", choices: ASYNC_METHODS, help: "asynchronous method (default: naive)" },
   "pipemare-lr": { type: "string", choices: ON_OFF, meta: "on|off", help: "pipemare: T1 learning-rate rescheduling (default: on)" },
   "pipemare-correction": { type: "string", choices: ON_OFF, meta: "on|off", help: "pipemare: T2 discrepancy correction (default: on)" },
@@ -68,7 +68,7 @@ export const ASYNC_FLAGS: Readonly<Record<string, AsyncFlagSpec>> = {
   "pipemare-decay": { type: "number", meta: "D", help: `pipemare T2: gamma = D^(1/tau), D in (0,1) (default: ${DEFAULT_PIPEMARE_DECAY})` },
   "pipemare-gamma": { type: "number", meta: "G", help: "pipemare T2: velocity decay gamma in [0,1) for every stage, instead of D^(1/tau)" },
   "weight-prediction-mode": { type: "string", choices: PREDICTION_MODES, help: "pb LWP: w - lr*D*v (velocity) or w + D*(w - w_prev) (difference) (default: velocity)" },
-};
+} as const satisfies Readonly<Record<string, AsyncFlagSpec>>;
 
 /** Flag values as src/cli/args.ts's parseFlags returns them (or any plain record). */
 export type AsyncFlagValues = Readonly<Record<string, string | number | boolean | readonly string[] | undefined>>;
