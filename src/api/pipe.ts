@@ -14,7 +14,9 @@ import type { StepResult } from "../pipeline/runtime/executor.js";
 import { loadModelSource, toPipelineModel, type ModelSource } from "../pipeline/runtime/model-source.js";
 import { functionLoss, loadLoss } from "../pipeline/runtime/loss-source.js";
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
-import type { Target } from "../pipeline/stage.js";
+import type { MicrobatchMetrics, Target } from "../pipeline/stage.js";
+import { splitMiniBatch } from "../pipeline/runtime/split.js";
+import type { Pipe } from "./pipe-interface.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { endJobOnError, finalizeMpi } from "./spmd.js";
 import { createFreezingPipeline, FreezingPipe, type FreezingPipeOptions } from "./freeze-pipe.js";
@@ -25,8 +27,8 @@ import { checkpointStart } from "./checkpoint-start.js";
 
 export type { MiniBatch } from "./engine.js";
 
-/** A pipeline-parallel trainer; see {@link createPipeline}. */
-export class Pipe {
+/** The pipe of a schedule (synchronous or asynchronous); see {@link createPipeline}. */
+class SchedulePipe implements Pipe {
   /** @internal */
   constructor(
     private readonly engine: RunEngine,
@@ -72,6 +74,12 @@ export class Pipe {
   async run(batches: readonly MiniBatch[]): Promise<number[]> { return this.spmd(() => this.runWindow(batches)); }
 
   private async runWindow(batches: readonly MiniBatch[]): Promise<number[]> {
+    // A synchronous schedule's lists span one step: the mini-batches run one after the other.
+    if (this.resolved.schedule !== "async") {
+      const losses: number[] = [];
+      for (const b of batches) losses.push(await this.stepOnce(b.x, b.y));
+      return losses;
+    }
     const K = this.engine.setup.schedule.steps;
     if (batches.length !== K) throw new Error(`pipe.run: the schedule's lists span ${K} optimizer step(s) (option window); got ${batches.length} mini-batches`);
     const first = this.engine.steps;
@@ -88,6 +96,12 @@ export class Pipe {
   async eval(x: Tensor): Promise<Tensor> {
     const [out] = await this.spmd(() => this.engine.predict([x]));
     return out;
+  }
+
+  /** Mean loss, correct predictions and target count of (x, y), through the stages in the schedule's micro-batches. */
+  async evaluate(x: Tensor, y: Target): Promise<MicrobatchMetrics> {
+    const { inputs, labels, scale } = splitMiniBatch(x, y, this.opts.microbatches, "pipe.evaluate");
+    return this.spmd(() => this.engine.evaluate({ inputs, labels }, scale));
   }
 
   /** Copies of every parameter and buffer, named as in the model's state dict (PyTorch names). */
@@ -142,7 +156,7 @@ function asOptionError(e: unknown): Error {
  */
 export async function createPipeline(o: FreezingPipeOptions): Promise<FreezingPipe>;
 export async function createPipeline(o: PipelineOptions): Promise<Pipe>;
-export async function createPipeline(o: PipelineOptions | FreezingPipeOptions): Promise<Pipe | FreezingPipe> {
+export async function createPipeline(o: PipelineOptions | FreezingPipeOptions): Promise<Pipe> {
   if ((o as { freeze?: unknown }).freeze !== undefined) {
     // A freezing pipe runs on its own worker threads or MPI ranks (createFreezingPipeline checks the executor).
     return createFreezingPipeline(o as FreezingPipeOptions);
@@ -182,5 +196,5 @@ async function buildPipe(o: PipelineOptions, r: ResolvedOptions): Promise<Pipe> 
   if (setup.async && start) setup.async.resume = start.asyncResume;
   const engine = await RunEngine.start({ model, setup, executor: r.executor, replicas: r.replicas, loss, step: start?.step ?? 0,
     trace: o.trace ? new TraceWriter(o.trace) : null });
-  return new Pipe(engine, o, r);
+  return new SchedulePipe(engine, o, r);
 }
