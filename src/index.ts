@@ -38,7 +38,7 @@ export {
 } from "./data/index.js";
 
 // Pipelines
-export { createPipeline, type Pipe, FreezingPipe, type FreezeOption, type FreezingPipeOptions, type MiniBatch, type PipelineOptions, type ModelOption, type ModuleModel, type BuiltinModel, type LossOption, type AsyncOptions } from "./api/index.js";
+export { createPipeline, type Pipe, FreezingPipe, type FreezeOption, type FreezingPipeOptions, type MiniBatch, type PipelineOptions, type ModelOption, type ModuleModel, type ModelFactory, type BuiltinModel, type LossOption, type AsyncOptions } from "./api/index.js";
 export { SCHEDULE_NAMES, type ScheduleName, WEIGHT_GRAD_MODES, type WeightGradMode } from "./pipeline/schedule/index.js";
 export { EXECUTORS, type ExecutorName, type StepResult } from "./pipeline/runtime/executor.js";
 export { RECOMPUTE_MODES, type RecomputeMode } from "./pipeline/runtime/setup.js";
