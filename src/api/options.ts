@@ -39,7 +39,7 @@ export interface BuiltinModel { builtin: ModelSpec; seed?: number }
  * The model: a module export every worker imports (any executor), a built-in spec, or, on the inline
  * executor only, the layers themselves (a Module[] or a Sequential).
  */
-export type ModelOption = ModuleModel | BuiltinModel | ModelSource | readonly Module[] | Sequential;
+export type ModelOption = ModuleModel | BuiltinModel | readonly Module[] | Sequential;
 
 /** The loss: a built-in name, a module export (any executor), or a function (inline executor only). */
 export type LossOption = LossSpec | { module: URL; export?: string } | LossFunction;
