@@ -27,7 +27,7 @@ export async function runAsyncEpoch(run: PipelineRun, epoch: number, win: AsyncW
     const { losses } = await engine.window(part, factors);
     losses.forEach((loss, i) => {
       if (!Number.isFinite(loss)) throw divergedError(run, loss, first + i + 1, epoch, " or a correction (--method)");
-      run.report.windowStep(first + i + 1, loss, part[i].x.shape[0], run.opts.lr * factors[i]);
+      run.report.windowStep(first + i + 1, loss, part[i].x.shape[0], run.opts.optimizer.lr * factors[i]);
     });
     run.report.endWindow();
   }

@@ -21,5 +21,5 @@ export interface PipelineRun {
 
 /** The error for a non-finite loss at 1-based optimizer step `step`, naming what to try. */
 export function divergedError(run: PipelineRun, loss: number, step: number, epoch: number, hint = ""): Error {
-  return new Error(`training diverged: loss is ${loss} at step ${step} (epoch ${epoch + 1}); try a smaller --lr than ${run.opts.lr}${hint}`);
+  return new Error(`training diverged: loss is ${loss} at step ${step} (epoch ${epoch + 1}); try a smaller --lr than ${run.opts.optimizer.lr}${hint}`);
 }

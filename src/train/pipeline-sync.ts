@@ -10,6 +10,6 @@ export async function runSyncEpoch(run: PipelineRun, epoch: number): Promise<voi
     const factor = run.lrSchedule(engine.steps);
     const r = await engine.step(b.x, b.y, factor);
     if (!Number.isFinite(r.loss)) throw divergedError(run, r.loss, engine.steps, epoch);
-    run.report.step(engine.steps, r.loss, n, run.opts.lr * factor);
+    run.report.step(engine.steps, r.loss, n, run.opts.optimizer.lr * factor);
   }
 }

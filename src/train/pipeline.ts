@@ -29,7 +29,7 @@ import { annealSteps } from "../pipeline/weights/index.js";
 import { asyncSetupFor } from "../pipeline/runtime/async-weights.js";
 import type { Executor } from "../pipeline/runtime/executor.js";
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
-import { optimizerConfigOf, saveLayoutOf } from "./options.js";
+import { saveLayoutOf } from "./options.js";
 import { describePlan, planPipeline, type PipelinePlan } from "./pipeline-plan.js";
 import { pipelineStart, type PipelineStart } from "./pipeline-resume.js";
 import type { PipelineRun } from "./pipeline-run.js";
@@ -41,7 +41,6 @@ import { testSeam } from "../testing/seam.js";
 
 export { ASYNC_WINDOW, asyncWindows } from "./pipeline-plan.js";
 
-export { optimizerConfigOf } from "./options.js";
 
 /** Optional observers of a pipeline run (the reproductions read per-stage memory before closing). */
 export interface PipelineRunHooks {
@@ -128,7 +127,7 @@ function setupFor(opts: PipelineTrainOptions, plan: PipelinePlan, start: Pipelin
   const { asyncCfg, win } = plan;
   const setup: PipelineSetup = {
     model: resolveSpec(specOf(opts)), seed: opts.seed, schedule: plan.schedule, balance: plan.partition.balance, recompute: opts.pipeline.recompute,
-    optimizer: optimizerConfigOf(opts), optimizerState: start.optimizerState ? toPlain(start.optimizerState) : undefined,
+    optimizer: opts.optimizer, optimizerState: start.optimizerState ? toPlain(start.optimizerState) : undefined,
     instrumentation: withTrace((testSeam.faults ? { faults: testSeam.faults } : undefined), opts.trace !== undefined),
     async: asyncCfg && win ? asyncSetupFor(plan.schedule, asyncCfg, annealSteps(asyncCfg, win.window * win.count)) : undefined,
   };
@@ -162,7 +161,7 @@ async function runEpochs(run: PipelineRun, c: EpochContext): Promise<void> {
     run.report.beginEpoch(epoch);
     if (c.plan.win && !inWarmup) await runAsyncEpoch(run, epoch, c.plan.win);
     else await runSyncEpoch(run, epoch);
-    await run.report.endEpoch(engine.steps, opts.lr * run.lrSchedule(Math.max(0, engine.steps - 1)),
+    await run.report.endEpoch(engine.steps, opts.optimizer.lr * run.lrSchedule(Math.max(0, engine.steps - 1)),
       () => evaluateThrough(engine, run.task),
       (path) => savePipelineCheckpoint(path, run, c, epoch + 1));
   }
