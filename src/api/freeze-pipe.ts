@@ -11,7 +11,7 @@ import type { ModelSpec } from "../nn/models/spec.js";
 import type { OptimizerConfig } from "../optim/factory.js";
 import type { OptimizerState } from "../optim/index.js";
 import type { FreezeOptions } from "../pipeline/freeze/index.js";
-import { ElasticTrainer, type ElasticFreezeState } from "../pipeline/elastic/trainer.js";
+import { ElasticTrainer, type ElasticConfig, type ElasticFreezeState, type ElasticResume } from "../pipeline/elastic/trainer.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { countCorrect, crossEntropyLoss } from "../nn/loss.js";
 import type { MicrobatchMetrics, Target } from "../pipeline/stage.js";
@@ -186,12 +186,21 @@ export async function createFreezingPipeline(o: FreezingPipeOptions): Promise<Fr
 }
 
 /** The elastic trainer of the options, from these weights, optimizer state and freezes (default: fresh). */
-async function startTrainer(o: FreezingPipeOptions, state: ReadonlyMap<string, Tensor> | undefined, opt: OptimizerState | null,
-  resume: { freeze: ElasticFreezeState } | undefined): Promise<ElasticTrainer> {
-  const f = o.freeze, workers = f.workers ?? o.stages;
-  const createPhase = o.executor === "processes" ? (await import("../pipeline/elastic/mpi-phase.js")).mpiPhaseFactory(workers) : undefined;
-  return ElasticTrainer.create({
-    spec: o.model.builtin, seed: o.model.seed ?? 0, optimizer: o.optimizer, workers, stages: o.stages,
-    batch: f.batch, freeze: f.policy ?? {}, elastic: f.elastic ?? true, cache: f.cache ?? false, cacheBytes: f.cacheBytes, samples: f.samples, createPhase,
-  }, state, opt, resume);
+function startTrainer(o: FreezingPipeOptions, state: ReadonlyMap<string, Tensor> | undefined, opt: OptimizerState | null,
+  resume: ElasticResume | undefined): Promise<ElasticTrainer> {
+  const f = o.freeze;
+  return startElasticTrainer({
+    spec: o.model.builtin, seed: o.model.seed ?? 0, optimizer: o.optimizer, workers: f.workers ?? o.stages, stages: o.stages,
+    batch: f.batch, freeze: f.policy ?? {}, elastic: f.elastic ?? true, cache: f.cache ?? false, cacheBytes: f.cacheBytes, samples: f.samples,
+  }, o.executor ?? "threads", state, opt, resume);
+}
+
+/**
+ * The elastic trainer (the library's freezing pipe and `train --freeze` alike) on worker threads or,
+ * on executor "processes", one MPI rank per worker (the MPI module loads only then).
+ */
+export async function startElasticTrainer(cfg: Omit<ElasticConfig, "createPhase">, executor: "threads" | "processes",
+  state?: ReadonlyMap<string, Tensor>, opt?: OptimizerState | null, resume?: ElasticResume): Promise<ElasticTrainer> {
+  const createPhase = executor === "processes" ? (await import("../pipeline/elastic/mpi-phase.js")).mpiPhaseFactory(cfg.workers) : undefined;
+  return ElasticTrainer.create({ ...cfg, createPhase }, state, opt, resume);
 }

@@ -22,7 +22,8 @@ import {
   addEpoch, createTrace, epochRecord, resolveFreezeConfig, type FreezeConfig, type FreezeOptions, type FreezeTrace, type TraceEpoch,
 } from "../pipeline/freeze/index.js";
 import type { OptimizerConfig } from "../pipeline/runtime/setup.js";
-import { ElasticTrainer, formatLayout, type ElasticFreezeState } from "../pipeline/elastic/trainer.js";
+import { formatLayout, type ElasticFreezeState, type ElasticTrainer } from "../pipeline/elastic/trainer.js";
+import { startElasticTrainer } from "../api/freeze-pipe.js";
 
 export interface ElasticTrainOptions {
   spec: ModelSpec;
@@ -194,12 +195,10 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
     : o.resume ? MetricsWriter.resume(o.metrics, { epoch: startEpoch, step }) : new MetricsWriter(o.metrics, false);
   let trainer: ElasticTrainer;
   try {
-    // Loaded only for MPI runs (it needs the MPI addon when a phase starts).
-    const createPhase = o.executor === "processes" ? (await import("../pipeline/elastic/mpi-phase.js")).mpiPhaseFactory(o.workers) : undefined;
-    trainer = await ElasticTrainer.create({
+    trainer = await startElasticTrainer({
       spec: o.spec, seed: o.seed, optimizer: o.optimizer, workers: o.workers, stages: o.stages, batch: o.batch,
-      freeze: o.freeze, elastic: o.elastic, cache: o.cache, cacheBytes: o.cacheBytes, samples: ds.train.n, log, createPhase,
-    }, state, optimizer, resumeState && {
+      freeze: o.freeze, elastic: o.elastic, cache: o.cache, cacheBytes: o.cacheBytes, samples: ds.train.n, log,
+    }, o.executor ?? "threads", state, optimizer, resumeState && {
       freeze: resumeState, ...(startEpoch > 0 && startEpoch < o.epochs ? { pendingCheck: startEpoch } : {}),
     });
   } catch (e) {
