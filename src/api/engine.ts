@@ -19,7 +19,6 @@ import type { MicrobatchMetrics, StageLoss, Target } from "../pipeline/stage.js"
 import type { Tensor } from "../tensor/tensor.js";
 import type { TraceWriter } from "../trace/trace-writer.js";
 import { isWriterRank } from "../transport/mpi/env.js";
-import { startProcessesExecutor } from "./spmd.js";
 
 export interface EngineOptions {
   /**
@@ -35,6 +34,11 @@ export interface EngineOptions {
   loss?: StageLoss;
   /** Optimizer steps already taken (a resumed run's). */
   step?: number;
+  /**
+   * The whole model's parameter names in order (the optimizer state's order); default: the model's
+   * own. An MPI rank's part of a model must pass the whole list: checkpoints name every parameter.
+   */
+  paramOrder?: readonly string[];
   /** Records every step's actions and messages (the trace option). */
   trace?: TraceWriter | null;
 }
@@ -59,8 +63,9 @@ async function startExecutor(o: EngineOptions, setup: PipelineSetup): Promise<Ex
   const name: string = o.executor;
   if (name === "inline") return new InlineExecutor(o.model, setup, undefined, o.loss);
   if (name === "threads") return ThreadsExecutor.create(setup, o.model.stateDict());
-  // SPMD: every rank built the same model; its worker's stages train it in place (no second copy).
-  if (name === "processes") return startProcessesExecutor(setup, o.model, o.replicas ?? 1);
+  // One MPI rank per worker (loaded only here: the MPI addon is optional); its stages train this
+  // process's model in place (no second copy).
+  if (name === "processes") return (await import("../pipeline/runtime/processes.js")).ProcessesExecutor.create(setup, { model: o.model }, o.replicas ?? 1);
   // An executor added to EXECUTORS must be wired here, never fall back silently.
   throw new Error(`executor "${name}" is not available to pipelines yet; use inline, threads or processes`);
 }
@@ -119,8 +124,8 @@ export class RunEngine {
   evaluate(batches: EvalBatches, scale?: number): Promise<MicrobatchMetrics> { return this.ex.evaluate(batches, scale); }
   predict(inputs: readonly Tensor[]): Promise<Tensor[]> { return this.ex.predict(inputs); }
 
-  /** The model's parameter names in its own order (the optimizer state's order). */
-  private paramOrder(): string[] { return this.o.model.namedParameters().map(([n]) => n); }
+  /** The whole model's parameter names in order (the optimizer state's order). */
+  private paramOrder(): readonly string[] { return this.o.paramOrder ?? this.o.model.namedParameters().map(([n]) => n); }
 
   /** Copies of every parameter and buffer, in the model's state-dict order (PyTorch's). */
   async stateDict(): Promise<Map<string, Tensor>> {

@@ -18,7 +18,7 @@ import type { MicrobatchMetrics, Target } from "../pipeline/stage.js";
 import { splitMiniBatch } from "../pipeline/runtime/split.js";
 import type { Pipe } from "./pipe-interface.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { endJobOnError, finalizeMpi } from "./spmd.js";
+import { checkLaunched, endJobOnError, finalizeMpi } from "./spmd.js";
 import { createFreezingPipeline, FreezingPipe, type FreezingPipeOptions } from "./freeze-pipe.js";
 import { TraceWriter } from "../trace/trace-writer.js";
 import { lossSpecOf, modelSourceOf, resolveOptions, type PipelineOptions, type ResolvedOptions } from "./options.js";
@@ -194,6 +194,7 @@ async function buildPipe(o: PipelineOptions, r: ResolvedOptions): Promise<Pipe> 
     async: asyncCfg ? asyncSetupFor(schedule, asyncCfg, annealSteps(asyncCfg, r.window)) : undefined,
   };
   if (setup.async && start) setup.async.resume = start.asyncResume;
+  if (r.executor === "processes") checkLaunched(schedule.workers.length, r.replicas);
   const engine = await RunEngine.start({ model, setup, executor: r.executor, replicas: r.replicas, loss, step: start?.step ?? 0,
     trace: o.trace ? new TraceWriter(o.trace) : null });
   return new SchedulePipe(engine, o, r);

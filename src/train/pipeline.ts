@@ -82,6 +82,7 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   let engine: RunEngine;
   try {
     engine = await RunEngine.start({ model, setup: warmupSetup ?? setup, executor: p.executor, replicas: p.replicas, step: start.step,
+      paramOrder: model.parameterNames(),
       trace: opts.trace ? new TraceWriter(opts.trace) : null });
   } catch (e) {
     metrics?.close();
