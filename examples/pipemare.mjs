@@ -1,20 +1,13 @@
 // Example (c): PipeMare (asynchronous pipeline: no flush, T1 learning-rate rescheduling and T2
 // discrepancy correction) on a user-defined classifier over the user's own arrays (Gaussian
 // blobs), 4 stages on worker threads. Asynchronous schedules run windows of `window` optimizer
-// steps without flush: pipe.run(batches) takes that many mini-batches.
+// steps without flush: pipe.run(batches) takes that many mini-batches. The model is in
+// pipemare-model.mjs, which the workers import.
 //
 //   node examples/pipemare.mjs [--epochs 8] [--executor threads|inline]
 import { parseArgs } from "node:util";
-import { isMainThread } from "node:worker_threads";
-import { Linear, ReLU, Rng, arrayBatches, arrayDataset, createPipeline } from "pipewright";
-
-const CLASSES = 4, FEATURES = 10;
-
-export function build({ hidden = 32, seed = 0 } = {}) {
-  const rng = new Rng(seed);
-  return [new Linear(FEATURES, hidden, rng), new ReLU(), new Linear(hidden, hidden, rng), new ReLU(),
-    new Linear(hidden, hidden, rng), new ReLU(), new Linear(hidden, CLASSES, rng)];
-}
+import { Rng, arrayBatches, arrayDataset, createPipeline } from "pipewright";
+import { CLASSES, FEATURES } from "./pipemare-model.mjs";
 
 /** Class c's examples scatter around their own random centre. */
 function blobs(n, seed) {
@@ -28,35 +21,30 @@ function blobs(n, seed) {
   return arrayDataset(x, y, n, [FEATURES]);
 }
 
-async function main() {
-  const { values } = parseArgs({ options: { epochs: { type: "string", default: "8" }, executor: { type: "string", default: "threads" } } });
-  const data = blobs(512, 3);
-  const window = 8, batch = 64;
-  const pipe = await createPipeline({
-    model: { module: import.meta.url, export: "build", args: { hidden: 32, seed: 0 } }, loss: "cross-entropy",
-    schedule: "async", async: { method: "pipemare" }, window, stages: 4, microbatches: 4, executor: values.executor,
-    optimizer: { name: "sgd", lr: 0.02, momentum: 0.9 },
-  });
-  const epochLoss = [];
-  try {
-    for (let epoch = 0; epoch < Number(values.epochs); epoch++) {
-      const batches = [...arrayBatches(data, { batchSize: batch, epoch, seed: 5, dropLast: true })].slice(0, window);
-      const losses = await pipe.run(batches);
-      epochLoss.push(losses.reduce((a, b) => a + b, 0) / losses.length);
-      console.log(JSON.stringify({ epoch: epoch + 1, mean_loss: epochLoss.at(-1) }));
-    }
-    const all = [...arrayBatches(data, { batchSize: data.n, shuffle: false })][0];
-    const logits = await pipe.eval(all.x);
-    let correct = 0;
-    for (let i = 0; i < data.n; i++) {
-      const row = logits.data.subarray(i * CLASSES, (i + 1) * CLASSES);
-      if (row.indexOf(Math.max(...row)) === all.y[i]) correct++;
-    }
-    console.log(JSON.stringify({ first_loss: epochLoss[0], last_loss: epochLoss.at(-1), losses: epochLoss, accuracy: correct / data.n }));
-  } finally {
-    await pipe.close();
+const { values } = parseArgs({ options: { epochs: { type: "string", default: "8" }, executor: { type: "string", default: "threads" } } });
+const data = blobs(512, 3);
+const window = 8, batch = 64;
+const pipe = await createPipeline({
+  model: { module: new URL("./pipemare-model.mjs", import.meta.url), export: "build", args: { hidden: 32, seed: 0 } }, loss: "cross-entropy",
+  schedule: "async", async: { method: "pipemare" }, window, stages: 4, microbatches: 4, executor: values.executor,
+  optimizer: { name: "sgd", lr: 0.02, momentum: 0.9 },
+});
+const epochLoss = [];
+try {
+  for (let epoch = 0; epoch < Number(values.epochs); epoch++) {
+    const batches = [...arrayBatches(data, { batchSize: batch, epoch, seed: 5, dropLast: true })].slice(0, window);
+    const losses = await pipe.run(batches);
+    epochLoss.push(losses.reduce((a, b) => a + b, 0) / losses.length);
+    console.log(JSON.stringify({ epoch: epoch + 1, mean_loss: epochLoss.at(-1) }));
   }
+  const all = [...arrayBatches(data, { batchSize: data.n, shuffle: false })][0];
+  const logits = await pipe.eval(all.x);
+  let correct = 0;
+  for (let i = 0; i < data.n; i++) {
+    const row = logits.data.subarray(i * CLASSES, (i + 1) * CLASSES);
+    if (row.indexOf(Math.max(...row)) === all.y[i]) correct++;
+  }
+  console.log(JSON.stringify({ first_loss: epochLoss[0], last_loss: epochLoss.at(-1), losses: epochLoss, accuracy: correct / data.n }));
+} finally {
+  await pipe.close();
 }
-
-// Not a top-level await: the workers (and createPipeline, on this thread) import this very file.
-if (isMainThread) main().catch((e) => { console.error(e); process.exitCode = 1; });

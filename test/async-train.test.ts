@@ -44,8 +44,8 @@ test("asynchronous epochs are cut into equal windows of at most the limit", () =
 
 test("trainPipeline --schedule async (PipeMare, 1 synchronous warm-up epoch): threads equals inline", async () => {
   const base = (executor: "inline" | "threads"): PipelineTrainOptions => ({
-    model: "mlp", spec: { name: "mlp", input: 784, hidden: [16, 16, 16], classes: 10 }, epochs: 2, batch: 8, lr: 0.05,
-    optimizer: "sgd", momentum: 0.9, weightDecay: 0, scheduleLr: "cosine", warmup: 0, seed: 1, data: "slice", limit: 96,
+    model: "mlp", spec: { name: "mlp", input: 784, hidden: [16, 16, 16], classes: 10 }, epochs: 2, batch: 8,
+    optimizer: { name: "sgd", lr: 0.05, momentum: 0.9, weightDecay: 0 }, scheduleLr: "cosine", warmup: 0, seed: 1, data: "slice", limit: 96,
     logEvery: 1, quiet: true,
     pipeline: { schedule: "async", stages: 4, microbatches: 2, chunks: 1, partition: "uniform", executor, recompute: "never",
       async: parseAsyncConfig({ method: "pipemare", "warmup-epochs": 1 }) },
@@ -72,8 +72,8 @@ const tmp = mkdtempSync(join(tmpdir(), "pipewright-async-resume-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
 
 const resumeBase = (flags: AsyncFlagValues, executor: "inline" | "threads" = "inline"): PipelineTrainOptions => ({
-  model: "mlp", spec: { name: "mlp", input: 784, hidden: [16, 16, 16], classes: 10 }, epochs: 3, batch: 8, lr: 0.05,
-  optimizer: "sgd", momentum: 0.9, weightDecay: 1e-4, scheduleLr: "none", warmup: 0, seed: 3, data: "slice", limit: 96,
+  model: "mlp", spec: { name: "mlp", input: 784, hidden: [16, 16, 16], classes: 10 }, epochs: 3, batch: 8,
+  optimizer: { name: "sgd", lr: 0.05, momentum: 0.9, weightDecay: 1e-4 }, scheduleLr: "none", warmup: 0, seed: 3, data: "slice", limit: 96,
   logEvery: 1, quiet: true,
   pipeline: { schedule: "async", stages: 4, microbatches: 2, chunks: 1, partition: "uniform", executor, recompute: "never",
     async: parseAsyncConfig(flags) },

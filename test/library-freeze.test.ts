@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createPipeline, Rng, Tensor, type ModelSpec } from "../src/index.js";
 import { ElasticTrainer } from "../src/pipeline/elastic/index.js";
+import { countCorrect, crossEntropyLoss } from "../src/nn/loss.js";
 
 const SPEC: ModelSpec = { name: "vit", image: 28, patch: 7, dim: 16, depth: 2, heads: 2, classes: 10 };
 const N = 16;
@@ -60,4 +61,35 @@ test("freeze option: endEpoch freezes on schedule, weights equal the elastic tra
 test("freeze option refuses models other than the built-in vit", async () => {
   await assert.rejects(createPipeline({ model: { builtin: { name: "mlp" }, seed: 1 }, stages: 2, optimizer: OPT, freeze: FREEZE }),
     /freeze \(PipeTransformer\) trains the built-in vit/);
+});
+
+test("a freezing pipe has the Pipe interface: run = steps in order, evaluate = the eval output's loss, loadStateDict keeps the freezes", async () => {
+  const data = batches(3);
+  const mk = () => createPipeline({ model: { builtin: SPEC, seed: 5 }, stages: 2, optimizer: OPT, freeze: FREEZE });
+  const [a, b] = [await mk(), await mk()];
+  try {
+    // run(batches) against the oracle of the same steps one by one.
+    const viaRun = await a.run(data);
+    const viaStep: number[] = [];
+    for (const d of data) viaStep.push(await b.step(d.x, d.y));
+    assert.deepEqual(viaRun, viaStep);
+    // evaluate against the loss and accuracy computed here from eval()'s output.
+    const ev = await a.evaluate(data[0].x, data[0].y);
+    const out = await a.eval(data[0].x);
+    assert.equal(ev.loss, crossEntropyLoss(out, data[0].y).item());
+    assert.equal(ev.correct, countCorrect(out, data[0].y));
+    assert.equal(ev.count, N);
+    await assert.rejects(a.step(data[0].x, Tensor.zeros([N, 10])), /y must be an Int32Array of class ids, got/);
+    // loadStateDict: b takes a's weights; both then take the same step and stay equal.
+    await b.endEpoch();
+    const frozen = b.frozenLayers;
+    await b.loadStateDict(await a.stateDict());
+    assert.equal(b.frozenLayers, frozen);
+    const got = await b.stateDict();
+    for (const [k, t] of await a.stateDict()) assert.deepEqual(got.get(k)!.data, t.data, k);
+    assert.ok(Number.isFinite(await b.step(data[1].x, data[1].y)));
+  } finally {
+    await a.close();
+    await b.close();
+  }
 });

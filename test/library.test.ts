@@ -10,8 +10,9 @@ import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { backward } from "../src/autograd/engine.js";
-import { createPipeline, SGD, Sequential, Tensor, type PipelineOptions, type ScheduleName } from "../src/index.js";
+import { createPipeline, SGD, Sequential, Tensor, type ModuleModel, type PipelineOptions, type ScheduleName } from "../src/index.js";
 import { buildMlp, regressionBatches, userMse, type MlpArgs } from "./lib-user-model.js";
+import type * as UserModel from "./lib-user-model.js";
 import { generateSchedule, parseAction, type Schedule } from "../src/schedules.js";
 
 const MODULE = new URL("./lib-user-model.js", import.meta.url).href;
@@ -160,8 +161,8 @@ test("an export that is not a function (or builds no layer list) is named", asyn
 });
 
 test("functions and inline layers on threads say to export them from a module", async () => {
-  await assert.rejects(createPipeline({ ...base(), loss: userMse }), /a loss function runs on the inline executor only; .*loss: \{module: import\.meta\.url, export: "userMse"\}/);
-  await assert.rejects(createPipeline({ ...base(), model: buildMlp(ARGS) }), /runs on the inline executor only; .*model: \{module: import\.meta\.url/);
+  await assert.rejects(createPipeline({ ...base(), loss: userMse }), /a loss function runs on the inline executor only; .*loss: \{module: new URL\("\.\/loss\.js", import\.meta\.url\), export: "userMse"\}/);
+  await assert.rejects(createPipeline({ ...base(), model: buildMlp(ARGS) }), /runs on the inline executor only; .*module of its own .*model: \{module: new URL\("\.\/model\.js", import\.meta\.url\)/);
   await assert.rejects(createPipeline({ ...base(), schedule: "zigzag" as ScheduleName }), /schedule "zigzag" is not valid; choose one of: gpipe, 1f1b, interleaved, zb-h1, async/);
 });
 
@@ -228,4 +229,29 @@ test("a Schedule object that deadlocks, or is for another shape, is refused befo
   const ok = handSchedule(["0F0 0F1 0F2 0B0 0F3 0B1 0B2 0B3 0STEP0", "1F0 1B0 1F1 1B1 1F2 1B2 1F3 1B3 1STEP0"]);
   await assert.rejects(createPipeline({ ...base(), microbatches: 2, schedule: ok }), /schedule object is for 2 stage\(s\) and 4 micro-batch\(es\); the options say stages 2, microbatches 2/);
   await assert.rejects(createPipeline({ ...base(), schedule: { name: "x" } as unknown as Schedule }), /schedule must be a name \(gpipe, 1f1b, interleaved, zb-h1, async\) or a Schedule object/);
+});
+
+// The model reference typed against the module: the compiler checks that the export is a model factory.
+const TYPED_MODEL = { module: new URL("./lib-user-model.js", import.meta.url), export: "buildMlp", args: { ...ARGS } } satisfies ModuleModel<typeof UserModel>;
+// @ts-expect-error userMse is a loss, not a model factory
+const _notAFactory: ModuleModel<typeof UserModel> = { module: MODULE, export: "userMse" };
+
+test("pipe.run on a synchronous schedule equals its steps in order; pipe.evaluate equals the user loss of pipe.eval's output", async () => {
+  const o = { model: TYPED_MODEL, loss: { module: new URL(MODULE), export: "userMse" },
+    stages: 2, microbatches: 4, optimizer: OPT, schedule: "1f1b" } as const;
+  const [a, b] = [await createPipeline({ ...o, executor: "threads" }), await createPipeline({ ...o, executor: "inline" })];
+  try {
+    const data = batches();
+    const viaRun = await a.run(data);
+    const viaStep: number[] = [];
+    for (const d of data) viaStep.push(await b.step(d.x, d.y));
+    assert.deepEqual(viaRun, viaStep);
+    const ev = await a.evaluate(data[0].x, data[0].y);
+    const want = userMse(await a.eval(data[0].x), data[0].y).item();
+    assert.ok(Math.abs(ev.loss - want) <= 1e-6 * Math.max(1, Math.abs(want)), `evaluate ${ev.loss} vs ${want}`);
+    assert.equal(ev.count, N);
+  } finally {
+    await a.close();
+    await b.close();
+  }
 });

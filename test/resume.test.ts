@@ -4,18 +4,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ConfigError, mergePipelineConfig, mergeTrainConfig, savedPipelineConfig } from "../src/train/resume.js";
-import type { PipelineConfig, TrainConfig } from "../src/train/options.js";
+import { savedTrainConfig, type PipelineConfig, type TrainConfig } from "../src/train/options.js";
 import { resolveSpec } from "../src/nn/models/spec.js";
 
 const saved: TrainConfig = {
-  model: "gpt", spec: { name: "gpt", dim: 16, heads: 2, depth: 2, context: 16 }, epochs: 2, batch: 4, lr: 0.01, optimizer: "adamw",
-  momentum: 0.9, weightDecay: 0.01, scheduleLr: "cosine", warmup: 3, seed: 5, stepsPerEpoch: 2, logEvery: 1,
+  model: "gpt", spec: { name: "gpt", dim: 16, heads: 2, depth: 2, context: 16 }, epochs: 2, batch: 4, optimizer: { name: "adamw", lr: 0.01, weightDecay: 0.01 },
+  scheduleLr: "cosine", warmup: 3, seed: 5, stepsPerEpoch: 2, logEvery: 1,
 };
 const configError = (re: RegExp) => (e: Error) => e instanceof ConfigError && re.test(e.message);
 
 test("mergeTrainConfig: given options win, the rest come from the saved run, then from the model's defaults", () => {
   const r = mergeTrainConfig({ epochs: 4, lr: 0.5 }, new Set(["epochs", "lr"]), saved);
-  assert.deepEqual({ ...r }, { ...saved, epochs: 4, lr: 0.5, save: undefined, resume: undefined, metrics: undefined, data: undefined,
+  assert.deepEqual({ ...r }, { ...saved, epochs: 4, optimizer: { ...saved.optimizer, lr: 0.5 }, save: undefined, resume: undefined, metrics: undefined, data: undefined,
     limit: undefined, text: undefined });
   const fresh = mergeTrainConfig({ model: "cnn", epochs: 5 }, new Set(["model"]));
   assert.equal(fresh.batch, 64);
@@ -45,4 +45,12 @@ test("mergePipelineConfig and savedPipelineConfig: the saved pipeline continues 
   assert.equal(savedPipelineConfig("x.safetensors", {} as never), undefined);
   assert.throws(() => savedPipelineConfig("x.safetensors", { pipeline: { ...p, stages: 0 } } as never),
     configError(/checkpoint x.safetensors: its saved pipeline configuration .* is not valid; resume it on one device with --schedule none/));
+});
+
+test("a checkpoint config saved with flat optimizer fields (before TrainConfig held an OptimizerConfig) reads as the same config", () => {
+  const flat = { ...saved, optimizer: "adamw" as const, lr: 0.01, momentum: 0.9, weightDecay: 0.01 };
+  assert.deepEqual(savedTrainConfig(flat), saved);
+  const sgd = savedTrainConfig({ ...saved, optimizer: "sgd" as const, lr: 0.1, momentum: 0.5, weightDecay: 0 });
+  assert.deepEqual(sgd.optimizer, { name: "sgd", lr: 0.1, momentum: 0.5, weightDecay: 0 });
+  assert.equal(savedTrainConfig(saved), saved);
 });

@@ -58,8 +58,8 @@ async function crashAndResume(cfg: TrainConfig, k: number, stepsPerEpoch: number
 }
 
 const base: TrainConfig = {
-  model: "mlp", spec: { name: "mlp", hidden: [16] }, epochs: 3, batch: 40, lr: 0.05, optimizer: "sgd", momentum: 0.9,
-  weightDecay: 1e-4, scheduleLr: "cosine", warmup: 2, seed: 7, data: "slice", limit: 200, logEvery: 1,
+  model: "mlp", spec: { name: "mlp", hidden: [16] }, epochs: 3, batch: 40, optimizer: { name: "sgd", lr: 0.05, momentum: 0.9, weightDecay: 1e-4 },
+  scheduleLr: "cosine", warmup: 2, seed: 7, data: "slice", limit: 200, logEvery: 1,
 };
 
 test("resume after epoch 1 of 3 continues with exactly the uninterrupted losses (mlp, SGD momentum, cosine)", async () => {
@@ -74,8 +74,8 @@ test("resume after epoch 1 of 3 continues with exactly the uninterrupted losses 
 
 test("resume is exact for AdamW and a BatchNorm cnn (running statistics in the checkpoint)", async () => {
   const cfg: TrainConfig = {
-    ...base, model: "cnn", spec: { name: "cnn", channels: [4], hidden: 8, norm: "batch" }, optimizer: "adamw",
-    lr: 3e-3, weightDecay: 0.01, limit: 60, batch: 20, epochs: 3, scheduleLr: "step",
+    ...base, model: "cnn", spec: { name: "cnn", channels: [4], hidden: 8, norm: "batch" }, optimizer: { name: "adamw", lr: 3e-3, weightDecay: 0.01 },
+    limit: 60, batch: 20, epochs: 3, scheduleLr: "step",
   };
   const full = await lossesOf(cfg);
   const [before, after] = await crashAndResume(cfg, 2, 3);
@@ -85,8 +85,8 @@ test("resume is exact for AdamW and a BatchNorm cnn (running statistics in the c
 
 test("resume is exact for the gpt text task", async () => {
   const cfg: TrainConfig = {
-    ...base, model: "gpt", spec: { name: "gpt", dim: 16, heads: 2, depth: 1, context: 16 }, optimizer: "adamw",
-    lr: 1e-2, weightDecay: 0, batch: 4, epochs: 2, stepsPerEpoch: 3, data: undefined, limit: undefined,
+    ...base, model: "gpt", spec: { name: "gpt", dim: 16, heads: 2, depth: 1, context: 16 }, optimizer: { name: "adamw", lr: 1e-2, weightDecay: 0 },
+    batch: 4, epochs: 2, stepsPerEpoch: 3, data: undefined, limit: undefined,
   };
   const full = await lossesOf(cfg);
   assert.equal(full.length, 6);
@@ -137,18 +137,18 @@ test("config: per-model defaults; a resumed run keeps the saved values of flags 
   let { f, given } = parse(["--model", "cnn"]);
   const cnn = resolveTrainConfig(f, given);
   assert.equal(cnn.batch, 64);
-  assert.equal(cnn.lr, 0.05);
-  assert.equal(cnn.optimizer, "sgd");
+  assert.equal(cnn.optimizer.lr, 0.05);
+  assert.equal(cnn.optimizer.name, "sgd");
   ({ f, given } = parse(["--model", "mlp", "--optimizer", "adamw"]));
   const adam = resolveTrainConfig(f, given);
-  assert.equal(adam.optimizer, "adamw");
-  assert.ok(adam.lr < 0.01, "switching to adamw without --lr takes an adamw-sized lr");
+  assert.equal(adam.optimizer.name, "adamw");
+  assert.ok(adam.optimizer.lr < 0.01, "switching to adamw without --lr takes an adamw-sized lr");
   ({ f, given } = parse(["--epochs", "9", "--lr", "0.5"]));
   const saved: TrainConfig = { ...base, batch: 33 };
   const resumed = resolveTrainConfig(f, given, saved);
   assert.equal(resumed.batch, 33);
   assert.equal(resumed.epochs, 9);
-  assert.equal(resumed.lr, 0.5);
+  assert.equal(resumed.optimizer.lr, 0.5);
   assert.deepEqual(resumed.spec, base.spec);
   ({ f, given } = parse([]));
   assert.throws(() => resolveTrainConfig(f, given), (e: Error) => e instanceof UsageError && /--model is required; choose one of: mlp, cnn, vit, gpt/.test(e.message));

@@ -11,8 +11,13 @@ import type { ModelSpec } from "../nn/models/spec.js";
 import type { OptimizerConfig } from "../optim/factory.js";
 import type { OptimizerState } from "../optim/index.js";
 import type { FreezeOptions } from "../pipeline/freeze/index.js";
-import { ElasticTrainer, type ElasticFreezeState } from "../pipeline/elastic/trainer.js";
+import { ElasticTrainer, type ElasticConfig, type ElasticFreezeState, type ElasticResume } from "../pipeline/elastic/trainer.js";
 import type { Tensor } from "../tensor/tensor.js";
+import { countCorrect, crossEntropyLoss } from "../nn/loss.js";
+import type { MicrobatchMetrics, Target } from "../pipeline/stage.js";
+import { describeValue } from "../util/describe.js";
+import type { MiniBatch } from "./engine.js";
+import type { Pipe } from "./pipe-interface.js";
 import { isWriterRank, launchEnv } from "../transport/mpi/env.js";
 import { endJobOnError, finalizeMpi, launchLines } from "./spmd.js";
 
@@ -45,12 +50,12 @@ export interface FreezingPipeOptions {
 }
 
 /** A PipeTransformer pipeline: what {@link createPipeline} returns when given the `freeze` option. */
-export class FreezingPipe {
+export class FreezingPipe implements Pipe {
   private stepCount: number;
   private epochCount: number;
 
   /** @internal */
-  constructor(private readonly trainer: ElasticTrainer, private readonly o: FreezingPipeOptions, step: number, epoch: number) {
+  constructor(private trainer: ElasticTrainer, private readonly o: FreezingPipeOptions, step: number, epoch: number) {
     this.stepCount = step;
     this.epochCount = epoch;
   }
@@ -61,13 +66,23 @@ export class FreezingPipe {
   /** Layers frozen so far. */
   get frozenLayers(): number { return this.trainer.frozenLayers; }
 
-  /** One optimizer step on (x, y); `indices` are the samples' dataset indices (needed with the cache). */
-  step(x: Tensor, y: Int32Array, indices?: ArrayLike<number>): Promise<number> { return this.spmd(() => this.stepNow(x, y, indices)); }
+  /** One optimizer step on (x, y class ids); `indices` are the samples' dataset indices (needed with the cache). */
+  step(x: Tensor, y: Target, indices?: ArrayLike<number>): Promise<number> { return this.spmd(() => this.stepNow(x, y, indices)); }
+
+  /** One optimizer step per mini-batch, in order (the elastic runtime flushes after every step). */
+  run(batches: readonly MiniBatch[]): Promise<number[]> {
+    return this.spmd(async () => {
+      const losses: number[] = [];
+      for (const b of batches) losses.push(await this.stepNow(b.x, b.y));
+      return losses;
+    });
+  }
 
   /** processes: an error on one rank ends the job, naming the rank (src/api/spmd.ts); else thrown as usual. */
   private spmd<T>(body: () => Promise<T>): Promise<T> { return endJobOnError(this.o.executor ?? "threads", body); }
 
-  private async stepNow(x: Tensor, y: Int32Array, indices?: ArrayLike<number>): Promise<number> {
+  private async stepNow(x: Tensor, y: Target, indices?: ArrayLike<number>): Promise<number> {
+    if (!(y instanceof Int32Array)) throw new Error(`pipe.step: a freezing pipe trains the vit classifier; y must be an Int32Array of class ids, got ${describeValue(y)}`);
     if (!this.trainer.fits(x.shape[0])) throw new Error(`pipe.step: a mini-batch of ${x.shape[0]} does not split over ${this.trainer.layout.replicas} replica(s) x ${this.trainer.layout.microbatches} micro-batches`);
     const f = this.o.lrSchedule ? this.o.lrSchedule(this.stepCount) : 1;
     const r = await this.trainer.step(x, y, indices ?? null, f);
@@ -94,11 +109,35 @@ export class FreezingPipe {
     });
   }
 
+  /**
+   * Mean cross-entropy, correct predictions and count of (x, y). The elastic runtime has no
+   * evaluation through its stages: like eval(), it runs on the weights gathered to this thread.
+   */
+  async evaluate(x: Tensor, y: Target): Promise<MicrobatchMetrics> {
+    if (!(y instanceof Int32Array)) throw new Error(`pipe.evaluate: a freezing pipe evaluates the vit classifier; y must be an Int32Array of class ids, got ${describeValue(y)}`);
+    const out = await this.eval(x);
+    return { loss: crossEntropyLoss(out, y).item(), correct: countCorrect(out, y), count: y.length };
+  }
+
   /** processes: collective. */
   stateDict(): Promise<Map<string, Tensor>> {
     return this.spmd(async () => {
       await this.trainer.sync();
       return new Map([...this.trainer.model.stateDict()].map(([k, t]) => [k, t.clone()]));
+    });
+  }
+
+  /**
+   * Replaces the weights (names and shapes must match); the optimizer state and the freezes so far
+   * are kept (the workers restart on the new weights; the activation cache refills). processes: collective.
+   */
+  loadStateDict(state: ReadonlyMap<string, Tensor> | Record<string, Tensor>): Promise<void> {
+    return this.spmd(async () => {
+      const weights = state instanceof Map ? state : new Map(Object.entries(state));
+      const optimizer = await this.trainer.optimizerState();
+      const freeze = this.trainer.freezeState();
+      await this.trainer.close();
+      this.trainer = await startTrainer(this.o, weights as ReadonlyMap<string, Tensor>, optimizer, { freeze });
     });
   }
 
@@ -143,12 +182,25 @@ export async function createFreezingPipeline(o: FreezingPipeOptions): Promise<Fr
     throw new Error(`createPipeline: a freeze pipe on executor "processes" runs one MPI rank per worker (${workers} here), but this process was not started by MPI; ` +
       `run the same script on ${workers} ranks: ${launchLines(workers)}`);
   }
-  return endJobOnError(executor, async () => {
-    const createPhase = executor === "processes" ? (await import("../pipeline/elastic/mpi-phase.js")).mpiPhaseFactory(workers) : undefined;
-    const trainer = await ElasticTrainer.create({
-      spec: o.model.builtin, seed: o.model.seed ?? 0, optimizer: o.optimizer, workers, stages: o.stages,
-      batch: f.batch, freeze: f.policy ?? {}, elastic: f.elastic ?? true, cache: f.cache ?? false, cacheBytes: f.cacheBytes, samples: f.samples, createPhase,
-    }, state, opt, resume);
-    return new FreezingPipe(trainer, o, step, epoch);
-  });
+  return endJobOnError(executor, async () => new FreezingPipe(await startTrainer(o, state, opt, resume), o, step, epoch));
+}
+
+/** The elastic trainer of the options, from these weights, optimizer state and freezes (default: fresh). */
+function startTrainer(o: FreezingPipeOptions, state: ReadonlyMap<string, Tensor> | undefined, opt: OptimizerState | null,
+  resume: ElasticResume | undefined): Promise<ElasticTrainer> {
+  const f = o.freeze;
+  return startElasticTrainer({
+    spec: o.model.builtin, seed: o.model.seed ?? 0, optimizer: o.optimizer, workers: f.workers ?? o.stages, stages: o.stages,
+    batch: f.batch, freeze: f.policy ?? {}, elastic: f.elastic ?? true, cache: f.cache ?? false, cacheBytes: f.cacheBytes, samples: f.samples,
+  }, o.executor ?? "threads", state, opt, resume);
+}
+
+/**
+ * The elastic trainer (the library's freezing pipe and `train --freeze` alike) on worker threads or,
+ * on executor "processes", one MPI rank per worker (the MPI module loads only then).
+ */
+export async function startElasticTrainer(cfg: Omit<ElasticConfig, "createPhase">, executor: "threads" | "processes",
+  state?: ReadonlyMap<string, Tensor>, opt?: OptimizerState | null, resume?: ElasticResume): Promise<ElasticTrainer> {
+  const createPhase = executor === "processes" ? (await import("../pipeline/elastic/mpi-phase.js")).mpiPhaseFactory(cfg.workers) : undefined;
+  return ElasticTrainer.create({ ...cfg, createPhase }, state, opt, resume);
 }

@@ -11,8 +11,26 @@ import type { JsonValue, ModelSource } from "../pipeline/runtime/model-source.js
 import { LOSS_NAMES, type LossFunction, type LossSpec } from "../pipeline/runtime/loss-source.js";
 import type { AsyncOptions } from "./async-options.js";
 
-/** A user's ES module export that builds the model: `(args) => Module[] | Sequential` (may be async). */
-export interface ModuleModel { module: string; export?: string; args?: JsonValue }
+/** What a model module exports for the pipeline: `(args) => Module[] | Sequential`, possibly async. */
+export type ModelFactory = (args: never) => readonly Module[] | Sequential | Promise<readonly Module[] | Sequential>;
+
+/** The names of module `M`'s exports that are model factories. */
+export type FactoryExport<M> = { [K in keyof M]: M[K] extends ModelFactory ? K : never }[keyof M] & string;
+
+/**
+ * A user's ES module whose export builds the model; every worker imports it. Keep the model in a
+ * file of its own (the workers import only it, so the training script needs no isMainThread guard):
+ * `{ module: new URL("./model.js", import.meta.url), export: "build" }`. With the module's type,
+ * `satisfies ModuleModel<typeof import("./model.js")>` makes the compiler check that the export
+ * exists and is a factory; createPipeline checks it again when the pipeline is created.
+ */
+export interface ModuleModel<M = unknown> {
+  module: string | URL;
+  /** The factory's export name (default "default"). */
+  export?: unknown extends M ? string : FactoryExport<M>;
+  /** Passed to the factory (plain JSON: every worker gets a copy). */
+  args?: JsonValue;
+}
 
 /** A built-in model (mlp, cnn, vit, gpt) by its JSON spec; weights from Rng(seed). */
 export interface BuiltinModel { builtin: ModelSpec; seed?: number }
@@ -21,10 +39,10 @@ export interface BuiltinModel { builtin: ModelSpec; seed?: number }
  * The model: a module export every worker imports (any executor), a built-in spec, or, on the inline
  * executor only, the layers themselves (a Module[] or a Sequential).
  */
-export type ModelOption = ModuleModel | BuiltinModel | ModelSource | readonly Module[] | Sequential;
+export type ModelOption = ModuleModel | BuiltinModel | readonly Module[] | Sequential;
 
 /** The loss: a built-in name, a module export (any executor), or a function (inline executor only). */
-export type LossOption = LossSpec | LossFunction;
+export type LossOption = LossSpec | { module: URL; export?: string } | LossFunction;
 
 export const PIPE_PARTITIONS = PARTITION_METHODS.filter((m) => m !== "time");
 
@@ -156,7 +174,7 @@ export function modelSourceOf(m: ModelOption, executor: ExecutorName): { source:
   if (m instanceof Sequential || Array.isArray(m)) {
     if (executor !== "inline") {
       throw new Error(`createPipeline: model given as ${m instanceof Sequential ? "a Sequential" : "a Module[]"} runs on the inline executor only; ` +
-        `on "${executor}" every worker builds its own copy: export a function from a module and pass model: {module: import.meta.url, export: "build", args}`);
+        `on "${executor}" every worker builds its own copy: export a function from a module of its own and pass model: {module: new URL("./model.js", import.meta.url), export: "build", args}`);
     }
     return { source: null, layers: m as readonly Module[] | Sequential };
   }
@@ -165,8 +183,10 @@ export function modelSourceOf(m: ModelOption, executor: ExecutorName): { source:
   const o = m as Partial<ModuleModel & BuiltinModel> & { kind?: string; spec?: ModelSpec; seed?: number };
   if (o.kind === "builtin" || o.kind === "module") return { source: m as ModelSource, layers: null };
   if (o.builtin) return { source: { kind: "builtin", spec: o.builtin, seed: o.seed ?? 0 }, layers: null };
-  if (typeof o.module === "string") return { source: { kind: "module", module: o.module, export: o.export, args: o.args }, layers: null };
-  throw new Error(`createPipeline: model ${JSON.stringify(m)} names no module; expected {module: import.meta.url, export: "build", args}`);
+  if (typeof o.module === "string" || o.module instanceof URL) {
+    return { source: { kind: "module", module: String(o.module), export: o.export as string | undefined, args: o.args }, layers: null };
+  }
+  throw new Error(`createPipeline: model ${JSON.stringify(m)} names no module; expected {module: new URL("./model.js", import.meta.url), export: "build", args}`);
 }
 
 /** The loss as plain JSON for the workers, or a function (inline only). */
@@ -174,11 +194,15 @@ export function lossSpecOf(l: LossOption | undefined, executor: ExecutorName): {
   if (typeof l === "function") {
     if (executor !== "inline") {
       throw new Error(`createPipeline: a loss function runs on the inline executor only; on "${executor}" every worker imports it: ` +
-        `export it from a module and pass loss: {module: import.meta.url, export: "${l.name || "myLoss"}"}`);
+        `export it from a module of its own and pass loss: {module: new URL("./loss.js", import.meta.url), export: "${l.name || "myLoss"}"}`);
     }
     return { spec: undefined, fn: l };
   }
   if (l === undefined || (typeof l === "string" && (LOSS_NAMES as readonly string[]).includes(l))) return { spec: l, fn: null };
-  if (typeof l === "object" && l !== null && typeof (l as { module?: unknown }).module === "string") return { spec: l, fn: null };
+  if (typeof l === "object" && l !== null) {
+    const mod = (l as { module?: unknown }).module;
+    const name = (l as { export?: string }).export;
+    if (typeof mod === "string" || mod instanceof URL) return { spec: { module: String(mod), ...(name !== undefined ? { export: name } : {}) }, fn: null };
+  }
   throw new Error(`createPipeline: loss ${JSON.stringify(l)} is not valid; use ${LOSS_NAMES.join(", ")}, {module, export} or (inline) a function`);
 }

@@ -3,10 +3,7 @@
 // only its worker's stages (src/pipeline/runtime/processes.ts). The MPI modules are imported only
 // here, on demand, so that a machine without Open MPI still runs inline and threads pipelines.
 import { relative } from "node:path";
-import type { Executor } from "../pipeline/runtime/executor.js";
-import type { PipelineSetup } from "../pipeline/runtime/setup.js";
 import { launchEnv } from "../transport/mpi/env.js";
-import type { PipelineModel } from "../pipeline/runtime/model-source.js";
 
 /** How to start this very script on `ranks` ranks (for the error a rank outside MPI gives). */
 export function launchLines(ranks: number): string {
@@ -14,15 +11,13 @@ export function launchLines(ranks: number): string {
   return `\`mpirun -n ${ranks} node ${script}\` or \`pipewright launch -n ${ranks} -- node ${script}\``;
 }
 
-/** Collective: every rank's executor for its worker of the pipeline. */
-export async function startProcessesExecutor(setup: PipelineSetup, model: PipelineModel, replicas = 1): Promise<Executor> {
-  const n = setup.schedule.workers.length * replicas;
+/** A library script on executor "processes" must run on MPI ranks: else an error saying how to start it. */
+export function checkLaunched(workers: number, replicas: number): void {
+  const n = workers * replicas;
   if (!launchEnv()) {
     throw new Error(`createPipeline: executor "processes" runs one MPI rank per worker${replicas > 1 ? " and replica" : ""} (${n} here), but this process was not started by MPI; ` +
       `run the same script on ${n} ranks: ${launchLines(n)}`);
   }
-  const { ProcessesExecutor } = await import("../pipeline/runtime/processes.js");
-  return ProcessesExecutor.create(setup, { model }, replicas);
 }
 
 async function startedMpi(): Promise<{ rank: number; abort(code: number): never; finalize(): Promise<void> } | null> {

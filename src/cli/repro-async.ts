@@ -11,7 +11,7 @@ import type { StageMemory } from "../pipeline/runtime/async-weights.js";
 import { trainPipeline } from "../train/pipeline.js";
 import { generateSchedule, measureDelays, stepsForSteadyState } from "../pipeline/schedule/index.js";
 import { compareCurvesSvg, type RunCurves } from "../report/compare-curves-svg.js";
-import type { PipelineConfig, TrainConfig } from "../train/options.js";
+import { optimizerConfigOf, type ModelDefaults, type PipelineConfig, type TrainConfig } from "../train/options.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 
 export const COMMON_FLAGS = {
@@ -34,7 +34,7 @@ export interface ReproRow {
   /** Table label. */
   label: string;
   /** Hyper-parameters of this row (batch, lr, momentum, ...). */
-  train: Pick<TrainConfig, "batch" | "lr" | "momentum" | "weightDecay">;
+  train: Pick<ModelDefaults, "batch" | "lr" | "momentum" | "weightDecay">;
   pipeline: Omit<PipelineConfig, "executor" | "recompute" | "partition" | "chunks">;
 }
 
@@ -97,7 +97,7 @@ export async function runRow(row: ReproRow, st: ReproSettings): Promise<RowResul
   const t0 = performance.now();
   for (let seed = 0; seed < st.seeds; seed++) {
     const opts = {
-      model: st.spec.name, spec: st.spec, epochs: st.epochs, ...row.train, optimizer: "sgd" as const,
+      model: st.spec.name, spec: st.spec, epochs: st.epochs, batch: row.train.batch, optimizer: optimizerConfigOf({ ...row.train, optimizer: "sgd" }),
       scheduleLr: st.scheduleLr, warmup: 0, seed, data: st.data, limit: st.limit, logEvery: Math.max(1, Math.round(32 / row.train.batch)),
       quiet: true,
       pipeline: { ...row.pipeline, chunks: 1, partition: "uniform" as const, executor: st.executor, recompute: "never" as const },

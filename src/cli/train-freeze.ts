@@ -9,7 +9,6 @@ import { existsSync, readFileSync } from "node:fs";
 import { parseMetrics, type MetricsRecord } from "../train/metrics.js";
 import { ProgressBar } from "../train/progress.js";
 import { lossCurveSvg } from "../report/loss-curve-svg.js";
-import { optimizerConfigOf } from "../train/pipeline.js";
 import type { TrainConfig } from "../train/options.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 import { isWriterRank, launchEnv, notUnderMpiMessage } from "../transport/mpi/env.js";
@@ -72,7 +71,7 @@ export async function runFreezeTraining(f: FreezeRunFlags, given: Set<string>, c
   const bar = quiet || !process.stderr.isTTY ? undefined : new ProgressBar(process.stderr);
   const log = quiet ? (): void => {} : bar ? (m: string): void => bar.log(m) : (m: string): void => { process.stderr.write(m + "\n"); };
   const r = await trainElastic({
-    spec: cfg.spec ?? { name: "vit" }, seed: cfg.seed, epochs: cfg.epochs, batch: cfg.batch, optimizer: optimizerConfigOf(cfg),
+    spec: cfg.spec ?? { name: "vit" }, seed: cfg.seed, epochs: cfg.epochs, batch: cfg.batch, optimizer: cfg.optimizer,
     scheduleLr: cfg.scheduleLr, warmup: cfg.warmup, workers, stages, freeze, elastic, cache,
     cacheBytes, data: cfg.data, limit: cfg.limit, log, progress: bar,
     save: silent ? undefined : cfg.save, resume: cfg.resume, metrics: silent ? undefined : cfg.metrics, logEvery: cfg.logEvery, executor,

@@ -14,7 +14,7 @@ import type { OptimizerState } from "../optim/index.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { makeLrSchedule, type ResumeExtra } from "./loop.js";
 import { evalClassifier, loadImageDatasets } from "./task.js";
-import type { LrScheduleName, TrainConfig } from "./options.js";
+import { savedTrainConfig, type LrScheduleName, type TrainConfig } from "./options.js";
 import { EpochReport } from "./epoch-report.js";
 import { MetricsWriter, type MetricsRecord } from "./metrics.js";
 import type { ProgressBar } from "./progress.js";
@@ -22,7 +22,8 @@ import {
   addEpoch, createTrace, epochRecord, resolveFreezeConfig, type FreezeConfig, type FreezeOptions, type FreezeTrace, type TraceEpoch,
 } from "../pipeline/freeze/index.js";
 import type { OptimizerConfig } from "../pipeline/runtime/setup.js";
-import { ElasticTrainer, formatLayout, type ElasticFreezeState } from "../pipeline/elastic/trainer.js";
+import { formatLayout, type ElasticFreezeState, type ElasticTrainer } from "../pipeline/elastic/trainer.js";
+import { startElasticTrainer } from "../api/freeze-pipe.js";
 
 export interface ElasticTrainOptions {
   spec: ModelSpec;
@@ -126,10 +127,8 @@ function settingsOf(o: ElasticTrainOptions): ElasticSettings {
 
 /** The TrainConfig of these options (a checkpoint's extra.config, so `train --resume` and `eval` know the run). */
 function trainConfigOf(o: ElasticTrainOptions): TrainConfig {
-  const opt = o.optimizer;
   return {
-    model: o.spec.name as ModelName, spec: o.spec, epochs: o.epochs, batch: o.batch, lr: opt.lr, optimizer: opt.name,
-    momentum: opt.name === "sgd" ? opt.momentum ?? 0 : 0.9, weightDecay: opt.weightDecay ?? 0,
+    model: o.spec.name as ModelName, spec: o.spec, epochs: o.epochs, batch: o.batch, optimizer: o.optimizer,
     scheduleLr: o.scheduleLr, warmup: o.warmup, seed: o.seed, data: o.data, limit: o.limit, logEvery: o.logEvery ?? 1,
   };
 }
@@ -141,7 +140,7 @@ export function elasticResumeExtra(path: string, extra: Json | undefined): Elast
     throw new Error(`checkpoint ${path} holds no freeze state (written by a run without --freeze?); resume it without --freeze, ` +
       `or start the --freeze run from scratch`);
   }
-  return { config: e.config, elapsed_s: Number(e.elapsed_s ?? 0), history: Array.isArray(e.history) ? e.history : [], elastic: e.elastic };
+  return { config: savedTrainConfig(e.config), elapsed_s: Number(e.elapsed_s ?? 0), history: Array.isArray(e.history) ? e.history : [], elastic: e.elastic };
 }
 
 /** The settings saved in a freeze checkpoint (the CLI's defaults for flags not given on --resume). */
@@ -196,12 +195,10 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
     : o.resume ? MetricsWriter.resume(o.metrics, { epoch: startEpoch, step }) : new MetricsWriter(o.metrics, false);
   let trainer: ElasticTrainer;
   try {
-    // Loaded only for MPI runs (it needs the MPI addon when a phase starts).
-    const createPhase = o.executor === "processes" ? (await import("../pipeline/elastic/mpi-phase.js")).mpiPhaseFactory(o.workers) : undefined;
-    trainer = await ElasticTrainer.create({
+    trainer = await startElasticTrainer({
       spec: o.spec, seed: o.seed, optimizer: o.optimizer, workers: o.workers, stages: o.stages, batch: o.batch,
-      freeze: o.freeze, elastic: o.elastic, cache: o.cache, cacheBytes: o.cacheBytes, samples: ds.train.n, log, createPhase,
-    }, state, optimizer, resumeState && {
+      freeze: o.freeze, elastic: o.elastic, cache: o.cache, cacheBytes: o.cacheBytes, samples: ds.train.n, log,
+    }, o.executor ?? "threads", state, optimizer, resumeState && {
       freeze: resumeState, ...(startEpoch > 0 && startEpoch < o.epochs ? { pendingCheck: startEpoch } : {}),
     });
   } catch (e) {

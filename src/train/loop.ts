@@ -18,7 +18,7 @@ import type { ProgressBar } from "./progress.js";
 import { Rng } from "../tensor/random.js";
 import { EpochReport, type TrainSummary } from "./epoch-report.js";
 import { MetricsWriter, type MetricsRecord } from "./metrics.js";
-import { optimizerConfigOf, type TrainConfig } from "./options.js";
+import { savedTrainConfig, type TrainConfig } from "./options.js";
 import { buildTask, type Task } from "./task.js";
 
 export interface TrainHooks {
@@ -52,7 +52,7 @@ export function specOf(cfg: Pick<TrainConfig, "model" | "spec">): ModelSpec {
 }
 
 export function makeOptimizer(cfg: TrainConfig, model: Module): Optimizer<{ lr: number }, { step: number }> {
-  return createOptimizer(optimizerConfigOf(cfg), model.namedParameters());
+  return createOptimizer(cfg.optimizer, model.namedParameters());
 }
 
 /**
@@ -91,7 +91,7 @@ function parseExtra(path: string, extra: Json | undefined): ResumeExtra {
   if (!e || typeof e !== "object" || !e.config || typeof e.config !== "object") {
     throw new Error(`checkpoint ${path} holds no training state (written by something other than \`pipewright train\`?); it cannot be resumed`);
   }
-  return { config: e.config, elapsed_s: Number(e.elapsed_s ?? 0), history: Array.isArray(e.history) ? e.history : [] };
+  return { config: savedTrainConfig(e.config), elapsed_s: Number(e.elapsed_s ?? 0), history: Array.isArray(e.history) ? e.history : [] };
 }
 
 export function saveTrainCheckpoint(path: string, model: Model, opt: Optimizer<{ lr: number }, { step: number }>,
@@ -139,11 +139,12 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
       throw new Error(`checkpoint ${cfg.resume}: ${(e as Error).message}; resume with the same --optimizer as the saved run`);
     }
     // Flags given now win over the saved hyper-parameters (equal unless the user changed them).
+    const o = cfg.optimizer;
     for (const g of opt.groups) {
-      g.baseLr = cfg.lr;
+      g.baseLr = o.lr;
       const h = g.hyper as { lr: number; momentum?: number; weightDecay?: number };
-      h.weightDecay = cfg.weightDecay;
-      if (cfg.optimizer === "sgd") h.momentum = cfg.momentum;
+      h.weightDecay = o.weightDecay ?? 0;
+      if (o.name === "sgd") h.momentum = o.momentum ?? 0;
     }
     startEpoch = ck.epoch;
     step = ck.step;
@@ -183,7 +184,7 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
         const value = loss.item();
         step++;
         if (!Number.isFinite(value)) {
-          throw new Error(`training diverged: loss is ${value} at step ${step} (epoch ${epoch + 1}); try a smaller --lr than ${cfg.lr}`);
+          throw new Error(`training diverged: loss is ${value} at step ${step} (epoch ${epoch + 1}); try a smaller --lr than ${cfg.optimizer.lr}`);
         }
         hooks.onStep?.(step, value);
         report.step(step, value, b.x.shape[0], lr);

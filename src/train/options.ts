@@ -24,7 +24,9 @@ export interface ModelDefaults {
 }
 
 /** What `pipewright train` resolves its flags into: the model-dependent defaults plus the rest. */
-export interface TrainConfig extends ModelDefaults {
+export interface TrainConfig extends Omit<ModelDefaults, "lr" | "optimizer" | "momentum" | "weightDecay"> {
+  /** The optimizer and its hyper-parameters (the one OptimizerConfig of single device, pipelines and workers). */
+  optimizer: OptimizerConfig;
   model: ModelName;
   /** Sizes of the model; default: the model's standard spec. */
   spec?: ModelSpec;
@@ -114,11 +116,21 @@ export interface PipelineTrainOptions extends TrainConfig {
   quiet: boolean;
 }
 
-/** The optimizer of a resolved TrainConfig as the one OptimizerConfig (single device and pipelines alike). */
-export function optimizerConfigOf(cfg: Pick<TrainConfig, "optimizer" | "lr" | "momentum" | "weightDecay">): OptimizerConfig {
+/** The OptimizerConfig of flat optimizer settings (the CLI's flags, a model's defaults, an older checkpoint's config). */
+export function optimizerConfigOf(cfg: Pick<ModelDefaults, "optimizer" | "lr" | "momentum" | "weightDecay">): OptimizerConfig {
   switch (cfg.optimizer) {
     case "sgd": return { name: "sgd", lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay };
     case "adamw": return { name: "adamw", lr: cfg.lr, weightDecay: cfg.weightDecay };
     default: throw new Error(`unknown optimizer '${String(cfg.optimizer)}'; valid: sgd, adamw`);
   }
+}
+
+/**
+ * A checkpoint's saved TrainConfig. Checkpoints written before the config held an OptimizerConfig
+ * kept its fields flat (optimizer name, lr, momentum, weightDecay): they read as the same config.
+ */
+export function savedTrainConfig(raw: TrainConfig | (Omit<TrainConfig, "optimizer"> & ModelDefaults)): TrainConfig {
+  if (typeof raw.optimizer !== "string") return raw as TrainConfig;
+  const { lr: _lr, momentum: _m, weightDecay: _w, ...rest } = raw as Omit<TrainConfig, "optimizer"> & ModelDefaults;
+  return { ...rest, optimizer: optimizerConfigOf(raw as ModelDefaults) };
 }

@@ -8,15 +8,17 @@
 // Evaluation runs through the stages (forward-only lists, src/pipeline/schedule/forward-only.ts), in
 // the same chunks as single-device evaluation. Checkpoints hold the single-device state (weights,
 // the optimizer state merged into the single-device shape) under state-dict names, so a pipeline
-// checkpoint resumes on one device and the other way round: one file from the main thread's copy
-// of the model (threads gather into it first), or on processes one part per rank (each rank holds
-// only its own stages' units: createModelPart).
+// checkpoint resumes on one device and the other way round: one file (gathered from the stages), or
+// on processes one part per rank (each rank holds only its own stages' units: createModelPart).
+// Starting the executor, steps, evaluation, checkpoints and the warm-up's hand-over are the run
+// engine's (src/api/engine.ts), which createPipeline's Pipe runs on too.
 import { getBackend } from "../backend/index.js";
-import { saveCheckpoint, toJson, type Json } from "../checkpoint/index.js";
-import { createModel, createModelPart, type Model } from "../nn/models/index.js";
+import { toJson, type Json } from "../checkpoint/index.js";
+import { RunEngine } from "../api/engine.js";
+import { createModel, createModelPart } from "../nn/models/index.js";
 import { unitsPerWorker } from "../pipeline/runtime/worker-state.js";
 import { resolveSpec, type ResolvedSpec } from "../nn/models/spec.js";
-import { toPlain, type PlainOptimizerState } from "../optim/index.js";
+import { toPlain } from "../optim/index.js";
 import { makeLrSchedule, specOf, type ResumeExtra, type TrainResult, type TrainSummary } from "./loop.js";
 import { EpochReport } from "./epoch-report.js";
 import { MetricsWriter } from "./metrics.js";
@@ -25,27 +27,20 @@ import { buildTask, type EvalResult, type Task } from "./task.js";
 import { ProgressBar } from "./progress.js";
 import { annealSteps } from "../pipeline/weights/index.js";
 import { asyncSetupFor } from "../pipeline/runtime/async-weights.js";
-import { asyncCheckpointParts } from "../pipeline/runtime/async-state.js";
 import type { Executor } from "../pipeline/runtime/executor.js";
-import { InlineExecutor } from "../pipeline/runtime/inline.js";
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
-import { optimizerConfigOf } from "./options.js";
-import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
+import { saveLayoutOf } from "./options.js";
 import { describePlan, planPipeline, type PipelinePlan } from "./pipeline-plan.js";
 import { pipelineStart, type PipelineStart } from "./pipeline-resume.js";
 import type { PipelineRun } from "./pipeline-run.js";
 import { runSyncEpoch } from "./pipeline-sync.js";
-import { endWarmup, runAsyncEpoch } from "./pipeline-async.js";
-import { isWriterRank, launchEnv } from "../transport/mpi/env.js";
-import { hasLocalState } from "../pipeline/runtime/local-state.js";
-import { savePartedCheckpoint } from "../pipeline/runtime/parted-save.js";
-import { saveLayoutOf } from "./options.js";
+import { runAsyncEpoch } from "./pipeline-async.js";
+import { launchEnv } from "../transport/mpi/env.js";
 import { TraceWriter } from "../trace/trace-writer.js";
 import { testSeam } from "../testing/seam.js";
 
 export { ASYNC_WINDOW, asyncWindows } from "./pipeline-plan.js";
 
-export { optimizerConfigOf } from "./options.js";
 
 /** Optional observers of a pipeline run (the reproductions read per-stage memory before closing). */
 export interface PipelineRunHooks {
@@ -78,20 +73,17 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   const head = `pipewright train: ${opts.model} (${model.numParameters().toLocaleString("en-US")} parameters) on the ${getBackend().name} backend; ${task.describe}`;
   for (const line of describePlan(opts, plan, setup, head)) log(line);
 
-  const makeExecutor = async (su: PipelineSetup): Promise<Executor> => p.executor === "threads" ? ThreadsExecutor.create(su, model.stateDict())
-    // One MPI rank per worker (loaded only here: the MPI addon is optional); its stages train this
-    // process's model in place, so a rank holds one copy of the model, not two.
-    : p.executor === "processes" ? (await import("../pipeline/runtime/processes.js")).ProcessesExecutor.create(su, { model }, p.replicas ?? 1)
-      : new InlineExecutor(model, su);
   const warmupSetup: PipelineSetup | null = plan.warmupSchedule && setup.async && start.startEpoch < plan.asyncCfg!.warmupEpochs
     ? { ...setup, schedule: plan.warmupSchedule, async: { ...setup.async, phase: "warmup" } } : null;
   // The metrics file opens first: a bad path must fail before worker threads exist (they would keep
   // the process alive); a failing executor start closes it again.
   const metrics = !opts.metrics ? null
     : opts.resume ? MetricsWriter.resume(opts.metrics, { epoch: start.startEpoch, step: start.step }) : new MetricsWriter(opts.metrics, false);
-  let executor: Executor;
+  let engine: RunEngine;
   try {
-    executor = await makeExecutor(warmupSetup ?? setup);
+    engine = await RunEngine.start({ model, setup: warmupSetup ?? setup, executor: p.executor, replicas: p.replicas, step: start.step,
+      paramOrder: model.parameterNames(),
+      trace: opts.trace ? new TraceWriter(opts.trace) : null });
   } catch (e) {
     metrics?.close();
     throw e;
@@ -101,31 +93,28 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
     epochs: opts.epochs, logEvery: opts.logEvery, samplesPerEpoch: task.samplesPerEpoch, text: task.kind === "text",
     save: opts.save, metrics, progress: bar, log, elapsedBefore: start.elapsedBefore, history: start.history,
   });
-  const run: PipelineRun = { opts, task, report, lrSchedule: makeLrSchedule(opts, opts.epochs * task.stepsPerEpoch), executor,
-    step: start.step, skipped: 0, workerPeakBytes: null, trace: opts.trace ? new TraceWriter(opts.trace) : null };
+  const run: PipelineRun = { opts, task, report, lrSchedule: makeLrSchedule(opts, opts.epochs * task.stepsPerEpoch), engine, skipped: 0 };
   let finalEval: EvalResult;
   try {
-    await runEpochs(run, { model, spec, plan, start, inWarmup: warmupSetup !== null, log, restart: (s) => makeExecutor({ ...setup, optimizerState: s }) });
+    await runEpochs(run, { spec, plan, start, inWarmup: warmupSetup !== null, log, asyncSetup: setup });
     // Nothing left to train (a finished run resumed): the checkpoint's weights are evaluated.
-    finalEval = report.lastEval ?? await evaluateThrough(run.executor, task);
+    finalEval = report.lastEval ?? await evaluateThrough(engine, task);
     // Collective on processes (every rank's records go to rank 0), so before the close.
-    if (run.trace?.steps) {
-      const file = await run.trace.finish(run.executor);
-      if (file) log(`trace: ${run.trace.steps} step(s) written to ${file}`);
-    }
+    const file = await engine.finishTrace();
+    if (file) log(`trace: ${engine.tracedSteps} step(s) written to ${file}`);
   } finally {
     bar?.done();
     metrics?.close();
     try {
-      await hooks.beforeClose?.(run.executor);
+      await hooks.beforeClose?.(engine.executor);
     } finally {
-      await run.executor.close();
+      await engine.close();
     }
   }
   if (run.skipped) log(`note: ${run.skipped} batch(es) smaller than ${p.microbatches} examples were skipped (too small to split into micro-batches)`);
-  const summary = report.summary({ model: opts.model, backend: getBackend().name, parameters: model.numParameters(), steps: run.step,
+  const summary = report.summary({ model: opts.model, backend: getBackend().name, parameters: model.numParameters(), steps: engine.steps,
     resumed_from: start.resumedFrom, metrics: opts.metrics ?? null }, start.startEpoch, finalEval);
-  return { summary: { ...summary, ...memorySummary(run) }, records: report.records };
+  return { summary: { ...summary, ...memorySummary(engine) }, records: report.records };
 }
 
 /** This MPI rank's pipeline worker (rank = replica * W + worker), or undefined outside processes. */
@@ -139,7 +128,7 @@ function setupFor(opts: PipelineTrainOptions, plan: PipelinePlan, start: Pipelin
   const { asyncCfg, win } = plan;
   const setup: PipelineSetup = {
     model: resolveSpec(specOf(opts)), seed: opts.seed, schedule: plan.schedule, balance: plan.partition.balance, recompute: opts.pipeline.recompute,
-    optimizer: optimizerConfigOf(opts), optimizerState: start.optimizerState ? toPlain(start.optimizerState) : undefined,
+    optimizer: opts.optimizer, optimizerState: start.optimizerState ? toPlain(start.optimizerState) : undefined,
     instrumentation: withTrace((testSeam.faults ? { faults: testSeam.faults } : undefined), opts.trace !== undefined),
     async: asyncCfg && win ? asyncSetupFor(plan.schedule, asyncCfg, annealSteps(asyncCfg, win.window * win.count)) : undefined,
   };
@@ -149,82 +138,60 @@ function setupFor(opts: PipelineTrainOptions, plan: PipelinePlan, start: Pipelin
 }
 
 interface EpochContext {
-  model: Model;
   spec: ResolvedSpec;
   plan: PipelinePlan;
   start: PipelineStart;
   /** The run starts in the synchronous warm-up of an asynchronous run. */
   inWarmup: boolean;
   log(m: string): void;
-  /** The asynchronous executor after the warm-up, from the warm-up's optimizer state. */
-  restart(optimizerState: PlainOptimizerState): Promise<Executor>;
+  /** The asynchronous set-up the warm-up hands over to. */
+  asyncSetup: PipelineSetup;
 }
 
 /** Every epoch still to run: its steps (synchronous or asynchronous), then evaluation and checkpoint. */
 async function runEpochs(run: PipelineRun, c: EpochContext): Promise<void> {
-  const { opts } = run;
-  const paramOrder = c.model.parameterNames();
-  // Inline and processes train the main model's units in place; threads copy theirs back.
-  const syncModel = async (): Promise<void> => {
-    if (run.executor.name === "threads") c.model.loadStateDict(await run.executor.stateDict());
-  };
+  const { opts, engine } = run;
   let inWarmup = c.inWarmup;
   for (let epoch = c.start.startEpoch; epoch < opts.epochs; epoch++) {
     if (inWarmup && epoch >= c.plan.asyncCfg!.warmupEpochs) {
       // Synchronous warm-up done: the asynchronous stages start from its weights and optimizer state.
-      await endWarmup(run, paramOrder, syncModel, c.restart);
+      await engine.restart(() => c.asyncSetup);
       inWarmup = false;
       c.log(`epoch ${epoch + 1}: synchronous warm-up over, going asynchronous`);
     }
     run.report.beginEpoch(epoch);
     if (c.plan.win && !inWarmup) await runAsyncEpoch(run, epoch, c.plan.win);
     else await runSyncEpoch(run, epoch);
-    await run.report.endEpoch(run.step, opts.lr * run.lrSchedule(Math.max(0, run.step - 1)),
-      () => evaluateThrough(run.executor, run.task),
-      async (path) => { await syncModel(); await savePipelineCheckpoint(path, run, c, epoch + 1, paramOrder); });
+    await run.report.endEpoch(engine.steps, opts.optimizer.lr * run.lrSchedule(Math.max(0, engine.steps - 1)),
+      () => evaluateThrough(engine, run.task),
+      (path) => savePipelineCheckpoint(path, run, c, epoch + 1));
   }
 }
 
 /**
- * A checkpoint of the run after `epoch` epochs (threads: the main model was synced just before). Its
- * config stays single-device-shaped (any run resumes it); the pipeline is saved beside it so
- * that `train --resume` continues as this pipeline unless told otherwise (src/train/resume.ts).
- * processes: by default one part per rank plus a manifest (src/pipeline/runtime/parted-save.ts), from each rank's own
- * stages rather than the main model.
+ * A checkpoint of the run after `epoch` epochs. Its config stays single-device-shaped (any run
+ * resumes it); the pipeline is saved beside it so that `train --resume` continues as this pipeline
+ * unless told otherwise (src/train/resume.ts). processes: by default one part per rank plus a
+ * manifest (src/pipeline/runtime/parted-save.ts), from each rank's own stages.
  */
-async function savePipelineCheckpoint(path: string, run: PipelineRun, c: EpochContext, epoch: number, paramOrder: readonly string[]): Promise<void> {
+function savePipelineCheckpoint(path: string, run: PipelineRun, c: EpochContext, epoch: number): Promise<void> {
   const { opts, report } = run;
   const extra: ResumeExtra & { pipeline: PipelineConfig } = {
     config: { ...opts, resume: undefined, pipeline: undefined, quiet: undefined, saveLayout: undefined, trace: undefined } as TrainConfig, elapsed_s: report.elapsed(), history: c.start.history,
     pipeline: opts.pipeline,
   };
-  if (saveLayoutOf(opts.pipeline.executor, opts.saveLayout) === "parts") {
-    // One part per rank, no gather (src/pipeline/runtime/parted-save.ts says why this is the processes default).
-    if (!hasLocalState(run.executor)) throw new Error(`--save-layout parts needs --executor processes, not ${run.executor.name}`);
-    return savePartedCheckpoint(path, run.executor, { step: run.step, epoch, modelSpec: c.spec,
-      extra: toJson(extra) as { [key: string]: Json }, paramOrder });
-  }
-  const asyncPart = asyncCheckpointParts(await run.executor.asyncState()); // windows drained: nothing in flight
-  const optimizer = await run.executor.optimizerState(paramOrder); // collective on processes
-  // An MPI rank holds its own units only: the whole model's weights are gathered (collective).
-  const weights = run.executor.name === "processes" ? await run.executor.stateDict() : c.model.stateDict();
-  if (!isWriterRank()) return; // under MPI, rank 0 alone writes
-  saveCheckpoint(path, {
-    model: weights, optimizer, step: run.step, epoch,
-    modelSpec: c.spec, extra: toJson(asyncPart.meta ? { ...extra, async: asyncPart.meta } : extra),
-    extraTensors: asyncPart.tensors,
-  });
+  return run.engine.save(path, { epoch, modelSpec: c.spec, extra: toJson(extra) as { [key: string]: Json }, layout: saveLayoutOf(opts.pipeline.executor, opts.saveLayout) });
 }
 
 /** The task's evaluation run through the pipeline's stages (collective on processes: every rank gets it). */
-async function evaluateThrough(executor: Executor, task: Task): Promise<EvalResult> {
-  return task.evalResult(await executor.evaluate(task.evalBatches()));
+async function evaluateThrough(engine: RunEngine, task: Task): Promise<EvalResult> {
+  return task.evalResult(await engine.evaluate(task.evalBatches()));
 }
 
 /** Each worker thread's own memory peak for the summary (the process's peak RSS is already there). */
-function memorySummary(run: PipelineRun): Pick<TrainSummary, "worker_peak_mb"> {
+function memorySummary(engine: RunEngine): Pick<TrainSummary, "worker_peak_mb"> {
   const mb = (bytes: number): number => Number((bytes / 2 ** 20).toFixed(1));
-  return { worker_peak_mb: run.workerPeakBytes ? run.workerPeakBytes.map(mb) : null };
+  return { worker_peak_mb: engine.workerPeakBytes ? engine.workerPeakBytes.map(mb) : null };
 }
 
 /** --trace: every interpreter records its actions, every executor its messages (off otherwise: no cost). */

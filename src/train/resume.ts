@@ -6,7 +6,7 @@ import type { Json } from "../checkpoint/index.js";
 import { describeSpec, MODEL_NAMES, resolveSpec, type ModelName, type ResolvedSpec } from "../nn/models/spec.js";
 import { ASYNC_FLAGS, parseAsyncConfig, type AsyncConfig } from "../pipeline/weights/config.js";
 import {
-  EXECUTORS, MODEL_DEFAULTS, PARTITION_METHODS, PIPELINE_SCHEDULES, RECOMPUTE_MODES, WEIGHT_GRAD_MODES,
+  EXECUTORS, MODEL_DEFAULTS, optimizerConfigOf, PARTITION_METHODS, PIPELINE_SCHEDULES, RECOMPUTE_MODES, WEIGHT_GRAD_MODES,
   type ExecutorName, type LrScheduleName, type OptimizerName, type PartitionMethod, type WeightGradMode,
   type PipelineConfig, type PipelineScheduleName, type RecomputeMode, type TrainConfig,
 } from "./options.js";
@@ -38,10 +38,12 @@ export function mergeTrainConfig(f: OptionValues, given: ReadonlySet<string>, sa
   if (!model) throw new ConfigError(`pipewright train: --model is required; choose one of: ${MODEL_NAMES.join(", ")}`);
   const spec = sizedSpec(sized, saved);
   const d = MODEL_DEFAULTS[model];
-  const base: TrainConfig = saved ?? { model, epochs: 5, ...d, seed: 0, logEvery: 1 };
+  const base: TrainConfig = saved ?? { model, epochs: 5, ...d, optimizer: optimizerConfigOf(d), seed: 0, logEvery: 1 };
+  const given_ = (flag: string): boolean => given.has(flag) && f[flag] !== undefined;
   const pick = <K extends keyof TrainConfig>(key: K, flag: string): TrainConfig[K] =>
-    (given.has(flag) && f[flag] !== undefined ? f[flag] : base[key]) as TrainConfig[K];
-  const optimizer = pick("optimizer", "optimizer") as OptimizerName;
+    (given_(flag) ? f[flag] : base[key]) as TrainConfig[K];
+  const was = saved?.optimizer;
+  const optimizer = (given_("optimizer") ? f.optimizer : was?.name ?? d.optimizer) as OptimizerName;
   // Switching optimizer without naming lr/weight decay takes that optimizer's customary values.
   const optDefaults = !saved && optimizer !== d.optimizer
     ? (MODEL_NAMES.map((m) => MODEL_DEFAULTS[m]).find((x) => x.optimizer === optimizer) ?? d) : d;
@@ -50,10 +52,12 @@ export function mergeTrainConfig(f: OptionValues, given: ReadonlySet<string>, sa
     spec,
     epochs: given.has("epochs") || !saved ? (f.epochs as number) : saved.epochs,
     batch: pick("batch", "batch"),
-    lr: given.has("lr") ? (f.lr as number) : saved ? saved.lr : optDefaults.lr,
-    optimizer,
-    momentum: pick("momentum", "momentum"),
-    weightDecay: given.has("weight-decay") ? (f["weight-decay"] as number) : saved ? saved.weightDecay : optDefaults.weightDecay,
+    optimizer: optimizerConfigOf({
+      optimizer,
+      lr: given.has("lr") ? (f.lr as number) : was ? was.lr : optDefaults.lr,
+      momentum: given_("momentum") ? (f.momentum as number) : (was?.name === "sgd" ? was.momentum : undefined) ?? d.momentum,
+      weightDecay: given.has("weight-decay") ? (f["weight-decay"] as number) : was ? was.weightDecay ?? 0 : optDefaults.weightDecay,
+    }),
     scheduleLr: pick("scheduleLr", "schedule-lr") as LrScheduleName,
     warmup: pick("warmup", "warmup"),
     seed: pick("seed", "seed"),

@@ -1,0 +1,198 @@
+// The run engine under both createPipeline's Pipe and `pipewright train`: it starts the executor for
+// a model and a set-up, runs steps and windows (counting optimizer steps, keeping trace records and
+// per-worker memory peaks), evaluates through the stages, saves checkpoints (one file, or one part
+// per MPI rank) and restarts the executor from its own state (the end of an asynchronous warm-up).
+// It is the one place that knows how each executor holds the model.
+import { saveCheckpoint, toJson, type Json } from "../checkpoint/index.js";
+import { mergeStates, toPlain, type OptimizerState } from "../optim/index.js";
+import { isTimingSource } from "../pipeline/runtime/action-records.js";
+import { asyncCheckpointParts } from "../pipeline/runtime/async-state.js";
+import type { EvalBatches, Executor, ExecutorName, StepResult } from "../pipeline/runtime/executor.js";
+import { InlineExecutor } from "../pipeline/runtime/inline.js";
+import { hasLocalState } from "../pipeline/runtime/local-state.js";
+import type { PipelineModel } from "../pipeline/runtime/model-source.js";
+import { savePartedCheckpoint } from "../pipeline/runtime/parted-save.js";
+import type { PipelineSetup } from "../pipeline/runtime/setup.js";
+import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
+import { splitMiniBatch } from "../pipeline/runtime/split.js";
+import type { MicrobatchMetrics, StageLoss, Target } from "../pipeline/stage.js";
+import type { Tensor } from "../tensor/tensor.js";
+import type { TraceWriter } from "../trace/trace-writer.js";
+import { isWriterRank } from "../transport/mpi/env.js";
+
+export interface EngineOptions {
+  /**
+   * The main thread's model: trained in place inline and on processes (an MPI rank's model may hold
+   * only its own stages' units), the initial weights of the worker threads otherwise.
+   */
+  model: PipelineModel;
+  setup: PipelineSetup;
+  executor: ExecutorName;
+  /** Data-parallel copies of the pipeline (processes only). */
+  replicas?: number;
+  /** setup.loss resolved (a loss function or module loss; the inline executor needs it). */
+  loss?: StageLoss;
+  /** Optimizer steps already taken (a resumed run's). */
+  step?: number;
+  /**
+   * The whole model's parameter names in order (the optimizer state's order); default: the model's
+   * own. An MPI rank's part of a model must pass the whole list: checkpoints name every parameter.
+   */
+  paramOrder?: readonly string[];
+  /** Records every step's actions and messages (the trace option). */
+  trace?: TraceWriter | null;
+}
+
+/** How a checkpoint is written: one file (gathered, rank 0 writes) or one part per MPI rank. */
+export type SaveLayout = "file" | "parts";
+
+export interface SaveMeta {
+  epoch: number;
+  modelSpec?: object;
+  /** The caller's own JSON (run config, history, ...); the asynchronous state's is added here. */
+  extra: { [key: string]: Json };
+  /** Default: parts where the executor's ranks hold their own state (processes), else one file. */
+  layout?: SaveLayout;
+}
+
+/** A mini-batch: inputs [n, ...] and targets (n class ids, n*k ids, or a float tensor [n, ...]). */
+export interface MiniBatch { x: Tensor; y: Target }
+
+/** Starts the executor `name` for the model and set-up. */
+async function startExecutor(o: EngineOptions, setup: PipelineSetup): Promise<Executor> {
+  const name: string = o.executor;
+  if (name === "inline") return new InlineExecutor(o.model, setup, undefined, o.loss);
+  if (name === "threads") return ThreadsExecutor.create(setup, o.model.stateDict());
+  // One MPI rank per worker (loaded only here: the MPI addon is optional); its stages train this
+  // process's model in place (no second copy).
+  if (name === "processes") return (await import("../pipeline/runtime/processes.js")).ProcessesExecutor.create(setup, { model: o.model }, o.replicas ?? 1);
+  // An executor added to EXECUTORS must be wired here, never fall back silently.
+  throw new Error(`executor "${name}" is not available to pipelines yet; use inline, threads or processes`);
+}
+
+export class RunEngine {
+  /** Optimizer steps taken (counting a resumed run's). */
+  steps: number;
+  /** The last step's (or window's) full result. */
+  lastResult: StepResult | null = null;
+  /** Per worker thread: the largest memory it held (threads only; null elsewhere). */
+  workerPeakBytes: number[] | null = null;
+
+  private constructor(private readonly o: EngineOptions, private setupNow: PipelineSetup, private ex: Executor) {
+    this.steps = o.step ?? 0;
+  }
+
+  static async start(o: EngineOptions): Promise<RunEngine> {
+    return new RunEngine(o, o.setup, await startExecutor(o, o.setup));
+  }
+
+  /** The running executor (for observers such as per-stage memory probes). */
+  get executor(): Executor { return this.ex; }
+  get setup(): PipelineSetup { return this.setupNow; }
+  get model(): PipelineModel { return this.o.model; }
+  get microbatches(): number { return this.setupNow.schedule.microbatches; }
+
+  /** One optimizer step on a mini-batch (split into the schedule's micro-batches). */
+  async step(x: Tensor, y: Target, lrFactor: number, what?: string): Promise<StepResult> {
+    const r = await this.ex.step(splitMiniBatch(x, y, this.microbatches, what), lrFactor);
+    this.noteResult(r);
+    this.steps++;
+    return r;
+  }
+
+  /**
+   * One window of the no-flush lists: mini-batch k feeds optimizer step k (factor lrFactors[k]);
+   * resolves to the result and each step's mean loss.
+   */
+  async window(batches: readonly MiniBatch[], lrFactors: readonly number[], what?: string): Promise<{ result: StepResult; losses: number[] }> {
+    const M = this.microbatches;
+    const r = await this.ex.run(batches.map((b) => splitMiniBatch(b.x, b.y, M, what)), lrFactors);
+    this.noteResult(r);
+    this.steps += batches.length;
+    const losses = batches.map((_, k) => r.perMicrobatch.slice(k * M, (k + 1) * M).reduce((a, m) => a + m.loss, 0));
+    return { result: r, losses };
+  }
+
+  private noteResult(r: StepResult): void {
+    this.lastResult = r;
+    if (this.o.trace && isTimingSource(this.ex)) this.o.trace.add(this.ex);
+    if (!r.workerPeakBytes) return;
+    const prev = this.workerPeakBytes ?? [];
+    this.workerPeakBytes = r.workerPeakBytes.map((b, w) => Math.max(b, prev[w] ?? 0));
+  }
+
+  evaluate(batches: EvalBatches, scale?: number): Promise<MicrobatchMetrics> { return this.ex.evaluate(batches, scale); }
+  predict(inputs: readonly Tensor[]): Promise<Tensor[]> { return this.ex.predict(inputs); }
+
+  /** The whole model's parameter names in order (the optimizer state's order). */
+  private paramOrder(): readonly string[] { return this.o.paramOrder ?? this.o.model.namedParameters().map(([n]) => n); }
+
+  /** Copies of every parameter and buffer, in the model's state-dict order (PyTorch's). */
+  async stateDict(): Promise<Map<string, Tensor>> {
+    const got = await this.ex.stateDict();
+    const keys = [...this.o.model.stateDict().keys()];
+    // An MPI rank's model holds its own units only: it cannot order the whole; the executor's order stands.
+    if (keys.length !== got.size) return got;
+    return new Map(keys.map((k) => [k, got.get(k)!]));
+  }
+
+  optimizerState(): Promise<OptimizerState> { return this.ex.optimizerState(this.paramOrder()); }
+
+  /**
+   * Writes a checkpoint of the run at this step (collective on processes: in parts every rank writes
+   * its own, in one file every rank gathers and rank 0 writes).
+   */
+  async save(path: string, meta: SaveMeta): Promise<void> {
+    const ex = this.ex;
+    const layout = meta.layout ?? (hasLocalState(ex) ? "parts" : "file");
+    const paramOrder = this.paramOrder();
+    if (layout === "parts") {
+      if (!hasLocalState(ex)) throw new Error(`a checkpoint in parts needs executor processes (one part per MPI rank), not ${ex.name}`);
+      return savePartedCheckpoint(path, ex, { step: this.steps, epoch: meta.epoch, modelSpec: meta.modelSpec, extra: meta.extra, paramOrder });
+    }
+    const asyncPart = asyncCheckpointParts(await ex.asyncState()); // between runs: nothing in flight
+    const optimizer = await ex.optimizerState(paramOrder);
+    const model = await this.stateDict();
+    if (!isWriterRank()) return; // under MPI, rank 0 alone writes
+    saveCheckpoint(path, {
+      model, optimizer, step: this.steps, epoch: meta.epoch, modelSpec: meta.modelSpec,
+      extra: toJson(asyncPart.meta ? { ...meta.extra, async: asyncPart.meta } : meta.extra), extraTensors: asyncPart.tensors,
+    });
+  }
+
+  /**
+   * Closes the executor and starts another from its weights and optimizer state, with the set-up
+   * `change` makes (the asynchronous lists after a synchronous warm-up), or with new `weights`.
+   */
+  async restart(change: (s: PipelineSetup) => PipelineSetup = (s) => s, weights?: ReadonlyMap<string, Tensor> | Record<string, Tensor>): Promise<void> {
+    const ex = this.ex;
+    const order = this.paramOrder();
+    // An MPI rank keeps its own stages' state (the next executor has the same stages): no gather.
+    const opt = hasLocalState(ex) ? mergeStates(ex.localState().optimizer, order) : await ex.optimizerState(order);
+    // Worker threads trained copies: the next executor starts from their weights.
+    if (this.o.executor === "threads" && !weights) this.o.model.loadStateDict(await ex.stateDict());
+    await ex.close(); // first: inline and on processes the stages trained this model in place
+    if (weights) this.o.model.loadStateDict(weights);
+    this.setupNow = { ...change(this.setupNow), optimizerState: toPlain(opt) };
+    this.ex = await startExecutor(this.o, this.setupNow);
+  }
+
+  /**
+   * Replaces the weights (names and shapes must match); the optimizer state is kept. Inline, the
+   * stages are the model's own units: loading it is enough.
+   */
+  async loadStateDict(state: ReadonlyMap<string, Tensor> | Record<string, Tensor>): Promise<void> {
+    if (this.o.executor === "inline") { this.o.model.loadStateDict(state); return; }
+    await this.restart(undefined, state);
+  }
+
+  /** Steps (or windows) the trace holds. */
+  get tracedSteps(): number { return this.o.trace?.steps ?? 0; }
+
+  /** Writes the trace (collective on processes: rank 0 gathers every rank's records); its file, or null. */
+  async finishTrace(): Promise<string | null> {
+    return this.o.trace?.steps ? this.o.trace.finish(this.ex) : null;
+  }
+
+  close(): Promise<void> { return this.ex.close(); }
+}
