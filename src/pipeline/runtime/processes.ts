@@ -11,10 +11,10 @@ import { launchEnv } from "../../transport/mpi/env.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
-import { messageKey, targetsPayload, type ForwardMode, type Payload, type WorkerInterpreter } from "./interpreter.js";
+import { messageKey, targetsPayload, type ForwardMode, type Payload, type PhysicalStage, type WorkerInterpreter } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { feedsFirstStage, feedsLastStage, replicaEvalIds, stepDeliveries, type ReplicaPosition } from "./replica-share.js";
-import type { Action, Schedule } from "../schedule/action.js";
+import { withReplicas, type Action, type Schedule } from "../schedule/action.js";
 import { assertValidSchedule } from "../schedule/validate.js";
 import type { PipelineSetup } from "./setup.js";
 import { buildWorker, type WorkerWeights } from "./worker-build.js";
@@ -32,7 +32,7 @@ import { describeWait, endJob } from "./rank-failure.js";
 import { watchQuiet } from "../../transport/mpi/watchdog.js";
 import { allReduceGradients } from "../../parallel/grad-sync.js";
 import type { LocalState, LocalStateSource } from "./local-state.js";
-import { epochNow, MessageLog, onEpoch, type ActionRecord, type ClockSync, type MessageRecord, type RankTimings, type TimingSource } from "./action-records.js";
+import { epochNow, MessageLog, onEpoch, type ClockSync, type MessageRecord, type RankTimings, type TimingSource } from "./action-records.js";
 import { syncClocks } from "./clock-sync.js";
 export type { RankTimings } from "./action-records.js";
 
@@ -60,7 +60,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
    * of one step to the end of the next: a neighbour's first message of a step may arrive before
    * this rank enters it.
    */
-  private readonly rec: { log: MessageLog; begin: number; listDone: number; collectives: MessageRecord[]; body: ActionRecord[] } | null;
+  private readonly rec: { log: MessageLog; begin: number; listDone: number; collectives: MessageRecord[] } | null;
   private last: RankTimings | null = null;
   /** Every rank's clock against rank 0's, measured at start-up (recordActions only). */
   private clocks: ClockSync[] | null = null;
@@ -74,7 +74,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     // hand-over saves (the main job ran far slower on a 2-vCPU machine).
     const spin = Number(process.env.PIPEWRIGHT_MPI_SPIN_MS ?? 0);
     this.spinMs = env && env.localSize > 0 && env.localSize <= cpus().length && spin > 0 ? spin : 0;
-    this.rec = setup.instrumentation?.recordActions ? { log: new MessageLog(), begin: 0, listDone: 0, collectives: [], body: [] } : null;
+    this.rec = setup.instrumentation?.recordActions ? { log: new MessageLog(), begin: 0, listDone: 0, collectives: [] } : null;
   }
 
   /** This rank's timings of its last step (null unless the setup's instrumentation records actions). */
@@ -106,10 +106,11 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
    * before STEP.
    */
   static async create(setup: PipelineSetup, initial: InitialWeights, replicas = 1): Promise<ProcessesExecutor> {
-    assertValidSchedule(setup.schedule);
     if (replicas > 1 && (setup.schedule.steps > 1 || setup.async)) {
       throw new Error(`--replicas ${replicas} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1): gradients are all-reduced once per optimizer step`);
     }
+    setup = { ...setup, schedule: withReplicas(setup.schedule, replicas) };
+    assertValidSchedule(setup.schedule);
     const g = await startGroups(setup.schedule.workers.length, replicas);
     // SPMD: every rank must have built the same setup (a differing flag or file would desynchronise them).
     const { optimizerState: _o, ...shape } = setup;
@@ -143,9 +144,18 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     }
     const outbox = { send: (to: number, key: string, payload: Payload) => this.sendPipe(to, key, payload), progress: () => this.g.mpi.progress() };
     const built = await buildWorker(su, w, weights, outbox, (mb, m) => { this.metrics.push([mb, m]); },
-      (mb, t) => { this.outputs.push([mb, t.data.slice(), [...t.shape]]); });
+      (mb, t) => { this.outputs.push([mb, t.data.slice(), [...t.shape]]); },
+      { reduce: (ps) => this.reduceGradients(ps), wake: () => this.pump() });
     this.interp = built.interp;
     this.asyncRuntime = built.asyncRuntime;
+  }
+
+  /** REDUCE: the stage's gradients summed over the replicas (the data group's fixed order), in place. */
+  private async reduceGradients(ps: PhysicalStage): Promise<void> {
+    const params = ps.chunks.flatMap((c) => c.parameters).filter((p) => p.requiresGrad);
+    const t0 = epochNow();
+    await allReduceGradients(params, this.g.data);
+    this.rec?.collectives.push({ key: "allreduce", bytes: params.reduce((n, p) => n + p.size * 4, 0), at: t0, ms: epochNow() - t0 });
   }
 
   private sendPipe(to: number, key: string, payload: Payload): void {
@@ -257,33 +267,14 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     const { schedule } = this.setup;
     const M = schedule.microbatches, S = schedule.stages;
     checkBatches(batches, M, schedule.steps);
-    if (this.rec) Object.assign(this.rec, { begin: epochNow(), collectives: [], body: [] });
+    if (this.rec) Object.assign(this.rec, { begin: epochNow(), collectives: [] });
     for (const [key, payload] of stepDeliveries(schedule, batches, this.position)) this.interp.deliver(key, payload);
     this.metrics = [];
     const R = this.g.layout.replicas;
-    // Replicas: the list without its trailing STEPs, the gradient all-reduce, then the STEPs.
-    const all = this.setup.schedule.workers[this.g.at.worker];
-    const body = R > 1 ? all.filter((a) => a.kind !== "STEP") : all;
-    await this.runList(body, lrFactors, "train", "a step");
+    await this.runList(schedule.workers[this.g.at.worker], lrFactors, "train", "a step");
     if (this.rec) this.rec.listDone = epochNow();
     const b = this.interp.busy;
     const mine: DoneInfo = { metrics: this.metrics, busy: b.F + b.B + b.W + b.STEP, peaks: [...this.interp.peakLive] };
-    if (R > 1) {
-      // Each stage's gradients summed over the replicas (fixed replica order), in place.
-      const stages = [...this.interp.stages.values()];
-      if (this.rec) this.rec.body = onEpoch(this.interp.records);
-      await this.watched("the gradient all-reduce over replicas", async () => {
-        for (const ps of stages) {
-          const params = ps.chunks.flatMap((c) => c.parameters).filter((p) => p.requiresGrad);
-          const t0 = epochNow();
-          await allReduceGradients(params, this.g.data);
-          this.rec?.collectives.push({ key: "allreduce", bytes: params.reduce((n, p) => n + p.size * 4, 0), at: t0, ms: epochNow() - t0 });
-        }
-      });
-      this.interp.reset(lrFactors, all.filter((a) => a.kind === "STEP"));
-      if (!this.interp.pump()) throw new Error("STEP waited for a message");
-      mine.busy += this.interp.busy.STEP;
-    }
     const done = await this.watched("the end-of-step exchange", () => this.g.world.allGather(mine));
     const per = Array.from({ length: M * batches.length }, (_, j): MicrobatchMetrics => {
       // Replica order: each replica's share of micro-batch j, summed in a fixed order.
@@ -294,9 +285,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     // Busy seconds and peaks of replica 0's workers (the other replicas mirror them).
     const first = done.slice(0, this.g.layout.workers);
     if (this.rec) {
-      const { rank } = this.g.mpi, { worker, replica } = this.g.at, { begin, listDone, collectives, body } = this.rec;
-      // With replicas the interpreter's records hold only the STEPs run after the all-reduce.
-      this.last = { rank, worker, replica, actions: [...body, ...onEpoch(this.interp.records)], ...this.rec.log.take(), collectives, begin, listDone,
+      const { rank } = this.g.mpi, { worker, replica } = this.g.at, { begin, listDone, collectives } = this.rec;
+      this.last = { rank, worker, replica, actions: onEpoch(this.interp.records), ...this.rec.log.take(), collectives, begin, listDone,
         end: epochNow(), ...(this.clocks ? { clock: this.clocks[rank] } : {}) };
     }
     return sumMetrics(per, first.map((d) => d.busy), first.flatMap((d) => d.peaks), S);
