@@ -9,18 +9,18 @@
 import { cpus } from "node:os";
 import { launchEnv } from "../../transport/mpi/env.js";
 import { Tensor } from "../../tensor/tensor.js";
-import type { MicrobatchMetrics } from "../stage.js";
+import type { MicrobatchMetrics, Target } from "../stage.js";
 import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
-import { messageKey, targetsPayload, type ForwardMode, type Payload, type PhysicalStage, type WorkerInterpreter } from "./interpreter.js";
+import { type ForwardMode, type Payload, type PhysicalStage, type WorkerInterpreter } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
-import { feedsFirstStage, feedsLastStage, replicaEvalIds, stepDeliveries, type ReplicaPosition } from "./replica-share.js";
-import { withReplicas, type Action, type Schedule } from "../schedule/action.js";
+import { forwardDeliveries, stepDeliveries, type ReplicaPosition } from "./replica-share.js";
+import type { Action, Schedule } from "../schedule/action.js";
 import { assertValidSchedule } from "../schedule/validate.js";
 import type { PipelineSetup } from "./setup.js";
 import { buildWorker, type WorkerWeights } from "./worker-build.js";
 import { shareState, unitOfKey, unitsPerWorker } from "./worker-state.js";
 import { expectedUnitPrefix, type PipelineModel } from "./model-source.js";
-import { sourceOf } from "./setup.js";
+import { replicatedSetup, sourceOf } from "./setup.js";
 import { mergeAsyncStates, type AsyncState } from "./async-state.js";
 import type { AsyncRuntime } from "./async-weights.js";
 import { fromPlain, mergeStates, toPlain, type OptimizerState, type PlainOptimizerState, type StateEntry } from "../../optim/index.js";
@@ -106,10 +106,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
    * before STEP.
    */
   static async create(setup: PipelineSetup, initial: InitialWeights, replicas = 1): Promise<ProcessesExecutor> {
-    if (replicas > 1 && (setup.schedule.steps > 1 || setup.async)) {
-      throw new Error(`--replicas ${replicas} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1): gradients are all-reduced once per optimizer step`);
-    }
-    setup = { ...setup, schedule: withReplicas(setup.schedule, replicas) };
+    setup = replicatedSetup(setup, replicas);
     assertValidSchedule(setup.schedule);
     const g = await startGroups(setup.schedule.workers.length, replicas);
     // SPMD: every rank must have built the same setup (a differing flag or file would desynchronise them).
@@ -300,10 +297,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
 
   /** Collective. Replica r evaluates micro-batches r, r+R, ...; the sums follow micro-batch order. */
   async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
-    const mine = replicaEvalIds(batches.inputs.length, this.position);
-    if (feedsLastStage(this.setup.schedule, this.g.at.worker)) mine.forEach((j, i) => this.interp.deliver(messageKey.targets(i), targetsPayload(batches.labels[j], scale)));
     this.metrics = [];
-    await this.forwardOnly(mine.map((j) => batches.inputs[j]), "eval", "an evaluation");
+    const mine = await this.forwardOnly(batches.inputs, batches.labels, scale, "eval", "an evaluation");
     const local = this.metrics.map(([i, m]): [number, MicrobatchMetrics] => [mine[i], m]);
     const per = new Map((await this.watched("the evaluation results", () => this.g.world.allGather(local))).flat());
     return sumEvalMetrics(batches.inputs.map((_, j) => per.get(j)));
@@ -311,25 +306,25 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
 
   /** Collective: the outputs reach every rank. */
   async predict(inputs: readonly Tensor[]): Promise<Tensor[]> {
-    const mine = replicaEvalIds(inputs.length, this.position);
     this.outputs = [];
-    await this.forwardOnly(mine.map((j) => inputs[j]), "predict", "a prediction");
+    const mine = await this.forwardOnly(inputs, null, 1, "predict", "a prediction");
     const local = this.outputs.map(([i, data, shape]): [number, Float32Array, number[]] => [mine[i], data, shape]);
     const all = new Map((await this.watched("the prediction results", () => this.g.world.allGather(local))).flat().map(([j, d, sh]) => [j, new Tensor(d, sh)]));
     return inputs.map((_, j) => all.get(j)!);
   }
 
-  private async forwardOnly(inputs: readonly Tensor[], mode: "eval" | "predict", what: string): Promise<void> {
-    if (feedsFirstStage(this.setup.schedule, this.g.at.worker)) {
-      inputs.forEach((x, i) => this.interp.deliver(messageKey.activation(0, i), { kind: "tensor", data: x.data, shape: [...x.shape] }));
-    }
+  /** This replica's share of a forward-only list over `inputs`: the global ids of its micro-batches. */
+  private async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number, mode: "eval" | "predict", what: string): Promise<number[]> {
+    const { ids, deliveries } = forwardDeliveries(this.setup.schedule, inputs, labels, scale, this.position);
+    for (const [key, payload] of deliveries) this.interp.deliver(key, payload);
     // Evaluation messages are not part of any step's record.
     if (this.rec) this.rec.log.paused = true;
     try {
-      await this.runList(forwardOnlyLists(this.setup.schedule, inputs.length)[this.g.at.worker], [1], mode, what);
+      await this.runList(forwardOnlyLists(this.setup.schedule, ids.length)[this.g.at.worker], [1], mode, what);
     } finally {
       if (this.rec) this.rec.log.paused = false;
     }
+    return ids;
   }
 
   async stateDict(): Promise<Map<string, Tensor>> {
