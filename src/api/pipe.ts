@@ -48,11 +48,10 @@ export class Pipe {
      * on threads it does not follow training; pipe.stateDict() gives the current weights.
      */
     private readonly model: PipelineModel,
-    private executor: Executor,
+    private readonly executor: Executor,
     private readonly setup: PipelineSetup,
     private readonly opts: PipelineOptions,
     private readonly resolved: ResolvedOptions,
-    private readonly loss: StageLoss,
     startStep: number,
   ) {
     this.stepCount = startStep;
@@ -142,13 +141,8 @@ export class Pipe {
   }
 
   private async replaceState(state: ReadonlyMap<string, Tensor> | Record<string, Tensor>): Promise<void> {
-    if (this.executor.name === "inline") { this.model.loadStateDict(state); return; }
-    const order = this.model.namedParameters().map(([n]) => n);
-    const opt = await this.executor.optimizerState(order);
-    await this.executor.close(); // first: on processes the stages trained this model in place
-    this.model.loadStateDict(state);
-    this.setup.optimizerState = toPlain(opt);
-    this.executor = await startExecutor(this.model, this.setup, this.resolved, this.loss);
+    this.model.loadStateDict(state); // checks every name and shape first
+    await this.executor.loadStateDict(this.model.stateDict());
   }
 
   /**
@@ -269,5 +263,5 @@ async function buildPipe(o: PipelineOptions, r: ResolvedOptions): Promise<Pipe> 
   };
   if (setup.async && o.resume) setup.async.resume = asyncStateFromCheckpoint(resumeExtra.async, extraTensors, o.stages);
   const executor = await startExecutor(model, setup, r, loss);
-  return new Pipe(model, executor, setup, o, r, loss, startStep);
+  return new Pipe(model, executor, setup, o, r, startStep);
 }

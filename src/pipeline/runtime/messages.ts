@@ -42,6 +42,8 @@ export type ToWorker =
   /** Forward-only lists over `count` micro-batches (evaluation): "eval" reports metrics, "predict" outputs. */
   | { type: "forward"; mode: "eval" | "predict"; count: number; deliveries: Deliveries }
   | { type: "state" }
+  /** New weights: this worker's units' entries of the full model's state. */
+  | { type: "load"; entries: StateEntry[] }
   | { type: "optimizer" }
   | { type: "async-state" }
   | { type: "close" };
@@ -56,6 +58,7 @@ export type FromWorker =
     /** The step's action and message records (instrumentation.recordActions, "step" lists only). */
     timings?: RankTimings }
   | { type: "state"; worker: number; entries: StateEntry[] }
+  | { type: "loaded"; worker: number }
   | { type: "optimizer"; worker: number; states: PlainOptimizerState[] }
   /** The worker's stages' AsyncRuntime.snapshot(), or null without an asynchronous method. */
   | { type: "async-state"; worker: number; state: AsyncState | null }

@@ -18,7 +18,7 @@ import type { Action, Schedule } from "../schedule/action.js";
 import { assertValidSchedule } from "../schedule/validate.js";
 import type { PipelineSetup } from "./setup.js";
 import { buildWorker, type WorkerWeights } from "./worker-build.js";
-import { shareState, unitOfKey, unitsPerWorker } from "./worker-state.js";
+import { loadStageState, shareState, unitOfKey, unitsPerWorker } from "./worker-state.js";
 import { expectedUnitPrefix, type PipelineModel } from "./model-source.js";
 import { replicatedSetup, sourceOf } from "./setup.js";
 import { mergeAsyncStates, type AsyncState } from "./async-state.js";
@@ -360,6 +360,14 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       optimizer: [...this.interp.stages.values()].sort((a, b) => a.index - b.index).flatMap((ps) => (ps.optimizer ? [ps.optimizer.stateDict()] : [])),
       async: this.asyncRuntime?.snapshot() ?? null,
     };
+  }
+
+  async loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void> {
+    if (this.asyncRuntime) throw new Error("loadStateDict: not with an asynchronous method (its weight versions would mix the old weights and the new)");
+    this.interp.abandon();
+    loadStageState(this.interp.stages.values(), state);
+    // Collective: no rank steps on before every rank has its new weights.
+    await this.watched("the weight load", () => this.g.world.barrier());
   }
 
   gatherAll<T>(value: T, what: string): Promise<T[]> { return this.watched(what, () => this.g.world.allGather(value)); }

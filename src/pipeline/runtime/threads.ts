@@ -204,6 +204,14 @@ export class ThreadsExecutor implements Executor, TimingSource {
     return out;
   }
 
+  async loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void> {
+    if (this.failure) throw this.failure;
+    const shares = shareState(state, expectedUnitPrefix(sourceOf(this.setup)), unitsPerWorker(this.setup.balance, this.setup.schedule));
+    const replies = this.collect("loaded");
+    this.workers.forEach((_, id) => this.post(id, { type: "load", entries: shares[id % this.W].entries }));
+    await replies;
+  }
+
   async optimizerState(order: readonly string[]): Promise<OptimizerState> {
     const parts: OptimizerState[] = [];
     for (const m of (await this.ask({ type: "optimizer" }, "optimizer")).values()) if (m.type === "optimizer") parts.push(...m.states.map(fromPlain));

@@ -15,6 +15,8 @@ import { allReduceGradientsSync } from "../../parallel/grad-sync.js";
 import type { FromWorker, PeerMessage, StateEntry, ToWorker, WorkerInit } from "./messages.js";
 import { toPlain } from "../../optim/index.js";
 import { buildWorker } from "./worker-build.js";
+import { loadStageState } from "./worker-state.js";
+import { Tensor } from "../../tensor/tensor.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { epochNow, MessageLog, onEpoch, payloadBytes, type RankTimings } from "./action-records.js";
 
@@ -169,6 +171,11 @@ try {
           for (const c of ps.chunks) for (const [k, t] of c.stateDict()) entries.push([k, t.data.slice(), [...t.shape]]);
         }
         post({ type: "state", worker: id, entries }, entries.map((e) => e[1].buffer as ArrayBuffer));
+      } else if (m.type === "load") {
+        if (asyncRuntime) throw new Error("loadStateDict: not with an asynchronous method (its weight versions would mix the old weights and the new)");
+        interp.abandon();
+        loadStageState(interp.stages.values(), new Map(m.entries.map(([k, data, shape]) => [k, new Tensor(data, shape)])));
+        post({ type: "loaded", worker: id });
       } else if (m.type === "optimizer") {
         const states = [...interp.stages.values()].flatMap((ps) => (ps.optimizer ? [toPlain(ps.optimizer.stateDict())] : []));
         post({ type: "optimizer", worker: id, states });
