@@ -46,17 +46,8 @@ export const messageKey = {
   targets: (mb: number): string => `y${mb}`,
 };
 
-/**
- * The virtual stage that sends message `key` (an activation comes from the stage before, a gradient
- * from the stage after), or null for what the data loader delivers (inputs and targets).
- */
-export function messageSource(key: string): number | null {
-  const m = /^([ag])(\d+):\d+$/.exec(key);
-  if (!m) return null;
-  const v = Number(m[2]);
-  if (m[1] === "a") return v === 0 ? null : v - 1;
-  return v + 1;
-}
+/** A message the next action waits for, and who sends it: a virtual stage, the data loader, or the stage's replicas (REDUCE). */
+export type Wait = { key: string } & ({ from: "stage"; virtualStage: number } | { from: "loader" } | { from: "replicas"; stage: number });
 
 export interface Outbox {
   /**
@@ -261,10 +252,20 @@ export class WorkerInterpreter {
 
   /** Message keys the next action still waits for (empty when it can run). */
   waitingFor(): string[] {
+    return this.waits().map((w) => w.key);
+  }
+
+  /** What the next action still waits for, with who sends each (the watchdog names them). */
+  waits(): Wait[] {
     const a = this.next;
     if (!a) return [];
-    if (this.reducing && !this.reducing.settled) return [messageKey.reduce(a.stage, a.microbatch)];
-    return this.needs(a).filter((k) => !this.mailbox.has(k));
+    if (this.reducing && !this.reducing.settled) return [{ key: messageKey.reduce(a.stage, a.microbatch), from: "replicas", stage: a.stage }];
+    const vs = virtualStage(a.stage, a.chunk, this.o.shape.stages);
+    return this.needs(a).filter((k) => !this.mailbox.has(k)).map((key): Wait => {
+      if (a.kind === "B") return { key, from: "stage", virtualStage: vs + 1 };
+      // F: its activation from the stage before (the loader's at virtual stage 0), and the loader's targets.
+      return key === messageKey.activation(vs, a.microbatch) && vs > 0 ? { key, from: "stage", virtualStage: vs - 1 } : { key, from: "loader" };
+    });
   }
 
   /** The asynchronous REDUCE at `pc` while it runs (hooks.reduce returned a promise). */

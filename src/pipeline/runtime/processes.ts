@@ -18,6 +18,7 @@ import type { Action, Schedule } from "../schedule/action.js";
 import { assertValidSchedule } from "../schedule/validate.js";
 import type { PipelineSetup } from "./setup.js";
 import { buildWorker, type WorkerWeights } from "./worker-build.js";
+import { WorkerLoop } from "./worker-loop.js";
 import { loadStageState, shareState, unitOfKey, unitsPerWorker } from "./worker-state.js";
 import { expectedUnitPrefix, type PipelineModel } from "./model-source.js";
 import { replicatedSetup, sourceOf } from "./setup.js";
@@ -48,6 +49,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   readonly name = "processes" as const;
   readonly traceProcess = "rank" as const;
   private interp!: WorkerInterpreter;
+  private loop!: WorkerLoop;
   private asyncRuntime: AsyncRuntime | null = null;
   private metrics: [number, MicrobatchMetrics][] = [];
   private outputs: [number, Float32Array, number[]][] = [];
@@ -142,9 +144,15 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     const outbox = { send: (to: number, key: string, payload: Payload) => this.sendPipe(to, key, payload), progress: () => this.g.mpi.progress() };
     const built = await buildWorker(su, w, weights, outbox, (mb, m) => { this.metrics.push([mb, m]); },
       (mb, t) => { this.outputs.push([mb, t.data.slice(), [...t.shape]]); },
-      { reduce: (ps) => this.reduceGradients(ps), wake: () => this.pump() });
+      { reduce: (ps) => this.reduceGradients(ps), wake: () => { if (!this.polling) this.loop.pump(); } });
     this.interp = built.interp;
     this.asyncRuntime = built.asyncRuntime;
+    this.loop = new WorkerLoop(this.interp, {
+      finished: () => { const f = this.finished!; this.finished = null; f(); },
+      fail: (e) => this.die(e),
+      beforePump: () => this.g.mpi.threadState("computing"),
+      blocked: () => this.blocked(),
+    });
   }
 
   /** REDUCE: the stage's gradients summed over the replicas (the data group's fixed order), in place. */
@@ -170,33 +178,25 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       this.interp.deliver(key, payload);
       this.rec?.log.receive(key, bytes, t0);
     } catch (e) { this.die(e); }
-    this.pump();
+    if (!this.polling) this.loop.pump();
   }
 
-  /** Inside pump, or inside this thread's own poll: a message's arrival must not start another. */
-  private pumping = false;
+  /** Inside this thread's own poll: a message's arrival must not pump (the poll pumps when it ends). */
+  private polling = false;
   /** When the current wait for a message began (performance.now()). */
   private waitStart = 0;
 
-  private pump(): void {
-    if (!this.finished || this.pumping) return;
-    this.pumping = true;
-    let blocked = false;
-    try {
-      this.g.mpi.threadState("computing");
-      if (this.interp.pump()) { const f = this.finished!; this.finished = null; f(); }
-      else blocked = true;
-    } catch (e) { this.die(e); } finally { this.pumping = false; }
-    if (!blocked) return;
+  /** Blocked on a message: poll MPI on this thread (spinMs > 0), or leave the core to the communication thread. */
+  private blocked(): boolean {
     if (this.spinMs > 0) {
       this.waitStart = performance.now();
       this.g.mpi.threadState("polling");
       setImmediate(() => this.pollRound());
-    } else {
-      // This rank's core is free for the communication thread to poll hot.
-      this.g.mpi.threadState("waiting");
-      this.idleSoon();
+      return true;
     }
+    // This rank's core is free for the communication thread to poll hot.
+    this.g.mpi.threadState("waiting");
+    return false;
   }
 
   /**
@@ -206,10 +206,10 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
    * the watchdog) between them; after SPIN_BUDGET_MS it waits on the event loop instead.
    */
   private pollRound(): void {
-    if (!this.finished || this.closed) return;
-    if (this.interp.waitingFor().length === 0) { this.pump(); return; }
+    if (!this.loop.busy || this.closed) return;
+    if (this.interp.waitingFor().length === 0) { this.loop.pump(); return; }
     let ready = false;
-    this.pumping = true;
+    this.polling = true;
     try {
       this.interp.idle();
       const until = performance.now() + this.spinMs;
@@ -217,25 +217,10 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
         this.g.mpi.receive();
         ready = this.interp.waitingFor().length === 0;
       } while (!ready && performance.now() < until);
-    } catch (e) { this.die(e); } finally { this.pumping = false; }
-    if (ready) this.pump();
+    } catch (e) { this.die(e); } finally { this.polling = false; }
+    if (ready) this.loop.pump();
     else if (performance.now() - this.waitStart < SPIN_BUDGET_MS) setImmediate(() => this.pollRound());
-    else { this.g.mpi.threadState("waiting"); this.idleSoon(); }
-  }
-
-  private idleQueued = false;
-
-  /** Waiting for a message: background work (weight-layout copies) in small units, messages first. */
-  private idleSoon(): void {
-    if (this.idleQueued || this.closed) return;
-    this.idleQueued = true;
-    setImmediate(() => {
-      this.idleQueued = false;
-      if (this.closed || (this.finished && this.interp.waitingFor().length === 0)) return;
-      try {
-        if (this.interp.idle()) this.idleSoon();
-      } catch (e) { this.die(e); }
-    });
+    else { this.g.mpi.threadState("waiting"); this.loop.idleSoon(); }
   }
 
   /** Ends the job: one line naming this rank (and the stage and action), then MPI_Abort. */
@@ -253,9 +238,12 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
 
   private describeWait(): string {
     const { stageToWorker, stages: S } = this.setup.schedule;
-    const next = this.finished ? this.interp.next : null;
-    return describeWait(this.g.mpi.rank, next, next ? this.interp.waitingFor() : [], this.waitingIn,
-      (v) => this.g.at.replica * this.g.layout.workers + stageToWorker[v % S]);
+    const { workers: W, replicas: R } = this.g.layout, { worker, replica } = this.g.at;
+    const next = this.loop.busy ? this.interp.next : null;
+    return describeWait(this.g.mpi.rank, next, next ? this.interp.waits() : [], this.waitingIn, {
+      ofStage: (v) => replica * W + stageToWorker[v % S],
+      ofReplicas: () => Array.from({ length: R }, (_, r) => r * W + worker).filter((k) => k !== this.g.mpi.rank),
+    });
   }
 
   step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> { return this.run([batch], [lrFactor]); }
@@ -292,7 +280,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   /** Runs `actions` (delivered inputs) to their end: collective with the pipeline's other ranks. */
   private runList(actions: readonly Action[], lrFactors: readonly number[], mode: ForwardMode, what: string): Promise<void> {
     this.interp.reset(lrFactors, actions, mode);
-    return this.watched(what, () => new Promise<void>((resolve) => { this.finished = resolve; this.pump(); }));
+    return this.watched(what, () => new Promise<void>((resolve) => { this.finished = resolve; this.loop.start(); }));
   }
 
   /** Collective. Replica r evaluates micro-batches r, r+R, ...; the sums follow micro-batch order. */
@@ -380,6 +368,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     this.interp.abandon();
     await this.g.world.barrier();
     this.closed = true;
+    this.loop.stop();
     for (const ps of this.interp.stages.values()) for (const c of ps.chunks) c.clear();
   }
 }

@@ -15,6 +15,7 @@ import { allReduceGradientsSync } from "../../parallel/grad-sync.js";
 import type { FromWorker, PeerMessage, StateEntry, ToWorker, WorkerInit } from "./messages.js";
 import { toPlain } from "../../optim/index.js";
 import { buildWorker } from "./worker-build.js";
+import { WorkerLoop } from "./worker-loop.js";
 import { loadStageState } from "./worker-state.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
@@ -37,6 +38,8 @@ function ownsBuffer(a: Float32Array | Int32Array): boolean {
 }
 
 function fail(e: unknown): void {
+  failed = true;
+  loop?.stop();
   const err = e instanceof Error ? e : new Error(String(e));
   if (err instanceof PipelineActionError) {
     post({ type: "error", worker: id, stage: err.stage, action: err.action, message: err.causeMessage, stack: err.causeStack });
@@ -57,7 +60,7 @@ function postPeer(key: string, payload: Payload, transferable: boolean, peer: Me
 }
 
 let interp: WorkerInterpreter;
-let running = false;
+let loop: WorkerLoop;
 let failed = false;
 const metrics: [number, MicrobatchMetrics][] = [];
 const outputs: { mb: number; data: Float32Array; shape: number[] }[] = [];
@@ -80,48 +83,17 @@ function sampleMemory(): void {
   peakBytes = Math.max(peakBytes, h.used_heap_size + h.external_memory);
 }
 
-function pump(): void {
-  if (!running || failed) return;
-  try {
-    sampleMemory(); // before and after each burst of actions: activations peak inside a step
-    const finished = interp.pump();
-    sampleMemory();
-    if (finished) {
-      running = false;
-      const b = interp.busy;
-      const outs = outputs.splice(0);
-      const messages = log?.take();
-      const end = epochNow();
-      const timings: RankTimings | undefined = messages && stepList
-        ? { rank: id, worker: init.worker, replica: init.replica, actions: onEpoch(interp.records), ...messages, begin, listDone: end, end } : undefined;
-      if (log) log.paused = false;
-      post({ type: "done", worker: id, metrics: metrics.splice(0), busy: b.F + b.B + b.W + b.STEP, peaks: [...interp.peakLive], peakBytes, outputs: outs,
-        ...(timings ? { timings } : {}) }, outs.map((o) => o.data.buffer as ArrayBuffer));
-    }
-    idleSoon();
-  } catch (e) {
-    failed = true;
-    fail(e);
-  }
-}
-
-let idleQueued = false;
-
-/** Waiting for a message: do background work in small units, letting arriving messages go first. */
-function idleSoon(): void {
-  if (idleQueued) return;
-  idleQueued = true;
-  setImmediate(() => {
-    idleQueued = false;
-    // Between lists (its weights are its own) or waiting for a message inside one.
-    if (failed || (running && interp.waitingFor().length === 0)) return;
-    try {
-      if (interp.idle()) idleSoon();
-    } catch (e) {
-      failed = true;
-      fail(e);
-    }
-  });
+/** Posts the finished list's results to the main thread. */
+function finished(): void {
+  const b = interp.busy;
+  const outs = outputs.splice(0);
+  const messages = log?.take();
+  const end = epochNow();
+  const timings: RankTimings | undefined = messages && stepList
+    ? { rank: id, worker: init.worker, replica: init.replica, actions: onEpoch(interp.records), ...messages, begin, listDone: end, end } : undefined;
+  if (log) log.paused = false;
+  post({ type: "done", worker: id, metrics: metrics.splice(0), busy: b.F + b.B + b.W + b.STEP, peaks: [...interp.peakLive], peakBytes, outputs: outs,
+    ...(timings ? { timings } : {}) }, outs.map((o) => o.data.buffer as ArrayBuffer));
 }
 
 try {
@@ -143,14 +115,17 @@ try {
     comm ? { reduce: (ps) => allReduceGradientsSync(ps.chunks.flatMap((c) => c.parameters).filter((p) => p.requiresGrad), comm) } : {});
   init.state = []; // the copy of the state is not needed any more
   interp = built.interp;
+  // Memory is sampled around each burst of actions: activations peak inside a step.
+  loop = new WorkerLoop(interp, { finished, fail, beforePump: sampleMemory, afterPump: sampleMemory });
   const asyncRuntime = built.asyncRuntime;
   for (const [w, p] of Object.entries(peers)) {
-    p.on("messageerror", (e: Error) => { failed = true; fail(new Error(`a message from worker ${w} could not be read: ${e.message}`)); });
+    p.on("messageerror", (e: Error) => { fail(new Error(`a message from worker ${w} could not be read: ${e.message}`)); });
     p.on("message", (m: PeerMessage) => {
+      if (failed) return;
       const t0 = log ? epochNow() : 0;
-      try { interp.deliver(m.key, m.payload); } catch (e) { failed = true; fail(e); return; }
+      try { interp.deliver(m.key, m.payload); } catch (e) { fail(e); return; }
       log?.receive(m.key, payloadBytes(m.payload), t0);
-      pump();
+      loop.pump();
     });
   }
   port.on("message", (m: ToWorker) => {
@@ -163,8 +138,7 @@ try {
         stepList = m.type === "step";
         // Evaluation messages are not part of any step's record (they are dropped at its end).
         if (log && !stepList) log.paused = true;
-        running = true;
-        pump();
+        loop.start();
       } else if (m.type === "state") {
         const entries: StateEntry[] = [];
         for (const ps of interp.stages.values()) {
@@ -186,7 +160,6 @@ try {
         port.close();
       }
     } catch (e) {
-      failed = true;
       fail(e);
     }
   });
