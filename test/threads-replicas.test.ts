@@ -13,6 +13,10 @@ import { backward } from "../src/autograd/engine.js";
 import { crossEntropyLoss } from "../src/nn/loss.js";
 import { createModel } from "../src/nn/models/index.js";
 import { SGD } from "../src/optim/index.js";
+import { splitBatch } from "../src/data/microbatch.js";
+import type { PipelineSetup } from "../src/pipeline/runtime/setup.js";
+import { ThreadsExecutor } from "../src/pipeline/runtime/threads.js";
+import { generateSchedule } from "../src/pipeline/schedule/index.js";
 import { MPI_ENV, mpiSkipReason, mpirunArgs } from "./mpi-helpers.js";
 import { batches, OPT, SEED, SPEC, STEPS } from "./lib-replicas-script.js";
 
@@ -72,4 +76,19 @@ test("threads with 2 replicas == processes with 2 replicas (4 ranks) bit for bit
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("threads with 2 replicas: a layer failing on micro-batch 3 ends the step naming the replica, stage 1, action 1F3 and the cause; every thread ends", async () => {
+  const model = createModel(SPEC, SEED);
+  // Units: 0 Flatten, 1 Linear, 2 ReLU, 3 Linear | 4 ReLU, 5 Linear, 6 ReLU, 7 Linear: unit 5 is on stage 1.
+  const setup: PipelineSetup = { model: SPEC, seed: SEED, schedule: generateSchedule("1f1b", { stages: 2, microbatches: 4 }), balance: [4, 4],
+    recompute: "never", optimizer: OPT, instrumentation: { faults: [{ unit: 5, microbatch: 3, message: "boom in layer 5" }] } };
+  const ex = await ThreadsExecutor.create(setup, model.stateDict(), 2);
+  const parts = splitBatch(batches()[0], 4);
+  await assert.rejects(ex.step({ inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / 8 }), (e: Error) => {
+    assert.match(e.message, /^stage 1, action 1F3 \(worker 1\): replica [01]: boom in layer 5$/);
+    return true;
+  });
+  await ex.close();
+  assert.equal(ex.liveWorkers, 0);
 });
