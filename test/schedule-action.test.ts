@@ -6,7 +6,7 @@ test("compact action strings round-trip", () => {
   for (const kind of ACTION_KINDS) {
     for (const stage of [0, 1, 7, 12]) {
       for (const mb of [0, 3, 15, 128]) {
-        for (const chunk of kind === "STEP" ? [0] : [0, 1, 2]) {
+        for (const chunk of kind === "STEP" || kind === "REDUCE" ? [0] : [0, 1, 2]) {
           const a: Action = { stage, kind, microbatch: mb, chunk };
           const text = formatAction(a);
           assert.deepEqual(parseAction(text), a, text);

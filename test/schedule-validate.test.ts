@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  formatAction, generateSchedule, parseAction, type Schedule, ScheduleError, assertValidSchedule, validateSchedule,
+  formatAction, generateSchedule, parseAction, type Schedule, ScheduleError, assertValidSchedule, validateSchedule, withReplicas,
 } from "../src/pipeline/schedule/index.js";
 
 function handMade(lists: string[][], over: Partial<Schedule> = {}): Schedule {
@@ -102,4 +102,32 @@ test("lowering: one SEND and one RECV per cross-worker edge, RECV before its con
   }
   const one = lowerCommunication(generateSchedule("gpipe", { stages: 2, microbatches: 1 })).map((l) => l.map(formatLoweredOp).join(" "));
   assert.deepEqual(one, ["0F0 send 0F0->w1 recv 1B0<-w1 0B0 0STEP0", "recv 0F0<-w0 1F0 1B0 send 1B0->w0 1STEP0"]);
+});
+
+test("withReplicas puts a REDUCE right before every STEP; the validator wants exactly one per stage and step, and only with replicas", () => {
+  const base = generateSchedule("1f1b", { stages: 2, microbatches: 3 });
+  const r = withReplicas(base, 2);
+  assert.equal(r.replicas, 2);
+  for (const list of r.workers) {
+    const i = list.findIndex((a) => a.kind === "REDUCE");
+    assert.ok(i >= 0);
+    assert.equal(formatAction(list[i + 1]), formatAction({ ...list[i], kind: "STEP" }));
+    assert.deepEqual(list.filter((a) => a.kind !== "REDUCE"), [...base.workers[r.workers.indexOf(list)]]);
+  }
+  assert.equal(validateSchedule(r).ok, true);
+  assert.deepEqual(parseAction("1REDUCE0"), { stage: 1, kind: "REDUCE", microbatch: 0, chunk: 0 });
+  assert.equal(formatAction(parseAction("1REDUCE0")), "1REDUCE0");
+  assert.throws(() => parseAction("1REDUCE0c1"), /a REDUCE has no chunk/);
+  // One copy: no REDUCE, and one where it does not belong is an error naming it.
+  assert.deepEqual(withReplicas(r, 1).workers, base.workers);
+  const stray = { ...base, workers: [[...base.workers[0].slice(0, -1), parseAction("0REDUCE0"), ...base.workers[0].slice(-1)], base.workers[1]] };
+  assert.match(validateSchedule(stray).errors.join("\n"), /0REDUCE0'?: REDUCE in a schedule without replicas/);
+  // A missing REDUCE, and one after its STEP (the STEP waits for it: a deadlock).
+  const missing = { ...r, workers: [r.workers[0].filter((a) => a.kind !== "REDUCE"), r.workers[1]] };
+  assert.match(validateSchedule(missing).errors.join("\n"), /0REDUCE0 appears 0 times; expected exactly once/);
+  const late = r.workers[0].filter((a) => a.kind !== "REDUCE");
+  const swapped = { ...r, workers: [[...late, parseAction("0REDUCE0")], r.workers[1]] };
+  assert.match(validateSchedule(swapped).errors.join("\n"), /deadlock[\s\S]*0STEP0\s+\| 0REDUCE0 \(worker 0 #\d+, later in its own list\)/);
+  assert.throws(() => withReplicas(generateSchedule("async", { stages: 2, microbatches: 2, steps: 2 }), 2), /2 replicas need a synchronous schedule of one step/);
+  assert.throws(() => withReplicas(base, 0), /replicas must be a positive integer, got 0/);
 });

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { generateSchedule, parseAction, type Schedule } from "../src/pipeline/schedule/index.js";
+import { formatAction, generateSchedule, parseAction, withReplicas, type Schedule } from "../src/pipeline/schedule/index.js";
 import { bubbleFormula, resolveCosts, simulate } from "../src/sim/index.js";
 import { timelineSvg } from "../src/report/timeline-svg.js";
 import { runSim } from "../src/cli/sim.js";
@@ -162,6 +162,22 @@ test("weight gradients once per step: GPipe S=2 M=8, F=1, B=2 (B 1 + W 1) by han
   assert.deepEqual(r.busy, [8 + 8 + 8 + 3, 8 + 8 + 8 + 1]);
   assert.deepEqual(r.peakActivations, [8, 8]);
   assert.throws(() => simulate(s, { forward: 1, backward: 2, weight: 1, step: [1, 2, 3] }), /step has 3 per-stage values for 2 stages/);
+});
+
+test("replicas: each stage's REDUCE runs between its last backward and its STEP at its own cost; zero without one", () => {
+  // GPipe S=2 M=2, F = 1, B = 2: stage 1's backwards run 3..7, stage 0's 5..9 (as without replicas).
+  // REDUCE costs 4 on stage 0 and 1 on stage 1, STEP 1 each: stage 1 ends at 7 + 1 + 1 = 9, stage 0 at 9 + 4 + 1 = 14.
+  const base = generateSchedule("gpipe", { stages: 2, microbatches: 2 });
+  const r = simulate(withReplicas(base, 2), { forward: 1, backward: 2, weight: 0, step: 1, reduce: [4, 1] });
+  const t = Object.fromEntries(r.timeline.flat().map((x) => [formatAction(x.action), [x.start, x.end]]));
+  assert.deepEqual(t["0REDUCE0"], [9, 13]);
+  assert.deepEqual(t["0STEP0"], [13, 14]);
+  assert.deepEqual(t["1REDUCE0"], [7, 8]);
+  assert.deepEqual(t["1STEP0"], [8, 9]);
+  assert.equal(r.makespan, 14);
+  // Without a REDUCE cost the replicated schedule takes what one copy takes.
+  assert.equal(simulate(withReplicas(base, 2), { forward: 1, backward: 2, weight: 0, step: 1 }).makespan, simulate(base, { forward: 1, backward: 2, weight: 0, step: 1 }).makespan);
+  assert.throws(() => simulate(withReplicas(base, 2), { forward: 1, backward: 2, weight: 0, reduce: [1, 2, 3] }), /reduce has 3 per-stage values for 2 stages/);
 });
 
 // ---- shared cores, message sizes, receive cost, start skew, sender slice (src/sim/shared-cores.ts)

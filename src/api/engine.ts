@@ -178,12 +178,14 @@ export class RunEngine {
   }
 
   /**
-   * Replaces the weights (names and shapes must match); the optimizer state is kept. Inline, the
-   * stages are the model's own units: loading it is enough.
+   * Replaces the weights (names and shapes must match) in the running workers; the optimizer state
+   * is kept. An asynchronous method's stashed weight versions would mix the old weights and the new,
+   * so its executor starts afresh from the new ones instead.
    */
   async loadStateDict(state: ReadonlyMap<string, Tensor> | Record<string, Tensor>): Promise<void> {
-    if (this.o.executor === "inline") { this.o.model.loadStateDict(state); return; }
-    await this.restart(undefined, state);
+    if (this.setupNow.async) return this.restart(undefined, state);
+    this.o.model.loadStateDict(state); // checks every name and shape before anything changes
+    await this.ex.loadStateDict(this.o.model.stateDict());
   }
 
   /** Steps (or windows) the trace holds. */

@@ -17,6 +17,11 @@ export interface CostModel {
   weight: number | readonly number[];
   /** Time of one optimizer STEP (default 0), one number for every stage or one per stage. */
   step?: number | readonly number[];
+  /**
+   * Time of one REDUCE, the gradient all-reduce over the replicas before a STEP (default 0), one
+   * number for every stage or one per stage. Schedules without replicas have no REDUCE.
+   */
+  reduce?: number | readonly number[];
   /** Latency added to every dependency that crosses workers (default 0). */
   message?: number;
   /** Seconds per byte added to `message` (default 0); a message's bytes come from `messageBytes`. */
@@ -71,6 +76,7 @@ export interface ResolvedCosts {
   backward: number[];
   weight: number[];
   step: number[];
+  reduce: number[];
   message: number;
   messagePerByte: number;
   /** Per virtual stage (length S*v). */
@@ -101,11 +107,11 @@ export function resolveCosts(c: CostModel, S: number, v = 1): ResolvedCosts {
   weight.forEach((w, s) => {
     if (w > backward[s]) throw new Error(`cost model: weight-gradient time ${w} of stage ${s} exceeds its backward time ${backward[s]}`);
   });
-  const step = perStage("step", c.step ?? 0, S), message = nonNegative("message cost", c.message ?? 0);
+  const step = perStage("step", c.step ?? 0, S), reduce = perStage("reduce", c.reduce ?? 0, S), message = nonNegative("message cost", c.message ?? 0);
   const messageBytes = perStage("messageBytes", typeof c.messageBytes === "number" || c.messageBytes === undefined ? new Array<number>(V).fill(c.messageBytes ?? 0) : c.messageBytes, V);
   const cores = c.cores ?? Infinity;
   if (!(cores >= 1)) throw new Error(`cost model: cores ${cores} must be at least 1`);
-  return { forward, backward, weight, step, message, messagePerByte: nonNegative("messagePerByte", c.messagePerByte ?? 0), messageBytes,
+  return { forward, backward, weight, step, reduce, message, messagePerByte: nonNegative("messagePerByte", c.messagePerByte ?? 0), messageBytes,
     receive: nonNegative("receive", c.receive ?? 0), cores, background: nonNegative("background", c.background ?? 0),
     start: (c.start ?? []).map((x, w) => nonNegative(`start of worker ${w}`, x)), senderSlice: nonNegative("senderSlice", c.senderSlice ?? 0),
     slowdown: (c.slowdown ?? []).map((x, w) => { if (!(x >= 1) || !Number.isFinite(x)) throw new Error(`cost model: slowdown ${x} of worker ${w} must be a finite number >= 1`); return x; }) };
@@ -123,6 +129,7 @@ export function executionCosts(s: Schedule, c: CostModel): ExecutionCosts {
       case "B": return s.splitBackward ? at(r.backward, a) - at(r.weight, a) : at(r.backward, a);
       case "W": return at(r.weight, a);
       case "STEP": return r.step[a.stage];
+      case "REDUCE": return r.reduce[a.stage];
     }
   };
   const received = (a: Action): number => dependencies(a, s).filter((d) => isMessage(d, a, s.stageToWorker)).length;

@@ -4,7 +4,7 @@
 // the receiver's CPU per message, the start skew of the ranks and the end-of-step exchange, and how
 // much other load shared the cores. Times in the records are ms since the epoch; costs in seconds.
 import type { ActionRecord, RankTimings } from "../pipeline/runtime/action-records.js";
-import { actionKey, virtualStage, type Action, type ExecutionCosts, type Schedule } from "../pipeline/schedule/index.js";
+import { actionKey, isStepKind, virtualStage, type Action, type ExecutionCosts, type Schedule } from "../pipeline/schedule/index.js";
 import type { CostModel } from "./cost-model.js";
 import { shareRate } from "./shared-cores.js";
 import { mean, median } from "../util/stats.js";
@@ -39,23 +39,25 @@ const cpuSeconds = (r: ActionRecord): number => r.cpu * 1e-6;
 /**
  * Per virtual stage: forward, full backward (B + W), weight, and per stage the STEP, each the mean
  * CPU time over its micro-batches: the mean keeps a step's total work (a first forward after STEP
- * makes the weights' layout copies; a stacked W pass covers several micro-batches).
+ * makes the weights' layout copies; a stacked W pass covers several micro-batches). A REDUCE (the
+ * replicas' gradient all-reduce) costs its wall time: most of it is communication, not CPU.
  */
-function actionCosts(s: Schedule, ranks: readonly RankTimings[]): Pick<CostModel, "forward" | "backward" | "weight" | "step"> {
+function actionCosts(s: Schedule, ranks: readonly RankTimings[]): Pick<CostModel, "forward" | "backward" | "weight" | "step" | "reduce"> {
   const V = s.stages * s.chunks;
-  const per = (kind: ActionRecord["kind"]): number[][] => Array.from({ length: kind === "STEP" ? s.stages : V }, () => []);
-  const F = per("F"), B = per("B"), Wt = per("W"), STEP = per("STEP");
+  const per = (kind: ActionRecord["kind"]): number[][] => Array.from({ length: isStepKind(kind) ? s.stages : V }, () => []);
+  const F = per("F"), B = per("B"), Wt = per("W"), STEP = per("STEP"), REDUCE = per("REDUCE");
   for (const r of ranks.flatMap((x) => x.actions)) {
     const vs = virtualStage(r.stage, r.chunk, s.stages);
     if (r.kind === "F") F[vs].push(cpuSeconds(r));
     else if (r.kind === "B") B[vs].push(cpuSeconds(r));
     // A stacked run of W's costs what it costs: its share per micro-batch, as often as it covers.
     else if (r.kind === "W") for (let i = 0; i < r.run; i++) Wt[vs].push(cpuSeconds(r) / r.run);
+    else if (r.kind === "REDUCE") REDUCE[r.stage].push((r.end - r.start) * ms);
     else STEP[r.stage].push(cpuSeconds(r));
   }
   const m = (xs: number[][]): number[] => xs.map((x) => (x.length ? x.reduce((a, b) => a + b, 0) / x.length : 0));
   const weight = m(Wt), b = m(B);
-  return { forward: m(F), backward: b.map((x, i) => (s.splitBackward ? x + weight[i] : x)), weight: s.splitBackward ? weight : b.map(() => 0), step: m(STEP) };
+  return { forward: m(F), backward: b.map((x, i) => (s.splitBackward ? x + weight[i] : x)), weight: s.splitBackward ? weight : b.map(() => 0), step: m(STEP), reduce: m(REDUCE) };
 }
 
 /** Message times (s): `latency` from the sender being free to the receiver taking the message in; `held` from the send to arrival while the sender kept computing. */

@@ -28,6 +28,7 @@ import {
 } from "./phase-contract.js";
 import { buildElasticStage, type ElasticStage } from "./stage-build.js";
 import { watchQuiet } from "../../transport/mpi/watchdog.js";
+import { WorkerLoop } from "../runtime/worker-loop.js";
 
 /** The job's MPI world for a freeze run: every rank, in rank order. */
 export interface ElasticWorld {
@@ -67,8 +68,6 @@ interface Role {
   stage: number;
   replica: number;
   built: ElasticStage;
-  /** The stage's replicas (null with one replica). */
-  data: MpiCollectives | null;
 }
 
 export class MpiElasticPhase implements TrainingPhase {
@@ -76,6 +75,7 @@ export class MpiElasticPhase implements TrainingPhase {
   private metrics: [number, MicrobatchMetrics][] = [];
   private gradSq: [number, number][] = [];
   private finished: (() => void) | null = null;
+  private loop: WorkerLoop | null = null;
   private closed = false;
 
   private constructor(readonly layout: PhaseLayout, private readonly w: ElasticWorld) {}
@@ -93,7 +93,8 @@ export class MpiElasticPhase implements TrainingPhase {
     const dataComm = await w.mpi.split(0, active ? s : S + k, active ? r : 0);
     if (active) {
       try {
-        phase.role = { stage: s, replica: r, data: R > 1 ? new MpiCollectives(new ControlMailbox(w.mpi, dataComm)) : null, built: phase.build(o, s, pipeComm) };
+        const data = R > 1 ? new MpiCollectives(new ControlMailbox(w.mpi, dataComm)) : null;
+        phase.role = { stage: s, replica: r, built: phase.build(o, s, pipeComm, data) };
       } catch (e) { phase.die(e); }
       w.mpi.listen(pipeComm, TAG.pipe, (_src, data) => phase.onPipe(data));
     }
@@ -101,7 +102,7 @@ export class MpiElasticPhase implements TrainingPhase {
     return phase;
   }
 
-  private build(o: PhaseOptions, s: number, pipeComm: number): ElasticStage {
+  private build(o: PhaseOptions, s: number, pipeComm: number, data: MpiCollectives | null): ElasticStage {
     const names = o.stageParams[s].map(([n]) => n);
     const optimizerState: PlainOptimizerState | null = o.optimizerState && names.length ? toPlain(sliceState(o.optimizerState, names)) : null;
     const outbox = {
@@ -110,9 +111,13 @@ export class MpiElasticPhase implements TrainingPhase {
         sendPayload(this.w.mpi, pipeComm, to, key, payload);
       },
     };
-    return buildElasticStage({ ...o, ...o.layout, stage: s, optimizerState, faults: testSeam.faults }, outbox,
-      () => { if (this.role?.replica === 0) this.gradSq = this.role.built.gradSquares(); },
-      (mb, m) => { this.metrics.push([mb, m]); });
+    const built = buildElasticStage({ ...o, ...o.layout, stage: s, optimizerState, faults: testSeam.faults }, outbox, {
+      reduce: data ? (params) => allReduceGradients(params, data) : undefined,
+      wake: () => this.loop?.pump(),
+      beforeStep: () => { if (this.role?.replica === 0) this.gradSq = this.role.built.gradSquares(); },
+    }, (mb, m) => { this.metrics.push([mb, m]); });
+    this.loop = new WorkerLoop(built.interp, { finished: () => { const f = this.finished!; this.finished = null; f(); }, fail: (e) => this.die(e) });
+    return built;
   }
 
   private onPipe(data: ArrayBuffer): void {
@@ -122,14 +127,7 @@ export class MpiElasticPhase implements TrainingPhase {
       if (payload.kind !== "tensor") throw new Error(`elastic rank: unexpected ${payload.kind} message ${key}`);
       this.role.built.interp.deliver(key, payload);
     } catch (e) { this.die(e); }
-    this.pump();
-  }
-
-  private pump(): void {
-    if (!this.finished || !this.role) return;
-    try {
-      if (this.role.built.interp.pump()) { const f = this.finished; this.finished = null; f(); }
-    } catch (e) { this.die(e); }
+    this.loop?.pump();
   }
 
   /** Ends the job: one line naming this rank, its stage and replica (and the action), then MPI_Abort. */
@@ -157,11 +155,15 @@ export class MpiElasticPhase implements TrainingPhase {
   }
 
   private describeWait(what: string): string {
-    const r = this.role, next = this.finished && r ? r.built.interp.next : null;
-    return describeWait(this.w.mpi.rank, next, next && r ? r.built.interp.waitingFor() : [], what, (v) => (r?.replica ?? 0) * this.layout.stages + v);
+    const r = this.role, next = this.loop?.busy && r ? r.built.interp.next : null;
+    const { stages: S, replicas: R } = this.layout;
+    return describeWait(this.w.mpi.rank, next, next && r ? r.built.interp.waits() : [], what, {
+      ofStage: (v) => (r?.replica ?? 0) * S + v,
+      ofReplicas: (s) => Array.from({ length: R }, (_, k) => k * S + s).filter((k) => k !== this.w.mpi.rank),
+    });
   }
 
-  /** This rank's list: its inputs or targets, the list without STEP, the all-reduce, then STEP. */
+  /** This rank's list on its inputs or targets (its REDUCE sums the gradients over the stage's replicas before STEP). */
   private async run(role: Role, x: Tensor, y: Int32Array, lrFactor: number, fill: boolean, out: WorkerStepReport): Promise<void> {
     const { stages: S } = this.layout;
     const { built, stage: s } = role;
@@ -181,15 +183,11 @@ export class MpiElasticPhase implements TrainingPhase {
     if (s === S - 1) targets.forEach((t, j) => interp.deliver(messageKey.targets(j), { kind: "targets", labels: t, scale: 1 / y.length }));
     this.gradSq = [];
     this.metrics = [];
-    interp.reset([lrFactor], built.actions.filter((a) => a.kind !== "STEP"));
+    interp.reset([lrFactor], built.actions);
     const prefixSeconds = (performance.now() - t0) / 1000; // the prefix's forward counts as this stage's work
-    await new Promise<void>((resolve) => { this.finished = resolve; this.pump(); });
+    await new Promise<void>((resolve) => { this.finished = resolve; this.loop!.start(); });
     const b = interp.busy;
-    let busy = prefixSeconds + b.F + b.B + b.W + b.STEP;
-    if (role.data) await allReduceGradients(built.params.map(([, p]) => p), role.data);
-    interp.reset([lrFactor], built.actions.filter((a) => a.kind === "STEP"));
-    if (!interp.pump()) throw new Error("STEP waited for a message");
-    busy += interp.busy.STEP;
+    const busy = prefixSeconds + b.F + b.B + b.W + b.STEP;
     out.metrics = this.metrics.splice(0);
     out.busy = busy;
     out.gradSq = this.gradSq;
@@ -216,6 +214,7 @@ export class MpiElasticPhase implements TrainingPhase {
   async close(): Promise<void> {
     if (this.closed) return;
     this.role?.built.interp.abandon();
+    this.loop?.stop();
     await this.watched("the end of a layout", () => this.w.world.barrier());
     this.closed = true;
     this.role = null;

@@ -1,6 +1,7 @@
 // How one elastic worker (stage s of a layout, on a worker thread or an MPI rank) starts: rebuild
 // the model from its spec, load the trainer's state, freeze the prefix (requiresGrad off: no
-// backward, not in the optimizer), keep stage s and put the shared interpreter over its GPipe list.
+// backward, not in the optimizer), keep stage s and put the shared interpreter over its GPipe list
+// (with replicas, its REDUCE sums the stage's gradients over them before STEP).
 // With the activation cache, stage 0 also holds the frozen prefix and runs it (no graph) to fill it.
 // Both executors build through here, so a stage is the same object with the same kernels on both.
 import { noGrad } from "../../autograd/engine.js";
@@ -9,7 +10,7 @@ import { createModel } from "../../nn/models/index.js";
 import type { ModelSpec } from "../../nn/models/spec.js";
 import { fromPlain, sliceState, type PlainOptimizerState } from "../../optim/index.js";
 import type { Tensor } from "../../tensor/tensor.js";
-import { generateSchedule } from "../schedule/index.js";
+import { generateSchedule, withReplicas } from "../schedule/index.js";
 import type { Action } from "../schedule/action.js";
 import { Stage, type MicrobatchMetrics } from "../stage.js";
 import { WorkerInterpreter, type Outbox, type PhysicalStage, type StageOptimizer } from "../runtime/interpreter.js";
@@ -29,6 +30,8 @@ export interface ElasticStageSpec {
   ranges: readonly [number, number][];
   stage: number;
   microbatches: number;
+  /** Copies of the pipeline; > 1: the list has a REDUCE before its STEP. */
+  replicas: number;
   optimizer: OptimizerConfig;
   /** Optimizer state of (at least) this stage's trainable parameters, or null to start fresh. */
   optimizerState: PlainOptimizerState | null;
@@ -42,7 +45,7 @@ export interface ElasticStage {
   params: [string, Tensor][];
   optimizer: StageOptimizer | null;
   interp: WorkerInterpreter;
-  /** The stage's GPipe list. */
+  /** The stage's GPipe list (with its REDUCE when there are replicas). */
   actions: readonly Action[];
   /** Stage 0 with a cached prefix: the prefix's output for x (no graph). */
   runPrefix(x: Tensor): Tensor;
@@ -50,7 +53,14 @@ export interface ElasticStage {
   gradSquares(): [number, number][];
 }
 
-export function buildElasticStage(o: ElasticStageSpec, outbox: Outbox, beforeStep: () => void,
+/** What the worker adds: the REDUCE over its replicas (and how an asynchronous one wakes it), and what runs right before STEP. */
+export interface ElasticStageHooks {
+  reduce?(params: Tensor[]): void | Promise<void>;
+  wake?(): void;
+  beforeStep(): void;
+}
+
+export function buildElasticStage(o: ElasticStageSpec, outbox: Outbox, hooks: ElasticStageHooks,
   onMetrics: (microbatch: number, m: MicrobatchMetrics) => void): ElasticStage {
   const model = createModel(o.spec, o.seed);
   model.loadStateDict(new Map(o.state));
@@ -69,11 +79,13 @@ export function buildElasticStage(o: ElasticStageSpec, outbox: Outbox, beforeSte
   if (optimizer && o.optimizerState) optimizer.loadStateDict(sliceState(fromPlain(o.optimizerState), params.map(([n]) => n)));
   const phys: PhysicalStage = { index: s, chunks: [stage], optimizer };
   const layerOf = params.map(([n]) => Number(n.split(".")[1]));
-  const schedule = generateSchedule("gpipe", { stages: S, microbatches: o.microbatches });
+  const schedule = withReplicas(generateSchedule("gpipe", { stages: S, microbatches: o.microbatches }), o.replicas);
+  const reduce = hooks.reduce;
   const interp = new WorkerInterpreter({
     worker: s, actions: schedule.workers[s], stages: new Map([[s, phys]]), shape: shapeOf(schedule), outbox,
     // A hook object also keeps the interpreter from holding weight-layout copies: the same kernels on both executors.
-    hooks: { beforeStep }, onMetrics,
+    hooks: { beforeStep: hooks.beforeStep }, onMetrics,
+    reduce: reduce ? () => reduce(params.map(([, p]) => p)) : undefined, wake: hooks.wake,
   });
   return {
     stage, params, optimizer, interp, actions: schedule.workers[s],

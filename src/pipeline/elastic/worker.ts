@@ -1,13 +1,14 @@
 // One elastic phase worker thread: stage s of replica r, built by buildElasticStage. Replicas of a
-// stage all-reduce their gradients in shared memory (fixed rank order) right before STEP, so every
-// replica applies the same update. With the activation cache, stage 0 runs the frozen prefix (no
+// stage all-reduce their gradients in shared memory (fixed rank order) in the REDUCE before STEP, so
+// every replica applies the same update. With the activation cache, stage 0 runs the frozen prefix (no
 // graph) only when the trainer sends raw inputs to fill the cache.
 import { parentPort, workerData } from "node:worker_threads";
 import { setBackend } from "../../backend/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { ShmCollectives } from "../../transport/shm-collectives.js";
 import { WorkerFailure } from "../../transport/worker-group.js";
-import { GradientAllReducer } from "../../parallel/grad-sync.js";
+import { allReduceGradientsSync } from "../../parallel/grad-sync.js";
+import { WorkerLoop } from "../runtime/worker-loop.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import { messageKey, type Payload } from "../runtime/interpreter.js";
 import { toPlain } from "../../optim/index.js";
@@ -28,7 +29,6 @@ try {
   init.state = [];
   const comm = init.group ? new ShmCollectives(init.group, init.replica, { timeoutMs: init.timeoutMs }) : null;
   failure.comm = comm;
-  let reducer: GradientAllReducer | null = null;
   let gradSq: [number, number][] = [];
   const metrics: [number, MicrobatchMetrics][] = [];
   const built = buildElasticStage({ ...init, state }, {
@@ -39,32 +39,28 @@ try {
       const data = payload.data.slice(); // the stage keeps its graph over the original
       p.postMessage({ key, data, shape: payload.shape } satisfies PeerMessage, [data.buffer as ArrayBuffer]);
     },
-  }, () => {
-    reducer?.allReduceSync("sum", true);
-    if (init.replica === 0) gradSq = built.gradSquares();
+  }, {
+    reduce: comm ? (params) => allReduceGradientsSync(params, comm) : undefined,
+    beforeStep: () => { if (init.replica === 0) gradSq = built.gradSquares(); },
   }, (mb, m) => { metrics.push([mb, m]); });
   state.clear();
-  reducer = comm ? new GradientAllReducer(built.params, comm) : null;
   const { interp, stage, optimizer } = built;
-  let running = false;
   let prefixOut: { data: Float32Array; shape: number[] }[] = [];
-
-  const pump = (): void => {
-    if (!running || failure.failed) return;
-    try {
-      if (!interp.pump()) return;
-      running = false;
+  const loop = new WorkerLoop(interp, {
+    fail: (e) => failure.fail(e),
+    finished: () => {
       const bz = interp.busy;
       const out = prefixOut;
       prefixOut = [];
       post({ type: "done", worker: id, metrics: metrics.splice(0), busy: bz.F + bz.B + bz.W + bz.STEP, gradSq, prefixOut: out },
         out.map((o) => o.data.buffer as ArrayBuffer));
-    } catch (e) { failure.fail(e); }
-  };
+    },
+  });
   for (const p of [init.prev, init.next]) {
     p?.on("message", (m: PeerMessage) => {
+      if (failure.failed) return;
       try { interp.deliver(m.key, { kind: "tensor", data: m.data, shape: m.shape }); } catch (e) { failure.fail(e); return; }
-      pump();
+      loop.pump();
     });
   }
   port.on("message", (m: ToElasticWorker) => {
@@ -85,8 +81,7 @@ try {
         gradSq = [];
         interp.reset([m.lrFactor]);
         interp.busy.F += (performance.now() - t0) / 1000; // the prefix's forward counts as this stage's work
-        running = true;
-        pump();
+        loop.start();
       } else if (m.type === "state") {
         const entries: StateEntry[] = [...stage.stateDict()].map(([k, t]) => [k, t.data.slice(), [...t.shape]]);
         post({ type: "state", worker: id, entries }, entries.map((e) => e[1].buffer as ArrayBuffer));

@@ -72,6 +72,13 @@ export interface Executor {
    * checkpoint; null when no asynchronous method runs (synchronous schedule or warm-up).
    */
   asyncState(): Promise<AsyncState | null>;
+  /**
+   * Replaces the weights of the running workers (every parameter and buffer of the model, by the
+   * full model's names); the optimizer state is kept. Between steps only; processes: collective,
+   * every rank passes the same state. Not with an asynchronous method (its weight versions would
+   * mix the old weights and the new).
+   */
+  loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void>;
   close(): Promise<void>;
 }
 

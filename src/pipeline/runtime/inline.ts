@@ -8,6 +8,7 @@ import { Tensor } from "../../tensor/tensor.js";
 import { formatAction } from "../schedule/action.js";
 import type { MicrobatchMetrics, StageLoss } from "../stage.js";
 import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
+import { loadStageState } from "./worker-state.js";
 import { messageKey, targetsPayload, WorkerInterpreter, type ForwardMode, type WeightHooks } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { mergeStates, type OptimizerState } from "../../optim/index.js";
@@ -181,6 +182,12 @@ export class InlineExecutor implements Executor, TimingSource {
 
   async asyncState(): Promise<AsyncState | null> {
     return this.asyncRuntime?.snapshot() ?? null;
+  }
+
+  async loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void> {
+    if (this.asyncRuntime) throw new Error("loadStateDict: not with an asynchronous method (its weight versions would mix the old weights and the new)");
+    for (const w of this.workers) w.abandon();
+    loadStageState(this.workers.flatMap((w) => [...w.stages.values()]), state);
   }
 
   /** Drops what the stages still hold (the model's layers were never changed). */

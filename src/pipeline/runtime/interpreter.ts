@@ -11,7 +11,7 @@
 // `WeightHooks`, called at F, B, W and STEP with the physical stage and micro-batch: a weight policy
 // swaps in the version a micro-batch must see and restores it afterwards, and `stageLrFactor` gives
 // each stage its own learning-rate factor per STEP (PipeMare's T1).
-import { type Action, formatAction, virtualStage } from "../schedule/action.js";
+import { type Action, formatAction, isStepKind, virtualStage } from "../schedule/action.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { ForwardResult, MicrobatchMetrics, MicrobatchTargets, Stage, Target } from "../stage.js";
 import type { OptimizerState } from "../../optim/index.js";
@@ -36,6 +36,8 @@ export function payloadTargets(p: Extract<Payload, { kind: "targets" }>): Microb
 
 /** Message names: everything a worker consumes is named by (what, virtual stage, micro-batch). */
 export const messageKey = {
+  /** Stands for the replicas' part of physical stage s's REDUCE of step k while it runs (never delivered). */
+  reduce: (s: number, step: number): string => `r${s}:${step}`,
   /** Input activation of virtual stage v (v = 0: the model input from the data loader). */
   activation: (v: number, mb: number): string => `a${v}:${mb}`,
   /** Gradient of the output of virtual stage v. */
@@ -44,17 +46,8 @@ export const messageKey = {
   targets: (mb: number): string => `y${mb}`,
 };
 
-/**
- * The virtual stage that sends message `key` (an activation comes from the stage before, a gradient
- * from the stage after), or null for what the data loader delivers (inputs and targets).
- */
-export function messageSource(key: string): number | null {
-  const m = /^([ag])(\d+):\d+$/.exec(key);
-  if (!m) return null;
-  const v = Number(m[2]);
-  if (m[1] === "a") return v === 0 ? null : v - 1;
-  return v + 1;
-}
+/** A message the next action waits for, and who sends it: a virtual stage, the data loader, or the stage's replicas (REDUCE). */
+export type Wait = { key: string } & ({ from: "stage"; virtualStage: number } | { from: "loader" } | { from: "replicas"; stage: number });
 
 export interface Outbox {
   /**
@@ -151,6 +144,13 @@ export interface InterpreterOptions {
   ownsWeights?: boolean;
   /** Benchmarking only: keep an ActionRecord of every action in `records` (cleared at reset). */
   recordActions?: boolean;
+  /**
+   * REDUCE: replaces the stage's gradients by their sum over the pipeline's replicas, in a fixed
+   * replica order. Synchronous, or a promise the interpreter waits for (it then calls `wake`).
+   */
+  reduce?(stage: PhysicalStage, step: number): void | Promise<void>;
+  /** Called when an asynchronous REDUCE has finished: pump again. */
+  wake?(): void;
 }
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
@@ -169,7 +169,7 @@ export class WorkerInterpreter {
   private lrFactors: readonly number[] = [1];
   private mode: ForwardMode = "train";
   /** Seconds spent inside actions since the last reset, per kind (for profiling and benchmarks). */
-  readonly busy = { F: 0, B: 0, W: 0, STEP: 0 };
+  readonly busy = { F: 0, B: 0, W: 0, REDUCE: 0, STEP: 0 };
   /**
    * Most micro-batch activations (summed over chunks) each physical stage held at once since the
    * last reset: the runtime's counterpart of the validator's peakActivations.
@@ -187,7 +187,7 @@ export class WorkerInterpreter {
     this.holdsWeights = !o.hooks;
     for (const a of o.actions) {
       if (!o.stages.has(a.stage)) throw new Error(`worker ${o.worker} got action ${formatAction(a)} for stage ${a.stage}, which it does not hold`);
-      if (a.kind !== "STEP" && !o.stages.get(a.stage)!.chunks[a.chunk]) {
+      if (!isStepKind(a.kind) && !o.stages.get(a.stage)!.chunks[a.chunk]) {
         throw new Error(`worker ${o.worker} got action ${formatAction(a)} for chunk ${a.chunk}, which stage ${a.stage} does not hold`);
       }
     }
@@ -239,7 +239,8 @@ export class WorkerInterpreter {
     this.hold(true);
     this.lrFactors = lrFactors;
     this.actions = list;
-    this.busy.F = this.busy.B = this.busy.W = this.busy.STEP = 0;
+    this.busy.F = this.busy.B = this.busy.W = this.busy.REDUCE = this.busy.STEP = 0;
+    this.reducing = null;
     this.peakLive.clear();
     this.records.length = 0;
   }
@@ -251,9 +252,53 @@ export class WorkerInterpreter {
 
   /** Message keys the next action still waits for (empty when it can run). */
   waitingFor(): string[] {
+    return this.waits().map((w) => w.key);
+  }
+
+  /** What the next action still waits for, with who sends each (the watchdog names them). */
+  waits(): Wait[] {
     const a = this.next;
     if (!a) return [];
-    return this.needs(a).filter((k) => !this.mailbox.has(k));
+    if (this.reducing && !this.reducing.settled) return [{ key: messageKey.reduce(a.stage, a.microbatch), from: "replicas", stage: a.stage }];
+    const vs = virtualStage(a.stage, a.chunk, this.o.shape.stages);
+    return this.needs(a).filter((k) => !this.mailbox.has(k)).map((key): Wait => {
+      if (a.kind === "B") return { key, from: "stage", virtualStage: vs + 1 };
+      // F: its activation from the stage before (the loader's at virtual stage 0), and the loader's targets.
+      return key === messageKey.activation(vs, a.microbatch) && vs > 0 ? { key, from: "stage", virtualStage: vs - 1 } : { key, from: "loader" };
+    });
+  }
+
+  /** The asynchronous REDUCE at `pc` while it runs (hooks.reduce returned a promise). */
+  private reducing: { pc: number; settled: boolean; error: unknown; stop: (() => { start: number; end: number; cpu: number }) | null; t0: number } | null = null;
+
+  /**
+   * Runs or continues the REDUCE at pc: true when it has finished (records and busy time taken),
+   * false while its promise is pending.
+   */
+  private reduce(a: Action): boolean {
+    const r = this.reducing;
+    if (r && r.pc === this.pc) {
+      if (!r.settled) return false;
+      this.reducing = null;
+      if (r.error !== undefined) throw r.error;
+      this.finishReduce(a, r.t0, r.stop);
+      return true;
+    }
+    const hook = this.o.reduce;
+    if (!hook) throw new Error(`REDUCE needs replicas to reduce over, and this executor runs one copy of the pipeline`);
+    const t0 = performance.now(), stop = this.o.recordActions ? startRecord() : null;
+    const pending = hook(this.o.stages.get(a.stage)!, a.microbatch);
+    if (!pending) { this.finishReduce(a, t0, stop); return true; }
+    const state = { pc: this.pc, settled: false, error: undefined as unknown, stop, t0 };
+    this.reducing = state;
+    const settle = (e?: unknown): void => { state.settled = true; state.error = e; this.o.wake?.(); };
+    pending.then(() => settle(), (e: unknown) => settle(e ?? new Error("REDUCE failed")));
+    return false;
+  }
+
+  private finishReduce(a: Action, t0: number, stop: (() => { start: number; end: number; cpu: number }) | null): void {
+    this.busy.REDUCE += (performance.now() - t0) / 1000;
+    if (stop) this.records.push({ kind: a.kind, stage: a.stage, chunk: 0, microbatch: a.microbatch, run: 1, ...stop() });
   }
 
   private needs(a: Action): string[] {
@@ -272,23 +317,23 @@ export class WorkerInterpreter {
   pump(): boolean {
     while (this.pc < this.actions.length) {
       const a = this.actions[this.pc];
+      if (a.kind === "REDUCE") {
+        if (!this.guard(a, () => this.reduce(a))) return false;
+        this.pc++;
+        continue;
+      }
       const keys = this.needs(a);
       if (keys.some((k) => !this.mailbox.has(k))) return false;
       // A run of W's of one stage chunk executes as one pass (their weight gradients stacked).
       const run = a.kind === "W" ? this.wRun(this.pc) : 1;
       const t0 = performance.now();
       const stop = this.o.recordActions ? startRecord() : null;
-      try {
+      this.guard(a, () => {
         // A synthetic cost is paid before the action, so its outputs leave only after it.
         if (this.o.actionDelay) for (let i = 0; i < run; i++) sleepSync(this.o.actionDelay(this.actions[this.pc + i]));
         if (a.kind === "W") this.weightGrads(a, run);
         else this.execute(a, keys);
-      } catch (e) {
-        this.hold(false);
-        const err = e instanceof Error ? e : new Error(String(e));
-        if (err instanceof PipelineActionError) throw err;
-        throw new PipelineActionError(this.worker, a.stage, formatAction(a), err.message, err.stack, err);
-      }
+      });
       this.busy[a.kind] += (performance.now() - t0) / 1000;
       if (stop) this.records.push({ kind: a.kind, stage: a.stage, chunk: a.chunk, microbatch: a.microbatch, run, ...stop() });
       if (a.kind === "F") {
@@ -300,6 +345,18 @@ export class WorkerInterpreter {
     }
     if (!this.o.ownsWeights) this.hold(false);
     return true;
+  }
+
+  /** `body` of action `a`; an error in it releases the weights and names the stage and action. */
+  private guard<T>(a: Action, body: () => T): T {
+    try {
+      return body();
+    } catch (e) {
+      this.hold(false);
+      const err = e instanceof Error ? e : new Error(String(e));
+      if (err instanceof PipelineActionError) throw err;
+      throw new PipelineActionError(this.worker, a.stage, formatAction(a), err.message, err.stack, err);
+    }
   }
 
   /** Length of the run of W actions on the same stage chunk starting at index `from`. */

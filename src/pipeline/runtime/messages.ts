@@ -7,21 +7,29 @@ import type { PipelineSetup } from "./setup.js";
 import type { AsyncState } from "./async-state.js";
 import type { PlainOptimizerState, StateEntry } from "../../optim/index.js";
 import type { RankTimings } from "./action-records.js";
+import type { ShmGroupHandle } from "../../transport/shm-collectives.js";
 
 // A named tensor as plain arrays (state dicts cross threads this way); defined in optim.
 export type { StateEntry };
 
 export interface WorkerInit {
+  /** The pipeline worker this thread is, in replica `replica` (thread id: replica * workers + worker). */
   worker: number;
+  replica: number;
+  /** The shared-memory group of this worker's replicas (REDUCE), or null without replicas. */
+  group: ShmGroupHandle | null;
   setup: PipelineSetup;
   backend: BackendName;
   /** Initial parameters and buffers (the main thread's, after any checkpoint load): of `units` only. */
   state: StateEntry[];
   /** The units `state` covers (this worker's); absent or null: the whole model's state. */
   units?: number[] | null;
-  /** peers[w] = port to worker w (absent for itself). */
+  /** peers[w] = port to worker w of the same replica (absent for itself). */
   peers: Record<number, MessagePort>;
 }
+
+/** Messages a worker delivers to itself for a list: inputs (first stage) and targets (last stage), by key. */
+export type Deliveries = [string, Payload][];
 
 /** Main -> worker. */
 export type ToWorker =
@@ -29,25 +37,18 @@ export type ToWorker =
     type: "step";
     /** Learning-rate factor of each STEP of the list (STEP k uses lrFactors[k]). */
     lrFactors: number[];
-    /** Model inputs of the micro-batches (only for the worker holding virtual stage 0). */
-    inputs: { mb: number; data: Float32Array; shape: number[] }[];
-    /** Targets (only for the worker holding the last virtual stage). */
-    targets: ({ mb: number } & Omit<Extract<Payload, { kind: "targets" }>, "kind">)[];
+    deliveries: Deliveries;
   }
-  | {
-    /** Forward-only lists over `count` micro-batches (evaluation): "eval" reports metrics, "predict" outputs. */
-    type: "forward";
-    mode: "eval" | "predict";
-    count: number;
-    inputs: { mb: number; data: Float32Array; shape: number[] }[];
-    targets: ({ mb: number } & Omit<Extract<Payload, { kind: "targets" }>, "kind">)[];
-  }
+  /** Forward-only lists over `count` micro-batches (evaluation): "eval" reports metrics, "predict" outputs. */
+  | { type: "forward"; mode: "eval" | "predict"; count: number; deliveries: Deliveries }
   | { type: "state" }
+  /** New weights: this worker's units' entries of the full model's state. */
+  | { type: "load"; entries: StateEntry[] }
   | { type: "optimizer" }
   | { type: "async-state" }
   | { type: "close" };
 
-/** Worker -> main. */
+/** Worker -> main; `worker` is the sending thread's id. */
 export type FromWorker =
   | { type: "ready"; worker: number }
   /** peakBytes: the worker's largest JS heap + external (ArrayBuffer) memory seen so far. */
@@ -57,6 +58,7 @@ export type FromWorker =
     /** The step's action and message records (instrumentation.recordActions, "step" lists only). */
     timings?: RankTimings }
   | { type: "state"; worker: number; entries: StateEntry[] }
+  | { type: "loaded"; worker: number }
   | { type: "optimizer"; worker: number; states: PlainOptimizerState[] }
   /** The worker's stages' AsyncRuntime.snapshot(), or null without an asynchronous method. */
   | { type: "async-state"; worker: number; state: AsyncState | null }

@@ -9,18 +9,19 @@
 import { cpus } from "node:os";
 import { launchEnv } from "../../transport/mpi/env.js";
 import { Tensor } from "../../tensor/tensor.js";
-import type { MicrobatchMetrics } from "../stage.js";
+import type { MicrobatchMetrics, Target } from "../stage.js";
 import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
-import { messageKey, targetsPayload, type ForwardMode, type Payload, type WorkerInterpreter } from "./interpreter.js";
+import { type ForwardMode, type Payload, type PhysicalStage, type WorkerInterpreter } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
-import { feedsFirstStage, feedsLastStage, replicaEvalIds, stepDeliveries, type ReplicaPosition } from "./replica-share.js";
+import { forwardDeliveries, stepDeliveries, type ReplicaPosition } from "./replica-share.js";
 import type { Action, Schedule } from "../schedule/action.js";
 import { assertValidSchedule } from "../schedule/validate.js";
 import type { PipelineSetup } from "./setup.js";
 import { buildWorker, type WorkerWeights } from "./worker-build.js";
-import { shareState, unitOfKey, unitsPerWorker } from "./worker-state.js";
+import { WorkerLoop } from "./worker-loop.js";
+import { loadStageState, shareState, unitOfKey, unitsPerWorker } from "./worker-state.js";
 import { expectedUnitPrefix, type PipelineModel } from "./model-source.js";
-import { sourceOf } from "./setup.js";
+import { replicatedSetup, sourceOf } from "./setup.js";
 import { mergeAsyncStates, type AsyncState } from "./async-state.js";
 import type { AsyncRuntime } from "./async-weights.js";
 import { fromPlain, mergeStates, toPlain, type OptimizerState, type PlainOptimizerState, type StateEntry } from "../../optim/index.js";
@@ -32,7 +33,7 @@ import { describeWait, endJob } from "./rank-failure.js";
 import { watchQuiet } from "../../transport/mpi/watchdog.js";
 import { allReduceGradients } from "../../parallel/grad-sync.js";
 import type { LocalState, LocalStateSource } from "./local-state.js";
-import { epochNow, MessageLog, onEpoch, type ActionRecord, type ClockSync, type MessageRecord, type RankTimings, type TimingSource } from "./action-records.js";
+import { epochNow, MessageLog, onEpoch, type ClockSync, type MessageRecord, type RankTimings, type TimingSource } from "./action-records.js";
 import { syncClocks } from "./clock-sync.js";
 export type { RankTimings } from "./action-records.js";
 
@@ -48,6 +49,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   readonly name = "processes" as const;
   readonly traceProcess = "rank" as const;
   private interp!: WorkerInterpreter;
+  private loop!: WorkerLoop;
   private asyncRuntime: AsyncRuntime | null = null;
   private metrics: [number, MicrobatchMetrics][] = [];
   private outputs: [number, Float32Array, number[]][] = [];
@@ -60,7 +62,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
    * of one step to the end of the next: a neighbour's first message of a step may arrive before
    * this rank enters it.
    */
-  private readonly rec: { log: MessageLog; begin: number; listDone: number; collectives: MessageRecord[]; body: ActionRecord[] } | null;
+  private readonly rec: { log: MessageLog; begin: number; listDone: number; collectives: MessageRecord[] } | null;
   private last: RankTimings | null = null;
   /** Every rank's clock against rank 0's, measured at start-up (recordActions only). */
   private clocks: ClockSync[] | null = null;
@@ -74,7 +76,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     // hand-over saves (the main job ran far slower on a 2-vCPU machine).
     const spin = Number(process.env.PIPEWRIGHT_MPI_SPIN_MS ?? 0);
     this.spinMs = env && env.localSize > 0 && env.localSize <= cpus().length && spin > 0 ? spin : 0;
-    this.rec = setup.instrumentation?.recordActions ? { log: new MessageLog(), begin: 0, listDone: 0, collectives: [], body: [] } : null;
+    this.rec = setup.instrumentation?.recordActions ? { log: new MessageLog(), begin: 0, listDone: 0, collectives: [] } : null;
   }
 
   /** This rank's timings of its last step (null unless the setup's instrumentation records actions). */
@@ -106,10 +108,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
    * before STEP.
    */
   static async create(setup: PipelineSetup, initial: InitialWeights, replicas = 1): Promise<ProcessesExecutor> {
+    setup = replicatedSetup(setup, replicas);
     assertValidSchedule(setup.schedule);
-    if (replicas > 1 && (setup.schedule.steps > 1 || setup.async)) {
-      throw new Error(`--replicas ${replicas} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1): gradients are all-reduced once per optimizer step`);
-    }
     const g = await startGroups(setup.schedule.workers.length, replicas);
     // SPMD: every rank must have built the same setup (a differing flag or file would desynchronise them).
     const { optimizerState: _o, ...shape } = setup;
@@ -143,9 +143,24 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     }
     const outbox = { send: (to: number, key: string, payload: Payload) => this.sendPipe(to, key, payload), progress: () => this.g.mpi.progress() };
     const built = await buildWorker(su, w, weights, outbox, (mb, m) => { this.metrics.push([mb, m]); },
-      (mb, t) => { this.outputs.push([mb, t.data.slice(), [...t.shape]]); });
+      (mb, t) => { this.outputs.push([mb, t.data.slice(), [...t.shape]]); },
+      { reduce: (ps) => this.reduceGradients(ps), wake: () => { if (!this.polling) this.loop.pump(); } });
     this.interp = built.interp;
     this.asyncRuntime = built.asyncRuntime;
+    this.loop = new WorkerLoop(this.interp, {
+      finished: () => { const f = this.finished!; this.finished = null; f(); },
+      fail: (e) => this.die(e),
+      beforePump: () => this.g.mpi.threadState("computing"),
+      blocked: () => this.blocked(),
+    });
+  }
+
+  /** REDUCE: the stage's gradients summed over the replicas (the data group's fixed order), in place. */
+  private async reduceGradients(ps: PhysicalStage): Promise<void> {
+    const params = ps.chunks.flatMap((c) => c.parameters).filter((p) => p.requiresGrad);
+    const t0 = epochNow();
+    await allReduceGradients(params, this.g.data);
+    this.rec?.collectives.push({ key: "allreduce", bytes: params.reduce((n, p) => n + p.size * 4, 0), at: t0, ms: epochNow() - t0 });
   }
 
   private sendPipe(to: number, key: string, payload: Payload): void {
@@ -163,33 +178,25 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       this.interp.deliver(key, payload);
       this.rec?.log.receive(key, bytes, t0);
     } catch (e) { this.die(e); }
-    this.pump();
+    if (!this.polling) this.loop.pump();
   }
 
-  /** Inside pump, or inside this thread's own poll: a message's arrival must not start another. */
-  private pumping = false;
+  /** Inside this thread's own poll: a message's arrival must not pump (the poll pumps when it ends). */
+  private polling = false;
   /** When the current wait for a message began (performance.now()). */
   private waitStart = 0;
 
-  private pump(): void {
-    if (!this.finished || this.pumping) return;
-    this.pumping = true;
-    let blocked = false;
-    try {
-      this.g.mpi.threadState("computing");
-      if (this.interp.pump()) { const f = this.finished!; this.finished = null; f(); }
-      else blocked = true;
-    } catch (e) { this.die(e); } finally { this.pumping = false; }
-    if (!blocked) return;
+  /** Blocked on a message: poll MPI on this thread (spinMs > 0), or leave the core to the communication thread. */
+  private blocked(): boolean {
     if (this.spinMs > 0) {
       this.waitStart = performance.now();
       this.g.mpi.threadState("polling");
       setImmediate(() => this.pollRound());
-    } else {
-      // This rank's core is free for the communication thread to poll hot.
-      this.g.mpi.threadState("waiting");
-      this.idleSoon();
+      return true;
     }
+    // This rank's core is free for the communication thread to poll hot.
+    this.g.mpi.threadState("waiting");
+    return false;
   }
 
   /**
@@ -199,10 +206,10 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
    * the watchdog) between them; after SPIN_BUDGET_MS it waits on the event loop instead.
    */
   private pollRound(): void {
-    if (!this.finished || this.closed) return;
-    if (this.interp.waitingFor().length === 0) { this.pump(); return; }
+    if (!this.loop.busy || this.closed) return;
+    if (this.interp.waitingFor().length === 0) { this.loop.pump(); return; }
     let ready = false;
-    this.pumping = true;
+    this.polling = true;
     try {
       this.interp.idle();
       const until = performance.now() + this.spinMs;
@@ -210,25 +217,10 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
         this.g.mpi.receive();
         ready = this.interp.waitingFor().length === 0;
       } while (!ready && performance.now() < until);
-    } catch (e) { this.die(e); } finally { this.pumping = false; }
-    if (ready) this.pump();
+    } catch (e) { this.die(e); } finally { this.polling = false; }
+    if (ready) this.loop.pump();
     else if (performance.now() - this.waitStart < SPIN_BUDGET_MS) setImmediate(() => this.pollRound());
-    else { this.g.mpi.threadState("waiting"); this.idleSoon(); }
-  }
-
-  private idleQueued = false;
-
-  /** Waiting for a message: background work (weight-layout copies) in small units, messages first. */
-  private idleSoon(): void {
-    if (this.idleQueued || this.closed) return;
-    this.idleQueued = true;
-    setImmediate(() => {
-      this.idleQueued = false;
-      if (this.closed || (this.finished && this.interp.waitingFor().length === 0)) return;
-      try {
-        if (this.interp.idle()) this.idleSoon();
-      } catch (e) { this.die(e); }
-    });
+    else { this.g.mpi.threadState("waiting"); this.loop.idleSoon(); }
   }
 
   /** Ends the job: one line naming this rank (and the stage and action), then MPI_Abort. */
@@ -246,9 +238,12 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
 
   private describeWait(): string {
     const { stageToWorker, stages: S } = this.setup.schedule;
-    const next = this.finished ? this.interp.next : null;
-    return describeWait(this.g.mpi.rank, next, next ? this.interp.waitingFor() : [], this.waitingIn,
-      (v) => this.g.at.replica * this.g.layout.workers + stageToWorker[v % S]);
+    const { workers: W, replicas: R } = this.g.layout, { worker, replica } = this.g.at;
+    const next = this.loop.busy ? this.interp.next : null;
+    return describeWait(this.g.mpi.rank, next, next ? this.interp.waits() : [], this.waitingIn, {
+      ofStage: (v) => replica * W + stageToWorker[v % S],
+      ofReplicas: () => Array.from({ length: R }, (_, r) => r * W + worker).filter((k) => k !== this.g.mpi.rank),
+    });
   }
 
   step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> { return this.run([batch], [lrFactor]); }
@@ -257,33 +252,14 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     const { schedule } = this.setup;
     const M = schedule.microbatches, S = schedule.stages;
     checkBatches(batches, M, schedule.steps);
-    if (this.rec) Object.assign(this.rec, { begin: epochNow(), collectives: [], body: [] });
+    if (this.rec) Object.assign(this.rec, { begin: epochNow(), collectives: [] });
     for (const [key, payload] of stepDeliveries(schedule, batches, this.position)) this.interp.deliver(key, payload);
     this.metrics = [];
     const R = this.g.layout.replicas;
-    // Replicas: the list without its trailing STEPs, the gradient all-reduce, then the STEPs.
-    const all = this.setup.schedule.workers[this.g.at.worker];
-    const body = R > 1 ? all.filter((a) => a.kind !== "STEP") : all;
-    await this.runList(body, lrFactors, "train", "a step");
+    await this.runList(schedule.workers[this.g.at.worker], lrFactors, "train", "a step");
     if (this.rec) this.rec.listDone = epochNow();
     const b = this.interp.busy;
     const mine: DoneInfo = { metrics: this.metrics, busy: b.F + b.B + b.W + b.STEP, peaks: [...this.interp.peakLive] };
-    if (R > 1) {
-      // Each stage's gradients summed over the replicas (fixed replica order), in place.
-      const stages = [...this.interp.stages.values()];
-      if (this.rec) this.rec.body = onEpoch(this.interp.records);
-      await this.watched("the gradient all-reduce over replicas", async () => {
-        for (const ps of stages) {
-          const params = ps.chunks.flatMap((c) => c.parameters).filter((p) => p.requiresGrad);
-          const t0 = epochNow();
-          await allReduceGradients(params, this.g.data);
-          this.rec?.collectives.push({ key: "allreduce", bytes: params.reduce((n, p) => n + p.size * 4, 0), at: t0, ms: epochNow() - t0 });
-        }
-      });
-      this.interp.reset(lrFactors, all.filter((a) => a.kind === "STEP"));
-      if (!this.interp.pump()) throw new Error("STEP waited for a message");
-      mine.busy += this.interp.busy.STEP;
-    }
     const done = await this.watched("the end-of-step exchange", () => this.g.world.allGather(mine));
     const per = Array.from({ length: M * batches.length }, (_, j): MicrobatchMetrics => {
       // Replica order: each replica's share of micro-batch j, summed in a fixed order.
@@ -294,9 +270,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     // Busy seconds and peaks of replica 0's workers (the other replicas mirror them).
     const first = done.slice(0, this.g.layout.workers);
     if (this.rec) {
-      const { rank } = this.g.mpi, { worker, replica } = this.g.at, { begin, listDone, collectives, body } = this.rec;
-      // With replicas the interpreter's records hold only the STEPs run after the all-reduce.
-      this.last = { rank, worker, replica, actions: [...body, ...onEpoch(this.interp.records)], ...this.rec.log.take(), collectives, begin, listDone,
+      const { rank } = this.g.mpi, { worker, replica } = this.g.at, { begin, listDone, collectives } = this.rec;
+      this.last = { rank, worker, replica, actions: onEpoch(this.interp.records), ...this.rec.log.take(), collectives, begin, listDone,
         end: epochNow(), ...(this.clocks ? { clock: this.clocks[rank] } : {}) };
     }
     return sumMetrics(per, first.map((d) => d.busy), first.flatMap((d) => d.peaks), S);
@@ -305,15 +280,13 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   /** Runs `actions` (delivered inputs) to their end: collective with the pipeline's other ranks. */
   private runList(actions: readonly Action[], lrFactors: readonly number[], mode: ForwardMode, what: string): Promise<void> {
     this.interp.reset(lrFactors, actions, mode);
-    return this.watched(what, () => new Promise<void>((resolve) => { this.finished = resolve; this.pump(); }));
+    return this.watched(what, () => new Promise<void>((resolve) => { this.finished = resolve; this.loop.start(); }));
   }
 
   /** Collective. Replica r evaluates micro-batches r, r+R, ...; the sums follow micro-batch order. */
   async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
-    const mine = replicaEvalIds(batches.inputs.length, this.position);
-    if (feedsLastStage(this.setup.schedule, this.g.at.worker)) mine.forEach((j, i) => this.interp.deliver(messageKey.targets(i), targetsPayload(batches.labels[j], scale)));
     this.metrics = [];
-    await this.forwardOnly(mine.map((j) => batches.inputs[j]), "eval", "an evaluation");
+    const mine = await this.forwardOnly(batches.inputs, batches.labels, scale, "eval", "an evaluation");
     const local = this.metrics.map(([i, m]): [number, MicrobatchMetrics] => [mine[i], m]);
     const per = new Map((await this.watched("the evaluation results", () => this.g.world.allGather(local))).flat());
     return sumEvalMetrics(batches.inputs.map((_, j) => per.get(j)));
@@ -321,25 +294,25 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
 
   /** Collective: the outputs reach every rank. */
   async predict(inputs: readonly Tensor[]): Promise<Tensor[]> {
-    const mine = replicaEvalIds(inputs.length, this.position);
     this.outputs = [];
-    await this.forwardOnly(mine.map((j) => inputs[j]), "predict", "a prediction");
+    const mine = await this.forwardOnly(inputs, null, 1, "predict", "a prediction");
     const local = this.outputs.map(([i, data, shape]): [number, Float32Array, number[]] => [mine[i], data, shape]);
     const all = new Map((await this.watched("the prediction results", () => this.g.world.allGather(local))).flat().map(([j, d, sh]) => [j, new Tensor(d, sh)]));
     return inputs.map((_, j) => all.get(j)!);
   }
 
-  private async forwardOnly(inputs: readonly Tensor[], mode: "eval" | "predict", what: string): Promise<void> {
-    if (feedsFirstStage(this.setup.schedule, this.g.at.worker)) {
-      inputs.forEach((x, i) => this.interp.deliver(messageKey.activation(0, i), { kind: "tensor", data: x.data, shape: [...x.shape] }));
-    }
+  /** This replica's share of a forward-only list over `inputs`: the global ids of its micro-batches. */
+  private async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number, mode: "eval" | "predict", what: string): Promise<number[]> {
+    const { ids, deliveries } = forwardDeliveries(this.setup.schedule, inputs, labels, scale, this.position);
+    for (const [key, payload] of deliveries) this.interp.deliver(key, payload);
     // Evaluation messages are not part of any step's record.
     if (this.rec) this.rec.log.paused = true;
     try {
-      await this.runList(forwardOnlyLists(this.setup.schedule, inputs.length)[this.g.at.worker], [1], mode, what);
+      await this.runList(forwardOnlyLists(this.setup.schedule, ids.length)[this.g.at.worker], [1], mode, what);
     } finally {
       if (this.rec) this.rec.log.paused = false;
     }
+    return ids;
   }
 
   async stateDict(): Promise<Map<string, Tensor>> {
@@ -377,6 +350,14 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     };
   }
 
+  async loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void> {
+    if (this.asyncRuntime) throw new Error("loadStateDict: not with an asynchronous method (its weight versions would mix the old weights and the new)");
+    this.interp.abandon();
+    loadStageState(this.interp.stages.values(), state);
+    // Collective: no rank steps on before every rank has its new weights.
+    await this.watched("the weight load", () => this.g.world.barrier());
+  }
+
   gatherAll<T>(value: T, what: string): Promise<T[]> { return this.watched(what, () => this.g.world.allGather(value)); }
 
   barrier(what: string): Promise<void> { return this.watched(what, () => this.g.world.barrier()); }
@@ -387,6 +368,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     this.interp.abandon();
     await this.g.world.barrier();
     this.closed = true;
+    this.loop.stop();
     for (const ps of this.interp.stages.values()) for (const c of ps.chunks) c.clear();
   }
 }

@@ -4,7 +4,7 @@
 // says about whom it waits for. Shared by every executor and phase that runs on MPI.
 import { writeSync } from "node:fs";
 import { formatAction, type Action } from "../schedule/action.js";
-import { messageSource, PipelineActionError } from "./interpreter.js";
+import { PipelineActionError, type Wait } from "./interpreter.js";
 
 /** What abort needs of the transport. */
 export interface Abortable { rank: number; abort(code: number): never }
@@ -18,16 +18,22 @@ export function endJob(mpi: Abortable, e: unknown, where = ""): never {
   return mpi.abort(1);
 }
 
+/** Whose messages a blocked rank waits for: the rank of a sending virtual stage, the ranks of a stage's other replicas. */
+export interface RankMap {
+  ofStage(virtualStage: number): number;
+  ofReplicas(stage: number): number[];
+}
+
 /**
- * The watchdog's sentence for a rank blocked at `next` on the message keys `missing`; `rankOfStage`
- * maps the sending virtual stage to its rank. Without a next action the rank waits in `collective`.
+ * The watchdog's sentence for a rank blocked at `next` on `waits` (the interpreter's). Without a
+ * next action the rank waits in `collective`.
  */
-export function describeWait(rank: number, next: Action | null, missing: readonly string[], collective: string,
-  rankOfStage: (virtualStage: number) => number): string {
+export function describeWait(rank: number, next: Action | null, waits: readonly Wait[], collective: string, ranks: RankMap): string {
   if (!next) return `waiting in ${collective} for the other ranks (one of them is stopped, hung or slower than the timeout)`;
-  const from = missing.map((k) => {
-    const src = messageSource(k);
-    return src === null ? k : `${k} from rank ${rankOfStage(src)}`;
+  const from = waits.map((w) => {
+    if (w.from === "stage") return `${w.key} from rank ${ranks.ofStage(w.virtualStage)}`;
+    if (w.from === "replicas") return `${w.key} from rank ${ranks.ofReplicas(w.stage).join(", ")} (the gradient sum over the replicas)`;
+    return `${w.key} from the data loader`;
   });
   return `rank ${rank} waits at action ${formatAction(next)} for ${from.join(", ")} (that rank is stopped, hung or slower than the timeout)`;
 }

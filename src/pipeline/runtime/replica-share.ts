@@ -49,6 +49,20 @@ export function stepDeliveries(schedule: Schedule, batches: readonly SplitBatch[
   return out;
 }
 
+/**
+ * The messages this worker delivers itself for a forward-only list over `inputs` (evaluation with
+ * `labels`, prediction without): its replica's whole micro-batches `ids` (replicaEvalIds), under
+ * local ids 0, 1, ...
+ */
+export function forwardDeliveries(schedule: Schedule, inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number,
+  at: ReplicaPosition): { ids: number[]; deliveries: [string, Payload][] } {
+  const ids = replicaEvalIds(inputs.length, at);
+  const deliveries: [string, Payload][] = [];
+  if (feedsFirstStage(schedule, at.worker)) ids.forEach((j, i) => deliveries.push([messageKey.activation(0, i), { kind: "tensor", data: inputs[j].data, shape: [...inputs[j].shape] }]));
+  if (labels && feedsLastStage(schedule, at.worker)) ids.forEach((j, i) => deliveries.push([messageKey.targets(i), targetsPayload(labels[j], scale)]));
+  return { ids, deliveries };
+}
+
 /** Target rows [r0, r1) of a micro-batch (a view, not a copy). */
 function rowsOfTarget(t: Target, r0: number, r1: number): Target {
   if (t instanceof Int32Array) return t.subarray(r0, r1);

@@ -3,7 +3,7 @@
 // virtual stage), the schedule, the recomputation mode and the optimizer configuration. Plain JSON,
 // so it can be posted to a worker as is.
 import { checkBalance as checkPartitionBalance } from "../partition.js";
-import type { Schedule } from "../schedule/action.js";
+import { withReplicas, type Schedule } from "../schedule/action.js";
 import type { ModelSpec } from "../../nn/models/spec.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import { createOptimizer, fromPlain, sliceState, type OptimizerConfig, type PlainOptimizerState } from "../../optim/index.js";
@@ -48,6 +48,17 @@ export function sourceOf(setup: Pick<PipelineSetup, "model" | "seed" | "source">
   if (setup.source) return setup.source;
   if (!setup.model) throw new Error("pipeline setup names no model: give source, or model (a built-in spec) and seed");
   return { kind: "builtin", spec: setup.model, seed: setup.seed ?? 0 };
+}
+
+/**
+ * `setup` run as `replicas` data-parallel copies: its schedule with a REDUCE before every STEP.
+ * Gradients are summed once per optimizer step, so only synchronous schedules of one step qualify.
+ */
+export function replicatedSetup(setup: PipelineSetup, replicas: number): PipelineSetup {
+  if (replicas > 1 && (setup.schedule.steps > 1 || setup.async)) {
+    throw new Error(`--replicas ${replicas} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1): gradients are all-reduced once per optimizer step`);
+  }
+  return { ...setup, schedule: withReplicas(setup.schedule, replicas) };
 }
 
 export function shapeOf(s: Schedule): PipelineShape {

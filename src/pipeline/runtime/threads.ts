@@ -1,28 +1,33 @@
 // The threads executor: one worker_thread per pipeline worker, connected pairwise by MessageChannels
 // so activations and gradients go from neighbour to neighbour without the main thread; their
 // buffers are transferred. The main thread only posts each step's micro-batches and collects losses.
+// With R replicas it runs R copies of the pipeline (thread id = replica * workers + worker), which
+// share the work as the processes executor's replicas do: each copy takes its rows of every training
+// micro-batch and its REDUCEs sum the gradients over the copies in shared memory (the same order,
+// so the same bits); evaluation gives copy r the micro-batches r, r+R, ...
 // A WorkerGroup runs the calls and the failure protocol: the first error (a throwing action, an
 // uncaught exception, a worker that exits) ends every worker and rejects the pending call with the
 // stage, action and cause; between calls the threads never keep the process alive.
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
+import type { Target } from "../stage.js";
 import { getBackend } from "../../backend/index.js";
 import { Tensor } from "../../tensor/tensor.js";
-import type { MicrobatchMetrics, Target } from "../stage.js";
+import type { MicrobatchMetrics } from "../stage.js";
 import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
-import { PipelineActionError, targetsPayload, type Payload } from "./interpreter.js";
+import { PipelineActionError } from "./interpreter.js";
 import { assertValidSchedule } from "../schedule/validate.js";
-import type { FromWorker, ToWorker, WorkerInit } from "./messages.js";
+import type { Deliveries, FromWorker, ToWorker, WorkerInit } from "./messages.js";
 import type { PipelineSetup } from "./setup.js";
 import { mergeAsyncStates, type AsyncState } from "./async-state.js";
 import { fromPlain, mergeStates, type OptimizerState } from "../../optim/index.js";
 import { expectedUnitPrefix } from "./model-source.js";
-import { sourceOf } from "./setup.js";
+import { replicatedSetup, sourceOf } from "./setup.js";
+import { forwardDeliveries, stepDeliveries, type ReplicaPosition } from "./replica-share.js";
+import { createShmGroup, type ShmGroupHandle } from "../../transport/shm-collectives.js";
 import { shareState, unitsPerWorker } from "./worker-state.js";
 import { WorkerGroup } from "../../transport/worker-group.js";
 import type { RankTimings, TimingSource } from "./action-records.js";
 import type { Schedule } from "../schedule/action.js";
-
-type DataMessage = Extract<ToWorker, { type: "step" }>;
 
 export class ThreadsExecutor implements Executor, TimingSource {
   readonly name = "threads" as const;
@@ -31,24 +36,29 @@ export class ThreadsExecutor implements Executor, TimingSource {
   private last: RankTimings[] | null = null;
   /** Calls, failure and shutdown of the worker threads (one call at a time). */
   private readonly group: WorkerGroup<FromWorker, ToWorker>;
+  /** Pipeline workers W of one copy; threads are W x replicas. */
+  private readonly W: number;
 
   /** Worker threads still running (0 after close() or a failure has ended them). */
   get liveWorkers(): number { return this.group.live; }
 
   private get failure(): Error | null { return this.group.failure; }
 
-  private constructor(private readonly setup: PipelineSetup, private readonly workers: Worker[]) {
+  private constructor(private readonly setup: PipelineSetup, private readonly workers: Worker[], readonly replicas: number,
+    shmGroups: ShmGroupHandle[]) {
+    const W = this.W = setup.schedule.workers.length;
+    const where = (id: number): string => (replicas > 1 ? `replica ${Math.floor(id / W)}, worker ${id % W}` : `worker ${id}`);
     this.group = new WorkerGroup<FromWorker, ToWorker>(workers, {
-      shmGroups: [],
+      shmGroups,
       leave: { type: "close" },
       sender: (m) => m.worker,
       errors: {
         reported: (m) => (m.stage !== null && m.action !== null
-          ? new PipelineActionError(m.worker, m.stage, m.action, m.message, m.stack)
-          : new Error(`worker ${m.worker}: ${m.message}`)),
-        crashed: (i, e) => new Error(`worker ${i} crashed: ${e.message}`),
-        exited: (i, code) => new Error(`worker ${i} exited unexpectedly with code ${code}`),
-        unexpected: (m) => new Error(`unexpected '${m.type}' message from worker ${m.worker}`),
+          ? new PipelineActionError(m.worker % W, m.stage, m.action, replicas > 1 ? `replica ${Math.floor(m.worker / W)}: ${m.message}` : m.message, m.stack)
+          : new Error(`${where(m.worker)}: ${m.message}`)),
+        crashed: (i, e) => new Error(`${where(i)} crashed: ${e.message}`),
+        exited: (i, code) => new Error(`${where(i)} exited unexpectedly with code ${code}`),
+        unexpected: (m) => new Error(`unexpected '${m.type}' message from ${where(m.worker)}`),
         busy: "threads executor: one call at a time",
         closed: "threads executor: closed",
       },
@@ -56,41 +66,44 @@ export class ThreadsExecutor implements Executor, TimingSource {
   }
 
   /**
-   * Starts one thread per worker of the schedule, each loading its units' part of `initialState`
-   * (the full model's) and of setup.optimizerState. `initialState` is only read: each share is
-   * copied into its thread's workerData as the Worker is constructed, so callers need not clone it.
+   * Starts one thread per worker of the schedule (times `replicas`), each loading its units' part of
+   * `initialState` (the full model's) and of setup.optimizerState. `initialState` is only read: each
+   * share is copied into its thread's workerData as the Worker is constructed, so callers need not
+   * clone it.
    */
-  static async create(setup: PipelineSetup, initialState: ReadonlyMap<string, Tensor>): Promise<ThreadsExecutor> {
+  static async create(setup: PipelineSetup, initialState: ReadonlyMap<string, Tensor>, replicas = 1): Promise<ThreadsExecutor> {
+    setup = replicatedSetup(setup, replicas);
     // Workers block on messages, so a list that can deadlock would hang: reject it up front.
     assertValidSchedule(setup.schedule);
     const W = setup.schedule.workers.length;
-    const peers: Record<number, MessagePort>[] = Array.from({ length: W }, () => ({}));
-    for (let i = 0; i < W; i++) {
-      for (let j = i + 1; j < W; j++) {
-        const ch = new MessageChannel();
-        peers[i][j] = ch.port1;
-        peers[j][i] = ch.port2;
-      }
-    }
     const shares = shareState(initialState, expectedUnitPrefix(sourceOf(setup)), unitsPerWorker(setup.balance, setup.schedule), setup.optimizerState);
     const backend = getBackend().name;
     const url = new URL("./worker.js", import.meta.url);
-    const workers = peers.map((p, w) => {
-      const { units, entries, optimizerState } = shares[w];
-      const init: WorkerInit = { worker: w, setup: { ...setup, optimizerState }, backend, state: entries, units, peers: p };
-      return new Worker(url, { workerData: init, transferList: Object.values(p) });
-    });
-    const ex = new ThreadsExecutor(setup, workers);
+    // One shared-memory group per pipeline worker: its copies in the replicas.
+    const groups = replicas > 1 ? Array.from({ length: W }, () => createShmGroup(replicas)) : [];
+    const workers: Worker[] = [];
+    for (let r = 0; r < replicas; r++) {
+      pairwiseChannels(W).forEach((peers, w) => {
+        const { units, entries, optimizerState } = shares[w];
+        const init: WorkerInit = { worker: w, replica: r, group: groups[w] ?? null, setup: { ...setup, optimizerState }, backend, state: entries, units, peers };
+        workers.push(new Worker(url, { workerData: init, transferList: Object.values(peers) }));
+      });
+    }
+    const ex = new ThreadsExecutor(setup, workers, replicas, groups);
     await ex.collect("ready");
     return ex;
   }
 
-  private collect(want: FromWorker["type"]): Promise<Map<number, FromWorker>> {
-    return this.group.collect(want);
+  private collect(want: FromWorker["type"], count?: number): Promise<Map<number, FromWorker>> {
+    return this.group.collect(want, count);
   }
 
-  private post(w: number, m: ToWorker, transfer: ArrayBuffer[] = []): void {
-    this.workers[w].postMessage(m, transfer);
+  private post(id: number, m: ToWorker, transfer: ArrayBuffer[] = []): void {
+    this.workers[id].postMessage(m, transfer);
+  }
+
+  private position(id: number): ReplicaPosition {
+    return { worker: id % this.W, replica: Math.floor(id / this.W), replicas: this.replicas };
   }
 
   step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> { return this.run([batch], [lrFactor]); }
@@ -102,26 +115,29 @@ export class ThreadsExecutor implements Executor, TimingSource {
     checkBatches(batches, M, schedule.steps);
     const S = schedule.stages;
     const done = this.collect("done");
-    this.postData(batches.flatMap((b) => b.inputs), batches.flatMap((b) => b.labels.map((t) => [t, b.scale] as const)),
-      (inputs, targets) => ({ type: "step", lrFactors: [...lrFactors], inputs, targets }));
+    this.workers.forEach((_, id) => this.postDeliveries(id, stepDeliveries(schedule, batches, this.position(id)),
+      (deliveries) => ({ type: "step", lrFactors: [...lrFactors], deliveries })));
     const replies = await done;
-    const metrics = new Map<number, MicrobatchMetrics>();
     const busy: number[] = [];
     const peaks: [number, number][] = [];
     const peakBytes: number[] = [];
     const timings: RankTimings[] = [];
-    for (const [w, m] of replies) {
-      if (m.type !== "done") continue;
-      if (m.timings) timings[w] = m.timings;
-      for (const [mb, x] of m.metrics) metrics.set(mb, x);
-      busy[w] = m.busy;
+    const parts = Array.from({ length: M * batches.length }, (): MicrobatchMetrics[] => []);
+    // In thread order: each micro-batch's replica shares in replica order, as the processes executor sums them.
+    for (let id = 0; id < this.workers.length; id++) {
+      const m = replies.get(id);
+      if (m?.type !== "done") continue;
+      if (m.timings) timings[id] = m.timings;
+      for (const [mb, x] of m.metrics) parts[mb]?.push(x);
+      // Busy seconds, peaks and memory of replica 0's workers (the other replicas mirror them).
+      if (id >= this.W) continue;
+      busy[id] = m.busy;
       peaks.push(...m.peaks);
-      peakBytes[w] = m.peakBytes;
+      peakBytes[id] = m.peakBytes;
     }
-    const per = Array.from({ length: M * batches.length }, (_, j) => {
-      const m = metrics.get(j);
-      if (!m) throw new Error(`micro-batch ${j} produced no loss`);
-      return m;
+    const per = parts.map((p, j) => {
+      if (p.length !== this.replicas) throw new Error(`micro-batch ${j} produced ${p.length} loss(es) for ${this.replicas} replica(s)`);
+      return p.reduce((a, m) => ({ loss: a.loss + m.loss, correct: a.correct + m.correct, count: a.count + m.count }));
     });
     if (this.setup.instrumentation?.recordActions) this.last = timings;
     return { ...sumMetrics(per, busy, peaks, S), workerPeakBytes: peakBytes };
@@ -134,75 +150,93 @@ export class ThreadsExecutor implements Executor, TimingSource {
   timingSchedule(): Schedule { return this.setup.schedule; }
 
   /**
-   * Posts each worker its message, with the first stage's worker given the inputs and the last
-   * stage's the targets (micro-batch ids in order). The caller keeps its arrays: they are copied once
-   * into buffers that are then moved.
+   * Posts thread `id` its message with the inputs and targets it delivers itself. The caller keeps
+   * its arrays: they are copied once into buffers that are then moved.
    */
-  private postData(inputs: readonly Tensor[], targets: readonly (readonly [Target, number])[],
-    message: (inputs: DataMessage["inputs"], targets: DataMessage["targets"]) => ToWorker): void {
-    const { stages: S, chunks: v, stageToWorker } = this.setup.schedule;
-    for (let w = 0; w < this.workers.length; w++) {
-      const xs = w !== stageToWorker[0] ? [] : inputs.map((x, mb) => ({ mb, data: x.data.slice(), shape: [...x.shape] }));
-      const ys = w !== stageToWorker[(S * v - 1) % S] ? [] : targets.map(([t, scale], mb) => {
-        const { kind: _k, ...p } = targetsPayload(t, scale) as Extract<Payload, { kind: "targets" }>;
-        return { mb, ...p, labels: p.labels.slice() };
-      });
-      this.post(w, message(xs, ys), [...xs.map((x) => x.data.buffer as ArrayBuffer), ...ys.map((t) => t.labels.buffer as ArrayBuffer)]);
-    }
+  private postDeliveries(id: number, deliveries: Deliveries, message: (d: Deliveries) => ToWorker): void {
+    const own: Deliveries = deliveries.map(([k, p]) => [k, p.kind === "tensor" ? { ...p, data: p.data.slice() } : { ...p, labels: p.labels.slice() }]);
+    this.post(id, message(own), own.map(([, p]) => (p.kind === "tensor" ? p.data.buffer : p.labels.buffer) as ArrayBuffer));
   }
 
   async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
     const metrics = new Map<number, MicrobatchMetrics>();
-    for (const m of (await this.forwardOnly(batches.inputs, batches.labels.map((t) => [t, scale] as const), "eval")).values()) {
-      if (m.type === "done") for (const [mb, x] of m.metrics) metrics.set(mb, x);
+    for (const [ids, m] of await this.forwardOnly(batches.inputs, batches.labels, scale, "eval")) {
+      for (const [mb, x] of m.metrics) metrics.set(ids[mb], x);
     }
     return sumEvalMetrics(batches.inputs.map((_, j) => metrics.get(j)));
   }
 
   async predict(inputs: readonly Tensor[]): Promise<Tensor[]> {
     const out: Tensor[] = [];
-    for (const m of (await this.forwardOnly(inputs, [], "predict")).values()) {
-      if (m.type === "done") for (const o of m.outputs ?? []) out[o.mb] = new Tensor(o.data, o.shape);
+    for (const [ids, m] of await this.forwardOnly(inputs, null, 1, "predict")) {
+      for (const o of m.outputs ?? []) out[ids[o.mb]] = new Tensor(o.data, o.shape);
     }
     return inputs.map((_, j) => out[j]);
   }
 
-  private forwardOnly(inputs: readonly Tensor[], targets: readonly (readonly [Target, number])[], mode: "eval" | "predict"): Promise<Map<number, FromWorker>> {
-    if (this.failure) return Promise.reject(this.failure);
+  /** Each replica's share of a forward-only list: per thread, the global ids of its micro-batches and its reply. */
+  private async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number,
+    mode: "eval" | "predict"): Promise<[number[], Extract<FromWorker, { type: "done" }>][]> {
+    if (this.failure) throw this.failure;
     const done = this.collect("done");
-    this.postData(inputs, targets, (xs, ys) => ({ type: "forward", mode, count: inputs.length, inputs: xs, targets: ys }));
-    return done;
+    const ids = this.workers.map((_, id) => {
+      const share = forwardDeliveries(this.setup.schedule, inputs, labels, scale, this.position(id));
+      this.postDeliveries(id, share.deliveries, (deliveries) => ({ type: "forward", mode, count: share.ids.length, deliveries }));
+      return share.ids;
+    });
+    return [...(await done)].flatMap(([id, m]) => (m.type === "done" ? [[ids[id], m] as [number[], typeof m]] : []));
+  }
+
+  /** Posts `m` to replica 0's threads (the replicas hold the same weights) and collects their replies. */
+  private ask(m: ToWorker, want: FromWorker["type"]): Promise<Map<number, FromWorker>> {
+    if (this.failure) return Promise.reject(this.failure);
+    const replies = this.collect(want, this.W);
+    for (let w = 0; w < this.W; w++) this.post(w, m);
+    // In worker order, whatever order the replies arrived in.
+    return replies.then((r) => new Map([...r].sort(([a], [b]) => a - b)));
   }
 
   async stateDict(): Promise<Map<string, Tensor>> {
-    if (this.failure) throw this.failure;
-    const replies = this.collect("state");
-    for (let w = 0; w < this.workers.length; w++) this.post(w, { type: "state" });
     const out = new Map<string, Tensor>();
-    for (const m of (await replies).values()) {
+    for (const m of (await this.ask({ type: "state" }, "state")).values()) {
       if (m.type === "state") for (const [k, data, shape] of m.entries) out.set(k, new Tensor(data, shape));
     }
     return out;
   }
 
-  async optimizerState(order: readonly string[]): Promise<OptimizerState> {
+  async loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void> {
     if (this.failure) throw this.failure;
-    const replies = this.collect("optimizer");
-    for (let w = 0; w < this.workers.length; w++) this.post(w, { type: "optimizer" });
+    const shares = shareState(state, expectedUnitPrefix(sourceOf(this.setup)), unitsPerWorker(this.setup.balance, this.setup.schedule));
+    const replies = this.collect("loaded");
+    this.workers.forEach((_, id) => this.post(id, { type: "load", entries: shares[id % this.W].entries }));
+    await replies;
+  }
+
+  async optimizerState(order: readonly string[]): Promise<OptimizerState> {
     const parts: OptimizerState[] = [];
-    for (const m of (await replies).values()) if (m.type === "optimizer") parts.push(...m.states.map(fromPlain));
+    for (const m of (await this.ask({ type: "optimizer" }, "optimizer")).values()) if (m.type === "optimizer") parts.push(...m.states.map(fromPlain));
     return mergeStates(parts, order);
   }
 
   async asyncState(): Promise<AsyncState | null> {
-    if (this.failure) throw this.failure;
-    const replies = this.collect("async-state");
-    for (let w = 0; w < this.workers.length; w++) this.post(w, { type: "async-state" });
     const parts: AsyncState[] = [];
-    for (const m of (await replies).values()) if (m.type === "async-state" && m.state) parts.push(m.state);
+    for (const m of (await this.ask({ type: "async-state" }, "async-state")).values()) if (m.type === "async-state" && m.state) parts.push(m.state);
     return parts.length ? mergeAsyncStates(parts) : null;
   }
 
   /** Asks every worker to leave (terminating the ones that do not within a grace period). */
   close(): Promise<void> { return this.group.close(); }
+}
+
+/** peers[i][j] = worker i's end of a channel to worker j, for W workers. */
+function pairwiseChannels(W: number): Record<number, MessagePort>[] {
+  const peers: Record<number, MessagePort>[] = Array.from({ length: W }, () => ({}));
+  for (let i = 0; i < W; i++) {
+    for (let j = i + 1; j < W; j++) {
+      const ch = new MessageChannel();
+      peers[i][j] = ch.port1;
+      peers[j][i] = ch.port2;
+    }
+  }
+  return peers;
 }

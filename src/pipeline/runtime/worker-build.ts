@@ -5,7 +5,7 @@ import type { MicrobatchMetrics } from "../stage.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import type { AsyncRuntime } from "./async-weights.js";
 import { createAsyncRuntime } from "./async-weights.js";
-import { WorkerInterpreter, type Outbox } from "./interpreter.js";
+import { WorkerInterpreter, type InterpreterOptions, type Outbox } from "./interpreter.js";
 import { loadLoss } from "./loss-source.js";
 import { loadModelSource, type PipelineModel } from "./model-source.js";
 import { buildWorkerStages, shapeOf, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
@@ -25,9 +25,13 @@ export interface BuiltWorker {
  */
 export type WorkerWeights = { share: Pick<WorkerState, "units" | "entries"> } | { model: PipelineModel };
 
+/** What the executor adds to a worker with replicas: its REDUCE and how an asynchronous one wakes it. */
+export type ReplicaHooks = Pick<InterpreterOptions, "reduce" | "wake">;
+
 /** Worker `worker` of `setup` on `weights`. */
 export async function buildWorker(setup: PipelineSetup, worker: number, weights: WorkerWeights, outbox: Outbox,
-  onMetrics: (microbatch: number, m: MicrobatchMetrics) => void, onOutput?: (microbatch: number, t: Tensor) => void): Promise<BuiltWorker> {
+  onMetrics: (microbatch: number, m: MicrobatchMetrics) => void, onOutput?: (microbatch: number, t: Tensor) => void,
+  replicaHooks: ReplicaHooks = {}): Promise<BuiltWorker> {
   let model: PipelineModel;
   if ("model" in weights) model = weights.model;
   else {
@@ -42,7 +46,7 @@ export async function buildWorker(setup: PipelineSetup, worker: number, weights:
     worker, actions: setup.schedule.workers[worker], stages, shape: shapeOf(setup.schedule), outbox,
     // The asynchronous method is rebuilt from the setup's JSON, like the model.
     hooks: asyncRuntime?.hooks, actionDelay: syntheticDelay(setup.instrumentation, setup.schedule.chunks),
-    onMetrics, onOutput, ownsWeights: true, recordActions: setup.instrumentation?.recordActions === true,
+    onMetrics, onOutput, ownsWeights: true, recordActions: setup.instrumentation?.recordActions === true, ...replicaHooks,
   });
   return { interp, asyncRuntime };
 }

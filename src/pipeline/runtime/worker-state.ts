@@ -75,3 +75,23 @@ export function loadWorkerState(model: PipelineModel, share: Pick<WorkerState, "
     unit.loadStateDict(m);
   }
 }
+
+/**
+ * Copies `state`'s values into `stages`' parameters and buffers, named as in the full model (keys
+ * of other stages are ignored). The caller has released the weights (their layout copies would be
+ * stale). Throws naming a missing key or a wrong shape before anything is changed.
+ */
+export function loadStageState(stages: Iterable<{ readonly chunks: readonly { stateDict(): Map<string, Tensor> }[] }>, state: ReadonlyMap<string, Tensor>): void {
+  const pairs: [Tensor, Tensor][] = [];
+  for (const ps of stages) {
+    for (const c of ps.chunks) {
+      for (const [k, t] of c.stateDict()) {
+        const given = state.get(k);
+        if (!given) throw new Error(`loadStateDict: the state has no '${k}'`);
+        if (given.shape.join(",") !== t.shape.join(",")) throw new Error(`loadStateDict: '${k}' has shape [${given.shape.join(", ")}], the model [${t.shape.join(", ")}]`);
+        pairs.push([t, given]);
+      }
+    }
+  }
+  for (const [t, given] of pairs) t.data.set(given.data);
+}

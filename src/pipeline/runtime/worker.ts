@@ -2,20 +2,34 @@
 // user's module, imported here), loads its units' share of the main thread's state, keeps only its
 // stages, and runs its action list each step. Activations and gradients go
 // straight to the neighbour workers over MessageChannels; their buffers are transferred, not cloned.
-// Any error is reported to the main thread with the stage and action, which then ends the run.
+// With replicas, its REDUCEs sum the stage's gradients with the same worker of the other replicas
+// in shared memory. Any error is reported to the main thread with the stage and action, which then
+// ends the run.
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { getHeapStatistics } from "node:v8";
 import { setBackend } from "../../backend/index.js";
 import type { MicrobatchMetrics } from "../stage.js";
-import { messageKey, PipelineActionError, type Payload, type WorkerInterpreter } from "./interpreter.js";
+import { PipelineActionError, type Payload, type WorkerInterpreter } from "./interpreter.js";
+import { ShmCollectives } from "../../transport/shm-collectives.js";
+import { allReduceGradientsSync } from "../../parallel/grad-sync.js";
 import type { FromWorker, PeerMessage, StateEntry, ToWorker, WorkerInit } from "./messages.js";
 import { toPlain } from "../../optim/index.js";
 import { buildWorker } from "./worker-build.js";
+import { WorkerLoop } from "./worker-loop.js";
+import { loadStageState } from "./worker-state.js";
+import { Tensor } from "../../tensor/tensor.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { epochNow, MessageLog, onEpoch, payloadBytes, type RankTimings } from "./action-records.js";
 
 const init = workerData as WorkerInit;
+/**
+ * How long a REDUCE waits for the other replicas: they run the same list, so only a stopped or hung
+ * replica keeps it waiting this long (the main thread aborts the group on any worker's failure).
+ */
+const REDUCE_TIMEOUT_MS = 600_000;
 const port = parentPort!;
+/** This thread's id (the main thread's index of it). */
+const id = init.replica * init.setup.schedule.workers.length + init.worker;
 const post = (m: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
 
 /** A buffer can be moved only if the array spans all of it. */
@@ -24,11 +38,13 @@ function ownsBuffer(a: Float32Array | Int32Array): boolean {
 }
 
 function fail(e: unknown): void {
+  failed = true;
+  loop?.stop();
   const err = e instanceof Error ? e : new Error(String(e));
   if (err instanceof PipelineActionError) {
-    post({ type: "error", worker: init.worker, stage: err.stage, action: err.action, message: err.causeMessage, stack: err.causeStack });
+    post({ type: "error", worker: id, stage: err.stage, action: err.action, message: err.causeMessage, stack: err.causeStack });
   } else {
-    post({ type: "error", worker: init.worker, stage: null, action: null, message: err.message, stack: err.stack });
+    post({ type: "error", worker: id, stage: null, action: null, message: err.message, stack: err.stack });
   }
 }
 
@@ -44,7 +60,7 @@ function postPeer(key: string, payload: Payload, transferable: boolean, peer: Me
 }
 
 let interp: WorkerInterpreter;
-let running = false;
+let loop: WorkerLoop;
 let failed = false;
 const metrics: [number, MicrobatchMetrics][] = [];
 const outputs: { mb: number; data: Float32Array; shape: number[] }[] = [];
@@ -67,48 +83,17 @@ function sampleMemory(): void {
   peakBytes = Math.max(peakBytes, h.used_heap_size + h.external_memory);
 }
 
-function pump(): void {
-  if (!running || failed) return;
-  try {
-    sampleMemory(); // before and after each burst of actions: activations peak inside a step
-    const finished = interp.pump();
-    sampleMemory();
-    if (finished) {
-      running = false;
-      const b = interp.busy;
-      const outs = outputs.splice(0);
-      const messages = log?.take();
-      const end = epochNow();
-      const timings: RankTimings | undefined = messages && stepList
-        ? { rank: init.worker, worker: init.worker, actions: onEpoch(interp.records), ...messages, begin, listDone: end, end } : undefined;
-      if (log) log.paused = false;
-      post({ type: "done", worker: init.worker, metrics: metrics.splice(0), busy: b.F + b.B + b.W + b.STEP, peaks: [...interp.peakLive], peakBytes, outputs: outs,
-        ...(timings ? { timings } : {}) }, outs.map((o) => o.data.buffer as ArrayBuffer));
-    }
-    idleSoon();
-  } catch (e) {
-    failed = true;
-    fail(e);
-  }
-}
-
-let idleQueued = false;
-
-/** Waiting for a message: do background work in small units, letting arriving messages go first. */
-function idleSoon(): void {
-  if (idleQueued) return;
-  idleQueued = true;
-  setImmediate(() => {
-    idleQueued = false;
-    // Between lists (its weights are its own) or waiting for a message inside one.
-    if (failed || (running && interp.waitingFor().length === 0)) return;
-    try {
-      if (interp.idle()) idleSoon();
-    } catch (e) {
-      failed = true;
-      fail(e);
-    }
-  });
+/** Posts the finished list's results to the main thread. */
+function finished(): void {
+  const b = interp.busy;
+  const outs = outputs.splice(0);
+  const messages = log?.take();
+  const end = epochNow();
+  const timings: RankTimings | undefined = messages && stepList
+    ? { rank: id, worker: init.worker, replica: init.replica, actions: onEpoch(interp.records), ...messages, begin, listDone: end, end } : undefined;
+  if (log) log.paused = false;
+  post({ type: "done", worker: id, metrics: metrics.splice(0), busy: b.F + b.B + b.W + b.STEP, peaks: [...interp.peakLive], peakBytes, outputs: outs,
+    ...(timings ? { timings } : {}) }, outs.map((o) => o.data.buffer as ArrayBuffer));
 }
 
 try {
@@ -124,54 +109,61 @@ try {
       log?.send(key, bytes, t0);
     },
   };
+  const comm = init.group ? new ShmCollectives(init.group, init.replica, { timeoutMs: REDUCE_TIMEOUT_MS }) : null;
   const built = await buildWorker(init.setup, init.worker, { share: { units: init.units ?? null, entries: init.state } }, outbox,
-    (mb, m) => { metrics.push([mb, m]); }, (mb, t) => { outputs.push({ mb, data: t.data.slice(), shape: [...t.shape] }); });
+    (mb, m) => { metrics.push([mb, m]); }, (mb, t) => { outputs.push({ mb, data: t.data.slice(), shape: [...t.shape] }); },
+    comm ? { reduce: (ps) => allReduceGradientsSync(ps.chunks.flatMap((c) => c.parameters).filter((p) => p.requiresGrad), comm) } : {});
   init.state = []; // the copy of the state is not needed any more
   interp = built.interp;
+  // Memory is sampled around each burst of actions: activations peak inside a step.
+  loop = new WorkerLoop(interp, { finished, fail, beforePump: sampleMemory, afterPump: sampleMemory });
   const asyncRuntime = built.asyncRuntime;
   for (const [w, p] of Object.entries(peers)) {
-    p.on("messageerror", (e: Error) => { failed = true; fail(new Error(`a message from worker ${w} could not be read: ${e.message}`)); });
+    p.on("messageerror", (e: Error) => { fail(new Error(`a message from worker ${w} could not be read: ${e.message}`)); });
     p.on("message", (m: PeerMessage) => {
+      if (failed) return;
       const t0 = log ? epochNow() : 0;
-      try { interp.deliver(m.key, m.payload); } catch (e) { failed = true; fail(e); return; }
+      try { interp.deliver(m.key, m.payload); } catch (e) { fail(e); return; }
       log?.receive(m.key, payloadBytes(m.payload), t0);
-      pump();
+      loop.pump();
     });
   }
   port.on("message", (m: ToWorker) => {
     try {
       if (m.type === "step" || m.type === "forward") {
-        for (const x of m.inputs) interp.deliver(messageKey.activation(0, x.mb), { kind: "tensor", data: x.data, shape: x.shape });
-        for (const { mb, ...y } of m.targets) interp.deliver(messageKey.targets(mb), { kind: "targets", ...y });
+        for (const [key, payload] of m.deliveries) interp.deliver(key, payload);
         if (m.type === "step") interp.reset(m.lrFactors);
         else interp.reset([1], forwardOnlyLists(init.setup.schedule, m.count)[init.worker], m.mode);
         begin = epochNow();
         stepList = m.type === "step";
         // Evaluation messages are not part of any step's record (they are dropped at its end).
         if (log && !stepList) log.paused = true;
-        running = true;
-        pump();
+        loop.start();
       } else if (m.type === "state") {
         const entries: StateEntry[] = [];
         for (const ps of interp.stages.values()) {
           for (const c of ps.chunks) for (const [k, t] of c.stateDict()) entries.push([k, t.data.slice(), [...t.shape]]);
         }
-        post({ type: "state", worker: init.worker, entries }, entries.map((e) => e[1].buffer as ArrayBuffer));
+        post({ type: "state", worker: id, entries }, entries.map((e) => e[1].buffer as ArrayBuffer));
+      } else if (m.type === "load") {
+        if (asyncRuntime) throw new Error("loadStateDict: not with an asynchronous method (its weight versions would mix the old weights and the new)");
+        interp.abandon();
+        loadStageState(interp.stages.values(), new Map(m.entries.map(([k, data, shape]) => [k, new Tensor(data, shape)])));
+        post({ type: "loaded", worker: id });
       } else if (m.type === "optimizer") {
         const states = [...interp.stages.values()].flatMap((ps) => (ps.optimizer ? [toPlain(ps.optimizer.stateDict())] : []));
-        post({ type: "optimizer", worker: init.worker, states });
+        post({ type: "optimizer", worker: id, states });
       } else if (m.type === "async-state") {
-        post({ type: "async-state", worker: init.worker, state: asyncRuntime?.snapshot() ?? null });
+        post({ type: "async-state", worker: id, state: asyncRuntime?.snapshot() ?? null });
       } else if (m.type === "close") {
         for (const p of Object.values(peers)) p.close();
         port.close();
       }
     } catch (e) {
-      failed = true;
       fail(e);
     }
   });
-  post({ type: "ready", worker: init.worker });
+  post({ type: "ready", worker: id });
 } catch (e) {
   fail(e);
 }

@@ -1,15 +1,21 @@
 // The action IR: one unit of work on one stage. Schedules are per-worker lists of these, and every
 // executor, the validator and the simulator read the same lists.
 
-export type ActionKind = "F" | "B" | "W" | "STEP";
+export type ActionKind = "F" | "B" | "W" | "REDUCE" | "STEP";
 
-export const ACTION_KINDS: readonly ActionKind[] = ["F", "B", "W", "STEP"];
+export const ACTION_KINDS: readonly ActionKind[] = ["F", "B", "W", "REDUCE", "STEP"];
+
+/** Kinds that name an optimizer step (microbatch = step index, chunk 0) rather than a micro-batch. */
+export function isStepKind(kind: ActionKind): kind is "REDUCE" | "STEP" {
+  return kind === "STEP" || kind === "REDUCE";
+}
 
 /**
  * One action. `stage` is the physical stage 0..S-1; `chunk` selects one of the stage's `v` model
  * chunks (virtual stage `chunk * S + stage`). For F/B/W `microbatch` is the global micro-batch id
  * (step k uses ids k*M .. k*M+M-1); for STEP it is the index of the optimizer step on that stage,
- * and `chunk` is 0 (a STEP updates every chunk of the stage).
+ * and `chunk` is 0 (a STEP updates every chunk of the stage). REDUCE k (pipelines with replicas
+ * only) sums the stage's gradients of step k over the replicas, right before its STEP k.
  */
 export interface Action {
   readonly stage: number;
@@ -22,24 +28,25 @@ export function action(stage: number, kind: ActionKind, microbatch: number, chun
   return { stage, kind, microbatch, chunk };
 }
 
-/** Compact form: "1F3" (stage 1, forward, micro-batch 3), "0B2c1" (chunk 1), "2STEP0" (step 0). Chunk 0 is omitted. */
+/** Compact form: "1F3" (stage 1, forward, micro-batch 3), "0B2c1" (chunk 1), "2STEP0" (step 0), "0REDUCE0". Chunk 0 is omitted. */
 export function formatAction(a: Action): string {
   return `${a.stage}${a.kind}${a.microbatch}${a.chunk !== 0 ? `c${a.chunk}` : ""}`;
 }
 
-const ACTION_RE = /^(\d+)(STEP|F|B|W)(\d+)(?:c(\d+))?$/;
+const ACTION_RE = /^(\d+)(STEP|REDUCE|F|B|W)(\d+)(?:c(\d+))?$/;
 
 /** Parses the compact form back; throws naming the bad string and the expected shape. */
 export function parseAction(text: string): Action {
   const m = ACTION_RE.exec(text.trim());
   if (!m) {
     throw new Error(
-      `cannot parse action '${text}': expected <stage><F|B|W|STEP><microbatch>[c<chunk>], e.g. "1F3", "0B2c1", "2STEP0"`,
+      `cannot parse action '${text}': expected <stage><F|B|W|REDUCE|STEP><microbatch>[c<chunk>], e.g. "1F3", "0B2c1", "0REDUCE0", "2STEP0"`,
     );
   }
   const chunk = m[4] === undefined ? 0 : Number(m[4]);
-  if (m[2] === "STEP" && chunk !== 0) throw new Error(`cannot parse action '${text}': a STEP has no chunk`);
-  return { stage: Number(m[1]), kind: m[2] as ActionKind, microbatch: Number(m[3]), chunk };
+  const kind = m[2] as ActionKind;
+  if (isStepKind(kind) && chunk !== 0) throw new Error(`cannot parse action '${text}': a ${kind} has no chunk`);
+  return { stage: Number(m[1]), kind, microbatch: Number(m[3]), chunk };
 }
 
 /** Key identifying an action uniquely inside a schedule (same as its compact form). */
@@ -64,6 +71,26 @@ export interface Schedule {
   readonly stageToWorker: readonly number[];
   /** workers[w] = ordered actions of worker w. */
   readonly workers: readonly (readonly Action[])[];
+  /**
+   * Data-parallel copies of the pipeline (default 1). With R > 1 every stage has a REDUCE k right
+   * before its STEP k (withReplicas), which sums the stage's gradients over the copies.
+   */
+  readonly replicas?: number;
+}
+
+/**
+ * `s` run as `replicas` data-parallel copies: a REDUCE before every STEP (DeepSpeed's ReduceGrads).
+ * One copy is `s` itself. Only synchronous schedules: their gradients are reduced once per step.
+ */
+export function withReplicas(s: Schedule, replicas: number): Schedule {
+  if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`replicas must be a positive integer, got ${replicas}`);
+  const base = (s.replicas ?? 1) > 1 ? { ...s, workers: s.workers.map((l) => l.filter((a) => a.kind !== "REDUCE")) } : s;
+  if (replicas === 1) return { ...base, replicas: 1 };
+  if (!s.synchronous || s.steps > 1) {
+    throw new Error(`${replicas} replicas need a synchronous schedule of one step (gpipe, 1f1b, interleaved, zb-h1), not '${s.name}': gradients are reduced once per optimizer step`);
+  }
+  const workers = base.workers.map((l) => l.flatMap((a) => (a.kind === "STEP" ? [action(a.stage, "REDUCE", a.microbatch), a] : [a])));
+  return { ...base, workers, replicas };
 }
 
 /** Virtual stage index of (stage, chunk): micro-batches traverse virtual stages 0 .. S*v-1 in order. */

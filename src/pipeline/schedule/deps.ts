@@ -1,7 +1,8 @@
 // Dependencies of an action: F(s-1,j)->F(s,j), B(s+1,j)->B(s,j), F(last,j)->B(last,j),
 // B(s,j)->W(s,j), over virtual stages (stage s chunk c = virtual stage c*S+s). A STEP needs every
 // B (and W) of its micro-batches on its stage; in synchronous schedules a forward of step k+1 needs
-// the stage's STEP k (the flush). Sends/receives are exactly the cross-worker edges of this graph.
+// the stage's STEP k (the flush). With replicas, REDUCE k takes over what STEP k needs and STEP k
+// needs only its REDUCE. Sends/receives are exactly the cross-worker edges of this graph.
 import { action, type Action, atVirtualStage, virtualStage } from "./action.js";
 
 export interface DepShape {
@@ -10,6 +11,8 @@ export interface DepShape {
   chunks: number;
   splitBackward: boolean;
   synchronous: boolean;
+  /** Data-parallel copies; > 1: a REDUCE precedes every STEP. */
+  replicas?: number;
 }
 
 export function dependencies(a: Action, sh: DepShape): Action[] {
@@ -29,17 +32,24 @@ export function dependencies(a: Action, sh: DepShape): Action[] {
     }
     case "W":
       return [action(a.stage, "B", a.microbatch, a.chunk)];
-    case "STEP": {
-      const out: Action[] = [];
-      if (a.microbatch > 0) out.push(action(a.stage, "STEP", a.microbatch - 1));
-      const M = sh.microbatches;
-      for (let j = a.microbatch * M; j < (a.microbatch + 1) * M; j++) {
-        for (let c = 0; c < sh.chunks; c++) out.push(action(a.stage, sh.splitBackward ? "W" : "B", j, c));
-      }
-      // With a split backward, W(s,j) already implies B(s,j).
-      return out;
-    }
+    case "STEP":
+      if ((sh.replicas ?? 1) > 1) return [action(a.stage, "REDUCE", a.microbatch)];
+      return stepInputs(a, sh);
+    case "REDUCE":
+      return stepInputs(a, sh);
   }
+}
+
+/** What the step's first action on a stage (its REDUCE, or its STEP) waits for: every backward of the step, and the step before. */
+function stepInputs(a: Action, sh: DepShape): Action[] {
+  const out: Action[] = [];
+  if (a.microbatch > 0) out.push(action(a.stage, "STEP", a.microbatch - 1));
+  const M = sh.microbatches;
+  for (let j = a.microbatch * M; j < (a.microbatch + 1) * M; j++) {
+    for (let c = 0; c < sh.chunks; c++) out.push(action(a.stage, sh.splitBackward ? "W" : "B", j, c));
+  }
+  // With a split backward, W(s,j) already implies B(s,j).
+  return out;
 }
 
 /** True when the dependency edge dep -> a crosses workers (a message). */

@@ -1,7 +1,7 @@
 // Runs per-worker lists in order against the dependency graph: each worker starts its next action as
 // soon as that action's dependencies have finished. With durations this is the simulator's core;
 // without, it is the validator's deadlock check. Both read only the lists.
-import { type Action, actionKey, formatAction, type Schedule } from "./action.js";
+import { type Action, actionKey, formatAction, isStepKind, type Schedule } from "./action.js";
 import { dependencies, isMessage } from "./deps.js";
 
 export interface Timed {
@@ -38,7 +38,7 @@ export interface Deadlock {
   readonly message: string;
 }
 
-export const UNIT_COSTS: ExecutionCosts = { duration: (a) => (a.kind === "STEP" ? 0 : 1), message: () => 0 };
+export const UNIT_COSTS: ExecutionCosts = { duration: (a) => (isStepKind(a.kind) ? 0 : 1), message: () => 0 };
 
 export function execute(s: Schedule, costs: ExecutionCosts = UNIT_COSTS): Execution {
   const W = s.workers.length;

@@ -1,8 +1,8 @@
 // Validator: from the per-worker lists alone, checks that every action is well-formed and on its
 // stage's worker, that each (stage, micro-batch, chunk) has exactly one F and one B (and one W when
-// the backward is split), one STEP per stage per step, and that running the lists in order never
+// the backward is split), one STEP per stage per step (and one REDUCE with replicas), and that running the lists in order never
 // deadlocks. Also measures each stage's peak live activations.
-import { type Action, formatAction, type Schedule } from "./action.js";
+import { type Action, formatAction, isStepKind, type Schedule } from "./action.js";
 import { execute } from "./execute.js";
 
 export class ScheduleError extends Error {}
@@ -38,7 +38,8 @@ export function peakActivations(s: Schedule): number[] {
 function structuralErrors(s: Schedule): string[] {
   const errs: string[] = [];
   const add = (m: string): void => { errs.push(m); };
-  const S = s.stages, v = s.chunks, N = s.steps * s.microbatches;
+  const S = s.stages, v = s.chunks, N = s.steps * s.microbatches, replicas = s.replicas ?? 1;
+  if (!Number.isInteger(replicas) || replicas < 1) add(`replicas ${replicas} must be a positive integer`);
   if (s.stageToWorker.length !== S) add(`stageToWorker has ${s.stageToWorker.length} entries for ${S} stages`);
   s.stageToWorker.forEach((w, st) => {
     if (!Number.isInteger(w) || w < 0 || w >= s.workers.length) add(`stage ${st} maps to worker ${w}, but there are ${s.workers.length} workers`);
@@ -49,8 +50,9 @@ function structuralErrors(s: Schedule): string[] {
     if (!Number.isInteger(a.stage) || a.stage < 0 || a.stage >= S) return add(`${at}: stage ${a.stage} is outside 0..${S - 1}`);
     if (s.stageToWorker[a.stage] !== w) add(`${at}: stage ${a.stage} belongs to worker ${s.stageToWorker[a.stage]}`);
     if (!Number.isInteger(a.chunk) || a.chunk < 0 || a.chunk >= v) return add(`${at}: chunk ${a.chunk} is outside 0..${v - 1}`);
-    if (a.kind === "STEP") {
+    if (isStepKind(a.kind)) {
       if (!Number.isInteger(a.microbatch) || a.microbatch < 0 || a.microbatch >= s.steps) return add(`${at}: step ${a.microbatch} is outside 0..${s.steps - 1}`);
+      if (a.kind === "REDUCE" && replicas === 1) return add(`${at}: REDUCE in a schedule without replicas`);
     } else {
       if (!Number.isInteger(a.microbatch) || a.microbatch < 0 || a.microbatch >= N) return add(`${at}: micro-batch ${a.microbatch} is outside 0..${N - 1}`);
       if (a.kind === "W" && !s.splitBackward) return add(`${at}: W in a schedule without a split backward`);
@@ -65,7 +67,10 @@ function structuralErrors(s: Schedule): string[] {
   if (errs.length === 0) {
     const kinds = s.splitBackward ? (["F", "B", "W"] as const) : (["F", "B"] as const);
     for (let st = 0; st < S; st++) {
-      for (let k = 0; k < s.steps; k++) expect({ stage: st, kind: "STEP", microbatch: k, chunk: 0 });
+      for (let k = 0; k < s.steps; k++) {
+        expect({ stage: st, kind: "STEP", microbatch: k, chunk: 0 });
+        if (replicas > 1) expect({ stage: st, kind: "REDUCE", microbatch: k, chunk: 0 });
+      }
       for (let j = 0; j < N; j++) for (let c = 0; c < v; c++) for (const kind of kinds) expect({ stage: st, kind, microbatch: j, chunk: c });
     }
   }
