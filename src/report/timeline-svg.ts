@@ -4,7 +4,7 @@
 import { type Action, formatAction } from "../pipeline/schedule/index.js";
 import type { SimResult } from "../sim/index.js";
 
-const COLOURS: Record<Action["kind"], string> = { F: "#4c78a8", B: "#54a24b", W: "#f58518", STEP: "#e45756" };
+const COLOURS: Record<Action["kind"], string> = { F: "#4c78a8", B: "#54a24b", W: "#f58518", STEP: "#e45756", FB: "#72b7b2" };
 const ROW_H = 26;
 const ROW_GAP = 6;
 const TOP = 52;

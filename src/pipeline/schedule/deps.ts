@@ -2,7 +2,7 @@
 // B(s,j)->W(s,j), over virtual stages (stage s chunk c = virtual stage c*S+s). A STEP needs every
 // B (and W) of its micro-batches on its stage; in synchronous schedules a forward of step k+1 needs
 // the stage's STEP k (the flush). Sends/receives are exactly the cross-worker edges of this graph.
-import { action, type Action, atVirtualStage, virtualStage } from "./action.js";
+import { action, type Action, actionKey, actionParts, atVirtualStage, virtualStage } from "./action.js";
 
 export interface DepShape {
   stages: number;
@@ -38,6 +38,11 @@ export function dependencies(a: Action, sh: DepShape): Action[] {
       }
       // With a split backward, W(s,j) already implies B(s,j).
       return out;
+    }
+    case "FB": {
+      // The pair starts when both halves could; a half that feeds the other is no outside dependency.
+      const parts = actionParts(a), own = new Set(parts.map(actionKey));
+      return parts.flatMap((p) => dependencies(p, sh)).filter((d) => !own.has(actionKey(d)));
     }
   }
 }
