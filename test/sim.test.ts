@@ -143,7 +143,7 @@ test("pipewright sim prints JSON with bubble, peaks, delays, and writes the SVG"
 });
 
 test("pipewright sim: bad values are usage errors listing what is allowed", async () => {
-  await assert.rejects(capture(["--schedule", "pipedream"]), (e: Error) => e instanceof UsageError && /gpipe, 1f1b, interleaved, zb-h1, zb-v, dualpipev, async/.test(e.message));
+  await assert.rejects(capture(["--schedule", "pipedream"]), (e: Error) => e instanceof UsageError && /gpipe, 1f1b, interleaved, zb-h1, async/.test(e.message));
   await assert.rejects(capture(["--schedule", "interleaved", "--stages", "4", "--microbatches", "6", "--chunks", "2"]),
     (e: Error) => e instanceof UsageError && /multiple of the stage count/.test(e.message));
   await assert.rejects(capture(["--cost-f", "1,2", "--stages", "4"]), (e: Error) => e instanceof UsageError && /one for every stage or exactly 4/.test(e.message));

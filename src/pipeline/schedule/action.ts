@@ -7,7 +7,8 @@ export type ActionKind = "F" | "B" | "W" | "STEP" | "FB";
 /** The kinds a worker runs one at a time (an FB runs as its F then its B). */
 export type SimpleActionKind = Exclude<ActionKind, "FB">;
 
-export const ACTION_KINDS: readonly ActionKind[] = ["F", "B", "W", "STEP", "FB"];
+/** The simple kinds; an FB is built from an F and a B by forwardBackward. */
+export const ACTION_KINDS: readonly SimpleActionKind[] = ["F", "B", "W", "STEP"];
 
 /**
  * One action. `stage` is the physical stage 0..S-1; `chunk` selects one of the stage's `v` model

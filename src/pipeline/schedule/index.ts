@@ -26,7 +26,7 @@ export { vPlacement } from "./v-shape.js";
 export type { ScheduleOptions } from "./options.js";
 export { roundTripTicks } from "./async.js";
 
-export const SCHEDULE_NAMES = ["gpipe", "1f1b", "interleaved", "zb-h1", "zb-v", "dualpipev", "async"] as const;
+export const SCHEDULE_NAMES = ["gpipe", "1f1b", "interleaved", "zb-h1", "async", "zb-v", "dualpipev"] as const;
 export type ScheduleName = (typeof SCHEDULE_NAMES)[number];
 
 const GENERATORS: Record<ScheduleName, (o: ResolvedOptions) => Schedule> = {
