@@ -53,6 +53,7 @@ export function timelineSvg(r: SimResult, opts: TimelineOptions = {}): string {
     [COLOURS.F, "F forward"],
     [COLOURS.B, s.splitBackward ? "B input gradient" : "B backward"],
     ...(s.splitBackward ? [[COLOURS.W, "W weight gradient"] as [string, string]] : []),
+    ...(s.workers.some((l) => l.some((a) => a.kind === "FB")) ? [[COLOURS.FB, "F&B pair (label: its F)"] as [string, string]] : []),
     [COLOURS.STEP, "STEP optimizer update"],
   ];
   const legendW = legendItems.reduce((x, [, t]) => x + 30 + t.length * CHAR_W, 12);
