@@ -17,9 +17,11 @@ const uniform = (x: number[]): boolean => x.every((v) => v === x[0]);
  * (the paper's bubble); for M < S with F = B = W it is (2M+S-1+max(M,S)) F. ZB-V and DualPipeV (S = 2p
  * stages on p workers) with F = B = W, the papers' comparison case: every worker idles (p-1)F, the
  * fill of the V's bottom worker, once M >= S-1 (ZB-V) or M >= S (DualPipeV), so the fraction is
- * (p-1)/(6M+p-1). The zero-bubble paper's "zero" for ZB-V and DualPipe's (p-1)(F&B+B-3W) assume the
- * next iteration's warm-up overlaps this one's drain (optimizer post-validation); a flushing STEP
- * keeps the fill. Null where no formula applies (unequal stages, message or step costs, other cases).
+ * (p-1)/(6M+p-1). For DualPipeV that is DualPipe's (p-1)(F&B+B-3W) with F&B = F + input-gradient B
+ * = 2F (the pair as the IR runs it), B = 2F (full backward), W = F. The zero-bubble paper calls ZB-V
+ * zero-bubble at F = B = W because its optimizer post-validation lets the next iteration's warm-up
+ * overlap this one's drain; a flushing STEP keeps the fill. Null where no formula applies (unequal
+ * stages, message or step costs, other cases).
  */
 export function bubbleFormula(name: string, S: number, M: number, v: number, c: ResolvedCosts): BubbleFormula | null {
   if (!uniform(c.forward) || !uniform(c.backward) || !uniform(c.weight) || c.message !== 0 || c.messagePerByte !== 0 || c.receive !== 0 || c.cores !== Infinity || c.background !== 0 || c.senderSlice !== 0 || c.start.length > 0 || c.slowdown.length > 0 || c.step.some((x) => x !== 0)) return null;
