@@ -151,3 +151,16 @@ test("zb-v checkpoints: two epochs in one run equal one epoch, saved, then resum
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("sim on shared cores runs FB pairs too: on one core the makespan is the sum of every action's time", () => {
+  const s = generateSchedule("dualpipev", { stages: 4, microbatches: 4 });
+  const costs = { forward: [1, 2, 3, 4], backward: [5, 6, 7, 8], weight: [1, 1, 2, 2] };
+  const total = s.workers.flat().reduce((t, a) => t + expandComposites([a]).reduce((u, p) =>
+    u + (p.kind === "F" ? costs.forward[p.stage] : p.kind === "B" ? costs.backward[p.stage] - costs.weight[p.stage] : p.kind === "W" ? costs.weight[p.stage] : 0), 0), 0);
+  const r = simulate(s, { ...costs, cores: 1 });
+  assert.ok(Math.abs(r.makespan - total) < 1e-9, `${r.makespan} vs ${total}`);
+  // A message into an FB's backward half is charged at that half's boundary (stage 3 -> 2 here, not the F half's).
+  const perBoundary = simulate(s, { ...costs, message: 0, messagePerByte: 1, messageBytes: [0, 0, 5, 0] });
+  const plain = simulate(s, costs);
+  assert.ok(perBoundary.makespan > plain.makespan, `${perBoundary.makespan} vs ${plain.makespan}`);
+});

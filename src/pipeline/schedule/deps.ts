@@ -47,6 +47,13 @@ export function dependencies(a: Action, sh: DepShape): Action[] {
   }
 }
 
+/** The part of `a` (itself, or an FB's half) that depends on `dep`. */
+export function consumerOf(dep: Action, a: Action, sh: DepShape): Action {
+  if (a.kind !== "FB") return a;
+  const k = actionKey(dep);
+  return actionParts(a).find((p) => dependencies(p, sh).some((d) => actionKey(d) === k)) ?? a;
+}
+
 /** True when the dependency edge dep -> a crosses workers (a message). */
 export function isMessage(dep: Action, a: Action, stageToWorker: readonly number[]): boolean {
   return stageToWorker[dep.stage] !== stageToWorker[a.stage];

@@ -2,7 +2,7 @@
 // soon as that action's dependencies have finished. With durations this is the simulator's core;
 // without, it is the validator's deadlock check. Both read only the lists.
 import { type Action, actionKey, actionParts, formatAction, type Schedule } from "./action.js";
-import { dependencies, isMessage } from "./deps.js";
+import { consumerOf, dependencies, isMessage } from "./deps.js";
 
 export interface Timed {
   readonly action: Action;
@@ -14,7 +14,7 @@ export interface Timed {
 export interface ExecutionCosts {
   /** Duration of one action. */
   duration(a: Action): number;
-  /** Delay added to a dependency edge that crosses workers. */
+  /** Delay added to a dependency edge that crosses workers (`to`: the simple action consuming it, an FB's half). */
   message(from: Action, to: Action): number;
 }
 
@@ -59,7 +59,7 @@ export function execute(s: Schedule, costs: ExecutionCosts = UNIT_COSTS): Execut
         for (const d of dependencies(a, s)) {
           const e = end.get(actionKey(d));
           if (e === undefined) { ok = false; break; }
-          ready = Math.max(ready, e + (isMessage(d, a, s.stageToWorker) ? costs.message(d, a) : 0));
+          ready = Math.max(ready, e + (isMessage(d, a, s.stageToWorker) ? costs.message(d, consumerOf(d, a, s)) : 0));
         }
         if (!ok) break;
         const finish = ready + costs.duration(a);
