@@ -62,6 +62,7 @@ function assertClose(got: Map<string, Tensor>, want: Map<string, Tensor>, tol: n
 const CASES: Partial<PipelineOptions>[] = [
   { schedule: "gpipe" }, { schedule: "1f1b" }, { schedule: "interleaved", chunks: 2 }, { schedule: "zb-h1" },
   { schedule: "1f1b", recompute: "always", stages: 3 }, { schedule: "gpipe", weightGrads: "step", balance: [2, 5] },
+  { schedule: "zb-v", stages: 4 }, { schedule: "dualpipev", stages: 4 },
 ];
 
 for (const c of CASES) {
@@ -228,7 +229,7 @@ test("a Schedule object that deadlocks, or is for another shape, is refused befo
   await assert.rejects(createPipeline({ ...base(), microbatches: 4, schedule: deadlock }), /createPipeline: invalid schedule 'by hand'/);
   const ok = handSchedule(["0F0 0F1 0F2 0B0 0F3 0B1 0B2 0B3 0STEP0", "1F0 1B0 1F1 1B1 1F2 1B2 1F3 1B3 1STEP0"]);
   await assert.rejects(createPipeline({ ...base(), microbatches: 2, schedule: ok }), /schedule object is for 2 stage\(s\) and 4 micro-batch\(es\); the options say stages 2, microbatches 2/);
-  await assert.rejects(createPipeline({ ...base(), schedule: { name: "x" } as unknown as Schedule }), /schedule must be a name \(gpipe, 1f1b, interleaved, zb-h1, async\) or a Schedule object/);
+  await assert.rejects(createPipeline({ ...base(), schedule: { name: "x" } as unknown as Schedule }), /schedule must be a name \(gpipe, 1f1b, interleaved, zb-h1, async, zb-v, dualpipev\) or a Schedule object/);
 });
 
 // The model reference typed against the module: the compiler checks that the export is a model factory.

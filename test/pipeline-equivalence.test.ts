@@ -151,6 +151,11 @@ const CASES: Case[] = [
   { schedule: "zb-h1", S: 2, M: 4, v: 1 },
   { schedule: "zb-h1", S: 3, M: 3, v: 1 },
   { schedule: "zb-h1", S: 4, M: 2, v: 1 },
+  // V placement: S stages on S/2 workers (the first and last stage share worker 0).
+  { schedule: "zb-v", S: 4, M: 4, v: 1 },
+  { schedule: "zb-v", S: 6, M: 2, v: 1 },
+  { schedule: "dualpipev", S: 4, M: 4, v: 1 },
+  { schedule: "dualpipev", S: 6, M: 8, v: 1 },
 ];
 
 const label = (c: Case, r: string): string => `${c.schedule} S=${c.S} M=${c.M}${c.v > 1 ? ` v=${c.v}` : ""} recompute=${r}`;

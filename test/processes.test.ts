@@ -21,6 +21,8 @@ const CASES: Case[] = [
   { name: "1f1b", ranks: 2, btl: "tcp", args: ["--schedule", "1f1b", "--stages", "2"] },
   { name: "interleaved", ranks: 2, btl: "vader", args: ["--schedule", "interleaved", "--stages", "2", "--chunks", "2"] },
   { name: "zb-h1", ranks: 2, btl: "vader", args: ["--schedule", "zb-h1", "--stages", "2"] },
+  { name: "zb-v (4 stages in a V on 2 workers)", ranks: 2, btl: "vader", args: ["--schedule", "zb-v", "--stages", "4"] },
+  { name: "dualpipev (4 stages in a V on 2 workers)", ranks: 2, btl: "tcp", args: ["--schedule", "dualpipev", "--stages", "4"] },
   { name: "1f1b recompute always", ranks: 2, btl: "vader", args: ["--schedule", "1f1b", "--stages", "2", "--recompute", "always"] },
   { name: "1f1b weight-grads step", ranks: 2, btl: "vader", args: ["--schedule", "1f1b", "--stages", "2", "--weight-grads", "step"] },
   { name: "gpipe 4 stages on 2 workers", ranks: 2, btl: "vader", args: ["--schedule", "gpipe", "--stages", "4", "--workers", "2"] },

@@ -37,13 +37,19 @@ export function fromPlain(p: PlainOptimizerState): OptimizerState {
 export function mergeStates(parts: readonly OptimizerState[], order: readonly string[]): OptimizerState {
   if (parts.length === 0) throw new Error("no optimizer states to merge");
   const known = new Set(parts.flatMap((p) => p.groups.flatMap((g) => g.params)));
-  const tensors = new Map<string, Tensor>();
-  const steps: Record<string, number> = {};
+  const allTensors: [string, Tensor][] = [];
+  const allSteps: Record<string, number> = {};
   for (const p of parts) {
     if (p.kind !== parts[0].kind) throw new Error(`stages use different optimizers: ${parts[0].kind} and ${p.kind}`);
-    for (const [k, t] of p.tensors) tensors.set(k, t);
-    Object.assign(steps, p.steps);
+    allTensors.push(...p.tensors);
+    Object.assign(allSteps, p.steps);
   }
+  // In the model's order whatever stages share a worker (a V puts the first and last together), so
+  // the merged state is the same for every placement.
+  const rank = new Map(order.map((n, i) => [n, i]));
+  const at = (param: string): number => rank.get(param) ?? order.length;
+  const tensors = new Map(allTensors.sort(([x], [y]) => at(x.slice(0, x.lastIndexOf("."))) - at(y.slice(0, y.lastIndexOf(".")))));
+  const steps = Object.fromEntries(Object.entries(allSteps).sort(([x], [y]) => at(x) - at(y)));
   const g = parts[0].groups[0];
   return { kind: parts[0].kind, groups: [{ hyper: { ...g.hyper }, baseLr: g.baseLr, params: order.filter((n) => known.has(n)) }], steps, tensors };
 }

@@ -4,7 +4,7 @@
 import { type Action, formatAction } from "../pipeline/schedule/index.js";
 import type { SimResult } from "../sim/index.js";
 
-const COLOURS: Record<Action["kind"], string> = { F: "#4c78a8", B: "#54a24b", W: "#f58518", REDUCE: "#b279a2", STEP: "#e45756" };
+const COLOURS: Record<Action["kind"], string> = { F: "#4c78a8", B: "#54a24b", W: "#f58518", REDUCE: "#b279a2", STEP: "#e45756", FB: "#72b7b2" };
 const ROW_H = 26;
 const ROW_GAP = 6;
 const TOP = 52;
@@ -53,6 +53,7 @@ export function timelineSvg(r: SimResult, opts: TimelineOptions = {}): string {
     [COLOURS.F, "F forward"],
     [COLOURS.B, s.splitBackward ? "B input gradient" : "B backward"],
     ...(s.splitBackward ? [[COLOURS.W, "W weight gradient"] as [string, string]] : []),
+    ...(s.workers.some((l) => l.some((a) => a.kind === "FB")) ? [[COLOURS.FB, "F&B pair (label: its F)"] as [string, string]] : []),
     [COLOURS.STEP, "STEP optimizer update"],
   ];
   const legendW = legendItems.reduce((x, [, t]) => x + 30 + t.length * CHAR_W, 12);

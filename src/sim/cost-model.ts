@@ -3,7 +3,7 @@
 // stage's time evenly (each chunk holds 1/v of the stage's layers), unless the times are given per
 // virtual stage. Optional, for measured runs: message time growing with its bytes, the receiver's CPU
 // per message, and the machine's cores (fewer cores than busy workers: they share, shared-cores.ts).
-import { dependencies, isMessage, virtualStage, type Action, type ExecutionCosts, type Schedule } from "../pipeline/schedule/index.js";
+import { actionParts, dependencies, isMessage, virtualStage, type Action, type ExecutionCosts, type Schedule } from "../pipeline/schedule/index.js";
 
 export interface CostModel {
   /**
@@ -130,6 +130,9 @@ export function executionCosts(s: Schedule, c: CostModel): ExecutionCosts {
       case "W": return at(r.weight, a);
       case "STEP": return r.step[a.stage];
       case "REDUCE": return r.reduce[a.stage];
+      // DualPipeV's overlapped pair: the measured F and B of its halves. The runtime runs them one
+      // after the other, so their sum is what a pair costs there; overlap on hardware would lower it.
+      case "FB": return actionParts(a).reduce((t, p) => t + compute(p), 0);
     }
   };
   const received = (a: Action): number => dependencies(a, s).filter((d) => isMessage(d, a, s.stageToWorker)).length;

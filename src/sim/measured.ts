@@ -4,7 +4,7 @@
 // the receiver's CPU per message, the start skew of the ranks and the end-of-step exchange, and how
 // much other load shared the cores. Times in the records are ms since the epoch; costs in seconds.
 import type { ActionRecord, RankTimings } from "../pipeline/runtime/action-records.js";
-import { actionKey, isStepKind, virtualStage, type Action, type ExecutionCosts, type Schedule } from "../pipeline/schedule/index.js";
+import { actionKey, actionParts, isStepKind, virtualStage, type Action, type ExecutionCosts, type Schedule } from "../pipeline/schedule/index.js";
 import type { CostModel } from "./cost-model.js";
 import { shareRate } from "./shared-cores.js";
 import { mean, median } from "../util/stats.js";
@@ -205,11 +205,12 @@ export function measuredStep(s: Schedule, ranks: readonly RankTimings[], o: Meas
 export function replayCosts(s: Schedule, ranks: readonly RankTimings[]): ExecutionCosts {
   const own = new Map<string, number>();
   ranks.forEach((r, w) => {
-    const list = s.workers[w];
+    // Records are of simple actions: an FB's F and B records add up to the pair's time.
+    const list = s.workers[w].flatMap((a) => actionParts(a).map(() => actionKey(a)));
     let at = 0;
     for (const rec of r.actions) {
       // A stacked W record covers `run` list entries; each takes its share.
-      for (let i = 0; i < rec.run && at < list.length; i++, at++) own.set(actionKey(list[at]), ((rec.end - rec.start) / rec.run) * ms);
+      for (let i = 0; i < rec.run && at < list.length; i++, at++) own.set(list[at], (own.get(list[at]) ?? 0) + ((rec.end - rec.start) / rec.run) * ms);
     }
   });
   const sent = new Map<string, number>(), taken = new Map<string, number>();

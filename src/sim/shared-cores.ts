@@ -9,7 +9,7 @@
 // next action is not ready) or the scheduler gives that thread a slice, at most senderSlice after
 // the send; its latency counts from then.
 // Event-driven: time jumps to the next action end, the next action becoming ready or the next slice.
-import { actionKey, dependencies, isMessage, type Action, type ExecutionCosts, type Schedule, type Timed } from "../pipeline/schedule/index.js";
+import { actionKey, actionParts, consumerOf, dependencies, isMessage, type Action, type ExecutionCosts, type Schedule, type Timed } from "../pipeline/schedule/index.js";
 
 export interface SharedCores {
   cores: number;
@@ -40,7 +40,7 @@ function readyAt(s: Schedule, a: Action, free: number, end: ReadonlyMap<string, 
     const msg = isMessage(d, a, s.stageToWorker);
     const e = msg ? left.get(k) : end.get(k);
     if (e === undefined) return null;
-    t = Math.max(t, e + (msg ? costs.message(d, a) : 0));
+    t = Math.max(t, e + (msg ? costs.message(d, consumerOf(d, a, s)) : 0));
   }
   return t;
 }
@@ -92,9 +92,10 @@ export function executeSharedCores(s: Schedule, costs: ExecutionCosts, share: Sh
     const finished = running.filter((r) => r.left <= eps);
     running = running.filter((r) => r.left > eps);
     for (const r of finished) {
-      const k = actionKey(r.action);
-      end.set(k, now);
-      if (slice > 0) unsent[r.worker].push({ key: k, end: now }); else left.set(k, now);
+      for (const k of actionParts(r.action).map(actionKey)) {
+        end.set(k, now);
+        if (slice > 0) unsent[r.worker].push({ key: k, end: now }); else left.set(k, now);
+      }
       timeline[r.worker].push({ action: r.action, worker: r.worker, start: r.start, end: now });
       free[r.worker] = now;
       busy[r.worker] = false;

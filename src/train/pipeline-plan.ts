@@ -4,7 +4,7 @@
 import type { Model } from "../nn/models/model.js";
 import type { ResolvedSpec } from "../nn/models/spec.js";
 import { formatPartition, partitionLayers, type Partition } from "../pipeline/partition.js";
-import { contiguousWorkers, expectedDelay, formatSchedule, generateSchedule, type Schedule } from "../pipeline/schedule/index.js";
+import { expectedDelay, formatSchedule, generateSchedule, stagePlacement, type Schedule } from "../pipeline/schedule/index.js";
 import { describeConfig, parseAsyncConfig, type AsyncConfig } from "../pipeline/weights/index.js";
 import { describeStages } from "../pipeline/runtime/async-weights.js";
 import { describeAsyncResume } from "../pipeline/runtime/async-state.js";
@@ -51,7 +51,7 @@ export async function planPipeline(opts: PipelineTrainOptions, spec: ResolvedSpe
   if (opts.batch < p.microbatches) {
     throw new Error(`--batch ${opts.batch} cannot be split into --microbatches ${p.microbatches}; each micro-batch needs at least one example`);
   }
-  const stageToWorker = p.workers !== undefined ? contiguousWorkers(p.stages, p.workers) : undefined;
+  const stageToWorker = stagePlacement(p.schedule, p.stages, p.workers);
   const asyncCfg: AsyncConfig | null = p.schedule === "async" ? (p.async ?? parseAsyncConfig({})) : null;
   // A last partial batch smaller than M is skipped, so it does not count towards the windows.
   const fullBatches = task.stepsPerEpoch - (task.samplesPerEpoch % opts.batch !== 0 && task.samplesPerEpoch % opts.batch < p.microbatches ? 1 : 0);
@@ -71,7 +71,7 @@ export async function planPipeline(opts: PipelineTrainOptions, spec: ResolvedSpe
     // Measured times differ per process: under MPI rank 0 (which feeds stage 0: it has the
     // inputs) measures and every rank takes its times, so all cut alike.
     times = p.executor !== "processes" ? profile()
-      : await (await import("../pipeline/runtime/processes.js")).agreeOnRank0(isWriterRank() ? profile() : [], stageToWorker ? p.workers! : p.stages, p.replicas ?? 1);
+      : await (await import("../pipeline/runtime/processes.js")).agreeOnRank0(isWriterRank() ? profile() : [], schedule.workers.length, p.replicas ?? 1);
   }
   const partition = partitionLayers({
     layers: model.units.length, stages: p.stages, chunks: p.chunks, method: p.partition, balance: p.balance,
@@ -91,7 +91,7 @@ export function describePlan(opts: PipelineTrainOptions, plan: PipelinePlan, set
   if (p.replicas && p.replicas > 1) {
     lines.push(`data parallel: ${p.replicas} replicas of the pipeline, each on 1/${p.replicas} of every micro-batch; gradients summed over replicas before STEP`);
   }
-  if (plan.stageToWorker) lines.push(`stages on ${p.workers} worker(s): ${plan.stageToWorker.map((w, s) => `${s}->w${w}`).join(" ")}`);
+  if (plan.stageToWorker) lines.push(`stages on ${plan.schedule.workers.length} worker(s): ${plan.stageToWorker.map((w, s) => `${s}->w${w}`).join(" ")}`);
   const { win, asyncCfg } = plan;
   if (setup.async && win && asyncCfg) {
     const formula = setup.async.taus.map((_, s) => expectedDelay(p.stages, s, p.microbatches));

@@ -6,7 +6,7 @@
 //   syntheticCosts  every F/B/W action also sleeps a fixed time, so pipeline overlap can be measured
 //                   on a machine without spare cores
 //   recordActions   every interpreter keeps a timing record of each action (action-records.ts)
-import { isStepKind, type Action } from "../schedule/action.js";
+import { actionParts, isStepKind, type Action } from "../schedule/action.js";
 import type { UnitHook } from "../stage.js";
 
 /** A test fault: `during: "recompute"` fires only in a forward that records a graph inside B. */
@@ -25,7 +25,7 @@ export interface Instrumentation {
 export function syntheticDelay(inst: Instrumentation | undefined, chunks: number): ((a: Action) => number) | undefined {
   const c = inst?.syntheticCosts;
   if (!c) return undefined;
-  return (a) => (isStepKind(a.kind) ? 0 : c[a.kind][a.stage] / chunks);
+  return (a) => actionParts(a).reduce((t, p) => t + (isStepKind(p.kind) || p.kind === "FB" ? 0 : c[p.kind][p.stage] / chunks), 0);
 }
 
 /**

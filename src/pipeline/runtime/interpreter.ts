@@ -11,7 +11,7 @@
 // `WeightHooks`, called at F, B, W and STEP with the physical stage and micro-batch: a weight policy
 // swaps in the version a micro-batch must see and restores it afterwards, and `stageLrFactor` gives
 // each stage its own learning-rate factor per STEP (PipeMare's T1).
-import { type Action, formatAction, isStepKind, virtualStage } from "../schedule/action.js";
+import { type Action, expandComposites, formatAction, isStepKind, type SimpleAction, virtualStage } from "../schedule/action.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { ForwardResult, MicrobatchMetrics, MicrobatchTargets, Stage, Target } from "../stage.js";
 import type { OptimizerState } from "../../optim/index.js";
@@ -165,7 +165,8 @@ export class WorkerInterpreter {
   readonly mailbox = new Map<string, Payload>();
   private readonly o: InterpreterOptions;
   private pc = 0;
-  private actions: readonly Action[];
+  /** The list being run, FB pairs replaced by their F then B (no overlap on one thread). */
+  private actions: readonly SimpleAction[];
   private lrFactors: readonly number[] = [1];
   private mode: ForwardMode = "train";
   /** Seconds spent inside actions since the last reset, per kind (for profiling and benchmarks). */
@@ -181,11 +182,11 @@ export class WorkerInterpreter {
   constructor(o: InterpreterOptions) {
     this.o = o;
     this.worker = o.worker;
-    this.actions = o.actions;
+    this.actions = expandComposites(o.actions);
     // Without weight hooks a stage's weights change only at its STEP: while a list runs they are
     // held in between, so thin products may reuse derived layouts of them (autograd/weight-layouts.ts).
     this.holdsWeights = !o.hooks;
-    for (const a of o.actions) {
+    for (const a of this.actions) {
       if (!o.stages.has(a.stage)) throw new Error(`worker ${o.worker} got action ${formatAction(a)} for stage ${a.stage}, which it does not hold`);
       if (!isStepKind(a.kind) && !o.stages.get(a.stage)!.chunks[a.chunk]) {
         throw new Error(`worker ${o.worker} got action ${formatAction(a)} for chunk ${a.chunk}, which stage ${a.stage} does not hold`);
@@ -238,7 +239,7 @@ export class WorkerInterpreter {
     // Held from here to the end of the list (or its failure); outside, anyone may change them.
     this.hold(true);
     this.lrFactors = lrFactors;
-    this.actions = list;
+    this.actions = expandComposites(list);
     this.busy.F = this.busy.B = this.busy.W = this.busy.REDUCE = this.busy.STEP = 0;
     this.reducing = null;
     this.peakLive.clear();

@@ -1,9 +1,14 @@
 // The action IR: one unit of work on one stage. Schedules are per-worker lists of these, and every
 // executor, the validator and the simulator read the same lists.
 
-export type ActionKind = "F" | "B" | "W" | "REDUCE" | "STEP";
+/** FB: a composite of one forward and one backward, overlapped on real hardware (DualPipeV). */
+export type ActionKind = "F" | "B" | "W" | "REDUCE" | "STEP" | "FB";
 
-export const ACTION_KINDS: readonly ActionKind[] = ["F", "B", "W", "REDUCE", "STEP"];
+/** The kinds a worker runs one at a time (an FB runs as its F then its B). */
+export type SimpleActionKind = Exclude<ActionKind, "FB">;
+
+/** The simple kinds; an FB is built from an F and a B by forwardBackward. */
+export const ACTION_KINDS: readonly SimpleActionKind[] = ["F", "B", "W", "REDUCE", "STEP"];
 
 /** Kinds that name an optimizer step (microbatch = step index, chunk 0) rather than a micro-batch. */
 export function isStepKind(kind: ActionKind): kind is "REDUCE" | "STEP" {
@@ -22,14 +27,42 @@ export interface Action {
   readonly kind: ActionKind;
   readonly microbatch: number;
   readonly chunk: number;
+  /** FB only: the backward half; stage, micro-batch and chunk above are the forward half's. */
+  readonly backward?: Action;
 }
 
-export function action(stage: number, kind: ActionKind, microbatch: number, chunk = 0): Action {
+export function action(stage: number, kind: SimpleActionKind, microbatch: number, chunk = 0): Action {
   return { stage, kind, microbatch, chunk };
 }
 
-/** Compact form: "1F3" (stage 1, forward, micro-batch 3), "0B2c1" (chunk 1), "2STEP0" (step 0), "0REDUCE0". Chunk 0 is omitted. */
+/** The composite FB of forward `f` and backward `b` (two micro-batches, usually on a worker's two stages). */
+export function forwardBackward(f: Action, b: Action): Action {
+  if (f.kind !== "F" || b.kind !== "B") throw new Error(`an FB pair joins an F and a B, got ${formatAction(f)} and ${formatAction(b)}`);
+  return { stage: f.stage, kind: "FB", microbatch: f.microbatch, chunk: f.chunk, backward: b };
+}
+
+/** The simple actions a (possibly composite) action runs, in order: [F, B] for an FB, else [a]. */
+export function actionParts(a: Action): Action[] {
+  if (a.kind !== "FB") return [a];
+  if (!a.backward) throw new Error(`FB action on stage ${a.stage} has no backward half`);
+  return [{ stage: a.stage, kind: "F", microbatch: a.microbatch, chunk: a.chunk }, a.backward];
+}
+
+/** An action a worker runs as one unit (no composite). */
+export type SimpleAction = Action & { readonly kind: SimpleActionKind };
+
+/** A list with every composite replaced by its parts, in order (how the runtime executes it). */
+export function expandComposites(list: readonly Action[]): SimpleAction[] {
+  return list.flatMap(actionParts) as SimpleAction[];
+}
+
+/**
+ * Compact form: "1F3" (stage 1, forward, micro-batch 3), "0B2c1" (chunk 1), "2STEP0" (step 0),
+ * "0REDUCE0" (the replicas' all-reduce before step 0), and "0F5&3B2" for an FB pair (forward half &
+ * backward half). Chunk 0 is omitted.
+ */
 export function formatAction(a: Action): string {
+  if (a.kind === "FB") return actionParts(a).map(formatAction).join("&");
   return `${a.stage}${a.kind}${a.microbatch}${a.chunk !== 0 ? `c${a.chunk}` : ""}`;
 }
 
@@ -37,14 +70,16 @@ const ACTION_RE = /^(\d+)(STEP|REDUCE|F|B|W)(\d+)(?:c(\d+))?$/;
 
 /** Parses the compact form back; throws naming the bad string and the expected shape. */
 export function parseAction(text: string): Action {
+  const halves = text.split("&");
+  if (halves.length === 2) return forwardBackward(parseAction(halves[0]), parseAction(halves[1]));
   const m = ACTION_RE.exec(text.trim());
   if (!m) {
     throw new Error(
-      `cannot parse action '${text}': expected <stage><F|B|W|REDUCE|STEP><microbatch>[c<chunk>], e.g. "1F3", "0B2c1", "0REDUCE0", "2STEP0"`,
+      `cannot parse action '${text}': expected <stage><F|B|W|REDUCE|STEP><microbatch>[c<chunk>] or an F&B pair, e.g. "1F3", "0B2c1", "0REDUCE0", "2STEP0", "0F5&3B2"`,
     );
   }
   const chunk = m[4] === undefined ? 0 : Number(m[4]);
-  const kind = m[2] as ActionKind;
+  const kind = m[2] as SimpleActionKind;
   if (isStepKind(kind) && chunk !== 0) throw new Error(`cannot parse action '${text}': a ${kind} has no chunk`);
   return { stage: Number(m[1]), kind, microbatch: Number(m[3]), chunk };
 }
@@ -99,7 +134,7 @@ export function virtualStage(stage: number, chunk: number, stages: number): numb
 }
 
 /** The action of `kind` on virtual stage `vs` (its stage and chunk) for micro-batch `mb`. */
-export function atVirtualStage(kind: ActionKind, vs: number, mb: number, stages: number): Action {
+export function atVirtualStage(kind: SimpleActionKind, vs: number, mb: number, stages: number): Action {
   return action(vs % stages, kind, mb, Math.floor(vs / stages));
 }
 

@@ -3,7 +3,7 @@
 // the forward and the backward of j. The per-stage delay tau_s is the largest of these: the delay of
 // the oldest micro-batch of a step, which expectedDelay's closed form gives; later micro-batches of the same
 // step are at most one update fresher. Every method takes its tau from `expectedDelay` or from here.
-import { formatAction, type Schedule } from "./action.js";
+import { actionParts, formatAction, type Schedule } from "./action.js";
 
 /**
  * The closed form: tau_s = ceil((2(S-1-s)+1) / M) for a steady-state asynchronous 1F1B
@@ -29,7 +29,7 @@ export function measureDelays(s: Schedule): MeasuredDelays {
   const stepsSeen = new Array<number>(s.stages).fill(0);
   const atForward = Array.from({ length: s.stages }, () => new Array<number>(N).fill(-1));
   for (const list of s.workers) {
-    for (const a of list) {
+    for (const a of list.flatMap(actionParts)) {
       if (a.chunk !== 0 && a.kind !== "STEP") continue;
       if (a.kind === "STEP") stepsSeen[a.stage]++;
       else if (a.kind === "F") atForward[a.stage][a.microbatch] = stepsSeen[a.stage];

@@ -3,7 +3,7 @@
 // B (and W) of its micro-batches on its stage; in synchronous schedules a forward of step k+1 needs
 // the stage's STEP k (the flush). With replicas, REDUCE k takes over what STEP k needs and STEP k
 // needs only its REDUCE. Sends/receives are exactly the cross-worker edges of this graph.
-import { action, type Action, atVirtualStage, virtualStage } from "./action.js";
+import { action, type Action, actionKey, actionParts, atVirtualStage, virtualStage } from "./action.js";
 
 export interface DepShape {
   stages: number;
@@ -37,6 +37,11 @@ export function dependencies(a: Action, sh: DepShape): Action[] {
       return stepInputs(a, sh);
     case "REDUCE":
       return stepInputs(a, sh);
+    case "FB": {
+      // The pair starts when both halves could; a half that feeds the other is no outside dependency.
+      const parts = actionParts(a), own = new Set(parts.map(actionKey));
+      return parts.flatMap((p) => dependencies(p, sh)).filter((d) => !own.has(actionKey(d)));
+    }
   }
 }
 
@@ -50,6 +55,13 @@ function stepInputs(a: Action, sh: DepShape): Action[] {
   }
   // With a split backward, W(s,j) already implies B(s,j).
   return out;
+}
+
+/** The part of `a` (itself, or an FB's half) that depends on `dep`. */
+export function consumerOf(dep: Action, a: Action, sh: DepShape): Action {
+  if (a.kind !== "FB") return a;
+  const k = actionKey(dep);
+  return actionParts(a).find((p) => dependencies(p, sh).some((d) => actionKey(d) === k)) ?? a;
 }
 
 /** True when the dependency edge dep -> a crosses workers (a message). */

@@ -1,8 +1,8 @@
 // Runs per-worker lists in order against the dependency graph: each worker starts its next action as
 // soon as that action's dependencies have finished. With durations this is the simulator's core;
 // without, it is the validator's deadlock check. Both read only the lists.
-import { type Action, actionKey, formatAction, isStepKind, type Schedule } from "./action.js";
-import { dependencies, isMessage } from "./deps.js";
+import { type Action, actionKey, actionParts, formatAction, isStepKind, type Schedule } from "./action.js";
+import { consumerOf, dependencies, isMessage } from "./deps.js";
 
 export interface Timed {
   readonly action: Action;
@@ -14,7 +14,7 @@ export interface Timed {
 export interface ExecutionCosts {
   /** Duration of one action. */
   duration(a: Action): number;
-  /** Delay added to a dependency edge that crosses workers. */
+  /** Delay added to a dependency edge that crosses workers (`to`: the simple action consuming it, an FB's half). */
   message(from: Action, to: Action): number;
 }
 
@@ -59,11 +59,12 @@ export function execute(s: Schedule, costs: ExecutionCosts = UNIT_COSTS): Execut
         for (const d of dependencies(a, s)) {
           const e = end.get(actionKey(d));
           if (e === undefined) { ok = false; break; }
-          ready = Math.max(ready, e + (isMessage(d, a, s.stageToWorker) ? costs.message(d, a) : 0));
+          ready = Math.max(ready, e + (isMessage(d, a, s.stageToWorker) ? costs.message(d, consumerOf(d, a, s)) : 0));
         }
         if (!ok) break;
         const finish = ready + costs.duration(a);
-        end.set(actionKey(a), finish);
+        // An FB pair's halves both end with it (on hardware they overlap).
+        for (const p of actionParts(a)) end.set(actionKey(p), finish);
         timeline[w].push({ action: a, worker: w, start: ready, end: finish });
         free[w] = finish;
         pos[w]++;
@@ -77,7 +78,7 @@ export function execute(s: Schedule, costs: ExecutionCosts = UNIT_COSTS): Execut
 
 function describeDeadlock(s: Schedule, pos: number[], end: Map<string, number>): Deadlock {
   const where = new Map<string, [number, number]>();
-  s.workers.forEach((l, w) => l.forEach((a, i) => where.set(actionKey(a), [w, i])));
+  s.workers.forEach((l, w) => l.forEach((a, i) => { for (const p of actionParts(a)) where.set(actionKey(p), [w, i]); }));
   const stuck: StuckWorker[] = [];
   s.workers.forEach((list, w) => {
     if (pos[w] >= list.length) return;

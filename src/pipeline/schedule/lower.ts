@@ -2,7 +2,7 @@
 // that prefer to see them. A SEND goes right after the action that produces a tensor another
 // worker needs, a RECV right before the action that consumes it. Sends are assumed non-blocking
 // (buffered), receives blocking; under that rule lowering cannot introduce a deadlock.
-import { type Action, atVirtualStage, formatAction, type Schedule, virtualStage } from "./action.js";
+import { type Action, actionParts, atVirtualStage, formatAction, type Schedule, virtualStage } from "./action.js";
 import { dependencies, isMessage } from "./deps.js";
 
 export type LoweredOp =
@@ -38,9 +38,11 @@ export function lowerCommunication(s: Schedule): LoweredOp[][] {
         out.push({ op: "recv", producer: d, consumer: a, peer: s.stageToWorker[d.stage], tensor: d.kind === "F" ? "activation" : "gradient" });
       }
       out.push({ op: "compute", action: a });
-      for (const c of consumers(a, s)) {
-        if (!isMessage(a, c, s.stageToWorker)) continue;
-        out.push({ op: "send", producer: a, consumer: c, peer: s.stageToWorker[c.stage], tensor: a.kind === "F" ? "activation" : "gradient" });
+      for (const p of actionParts(a)) {
+        for (const c of consumers(p, s)) {
+          if (!isMessage(p, c, s.stageToWorker)) continue;
+          out.push({ op: "send", producer: p, consumer: c, peer: s.stageToWorker[c.stage], tensor: p.kind === "F" ? "activation" : "gradient" });
+        }
       }
     }
     return out;

@@ -2,7 +2,7 @@
 // stage's worker, that each (stage, micro-batch, chunk) has exactly one F and one B (and one W when
 // the backward is split), one STEP per stage per step (and one REDUCE with replicas), and that running the lists in order never
 // deadlocks. Also measures each stage's peak live activations.
-import { type Action, formatAction, isStepKind, type Schedule } from "./action.js";
+import { type Action, actionParts, formatAction, isStepKind, type Schedule } from "./action.js";
 import { execute } from "./execute.js";
 
 export class ScheduleError extends Error {}
@@ -26,7 +26,7 @@ export function peakActivations(s: Schedule): number[] {
   const peak = new Array<number>(s.stages).fill(0);
   const release = s.splitBackward ? "W" : "B";
   for (const list of s.workers) {
-    for (const a of list) {
+    for (const a of list.flatMap(actionParts)) {
       if (a.stage < 0 || a.stage >= s.stages) continue;
       if (a.kind === "F") peak[a.stage] = Math.max(peak[a.stage], ++live[a.stage]);
       else if (a.kind === release) live[a.stage]--;
@@ -45,7 +45,7 @@ function structuralErrors(s: Schedule): string[] {
     if (!Number.isInteger(w) || w < 0 || w >= s.workers.length) add(`stage ${st} maps to worker ${w}, but there are ${s.workers.length} workers`);
   });
   const counts = new Map<string, number>();
-  s.workers.forEach((list, w) => list.forEach((a, i) => {
+  const check = (w: number, i: number, a: Action): void => {
     const at = `worker ${w} #${i} '${formatAction(a)}'`;
     if (!Number.isInteger(a.stage) || a.stage < 0 || a.stage >= S) return add(`${at}: stage ${a.stage} is outside 0..${S - 1}`);
     if (s.stageToWorker[a.stage] !== w) add(`${at}: stage ${a.stage} belongs to worker ${s.stageToWorker[a.stage]}`);
@@ -59,6 +59,10 @@ function structuralErrors(s: Schedule): string[] {
     }
     const k = formatAction(a);
     counts.set(k, (counts.get(k) ?? 0) + 1);
+  };
+  s.workers.forEach((list, w) => list.forEach((whole, i) => {
+    if (whole.kind === "FB" && whole.backward?.kind !== "B") return add(`worker ${w} #${i}: an FB pair needs a B as its backward half, got ${whole.backward ? formatAction(whole.backward) : "none"}`);
+    for (const a of actionParts(whole)) check(w, i, a);
   }));
   const expect = (a: Action): void => {
     const n = counts.get(formatAction(a)) ?? 0;

@@ -8,7 +8,7 @@
 // asynchronous schedules too (whatever weight version a micro-batch's F and B used). The cost: a
 // stage holds each micro-batch's layer inputs and output gradients until the STEP, so 1F1B's
 // activation memory grows to GPipe's.
-import { action, type Action, type Schedule } from "./action.js";
+import { action, type Action, actionParts, type Schedule } from "./action.js";
 
 export const WEIGHT_GRAD_MODES = ["microbatch", "step"] as const;
 export type WeightGradMode = (typeof WEIGHT_GRAD_MODES)[number];
@@ -30,8 +30,8 @@ export function weightGradsAtStep(s: Schedule): Schedule {
         const chunks = [...new Set(bs.map((b) => b.chunk))];
         for (const c of chunks) for (const b of bs) if (b.chunk === c) out.push(action(b.stage, "W", b.microbatch, c));
         pending.delete(a.stage);
-      } else if (a.kind === "B") {
-        pending.set(a.stage, [...(pending.get(a.stage) ?? []), a]);
+      } else {
+        for (const b of actionParts(a)) if (b.kind === "B") pending.set(b.stage, [...(pending.get(b.stage) ?? []), b]);
       }
       out.push(a);
     }
