@@ -3,13 +3,10 @@
 // a shared flag (channel.ts); this thread awaits the GPU, posts the reply, then raises the flag.
 import { workerData, type MessagePort } from "node:worker_threads";
 import { MAP_READ, USAGE, type GpuAdapter, type GpuBuffer, type GpuComputePipeline, type GpuDevice,
-  type WebGpuModule } from "./gpu-types.js";
+  type GpuInstance, type WebGpuModule } from "./gpu-types.js";
+import { NO_ADAPTER, NO_PACKAGE } from "./messages.js";
 import type { GpuInit, GpuReady, GpuReply, GpuRequest } from "./protocol.js";
 
-const MESA_PACKAGES = "libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri";
-export const NO_PACKAGE = "the optional npm package 'webgpu' is not installed (npm install webgpu@0.6.2)";
-export const NO_ADAPTER = "no WebGPU adapter: Dawn found neither a Vulkan GPU nor an OpenGL ES driver " +
-  `(without a GPU, install Mesa's: apt-get install ${MESA_PACKAGES}, and set EGL_PLATFORM=surfaceless)`;
 
 const { port, flag, init } = workerData as { port: MessagePort; flag: SharedArrayBuffer; init: GpuInit };
 const signal = new Int32Array(flag);
@@ -24,13 +21,20 @@ function reply(message: GpuReady | GpuReply): void {
 process.on("uncaughtException", (e) => reply({ ok: false, error: `GPU thread: ${e.message}` }));
 process.on("unhandledRejection", (e) => reply({ ok: false, error: `GPU thread: ${String(e)}` }));
 
+const liveInstances: GpuInstance[] = [];
+
 /** A real GPU through Dawn's default backend first, then Mesa's OpenGL ES in compatibility mode. */
 async function openAdapter(mod: WebGpuModule): Promise<{ adapter: GpuAdapter; label: string } | null> {
   const tries: [string[], "core" | "compatibility", string][] = [
     [[], "core", "default"], [["backend=opengles"], "compatibility", "opengles"]];
   for (const [flags, featureLevel, label] of tries) {
-    const adapter = await mod.create(flags).requestAdapter({ featureLevel });
-    if (adapter) return { adapter, label };
+    const instance = mod.create(flags);
+    const adapter = await instance.requestAdapter({ featureLevel });
+    if (adapter) {
+      // Dawn's instance must outlive its device: collecting it aborts the process later.
+      liveInstances.push(instance);
+      return { adapter, label };
+    }
   }
   return null;
 }
@@ -56,7 +60,7 @@ async function openDevice(): Promise<{ device: GpuDevice; ready: GpuReady }> {
   };
 }
 
-const pipelines = new Map<number, Promise<GpuComputePipeline>>();
+const pipelines = new Map<number, GpuComputePipeline>();
 
 function storage(device: GpuDevice, words: number): GpuBuffer {
   // Zero-length tensors still need a bindable buffer.
@@ -65,7 +69,9 @@ function storage(device: GpuDevice, words: number): GpuBuffer {
 
 async function run(device: GpuDevice, req: GpuRequest): Promise<ArrayBuffer[]> {
   for (const s of req.shaders) {
-    pipelines.set(s.id, device.createComputePipelineAsync({
+    // The synchronous form: Dawn's asynchronous pipeline creation (a task pool) aborted the process
+    // ("std::system_error: Invalid argument") after a few dozen pipelines on Mesa's OpenGL ES.
+    pipelines.set(s.id, device.createComputePipeline({
       layout: "auto", compute: { module: device.createShaderModule({ code: s.code }), entryPoint: "main" } }));
   }
   const owned: GpuBuffer[] = [];
@@ -77,7 +83,7 @@ async function run(device: GpuDevice, req: GpuRequest): Promise<ArrayBuffer[]> {
   });
   const enc = device.createCommandEncoder();
   for (const p of req.passes) {
-    const pipeline = await pipelines.get(p.shader);
+    const pipeline = pipelines.get(p.shader);
     if (!pipeline) throw new Error(`shader ${p.shader} was never sent`);
     const uniform = device.createBuffer({ size: Math.max(16, Math.ceil(p.params.length / 4) * 16),
       usage: USAGE.UNIFORM | USAGE.COPY_DST });

@@ -34,7 +34,7 @@ export interface GpuDevice {
   };
   createBuffer(d: { size: number; usage: number; mappedAtCreation?: boolean }): GpuBuffer;
   createShaderModule(d: { code: string }): unknown;
-  createComputePipelineAsync(d: { layout: "auto"; compute: { module: unknown; entryPoint: string } }): Promise<GpuComputePipeline>;
+  createComputePipeline(d: { layout: "auto"; compute: { module: unknown; entryPoint: string } }): GpuComputePipeline;
   createBindGroup(d: { layout: GpuBindGroupLayout; entries: { binding: number; resource: { buffer: GpuBuffer } }[] }): GpuBindGroup;
   createCommandEncoder(): GpuEncoder;
   pushErrorScope(filter: "validation" | "out-of-memory" | "internal"): void;
