@@ -30,6 +30,12 @@ export class GpuChannel {
   }
 
   call(req: GpuRequest, what: string): ArrayBuffer[] {
+    // A message that arrived between calls is the GPU thread failing on its own (device lost).
+    const stale = receiveMessageOnPort(this.port);
+    if (stale) {
+      const m = stale.message as GpuReply;
+      throw new Error(`webgpu ${what}: ${m.ok ? "a reply nobody asked for" : m.error}`);
+    }
     Atomics.store(this.signal, 0, 0);
     this.port.postMessage(req);
     const r = this.await<GpuReply>(what);
