@@ -1,17 +1,19 @@
 // The webgpu backend (on Mesa's llvmpipe where there is no GPU) against the reference backend: every
-// kernel with a WGSL version, on small random inputs, plus the missing-package and missing-adapter
+// kernel of the Backend interface, on small random inputs, plus the missing-package and missing-adapter
 // messages. Skips, saying why, where no WebGPU adapter opens.
 //
 // Bounds (the same as the native backend's agreement test):
 // - Element-wise work, softmax, cross-entropy, layer norm, optimizers: max|gpu - ref| / max|ref| <= 1e-5.
-// - matmul and the sum reduction: the float32 forward-error bound of a k-term sum,
+// - matmul, convolution (forward and both backward kernels) and the sum reduction: the float32 forward-error bound of a k-term sum,
 //   |gpu - ref| <= gamma(k + 2) (|A||B| + |out_old|) element-wise, gamma(j) = j u / (1 - j u), u = 2^-24.
-// - Selections (max, gather, scatter-add, permute, causal mask, relu, neg): exact.
+// - Group and batch norm, average pooling: 1e-5 relative, as element-wise work.
+// - Selections (max, max pooling and its backward, gather, scatter-add, permute, causal mask, relu,
+//   neg): exact.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import type { Backend, BinaryOp, UnaryOp } from "../src/backend/backend.js";
+import type { Backend, BinaryOp, ConvParams, PoolParams, UnaryOp } from "../src/backend/backend.js";
 import { referenceBackend as ref } from "../src/backend/reference.js";
-import { createWebGpuBackend, FALLBACK, type WebGpuBackend } from "../src/backend/webgpu/backend.js";
+import { createWebGpuBackend, type WebGpuBackend } from "../src/backend/webgpu/backend.js";
 import { NO_ADAPTER, NO_PACKAGE } from "../src/backend/webgpu/messages.js";
 import { setBackend } from "../src/backend/index.js";
 import { webgpuSeam } from "../src/backend/webgpu/seam.js";
@@ -288,8 +290,111 @@ describe("webgpu kernels agree with the reference backend", { skip }, () => {
     }
   });
 
-  test("kernels without WGSL yet are the reference backend's", () => {
-    for (const k of FALLBACK) assert.equal(G()[k], ref[k], k);
+  const convCases: ConvParams[] = [
+    conv(2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 1),
+    conv(1, 1, 5, 5, 2, 2, 2, 2, 2, 0, 0),
+    conv(3, 5, 9, 8, 6, 3, 3, 2, 2, 1, 1),
+    conv(2, 4, 7, 5, 3, 3, 1, 1, 2, 1, 0),
+    conv(2, 2, 11, 10, 3, 5, 5, 1, 1, 2, 2),
+  ];
+  function conv(n: number, c: number, h: number, w: number, o: number, kh: number, kw: number, sh: number, sw: number,
+    ph: number, pw: number): ConvParams {
+    return { n, c, h, w, o, kh, kw, sh, sw, ph, pw, oh: Math.floor((h + 2 * ph - kh) / sh) + 1,
+      ow: Math.floor((w + 2 * pw - kw) / sw) + 1 };
+  }
+
+  test("conv2d forward / backward-data / backward-weights / bias (float32 dot-product bound)", () => {
+    for (const p of convCases) {
+      const label = `x[${p.n},${p.c},${p.h},${p.w}] w[${p.o},${p.c},${p.kh},${p.kw}] stride ${p.sh},${p.sw} pad ${p.ph},${p.pw}`;
+      const xs = p.n * p.c * p.h * p.w, ws = p.o * p.c * p.kh * p.kw, ys = p.n * p.o * p.oh * p.ow;
+      const x = randn(xs), w = randn(ws), bias = randn(p.o), dy = randn(ys);
+      for (const bb of [bias, null]) {
+        const [[y1], [y2]] = both([new Float32Array(ys)], (be, [y]) => be.conv2d(x, w, bb, y, p));
+        const bound = new Float32Array(ys);
+        ref.conv2d(abs(x), abs(w), bb ? abs(bb) : null, bound, p);
+        bounded(`conv2d ${label} bias=${bb !== null}`, y1, y2, bound, p.c * p.kh * p.kw + 1);
+      }
+      for (const acc of [false, true]) {
+        const dx0 = randn(xs);
+        const [[d1], [d2]] = both([dx0], (be, [dx]) => be.conv2dBackwardData(dy, w, dx, p, acc));
+        const bound = new Float32Array(xs);
+        ref.conv2dBackwardData(abs(dy), abs(w), bound, p, false);
+        if (acc) for (let i = 0; i < xs; i++) bound[i] += Math.abs(dx0[i]);
+        bounded(`conv2dBackwardData ${label} acc=${acc}`, d1, d2, bound, p.o * p.kh * p.kw);
+        for (const withDb of [true, false]) {
+          const dw0 = randn(ws), db0 = randn(p.o);
+          const [[w1, b1], [w2, b2]] = both([dw0, db0], (be, [dw, db]) => be.conv2dBackwardWeights(x, dy, dw, withDb ? db : null, p, acc));
+          const wb = new Float32Array(ws), bbd = new Float32Array(p.o);
+          ref.conv2dBackwardWeights(abs(x), abs(dy), wb, bbd, p, false);
+          if (acc) { for (let i = 0; i < ws; i++) wb[i] += Math.abs(dw0[i]); for (let i = 0; i < p.o; i++) bbd[i] += Math.abs(db0[i]); }
+          bounded(`conv2dBackwardWeights ${label} acc=${acc}`, w1, w2, wb, p.n * p.oh * p.ow);
+          if (withDb) bounded(`conv2d bias gradient ${label} acc=${acc}`, b1, b2, bbd, p.n * p.oh * p.ow);
+          else exact(`untouched db ${label}`, b1, db0);
+        }
+      }
+    }
+  });
+
+  test("max and average pooling, forward and backward (max: exact; average: 1e-5)", () => {
+    const pools: PoolParams[] = [
+      pool(2, 3, 6, 6, 2, 2, 2, 2, 0, 0),
+      pool(1, 2, 7, 5, 3, 3, 2, 2, 1, 1),
+      pool(2, 1, 5, 5, 3, 3, 1, 1, 1, 1),
+    ];
+    for (const p of pools) {
+      const label = `pool x[${p.n},${p.c},${p.h},${p.w}] k ${p.kh},${p.kw} s ${p.sh},${p.sw} p ${p.ph},${p.pw}`;
+      const xs = p.n * p.c * p.h * p.w, ys = p.n * p.c * p.oh * p.ow;
+      const x = randn(xs), dy = randn(ys);
+      const [[m1, a1], [m2, a2]] = both<Float32Array | Int32Array>([new Float32Array(ys), new Int32Array(ys)],
+        (be, [o, am]) => be.maxPool2d(x, p, o as Float32Array, am as Int32Array));
+      exact(`maxPool2d ${label}`, m1, m2);
+      exact(`maxPool2d argmax ${label}`, a1, a2);
+      const [[av1], [av2]] = both([new Float32Array(ys)], (be, [o]) => be.avgPool2d(x, p, o));
+      close(`avgPool2d ${label}`, av1, av2);
+      for (const acc of [false, true]) {
+        const [[d1], [d2]] = both([randn(xs)], (be, [dx]) => be.maxPool2dBackward(dy, a2 as Int32Array, p, dx, acc));
+        exact(`maxPool2dBackward ${label} acc=${acc}`, d1, d2);
+        const [[e1], [e2]] = both([randn(xs)], (be, [dx]) => be.avgPool2dBackward(dy, p, dx, acc));
+        close(`avgPool2dBackward ${label} acc=${acc}`, e1, e2);
+      }
+    }
+  });
+  function pool(n: number, c: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number, ph: number,
+    pw: number): PoolParams {
+    return { n, c, h, w, kh, kw, sh, sw, ph, pw, oh: Math.floor((h + 2 * ph - kh) / sh) + 1, ow: Math.floor((w + 2 * pw - kw) / sw) + 1 };
+  }
+
+  test("group norm and batch norm (train, inference, backward)", () => {
+    for (const [n, c, hw, groups] of [[2, 4, 9, 2], [3, 6, 5, 3], [2, 3, 4, 1]]) {
+      const label = `n=${n} c=${c} hw=${hw} groups=${groups}`;
+      const x = randn(n * c * hw, 2), gamma = randn(c), beta = randn(c), dy = randn(n * c * hw);
+      const [[o1, m1, r1], [o2, m2, r2]] = both([new Float32Array(n * c * hw), new Float32Array(n * groups), new Float32Array(n * groups)],
+        (be, [o, m, r]) => be.groupNorm(x, gamma, beta, n, c, hw, groups, 1e-5, o, m, r));
+      close(`groupNorm out ${label}`, o1, o2);
+      close(`groupNorm mean ${label}`, m1, m2);
+      close(`groupNorm rstd ${label}`, r1, r2);
+      const [[b1, bm1, bv1, br1], [b2, bm2, bv2, br2]] = both(
+        [new Float32Array(n * c * hw), new Float32Array(c), new Float32Array(c), new Float32Array(c)],
+        (be, [o, m, v, r]) => be.batchNormTrain(x, gamma, beta, n, c, hw, 1e-5, o, m, v, r));
+      close(`batchNormTrain out ${label}`, b1, b2);
+      close(`batchNormTrain mean ${label}`, bm1, bm2);
+      close(`batchNormTrain var ${label}`, bv1, bv2);
+      close(`batchNormTrain rstd ${label}`, br1, br2);
+      const [[i1], [i2]] = both([new Float32Array(n * c * hw)], (be, [o]) => be.batchNormInference(x, gamma, beta, bm2, bv2, n, c, hw, 1e-5, o));
+      close(`batchNormInference ${label}`, i1, i2);
+      for (const acc of [false, true]) {
+        const [[dx1, dg1, db1], [dx2, dg2, db2]] = both([randn(n * c * hw), randn(c), randn(c)],
+          (be, [dx, dg, db]) => be.groupNormBackward(x, gamma, dy, m2, r2, n, c, hw, groups, dx, dg, db, acc));
+        close(`groupNormBackward dx ${label} acc=${acc}`, dx1, dx2);
+        close(`groupNormBackward dgamma ${label} acc=${acc}`, dg1, dg2);
+        close(`groupNormBackward dbeta ${label} acc=${acc}`, db1, db2);
+        const [[ex1, eg1, eb1], [ex2, eg2, eb2]] = both([randn(n * c * hw), randn(c), randn(c)],
+          (be, [dx, dg, db]) => be.batchNormBackward(x, gamma, dy, bm2, br2, n, c, hw, dx, dg, db, acc));
+        close(`batchNormBackward dx ${label} acc=${acc}`, ex1, ex2);
+        close(`batchNormBackward dgamma ${label} acc=${acc}`, eg1, eg2);
+        close(`batchNormBackward dbeta ${label} acc=${acc}`, eb1, eb2);
+      }
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 // Training on the webgpu backend (Mesa's llvmpipe where there is no GPU): gradient checks through
-// autograd against finite differences on small shapes, and a 2-stage 1F1B pipeline whose threads
+// autograd against finite differences on small shapes (every kernel family), and a 2-stage 1F1B pipeline whose threads
 // executor reproduces the inline executor bit for bit and whose weights match single-device training
 // on the reference backend (1e-5 relative). Skips, saying why, where no WebGPU adapter opens.
 import { test } from "node:test";
@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { setBackend } from "../src/backend/index.js";
 import { backward } from "../src/autograd/engine.js";
 import {
-  causalMask, crossEntropy, embedding, gelu, layerNorm, linear, matmul, mul, permute, sigmoid, softmax, sum, tanh,
+  avgPool2d, batchNorm, causalMask, conv2d, crossEntropy, embedding, gelu, groupNorm, layerNorm, linear, matmul, maxPool2d,
+  mul, permute, sigmoid, softmax, sum, tanh,
 } from "../src/autograd/index.js";
 import { gradcheck } from "../src/autograd/gradcheck.js";
 import { splitBatch } from "../src/data/microbatch.js";
@@ -50,7 +51,22 @@ test("gradients through autograd on webgpu match finite differences", { skip }, 
   check("sum over an axis", (x) => sum(x, 1), [randn([2, 3, 4])]);
   const ids = new Tensor(Float32Array.from([1, 0, 3, 1, 2]), [5]);
   check("embedding", (w) => embedding(w, ids), [randn([4, 3])]);
+  check("conv2d, stride 2, padding 1", (x, w, b) => conv2d(x, w, b, { stride: 2, padding: 1 }),
+    [randn([2, 2, 5, 5]), randn([3, 2, 3, 3]), randn([3])]);
+  check("average pooling", (x) => avgPool2d(x, 3, 2, 1), [randn([1, 2, 5, 5])]);
+  check("max pooling (distinct inputs: no ties within the step)", (x) => maxPool2d(x, 2), [distinct([1, 2, 4, 4])]);
+  const gamma = (c: number): Tensor => Tensor.uniform([c], rng, 0.5, 1.5, true);
+  check("group norm", (x, g, b) => groupNorm(x, 2, g, b), [randn([2, 4, 3, 3]), gamma(4), randn([4])]);
+  check("batch norm (training statistics)", (x, g, b) => batchNorm(x, g, b, null, null, true), [randn([3, 2, 2, 2]), gamma(2), randn([2])]);
 });
+
+/** A shuffled arithmetic sequence with spacing 0.1, so max pooling has no near-ties. */
+function distinct(shape: number[]): Tensor {
+  const t = Tensor.zeros(shape, true);
+  const perm = rng.permutation(t.size);
+  for (let i = 0; i < t.size; i++) t.data[i] = (perm[i] - t.size / 2) * 0.1;
+  return t;
+}
 
 const SPEC: ModelSpec = { name: "mlp", input: 12, hidden: [16, 16], classes: 5 };
 const OPT: OptimizerConfig = { name: "sgd", lr: 0.1, momentum: 0.9, weightDecay: 1e-3 };

@@ -1,21 +1,15 @@
 // The webgpu backend: each kernel below packs its operands into one command buffer for this thread's
 // GPU thread and copies the results back into the caller's arrays (tensors live in host memory, as
-// the Backend interface requires). Kernels without a WGSL version yet run on the reference backend;
-// FALLBACK lists them.
+// the Backend interface requires).
 import type { Backend } from "../backend.js";
-import { referenceBackend } from "../reference.js";
 import { broadcastStrides } from "../strides.js";
 import { buf, Gpu, out, params, type GpuOptions } from "./gpu.js";
 import type { GpuInit } from "./protocol.js";
 import * as ew from "./kernels-elementwise.js";
 import * as rows from "./kernels-rows.js";
 import { matmulShader } from "./kernels-matmul.js";
-
-/** Kernels that run on the reference backend (host) under the webgpu backend, for now. */
-export const FALLBACK = [
-  "conv2d", "conv2dBackwardData", "conv2dBackwardWeights", "groupNorm", "groupNormBackward", "batchNormTrain",
-  "batchNormInference", "batchNormBackward", "maxPool2d", "maxPool2dBackward", "avgPool2d", "avgPool2dBackward",
-] as const satisfies readonly (keyof Backend)[];
+import * as conv from "./kernels-conv.js";
+import * as norm from "./kernels-norm.js";
 
 type Gpu32 = Float32Array | Int32Array;
 
@@ -48,7 +42,6 @@ export interface WebGpuBackend extends Backend {
 export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): WebGpuBackend {
   const g = new Gpu(init, opts);
   const wg = g.wg;
-  const fallback = Object.fromEntries(FALLBACK.map((k) => [k, referenceBackend[k]])) as Pick<Backend, (typeof FALLBACK)[number]>;
   /** In-place-or-accumulate output: its old contents are needed only when accumulating. */
   const dest = (o: Float32Array, acc: boolean) => (acc ? buf(o) : out(o.length));
 
@@ -56,7 +49,6 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
     name: "webgpu",
     adapter: g.adapter,
     close: () => g.close(),
-    ...fallback,
 
     matmul(a, bm, o, batch, m, k, n, transA, transB, accumulate, bBroadcast = false, bias = null) {
       const t = g.tile;
@@ -67,6 +59,78 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
       };
       if (batch === 0 || m === 0 || n === 0) return;
       land(g.run([buf(a), buf(bm), buf(bias ?? new Float32Array(1)), dest(o, accumulate)], [pass], [3], "matmul"), o);
+    },
+
+    conv2d(x, w, bias, o, p) {
+      land(g.run([buf(x), buf(w), buf(bias ?? new Float32Array(1)), out(o.length)],
+        [g.pass(conv.conv2dShader(wg), [0, 1, 2, 3], o.length, [...conv.geometry(p), u(bias !== null)])], [3], "conv2d"), o);
+    },
+
+    conv2dBackwardData(dy, w, dx, p, accumulate) {
+      land(g.run([buf(dy), buf(w), dest(dx, accumulate)],
+        [g.pass(conv.conv2dBackwardDataShader(wg), [0, 1, 2], dx.length, [...conv.geometry(p), u(accumulate)])], [2],
+        "conv2dBackwardData"), dx);
+    },
+
+    conv2dBackwardWeights(x, dy, dw, db, p, accumulate) {
+      const geo = [...conv.geometry(p), u(accumulate)];
+      const passes = [g.pass(conv.conv2dBackwardWeightsShader(wg), [0, 1, 2], dw.length, geo)];
+      if (db) passes.push(g.pass(conv.conv2dBackwardBiasShader(wg), [1, 3], db.length, geo));
+      const r = g.run([buf(x), buf(dy), dest(dw, accumulate), dest(db ?? new Float32Array(1), accumulate)], passes,
+        db ? [2, 3] : [2], "conv2dBackwardWeights");
+      land(r, ...(db ? [dw, db] : [dw]));
+    },
+
+    maxPool2d(x, p, o, argmax) {
+      land(g.run([buf(x), out(o.length), out(argmax.length)], [g.pass(conv.maxPoolShader(wg), [0, 1, 2], o.length,
+        conv.geometry(p))], [1, 2], "maxPool2d"), o, argmax);
+    },
+
+    maxPool2dBackward(dy, argmax, p, dx, accumulate) {
+      land(g.run([buf(dy), buf(argmax), dest(dx, accumulate)], [g.pass(conv.maxPoolBackwardShader(wg), [0, 1, 2], dx.length,
+        [...conv.geometry(p), u(accumulate)])], [2], "maxPool2dBackward"), dx);
+    },
+
+    avgPool2d(x, p, o) {
+      land(g.run([buf(x), out(o.length)], [g.pass(conv.avgPoolShader(wg), [0, 1], o.length, conv.geometry(p))], [1],
+        "avgPool2d"), o);
+    },
+
+    avgPool2dBackward(dy, p, dx, accumulate) {
+      land(g.run([buf(dy), dest(dx, accumulate)], [g.pass(conv.avgPoolBackwardShader(wg), [0, 1], dx.length,
+        [...conv.geometry(p), u(accumulate)])], [1], "avgPool2dBackward"), dx);
+    },
+
+    groupNorm(x, gamma, beta, n, c, hw, groups, eps, o, mean, rstd) {
+      land(g.run([buf(x), buf(gamma), buf(beta), out(o.length), out(n * groups), out(n * groups)],
+        [g.pass(norm.groupNormShader(wg), [0, 1, 2, 3, 4, 5], n * groups, [c, hw, groups], [eps])], [3, 4, 5], "groupNorm"),
+      o, mean, rstd);
+    },
+
+    groupNormBackward(x, gamma, dy, mean, rstd, n, c, hw, groups, dx, dgamma, dbeta, accumulate) {
+      const passes = [
+        g.pass(norm.groupNormBackwardDxShader(wg), [0, 1, 2, 3, 4, 5], n * groups, [c, hw, groups, u(accumulate)]),
+        g.pass(norm.groupNormBackwardParamsShader(wg), [0, 2, 3, 4, 6, 7], c, [n, hw, groups]),
+      ];
+      land(g.run([buf(x), buf(gamma), buf(dy), buf(mean), buf(rstd), dest(dx, accumulate), buf(dgamma), buf(dbeta)],
+        passes, [5, 6, 7], "groupNormBackward"), dx, dgamma, dbeta);
+    },
+
+    batchNormTrain(x, gamma, beta, n, c, hw, eps, o, mean, variance, rstd) {
+      land(g.run([buf(x), buf(gamma), buf(beta), out(o.length), out(c), out(c), out(c)],
+        [g.pass(norm.batchNormTrainShader(wg), [0, 1, 2, 3, 4, 5, 6], c, [n, hw], [eps])], [3, 4, 5, 6], "batchNormTrain"),
+      o, mean, variance, rstd);
+    },
+
+    batchNormInference(x, gamma, beta, mean, variance, _n, c, hw, eps, o) {
+      land(g.run([buf(x), buf(gamma), buf(beta), buf(mean), buf(variance), out(o.length)],
+        [g.pass(norm.batchNormInferenceShader(wg), [0, 1, 2, 3, 4, 5], o.length, [c, hw], [eps])], [5], "batchNormInference"), o);
+    },
+
+    batchNormBackward(x, gamma, dy, mean, rstd, n, c, hw, dx, dgamma, dbeta, accumulate) {
+      land(g.run([buf(x), buf(gamma), buf(dy), buf(mean), buf(rstd), dest(dx, accumulate), buf(dgamma), buf(dbeta)],
+        [g.pass(norm.batchNormBackwardShader(wg), [0, 1, 2, 3, 4, 5, 6, 7], c, [n, hw, u(accumulate)])], [5, 6, 7],
+        "batchNormBackward"), dx, dgamma, dbeta);
     },
 
     binary(op, a, aShape, bb, bShape, o, outShape) {
