@@ -68,25 +68,28 @@ function distinct(shape: number[]): Tensor {
   return t;
 }
 
-const SPEC: ModelSpec = { name: "mlp", input: 12, hidden: [16, 16], classes: 5 };
+const MLP: ModelSpec = { name: "mlp", input: 12, hidden: [16, 16], classes: 5 };
+/** Convolution, group norm, ReLU and max pooling in both stages. */
+const CNN: ModelSpec = { name: "cnn", image: 8, inChannels: 1, channels: [4, 4], hidden: 8, classes: 3, norm: "group", groups: 2 };
 const OPT: OptimizerConfig = { name: "sgd", lr: 0.1, momentum: 0.9, weightDecay: 1e-3 };
 const N = 8;
 const SEED = 3;
 
-function batches(): { x: Tensor; y: Int32Array }[] {
+function batches(spec: ModelSpec): { x: Tensor; y: Int32Array }[] {
   const r = new Rng(9);
-  return Array.from({ length: 2 }, () => ({ x: Tensor.randn([N, 12], r), y: Int32Array.from({ length: N }, () => r.int(5)) }));
+  const [shape, classes] = spec.name === "mlp" ? [[N, 12], 5] : [[N, 1, 8, 8], 3];
+  return Array.from({ length: 2 }, () => ({ x: Tensor.randn(shape, r), y: Int32Array.from({ length: N }, () => r.int(classes)) }));
 }
 
-async function pipeline(kind: "inline" | "threads"): Promise<{ state: Map<string, Tensor>; losses: number[] }> {
+async function pipeline(spec: ModelSpec, kind: "inline" | "threads"): Promise<{ state: Map<string, Tensor>; losses: number[] }> {
   const schedule = generateSchedule("1f1b", { stages: 2, microbatches: 4, chunks: 1 });
-  const model = createModel(SPEC, SEED);
-  const setup: PipelineSetup = { model: SPEC, seed: SEED, schedule, balance: uniformBalance(model.units.length, 2),
+  const model = createModel(spec, SEED);
+  const setup: PipelineSetup = { model: spec, seed: SEED, schedule, balance: uniformBalance(model.units.length, 2),
     recompute: "never", optimizer: OPT };
   const ex: Executor = kind === "inline" ? new InlineExecutor(model, setup) : await ThreadsExecutor.create(setup, model.stateDict());
   try {
     const losses: number[] = [];
-    for (const b of batches()) {
+    for (const b of batches(spec)) {
       const parts = splitBatch(b, 4);
       losses.push((await ex.step({ inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / N })).loss);
     }
@@ -96,30 +99,33 @@ async function pipeline(kind: "inline" | "threads"): Promise<{ state: Map<string
   }
 }
 
-test("a 2-stage 1F1B pipeline on webgpu: threads equal inline bit for bit, and both match the reference backend", { skip }, async () => {
-  setBackend("reference");
-  const model = createModel(SPEC, SEED);
-  const opt = new SGD(model.namedParameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-3 });
-  for (const b of batches()) {
-    backward(crossEntropyLoss(model.forward(b.x), b.y));
-    opt.step();
-    opt.zeroGrad();
-  }
-  const expected = model.stateDict();
-  setBackend("webgpu");
-  const inline = await pipeline("inline");
-  const threads = await pipeline("threads");
-  assert.deepEqual(threads.losses, inline.losses, "losses");
-  for (const [k, w] of inline.state) {
-    const t = threads.state.get(k);
-    assert.ok(t, `threads state has ${k}`);
-    for (let i = 0; i < w.size; i++) {
-      if (!Object.is(w.data[i], t.data[i])) assert.fail(`${k}[${i}]: inline ${w.data[i]}, threads ${t.data[i]}`);
-    }
-    const e = expected.get(k);
-    assert.ok(e, `reference state has ${k}`);
-    let diff = 0, scale = 0;
-    for (let i = 0; i < w.size; i++) { diff = Math.max(diff, Math.abs(w.data[i] - e.data[i])); scale = Math.max(scale, Math.abs(e.data[i])); }
-    assert.ok(diff <= 1e-5 * scale, `${k}: webgpu pipeline differs from the reference by ${diff.toExponential(3)} (max |w| ${scale})`);
-  }
-});
+for (const spec of [MLP, CNN]) {
+  test(`a 2-stage 1F1B pipeline (${spec.name}) on webgpu: threads equal inline bit for bit, and both match the reference backend`,
+    { skip }, async () => {
+      setBackend("reference");
+      const model = createModel(spec, SEED);
+      const opt = new SGD(model.namedParameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-3 });
+      for (const b of batches(spec)) {
+        backward(crossEntropyLoss(model.forward(b.x), b.y));
+        opt.step();
+        opt.zeroGrad();
+      }
+      const expected = model.stateDict();
+      setBackend("webgpu");
+      const inline = await pipeline(spec, "inline");
+      const threads = await pipeline(spec, "threads");
+      assert.deepEqual(threads.losses, inline.losses, "losses");
+      for (const [k, w] of inline.state) {
+        const t = threads.state.get(k);
+        assert.ok(t, `threads state has ${k}`);
+        for (let i = 0; i < w.size; i++) {
+          if (!Object.is(w.data[i], t.data[i])) assert.fail(`${k}[${i}]: inline ${w.data[i]}, threads ${t.data[i]}`);
+        }
+        const e = expected.get(k);
+        assert.ok(e, `reference state has ${k}`);
+        let diff = 0, scale = 0;
+        for (let i = 0; i < w.size; i++) { diff = Math.max(diff, Math.abs(w.data[i] - e.data[i])); scale = Math.max(scale, Math.abs(e.data[i])); }
+        assert.ok(diff <= 1e-5 * scale, `${k}: webgpu pipeline differs from the reference by ${diff.toExponential(3)} (max |w| ${scale})`);
+      }
+    });
+}

@@ -48,11 +48,16 @@ export class GpuChannel {
   }
 
   private await<T>(what: string): T {
-    if (Atomics.wait(this.signal, 0, 0, REPLY_TIMEOUT_MS) === "timed-out") {
-      throw new Error(`webgpu ${what}: the GPU thread did not answer within ${REPLY_TIMEOUT_MS / 1000} s`);
+    const deadline = Date.now() + REPLY_TIMEOUT_MS;
+    // The raised flag says the reply was posted, but the message can reach this port a moment
+    // later, so poll the port every millisecond once the flag is up.
+    for (;;) {
+      const m = receiveMessageOnPort(this.port);
+      if (m) return m.message as T;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`webgpu ${what}: the GPU thread did not answer within ${REPLY_TIMEOUT_MS / 1000} s`);
+      const raised = Atomics.load(this.signal, 0);
+      Atomics.wait(this.signal, 0, raised, raised === 0 ? left : 1);
     }
-    const m = receiveMessageOnPort(this.port);
-    if (!m) throw new Error(`webgpu ${what}: the GPU thread raised its flag without a reply`);
-    return m.message as T;
   }
 }
