@@ -24,7 +24,7 @@ export interface PoolParams {
 }
 
 export interface Backend {
-  readonly name: "native" | "reference";
+  readonly name: "native" | "reference" | "webgpu";
 
   // out[b] (+)= op(a[b]) @ op(b[b]) for b < batch. op(a) is [m, k], op(b) is [k, n], out[b] is [m, n].
   // Stored layouts: a is [batch, m, k] or, if transA, [batch, k, m]; b is [batch, k, n] or, if

@@ -1,17 +1,22 @@
-// Backend selection: PIPEWRIGHT_BACKEND=native|reference, or setBackend() from code. The native addon
-// is preferred; if it cannot load, the reference backend is used with a one-line warning.
+// Backend selection: PIPEWRIGHT_BACKEND=native|reference|webgpu, or setBackend() from code. The native
+// addon is preferred; if it cannot load, the reference backend is used with a one-line warning. The
+// webgpu backend is used only when asked for.
 import type { Backend } from "./backend.js";
 import { referenceBackend } from "./reference.js";
 import { createNativeBackend, loadedNativeBuild } from "./native.js";
 import { thisCpu, type CpuInfo } from "./cpu-features.js";
+import { createWebGpuBackend } from "./webgpu/backend.js";
+import { webgpuSeam } from "./webgpu/seam.js";
 
 export type { Backend, BinaryOp, UnaryOp, ConvParams, PoolParams } from "./backend.js";
 export { cpuLabel, type CpuInfo } from "./cpu-features.js";
-export type BackendName = "native" | "reference";
-export const BACKEND_NAMES: readonly BackendName[] = ["native", "reference"];
+export type BackendName = "native" | "reference" | "webgpu";
+export const BACKEND_NAMES: readonly BackendName[] = ["native", "reference", "webgpu"];
 
 let current: Backend | null = null;
 let nativeCache: Backend | null | undefined;
+// One GPU thread and device per compute thread, opened on first use.
+let webgpuCache: Backend | undefined;
 
 /** The native backend, or null (with the reason in `nativeLoadError`) if the addon cannot load. */
 export let nativeLoadError: string | null = null;
@@ -34,6 +39,10 @@ export function setBackend(name: BackendName): Backend {
     // The loader's messages end with what to do (build it, or use the reference backend).
     if (!nb) throw new Error(`native backend unavailable: ${nativeLoadError}`);
     current = nb;
+  } else if (name === "webgpu") {
+    // Throws one line naming the missing package or driver.
+    webgpuCache ??= createWebGpuBackend({ simulate: webgpuSeam.simulate });
+    current = webgpuCache;
   } else {
     throw new Error(`unknown backend '${String(name)}'; valid: ${BACKEND_NAMES.join(", ")}`);
   }

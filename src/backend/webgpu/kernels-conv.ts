@@ -1,0 +1,164 @@
+// WGSL for convolution and pooling over NCHW images, one invocation per output element. The
+// uniform block names the image geometry bn, bc, bh, bw (input), bo (output channels), kh, kw, sh,
+// sw, ph, pw, oh, ow (`n` is taken by the item count).
+import type { ConvParams, PoolParams } from "../backend.js";
+import { perItem, store } from "./wgsl.js";
+
+const GEOMETRY = ["bn", "bc", "bh", "bw", "bo", "kh", "kw", "sh", "sw", "ph", "pw", "oh", "ow"];
+
+/** The geometry fields' values, in GEOMETRY's order (pooling has o = c). */
+export function geometry(p: ConvParams | PoolParams): number[] {
+  return [p.n, p.c, p.h, p.w, "o" in p ? p.o : p.c, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.oh, p.ow];
+}
+
+/** Output (ni, oi, y, x) from item i of an [n, o, oh, ow] array. */
+const OUT_INDEX = `
+  let x = i % P.ow;
+  let y = (i / P.ow) % P.oh;
+  let oi = (i / (P.ow * P.oh)) % P.bo;
+  let ni = i / (P.ow * P.oh * P.bo);`;
+
+/** Input (ni, ci, iy, ix) from item i of an [n, c, h, w] array. */
+const IN_INDEX = `
+  let ix = i32(i % P.bw);
+  let iy = i32((i / P.bw) % P.bh);
+  let ci = (i / (P.bw * P.bh)) % P.bc;
+  let ni = i / (P.bw * P.bh * P.bc);`;
+
+export function conv2dShader(wg: number): string {
+  return perItem(wg, [["X", "r"], ["WT", "r"], ["BIAS", "r"], ["O", "rw"]], [...GEOMETRY, "hasBias"], [], `${OUT_INDEX}
+  var s = 0.0;
+  if (P.hasBias != 0u) { s = BIAS[oi]; }
+  for (var ci = 0u; ci < P.bc; ci++) {
+    for (var ki = 0u; ki < P.kh; ki++) {
+      let iy = i32(y * P.sh + ki) - i32(P.ph);
+      if (iy < 0 || iy >= i32(P.bh)) { continue; }
+      for (var kj = 0u; kj < P.kw; kj++) {
+        let ix = i32(x * P.sw + kj) - i32(P.pw);
+        if (ix < 0 || ix >= i32(P.bw)) { continue; }
+        s = s + X[((ni * P.bc + ci) * P.bh + u32(iy)) * P.bw + u32(ix)] * WT[((oi * P.bc + ci) * P.kh + ki) * P.kw + kj];
+      }
+    }
+  }
+  O[i] = s;`);
+}
+
+/** Output row y reads input row iy through kernel row ki when y*sh - ph + ki = iy; ki descends so y ascends. */
+function windowsOf(body: string): string {
+  return `
+  for (var ki = i32(P.kh) - 1; ki >= 0; ki--) {
+    let ty = iy + i32(P.ph) - ki;
+    if (ty < 0 || ty % i32(P.sh) != 0 || ty / i32(P.sh) >= i32(P.oh)) { continue; }
+    let y = u32(ty / i32(P.sh));
+    for (var kj = i32(P.kw) - 1; kj >= 0; kj--) {
+      let tx = ix + i32(P.pw) - kj;
+      if (tx < 0 || tx % i32(P.sw) != 0 || tx / i32(P.sw) >= i32(P.ow)) { continue; }
+      let x = u32(tx / i32(P.sw));
+${body}
+    }
+  }`;
+}
+
+export function conv2dBackwardDataShader(wg: number): string {
+  return perItem(wg, [["DY", "r"], ["WT", "r"], ["DX", "rw"]], [...GEOMETRY, "acc"], [], `${IN_INDEX}
+  var s = 0.0;
+  for (var oi = 0u; oi < P.bo; oi++) {${windowsOf(`      s = s + DY[((ni * P.bo + oi) * P.oh + y) * P.ow + x] *
+        WT[((oi * P.bc + ci) * P.kh + u32(ki)) * P.kw + u32(kj)];`)}
+  }
+${store("DX[i]", "s")}`);
+}
+
+/** Item i of dw [o, c, kh, kw]. */
+export function conv2dBackwardWeightsShader(wg: number): string {
+  return perItem(wg, [["X", "r"], ["DY", "r"], ["DW", "rw"]], [...GEOMETRY, "acc"], [], `
+  let kj = i % P.kw;
+  let ki = (i / P.kw) % P.kh;
+  let ci = (i / (P.kw * P.kh)) % P.bc;
+  let oi = i / (P.kw * P.kh * P.bc);
+  var s = 0.0;
+  for (var ni = 0u; ni < P.bn; ni++) {
+    for (var y = 0u; y < P.oh; y++) {
+      let iy = i32(y * P.sh + ki) - i32(P.ph);
+      if (iy < 0 || iy >= i32(P.bh)) { continue; }
+      for (var x = 0u; x < P.ow; x++) {
+        let ix = i32(x * P.sw + kj) - i32(P.pw);
+        if (ix < 0 || ix >= i32(P.bw)) { continue; }
+        s = s + DY[((ni * P.bo + oi) * P.oh + y) * P.ow + x] * X[((ni * P.bc + ci) * P.bh + u32(iy)) * P.bw + u32(ix)];
+      }
+    }
+  }
+${store("DW[i]", "s")}`);
+}
+
+/** Item i is an output channel: the bias gradient sums dy over n, oh, ow. */
+export function conv2dBackwardBiasShader(wg: number): string {
+  return perItem(wg, [["DY", "r"], ["DB", "rw"]], [...GEOMETRY, "acc"], [], `
+  var s = 0.0;
+  for (var ni = 0u; ni < P.bn; ni++) {
+    let base = (ni * P.bo + i) * P.oh * P.ow;
+    for (var k = 0u; k < P.oh * P.ow; k++) { s = s + DY[base + k]; }
+  }
+${store("DB[i]", "s")}`);
+}
+
+/** Max pooling: the first maximum of the window, its offset within the h*w plane. */
+export function maxPoolShader(wg: number): string {
+  return perItem(wg, [["X", "r"], ["O", "rw"], ["AM", "rw", "i32"]], GEOMETRY, [], `
+  let x = i % P.ow;
+  let y = (i / P.ow) % P.oh;
+  let xb = (i / (P.ow * P.oh)) * P.bh * P.bw;
+  var best = 0.0;
+  var at = -1;
+  for (var ki = 0u; ki < P.kh; ki++) {
+    let iy = i32(y * P.sh + ki) - i32(P.ph);
+    if (iy < 0 || iy >= i32(P.bh)) { continue; }
+    for (var kj = 0u; kj < P.kw; kj++) {
+      let ix = i32(x * P.sw + kj) - i32(P.pw);
+      if (ix < 0 || ix >= i32(P.bw)) { continue; }
+      let v = X[xb + u32(iy) * P.bw + u32(ix)];
+      if (at < 0 || v > best || (v != v && best == best)) { best = v; at = iy * i32(P.bw) + ix; }
+    }
+  }
+  var negInf = 0xff800000u; // a var: a constant -inf is rejected by the WGSL compiler
+  if (at < 0) { best = bitcast<f32>(negInf); }
+  O[i] = best;
+  AM[i] = at;`);
+}
+
+/** Item i of dx: the outputs whose recorded maximum is this input, added in output order. */
+export function maxPoolBackwardShader(wg: number): string {
+  return perItem(wg, [["DY", "r"], ["AM", "r", "i32"], ["DX", "rw"]], [...GEOMETRY, "acc"], [], `${IN_INDEX}
+  let plane = ni * P.bc + ci;
+  let me = iy * i32(P.bw) + ix;
+  var s = 0.0;
+  if (P.acc != 0u) { s = DX[i]; }
+${windowsOf(`      let o = (plane * P.oh + y) * P.ow + x;
+      if (AM[o] == me) { s = s + DY[o]; }`)}
+  DX[i] = s;`);
+}
+
+export function avgPoolShader(wg: number): string {
+  return perItem(wg, [["X", "r"], ["O", "rw"]], GEOMETRY, [], `
+  let x = i % P.ow;
+  let y = (i / P.ow) % P.oh;
+  let xb = (i / (P.ow * P.oh)) * P.bh * P.bw;
+  var s = 0.0;
+  for (var ki = 0u; ki < P.kh; ki++) {
+    let iy = i32(y * P.sh + ki) - i32(P.ph);
+    if (iy < 0 || iy >= i32(P.bh)) { continue; }
+    for (var kj = 0u; kj < P.kw; kj++) {
+      let ix = i32(x * P.sw + kj) - i32(P.pw);
+      if (ix < 0 || ix >= i32(P.bw)) { continue; }
+      s = s + X[xb + u32(iy) * P.bw + u32(ix)];
+    }
+  }
+  O[i] = s / f32(P.kh * P.kw);`);
+}
+
+export function avgPoolBackwardShader(wg: number): string {
+  return perItem(wg, [["DY", "r"], ["DX", "rw"]], [...GEOMETRY, "acc"], [], `${IN_INDEX}
+  let plane = ni * P.bc + ci;
+  var s = 0.0;
+${windowsOf(`      s = s + DY[(plane * P.oh + y) * P.ow + x] / f32(P.kh * P.kw);`)}
+${store("DX[i]", "s")}`);
+}

@@ -1,0 +1,143 @@
+// WGSL for the kernels with one invocation per row or per reduced output: sum and max over the
+// middle axis, (log-)softmax and its backward, cross-entropy's backward, layer norm, and the
+// optimizer steps (one invocation per weight).
+import { perItem, store } from "./wgsl.js";
+
+/** x as [outer, mid, inner]; item i is output (i / inner, i % inner). */
+export function sumShader(wg: number): string {
+  return perItem(wg, [["X", "r"], ["O", "rw"]], ["mid", "inner", "acc"], [], `
+  let base = (i / P.inner) * P.mid * P.inner + i % P.inner;
+  var s = 0.0;
+  for (var m = 0u; m < P.mid; m++) { s = s + X[base + m * P.inner]; }
+${store("O[i]", "s")}`);
+}
+
+export function maxShader(wg: number): string {
+  return perItem(wg, [["X", "r"], ["O", "rw"], ["AM", "rw", "i32"]], ["mid", "inner"], [], `
+  let base = (i / P.inner) * P.mid * P.inner + i % P.inner;
+  var best = X[base];
+  var at = 0;
+  for (var m = 1u; m < P.mid; m++) {
+    let v = X[base + m * P.inner];
+    if (v > best || (v != v && best == best)) { best = v; at = i32(m); }
+  }
+  O[i] = best;
+  AM[i] = at;`);
+}
+
+/** Row i of x [rows, cols]; an all -inf row uses 0 as its maximum, giving NaN like the reference. */
+export function softmaxShader(wg: number): string {
+  return perItem(wg, [["X", "r"], ["O", "rw"]], ["cols", "log"], [], `
+  let b = i * P.cols;
+  var mx = X[b];
+  for (var j = 1u; j < P.cols; j++) { mx = max(mx, X[b + j]); }
+  if (bitcast<u32>(mx) == 0xff800000u) { mx = 0.0; }
+  var s = 0.0;
+  for (var j = 0u; j < P.cols; j++) { s = s + exp(X[b + j] - mx); }
+  if (P.log != 0u) {
+    let lse = mx + log(s);
+    for (var j = 0u; j < P.cols; j++) { O[b + j] = X[b + j] - lse; }
+  } else {
+    for (var j = 0u; j < P.cols; j++) { O[b + j] = exp(X[b + j] - mx) / s; }
+  }`);
+}
+
+export function softmaxBackwardShader(wg: number): string {
+  return perItem(wg, [["Y", "r"], ["DY", "r"], ["DX", "rw"]], ["cols", "log", "acc"], [], `
+  let b = i * P.cols;
+  var s = 0.0;
+  if (P.log != 0u) {
+    for (var j = 0u; j < P.cols; j++) { s = s + DY[b + j]; }
+    for (var j = 0u; j < P.cols; j++) {
+      let v = DY[b + j] - exp(Y[b + j]) * s;
+    ${store("DX[b + j]", "v")}
+    }
+  } else {
+    for (var j = 0u; j < P.cols; j++) { s = s + DY[b + j] * Y[b + j]; }
+    for (var j = 0u; j < P.cols; j++) {
+      let v = Y[b + j] * (DY[b + j] - s);
+    ${store("DX[b + j]", "v")}
+    }
+  }`);
+}
+
+export function crossEntropyBackwardShader(wg: number): string {
+  return perItem(wg, [["LP", "r"], ["T", "r", "i32"], ["DX", "rw"]], ["cols", "acc"], ["scale"], `
+  let j = i32(i % P.cols);
+  let v = P.scale * (exp(LP[i]) - select(0.0, 1.0, j == T[i / P.cols]));
+${store("DX[i]", "v")}`);
+}
+
+export function layerNormShader(wg: number): string {
+  return perItem(wg, [["X", "r"], ["G", "r"], ["BE", "r"], ["O", "rw"], ["MEAN", "rw"], ["RSTD", "rw"]], ["cols"], ["eps"], `
+  let b = i * P.cols;
+  var s = 0.0;
+  for (var j = 0u; j < P.cols; j++) { s = s + X[b + j]; }
+  let mu = s / f32(P.cols);
+  var v = 0.0;
+  for (var j = 0u; j < P.cols; j++) { let d = X[b + j] - mu; v = v + d * d; }
+  let rs = 1.0 / sqrt(v / f32(P.cols) + P.eps);
+  MEAN[i] = mu;
+  RSTD[i] = rs;
+  for (var j = 0u; j < P.cols; j++) { O[b + j] = (X[b + j] - mu) * rs * G[j] + BE[j]; }`);
+}
+
+/** dx for row i: rstd (g - mean(g) - x̂ mean(g x̂)) with g = dy gamma, x̂ = (x - mean) rstd. */
+export function layerNormBackwardDxShader(wg: number): string {
+  return perItem(wg, [["X", "r"], ["G", "r"], ["DY", "r"], ["MEAN", "r"], ["RSTD", "r"], ["DX", "rw"]], ["cols", "acc"], [], `
+  let b = i * P.cols;
+  let mu = MEAN[i];
+  let rs = RSTD[i];
+  var sg = 0.0;
+  var sgx = 0.0;
+  for (var j = 0u; j < P.cols; j++) {
+    let g = DY[b + j] * G[j];
+    sg = sg + g;
+    sgx = sgx + g * (X[b + j] - mu) * rs;
+  }
+  let mg = sg / f32(P.cols);
+  let mgx = sgx / f32(P.cols);
+  for (var j = 0u; j < P.cols; j++) {
+    let v = rs * (DY[b + j] * G[j] - mg - (X[b + j] - mu) * rs * mgx);
+  ${store("DX[b + j]", "v")}
+  }`);
+}
+
+/** Column i: dgamma[i] += Σ_rows dy x̂, dbeta[i] += Σ_rows dy. */
+export function layerNormBackwardParamsShader(wg: number): string {
+  return perItem(wg, [["X", "r"], ["DY", "r"], ["MEAN", "r"], ["RSTD", "r"], ["DG", "rw"], ["DB", "rw"]], ["rows"], [], `
+  var dg = 0.0;
+  var db = 0.0;
+  for (var r = 0u; r < P.rows; r++) {
+    let k = r * P.n + i;
+    dg = dg + DY[k] * (X[k] - MEAN[r]) * RSTD[r];
+    db = db + DY[k];
+  }
+  DG[i] = DG[i] + dg;
+  DB[i] = DB[i] + db;`);
+}
+
+export function sgdShader(wg: number): string {
+  return perItem(wg, [["W", "rw"], ["G", "r"], ["V", "rw"]], ["useV", "nesterov", "first"],
+    ["lr", "momentum", "dampening", "wd"], `
+  let g = G[i] + P.wd * W[i];
+  var step = g;
+  if (P.useV != 0u) {
+    var v = g;
+    if (P.first == 0u) { v = P.momentum * V[i] + (1.0 - P.dampening) * g; }
+    V[i] = v;
+    step = select(v, g + P.momentum * v, P.nesterov != 0u);
+  }
+  W[i] = W[i] - P.lr * step;`);
+}
+
+export function adamwShader(wg: number): string {
+  return perItem(wg, [["W", "rw"], ["G", "r"], ["M", "rw"], ["V", "rw"]], [],
+    ["beta1", "beta2", "eps", "decay", "stepSize", "bc2Sqrt"], `
+  let g = G[i];
+  let m = P.beta1 * M[i] + (1.0 - P.beta1) * g;
+  let v = P.beta2 * V[i] + (1.0 - P.beta2) * g * g;
+  M[i] = m;
+  V[i] = v;
+  W[i] = W[i] * P.decay - (P.stepSize * m) / (sqrt(v) / P.bc2Sqrt + P.eps);`);
+}

@@ -1,0 +1,47 @@
+// WGSL building blocks shared by the kernels: buffer declarations, the uniform block, and the entry
+// point of a kernel with one invocation per output element (or row, or column). Every invocation
+// sums in a fixed order, so results depend only on the inputs, never on timing or workgroup size.
+
+export type Access = "r" | "rw";
+export type Elem = "f32" | "i32" | "u32";
+export type Decl = readonly [name: string, access: Access, elem?: Elem];
+
+/** Storage buffers at bindings 0.., then the uniform block `P` with u32 fields, then f32 fields. */
+export function header(decls: readonly Decl[], u: readonly string[], f: readonly string[] = []): string {
+  const buffers = decls.map(([name, access, elem = "f32"], i) =>
+    `@group(0) @binding(${i}) var<storage, ${access === "r" ? "read" : "read_write"}> ${name}: array<${elem}>;`);
+  const fields = [...u.map((n) => `${n}: u32,`), ...f.map((n) => `${n}: f32,`)];
+  if (fields.length === 0) fields.push("unused: u32,");
+  return `${buffers.join("\n")}\nstruct Params { ${fields.join(" ")} }\n` +
+    `@group(0) @binding(${decls.length}) var<uniform> P: Params;\n`;
+}
+
+/** A kernel over `P.n` items: `body` sees the item index `i` (u32). */
+export function perItem(wg: number, decls: readonly Decl[], u: readonly string[], f: readonly string[], body: string,
+  helpers = ""): string {
+  return `${header(decls, ["n", ...u], f)}${helpers}
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.y * nwg.x + wid.x) * ${wg}u + lid;
+  if (i >= P.n) { return; }
+${body}
+}
+`;
+}
+
+/** erfc in f32 (Numerical Recipes' erfcc: fractional error below 1.2e-7 everywhere). */
+export const ERFC = `
+fn erfc_(z: f32) -> f32 {
+  let a = abs(z);
+  let t = 1.0 / (1.0 + 0.5 * a);
+  let r = t * exp(-a * a - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
+    t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  return select(2.0 - r, r, z >= 0.0);
+}
+`;
+
+/** `acc ? old + v : v` for an output that may accumulate. */
+export function store(target: string, value: string, flag = "P.acc"): string {
+  return `  if (${flag} != 0u) { ${target} = ${target} + ${value}; } else { ${target} = ${value}; }`;
+}
