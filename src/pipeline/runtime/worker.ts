@@ -26,7 +26,7 @@ const init = workerData as WorkerInit;
 const REDUCE_TIMEOUT_MS = 600_000;
 const port = parentPort!;
 /** This thread's id (the main thread's index of it). */
-const id = init.replica * init.setup.schedule.workers.length + init.worker;
+const id = (init.replica * init.setup.schedule.workers.length + init.worker) * (init.setup.tensorParallel?.size ?? 1) + init.tensor;
 const post = (m: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
 
 /** A buffer can be moved only if the array spans all of it. */
@@ -138,7 +138,10 @@ try {
   const comm = init.group ? new ShmCollectives(init.group, init.replica, { timeoutMs: REDUCE_TIMEOUT_MS }) : null;
   const built = await buildWorker(init.setup, init.worker, { share: { units: init.units ?? null, entries: init.state } }, outbox,
     (mb, m) => { metrics.push([mb, m]); }, (mb, t) => { outputs.push({ mb, data: t.data.slice(), shape: [...t.shape] }); },
-    comm ? { reduce: (ps) => allReduceGradientsSync(ps.chunks.flatMap((c) => c.parameters).filter((p) => p.requiresGrad), comm) } : {});
+    {
+      ...(comm ? { reduce: (ps) => allReduceGradientsSync(ps.chunks.flatMap((c) => c.parameters).filter((p) => p.requiresGrad), comm) } : {}),
+      ...(init.tensorGroup ? { tensor: new ShmCollectives(init.tensorGroup, init.tensor, { timeoutMs: REDUCE_TIMEOUT_MS }) } : {}),
+    });
   init.state = []; // the copy of the state is not needed any more
   interp = built.interp;
   const asyncRuntime = built.asyncRuntime;
@@ -168,10 +171,10 @@ try {
         for (const ps of interp.stages.values()) {
           for (const c of ps.chunks) for (const [k, t] of c.stateDict()) entries.push([k, t.data.slice(), [...t.shape]]);
         }
-        post({ type: "state", worker: id, entries }, entries.map((e) => e[1].buffer as ArrayBuffer));
+        post({ type: "state", worker: id, entries, plan: built.plan }, entries.map((e) => e[1].buffer as ArrayBuffer));
       } else if (m.type === "optimizer") {
         const states = [...interp.stages.values()].flatMap((ps) => (ps.optimizer ? [toPlain(ps.optimizer.stateDict())] : []));
-        post({ type: "optimizer", worker: id, states });
+        post({ type: "optimizer", worker: id, states, plan: built.plan });
       } else if (m.type === "async-state") {
         post({ type: "async-state", worker: id, state: asyncRuntime?.snapshot() ?? null });
       } else if (m.type === "close") {
