@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { MPI_ENV, mpiSkipReason, mpirunArgs } from "./mpi-helpers.js";
 
 const SCRIPT = fileURLToPath(new URL("./lib-ptdp-script.js", import.meta.url));
 
@@ -47,6 +48,27 @@ test("PTD-P on threads equals single-device training within 1e-5 for (P, T, D) i
     }
     // Interleaved (two chunks per worker) with T = 2 too.
     assertClose(run(dir, "threads", [2, 2, 1], true, "interleaved"), ref, "threads (2,2,1) sp interleaved");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const skip = mpiSkipReason();
+
+// Two ranks (one worker of T = 2): larger layouts oversubscribe a 2-core machine badly, since a
+// tensor-parallel rank polls MPI itself while its list runs.
+test("PTD-P threads == processes bit for bit for (P, T, D) = (1, 2, 1): weights, optimizer state, losses", { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), "pw-ptdp-"));
+  try {
+    const threads = run(dir, "threads", [1, 2, 1], false);
+    const out = join(dir, "processes.json");
+    const p = spawnSync("mpirun", [...mpirunArgs(2, "vader"), process.execPath, SCRIPT, "processes", "1", "2", "1", "no-sp", "1f1b", out],
+      { encoding: "utf8", env: { ...process.env, ...MPI_ENV }, timeout: 180_000 });
+    assert.equal(p.status, 0, `status ${p.status}: ${p.stderr}${p.stdout}`);
+    const processes = JSON.parse(readFileSync(out, "utf8")) as Result;
+    assert.deepEqual(processes.weights, threads.weights, "weights");
+    assert.equal(processes.optimizer, threads.optimizer, "optimizer state");
+    assert.deepEqual(processes.losses, threads.losses, "losses");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
