@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MPI_ENV, mpiSkipReason, mpirunArgs } from "./mpi-helpers.js";
+import type { ModelSpec } from "../src/nn/models/index.js";
 
 const SCRIPT = fileURLToPath(new URL("./lib-ptdp-script.js", import.meta.url));
 
@@ -72,4 +73,47 @@ test("PTD-P threads == processes bit for bit for (P, T, D) = (1, 2, 1): weights,
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("resharding: a (2,2,2) run's weights and optimizer state resume as (4,1,2), as (2,2,2) and on one device with identical bits", async () => {
+  const { createModel } = await import("../src/nn/models/index.js");
+  const { ThreadsExecutor } = await import("../src/pipeline/runtime/threads.js");
+  const { InlineExecutor } = await import("../src/pipeline/runtime/inline.js");
+  const { toPlain } = await import("../src/optim/index.js");
+  const { SPEC, SEED, setupOf, train } = await import("./lib-ptdp-script.js");
+  const units = createModel(SPEC, SEED).units.length;
+  const first = await ThreadsExecutor.create(setupOf({ P: 2, T: 2, D: 2, sp: true, schedule: "1f1b" }, units), createModel(SPEC, SEED).stateDict(), 2);
+  await train(first);
+  const state = await first.stateDict();
+  const opt = toPlain(await first.optimizerState([...state.keys()]));
+  await first.close();
+  const bitsOf = (m: ReadonlyMap<string, { data: Float32Array }>): [string, number[]][] =>
+    [...m].map(([k, t]) => [k, [...new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length)]] as [string, number[]]).sort(([a], [b]) => a.localeCompare(b));
+  const want = bitsOf(state);
+  for (const l of [{ P: 4, T: 1, D: 2 }, { P: 2, T: 2, D: 2 }]) {
+    const ex = await ThreadsExecutor.create({ ...setupOf({ ...l, sp: false, schedule: "1f1b" }, units), optimizerState: opt }, state, l.D);
+    const got = await ex.stateDict();
+    const gotOpt = toPlain(await ex.optimizerState([...got.keys()]));
+    await ex.close();
+    assert.deepEqual(bitsOf(got), want, `(${l.P},${l.T},${l.D}) weights`);
+    const tensors = (o: typeof opt): [string, number[]][] => bitsOf(new Map(o.tensors.map(([k, d]) => [k, { data: d }])));
+    assert.deepEqual(tensors(gotOpt), tensors(opt), `(${l.P},${l.T},${l.D}) optimizer state`);
+  }
+  const one = createModel(SPEC, SEED);
+  one.loadStateDict(state);
+  const inline = new InlineExecutor(one, setupOf({ P: 1, T: 1, D: 1, sp: false, schedule: "1f1b" }, units));
+  assert.deepEqual(bitsOf(await inline.stateDict()), want, "one device");
+  await inline.close();
+});
+
+test("bad tensor-parallel input: T not dividing the heads, a model without transformer blocks; one line naming the numbers", async () => {
+  const { ThreadsExecutor } = await import("../src/pipeline/runtime/threads.js");
+  const { createModel } = await import("../src/nn/models/index.js");
+  const { setupOf, SPEC, SEED } = await import("./lib-ptdp-script.js");
+  const units = createModel(SPEC, SEED).units.length;
+  await assert.rejects(ThreadsExecutor.create(setupOf({ P: 1, T: 3, D: 1, sp: false, schedule: "1f1b" }, units), createModel(SPEC, SEED).stateDict()),
+    /--tp 3 must divide the attention heads 2/);
+  const mlp: ModelSpec = { name: "mlp", input: 4, hidden: [4], classes: 2 };
+  const setup = { ...setupOf({ P: 1, T: 2, D: 1, sp: false, schedule: "1f1b" }, 3), model: mlp };
+  await assert.rejects(ThreadsExecutor.create(setup, createModel(mlp, 0).stateDict()), /--tp 2 needs a transformer model \(gpt, vit\)/);
 });

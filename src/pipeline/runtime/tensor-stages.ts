@@ -4,7 +4,7 @@
 // shards, and each STEP first sums the gradients sequence parallelism leaves partial.
 import { Module } from "../../nn/module.js";
 import type { PlainOptimizerState } from "../../optim/index.js";
-import { shardOptimizerState, syncSequenceParallelGrads, tensorParallelUnits, unitsPlan, type TensorParallelSetup } from "../../parallel/ptdp-units.js";
+import { checkTensorParallel, shardOptimizerState, syncSequenceParallelGrads, tensorParallelUnits, unitsPlan, type TensorParallelSetup } from "../../parallel/ptdp-units.js";
 import type { ShardPlan } from "../../parallel/tp-shard.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import type { SyncCollectives } from "../../transport/types.js";
@@ -33,6 +33,7 @@ const unitName = (prefix: string) => (i: number): string => (prefix ? `${prefix}
 /** Rank `comm.rank` of `worker`'s tensor group: its model view and its setup (optimizer state sharded). */
 export function tensorParallelWorker(model: PipelineModel, setup: PipelineSetup, worker: number, comm: SyncCollectives,
   tp: TensorParallelSetup): { model: PipelineModel; setup: PipelineSetup } {
+  checkTensorParallel(model.units, tp.size);
   const stageOf = heldStages(setup, worker, model.units.length);
   const units = tensorParallelUnits(model.units, stageOf, comm, tp.sequenceParallel);
   const view = new UnitView(units, model.unitPrefix);
