@@ -122,7 +122,13 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   static async create(setup: PipelineSetup, initial: InitialWeights, replicas = 1): Promise<ProcessesExecutor> {
     setup = replicatedSetup(setup, replicas);
     assertValidSchedule(setup.schedule);
-    const g = await startGroups(setup.schedule.workers.length, replicas, tensorSize(setup));
+    const T = tensorSize(setup), W = setup.schedule.workers.length;
+    // Known gap: with T > 1 a rank polls MPI itself while its list runs, and pipeline gradients and
+    // REDUCE's awaiting all-reduce then stall (seen at (2,2,1) and (1,2,2)); refuse rather than hang.
+    if (T > 1 && (W > 1 || replicas > 1)) {
+      throw new Error(`tensor parallelism on the processes executor runs one pipeline worker and one replica so far; got ${W} worker(s) x ${T} tensor rank(s) x ${replicas} replica(s): use --executor threads for this layout`);
+    }
+    const g = await startGroups(W, replicas, T);
     // SPMD: every rank must have built the same setup (a differing flag or file would desynchronise them).
     const { optimizerState: _o, ...shape } = setup;
     const mine = JSON.stringify(shape);
