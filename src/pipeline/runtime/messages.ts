@@ -8,6 +8,7 @@ import type { AsyncState } from "./async-state.js";
 import type { PlainOptimizerState, StateEntry } from "../../optim/index.js";
 import type { RankTimings } from "./action-records.js";
 import type { ShmGroupHandle } from "../../transport/shm-collectives.js";
+import type { ShardPlan } from "../../parallel/tp-shard.js";
 
 // A named tensor as plain arrays (state dicts cross threads this way); defined in optim.
 export type { StateEntry };
@@ -18,6 +19,9 @@ export interface WorkerInit {
   replica: number;
   /** The shared-memory group of this worker's replicas (REDUCE), or null without replicas. */
   group: ShmGroupHandle | null;
+  /** This thread's rank in its worker's tensor group, and that group (null without tensor parallelism). */
+  tensor: number;
+  tensorGroup: ShmGroupHandle | null;
   setup: PipelineSetup;
   backend: BackendName;
   /** Initial parameters and buffers (the main thread's, after any checkpoint load): of `units` only. */
@@ -57,9 +61,10 @@ export type FromWorker =
     outputs?: { mb: number; data: Float32Array; shape: number[] }[];
     /** The step's action and message records (instrumentation.recordActions, "step" lists only). */
     timings?: RankTimings }
-  | { type: "state"; worker: number; entries: StateEntry[] }
+  /** `plan`: how the entries are split over the worker's tensor group (empty: whole). */
+  | { type: "state"; worker: number; entries: StateEntry[]; plan: ShardPlan }
   | { type: "loaded"; worker: number }
-  | { type: "optimizer"; worker: number; states: PlainOptimizerState[] }
+  | { type: "optimizer"; worker: number; states: PlainOptimizerState[]; plan: ShardPlan }
   /** The worker's stages' AsyncRuntime.snapshot(), or null without an asynchronous method. */
   | { type: "async-state"; worker: number; state: AsyncState | null }
   | { type: "error"; worker: number; stage: number | null; action: string | null; message: string; stack?: string };

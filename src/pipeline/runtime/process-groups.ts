@@ -1,13 +1,15 @@
 // The MPI communicators of a processes run, made once per process and shared by every executor of
 // the run (a warm-up executor and the one after it). Ranks are laid out Megatron-style
-// (src/transport/mpi/layout.ts): rank = replica * W + worker (tensor parallel, innermost, is 1 here).
-//   pipeline group: the W workers of one replica, ordered by worker (activations, gradients)
-//   data group:     the R replicas of one worker, ordered by replica (gradient all-reduce)
+// (src/transport/mpi/layout.ts): rank = (replica * W + worker) * T + tensor.
+//   pipeline group: the W workers of one replica and tensor rank, ordered by worker (activations, gradients)
+//   data group:     the R replicas of one worker and tensor rank, ordered by replica (gradient all-reduce)
+//   tensor group:   the T tensor-parallel ranks of one worker (blocking all-reduces inside the layers)
 //   world:          every rank (metrics of a step, weights for evaluation and checkpoints)
 import { ControlMailbox } from "../../transport/mpi/mailbox.js";
 import { MpiCollectives } from "../../transport/mpi/collectives.js";
 import { exportTorchrunEnv, launchEnv, notUnderMpiMessage } from "../../transport/mpi/env.js";
-import { groupSplits, positionOf, type RankLayout, type RankPosition } from "../../transport/mpi/layout.js";
+import { describeWorld, groupSplits, positionOf, worldSize, type RankLayout, type RankPosition } from "../../transport/mpi/layout.js";
+import { MpiSyncCollectives } from "../../transport/mpi/sync-collectives.js";
 import { mpiTransport, type MpiTransport } from "../../transport/mpi/transport.js";
 
 export interface Groups {
@@ -20,34 +22,41 @@ export interface Groups {
   pipe: MpiCollectives;
   /** Data-parallel collectives (ranks = replica indices). */
   data: MpiCollectives;
+  /** Tensor-parallel collectives (ranks = tensor ranks): awaiting ones and the layers' blocking ones. */
+  tensor: MpiCollectives;
+  tensorSync: MpiSyncCollectives;
   world: MpiCollectives;
 }
 
 let groups: Promise<Groups> | null = null;
 let made: RankLayout | null = null;
 
-export function startGroups(workers: number, replicas = 1): Promise<Groups> {
-  if (!launchEnv()) throw new Error(notUnderMpiMessage(workers * replicas));
-  if (made && (made.workers !== workers || made.replicas !== replicas)) {
-    throw new Error(`this process already runs ${made.workers} worker(s) x ${made.replicas} replica(s); it cannot change to ${workers} x ${replicas}`);
+export function startGroups(workers: number, replicas = 1, tensor = 1): Promise<Groups> {
+  const layout: RankLayout = { tensor, workers, replicas };
+  if (!launchEnv()) throw new Error(notUnderMpiMessage(worldSize(layout)));
+  if (made && (made.workers !== workers || made.replicas !== replicas || made.tensor !== tensor)) {
+    throw new Error(`this process already runs ${describeWorld(made)}; it cannot change to ${describeWorld(layout)}`);
   }
-  made = { tensor: 1, workers, replicas };
-  const layout = made;
+  made = layout;
   groups ??= (async () => {
     const mpi = mpiTransport();
-    if (mpi.size !== workers * replicas) {
-      throw new Error(`the job has ${mpi.size} MPI rank(s) but the pipeline needs ${workers} worker(s) x ${replicas} replica(s) = ${workers * replicas}; start it with -n ${workers * replicas}`);
+    if (mpi.size !== worldSize(layout)) {
+      throw new Error(`the job has ${mpi.size} MPI rank(s) but the run needs ${describeWorld(layout)}; start it with -n ${worldSize(layout)}`);
     }
     exportTorchrunEnv(mpi.rank, mpi.size, launchEnv()?.localRank ?? 0);
     const s = groupSplits(mpi.rank, layout);
     // Collective on every rank, in the same order.
     const pipeComm = await mpi.split(0, s.pipeline[0], s.pipeline[1]);
     const dataComm = await mpi.split(0, s.data[0], s.data[1]);
+    const tensorComm = await mpi.split(0, s.tensor[0], s.tensor[1]);
     const worldComm = await mpi.split(0, 0, mpi.rank);
+    const tensorBox = new ControlMailbox(mpi, tensorComm);
     return {
       mpi, layout, at: positionOf(mpi.rank, layout), pipeComm,
       pipe: new MpiCollectives(new ControlMailbox(mpi, pipeComm)),
       data: new MpiCollectives(new ControlMailbox(mpi, dataComm)),
+      tensor: new MpiCollectives(tensorBox),
+      tensorSync: new MpiSyncCollectives(tensorBox),
       world: new MpiCollectives(new ControlMailbox(mpi, worldComm)),
     };
   })();
@@ -58,7 +67,7 @@ export function startGroups(workers: number, replicas = 1): Promise<Groups> {
  * Rank 0's value on every rank, for what must agree but is measured (e.g. per-layer times that
  * choose a partition): each rank measuring its own would cut the model differently.
  */
-export async function agreeOnRank0<T>(value: T, workers: number, replicas = 1): Promise<T> {
-  const g = await startGroups(workers, replicas);
+export async function agreeOnRank0<T>(value: T, workers: number, replicas = 1, tensor = 1): Promise<T> {
+  const g = await startGroups(workers, replicas, tensor);
   return g.world.broadcast(g.mpi.rank === 0 ? value : undefined, 0);
 }

@@ -35,6 +35,9 @@ import { allReduceGradients } from "../../parallel/grad-sync.js";
 import type { LocalState, LocalStateSource } from "./local-state.js";
 import { epochNow, MessageLog, onEpoch, type ClockSync, type MessageRecord, type RankTimings, type TimingSource } from "./action-records.js";
 import { syncClocks } from "./clock-sync.js";
+import { tensorSize } from "./tensor-stages.js";
+import { gatherStateDict, type ShardPlan } from "../../parallel/tp-shard.js";
+import { gatherOptimizerState } from "../../parallel/ptdp-units.js";
 export type { RankTimings } from "./action-records.js";
 
 /** A rank's model to train in place, or the whole initial state to take its share of. */
@@ -44,6 +47,8 @@ interface DoneInfo { metrics: [number, MicrobatchMetrics][]; busy: number; peaks
 
 /** The longest a blocked rank polls MPI itself before it waits on the event loop (ms). */
 const SPIN_BUDGET_MS = 50;
+/** Polling rounds of a tensor-parallel rank waiting inside a list (ms). */
+const JS_POLL_ROUND_MS = 2;
 
 export class ProcessesExecutor implements Executor, LocalStateSource, TimingSource {
   readonly name = "processes" as const;
@@ -51,6 +56,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   private interp!: WorkerInterpreter;
   private loop!: WorkerLoop;
   private asyncRuntime: AsyncRuntime | null = null;
+  /** How this rank's parameters are split over its tensor group. */
+  private plan: ShardPlan = {};
   private metrics: [number, MicrobatchMetrics][] = [];
   private outputs: [number, Float32Array, number[]][] = [];
   private finished: (() => void) | null = null;
@@ -69,6 +76,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
 
   /** How long a blocked rank polls MPI itself in one round (ms; 0: never; PIPEWRIGHT_MPI_SPIN_MS). */
   private readonly spinMs: number;
+  /** Whether this thread polls MPI itself for the whole of each list (tensor parallelism). */
+  private readonly jsPolls: boolean;
 
   private constructor(private readonly setup: PipelineSetup, private readonly g: Groups) {
     const env = launchEnv();
@@ -76,6 +85,11 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     // hand-over saves (the main job ran far slower on a 2-vCPU machine).
     const spin = Number(process.env.PIPEWRIGHT_MPI_SPIN_MS ?? 0);
     this.spinMs = env && env.localSize > 0 && env.localSize <= cpus().length && spin > 0 ? spin : 0;
+    // A tensor-parallel layer waits for its group inside an action (MpiSyncCollectives), polling MPI
+    // itself: no message may then sit in the event loop's queue, so while a list runs this thread
+    // receives every message itself (the communication thread only sends).
+    this.jsPolls = g.layout.tensor > 1;
+    if (this.jsPolls) this.spinMs ||= JS_POLL_ROUND_MS;
     this.rec = setup.instrumentation?.recordActions ? { log: new MessageLog(), begin: 0, listDone: 0, collectives: [] } : null;
   }
 
@@ -110,7 +124,13 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   static async create(setup: PipelineSetup, initial: InitialWeights, replicas = 1): Promise<ProcessesExecutor> {
     setup = replicatedSetup(setup, replicas);
     assertValidSchedule(setup.schedule);
-    const g = await startGroups(setup.schedule.workers.length, replicas);
+    const T = tensorSize(setup), W = setup.schedule.workers.length;
+    // Known gap: with T > 1 a rank polls MPI itself while its list runs, and pipeline gradients and
+    // REDUCE's awaiting all-reduce then stall (seen at (2,2,1) and (1,2,2)); refuse rather than hang.
+    if (T > 1 && (W > 1 || replicas > 1)) {
+      throw new Error(`tensor parallelism on the processes executor runs one pipeline worker and one replica so far; got ${W} worker(s) x ${T} tensor rank(s) x ${replicas} replica(s): use --executor threads for this layout`);
+    }
+    const g = await startGroups(W, replicas, T);
     // SPMD: every rank must have built the same setup (a differing flag or file would desynchronise them).
     const { optimizerState: _o, ...shape } = setup;
     const mine = JSON.stringify(shape);
@@ -144,14 +164,22 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     const outbox = { send: (to: number, key: string, payload: Payload) => this.sendPipe(to, key, payload), progress: () => this.g.mpi.progress() };
     const built = await buildWorker(su, w, weights, outbox, (mb, m) => { this.metrics.push([mb, m]); },
       (mb, t) => { this.outputs.push([mb, t.data.slice(), [...t.shape]]); },
-      { reduce: (ps) => this.reduceGradients(ps), wake: () => { if (!this.polling) this.loop.pump(); } });
+      { reduce: (ps) => this.reduceGradients(ps), wake: () => { if (!this.polling) this.loop.pump(); }, tensor: this.g.tensorSync });
     this.interp = built.interp;
+    this.plan = built.plan;
     this.asyncRuntime = built.asyncRuntime;
     this.loop = new WorkerLoop(this.interp, {
-      finished: () => { const f = this.finished!; this.finished = null; f(); },
+      finished: () => {
+        const f = this.finished!;
+        this.finished = null;
+        if (this.jsPolls) this.g.mpi.threadState("waiting"); // the collectives after a list await
+        f();
+      },
       fail: (e) => this.die(e),
-      beforePump: () => this.g.mpi.threadState("computing"),
+      // A tensor-parallel rank keeps polling MPI itself while it computes (see jsPolls).
+      beforePump: () => this.g.mpi.threadState(this.jsPolls ? "polling" : "computing"),
       blocked: () => this.blocked(),
+      idleBetweenLists: false,
     });
   }
 
@@ -219,13 +247,16 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       } while (!ready && performance.now() < until);
     } catch (e) { this.die(e); } finally { this.polling = false; }
     if (ready) this.loop.pump();
-    else if (performance.now() - this.waitStart < SPIN_BUDGET_MS) setImmediate(() => this.pollRound());
+    else if (this.jsPolls || performance.now() - this.waitStart < SPIN_BUDGET_MS) setImmediate(() => this.pollRound());
     else { this.g.mpi.threadState("waiting"); this.loop.idleSoon(); }
   }
 
   /** Ends the job: one line naming this rank (and the stage and action), then MPI_Abort. */
   private die(e: unknown): never {
-    return endJob(this.g.mpi, e, this.g.layout.replicas > 1 ? `replica ${this.g.at.replica}, worker ${this.g.at.worker}` : "");
+    const { layout, at } = this.g;
+    const where = [layout.replicas > 1 ? `replica ${at.replica}` : "", layout.replicas > 1 || layout.tensor > 1 ? `worker ${at.worker}` : "",
+      layout.tensor > 1 ? `tensor rank ${at.tensor}` : ""].filter(Boolean).join(", ");
+    return endJob(this.g.mpi, e, where);
   }
 
   /** `body` under the watchdog (launch --timeout): a quiet rank ends the job naming what it waits for. */
@@ -238,11 +269,11 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
 
   private describeWait(): string {
     const { stageToWorker, stages: S } = this.setup.schedule;
-    const { workers: W, replicas: R } = this.g.layout, { worker, replica } = this.g.at;
+    const { workers: W, replicas: R, tensor: T } = this.g.layout, { worker, replica, tensor } = this.g.at;
     const next = this.loop.busy ? this.interp.next : null;
     return describeWait(this.g.mpi.rank, next, next ? this.interp.waits() : [], this.waitingIn, {
-      ofStage: (v) => replica * W + stageToWorker[v % S],
-      ofReplicas: () => Array.from({ length: R }, (_, r) => r * W + worker).filter((k) => k !== this.g.mpi.rank),
+      ofStage: (v) => (replica * W + stageToWorker[v % S]) * T + tensor,
+      ofReplicas: () => Array.from({ length: R }, (_, r) => (r * W + worker) * T + tensor).filter((k) => k !== this.g.mpi.rank),
     });
   }
 
@@ -259,7 +290,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     await this.runList(schedule.workers[this.g.at.worker], lrFactors, "train", "a step");
     if (this.rec) this.rec.listDone = epochNow();
     const b = this.interp.busy;
-    const mine: DoneInfo = { metrics: this.metrics, busy: b.F + b.B + b.W + b.STEP, peaks: [...this.interp.peakLive] };
+    // A worker's tensor ranks compute the same loss: count tensor rank 0's.
+    const mine: DoneInfo = { metrics: this.g.at.tensor === 0 ? this.metrics : [], busy: b.F + b.B + b.W + b.STEP, peaks: [...this.interp.peakLive] };
     const done = await this.watched("the end-of-step exchange", () => this.g.world.allGather(mine));
     const per = Array.from({ length: M * batches.length }, (_, j): MicrobatchMetrics => {
       // Replica order: each replica's share of micro-batch j, summed in a fixed order.
@@ -268,7 +300,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       return parts.reduce((a, m) => ({ loss: a.loss + m.loss, correct: a.correct + m.correct, count: a.count + m.count }));
     });
     // Busy seconds and peaks of replica 0's workers (the other replicas mirror them).
-    const first = done.slice(0, this.g.layout.workers);
+    const T = this.g.layout.tensor;
+    const first = done.slice(0, this.g.layout.workers * T).filter((_, r) => r % T === 0);
     if (this.rec) {
       const { rank } = this.g.mpi, { worker, replica } = this.g.at, { begin, listDone, collectives } = this.rec;
       this.last = { rank, worker, replica, actions: onEpoch(this.interp.records), ...this.rec.log.take(), collectives, begin, listDone,
@@ -280,14 +313,23 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   /** Runs `actions` (delivered inputs) to their end: collective with the pipeline's other ranks. */
   private runList(actions: readonly Action[], lrFactors: readonly number[], mode: ForwardMode, what: string): Promise<void> {
     this.interp.reset(lrFactors, actions, mode);
-    return this.watched(what, () => new Promise<void>((resolve) => { this.finished = resolve; this.loop.start(); }));
+    return this.watched(what, async () => {
+      if (this.jsPolls) {
+        this.g.mpi.threadState("polling");
+        // Messages the communication thread handed to the event loop before it stopped polling
+        // (receive() waits for its last poll) reach their handlers before the list starts.
+        this.g.mpi.receive();
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      await new Promise<void>((resolve) => { this.finished = resolve; this.loop.start(); });
+    });
   }
 
   /** Collective. Replica r evaluates micro-batches r, r+R, ...; the sums follow micro-batch order. */
   async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
     this.metrics = [];
     const mine = await this.forwardOnly(batches.inputs, batches.labels, scale, "eval", "an evaluation");
-    const local = this.metrics.map(([i, m]): [number, MicrobatchMetrics] => [mine[i], m]);
+    const local = this.g.at.tensor === 0 ? this.metrics.map(([i, m]): [number, MicrobatchMetrics] => [mine[i], m]) : [];
     const per = new Map((await this.watched("the evaluation results", () => this.g.world.allGather(local))).flat());
     return sumEvalMetrics(batches.inputs.map((_, j) => per.get(j)));
   }
@@ -296,7 +338,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   async predict(inputs: readonly Tensor[]): Promise<Tensor[]> {
     this.outputs = [];
     const mine = await this.forwardOnly(inputs, null, 1, "predict", "a prediction");
-    const local = this.outputs.map(([i, data, shape]): [number, Float32Array, number[]] => [mine[i], data, shape]);
+    const local = this.g.at.tensor === 0 ? this.outputs.map(([i, data, shape]): [number, Float32Array, number[]] => [mine[i], data, shape]) : [];
     const all = new Map((await this.watched("the prediction results", () => this.g.world.allGather(local))).flat().map(([j, d, sh]) => [j, new Tensor(d, sh)]));
     return inputs.map((_, j) => all.get(j)!);
   }
@@ -320,7 +362,10 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     for (const ps of this.interp.stages.values()) {
       for (const c of ps.chunks) for (const [k, t] of c.stateDict()) mine.push([k, t.data.slice(), [...t.shape]]);
     }
-    const all = (await this.watched("the weight gather", () => this.g.pipe.allGather(mine))).flat();
+    const shards = await this.watched("the tensor-parallel weight gather", () => this.g.tensor.allGather(mine));
+    const whole: StateEntry[] = [...gatherStateDict(shards.map((es) => new Map(es.map(([k, d, sh]) => [k, new Tensor(d, sh)]))), this.plan)]
+      .map(([k, t]) => [k, t.data, [...t.shape]]);
+    const all = (await this.watched("the weight gather", () => this.g.pipe.allGather(whole))).flat();
     // In model order (ranks hold chunks out of order): by unit, each unit's entries as it lists them.
     const prefix = expectedUnitPrefix(sourceOf(this.setup));
     const unit = (e: StateEntry): number => unitOfKey(e[0], prefix);
@@ -328,7 +373,9 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   }
 
   async optimizerState(order: readonly string[]): Promise<OptimizerState> {
-    const mine = [...this.interp.stages.values()].flatMap((ps) => (ps.optimizer ? [toPlain(ps.optimizer.stateDict())] : []));
+    const shards = [...this.interp.stages.values()].flatMap((ps) => (ps.optimizer ? [toPlain(ps.optimizer.stateDict())] : []));
+    const ranks = await this.watched("the tensor-parallel optimizer-state gather", () => this.g.tensor.allGather(shards));
+    const mine = shards.map((_, j) => gatherOptimizerState(ranks.map((r) => r[j]), this.plan));
     const parts = (await this.watched("the optimizer-state gather", () => this.g.pipe.allGather<PlainOptimizerState[]>(mine))).flat();
     return mergeStates(parts.map(fromPlain), order);
   }
@@ -340,6 +387,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
 
   /** This rank's own stages, optimizer and asynchronous state (no communication): a checkpoint part. */
   localState(): LocalState {
+    // A part holds single-device tensors; a tensor-parallel rank holds shards.
+    if (this.g.layout.tensor > 1) throw new Error(`checkpoint parts of a tensor-parallel run (--tp ${this.g.layout.tensor}) are not supported; save the whole checkpoint`);
     const S = this.setup.schedule.stages;
     const stages = [...this.interp.stages.values()].flatMap((ps) => ps.chunks.map((c, chunk) => ({ stage: chunk * S + ps.index, state: c.stateDict() })));
     return {

@@ -13,6 +13,7 @@ import { fixSpikeDelay, spikeOptimizer, type AsyncSetup } from "./async-weights.
 import type { ModelSource, PipelineModel } from "./model-source.js";
 import { builtinLoss, type LossSpec } from "./loss-source.js";
 import { faultHook, type Instrumentation } from "./instrumentation.js";
+import type { TensorParallelSetup } from "../../parallel/ptdp-units.js";
 
 export { syntheticDelay, type FaultSpec, type Instrumentation } from "./instrumentation.js";
 
@@ -41,6 +42,8 @@ export interface PipelineSetup {
   instrumentation?: Instrumentation;
   /** Asynchronous method: policies, T1, Spike Compensation; absent for synchronous runs. */
   async?: AsyncSetup;
+  /** PTD-P: each worker is `size` tensor-parallel ranks (absent: 1, no sequence parallelism). */
+  tensorParallel?: TensorParallelSetup;
 }
 
 /** The model source of a setup (`source`, else the built-in `model` + `seed`). */

@@ -5,6 +5,10 @@
 // share the work as the processes executor's replicas do: each copy takes its rows of every training
 // micro-batch and its REDUCEs sum the gradients over the copies in shared memory (the same order,
 // so the same bits); evaluation gives copy r the micro-batches r, r+R, ...
+// With tensor parallelism T (PTD-P) each pipeline worker is T threads holding the same stages'
+// tensor-parallel shards (thread id = (replica * workers + worker) * T + tensor rank, tensor innermost
+// as in the MPI layout): a shared-memory tensor group per (replica, worker), a data group per
+// (worker, tensor rank), and pipeline channels between the same tensor rank of neighbouring workers.
 // A WorkerGroup runs the calls and the failure protocol: the first error (a throwing action, an
 // uncaught exception, a worker that exits) ends every worker and rejects the pending call with the
 // stage, action and cause; between calls the threads never keep the process alive.
@@ -28,6 +32,9 @@ import { shareState, unitsPerWorker } from "./worker-state.js";
 import { WorkerGroup } from "../../transport/worker-group.js";
 import type { RankTimings, TimingSource } from "./action-records.js";
 import type { Schedule } from "../schedule/action.js";
+import { gatherStateDict } from "../../parallel/tp-shard.js";
+import { gatherOptimizerState } from "../../parallel/ptdp-units.js";
+import { tensorSize } from "./tensor-stages.js";
 
 export class ThreadsExecutor implements Executor, TimingSource {
   readonly name = "threads" as const;
@@ -36,8 +43,10 @@ export class ThreadsExecutor implements Executor, TimingSource {
   private last: RankTimings[] | null = null;
   /** Calls, failure and shutdown of the worker threads (one call at a time). */
   private readonly group: WorkerGroup<FromWorker, ToWorker>;
-  /** Pipeline workers W of one copy; threads are W x replicas. */
+  /** Pipeline workers W of one copy; threads are replicas x W x T. */
   private readonly W: number;
+  /** Tensor-parallel ranks per worker. */
+  private readonly T: number;
 
   /** Worker threads still running (0 after close() or a failure has ended them). */
   get liveWorkers(): number { return this.group.live; }
@@ -46,15 +55,23 @@ export class ThreadsExecutor implements Executor, TimingSource {
 
   private constructor(private readonly setup: PipelineSetup, private readonly workers: Worker[], readonly replicas: number,
     shmGroups: ShmGroupHandle[]) {
-    const W = this.W = setup.schedule.workers.length;
-    const where = (id: number): string => (replicas > 1 ? `replica ${Math.floor(id / W)}, worker ${id % W}` : `worker ${id}`);
+    this.W = setup.schedule.workers.length;
+    const T = this.T = tensorSize(setup);
+    const where = (id: number): string => {
+      const p = this.position(id);
+      return `${replicas > 1 ? `replica ${p.replica}, ` : ""}worker ${p.worker}${T > 1 ? `, tensor rank ${p.tensor}` : ""}`;
+    };
+    const prefix = (id: number): string => {
+      const p = this.position(id);
+      return [replicas > 1 ? `replica ${p.replica}` : "", T > 1 ? `tensor rank ${p.tensor}` : ""].filter(Boolean).map((x) => `${x}: `).join("");
+    };
     this.group = new WorkerGroup<FromWorker, ToWorker>(workers, {
       shmGroups,
       leave: { type: "close" },
       sender: (m) => m.worker,
       errors: {
         reported: (m) => (m.stage !== null && m.action !== null
-          ? new PipelineActionError(m.worker % W, m.stage, m.action, replicas > 1 ? `replica ${Math.floor(m.worker / W)}: ${m.message}` : m.message, m.stack)
+          ? new PipelineActionError(this.position(m.worker).worker, m.stage, m.action, `${prefix(m.worker)}${m.message}`, m.stack)
           : new Error(`${where(m.worker)}: ${m.message}`)),
         crashed: (i, e) => new Error(`${where(i)} crashed: ${e.message}`),
         exited: (i, code) => new Error(`${where(i)} exited unexpectedly with code ${code}`),
@@ -76,20 +93,30 @@ export class ThreadsExecutor implements Executor, TimingSource {
     // Workers block on messages, so a list that can deadlock would hang: reject it up front.
     assertValidSchedule(setup.schedule);
     const W = setup.schedule.workers.length;
+    const T = tensorSize(setup);
     const shares = shareState(initialState, expectedUnitPrefix(sourceOf(setup)), unitsPerWorker(setup.balance, setup.schedule), setup.optimizerState);
     const backend = getBackend().name;
     const url = new URL("./worker.js", import.meta.url);
-    // One shared-memory group per pipeline worker: its copies in the replicas.
-    const groups = replicas > 1 ? Array.from({ length: W }, () => createShmGroup(replicas)) : [];
+    // Shared-memory groups: data groups (a worker's tensor rank in every replica), tensor groups (a
+    // replica's worker's tensor ranks).
+    const groups = replicas > 1 ? Array.from({ length: W * T }, () => createShmGroup(replicas)) : [];
+    const tensorGroups = T > 1 ? Array.from({ length: replicas * W }, () => createShmGroup(T)) : [];
     const workers: Worker[] = [];
     for (let r = 0; r < replicas; r++) {
-      pairwiseChannels(W).forEach((peers, w) => {
-        const { units, entries, optimizerState } = shares[w];
-        const init: WorkerInit = { worker: w, replica: r, group: groups[w] ?? null, setup: { ...setup, optimizerState }, backend, state: entries, units, peers };
-        workers.push(new Worker(url, { workerData: init, transferList: Object.values(peers) }));
-      });
+      const channels = Array.from({ length: T }, () => pairwiseChannels(W));
+      for (let w = 0; w < W; w++) {
+        for (let t = 0; t < T; t++) {
+          const peers = channels[t][w];
+          const { units, entries, optimizerState } = shares[w];
+          const init: WorkerInit = {
+            worker: w, replica: r, tensor: t, group: groups[w * T + t] ?? null, tensorGroup: tensorGroups[r * W + w] ?? null,
+            setup: { ...setup, optimizerState }, backend, state: entries, units, peers,
+          };
+          workers.push(new Worker(url, { workerData: init, transferList: Object.values(peers) }));
+        }
+      }
     }
-    const ex = new ThreadsExecutor(setup, workers, replicas, groups);
+    const ex = new ThreadsExecutor(setup, workers, replicas, [...groups, ...tensorGroups]);
     await ex.collect("ready");
     return ex;
   }
@@ -102,8 +129,9 @@ export class ThreadsExecutor implements Executor, TimingSource {
     this.workers[id].postMessage(m, transfer);
   }
 
-  private position(id: number): ReplicaPosition {
-    return { worker: id % this.W, replica: Math.floor(id / this.W), replicas: this.replicas };
+  private position(id: number): ReplicaPosition & { tensor: number } {
+    const g = Math.floor(id / this.T);
+    return { worker: g % this.W, replica: Math.floor(g / this.W), replicas: this.replicas, tensor: id % this.T };
   }
 
   step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> { return this.run([batch], [lrFactor]); }
@@ -128,12 +156,15 @@ export class ThreadsExecutor implements Executor, TimingSource {
       const m = replies.get(id);
       if (m?.type !== "done") continue;
       if (m.timings) timings[id] = m.timings;
+      const at = this.position(id);
+      // A worker's tensor ranks compute the same loss: count tensor rank 0's.
+      if (at.tensor !== 0) continue;
       for (const [mb, x] of m.metrics) parts[mb]?.push(x);
       // Busy seconds, peaks and memory of replica 0's workers (the other replicas mirror them).
-      if (id >= this.W) continue;
-      busy[id] = m.busy;
+      if (at.replica !== 0) continue;
+      busy[at.worker] = m.busy;
       peaks.push(...m.peaks);
-      peakBytes[id] = m.peakBytes;
+      peakBytes[at.worker] = m.peakBytes;
     }
     const per = parts.map((p, j) => {
       if (p.length !== this.replicas) throw new Error(`micro-batch ${j} produced ${p.length} loss(es) for ${this.replicas} replica(s)`);
@@ -184,22 +215,26 @@ export class ThreadsExecutor implements Executor, TimingSource {
       this.postDeliveries(id, share.deliveries, (deliveries) => ({ type: "forward", mode, count: share.ids.length, deliveries }));
       return share.ids;
     });
-    return [...(await done)].flatMap(([id, m]) => (m.type === "done" ? [[ids[id], m] as [number[], typeof m]] : []));
+    return [...(await done)].flatMap(([id, m]) => (m.type === "done" && this.position(id).tensor === 0 ? [[ids[id], m] as [number[], typeof m]] : []));
   }
 
-  /** Posts `m` to replica 0's threads (the replicas hold the same weights) and collects their replies. */
-  private ask(m: ToWorker, want: FromWorker["type"]): Promise<Map<number, FromWorker>> {
-    if (this.failure) return Promise.reject(this.failure);
-    const replies = this.collect(want, this.W);
-    for (let w = 0; w < this.W; w++) this.post(w, m);
-    // In worker order, whatever order the replies arrived in.
-    return replies.then((r) => new Map([...r].sort(([a], [b]) => a - b)));
+  /**
+   * Posts `m` to replica 0's threads (the replicas hold the same weights) and collects their
+   * replies: per worker, its tensor ranks' in rank order.
+   */
+  private async ask<K extends "state" | "optimizer" | "async-state">(m: ToWorker, want: K): Promise<Extract<FromWorker, { type: K }>[][]> {
+    if (this.failure) throw this.failure;
+    const n = this.W * this.T;
+    const replies = this.collect(want, n);
+    for (let id = 0; id < n; id++) this.post(id, m);
+    const r = await replies;
+    return Array.from({ length: this.W }, (_, w) => Array.from({ length: this.T }, (_, t) => r.get(w * this.T + t) as Extract<FromWorker, { type: K }>));
   }
 
   async stateDict(): Promise<Map<string, Tensor>> {
     const out = new Map<string, Tensor>();
-    for (const m of (await this.ask({ type: "state" }, "state")).values()) {
-      if (m.type === "state") for (const [k, data, shape] of m.entries) out.set(k, new Tensor(data, shape));
+    for (const ranks of await this.ask({ type: "state" }, "state")) {
+      for (const [k, t] of gatherStateDict(ranks.map((m) => new Map(m.entries.map(([n, d, s]) => [n, new Tensor(d, s)]))), ranks[0].plan)) out.set(k, t);
     }
     return out;
   }
@@ -208,19 +243,21 @@ export class ThreadsExecutor implements Executor, TimingSource {
     if (this.failure) throw this.failure;
     const shares = shareState(state, expectedUnitPrefix(sourceOf(this.setup)), unitsPerWorker(this.setup.balance, this.setup.schedule));
     const replies = this.collect("loaded");
-    this.workers.forEach((_, id) => this.post(id, { type: "load", entries: shares[id % this.W].entries }));
+    this.workers.forEach((_, id) => this.post(id, { type: "load", entries: shares[this.position(id).worker].entries }));
     await replies;
   }
 
   async optimizerState(order: readonly string[]): Promise<OptimizerState> {
     const parts: OptimizerState[] = [];
-    for (const m of (await this.ask({ type: "optimizer" }, "optimizer")).values()) if (m.type === "optimizer") parts.push(...m.states.map(fromPlain));
+    for (const ranks of await this.ask({ type: "optimizer" }, "optimizer")) {
+      parts.push(...ranks[0].states.map((_, j) => fromPlain(gatherOptimizerState(ranks.map((m) => m.states[j]), ranks[0].plan))));
+    }
     return mergeStates(parts, order);
   }
 
   async asyncState(): Promise<AsyncState | null> {
     const parts: AsyncState[] = [];
-    for (const m of (await this.ask({ type: "async-state" }, "async-state")).values()) if (m.type === "async-state" && m.state) parts.push(m.state);
+    for (const [m] of await this.ask({ type: "async-state" }, "async-state")) if (m.state) parts.push(m.state);
     return parts.length ? mergeAsyncStates(parts) : null;
   }
 

@@ -10,9 +10,14 @@ import { loadLoss } from "./loss-source.js";
 import { loadModelSource, type PipelineModel } from "./model-source.js";
 import { buildWorkerStages, shapeOf, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
 import { loadWorkerState, type WorkerState } from "./worker-state.js";
+import { stagesPlan, tensorParallelWorker, withSequenceParallelSync } from "./tensor-stages.js";
+import type { ShardPlan } from "../../parallel/tp-shard.js";
+import type { SyncCollectives } from "../../transport/types.js";
 
 export interface BuiltWorker {
   interp: WorkerInterpreter;
+  /** How this rank's parameters are split over its tensor group (empty without tensor parallelism). */
+  plan: ShardPlan;
   /** The asynchronous method's state of this worker's stages (null for synchronous schedules). */
   asyncRuntime: AsyncRuntime | null;
 }
@@ -25,8 +30,11 @@ export interface BuiltWorker {
  */
 export type WorkerWeights = { share: Pick<WorkerState, "units" | "entries"> } | { model: PipelineModel };
 
-/** What the executor adds to a worker with replicas: its REDUCE and how an asynchronous one wakes it. */
-export type ReplicaHooks = Pick<InterpreterOptions, "reduce" | "wake">;
+/**
+ * What the executor adds to a worker with replicas (its REDUCE and how an asynchronous one wakes it)
+ * and with tensor parallelism (the worker's tensor group).
+ */
+export type ReplicaHooks = Pick<InterpreterOptions, "reduce" | "wake"> & { tensor?: SyncCollectives };
 
 /** Worker `worker` of `setup` on `weights`. */
 export async function buildWorker(setup: PipelineSetup, worker: number, weights: WorkerWeights, outbox: Outbox,
@@ -40,13 +48,20 @@ export async function buildWorker(setup: PipelineSetup, worker: number, weights:
   }
   const loss = await loadLoss(setup.loss);
   model.train();
-  const stages = buildWorkerStages(model, setup, worker, loss);
+  const { tensor, ...hooks } = replicaHooks;
+  const tp = setup.tensorParallel;
+  if (tp && tp.size > 1) {
+    if (tensor?.size !== tp.size) throw new Error(`worker ${worker}: tensor parallelism ${tp.size} needs a tensor group of ${tp.size} ranks, got ${tensor?.size ?? "none"}`);
+    ({ model, setup } = tensorParallelWorker(model, setup, worker, tensor, tp));
+  }
+  let stages = buildWorkerStages(model, setup, worker, loss);
+  if (tp?.sequenceParallel && tensor && tensor.size > 1) stages = withSequenceParallelSync(stages, tensor);
   const asyncRuntime = createAsyncRuntime(stages, setup.async);
   const interp = new WorkerInterpreter({
     worker, actions: setup.schedule.workers[worker], stages, shape: shapeOf(setup.schedule), outbox,
     // The asynchronous method is rebuilt from the setup's JSON, like the model.
     hooks: asyncRuntime?.hooks, actionDelay: syntheticDelay(setup.instrumentation, setup.schedule.chunks),
-    onMetrics, onOutput, ownsWeights: true, recordActions: setup.instrumentation?.recordActions === true, ...replicaHooks,
+    onMetrics, onOutput, ownsWeights: true, recordActions: setup.instrumentation?.recordActions === true, ...hooks,
   });
-  return { interp, asyncRuntime };
+  return { interp, asyncRuntime, plan: stagesPlan(stages, model.unitPrefix) };
 }

@@ -14,6 +14,11 @@ export interface LoopHooks {
   afterPump?(): void;
   /** The list waits for a message: true when the worker waits its own way (polling), false to idle. */
   blocked?(): boolean;
+  /**
+   * Background work also between lists (default true). An MPI rank turns it off: between lists it
+   * runs collectives, and a tensor-parallel rank's group stalled when one rank idled there.
+   */
+  idleBetweenLists?: boolean;
 }
 
 export class WorkerLoop {
@@ -54,6 +59,7 @@ export class WorkerLoop {
     if (done) {
       this.running = false;
       this.h.finished();
+      if (this.h.idleBetweenLists === false) return;
     } else if (this.h.blocked?.()) return;
     this.idleSoon();
   }

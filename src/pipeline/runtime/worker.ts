@@ -12,6 +12,7 @@ import type { MicrobatchMetrics } from "../stage.js";
 import { PipelineActionError, type Payload, type WorkerInterpreter } from "./interpreter.js";
 import { ShmCollectives } from "../../transport/shm-collectives.js";
 import { allReduceGradientsSync } from "../../parallel/grad-sync.js";
+import { shardStateDict } from "../../parallel/tp-shard.js";
 import type { FromWorker, PeerMessage, StateEntry, ToWorker, WorkerInit } from "./messages.js";
 import { toPlain } from "../../optim/index.js";
 import { buildWorker } from "./worker-build.js";
@@ -29,7 +30,7 @@ const init = workerData as WorkerInit;
 const REDUCE_TIMEOUT_MS = 600_000;
 const port = parentPort!;
 /** This thread's id (the main thread's index of it). */
-const id = init.replica * init.setup.schedule.workers.length + init.worker;
+const id = (init.replica * init.setup.schedule.workers.length + init.worker) * (init.setup.tensorParallel?.size ?? 1) + init.tensor;
 const post = (m: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
 
 /** A buffer can be moved only if the array spans all of it. */
@@ -112,7 +113,10 @@ try {
   const comm = init.group ? new ShmCollectives(init.group, init.replica, { timeoutMs: REDUCE_TIMEOUT_MS }) : null;
   const built = await buildWorker(init.setup, init.worker, { share: { units: init.units ?? null, entries: init.state } }, outbox,
     (mb, m) => { metrics.push([mb, m]); }, (mb, t) => { outputs.push({ mb, data: t.data.slice(), shape: [...t.shape] }); },
-    comm ? { reduce: (ps) => allReduceGradientsSync(ps.chunks.flatMap((c) => c.parameters).filter((p) => p.requiresGrad), comm) } : {});
+    {
+      ...(comm ? { reduce: (ps) => allReduceGradientsSync(ps.chunks.flatMap((c) => c.parameters).filter((p) => p.requiresGrad), comm) } : {}),
+      ...(init.tensorGroup ? { tensor: new ShmCollectives(init.tensorGroup, init.tensor, { timeoutMs: REDUCE_TIMEOUT_MS }) } : {}),
+    });
   init.state = []; // the copy of the state is not needed any more
   interp = built.interp;
   // Memory is sampled around each burst of actions: activations peak inside a step.
@@ -144,15 +148,18 @@ try {
         for (const ps of interp.stages.values()) {
           for (const c of ps.chunks) for (const [k, t] of c.stateDict()) entries.push([k, t.data.slice(), [...t.shape]]);
         }
-        post({ type: "state", worker: id, entries }, entries.map((e) => e[1].buffer as ArrayBuffer));
+        post({ type: "state", worker: id, entries, plan: built.plan }, entries.map((e) => e[1].buffer as ArrayBuffer));
       } else if (m.type === "load") {
         if (asyncRuntime) throw new Error("loadStateDict: not with an asynchronous method (its weight versions would mix the old weights and the new)");
         interp.abandon();
-        loadStageState(interp.stages.values(), new Map(m.entries.map(([k, data, shape]) => [k, new Tensor(data, shape)])));
+        const full = new Map(m.entries.map(([k, data, shape]) => [k, new Tensor(data, shape)]));
+        // A tensor-parallel rank keeps its own shard of the dense weights it is sent.
+        const T = init.setup.tensorParallel?.size ?? 1;
+        loadStageState(interp.stages.values(), T > 1 ? shardStateDict(full, built.plan, init.tensor, T) : full);
         post({ type: "loaded", worker: id });
       } else if (m.type === "optimizer") {
         const states = [...interp.stages.values()].flatMap((ps) => (ps.optimizer ? [toPlain(ps.optimizer.stateDict())] : []));
-        post({ type: "optimizer", worker: id, states });
+        post({ type: "optimizer", worker: id, states, plan: built.plan });
       } else if (m.type === "async-state") {
         post({ type: "async-state", worker: id, state: asyncRuntime?.snapshot() ?? null });
       } else if (m.type === "close") {

@@ -6,6 +6,33 @@ import { partOf, reduceInOrder } from "../reduce.js";
 import type { ReduceOp } from "../types.js";
 import type { ControlMailbox } from "./mailbox.js";
 
+/**
+ * The fixed-order all-reduce of `buf` over the box's communicator as a sequence of takes: it yields
+ * the (source, key) of each part it needs next and is resumed with that part, so a blocking driver
+ * (sync-collectives.ts) and an awaiting one run the same steps, hence the same bits.
+ */
+export function* allReduceSteps(box: ControlMailbox, buf: Float32Array, op: ReduceOp): Generator<[number, string], void, Float32Array> {
+  const { rank, size: R } = box.mpi.commInfo(box.comm);
+  if (R === 1) return; // the sum (and mean) of one buffer is itself
+  const key = box.nextKey("allreduce");
+  for (let r = 0; r < R; r++) {
+    if (r === rank) continue;
+    const [a, b] = partOf(buf.length, r, R);
+    box.post(r, `${key}/rs`, buf.slice(a, b));
+  }
+  const [a, b] = partOf(buf.length, rank, R);
+  const sources: Float32Array[] = [];
+  for (let r = 0; r < R; r++) sources.push(r === rank ? buf.slice(a, b) : yield [r, `${key}/rs`]);
+  const mine = new Float32Array(b - a);
+  reduceInOrder(sources, mine, 0, mine.length, op);
+  for (let r = 0; r < R; r++) if (r !== rank) box.post(r, `${key}/ag`, mine);
+  buf.set(mine, a);
+  for (let r = 0; r < R; r++) {
+    if (r === rank) continue;
+    buf.set(yield [r, `${key}/ag`], partOf(buf.length, r, R)[0]);
+  }
+}
+
 export class MpiCollectives {
   readonly rank: number;
   readonly size: number;
@@ -37,27 +64,8 @@ export class MpiCollectives {
 
   /** Element-wise sum (or mean) over ranks, in place, fixed rank order. */
   async allReduce(buf: Float32Array, op: ReduceOp = "sum"): Promise<void> {
-    const R = this.size;
-    if (R === 1) return; // the sum (and mean) of one buffer is itself
-    const key = this.box.nextKey("allreduce");
-    for (let r = 0; r < R; r++) {
-      if (r === this.rank) continue;
-      const [a, b] = partOf(buf.length, r, R);
-      this.box.post(r, `${key}/rs`, buf.slice(a, b));
-    }
-    const [a, b] = partOf(buf.length, this.rank, R);
-    const sources: Float32Array[] = [];
-    for (let r = 0; r < R; r++) {
-      sources.push(r === this.rank ? buf.slice(a, b) : await this.box.take<Float32Array>(r, `${key}/rs`));
-    }
-    const mine = new Float32Array(b - a);
-    reduceInOrder(sources, mine, 0, mine.length, op);
-    for (let r = 0; r < R; r++) if (r !== this.rank) this.box.post(r, `${key}/ag`, mine);
-    buf.set(mine, a);
-    for (let r = 0; r < R; r++) {
-      if (r === this.rank) continue;
-      buf.set(await this.box.take<Float32Array>(r, `${key}/ag`), partOf(buf.length, r, R)[0]);
-    }
+    const steps = allReduceSteps(this.box, buf, op);
+    for (let want = steps.next(); !want.done; want = steps.next(await this.box.take<Float32Array>(...want.value)));
   }
 
   async barrier(): Promise<void> { await this.box.mpi.barrier(this.box.comm); }

@@ -42,6 +42,15 @@ export class ControlMailbox {
     this.mpi.send(this.comm, dest, TAG.ctrl, serialize({ key, value }));
   }
 
+  /** The value from `source` under `key` if it has arrived (then taken), else null. */
+  takeNow(source: number, key: string): { value: unknown } | null {
+    const k = `${source}/${key}`;
+    if (!this.got.has(k)) return null;
+    const value = this.got.get(k);
+    this.got.delete(k);
+    return { value };
+  }
+
   take<T>(source: number, key: string): Promise<T> {
     const k = `${source}/${key}`;
     if (this.got.has(k)) {

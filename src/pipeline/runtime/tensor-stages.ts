@@ -1,0 +1,79 @@
+// A worker's stages as tensor-parallel shards (PTD-P): the hooks worker-build.ts applies when the
+// setup asks for tensor parallelism. The model's held blocks become tensor-parallel over the
+// worker's tensor group (src/parallel/ptdp-units.ts), a resumed optimizer state is cut to this rank's
+// shards, and each STEP first sums the gradients sequence parallelism leaves partial.
+import { Module } from "../../nn/module.js";
+import type { PlainOptimizerState } from "../../optim/index.js";
+import { checkTensorParallel, shardOptimizerState, syncSequenceParallelGrads, tensorParallelUnits, unitsPlan, type TensorParallelSetup } from "../../parallel/ptdp-units.js";
+import type { ShardPlan } from "../../parallel/tp-shard.js";
+import type { Tensor } from "../../tensor/tensor.js";
+import type { SyncCollectives } from "../../transport/types.js";
+import type { PhysicalStage } from "./interpreter.js";
+import type { PipelineModel } from "./model-source.js";
+import { unitRanges, type PipelineSetup } from "./setup.js";
+
+/** A model's units with some replaced: what buildWorkerStages cuts (never run as a whole). */
+class UnitView extends Module implements PipelineModel {
+  constructor(readonly units: readonly Module[], readonly unitPrefix: string) { super(); }
+  forward(x: Tensor): Tensor { return this.units.reduce((y, u) => u.forward(y), x); }
+}
+
+/** Virtual stage of each unit `worker` holds, -1 for the others'. */
+function heldStages(setup: PipelineSetup, worker: number, units: number): number[] {
+  const S = setup.schedule.stages;
+  const out = new Array<number>(units).fill(-1);
+  unitRanges(setup.balance).forEach(([a, b], vs) => {
+    if (setup.schedule.stageToWorker[vs % S] === worker) for (let u = a; u < b; u++) out[u] = vs;
+  });
+  return out;
+}
+
+const unitName = (prefix: string) => (i: number): string => (prefix ? `${prefix}.${i}` : String(i));
+
+/** Rank `comm.rank` of `worker`'s tensor group: its model view and its setup (optimizer state sharded). */
+export function tensorParallelWorker(model: PipelineModel, setup: PipelineSetup, worker: number, comm: SyncCollectives,
+  tp: TensorParallelSetup): { model: PipelineModel; setup: PipelineSetup } {
+  checkTensorParallel(model.units, tp.size);
+  const stageOf = heldStages(setup, worker, model.units.length);
+  const units = tensorParallelUnits(model.units, stageOf, comm, tp.sequenceParallel);
+  const view = new UnitView(units, model.unitPrefix);
+  const plan = unitsPlan(units.flatMap((u, i) => (stageOf[i] >= 0 ? [[i, u] as const] : [])), unitName(model.unitPrefix));
+  const optimizerState: PlainOptimizerState | undefined = setup.optimizerState
+    && shardOptimizerState(setup.optimizerState, plan, comm.rank, comm.size);
+  return { model: view, setup: { ...setup, optimizerState } };
+}
+
+/** The shard plan of a worker's stages (names as in the single-device state dict). */
+export function stagesPlan(stages: ReadonlyMap<number, PhysicalStage>, prefix: string): ShardPlan {
+  return Object.assign({}, ...[...stages.values()].flatMap((ps) => ps.chunks.map((c) => unitsPlan(c.units, unitName(prefix))))) as ShardPlan;
+}
+
+/** `stages` whose optimizers first sum the sequence-parallel partial gradients over the tensor group. */
+export function withSequenceParallelSync(stages: Map<number, PhysicalStage>, comm: SyncCollectives): Map<number, PhysicalStage> {
+  const out = new Map<number, PhysicalStage>();
+  for (const [s, ps] of stages) {
+    const opt = ps.optimizer;
+    const units = ps.chunks.flatMap((c) => c.units.map(([, m]) => m));
+    out.set(s, !opt ? ps : {
+      ...ps,
+      optimizer: {
+        step: () => { syncSequenceParallelGrads(units, comm); opt.step(); },
+        zeroGrad: () => opt.zeroGrad(),
+        setLrFactor: (f) => opt.setLrFactor(f),
+        stateDict: () => opt.stateDict(),
+        loadStateDict: (st) => opt.loadStateDict(st),
+      },
+    });
+  }
+  return out;
+}
+
+/** Tensor-parallel ranks per worker of `setup` (1 without tensor parallelism); checks the schedule. */
+export function tensorSize(setup: PipelineSetup): number {
+  const T = setup.tensorParallel?.size ?? 1;
+  if (!Number.isInteger(T) || T < 1) throw new Error(`tensor parallelism ${T} must be a positive integer`);
+  if (T > 1 && (setup.async || setup.schedule.steps > 1)) {
+    throw new Error(`--tp ${T} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1), not '${setup.schedule.name}'`);
+  }
+  return T;
+}
