@@ -4,7 +4,7 @@
 // createPipeline, then prints one JSON line per rank (losses, eval output) and saves a checkpoint.
 // Variant "mismatch": rank 1 asks for other micro-batches (the job must end, naming a rank);
 // variant "reload": loadStateDict(stateDict()) after training, then one more step; variant
-// "replicas": on processes, 2 data-parallel replicas of the pipeline (4 ranks).
+// "replicas": on threads or processes, 2 data-parallel replicas of the pipeline (4 threads or ranks).
 import { createPipeline, type ExecutorName, type ScheduleName, type Tensor } from "../src/index.js";
 import { regressionBatches } from "./lib-user-model.js";
 
@@ -20,7 +20,7 @@ async function main(): Promise<void> {
     loss: { module: MODULE, export: "userMse" }, schedule, stages: 2,
     microbatches: variant === "mismatch" && rank === 1 ? 2 : 4,
     optimizer: { name: "sgd", lr: 0.05, momentum: 0.9 }, executor,
-    replicas: variant === "replicas" && executor === "processes" ? 2 : undefined,
+    replicas: variant === "replicas" && executor !== "inline" ? 2 : undefined,
   });
   const losses: number[] = [];
   for (const b of batches()) losses.push(await pipe.step(b.x, b.y));

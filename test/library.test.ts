@@ -132,6 +132,18 @@ for (const method of ["pipemare", "pb"] as const) test(`asynchronous ${method} o
 });
 
 // --- bad input: each message names the problem -----------------------------------------------
+test("replicas: 2 on threads equal single-device training within 1e-5 and split the rows; inline refuses replicas", async () => {
+  const want = singleDevice();
+  for (const schedule of ["1f1b", "zb-h1"] as const) {
+    const two = await train({ schedule, executor: "threads", replicas: 2 });
+    assertClose(two.state, want, 1e-5, `${schedule} threads x 2 replicas`);
+    // The replicas did split the rows: one copy gives other bits.
+    const one = await train({ schedule, executor: "threads" });
+    assert.ok([...one.state].some(([k, t]) => t.data.some((v, i) => v !== two.state.get(k)!.data[i])), `${schedule}: 2 replicas gave one copy's bits exactly`);
+  }
+  await assert.rejects(train({ replicas: 2 }), /createPipeline: replicas 2 needs executor "threads" or "processes" .*"inline" runs one copy of the pipeline/);
+});
+
 const base = (): PipelineOptions => ({ model: { module: MODULE, export: "buildMlp", args: { ...ARGS } }, stages: 2, microbatches: 2, optimizer: OPT, executor: "threads" });
 
 test("an impossible cut names the units and the stages", async () => {

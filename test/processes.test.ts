@@ -108,7 +108,7 @@ test("a checkpoint saved in parts from 4 ranks is the single-device shape: equal
   }
 });
 
-test("--replicas 2: 2 workers x 2 replicas (4 ranks) match one pipeline within the data-parallel tolerance", { skip }, async () => {
+test("--replicas 2: 2 workers x 2 replicas (4 ranks) match one pipeline within the data-parallel tolerance; threads give their bits", { skip }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "pw-replicas-"));
   try {
     const args = [...COMMON, "--microbatches", "4", "--schedule", "1f1b", "--stages", "2"];
@@ -130,6 +130,12 @@ test("--replicas 2: 2 workers x 2 replicas (4 ranks) match one pipeline within t
     assert.ok(Math.abs(JSON.parse(p.stdout).test_loss - JSON.parse(r.stdout).test_loss) < 1e-4);
     // At most one of the 192 test images may fall on the other side of a near tie.
     assert.ok(Math.abs(JSON.parse(p.stdout).test_acc - JSON.parse(r.stdout).test_acc) <= 1 / 192 + 1e-9);
+    // --executor threads runs the same replicas on worker threads: the processes run's bits and metrics.
+    const thr = join(dir, "threads.safetensors");
+    const t = spawnSync(process.execPath, [MAIN, "train", ...args, "--executor", "threads", "--replicas", "2", "--save", thr], { encoding: "utf8" });
+    assert.equal(t.status, 0, t.stderr);
+    assertSameCheckpoint(ck, thr);
+    for (const k of ["train_loss", "test_loss", "test_acc"]) assert.equal(JSON.parse(t.stdout)[k], JSON.parse(p.stdout)[k], k);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -56,7 +56,7 @@ for (const [schedule, variant] of [["gpipe"], ["1f1b"], ["gpipe", "reload"]]) {
   });
 }
 
-test("createPipeline on processes with replicas: 2 and 2 (4 ranks) match one pipeline within the data-parallel tolerance", { skip }, () => {
+test("createPipeline on processes with replicas: 2 and 2 (4 ranks) match one pipeline within the data-parallel tolerance; threads with replicas give their bits", { skip }, () => {
   const dir = mkdtempSync(join(tmpdir(), "pw-spmd-"));
   try {
     const inlineCk = join(dir, "inline.safetensors"), procCk = join(dir, "proc.safetensors");
@@ -75,6 +75,15 @@ test("createPipeline on processes with replicas: 2 and 2 (4 ranks) match one pip
     for (const [k, t] of x.model) t.data.forEach((v, i) => assert.ok(close(y.model.get(k)!.data[i], v), `weights ${k}[${i}]`));
     // And the replicas did split the rows: the bits are not inline's.
     assert.ok([...x.model].some(([k, t]) => t.data.some((v, i) => v !== y.model.get(k)!.data[i])), "replicas gave inline's bits exactly");
+    // Replicas on worker threads run the same IR with the same sums: the processes run's bits.
+    const threadsCk = join(dir, "threads.safetensors");
+    const t = runScript(null, ["threads", "1f1b", threadsCk, "replicas"]);
+    assert.equal(t.status, 0, t.stderr);
+    assert.deepEqual(t.lines[0].losses, p.lines[0].losses, "threads replicas losses");
+    assert.deepEqual(t.lines[0].eval, p.lines[0].eval, "threads replicas eval output");
+    const z = loadCheckpoint(threadsCk);
+    for (const [k, w] of y.model) assert.deepEqual(Buffer.from(z.model.get(k)!.data.buffer), Buffer.from(w.data.buffer), `threads replicas weights ${k} differ`);
+    assert.equal(JSON.stringify(z.optimizer), JSON.stringify(y.optimizer), "threads replicas optimizer state differs");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -86,6 +86,65 @@ test("trace report FILE --json --svg on a traced threads run: fractions sum to 1
   }
 });
 
+/**
+ * One stage, 2 replicas by hand (ms): replica 0 runs F 0-1, B 1-3, REDUCE 3-9 (waiting for replica
+ * 1's copy, which starts at 8), STEP 9-11; replica 1 runs F 0-2, B 2-8, REDUCE 8-9, STEP 9-10.
+ */
+function handMadeReplicas(): ReturnType<typeof buildTrace> {
+  const s = generateSchedule("gpipe", { stages: 1, microbatches: 1 });
+  const r0: RankTimings = { rank: 0, worker: 0, replica: 0, begin: 0, listDone: 11, end: 11, sends: [], receives: [],
+    actions: [rec("F", 0, 0, 0, 1), rec("B", 0, 0, 1, 3), rec("REDUCE", 0, 0, 3, 9), rec("STEP", 0, 0, 9, 11)] };
+  const r1: RankTimings = { rank: 1, worker: 0, replica: 1, begin: 0, listDone: 10, end: 10, sends: [], receives: [],
+    actions: [rec("F", 0, 0, 0, 2), rec("B", 0, 0, 2, 8), rec("REDUCE", 0, 0, 8, 9), rec("STEP", 0, 0, 9, 10)] };
+  return buildTrace([{ executor: "threads", process: "worker", schedule: traceSchedule(s), steps: [[r0, r1]] }]);
+}
+
+test("trace report with replicas: a REDUCE's wait for the other replica is waiting, and the path goes on from the replica that reached it last", () => {
+  const t = handMadeReplicas();
+  const { workers } = fractions(t);
+  const near = (a: number, b: number): void => assert.ok(Math.abs(a - b) < 1e-9, `${a} != ${b}`);
+  assert.deepEqual(workers.map((w) => w.name), ["worker 0", "worker 0 (replica 1)"]);
+  // replica 0: busy 1 + 2 + (6 - 5 waited) + 2 = 6 of 11, waiting 5; replica 1: busy 10, bubble 1 after.
+  near(workers[0].busy, 6 / 11); near(workers[0].waiting, 5 / 11); near(workers[0].bubble, 0);
+  near(workers[1].busy, 10 / 11); near(workers[1].waiting, 0); near(workers[1].bubble, 1 / 11);
+  const path = criticalPath(t, 0).map((l) => `${l.pid}:${l.what}`);
+  assert.deepEqual(path, ["1:0F0", "1:0B0", "1:0REDUCE0", "0:0REDUCE0", "0:0STEP0"]);
+});
+
+test("trace report on a threads run with 2 replicas: every replica's worker, and the path through the REDUCE that started last", () => {
+  const dir = mkdtempSync(join(tmpdir(), "pw-trace-report-"));
+  try {
+    const file = join(dir, "run.json");
+    const r = spawnSync(process.execPath, [MAIN, "train", "--model", "mlp", "--layers", "2", "--width", "64", "--data", "slice", "--limit", "144", "--epochs", "1",
+      "--batch", "48", "--quiet", "--schedule", "1f1b", "--stages", "2", "--microbatches", "4", "--executor", "threads", "--replicas", "2", "--trace", file], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    const out = spawnSync(process.execPath, [MAIN, "trace", "report", file, "--json"], { encoding: "utf8" });
+    assert.equal(out.status, 0, out.stderr);
+    const rep = JSON.parse(out.stdout) as TraceReport;
+    assert.deepEqual(rep.workers.map((w) => w.name), ["worker 0", "worker 1", "worker 0 (replica 1)", "worker 1 (replica 1)"]);
+    for (const w of rep.workers) assert.ok(Math.abs(w.busy + w.waiting + w.bubble - 1) < 1e-9, JSON.stringify(w));
+    // The step ends with a STEP, after its stage's REDUCE; the path's first REDUCE of that stage is
+    // the copy (of the two replicas') that started last.
+    const path = rep.critical_path;
+    const last = path[path.length - 1];
+    assert.match(last.what, /^\dSTEP\d$/);
+    const reduces = path.filter((l) => /REDUCE/.test(l.what));
+    assert.ok(reduces.length >= 1, JSON.stringify(path));
+    const t = loadTrace(file);
+    const acts = xEvents(t, (e) => e.cat === "compute" && e.args?.step === rep.critical_step);
+    const t0 = Math.min(...acts.map((e) => e.ts));
+    const copies = acts.filter((e) => e.args?.action === reduces[0].what);
+    assert.equal(copies.length, 2);
+    const latest = Math.max(...copies.map((e) => (e.ts - t0) / 1000));
+    assert.ok(Math.abs(reduces[0].start_ms - latest) < 1e-6, `${JSON.stringify(reduces[0])} vs latest start ${latest}`);
+    // Before it, the path runs on that replica's own earlier action.
+    const i = path.indexOf(reduces[0]);
+    assert.ok(i > 0 && path[i - 1].pid === reduces[0].pid && path[i - 1].kind === "action", JSON.stringify(path));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("trace report: missing FILE, a file that is not there, a file that is not a trace", () => {
   const dir = mkdtempSync(join(tmpdir(), "pw-trace-bad-"));
   try {

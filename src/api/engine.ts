@@ -28,7 +28,7 @@ export interface EngineOptions {
   model: PipelineModel;
   setup: PipelineSetup;
   executor: ExecutorName;
-  /** Data-parallel copies of the pipeline (processes only). */
+  /** Data-parallel copies of the pipeline (threads and processes). */
   replicas?: number;
   /** setup.loss resolved (a loss function or module loss; the inline executor needs it). */
   loss?: StageLoss;
@@ -62,7 +62,7 @@ export interface MiniBatch { x: Tensor; y: Target }
 async function startExecutor(o: EngineOptions, setup: PipelineSetup): Promise<Executor> {
   const name: string = o.executor;
   if (name === "inline") return new InlineExecutor(o.model, setup, undefined, o.loss);
-  if (name === "threads") return ThreadsExecutor.create(setup, o.model.stateDict());
+  if (name === "threads") return ThreadsExecutor.create(setup, o.model.stateDict(), o.replicas ?? 1);
   // One MPI rank per worker (loaded only here: the MPI addon is optional); its stages train this
   // process's model in place (no second copy).
   if (name === "processes") return (await import("../pipeline/runtime/processes.js")).ProcessesExecutor.create(setup, { model: o.model }, o.replicas ?? 1);

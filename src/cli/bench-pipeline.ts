@@ -7,7 +7,7 @@
 //   {"schedule": "none", "microbatches": M}  one worker, the same M micro-batches (gradient accumulation)
 //   {"schedule": "gpipe", ...}      W workers on the threads executor: `speedup` over the first baseline,
 //                                   `speedup_vs_microbatched` over the second, `ideal` = the simulator's
-//                                   speed-up for this schedule from per-worker F/B/W/STEP costs measured
+//                                   speed-up for this schedule from per-stage F/B/W/STEP costs measured
 //                                   by running its own lists on one thread, plus message latency;
 //                                   `efficiency` = speedup / ideal, `executor_efficiency` =
 //                                   speedup_vs_microbatched / ideal
@@ -17,6 +17,7 @@
 //                                   once per round, not once per 32; with --microbatches 1 each step is one
 //                                   whole mini-batch, so `speedup` compares like with like and the
 //                                   simulator's ideal is 2 up to the stage imbalance
+//   {"schedule": "zb-v", ...}       V schedules (zb-v, dualpipev; on request): 2W stages on the W workers
 //   {"mode": "synthetic", ...}      the same schedule with stages that sleep for those measured costs:
 //                                   the executor's own overlap, independent of free cores
 // Timings are the fastest of several rounds (the machine is shared). Kernels run single-threaded per
@@ -37,17 +38,19 @@ import { Rng } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import { round } from "../util/stats.js";
 import { balanceByCost } from "../pipeline/partition.js";
-import { measureWorkerCosts, profileUnitTimes, type WorkerCosts } from "../pipeline/runtime/profile.js";
+import { measureStageCosts, profileUnitTimes, type StageCosts } from "../pipeline/runtime/profile.js";
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
 import { splitMiniBatch } from "../pipeline/runtime/split.js";
 import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
 import { TraceWriter, traceFileFor } from "../trace/trace-writer.js";
 import { InlineExecutor } from "../pipeline/runtime/inline.js";
-import { generateSchedule, SCHEDULE_NAMES, WEIGHT_GRAD_MODES, type Schedule, type WeightGradMode } from "../pipeline/schedule/index.js";
+import { generateSchedule, isVSchedule, SCHEDULE_NAMES, WEIGHT_GRAD_MODES, type Schedule, type WeightGradMode } from "../pipeline/schedule/index.js";
 
 const SYNC_SCHEDULES = ["gpipe", "1f1b", "interleaved", "zb-h1"];
-/** Benchmarkable schedules: the synchronous ones and async (no flush; its lists span several steps). */
+/** The default schedules: the synchronous ones and async (no flush; its lists span several steps). */
 const BENCH_SCHEDULES = [...SYNC_SCHEDULES, "async"];
+/** Benchmarkable schedules: the defaults and, on request, the V schedules (two stages per worker). */
+const BENCHABLE = [...BENCH_SCHEDULES, "zb-v", "dualpipev"];
 /**
  * Micro-batches per timed step of the asynchronous lists. A timed round runs ONE list of
  * ceil(ASYNC_MICROBATCHES * N / M) optimizer steps (N = --steps), the same work as N lists of
@@ -218,7 +221,7 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   const backend = getBackend().name;
   const schedules = f.schedules;
   for (const s of schedules) {
-    if (!BENCH_SCHEDULES.includes(s)) throw new UsageError(`--schedules: '${s}' is not a benchmarkable schedule; valid: ${BENCH_SCHEDULES.join(", ")}`);
+    if (!BENCHABLE.includes(s)) throw new UsageError(`--schedules: '${s}' is not a benchmarkable schedule; valid: ${BENCHABLE.join(", ")}`);
   }
   const W = f.workers, M = f.microbatches, B = f.batch, V = f.chunks, seed = f.seed;
   const weightGrads = f["weight-grads"];
@@ -264,7 +267,7 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   ];
   // Balanced stages from measured per-layer times (on a micro-batch), as a user's --partition time.
   const unitTimes = profileUnitTimes(spec, seed, batch.inputs[0], 9);
-  const pipelines: { name: string; v: number; schedule: Schedule; balance: number[]; costs: WorkerCosts; ideal: number; ex: ThreadsExecutor; runner: Runner }[] = [];
+  const pipelines: { name: string; v: number; schedule: Schedule; balance: number[]; costs: StageCosts; ideal: number; ex: ThreadsExecutor; runner: Runner }[] = [];
   const optimizer = { name: "sgd", lr: 0.01, momentum: 0.9 } as const;
   // --trace: the pipelines record their actions and messages (the timings include that small cost).
   const trace = f.trace;
@@ -273,17 +276,19 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   try {
     for (const name of schedules) {
       const v = name === "interleaved" ? V : 1;
-      if (units < W * v) throw new UsageError(`the model has ${units} units, too few for ${W} workers x ${v} chunks`);
+      // A V schedule holds two stages per worker: 2W stages keep the W workers of the others.
+      const stages = isVSchedule(name) ? 2 * W : W;
+      if (units < stages * v) throw new UsageError(`the model has ${units} units, too few for ${stages} stages x ${v} chunks (${name} on ${W} workers)`);
       if (name === "interleaved" && M % W !== 0) {
         out({ schedule: name, skipped: `M=${M} is not a multiple of ${W} workers` }, `${name}: skipped (M not a multiple of the workers)`);
         continue;
       }
       const isAsync = name === "async";
-      const schedule = generateSchedule(name, { stages: W, microbatches: M, chunks: v, steps: isAsync ? Math.ceil(ASYNC_MICROBATCHES * timing.steps / M) : undefined,
+      const schedule = generateSchedule(name, { stages, microbatches: M, chunks: v, steps: isAsync ? Math.ceil(ASYNC_MICROBATCHES * timing.steps / M) : undefined,
         weightGrads });
       const setupFor = (balance: number[]): PipelineSetup => ({ model: spec, seed, schedule, balance, recompute: "never", optimizer,
         ...(tracing ? { instrumentation: { recordActions: true } } : {}) });
-      const { balance, costs } = await bestSimulatedBalance(schedule, balanceByCost(unitTimes, W * v), (b) => measureWorkerCosts(setupFor(b), batch, isAsync ? 1 : 3), latency);
+      const { balance, costs } = await bestSimulatedBalance(schedule, balanceByCost(unitTimes, stages * v), (b) => measureStageCosts(setupFor(b), batch, isAsync ? 1 : 3), latency);
       const setup = setupFor(balance);
       // The simulator's bound from these stages' measured costs.
       const sim = simulate(schedule, costModel(costs, latency));
@@ -351,9 +356,9 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
  * with as many units does the little real work), so no core is needed to overlap them: measures how
  * close the executor itself comes to the simulator's bound.
  */
-async function syntheticRun(name: string, schedule: Schedule, balance: number[], c: WorkerCosts, units: number, B: number, latencyUs: number,
+async function syntheticRun(name: string, schedule: Schedule, balance: number[], c: StageCosts, units: number, B: number, latencyUs: number,
   timing: Timing, seed: number, backend: string): Promise<{ speedup: number; ideal: number; efficiency: number }> {
-  const W = schedule.stages, M = schedule.microbatches;
+  const W = schedule.workers.length, M = schedule.microbatches;
   const costs = { F: c.forward, B: c.backward, W: c.weight };
   const hidden = units === 1 ? [] : new Array<number>((units - 2) / 2 | 0).fill(16);
   const spec: ModelSpec = { name: "mlp", input: 16, hidden, classes: 4 };
@@ -380,8 +385,8 @@ async function syntheticRun(name: string, schedule: Schedule, balance: number[],
   return line;
 }
 
-/** The simulator's cost model from per-worker measured costs (one stage per worker). */
-function costModel(c: WorkerCosts, latencyUs: number): CostModel {
+/** The simulator's cost model from per-stage measured costs (the physical stages, chunks summed). */
+function costModel(c: StageCosts, latencyUs: number): CostModel {
   return { forward: c.forward, backward: c.backward.map((b, s) => b + c.weight[s]), weight: c.weight, step: c.step, message: latencyUs / 1e6 };
 }
 
@@ -390,11 +395,11 @@ function costModel(c: WorkerCosts, latencyUs: number): CostModel {
  * running the schedule's own lists (weight-gradient runs, layout copies and the optimizer
  * included, which per-layer profiles miss) and simulated: the shortest simulated step wins.
  */
-async function bestSimulatedBalance(schedule: Schedule, start: number[], measure: (b: number[]) => Promise<WorkerCosts>,
-  latencyUs: number): Promise<{ balance: number[]; costs: WorkerCosts }> {
+async function bestSimulatedBalance(schedule: Schedule, start: number[], measure: (b: number[]) => Promise<StageCosts>,
+  latencyUs: number): Promise<{ balance: number[]; costs: StageCosts }> {
   const candidates = neighbourBalances(start);
   // Two interleaved passes, least cost per entry: a busy stretch of the machine hits one pass only.
-  const costs: (WorkerCosts | null)[] = candidates.map(() => null);
+  const costs: (StageCosts | null)[] = candidates.map(() => null);
   for (let pass = 0; pass < 2; pass++) {
     for (const [i, b] of candidates.entries()) {
       const c = await measure(b), prev = costs[i];

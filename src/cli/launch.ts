@@ -13,6 +13,7 @@ import { allLocal, parseHostfile } from "../transport/mpi/hostfile.js";
 import { BIND_CHOICES, formatArgv, mpirunArgv } from "../transport/mpi/mpirun.js";
 import { checkIface } from "../transport/mpi/iface.js";
 import { MPI_INSTALL_HINT, singleCopyWorks } from "../transport/mpi/addon.js";
+import { isVSchedule, stagePlacement } from "../pipeline/schedule/index.js";
 
 export const launchCommand = {
   name: "launch",
@@ -21,7 +22,7 @@ export const launchCommand = {
     "memory when every rank is local; with other hosts it uses only --iface. The job network must be trusted: MPI " +
     "traffic is not authenticated.",
   flags: {
-    n: { type: "int", min: 1, aliases: ["-n", "-np"], help: "number of ranks (for train: the pipeline's workers, --workers or --stages)", meta: "N" },
+    n: { type: "int", min: 1, aliases: ["-n", "-np"], help: "number of ranks (for train: the pipeline's workers x --replicas; workers are --workers, else --stages, or --stages/2 for zb-v and dualpipev)", meta: "N" },
     hostfile: { type: "string", help: "Open MPI hostfile: one 'HOST [slots=N]' per line", meta: "FILE" },
     iface: { type: "string", help: "network interface or IPv4 subnet (a.b.c.d/N) for MPI traffic (required with remote hosts); checked against this host's interfaces before mpirun starts", meta: "NAME|CIDR" },
     bind: { type: "string", choices: BIND_CHOICES, help: "what each rank is bound to (mpirun --bind-to): one core each, nothing, or its socket (default: core, or none when there are more ranks than cores)" },
@@ -42,11 +43,18 @@ const MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
 type TrainFlags = FlagValues<typeof trainCommand.flags>;
 
 /**
- * A train command's pipeline workers: --workers, else --stages (not for a freeze run, whose rank
- * count is its --workers: AutoDP fills workers / stages replicas from the start); undefined if unsaid.
+ * A train command's pipeline workers: --workers, else --stages, or --stages / 2 for a V schedule
+ * (two stages per worker); not --stages for a freeze run, whose rank count is its --workers (AutoDP
+ * fills workers / stages replicas from the start). Undefined if unsaid.
  */
 function trainWorkers(t: TrainFlags): number | undefined {
-  return t.workers ?? (t.freeze ? undefined : t.stages);
+  if (t.freeze || t.stages === undefined) return t.workers;
+  if (t.schedule === undefined || !isVSchedule(t.schedule)) return t.workers ?? t.stages;
+  try {
+    return Math.max(...stagePlacement(t.schedule, t.stages, t.workers)!) + 1;
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 /** train (`train FLAGS...`): the rank count must equal workers x replicas; --executor processes is implied. */

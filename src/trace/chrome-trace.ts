@@ -92,9 +92,9 @@ export function parseMessageKey(key: string): { what: "activation" | "gradient";
 
 const us = (ms: number): number => Math.round(ms * 1000 * 1000) / 1000; // µs, to the nanosecond
 
-/** The process name of a record: "worker w", or "rank r" (with its worker and replica when they differ). */
+/** The process name of a record: "worker w" (with its replica past the first), or "rank r" (with its worker and replica when they differ). */
 export function processName(r: RankTimings, process: "worker" | "rank"): string {
-  if (process === "worker") return `worker ${r.worker ?? r.rank}`;
+  if (process === "worker") return r.replica ? `worker ${r.worker ?? r.rank} (replica ${r.replica})` : `worker ${r.worker ?? r.rank}`;
   const w = r.worker ?? r.rank, k = r.replica ?? 0;
   return w === r.rank && k === 0 ? `rank ${r.rank}` : `rank ${r.rank} (worker ${w}, replica ${k})`;
 }

@@ -3,7 +3,9 @@
 // last action of the step: the pipeline's fill and drain) and waiting (the rest of the idle time),
 // as fractions of the steps' spans; and the critical path of one step: from the action that ends
 // last, back through whichever predecessor finished last (the worker's previous action, or the
-// message that fed it, then that message's send and the action that sent it).
+// message that fed it, then that message's send and the action that sent it). With replicas, a
+// REDUCE waits for the stage's copies in the other replicas: its wait counts as waiting, and the
+// path goes on from the replica that reached its REDUCE last.
 import { readFileSync } from "node:fs";
 import { generateSchedule, parseAction, virtualStage, type Schedule, type Timed } from "../pipeline/schedule/index.js";
 import { TID, type TraceEvent, type TraceFile, type TraceSchedule } from "./chrome-trace.js";
@@ -20,7 +22,7 @@ export interface WorkerFractions {
 }
 
 export interface PathLink {
-  kind: "action" | "send" | "receive" | "allreduce";
+  kind: "action" | "send" | "receive";
   pid: number;
   /** The action ("1F3") or the message key. */
   what: string;
@@ -87,6 +89,28 @@ export function eventsByStep(t: TraceFile): Map<number, { compute: Map<number, T
   return out;
 }
 
+/**
+ * Per REDUCE of a step (key "stage:step"), the replica's copy that started last: the gradients are
+ * summed only once every replica has reached it.
+ */
+function lastReduces(compute: Map<number, TraceEvent[]>): Map<string, TraceEvent> {
+  const out = new Map<string, TraceEvent>();
+  for (const l of compute.values()) {
+    for (const e of l) {
+      if (e.name !== "REDUCE") continue;
+      const k = `${num(e, "stage")}:${num(e, "microbatch")}`, x = out.get(k);
+      if (!x || e.ts > x.ts) out.set(k, e);
+    }
+  }
+  return out;
+}
+
+/** The time an action waited for the other replicas (a REDUCE before the last one arrived), else 0. */
+function replicaWait(e: TraceEvent, last: Map<string, TraceEvent>): number {
+  const x = e.name === "REDUCE" ? last.get(`${num(e, "stage")}:${num(e, "microbatch")}`) : undefined;
+  return x ? Math.min(e.dur ?? 0, Math.max(0, x.ts - e.ts)) : 0;
+}
+
 /** Busy, waiting and bubble fractions per process, over every step of the trace. */
 export function fractions(t: TraceFile): { workers: WorkerFractions[]; span_us: number } {
   const names = new Map<number, string>();
@@ -99,10 +123,11 @@ export function fractions(t: TraceFile): { workers: WorkerFractions[]; span_us: 
     if (all.length === 0) continue;
     const b = Math.min(...all.map((e) => e.ts)), f = Math.max(...all.map(end));
     span += f - b;
+    const last = lastReduces(s.compute);
     for (const [pid, a] of acc) {
       const list = s.compute.get(pid) ?? [];
       if (list.length === 0) { a.bubble += f - b; continue; }
-      const busy = list.reduce((x, e) => x + (e.dur ?? 0), 0);
+      const busy = list.reduce((x, e) => x + (e.dur ?? 0) - replicaWait(e, last), 0);
       const bubble = (list[0].ts - b) + (f - Math.max(...list.map(end)));
       a.busy += busy;
       a.bubble += bubble;
@@ -128,7 +153,8 @@ function fedBy(e: TraceEvent, s: TraceSchedule): string | null {
 /**
  * The critical path of one step: from its last-ending action back through the predecessor that
  * finished last (previous action of the worker, or the receive of the message it consumed, that
- * message's send, and the action it was sent from).
+ * message's send, and the action it was sent from; for a REDUCE, the replica's copy of it that
+ * started last, then that replica's previous action).
  */
 export function criticalPath(t: TraceFile, step: number): PathLink[] {
   const s = eventsByStep(t).get(step);
@@ -142,22 +168,19 @@ export function criticalPath(t: TraceFile, step: number): PathLink[] {
   const path: PathLink[] = [];
   let a: TraceEvent | undefined = compute.reduce((x, e) => (end(e) > end(x) ? e : x));
   const seen = new Set<TraceEvent>();
+  const lastReduce = lastReduces(s.compute);
   while (a && !seen.has(a)) {
     seen.add(a);
     path.push(link("action", a, String(a.args?.action ?? a.name)));
-    const mine: TraceEvent[] = s.compute.get(a.pid)!;
-    const prev = mine[mine.indexOf(a) - 1];
-    const key = fedBy(a, sched);
+    // Replicas: the REDUCE ended once the last replica reached it; the path goes on from there.
     const cur: TraceEvent = a;
-    const recv = key ? (s.comm.get(a.pid) ?? []).find((e) => e.name === "receive" && e.args?.key === key) : undefined;
-    // Replicas: a STEP waits for its gradients' all-reduce.
-    const reduce: TraceEvent | undefined = a.name === "STEP" ? (s.comm.get(a.pid) ?? []).filter((e) => e.name === "allreduce" && end(e) <= cur.ts + 1).pop() : undefined;
-    const msgEnd = recv ? end(recv) : -Infinity, prevEnd = prev ? end(prev) : -Infinity, reduceEnd = reduce ? end(reduce) : -Infinity;
-    if (reduce && reduceEnd >= prevEnd) {
-      path.push(link("allreduce", reduce, "allreduce"));
-      a = mine.filter((e) => end(e) <= reduce.ts + 1).pop();
-      continue;
-    }
+    const gate = cur.name === "REDUCE" ? lastReduce.get(`${num(cur, "stage")}:${num(cur, "microbatch")}`) : undefined;
+    if (gate && gate !== cur && gate.ts > cur.ts) { a = gate; continue; }
+    const mine: TraceEvent[] = s.compute.get(cur.pid)!;
+    const prev = mine[mine.indexOf(cur) - 1];
+    const key = fedBy(cur, sched);
+    const recv = key ? (s.comm.get(cur.pid) ?? []).find((e) => e.name === "receive" && e.args?.key === key) : undefined;
+    const msgEnd = recv ? end(recv) : -Infinity, prevEnd = prev ? end(prev) : -Infinity;
     // A message taken in after the worker's previous action was usually there earlier: it decided
     // the start only if it was sent after that action ended (the receive is logged when handled).
     const send = recv ? comm.find((e) => e.name === "send" && e.args?.key === key && e.pid !== cur.pid) : undefined;

@@ -88,7 +88,7 @@ export interface PipelineConfig {
   async?: AsyncConfig;
   /** Worker threads the stages share (contiguous blocks of stages); default one per stage. */
   workers?: number;
-  /** Data-parallel copies of the pipeline (processes executor only; world = workers x replicas). */
+  /** Data-parallel copies of the pipeline (threads or processes; workers x replicas of them). */
   replicas?: number;
 }
 

@@ -158,12 +158,12 @@ export function mergePipelineConfig(f: OptionValues, given: ReadonlySet<string>,
   };
 }
 
-/** --replicas R: data parallelism across pipelines, which only the processes executor runs. */
+/** --replicas R: data parallelism across pipelines, on worker threads or MPI ranks (not inline). */
 function replicasOf(v: OptionValues): { replicas?: number } {
   const r = v.replicas as number | undefined;
   if (r === undefined || r === 1) return {};
   const executor = (v.executor as string | undefined) ?? "threads";
-  if (executor !== "processes") throw new ConfigError(`--replicas ${r} needs --executor processes (one MPI rank per worker and replica), not ${executor}`);
+  if (executor === "inline") throw new ConfigError(`--replicas ${r} needs --executor threads or processes (one worker per stage and replica); inline runs one copy of the pipeline`);
   return { replicas: r };
 }
 

@@ -38,4 +38,4 @@ export { loadModelSource, toPipelineModel, UnitList, type JsonValue, type ModelS
 export { builtinLoss, functionLoss, loadLoss, LOSS_NAMES, type LossFunction, type LossName, type LossSpec } from "./loss-source.js";
 export { faultHook, syntheticDelay, type FaultSpec, type Instrumentation } from "./instrumentation.js";
 export { splitMiniBatch } from "./split.js";
-export { measureWorkerCosts, profileUnitTimes, type WorkerCosts } from "./profile.js";
+export { measureStageCosts, profileUnitTimes, type StageCosts } from "./profile.js";

@@ -159,11 +159,6 @@ export class InlineExecutor implements Executor, TimingSource {
   /** TimingSource: the schedule the records follow. */
   timingSchedule(): Schedule { return this.setup.schedule; }
 
-  /** Seconds each worker spent in F, B, W and STEP actions during the last step. */
-  busyByKind(): { F: number; B: number; W: number; STEP: number }[] {
-    return this.workers.map((w) => ({ ...w.busy }));
-  }
-
   /** Peak bytes per physical stage of weights, optimizer state and extra weight versions. */
   stageMemory(): StageMemory[] {
     return this.asyncRuntime ? this.asyncRuntime.memory() : plainMemory(new Map(this.workers.flatMap((w) => [...w.stages])));

@@ -1,4 +1,4 @@
-// Measured costs: per-unit forward+backward time (the `time` partition method) and per-worker F, B,
+// Measured costs: per-unit forward+backward time (the `time` partition method) and per-stage F, B,
 // W, STEP times of a schedule's own lists (the simulator's cost model for a benchmark's ideal
 // speed-up). Both run on a throwaway copy of the model in this thread, so trained weights are never
 // touched.
@@ -9,6 +9,7 @@ import { Tensor } from "../../tensor/tensor.js";
 import { sourceOf, type PipelineSetup } from "./setup.js";
 import type { SplitBatch } from "./executor.js";
 import { InlineExecutor } from "./inline.js";
+import type { RankTimings } from "./action-records.js";
 import { medianUpper } from "../../util/stats.js";
 
 function onesLike(t: Tensor): Float32Array { return new Float32Array(t.size).fill(1 / t.size); }
@@ -35,8 +36,8 @@ export function profileUnitTimes(spec: ModelSpec, seed: number, x: Tensor, reps 
   return times;
 }
 
-/** Per worker: seconds per micro-batch of its F, B and W actions, and seconds per STEP. */
-export interface WorkerCosts {
+/** Per physical stage: seconds per micro-batch of its F, B and W actions, and seconds per STEP. */
+export interface StageCosts {
   forward: number[];
   /** B as the schedule runs it: the full backward, or only the input gradients when split. */
   backward: number[];
@@ -44,27 +45,38 @@ export interface WorkerCosts {
   step: number[];
 }
 
+export type CostKind = "F" | "B" | "W" | "STEP";
+const COST_KINDS: readonly CostKind[] = ["F", "B", "W", "STEP"];
+
+/** Seconds each physical stage spent in F, B, W and STEP actions, from the actions' records. */
+export function busyByStage(timings: readonly RankTimings[], stages: number): Record<CostKind, number>[] {
+  const sum = Array.from({ length: stages }, () => ({ F: 0, B: 0, W: 0, STEP: 0 }));
+  for (const r of timings) {
+    for (const a of r.actions) if ((COST_KINDS as readonly string[]).includes(a.kind)) sum[a.stage][a.kind as CostKind] += (a.end - a.start) / 1000;
+  }
+  return sum;
+}
+
 /**
- * A schedule's per-worker costs measured by running its own action lists on one thread (the inline
+ * A schedule's per-stage costs measured by running its own action lists on one thread (the inline
  * executor, on a fresh copy of the model), so they include everything the lists do (weight-gradient
  * runs, layout copies, the optimizer): per kind, the least over `steps` steps after one warm-up
- * (load from elsewhere on a shared machine only ever adds time).
+ * (load from elsewhere on a shared machine only ever adds time). Each action's record names its
+ * stage, so a worker holding several stages (a V schedule, --workers) has each costed apart.
  */
-export async function measureWorkerCosts(setup: PipelineSetup, batch: SplitBatch, steps = 3): Promise<WorkerCosts> {
+export async function measureStageCosts(setup: PipelineSetup, batch: SplitBatch, steps = 3): Promise<StageCosts> {
   const src = sourceOf(setup);
-  if (src.kind !== "builtin") throw new Error("measureWorkerCosts runs built-in models only (it rebuilds a fresh copy synchronously)");
-  const ex = new InlineExecutor(createModel(src.spec, src.seed), setup);
+  if (src.kind !== "builtin") throw new Error("measureStageCosts runs built-in models only (it rebuilds a fresh copy synchronously)");
+  const ex = new InlineExecutor(createModel(src.spec, src.seed), { ...setup, instrumentation: { ...setup.instrumentation, recordActions: true } });
   const M = setup.schedule.microbatches * setup.schedule.steps;
-  const W = setup.schedule.workers.length;
-  const best = Array.from({ length: W }, () => ({ F: Infinity, B: Infinity, W: Infinity, STEP: Infinity }));
+  const S = setup.schedule.stages;
+  const best = Array.from({ length: S }, () => ({ F: Infinity, B: Infinity, W: Infinity, STEP: Infinity }));
   try {
     const lists = new Array<SplitBatch>(setup.schedule.steps).fill(batch); // an asynchronous list spans several steps
     for (let i = 0; i <= steps; i++) {
       await ex.run(lists);
       if (i === 0) continue;
-      ex.busyByKind().forEach((b, w) => {
-        for (const k of ["F", "B", "W", "STEP"] as const) best[w][k] = Math.min(best[w][k], b[k]);
-      });
+      busyByStage(ex.stepTimings() ?? [], S).forEach((b, s) => { for (const k of COST_KINDS) best[s][k] = Math.min(best[s][k], b[k]); });
     }
   } finally {
     await ex.close();
