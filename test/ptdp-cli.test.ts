@@ -54,7 +54,7 @@ test("train --tp 2 --sequence-parallel (gpt, 2 stages, threads) equals one devic
   const log = trained(tp, ...GPT.filter((a) => a !== "--quiet"), "--epochs", "2", "--schedule", "1f1b", "--stages", "2", "--microbatches", "2", "--tp", "2", "--sequence-parallel");
   assert.match(log, /^layout: 2 pipeline worker\(s\) x 2 tensor rank\(s\) x 1 replica\(s\) = 4 rank\(s\); .*sequence parallel on/m);
   weightsClose(tp, one, "gpt (2,2,1) sp");
-  const saved = (loadCheckpoint(tp).extra as { pipeline: PipelineConfig }).pipeline;
+  const saved = (loadCheckpoint(tp).extra as unknown as { pipeline: PipelineConfig }).pipeline;
   assert.equal(saved.tensorParallel, 2);
   assert.equal(saved.sequenceParallel, true);
 });
@@ -71,7 +71,7 @@ test("a checkpoint saved at --tp 2 resumes at --tp 1 and ends where one device d
   trained(one, ...GPT, "--epochs", "2");
   trained(half, ...GPT, "--epochs", "1", "--schedule", "gpipe", "--stages", "2", "--microbatches", "2", "--tp", "2", "--sequence-parallel");
   trained(end, "train", "--resume", half, "--epochs", "2", "--tp", "1", "--quiet");
-  assert.equal((loadCheckpoint(end).extra as { pipeline: PipelineConfig }).pipeline.tensorParallel, undefined);
+  assert.equal((loadCheckpoint(end).extra as unknown as { pipeline: PipelineConfig }).pipeline.tensorParallel, undefined);
   weightsClose(end, one, "saved at T=2, resumed at T=1");
 });
 
@@ -93,6 +93,7 @@ test("bad --tp input: one line naming the numbers, exit 2", () => {
     [[...GPT, ...base, "--tp", "3"], /--tp 3 must divide the attention heads 2 \(--heads\)/],
     [["train", "--model", "mlp", "--data", "slice", ...base, "--tp", "2"], /--tp 2 needs a transformer model \(gpt, vit\); --model mlp has no transformer blocks/],
     [["train", "--model", "cnn", "--data", "slice", ...base, "--tp", "2"], /--tp 2 needs a transformer model \(gpt, vit\); --model cnn/],
+    [[...GPT, ...base, "--tp", "2", "--executor", "inline"], /--tp 2 runs 2 ranks per worker: use --executor threads or processes, not inline/],
     [[...GPT, ...base, "--sequence-parallel"], /--sequence-parallel .* needs --tp 2 or more, not --tp 1/],
     [[...GPT, ...base, "--tp", "1", "--sequence-parallel"], /needs --tp 2 or more, not --tp 1/],
     [[...GPT, "--epochs", "1", "--tp", "2"], /--tp only apply to pipeline training; add --schedule/],

@@ -165,6 +165,8 @@ function tensorParallelOf(v: OptionValues, schedule: PipelineScheduleName): Pick
   const sp = v["sequence-parallel"] === true;
   if (sp && t < 2) throw new ConfigError(`--sequence-parallel splits the tensor-parallel blocks along the sequence: it needs --tp 2 or more, not --tp ${t}`);
   if (t === 1) return {};
+  const executor = (v.executor as string | undefined) ?? "threads";
+  if (executor === "inline") throw new ConfigError(`--tp ${t} runs ${t} ranks per worker: use --executor threads or processes, not inline`);
   if (schedule === "async") throw new ConfigError(`--tp ${t} needs a synchronous schedule (${PIPELINE_SCHEDULES.filter((n) => n !== "async").join(", ")}), not async`);
   return { tensorParallel: t, ...(sp ? { sequenceParallel: true } : {}) };
 }
