@@ -99,7 +99,10 @@ test("launch reads the wrapped train command with train's own spec", () => {
   assert.deepEqual(prepareTrain(4, [...train, "--workers=2", "--replicas", "2", "--executor", "processes"]),
     [...train, "--workers=2", "--replicas", "2", "--executor", "processes"]);
   assert.throws(() => prepareTrain(3, [...train, "--replicas", "2"]),
-    usage(/^launch -n 3 does not match the pipeline: 2 worker\(s\) x 2 replica\(s\) = 4 rank\(s\); use -n 4$/));
+    usage(/^launch -n 3 does not match the pipeline: 2 worker\(s\) x 1 tensor rank\(s\) \(--tp\) x 2 replica\(s\) = 4 rank\(s\); use -n 4$/));
+  assert.deepEqual(prepareTrain(8, [...train, "--tp", "2", "--replicas", "2"]).slice(-2), ["--executor", "processes"]);
+  assert.throws(() => prepareTrain(4, [...train, "--tp", "2", "--replicas", "2"]),
+    usage(/^launch -n 4 does not match the pipeline: 2 worker\(s\) x 2 tensor rank\(s\) \(--tp\) x 2 replica\(s\) = 8 rank\(s\); use -n 8$/));
   // A freeze run's rank count is its --workers, not its --stages.
   assert.deepEqual(prepareTrain(3, ["train", "--model", "vit", "--freeze", "--stages", "2"]).slice(-2), ["--executor", "processes"]);
   assert.throws(() => prepareTrain(2, [...train, "--executor", "threads"]), usage(/the command says --executor threads$/));
