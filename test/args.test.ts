@@ -99,12 +99,15 @@ test("launch reads the wrapped train command with train's own spec", () => {
   assert.deepEqual(prepareTrain(4, [...train, "--workers=2", "--replicas", "2", "--executor", "processes"]),
     [...train, "--workers=2", "--replicas", "2", "--executor", "processes"]);
   assert.throws(() => prepareTrain(3, [...train, "--replicas", "2"]),
-    usage(/^launch -n 3 does not match the pipeline: 2 worker\(s\) x 2 replica\(s\) = 4 rank\(s\); use -n 4$/));
+    usage(/^launch -n 3 does not match the pipeline: 2 worker\(s\) x 1 tensor rank\(s\) \(--tp\) x 2 replica\(s\) = 4 rank\(s\); use -n 4$/));
+  assert.deepEqual(prepareTrain(8, [...train, "--tp", "2", "--replicas", "2"]).slice(-2), ["--executor", "processes"]);
+  assert.throws(() => prepareTrain(4, [...train, "--tp", "2", "--replicas", "2"]),
+    usage(/^launch -n 4 does not match the pipeline: 2 worker\(s\) x 2 tensor rank\(s\) \(--tp\) x 2 replica\(s\) = 8 rank\(s\); use -n 8$/));
   // A V schedule holds two stages per worker: --stages 4 runs on 2 ranks (x replicas).
   const v = ["train", "--model", "mlp", "--schedule", "zb-v", "--stages", "4"];
   assert.deepEqual(prepareTrain(2, v), [...v, "--executor", "processes"]);
   assert.deepEqual(prepareTrain(4, [...v, "--schedule", "dualpipev", "--replicas", "2"]).slice(-2), ["--executor", "processes"]);
-  assert.throws(() => prepareTrain(4, v), usage(/^launch -n 4 does not match the pipeline: 2 worker\(s\) x 1 replica\(s\) = 2 rank\(s\); use -n 2$/));
+  assert.throws(() => prepareTrain(4, v), usage(/^launch -n 4 does not match the pipeline: 2 worker\(s\) x 1 tensor rank\(s\) \(--tp\) x 1 replica\(s\) = 2 rank\(s\); use -n 2$/));
   assert.throws(() => prepareTrain(2, [...v, "--stages", "3"]), usage(/^a V schedule needs an even stage count >= 2 .*got stages=3$/));
   assert.throws(() => prepareTrain(3, [...v, "--workers", "3"]), usage(/^zb-v runs 4 stages on 2 workers .*got workers=3$/));
   // A freeze run's rank count is its --workers, not its --stages.

@@ -31,10 +31,13 @@ test("launch --dry-run: mpirun line with the rank count, loopback-only TCP, and 
   assert.match(line, /train .* --executor processes\n$/);
 });
 
-test("launch: -n that is not workers x replicas names both numbers", () => {
+test("launch: -n that is not workers x tensor ranks x replicas names all three numbers", () => {
   const r = cli(["launch", "-n", "3", "--", ...TRAIN]);
   assert.equal(r.status, 2);
-  assert.match(String(r.stderr), /launch -n 3 does not match the pipeline: 2 worker\(s\) x 1 replica\(s\) = 2 rank\(s\)/);
+  assert.match(String(r.stderr), /launch -n 3 does not match the pipeline: 2 worker\(s\) x 1 tensor rank\(s\) \(--tp\) x 1 replica\(s\) = 2 rank\(s\)/);
+  const tp = cli(["launch", "-n", "4", "--", ...TRAIN, "--tp", "2", "--replicas", "2"]);
+  assert.equal(tp.status, 2);
+  assert.match(String(tp.stderr), /launch -n 4 does not match the pipeline: 2 worker\(s\) x 2 tensor rank\(s\) \(--tp\) x 2 replica\(s\) = 8 rank\(s\); use -n 8/);
 });
 
 test("hostfile: an unparsable line is reported with its number and text", () => {

@@ -79,6 +79,15 @@ export interface PipelineOptions {
    * optimizer step. Synchronous schedules only.
    */
   replicas?: number;
+  /**
+   * Tensor-parallel ranks per worker (default 1): each worker's transformer blocks (built-in gpt
+   * and vit) are split Megatron-style over T ranks (threads: T threads; processes: T neighbouring
+   * MPI ranks, so far with one worker and one replica). T must divide the heads and the width;
+   * synchronous schedules on threads or processes only.
+   */
+  tensorParallel?: number;
+  /** With tensorParallel >= 2: split the blocks' LayerNorm and residual regions along the sequence. */
+  sequenceParallel?: boolean;
   optimizer: OptimizerConfig;
   /** Recompute activations in the backward pass: never (default), always, except-last. */
   recompute?: RecomputeMode;
@@ -114,6 +123,8 @@ export interface ResolvedOptions {
   partition: "uniform" | "parameters";
   window: number;
   replicas: number;
+  tensorParallel: number;
+  sequenceParallel: boolean;
 }
 
 function oneOf<T extends string>(what: string, v: unknown, allowed: readonly T[], fallback: T): T {
@@ -146,11 +157,23 @@ export function resolveOptions(o: PipelineOptions): ResolvedOptions {
   const replicas = posInt("replicas", o.replicas, 1);
   if (replicas > 1 && executor === "inline") throw new Error(`createPipeline: replicas ${replicas} needs executor "threads" or "processes" (one worker per stage and replica); "inline" runs one copy of the pipeline`);
   if (replicas > 1 && (schedule === "async" || (custom && !custom.synchronous))) throw new Error(`createPipeline: replicas ${replicas} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1): gradients are summed once per optimizer step`);
+  const { tensorParallel, sequenceParallel } = tensorParallelOf(o, executor, schedule === "async" || (custom !== null && !custom.synchronous));
   if (o.async !== undefined && schedule !== "async") throw new Error(`createPipeline: 'async' options need schedule "async", got schedule "${schedule}"`);
   if (typeof o.optimizer !== "object" || o.optimizer === null) throw new Error(`createPipeline: optimizer must be like {name: "sgd", lr: 0.1}, got ${JSON.stringify(o.optimizer)}`);
   if (o.lrSchedule !== undefined && typeof o.lrSchedule !== "function") throw new Error("createPipeline: lrSchedule must be a function (step) => factor");
   if (o.trace !== undefined && (typeof o.trace !== "string" || o.trace === "")) throw new Error(`createPipeline: trace must be a file path, got ${JSON.stringify(o.trace)}`);
-  return { schedule, custom, chunks, executor, recompute, weightGrads, partition, window, replicas };
+  return { schedule, custom, chunks, executor, recompute, weightGrads, partition, window, replicas, tensorParallel, sequenceParallel };
+}
+
+/** tensorParallel and sequenceParallel, checked against the executor and schedule. */
+function tensorParallelOf(o: PipelineOptions, executor: ExecutorName, asynchronous: boolean): { tensorParallel: number; sequenceParallel: boolean } {
+  const t = posInt("tensorParallel", o.tensorParallel, 1);
+  if (o.sequenceParallel !== undefined && typeof o.sequenceParallel !== "boolean") throw new Error(`createPipeline: sequenceParallel must be true or false, got ${JSON.stringify(o.sequenceParallel)}`);
+  const sp = o.sequenceParallel === true;
+  if (sp && t < 2) throw new Error(`createPipeline: sequenceParallel splits the tensor-parallel blocks along the sequence: it needs tensorParallel 2 or more, not ${t}`);
+  if (t > 1 && executor === "inline") throw new Error(`createPipeline: tensorParallel ${t} runs T ranks per worker: use executor "threads" or "processes", not "inline"`);
+  if (t > 1 && asynchronous) throw new Error(`createPipeline: tensorParallel ${t} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1, zb-v, dualpipev)`);
+  return { tensorParallel: t, sequenceParallel: sp };
 }
 
 /** A user's Schedule object: the pipeline's shape, then the validator (structure and deadlock). */

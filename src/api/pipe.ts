@@ -24,6 +24,7 @@ import { TraceWriter } from "../trace/trace-writer.js";
 import { lossSpecOf, modelSourceOf, resolveOptions, type PipelineOptions, type ResolvedOptions } from "./options.js";
 import { RunEngine, type MiniBatch } from "./engine.js";
 import { checkpointStart } from "./checkpoint-start.js";
+import { checkTensorParallel } from "../parallel/ptdp-units.js";
 
 export type { MiniBatch } from "./engine.js";
 
@@ -194,7 +195,15 @@ async function buildPipe(o: PipelineOptions, r: ResolvedOptions): Promise<Pipe> 
     async: asyncCfg ? asyncSetupFor(schedule, asyncCfg, annealSteps(asyncCfg, r.window)) : undefined,
   };
   if (setup.async && start) setup.async.resume = start.asyncResume;
-  if (r.executor === "processes") checkLaunched(schedule.workers.length, r.replicas);
+  if (r.tensorParallel > 1) {
+    try {
+      checkTensorParallel(model.units, r.tensorParallel, "tensorParallel");
+    } catch (e) {
+      throw asOptionError(e);
+    }
+    setup.tensorParallel = { size: r.tensorParallel, sequenceParallel: r.sequenceParallel };
+  }
+  if (r.executor === "processes") checkLaunched(schedule.workers.length * r.tensorParallel, r.replicas);
   const engine = await RunEngine.start({ model, setup, executor: r.executor, replicas: r.replicas, loss, step: start?.step ?? 0,
     trace: o.trace ? new TraceWriter(o.trace) : null });
   return new SchedulePipe(engine, o, r);

@@ -57,16 +57,16 @@ function trainWorkers(t: TrainFlags): number | undefined {
   }
 }
 
-/** train (`train FLAGS...`): the rank count must equal workers x replicas; --executor processes is implied. */
+/** train (`train FLAGS...`): the rank count must equal workers x tensor ranks x replicas; --executor processes is implied. */
 export function prepareTrain(n: number, train: readonly string[], t: TrainFlags = parseFlags(trainCommand, train.slice(1))): string[] {
   if (t.executor !== undefined && t.executor !== "processes") {
     throw new UsageError(`launch runs train with --executor processes; the command says --executor ${t.executor}`);
   }
   const workers = trainWorkers(t);
-  const replicas = t.replicas ?? 1;
-  if (workers !== undefined && workers * replicas !== n) {
-    const need = workers * replicas;
-    throw new UsageError(`launch -n ${n} does not match the pipeline: ${workers} worker(s) x ${replicas} replica(s) = ${need} rank(s); use -n ${need}`);
+  const replicas = t.replicas ?? 1, tensor = t.tp ?? 1;
+  if (workers !== undefined && workers * tensor * replicas !== n) {
+    const need = workers * tensor * replicas;
+    throw new UsageError(`launch -n ${n} does not match the pipeline: ${workers} worker(s) x ${tensor} tensor rank(s) (--tp) x ${replicas} replica(s) = ${need} rank(s); use -n ${need}`);
   }
   return t.executor === undefined ? [...train, "--executor", "processes"] : [...train];
 }

@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { type CommandSpec, givenFlags, helpText, parseFlags, UsageError, type FlagValues } from "./args.js";
 import { BACKEND_NAMES, setBackend } from "../backend/index.js";
-import { MODEL_NAMES, type ModelName } from "../nn/models/spec.js";
+import { MODEL_NAMES, resolveSpec, type ModelName } from "../nn/models/spec.js";
 import { lossCurveSvg } from "../report/loss-curve-svg.js";
 import { ASYNC_FLAGS } from "../pipeline/weights/config.js";
 import { checkpointExtra, type Json } from "../checkpoint/index.js";
@@ -19,7 +19,7 @@ import {
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 import { MODEL_SIZE_FLAGS, modelSpecFromFlags } from "./model-flags.js";
 import {
-  ConfigError, mergePipelineConfig, mergeTrainConfig, NO_PIPELINE, resumeNotice, savedPipelineConfig,
+  checkTensorParallelModel, ConfigError, mergePipelineConfig, mergeTrainConfig, NO_PIPELINE, resumeNotice, savedPipelineConfig,
 } from "../train/resume.js";
 import { isWriterRank } from "../transport/mpi/env.js";
 
@@ -84,6 +84,10 @@ export const trainCommand = {
     trace: { type: "string", meta: "FILE", help: "pipeline: write a Chrome trace (Perfetto, chrome://tracing) of every training step: one process per worker or MPI rank, compute and communication tracks; read it with `pipewright trace report FILE`" },
     workers: { type: "int", min: 1, help: "pipeline: worker threads the stages share, in contiguous blocks (default one per stage)", meta: "W" },
     replicas: { type: "int", min: 1, help: "pipeline, --executor threads or processes: data-parallel copies of the pipeline (worker threads or MPI ranks = workers x R); each takes 1/R of every micro-batch's rows, gradients summed over replicas", meta: "R" },
+    tp: { type: "int", min: 1, meta: "T",
+      help: "pipeline, gpt/vit, synchronous schedules: tensor-parallel ranks per worker (Megatron column/row linears, T must divide --heads); " +
+        "threads: workers x T x R threads; processes: MPI ranks = workers x T x R, tensor ranks neighbours (so far only one worker and one replica). Default 1" },
+    "sequence-parallel": { type: "bool", help: "with --tp 2 or more: split the blocks' LayerNorm and residual regions along the sequence (activations between stages travel split)" },
     // PipeTransformer: adaptive freezing with elastic pipelines (src/pipeline/elastic).
     ...FREEZE_FLAGS,
   },
@@ -95,6 +99,7 @@ export const trainCommand = {
     "pipewright train --model gpt --layers 12 --width 768 --heads 12 --context 256 --schedule 1f1b --stages 4 --microbatches 8",
     "pipewright train --model-config my-vit.json --epochs 2",
     "pipewright train --model cnn --schedule 1f1b --stages 2 --microbatches 4 --executor threads",
+    "pipewright train --model gpt --schedule interleaved --chunks 2 --stages 2 --microbatches 4 --tp 2 --sequence-parallel",
     "pipewright train --model mlp --schedule async --stages 4 --method pipemare --warmup-epochs 1",
     "pipewright train --model vit --epochs 4 --freeze --freeze-alpha 1/3 --elastic on --cache on",
   ],
@@ -173,6 +178,7 @@ export async function runTrain(argv: string[]): Promise<number> {
   // A pipeline checkpoint continues as that pipeline unless --schedule says otherwise.
   const savedPipeline = f.resume !== undefined && f.schedule !== NO_PIPELINE ? checkpointPipelineConfig(f.resume, savedExtra) : undefined;
   const pipeline = resolvePipelineConfig(f, given, savedPipeline);
+  asUsage(() => checkTensorParallelModel(resolveSpec(cfg.spec ?? { name: cfg.model }), pipeline));
   if (f.backend !== undefined) setBackend(f.backend);
 
   // Under MPI (--executor processes) every rank trains; rank 0 alone prints and writes files.

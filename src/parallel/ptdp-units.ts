@@ -38,15 +38,15 @@ class StageBlock extends TensorParallelTransformerBlock {
   }
 }
 
-/** Checks that the model has blocks to split and that T divides their heads and width. */
-export function checkTensorParallel(units: readonly Module[], size: number): void {
-  if (!Number.isInteger(size) || size < 1) throw new Error(`--tp ${size} must be a positive integer`);
+/** Checks that the model has blocks to split and that T divides their heads and width; `flag` names T in the messages. */
+export function checkTensorParallel(units: readonly Module[], size: number, flag = "--tp"): void {
+  if (!Number.isInteger(size) || size < 1) throw new Error(`${flag} ${size} must be a positive integer`);
   if (size === 1) return;
   const blocks = units.filter((u): u is TransformerBlock => u instanceof TransformerBlock);
-  if (blocks.length === 0) throw new Error(`--tp ${size} needs a transformer model (gpt, vit): this model has no transformer blocks to split`);
+  if (blocks.length === 0) throw new Error(`${flag} ${size} needs a transformer model (gpt, vit): this model has no transformer blocks to split`);
   for (const b of blocks) {
-    if (b.heads % size !== 0) throw new Error(`--tp ${size} must divide the attention heads ${b.heads}`);
-    if (b.dim % size !== 0) throw new Error(`--tp ${size} must divide the width ${b.dim}`);
+    if (b.heads % size !== 0) throw new Error(`${flag} ${size} must divide the attention heads ${b.heads}`);
+    if (b.dim % size !== 0) throw new Error(`${flag} ${size} must divide the width ${b.dim}`);
   }
 }
 

@@ -90,6 +90,10 @@ export interface PipelineConfig {
   workers?: number;
   /** Data-parallel copies of the pipeline (threads or processes; workers x replicas of them). */
   replicas?: number;
+  /** Tensor-parallel ranks per worker (Megatron layers, T > 1; absent: 1); world = workers x T x replicas. */
+  tensorParallel?: number;
+  /** With tensorParallel: split the blocks' LayerNorm and residual regions along the sequence. */
+  sequenceParallel?: boolean;
 }
 
 /**

@@ -117,10 +117,10 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   return { summary: { ...summary, ...memorySummary(engine) }, records: report.records };
 }
 
-/** This MPI rank's pipeline worker (rank = replica * W + worker), or undefined outside processes. */
+/** This MPI rank's pipeline worker (rank = (replica * W + worker) * T + tensor), or undefined outside processes. */
 function rankWorker(p: PipelineConfig): number | undefined {
   const rank = p.executor === "processes" ? launchEnv()?.rank : undefined;
-  return rank === undefined ? undefined : rank % (p.workers ?? p.stages);
+  return rank === undefined ? undefined : Math.floor(rank / (p.tensorParallel ?? 1)) % (p.workers ?? p.stages);
 }
 
 /** The executor's set-up for the plan, continuing a resumed run's optimizer and asynchronous state. */
@@ -131,6 +131,7 @@ function setupFor(opts: PipelineTrainOptions, plan: PipelinePlan, start: Pipelin
     optimizer: opts.optimizer, optimizerState: start.optimizerState ? toPlain(start.optimizerState) : undefined,
     instrumentation: withTrace((testSeam.faults ? { faults: testSeam.faults } : undefined), opts.trace !== undefined),
     async: asyncCfg && win ? asyncSetupFor(plan.schedule, asyncCfg, annealSteps(asyncCfg, win.window * win.count)) : undefined,
+    ...(opts.pipeline.tensorParallel ? { tensorParallel: { size: opts.pipeline.tensorParallel, sequenceParallel: opts.pipeline.sequenceParallel === true } } : {}),
   };
   // Saved after the warm-up only; the asynchronous executor (the first one, or the one after the warm-up) continues it.
   if (setup.async && start.asyncResume && start.startEpoch >= asyncCfg!.warmupEpochs) setup.async.resume = start.asyncResume;
@@ -180,7 +181,7 @@ function savePipelineCheckpoint(path: string, run: PipelineRun, c: EpochContext,
     config: { ...opts, resume: undefined, pipeline: undefined, quiet: undefined, saveLayout: undefined, trace: undefined } as TrainConfig, elapsed_s: report.elapsed(), history: c.start.history,
     pipeline: opts.pipeline,
   };
-  return run.engine.save(path, { epoch, modelSpec: c.spec, extra: toJson(extra) as { [key: string]: Json }, layout: saveLayoutOf(opts.pipeline.executor, opts.saveLayout) });
+  return run.engine.save(path, { epoch, modelSpec: c.spec, extra: toJson(extra) as { [key: string]: Json }, layout: saveLayoutOf(opts.pipeline.executor, opts.saveLayout ?? (opts.pipeline.tensorParallel ? "file" : undefined)) });
 }
 
 /** The task's evaluation run through the pipeline's stages (collective on processes: every rank gets it). */

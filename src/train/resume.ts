@@ -21,7 +21,7 @@ export type OptionValues = Readonly<Record<string, string | number | boolean | r
 /** `schedule: "none"`: explicitly one device (also for a checkpoint saved by a pipeline run). */
 export const NO_PIPELINE = "none";
 
-export const PIPELINE_FLAGS = ["stages", "microbatches", "chunks", "partition", "balance", "executor", "recompute", "weight-grads", "workers", "replicas", ...Object.keys(ASYNC_FLAGS)] as const;
+export const PIPELINE_FLAGS = ["stages", "microbatches", "chunks", "partition", "balance", "executor", "recompute", "weight-grads", "workers", "replicas", "tp", "sequence-parallel", ...Object.keys(ASYNC_FLAGS)] as const;
 
 /**
  * Resolves options into a TrainConfig: explicit options, else the resumed run's values, else
@@ -155,7 +155,32 @@ export function mergePipelineConfig(f: OptionValues, given: ReadonlySet<string>,
     ...(schedule === "async" ? { async: asyncConfigOf(v) } : {}),
     ...(v.workers !== undefined ? { workers: v.workers as number } : {}),
     ...replicasOf(v),
+    ...tensorParallelOf(v, schedule),
   };
+}
+
+/** --tp T [--sequence-parallel]: Megatron tensor parallelism inside each worker (synchronous schedules). */
+function tensorParallelOf(v: OptionValues, schedule: PipelineScheduleName): Pick<PipelineConfig, "tensorParallel" | "sequenceParallel"> {
+  const t = (v.tp as number | undefined) ?? 1;
+  const sp = v["sequence-parallel"] === true;
+  if (sp && t < 2) throw new ConfigError(`--sequence-parallel splits the tensor-parallel blocks along the sequence: it needs --tp 2 or more, not --tp ${t}`);
+  if (t === 1) return {};
+  const executor = (v.executor as string | undefined) ?? "threads";
+  if (executor === "inline") throw new ConfigError(`--tp ${t} runs ${t} ranks per worker: use --executor threads or processes, not inline`);
+  if (schedule === "async") throw new ConfigError(`--tp ${t} needs a synchronous schedule (${PIPELINE_SCHEDULES.filter((n) => n !== "async").join(", ")}), not async`);
+  return { tensorParallel: t, ...(sp ? { sequenceParallel: true } : {}) };
+}
+
+/**
+ * --tp T against the model: only the transformer models have blocks to split, and T must divide
+ * their attention heads and width (each tensor rank holds heads / T whole heads).
+ */
+export function checkTensorParallelModel(spec: ResolvedSpec, p: PipelineConfig | null): void {
+  const t = p?.tensorParallel ?? 1;
+  if (t === 1) return;
+  if (spec.name !== "gpt" && spec.name !== "vit") throw new ConfigError(`--tp ${t} needs a transformer model (gpt, vit); --model ${spec.name} has no transformer blocks to split`);
+  if (spec.heads % t !== 0) throw new ConfigError(`--tp ${t} must divide the attention heads ${spec.heads} (--heads)`);
+  if (spec.dim % t !== 0) throw new ConfigError(`--tp ${t} must divide the width ${spec.dim} (--width)`);
 }
 
 /** --replicas R: data parallelism across pipelines, on worker threads or MPI ranks (not inline). */
@@ -187,6 +212,9 @@ function withSavedPipeline(f: OptionValues, given: ReadonlySet<string>, saved: P
     "weight-grads": saved.weightGrads,
     workers: saved.workers,
     replicas: saved.replicas,
+    tp: saved.tensorParallel,
+    // A --tp given anew starts without sequence parallelism unless --sequence-parallel is given too.
+    "sequence-parallel": given.has("tp") ? undefined : saved.sequenceParallel,
     ...(schedule === "async" && saved.async ? savedAsyncFlags(saved.async, f, given) : {}),
   };
   const out: Record<string, OptionValues[string]> = { ...f };
@@ -246,6 +274,7 @@ export function savedPipelineConfig(path: string, extra: Json | undefined): Pipe
     (p.weightGrads === undefined || oneOf(p.weightGrads, WEIGHT_GRAD_MODES)) &&
     (p.balance === undefined || (Array.isArray(p.balance) && p.balance.every(posInt))) &&
     (p.workers === undefined || posInt(p.workers)) && (p.replicas === undefined || posInt(p.replicas)) &&
+    (p.tensorParallel === undefined || posInt(p.tensorParallel)) && (p.sequenceParallel === undefined || typeof p.sequenceParallel === "boolean") &&
     (p.async === undefined || (typeof p.async === "object" && p.async !== null && !Array.isArray(p.async)));
   if (!ok) {
     throw new ConfigError(`checkpoint ${path}: its saved pipeline configuration ${JSON.stringify(raw)} is not valid; ` +
