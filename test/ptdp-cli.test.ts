@@ -107,9 +107,7 @@ test("bad --tp input: one line naming the numbers, exit 2", () => {
   }
 });
 
-// Skipped until the runtime is fixed: on processes a tensor-parallel worker's evaluation of more
-// than 4 micro-batches (train evaluates 8) spins forever; its training steps complete.
-const skip = mpiSkipReason() || "processes: a tensor-parallel evaluation of more than 4 micro-batches stalls in the runtime";
+const skip = mpiSkipReason();
 
 test("launch -n 2 train --tp 2 (processes: one worker of two tensor ranks) equals one device", { skip }, () => {
   const one = join(tmp, "gpt-one3.safetensors"), tp = join(tmp, "gpt-mpi.safetensors");

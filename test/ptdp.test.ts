@@ -56,20 +56,23 @@ test("PTD-P on threads equals single-device training within 1e-5 for (P, T, D) i
 
 const skip = mpiSkipReason();
 
-// Two ranks (one worker of T = 2): larger layouts oversubscribe a 2-core machine badly, since a
-// tensor-parallel rank polls MPI itself while its list runs.
-test("PTD-P threads == processes bit for bit for (P, T, D) = (1, 2, 1): weights, optimizer state, losses", { skip }, () => {
+// Every layout of the equivalence test, on P x T x D MPI ranks (up to 8 on however many cores).
+test("PTD-P threads == processes bit for bit for (P, T, D) in (1,2,1), (2,2,1) sp, (1,2,2), (2,2,2) sp: weights, optimizer state, losses", { skip }, () => {
   const dir = mkdtempSync(join(tmpdir(), "pw-ptdp-"));
   try {
-    const threads = run(dir, "threads", [1, 2, 1], false);
-    const out = join(dir, "processes.json");
-    const p = spawnSync("mpirun", [...mpirunArgs(2, "vader"), process.execPath, SCRIPT, "processes", "1", "2", "1", "no-sp", "1f1b", out],
-      { encoding: "utf8", env: { ...process.env, ...MPI_ENV }, timeout: 180_000 });
-    assert.equal(p.status, 0, `status ${p.status}: ${p.stderr}${p.stdout}`);
-    const processes = JSON.parse(readFileSync(out, "utf8")) as Result;
-    assert.deepEqual(processes.weights, threads.weights, "weights");
-    assert.equal(processes.optimizer, threads.optimizer, "optimizer state");
-    assert.deepEqual(processes.losses, threads.losses, "losses");
+    for (const [layout, sp] of [[[1, 2, 1], false], [[2, 2, 1], true], [[1, 2, 2], false], [[2, 2, 2], true]] as const) {
+      const name = `(${layout.join(",")})${sp ? " sp" : ""}`;
+      const threads = run(dir, "threads", [...layout], sp);
+      const out = join(dir, "processes.json");
+      const ranks = layout[0] * layout[1] * layout[2];
+      const p = spawnSync("mpirun", [...mpirunArgs(ranks, "vader"), process.execPath, SCRIPT, "processes", ...layout.map(String), sp ? "sp" : "no-sp", "1f1b", out],
+        { encoding: "utf8", env: { ...process.env, ...MPI_ENV }, timeout: 180_000 });
+      assert.equal(p.status, 0, `${name}: status ${p.status}: ${p.stderr}${p.stdout}`);
+      const processes = JSON.parse(readFileSync(out, "utf8")) as Result;
+      assert.deepEqual(processes.weights, threads.weights, `${name}: weights`);
+      assert.equal(processes.optimizer, threads.optimizer, `${name}: optimizer state`);
+      assert.deepEqual(processes.losses, threads.losses, `${name}: losses`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

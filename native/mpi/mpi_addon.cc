@@ -29,6 +29,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <deque>
 #include <list>
 #include <mutex>
@@ -70,6 +71,7 @@ struct Event {
   double seq = 0;  // messages: the order they completed in (two paths reach JS; it restores this order)
   std::string text;
   std::vector<char> data;
+  bool taken = false;  // messages: handed to JS by receive() before their event ran (under queuedMu_)
 };
 
 struct Send { MPI_Request req; std::vector<char> data; };
@@ -128,6 +130,7 @@ class Comm {
    */
   std::vector<Event*> receiveNow() {
     std::vector<Event*> got;
+    takeQueued(got);
     std::unique_lock<std::mutex> lk(mpiMu_, std::try_to_lock);
     if (lk.owns_lock() && !finalizing_) poll(&got);
     return got;
@@ -167,6 +170,8 @@ class Comm {
   std::atomic<unsigned> waitSeq_{0};
   bool kick_ = false;  // under mu_: the JS thread started a transfer
   uint64_t nextSeq_ = 0;  // under mpiMu_
+  std::mutex queuedMu_;
+  std::deque<Event*> queued_;  // message events handed to the event loop that have not run yet
   // Polls (each yielding the core) while a transfer is in flight before backing off (PIPEWRIGHT_MPI_SPIN).
   int spinInFlight_ = [] { const char* s = std::getenv("PIPEWRIGHT_MPI_SPIN"); int v = s ? std::atoi(s) : -1; return v >= 0 ? v : 4096; }();
   // The longest sleep between polls when nothing happens: the worst added latency of a message that
@@ -177,7 +182,39 @@ class Comm {
   std::thread thread_;
 
   void emit(Event* e) {
-    tsfn_.BlockingCall(e, [](Napi::Env env, Napi::Function fn, Event* ev) { deliver(env, fn, ev); });
+    if (e->kind == Ev::Message) {
+      std::lock_guard<std::mutex> lk(queuedMu_);
+      queued_.push_back(e);
+    }
+    tsfn_.BlockingCall(e, [](Napi::Env env, Napi::Function fn, Event* ev) {
+      if (ev->kind == Ev::Message && Comm::get().unqueue(ev)) { delete ev; return; }
+      deliver(env, fn, ev);
+    });
+  }
+
+  /** A message event about to run leaves the queue; true if receive() already handed it to JS. */
+  bool unqueue(Event* ev) {
+    std::lock_guard<std::mutex> lk(queuedMu_);
+    auto it = std::find(queued_.begin(), queued_.end(), ev);
+    if (it != queued_.end()) queued_.erase(it);
+    return ev->taken;
+  }
+
+  /**
+   * Messages already handed to the event loop whose events have not run: the JS thread takes them
+   * here (their events then do nothing). A thread waiting inside a synchronous call never runs its
+   * event loop, and delivery is in order, so one such message would hold back every later one.
+   */
+  void takeQueued(std::vector<Event*>& got) {
+    std::lock_guard<std::mutex> lk(queuedMu_);
+    for (Event* q : queued_) {
+      auto* c = new Event{Ev::Message, q->comm, q->source, q->tag};
+      c->seq = q->seq;
+      c->data = std::move(q->data);
+      q->taken = true;
+      got.push_back(c);
+    }
+    queued_.clear();
   }
 
   static void deliver(Napi::Env env, Napi::Function fn, Event* ev) {
@@ -418,7 +455,7 @@ Napi::Value Progress(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-/** receive(): messages completed by one poll on this thread, as [comm, source, tag, ArrayBuffer, seq] each. */
+/** receive(): messages completed by one poll on this thread, and those whose events have not run yet, as [comm, source, tag, ArrayBuffer, seq] each. */
 Napi::Value Receive(const Napi::CallbackInfo& info) {
   requireStarted(info);
   Comm& comm = Comm::get();

@@ -125,11 +125,6 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     setup = replicatedSetup(setup, replicas);
     assertValidSchedule(setup.schedule);
     const T = tensorSize(setup), W = setup.schedule.workers.length;
-    // Known gap: with T > 1 a rank polls MPI itself while its list runs, and pipeline gradients and
-    // REDUCE's awaiting all-reduce then stall (seen at (2,2,1) and (1,2,2)); refuse rather than hang.
-    if (T > 1 && (W > 1 || replicas > 1)) {
-      throw new Error(`tensor parallelism on the processes executor runs one pipeline worker and one replica so far; got ${W} worker(s) x ${T} tensor rank(s) x ${replicas} replica(s): use --executor threads for this layout`);
-    }
     const g = await startGroups(W, replicas, T);
     // SPMD: every rank must have built the same setup (a differing flag or file would desynchronise them).
     const { optimizerState: _o, ...shape } = setup;
@@ -317,9 +312,9 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       if (this.jsPolls) {
         this.g.mpi.threadState("polling");
         // Messages the communication thread handed to the event loop before it stopped polling
-        // (receive() waits for its last poll) reach their handlers before the list starts.
+        // (receive() waits for its last poll, and takes the ones whose events have not run) reach
+        // their handlers before the list starts.
         this.g.mpi.receive();
-        await new Promise((r) => setTimeout(r, 1));
       }
       await new Promise<void>((resolve) => { this.finished = resolve; this.loop.start(); });
     });
