@@ -143,6 +143,8 @@ test("launch names a rank that mpirun reports killed by a signal, with its place
     "mpirun noticed that process rank 3 with PID 0 on node vm exited on signal 9 (Killed).\n" +
     "--------------------------------------------------------------------------\n";
   assert.equal(killedRankLine(report, 2), "pipewright launch: rank 3 (pipeline worker 1, replica 1) on vm was killed by signal 9 (Killed)");
+  // With --tp 2 rank 3 is tensor rank 1 of worker 1 (tensor ranks innermost).
+  assert.equal(killedRankLine(report, 2, 2), "pipewright launch: rank 3 (pipeline worker 1, tensor rank 1) on vm was killed by signal 9 (Killed)");
   assert.equal(killedRankLine(report), "pipewright launch: rank 3 on vm was killed by signal 9 (Killed)");
   assert.equal(killedRankLine("mpirun detected that one or more processes exited with non-zero status"), null);
 });

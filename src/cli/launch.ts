@@ -90,15 +90,17 @@ export function rankProgram(prog: readonly string[]): string[] {
 const SIGNAL_DEATH = /process rank (\d+) with PID \d+ on node (\S+) exited on signal (\d+)(?: \(([^)]*)\))?/;
 
 /** The line launch adds for a rank killed by a signal, naming its place in a train pipeline when known. */
-export function killedRankLine(mpirunOutput: string, workers?: number): string | null {
+export function killedRankLine(mpirunOutput: string, workers?: number, tensor = 1): string | null {
   const m = SIGNAL_DEATH.exec(mpirunOutput);
   if (!m) return null;
   const rank = Number(m[1]);
-  const at = workers ? ` (pipeline worker ${rank % workers}${rank >= workers ? `, replica ${Math.floor(rank / workers)}` : ""})` : "";
+  // Megatron's order, tensor rank innermost: rank = (replica * workers + worker) * tensor + t.
+  const group = Math.floor(rank / tensor), replica = workers ? Math.floor(group / workers) : 0;
+  const at = workers ? ` (pipeline worker ${group % workers}${tensor > 1 ? `, tensor rank ${rank % tensor}` : ""}${replica > 0 ? `, replica ${replica}` : ""})` : "";
   return `pipewright launch: rank ${rank}${at} on ${m[2]} was killed by signal ${m[3]}${m[4] ? ` (${m[4]})` : ""}`;
 }
 
-function runOnce(argv: string[], workers?: number): Promise<number> {
+function runOnce(argv: string[], workers?: number, tensor = 1): Promise<number> {
   process.stderr.write(`pipewright launch: ${formatArgv(argv)}\n`);
   return new Promise((resolve) => {
     const child = spawn(argv[0], argv.slice(1), { stdio: ["inherit", "inherit", "pipe"] });
@@ -107,7 +109,7 @@ function runOnce(argv: string[], workers?: number): Promise<number> {
     child.stderr.on("data", (d: Buffer) => { process.stderr.write(d); tail = (tail + d.toString()).slice(-4096); });
     child.on("error", (e) => { process.stderr.write(`pipewright launch: cannot run mpirun (${e.message}); install Open MPI: ${MPI_INSTALL_HINT}\n`); resolve(127); });
     child.on("close", (code, signal) => {
-      const killed = code === 0 ? null : killedRankLine(tail, workers);
+      const killed = code === 0 ? null : killedRankLine(tail, workers, tensor);
       if (killed) process.stderr.write(`${killed}\n`);
       resolve(code ?? (signal ? 128 : 1));
     });
@@ -150,13 +152,13 @@ export async function runLaunch(argv: string[]): Promise<number> {
   const save = train?.save;
   const restarts = f["max-restarts"];
   if (restarts > 0 && save === undefined) throw new UsageError("--max-restarts needs train --save FILE (the checkpoint a restart resumes from)");
-  const workers = train ? trainWorkers(train) : undefined;
-  let code = await runOnce(line(program), workers);
+  const workers = train ? trainWorkers(train) : undefined, tensor = train?.tp ?? 1;
+  let code = await runOnce(line(program), workers, tensor);
   for (let k = 1; code !== 0 && k <= restarts && save !== undefined; k++) {
     if (!existsSync(save)) { process.stderr.write(`pipewright launch: run failed (exit ${code}) before the first checkpoint ${save}; nothing to restart from\n`); return code; }
     process.stderr.write(`pipewright launch: run failed (exit ${code}); restart ${k}/${restarts} from ${save}\n`);
     program = withResume(program, save);
-    code = await runOnce(line(program), workers);
+    code = await runOnce(line(program), workers, tensor);
   }
   return code;
 }
