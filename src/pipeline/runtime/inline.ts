@@ -147,7 +147,7 @@ export class InlineExecutor implements Executor, TimingSource {
       }
       if (!progress) {
         const stuck = this.workers.filter((w) => !finished[w.worker])
-          .map((w) => `worker ${w.worker} at ${formatAction(w.next!)} waiting for ${w.waitingFor().join(", ")}`);
+          .map((w) => `worker ${w.worker} at ${formatAction(w.next!)} waiting for ${w.waits().map((x) => x.key).join(", ")}`);
         throw new Error(`pipeline deadlock: ${stuck.join("; ")}`);
       }
     }

@@ -251,9 +251,12 @@ export class WorkerInterpreter {
     this.mailbox.set(key, payload);
   }
 
-  /** Message keys the next action still waits for (empty when it can run). */
-  waitingFor(): string[] {
-    return this.waits().map((w) => w.key);
+  /** Whether the next action can run now (or the list has ended): polling loops ask this often, so it builds no Wait list. */
+  get ready(): boolean {
+    const a = this.next;
+    if (!a) return true;
+    if (this.reducing) return this.reducing.settled;
+    return this.needs(a).every((k) => this.mailbox.has(k));
   }
 
   /** What the next action still waits for, with who sends each (the watchdog names them). */

@@ -235,7 +235,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
    */
   private pollRound(): void {
     if (!this.loop.busy || this.closed) return;
-    if (this.interp.waitingFor().length === 0) { this.loop.pump(); return; }
+    if (this.interp.ready) { this.loop.pump(); return; }
     let ready = false;
     this.polling = true;
     try {
@@ -243,7 +243,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       const until = performance.now() + this.spinMs;
       do {
         this.g.mpi.receive();
-        ready = this.interp.waitingFor().length === 0;
+        ready = this.interp.ready;
       } while (!ready && performance.now() < until);
     } catch (e) { this.die(e); } finally { this.polling = false; }
     if (ready) this.loop.pump();

@@ -70,7 +70,7 @@ export class WorkerLoop {
     this.idleQueued = true;
     setImmediate(() => {
       this.idleQueued = false;
-      if (this.stopped || (this.running && this.interp.waitingFor().length === 0)) return;
+      if (this.stopped || (this.running && this.interp.ready)) return;
       try {
         if (this.interp.idle()) this.idleSoon();
       } catch (e) { this.failWith(e); }
