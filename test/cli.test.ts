@@ -13,6 +13,8 @@ import { parseMetrics } from "../src/train/metrics.js";
 import { readSafetensors } from "../src/checkpoint/safetensors.js";
 import { benchConfigOf, createModel, type ModelSpec } from "../src/nn/models/index.js";
 import { noGrad } from "../src/autograd/engine.js";
+// A hang guard, not a speed limit: a loaded 2-core machine has taken over 60 s for these small runs.
+const HANG_GUARD_MS = 180_000;
 
 const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), "pipewright-cli-"));
@@ -23,7 +25,7 @@ function cli(...args: string[]): { code: number | null; stdout: string; stderr: 
 }
 
 function cliEnv(env: Record<string, string>, ...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: "utf8", timeout: 60_000, env: { ...process.env, ...env } });
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: "utf8", timeout: HANG_GUARD_MS, env: { ...process.env, ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -9,6 +9,8 @@ import { fileURLToPath } from "node:url";
 import {
   chooseBuilds, cpuFlags, cpuLabel, describeCpu, missingFeatures, ISA_BUILDS, parseCpuFlags, type BuildChoice, type IsaBuild,
 } from "../src/backend/cpu-features.js";
+// A hang guard, not a speed limit: a loaded 2-core machine has taken over 60 s for these small runs.
+const HANG_GUARD_MS = 180_000;
 
 const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -100,7 +102,7 @@ test("describeCpu names the model, the ISA the kernels ran with (and oneDNN's ca
 });
 
 function cliEnv(env: Record<string, string>, ...args: string[]): { code: number | null; signal: string | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: "utf8", timeout: 60_000, env: { ...process.env, ...env } });
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: "utf8", timeout: HANG_GUARD_MS, env: { ...process.env, ...env } });
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 const TRAIN = ["train", "--model", "mlp", "--data", "slice", "--limit", "40", "--batch", "40", "--epochs", "1"];

@@ -25,6 +25,8 @@ import { loadCheckpoint } from "../src/checkpoint/index.js";
 import { checkpointConfig } from "../src/train/loop.js";
 import { helpText } from "../src/cli/args.js";
 import type { PipelineConfig } from "../src/train/options.js";
+// A hang guard, not a speed limit: a loaded 2-core machine has taken over 60 s for these small runs.
+const HANG_GUARD_MS = 180_000;
 
 const tmp = mkdtempSync(join(tmpdir(), "pipewright-train-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
@@ -264,7 +266,7 @@ test("resume with --metrics drops the crashed run's records past the checkpoint:
 
 const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 function train(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [MAIN, "train", ...args], { encoding: "utf8", timeout: 60_000 });
+  const r = spawnSync(process.execPath, [MAIN, "train", ...args], { encoding: "utf8", timeout: HANG_GUARD_MS });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 const stepLosses = (file: string): number[] =>
