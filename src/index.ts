@@ -44,6 +44,7 @@ export {
 } from "./api/index.js";
 export { SCHEDULE_NAMES, type ScheduleName, WEIGHT_GRAD_MODES, type WeightGradMode } from "./pipeline/schedule/index.js";
 export { EXECUTORS, type ExecutorName, type StepResult } from "./pipeline/runtime/executor.js";
+export type { WorkerMemory } from "./pipeline/runtime/memory.js";
 export { RECOMPUTE_MODES, type RecomputeMode } from "./pipeline/runtime/setup.js";
 export type { JsonValue } from "./pipeline/runtime/model-source.js";
 export type { AsyncMethod } from "./pipeline/weights/config.js";
