@@ -138,3 +138,35 @@ test("train --json: worker_memory per worker and tensor rank, the same figures o
   assert.deepEqual((JSON.parse(run("--json")) as { worker_memory: Entry[] }).worker_memory, mem);
   assert.match(run(), /^ {2}worker 1 \(stage 1, tensor rank 1\): parameters [\d.]+ MB, gradients [\d.]+ MB, optimizer [\d.]+ MB, peak activations [\d.]+ MB$/m);
 });
+
+test("bench parallel --ptdp --json: one line per layout with cpu, samples/s and every worker's memory; bad layouts and stray flags get one line", () => {
+  const bench = (...args: string[]): { code: number | null; stdout: string; stderr: string } => {
+    const r = spawnSync(process.execPath, [MAIN, "bench", "parallel", ...args], { encoding: "utf8", timeout: 120_000 });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const r = bench("--ptdp", "--layouts", "1x1x1,1x2x1,2x2x1", "--layers", "2", "--width", "16", "--heads", "2", "--context", "8", "--steps", "3", "--json");
+  assert.equal(r.code, 0, r.stderr);
+  type Rec = { bench: string; stages: number; tensor: number; replicas: number; samples_per_s: number; cpu: { cores: number };
+    workers: { tensor: number; parameter_bytes: number; optimizer_bytes: number; gradient_bytes: number }[] };
+  const recs = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Rec);
+  assert.deepEqual(recs.map((x) => [x.bench, x.stages, x.tensor, x.replicas, x.workers.length]), [["ptdp", 1, 1, 1, 1], ["ptdp", 1, 2, 1, 2], ["ptdp", 2, 2, 1, 4]]);
+  const dense = createModel({ name: "gpt", vocab: 256, dim: 16, heads: 2, depth: 2, context: 8 }, 1).numParameters() * F32;
+  assert.equal(recs[0].workers[0].parameter_bytes, dense);
+  for (const x of recs) {
+    assert.ok(x.samples_per_s > 0 && x.cpu.cores > 0);
+    for (const w of x.workers) assert.equal(w.optimizer_bytes, 2 * w.gradient_bytes);
+  }
+  // The tensor ranks together hold the dense model plus the replicated part once more.
+  const [t0, t1] = recs[1].workers;
+  assert.equal(t0.parameter_bytes, t1.parameter_bytes);
+  assert.ok(t0.parameter_bytes < dense && 2 * t0.parameter_bytes > dense);
+  for (const [args, want] of [
+    [["--ptdp", "--layouts", "2x2"], /layout '2x2' must be PxTxD with positive integers/],
+    [["--width", "16"], /--width only with --ptdp/],
+    [["--ptdp", "--parts", "data"], /--parts and --ptdp exclude each other/],
+  ] as const) {
+    const b = bench(...args);
+    assert.equal(b.code, 2, `${args.join(" ")}: ${b.stderr}`);
+    assert.match(b.stderr, want);
+  }
+});
