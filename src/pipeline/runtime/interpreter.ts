@@ -152,6 +152,12 @@ export interface InterpreterOptions {
   reduce?(stage: PhysicalStage, step: number): void | Promise<void>;
   /** Called when an asynchronous REDUCE has finished: pump again. */
   wake?(): void;
+  /**
+   * A message from another stage (activation or gradient) as the action consumes it: a tensor group
+   * whose ranks each received a part gathers the whole here (collective: every rank of the group runs
+   * the same action at the same point of its list).
+   */
+  assemble?(p: Payload): Payload;
 }
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
@@ -420,8 +426,9 @@ export class WorkerInterpreter {
     const stage = phys.chunks[a.chunk];
     const vs = virtualStage(a.stage, a.chunk, S);
     const mb = a.microbatch;
+    const fromStage = (key: string): Payload => (this.o.assemble ? this.o.assemble(this.take(key)) : this.take(key));
     if (a.kind === "F") {
-      const x = this.take(keys[0]);
+      const x = vs > 0 ? fromStage(keys[0]) : this.take(keys[0]);
       if (x.kind !== "tensor") throw new Error(`message ${keys[0]} is not a tensor`);
       let targets: MicrobatchTargets | null = null;
       if (keys.length > 1) {
@@ -445,7 +452,7 @@ export class WorkerInterpreter {
     if (a.kind === "B") {
       let g: Float32Array | null = null;
       if (keys.length) {
-        const p = this.take(keys[0]);
+        const p = fromStage(keys[0]);
         if (p.kind !== "tensor") throw new Error(`message ${keys[0]} is not a tensor`);
         g = p.data;
       }

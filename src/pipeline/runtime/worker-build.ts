@@ -10,7 +10,7 @@ import { loadLoss } from "./loss-source.js";
 import { loadModelSource, type PipelineModel } from "./model-source.js";
 import { buildWorkerStages, shapeOf, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
 import { loadWorkerState, type WorkerState } from "./worker-state.js";
-import { stagesPlan, tensorParallelWorker, withSequenceParallelSync } from "./tensor-stages.js";
+import { assembleParts, splitSends, stagesPlan, tensorParallelWorker, withSequenceParallelSync } from "./tensor-stages.js";
 import type { ShardPlan } from "../../parallel/tp-shard.js";
 import type { SyncCollectives } from "../../transport/types.js";
 
@@ -50,9 +50,12 @@ export async function buildWorker(setup: PipelineSetup, worker: number, weights:
   model.train();
   const { tensor, ...hooks } = replicaHooks;
   const tp = setup.tensorParallel;
+  let assemble: InterpreterOptions["assemble"];
   if (tp && tp.size > 1) {
     if (tensor?.size !== tp.size) throw new Error(`worker ${worker}: tensor parallelism ${tp.size} needs a tensor group of ${tp.size} ranks, got ${tensor?.size ?? "none"}`);
     ({ model, setup } = tensorParallelWorker(model, setup, worker, tensor, tp));
+    outbox = splitSends(outbox, worker, tensor);
+    assemble = assembleParts(tensor);
   }
   let stages = buildWorkerStages(model, setup, worker, loss);
   if (tp?.sequenceParallel && tensor && tensor.size > 1) stages = withSequenceParallelSync(stages, tensor);
@@ -61,7 +64,7 @@ export async function buildWorker(setup: PipelineSetup, worker: number, weights:
     worker, actions: setup.schedule.workers[worker], stages, shape: shapeOf(setup.schedule), outbox,
     // The asynchronous method is rebuilt from the setup's JSON, like the model.
     hooks: asyncRuntime?.hooks, actionDelay: syntheticDelay(setup.instrumentation, setup.schedule.chunks),
-    onMetrics, onOutput, ownsWeights: true, recordActions: setup.instrumentation?.recordActions === true, ...hooks,
+    onMetrics, onOutput, ownsWeights: true, recordActions: setup.instrumentation?.recordActions === true, assemble, ...hooks,
   });
   return { interp, asyncRuntime, plan: stagesPlan(stages, model.unitPrefix) };
 }
