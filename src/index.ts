@@ -18,6 +18,10 @@ export {
   Embedding, Dropout, MultiHeadAttention, TransformerBlock, createModel, Model, type ModelSpec,
   type Conv1dOptions, type Conv2dOptions, type Size2d, type AttentionOptions, type TransformerBlockOptions,
 } from "./nn/index.js";
+// Megatron's tensor-parallel layers, for a model factory's own blocks (ModelContext.tensor)
+export { ColumnParallelLinear, RowParallelLinear, type ParallelLinearOptions, type ShardSpecSource } from "./parallel/tensor-parallel.js";
+export type { ShardPlan, ShardSpec } from "./parallel/tp-shard.js";
+export { REDUCE_OPS, type SyncCollectives, type Collectives, type ReduceOp } from "./transport/types.js";
 
 // Losses
 export { crossEntropyLoss } from "./nn/loss.js";
@@ -40,10 +44,11 @@ export {
 // Pipelines
 export {
   createPipeline, type Pipe, FreezingPipe, type FreezeOption, type FreezingPipeOptions, type MiniBatch, type PipelineOptions,
-  type ModelOption, type ModuleModel, type ModelFactory, type FactoryExport, type BuiltinModel, type LossOption, type AsyncOptions,
+  type ModelOption, type ModuleModel, type ModelFactory, type ModelContext, type FactoryExport, type BuiltinModel, type LossOption, type AsyncOptions,
 } from "./api/index.js";
 export { SCHEDULE_NAMES, type ScheduleName, WEIGHT_GRAD_MODES, type WeightGradMode } from "./pipeline/schedule/index.js";
 export { EXECUTORS, type ExecutorName, type StepResult } from "./pipeline/runtime/executor.js";
+export type { WorkerMemory } from "./pipeline/runtime/memory.js";
 export { RECOMPUTE_MODES, type RecomputeMode } from "./pipeline/runtime/setup.js";
 export type { JsonValue } from "./pipeline/runtime/model-source.js";
 export type { AsyncMethod } from "./pipeline/weights/config.js";

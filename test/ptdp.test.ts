@@ -121,3 +121,34 @@ test("bad tensor-parallel input: T not dividing the heads, a model without trans
   const setup = { ...setupOf({ P: 1, T: 2, D: 1, sp: false, schedule: "1f1b" }, 3), model: mlp };
   await assert.rejects(ThreadsExecutor.create(setup, createModel(mlp, 0).stateDict()), /--tp 2 needs a transformer model \(gpt, vit\)/);
 });
+
+// Megatron's scatter/gather between stages: each tensor rank sends its 1/T part of the activation
+// (and input gradient) to its peer, which all-gathers. The oracle for the bytes is the model's shape:
+// N sequences x CTX tokens x width float32 cross the one stage boundary forward and back per step.
+test("PTD-P on threads: activations and gradients between stages travel once per tensor group (T ranks x 1/T each), with and without sequence parallelism", async () => {
+  const { ThreadsExecutor } = await import("../src/pipeline/runtime/threads.js");
+  const { createModel } = await import("../src/nn/models/index.js");
+  const { batches, setupOf, CTX, N, SPEC } = await import("./lib-ptdp-script.js");
+  const { splitBatch } = await import("../src/data/microbatch.js");
+  const whole = N * CTX * (SPEC as { dim: number }).dim * 4;
+  for (const [T, sp] of [[1, false], [2, false], [2, true]] as const) {
+    const model = createModel(SPEC, 5);
+    const setup = setupOf({ P: 2, T, D: 1, sp, schedule: "1f1b" }, model.units.length);
+    const ex = await ThreadsExecutor.create({ ...setup, instrumentation: { recordActions: true } }, model.stateDict());
+    try {
+      const parts = splitBatch(batches()[0], 4);
+      await ex.step({ inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / (N * CTX) });
+      const ranks = ex.stepTimings()!;
+      assert.equal(ranks.length, 2 * T);
+      const sent = (r: (typeof ranks)[number], kind: string): number => r.sends.filter((s) => s.key.startsWith(kind)).reduce((n, s) => n + s.bytes, 0);
+      for (const [id, r] of ranks.entries()) {
+        const worker = Math.floor(id / T);
+        // Worker 0 sends activations forward, worker 1 gradients back: each tensor rank its 1/T.
+        assert.equal(sent(r, "a"), worker === 0 ? whole / T : 0, `T=${T}${sp ? " sp" : ""}, thread ${id}: activation bytes`);
+        assert.equal(sent(r, "g"), worker === 1 ? whole / T : 0, `T=${T}${sp ? " sp" : ""}, thread ${id}: gradient bytes`);
+      }
+    } finally {
+      await ex.close();
+    }
+  }
+});

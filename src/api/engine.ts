@@ -13,6 +13,7 @@ import { hasLocalState } from "../pipeline/runtime/local-state.js";
 import type { PipelineModel } from "../pipeline/runtime/model-source.js";
 import { savePartedCheckpoint } from "../pipeline/runtime/parted-save.js";
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
+import type { WorkerMemory } from "../pipeline/runtime/memory.js";
 import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
 import { splitMiniBatch } from "../pipeline/runtime/split.js";
 import type { MicrobatchMetrics, StageLoss, Target } from "../pipeline/stage.js";
@@ -77,6 +78,8 @@ export class RunEngine {
   lastResult: StepResult | null = null;
   /** Per worker thread: the largest memory it held (threads only; null elsewhere). */
   workerPeakBytes: number[] | null = null;
+  /** Per worker: its tensor-counted memory, activations at their peak over the steps so far (null before a step). */
+  memory: WorkerMemory[] | null = null;
 
   private constructor(private readonly o: EngineOptions, private setupNow: PipelineSetup, private ex: Executor) {
     this.steps = o.step ?? 0;
@@ -116,6 +119,10 @@ export class RunEngine {
   private noteResult(r: StepResult): void {
     this.lastResult = r;
     if (this.o.trace && isTimingSource(this.ex)) this.o.trace.add(this.ex);
+    if (r.memory) {
+      const prev = this.memory;
+      this.memory = r.memory.map((m, i) => ({ ...m, peakActivationBytes: Math.max(m.peakActivationBytes, prev?.[i]?.peakActivationBytes ?? 0) }));
+    }
     if (!r.workerPeakBytes) return;
     const prev = this.workerPeakBytes ?? [];
     this.workerPeakBytes = r.workerPeakBytes.map((b, w) => Math.max(b, prev[w] ?? 0));

@@ -61,6 +61,9 @@ export class FreezingPipe implements Pipe {
   }
 
   get steps(): number { return this.stepCount; }
+
+  /** The elastic runtime does not count its workers' memory. */
+  get memory(): null { return null; }
   /** Epochs ended with endEpoch(). */
   get epochs(): number { return this.epochCount; }
   /** Layers frozen so far. */

@@ -10,9 +10,17 @@ import { RECOMPUTE_MODES, type RecomputeMode } from "../pipeline/runtime/setup.j
 import type { JsonValue, ModelSource } from "../pipeline/runtime/model-source.js";
 import { LOSS_NAMES, type LossFunction, type LossSpec } from "../pipeline/runtime/loss-source.js";
 import type { AsyncOptions } from "./async-options.js";
+import type { SyncCollectives } from "../transport/types.js";
 
-/** What a model module exports for the pipeline: `(args) => Module[] | Sequential`, possibly async. */
-export type ModelFactory = (args: never) => readonly Module[] | Sequential | Promise<readonly Module[] | Sequential>;
+/**
+ * What a model factory is given besides its args: `tensor`, the tensor-parallel group its
+ * ColumnParallelLinear / RowParallelLinear layers split over (the worker's T ranks with
+ * `tensorParallel: T`; a group of one elsewhere, so the layers are whole).
+ */
+export interface ModelContext { tensor: SyncCollectives }
+
+/** What a model module exports for the pipeline: `(args, context) => Module[] | Sequential`, possibly async. */
+export type ModelFactory = (args: never, context: ModelContext) => readonly Module[] | Sequential | Promise<readonly Module[] | Sequential>;
 
 /** The names of module `M`'s exports that are model factories. */
 export type FactoryExport<M> = { [K in keyof M]: M[K] extends ModelFactory ? K : never }[keyof M] & string;

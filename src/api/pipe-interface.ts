@@ -2,11 +2,18 @@
 import type { MicrobatchMetrics, Target } from "../pipeline/stage.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { MiniBatch } from "./engine.js";
+import type { WorkerMemory } from "../pipeline/runtime/memory.js";
 
 /** A pipeline-parallel trainer; see {@link createPipeline}. */
 export interface Pipe {
   /** Optimizer steps taken (including those of a resumed checkpoint). */
   readonly steps: number;
+  /**
+   * Per worker (stage set x tensor rank x replica, tensor rank innermost): bytes of parameters,
+   * gradients, optimizer state and peak activations (the most over the steps so far), counted from
+   * tensors; null before the first step and on a freezing pipe.
+   */
+  readonly memory: readonly WorkerMemory[] | null;
   /** One optimizer step on mini-batch (x, y); resolves to its mean loss. */
   step(x: Tensor, y: Target): Promise<number>;
   /**

@@ -11,6 +11,7 @@ import { annealSteps } from "../pipeline/weights/index.js";
 import { asyncConfigOf } from "./async-options.js";
 import { asyncSetupFor } from "../pipeline/runtime/async-weights.js";
 import type { StepResult } from "../pipeline/runtime/executor.js";
+import type { WorkerMemory } from "../pipeline/runtime/memory.js";
 import { loadModelSource, toPipelineModel, type ModelSource } from "../pipeline/runtime/model-source.js";
 import { functionLoss, loadLoss } from "../pipeline/runtime/loss-source.js";
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
@@ -25,6 +26,7 @@ import { lossSpecOf, modelSourceOf, resolveOptions, type PipelineOptions, type R
 import { RunEngine, type MiniBatch } from "./engine.js";
 import { checkpointStart } from "./checkpoint-start.js";
 import { checkTensorParallel } from "../parallel/ptdp-units.js";
+import { TransformerBlock } from "../nn/transformer.js";
 
 export type { MiniBatch } from "./engine.js";
 
@@ -42,6 +44,9 @@ class SchedulePipe implements Pipe {
 
   /** Optimizer steps taken (including those of a resumed checkpoint). */
   get steps(): number { return this.engine.steps; }
+
+  /** Per worker: its memory counted from tensors, activations at their peak over the steps so far. */
+  get memory(): readonly WorkerMemory[] | null { return this.engine.memory; }
 
   /** Units per virtual stage, as partitioned. */
   get balance(): readonly number[] { return this.engine.setup.balance; }
@@ -198,6 +203,9 @@ async function buildPipe(o: PipelineOptions, r: ResolvedOptions): Promise<Pipe> 
   if (r.tensorParallel > 1) {
     try {
       checkTensorParallel(model.units, r.tensorParallel, "tensorParallel");
+      if (r.sequenceParallel && !model.units.some((u) => u instanceof TransformerBlock)) {
+        throw new Error("sequenceParallel splits the built-in transformer blocks (gpt, vit); a model of your own tensor-parallel layers runs with sequenceParallel false");
+      }
     } catch (e) {
       throw asOptionError(e);
     }

@@ -1,8 +1,10 @@
 // `pipewright bench parallel`: the collectives and the non-pipeline parallelism on worker threads:
 // all-reduce latency/bandwidth, data-parallel replicas against one, tensor-parallel MLP against one
-// rank. One JSON object per line with --json; the records come from the modules' own benchmarks.
-import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
+// rank; with --ptdp instead, a small gpt under PTD-P layouts (samples/s and per-worker memory). One
+// JSON object per line with --json; the records come from the modules' own benchmarks.
+import { givenFlags, helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
 import { cpuLabel, machineCpu } from "../backend/index.js";
+import { resolveSpec, type ResolvedSpec } from "../nn/models/spec.js";
 
 const PARTS = ["allreduce", "data", "tensor"] as const;
 type Part = (typeof PARTS)[number];
@@ -11,27 +13,55 @@ export const benchParallelCommand = {
   name: "bench parallel",
   summary: "All-reduce between worker threads (shared memory, fixed order), data-parallel replicas " +
     "(MLP 784-1024-1024-10, batch 256) and a tensor-parallel MLP block (1024 -> 4096 -> 1024, 512 tokens), " +
-    "each against one worker. One JSON object per line with --json, each with \"cpu\": {\"model\", \"isa\", \"cores\"}.",
+    "each against one worker. With --ptdp instead: a gpt trained on threads under each PTD-P layout " +
+    "(stages x tensor ranks x replicas), its samples/s and every worker's memory (parameters, gradients, AdamW state, " +
+    "peak activations; bytes counted from tensors). One JSON object per line with --json, each with \"cpu\": {\"model\", \"isa\", \"cores\"}.",
   flags: {
     json: { type: "bool", help: "one JSON object per line" },
     parts: { type: "list", default: PARTS.join(","), meta: "P,P,...", help: `what to measure, from ${PARTS.join(", ")}` },
     steps: { type: "int", min: 3, default: 10, meta: "N", help: "timed steps per configuration (median)" },
+    ptdp: { type: "bool", help: "measure PTD-P layouts of a gpt instead of --parts" },
+    layouts: { type: "list", default: "1x1x1,1x2x1,2x1x1,2x2x1", meta: "PxTxD,...", help: "--ptdp: layouts, stages x tensor ranks x replicas" },
+    "sequence-parallel": { type: "bool", help: "--ptdp: sequence parallelism in the layouts with 2 or more tensor ranks" },
+    schedule: { type: "string", default: "1f1b", meta: "NAME", help: "--ptdp: a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1)" },
+    batch: { type: "int", min: 1, default: 8, meta: "B", help: "--ptdp: sequences per mini-batch" },
+    microbatches: { type: "int", min: 1, default: 4, meta: "M", help: "--ptdp: micro-batches per mini-batch" },
+    layers: { type: "int", min: 1, default: 4, meta: "L", help: "--ptdp: gpt transformer blocks" },
+    width: { type: "int", min: 1, default: 128, meta: "D", help: "--ptdp: gpt width" },
+    heads: { type: "int", min: 1, default: 4, meta: "H", help: "--ptdp: gpt attention heads (T must divide them)" },
+    context: { type: "int", min: 1, default: 64, meta: "C", help: "--ptdp: gpt context length" },
   },
-  examples: ["pipewright bench parallel --json", "pipewright bench parallel --parts data --steps 20"],
+  examples: ["pipewright bench parallel --json", "pipewright bench parallel --parts data --steps 20",
+    "pipewright bench parallel --ptdp --layouts 2x1x1,2x2x1 --sequence-parallel --steps 3 --json"],
 } as const satisfies CommandSpec;
 
 export async function runBenchParallel(argv: string[]): Promise<number> {
   const f = parseFlags(benchParallelCommand, argv);
   if (f.help) { process.stdout.write(helpText(benchParallelCommand) + "\n"); return 0; }
   const { parts, steps } = f;
+  const ptdpOnly = ["layouts", "sequence-parallel", "schedule", "batch", "microbatches", "layers", "width", "heads", "context"];
+  const stray = f.ptdp ? [] : ptdpOnly.filter((n) => givenFlags(argv).has(n));
+  if (stray.length) throw new UsageError(`${stray.map((n) => `--${n}`).join(", ")} only with --ptdp`);
+  if (f.ptdp && givenFlags(argv).has("parts")) throw new UsageError("--parts and --ptdp exclude each other: --ptdp measures PTD-P layouts only");
   const bad = parts.filter((p) => !PARTS.includes(p as Part));
   if (bad.length) throw new UsageError(`--parts: '${bad.join(",")}' is not valid; choose from ${PARTS.join(", ")}`);
   // Every JSON line names the machine; the human output names it once, first.
   const cpu = machineCpu();
   if (!f.json) process.stdout.write(`cpu: ${cpuLabel(cpu)}\n`);
-  const print = (part: Part, rec: object): void => {
+  const print = (part: Part | "ptdp", rec: object): void => {
     process.stdout.write((f.json ? JSON.stringify({ bench: part, ...rec, cpu }) : `${part}: ${JSON.stringify(rec)}`) + "\n");
   };
+  if (f.ptdp) {
+    const { benchPtdp, parseLayout } = await import("../train/bench-ptdp.js");
+    let spec: ResolvedSpec<"gpt">, layouts;
+    try {
+      spec = resolveSpec({ name: "gpt", depth: f.layers, dim: f.width, heads: f.heads, context: f.context }) as ResolvedSpec<"gpt">;
+      layouts = f.layouts.map(parseLayout);
+    } catch (e) { throw new UsageError((e as Error).message); }
+    const { batch, microbatches, schedule } = f;
+    for (const r of await benchPtdp({ spec, layouts, sequenceParallel: f["sequence-parallel"] === true, schedule, batch, microbatches, steps })) print("ptdp", r);
+    return 0;
+  }
   if (parts.includes("allreduce")) {
     const { benchAllReduce } = await import("../transport/bench.js");
     for (const r of await benchAllReduce()) print("allreduce", r);

@@ -11,7 +11,7 @@ import { ProgressBar } from "../train/progress.js";
 import { FREEZE_FLAGS, FREEZE_FLAG_NAMES, runFreezeTraining } from "./train-freeze.js";
 import { checkpointConfig, trainSingleDevice, type TrainSummary } from "../train/loop.js";
 import { parseMetrics, type MetricsRecord } from "../train/metrics.js";
-import { rate } from "../train/epoch-report.js";
+import { rate, type WorkerMemorySummary } from "../train/epoch-report.js";
 import {
   EXECUTORS, LR_SCHEDULE_NAMES, MODEL_DEFAULTS, OPTIMIZER_NAMES, PARTITION_METHODS, PIPELINE_SCHEDULES, RECOMPUTE_MODES, SAVE_LAYOUTS, WEIGHT_GRAD_MODES,
   type PipelineConfig, type TrainConfig,
@@ -152,9 +152,19 @@ export function formatSummary(s: TrainSummary): string {
     `elapsed      ${s.elapsed_s.toFixed(1)} s`,
     `memory       peak RSS ${s.peak_rss_mb.toFixed(0)} MB (the whole process)` +
       (s.worker_peak_mb ? `; per worker thread (its JS heap + tensors): ${s.worker_peak_mb.map((m) => m.toFixed(0)).join(", ")} MB` : ""));
+  for (const m of s.worker_memory ?? []) lines.push(workerMemoryLine(m, s.worker_memory!));
   if (s.checkpoint) lines.push(`checkpoint   ${s.checkpoint}`);
   if (s.metrics) lines.push(`metrics      ${s.metrics}`);
   return lines.join("\n");
+}
+
+/** One worker's tensor-counted memory; tensor rank and replica named only when the run has them. */
+function workerMemoryLine(m: WorkerMemorySummary, all: readonly WorkerMemorySummary[]): string {
+  const mb = (b: number): string => `${(b / 2 ** 20).toFixed(2)} MB`;
+  const where = [`stage${m.stages.length > 1 ? "s" : ""} ${m.stages.join(",")}`,
+    ...(all.some((x) => x.tensor > 0) ? [`tensor rank ${m.tensor}`] : []), ...(all.some((x) => x.replica > 0) ? [`replica ${m.replica}`] : [])];
+  return `  worker ${m.worker} (${where.join(", ")}): parameters ${mb(m.parameter_bytes)}, gradients ${mb(m.gradient_bytes)}, ` +
+    `optimizer ${mb(m.optimizer_bytes)}, peak activations ${mb(m.peak_activation_bytes)}`;
 }
 
 export async function runTrain(argv: string[]): Promise<number> {

@@ -8,7 +8,7 @@
 // chunks: the first block of the run scatters its (replicated) input, the last all-gathers its output
 // with the "split" gradient rule (what follows is replicated, so its gradient is too).
 import { gatherFromSequenceParallel, scatterToSequenceParallel } from "./sequence-parallel.js";
-import { allReduceSequenceParallelGrads, loadDenseState, tensorParallelPlan, TensorParallelTransformerBlock } from "./tensor-parallel.js";
+import { allReduceSequenceParallelGrads, ColumnParallelLinear, loadDenseState, RowParallelLinear, tensorParallelPlan, TensorParallelTransformerBlock } from "./tensor-parallel.js";
 import { specOf, splitTensor, joinShards, type ShardPlan } from "./tp-shard.js";
 import type { Linear } from "../nn/linear.js";
 import type { Module } from "../nn/module.js";
@@ -38,16 +38,33 @@ class StageBlock extends TensorParallelTransformerBlock {
   }
 }
 
-/** Checks that the model has blocks to split and that T divides their heads and width; `flag` names T in the messages. */
+/**
+ * Checks that the model has something to split (built-in transformer blocks, or a user's
+ * ColumnParallelLinear / RowParallelLinear layers) and that T divides what is split; `flag` names T
+ * in the messages.
+ */
 export function checkTensorParallel(units: readonly Module[], size: number, flag = "--tp"): void {
   if (!Number.isInteger(size) || size < 1) throw new Error(`${flag} ${size} must be a positive integer`);
   if (size === 1) return;
   const blocks = units.filter((u): u is TransformerBlock => u instanceof TransformerBlock);
-  if (blocks.length === 0) throw new Error(`${flag} ${size} needs a transformer model (gpt, vit): this model has no transformer blocks to split`);
+  const layers = units.flatMap((u) => u.namedModules().map(([, m]) => m))
+    .filter((m): m is ColumnParallelLinear | RowParallelLinear => m instanceof ColumnParallelLinear || m instanceof RowParallelLinear);
+  if (blocks.length === 0 && layers.length === 0) {
+    throw new Error(`${flag} ${size} needs a transformer model (gpt, vit): this model has no transformer blocks to split`);
+  }
   for (const b of blocks) {
     if (b.heads % size !== 0) throw new Error(`${flag} ${size} must divide the attention heads ${b.heads}`);
     if (b.dim % size !== 0) throw new Error(`${flag} ${size} must divide the width ${b.dim}`);
   }
+  for (const m of layers) {
+    const [what, n] = m instanceof ColumnParallelLinear ? ["output", m.outFeatures / m.blocks] : ["input", m.inFeatures];
+    if (n % size !== 0) throw new Error(`${flag} ${size} must divide the ${what} features ${n} of a ${m.constructor.name}`);
+  }
+}
+
+/** Whether `units` hold a user's tensor-parallel layers (a model built from them, not from TransformerBlocks). */
+export function hasParallelLayers(units: readonly Module[]): boolean {
+  return units.some((u) => u.namedModules().some(([, m]) => m instanceof ColumnParallelLinear || m instanceof RowParallelLinear));
 }
 
 /**

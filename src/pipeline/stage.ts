@@ -35,6 +35,7 @@ import { Dropout } from "../nn/dropout.js";
 import type { Rng } from "../tensor/random.js";
 import { countCorrect, crossEntropyLoss } from "../nn/loss.js";
 import { checkLossBroadcast } from "./loss-check.js";
+import { ActivationMeter, graphBytes } from "./activation-bytes.js";
 
 /** Targets of a micro-batch: class ids (one per output row) or a float tensor [rows, ...]. */
 export type Target = Int32Array | Tensor;
@@ -97,6 +98,8 @@ export interface StageOptions {
   loss?: StageLoss;
   /** Test instrumentation run before every unit's forward (faults). */
   beforeUnit?: UnitHook;
+  /** Where the activation bytes this stage holds are counted (a worker's stages share one); default: its own. */
+  meter?: ActivationMeter;
 }
 
 interface Saved {
@@ -110,6 +113,8 @@ interface Saved {
   dropoutState: Rng[] | null;
   /** Weights the graph reaches (collected on a stage's first split B, to check W). */
   mustReach?: Set<Tensor>;
+  /** Activation bytes counted on the meter for this micro-batch (graphBytes, or the input when recomputing). */
+  bytes: number;
 }
 
 /** Result of a forward: the output for the next stage, or the metrics on the last stage. */
@@ -190,6 +195,10 @@ export class Stage {
   private readonly prefix: string;
   private readonly lossFn: StageLoss;
   private readonly beforeUnit: UnitHook | undefined;
+  /** Activation bytes held by this stage (and the worker's other stages when shared). */
+  readonly meter: ActivationMeter;
+  /** Parameters and buffers: never counted as activations. */
+  private readonly weights: ReadonlySet<Tensor>;
 
   constructor(o: StageOptions) {
     if (o.units.length === 0) throw new Error(`stage ${o.index} has no layers`);
@@ -202,6 +211,8 @@ export class Stage {
     this.lossFn = o.loss ?? CROSS_ENTROPY_SUM;
     this.beforeUnit = o.beforeUnit;
     this.params = o.units.flatMap(([, m]) => m.parameters());
+    this.meter = o.meter ?? new ActivationMeter();
+    this.weights = new Set(this.stateDict().values());
     for (const [, unit] of o.units) {
       for (const [, m] of unit.namedModules()) {
         if (m instanceof Dropout) this.dropouts.push(m);
@@ -302,7 +313,9 @@ export class Stage {
       if (!this.recompute) root = loss;
       metrics = { loss: loss.item(), ...accuracyOf(out, targets.labels) };
     }
-    this.saved.set(mb, { input, root, targets: this.isLast ? targets : null, deferred: null, dropoutState });
+    const bytes = root ? graphBytes([root, input], this.weights) : input.data.byteLength;
+    this.meter.add(bytes);
+    this.saved.set(mb, { input, root, targets: this.isLast ? targets : null, deferred: null, dropoutState, bytes });
     const transferable = this.recompute && out.data.buffer !== input.data.buffer;
     return { output: this.isLast ? null : out, transferable, metrics };
   }
@@ -331,13 +344,17 @@ export class Stage {
       } finally {
         live.forEach((r, i) => { this.dropouts[i].rng = r; });
       }
+      // The recomputed graph is held while this backward runs (and until W when it is split).
+      const extra = graphBytes([root, s.input], this.weights) - s.bytes;
+      this.meter.add(extra);
+      s.bytes += extra;
     }
     if (!this.isLast && gradOutput && gradOutput.length !== root.size) {
       throw new Error(`stage ${this.index}: output gradient of ${gradOutput.length} values for output ${fmt(root.shape)}`);
     }
     if (!root.requiresGrad) {
       // Nothing here needs a gradient (e.g. a first stage holding only a Flatten).
-      if (split) s.deferred = "none"; else this.saved.delete(mb);
+      if (split) s.deferred = "none"; else this.release(mb);
       return this.isFirst ? null : new Tensor(new Float32Array(s.input.size), s.input.shape);
     }
     const grads = this.isLast ? undefined : [gradOutput];
@@ -350,7 +367,7 @@ export class Stage {
       s.root = null;
     } else {
       backward(root, grads, { leaves: this.isFirst ? params : [s.input, ...params] });
-      this.saved.delete(mb);
+      this.release(mb);
     }
     let g = this.isFirst ? null : s.input.grad?.data ?? new Float32Array(s.input.size);
     s.input.grad = null;
@@ -371,7 +388,7 @@ export class Stage {
     for (const mb of mbs) {
       const s = this.saved.get(mb);
       if (!s?.deferred) throw new Error(`stage ${this.index}: W of micro-batch ${mb} without a split B before it`);
-      this.saved.delete(mb);
+      this.release(mb);
       mustReach ??= s.mustReach;
       if (s.deferred !== "none") work.push(s.deferred);
     }
@@ -395,7 +412,17 @@ export class Stage {
   }
 
   /** Drops every held micro-batch (after an error or at shutdown). */
-  clear(): void { this.saved.clear(); }
+  clear(): void {
+    for (const mb of [...this.saved.keys()]) this.release(mb);
+  }
+
+  /** Forgets micro-batch mb's saved state and its activation bytes. */
+  private release(mb: number): void {
+    const s = this.saved.get(mb);
+    if (!s) return;
+    this.meter.remove(s.bytes);
+    this.saved.delete(mb);
+  }
 
 }
 

@@ -16,6 +16,18 @@ export function processPeakRssMb(): number {
 }
 
 /** The summary of a training run (single-device or pipeline), as the CLI prints it. */
+/** One pipeline worker's memory in the summary (bytes, counted from tensors: the same every run). */
+export interface WorkerMemorySummary {
+  worker: number;
+  replica: number;
+  tensor: number;
+  stages: number[];
+  parameter_bytes: number;
+  gradient_bytes: number;
+  optimizer_bytes: number;
+  peak_activation_bytes: number;
+}
+
 export interface TrainSummary {
   model: string;
   backend: string;
@@ -37,6 +49,11 @@ export interface TrainSummary {
    * ArrayBuffers of its tensors), MB; null on one device or the inline executor.
    */
   worker_peak_mb: number[] | null;
+  /**
+   * Pipeline: per worker (stages x tensor rank x replica, tensor innermost), bytes of its parameters,
+   * gradients, optimizer state and peak activations over the run, counted from tensors; null on one device.
+   */
+  worker_memory: WorkerMemorySummary[] | null;
   resumed_from: { path: string; epoch: number; step: number } | null;
   checkpoint: string | null;
   metrics: string | null;
@@ -153,7 +170,7 @@ export class EpochReport {
       test_ppl: lastEval.ppl === null ? null : roundMetric(lastEval.ppl),
       best_test_acc: accs.length ? Math.max(...accs) : null,
       samples_per_s: this.trainSeconds > 0 ? roundMetric(this.trainSamples / this.trainSeconds) : 0,
-      elapsed_s: roundMetric(this.elapsed()), peak_rss_mb: processPeakRssMb(), worker_peak_mb: null, resumed_from: run.resumed_from, checkpoint: this.o.save ?? null, metrics: run.metrics,
+      elapsed_s: roundMetric(this.elapsed()), peak_rss_mb: processPeakRssMb(), worker_peak_mb: null, worker_memory: null, resumed_from: run.resumed_from, checkpoint: this.o.save ?? null, metrics: run.metrics,
       history: this.history,
     };
   }

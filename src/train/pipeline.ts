@@ -189,10 +189,19 @@ async function evaluateThrough(engine: RunEngine, task: Task): Promise<EvalResul
   return task.evalResult(await engine.evaluate(task.evalBatches()));
 }
 
-/** Each worker thread's own memory peak for the summary (the process's peak RSS is already there). */
-function memorySummary(engine: RunEngine): Pick<TrainSummary, "worker_peak_mb"> {
+/**
+ * Each worker thread's own memory peak, and each worker's tensor-counted memory, for the summary
+ * (the process's peak RSS is already there).
+ */
+function memorySummary(engine: RunEngine): Pick<TrainSummary, "worker_peak_mb" | "worker_memory"> {
   const mb = (bytes: number): number => Number((bytes / 2 ** 20).toFixed(1));
-  return { worker_peak_mb: engine.workerPeakBytes ? engine.workerPeakBytes.map(mb) : null };
+  return {
+    worker_peak_mb: engine.workerPeakBytes ? engine.workerPeakBytes.map(mb) : null,
+    worker_memory: engine.memory?.map((m) => ({
+      worker: m.worker, replica: m.replica, tensor: m.tensor, stages: m.stages, parameter_bytes: m.parameterBytes,
+      gradient_bytes: m.gradientBytes, optimizer_bytes: m.optimizerBytes, peak_activation_bytes: m.peakActivationBytes,
+    })) ?? null,
+  };
 }
 
 /** --trace: every interpreter records its actions, every executor its messages (off otherwise: no cost). */

@@ -4,6 +4,7 @@ import type { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics, Target } from "../stage.js";
 import type { OptimizerState } from "../../optim/index.js";
 import type { AsyncState } from "./async-state.js";
+import type { WorkerMemory } from "./memory.js";
 
 /** Executors of the schedule IR (the one list: the CLI, createPipeline and checkpoints read it). */
 export const EXECUTORS = ["inline", "threads", "processes"] as const;
@@ -35,6 +36,11 @@ export interface StepResult {
    * ArrayBuffer memory of its isolate, sampled around every burst of actions). Absent inline.
    */
   workerPeakBytes?: number[];
+  /**
+   * Per worker (every stage set x tensor rank x replica, in that order, tensor innermost): bytes of
+   * parameters, gradients, optimizer state and the step's peak activations, counted from tensors.
+   */
+  memory?: WorkerMemory[];
 }
 
 /** Evaluation micro-batches: inputs[j] with labels[j], run forward only, in eval mode, without gradients. */

@@ -9,6 +9,7 @@ import { formatAction } from "../schedule/action.js";
 import type { MicrobatchMetrics, StageLoss } from "../stage.js";
 import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
 import { loadStageState } from "./worker-state.js";
+import { workerMemory } from "./memory.js";
 import { messageKey, targetsPayload, WorkerInterpreter, type ForwardMode, type WeightHooks } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { mergeStates, type OptimizerState } from "../../optim/index.js";
@@ -95,8 +96,11 @@ export class InlineExecutor implements Executor, TimingSource {
       if (!m) throw new Error(`micro-batch ${j} produced no loss`);
       return m;
     });
-    return sumMetrics(per, this.workers.map((w) => w.busy.F + w.busy.B + w.busy.W + w.busy.STEP),
-      this.workers.flatMap((w) => [...w.peakLive]), schedule.stages);
+    return {
+      ...sumMetrics(per, this.workers.map((w) => w.busy.F + w.busy.B + w.busy.W + w.busy.STEP),
+        this.workers.flatMap((w) => [...w.peakLive]), schedule.stages),
+      memory: this.workers.map((w, worker) => workerMemory(w, { worker, replica: 0, tensor: 0 })),
+    };
   }
 
   async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {

@@ -17,6 +17,7 @@ import type { ForwardResult, MicrobatchMetrics, MicrobatchTargets, Stage, Target
 import type { OptimizerState } from "../../optim/index.js";
 import { holdWeights, prepareHeldCopy, releaseWeights } from "../../autograd/weight-layouts.js";
 import { startRecord, type ActionRecord } from "./action-records.js";
+import type { ActivationMeter } from "../activation-bytes.js";
 
 /** A message body: an activation or gradient tensor, or the targets of a micro-batch. */
 export type Payload =
@@ -151,6 +152,12 @@ export interface InterpreterOptions {
   reduce?(stage: PhysicalStage, step: number): void | Promise<void>;
   /** Called when an asynchronous REDUCE has finished: pump again. */
   wake?(): void;
+  /**
+   * A message from another stage (activation or gradient) as the action consumes it: a tensor group
+   * whose ranks each received a part gathers the whole here (collective: every rank of the group runs
+   * the same action at the same point of its list).
+   */
+  assemble?(p: Payload): Payload;
 }
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
@@ -178,6 +185,8 @@ export class WorkerInterpreter {
   readonly peakLive = new Map<number, number>();
   /** With `recordActions`: the actions run since the last reset, in order. */
   readonly records: ActionRecord[] = [];
+  /** Where this worker's stages count their activation bytes (one meter unless built apart). */
+  private readonly meters: ReadonlySet<ActivationMeter>;
 
   constructor(o: InterpreterOptions) {
     this.o = o;
@@ -186,6 +195,7 @@ export class WorkerInterpreter {
     // Without weight hooks a stage's weights change only at its STEP: while a list runs they are
     // held in between, so thin products may reuse derived layouts of them (autograd/weight-layouts.ts).
     this.holdsWeights = !o.hooks;
+    this.meters = new Set([...o.stages.values()].flatMap((p) => p.chunks.map((c) => c.meter)));
     for (const a of this.actions) {
       if (!o.stages.has(a.stage)) throw new Error(`worker ${o.worker} got action ${formatAction(a)} for stage ${a.stage}, which it does not hold`);
       if (!isStepKind(a.kind) && !o.stages.get(a.stage)!.chunks[a.chunk]) {
@@ -217,6 +227,16 @@ export class WorkerInterpreter {
     return this.holdsWeights && (!this.done || this.o.ownsWeights === true) && prepareHeldCopy();
   }
 
+  /**
+   * Most activation bytes this worker's stages held at once since the last reset: the saved graphs
+   * (or stashed inputs when recomputing) of its micro-batches, counted from tensors (activation-bytes.ts).
+   */
+  get peakActivationBytes(): number {
+    let n = 0;
+    for (const m of this.meters) n += m.peak;
+    return n;
+  }
+
   /** The physical stages this worker runs. */
   get stages(): ReadonlyMap<number, PhysicalStage> { return this.o.stages; }
 
@@ -243,6 +263,7 @@ export class WorkerInterpreter {
     this.busy.F = this.busy.B = this.busy.W = this.busy.REDUCE = this.busy.STEP = 0;
     this.reducing = null;
     this.peakLive.clear();
+    for (const m of this.meters) m.resetPeak();
     this.records.length = 0;
   }
 
@@ -405,8 +426,9 @@ export class WorkerInterpreter {
     const stage = phys.chunks[a.chunk];
     const vs = virtualStage(a.stage, a.chunk, S);
     const mb = a.microbatch;
+    const fromStage = (key: string): Payload => (this.o.assemble ? this.o.assemble(this.take(key)) : this.take(key));
     if (a.kind === "F") {
-      const x = this.take(keys[0]);
+      const x = vs > 0 ? fromStage(keys[0]) : this.take(keys[0]);
       if (x.kind !== "tensor") throw new Error(`message ${keys[0]} is not a tensor`);
       let targets: MicrobatchTargets | null = null;
       if (keys.length > 1) {
@@ -430,7 +452,7 @@ export class WorkerInterpreter {
     if (a.kind === "B") {
       let g: Float32Array | null = null;
       if (keys.length) {
-        const p = this.take(keys[0]);
+        const p = fromStage(keys[0]);
         if (p.kind !== "tensor") throw new Error(`message ${keys[0]} is not a tensor`);
         g = p.data;
       }

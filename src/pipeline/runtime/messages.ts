@@ -9,6 +9,7 @@ import type { PlainOptimizerState, StateEntry } from "../../optim/index.js";
 import type { RankTimings } from "./action-records.js";
 import type { ShmGroupHandle } from "../../transport/shm-collectives.js";
 import type { ShardPlan } from "../../parallel/tp-shard.js";
+import type { WorkerMemory } from "./memory.js";
 
 // A named tensor as plain arrays (state dicts cross threads this way); defined in optim.
 export type { StateEntry };
@@ -57,6 +58,8 @@ export type FromWorker =
   | { type: "ready"; worker: number }
   /** peakBytes: the worker's largest JS heap + external (ArrayBuffer) memory seen so far. */
   | { type: "done"; worker: number; metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][]; peakBytes: number;
+    /** The worker's tensor-counted memory (parameters, gradients, optimizer state, the list's peak activations). */
+    memory: WorkerMemory;
     /** The last virtual stage's outputs of a "predict" list. */
     outputs?: { mb: number; data: Float32Array; shape: number[] }[];
     /** The step's action and message records (instrumentation.recordActions, "step" lists only). */

@@ -1,12 +1,16 @@
 // Where a worker (a thread, or an MPI rank) gets its model: a built-in spec + seed, or a user's ES
-// module export `(args) => Module[] | Sequential` that every worker imports and calls once. The
-// worker then loads the initial state it is given, so random initialisation in the user's build
-// never has to agree across workers. See /work/plan/API.md.
+// module export `(args, { tensor }) => Module[] | Sequential` that every worker imports and calls
+// once. The worker then loads the initial state it is given, so random initialisation in the user's
+// build never has to agree across workers. `tensor` is the worker's tensor-parallel group, over
+// which the user's ColumnParallelLinear / RowParallelLinear layers split (a group of one elsewhere:
+// whole layers).
 import { createModel, MODEL_UNIT_PREFIX } from "../../nn/models/index.js";
 import { withoutInit } from "../../nn/init.js";
 import type { ModelSpec } from "../../nn/models/spec.js";
 import { Module, Sequential } from "../../nn/module.js";
 import { describe, importFunction } from "./module-import.js";
+import type { SyncCollectives } from "../../transport/types.js";
+import { soloCollectives } from "../../transport/solo-collectives.js";
 
 /** Plain JSON (module arguments cross threads and processes as JSON). */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -66,6 +70,8 @@ export interface LoadOptions {
    * written: its own init may matter beyond the state dict.
    */
   initialise?: boolean;
+  /** The tensor-parallel group a user's build splits its parallel layers over (default: a group of one). */
+  tensor?: SyncCollectives;
 }
 
 /** Builds the model a source names (every worker calls this once). */
@@ -77,7 +83,7 @@ export async function loadModelSource(src: ModelSource, opts: LoadOptions = {}):
   const build = await importFunction(src.module, name, "model source", "(args) => Module[] | Sequential");
   let built: unknown;
   try {
-    built = await build(src.args);
+    built = await build(src.args, { tensor: opts.tensor ?? soloCollectives() });
   } catch (e) {
     throw new Error(`model source: export '${name}' of module '${src.module}' threw: ${(e as Error).message ?? String(e)}`, { cause: e });
   }

@@ -36,6 +36,7 @@ import type { LocalState, LocalStateSource } from "./local-state.js";
 import { epochNow, MessageLog, onEpoch, type ClockSync, type MessageRecord, type RankTimings, type TimingSource } from "./action-records.js";
 import { syncClocks } from "./clock-sync.js";
 import { tensorSize } from "./tensor-stages.js";
+import { workerMemory, type WorkerMemory } from "./memory.js";
 import { gatherStateDict, type ShardPlan } from "../../parallel/tp-shard.js";
 import { gatherOptimizerState } from "../../parallel/ptdp-units.js";
 export type { RankTimings } from "./action-records.js";
@@ -43,7 +44,7 @@ export type { RankTimings } from "./action-records.js";
 /** A rank's model to train in place, or the whole initial state to take its share of. */
 export type InitialWeights = { state: ReadonlyMap<string, Tensor> } | { model: PipelineModel };
 
-interface DoneInfo { metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][] }
+interface DoneInfo { metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][]; memory: WorkerMemory }
 
 /** The longest a blocked rank polls MPI itself before it waits on the event loop (ms). */
 const SPIN_BUDGET_MS = 50;
@@ -291,7 +292,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     if (this.rec) this.rec.listDone = epochNow();
     const b = this.interp.busy;
     // A worker's tensor ranks compute the same loss: count tensor rank 0's.
-    const mine: DoneInfo = { metrics: this.g.at.tensor === 0 ? this.metrics : [], busy: b.F + b.B + b.W + b.STEP, peaks: [...this.interp.peakLive] };
+    const mine: DoneInfo = { metrics: this.g.at.tensor === 0 ? this.metrics : [], busy: b.F + b.B + b.W + b.STEP, peaks: [...this.interp.peakLive],
+      memory: workerMemory(this.interp, this.g.at) };
     const done = await this.watched("the end-of-step exchange", () => this.g.world.allGather(mine));
     const per = Array.from({ length: M * batches.length }, (_, j): MicrobatchMetrics => {
       // Replica order: each replica's share of micro-batch j, summed in a fixed order.
@@ -307,7 +309,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       this.last = { rank, worker, replica, actions: onEpoch(this.interp.records), ...this.rec.log.take(), collectives, begin, listDone,
         end: epochNow(), ...(this.clocks ? { clock: this.clocks[rank] } : {}) };
     }
-    return sumMetrics(per, first.map((d) => d.busy), first.flatMap((d) => d.peaks), S);
+    return { ...sumMetrics(per, first.map((d) => d.busy), first.flatMap((d) => d.peaks), S), memory: done.map((d) => d.memory) };
   }
 
   /** Runs `actions` (delivered inputs) to their end: collective with the pipeline's other ranks. */

@@ -8,6 +8,7 @@ import type { ModelSpec } from "../../nn/models/spec.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import { createOptimizer, fromPlain, sliceState, type OptimizerConfig, type PlainOptimizerState } from "../../optim/index.js";
 import { Stage, type StageLoss } from "../stage.js";
+import { ActivationMeter } from "../activation-bytes.js";
 import type { PhysicalStage, PipelineShape, StageOptimizer } from "./interpreter.js";
 import { fixSpikeDelay, spikeOptimizer, type AsyncSetup } from "./async-weights.js";
 import type { ModelSource, PipelineModel } from "./model-source.js";
@@ -104,6 +105,8 @@ export function buildWorkerStages(model: PipelineModel, setup: PipelineSetup, wo
   const stageLoss = loss ?? builtinLoss(typeof setup.loss === "string" ? setup.loss : "cross-entropy");
   const resumed = setup.optimizerState ? fromPlain(setup.optimizerState) : null;
   const out = new Map<number, PhysicalStage>();
+  // The worker's activations are one count over all its stages (a V schedule holds two).
+  const meter = new ActivationMeter();
   for (let s = 0; s < S; s++) {
     if (schedule.stageToWorker[s] !== worker) continue;
     const chunks: Stage[] = [];
@@ -113,7 +116,7 @@ export function buildWorkerStages(model: PipelineModel, setup: PipelineSetup, wo
       const units = model.units.slice(a, b).map((m, i) => [a + i, m] as const);
       chunks.push(new Stage({
         index: vs, units, isFirst: vs === 0, isLast: vs === V - 1, recompute: recomputes(setup.recompute, vs, V),
-        prefix: model.unitPrefix, loss: vs === V - 1 ? stageLoss : undefined, beforeUnit,
+        prefix: model.unitPrefix, loss: vs === V - 1 ? stageLoss : undefined, beforeUnit, meter,
       }));
     }
     const params = chunks.flatMap((c) => c.namedParameters()).filter(([, p]) => p.requiresGrad);

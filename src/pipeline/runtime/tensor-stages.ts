@@ -1,14 +1,18 @@
 // A worker's stages as tensor-parallel shards (PTD-P): the hooks worker-build.ts applies when the
 // setup asks for tensor parallelism. The model's held blocks become tensor-parallel over the
 // worker's tensor group (src/parallel/ptdp-units.ts), a resumed optimizer state is cut to this rank's
-// shards, and each STEP first sums the gradients sequence parallelism leaves partial.
+// shards, each STEP first sums the gradients sequence parallelism leaves partial, and activations and
+// gradients cross between stages once per tensor group.
 import { Module } from "../../nn/module.js";
 import type { PlainOptimizerState } from "../../optim/index.js";
 import { checkTensorParallel, shardOptimizerState, syncSequenceParallelGrads, tensorParallelUnits, unitsPlan, type TensorParallelSetup } from "../../parallel/ptdp-units.js";
-import type { ShardPlan } from "../../parallel/tp-shard.js";
-import type { Tensor } from "../../tensor/tensor.js";
+import { shardStateDict, type ShardPlan } from "../../parallel/tp-shard.js";
+import { Tensor } from "../../tensor/tensor.js";
+import type { WorkerState } from "./worker-state.js";
 import type { SyncCollectives } from "../../transport/types.js";
-import type { PhysicalStage } from "./interpreter.js";
+import type { Outbox, Payload, PhysicalStage } from "./interpreter.js";
+import { allGatherAlongAxis } from "../../parallel/tp-collectives.js";
+import { fmt, numel } from "../../tensor/shape.js";
 import type { PipelineModel } from "./model-source.js";
 import { unitRanges, type PipelineSetup } from "./setup.js";
 
@@ -76,4 +80,44 @@ export function tensorSize(setup: PipelineSetup): number {
     throw new Error(`--tp ${T} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1), not '${setup.schedule.name}'`);
   }
   return T;
+}
+
+/**
+ * Megatron's scatter/gather between stages: every rank of a tensor group holds the same activation
+ * (and input gradient), so rank r sends only part r of it to rank r of the next group, which gathers
+ * the parts (assembleParts) when the action consumes them: T times fewer bytes between stages than
+ * every rank sending the whole. A tensor that does not split into T equal parts, and a message to this
+ * same worker, go whole.
+ */
+export function splitSends(outbox: Outbox, worker: number, comm: SyncCollectives): Outbox {
+  return {
+    send(to, key, p, transferable) {
+      if (p.kind !== "tensor" || to === worker || p.data.length % comm.size !== 0) { outbox.send(to, key, p, transferable); return; }
+      const part = p.data.length / comm.size;
+      outbox.send(to, key, { ...p, data: p.data.slice(comm.rank * part, (comm.rank + 1) * part) }, true);
+    },
+    ...(outbox.progress ? { progress: () => outbox.progress!() } : {}),
+  };
+}
+
+/** The whole tensor of a message that carries this rank's part (a whole one is kept as it is). Collective over `comm`. */
+export function assembleParts(comm: SyncCollectives): (p: Payload) => Payload {
+  return (p) => {
+    if (p.kind !== "tensor" || p.data.length === numel(p.shape)) return p;
+    if (p.data.length * comm.size !== numel(p.shape)) {
+      throw new Error(`a message part of ${p.data.length} values does not make a tensor ${fmt(p.shape)} over ${comm.size} tensor ranks`);
+    }
+    return { ...p, data: allGatherAlongAxis(comm, p.data, [p.data.length], 0) };
+  };
+}
+
+/**
+ * This rank's part of a worker's share of the dense state, for a model a user built from
+ * tensor-parallel layers over the worker's tensor group (each layer already its shard's size).
+ */
+export function shardShare(model: PipelineModel, share: Pick<WorkerState, "units" | "entries">, comm: SyncCollectives): Pick<WorkerState, "units" | "entries"> {
+  const full = new Map(share.entries.map(([k, data, shape]) => [k, new Tensor(data, shape)]));
+  const plan = unitsPlan(model.units.map((u, i) => [i, u] as const), unitName(model.unitPrefix));
+  const held: ShardPlan = Object.fromEntries(Object.entries(plan).filter(([k]) => full.has(k)));
+  return { units: share.units, entries: [...shardStateDict(full, held, comm.rank, comm.size)].map(([k, t]) => [k, t.data, [...t.shape]]) };
 }

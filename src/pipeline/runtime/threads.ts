@@ -35,6 +35,7 @@ import type { Schedule } from "../schedule/action.js";
 import { gatherStateDict } from "../../parallel/tp-shard.js";
 import { gatherOptimizerState } from "../../parallel/ptdp-units.js";
 import { tensorSize } from "./tensor-stages.js";
+import type { WorkerMemory } from "./memory.js";
 
 export class ThreadsExecutor implements Executor, TimingSource {
   readonly name = "threads" as const;
@@ -149,6 +150,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
     const busy: number[] = [];
     const peaks: [number, number][] = [];
     const peakBytes: number[] = [];
+    const memory: WorkerMemory[] = [];
     const timings: RankTimings[] = [];
     const parts = Array.from({ length: M * batches.length }, (): MicrobatchMetrics[] => []);
     // In thread order: each micro-batch's replica shares in replica order, as the processes executor sums them.
@@ -156,6 +158,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
       const m = replies.get(id);
       if (m?.type !== "done") continue;
       if (m.timings) timings[id] = m.timings;
+      memory[id] = m.memory;
       const at = this.position(id);
       // A worker's tensor ranks compute the same loss: count tensor rank 0's.
       if (at.tensor !== 0) continue;
@@ -171,7 +174,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
       return p.reduce((a, m) => ({ loss: a.loss + m.loss, correct: a.correct + m.correct, count: a.count + m.count }));
     });
     if (this.setup.instrumentation?.recordActions) this.last = timings;
-    return { ...sumMetrics(per, busy, peaks, S), workerPeakBytes: peakBytes };
+    return { ...sumMetrics(per, busy, peaks, S), workerPeakBytes: peakBytes, memory };
   }
 
   /** TimingSource: every worker's records of the last step (null unless the setup records actions). */

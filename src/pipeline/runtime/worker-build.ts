@@ -10,8 +10,9 @@ import { loadLoss } from "./loss-source.js";
 import { loadModelSource, type PipelineModel } from "./model-source.js";
 import { buildWorkerStages, shapeOf, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
 import { loadWorkerState, type WorkerState } from "./worker-state.js";
-import { stagesPlan, tensorParallelWorker, withSequenceParallelSync } from "./tensor-stages.js";
+import { assembleParts, shardShare, splitSends, stagesPlan, tensorParallelWorker, withSequenceParallelSync } from "./tensor-stages.js";
 import type { ShardPlan } from "../../parallel/tp-shard.js";
+import { hasParallelLayers } from "../../parallel/ptdp-units.js";
 import type { SyncCollectives } from "../../transport/types.js";
 
 export interface BuiltWorker {
@@ -40,19 +41,29 @@ export type ReplicaHooks = Pick<InterpreterOptions, "reduce" | "wake"> & { tenso
 export async function buildWorker(setup: PipelineSetup, worker: number, weights: WorkerWeights, outbox: Outbox,
   onMetrics: (microbatch: number, m: MicrobatchMetrics) => void, onOutput?: (microbatch: number, t: Tensor) => void,
   replicaHooks: ReplicaHooks = {}): Promise<BuiltWorker> {
+  const { tensor, ...hooks } = replicaHooks;
   let model: PipelineModel;
-  if ("model" in weights) model = weights.model;
-  else {
-    model = await loadModelSource(sourceOf(setup), { initialise: false });
-    loadWorkerState(model, weights.share);
+  const tp = setup.tensorParallel;
+  // A user's model is built over the worker's tensor group: its parallel layers come out as shards.
+  const userSplit = tp !== undefined && tp.size > 1 && tensor !== undefined && sourceOf(setup).kind === "module";
+  if ("model" in weights) {
+    // An MPI rank trains its own copy, built whole before its tensor group existed.
+    if (userSplit && hasParallelLayers(weights.model.units)) {
+      throw new Error(`worker ${worker}: a model of your own tensor-parallel layers is split over tensor ranks on the threads executor only so far`);
+    }
+    model = weights.model;
+  } else {
+    model = await loadModelSource(sourceOf(setup), { initialise: false, ...(userSplit ? { tensor } : {}) });
+    loadWorkerState(model, userSplit ? shardShare(model, weights.share, tensor) : weights.share);
   }
   const loss = await loadLoss(setup.loss);
   model.train();
-  const { tensor, ...hooks } = replicaHooks;
-  const tp = setup.tensorParallel;
+  let assemble: InterpreterOptions["assemble"];
   if (tp && tp.size > 1) {
     if (tensor?.size !== tp.size) throw new Error(`worker ${worker}: tensor parallelism ${tp.size} needs a tensor group of ${tp.size} ranks, got ${tensor?.size ?? "none"}`);
     ({ model, setup } = tensorParallelWorker(model, setup, worker, tensor, tp));
+    outbox = splitSends(outbox, worker, tensor);
+    assemble = assembleParts(tensor);
   }
   let stages = buildWorkerStages(model, setup, worker, loss);
   if (tp?.sequenceParallel && tensor && tensor.size > 1) stages = withSequenceParallelSync(stages, tensor);
@@ -61,7 +72,7 @@ export async function buildWorker(setup: PipelineSetup, worker: number, weights:
     worker, actions: setup.schedule.workers[worker], stages, shape: shapeOf(setup.schedule), outbox,
     // The asynchronous method is rebuilt from the setup's JSON, like the model.
     hooks: asyncRuntime?.hooks, actionDelay: syntheticDelay(setup.instrumentation, setup.schedule.chunks),
-    onMetrics, onOutput, ownsWeights: true, recordActions: setup.instrumentation?.recordActions === true, ...hooks,
+    onMetrics, onOutput, ownsWeights: true, recordActions: setup.instrumentation?.recordActions === true, assemble, ...hooks,
   });
   return { interp, asyncRuntime, plan: stagesPlan(stages, model.unitPrefix) };
 }

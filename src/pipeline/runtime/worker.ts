@@ -16,6 +16,7 @@ import { shardStateDict } from "../../parallel/tp-shard.js";
 import type { FromWorker, PeerMessage, StateEntry, ToWorker, WorkerInit } from "./messages.js";
 import { toPlain } from "../../optim/index.js";
 import { buildWorker } from "./worker-build.js";
+import { workerMemory } from "./memory.js";
 import { WorkerLoop } from "./worker-loop.js";
 import { loadStageState } from "./worker-state.js";
 import { Tensor } from "../../tensor/tensor.js";
@@ -94,6 +95,7 @@ function finished(): void {
     ? { rank: id, worker: init.worker, replica: init.replica, actions: onEpoch(interp.records), ...messages, begin, listDone: end, end } : undefined;
   if (log) log.paused = false;
   post({ type: "done", worker: id, metrics: metrics.splice(0), busy: b.F + b.B + b.W + b.STEP, peaks: [...interp.peakLive], peakBytes, outputs: outs,
+    memory: workerMemory(interp, { worker: init.worker, replica: init.replica, tensor: init.tensor }),
     ...(timings ? { timings } : {}) }, outs.map((o) => o.data.buffer as ArrayBuffer));
 }
 

@@ -1,0 +1,37 @@
+// Per-worker memory of a pipeline run, counted from tensors (deterministic, unlike a process's RSS):
+// what each worker (its stages x tensor rank x replica) holds for parameters, gradients, optimizer
+// state and, at the step's high-water mark, activations.
+import { optimizerStateBytes } from "../weights/policy.js";
+import type { WorkerInterpreter } from "./interpreter.js";
+
+export interface WorkerMemory {
+  /** Pipeline worker, replica and tensor-parallel rank of this entry. */
+  worker: number;
+  replica: number;
+  tensor: number;
+  /** The physical stages the worker holds. */
+  stages: number[];
+  /** Every parameter of its stages (a tensor-parallel rank's shards). */
+  parameterBytes: number;
+  /** One gradient per trainable parameter (allocated by each step's backward). */
+  gradientBytes: number;
+  /** The optimizer's state as it stands (AdamW: two floats per trainable parameter once it has stepped). */
+  optimizerBytes: number;
+  /** Most activation bytes held at once during the last step (WorkerInterpreter.peakActivationBytes). */
+  peakActivationBytes: number;
+}
+
+/** What `interp`'s stages hold; `at` places the worker. */
+export function workerMemory(interp: WorkerInterpreter, at: { worker: number; replica: number; tensor: number }): WorkerMemory {
+  let parameterBytes = 0, gradientBytes = 0, optimizerBytes = 0;
+  const stages = [...interp.stages.keys()].sort((a, b) => a - b);
+  for (const s of stages) {
+    const ps = interp.stages.get(s)!;
+    for (const p of ps.chunks.flatMap((c) => c.parameters)) {
+      parameterBytes += p.data.byteLength;
+      if (p.requiresGrad) gradientBytes += p.data.byteLength;
+    }
+    if (ps.optimizer) optimizerBytes += optimizerStateBytes(ps.optimizer);
+  }
+  return { worker: at.worker, replica: at.replica, tensor: at.tensor, stages, parameterBytes, gradientBytes, optimizerBytes, peakActivationBytes: interp.peakActivationBytes };
+}
