@@ -2,8 +2,8 @@
 // user's module, imported here), loads its units' share of the main thread's state, keeps only its
 // stages, and runs its action list each step. Activations and gradients go
 // straight to the neighbour workers over MessageChannels; their buffers are transferred, not cloned.
-// With replicas, its REDUCEs sum the stage's gradients with the same worker of the other replicas
-// in shared memory. Any error is reported to the main thread with the stage and action, which then
+// With replicas, its REDUCEs sum the stage's gradients (and BatchNorm moments) with the same worker
+// of the other replicas in shared memory. Any error is reported to the main thread with the stage and action, which then
 // ends the run.
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { getHeapStatistics } from "node:v8";
@@ -11,7 +11,7 @@ import { setBackend } from "../../backend/index.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import { PipelineActionError, type Payload, type WorkerInterpreter } from "./interpreter.js";
 import { ShmCollectives } from "../../transport/shm-collectives.js";
-import { allReduceGradientsSync } from "../../parallel/grad-sync.js";
+import { reduceStageSync } from "./replica-reduce.js";
 import { shardStateDict } from "../../parallel/tp-shard.js";
 import type { FromWorker, PeerMessage, StateEntry, ToWorker, WorkerInit } from "./messages.js";
 import { toPlain } from "../../optim/index.js";
@@ -114,7 +114,7 @@ try {
   const built = await buildWorker(init.setup, init.worker, { share: { units: init.units ?? null, entries: init.state } }, outbox,
     (mb, m) => { metrics.push([mb, m]); }, (mb, t) => { outputs.push({ mb, data: t.data.slice(), shape: [...t.shape] }); },
     {
-      ...(comm ? { reduce: (ps) => allReduceGradientsSync(ps.chunks.flatMap((c) => c.parameters).filter((p) => p.requiresGrad), comm) } : {}),
+      ...(comm ? { reduce: (ps) => reduceStageSync(ps, (buf) => comm.allReduceSync(buf, "sum")) } : {}),
       ...(init.tensorGroup ? { tensor: new ShmCollectives(init.tensorGroup, init.tensor, { timeoutMs: REDUCE_TIMEOUT_MS }) } : {}),
     });
   init.state = []; // the copy of the state is not needed any more
