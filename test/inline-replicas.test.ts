@@ -118,3 +118,19 @@ test("inline replicas: bad counts and sources are named", async () => {
   const asyncSetup = { ...setupOf(MLP, "1f1b"), schedule: generateSchedule("async", { stages: 2, microbatches: M, steps: 2 }) };
   await assert.rejects(InlineExecutor.create(createModel(MLP, SEED), asyncSetup, 2), /needs a synchronous schedule/);
 });
+
+test("inline replicas: a layer failing in replica 1 ends the step naming the replica, stage and action, as on threads", async () => {
+  const setup = { ...setupOf(MLP, "1f1b"), instrumentation: { faults: [{ unit: 5, microbatch: 2, replica: 1, message: "boom in layer 5" }] } };
+  const parts = splitBatch(batches(MLP)[0], M);
+  const batch = { inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / N };
+  for (const ex of [await InlineExecutor.create(createModel(MLP, SEED), setup, 2), await ThreadsExecutor.create(setup, createModel(MLP, SEED).stateDict(), 2)]) {
+    try {
+      await assert.rejects(ex.step(batch), (e: Error) => {
+        assert.match(e.message, /^stage 1, action 1F2 \(worker 1\): replica 1: boom in layer 5$/, ex.name);
+        return true;
+      });
+    } finally {
+      await ex.close();
+    }
+  }
+});

@@ -14,13 +14,14 @@ import { formatAction } from "../schedule/action.js";
 import type { MicrobatchMetrics, StageLoss } from "../stage.js";
 import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
 import { loadStageState } from "./worker-state.js";
-import { messageKey, targetsPayload, WorkerInterpreter, type ForwardMode, type Payload, type PhysicalStage, type WeightHooks } from "./interpreter.js";
+import { messageKey, PipelineActionError, targetsPayload, WorkerInterpreter, type ForwardMode, type Payload, type PhysicalStage, type WeightHooks } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { mergeStates, type OptimizerState } from "../../optim/index.js";
 import { buildWorkerStages, replicatedSetup, shapeOf, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
 import { loadModelSource } from "./model-source.js";
 import { stepDeliveries } from "./replica-share.js";
 import { InlineReduce } from "./inline-reduce.js";
+import { forReplica } from "./instrumentation.js";
 import type { AsyncState } from "./async-state.js";
 import { createAsyncRuntime, plainMemory, type AsyncRuntime, type StageMemory } from "./async-weights.js";
 import { epochNow, MessageLog, onEpoch, payloadBytes, type RankTimings, type TimingSource } from "./action-records.js";
@@ -61,9 +62,10 @@ export class InlineExecutor implements Executor, TimingSource {
     this.logs = record ? Array.from({ length: R * W }, () => new MessageLog()) : null;
     this.reducer = R > 1 ? new InlineReduce(R) : null;
     this.metrics = Array.from({ length: R }, () => new Map<number, MicrobatchMetrics>());
-    const stagesOf = [model, ...replicaModels].map((m) => {
+    const stagesOf = [model, ...replicaModels].map((m, r) => {
       m.train();
-      return schedule.workers.map((_, w) => buildWorkerStages(m, setup, w, loss));
+      const own = { ...setup, instrumentation: forReplica(setup.instrumentation, r) };
+      return schedule.workers.map((_, w) => buildWorkerStages(m, own, w, loss));
     });
     this.asyncRuntime = createAsyncRuntime(new Map(stagesOf[0].flatMap((m) => [...m])), setup.async);
     const h = hooks ?? this.asyncRuntime?.hooks;
@@ -190,12 +192,21 @@ export class InlineExecutor implements Executor, TimingSource {
    */
   private async pumpAll(workers: readonly WorkerInterpreter[]): Promise<void> {
     const finished = new Set<WorkerInterpreter>();
+    const W = this.workers.length, replicas = this.copies.length > 1;
     while (finished.size < workers.length) {
       let progress = false;
-      for (const w of workers) {
+      for (const [i, w] of workers.entries()) {
         if (finished.has(w)) continue;
         const before = w.next;
-        if (w.pump()) { finished.add(w); progress = true; } else if (w.next !== before) progress = true;
+        let done: boolean;
+        try {
+          done = w.pump();
+        } catch (e) {
+          // Named as the threads executor names a replica's failing action.
+          if (!replicas || !(e instanceof PipelineActionError)) throw e;
+          throw new PipelineActionError(e.worker, e.stage, e.action, `replica ${Math.floor(i / W)}: ${e.causeMessage}`, e.causeStack, e);
+        }
+        if (done) { finished.add(w); progress = true; } else if (w.next !== before) progress = true;
       }
       if (progress) continue;
       if (this.reducer?.takeCompleted()) {
@@ -203,9 +214,8 @@ export class InlineExecutor implements Executor, TimingSource {
         await new Promise((resolve) => setImmediate(resolve));
         continue;
       }
-      const W = this.workers.length;
       const stuck = workers.map((w, i) => [w, i] as const).filter(([w]) => !finished.has(w))
-        .map(([w, i]) => `${this.copies.length > 1 ? `replica ${Math.floor(i / W)} ` : ""}worker ${w.worker} at ${formatAction(w.next!)} waiting for ${w.waits().map((x) => x.key).join(", ")}`);
+        .map(([w, i]) => `${replicas ? `replica ${Math.floor(i / W)} ` : ""}worker ${w.worker} at ${formatAction(w.next!)} waiting for ${w.waits().map((x) => x.key).join(", ")}`);
       throw new Error(`pipeline deadlock: ${stuck.join("; ")}`);
     }
   }

@@ -31,6 +31,7 @@ import { startGroups, type Groups } from "./process-groups.js";
 export { agreeOnRank0, startGroups } from "./process-groups.js";
 import { describeWait, endJob } from "./rank-failure.js";
 import { watchQuiet } from "../../transport/mpi/watchdog.js";
+import { forReplica } from "./instrumentation.js";
 import { reduceStage } from "./replica-reduce.js";
 import type { LocalState, LocalStateSource } from "./local-state.js";
 import { epochNow, MessageLog, onEpoch, type ClockSync, type MessageRecord, type RankTimings, type TimingSource } from "./action-records.js";
@@ -154,12 +155,12 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   private async build(initial: InitialWeights): Promise<void> {
     const { setup } = this;
     const w = this.g.at.worker;
-    let weights: WorkerWeights, su = setup;
+    let weights: WorkerWeights, su = { ...setup, instrumentation: forReplica(setup.instrumentation, this.g.at.replica) };
     if ("model" in initial) weights = { model: initial.model };
     else {
       const share = shareState(initial.state, expectedUnitPrefix(sourceOf(setup)), unitsPerWorker(setup.balance, setup.schedule), setup.optimizerState)[w];
       weights = { share };
-      su = { ...setup, optimizerState: share.optimizerState };
+      su = { ...su, optimizerState: share.optimizerState };
     }
     const outbox = { send: (to: number, key: string, payload: Payload) => this.sendPipe(to, key, payload), progress: () => this.g.mpi.progress() };
     const built = await buildWorker(su, w, weights, outbox, (mb, m) => { this.metrics.push([mb, m]); },
