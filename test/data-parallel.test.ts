@@ -96,6 +96,8 @@ for (const R of [1, 2, 3]) {
       const states = await dp.replicaStates();
       for (let r = 1; r < R; r++) assertBitEqual(states[r], states[0], `replica ${r} vs replica 0`);
       const d = maxDiff(states[0], singleDevice(bs));
+      // One replica is the one-device computation: the same bits (native kernels).
+      if (R === 1 && dp.backend === "native") assertBitEqual(states[0], singleDevice(bs), "R = 1 vs one device");
       t.diagnostic(`backend ${dp.backend}: max |replicas - one device| = ${d.abs.toExponential(2)} (relative ${d.rel.toExponential(2)})`);
     } finally {
       await dp.close();

@@ -14,7 +14,7 @@
 //   give the same bits whatever the thread timing. Against one device the only difference is float32
 //   summation order (one device sums the batch inside one matmul, R replicas add R partial sums), a
 //   few ulps of a gradient that momentum carries over steps; test/data-parallel.test.ts allows
-//   1e-7 + 1e-5 |w| after 3 SGD-momentum steps.
+//   1e-7 + 1e-5 |w| after 3 SGD-momentum steps. R = 1 gave the one-device bits (native backend).
 // - Every replica applies the same optimizer step to the same reduced gradients, so replicas stay
 //   bit-identical. BatchNorm: REDUCE also sums the layers' moments of the mini-batch, so every
 //   replica commits the running statistics of the whole mini-batch (what one device commits; DDP
