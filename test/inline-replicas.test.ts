@@ -2,9 +2,14 @@
 // stage's gradients (and BatchNorm moments) in replica order. Oracles: the threads executor's
 // replicas (the same IR on worker threads, summed in shared memory) must give the same bits, and
 // single-device training on the whole mini-batches agrees within 1e-5 relative (the gradients are
-// summed in another order).
+// summed in another order). The processes executor (MPI) must give inline's bits too.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { backward } from "../src/autograd/engine.js";
 import { splitBatch } from "../src/data/microbatch.js";
 import { crossEntropyLoss } from "../src/nn/loss.js";
@@ -18,6 +23,9 @@ import { ThreadsExecutor } from "../src/pipeline/runtime/threads.js";
 import { generateSchedule } from "../src/pipeline/schedule/index.js";
 import { Rng } from "../src/tensor/random.js";
 import { Tensor } from "../src/tensor/tensor.js";
+import { MPI_ENV, mpiSkipReason, mpirunArgs } from "./mpi-helpers.js";
+
+const SCRIPT = fileURLToPath(new URL("./lib-replicas-script.js", import.meta.url));
 
 const MLP: ModelSpec = { name: "mlp", input: 12, hidden: [16, 16, 16], classes: 5 };
 const CNN_BN: ModelSpec = { name: "cnn", image: 8, inChannels: 1, channels: [4, 4], hidden: 8, classes: 3, norm: "batch" } as ModelSpec;
@@ -132,5 +140,25 @@ test("inline replicas: a layer failing in replica 1 ends the step naming the rep
     } finally {
       await ex.close();
     }
+  }
+});
+
+test("a BatchNorm CNN with 2 replicas: processes (4 MPI ranks) == inline bit for bit (moments summed over MPI)", { skip: mpiSkipReason() }, () => {
+  const dir = mkdtempSync(join(tmpdir(), "pw-inl-rep-"));
+  try {
+    const run = (executor: string, ranks: number): string => {
+      const out = join(dir, `${executor}.json`);
+      const args = [SCRIPT, executor, "1f1b", out, "2", "cnn-bn"];
+      const r = ranks > 1
+        ? spawnSync("mpirun", [...mpirunArgs(ranks, "vader"), process.execPath, ...args], { encoding: "utf8", env: { ...process.env, ...MPI_ENV }, timeout: 120_000 })
+        : spawnSync(process.execPath, args, { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      return readFileSync(out, "utf8");
+    };
+    const inline = JSON.parse(run("inline", 1)) as { weights: [string, number[]][] };
+    assert.ok(inline.weights.some(([k]) => k.endsWith("running_mean")), "the model has BatchNorm statistics");
+    assert.deepEqual(JSON.parse(run("processes", 4)), inline);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
