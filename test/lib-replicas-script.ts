@@ -1,6 +1,7 @@
 // Replicas of one pipeline on the threads executor (in one process) or the processes executor (one
 // MPI rank per worker and replica: `mpirun -n 4 node lib-replicas-script.js processes SCHEDULE OUT`):
-// 3 optimizer steps and an evaluation on fixed mini-batches, from the same initial weights. Rank 0
+// 3 optimizer steps and an evaluation on fixed mini-batches, from the same initial weights (the MLP,
+// or with a fifth argument "cnn-bn" a CNN with BatchNorm; "inline" runs the replicas in one thread). Rank 0
 // (or the one process) writes the losses, the evaluation, the weights and the optimizer state as the
 // bits of their float32 values, so test/threads-replicas.test.ts can compare them exactly.
 import { writeFileSync } from "node:fs";
@@ -14,17 +15,19 @@ import { generateSchedule } from "../src/pipeline/schedule/index.js";
 import { Rng } from "../src/tensor/random.js";
 import { Tensor } from "../src/tensor/tensor.js";
 
-const [executor, schedule, out, replicasArg] = process.argv.slice(2) as ["threads" | "processes" | "inline", string, string, string?];
+const [executor, schedule, out, replicasArg, modelArg] = process.argv.slice(2) as ["threads" | "processes" | "inline", string, string, string?, string?];
 export const SPEC: ModelSpec = { name: "mlp", input: 12, hidden: [16, 16, 16], classes: 5 };
+export const CNN_BN = { name: "cnn", image: 8, inChannels: 1, channels: [4, 4], hidden: 8, classes: 3, norm: "batch" } as ModelSpec;
 export const SEED = 11;
 export const OPT = { name: "sgd", lr: 0.1, momentum: 0.9, weightDecay: 1e-3 } as const;
 export const N = 8, STEPS = 3;
 const M = 4;
 
-/** Fixed mini-batches of N examples. */
-export function batches(): { x: Tensor; y: Int32Array }[] {
+/** Fixed mini-batches of N examples (of `spec`'s input shape and classes). */
+export function batches(spec: ModelSpec = SPEC): { x: Tensor; y: Int32Array }[] {
   const rng = new Rng(7);
-  return Array.from({ length: STEPS + 1 }, () => ({ x: Tensor.randn([N, 12], rng), y: Int32Array.from({ length: N }, () => rng.int(5)) }));
+  const shape = spec.name === "mlp" ? [N, 12] : [N, 1, 8, 8], classes = spec.name === "mlp" ? 5 : 3;
+  return Array.from({ length: STEPS + 1 }, () => ({ x: Tensor.randn(shape, rng), y: Int32Array.from({ length: N }, () => rng.int(classes)) }));
 }
 
 const bits = (a: Float32Array): number[] => [...new Uint32Array(a.buffer, a.byteOffset, a.length)];
@@ -32,13 +35,15 @@ const f32 = (x: number): number => new Uint32Array(Float32Array.of(x).buffer)[0]
 
 async function main(): Promise<void> {
   const replicas = Number(replicasArg ?? 2);
-  const model = createModel(SPEC, SEED);
-  const setup: PipelineSetup = { model: SPEC, seed: SEED, schedule: generateSchedule(schedule, { stages: 2, microbatches: M }),
+  const spec = modelArg === "cnn-bn" ? CNN_BN : SPEC;
+  const model = createModel(spec, SEED);
+  const setup: PipelineSetup = { model: spec, seed: SEED, schedule: generateSchedule(schedule, { stages: 2, microbatches: M }),
     balance: uniformBalance(model.units.length, 2), recompute: "never", optimizer: OPT };
   let ex: Executor;
   if (executor === "processes") ex = await (await import("../src/pipeline/runtime/processes.js")).ProcessesExecutor.create(setup, { state: model.stateDict() }, replicas);
+  else if (executor === "inline") ex = await (await import("../src/pipeline/runtime/inline.js")).InlineExecutor.create(model, setup, replicas);
   else ex = await (await import("../src/pipeline/runtime/threads.js")).ThreadsExecutor.create(setup, model.stateDict(), replicas);
-  const data = batches();
+  const data = batches(spec);
   const losses: number[] = [];
   for (const b of data.slice(0, STEPS)) {
     const parts = splitBatch(b, M);

@@ -132,7 +132,7 @@ for (const method of ["pipemare", "pb"] as const) test(`asynchronous ${method} o
 });
 
 // --- bad input: each message names the problem -----------------------------------------------
-test("replicas: 2 on threads equal single-device training within 1e-5 and split the rows; inline refuses replicas", async () => {
+test("replicas: 2 on threads equal single-device training within 1e-5 and split the rows; inline replicas give the threads' bits", async () => {
   const want = singleDevice();
   for (const schedule of ["1f1b", "zb-h1"] as const) {
     const two = await train({ schedule, executor: "threads", replicas: 2 });
@@ -140,8 +140,12 @@ test("replicas: 2 on threads equal single-device training within 1e-5 and split 
     // The replicas did split the rows: one copy gives other bits.
     const one = await train({ schedule, executor: "threads" });
     assert.ok([...one.state].some(([k, t]) => t.data.some((v, i) => v !== two.state.get(k)!.data[i])), `${schedule}: 2 replicas gave one copy's bits exactly`);
+    const inline = await train({ schedule, replicas: 2 });
+    assert.deepEqual(inline.losses, two.losses, `${schedule}: inline x 2 replicas losses`);
+    for (const [k, t] of two.state) assert.deepEqual(inline.state.get(k)!.data, t.data, `${schedule}: inline x 2 replicas ${k}`);
   }
-  await assert.rejects(train({ replicas: 2 }), /createPipeline: replicas 2 needs executor "threads" or "processes" .*"inline" runs one copy of the pipeline/);
+  // Inline replicas build their copies from the model's source: layers given as objects have none.
+  await assert.rejects(train({ model: buildMlp(ARGS), replicas: 2 }), /inline executor with 2 replicas: each replica builds its own copy of the model from a module export or a built-in spec/);
 });
 
 const base = (): PipelineOptions => ({ model: { module: MODULE, export: "buildMlp", args: { ...ARGS } }, stages: 2, microbatches: 2, optimizer: OPT, executor: "threads" });

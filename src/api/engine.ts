@@ -29,7 +29,7 @@ export interface EngineOptions {
   model: PipelineModel;
   setup: PipelineSetup;
   executor: ExecutorName;
-  /** Data-parallel copies of the pipeline (threads and processes). */
+  /** Data-parallel copies of the pipeline. */
   replicas?: number;
   /** setup.loss resolved (a loss function or module loss; the inline executor needs it). */
   loss?: StageLoss;
@@ -62,7 +62,7 @@ export interface MiniBatch { x: Tensor; y: Target }
 /** Starts the executor `name` for the model and set-up. */
 async function startExecutor(o: EngineOptions, setup: PipelineSetup): Promise<Executor> {
   const name: string = o.executor;
-  if (name === "inline") return new InlineExecutor(o.model, setup, undefined, o.loss);
+  if (name === "inline") return InlineExecutor.create(o.model, setup, o.replicas ?? 1, o.loss);
   if (name === "threads") return ThreadsExecutor.create(setup, o.model.stateDict(), o.replicas ?? 1);
   // One MPI rank per worker (loaded only here: the MPI addon is optional); its stages train this
   // process's model in place (no second copy).

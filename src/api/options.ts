@@ -81,8 +81,9 @@ export interface PipelineOptions {
    */
   executor?: ExecutorName;
   /**
-   * Data-parallel copies of the pipeline (default 1), on threads (workers x replicas worker threads)
-   * or processes (workers x replicas ranks, rank = replica * workers + worker); each replica takes its
+   * Data-parallel copies of the pipeline (default 1), on threads (workers x replicas worker threads),
+   * processes (workers x replicas ranks, rank = replica * workers + worker) or inline (the copies in
+   * one thread, built from a module export or built-in spec; bit-identical to threads); each replica takes its
    * share of every micro-batch's rows and the gradients are summed over replicas before each
    * optimizer step. Synchronous schedules only.
    */
@@ -163,7 +164,6 @@ export function resolveOptions(o: PipelineOptions): ResolvedOptions {
   const partition = oneOf("partition", o.partition, PIPE_PARTITIONS, "uniform");
   const window = posInt("window", o.window, 8);
   const replicas = posInt("replicas", o.replicas, 1);
-  if (replicas > 1 && executor === "inline") throw new Error(`createPipeline: replicas ${replicas} needs executor "threads" or "processes" (one worker per stage and replica); "inline" runs one copy of the pipeline`);
   if (replicas > 1 && (schedule === "async" || (custom && !custom.synchronous))) throw new Error(`createPipeline: replicas ${replicas} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1): gradients are summed once per optimizer step`);
   const { tensorParallel, sequenceParallel } = tensorParallelOf(o, executor, schedule === "async" || (custom !== null && !custom.synchronous));
   if (o.async !== undefined && schedule !== "async") throw new Error(`createPipeline: 'async' options need schedule "async", got schedule "${schedule}"`);

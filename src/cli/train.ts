@@ -83,7 +83,7 @@ export const trainCommand = {
     ...ASYNC_FLAGS,
     trace: { type: "string", meta: "FILE", help: "pipeline: write a Chrome trace (Perfetto, chrome://tracing) of every training step: one process per worker or MPI rank, compute and communication tracks; read it with `pipewright trace report FILE`" },
     workers: { type: "int", min: 1, help: "pipeline: worker threads the stages share, in contiguous blocks (default one per stage)", meta: "W" },
-    replicas: { type: "int", min: 1, help: "pipeline, --executor threads or processes: data-parallel copies of the pipeline (worker threads or MPI ranks = workers x R); each takes 1/R of every micro-batch's rows, gradients summed over replicas", meta: "R" },
+    replicas: { type: "int", min: 1, help: "pipeline, synchronous schedules: data-parallel copies of the pipeline (threads: workers x R threads; processes: MPI ranks = workers x R; inline: R copies in one thread); each takes 1/R of every micro-batch's rows, gradients summed over replicas", meta: "R" },
     tp: { type: "int", min: 1, meta: "T",
       help: "pipeline, gpt/vit, synchronous schedules: tensor-parallel ranks per worker (Megatron column/row linears, T must divide --heads); " +
         "threads: workers x T x R threads; processes: MPI ranks = workers x T x R, tensor ranks neighbours (so far one worker and one replica). Default 1" },

@@ -1,13 +1,9 @@
-// Worker-side gradient and buffer synchronisation between replicas: the piece a data-parallel
-// replica (data-parallel-worker.ts) and, later, a replicated pipeline stage (PipeTransformer's AutoDP,
-// from a WeightHooks.beforeStep) call between backward and the optimizer step.
-//
-// Gradients of all trainable parameters (requiresGrad; frozen ones are skipped) are laid out in one
-// flat vector in parameter order. With shared-memory collectives whose slot holds the whole vector,
-// the gradients are copied straight into this rank's slot and the reduced values straight back into
-// `param.grad`: two local memcpys per step, no message carries gradient data. A parameter without a
-// gradient on this replica contributes zeros and receives the reduced gradient (all replicas of one
-// model reach the same parameters, so this only matters for data-dependent graphs).
+// Gradient synchronisation between replicas. GradientAllReducer: the gradients of a set of
+// trainable parameters (requiresGrad; frozen ones are skipped) laid out in one flat vector in
+// parameter order; with shared-memory collectives whose slot holds the whole vector, they are copied
+// straight into this rank's slot and the reduced values straight back (sequence parallelism's
+// replicated gradients). allReduceGradients(Sync): the same sums for PipeTransformer's replicas. A
+// parameter without a gradient contributes zeros and receives the reduced gradient.
 import type { Tensor } from "../tensor/tensor.js";
 import { Tensor as TensorClass } from "../tensor/tensor.js";
 import type { ReduceOp, SyncCollectives } from "../transport/types.js";
@@ -26,14 +22,9 @@ export class GradientAllReducer {
 
   /**
    * Replaces every parameter's gradient by the `op` over replicas (rank order; "sum" when each
-   * replica's loss is already scaled by 1 / global batch, as DataParallel does). Blocking.
-   *
-   * With `alias` (shared-memory groups only), the gradients become views of the group's shared
-   * result region instead of being copied back (saves one pass over all gradients). They are then
-   * valid only until this rank enters its next collective: run the optimizer step, then drop them
-   * (optimizer.zeroGrad()) before any other collective.
+   * replica's loss is already scaled by 1 / global batch). Blocking.
    */
-  allReduceSync(op: ReduceOp = "sum", alias = false): void {
+  allReduceSync(op: ReduceOp = "sum"): void {
     if (this.comm.size === 1) {
       // Sum and mean over one replica are its own gradient: nothing to move.
       for (const [, p] of this.params) p.grad ??= new TensorClass(new Float32Array(p.size), [...p.shape]);
@@ -48,30 +39,8 @@ export class GradientAllReducer {
       off += p.size;
     }
     const reduced = direct ? (this.comm as ShmCollectives).allReduceSlotSync(this.size, op) : (this.comm.allReduceSync(buf, op), buf);
-    off = 0;
-    for (const [, p] of this.params) {
-      const part = reduced.subarray(off, off + p.size);
-      if (alias && direct) p.grad = new TensorClass(part, [...p.shape]);
-      else if (p.grad) p.grad.data.set(part);
-      else p.grad = new TensorClass(part.slice(), [...p.shape]);
-      off += p.size;
-    }
+    setGradients(this.params.map(([, p]) => p), reduced);
   }
-}
-
-/**
- * Makes every replica's buffers (BatchNorm running statistics) equal to rank `root`'s, like
- * PyTorch DDP's broadcast_buffers. One broadcast of all buffers concatenated.
- */
-export function broadcastBuffersSync(buffers: readonly (readonly [string, Tensor])[], comm: SyncCollectives, root = 0): void {
-  const n = buffers.reduce((s, [, b]) => s + b.size, 0);
-  if (n === 0) return;
-  const flat = new Float32Array(n);
-  let off = 0;
-  for (const [, b] of buffers) { flat.set(b.data, off); off += b.size; }
-  comm.broadcastSync(flat, root);
-  off = 0;
-  for (const [, b] of buffers) { b.data.set(flat.subarray(off, off + b.size)); off += b.size; }
 }
 
 /** An asynchronous all-reduce (MPI's collectives: src/transport/mpi/collectives.ts). */

@@ -1,19 +1,16 @@
 // Public surface of src/parallel.
 //
 // - DataParallel / trainDataParallel: R replicas of a whole model on R worker threads (step-level
-//   API: create, step(x, y, lrFactor), stateDict, optimizerState, close).
-// - Replicating pipeline stages (PipeTransformer's AutoDP): give replica r of stage s rank r in a
-//   shared-memory group per stage (createShmGroup(R, elements of the stage's trainable gradients),
-//   posted to each worker), build `new GradientAllReducer(stageParams, new ShmCollectives(handle, r))`
-//   in the worker, scale each micro-batch loss by 1 / (targets of the GLOBAL mini-batch), and call
-//   `reducer.allReduceSync("sum")` from a WeightHooks.beforeStep hook: the optimizer step then sees
-//   the gradient of the global mini-batch mean on every replica.
+//   API: create, step(x, y, lrFactor), stateDict, optimizerState, close), run by the pipeline
+//   runtime as a one-stage pipeline with R replicas.
+// - GradientAllReducer: a flat all-reduce of a set of parameters' gradients (sequence parallelism's
+//   replicated LayerNorm gradients); allReduceGradients(Sync) for PipeTransformer's replicas.
 export {
   DataParallel, DataParallelError, trainDataParallel,
   type DataParallelOptions, type DataParallelStepResult, type TrainDataParallelOptions, type TrainDataParallelResult,
   type ReplicaFault, type ReplicaMetrics,
 } from "./data-parallel.js";
-export { GradientAllReducer, broadcastBuffersSync } from "./grad-sync.js";
+export { GradientAllReducer } from "./grad-sync.js";
 export { shardBatch, type Shard } from "./shard.js";
 export { benchDataParallel, DP_BENCH_SPEC, type DataParallelBenchRecord } from "./bench.js";
 // Tensor parallelism (Megatron column/row-parallel linears, head-split attention) and sequence

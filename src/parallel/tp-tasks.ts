@@ -12,7 +12,7 @@ import { createOptimizer } from "../optim/index.js";
 import { Rng } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import type { ReduceOp, SyncCollectives } from "../transport/types.js";
-import type { StateEntry } from "./messages.js";
+import type { StateEntry } from "../optim/index.js";
 import { gatherFromSequenceParallel, scatterToSequenceParallel } from "./sequence-parallel.js";
 import {
   allReduceSequenceParallelGrads, loadDenseState, tensorParallelPlan, TensorParallelAttention, TensorParallelMLP,

@@ -1,5 +1,5 @@
 // One rank of a tensor-parallel run (tp-runner.ts): joins the shared-memory group, runs the task,
-// posts its result or its error. On an error the group is aborted first, so peers blocked in a
+// posts its result or its error, and leaves when the runner says "close". On an error the group is aborted first, so peers blocked in a
 // collective stop at once instead of waiting for this rank.
 import { parentPort, workerData } from "node:worker_threads";
 import { setBackend, type BackendName } from "../backend/index.js";
@@ -63,8 +63,11 @@ if (parentPort && workerData && (workerData as Partial<TpWorkerInit>).moduleUrl)
   } catch (e) {
     comm?.abort();
     port.postMessage({ type: "error", rank: init.rank, ...describeFailure(e) } satisfies TpFromWorker);
-  } finally {
+  }
+  // The thread ends when the runner asks it to leave (an exit before that would read as a failure).
+  port.on("message", (m: { type: string }) => {
+    if (m.type !== "close") return;
     comm?.close();
     port.close();
-  }
+  });
 }

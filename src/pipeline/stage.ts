@@ -128,15 +128,20 @@ export interface ForwardResult {
   metrics: MicrobatchMetrics | null;
 }
 
-/** Per-channel moments of every micro-batch input of one BatchNorm layer during a mini-batch. */
+/**
+ * Per-channel moments of every micro-batch input of one BatchNorm layer during a mini-batch, in one
+ * array [count, sum per channel, sum of squares per channel] (what REDUCE sums over replicas).
+ */
 class BatchNormStats {
-  count = 0;
-  readonly sum: Float64Array;
-  readonly sumSq: Float64Array;
+  readonly moments: Float64Array;
+  private readonly sum: Float64Array;
+  private readonly sumSq: Float64Array;
 
   constructor(readonly bn: BatchNorm2d) {
-    this.sum = new Float64Array(bn.channels);
-    this.sumSq = new Float64Array(bn.channels);
+    const C = bn.channels;
+    this.moments = new Float64Array(1 + 2 * C);
+    this.sum = this.moments.subarray(1, 1 + C);
+    this.sumSq = this.moments.subarray(1 + C);
   }
 
   record(x: Tensor): void {
@@ -152,11 +157,12 @@ class BatchNormStats {
         this.sumSq[ch] += sq;
       }
     }
-    this.count += n * hw;
+    this.moments[0] += n * hw;
   }
 
   commit(): void {
-    const { bn, count } = this;
+    const { bn } = this;
+    const count = this.moments[0];
     if (count === 0) return;
     const m = bn.momentum;
     const rm = bn.runningMean.data, rv = bn.runningVar.data;
@@ -168,9 +174,7 @@ class BatchNormStats {
       rv[ch] = (1 - m) * rv[ch] + m * unbiased;
     }
     bn.numBatchesTracked.data[0] += 1;
-    this.count = 0;
-    this.sum.fill(0);
-    this.sumSq.fill(0);
+    this.moments.fill(0);
   }
 }
 
@@ -405,6 +409,12 @@ export class Stage {
       }
     }
   }
+
+  /**
+   * The mini-batch's BatchNorm moments so far, one array per layer (live views: REDUCE replaces them
+   * by their sum over the replicas, so every replica commits the whole mini-batch's statistics).
+   */
+  get statistics(): Float64Array[] { return [...this.bnStats.values()].map((s) => s.moments); }
 
   /** Commits BatchNorm running statistics of the mini-batch (called at STEP). */
   commitStatistics(): void {

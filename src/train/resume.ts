@@ -183,12 +183,10 @@ export function checkTensorParallelModel(spec: ResolvedSpec, p: PipelineConfig |
   if (spec.dim % t !== 0) throw new ConfigError(`--tp ${t} must divide the width ${spec.dim} (--width)`);
 }
 
-/** --replicas R: data parallelism across pipelines, on worker threads or MPI ranks (not inline). */
+/** --replicas R: data parallelism across pipelines (worker threads, MPI ranks, or inline in one thread). */
 function replicasOf(v: OptionValues): { replicas?: number } {
   const r = v.replicas as number | undefined;
   if (r === undefined || r === 1) return {};
-  const executor = (v.executor as string | undefined) ?? "threads";
-  if (executor === "inline") throw new ConfigError(`--replicas ${r} needs --executor threads or processes (one worker per stage and replica); inline runs one copy of the pipeline`);
   return { replicas: r };
 }
 

@@ -41,6 +41,21 @@ export interface StepResult {
    * parameters, gradients, optimizer state and the step's peak activations, counted from tensors.
    */
   memory?: WorkerMemory[];
+  /** Threads executor: each replica's share of the step, in replica order. */
+  replicas?: ReplicaStep[];
+}
+
+/** One replica's share of a step: its micro-batch shares' metrics summed, and its workers' seconds. */
+export interface ReplicaStep {
+  loss: number;
+  correct: number;
+  count: number;
+  /** Seconds in F, B and W, in REDUCE (waiting included) and in STEP, summed over its workers. */
+  compute: number;
+  reduce: number;
+  update: number;
+  /** Its slowest worker's wall-clock seconds for the list. */
+  seconds: number;
 }
 
 /** Evaluation micro-batches: inputs[j] with labels[j], run forward only, in eval mode, without gradients. */

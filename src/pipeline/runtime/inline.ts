@@ -2,6 +2,11 @@
 // are visited round-robin in index order; each runs until its next action waits for a message. A
 // full round without progress is a deadlock, reported with every worker's stuck action. Messages are
 // handed over by reference (no copies at all).
+// With R replicas it runs R copies of the pipeline (replica 0 on the caller's model, the others on
+// copies built from the setup's source), each on its rows of every training micro-batch as on
+// threads; a REDUCE waits until every replica has reached it and then sums their buffers in replica
+// order (inline-reduce.ts), so the bits are those of the threads and processes executors. The
+// replicas hold the same weights, so evaluation and prediction run on replica 0.
 import type { Schedule } from "../schedule/action.js";
 import type { PipelineModel } from "./model-source.js";
 import { Tensor } from "../../tensor/tensor.js";
@@ -10,10 +15,14 @@ import type { MicrobatchMetrics, StageLoss } from "../stage.js";
 import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
 import { loadStageState } from "./worker-state.js";
 import { workerMemory } from "./memory.js";
-import { messageKey, targetsPayload, WorkerInterpreter, type ForwardMode, type WeightHooks } from "./interpreter.js";
+import { messageKey, PipelineActionError, targetsPayload, WorkerInterpreter, type ForwardMode, type Payload, type PhysicalStage, type WeightHooks } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { mergeStates, type OptimizerState } from "../../optim/index.js";
-import { buildWorkerStages, shapeOf, syntheticDelay, type PipelineSetup } from "./setup.js";
+import { buildWorkerStages, replicatedSetup, shapeOf, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
+import { loadModelSource } from "./model-source.js";
+import { stepDeliveries } from "./replica-share.js";
+import { InlineReduce } from "./inline-reduce.js";
+import { forReplica } from "./instrumentation.js";
 import type { AsyncState } from "./async-state.js";
 import { createAsyncRuntime, plainMemory, type AsyncRuntime, type StageMemory } from "./async-weights.js";
 import { epochNow, MessageLog, onEpoch, payloadBytes, type RankTimings, type TimingSource } from "./action-records.js";
@@ -21,99 +30,143 @@ import { epochNow, MessageLog, onEpoch, payloadBytes, type RankTimings, type Tim
 export class InlineExecutor implements Executor, TimingSource {
   readonly name = "inline" as const;
   readonly traceProcess = "worker" as const;
-  /** Per worker: its messages of the running step (recordActions only; a hand-over is a send and a receive at once). */
+  /** Per thread id (replica * workers + worker): its messages of the running step (recordActions only; a hand-over is a send and a receive at once). */
   private readonly logs: MessageLog[] | null;
   private last: RankTimings[] | null = null;
+  /** copies[r][w] = worker w of replica r. */
+  private readonly copies: WorkerInterpreter[][];
+  /** Replica 0's workers (evaluation, prediction, state). */
   private readonly workers: WorkerInterpreter[];
-  private metrics = new Map<number, MicrobatchMetrics>();
+  /** Per replica: the metrics of each micro-batch of the running list. */
+  private readonly metrics: Map<number, MicrobatchMetrics>[];
   private outputs = new Map<number, Tensor>();
+  private readonly reducer: InlineReduce | null;
+  private readonly setup: PipelineSetup;
   /** The asynchronous method's per-stage policies (setup.async in its async phase), else null. */
   readonly asyncRuntime: AsyncRuntime | null;
 
   /**
    * Trains `model` in place (its units become the stages). `hooks` replaces the weight hooks that
    * setup.async would install; `loss` is setup.loss resolved (needed when it names a module, or for
-   * a loss function, which only the inline executor can run).
+   * a loss function, which only the inline executor can run). `replicaModels`: one model per further
+   * replica, holding the same weights as `model` (see create()).
    */
-  constructor(private readonly model: PipelineModel, private readonly setup: PipelineSetup, hooks?: WeightHooks, loss?: StageLoss) {
+  constructor(private readonly model: PipelineModel, setup: PipelineSetup, hooks?: WeightHooks, loss?: StageLoss,
+    replicaModels: readonly PipelineModel[] = []) {
+    const R = 1 + replicaModels.length;
+    if (R > 1 && hooks) throw new Error("inline executor: weight hooks (an asynchronous method) cannot run with replicas");
+    this.setup = setup = R > 1 ? replicatedSetup(setup, R) : setup;
     const { schedule } = setup;
+    const W = schedule.workers.length;
     const shape = shapeOf(schedule);
-    model.train();
     const record = setup.instrumentation?.recordActions === true;
-    this.logs = record ? schedule.workers.map(() => new MessageLog()) : null;
-    const deliver = (to: number, key: string, payload: Parameters<WorkerInterpreter["deliver"]>[1]): void => this.workers[to].deliver(key, payload);
-    // A message between two workers: the sender's send and the receiver's receive, at the same time.
-    const recorded = (from: number) => (to: number, key: string, payload: Parameters<WorkerInterpreter["deliver"]>[1]): void => {
-      const t0 = epochNow();
-      deliver(to, key, payload);
-      if (to === from) return;
-      this.logs![from].send(key, payloadBytes(payload), t0);
-      this.logs![to].receive(key, payloadBytes(payload), t0);
-    };
-    const stagesOf = schedule.workers.map((_, w) => buildWorkerStages(model, setup, w, loss));
-    this.asyncRuntime = createAsyncRuntime(new Map(stagesOf.flatMap((m) => [...m])), setup.async);
+    this.logs = record ? Array.from({ length: R * W }, () => new MessageLog()) : null;
+    this.reducer = R > 1 ? new InlineReduce(R) : null;
+    this.metrics = Array.from({ length: R }, () => new Map<number, MicrobatchMetrics>());
+    const stagesOf = [model, ...replicaModels].map((m, r) => {
+      m.train();
+      const own = { ...setup, instrumentation: forReplica(setup.instrumentation, r) };
+      return schedule.workers.map((_, w) => buildWorkerStages(m, own, w, loss));
+    });
+    this.asyncRuntime = createAsyncRuntime(new Map(stagesOf[0].flatMap((m) => [...m])), setup.async);
     const h = hooks ?? this.asyncRuntime?.hooks;
-    this.workers = schedule.workers.map((actions, w) => new WorkerInterpreter({
-      worker: w, actions, stages: stagesOf[w], shape, outbox: record ? { send: recorded(w) } : { send: deliver }, hooks: h,
-      actionDelay: syntheticDelay(setup.instrumentation, schedule.chunks), recordActions: record,
-      onMetrics: (mb, m) => { this.metrics.set(mb, m); },
-      onOutput: (mb, t) => { this.outputs.set(mb, t); },
-    }));
+    this.copies = stagesOf.map((stages, r) => {
+      const deliver = (to: number, key: string, payload: Payload): void => this.copies[r][to].deliver(key, payload);
+      // A message between two workers: the sender's send and the receiver's receive, at the same time.
+      const recorded = (from: number) => (to: number, key: string, payload: Payload): void => {
+        const t0 = epochNow();
+        deliver(to, key, payload);
+        if (to === from) return;
+        this.logs![r * W + from].send(key, payloadBytes(payload), t0);
+        this.logs![r * W + to].receive(key, payloadBytes(payload), t0);
+      };
+      return schedule.workers.map((actions, w) => new WorkerInterpreter({
+        worker: w, actions, stages: stages[w], shape, outbox: record ? { send: recorded(w) } : { send: deliver }, hooks: h,
+        actionDelay: syntheticDelay(setup.instrumentation, schedule.chunks), recordActions: record,
+        onMetrics: (mb, m) => { this.metrics[r].set(mb, m); },
+        onOutput: (mb, t) => { this.outputs.set(mb, t); },
+        ...(this.reducer ? { reduce: (ps: PhysicalStage, step: number) => this.reducer!.reduce(r, ps, step) } : {}),
+      }));
+    });
+    this.workers = this.copies[0];
+  }
+
+  /**
+   * The executor with `replicas` copies of the pipeline: replica 0 trains `model` in place, the others
+   * train copies built from the setup's source and loaded with `model`'s weights.
+   */
+  static async create(model: PipelineModel, setup: PipelineSetup, replicas = 1, loss?: StageLoss): Promise<InlineExecutor> {
+    if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`replicas must be a positive integer, got ${replicas}`);
+    const copies: PipelineModel[] = [];
+    if (replicas > 1) {
+      let source;
+      try {
+        source = sourceOf(setup);
+      } catch (e) {
+        throw new Error(`inline executor with ${replicas} replicas: each replica builds its own copy of the model from a module export or a built-in spec; ${(e as Error).message}`);
+      }
+      const state = model.stateDict();
+      for (let r = 1; r < replicas; r++) {
+        const copy = await loadModelSource(source, { initialise: false });
+        copy.loadStateDict(state);
+        copies.push(copy);
+      }
+    }
+    return new InlineExecutor(model, setup, undefined, loss, copies);
   }
 
   step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> { return this.run([batch], [lrFactor]); }
 
   async run(batches: readonly SplitBatch[], lrFactors: readonly number[] = [1]): Promise<StepResult> {
     const { schedule } = this.setup;
-    const M = schedule.microbatches;
+    const M = schedule.microbatches, R = this.copies.length;
     checkBatches(batches, M, schedule.steps);
-    const S = schedule.stages;
-    const V = S * schedule.chunks;
-    const first = this.workers[schedule.stageToWorker[0]];
-    const last = this.workers[schedule.stageToWorker[(V - 1) % S]];
-    batches.forEach((batch, k) => {
-      for (let j = 0; j < M; j++) {
-        const x = batch.inputs[j];
-        first.deliver(messageKey.activation(0, k * M + j), { kind: "tensor", data: x.data, shape: [...x.shape] });
-        last.deliver(messageKey.targets(k * M + j), targetsPayload(batch.labels[j], batch.scale));
-      }
-    });
-    for (const w of this.workers) w.reset(lrFactors);
-    this.metrics.clear();
+    this.copies.forEach((workers, replica) => workers.forEach((w) => {
+      for (const [key, payload] of stepDeliveries(schedule, batches, { worker: w.worker, replica, replicas: R })) w.deliver(key, payload);
+    }));
+    const all = this.copies.flat();
+    for (const w of all) w.reset(lrFactors);
+    for (const m of this.metrics) m.clear();
+    this.reducer?.clear();
     const begin = epochNow();
     try {
-      this.pumpAll();
+      await this.pumpAll(all);
     } catch (e) {
-      for (const w of this.workers) w.abandon();
+      for (const w of all) w.abandon();
       throw e;
     }
     if (this.logs) {
       const end = epochNow();
-      this.last = this.workers.map((w, i) => ({ rank: i, worker: i, actions: onEpoch(w.records), ...this.logs![i].take(), begin, listDone: end, end }));
+      const W = this.workers.length;
+      this.last = all.map((w, i) => ({ rank: i, worker: w.worker, ...(R > 1 ? { replica: Math.floor(i / W) } : {}), actions: onEpoch(w.records),
+        ...this.logs![i].take(), begin, listDone: end, end }));
     }
-    const per = Array.from({ length: M * batches.length }, (_, j) => {
-      const m = this.metrics.get(j);
-      if (!m) throw new Error(`micro-batch ${j} produced no loss`);
-      return m;
-    });
+    // Each micro-batch's replica shares summed in replica order, as the threads executor sums them.
+    const per = Array.from({ length: M * batches.length }, (_, j) => this.metrics.map((m) => {
+      const x = m.get(j);
+      if (!x) throw new Error(`micro-batch ${j} produced no loss`);
+      return x;
+    }).reduce((a, m) => ({ loss: a.loss + m.loss, correct: a.correct + m.correct, count: a.count + m.count })));
+    // Busy seconds and peaks of replica 0's workers (the other replicas mirror them).
+    const W = this.workers.length;
     return {
       ...sumMetrics(per, this.workers.map((w) => w.busy.F + w.busy.B + w.busy.W + w.busy.STEP),
         this.workers.flatMap((w) => [...w.peakLive]), schedule.stages),
-      memory: this.workers.map((w, worker) => workerMemory(w, { worker, replica: 0, tensor: 0 })),
+      memory: this.copies.flat().map((w, i) => workerMemory(w, { worker: i % W, replica: Math.floor(i / W), tensor: 0 })),
     };
   }
 
   async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
-    this.metrics.clear();
+    this.metrics[0].clear();
     const last = this.workers[this.lastWorker];
     batches.labels.forEach((t, j) => last.deliver(messageKey.targets(j), targetsPayload(t, scale)));
-    this.forwardOnly(batches.inputs, "eval");
-    return sumEvalMetrics(batches.inputs.map((_, j) => this.metrics.get(j)));
+    await this.forwardOnly(batches.inputs, "eval");
+    return sumEvalMetrics(batches.inputs.map((_, j) => this.metrics[0].get(j)));
   }
 
   async predict(inputs: readonly Tensor[]): Promise<Tensor[]> {
     this.outputs.clear();
-    this.forwardOnly(inputs, "predict");
+    await this.forwardOnly(inputs, "predict");
     return inputs.map((_, j) => this.outputs.get(j)!);
   }
 
@@ -122,8 +175,8 @@ export class InlineExecutor implements Executor, TimingSource {
     return stageToWorker[(S * v - 1) % S];
   }
 
-  /** Runs the forward-only lists over `inputs` (targets, if any, already delivered). */
-  private forwardOnly(inputs: readonly Tensor[], mode: ForwardMode): void {
+  /** Runs replica 0's forward-only lists over `inputs` (targets, if any, already delivered). */
+  private async forwardOnly(inputs: readonly Tensor[], mode: ForwardMode): Promise<void> {
     const { schedule } = this.setup;
     const lists = forwardOnlyLists(schedule, inputs.length);
     const first = this.workers[schedule.stageToWorker[0]];
@@ -131,29 +184,44 @@ export class InlineExecutor implements Executor, TimingSource {
     this.workers.forEach((w, i) => w.reset([1], lists[i], mode));
     for (const l of this.logs ?? []) l.paused = true; // evaluation is no step
     try {
-      this.pumpAll();
+      await this.pumpAll(this.workers);
     } finally {
       for (const w of this.workers) w.abandon();
       for (const l of this.logs ?? []) l.paused = false;
     }
   }
 
-  /** Runs every worker's list to its end, round robin (one thread: the deterministic reference). */
-  private pumpAll(): void {
-    let pending = this.workers.length;
-    const finished = new Array<boolean>(this.workers.length).fill(false);
-    while (pending > 0) {
+  /**
+   * Runs every worker's list to its end, round robin (one thread: the deterministic reference). A
+   * round without progress waits for finished REDUCEs to wake their workers; without one it is a deadlock.
+   */
+  private async pumpAll(workers: readonly WorkerInterpreter[]): Promise<void> {
+    const finished = new Set<WorkerInterpreter>();
+    const W = this.workers.length, replicas = this.copies.length > 1;
+    while (finished.size < workers.length) {
       let progress = false;
-      for (const w of this.workers) {
-        if (finished[w.worker]) continue;
+      for (const [i, w] of workers.entries()) {
+        if (finished.has(w)) continue;
         const before = w.next;
-        if (w.pump()) { finished[w.worker] = true; pending--; progress = true; } else if (w.next !== before) progress = true;
+        let done: boolean;
+        try {
+          done = w.pump();
+        } catch (e) {
+          // Named as the threads executor names a replica's failing action.
+          if (!replicas || !(e instanceof PipelineActionError)) throw e;
+          throw new PipelineActionError(e.worker, e.stage, e.action, `replica ${Math.floor(i / W)}: ${e.causeMessage}`, e.causeStack, e);
+        }
+        if (done) { finished.add(w); progress = true; } else if (w.next !== before) progress = true;
       }
-      if (!progress) {
-        const stuck = this.workers.filter((w) => !finished[w.worker])
-          .map((w) => `worker ${w.worker} at ${formatAction(w.next!)} waiting for ${w.waits().map((x) => x.key).join(", ")}`);
-        throw new Error(`pipeline deadlock: ${stuck.join("; ")}`);
+      if (progress) continue;
+      if (this.reducer?.takeCompleted()) {
+        // A REDUCE's waiters settle on the microtask queue: let them run, then pump again.
+        await new Promise((resolve) => setImmediate(resolve));
+        continue;
       }
+      const stuck = workers.map((w, i) => [w, i] as const).filter(([w]) => !finished.has(w))
+        .map(([w, i]) => `${replicas ? `replica ${Math.floor(i / W)} ` : ""}worker ${w.worker} at ${formatAction(w.next!)} waiting for ${w.waits().map((x) => x.key).join(", ")}`);
+      throw new Error(`pipeline deadlock: ${stuck.join("; ")}`);
     }
   }
 
@@ -185,14 +253,15 @@ export class InlineExecutor implements Executor, TimingSource {
 
   async loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void> {
     if (this.asyncRuntime) throw new Error("loadStateDict: not with an asynchronous method (its weight versions would mix the old weights and the new)");
-    for (const w of this.workers) w.abandon();
-    loadStageState(this.workers.flatMap((w) => [...w.stages.values()]), state);
+    for (const workers of this.copies) {
+      for (const w of workers) w.abandon();
+      loadStageState(workers.flatMap((w) => [...w.stages.values()]), state);
+    }
   }
 
   /** Drops what the stages still hold (the model's layers were never changed). */
   async close(): Promise<void> {
-    for (const w of this.workers) w.abandon();
-    for (const w of this.workers) for (const ps of w.stages.values()) for (const c of ps.chunks) c.clear();
+    for (const w of this.copies.flat()) w.abandon();
+    for (const w of this.copies.flat()) for (const ps of w.stages.values()) for (const c of ps.chunks) c.clear();
   }
 }
-

@@ -9,8 +9,12 @@
 import { actionParts, isStepKind, type Action } from "../schedule/action.js";
 import type { UnitHook } from "../stage.js";
 
-/** A test fault: `during: "recompute"` fires only in a forward that records a graph inside B. */
-export interface FaultSpec { unit: number; microbatch: number; message?: string; during?: "any" | "recompute" }
+/**
+ * A test fault: `during: "recompute"` fires only in a forward that records a graph inside B;
+ * `replica` limits it to one replica's workers; `occurrence` (0-based) to the n-th matching forward
+ * (e.g. the n-th step of a one-micro-batch schedule).
+ */
+export interface FaultSpec { unit: number; microbatch: number; message?: string; during?: "any" | "recompute"; replica?: number; occurrence?: number }
 
 export interface Instrumentation {
   /** Unit `unit` throws `message` when it runs forward for micro-batch `microbatch`. */
@@ -40,12 +44,19 @@ export function faultHook(inst: Instrumentation | undefined, units: number): Uni
       throw new Error(`fault injection: unit ${f.unit} does not exist (the model has ${units})`);
     }
   }
+  const seen = faults.map(() => 0);
   return (unit, microbatch, recording) => {
-    for (const f of faults) {
+    faults.forEach((f, i) => {
       // A recomputing stage's first forward records nothing; its recomputation in B does.
-      if (f.unit === unit && f.microbatch === microbatch && (f.during !== "recompute" || recording)) {
-        throw new Error(f.message ?? `injected fault in unit ${f.unit} on micro-batch ${f.microbatch}`);
-      }
-    }
+      if (f.unit !== unit || f.microbatch !== microbatch || (f.during === "recompute" && !recording)) return;
+      const n = seen[i]++;
+      if (f.occurrence === undefined || f.occurrence === n) throw new Error(f.message ?? `injected fault in unit ${f.unit} on micro-batch ${f.microbatch}`);
+    });
   };
+}
+
+/** The instrumentation replica `replica`'s workers get: the faults meant for it. */
+export function forReplica(inst: Instrumentation | undefined, replica: number): Instrumentation | undefined {
+  if (!inst?.faults) return inst;
+  return { ...inst, faults: inst.faults.filter((f) => f.replica === undefined || f.replica === replica) };
 }

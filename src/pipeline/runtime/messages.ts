@@ -31,7 +31,12 @@ export interface WorkerInit {
   units?: number[] | null;
   /** peers[w] = port to worker w of the same replica (absent for itself). */
   peers: Record<number, MessagePort>;
+  /** How long a REDUCE waits for the other replicas before it fails the run. */
+  reduceTimeoutMs: number;
 }
+
+/** Seconds a worker spent in each kind of action during its last list. */
+export interface BusySeconds { F: number; B: number; W: number; REDUCE: number; STEP: number }
 
 /** Messages a worker delivers to itself for a list: inputs (first stage) and targets (last stage), by key. */
 export type Deliveries = [string, Payload][];
@@ -55,9 +60,10 @@ export type ToWorker =
 
 /** Worker -> main; `worker` is the sending thread's id. */
 export type FromWorker =
-  | { type: "ready"; worker: number }
-  /** peakBytes: the worker's largest JS heap + external (ArrayBuffer) memory seen so far. */
-  | { type: "done"; worker: number; metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][]; peakBytes: number;
+  /** ompThreads: the native addon's OpenMP threads in this worker (null on another backend). */
+  | { type: "ready"; worker: number; ompThreads: number | null }
+  /** peakBytes: the worker's largest JS heap + external (ArrayBuffer) memory seen so far; seconds: the list's wall time. */
+  | { type: "done"; worker: number; metrics: [number, MicrobatchMetrics][]; busy: BusySeconds; seconds: number; peaks: [number, number][]; peakBytes: number;
     /** The worker's tensor-counted memory (parameters, gradients, optimizer state, the list's peak activations). */
     memory: WorkerMemory;
     /** The last virtual stage's outputs of a "predict" list. */

@@ -31,7 +31,8 @@ import { startGroups, type Groups } from "./process-groups.js";
 export { agreeOnRank0, startGroups } from "./process-groups.js";
 import { describeWait, endJob } from "./rank-failure.js";
 import { watchQuiet } from "../../transport/mpi/watchdog.js";
-import { allReduceGradients } from "../../parallel/grad-sync.js";
+import { forReplica } from "./instrumentation.js";
+import { reduceStage } from "./replica-reduce.js";
 import type { LocalState, LocalStateSource } from "./local-state.js";
 import { epochNow, MessageLog, onEpoch, type ClockSync, type MessageRecord, type RankTimings, type TimingSource } from "./action-records.js";
 import { syncClocks } from "./clock-sync.js";
@@ -155,12 +156,12 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   private async build(initial: InitialWeights): Promise<void> {
     const { setup } = this;
     const w = this.g.at.worker;
-    let weights: WorkerWeights, su = setup;
+    let weights: WorkerWeights, su = { ...setup, instrumentation: forReplica(setup.instrumentation, this.g.at.replica) };
     if ("model" in initial) weights = { model: initial.model };
     else {
       const share = shareState(initial.state, expectedUnitPrefix(sourceOf(setup)), unitsPerWorker(setup.balance, setup.schedule), setup.optimizerState)[w];
       weights = { share };
-      su = { ...setup, optimizerState: share.optimizerState };
+      su = { ...su, optimizerState: share.optimizerState };
     }
     const outbox = { send: (to: number, key: string, payload: Payload) => this.sendPipe(to, key, payload), progress: () => this.g.mpi.progress() };
     const built = await buildWorker(su, w, weights, outbox, (mb, m) => { this.metrics.push([mb, m]); },
@@ -184,12 +185,11 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     });
   }
 
-  /** REDUCE: the stage's gradients summed over the replicas (the data group's fixed order), in place. */
+  /** REDUCE: the stage's gradients and BatchNorm moments summed over the replicas (the data group's fixed order), in place. */
   private async reduceGradients(ps: PhysicalStage): Promise<void> {
-    const params = ps.chunks.flatMap((c) => c.parameters).filter((p) => p.requiresGrad);
     const t0 = epochNow();
-    await allReduceGradients(params, this.g.data);
-    this.rec?.collectives.push({ key: "allreduce", bytes: params.reduce((n, p) => n + p.size * 4, 0), at: t0, ms: epochNow() - t0 });
+    const bytes = await reduceStage(ps, (buf) => this.g.data.allReduce(buf, "sum"));
+    this.rec?.collectives.push({ key: "allreduce", bytes, at: t0, ms: epochNow() - t0 });
   }
 
   private sendPipe(to: number, key: string, payload: Payload): void {

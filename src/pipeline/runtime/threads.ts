@@ -14,10 +14,11 @@
 // stage, action and cause; between calls the threads never keep the process alive.
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import type { Target } from "../stage.js";
-import { getBackend } from "../../backend/index.js";
+import { getBackend, type BackendName } from "../../backend/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics } from "../stage.js";
-import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
+import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type ReplicaStep, type SplitBatch, type StepResult } from "./executor.js";
+import { forReplica } from "./instrumentation.js";
 import { PipelineActionError } from "./interpreter.js";
 import { assertValidSchedule } from "../schedule/validate.js";
 import type { Deliveries, FromWorker, ToWorker, WorkerInit } from "./messages.js";
@@ -37,6 +38,26 @@ import { gatherOptimizerState } from "../../parallel/ptdp-units.js";
 import { tensorSize } from "./tensor-stages.js";
 import type { WorkerMemory } from "./memory.js";
 
+export interface ThreadsOptions {
+  /** Kernel backend of every worker thread (default: this thread's). */
+  backend?: BackendName;
+  /**
+   * How long a REDUCE waits for the other replicas before it fails the run (default 600 s: they run
+   * the same list, so only a stopped or hung replica keeps it waiting; any failure aborts the group).
+   */
+  reduceTimeoutMs?: number;
+}
+
+/** Which replica an error of the threads executor came from, and that thread's own message. */
+export interface ReplicaFailure { replica: number; message: string; stack?: string }
+
+const failures = new WeakMap<Error, ReplicaFailure>();
+
+/** The replica behind an error of a ThreadsExecutor (null for other errors). */
+export function replicaFailure(e: unknown): ReplicaFailure | null {
+  return e instanceof Error ? failures.get(e) ?? null : null;
+}
+
 export class ThreadsExecutor implements Executor, TimingSource {
   readonly name = "threads" as const;
   readonly traceProcess = "worker" as const;
@@ -48,6 +69,9 @@ export class ThreadsExecutor implements Executor, TimingSource {
   private readonly W: number;
   /** Tensor-parallel ranks per worker. */
   private readonly T: number;
+
+  /** Per thread: the native addon's OpenMP threads there (null on another backend). */
+  nativeThreads: (number | null)[] = [];
 
   /** Worker threads still running (0 after close() or a failure has ended them). */
   get liveWorkers(): number { return this.group.live; }
@@ -66,16 +90,20 @@ export class ThreadsExecutor implements Executor, TimingSource {
       const p = this.position(id);
       return [replicas > 1 ? `replica ${p.replica}` : "", T > 1 ? `tensor rank ${p.tensor}` : ""].filter(Boolean).map((x) => `${x}: `).join("");
     };
+    const tag = (e: Error, id: number, message: string, stack?: string): Error => {
+      failures.set(e, { replica: this.position(id).replica, message, stack });
+      return e;
+    };
     this.group = new WorkerGroup<FromWorker, ToWorker>(workers, {
       shmGroups,
       leave: { type: "close" },
       sender: (m) => m.worker,
       errors: {
-        reported: (m) => (m.stage !== null && m.action !== null
+        reported: (m) => tag(m.stage !== null && m.action !== null
           ? new PipelineActionError(this.position(m.worker).worker, m.stage, m.action, `${prefix(m.worker)}${m.message}`, m.stack)
-          : new Error(`${where(m.worker)}: ${m.message}`)),
-        crashed: (i, e) => new Error(`${where(i)} crashed: ${e.message}`),
-        exited: (i, code) => new Error(`${where(i)} exited unexpectedly with code ${code}`),
+          : new Error(`${where(m.worker)}: ${m.message}`), m.worker, m.message, m.stack),
+        crashed: (i, e) => tag(new Error(`${where(i)} crashed: ${e.message}`), i, `uncaught: ${e.message}`, e.stack),
+        exited: (i, code) => tag(new Error(`${where(i)} exited unexpectedly with code ${code}`), i, `thread exited unexpectedly with code ${code}`),
         unexpected: (m) => new Error(`unexpected '${m.type}' message from ${where(m.worker)}`),
         busy: "threads executor: one call at a time",
         closed: "threads executor: closed",
@@ -89,14 +117,16 @@ export class ThreadsExecutor implements Executor, TimingSource {
    * share is copied into its thread's workerData as the Worker is constructed, so callers need not
    * clone it.
    */
-  static async create(setup: PipelineSetup, initialState: ReadonlyMap<string, Tensor>, replicas = 1): Promise<ThreadsExecutor> {
+  static async create(setup: PipelineSetup, initialState: ReadonlyMap<string, Tensor>, replicas = 1, o: ThreadsOptions = {}): Promise<ThreadsExecutor> {
     setup = replicatedSetup(setup, replicas);
     // Workers block on messages, so a list that can deadlock would hang: reject it up front.
     assertValidSchedule(setup.schedule);
     const W = setup.schedule.workers.length;
     const T = tensorSize(setup);
     const shares = shareState(initialState, expectedUnitPrefix(sourceOf(setup)), unitsPerWorker(setup.balance, setup.schedule), setup.optimizerState);
-    const backend = getBackend().name;
+    const backend = o.backend ?? getBackend().name;
+    // Workers inherit node's flags, except --input-type, which only fits `node -e` and breaks them.
+    const execArgv = process.execArgv.filter((a) => !a.startsWith("--input-type"));
     const url = new URL("./worker.js", import.meta.url);
     // Shared-memory groups: data groups (a worker's tensor rank in every replica), tensor groups (a
     // replica's worker's tensor ranks).
@@ -111,14 +141,19 @@ export class ThreadsExecutor implements Executor, TimingSource {
           const { units, entries, optimizerState } = shares[w];
           const init: WorkerInit = {
             worker: w, replica: r, tensor: t, group: groups[w * T + t] ?? null, tensorGroup: tensorGroups[r * W + w] ?? null,
-            setup: { ...setup, optimizerState }, backend, state: entries, units, peers,
+            setup: { ...setup, optimizerState, instrumentation: forReplica(setup.instrumentation, r) }, backend, state: entries, units, peers,
+            reduceTimeoutMs: o.reduceTimeoutMs ?? 600_000,
           };
-          workers.push(new Worker(url, { workerData: init, transferList: Object.values(peers) }));
+          workers.push(new Worker(url, { workerData: init, transferList: Object.values(peers), execArgv }));
         }
       }
     }
     const ex = new ThreadsExecutor(setup, workers, replicas, [...groups, ...tensorGroups]);
-    await ex.collect("ready");
+    const ready = await ex.collect("ready");
+    ex.nativeThreads = workers.map((_, id) => {
+      const m = ready.get(id);
+      return m?.type === "ready" ? m.ompThreads : null;
+    });
     return ex;
   }
 
@@ -153,6 +188,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
     const memory: WorkerMemory[] = [];
     const timings: RankTimings[] = [];
     const parts = Array.from({ length: M * batches.length }, (): MicrobatchMetrics[] => []);
+    const replicas = Array.from({ length: this.replicas }, (): ReplicaStep => ({ loss: 0, correct: 0, count: 0, compute: 0, reduce: 0, update: 0, seconds: 0 }));
     // In thread order: each micro-batch's replica shares in replica order, as the processes executor sums them.
     for (let id = 0; id < this.workers.length; id++) {
       const m = replies.get(id);
@@ -163,9 +199,13 @@ export class ThreadsExecutor implements Executor, TimingSource {
       // A worker's tensor ranks compute the same loss: count tensor rank 0's.
       if (at.tensor !== 0) continue;
       for (const [mb, x] of m.metrics) parts[mb]?.push(x);
+      const rep = replicas[at.replica], b = m.busy;
+      for (const [, x] of m.metrics) { rep.loss += x.loss; rep.correct += x.correct; rep.count += x.count; }
+      rep.compute += b.F + b.B + b.W; rep.reduce += b.REDUCE; rep.update += b.STEP;
+      rep.seconds = Math.max(rep.seconds, m.seconds);
       // Busy seconds, peaks and memory of replica 0's workers (the other replicas mirror them).
       if (at.replica !== 0) continue;
-      busy[at.worker] = m.busy;
+      busy[at.worker] = b.F + b.B + b.W + b.STEP;
       peaks.push(...m.peaks);
       peakBytes[at.worker] = m.peakBytes;
     }
@@ -174,7 +214,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
       return p.reduce((a, m) => ({ loss: a.loss + m.loss, correct: a.correct + m.correct, count: a.count + m.count }));
     });
     if (this.setup.instrumentation?.recordActions) this.last = timings;
-    return { ...sumMetrics(per, busy, peaks, S), workerPeakBytes: peakBytes, memory };
+    return { ...sumMetrics(per, busy, peaks, S), workerPeakBytes: peakBytes, memory, replicas };
   }
 
   /** TimingSource: every worker's records of the last step (null unless the setup records actions). */
@@ -222,21 +262,23 @@ export class ThreadsExecutor implements Executor, TimingSource {
   }
 
   /**
-   * Posts `m` to replica 0's threads (the replicas hold the same weights) and collects their
-   * replies: per worker, its tensor ranks' in rank order.
+   * Posts `m` to the threads of `replica` (default 0: the replicas hold the same weights) and
+   * collects their replies: per worker, its tensor ranks' in rank order.
    */
-  private async ask<K extends "state" | "optimizer" | "async-state">(m: ToWorker, want: K): Promise<Extract<FromWorker, { type: K }>[][]> {
+  private async ask<K extends "state" | "optimizer" | "async-state">(m: ToWorker, want: K, replica = 0): Promise<Extract<FromWorker, { type: K }>[][]> {
     if (this.failure) throw this.failure;
-    const n = this.W * this.T;
+    if (!Number.isInteger(replica) || replica < 0 || replica >= this.replicas) throw new Error(`replica ${replica} does not exist; valid: 0..${this.replicas - 1}`);
+    const n = this.W * this.T, first = replica * n;
     const replies = this.collect(want, n);
-    for (let id = 0; id < n; id++) this.post(id, m);
+    for (let id = first; id < first + n; id++) this.post(id, m);
     const r = await replies;
-    return Array.from({ length: this.W }, (_, w) => Array.from({ length: this.T }, (_, t) => r.get(w * this.T + t) as Extract<FromWorker, { type: K }>));
+    return Array.from({ length: this.W }, (_, w) => Array.from({ length: this.T }, (_, t) => r.get(first + w * this.T + t) as Extract<FromWorker, { type: K }>));
   }
 
-  async stateDict(): Promise<Map<string, Tensor>> {
+  /** Every parameter and buffer, from replica `replica`'s threads (default 0; they hold the same values). */
+  async stateDict(replica = 0): Promise<Map<string, Tensor>> {
     const out = new Map<string, Tensor>();
-    for (const ranks of await this.ask({ type: "state" }, "state")) {
+    for (const ranks of await this.ask({ type: "state" }, "state", replica)) {
       for (const [k, t] of gatherStateDict(ranks.map((m) => new Map(m.entries.map(([n, d, s]) => [n, new Tensor(d, s)]))), ranks[0].plan)) out.set(k, t);
     }
     return out;

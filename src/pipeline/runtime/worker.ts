@@ -2,16 +2,17 @@
 // user's module, imported here), loads its units' share of the main thread's state, keeps only its
 // stages, and runs its action list each step. Activations and gradients go
 // straight to the neighbour workers over MessageChannels; their buffers are transferred, not cloned.
-// With replicas, its REDUCEs sum the stage's gradients with the same worker of the other replicas
-// in shared memory. Any error is reported to the main thread with the stage and action, which then
+// With replicas, its REDUCEs sum the stage's gradients (and BatchNorm moments) with the same worker
+// of the other replicas in shared memory. Any error is reported to the main thread with the stage and action, which then
 // ends the run.
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { getHeapStatistics } from "node:v8";
 import { setBackend } from "../../backend/index.js";
+import { loadNativeAddon } from "../../backend/native.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import { PipelineActionError, type Payload, type WorkerInterpreter } from "./interpreter.js";
 import { ShmCollectives } from "../../transport/shm-collectives.js";
-import { allReduceGradientsSync } from "../../parallel/grad-sync.js";
+import { reduceStageSync } from "./replica-reduce.js";
 import { shardStateDict } from "../../parallel/tp-shard.js";
 import type { FromWorker, PeerMessage, StateEntry, ToWorker, WorkerInit } from "./messages.js";
 import { toPlain } from "../../optim/index.js";
@@ -24,11 +25,6 @@ import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { epochNow, MessageLog, onEpoch, payloadBytes, type RankTimings } from "./action-records.js";
 
 const init = workerData as WorkerInit;
-/**
- * How long a REDUCE waits for the other replicas: they run the same list, so only a stopped or hung
- * replica keeps it waiting this long (the main thread aborts the group on any worker's failure).
- */
-const REDUCE_TIMEOUT_MS = 600_000;
 const port = parentPort!;
 /** This thread's id (the main thread's index of it). */
 const id = (init.replica * init.setup.schedule.workers.length + init.worker) * (init.setup.tensorParallel?.size ?? 1) + init.tensor;
@@ -94,7 +90,7 @@ function finished(): void {
   const timings: RankTimings | undefined = messages && stepList
     ? { rank: id, worker: init.worker, replica: init.replica, actions: onEpoch(interp.records), ...messages, begin, listDone: end, end } : undefined;
   if (log) log.paused = false;
-  post({ type: "done", worker: id, metrics: metrics.splice(0), busy: b.F + b.B + b.W + b.STEP, peaks: [...interp.peakLive], peakBytes, outputs: outs,
+  post({ type: "done", worker: id, metrics: metrics.splice(0), busy: { ...b }, seconds: (end - begin) / 1000, peaks: [...interp.peakLive], peakBytes, outputs: outs,
     memory: workerMemory(interp, { worker: init.worker, replica: init.replica, tensor: init.tensor }),
     ...(timings ? { timings } : {}) }, outs.map((o) => o.data.buffer as ArrayBuffer));
 }
@@ -112,12 +108,12 @@ try {
       log?.send(key, bytes, t0);
     },
   };
-  const comm = init.group ? new ShmCollectives(init.group, init.replica, { timeoutMs: REDUCE_TIMEOUT_MS }) : null;
+  const comm = init.group ? new ShmCollectives(init.group, init.replica, { timeoutMs: init.reduceTimeoutMs }) : null;
   const built = await buildWorker(init.setup, init.worker, { share: { units: init.units ?? null, entries: init.state } }, outbox,
     (mb, m) => { metrics.push([mb, m]); }, (mb, t) => { outputs.push({ mb, data: t.data.slice(), shape: [...t.shape] }); },
     {
-      ...(comm ? { reduce: (ps) => allReduceGradientsSync(ps.chunks.flatMap((c) => c.parameters).filter((p) => p.requiresGrad), comm) } : {}),
-      ...(init.tensorGroup ? { tensor: new ShmCollectives(init.tensorGroup, init.tensor, { timeoutMs: REDUCE_TIMEOUT_MS }) } : {}),
+      ...(comm ? { reduce: (ps) => reduceStageSync(ps, (buf) => comm.allReduceSync(buf, "sum")) } : {}),
+      ...(init.tensorGroup ? { tensor: new ShmCollectives(init.tensorGroup, init.tensor, { timeoutMs: init.reduceTimeoutMs }) } : {}),
     });
   init.state = []; // the copy of the state is not needed any more
   interp = built.interp;
@@ -172,7 +168,7 @@ try {
       fail(e);
     }
   });
-  post({ type: "ready", worker: id });
+  post({ type: "ready", worker: id, ompThreads: init.backend === "native" ? loadNativeAddon().ompMaxThreads() : null });
 } catch (e) {
   fail(e);
 }
