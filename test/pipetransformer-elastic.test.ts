@@ -1,4 +1,4 @@
-// PipeTransformer's elastic runtime (src/pipeline/elastic): transitions move the training state
+// PipeTransformer's elastic training (src/pipeline/elastic): transitions move the training state
 // exactly. Oracles are runs that never transition: GPipe accumulates every parameter's gradient over
 // the same micro-batches in the same order whatever the partition, so a 2-stage run, a 1-stage run
 // and a run that moves (or shrinks) between them at step k must reach the same bits; any lost or
@@ -185,9 +185,9 @@ test("a replica that throws ends the step with its replica, stage and error (not
     await t.moveTo(layout([[0, 8]], { replicas: 2, microbatches: 2 }));
     const [b] = batches(1);
     const y = b.y.slice();
-    y[N - 1] = 99; // replica 1's shard holds the last examples: only it fails, replica 0 waits in the all-reduce
+    y[N - 1] = 99; // replica 1 holds the last rows of the last micro-batch: only it fails, replica 0 waits in the all-reduce
     await assert.rejects(t.step(b.x, y, b.idx, 1), (e: Error) => {
-      assert.match(e.message, /replica 1, stage 0: .*99/);
+      assert.match(e.message, /stage 0, action 0F1 \(worker 0\): replica 1: .*99/);
       assert.doesNotMatch(e.message, /aborted/);
       return true;
     });

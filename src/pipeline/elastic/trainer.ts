@@ -7,11 +7,15 @@
 // parameters leave the optimizer; their optimizer state is kept here (for checkpoints) unchanged.
 //
 // With the cache on, the cached prefix costs nothing, so the active units alone are re-balanced over
-// the S stages AutoPipe chose (balanceByCost on their parameter counts); stage 0 runs the prefix
-// (no graph) only on batches whose samples are not all cached yet, and sends the outputs back.
+// the S stages AutoPipe chose (balanceByCost on their parameter counts); on batches whose samples are
+// not all cached yet the trainer runs the prefix itself (no graph) and fills the cache.
+//
+// Each replica trains on its rows of every micro-batch (the runtime's data-parallel split), so the
+// cache and its recomputation run the prefix on exactly those row groups: a product's kernel
+// depends on its row count, and these are the rows the stage would have seen.
 import { noGrad } from "../../autograd/engine.js";
-import { mergeTensors, splitTensor } from "../../data/microbatch.js";
-import { shardBatch } from "../../parallel/shard.js";
+import { mergeTensors, splitLabels, splitTensor } from "../../data/microbatch.js";
+import { partOf } from "../../transport/reduce.js";
 import { createModel } from "../../nn/models/index.js";
 import type { Model } from "../../nn/models/model.js";
 import { DEFAULTS, type ModelSpec } from "../../nn/models/spec.js";
@@ -22,8 +26,7 @@ import {
   ActivationCache, AutoPipe, FreezePolicy, frozenUnitCount, type FreezeOptions, type FreezePolicyState, type PipeUnit, type Transition,
 } from "../freeze/index.js";
 import type { OptimizerConfig } from "../runtime/setup.js";
-import { combineOptimizerStates, ElasticPhase } from "./phase.js";
-import type { PhaseFactory, PhaseLayout, PhaseStepResult, TrainingPhase } from "./phase-contract.js";
+import { combineOptimizerStates, phaseSetup, threadsPhase, type PhaseExecutor, type PhaseFactory, type PhaseLayout } from "./phase.js";
 import { applyFreeze, runnableUnits } from "./units.js";
 
 export interface ElasticConfig {
@@ -47,11 +50,20 @@ export interface ElasticConfig {
   cacheBytes?: number;
   microbatchesPerStage?: number;
   log?: (m: string) => void;
-  /** Starts each layout's workers: worker threads (default, ElasticPhase.create) or MPI ranks (mpi-phase.ts). */
+  /** Starts each layout's executor: worker threads (default) or MPI ranks (mpi-phase.ts). */
   createPhase?: PhaseFactory;
 }
 
-export interface ElasticStepResult extends PhaseStepResult { cached: boolean }
+export interface ElasticStepResult {
+  loss: number;
+  correct: number;
+  count: number;
+  /** Seconds inside actions per stage, summed over replicas (stage 0's with the prefix run for the cache). */
+  stageBusy: number[];
+  /** Squared gradient norm per freeze layer (reduced gradients, one replica). */
+  gradSq: Map<number, number>;
+  cached: boolean;
+}
 
 /**
  * The freeze state a checkpoint needs to continue (plain JSON): the policy's state and the freezes
@@ -78,7 +90,7 @@ export class ElasticTrainer {
   readonly policy: FreezePolicy | null;
   readonly cache: ActivationCache | null;
   readonly order: string[];
-  private phase: TrainingPhase | null = null;
+  private phase: PhaseExecutor | null = null;
   private optState: OptimizerState | null;
   private transition: Transition;
   layout: PhaseLayout;
@@ -159,18 +171,11 @@ export class ElasticTrainer {
     return { ...base, stages: S, prefix, ranges };
   }
 
-  private stageParams(layout: PhaseLayout): [string, number][][] {
-    const all = runnableUnits(this.model);
-    return layout.ranges.map(([a, b]) => all.slice(a, b).flatMap((u) => u.module.namedParameters(`layers.${u.unit.layer}`))
-      .filter(([, p]) => p.requiresGrad).map(([n, p]) => [n, p.size] as [string, number]));
-  }
-
   private async start(): Promise<void> {
     applyFreeze(this.model, this.layout.frozenLayers);
-    this.phase = await (this.cfg.createPhase ?? ElasticPhase.create)({
-      spec: this.cfg.spec, seed: this.cfg.seed, optimizer: this.cfg.optimizer, layout: this.layout,
-      state: this.model.stateDict(), optimizerState: this.optState, stageParams: this.stageParams(this.layout),
-    });
+    const { spec, seed, optimizer } = this.cfg;
+    this.phase = await (this.cfg.createPhase ?? threadsPhase)(phaseSetup(spec, seed, optimizer, this.layout, this.optState),
+      this.model.stateDict(), this.layout.replicas);
   }
 
   /** Pulls weights and optimizer state from the running phase into the main model / state store. */
@@ -178,7 +183,9 @@ export class ElasticTrainer {
     if (!this.phase || this.synced) return;
     const state = await this.phase.stateDict();
     this.model.loadStateDict(state, false);
-    this.optState = combineOptimizerStates(this.optState, await this.phase.optimizerState(this.order), this.order);
+    // Units the cache serves are frozen too: the stages' trainable parameters are the model's.
+    const trains = this.model.parameters().some((p) => p.requiresGrad);
+    this.optState = combineOptimizerStates(this.optState, trains ? await this.phase.optimizerState(this.order) : null, this.order);
     this.synced = true;
   }
 
@@ -200,21 +207,27 @@ export class ElasticTrainer {
   /** One optimizer step; `indices` = dataset indices of the samples (for the cache). */
   async step(x: Tensor, y: Int32Array, indices: ArrayLike<number> | null, lrFactor: number): Promise<ElasticStepResult> {
     if (!this.phase) throw new Error("elastic trainer is closed");
-    let input = x, fill = false, cached = false;
+    let input = x, cached = false, prefixSeconds = 0;
     const idx = indices ? Array.from(indices) : null;
     if (this.cache?.active && this.layout.prefix > 0) {
       if (!idx) throw new Error("AutoCache needs the samples' dataset indices");
       const hit = this.cache.lookup(idx);
-      if (hit) { input = hit; cached = true; } else fill = true;
+      if (hit) { input = hit; cached = true; } else {
+        const t0 = performance.now();
+        input = this.recomputePrefix(x);
+        prefixSeconds = (performance.now() - t0) / 1000;
+        this.cache.put(idx, input);
+      }
     }
     this.synced = false;
-    const r = await this.phase.step(input, y, lrFactor, fill);
-    if (fill && r.prefixOut && idx) this.cache!.put(idx, r.prefixOut);
-    if (this.policy) {
-      const norms = Array.from({ length: this.model.units.length }, (_, l) => Math.sqrt(r.gradSq.get(l) ?? 0));
-      this.policy.recordGradNorms(norms);
-    }
-    return { ...r, cached };
+    const { microbatches: M, replicas: R } = this.layout;
+    const r = await this.phase.step({ inputs: splitTensor(input, M), labels: splitLabels(y, M, y.length / x.shape[0]), scale: 1 / y.length }, lrFactor);
+    const gradSq = new Map<number, number>();
+    for (const [l, v] of r.gradSquares ?? []) gradSq.set(l, (gradSq.get(l) ?? 0) + v);
+    if (this.policy) this.policy.recordGradNorms(Array.from({ length: this.model.units.length }, (_, l) => Math.sqrt(gradSq.get(l) ?? 0)));
+    // The replicas mirror replica 0's work; the prefix run counts as stage 0's.
+    const stageBusy = r.busy.map((b, s) => b * R + (s === 0 ? prefixSeconds : 0));
+    return { loss: r.loss, correct: r.correct, count: r.count, stageBusy, gradSq, cached };
   }
 
   /**
@@ -270,14 +283,17 @@ export class ElasticTrainer {
   }
 
   /**
-   * The prefix's outputs recomputed on the main thread (to check the cache against), micro-batch by
-   * micro-batch of each replica's shard as stage 0 computes them: a product's kernel depends on its
-   * row count, so the whole batch at once need not round the same.
+   * The cached prefix's outputs for x (no graph), replica by replica of each micro-batch: the row
+   * groups stage 0 would run them on (a product's kernel depends on its row count, so the whole
+   * batch at once need not round the same).
    */
   recomputePrefix(x: Tensor): Tensor {
     const mods = runnableUnits(this.model).slice(0, this.layout.prefix).map((u) => u.module);
-    const labels = new Int32Array(x.shape[0]);
-    const parts = shardBatch(x, labels, this.layout.replicas).flatMap((sh) => splitTensor(sh.x, this.layout.microbatches));
+    const R = this.layout.replicas;
+    const parts = splitTensor(x, this.layout.microbatches).flatMap((mb) => Array.from({ length: R }, (_, r) => {
+      const [a, b] = partOf(mb.shape[0], r, R), row = mb.size / mb.shape[0];
+      return new Tensor(mb.data.slice(a * row, b * row), [b - a, ...mb.shape.slice(1)]);
+    }));
     return mergeTensors(parts.map((p) => noGrad(() => mods.reduce((h, m) => m.forward(h), p))));
   }
 

@@ -35,6 +35,8 @@ export interface StepResult {
    * ArrayBuffer memory of its isolate, sampled around every burst of actions). Absent inline.
    */
   workerPeakBytes?: number[];
+  /** setup.gradientNorms: [unit index, squared norm of its summed gradient] (replica 0's, in stage order). */
+  gradSquares?: [number, number][];
 }
 
 /** Evaluation micro-batches: inputs[j] with labels[j], run forward only, in eval mode, without gradients. */

@@ -151,6 +151,8 @@ export interface InterpreterOptions {
   reduce?(stage: PhysicalStage, step: number): void | Promise<void>;
   /** Called when an asynchronous REDUCE has finished: pump again. */
   wake?(): void;
+  /** At STEP, before the optimizer: the stage's gradients are final (summed over the replicas). */
+  beforeOptimizer?(stage: PhysicalStage): void;
 }
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
@@ -390,6 +392,7 @@ export class WorkerInterpreter {
     const hooks = this.o.hooks;
     if (a.kind === "STEP") {
       hooks?.beforeStep?.(phys, a.microbatch);
+      this.o.beforeOptimizer?.(phys);
       this.hold(false, phys);
       if (phys.optimizer) {
         const stageFactor = hooks?.stageLrFactor?.(phys, a.microbatch) ?? 1;

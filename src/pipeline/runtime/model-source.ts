@@ -24,6 +24,8 @@ export type ModelSource =
 export interface PipelineModel extends Module {
   readonly units: readonly Module[];
   readonly unitPrefix: string;
+  /** State-dict index of unit i (default i): units cut out of one layer share its index. */
+  readonly unitIndex?: readonly number[];
 }
 
 /** A user's layer list as a model: a Sequential whose children are the units ("0.weight", ...). */

@@ -150,6 +150,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
     const peaks: [number, number][] = [];
     const peakBytes: number[] = [];
     const timings: RankTimings[] = [];
+    const gradSquares: [number, number][] = [];
     const parts = Array.from({ length: M * batches.length }, (): MicrobatchMetrics[] => []);
     // In thread order: each micro-batch's replica shares in replica order, as the processes executor sums them.
     for (let id = 0; id < this.workers.length; id++) {
@@ -163,6 +164,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
       // Busy seconds, peaks and memory of replica 0's workers (the other replicas mirror them).
       if (at.replica !== 0) continue;
       busy[at.worker] = m.busy;
+      gradSquares.push(...(m.gradSquares ?? []));
       peaks.push(...m.peaks);
       peakBytes[at.worker] = m.peakBytes;
     }
@@ -171,7 +173,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
       return p.reduce((a, m) => ({ loss: a.loss + m.loss, correct: a.correct + m.correct, count: a.count + m.count }));
     });
     if (this.setup.instrumentation?.recordActions) this.last = timings;
-    return { ...sumMetrics(per, busy, peaks, S), workerPeakBytes: peakBytes };
+    return { ...sumMetrics(per, busy, peaks, S), workerPeakBytes: peakBytes, ...(this.setup.gradientNorms ? { gradSquares } : {}) };
   }
 
   /** TimingSource: every worker's records of the last step (null unless the setup records actions). */
