@@ -10,6 +10,8 @@ import { join } from "node:path";
 import { createPipeline, Rng, Tensor, type ModelSpec } from "../src/index.js";
 import { ElasticTrainer } from "../src/pipeline/elastic/index.js";
 import { countCorrect, crossEntropyLoss } from "../src/nn/loss.js";
+import { createModel } from "../src/nn/models/index.js";
+import { noGrad } from "../src/autograd/engine.js";
 
 const SPEC: ModelSpec = { name: "vit", image: 28, patch: 7, dim: 16, depth: 2, heads: 2, classes: 10 };
 const N = 16;
@@ -73,10 +75,19 @@ test("a freezing pipe has the Pipe interface: run = steps in order, evaluate = t
     const viaStep: number[] = [];
     for (const d of data) viaStep.push(await b.step(d.x, d.y));
     assert.deepEqual(viaRun, viaStep);
-    // evaluate against the loss and accuracy computed here from eval()'s output.
+    // eval and evaluate run through the stages: eval against the single-device forward of the
+    // gathered weights, evaluate against the loss and accuracy computed here from eval()'s output
+    // (its micro-batch losses are summed, so within library.test.ts's tolerance for the same identity).
     const ev = await a.evaluate(data[0].x, data[0].y);
     const out = await a.eval(data[0].x);
-    assert.equal(ev.loss, crossEntropyLoss(out, data[0].y).item());
+    const single = createModel(SPEC, 0);
+    single.loadStateDict(await a.stateDict());
+    single.eval();
+    const want = noGrad(() => single.forward(data[0].x));
+    assert.deepEqual(out.shape, want.shape);
+    for (let i = 0; i < want.size; i++) assert.ok(Math.abs(out.data[i] - want.data[i]) <= 1e-5 * Math.max(1, Math.abs(want.data[i])), `eval output ${i}: ${out.data[i]} vs ${want.data[i]}`);
+    const loss = crossEntropyLoss(out, data[0].y).item();
+    assert.ok(Math.abs(ev.loss - loss) <= 1e-6 * Math.max(1, Math.abs(loss)), `evaluate ${ev.loss} vs ${loss}`);
     assert.equal(ev.correct, countCorrect(out, data[0].y));
     assert.equal(ev.count, N);
     await assert.rejects(a.step(data[0].x, Tensor.zeros([N, 10])), /y must be an Int32Array of class ids, got/);

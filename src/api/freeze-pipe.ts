@@ -5,7 +5,6 @@
 // policy's layer map knows, on its own worker threads or, with executor "processes", on MPI ranks
 // (SPMD: every rank makes the same calls with the same arguments; each call is collective and
 // returns the same result on every rank; rank 0 alone writes files). It picks its own micro-batch count.
-import { noGrad } from "../autograd/engine.js";
 import { loadCheckpoint, saveCheckpoint, toJson } from "../checkpoint/index.js";
 import type { ModelSpec } from "../nn/models/spec.js";
 import type { OptimizerConfig } from "../optim/factory.js";
@@ -13,7 +12,6 @@ import type { OptimizerState } from "../optim/index.js";
 import type { FreezeOptions } from "../pipeline/freeze/index.js";
 import { ElasticTrainer, type ElasticConfig, type ElasticFreezeState, type ElasticResume } from "../pipeline/elastic/trainer.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { countCorrect, crossEntropyLoss } from "../nn/loss.js";
 import type { MicrobatchMetrics, Target } from "../pipeline/stage.js";
 import { describeValue } from "../util/describe.js";
 import type { MiniBatch } from "./engine.js";
@@ -99,24 +97,15 @@ export class FreezingPipe implements Pipe {
     });
   }
 
-  /** The model's output for x (eval mode, no gradient). processes: collective (the weights are gathered), every rank computes it. */
-  eval(x: Tensor): Promise<Tensor> {
-    return this.spmd(async () => {
-      await this.trainer.sync();
-      const m = this.trainer.model;
-      m.eval();
-      try { return noGrad(() => m.forward(x)); } finally { m.train(); }
-    });
-  }
+  /** The model's output for x (eval mode, no gradient), through the stages. processes: collective. */
+  eval(x: Tensor): Promise<Tensor> { return this.spmd(() => this.trainer.predict(x)); }
 
-  /**
-   * Mean cross-entropy, correct predictions and count of (x, y). The elastic runtime has no
-   * evaluation through its stages: like eval(), it runs on the weights gathered to this thread.
-   */
-  async evaluate(x: Tensor, y: Target): Promise<MicrobatchMetrics> {
-    if (!(y instanceof Int32Array)) throw new Error(`pipe.evaluate: a freezing pipe evaluates the vit classifier; y must be an Int32Array of class ids, got ${describeValue(y)}`);
-    const out = await this.eval(x);
-    return { loss: crossEntropyLoss(out, y).item(), correct: countCorrect(out, y), count: y.length };
+  /** Mean cross-entropy, correct predictions and count of (x, y), through the stages. processes: collective. */
+  evaluate(x: Tensor, y: Target): Promise<MicrobatchMetrics> {
+    return this.spmd(async () => {
+      if (!(y instanceof Int32Array)) throw new Error(`pipe.evaluate: a freezing pipe evaluates the vit classifier; y must be an Int32Array of class ids, got ${describeValue(y)}`);
+      return this.trainer.evaluate(x, y);
+    });
   }
 
   /** processes: collective. */

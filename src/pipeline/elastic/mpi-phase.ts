@@ -71,6 +71,10 @@ class WithIdleRanks implements PhaseExecutor {
 
   step: PhaseExecutor["step"] = (b, f) => this.shared("a step", (ex) => ex.step(b, f));
   evaluate: PhaseExecutor["evaluate"] = (b, s) => this.shared("an evaluation", (ex) => ex.evaluate(b, s));
+  predict: PhaseExecutor["predict"] = (xs) => this.shared("a prediction", (ex) => ex.predict(xs), {
+    out: (ts) => ts.map((t): [Float32Array, number[]] => [t.data, [...t.shape]]),
+    in: (ts: [Float32Array, number[]][]) => ts.map(([d, sh]) => new Tensor(d, sh)),
+  });
   stateDict: PhaseExecutor["stateDict"] = () => this.shared("the weight gather", (ex) => ex.stateDict(), {
     out: (m) => [...m].map(([k, t]): StateEntry => [k, t.data, [...t.shape]]),
     in: (es: StateEntry[]) => new Map(es.map(([k, d, sh]) => [k, new Tensor(d, sh)])),

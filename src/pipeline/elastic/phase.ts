@@ -27,7 +27,7 @@ export interface PhaseLayout {
 }
 
 /** What the trainer uses of an executor. */
-export type PhaseExecutor = Pick<Executor, "step" | "evaluate" | "stateDict" | "optimizerState" | "loadStateDict" | "close">;
+export type PhaseExecutor = Pick<Executor, "step" | "evaluate" | "predict" | "stateDict" | "optimizerState" | "loadStateDict" | "close">;
 
 /** Starts a layout's executor: worker threads (threadsPhase) or MPI ranks (mpi-phase.ts). */
 export type PhaseFactory = (setup: PipelineSetup, state: ReadonlyMap<string, Tensor>, replicas: number) => Promise<PhaseExecutor>;

@@ -26,6 +26,7 @@ import {
   ActivationCache, AutoPipe, FreezePolicy, frozenUnitCount, type FreezeOptions, type FreezePolicyState, type PipeUnit, type Transition,
 } from "../freeze/index.js";
 import type { OptimizerConfig } from "../runtime/setup.js";
+import type { MicrobatchMetrics } from "../stage.js";
 import { combineOptimizerStates, phaseSetup, threadsPhase, type PhaseExecutor, type PhaseFactory, type PhaseLayout } from "./phase.js";
 import { applyFreeze, runnableUnits } from "./units.js";
 
@@ -228,6 +229,27 @@ export class ElasticTrainer {
     // The replicas mirror replica 0's work; the prefix run counts as stage 0's.
     const stageBusy = r.busy.map((b, s) => b * R + (s === 0 ? prefixSeconds : 0));
     return { loss: r.loss, correct: r.correct, count: r.count, stageBusy, gradSq, cached };
+  }
+
+  /** The model's outputs for x through the stages (eval mode, no gradient). */
+  async predict(x: Tensor): Promise<Tensor> {
+    if (!this.phase) throw new Error("elastic trainer is closed");
+    return mergeTensors(await this.phase.predict(splitTensor(this.evalInput(x), Math.min(this.layout.microbatches, x.shape[0]))));
+  }
+
+  /** Mean loss, correct predictions and count of (x, y) through the stages (eval mode, no gradient). */
+  async evaluate(x: Tensor, y: Int32Array): Promise<MicrobatchMetrics> {
+    if (!this.phase) throw new Error("elastic trainer is closed");
+    const M = Math.min(this.layout.microbatches, x.shape[0]);
+    return this.phase.evaluate({ inputs: splitTensor(this.evalInput(x), M), labels: splitLabels(y, M, y.length / x.shape[0]) }, 1 / y.length);
+  }
+
+  /** What stage 0 evaluates: x, or the cached prefix's outputs for it (computed here, in eval mode). */
+  private evalInput(x: Tensor): Tensor {
+    if (this.layout.prefix === 0) return x;
+    const mods = runnableUnits(this.model).slice(0, this.layout.prefix).map((u) => u.module);
+    this.model.eval();
+    try { return noGrad(() => mods.reduce((h, m) => m.forward(h), x)); } finally { this.model.train(); }
   }
 
   /**
