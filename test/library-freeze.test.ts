@@ -1,7 +1,8 @@
 // PipeTransformer through createPipeline's `freeze` option: freeze checks at pipe.endEpoch() freeze a
 // growing prefix on schedule and move to AutoPipe's layout; the weights equal those of the elastic
 // trainer driven directly (the CLI's runtime, tested against non-transitioning runs in
-// pipetransformer-elastic.test.ts); save + resume keeps the freezes; non-vit models are refused.
+// pipetransformer-elastic.test.ts); save + resume keeps the freezes; a user's layer list trains as
+// the built-in vit does; other built-in models are refused.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -60,7 +61,33 @@ test("freeze option: endEpoch freezes on schedule, weights equal the elastic tra
   }
 });
 
-test("freeze option refuses models other than the built-in vit", async () => {
+test("a user's layer list (module model) freezes, re-partitions and caches as the built-in vit does, bit for bit", async () => {
+  const data = batches(4);
+  const idx = (k: number): number[] => Array.from({ length: N }, (_, i) => k * N + i);
+  const freeze = { ...FREEZE, cache: true, workers: 2 };
+  const builtin = await createPipeline({ model: { builtin: SPEC, seed: 5 }, stages: 2, optimizer: OPT, freeze });
+  const user = await createPipeline({ model: { module: new URL("./lib-user-vit.js", import.meta.url), export: "build", args: { spec: { ...SPEC }, seed: 5 } },
+    stages: 2, optimizer: OPT, freeze: { ...freeze, sampleShape: [1, 28, 28] } });
+  try {
+    for (const [e, part] of [data.slice(0, 2), data.slice(2), data.slice(2)].entries()) {
+      for (const [j, b] of part.entries()) {
+        const k = e === 0 ? j : 2 + j;
+        assert.equal(await user.step(b.x, b.y, idx(k)), await builtin.step(b.x, b.y, idx(k)), `epoch ${e + 1}, step ${j}: loss`);
+      }
+      assert.equal(await user.endEpoch(), await builtin.endEpoch(), `epoch ${e + 1}: freeze`);
+    }
+    assert.ok(user.frozenLayers >= 3, `the schedule froze ${user.frozenLayers} layers (the cache needs 3)`);
+    const want = await builtin.stateDict(), got = await user.stateDict();
+    assert.equal(got.size, want.size);
+    for (const [k, t] of want) assert.deepEqual(got.get(k.replace(/^layers\./, ""))?.data, t.data, k);
+    assert.deepEqual((await user.eval(data[0].x)).data, (await builtin.eval(data[0].x)).data, "eval output");
+  } finally {
+    await user.close();
+    await builtin.close();
+  }
+});
+
+test("freeze option refuses built-in models other than the vit", async () => {
   await assert.rejects(createPipeline({ model: { builtin: { name: "mlp" }, seed: 1 }, stages: 2, optimizer: OPT, freeze: FREEZE }),
     /freeze \(PipeTransformer\) trains the built-in vit/);
 });

@@ -5,12 +5,11 @@
 // (replica 0's stages; all replicas hold the same bits) and closes it before the next layout. Moving
 // state this way copies float32 arrays exactly, so a stage move is bit-exact.
 import { toPlain, type OptimizerConfig, type OptimizerState } from "../../optim/index.js";
-import type { ModelSpec } from "../../nn/models/spec.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import { testSeam } from "../../testing/seam.js";
 import { generateSchedule } from "../schedule/index.js";
 import type { Executor } from "../runtime/executor.js";
-import type { JsonValue } from "../runtime/model-source.js";
+import type { JsonValue, ModelSource } from "../runtime/model-source.js";
 import type { PipelineSetup } from "../runtime/setup.js";
 import { ThreadsExecutor } from "../runtime/threads.js";
 import type { PipeModelArgs } from "./pipe-model.js";
@@ -39,14 +38,14 @@ export const threadsPhase: PhaseFactory = (setup, state, replicas) => ThreadsExe
  * norms the freeze policy reads, and the optimizer state of every parameter ever trained (each stage
  * takes its trainable parameters' share).
  */
-export function phaseSetup(spec: ModelSpec, seed: number, optimizer: OptimizerConfig, layout: PhaseLayout,
+export function phaseSetup(source: ModelSource, optimizer: OptimizerConfig, layout: PhaseLayout,
   optimizerState: OptimizerState | null): PipelineSetup {
   const { stages: S, microbatches: M, ranges, prefix, frozenLayers } = layout;
   if (ranges.length !== S) throw new Error(`elastic layout: ${ranges.length} stage ranges for ${S} stages`);
   if (ranges[0]?.[0] !== prefix) throw new Error(`elastic layout: the first stage starts at unit ${ranges[0]?.[0]}, the cached prefix ends at ${prefix}`);
-  const args: PipeModelArgs = { spec, seed, frozenLayers, prefix };
+  const args: PipeModelArgs = { source, frozenLayers, prefix };
   return {
-    source: { kind: "module", module: new URL("./pipe-model.js", import.meta.url).href, args: args as unknown as JsonValue },
+    source: { kind: "module", module: new URL("./pipe-model.js", import.meta.url).href, args: args as unknown as JsonValue, splitState: false },
     schedule: generateSchedule("gpipe", { stages: S, microbatches: M }),
     balance: ranges.map(([a, b]) => b - a), recompute: "never", optimizer, gradientNorms: true,
     ...(optimizerState ? { optimizerState: toPlain(optimizerState) } : {}),

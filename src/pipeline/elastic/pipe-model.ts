@@ -1,34 +1,30 @@
 // The model an elastic layout's workers build (a module model source, so worker threads and MPI ranks
-// import it like a user's): the built-in model with its first `frozenLayers` layers frozen (no
-// gradients, out of the optimizer), cut into AutoPipe's units (transformer blocks as their attention
-// and MLP sub-blocks), less the first `prefix` units when the activation cache serves them.
-import { createModel } from "../../nn/models/index.js";
-import type { Model } from "../../nn/models/model.js";
-import type { ModelSpec } from "../../nn/models/spec.js";
-import { withoutInit } from "../../nn/init.js";
+// import it like a user's): the run's model (a built-in or a user's layer list) with its first
+// `frozenLayers` layers frozen (no gradients, out of the optimizer), cut into AutoPipe's units
+// (transformer blocks as their attention and MLP sub-blocks), less the first `prefix` units when
+// the activation cache serves them.
 import { Module } from "../../nn/module.js";
 import type { Tensor } from "../../tensor/tensor.js";
-import type { PipelineModel } from "../runtime/model-source.js";
+import { loadModelSource, type ModelSource, type PipelineModel } from "../runtime/model-source.js";
 import { applyFreeze, runnableUnits } from "./units.js";
 
 export interface PipeModelArgs {
-  spec: ModelSpec;
-  seed: number;
+  source: ModelSource;
   frozenLayers: number;
   /** Units [0, prefix) are left out: their outputs come from the activation cache. */
   prefix: number;
 }
 
-/** The full model's parameters and buffers under their names, its pipeline units AutoPipe's. */
+/** The model's parameters and buffers under their own names, its pipeline units AutoPipe's. */
 export class ElasticPipeModel extends Module implements PipelineModel {
   readonly unitPrefix: string;
   readonly units: readonly Module[];
-  /** A sub-block keeps its block's index, so its state-dict names are the full model's. */
+  /** A sub-block keeps its block's index, so its state-dict names are the model's. */
   readonly unitIndex: readonly number[];
 
-  constructor(readonly model: Model, prefix: number) {
+  constructor(model: PipelineModel, prefix: number) {
     super();
-    this.registerModule(model.unitPrefix, model.layers);
+    for (const [n, m] of model.namedChildren()) this.registerModule(n, m);
     this.unitPrefix = model.unitPrefix;
     const units = runnableUnits(model).slice(prefix);
     this.units = units.map((u) => u.module);
@@ -39,8 +35,8 @@ export class ElasticPipeModel extends Module implements PipelineModel {
 }
 
 /** The module source's factory: every parameter is loaded from the trainer's state right after. */
-export default function elasticPipeModel(a: PipeModelArgs): ElasticPipeModel {
-  const model = withoutInit(() => createModel(a.spec, a.seed));
+export default async function elasticPipeModel(a: PipeModelArgs): Promise<ElasticPipeModel> {
+  const model = await loadModelSource(a.source, { initialise: false });
   applyFreeze(model, a.frozenLayers);
   return new ElasticPipeModel(model, a.prefix);
 }

@@ -16,8 +16,6 @@
 import { noGrad } from "../../autograd/engine.js";
 import { mergeTensors, splitLabels, splitTensor } from "../../data/microbatch.js";
 import { partOf } from "../../transport/reduce.js";
-import { createModel } from "../../nn/models/index.js";
-import type { Model } from "../../nn/models/model.js";
 import { DEFAULTS, type ModelSpec } from "../../nn/models/spec.js";
 import type { OptimizerState } from "../../optim/index.js";
 import { Tensor } from "../../tensor/tensor.js";
@@ -26,13 +24,19 @@ import {
   ActivationCache, AutoPipe, FreezePolicy, frozenUnitCount, type FreezeOptions, type FreezePolicyState, type PipeUnit, type Transition,
 } from "../freeze/index.js";
 import type { OptimizerConfig } from "../runtime/setup.js";
+import { loadModelSource, type ModelSource, type PipelineModel } from "../runtime/model-source.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import { combineOptimizerStates, phaseSetup, threadsPhase, type PhaseExecutor, type PhaseFactory, type PhaseLayout } from "./phase.js";
 import { applyFreeze, runnableUnits } from "./units.js";
 
 export interface ElasticConfig {
-  spec: ModelSpec;
+  /** A built-in model, initialised with `seed` (or see `source`). */
+  spec?: ModelSpec;
   seed: number;
+  /** The model as a module source (a user's layer list; its transformer blocks split as the built-ins'); overrides spec. */
+  source?: Extract<ModelSource, { kind: "module" }>;
+  /** One input sample's shape, which sizes the activation cache (a built-in spec gives its own). */
+  sampleShape?: number[];
   optimizer: OptimizerConfig;
   /** Worker threads (cores); the starting pipeline has `stages` stages x workers/stages replicas. */
   workers: number;
@@ -85,7 +89,7 @@ export interface ElasticResume {
 }
 
 export class ElasticTrainer {
-  readonly model: Model;
+  readonly model: PipelineModel;
   readonly units: PipeUnit[];
   readonly autopipe: AutoPipe;
   readonly policy: FreezePolicy | null;
@@ -100,7 +104,7 @@ export class ElasticTrainer {
   /** Freezes done (for checkpoints: AutoPipe's state follows from them). */
   private readonly freezes: { epoch: number; frozen: number }[] = [];
 
-  private constructor(readonly cfg: ElasticConfig, model: Model, optState: OptimizerState | null) {
+  private constructor(readonly cfg: ElasticConfig, model: PipelineModel, optState: OptimizerState | null) {
     this.model = model;
     this.units = runnableUnits(model).map((u) => u.unit);
     this.order = model.namedParameters().map(([n]) => n);
@@ -116,12 +120,12 @@ export class ElasticTrainer {
   }
 
   /**
-   * A trainer whose model starts from `state` (default: createModel(spec, seed)) and `optimizerState`;
+   * A trainer whose model starts from `state` (default: as its source builds it) and `optimizerState`;
    * with `resume`, also from a checkpoint's freeze state (layout replayed, pending check run first).
    */
   static async create(cfg: ElasticConfig, state?: ReadonlyMap<string, Tensor>, optimizerState?: OptimizerState | null,
     resume?: ElasticResume): Promise<ElasticTrainer> {
-    const model = createModel(cfg.spec, cfg.seed);
+    const model = await loadModelSource(modelSource(cfg));
     if (state) model.loadStateDict(new Map([...state].map(([k, t]) => [k, t.clone()])));
     model.train();
     const t = new ElasticTrainer(cfg, model, optimizerState ?? null);
@@ -174,8 +178,7 @@ export class ElasticTrainer {
 
   private async start(): Promise<void> {
     applyFreeze(this.model, this.layout.frozenLayers);
-    const { spec, seed, optimizer } = this.cfg;
-    this.phase = await (this.cfg.createPhase ?? threadsPhase)(phaseSetup(spec, seed, optimizer, this.layout, this.optState),
+    this.phase = await (this.cfg.createPhase ?? threadsPhase)(phaseSetup(modelSource(this.cfg), this.cfg.optimizer, this.layout, this.optState),
       this.model.stateDict(), this.layout.replicas);
   }
 
@@ -279,7 +282,9 @@ export class ElasticTrainer {
 
   private prefixShape(prefix: number): number[] {
     const mods = runnableUnits(this.model).slice(0, prefix).map((u) => u.module);
-    const probe = Tensor.zeros([1, ...inputShapeOf(this.cfg.spec)]);
+    const sample = this.cfg.sampleShape ?? (this.cfg.spec && !this.cfg.source ? inputShapeOf(this.cfg.spec) : null);
+    if (!sample) throw new Error("AutoCache on a model given as a module needs sampleShape (one input sample's shape) to size the cache");
+    const probe = Tensor.zeros([1, ...sample]);
     const out = noGrad(() => mods.reduce((h, m) => m.forward(h), probe));
     return out.shape.slice(1);
   }
@@ -323,6 +328,13 @@ export class ElasticTrainer {
     await this.phase?.close();
     this.phase = null;
   }
+}
+
+/** The run's model source: `source`, else the built-in spec and seed. */
+function modelSource(cfg: ElasticConfig): ModelSource {
+  if (cfg.source) return cfg.source;
+  if (!cfg.spec) throw new Error("elastic trainer: give a built-in spec or a module source");
+  return { kind: "builtin", spec: cfg.spec, seed: cfg.seed };
 }
 
 /** Shape of one input sample of `spec` (the probe for the cached prefix's output shape). */
