@@ -7,7 +7,7 @@
 // the float32 order of the all-reduce's partial sums).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { ModelSpec } from "../src/nn/models/index.js";
+import { createModel, type ModelSpec } from "../src/nn/models/index.js";
 import { Rng } from "../src/tensor/random.js";
 import { Tensor } from "../src/tensor/tensor.js";
 import { ElasticTrainer, frozenParamNames, type ElasticConfig, type PhaseLayout } from "../src/pipeline/elastic/index.js";
@@ -121,6 +121,24 @@ test("cached prefix outputs equal recomputed ones, and training from the cache e
     } finally { await t.close(); }
   };
   assertSameBits(await trainWith(true), await trainWith(false), "cache on vs off");
+});
+
+test("loadStateDict into the running layout: the workers train from the new weights, the freezes stay, the cache refills", async () => {
+  const data = batches(2);
+  const t = await ElasticTrainer.create(config({ cache: true }));
+  try {
+    await t.freezeTo(1, 3);
+    for (const b of data) await t.step(b.x, b.y, b.idx, 1);
+    assert.ok(t.cache!.lookup(data[0].idx), "filled before the load");
+    const fresh = createModel(SPEC, 9).stateDict();
+    await t.loadStateDict(fresh);
+    assert.equal(t.layout.frozenLayers, 3);
+    assert.equal(t.cache!.lookup(data[0].idx), null, "outputs of the old weights are dropped");
+    await t.sync();
+    assertSameBits(t.model.stateDict(), fresh, "the workers' weights after the load");
+    assert.equal((await t.step(data[0].x, data[0].y, data[0].idx, 1)).cached, false);
+    assertSameBits(new Map([["x", t.cache!.lookup(data[0].idx)!]]), new Map([["x", t.recomputePrefix(data[0].x)]]), "refilled from the new weights");
+  } finally { await t.close(); }
 });
 
 test("the cache refuses to start past its memory bound with a clear message", async () => {

@@ -58,7 +58,7 @@ export class FreezingPipe implements Pipe {
   private epochCount: number;
 
   /** @internal */
-  constructor(private trainer: ElasticTrainer, private readonly o: FreezingPipeOptions, step: number, epoch: number) {
+  constructor(private readonly trainer: ElasticTrainer, private readonly o: FreezingPipeOptions, step: number, epoch: number) {
     this.stepCount = step;
     this.epochCount = epoch;
   }
@@ -122,17 +122,11 @@ export class FreezingPipe implements Pipe {
   }
 
   /**
-   * Replaces the weights (names and shapes must match); the optimizer state and the freezes so far
-   * are kept (the workers restart on the new weights; the activation cache refills). processes: collective.
+   * Replaces the weights (names and shapes must match) in the running workers; the optimizer state
+   * and the freezes so far are kept (the activation cache refills). processes: collective.
    */
   loadStateDict(state: ReadonlyMap<string, Tensor> | Record<string, Tensor>): Promise<void> {
-    return this.spmd(async () => {
-      const weights = state instanceof Map ? state : new Map(Object.entries(state));
-      const optimizer = await this.trainer.optimizerState();
-      const freeze = this.trainer.freezeState();
-      await this.trainer.close();
-      this.trainer = await startTrainer(this.o, weights as ReadonlyMap<string, Tensor>, optimizer, { freeze });
-    });
+    return this.spmd(() => this.trainer.loadStateDict(state instanceof Map ? state : new Map(Object.entries(state))));
   }
 
   /** Checkpoint: weights, optimizer state, step, epochs and the freeze state (resume continues the freezes). processes: rank 0 writes. */

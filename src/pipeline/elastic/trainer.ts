@@ -193,6 +193,21 @@ export class ElasticTrainer {
     this.synced = true;
   }
 
+  /**
+   * Replaces every parameter and buffer (by the model's names) in the running layout; the optimizer
+   * state and the freezes are kept, and the cache, computed with the old weights, is emptied.
+   */
+  async loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void> {
+    if (!this.phase) throw new Error("elastic trainer is closed");
+    await this.sync();
+    this.model.loadStateDict(new Map([...state].map(([k, t]) => [k, t.clone()])));
+    await this.phase.loadStateDict(this.model.stateDict());
+    if (this.cache?.active) {
+      this.cache.clear();
+      this.cache.update(this.layout.frozenLayers, this.cfg.samples, this.prefixShape(this.layout.prefix));
+    }
+  }
+
   /** Optimizer state of every parameter ever trained (frozen ones keep the state they froze with). */
   async optimizerState(): Promise<OptimizerState | null> { await this.sync(); return this.optState; }
 
