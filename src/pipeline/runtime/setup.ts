@@ -44,7 +44,7 @@ export interface PipelineSetup {
   async?: AsyncSetup;
   /** PTD-P: each worker is `size` tensor-parallel ranks (absent: 1, no sequence parallelism). */
   tensorParallel?: TensorParallelSetup;
-  /** Report each unit's squared gradient norm after REDUCE (StepResult.gradSquares; a freeze policy reads them). */
+  /** Report each unit's squared gradient norm after REDUCE (StepResult.gradSquares, threads and processes; a freeze policy reads them). */
   gradientNorms?: boolean;
 }
 
