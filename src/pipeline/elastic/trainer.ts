@@ -265,9 +265,8 @@ export class ElasticTrainer {
   /** What stage 0 evaluates: x, or the cached prefix's outputs for it (computed here, in eval mode). */
   private evalInput(x: Tensor): Tensor {
     if (this.layout.prefix === 0) return x;
-    const mods = runnableUnits(this.model).slice(0, this.layout.prefix).map((u) => u.module);
     this.model.eval();
-    try { return noGrad(() => mods.reduce((h, m) => m.forward(h), x)); } finally { this.model.train(); }
+    try { return this.runPrefix(this.layout.prefix, x); } finally { this.model.train(); }
   }
 
   /**
@@ -296,12 +295,9 @@ export class ElasticTrainer {
   }
 
   private prefixShape(prefix: number): number[] {
-    const mods = runnableUnits(this.model).slice(0, prefix).map((u) => u.module);
     const sample = this.cfg.sampleShape ?? (this.cfg.spec && !this.cfg.source ? inputShapeOf(this.cfg.spec) : null);
     if (!sample) throw new Error("AutoCache on a model given as a module needs sampleShape (one input sample's shape) to size the cache");
-    const probe = Tensor.zeros([1, ...sample]);
-    const out = noGrad(() => mods.reduce((h, m) => m.forward(h), probe));
-    return out.shape.slice(1);
+    return this.runPrefix(prefix, Tensor.zeros([1, ...sample])).shape.slice(1);
   }
 
   /**
@@ -330,13 +326,17 @@ export class ElasticTrainer {
    * batch at once need not round the same).
    */
   recomputePrefix(x: Tensor): Tensor {
-    const mods = runnableUnits(this.model).slice(0, this.layout.prefix).map((u) => u.module);
     const R = this.layout.replicas;
     const parts = splitTensor(x, this.layout.microbatches).flatMap((mb) => Array.from({ length: R }, (_, r) => {
       const [a, b] = partOf(mb.shape[0], r, R), row = mb.size / mb.shape[0];
       return new Tensor(mb.data.slice(a * row, b * row), [b - a, ...mb.shape.slice(1)]);
     }));
-    return mergeTensors(parts.map((p) => noGrad(() => mods.reduce((h, m) => m.forward(h), p))));
+    return mergeTensors(parts.map((p) => this.runPrefix(this.layout.prefix, p)));
+  }
+
+  /** Units [0, prefix) on x, without a graph. */
+  private runPrefix(prefix: number, x: Tensor): Tensor {
+    return noGrad(() => runnableUnits(this.model).slice(0, prefix).reduce((h, u) => u.module.forward(h), x));
   }
 
   async close(): Promise<void> {
