@@ -18,7 +18,7 @@ import { getBackend, loadNative, useBackend, setBackend } from "../src/backend/i
 import { crossEntropyLoss } from "../src/nn/loss.js";
 import { createModel, type ModelSpec } from "../src/nn/models/index.js";
 import { createOptimizer, type OptimizerConfig } from "../src/optim/index.js";
-import { DataParallel, DataParallelError, GradientAllReducer, shardBatch, trainDataParallel } from "../src/parallel/index.js";
+import { DataParallel, DataParallelError, GradientAllReducer, trainDataParallel } from "../src/parallel/index.js";
 import type { ReduceOp, SyncCollectives } from "../src/transport/index.js";
 import { Rng } from "../src/tensor/random.js";
 import { Tensor } from "../src/tensor/tensor.js";
@@ -70,20 +70,6 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   const t = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms (hang)`)), ms); });
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
-
-test("shardBatch: contiguous blocks in replica order, torch.tensor_split sizes, labels follow examples", () => {
-  const x = new Tensor(Float32Array.from({ length: 10 * 2 }, (_, i) => i), [10, 2]);
-  const y = Int32Array.from({ length: 20 }, (_, i) => i); // 2 labels per example (next-token style)
-  const s = shardBatch(x, y, 3);
-  assert.deepEqual(s.map((p) => p.x.shape[0]), [4, 3, 3]);
-  assert.deepEqual(s.map((p) => p.start), [0, 4, 7]);
-  assert.deepEqual([...s[1].x.data], [8, 9, 10, 11, 12, 13]);
-  assert.deepEqual([...s[1].y], [8, 9, 10, 11, 12, 13]);
-  assert.deepEqual(s.flatMap((p) => [...p.x.data]), [...x.data]);
-  assert.throws(() => shardBatch(x, y, 11), /batch of 10 examples over 11 replicas/);
-  assert.throws(() => shardBatch(x, y, 0), /replicas must be a positive integer, got 0/);
-  assert.throws(() => shardBatch(x, new Int32Array(7), 2), /disagree on the batch size/);
-});
 
 for (const R of [1, 2, 3]) {
   test(`R = ${R} replicas x 3 SGD-momentum steps = one device on the whole batch; replicas identical`, async (t) => {

@@ -3,7 +3,7 @@
 // the checkpoint's weights and optimizer state. The runs cross the transitions that matter: a
 // pipeline halved with the freed ranks turned into replicas (2x1 -> 1x2, 4x1 -> 2x2 -> 1x4, so
 // stages move between ranks and replicas all-reduce), the grad-norm criterion (its norms gathered
-// from the ranks decide the freeze), and AutoCache filled by the stage-0 ranks of several replicas
+// from the ranks decide the freeze), and AutoCache filled for several replicas
 // and then read, and a rank left idle by a layout that does not fill the job. A tiny ViT (2-3 blocks, width 16) on 64 samples keeps each run to seconds.
 // Skips (saying why) without Open MPI.
 import { test } from "node:test";
@@ -32,7 +32,7 @@ const CASES: Case[] = [
     layouts: [[0, 4, 1], [2, 2, 2], [4, 1, 4], [5, 1, 4], [5, 1, 4]], cachedFrom: 5 },
   { name: "an idle rank (2x1 on 3 ranks) that becomes a replica (1x3, uneven shards)", ranks: 3, btl: "vader",
     args: ["--layers", "2", "--stages", "2", "--freeze-alpha", "1/2", "--epochs", "3"], layouts: [[0, 2, 1], [3, 1, 3], [3, 1, 3]], cachedFrom: 3 },
-  { name: "grad-norm criterion, 4x1 -> 2x2, cache filled by two stage-0 ranks", ranks: 4, btl: "tcp",
+  { name: "grad-norm criterion, 4x1 -> 2x2, cache filled for two replicas", ranks: 4, btl: "tcp",
     args: ["--layers", "3", "--freeze-alpha", "1/3", "--epochs", "4"], layouts: [[0, 4, 1], [3, 2, 2], [3, 2, 2], [3, 2, 2]], cachedFrom: 3 },
 ];
 

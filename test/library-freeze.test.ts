@@ -1,7 +1,8 @@
 // PipeTransformer through createPipeline's `freeze` option: freeze checks at pipe.endEpoch() freeze a
 // growing prefix on schedule and move to AutoPipe's layout; the weights equal those of the elastic
 // trainer driven directly (the CLI's runtime, tested against non-transitioning runs in
-// pipetransformer-elastic.test.ts); save + resume keeps the freezes; non-vit models are refused.
+// pipetransformer-elastic.test.ts); save + resume keeps the freezes; a user's layer list trains as
+// the built-in vit does; other built-in models are refused.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -10,6 +11,8 @@ import { join } from "node:path";
 import { createPipeline, Rng, Tensor, type ModelSpec } from "../src/index.js";
 import { ElasticTrainer } from "../src/pipeline/elastic/index.js";
 import { countCorrect, crossEntropyLoss } from "../src/nn/loss.js";
+import { createModel } from "../src/nn/models/index.js";
+import { noGrad } from "../src/autograd/engine.js";
 
 const SPEC: ModelSpec = { name: "vit", image: 28, patch: 7, dim: 16, depth: 2, heads: 2, classes: 10 };
 const N = 16;
@@ -58,7 +61,33 @@ test("freeze option: endEpoch freezes on schedule, weights equal the elastic tra
   }
 });
 
-test("freeze option refuses models other than the built-in vit", async () => {
+test("a user's layer list (module model) freezes, re-partitions and caches as the built-in vit does, bit for bit", async () => {
+  const data = batches(4);
+  const idx = (k: number): number[] => Array.from({ length: N }, (_, i) => k * N + i);
+  const freeze = { ...FREEZE, cache: true, workers: 2 };
+  const builtin = await createPipeline({ model: { builtin: SPEC, seed: 5 }, stages: 2, optimizer: OPT, freeze });
+  const user = await createPipeline({ model: { module: new URL("./lib-user-vit.js", import.meta.url), export: "build", args: { spec: { ...SPEC }, seed: 5 } },
+    stages: 2, optimizer: OPT, freeze: { ...freeze, sampleShape: [1, 28, 28] } });
+  try {
+    for (const [e, part] of [data.slice(0, 2), data.slice(2), data.slice(2)].entries()) {
+      for (const [j, b] of part.entries()) {
+        const k = e === 0 ? j : 2 + j;
+        assert.equal(await user.step(b.x, b.y, idx(k)), await builtin.step(b.x, b.y, idx(k)), `epoch ${e + 1}, step ${j}: loss`);
+      }
+      assert.equal(await user.endEpoch(), await builtin.endEpoch(), `epoch ${e + 1}: freeze`);
+    }
+    assert.ok(user.frozenLayers >= 3, `the schedule froze ${user.frozenLayers} layers (the cache needs 3)`);
+    const want = await builtin.stateDict(), got = await user.stateDict();
+    assert.equal(got.size, want.size);
+    for (const [k, t] of want) assert.deepEqual(got.get(k.replace(/^layers\./, ""))?.data, t.data, k);
+    assert.deepEqual((await user.eval(data[0].x)).data, (await builtin.eval(data[0].x)).data, "eval output");
+  } finally {
+    await user.close();
+    await builtin.close();
+  }
+});
+
+test("freeze option refuses built-in models other than the vit", async () => {
   await assert.rejects(createPipeline({ model: { builtin: { name: "mlp" }, seed: 1 }, stages: 2, optimizer: OPT, freeze: FREEZE }),
     /freeze \(PipeTransformer\) trains the built-in vit/);
 });
@@ -73,10 +102,19 @@ test("a freezing pipe has the Pipe interface: run = steps in order, evaluate = t
     const viaStep: number[] = [];
     for (const d of data) viaStep.push(await b.step(d.x, d.y));
     assert.deepEqual(viaRun, viaStep);
-    // evaluate against the loss and accuracy computed here from eval()'s output.
+    // eval and evaluate run through the stages: eval against the single-device forward of the
+    // gathered weights, evaluate against the loss and accuracy computed here from eval()'s output
+    // (its micro-batch losses are summed, so within library.test.ts's tolerance for the same identity).
     const ev = await a.evaluate(data[0].x, data[0].y);
     const out = await a.eval(data[0].x);
-    assert.equal(ev.loss, crossEntropyLoss(out, data[0].y).item());
+    const single = createModel(SPEC, 0);
+    single.loadStateDict(await a.stateDict());
+    single.eval();
+    const want = noGrad(() => single.forward(data[0].x));
+    assert.deepEqual(out.shape, want.shape);
+    for (let i = 0; i < want.size; i++) assert.ok(Math.abs(out.data[i] - want.data[i]) <= 1e-5 * Math.max(1, Math.abs(want.data[i])), `eval output ${i}: ${out.data[i]} vs ${want.data[i]}`);
+    const loss = crossEntropyLoss(out, data[0].y).item();
+    assert.ok(Math.abs(ev.loss - loss) <= 1e-6 * Math.max(1, Math.abs(loss)), `evaluate ${ev.loss} vs ${loss}`);
     assert.equal(ev.correct, countCorrect(out, data[0].y));
     assert.equal(ev.count, N);
     await assert.rejects(a.step(data[0].x, Tensor.zeros([N, 10])), /y must be an Int32Array of class ids, got/);

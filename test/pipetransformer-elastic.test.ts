@@ -1,4 +1,4 @@
-// PipeTransformer's elastic runtime (src/pipeline/elastic): transitions move the training state
+// PipeTransformer's elastic training (src/pipeline/elastic): transitions move the training state
 // exactly. Oracles are runs that never transition: GPipe accumulates every parameter's gradient over
 // the same micro-batches in the same order whatever the partition, so a 2-stage run, a 1-stage run
 // and a run that moves (or shrinks) between them at step k must reach the same bits; any lost or
@@ -7,7 +7,7 @@
 // the float32 order of the all-reduce's partial sums).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { ModelSpec } from "../src/nn/models/index.js";
+import { createModel, type ModelSpec } from "../src/nn/models/index.js";
 import { Rng } from "../src/tensor/random.js";
 import { Tensor } from "../src/tensor/tensor.js";
 import { ElasticTrainer, frozenParamNames, type ElasticConfig, type PhaseLayout } from "../src/pipeline/elastic/index.js";
@@ -123,6 +123,24 @@ test("cached prefix outputs equal recomputed ones, and training from the cache e
   assertSameBits(await trainWith(true), await trainWith(false), "cache on vs off");
 });
 
+test("loadStateDict into the running layout: the workers train from the new weights, the freezes stay, the cache refills", async () => {
+  const data = batches(2);
+  const t = await ElasticTrainer.create(config({ cache: true }));
+  try {
+    await t.freezeTo(1, 3);
+    for (const b of data) await t.step(b.x, b.y, b.idx, 1);
+    assert.ok(t.cache!.lookup(data[0].idx), "filled before the load");
+    const fresh = createModel(SPEC, 9).stateDict();
+    await t.loadStateDict(fresh);
+    assert.equal(t.layout.frozenLayers, 3);
+    assert.equal(t.cache!.lookup(data[0].idx), null, "outputs of the old weights are dropped");
+    await t.sync();
+    assertSameBits(t.model.stateDict(), fresh, "the workers' weights after the load");
+    assert.equal((await t.step(data[0].x, data[0].y, data[0].idx, 1)).cached, false);
+    assertSameBits(new Map([["x", t.cache!.lookup(data[0].idx)!]]), new Map([["x", t.recomputePrefix(data[0].x)]]), "refilled from the new weights");
+  } finally { await t.close(); }
+});
+
 test("the cache refuses to start past its memory bound with a clear message", async () => {
   const t = await ElasticTrainer.create(config({ cache: true, cacheBytes: 1000 }));
   try {
@@ -185,9 +203,9 @@ test("a replica that throws ends the step with its replica, stage and error (not
     await t.moveTo(layout([[0, 8]], { replicas: 2, microbatches: 2 }));
     const [b] = batches(1);
     const y = b.y.slice();
-    y[N - 1] = 99; // replica 1's shard holds the last examples: only it fails, replica 0 waits in the all-reduce
+    y[N - 1] = 99; // replica 1 holds the last rows of the last micro-batch: only it fails, replica 0 waits in the all-reduce
     await assert.rejects(t.step(b.x, y, b.idx, 1), (e: Error) => {
-      assert.match(e.message, /replica 1, stage 0: .*99/);
+      assert.match(e.message, /stage 0, action 0F1 \(worker 0\): replica 1: .*99/);
       assert.doesNotMatch(e.message, /aborted/);
       return true;
     });

@@ -1,11 +1,11 @@
 // PipeTransformer freezing as a createPipeline option: the elastic runtime (src/pipeline/elastic)
 // trains, freezes a growing prefix of layers at each freeze check (pipe.endEpoch()), re-partitions
 // (AutoPipe), turns freed workers into data-parallel replicas (AutoDP) and serves the frozen
-// prefix's outputs from a cache (AutoCache). It runs the built-in vit, the model the freeze
-// policy's layer map knows, on its own worker threads or, with executor "processes", on MPI ranks
-// (SPMD: every rank makes the same calls with the same arguments; each call is collective and
-// returns the same result on every rank; rank 0 alone writes files). It picks its own micro-batch count.
-import { noGrad } from "../autograd/engine.js";
+// prefix's outputs from a cache (AutoCache). It trains the built-in vit, or a user's layer list (a
+// module model; its TransformerBlocks split into attention and MLP units as the vit's), on worker
+// threads or, with executor "processes", on MPI ranks (SPMD: every rank makes the same calls with the
+// same arguments; each call is collective and returns the same result on every rank; rank 0 alone
+// writes files). It picks its own micro-batch count.
 import { loadCheckpoint, saveCheckpoint, toJson } from "../checkpoint/index.js";
 import type { ModelSpec } from "../nn/models/spec.js";
 import type { OptimizerConfig } from "../optim/factory.js";
@@ -13,10 +13,10 @@ import type { OptimizerState } from "../optim/index.js";
 import type { FreezeOptions } from "../pipeline/freeze/index.js";
 import { ElasticTrainer, type ElasticConfig, type ElasticFreezeState, type ElasticResume } from "../pipeline/elastic/trainer.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { countCorrect, crossEntropyLoss } from "../nn/loss.js";
 import type { MicrobatchMetrics, Target } from "../pipeline/stage.js";
 import { describeValue } from "../util/describe.js";
 import type { MiniBatch } from "./engine.js";
+import type { BuiltinModel, ModuleModel } from "./options.js";
 import type { Pipe } from "./pipe-interface.js";
 import { isWriterRank, launchEnv } from "../transport/mpi/env.js";
 import { endJobOnError, finalizeMpi, launchLines } from "./spmd.js";
@@ -36,10 +36,13 @@ export interface FreezeOption {
   batch: number;
   /** Training samples (cache keys 0..samples-1). */
   samples: number;
+  /** One input sample's shape: sizes the cache of a module model (the built-in vit knows its own). */
+  sampleShape?: number[];
 }
 
 export interface FreezingPipeOptions {
-  model: { builtin: ModelSpec; seed?: number };
+  /** The built-in vit, or a module exporting a user's layer list (a classifier on class ids). */
+  model: { builtin: ModelSpec; seed?: number } | ModuleModel;
   stages: number;
   optimizer: OptimizerConfig;
   freeze: FreezeOption;
@@ -55,7 +58,7 @@ export class FreezingPipe implements Pipe {
   private epochCount: number;
 
   /** @internal */
-  constructor(private trainer: ElasticTrainer, private readonly o: FreezingPipeOptions, step: number, epoch: number) {
+  constructor(private readonly trainer: ElasticTrainer, private readonly o: FreezingPipeOptions, step: number, epoch: number) {
     this.stepCount = step;
     this.epochCount = epoch;
   }
@@ -85,7 +88,7 @@ export class FreezingPipe implements Pipe {
   private spmd<T>(body: () => Promise<T>): Promise<T> { return endJobOnError(this.o.executor ?? "threads", body); }
 
   private async stepNow(x: Tensor, y: Target, indices?: ArrayLike<number>): Promise<number> {
-    if (!(y instanceof Int32Array)) throw new Error(`pipe.step: a freezing pipe trains the vit classifier; y must be an Int32Array of class ids, got ${describeValue(y)}`);
+    if (!(y instanceof Int32Array)) throw new Error(`pipe.step: a freezing pipe trains a classifier; y must be an Int32Array of class ids, got ${describeValue(y)}`);
     if (!this.trainer.fits(x.shape[0])) throw new Error(`pipe.step: a mini-batch of ${x.shape[0]} does not split over ${this.trainer.layout.replicas} replica(s) x ${this.trainer.layout.microbatches} micro-batches`);
     const f = this.o.lrSchedule ? this.o.lrSchedule(this.stepCount) : 1;
     const r = await this.trainer.step(x, y, indices ?? null, f);
@@ -102,24 +105,15 @@ export class FreezingPipe implements Pipe {
     });
   }
 
-  /** The model's output for x (eval mode, no gradient). processes: collective (the weights are gathered), every rank computes it. */
-  eval(x: Tensor): Promise<Tensor> {
-    return this.spmd(async () => {
-      await this.trainer.sync();
-      const m = this.trainer.model;
-      m.eval();
-      try { return noGrad(() => m.forward(x)); } finally { m.train(); }
-    });
-  }
+  /** The model's output for x (eval mode, no gradient), through the stages. processes: collective. */
+  eval(x: Tensor): Promise<Tensor> { return this.spmd(() => this.trainer.predict(x)); }
 
-  /**
-   * Mean cross-entropy, correct predictions and count of (x, y). The elastic runtime has no
-   * evaluation through its stages: like eval(), it runs on the weights gathered to this thread.
-   */
-  async evaluate(x: Tensor, y: Target): Promise<MicrobatchMetrics> {
-    if (!(y instanceof Int32Array)) throw new Error(`pipe.evaluate: a freezing pipe evaluates the vit classifier; y must be an Int32Array of class ids, got ${describeValue(y)}`);
-    const out = await this.eval(x);
-    return { loss: crossEntropyLoss(out, y).item(), correct: countCorrect(out, y), count: y.length };
+  /** Mean cross-entropy, correct predictions and count of (x, y), through the stages. processes: collective. */
+  evaluate(x: Tensor, y: Target): Promise<MicrobatchMetrics> {
+    return this.spmd(async () => {
+      if (!(y instanceof Int32Array)) throw new Error(`pipe.evaluate: a freezing pipe evaluates a classifier; y must be an Int32Array of class ids, got ${describeValue(y)}`);
+      return this.trainer.evaluate(x, y);
+    });
   }
 
   /** processes: collective. */
@@ -131,17 +125,11 @@ export class FreezingPipe implements Pipe {
   }
 
   /**
-   * Replaces the weights (names and shapes must match); the optimizer state and the freezes so far
-   * are kept (the workers restart on the new weights; the activation cache refills). processes: collective.
+   * Replaces the weights (names and shapes must match) in the running workers; the optimizer state
+   * and the freezes so far are kept (the activation cache refills). processes: collective.
    */
   loadStateDict(state: ReadonlyMap<string, Tensor> | Record<string, Tensor>): Promise<void> {
-    return this.spmd(async () => {
-      const weights = state instanceof Map ? state : new Map(Object.entries(state));
-      const optimizer = await this.trainer.optimizerState();
-      const freeze = this.trainer.freezeState();
-      await this.trainer.close();
-      this.trainer = await startTrainer(this.o, weights as ReadonlyMap<string, Tensor>, optimizer, { freeze });
-    });
+    return this.spmd(() => this.trainer.loadStateDict(state instanceof Map ? state : new Map(Object.entries(state))));
   }
 
   /** Checkpoint: weights, optimizer state, step, epochs and the freeze state (resume continues the freezes). processes: rank 0 writes. */
@@ -151,7 +139,7 @@ export class FreezingPipe implements Pipe {
     if (this.o.executor === "processes" && !isWriterRank()) return;
     saveCheckpoint(path, {
       model: await this.stateDict(), optimizer: optimizer ?? undefined, step: this.stepCount, epoch: this.epochCount,
-      modelSpec: this.o.model.builtin, extra: toJson({ library: { freeze: this.trainer.freezeState() } }),
+      ...("builtin" in this.o.model ? { modelSpec: this.o.model.builtin } : {}), extra: toJson({ library: { freeze: this.trainer.freezeState() } }),
     });
   }
 
@@ -165,8 +153,11 @@ export class FreezingPipe implements Pipe {
 /** createPipeline with a `freeze` option lands here. */
 export async function createFreezingPipeline(o: FreezingPipeOptions): Promise<FreezingPipe> {
   const f = o.freeze;
-  if (typeof o.model !== "object" || o.model === null || !("builtin" in o.model) || o.model.builtin?.name !== "vit") {
-    throw new Error("createPipeline: freeze (PipeTransformer) trains the built-in vit: model {builtin: {name: \"vit\", ...}, seed}; user models are not supported with freeze yet");
+  const m = o.model as Partial<BuiltinModel & ModuleModel> | null;
+  const isModule = typeof m?.module === "string" || m?.module instanceof URL;
+  if (typeof m !== "object" || m === null || (!isModule && m.builtin?.name !== "vit")) {
+    throw new Error("createPipeline: freeze (PipeTransformer) trains the built-in vit (model {builtin: {name: \"vit\", ...}, seed}) or a module model " +
+      "(model {module: new URL(\"./model.js\", import.meta.url), export, args}: a layer list; its TransformerBlocks split as the vit's)");
   }
   if (typeof f.batch !== "number" || typeof f.samples !== "number") throw new Error("createPipeline: freeze needs batch (mini-batch size) and samples (training set size)");
   let state: Map<string, Tensor> | undefined, opt: OptimizerState | null = null, step = 0, epoch = 0;
@@ -193,7 +184,9 @@ function startTrainer(o: FreezingPipeOptions, state: ReadonlyMap<string, Tensor>
   resume: ElasticResume | undefined): Promise<ElasticTrainer> {
   const f = o.freeze;
   return startElasticTrainer({
-    spec: o.model.builtin, seed: o.model.seed ?? 0, optimizer: o.optimizer, workers: f.workers ?? o.stages, stages: o.stages,
+    ...("builtin" in o.model ? { spec: o.model.builtin, seed: o.model.seed ?? 0 }
+      : { seed: 0, source: { kind: "module" as const, module: String(o.model.module), export: o.model.export, args: o.model.args } }),
+    sampleShape: f.sampleShape, optimizer: o.optimizer, workers: f.workers ?? o.stages, stages: o.stages,
     batch: f.batch, freeze: f.policy ?? {}, elastic: f.elastic ?? true, cache: f.cache ?? false, cacheBytes: f.cacheBytes, samples: f.samples,
   }, o.executor ?? "threads", state, opt, resume);
 }

@@ -2,8 +2,8 @@
 // trainable parameters (requiresGrad; frozen ones are skipped) laid out in one flat vector in
 // parameter order; with shared-memory collectives whose slot holds the whole vector, they are copied
 // straight into this rank's slot and the reduced values straight back (sequence parallelism's
-// replicated gradients). allReduceGradients(Sync): the same sums for PipeTransformer's replicas. A
-// parameter without a gradient contributes zeros and receives the reduced gradient.
+// replicated gradients). A parameter without a gradient contributes zeros and receives the reduced
+// gradient.
 import type { Tensor } from "../tensor/tensor.js";
 import { Tensor as TensorClass } from "../tensor/tensor.js";
 import type { ReduceOp, SyncCollectives } from "../transport/types.js";
@@ -43,17 +43,6 @@ export class GradientAllReducer {
   }
 }
 
-/** An asynchronous all-reduce (MPI's collectives: src/transport/mpi/collectives.ts). */
-export interface AsyncAllReduce { allReduce(buf: Float32Array, op: ReduceOp): Promise<void> }
-
-/** Gradients of `params` laid end to end (zeros where a parameter has none). */
-function flatGradients(params: readonly Tensor[]): Float32Array {
-  const buf = new Float32Array(params.reduce((t, p) => t + p.size, 0));
-  let off = 0;
-  for (const p of params) { if (p.grad) buf.set(p.grad.data, off); off += p.size; }
-  return buf;
-}
-
 /** Puts the reduced `buf` back into the gradients (a parameter without one gets a copy). */
 function setGradients(params: readonly Tensor[], buf: Float32Array): void {
   let off = 0;
@@ -62,24 +51,4 @@ function setGradients(params: readonly Tensor[], buf: Float32Array): void {
     if (p.grad) p.grad.data.set(part); else p.grad = new TensorClass(part.slice(), [...p.shape]);
     off += p.size;
   }
-}
-
-/**
- * Sums `params`' gradients over the group's ranks (its fixed rank order), in place, as
- * GradientAllReducer does on shared memory: a parameter without a gradient contributes zeros and
- * receives the sum. For replicas in separate processes.
- */
-export async function allReduceGradients(params: readonly Tensor[], comm: AsyncAllReduce): Promise<void> {
-  const buf = flatGradients(params);
-  if (buf.length === 0) return;
-  await comm.allReduce(buf, "sum");
-  setGradients(params, buf);
-}
-
-/** allReduceGradients over synchronous collectives (replicas as threads): the same sums, bit for bit. */
-export function allReduceGradientsSync(params: readonly Tensor[], comm: SyncCollectives): void {
-  const buf = flatGradients(params);
-  if (buf.length === 0 || comm.size === 1) return;
-  comm.allReduceSync(buf, "sum");
-  setGradients(params, buf);
 }

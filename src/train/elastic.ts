@@ -9,7 +9,7 @@
 // uninterrupted run (the activation cache is not saved: refilling it gives the same bits).
 import { checkpointExtra, loadCheckpoint, saveCheckpoint, toJson, type Json } from "../checkpoint/index.js";
 import { DataLoader, gather, type TensorDataset } from "../data/loader.js";
-import type { ModelName, ModelSpec } from "../nn/models/spec.js";
+import { resolveSpec, type ModelName, type ModelSpec } from "../nn/models/spec.js";
 import type { OptimizerState } from "../optim/index.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { makeLrSchedule, type ResumeExtra } from "./loop.js";
@@ -261,7 +261,7 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
         };
         const opt = await trainer.optimizerState();
         saveCheckpoint(path, {
-          model: trainer.model.stateDict(), ...(opt ? { optimizer: opt } : {}), step, epoch: e + 1, modelSpec: trainer.model.spec,
+          model: trainer.model.stateDict(), ...(opt ? { optimizer: opt } : {}), step, epoch: e + 1, modelSpec: resolveSpec(o.spec),
           extra: toJson(extra),
         });
       });

@@ -1,6 +1,5 @@
 // A coordinator's side of a group of worker threads that collect in shared memory, and the workers'
-// side of its failure protocol (used by pipeline/runtime/threads.ts, parallel/tp-runner.ts and
-// pipeline/elastic/phase.ts).
+// side of its failure protocol (used by pipeline/runtime/threads.ts and parallel/tp-runner.ts).
 //
 // - The coordinator waits for one reply of a given type from every worker (one call at a time).
 // - The first failure (a worker's error message, an uncaught error, an unexpected exit or reply)

@@ -7,13 +7,15 @@
 // parameters leave the optimizer; their optimizer state is kept here (for checkpoints) unchanged.
 //
 // With the cache on, the cached prefix costs nothing, so the active units alone are re-balanced over
-// the S stages AutoPipe chose (balanceByCost on their parameter counts); stage 0 runs the prefix
-// (no graph) only on batches whose samples are not all cached yet, and sends the outputs back.
+// the S stages AutoPipe chose (balanceByCost on their parameter counts); on batches whose samples are
+// not all cached yet the trainer runs the prefix itself (no graph) and fills the cache.
+//
+// Each replica trains on its rows of every micro-batch (the runtime's data-parallel split), so the
+// cache and its recomputation run the prefix on exactly those row groups: a product's kernel
+// depends on its row count, and these are the rows the stage would have seen.
 import { noGrad } from "../../autograd/engine.js";
-import { mergeTensors, splitTensor } from "../../data/microbatch.js";
-import { shardBatch } from "../../parallel/shard.js";
-import { createModel } from "../../nn/models/index.js";
-import type { Model } from "../../nn/models/model.js";
+import { mergeTensors, splitLabels, splitTensor } from "../../data/microbatch.js";
+import { partOf } from "../../transport/reduce.js";
 import { DEFAULTS, type ModelSpec } from "../../nn/models/spec.js";
 import type { OptimizerState } from "../../optim/index.js";
 import { Tensor } from "../../tensor/tensor.js";
@@ -22,13 +24,19 @@ import {
   ActivationCache, AutoPipe, FreezePolicy, frozenUnitCount, type FreezeOptions, type FreezePolicyState, type PipeUnit, type Transition,
 } from "../freeze/index.js";
 import type { OptimizerConfig } from "../runtime/setup.js";
-import { combineOptimizerStates, ElasticPhase } from "./phase.js";
-import type { PhaseFactory, PhaseLayout, PhaseStepResult, TrainingPhase } from "./phase-contract.js";
+import { loadModelSource, type ModelSource, type PipelineModel } from "../runtime/model-source.js";
+import type { MicrobatchMetrics } from "../stage.js";
+import { combineOptimizerStates, phaseSetup, threadsPhase, type PhaseExecutor, type PhaseFactory, type PhaseLayout } from "./phase.js";
 import { applyFreeze, runnableUnits } from "./units.js";
 
 export interface ElasticConfig {
-  spec: ModelSpec;
+  /** A built-in model, initialised with `seed` (or see `source`). */
+  spec?: ModelSpec;
   seed: number;
+  /** The model as a module source (a user's layer list; its transformer blocks split as the built-ins'); overrides spec. */
+  source?: Extract<ModelSource, { kind: "module" }>;
+  /** One input sample's shape, which sizes the activation cache (a built-in spec gives its own). */
+  sampleShape?: number[];
   optimizer: OptimizerConfig;
   /** Worker threads (cores); the starting pipeline has `stages` stages x workers/stages replicas. */
   workers: number;
@@ -47,11 +55,20 @@ export interface ElasticConfig {
   cacheBytes?: number;
   microbatchesPerStage?: number;
   log?: (m: string) => void;
-  /** Starts each layout's workers: worker threads (default, ElasticPhase.create) or MPI ranks (mpi-phase.ts). */
+  /** Starts each layout's executor: worker threads (default) or MPI ranks (mpi-phase.ts). */
   createPhase?: PhaseFactory;
 }
 
-export interface ElasticStepResult extends PhaseStepResult { cached: boolean }
+export interface ElasticStepResult {
+  loss: number;
+  correct: number;
+  count: number;
+  /** Seconds inside actions per stage, summed over replicas (stage 0's with the prefix run for the cache). */
+  stageBusy: number[];
+  /** Squared gradient norm per freeze layer (reduced gradients, one replica). */
+  gradSq: Map<number, number>;
+  cached: boolean;
+}
 
 /**
  * The freeze state a checkpoint needs to continue (plain JSON): the policy's state and the freezes
@@ -72,13 +89,13 @@ export interface ElasticResume {
 }
 
 export class ElasticTrainer {
-  readonly model: Model;
+  readonly model: PipelineModel;
   readonly units: PipeUnit[];
   readonly autopipe: AutoPipe;
   readonly policy: FreezePolicy | null;
   readonly cache: ActivationCache | null;
   readonly order: string[];
-  private phase: TrainingPhase | null = null;
+  private phase: PhaseExecutor | null = null;
   private optState: OptimizerState | null;
   private transition: Transition;
   layout: PhaseLayout;
@@ -87,7 +104,7 @@ export class ElasticTrainer {
   /** Freezes done (for checkpoints: AutoPipe's state follows from them). */
   private readonly freezes: { epoch: number; frozen: number }[] = [];
 
-  private constructor(readonly cfg: ElasticConfig, model: Model, optState: OptimizerState | null) {
+  private constructor(readonly cfg: ElasticConfig, model: PipelineModel, optState: OptimizerState | null) {
     this.model = model;
     this.units = runnableUnits(model).map((u) => u.unit);
     this.order = model.namedParameters().map(([n]) => n);
@@ -103,12 +120,12 @@ export class ElasticTrainer {
   }
 
   /**
-   * A trainer whose model starts from `state` (default: createModel(spec, seed)) and `optimizerState`;
+   * A trainer whose model starts from `state` (default: as its source builds it) and `optimizerState`;
    * with `resume`, also from a checkpoint's freeze state (layout replayed, pending check run first).
    */
   static async create(cfg: ElasticConfig, state?: ReadonlyMap<string, Tensor>, optimizerState?: OptimizerState | null,
     resume?: ElasticResume): Promise<ElasticTrainer> {
-    const model = createModel(cfg.spec, cfg.seed);
+    const model = await loadModelSource(modelSource(cfg));
     if (state) model.loadStateDict(new Map([...state].map(([k, t]) => [k, t.clone()])));
     model.train();
     const t = new ElasticTrainer(cfg, model, optimizerState ?? null);
@@ -159,18 +176,10 @@ export class ElasticTrainer {
     return { ...base, stages: S, prefix, ranges };
   }
 
-  private stageParams(layout: PhaseLayout): [string, number][][] {
-    const all = runnableUnits(this.model);
-    return layout.ranges.map(([a, b]) => all.slice(a, b).flatMap((u) => u.module.namedParameters(`layers.${u.unit.layer}`))
-      .filter(([, p]) => p.requiresGrad).map(([n, p]) => [n, p.size] as [string, number]));
-  }
-
   private async start(): Promise<void> {
     applyFreeze(this.model, this.layout.frozenLayers);
-    this.phase = await (this.cfg.createPhase ?? ElasticPhase.create)({
-      spec: this.cfg.spec, seed: this.cfg.seed, optimizer: this.cfg.optimizer, layout: this.layout,
-      state: this.model.stateDict(), optimizerState: this.optState, stageParams: this.stageParams(this.layout),
-    });
+    this.phase = await (this.cfg.createPhase ?? threadsPhase)(phaseSetup(modelSource(this.cfg), this.cfg.optimizer, this.layout, this.optState),
+      this.model.stateDict(), this.layout.replicas);
   }
 
   /** Pulls weights and optimizer state from the running phase into the main model / state store. */
@@ -178,8 +187,25 @@ export class ElasticTrainer {
     if (!this.phase || this.synced) return;
     const state = await this.phase.stateDict();
     this.model.loadStateDict(state, false);
-    this.optState = combineOptimizerStates(this.optState, await this.phase.optimizerState(this.order), this.order);
+    // Units the cache serves are frozen too: the stages' trainable parameters are the model's.
+    const trains = this.model.parameters().some((p) => p.requiresGrad);
+    this.optState = combineOptimizerStates(this.optState, trains ? await this.phase.optimizerState(this.order) : null, this.order);
     this.synced = true;
+  }
+
+  /**
+   * Replaces every parameter and buffer (by the model's names) in the running layout; the optimizer
+   * state and the freezes are kept, and the cache, computed with the old weights, is emptied.
+   */
+  async loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void> {
+    if (!this.phase) throw new Error("elastic trainer is closed");
+    await this.sync();
+    this.model.loadStateDict(new Map([...state].map(([k, t]) => [k, t.clone()])));
+    await this.phase.loadStateDict(this.model.stateDict());
+    if (this.cache?.active) {
+      this.cache.clear();
+      this.cache.update(this.layout.frozenLayers, this.cfg.samples, this.prefixShape(this.layout.prefix));
+    }
   }
 
   /** Optimizer state of every parameter ever trained (frozen ones keep the state they froze with). */
@@ -200,21 +226,47 @@ export class ElasticTrainer {
   /** One optimizer step; `indices` = dataset indices of the samples (for the cache). */
   async step(x: Tensor, y: Int32Array, indices: ArrayLike<number> | null, lrFactor: number): Promise<ElasticStepResult> {
     if (!this.phase) throw new Error("elastic trainer is closed");
-    let input = x, fill = false, cached = false;
+    let input = x, cached = false, prefixSeconds = 0;
     const idx = indices ? Array.from(indices) : null;
     if (this.cache?.active && this.layout.prefix > 0) {
       if (!idx) throw new Error("AutoCache needs the samples' dataset indices");
       const hit = this.cache.lookup(idx);
-      if (hit) { input = hit; cached = true; } else fill = true;
+      if (hit) { input = hit; cached = true; } else {
+        const t0 = performance.now();
+        input = this.recomputePrefix(x);
+        prefixSeconds = (performance.now() - t0) / 1000;
+        this.cache.put(idx, input);
+      }
     }
     this.synced = false;
-    const r = await this.phase.step(input, y, lrFactor, fill);
-    if (fill && r.prefixOut && idx) this.cache!.put(idx, r.prefixOut);
-    if (this.policy) {
-      const norms = Array.from({ length: this.model.units.length }, (_, l) => Math.sqrt(r.gradSq.get(l) ?? 0));
-      this.policy.recordGradNorms(norms);
-    }
-    return { ...r, cached };
+    const { microbatches: M, replicas: R } = this.layout;
+    const r = await this.phase.step({ inputs: splitTensor(input, M), labels: splitLabels(y, M, y.length / x.shape[0]), scale: 1 / y.length }, lrFactor);
+    const gradSq = new Map<number, number>();
+    for (const [l, v] of r.gradSquares ?? []) gradSq.set(l, (gradSq.get(l) ?? 0) + v);
+    if (this.policy) this.policy.recordGradNorms(Array.from({ length: this.model.units.length }, (_, l) => Math.sqrt(gradSq.get(l) ?? 0)));
+    // The replicas mirror replica 0's work; the prefix run counts as stage 0's.
+    const stageBusy = r.busy.map((b, s) => b * R + (s === 0 ? prefixSeconds : 0));
+    return { loss: r.loss, correct: r.correct, count: r.count, stageBusy, gradSq, cached };
+  }
+
+  /** The model's outputs for x through the stages (eval mode, no gradient). */
+  async predict(x: Tensor): Promise<Tensor> {
+    if (!this.phase) throw new Error("elastic trainer is closed");
+    return mergeTensors(await this.phase.predict(splitTensor(this.evalInput(x), Math.min(this.layout.microbatches, x.shape[0]))));
+  }
+
+  /** Mean loss, correct predictions and count of (x, y) through the stages (eval mode, no gradient). */
+  async evaluate(x: Tensor, y: Int32Array): Promise<MicrobatchMetrics> {
+    if (!this.phase) throw new Error("elastic trainer is closed");
+    const M = Math.min(this.layout.microbatches, x.shape[0]);
+    return this.phase.evaluate({ inputs: splitTensor(this.evalInput(x), M), labels: splitLabels(y, M, y.length / x.shape[0]) }, 1 / y.length);
+  }
+
+  /** What stage 0 evaluates: x, or the cached prefix's outputs for it (computed here, in eval mode). */
+  private evalInput(x: Tensor): Tensor {
+    if (this.layout.prefix === 0) return x;
+    this.model.eval();
+    try { return this.runPrefix(this.layout.prefix, x); } finally { this.model.train(); }
   }
 
   /**
@@ -243,10 +295,9 @@ export class ElasticTrainer {
   }
 
   private prefixShape(prefix: number): number[] {
-    const mods = runnableUnits(this.model).slice(0, prefix).map((u) => u.module);
-    const probe = Tensor.zeros([1, ...inputShapeOf(this.cfg.spec)]);
-    const out = noGrad(() => mods.reduce((h, m) => m.forward(h), probe));
-    return out.shape.slice(1);
+    const sample = this.cfg.sampleShape ?? (this.cfg.spec && !this.cfg.source ? inputShapeOf(this.cfg.spec) : null);
+    if (!sample) throw new Error("AutoCache on a model given as a module needs sampleShape (one input sample's shape) to size the cache");
+    return this.runPrefix(prefix, Tensor.zeros([1, ...sample])).shape.slice(1);
   }
 
   /**
@@ -270,21 +321,35 @@ export class ElasticTrainer {
   }
 
   /**
-   * The prefix's outputs recomputed on the main thread (to check the cache against), micro-batch by
-   * micro-batch of each replica's shard as stage 0 computes them: a product's kernel depends on its
-   * row count, so the whole batch at once need not round the same.
+   * The cached prefix's outputs for x (no graph), replica by replica of each micro-batch: the row
+   * groups stage 0 would run them on (a product's kernel depends on its row count, so the whole
+   * batch at once need not round the same).
    */
   recomputePrefix(x: Tensor): Tensor {
-    const mods = runnableUnits(this.model).slice(0, this.layout.prefix).map((u) => u.module);
-    const labels = new Int32Array(x.shape[0]);
-    const parts = shardBatch(x, labels, this.layout.replicas).flatMap((sh) => splitTensor(sh.x, this.layout.microbatches));
-    return mergeTensors(parts.map((p) => noGrad(() => mods.reduce((h, m) => m.forward(h), p))));
+    const R = this.layout.replicas;
+    const parts = splitTensor(x, this.layout.microbatches).flatMap((mb) => Array.from({ length: R }, (_, r) => {
+      const [a, b] = partOf(mb.shape[0], r, R), row = mb.size / mb.shape[0];
+      return new Tensor(mb.data.slice(a * row, b * row), [b - a, ...mb.shape.slice(1)]);
+    }));
+    return mergeTensors(parts.map((p) => this.runPrefix(this.layout.prefix, p)));
+  }
+
+  /** Units [0, prefix) on x, without a graph. */
+  private runPrefix(prefix: number, x: Tensor): Tensor {
+    return noGrad(() => runnableUnits(this.model).slice(0, prefix).reduce((h, u) => u.module.forward(h), x));
   }
 
   async close(): Promise<void> {
     await this.phase?.close();
     this.phase = null;
   }
+}
+
+/** The run's model source: `source`, else the built-in spec and seed. */
+function modelSource(cfg: ElasticConfig): ModelSource {
+  if (cfg.source) return cfg.source;
+  if (!cfg.spec) throw new Error("elastic trainer: give a built-in spec or a module source");
+  return { kind: "builtin", spec: cfg.spec, seed: cfg.seed };
 }
 
 /** Shape of one input sample of `spec` (the probe for the cached prefix's output shape). */

@@ -7,7 +7,7 @@ import { add } from "../../autograd/index.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import { Module } from "../../nn/module.js";
 import { TransformerBlock } from "../../nn/transformer.js";
-import type { Model } from "../../nn/models/model.js";
+import type { PipelineModel } from "../runtime/model-source.js";
 import { unitsFromLayers, type PipeUnit } from "../freeze/autopipe.js";
 
 export class AttentionSubBlock extends Module {
@@ -34,7 +34,7 @@ export interface RunnableUnit {
 }
 
 /** AutoPipe's units of `model` with the module that runs each (sub-blocks for transformer blocks). */
-export function runnableUnits(model: Model): RunnableUnit[] {
+export function runnableUnits(model: PipelineModel): RunnableUnit[] {
   const units = unitsFromLayers(model.units);
   return units.map((u) => {
     const m = model.units[u.layer];
@@ -44,11 +44,12 @@ export function runnableUnits(model: Model): RunnableUnit[] {
 }
 
 /** Names of the parameters of freeze layers 0..frozenLayers-1. */
-export function frozenParamNames(model: Model, frozenLayers: number): string[] {
-  return model.units.slice(0, frozenLayers).flatMap((m, i) => m.namedParameters(`layers.${i}`).map(([n]) => n));
+export function frozenParamNames(model: PipelineModel, frozenLayers: number): string[] {
+  const head = model.unitPrefix ? `${model.unitPrefix}.` : "";
+  return model.units.slice(0, frozenLayers).flatMap((m, i) => m.namedParameters(`${head}${i}`).map(([n]) => n));
 }
 
 /** Sets requiresGrad off on the frozen prefix's parameters and on for the rest. */
-export function applyFreeze(model: Model, frozenLayers: number): void {
+export function applyFreeze(model: PipelineModel, frozenLayers: number): void {
   model.units.forEach((m, i) => { for (const p of m.parameters()) p.requiresGrad = i >= frozenLayers; });
 }

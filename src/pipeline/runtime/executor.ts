@@ -43,6 +43,8 @@ export interface StepResult {
   memory?: WorkerMemory[];
   /** Threads executor: each replica's share of the step, in replica order. */
   replicas?: ReplicaStep[];
+  /** setup.gradientNorms: [unit index, squared norm of its summed gradient] (replica 0's, in stage order). */
+  gradSquares?: [number, number][];
 }
 
 /** One replica's share of a step: its micro-batch shares' metrics summed, and its workers' seconds. */

@@ -158,6 +158,8 @@ export interface InterpreterOptions {
    * the same action at the same point of its list).
    */
   assemble?(p: Payload): Payload;
+  /** At STEP, before the optimizer: the stage's gradients are final (summed over the replicas). */
+  beforeOptimizer?(stage: PhysicalStage): void;
 }
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
@@ -411,6 +413,7 @@ export class WorkerInterpreter {
     const hooks = this.o.hooks;
     if (a.kind === "STEP") {
       hooks?.beforeStep?.(phys, a.microbatch);
+      this.o.beforeOptimizer?.(phys);
       this.hold(false, phys);
       if (phys.optimizer) {
         const stageFactor = hooks?.stageLrFactor?.(phys, a.microbatch) ?? 1;

@@ -69,7 +69,9 @@ export type FromWorker =
     /** The last virtual stage's outputs of a "predict" list. */
     outputs?: { mb: number; data: Float32Array; shape: number[] }[];
     /** The step's action and message records (instrumentation.recordActions, "step" lists only). */
-    timings?: RankTimings }
+    timings?: RankTimings;
+    /** setup.gradientNorms: [unit index, squared gradient norm]. */
+    gradSquares?: [number, number][] }
   /** `plan`: how the entries are split over the worker's tensor group (empty: whole). */
   | { type: "state"; worker: number; entries: StateEntry[]; plan: ShardPlan }
   | { type: "loaded"; worker: number }

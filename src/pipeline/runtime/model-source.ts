@@ -17,8 +17,11 @@ export type JsonValue = null | boolean | number | string | JsonValue[] | { [key:
 
 export type ModelSource =
   | { kind: "builtin"; spec: ModelSpec; seed: number }
-  /** module: a file URL or an absolute path (users pass import.meta.url); export defaults to "default". */
-  | { kind: "module"; module: string; export?: string; args?: JsonValue };
+  /**
+   * module: a file URL or an absolute path (users pass import.meta.url); export defaults to "default".
+   * splitState false: the units are not the state dict's numbered entries, so every worker gets the whole state.
+   */
+  | { kind: "module"; module: string; export?: string; args?: JsonValue; splitState?: false };
 
 /**
  * The model a pipeline cuts: an ordered list of units (Tensor -> Tensor), named in the state dict
@@ -28,6 +31,8 @@ export type ModelSource =
 export interface PipelineModel extends Module {
   readonly units: readonly Module[];
   readonly unitPrefix: string;
+  /** State-dict index of unit i (default i): units cut out of one layer share its index. */
+  readonly unitIndex?: readonly number[];
 }
 
 /** A user's layer list as a model: a Sequential whose children are the units ("0.weight", ...). */
@@ -57,9 +62,11 @@ export function toPipelineModel(built: unknown, where: string): PipelineModel {
 
 /**
  * The state-dict prefix a source's units are expected to have: built-ins "layers", a user's layer
- * list "" (a user's own PipelineModel may differ; a worker then gets the whole state, see worker-state.ts).
+ * list "" (a user's own PipelineModel may differ; a worker then gets the whole state, see worker-state.ts);
+ * null where the state is not split by unit.
  */
-export function expectedUnitPrefix(src: ModelSource): string {
+export function expectedUnitPrefix(src: ModelSource): string | null {
+  if (src.kind === "module" && src.splitState === false) return null;
   return src.kind === "builtin" ? MODEL_UNIT_PREFIX : "";
 }
 

@@ -1,6 +1,6 @@
 // Interpreter messages (activations, gradients, targets) as MPI frames (src/transport/mpi/frame.ts):
 // the header names the message and its shape, the body is the array's bytes, viewed in place on
-// arrival. Shared by the processes executor and the elastic (freeze) phase on MPI.
+// arrival. The processes executor sends and receives them.
 import { frameHeader, parseFrame } from "../../transport/mpi/frame.js";
 import { TAG, type MpiTransport } from "../../transport/mpi/transport.js";
 import type { Payload } from "./interpreter.js";

@@ -26,6 +26,8 @@ export interface Groups {
   tensor: MpiCollectives;
   tensorSync: MpiSyncCollectives;
   world: MpiCollectives;
+  /** How this rank names itself in a failure line (default: its replica and worker where there are several). */
+  where?: string;
 }
 
 let groups: Promise<Groups> | null = null;
@@ -44,21 +46,7 @@ export function startGroups(workers: number, replicas = 1, tensor = 1): Promise<
       throw new Error(`the job has ${mpi.size} MPI rank(s) but the run needs ${describeWorld(layout)}; start it with -n ${worldSize(layout)}`);
     }
     exportTorchrunEnv(mpi.rank, mpi.size, launchEnv()?.localRank ?? 0);
-    const s = groupSplits(mpi.rank, layout);
-    // Collective on every rank, in the same order.
-    const pipeComm = await mpi.split(0, s.pipeline[0], s.pipeline[1]);
-    const dataComm = await mpi.split(0, s.data[0], s.data[1]);
-    const tensorComm = await mpi.split(0, s.tensor[0], s.tensor[1]);
-    const worldComm = await mpi.split(0, 0, mpi.rank);
-    const tensorBox = new ControlMailbox(mpi, tensorComm);
-    return {
-      mpi, layout, at: positionOf(mpi.rank, layout), pipeComm,
-      pipe: new MpiCollectives(new ControlMailbox(mpi, pipeComm)),
-      data: new MpiCollectives(new ControlMailbox(mpi, dataComm)),
-      tensor: new MpiCollectives(tensorBox),
-      tensorSync: new MpiSyncCollectives(tensorBox),
-      world: new MpiCollectives(new ControlMailbox(mpi, worldComm)),
-    };
+    return (await layoutGroups(mpi, layout))!;
   })();
   return groups;
 }
@@ -70,4 +58,31 @@ export function startGroups(workers: number, replicas = 1, tensor = 1): Promise<
 export async function agreeOnRank0<T>(value: T, workers: number, replicas = 1, tensor = 1): Promise<T> {
   const g = await startGroups(workers, replicas, tensor);
   return g.world.broadcast(g.mpi.rank === 0 ? value : undefined, 0);
+}
+
+/**
+ * The communicators of `layout` over the job's first worldSize(layout) ranks; a rank beyond them
+ * (a layout that does not fill the job) gets null. Collective over every rank of the job, in order.
+ */
+export async function layoutGroups(mpi: MpiTransport, layout: RankLayout, where?: (at: RankPosition) => string): Promise<Groups | null> {
+  const active = mpi.rank < worldSize(layout);
+  // An idle rank still takes part in every split, with a color of its own.
+  const own: [number, number] = [worldSize(layout) + mpi.rank, 0];
+  const s = active ? groupSplits(mpi.rank, layout) : { pipeline: own, data: own, tensor: own };
+  const pipeComm = await mpi.split(0, s.pipeline[0], s.pipeline[1]);
+  const dataComm = await mpi.split(0, s.data[0], s.data[1]);
+  const tensorComm = await mpi.split(0, s.tensor[0], s.tensor[1]);
+  const worldComm = await mpi.split(0, active ? 0 : 1, mpi.rank);
+  if (!active) return null;
+  const tensorBox = new ControlMailbox(mpi, tensorComm);
+  const at = positionOf(mpi.rank, layout);
+  return {
+    mpi, layout, at, pipeComm,
+    pipe: new MpiCollectives(new ControlMailbox(mpi, pipeComm)),
+    data: new MpiCollectives(new ControlMailbox(mpi, dataComm)),
+    tensor: new MpiCollectives(tensorBox),
+    tensorSync: new MpiSyncCollectives(tensorBox),
+    world: new MpiCollectives(new ControlMailbox(mpi, worldComm)),
+    ...(where ? { where: where(at) } : {}),
+  };
 }

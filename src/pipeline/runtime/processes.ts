@@ -45,7 +45,7 @@ export type { RankTimings } from "./action-records.js";
 /** A rank's model to train in place, or the whole initial state to take its share of. */
 export type InitialWeights = { state: ReadonlyMap<string, Tensor> } | { model: PipelineModel };
 
-interface DoneInfo { metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][]; memory: WorkerMemory }
+interface DoneInfo { metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][]; memory: WorkerMemory; gradSquares: [number, number][] }
 
 /** The longest a blocked rank polls MPI itself before it waits on the event loop (ms). */
 const SPIN_BUDGET_MS = 50;
@@ -58,6 +58,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   private interp!: WorkerInterpreter;
   private loop!: WorkerLoop;
   private asyncRuntime: AsyncRuntime | null = null;
+  private takeGradSquares: () => [number, number][] = () => [];
   /** How this rank's parameters are split over its tensor group. */
   private plan: ShardPlan = {};
   private metrics: [number, MicrobatchMetrics][] = [];
@@ -121,9 +122,9 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
    * executor runs) or on a model built from the setup's source and loaded with its share of
    * `initial.state`. With `replicas` R > 1 the job runs R copies of the pipeline (world = workers x
    * R); each takes its share of every micro-batch's rows, and gradients are summed over replicas
-   * before STEP.
+   * before STEP. `groups`: communicators the caller made for this layout (default: the run's, made once).
    */
-  static async create(setup: PipelineSetup, initial: InitialWeights, replicas = 1): Promise<ProcessesExecutor> {
+  static async create(setup: PipelineSetup, initial: InitialWeights, replicas = 1, groups?: Groups): Promise<ProcessesExecutor> {
     setup = replicatedSetup(setup, replicas);
     assertValidSchedule(setup.schedule);
     const T = tensorSize(setup), W = setup.schedule.workers.length;
@@ -132,7 +133,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     if (T > 1 && (W > 1 || replicas > 1)) {
       throw new Error(`tensor parallelism on the processes executor runs one pipeline worker and one replica so far; got ${W} worker(s) x ${T} tensor rank(s) x ${replicas} replica(s): use --executor threads for this layout`);
     }
-    const g = await startGroups(W, replicas, T);
+    const g = groups ?? await startGroups(W, replicas, T);
     // SPMD: every rank must have built the same setup (a differing flag or file would desynchronise them).
     const { optimizerState: _o, ...shape } = setup;
     const mine = JSON.stringify(shape);
@@ -170,6 +171,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     this.interp = built.interp;
     this.plan = built.plan;
     this.asyncRuntime = built.asyncRuntime;
+    this.takeGradSquares = built.takeGradSquares;
     this.loop = new WorkerLoop(this.interp, {
       finished: () => {
         const f = this.finished!;
@@ -255,7 +257,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   /** Ends the job: one line naming this rank (and the stage and action), then MPI_Abort. */
   private die(e: unknown): never {
     const { layout, at } = this.g;
-    const where = [layout.replicas > 1 ? `replica ${at.replica}` : "", layout.replicas > 1 || layout.tensor > 1 ? `worker ${at.worker}` : "",
+    const where = this.g.where ?? [layout.replicas > 1 ? `replica ${at.replica}` : "", layout.replicas > 1 || layout.tensor > 1 ? `worker ${at.worker}` : "",
       layout.tensor > 1 ? `tensor rank ${at.tensor}` : ""].filter(Boolean).join(", ");
     return endJob(this.g.mpi, e, where);
   }
@@ -293,7 +295,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     const b = this.interp.busy;
     // A worker's tensor ranks compute the same loss: count tensor rank 0's.
     const mine: DoneInfo = { metrics: this.g.at.tensor === 0 ? this.metrics : [], busy: b.F + b.B + b.W + b.STEP, peaks: [...this.interp.peakLive],
-      memory: workerMemory(this.interp, this.g.at) };
+      memory: workerMemory(this.interp, this.g.at), gradSquares: this.takeGradSquares() };
     const done = await this.watched("the end-of-step exchange", () => this.g.world.allGather(mine));
     const per = Array.from({ length: M * batches.length }, (_, j): MicrobatchMetrics => {
       // Replica order: each replica's share of micro-batch j, summed in a fixed order.
@@ -309,7 +311,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       this.last = { rank, worker, replica, actions: onEpoch(this.interp.records), ...this.rec.log.take(), collectives, begin, listDone,
         end: epochNow(), ...(this.clocks ? { clock: this.clocks[rank] } : {}) };
     }
-    return { ...sumMetrics(per, first.map((d) => d.busy), first.flatMap((d) => d.peaks), S), memory: done.map((d) => d.memory) };
+    return { ...sumMetrics(per, first.map((d) => d.busy), first.flatMap((d) => d.peaks), S), memory: done.map((d) => d.memory),
+      ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((d) => d.gradSquares) } : {}) };
   }
 
   /** Runs `actions` (delivered inputs) to their end: collective with the pipeline's other ranks. */

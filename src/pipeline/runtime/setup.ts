@@ -45,6 +45,8 @@ export interface PipelineSetup {
   async?: AsyncSetup;
   /** PTD-P: each worker is `size` tensor-parallel ranks (absent: 1, no sequence parallelism). */
   tensorParallel?: TensorParallelSetup;
+  /** Report each unit's squared gradient norm after REDUCE (StepResult.gradSquares, threads and processes; a freeze policy reads them). */
+  gradientNorms?: boolean;
 }
 
 /** The model source of a setup (`source`, else the built-in `model` + `seed`). */
@@ -113,7 +115,7 @@ export function buildWorkerStages(model: PipelineModel, setup: PipelineSetup, wo
     for (let c = 0; c < v; c++) {
       const vs = c * S + s;
       const [a, b] = ranges[vs];
-      const units = model.units.slice(a, b).map((m, i) => [a + i, m] as const);
+      const units = model.units.slice(a, b).map((m, i) => [model.unitIndex?.[a + i] ?? a + i, m] as const);
       chunks.push(new Stage({
         index: vs, units, isFirst: vs === 0, isLast: vs === V - 1, recompute: recomputes(setup.recompute, vs, V),
         prefix: model.unitPrefix, loss: vs === V - 1 ? stageLoss : undefined, beforeUnit, meter,

@@ -187,6 +187,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
     const peakBytes: number[] = [];
     const memory: WorkerMemory[] = [];
     const timings: RankTimings[] = [];
+    const gradSquares: [number, number][] = [];
     const parts = Array.from({ length: M * batches.length }, (): MicrobatchMetrics[] => []);
     const replicas = Array.from({ length: this.replicas }, (): ReplicaStep => ({ loss: 0, correct: 0, count: 0, compute: 0, reduce: 0, update: 0, seconds: 0 }));
     // In thread order: each micro-batch's replica shares in replica order, as the processes executor sums them.
@@ -206,6 +207,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
       // Busy seconds, peaks and memory of replica 0's workers (the other replicas mirror them).
       if (at.replica !== 0) continue;
       busy[at.worker] = b.F + b.B + b.W + b.STEP;
+      gradSquares.push(...(m.gradSquares ?? []));
       peaks.push(...m.peaks);
       peakBytes[at.worker] = m.peakBytes;
     }
@@ -214,7 +216,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
       return p.reduce((a, m) => ({ loss: a.loss + m.loss, correct: a.correct + m.correct, count: a.count + m.count }));
     });
     if (this.setup.instrumentation?.recordActions) this.last = timings;
-    return { ...sumMetrics(per, busy, peaks, S), workerPeakBytes: peakBytes, memory, replicas };
+    return { ...sumMetrics(per, busy, peaks, S), workerPeakBytes: peakBytes, memory, replicas, ...(this.setup.gradientNorms ? { gradSquares } : {}) };
   }
 
   /** TimingSource: every worker's records of the last step (null unless the setup records actions). */

@@ -5,7 +5,7 @@ import type { MicrobatchMetrics } from "../stage.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import type { AsyncRuntime } from "./async-weights.js";
 import { createAsyncRuntime } from "./async-weights.js";
-import { WorkerInterpreter, type InterpreterOptions, type Outbox } from "./interpreter.js";
+import { WorkerInterpreter, type InterpreterOptions, type Outbox, type PhysicalStage } from "./interpreter.js";
 import { loadLoss } from "./loss-source.js";
 import { loadModelSource, type PipelineModel } from "./model-source.js";
 import { buildWorkerStages, shapeOf, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
@@ -21,6 +21,8 @@ export interface BuiltWorker {
   plan: ShardPlan;
   /** The asynchronous method's state of this worker's stages (null for synchronous schedules). */
   asyncRuntime: AsyncRuntime | null;
+  /** setup.gradientNorms: [unit index, squared gradient norm] of the STEPs since the last call (then cleared). */
+  takeGradSquares(): [number, number][];
 }
 
 /**
@@ -68,11 +70,29 @@ export async function buildWorker(setup: PipelineSetup, worker: number, weights:
   let stages = buildWorkerStages(model, setup, worker, loss);
   if (tp?.sequenceParallel && tensor && tensor.size > 1) stages = withSequenceParallelSync(stages, tensor);
   const asyncRuntime = createAsyncRuntime(stages, setup.async);
+  const norms = new Map<number, number>();
   const interp = new WorkerInterpreter({
     worker, actions: setup.schedule.workers[worker], stages, shape: shapeOf(setup.schedule), outbox,
     // The asynchronous method is rebuilt from the setup's JSON, like the model.
     hooks: asyncRuntime?.hooks, actionDelay: syntheticDelay(setup.instrumentation, setup.schedule.chunks),
     onMetrics, onOutput, ownsWeights: true, recordActions: setup.instrumentation?.recordActions === true, assemble, ...hooks,
+    ...(setup.gradientNorms ? { beforeOptimizer: (ps: PhysicalStage) => addGradSquares(ps, norms) } : {}),
   });
-  return { interp, asyncRuntime, plan: stagesPlan(stages, model.unitPrefix) };
+  const takeGradSquares = (): [number, number][] => { const out = [...norms]; norms.clear(); return out; };
+  return { interp, asyncRuntime, plan: stagesPlan(stages, model.unitPrefix), takeGradSquares };
+}
+
+/** Adds each unit's squared L2 norm of its trainable parameters' gradients to `norms` (by unit index). */
+function addGradSquares(ps: PhysicalStage, norms: Map<number, number>): void {
+  for (const c of ps.chunks) {
+    for (const [u, m] of c.units) {
+      for (const p of m.parameters()) {
+        if (!p.requiresGrad || !p.grad) continue;
+        let t = 0;
+        const d = p.grad.data;
+        for (let k = 0; k < d.length; k++) t += d[k] * d[k];
+        norms.set(u, (norms.get(u) ?? 0) + t);
+      }
+    }
+  }
 }

@@ -26,8 +26,9 @@ export function unitsPerWorker(balance: readonly number[], schedule: Schedule): 
   return out;
 }
 
-/** The unit a state key belongs to ("layers.3.weight" under prefix "layers" -> 3), or -1. */
-export function unitOfKey(key: string, prefix: string): number {
+/** The unit a state key belongs to ("layers.3.weight" under prefix "layers" -> 3), or -1 (always under null). */
+export function unitOfKey(key: string, prefix: string | null): number {
+  if (prefix === null) return -1;
   const head = prefix ? `${prefix}.` : "";
   if (!key.startsWith(head)) return -1;
   const m = /^(\d+)\./.exec(key.slice(head.length));
@@ -43,7 +44,7 @@ function optimizerShare(full: PlainOptimizerState, params: ReadonlySet<string>):
  * Each worker's share of `state` (keys under `prefix`) and of the optimizer state. If some key names
  * no unit (a model-level parameter, or a user model with another prefix), every worker gets all of it.
  */
-export function shareState(state: ReadonlyMap<string, Tensor>, prefix: string, owners: readonly number[][],
+export function shareState(state: ReadonlyMap<string, Tensor>, prefix: string | null, owners: readonly number[][],
   optimizerState?: PlainOptimizerState): WorkerState[] {
   const workerOf = new Map<number, number>();
   owners.forEach((units, w) => { for (const u of units) workerOf.set(u, w); });

@@ -63,6 +63,8 @@ let failed = false;
 const metrics: [number, MicrobatchMetrics][] = [];
 const outputs: { mb: number; data: Float32Array; shape: number[] }[] = [];
 let peakBytes = 0;
+/** setup.gradientNorms: the built worker's squared gradient norms of the last list. */
+let gradSquares: (() => [number, number][]) | null = null;
 /**
  * recordActions: this thread's messages, from the end of one list to the end of the next (a
  * neighbour's first message of a step may arrive before the step's own message from the main thread).
@@ -92,7 +94,7 @@ function finished(): void {
   if (log) log.paused = false;
   post({ type: "done", worker: id, metrics: metrics.splice(0), busy: { ...b }, seconds: (end - begin) / 1000, peaks: [...interp.peakLive], peakBytes, outputs: outs,
     memory: workerMemory(interp, { worker: init.worker, replica: init.replica, tensor: init.tensor }),
-    ...(timings ? { timings } : {}) }, outs.map((o) => o.data.buffer as ArrayBuffer));
+    ...(timings ? { timings } : {}), ...(gradSquares ? { gradSquares: gradSquares() } : {}) }, outs.map((o) => o.data.buffer as ArrayBuffer));
 }
 
 try {
@@ -117,6 +119,7 @@ try {
     });
   init.state = []; // the copy of the state is not needed any more
   interp = built.interp;
+  if (init.setup.gradientNorms) gradSquares = built.takeGradSquares;
   // Memory is sampled around each burst of actions: activations peak inside a step.
   loop = new WorkerLoop(interp, { finished, fail, beforePump: sampleMemory, afterPump: sampleMemory });
   const asyncRuntime = built.asyncRuntime;
