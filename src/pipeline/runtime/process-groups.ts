@@ -11,6 +11,7 @@ import { exportTorchrunEnv, launchEnv, notUnderMpiMessage } from "../../transpor
 import { describeWorld, groupSplits, positionOf, worldSize, type RankLayout, type RankPosition } from "../../transport/mpi/layout.js";
 import { MpiSyncCollectives } from "../../transport/mpi/sync-collectives.js";
 import { mpiTransport, type MpiTransport } from "../../transport/mpi/transport.js";
+import { watchdogSeconds } from "../../transport/mpi/watchdog.js";
 
 export interface Groups {
   mpi: MpiTransport;
@@ -56,7 +57,8 @@ export function startGroups(workers: number, replicas = 1, tensor = 1): Promise<
       pipe: new MpiCollectives(new ControlMailbox(mpi, pipeComm)),
       data: new MpiCollectives(new ControlMailbox(mpi, dataComm)),
       tensor: new MpiCollectives(tensorBox),
-      tensorSync: new MpiSyncCollectives(tensorBox),
+      // A rank spinning inside a collective runs no timers, so its watchdog is this timeout.
+      tensorSync: new MpiSyncCollectives(tensorBox, watchdogSeconds() * 1000 || undefined),
       world: new MpiCollectives(new ControlMailbox(mpi, worldComm)),
     };
   })();
