@@ -33,7 +33,6 @@ import { formatPredictionRow, formatSimRow, predictionRows, simRow, type Recorde
 import { availableParallelism, cpus, loadavg } from "node:os";
 import { traceFileFor, writeRecordedTrace } from "../trace/trace-writer.js";
 
-
 export interface ProcessesBenchLine {
   schedule: string; workers: number; microbatches: number; batch: number;
   /** threads_samples_per_s and ratio (threads / processes step time) are null where rank 0 cannot use W cores. */

@@ -116,9 +116,9 @@ const sumRange = (xs: number[], from: number, n: number): number => xs.slice(fro
 
 /**
  * The measured step's costs on a pipeline of `stages` stages (v chunks each, cut by the same profiled
- * unit times) on `ranks` ranks (two stages each in a V), one core per rank and no other load: the message latency of the ping-pong (the one
- * inside a step grows with other load on the machine), the sender slice, receive cost and exchange
- * measured in the step.
+ * unit times) on `ranks` ranks (two stages each in a V), one core per rank and no other load: the
+ * message latency of the ping-pong (the one inside a step grows with other load on the machine), the
+ * sender slice, receive cost and exchange measured in the step.
  */
 export function scaledCosts(m: MeasuredStep, measuredBalance: readonly number[], unitTimes: readonly number[], S: number, stages: number, v: number,
   pingPongFixed: number, ranks = stages): CostModel {
