@@ -108,3 +108,34 @@ test("messages reach their handlers in the order they completed, whether through
   mpi.receive();
   assert.deepEqual(got, [10, 11, 12, 13]);
 });
+
+test("a handler that waits inside receive() for the next message gets it (a pipeline message pumps a tensor-parallel rank whose collective polls)", () => {
+  let onEvent: Parameters<MpiAddon["init"]>[0] = () => {};
+  let polled: [number, number, number, ArrayBuffer, number][] = [];
+  const nop = (): void => {};
+  const fake = {
+    init: (cb: typeof onEvent) => { onEvent = cb; return { rank: 0, size: 2, threadLevel: "multiple" }; },
+    send: nop, progress: nop, setJsState: nop, listen: nop, split: nop, barrier: nop, finalize: nop,
+    commInfo: () => ({ rank: 0, size: 2 }), abort: () => { throw new Error("abort"); }, singleCopyWorks: () => true,
+    receive: () => { const r = polled; polled = []; return r; },
+  } as unknown as MpiAddon;
+  const mpi = new MpiTransport(fake);
+  const parts: number[] = [];
+  const order: string[] = [];
+  // Tag 3 stands for the tensor group's collective parts, tag 1 for pipeline messages.
+  mpi.listen(0, 3, (_src, data) => { parts.push(new Uint8Array(data)[0]); order.push("part"); });
+  mpi.listen(0, 1, () => {
+    order.push("pipe");
+    // The action this message unblocks all-reduces: it polls until its peer's part is there.
+    polled = [[0, 1, 3, Uint8Array.of(7).buffer, 1]];
+    for (let i = 0; i < 3 && parts.length === 0; i++) mpi.receive();
+    assert.deepEqual(parts, [7], "the part that completed after the pipeline message reaches the waiting handler");
+  });
+  onEvent("message", 0, 1, 1, new ArrayBuffer(1), 0);
+  assert.deepEqual(order, ["pipe", "part"]);
+  // Later messages still come in order.
+  onEvent("message", 0, 1, 3, Uint8Array.of(8).buffer, 3);
+  polled = [[0, 1, 3, Uint8Array.of(9).buffer, 2]];
+  mpi.receive();
+  assert.deepEqual(parts, [7, 9, 8]);
+});

@@ -56,12 +56,12 @@ test("PTD-P on threads equals single-device training within 1e-5 for (P, T, D) i
 
 const skip = mpiSkipReason();
 
-// One worker of T = 2 ranks, with and without sequence parallelism (larger layouts are refused on
-// processes for now: they still stall now and then).
-test("PTD-P threads == processes bit for bit for (P, T, D) = (1,2,1), with and without sequence parallelism: weights, optimizer state, losses", { skip }, () => {
+// One worker of T = 2 ranks; pipeline messages between tensor groups (their collectives run while
+// pipeline messages arrive); and tensor, pipeline and data groups together on 8 ranks.
+test("PTD-P threads == processes bit for bit for (P, T, D) in (1,2,1), (2,2,1) sp, (2,2,2) sp: weights, optimizer state, losses", { skip }, () => {
   const dir = mkdtempSync(join(tmpdir(), "pw-ptdp-"));
   try {
-    for (const [layout, sp] of [[[1, 2, 1], false], [[1, 2, 1], true]] as const) {
+    for (const [layout, sp] of [[[1, 2, 1], false], [[2, 2, 1], true], [[2, 2, 2], true]] as const) {
       const name = `(${layout.join(",")})${sp ? " sp" : ""}`;
       const threads = run(dir, "threads", [...layout], sp);
       const out = join(dir, "processes.json");

@@ -91,7 +91,7 @@ export interface PipelineOptions {
   /**
    * Tensor-parallel ranks per worker (default 1): each worker's transformer blocks (built-in gpt
    * and vit) are split Megatron-style over T ranks (threads: T threads; processes: T neighbouring
-   * MPI ranks, so far with one worker and one replica). T must divide the heads and the width;
+   * MPI ranks). T must divide the heads and the width;
    * synchronous schedules on threads or processes only.
    */
   tensorParallel?: number;

@@ -25,15 +25,13 @@ import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
 import { ProcessesExecutor, agreeOnRank0, startGroups, type RankTimings } from "../pipeline/runtime/processes.js";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { generateSchedule } from "../pipeline/schedule/index.js";
+import { generateSchedule, isVSchedule } from "../pipeline/schedule/index.js";
 import type { SplitBatch } from "../pipeline/runtime/executor.js";
 import { launchEnv } from "../transport/mpi/env.js";
 import { oneWayLatency } from "../transport/mpi/bench.js";
 import { formatPredictionRow, formatSimRow, predictionRows, simRow, type RecordedStep, type SimInputs } from "./bench-sim-rows.js";
 import { availableParallelism, cpus, loadavg } from "node:os";
 import { traceFileFor, writeRecordedTrace } from "../trace/trace-writer.js";
-
-const SYNC = ["gpipe", "1f1b", "interleaved", "zb-h1"];
 
 export interface ProcessesBenchLine {
   schedule: string; workers: number; microbatches: number; batch: number;
@@ -48,7 +46,8 @@ export interface ProcessesBenchLine {
 export async function runProcessesPipelineBench(f: BenchPipelineFlags, spec: ModelSpec): Promise<number> {
   const W = f.workers, M = f.microbatches, B = f.batch, V = f.chunks, seed = f.seed;
   if (!launchEnv()) throw new UsageError(`bench pipeline --executor processes runs on ${W} MPI ranks: \`pipewright launch -n ${W} -- bench pipeline --executor processes\``);
-  const schedules = f.schedules.filter((s) => SYNC.includes(s));
+  // A processes step is one flushed list per rank: the asynchronous lists span several steps.
+  const schedules = f.schedules.filter((s) => s !== "async");
   const g = await startGroups(W);
   const { x, y } = benchBatch(benchConfigOf(spec, B), new Rng(seed));
   const batch = splitMiniBatch(x, y, M, "bench pipeline");
@@ -65,11 +64,18 @@ export async function runProcessesPipelineBench(f: BenchPipelineFlags, spec: Mod
   // The machine's cores (a rank bound to one core sees only its own).
   const cpu = cpuLabel({ ...machineCpu(), cores: cpus().length });
   if (g.mpi.rank === 0 && !f.json) process.stdout.write(`cpu: ${cpu}; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}\n`);
+  if (g.mpi.rank === 0 && schedules.length < f.schedules.length) {
+    process.stdout.write((f.json ? JSON.stringify({ schedule: "async", skipped: "asynchronous lists span several steps; bench it with --executor threads" })
+      : "async: skipped on processes (its lists span several steps; bench it with --executor threads)") + "\n");
+  }
   for (const name of schedules) {
     const v = name === "interleaved" ? V : 1;
     if (name === "interleaved" && M % W !== 0) continue;
-    const schedule = generateSchedule(name, { stages: W, microbatches: M, chunks: v, weightGrads: f["weight-grads"] });
-    const balance = balanceByCost(times, W * v);
+    // A V schedule holds two stages per worker: 2W stages on the W ranks.
+    const stages = isVSchedule(name) ? 2 * W : W;
+    if (times.length < stages * v) throw new UsageError(`the model has ${times.length} units, too few for ${stages} stages x ${v} chunks (${name} on ${W} workers)`);
+    const schedule = generateSchedule(name, { stages, microbatches: M, chunks: v, weightGrads: f["weight-grads"] });
+    const balance = balanceByCost(times, stages * v);
     const setup: PipelineSetup = { model: spec, seed, schedule, balance, recompute: "never", optimizer: { name: "sgd", lr: 0.01, momentum: 0.9 } };
     const real = await compare(g, { ...setup, instrumentation: { recordActions: true } }, batch, timing);
     if (g.mpi.rank === 0 && f.records !== undefined) writeFileSync(join(f.records, `${name}-${W}.json`), JSON.stringify(real.steps));
@@ -77,7 +83,9 @@ export async function runProcessesPipelineBench(f: BenchPipelineFlags, spec: Mod
     // many units does the little real work): the executors' own overlap, apart from free cores.
     const busy = await agreeOnRank0(real.busyT.length ? real.busyT : real.busyP, W);
     const tiny = { ...spec, input: 16, hidden: ((spec as { hidden?: number[] }).hidden ?? []).map(() => 16), classes: 4 } as ModelSpec;
-    const costs = { F: busy.map((b) => b / (3 * M)), B: busy.map((b) => (2 * b) / (3 * M)), W: busy.map(() => 0) };
+    // Per stage: its worker's busy time over the worker's F and B actions (B = 2F; V: two stages each).
+    const share = (k: number): number[] => schedule.stageToWorker.map((w) => (k * busy[w]) / (3 * M * (stages / W)));
+    const costs = { F: share(1), B: share(2), W: share(0) };
     const trng = new Rng(seed);
     const tparts = splitBatch({ x: Tensor.randn([B, 16], trng), y: Int32Array.from({ length: B }, () => trng.int(4)) }, M);
     const tbatch = { inputs: tparts.map((p) => p.x), labels: tparts.map((p) => p.y), scale: 1 / B };

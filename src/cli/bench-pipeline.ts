@@ -92,7 +92,7 @@ export const benchPipelineCommand = {
     backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
     records: { type: "string", help: "with --executor processes: write every rank's per-action and message records of the timed steps to DIR/<schedule>-<ranks>.json (what the sim rows are computed from)", meta: "DIR" },
     trace: { type: "string", meta: "FILE", help: "write a Chrome trace of each pipeline's timed steps (with several schedules, one file each: FILE-<schedule>.json); read it with `pipewright trace report FILE`" },
-    executor: { type: "string", choices: ["threads", "processes"], default: "threads", help: "threads (default), or processes: under `pipewright launch -n W`, one MPI rank per worker next to W threads in the same job (synchronous schedules)" },
+    executor: { type: "string", choices: ["threads", "processes"], default: "threads", help: "threads (default), or processes: under `pipewright launch -n W`, one MPI rank per worker next to W threads in the same job (synchronous schedules, the V ones included; async is skipped)" },
   },
   examples: ["pipewright bench pipeline --json", "pipewright bench pipeline --schedules gpipe,1f1b --steps 4", "pipewright launch -n 2 -- bench pipeline --executor processes",
     "pipewright bench pipeline --model gpt --layers 4 --width 256 --heads 4 --context 128 --batch 16 --schedules 1f1b --workers 2"],

@@ -5,7 +5,7 @@
 // per-layer costs, cut into 8 and 16 stages, predict 8 and 16 ranks with one core each (not measured).
 import { loadavg } from "node:os";
 import { balanceByCost } from "../pipeline/partition.js";
-import { execute, generateSchedule, type Schedule, type WeightGradMode } from "../pipeline/schedule/index.js";
+import { execute, generateSchedule, isVSchedule, type Schedule, type WeightGradMode } from "../pipeline/schedule/index.js";
 import type { RankTimings } from "../pipeline/runtime/action-records.js";
 import { measuredStep, readyMessageHolds, replayCosts, simulate, type CostModel, type MeasuredStep } from "../sim/index.js";
 import { median, roundTo } from "../util/stats.js";
@@ -115,20 +115,20 @@ function unitCosts(c: CostModel, balance: readonly number[], unitTimes: readonly
 const sumRange = (xs: number[], from: number, n: number): number => xs.slice(from, from + n).reduce((a, b) => a + b, 0);
 
 /**
- * The measured step's costs on a pipeline of `ranks` stages (v chunks each, cut by the same profiled
- * unit times), one core per rank and no other load: the message latency of the ping-pong (the one
- * inside a step grows with other load on the machine), the sender slice, receive cost and exchange
- * measured in the step.
+ * The measured step's costs on a pipeline of `stages` stages (v chunks each, cut by the same profiled
+ * unit times) on `ranks` ranks (two stages each in a V), one core per rank and no other load: the
+ * message latency of the ping-pong (the one inside a step grows with other load on the machine), the
+ * sender slice, receive cost and exchange measured in the step.
  */
-export function scaledCosts(m: MeasuredStep, measuredBalance: readonly number[], unitTimes: readonly number[], S: number, ranks: number, v: number,
-  pingPongFixed: number): CostModel {
+export function scaledCosts(m: MeasuredStep, measuredBalance: readonly number[], unitTimes: readonly number[], S: number, stages: number, v: number,
+  pingPongFixed: number, ranks = stages): CostModel {
   const u = unitCosts(m.costs, measuredBalance, unitTimes, S);
-  const balance = balanceByCost(unitTimes, ranks * v);
+  const balance = balanceByCost(unitTimes, stages * v);
   const per = (xs: number[]): number[] => { let at = 0; return balance.map((n) => { const t = sumRange(xs, at, n); at += n; return t; }); };
   const step = per(u.STEP);
   return {
     forward: per(u.F), backward: per(u.B), weight: per(u.Wt),
-    step: Array.from({ length: ranks }, (_, s) => step.filter((_, vs) => vs % ranks === s).reduce((a, b) => a + b, 0)),
+    step: Array.from({ length: stages }, (_, s) => step.filter((_, vs) => vs % stages === s).reduce((a, b) => a + b, 0)),
     message: pingPongFixed, messagePerByte: m.costs.messagePerByte, messageBytes: m.costs.messageBytes, receive: m.costs.receive,
     senderSlice: m.costs.senderSlice, cores: ranks,
   };
@@ -144,10 +144,12 @@ export function predictionRows(i: SimInputs, measured: readonly MeasuredStep[], 
   const v = i.schedule.chunks, M = i.schedule.microbatches;
   const rows: PredictionRow[] = [];
   for (const ranks of rankCounts) {
-    if (unitTimes.length < ranks * v || (i.name === "interleaved" && M % ranks !== 0)) continue;
-    const s = generateSchedule(i.name, { stages: ranks, microbatches: M, chunks: v, weightGrads });
+    // A V schedule runs two stages on each rank.
+    const stages = isVSchedule(i.name) ? 2 * ranks : ranks;
+    if (unitTimes.length < stages * v || (i.name === "interleaved" && M % ranks !== 0) || (i.name === "dualpipev" && M < stages)) continue;
+    const s = generateSchedule(i.name, { stages, microbatches: M, chunks: v, weightGrads });
     const fixed = Math.max(0, i.pingPong - i.perByte * i.messageBytes);
-    const t = median(measured.map((m) => simulate(s, scaledCosts(m, balance, unitTimes, i.schedule.stages, ranks, v, fixed)).makespan + m.exchange));
+    const t = median(measured.map((m) => simulate(s, scaledCosts(m, balance, unitTimes, i.schedule.stages, stages, v, fixed, ranks)).makespan + m.exchange));
     rows.push({ bench: "sim", schedule: i.name, ranks, microbatches: M, batch, predicted_step_ms: roundTo(t * 1e3, 1), predicted_samples_per_s: roundTo(batch / t, 1), prediction: true,
       from_ranks: i.schedule.workers.length, assumptions: PREDICTION_ASSUMPTIONS });
   }

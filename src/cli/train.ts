@@ -86,7 +86,7 @@ export const trainCommand = {
     replicas: { type: "int", min: 1, help: "pipeline, synchronous schedules: data-parallel copies of the pipeline (threads: workers x R threads; processes: MPI ranks = workers x R; inline: R copies in one thread); each takes 1/R of every micro-batch's rows, gradients summed over replicas", meta: "R" },
     tp: { type: "int", min: 1, meta: "T",
       help: "pipeline, gpt/vit, synchronous schedules: tensor-parallel ranks per worker (Megatron column/row linears, T must divide --heads); " +
-        "threads: workers x T x R threads; processes: MPI ranks = workers x T x R, tensor ranks neighbours (so far one worker and one replica). Default 1" },
+        "threads: workers x T x R threads; processes: MPI ranks = workers x T x R, tensor ranks neighbours. Default 1" },
     "sequence-parallel": { type: "bool", help: "with --tp 2 or more: split the blocks' LayerNorm and residual regions along the sequence (activations between stages travel split)" },
     // PipeTransformer: adaptive freezing with elastic pipelines (src/pipeline/elastic).
     ...FREEZE_FLAGS,

@@ -11,6 +11,7 @@ import { exportTorchrunEnv, launchEnv, notUnderMpiMessage } from "../../transpor
 import { describeWorld, groupSplits, positionOf, worldSize, type RankLayout, type RankPosition } from "../../transport/mpi/layout.js";
 import { MpiSyncCollectives } from "../../transport/mpi/sync-collectives.js";
 import { mpiTransport, type MpiTransport } from "../../transport/mpi/transport.js";
+import { watchdogSeconds } from "../../transport/mpi/watchdog.js";
 
 export interface Groups {
   mpi: MpiTransport;
@@ -81,7 +82,8 @@ export async function layoutGroups(mpi: MpiTransport, layout: RankLayout, where?
     pipe: new MpiCollectives(new ControlMailbox(mpi, pipeComm)),
     data: new MpiCollectives(new ControlMailbox(mpi, dataComm)),
     tensor: new MpiCollectives(tensorBox),
-    tensorSync: new MpiSyncCollectives(tensorBox),
+    // A rank spinning inside a collective runs no timers, so its watchdog is this timeout.
+    tensorSync: new MpiSyncCollectives(tensorBox, watchdogSeconds() * 1000 || undefined),
     world: new MpiCollectives(new ControlMailbox(mpi, worldComm)),
     ...(where ? { where: where(at) } : {}),
   };

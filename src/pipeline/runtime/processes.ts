@@ -128,11 +128,6 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     setup = replicatedSetup(setup, replicas);
     assertValidSchedule(setup.schedule);
     const T = tensorSize(setup), W = setup.schedule.workers.length;
-    // With T > 1 and more than one worker or replica a run still stalls now and then (about 1 run
-    // in 12 at (2,2,1)); refuse it rather than hang.
-    if (T > 1 && (W > 1 || replicas > 1)) {
-      throw new Error(`tensor parallelism on the processes executor runs one pipeline worker and one replica so far; got ${W} worker(s) x ${T} tensor rank(s) x ${replicas} replica(s): use --executor threads for this layout`);
-    }
     const g = groups ?? await startGroups(W, replicas, T);
     // SPMD: every rank must have built the same setup (a differing flag or file would desynchronise them).
     const { optimizerState: _o, ...shape } = setup;

@@ -47,11 +47,15 @@ export class MpiTransport {
     }
   }
 
-  /** Hands messages to their handlers in the order they completed, whichever path brought them. */
+  /**
+   * Hands messages to their handlers in the order they completed, whichever path brought them.
+   * Re-entrant: a handler may run actions whose blocking collectives call receive() (a pipeline
+   * message that arrived through the event loop pumps the worker), so a message is counted as
+   * handed over before its handler runs; otherwise the next one would wait for this handler, which
+   * waits for it.
+   */
   private inOrder(seq: number, comm: number, source: number, tag: number, data: ArrayBuffer): void {
-    if (seq !== this.nextSeq) { this.ahead.set(seq, [comm, source, tag, data]); return; }
-    this.dispatch(comm, source, tag, data);
-    this.nextSeq++;
+    this.ahead.set(seq, [comm, source, tag, data]);
     for (let m = this.ahead.get(this.nextSeq); m; m = this.ahead.get(this.nextSeq)) {
       this.ahead.delete(this.nextSeq++);
       this.dispatch(...m);
