@@ -200,6 +200,12 @@ export class Gpu {
   }
 
   close(): void {
+    // Recorded work may still be running on the GPU thread; ending it mid-call aborts the process.
+    try {
+      this.read([], "closing");
+    } catch {
+      // A failed device is closed all the same.
+    }
     this.channel.close();
   }
 }
