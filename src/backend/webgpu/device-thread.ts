@@ -66,6 +66,8 @@ const buffers = new Map<number, GpuBuffer>();
 let retired: GpuBuffer[] = [];
 let encoder: GpuEncoder | null = null;
 let recorded = 0;
+/** Set once the device is destroyed on purpose: its "lost" promise is then no error. */
+let closing = false;
 /**
  * Passes per command buffer before a submit without waiting: bounds the length of one command
  * buffer. A fixed count, so where submits fall never depends on timing.
@@ -141,6 +143,12 @@ async function run(device: GpuDevice, req: GpuRequest): Promise<ArrayBuffer[]> {
   }
   submit(device);
   if (staging.length === 0) await device.queue.onSubmittedWorkDone();
+  if (req.close) {
+    for (const b of buffers.values()) b.destroy();
+    buffers.clear();
+    closing = true;
+    device.destroy();
+  }
   const results: ArrayBuffer[] = [];
   for (const s of staging) {
     await s.mapAsync(MAP_READ);
@@ -160,7 +168,7 @@ async function main(): Promise<void> {
     reply({ ok: false, error: (e as Error).message });
     return;
   }
-  void device.lost.then((info) => reply({ ok: false, error: `GPU device lost: ${info.message}` }));
+  void device.lost.then((info) => { if (!closing) reply({ ok: false, error: `GPU device lost: ${info.message}` }); });
   // Requests run one at a time, in order: a recorded request's error must reach the compute thread
   // before the reply to a later read. Recorded-only requests answer only when they fail.
   let queue = Promise.resolve();

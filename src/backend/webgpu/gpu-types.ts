@@ -42,6 +42,7 @@ export interface GpuDevice {
   pushErrorScope(filter: "validation" | "out-of-memory" | "internal"): void;
   popErrorScope(): Promise<{ message: string } | null>;
   readonly lost: Promise<{ message: string }>;
+  destroy(): void;
 }
 
 export interface GpuAdapter {

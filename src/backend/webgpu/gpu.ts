@@ -51,6 +51,7 @@ export class Gpu {
   private readonly batched: boolean;
   readonly resident: ResidentArrays | null;
   readonly counts: GpuCounts = { uploads: 0, readbacks: 0, waits: 0 };
+  private closed = false;
 
   constructor(init: GpuInit, opts: GpuOptions = {}) {
     this.channel = new GpuChannel(init);
@@ -62,7 +63,11 @@ export class Gpu {
     const limit = ready.maxInvocations;
     const wg = opts.invocations ?? Math.min(limit, 256);
     if (!Number.isInteger(wg) || wg < 64 || wg > limit || (wg & (wg - 1)) !== 0) {
-      this.channel.close();
+      try {
+        this.channel.call({ shaders: [], create: [], passes: [], free: [], read: [], reply: true, close: true }, "closing");
+      } catch {
+        // The error below is the one to report.
+      }
       throw new Error(`webgpu: invocations ${String(opts.invocations)} must be a power of two from 64 to this adapter's limit ${limit}`);
     }
     this.wg = wg;
@@ -163,6 +168,7 @@ export class Gpu {
     this.freed = temps;
     try {
       if (req.read.length === 0 && this.batched) {
+        if (this.closed) throw new Error(`webgpu ${what}: the backend was closed`);
         this.channel.post(req, what);
         return;
       }
@@ -189,6 +195,7 @@ export class Gpu {
   }
 
   private wait(req: GpuRequest, what: string): ArrayBuffer[] {
+    if (this.closed) throw new Error(`webgpu ${what}: the backend was closed`);
     this.counts.waits++;
     return this.channel.call(req, what);
   }
@@ -200,13 +207,15 @@ export class Gpu {
   }
 
   close(): void {
-    // Recorded work may still be running on the GPU thread; ending it mid-call aborts the process.
+    // The GPU thread finishes recorded work, frees every buffer and destroys the device. The thread
+    // itself is left parked (it never keeps the process alive): terminating a thread that holds a
+    // Dawn instance crashed the process now and then (SIGSEGV, SIGABRT) when several were closed.
     try {
-      this.read([], "closing");
+      this.wait({ shaders: [], create: [], passes: [], free: [], read: [], reply: true, close: true }, "closing");
     } catch {
       // A failed device is closed all the same.
     }
-    this.channel.close();
+    this.closed = true;
   }
 }
 

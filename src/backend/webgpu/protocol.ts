@@ -34,6 +34,8 @@ export interface GpuRequest {
   read: number[];
   /** Submit and wait even when nothing is read (the unbatched mode). */
   reply: boolean;
+  /** After this request: free every buffer and destroy the device (the backend is closing). */
+  close?: boolean;
 }
 
 export type GpuReply = { ok: true; results: ArrayBuffer[] } | { ok: false; error: string };
