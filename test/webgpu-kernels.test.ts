@@ -90,6 +90,11 @@ describe("webgpu kernels agree with the reference backend", { skip }, () => {
       [2, 5, 19, 23, true, true, true, false, false],
       [4, 6, 11, 13, false, false, true, true, true],
       [2, 4, 0, 3, false, false, false, false, false],
+      // Several register blocks per axis, partial at the edges, in each layout the engine uses.
+      [2, 70, 45, 67, false, false, false, false, true],
+      [2, 70, 45, 67, true, false, true, false, false],
+      [2, 70, 45, 67, false, true, false, true, false],
+      [1, 70, 45, 67, true, true, false, false, false],
     ];
     for (const [batch, m, k, n, ta, tb, acc, bb, withBias] of cases) {
       const label = `matmul batch=${batch} m=${m} k=${k} n=${n} transA=${ta} transB=${tb} acc=${acc} bBroadcast=${bb} bias=${withBias}`;

@@ -7,7 +7,7 @@ import { buf, Gpu, out, params, type GpuCounts, type GpuOptions } from "./gpu.js
 import type { GpuInit } from "./protocol.js";
 import * as ew from "./kernels-elementwise.js";
 import * as rows from "./kernels-rows.js";
-import { matmulShader } from "./kernels-matmul.js";
+import { matmulBlock, matmulShader } from "./kernels-matmul.js";
 import * as conv from "./kernels-conv.js";
 import * as norm from "./kernels-norm.js";
 
@@ -47,10 +47,11 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
 
     matmul(a, bm, o, batch, m, k, n, transA, transB, accumulate, bBroadcast = false, bias = null) {
       const t = g.tile;
+      const edge = matmulBlock(t);
       const pass = {
         shader: g.shader(matmulShader(t)), bindings: [0, 1, 2, 3],
         params: params(m, [k, n, u(transA), u(transB), u(accumulate), u(bBroadcast), u(bias !== null)], []),
-        groups: [Math.ceil(n / t), Math.ceil(m / t), batch] as [number, number, number],
+        groups: [Math.ceil(n / edge), Math.ceil(m / edge), batch] as [number, number, number],
       };
       if (batch === 0 || m === 0 || n === 0) return;
       g.run([buf(a), buf(bm), buf(bias ?? NONE), dest(o, accumulate)], [pass], [3], "matmul");
