@@ -218,6 +218,30 @@ describe("webgpu kernels agree with the reference backend", { skip }, () => {
     close("softmax of an all -inf row", m1, m2);
   });
 
+  test("row kernels (one workgroup per row) on rows wider than a workgroup and of one column; the same bits twice", () => {
+    for (const [rows, cols] of [[3, 300], [4, 1], [2, 129]] as const) {
+      const x = randn(rows * cols, 2);
+      const gamma = randn(cols), beta = randn(cols), dy = randn(rows * cols);
+      for (const log of [false, true]) {
+        const [[y1], [y2]] = both([new Float32Array(rows * cols)], (be, [o]) => be.softmax(x, rows, cols, o, log));
+        close(`softmax ${rows}x${cols} log=${log}`, y1, y2);
+        const [[d1], [d2]] = both([new Float32Array(rows * cols)], (be, [o]) => be.softmaxBackward(y2, dy, rows, cols, o, log, false));
+        close(`softmaxBackward ${rows}x${cols} log=${log}`, d1, d2);
+        const again = new Float32Array(rows * cols);
+        G().softmax(x, rows, cols, again, log);
+        exact(`softmax ${rows}x${cols} log=${log} twice`, again, y1);
+      }
+      const [[o1, m1, r1], [o2, m2, r2]] = both([new Float32Array(rows * cols), new Float32Array(rows), new Float32Array(rows)],
+        (be, [o, m, r]) => be.layerNorm(x, gamma, beta, rows, cols, 1e-5, o, m, r));
+      close(`layerNorm ${rows}x${cols} out`, o1, o2);
+      close(`layerNorm ${rows}x${cols} mean`, m1, m2);
+      close(`layerNorm ${rows}x${cols} rstd`, r1, r2);
+      const again = new Float32Array(rows * cols);
+      G().layerNorm(x, gamma, beta, rows, cols, 1e-5, again, new Float32Array(rows), new Float32Array(rows));
+      exact(`layerNorm ${rows}x${cols} twice`, again, o1);
+    }
+  });
+
   test("cross-entropy: log-probabilities, loss, backward; a bad target names itself", () => {
     const rows = 9, cols = 7;
     const logits = randn(rows * cols, 2);

@@ -166,12 +166,12 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
     },
 
     softmax(x, r, cols, o, log) {
-      g.run([buf(x), out(o)], [g.pass(rows.softmaxShader(wg), [0, 1], r, [cols, u(log)])], [1], "softmax");
+      g.run([buf(x), out(o)], [g.rowPass(rows.softmaxShader(wg), [0, 1], r, [cols, u(log)])], [1], "softmax");
     },
 
     softmaxBackward(y, dy, r, cols, dx, log, accumulate) {
       g.run([buf(y), buf(dy), dest(dx, accumulate)],
-        [g.pass(rows.softmaxBackwardShader(wg), [0, 1, 2], r, [cols, u(log), u(accumulate)])], [2], "softmaxBackward");
+        [g.rowPass(rows.softmaxBackwardShader(wg), [0, 1, 2], r, [cols, u(log), u(accumulate)])], [2], "softmaxBackward");
     },
 
     crossEntropy(logits, targets, r, cols, logProbs) {
@@ -191,7 +191,7 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
 
     layerNorm(x, gamma, beta, r, cols, eps, o, mean, rstd) {
       g.run([buf(x), buf(gamma), buf(beta), out(o), out(mean), out(rstd)],
-        [g.pass(rows.layerNormShader(wg), [0, 1, 2, 3, 4, 5], r, [cols], [eps])], [3, 4, 5], "layerNorm");
+        [g.rowPass(rows.layerNormShader(wg), [0, 1, 2, 3, 4, 5], r, [cols], [eps])], [3, 4, 5], "layerNorm");
     },
 
     layerNormBackward(x, gamma, dy, mean, rstd, r, cols, dx, dgamma, dbeta, accumulate) {

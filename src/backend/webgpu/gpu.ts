@@ -115,6 +115,11 @@ export class Gpu {
    * passes write. Device-backed arrays (see resident.ts) stay on the device; plain arrays are
    * uploaded and, when written, read back before this returns.
    */
+  /** A pass with one workgroup per row (the kernels built with perRow). */
+  rowPass(code: string, bindings: readonly number[], rows: number, u: readonly number[], f: readonly number[] = []): PassSpec {
+    return { shader: this.shader(code), bindings, params: params(rows, u, f), groups: this.groups(rows * this.wg) };
+  }
+
   run(operands: readonly Operand[], passes: PassSpec[], written: readonly number[], what: string): void {
     const create: CreateSpec[] = [];
     const temps: number[] = [];
