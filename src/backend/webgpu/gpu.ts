@@ -110,16 +110,16 @@ export class Gpu {
     return { shader: this.shader(code), bindings, params: params(items, u, f), groups: this.groups(items) };
   }
 
-  /**
-   * Runs passes over the operands (pass bindings index into them); `written` lists the operands the
-   * passes write. Device-backed arrays (see resident.ts) stay on the device; plain arrays are
-   * uploaded and, when written, read back before this returns.
-   */
   /** A pass with one workgroup per row (the kernels built with perRow). */
   rowPass(code: string, bindings: readonly number[], rows: number, u: readonly number[], f: readonly number[] = []): PassSpec {
     return { shader: this.shader(code), bindings, params: params(rows, u, f), groups: this.groups(rows * this.wg) };
   }
 
+  /**
+   * Runs passes over the operands (pass bindings index into them); `written` lists the operands the
+   * passes write. Device-backed arrays (see resident.ts) stay on the device; plain arrays are
+   * uploaded and, when written, read back before this returns.
+   */
   run(operands: readonly Operand[], passes: PassSpec[], written: readonly number[], what: string): void {
     const create: CreateSpec[] = [];
     const temps: number[] = [];
