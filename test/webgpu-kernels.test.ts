@@ -90,6 +90,11 @@ describe("webgpu kernels agree with the reference backend", { skip }, () => {
       [2, 5, 19, 23, true, true, true, false, false],
       [4, 6, 11, 13, false, false, true, true, true],
       [2, 4, 0, 3, false, false, false, false, false],
+      // Several register blocks per axis, partial at the edges, in each layout the engine uses.
+      [2, 70, 45, 67, false, false, false, false, true],
+      [2, 70, 45, 67, true, false, true, false, false],
+      [2, 70, 45, 67, false, true, false, true, false],
+      [1, 70, 45, 67, true, true, false, false, false],
     ];
     for (const [batch, m, k, n, ta, tb, acc, bb, withBias] of cases) {
       const label = `matmul batch=${batch} m=${m} k=${k} n=${n} transA=${ta} transB=${tb} acc=${acc} bBroadcast=${bb} bias=${withBias}`;
@@ -211,6 +216,30 @@ describe("webgpu kernels agree with the reference backend", { skip }, () => {
     const masked = new Float32Array(4).fill(-Infinity);
     const [[m1], [m2]] = both([new Float32Array(4)], (be, [o]) => be.softmax(masked, 1, 4, o, false));
     close("softmax of an all -inf row", m1, m2);
+  });
+
+  test("row kernels (one workgroup per row) on rows wider than a workgroup and of one column; the same bits twice", () => {
+    for (const [rows, cols] of [[3, 300], [4, 1], [2, 129]] as const) {
+      const x = randn(rows * cols, 2);
+      const gamma = randn(cols), beta = randn(cols), dy = randn(rows * cols);
+      for (const log of [false, true]) {
+        const [[y1], [y2]] = both([new Float32Array(rows * cols)], (be, [o]) => be.softmax(x, rows, cols, o, log));
+        close(`softmax ${rows}x${cols} log=${log}`, y1, y2);
+        const [[d1], [d2]] = both([new Float32Array(rows * cols)], (be, [o]) => be.softmaxBackward(y2, dy, rows, cols, o, log, false));
+        close(`softmaxBackward ${rows}x${cols} log=${log}`, d1, d2);
+        const again = new Float32Array(rows * cols);
+        G().softmax(x, rows, cols, again, log);
+        exact(`softmax ${rows}x${cols} log=${log} twice`, again, y1);
+      }
+      const [[o1, m1, r1], [o2, m2, r2]] = both([new Float32Array(rows * cols), new Float32Array(rows), new Float32Array(rows)],
+        (be, [o, m, r]) => be.layerNorm(x, gamma, beta, rows, cols, 1e-5, o, m, r));
+      close(`layerNorm ${rows}x${cols} out`, o1, o2);
+      close(`layerNorm ${rows}x${cols} mean`, m1, m2);
+      close(`layerNorm ${rows}x${cols} rstd`, r1, r2);
+      const again = new Float32Array(rows * cols);
+      G().layerNorm(x, gamma, beta, rows, cols, 1e-5, again, new Float32Array(rows), new Float32Array(rows));
+      exact(`layerNorm ${rows}x${cols} twice`, again, o1);
+    }
   });
 
   test("cross-entropy: log-probabilities, loss, backward; a bad target names itself", () => {

@@ -2,6 +2,7 @@
 // order, hands each GradFn its output gradient, and accumulates into leaves' `.grad`.
 import { emptyFloat32, Tensor, type GradFn, type RowwiseGrad } from "../tensor/tensor.js";
 import { fmt, sameShape } from "../tensor/shape.js";
+import { allocFloat32, sameMemory } from "../tensor/host-arrays.js";
 import { getBackend } from "../backend/index.js";
 
 let gradEnabled = true;
@@ -37,7 +38,7 @@ const fromPool = new WeakSet<Float32Array>();
  * overwrite every element). It may be a recycled buffer: never keep a reference to it.
  */
 export function gradBuffer(n: number): Float32Array {
-  if (n < POOL_MIN) return new Float32Array(n);
+  if (n < POOL_MIN) return allocFloat32(n);
   const buf = pool.get(n)?.pop();
   if (buf) {
     pooledBytes -= buf.byteLength;
@@ -228,10 +229,10 @@ export function backward(roots: Tensor | readonly Tensor[], grads?: readonly (Te
     let passed = false;
     fn.inputs.forEach((x, i) => {
       const gi = inGrads[i];
-      if (gi && gi.buffer === g.buffer) passed = true;
+      if (gi && sameMemory(gi, g)) passed = true;
       if (gi && needs[i] && gi !== into[i] && add(x, gi)) {
         // A fresh pool buffer this op returned for this input only, now summed into another: done.
-        if (gi.buffer !== g.buffer && inGrads.indexOf(gi) === i && inGrads.lastIndexOf(gi) === i) recycle(gi);
+        if (!sameMemory(gi, g) && inGrads.indexOf(gi) === i && inGrads.lastIndexOf(gi) === i) recycle(gi);
       }
     });
     if (!keep && !passed) recycle(g);

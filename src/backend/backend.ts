@@ -7,6 +7,8 @@
 // - Index arrays (targets, embedding ids, argmax) are Int32Array.
 // - NCHW layout for images; conv weights are [O, C, KH, KW] as in PyTorch.
 
+import type { HostArrays } from "../tensor/host-arrays.js";
+
 export type UnaryOp = "relu" | "gelu" | "tanh" | "exp" | "log" | "neg" | "sigmoid" | "sqrt";
 export type BinaryOp = "add" | "sub" | "mul" | "div";
 
@@ -25,6 +27,11 @@ export interface PoolParams {
 
 export interface Backend {
   readonly name: "native" | "reference" | "webgpu";
+  /**
+   * Where new tensors' memory comes from while this backend is current (a device backend's arrays
+   * that read device values back on host access); absent: plain Float32Arrays.
+   */
+  readonly hostArrays?: HostArrays;
 
   // out[b] (+)= op(a[b]) @ op(b[b]) for b < batch. op(a) is [m, k], op(b) is [k, n], out[b] is [m, n].
   // Stored layouts: a is [batch, m, k] or, if transA, [batch, k, m]; b is [batch, k, n] or, if

@@ -7,6 +7,7 @@ import { createNativeBackend, loadedNativeBuild } from "./native.js";
 import { thisCpu, type CpuInfo } from "./cpu-features.js";
 import { createWebGpuBackend } from "./webgpu/backend.js";
 import { webgpuSeam } from "./webgpu/seam.js";
+import { setHostArrays } from "../tensor/host-arrays.js";
 
 export type { Backend, BinaryOp, UnaryOp, ConvParams, PoolParams } from "./backend.js";
 export { cpuLabel, type CpuInfo } from "./cpu-features.js";
@@ -46,6 +47,7 @@ export function setBackend(name: BackendName): Backend {
   } else {
     throw new Error(`unknown backend '${String(name)}'; valid: ${BACKEND_NAMES.join(", ")}`);
   }
+  setHostArrays(current.hostArrays ?? null);
   return current;
 }
 
@@ -74,6 +76,7 @@ export function getBackend(): Backend {
 export function useBackend(b: Backend | null): Backend | null {
   const prev = current;
   current = b;
+  setHostArrays(b?.hostArrays ?? null);
   return prev;
 }
 

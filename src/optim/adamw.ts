@@ -2,6 +2,7 @@
 import type { Tensor } from "../tensor/tensor.js";
 import { getBackend } from "../backend/index.js";
 import { Optimizer, type ParamsInput } from "./optimizer.js";
+import { allocFloat32 } from "../tensor/host-arrays.js";
 
 export interface AdamWOptions { lr: number; betas: [number, number]; eps: number; weightDecay: number }
 interface AdamWState { step: number; expAvg: Float32Array; expAvgSq: Float32Array }
@@ -26,7 +27,7 @@ export class AdamW extends Optimizer<AdamWOptions, AdamWState> {
   }
 
   protected update(w: Tensor, g: Tensor, h: AdamWOptions, s: AdamWState | undefined): AdamWState {
-    const st = s ?? { step: 0, expAvg: new Float32Array(w.size), expAvgSq: new Float32Array(w.size) };
+    const st = s ?? { step: 0, expAvg: allocFloat32(w.size), expAvgSq: allocFloat32(w.size) };
     st.step += 1;
     getBackend().adamwStep(w.data, g.data, st.expAvg, st.expAvgSq, h.lr, h.betas[0], h.betas[1], h.eps, h.weightDecay, st.step);
     return st;

@@ -2,6 +2,7 @@
 import type { Tensor } from "../tensor/tensor.js";
 import { getBackend } from "../backend/index.js";
 import { Optimizer, type ParamsInput } from "./optimizer.js";
+import { allocFloat32 } from "../tensor/host-arrays.js";
 
 export interface SgdOptions { lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean }
 interface SgdState { step: number; momentumBuffer: Float32Array | null }
@@ -27,7 +28,7 @@ export class SGD extends Optimizer<SgdOptions, SgdState> {
 
   protected update(w: Tensor, g: Tensor, h: SgdOptions, s: SgdState | undefined): SgdState {
     const first = !s?.momentumBuffer;
-    const buf = h.momentum !== 0 ? (s?.momentumBuffer ?? new Float32Array(w.size)) : null;
+    const buf = h.momentum !== 0 ? (s?.momentumBuffer ?? allocFloat32(w.size)) : null;
     getBackend().sgdStep(w.data, g.data, buf, h.lr, h.momentum, h.dampening, h.weightDecay, h.nesterov, first);
     return { step: (s?.step ?? 0) + 1, momentumBuffer: buf };
   }

@@ -2,6 +2,7 @@
 // data (the tape itself is in src/autograd) so that lower layers never import the autograd engine.
 import { Rng } from "./random.js";
 import { checkShape, fmt, numel, resolveReshape, type Shape } from "./shape.js";
+import { allocFloat32, deviceArrays } from "./host-arrays.js";
 
 /** One recorded operation: how to turn the gradient of its output into gradients of its inputs. */
 export interface GradFn {
@@ -38,6 +39,7 @@ export interface RowwiseGrad {
 
 /** An uninitialised Float32Array of n elements (Node's unpooled, non-zeroed allocation). */
 export function emptyFloat32(n: number): Float32Array {
+  if (deviceArrays()) return allocFloat32(n);
   if (n < 1024) return new Float32Array(n); // small: zeroing is free and the pool is not worth it
   const buf = Buffer.allocUnsafeSlow(n * 4);
   return new Float32Array(buf.buffer, buf.byteOffset, n);
@@ -92,11 +94,11 @@ export class Tensor {
   }
 
   static zeros(shape: Shape, requiresGrad = false): Tensor {
-    return new Tensor(new Float32Array(numel(shape)), shape, requiresGrad);
+    return new Tensor(allocFloat32(numel(shape)), shape, requiresGrad);
   }
 
   static full(shape: Shape, value: number, requiresGrad = false): Tensor {
-    return new Tensor(new Float32Array(numel(shape)).fill(value), shape, requiresGrad);
+    return new Tensor(allocFloat32(numel(shape)).fill(value), shape, requiresGrad);
   }
 
   static ones(shape: Shape, requiresGrad = false): Tensor { return Tensor.full(shape, 1, requiresGrad); }

@@ -6,6 +6,7 @@ import { broadcastShapes, padShape } from "../../tensor/shape.js";
 import { describeValue } from "../../util/describe.js";
 import { gradBuffer, record } from "../engine.js";
 import { asTensor, reduceToShape } from "./util.js";
+import { allocFloat32 } from "../../tensor/host-arrays.js";
 
 /** out = x * alpha + beta for a tensor and a numeric constant (no broadcasting needed). */
 function scalarAffine(name: string, x: Tensor, alpha: number, beta: number): Tensor {
@@ -62,7 +63,7 @@ export function sub(a: Tensor | number, b: Tensor | number): Tensor {
     let gb: Float32Array | null = null;
     if (needs[1]) {
       const r = reduceToShape(g, out.shape, b.shape);
-      gb = new Float32Array(r.length);
+      gb = allocFloat32(r.length);
       be.affine(r, -1, 0, gb);
     }
     return [ga, gb];
@@ -113,7 +114,7 @@ export function div(a: Tensor | number, b: Tensor | number): Tensor {
       const u = gradBuffer(out.size);
       be.binary("div", t, out.shape, bt.data, bPad, u, out.shape);
       const r = reduceToShape(u, out.shape, bt.shape);
-      gb = new Float32Array(r.length);
+      gb = allocFloat32(r.length);
       be.affine(r, -1, 0, gb);
     }
     return [ga, gb];

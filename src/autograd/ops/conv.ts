@@ -5,6 +5,7 @@ import { Tensor } from "../../tensor/tensor.js";
 import { fmt } from "../../tensor/shape.js";
 import { gradBuffer, record } from "../engine.js";
 import { checkTensor, pair } from "./util.js";
+import { allocFloat32 } from "../../tensor/host-arrays.js";
 
 export interface Conv2dOptions {
   stride?: number | readonly [number, number];
@@ -90,13 +91,13 @@ function convolve(name: string, x: Tensor, w: Tensor, b: Tensor | null, p: ConvP
       // Accumulate into existing .grad buffers when both are there (one flag covers dw and db).
       const acc = !!into?.[1] && (!needDb || !!into?.[2]);
       dw = acc ? into![1] : gradBuffer(w.size);
-      db = needDb ? (acc ? into![2] : new Float32Array(o)) : null;
+      db = needDb ? (acc ? into![2] : allocFloat32(o)) : null;
       be.conv2dBackwardWeights(xData, dy, dw!, db, q, acc);
     } else if (needDb) {
       // Bias only: Σ over n, then over oh*ow.
-      const perO = new Float32Array(o * oh * ow);
+      const perO = allocFloat32(o * oh * ow);
       be.sum(dy, 1, rows, o * oh * ow, perO, false);
-      db = new Float32Array(o);
+      db = allocFloat32(o);
       be.sum(perO, o, oh * ow, 1, db, false);
     }
     return b ? [dx, dw, db] : [dx, dw];

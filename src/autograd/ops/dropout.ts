@@ -4,6 +4,7 @@ import { Tensor } from "../../tensor/tensor.js";
 import type { Rng } from "../../tensor/random.js";
 import { record } from "../engine.js";
 import { checkTensor } from "./util.js";
+import { allocFloat32 } from "../../tensor/host-arrays.js";
 
 /** Identity when not training or p = 0 (returns x itself, like torch). The mask draws one rng.uniform() per element. */
 export function dropout(x: Tensor, p: number, rng: Rng, training: boolean): Tensor {
@@ -11,7 +12,7 @@ export function dropout(x: Tensor, p: number, rng: Rng, training: boolean): Tens
   if (!(p >= 0 && p <= 1)) throw new Error(`dropout: probability ${p} must be in [0, 1]`);
   if (!training || p === 0) return x;
   const be = getBackend();
-  const mask = new Float32Array(x.size);
+  const mask = allocFloat32(x.size);
   if (p < 1) {
     const keep = 1 / (1 - p);
     for (let i = 0; i < mask.length; i++) mask[i] = rng.uniform() < p ? 0 : keep;
@@ -19,7 +20,7 @@ export function dropout(x: Tensor, p: number, rng: Rng, training: boolean): Tens
   const out = Tensor.zeros(x.shape);
   be.binary("mul", x.data, x.shape, mask, x.shape, out.data, x.shape);
   return record(out, "dropout", [x], (g) => {
-    const dx = new Float32Array(x.size);
+    const dx = allocFloat32(x.size);
     be.binary("mul", g, x.shape, mask, x.shape, dx, x.shape);
     return [dx];
   });

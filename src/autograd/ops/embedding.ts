@@ -4,6 +4,7 @@ import { Tensor } from "../../tensor/tensor.js";
 import { fmt } from "../../tensor/shape.js";
 import { record } from "../engine.js";
 import { checkTensor, toIndices } from "./util.js";
+import { allocFloat32 } from "../../tensor/host-arrays.js";
 
 /** weight [V, D], ids of any shape holding integers in 0..V-1 -> [...ids.shape, D]. */
 export function embedding(weight: Tensor, ids: Tensor): Tensor {
@@ -17,7 +18,7 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   be.gather(weight.data, idx, d, out.data);
   // ids are indices, not values: they never receive a gradient.
   return record(out, "embedding", [weight], (g, _needs, into) => {
-    const dw = into?.[0] ?? new Float32Array(weight.size); // scatter-add accumulates by nature
+    const dw = into?.[0] ?? allocFloat32(weight.size); // scatter-add accumulates by nature
     be.scatterAdd(g, idx, d, dw);
     return [dw];
   });

@@ -5,6 +5,7 @@ import { fmt, numel, sameShape } from "../../tensor/shape.js";
 import { gradBuffer, record } from "../engine.js";
 import { checkTensor } from "./util.js";
 import { heldTranspose, THIN_ROWS } from "../weight-layouts.js";
+import { allocFloat32 } from "../../tensor/host-arrays.js";
 
 export interface MatmulOptions {
   /** Use a's last two axes transposed: a is stored [..., k, m]. */
@@ -61,7 +62,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     }
     if (needs[1]) {
       // Overwritten, except by the per-batch loop which accumulates into zeros.
-      db = bShared && transA ? new Float32Array(b.size) : gradBuffer(b.size);
+      db = bShared && transA ? allocFloat32(b.size) : gradBuffer(b.size);
       if (bShared && !transA) {
         // Sum over the batch folds into one product over batch*m rows.
         if (!transB) be.matmul(a.data, g, db, 1, k, batch * m, n, true, false, false);
@@ -122,7 +123,7 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
       be.matmul(g, xData, dw, 1, outF, rows, inF, true, false, dw === into?.[1]);
     }
     if (bias && needs[2]) {
-      db = into?.[2] ?? new Float32Array(outF); // db = Σ_rows g
+      db = into?.[2] ?? allocFloat32(outF); // db = Σ_rows g
       be.sum(g, 1, rows, outF, db, db === into?.[2]);
     }
     return bias ? [dx, dw, db] : [dx, dw];

@@ -4,6 +4,7 @@ import { Tensor } from "../../tensor/tensor.js";
 import { fmt, numel } from "../../tensor/shape.js";
 import { gradBuffer, record } from "../engine.js";
 import { checkTensor } from "./util.js";
+import { allocFloat32 } from "../../tensor/host-arrays.js";
 
 /** gamma/beta of a normalisation, defaulting to 1 and 0 (torch's affine=false) and checked to be [size]. */
 function affineParams(op: string, x: Tensor, gamma: Tensor | null, beta: Tensor | null, size: number): [Tensor, Tensor] {
@@ -29,14 +30,14 @@ export function layerNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, 
   const [g, b] = affineParams("layerNorm", x, gamma, beta, cols);
   const be = getBackend();
   const out = Tensor.empty(x.shape); // overwritten by the kernel
-  const mu = new Float32Array(rows);
-  const rstd = new Float32Array(rows);
+  const mu = allocFloat32(rows);
+  const rstd = allocFloat32(rows);
   be.layerNorm(x.data, g.data, b.data, rows, cols, eps, out.data, mu, rstd);
   return record(out, "layerNorm", [x, g, b], (dy, needs) => {
     // The kernel produces all three gradients together; unneeded ones are dropped.
     const dx = gradBuffer(x.size); // overwritten; dg and db accumulate, so they start at zero
-    const dg = new Float32Array(cols);
-    const db = new Float32Array(cols);
+    const dg = allocFloat32(cols);
+    const db = allocFloat32(cols);
     be.layerNormBackward(x.data, g.data, dy, mu, rstd, rows, cols, dx, dg, db, false);
     return [needs[0] ? dx : null, needs[1] ? dg : null, needs[2] ? db : null];
   });
@@ -58,13 +59,13 @@ export function groupNorm(x: Tensor, groups: number, gamma: Tensor | null, beta:
   const [g, b] = affineParams("groupNorm", x, gamma, beta, c);
   const be = getBackend();
   const out = Tensor.zeros(x.shape);
-  const mu = new Float32Array(n * groups);
-  const rstd = new Float32Array(n * groups);
+  const mu = allocFloat32(n * groups);
+  const rstd = allocFloat32(n * groups);
   be.groupNorm(x.data, g.data, b.data, n, c, hw, groups, eps, out.data, mu, rstd);
   return record(out, "groupNorm", [x, g, b], (dy, needs) => {
-    const dx = new Float32Array(x.size);
-    const dg = new Float32Array(c);
-    const db = new Float32Array(c);
+    const dx = allocFloat32(x.size);
+    const dg = allocFloat32(c);
+    const db = allocFloat32(c);
     be.groupNormBackward(x.data, g.data, dy, mu, rstd, n, c, hw, groups, dx, dg, db, false);
     return [needs[0] ? dx : null, needs[1] ? dg : null, needs[2] ? db : null];
   });
@@ -93,16 +94,16 @@ export function batchNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, 
 
   if (training) {
     if (count <= 1) throw new Error(`batchNorm: input ${fmt(x.shape)} has ${count} value per channel; training needs more than 1`);
-    const mu = new Float32Array(c);
-    const variance = new Float32Array(c);
-    const rstd = new Float32Array(c);
+    const mu = allocFloat32(c);
+    const variance = allocFloat32(c);
+    const rstd = allocFloat32(c);
     be.batchNormTrain(x.data, g.data, b.data, n, c, hw, eps, out.data, mu, variance, rstd);
     if (runningMean) be.axpby(momentum, mu, 1 - momentum, runningMean.data);
     if (runningVar) be.axpby(momentum * count / (count - 1), variance, 1 - momentum, runningVar.data);
     return record(out, "batchNorm", [x, g, b], (dy, needs) => {
-      const dx = new Float32Array(x.size);
-      const dg = new Float32Array(c);
-      const db = new Float32Array(c);
+      const dx = allocFloat32(x.size);
+      const dg = allocFloat32(c);
+      const db = allocFloat32(c);
       be.batchNormBackward(x.data, g.data, dy, mu, rstd, n, c, hw, dx, dg, db, false);
       return [needs[0] ? dx : null, needs[1] ? dg : null, needs[2] ? db : null];
     });
@@ -116,32 +117,32 @@ export function batchNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, 
     // Statistics are constants here: y = (x - m) rstd γ + β is affine per channel.
     const shape3 = [n, c, hw];
     const chan = [1, c, 1];
-    const varEps = new Float32Array(c);
+    const varEps = allocFloat32(c);
     be.affine(rv, 1, eps, varEps);
-    const std = new Float32Array(c);
+    const std = allocFloat32(c);
     be.unary("sqrt", varEps, std);
-    const rstd = new Float32Array(c);
+    const rstd = allocFloat32(c);
     be.binary("div", new Float32Array([1]), [1], std, [c], rstd, [c]);
     let dx: Float32Array | null = null;
     let dg: Float32Array | null = null;
     let db: Float32Array | null = null;
     if (needs[0]) {
-      const scale = new Float32Array(c);
+      const scale = allocFloat32(c);
       be.binary("mul", g.data, [c], rstd, [c], scale, [c]);
-      dx = new Float32Array(x.size);
+      dx = allocFloat32(x.size);
       be.binary("mul", dy, shape3, scale, chan, dx, shape3);
     }
     const reduceNHW = (t: Float32Array): Float32Array => {
-      const perC = new Float32Array(c * hw);
+      const perC = allocFloat32(c * hw);
       be.sum(t, 1, n, c * hw, perC, false);
-      const r = new Float32Array(c);
+      const r = allocFloat32(c);
       be.sum(perC, c, hw, 1, r, false);
       return r;
     };
     if (needs[1]) {
-      const xh = new Float32Array(x.size);
+      const xh = allocFloat32(x.size);
       be.binary("sub", x.data, shape3, rm, chan, xh, shape3);
-      const t = new Float32Array(x.size);
+      const t = allocFloat32(x.size);
       be.binary("mul", xh, shape3, rstd, chan, t, shape3);
       be.binary("mul", t, shape3, dy, shape3, xh, shape3);
       dg = reduceNHW(xh);

@@ -6,6 +6,7 @@ import { Tensor } from "../../tensor/tensor.js";
 import { fmt } from "../../tensor/shape.js";
 import { record } from "../engine.js";
 import { checkTensor, pair } from "./util.js";
+import { allocFloat32 } from "../../tensor/host-arrays.js";
 
 type Size2 = number | readonly [number, number];
 
@@ -33,7 +34,7 @@ export function maxPool2d(x: Tensor, kernel: Size2, stride?: Size2, padding: Siz
   const argmax = new Int32Array(out.size);
   be.maxPool2d(x.data, p, out.data, argmax);
   return record(out, "maxPool2d", [x], (dy) => {
-    const dx = new Float32Array(x.size);
+    const dx = allocFloat32(x.size);
     be.maxPool2dBackward(dy, argmax, p, dx, false);
     return [dx];
   });
@@ -45,7 +46,7 @@ export function avgPool2d(x: Tensor, kernel: Size2, stride?: Size2, padding: Siz
   const out = Tensor.zeros([p.n, p.c, p.oh, p.ow]);
   be.avgPool2d(x.data, p, out.data);
   return record(out, "avgPool2d", [x], (dy) => {
-    const dx = new Float32Array(x.size);
+    const dx = allocFloat32(x.size);
     be.avgPool2dBackward(dy, p, dx, false);
     return [dx];
   });

@@ -4,6 +4,7 @@ import { Tensor } from "../../tensor/tensor.js";
 import { fmt, normAxis, numel } from "../../tensor/shape.js";
 import { record } from "../engine.js";
 import { broadcastTo, checkTensor, sumAxes } from "./util.js";
+import { allocFloat32 } from "../../tensor/host-arrays.js";
 
 /** Sorted unique non-negative axes; all axes when `axis` is undefined. */
 function normAxes(op: string, x: Tensor, axis: number | readonly number[] | undefined): number[] {
@@ -37,10 +38,10 @@ export function mean(x: Tensor, axis?: number | readonly number[], keepdim = fal
   const { keep, out: outShape } = reducedShapes(x, axes, keepdim);
   const be = getBackend();
   const s = sumAxes(x.data, x.shape, axes);
-  const out = new Tensor(new Float32Array(s.length), outShape);
+  const out = new Tensor(allocFloat32(s.length), outShape);
   be.affine(s, 1 / count, 0, out.data);
   return record(out, "mean", [x], (g) => {
-    const scaled = new Float32Array(g.length);
+    const scaled = allocFloat32(g.length);
     be.affine(g, 1 / count, 0, scaled);
     return [broadcastTo(scaled, keep, x.shape)];
   });
@@ -65,7 +66,7 @@ export function max(x: Tensor, axis: number, keepdim = false): Tensor {
     for (let o = 0; o < outer; o++) {
       for (let j = 0; j < inner; j++) ids[o * inner + j] = (o * mid + argmax[o * inner + j]) * inner + j;
     }
-    const dx = new Float32Array(x.size);
+    const dx = allocFloat32(x.size);
     be.scatterAdd(g, ids, 1, dx);
     return [dx];
   });

@@ -4,6 +4,7 @@ import { getBackend } from "../../backend/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { fmt, numel, padShape, type Shape } from "../../tensor/shape.js";
 import { describeValue } from "../../util/describe.js";
+import { allocFloat32 } from "../../tensor/host-arrays.js";
 
 /**
  * Sums `g` (shape `from`) over the axes that broadcasting expanded, giving an array of shape `to`.
@@ -34,7 +35,7 @@ export function sumAxes(x: Float32Array, shape: Shape, axes: readonly number[]):
     const outer = numel(cur.slice(0, d));
     const mid = numel(cur.slice(d, e));
     const inner = numel(cur.slice(e));
-    const out = new Float32Array(outer * inner);
+    const out = allocFloat32(outer * inner);
     getBackend().sum(data, outer, mid, inner, out, false);
     data = out;
     cur = [...cur.slice(0, d), ...new Array<number>(e - d).fill(1), ...cur.slice(e)];
@@ -47,7 +48,7 @@ const ZERO = new Float32Array([0]);
 
 /** Expands `g` of shape `from` (same rank, 1s where broadcast) to `to` with a broadcasting add of 0. */
 export function broadcastTo(g: Float32Array, from: Shape, to: Shape): Float32Array {
-  const out = new Float32Array(numel(to));
+  const out = allocFloat32(numel(to));
   getBackend().binary("add", g, padShape(from, to.length), ZERO, new Array<number>(to.length).fill(1), out, to);
   return out;
 }

@@ -1,26 +1,15 @@
-// The webgpu backend: each kernel below packs its operands into one command buffer for this thread's
-// GPU thread and copies the results back into the caller's arrays (tensors live in host memory, as
-// the Backend interface requires).
+// The webgpu backend: each kernel below describes its operands and passes for this thread's GPU
+// thread (gpu.ts). Arrays from the backend's factory (hostArrays) stay on the device; plain arrays
+// are uploaded and, when written, read back before the kernel returns.
 import type { Backend } from "../backend.js";
 import { broadcastStrides } from "../strides.js";
-import { buf, Gpu, out, params, type GpuOptions } from "./gpu.js";
+import { buf, Gpu, out, params, type GpuCounts, type GpuOptions } from "./gpu.js";
 import type { GpuInit } from "./protocol.js";
 import * as ew from "./kernels-elementwise.js";
 import * as rows from "./kernels-rows.js";
-import { matmulShader } from "./kernels-matmul.js";
+import { matmulBlock, matmulShader } from "./kernels-matmul.js";
 import * as conv from "./kernels-conv.js";
 import * as norm from "./kernels-norm.js";
-
-type Gpu32 = Float32Array | Int32Array;
-
-function copyInto(dst: Gpu32, src: ArrayBuffer): void {
-  dst.set(dst instanceof Int32Array ? new Int32Array(src) : new Float32Array(src));
-}
-
-/** Copies each read-back buffer into its destination array. */
-function land(results: ArrayBuffer[], ...dsts: Gpu32[]): void {
-  dsts.forEach((d, i) => copyInto(d, results[i]));
-}
 
 function u(flag: boolean): number {
   return flag ? 1 : 0;
@@ -35,6 +24,8 @@ function checkIds(ids: Int32Array, limit: number, what: string, noun: string): v
 export interface WebGpuBackend extends Backend {
   /** The adapter's name and the Dawn backend it came from. */
   readonly adapter: string;
+  /** Host <-> device traffic so far. */
+  readonly counts: Readonly<GpuCounts>;
   /** Ends the GPU thread; the backend cannot be used afterwards. */
   close(): void;
 }
@@ -43,68 +34,71 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
   const g = new Gpu(init, opts);
   const wg = g.wg;
   /** In-place-or-accumulate output: its old contents are needed only when accumulating. */
-  const dest = (o: Float32Array, acc: boolean) => (acc ? buf(o) : out(o.length));
+  const dest = (o: Float32Array, acc: boolean) => (acc ? buf(o) : out(o));
+  // Stands in for an absent optional operand (bias, velocity): a constant uploaded once.
+  const NONE = g.pin(new Float32Array(1));
 
   const b: WebGpuBackend = {
     name: "webgpu",
     adapter: g.adapter,
+    counts: g.counts,
+    ...(g.resident ? { hostArrays: g.resident } : {}),
     close: () => g.close(),
 
     matmul(a, bm, o, batch, m, k, n, transA, transB, accumulate, bBroadcast = false, bias = null) {
       const t = g.tile;
+      const edge = matmulBlock(t);
       const pass = {
         shader: g.shader(matmulShader(t)), bindings: [0, 1, 2, 3],
         params: params(m, [k, n, u(transA), u(transB), u(accumulate), u(bBroadcast), u(bias !== null)], []),
-        groups: [Math.ceil(n / t), Math.ceil(m / t), batch] as [number, number, number],
+        groups: [Math.ceil(n / edge), Math.ceil(m / edge), batch] as [number, number, number],
       };
       if (batch === 0 || m === 0 || n === 0) return;
-      land(g.run([buf(a), buf(bm), buf(bias ?? new Float32Array(1)), dest(o, accumulate)], [pass], [3], "matmul"), o);
+      g.run([buf(a), buf(bm), buf(bias ?? NONE), dest(o, accumulate)], [pass], [3], "matmul");
     },
 
     conv2d(x, w, bias, o, p) {
-      land(g.run([buf(x), buf(w), buf(bias ?? new Float32Array(1)), out(o.length)],
-        [g.pass(conv.conv2dShader(wg), [0, 1, 2, 3], o.length, [...conv.geometry(p), u(bias !== null)])], [3], "conv2d"), o);
+      g.run([buf(x), buf(w), buf(bias ?? NONE), out(o)],
+        [g.pass(conv.conv2dShader(wg), [0, 1, 2, 3], o.length, [...conv.geometry(p), u(bias !== null)])], [3], "conv2d");
     },
 
     conv2dBackwardData(dy, w, dx, p, accumulate) {
-      land(g.run([buf(dy), buf(w), dest(dx, accumulate)],
+      g.run([buf(dy), buf(w), dest(dx, accumulate)],
         [g.pass(conv.conv2dBackwardDataShader(wg), [0, 1, 2], dx.length, [...conv.geometry(p), u(accumulate)])], [2],
-        "conv2dBackwardData"), dx);
+        "conv2dBackwardData");
     },
 
     conv2dBackwardWeights(x, dy, dw, db, p, accumulate) {
       const geo = [...conv.geometry(p), u(accumulate)];
       const passes = [g.pass(conv.conv2dBackwardWeightsShader(wg), [0, 1, 2], dw.length, geo)];
       if (db) passes.push(g.pass(conv.conv2dBackwardBiasShader(wg), [1, 3], db.length, geo));
-      const r = g.run([buf(x), buf(dy), dest(dw, accumulate), dest(db ?? new Float32Array(1), accumulate)], passes,
+      g.run([buf(x), buf(dy), dest(dw, accumulate), dest(db ?? NONE, accumulate)], passes,
         db ? [2, 3] : [2], "conv2dBackwardWeights");
-      land(r, ...(db ? [dw, db] : [dw]));
     },
 
     maxPool2d(x, p, o, argmax) {
-      land(g.run([buf(x), out(o.length), out(argmax.length)], [g.pass(conv.maxPoolShader(wg), [0, 1, 2], o.length,
-        conv.geometry(p))], [1, 2], "maxPool2d"), o, argmax);
+      g.run([buf(x), out(o), out(argmax)], [g.pass(conv.maxPoolShader(wg), [0, 1, 2], o.length,
+        conv.geometry(p))], [1, 2], "maxPool2d");
     },
 
     maxPool2dBackward(dy, argmax, p, dx, accumulate) {
-      land(g.run([buf(dy), buf(argmax), dest(dx, accumulate)], [g.pass(conv.maxPoolBackwardShader(wg), [0, 1, 2], dx.length,
-        [...conv.geometry(p), u(accumulate)])], [2], "maxPool2dBackward"), dx);
+      g.run([buf(dy), buf(argmax), dest(dx, accumulate)], [g.pass(conv.maxPoolBackwardShader(wg), [0, 1, 2], dx.length,
+        [...conv.geometry(p), u(accumulate)])], [2], "maxPool2dBackward");
     },
 
     avgPool2d(x, p, o) {
-      land(g.run([buf(x), out(o.length)], [g.pass(conv.avgPoolShader(wg), [0, 1], o.length, conv.geometry(p))], [1],
-        "avgPool2d"), o);
+      g.run([buf(x), out(o)], [g.pass(conv.avgPoolShader(wg), [0, 1], o.length, conv.geometry(p))], [1],
+        "avgPool2d");
     },
 
     avgPool2dBackward(dy, p, dx, accumulate) {
-      land(g.run([buf(dy), dest(dx, accumulate)], [g.pass(conv.avgPoolBackwardShader(wg), [0, 1], dx.length,
-        [...conv.geometry(p), u(accumulate)])], [1], "avgPool2dBackward"), dx);
+      g.run([buf(dy), dest(dx, accumulate)], [g.pass(conv.avgPoolBackwardShader(wg), [0, 1], dx.length,
+        [...conv.geometry(p), u(accumulate)])], [1], "avgPool2dBackward");
     },
 
     groupNorm(x, gamma, beta, n, c, hw, groups, eps, o, mean, rstd) {
-      land(g.run([buf(x), buf(gamma), buf(beta), out(o.length), out(n * groups), out(n * groups)],
-        [g.pass(norm.groupNormShader(wg), [0, 1, 2, 3, 4, 5], n * groups, [c, hw, groups], [eps])], [3, 4, 5], "groupNorm"),
-      o, mean, rstd);
+      g.run([buf(x), buf(gamma), buf(beta), out(o), out(mean), out(rstd)],
+        [g.pass(norm.groupNormShader(wg), [0, 1, 2, 3, 4, 5], n * groups, [c, hw, groups], [eps])], [3, 4, 5], "groupNorm");
     },
 
     groupNormBackward(x, gamma, dy, mean, rstd, n, c, hw, groups, dx, dgamma, dbeta, accumulate) {
@@ -112,25 +106,24 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
         g.pass(norm.groupNormBackwardDxShader(wg), [0, 1, 2, 3, 4, 5], n * groups, [c, hw, groups, u(accumulate)]),
         g.pass(norm.groupNormBackwardParamsShader(wg), [0, 2, 3, 4, 6, 7], c, [n, hw, groups]),
       ];
-      land(g.run([buf(x), buf(gamma), buf(dy), buf(mean), buf(rstd), dest(dx, accumulate), buf(dgamma), buf(dbeta)],
-        passes, [5, 6, 7], "groupNormBackward"), dx, dgamma, dbeta);
+      g.run([buf(x), buf(gamma), buf(dy), buf(mean), buf(rstd), dest(dx, accumulate), buf(dgamma), buf(dbeta)],
+        passes, [5, 6, 7], "groupNormBackward");
     },
 
     batchNormTrain(x, gamma, beta, n, c, hw, eps, o, mean, variance, rstd) {
-      land(g.run([buf(x), buf(gamma), buf(beta), out(o.length), out(c), out(c), out(c)],
-        [g.pass(norm.batchNormTrainShader(wg), [0, 1, 2, 3, 4, 5, 6], c, [n, hw], [eps])], [3, 4, 5, 6], "batchNormTrain"),
-      o, mean, variance, rstd);
+      g.run([buf(x), buf(gamma), buf(beta), out(o), out(mean), out(variance), out(rstd)],
+        [g.pass(norm.batchNormTrainShader(wg), [0, 1, 2, 3, 4, 5, 6], c, [n, hw], [eps])], [3, 4, 5, 6], "batchNormTrain");
     },
 
     batchNormInference(x, gamma, beta, mean, variance, _n, c, hw, eps, o) {
-      land(g.run([buf(x), buf(gamma), buf(beta), buf(mean), buf(variance), out(o.length)],
-        [g.pass(norm.batchNormInferenceShader(wg), [0, 1, 2, 3, 4, 5], o.length, [c, hw], [eps])], [5], "batchNormInference"), o);
+      g.run([buf(x), buf(gamma), buf(beta), buf(mean), buf(variance), out(o)],
+        [g.pass(norm.batchNormInferenceShader(wg), [0, 1, 2, 3, 4, 5], o.length, [c, hw], [eps])], [5], "batchNormInference");
     },
 
     batchNormBackward(x, gamma, dy, mean, rstd, n, c, hw, dx, dgamma, dbeta, accumulate) {
-      land(g.run([buf(x), buf(gamma), buf(dy), buf(mean), buf(rstd), dest(dx, accumulate), buf(dgamma), buf(dbeta)],
+      g.run([buf(x), buf(gamma), buf(dy), buf(mean), buf(rstd), dest(dx, accumulate), buf(dgamma), buf(dbeta)],
         [g.pass(norm.batchNormBackwardShader(wg), [0, 1, 2, 3, 4, 5, 6, 7], c, [n, hw, u(accumulate)])], [5, 6, 7],
-        "batchNormBackward"), dx, dgamma, dbeta);
+        "batchNormBackward");
     },
 
     binary(op, a, aShape, bb, bShape, o, outShape) {
@@ -139,46 +132,46 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
         throw new Error(`webgpu binary: ranks of ${aShape.length}, ${bShape.length} and ${rank} differ (pad with leading 1s)`);
       }
       const shapes = Uint32Array.from([...outShape, ...broadcastStrides(aShape, outShape), ...broadcastStrides(bShape, outShape)]);
-      land(g.run([buf(a), buf(bb), buf(shapes), out(o.length)],
-        [g.pass(ew.binaryShader(wg, op), [0, 1, 2, 3], o.length, [rank])], [3], `binary ${op}`), o);
+      g.run([buf(a), buf(bb), buf(shapes), out(o)],
+        [g.pass(ew.binaryShader(wg, op), [0, 1, 2, 3], o.length, [rank])], [3], `binary ${op}`);
     },
 
     unary(op, x, o) {
-      land(g.run([buf(x), out(o.length)], [g.pass(ew.unaryShader(wg, op), [0, 1], x.length, [])], [1], `unary ${op}`), o);
+      g.run([buf(x), out(o)], [g.pass(ew.unaryShader(wg, op), [0, 1], x.length, [])], [1], `unary ${op}`);
     },
 
     unaryBackward(op, x, y, dy, dx, accumulate) {
-      land(g.run([buf(x), buf(y), buf(dy), dest(dx, accumulate)],
-        [g.pass(ew.unaryBackwardShader(wg, op), [0, 1, 2, 3], x.length, [u(accumulate)])], [3], `unaryBackward ${op}`), dx);
+      g.run([buf(x), buf(y), buf(dy), dest(dx, accumulate)],
+        [g.pass(ew.unaryBackwardShader(wg, op), [0, 1, 2, 3], x.length, [u(accumulate)])], [3], `unaryBackward ${op}`);
     },
 
     axpby(alpha, x, beta, o) {
       const useOld = beta !== 0;
-      land(g.run([buf(x), dest(o, useOld)], [g.pass(ew.axpbyShader(wg), [0, 1], o.length, [u(useOld)], [alpha, beta])],
-        [1], "axpby"), o);
+      g.run([buf(x), dest(o, useOld)], [g.pass(ew.axpbyShader(wg), [0, 1], o.length, [u(useOld)], [alpha, beta])],
+        [1], "axpby");
     },
 
     affine(x, alpha, beta, o) {
-      land(g.run([buf(x), out(o.length)], [g.pass(ew.affineShader(wg), [0, 1], o.length, [], [alpha, beta])], [1], "affine"), o);
+      g.run([buf(x), out(o)], [g.pass(ew.affineShader(wg), [0, 1], o.length, [], [alpha, beta])], [1], "affine");
     },
 
     sum(x, outer, mid, inner, o, accumulate) {
-      land(g.run([buf(x), dest(o, accumulate)],
-        [g.pass(rows.sumShader(wg), [0, 1], outer * inner, [mid, inner, u(accumulate)])], [1], "sum"), o);
+      g.run([buf(x), dest(o, accumulate)],
+        [g.pass(rows.sumShader(wg), [0, 1], outer * inner, [mid, inner, u(accumulate)])], [1], "sum");
     },
 
     max(x, outer, mid, inner, o, argmax) {
-      land(g.run([buf(x), out(o.length), out(argmax.length)],
-        [g.pass(rows.maxShader(wg), [0, 1, 2], outer * inner, [mid, inner])], [1, 2], "max"), o, argmax);
+      g.run([buf(x), out(o), out(argmax)],
+        [g.pass(rows.maxShader(wg), [0, 1, 2], outer * inner, [mid, inner])], [1, 2], "max");
     },
 
     softmax(x, r, cols, o, log) {
-      land(g.run([buf(x), out(o.length)], [g.pass(rows.softmaxShader(wg), [0, 1], r, [cols, u(log)])], [1], "softmax"), o);
+      g.run([buf(x), out(o)], [g.rowPass(rows.softmaxShader(wg), [0, 1], r, [cols, u(log)])], [1], "softmax");
     },
 
     softmaxBackward(y, dy, r, cols, dx, log, accumulate) {
-      land(g.run([buf(y), buf(dy), dest(dx, accumulate)],
-        [g.pass(rows.softmaxBackwardShader(wg), [0, 1, 2], r, [cols, u(log), u(accumulate)])], [2], "softmaxBackward"), dx);
+      g.run([buf(y), buf(dy), dest(dx, accumulate)],
+        [g.rowPass(rows.softmaxBackwardShader(wg), [0, 1, 2], r, [cols, u(log), u(accumulate)])], [2], "softmaxBackward");
     },
 
     crossEntropy(logits, targets, r, cols, logProbs) {
@@ -191,14 +184,14 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
     },
 
     crossEntropyBackward(logProbs, targets, r, cols, scale, dx, accumulate) {
-      land(g.run([buf(logProbs), buf(targets), dest(dx, accumulate)],
+      g.run([buf(logProbs), buf(targets), dest(dx, accumulate)],
         [g.pass(rows.crossEntropyBackwardShader(wg), [0, 1, 2], r * cols, [cols, u(accumulate)], [scale])], [2],
-        "crossEntropyBackward"), dx);
+        "crossEntropyBackward");
     },
 
     layerNorm(x, gamma, beta, r, cols, eps, o, mean, rstd) {
-      land(g.run([buf(x), buf(gamma), buf(beta), out(o.length), out(r), out(r)],
-        [g.pass(rows.layerNormShader(wg), [0, 1, 2, 3, 4, 5], r, [cols], [eps])], [3, 4, 5], "layerNorm"), o, mean, rstd);
+      g.run([buf(x), buf(gamma), buf(beta), out(o), out(mean), out(rstd)],
+        [g.rowPass(rows.layerNormShader(wg), [0, 1, 2, 3, 4, 5], r, [cols], [eps])], [3, 4, 5], "layerNorm");
     },
 
     layerNormBackward(x, gamma, dy, mean, rstd, r, cols, dx, dgamma, dbeta, accumulate) {
@@ -206,49 +199,48 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
         g.pass(rows.layerNormBackwardDxShader(wg), [0, 1, 2, 3, 4, 5], r, [cols, u(accumulate)]),
         g.pass(rows.layerNormBackwardParamsShader(wg), [0, 2, 3, 4, 6, 7], cols, [r]),
       ];
-      land(g.run([buf(x), buf(gamma), buf(dy), buf(mean), buf(rstd), dest(dx, accumulate), buf(dgamma), buf(dbeta)],
-        passes, [5, 6, 7], "layerNormBackward"), dx, dgamma, dbeta);
+      g.run([buf(x), buf(gamma), buf(dy), buf(mean), buf(rstd), dest(dx, accumulate), buf(dgamma), buf(dbeta)],
+        passes, [5, 6, 7], "layerNormBackward");
     },
 
     gather(table, ids, dim, o) {
       checkIds(ids, table.length / dim, "gather", "id");
-      land(g.run([buf(table), buf(ids), out(o.length)], [g.pass(ew.gatherShader(wg), [0, 1, 2], ids.length * dim, [dim])],
-        [2], "gather"), o);
+      g.run([buf(table), buf(ids), out(o)], [g.pass(ew.gatherShader(wg), [0, 1, 2], ids.length * dim, [dim])],
+        [2], "gather");
     },
 
     scatterAdd(dy, ids, dim, dtable) {
       checkIds(ids, dtable.length / dim, "scatterAdd", "id");
-      land(g.run([buf(dy), buf(ids), buf(dtable)],
-        [g.pass(ew.scatterAddShader(wg), [0, 1, 2], dtable.length, [dim, ids.length])], [2], "scatterAdd"), dtable);
+      g.run([buf(dy), buf(ids), buf(dtable)],
+        [g.pass(ew.scatterAddShader(wg), [0, 1, 2], dtable.length, [dim, ids.length])], [2], "scatterAdd");
     },
 
     permute(x, shape, perm, o, accumulate) {
       const xStrides = broadcastStrides(shape, shape);
       const s = Uint32Array.from([...perm.map((p) => shape[p]), ...perm.map((p) => xStrides[p])]);
-      land(g.run([buf(x), buf(s), dest(o, accumulate)],
-        [g.pass(ew.permuteShader(wg), [0, 1, 2], o.length, [shape.length, u(accumulate)])], [2], "permute"), o);
+      g.run([buf(x), buf(s), dest(o, accumulate)],
+        [g.pass(ew.permuteShader(wg), [0, 1, 2], o.length, [shape.length, u(accumulate)])], [2], "permute");
     },
 
     causalMask(x, batch, t, value, o) {
-      land(g.run([buf(x), out(o.length)], [g.pass(ew.causalMaskShader(wg), [0, 1], batch * t * t, [t], [value])], [1],
-        "causalMask"), o);
+      g.run([buf(x), out(o)], [g.pass(ew.causalMaskShader(wg), [0, 1], batch * t * t, [t], [value])], [1],
+        "causalMask");
     },
 
     sgdStep(w, gr, v, lr, momentum, dampening, weightDecay, nesterov, firstStep) {
       const useV = momentum !== 0;
       if (useV && !v) throw new Error("sgdStep: momentum needs a velocity buffer");
-      const vb = useV && v ? v : new Float32Array(1);
-      land(g.run([buf(w), buf(gr), buf(vb)], [g.pass(rows.sgdShader(wg), [0, 1, 2], w.length,
-        [u(useV), u(nesterov), u(firstStep)], [lr, momentum, dampening, weightDecay])], useV ? [0, 2] : [0], "sgdStep"),
-      ...(useV ? [w, vb] : [w]));
+      const vb = useV && v ? v : NONE;
+      g.run([buf(w), buf(gr), buf(vb)], [g.pass(rows.sgdShader(wg), [0, 1, 2], w.length,
+        [u(useV), u(nesterov), u(firstStep)], [lr, momentum, dampening, weightDecay])], useV ? [0, 2] : [0], "sgdStep");
     },
 
     adamwStep(w, gr, m, v, lr, beta1, beta2, eps, weightDecay, step) {
       // The bias corrections and step size are computed once in float64, as the reference does.
       const bc1 = 1 - Math.pow(beta1, step);
       const bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, step));
-      land(g.run([buf(w), buf(gr), buf(m), buf(v)], [g.pass(rows.adamwShader(wg), [0, 1, 2, 3], w.length, [],
-        [beta1, beta2, eps, 1 - lr * weightDecay, lr / bc1, bc2Sqrt])], [0, 2, 3], "adamwStep"), w, m, v);
+      g.run([buf(w), buf(gr), buf(m), buf(v)], [g.pass(rows.adamwShader(wg), [0, 1, 2, 3], w.length, [],
+        [beta1, beta2, eps, 1 - lr * weightDecay, lr / bc1, bc2Sqrt])], [0, 2, 3], "adamwStep");
     },
   };
   return b;

@@ -29,18 +29,31 @@ export class GpuChannel {
     this.ready = this.await<GpuReady>("opening the WebGPU adapter");
   }
 
+  /** Sends a request that needs no reply (recorded work) without waiting. */
+  post(req: GpuRequest, what: string): void {
+    this.checkQuiet(what);
+    this.port.postMessage(req);
+  }
+
   call(req: GpuRequest, what: string): ArrayBuffer[] {
-    // A message that arrived between calls is the GPU thread failing on its own (device lost).
-    const stale = receiveMessageOnPort(this.port);
-    if (stale) {
-      const m = stale.message as GpuReply;
-      throw new Error(`webgpu ${what}: ${m.ok ? "a reply nobody asked for" : m.error}`);
-    }
+    this.checkQuiet(what);
     Atomics.store(this.signal, 0, 0);
     this.port.postMessage(req);
     const r = this.await<GpuReply>(what);
     if (!r.ok) throw new Error(`webgpu ${what}: ${r.error}`);
     return r.results;
+  }
+
+  /**
+   * A message that arrived between calls is the GPU thread failing on its own: work recorded
+   * earlier failed, or the device was lost.
+   */
+  private checkQuiet(what: string): void {
+    const stale = receiveMessageOnPort(this.port);
+    if (stale) {
+      const m = stale.message as GpuReply;
+      throw new Error(`webgpu ${what}: ${m.ok ? "a reply nobody asked for" : m.error}`);
+    }
   }
 
   close(): void {

@@ -2,7 +2,7 @@
 // asynchronous and the Backend interface is not, so the compute thread posts a request and blocks on
 // a shared flag (channel.ts); this thread awaits the GPU, posts the reply, then raises the flag.
 import { workerData, type MessagePort } from "node:worker_threads";
-import { MAP_READ, USAGE, type GpuAdapter, type GpuBuffer, type GpuComputePipeline, type GpuDevice,
+import { MAP_READ, USAGE, type GpuAdapter, type GpuBuffer, type GpuComputePipeline, type GpuDevice, type GpuEncoder,
   type GpuInstance, type WebGpuModule } from "./gpu-types.js";
 import { NO_ADAPTER, NO_PACKAGE } from "./messages.js";
 import type { GpuInit, GpuReady, GpuReply, GpuRequest } from "./protocol.js";
@@ -61,55 +61,100 @@ async function openDevice(): Promise<{ device: GpuDevice; ready: GpuReady }> {
 }
 
 const pipelines = new Map<number, GpuComputePipeline>();
+const buffers = new Map<number, GpuBuffer>();
+/** Buffers freed or used once (uniforms, staging) since the last submit: destroyed after it. */
+let retired: GpuBuffer[] = [];
+let encoder: GpuEncoder | null = null;
+let recorded = 0;
+/** Set once the device is destroyed on purpose: its "lost" promise is then no error. */
+let closing = false;
+/**
+ * Passes per command buffer before a submit without waiting: bounds the length of one command
+ * buffer. A fixed count, so where submits fall never depends on timing.
+ */
+const MAX_PASSES_PER_SUBMIT = 256;
 
 function storage(device: GpuDevice, words: number): GpuBuffer {
   // Zero-length tensors still need a bindable buffer.
   return device.createBuffer({ size: Math.max(4, words * 4), usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST });
 }
 
-async function run(device: GpuDevice, req: GpuRequest): Promise<ArrayBuffer[]> {
+function bufferOf(id: number): GpuBuffer {
+  const b = buffers.get(id);
+  if (!b) throw new Error(`buffer ${id} does not exist (freed or never created)`);
+  return b;
+}
+
+function submit(device: GpuDevice): void {
+  if (encoder) device.queue.submit([encoder.finish()]);
+  encoder = null;
+  recorded = 0;
+  // Dawn keeps a destroyed buffer's memory until the submitted work that uses it is done.
+  for (const b of retired) b.destroy();
+  retired = [];
+}
+
+function record(device: GpuDevice, req: GpuRequest): void {
   for (const s of req.shaders) {
     // Each source compiles once per thread, so the synchronous form costs little and keeps order simple.
     pipelines.set(s.id, device.createComputePipeline({
       layout: "auto", compute: { module: device.createShaderModule({ code: s.code }), entryPoint: "main" } }));
   }
-  const owned: GpuBuffer[] = [];
-  const buffers = req.buffers.map((b) => {
-    const buf = storage(device, b.words);
-    owned.push(buf);
-    if (b.data && b.data.length > 0) device.queue.writeBuffer(buf, 0, b.data);
-    return buf;
-  });
-  const enc = device.createCommandEncoder();
+  const enc = (encoder ??= device.createCommandEncoder());
+  for (const c of req.create) {
+    const b = storage(device, c.words);
+    buffers.set(c.id, b);
+    // A new buffer is not used by any recorded pass yet, so writing it ahead of them is safe.
+    if (c.data && c.data.length > 0) device.queue.writeBuffer(b, 0, c.data);
+    if (c.copyOf !== undefined) enc.copyBufferToBuffer(bufferOf(c.copyOf), 0, b, 0, Math.max(4, c.words * 4));
+  }
   for (const p of req.passes) {
     const pipeline = pipelines.get(p.shader);
     if (!pipeline) throw new Error(`shader ${p.shader} was never sent`);
     const uniform = device.createBuffer({ size: Math.max(16, Math.ceil(p.params.length / 4) * 16),
       usage: USAGE.UNIFORM | USAGE.COPY_DST });
-    owned.push(uniform);
+    retired.push(uniform);
     device.queue.writeBuffer(uniform, 0, p.params);
-    const entries = [...p.bindings.map((i) => buffers[i]), uniform].map((buffer, binding) => ({ binding, resource: { buffer } }));
+    const entries = [...p.bindings.map(bufferOf), uniform].map((buffer, binding) => ({ binding, resource: { buffer } }));
     const pass = enc.beginComputePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
     pass.dispatchWorkgroups(...p.groups);
     pass.end();
+    recorded++;
   }
-  const staging = req.read.map((i) => {
-    const size = Math.max(4, req.buffers[i].words * 4);
-    const s = device.createBuffer({ size, usage: USAGE.MAP_READ | USAGE.COPY_DST });
-    owned.push(s);
-    enc.copyBufferToBuffer(buffers[i], 0, s, 0, size);
+}
+
+async function run(device: GpuDevice, req: GpuRequest): Promise<ArrayBuffer[]> {
+  record(device, req);
+  const staging = req.read.map((id) => {
+    const src = bufferOf(id);
+    const s = device.createBuffer({ size: src.size, usage: USAGE.MAP_READ | USAGE.COPY_DST });
+    encoder!.copyBufferToBuffer(src, 0, s, 0, src.size);
     return s;
   });
-  device.queue.submit([enc.finish()]);
+  for (const id of req.free) {
+    retired.push(bufferOf(id));
+    buffers.delete(id);
+  }
+  if (staging.length === 0 && !req.reply) {
+    if (recorded >= MAX_PASSES_PER_SUBMIT) submit(device);
+    return [];
+  }
+  submit(device);
+  if (staging.length === 0) await device.queue.onSubmittedWorkDone();
+  if (req.close) {
+    for (const b of buffers.values()) b.destroy();
+    buffers.clear();
+    closing = true;
+    device.destroy();
+  }
   const results: ArrayBuffer[] = [];
   for (const s of staging) {
     await s.mapAsync(MAP_READ);
     results.push(s.getMappedRange().slice(0));
-    s.unmap();
+    s.destroy();
   }
-  for (const b of owned) b.destroy();
   return results;
 }
 
@@ -123,15 +168,19 @@ async function main(): Promise<void> {
     reply({ ok: false, error: (e as Error).message });
     return;
   }
-  void device.lost.then((info) => reply({ ok: false, error: `GPU device lost: ${info.message}` }));
-  // Requests run one at a time: the compute thread blocks until each reply.
+  void device.lost.then((info) => { if (!closing) reply({ ok: false, error: `GPU device lost: ${info.message}` }); });
+  // Requests run one at a time, in order: a recorded request's error must reach the compute thread
+  // before the reply to a later read. Recorded-only requests answer only when they fail.
+  let queue = Promise.resolve();
   port.on("message", (req: GpuRequest) => {
-    device.pushErrorScope("validation");
-    const done = run(device, req).then((results) => ({ results, error: null }), (e: Error) => ({ results: [], error: e.message }));
-    void done.then(async ({ results, error }) => {
+    queue = queue.then(async () => {
+      device.pushErrorScope("validation");
+      const done = await run(device, req).then((results) => ({ results, error: null }),
+        (e: Error) => ({ results: [], error: e.message }));
       const scoped = await device.popErrorScope();
-      const message = scoped?.message ?? error;
-      reply(message !== null ? { ok: false, error: message } : { ok: true, results });
+      const message = scoped?.message ?? done.error;
+      if (message !== null) reply({ ok: false, error: message });
+      else if (req.read.length > 0 || req.reply) reply({ ok: true, results: done.results });
     });
   });
 }

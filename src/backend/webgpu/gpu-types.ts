@@ -2,6 +2,7 @@
 // optional dependency: the build must not need it (or @webgpu/types) to be installed.
 
 export interface GpuBuffer {
+  readonly size: number;
   mapAsync(mode: number): Promise<void>;
   getMappedRange(): ArrayBuffer;
   unmap(): void;
@@ -31,6 +32,7 @@ export interface GpuDevice {
   readonly queue: {
     writeBuffer(b: GpuBuffer, offset: number, data: ArrayBufferView): void;
     submit(cmds: GpuCommandBuffer[]): void;
+    onSubmittedWorkDone(): Promise<void>;
   };
   createBuffer(d: { size: number; usage: number; mappedAtCreation?: boolean }): GpuBuffer;
   createShaderModule(d: { code: string }): unknown;
@@ -40,6 +42,7 @@ export interface GpuDevice {
   pushErrorScope(filter: "validation" | "out-of-memory" | "internal"): void;
   popErrorScope(): Promise<{ message: string } | null>;
   readonly lost: Promise<{ message: string }>;
+  destroy(): void;
 }
 
 export interface GpuAdapter {

@@ -1,11 +1,37 @@
 // The compute thread's handle on its GPU thread: compiles each WGSL source once, packs uniform blocks,
 // splits 1-D launches over the adapter's per-dimension workgroup limit, and runs one command buffer.
 import { GpuChannel } from "./channel.js";
-import type { BufferSpec, GpuInit, PassSpec } from "./protocol.js";
+import type { CreateSpec, GpuInit, GpuRequest, HostData, PassSpec } from "./protocol.js";
+import { ResidentArrays } from "./resident.js";
+import { hostMemory } from "../../tensor/host-arrays.js";
 
 export interface GpuOptions {
   /** Invocations per workgroup (default: the device's limit, capped at 256; 128 on llvmpipe). */
   invocations?: number;
+  /**
+   * Keep the tensors kernels write on the device until the host reads them (default true). False
+   * is the first slice's path, kept as the oracle: every kernel uploads its operands and reads its
+   * outputs back.
+   */
+  resident?: boolean;
+  /** Record kernels and submit only when the host reads (default true); false waits after each kernel. */
+  batched?: boolean;
+}
+
+/** Counts of host <-> device traffic since the backend opened (tests check they stay O(1) per step). */
+export interface GpuCounts {
+  /** Tensors (Float32 or Int32 operands) copied to the device. */
+  uploads: number;
+  /** Buffers read back to the host. */
+  readbacks: number;
+  /** Times the compute thread waited for the GPU thread. */
+  waits: number;
+}
+
+/** An operand of a kernel call: its host array, and whether the kernel needs its old contents. */
+export interface Operand {
+  array: Float32Array | Int32Array | Uint32Array;
+  keep: boolean;
 }
 
 export class Gpu {
@@ -18,6 +44,14 @@ export class Gpu {
   private readonly shaderIds = new Map<string, number>();
   private nextShader = 0;
   private pending: { id: number; code: string }[] = [];
+  private nextBuffer = 0;
+  private freed: number[] = [];
+  /** Arrays the caller promised never to change (constants): uploaded once. */
+  private readonly pinned = new WeakMap<object, number>();
+  private readonly batched: boolean;
+  readonly resident: ResidentArrays | null;
+  readonly counts: GpuCounts = { uploads: 0, readbacks: 0, waits: 0 };
+  private closed = false;
 
   constructor(init: GpuInit, opts: GpuOptions = {}) {
     this.channel = new GpuChannel(init);
@@ -29,13 +63,28 @@ export class Gpu {
     const limit = ready.maxInvocations;
     const wg = opts.invocations ?? Math.min(limit, 256);
     if (!Number.isInteger(wg) || wg < 64 || wg > limit || (wg & (wg - 1)) !== 0) {
-      this.channel.close();
+      try {
+        this.channel.call({ shaders: [], create: [], passes: [], free: [], read: [], reply: true, close: true }, "closing");
+      } catch {
+        // The error below is the one to report.
+      }
       throw new Error(`webgpu: invocations ${String(opts.invocations)} must be a power of two from 64 to this adapter's limit ${limit}`);
     }
     this.wg = wg;
     this.tile = wg >= 256 ? 16 : 8;
     this.adapter = ready.adapter;
     this.maxGroups = ready.maxGroupsPerDim;
+    this.batched = opts.batched ?? true;
+    this.resident = (opts.resident ?? true) ? new ResidentArrays({
+      readBack: (id, into) => { into.set(new Float32Array(this.read([id], "reading a tensor back")[0])); },
+      retire: (id) => { this.freed.push(id); },
+    }) : null;
+  }
+
+  /** Marks a constant array (never written by anyone) so that it is uploaded once. */
+  pin(a: Float32Array): Float32Array {
+    this.pinned.set(a, -1);
+    return a;
   }
 
   /** The id of a WGSL source, queued for compilation with the next request the first time it is seen. */
@@ -61,11 +110,79 @@ export class Gpu {
     return { shader: this.shader(code), bindings, params: params(items, u, f), groups: this.groups(items) };
   }
 
-  run(buffers: BufferSpec[], passes: PassSpec[], read: readonly number[], what: string): ArrayBuffer[] {
+  /** A pass with one workgroup per row (the kernels built with perRow). */
+  rowPass(code: string, bindings: readonly number[], rows: number, u: readonly number[], f: readonly number[] = []): PassSpec {
+    return { shader: this.shader(code), bindings, params: params(rows, u, f), groups: this.groups(rows * this.wg) };
+  }
+
+  /**
+   * Runs passes over the operands (pass bindings index into them); `written` lists the operands the
+   * passes write. Device-backed arrays (see resident.ts) stay on the device; plain arrays are
+   * uploaded and, when written, read back before this returns.
+   */
+  run(operands: readonly Operand[], passes: PassSpec[], written: readonly number[], what: string): void {
+    const create: CreateSpec[] = [];
+    const temps: number[] = [];
+    const landing: [number, Float32Array | Int32Array | Uint32Array][] = [];
+    const ids = new Map<object, number>(); // arrays already given a buffer in this call
+    const upload = (a: HostData, copyOf?: number): number => {
+      const id = this.nextBuffer++;
+      create.push(copyOf === undefined ? { id, words: a.length, data: a } : { id, words: a.length, copyOf });
+      if (copyOf === undefined && !(a instanceof Uint32Array)) this.counts.uploads++;
+      return id;
+    };
+    // Written operands first, so that an input aliasing an output reads a copy taken before the passes.
+    const order = [...written, ...operands.keys()].filter((i, at, all) => all.indexOf(i) === at);
+    const bound = new Array<number>(operands.length);
+    for (const i of order) {
+      const a = operands[i].array;
+      const isOut = written.includes(i);
+      // An output that is also read through another operand must start from its current values.
+      const keep = operands[i].keep || operands.some((o, j) => o.array === a && !written.includes(j));
+      const slot = this.resident?.slotOf(a);
+      const seen = ids.get(a);
+      if (seen !== undefined) {
+        // The same array again: an input next to an output of it reads a copy of the old values.
+        bound[i] = isOut ? seen : upload(a, seen);
+        if (!isOut) temps.push(bound[i]);
+        continue;
+      }
+      if (slot) {
+        if (slot.id === null) slot.id = isOut && !keep ? this.fresh(create, a.length) : upload(slot.memory);
+        if (isOut) slot.stale = true;
+        bound[i] = slot.id;
+      } else {
+        const pin = a instanceof Float32Array && !isOut ? this.pinned.get(a) : undefined;
+        if (pin !== undefined) {
+          bound[i] = pin >= 0 ? pin : upload(a);
+          this.pinned.set(a, bound[i]);
+        } else {
+          // An array of another device's factory (or a plain one): its current host values.
+          bound[i] = isOut && !keep ? this.fresh(create, a.length) : upload(a instanceof Float32Array ? hostMemory(a) : a);
+          temps.push(bound[i]);
+          if (isOut) landing.push([bound[i], a]);
+        }
+      }
+      ids.set(a, bound[i]);
+    }
+    const mapped = passes.map((p) => ({ ...p, bindings: p.bindings.map((b) => bound[b]) }));
     const shaders = this.pending;
     this.pending = [];
+    const req: GpuRequest = { shaders, create, passes: mapped, free: this.freed, read: landing.map(([id]) => id),
+      reply: !this.batched };
+    this.freed = temps;
     try {
-      return this.channel.call({ shaders, buffers, passes, read }, what);
+      if (req.read.length === 0 && this.batched) {
+        if (this.closed) throw new Error(`webgpu ${what}: the backend was closed`);
+        this.channel.post(req, what);
+        return;
+      }
+      const results = this.wait(req, what);
+      landing.forEach(([, a], k) => {
+        a.set(a instanceof Int32Array ? new Int32Array(results[k]) : a instanceof Uint32Array ? new Uint32Array(results[k])
+          : new Float32Array(results[k]));
+      });
+      this.counts.readbacks += landing.length;
     } catch (e) {
       // The shaders may not have compiled; send them again with the next request.
       for (const s of shaders) this.shaderIds.delete(s.code);
@@ -73,8 +190,37 @@ export class Gpu {
     }
   }
 
+  /** Reads buffers back, submitting everything recorded before. */
+  read(ids: number[], what: string): ArrayBuffer[] {
+    const req: GpuRequest = { shaders: [], create: [], passes: [], free: this.freed, read: ids, reply: true };
+    this.freed = [];
+    const r = this.wait(req, what);
+    this.counts.readbacks += ids.length;
+    return r;
+  }
+
+  private wait(req: GpuRequest, what: string): ArrayBuffer[] {
+    if (this.closed) throw new Error(`webgpu ${what}: the backend was closed`);
+    this.counts.waits++;
+    return this.channel.call(req, what);
+  }
+
+  private fresh(create: CreateSpec[], words: number): number {
+    const id = this.nextBuffer++;
+    create.push({ id, words });
+    return id;
+  }
+
   close(): void {
-    this.channel.close();
+    // The GPU thread finishes recorded work, frees every buffer and destroys the device. The thread
+    // itself is left parked (it never keeps the process alive): terminating a thread that holds a
+    // Dawn instance crashed the process now and then (SIGSEGV, SIGABRT) when several were closed.
+    try {
+      this.wait({ shaders: [], create: [], passes: [], free: [], read: [], reply: true, close: true }, "closing");
+    } catch {
+      // A failed device is closed all the same.
+    }
+    this.closed = true;
   }
 }
 
@@ -87,11 +233,12 @@ export function params(n: number, u: readonly number[], f: readonly number[]): U
   return words;
 }
 
-/** A buffer created from `data`, or (no data) a zeroed one of `words` words. */
-export function buf(data: Float32Array | Int32Array | Uint32Array): BufferSpec {
-  return { words: data.length, data };
+/** An operand whose contents the kernel reads (inputs, and outputs it adds into or updates in place). */
+export function buf(array: Float32Array | Int32Array | Uint32Array): Operand {
+  return { array, keep: true };
 }
 
-export function out(words: number): BufferSpec {
-  return { words };
+/** An output the kernel overwrites entirely. */
+export function out(array: Float32Array | Int32Array): Operand {
+  return { array, keep: false };
 }

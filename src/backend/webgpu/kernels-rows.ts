@@ -1,7 +1,7 @@
-// WGSL for the kernels with one invocation per row or per reduced output: sum and max over the
-// middle axis, (log-)softmax and its backward, cross-entropy's backward, layer norm, and the
-// optimizer steps (one invocation per weight).
-import { perItem, store } from "./wgsl.js";
+// WGSL for the row kernels: (log-)softmax and its backward and layer norm run one workgroup per row
+// (a tree reduction within it); sum and max over the middle axis, layer norm's backward, one
+// invocation per output; cross-entropy's backward and the optimizer steps one per element.
+import { perItem, perRow, store, wgReduce } from "./wgsl.js";
 
 /** x as [outer, mid, inner]; item i is output (i / inner, i % inner). */
 export function sumShader(wg: number): string {
@@ -25,40 +25,40 @@ export function maxShader(wg: number): string {
   AM[i] = at;`);
 }
 
-/** Row i of x [rows, cols]; an all -inf row uses 0 as its maximum, giving NaN like the reference. */
+/** `body` for this invocation's columns of the row: j = lid, lid + wg, ... */
+function strided(wg: number, body: string): string {
+  return `for (var j = lid; j < P.cols; j += ${wg}u) { ${body} }`;
+}
+
+/** Row `row` of x [rows, cols]; an all -inf row uses 0 as its maximum, giving NaN like the reference. */
 export function softmaxShader(wg: number): string {
-  return perItem(wg, [["X", "r"], ["O", "rw"]], ["cols", "log"], [], `
-  let b = i * P.cols;
-  var mx = X[b];
-  for (var j = 1u; j < P.cols; j++) { mx = max(mx, X[b + j]); }
+  return perRow(wg, [["X", "r"], ["O", "rw"]], ["cols", "log"], [], 2, `
+  let b = row * P.cols;
+  // Each invocation starts from an element of the row (max is idempotent, so repeats do no harm).
+  var pm = X[b + min(lid, P.cols - 1u)];
+  ${strided(wg, "pm = max(pm, X[b + j]);")}
+${wgReduce(wg, "max", "pm", "rowMax", 0)}
+  var mx = rowMax;
   if (bitcast<u32>(mx) == 0xff800000u) { mx = 0.0; }
-  var s = 0.0;
-  for (var j = 0u; j < P.cols; j++) { s = s + exp(X[b + j] - mx); }
+  var ps = 0.0;
+  ${strided(wg, "ps = ps + exp(X[b + j] - mx);")}
+${wgReduce(wg, "sum", "ps", "total", 1)}
   if (P.log != 0u) {
-    let lse = mx + log(s);
-    for (var j = 0u; j < P.cols; j++) { O[b + j] = X[b + j] - lse; }
+    let lse = mx + log(total);
+    ${strided(wg, "O[b + j] = X[b + j] - lse;")}
   } else {
-    for (var j = 0u; j < P.cols; j++) { O[b + j] = exp(X[b + j] - mx) / s; }
+    ${strided(wg, "O[b + j] = exp(X[b + j] - mx) / total;")}
   }`);
 }
 
 export function softmaxBackwardShader(wg: number): string {
-  return perItem(wg, [["Y", "r"], ["DY", "r"], ["DX", "rw"]], ["cols", "log", "acc"], [], `
-  let b = i * P.cols;
-  var s = 0.0;
-  if (P.log != 0u) {
-    for (var j = 0u; j < P.cols; j++) { s = s + DY[b + j]; }
-    for (var j = 0u; j < P.cols; j++) {
-      let v = DY[b + j] - exp(Y[b + j]) * s;
-    ${store("DX[b + j]", "v")}
-    }
-  } else {
-    for (var j = 0u; j < P.cols; j++) { s = s + DY[b + j] * Y[b + j]; }
-    for (var j = 0u; j < P.cols; j++) {
-      let v = Y[b + j] * (DY[b + j] - s);
-    ${store("DX[b + j]", "v")}
-    }
-  }`);
+  return perRow(wg, [["Y", "r"], ["DY", "r"], ["DX", "rw"]], ["cols", "log", "acc"], [], 1, `
+  let b = row * P.cols;
+  var ps = 0.0;
+  ${strided(wg, "ps = ps + select(DY[b + j] * Y[b + j], DY[b + j], P.log != 0u);")}
+${wgReduce(wg, "sum", "ps", "total", 0)}
+  ${strided(wg, `let v = select(Y[b + j] * (DY[b + j] - total), DY[b + j] - exp(Y[b + j]) * total, P.log != 0u);
+    ${store("DX[b + j]", "v")}`)}`);
 }
 
 export function crossEntropyBackwardShader(wg: number): string {
@@ -69,17 +69,21 @@ ${store("DX[i]", "v")}`);
 }
 
 export function layerNormShader(wg: number): string {
-  return perItem(wg, [["X", "r"], ["G", "r"], ["BE", "r"], ["O", "rw"], ["MEAN", "rw"], ["RSTD", "rw"]], ["cols"], ["eps"], `
-  let b = i * P.cols;
-  var s = 0.0;
-  for (var j = 0u; j < P.cols; j++) { s = s + X[b + j]; }
-  let mu = s / f32(P.cols);
-  var v = 0.0;
-  for (var j = 0u; j < P.cols; j++) { let d = X[b + j] - mu; v = v + d * d; }
-  let rs = 1.0 / sqrt(v / f32(P.cols) + P.eps);
-  MEAN[i] = mu;
-  RSTD[i] = rs;
-  for (var j = 0u; j < P.cols; j++) { O[b + j] = (X[b + j] - mu) * rs * G[j] + BE[j]; }`);
+  return perRow(wg, [["X", "r"], ["G", "r"], ["BE", "r"], ["O", "rw"], ["MEAN", "rw"], ["RSTD", "rw"]], ["cols"], ["eps"], 2, `
+  let b = row * P.cols;
+  var ps = 0.0;
+  ${strided(wg, "ps = ps + X[b + j];")}
+${wgReduce(wg, "sum", "ps", "total", 0)}
+  let mu = total / f32(P.cols);
+  var pv = 0.0;
+  ${strided(wg, "let d = X[b + j] - mu; pv = pv + d * d;")}
+${wgReduce(wg, "sum", "pv", "squares", 1)}
+  let rs = 1.0 / sqrt(squares / f32(P.cols) + P.eps);
+  if (lid == 0u) {
+    MEAN[row] = mu;
+    RSTD[row] = rs;
+  }
+  ${strided(wg, "O[b + j] = (X[b + j] - mu) * rs * G[j] + BE[j];")}`);
 }
 
 /** dx for row i: rstd (g - mean(g) - x̂ mean(g x̂)) with g = dy gamma, x̂ = (x - mean) rstd. */

@@ -1,16 +1,23 @@
-// The messages between a compute thread and its GPU thread (device-thread.ts). A request is one
-// command buffer: buffers to create (with their initial contents), compute passes over them, and the
-// buffers to read back. Shader sources travel once; later requests name them by id.
+// The messages between a compute thread and its GPU thread (device-thread.ts). Buffers live on the
+// GPU thread under ids the compute thread chooses. A request creates buffers (zeroed, filled from
+// host data, or copied from another buffer in stream order), records compute passes over buffer
+// ids, frees buffers, and names the buffers to read back. A request that reads nothing and asks for
+// no reply is only recorded: the GPU thread submits when a later request reads (batched submission).
+// Shader sources travel once; later requests name them by id.
 
-/** A storage buffer of `words` 32-bit words, filled from `data` when given (else zeros). */
-export interface BufferSpec {
+export type HostData = Float32Array | Int32Array | Uint32Array;
+
+export interface CreateSpec {
+  id: number;
   words: number;
-  data?: Float32Array | Int32Array | Uint32Array;
+  data?: HostData;
+  /** Copy this buffer's contents (recorded in order with the passes, so it sees earlier passes). */
+  copyOf?: number;
 }
 
 export interface PassSpec {
   shader: number;
-  /** Indices into the request's buffers, bound to @binding(0..) in order; the params follow them. */
+  /** Buffer ids bound to @binding(0..) in order; the params follow them. */
   bindings: readonly number[];
   /** The uniform block, as raw 32-bit words (f32 fields are written through a Float32Array view). */
   params: Uint32Array;
@@ -20,9 +27,15 @@ export interface PassSpec {
 
 export interface GpuRequest {
   shaders: { id: number; code: string }[];
-  buffers: BufferSpec[];
+  create: CreateSpec[];
   passes: PassSpec[];
-  read: readonly number[];
+  /** Buffers to destroy once the work recorded so far is submitted. */
+  free: number[];
+  read: number[];
+  /** Submit and wait even when nothing is read (the unbatched mode). */
+  reply: boolean;
+  /** After this request: free every buffer and destroy the device (the backend is closing). */
+  close?: boolean;
 }
 
 export type GpuReply = { ok: true; results: ArrayBuffer[] } | { ok: false; error: string };

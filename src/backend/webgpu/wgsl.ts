@@ -30,6 +30,46 @@ ${body}
 `;
 }
 
+/**
+ * A kernel with one workgroup per row (`P.n` rows): `body` sees the row index `row` and the
+ * invocation index `lid`, strides over columns by `wg`, and combines the invocations' partial
+ * results with wgReduce into the workgroup arrays red0..red{reductions-1}.
+ */
+export function perRow(wg: number, decls: readonly Decl[], u: readonly string[], f: readonly string[], reductions: number,
+  body: string): string {
+  const arrays = [...Array(reductions).keys()].map((k) => `var<workgroup> red${k}: array<f32, ${wg}>;`);
+  return `${header(decls, ["n", ...u], f)}
+${arrays.join("\n")}
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = wid.y * nwg.x + wid.x;
+  if (row >= P.n) { return; }
+${body}
+}
+`;
+}
+
+/**
+ * Statements that combine every invocation's `value` into `let result` (the same in all of them):
+ * a tree over workgroup array red{slot} in a fixed order, so the bits depend on the workgroup size
+ * (a configuration) but never on timing. Each reduction of a kernel needs its own slot: Mesa's
+ * llvmpipe re-read an earlier result from workgroup memory after a later reduction had reused it.
+ */
+export function wgReduce(wg: number, op: "sum" | "max", value: string, result: string, slot: number): string {
+  const red = `red${slot}`;
+  const steps: string[] = [];
+  for (let s = wg / 2; s >= 1; s /= 2) {
+    const combine = op === "sum" ? `${red}[lid] + ${red}[lid + ${s}u]` : `max(${red}[lid], ${red}[lid + ${s}u])`;
+    steps.push(`  if (lid < ${s}u) { ${red}[lid] = ${combine}; }\n  workgroupBarrier();`);
+  }
+  return `
+  ${red}[lid] = ${value};
+  workgroupBarrier();
+${steps.join("\n")}
+  let ${result} = ${red}[0];`;
+}
+
 /** erfc in f32 (Numerical Recipes' erfcc: fractional error below 1.2e-7 everywhere). */
 export const ERFC = `
 fn erfc_(z: f32) -> f32 {

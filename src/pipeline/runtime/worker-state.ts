@@ -4,6 +4,7 @@
 import type { PlainOptimizerState, StateEntry } from "../../optim/index.js";
 import type { Schedule } from "../schedule/action.js";
 import { Tensor } from "../../tensor/tensor.js";
+import { hostMemory } from "../../tensor/host-arrays.js";
 import type { PipelineModel } from "./model-source.js";
 
 /** One worker's initial state: `units` null = the whole model's state (loaded whole, as one model). */
@@ -50,11 +51,11 @@ export function shareState(state: ReadonlyMap<string, Tensor>, prefix: string | 
   owners.forEach((units, w) => { for (const u of units) workerOf.set(u, w); });
   const keys = [...state.keys()];
   if (keys.some((k) => !workerOf.has(unitOfKey(k, prefix)))) {
-    const entries: StateEntry[] = [...state].map(([k, t]) => [k, t.data, [...t.shape]]);
+    const entries: StateEntry[] = [...state].map(([k, t]) => [k, hostMemory(t.data), [...t.shape]]);
     return owners.map(() => ({ units: null, entries, optimizerState }));
   }
   const shares: WorkerState[] = owners.map((units) => ({ units: [...units], entries: [] }));
-  for (const [k, t] of state) shares[workerOf.get(unitOfKey(k, prefix))!].entries.push([k, t.data, [...t.shape]]);
+  for (const [k, t] of state) shares[workerOf.get(unitOfKey(k, prefix))!].entries.push([k, hostMemory(t.data), [...t.shape]]);
   if (optimizerState) for (const s of shares) s.optimizerState = optimizerShare(optimizerState, new Set(s.entries.map(([k]) => k)));
   return shares;
 }

@@ -21,6 +21,7 @@ import { workerMemory } from "./memory.js";
 import { WorkerLoop } from "./worker-loop.js";
 import { loadStageState } from "./worker-state.js";
 import { Tensor } from "../../tensor/tensor.js";
+import { hostMemory } from "../../tensor/host-arrays.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { epochNow, MessageLog, onEpoch, payloadBytes, type RankTimings } from "./action-records.js";
 
@@ -50,7 +51,9 @@ function fail(e: unknown): void {
 function postPeer(key: string, payload: Payload, transferable: boolean, peer: MessagePort): void {
   if (payload.kind === "tensor") {
     // Move the buffer; copy first (once, into a buffer of its own) if this stage still uses it.
-    const data = transferable && ownsBuffer(payload.data) ? payload.data : payload.data.slice();
+    // Device-backed arrays (webgpu) come back to host memory first: only plain memory can be posted.
+    const host = hostMemory(payload.data);
+    const data = transferable && ownsBuffer(host) ? host : host.slice();
     peer.postMessage({ key, payload: { ...payload, data } } satisfies PeerMessage, [data.buffer as ArrayBuffer]);
   } else {
     peer.postMessage({ key, payload } satisfies PeerMessage);

@@ -1,0 +1,120 @@
+// Device-resident tensors and batched submission on the webgpu backend (Mesa's llvmpipe where there
+// is no GPU). The oracle is the first slice's path, still selectable (resident: false): every kernel
+// uploads its operands and reads its outputs back. Training an MLP must give the same bits on every
+// path, while the resident path moves O(1) tensors per step (the inputs, the labels, the loss), the
+// same count for a deeper model, and waits for the GPU O(1) times per step.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { useBackend } from "../src/backend/index.js";
+import { backward } from "../src/autograd/engine.js";
+import { createWebGpuBackend, type WebGpuBackend } from "../src/backend/webgpu/backend.js";
+import { crossEntropyLoss } from "../src/nn/loss.js";
+import { createModel, type ModelSpec } from "../src/nn/models/index.js";
+import { SGD } from "../src/optim/index.js";
+import { Rng } from "../src/tensor/random.js";
+import { Tensor } from "../src/tensor/tensor.js";
+import type { GpuOptions } from "../src/backend/webgpu/gpu.js";
+
+const opened: WebGpuBackend[] = [];
+let skip: string | false = false;
+function open(opts: GpuOptions): WebGpuBackend {
+  const b = createWebGpuBackend({}, opts);
+  opened.push(b);
+  return b;
+}
+try {
+  open({});
+} catch (e) {
+  skip = `no WebGPU adapter, skipping webgpu residency tests: ${(e as Error).message}`;
+}
+after(() => { useBackend(null); for (const b of opened) b.close(); });
+
+const STEPS = 3;
+const N = 8;
+
+interface Run { state: Map<string, Tensor>; losses: number[]; perStep: { uploads: number; readbacks: number; waits: number }[] }
+
+/** STEPS steps of SGD with momentum on an MLP, everything made while `be` is the current backend. */
+function train(be: WebGpuBackend, hidden: number[]): Run {
+  useBackend(be);
+  const spec: ModelSpec = { name: "mlp", input: 12, hidden, classes: 5 };
+  const model = createModel(spec, 3);
+  const opt = new SGD(model.namedParameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-3 });
+  const r = new Rng(9);
+  const losses: number[] = [];
+  const perStep: Run["perStep"] = [];
+  for (let s = 0; s < STEPS; s++) {
+    const x = Tensor.randn([N, 12], r);
+    const y = Int32Array.from({ length: N }, () => r.int(5));
+    const before = { ...be.counts };
+    const loss = crossEntropyLoss(model.forward(x), y);
+    losses.push(loss.item());
+    backward(loss);
+    opt.step();
+    opt.zeroGrad();
+    perStep.push({ uploads: be.counts.uploads - before.uploads, readbacks: be.counts.readbacks - before.readbacks,
+      waits: be.counts.waits - before.waits });
+  }
+  const state = model.stateDict();
+  useBackend(null);
+  return { state, losses, perStep };
+}
+
+function assertSameBits(a: Run, b: Run, what: string): void {
+  assert.deepEqual(a.losses, b.losses, `${what}: losses`);
+  for (const [k, w] of a.state) {
+    const v = b.state.get(k);
+    assert.ok(v, `${what}: ${k} missing`);
+    for (let i = 0; i < w.size; i++) {
+      if (!Object.is(w.data[i], v.data[i])) assert.fail(`${what}: ${k}[${i}] ${w.data[i]} vs ${v.data[i]}`);
+    }
+  }
+}
+
+test("resident and batched webgpu training equals the per-kernel round-trip path bit for bit", { skip }, () => {
+  const oracle = train(open({ resident: false, batched: false }), [16, 16]);
+  const resident = train(open({ resident: true, batched: false }), [16, 16]);
+  const batched = train(open({}), [16, 16]);
+  assertSameBits(oracle, resident, "resident vs round trip");
+  assertSameBits(oracle, batched, "batched vs round trip");
+  // The oracle really is the per-kernel path: it moves tensors for every kernel.
+  for (const s of oracle.perStep) assert.ok(s.readbacks >= 20 && s.waits >= 20, `round trip step: ${JSON.stringify(s)}`);
+});
+
+test("a resident, batched training step moves O(1) tensors and waits O(1) times, whatever the depth", { skip }, () => {
+  const shallow = train(open({}), [16]);
+  const deep = train(open({}), [16, 16, 16, 16]);
+  // After the first step (which uploads the parameters once): the inputs and labels go up, the
+  // loss's log-probabilities come back, and only reading them waits.
+  for (const run of [shallow, deep]) {
+    for (const s of run.perStep.slice(1)) {
+      assert.ok(s.uploads <= 2, `uploads per step ${JSON.stringify(s)}`);
+      assert.ok(s.readbacks <= 1, `read-backs per step ${JSON.stringify(s)}`);
+      assert.ok(s.waits <= 1, `waits per step ${JSON.stringify(s)}`);
+    }
+  }
+  assert.deepEqual(deep.perStep.slice(1), shallow.perStep.slice(1), "the same traffic per step for 2 and 5 layers");
+  // Unbatched, the same step waits after every kernel.
+  const unbatched = train(open({ batched: false }), [16, 16, 16, 16]);
+  for (const s of unbatched.perStep) assert.ok(s.waits > 10 * deep.perStep[1].waits, `unbatched waits ${JSON.stringify(s)}`);
+});
+
+test("a checkpoint reads each parameter back once; host writes reach the device", { skip }, () => {
+  const be = open({});
+  const run = train(be, [16]);
+  const before = be.counts.readbacks;
+  const n = [...run.state.values()].length;
+  const copy1 = [...run.state.values()].map((t) => t.data.slice());
+  assert.equal(be.counts.readbacks - before, n, "one read-back per parameter");
+  const copy2 = [...run.state.values()].map((t) => t.data.slice());
+  assert.equal(be.counts.readbacks - before, n, "a second read costs nothing");
+  assert.deepEqual(copy2, copy1);
+  // A host write (a checkpoint load) drops the device copy: the next kernel sees the new values.
+  useBackend(be);
+  const w = [...run.state.values()][0];
+  w.data.fill(2);
+  const doubled = Tensor.empty(w.shape);
+  be.affine(w.data, 3, 0, doubled.data);
+  useBackend(null);
+  assert.ok(doubled.data.every((v) => v === 6), "the kernel read the host's new values");
+});
