@@ -1,10 +1,22 @@
 // Loss and accuracy curves as a standalone SVG, drawn from the JSON-lines metrics a training run
 // writes: left panel the training loss per logged step with the test loss per epoch, right panel the
 // test accuracy per epoch (or perplexity for language models). No dependencies: plain SVG text.
-import type { MetricsRecord } from "../train/metrics.js";
 
-/** The fields of a metrics record this chart reads. */
-export type CurvePoint = Pick<MetricsRecord, "type" | "epoch" | "step" | "loss" | "test_loss" | "test_acc" | "test_ppl">;
+/** The fields of a training run's metrics record (train/metrics.ts extends it) this chart reads. */
+export interface CurvePoint {
+  type: "step" | "epoch";
+  /** 1-based epoch the record belongs to. */
+  epoch: number;
+  /** Optimizer steps done so far (global, counting from the start of the first run). */
+  step: number;
+  /** Step: that step's loss. Epoch: mean training loss over the epoch. */
+  loss: number | null;
+  test_loss: number | null;
+  /** Test accuracy in [0, 1]; null for language models and step records. */
+  test_acc: number | null;
+  /** Language models: exp(test_loss). */
+  test_ppl?: number | null;
+}
 
 interface Series { name: string; colour: string; points: [number, number][]; dots?: boolean }
 
