@@ -30,7 +30,7 @@ import { replicatedSetup, sourceOf } from "./setup.js";
 import { forwardDeliveries, stepDeliveries, type ReplicaPosition } from "./replica-share.js";
 import { createShmGroup, type ShmGroupHandle } from "../../transport/shm-collectives.js";
 import { shareState, unitsPerWorker } from "./worker-state.js";
-import { WorkerGroup } from "../../transport/worker-group.js";
+import { WorkerGroup, workerExecArgv } from "../../transport/worker-group.js";
 import type { RankTimings, TimingSource } from "./action-records.js";
 import type { Schedule } from "../schedule/action.js";
 import { gatherStateDict } from "../../parallel/tp-shard.js";
@@ -125,8 +125,6 @@ export class ThreadsExecutor implements Executor, TimingSource {
     const T = tensorSize(setup);
     const shares = shareState(initialState, expectedUnitPrefix(sourceOf(setup)), unitsPerWorker(setup.balance, setup.schedule), setup.optimizerState);
     const backend = o.backend ?? getBackend().name;
-    // Workers inherit node's flags, except --input-type, which only fits `node -e` and breaks them.
-    const execArgv = process.execArgv.filter((a) => !a.startsWith("--input-type"));
     const url = new URL("./worker.js", import.meta.url);
     // Shared-memory groups: data groups (a worker's tensor rank in every replica), tensor groups (a
     // replica's worker's tensor ranks).
@@ -144,7 +142,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
             setup: { ...setup, optimizerState, instrumentation: forReplica(setup.instrumentation, r) }, backend, state: entries, units, peers,
             reduceTimeoutMs: o.reduceTimeoutMs ?? 600_000,
           };
-          workers.push(new Worker(url, { workerData: init, transferList: Object.values(peers), execArgv }));
+          workers.push(new Worker(url, { workerData: init, transferList: Object.values(peers), execArgv: workerExecArgv() }));
         }
       }
     }
