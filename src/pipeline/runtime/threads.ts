@@ -29,7 +29,7 @@ import { expectedUnitPrefix } from "./model-source.js";
 import { replicatedSetup, sourceOf } from "./setup.js";
 import { forwardDeliveries, stepDeliveries, type ReplicaPosition } from "./replica-share.js";
 import { createShmGroup, type ShmGroupHandle } from "../../transport/shm-collectives.js";
-import { shareState, unitsPerWorker } from "./worker-state.js";
+import { inUnitOrder, shareState, unitsPerWorker } from "./worker-state.js";
 import { WorkerGroup, workerExecArgv } from "../../transport/worker-group.js";
 import type { RankTimings, TimingSource } from "./action-records.js";
 import type { Schedule } from "../schedule/action.js";
@@ -277,11 +277,9 @@ export class ThreadsExecutor implements Executor, TimingSource {
 
   /** Every parameter and buffer, from replica `replica`'s threads (default 0; they hold the same values). */
   async stateDict(replica = 0): Promise<Map<string, Tensor>> {
-    const out = new Map<string, Tensor>();
-    for (const ranks of await this.ask({ type: "state" }, "state", replica)) {
-      for (const [k, t] of gatherStateDict(ranks.map((m) => new Map(m.entries.map(([n, d, s]) => [n, new Tensor(d, s)]))), ranks[0].plan)) out.set(k, t);
-    }
-    return out;
+    const all = (await this.ask({ type: "state" }, "state", replica))
+      .flatMap((ranks) => [...gatherStateDict(ranks.map((m) => new Map(m.entries.map(([n, d, s]) => [n, new Tensor(d, s)]))), ranks[0].plan)]);
+    return new Map(inUnitOrder(all, expectedUnitPrefix(sourceOf(this.setup))));
   }
 
   async loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void> {
