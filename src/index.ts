@@ -47,7 +47,7 @@ export {
   type ModelOption, type ModuleModel, type ModelFactory, type ModelContext, type FactoryExport, type BuiltinModel, type LossOption, type AsyncOptions,
 } from "./api/index.js";
 export { SCHEDULE_NAMES, type ScheduleName, WEIGHT_GRAD_MODES, type WeightGradMode } from "./pipeline/schedule/index.js";
-export { EXECUTORS, type ExecutorName, type StepResult } from "./pipeline/runtime/executor.js";
+export { EXECUTORS, type ExecutorName, type StepResult, type ReplicaStep } from "./pipeline/runtime/executor.js";
 export type { WorkerMemory } from "./pipeline/runtime/memory.js";
 export { RECOMPUTE_MODES, type RecomputeMode } from "./pipeline/runtime/setup.js";
 export type { JsonValue } from "./pipeline/runtime/model-source.js";

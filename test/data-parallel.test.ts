@@ -2,7 +2,7 @@
 // reaches on the whole batch; two runs are bit-identical; replicas stay identical (BatchNorm buffers
 // included); the backend choice reaches the workers; a throwing replica ends the run, never hangs.
 //
-// Tolerance (documented in src/parallel/data-parallel.ts): replicas compute the same mean-loss
+// Tolerance (documented in src/api/data-parallel.ts): replicas compute the same mean-loss
 // gradient as one device, but float32 sums come in a different order. One device sums the n
 // per-example contributions to a weight gradient inside one matmul; R replicas each sum their shard
 // (n/R examples, its loss scaled by 1/n instead of the mean's 1/n applied inside cross-entropy) and
@@ -18,7 +18,8 @@ import { getBackend, loadNative, useBackend, setBackend } from "../src/backend/i
 import { crossEntropyLoss } from "../src/nn/loss.js";
 import { createModel, type ModelSpec } from "../src/nn/models/index.js";
 import { createOptimizer, type OptimizerConfig } from "../src/optim/index.js";
-import { DataParallel, DataParallelError, GradientAllReducer, trainDataParallel } from "../src/parallel/index.js";
+import { DataParallel, DataParallelError, trainDataParallel } from "../src/api/data-parallel.js";
+import { GradientAllReducer } from "../src/parallel/index.js";
 import type { ReduceOp, SyncCollectives } from "../src/transport/index.js";
 import { Rng } from "../src/tensor/random.js";
 import { Tensor } from "../src/tensor/tensor.js";
@@ -151,7 +152,7 @@ test("the backend reaches the workers: reference when chosen (PIPEWRIGHT_BACKEND
 });
 
 test("PIPEWRIGHT_BACKEND=reference in the environment puts every replica on the reference backend", () => {
-  const mod = new URL("../src/parallel/index.js", import.meta.url).href;
+  const mod = new URL("../src/api/data-parallel.js", import.meta.url).href;
   const script = `const { DataParallel } = await import(${JSON.stringify(mod)});
     const dp = await DataParallel.create({ spec: { name: "mlp", input: 4, hidden: [4], classes: 2 }, seed: 1, replicas: 2, optimizer: { name: "sgd", lr: 0.1 } });
     console.log(JSON.stringify({ backend: dp.backend, threads: dp.nativeThreads })); await dp.close();`;

@@ -1,7 +1,8 @@
 // Replicas of one pipeline on the threads executor (in one process) or the processes executor (one
 // MPI rank per worker and replica: `mpirun -n 4 node lib-replicas-script.js processes SCHEDULE OUT`):
 // 3 optimizer steps and an evaluation on fixed mini-batches, from the same initial weights (the MLP,
-// or with a fifth argument "cnn-bn" a CNN with BatchNorm; "inline" runs the replicas in one thread). Rank 0
+// or with a fifth argument "cnn-bn" a CNN with BatchNorm; "inline" runs the replicas in one thread;
+// schedule "interleaved" runs 2 chunks per worker). Rank 0
 // (or the one process) writes the losses, the evaluation, the weights and the optimizer state as the
 // bits of their float32 values, so test/threads-replicas.test.ts can compare them exactly.
 import { writeFileSync } from "node:fs";
@@ -37,8 +38,9 @@ async function main(): Promise<void> {
   const replicas = Number(replicasArg ?? 2);
   const spec = modelArg === "cnn-bn" ? CNN_BN : SPEC;
   const model = createModel(spec, SEED);
-  const setup: PipelineSetup = { model: spec, seed: SEED, schedule: generateSchedule(schedule, { stages: 2, microbatches: M }),
-    balance: uniformBalance(model.units.length, 2), recompute: "never", optimizer: OPT };
+  const chunks = schedule === "interleaved" ? 2 : 1;
+  const setup: PipelineSetup = { model: spec, seed: SEED, schedule: generateSchedule(schedule, { stages: 2, microbatches: M, chunks }),
+    balance: uniformBalance(model.units.length, 2 * chunks), recompute: "never", optimizer: OPT };
   let ex: Executor;
   if (executor === "processes") ex = await (await import("../src/pipeline/runtime/processes.js")).ProcessesExecutor.create(setup, { state: model.stateDict() }, replicas);
   else if (executor === "inline") ex = await (await import("../src/pipeline/runtime/inline.js")).InlineExecutor.create(model, setup, replicas);

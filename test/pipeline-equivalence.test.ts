@@ -114,7 +114,10 @@ async function runPipeline(spec: ModelSpec, c: Case, recompute: RecomputeMode, e
       losses.push(r.loss);
       peaks = r.peakActivations;
     }
-    return { state: await ex.stateDict(), losses, peaks, expectedPeaks: validateSchedule(schedule).peakActivations };
+    const state = await ex.stateDict();
+    // The model's own order (PyTorch's), also where a worker holds interleaved chunks out of order.
+    assert.deepEqual([...state.keys()], [...model.stateDict().keys()], `${executor} ${c.schedule}: state-dict order`);
+    return { state, losses, peaks, expectedPeaks: validateSchedule(schedule).peakActivations };
   } finally {
     await ex.close();
   }

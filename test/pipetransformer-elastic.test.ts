@@ -3,7 +3,7 @@
 // the same micro-batches in the same order whatever the partition, so a 2-stage run, a 1-stage run
 // and a run that moves (or shrinks) between them at step k must reach the same bits; any lost or
 // stale weight or optimizer state on a move breaks that. Replicas are compared with one replica on
-// the whole batch within the data-parallel tolerance (src/parallel/data-parallel.ts: 1e-7 + 1e-5 |w|,
+// the whole batch within the data-parallel tolerance (src/api/data-parallel.ts: 1e-7 + 1e-5 |w|,
 // the float32 order of the all-reduce's partial sums).
 import { test } from "node:test";
 import assert from "node:assert/strict";

@@ -36,7 +36,7 @@ function ownTensor(name: string, own: ReadonlyMap<string, unknown>): boolean {
 }
 
 /** Reads checkpoint `path` into `model`; returns where the run continues. */
-export function checkpointStart(path: string, model: PipelineModel, o: StartOptions): CheckpointStart {
+export function checkpointStart(path: string, model: Pick<PipelineModel, "stateDict" | "loadStateDict">, o: StartOptions): CheckpointStart {
   const prefix = o.prefix ?? "";
   const own = model.stateDict();
   const ck = loadCheckpoint(path, o.partial ? (name) => ownTensor(name, own) : undefined);

@@ -67,7 +67,7 @@ export async function runBenchParallel(argv: string[]): Promise<number> {
     for (const r of await benchAllReduce()) print("allreduce", r);
   }
   if (parts.includes("data")) {
-    const { benchDataParallel } = await import("../parallel/bench.js");
+    const { benchDataParallel } = await import("../train/bench-data-parallel.js");
     for (const r of await benchDataParallel({ steps })) print("data", r);
   }
   if (parts.includes("tensor")) {

@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { UsageError, type FlagSpecs, type FlagValues } from "./args.js";
 import { DEFAULTS, MODEL_NAMES, resolveSpec, type ModelName, type ResolvedSpec } from "../nn/models/spec.js";
+import { flagList } from "../util/describe.js";
 
 export const MODEL_SIZE_FLAGS = {
   layers: { type: "int", min: 1, meta: "L", help: "model size: gpt/vit transformer blocks (depth), mlp hidden layers (default: the model's standard size)" },
@@ -36,8 +37,6 @@ const FIELD_OF: Record<ModelName, Partial<Record<ModelSizeFlag, string>>> = {
   mlp: { layers: "hidden (count)", width: "hidden (width)", hidden: "hidden" },
   cnn: { channels: "channels", width: "hidden" },
 };
-
-const flagList = (names: readonly string[]): string => names.map((n) => `--${n}`).join(", ");
 
 /** The sizing flags on the command line (by name, as givenFlags reports them). */
 export function givenSizeFlags(given: ReadonlySet<string>): ModelSizeFlag[] {

@@ -1,17 +1,9 @@
 // Public surface of src/parallel.
 //
-// - DataParallel / trainDataParallel: R replicas of a whole model on R worker threads (step-level
-//   API: create, step(x, y, lrFactor), stateDict, optimizerState, close), run by the pipeline
-//   runtime as a one-stage pipeline with R replicas.
+// (DataParallel runs on the pipeline runtime, so it lives above it: src/api/data-parallel.ts.)
 // - GradientAllReducer: a flat all-reduce of a set of parameters' gradients (sequence parallelism's
 //   replicated LayerNorm gradients).
-export {
-  DataParallel, DataParallelError, trainDataParallel,
-  type DataParallelOptions, type DataParallelStepResult, type TrainDataParallelOptions, type TrainDataParallelResult,
-  type ReplicaFault, type ReplicaMetrics,
-} from "./data-parallel.js";
 export { GradientAllReducer } from "./grad-sync.js";
-export { benchDataParallel, DP_BENCH_SPEC, type DataParallelBenchRecord } from "./bench.js";
 // Tensor parallelism (Megatron column/row-parallel linears, head-split attention) and sequence
 // parallelism, run by runTensorParallel on worker threads; see tensor-parallel.ts.
 export {

@@ -11,6 +11,7 @@ import { gatherFromSequenceParallel, scatterToSequenceParallel } from "./sequenc
 import { allReduceSequenceParallelGrads, ColumnParallelLinear, loadDenseState, RowParallelLinear, tensorParallelPlan, TensorParallelTransformerBlock } from "./tensor-parallel.js";
 import { specOf, splitTensor, joinShards, type ShardPlan } from "./tp-shard.js";
 import type { Linear } from "../nn/linear.js";
+import { AbsentUnit } from "../nn/models/absent-unit.js";
 import type { Module } from "../nn/module.js";
 import { TransformerBlock } from "../nn/transformer.js";
 import type { PlainOptimizerState, StateEntry } from "../optim/index.js";
@@ -40,8 +41,8 @@ class StageBlock extends TensorParallelTransformerBlock {
 
 /**
  * Checks that the model has something to split (built-in transformer blocks, or a user's
- * ColumnParallelLinear / RowParallelLinear layers) and that T divides what is split; `flag` names T
- * in the messages.
+ * ColumnParallelLinear / RowParallelLinear layers; a rank's part of it may have none) and that T
+ * divides what is split; `flag` names T in the messages.
  */
 export function checkTensorParallel(units: readonly Module[], size: number, flag = "--tp"): void {
   if (!Number.isInteger(size) || size < 1) throw new Error(`${flag} ${size} must be a positive integer`);
@@ -49,7 +50,9 @@ export function checkTensorParallel(units: readonly Module[], size: number, flag
   const blocks = units.filter((u): u is TransformerBlock => u instanceof TransformerBlock);
   const layers = units.flatMap((u) => u.namedModules().map(([, m]) => m))
     .filter((m): m is ColumnParallelLinear | RowParallelLinear => m instanceof ColumnParallelLinear || m instanceof RowParallelLinear);
-  if (blocks.length === 0 && layers.length === 0) {
+  // An MPI rank's part of the model (the other ranks' units absent) may hold no block; the whole
+  // model was checked where the run was planned, so only what this rank holds is checked here.
+  if (blocks.length === 0 && layers.length === 0 && !units.some((u) => u instanceof AbsentUnit)) {
     throw new Error(`${flag} ${size} needs a transformer model (gpt, vit): this model has no transformer blocks to split`);
   }
   for (const b of blocks) {

@@ -11,7 +11,7 @@
 import { Worker } from "node:worker_threads";
 import { getBackend, type BackendName } from "../backend/index.js";
 import { createShmGroup } from "../transport/shm-collectives.js";
-import { WorkerGroup } from "../transport/worker-group.js";
+import { WorkerGroup, workerExecArgv } from "../transport/worker-group.js";
 import type { TpFault, TpFromWorker, TpWorkerInit } from "./tp-worker.js";
 
 export type { TpFault, TpTaskContext } from "./tp-worker.js";
@@ -51,14 +51,12 @@ export async function runTensorParallel<I, O>(o: TensorParallelRunOptions<I>): P
   const shm = createShmGroup(R, o.capacity ?? 1 << 20);
   const moduleUrl = (o.module ?? new URL("./tp-tasks.js", import.meta.url)).href;
   const url = new URL("./tp-worker.js", import.meta.url);
-  // Workers inherit node's flags, except --input-type, which only fits `node -e` and breaks them.
-  const execArgv = process.execArgv.filter((a) => !a.startsWith("--input-type"));
   const workers = Array.from({ length: R }, (_, rank) => {
     const init: TpWorkerInit = {
       rank, size: R, group: shm, backend, moduleUrl, task: o.task, input: o.input,
       timeoutMs: o.timeoutMs ?? 60_000, faults: o.faults ?? [],
     };
-    return new Worker(url, { workerData: init, env: { ...process.env, PIPEWRIGHT_BACKEND: backend }, execArgv });
+    return new Worker(url, { workerData: init, env: { ...process.env, PIPEWRIGHT_BACKEND: backend }, execArgv: workerExecArgv() });
   });
   const group = new WorkerGroup<TpFromWorker, { type: "close" }>(workers, {
     shmGroups: [shm], leave: { type: "close" }, sender: (m) => m.rank,

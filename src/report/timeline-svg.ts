@@ -3,6 +3,7 @@
 // Every box carries a <title> with the action's compact form and its times, for hover in browsers.
 import { type Action, formatAction } from "../pipeline/schedule/index.js";
 import type { SimResult } from "../sim/index.js";
+import { escapeXml } from "./svg.js";
 
 const COLOURS: Record<Action["kind"], string> = { F: "#4c78a8", B: "#54a24b", W: "#f58518", REDUCE: "#b279a2", STEP: "#e45756", FB: "#72b7b2" };
 const ROW_H = 26;
@@ -14,10 +15,6 @@ export interface TimelineOptions {
   title?: string;
   /** Pixels per time unit; default fits the makespan into about 1100 pixels (clamped to 4..40). */
   scale?: number;
-}
-
-function escapeXml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;" })[c] as string);
 }
 
 /** Mixes a #rrggbb colour with white: t = 0 keeps it, t = 1 is white. */

@@ -22,6 +22,7 @@ import {
   addEpoch, createTrace, epochRecord, resolveFreezeConfig, type FreezeConfig, type FreezeOptions, type FreezeTrace, type TraceEpoch,
 } from "../pipeline/freeze/index.js";
 import type { OptimizerConfig } from "../pipeline/runtime/setup.js";
+import type { EpochLayout } from "../pipeline/freeze/trace.js";
 import { formatLayout, type ElasticFreezeState, type ElasticTrainer } from "../pipeline/elastic/trainer.js";
 import { startElasticTrainer } from "../api/freeze-pipe.js";
 
@@ -63,16 +64,11 @@ export interface ElasticTrainOptions {
   executor?: "threads" | "processes";
 }
 
-export interface ElasticEpoch {
-  epoch: number;
+export interface ElasticEpoch extends EpochLayout {
   loss: number;
   testAcc: number;
   testLoss: number;
   seconds: number;
-  frozen: number;
-  stages: number;
-  replicas: number;
-  microbatches: number;
   cached: boolean;
 }
 

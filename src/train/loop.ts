@@ -4,7 +4,8 @@
 // continues exactly (same batches, same optimizer state, same per-step losses).
 import { backward } from "../autograd/engine.js";
 import { getBackend } from "../backend/index.js";
-import { checkpointExtra, loadCheckpoint, saveCheckpoint, toJson, type Json } from "../checkpoint/index.js";
+import { checkpointStart } from "../api/checkpoint-start.js";
+import { checkpointExtra, saveCheckpoint, toJson, type Json } from "../checkpoint/index.js";
 import { epochSeed } from "../data/loader.js";
 import { Dropout } from "../nn/dropout.js";
 import { crossEntropyLoss } from "../nn/loss.js";
@@ -12,7 +13,7 @@ import type { Module } from "../nn/module.js";
 import { createModel, type Model } from "../nn/models/index.js";
 import { resolveSpec, type ModelSpec } from "../nn/models/spec.js";
 import {
-  constantLr, cosineLr, createOptimizer, linearWarmup, stepLr, type LrSchedule, type Optimizer, type OptimizerState,
+  constantLr, cosineLr, createOptimizer, linearWarmup, stepLr, type LrSchedule, type Optimizer,
 } from "../optim/index.js";
 import type { ProgressBar } from "./progress.js";
 import { Rng } from "../tensor/random.js";
@@ -125,16 +126,10 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
   let history: MetricsRecord[] = [];
   let resumedFrom: TrainSummary["resumed_from"] = null;
   if (cfg.resume) {
-    const ck = loadCheckpoint(cfg.resume);
+    const ck = checkpointStart(cfg.resume, model, { asyncStages: null, fitHint: "; resume with the same --model as the saved run" });
     const extra = parseExtra(cfg.resume, ck.extra);
     try {
-      model.loadStateDict(ck.model);
-    } catch (e) {
-      throw new Error(`checkpoint ${cfg.resume} does not fit this model (${(e as Error).message}); resume with the same --model as the saved run`);
-    }
-    if (!ck.optimizer) throw new Error(`checkpoint ${cfg.resume} has no optimizer state; it cannot be resumed exactly`);
-    try {
-      opt.loadStateDict(ck.optimizer as unknown as OptimizerState);
+      opt.loadStateDict(ck.optimizerState);
     } catch (e) {
       throw new Error(`checkpoint ${cfg.resume}: ${(e as Error).message}; resume with the same --optimizer as the saved run`);
     }

@@ -3,24 +3,14 @@
 import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
+import type { CurvePoint } from "../report/loss-curve-svg.js";
 import { round } from "../util/stats.js";
 
-export interface MetricsRecord {
-  type: "step" | "epoch";
-  /** 1-based epoch the record belongs to. */
-  epoch: number;
-  /** Optimizer steps done so far (global, counting from the start of the first run). */
-  step: number;
-  /** Step: that step's loss. Epoch: mean training loss over the epoch. */
-  loss: number | null;
-  test_loss: number | null;
-  /** Test accuracy in [0, 1]; null for language models and step records. */
-  test_acc: number | null;
+/** A chart's fields (type, epoch, step, losses, test accuracy and perplexity) and the run's rates. */
+export interface MetricsRecord extends CurvePoint {
   samples_per_s: number | null;
   lr: number;
   elapsed_s: number;
-  /** Language models: exp(test_loss). */
-  test_ppl?: number | null;
 }
 
 export class MetricsWriter {

@@ -11,6 +11,7 @@ import {
   type PipelineConfig, type PipelineScheduleName, type RecomputeMode, type TrainConfig,
 } from "./options.js";
 import { taskMisfit } from "./task.js";
+import { flagList } from "../util/describe.js";
 
 /** An option value or combination that cannot be used (the CLI turns it into a usage error, exit 2). */
 export class ConfigError extends Error {}
@@ -190,8 +191,6 @@ function replicasOf(v: OptionValues): { replicas?: number } {
   return { replicas: r };
 }
 
-const flagList = (names: readonly string[]): string => names.map((n) => `--${n}`).join(", ");
-
 /**
  * The flags with the saved pipeline's values filled in where none was given. Values that belong to
  * one schedule (chunks: interleaved; the asynchronous method) carry over only to that schedule.
@@ -297,4 +296,3 @@ export function resumeNotice(p: PipelineConfig, scheduleFromCheckpoint: boolean)
     ? `resuming as the saved pipeline (${what}); pipeline flags given override it, --schedule ${NO_PIPELINE} resumes on one device`
     : `resuming with --schedule ${p.schedule}; pipeline flags not given take the saved pipeline's values (${what})`;
 }
-

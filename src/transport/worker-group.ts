@@ -20,6 +20,11 @@ export type WorkerFailureReport = ReturnType<typeof describeFailure>;
 /** The reply a worker posts when it fails (plus its own sender field). */
 type ErrorReply = { type: "error" } & WorkerFailureReport;
 
+/** node's flags for a worker thread: the parent's, except --input-type, which only fits `node -e` and breaks a worker. */
+export function workerExecArgv(): string[] {
+  return process.execArgv.filter((a) => !a.startsWith("--input-type"));
+}
+
 /** How long an "aborted by another member" error waits for that member's own error. */
 const CAUSE_GRACE_MS = 1000;
 /** How long a worker asked to leave may take before its thread is terminated. */

@@ -1,4 +1,4 @@
-// Names a value's kind for error messages ("got Float32Array", not "got object").
+// Names things in error messages: a value's kind ("got Float32Array", not "got object"), a list of CLI flags.
 
 /**
  * What `v` is, for "expected X, got Y" messages: "null", "undefined", "array", the constructor's name
@@ -14,4 +14,9 @@ export function describeValue(v: unknown): string {
     return typeof name === "string" && name !== "" ? name : "object";
   }
   return typeof v;
+}
+
+/** Flag names as a message lists them: ["lr", "batch"] -> "--lr, --batch". */
+export function flagList(names: readonly string[]): string {
+  return names.map((n) => `--${n}`).join(", ");
 }

@@ -24,7 +24,8 @@ import { AutoPipe, checkUnits, type PipeUnit, type Transition, unitCosts } from 
 export const TRACE_FORMAT = "pipewright-freeze-trace";
 export const TRACE_VERSION = 1;
 
-export interface TraceEpoch {
+/** An epoch's layout: what was frozen and how the rest was pipelined and replicated. */
+export interface EpochLayout {
   /** 1-based epoch number. */
   epoch: number;
   /** Frozen layers during this epoch. */
@@ -32,6 +33,9 @@ export interface TraceEpoch {
   stages: number;
   replicas: number;
   microbatches: number;
+}
+
+export interface TraceEpoch extends EpochLayout {
   /** Whether the frozen prefix's outputs came from the activation cache during this epoch. */
   cached: boolean;
   /** Measured busy (compute) seconds per stage in this epoch, summed over replicas. */
@@ -119,12 +123,7 @@ export function parseTrace(text: string, source = "trace"): FreezeTrace {
   return v;
 }
 
-export interface PredictedEpoch {
-  epoch: number;
-  frozen: number;
-  stages: number;
-  replicas: number;
-  microbatches: number;
+export interface PredictedEpoch extends EpochLayout {
   /** Predicted seconds with PipeTransformer and with the baseline. */
   seconds: number;
   baselineSeconds: number;

@@ -8,13 +8,9 @@
 //   recordActions   every interpreter keeps a timing record of each action (action-records.ts)
 import { actionParts, isStepKind, type Action } from "../schedule/action.js";
 import type { UnitHook } from "../stage.js";
+import type { FaultSpec } from "../../testing/seam.js";
+export type { FaultSpec };
 
-/**
- * A test fault: `during: "recompute"` fires only in a forward that records a graph inside B;
- * `replica` limits it to one replica's workers; `occurrence` (0-based) to the n-th matching forward
- * (e.g. the n-th step of a one-micro-batch schedule).
- */
-export interface FaultSpec { unit: number; microbatch: number; message?: string; during?: "any" | "recompute"; replica?: number; occurrence?: number }
 
 export interface Instrumentation {
   /** Unit `unit` throws `message` when it runs forward for micro-batch `microbatch`. */

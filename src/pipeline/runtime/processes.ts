@@ -19,7 +19,7 @@ import { assertValidSchedule } from "../schedule/validate.js";
 import type { PipelineSetup } from "./setup.js";
 import { buildWorker, type WorkerWeights } from "./worker-build.js";
 import { WorkerLoop } from "./worker-loop.js";
-import { loadStageState, shareState, unitOfKey, unitsPerWorker } from "./worker-state.js";
+import { inUnitOrder, loadStageState, shareState, unitsPerWorker } from "./worker-state.js";
 import { expectedUnitPrefix, type PipelineModel } from "./model-source.js";
 import { replicatedSetup, sourceOf } from "./setup.js";
 import { mergeAsyncStates, type AsyncState } from "./async-state.js";
@@ -366,10 +366,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     const whole: StateEntry[] = [...gatherStateDict(shards.map((es) => new Map(es.map(([k, d, sh]) => [k, new Tensor(d, sh)]))), this.plan)]
       .map(([k, t]) => [k, t.data, [...t.shape]]);
     const all = (await this.watched("the weight gather", () => this.g.pipe.allGather(whole))).flat();
-    // In model order (ranks hold chunks out of order): by unit, each unit's entries as it lists them.
-    const prefix = expectedUnitPrefix(sourceOf(this.setup));
-    const unit = (e: StateEntry): number => unitOfKey(e[0], prefix);
-    return new Map(all.sort((a, b) => unit(a) - unit(b)).map(([k, data, shape]) => [k, new Tensor(data, shape)]));
+    return new Map(inUnitOrder(all, expectedUnitPrefix(sourceOf(this.setup))).map(([k, data, shape]) => [k, new Tensor(data, shape)]));
   }
 
   async optimizerState(order: readonly string[]): Promise<OptimizerState> {

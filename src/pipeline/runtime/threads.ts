@@ -29,8 +29,8 @@ import { expectedUnitPrefix } from "./model-source.js";
 import { replicatedSetup, sourceOf } from "./setup.js";
 import { forwardDeliveries, stepDeliveries, type ReplicaPosition } from "./replica-share.js";
 import { createShmGroup, type ShmGroupHandle } from "../../transport/shm-collectives.js";
-import { shareState, unitsPerWorker } from "./worker-state.js";
-import { WorkerGroup } from "../../transport/worker-group.js";
+import { inUnitOrder, shareState, unitsPerWorker } from "./worker-state.js";
+import { WorkerGroup, workerExecArgv } from "../../transport/worker-group.js";
 import type { RankTimings, TimingSource } from "./action-records.js";
 import type { Schedule } from "../schedule/action.js";
 import { gatherStateDict } from "../../parallel/tp-shard.js";
@@ -125,8 +125,6 @@ export class ThreadsExecutor implements Executor, TimingSource {
     const T = tensorSize(setup);
     const shares = shareState(initialState, expectedUnitPrefix(sourceOf(setup)), unitsPerWorker(setup.balance, setup.schedule), setup.optimizerState);
     const backend = o.backend ?? getBackend().name;
-    // Workers inherit node's flags, except --input-type, which only fits `node -e` and breaks them.
-    const execArgv = process.execArgv.filter((a) => !a.startsWith("--input-type"));
     const url = new URL("./worker.js", import.meta.url);
     // Shared-memory groups: data groups (a worker's tensor rank in every replica), tensor groups (a
     // replica's worker's tensor ranks).
@@ -144,7 +142,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
             setup: { ...setup, optimizerState, instrumentation: forReplica(setup.instrumentation, r) }, backend, state: entries, units, peers,
             reduceTimeoutMs: o.reduceTimeoutMs ?? 600_000,
           };
-          workers.push(new Worker(url, { workerData: init, transferList: Object.values(peers), execArgv }));
+          workers.push(new Worker(url, { workerData: init, transferList: Object.values(peers), execArgv: workerExecArgv() }));
         }
       }
     }
@@ -279,11 +277,9 @@ export class ThreadsExecutor implements Executor, TimingSource {
 
   /** Every parameter and buffer, from replica `replica`'s threads (default 0; they hold the same values). */
   async stateDict(replica = 0): Promise<Map<string, Tensor>> {
-    const out = new Map<string, Tensor>();
-    for (const ranks of await this.ask({ type: "state" }, "state", replica)) {
-      for (const [k, t] of gatherStateDict(ranks.map((m) => new Map(m.entries.map(([n, d, s]) => [n, new Tensor(d, s)]))), ranks[0].plan)) out.set(k, t);
-    }
-    return out;
+    const all = (await this.ask({ type: "state" }, "state", replica))
+      .flatMap((ranks) => [...gatherStateDict(ranks.map((m) => new Map(m.entries.map(([n, d, s]) => [n, new Tensor(d, s)]))), ranks[0].plan)]);
+    return new Map(inUnitOrder(all, expectedUnitPrefix(sourceOf(this.setup))));
   }
 
   async loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void> {

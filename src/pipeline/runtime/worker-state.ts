@@ -36,6 +36,12 @@ export function unitOfKey(key: string, prefix: string | null): number {
   return m ? Number(m[1]) : -1;
 }
 
+/** `entries` in model order: by unit (a worker holds interleaved chunks out of order), each unit's entries as it lists them. */
+export function inUnitOrder<E extends readonly [string, ...unknown[]]>(entries: readonly E[], prefix: string | null): E[] {
+  const unit = (e: E): number => unitOfKey(e[0], prefix);
+  return [...entries].sort((a, b) => unit(a) - unit(b));
+}
+
 /** Optimizer state restricted to the tensors of `params` (groups and step counts are small: kept). */
 function optimizerShare(full: PlainOptimizerState, params: ReadonlySet<string>): PlainOptimizerState {
   return { ...full, tensors: full.tensors.filter(([k]) => params.has(k.slice(0, k.lastIndexOf(".")))) };

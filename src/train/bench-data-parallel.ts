@@ -7,7 +7,7 @@ import type { OptimizerConfig } from "../optim/index.js";
 import { Rng } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import { median, roundTo } from "../util/stats.js";
-import { DataParallel } from "./data-parallel.js";
+import { DataParallel } from "../api/data-parallel.js";
 
 export interface DataParallelBenchRecord {
   bench: "data-parallel";
