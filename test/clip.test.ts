@@ -1,0 +1,131 @@
+// Global gradient-norm clipping in pipelines. The oracle is single-device training written out here
+// (forward on the whole mini-batch, backward, clipGradNorm over every parameter, optimizer step):
+// every pipeline layout with setup.clipGradNorm must give its weights within 1e-5 after 3 steps
+// whose unclipped norm exceeds the bound (so the clip is active each time). The norm is summed from
+// per-rank parts in a fixed order, so threads and processes give the inline executor's bits.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { backward } from "../src/autograd/engine.js";
+import { crossEntropyLoss } from "../src/nn/loss.js";
+import { createModel } from "../src/nn/models/index.js";
+import { clipGradNorm, createOptimizer } from "../src/optim/index.js";
+import { InlineExecutor } from "../src/pipeline/runtime/inline.js";
+import type { PipelineSetup } from "../src/pipeline/runtime/setup.js";
+import { ThreadsExecutor } from "../src/pipeline/runtime/threads.js";
+import { checkClipping } from "../src/pipeline/runtime/grad-clip.js";
+import { MPI_ENV, mpiSkipReason, mpirunArgs } from "./mpi-helpers.js";
+import { batches, OPT, SEED, SPEC, setupOf, train, type Layout } from "./lib-ptdp-script.js";
+
+const SCRIPT = fileURLToPath(new URL("./lib-ptdp-script.js", import.meta.url));
+const MAX_NORM = 0.3;
+
+type Result = Awaited<ReturnType<typeof train>>;
+const fromBits = (b: number[]): Float32Array => new Float32Array(Uint32Array.from(b).buffer);
+const bits = (a: Float32Array): number[] => [...new Uint32Array(a.buffer, a.byteOffset, a.length)];
+
+/** Single-device training with clipGradNorm: the weights after the steps, and each step's unclipped norm. */
+function oracle(maxNorm: number): { weights: Map<string, Float32Array>; norms: number[] } {
+  const model = createModel(SPEC, SEED);
+  model.train();
+  const opt = createOptimizer(OPT, model.namedParameters());
+  const norms: number[] = [];
+  for (const b of batches()) {
+    opt.zeroGrad();
+    backward(crossEntropyLoss(model.forward(b.x), b.y));
+    norms.push(clipGradNorm(model.parameters(), maxNorm));
+    opt.step();
+  }
+  return { weights: new Map([...model.stateDict()].map(([k, t]) => [k, t.data.slice()])), norms };
+}
+
+const ref = oracle(MAX_NORM);
+
+function setup(l: Partial<Layout> & { P: number }, maxNorm = MAX_NORM): PipelineSetup {
+  return { ...setupOf({ T: 1, D: 1, sp: false, schedule: "1f1b", ...l }, createModel(SPEC, SEED).units.length), clipGradNorm: maxNorm };
+}
+
+async function inline(s: PipelineSetup, D = 1): Promise<Result> {
+  return train(await InlineExecutor.create(createModel(SPEC, SEED), s, D));
+}
+
+async function threads(s: PipelineSetup, D = 1): Promise<Result> {
+  const ex = await ThreadsExecutor.create(s, createModel(SPEC, SEED).stateDict(), D);
+  try { return await train(ex); } finally { await ex.close(); }
+}
+
+/** The same bits: losses, weights (in name order: layouts list them differently) and optimizer state. */
+function assertSame(got: Result, want: Result, what: string): void {
+  const sorted = (r: Result): Result => ({ ...r, weights: [...r.weights].sort(([a], [b]) => a.localeCompare(b)) });
+  assert.deepEqual(sorted(got), sorted(want), what);
+}
+
+function assertClose(got: Result, what: string): void {
+  assert.deepEqual(got.weights.map(([k]) => k).sort(), [...ref.weights.keys()].sort(), `${what}: names`);
+  for (const [k, b] of got.weights) {
+    const g = fromBits(b), r = ref.weights.get(k)!;
+    g.forEach((v, i) => assert.ok(Math.abs(v - r[i]) <= 1e-5 * Math.max(1, Math.abs(r[i])), `${what}: ${k}[${i}]: ${v} vs ${r[i]}`));
+  }
+}
+
+test("the oracle's clip is active at every step (the unclipped norm exceeds the bound), and changes the result", () => {
+  for (const n of ref.norms) assert.ok(n > 2 * MAX_NORM, `norm ${n} vs bound ${MAX_NORM}`);
+  const free = oracle(1e9);
+  assert.notDeepEqual(bits(free.weights.get("0.weight") ?? [...free.weights.values()][0]), bits(ref.weights.get("0.weight") ?? [...ref.weights.values()][0]));
+});
+
+test("clipping 1f1b on inline and threads (P = 2) equals single-device clipGradNorm within 1e-5; threads == inline bit for bit", async () => {
+  const a = await inline(setup({ P: 2 }));
+  assertClose(a, "inline 1f1b");
+  assertSame(await threads(setup({ P: 2 })), a, "threads == inline");
+});
+
+test("clipping with 2 replicas (inline, threads) and with V schedules (two stages per worker) equals single-device clipGradNorm", async () => {
+  const a = await inline(setup({ P: 2 }), 2);
+  assertClose(a, "inline 1f1b D = 2");
+  assertSame(await threads(setup({ P: 2 }), 2), a, "threads D = 2 == inline D = 2");
+  for (const schedule of ["zb-v", "dualpipev", "interleaved"]) {
+    const v = await inline(setup({ P: 2, schedule }));
+    assertClose(v, `inline ${schedule}`);
+    assertClose(await inline(setup({ P: 2, schedule }), 2), `inline ${schedule} D = 2`);
+    assertSame(await threads(setup({ P: 2, schedule })), v, `threads ${schedule} == inline`);
+  }
+});
+
+test("clipping PTD-P (P, T, D) = (2,2,1) and (2,2,2) on threads equals single-device clipGradNorm within 1e-5", async () => {
+  assertClose(await threads(setup({ P: 2, T: 2 })), "threads (2,2,1)");
+  assertClose(await threads(setup({ P: 2, T: 2, D: 2 }), 2), "threads (2,2,2)");
+});
+
+test("a clip bound that is not a finite number > 0, an asynchronous method or sequence parallelism: one line naming it", () => {
+  for (const x of [0, -1, Number.NaN, Infinity]) {
+    assert.throws(() => checkClipping(setup({ P: 2 }, x)), new RegExp(`--clip-grad-norm must be > 0 and finite, got ${String(x)}`));
+  }
+  assert.throws(() => checkClipping({ ...setup({ P: 2 }), schedule: { ...setup({ P: 2 }).schedule, synchronous: false, name: "async" } }), /--clip-grad-norm needs a synchronous schedule .*not 'async'/);
+  assert.throws(() => checkClipping(setup({ P: 2, T: 2, sp: true })), /--clip-grad-norm does not run with --sequence-parallel/);
+  assert.throws(() => clipGradNorm([], Number.NaN), /maxNorm must be > 0 and finite, got NaN/);
+});
+
+const skip = mpiSkipReason();
+
+test("clipping on processes (1f1b, P = 2; with 2 replicas; PTD-P (2,2,1)) == inline and threads bit for bit", { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "pw-clip-"));
+  try {
+    for (const [P, T, D] of [[2, 1, 1], [2, 1, 2], [2, 2, 1]]) {
+      const out = join(dir, `${P}${T}${D}.json`);
+      const p = spawnSync("mpirun", [...mpirunArgs(P * T * D, "vader"), process.execPath, SCRIPT, "processes", String(P), String(T), String(D), "no-sp", "1f1b", out, String(MAX_NORM)],
+        { encoding: "utf8", env: { ...process.env, ...MPI_ENV }, timeout: 180_000 });
+      assert.equal(p.status, 0, `(${P},${T},${D}): status ${p.status}: ${p.stderr}${p.stdout}`);
+      const got = JSON.parse(readFileSync(out, "utf8")) as Result;
+      const want = T === 1 ? await inline(setup({ P }), D) : await threads(setup({ P, T }), D);
+      assertSame(got, want, `processes (${P},${T},${D})`);
+      assertClose(got, `processes (${P},${T},${D})`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
