@@ -12,13 +12,16 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { backward } from "../src/autograd/engine.js";
 import { crossEntropyLoss } from "../src/nn/loss.js";
-import { createModel } from "../src/nn/models/index.js";
+import { createModel, type ModelSpec } from "../src/nn/models/index.js";
 import { clipGradNorm, createOptimizer } from "../src/optim/index.js";
 import { InlineExecutor } from "../src/pipeline/runtime/inline.js";
 import type { PipelineSetup } from "../src/pipeline/runtime/setup.js";
 import { ThreadsExecutor } from "../src/pipeline/runtime/threads.js";
 import { checkClipping } from "../src/pipeline/runtime/grad-clip.js";
-import { MPI_ENV, mpiSkipReason, mpirunArgs } from "./mpi-helpers.js";
+import { MAIN, MPI_ENV, mpiSkipReason, mpirunArgs } from "./mpi-helpers.js";
+import { createPipeline } from "../src/index.js";
+import { Rng } from "../src/tensor/random.js";
+import { Tensor } from "../src/tensor/tensor.js";
 import { batches, OPT, SEED, SPEC, setupOf, train, type Layout } from "./lib-ptdp-script.js";
 
 const SCRIPT = fileURLToPath(new URL("./lib-ptdp-script.js", import.meta.url));
@@ -75,7 +78,7 @@ function assertClose(got: Result, what: string): void {
 test("the oracle's clip is active at every step (the unclipped norm exceeds the bound), and changes the result", () => {
   for (const n of ref.norms) assert.ok(n > 2 * MAX_NORM, `norm ${n} vs bound ${MAX_NORM}`);
   const free = oracle(1e9);
-  assert.notDeepEqual(bits(free.weights.get("0.weight") ?? [...free.weights.values()][0]), bits(ref.weights.get("0.weight") ?? [...ref.weights.values()][0]));
+  for (const [k, w] of ref.weights) assert.notDeepEqual(bits(free.weights.get(k)!), bits(w), k);
 });
 
 test("clipping 1f1b on inline and threads (P = 2) equals single-device clipGradNorm within 1e-5; threads == inline bit for bit", async () => {
@@ -128,4 +131,57 @@ test("clipping on processes (1f1b, P = 2; with 2 replicas; PTD-P (2,2,1)) == inl
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("createPipeline({ clipGradNorm }) trains as single-device clipGradNorm (within 1e-5); a bad bound is one line naming it", async () => {
+  const spec: ModelSpec = { name: "mlp", input: 6, hidden: [8, 8], classes: 3 };
+  const rng = new Rng(2);
+  const data = Array.from({ length: 3 }, () => ({ x: Tensor.randn([8, 6], rng), y: Int32Array.from({ length: 8 }, () => rng.int(3)) }));
+  const model = createModel(spec, 4);
+  const opt = createOptimizer(OPT, model.namedParameters());
+  for (const b of data) {
+    opt.zeroGrad();
+    backward(crossEntropyLoss(model.forward(b.x), b.y));
+    assert.ok(clipGradNorm(model.parameters(), 0.05) > 0.1, "the clip is active");
+    opt.step();
+  }
+  for (const executor of ["inline", "threads"] as const) {
+    const pipe = await createPipeline({ model: { builtin: spec, seed: 4 }, stages: 2, microbatches: 2, optimizer: OPT, executor, clipGradNorm: 0.05 });
+    try {
+      for (const b of data) await pipe.step(b.x, b.y);
+      const got = await pipe.stateDict();
+      for (const [k, t] of model.stateDict()) {
+        got.get(k)!.data.forEach((v, i) => assert.ok(Math.abs(v - t.data[i]) <= 1e-5 * Math.max(1, Math.abs(t.data[i])), `${executor}: ${k}[${i}]: ${v} vs ${t.data[i]}`));
+      }
+    } finally {
+      await pipe.close();
+    }
+  }
+  for (const bad of [0, -2, Number.NaN]) {
+    await assert.rejects(createPipeline({ model: { builtin: spec }, stages: 2, microbatches: 2, optimizer: OPT, clipGradNorm: bad }),
+      new RegExp(`createPipeline: clipGradNorm must be a finite number > 0, got ${String(bad).replace("NaN", "null")}`));
+  }
+  await assert.rejects(createPipeline({ model: { builtin: spec }, stages: 2, microbatches: 2, optimizer: OPT, schedule: "async", clipGradNorm: 1 }),
+    /createPipeline: clipGradNorm needs a synchronous schedule/);
+});
+
+test("train --clip-grad-norm: a pipeline and one device give the same test loss, unlike training without it; a bad bound is one line", () => {
+  const args = ["train", "--model", "mlp", "--data", "slice", "--limit", "64", "--epochs", "1", "--quiet", "--json", "--lr", "0.5"];
+  const run = (...more: string[]): { test_loss: number } => {
+    const r = spawnSync(process.execPath, [MAIN, ...args, ...more], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as { test_loss: number };
+  };
+  const pipeline = ["--schedule", "1f1b", "--stages", "2", "--microbatches", "2", "--executor", "threads"];
+  const one = run("--clip-grad-norm", "0.05"), piped = run("--clip-grad-norm", "0.05", ...pipeline), free = run(...pipeline);
+  assert.ok(Math.abs(one.test_loss - piped.test_loss) <= 1e-5 * Math.abs(one.test_loss), `${one.test_loss} vs ${piped.test_loss}`);
+  assert.notEqual(free.test_loss, piped.test_loss);
+  for (const [x, why] of [["0", "--clip-grad-norm must be > 0 and finite, got 0"], ["nan", "--clip-grad-norm 'nan' is not a number"]]) {
+    const r = spawnSync(process.execPath, [MAIN, ...args, "--clip-grad-norm", x], { encoding: "utf8" });
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr.trim(), why);
+  }
+  const r = spawnSync(process.execPath, [MAIN, ...args, "--clip-grad-norm", "1", "--schedule", "async", "--stages", "2", "--microbatches", "2"], { encoding: "utf8" });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr.trim(), /^--clip-grad-norm needs a synchronous schedule; --schedule async steps each stage on its own$/);
 });
