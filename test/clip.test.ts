@@ -105,12 +105,11 @@ test("clipping PTD-P (P, T, D) = (2,2,1) and (2,2,2) on threads equals single-de
 });
 
 test("a clip bound that is not a finite number > 0, an asynchronous method or sequence parallelism: one line naming it", () => {
-  for (const x of [0, -1, Number.NaN, Infinity]) {
-    assert.throws(() => checkClipping(setup({ P: 2 }, x)), new RegExp(`--clip-grad-norm must be > 0 and finite, got ${String(x)}`));
-  }
+  for (const x of [0, -1, Number.NaN]) assert.throws(() => checkClipping(setup({ P: 2 }, x)), new RegExp(`: --clip-grad-norm must be > 0, got ${String(x)}$`));
+  assert.throws(() => checkClipping(setup({ P: 2 }, Infinity)), /: --clip-grad-norm must be finite, got Infinity$/);
   assert.throws(() => checkClipping({ ...setup({ P: 2 }), schedule: { ...setup({ P: 2 }).schedule, synchronous: false, name: "async" } }), /--clip-grad-norm needs a synchronous schedule .*not 'async'/);
   assert.throws(() => checkClipping(setup({ P: 2, T: 2, sp: true })), /--clip-grad-norm does not run with --sequence-parallel/);
-  assert.throws(() => clipGradNorm([], Number.NaN), /maxNorm must be > 0 and finite, got NaN/);
+  assert.throws(() => clipGradNorm([], Number.NaN), /maxNorm must be > 0, got NaN/);
 });
 
 const skip = mpiSkipReason();
@@ -176,7 +175,7 @@ test("train --clip-grad-norm: a pipeline and one device give the same test loss,
   const one = run("--clip-grad-norm", "0.05"), piped = run("--clip-grad-norm", "0.05", ...pipeline), free = run(...pipeline);
   assert.ok(Math.abs(one.test_loss - piped.test_loss) <= 1e-5 * Math.abs(one.test_loss), `${one.test_loss} vs ${piped.test_loss}`);
   assert.notEqual(free.test_loss, piped.test_loss);
-  for (const [x, why] of [["0", "--clip-grad-norm must be > 0 and finite, got 0"], ["nan", "--clip-grad-norm 'nan' is not a number"]]) {
+  for (const [x, why] of [["0", "--clip-grad-norm must be > 0, got 0"], ["nan", "--clip-grad-norm 'nan' is not a number"]]) {
     const r = spawnSync(process.execPath, [MAIN, ...args, "--clip-grad-norm", x], { encoding: "utf8" });
     assert.equal(r.status, 2);
     assert.equal(r.stderr.trim(), why);

@@ -5,7 +5,8 @@ import type { Tensor } from "../tensor/tensor.js";
 
 /** Checks a maximum gradient norm: finite and > 0, else an error naming the value. */
 export function checkMaxNorm(maxNorm: number, what = "clipGradNorm: maxNorm"): number {
-  if (!(maxNorm > 0) || !Number.isFinite(maxNorm)) throw new Error(`${what} must be > 0 and finite, got ${maxNorm}`);
+  if (!(maxNorm > 0)) throw new Error(`${what} must be > 0, got ${maxNorm}`);
+  if (!Number.isFinite(maxNorm)) throw new Error(`${what} must be finite, got ${maxNorm}`);
   return maxNorm;
 }
 

@@ -72,7 +72,7 @@ export function mergeTrainConfig(f: OptionValues, given: ReadonlySet<string>, sa
   };
   const clip = pick("clipGradNorm", "clip-grad-norm");
   if (clip !== undefined) {
-    if (!(clip > 0)) throw new ConfigError(`--clip-grad-norm must be > 0 and finite, got ${clip}`);
+    if (!(clip > 0)) throw new ConfigError(`--clip-grad-norm must be > 0, got ${clip}`);
     cfg.clipGradNorm = clip;
   }
   if (cfg.model !== "gpt") {
