@@ -99,31 +99,34 @@ test("clipping with 2 replicas (inline, threads) and with V schedules (two stage
   }
 });
 
-test("clipping PTD-P (P, T, D) = (2,2,1) and (2,2,2) on threads equals single-device clipGradNorm within 1e-5", async () => {
-  assertClose(await threads(setup({ P: 2, T: 2 })), "threads (2,2,1)");
-  assertClose(await threads(setup({ P: 2, T: 2, D: 2 }), 2), "threads (2,2,2)");
+test("clipping PTD-P (P, T, D) = (2,2,1), (2,2,2), (1,2,1), with and without sequence parallelism, on threads equals single-device clipGradNorm within 1e-5", async () => {
+  for (const sp of [false, true]) {
+    assertClose(await threads(setup({ P: 2, T: 2, sp })), `threads (2,2,1)${sp ? " sp" : ""}`);
+    assertClose(await threads(setup({ P: 2, T: 2, D: 2, sp }), 2), `threads (2,2,2)${sp ? " sp" : ""}`);
+    assertClose(await threads(setup({ P: 1, T: 2, sp })), `threads (1,2,1)${sp ? " sp" : ""}`);
+  }
 });
 
-test("a clip bound that is not a finite number > 0, an asynchronous method or sequence parallelism: one line naming it", () => {
+test("a clip bound that is not a finite number > 0, or an asynchronous schedule: one line naming it", () => {
   for (const x of [0, -1, Number.NaN]) assert.throws(() => checkClipping(setup({ P: 2 }, x)), new RegExp(`: --clip-grad-norm must be > 0, got ${String(x)}$`));
   assert.throws(() => checkClipping(setup({ P: 2 }, Infinity)), /: --clip-grad-norm must be finite, got Infinity$/);
   assert.throws(() => checkClipping({ ...setup({ P: 2 }), schedule: { ...setup({ P: 2 }).schedule, synchronous: false, name: "async" } }), /--clip-grad-norm needs a synchronous schedule .*not 'async'/);
-  assert.throws(() => checkClipping(setup({ P: 2, T: 2, sp: true })), /--clip-grad-norm does not run with --sequence-parallel/);
   assert.throws(() => clipGradNorm([], Number.NaN), /maxNorm must be > 0, got NaN/);
 });
 
 const skip = mpiSkipReason();
 
-test("clipping on processes (1f1b, P = 2; with 2 replicas; PTD-P (2,2,1)) == inline and threads bit for bit", { skip }, async () => {
+test("clipping on processes (1f1b, P = 2; with 2 replicas; PTD-P (2,2,1) with sequence parallelism) == inline and threads bit for bit", { skip }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "pw-clip-"));
   try {
     for (const [P, T, D] of [[2, 1, 1], [2, 1, 2], [2, 2, 1]]) {
+      const sp = T > 1;
       const out = join(dir, `${P}${T}${D}.json`);
-      const p = spawnSync("mpirun", [...mpirunArgs(P * T * D, "vader"), process.execPath, SCRIPT, "processes", String(P), String(T), String(D), "no-sp", "1f1b", out, String(MAX_NORM)],
+      const p = spawnSync("mpirun", [...mpirunArgs(P * T * D, "vader"), process.execPath, SCRIPT, "processes", String(P), String(T), String(D), sp ? "sp" : "no-sp", "1f1b", out, String(MAX_NORM)],
         { encoding: "utf8", env: { ...process.env, ...MPI_ENV }, timeout: 180_000 });
       assert.equal(p.status, 0, `(${P},${T},${D}): status ${p.status}: ${p.stderr}${p.stdout}`);
       const got = JSON.parse(readFileSync(out, "utf8")) as Result;
-      const want = T === 1 ? await inline(setup({ P }), D) : await threads(setup({ P, T }), D);
+      const want = T === 1 ? await inline(setup({ P }), D) : await threads(setup({ P, T, sp }), D);
       assertSame(got, want, `processes (${P},${T},${D})`);
       assertClose(got, `processes (${P},${T},${D})`);
     }

@@ -44,7 +44,7 @@ export const trainCommand = {
     "weight-decay": { type: "number", min: 0, help: `weight decay (default per model: ${perModel((d) => d.weightDecay)})`, meta: "W" },
     "clip-grad-norm": { type: "number", min: 0, meta: "X",
       help: "clip the gradients to global L2 norm X before every optimizer step (torch.nn.utils.clip_grad_norm_): the whole model's norm, " +
-        "a pipeline's over every stage, tensor-parallel shard and replica sum as on one device; synchronous schedules, no --sequence-parallel or --freeze. Default: no clipping" },
+        "a pipeline's over every stage, tensor-parallel shard and replica sum as on one device; synchronous schedules, not with --freeze. Default: no clipping" },
     "schedule-lr": { type: "string", choices: LR_SCHEDULE_NAMES,
       help: "LR schedule after warm-up: none, step (x0.1 after each third of the run) or cosine (to 0) (default cosine)" },
     warmup: { type: "int", min: 0, help: `linear LR warm-up steps (default per model: ${perModel((d) => d.warmup)})`, meta: "K" },
@@ -196,7 +196,6 @@ export async function runTrain(argv: string[]): Promise<number> {
   if (cfg.clipGradNorm !== undefined && pipeline?.schedule === "async") {
     throw new UsageError(`--clip-grad-norm needs a synchronous schedule; --schedule async steps each stage on its own`);
   }
-  if (cfg.clipGradNorm !== undefined && pipeline?.sequenceParallel) throw new UsageError("--clip-grad-norm does not run with --sequence-parallel yet");
   if (f.backend !== undefined) setBackend(f.backend);
 
   // Under MPI (--executor processes) every rank trains; rank 0 alone prints and writes files.

@@ -3,7 +3,8 @@
 // one model copy (the replica's workers times their tensor ranks) puts its sum of squares in a slot
 // of its own; one all-reduce gives every rank every slot, and each sums them in slot order, so the
 // norm is the same bits on every rank and every executor. A tensor-parallel shard counts on each
-// tensor rank, a replicated parameter on tensor rank 0 only. Replicas hold the same summed
+// tensor rank, a replicated parameter on tensor rank 0 only (sequence parallelism's partial
+// gradients are summed over the tensor group first). Replicas hold the same summed
 // gradients after REDUCE, so each copy clips on its own.
 import { checkMaxNorm, clipScale, scaleGradients, sumOfSquares } from "../../optim/clip.js";
 import { specOf, type ShardPlan } from "../../parallel/tp-shard.js";
@@ -42,31 +43,27 @@ export function nestedNormGroup(tensor: SyncCollectives | null, pipe: { rank: nu
 /** The one rank of a model that is one worker without tensor parallelism: nothing to sum. */
 const SOLO: NormGroup = { rank: 0, size: 1, allReduce: () => {} };
 
-/**
- * Checks setup.clipGradNorm: a finite bound > 0, a synchronous schedule, no sequence parallelism
- * (its partial gradients are summed inside STEP, after the norm would be taken).
- */
-export function checkClipping(setup: Pick<PipelineSetup, "clipGradNorm" | "async" | "schedule" | "tensorParallel">): void {
+/** Checks setup.clipGradNorm: a finite bound > 0 and a synchronous schedule. */
+export function checkClipping(setup: Pick<PipelineSetup, "clipGradNorm" | "async" | "schedule">): void {
   if (setup.clipGradNorm === undefined) return;
   checkMaxNorm(setup.clipGradNorm, "--clip-grad-norm");
   if (setup.async || !setup.schedule.synchronous) {
     throw new Error(`--clip-grad-norm needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1, zb-v, dualpipev), not '${setup.async?.config.method ?? setup.schedule.name}': an asynchronous method steps each stage on its own`);
   }
-  if (setup.tensorParallel?.sequenceParallel && setup.tensorParallel.size > 1) {
-    throw new Error("--clip-grad-norm does not run with --sequence-parallel yet (its partial gradients are summed inside the optimizer step)");
-  }
 }
 
 /**
  * The interpreter's clip hook for setup.clipGradNorm (nothing without it) over `group` (absent: a
- * model of one rank); `counted` as countedOnRank.
+ * model of one rank); `counted` as countedOnRank; `prepare` makes the gradients whole first
+ * (sequence parallelism's partial sums).
  */
-export function clipOption(setup: PipelineSetup, group?: NormGroup, counted: (name: string) => boolean = () => true): Pick<InterpreterOptions, "clip"> {
+export function clipOption(setup: PipelineSetup, group?: NormGroup, counted: (name: string) => boolean = () => true,
+  prepare?: () => void): Pick<InterpreterOptions, "clip"> {
   if (setup.clipGradNorm === undefined) return {};
   checkClipping(setup);
   const ranks = setup.schedule.workers.length * (setup.tensorParallel?.size ?? 1);
   if (!group && ranks > 1) throw new Error(`gradient clipping over ${ranks} ranks needs a norm group, and this executor gave none`);
-  return { clip: gradientClipper(setup.clipGradNorm, group ?? SOLO, counted) };
+  return { clip: gradientClipper(setup.clipGradNorm, group ?? SOLO, counted, prepare) };
 }
 
 /** Which of a rank's parameters count in the norm: everything without tensor parallelism. */
@@ -78,9 +75,10 @@ export function countedOnRank(plan: ShardPlan, tensorRank: number): (name: strin
  * The STEP hook that clips the gradients of a worker's stages to a global norm of `maxNorm`: it
  * returns a promise when the group's all-reduce is asynchronous.
  */
-export function gradientClipper(maxNorm: number, group: NormGroup, counted: (name: string) => boolean):
+export function gradientClipper(maxNorm: number, group: NormGroup, counted: (name: string) => boolean, prepare?: () => void):
   (stages: readonly PhysicalStage[], step: number) => void | Promise<void> {
   return (stages, step) => {
+    prepare?.();
     const params = stages.flatMap((ps) => ps.chunks.flatMap((c) => c.namedParameters())).filter(([, p]) => p.requiresGrad && p.grad);
     const own = sumOfSquares(params.filter(([n]) => counted(n)).map(([, p]) => p.grad!.data));
     // Two float32 slots per rank (the transports' type): high and low parts keep about 48 bits.

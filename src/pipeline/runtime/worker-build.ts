@@ -69,7 +69,8 @@ export async function buildWorker(setup: PipelineSetup, worker: number, weights:
     assemble = assembleParts(tensor);
   }
   let stages = buildWorkerStages(model, setup, worker, loss);
-  if (tp?.sequenceParallel && tensor && tensor.size > 1) stages = withSequenceParallelSync(stages, tensor);
+  let beforeClip: (() => void) | undefined;
+  if (tp?.sequenceParallel && tensor && tensor.size > 1) ({ stages, syncAll: beforeClip } = withSequenceParallelSync(stages, tensor));
   const asyncRuntime = createAsyncRuntime(stages, setup.async);
   const norms = new Map<number, number>();
   const plan = stagesPlan(stages, model.unitPrefix);
@@ -79,7 +80,7 @@ export async function buildWorker(setup: PipelineSetup, worker: number, weights:
     hooks: asyncRuntime?.hooks, actionDelay: syntheticDelay(setup.instrumentation, setup.schedule.chunks),
     onMetrics, onOutput, ownsWeights: true, recordActions: setup.instrumentation?.recordActions === true, assemble, ...hooks,
     ...(setup.gradientNorms ? { beforeOptimizer: (ps: PhysicalStage) => addGradSquares(ps, norms) } : {}),
-    ...clipOption(setup, norm, countedOnRank(plan, tensor?.rank ?? 0)),
+    ...clipOption(setup, norm, countedOnRank(plan, tensor?.rank ?? 0), beforeClip),
   });
   const takeGradSquares = (): [number, number][] => { const out = [...norms]; norms.clear(); return out; };
   return { interp, asyncRuntime, plan, takeGradSquares };
