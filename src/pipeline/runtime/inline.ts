@@ -21,8 +21,8 @@ import { mergeStates, type OptimizerState } from "../../optim/index.js";
 import { buildWorkerStages, replicatedSetup, shapeOf, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
 import { loadModelSource } from "./model-source.js";
 import { stepDeliveries } from "./replica-share.js";
-import { InlineReduce } from "./inline-reduce.js";
-import { clipOption, InlineNorms } from "./grad-clip.js";
+import { inlineNorms, inlineReduce } from "./inline-reduce.js";
+import { clipOption } from "./grad-clip.js";
 import { forReplica } from "./instrumentation.js";
 import type { AsyncState } from "./async-state.js";
 import { createAsyncRuntime, plainMemory, type AsyncRuntime, type StageMemory } from "./async-weights.js";
@@ -41,9 +41,9 @@ export class InlineExecutor implements Executor, TimingSource {
   /** Per replica: the metrics of each micro-batch of the running list. */
   private readonly metrics: Map<number, MicrobatchMetrics>[];
   private outputs = new Map<number, Tensor>();
-  private readonly reducer: InlineReduce | null;
+  private readonly reducer: ReturnType<typeof inlineReduce> | null;
   /** setup.clipGradNorm: each copy's gradient-norm sums (else null). */
-  private readonly norms: InlineNorms | null;
+  private readonly norms: ReturnType<typeof inlineNorms> | null;
   private readonly setup: PipelineSetup;
   /** The asynchronous method's per-stage policies (setup.async in its async phase), else null. */
   readonly asyncRuntime: AsyncRuntime | null;
@@ -64,8 +64,8 @@ export class InlineExecutor implements Executor, TimingSource {
     const shape = shapeOf(schedule);
     const record = setup.instrumentation?.recordActions === true;
     this.logs = record ? Array.from({ length: R * W }, () => new MessageLog()) : null;
-    this.reducer = R > 1 ? new InlineReduce(R) : null;
-    const norms = this.norms = setup.clipGradNorm === undefined ? null : new InlineNorms(W);
+    this.reducer = R > 1 ? inlineReduce(R) : null;
+    const norms = this.norms = setup.clipGradNorm === undefined ? null : inlineNorms(W);
     this.metrics = Array.from({ length: R }, () => new Map<number, MicrobatchMetrics>());
     const stagesOf = [model, ...replicaModels].map((m, r) => {
       m.train();
