@@ -18,6 +18,7 @@ import { InlineExecutor } from "../src/pipeline/runtime/inline.js";
 import type { PipelineSetup } from "../src/pipeline/runtime/setup.js";
 import { ThreadsExecutor } from "../src/pipeline/runtime/threads.js";
 import { checkClipping } from "../src/pipeline/runtime/grad-clip.js";
+import { formatAction, generateSchedule, validateSchedule, withReplicas } from "../src/pipeline/schedule/index.js";
 import { MAIN, MPI_ENV, mpiSkipReason, mpirunArgs } from "./mpi-helpers.js";
 import { createPipeline } from "../src/index.js";
 import { Rng } from "../src/tensor/random.js";
@@ -186,4 +187,18 @@ test("train --clip-grad-norm: a pipeline and one device give the same test loss,
   const r = spawnSync(process.execPath, [MAIN, ...args, "--clip-grad-norm", "1", "--schedule", "async", "--stages", "2", "--microbatches", "2"], { encoding: "utf8" });
   assert.equal(r.status, 2);
   assert.match(r.stderr.trim(), /^--clip-grad-norm needs a synchronous schedule; --schedule async steps each stage on its own$/);
+});
+
+test("withReplicas: a worker's REDUCEs of a step all precede its STEPs (a V worker holds two stages), and the lists stay valid", () => {
+  for (const name of ["zb-v", "dualpipev", "1f1b"]) {
+    const base = generateSchedule(name, { stages: 4, microbatches: 8 });
+    const r = withReplicas(base, 2);
+    assert.equal(validateSchedule(r).ok, true, name);
+    r.workers.forEach((list, w) => {
+      const kinds = list.filter((a) => a.kind === "REDUCE" || a.kind === "STEP").map((a) => formatAction(a));
+      const stages = base.workers[w].filter((a) => a.kind === "STEP").map((a) => a.stage);
+      assert.deepEqual(kinds, [...stages.map((s) => `${s}REDUCE0`), ...stages.map((s) => `${s}STEP0`)], `${name} worker ${w}`);
+      assert.deepEqual(list.filter((a) => a.kind !== "REDUCE"), [...base.workers[w]], `${name} worker ${w}: the rest unchanged`);
+    });
+  }
 });
