@@ -1,5 +1,5 @@
 // PTD-P (pipeline x tensor x data parallel) on a small GPT: `node lib-ptdp-script.js EXECUTOR P T D
-// SP SCHEDULE OUT` trains 3 steps from fixed weights and writes the losses, the weights and the
+// SP SCHEDULE OUT [MAXNORM]` (MAXNORM: setup.clipGradNorm, for test/clip.test.ts) trains 3 steps from fixed weights and writes the losses, the weights and the
 // optimizer state as float32 bits (rank 0 of a processes run, or the one process), for
 // test/ptdp.test.ts. EXECUTOR "inline" is the single-device oracle (one stage, T = D = 1).
 import { writeFileSync } from "node:fs";
@@ -57,10 +57,10 @@ export async function train(ex: Executor): Promise<{ losses: number[]; weights: 
 }
 
 async function main(argv: string[]): Promise<void> {
-  const [executor, P, T, D, sp, schedule, out] = argv;
+  const [executor, P, T, D, sp, schedule, out, maxNorm] = argv;
   const layout: Layout = { P: Number(P), T: Number(T), D: Number(D), sp: sp === "sp", schedule };
   const model = createModel(SPEC, SEED);
-  const setup = setupOf(layout, model.units.length);
+  const setup = { ...setupOf(layout, model.units.length), ...(maxNorm ? { clipGradNorm: Number(maxNorm) } : {}) };
   let ex: Executor;
   if (executor === "processes") ex = await (await import("../src/pipeline/runtime/processes.js")).ProcessesExecutor.create(setup, { state: model.stateDict() }, layout.D);
   else if (executor === "threads") ex = await (await import("../src/pipeline/runtime/threads.js")).ThreadsExecutor.create(setup, model.stateDict(), layout.D);

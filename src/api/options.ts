@@ -109,6 +109,13 @@ export interface PipelineOptions {
   async?: AsyncOptions;
   /** Asynchronous schedules: optimizer steps per `pipe.run(batches)` window (default 8). */
   window?: number;
+  /**
+   * Clip the gradients to this global L2 norm before every optimizer step, as
+   * torch.nn.utils.clip_grad_norm_ on one device: the norm is the whole model's (every stage, each
+   * tensor-parallel shard and replicated parameter once, after the replicas' sum). Synchronous
+   * schedules only. Default: no clipping.
+   */
+  clipGradNorm?: number;
   /** Learning-rate factor of optimizer step k (default 1: the optimizer's lr throughout). */
   lrSchedule?: (step: number) => number;
   /** Checkpoint (pipe.save) to continue from: weights, optimizer state, step counter. */
@@ -134,6 +141,8 @@ export interface ResolvedOptions {
   replicas: number;
   tensorParallel: number;
   sequenceParallel: boolean;
+  /** The clip bound, or null for none. */
+  clipGradNorm: number | null;
 }
 
 function oneOf<T extends string>(what: string, v: unknown, allowed: readonly T[], fallback: T): T {
@@ -166,11 +175,20 @@ export function resolveOptions(o: PipelineOptions): ResolvedOptions {
   const replicas = posInt("replicas", o.replicas, 1);
   if (replicas > 1 && (schedule === "async" || (custom && !custom.synchronous))) throw new Error(`createPipeline: replicas ${replicas} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1): gradients are summed once per optimizer step`);
   const { tensorParallel, sequenceParallel } = tensorParallelOf(o, executor, schedule === "async" || (custom !== null && !custom.synchronous));
+  const clipGradNorm = clipOf(o.clipGradNorm, schedule === "async" || (custom !== null && !custom.synchronous));
   if (o.async !== undefined && schedule !== "async") throw new Error(`createPipeline: 'async' options need schedule "async", got schedule "${schedule}"`);
   if (typeof o.optimizer !== "object" || o.optimizer === null) throw new Error(`createPipeline: optimizer must be like {name: "sgd", lr: 0.1}, got ${JSON.stringify(o.optimizer)}`);
   if (o.lrSchedule !== undefined && typeof o.lrSchedule !== "function") throw new Error("createPipeline: lrSchedule must be a function (step) => factor");
   if (o.trace !== undefined && (typeof o.trace !== "string" || o.trace === "")) throw new Error(`createPipeline: trace must be a file path, got ${JSON.stringify(o.trace)}`);
-  return { schedule, custom, chunks, executor, recompute, weightGrads, partition, window, replicas, tensorParallel, sequenceParallel };
+  return { schedule, custom, chunks, executor, recompute, weightGrads, partition, window, replicas, tensorParallel, sequenceParallel, clipGradNorm };
+}
+
+/** clipGradNorm checked: a finite number > 0 and a synchronous schedule. */
+function clipOf(v: unknown, asynchronous: boolean): number | null {
+  if (v === undefined) return null;
+  if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) throw new Error(`createPipeline: clipGradNorm must be a finite number > 0, got ${JSON.stringify(v) ?? String(v)}`);
+  if (asynchronous) throw new Error("createPipeline: clipGradNorm needs a synchronous schedule: an asynchronous method steps each stage on its own");
+  return v;
 }
 
 /** tensorParallel and sequenceParallel, checked against the executor and schedule. */

@@ -198,6 +198,7 @@ async function buildPipe(o: PipelineOptions, r: ResolvedOptions): Promise<Pipe> 
     instrumentation: o.trace ? { recordActions: true } : undefined,
     // T1's default horizon: two windows (the CLI's is two epochs).
     async: asyncCfg ? asyncSetupFor(schedule, asyncCfg, annealSteps(asyncCfg, r.window)) : undefined,
+    ...(r.clipGradNorm !== null ? { clipGradNorm: r.clipGradNorm } : {}),
   };
   if (setup.async && start) setup.async.resume = start.asyncResume;
   if (r.tensorParallel > 1) {

@@ -378,7 +378,8 @@ async function syntheticRun(name: string, schedule: Schedule, balance: number[],
     await ex.close();
   }
   const oneWorkerTime = M * [...costs.F, ...costs.B, ...costs.W].reduce((a, b) => a + b, 0);
-  const sim = simulate(schedule, costModel({ ...c, step: c.step.map(() => 0) }, latencyUs));
+  // The sleeping stages pay an FB pair's halves one after the other: no pair time of the real model.
+  const sim = simulate(schedule, costModel({ ...c, step: c.step.map(() => 0), pair: undefined }, latencyUs));
   const speedup = oneWorkerTime / t;
   const line = { mode: "synthetic", schedule: name, workers: W, microbatches: M, chunks: schedule.chunks, speedup: round(speedup, 4),
     ideal: round(sim.speedup, 4), efficiency: round(speedup / sim.speedup, 4), step_ms: round(t * 1000, 4), backend };
@@ -387,7 +388,8 @@ async function syntheticRun(name: string, schedule: Schedule, balance: number[],
 
 /** The simulator's cost model from per-stage measured costs (the physical stages, chunks summed). */
 function costModel(c: StageCosts, latencyUs: number): CostModel {
-  return { forward: c.forward, backward: c.backward.map((b, s) => b + c.weight[s]), weight: c.weight, step: c.step, message: latencyUs / 1e6 };
+  return { forward: c.forward, backward: c.backward.map((b, s) => b + c.weight[s]), weight: c.weight, step: c.step, message: latencyUs / 1e6,
+    ...(c.pair ? { pair: c.pair } : {}) };
 }
 
 /**

@@ -42,6 +42,9 @@ export const trainCommand = {
     optimizer: { type: "string", choices: OPTIMIZER_NAMES, help: `optimizer (default per model: ${perModel((d) => d.optimizer)})` },
     momentum: { type: "number", min: 0, help: "SGD momentum (default 0.9)", meta: "M" },
     "weight-decay": { type: "number", min: 0, help: `weight decay (default per model: ${perModel((d) => d.weightDecay)})`, meta: "W" },
+    "clip-grad-norm": { type: "number", min: 0, meta: "X",
+      help: "clip the gradients to global L2 norm X before every optimizer step (torch.nn.utils.clip_grad_norm_): the whole model's norm, " +
+        "a pipeline's over every stage, tensor-parallel shard and replica sum as on one device; synchronous schedules, not with --freeze. Default: no clipping" },
     "schedule-lr": { type: "string", choices: LR_SCHEDULE_NAMES,
       help: "LR schedule after warm-up: none, step (x0.1 after each third of the run) or cosine (to 0) (default cosine)" },
     warmup: { type: "int", min: 0, help: `linear LR warm-up steps (default per model: ${perModel((d) => d.warmup)})`, meta: "K" },
@@ -182,6 +185,7 @@ export async function runTrain(argv: string[]): Promise<number> {
   if ((f.freeze === true || freezeCheckpoint) && f.trace !== undefined) {
     throw new UsageError(`--trace ${f.trace} does not trace freeze runs yet; --freeze-trace FILE writes their freeze trace`);
   }
+  if ((f.freeze === true || freezeCheckpoint) && cfg.clipGradNorm !== undefined) throw new UsageError(`--clip-grad-norm ${cfg.clipGradNorm} does not apply to freeze runs yet`);
   if (f.freeze === true || freezeCheckpoint) return runFreezeTraining(f, given, cfg);
   const strayFreeze = FREEZE_FLAG_NAMES.filter((n) => n !== "freeze" && given.has(n));
   if (strayFreeze.length) throw new UsageError(`${strayFreeze.map((n) => `--${n}`).join(", ")} only apply with --freeze`);
@@ -189,6 +193,9 @@ export async function runTrain(argv: string[]): Promise<number> {
   const savedPipeline = f.resume !== undefined && f.schedule !== NO_PIPELINE ? checkpointPipelineConfig(f.resume, savedExtra) : undefined;
   const pipeline = resolvePipelineConfig(f, given, savedPipeline);
   asUsage(() => checkTensorParallelModel(resolveSpec(cfg.spec ?? { name: cfg.model }), pipeline));
+  if (cfg.clipGradNorm !== undefined && pipeline?.schedule === "async") {
+    throw new UsageError(`--clip-grad-norm needs a synchronous schedule; --schedule async steps each stage on its own`);
+  }
   if (f.backend !== undefined) setBackend(f.backend);
 
   // Under MPI (--executor processes) every rank trains; rank 0 alone prints and writes files.

@@ -22,6 +22,11 @@ export interface CostModel {
    * number for every stage or one per stage. Schedules without replicas have no REDUCE.
    */
   reduce?: number | readonly number[];
+  /**
+   * Time of one FB pair (DualPipeV's overlapped forward and backward) as one action, per physical
+   * stage of its forward half (length S); null, or no `pair`: the sum of its halves' F and B.
+   */
+  pair?: readonly (number | null)[];
   /** Latency added to every dependency that crosses workers (default 0). */
   message?: number;
   /** Seconds per byte added to `message` (default 0); a message's bytes come from `messageBytes`. */
@@ -77,6 +82,8 @@ export interface ResolvedCosts {
   weight: number[];
   step: number[];
   reduce: number[];
+  /** Per stage (length S), or empty: see CostModel.pair. */
+  pair: (number | null)[];
   message: number;
   messagePerByte: number;
   /** Per virtual stage (length S*v). */
@@ -108,10 +115,12 @@ export function resolveCosts(c: CostModel, S: number, v = 1): ResolvedCosts {
     if (w > backward[s]) throw new Error(`cost model: weight-gradient time ${w} of stage ${s} exceeds its backward time ${backward[s]}`);
   });
   const step = perStage("step", c.step ?? 0, S), reduce = perStage("reduce", c.reduce ?? 0, S), message = nonNegative("message cost", c.message ?? 0);
+  if (c.pair && c.pair.length !== S) throw new Error(`cost model: pair has ${c.pair.length} per-stage values for ${S} stages`);
+  const pair = (c.pair ?? []).map((x, s) => (x === null ? null : nonNegative(`pair time of stage ${s}`, x)));
   const messageBytes = perStage("messageBytes", typeof c.messageBytes === "number" || c.messageBytes === undefined ? new Array<number>(V).fill(c.messageBytes ?? 0) : c.messageBytes, V);
   const cores = c.cores ?? Infinity;
   if (!(cores >= 1)) throw new Error(`cost model: cores ${cores} must be at least 1`);
-  return { forward, backward, weight, step, reduce, message, messagePerByte: nonNegative("messagePerByte", c.messagePerByte ?? 0), messageBytes,
+  return { forward, backward, weight, step, reduce, pair, message, messagePerByte: nonNegative("messagePerByte", c.messagePerByte ?? 0), messageBytes,
     receive: nonNegative("receive", c.receive ?? 0), cores, background: nonNegative("background", c.background ?? 0),
     start: (c.start ?? []).map((x, w) => nonNegative(`start of worker ${w}`, x)), senderSlice: nonNegative("senderSlice", c.senderSlice ?? 0),
     slowdown: (c.slowdown ?? []).map((x, w) => { if (!(x >= 1) || !Number.isFinite(x)) throw new Error(`cost model: slowdown ${x} of worker ${w} must be a finite number >= 1`); return x; }) };
@@ -130,9 +139,9 @@ export function executionCosts(s: Schedule, c: CostModel): ExecutionCosts {
       case "W": return at(r.weight, a);
       case "STEP": return r.step[a.stage];
       case "REDUCE": return r.reduce[a.stage];
-      // DualPipeV's overlapped pair: the measured F and B of its halves. The runtime runs them one
-      // after the other, so their sum is what a pair costs there; overlap on hardware would lower it.
-      case "FB": return actionParts(a).reduce((t, p) => t + compute(p), 0);
+      // DualPipeV's overlapped pair: its own measured time where given, else the F and B of its
+      // halves (the runtime runs them one after the other; overlap on hardware would lower it).
+      case "FB": return r.pair[a.stage] ?? actionParts(a).reduce((t, p) => t + compute(p), 0);
     }
   };
   const received = (a: Action): number => dependencies(a, s).filter((d) => isMessage(d, a, s.stageToWorker)).length;

@@ -13,7 +13,7 @@ import type { Module } from "../nn/module.js";
 import { createModel, type Model } from "../nn/models/index.js";
 import { resolveSpec, type ModelSpec } from "../nn/models/spec.js";
 import {
-  constantLr, cosineLr, createOptimizer, linearWarmup, stepLr, type LrSchedule, type Optimizer,
+  clipGradNorm, constantLr, cosineLr, createOptimizer, linearWarmup, stepLr, type LrSchedule, type Optimizer,
 } from "../optim/index.js";
 import type { ProgressBar } from "./progress.js";
 import { Rng } from "../tensor/random.js";
@@ -175,6 +175,7 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
         opt.zeroGrad();
         const loss = crossEntropyLoss(model.forward(b.x), b.y);
         backward(loss);
+        if (cfg.clipGradNorm !== undefined) clipGradNorm(model.parameters(), cfg.clipGradNorm);
         opt.step();
         const value = loss.item();
         step++;

@@ -48,6 +48,8 @@ export interface TrainConfig extends Omit<ModelDefaults, "lr" | "optimizer" | "m
   metrics?: string;
   /** Write a step record to the metrics file every N optimizer steps. */
   logEvery: number;
+  /** Clip the gradients to this global L2 norm before every optimizer step (the whole model's, pipelines too). */
+  clipGradNorm?: number;
 }
 
 // Chosen so that 5 epochs reach the accuracies the documentation reports for the main jobs.

@@ -132,6 +132,7 @@ function setupFor(opts: PipelineTrainOptions, plan: PipelinePlan, start: Pipelin
     instrumentation: withTrace((testSeam.faults ? { faults: testSeam.faults } : undefined), opts.trace !== undefined),
     async: asyncCfg && win ? asyncSetupFor(plan.schedule, asyncCfg, annealSteps(asyncCfg, win.window * win.count)) : undefined,
     ...(opts.pipeline.tensorParallel ? { tensorParallel: { size: opts.pipeline.tensorParallel, sequenceParallel: opts.pipeline.sequenceParallel === true } } : {}),
+    ...(opts.clipGradNorm !== undefined ? { clipGradNorm: opts.clipGradNorm } : {}),
   };
   // Saved after the warm-up only; the asynchronous executor (the first one, or the one after the warm-up) continues it.
   if (setup.async && start.asyncResume && start.startEpoch >= asyncCfg!.warmupEpochs) setup.async.resume = start.asyncResume;

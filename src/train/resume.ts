@@ -71,6 +71,11 @@ export function mergeTrainConfig(f: OptionValues, given: ReadonlySet<string>, sa
     metrics: f.metrics as string | undefined,
     logEvery: pick("logEvery", "log-every"),
   };
+  const clip = pick("clipGradNorm", "clip-grad-norm");
+  if (clip !== undefined) {
+    if (!(clip > 0)) throw new ConfigError(`--clip-grad-norm must be > 0, got ${clip}`);
+    cfg.clipGradNorm = clip;
+  }
   if (cfg.model !== "gpt") {
     if (cfg.text !== undefined) throw new ConfigError(`--text is for the gpt model; --model ${cfg.model} trains on Fashion-MNIST (see --data)`);
     if (cfg.stepsPerEpoch !== undefined) throw new ConfigError(`--steps-per-epoch is for the gpt model; --model ${cfg.model} runs one pass over the data per epoch`);

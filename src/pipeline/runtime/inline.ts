@@ -21,7 +21,8 @@ import { mergeStates, type OptimizerState } from "../../optim/index.js";
 import { buildWorkerStages, replicatedSetup, shapeOf, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
 import { loadModelSource } from "./model-source.js";
 import { stepDeliveries } from "./replica-share.js";
-import { InlineReduce } from "./inline-reduce.js";
+import { inlineNorms, inlineReduce } from "./inline-reduce.js";
+import { clipOption } from "./grad-clip.js";
 import { forReplica } from "./instrumentation.js";
 import type { AsyncState } from "./async-state.js";
 import { createAsyncRuntime, plainMemory, type AsyncRuntime, type StageMemory } from "./async-weights.js";
@@ -40,7 +41,9 @@ export class InlineExecutor implements Executor, TimingSource {
   /** Per replica: the metrics of each micro-batch of the running list. */
   private readonly metrics: Map<number, MicrobatchMetrics>[];
   private outputs = new Map<number, Tensor>();
-  private readonly reducer: InlineReduce | null;
+  private readonly reducer: ReturnType<typeof inlineReduce> | null;
+  /** setup.clipGradNorm: each copy's gradient-norm sums (else null). */
+  private readonly norms: ReturnType<typeof inlineNorms> | null;
   private readonly setup: PipelineSetup;
   /** The asynchronous method's per-stage policies (setup.async in its async phase), else null. */
   readonly asyncRuntime: AsyncRuntime | null;
@@ -61,7 +64,8 @@ export class InlineExecutor implements Executor, TimingSource {
     const shape = shapeOf(schedule);
     const record = setup.instrumentation?.recordActions === true;
     this.logs = record ? Array.from({ length: R * W }, () => new MessageLog()) : null;
-    this.reducer = R > 1 ? new InlineReduce(R) : null;
+    this.reducer = R > 1 ? inlineReduce(R) : null;
+    const norms = this.norms = setup.clipGradNorm === undefined ? null : inlineNorms(W);
     this.metrics = Array.from({ length: R }, () => new Map<number, MicrobatchMetrics>());
     const stagesOf = [model, ...replicaModels].map((m, r) => {
       m.train();
@@ -86,6 +90,7 @@ export class InlineExecutor implements Executor, TimingSource {
         onMetrics: (mb, m) => { this.metrics[r].set(mb, m); },
         onOutput: (mb, t) => { this.outputs.set(mb, t); },
         ...(this.reducer ? { reduce: (ps: PhysicalStage, step: number) => this.reducer!.reduce(r, ps, step) } : {}),
+        ...(norms ? clipOption(setup, norms.group(r, w)) : {}),
       }));
     });
     this.workers = this.copies[0];
@@ -128,6 +133,7 @@ export class InlineExecutor implements Executor, TimingSource {
     for (const w of all) w.reset(lrFactors);
     for (const m of this.metrics) m.clear();
     this.reducer?.clear();
+    this.norms?.clear();
     const begin = epochNow();
     try {
       await this.pumpAll(all);
@@ -214,8 +220,9 @@ export class InlineExecutor implements Executor, TimingSource {
         if (done) { finished.add(w); progress = true; } else if (w.next !== before) progress = true;
       }
       if (progress) continue;
-      if (this.reducer?.takeCompleted()) {
-        // A REDUCE's waiters settle on the microtask queue: let them run, then pump again.
+      const reduced = this.reducer?.takeCompleted() ?? false, normed = this.norms?.takeCompleted() ?? false;
+      if (reduced || normed) {
+        // A REDUCE's (or a norm sum's) waiters settle on the microtask queue: let them run, then pump again.
         await new Promise((resolve) => setImmediate(resolve));
         continue;
       }

@@ -39,6 +39,8 @@ export function payloadTargets(p: Extract<Payload, { kind: "targets" }>): Microb
 export const messageKey = {
   /** Stands for the replicas' part of physical stage s's REDUCE of step k while it runs (never delivered). */
   reduce: (s: number, step: number): string => `r${s}:${step}`,
+  /** Stands for the gradient-norm sum of step k over the model's ranks while it runs (never delivered). */
+  norm: (step: number): string => `n${step}`,
   /** Input activation of virtual stage v (v = 0: the model input from the data loader). */
   activation: (v: number, mb: number): string => `a${v}:${mb}`,
   /** Gradient of the output of virtual stage v. */
@@ -47,8 +49,11 @@ export const messageKey = {
   targets: (mb: number): string => `y${mb}`,
 };
 
-/** A message the next action waits for, and who sends it: a virtual stage, the data loader, or the stage's replicas (REDUCE). */
-export type Wait = { key: string } & ({ from: "stage"; virtualStage: number } | { from: "loader" } | { from: "replicas"; stage: number });
+/**
+ * A message the next action waits for, and who sends it: a virtual stage, the data loader, the
+ * stage's replicas (REDUCE), or the other ranks of the model (the gradient-norm sum before a STEP).
+ */
+export type Wait = { key: string } & ({ from: "stage"; virtualStage: number } | { from: "loader" } | { from: "replicas"; stage: number } | { from: "model" });
 
 export interface Outbox {
   /**
@@ -150,7 +155,13 @@ export interface InterpreterOptions {
    * replica order. Synchronous, or a promise the interpreter waits for (it then calls `wake`).
    */
   reduce?(stage: PhysicalStage, step: number): void | Promise<void>;
-  /** Called when an asynchronous REDUCE has finished: pump again. */
+  /**
+   * Gradient clipping: at the worker's first STEP of each optimizer step (after all its REDUCEs),
+   * scales the gradients of all its stages to the model's global norm bound. Collective over the
+   * model's ranks; synchronous, or a promise the interpreter waits for (it then calls `wake`).
+   */
+  clip?(stages: readonly PhysicalStage[], step: number): void | Promise<void>;
+  /** Called when an asynchronous REDUCE or clip has finished: pump again. */
   wake?(): void;
   /**
    * A message from another stage (activation or gradient) as the action consumes it: a tensor group
@@ -264,6 +275,7 @@ export class WorkerInterpreter {
     this.actions = expandComposites(list);
     this.busy.F = this.busy.B = this.busy.W = this.busy.REDUCE = this.busy.STEP = 0;
     this.reducing = null;
+    this.clipped = -1;
     this.peakLive.clear();
     for (const m of this.meters) m.resetPeak();
     this.records.length = 0;
@@ -286,7 +298,9 @@ export class WorkerInterpreter {
   waits(): Wait[] {
     const a = this.next;
     if (!a) return [];
-    if (this.reducing && !this.reducing.settled) return [{ key: messageKey.reduce(a.stage, a.microbatch), from: "replicas", stage: a.stage }];
+    if (this.reducing && !this.reducing.settled) {
+      return [a.kind === "STEP" ? { key: messageKey.norm(a.microbatch), from: "model" } : { key: messageKey.reduce(a.stage, a.microbatch), from: "replicas", stage: a.stage }];
+    }
     const vs = virtualStage(a.stage, a.chunk, this.o.shape.stages);
     return this.needs(a).filter((k) => !this.mailbox.has(k)).map((key): Wait => {
       if (a.kind === "B") return { key, from: "stage", virtualStage: vs + 1 };
@@ -295,14 +309,17 @@ export class WorkerInterpreter {
     });
   }
 
-  /** The asynchronous REDUCE at `pc` while it runs (hooks.reduce returned a promise). */
+  /** The step whose gradients this worker last clipped (-1: none since the list began). */
+  private clipped = -1;
+
+  /** The asynchronous REDUCE (or clip before a STEP) at `pc` while it runs (its hook returned a promise). */
   private reducing: { pc: number; settled: boolean; error: unknown; stop: (() => { start: number; end: number; cpu: number }) | null; t0: number } | null = null;
 
   /**
-   * Runs or continues the REDUCE at pc: true when it has finished (records and busy time taken),
-   * false while its promise is pending.
+   * Runs or continues the REDUCE (or the clip before the STEP) at pc: true when it has finished
+   * (records and busy time taken), false while its promise is pending.
    */
-  private reduce(a: Action): boolean {
+  private collective(a: Action): boolean {
     const r = this.reducing;
     if (r && r.pc === this.pc) {
       if (!r.settled) return false;
@@ -311,20 +328,20 @@ export class WorkerInterpreter {
       this.finishReduce(a, r.t0, r.stop);
       return true;
     }
-    const hook = this.o.reduce;
-    if (!hook) throw new Error(`REDUCE needs replicas to reduce over, and this executor runs one copy of the pipeline`);
-    const t0 = performance.now(), stop = this.o.recordActions ? startRecord() : null;
-    const pending = hook(this.o.stages.get(a.stage)!, a.microbatch);
+    if (a.kind === "REDUCE" && !this.o.reduce) throw new Error(`REDUCE needs replicas to reduce over, and this executor runs one copy of the pipeline`);
+    // A clip has no record of its own (records follow the list's actions); its time counts as STEP's.
+    const t0 = performance.now(), stop = this.o.recordActions && a.kind === "REDUCE" ? startRecord() : null;
+    const pending = a.kind === "REDUCE" ? this.o.reduce!(this.o.stages.get(a.stage)!, a.microbatch) : this.o.clip!([...this.o.stages.values()], a.microbatch);
     if (!pending) { this.finishReduce(a, t0, stop); return true; }
     const state = { pc: this.pc, settled: false, error: undefined as unknown, stop, t0 };
     this.reducing = state;
     const settle = (e?: unknown): void => { state.settled = true; state.error = e; this.o.wake?.(); };
-    pending.then(() => settle(), (e: unknown) => settle(e ?? new Error("REDUCE failed")));
+    pending.then(() => settle(), (e: unknown) => settle(e ?? new Error(`${a.kind === "REDUCE" ? "REDUCE" : "gradient clipping"} failed`)));
     return false;
   }
 
   private finishReduce(a: Action, t0: number, stop: (() => { start: number; end: number; cpu: number }) | null): void {
-    this.busy.REDUCE += (performance.now() - t0) / 1000;
+    this.busy[a.kind === "REDUCE" ? "REDUCE" : "STEP"] += (performance.now() - t0) / 1000;
     if (stop) this.records.push({ kind: a.kind, stage: a.stage, chunk: 0, microbatch: a.microbatch, run: 1, ...stop() });
   }
 
@@ -344,10 +361,10 @@ export class WorkerInterpreter {
   pump(): boolean {
     while (this.pc < this.actions.length) {
       const a = this.actions[this.pc];
-      if (a.kind === "REDUCE") {
-        if (!this.guard(a, () => this.reduce(a))) return false;
-        this.pc++;
-        continue;
+      if (a.kind === "REDUCE" || (a.kind === "STEP" && this.o.clip && this.clipped !== a.microbatch)) {
+        if (!this.guard(a, () => this.collective(a))) return false;
+        if (a.kind === "REDUCE") { this.pc++; continue; }
+        this.clipped = a.microbatch; // the STEP itself runs below
       }
       const keys = this.needs(a);
       if (keys.some((k) => !this.mailbox.has(k))) return false;

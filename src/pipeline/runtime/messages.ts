@@ -23,6 +23,8 @@ export interface WorkerInit {
   /** This thread's rank in its worker's tensor group, and that group (null without tensor parallelism). */
   tensor: number;
   tensorGroup: ShmGroupHandle | null;
+  /** setup.clipGradNorm: the replica's workers x tensor ranks (rank worker * T + tensor), for the norm sum; else null. */
+  normGroup: ShmGroupHandle | null;
   setup: PipelineSetup;
   backend: BackendName;
   /** Initial parameters and buffers (the main thread's, after any checkpoint load): of `units` only. */

@@ -33,6 +33,7 @@ import { describeWait, endJob } from "./rank-failure.js";
 import { watchQuiet } from "../../transport/mpi/watchdog.js";
 import { forReplica } from "./instrumentation.js";
 import { reduceStage } from "./replica-reduce.js";
+import { nestedNormGroup } from "./grad-clip.js";
 import type { LocalState, LocalStateSource } from "./local-state.js";
 import { epochNow, MessageLog, onEpoch, type ClockSync, type MessageRecord, type RankTimings, type TimingSource } from "./action-records.js";
 import { syncClocks } from "./clock-sync.js";
@@ -162,7 +163,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     const outbox = { send: (to: number, key: string, payload: Payload) => this.sendPipe(to, key, payload), progress: () => this.g.mpi.progress() };
     const built = await buildWorker(su, w, weights, outbox, (mb, m) => { this.metrics.push([mb, m]); },
       (mb, t) => { this.outputs.push([mb, t.data.slice(), [...t.shape]]); },
-      { reduce: (ps) => this.reduceGradients(ps), wake: () => { if (!this.polling) this.loop.pump(); }, tensor: this.g.tensorSync });
+      { reduce: (ps) => this.reduceGradients(ps), wake: () => { if (!this.polling) this.loop.pump(); }, tensor: this.g.tensorSync,
+        norm: nestedNormGroup(this.g.layout.tensor > 1 ? this.g.tensorSync : null, this.g.pipe) });
     this.interp = built.interp;
     this.plan = built.plan;
     this.asyncRuntime = built.asyncRuntime;

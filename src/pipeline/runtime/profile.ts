@@ -1,6 +1,6 @@
 // Measured costs: per-unit forward+backward time (the `time` partition method) and per-stage F, B,
-// W, STEP times of a schedule's own lists (the simulator's cost model for a benchmark's ideal
-// speed-up). Both run on a throwaway copy of the model in this thread, so trained weights are never
+// W, STEP times of a schedule's own lists, and the time of DualPipeV's FB pairs as whole actions
+// (the simulator's cost model for a benchmark's ideal speed-up). Both run on a throwaway copy of the model in this thread, so trained weights are never
 // touched.
 import { backward, enableGrad, noGrad } from "../../autograd/engine.js";
 import { createModel } from "../../nn/models/index.js";
@@ -11,6 +11,7 @@ import type { SplitBatch } from "./executor.js";
 import { InlineExecutor } from "./inline.js";
 import type { RankTimings } from "./action-records.js";
 import { medianUpper } from "../../util/stats.js";
+import { actionParts, formatAction, type Schedule } from "../schedule/action.js";
 
 function onesLike(t: Tensor): Float32Array { return new Float32Array(t.size).fill(1 / t.size); }
 
@@ -43,6 +44,11 @@ export interface StageCosts {
   backward: number[];
   weight: number[];
   step: number[];
+  /**
+   * Seconds per FB pair (DualPipeV), by the stage of its forward half, measured as one action (its
+   * F half's start to its B half's end); null for a stage that starts none. Absent: no pairs.
+   */
+  pair?: (number | null)[];
 }
 
 export type CostKind = "F" | "B" | "W" | "STEP";
@@ -53,6 +59,24 @@ export function busyByStage(timings: readonly RankTimings[], stages: number): Re
   const sum = Array.from({ length: stages }, () => ({ F: 0, B: 0, W: 0, STEP: 0 }));
   for (const r of timings) {
     for (const a of r.actions) if ((COST_KINDS as readonly string[]).includes(a.kind)) sum[a.stage][a.kind as CostKind] += (a.end - a.start) / 1000;
+  }
+  return sum;
+}
+
+/**
+ * Seconds of `schedule`'s FB pairs as whole actions (the F half's start to the B half's end: the
+ * runtime runs them back to back), summed by the stage of the forward half, from the records.
+ */
+export function pairsByStage(timings: readonly RankTimings[], schedule: Schedule): number[] {
+  const sum = new Array<number>(schedule.stages).fill(0);
+  for (const r of timings) {
+    const at = new Map(r.actions.map((a) => [formatAction(a), a]));
+    for (const fb of schedule.workers[r.worker ?? r.rank]) {
+      if (fb.kind !== "FB") continue;
+      const [f, b] = actionParts(fb).map((p) => at.get(formatAction(p)));
+      if (!f || !b) throw new Error(`worker ${r.worker ?? r.rank} has no record of both halves of ${formatAction(fb)}`);
+      sum[fb.stage] += (b.end - f.start) / 1000;
+    }
   }
   return sum;
 }
@@ -71,12 +95,17 @@ export async function measureStageCosts(setup: PipelineSetup, batch: SplitBatch,
   const M = setup.schedule.microbatches * setup.schedule.steps;
   const S = setup.schedule.stages;
   const best = Array.from({ length: S }, () => ({ F: Infinity, B: Infinity, W: Infinity, STEP: Infinity }));
+  const pairs = new Array<number>(S).fill(0);
+  for (const list of setup.schedule.workers) for (const a of list) if (a.kind === "FB") pairs[a.stage]++;
+  const bestPair = new Array<number>(S).fill(Infinity);
   try {
     const lists = new Array<SplitBatch>(setup.schedule.steps).fill(batch); // an asynchronous list spans several steps
     for (let i = 0; i <= steps; i++) {
       await ex.run(lists);
       if (i === 0) continue;
-      busyByStage(ex.stepTimings() ?? [], S).forEach((b, s) => { for (const k of COST_KINDS) best[s][k] = Math.min(best[s][k], b[k]); });
+      const timings = ex.stepTimings() ?? [];
+      busyByStage(timings, S).forEach((b, s) => { for (const k of COST_KINDS) best[s][k] = Math.min(best[s][k], b[k]); });
+      pairsByStage(timings, setup.schedule).forEach((t, s) => { bestPair[s] = Math.min(bestPair[s], t); });
     }
   } finally {
     await ex.close();
@@ -86,5 +115,6 @@ export async function measureStageCosts(setup: PipelineSetup, batch: SplitBatch,
     backward: best.map((b) => b.B / M),
     weight: best.map((b) => b.W / M),
     step: best.map((b) => b.STEP / setup.schedule.steps),
+    ...(pairs.some((n) => n > 0) ? { pair: pairs.map((n, s) => (n > 0 ? bestPair[s] / n : null)) } : {}),
   };
 }

@@ -33,6 +33,7 @@ export function describeWait(rank: number, next: Action | null, waits: readonly 
   const from = waits.map((w) => {
     if (w.from === "stage") return `${w.key} from rank ${ranks.ofStage(w.virtualStage)}`;
     if (w.from === "replicas") return `${w.key} from rank ${ranks.ofReplicas(w.stage).join(", ")} (the gradient sum over the replicas)`;
+    if (w.from === "model") return `${w.key} from the other ranks of the model (the gradient-norm sum before clipping)`;
     return `${w.key} from the data loader`;
   });
   return `rank ${rank} waits at action ${formatAction(next)} for ${from.join(", ")} (that rank is stopped, hung or slower than the timeout)`;

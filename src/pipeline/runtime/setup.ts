@@ -47,6 +47,8 @@ export interface PipelineSetup {
   tensorParallel?: TensorParallelSetup;
   /** Report each unit's squared gradient norm after REDUCE (StepResult.gradSquares, threads and processes; a freeze policy reads them). */
   gradientNorms?: boolean;
+  /** Clip the gradients to this global L2 norm before every STEP (the whole model's norm, as on one device). */
+  clipGradNorm?: number;
 }
 
 /** The model source of a setup (`source`, else the built-in `model` + `seed`). */

@@ -52,16 +52,22 @@ export function stagesPlan(stages: ReadonlyMap<number, PhysicalStage>, prefix: s
   return Object.assign({}, ...[...stages.values()].flatMap((ps) => ps.chunks.map((c) => unitsPlan(c.units, unitName(prefix))))) as ShardPlan;
 }
 
-/** `stages` whose optimizers first sum the sequence-parallel partial gradients over the tensor group. */
-export function withSequenceParallelSync(stages: Map<number, PhysicalStage>, comm: SyncCollectives): Map<number, PhysicalStage> {
+/**
+ * `stages` whose optimizers first sum the sequence-parallel partial gradients over the tensor group,
+ * and `syncAll`, which sums them for every stage ahead of its STEP (gradient clipping needs the
+ * whole gradients): that STEP then does not sum them again. Collective over the tensor group.
+ */
+export function withSequenceParallelSync(stages: Map<number, PhysicalStage>, comm: SyncCollectives): { stages: Map<number, PhysicalStage>; syncAll(): void } {
   const out = new Map<number, PhysicalStage>();
+  const synced = new Set<number>();
+  const units = new Map([...stages].map(([s, ps]) => [s, ps.chunks.flatMap((c) => c.units.map(([, m]) => m))]));
+  const sync = (s: number): void => { if (!synced.has(s)) syncSequenceParallelGrads(units.get(s)!, comm); };
   for (const [s, ps] of stages) {
     const opt = ps.optimizer;
-    const units = ps.chunks.flatMap((c) => c.units.map(([, m]) => m));
     out.set(s, !opt ? ps : {
       ...ps,
       optimizer: {
-        step: () => { syncSequenceParallelGrads(units, comm); opt.step(); },
+        step: () => { sync(s); synced.delete(s); opt.step(); },
         zeroGrad: () => opt.zeroGrad(),
         setLrFactor: (f) => opt.setLrFactor(f),
         stateDict: () => opt.stateDict(),
@@ -69,7 +75,8 @@ export function withSequenceParallelSync(stages: Map<number, PhysicalStage>, com
       },
     });
   }
-  return out;
+  const syncAll = (): void => { for (const [s, ps] of stages) if (ps.optimizer) { sync(s); synced.add(s); } };
+  return { stages: out, syncAll };
 }
 
 /** Tensor-parallel ranks per worker of `setup` (1 without tensor parallelism); checks the schedule. */

@@ -130,6 +130,8 @@ export class ThreadsExecutor implements Executor, TimingSource {
     // replica's worker's tensor ranks).
     const groups = replicas > 1 ? Array.from({ length: W * T }, () => createShmGroup(replicas)) : [];
     const tensorGroups = T > 1 ? Array.from({ length: replicas * W }, () => createShmGroup(T)) : [];
+    // Gradient clipping: per replica, every worker's tensor ranks (two slots each).
+    const normGroups = setup.clipGradNorm !== undefined && W * T > 1 ? Array.from({ length: replicas }, () => createShmGroup(W * T, 2 * W * T)) : [];
     const workers: Worker[] = [];
     for (let r = 0; r < replicas; r++) {
       const channels = Array.from({ length: T }, () => pairwiseChannels(W));
@@ -139,6 +141,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
           const { units, entries, optimizerState } = shares[w];
           const init: WorkerInit = {
             worker: w, replica: r, tensor: t, group: groups[w * T + t] ?? null, tensorGroup: tensorGroups[r * W + w] ?? null,
+            normGroup: normGroups[r] ?? null,
             setup: { ...setup, optimizerState, instrumentation: forReplica(setup.instrumentation, r) }, backend, state: entries, units, peers,
             reduceTimeoutMs: o.reduceTimeoutMs ?? 600_000,
           };
@@ -146,7 +149,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
         }
       }
     }
-    const ex = new ThreadsExecutor(setup, workers, replicas, [...groups, ...tensorGroups]);
+    const ex = new ThreadsExecutor(setup, workers, replicas, [...groups, ...tensorGroups, ...normGroups]);
     const ready = await ex.collect("ready");
     ex.nativeThreads = workers.map((_, id) => {
       const m = ready.get(id);

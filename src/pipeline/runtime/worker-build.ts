@@ -14,6 +14,7 @@ import { assembleParts, shardShare, splitSends, stagesPlan, tensorParallelWorker
 import type { ShardPlan } from "../../parallel/tp-shard.js";
 import { hasParallelLayers } from "../../parallel/ptdp-units.js";
 import type { SyncCollectives } from "../../transport/types.js";
+import { clipOption, countedOnRank, type NormGroup } from "./grad-clip.js";
 
 export interface BuiltWorker {
   interp: WorkerInterpreter;
@@ -34,16 +35,16 @@ export interface BuiltWorker {
 export type WorkerWeights = { share: Pick<WorkerState, "units" | "entries"> } | { model: PipelineModel };
 
 /**
- * What the executor adds to a worker with replicas (its REDUCE and how an asynchronous one wakes it)
- * and with tensor parallelism (the worker's tensor group).
+ * What the executor adds to a worker with replicas (its REDUCE and how an asynchronous one wakes it),
+ * with tensor parallelism (the worker's tensor group) and with gradient clipping (the model's ranks).
  */
-export type ReplicaHooks = Pick<InterpreterOptions, "reduce" | "wake"> & { tensor?: SyncCollectives };
+export type ReplicaHooks = Pick<InterpreterOptions, "reduce" | "wake"> & { tensor?: SyncCollectives; norm?: NormGroup };
 
 /** Worker `worker` of `setup` on `weights`. */
 export async function buildWorker(setup: PipelineSetup, worker: number, weights: WorkerWeights, outbox: Outbox,
   onMetrics: (microbatch: number, m: MicrobatchMetrics) => void, onOutput?: (microbatch: number, t: Tensor) => void,
   replicaHooks: ReplicaHooks = {}): Promise<BuiltWorker> {
-  const { tensor, ...hooks } = replicaHooks;
+  const { tensor, norm, ...hooks } = replicaHooks;
   let model: PipelineModel;
   const tp = setup.tensorParallel;
   // A user's model is built over the worker's tensor group: its parallel layers come out as shards.
@@ -68,18 +69,21 @@ export async function buildWorker(setup: PipelineSetup, worker: number, weights:
     assemble = assembleParts(tensor);
   }
   let stages = buildWorkerStages(model, setup, worker, loss);
-  if (tp?.sequenceParallel && tensor && tensor.size > 1) stages = withSequenceParallelSync(stages, tensor);
+  let beforeClip: (() => void) | undefined;
+  if (tp?.sequenceParallel && tensor && tensor.size > 1) ({ stages, syncAll: beforeClip } = withSequenceParallelSync(stages, tensor));
   const asyncRuntime = createAsyncRuntime(stages, setup.async);
   const norms = new Map<number, number>();
+  const plan = stagesPlan(stages, model.unitPrefix);
   const interp = new WorkerInterpreter({
     worker, actions: setup.schedule.workers[worker], stages, shape: shapeOf(setup.schedule), outbox,
     // The asynchronous method is rebuilt from the setup's JSON, like the model.
     hooks: asyncRuntime?.hooks, actionDelay: syntheticDelay(setup.instrumentation, setup.schedule.chunks),
     onMetrics, onOutput, ownsWeights: true, recordActions: setup.instrumentation?.recordActions === true, assemble, ...hooks,
     ...(setup.gradientNorms ? { beforeOptimizer: (ps: PhysicalStage) => addGradSquares(ps, norms) } : {}),
+    ...clipOption(setup, norm, countedOnRank(plan, tensor?.rank ?? 0), beforeClip),
   });
   const takeGradSquares = (): [number, number][] => { const out = [...norms]; norms.clear(); return out; };
-  return { interp, asyncRuntime, plan: stagesPlan(stages, model.unitPrefix), takeGradSquares };
+  return { interp, asyncRuntime, plan, takeGradSquares };
 }
 
 /** Adds each unit's squared L2 norm of its trainable parameters' gradients to `norms` (by unit index). */

@@ -17,6 +17,7 @@ import { shardStateDict } from "../../parallel/tp-shard.js";
 import type { FromWorker, PeerMessage, StateEntry, ToWorker, WorkerInit } from "./messages.js";
 import { toPlain } from "../../optim/index.js";
 import { buildWorker } from "./worker-build.js";
+import { syncNormGroup } from "./grad-clip.js";
 import { workerMemory } from "./memory.js";
 import { WorkerLoop } from "./worker-loop.js";
 import { loadStageState } from "./worker-state.js";
@@ -119,6 +120,7 @@ try {
     {
       ...(comm ? { reduce: (ps) => reduceStageSync(ps, (buf) => comm.allReduceSync(buf, "sum")) } : {}),
       ...(init.tensorGroup ? { tensor: new ShmCollectives(init.tensorGroup, init.tensor, { timeoutMs: init.reduceTimeoutMs }) } : {}),
+      ...(init.normGroup ? { norm: syncNormGroup(new ShmCollectives(init.normGroup, init.worker * (init.setup.tensorParallel?.size ?? 1) + init.tensor, { timeoutMs: init.reduceTimeoutMs })) } : {}),
     });
   init.state = []; // the copy of the state is not needed any more
   interp = built.interp;

@@ -114,7 +114,8 @@ export interface Schedule {
 }
 
 /**
- * `s` run as `replicas` data-parallel copies: a REDUCE before every STEP (DeepSpeed's ReduceGrads).
+ * `s` run as `replicas` data-parallel copies: a REDUCE before every STEP (DeepSpeed's ReduceGrads);
+ * a worker's consecutive STEPs of one step (a V's two stages) follow all their REDUCEs.
  * One copy is `s` itself. Only synchronous schedules: their gradients are reduced once per step.
  */
 export function withReplicas(s: Schedule, replicas: number): Schedule {
@@ -124,7 +125,15 @@ export function withReplicas(s: Schedule, replicas: number): Schedule {
   if (!s.synchronous || s.steps > 1) {
     throw new Error(`${replicas} replicas need a synchronous schedule of one step (gpipe, 1f1b, interleaved, zb-h1), not '${s.name}': gradients are reduced once per optimizer step`);
   }
-  const workers = base.workers.map((l) => l.flatMap((a) => (a.kind === "STEP" ? [action(a.stage, "REDUCE", a.microbatch), a] : [a])));
+  // A worker's REDUCEs of a step all precede its STEPs of that step (one per stage it holds), so a
+  // STEP finds every one of its stages summed (gradient clipping reads them all).
+  const workers = base.workers.map((l) => l.flatMap((a, i) => {
+    if (a.kind !== "STEP") return [a];
+    if (l[i - 1]?.kind === "STEP" && l[i - 1].microbatch === a.microbatch) return [a];
+    const reduces: Action[] = [];
+    for (let j = i; l[j]?.kind === "STEP" && l[j].microbatch === a.microbatch; j++) reduces.push(action(l[j].stage, "REDUCE", a.microbatch));
+    return [...reduces, a];
+  }));
   return { ...base, workers, replicas };
 }
 
