@@ -13,7 +13,7 @@ import { resolveSpec, type ModelName, type ModelSpec } from "../nn/models/spec.j
 import type { OptimizerState } from "../optim/index.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { makeLrSchedule, type ResumeExtra } from "./loop.js";
-import { evalClassifier, loadImageDatasets } from "./task.js";
+import { evalChunks, loadImageDatasets } from "./task.js";
 import { savedTrainConfig, type LrScheduleName, type TrainConfig } from "./options.js";
 import { EpochReport } from "./epoch-report.js";
 import { MetricsWriter, type MetricsRecord } from "./metrics.js";
@@ -217,6 +217,7 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
     progress: o.progress, log, elapsedBefore, history,
   });
   const config = trainConfigOf(o);
+  const testChunks = evalChunks(ds.test);
   const filling = trainer.cacheFillingSince;
   if (resumedFrom && filling !== null && filling < startEpoch) {
     trainer.refillCache(replayBatches(loader, ds.train, filling, startEpoch, (n) => trainer.fits(n)));
@@ -249,8 +250,9 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
       const cached = hits > 0 && hits >= fills;
       addEpoch(trace, epochRecord(e + 1, { ...transition, stages: layoutAtStart.stages }, cached, { stageSeconds, wallSeconds: epochSeconds }));
       trainSeconds += epochSeconds;
-      await report.endEpoch(step, o.optimizer.lr * lr(Math.max(0, step - 1)), () => {
-        const ev = evalClassifier(trainer.model, ds.test);
+      await report.endEpoch(step, o.optimizer.lr * lr(Math.max(0, step - 1)), async () => {
+        const s = await trainer.evaluateBatches(testChunks);
+        const ev = { loss: s.loss / s.count, acc: s.correct / s.count, ppl: null };
         epochs.push({ epoch: e + 1, loss: lossSum / Math.max(1, batches), testAcc: ev.acc, testLoss: ev.loss, seconds: epochSeconds,
           frozen: layoutAtStart.frozenLayers, stages: layoutAtStart.stages, replicas: layoutAtStart.replicas, microbatches: layoutAtStart.microbatches, cached });
         return ev;

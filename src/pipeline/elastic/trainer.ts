@@ -25,6 +25,7 @@ import {
 } from "../freeze/index.js";
 import type { OptimizerConfig } from "../runtime/setup.js";
 import { loadModelSource, type ModelSource, type PipelineModel } from "../runtime/model-source.js";
+import type { EvalBatches } from "../runtime/executor.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import { combineOptimizerStates, phaseSetup, threadsPhase, type PhaseExecutor, type PhaseFactory, type PhaseLayout } from "./phase.js";
 import { applyFreeze, runnableUnits } from "./units.js";
@@ -260,6 +261,12 @@ export class ElasticTrainer {
     if (!this.phase) throw new Error("elastic trainer is closed");
     const M = Math.min(this.layout.microbatches, x.shape[0]);
     return this.phase.evaluate({ inputs: splitTensor(this.evalInput(x), M), labels: splitLabels(y, M, y.length / x.shape[0]) }, 1 / y.length);
+  }
+
+  /** Summed loss, correct predictions and count over the batches, each one micro-batch through the stages. */
+  async evaluateBatches(b: EvalBatches): Promise<MicrobatchMetrics> {
+    if (!this.phase) throw new Error("elastic trainer is closed");
+    return this.phase.evaluate({ inputs: b.inputs.map((x) => this.evalInput(x)), labels: b.labels });
   }
 
   /** What stage 0 evaluates: x, or the cached prefix's outputs for it (computed here, in eval mode). */
