@@ -1,23 +1,16 @@
 // A run's checkpoint file, written and read alike by every run (the run engine's, `train`'s, the
 // elastic trainer's): weights, optimizer state, counters and the run's own extra JSON; and where a
 // resumed pipeline continues (checkpointStart: weights into the main thread's model, the rest for the stages).
-import { EXTRA_PREFIX, loadCheckpoint, OPTIM_PREFIX, saveCheckpoint, toJson, type Json } from "../checkpoint/index.js";
+import {
+  EXTRA_PREFIX, loadCheckpoint, OPTIM_PREFIX, saveCheckpoint, toJson, type Checkpoint, type CheckpointInput, type Json,
+} from "../checkpoint/index.js";
 import type { OptimizerState } from "../optim/index.js";
 import { asyncStateFromCheckpoint, type AsyncState } from "../pipeline/runtime/async-state.js";
 import type { PipelineModel } from "../pipeline/runtime/model-source.js";
-import type { Tensor } from "../tensor/tensor.js";
 import { isWriterRank } from "../transport/mpi/env.js";
 
-export interface RunCheckpoint<Extra = object> {
-  model: ReadonlyMap<string, Tensor>;
-  /** null only before anything trained (a freezing pipe saved before its first step). */
-  optimizer: OptimizerState | null;
-  step: number;
-  epoch: number;
-  modelSpec?: object;
-  extra: Extra;
-  extraTensors?: ReadonlyMap<string, Tensor>;
-}
+/** A run's checkpoint: the optimizer's state (null only before anything trained: a freezing pipe's first save) and the run's own JSON. */
+export type RunCheckpoint = Omit<CheckpointInput, "optimizer" | "extra"> & { optimizer: OptimizerState | null; extra: object };
 
 /** Writes `c` to `path`; under MPI rank 0 alone writes (the ranks gathered `c` together). */
 export function writeRunCheckpoint(path: string, c: RunCheckpoint): void {
@@ -26,7 +19,7 @@ export function writeRunCheckpoint(path: string, c: RunCheckpoint): void {
 
 /** Reads `path` (the stored tensors `want` keeps); without optimizer state it cannot continue exactly, unless "optional". */
 export function readRunCheckpoint(path: string, o: { prefix?: string; optimizer?: "optional"; want?: (name: string) => boolean } = {}):
-  RunCheckpoint<{ [key: string]: Json }> & { model: Map<string, Tensor>; extraTensors: Map<string, Tensor> } {
+  Omit<Checkpoint, "optimizer" | "extra"> & { optimizer: OptimizerState | null; extra: { [key: string]: Json } } {
   const ck = loadCheckpoint(path, o.want);
   if (!ck.optimizer && !o.optimizer) throw new Error(`${o.prefix ?? ""}checkpoint ${path} has no optimizer state; it cannot be resumed exactly`);
   const optimizer = (ck.optimizer ?? null) as unknown as OptimizerState | null;
