@@ -17,6 +17,7 @@ import { parseMetrics } from "../src/train/metrics.js";
 import { ProgressBar, type ProgressUpdate } from "../src/train/progress.js";
 import { loadCheckpoint } from "../src/checkpoint/index.js";
 import { createModel } from "../src/nn/models/index.js";
+import { evalClassifier, loadImageDatasets } from "../src/train/task.js";
 
 const SPEC: ModelSpec = { name: "vit", image: 28, patch: 7, dim: 16, depth: 2, heads: 2, classes: 10 };
 
@@ -45,6 +46,13 @@ test("elastic runs resumed after a crash in epoch 2 or 3 match the uninterrupted
   // alpha 1/2 freezes 3 of 6 layers after epoch 1 (AutoCache on, 1 stage x 2 replicas); at the second
   // check the criterion (previous interval's norms) holds it at 3 where the schedule alone says 5.
   assert.deepEqual(full.epochs.map((e) => [e.frozen, e.stages, e.replicas]), [[0, 2, 1], [3, 1, 2], [3, 1, 2]]);
+  // The epoch's evaluation runs through the last layout's stages (cached prefix, 2 replicas): against
+  // the single-device evaluation of the final weights, within library-freeze's tolerance for it.
+  const single = createModel(SPEC, 0);
+  single.loadStateDict(full.state);
+  const want = evalClassifier(single, loadImageDatasets("slice", 64).test);
+  assert.ok(Math.abs(full.testLoss - want.loss) <= 1e-6 * Math.max(1, Math.abs(want.loss)), `test loss ${full.testLoss} vs ${want.loss}`);
+  assert.equal(full.testAcc, want.acc);
 
   for (const crashEpoch of [2, 3]) {
     const ck = join(dir, `run${crashEpoch}.safetensors`), m = join(dir, `run${crashEpoch}.jsonl`);

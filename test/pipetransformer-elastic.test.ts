@@ -11,6 +11,13 @@ import { createModel, type ModelSpec } from "../src/nn/models/index.js";
 import { Rng } from "../src/tensor/random.js";
 import { Tensor } from "../src/tensor/tensor.js";
 import { ElasticTrainer, frozenParamNames, type ElasticConfig, type PhaseLayout } from "../src/pipeline/elastic/index.js";
+import { ElasticPipeModel } from "../src/pipeline/elastic/pipe-model.js";
+import { phaseSetup } from "../src/pipeline/elastic/phase.js";
+import { applyFreeze } from "../src/pipeline/elastic/units.js";
+import { loadModelSource } from "../src/pipeline/runtime/model-source.js";
+import { ThreadsExecutor } from "../src/pipeline/runtime/threads.js";
+import { mergeTensors, splitLabels, splitTensor } from "../src/data/microbatch.js";
+import { partOf } from "../src/transport/reduce.js";
 
 const SPEC: ModelSpec = { name: "vit", image: 28, patch: 7, dim: 16, depth: 2, heads: 2, classes: 10 };
 // Units: 0 (embed), 1.attn, 1.mlp, 2.attn, 2.mlp, 3 (LayerNorm), 4 (TokenMean), 5 (head): 8 units, 6 layers.
@@ -212,4 +219,32 @@ test("a replica that throws ends the step with its replica, stage and error (not
   } finally {
     await t.close();
   }
+});
+
+test("a cache fill runs the prefix on each replica's stage 0 worker: its rows' outputs come back, and the step trains on them", async () => {
+  const source = { kind: "builtin" as const, spec: SPEC, seed: 5 };
+  const model = await loadModelSource(source);
+  applyFreeze(model, 3);
+  const R = 2, M = 2, prefix = 5;
+  const setup = phaseSetup(source, { name: "sgd", lr: 0.05, momentum: 0.9 }, layout([[prefix, 8]], { frozenLayers: 3, prefix, replicas: R, microbatches: M }), null);
+  const [b] = batches(1);
+  const split = { inputs: splitTensor(b.x, M), labels: splitLabels(b.y, M, 1), scale: 1 / N };
+  // Oracle: the prefix run here, on the rows replica r takes of micro-batch j, in that order.
+  const local = new ElasticPipeModel(model, prefix);
+  const rows = split.inputs.flatMap((mb) => Array.from({ length: R }, (_, r) => {
+    const [a, e] = partOf(mb.shape[0], r, R), row = mb.size / mb.shape[0];
+    return local.prepareInput(new Tensor(mb.data.slice(a * row, e * row), [e - a, ...mb.shape.slice(1)]));
+  }));
+  const hooked = await ThreadsExecutor.create(setup, model.stateDict(), R);
+  const fed = await ThreadsExecutor.create(setup, model.stateDict(), R);
+  try {
+    const r = await hooked.step({ ...split, prepare: true });
+    assert.deepEqual(r.prepared?.map((p) => p.mb), [0, 0, 1, 1]);
+    r.prepared!.forEach((p, i) => assert.deepEqual(p.data, rows[i].data, `micro-batch ${p.mb}, replica ${i % R}: prepared on the worker vs here`));
+    // The same step fed the prefix's outputs directly (what a cache hit does) trains to the same bits.
+    const merged = mergeTensors(rows);
+    const direct = await fed.step({ ...split, inputs: splitTensor(merged, M) });
+    assert.equal(r.loss, direct.loss);
+    assertSameBits(await hooked.stateDict(), await fed.stateDict(), "hooked vs fed");
+  } finally { await hooked.close(); await fed.close(); }
 });

@@ -1,10 +1,30 @@
-// Where a resumed pipeline continues (the library's and `train`'s alike): the checkpoint's weights,
-// loaded into the main thread's model, its optimizer state (handed to the stages), step and epoch
-// counters, its extra JSON, and the asynchronous method's state.
-import { EXTRA_PREFIX, loadCheckpoint, OPTIM_PREFIX, type Json } from "../checkpoint/index.js";
+// A run's checkpoint file, written and read alike by every run (the run engine's, `train`'s, the
+// elastic trainer's): weights, optimizer state, counters and the run's own extra JSON; and where a
+// resumed pipeline continues (checkpointStart: weights into the main thread's model, the rest for the stages).
+import {
+  EXTRA_PREFIX, loadCheckpoint, OPTIM_PREFIX, saveCheckpoint, toJson, type Checkpoint, type CheckpointInput, type Json,
+} from "../checkpoint/index.js";
 import type { OptimizerState } from "../optim/index.js";
 import { asyncStateFromCheckpoint, type AsyncState } from "../pipeline/runtime/async-state.js";
 import type { PipelineModel } from "../pipeline/runtime/model-source.js";
+import { isWriterRank } from "../transport/mpi/env.js";
+
+/** A run's checkpoint: the optimizer's state (null only before anything trained: a freezing pipe's first save) and the run's own JSON. */
+export type RunCheckpoint = Omit<CheckpointInput, "optimizer" | "extra"> & { optimizer: OptimizerState | null; extra: object };
+
+/** Writes `c` to `path`; under MPI rank 0 alone writes (the ranks gathered `c` together). */
+export function writeRunCheckpoint(path: string, c: RunCheckpoint): void {
+  if (isWriterRank()) saveCheckpoint(path, { ...c, optimizer: c.optimizer ?? undefined, extra: toJson(c.extra) });
+}
+
+/** Reads `path` (the stored tensors `want` keeps); without optimizer state it cannot continue exactly, unless "optional". */
+export function readRunCheckpoint(path: string, o: { prefix?: string; optimizer?: "optional"; want?: (name: string) => boolean } = {}):
+  Omit<Checkpoint, "optimizer" | "extra"> & { optimizer: OptimizerState | null; extra: { [key: string]: Json } } {
+  const ck = loadCheckpoint(path, o.want);
+  if (!ck.optimizer && !o.optimizer) throw new Error(`${o.prefix ?? ""}checkpoint ${path} has no optimizer state; it cannot be resumed exactly`);
+  const optimizer = (ck.optimizer ?? null) as unknown as OptimizerState | null;
+  return { ...ck, optimizer, extra: (ck.extra ?? {}) as { [key: string]: Json } };
+}
 
 export interface CheckpointStart {
   step: number;
@@ -39,16 +59,14 @@ function ownTensor(name: string, own: ReadonlyMap<string, unknown>): boolean {
 export function checkpointStart(path: string, model: Pick<PipelineModel, "stateDict" | "loadStateDict">, o: StartOptions): CheckpointStart {
   const prefix = o.prefix ?? "";
   const own = model.stateDict();
-  const ck = loadCheckpoint(path, o.partial ? (name) => ownTensor(name, own) : undefined);
+  const ck = readRunCheckpoint(path, { prefix, want: o.partial ? (name) => ownTensor(name, own) : undefined });
   try {
     model.loadStateDict(ck.model);
   } catch (e) {
     throw new Error(`${prefix}checkpoint ${path} does not fit this model (${(e as Error).message})${o.fitHint ?? ""}`);
   }
-  if (!ck.optimizer) throw new Error(`${prefix}checkpoint ${path} has no optimizer state; it cannot be resumed exactly`);
-  const extra = (ck.extra ?? {}) as { [key: string]: Json };
   return {
-    step: ck.step, epoch: ck.epoch, optimizerState: ck.optimizer as unknown as OptimizerState, extra,
-    asyncResume: o.asyncStages !== null ? asyncStateFromCheckpoint(extra.async, ck.extraTensors, o.asyncStages) : undefined,
+    step: ck.step, epoch: ck.epoch, optimizerState: ck.optimizer!, extra: ck.extra,
+    asyncResume: o.asyncStages !== null ? asyncStateFromCheckpoint(ck.extra.async, ck.extraTensors, o.asyncStages) : undefined,
   };
 }

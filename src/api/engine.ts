@@ -3,7 +3,7 @@
 // per-worker memory peaks), evaluates through the stages, saves checkpoints (one file, or one part
 // per MPI rank) and restarts the executor from its own state (the end of an asynchronous warm-up).
 // It is the one place that knows how each executor holds the model.
-import { saveCheckpoint, toJson, type Json } from "../checkpoint/index.js";
+import type { Json } from "../checkpoint/index.js";
 import { mergeStates, toPlain, type OptimizerState } from "../optim/index.js";
 import { isTimingSource } from "../pipeline/runtime/action-records.js";
 import { asyncCheckpointParts } from "../pipeline/runtime/async-state.js";
@@ -19,7 +19,7 @@ import { splitMiniBatch } from "../pipeline/runtime/split.js";
 import type { MicrobatchMetrics, StageLoss, Target } from "../pipeline/stage.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { TraceWriter } from "../trace/trace-writer.js";
-import { isWriterRank } from "../transport/mpi/env.js";
+import { writeRunCheckpoint } from "./checkpoint-start.js";
 
 export interface EngineOptions {
   /**
@@ -159,11 +159,9 @@ export class RunEngine {
     }
     const asyncPart = asyncCheckpointParts(await ex.asyncState()); // between runs: nothing in flight
     const optimizer = await ex.optimizerState(paramOrder);
-    const model = await this.stateDict();
-    if (!isWriterRank()) return; // under MPI, rank 0 alone writes
-    saveCheckpoint(path, {
-      model, optimizer, step: this.steps, epoch: meta.epoch, modelSpec: meta.modelSpec,
-      extra: toJson(asyncPart.meta ? { ...meta.extra, async: asyncPart.meta } : meta.extra), extraTensors: asyncPart.tensors,
+    writeRunCheckpoint(path, {
+      model: await this.stateDict(), optimizer, step: this.steps, epoch: meta.epoch, modelSpec: meta.modelSpec,
+      extra: asyncPart.meta ? { ...meta.extra, async: asyncPart.meta } : meta.extra, extraTensors: asyncPart.tensors,
     });
   }
 

@@ -6,7 +6,6 @@
 // threads or, with executor "processes", on MPI ranks (SPMD: every rank makes the same calls with the
 // same arguments; each call is collective and returns the same result on every rank; rank 0 alone
 // writes files). It picks its own micro-batch count.
-import { loadCheckpoint, saveCheckpoint, toJson } from "../checkpoint/index.js";
 import type { ModelSpec } from "../nn/models/spec.js";
 import type { OptimizerConfig } from "../optim/factory.js";
 import type { OptimizerState } from "../optim/index.js";
@@ -18,7 +17,8 @@ import { describeValue } from "../util/describe.js";
 import type { MiniBatch } from "./engine.js";
 import type { BuiltinModel, ModuleModel } from "./options.js";
 import type { Pipe } from "./pipe-interface.js";
-import { isWriterRank, launchEnv } from "../transport/mpi/env.js";
+import { launchEnv } from "../transport/mpi/env.js";
+import { readRunCheckpoint, writeRunCheckpoint } from "./checkpoint-start.js";
 import { endJobOnError, finalizeMpi, launchLines } from "./spmd.js";
 
 /** The `freeze` option of createPipeline (PipeTransformer). */
@@ -136,10 +136,9 @@ export class FreezingPipe implements Pipe {
   async save(path: string): Promise<void> {
     // Collective (gathers weights and optimizer state); after it nothing below needs the other ranks.
     const optimizer = await this.spmd(() => this.trainer.optimizerState());
-    if (this.o.executor === "processes" && !isWriterRank()) return;
-    saveCheckpoint(path, {
-      model: await this.stateDict(), optimizer: optimizer ?? undefined, step: this.stepCount, epoch: this.epochCount,
-      ...("builtin" in this.o.model ? { modelSpec: this.o.model.builtin } : {}), extra: toJson({ library: { freeze: this.trainer.freezeState() } }),
+    writeRunCheckpoint(path, {
+      model: await this.stateDict(), optimizer, step: this.stepCount, epoch: this.epochCount,
+      ...("builtin" in this.o.model ? { modelSpec: this.o.model.builtin } : {}), extra: { library: { freeze: this.trainer.freezeState() } },
     });
   }
 
@@ -163,10 +162,10 @@ export async function createFreezingPipeline(o: FreezingPipeOptions): Promise<Fr
   let state: Map<string, Tensor> | undefined, opt: OptimizerState | null = null, step = 0, epoch = 0;
   let resume: { freeze: ElasticFreezeState } | undefined;
   if (o.resume) {
-    const ck = loadCheckpoint(o.resume);
-    const saved = ((ck.extra ?? {}) as { library?: { freeze?: ElasticFreezeState } }).library?.freeze;
+    const ck = readRunCheckpoint(o.resume, { optimizer: "optional" });
+    const saved = (ck.extra as { library?: { freeze?: ElasticFreezeState } }).library?.freeze;
     if (!saved) throw new Error(`createPipeline: checkpoint ${o.resume} holds no freeze state; it was not written by a freezing pipe`);
-    state = ck.model; opt = (ck.optimizer ?? null) as unknown as OptimizerState | null; step = ck.step; epoch = ck.epoch;
+    state = ck.model; opt = ck.optimizer; step = ck.step; epoch = ck.epoch;
     resume = { freeze: saved };
   }
   const executor = o.executor ?? "threads";

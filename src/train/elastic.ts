@@ -7,14 +7,14 @@
 // freeze policy's state then still holds the interval's gradient norms); a resumed run runs that
 // check first, so it takes the same freeze decisions, layouts and per-step losses as an
 // uninterrupted run (the activation cache is not saved: refilling it gives the same bits).
-import { checkpointExtra, loadCheckpoint, saveCheckpoint, toJson, type Json } from "../checkpoint/index.js";
+import { checkpointExtra, type Json } from "../checkpoint/index.js";
 import { DataLoader, gather, type TensorDataset } from "../data/loader.js";
 import { resolveSpec, type ModelName, type ModelSpec } from "../nn/models/spec.js";
 import type { OptimizerState } from "../optim/index.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { makeLrSchedule, type ResumeExtra } from "./loop.js";
-import { evalClassifier, loadImageDatasets } from "./task.js";
-import { savedTrainConfig, type LrScheduleName, type TrainConfig } from "./options.js";
+import { makeLrSchedule, parseExtra, resumeNotes, type ResumeExtra } from "./loop.js";
+import { evalChunks, loadImageDatasets } from "./task.js";
+import { type LrScheduleName, type TrainConfig } from "./options.js";
 import { EpochReport } from "./epoch-report.js";
 import { MetricsWriter, type MetricsRecord } from "./metrics.js";
 import type { ProgressBar } from "./progress.js";
@@ -25,6 +25,7 @@ import type { OptimizerConfig } from "../pipeline/runtime/setup.js";
 import type { EpochLayout } from "../pipeline/freeze/trace.js";
 import { formatLayout, type ElasticFreezeState, type ElasticTrainer } from "../pipeline/elastic/trainer.js";
 import { startElasticTrainer } from "../api/freeze-pipe.js";
+import { readRunCheckpoint, writeRunCheckpoint } from "../api/checkpoint-start.js";
 
 export interface ElasticTrainOptions {
   spec: ModelSpec;
@@ -136,7 +137,7 @@ export function elasticResumeExtra(path: string, extra: Json | undefined): Elast
     throw new Error(`checkpoint ${path} holds no freeze state (written by a run without --freeze?); resume it without --freeze, ` +
       `or start the --freeze run from scratch`);
   }
-  return { config: savedTrainConfig(e.config), elapsed_s: Number(e.elapsed_s ?? 0), history: Array.isArray(e.history) ? e.history : [], elastic: e.elastic };
+  return { ...parseExtra(path, extra), elastic: e.elastic };
 }
 
 /** The settings saved in a freeze checkpoint (the CLI's defaults for flags not given on --resume). */
@@ -158,11 +159,9 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
   let resumeState: ElasticFreezeState | undefined;
   let resumedFrom: ElasticTrainResult["resumedFrom"] = null;
   if (o.resume) {
-    const ck = loadCheckpoint(o.resume);
+    const ck = readRunCheckpoint(o.resume);
     const extra = elasticResumeExtra(o.resume, ck.extra);
-    if (!ck.optimizer) throw new Error(`checkpoint ${o.resume} has no optimizer state; it cannot be resumed exactly`);
-    state = ck.model;
-    optimizer = ck.optimizer as unknown as OptimizerState;
+    state = ck.model; optimizer = ck.optimizer;
     startEpoch = ck.epoch; step = ck.step;
     elapsedBefore = extra.elapsed_s; history = extra.history;
     epochs.push(...extra.elastic.epochs);
@@ -175,14 +174,7 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
       log(`note: the saved run used ${JSON.stringify({ ...was, cacheBytes: undefined })}, this one ${JSON.stringify({ ...settings, cacheBytes: undefined })}; ` +
         `training continues, but not as the saved run would have`);
     }
-    if (step !== startEpoch * loader.length) {
-      log(`note: the checkpoint is at step ${step} after ${startEpoch} epochs, but this run has ${loader.length} steps per epoch ` +
-        `(--batch or --limit changed?); training continues, but not as the saved run would have`);
-    }
-    if (extra.config.epochs !== o.epochs && o.scheduleLr !== "none") {
-      log(`note: the saved run planned ${extra.config.epochs} epochs, this one ${o.epochs}; the ${o.scheduleLr} LR schedule ` +
-        `is laid out over the new total, so the losses differ from the saved run's plan from here on`);
-    }
+    resumeNotes(extra.config, o, { step, epoch: startEpoch, stepsPerEpoch: loader.length, changed: "--batch or --limit" }, log);
   }
 
   if (resumedFrom) log(`resumed from ${resumedFrom.path}: ${startEpoch} epochs, ${step} steps done`);
@@ -213,6 +205,7 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
     progress: o.progress, log, elapsedBefore, history,
   });
   const config = trainConfigOf(o);
+  const testChunks = evalChunks(ds.test);
   const filling = trainer.cacheFillingSince;
   if (resumedFrom && filling !== null && filling < startEpoch) {
     trainer.refillCache(replayBatches(loader, ds.train, filling, startEpoch, (n) => trainer.fits(n)));
@@ -245,8 +238,9 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
       const cached = hits > 0 && hits >= fills;
       addEpoch(trace, epochRecord(e + 1, { ...transition, stages: layoutAtStart.stages }, cached, { stageSeconds, wallSeconds: epochSeconds }));
       trainSeconds += epochSeconds;
-      await report.endEpoch(step, o.optimizer.lr * lr(Math.max(0, step - 1)), () => {
-        const ev = evalClassifier(trainer.model, ds.test);
+      await report.endEpoch(step, o.optimizer.lr * lr(Math.max(0, step - 1)), async () => {
+        const s = await trainer.evaluateBatches(testChunks);
+        const ev = { loss: s.loss / s.count, acc: s.correct / s.count, ppl: null };
         epochs.push({ epoch: e + 1, loss: lossSum / Math.max(1, batches), testAcc: ev.acc, testLoss: ev.loss, seconds: epochSeconds,
           frozen: layoutAtStart.frozenLayers, stages: layoutAtStart.stages, replicas: layoutAtStart.replicas, microbatches: layoutAtStart.microbatches, cached });
         return ev;
@@ -255,10 +249,8 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
           config, elapsed_s: report.elapsed(), history: report.history,
           elastic: { settings, state: trainer.freezeState(), epochs, trace: trace.epochs, train_seconds: trainSeconds },
         };
-        const opt = await trainer.optimizerState();
-        saveCheckpoint(path, {
-          model: trainer.model.stateDict(), ...(opt ? { optimizer: opt } : {}), step, epoch: e + 1, modelSpec: resolveSpec(o.spec),
-          extra: toJson(extra),
+        writeRunCheckpoint(path, {
+          optimizer: await trainer.optimizerState(), model: trainer.model.stateDict(), step, epoch: e + 1, modelSpec: resolveSpec(o.spec), extra,
         });
       });
       log(`epoch ${e + 1} layout: frozen ${layoutAtStart.frozenLayers}, ${layoutAtStart.stages} stage(s) x ${layoutAtStart.replicas} replica(s)` +

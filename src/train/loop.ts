@@ -4,8 +4,8 @@
 // continues exactly (same batches, same optimizer state, same per-step losses).
 import { backward } from "../autograd/engine.js";
 import { getBackend } from "../backend/index.js";
-import { checkpointStart } from "../api/checkpoint-start.js";
-import { checkpointExtra, saveCheckpoint, toJson, type Json } from "../checkpoint/index.js";
+import { checkpointExtra, type Json } from "../checkpoint/index.js";
+import { checkpointStart, writeRunCheckpoint } from "../api/checkpoint-start.js";
 import { epochSeed } from "../data/loader.js";
 import { Dropout } from "../nn/dropout.js";
 import { crossEntropyLoss } from "../nn/loss.js";
@@ -87,7 +87,8 @@ export function checkpointConfig(path: string): TrainConfig {
   return parseExtra(path, checkpointExtra(path)).config; // the header only
 }
 
-function parseExtra(path: string, extra: Json | undefined): ResumeExtra {
+/** A checkpoint's extra as `train` saved it (config, elapsed seconds, history); errors when it holds none. */
+export function parseExtra(path: string, extra: Json | undefined): ResumeExtra {
   const e = extra as Partial<ResumeExtra> | undefined;
   if (!e || typeof e !== "object" || !e.config || typeof e.config !== "object") {
     throw new Error(`checkpoint ${path} holds no training state (written by something other than \`pipewright train\`?); it cannot be resumed`);
@@ -98,14 +99,20 @@ function parseExtra(path: string, extra: Json | undefined): ResumeExtra {
 export function saveTrainCheckpoint(path: string, model: Model, opt: Optimizer<{ lr: number }, { step: number }>,
   cfg: TrainConfig, epoch: number, step: number, elapsedS: number, history: MetricsRecord[]): void {
   const extra: ResumeExtra = { config: { ...cfg, resume: undefined }, elapsed_s: elapsedS, history };
-  saveCheckpoint(path, {
-    model: model.stateDict(),
-    optimizer: opt.stateDict(),
-    step,
-    epoch,
-    modelSpec: model.spec,
-    extra: toJson(extra),
-  });
+  writeRunCheckpoint(path, { model: model.stateDict(), optimizer: opt.stateDict(), step, epoch, modelSpec: model.spec, extra });
+}
+
+/** Logs how a resumed run differs from the saved one (`at.changed`: the flags that change the steps per epoch). */
+export function resumeNotes(saved: Pick<TrainConfig, "epochs">, now: Pick<TrainConfig, "epochs" | "scheduleLr">,
+  at: { step: number; epoch: number; stepsPerEpoch: number; changed: string }, log: (m: string) => void): void {
+  if (at.step !== at.epoch * at.stepsPerEpoch) {
+    log(`note: the checkpoint is at step ${at.step} after ${at.epoch} epochs, but this run has ${at.stepsPerEpoch} steps per epoch ` +
+      `(${at.changed} changed?); training continues, but not as the saved run would have`);
+  }
+  if (saved.epochs !== now.epochs && now.scheduleLr !== "none") {
+    log(`note: the saved run planned ${saved.epochs} epochs, this one ${now.epochs}; the ${now.scheduleLr} LR schedule ` +
+      `is laid out over the new total, so the losses differ from the saved run's plan from here on`);
+  }
 }
 
 export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
@@ -146,14 +153,7 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
     elapsedBefore = extra.elapsed_s;
     history = extra.history;
     resumedFrom = { path: cfg.resume, epoch: ck.epoch, step: ck.step };
-    if (step !== startEpoch * task.stepsPerEpoch) {
-      log(`note: the checkpoint is at step ${step} after ${startEpoch} epochs, but this run has ${task.stepsPerEpoch} steps per epoch ` +
-        `(--batch, --limit or --steps-per-epoch changed?); training continues, but not as the saved run would have`);
-    }
-    if (extra.config.epochs !== cfg.epochs && cfg.scheduleLr !== "none") {
-      log(`note: the saved run planned ${extra.config.epochs} epochs, this one ${cfg.epochs}; the ${cfg.scheduleLr} LR schedule ` +
-        `is laid out over the new total, so the losses differ from the saved run's plan from here on`);
-    }
+    resumeNotes(extra.config, cfg, { step, epoch: startEpoch, stepsPerEpoch: task.stepsPerEpoch, changed: "--batch, --limit or --steps-per-epoch" }, log);
     log(`resumed from ${cfg.resume}: ${startEpoch} epochs, ${step} steps done`);
   }
 

@@ -8,11 +8,13 @@
 //
 // With the cache on, the cached prefix costs nothing, so the active units alone are re-balanced over
 // the S stages AutoPipe chose (balanceByCost on their parameter counts); on batches whose samples are
-// not all cached yet the trainer runs the prefix itself (no graph) and fills the cache.
+// not all cached yet, each replica's stage 0 first runs the prefix (no graph) on its rows, on its
+// worker (the runtime's input hook), and the outputs come back to fill the cache.
 //
 // Each replica trains on its rows of every micro-batch (the runtime's data-parallel split), so the
-// cache and its recomputation run the prefix on exactly those row groups: a product's kernel
-// depends on its row count, and these are the rows the stage would have seen.
+// cache holds the prefix's outputs of exactly those row groups: a product's kernel depends on its row
+// count. A resumed run refills the cache here, on the same row groups (recomputePrefix), with the
+// same bits.
 import { noGrad } from "../../autograd/engine.js";
 import { mergeTensors, splitLabels, splitTensor } from "../../data/microbatch.js";
 import { partOf } from "../../transport/reduce.js";
@@ -25,6 +27,7 @@ import {
 } from "../freeze/index.js";
 import type { OptimizerConfig } from "../runtime/setup.js";
 import { loadModelSource, type ModelSource, type PipelineModel } from "../runtime/model-source.js";
+import type { EvalBatches, StepResult } from "../runtime/executor.js";
 import type { MicrobatchMetrics } from "../stage.js";
 import { combineOptimizerStates, phaseSetup, threadsPhase, type PhaseExecutor, type PhaseFactory, type PhaseLayout } from "./phase.js";
 import { applyFreeze, runnableUnits } from "./units.js";
@@ -226,26 +229,23 @@ export class ElasticTrainer {
   /** One optimizer step; `indices` = dataset indices of the samples (for the cache). */
   async step(x: Tensor, y: Int32Array, indices: ArrayLike<number> | null, lrFactor: number): Promise<ElasticStepResult> {
     if (!this.phase) throw new Error("elastic trainer is closed");
-    let input = x, cached = false, prefixSeconds = 0;
+    let input = x, cached = false, fill = false;
     const idx = indices ? Array.from(indices) : null;
     if (this.cache?.active && this.layout.prefix > 0) {
       if (!idx) throw new Error("AutoCache needs the samples' dataset indices");
       const hit = this.cache.lookup(idx);
-      if (hit) { input = hit; cached = true; } else {
-        const t0 = performance.now();
-        input = this.recomputePrefix(x);
-        prefixSeconds = (performance.now() - t0) / 1000;
-        this.cache.put(idx, input);
-      }
+      if (hit) { input = hit; cached = true; } else fill = true;
     }
     this.synced = false;
     const { microbatches: M, replicas: R } = this.layout;
-    const r = await this.phase.step({ inputs: splitTensor(input, M), labels: splitLabels(y, M, y.length / x.shape[0]), scale: 1 / y.length }, lrFactor);
+    const r = await this.phase.step({ inputs: splitTensor(input, M), labels: splitLabels(y, M, y.length / x.shape[0]), scale: 1 / y.length,
+      ...(fill ? { prepare: true } : {}) }, lrFactor);
+    if (fill) this.cache!.put(idx!, this.preparedInput(r.prepared));
     const gradSq = new Map<number, number>();
     for (const [l, v] of r.gradSquares ?? []) gradSq.set(l, (gradSq.get(l) ?? 0) + v);
     if (this.policy) this.policy.recordGradNorms(Array.from({ length: this.model.units.length }, (_, l) => Math.sqrt(gradSq.get(l) ?? 0)));
-    // The replicas mirror replica 0's work; the prefix run counts as stage 0's.
-    const stageBusy = r.busy.map((b, s) => b * R + (s === 0 ? prefixSeconds : 0));
+    // The replicas mirror replica 0's work (its prefix run for the cache counts as stage 0's).
+    const stageBusy = r.busy.map((b) => b * R);
     return { loss: r.loss, correct: r.correct, count: r.count, stageBusy, gradSq, cached };
   }
 
@@ -260,6 +260,12 @@ export class ElasticTrainer {
     if (!this.phase) throw new Error("elastic trainer is closed");
     const M = Math.min(this.layout.microbatches, x.shape[0]);
     return this.phase.evaluate({ inputs: splitTensor(this.evalInput(x), M), labels: splitLabels(y, M, y.length / x.shape[0]) }, 1 / y.length);
+  }
+
+  /** Summed loss, correct predictions and count over the batches, each one micro-batch through the stages. */
+  async evaluateBatches(b: EvalBatches): Promise<MicrobatchMetrics> {
+    if (!this.phase) throw new Error("elastic trainer is closed");
+    return this.phase.evaluate({ inputs: b.inputs.map((x) => this.evalInput(x)), labels: b.labels });
   }
 
   /** What stage 0 evaluates: x, or the cached prefix's outputs for it (computed here, in eval mode). */
@@ -332,6 +338,13 @@ export class ElasticTrainer {
       return new Tensor(mb.data.slice(a * row, b * row), [b - a, ...mb.shape.slice(1)]);
     }));
     return mergeTensors(parts.map((p) => this.runPrefix(this.layout.prefix, p)));
+  }
+
+  /** The whole batch's prefix outputs from stage 0's workers (micro-batch by micro-batch, each replica's rows in order). */
+  private preparedInput(prepared: StepResult["prepared"]): Tensor {
+    const want = this.layout.microbatches * this.layout.replicas;
+    if (prepared?.length !== want) throw new Error(`elastic trainer: stage 0 prepared ${prepared?.length ?? 0} input part(s) for the cache, expected ${want}`);
+    return mergeTensors(prepared.map((p) => new Tensor(p.data, p.shape)));
   }
 
   /** Units [0, prefix) on x, without a graph. */

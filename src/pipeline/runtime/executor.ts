@@ -19,7 +19,12 @@ export interface SplitBatch {
   labels: readonly Target[];
   /** The loss-scaling rule (src/pipeline/stage.ts): 1 / target rows in the mini-batch. */
   scale: number;
+  /** Stage 0's workers first run the model's prepareInput on their rows (threads, processes), reported in StepResult.prepared. */
+  prepare?: boolean;
 }
+
+/** What stage 0's worker made of its rows of micro-batch `mb` with the model's prepareInput. */
+export interface PreparedInput { mb: number; data: Float32Array; shape: number[] }
 
 export interface StepResult {
   /** Mini-batch mean loss (sum of the scaled micro-batch losses). */
@@ -45,6 +50,8 @@ export interface StepResult {
   replicas?: ReplicaStep[];
   /** setup.gradientNorms: [unit index, squared norm of its summed gradient] (replica 0's, in stage order). */
   gradSquares?: [number, number][];
+  /** A step of `prepare` batches: each micro-batch's prepared rows, replica by replica (its rows in order). */
+  prepared?: PreparedInput[];
 }
 
 /** One replica's share of a step: its micro-batch shares' metrics summed, and its workers' seconds. */

@@ -126,6 +126,7 @@ export class InlineExecutor implements Executor, TimingSource {
     const { schedule } = this.setup;
     const M = schedule.microbatches, R = this.copies.length;
     checkBatches(batches, M, schedule.steps);
+    if (batches.some((b) => b.prepare)) throw new Error("inline executor: stage 0's input hook (SplitBatch.prepare) runs on the threads and processes executors only");
     this.copies.forEach((workers, replica) => workers.forEach((w) => {
       for (const [key, payload] of stepDeliveries(schedule, batches, { worker: w.worker, replica, replicas: R })) w.deliver(key, payload);
     }));

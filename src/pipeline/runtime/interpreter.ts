@@ -21,7 +21,8 @@ import type { ActivationMeter } from "../activation-bytes.js";
 
 /** A message body: an activation or gradient tensor, or the targets of a micro-batch. */
 export type Payload =
-  | { kind: "tensor"; data: Float32Array; shape: number[] }
+  /** prepare: the global micro-batch id of an input that stage 0's worker first runs through the model's prepareInput (input-hook.ts). */
+  | { kind: "tensor"; data: Float32Array; shape: number[]; prepare?: number }
   /** Class ids (Int32Array), or a float target tensor's values with its `shape`. */
   | { kind: "targets"; labels: Int32Array | Float32Array; shape?: number[]; scale: number };
 

@@ -10,6 +10,7 @@ import type { RankTimings } from "./action-records.js";
 import type { ShmGroupHandle } from "../../transport/shm-collectives.js";
 import type { ShardPlan } from "../../parallel/tp-shard.js";
 import type { WorkerMemory } from "./memory.js";
+import type { PreparedInput } from "./executor.js";
 
 // A named tensor as plain arrays (state dicts cross threads this way); defined in optim.
 export type { StateEntry };
@@ -70,6 +71,8 @@ export type FromWorker =
     memory: WorkerMemory;
     /** The last virtual stage's outputs of a "predict" list. */
     outputs?: { mb: number; data: Float32Array; shape: number[] }[];
+    /** Stage 0's prepared inputs of a step of `prepare` batches. */
+    prepared?: PreparedInput[];
     /** The step's action and message records (instrumentation.recordActions, "step" lists only). */
     timings?: RankTimings;
     /** setup.gradientNorms: [unit index, squared gradient norm]. */

@@ -8,6 +8,7 @@ import { createModel, MODEL_UNIT_PREFIX } from "../../nn/models/index.js";
 import { withoutInit } from "../../nn/init.js";
 import type { ModelSpec } from "../../nn/models/spec.js";
 import { Module, Sequential } from "../../nn/module.js";
+import type { Tensor } from "../../tensor/tensor.js";
 import { describe, importFunction } from "./module-import.js";
 import type { SyncCollectives } from "../../transport/types.js";
 import { soloCollectives } from "../../transport/solo-collectives.js";
@@ -33,6 +34,8 @@ export interface PipelineModel extends Module {
   readonly unitPrefix: string;
   /** State-dict index of unit i (default i): units cut out of one layer share its index. */
   readonly unitIndex?: readonly number[];
+  /** What stage 0 takes for a model input x (default x): a SplitBatch with `prepare` runs it on the workers. */
+  prepareInput?(x: Tensor): Tensor;
 }
 
 /** A user's layer list as a model: a Sequential whose children are the units ("0.weight", ...). */

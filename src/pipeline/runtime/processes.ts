@@ -10,7 +10,8 @@ import { cpus } from "node:os";
 import { launchEnv } from "../../transport/mpi/env.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics, Target } from "../stage.js";
-import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
+import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type PreparedInput, type SplitBatch, type StepResult } from "./executor.js";
+import { byMicrobatch, type InputHook } from "./input-hook.js";
 import { type ForwardMode, type Payload, type PhysicalStage, type WorkerInterpreter } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { forwardDeliveries, stepDeliveries, type ReplicaPosition } from "./replica-share.js";
@@ -46,7 +47,7 @@ export type { RankTimings } from "./action-records.js";
 /** A rank's model to train in place, or the whole initial state to take its share of. */
 export type InitialWeights = { state: ReadonlyMap<string, Tensor> } | { model: PipelineModel };
 
-interface DoneInfo { metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][]; memory: WorkerMemory; gradSquares: [number, number][] }
+interface DoneInfo { metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][]; memory: WorkerMemory; gradSquares: [number, number][]; prepared: PreparedInput[] }
 
 /** The longest a blocked rank polls MPI itself before it waits on the event loop (ms). */
 const SPIN_BUDGET_MS = 50;
@@ -60,6 +61,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   private loop!: WorkerLoop;
   private asyncRuntime: AsyncRuntime | null = null;
   private takeGradSquares: () => [number, number][] = () => [];
+  private inputHook!: InputHook;
   /** How this rank's parameters are split over its tensor group. */
   private plan: ShardPlan = {};
   private metrics: [number, MicrobatchMetrics][] = [];
@@ -169,6 +171,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     this.plan = built.plan;
     this.asyncRuntime = built.asyncRuntime;
     this.takeGradSquares = built.takeGradSquares;
+    this.inputHook = built.inputHook;
     this.loop = new WorkerLoop(this.interp, {
       finished: () => {
         const f = this.finished!;
@@ -284,15 +287,15 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     const M = schedule.microbatches, S = schedule.stages;
     checkBatches(batches, M, schedule.steps);
     if (this.rec) Object.assign(this.rec, { begin: epochNow(), collectives: [] });
-    for (const [key, payload] of stepDeliveries(schedule, batches, this.position)) this.interp.deliver(key, payload);
+    for (const [key, payload] of stepDeliveries(schedule, batches, this.position)) this.interp.deliver(key, this.inputHook.apply(payload));
     this.metrics = [];
     const R = this.g.layout.replicas;
     await this.runList(schedule.workers[this.g.at.worker], lrFactors, "train", "a step");
     if (this.rec) this.rec.listDone = epochNow();
-    const b = this.interp.busy;
+    const b = this.interp.busy, prep = this.inputHook.take();
     // A worker's tensor ranks compute the same loss: count tensor rank 0's.
-    const mine: DoneInfo = { metrics: this.g.at.tensor === 0 ? this.metrics : [], busy: b.F + b.B + b.W + b.STEP, peaks: [...this.interp.peakLive],
-      memory: workerMemory(this.interp, this.g.at), gradSquares: this.takeGradSquares() };
+    const mine: DoneInfo = { metrics: this.g.at.tensor === 0 ? this.metrics : [], busy: b.F + b.B + b.W + b.STEP + prep.seconds, peaks: [...this.interp.peakLive],
+      memory: workerMemory(this.interp, this.g.at), gradSquares: this.takeGradSquares(), prepared: this.g.at.tensor === 0 ? prep.prepared : [] };
     const done = await this.watched("the end-of-step exchange", () => this.g.world.allGather(mine));
     const per = Array.from({ length: M * batches.length }, (_, j): MicrobatchMetrics => {
       // Replica order: each replica's share of micro-batch j, summed in a fixed order.
@@ -309,7 +312,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
         end: epochNow(), ...(this.clocks ? { clock: this.clocks[rank] } : {}) };
     }
     return { ...sumMetrics(per, first.map((d) => d.busy), first.flatMap((d) => d.peaks), S), memory: done.map((d) => d.memory),
-      ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((d) => d.gradSquares) } : {}) };
+      ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((d) => d.gradSquares) } : {}),
+      ...(batches.some((x) => x.prepare) ? { prepared: byMicrobatch(done.flatMap((d) => d.prepared)) } : {}) };
   }
 
   /** Runs `actions` (delivered inputs) to their end: collective with the pipeline's other ranks. */
@@ -402,6 +406,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     if (this.asyncRuntime) throw new Error("loadStateDict: not with an asynchronous method (its weight versions would mix the old weights and the new)");
     this.interp.abandon();
     loadStageState(this.interp.stages.values(), state);
+    this.inputHook.load(state);
     // Collective: no rank steps on before every rank has its new weights.
     await this.watched("the weight load", () => this.g.world.barrier());
   }

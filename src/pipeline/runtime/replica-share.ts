@@ -35,7 +35,8 @@ export function stepDeliveries(schedule: Schedule, batches: readonly SplitBatch[
     batches.forEach((b, k) => b.inputs.forEach((x, j) => {
       const [r0, r1] = rowsOf(x.shape[0]);
       const row = x.size / x.shape[0];
-      out.push([messageKey.activation(0, k * M + j), { kind: "tensor", data: x.data.subarray(r0 * row, r1 * row), shape: [r1 - r0, ...x.shape.slice(1)] }]);
+      const mb = k * M + j;
+      out.push([messageKey.activation(0, mb), { kind: "tensor", data: x.data.subarray(r0 * row, r1 * row), shape: [r1 - r0, ...x.shape.slice(1)], ...(b.prepare ? { prepare: mb } : {}) }]);
     }));
   }
   if (feedsLastStage(schedule, at.worker)) {

@@ -17,7 +17,8 @@ import type { Target } from "../stage.js";
 import { getBackend, type BackendName } from "../../backend/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics } from "../stage.js";
-import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type ReplicaStep, type SplitBatch, type StepResult } from "./executor.js";
+import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type PreparedInput, type ReplicaStep, type SplitBatch, type StepResult } from "./executor.js";
+import { byMicrobatch } from "./input-hook.js";
 import { forReplica } from "./instrumentation.js";
 import { PipelineActionError } from "./interpreter.js";
 import { assertValidSchedule } from "../schedule/validate.js";
@@ -189,6 +190,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
     const memory: WorkerMemory[] = [];
     const timings: RankTimings[] = [];
     const gradSquares: [number, number][] = [];
+    const prepared: PreparedInput[] = [];
     const parts = Array.from({ length: M * batches.length }, (): MicrobatchMetrics[] => []);
     const replicas = Array.from({ length: this.replicas }, (): ReplicaStep => ({ loss: 0, correct: 0, count: 0, compute: 0, reduce: 0, update: 0, seconds: 0 }));
     // In thread order: each micro-batch's replica shares in replica order, as the processes executor sums them.
@@ -201,6 +203,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
       // A worker's tensor ranks compute the same loss: count tensor rank 0's.
       if (at.tensor !== 0) continue;
       for (const [mb, x] of m.metrics) parts[mb]?.push(x);
+      prepared.push(...(m.prepared ?? []));
       const rep = replicas[at.replica], b = m.busy;
       for (const [, x] of m.metrics) { rep.loss += x.loss; rep.correct += x.correct; rep.count += x.count; }
       rep.compute += b.F + b.B + b.W; rep.reduce += b.REDUCE; rep.update += b.STEP;
@@ -217,7 +220,8 @@ export class ThreadsExecutor implements Executor, TimingSource {
       return p.reduce((a, m) => ({ loss: a.loss + m.loss, correct: a.correct + m.correct, count: a.count + m.count }));
     });
     if (this.setup.instrumentation?.recordActions) this.last = timings;
-    return { ...sumMetrics(per, busy, peaks, S), workerPeakBytes: peakBytes, memory, replicas, ...(this.setup.gradientNorms ? { gradSquares } : {}) };
+    return { ...sumMetrics(per, busy, peaks, S), workerPeakBytes: peakBytes, memory, replicas, ...(this.setup.gradientNorms ? { gradSquares } : {}),
+      ...(prepared.length ? { prepared: byMicrobatch(prepared) } : {}) };
   }
 
   /** TimingSource: every worker's records of the last step (null unless the setup records actions). */

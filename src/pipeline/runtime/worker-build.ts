@@ -6,6 +6,7 @@ import type { Tensor } from "../../tensor/tensor.js";
 import type { AsyncRuntime } from "./async-weights.js";
 import { createAsyncRuntime } from "./async-weights.js";
 import { WorkerInterpreter, type InterpreterOptions, type Outbox, type PhysicalStage } from "./interpreter.js";
+import { InputHook } from "./input-hook.js";
 import { loadLoss } from "./loss-source.js";
 import { loadModelSource, type PipelineModel } from "./model-source.js";
 import { buildWorkerStages, shapeOf, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
@@ -24,6 +25,8 @@ export interface BuiltWorker {
   asyncRuntime: AsyncRuntime | null;
   /** setup.gradientNorms: [unit index, squared gradient norm] of the STEPs since the last call (then cleared). */
   takeGradSquares(): [number, number][];
+  /** Applied to every input this worker's stage 0 is fed. */
+  inputHook: InputHook;
 }
 
 /**
@@ -59,6 +62,7 @@ export async function buildWorker(setup: PipelineSetup, worker: number, weights:
     model = await loadModelSource(sourceOf(setup), { initialise: false, ...(userSplit ? { tensor } : {}) });
     loadWorkerState(model, userSplit ? shardShare(model, weights.share, tensor) : weights.share);
   }
+  const inputHook = new InputHook(model, worker);
   const loss = await loadLoss(setup.loss);
   model.train();
   let assemble: InterpreterOptions["assemble"];
@@ -83,7 +87,7 @@ export async function buildWorker(setup: PipelineSetup, worker: number, weights:
     ...clipOption(setup, norm, countedOnRank(plan, tensor?.rank ?? 0), beforeClip),
   });
   const takeGradSquares = (): [number, number][] => { const out = [...norms]; norms.clear(); return out; };
-  return { interp, asyncRuntime, plan, takeGradSquares };
+  return { interp, asyncRuntime, plan, takeGradSquares, inputHook };
 }
 
 /** Adds each unit's squared L2 norm of its trainable parameters' gradients to `norms` (by unit index). */

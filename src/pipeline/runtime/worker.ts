@@ -18,6 +18,7 @@ import type { FromWorker, PeerMessage, StateEntry, ToWorker, WorkerInit } from "
 import { toPlain } from "../../optim/index.js";
 import { buildWorker } from "./worker-build.js";
 import { syncNormGroup } from "./grad-clip.js";
+import type { InputHook } from "./input-hook.js";
 import { workerMemory } from "./memory.js";
 import { WorkerLoop } from "./worker-loop.js";
 import { loadStageState } from "./worker-state.js";
@@ -69,6 +70,7 @@ const outputs: { mb: number; data: Float32Array; shape: number[] }[] = [];
 let peakBytes = 0;
 /** setup.gradientNorms: the built worker's squared gradient norms of the last list. */
 let gradSquares: (() => [number, number][]) | null = null;
+let inputHook: InputHook;
 /**
  * recordActions: this thread's messages, from the end of one list to the end of the next (a
  * neighbour's first message of a step may arrive before the step's own message from the main thread).
@@ -91,14 +93,16 @@ function sampleMemory(): void {
 function finished(): void {
   const b = interp.busy;
   const outs = outputs.splice(0);
+  const { prepared, seconds: prepSeconds } = inputHook.take();
   const messages = log?.take();
   const end = epochNow();
   const timings: RankTimings | undefined = messages && stepList
     ? { rank: id, worker: init.worker, replica: init.replica, actions: onEpoch(interp.records), ...messages, begin, listDone: end, end } : undefined;
   if (log) log.paused = false;
-  post({ type: "done", worker: id, metrics: metrics.splice(0), busy: { ...b }, seconds: (end - begin) / 1000, peaks: [...interp.peakLive], peakBytes, outputs: outs,
+  post({ type: "done", worker: id, metrics: metrics.splice(0), busy: { ...b, F: b.F + prepSeconds }, seconds: (end - begin) / 1000, peaks: [...interp.peakLive], peakBytes, outputs: outs,
     memory: workerMemory(interp, { worker: init.worker, replica: init.replica, tensor: init.tensor }),
-    ...(timings ? { timings } : {}), ...(gradSquares ? { gradSquares: gradSquares() } : {}) }, outs.map((o) => o.data.buffer as ArrayBuffer));
+    ...(timings ? { timings } : {}), ...(gradSquares ? { gradSquares: gradSquares() } : {}), ...(prepared.length ? { prepared } : {}) },
+  [...outs, ...prepared].map((o) => o.data.buffer as ArrayBuffer));
 }
 
 try {
@@ -125,6 +129,7 @@ try {
   init.state = []; // the copy of the state is not needed any more
   interp = built.interp;
   if (init.setup.gradientNorms) gradSquares = built.takeGradSquares;
+  inputHook = built.inputHook;
   // Memory is sampled around each burst of actions: activations peak inside a step.
   loop = new WorkerLoop(interp, { finished, fail, beforePump: sampleMemory, afterPump: sampleMemory });
   const asyncRuntime = built.asyncRuntime;
@@ -141,7 +146,7 @@ try {
   port.on("message", (m: ToWorker) => {
     try {
       if (m.type === "step" || m.type === "forward") {
-        for (const [key, payload] of m.deliveries) interp.deliver(key, payload);
+        for (const [key, payload] of m.deliveries) interp.deliver(key, inputHook.apply(payload));
         if (m.type === "step") interp.reset(m.lrFactors);
         else interp.reset([1], forwardOnlyLists(init.setup.schedule, m.count)[init.worker], m.mode);
         begin = epochNow();
@@ -162,6 +167,7 @@ try {
         // A tensor-parallel rank keeps its own shard of the dense weights it is sent.
         const T = init.setup.tensorParallel?.size ?? 1;
         loadStageState(interp.stages.values(), T > 1 ? shardStateDict(full, built.plan, init.tensor, T) : full);
+        inputHook.load(full);
         post({ type: "loaded", worker: id });
       } else if (m.type === "optimizer") {
         const states = [...interp.stages.values()].flatMap((ps) => (ps.optimizer ? [toPlain(ps.optimizer.stateDict())] : []));
