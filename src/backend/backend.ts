@@ -30,6 +30,7 @@ export interface Backend {
   /**
    * Where new tensors' memory comes from while this backend is current (a device backend's arrays
    * that read device values back on host access); absent: plain Float32Arrays.
+   * @internal
    */
   readonly hostArrays?: HostArrays;
 

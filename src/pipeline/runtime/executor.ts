@@ -50,7 +50,10 @@ export interface StepResult {
   replicas?: ReplicaStep[];
   /** setup.gradientNorms: [unit index, squared norm of its summed gradient] (replica 0's, in stage order). */
   gradSquares?: [number, number][];
-  /** A step of `prepare` batches: each micro-batch's prepared rows, replica by replica (its rows in order). */
+  /**
+   * A step of `prepare` batches: each micro-batch's prepared rows, replica by replica (its rows in order).
+   * @internal the elastic trainer's activation cache
+   */
   prepared?: PreparedInput[];
 }
 
