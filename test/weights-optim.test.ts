@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { Tensor } from "../src/tensor/tensor.js";
 import { Rng } from "../src/tensor/random.js";
 import { SGD } from "../src/optim/sgd.js";
+import { AdamW } from "../src/optim/adamw.js";
 import {
   SpikeCompensatedSGD, spikeCoefficients, pipemareLrFactor, scaleForBatch, decayPerStep, scheduleInSamples,
 } from "../src/pipeline/weights/index.js";
@@ -205,18 +206,20 @@ test("schedules counted in samples: step k at batch b reads the batch-B schedule
   assert.throws(() => sched(1.5), /non-negative integer, got 1.5/);
 });
 
-test("optimizerStateBytes counts the momentum buffers of src/optim SGD and of spike-compensated SGD", async () => {
-  const { optimizerStateBytes } = await import("../src/pipeline/weights/index.js");
+test("stateBytes counts the optimizers' buffers without copying them: SGD, AdamW and spike-compensated SGD, as their stateDicts hold", () => {
   const p = new Tensor(new Float32Array(10), [10], true);
   const q = new Tensor(new Float32Array(10), [10], true);
+  const r = new Tensor(new Float32Array(10), [10], true);
   const sgd = new SGD([p], { lr: 0.1, momentum: 0.9 });
   const sc = new SpikeCompensatedSGD([q], { lr: 0.1, momentum: 0.9, delay: 2 });
-  assert.equal(optimizerStateBytes(sgd), 0);
-  p.grad = new Tensor(new Float32Array(10).fill(1), [10]);
-  q.grad = new Tensor(new Float32Array(10).fill(1), [10]);
-  sgd.step();
-  sc.step();
-  assert.equal(optimizerStateBytes(sgd), 40);
-  assert.equal(optimizerStateBytes(sc), 40);
+  const adam = new AdamW([r], { lr: 0.1 });
+  assert.equal(sgd.stateBytes(), 0);
+  for (const t of [p, q, r]) t.grad = new Tensor(new Float32Array(10).fill(1), [10]);
+  for (const o of [sgd, sc, adam]) o.step();
+  const copied = (o: { stateDict(): { tensors: ReadonlyMap<string, Tensor> } }): number =>
+    [...o.stateDict().tensors.values()].reduce((n, t) => n + t.data.byteLength, 0);
+  assert.equal(sgd.stateBytes(), 40);
   assert.equal(sc.stateBytes(), 40);
+  assert.equal(adam.stateBytes(), 80);
+  for (const o of [sgd, sc, adam]) assert.equal(o.stateBytes(), copied(o));
 });

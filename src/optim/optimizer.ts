@@ -104,6 +104,13 @@ export abstract class Optimizer<H extends { lr: number }, S extends { step: numb
   /** Names of all parameters, in group order. */
   paramNames(): string[] { return this.groups.flatMap((g) => g.params.map(([n]) => n)); }
 
+  /** Bytes of the state buffers, counted without copying them (stateDict copies). */
+  stateBytes(): number {
+    let n = 0;
+    for (const s of this.state.values()) for (const data of Object.values(this.buffersOf(s))) n += data?.byteLength ?? 0;
+    return n;
+  }
+
   stateDict(): OptimizerState {
     const tensors = new Map<string, Tensor>();
     const steps: Record<string, number> = {};

@@ -8,7 +8,7 @@ import type { Schedule } from "../schedule/action.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import {
   type AsyncConfig, type MemoryAccount, type WeightPolicy,
-  createWeightPolicy, optimizerStateBytes, PolicyBinder, SpikeCompensatedSGD, stageLrFactor, weightHooks, weightSetBytes,
+  createWeightPolicy, PolicyBinder, SpikeCompensatedSGD, stageLrFactor, weightHooks, weightSetBytes,
 } from "../weights/index.js";
 import type { PhysicalStage, StageOptimizer, WeightHooks } from "./interpreter.js";
 import type { OptimizerConfig } from "../../optim/index.js";
@@ -86,7 +86,7 @@ export class AsyncRuntime {
       const named = stageParams(ps.chunks);
       const live = named.map(([, p]) => p.data);
       const policy = createWeightPolicy(setup.config, {
-        params: live, tau: setup.taus[s], optimizerStateBytes: () => optimizerStateBytes(opt),
+        params: live, tau: setup.taus[s], optimizerStateBytes: () => opt.stateBytes(),
         momentum: opt instanceof SpikeCompensatedSGD ? opt.momentumSource(named.map(([, p]) => p)) : undefined,
       });
       this.policies.set(s, policy);
@@ -166,7 +166,7 @@ export function plainMemory(stages: ReadonlyMap<number, PhysicalStage>): StageMe
   return [...stages.keys()].sort((a, b) => a - b).map((s) => {
     const ps = stages.get(s)!;
     const weights = weightSetBytes(stageParams(ps.chunks).map(([, p]) => p.data));
-    const optimizerState = ps.optimizer ? optimizerStateBytes(ps.optimizer) : 0;
+    const optimizerState = ps.optimizer ? ps.optimizer.stateBytes() : 0;
     return { stage: s, weights, optimizerState, extra: 0, total: weights + optimizerState, versions: 1 };
   });
 }

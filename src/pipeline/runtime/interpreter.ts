@@ -73,6 +73,7 @@ export interface StageOptimizer {
   setLrFactor(factor: number): void;
   stateDict(): OptimizerState;
   loadStateDict(s: OptimizerState): void;
+  stateBytes(): number;
 }
 
 /** A physical stage: its chunks (virtual stages chunk*S+index) and one optimizer over all of them. */

@@ -1,7 +1,6 @@
 // Per-worker memory of a pipeline run, counted from tensors (deterministic, unlike a process's RSS):
 // what each worker (its stages x tensor rank x replica) holds for parameters, gradients, optimizer
 // state and, at the step's high-water mark, activations.
-import { optimizerStateBytes } from "../weights/policy.js";
 import type { WorkerInterpreter } from "./interpreter.js";
 
 export interface WorkerMemory {
@@ -31,7 +30,7 @@ export function workerMemory(interp: WorkerInterpreter, at: { worker: number; re
       parameterBytes += p.data.byteLength;
       if (p.requiresGrad) gradientBytes += p.data.byteLength;
     }
-    if (ps.optimizer) optimizerBytes += optimizerStateBytes(ps.optimizer);
+    if (ps.optimizer) optimizerBytes += ps.optimizer.stateBytes();
   }
   return { worker: at.worker, replica: at.replica, tensor: at.tensor, stages, parameterBytes, gradientBytes, optimizerBytes, peakActivationBytes: interp.peakActivationBytes };
 }

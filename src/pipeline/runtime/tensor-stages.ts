@@ -70,6 +70,7 @@ export function withSequenceParallelSync(stages: Map<number, PhysicalStage>, com
         step: () => { sync(s); synced.delete(s); opt.step(); },
         zeroGrad: () => opt.zeroGrad(),
         setLrFactor: (f) => opt.setLrFactor(f),
+        stateBytes: () => opt.stateBytes(),
         stateDict: () => opt.stateDict(),
         loadStateDict: (st) => opt.loadStateDict(st),
       },

@@ -11,7 +11,7 @@
 //   B of mb:  ws = policy.backwardWeights(mb)  -> run the backward computing with ws (once per mb)
 //   STEP:     policy.beforeStep(); optimizer.step(); policy.afterStep()
 //   report:   policy.bytes()  (weights + optimizer state + extra versions, current and peak;
-//             pass optimizerStateBytes: () => optimizerStateBytes(opt) at construction)
+//             pass optimizerStateBytes: () => opt.stateBytes() at construction)
 //   between runs of the lists (drained): policy.saveState() / loadState(s), the buffers a checkpoint
 //             must keep (correction: "pipemare_u"; predict, difference form: "lwp_prev"; else none)
 //
@@ -56,7 +56,7 @@
 // stageSpikeDelay instantiate them per stage; describeConfig() is the start-of-run line.
 import { swapContents, type WeightSet } from "./vec.js";
 
-export { POLICY_NAMES, optimizerStateBytes, type PolicyName, type PolicyState, type WeightPolicy, type MemoryAccount, type PolicyContext } from "./policy.js";
+export { POLICY_NAMES, type PolicyName, type PolicyState, type WeightPolicy, type MemoryAccount, type PolicyContext } from "./policy.js";
 export { type WeightSet, swapContents, copyInto, allocLike, weightSetBytes } from "./vec.js";
 export { NaivePolicy } from "./naive.js";
 export { StashPolicy } from "./stash.js";

@@ -147,12 +147,3 @@ export function checkTau(what: string, tau: number): void {
   if (!Number.isFinite(tau) || tau < 1) throw new Error(`${what}: delay tau must be a finite number >= 1, got ${tau}`);
 }
 
-/**
- * Bytes of an optimizer's state from its stateDict (src/optim's SGD and AdamW, SpikeCompensatedSGD).
- * Copies the buffers, so call it when reporting, not per step.
- */
-export function optimizerStateBytes(opt: { stateDict(): { tensors: ReadonlyMap<string, { readonly data: Float32Array }> } }): number {
-  let n = 0;
-  for (const t of opt.stateDict().tensors.values()) n += t.data.byteLength;
-  return n;
-}

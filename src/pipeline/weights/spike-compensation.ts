@@ -68,13 +68,6 @@ export class SpikeCompensatedSGD extends Optimizer<SpikeSgdOptions, SpikeState> 
     return { step, momentumBuffer: v };
   }
 
-  /** Bytes of momentum buffers allocated so far (one per updated parameter). */
-  stateBytes(): number {
-    let n = 0;
-    for (const s of this.state.values()) n += s.momentumBuffer.byteLength;
-    return n;
-  }
-
   /** The momentum of `params` (in that order) for Linear Weight Prediction's velocity form. */
   momentumSource(params: readonly Tensor[]): MomentumSource {
     const groupOf = params.map((p) => {
