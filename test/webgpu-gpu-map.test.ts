@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { setBackend } from "../src/backend/index.js";
-import { checkGpuMap, gpuOfWorker, gpusMap, parseAdapterList, parseGpuMap } from "../src/backend/webgpu/gpu-map.js";
+import { resolveOptions, type PipelineOptions } from "../src/api/options.js";
+import { checkGpuMap, GPU_MAP_ENV, gpuOfWorker, gpusMap, parseAdapterList, parseGpuMap } from "../src/backend/webgpu/gpu-map.js";
 
 const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 
@@ -37,6 +38,21 @@ test("Dawn's adapter list is read from its no-match message", () => {
     " * backend: 'vulkan', name: 'llvmpipe (LLVM 15.0.6, 256 bits)'\n";
   assert.deepEqual(parseAdapterList(msg), ["NVIDIA H200", "llvmpipe (LLVM 15.0.6, 256 bits)"]);
   assert.deepEqual(parseAdapterList("no adapter found"), []);
+});
+
+test("createPipeline's gpus option: checked, and handed to the workers as the map", () => {
+  const base: PipelineOptions = { model: { builtin: { name: "mlp" } }, stages: 2, microbatches: 2, optimizer: { name: "sgd", lr: 0.1 } };
+  try {
+    for (const bad of [0, 1.5, [], [0, -1]]) {
+      assert.throws(() => resolveOptions({ ...base, gpus: bad }), new RegExp(`gpus must be a positive integer or a non-empty list of adapter indices \\(integers >= 0\\), got ${JSON.stringify(bad).replace(/[[\]]/g, "\\$&")}`));
+    }
+    resolveOptions({ ...base, gpus: 2 });
+    assert.equal(process.env[GPU_MAP_ENV], "0,1");
+    resolveOptions({ ...base, gpus: [1, 0, 1] });
+    assert.equal(process.env[GPU_MAP_ENV], "1,0,1");
+  } finally {
+    delete process.env[GPU_MAP_ENV];
+  }
 });
 
 let skip: string | false = false;
