@@ -84,8 +84,13 @@ test("--gpus larger than the adapters found ends the run with one line", { skip 
   assert.match(lines[0], /^pipewright: webgpu backend unavailable: GPU map 0,1,2,3,4,5,6,7,8 \(--gpus\/--gpu-map\): adapter \d is out of range: \d+ WebGPU adapters? found \(0: /);
 });
 
-test("--gpus needs --backend webgpu", () => {
-  const r = spawnSync(process.execPath, [MAIN, "train", "--model", "mlp", "--backend", "reference", "--gpus", "1", "--limit", "8"], { encoding: "utf8" });
-  assert.equal(r.status, 2);
-  assert.match(r.stderr, /--gpus\/--gpu-map choose WebGPU adapters: they need --backend webgpu \(the backend is reference\)/);
-});
+for (const command of [["train", "--model", "mlp", "--limit", "8"], ["bench", "pipeline"]]) {
+  test(`${command.slice(0, 2).join(" ")}: --gpus needs --backend webgpu; a bad --gpu-map names its entry`, () => {
+    const r = spawnSync(process.execPath, [MAIN, ...command, "--backend", "reference", "--gpus", "1"], { encoding: "utf8" });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--gpus\/--gpu-map choose WebGPU adapters: they need --backend webgpu \(the backend is reference\)/);
+    const m = spawnSync(process.execPath, [MAIN, ...command, "--backend", "webgpu", "--gpu-map", "0,a"], { encoding: "utf8" });
+    assert.equal(m.status, 2);
+    assert.match(m.stderr, /--gpu-map '0,a': entry 'a' is not a non-negative integer adapter index/);
+  });
+}
