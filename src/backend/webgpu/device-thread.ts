@@ -26,8 +26,10 @@ const liveInstances: GpuInstance[] = [];
 
 /** The names of the adapters Dawn offers on one backend, in its order (asked for a name none has, it lists them). */
 async function adapterNames(mod: WebGpuModule, backend: string, featureLevel: "core" | "compatibility"): Promise<string[]> {
+  const instance = mod.create([`backend=${backend}`, "adapter=\u0001pipewright-lists-adapters"]);
+  liveInstances.push(instance); // kept like every instance: collecting one has aborted Dawn
   try {
-    await mod.create([`backend=${backend}`, "adapter=\u0001pipewright-lists-adapters"]).requestAdapter({ featureLevel });
+    await instance.requestAdapter({ featureLevel });
     return [];
   } catch (e) {
     return parseAdapterList((e as Error).message);
