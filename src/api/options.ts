@@ -1,5 +1,6 @@
 // createPipeline's options: what a user passes, checked once with errors that name the bad value and
 // what is allowed, and resolved into the runtime's plain-JSON PipelineSetup pieces.
+import { GPU_MAP_ENV, gpusMap } from "../backend/webgpu/gpu-map.js";
 import type { ModelSpec } from "../nn/models/spec.js";
 import { Module, Sequential } from "../nn/module.js";
 import type { OptimizerConfig } from "../optim/factory.js";
@@ -126,6 +127,11 @@ export interface PipelineOptions {
    * (recording costs a little time per action). processes: rank 0 writes it.
    */
   trace?: string;
+  /**
+   * webgpu: the GPU each worker opens. N: worker w opens adapter w mod N (round-robin over N GPUs);
+   * a list, e.g. [0, 1, 0, 1]: worker w opens list[w mod length] (docs/webgpu.md says how adapters are counted).
+   */
+  gpus?: number | readonly number[];
 }
 
 export interface ResolvedOptions {
@@ -180,7 +186,16 @@ export function resolveOptions(o: PipelineOptions): ResolvedOptions {
   if (typeof o.optimizer !== "object" || o.optimizer === null) throw new Error(`createPipeline: optimizer must be like {name: "sgd", lr: 0.1}, got ${JSON.stringify(o.optimizer)}`);
   if (o.lrSchedule !== undefined && typeof o.lrSchedule !== "function") throw new Error("createPipeline: lrSchedule must be a function (step) => factor");
   if (o.trace !== undefined && (typeof o.trace !== "string" || o.trace === "")) throw new Error(`createPipeline: trace must be a file path, got ${JSON.stringify(o.trace)}`);
+  setGpuMap(o.gpus);
   return { schedule, custom, chunks, executor, recompute, weightGrads, partition, window, replicas, tensorParallel, sequenceParallel, clipGradNorm };
+}
+
+/** Checks `gpus` and hands the map to the workers, which read it when they open their device. */
+function setGpuMap(g: PipelineOptions["gpus"]): void {
+  if (g === undefined) return;
+  const ok = typeof g === "number" ? Number.isInteger(g) && g >= 1 : Array.isArray(g) && g.length > 0 && g.every((x) => Number.isInteger(x) && x >= 0);
+  if (!ok) throw new Error(`createPipeline: gpus must be a positive integer or a non-empty list of adapter indices (integers >= 0), got ${JSON.stringify(g)}`);
+  process.env[GPU_MAP_ENV] = (typeof g === "number" ? gpusMap(g) : g).join(",");
 }
 
 /** clipGradNorm checked: a finite number > 0 and a synchronous schedule. */

@@ -7,6 +7,7 @@ import { createNativeBackend, loadedNativeBuild } from "./native.js";
 import { thisCpu, type CpuInfo } from "./cpu-features.js";
 import { createWebGpuBackend } from "./webgpu/backend.js";
 import { webgpuSeam } from "./webgpu/seam.js";
+import { GPU_MAP_ENV, parseGpuMap } from "./webgpu/gpu-map.js";
 import { setHostArrays } from "../tensor/host-arrays.js";
 
 export type { Backend, BinaryOp, UnaryOp, ConvParams, PoolParams } from "./backend.js";
@@ -33,7 +34,17 @@ export function loadNative(): Backend | null {
   return nativeCache;
 }
 
-export function setBackend(name: BackendName): Backend {
+/** The GPU map set by `--gpus`/`--gpu-map` (in the environment, so every thread and MPI rank sees it). */
+function gpuInit(worker: number | undefined): { gpuMap?: number[]; worker?: number } {
+  const env = process.env[GPU_MAP_ENV];
+  if (!env) return {};
+  // An MPI rank is one worker: its rank is its index.
+  const rank = Number(process.env.OMPI_COMM_WORLD_RANK ?? process.env.PMIX_RANK ?? 0);
+  return { gpuMap: parseGpuMap(env), worker: worker ?? rank };
+}
+
+/** Selects the backend; `worker` (a pipeline worker's index) picks its GPU from the GPU map on webgpu. */
+export function setBackend(name: BackendName, worker?: number): Backend {
   if (name === "reference") current = referenceBackend;
   else if (name === "native") {
     const nb = loadNative();
@@ -42,7 +53,7 @@ export function setBackend(name: BackendName): Backend {
     current = nb;
   } else if (name === "webgpu") {
     // Throws one line naming the missing package or driver.
-    webgpuCache ??= createWebGpuBackend({ simulate: webgpuSeam.simulate });
+    webgpuCache ??= createWebGpuBackend({ simulate: webgpuSeam.simulate, ...gpuInit(worker) });
     current = webgpuCache;
   } else {
     throw new Error(`unknown backend '${String(name)}'; valid: ${BACKEND_NAMES.join(", ")}`);

@@ -28,6 +28,7 @@ import { MODEL_SIZE_FLAGS, modelSpecFromFlags } from "./model-flags.js";
 import { noGrad } from "../autograd/engine.js";
 import { benchBatch } from "../train/bench-engine.js";
 import { backward } from "../autograd/engine.js";
+import { GPU_FLAGS, gpuMapReport, setGpuMapFromFlags } from "./gpu-flags.js";
 import { BACKEND_NAMES, cpuLabel, getBackend, machineCpu, setBackend } from "../backend/index.js";
 import { crossEntropyLoss } from "../nn/loss.js";
 import { benchConfigOf, createModel } from "../nn/models/index.js";
@@ -90,6 +91,7 @@ export const benchPipelineCommand = {
     seed: { type: "int", default: 0, help: "seed for weights and data", meta: "S" },
     synthetic: { type: "bool", default: true, help: "also run each schedule with stages that sleep for the measured costs (the executor's overlap, apart from the machine's cores); --synthetic=off skips it" },
     backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
+    ...GPU_FLAGS,
     records: { type: "string", help: "with --executor processes: write every rank's per-action and message records of the timed steps to DIR/<schedule>-<ranks>.json (what the sim rows are computed from)", meta: "DIR" },
     trace: { type: "string", meta: "FILE", help: "write a Chrome trace of each pipeline's timed steps (with several schedules, one file each: FILE-<schedule>.json); read it with `pipewright trace report FILE`" },
     executor: { type: "string", choices: ["threads", "processes"], default: "threads", help: "threads (default), or processes: under `pipewright launch -n W`, one MPI rank per worker next to W threads in the same job (synchronous schedules, the V ones included; async is skipped)" },
@@ -215,7 +217,9 @@ export function benchSpec(f: BenchPipelineFlags, given: Set<string>): ModelSpec 
 export async function runPipelineBench(argv: string[]): Promise<number> {
   const f = parseFlags(benchPipelineCommand, argv);
   if (f.help) { process.stdout.write(helpText(benchPipelineCommand) + "\n"); return 0; }
+  const gpuMap = setGpuMapFromFlags(f);
   if (f.backend !== undefined) setBackend(f.backend);
+  const gpus = gpuMapReport(gpuMap);
   if (f.records !== undefined && f.executor !== "processes") throw new UsageError(`--records ${f.records} is only for --executor processes (the per-rank records of its steps)`);
   if (f.executor === "processes") return (await import("./bench-pipeline-processes.js")).runProcessesPipelineBench(f, benchSpec(f, givenFlags(argv)));
   const backend = getBackend().name;
@@ -232,8 +236,8 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
   const units = probe.units.length;
   // Every JSON line names the machine; the human output names it once, first.
   const cpu = machineCpu();
-  const out = (line: object, text: string): void => { process.stdout.write((f.json ? JSON.stringify({ ...line, cpu }) : text) + "\n"); };
-  if (!f.json) process.stdout.write(`cpu: ${cpuLabel(cpu)}\n`);
+  const out = (line: object, text: string): void => { process.stdout.write((f.json ? JSON.stringify({ ...line, cpu, ...(gpus ? { gpu_map: gpus } : {}) }) : text) + "\n"); };
+  if (!f.json) process.stdout.write(`cpu: ${cpuLabel(cpu)}\n${gpus ? `gpus: ${gpus.rule}, map ${gpus.map.join(",")}\n` : ""}`);
 
   const { x, y } = benchBatch(benchConfigOf(spec, B), new Rng(seed));
   const batch = splitMiniBatch(x, y, M, "bench pipeline");

@@ -18,6 +18,7 @@ import {
 } from "../train/options.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 import { MODEL_SIZE_FLAGS, modelSpecFromFlags } from "./model-flags.js";
+import { GPU_FLAGS, gpuMapReport, setGpuMapFromFlags } from "./gpu-flags.js";
 import {
   checkTensorParallelModel, ConfigError, mergePipelineConfig, mergeTrainConfig, NO_PIPELINE, resumeNotice, savedPipelineConfig,
 } from "../train/resume.js";
@@ -63,6 +64,7 @@ export const trainCommand = {
     // Model size: the standard sizes unless given; a checkpoint records the sized spec.
     ...MODEL_SIZE_FLAGS,
     backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
+    ...GPU_FLAGS,
     json: { type: "bool", help: "print the final summary as one JSON object on stdout" },
     svg: { type: "string", help: "draw loss/accuracy curves from the run's metrics into an SVG file", meta: "FILE" },
     quiet: { type: "bool", help: "no progress bar or per-epoch lines on stderr" },
@@ -196,7 +198,9 @@ export async function runTrain(argv: string[]): Promise<number> {
   if (cfg.clipGradNorm !== undefined && pipeline?.schedule === "async") {
     throw new UsageError(`--clip-grad-norm needs a synchronous schedule; --schedule async steps each stage on its own`);
   }
+  const gpuMap = setGpuMapFromFlags(f);
   if (f.backend !== undefined) setBackend(f.backend);
+  const gpus = gpuMapReport(gpuMap);
 
   // Under MPI (--executor processes) every rank trains; rank 0 alone prints and writes files.
   const silent = pipeline?.executor === "processes" && !isWriterRank();
@@ -222,7 +226,10 @@ export async function runTrain(argv: string[]): Promise<number> {
       ? parseMetrics(readFileSync(cfg.metrics, "utf8"), cfg.metrics) : result.records;
     writeFileAtomic(f.svg, lossCurveSvg(records, `pipewright train --model ${cfg.model}`));
   }
-  if (f.json) process.stdout.write(JSON.stringify(result.summary) + "\n");
-  else process.stdout.write(formatSummary(result.summary) + (f.svg !== undefined ? `\ncurves       ${f.svg}` : "") + "\n");
+  if (f.json) process.stdout.write(JSON.stringify(gpus ? { ...result.summary, gpu_map: gpus } : result.summary) + "\n");
+  else {
+    const gpuLine = gpus ? `\ngpus         ${gpus.rule}, map ${gpus.map.join(",")} (worker 0: ${gpus.adapter})` : "";
+    process.stdout.write(formatSummary(result.summary) + gpuLine + (f.svg !== undefined ? `\ncurves       ${f.svg}` : "") + "\n");
+  }
   return 0;
 }

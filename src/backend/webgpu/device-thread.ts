@@ -4,6 +4,7 @@
 import { workerData, type MessagePort } from "node:worker_threads";
 import { MAP_READ, USAGE, type GpuAdapter, type GpuBuffer, type GpuComputePipeline, type GpuDevice, type GpuEncoder,
   type GpuInstance, type WebGpuModule } from "./gpu-types.js";
+import { checkGpuMap, gpuOfWorker, parseAdapterList } from "./gpu-map.js";
 import { NO_ADAPTER, NO_PACKAGE } from "./messages.js";
 import type { GpuInit, GpuReady, GpuReply, GpuRequest } from "./protocol.js";
 
@@ -23,11 +24,34 @@ process.on("unhandledRejection", (e) => reply({ ok: false, error: `GPU thread: $
 
 const liveInstances: GpuInstance[] = [];
 
+/** The names of the adapters Dawn offers on one backend, in its order (asked for a name none has, it lists them). */
+async function adapterNames(mod: WebGpuModule, backend: string, featureLevel: "core" | "compatibility"): Promise<string[]> {
+  const instance = mod.create([`backend=${backend}`, "adapter=\u0001pipewright-lists-adapters"]);
+  liveInstances.push(instance); // kept like every instance: collecting one has aborted Dawn
+  try {
+    await instance.requestAdapter({ featureLevel });
+    return [];
+  } catch (e) {
+    return parseAdapterList((e as Error).message);
+  }
+}
+
+/** Dawn flags selecting the adapter this worker's entry of the GPU map names, or null if the backend has none. */
+async function mappedFlags(mod: WebGpuModule, backend: string, featureLevel: "core" | "compatibility"): Promise<string[] | null> {
+  const names = await adapterNames(mod, backend, featureLevel);
+  if (!names.length) return null;
+  checkGpuMap(init.gpuMap!, names);
+  return [`backend=${backend}`, `adapter=${names[gpuOfWorker(init.gpuMap!, init.worker ?? 0)]}`];
+}
+
 /** A real GPU through Dawn's default backend first, then Mesa's OpenGL ES in compatibility mode. */
 async function openAdapter(mod: WebGpuModule): Promise<{ adapter: GpuAdapter; label: string } | null> {
-  const tries: [string[], "core" | "compatibility", string][] = [
-    [[], "core", "default"], [["backend=opengles"], "compatibility", "opengles"]];
-  for (const [flags, featureLevel, label] of tries) {
+  // With a GPU map the backend must be named (Dawn lists adapters per backend): Vulkan stands for the default.
+  const tries: [string, "core" | "compatibility", string][] = [
+    ["vulkan", "core", "default"], ["opengles", "compatibility", "opengles"]];
+  for (const [backend, featureLevel, label] of tries) {
+    const flags = !init.gpuMap ? (label === "default" ? [] : [`backend=${backend}`]) : await mappedFlags(mod, backend, featureLevel);
+    if (!flags) continue;
     const instance = mod.create(flags);
     const adapter = await instance.requestAdapter({ featureLevel });
     if (adapter) {

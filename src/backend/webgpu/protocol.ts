@@ -44,6 +44,9 @@ export type GpuReply = { ok: true; results: ArrayBuffer[] } | { ok: false; error
 export interface GpuInit {
   /** A test seam: pretend the package or the adapter is missing. */
   simulate?: "no-package" | "no-adapter";
+  /** Open adapter gpuMap[worker mod length] of those Dawn lists (gpu-map.ts); default: Dawn's choice. */
+  gpuMap?: number[];
+  worker?: number;
 }
 
 /** The GPU thread's first message: the adapter it opened, or why none could be opened. */

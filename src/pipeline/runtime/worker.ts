@@ -106,7 +106,7 @@ function finished(): void {
 }
 
 try {
-  setBackend(init.backend);
+  setBackend(init.backend, id);
   const peers = init.peers as Record<number, MessagePort>;
   const outbox = {
     send(to: number, key: string, payload: Payload, transferable: boolean): void {

@@ -1,6 +1,7 @@
 // The process-wide MPI transport over the addon's communication thread. Messages are routed to a
 // handler per (communicator, tag); `split` and `barrier` resolve when the communication thread
 // reports them done. One per process (MPI is initialised once); every executor shares it.
+import { hostMemory } from "../../tensor/host-arrays.js";
 import { loadMpiAddon, type MpiAddon, type MpiEventKind } from "./addon.js";
 
 export type MessageHandler = (source: number, data: ArrayBuffer) => void;
@@ -92,7 +93,9 @@ export class MpiTransport {
 
   send(comm: number, dest: number, tag: number, header: Uint8Array, body?: ArrayBufferView): void {
     if (this.failure) throw this.failure;
-    this.addon.send(comm, dest, tag, header, body);
+    // Every array the project sends passes here; a device-resident (webgpu) array is a Proxy the
+    // addon cannot read, so it gets the real memory, brought up to date.
+    this.addon.send(comm, dest, tag, header, body instanceof Float32Array ? hostMemory(body) : body);
   }
 
   /** Between actions: lets transfers in flight advance without waiting for the communication thread's slice. */
