@@ -135,6 +135,17 @@ export function sumMetrics(per: MicrobatchMetrics[], busy: number[], peaks: Iter
   return { loss, correct, count, perMicrobatch: per, busy, peakActivations };
 }
 
+/**
+ * Each micro-batch's replica shares (parts[j], in replica order) summed in that order, so every
+ * executor gets the same bits; each must have one share per replica.
+ */
+export function sumReplicaShares(parts: readonly (readonly MicrobatchMetrics[])[], replicas: number): MicrobatchMetrics[] {
+  return parts.map((p, j) => {
+    if (p.length !== replicas) throw new Error(`micro-batch ${j} produced ${p.length} loss(es) for ${replicas} replica(s)`);
+    return p.reduce((a, m) => ({ loss: a.loss + m.loss, correct: a.correct + m.correct, count: a.count + m.count }));
+  });
+}
+
 /** Per-micro-batch evaluation metrics summed in index order (every executor sums the same way). */
 export function sumEvalMetrics(per: readonly (MicrobatchMetrics | undefined)[]): MicrobatchMetrics {
   const out = { loss: 0, correct: 0, count: 0 };

@@ -12,7 +12,7 @@ import type { PipelineModel } from "./model-source.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { formatAction } from "../schedule/action.js";
 import type { MicrobatchMetrics, StageLoss } from "../stage.js";
-import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
+import { checkBatches, sumEvalMetrics, sumMetrics, sumReplicaShares, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
 import { loadStageState } from "./worker-state.js";
 import { workerMemory } from "./memory.js";
 import { messageKey, PipelineActionError, targetsPayload, WorkerInterpreter, type ForwardMode, type Payload, type PhysicalStage, type WeightHooks } from "./interpreter.js";
@@ -148,12 +148,7 @@ export class InlineExecutor implements Executor, TimingSource {
       this.last = all.map((w, i) => ({ rank: i, worker: w.worker, ...(R > 1 ? { replica: Math.floor(i / W) } : {}), actions: onEpoch(w.records),
         ...this.logs![i].take(), begin, listDone: end, end }));
     }
-    // Each micro-batch's replica shares summed in replica order, as the threads executor sums them.
-    const per = Array.from({ length: M * batches.length }, (_, j) => this.metrics.map((m) => {
-      const x = m.get(j);
-      if (!x) throw new Error(`micro-batch ${j} produced no loss`);
-      return x;
-    }).reduce((a, m) => ({ loss: a.loss + m.loss, correct: a.correct + m.correct, count: a.count + m.count })));
+    const per = sumReplicaShares(Array.from({ length: M * batches.length }, (_, j) => this.metrics.flatMap((m) => m.get(j) ?? [])), R);
     // Busy seconds and peaks of replica 0's workers (the other replicas mirror them).
     const W = this.workers.length;
     return {

@@ -10,7 +10,7 @@ import { cpus } from "node:os";
 import { launchEnv } from "../../transport/mpi/env.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics, Target } from "../stage.js";
-import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type PreparedInput, type SplitBatch, type StepResult } from "./executor.js";
+import { checkBatches, sumEvalMetrics, sumMetrics, sumReplicaShares, type EvalBatches, type Executor, type PreparedInput, type SplitBatch, type StepResult } from "./executor.js";
 import { byMicrobatch, type InputHook } from "./input-hook.js";
 import { type ForwardMode, type Payload, type PhysicalStage, type WorkerInterpreter } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
@@ -297,12 +297,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     const mine: DoneInfo = { metrics: this.g.at.tensor === 0 ? this.metrics : [], busy: b.F + b.B + b.W + b.STEP + prep.seconds, peaks: [...this.interp.peakLive],
       memory: workerMemory(this.interp, this.g.at), gradSquares: this.takeGradSquares(), prepared: this.g.at.tensor === 0 ? prep.prepared : [] };
     const done = await this.watched("the end-of-step exchange", () => this.g.world.allGather(mine));
-    const per = Array.from({ length: M * batches.length }, (_, j): MicrobatchMetrics => {
-      // Replica order: each replica's share of micro-batch j, summed in a fixed order.
-      const parts = done.flatMap((d) => d.metrics.filter(([mb]) => mb === j).map(([, m]) => m));
-      if (parts.length !== R) throw new Error(`micro-batch ${j} produced ${parts.length} loss(es) for ${R} replica(s)`);
-      return parts.reduce((a, m) => ({ loss: a.loss + m.loss, correct: a.correct + m.correct, count: a.count + m.count }));
-    });
+    // Replica order: the ranks' order.
+    const per = sumReplicaShares(Array.from({ length: M * batches.length }, (_, j) => done.flatMap((d) => d.metrics.filter(([mb]) => mb === j).map(([, m]) => m))), R);
     // Busy seconds and peaks of replica 0's workers (the other replicas mirror them).
     const T = this.g.layout.tensor;
     const first = done.slice(0, this.g.layout.workers * T).filter((_, r) => r % T === 0);
