@@ -13,7 +13,7 @@ import { Tensor } from "../../tensor/tensor.js";
 import { formatAction } from "../schedule/action.js";
 import type { MicrobatchMetrics, StageLoss } from "../stage.js";
 import { checkBatches, sumEvalMetrics, sumMetrics, sumReplicaShares, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
-import { loadStageState } from "./worker-state.js";
+import { loadStageState, refuseLoadWithAsync, stageOptimizerStates } from "./worker-state.js";
 import { workerMemory } from "./memory.js";
 import { messageKey, PipelineActionError, targetsPayload, WorkerInterpreter, type ForwardMode, type Payload, type PhysicalStage, type WeightHooks } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
@@ -246,8 +246,7 @@ export class InlineExecutor implements Executor, TimingSource {
   }
 
   async optimizerState(order: readonly string[]): Promise<OptimizerState> {
-    const parts = this.workers.flatMap((w) => [...w.stages.values()].flatMap((s) => (s.optimizer ? [s.optimizer.stateDict()] : [])));
-    return mergeStates(parts, order);
+    return mergeStates(this.workers.flatMap((w) => stageOptimizerStates(w.stages.values())), order);
   }
 
   async asyncState(): Promise<AsyncState | null> {
@@ -255,7 +254,7 @@ export class InlineExecutor implements Executor, TimingSource {
   }
 
   async loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void> {
-    if (this.asyncRuntime) throw new Error("loadStateDict: not with an asynchronous method (its weight versions would mix the old weights and the new)");
+    refuseLoadWithAsync(this.asyncRuntime);
     for (const workers of this.copies) {
       for (const w of workers) w.abandon();
       loadStageState(workers.flatMap((w) => [...w.stages.values()]), state);
