@@ -12,7 +12,7 @@ import type { PipelineModel } from "./model-source.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { formatAction } from "../schedule/action.js";
 import type { MicrobatchMetrics, StageLoss } from "../stage.js";
-import { checkBatches, sumEvalMetrics, sumMetrics, sumReplicaShares, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
+import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
 import { loadStageState, refuseLoadWithAsync, stageOptimizerStates } from "./worker-state.js";
 import { workerMemory } from "./memory.js";
 import { messageKey, PipelineActionError, targetsPayload, WorkerInterpreter, type ForwardMode, type Payload, type PhysicalStage, type WeightHooks } from "./interpreter.js";
@@ -148,11 +148,10 @@ export class InlineExecutor implements Executor, TimingSource {
       this.last = all.map((w, i) => ({ rank: i, worker: w.worker, ...(R > 1 ? { replica: Math.floor(i / W) } : {}), actions: onEpoch(w.records),
         ...this.logs![i].take(), begin, listDone: end, end }));
     }
-    const per = sumReplicaShares(Array.from({ length: M * batches.length }, (_, j) => this.metrics.flatMap((m) => m.get(j) ?? [])), R);
     // Busy seconds and peaks of replica 0's workers (the other replicas mirror them).
     const W = this.workers.length;
     return {
-      ...sumMetrics(per, this.workers.map((w) => w.busy.F + w.busy.B + w.busy.W + w.busy.STEP),
+      ...sumMetrics(Array.from({ length: M * batches.length }, (_, j) => this.metrics.flatMap((m) => m.get(j) ?? [])), R, this.workers.map((w) => w.busy.F + w.busy.B + w.busy.W + w.busy.STEP),
         this.workers.flatMap((w) => [...w.peakLive]), schedule.stages),
       memory: this.copies.flat().map((w, i) => workerMemory(w, { worker: i % W, replica: Math.floor(i / W), tensor: 0 })),
     };

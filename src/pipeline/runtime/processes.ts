@@ -10,7 +10,7 @@ import { cpus } from "node:os";
 import { launchEnv } from "../../transport/mpi/env.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics, Target } from "../stage.js";
-import { checkBatches, sumEvalMetrics, sumMetrics, sumReplicaShares, type EvalBatches, type Executor, type PreparedInput, type SplitBatch, type StepResult } from "./executor.js";
+import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type PreparedInput, type SplitBatch, type StepResult } from "./executor.js";
 import { byMicrobatch, type InputHook } from "./input-hook.js";
 import { type ForwardMode, type Payload, type PhysicalStage, type WorkerInterpreter } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
@@ -295,7 +295,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       memory: workerMemory(this.interp, this.g.at), gradSquares: this.takeGradSquares(), prepared: this.g.at.tensor === 0 ? prep.prepared : [] };
     const done = await this.watched("the end-of-step exchange", () => this.g.world.allGather(mine));
     // Replica order: the ranks' order.
-    const per = sumReplicaShares(Array.from({ length: M * batches.length }, (_, j) => done.flatMap((d) => d.metrics.filter(([mb]) => mb === j).map(([, m]) => m))), R);
+    const shares = Array.from({ length: M * batches.length }, (_, j) => done.flatMap((d) => d.metrics.filter(([mb]) => mb === j).map(([, m]) => m)));
     // Busy seconds and peaks of replica 0's workers (the other replicas mirror them).
     const T = this.g.layout.tensor;
     const first = done.slice(0, this.g.layout.workers * T).filter((_, r) => r % T === 0);
@@ -304,7 +304,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       this.last = { rank, worker, replica, actions: onEpoch(this.interp.records), ...this.rec.log.take(), collectives, begin, listDone,
         end: epochNow(), ...(this.clocks ? { clock: this.clocks[rank] } : {}) };
     }
-    return { ...sumMetrics(per, first.map((d) => d.busy), first.flatMap((d) => d.peaks), S), memory: done.map((d) => d.memory),
+    return { ...sumMetrics(shares, R, first.map((d) => d.busy), first.flatMap((d) => d.peaks), S), memory: done.map((d) => d.memory),
       ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((d) => d.gradSquares) } : {}),
       ...(batches.some((x) => x.prepare) ? { prepared: byMicrobatch(done.flatMap((d) => d.prepared)) } : {}) };
   }

@@ -17,7 +17,7 @@ import type { Target } from "../stage.js";
 import { getBackend, type BackendName } from "../../backend/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics } from "../stage.js";
-import { checkBatches, sumEvalMetrics, sumMetrics, sumReplicaShares, type EvalBatches, type Executor, type PreparedInput, type ReplicaStep, type SplitBatch, type StepResult } from "./executor.js";
+import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type PreparedInput, type ReplicaStep, type SplitBatch, type StepResult } from "./executor.js";
 import { byMicrobatch } from "./input-hook.js";
 import { forReplica } from "./instrumentation.js";
 import { PipelineActionError } from "./interpreter.js";
@@ -207,9 +207,8 @@ export class ThreadsExecutor implements Executor, TimingSource {
       peaks.push(...m.peaks);
       peakBytes[at.worker] = m.peakBytes;
     }
-    const per = sumReplicaShares(parts, this.replicas);
     if (this.setup.instrumentation?.recordActions) this.last = timings;
-    return { ...sumMetrics(per, busy, peaks, S), workerPeakBytes: peakBytes, memory, replicas, ...(this.setup.gradientNorms ? { gradSquares } : {}),
+    return { ...sumMetrics(parts, this.replicas, busy, peaks, S), workerPeakBytes: peakBytes, memory, replicas, ...(this.setup.gradientNorms ? { gradSquares } : {}),
       ...(prepared.length ? { prepared: byMicrobatch(prepared) } : {}) };
   }
 
