@@ -227,10 +227,7 @@ export class InlineExecutor implements Executor, TimingSource {
     }
   }
 
-  /** TimingSource: every worker's records of the last step (null unless the setup records actions). */
   stepTimings(): RankTimings[] | null { return this.last; }
-
-  /** TimingSource: the schedule the records follow. */
   timingSchedule(): Schedule { return this.setup.schedule; }
 
   /** Peak bytes per physical stage of weights, optimizer state and extra weight versions. */

@@ -100,16 +100,9 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   }
 
   /** This rank's timings of its last step (null unless the setup's instrumentation records actions). */
-  timings(): RankTimings | null {
-    return this.last;
-  }
+  timings(): RankTimings | null { return this.last; }
 
-  /** TimingSource: this rank's timings of its last step, as a list. */
-  stepTimings(): RankTimings[] | null {
-    return this.last ? [this.last] : null;
-  }
-
-  /** TimingSource: the schedule the records follow. */
+  stepTimings(): RankTimings[] | null { return this.last ? [this.last] : null; }
   timingSchedule(): Schedule { return this.setup.schedule; }
 
   get rank(): number { return this.g.mpi.rank; }

@@ -212,10 +212,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
       ...(prepared.length ? { prepared: byMicrobatch(prepared) } : {}) };
   }
 
-  /** TimingSource: every worker's records of the last step (null unless the setup records actions). */
   stepTimings(): RankTimings[] | null { return this.last; }
-
-  /** TimingSource: the schedule the records follow. */
   timingSchedule(): Schedule { return this.setup.schedule; }
 
   /**
