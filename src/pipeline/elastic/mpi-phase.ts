@@ -15,6 +15,7 @@ import { watchQuiet } from "../../transport/mpi/watchdog.js";
 import { ProcessesExecutor } from "../runtime/processes.js";
 import { layoutGroups } from "../runtime/process-groups.js";
 import { endJob } from "../runtime/rank-failure.js";
+import { entryTensors } from "../runtime/worker-state.js";
 import type { PhaseExecutor, PhaseFactory } from "./phase.js";
 
 /** The job's MPI world for a freeze run: every rank, in rank order. */
@@ -77,7 +78,7 @@ class WithIdleRanks implements PhaseExecutor {
   });
   stateDict: PhaseExecutor["stateDict"] = () => this.shared("the weight gather", (ex) => ex.stateDict(), {
     out: (m) => [...m].map(([k, t]): StateEntry => [k, t.data, [...t.shape]]),
-    in: (es: StateEntry[]) => new Map(es.map(([k, d, sh]) => [k, new Tensor(d, sh)])),
+    in: entryTensors,
   });
   optimizerState: PhaseExecutor["optimizerState"] = (o) => this.shared("the optimizer-state gather", (ex) => ex.optimizerState(o), { out: toPlain, in: fromPlain });
   loadStateDict: PhaseExecutor["loadStateDict"] = (s) => this.shared("the weight load", (ex) => ex.loadStateDict(s));

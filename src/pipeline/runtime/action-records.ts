@@ -95,6 +95,7 @@ export function onEpoch(records: readonly ActionRecord[]): ActionRecord[] {
 export interface TimingSource {
   readonly traceProcess: "worker" | "rank";
   readonly name: string;
+  /** The records of the last step, per worker (this rank's only, on processes); null unless the setup records actions. */
   stepTimings(): RankTimings[] | null;
   /** The schedule whose lists the records follow. */
   timingSchedule(): Schedule;

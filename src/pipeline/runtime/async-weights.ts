@@ -35,7 +35,7 @@ export function asyncSetupFor(schedule: Schedule, config: AsyncConfig, annealSte
 }
 
 /** The named parameters a stage's optimizer updates (same selection as buildWorkerStages). */
-export function stageParams(chunks: PhysicalStage["chunks"]): [string, Tensor][] {
+function stageParams(chunks: PhysicalStage["chunks"]): [string, Tensor][] {
   return chunks.flatMap((c) => c.namedParameters()).filter(([, p]) => p.requiresGrad);
 }
 

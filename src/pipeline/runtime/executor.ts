@@ -117,17 +117,23 @@ export interface Executor {
 
 export function checkBatches(batches: readonly SplitBatch[], microbatches: number, steps: number): void {
   if (batches.length !== steps) throw new Error(`the schedule's lists span ${steps} optimizer step(s); got ${batches.length} mini-batches`);
-  for (const b of batches) checkBatch(b, microbatches);
-}
-
-export function checkBatch(batch: SplitBatch, microbatches: number): void {
-  if (batch.inputs.length !== microbatches || batch.labels.length !== microbatches) {
-    throw new Error(`the schedule runs ${microbatches} micro-batches per step, got ${batch.inputs.length} inputs and ${batch.labels.length} label sets`);
+  for (const batch of batches) {
+    if (batch.inputs.length !== microbatches || batch.labels.length !== microbatches) {
+      throw new Error(`the schedule runs ${microbatches} micro-batches per step, got ${batch.inputs.length} inputs and ${batch.labels.length} label sets`);
+    }
+    if (!(batch.scale > 0) || !Number.isFinite(batch.scale)) throw new Error(`loss scale must be a positive number, got ${batch.scale}`);
   }
-  if (!(batch.scale > 0) || !Number.isFinite(batch.scale)) throw new Error(`loss scale must be a positive number, got ${batch.scale}`);
 }
 
-export function sumMetrics(per: MicrobatchMetrics[], busy: number[], peaks: Iterable<[number, number]>, stages: number): StepResult {
+/**
+ * A step's result from each micro-batch's replica shares (shares[j], in replica order: summed in
+ * that order, so every executor gets the same bits) and replica 0's busy seconds and peaks.
+ */
+export function sumMetrics(shares: readonly (readonly MicrobatchMetrics[])[], replicas: number, busy: number[], peaks: Iterable<[number, number]>, stages: number): StepResult {
+  const per = shares.map((p, j) => {
+    if (p.length !== replicas) throw new Error(`micro-batch ${j} produced ${p.length} loss(es) for ${replicas} replica(s)`);
+    return p.reduce((a, m) => ({ loss: a.loss + m.loss, correct: a.correct + m.correct, count: a.count + m.count }));
+  });
   let loss = 0, correct = 0, count = 0;
   for (const m of per) { loss += m.loss; correct += m.correct; count += m.count; }
   const peakActivations = new Array<number>(stages).fill(0);

@@ -75,7 +75,7 @@ export function countedOnRank(plan: ShardPlan, tensorRank: number): (name: strin
  * The STEP hook that clips the gradients of a worker's stages to a global norm of `maxNorm`: it
  * returns a promise when the group's all-reduce is asynchronous.
  */
-export function gradientClipper(maxNorm: number, group: NormGroup, counted: (name: string) => boolean, prepare?: () => void):
+function gradientClipper(maxNorm: number, group: NormGroup, counted: (name: string) => boolean, prepare?: () => void):
   (stages: readonly PhysicalStage[], step: number) => void | Promise<void> {
   return (stages, step) => {
     prepare?.();

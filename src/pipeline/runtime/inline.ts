@@ -13,7 +13,7 @@ import { Tensor } from "../../tensor/tensor.js";
 import { formatAction } from "../schedule/action.js";
 import type { MicrobatchMetrics, StageLoss } from "../stage.js";
 import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
-import { loadStageState } from "./worker-state.js";
+import { loadStageState, refuseLoadWithAsync, stageOptimizerStates } from "./worker-state.js";
 import { workerMemory } from "./memory.js";
 import { messageKey, PipelineActionError, targetsPayload, WorkerInterpreter, type ForwardMode, type Payload, type PhysicalStage, type WeightHooks } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
@@ -148,16 +148,10 @@ export class InlineExecutor implements Executor, TimingSource {
       this.last = all.map((w, i) => ({ rank: i, worker: w.worker, ...(R > 1 ? { replica: Math.floor(i / W) } : {}), actions: onEpoch(w.records),
         ...this.logs![i].take(), begin, listDone: end, end }));
     }
-    // Each micro-batch's replica shares summed in replica order, as the threads executor sums them.
-    const per = Array.from({ length: M * batches.length }, (_, j) => this.metrics.map((m) => {
-      const x = m.get(j);
-      if (!x) throw new Error(`micro-batch ${j} produced no loss`);
-      return x;
-    }).reduce((a, m) => ({ loss: a.loss + m.loss, correct: a.correct + m.correct, count: a.count + m.count })));
     // Busy seconds and peaks of replica 0's workers (the other replicas mirror them).
     const W = this.workers.length;
     return {
-      ...sumMetrics(per, this.workers.map((w) => w.busy.F + w.busy.B + w.busy.W + w.busy.STEP),
+      ...sumMetrics(Array.from({ length: M * batches.length }, (_, j) => this.metrics.flatMap((m) => m.get(j) ?? [])), R, this.workers.map((w) => w.busy.F + w.busy.B + w.busy.W + w.busy.STEP),
         this.workers.flatMap((w) => [...w.peakLive]), schedule.stages),
       memory: this.copies.flat().map((w, i) => workerMemory(w, { worker: i % W, replica: Math.floor(i / W), tensor: 0 })),
     };
@@ -233,10 +227,7 @@ export class InlineExecutor implements Executor, TimingSource {
     }
   }
 
-  /** TimingSource: every worker's records of the last step (null unless the setup records actions). */
   stepTimings(): RankTimings[] | null { return this.last; }
-
-  /** TimingSource: the schedule the records follow. */
   timingSchedule(): Schedule { return this.setup.schedule; }
 
   /** Peak bytes per physical stage of weights, optimizer state and extra weight versions. */
@@ -251,8 +242,7 @@ export class InlineExecutor implements Executor, TimingSource {
   }
 
   async optimizerState(order: readonly string[]): Promise<OptimizerState> {
-    const parts = this.workers.flatMap((w) => [...w.stages.values()].flatMap((s) => (s.optimizer ? [s.optimizer.stateDict()] : [])));
-    return mergeStates(parts, order);
+    return mergeStates(this.workers.flatMap((w) => stageOptimizerStates(w.stages.values())), order);
   }
 
   async asyncState(): Promise<AsyncState | null> {
@@ -260,7 +250,7 @@ export class InlineExecutor implements Executor, TimingSource {
   }
 
   async loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void> {
-    if (this.asyncRuntime) throw new Error("loadStateDict: not with an asynchronous method (its weight versions would mix the old weights and the new)");
+    refuseLoadWithAsync(this.asyncRuntime);
     for (const workers of this.copies) {
       for (const w of workers) w.abandon();
       loadStageState(workers.flatMap((w) => [...w.stages.values()]), state);

@@ -32,7 +32,7 @@ export function targetsPayload(t: Target, scale: number): Payload {
 }
 
 /** The targets a message carries. */
-export function payloadTargets(p: Extract<Payload, { kind: "targets" }>): MicrobatchTargets {
+function payloadTargets(p: Extract<Payload, { kind: "targets" }>): MicrobatchTargets {
   return { labels: p.labels instanceof Int32Array ? p.labels : new Tensor(p.labels, p.shape ?? [p.labels.length]), scale: p.scale };
 }
 

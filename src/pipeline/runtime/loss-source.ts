@@ -2,7 +2,6 @@
 // every worker like the model. A user loss `(output, target) => Tensor` returns the micro-batch MEAN
 // (PyTorch's default reduction); the stage weights it by rows_j / rows_total (src/pipeline/stage.ts).
 import { mseLoss } from "../../autograd/index.js";
-import { crossEntropyLoss } from "../../nn/loss.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import { fmt } from "../../tensor/shape.js";
 import { CROSS_ENTROPY_SUM, type StageLoss, type Target } from "../stage.js";
@@ -36,12 +35,6 @@ export function builtinLoss(name: string): StageLoss {
 /** A user's function as the stage loss (mean reduction). */
 export function functionLoss(fn: LossFunction, name = fn.name || "user loss"): StageLoss {
   return { name, reduction: "mean", fn };
-}
-
-/** A user's token cross-entropy helper: logits [..., C] against class ids, the mean. */
-export function crossEntropyMean(output: Tensor, target: Target): Tensor {
-  if (!(target instanceof Int32Array)) throw new Error(`crossEntropy needs Int32Array class ids, got a float tensor ${fmt(target.shape)}`);
-  return crossEntropyLoss(output, target, "mean");
 }
 
 /** Resolves a loss spec (importing a module's export); undefined = the built-in cross-entropy. */

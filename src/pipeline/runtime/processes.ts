@@ -20,7 +20,7 @@ import { assertValidSchedule } from "../schedule/validate.js";
 import type { PipelineSetup } from "./setup.js";
 import { buildWorker, type WorkerWeights } from "./worker-build.js";
 import { WorkerLoop } from "./worker-loop.js";
-import { inUnitOrder, loadStageState, shareState, unitsPerWorker } from "./worker-state.js";
+import { entryTensors, inUnitOrder, loadStageState, refuseLoadWithAsync, shareState, stageEntries, stageOptimizerStates, unitsPerWorker } from "./worker-state.js";
 import { expectedUnitPrefix, type PipelineModel } from "./model-source.js";
 import { replicatedSetup, sourceOf } from "./setup.js";
 import { mergeAsyncStates, type AsyncState } from "./async-state.js";
@@ -100,20 +100,10 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   }
 
   /** This rank's timings of its last step (null unless the setup's instrumentation records actions). */
-  timings(): RankTimings | null {
-    return this.last;
-  }
+  timings(): RankTimings | null { return this.last; }
 
-  /** TimingSource: this rank's timings of its last step, as a list. */
-  stepTimings(): RankTimings[] | null {
-    return this.last ? [this.last] : null;
-  }
-
-  /** TimingSource: the schedule the records follow. */
+  stepTimings(): RankTimings[] | null { return this.last ? [this.last] : null; }
   timingSchedule(): Schedule { return this.setup.schedule; }
-
-  /** Every rank's clock against rank 0's (null unless recording). */
-  clockSync(): ClockSync[] | null { return this.clocks; }
 
   get rank(): number { return this.g.mpi.rank; }
 
@@ -297,12 +287,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     const mine: DoneInfo = { metrics: this.g.at.tensor === 0 ? this.metrics : [], busy: b.F + b.B + b.W + b.STEP + prep.seconds, peaks: [...this.interp.peakLive],
       memory: workerMemory(this.interp, this.g.at), gradSquares: this.takeGradSquares(), prepared: this.g.at.tensor === 0 ? prep.prepared : [] };
     const done = await this.watched("the end-of-step exchange", () => this.g.world.allGather(mine));
-    const per = Array.from({ length: M * batches.length }, (_, j): MicrobatchMetrics => {
-      // Replica order: each replica's share of micro-batch j, summed in a fixed order.
-      const parts = done.flatMap((d) => d.metrics.filter(([mb]) => mb === j).map(([, m]) => m));
-      if (parts.length !== R) throw new Error(`micro-batch ${j} produced ${parts.length} loss(es) for ${R} replica(s)`);
-      return parts.reduce((a, m) => ({ loss: a.loss + m.loss, correct: a.correct + m.correct, count: a.count + m.count }));
-    });
+    // Replica order: the ranks' order.
+    const shares = Array.from({ length: M * batches.length }, (_, j) => done.flatMap((d) => d.metrics.filter(([mb]) => mb === j).map(([, m]) => m)));
     // Busy seconds and peaks of replica 0's workers (the other replicas mirror them).
     const T = this.g.layout.tensor;
     const first = done.slice(0, this.g.layout.workers * T).filter((_, r) => r % T === 0);
@@ -311,7 +297,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       this.last = { rank, worker, replica, actions: onEpoch(this.interp.records), ...this.rec.log.take(), collectives, begin, listDone,
         end: epochNow(), ...(this.clocks ? { clock: this.clocks[rank] } : {}) };
     }
-    return { ...sumMetrics(per, first.map((d) => d.busy), first.flatMap((d) => d.peaks), S), memory: done.map((d) => d.memory),
+    return { ...sumMetrics(shares, R, first.map((d) => d.busy), first.flatMap((d) => d.peaks), S), memory: done.map((d) => d.memory),
       ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((d) => d.gradSquares) } : {}),
       ...(batches.some((x) => x.prepare) ? { prepared: byMicrobatch(done.flatMap((d) => d.prepared)) } : {}) };
   }
@@ -364,19 +350,16 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   }
 
   async stateDict(): Promise<Map<string, Tensor>> {
-    const mine: StateEntry[] = [];
-    for (const ps of this.interp.stages.values()) {
-      for (const c of ps.chunks) for (const [k, t] of c.stateDict()) mine.push([k, t.data.slice(), [...t.shape]]);
-    }
+    const mine = stageEntries(this.interp.stages.values());
     const shards = await this.watched("the tensor-parallel weight gather", () => this.g.tensor.allGather(mine));
-    const whole: StateEntry[] = [...gatherStateDict(shards.map((es) => new Map(es.map(([k, d, sh]) => [k, new Tensor(d, sh)]))), this.plan)]
+    const whole: StateEntry[] = [...gatherStateDict(shards.map(entryTensors), this.plan)]
       .map(([k, t]) => [k, t.data, [...t.shape]]);
     const all = (await this.watched("the weight gather", () => this.g.pipe.allGather(whole))).flat();
-    return new Map(inUnitOrder(all, expectedUnitPrefix(sourceOf(this.setup))).map(([k, data, shape]) => [k, new Tensor(data, shape)]));
+    return entryTensors(inUnitOrder(all, expectedUnitPrefix(sourceOf(this.setup))));
   }
 
   async optimizerState(order: readonly string[]): Promise<OptimizerState> {
-    const shards = [...this.interp.stages.values()].flatMap((ps) => (ps.optimizer ? [toPlain(ps.optimizer.stateDict())] : []));
+    const shards = stageOptimizerStates(this.interp.stages.values()).map(toPlain);
     const ranks = await this.watched("the tensor-parallel optimizer-state gather", () => this.g.tensor.allGather(shards));
     const mine = shards.map((_, j) => gatherOptimizerState(ranks.map((r) => r[j]), this.plan));
     const parts = (await this.watched("the optimizer-state gather", () => this.g.pipe.allGather<PlainOptimizerState[]>(mine))).flat();
@@ -397,13 +380,13 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     return {
       rank: this.g.mpi.rank, writes: this.g.at.replica === 0,
       stages: stages.sort((a, b) => a.stage - b.stage),
-      optimizer: [...this.interp.stages.values()].sort((a, b) => a.index - b.index).flatMap((ps) => (ps.optimizer ? [ps.optimizer.stateDict()] : [])),
+      optimizer: stageOptimizerStates([...this.interp.stages.values()].sort((a, b) => a.index - b.index)),
       async: this.asyncRuntime?.snapshot() ?? null,
     };
   }
 
   async loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void> {
-    if (this.asyncRuntime) throw new Error("loadStateDict: not with an asynchronous method (its weight versions would mix the old weights and the new)");
+    refuseLoadWithAsync(this.asyncRuntime);
     this.interp.abandon();
     loadStageState(this.interp.stages.values(), state);
     this.inputHook.load(state);

@@ -12,13 +12,13 @@ import { messageKey, targetsPayload, type Payload } from "./interpreter.js";
 export interface ReplicaPosition { worker: number; replica: number; replicas: number }
 
 /** Global micro-batch ids replica r of R evaluates of n: r, r+R, ... (local id i = position). */
-export function replicaEvalIds(n: number, at: ReplicaPosition): number[] {
+function replicaEvalIds(n: number, at: ReplicaPosition): number[] {
   return Array.from({ length: n }, (_, j) => j).filter((j) => j % at.replicas === at.replica);
 }
 
-export function feedsFirstStage(schedule: Schedule, worker: number): boolean { return schedule.stageToWorker[0] === worker; }
+function feedsFirstStage(schedule: Schedule, worker: number): boolean { return schedule.stageToWorker[0] === worker; }
 
-export function feedsLastStage(schedule: Schedule, worker: number): boolean {
+function feedsLastStage(schedule: Schedule, worker: number): boolean {
   const { stages: S, chunks: v, stageToWorker } = schedule;
   return stageToWorker[(S * v - 1) % S] === worker;
 }

@@ -7,8 +7,8 @@ import { Module } from "../../nn/module.js";
 import type { PlainOptimizerState } from "../../optim/index.js";
 import { checkTensorParallel, shardOptimizerState, syncSequenceParallelGrads, tensorParallelUnits, unitsPlan, type TensorParallelSetup } from "../../parallel/ptdp-units.js";
 import { shardStateDict, type ShardPlan } from "../../parallel/tp-shard.js";
-import { Tensor } from "../../tensor/tensor.js";
-import type { WorkerState } from "./worker-state.js";
+import type { Tensor } from "../../tensor/tensor.js";
+import { entryTensors, type WorkerState } from "./worker-state.js";
 import type { SyncCollectives } from "../../transport/types.js";
 import type { Outbox, Payload, PhysicalStage } from "./interpreter.js";
 import { allGatherAlongAxis } from "../../parallel/tp-collectives.js";
@@ -124,7 +124,7 @@ export function assembleParts(comm: SyncCollectives): (p: Payload) => Payload {
  * tensor-parallel layers over the worker's tensor group (each layer already its shard's size).
  */
 export function shardShare(model: PipelineModel, share: Pick<WorkerState, "units" | "entries">, comm: SyncCollectives): Pick<WorkerState, "units" | "entries"> {
-  const full = new Map(share.entries.map(([k, data, shape]) => [k, new Tensor(data, shape)]));
+  const full = entryTensors(share.entries);
   const plan = unitsPlan(model.units.map((u, i) => [i, u] as const), unitName(model.unitPrefix));
   const held: ShardPlan = Object.fromEntries(Object.entries(plan).filter(([k]) => full.has(k)));
   return { units: share.units, entries: [...shardStateDict(full, held, comm.rank, comm.size)].map(([k, t]) => [k, t.data, [...t.shape]]) };

@@ -30,7 +30,7 @@ import { expectedUnitPrefix } from "./model-source.js";
 import { replicatedSetup, sourceOf } from "./setup.js";
 import { forwardDeliveries, stepDeliveries, type ReplicaPosition } from "./replica-share.js";
 import { createShmGroup, type ShmGroupHandle } from "../../transport/shm-collectives.js";
-import { inUnitOrder, shareState, unitsPerWorker } from "./worker-state.js";
+import { entryTensors, inUnitOrder, shareState, unitsPerWorker } from "./worker-state.js";
 import { WorkerGroup, workerExecArgv } from "../../transport/worker-group.js";
 import type { RankTimings, TimingSource } from "./action-records.js";
 import type { Schedule } from "../schedule/action.js";
@@ -151,20 +151,12 @@ export class ThreadsExecutor implements Executor, TimingSource {
       }
     }
     const ex = new ThreadsExecutor(setup, workers, replicas, [...groups, ...tensorGroups, ...normGroups]);
-    const ready = await ex.collect("ready");
+    const ready = await ex.group.collect("ready");
     ex.nativeThreads = workers.map((_, id) => {
       const m = ready.get(id);
       return m?.type === "ready" ? m.ompThreads : null;
     });
     return ex;
-  }
-
-  private collect(want: FromWorker["type"], count?: number): Promise<Map<number, FromWorker>> {
-    return this.group.collect(want, count);
-  }
-
-  private post(id: number, m: ToWorker, transfer: ArrayBuffer[] = []): void {
-    this.workers[id].postMessage(m, transfer);
   }
 
   private position(id: number): ReplicaPosition & { tensor: number } {
@@ -180,7 +172,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
     const M = schedule.microbatches;
     checkBatches(batches, M, schedule.steps);
     const S = schedule.stages;
-    const done = this.collect("done");
+    const done = this.group.collect("done");
     this.workers.forEach((_, id) => this.postDeliveries(id, stepDeliveries(schedule, batches, this.position(id)),
       (deliveries) => ({ type: "step", lrFactors: [...lrFactors], deliveries })));
     const replies = await done;
@@ -215,19 +207,12 @@ export class ThreadsExecutor implements Executor, TimingSource {
       peaks.push(...m.peaks);
       peakBytes[at.worker] = m.peakBytes;
     }
-    const per = parts.map((p, j) => {
-      if (p.length !== this.replicas) throw new Error(`micro-batch ${j} produced ${p.length} loss(es) for ${this.replicas} replica(s)`);
-      return p.reduce((a, m) => ({ loss: a.loss + m.loss, correct: a.correct + m.correct, count: a.count + m.count }));
-    });
     if (this.setup.instrumentation?.recordActions) this.last = timings;
-    return { ...sumMetrics(per, busy, peaks, S), workerPeakBytes: peakBytes, memory, replicas, ...(this.setup.gradientNorms ? { gradSquares } : {}),
+    return { ...sumMetrics(parts, this.replicas, busy, peaks, S), workerPeakBytes: peakBytes, memory, replicas, ...(this.setup.gradientNorms ? { gradSquares } : {}),
       ...(prepared.length ? { prepared: byMicrobatch(prepared) } : {}) };
   }
 
-  /** TimingSource: every worker's records of the last step (null unless the setup records actions). */
   stepTimings(): RankTimings[] | null { return this.last; }
-
-  /** TimingSource: the schedule the records follow. */
   timingSchedule(): Schedule { return this.setup.schedule; }
 
   /**
@@ -236,7 +221,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
    */
   private postDeliveries(id: number, deliveries: Deliveries, message: (d: Deliveries) => ToWorker): void {
     const own: Deliveries = deliveries.map(([k, p]) => [k, p.kind === "tensor" ? { ...p, data: p.data.slice() } : { ...p, labels: p.labels.slice() }]);
-    this.post(id, message(own), own.map(([, p]) => (p.kind === "tensor" ? p.data.buffer : p.labels.buffer) as ArrayBuffer));
+    this.workers[id].postMessage(message(own), own.map(([, p]) => (p.kind === "tensor" ? p.data.buffer : p.labels.buffer) as ArrayBuffer));
   }
 
   async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
@@ -259,7 +244,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
   private async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number,
     mode: "eval" | "predict"): Promise<[number[], Extract<FromWorker, { type: "done" }>][]> {
     if (this.failure) throw this.failure;
-    const done = this.collect("done");
+    const done = this.group.collect("done");
     const ids = this.workers.map((_, id) => {
       const share = forwardDeliveries(this.setup.schedule, inputs, labels, scale, this.position(id));
       this.postDeliveries(id, share.deliveries, (deliveries) => ({ type: "forward", mode, count: share.ids.length, deliveries }));
@@ -276,8 +261,8 @@ export class ThreadsExecutor implements Executor, TimingSource {
     if (this.failure) throw this.failure;
     if (!Number.isInteger(replica) || replica < 0 || replica >= this.replicas) throw new Error(`replica ${replica} does not exist; valid: 0..${this.replicas - 1}`);
     const n = this.W * this.T, first = replica * n;
-    const replies = this.collect(want, n);
-    for (let id = first; id < first + n; id++) this.post(id, m);
+    const replies = this.group.collect(want, n);
+    for (let id = first; id < first + n; id++) this.workers[id].postMessage(m);
     const r = await replies;
     return Array.from({ length: this.W }, (_, w) => Array.from({ length: this.T }, (_, t) => r.get(first + w * this.T + t) as Extract<FromWorker, { type: K }>));
   }
@@ -285,15 +270,15 @@ export class ThreadsExecutor implements Executor, TimingSource {
   /** Every parameter and buffer, from replica `replica`'s threads (default 0; they hold the same values). */
   async stateDict(replica = 0): Promise<Map<string, Tensor>> {
     const all = (await this.ask({ type: "state" }, "state", replica))
-      .flatMap((ranks) => [...gatherStateDict(ranks.map((m) => new Map(m.entries.map(([n, d, s]) => [n, new Tensor(d, s)]))), ranks[0].plan)]);
+      .flatMap((ranks) => [...gatherStateDict(ranks.map((m) => entryTensors(m.entries)), ranks[0].plan)]);
     return new Map(inUnitOrder(all, expectedUnitPrefix(sourceOf(this.setup))));
   }
 
   async loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void> {
     if (this.failure) throw this.failure;
     const shares = shareState(state, expectedUnitPrefix(sourceOf(this.setup)), unitsPerWorker(this.setup.balance, this.setup.schedule));
-    const replies = this.collect("loaded");
-    this.workers.forEach((_, id) => this.post(id, { type: "load", entries: shares[this.position(id).worker].entries }));
+    const replies = this.group.collect("loaded");
+    this.workers.forEach((w, id) => w.postMessage({ type: "load", entries: shares[this.position(id).worker].entries }));
     await replies;
   }
 

@@ -1,11 +1,12 @@
 // Which part of the model's state a pipeline worker needs: the entries of the units its stages hold
 // (each unit lives on exactly one worker) and their optimizer state. The main thread sends each
 // worker only its share instead of a copy of the whole model per worker.
-import type { PlainOptimizerState, StateEntry } from "../../optim/index.js";
+import type { OptimizerState, PlainOptimizerState, StateEntry } from "../../optim/index.js";
 import type { Schedule } from "../schedule/action.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { hostMemory } from "../../tensor/host-arrays.js";
 import type { PipelineModel } from "./model-source.js";
+import type { PhysicalStage } from "./interpreter.js";
 
 /** One worker's initial state: `units` null = the whole model's state (loaded whole, as one model). */
 export interface WorkerState {
@@ -102,4 +103,20 @@ export function loadStageState(stages: Iterable<{ readonly chunks: readonly { st
     }
   }
   for (const [t, given] of pairs) t.data.set(given.data);
+}
+
+/** Copies of the stages' parameters and buffers, as entries named as in the full model. */
+export function stageEntries(stages: Iterable<PhysicalStage>): StateEntry[] {
+  const out: StateEntry[] = [];
+  for (const ps of stages) for (const c of ps.chunks) for (const [k, t] of c.stateDict()) out.push([k, t.data.slice(), [...t.shape]]);
+  return out;
+}
+
+/** Entries as a state dict (the tensors share the entries' arrays). */
+export const entryTensors = (entries: readonly StateEntry[]): Map<string, Tensor> => new Map(entries.map(([k, d, shape]) => [k, new Tensor(d, shape)]));
+
+export const stageOptimizerStates = (stages: Iterable<PhysicalStage>): OptimizerState[] => [...stages].flatMap((ps) => (ps.optimizer ? [ps.optimizer.stateDict()] : []));
+
+export function refuseLoadWithAsync(asyncRuntime: object | null): void {
+  if (asyncRuntime) throw new Error("loadStateDict: not with an asynchronous method (its weight versions would mix the old weights and the new)");
 }

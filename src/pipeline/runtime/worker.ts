@@ -14,15 +14,14 @@ import { PipelineActionError, type Payload, type WorkerInterpreter } from "./int
 import { ShmCollectives } from "../../transport/shm-collectives.js";
 import { reduceStageSync } from "./replica-reduce.js";
 import { shardStateDict } from "../../parallel/tp-shard.js";
-import type { FromWorker, PeerMessage, StateEntry, ToWorker, WorkerInit } from "./messages.js";
+import type { FromWorker, PeerMessage, ToWorker, WorkerInit } from "./messages.js";
 import { toPlain } from "../../optim/index.js";
 import { buildWorker } from "./worker-build.js";
 import { syncNormGroup } from "./grad-clip.js";
 import type { InputHook } from "./input-hook.js";
 import { workerMemory } from "./memory.js";
 import { WorkerLoop } from "./worker-loop.js";
-import { loadStageState } from "./worker-state.js";
-import { Tensor } from "../../tensor/tensor.js";
+import { entryTensors, loadStageState, refuseLoadWithAsync, stageEntries, stageOptimizerStates } from "./worker-state.js";
 import { hostMemory } from "../../tensor/host-arrays.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { epochNow, MessageLog, onEpoch, payloadBytes, type RankTimings } from "./action-records.js";
@@ -155,23 +154,19 @@ try {
         if (log && !stepList) log.paused = true;
         loop.start();
       } else if (m.type === "state") {
-        const entries: StateEntry[] = [];
-        for (const ps of interp.stages.values()) {
-          for (const c of ps.chunks) for (const [k, t] of c.stateDict()) entries.push([k, t.data.slice(), [...t.shape]]);
-        }
+        const entries = stageEntries(interp.stages.values());
         post({ type: "state", worker: id, entries, plan: built.plan }, entries.map((e) => e[1].buffer as ArrayBuffer));
       } else if (m.type === "load") {
-        if (asyncRuntime) throw new Error("loadStateDict: not with an asynchronous method (its weight versions would mix the old weights and the new)");
+        refuseLoadWithAsync(asyncRuntime);
         interp.abandon();
-        const full = new Map(m.entries.map(([k, data, shape]) => [k, new Tensor(data, shape)]));
+        const full = entryTensors(m.entries);
         // A tensor-parallel rank keeps its own shard of the dense weights it is sent.
         const T = init.setup.tensorParallel?.size ?? 1;
         loadStageState(interp.stages.values(), T > 1 ? shardStateDict(full, built.plan, init.tensor, T) : full);
         inputHook.load(full);
         post({ type: "loaded", worker: id });
       } else if (m.type === "optimizer") {
-        const states = [...interp.stages.values()].flatMap((ps) => (ps.optimizer ? [toPlain(ps.optimizer.stateDict())] : []));
-        post({ type: "optimizer", worker: id, states, plan: built.plan });
+        post({ type: "optimizer", worker: id, states: stageOptimizerStates(interp.stages.values()).map(toPlain), plan: built.plan });
       } else if (m.type === "async-state") {
         post({ type: "async-state", worker: id, state: asyncRuntime?.snapshot() ?? null });
       } else if (m.type === "close") {
