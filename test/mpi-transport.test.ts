@@ -82,11 +82,14 @@ test("bench mpi runs on 2 ranks and reports the idle CPU row", { skip }, () => {
   assert.ok(typeof rows[3].cpu_percent === "number");
 });
 
-test("messages reach their handlers in the order they completed, whether through an event or through receive()", () => {
-  // A stand-in addon: messages complete with sequence numbers; some come as events (the
-  // communication thread), some from receive() (the JS thread polling), and may overtake.
+type Polled = [number, number, number, ArrayBuffer, number];
+/**
+ * A stand-in addon: `event` delivers a completed message as the communication thread would, `poll`
+ * queues messages for the next receive() (the JS thread polling).
+ */
+function fakeTransport(): { mpi: MpiTransport; event: Parameters<MpiAddon["init"]>[0]; poll(m: Polled[]): void } {
   let onEvent: Parameters<MpiAddon["init"]>[0] = () => {};
-  let polled: [number, number, number, ArrayBuffer, number][] = [];
+  let polled: Polled[] = [];
   const nop = (): void => {};
   const fake = {
     init: (cb: typeof onEvent) => { onEvent = cb; return { rank: 0, size: 2, threadLevel: "multiple" }; },
@@ -95,31 +98,28 @@ test("messages reach their handlers in the order they completed, whether through
     receive: () => { const r = polled; polled = []; return r; },
   } as unknown as MpiAddon;
   const mpi = new MpiTransport(fake);
+  return { mpi, event: (...a) => onEvent(...a), poll: (m) => { polled = m; } };
+}
+
+test("messages reach their handlers in the order they completed, whether through an event or through receive()", () => {
+  // Messages complete with sequence numbers; some come as events, some from receive(), and may overtake.
+  const { mpi, event: onEvent, poll } = fakeTransport();
   const got: number[] = [];
   mpi.listen(0, 1, (_src, data) => got.push(new Uint8Array(data)[0]));
   const msg = (v: number): ArrayBuffer => Uint8Array.of(v).buffer;
   onEvent("message", 0, 1, 1, msg(10), 0);
-  polled = [[0, 1, 1, msg(12), 2]];
+  poll([[0, 1, 1, msg(12), 2]]);
   mpi.receive(); // 2 overtook 1: held back
   assert.deepEqual(got, [10]);
   onEvent("message", 0, 1, 1, msg(11), 1); // 1 arrives: 1, then the held 2
   assert.deepEqual(got, [10, 11, 12]);
-  polled = [[0, 1, 1, msg(13), 3]];
+  poll([[0, 1, 1, msg(13), 3]]);
   mpi.receive();
   assert.deepEqual(got, [10, 11, 12, 13]);
 });
 
 test("a handler that waits inside receive() for the next message gets it (a pipeline message pumps a tensor-parallel rank whose collective polls)", () => {
-  let onEvent: Parameters<MpiAddon["init"]>[0] = () => {};
-  let polled: [number, number, number, ArrayBuffer, number][] = [];
-  const nop = (): void => {};
-  const fake = {
-    init: (cb: typeof onEvent) => { onEvent = cb; return { rank: 0, size: 2, threadLevel: "multiple" }; },
-    send: nop, progress: nop, setJsState: nop, listen: nop, split: nop, barrier: nop, finalize: nop,
-    commInfo: () => ({ rank: 0, size: 2 }), abort: () => { throw new Error("abort"); }, singleCopyWorks: () => true,
-    receive: () => { const r = polled; polled = []; return r; },
-  } as unknown as MpiAddon;
-  const mpi = new MpiTransport(fake);
+  const { mpi, event: onEvent, poll } = fakeTransport();
   const parts: number[] = [];
   const order: string[] = [];
   // Tag 3 stands for the tensor group's collective parts, tag 1 for pipeline messages.
@@ -127,7 +127,7 @@ test("a handler that waits inside receive() for the next message gets it (a pipe
   mpi.listen(0, 1, () => {
     order.push("pipe");
     // The action this message unblocks all-reduces: it polls until its peer's part is there.
-    polled = [[0, 1, 3, Uint8Array.of(7).buffer, 1]];
+    poll([[0, 1, 3, Uint8Array.of(7).buffer, 1]]);
     for (let i = 0; i < 3 && parts.length === 0; i++) mpi.receive();
     assert.deepEqual(parts, [7], "the part that completed after the pipeline message reaches the waiting handler");
   });
@@ -135,7 +135,7 @@ test("a handler that waits inside receive() for the next message gets it (a pipe
   assert.deepEqual(order, ["pipe", "part"]);
   // Later messages still come in order.
   onEvent("message", 0, 1, 3, Uint8Array.of(8).buffer, 3);
-  polled = [[0, 1, 3, Uint8Array.of(9).buffer, 2]];
+  poll([[0, 1, 3, Uint8Array.of(9).buffer, 2]]);
   mpi.receive();
   assert.deepEqual(parts, [7, 9, 8]);
 });
