@@ -1,7 +1,7 @@
 // `pipewright bench gemm`: GFLOP/s of the addon's matrix product per provider, shape and operand
 // layout (src/train/bench-gemm.ts measures), with the provider the fixed rule picks, so the next
 // machine's numbers are one command away. One JSON object per line with --json, each with `cpu`.
-import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
+import { command, type CommandSpec, UsageError } from "./args.js";
 import { loadNativeAddon, type GemmProviderName } from "../backend/native.js";
 import { cpuLabel, machineCpu } from "../backend/index.js";
 import { benchGemmCase, DEFAULT_GEMM_SHAPES, gemmCases, GEMM_PROVIDERS, type GemmRow } from "../train/bench-gemm.js";
@@ -31,9 +31,7 @@ function pickProviders(list: string[]): GemmProviderName[] {
   return list as GemmProviderName[];
 }
 
-export function runBenchGemm(argv: string[]): number {
-  const f = parseFlags(benchGemmCommand, argv);
-  if (f.help) { process.stdout.write(helpText(benchGemmCommand) + "\n"); return 0; }
+export const runBenchGemm = command(benchGemmCommand, (f) => {
   const providers = pickProviders(f.providers);
   let cases;
   try {
@@ -54,7 +52,7 @@ export function runBenchGemm(argv: string[]): number {
     }
   }
   return 0;
-}
+});
 
 function formatRow(rows: GemmRow[]): string {
   const r0 = rows[0];

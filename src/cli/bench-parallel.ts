@@ -2,7 +2,8 @@
 // all-reduce latency/bandwidth, data-parallel replicas against one, tensor-parallel MLP against one
 // rank; with --ptdp instead, a small gpt under PTD-P layouts (samples/s and per-worker memory). One
 // JSON object per line with --json; the records come from the modules' own benchmarks.
-import { givenFlags, helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
+import { command, type CommandSpec, givenFlags, UsageError } from "./args.js";
+import { emit } from "./output.js";
 import { cpuLabel, machineCpu } from "../backend/index.js";
 import { resolveSpec, type ResolvedSpec } from "../nn/models/spec.js";
 
@@ -35,9 +36,7 @@ export const benchParallelCommand = {
     "pipewright bench parallel --ptdp --layouts 2x1x1,2x2x1 --sequence-parallel --steps 3 --json"],
 } as const satisfies CommandSpec;
 
-export async function runBenchParallel(argv: string[]): Promise<number> {
-  const f = parseFlags(benchParallelCommand, argv);
-  if (f.help) { process.stdout.write(helpText(benchParallelCommand) + "\n"); return 0; }
+export const runBenchParallel = command(benchParallelCommand, async (f, argv) => {
   const { parts, steps } = f;
   const ptdpOnly = ["layouts", "sequence-parallel", "schedule", "batch", "microbatches", "layers", "width", "heads", "context"];
   const stray = f.ptdp ? [] : ptdpOnly.filter((n) => givenFlags(argv).has(n));
@@ -48,9 +47,7 @@ export async function runBenchParallel(argv: string[]): Promise<number> {
   // Every JSON line names the machine; the human output names it once, first.
   const cpu = machineCpu();
   if (!f.json) process.stdout.write(`cpu: ${cpuLabel(cpu)}\n`);
-  const print = (part: Part | "ptdp", rec: object): void => {
-    process.stdout.write((f.json ? JSON.stringify({ bench: part, ...rec, cpu }) : `${part}: ${JSON.stringify(rec)}`) + "\n");
-  };
+  const print = (part: Part | "ptdp", rec: object): void => emit(f.json, { bench: part, ...rec, cpu }, `${part}: ${JSON.stringify(rec)}`);
   if (f.ptdp) {
     const { benchPtdp, parseLayout } = await import("../train/bench-ptdp.js");
     let spec: ResolvedSpec<"gpt">, layouts;
@@ -75,4 +72,4 @@ export async function runBenchParallel(argv: string[]): Promise<number> {
     for (const r of await benchTensorParallelMlp({ steps })) print("tensor", r);
   }
   return 0;
-}
+});

@@ -8,6 +8,7 @@
 // schedule's `sim` rows: the simulator fed with the costs the processes executor recorded in each of
 // its own timed steps predicts that step (bench-sim-rows.ts), then 8 and 16 ranks (predictions).
 import { UsageError } from "./args.js";
+import { emit } from "./output.js";
 import type { BenchPipelineFlags } from "./bench-pipeline.js";
 import { cpuLabel, getBackend, machineCpu } from "../backend/index.js";
 import { noGrad } from "../autograd/engine.js";
@@ -65,8 +66,8 @@ export async function runProcessesPipelineBench(f: BenchPipelineFlags, spec: Mod
   const cpu = cpuLabel({ ...machineCpu(), cores: cpus().length });
   if (g.mpi.rank === 0 && !f.json) process.stdout.write(`cpu: ${cpu}; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}\n`);
   if (g.mpi.rank === 0 && schedules.length < f.schedules.length) {
-    process.stdout.write((f.json ? JSON.stringify({ schedule: "async", skipped: "asynchronous lists span several steps; bench it with --executor threads" })
-      : "async: skipped on processes (its lists span several steps; bench it with --executor threads)") + "\n");
+    emit(f.json, { schedule: "async", skipped: "asynchronous lists span several steps; bench it with --executor threads" },
+      "async: skipped on processes (its lists span several steps; bench it with --executor threads)");
   }
   for (const name of schedules) {
     const v = name === "interleaved" ? V : 1;
@@ -95,10 +96,8 @@ export async function runProcessesPipelineBench(f: BenchPipelineFlags, spec: Mod
     const inputs: SimInputs = { name, schedule, steps: real.steps, cores: cpus().length, perByte, messageBytes: bytes, pingPong: latency, cpu,
       pinned: availableParallelism() === 1 && cpus().length > 1 };
     const { row, measured } = simRow(inputs);
-    process.stdout.write((f.json ? JSON.stringify(row) : formatSimRow(row)) + "\n");
-    for (const p of predictionRows(inputs, measured, balance, times, B, f["weight-grads"])) {
-      process.stdout.write((f.json ? JSON.stringify(p) : formatPredictionRow(p)) + "\n");
-    }
+    emit(f.json, row, formatSimRow(row));
+    for (const p of predictionRows(inputs, measured, balance, times, B, f["weight-grads"])) emit(f.json, p, formatPredictionRow(p));
     const fair = Number.isFinite(real.bestT);
     const line: ProcessesBenchLine = { schedule: name, workers: W, microbatches: M, batch: B, processes_samples_per_s: Number((B / real.bestP).toFixed(1)),
       threads_samples_per_s: fair ? Number((B / real.bestT).toFixed(1)) : null, ratio: fair ? Number((real.bestT / real.bestP).toFixed(3)) : null, balance, backend: getBackend().name,
@@ -107,9 +106,9 @@ export async function runProcessesPipelineBench(f: BenchPipelineFlags, spec: Mod
       synthetic_ratio: fair && f.synthetic ? Number((synth.bestT / synth.bestP).toFixed(3)) : null };
     const vsThreads = line.ratio === null ? `${W} threads: not timed (rank 0 may use ${availableParallelism()} core(s); launch --bind none, or scripts/compare-executors)`
       : `${W} threads: ${line.threads_samples_per_s} samples/s; processes/threads ${(line.ratio * 100).toFixed(1)}%`;
-    process.stdout.write((f.json ? JSON.stringify(line) : `${name.padEnd(12)} ${W} processes: ${line.processes_samples_per_s} samples/s, ${vsThreads} ` +
+    emit(f.json, line, `${name.padEnd(12)} ${W} processes: ${line.processes_samples_per_s} samples/s, ${vsThreads} ` +
       `(time in actions per worker: processes ${line.processes_busy_ms.join(",")} ms, threads ${line.threads_busy_ms.join(",") || "-"} ms); ` +
-      `${line.synthetic_ratio !== null ? `with sleeping stages ${(line.synthetic_ratio * 100).toFixed(1)}%` : "no sleeping-stage comparison"}; balance ${balance.join(",")}`) + "\n");
+      `${line.synthetic_ratio !== null ? `with sleeping stages ${(line.synthetic_ratio * 100).toFixed(1)}%` : "no sleeping-stage comparison"}; balance ${balance.join(",")}`);
   }
   return 0;
 }

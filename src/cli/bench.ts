@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { givenFlags, helpText, parseFlags, runSubcommand, UsageError, type CommandSpec, type FlagValues, type Subcommand } from "./args.js";
+import { command, givenFlags, lazy, runSubcommand, UsageError, type CommandSpec, type FlagValues, type Subcommand } from "./args.js";
 import { BACKEND_NAMES, cpuLabel, getBackend, machineCpu, setBackend, type BackendName, type CpuInfo } from "../backend/index.js";
 import { loadNativeAddon } from "../backend/native.js";
 import { chooseBuilds, cpuFlags } from "../backend/cpu-features.js";
@@ -61,35 +61,6 @@ export const benchCompareCommand = {
   examples: ["npm run bench:compare", "pipewright bench compare --models cnn --json",
     "pipewright bench compare --model gpt --layers 6 --width 384 --heads 6 --context 128 --batch 8"],
 } as const satisfies CommandSpec;
-
-const SUBCOMMANDS: Record<string, Subcommand> = {
-  engine: { summary: "time training steps of mlp, cnn and gpt on one thread (one JSON object per line with --json)", run: runBenchEngine },
-  compare: { summary: "bench engine against PyTorch: samples/s of both and the ratio per model", run: runBenchCompare },
-  pipeline: {
-    summary: "pipeline training throughput on worker threads per schedule, against one worker and the ideal",
-    run: async (argv) => (await import("./bench-pipeline.js")).runPipelineBench(argv),
-  },
-  mpi: {
-    summary: "MPI transport (under mpirun -n 2+): p2p latency/bandwidth at 1 KB and 4 MB, a 4 MB all-reduce, a waiting rank's CPU",
-    run: async (argv) => (await import("./bench-mpi.js")).runBenchMpi(argv),
-  },
-  checkpoint: {
-    summary: "checkpoint saves of a processes pipeline (under launch -n N): one file gathered to rank 0 against one part per rank",
-    run: async (argv) => (await import("./bench-checkpoint.js")).runBenchCheckpoint(argv),
-  },
-  gemm: {
-    summary: "GFLOP/s of the native matmul per provider (oneDNN, OpenBLAS), shape and layout, with the rule's choice",
-    run: async (argv) => (await import("./bench-gemm.js")).runBenchGemm(argv),
-  },
-  parallel: {
-    summary: "all-reduce, data-parallel replicas and a tensor-parallel MLP on worker threads, against one worker",
-    run: async (argv) => (await import("./bench-parallel.js")).runBenchParallel(argv),
-  },
-};
-
-export async function runBench(argv: string[]): Promise<number> {
-  return runSubcommand("pipewright bench", "benchmark", SUBCOMMANDS, argv);
-}
 
 function pickModels(list: readonly string[]): BenchConfig[] {
   const bad = list.filter((m) => !BENCH_MODELS.includes(m as BenchConfig["model"]));
@@ -170,9 +141,7 @@ function sizedConfig(f: Pick<FlagValues<typeof benchEngineCommand.flags>, "model
   return benchConfigOf(spec ?? { name }, f.batch ?? SIZED_BATCH[name]);
 }
 
-export function runBenchEngine(argv: string[]): number {
-  const f = parseFlags(benchEngineCommand, argv);
-  if (f.help) { process.stdout.write(helpText(benchEngineCommand) + "\n"); return 0; }
+export const runBenchEngine = command(benchEngineCommand, (f, argv) => {
   const sized = sizedConfig(f, givenFlags(argv));
   const configs = sized ? [sized] : pickModels(f.models);
   const opts = { steps: f.steps, warmup: f.warmup, seed: f.seed, profile: f.profile === true, sized: sized !== null };
@@ -198,7 +167,7 @@ export function runBenchEngine(argv: string[]): number {
     for (const r of results) if (r.profile) process.stdout.write(formatProfile(r) + "\n");
   }
   return 0;
-}
+});
 
 interface CompareRow {
   model: string;
@@ -286,9 +255,7 @@ async function interleavedRows(configs: BenchConfig[], steps: number, warmup: nu
   return rows;
 }
 
-export async function runBenchCompare(argv: string[]): Promise<number> {
-  const f = parseFlags(benchCompareCommand, argv);
-  if (f.help) { process.stdout.write(helpText(benchCompareCommand) + "\n"); return 0; }
+export const runBenchCompare = command(benchCompareCommand, async (f, argv) => {
   const sized = sizedConfig(f, givenFlags(argv));
   const configs = sized ? [sized] : pickModels(f.models);
   const { steps, warmup } = f;
@@ -321,7 +288,7 @@ export async function runBenchCompare(argv: string[]): Promise<number> {
   });
   printCompare(rows, f.json === true, `ours: ${ours[0]?.backend ?? "?"} backend; torch: ${torch?.[0]?.backend ?? "not run"}`, steps, warmup);
   return torch === null ? 1 : 0;
-}
+});
 
 function printCompare(rows: CompareRow[], json: boolean, sides: string, steps: number, warmup: number): void {
   if (json) {
@@ -334,3 +301,20 @@ function printCompare(rows: CompareRow[], json: boolean, sides: string, steps: n
     ...rows.map((r) => [r.model, String(r.batch), fmt(r.ours_samples_per_s, 1), fmt(r.torch_samples_per_s, 1), fmt(r.ratio, 2)])]) + "\n");
   process.stdout.write(`(${sides}; median of ${steps} steps after ${warmup} warm-up, one thread)\n`);
 }
+
+const SUBCOMMANDS: Record<string, Subcommand> = {
+  engine: { summary: "time training steps of mlp, cnn and gpt on one thread (one JSON object per line with --json)", run: runBenchEngine },
+  compare: { summary: "bench engine against PyTorch: samples/s of both and the ratio per model", run: runBenchCompare },
+  pipeline: lazy("pipeline training throughput on worker threads per schedule, against one worker and the ideal",
+    async () => (await import("./bench-pipeline.js")).runPipelineBench),
+  mpi: lazy("MPI transport (under mpirun -n 2+): p2p latency/bandwidth at 1 KB and 4 MB, a 4 MB all-reduce, a waiting rank's CPU",
+    async () => (await import("./bench-mpi.js")).runBenchMpi),
+  checkpoint: lazy("checkpoint saves of a processes pipeline (under launch -n N): one file gathered to rank 0 against one part per rank",
+    async () => (await import("./bench-checkpoint.js")).runBenchCheckpoint),
+  gemm: lazy("GFLOP/s of the native matmul per provider (oneDNN, OpenBLAS), shape and layout, with the rule's choice",
+    async () => (await import("./bench-gemm.js")).runBenchGemm),
+  parallel: lazy("all-reduce, data-parallel replicas and a tensor-parallel MLP on worker threads, against one worker",
+    async () => (await import("./bench-parallel.js")).runBenchParallel),
+};
+
+export const runBench = (argv: string[]): Promise<number> => runSubcommand("pipewright bench", "benchmark", SUBCOMMANDS, argv);

@@ -1,7 +1,8 @@
 // `pipewright train`: flags -> TrainConfig, then the single-device loop (src/train/loop.ts) or, with
 // --schedule, the pipeline runtime's trainPipeline (src/train/pipeline.ts).
 import { existsSync, readFileSync } from "node:fs";
-import { type CommandSpec, givenFlags, helpText, parseFlags, UsageError, type FlagValues } from "./args.js";
+import { command, type CommandSpec, type FlagValues, givenFlags, UsageError } from "./args.js";
+import { emit } from "./output.js";
 import { BACKEND_NAMES, setBackend } from "../backend/index.js";
 import { MODEL_NAMES, resolveSpec, type ModelName } from "../nn/models/spec.js";
 import { lossCurveSvg } from "../report/loss-curve-svg.js";
@@ -172,9 +173,7 @@ function workerMemoryLine(m: WorkerMemorySummary, all: readonly WorkerMemorySumm
     `optimizer ${mb(m.optimizer_bytes)}, peak activations ${mb(m.peak_activation_bytes)}`;
 }
 
-export async function runTrain(argv: string[]): Promise<number> {
-  const f = parseFlags(trainCommand, argv);
-  if (f.help) { process.stdout.write(helpText(trainCommand) + "\n"); return 0; }
+export const runTrain = command(trainCommand, async (f, argv) => {
   const given = givenFlags(argv);
   if (f.resume !== undefined && !existsSync(f.resume)) {
     throw new UsageError(`--resume ${f.resume}: no such checkpoint file`);
@@ -226,10 +225,8 @@ export async function runTrain(argv: string[]): Promise<number> {
       ? parseMetrics(readFileSync(cfg.metrics, "utf8"), cfg.metrics) : result.records;
     writeFileAtomic(f.svg, lossCurveSvg(records, `pipewright train --model ${cfg.model}`));
   }
-  if (f.json) process.stdout.write(JSON.stringify(gpus ? { ...result.summary, gpu_map: gpus } : result.summary) + "\n");
-  else {
-    const gpuLine = gpus ? `\ngpus         ${gpus.rule}, map ${gpus.map.join(",")} (worker 0: ${gpus.adapter})` : "";
-    process.stdout.write(formatSummary(result.summary) + gpuLine + (f.svg !== undefined ? `\ncurves       ${f.svg}` : "") + "\n");
-  }
+  const gpuLine = gpus ? `\ngpus         ${gpus.rule}, map ${gpus.map.join(",")} (worker 0: ${gpus.adapter})` : "";
+  emit(f.json, gpus ? { ...result.summary, gpu_map: gpus } : result.summary,
+    formatSummary(result.summary) + gpuLine + (f.svg !== undefined ? `\ncurves       ${f.svg}` : ""));
   return 0;
-}
+});
