@@ -46,6 +46,18 @@ type ParsedFlags<F extends FlagSpecs> = FlagValues<F> & { help?: boolean };
 
 export class UsageError extends Error {}
 
+/**
+ * Runs `check` (a check of flag values that lives outside the CLI) and reports what it throws as a
+ * usage error, its message after `prefix`.
+ */
+export function asUsage<T>(check: () => T, prefix = ""): T {
+  try {
+    return check();
+  } catch (e) {
+    throw new UsageError(`${prefix}${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
 /** Names of the flags that appear on the command line (so a resumed run keeps the saved values of the others). */
 export function givenFlags(argv: readonly string[]): Set<string> {
   const out = new Set<string>();

@@ -1,7 +1,7 @@
 // `pipewright bench gemm`: GFLOP/s of the addon's matrix product per provider, shape and operand
 // layout (src/train/bench-gemm.ts measures), with the provider the fixed rule picks, so the next
 // machine's numbers are one command away. One JSON object per line with --json, each with `cpu`.
-import { command, type CommandSpec, UsageError } from "./args.js";
+import { asUsage, command, type CommandSpec, UsageError } from "./args.js";
 import { loadNativeAddon, type GemmProviderName } from "../backend/native.js";
 import { cpuLabel, machineCpu } from "../backend/index.js";
 import { benchGemmCase, DEFAULT_GEMM_SHAPES, gemmCases, GEMM_PROVIDERS, type GemmRow } from "../train/bench-gemm.js";
@@ -33,12 +33,7 @@ function pickProviders(list: string[]): GemmProviderName[] {
 
 export const runBenchGemm = command(benchGemmCommand, (f) => {
   const providers = pickProviders(f.providers);
-  let cases;
-  try {
-    cases = gemmCases(f.shapes);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const cases = asUsage(() => gemmCases(f.shapes));
   const cpu = machineCpu();
   const gemm = loadNativeAddon().gemmInfo();
   const head = `cpu: ${cpuLabel(cpu)}; rule for ${gemm.isa}, OpenBLAS core ${gemm.openblasCore}, ${gemm.openblasThreads} thread`;

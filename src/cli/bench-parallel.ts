@@ -2,7 +2,7 @@
 // all-reduce latency/bandwidth, data-parallel replicas against one, tensor-parallel MLP against one
 // rank; with --ptdp instead, a small gpt under PTD-P layouts (samples/s and per-worker memory). One
 // JSON object per line with --json; the records come from the modules' own benchmarks.
-import { command, type CommandSpec, givenFlags, UsageError } from "./args.js";
+import { asUsage, command, type CommandSpec, givenFlags, UsageError } from "./args.js";
 import { emit } from "./output.js";
 import { cpuLabel, machineCpu } from "../backend/index.js";
 import { resolveSpec, type ResolvedSpec } from "../nn/models/spec.js";
@@ -50,11 +50,8 @@ export const runBenchParallel = command(benchParallelCommand, async (f, argv) =>
   const print = (part: Part | "ptdp", rec: object): void => emit(f.json, { bench: part, ...rec, cpu }, `${part}: ${JSON.stringify(rec)}`);
   if (f.ptdp) {
     const { benchPtdp, parseLayout } = await import("../train/bench-ptdp.js");
-    let spec: ResolvedSpec<"gpt">, layouts;
-    try {
-      spec = resolveSpec({ name: "gpt", depth: f.layers, dim: f.width, heads: f.heads, context: f.context }) as ResolvedSpec<"gpt">;
-      layouts = f.layouts.map(parseLayout);
-    } catch (e) { throw new UsageError((e as Error).message); }
+    const spec = asUsage(() => resolveSpec({ name: "gpt", depth: f.layers, dim: f.width, heads: f.heads, context: f.context }) as ResolvedSpec<"gpt">);
+    const layouts = asUsage(() => f.layouts.map(parseLayout));
     const { batch, microbatches, schedule } = f;
     for (const r of await benchPtdp({ spec, layouts, sequenceParallel: f["sequence-parallel"] === true, schedule, batch, microbatches, steps })) print("ptdp", r);
     return 0;

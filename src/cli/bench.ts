@@ -145,23 +145,14 @@ export const runBenchEngine = command(benchEngineCommand, (f, argv) => {
   const sized = sizedConfig(f, givenFlags(argv));
   const configs = sized ? [sized] : pickModels(f.models);
   const opts = { steps: f.steps, warmup: f.warmup, seed: f.seed, profile: f.profile === true, sized: sized !== null };
-  const results: EngineResult[] = [];
-  if (configs.length > 1 && !f["in-process"]) {
-    // One process per model: peak RSS is then each model's own, not the running maximum.
-    for (const c of configs) {
-      const res = engineInChild(c.model, { ...opts, backend: f.backend });
-      results.push(res);
-      if (f.json) process.stdout.write(engineLine(res) + "\n");
-    }
-  } else {
-    if (f.backend !== undefined) setBackend(f.backend);
-    getBackend();
-    for (const c of configs) {
-      const res = benchEngineModel(c, opts);
-      results.push(res);
-      if (f.json) process.stdout.write(engineLine(res) + "\n");
-    }
-  }
+  // One process per model: peak RSS is then each model's own, not the running maximum.
+  const inChild = configs.length > 1 && !f["in-process"];
+  if (!inChild && f.backend !== undefined) setBackend(f.backend);
+  const results = configs.map((c) => {
+    const res = inChild ? engineInChild(c.model, { ...opts, backend: f.backend }) : benchEngineModel(c, opts);
+    if (f.json) process.stdout.write(engineLine(res) + "\n");
+    return res;
+  });
   if (!f.json) {
     process.stdout.write(`cpu: ${cpuLabel(results[0].cpu)}\n` + formatEngineTable(results) + "\n");
     for (const r of results) if (r.profile) process.stdout.write(formatProfile(r) + "\n");
@@ -267,28 +258,25 @@ export const runBenchCompare = command(benchCompareCommand, async (f, argv) => {
     return 0;
   }
   if (missing) process.stderr.write(`bench compare: ${missing} Showing our numbers only.\n`);
-  const ours: EngineResult[] = [];
-  for (const c of configs) {
-    ours.push(engineInChild(sized ?? c.model, { steps, warmup, seed: 0, profile: false, backend: f.backend }));
-  }
+  const ours = configs.map((c) => engineInChild(sized ?? c.model, { steps, warmup, seed: 0, profile: false, backend: f.backend }));
   const torch = missing ? null : runTorch(sized ?? configs.map((c) => c.model), steps, warmup);
-  const rows: CompareRow[] = ours.map((o) => {
-    const t = torch?.find((x) => x.model === o.model) ?? null;
-    // Both sides must have timed the same model: a different size would make the ratio meaningless.
-    if (t && t.parameters !== undefined && o.parameters !== undefined && t.parameters !== o.parameters) {
-      throw new Error(`bench compare: ${o.model} has ${o.parameters} parameters here but ${t.parameters} in PyTorch (scripts/torch_models.py builds another model)`);
-    }
-    return {
-      model: o.model, batch: o.batch, ours_samples_per_s: o.samples_per_s,
-      torch_samples_per_s: t ? t.samples_per_s : null,
-      ratio: t ? Number((o.samples_per_s / t.samples_per_s).toFixed(3)) : null,
-      ours_step_ms: o.step_ms, torch_step_ms: t ? t.step_ms : null, cpu: o.cpu,
-      ...(o.parameters !== undefined ? { parameters: o.parameters } : {}), ...(sized ? { spec: sized.spec } : {}),
-    };
-  });
+  const rows = ours.map((o) => compareRow(o, torch?.find((x) => x.model === o.model) ?? null, sized));
   printCompare(rows, f.json === true, `ours: ${ours[0]?.backend ?? "?"} backend; torch: ${torch?.[0]?.backend ?? "not run"}`, steps, warmup);
   return torch === null ? 1 : 0;
 });
+
+/** Our result against PyTorch's for the same model (null: not run). */
+function compareRow(o: EngineResult, t: EngineResult | null, sized: BenchConfig | null): CompareRow {
+  // Both sides must have timed the same model: a different size would make the ratio meaningless.
+  if (t && t.parameters !== undefined && o.parameters !== undefined && t.parameters !== o.parameters) {
+    throw new Error(`bench compare: ${o.model} has ${o.parameters} parameters here but ${t.parameters} in PyTorch (scripts/torch_models.py builds another model)`);
+  }
+  return {
+    model: o.model, batch: o.batch, ours_samples_per_s: o.samples_per_s, torch_samples_per_s: t ? t.samples_per_s : null,
+    ratio: t ? Number((o.samples_per_s / t.samples_per_s).toFixed(3)) : null, ours_step_ms: o.step_ms, torch_step_ms: t ? t.step_ms : null, cpu: o.cpu,
+    ...(o.parameters !== undefined ? { parameters: o.parameters } : {}), ...(sized ? { spec: sized.spec } : {}),
+  };
+}
 
 function printCompare(rows: CompareRow[], json: boolean, sides: string, steps: number, warmup: number): void {
   if (json) {

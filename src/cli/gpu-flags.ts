@@ -2,7 +2,7 @@
 // opens (src/backend/webgpu/gpu-map.ts). The map travels in the environment, so worker threads and
 // MPI ranks (each of which parses the same flags) see it; each worker's device checks it against the
 // adapters Dawn lists and fails with one line naming the entry and the count.
-import { UsageError, type FlagSpecs, type FlagValues } from "./args.js";
+import { asUsage, UsageError, type FlagSpecs, type FlagValues } from "./args.js";
 import { getBackend } from "../backend/index.js";
 import { GPU_MAP_ENV, gpusMap, parseGpuMap } from "../backend/webgpu/gpu-map.js";
 
@@ -17,12 +17,8 @@ export interface GpuMapReport { map: number[]; rule: string; adapter: string }
 /** Validates the flags and puts the map in the environment; call before selecting the backend. */
 export function setGpuMapFromFlags(f: FlagValues<typeof GPU_FLAGS>): number[] | undefined {
   if (f.gpus !== undefined && f["gpu-map"] !== undefined) throw new UsageError(`--gpus ${f.gpus} and --gpu-map ${f["gpu-map"]}: give one`);
-  let map: number[] | undefined;
-  try {
-    map = f.gpus !== undefined ? gpusMap(f.gpus) : f["gpu-map"] !== undefined ? parseGpuMap(f["gpu-map"]) : undefined;
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const list = f["gpu-map"];
+  const map = asUsage(() => (f.gpus !== undefined ? gpusMap(f.gpus) : list !== undefined ? parseGpuMap(list) : undefined));
   if (map) process.env[GPU_MAP_ENV] = map.join(",");
   return map;
 }

@@ -6,7 +6,7 @@
 // load from other processes on the shared machine spreads over all of them (odd seeds in reverse order). Prints wall-clock time,
 // speed-up over the baseline and test accuracy (mean ± std over seeds) and writes the freeze trace of
 // the all-four run of the first seed, which `pipewright sim --freeze-trace FILE --workers 8` replays.
-import { command, type CommandSpec, UsageError } from "./args.js";
+import { asUsage, command, type CommandSpec, UsageError } from "./args.js";
 import { FREEZE_CRITERIA, parseAlpha, parseFreezeCriterion, predictSpeedup, type FreezeTrace } from "../pipeline/freeze/index.js";
 import { trainElastic } from "../train/elastic.js";
 import { loadImageDatasets } from "../train/task.js";
@@ -53,8 +53,8 @@ function slice(ds: TensorDataset, from: number, to: number): TensorDataset {
 }
 
 export const runReproPipetransformer = command(reproPipetransformerCommand, async (f) => {
-  let alpha: number;
-  try { alpha = parseAlpha(f["freeze-alpha"]); parseFreezeCriterion(f["freeze-criterion"]); } catch (e) { throw new UsageError((e as Error).message); }
+  const alpha = asUsage(() => parseAlpha(f["freeze-alpha"]));
+  const criterion = asUsage(() => parseFreezeCriterion(f["freeze-criterion"]));
   const epochs = f.epochs, seeds = f.seeds, batch = f.batch, workers = f.workers;
   const log = f.json ? (): void => {} : (m: string): void => { process.stderr.write(m + "\n"); };
   const all = loadImageDatasets(f.data);
@@ -83,7 +83,7 @@ export const runReproPipetransformer = command(reproPipetransformerCommand, asyn
       log(`seed ${seed}: ${row.name}`);
       const r = await trainElastic({
         spec, seed, epochs, batch, optimizer: { name: "adamw", lr: f.lr, weightDecay: 0.01 }, scheduleLr: "cosine", warmup: 0,
-        workers, freeze: row.freeze ? { alpha, interval: 1, criterion: parseFreezeCriterion(f["freeze-criterion"]) } : null,
+        workers, freeze: row.freeze ? { alpha, interval: 1, criterion } : null,
         elastic: row.elastic, cache: row.cache, datasets: fine, initialState: init, log: (m) => log(`  ${m}`),
       });
       times[i].push(r.trainSeconds);

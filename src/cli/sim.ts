@@ -1,6 +1,6 @@
 // `pipewright sim`: generate a schedule, validate and simulate it under a cost model, print bubble
 // fraction, makespan, idle time, peak activations (and delays for async), optionally draw the SVG.
-import { command, type CommandSpec, type FlagValues, UsageError } from "./args.js";
+import { asUsage, command, type CommandSpec, type FlagValues, UsageError } from "./args.js";
 import { emit } from "./output.js";
 import {
   contiguousWorkers, expectedDelay, formatSchedule, generateSchedule, measureDelays, SCHEDULE_NAMES, type Schedule,
@@ -63,19 +63,10 @@ function costList(name: string, items: readonly string[], S: number): number | n
 function build(f: FlagValues<typeof simCommand.flags>): { schedule: Schedule; costs: CostModel } {
   const { stages: S, workers } = f;
   if (workers !== undefined && workers > S) throw new UsageError(`--workers ${workers} exceeds --stages ${S}; use 1..${S}`);
-  let schedule: Schedule;
-  try {
-    schedule = generateSchedule(f.schedule, {
-      stages: S,
-      microbatches: f.microbatches,
-      chunks: f.chunks,
-      steps: f.steps,
-      stageToWorker: workers !== undefined && workers < S ? contiguousWorkers(S, workers) : undefined,
-      weightGrads: f["weight-grads"],
-    });
-  } catch (e) {
-    throw new UsageError(`pipewright sim: ${(e as Error).message}`);
-  }
+  const schedule = asUsage(() => generateSchedule(f.schedule, {
+    stages: S, microbatches: f.microbatches, chunks: f.chunks, steps: f.steps,
+    stageToWorker: workers !== undefined && workers < S ? contiguousWorkers(S, workers) : undefined, weightGrads: f["weight-grads"],
+  }), "pipewright sim: ");
   const costs: CostModel = {
     forward: costList("cost-f", f["cost-f"], S),
     backward: costList("cost-b", f["cost-b"], S),
@@ -85,7 +76,7 @@ function build(f: FlagValues<typeof simCommand.flags>): { schedule: Schedule; co
     cores: f.cores,
     background: f.background,
   };
-  try { resolveCosts(costs, S); } catch (e) { throw new UsageError(`pipewright sim: ${(e as Error).message}`); }
+  asUsage(() => resolveCosts(costs, S), "pipewright sim: ");
   return { schedule, costs };
 }
 

@@ -113,7 +113,7 @@ export const trainCommand = {
 type TrainFlags = FlagValues<typeof trainCommand.flags>;
 
 /** Runs a merge of src/train/resume.ts, reporting its ConfigError as a usage error (exit 2). */
-function asUsage<T>(merge: () => T): T {
+function configUsage<T>(merge: () => T): T {
   try {
     return merge();
   } catch (e) {
@@ -126,7 +126,7 @@ function asUsage<T>(merge: () => T): T {
 export function resolveTrainConfig(f: TrainFlags, given: Set<string>, saved?: TrainConfig): TrainConfig {
   const sized = modelSpecFromFlags(f.model ?? saved?.model, f, given,
     f.model === undefined && saved ? "the checkpoint holds" : "--model is");
-  return asUsage(() => mergeTrainConfig(f, given, saved, sized));
+  return configUsage(() => mergeTrainConfig(f, given, saved, sized));
 }
 
 /**
@@ -134,12 +134,7 @@ export function resolveTrainConfig(f: TrainFlags, given: Set<string>, saved?: Tr
  * (src/train/resume.ts mergePipelineConfig has the rules).
  */
 export function resolvePipelineConfig(f: TrainFlags, given: Set<string>, saved?: PipelineConfig): PipelineConfig | null {
-  return asUsage(() => mergePipelineConfig(f, given, saved));
-}
-
-/** The pipeline a checkpoint was trained with (`extra.pipeline`), or undefined for a single-device checkpoint. */
-export function checkpointPipelineConfig(path: string, extra: Json | undefined): PipelineConfig | undefined {
-  return asUsage(() => savedPipelineConfig(path, extra));
+  return configUsage(() => mergePipelineConfig(f, given, saved));
 }
 
 export function formatSummary(s: TrainSummary): string {
@@ -182,21 +177,12 @@ export const runTrain = command(trainCommand, async (f, argv) => {
   const savedExtra = f.resume !== undefined ? checkpointExtra(f.resume) : undefined;
   const cfg = resolveTrainConfig(f, given, saved);
   // A PipeTransformer checkpoint continues as a freeze run (its state is in extra.elastic).
-  const freezeCheckpoint = (savedExtra as { elastic?: unknown } | undefined)?.elastic !== undefined;
-  if ((f.freeze === true || freezeCheckpoint) && f.trace !== undefined) {
-    throw new UsageError(`--trace ${f.trace} does not trace freeze runs yet; --freeze-trace FILE writes their freeze trace`);
+  if (f.freeze === true || (savedExtra as { elastic?: unknown } | undefined)?.elastic !== undefined) {
+    if (f.trace !== undefined) throw new UsageError(`--trace ${f.trace} does not trace freeze runs yet; --freeze-trace FILE writes their freeze trace`);
+    if (cfg.clipGradNorm !== undefined) throw new UsageError(`--clip-grad-norm ${cfg.clipGradNorm} does not apply to freeze runs yet`);
+    return runFreezeTraining(f, given, cfg);
   }
-  if ((f.freeze === true || freezeCheckpoint) && cfg.clipGradNorm !== undefined) throw new UsageError(`--clip-grad-norm ${cfg.clipGradNorm} does not apply to freeze runs yet`);
-  if (f.freeze === true || freezeCheckpoint) return runFreezeTraining(f, given, cfg);
-  const strayFreeze = FREEZE_FLAG_NAMES.filter((n) => n !== "freeze" && given.has(n));
-  if (strayFreeze.length) throw new UsageError(`${strayFreeze.map((n) => `--${n}`).join(", ")} only apply with --freeze`);
-  // A pipeline checkpoint continues as that pipeline unless --schedule says otherwise.
-  const savedPipeline = f.resume !== undefined && f.schedule !== NO_PIPELINE ? checkpointPipelineConfig(f.resume, savedExtra) : undefined;
-  const pipeline = resolvePipelineConfig(f, given, savedPipeline);
-  asUsage(() => checkTensorParallelModel(resolveSpec(cfg.spec ?? { name: cfg.model }), pipeline));
-  if (cfg.clipGradNorm !== undefined && pipeline?.schedule === "async") {
-    throw new UsageError(`--clip-grad-norm needs a synchronous schedule; --schedule async steps each stage on its own`);
-  }
+  const { pipeline, resumed } = checkedPipeline(f, given, cfg, savedExtra);
   const gpuMap = setGpuMapFromFlags(f);
   if (f.backend !== undefined) setBackend(f.backend);
   const gpus = gpuMapReport(gpuMap);
@@ -205,19 +191,11 @@ export const runTrain = command(trainCommand, async (f, argv) => {
   const silent = pipeline?.executor === "processes" && !isWriterRank();
   if (silent) cfg.metrics = undefined;
   const quiet = f.quiet === true || silent;
-  if (savedPipeline && pipeline && !quiet) process.stderr.write(resumeNotice(pipeline, f.schedule === undefined) + "\n");
+  if (resumed && pipeline && !quiet) process.stderr.write(resumeNotice(pipeline, f.schedule === undefined) + "\n");
   const bar = quiet ? undefined : new ProgressBar(process.stderr);
-  const hooks = { progress: bar, log: quiet ? undefined : (m: string): void => (bar ? bar.log(m) : undefined) };
-  const saveLayout = f["save-layout"];
-  if (saveLayout === "parts" && pipeline?.executor !== "processes") {
-    throw new UsageError(`--save-layout parts needs --executor processes (one part per MPI rank); ${pipeline ? `--executor ${pipeline.executor}` : "one device"} saves one file`);
-  }
-  const trace = f.trace;
-  if (trace !== undefined && !pipeline) throw new UsageError(`--trace ${trace} traces a pipeline: it needs --schedule (a single-device run has no workers to trace)`);
-  const result = pipeline
-    ? await (await import("../train/pipeline.js")).trainPipeline({ ...cfg, pipeline, quiet, saveLayout, trace }) // loaded only for pipeline runs
-    : await trainSingleDevice(cfg, hooks);
-
+  const result = pipeline // the pipeline trainer is loaded only for pipeline runs
+    ? await (await import("../train/pipeline.js")).trainPipeline({ ...cfg, pipeline, quiet, saveLayout: f["save-layout"], trace: f.trace })
+    : await trainSingleDevice(cfg, { progress: bar, log: quiet ? undefined : (m: string): void => (bar ? bar.log(m) : undefined) });
   if (silent) return 0;
   if (f.svg !== undefined) {
     // The metrics file holds earlier segments of a resumed run too; without one, this run's records.
@@ -230,3 +208,24 @@ export const runTrain = command(trainCommand, async (f, argv) => {
     formatSummary(result.summary) + gpuLine + (f.svg !== undefined ? `\ncurves       ${f.svg}` : ""));
   return 0;
 });
+
+/**
+ * The pipeline of a run that is not a freeze run (null: one device), checked against the rest of
+ * the flags; `resumed` when it continues a pipeline checkpoint's.
+ */
+function checkedPipeline(f: TrainFlags, given: Set<string>, cfg: TrainConfig, savedExtra: Json | undefined): { pipeline: PipelineConfig | null; resumed: boolean } {
+  const strayFreeze = FREEZE_FLAG_NAMES.filter((n) => n !== "freeze" && given.has(n));
+  if (strayFreeze.length) throw new UsageError(`${strayFreeze.map((n) => `--${n}`).join(", ")} only apply with --freeze`);
+  // A pipeline checkpoint continues as that pipeline unless --schedule says otherwise.
+  const saved = f.resume !== undefined && f.schedule !== NO_PIPELINE ? configUsage(() => savedPipelineConfig(f.resume!, savedExtra)) : undefined;
+  const pipeline = resolvePipelineConfig(f, given, saved);
+  configUsage(() => checkTensorParallelModel(resolveSpec(cfg.spec ?? { name: cfg.model }), pipeline));
+  if (cfg.clipGradNorm !== undefined && pipeline?.schedule === "async") {
+    throw new UsageError(`--clip-grad-norm needs a synchronous schedule; --schedule async steps each stage on its own`);
+  }
+  if (f["save-layout"] === "parts" && pipeline?.executor !== "processes") {
+    throw new UsageError(`--save-layout parts needs --executor processes (one part per MPI rank); ${pipeline ? `--executor ${pipeline.executor}` : "one device"} saves one file`);
+  }
+  if (f.trace !== undefined && !pipeline) throw new UsageError(`--trace ${f.trace} traces a pipeline: it needs --schedule (a single-device run has no workers to trace)`);
+  return { pipeline, resumed: saved !== undefined };
+}
