@@ -152,11 +152,21 @@ export function formatSummary(s: TrainSummary): string {
   lines.push(`throughput   ${s.samples_per_s > 0 ? `${rate(s.samples_per_s)} samples/s` : "- (nothing trained in this run)"}`,
     `elapsed      ${s.elapsed_s.toFixed(1)} s`,
     `memory       peak RSS ${s.peak_rss_mb.toFixed(0)} MB (the whole process)` +
-      (s.worker_peak_mb ? `; per worker thread (its JS heap + tensors): ${s.worker_peak_mb.map((m) => m.toFixed(0)).join(", ")} MB` : ""));
+      (s.worker_peak_mb ? `; ${threadPeaks(s.worker_peak_mb, s.worker_memory)}` : ""));
   for (const m of s.worker_memory ?? []) lines.push(workerMemoryLine(m, s.worker_memory!));
   if (s.checkpoint) lines.push(`checkpoint   ${s.checkpoint}`);
   if (s.metrics) lines.push(`metrics      ${s.metrics}`);
   return lines.join("\n");
+}
+
+/**
+ * The threads' own peaks: one per worker thread, or, where the executor reports fewer entries than
+ * there are threads (tensor ranks, replicas), one per pipeline worker, which the label says.
+ */
+function threadPeaks(peaks: readonly number[], workers: readonly WorkerMemorySummary[] | null): string {
+  const each = !workers || peaks.length >= workers.length;
+  return `${each ? "per worker thread (its JS heap + tensors)" : "per pipeline worker (the thread of replica 0, tensor rank 0; its JS heap + tensors)"}: ` +
+    `${peaks.map((m) => m.toFixed(0)).join(", ")} MB`;
 }
 
 /** One worker's tensor-counted memory; tensor rank and replica named only when the run has them. */
