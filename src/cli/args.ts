@@ -3,7 +3,7 @@
 // A command declares its spec `as const satisfies CommandSpec`, so that parseFlags types each value
 // from its flag (see FlagValues) and commands read them without casts.
 
-export type FlagType = "string" | "int" | "number" | "bool" | "list";
+type FlagType = "string" | "int" | "number" | "bool" | "list";
 
 export interface FlagSpec {
   readonly type: FlagType;
@@ -184,7 +184,7 @@ export function lazy(summary: string, load: () => Promise<(argv: string[]) => nu
 }
 
 /** How a table's usage and errors are worded where the defaults do not fit (the top-level commands). */
-export interface TableText { intro?: readonly string[]; valid?: string; more?: string }
+interface TableText { intro?: readonly string[]; valid?: string; more?: string }
 
 /**
  * Dispatches `<prefix> <name> ...` (e.g. `pipewright bench engine`) to a table of subcommands:

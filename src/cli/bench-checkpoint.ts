@@ -30,7 +30,7 @@ import { launchEnv } from "../transport/mpi/env.js";
 const LAYOUTS = ["parts", "file"] as const;
 type Layout = (typeof LAYOUTS)[number];
 
-export const benchCheckpointCommand = {
+const benchCheckpointCommand = {
   name: "bench checkpoint",
   summary: "Under `pipewright launch -n N -- bench checkpoint`: saves of an N-stage processes pipeline (an MLP of --layers x --width, AdamW) " +
     "as one file gathered to rank 0 against one part per rank plus a manifest. Rank 0 prints per layout the median save time " +
@@ -46,7 +46,7 @@ export const benchCheckpointCommand = {
   examples: ["pipewright launch -n 2 -- bench checkpoint", "pipewright launch -n 4 -- bench checkpoint --layers 8 --width 2048 --json"],
 } as const satisfies CommandSpec;
 
-export interface CheckpointBenchRow {
+interface CheckpointBenchRow {
   bench: "checkpoint"; layout: Layout; ranks: number; parameters: number; state_mb: number; files_mb: number;
   save_ms_median: number; save_ms: number[];
   /** file: the median time of the gather alone (the rest is rank 0 writing). */

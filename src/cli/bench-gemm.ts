@@ -6,7 +6,7 @@ import { loadNativeAddon, type GemmProviderName } from "../backend/native.js";
 import { cpuLabel, machineCpu } from "../backend/index.js";
 import { benchGemmCase, DEFAULT_GEMM_SHAPES, gemmCases, GEMM_PROVIDERS, type GemmRow } from "../train/bench-gemm.js";
 
-export const benchGemmCommand = {
+const benchGemmCommand = {
   name: "bench gemm",
   summary: "GFLOP/s of the native matmul per provider (oneDNN, OpenBLAS), shape and operand layout on one " +
     "thread: the products of mlp, cnn and gpt training steps and 32x1024x1024, 256x1024x1024, 2048x256x768 " +

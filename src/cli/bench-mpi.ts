@@ -6,7 +6,7 @@ import { benchMpi } from "../transport/mpi/bench.js";
 import { launchEnv } from "../transport/mpi/env.js";
 import { mpiTransport } from "../transport/mpi/transport.js";
 
-export const benchMpiCommand = {
+const benchMpiCommand = {
   name: "bench mpi",
   summary: "Under `mpirun -n 2` (or `pipewright launch -n 2 -- bench mpi`): one-way p2p latency and bandwidth at 1 KB " +
     "and 4 MB between ranks 0 and 1 (half the median ping-pong round trip), a 4 MB fixed-order all-reduce over every rank, " +

@@ -10,7 +10,7 @@ import { resolveSpec, type ResolvedSpec } from "../nn/models/spec.js";
 const PARTS = ["allreduce", "data", "tensor"] as const;
 type Part = (typeof PARTS)[number];
 
-export const benchParallelCommand = {
+const benchParallelCommand = {
   name: "bench parallel",
   summary: "All-reduce between worker threads (shared memory, fixed order), data-parallel replicas " +
     "(MLP 784-1024-1024-10, batch 256) and a tensor-parallel MLP block (1024 -> 4096 -> 1024, 512 tokens), " +

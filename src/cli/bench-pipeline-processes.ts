@@ -31,7 +31,7 @@ import { formatPredictionRow, formatSimRow, predictionRows, simRow, type Recorde
 import { availableParallelism, cpus, loadavg } from "node:os";
 import { traceFileFor, writeRecordedTrace } from "../trace/trace-writer.js";
 
-export interface ProcessesBenchLine {
+interface ProcessesBenchLine {
   schedule: string; workers: number; microbatches: number; batch: number;
   /** threads_samples_per_s and ratio (threads / processes step time) are null where rank 0 cannot use W cores. */
   processes_samples_per_s: number; threads_samples_per_s: number | null; ratio: number | null; balance: number[]; backend: string;

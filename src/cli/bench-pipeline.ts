@@ -61,7 +61,7 @@ const ASYNC_MICROBATCHES = 32;
 /** The default model: an MLP of 8 Linear layers (7 hidden layers of width 1024) on 784-pixel inputs. */
 const BENCH_MLP = { layers: 7, width: 1024 } as const;
 
-export const benchPipelineCommand = {
+const benchPipelineCommand = {
   name: "bench pipeline",
   summary: "Pipeline throughput on worker threads: by default an MLP of depth 8 and width 1024 on 784-pixel inputs (any model " +
     "with --model and the sizing flags), batch 256, " +
@@ -97,7 +97,7 @@ export const benchPipelineCommand = {
     "pipewright bench pipeline --model gpt --layers 4 --width 256 --heads 4 --context 128 --batch 16 --schedules 1f1b --workers 2"],
 } as const satisfies CommandSpec;
 
-export interface PipelineBenchLine {
+interface PipelineBenchLine {
   schedule: string;
   workers: number;
   microbatches: number;
@@ -125,7 +125,7 @@ export interface PipelineBenchLine {
 }
 
 /** Median one-way latency (µs) of a message between two worker threads, `bytes` transferred each way. */
-export async function measureMessageLatency(bytes: number, rounds = 2000): Promise<number> {
+async function measureMessageLatency(bytes: number, rounds = 2000): Promise<number> {
   const code = `
     const { workerData, parentPort } = require("node:worker_threads");
     const { port, role, bytes, rounds } = workerData;
@@ -158,7 +158,7 @@ export async function measureMessageLatency(bytes: number, rounds = 2000): Promi
  * pipeline's own kernel (a 32x1024x1024 matmul), alone and then together. A machine whose cores are
  * really parallel gives `threads`; 1 means the threads share one core (no pipeline can speed up).
  */
-export async function measureParallelCapacity(threads: number, seconds = 0.5): Promise<number> {
+async function measureParallelCapacity(threads: number, seconds = 0.5): Promise<number> {
   const code = `
     const { workerData, parentPort } = require("node:worker_threads");
     import(workerData.backendUrl).then(({ setBackend }) => {
@@ -220,7 +220,7 @@ async function timeRunners(runners: readonly Runner[], t: Timing): Promise<void>
 export type BenchPipelineFlags = FlagValues<typeof benchPipelineCommand.flags>;
 
 /** The model the flags describe: the sized --model, or the default MLP when nothing sizes an mlp. */
-export function benchSpec(f: BenchPipelineFlags, given: Set<string>): ModelSpec {
+function benchSpec(f: BenchPipelineFlags, given: Set<string>): ModelSpec {
   const model = f.model;
   const mlpDefaults = model === "mlp" && !given.has("hidden") && !given.has("model-config");
   // The bench's own MLP defaults stand in for flags not given (train's mlp is 2 x 1024).

@@ -44,7 +44,7 @@ export const benchEngineCommand = {
     "pipewright bench engine --model gpt --layers 12 --width 768 --heads 12 --context 256 --batch 4"],
 } as const satisfies CommandSpec;
 
-export const benchCompareCommand = {
+const benchCompareCommand = {
   name: "bench compare",
   summary: "Runs `bench engine` and the same three models (or one model sized by --model and the sizing flags, as in " +
     "`bench engine`) in PyTorch (scripts/bench_torch.py, Debian's " +
@@ -141,7 +141,7 @@ function sizedConfig(f: Pick<FlagValues<typeof benchEngineCommand.flags>, "model
   return benchConfigOf(spec ?? { name }, f.batch ?? SIZED_BATCH[name]);
 }
 
-export const runBenchEngine = command(benchEngineCommand, (f, argv) => {
+const runBenchEngine = command(benchEngineCommand, (f, argv) => {
   const sized = sizedConfig(f, givenFlags(argv));
   const configs = sized ? [sized] : pickModels(f.models);
   const opts = { steps: f.steps, warmup: f.warmup, seed: f.seed, profile: f.profile === true, sized: sized !== null };
@@ -246,7 +246,7 @@ async function interleavedRows(configs: BenchConfig[], steps: number, warmup: nu
   return rows;
 }
 
-export const runBenchCompare = command(benchCompareCommand, async (f, argv) => {
+const runBenchCompare = command(benchCompareCommand, async (f, argv) => {
   const sized = sizedConfig(f, givenFlags(argv));
   const configs = sized ? [sized] : pickModels(f.models);
   const { steps, warmup } = f;

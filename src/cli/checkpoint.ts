@@ -6,7 +6,7 @@ import { resolve } from "node:path";
 import { command, type CommandSpec, runSubcommand, type Subcommand, UsageError } from "./args.js";
 import { loadCheckpoint, saveCheckpoint, MANIFEST_FORMAT } from "../checkpoint/index.js";
 
-export const checkpointMergeCommand = {
+const checkpointMergeCommand = {
   name: "checkpoint merge",
   summary: "Writes a checkpoint in parts (a manifest and one part per MPI rank, as `train --executor processes` saves) as one " +
     "safetensors file with the same tensors and metadata, atomically. --out may be the checkpoint itself: the file then " +

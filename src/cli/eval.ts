@@ -9,7 +9,7 @@ import { buildTask } from "../train/task.js";
 import { command, type CommandSpec, UsageError } from "./args.js";
 import { emit } from "./output.js";
 
-export const evalCommand = {
+const evalCommand = {
   name: "eval",
   summary: "Evaluate a checkpoint on the test set; optionally export inputs and logits for the PyTorch check.",
   flags: {

@@ -12,7 +12,7 @@ export const GPU_FLAGS = {
 } as const satisfies FlagSpecs;
 
 /** What the summary reports: the map (worker w opens adapter map[w mod length]) and worker 0's adapter. */
-export interface GpuMapReport { map: number[]; rule: string; adapter: string }
+interface GpuMapReport { map: number[]; rule: string; adapter: string }
 
 /** Validates the flags and puts the map in the environment; call before selecting the backend. */
 export function setGpuMapFromFlags(f: FlagValues<typeof GPU_FLAGS>): number[] | undefined {

@@ -40,7 +40,7 @@ export interface ReproRow {
   pipeline: Omit<PipelineConfig, "executor" | "recompute" | "partition" | "chunks">;
 }
 
-export interface RowResult {
+interface RowResult {
   key: string;
   label: string;
   /** tau_s per stage from the IR (null for synchronous rows). */
@@ -59,7 +59,7 @@ export interface RowResult {
   momentum: number;
 }
 
-export interface ReproSettings {
+interface ReproSettings {
   spec: ModelSpec;
   epochs: number;
   seeds: number;
@@ -91,7 +91,7 @@ function delaysOf(p: ReproRow["pipeline"]): number[] | null {
   return measureDelays(s).perStage;
 }
 
-export async function runRow(row: ReproRow, st: ReproSettings): Promise<RowResult> {
+async function runRow(row: ReproRow, st: ReproSettings): Promise<RowResult> {
   const accs: (number | null)[] = [];
   let memory: StageMemory[] = [];
   let curves: RunCurves = { name: row.label, loss: [], acc: [] };
@@ -140,7 +140,7 @@ function formatDelays(d: number[] | null): string {
 }
 
 /** The table: one line per row; `ref` = the row the memory ratio and accuracy gap are relative to. */
-export function formatTable(results: readonly RowResult[], refKey: string): string {
+function formatTable(results: readonly RowResult[], refKey: string): string {
   const ref = results.find((r) => r.key === refKey);
   const head = ["method", "batch", "lr", "momentum", "delays tau_s", "test acc (mean ± std)", "vs ref", "mem/stage KB (max)", "mem total KB", "x ref"];
   const rows = results.map((r) => {
@@ -158,7 +158,7 @@ export function formatTable(results: readonly RowResult[], refKey: string): stri
   return [line(head), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n");
 }
 
-export function tableJson(experiment: string, st: ReproSettings, results: readonly RowResult[], extra: object): object {
+function tableJson(experiment: string, st: ReproSettings, results: readonly RowResult[], extra: object): object {
   return {
     experiment, model: st.spec, epochs: st.epochs, seeds: st.seeds, limit: st.limit ?? null, executor: st.executor, ...extra,
     rows: results.map((r) => ({

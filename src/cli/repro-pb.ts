@@ -14,7 +14,7 @@ const SPEC: ModelSpec = { name: "cnn", image: 28, inChannels: 1, channels: [8, 1
 const STAGES = 12;
 const BALANCE = new Array<number>(STAGES).fill(1);
 
-export const reproPbCommand = {
+const reproPbCommand = {
   name: "repro pb",
   summary: `Pipelined Backpropagation at batch size 1 on a ${STAGES}-stage pipeline (a GroupNorm CNN, one layer per stage): ` +
     "mini-batch momentum SGD (the reference), then batch 1 with the scaled hyper-parameters: naive PB, PB + Spike Compensation, " +

@@ -15,7 +15,7 @@ const STAGES = 8;
 const SPEC: ModelSpec = { name: "mlp", input: 784, hidden: [256, 256, 256, 256, 256, 256, 256], classes: 10 };
 const BALANCE = [3, 2, 2, 2, 2, 2, 2, 1];
 
-export const reproPipemareCommand = {
+const reproPipemareCommand = {
   name: "repro pipemare",
   summary: `PipeMare (T1 learning-rate rescheduling, T2 discrepancy correction) against synchronous 1F1B, naive asynchronous and ` +
     `PipeDream weight stashing: an MLP of 8 Linear layers cut into ${STAGES} stages (one layer each), asynchronous 1F1B ` +

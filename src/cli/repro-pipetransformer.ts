@@ -15,7 +15,7 @@ import type { ModelSpec } from "../nn/models/spec.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 import { mean, sampleStd } from "../util/stats.js";
 
-export const reproPipetransformerCommand = {
+const reproPipetransformerCommand = {
   name: "repro pipetransformer",
   summary: "PipeTransformer breakdown on Fashion-MNIST with the ViT (fine-tuning): baseline pipeline, freezing only, " +
     "freezing + AutoPipe + AutoDP, all four (+ AutoCache); wall-clock, speed-up and test accuracy, mean ± std over seeds.",

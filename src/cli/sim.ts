@@ -13,7 +13,7 @@ import { readFileSync } from "node:fs";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 import { round } from "../util/stats.js";
 
-export const simCommand = {
+const simCommand = {
   name: "sim",
   summary: "Simulate a pipeline schedule: bubble fraction, makespan, idle time and peak activations per stage, " +
     "delays per stage for async, and an SVG timeline. Costs are per whole stage (interleaved chunks split them evenly); " +

@@ -8,7 +8,7 @@ import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 import { formatReport, readTrace, traceReport } from "../trace/report.js";
 import { traceTimelineSvg } from "../trace/trace-svg.js";
 
-export const traceReportCommand = {
+const traceReportCommand = {
   name: "trace report FILE",
   summary: "Reads a trace written by --trace (Chrome Trace Event JSON) and prints per worker (or MPI rank) the fractions of the " +
     "steps' time spent busy (inside actions), in the bubble (idle before its first and after its last action of a step: fill and " +

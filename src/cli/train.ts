@@ -25,7 +25,7 @@ import {
 } from "../train/resume.js";
 import { isWriterRank } from "../transport/mpi/env.js";
 
-export { givenFlags, resumeNotice };
+export { givenFlags };
 const SCHEDULE_CHOICES = [...PIPELINE_SCHEDULES, NO_PIPELINE] as const;
 
 const perModel = (pick: (d: (typeof MODEL_DEFAULTS)[ModelName]) => string | number): string =>
@@ -137,7 +137,7 @@ export function resolvePipelineConfig(f: TrainFlags, given: Set<string>, saved?:
   return configUsage(() => mergePipelineConfig(f, given, saved));
 }
 
-export function formatSummary(s: TrainSummary): string {
+function formatSummary(s: TrainSummary): string {
   const lines = [
     `model        ${s.model} (${s.parameters.toLocaleString("en-US")} parameters, ${s.backend} backend)`,
     `trained      ${s.epochs} epochs, ${s.steps} steps${s.resumed_from ? ` (resumed at epoch ${s.resumed_from.epoch})` : ""}`,
