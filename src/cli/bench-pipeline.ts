@@ -23,8 +23,8 @@ import { MODEL_SIZE_FLAGS, modelSpecFromFlags } from "./model-flags.js";
 import { emit } from "./output.js";
 import { backward, noGrad } from "../autograd/engine.js";
 import { benchBatch } from "../train/bench-engine.js";
-import { GPU_FLAGS, gpuMapReport, setGpuMapFromFlags } from "./gpu-flags.js";
-import { BACKEND_NAMES, cpuLabel, getBackend, machineCpu, setBackend } from "../backend/index.js";
+import { GPU_FLAGS, selectBackend } from "./gpu-flags.js";
+import { cpuLabel, getBackend, machineCpu } from "../backend/index.js";
 import { crossEntropyLoss } from "../nn/loss.js";
 import { benchConfigOf, createModel, type Model } from "../nn/models/index.js";
 import { MODEL_NAMES, type ModelSpec } from "../nn/models/spec.js";
@@ -87,7 +87,6 @@ const benchPipelineCommand = {
     warmup: { type: "int", min: 0, default: 2, help: "untimed steps per run", meta: "N" },
     seed: { type: "int", default: 0, help: "seed for weights and data", meta: "S" },
     synthetic: { type: "bool", default: true, help: "also run each schedule with stages that sleep for the measured costs (the executor's overlap, apart from the machine's cores); --synthetic=off skips it" },
-    backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
     ...GPU_FLAGS,
     records: { type: "string", help: "with --executor processes: write every rank's per-action and message records of the timed steps to DIR/<schedule>-<ranks>.json (what the sim rows are computed from)", meta: "DIR" },
     trace: { type: "string", meta: "FILE", help: "write a Chrome trace of each pipeline's timed steps (with several schedules, one file each: FILE-<schedule>.json); read it with `pipewright trace report FILE`" },
@@ -240,9 +239,7 @@ interface Pipeline { name: string; v: number; schedule: Schedule; balance: numbe
 type Out = (line: object, text: string) => void;
 
 export const runPipelineBench = command(benchPipelineCommand, async (f, argv) => {
-  const gpuMap = setGpuMapFromFlags(f);
-  if (f.backend !== undefined) setBackend(f.backend);
-  const gpus = gpuMapReport(gpuMap);
+  const gpus = selectBackend(f);
   if (f.records !== undefined && f.executor !== "processes") throw new UsageError(`--records ${f.records} is only for --executor processes (the per-rank records of its steps)`);
   const spec = benchSpec(f, givenFlags(argv));
   if (f.executor === "processes") return (await import("./bench-pipeline-processes.js")).runProcessesPipelineBench(f, spec);

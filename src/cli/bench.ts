@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { command, givenFlags, lazy, runSubcommand, UsageError, type CommandSpec, type FlagValues, type Subcommand } from "./args.js";
-import { BACKEND_NAMES, cpuLabel, getBackend, machineCpu, setBackend, type BackendName, type CpuInfo } from "../backend/index.js";
+import { BACKEND_FLAG } from "./gpu-flags.js";
+import { cpuLabel, getBackend, machineCpu, setBackend, type BackendName, type CpuInfo } from "../backend/index.js";
 import { loadNativeAddon } from "../backend/native.js";
 import { chooseBuilds, cpuFlags } from "../backend/cpu-features.js";
 import { BENCH_CONFIGS, benchConfigOf, MODEL_NAMES, type BenchConfig, type ModelName } from "../nn/models/index.js";
@@ -31,7 +32,7 @@ export const benchEngineCommand = {
     models: { type: "list", default: BENCH_MODELS.join(","), help: `models to run, from ${BENCH_MODELS.join(", ")}`, meta: "M,M,..." },
     steps: { type: "int", min: MIN_STEPS, default: 10, help: "timed steps (the median is reported)", meta: "N" },
     warmup: { type: "int", min: 0, default: 3, help: "untimed warm-up steps", meta: "N" },
-    backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
+    backend: BACKEND_FLAG,
     profile: { type: "bool", help: "also time every kernel by kind: where each step's time goes" },
     seed: { type: "int", default: 0, help: "seed for weights and random data", meta: "S" },
     "in-process": { type: "bool", help: "run all models in this process (default: one process per model, so peak_rss_mb is per model)" },

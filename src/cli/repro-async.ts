@@ -4,8 +4,9 @@
 // schedule IR, the per-stage peak memory of weights + optimizer state + extra weight versions, and
 // the curves of every row.
 import type { FlagSpecs, FlagValues } from "./args.js";
+import { BACKEND_FLAG } from "./gpu-flags.js";
 import { emit } from "./output.js";
-import { BACKEND_NAMES, setBackend } from "../backend/index.js";
+import { setBackend } from "../backend/index.js";
 import type { ModelSpec } from "../nn/models/spec.js";
 import { InlineExecutor } from "../pipeline/runtime/inline.js";
 import type { StageMemory } from "../pipeline/runtime/async-weights.js";
@@ -25,7 +26,7 @@ export const COMMON_FLAGS = {
   limit: { type: "int", min: 1, help: "use only the first N training and N test images (quick runs)", meta: "N" },
   executor: { type: "string", choices: ["inline", "threads"], help: "pipeline executor (default inline: the numbers do not depend on it)" },
   rows: { type: "list", help: "run only these rows (by key, see the table), e.g. sync,naive", meta: "KEY,..." },
-  backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
+  backend: BACKEND_FLAG,
   quiet: { type: "bool", help: "no per-run lines on stderr" },
 } as const satisfies FlagSpecs;
 type CommonFlags = FlagValues<typeof COMMON_FLAGS>;

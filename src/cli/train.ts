@@ -3,7 +3,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { command, type CommandSpec, type FlagValues, givenFlags, UsageError } from "./args.js";
 import { emit } from "./output.js";
-import { BACKEND_NAMES, setBackend } from "../backend/index.js";
 import { MODEL_NAMES, resolveSpec, type ModelName } from "../nn/models/spec.js";
 import { lossCurveSvg } from "../report/loss-curve-svg.js";
 import { ASYNC_FLAGS } from "../pipeline/weights/config.js";
@@ -19,7 +18,7 @@ import {
 } from "../train/options.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 import { MODEL_SIZE_FLAGS, modelSpecFromFlags } from "./model-flags.js";
-import { GPU_FLAGS, gpuMapReport, setGpuMapFromFlags } from "./gpu-flags.js";
+import { GPU_FLAGS, selectBackend } from "./gpu-flags.js";
 import {
   checkTensorParallelModel, ConfigError, mergePipelineConfig, mergeTrainConfig, NO_PIPELINE, resumeNotice, savedPipelineConfig,
 } from "../train/resume.js";
@@ -64,7 +63,6 @@ export const trainCommand = {
     "steps-per-epoch": { type: "int", min: 1, help: "gpt: optimizer steps per epoch (default: one pass over the text, at least 50)", meta: "N" },
     // Model size: the standard sizes unless given; a checkpoint records the sized spec.
     ...MODEL_SIZE_FLAGS,
-    backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
     ...GPU_FLAGS,
     json: { type: "bool", help: "print the final summary as one JSON object on stdout" },
     svg: { type: "string", help: "draw loss/accuracy curves from the run's metrics into an SVG file", meta: "FILE" },
@@ -193,9 +191,7 @@ export const runTrain = command(trainCommand, async (f, argv) => {
     return runFreezeTraining(f, given, cfg);
   }
   const { pipeline, resumed } = checkedPipeline(f, given, cfg, savedExtra);
-  const gpuMap = setGpuMapFromFlags(f);
-  if (f.backend !== undefined) setBackend(f.backend);
-  const gpus = gpuMapReport(gpuMap);
+  const gpus = selectBackend(f);
 
   // Under MPI (--executor processes) every rank trains; rank 0 alone prints and writes files.
   const silent = pipeline?.executor === "processes" && !isWriterRank();
