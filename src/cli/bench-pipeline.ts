@@ -441,8 +441,7 @@ async function bestSimulatedBalance(schedule: Schedule, start: number[], measure
   for (let pass = 0; pass < 2; pass++) {
     for (const [i, b] of candidates.entries()) {
       const c = await measure(b), prev = costs[i];
-      costs[i] = prev ? { forward: minOf(prev.forward, c.forward), backward: minOf(prev.backward, c.backward),
-        weight: minOf(prev.weight, c.weight), step: minOf(prev.step, c.step) } : c;
+      costs[i] = prev ? minCosts(prev, c) : c;
     }
   }
   const makespans = costs.map((c) => simulate(schedule, costModel(c!, latencyUs)).makespan);
@@ -450,7 +449,12 @@ async function bestSimulatedBalance(schedule: Schedule, start: number[], measure
   return { balance: candidates[i], costs: costs[i]! };
 }
 
-function minOf(a: readonly number[], b: readonly number[]): number[] { return a.map((x, i) => Math.min(x, b[i])); }
+/** Entry by entry the least of two measurements of the same stages, DualPipeV's pair times included. */
+export function minCosts(a: StageCosts, b: StageCosts): StageCosts {
+  const min = <T extends number | null>(x: readonly T[], y: readonly T[]): T[] => x.map((v, i) => (v === null || y[i] === null ? v : Math.min(v, y[i]!) as T));
+  return { forward: min(a.forward, b.forward), backward: min(a.backward, b.backward), weight: min(a.weight, b.weight), step: min(a.step, b.step),
+    ...(a.pair && b.pair ? { pair: min(a.pair, b.pair) } : {}) };
+}
 
 /** `start` and every balance with one cut moved by one unit (no stage left empty). */
 function neighbourBalances(start: readonly number[]): number[][] {
