@@ -5,12 +5,8 @@
 //   {"bench": "parallel_capacity"}  how many cores' worth of work two threads get done (shared machine)
 //   {"schedule": "none", "microbatches": 1}  one worker, whole mini-batches: the baseline of `speedup`
 //   {"schedule": "none", "microbatches": M}  one worker, the same M micro-batches (gradient accumulation)
-//   {"schedule": "gpipe", ...}      W workers on the threads executor: `speedup` over the first baseline,
-//                                   `speedup_vs_microbatched` over the second, `ideal` = the simulator's
-//                                   speed-up for this schedule from per-stage F/B/W/STEP costs measured
-//                                   by running its own lists on one thread, plus message latency;
-//                                   `efficiency` = speedup / ideal, `executor_efficiency` =
-//                                   speedup_vs_microbatched / ideal
+//   {"schedule": "gpipe", ...}      W workers on the threads executor, against both baselines and the
+//                                   simulator's `ideal` from the stages' measured costs (PipelineBenchLine)
 //   {"schedule": "async", ...}      naive asynchronous 1F1B (no flush) in steady state (see ASYNC_MICROBATCHES)
 //   {"schedule": "zb-v", ...}       V schedules (zb-v, dualpipev; on request): 2W stages on the W workers
 //   {"mode": "synthetic", ...}      the same schedule with stages that sleep for those measured costs:
@@ -108,8 +104,8 @@ interface PipelineBenchLine {
   /** Over one worker running the same M micro-batches with gradient accumulation. */
   speedup_vs_microbatched: number | null;
   /**
-   * The simulator's speed-up for this schedule from its stages' measured costs (bubbles and stage
-   * imbalance; 2*8/9 for two equal stages and M = 8).
+   * The simulator's speed-up for this schedule from per-stage F/B/W/STEP costs measured by running
+   * its own lists, plus message latency (bubbles and stage imbalance; 2*8/9 for two equal stages, M = 8).
    */
   ideal: number | null;
   /** speedup / ideal: how much of its bound the pipeline reaches over the whole-batch worker. */
