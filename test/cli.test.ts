@@ -137,6 +137,32 @@ test("human output: per-epoch lines on stderr, a summary on stdout", () => {
   assert.match(r.stdout, /^test acc +\d+\.\d+%/m);
 });
 
+test("the summary's per-thread peaks say which threads they are: every thread, or one per pipeline worker with tensor ranks and replicas", () => {
+  const args = ["train", "--model", "gpt", "--layers", "2", "--width", "16", "--heads", "2", "--context", "8", "--limit", "16", "--batch", "8",
+    "--steps-per-epoch", "2", "--epochs", "1", "--schedule", "1f1b", "--stages", "2", "--microbatches", "2", "--tp", "2", "--replicas", "2",
+    "--executor", "threads", "--quiet"];
+  const json = cli(...args, "--json");
+  assert.equal(json.code, 0, json.stderr);
+  const s = JSON.parse(json.stdout) as { worker_peak_mb: number[]; worker_memory: { worker: number; tensor: number; replica: number }[] };
+  // 2 pipeline workers x 2 tensor ranks x 2 replicas: 8 threads, each with its tensor-counted memory.
+  assert.deepEqual(s.worker_memory.map((m) => [m.worker, m.tensor, m.replica]),
+    [[0, 0, 0], [0, 1, 0], [1, 0, 0], [1, 1, 0], [0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]]);
+  const text = cli(...args);
+  assert.equal(text.code, 0, text.stderr);
+  for (const [w, t, r] of [[0, 0, 0], [1, 1, 1], [0, 1, 1]]) {
+    assert.match(text.stdout, new RegExp(`^ {2}worker ${w} \\(stage ${w}, tensor rank ${t}, replica ${r}\\): parameters`, "m"));
+  }
+  const line = /^memory .*$/m.exec(text.stdout)?.[0] ?? "";
+  const listed = /\): ([\d, ]+) MB$/.exec(line)?.[1].split(", ") ?? [];
+  assert.equal(listed.length, s.worker_peak_mb.length, line);
+  // The label matches what is listed: a figure for every thread, or one per pipeline worker, named as such.
+  if (s.worker_peak_mb.length === s.worker_memory.length) assert.match(line, /; per worker thread \(its JS heap \+ tensors\): /);
+  else {
+    assert.equal(s.worker_peak_mb.length, 2, "one figure per pipeline worker");
+    assert.match(line, /; per pipeline worker \(the thread of replica 0, tensor rank 0; its JS heap \+ tensors\): /);
+  }
+});
+
 test("bench engine --json prints one object per model with the contract keys first", () => {
   const r = cli("bench", "engine", "--json", "--models", "mlp", "--steps", "5", "--warmup", "0");
   assert.equal(r.code, 0, r.stderr);

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mean, median, medianUpper, round, roundTo } from "../src/util/stats.js";
+import { mean, median, medianUpper, round, roundTo, sampleStd } from "../src/util/stats.js";
 
 test("median averages the two middle values; medianUpper takes the larger; both NaN when empty", () => {
   assert.equal(median([3, 1, 2]), 2);
@@ -15,9 +15,13 @@ test("median averages the two middle values; medianUpper takes the larger; both 
   assert.deepEqual(xs, [5, 4, 3], "the input is not sorted in place");
 });
 
-test("mean, and rounding to significant digits or decimal places", () => {
+test("mean, sample std, and rounding to significant digits or decimal places", () => {
   assert.equal(mean([1, 2, 6]), 3);
   assert.ok(Number.isNaN(mean([])));
+  // Sample std of 2, 4, 4, 4, 5, 5, 7, 9: squared deviations from 5 sum to 32, over n - 1 = 7.
+  assert.equal(sampleStd([2, 4, 4, 4, 5, 5, 7, 9]), Math.sqrt(32 / 7));
+  assert.equal(sampleStd([3]), 0);
+  assert.ok(Number.isNaN(sampleStd([])));
   assert.equal(round(123.456789, 4), 123.5);
   assert.equal(round(0.000123456, 2), 0.00012);
   assert.equal(roundTo(123.456789, 1), 123.5);

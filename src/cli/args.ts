@@ -3,7 +3,7 @@
 // A command declares its spec `as const satisfies CommandSpec`, so that parseFlags types each value
 // from its flag (see FlagValues) and commands read them without casts.
 
-export type FlagType = "string" | "int" | "number" | "bool" | "list";
+type FlagType = "string" | "int" | "number" | "bool" | "list";
 
 export interface FlagSpec {
   readonly type: FlagType;
@@ -45,6 +45,18 @@ export type FlagValues<F extends FlagSpecs = FlagSpecs> =
 type ParsedFlags<F extends FlagSpecs> = FlagValues<F> & { help?: boolean };
 
 export class UsageError extends Error {}
+
+/**
+ * Runs `check` (a check of flag values that lives outside the CLI) and reports what it throws as a
+ * usage error, its message after `prefix`.
+ */
+export function asUsage<T>(check: () => T, prefix = ""): T {
+  try {
+    return check();
+  } catch (e) {
+    throw new UsageError(`${prefix}${e instanceof Error ? e.message : String(e)}`);
+  }
+}
 
 /** Names of the flags that appear on the command line (so a resumed run keeps the saved values of the others). */
 export function givenFlags(argv: readonly string[]): Set<string> {
@@ -148,10 +160,31 @@ function convert(name: string, f: FlagSpec, value: string): RawValue {
   }
 }
 
+/**
+ * A command's entry point: parses argv against the spec and calls `run` with the values (and argv,
+ * for givenFlags), or prints the command's help for --help.
+ */
+export function command<F extends FlagSpecs>(cmd: CommandSpec<F>,
+  run: (f: FlagValues<F>, argv: string[]) => number | Promise<number>): (argv: string[]) => Promise<number> {
+  return async (argv) => {
+    const f = parseFlags(cmd, argv);
+    if (f.help) { process.stdout.write(helpText(cmd) + "\n"); return 0; }
+    return run(f, argv);
+  };
+}
+
 export interface Subcommand {
   summary: string;
   run(argv: string[]): number | Promise<number>;
 }
+
+/** A subcommand whose module is imported only when it runs (so --help never loads the addon or worker code). */
+export function lazy(summary: string, load: () => Promise<(argv: string[]) => number | Promise<number>>): Subcommand {
+  return { summary, run: async (argv) => (await load())(argv) };
+}
+
+/** How a table's usage and errors are worded where the defaults do not fit (the top-level commands). */
+interface TableText { intro?: readonly string[]; valid?: string; more?: string }
 
 /**
  * Dispatches `<prefix> <name> ...` (e.g. `pipewright bench engine`) to a table of subcommands:
@@ -159,17 +192,17 @@ export interface Subcommand {
  * throws a UsageError naming the valid ones.
  */
 export async function runSubcommand(prefix: string, noun: string, table: Record<string, Subcommand>,
-  argv: readonly string[]): Promise<number> {
+  argv: readonly string[], text: TableText = {}): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h") {
     const width = Math.max(...Object.keys(table).map((n) => n.length)) + 4;
-    const usage = [`Usage: ${prefix} <${noun}> [flags]`, "",
+    const usage = [`Usage: ${prefix} <${noun}> [flags]`, "", ...(text.intro ?? []),
       ...Object.entries(table).map(([n, s]) => `  ${n.padEnd(width)}${s.summary}`), "",
-      `Run \`${prefix} <${noun}> --help\` for its flags.`].join("\n");
+      text.more ?? `Run \`${prefix} <${noun}> --help\` for its flags.`].join("\n");
     (name === undefined ? process.stderr : process.stdout).write(usage + "\n");
     return name === undefined ? 2 : 0;
   }
   const sub = Object.hasOwn(table, name) ? table[name] : undefined;
-  if (!sub) throw new UsageError(`${prefix}: unknown ${noun} '${name}'; valid: ${Object.keys(table).join(", ")}`);
+  if (!sub) throw new UsageError(`${prefix}: unknown ${noun} '${name}'; ${text.valid ?? "valid"}: ${Object.keys(table).join(", ")}`);
   return sub.run(rest);
 }

@@ -10,7 +10,8 @@
 import { mkdtempSync, rmSync, statSync, readdirSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
+import { command, type CommandSpec, UsageError } from "./args.js";
+import { emit } from "./output.js";
 import { cpuLabel, getBackend, machineCpu } from "../backend/index.js";
 import { loadCheckpoint, saveCheckpoint } from "../checkpoint/index.js";
 import { medianUpper, roundTo } from "../util/stats.js";
@@ -29,7 +30,7 @@ import { launchEnv } from "../transport/mpi/env.js";
 const LAYOUTS = ["parts", "file"] as const;
 type Layout = (typeof LAYOUTS)[number];
 
-export const benchCheckpointCommand = {
+const benchCheckpointCommand = {
   name: "bench checkpoint",
   summary: "Under `pipewright launch -n N -- bench checkpoint`: saves of an N-stage processes pipeline (an MLP of --layers x --width, AdamW) " +
     "as one file gathered to rank 0 against one part per rank plus a manifest. Rank 0 prints per layout the median save time " +
@@ -45,7 +46,7 @@ export const benchCheckpointCommand = {
   examples: ["pipewright launch -n 2 -- bench checkpoint", "pipewright launch -n 4 -- bench checkpoint --layers 8 --width 2048 --json"],
 } as const satisfies CommandSpec;
 
-export interface CheckpointBenchRow {
+interface CheckpointBenchRow {
   bench: "checkpoint"; layout: Layout; ranks: number; parameters: number; state_mb: number; files_mb: number;
   save_ms_median: number; save_ms: number[];
   /** file: the median time of the gather alone (the rest is rank 0 writing). */
@@ -55,9 +56,7 @@ export interface CheckpointBenchRow {
 
 const mb = (bytes: number): number => Number((bytes / 2 ** 20).toFixed(1));
 
-export async function runBenchCheckpoint(argv: string[]): Promise<number> {
-  const f = parseFlags(benchCheckpointCommand, argv);
-  if (f.help) { process.stdout.write(helpText(benchCheckpointCommand) + "\n"); return 0; }
+export const runBenchCheckpoint = command(benchCheckpointCommand, async (f) => {
   const env = launchEnv();
   if (!env) throw new UsageError("bench checkpoint runs on 2+ MPI ranks: `pipewright launch -n 2 -- bench checkpoint` (or mpirun -n 2 pipewright bench checkpoint)");
   const N = env.size;
@@ -84,17 +83,17 @@ export async function runBenchCheckpoint(argv: string[]): Promise<number> {
       if (g.mpi.rank !== 0) continue;
       const out: CheckpointBenchRow = { bench: "checkpoint", layout, ranks: N, parameters, state_mb: mb(parameters * 4 * 3), ...row,
         loadavg: loadavg().map((l) => Number(l.toFixed(2))), cpu: cpuLabel(machineCpu()), backend: getBackend().name };
-      process.stdout.write((f.json ? JSON.stringify(out) : `checkpoint ${layout.padEnd(5)} ${N} ranks, ${(parameters / 1e6).toFixed(1)}M parameters ` +
+      emit(f.json, out, `checkpoint ${layout.padEnd(5)} ${N} ranks, ${(parameters / 1e6).toFixed(1)}M parameters ` +
         `(${out.state_mb} MB with AdamW state), ${out.files_mb} MB on disk: save ${out.save_ms_median} ms median (${out.save_ms.join(", ")}${out.gather_ms_median !== null ? `; the gather ${out.gather_ms_median} ms` : ""}), ` +
         `peak RSS per rank ${out.peak_rss_mb.join("/")} MB, load ${out.load_ms} ms; ` +
-        `load average ${out.loadavg.join(" ")}; ${out.cpu}`) + "\n");
+        `load average ${out.loadavg.join(" ")}; ${out.cpu}`);
     }
   } finally {
     await ex.close();
     if (g.mpi.rank === 0 && f.dir === undefined) rmSync(where, { recursive: true, force: true });
   }
   return 0;
-}
+});
 
 interface Ctx { ex: ProcessesExecutor; g: Awaited<ReturnType<typeof startGroups>>; order: string[]; saves: number; spec: ModelSpec }
 

@@ -1,12 +1,12 @@
 // `pipewright bench gemm`: GFLOP/s of the addon's matrix product per provider, shape and operand
 // layout (src/train/bench-gemm.ts measures), with the provider the fixed rule picks, so the next
 // machine's numbers are one command away. One JSON object per line with --json, each with `cpu`.
-import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
+import { asUsage, command, type CommandSpec, UsageError } from "./args.js";
 import { loadNativeAddon, type GemmProviderName } from "../backend/native.js";
 import { cpuLabel, machineCpu } from "../backend/index.js";
 import { benchGemmCase, DEFAULT_GEMM_SHAPES, gemmCases, GEMM_PROVIDERS, type GemmRow } from "../train/bench-gemm.js";
 
-export const benchGemmCommand = {
+const benchGemmCommand = {
   name: "bench gemm",
   summary: "GFLOP/s of the native matmul per provider (oneDNN, OpenBLAS), shape and operand layout on one " +
     "thread: the products of mlp, cnn and gpt training steps and 32x1024x1024, 256x1024x1024, 2048x256x768 " +
@@ -31,16 +31,9 @@ function pickProviders(list: string[]): GemmProviderName[] {
   return list as GemmProviderName[];
 }
 
-export function runBenchGemm(argv: string[]): number {
-  const f = parseFlags(benchGemmCommand, argv);
-  if (f.help) { process.stdout.write(helpText(benchGemmCommand) + "\n"); return 0; }
+export const runBenchGemm = command(benchGemmCommand, (f) => {
   const providers = pickProviders(f.providers);
-  let cases;
-  try {
-    cases = gemmCases(f.shapes);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const cases = asUsage(() => gemmCases(f.shapes));
   const cpu = machineCpu();
   const gemm = loadNativeAddon().gemmInfo();
   const head = `cpu: ${cpuLabel(cpu)}; rule for ${gemm.isa}, OpenBLAS core ${gemm.openblasCore}, ${gemm.openblasThreads} thread`;
@@ -54,7 +47,7 @@ export function runBenchGemm(argv: string[]): number {
     }
   }
   return 0;
-}
+});
 
 function formatRow(rows: GemmRow[]): string {
   const r0 = rows[0];

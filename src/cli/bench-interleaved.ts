@@ -8,8 +8,8 @@ import type { BenchConfig } from "../nn/models/index.js";
 import { benchStep } from "../train/bench-engine.js";
 import { median } from "../util/stats.js";
 
-export interface InterleavedOptions { steps: number; warmup: number; seed: number; python: string; script: string; env: NodeJS.ProcessEnv }
-export interface InterleavedResult { oursMs: number; torchMs: number; torchBackend: string }
+interface InterleavedOptions { steps: number; warmup: number; seed: number; python: string; script: string; env: NodeJS.ProcessEnv }
+interface InterleavedResult { oursMs: number; torchMs: number; torchBackend: string }
 
 /** A line reader over a child's stdout: next() resolves with the next line, rejects if it exits first. */
 function lines(child: ReturnType<typeof spawn>, what: string): () => Promise<string> {

@@ -1,11 +1,12 @@
 // `pipewright bench mpi`: the MPI transport's message figures, run under mpirun (or launch) on 2+
 // ranks; rank 0 prints one row per measurement.
-import { helpText, parseFlags, type CommandSpec } from "./args.js";
+import { command, type CommandSpec } from "./args.js";
+import { emit } from "./output.js";
 import { benchMpi } from "../transport/mpi/bench.js";
 import { launchEnv } from "../transport/mpi/env.js";
 import { mpiTransport } from "../transport/mpi/transport.js";
 
-export const benchMpiCommand = {
+const benchMpiCommand = {
   name: "bench mpi",
   summary: "Under `mpirun -n 2` (or `pipewright launch -n 2 -- bench mpi`): one-way p2p latency and bandwidth at 1 KB " +
     "and 4 MB between ranks 0 and 1 (half the median ping-pong round trip), a 4 MB fixed-order all-reduce over every rank, " +
@@ -18,16 +19,13 @@ export const benchMpiCommand = {
   examples: ["pipewright launch -n 2 -- bench mpi", "mpirun -n 2 --mca btl self,tcp --mca btl_tcp_if_include lo pipewright bench mpi --json"],
 } as const satisfies CommandSpec;
 
-export async function runBenchMpi(argv: string[]): Promise<number> {
-  const f = parseFlags(benchMpiCommand, argv);
-  if (f.help) { process.stdout.write(helpText(benchMpiCommand) + "\n"); return 0; }
+export const runBenchMpi = command(benchMpiCommand, async (f) => {
   if (!launchEnv()) throw new Error("bench mpi runs on 2+ MPI ranks; start it with `pipewright launch -n 2 -- bench mpi` or `mpirun -n 2 pipewright bench mpi`");
   const mpi = mpiTransport();
   const rows = await benchMpi(mpi, { iters: f.iters, idleSeconds: f.idle });
   for (const r of rows) {
-    if (f.json) process.stdout.write(JSON.stringify(r) + "\n");
-    else if (r.bench === "idle-cpu") process.stdout.write(`idle-cpu   waiting ${(r.median_us / 1e6).toFixed(2)} s: ${r.cpu_percent}% of one core\n`);
-    else process.stdout.write(`${r.bench.padEnd(10)} ${String(r.ranks)} ranks ${(r.bytes >= 1 << 20 ? `${r.bytes >> 20} MB` : `${r.bytes >> 10} KB`).padStart(5)}  ${r.median_us.toFixed(1).padStart(9)} us  ${r.gb_s.toFixed(3)} GB/s\n`);
+    emit(f.json, r, r.bench === "idle-cpu" ? `idle-cpu   waiting ${(r.median_us / 1e6).toFixed(2)} s: ${r.cpu_percent}% of one core`
+      : `${r.bench.padEnd(10)} ${String(r.ranks)} ranks ${(r.bytes >= 1 << 20 ? `${r.bytes >> 20} MB` : `${r.bytes >> 10} KB`).padStart(5)}  ${r.median_us.toFixed(1).padStart(9)} us  ${r.gb_s.toFixed(3)} GB/s`);
   }
   return 0;
-}
+});

@@ -2,14 +2,15 @@
 // all-reduce latency/bandwidth, data-parallel replicas against one, tensor-parallel MLP against one
 // rank; with --ptdp instead, a small gpt under PTD-P layouts (samples/s and per-worker memory). One
 // JSON object per line with --json; the records come from the modules' own benchmarks.
-import { givenFlags, helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
+import { asUsage, command, type CommandSpec, givenFlags, UsageError } from "./args.js";
+import { emit } from "./output.js";
 import { cpuLabel, machineCpu } from "../backend/index.js";
 import { resolveSpec, type ResolvedSpec } from "../nn/models/spec.js";
 
 const PARTS = ["allreduce", "data", "tensor"] as const;
 type Part = (typeof PARTS)[number];
 
-export const benchParallelCommand = {
+const benchParallelCommand = {
   name: "bench parallel",
   summary: "All-reduce between worker threads (shared memory, fixed order), data-parallel replicas " +
     "(MLP 784-1024-1024-10, batch 256) and a tensor-parallel MLP block (1024 -> 4096 -> 1024, 512 tokens), " +
@@ -35,9 +36,7 @@ export const benchParallelCommand = {
     "pipewright bench parallel --ptdp --layouts 2x1x1,2x2x1 --sequence-parallel --steps 3 --json"],
 } as const satisfies CommandSpec;
 
-export async function runBenchParallel(argv: string[]): Promise<number> {
-  const f = parseFlags(benchParallelCommand, argv);
-  if (f.help) { process.stdout.write(helpText(benchParallelCommand) + "\n"); return 0; }
+export const runBenchParallel = command(benchParallelCommand, async (f, argv) => {
   const { parts, steps } = f;
   const ptdpOnly = ["layouts", "sequence-parallel", "schedule", "batch", "microbatches", "layers", "width", "heads", "context"];
   const stray = f.ptdp ? [] : ptdpOnly.filter((n) => givenFlags(argv).has(n));
@@ -48,16 +47,11 @@ export async function runBenchParallel(argv: string[]): Promise<number> {
   // Every JSON line names the machine; the human output names it once, first.
   const cpu = machineCpu();
   if (!f.json) process.stdout.write(`cpu: ${cpuLabel(cpu)}\n`);
-  const print = (part: Part | "ptdp", rec: object): void => {
-    process.stdout.write((f.json ? JSON.stringify({ bench: part, ...rec, cpu }) : `${part}: ${JSON.stringify(rec)}`) + "\n");
-  };
+  const print = (part: Part | "ptdp", rec: object): void => emit(f.json, { bench: part, ...rec, cpu }, `${part}: ${JSON.stringify(rec)}`);
   if (f.ptdp) {
     const { benchPtdp, parseLayout } = await import("../train/bench-ptdp.js");
-    let spec: ResolvedSpec<"gpt">, layouts;
-    try {
-      spec = resolveSpec({ name: "gpt", depth: f.layers, dim: f.width, heads: f.heads, context: f.context }) as ResolvedSpec<"gpt">;
-      layouts = f.layouts.map(parseLayout);
-    } catch (e) { throw new UsageError((e as Error).message); }
+    const spec = asUsage(() => resolveSpec({ name: "gpt", depth: f.layers, dim: f.width, heads: f.heads, context: f.context }) as ResolvedSpec<"gpt">);
+    const layouts = asUsage(() => f.layouts.map(parseLayout));
     const { batch, microbatches, schedule } = f;
     for (const r of await benchPtdp({ spec, layouts, sequenceParallel: f["sequence-parallel"] === true, schedule, batch, microbatches, steps })) print("ptdp", r);
     return 0;
@@ -75,4 +69,4 @@ export async function runBenchParallel(argv: string[]): Promise<number> {
     for (const r of await benchTensorParallelMlp({ steps })) print("tensor", r);
   }
   return 0;
-}
+});

@@ -8,16 +8,14 @@
 // schedule's `sim` rows: the simulator fed with the costs the processes executor recorded in each of
 // its own timed steps predicts that step (bench-sim-rows.ts), then 8 and 16 ranks (predictions).
 import { UsageError } from "./args.js";
-import type { BenchPipelineFlags } from "./bench-pipeline.js";
+import { emit } from "./output.js";
+import { activationBytes, sleepingStages, stagesOn, type BenchPipelineFlags } from "./bench-pipeline.js";
 import { cpuLabel, getBackend, machineCpu } from "../backend/index.js";
-import { noGrad } from "../autograd/engine.js";
-import { splitBatch } from "../data/microbatch.js";
 import { benchConfigOf, createModel } from "../nn/models/index.js";
 import { benchBatch } from "../train/bench-engine.js";
 import { splitMiniBatch } from "../pipeline/runtime/split.js";
 import type { ModelSpec } from "../nn/models/spec.js";
 import { Rng } from "../tensor/random.js";
-import { Tensor } from "../tensor/tensor.js";
 import { balanceByCost } from "../pipeline/partition.js";
 import { profileUnitTimes } from "../pipeline/runtime/profile.js";
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
@@ -25,7 +23,7 @@ import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
 import { ProcessesExecutor, agreeOnRank0, startGroups, type RankTimings } from "../pipeline/runtime/processes.js";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { generateSchedule, isVSchedule } from "../pipeline/schedule/index.js";
+import { generateSchedule } from "../pipeline/schedule/index.js";
 import type { SplitBatch } from "../pipeline/runtime/executor.js";
 import { launchEnv } from "../transport/mpi/env.js";
 import { oneWayLatency } from "../transport/mpi/bench.js";
@@ -33,7 +31,7 @@ import { formatPredictionRow, formatSimRow, predictionRows, simRow, type Recorde
 import { availableParallelism, cpus, loadavg } from "node:os";
 import { traceFileFor, writeRecordedTrace } from "../trace/trace-writer.js";
 
-export interface ProcessesBenchLine {
+interface ProcessesBenchLine {
   schedule: string; workers: number; microbatches: number; batch: number;
   /** threads_samples_per_s and ratio (threads / processes step time) are null where rank 0 cannot use W cores. */
   processes_samples_per_s: number; threads_samples_per_s: number | null; ratio: number | null; balance: number[]; backend: string;
@@ -44,7 +42,7 @@ export interface ProcessesBenchLine {
 }
 
 export async function runProcessesPipelineBench(f: BenchPipelineFlags, spec: ModelSpec): Promise<number> {
-  const W = f.workers, M = f.microbatches, B = f.batch, V = f.chunks, seed = f.seed;
+  const { workers: W, microbatches: M, batch: B, seed } = f;
   if (!launchEnv()) throw new UsageError(`bench pipeline --executor processes runs on ${W} MPI ranks: \`pipewright launch -n ${W} -- bench pipeline --executor processes\``);
   // A processes step is one flushed list per rank: the asynchronous lists span several steps.
   const schedules = f.schedules.filter((s) => s !== "async");
@@ -57,61 +55,68 @@ export async function runProcessesPipelineBench(f: BenchPipelineFlags, spec: Mod
   const fairThreads = await agreeOnRank0(threadsFair(W), W);
   // Ping-pong between two ranks of this job at 1 KB and one activation: the per-byte part of a
   // message's time (the simulator's fixed part is measured inside the pipeline's own steps).
-  const bytes = activationBytes(spec, batch);
+  const bytes = activationBytes(createModel(spec, 0), batch);
   const small = await oneWayLatency(g.mpi, g.pipeComm, 1024);
   const latency = await oneWayLatency(g.mpi, g.pipeComm, bytes);
   const perByte = bytes > 1024 ? Math.max(0, (latency - small) / (bytes - 1024)) : 0;
   // The machine's cores (a rank bound to one core sees only its own).
   const cpu = cpuLabel({ ...machineCpu(), cores: cpus().length });
-  if (g.mpi.rank === 0 && !f.json) process.stdout.write(`cpu: ${cpu}; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}\n`);
+  if (g.mpi.rank === 0 && !f.json) process.stdout.write(`cpu: ${cpu}; load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}\n`);
   if (g.mpi.rank === 0 && schedules.length < f.schedules.length) {
-    process.stdout.write((f.json ? JSON.stringify({ schedule: "async", skipped: "asynchronous lists span several steps; bench it with --executor threads" })
-      : "async: skipped on processes (its lists span several steps; bench it with --executor threads)") + "\n");
+    emit(f.json, { schedule: "async", skipped: "asynchronous lists span several steps; bench it with --executor threads" },
+      "async: skipped on processes (its lists span several steps; bench it with --executor threads)");
   }
   for (const name of schedules) {
-    const v = name === "interleaved" ? V : 1;
+    const v = name === "interleaved" ? f.chunks : 1;
     if (name === "interleaved" && M % W !== 0) continue;
-    // A V schedule holds two stages per worker: 2W stages on the W ranks.
-    const stages = isVSchedule(name) ? 2 * W : W;
-    if (times.length < stages * v) throw new UsageError(`the model has ${times.length} units, too few for ${stages} stages x ${v} chunks (${name} on ${W} workers)`);
+    const stages = stagesOn(name, W, v, times.length);
     const schedule = generateSchedule(name, { stages, microbatches: M, chunks: v, weightGrads: f["weight-grads"] });
     const balance = balanceByCost(times, stages * v);
     const setup: PipelineSetup = { model: spec, seed, schedule, balance, recompute: "never", optimizer: { name: "sgd", lr: 0.01, momentum: 0.9 } };
     const real = await compare(g, { ...setup, instrumentation: { recordActions: true } }, batch, timing);
     if (g.mpi.rank === 0 && f.records !== undefined) writeFileSync(join(f.records, `${name}-${W}.json`), JSON.stringify(real.steps));
-    // The same lists with stages that sleep the threads run's measured costs (a 16-wide MLP with as
-    // many units does the little real work): the executors' own overlap, apart from free cores.
-    const busy = await agreeOnRank0(real.busyT.length ? real.busyT : real.busyP, W);
-    const tiny = { ...spec, input: 16, hidden: ((spec as { hidden?: number[] }).hidden ?? []).map(() => 16), classes: 4 } as ModelSpec;
-    // Per stage: its worker's busy time over the worker's F and B actions (B = 2F; V: two stages each).
-    const share = (k: number): number[] => schedule.stageToWorker.map((w) => (k * busy[w]) / (3 * M * (stages / W)));
-    const costs = { F: share(1), B: share(2), W: share(0) };
-    const trng = new Rng(seed);
-    const tparts = splitBatch({ x: Tensor.randn([B, 16], trng), y: Int32Array.from({ length: B }, () => trng.int(4)) }, M);
-    const tbatch = { inputs: tparts.map((p) => p.x), labels: tparts.map((p) => p.y), scale: 1 / B };
-    const synth = f.synthetic && fairThreads ? await compare(g, { ...setup, model: tiny, instrumentation: { syntheticCosts: costs } }, tbatch, timing) : { bestP: NaN, bestT: NaN };
+    const synth = f.synthetic && fairThreads ? await sleepingComparison(g, setup, times.length, real, B, timing) : null;
     if (g.mpi.rank !== 0) continue;
     if (f.trace !== undefined) writeRecordedTrace(traceFileFor(f.trace, name, schedules.length > 1), "processes", schedule, real.steps.map((s) => s.ranks));
     const inputs: SimInputs = { name, schedule, steps: real.steps, cores: cpus().length, perByte, messageBytes: bytes, pingPong: latency, cpu,
       pinned: availableParallelism() === 1 && cpus().length > 1 };
     const { row, measured } = simRow(inputs);
-    process.stdout.write((f.json ? JSON.stringify(row) : formatSimRow(row)) + "\n");
-    for (const p of predictionRows(inputs, measured, balance, times, B, f["weight-grads"])) {
-      process.stdout.write((f.json ? JSON.stringify(p) : formatPredictionRow(p)) + "\n");
-    }
-    const fair = Number.isFinite(real.bestT);
-    const line: ProcessesBenchLine = { schedule: name, workers: W, microbatches: M, batch: B, processes_samples_per_s: Number((B / real.bestP).toFixed(1)),
-      threads_samples_per_s: fair ? Number((B / real.bestT).toFixed(1)) : null, ratio: fair ? Number((real.bestT / real.bestP).toFixed(3)) : null, balance, backend: getBackend().name,
-      processes_busy_ms: real.busyP.map((b) => Number((b * 1000).toFixed(1))), threads_busy_ms: real.busyT.map((b) => Number((b * 1000).toFixed(1))),
-      processes_step_ms: Number((real.bestP * 1000).toFixed(1)), threads_step_ms: Number((real.bestT * 1000).toFixed(1)),
-      synthetic_ratio: fair && f.synthetic ? Number((synth.bestT / synth.bestP).toFixed(3)) : null };
-    const vsThreads = line.ratio === null ? `${W} threads: not timed (rank 0 may use ${availableParallelism()} core(s); launch --bind none, or scripts/compare-executors)`
-      : `${W} threads: ${line.threads_samples_per_s} samples/s; processes/threads ${(line.ratio * 100).toFixed(1)}%`;
-    process.stdout.write((f.json ? JSON.stringify(line) : `${name.padEnd(12)} ${W} processes: ${line.processes_samples_per_s} samples/s, ${vsThreads} ` +
-      `(time in actions per worker: processes ${line.processes_busy_ms.join(",")} ms, threads ${line.threads_busy_ms.join(",") || "-"} ms); ` +
-      `${line.synthetic_ratio !== null ? `with sleeping stages ${(line.synthetic_ratio * 100).toFixed(1)}%` : "no sleeping-stage comparison"}; balance ${balance.join(",")}`) + "\n");
+    emit(f.json, row, formatSimRow(row));
+    for (const p of predictionRows(inputs, measured, balance, times, B, f["weight-grads"])) emit(f.json, p, formatPredictionRow(p));
+    emitLine(f.json, { schedule: name, workers: W, microbatches: M, batch: B, balance }, real, synth);
   }
   return 0;
+}
+
+/**
+ * The same lists with stages that sleep the threads run's measured costs (the processes run's where
+ * threads were not timed): the executors' own overlap, apart from free cores. Collective.
+ */
+async function sleepingComparison(g: Groups, setup: PipelineSetup, units: number, real: Comparison, B: number, timing: Timing): Promise<Comparison> {
+  const { schedule } = setup, W = schedule.workers.length, M = schedule.microbatches;
+  const busy = await agreeOnRank0(real.busyT.length ? real.busyT : real.busyP, W);
+  // Per stage: its worker's busy time over the worker's F and B actions (B = 2F; V: two stages each).
+  const share = (k: number): number[] => schedule.stageToWorker.map((w) => (k * busy[w]) / (3 * M * (schedule.stages / W)));
+  const tiny = sleepingStages(units, setup.balance, B, M, setup.seed ?? 0);
+  return compare(g, { ...setup, model: tiny.spec, balance: tiny.balance, instrumentation: { syntheticCosts: { F: share(1), B: share(2), W: share(0) } } },
+    tiny.batch, timing);
+}
+
+/** Rank 0's line of a schedule: processes against threads (null where rank 0 cannot use W cores), and with sleeping stages. */
+function emitLine(json: boolean | undefined, at: Pick<ProcessesBenchLine, "schedule" | "workers" | "microbatches" | "batch" | "balance">,
+  real: Comparison, synth: Comparison | null): void {
+  const { schedule: name, workers: W, batch: B } = at;
+  const fair = Number.isFinite(real.bestT);
+  const ms = (s: number): number => Number((s * 1000).toFixed(1));
+  const line: ProcessesBenchLine = { schedule: name, workers: W, microbatches: at.microbatches, batch: B, processes_samples_per_s: Number((B / real.bestP).toFixed(1)),
+    threads_samples_per_s: fair ? Number((B / real.bestT).toFixed(1)) : null, ratio: fair ? Number((real.bestT / real.bestP).toFixed(3)) : null,
+    balance: at.balance, backend: getBackend().name, processes_busy_ms: real.busyP.map(ms), threads_busy_ms: real.busyT.map(ms),
+    processes_step_ms: ms(real.bestP), threads_step_ms: ms(real.bestT), synthetic_ratio: fair && synth ? Number((synth.bestT / synth.bestP).toFixed(3)) : null };
+  const vsThreads = line.ratio === null ? `${W} threads: not timed (rank 0 may use ${availableParallelism()} core(s); launch --bind none, or scripts/compare-executors)`
+    : `${W} threads: ${line.threads_samples_per_s} samples/s; processes/threads ${(line.ratio * 100).toFixed(1)}%`;
+  emit(json, line, `${name.padEnd(12)} ${W} processes: ${line.processes_samples_per_s} samples/s, ${vsThreads} ` +
+    `(time in actions per worker: processes ${line.processes_busy_ms.join(",")} ms, threads ${line.threads_busy_ms.join(",") || "-"} ms); ` +
+    `${line.synthetic_ratio !== null ? `with sleeping stages ${(line.synthetic_ratio * 100).toFixed(1)}%` : "no sleeping-stage comparison"}; balance ${at.balance.join(",")}`);
 }
 
 /**
@@ -122,17 +127,14 @@ function threadsFair(workers: number): boolean {
   return availableParallelism() >= Math.min(workers, cpus().length);
 }
 
-/** Bytes of the first unit's output on a micro-batch: what a message between stages carries. */
-function activationBytes(spec: ModelSpec, batch: SplitBatch): number {
-  return noGrad(() => createModel(spec, 0).units[0].forward(batch.inputs[0])).size * 4;
-}
-
 interface Timing { warmup: number; steps: number; rounds: number }
 /** steps: every timed processes step, rank 0's wall seconds and (when recorded) every rank's timings. */
 interface Comparison { bestP: number; bestT: number; busyP: number[]; busyT: number[]; steps: RecordedStep[] }
 
 /** Fastest step (and its per-worker busy seconds) of the processes executor and, on rank 0, of threads. */
-async function compare(g: Awaited<ReturnType<typeof startGroups>>, setup: PipelineSetup, batch: SplitBatch, timing: Timing): Promise<Comparison> {
+type Groups = Awaited<ReturnType<typeof startGroups>>;
+
+async function compare(g: Groups, setup: PipelineSetup, batch: SplitBatch, timing: Timing): Promise<Comparison> {
   const state = createModel(setup.model!, setup.seed ?? 0).stateDict();
   const proc = await ProcessesExecutor.create(setup, { state });
   const threads = g.mpi.rank === 0 && threadsFair(setup.schedule.workers.length) ? await ThreadsExecutor.create(setup, state) : null;

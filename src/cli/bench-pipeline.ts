@@ -5,33 +5,24 @@
 //   {"bench": "parallel_capacity"}  how many cores' worth of work two threads get done (shared machine)
 //   {"schedule": "none", "microbatches": 1}  one worker, whole mini-batches: the baseline of `speedup`
 //   {"schedule": "none", "microbatches": M}  one worker, the same M micro-batches (gradient accumulation)
-//   {"schedule": "gpipe", ...}      W workers on the threads executor: `speedup` over the first baseline,
-//                                   `speedup_vs_microbatched` over the second, `ideal` = the simulator's
-//                                   speed-up for this schedule from per-stage F/B/W/STEP costs measured
-//                                   by running its own lists on one thread, plus message latency;
-//                                   `efficiency` = speedup / ideal, `executor_efficiency` =
-//                                   speedup_vs_microbatched / ideal
-//   {"schedule": "async", ...}      naive asynchronous 1F1B (no flush), steady state: each timed round is
-//                                   one action list of 32*N micro-batches (N = --steps), so the fill and
-//                                   drain (absent in training, where the pipeline never drains) are paid
-//                                   once per round, not once per 32; with --microbatches 1 each step is one
-//                                   whole mini-batch, so `speedup` compares like with like and the
-//                                   simulator's ideal is 2 up to the stage imbalance
+//   {"schedule": "gpipe", ...}      W workers on the threads executor, against both baselines and the
+//                                   simulator's `ideal` from the stages' measured costs (PipelineBenchLine)
+//   {"schedule": "async", ...}      naive asynchronous 1F1B (no flush) in steady state (see ASYNC_MICROBATCHES)
 //   {"schedule": "zb-v", ...}       V schedules (zb-v, dualpipev; on request): 2W stages on the W workers
 //   {"mode": "synthetic", ...}      the same schedule with stages that sleep for those measured costs:
 //                                   the executor's own overlap, independent of free cores
 // Timings are the fastest of several rounds (the machine is shared). Kernels run single-threaded per
 // worker (the native backend pins oneDNN to one thread per call).
 import { MessageChannel, Worker } from "node:worker_threads";
-import { givenFlags, helpText, parseFlags, UsageError, type CommandSpec, type FlagValues } from "./args.js";
+import { command, type CommandSpec, type FlagValues, givenFlags, UsageError } from "./args.js";
 import { MODEL_SIZE_FLAGS, modelSpecFromFlags } from "./model-flags.js";
-import { noGrad } from "../autograd/engine.js";
+import { emit } from "./output.js";
+import { backward, noGrad } from "../autograd/engine.js";
 import { benchBatch } from "../train/bench-engine.js";
-import { backward } from "../autograd/engine.js";
-import { GPU_FLAGS, gpuMapReport, setGpuMapFromFlags } from "./gpu-flags.js";
-import { BACKEND_NAMES, cpuLabel, getBackend, machineCpu, setBackend } from "../backend/index.js";
+import { GPU_FLAGS, selectBackend } from "./gpu-flags.js";
+import { cpuLabel, getBackend, machineCpu } from "../backend/index.js";
 import { crossEntropyLoss } from "../nn/loss.js";
-import { benchConfigOf, createModel } from "../nn/models/index.js";
+import { benchConfigOf, createModel, type Model } from "../nn/models/index.js";
 import { MODEL_NAMES, type ModelSpec } from "../nn/models/spec.js";
 import { SGD } from "../optim/index.js";
 import { simulate, type CostModel } from "../sim/index.js";
@@ -42,6 +33,7 @@ import { balanceByCost } from "../pipeline/partition.js";
 import { measureStageCosts, profileUnitTimes, type StageCosts } from "../pipeline/runtime/profile.js";
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
 import { splitMiniBatch } from "../pipeline/runtime/split.js";
+import type { SplitBatch } from "../pipeline/runtime/executor.js";
 import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
 import { TraceWriter, traceFileFor } from "../trace/trace-writer.js";
 import { InlineExecutor } from "../pipeline/runtime/inline.js";
@@ -57,14 +49,15 @@ const BENCHABLE = [...BENCH_SCHEDULES, "zb-v", "dualpipev"];
  * ceil(ASYNC_MICROBATCHES * N / M) optimizer steps (N = --steps), the same work as N lists of
  * ASYNC_MICROBATCHES, so the fill and drain are paid once per round: the bench approaches the
  * steady state of training, where an asynchronous pipeline never drains (the simulator's ideal for
- * K steps is ~2K/(K+1) times the stage-balance bound).
+ * K steps is ~2K/(K+1) times the stage-balance bound). With --microbatches 1 each step is one whole
+ * mini-batch, so `speedup` compares like with like and the ideal is 2 up to the stage imbalance.
  */
 const ASYNC_MICROBATCHES = 32;
 
 /** The default model: an MLP of 8 Linear layers (7 hidden layers of width 1024) on 784-pixel inputs. */
 const BENCH_MLP = { layers: 7, width: 1024 } as const;
 
-export const benchPipelineCommand = {
+const benchPipelineCommand = {
   name: "bench pipeline",
   summary: "Pipeline throughput on worker threads: by default an MLP of depth 8 and width 1024 on 784-pixel inputs (any model " +
     "with --model and the sizing flags), batch 256, " +
@@ -90,7 +83,6 @@ export const benchPipelineCommand = {
     warmup: { type: "int", min: 0, default: 2, help: "untimed steps per run", meta: "N" },
     seed: { type: "int", default: 0, help: "seed for weights and data", meta: "S" },
     synthetic: { type: "bool", default: true, help: "also run each schedule with stages that sleep for the measured costs (the executor's overlap, apart from the machine's cores); --synthetic=off skips it" },
-    backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
     ...GPU_FLAGS,
     records: { type: "string", help: "with --executor processes: write every rank's per-action and message records of the timed steps to DIR/<schedule>-<ranks>.json (what the sim rows are computed from)", meta: "DIR" },
     trace: { type: "string", meta: "FILE", help: "write a Chrome trace of each pipeline's timed steps (with several schedules, one file each: FILE-<schedule>.json); read it with `pipewright trace report FILE`" },
@@ -100,7 +92,7 @@ export const benchPipelineCommand = {
     "pipewright bench pipeline --model gpt --layers 4 --width 256 --heads 4 --context 128 --batch 16 --schedules 1f1b --workers 2"],
 } as const satisfies CommandSpec;
 
-export interface PipelineBenchLine {
+interface PipelineBenchLine {
   schedule: string;
   workers: number;
   microbatches: number;
@@ -112,8 +104,8 @@ export interface PipelineBenchLine {
   /** Over one worker running the same M micro-batches with gradient accumulation. */
   speedup_vs_microbatched: number | null;
   /**
-   * The simulator's speed-up for this schedule from its stages' measured costs (bubbles and stage
-   * imbalance; 2*8/9 for two equal stages and M = 8).
+   * The simulator's speed-up for this schedule from per-stage F/B/W/STEP costs measured by running
+   * its own lists, plus message latency (bubbles and stage imbalance; 2*8/9 for two equal stages, M = 8).
    */
   ideal: number | null;
   /** speedup / ideal: how much of its bound the pipeline reaches over the whole-batch worker. */
@@ -128,7 +120,7 @@ export interface PipelineBenchLine {
 }
 
 /** Median one-way latency (µs) of a message between two worker threads, `bytes` transferred each way. */
-export async function measureMessageLatency(bytes: number, rounds = 2000): Promise<number> {
+async function measureMessageLatency(bytes: number, rounds = 2000): Promise<number> {
   const code = `
     const { workerData, parentPort } = require("node:worker_threads");
     const { port, role, bytes, rounds } = workerData;
@@ -161,7 +153,7 @@ export async function measureMessageLatency(bytes: number, rounds = 2000): Promi
  * pipeline's own kernel (a 32x1024x1024 matmul), alone and then together. A machine whose cores are
  * really parallel gives `threads`; 1 means the threads share one core (no pipeline can speed up).
  */
-export async function measureParallelCapacity(threads: number, seconds = 0.5): Promise<number> {
+async function measureParallelCapacity(threads: number, seconds = 0.5): Promise<number> {
   const code = `
     const { workerData, parentPort } = require("node:worker_threads");
     import(workerData.backendUrl).then(({ setBackend }) => {
@@ -188,24 +180,42 @@ export async function measureParallelCapacity(threads: number, seconds = 0.5): P
   return (await run(threads)) / one;
 }
 
-/** Seconds per step: `warmup` untimed steps, then the fastest of `rounds` rounds of `steps` steps. */
-async function timeSteps(step: () => unknown, t: Timing): Promise<number> {
-  for (let i = 0; i < t.warmup; i++) await step();
-  let best = Infinity;
-  for (let r = 0; r < t.rounds; r++) {
-    const t0 = performance.now();
-    for (let i = 0; i < t.steps; i++) await step();
-    best = Math.min(best, (performance.now() - t0) / 1000 / t.steps);
-  }
-  return best;
+interface Timing { warmup: number; steps: number; rounds: number }
+
+/**
+ * A timed configuration: `best` ends as its fastest round's seconds per optimizer step. perCall:
+ * optimizer steps one call of `step` runs (an asynchronous list spans several); calls: calls per
+ * timed round and per warm-up (default --steps and --warmup); trace: records the call just made.
+ */
+interface Runner { step: () => unknown; best: number; perCall?: number; calls?: number; trace?: () => void }
+
+/** A pipeline's runner: a step per call, or an asynchronous list in one call that holds a round's work (see ASYNC_MICROBATCHES). */
+function pipelineRunner(ex: ThreadsExecutor, schedule: Schedule, batch: SplitBatch): Runner {
+  if (schedule.synchronous) return { step: () => ex.step(batch), best: Infinity };
+  const batches = new Array<SplitBatch>(schedule.steps).fill(batch);
+  return { step: () => ex.run(batches), best: Infinity, perCall: schedule.steps, calls: 1 };
 }
 
-interface Timing { warmup: number; steps: number; rounds: number }
+/**
+ * Warms every runner up, then times them in interleaved rounds, each keeping its fastest, so that a
+ * stretch of the shared machine being busy does not hit one of them only.
+ */
+async function timeRunners(runners: readonly Runner[], t: Timing): Promise<void> {
+  for (const r of runners) for (let i = 0; i < Math.min(t.warmup, r.calls ?? t.warmup); i++) await r.step();
+  for (let k = 0; k < t.rounds; k++) {
+    for (const r of runners) {
+      const calls = r.calls ?? t.steps;
+      const t0 = performance.now();
+      for (let i = 0; i < calls; i++) { await r.step(); r.trace?.(); }
+      r.best = Math.min(r.best, (performance.now() - t0) / 1000 / calls / (r.perCall ?? 1));
+    }
+  }
+}
 
 export type BenchPipelineFlags = FlagValues<typeof benchPipelineCommand.flags>;
 
 /** The model the flags describe: the sized --model, or the default MLP when nothing sizes an mlp. */
-export function benchSpec(f: BenchPipelineFlags, given: Set<string>): ModelSpec {
+function benchSpec(f: BenchPipelineFlags, given: Set<string>): ModelSpec {
   const model = f.model;
   const mlpDefaults = model === "mlp" && !given.has("hidden") && !given.has("model-config");
   // The bench's own MLP defaults stand in for flags not given (train's mlp is 2 x 1024).
@@ -214,124 +224,142 @@ export function benchSpec(f: BenchPipelineFlags, given: Set<string>): ModelSpec 
   return modelSpecFromFlags(model, flags, sizedGiven) ?? { name: model };
 }
 
-export async function runPipelineBench(argv: string[]): Promise<number> {
-  const f = parseFlags(benchPipelineCommand, argv);
-  if (f.help) { process.stdout.write(helpText(benchPipelineCommand) + "\n"); return 0; }
-  const gpuMap = setGpuMapFromFlags(f);
-  if (f.backend !== undefined) setBackend(f.backend);
-  const gpus = gpuMapReport(gpuMap);
+/** What every schedule's pipeline is built from. */
+interface Bench {
+  spec: ModelSpec; seed: number; W: number; M: number; B: number; weightGrads: WeightGradMode; timing: Timing;
+  batch: SplitBatch; latency: number; units: number; unitTimes: number[]; tracing: boolean;
+}
+
+interface Pipeline { name: string; v: number; schedule: Schedule; balance: number[]; costs: StageCosts; ideal: number; ex: ThreadsExecutor; runner: Runner }
+
+type Out = (line: object, text: string) => void;
+
+export const runPipelineBench = command(benchPipelineCommand, async (f, argv) => {
+  const gpus = selectBackend(f);
   if (f.records !== undefined && f.executor !== "processes") throw new UsageError(`--records ${f.records} is only for --executor processes (the per-rank records of its steps)`);
-  if (f.executor === "processes") return (await import("./bench-pipeline-processes.js")).runProcessesPipelineBench(f, benchSpec(f, givenFlags(argv)));
-  const backend = getBackend().name;
-  const schedules = f.schedules;
-  for (const s of schedules) {
+  const spec = benchSpec(f, givenFlags(argv));
+  if (f.executor === "processes") return (await import("./bench-pipeline-processes.js")).runProcessesPipelineBench(f, spec);
+  for (const s of f.schedules) {
     if (!BENCHABLE.includes(s)) throw new UsageError(`--schedules: '${s}' is not a benchmarkable schedule; valid: ${BENCHABLE.join(", ")}`);
   }
-  const W = f.workers, M = f.microbatches, B = f.batch, V = f.chunks, seed = f.seed;
-  const weightGrads = f["weight-grads"];
-  const timing: Timing = { warmup: f.warmup, steps: f.steps, rounds: f.rounds };
+  const { workers: W, microbatches: M, batch: B, seed } = f;
   if (B < M) throw new UsageError(`--batch ${B} cannot be split into --microbatches ${M}`);
-  const spec = benchSpec(f, givenFlags(argv));
-  const probe = createModel(spec, seed);
-  const units = probe.units.length;
   // Every JSON line names the machine; the human output names it once, first.
   const cpu = machineCpu();
-  const out = (line: object, text: string): void => { process.stdout.write((f.json ? JSON.stringify({ ...line, cpu, ...(gpus ? { gpu_map: gpus } : {}) }) : text) + "\n"); };
+  const out: Out = (line, text) => emit(f.json, { ...line, cpu, ...(gpus ? { gpu_map: gpus } : {}) }, text);
   if (!f.json) process.stdout.write(`cpu: ${cpuLabel(cpu)}\n${gpus ? `gpus: ${gpus.rule}, map ${gpus.map.join(",")}\n` : ""}`);
 
   const { x, y } = benchBatch(benchConfigOf(spec, B), new Rng(seed));
   const batch = splitMiniBatch(x, y, M, "bench pipeline");
-
-  // What one message between stages carries: the first unit's output on a micro-batch.
-  const activationBytes = noGrad(() => probe.units[0].forward(batch.inputs[0])).size * 4;
-  const latencyEmpty = await measureMessageLatency(0);
-  const latency = await measureMessageLatency(activationBytes);
-  out({ bench: "message", payload_bytes: 0, one_way_us: round(latencyEmpty, 4) }, `message between worker threads: ${latencyEmpty.toFixed(1)} µs one way (empty)`);
-  out({ bench: "message", payload_bytes: activationBytes, transferred: true, one_way_us: round(latency, 4) },
-    `message between worker threads: ${latency.toFixed(1)} µs one way (${activationBytes} bytes, transferred)`);
-
-  const capacity = await measureParallelCapacity(W);
-  out({ bench: "parallel_capacity", threads: W, throughput_ratio: round(capacity, 4) },
-    `${W} threads running the same kernel get ${capacity.toFixed(2)}x the work of one done (the most any ${W}-worker pipeline can gain here)`);
-
-  // Every configuration is prepared first, then timed in interleaved rounds (the fastest round of
-  // each counts), so that a stretch of the shared machine being busy does not hit one of them only.
-  const single = createModel(spec, seed);
-  const singleOpt = new SGD(single.namedParameters(), { lr: 0.01, momentum: 0.9 });
-  const microModel = createModel(spec, seed);
-  const micro = new InlineExecutor(microModel, { model: spec, seed, schedule: generateSchedule("gpipe", { stages: 1, microbatches: M, weightGrads }),
-    balance: [units], recompute: "never", optimizer: { name: "sgd", lr: 0.01, momentum: 0.9 } });
-  /** perCall: optimizer steps one call of `step` runs (the asynchronous lists span several). */
-  /** calls: calls per timed round and per warm-up (default --steps and --warmup). */
-  /** trace: --trace's records of the timed steps of this runner's executor. */
-  interface Runner { step: () => unknown; best: number; perCall?: number; calls?: number; trace?: () => void }
-  const runners: Runner[] = [
-    { step: () => { backward(crossEntropyLoss(single.forward(x), y)); singleOpt.step(); singleOpt.zeroGrad(); }, best: Infinity },
-    { step: () => micro.step(batch), best: Infinity },
-  ];
-  // Balanced stages from measured per-layer times (on a micro-batch), as a user's --partition time.
-  const unitTimes = profileUnitTimes(spec, seed, batch.inputs[0], 9);
-  const pipelines: { name: string; v: number; schedule: Schedule; balance: number[]; costs: StageCosts; ideal: number; ex: ThreadsExecutor; runner: Runner }[] = [];
-  const optimizer = { name: "sgd", lr: 0.01, momentum: 0.9 } as const;
-  // --trace: the pipelines record their actions and messages (the timings include that small cost).
-  const trace = f.trace;
-  const tracing = trace !== undefined;
+  const probe = createModel(spec, seed);
+  const latency = await measureMachine(out, probe, batch, W);
+  const b: Bench = { spec, seed, W, M, B, weightGrads: f["weight-grads"], timing: { warmup: f.warmup, steps: f.steps, rounds: f.rounds }, batch, latency,
+    units: probe.units.length, unitTimes: profileUnitTimes(spec, seed, batch.inputs[0], 9), tracing: f.trace !== undefined };
+  // Every configuration is prepared first, then timed in interleaved rounds (see timeRunners).
+  const baselines = baselineRunners(b, x, y);
+  const pipelines: Pipeline[] = [];
   const writers: TraceWriter[] = [];
   try {
-    for (const name of schedules) {
-      const v = name === "interleaved" ? V : 1;
-      // A V schedule holds two stages per worker: 2W stages keep the W workers of the others.
-      const stages = isVSchedule(name) ? 2 * W : W;
-      if (units < stages * v) throw new UsageError(`the model has ${units} units, too few for ${stages} stages x ${v} chunks (${name} on ${W} workers)`);
-      if (name === "interleaved" && M % W !== 0) {
-        out({ schedule: name, skipped: `M=${M} is not a multiple of ${W} workers` }, `${name}: skipped (M not a multiple of the workers)`);
-        continue;
-      }
-      const isAsync = name === "async";
-      const schedule = generateSchedule(name, { stages, microbatches: M, chunks: v, steps: isAsync ? Math.ceil(ASYNC_MICROBATCHES * timing.steps / M) : undefined,
-        weightGrads });
-      const setupFor = (balance: number[]): PipelineSetup => ({ model: spec, seed, schedule, balance, recompute: "never", optimizer,
-        ...(tracing ? { instrumentation: { recordActions: true } } : {}) });
-      const { balance, costs } = await bestSimulatedBalance(schedule, balanceByCost(unitTimes, stages * v), (b) => measureStageCosts(setupFor(b), batch, isAsync ? 1 : 3), latency);
-      const setup = setupFor(balance);
-      // The simulator's bound from these stages' measured costs.
-      const sim = simulate(schedule, costModel(costs, latency));
-      const ex = await ThreadsExecutor.create(setup, createModel(spec, seed).stateDict());
-      const asyncBatches = new Array(schedule.steps).fill(batch) as (typeof batch)[];
-      // One asynchronous call already holds a round's work (see ASYNC_MICROBATCHES).
-      const runner: Runner = isAsync ? { step: () => ex.run(asyncBatches), best: Infinity, perCall: schedule.steps, calls: 1 } : { step: () => ex.step(batch), best: Infinity };
-      if (trace !== undefined) {
-        const w = new TraceWriter(traceFileFor(trace, name, schedules.length > 1));
-        writers.push(w);
-        runner.trace = () => w.add(ex);
-      }
-      runners.push(runner);
-      pipelines.push({ name, v, schedule, balance, costs, ideal: sim.speedup, ex, runner });
+    for (const name of f.schedules) {
+      const p = await preparePipeline(b, name, name === "interleaved" ? f.chunks : 1, out);
+      if (!p) continue;
+      pipelines.push(p);
+      if (f.trace === undefined) continue;
+      // --trace: the pipelines record their actions and messages (the timings include that small cost).
+      const w = new TraceWriter(traceFileFor(f.trace, name, f.schedules.length > 1));
+      writers.push(w);
+      p.runner.trace = () => w.add(p.ex);
     }
-    for (const r of runners) for (let i = 0; i < Math.min(timing.warmup, r.calls ?? timing.warmup); i++) await r.step();
-    for (let round = 0; round < timing.rounds; round++) {
-      for (const r of runners) {
-        const calls = r.calls ?? timing.steps;
-        const t0 = performance.now();
-        for (let i = 0; i < calls; i++) { await r.step(); r.trace?.(); }
-        r.best = Math.min(r.best, (performance.now() - t0) / 1000 / calls / (r.perCall ?? 1));
-      }
-    }
+    await timeRunners([...baselines, ...pipelines.map((p) => p.runner)], b.timing);
   } finally {
     for (const p of pipelines) await p.ex.close();
   }
   for (const w of writers) if (w.steps) { await w.finish(); if (!f.json) process.stdout.write(`trace: ${w.file}\n`); }
+  const backend = getBackend().name;
+  reportRuns(out, b, baselines.map((r) => r.best), pipelines, backend);
+  for (const p of f.synthetic ? pipelines : []) {
+    const l = await syntheticRun(b, p, backend);
+    out(l, `${p.name.padEnd(12)} ${W} workers, stages sleeping their measured costs: speed-up ${l.speedup} of ideal ${l.ideal} (${(100 * l.efficiency).toFixed(0)}%)`);
+  }
+  return 0;
+});
 
-  const t1 = runners[0].best, tm = runners[1].best;
-  const base = B / t1;
-  out({ schedule: "none", workers: 1, microbatches: 1, chunks: 1, batch: B, samples_per_s: round(base, 4), speedup: 1,
-    speedup_vs_microbatched: null, ideal: 1, efficiency: null, step_ms: round(t1 * 1000, 4), balance: null, backend } satisfies PipelineBenchLine,
-  `one worker, no pipeline: ${base.toFixed(1)} samples/s (${(t1 * 1000).toFixed(1)} ms/step)`);
+/** What one message between stages carries: the first unit's output on a micro-batch, in bytes. */
+export function activationBytes(model: Model, batch: SplitBatch): number {
+  return noGrad(() => model.units[0].forward(batch.inputs[0])).size * 4;
+}
+
+/** The message latency lines and the parallel capacity line; resolves to the latency of one activation (µs). */
+async function measureMachine(out: Out, probe: Model, batch: SplitBatch, W: number): Promise<number> {
+  const bytes = activationBytes(probe, batch);
+  const latencyEmpty = await measureMessageLatency(0);
+  const latency = await measureMessageLatency(bytes);
+  out({ bench: "message", payload_bytes: 0, one_way_us: round(latencyEmpty, 4) }, `message between worker threads: ${latencyEmpty.toFixed(1)} µs one way (empty)`);
+  out({ bench: "message", payload_bytes: bytes, transferred: true, one_way_us: round(latency, 4) },
+    `message between worker threads: ${latency.toFixed(1)} µs one way (${bytes} bytes, transferred)`);
+  const capacity = await measureParallelCapacity(W);
+  out({ bench: "parallel_capacity", threads: W, throughput_ratio: round(capacity, 4) },
+    `${W} threads running the same kernel get ${capacity.toFixed(2)}x the work of one done (the most any ${W}-worker pipeline can gain here)`);
+  return latency;
+}
+
+const OPTIMIZER = { name: "sgd", lr: 0.01, momentum: 0.9 } as const;
+
+/** One worker on whole mini-batches, and one worker on the same M micro-batches (gradient accumulation). */
+function baselineRunners(b: Bench, x: Tensor, y: Int32Array): Runner[] {
+  const single = createModel(b.spec, b.seed);
+  const opt = new SGD(single.namedParameters(), OPTIMIZER);
+  const micro = new InlineExecutor(createModel(b.spec, b.seed), { model: b.spec, seed: b.seed,
+    schedule: generateSchedule("gpipe", { stages: 1, microbatches: b.M, weightGrads: b.weightGrads }), balance: [b.units], recompute: "never", optimizer: OPTIMIZER });
+  return [
+    { step: () => { backward(crossEntropyLoss(single.forward(x), y)); opt.step(); opt.zeroGrad(); }, best: Infinity },
+    { step: () => micro.step(b.batch), best: Infinity },
+  ];
+}
+
+/**
+ * Schedule `name` on the W workers (v chunks each): balanced stages from measured per-layer times,
+ * as a user's --partition time, then the best simulated neighbour; null (with a line) when skipped.
+ */
+async function preparePipeline(b: Bench, name: string, v: number, out: Out): Promise<Pipeline | null> {
+  const { W, M } = b;
+  const stages = stagesOn(name, W, v, b.units);
+  if (name === "interleaved" && M % W !== 0) {
+    out({ schedule: name, skipped: `M=${M} is not a multiple of ${W} workers` }, `${name}: skipped (M not a multiple of the workers)`);
+    return null;
+  }
+  const isAsync = name === "async";
+  const schedule = generateSchedule(name, { stages, microbatches: M, chunks: v, steps: isAsync ? Math.ceil(ASYNC_MICROBATCHES * b.timing.steps / M) : undefined,
+    weightGrads: b.weightGrads });
+  const setupFor = (balance: number[]): PipelineSetup => ({ model: b.spec, seed: b.seed, schedule, balance, recompute: "never", optimizer: OPTIMIZER,
+    ...(b.tracing ? { instrumentation: { recordActions: true } } : {}) });
+  const { balance, costs } = await bestSimulatedBalance(schedule, balanceByCost(b.unitTimes, stages * v),
+    (bal) => measureStageCosts(setupFor(bal), b.batch, isAsync ? 1 : 3), b.latency);
+  // The simulator's bound from these stages' measured costs.
+  const ideal = simulate(schedule, costModel(costs, b.latency)).speedup;
+  const ex = await ThreadsExecutor.create(setupFor(balance), createModel(b.spec, b.seed).stateDict());
+  return { name, v, schedule, balance, costs, ideal, ex, runner: pipelineRunner(ex, schedule, b.batch) };
+}
+
+/** Stages of schedule `name` (v chunks each) on W workers, checked against the model's units. */
+export function stagesOn(name: string, W: number, v: number, units: number): number {
+  // A V schedule holds two stages per worker: 2W stages keep the W workers of the others.
+  const stages = isVSchedule(name) ? 2 * W : W;
+  if (units < stages * v) throw new UsageError(`the model has ${units} units, too few for ${stages} stages x ${v} chunks (${name} on ${W} workers)`);
+  return stages;
+}
+
+/** The two one-worker lines (seconds per step t1, tm), then one line per pipeline. */
+function reportRuns(out: Out, b: Bench, [t1, tm]: number[], pipelines: readonly Pipeline[], backend: string): void {
+  const { W, M, B } = b;
+  const base = B / t1, baseMicro = B / tm;
+  const oneWorker = (microbatches: number, t: number, speedup: number, vsMicro: number | null, what: string): void =>
+    out({ schedule: "none", workers: 1, microbatches, chunks: 1, batch: B, samples_per_s: round(B / t, 4), speedup, speedup_vs_microbatched: vsMicro,
+      ideal: 1, efficiency: null, step_ms: round(t * 1000, 4), balance: null, backend } satisfies PipelineBenchLine,
+    `one worker, ${what}: ${(B / t).toFixed(1)} samples/s (${(t * 1000).toFixed(1)} ms/step)`);
+  oneWorker(1, t1, 1, null, "no pipeline");
   // The same M micro-batches with gradient accumulation on one worker: what a pipeline divides up.
-  const baseMicro = B / tm;
-  out({ schedule: "none", workers: 1, microbatches: M, chunks: 1, batch: B, samples_per_s: round(baseMicro, 4), speedup: round(baseMicro / base, 4),
-    speedup_vs_microbatched: 1, ideal: 1, efficiency: null, step_ms: round(tm * 1000, 4), balance: null, backend } satisfies PipelineBenchLine,
-  `one worker, ${M} micro-batches, no pipeline: ${baseMicro.toFixed(1)} samples/s (${(tm * 1000).toFixed(1)} ms/step)`);
+  oneWorker(M, tm, round(baseMicro / base, 4), 1, `${M} micro-batches, no pipeline`);
   for (const p of pipelines) {
     const t = p.runner.best;
     const sps = B / t;
@@ -340,52 +368,52 @@ export async function runPipelineBench(argv: string[]): Promise<number> {
     const line: PipelineBenchLine = {
       schedule: p.name, workers: W, microbatches: M, chunks: p.v, batch: B, samples_per_s: round(sps, 4), speedup: round(speedup, 4),
       speedup_vs_microbatched: round(same, 4), ideal: round(p.ideal, 4), efficiency: round(speedup / p.ideal, 4),
-      executor_efficiency: round(same / p.ideal, 4), weight_grads: weightGrads,
+      executor_efficiency: round(same / p.ideal, 4), weight_grads: b.weightGrads,
       step_ms: round(t * 1000, 4), balance: p.balance, backend,
     };
     out(line, `${p.name.padEnd(12)} ${W} workers: ${sps.toFixed(1)} samples/s, speed-up ${speedup.toFixed(2)} over one worker ` +
       `of ideal ${p.ideal.toFixed(2)} (${(100 * speedup / p.ideal).toFixed(0)}%); ${same.toFixed(2)} over one worker with the same ` +
       `micro-batches (${(100 * same / p.ideal).toFixed(0)}% of ideal), balance ${p.balance.join(",")}`);
   }
-  const syntheticRuns = f.synthetic ? pipelines : [];
-  for (const r of syntheticRuns) {
-    const l = await syntheticRun(r.name, r.schedule, r.balance, r.costs, units, B, latency, timing, seed, backend);
-    out(l, `${r.name.padEnd(12)} ${W} workers, stages sleeping their measured costs: speed-up ${l.speedup} of ideal ${l.ideal} (${(100 * l.efficiency).toFixed(0)}%)`);
-  }
-  return 0;
 }
 
 /**
- * The same schedule with stages that sleep for the measured costs of the real model (a 16-wide MLP
- * with as many units does the little real work), so no core is needed to overlap them: measures how
- * close the executor itself comes to the simulator's bound.
+ * Stand-ins for a model of `units` units cut by `balance`, whose stages sleep their measured costs:
+ * a 16-wide MLP with as many units (or, where its units cannot match, as many even stages) does the
+ * little real work, on random batches of B rows.
  */
-async function syntheticRun(name: string, schedule: Schedule, balance: number[], c: StageCosts, units: number, B: number, latencyUs: number,
-  timing: Timing, seed: number, backend: string): Promise<{ speedup: number; ideal: number; efficiency: number }> {
+export function sleepingStages(units: number, balance: readonly number[], B: number, M: number, seed: number): { spec: ModelSpec; balance: number[]; batch: SplitBatch } {
+  const spec: ModelSpec = { name: "mlp", input: 16, hidden: new Array<number>(units === 1 ? 0 : (units - 2) / 2 | 0).fill(16), classes: 4 };
+  const tinyUnits = createModel(spec, seed).units.length;
+  const rng = new Rng(seed);
+  return { spec, balance: tinyUnits === units ? [...balance] : balanceByCost(new Array<number>(tinyUnits).fill(1), balance.length),
+    batch: splitMiniBatch(Tensor.randn([B, 16], rng), Int32Array.from({ length: B }, () => rng.int(4)), M, "bench pipeline") };
+}
+
+/**
+ * The same schedule with stages that sleep for the measured costs of the real model, so no core is
+ * needed to overlap them: measures how close the executor itself comes to the simulator's bound.
+ */
+async function syntheticRun(b: Bench, p: Pipeline, backend: string): Promise<{ speedup: number; ideal: number; efficiency: number }> {
+  const { schedule, costs: c } = p;
   const W = schedule.workers.length, M = schedule.microbatches;
   const costs = { F: c.forward, B: c.backward, W: c.weight };
-  const hidden = units === 1 ? [] : new Array<number>((units - 2) / 2 | 0).fill(16);
-  const spec: ModelSpec = { name: "mlp", input: 16, hidden, classes: 4 };
-  const tinyUnits = createModel(spec, seed).units.length;
-  const tinyBalance = tinyUnits === units ? balance : balanceByCost(new Array<number>(tinyUnits).fill(1), balance.length);
-  const setup: PipelineSetup = { model: spec, seed, schedule, balance: tinyBalance, recompute: "never", optimizer: { name: "sgd", lr: 0.01 }, instrumentation: { syntheticCosts: costs } };
-  const rng = new Rng(seed);
-  const batch = splitMiniBatch(Tensor.randn([B, 16], rng), Int32Array.from({ length: B }, () => rng.int(4)), M, "bench pipeline");
-  const ex = await ThreadsExecutor.create(setup, createModel(spec, seed).stateDict());
-  let t: number;
+  const tiny = sleepingStages(b.units, p.balance, b.B, M, b.seed);
+  const setup: PipelineSetup = { model: tiny.spec, seed: b.seed, schedule, balance: tiny.balance, recompute: "never", optimizer: { name: "sgd", lr: 0.01 },
+    instrumentation: { syntheticCosts: costs } };
+  const ex = await ThreadsExecutor.create(setup, createModel(tiny.spec, b.seed).stateDict());
+  const runner = pipelineRunner(ex, schedule, tiny.batch);
   try {
-    const K = schedule.steps; // the asynchronous lists span K optimizer steps
-    // An asynchronous list already holds a round's work: one call per round, as in the real runs.
-    const once: Timing = { warmup: Math.min(timing.warmup, 1), steps: 1, rounds: timing.rounds };
-    t = K > 1 ? await timeSteps(() => ex.run(new Array(K).fill(batch) as (typeof batch)[]), once) / K : await timeSteps(() => ex.step(batch), timing);
+    await timeRunners([runner], b.timing);
   } finally {
     await ex.close();
   }
-  const oneWorkerTime = M * [...costs.F, ...costs.B, ...costs.W].reduce((a, b) => a + b, 0);
+  const t = runner.best;
+  const oneWorkerTime = M * [...costs.F, ...costs.B, ...costs.W].reduce((a, x) => a + x, 0);
   // The sleeping stages pay an FB pair's halves one after the other: no pair time of the real model.
-  const sim = simulate(schedule, costModel({ ...c, step: c.step.map(() => 0), pair: undefined }, latencyUs));
+  const sim = simulate(schedule, costModel({ ...c, step: c.step.map(() => 0), pair: undefined }, b.latency));
   const speedup = oneWorkerTime / t;
-  const line = { mode: "synthetic", schedule: name, workers: W, microbatches: M, chunks: schedule.chunks, speedup: round(speedup, 4),
+  const line = { mode: "synthetic", schedule: p.name, workers: W, microbatches: M, chunks: schedule.chunks, speedup: round(speedup, 4),
     ideal: round(sim.speedup, 4), efficiency: round(speedup / sim.speedup, 4), step_ms: round(t * 1000, 4), backend };
   return line;
 }
@@ -409,8 +437,7 @@ async function bestSimulatedBalance(schedule: Schedule, start: number[], measure
   for (let pass = 0; pass < 2; pass++) {
     for (const [i, b] of candidates.entries()) {
       const c = await measure(b), prev = costs[i];
-      costs[i] = prev ? { forward: minOf(prev.forward, c.forward), backward: minOf(prev.backward, c.backward),
-        weight: minOf(prev.weight, c.weight), step: minOf(prev.step, c.step) } : c;
+      costs[i] = prev ? minCosts(prev, c) : c;
     }
   }
   const makespans = costs.map((c) => simulate(schedule, costModel(c!, latencyUs)).makespan);
@@ -418,7 +445,12 @@ async function bestSimulatedBalance(schedule: Schedule, start: number[], measure
   return { balance: candidates[i], costs: costs[i]! };
 }
 
-function minOf(a: readonly number[], b: readonly number[]): number[] { return a.map((x, i) => Math.min(x, b[i])); }
+/** Entry by entry the least of two measurements of the same stages, DualPipeV's pair times included. */
+export function minCosts(a: StageCosts, b: StageCosts): StageCosts {
+  const min = <T extends number | null>(x: readonly T[], y: readonly T[]): T[] => x.map((v, i) => (v === null || y[i] === null ? v : Math.min(v, y[i]!) as T));
+  return { forward: min(a.forward, b.forward), backward: min(a.backward, b.backward), weight: min(a.weight, b.weight), step: min(a.step, b.step),
+    ...(a.pair && b.pair ? { pair: min(a.pair, b.pair) } : {}) };
+}
 
 /** `start` and every balance with one cut moved by one unit (no stage left empty). */
 function neighbourBalances(start: readonly number[]): number[][] {

@@ -10,7 +10,7 @@ import type { RankTimings } from "../pipeline/runtime/action-records.js";
 import { measuredStep, readyMessageHolds, replayCosts, simulate, type CostModel, type MeasuredStep } from "../sim/index.js";
 import { median, roundTo } from "../util/stats.js";
 
-export interface SimRow {
+interface SimRow {
   bench: "sim"; schedule: string; ranks: number; microbatches: number;
   /** Medians over the timed steps of this run (prediction and measurement of each step are paired). */
   predicted_step_ms: number; measured_step_ms: number;
@@ -38,7 +38,7 @@ export interface SimRow {
   replayed_step_ms: number; replay_error: number;
 }
 
-export interface PredictionRow {
+interface PredictionRow {
   bench: "sim"; schedule: string; ranks: number; microbatches: number; batch: number; predicted_step_ms: number; predicted_samples_per_s: number; prediction: true;
   /** The run whose costs it uses (ranks measured). */
   from_ranks: number; assumptions: string;
@@ -56,7 +56,7 @@ export interface SimInputs {
 }
 
 /** The step time the simulator predicts from one step's measured costs. */
-export function predictStep(s: Schedule, m: MeasuredStep): number {
+function predictStep(s: Schedule, m: MeasuredStep): number {
   return simulate(s, m.costs).makespan + m.exchange;
 }
 
@@ -120,7 +120,7 @@ const sumRange = (xs: number[], from: number, n: number): number => xs.slice(fro
  * message latency of the ping-pong (the one inside a step grows with other load on the machine), the
  * sender slice, receive cost and exchange measured in the step.
  */
-export function scaledCosts(m: MeasuredStep, measuredBalance: readonly number[], unitTimes: readonly number[], S: number, stages: number, v: number,
+function scaledCosts(m: MeasuredStep, measuredBalance: readonly number[], unitTimes: readonly number[], S: number, stages: number, v: number,
   pingPongFixed: number, ranks = stages): CostModel {
   const u = unitCosts(m.costs, measuredBalance, unitTimes, S);
   const balance = balanceByCost(unitTimes, stages * v);
@@ -134,7 +134,7 @@ export function scaledCosts(m: MeasuredStep, measuredBalance: readonly number[],
   };
 }
 
-export const PREDICTION_ASSUMPTIONS = "one core per rank, no other load; per-layer CPU costs from this run's actions (split by profiled layer times); " +
+const PREDICTION_ASSUMPTIONS = "one core per rank, no other load; per-layer CPU costs from this run's actions (split by profiled layer times); " +
   "messages as measured here over shared memory on one host (ping-pong latency and per-byte time; from this run's steps: the time a busy sender holds a message, " +
   "the receiver's CPU per message, the end-of-step exchange)";
 

@@ -5,8 +5,9 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { givenFlags, helpText, parseFlags, runSubcommand, UsageError, type CommandSpec, type FlagValues, type Subcommand } from "./args.js";
-import { BACKEND_NAMES, cpuLabel, getBackend, machineCpu, setBackend, type BackendName, type CpuInfo } from "../backend/index.js";
+import { command, givenFlags, lazy, runSubcommand, UsageError, type CommandSpec, type FlagValues, type Subcommand } from "./args.js";
+import { BACKEND_FLAG } from "./gpu-flags.js";
+import { cpuLabel, getBackend, machineCpu, setBackend, type BackendName, type CpuInfo } from "../backend/index.js";
 import { loadNativeAddon } from "../backend/native.js";
 import { chooseBuilds, cpuFlags } from "../backend/cpu-features.js";
 import { BENCH_CONFIGS, benchConfigOf, MODEL_NAMES, type BenchConfig, type ModelName } from "../nn/models/index.js";
@@ -31,7 +32,7 @@ export const benchEngineCommand = {
     models: { type: "list", default: BENCH_MODELS.join(","), help: `models to run, from ${BENCH_MODELS.join(", ")}`, meta: "M,M,..." },
     steps: { type: "int", min: MIN_STEPS, default: 10, help: "timed steps (the median is reported)", meta: "N" },
     warmup: { type: "int", min: 0, default: 3, help: "untimed warm-up steps", meta: "N" },
-    backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
+    backend: BACKEND_FLAG,
     profile: { type: "bool", help: "also time every kernel by kind: where each step's time goes" },
     seed: { type: "int", default: 0, help: "seed for weights and random data", meta: "S" },
     "in-process": { type: "bool", help: "run all models in this process (default: one process per model, so peak_rss_mb is per model)" },
@@ -44,7 +45,7 @@ export const benchEngineCommand = {
     "pipewright bench engine --model gpt --layers 12 --width 768 --heads 12 --context 256 --batch 4"],
 } as const satisfies CommandSpec;
 
-export const benchCompareCommand = {
+const benchCompareCommand = {
   name: "bench compare",
   summary: "Runs `bench engine` and the same three models (or one model sized by --model and the sizing flags, as in " +
     "`bench engine`) in PyTorch (scripts/bench_torch.py, Debian's " +
@@ -61,35 +62,6 @@ export const benchCompareCommand = {
   examples: ["npm run bench:compare", "pipewright bench compare --models cnn --json",
     "pipewright bench compare --model gpt --layers 6 --width 384 --heads 6 --context 128 --batch 8"],
 } as const satisfies CommandSpec;
-
-const SUBCOMMANDS: Record<string, Subcommand> = {
-  engine: { summary: "time training steps of mlp, cnn and gpt on one thread (one JSON object per line with --json)", run: runBenchEngine },
-  compare: { summary: "bench engine against PyTorch: samples/s of both and the ratio per model", run: runBenchCompare },
-  pipeline: {
-    summary: "pipeline training throughput on worker threads per schedule, against one worker and the ideal",
-    run: async (argv) => (await import("./bench-pipeline.js")).runPipelineBench(argv),
-  },
-  mpi: {
-    summary: "MPI transport (under mpirun -n 2+): p2p latency/bandwidth at 1 KB and 4 MB, a 4 MB all-reduce, a waiting rank's CPU",
-    run: async (argv) => (await import("./bench-mpi.js")).runBenchMpi(argv),
-  },
-  checkpoint: {
-    summary: "checkpoint saves of a processes pipeline (under launch -n N): one file gathered to rank 0 against one part per rank",
-    run: async (argv) => (await import("./bench-checkpoint.js")).runBenchCheckpoint(argv),
-  },
-  gemm: {
-    summary: "GFLOP/s of the native matmul per provider (oneDNN, OpenBLAS), shape and layout, with the rule's choice",
-    run: async (argv) => (await import("./bench-gemm.js")).runBenchGemm(argv),
-  },
-  parallel: {
-    summary: "all-reduce, data-parallel replicas and a tensor-parallel MLP on worker threads, against one worker",
-    run: async (argv) => (await import("./bench-parallel.js")).runBenchParallel(argv),
-  },
-};
-
-export async function runBench(argv: string[]): Promise<number> {
-  return runSubcommand("pipewright bench", "benchmark", SUBCOMMANDS, argv);
-}
 
 function pickModels(list: readonly string[]): BenchConfig[] {
   const bad = list.filter((m) => !BENCH_MODELS.includes(m as BenchConfig["model"]));
@@ -170,35 +142,24 @@ function sizedConfig(f: Pick<FlagValues<typeof benchEngineCommand.flags>, "model
   return benchConfigOf(spec ?? { name }, f.batch ?? SIZED_BATCH[name]);
 }
 
-export function runBenchEngine(argv: string[]): number {
-  const f = parseFlags(benchEngineCommand, argv);
-  if (f.help) { process.stdout.write(helpText(benchEngineCommand) + "\n"); return 0; }
+const runBenchEngine = command(benchEngineCommand, (f, argv) => {
   const sized = sizedConfig(f, givenFlags(argv));
   const configs = sized ? [sized] : pickModels(f.models);
   const opts = { steps: f.steps, warmup: f.warmup, seed: f.seed, profile: f.profile === true, sized: sized !== null };
-  const results: EngineResult[] = [];
-  if (configs.length > 1 && !f["in-process"]) {
-    // One process per model: peak RSS is then each model's own, not the running maximum.
-    for (const c of configs) {
-      const res = engineInChild(c.model, { ...opts, backend: f.backend });
-      results.push(res);
-      if (f.json) process.stdout.write(engineLine(res) + "\n");
-    }
-  } else {
-    if (f.backend !== undefined) setBackend(f.backend);
-    getBackend();
-    for (const c of configs) {
-      const res = benchEngineModel(c, opts);
-      results.push(res);
-      if (f.json) process.stdout.write(engineLine(res) + "\n");
-    }
-  }
+  // One process per model: peak RSS is then each model's own, not the running maximum.
+  const inChild = configs.length > 1 && !f["in-process"];
+  if (!inChild && f.backend !== undefined) setBackend(f.backend);
+  const results = configs.map((c) => {
+    const res = inChild ? engineInChild(c.model, { ...opts, backend: f.backend }) : benchEngineModel(c, opts);
+    if (f.json) process.stdout.write(engineLine(res) + "\n");
+    return res;
+  });
   if (!f.json) {
     process.stdout.write(`cpu: ${cpuLabel(results[0].cpu)}\n` + formatEngineTable(results) + "\n");
     for (const r of results) if (r.profile) process.stdout.write(formatProfile(r) + "\n");
   }
   return 0;
-}
+});
 
 interface CompareRow {
   model: string;
@@ -286,9 +247,7 @@ async function interleavedRows(configs: BenchConfig[], steps: number, warmup: nu
   return rows;
 }
 
-export async function runBenchCompare(argv: string[]): Promise<number> {
-  const f = parseFlags(benchCompareCommand, argv);
-  if (f.help) { process.stdout.write(helpText(benchCompareCommand) + "\n"); return 0; }
+const runBenchCompare = command(benchCompareCommand, async (f, argv) => {
   const sized = sizedConfig(f, givenFlags(argv));
   const configs = sized ? [sized] : pickModels(f.models);
   const { steps, warmup } = f;
@@ -300,27 +259,24 @@ export async function runBenchCompare(argv: string[]): Promise<number> {
     return 0;
   }
   if (missing) process.stderr.write(`bench compare: ${missing} Showing our numbers only.\n`);
-  const ours: EngineResult[] = [];
-  for (const c of configs) {
-    ours.push(engineInChild(sized ?? c.model, { steps, warmup, seed: 0, profile: false, backend: f.backend }));
-  }
+  const ours = configs.map((c) => engineInChild(sized ?? c.model, { steps, warmup, seed: 0, profile: false, backend: f.backend }));
   const torch = missing ? null : runTorch(sized ?? configs.map((c) => c.model), steps, warmup);
-  const rows: CompareRow[] = ours.map((o) => {
-    const t = torch?.find((x) => x.model === o.model) ?? null;
-    // Both sides must have timed the same model: a different size would make the ratio meaningless.
-    if (t && t.parameters !== undefined && o.parameters !== undefined && t.parameters !== o.parameters) {
-      throw new Error(`bench compare: ${o.model} has ${o.parameters} parameters here but ${t.parameters} in PyTorch (scripts/torch_models.py builds another model)`);
-    }
-    return {
-      model: o.model, batch: o.batch, ours_samples_per_s: o.samples_per_s,
-      torch_samples_per_s: t ? t.samples_per_s : null,
-      ratio: t ? Number((o.samples_per_s / t.samples_per_s).toFixed(3)) : null,
-      ours_step_ms: o.step_ms, torch_step_ms: t ? t.step_ms : null, cpu: o.cpu,
-      ...(o.parameters !== undefined ? { parameters: o.parameters } : {}), ...(sized ? { spec: sized.spec } : {}),
-    };
-  });
+  const rows = ours.map((o) => compareRow(o, torch?.find((x) => x.model === o.model) ?? null, sized));
   printCompare(rows, f.json === true, `ours: ${ours[0]?.backend ?? "?"} backend; torch: ${torch?.[0]?.backend ?? "not run"}`, steps, warmup);
   return torch === null ? 1 : 0;
+});
+
+/** Our result against PyTorch's for the same model (null: not run). */
+function compareRow(o: EngineResult, t: EngineResult | null, sized: BenchConfig | null): CompareRow {
+  // Both sides must have timed the same model: a different size would make the ratio meaningless.
+  if (t && t.parameters !== undefined && o.parameters !== undefined && t.parameters !== o.parameters) {
+    throw new Error(`bench compare: ${o.model} has ${o.parameters} parameters here but ${t.parameters} in PyTorch (scripts/torch_models.py builds another model)`);
+  }
+  return {
+    model: o.model, batch: o.batch, ours_samples_per_s: o.samples_per_s, torch_samples_per_s: t ? t.samples_per_s : null,
+    ratio: t ? Number((o.samples_per_s / t.samples_per_s).toFixed(3)) : null, ours_step_ms: o.step_ms, torch_step_ms: t ? t.step_ms : null, cpu: o.cpu,
+    ...(o.parameters !== undefined ? { parameters: o.parameters } : {}), ...(sized ? { spec: sized.spec } : {}),
+  };
 }
 
 function printCompare(rows: CompareRow[], json: boolean, sides: string, steps: number, warmup: number): void {
@@ -334,3 +290,20 @@ function printCompare(rows: CompareRow[], json: boolean, sides: string, steps: n
     ...rows.map((r) => [r.model, String(r.batch), fmt(r.ours_samples_per_s, 1), fmt(r.torch_samples_per_s, 1), fmt(r.ratio, 2)])]) + "\n");
   process.stdout.write(`(${sides}; median of ${steps} steps after ${warmup} warm-up, one thread)\n`);
 }
+
+const SUBCOMMANDS: Record<string, Subcommand> = {
+  engine: { summary: "time training steps of mlp, cnn and gpt on one thread (one JSON object per line with --json)", run: runBenchEngine },
+  compare: { summary: "bench engine against PyTorch: samples/s of both and the ratio per model", run: runBenchCompare },
+  pipeline: lazy("pipeline training throughput on worker threads per schedule, against one worker and the ideal",
+    async () => (await import("./bench-pipeline.js")).runPipelineBench),
+  mpi: lazy("MPI transport (under mpirun -n 2+): p2p latency/bandwidth at 1 KB and 4 MB, a 4 MB all-reduce, a waiting rank's CPU",
+    async () => (await import("./bench-mpi.js")).runBenchMpi),
+  checkpoint: lazy("checkpoint saves of a processes pipeline (under launch -n N): one file gathered to rank 0 against one part per rank",
+    async () => (await import("./bench-checkpoint.js")).runBenchCheckpoint),
+  gemm: lazy("GFLOP/s of the native matmul per provider (oneDNN, OpenBLAS), shape and layout, with the rule's choice",
+    async () => (await import("./bench-gemm.js")).runBenchGemm),
+  parallel: lazy("all-reduce, data-parallel replicas and a tensor-parallel MLP on worker threads, against one worker",
+    async () => (await import("./bench-parallel.js")).runBenchParallel),
+};
+
+export const runBench = (argv: string[]): Promise<number> => runSubcommand("pipewright bench", "benchmark", SUBCOMMANDS, argv);

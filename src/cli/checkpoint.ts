@@ -3,10 +3,10 @@
 // safetensors.torch.load_file). pipewright itself, scripts/check_checkpoint_torch.py and
 // scripts/pipewright_checkpoint.py read parts directly; this is for everything else.
 import { resolve } from "node:path";
-import { helpText, parseFlags, runSubcommand, UsageError, type CommandSpec, type Subcommand } from "./args.js";
+import { command, type CommandSpec, runSubcommand, type Subcommand, UsageError } from "./args.js";
 import { loadCheckpoint, saveCheckpoint, MANIFEST_FORMAT } from "../checkpoint/index.js";
 
-export const checkpointMergeCommand = {
+const checkpointMergeCommand = {
   name: "checkpoint merge",
   summary: "Writes a checkpoint in parts (a manifest and one part per MPI rank, as `train --executor processes` saves) as one " +
     "safetensors file with the same tensors and metadata, atomically. --out may be the checkpoint itself: the file then " +
@@ -18,9 +18,7 @@ export const checkpointMergeCommand = {
   examples: ["pipewright checkpoint merge --checkpoint ck.safetensors --out ck-merged.safetensors"],
 } as const satisfies CommandSpec;
 
-function runMerge(argv: string[]): number {
-  const f = parseFlags(checkpointMergeCommand, argv);
-  if (f.help) { process.stdout.write(helpText(checkpointMergeCommand) + "\n"); return 0; }
+const runMerge = command(checkpointMergeCommand, (f) => {
   const from = f.checkpoint, to = f.out;
   if (!from || !to) throw new UsageError("pipewright checkpoint merge: --checkpoint FILE and --out FILE are required");
   const ck = loadCheckpoint(from); // every part checked
@@ -29,12 +27,10 @@ function runMerge(argv: string[]): number {
     extra: ck.extra, extraTensors: ck.extraTensors });
   process.stdout.write(`${resolve(to)}: ${ck.model.size} model tensor(s) from ${parts ? `${parts} part(s)` : "one file (already a single file)"}\n`);
   return 0;
-}
+});
 
 const SUBCOMMANDS: Record<string, Subcommand> = {
   merge: { summary: "write a checkpoint saved in parts (one per MPI rank) as one safetensors file", run: runMerge },
 };
 
-export async function runCheckpoint(argv: string[]): Promise<number> {
-  return runSubcommand("pipewright checkpoint", "action", SUBCOMMANDS, argv);
-}
+export const runCheckpoint = (argv: string[]): Promise<number> => runSubcommand("pipewright checkpoint", "action", SUBCOMMANDS, argv);

@@ -6,9 +6,10 @@ import { loadCheckpoint } from "../checkpoint/checkpoint.js";
 import { writeSafetensors } from "../checkpoint/safetensors.js";
 import { createModel, resolveSpec, type ModelSpec } from "../nn/models/index.js";
 import { buildTask } from "../train/task.js";
-import { type CommandSpec, helpText, parseFlags, UsageError } from "./args.js";
+import { command, type CommandSpec, UsageError } from "./args.js";
+import { emit } from "./output.js";
 
-export const evalCommand = {
+const evalCommand = {
   name: "eval",
   summary: "Evaluate a checkpoint on the test set; optionally export inputs and logits for the PyTorch check.",
   flags: {
@@ -26,9 +27,7 @@ export const evalCommand = {
   ],
 } as const satisfies CommandSpec;
 
-export async function runEval(argv: string[]): Promise<number> {
-  const f = parseFlags(evalCommand, argv);
-  if (f.help) { process.stdout.write(helpText(evalCommand) + "\n"); return 0; }
+export const runEval = command(evalCommand, (f) => {
   const path = f.checkpoint;
   if (!path) throw new UsageError("pipewright eval: --checkpoint FILE is required");
   const ck = loadCheckpoint(path);
@@ -57,11 +56,8 @@ export async function runEval(argv: string[]): Promise<number> {
   }
   const out = { checkpoint: path, model: spec.name, step: ck.step, epoch: ck.epoch, test_loss: result.loss,
     test_acc: result.acc, test_ppl: result.ppl, exported: exportPath ?? null };
-  if (f.json) process.stdout.write(JSON.stringify(out) + "\n");
-  else {
-    const metric = result.acc !== null ? `accuracy ${(result.acc * 100).toFixed(2)}%` : `perplexity ${result.ppl!.toFixed(3)}`;
-    process.stdout.write(`${path}: ${spec.name} after epoch ${ck.epoch} (step ${ck.step}): test loss ${result.loss.toFixed(4)}, ${metric}\n`);
-    if (exportPath) process.stdout.write(`wrote ${exported} inputs and their logits to ${exportPath}\n`);
-  }
+  const metric = result.acc !== null ? `accuracy ${(result.acc * 100).toFixed(2)}%` : `perplexity ${result.ppl?.toFixed(3)}`;
+  emit(f.json, out, `${path}: ${spec.name} after epoch ${ck.epoch} (step ${ck.step}): test loss ${result.loss.toFixed(4)}, ${metric}` +
+    (exportPath ? `\nwrote ${exported} inputs and their logits to ${exportPath}` : ""));
   return 0;
-}
+});

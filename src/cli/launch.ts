@@ -7,7 +7,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism, hostname, networkInterfaces } from "node:os";
 import { fileURLToPath } from "node:url";
-import { type CommandSpec, helpText, parseFlags, parseWrapper, UsageError, type FlagValues } from "./args.js";
+import { asUsage, type CommandSpec, helpText, parseFlags, parseWrapper, UsageError, type FlagValues } from "./args.js";
 import { trainCommand } from "./train.js";
 import { allLocal, parseHostfile } from "../transport/mpi/hostfile.js";
 import { BIND_CHOICES, formatArgv, mpirunArgv } from "../transport/mpi/mpirun.js";
@@ -50,11 +50,8 @@ type TrainFlags = FlagValues<typeof trainCommand.flags>;
 function trainWorkers(t: TrainFlags): number | undefined {
   if (t.freeze || t.stages === undefined) return t.workers;
   if (t.schedule === undefined || !isVSchedule(t.schedule)) return t.workers ?? t.stages;
-  try {
-    return Math.max(...stagePlacement(t.schedule, t.stages, t.workers)!) + 1;
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const { schedule, stages, workers } = t;
+  return Math.max(...asUsage(() => stagePlacement(schedule, stages, workers))!) + 1;
 }
 
 /** train (`train FLAGS...`): the rank count must equal workers x tensor ranks x replicas; --executor processes is implied. */
@@ -116,38 +113,18 @@ function runOnce(argv: string[], workers?: number, tensor = 1): Promise<number> 
   });
 }
 
+type LaunchFlags = FlagValues<typeof launchCommand.flags>;
+
 export async function runLaunch(argv: string[]): Promise<number> {
   const { flags: f, command: cmd } = parseWrapper(launchCommand, argv);
   if (f.help) { process.stdout.write(helpText(launchCommand) + "\n"); return 0; }
   if (cmd.length === 0) throw new UsageError("pipewright launch: give the command after --, e.g. `pipewright launch -n 2 -- train ...`");
   if (f.n === undefined) throw new UsageError("pipewright launch: -n N (the number of ranks) is required");
   const n = f.n;
-  const hostfile = f.hostfile;
-  let local = true;
-  if (hostfile !== undefined) {
-    if (!existsSync(hostfile)) throw new UsageError(`--hostfile ${hostfile}: no such file`);
-    try { local = allLocal(parseHostfile(readFileSync(hostfile, "utf8"), hostfile), hostname()); } catch (e) { throw new UsageError((e as Error).message); }
-  }
-  let iface: string | undefined;
-  if (f.iface !== undefined) { try { iface = checkIface(f.iface, networkInterfaces()); } catch (e) { throw new UsageError((e as Error).message); } }
   // The wrapped train command is read with train's own spec (its errors name train's flags).
   const train = cmd[0] === "train" ? parseFlags(trainCommand, cmd.slice(1)) : undefined;
   let program = train ? prepareTrain(n, cmd, train) : cmd;
-  const env: string[] = Object.keys(process.env).filter((k) => k.startsWith("PIPEWRIGHT_"));
-  if (f.timeout !== undefined) { process.env.PIPEWRIGHT_WATCHDOG = String(f.timeout); env.push("PIPEWRIGHT_WATCHDOG"); }
-  if (spawnSync("mpirun", ["--version"]).error) throw new Error(`mpirun not found: install Open MPI with \`${MPI_INSTALL_HINT}\``);
-  // Other hosts cannot be probed from here: in a container, assume theirs forbid single copy too.
-  const container = existsSync("/.dockerenv") || existsSync("/run/.containerenv");
-  const singleCopy = singleCopyWorks() && (local || !container);
-  const line = (prog: string[]): string[] => {
-    let a: string[];
-    try {
-      a = mpirunArgv({ ranks: n, hostfile, iface, local, cores: availableParallelism(), bind: f.bind,
-        root: process.getuid?.() === 0, singleCopy, forward: [...new Set(env)], program: rankProgram(prog) });
-    } catch (e) { throw new UsageError((e as Error).message); }
-    const extra = f["mpirun-args"]?.split(/\s+/).filter(Boolean) ?? [];
-    return [a[0], ...extra, ...a.slice(1)];
-  };
+  const line = mpirunLine(f, n);
   if (f["dry-run"]) { process.stdout.write(formatArgv(line(program)) + "\n"); return 0; }
   const save = train?.save;
   const restarts = f["max-restarts"];
@@ -161,4 +138,24 @@ export async function runLaunch(argv: string[]): Promise<number> {
     code = await runOnce(line(program), workers, tensor);
   }
   return code;
+}
+
+/** The hosts, network and binding the flags give, checked here: the mpirun line of a rank program. */
+function mpirunLine(f: LaunchFlags, n: number): (prog: string[]) => string[] {
+  const { hostfile, iface: ifaceFlag } = f;
+  if (hostfile !== undefined && !existsSync(hostfile)) throw new UsageError(`--hostfile ${hostfile}: no such file`);
+  const local = hostfile === undefined || asUsage(() => allLocal(parseHostfile(readFileSync(hostfile, "utf8"), hostfile), hostname()));
+  const iface = ifaceFlag === undefined ? undefined : asUsage(() => checkIface(ifaceFlag, networkInterfaces()));
+  const env: string[] = Object.keys(process.env).filter((k) => k.startsWith("PIPEWRIGHT_"));
+  if (f.timeout !== undefined) { process.env.PIPEWRIGHT_WATCHDOG = String(f.timeout); env.push("PIPEWRIGHT_WATCHDOG"); }
+  if (spawnSync("mpirun", ["--version"]).error) throw new Error(`mpirun not found: install Open MPI with \`${MPI_INSTALL_HINT}\``);
+  // Other hosts cannot be probed from here: in a container, assume theirs forbid single copy too.
+  const container = existsSync("/.dockerenv") || existsSync("/run/.containerenv");
+  const singleCopy = singleCopyWorks() && (local || !container);
+  const extra = f["mpirun-args"]?.split(/\s+/).filter(Boolean) ?? [];
+  return (prog) => {
+    const a = asUsage(() => mpirunArgv({ ranks: n, hostfile, iface, local, cores: availableParallelism(), bind: f.bind,
+      root: process.getuid?.() === 0, singleCopy, forward: [...new Set(env)], program: rankProgram(prog) }));
+    return [a[0], ...extra, ...a.slice(1)];
+  };
 }

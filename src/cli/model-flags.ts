@@ -20,10 +20,10 @@ export const MODEL_SIZE_FLAGS = {
 type SizeFlagValues = FlagValues<typeof MODEL_SIZE_FLAGS>;
 
 export type ModelSizeFlag = keyof typeof MODEL_SIZE_FLAGS;
-export const MODEL_SIZE_FLAG_NAMES = Object.keys(MODEL_SIZE_FLAGS) as ModelSizeFlag[];
+const MODEL_SIZE_FLAG_NAMES = Object.keys(MODEL_SIZE_FLAGS) as ModelSizeFlag[];
 
 /** Which sizing flags each model takes (--model-config applies to all). */
-export const SIZE_FLAGS_OF: Record<ModelName, readonly ModelSizeFlag[]> = {
+const SIZE_FLAGS_OF: Record<ModelName, readonly ModelSizeFlag[]> = {
   gpt: ["layers", "width", "heads", "context"],
   vit: ["layers", "width", "heads", "patch"],
   mlp: ["layers", "width", "hidden"],
@@ -39,12 +39,12 @@ const FIELD_OF: Record<ModelName, Partial<Record<ModelSizeFlag, string>>> = {
 };
 
 /** The sizing flags on the command line (by name, as givenFlags reports them). */
-export function givenSizeFlags(given: ReadonlySet<string>): ModelSizeFlag[] {
+function givenSizeFlags(given: ReadonlySet<string>): ModelSizeFlag[] {
   return MODEL_SIZE_FLAG_NAMES.filter((n) => given.has(n));
 }
 
 /** Reads and parses a --model-config file: a JSON object (a ModelSpec, `name` optional if --model is given). */
-export function readModelConfig(path: string): Record<string, unknown> {
+function readModelConfig(path: string): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(path, "utf8");

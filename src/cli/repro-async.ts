@@ -4,7 +4,9 @@
 // schedule IR, the per-stage peak memory of weights + optimizer state + extra weight versions, and
 // the curves of every row.
 import type { FlagSpecs, FlagValues } from "./args.js";
-import { BACKEND_NAMES, setBackend } from "../backend/index.js";
+import { BACKEND_FLAG } from "./gpu-flags.js";
+import { emit } from "./output.js";
+import { setBackend } from "../backend/index.js";
 import type { ModelSpec } from "../nn/models/spec.js";
 import { InlineExecutor } from "../pipeline/runtime/inline.js";
 import type { StageMemory } from "../pipeline/runtime/async-weights.js";
@@ -13,6 +15,7 @@ import { generateSchedule, measureDelays, stepsForSteadyState } from "../pipelin
 import { compareCurvesSvg, type RunCurves } from "../report/compare-curves-svg.js";
 import { optimizerConfigOf, type ModelDefaults, type PipelineConfig, type TrainConfig } from "../train/options.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
+import { mean, sampleStd } from "../util/stats.js";
 
 export const COMMON_FLAGS = {
   epochs: { type: "int", min: 1, help: "training epochs per run", meta: "N" },
@@ -23,7 +26,7 @@ export const COMMON_FLAGS = {
   limit: { type: "int", min: 1, help: "use only the first N training and N test images (quick runs)", meta: "N" },
   executor: { type: "string", choices: ["inline", "threads"], help: "pipeline executor (default inline: the numbers do not depend on it)" },
   rows: { type: "list", help: "run only these rows (by key, see the table), e.g. sync,naive", meta: "KEY,..." },
-  backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
+  backend: BACKEND_FLAG,
   quiet: { type: "bool", help: "no per-run lines on stderr" },
 } as const satisfies FlagSpecs;
 type CommonFlags = FlagValues<typeof COMMON_FLAGS>;
@@ -38,7 +41,7 @@ export interface ReproRow {
   pipeline: Omit<PipelineConfig, "executor" | "recompute" | "partition" | "chunks">;
 }
 
-export interface RowResult {
+interface RowResult {
   key: string;
   label: string;
   /** tau_s per stage from the IR (null for synchronous rows). */
@@ -57,7 +60,7 @@ export interface RowResult {
   momentum: number;
 }
 
-export interface ReproSettings {
+interface ReproSettings {
   spec: ModelSpec;
   epochs: number;
   seeds: number;
@@ -68,12 +71,11 @@ export interface ReproSettings {
   log(msg: string): void;
 }
 
-export function settingsFrom(f: CommonFlags, spec: ModelSpec, defaults: { epochs: number; seeds: number }, log: (m: string) => void): ReproSettings {
+export function settingsFrom(f: CommonFlags, spec: ModelSpec, defaults: { epochs: number; seeds: number }): ReproSettings {
   if (f.backend !== undefined) setBackend(f.backend);
   return {
-    spec, epochs: f.epochs ?? defaults.epochs, seeds: f.seeds ?? defaults.seeds,
-    data: f.data, limit: f.limit,
-    executor: f.executor ?? "inline", scheduleLr: "cosine", log,
+    spec, epochs: f.epochs ?? defaults.epochs, seeds: f.seeds ?? defaults.seeds, data: f.data, limit: f.limit,
+    executor: f.executor ?? "inline", scheduleLr: "cosine", log: f.quiet ? () => {} : (m) => { process.stderr.write(m + "\n"); },
   };
 }
 
@@ -90,7 +92,7 @@ function delaysOf(p: ReproRow["pipeline"]): number[] | null {
   return measureDelays(s).perStage;
 }
 
-export async function runRow(row: ReproRow, st: ReproSettings): Promise<RowResult> {
+async function runRow(row: ReproRow, st: ReproSettings): Promise<RowResult> {
   const accs: (number | null)[] = [];
   let memory: StageMemory[] = [];
   let curves: RunCurves = { name: row.label, loss: [], acc: [] };
@@ -124,10 +126,8 @@ export async function runRow(row: ReproRow, st: ReproSettings): Promise<RowResul
     }
   }
   const ok = accs.filter((a): a is number => a !== null);
-  const mean = ok.length ? ok.reduce((a, b) => a + b, 0) / ok.length : null;
-  const std = ok.length > 1 && mean !== null ? Math.sqrt(ok.reduce((a, b) => a + (b - mean) ** 2, 0) / (ok.length - 1)) : ok.length === 1 ? 0 : null;
   return {
-    key: row.key, label: row.label, delays: delaysOf(row.pipeline), accs, mean, std, memory,
+    key: row.key, label: row.label, delays: delaysOf(row.pipeline), accs, mean: ok.length ? mean(ok) : null, std: ok.length ? sampleStd(ok) : null, memory,
     memoryTotal: memory.reduce((a, m) => a + m.total, 0), seconds: (performance.now() - t0) / 1000, curves,
     batch: row.train.batch, lr: row.train.lr, momentum: row.train.momentum,
   };
@@ -141,7 +141,7 @@ function formatDelays(d: number[] | null): string {
 }
 
 /** The table: one line per row; `ref` = the row the memory ratio and accuracy gap are relative to. */
-export function formatTable(results: readonly RowResult[], refKey: string): string {
+function formatTable(results: readonly RowResult[], refKey: string): string {
   const ref = results.find((r) => r.key === refKey);
   const head = ["method", "batch", "lr", "momentum", "delays tau_s", "test acc (mean ± std)", "vs ref", "mem/stage KB (max)", "mem total KB", "x ref"];
   const rows = results.map((r) => {
@@ -159,7 +159,7 @@ export function formatTable(results: readonly RowResult[], refKey: string): stri
   return [line(head), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n");
 }
 
-export function tableJson(experiment: string, st: ReproSettings, results: readonly RowResult[], extra: object): object {
+function tableJson(experiment: string, st: ReproSettings, results: readonly RowResult[], extra: object): object {
   return {
     experiment, model: st.spec, epochs: st.epochs, seeds: st.seeds, limit: st.limit ?? null, executor: st.executor, ...extra,
     rows: results.map((r) => ({
@@ -171,16 +171,19 @@ export function tableJson(experiment: string, st: ReproSettings, results: readon
   };
 }
 
-/** Runs every row, prints the table (or JSON), writes the SVG. */
-export async function runExperiment(name: string, title: string, rows: ReproRow[], st: ReproSettings, f: CommonFlags, refKey: string,
-  extra: object): Promise<RowResult[]> {
+/**
+ * Runs every row, prints the table (or JSON) under `title` (the run's epochs, seeds and limit
+ * appended), writes the SVG; resolves to the exit code.
+ */
+export async function runExperiment(name: string, heading: string, rows: ReproRow[], st: ReproSettings, f: CommonFlags, refKey: string,
+  extra: object): Promise<number> {
+  const title = `${heading}, ${st.epochs} epoch(s), ${st.seeds} seed(s)${st.limit ? `, first ${st.limit} images` : ""}`;
   const results: RowResult[] = [];
   for (const row of rows) {
     st.log(`${name}: ${row.label} (${st.seeds} seed(s), ${st.epochs} epoch(s))`);
     results.push(await runRow(row, st));
   }
   if (f.svg !== undefined) writeFileAtomic(f.svg, compareCurvesSvg(results.map((r) => r.curves), title));
-  if (f.json) process.stdout.write(JSON.stringify(tableJson(name, st, results, extra)) + "\n");
-  else process.stdout.write(`${title}\n${formatTable(results, refKey)}\n${f.svg !== undefined ? `curves: ${f.svg}\n` : ""}`);
-  return results;
+  emit(f.json, tableJson(name, st, results, extra), `${title}\n${formatTable(results, refKey)}${f.svg !== undefined ? `\ncurves: ${f.svg}` : ""}`);
+  return 0;
 }

@@ -3,7 +3,7 @@
 // synchronous), then batch size 1 with the hyper-parameters moved by PB's scaling rules
 // (scaleForBatch: m_1 = m^(1/32), lr_1 = lr (1/32)(1-m_1)/(1-m), schedule counted in samples), no
 // further tuning: naive PB, PB + Spike Compensation, PB + Linear Weight Prediction, PB + SC + LWP.
-import { helpText, parseFlags, type CommandSpec } from "./args.js";
+import { command, type CommandSpec } from "./args.js";
 import { COMMON_FLAGS, runExperiment, selectRows, settingsFrom, type ReproRow } from "./repro-async.js";
 import { parseAsyncConfig } from "../pipeline/weights/config.js";
 import { scaleForBatch } from "../pipeline/weights/scaling.js";
@@ -14,7 +14,7 @@ const SPEC: ModelSpec = { name: "cnn", image: 28, inChannels: 1, channels: [8, 1
 const STAGES = 12;
 const BALANCE = new Array<number>(STAGES).fill(1);
 
-export const reproPbCommand = {
+const reproPbCommand = {
   name: "repro pb",
   summary: `Pipelined Backpropagation at batch size 1 on a ${STAGES}-stage pipeline (a GroupNorm CNN, one layer per stage): ` +
     "mini-batch momentum SGD (the reference), then batch 1 with the scaled hyper-parameters: naive PB, PB + Spike Compensation, " +
@@ -29,11 +29,8 @@ export const reproPbCommand = {
   examples: ["pipewright repro pb", "pipewright repro pb --epochs 1 --seeds 1 --limit 10000 --svg pb.svg"],
 } as const satisfies CommandSpec;
 
-export async function runReproPb(argv: string[]): Promise<number> {
-  const f = parseFlags(reproPbCommand, argv);
-  if (f.help) { process.stdout.write(helpText(reproPbCommand) + "\n"); return 0; }
-  const log = f.quiet ? (): void => {} : (m: string): void => { process.stderr.write(m + "\n"); };
-  const st = settingsFrom(f, SPEC, { epochs: 1, seeds: 2 }, log);
+export const runReproPb = command(reproPbCommand, async (f) => {
+  const st = settingsFrom(f, SPEC, { epochs: 1, seeds: 2 });
   const B = f.batch ?? 32;
   const ref = { batch: B, lr: f.lr ?? 0.1, momentum: f.momentum ?? 0.9, weightDecay: 0 };
   const scaled = scaleForBatch(ref, B, 1);
@@ -52,7 +49,6 @@ export async function runReproPb(argv: string[]): Promise<number> {
   // "sync1" (batch 1 without delay: what the scaling rules alone give) only when --rows names it.
   const rows = f.rows === undefined ? all.filter((r) => r.key !== "sync1") : selectRows(all, f);
   const title = `repro pb: GroupNorm CNN, ${STAGES} stages, reference batch ${B} lr ${ref.lr} m ${ref.momentum} -> batch 1 lr ${scaled.lr.toPrecision(3)} ` +
-    `m ${scaled.momentum.toPrecision(5)}, ${st.epochs} epoch(s), ${st.seeds} seed(s)${st.limit ? `, first ${st.limit} images` : ""}`;
-  await runExperiment("pb", title, rows, st, f, "ref", { stages: STAGES, reference: ref, scaled });
-  return 0;
-}
+    `m ${scaled.momentum.toPrecision(5)}`;
+  return runExperiment("pb", title, rows, st, f, "ref", { stages: STAGES, reference: ref, scaled });
+});

@@ -5,7 +5,7 @@
 // batch 32 in M = 4 micro-batches (delays tau_s = ceil((2(S-1-s)+1)/4) = 4,4,3,3,2,2,1,1), momentum
 // SGD (lr 0.05, m 0.9) with a cosine schedule over 5 epochs (synchronous: ~88%). With M = 1
 // (delays 15..1) every asynchronous row diverges at these hyper-parameters.
-import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
+import { command, type CommandSpec, UsageError } from "./args.js";
 import { COMMON_FLAGS, runExperiment, selectRows, settingsFrom, type ReproRow } from "./repro-async.js";
 import { parseAsyncConfig } from "../pipeline/weights/config.js";
 import type { ModelSpec } from "../nn/models/spec.js";
@@ -15,7 +15,7 @@ const STAGES = 8;
 const SPEC: ModelSpec = { name: "mlp", input: 784, hidden: [256, 256, 256, 256, 256, 256, 256], classes: 10 };
 const BALANCE = [3, 2, 2, 2, 2, 2, 2, 1];
 
-export const reproPipemareCommand = {
+const reproPipemareCommand = {
   name: "repro pipemare",
   summary: `PipeMare (T1 learning-rate rescheduling, T2 discrepancy correction) against synchronous 1F1B, naive asynchronous and ` +
     `PipeDream weight stashing: an MLP of 8 Linear layers cut into ${STAGES} stages (one layer each), asynchronous 1F1B ` +
@@ -32,11 +32,8 @@ export const reproPipemareCommand = {
   examples: ["pipewright repro pipemare", "pipewright repro pipemare --epochs 2 --seeds 2 --limit 10000 --svg pipemare.svg"],
 } as const satisfies CommandSpec;
 
-export async function runReproPipemare(argv: string[]): Promise<number> {
-  const f = parseFlags(reproPipemareCommand, argv);
-  if (f.help) { process.stdout.write(helpText(reproPipemareCommand) + "\n"); return 0; }
-  const log = f.quiet ? (): void => {} : (m: string): void => { process.stderr.write(m + "\n"); };
-  const st = settingsFrom(f, SPEC, { epochs: 5, seeds: 2 }, log);
+export const runReproPipemare = command(reproPipemareCommand, async (f) => {
+  const st = settingsFrom(f, SPEC, { epochs: 5, seeds: 2 });
   const train = { batch: f.batch ?? 32, lr: f.lr ?? 0.05, momentum: f.momentum ?? 0.9, weightDecay: 0 };
   const pipe = { stages: STAGES, microbatches: f.microbatches ?? 4, balance: BALANCE };
   const asyncRow = (key: string, label: string, flags: Record<string, string | number>): ReproRow =>
@@ -60,8 +57,6 @@ export async function runReproPipemare(argv: string[]): Promise<number> {
     rows.push(asyncRow("pipemare-warmup", `PipeMare T1+T2, ${K} sync warm-up epoch(s)`, { method: "pipemare", "warmup-epochs": K }));
   }
   const chosen = selectRows(rows, f);
-  const title = `repro pipemare: MLP 8 x Linear, ${STAGES} stages, batch ${train.batch}, lr ${train.lr}, momentum ${train.momentum}, ` +
-    `${st.epochs} epoch(s), ${st.seeds} seed(s)${st.limit ? `, first ${st.limit} images` : ""}`;
-  await runExperiment("pipemare", title, chosen, st, f, "sync", { stages: STAGES, balance: BALANCE, ...train });
-  return 0;
-}
+  const title = `repro pipemare: MLP 8 x Linear, ${STAGES} stages, batch ${train.batch}, lr ${train.lr}, momentum ${train.momentum}`;
+  return runExperiment("pipemare", title, chosen, st, f, "sync", { stages: STAGES, balance: BALANCE, ...train });
+});

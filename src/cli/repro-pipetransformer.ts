@@ -6,15 +6,16 @@
 // load from other processes on the shared machine spreads over all of them (odd seeds in reverse order). Prints wall-clock time,
 // speed-up over the baseline and test accuracy (mean ± std over seeds) and writes the freeze trace of
 // the all-four run of the first seed, which `pipewright sim --freeze-trace FILE --workers 8` replays.
-import { helpText, parseFlags, UsageError, type CommandSpec } from "./args.js";
+import { asUsage, command, type CommandSpec, UsageError } from "./args.js";
 import { FREEZE_CRITERIA, parseAlpha, parseFreezeCriterion, predictSpeedup, type FreezeTrace } from "../pipeline/freeze/index.js";
 import { trainElastic } from "../train/elastic.js";
 import { loadImageDatasets } from "../train/task.js";
 import type { TensorDataset } from "../data/loader.js";
 import type { ModelSpec } from "../nn/models/spec.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
+import { mean, sampleStd } from "../util/stats.js";
 
-export const reproPipetransformerCommand = {
+const reproPipetransformerCommand = {
   name: "repro pipetransformer",
   summary: "PipeTransformer breakdown on Fashion-MNIST with the ViT (fine-tuning): baseline pipeline, freezing only, " +
     "freezing + AutoPipe + AutoDP, all four (+ AutoCache); wall-clock, speed-up and test accuracy, mean ± std over seeds.",
@@ -44,21 +45,16 @@ const ROWS: Row[] = [
   { name: "all four (+ AutoCache)", freeze: true, elastic: true, cache: true },
 ];
 
-const meanStd = (xs: number[]): [number, number] => {
-  const m = xs.reduce((a, b) => a + b, 0) / xs.length;
-  return [m, xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1)) : 0];
-};
+const meanStd = (xs: number[]): [number, number] => [mean(xs), sampleStd(xs)];
 
 function slice(ds: TensorDataset, from: number, to: number): TensorDataset {
   const size = ds.inputs.length / ds.n;
   return { inputs: ds.inputs.slice(from * size, to * size), labels: ds.labels.slice(from, to), n: to - from, sampleShape: ds.sampleShape };
 }
 
-export async function runReproPipetransformer(argv: string[]): Promise<number> {
-  const f = parseFlags(reproPipetransformerCommand, argv);
-  if (f.help) { process.stdout.write(helpText(reproPipetransformerCommand) + "\n"); return 0; }
-  let alpha: number;
-  try { alpha = parseAlpha(f["freeze-alpha"]); parseFreezeCriterion(f["freeze-criterion"]); } catch (e) { throw new UsageError((e as Error).message); }
+export const runReproPipetransformer = command(reproPipetransformerCommand, async (f) => {
+  const alpha = asUsage(() => parseAlpha(f["freeze-alpha"]));
+  const criterion = asUsage(() => parseFreezeCriterion(f["freeze-criterion"]));
   const epochs = f.epochs, seeds = f.seeds, batch = f.batch, workers = f.workers;
   const log = f.json ? (): void => {} : (m: string): void => { process.stderr.write(m + "\n"); };
   const all = loadImageDatasets(f.data);
@@ -87,7 +83,7 @@ export async function runReproPipetransformer(argv: string[]): Promise<number> {
       log(`seed ${seed}: ${row.name}`);
       const r = await trainElastic({
         spec, seed, epochs, batch, optimizer: { name: "adamw", lr: f.lr, weightDecay: 0.01 }, scheduleLr: "cosine", warmup: 0,
-        workers, freeze: row.freeze ? { alpha, interval: 1, criterion: parseFreezeCriterion(f["freeze-criterion"]) } : null,
+        workers, freeze: row.freeze ? { alpha, interval: 1, criterion } : null,
         elastic: row.elastic, cache: row.cache, datasets: fine, initialState: init, log: (m) => log(`  ${m}`),
       });
       times[i].push(r.trainSeconds);
@@ -116,4 +112,4 @@ export async function runReproPipetransformer(argv: string[]): Promise<number> {
   if (pred) lines.push(`freeze trace: ${f.trace}; predicted speed-up on 8 workers: ${pred.speedup.toFixed(2)}x (pipewright sim --freeze-trace ${f.trace} --workers 8)`);
   process.stdout.write(lines.join("\n") + "\n");
   return 0;
-}
+});

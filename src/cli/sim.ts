@@ -1,18 +1,19 @@
 // `pipewright sim`: generate a schedule, validate and simulate it under a cost model, print bubble
 // fraction, makespan, idle time, peak activations (and delays for async), optionally draw the SVG.
-import { type CommandSpec, type FlagValues, helpText, parseFlags, UsageError } from "./args.js";
+import { asUsage, command, type CommandSpec, type FlagValues, UsageError } from "./args.js";
+import { emit } from "./output.js";
 import {
   contiguousWorkers, expectedDelay, formatSchedule, generateSchedule, measureDelays, SCHEDULE_NAMES, type Schedule,
   WEIGHT_GRAD_MODES,
 } from "../pipeline/schedule/index.js";
-import { bubbleFormula, type CostModel, resolveCosts, simulate } from "../sim/index.js";
+import { bubbleFormula, type CostModel, resolveCosts, simulate, type SimResult } from "../sim/index.js";
 import { timelineSvg } from "../report/timeline-svg.js";
 import { formatPrediction, parseTrace, predictSpeedup } from "../pipeline/freeze/index.js";
 import { readFileSync } from "node:fs";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 import { round } from "../util/stats.js";
 
-export const simCommand = {
+const simCommand = {
   name: "sim",
   summary: "Simulate a pipeline schedule: bubble fraction, makespan, idle time and peak activations per stage, " +
     "delays per stage for async, and an SVG timeline. Costs are per whole stage (interleaved chunks split them evenly); " +
@@ -62,19 +63,10 @@ function costList(name: string, items: readonly string[], S: number): number | n
 function build(f: FlagValues<typeof simCommand.flags>): { schedule: Schedule; costs: CostModel } {
   const { stages: S, workers } = f;
   if (workers !== undefined && workers > S) throw new UsageError(`--workers ${workers} exceeds --stages ${S}; use 1..${S}`);
-  let schedule: Schedule;
-  try {
-    schedule = generateSchedule(f.schedule, {
-      stages: S,
-      microbatches: f.microbatches,
-      chunks: f.chunks,
-      steps: f.steps,
-      stageToWorker: workers !== undefined && workers < S ? contiguousWorkers(S, workers) : undefined,
-      weightGrads: f["weight-grads"],
-    });
-  } catch (e) {
-    throw new UsageError(`pipewright sim: ${(e as Error).message}`);
-  }
+  const schedule = asUsage(() => generateSchedule(f.schedule, {
+    stages: S, microbatches: f.microbatches, chunks: f.chunks, steps: f.steps,
+    stageToWorker: workers !== undefined && workers < S ? contiguousWorkers(S, workers) : undefined, weightGrads: f["weight-grads"],
+  }), "pipewright sim: ");
   const costs: CostModel = {
     forward: costList("cost-f", f["cost-f"], S),
     backward: costList("cost-b", f["cost-b"], S),
@@ -84,19 +76,17 @@ function build(f: FlagValues<typeof simCommand.flags>): { schedule: Schedule; co
     cores: f.cores,
     background: f.background,
   };
-  try { resolveCosts(costs, S); } catch (e) { throw new UsageError(`pipewright sim: ${(e as Error).message}`); }
+  asUsage(() => resolveCosts(costs, S), "pipewright sim: ");
   return { schedule, costs };
 }
 
-export async function runSim(argv: string[]): Promise<number> {
-  const f = parseFlags(simCommand, argv);
-  if (f.help) { process.stdout.write(helpText(simCommand) + "\n"); return 0; }
+export const runSim = command(simCommand, (f) => {
   if (f["freeze-trace"] !== undefined) {
     const file = f["freeze-trace"];
     let text: string;
     try { text = readFileSync(file, "utf8"); } catch (e) { throw new UsageError(`--freeze-trace ${file}: cannot read it (${(e as Error).message})`); }
     const p = predictSpeedup(parseTrace(text, file), f.workers ?? 8);
-    process.stdout.write((f.json ? JSON.stringify(p) : formatPrediction(p)) + "\n");
+    emit(f.json, p, formatPrediction(p));
     return 0;
   }
   const { schedule: s, costs } = build(f);
@@ -108,19 +98,21 @@ export async function runSim(argv: string[]): Promise<number> {
   const expected = isAsync ? Array.from({ length: s.stages }, (_, st) => expectedDelay(s.stages, st, s.microbatches)) : undefined;
   const svgPath = f.svg;
   if (svgPath) writeFileAtomic(svgPath, timelineSvg(r));
-  if (f.json) {
-    process.stdout.write(JSON.stringify({
-      schedule: s.name, stages: s.stages, microbatches: s.microbatches, chunks: s.chunks, steps: s.steps,
-      workers: s.workers.length, stage_to_worker: s.stageToWorker, weight_grads: f["weight-grads"],
-      makespan: round(r.makespan, 12), bubble_fraction: round(r.bubbleFraction, 12),
-      bubble_formula: formula ? { expr: formula.expr, value: round(formula.value, 12) } : null,
-      speedup: round(r.speedup, 12), busy_per_worker: r.busy.map((x) => round(x, 12)), idle_per_worker: r.idle.map((x) => round(x, 12)),
-      peak_activations: r.peakActivations,
-      ...(isAsync ? { delays, expected_delays: expected } : {}),
-      svg: svgPath ?? null,
-    }) + "\n");
-    return 0;
-  }
+  emit(f.json, {
+    schedule: s.name, stages: s.stages, microbatches: s.microbatches, chunks: s.chunks, steps: s.steps,
+    workers: s.workers.length, stage_to_worker: s.stageToWorker, weight_grads: f["weight-grads"],
+    makespan: round(r.makespan, 12), bubble_fraction: round(r.bubbleFraction, 12),
+    bubble_formula: formula ? { expr: formula.expr, value: round(formula.value, 12) } : null,
+    speedup: round(r.speedup, 12), busy_per_worker: r.busy.map((x) => round(x, 12)), idle_per_worker: r.idle.map((x) => round(x, 12)),
+    peak_activations: r.peakActivations,
+    ...(isAsync ? { delays, expected_delays: expected } : {}),
+    svg: svgPath ?? null,
+  }, formatSim(s, r, formula, f, delays && expected ? [delays, expected] : null));
+  return 0;
+});
+
+function formatSim(s: Schedule, r: SimResult, formula: { expr: string; value: number } | null, f: FlagValues<typeof simCommand.flags>,
+  delays: [number[], number[]] | null): string {
   const fmt = (x: number): string => String(round(x, 6));
   const lines = [
     `schedule ${s.name}: S=${s.stages} stages on ${s.workers.length} workers, M=${s.microbatches} micro-batches` +
@@ -132,12 +124,11 @@ export async function runSim(argv: string[]): Promise<number> {
     `idle per worker    ${r.idle.map(fmt).join(" ")}`,
     `peak activations   ${r.peakActivations.join(" ")}   (per stage, micro-batches${s.chunks > 1 ? " x chunks" : ""})`,
   ];
-  if (delays && expected) {
-    lines.push(`delays per stage   ${delays.join(" ")}   (STEPs between F and B, max over micro-batches)`);
-    lines.push(`expected delays    ${expected.join(" ")}   (ceil((2(S-1-s)+1)/M))`);
+  if (delays) {
+    lines.push(`delays per stage   ${delays[0].join(" ")}   (STEPs between F and B, max over micro-batches)`);
+    lines.push(`expected delays    ${delays[1].join(" ")}   (ceil((2(S-1-s)+1)/M))`);
   }
   if (f.lists) lines.push("", formatSchedule(s));
-  if (svgPath) lines.push(`wrote ${svgPath}`);
-  process.stdout.write(lines.join("\n") + "\n");
-  return 0;
+  if (f.svg) lines.push(`wrote ${f.svg}`);
+  return lines.join("\n");
 }

@@ -2,12 +2,13 @@
 // (written by --trace on `train`, `bench pipeline` or createPipeline), the critical path of one step,
 // and with --svg the measured timeline below the simulated one for the same costs (src/trace/).
 import { existsSync } from "node:fs";
-import { helpText, parseFlags, runSubcommand, UsageError, type CommandSpec, type Subcommand } from "./args.js";
+import { command, runSubcommand, UsageError, type CommandSpec, type Subcommand } from "./args.js";
+import { emit } from "./output.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 import { formatReport, readTrace, traceReport } from "../trace/report.js";
 import { traceTimelineSvg } from "../trace/trace-svg.js";
 
-export const traceReportCommand = {
+const traceReportCommand = {
   name: "trace report FILE",
   summary: "Reads a trace written by --trace (Chrome Trace Event JSON) and prints per worker (or MPI rank) the fractions of the " +
     "steps' time spent busy (inside actions), in the bubble (idle before its first and after its last action of a step: fill and " +
@@ -21,32 +22,27 @@ export const traceReportCommand = {
     "pipewright trace report run.json --svg run.svg"],
 } as const satisfies CommandSpec;
 
-async function runReport(argv: string[]): Promise<number> {
+function runReport(argv: string[]): Promise<number> {
   // The file comes first; the rest are flags.
   const positional = argv[0] !== undefined && !argv[0].startsWith("-");
-  const file = positional ? argv[0] : undefined, rest = positional ? argv.slice(1) : argv;
-  const f = parseFlags(traceReportCommand, rest);
-  if (f.help) { process.stdout.write(helpText(traceReportCommand) + "\n"); return 0; }
-  if (file === undefined) throw new UsageError("pipewright trace report: the trace FILE is required, e.g. `pipewright trace report run.json` (see --help)");
-  if (!existsSync(file)) throw new UsageError(`pipewright trace report: no such trace file '${file}'`);
-  const t = readTrace(file);
-  const steps = t.metadata.steps.length;
-  const step = f.step;
-  if (step !== undefined && step >= steps) throw new UsageError(`--step ${step}: the trace ${file} has steps 0..${steps - 1}`);
-  const r = traceReport(t, file, step);
-  if (f.svg !== undefined) writeFileAtomic(f.svg, traceTimelineSvg(t, r.critical_step));
-  if (f.json) process.stdout.write(JSON.stringify({ ...r, svg: f.svg ?? null }) + "\n");
-  else {
+  const file = positional ? argv[0] : undefined;
+  return command(traceReportCommand, (f) => {
+    if (file === undefined) throw new UsageError("pipewright trace report: the trace FILE is required, e.g. `pipewright trace report run.json` (see --help)");
+    if (!existsSync(file)) throw new UsageError(`pipewright trace report: no such trace file '${file}'`);
+    const t = readTrace(file);
+    const steps = t.metadata.steps.length;
+    const step = f.step;
+    if (step !== undefined && step >= steps) throw new UsageError(`--step ${step}: the trace ${file} has steps 0..${steps - 1}`);
+    const r = traceReport(t, file, step);
+    if (f.svg !== undefined) writeFileAtomic(f.svg, traceTimelineSvg(t, r.critical_step));
     const names = new Map(r.workers.map((w) => [w.pid, w.name]));
-    process.stdout.write(formatReport(r, names) + (f.svg !== undefined ? `\n\ntimeline     ${f.svg}` : "") + "\n");
-  }
-  return 0;
+    emit(f.json, { ...r, svg: f.svg ?? null }, formatReport(r, names) + (f.svg !== undefined ? `\n\ntimeline     ${f.svg}` : ""));
+    return 0;
+  })(positional ? argv.slice(1) : argv);
 }
 
 const SUBCOMMANDS: Record<string, Subcommand> = {
   report: { summary: "busy, waiting and bubble per worker and the critical path of a trace written by --trace; --svg: measured next to simulated", run: runReport },
 };
 
-export async function runTrace(argv: string[]): Promise<number> {
-  return runSubcommand("pipewright trace", "action", SUBCOMMANDS, argv);
-}
+export const runTrace = (argv: string[]): Promise<number> => runSubcommand("pipewright trace", "action", SUBCOMMANDS, argv);

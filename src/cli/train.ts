@@ -1,8 +1,8 @@
 // `pipewright train`: flags -> TrainConfig, then the single-device loop (src/train/loop.ts) or, with
 // --schedule, the pipeline runtime's trainPipeline (src/train/pipeline.ts).
 import { existsSync, readFileSync } from "node:fs";
-import { type CommandSpec, givenFlags, helpText, parseFlags, UsageError, type FlagValues } from "./args.js";
-import { BACKEND_NAMES, setBackend } from "../backend/index.js";
+import { command, type CommandSpec, type FlagValues, givenFlags, UsageError } from "./args.js";
+import { emit } from "./output.js";
 import { MODEL_NAMES, resolveSpec, type ModelName } from "../nn/models/spec.js";
 import { lossCurveSvg } from "../report/loss-curve-svg.js";
 import { ASYNC_FLAGS } from "../pipeline/weights/config.js";
@@ -18,13 +18,13 @@ import {
 } from "../train/options.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 import { MODEL_SIZE_FLAGS, modelSpecFromFlags } from "./model-flags.js";
-import { GPU_FLAGS, gpuMapReport, setGpuMapFromFlags } from "./gpu-flags.js";
+import { GPU_FLAGS, selectBackend } from "./gpu-flags.js";
 import {
   checkTensorParallelModel, ConfigError, mergePipelineConfig, mergeTrainConfig, NO_PIPELINE, resumeNotice, savedPipelineConfig,
 } from "../train/resume.js";
 import { isWriterRank } from "../transport/mpi/env.js";
 
-export { givenFlags, resumeNotice };
+export { givenFlags };
 const SCHEDULE_CHOICES = [...PIPELINE_SCHEDULES, NO_PIPELINE] as const;
 
 const perModel = (pick: (d: (typeof MODEL_DEFAULTS)[ModelName]) => string | number): string =>
@@ -63,7 +63,6 @@ export const trainCommand = {
     "steps-per-epoch": { type: "int", min: 1, help: "gpt: optimizer steps per epoch (default: one pass over the text, at least 50)", meta: "N" },
     // Model size: the standard sizes unless given; a checkpoint records the sized spec.
     ...MODEL_SIZE_FLAGS,
-    backend: { type: "string", choices: BACKEND_NAMES, help: "kernel backend (default: native, or $PIPEWRIGHT_BACKEND)" },
     ...GPU_FLAGS,
     json: { type: "bool", help: "print the final summary as one JSON object on stdout" },
     svg: { type: "string", help: "draw loss/accuracy curves from the run's metrics into an SVG file", meta: "FILE" },
@@ -112,7 +111,7 @@ export const trainCommand = {
 type TrainFlags = FlagValues<typeof trainCommand.flags>;
 
 /** Runs a merge of src/train/resume.ts, reporting its ConfigError as a usage error (exit 2). */
-function asUsage<T>(merge: () => T): T {
+function configUsage<T>(merge: () => T): T {
   try {
     return merge();
   } catch (e) {
@@ -125,7 +124,7 @@ function asUsage<T>(merge: () => T): T {
 export function resolveTrainConfig(f: TrainFlags, given: Set<string>, saved?: TrainConfig): TrainConfig {
   const sized = modelSpecFromFlags(f.model ?? saved?.model, f, given,
     f.model === undefined && saved ? "the checkpoint holds" : "--model is");
-  return asUsage(() => mergeTrainConfig(f, given, saved, sized));
+  return configUsage(() => mergeTrainConfig(f, given, saved, sized));
 }
 
 /**
@@ -133,15 +132,10 @@ export function resolveTrainConfig(f: TrainFlags, given: Set<string>, saved?: Tr
  * (src/train/resume.ts mergePipelineConfig has the rules).
  */
 export function resolvePipelineConfig(f: TrainFlags, given: Set<string>, saved?: PipelineConfig): PipelineConfig | null {
-  return asUsage(() => mergePipelineConfig(f, given, saved));
+  return configUsage(() => mergePipelineConfig(f, given, saved));
 }
 
-/** The pipeline a checkpoint was trained with (`extra.pipeline`), or undefined for a single-device checkpoint. */
-export function checkpointPipelineConfig(path: string, extra: Json | undefined): PipelineConfig | undefined {
-  return asUsage(() => savedPipelineConfig(path, extra));
-}
-
-export function formatSummary(s: TrainSummary): string {
+function formatSummary(s: TrainSummary): string {
   const lines = [
     `model        ${s.model} (${s.parameters.toLocaleString("en-US")} parameters, ${s.backend} backend)`,
     `trained      ${s.epochs} epochs, ${s.steps} steps${s.resumed_from ? ` (resumed at epoch ${s.resumed_from.epoch})` : ""}`,
@@ -156,11 +150,21 @@ export function formatSummary(s: TrainSummary): string {
   lines.push(`throughput   ${s.samples_per_s > 0 ? `${rate(s.samples_per_s)} samples/s` : "- (nothing trained in this run)"}`,
     `elapsed      ${s.elapsed_s.toFixed(1)} s`,
     `memory       peak RSS ${s.peak_rss_mb.toFixed(0)} MB (the whole process)` +
-      (s.worker_peak_mb ? `; per worker thread (its JS heap + tensors): ${s.worker_peak_mb.map((m) => m.toFixed(0)).join(", ")} MB` : ""));
+      (s.worker_peak_mb ? `; ${threadPeaks(s.worker_peak_mb, s.worker_memory)}` : ""));
   for (const m of s.worker_memory ?? []) lines.push(workerMemoryLine(m, s.worker_memory!));
   if (s.checkpoint) lines.push(`checkpoint   ${s.checkpoint}`);
   if (s.metrics) lines.push(`metrics      ${s.metrics}`);
   return lines.join("\n");
+}
+
+/**
+ * The threads' own peaks: one per worker thread, or, where the executor reports fewer entries than
+ * there are threads (tensor ranks, replicas), one per pipeline worker, which the label says.
+ */
+function threadPeaks(peaks: readonly number[], workers: readonly WorkerMemorySummary[] | null): string {
+  const each = !workers || peaks.length >= workers.length;
+  return `${each ? "per worker thread (its JS heap + tensors)" : "per pipeline worker (the thread of replica 0, tensor rank 0; its JS heap + tensors)"}: ` +
+    `${peaks.map((m) => m.toFixed(0)).join(", ")} MB`;
 }
 
 /** One worker's tensor-counted memory; tensor rank and replica named only when the run has them. */
@@ -172,9 +176,7 @@ function workerMemoryLine(m: WorkerMemorySummary, all: readonly WorkerMemorySumm
     `optimizer ${mb(m.optimizer_bytes)}, peak activations ${mb(m.peak_activation_bytes)}`;
 }
 
-export async function runTrain(argv: string[]): Promise<number> {
-  const f = parseFlags(trainCommand, argv);
-  if (f.help) { process.stdout.write(helpText(trainCommand) + "\n"); return 0; }
+export const runTrain = command(trainCommand, async (f, argv) => {
   const given = givenFlags(argv);
   if (f.resume !== undefined && !existsSync(f.resume)) {
     throw new UsageError(`--resume ${f.resume}: no such checkpoint file`);
@@ -183,42 +185,23 @@ export async function runTrain(argv: string[]): Promise<number> {
   const savedExtra = f.resume !== undefined ? checkpointExtra(f.resume) : undefined;
   const cfg = resolveTrainConfig(f, given, saved);
   // A PipeTransformer checkpoint continues as a freeze run (its state is in extra.elastic).
-  const freezeCheckpoint = (savedExtra as { elastic?: unknown } | undefined)?.elastic !== undefined;
-  if ((f.freeze === true || freezeCheckpoint) && f.trace !== undefined) {
-    throw new UsageError(`--trace ${f.trace} does not trace freeze runs yet; --freeze-trace FILE writes their freeze trace`);
+  if (f.freeze === true || (savedExtra as { elastic?: unknown } | undefined)?.elastic !== undefined) {
+    if (f.trace !== undefined) throw new UsageError(`--trace ${f.trace} does not trace freeze runs yet; --freeze-trace FILE writes their freeze trace`);
+    if (cfg.clipGradNorm !== undefined) throw new UsageError(`--clip-grad-norm ${cfg.clipGradNorm} does not apply to freeze runs yet`);
+    return runFreezeTraining(f, given, cfg);
   }
-  if ((f.freeze === true || freezeCheckpoint) && cfg.clipGradNorm !== undefined) throw new UsageError(`--clip-grad-norm ${cfg.clipGradNorm} does not apply to freeze runs yet`);
-  if (f.freeze === true || freezeCheckpoint) return runFreezeTraining(f, given, cfg);
-  const strayFreeze = FREEZE_FLAG_NAMES.filter((n) => n !== "freeze" && given.has(n));
-  if (strayFreeze.length) throw new UsageError(`${strayFreeze.map((n) => `--${n}`).join(", ")} only apply with --freeze`);
-  // A pipeline checkpoint continues as that pipeline unless --schedule says otherwise.
-  const savedPipeline = f.resume !== undefined && f.schedule !== NO_PIPELINE ? checkpointPipelineConfig(f.resume, savedExtra) : undefined;
-  const pipeline = resolvePipelineConfig(f, given, savedPipeline);
-  asUsage(() => checkTensorParallelModel(resolveSpec(cfg.spec ?? { name: cfg.model }), pipeline));
-  if (cfg.clipGradNorm !== undefined && pipeline?.schedule === "async") {
-    throw new UsageError(`--clip-grad-norm needs a synchronous schedule; --schedule async steps each stage on its own`);
-  }
-  const gpuMap = setGpuMapFromFlags(f);
-  if (f.backend !== undefined) setBackend(f.backend);
-  const gpus = gpuMapReport(gpuMap);
+  const { pipeline, resumed } = checkedPipeline(f, given, cfg, savedExtra);
+  const gpus = selectBackend(f);
 
   // Under MPI (--executor processes) every rank trains; rank 0 alone prints and writes files.
   const silent = pipeline?.executor === "processes" && !isWriterRank();
   if (silent) cfg.metrics = undefined;
   const quiet = f.quiet === true || silent;
-  if (savedPipeline && pipeline && !quiet) process.stderr.write(resumeNotice(pipeline, f.schedule === undefined) + "\n");
+  if (resumed && pipeline && !quiet) process.stderr.write(resumeNotice(pipeline, f.schedule === undefined) + "\n");
   const bar = quiet ? undefined : new ProgressBar(process.stderr);
-  const hooks = { progress: bar, log: quiet ? undefined : (m: string): void => (bar ? bar.log(m) : undefined) };
-  const saveLayout = f["save-layout"];
-  if (saveLayout === "parts" && pipeline?.executor !== "processes") {
-    throw new UsageError(`--save-layout parts needs --executor processes (one part per MPI rank); ${pipeline ? `--executor ${pipeline.executor}` : "one device"} saves one file`);
-  }
-  const trace = f.trace;
-  if (trace !== undefined && !pipeline) throw new UsageError(`--trace ${trace} traces a pipeline: it needs --schedule (a single-device run has no workers to trace)`);
-  const result = pipeline
-    ? await (await import("../train/pipeline.js")).trainPipeline({ ...cfg, pipeline, quiet, saveLayout, trace }) // loaded only for pipeline runs
-    : await trainSingleDevice(cfg, hooks);
-
+  const result = pipeline // the pipeline trainer is loaded only for pipeline runs
+    ? await (await import("../train/pipeline.js")).trainPipeline({ ...cfg, pipeline, quiet, saveLayout: f["save-layout"], trace: f.trace })
+    : await trainSingleDevice(cfg, { progress: bar, log: quiet ? undefined : (m: string): void => (bar ? bar.log(m) : undefined) });
   if (silent) return 0;
   if (f.svg !== undefined) {
     // The metrics file holds earlier segments of a resumed run too; without one, this run's records.
@@ -226,10 +209,29 @@ export async function runTrain(argv: string[]): Promise<number> {
       ? parseMetrics(readFileSync(cfg.metrics, "utf8"), cfg.metrics) : result.records;
     writeFileAtomic(f.svg, lossCurveSvg(records, `pipewright train --model ${cfg.model}`));
   }
-  if (f.json) process.stdout.write(JSON.stringify(gpus ? { ...result.summary, gpu_map: gpus } : result.summary) + "\n");
-  else {
-    const gpuLine = gpus ? `\ngpus         ${gpus.rule}, map ${gpus.map.join(",")} (worker 0: ${gpus.adapter})` : "";
-    process.stdout.write(formatSummary(result.summary) + gpuLine + (f.svg !== undefined ? `\ncurves       ${f.svg}` : "") + "\n");
-  }
+  const gpuLine = gpus ? `\ngpus         ${gpus.rule}, map ${gpus.map.join(",")} (worker 0: ${gpus.adapter})` : "";
+  emit(f.json, gpus ? { ...result.summary, gpu_map: gpus } : result.summary,
+    formatSummary(result.summary) + gpuLine + (f.svg !== undefined ? `\ncurves       ${f.svg}` : ""));
   return 0;
+});
+
+/**
+ * The pipeline of a run that is not a freeze run (null: one device), checked against the rest of
+ * the flags; `resumed` when it continues a pipeline checkpoint's.
+ */
+function checkedPipeline(f: TrainFlags, given: Set<string>, cfg: TrainConfig, savedExtra: Json | undefined): { pipeline: PipelineConfig | null; resumed: boolean } {
+  const strayFreeze = FREEZE_FLAG_NAMES.filter((n) => n !== "freeze" && given.has(n));
+  if (strayFreeze.length) throw new UsageError(`${strayFreeze.map((n) => `--${n}`).join(", ")} only apply with --freeze`);
+  // A pipeline checkpoint continues as that pipeline unless --schedule says otherwise.
+  const saved = f.resume !== undefined && f.schedule !== NO_PIPELINE ? configUsage(() => savedPipelineConfig(f.resume!, savedExtra)) : undefined;
+  const pipeline = resolvePipelineConfig(f, given, saved);
+  configUsage(() => checkTensorParallelModel(resolveSpec(cfg.spec ?? { name: cfg.model }), pipeline));
+  if (cfg.clipGradNorm !== undefined && pipeline?.schedule === "async") {
+    throw new UsageError(`--clip-grad-norm needs a synchronous schedule; --schedule async steps each stage on its own`);
+  }
+  if (f["save-layout"] === "parts" && pipeline?.executor !== "processes") {
+    throw new UsageError(`--save-layout parts needs --executor processes (one part per MPI rank); ${pipeline ? `--executor ${pipeline.executor}` : "one device"} saves one file`);
+  }
+  if (f.trace !== undefined && !pipeline) throw new UsageError(`--trace ${f.trace} traces a pipeline: it needs --schedule (a single-device run has no workers to trace)`);
+  return { pipeline, resumed: saved !== undefined };
 }

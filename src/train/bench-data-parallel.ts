@@ -3,13 +3,12 @@
 // replica count, for `pipewright bench` to print. Random inputs: throughput does not depend on data.
 import { createModel } from "../nn/models/index.js";
 import type { ModelSpec } from "../nn/models/spec.js";
-import type { OptimizerConfig } from "../optim/index.js";
 import { Rng } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import { median, roundTo } from "../util/stats.js";
 import { DataParallel } from "../api/data-parallel.js";
 
-export interface DataParallelBenchRecord {
+interface DataParallelBenchRecord {
   bench: "data-parallel";
   model: string;
   backend: string;
@@ -29,27 +28,22 @@ export interface DataParallelBenchRecord {
   gradient_mb: number;
 }
 
-export const DP_BENCH_SPEC: ModelSpec = { name: "mlp", input: 784, hidden: [1024, 1024], classes: 10 };
+const SPEC: ModelSpec = { name: "mlp", input: 784, hidden: [1024, 1024], classes: 10 };
+const BATCH = 256;
+const WARMUP = 2;
 
-export async function benchDataParallel(opts: {
-  spec?: ModelSpec; batch?: number; replicas?: readonly number[]; steps?: number; warmup?: number; optimizer?: OptimizerConfig;
-  inputShape?: number[]; classes?: number;
-} = {}): Promise<DataParallelBenchRecord[]> {
-  const spec = opts.spec ?? DP_BENCH_SPEC;
-  const batch = opts.batch ?? 256;
-  const steps = opts.steps ?? 10;
-  const warmup = opts.warmup ?? 2;
-  const classes = opts.classes ?? 10;
-  const inputShape = opts.inputShape ?? [batch, 1, 28, 28];
+/** One record per replica count (1, then 2), each the medians of `steps` timed steps after a warm-up. */
+export async function benchDataParallel({ steps }: { steps: number }): Promise<DataParallelBenchRecord[]> {
+  const spec = SPEC, batch = BATCH;
   const rng = new Rng(1);
-  const x = Tensor.randn(inputShape, rng, 1);
-  const y = Int32Array.from({ length: batch }, () => rng.int(classes));
+  const x = Tensor.randn([batch, 1, 28, 28], rng, 1);
+  const y = Int32Array.from({ length: batch }, () => rng.int(10));
   const gradientBytes = createModel(spec, 1).numParameters() * 4;
   const out: DataParallelBenchRecord[] = [];
-  for (const R of opts.replicas ?? [1, 2]) {
-    const dp = await DataParallel.create({ spec, seed: 1, replicas: R, optimizer: opts.optimizer ?? { name: "sgd", lr: 0.01, momentum: 0.9 } });
+  for (const R of [1, 2]) {
+    const dp = await DataParallel.create({ spec, seed: 1, replicas: R, optimizer: { name: "sgd", lr: 0.01, momentum: 0.9 } });
     try {
-      for (let i = 0; i < warmup; i++) await dp.step(x, y);
+      for (let i = 0; i < WARMUP; i++) await dp.step(x, y);
       const step: number[] = [], compute: number[] = [], ar: number[] = [], upd: number[] = [], over: number[] = [];
       for (let i = 0; i < steps; i++) {
         const r = await dp.step(x, y);

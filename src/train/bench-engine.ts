@@ -11,7 +11,7 @@ import { Tensor } from "../tensor/tensor.js";
 import { profileKernels } from "./kernel-profile.js";
 import { median } from "../util/stats.js";
 
-export interface KernelShare {
+interface KernelShare {
   kernel: string;
   calls_per_step: number;
   ms_per_step: number;
@@ -59,8 +59,8 @@ export function benchBatch(c: BenchConfig, rng: Rng): { x: Tensor; y: Int32Array
 }
 
 /** Per-phase time accumulated by a BenchStep run with timePhases. */
-export interface PhaseTimes { forward: number; backward: number; optimizer: number }
-export interface BenchStep { step: (timePhases?: boolean) => void; phase: PhaseTimes; model: Model }
+interface PhaseTimes { forward: number; backward: number; optimizer: number }
+interface BenchStep { step: (timePhases?: boolean) => void; phase: PhaseTimes; model: Model }
 
 /** One training step of a benchmark configuration, ready to run repeatedly (model, data, SGD built once). */
 export function benchStep(c: BenchConfig, seed: number): BenchStep {

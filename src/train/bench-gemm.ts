@@ -6,11 +6,11 @@ import { loadNativeAddon, type GemmProviderName } from "../backend/native.js";
 import { median } from "../util/stats.js";
 
 /** Operand layouts: n = stored as used, t = stored transposed (first letter a, second b). */
-export const GEMM_LAYOUTS = ["nn", "nt", "tn", "tt"] as const;
-export type GemmLayout = (typeof GEMM_LAYOUTS)[number];
+const GEMM_LAYOUTS = ["nn", "nt", "tn", "tt"] as const;
+type GemmLayout = (typeof GEMM_LAYOUTS)[number];
 export const GEMM_PROVIDERS: readonly GemmProviderName[] = ["onednn", "openblas"];
 
-export interface GemmShapeSpec { batch: number; m: number; k: number; n: number; layouts: readonly GemmLayout[]; models: string[] }
+interface GemmShapeSpec { batch: number; m: number; k: number; n: number; layouts: readonly GemmLayout[]; models: string[] }
 
 /**
  * Three plain shapes (no layout given, so each runs in all four layouts), then the
@@ -30,7 +30,7 @@ export const DEFAULT_GEMM_SHAPES: readonly string[] = [
 const SPEC = /^(?:([a-z]+):)?(?:(\d+)\*)?(\d+)x(\d+)x(\d+)(?:\/(nn|nt|tn|tt))?$/;
 
 /** Parses "[model:][B*]MxKxN[/layout]" (no layout: all four). Throws naming the spec. */
-export function parseGemmShape(spec: string): GemmShapeSpec {
+function parseGemmShape(spec: string): GemmShapeSpec {
   const mt = SPEC.exec(spec.trim());
   const dims = mt ? [mt[2] ?? "1", mt[3], mt[4], mt[5]].map(Number) : [];
   if (!mt || dims.some((d) => !Number.isSafeInteger(d) || d < 1)) {

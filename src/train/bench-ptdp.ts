@@ -15,9 +15,9 @@ import { Tensor } from "../tensor/tensor.js";
 import { median } from "../util/stats.js";
 
 /** One layout: pipeline stages, tensor-parallel ranks per stage, data-parallel replicas. */
-export interface PtdpLayout { stages: number; tensor: number; replicas: number }
+interface PtdpLayout { stages: number; tensor: number; replicas: number }
 
-export interface PtdpBenchOptions {
+interface PtdpBenchOptions {
   spec: ResolvedSpec<"gpt">;
   layouts: readonly PtdpLayout[];
   sequenceParallel: boolean;
@@ -27,7 +27,7 @@ export interface PtdpBenchOptions {
   steps: number;
 }
 
-export interface PtdpRecord {
+interface PtdpRecord {
   stages: number;
   tensor: number;
   replicas: number;

@@ -23,6 +23,13 @@ export function mean(xs: readonly number[]): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
 }
 
+/** Sample standard deviation (divided by n - 1): 0 for one value, NaN for none. */
+export function sampleStd(xs: readonly number[]): number {
+  if (xs.length < 2) return xs.length ? 0 : NaN;
+  const m = mean(xs);
+  return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
+}
+
 /** `x` rounded to `digits` significant digits (for JSON records and summaries). */
 export function round(x: number, digits: number): number {
   return Number(x.toPrecision(digits));
