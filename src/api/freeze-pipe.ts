@@ -133,13 +133,11 @@ export class FreezingPipe implements Pipe {
   }
 
   /** Checkpoint: weights, optimizer state, step, epochs and the freeze state (resume continues the freezes). processes: rank 0 writes. */
-  async save(path: string): Promise<void> {
-    // Collective (gathers weights and optimizer state); after it nothing below needs the other ranks.
-    const optimizer = await this.spmd(() => this.trainer.optimizerState());
-    writeRunCheckpoint(path, {
-      model: await this.stateDict(), optimizer, step: this.stepCount, epoch: this.epochCount,
-      ...("builtin" in this.o.model ? { modelSpec: this.o.model.builtin } : {}), extra: { library: { freeze: this.trainer.freezeState() } },
-    });
+  save(path: string): Promise<void> {
+    return this.spmd(() => saveElastic(this.trainer, path, {
+      step: this.stepCount, epoch: this.epochCount, ...("builtin" in this.o.model ? { modelSpec: this.o.model.builtin } : {}),
+      extra: { library: { freeze: this.trainer.freezeState() } },
+    }));
   }
 
   /** Stops the workers. processes: collective; it also finalizes MPI (the process's last pipeline). */
@@ -198,4 +196,14 @@ export async function startElasticTrainer(cfg: Omit<ElasticConfig, "createPhase"
   state?: ReadonlyMap<string, Tensor>, opt?: OptimizerState | null, resume?: ElasticResume): Promise<ElasticTrainer> {
   const createPhase = executor === "processes" ? (await import("../pipeline/elastic/mpi-phase.js")).mpiPhaseFactory(cfg.workers) : undefined;
   return ElasticTrainer.create({ ...cfg, createPhase }, state, opt, resume);
+}
+
+/**
+ * Writes a checkpoint of the trainer's run: its weights, the optimizer state of every parameter ever
+ * trained (frozen ones keep theirs: no executor holds them, so the run engine's save cannot), the
+ * counters and the caller's extra. processes: collective (a gather), rank 0 writes.
+ */
+export async function saveElastic(trainer: ElasticTrainer, path: string, meta: { step: number; epoch: number; modelSpec?: object; extra: object }): Promise<void> {
+  const optimizer = await trainer.optimizerState(); // syncs the model's weights too
+  writeRunCheckpoint(path, { model: trainer.model.stateDict(), optimizer, ...meta });
 }

@@ -18,7 +18,7 @@ import {
 import type { ProgressBar } from "./progress.js";
 import { Rng } from "../tensor/random.js";
 import { EpochReport, type TrainSummary } from "./epoch-report.js";
-import { MetricsWriter, type MetricsRecord } from "./metrics.js";
+import { openMetrics, type MetricsRecord } from "./metrics.js";
 import { savedTrainConfig, type TrainConfig } from "./options.js";
 import { buildTask, type Task } from "./task.js";
 
@@ -44,6 +44,26 @@ export interface ResumeExtra {
   config: TrainConfig;
   elapsed_s: number;
   history: MetricsRecord[];
+}
+
+/** Where a run continues: its counters, and what the CLI's runs keep in a checkpoint's extra. */
+export interface RunCounters {
+  startEpoch: number;
+  step: number;
+  /** Seconds spent by the earlier runs. */
+  elapsedBefore: number;
+  history: MetricsRecord[];
+  resumedFrom: TrainSummary["resumed_from"];
+}
+
+/** The counters of a run resumed from checkpoint `path` (`ck` its contents), or a fresh run's zeros. */
+export function runCounters(path: string | undefined, ck?: { epoch: number; step: number; extra: object }): RunCounters {
+  if (!path || !ck) return { startEpoch: 0, step: 0, elapsedBefore: 0, history: [], resumedFrom: null };
+  const extra = ck.extra as Partial<ResumeExtra>;
+  return {
+    startEpoch: ck.epoch, step: ck.step, elapsedBefore: Number(extra.elapsed_s ?? 0),
+    history: Array.isArray(extra.history) ? extra.history : [], resumedFrom: { path, epoch: ck.epoch, step: ck.step },
+  };
 }
 
 export function specOf(cfg: Pick<TrainConfig, "model" | "spec">): ModelSpec {
@@ -127,11 +147,7 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
   const backendName = getBackend().name;
   log(`pipewright train: ${cfg.model} (${model.numParameters().toLocaleString("en-US")} parameters) on the ${backendName} backend; ${task.describe}`);
 
-  let startEpoch = 0;
-  let step = 0;
-  let elapsedBefore = 0;
-  let history: MetricsRecord[] = [];
-  let resumedFrom: TrainSummary["resumed_from"] = null;
+  let counters = runCounters(undefined);
   if (cfg.resume) {
     const ck = checkpointStart(cfg.resume, model, { asyncStages: null, fitHint: "; resume with the same --model as the saved run" });
     const extra = parseExtra(cfg.resume, ck.extra);
@@ -148,17 +164,14 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
       h.weightDecay = o.weightDecay ?? 0;
       if (o.name === "sgd") h.momentum = o.momentum ?? 0;
     }
-    startEpoch = ck.epoch;
-    step = ck.step;
-    elapsedBefore = extra.elapsed_s;
-    history = extra.history;
-    resumedFrom = { path: cfg.resume, epoch: ck.epoch, step: ck.step };
-    resumeNotes(extra.config, cfg, { step, epoch: startEpoch, stepsPerEpoch: task.stepsPerEpoch, changed: "--batch, --limit or --steps-per-epoch" }, log);
-    log(`resumed from ${cfg.resume}: ${startEpoch} epochs, ${step} steps done`);
+    counters = runCounters(cfg.resume, ck);
+    resumeNotes(extra.config, cfg, { step: ck.step, epoch: ck.epoch, stepsPerEpoch: task.stepsPerEpoch, changed: "--batch, --limit or --steps-per-epoch" }, log);
+    log(`resumed from ${cfg.resume}: ${ck.epoch} epochs, ${ck.step} steps done`);
   }
+  const { startEpoch, elapsedBefore, history, resumedFrom } = counters;
+  let step = counters.step;
 
-  const metrics = !cfg.metrics ? null
-    : cfg.resume ? MetricsWriter.resume(cfg.metrics, { epoch: startEpoch, step }) : new MetricsWriter(cfg.metrics, false);
+  const metrics = openMetrics(cfg.metrics, resumedFrom);
   const report = new EpochReport({
     epochs: cfg.epochs, logEvery: cfg.logEvery, samplesPerEpoch: task.samplesPerEpoch, text: task.kind === "text",
     save: cfg.save, metrics, progress: hooks.progress, log, elapsedBefore, history,

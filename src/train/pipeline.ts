@@ -21,7 +21,7 @@ import { resolveSpec, type ResolvedSpec } from "../nn/models/spec.js";
 import { toPlain } from "../optim/index.js";
 import { makeLrSchedule, specOf, type ResumeExtra, type TrainResult, type TrainSummary } from "./loop.js";
 import { EpochReport } from "./epoch-report.js";
-import { MetricsWriter } from "./metrics.js";
+import { openMetrics } from "./metrics.js";
 import type { PipelineConfig, PipelineTrainOptions, TrainConfig } from "./options.js";
 import { buildTask, type EvalResult, type Task } from "./task.js";
 import { ProgressBar } from "./progress.js";
@@ -77,8 +77,7 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
     ? { ...setup, schedule: plan.warmupSchedule, async: { ...setup.async, phase: "warmup" } } : null;
   // The metrics file opens first: a bad path must fail before worker threads exist (they would keep
   // the process alive); a failing executor start closes it again.
-  const metrics = !opts.metrics ? null
-    : opts.resume ? MetricsWriter.resume(opts.metrics, { epoch: start.startEpoch, step: start.step }) : new MetricsWriter(opts.metrics, false);
+  const metrics = openMetrics(opts.metrics, start.resumedFrom);
   let engine: RunEngine;
   try {
     engine = await RunEngine.start({ model, setup: warmupSetup ?? setup, executor: p.executor, replicas: p.replicas, step: start.step,
