@@ -233,7 +233,7 @@ test("a cache fill runs the prefix on each replica's stage 0 worker: its rows' o
   const local = new ElasticPipeModel(model, prefix);
   const rows = split.inputs.flatMap((mb) => Array.from({ length: R }, (_, r) => {
     const [a, e] = partOf(mb.shape[0], r, R), row = mb.size / mb.shape[0];
-    return local.prepareInput(new Tensor(mb.data.slice(a * row, e * row), [e - a, ...mb.shape.slice(1)]));
+    return local.prepareInput(new Tensor(mb.data.slice(a * row, e * row), [e - a, ...mb.shape.slice(1)]), true);
   }));
   const hooked = await ThreadsExecutor.create(setup, model.stateDict(), R);
   const fed = await ThreadsExecutor.create(setup, model.stateDict(), R);
@@ -247,4 +247,22 @@ test("a cache fill runs the prefix on each replica's stage 0 worker: its rows' o
     assert.equal(r.loss, direct.loss);
     assertSameBits(await hooked.stateDict(), await fed.stateDict(), "hooked vs fed");
   } finally { await hooked.close(); await fed.close(); }
+});
+
+test("evaluation and prediction run the cached prefix on stage 0's workers: the bits of the whole model through the stages, nothing on this thread", async () => {
+  const t = await ElasticTrainer.create(config({ freeze: null }));
+  try {
+    const [b] = batches(1);
+    await t.moveTo(layout([[0, 3], [3, 8]], { microbatches: 2 }));
+    const whole = await t.evaluate(b.x, b.y), wholeOut = await t.predict(b.x);
+    await t.moveTo(layout([[5, 6], [6, 8]], { frozenLayers: 3, prefix: 5, microbatches: 2 }));
+    // The main thread's copy of the prefix must not run: its first unit throws from here on.
+    const first = t.model.units[0];
+    const forward = first.forward.bind(first);
+    first.forward = () => { throw new Error("the prefix ran on the calling thread"); };
+    try {
+      assert.deepEqual(await t.evaluate(b.x, b.y), whole);
+      assert.deepEqual((await t.predict(b.x)).data, wholeOut.data);
+    } finally { first.forward = forward; }
+  } finally { await t.close(); }
 });

@@ -9,7 +9,8 @@
 // With the cache on, the cached prefix costs nothing, so the active units alone are re-balanced over
 // the S stages AutoPipe chose (balanceByCost on their parameter counts); on batches whose samples are
 // not all cached yet, each replica's stage 0 first runs the prefix (no graph) on its rows, on its
-// worker (the runtime's input hook), and the outputs come back to fill the cache.
+// worker (the runtime's input hook), and the outputs come back to fill the cache. Evaluation and
+// prediction run the prefix on stage 0's workers too (the hook again, in eval mode).
 //
 // Each replica trains on its rows of every micro-batch (the runtime's data-parallel split), so the
 // cache holds the prefix's outputs of exactly those row groups: a product's kernel depends on its row
@@ -252,27 +253,20 @@ export class ElasticTrainer {
   /** The model's outputs for x through the stages (eval mode, no gradient). */
   async predict(x: Tensor): Promise<Tensor> {
     if (!this.phase) throw new Error("elastic trainer is closed");
-    return mergeTensors(await this.phase.predict(splitTensor(this.evalInput(x), Math.min(this.layout.microbatches, x.shape[0]))));
+    return mergeTensors(await this.phase.predict(splitTensor(x, Math.min(this.layout.microbatches, x.shape[0]))));
   }
 
   /** Mean loss, correct predictions and count of (x, y) through the stages (eval mode, no gradient). */
   async evaluate(x: Tensor, y: Int32Array): Promise<MicrobatchMetrics> {
     if (!this.phase) throw new Error("elastic trainer is closed");
     const M = Math.min(this.layout.microbatches, x.shape[0]);
-    return this.phase.evaluate({ inputs: splitTensor(this.evalInput(x), M), labels: splitLabels(y, M, y.length / x.shape[0]) }, 1 / y.length);
+    return this.phase.evaluate({ inputs: splitTensor(x, M), labels: splitLabels(y, M, y.length / x.shape[0]) }, 1 / y.length);
   }
 
   /** Summed loss, correct predictions and count over the batches, each one micro-batch through the stages. */
   async evaluateBatches(b: EvalBatches): Promise<MicrobatchMetrics> {
     if (!this.phase) throw new Error("elastic trainer is closed");
-    return this.phase.evaluate({ inputs: b.inputs.map((x) => this.evalInput(x)), labels: b.labels });
-  }
-
-  /** What stage 0 evaluates: x, or the cached prefix's outputs for it (computed here, in eval mode). */
-  private evalInput(x: Tensor): Tensor {
-    if (this.layout.prefix === 0) return x;
-    this.model.eval();
-    try { return this.runPrefix(this.layout.prefix, x); } finally { this.model.train(); }
+    return this.phase.evaluate(b);
   }
 
   /**
