@@ -195,10 +195,11 @@ test("an elastic run on the data slice freezes on schedule, writes a trace, and 
   assert.ok(p.speedup > 0 && Number.isFinite(p.speedup));
 });
 
-test("`train` rejects freeze flags without --freeze, --freeze on other models, and bad alpha / criterion values", async () => {
+test("`train` rejects freeze flags without --freeze, --freeze on models without transformer blocks, the cache on gpt, and bad alpha / criterion values", async () => {
   const { runTrain } = await import("../src/cli/train.js");
   await assert.rejects(runTrain(["--model", "vit", "--cache", "on"]), /--cache only apply with --freeze/);
-  await assert.rejects(runTrain(["--model", "mlp", "--freeze"]), /--freeze trains the vit model/);
+  await assert.rejects(runTrain(["--model", "mlp", "--freeze"]), /--freeze trains the models made of transformer blocks \(vit, gpt: .*got --model mlp/);
+  await assert.rejects(runTrain(["--model", "gpt", "--freeze", "--cache", "on"]), /--cache on does not apply to --model gpt .*use --cache off/);
   await assert.rejects(runTrain(["--model", "vit", "--freeze", "--freeze-alpha", "3/2"]), /--freeze-alpha '3\/2' is not valid/);
   await assert.rejects(runTrain(["--model", "vit", "--freeze", "--freeze-criterion", "loss"]), /loss/);
   await assert.rejects(runTrain(["--model", "vit", "--freeze", "--stages", "3", "--workers", "2"]), /--stages 3 exceeds --workers 2/);

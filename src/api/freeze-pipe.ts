@@ -1,7 +1,7 @@
 // PipeTransformer freezing as a createPipeline option: the elastic runtime (src/pipeline/elastic)
 // trains, freezes a growing prefix of layers at each freeze check (pipe.endEpoch()), re-partitions
 // (AutoPipe), turns freed workers into data-parallel replicas (AutoDP) and serves the frozen
-// prefix's outputs from a cache (AutoCache). It trains the built-in vit, or a user's layer list (a
+// prefix's outputs from a cache (AutoCache). It trains the built-in vit or gpt, or a user's layer list (a
 // module model; its TransformerBlocks split into attention and MLP units as the vit's), on worker
 // threads or, with executor "processes", on MPI ranks (SPMD: every rank makes the same calls with the
 // same arguments; each call is collective and returns the same result on every rank; rank 0 alone
@@ -41,7 +41,7 @@ export interface FreezeOption {
 }
 
 export interface FreezingPipeOptions {
-  /** The built-in vit, or a module exporting a user's layer list (a classifier on class ids). */
+  /** The built-in vit or gpt, or a module exporting a user's layer list (a classifier on class ids). */
   model: { builtin: ModelSpec; seed?: number } | ModuleModel;
   stages: number;
   optimizer: OptimizerConfig;
@@ -152,8 +152,8 @@ export async function createFreezingPipeline(o: FreezingPipeOptions): Promise<Fr
   const f = o.freeze;
   const m = o.model as Partial<BuiltinModel & ModuleModel> | null;
   const isModule = typeof m?.module === "string" || m?.module instanceof URL;
-  if (typeof m !== "object" || m === null || (!isModule && m.builtin?.name !== "vit")) {
-    throw new Error("createPipeline: freeze (PipeTransformer) trains the built-in vit (model {builtin: {name: \"vit\", ...}, seed}) or a module model " +
+  if (typeof m !== "object" || m === null || (!isModule && m.builtin?.name !== "vit" && m.builtin?.name !== "gpt")) {
+    throw new Error("createPipeline: freeze (PipeTransformer) trains the built-in vit or gpt (model {builtin: {name: \"vit\", ...}, seed}) or a module model " +
       "(model {module: new URL(\"./model.js\", import.meta.url), export, args}: a layer list; its TransformerBlocks split as the vit's)");
   }
   if (typeof f.batch !== "number" || typeof f.samples !== "number") throw new Error("createPipeline: freeze needs batch (mini-batch size) and samples (training set size)");
