@@ -12,7 +12,7 @@ import type { TensorDataset } from "../data/loader.js";
 import { resolveSpec, type ModelName, type ModelSpec } from "../nn/models/spec.js";
 import type { OptimizerState } from "../optim/index.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { makeLrSchedule, parseExtra, resumeNotes, runCounters, type ResumeExtra, type RunCounters } from "./loop.js";
+import { divergedError, makeLrSchedule, parseExtra, resumeNotes, runCounters, type ResumeExtra, type RunCounters } from "./loop.js";
 import { buildTask, imageTaskOf, type Task } from "./task.js";
 import { type LrScheduleName, type TrainConfig } from "./options.js";
 import { EpochReport } from "./epoch-report.js";
@@ -135,7 +135,7 @@ function trainConfigOf(o: ElasticTrainOptions): TrainConfig {
 }
 
 /** The elastic part of a freeze checkpoint's extra; errors when the checkpoint was not written by an elastic run. */
-export function elasticResumeExtra(path: string, extra: Json | undefined): ElasticResumeExtra {
+function elasticResumeExtra(path: string, extra: Json | undefined): ElasticResumeExtra {
   const e = extra as Partial<ElasticResumeExtra> | undefined;
   if (!e || typeof e !== "object" || !e.config || !e.elastic || typeof e.elastic !== "object" || !e.elastic.state || !e.elastic.settings) {
     throw new Error(`checkpoint ${path} holds no freeze state (written by a run without --freeze?); resume it without --freeze, ` +
@@ -227,7 +227,7 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
         if (!trainer.fits(b.x.shape[0])) { skipped++; step++; continue; }
         const r = await trainer.step(b.x, b.y, b.indices ?? null, factor);
         step++;
-        if (!Number.isFinite(r.loss)) throw new Error(`training diverged: loss ${r.loss} at step ${step}; try a smaller learning rate`);
+        if (!Number.isFinite(r.loss)) throw divergedError(r.loss, step, e, o.optimizer.lr);
         if (r.cached) hits++; else if (trainer.layout.prefix > 0) fills++;
         r.stageBusy.forEach((v, s) => { stageSeconds[s] += v; });
         report.step(step, r.loss, b.x.shape[0], o.optimizer.lr * factor);

@@ -11,7 +11,7 @@ export function rate(x: number): string {
 }
 
 /** The process's peak resident set so far, MB (maxRSS is in kilobytes). */
-export function processPeakRssMb(): number {
+function processPeakRssMb(): number {
   return Number((process.resourceUsage().maxRSS / 1024).toFixed(1));
 }
 

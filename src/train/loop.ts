@@ -66,14 +66,15 @@ export function runCounters(path: string | undefined, ck?: { epoch: number; step
   };
 }
 
+/** The error for a non-finite loss at 1-based optimizer step `step` of 0-based `epoch`, naming what to try. */
+export function divergedError(loss: number, step: number, epoch: number, lr: number, hint = ""): Error {
+  return new Error(`training diverged: loss is ${loss} at step ${step} (epoch ${epoch + 1}); try a smaller --lr than ${lr}${hint}`);
+}
+
 export function specOf(cfg: Pick<TrainConfig, "model" | "spec">): ModelSpec {
   const spec = cfg.spec ?? ({ name: cfg.model } as ModelSpec);
   if (spec.name !== cfg.model) throw new Error(`model spec is for '${spec.name}' but --model is '${cfg.model}'`);
   return spec;
-}
-
-export function makeOptimizer(cfg: TrainConfig, model: Module): Optimizer<{ lr: number }, { step: number }> {
-  return createOptimizer(cfg.optimizer, model.namedParameters());
 }
 
 /**
@@ -116,7 +117,7 @@ export function parseExtra(path: string, extra: Json | undefined): ResumeExtra {
   return { config: savedTrainConfig(e.config), elapsed_s: Number(e.elapsed_s ?? 0), history: Array.isArray(e.history) ? e.history : [] };
 }
 
-export function saveTrainCheckpoint(path: string, model: Model, opt: Optimizer<{ lr: number }, { step: number }>,
+function saveTrainCheckpoint(path: string, model: Model, opt: Optimizer<{ lr: number }, { step: number }>,
   cfg: TrainConfig, epoch: number, step: number, elapsedS: number, history: MetricsRecord[]): void {
   const extra: ResumeExtra = { config: { ...cfg, resume: undefined }, elapsed_s: elapsedS, history };
   writeRunCheckpoint(path, { model: model.stateDict(), optimizer: opt.stateDict(), step, epoch, modelSpec: model.spec, extra });
@@ -141,7 +142,7 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
   const model = createModel(spec, cfg.seed);
   const task: Task = buildTask({ spec, batch: cfg.batch, seed: cfg.seed, data: cfg.data, limit: cfg.limit,
     text: cfg.text, stepsPerEpoch: cfg.stepsPerEpoch });
-  const opt = makeOptimizer(cfg, model);
+  const opt = createOptimizer(cfg.optimizer, model.namedParameters());
   const totalSteps = cfg.epochs * task.stepsPerEpoch;
   const schedule = makeLrSchedule(cfg, totalSteps);
   const backendName = getBackend().name;
@@ -192,9 +193,7 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
         opt.step();
         const value = loss.item();
         step++;
-        if (!Number.isFinite(value)) {
-          throw new Error(`training diverged: loss is ${value} at step ${step} (epoch ${epoch + 1}); try a smaller --lr than ${cfg.optimizer.lr}`);
-        }
+        if (!Number.isFinite(value)) throw divergedError(value, step, epoch, cfg.optimizer.lr);
         hooks.onStep?.(step, value);
         report.step(step, value, b.x.shape[0], lr);
       }

@@ -153,7 +153,7 @@ function sumOnModel(model: Module, set: EvalSet): EvalSums {
 }
 
 /** A test set in evaluation chunks of EVAL_CHUNK examples, in stored order. */
-export function evalChunks(test: TensorDataset): EvalSet {
+function evalChunks(test: TensorDataset): EvalSet {
   const chunks = [...new DataLoader(test, { batchSize: EVAL_CHUNK, shuffle: false }).epoch(0)];
   return { inputs: chunks.map((c) => c.x), labels: chunks.map((c) => c.y) };
 }
