@@ -10,7 +10,7 @@
 import { checkpointExtra, type Json } from "../checkpoint/index.js";
 import type { TensorDataset } from "../data/loader.js";
 import { resolveSpec, type ModelName, type ModelSpec } from "../nn/models/spec.js";
-import type { OptimizerState } from "../optim/index.js";
+import type { LrSchedule, OptimizerState } from "../optim/index.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { divergedError, makeLrSchedule, parseExtra, resumeNotes, runCounters, type ResumeExtra, type RunCounters } from "./loop.js";
 import { buildTask, imageTaskOf, type Task } from "./task.js";
@@ -180,22 +180,15 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
   }
   const { counters, state, optimizer, extra: saved } = readResume(o, task, settings, log);
   const { startEpoch, resumedFrom } = counters;
-  let step = counters.step;
   let trainSeconds = Number(saved?.elastic.train_seconds ?? 0);
   const epochs: ElasticEpoch[] = [...(saved?.elastic.epochs ?? [])];
   const metrics = openMetrics(o.metrics, resumedFrom);
-  let trainer: ElasticTrainer;
-  try {
-    trainer = await startElasticTrainer({
-      spec: o.spec, seed: o.seed, optimizer: o.optimizer, workers: o.workers, stages: o.stages, batch: o.batch,
-      freeze: o.freeze, elastic: o.elastic, cache: o.cache, cacheBytes: o.cacheBytes, samples: task.samplesPerEpoch, log,
-    }, o.executor ?? "threads", state, optimizer, saved && {
-      freeze: saved.elastic.state, ...(startEpoch > 0 && startEpoch < o.epochs ? { pendingCheck: startEpoch } : {}),
-    });
-  } catch (e) {
-    metrics?.close();
-    throw e;
-  }
+  const trainer = await startElasticTrainer({
+    spec: o.spec, seed: o.seed, optimizer: o.optimizer, workers: o.workers, stages: o.stages, batch: o.batch,
+    freeze: o.freeze, elastic: o.elastic, cache: o.cache, cacheBytes: o.cacheBytes, samples: task.samplesPerEpoch, log,
+  }, o.executor ?? "threads", state, optimizer, saved && {
+    freeze: saved.elastic.state, ...(startEpoch > 0 && startEpoch < o.epochs ? { pendingCheck: startEpoch } : {}),
+  }).catch((e: unknown) => { metrics?.close(); throw e; });
   const trace = createTrace({
     model: o.spec.name, workers: o.workers, samples: task.samplesPerEpoch, batch: o.batch, frozenCostRatio: trainer.autopipe.frozenCostRatio,
     microbatchesPerStage: trainer.autopipe.microbatchesPerStage, units: trainer.units,
@@ -213,25 +206,14 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
     trainer.refillCache(replayBatches(task, filling, startEpoch, (n) => trainer.fits(n)));
     log(`AutoCache: refilled from the batches of epochs ${filling + 1}..${startEpoch}`);
   }
-  let skipped = 0;
+  const run: ElasticRun = { o, trainer, task, report, lr, step: counters.step, skipped: 0 };
   try {
     for (let e = startEpoch; e < o.epochs; e++) {
       const t0 = performance.now();
       report.beginEpoch(e);
-      const stageSeconds = new Array<number>(trainer.layout.stages).fill(0);
-      let hits = 0, fills = 0;
       const layoutAtStart = { ...trainer.layout }, transition = trainer.currentTransition;
-      for (const b of task.batches(e, 0)) {
-        const factor = lr(step);
-        // A batch too small to split still counts as a step (the LR schedule's place), as it always has.
-        if (!trainer.fits(b.x.shape[0])) { skipped++; step++; continue; }
-        const r = await trainer.step(b.x, b.y, b.indices ?? null, factor);
-        step++;
-        if (!Number.isFinite(r.loss)) throw divergedError(r.loss, step, e, o.optimizer.lr);
-        if (r.cached) hits++; else if (trainer.layout.prefix > 0) fills++;
-        r.stageBusy.forEach((v, s) => { stageSeconds[s] += v; });
-        report.step(step, r.loss, b.x.shape[0], o.optimizer.lr * factor);
-      }
+      const { stageSeconds, hits, fills } = await elasticSteps(run, e);
+      const step = run.step;
       await trainer.sync();
       const epochSeconds = (performance.now() - t0) / 1000;
       const cached = hits > 0 && hits >= fills;
@@ -257,12 +239,42 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
     metrics?.close();
     await trainer.close();
   }
-  if (skipped) log(`note: ${skipped} batch(es) too small for the replicas x micro-batches were skipped`);
+  if (run.skipped) log(`note: ${run.skipped} batch(es) too small for the replicas x micro-batches were skipped`);
   const last = epochs[epochs.length - 1];
   return {
     epochs, trainSeconds, testAcc: last?.testAcc ?? NaN, testLoss: last?.testLoss ?? NaN, trace, state: trainer.model.stateDict(),
-    steps: step, records: report.records, history: report.history, resumedFrom, elapsedSeconds: report.elapsed(),
+    steps: run.step, records: report.records, history: report.history, resumedFrom, elapsedSeconds: report.elapsed(),
   };
+}
+
+/** What the epochs of an elastic run share; `step` (global, 0-based next) and `skipped` count on. */
+interface ElasticRun {
+  readonly o: ElasticTrainOptions;
+  readonly trainer: ElasticTrainer;
+  readonly task: Task;
+  readonly report: EpochReport;
+  readonly lr: LrSchedule;
+  step: number;
+  skipped: number;
+}
+
+/** The steps of epoch `e`: per-stage busy seconds, and the batches the cache served and filled. */
+async function elasticSteps(run: ElasticRun, e: number): Promise<{ stageSeconds: number[]; hits: number; fills: number }> {
+  const { o, trainer } = run;
+  const stageSeconds = new Array<number>(trainer.layout.stages).fill(0);
+  let hits = 0, fills = 0;
+  for (const b of run.task.batches(e, 0)) {
+    const factor = run.lr(run.step);
+    // A batch too small to split still counts as a step (the LR schedule's place), as it always has.
+    if (!trainer.fits(b.x.shape[0])) { run.skipped++; run.step++; continue; }
+    const r = await trainer.step(b.x, b.y, b.indices ?? null, factor);
+    run.step++;
+    if (!Number.isFinite(r.loss)) throw divergedError(r.loss, run.step, e, o.optimizer.lr);
+    if (r.cached) hits++; else if (trainer.layout.prefix > 0) fills++;
+    r.stageBusy.forEach((v, i) => { stageSeconds[i] += v; });
+    run.report.step(run.step, r.loss, b.x.shape[0], o.optimizer.lr * factor);
+  }
+  return { stageSeconds, hits, fills };
 }
 
 /** The training batches of epochs [from, to) that the trainer would have run, in order. */
