@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createPipeline, Rng, Tensor, type ModelSpec } from "../src/index.js";
-import { ElasticTrainer } from "../src/pipeline/elastic/index.js";
+import { ElasticTrainer } from "../src/pipeline/elastic/trainer.js";
 import { countCorrect, crossEntropyLoss } from "../src/nn/loss.js";
 import { createModel } from "../src/nn/models/index.js";
 import { noGrad } from "../src/autograd/engine.js";

@@ -10,7 +10,9 @@ import assert from "node:assert/strict";
 import { createModel, type ModelSpec } from "../src/nn/models/index.js";
 import { Rng } from "../src/tensor/random.js";
 import { Tensor } from "../src/tensor/tensor.js";
-import { ElasticTrainer, frozenParamNames, type ElasticConfig, type PhaseLayout } from "../src/pipeline/elastic/index.js";
+import { ElasticTrainer, type ElasticConfig } from "../src/pipeline/elastic/trainer.js";
+import type { PhaseLayout } from "../src/pipeline/elastic/phase.js";
+import type { PipelineModel } from "../src/pipeline/runtime/model-source.js";
 import { ElasticPipeModel } from "../src/pipeline/elastic/pipe-model.js";
 import { phaseSetup } from "../src/pipeline/elastic/phase.js";
 import { applyFreeze } from "../src/pipeline/elastic/units.js";
@@ -53,6 +55,12 @@ async function run(cfg: ElasticConfig, first: PhaseLayout, k: number, second: Ph
     const opt = await t.optimizerState();
     return { state: t.model.stateDict(), opt };
   } finally { await t.close(); }
+}
+
+/** Names of the parameters of freeze layers 0..frozenLayers-1. */
+function frozenParamNames(model: PipelineModel, frozenLayers: number): string[] {
+  const head = model.unitPrefix ? `${model.unitPrefix}.` : "";
+  return model.units.slice(0, frozenLayers).flatMap((m, i) => m.namedParameters(`${head}${i}`).map(([n]) => n));
 }
 
 function assertSameBits(a: Map<string, Tensor>, b: Map<string, Tensor>, what: string): void {

@@ -157,15 +157,9 @@ export async function createFreezingPipeline(o: FreezingPipeOptions): Promise<Fr
       "(model {module: new URL(\"./model.js\", import.meta.url), export, args}: a layer list; its TransformerBlocks split as the vit's)");
   }
   if (typeof f.batch !== "number" || typeof f.samples !== "number") throw new Error("createPipeline: freeze needs batch (mini-batch size) and samples (training set size)");
-  let state: Map<string, Tensor> | undefined, opt: OptimizerState | null = null, step = 0, epoch = 0;
-  let resume: { freeze: ElasticFreezeState } | undefined;
-  if (o.resume) {
-    const ck = readRunCheckpoint(o.resume, { optimizer: "optional" });
-    const saved = (ck.extra as { library?: { freeze?: ElasticFreezeState } }).library?.freeze;
-    if (!saved) throw new Error(`createPipeline: checkpoint ${o.resume} holds no freeze state; it was not written by a freezing pipe`);
-    state = ck.model; opt = ck.optimizer; step = ck.step; epoch = ck.epoch;
-    resume = { freeze: saved };
-  }
+  const ck = o.resume ? readRunCheckpoint(o.resume, { optimizer: "optional" }) : null;
+  const saved = (ck?.extra as { library?: { freeze?: ElasticFreezeState } } | undefined)?.library?.freeze;
+  if (ck && !saved) throw new Error(`createPipeline: checkpoint ${o.resume} holds no freeze state; it was not written by a freezing pipe`);
   const executor = o.executor ?? "threads";
   if (executor !== "threads" && executor !== "processes") throw new Error(`createPipeline: a freeze pipe runs on threads or processes; executor ${JSON.stringify(executor)} is not supported with freeze`);
   const workers = f.workers ?? o.stages;
@@ -173,19 +167,12 @@ export async function createFreezingPipeline(o: FreezingPipeOptions): Promise<Fr
     throw new Error(`createPipeline: a freeze pipe on executor "processes" runs one MPI rank per worker (${workers} here), but this process was not started by MPI; ` +
       `run the same script on ${workers} ranks: ${launchLines(workers)}`);
   }
-  return endJobOnError(executor, async () => new FreezingPipe(await startTrainer(o, state, opt, resume), o, step, epoch));
-}
-
-/** The elastic trainer of the options, from these weights, optimizer state and freezes (default: fresh). */
-function startTrainer(o: FreezingPipeOptions, state: ReadonlyMap<string, Tensor> | undefined, opt: OptimizerState | null,
-  resume: ElasticResume | undefined): Promise<ElasticTrainer> {
-  const f = o.freeze;
-  return startElasticTrainer({
+  return endJobOnError(executor, async () => new FreezingPipe(await startElasticTrainer({
     ...("builtin" in o.model ? { spec: o.model.builtin, seed: o.model.seed ?? 0 }
       : { seed: 0, source: { kind: "module" as const, module: String(o.model.module), export: o.model.export, args: o.model.args } }),
-    sampleShape: f.sampleShape, optimizer: o.optimizer, workers: f.workers ?? o.stages, stages: o.stages,
+    sampleShape: f.sampleShape, optimizer: o.optimizer, workers, stages: o.stages,
     batch: f.batch, freeze: f.policy ?? {}, elastic: f.elastic ?? true, cache: f.cache ?? false, cacheBytes: f.cacheBytes, samples: f.samples,
-  }, o.executor ?? "threads", state, opt, resume);
+  }, executor, ck?.model, ck?.optimizer, saved && { freeze: saved }), o, ck?.step ?? 0, ck?.epoch ?? 0));
 }
 
 /**

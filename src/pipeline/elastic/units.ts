@@ -10,7 +10,7 @@ import { TransformerBlock } from "../../nn/transformer.js";
 import type { PipelineModel } from "../runtime/model-source.js";
 import { unitsFromLayers, type PipeUnit } from "../freeze/autopipe.js";
 
-export class AttentionSubBlock extends Module {
+class AttentionSubBlock extends Module {
   constructor(readonly block: TransformerBlock) {
     super();
     this.registerModule("ln1", block.ln1);
@@ -19,7 +19,7 @@ export class AttentionSubBlock extends Module {
   forward(x: Tensor): Tensor { return add(x, this.block.attn.forward(this.block.ln1.forward(x))); }
 }
 
-export class MlpSubBlock extends Module {
+class MlpSubBlock extends Module {
   constructor(readonly block: TransformerBlock) {
     super();
     this.registerModule("ln2", block.ln2);
@@ -41,12 +41,6 @@ export function runnableUnits(model: PipelineModel): RunnableUnit[] {
     if (m instanceof TransformerBlock) return { unit: u, module: u.name.endsWith(".attn") ? new AttentionSubBlock(m) : new MlpSubBlock(m) };
     return { unit: u, module: m };
   });
-}
-
-/** Names of the parameters of freeze layers 0..frozenLayers-1. */
-export function frozenParamNames(model: PipelineModel, frozenLayers: number): string[] {
-  const head = model.unitPrefix ? `${model.unitPrefix}.` : "";
-  return model.units.slice(0, frozenLayers).flatMap((m, i) => m.namedParameters(`${head}${i}`).map(([n]) => n));
 }
 
 /** Sets requiresGrad off on the frozen prefix's parameters and on for the rest. */
