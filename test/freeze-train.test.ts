@@ -150,3 +150,20 @@ test("gpt freezes too: the CLI's elastic run equals the library's freezing pipe 
     assert.ok(diff <= 1e-5 * Math.max(scale, 1e-12), `${k} differs from single-device by ${diff} (max |w| ${scale})`);
   }
 });
+
+test("pipewright train --model gpt --freeze trains without the cache and reports what trainElastic gives for the same settings", async () => {
+  const main = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+  const r = spawnSync(process.execPath, [main, "train", "--model", "gpt", "--freeze", "--freeze-alpha", "1/2", "--freeze-criterion", "schedule",
+    "--layers", "2", "--width", "16", "--heads", "2", "--context", "16", "--steps-per-epoch", "3", "--epochs", "2", "--batch", "8", "--json", "--quiet"],
+  { encoding: "utf8", timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const got = JSON.parse(r.stdout) as { model: string; test_loss: number; steps: number; freeze: { cache: boolean }; history: { frozen: number }[] };
+  assert.equal(got.model, "gpt");
+  assert.equal(got.freeze.cache, false);
+  assert.deepEqual(got.history.map((h) => h.frozen), [0, 3]);
+  // The oracle: the library-level loop with train's gpt defaults (AdamW 3e-3, weight decay 0.01, cosine, warm-up 20).
+  const want = await trainElastic({ spec: { ...GPT, depth: 2 }, seed: 0, epochs: 2, batch: 8, optimizer: { name: "adamw", lr: 3e-3, weightDecay: 0.01 },
+    scheduleLr: "cosine", warmup: 20, workers: 2, freeze: { alpha: "1/2", criterion: "schedule" }, elastic: true, cache: false, stepsPerEpoch: 3 });
+  assert.equal(got.steps, want.steps);
+  assert.equal(got.test_loss, want.testLoss);
+});
