@@ -136,6 +136,30 @@ export function resumeNotes(saved: Pick<TrainConfig, "epochs">, now: Pick<TrainC
   }
 }
 
+/** Continues `cfg.resume` (if given) in `model` and `opt`; the flags given now win over the saved hyper-parameters. */
+function resumeSingleDevice(cfg: TrainConfig, model: Model, opt: Optimizer<{ lr: number }, { step: number }>, stepsPerEpoch: number,
+  log: (m: string) => void): RunCounters {
+  if (!cfg.resume) return runCounters(undefined);
+  const ck = checkpointStart(cfg.resume, model, { asyncStages: null, fitHint: "; resume with the same --model as the saved run" });
+  const extra = parseExtra(cfg.resume, ck.extra);
+  try {
+    opt.loadStateDict(ck.optimizerState);
+  } catch (e) {
+    throw new Error(`checkpoint ${cfg.resume}: ${(e as Error).message}; resume with the same --optimizer as the saved run`);
+  }
+  // Equal unless the user changed them.
+  const o = cfg.optimizer;
+  for (const g of opt.groups) {
+    g.baseLr = o.lr;
+    const h = g.hyper as { lr: number; momentum?: number; weightDecay?: number };
+    h.weightDecay = o.weightDecay ?? 0;
+    if (o.name === "sgd") h.momentum = o.momentum ?? 0;
+  }
+  resumeNotes(extra.config, cfg, { step: ck.step, epoch: ck.epoch, stepsPerEpoch, changed: "--batch, --limit or --steps-per-epoch" }, log);
+  log(`resumed from ${cfg.resume}: ${ck.epoch} epochs, ${ck.step} steps done`);
+  return runCounters(cfg.resume, ck);
+}
+
 export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   const log = hooks.log ?? ((): void => {});
   const spec = resolveSpec(specOf(cfg));
@@ -148,27 +172,7 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
   const backendName = getBackend().name;
   log(`pipewright train: ${cfg.model} (${model.numParameters().toLocaleString("en-US")} parameters) on the ${backendName} backend; ${task.describe}`);
 
-  let counters = runCounters(undefined);
-  if (cfg.resume) {
-    const ck = checkpointStart(cfg.resume, model, { asyncStages: null, fitHint: "; resume with the same --model as the saved run" });
-    const extra = parseExtra(cfg.resume, ck.extra);
-    try {
-      opt.loadStateDict(ck.optimizerState);
-    } catch (e) {
-      throw new Error(`checkpoint ${cfg.resume}: ${(e as Error).message}; resume with the same --optimizer as the saved run`);
-    }
-    // Flags given now win over the saved hyper-parameters (equal unless the user changed them).
-    const o = cfg.optimizer;
-    for (const g of opt.groups) {
-      g.baseLr = o.lr;
-      const h = g.hyper as { lr: number; momentum?: number; weightDecay?: number };
-      h.weightDecay = o.weightDecay ?? 0;
-      if (o.name === "sgd") h.momentum = o.momentum ?? 0;
-    }
-    counters = runCounters(cfg.resume, ck);
-    resumeNotes(extra.config, cfg, { step: ck.step, epoch: ck.epoch, stepsPerEpoch: task.stepsPerEpoch, changed: "--batch, --limit or --steps-per-epoch" }, log);
-    log(`resumed from ${cfg.resume}: ${ck.epoch} epochs, ${ck.step} steps done`);
-  }
+  const counters = resumeSingleDevice(cfg, model, opt, task.stepsPerEpoch, log);
   const { startEpoch, elapsedBefore, history, resumedFrom } = counters;
   let step = counters.step;
 
