@@ -180,7 +180,6 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
   }
   const { counters, state, optimizer, extra: saved } = readResume(o, task, settings, log);
   const { startEpoch, resumedFrom } = counters;
-  let trainSeconds = Number(saved?.elastic.train_seconds ?? 0);
   const epochs: ElasticEpoch[] = [...(saved?.elastic.epochs ?? [])];
   const metrics = openMetrics(o.metrics, resumedFrom);
   const trainer = await startElasticTrainer({
@@ -189,73 +188,87 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
   }, o.executor ?? "threads", state, optimizer, saved && {
     freeze: saved.elastic.state, ...(startEpoch > 0 && startEpoch < o.epochs ? { pendingCheck: startEpoch } : {}),
   }).catch((e: unknown) => { metrics?.close(); throw e; });
-  const trace = createTrace({
-    model: o.spec.name, workers: o.workers, samples: task.samplesPerEpoch, batch: o.batch, frozenCostRatio: trainer.autopipe.frozenCostRatio,
-    microbatchesPerStage: trainer.autopipe.microbatchesPerStage, units: trainer.units,
-  });
-  for (const r of saved?.elastic.trace ?? []) addEpoch(trace, r);
-  log(formatLayout(0, trainer.currentTransition, trainer.layout, trainer.units).replace("transition after epoch 0", resumedFrom ? "layout" : "start"));
-  const lr = makeLrSchedule({ scheduleLr: o.scheduleLr, warmup: o.warmup }, o.epochs * task.stepsPerEpoch);
-  const report = new EpochReport({
-    epochs: o.epochs, logEvery: o.logEvery ?? 1, samplesPerEpoch: task.samplesPerEpoch, text: task.kind === "text", save: o.save, metrics,
-    progress: o.progress, log, elapsedBefore: counters.elapsedBefore, history: counters.history,
-  });
-  const config = trainConfigOf(o);
-  const filling = trainer.cacheFillingSince;
-  if (resumedFrom && filling !== null && filling < startEpoch) {
-    trainer.refillCache(replayBatches(task, filling, startEpoch, (n) => trainer.fits(n)));
-    log(`AutoCache: refilled from the batches of epochs ${filling + 1}..${startEpoch}`);
-  }
-  const run: ElasticRun = { o, trainer, task, report, lr, step: counters.step, skipped: 0 };
+  // From here on the workers run: every way out closes them.
   try {
-    for (let e = startEpoch; e < o.epochs; e++) {
-      const t0 = performance.now();
-      report.beginEpoch(e);
-      const layoutAtStart = { ...trainer.layout }, transition = trainer.currentTransition;
-      const { stageSeconds, hits, fills } = await elasticSteps(run, e);
-      const step = run.step;
-      await trainer.sync();
-      const epochSeconds = (performance.now() - t0) / 1000;
-      const cached = hits > 0 && hits >= fills;
-      addEpoch(trace, epochRecord(e + 1, { ...transition, stages: layoutAtStart.stages }, cached, { stageSeconds, wallSeconds: epochSeconds }));
-      trainSeconds += epochSeconds;
-      await report.endEpoch(step, o.optimizer.lr * lr(Math.max(0, step - 1)), async () => {
-        const ev = task.evalResult(await trainer.evaluateBatches(task.evalBatches()));
-        epochs.push({ epoch: e + 1, loss: report.epochTrainLoss, testAcc: ev.acc ?? NaN, testLoss: ev.loss, seconds: epochSeconds,
-          frozen: layoutAtStart.frozenLayers, stages: layoutAtStart.stages, replicas: layoutAtStart.replicas, microbatches: layoutAtStart.microbatches, cached });
-        return ev;
-      }, (path) => saveElastic(trainer, path, { step, epoch: e + 1, modelSpec: resolveSpec(o.spec), extra: {
-        config, elapsed_s: report.elapsed(), history: report.history,
-        elastic: { settings, state: trainer.freezeState(), epochs, trace: trace.epochs, train_seconds: trainSeconds },
-      } satisfies ElasticResumeExtra }));
-      log(`epoch ${e + 1} layout: frozen ${layoutAtStart.frozenLayers}, ${layoutAtStart.stages} stage(s) x ${layoutAtStart.replicas} replica(s)` +
-        `${layoutAtStart.prefix ? `, cache ${hits} hit / ${fills} fill batches` : ""}, ${epochSeconds.toFixed(1)} s`);
-      const t1 = performance.now();
-      if (e + 1 < o.epochs) await trainer.endEpoch(e + 1);
-      trainSeconds += (performance.now() - t1) / 1000;
+    const trace = createTrace({
+      model: o.spec.name, workers: o.workers, samples: task.samplesPerEpoch, batch: o.batch, frozenCostRatio: trainer.autopipe.frozenCostRatio,
+      microbatchesPerStage: trainer.autopipe.microbatchesPerStage, units: trainer.units,
+    });
+    for (const r of saved?.elastic.trace ?? []) addEpoch(trace, r);
+    log(formatLayout(0, trainer.currentTransition, trainer.layout, trainer.units).replace("transition after epoch 0", resumedFrom ? "layout" : "start"));
+    const lr = makeLrSchedule({ scheduleLr: o.scheduleLr, warmup: o.warmup }, o.epochs * task.stepsPerEpoch);
+    const report = new EpochReport({
+      epochs: o.epochs, logEvery: o.logEvery ?? 1, samplesPerEpoch: task.samplesPerEpoch, text: task.kind === "text", save: o.save, metrics,
+      progress: o.progress, log, elapsedBefore: counters.elapsedBefore, history: counters.history,
+    });
+    const filling = trainer.cacheFillingSince;
+    if (resumedFrom && filling !== null && filling < startEpoch) {
+      trainer.refillCache(replayBatches(task, filling, startEpoch, (n) => trainer.fits(n)));
+      log(`AutoCache: refilled from the batches of epochs ${filling + 1}..${startEpoch}`);
     }
+    const run: ElasticRun = {
+      o, trainer, task, report, lr, trace, epochs, settings, config: trainConfigOf(o), log, step: counters.step, skipped: 0,
+      trainSeconds: Number(saved?.elastic.train_seconds ?? 0),
+    };
+    for (let e = startEpoch; e < o.epochs; e++) await elasticEpoch(run, e);
+    if (run.skipped) log(`note: ${run.skipped} batch(es) too small for the replicas x micro-batches were skipped`);
+    const last = epochs[epochs.length - 1];
+    return {
+      epochs, trainSeconds: run.trainSeconds, testAcc: last?.testAcc ?? NaN, testLoss: last?.testLoss ?? NaN, trace, state: trainer.model.stateDict(),
+      steps: run.step, records: report.records, history: report.history, resumedFrom, elapsedSeconds: report.elapsed(),
+    };
   } finally {
     o.progress?.done();
     metrics?.close();
     await trainer.close();
   }
-  if (run.skipped) log(`note: ${run.skipped} batch(es) too small for the replicas x micro-batches were skipped`);
-  const last = epochs[epochs.length - 1];
-  return {
-    epochs, trainSeconds, testAcc: last?.testAcc ?? NaN, testLoss: last?.testLoss ?? NaN, trace, state: trainer.model.stateDict(),
-    steps: run.step, records: report.records, history: report.history, resumedFrom, elapsedSeconds: report.elapsed(),
-  };
 }
 
-/** What the epochs of an elastic run share; `step` (global, 0-based next) and `skipped` count on. */
+/** What the epochs of an elastic run share; `step` (optimizer steps so far), `skipped` and `trainSeconds` count on. */
 interface ElasticRun {
   readonly o: ElasticTrainOptions;
   readonly trainer: ElasticTrainer;
   readonly task: Task;
   readonly report: EpochReport;
   readonly lr: LrSchedule;
+  readonly trace: FreezeTrace;
+  /** Every epoch's layout and results, earlier runs' of a resumed run included. */
+  readonly epochs: ElasticEpoch[];
+  readonly settings: ElasticSettings;
+  readonly config: TrainConfig;
+  log(m: string): void;
   step: number;
   skipped: number;
+  trainSeconds: number;
+}
+
+/** Epoch `e`: its steps, trace record, evaluation, checkpoint (before the freeze check) and freeze check. */
+async function elasticEpoch(run: ElasticRun, e: number): Promise<void> {
+  const { o, trainer, task, report, trace, epochs } = run;
+  const t0 = performance.now();
+  report.beginEpoch(e);
+  const layoutAtStart = { ...trainer.layout }, transition = trainer.currentTransition;
+  const { stageSeconds, hits, fills } = await elasticSteps(run, e);
+  const step = run.step;
+  await trainer.sync();
+  const epochSeconds = (performance.now() - t0) / 1000;
+  const cached = hits > 0 && hits >= fills;
+  addEpoch(trace, epochRecord(e + 1, { ...transition, stages: layoutAtStart.stages }, cached, { stageSeconds, wallSeconds: epochSeconds }));
+  run.trainSeconds += epochSeconds;
+  await report.endEpoch(step, o.optimizer.lr * run.lr(Math.max(0, step - 1)), async () => {
+    const ev = task.evalResult(await trainer.evaluateBatches(task.evalBatches()));
+    epochs.push({ epoch: e + 1, loss: report.epochTrainLoss, testAcc: ev.acc ?? NaN, testLoss: ev.loss, seconds: epochSeconds,
+      frozen: layoutAtStart.frozenLayers, stages: layoutAtStart.stages, replicas: layoutAtStart.replicas, microbatches: layoutAtStart.microbatches, cached });
+    return ev;
+  }, (path) => saveElastic(trainer, path, { step, epoch: e + 1, modelSpec: resolveSpec(o.spec), extra: {
+    config: run.config, elapsed_s: report.elapsed(), history: report.history,
+    elastic: { settings: run.settings, state: trainer.freezeState(), epochs, trace: trace.epochs, train_seconds: run.trainSeconds },
+  } satisfies ElasticResumeExtra }));
+  run.log(`epoch ${e + 1} layout: frozen ${layoutAtStart.frozenLayers}, ${layoutAtStart.stages} stage(s) x ${layoutAtStart.replicas} replica(s)` +
+    `${layoutAtStart.prefix ? `, cache ${hits} hit / ${fills} fill batches` : ""}, ${epochSeconds.toFixed(1)} s`);
+  const t1 = performance.now();
+  if (e + 1 < o.epochs) await trainer.endEpoch(e + 1);
+  run.trainSeconds += (performance.now() - t1) / 1000;
 }
 
 /** The steps of epoch `e`: per-stage busy seconds, and the batches the cache served and filled. */
