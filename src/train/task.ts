@@ -63,7 +63,9 @@ export interface TaskOptions {
 export function buildTask(o: TaskOptions): Task {
   const misfit = taskMisfit(o.spec);
   if (misfit) throw new Error(misfit);
-  return resolveSpec(o.spec).name === "gpt" ? textTask(o) : imageTask(o);
+  if (resolveSpec(o.spec).name === "gpt") return textTask(o);
+  const d = loadImageDatasets(o.data, o.limit, o.inputs !== false);
+  return imageTaskOf(d, o.batch, o.seed, `Fashion-MNIST from ${d.dir}`);
 }
 
 /** Fashion-MNIST's shape and the byte corpus's vocabulary: what a sized model must keep to train here. */
@@ -97,11 +99,6 @@ export function loadImageDatasets(data?: string, limit?: number, images = true):
   const train = loadFashionMnist({ dir: data, split: "train", limit, images });
   const test = loadFashionMnist({ dir: data, split: "test", limit, images });
   return { train: toDataset(train), test: toDataset(test), dir: train.dir };
-}
-
-function imageTask(o: TaskOptions): Task {
-  const { train, test, dir } = loadImageDatasets(o.data, o.limit, o.inputs !== false);
-  return imageTaskOf({ train, test }, o.batch, o.seed, `Fashion-MNIST from ${dir}`);
 }
 
 /** The image task of these data sets (shuffled per epoch from `seed`); `from` names them in describe. */
