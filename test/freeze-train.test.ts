@@ -17,7 +17,12 @@ import { parseMetrics } from "../src/train/metrics.js";
 import { ProgressBar, type ProgressUpdate } from "../src/train/progress.js";
 import { loadCheckpoint } from "../src/checkpoint/index.js";
 import { createModel } from "../src/nn/models/index.js";
-import { evalClassifier, loadImageDatasets } from "../src/train/task.js";
+import { buildTask, evalClassifier, loadImageDatasets } from "../src/train/task.js";
+import { createPipeline } from "../src/index.js";
+import { createOptimizer } from "../src/optim/index.js";
+import { backward } from "../src/autograd/engine.js";
+import { crossEntropyLoss } from "../src/nn/loss.js";
+import { applyFreeze } from "../src/pipeline/elastic/units.js";
 
 const SPEC: ModelSpec = { name: "vit", image: 28, patch: 7, dim: 16, depth: 2, heads: 2, classes: 10 };
 
@@ -93,4 +98,72 @@ test("pipewright train --resume on a freeze checkpoint continues as a freeze run
   const out = run(["--resume", ck, "--epochs", "2"]);
   assert.match(out, /transition after epoch 1: frozen \d+\/\d+ layers/);
   assert.match(out, /final layout frozen [1-9]\d* layers/);
+});
+
+const GPT: ModelSpec = { name: "gpt", dim: 16, heads: 2, depth: 2, context: 16 };
+
+test("gpt freezes too: the CLI's elastic run equals the library's freezing pipe on the same batches bit for bit, and single-device training with the same freeze within 1e-5", async () => {
+  const batch = 8, stepsPerEpoch = 3, seed = 3;
+  const optimizer = { name: "sgd", lr: 0.05 } as const;
+  const policy = { alpha: "1/2", criterion: "schedule" } as const;
+  const r = await trainElastic({ spec: GPT, seed, epochs: 2, batch, optimizer, scheduleLr: "none", warmup: 0, workers: 2, freeze: policy,
+    elastic: true, cache: false, stepsPerEpoch });
+  const cli = r.records.filter((x) => x.type === "step").map((x) => x.loss);
+  const frozen = r.epochs[1].frozen;
+  assert.equal(cli.length, 2 * stepsPerEpoch);
+  assert.ok(frozen > 0, `the schedule froze ${frozen} layers after epoch 1`);
+  assert.ok(Number.isFinite(r.testLoss));
+
+  // The library's freezing pipe, fed the task's batches, takes the same freeze and the same steps.
+  const task = buildTask({ spec: GPT, batch, seed, stepsPerEpoch });
+  const pipe = await createPipeline({ model: { builtin: GPT, seed }, stages: 2, optimizer, freeze: { policy, batch, samples: batch * stepsPerEpoch } });
+  const lib: number[] = [];
+  try {
+    for (const e of [0, 1]) {
+      for (const b of task.batches(e, 0)) lib.push(await pipe.step(b.x, b.y));
+      if (e === 0) assert.equal(await pipe.endEpoch(), frozen);
+    }
+    assert.deepEqual(lib, cli);
+    const state = await pipe.stateDict();
+    for (const [k, t] of r.state) assert.deepEqual(state.get(k)!.data, t.data, `library vs CLI: ${k}`);
+  } finally { await pipe.close(); }
+
+  // Single-device training with the first `frozen` layers frozen after epoch 1: the gradients of the
+  // micro-batches sum to the mini-batch's, so losses and weights agree within float32 reordering.
+  const model = createModel(GPT, seed);
+  const opt = createOptimizer(optimizer, model.namedParameters());
+  const single: number[] = [];
+  for (const e of [0, 1]) {
+    if (e === 1) applyFreeze(model, frozen);
+    for (const b of task.batches(e, 0)) {
+      opt.zeroGrad();
+      const loss = crossEntropyLoss(model.forward(b.x), b.y);
+      backward(loss);
+      opt.step();
+      single.push(loss.item());
+    }
+  }
+  cli.forEach((l, i) => assert.ok(Math.abs(l! - single[i]) <= 1e-5 * Math.max(1, Math.abs(single[i])), `step ${i + 1}: ${l} vs single-device ${single[i]}`));
+  for (const [k, t] of model.stateDict()) {
+    const got = r.state.get(k)!.data, scale = t.data.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    const diff = t.data.reduce((m, v, i) => Math.max(m, Math.abs(v - got[i])), 0);
+    assert.ok(diff <= 1e-5 * Math.max(scale, 1e-12), `${k} differs from single-device by ${diff} (max |w| ${scale})`);
+  }
+});
+
+test("pipewright train --model gpt --freeze trains without the cache and reports what trainElastic gives for the same settings", async () => {
+  const main = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+  const r = spawnSync(process.execPath, [main, "train", "--model", "gpt", "--freeze", "--freeze-alpha", "1/2", "--freeze-criterion", "schedule",
+    "--layers", "2", "--width", "16", "--heads", "2", "--context", "16", "--steps-per-epoch", "3", "--epochs", "2", "--batch", "8", "--json", "--quiet"],
+  { encoding: "utf8", timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const got = JSON.parse(r.stdout) as { model: string; test_loss: number; steps: number; freeze: { cache: boolean }; history: { frozen: number }[] };
+  assert.equal(got.model, "gpt");
+  assert.equal(got.freeze.cache, false);
+  assert.deepEqual(got.history.map((h) => h.frozen), [0, 3]);
+  // The oracle: the library-level loop with train's gpt defaults (AdamW 3e-3, weight decay 0.01, cosine, warm-up 20).
+  const want = await trainElastic({ spec: { ...GPT, depth: 2 }, seed: 0, epochs: 2, batch: 8, optimizer: { name: "adamw", lr: 3e-3, weightDecay: 0.01 },
+    scheduleLr: "cosine", warmup: 20, workers: 2, freeze: { alpha: "1/2", criterion: "schedule" }, elastic: true, cache: false, stepsPerEpoch: 3 });
+  assert.equal(got.steps, want.steps);
+  assert.equal(got.test_loss, want.testLoss);
 });

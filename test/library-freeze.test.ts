@@ -2,14 +2,14 @@
 // growing prefix on schedule and move to AutoPipe's layout; the weights equal those of the elastic
 // trainer driven directly (the CLI's runtime, tested against non-transitioning runs in
 // pipetransformer-elastic.test.ts); save + resume keeps the freezes; a user's layer list trains as
-// the built-in vit does; other built-in models are refused.
+// the built-in vit does; built-in models without transformer blocks are refused.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createPipeline, Rng, Tensor, type ModelSpec } from "../src/index.js";
-import { ElasticTrainer } from "../src/pipeline/elastic/index.js";
+import { ElasticTrainer } from "../src/pipeline/elastic/trainer.js";
 import { countCorrect, crossEntropyLoss } from "../src/nn/loss.js";
 import { createModel } from "../src/nn/models/index.js";
 import { noGrad } from "../src/autograd/engine.js";
@@ -87,9 +87,9 @@ test("a user's layer list (module model) freezes, re-partitions and caches as th
   }
 });
 
-test("freeze option refuses built-in models other than the vit", async () => {
+test("freeze option refuses built-in models other than the vit and gpt", async () => {
   await assert.rejects(createPipeline({ model: { builtin: { name: "mlp" }, seed: 1 }, stages: 2, optimizer: OPT, freeze: FREEZE }),
-    /freeze \(PipeTransformer\) trains the built-in vit/);
+    /freeze \(PipeTransformer\) trains the built-in vit or gpt/);
 });
 
 test("a freezing pipe has the Pipe interface: run = steps in order, evaluate = the eval output's loss, loadStateDict keeps the freezes", async () => {

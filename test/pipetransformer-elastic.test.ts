@@ -10,7 +10,9 @@ import assert from "node:assert/strict";
 import { createModel, type ModelSpec } from "../src/nn/models/index.js";
 import { Rng } from "../src/tensor/random.js";
 import { Tensor } from "../src/tensor/tensor.js";
-import { ElasticTrainer, frozenParamNames, type ElasticConfig, type PhaseLayout } from "../src/pipeline/elastic/index.js";
+import { ElasticTrainer, type ElasticConfig } from "../src/pipeline/elastic/trainer.js";
+import type { PhaseLayout } from "../src/pipeline/elastic/phase.js";
+import type { PipelineModel } from "../src/pipeline/runtime/model-source.js";
 import { ElasticPipeModel } from "../src/pipeline/elastic/pipe-model.js";
 import { phaseSetup } from "../src/pipeline/elastic/phase.js";
 import { applyFreeze } from "../src/pipeline/elastic/units.js";
@@ -53,6 +55,12 @@ async function run(cfg: ElasticConfig, first: PhaseLayout, k: number, second: Ph
     const opt = await t.optimizerState();
     return { state: t.model.stateDict(), opt };
   } finally { await t.close(); }
+}
+
+/** Names of the parameters of freeze layers 0..frozenLayers-1. */
+function frozenParamNames(model: PipelineModel, frozenLayers: number): string[] {
+  const head = model.unitPrefix ? `${model.unitPrefix}.` : "";
+  return model.units.slice(0, frozenLayers).flatMap((m, i) => m.namedParameters(`${head}${i}`).map(([n]) => n));
 }
 
 function assertSameBits(a: Map<string, Tensor>, b: Map<string, Tensor>, what: string): void {
@@ -195,10 +203,11 @@ test("an elastic run on the data slice freezes on schedule, writes a trace, and 
   assert.ok(p.speedup > 0 && Number.isFinite(p.speedup));
 });
 
-test("`train` rejects freeze flags without --freeze, --freeze on other models, and bad alpha / criterion values", async () => {
+test("`train` rejects freeze flags without --freeze, --freeze on models without transformer blocks, the cache on gpt, and bad alpha / criterion values", async () => {
   const { runTrain } = await import("../src/cli/train.js");
   await assert.rejects(runTrain(["--model", "vit", "--cache", "on"]), /--cache only apply with --freeze/);
-  await assert.rejects(runTrain(["--model", "mlp", "--freeze"]), /--freeze trains the vit model/);
+  await assert.rejects(runTrain(["--model", "mlp", "--freeze"]), /--freeze trains the models made of transformer blocks \(vit, gpt: .*got --model mlp/);
+  await assert.rejects(runTrain(["--model", "gpt", "--freeze", "--cache", "on"]), /--cache on does not apply to --model gpt .*use --cache off/);
   await assert.rejects(runTrain(["--model", "vit", "--freeze", "--freeze-alpha", "3/2"]), /--freeze-alpha '3\/2' is not valid/);
   await assert.rejects(runTrain(["--model", "vit", "--freeze", "--freeze-criterion", "loss"]), /loss/);
   await assert.rejects(runTrain(["--model", "vit", "--freeze", "--stages", "3", "--workers", "2"]), /--stages 3 exceeds --workers 2/);
@@ -233,7 +242,7 @@ test("a cache fill runs the prefix on each replica's stage 0 worker: its rows' o
   const local = new ElasticPipeModel(model, prefix);
   const rows = split.inputs.flatMap((mb) => Array.from({ length: R }, (_, r) => {
     const [a, e] = partOf(mb.shape[0], r, R), row = mb.size / mb.shape[0];
-    return local.prepareInput(new Tensor(mb.data.slice(a * row, e * row), [e - a, ...mb.shape.slice(1)]));
+    return local.prepareInput(new Tensor(mb.data.slice(a * row, e * row), [e - a, ...mb.shape.slice(1)]), true);
   }));
   const hooked = await ThreadsExecutor.create(setup, model.stateDict(), R);
   const fed = await ThreadsExecutor.create(setup, model.stateDict(), R);
@@ -247,4 +256,22 @@ test("a cache fill runs the prefix on each replica's stage 0 worker: its rows' o
     assert.equal(r.loss, direct.loss);
     assertSameBits(await hooked.stateDict(), await fed.stateDict(), "hooked vs fed");
   } finally { await hooked.close(); await fed.close(); }
+});
+
+test("evaluation and prediction run the cached prefix on stage 0's workers: the bits of the whole model through the stages, nothing on this thread", async () => {
+  const t = await ElasticTrainer.create(config({ freeze: null }));
+  try {
+    const [b] = batches(1);
+    await t.moveTo(layout([[0, 3], [3, 8]], { microbatches: 2 }));
+    const whole = await t.evaluate(b.x, b.y), wholeOut = await t.predict(b.x);
+    await t.moveTo(layout([[5, 6], [6, 8]], { frozenLayers: 3, prefix: 5, microbatches: 2 }));
+    // The main thread's copy of the prefix must not run: its first unit throws from here on.
+    const first = t.model.units[0];
+    const forward = first.forward.bind(first);
+    first.forward = () => { throw new Error("the prefix ran on the calling thread"); };
+    try {
+      assert.deepEqual(await t.evaluate(b.x, b.y), whole);
+      assert.deepEqual((await t.predict(b.x)).data, wholeOut.data);
+    } finally { first.forward = forward; }
+  } finally { await t.close(); }
 });

@@ -1,7 +1,7 @@
 // PipeTransformer freezing as a createPipeline option: the elastic runtime (src/pipeline/elastic)
 // trains, freezes a growing prefix of layers at each freeze check (pipe.endEpoch()), re-partitions
 // (AutoPipe), turns freed workers into data-parallel replicas (AutoDP) and serves the frozen
-// prefix's outputs from a cache (AutoCache). It trains the built-in vit, or a user's layer list (a
+// prefix's outputs from a cache (AutoCache). It trains the built-in vit or gpt, or a user's layer list (a
 // module model; its TransformerBlocks split into attention and MLP units as the vit's), on worker
 // threads or, with executor "processes", on MPI ranks (SPMD: every rank makes the same calls with the
 // same arguments; each call is collective and returns the same result on every rank; rank 0 alone
@@ -41,7 +41,7 @@ export interface FreezeOption {
 }
 
 export interface FreezingPipeOptions {
-  /** The built-in vit, or a module exporting a user's layer list (a classifier on class ids). */
+  /** The built-in vit or gpt, or a module exporting a user's layer list (a classifier on class ids). */
   model: { builtin: ModelSpec; seed?: number } | ModuleModel;
   stages: number;
   optimizer: OptimizerConfig;
@@ -133,13 +133,11 @@ export class FreezingPipe implements Pipe {
   }
 
   /** Checkpoint: weights, optimizer state, step, epochs and the freeze state (resume continues the freezes). processes: rank 0 writes. */
-  async save(path: string): Promise<void> {
-    // Collective (gathers weights and optimizer state); after it nothing below needs the other ranks.
-    const optimizer = await this.spmd(() => this.trainer.optimizerState());
-    writeRunCheckpoint(path, {
-      model: await this.stateDict(), optimizer, step: this.stepCount, epoch: this.epochCount,
-      ...("builtin" in this.o.model ? { modelSpec: this.o.model.builtin } : {}), extra: { library: { freeze: this.trainer.freezeState() } },
-    });
+  save(path: string): Promise<void> {
+    return this.spmd(() => saveElastic(this.trainer, path, {
+      step: this.stepCount, epoch: this.epochCount, ...("builtin" in this.o.model ? { modelSpec: this.o.model.builtin } : {}),
+      extra: { library: { freeze: this.trainer.freezeState() } },
+    }));
   }
 
   /** Stops the workers. processes: collective; it also finalizes MPI (the process's last pipeline). */
@@ -154,20 +152,14 @@ export async function createFreezingPipeline(o: FreezingPipeOptions): Promise<Fr
   const f = o.freeze;
   const m = o.model as Partial<BuiltinModel & ModuleModel> | null;
   const isModule = typeof m?.module === "string" || m?.module instanceof URL;
-  if (typeof m !== "object" || m === null || (!isModule && m.builtin?.name !== "vit")) {
-    throw new Error("createPipeline: freeze (PipeTransformer) trains the built-in vit (model {builtin: {name: \"vit\", ...}, seed}) or a module model " +
+  if (typeof m !== "object" || m === null || (!isModule && m.builtin?.name !== "vit" && m.builtin?.name !== "gpt")) {
+    throw new Error("createPipeline: freeze (PipeTransformer) trains the built-in vit or gpt (model {builtin: {name: \"vit\", ...}, seed}) or a module model " +
       "(model {module: new URL(\"./model.js\", import.meta.url), export, args}: a layer list; its TransformerBlocks split as the vit's)");
   }
   if (typeof f.batch !== "number" || typeof f.samples !== "number") throw new Error("createPipeline: freeze needs batch (mini-batch size) and samples (training set size)");
-  let state: Map<string, Tensor> | undefined, opt: OptimizerState | null = null, step = 0, epoch = 0;
-  let resume: { freeze: ElasticFreezeState } | undefined;
-  if (o.resume) {
-    const ck = readRunCheckpoint(o.resume, { optimizer: "optional" });
-    const saved = (ck.extra as { library?: { freeze?: ElasticFreezeState } }).library?.freeze;
-    if (!saved) throw new Error(`createPipeline: checkpoint ${o.resume} holds no freeze state; it was not written by a freezing pipe`);
-    state = ck.model; opt = ck.optimizer; step = ck.step; epoch = ck.epoch;
-    resume = { freeze: saved };
-  }
+  const ck = o.resume ? readRunCheckpoint(o.resume, { optimizer: "optional" }) : null;
+  const saved = (ck?.extra as { library?: { freeze?: ElasticFreezeState } } | undefined)?.library?.freeze;
+  if (ck && !saved) throw new Error(`createPipeline: checkpoint ${o.resume} holds no freeze state; it was not written by a freezing pipe`);
   const executor = o.executor ?? "threads";
   if (executor !== "threads" && executor !== "processes") throw new Error(`createPipeline: a freeze pipe runs on threads or processes; executor ${JSON.stringify(executor)} is not supported with freeze`);
   const workers = f.workers ?? o.stages;
@@ -175,19 +167,12 @@ export async function createFreezingPipeline(o: FreezingPipeOptions): Promise<Fr
     throw new Error(`createPipeline: a freeze pipe on executor "processes" runs one MPI rank per worker (${workers} here), but this process was not started by MPI; ` +
       `run the same script on ${workers} ranks: ${launchLines(workers)}`);
   }
-  return endJobOnError(executor, async () => new FreezingPipe(await startTrainer(o, state, opt, resume), o, step, epoch));
-}
-
-/** The elastic trainer of the options, from these weights, optimizer state and freezes (default: fresh). */
-function startTrainer(o: FreezingPipeOptions, state: ReadonlyMap<string, Tensor> | undefined, opt: OptimizerState | null,
-  resume: ElasticResume | undefined): Promise<ElasticTrainer> {
-  const f = o.freeze;
-  return startElasticTrainer({
+  return endJobOnError(executor, async () => new FreezingPipe(await startElasticTrainer({
     ...("builtin" in o.model ? { spec: o.model.builtin, seed: o.model.seed ?? 0 }
       : { seed: 0, source: { kind: "module" as const, module: String(o.model.module), export: o.model.export, args: o.model.args } }),
-    sampleShape: f.sampleShape, optimizer: o.optimizer, workers: f.workers ?? o.stages, stages: o.stages,
+    sampleShape: f.sampleShape, optimizer: o.optimizer, workers, stages: o.stages,
     batch: f.batch, freeze: f.policy ?? {}, elastic: f.elastic ?? true, cache: f.cache ?? false, cacheBytes: f.cacheBytes, samples: f.samples,
-  }, o.executor ?? "threads", state, opt, resume);
+  }, executor, ck?.model, ck?.optimizer, saved && { freeze: saved }), o, ck?.step ?? 0, ck?.epoch ?? 0));
 }
 
 /**
@@ -198,4 +183,14 @@ export async function startElasticTrainer(cfg: Omit<ElasticConfig, "createPhase"
   state?: ReadonlyMap<string, Tensor>, opt?: OptimizerState | null, resume?: ElasticResume): Promise<ElasticTrainer> {
   const createPhase = executor === "processes" ? (await import("../pipeline/elastic/mpi-phase.js")).mpiPhaseFactory(cfg.workers) : undefined;
   return ElasticTrainer.create({ ...cfg, createPhase }, state, opt, resume);
+}
+
+/**
+ * Writes a checkpoint of the trainer's run: its weights, the optimizer state of every parameter ever
+ * trained (frozen ones keep theirs: no executor holds them, so the run engine's save cannot), the
+ * counters and the caller's extra. processes: collective (a gather), rank 0 writes.
+ */
+export async function saveElastic(trainer: ElasticTrainer, path: string, meta: { step: number; epoch: number; modelSpec?: object; extra: object }): Promise<void> {
+  const optimizer = await trainer.optimizerState(); // syncs the model's weights too
+  writeRunCheckpoint(path, { model: trainer.model.stateDict(), optimizer, ...meta });
 }

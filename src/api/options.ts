@@ -53,7 +53,7 @@ export type ModelOption = ModuleModel | BuiltinModel | readonly Module[] | Seque
 /** The loss: a built-in name, a module export (any executor), or a function (inline executor only). */
 export type LossOption = LossSpec | { module: URL; export?: string } | LossFunction;
 
-export const PIPE_PARTITIONS = PARTITION_METHODS.filter((m) => m !== "time");
+const PIPE_PARTITIONS = PARTITION_METHODS.filter((m) => m !== "time");
 
 export interface PipelineOptions {
   model: ModelOption;

@@ -1,4 +1,4 @@
-// `pipewright train --model vit --freeze ...`: PipeTransformer's elastic training, kept out
+// `pipewright train --model vit|gpt --freeze ...`: PipeTransformer's elastic training, kept out
 // of train.ts so that file only dispatches. Uses the freeze module's parsers for alpha and criterion.
 // --save / --resume / --metrics / --svg work as in `train` (src/train/elastic.ts has the details).
 import { UsageError, type FlagSpecs, type FlagValues } from "./args.js";
@@ -29,12 +29,17 @@ export const FREEZE_FLAG_NAMES = Object.keys(FREEZE_FLAGS);
 type FreezeRunFlags = FlagValues<typeof FREEZE_FLAGS> &
   { executor?: string; workers?: number; stages?: number; backend?: BackendName; quiet?: boolean; svg?: string; json?: boolean };
 
+/** The built-in models whose layers the freeze policy and AutoPipe cut (transformer blocks). */
+const FREEZE_MODELS: readonly string[] = ["vit", "gpt"];
+
 const mapDefined = <T, U>(v: T | undefined, fn: (v: T) => U): U | undefined => (v === undefined ? undefined : fn(v));
 
 export async function runFreezeTraining(f: FreezeRunFlags, given: Set<string>, cfg: TrainConfig): Promise<number> {
   /** A flag given on the command line (a resumed run keeps its saved value otherwise). */
   const flag = <K extends keyof FreezeRunFlags>(n: K): FreezeRunFlags[K] | undefined => (given.has(n) ? f[n] : undefined);
-  if (cfg.model !== "vit") throw new UsageError(`--freeze trains the vit model (its units are attention and MLP sub-blocks); got --model ${cfg.model}`);
+  if (!FREEZE_MODELS.includes(cfg.model)) {
+    throw new UsageError(`--freeze trains the models made of transformer blocks (${FREEZE_MODELS.join(", ")}: their units are attention and MLP sub-blocks); got --model ${cfg.model}`);
+  }
   for (const n of ["schedule", "microbatches", "chunks", "partition", "balance", "recompute", "replicas"]) {
     if (given.has(n)) throw new UsageError(`--${n} does not apply with --freeze (the layout is chosen by AutoPipe: GPipe on worker threads or MPI ranks)`);
   }
@@ -65,15 +70,18 @@ export async function runFreezeTraining(f: FreezeRunFlags, given: Set<string>, c
   const stages = flag("stages") ?? saved?.stages ?? workers;
   if (stages > workers) throw new UsageError(`--stages ${stages} exceeds --workers ${workers}; the pipeline needs one worker per stage`);
   const elastic = mapDefined(flag("elastic"), (v) => v !== "off") ?? saved?.elastic ?? true;
-  const cache = mapDefined(flag("cache"), (v) => v !== "off") ?? saved?.cache ?? true;
+  // gpt's text windows are drawn afresh every step: no example index to cache under.
+  const text = cfg.model === "gpt";
+  const cache = mapDefined(flag("cache"), (v) => v !== "off") ?? saved?.cache ?? !text;
+  if (cache && text) throw new UsageError(`--cache on does not apply to --model gpt (AutoCache keys the frozen prefix's outputs by example; gpt's text windows are drawn afresh every step); use --cache off`);
   const cacheBytes = mapDefined(flag("cache-mb"), (mb) => mb * 1024 * 1024) ?? saved?.cacheBytes ?? 1024 * 1024 * 1024;
   const quiet = f.quiet === true || silent;
   const bar = quiet || !process.stderr.isTTY ? undefined : new ProgressBar(process.stderr);
   const log = quiet ? (): void => {} : bar ? (m: string): void => bar.log(m) : (m: string): void => { process.stderr.write(m + "\n"); };
   const r = await trainElastic({
-    spec: cfg.spec ?? { name: "vit" }, seed: cfg.seed, epochs: cfg.epochs, batch: cfg.batch, optimizer: cfg.optimizer,
+    spec: cfg.spec ?? { name: cfg.model }, seed: cfg.seed, epochs: cfg.epochs, batch: cfg.batch, optimizer: cfg.optimizer,
     scheduleLr: cfg.scheduleLr, warmup: cfg.warmup, workers, stages, freeze, elastic, cache,
-    cacheBytes, data: cfg.data, limit: cfg.limit, log, progress: bar,
+    cacheBytes, data: cfg.data, limit: cfg.limit, text: cfg.text, stepsPerEpoch: cfg.stepsPerEpoch, log, progress: bar,
     save: silent ? undefined : cfg.save, resume: cfg.resume, metrics: silent ? undefined : cfg.metrics, logEvery: cfg.logEvery, executor,
   });
   if (silent) return 0;
@@ -85,7 +93,7 @@ export async function runFreezeTraining(f: FreezeRunFlags, given: Set<string>, c
   }
   const last = r.epochs[r.epochs.length - 1];
   const summary = {
-    model: "vit", epochs: cfg.epochs, steps: r.steps, train_seconds: r.trainSeconds, elapsed_s: r.elapsedSeconds, test_acc: r.testAcc, test_loss: r.testLoss,
+    model: cfg.model, epochs: cfg.epochs, steps: r.steps, train_seconds: r.trainSeconds, elapsed_s: r.elapsedSeconds, test_acc: r.testAcc, test_loss: r.testLoss,
     freeze: { alpha: freeze.alpha, interval: freeze.interval, criterion: freeze.criterion, elastic, cache },
     history: r.epochs, trace: f["freeze-trace"] ?? null, resumed_from: r.resumedFrom, checkpoint: cfg.save ?? null,
     metrics: cfg.metrics ?? null, curves: f.svg ?? null,
@@ -94,7 +102,7 @@ export async function runFreezeTraining(f: FreezeRunFlags, given: Set<string>, c
   else {
     process.stdout.write(`trained      ${cfg.epochs} epochs, ${r.steps} steps with freezing (alpha ${freeze.alpha.toFixed(3)}, ${freeze.criterion})` +
       `${r.resumedFrom ? ` (resumed at epoch ${r.resumedFrom.epoch})` : ""}\n` +
-      `test acc     ${(r.testAcc * 100).toFixed(2)}%\ntrain time   ${r.trainSeconds.toFixed(1)} s\n` +
+      (text ? `test ppl     ${Math.exp(r.testLoss).toFixed(3)}\n` : `test acc     ${(r.testAcc * 100).toFixed(2)}%\n`) + `train time   ${r.trainSeconds.toFixed(1)} s\n` +
       (last ? `final layout frozen ${last.frozen} layers, ${last.stages} stage(s) x ${last.replicas} replica(s)\n` : "") +
       (cfg.save ? `checkpoint   ${cfg.save}\n` : "") + (cfg.metrics ? `metrics      ${cfg.metrics}\n` : "") +
       (f.svg !== undefined ? `curves       ${f.svg}\n` : ""));

@@ -8,15 +8,15 @@
 // check first, so it takes the same freeze decisions, layouts and per-step losses as an
 // uninterrupted run (the activation cache is not saved: refilling it gives the same bits).
 import { checkpointExtra, type Json } from "../checkpoint/index.js";
-import { DataLoader, gather, type TensorDataset } from "../data/loader.js";
+import type { TensorDataset } from "../data/loader.js";
 import { resolveSpec, type ModelName, type ModelSpec } from "../nn/models/spec.js";
-import type { OptimizerState } from "../optim/index.js";
+import type { LrSchedule, OptimizerState } from "../optim/index.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { makeLrSchedule, parseExtra, resumeNotes, type ResumeExtra } from "./loop.js";
-import { evalChunks, loadImageDatasets } from "./task.js";
+import { divergedError, makeLrSchedule, parseExtra, resumeNotes, runCounters, type ResumeExtra, type RunCounters } from "./loop.js";
+import { buildTask, imageTaskOf, type Task } from "./task.js";
 import { type LrScheduleName, type TrainConfig } from "./options.js";
 import { EpochReport } from "./epoch-report.js";
-import { MetricsWriter, type MetricsRecord } from "./metrics.js";
+import { openMetrics, type MetricsRecord } from "./metrics.js";
 import type { ProgressBar } from "./progress.js";
 import {
   addEpoch, createTrace, epochRecord, resolveFreezeConfig, type FreezeConfig, type FreezeOptions, type FreezeTrace, type TraceEpoch,
@@ -24,8 +24,8 @@ import {
 import type { OptimizerConfig } from "../pipeline/runtime/setup.js";
 import type { EpochLayout } from "../pipeline/freeze/trace.js";
 import { formatLayout, type ElasticFreezeState, type ElasticTrainer } from "../pipeline/elastic/trainer.js";
-import { startElasticTrainer } from "../api/freeze-pipe.js";
-import { readRunCheckpoint, writeRunCheckpoint } from "../api/checkpoint-start.js";
+import { saveElastic, startElasticTrainer } from "../api/freeze-pipe.js";
+import { readRunCheckpoint } from "../api/checkpoint-start.js";
 
 export interface ElasticTrainOptions {
   spec: ModelSpec;
@@ -43,6 +43,9 @@ export interface ElasticTrainOptions {
   cacheBytes?: number;
   data?: string;
   limit?: number;
+  /** gpt: the text corpus and the steps per epoch (as `train`'s). */
+  text?: string;
+  stepsPerEpoch?: number;
   /** Start from these weights / optimizer state (fine-tuning); default: createModel(spec, seed). */
   initialState?: ReadonlyMap<string, Tensor>;
   initialOptimizer?: OptimizerState | null;
@@ -126,12 +129,13 @@ function settingsOf(o: ElasticTrainOptions): ElasticSettings {
 function trainConfigOf(o: ElasticTrainOptions): TrainConfig {
   return {
     model: o.spec.name as ModelName, spec: o.spec, epochs: o.epochs, batch: o.batch, optimizer: o.optimizer,
-    scheduleLr: o.scheduleLr, warmup: o.warmup, seed: o.seed, data: o.data, limit: o.limit, logEvery: o.logEvery ?? 1,
+    scheduleLr: o.scheduleLr, warmup: o.warmup, seed: o.seed, data: o.data, limit: o.limit, text: o.text, stepsPerEpoch: o.stepsPerEpoch,
+    logEvery: o.logEvery ?? 1,
   };
 }
 
 /** The elastic part of a freeze checkpoint's extra; errors when the checkpoint was not written by an elastic run. */
-export function elasticResumeExtra(path: string, extra: Json | undefined): ElasticResumeExtra {
+function elasticResumeExtra(path: string, extra: Json | undefined): ElasticResumeExtra {
   const e = extra as Partial<ElasticResumeExtra> | undefined;
   if (!e || typeof e !== "object" || !e.config || !e.elastic || typeof e.elastic !== "object" || !e.elastic.state || !e.elastic.settings) {
     throw new Error(`checkpoint ${path} holds no freeze state (written by a run without --freeze?); resume it without --freeze, ` +
@@ -145,141 +149,150 @@ export function elasticCheckpointSettings(path: string): ElasticSettings {
   return elasticResumeExtra(path, checkpointExtra(path)).elastic.settings;
 }
 
+/** The run's data: the given data sets, else the model's task (Fashion-MNIST, or the byte corpus for gpt). */
+function taskOf(o: ElasticTrainOptions): Task {
+  if (o.datasets) return imageTaskOf(o.datasets, o.batch, o.seed);
+  return buildTask({ spec: o.spec, batch: o.batch, seed: o.seed, data: o.data, limit: o.limit, text: o.text, stepsPerEpoch: o.stepsPerEpoch });
+}
+
+/** A resumed run's checkpoint: where it continues, its weights and optimizer state, and the elastic state. */
+function readResume(o: ElasticTrainOptions, task: Task, settings: ElasticSettings, log: (m: string) => void):
+  { counters: RunCounters; state?: ReadonlyMap<string, Tensor>; optimizer?: OptimizerState | null; extra?: ElasticResumeExtra } {
+  if (!o.resume) return { counters: runCounters(undefined), state: o.initialState, optimizer: o.initialOptimizer };
+  const ck = readRunCheckpoint(o.resume);
+  const extra = elasticResumeExtra(o.resume, ck.extra);
+  const was = extra.elastic.settings;
+  if (JSON.stringify({ ...was, cacheBytes: 0 }) !== JSON.stringify({ ...settings, cacheBytes: 0 })) {
+    log(`note: the saved run used ${JSON.stringify({ ...was, cacheBytes: undefined })}, this one ${JSON.stringify({ ...settings, cacheBytes: undefined })}; ` +
+      `training continues, but not as the saved run would have`);
+  }
+  resumeNotes(extra.config, o, { step: ck.step, epoch: ck.epoch, stepsPerEpoch: task.stepsPerEpoch, changed: "--batch or --limit" }, log);
+  log(`resumed from ${o.resume}: ${ck.epoch} epochs, ${ck.step} steps done`);
+  return { counters: runCounters(o.resume, ck), state: ck.model, optimizer: ck.optimizer, extra };
+}
+
 export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrainResult> {
   const log = o.log ?? ((): void => {});
-  const ds = o.datasets ?? loadImageDatasets(o.data, o.limit);
-  const loader = new DataLoader(ds.train, { batchSize: o.batch, shuffle: true, seed: o.seed });
+  const task = taskOf(o);
   const settings = settingsOf(o);
-
-  let state = o.initialState, optimizer = o.initialOptimizer;
-  let startEpoch = 0, step = 0, trainSeconds = 0, elapsedBefore = 0;
-  let history: MetricsRecord[] = [];
-  const epochs: ElasticEpoch[] = [];
-  let savedTrace: TraceEpoch[] = [];
-  let resumeState: ElasticFreezeState | undefined;
-  let resumedFrom: ElasticTrainResult["resumedFrom"] = null;
-  if (o.resume) {
-    const ck = readRunCheckpoint(o.resume);
-    const extra = elasticResumeExtra(o.resume, ck.extra);
-    state = ck.model; optimizer = ck.optimizer;
-    startEpoch = ck.epoch; step = ck.step;
-    elapsedBefore = extra.elapsed_s; history = extra.history;
-    epochs.push(...extra.elastic.epochs);
-    savedTrace = extra.elastic.trace;
-    trainSeconds = Number(extra.elastic.train_seconds ?? 0);
-    resumeState = extra.elastic.state;
-    resumedFrom = { path: o.resume, epoch: ck.epoch, step: ck.step };
-    const was = extra.elastic.settings;
-    if (JSON.stringify({ ...was, cacheBytes: 0 }) !== JSON.stringify({ ...settings, cacheBytes: 0 })) {
-      log(`note: the saved run used ${JSON.stringify({ ...was, cacheBytes: undefined })}, this one ${JSON.stringify({ ...settings, cacheBytes: undefined })}; ` +
-        `training continues, but not as the saved run would have`);
-    }
-    resumeNotes(extra.config, o, { step, epoch: startEpoch, stepsPerEpoch: loader.length, changed: "--batch or --limit" }, log);
+  if (o.cache && o.freeze && task.kind === "text") {
+    throw new Error(`AutoCache keys the frozen prefix's outputs by example, but ${o.spec.name}'s text windows are drawn afresh every step; train it with the cache off`);
   }
-
-  if (resumedFrom) log(`resumed from ${resumedFrom.path}: ${startEpoch} epochs, ${step} steps done`);
-  // Opened before the workers exist: a bad path fails without threads to clean up.
-  const metrics = !o.metrics ? null
-    : o.resume ? MetricsWriter.resume(o.metrics, { epoch: startEpoch, step }) : new MetricsWriter(o.metrics, false);
-  let trainer: ElasticTrainer;
+  const { counters, state, optimizer, extra: saved } = readResume(o, task, settings, log);
+  const { startEpoch, resumedFrom } = counters;
+  const epochs: ElasticEpoch[] = [...(saved?.elastic.epochs ?? [])];
+  const metrics = openMetrics(o.metrics, resumedFrom);
+  const trainer = await startElasticTrainer({
+    spec: o.spec, seed: o.seed, optimizer: o.optimizer, workers: o.workers, stages: o.stages, batch: o.batch,
+    freeze: o.freeze, elastic: o.elastic, cache: o.cache, cacheBytes: o.cacheBytes, samples: task.samplesPerEpoch, log,
+  }, o.executor ?? "threads", state, optimizer, saved && {
+    freeze: saved.elastic.state, ...(startEpoch > 0 && startEpoch < o.epochs ? { pendingCheck: startEpoch } : {}),
+  }).catch((e: unknown) => { metrics?.close(); throw e; });
+  // From here on the workers run: every way out closes them.
   try {
-    trainer = await startElasticTrainer({
-      spec: o.spec, seed: o.seed, optimizer: o.optimizer, workers: o.workers, stages: o.stages, batch: o.batch,
-      freeze: o.freeze, elastic: o.elastic, cache: o.cache, cacheBytes: o.cacheBytes, samples: ds.train.n, log,
-    }, o.executor ?? "threads", state, optimizer, resumeState && {
-      freeze: resumeState, ...(startEpoch > 0 && startEpoch < o.epochs ? { pendingCheck: startEpoch } : {}),
+    const trace = createTrace({
+      model: o.spec.name, workers: o.workers, samples: task.samplesPerEpoch, batch: o.batch, frozenCostRatio: trainer.autopipe.frozenCostRatio,
+      microbatchesPerStage: trainer.autopipe.microbatchesPerStage, units: trainer.units,
     });
-  } catch (e) {
-    metrics?.close();
-    throw e;
-  }
-  const trace = createTrace({
-    model: o.spec.name, workers: o.workers, samples: ds.train.n, batch: o.batch, frozenCostRatio: trainer.autopipe.frozenCostRatio,
-    microbatchesPerStage: trainer.autopipe.microbatchesPerStage, units: trainer.units,
-  });
-  for (const r of savedTrace) addEpoch(trace, r);
-  log(formatLayout(0, trainer.currentTransition, trainer.layout, trainer.units).replace("transition after epoch 0", resumedFrom ? "layout" : "start"));
-  const lr = makeLrSchedule({ scheduleLr: o.scheduleLr, warmup: o.warmup }, o.epochs * loader.length);
-  const report = new EpochReport({
-    epochs: o.epochs, logEvery: o.logEvery ?? 1, samplesPerEpoch: ds.train.n, text: false, save: o.save, metrics,
-    progress: o.progress, log, elapsedBefore, history,
-  });
-  const config = trainConfigOf(o);
-  const testChunks = evalChunks(ds.test);
-  const filling = trainer.cacheFillingSince;
-  if (resumedFrom && filling !== null && filling < startEpoch) {
-    trainer.refillCache(replayBatches(loader, ds.train, filling, startEpoch, (n) => trainer.fits(n)));
-    log(`AutoCache: refilled from the batches of epochs ${filling + 1}..${startEpoch}`);
-  }
-  let skipped = 0;
-  try {
-    for (let e = startEpoch; e < o.epochs; e++) {
-      const t0 = performance.now();
-      report.beginEpoch(e);
-      const order = loader.order(e);
-      const stageSeconds = new Array<number>(trainer.layout.stages).fill(0);
-      let lossSum = 0, batches = 0, hits = 0, fills = 0;
-      const layoutAtStart = { ...trainer.layout }, transition = trainer.currentTransition;
-      for (let b = 0; b < loader.length; b++) {
-        const idx = loader.batchIndices(e, b, order);
-        const factor = lr(step);
-        if (!trainer.fits(idx.length)) { skipped++; step++; continue; }
-        const { x, y } = gather(ds.train, idx);
-        const r = await trainer.step(x, y, idx, factor);
-        step++;
-        if (!Number.isFinite(r.loss)) throw new Error(`training diverged: loss ${r.loss} at step ${step}; try a smaller learning rate`);
-        lossSum += r.loss; batches++;
-        if (r.cached) hits++; else if (trainer.layout.prefix > 0) fills++;
-        r.stageBusy.forEach((v, s) => { stageSeconds[s] += v; });
-        report.step(step, r.loss, idx.length, o.optimizer.lr * factor);
-      }
-      await trainer.sync();
-      const epochSeconds = (performance.now() - t0) / 1000;
-      const cached = hits > 0 && hits >= fills;
-      addEpoch(trace, epochRecord(e + 1, { ...transition, stages: layoutAtStart.stages }, cached, { stageSeconds, wallSeconds: epochSeconds }));
-      trainSeconds += epochSeconds;
-      await report.endEpoch(step, o.optimizer.lr * lr(Math.max(0, step - 1)), async () => {
-        const s = await trainer.evaluateBatches(testChunks);
-        const ev = { loss: s.loss / s.count, acc: s.correct / s.count, ppl: null };
-        epochs.push({ epoch: e + 1, loss: lossSum / Math.max(1, batches), testAcc: ev.acc, testLoss: ev.loss, seconds: epochSeconds,
-          frozen: layoutAtStart.frozenLayers, stages: layoutAtStart.stages, replicas: layoutAtStart.replicas, microbatches: layoutAtStart.microbatches, cached });
-        return ev;
-      }, async (path) => {
-        const extra: ElasticResumeExtra = {
-          config, elapsed_s: report.elapsed(), history: report.history,
-          elastic: { settings, state: trainer.freezeState(), epochs, trace: trace.epochs, train_seconds: trainSeconds },
-        };
-        writeRunCheckpoint(path, {
-          optimizer: await trainer.optimizerState(), model: trainer.model.stateDict(), step, epoch: e + 1, modelSpec: resolveSpec(o.spec), extra,
-        });
-      });
-      log(`epoch ${e + 1} layout: frozen ${layoutAtStart.frozenLayers}, ${layoutAtStart.stages} stage(s) x ${layoutAtStart.replicas} replica(s)` +
-        `${layoutAtStart.prefix ? `, cache ${hits} hit / ${fills} fill batches` : ""}, ${epochSeconds.toFixed(1)} s`);
-      const t1 = performance.now();
-      if (e + 1 < o.epochs) await trainer.endEpoch(e + 1);
-      trainSeconds += (performance.now() - t1) / 1000;
+    for (const r of saved?.elastic.trace ?? []) addEpoch(trace, r);
+    log(formatLayout(0, trainer.currentTransition, trainer.layout, trainer.units).replace("transition after epoch 0", resumedFrom ? "layout" : "start"));
+    const lr = makeLrSchedule({ scheduleLr: o.scheduleLr, warmup: o.warmup }, o.epochs * task.stepsPerEpoch);
+    const report = new EpochReport({
+      epochs: o.epochs, logEvery: o.logEvery ?? 1, samplesPerEpoch: task.samplesPerEpoch, text: task.kind === "text", save: o.save, metrics,
+      progress: o.progress, log, elapsedBefore: counters.elapsedBefore, history: counters.history,
+    });
+    const filling = trainer.cacheFillingSince;
+    if (resumedFrom && filling !== null && filling < startEpoch) {
+      trainer.refillCache(replayBatches(task, filling, startEpoch, (n) => trainer.fits(n)));
+      log(`AutoCache: refilled from the batches of epochs ${filling + 1}..${startEpoch}`);
     }
+    const run: ElasticRun = {
+      o, trainer, task, report, lr, trace, epochs, settings, config: trainConfigOf(o), log, step: counters.step, skipped: 0,
+      trainSeconds: Number(saved?.elastic.train_seconds ?? 0),
+    };
+    for (let e = startEpoch; e < o.epochs; e++) await elasticEpoch(run, e);
+    if (run.skipped) log(`note: ${run.skipped} batch(es) too small for the replicas x micro-batches were skipped`);
+    const last = epochs[epochs.length - 1];
+    return {
+      epochs, trainSeconds: run.trainSeconds, testAcc: last?.testAcc ?? NaN, testLoss: last?.testLoss ?? NaN, trace, state: trainer.model.stateDict(),
+      steps: run.step, records: report.records, history: report.history, resumedFrom, elapsedSeconds: report.elapsed(),
+    };
   } finally {
     o.progress?.done();
     metrics?.close();
     await trainer.close();
   }
-  if (skipped) log(`note: ${skipped} batch(es) too small for the replicas x micro-batches were skipped`);
-  const last = epochs[epochs.length - 1];
-  return {
-    epochs, trainSeconds, testAcc: last?.testAcc ?? NaN, testLoss: last?.testLoss ?? NaN, trace, state: trainer.model.stateDict(),
-    steps: step, records: report.records, history: report.history, resumedFrom, elapsedSeconds: report.elapsed(),
-  };
+}
+
+/** What the epochs of an elastic run share; `step` (optimizer steps so far), `skipped` and `trainSeconds` count on. */
+interface ElasticRun {
+  readonly o: ElasticTrainOptions;
+  readonly trainer: ElasticTrainer;
+  readonly task: Task;
+  readonly report: EpochReport;
+  readonly lr: LrSchedule;
+  readonly trace: FreezeTrace;
+  /** Every epoch's layout and results, earlier runs' of a resumed run included. */
+  readonly epochs: ElasticEpoch[];
+  readonly settings: ElasticSettings;
+  readonly config: TrainConfig;
+  log(m: string): void;
+  step: number;
+  skipped: number;
+  trainSeconds: number;
+}
+
+/** Epoch `e`: its steps, trace record, evaluation, checkpoint (before the freeze check) and freeze check. */
+async function elasticEpoch(run: ElasticRun, e: number): Promise<void> {
+  const { o, trainer, task, report, trace, epochs } = run;
+  const t0 = performance.now();
+  report.beginEpoch(e);
+  const layoutAtStart = { ...trainer.layout }, transition = trainer.currentTransition;
+  const { stageSeconds, hits, fills } = await elasticSteps(run, e);
+  const step = run.step;
+  await trainer.sync();
+  const epochSeconds = (performance.now() - t0) / 1000;
+  const cached = hits > 0 && hits >= fills;
+  addEpoch(trace, epochRecord(e + 1, { ...transition, stages: layoutAtStart.stages }, cached, { stageSeconds, wallSeconds: epochSeconds }));
+  run.trainSeconds += epochSeconds;
+  await report.endEpoch(step, o.optimizer.lr * run.lr(Math.max(0, step - 1)), async () => {
+    const ev = task.evalResult(await trainer.evaluateBatches(task.evalBatches()));
+    epochs.push({ epoch: e + 1, loss: report.epochTrainLoss, testAcc: ev.acc ?? NaN, testLoss: ev.loss, seconds: epochSeconds,
+      frozen: layoutAtStart.frozenLayers, stages: layoutAtStart.stages, replicas: layoutAtStart.replicas, microbatches: layoutAtStart.microbatches, cached });
+    return ev;
+  }, (path) => saveElastic(trainer, path, { step, epoch: e + 1, modelSpec: resolveSpec(o.spec), extra: {
+    config: run.config, elapsed_s: report.elapsed(), history: report.history,
+    elastic: { settings: run.settings, state: trainer.freezeState(), epochs, trace: trace.epochs, train_seconds: run.trainSeconds },
+  } satisfies ElasticResumeExtra }));
+  run.log(`epoch ${e + 1} layout: frozen ${layoutAtStart.frozenLayers}, ${layoutAtStart.stages} stage(s) x ${layoutAtStart.replicas} replica(s)` +
+    `${layoutAtStart.prefix ? `, cache ${hits} hit / ${fills} fill batches` : ""}, ${epochSeconds.toFixed(1)} s`);
+  const t1 = performance.now();
+  if (e + 1 < o.epochs) await trainer.endEpoch(e + 1);
+  run.trainSeconds += (performance.now() - t1) / 1000;
+}
+
+/** The steps of epoch `e`: per-stage busy seconds, and the batches the cache served and filled. */
+async function elasticSteps(run: ElasticRun, e: number): Promise<{ stageSeconds: number[]; hits: number; fills: number }> {
+  const { o, trainer } = run;
+  const stageSeconds = new Array<number>(trainer.layout.stages).fill(0);
+  let hits = 0, fills = 0;
+  for (const b of run.task.batches(e, 0)) {
+    const factor = run.lr(run.step);
+    // A batch too small to split still counts as a step (the LR schedule's place), as it always has.
+    if (!trainer.fits(b.x.shape[0])) { run.skipped++; run.step++; continue; }
+    const r = await trainer.step(b.x, b.y, b.indices ?? null, factor);
+    run.step++;
+    if (!Number.isFinite(r.loss)) throw divergedError(r.loss, run.step, e, o.optimizer.lr);
+    if (r.cached) hits++; else if (trainer.layout.prefix > 0) fills++;
+    r.stageBusy.forEach((v, i) => { stageSeconds[i] += v; });
+    run.report.step(run.step, r.loss, b.x.shape[0], o.optimizer.lr * factor);
+  }
+  return { stageSeconds, hits, fills };
 }
 
 /** The training batches of epochs [from, to) that the trainer would have run, in order. */
-function* replayBatches(loader: DataLoader, train: TensorDataset, from: number, to: number, fits: (n: number) => boolean):
-  Generator<{ x: Tensor; idx: readonly number[] }> {
+function* replayBatches(task: Task, from: number, to: number, fits: (n: number) => boolean): Generator<{ x: Tensor; idx: readonly number[] }> {
   for (let e = from; e < to; e++) {
-    const order = loader.order(e);
-    for (let b = 0; b < loader.length; b++) {
-      const idx = loader.batchIndices(e, b, order);
-      if (fits(idx.length)) yield { x: gather(train, idx).x, idx: Array.from(idx) };
-    }
+    for (const b of task.batches(e, 0)) if (b.indices && fits(b.x.shape[0])) yield { x: b.x, idx: Array.from(b.indices) };
   }
 }

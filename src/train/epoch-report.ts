@@ -11,7 +11,7 @@ export function rate(x: number): string {
 }
 
 /** The process's peak resident set so far, MB (maxRSS is in kilobytes). */
-export function processPeakRssMb(): number {
+function processPeakRssMb(): number {
   return Number((process.resourceUsage().maxRSS / 1024).toFixed(1));
 }
 
@@ -130,6 +130,9 @@ export class EpochReport {
     this.drawProgress(this.lossSum / Math.max(1, this.batches), now);
   }
 
+  /** The mean loss of the epoch's steps so far. */
+  get epochTrainLoss(): number { return this.lossSum / Math.max(1, this.batches); }
+
   /**
    * After the epoch's last step: evaluate (may sync weights first), write the epoch record and
    * history entry, call `checkpoint` with the --save path if any, and log the epoch line.
@@ -142,7 +145,7 @@ export class EpochReport {
     this.o.progress?.done();
     const ev = await evaluate();
     this.lastEval = ev;
-    const trainLoss = this.lossSum / Math.max(1, this.batches);
+    const trainLoss = this.epochTrainLoss;
     this.lastTrainLoss = trainLoss;
     const rec: MetricsRecord = {
       type: "epoch", epoch: this.epoch + 1, step, loss: roundMetric(trainLoss), test_loss: roundMetric(ev.loss),

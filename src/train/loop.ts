@@ -18,7 +18,7 @@ import {
 import type { ProgressBar } from "./progress.js";
 import { Rng } from "../tensor/random.js";
 import { EpochReport, type TrainSummary } from "./epoch-report.js";
-import { MetricsWriter, type MetricsRecord } from "./metrics.js";
+import { openMetrics, type MetricsRecord } from "./metrics.js";
 import { savedTrainConfig, type TrainConfig } from "./options.js";
 import { buildTask, type Task } from "./task.js";
 
@@ -46,14 +46,35 @@ export interface ResumeExtra {
   history: MetricsRecord[];
 }
 
+/** Where a run continues: its counters, and what the CLI's runs keep in a checkpoint's extra. */
+export interface RunCounters {
+  startEpoch: number;
+  step: number;
+  /** Seconds spent by the earlier runs. */
+  elapsedBefore: number;
+  history: MetricsRecord[];
+  resumedFrom: TrainSummary["resumed_from"];
+}
+
+/** The counters of a run resumed from checkpoint `path` (`ck` its contents), or a fresh run's zeros. */
+export function runCounters(path: string | undefined, ck?: { epoch: number; step: number; extra: object }): RunCounters {
+  if (!path || !ck) return { startEpoch: 0, step: 0, elapsedBefore: 0, history: [], resumedFrom: null };
+  const extra = ck.extra as Partial<ResumeExtra>;
+  return {
+    startEpoch: ck.epoch, step: ck.step, elapsedBefore: Number(extra.elapsed_s ?? 0),
+    history: Array.isArray(extra.history) ? extra.history : [], resumedFrom: { path, epoch: ck.epoch, step: ck.step },
+  };
+}
+
+/** The error for a non-finite loss at 1-based optimizer step `step` of 0-based `epoch`, naming what to try. */
+export function divergedError(loss: number, step: number, epoch: number, lr: number, hint = ""): Error {
+  return new Error(`training diverged: loss is ${loss} at step ${step} (epoch ${epoch + 1}); try a smaller --lr than ${lr}${hint}`);
+}
+
 export function specOf(cfg: Pick<TrainConfig, "model" | "spec">): ModelSpec {
   const spec = cfg.spec ?? ({ name: cfg.model } as ModelSpec);
   if (spec.name !== cfg.model) throw new Error(`model spec is for '${spec.name}' but --model is '${cfg.model}'`);
   return spec;
-}
-
-export function makeOptimizer(cfg: TrainConfig, model: Module): Optimizer<{ lr: number }, { step: number }> {
-  return createOptimizer(cfg.optimizer, model.namedParameters());
 }
 
 /**
@@ -96,7 +117,7 @@ export function parseExtra(path: string, extra: Json | undefined): ResumeExtra {
   return { config: savedTrainConfig(e.config), elapsed_s: Number(e.elapsed_s ?? 0), history: Array.isArray(e.history) ? e.history : [] };
 }
 
-export function saveTrainCheckpoint(path: string, model: Model, opt: Optimizer<{ lr: number }, { step: number }>,
+function saveTrainCheckpoint(path: string, model: Model, opt: Optimizer<{ lr: number }, { step: number }>,
   cfg: TrainConfig, epoch: number, step: number, elapsedS: number, history: MetricsRecord[]): void {
   const extra: ResumeExtra = { config: { ...cfg, resume: undefined }, elapsed_s: elapsedS, history };
   writeRunCheckpoint(path, { model: model.stateDict(), optimizer: opt.stateDict(), step, epoch, modelSpec: model.spec, extra });
@@ -115,50 +136,47 @@ export function resumeNotes(saved: Pick<TrainConfig, "epochs">, now: Pick<TrainC
   }
 }
 
+/** Continues `cfg.resume` (if given) in `model` and `opt`; the flags given now win over the saved hyper-parameters. */
+function resumeSingleDevice(cfg: TrainConfig, model: Model, opt: Optimizer<{ lr: number }, { step: number }>, stepsPerEpoch: number,
+  log: (m: string) => void): RunCounters {
+  if (!cfg.resume) return runCounters(undefined);
+  const ck = checkpointStart(cfg.resume, model, { asyncStages: null, fitHint: "; resume with the same --model as the saved run" });
+  const extra = parseExtra(cfg.resume, ck.extra);
+  try {
+    opt.loadStateDict(ck.optimizerState);
+  } catch (e) {
+    throw new Error(`checkpoint ${cfg.resume}: ${(e as Error).message}; resume with the same --optimizer as the saved run`);
+  }
+  // Equal unless the user changed them.
+  const o = cfg.optimizer;
+  for (const g of opt.groups) {
+    g.baseLr = o.lr;
+    const h = g.hyper as { lr: number; momentum?: number; weightDecay?: number };
+    h.weightDecay = o.weightDecay ?? 0;
+    if (o.name === "sgd") h.momentum = o.momentum ?? 0;
+  }
+  resumeNotes(extra.config, cfg, { step: ck.step, epoch: ck.epoch, stepsPerEpoch, changed: "--batch, --limit or --steps-per-epoch" }, log);
+  log(`resumed from ${cfg.resume}: ${ck.epoch} epochs, ${ck.step} steps done`);
+  return runCounters(cfg.resume, ck);
+}
+
 export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   const log = hooks.log ?? ((): void => {});
   const spec = resolveSpec(specOf(cfg));
   const model = createModel(spec, cfg.seed);
   const task: Task = buildTask({ spec, batch: cfg.batch, seed: cfg.seed, data: cfg.data, limit: cfg.limit,
     text: cfg.text, stepsPerEpoch: cfg.stepsPerEpoch });
-  const opt = makeOptimizer(cfg, model);
+  const opt = createOptimizer(cfg.optimizer, model.namedParameters());
   const totalSteps = cfg.epochs * task.stepsPerEpoch;
   const schedule = makeLrSchedule(cfg, totalSteps);
   const backendName = getBackend().name;
   log(`pipewright train: ${cfg.model} (${model.numParameters().toLocaleString("en-US")} parameters) on the ${backendName} backend; ${task.describe}`);
 
-  let startEpoch = 0;
-  let step = 0;
-  let elapsedBefore = 0;
-  let history: MetricsRecord[] = [];
-  let resumedFrom: TrainSummary["resumed_from"] = null;
-  if (cfg.resume) {
-    const ck = checkpointStart(cfg.resume, model, { asyncStages: null, fitHint: "; resume with the same --model as the saved run" });
-    const extra = parseExtra(cfg.resume, ck.extra);
-    try {
-      opt.loadStateDict(ck.optimizerState);
-    } catch (e) {
-      throw new Error(`checkpoint ${cfg.resume}: ${(e as Error).message}; resume with the same --optimizer as the saved run`);
-    }
-    // Flags given now win over the saved hyper-parameters (equal unless the user changed them).
-    const o = cfg.optimizer;
-    for (const g of opt.groups) {
-      g.baseLr = o.lr;
-      const h = g.hyper as { lr: number; momentum?: number; weightDecay?: number };
-      h.weightDecay = o.weightDecay ?? 0;
-      if (o.name === "sgd") h.momentum = o.momentum ?? 0;
-    }
-    startEpoch = ck.epoch;
-    step = ck.step;
-    elapsedBefore = extra.elapsed_s;
-    history = extra.history;
-    resumedFrom = { path: cfg.resume, epoch: ck.epoch, step: ck.step };
-    resumeNotes(extra.config, cfg, { step, epoch: startEpoch, stepsPerEpoch: task.stepsPerEpoch, changed: "--batch, --limit or --steps-per-epoch" }, log);
-    log(`resumed from ${cfg.resume}: ${startEpoch} epochs, ${step} steps done`);
-  }
+  const counters = resumeSingleDevice(cfg, model, opt, task.stepsPerEpoch, log);
+  const { startEpoch, elapsedBefore, history, resumedFrom } = counters;
+  let step = counters.step;
 
-  const metrics = !cfg.metrics ? null
-    : cfg.resume ? MetricsWriter.resume(cfg.metrics, { epoch: startEpoch, step }) : new MetricsWriter(cfg.metrics, false);
+  const metrics = openMetrics(cfg.metrics, resumedFrom);
   const report = new EpochReport({
     epochs: cfg.epochs, logEvery: cfg.logEvery, samplesPerEpoch: task.samplesPerEpoch, text: task.kind === "text",
     save: cfg.save, metrics, progress: hooks.progress, log, elapsedBefore, history,
@@ -179,9 +197,7 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
         opt.step();
         const value = loss.item();
         step++;
-        if (!Number.isFinite(value)) {
-          throw new Error(`training diverged: loss is ${value} at step ${step} (epoch ${epoch + 1}); try a smaller --lr than ${cfg.optimizer.lr}`);
-        }
+        if (!Number.isFinite(value)) throw divergedError(value, step, epoch, cfg.optimizer.lr);
         hooks.onStep?.(step, value);
         report.step(step, value, b.x.shape[0], lr);
       }

@@ -1,7 +1,7 @@
 // `pipewright train --schedule ...`: the single-device loop's job (epochs, LR schedule, evaluation,
-// metrics, checkpoints) with the step run by a pipeline executor. Planning (pipeline-plan.ts), the
-// resume state (pipeline-resume.ts), the synchronous loop (pipeline-sync.ts) and the asynchronous
-// windows (pipeline-async.ts) are modules of their own; this one ties them into epochs. The same
+// metrics, checkpoints) with the step run by a pipeline executor. Planning (pipeline-plan.ts) and the
+// synchronous and asynchronous epochs (pipeline-epoch.ts) are modules of their own; this one ties
+// them into epochs and resumes (weights into the main thread's model, the rest for the stages). The same
 // mini-batches as single-device training are split into M micro-batches; by the loss-scaling rule
 // (src/pipeline/stage.ts) the gradients are those of single-device training.
 //
@@ -18,10 +18,10 @@ import { RunEngine } from "../api/engine.js";
 import { createModel, createModelPart } from "../nn/models/index.js";
 import { unitsPerWorker } from "../pipeline/runtime/worker-state.js";
 import { resolveSpec, type ResolvedSpec } from "../nn/models/spec.js";
-import { toPlain } from "../optim/index.js";
-import { makeLrSchedule, specOf, type ResumeExtra, type TrainResult, type TrainSummary } from "./loop.js";
+import { toPlain, type OptimizerState } from "../optim/index.js";
+import { makeLrSchedule, runCounters, specOf, type ResumeExtra, type RunCounters, type TrainResult, type TrainSummary } from "./loop.js";
 import { EpochReport } from "./epoch-report.js";
-import { MetricsWriter } from "./metrics.js";
+import { openMetrics } from "./metrics.js";
 import type { PipelineConfig, PipelineTrainOptions, TrainConfig } from "./options.js";
 import { buildTask, type EvalResult, type Task } from "./task.js";
 import { ProgressBar } from "./progress.js";
@@ -31,10 +31,10 @@ import type { Executor } from "../pipeline/runtime/executor.js";
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
 import { saveLayoutOf } from "./options.js";
 import { describePlan, planPipeline, type PipelinePlan } from "./pipeline-plan.js";
-import { pipelineStart, type PipelineStart } from "./pipeline-resume.js";
-import type { PipelineRun } from "./pipeline-run.js";
-import { runSyncEpoch } from "./pipeline-sync.js";
-import { runAsyncEpoch } from "./pipeline-async.js";
+import { checkpointStart } from "../api/checkpoint-start.js";
+import type { Model } from "../nn/models/model.js";
+import type { AsyncState } from "../pipeline/runtime/async-state.js";
+import { runAsyncEpoch, runSyncEpoch, type PipelineRun } from "./pipeline-epoch.js";
 import { launchEnv } from "../transport/mpi/env.js";
 import { TraceWriter } from "../trace/trace-writer.js";
 import { testSeam } from "../testing/seam.js";
@@ -77,8 +77,7 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
     ? { ...setup, schedule: plan.warmupSchedule, async: { ...setup.async, phase: "warmup" } } : null;
   // The metrics file opens first: a bad path must fail before worker threads exist (they would keep
   // the process alive); a failing executor start closes it again.
-  const metrics = !opts.metrics ? null
-    : opts.resume ? MetricsWriter.resume(opts.metrics, { epoch: start.startEpoch, step: start.step }) : new MetricsWriter(opts.metrics, false);
+  const metrics = openMetrics(opts.metrics, start.resumedFrom);
   let engine: RunEngine;
   try {
     engine = await RunEngine.start({ model, setup: warmupSetup ?? setup, executor: p.executor, replicas: p.replicas, step: start.step,
@@ -115,6 +114,23 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   const summary = report.summary({ model: opts.model, backend: getBackend().name, parameters: model.numParameters(), steps: engine.steps,
     resumed_from: start.resumedFrom, metrics: opts.metrics ?? null }, start.startEpoch, finalEval);
   return { summary: { ...summary, ...memorySummary(engine) }, records: report.records };
+}
+
+/** Where a pipeline run continues: the counters, and the optimizer and asynchronous state for the stages. */
+interface PipelineStart extends RunCounters {
+  optimizerState?: OptimizerState;
+  /** T1 counters and policy buffers of the asynchronous method (absent: start from zero). */
+  asyncResume?: AsyncState;
+}
+
+/**
+ * Reads checkpoint `path` into `model` and returns where the run continues. `asyncStages`: the
+ * stage count of an asynchronous run, whose saved state is checked against it (null: synchronous).
+ */
+function pipelineStart(path: string | undefined, model: Model, asyncStages: number | null): PipelineStart {
+  if (!path) return runCounters(undefined);
+  const ck = checkpointStart(path, model, { asyncStages, partial: model.partial, fitHint: "; resume with the same --model as the saved run" });
+  return { ...runCounters(path, ck), optimizerState: ck.optimizerState, asyncResume: ck.asyncResume };
 }
 
 /** This MPI rank's pipeline worker (rank = (replica * W + worker) * T + tensor), or undefined outside processes. */

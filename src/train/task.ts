@@ -3,14 +3,15 @@
 // without hidden RNG state, which is what makes a resumed run continue exactly.
 import { noGrad } from "../autograd/engine.js";
 import { loadFashionMnist } from "../data/fashion-mnist.js";
-import { DataLoader, type TensorDataset } from "../data/loader.js";
+import { DataLoader, gather, type TensorDataset } from "../data/loader.js";
 import { BYTE_VOCAB_SIZE, loadTextCorpus, textCorpusPath, TextBatcher } from "../data/text.js";
 import { countCorrect, crossEntropyLoss } from "../nn/loss.js";
 import type { Module } from "../nn/module.js";
 import { resolveSpec, type ModelSpec } from "../nn/models/spec.js";
 import type { Tensor } from "../tensor/tensor.js";
 
-export interface TrainBatch { x: Tensor; y: Int32Array; index: number }
+/** A training batch: its place in the epoch and, for a data set of examples, their indices (AutoCache's keys). */
+export interface TrainBatch { x: Tensor; y: Int32Array; index: number; indices?: Int32Array }
 
 export interface EvalResult {
   /** Mean loss per prediction. */
@@ -62,7 +63,9 @@ export interface TaskOptions {
 export function buildTask(o: TaskOptions): Task {
   const misfit = taskMisfit(o.spec);
   if (misfit) throw new Error(misfit);
-  return resolveSpec(o.spec).name === "gpt" ? textTask(o) : imageTask(o);
+  if (resolveSpec(o.spec).name === "gpt") return textTask(o);
+  const d = loadImageDatasets(o.data, o.limit, o.inputs !== false);
+  return imageTaskOf(d, o.batch, o.seed, `Fashion-MNIST from ${d.dir}`);
 }
 
 /** Fashion-MNIST's shape and the byte corpus's vocabulary: what a sized model must keep to train here. */
@@ -98,22 +101,28 @@ export function loadImageDatasets(data?: string, limit?: number, images = true):
   return { train: toDataset(train), test: toDataset(test), dir: train.dir };
 }
 
-function imageTask(o: TaskOptions): Task {
-  const { train: trainSet, test: testSet, dir } = loadImageDatasets(o.data, o.limit, o.inputs !== false);
-  const loader = new DataLoader(trainSet, { batchSize: o.batch, shuffle: true, seed: o.seed });
+/** The image task of these data sets (shuffled per epoch from `seed`); `from` names them in describe. */
+export function imageTaskOf(ds: { train: TensorDataset; test: TensorDataset }, batch: number, seed: number, from = "given data sets"): Task {
+  const loader = new DataLoader(ds.train, { batchSize: batch, shuffle: true, seed });
   // Made once: every evaluation reads the same chunks (nothing writes into them).
   let evalSet: EvalSet | null = null;
-  const evalBatches = (): EvalSet => (evalSet ??= evalChunks(testSet));
+  const evalBatches = (): EvalSet => (evalSet ??= evalChunks(ds.test));
   const evalResult = (s: EvalSums): EvalResult => ({ loss: s.loss / s.count, acc: s.correct / s.count, ppl: null });
   return {
     kind: "image",
-    samplesPerEpoch: trainSet.n,
+    samplesPerEpoch: ds.train.n,
     stepsPerEpoch: loader.length,
-    batches: (epoch, start) => loader.epoch(epoch, start),
+    *batches(epoch, start) {
+      const order = loader.order(epoch);
+      for (let index = start; index < loader.length; index++) {
+        const indices = loader.batchIndices(epoch, index, order);
+        yield { ...gather(ds.train, indices), index, indices };
+      }
+    },
     evaluate: (model) => evalResult(sumOnModel(model, evalBatches())),
     evalBatches,
     evalResult,
-    describe: `Fashion-MNIST from ${dir}: ${trainSet.n} training and ${testSet.n} test images`,
+    describe: `${from}: ${ds.train.n} training and ${ds.test.n} test images`,
   };
 }
 
@@ -141,7 +150,7 @@ function sumOnModel(model: Module, set: EvalSet): EvalSums {
 }
 
 /** A test set in evaluation chunks of EVAL_CHUNK examples, in stored order. */
-export function evalChunks(test: TensorDataset): EvalSet {
+function evalChunks(test: TensorDataset): EvalSet {
   const chunks = [...new DataLoader(test, { batchSize: EVAL_CHUNK, shuffle: false }).epoch(0)];
   return { inputs: chunks.map((c) => c.x), labels: chunks.map((c) => c.y) };
 }

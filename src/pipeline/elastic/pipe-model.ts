@@ -37,8 +37,11 @@ export class ElasticPipeModel extends Module implements PipelineModel {
 
   forward(x: Tensor): Tensor { return this.units.reduce((h, u) => u.forward(h), x); }
 
-  /** The cached prefix's outputs for x (no graph), as the trainer computes them for its cache. */
-  prepareInput(x: Tensor): Tensor { return noGrad(() => this.prefixUnits.reduce((h, u) => u.forward(h), x)); }
+  /** The cached prefix's outputs for x (no graph; eval mode for evaluation), as the trainer computes them for its cache. */
+  prepareInput(x: Tensor, training: boolean): Tensor {
+    for (const u of this.prefixUnits) u.train(training);
+    return noGrad(() => this.prefixUnits.reduce((h, u) => u.forward(h), x));
+  }
 }
 
 /** The module source's factory: every parameter is loaded from the trainer's state right after. */

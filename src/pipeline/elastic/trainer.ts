@@ -9,7 +9,8 @@
 // With the cache on, the cached prefix costs nothing, so the active units alone are re-balanced over
 // the S stages AutoPipe chose (balanceByCost on their parameter counts); on batches whose samples are
 // not all cached yet, each replica's stage 0 first runs the prefix (no graph) on its rows, on its
-// worker (the runtime's input hook), and the outputs come back to fill the cache.
+// worker (the runtime's input hook), and the outputs come back to fill the cache. Evaluation and
+// prediction run the prefix on stage 0's workers too (the hook again, in eval mode).
 //
 // Each replica trains on its rows of every micro-batch (the runtime's data-parallel split), so the
 // cache holds the prefix's outputs of exactly those row groups: a product's kernel depends on its row
@@ -201,10 +202,10 @@ export class ElasticTrainer {
    * state and the freezes are kept, and the cache, computed with the old weights, is emptied.
    */
   async loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void> {
-    if (!this.phase) throw new Error("elastic trainer is closed");
+    const phase = this.running();
     await this.sync();
     this.model.loadStateDict(new Map([...state].map(([k, t]) => [k, t.clone()])));
-    await this.phase.loadStateDict(this.model.stateDict());
+    await phase.loadStateDict(this.model.stateDict());
     if (this.cache?.active) {
       this.cache.clear();
       this.cache.update(this.layout.frozenLayers, this.cfg.samples, this.prefixShape(this.layout.prefix));
@@ -223,12 +224,18 @@ export class ElasticTrainer {
     await this.start();
   }
 
+  /** The running layout's executor (none once closed). */
+  private running(): PhaseExecutor {
+    if (!this.phase) throw new Error("elastic trainer is closed");
+    return this.phase;
+  }
+
   /** Whether a mini-batch of n examples can be split over the replicas and micro-batches. */
   fits(n: number): boolean { return Math.floor(n / this.layout.replicas) >= this.layout.microbatches; }
 
   /** One optimizer step; `indices` = dataset indices of the samples (for the cache). */
   async step(x: Tensor, y: Int32Array, indices: ArrayLike<number> | null, lrFactor: number): Promise<ElasticStepResult> {
-    if (!this.phase) throw new Error("elastic trainer is closed");
+    const phase = this.running();
     let input = x, cached = false, fill = false;
     const idx = indices ? Array.from(indices) : null;
     if (this.cache?.active && this.layout.prefix > 0) {
@@ -238,7 +245,7 @@ export class ElasticTrainer {
     }
     this.synced = false;
     const { microbatches: M, replicas: R } = this.layout;
-    const r = await this.phase.step({ inputs: splitTensor(input, M), labels: splitLabels(y, M, y.length / x.shape[0]), scale: 1 / y.length,
+    const r = await phase.step({ inputs: splitTensor(input, M), labels: splitLabels(y, M, y.length / x.shape[0]), scale: 1 / y.length,
       ...(fill ? { prepare: true } : {}) }, lrFactor);
     if (fill) this.cache!.put(idx!, this.preparedInput(r.prepared));
     const gradSq = new Map<number, number>();
@@ -251,29 +258,17 @@ export class ElasticTrainer {
 
   /** The model's outputs for x through the stages (eval mode, no gradient). */
   async predict(x: Tensor): Promise<Tensor> {
-    if (!this.phase) throw new Error("elastic trainer is closed");
-    return mergeTensors(await this.phase.predict(splitTensor(this.evalInput(x), Math.min(this.layout.microbatches, x.shape[0]))));
+    return mergeTensors(await this.running().predict(splitTensor(x, Math.min(this.layout.microbatches, x.shape[0]))));
   }
 
   /** Mean loss, correct predictions and count of (x, y) through the stages (eval mode, no gradient). */
-  async evaluate(x: Tensor, y: Int32Array): Promise<MicrobatchMetrics> {
-    if (!this.phase) throw new Error("elastic trainer is closed");
+  evaluate(x: Tensor, y: Int32Array): Promise<MicrobatchMetrics> {
     const M = Math.min(this.layout.microbatches, x.shape[0]);
-    return this.phase.evaluate({ inputs: splitTensor(this.evalInput(x), M), labels: splitLabels(y, M, y.length / x.shape[0]) }, 1 / y.length);
+    return this.running().evaluate({ inputs: splitTensor(x, M), labels: splitLabels(y, M, y.length / x.shape[0]) }, 1 / y.length);
   }
 
   /** Summed loss, correct predictions and count over the batches, each one micro-batch through the stages. */
-  async evaluateBatches(b: EvalBatches): Promise<MicrobatchMetrics> {
-    if (!this.phase) throw new Error("elastic trainer is closed");
-    return this.phase.evaluate({ inputs: b.inputs.map((x) => this.evalInput(x)), labels: b.labels });
-  }
-
-  /** What stage 0 evaluates: x, or the cached prefix's outputs for it (computed here, in eval mode). */
-  private evalInput(x: Tensor): Tensor {
-    if (this.layout.prefix === 0) return x;
-    this.model.eval();
-    try { return this.runPrefix(this.layout.prefix, x); } finally { this.model.train(); }
-  }
+  evaluateBatches(b: EvalBatches): Promise<MicrobatchMetrics> { return this.running().evaluate(b); }
 
   /**
    * End of epoch `epoch` (1-based): the freeze check on interval boundaries; on a change, AutoPipe,

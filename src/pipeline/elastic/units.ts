@@ -10,22 +10,16 @@ import { TransformerBlock } from "../../nn/transformer.js";
 import type { PipelineModel } from "../runtime/model-source.js";
 import { unitsFromLayers, type PipeUnit } from "../freeze/autopipe.js";
 
-export class AttentionSubBlock extends Module {
-  constructor(readonly block: TransformerBlock) {
+/** One residual half of a TransformerBlock: x + attn(ln1(x)), or h + mlp(ln2(h)). */
+class SubBlock extends Module {
+  private readonly norm: Module;
+  private readonly body: Module;
+  constructor(block: TransformerBlock, half: "attn" | "mlp") {
     super();
-    this.registerModule("ln1", block.ln1);
-    this.registerModule("attn", block.attn);
+    this.norm = half === "attn" ? this.registerModule("ln1", block.ln1) : this.registerModule("ln2", block.ln2);
+    this.body = half === "attn" ? this.registerModule("attn", block.attn) : this.registerModule("mlp", block.mlp);
   }
-  forward(x: Tensor): Tensor { return add(x, this.block.attn.forward(this.block.ln1.forward(x))); }
-}
-
-export class MlpSubBlock extends Module {
-  constructor(readonly block: TransformerBlock) {
-    super();
-    this.registerModule("ln2", block.ln2);
-    this.registerModule("mlp", block.mlp);
-  }
-  forward(h: Tensor): Tensor { return add(h, this.block.mlp.forward(this.block.ln2.forward(h))); }
+  forward(x: Tensor): Tensor { return add(x, this.body.forward(this.norm.forward(x))); }
 }
 
 export interface RunnableUnit {
@@ -38,15 +32,9 @@ export function runnableUnits(model: PipelineModel): RunnableUnit[] {
   const units = unitsFromLayers(model.units);
   return units.map((u) => {
     const m = model.units[u.layer];
-    if (m instanceof TransformerBlock) return { unit: u, module: u.name.endsWith(".attn") ? new AttentionSubBlock(m) : new MlpSubBlock(m) };
+    if (m instanceof TransformerBlock) return { unit: u, module: new SubBlock(m, u.name.endsWith(".attn") ? "attn" : "mlp") };
     return { unit: u, module: m };
   });
-}
-
-/** Names of the parameters of freeze layers 0..frozenLayers-1. */
-export function frozenParamNames(model: PipelineModel, frozenLayers: number): string[] {
-  const head = model.unitPrefix ? `${model.unitPrefix}.` : "";
-  return model.units.slice(0, frozenLayers).flatMap((m, i) => m.namedParameters(`${head}${i}`).map(([n]) => n));
 }
 
 /** Sets requiresGrad off on the frozen prefix's parameters and on for the rest. */

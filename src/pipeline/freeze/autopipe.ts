@@ -79,7 +79,7 @@ export function unitCosts(units: readonly PipeUnit[], frozenLayers: number, froz
 }
 
 /** Most expensive part of the balanced partition of `costs` into `parts`. */
-export function maxPartCost(costs: readonly number[], parts: number): number {
+function maxPartCost(costs: readonly number[], parts: number): number {
   const bal = balanceByCost(costs, parts);
   return Math.max(...rangesOf(bal).map(([a, b]) => costs.slice(a, b).reduce((x, y) => x + y, 0)));
 }

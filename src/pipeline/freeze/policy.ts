@@ -30,7 +30,7 @@ export interface FreezeConfig {
   criterion: FreezeCriterion;
 }
 
-export const DEFAULT_FREEZE_CONFIG: Readonly<FreezeConfig> = Object.freeze({ alpha: 1 / 3, interval: 1, criterion: "grad-norm" });
+const DEFAULT_FREEZE_CONFIG: Readonly<FreezeConfig> = Object.freeze({ alpha: 1 / 3, interval: 1, criterion: "grad-norm" });
 
 /** Parses --freeze-alpha: "1/3", "0.5", ".25". Must lie in (0, 1]. */
 export function parseAlpha(text: string): number {
@@ -82,7 +82,7 @@ export function scheduledFrozen(layers: number, alpha: number, T: number): numbe
 }
 
 /** |cur - prev| / prev; a layer whose previous norm was 0 has changed infinitely unless still 0. */
-export function relativeChange(prev: number, cur: number): number {
+function relativeChange(prev: number, cur: number): number {
   if (prev === 0) return cur === 0 ? 0 : Infinity;
   return Math.abs(cur - prev) / prev;
 }

@@ -21,8 +21,8 @@
 //   absolute scale unless k_e differs between epochs.
 import { AutoPipe, checkUnits, type PipeUnit, type Transition, unitCosts } from "./autopipe.js";
 
-export const TRACE_FORMAT = "pipewright-freeze-trace";
-export const TRACE_VERSION = 1;
+const TRACE_FORMAT = "pipewright-freeze-trace";
+const TRACE_VERSION = 1;
 
 /** An epoch's layout: what was frozen and how the rest was pipelined and replicated. */
 export interface EpochLayout {
@@ -79,7 +79,7 @@ export function epochRecord(epoch: number, t: Transition, cached: boolean, measu
 const isPosInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 1;
 
 /** Checks a parsed trace; errors name the field and what is allowed. */
-export function validateTrace(t: unknown): asserts t is FreezeTrace {
+function validateTrace(t: unknown): asserts t is FreezeTrace {
   const fail = (msg: string): never => { throw new Error(`freeze trace: ${msg}`); };
   if (typeof t !== "object" || t === null) fail(`expected a JSON object, got ${JSON.stringify(t)}`);
   const o = t as Record<string, unknown>;

@@ -34,8 +34,11 @@ export interface PipelineModel extends Module {
   readonly unitPrefix: string;
   /** State-dict index of unit i (default i): units cut out of one layer share its index. */
   readonly unitIndex?: readonly number[];
-  /** What stage 0 takes for a model input x (default x): a SplitBatch with `prepare` runs it on the workers. */
-  prepareInput?(x: Tensor): Tensor;
+  /**
+   * What stage 0 takes for a model input x (default x), in training or eval mode: a SplitBatch with
+   * `prepare` runs it on the workers; evaluation and prediction (always model inputs) run it there too.
+   */
+  prepareInput?(x: Tensor, training: boolean): Tensor;
 }
 
 /** A user's layer list as a model: a Sequential whose children are the units ("0.weight", ...). */

@@ -338,7 +338,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   /** This replica's share of a forward-only list over `inputs`: the global ids of its micro-batches. */
   private async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number, mode: "eval" | "predict", what: string): Promise<number[]> {
     const { ids, deliveries } = forwardDeliveries(this.setup.schedule, inputs, labels, scale, this.position);
-    for (const [key, payload] of deliveries) this.interp.deliver(key, payload);
+    for (const [key, payload] of deliveries) this.interp.deliver(key, this.inputHook.forward(payload));
     // Evaluation messages are not part of any step's record.
     if (this.rec) this.rec.log.paused = true;
     try {

@@ -145,7 +145,7 @@ try {
   port.on("message", (m: ToWorker) => {
     try {
       if (m.type === "step" || m.type === "forward") {
-        for (const [key, payload] of m.deliveries) interp.deliver(key, inputHook.apply(payload));
+        for (const [key, payload] of m.deliveries) interp.deliver(key, m.type === "step" ? inputHook.apply(payload) : inputHook.forward(payload));
         if (m.type === "step") interp.reset(m.lrFactors);
         else interp.reset([1], forwardOnlyLists(init.setup.schedule, m.count)[init.worker], m.mode);
         begin = epochNow();
