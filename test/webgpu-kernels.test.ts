@@ -11,11 +11,14 @@
 //   neg): exact.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import type { Backend, BinaryOp, ConvParams, PoolParams, UnaryOp } from "../src/backend/backend.js";
+import type { AxisCopy, Backend, BinaryOp, ConvParams, PoolParams, UnaryOp } from "../src/backend/backend.js";
+import { copyAxis } from "../src/autograd/ops/util.js";
 import { referenceBackend as ref } from "../src/backend/reference.js";
 import { createWebGpuBackend, type WebGpuBackend } from "../src/backend/webgpu/backend.js";
 import { NO_ADAPTER, NO_PACKAGE } from "../src/backend/webgpu/messages.js";
-import { setBackend } from "../src/backend/index.js";
+import { getBackend, setBackend } from "../src/backend/index.js";
+import { countCorrect } from "../src/nn/loss.js";
+import { Tensor } from "../src/tensor/tensor.js";
 import { webgpuSeam } from "../src/backend/webgpu/seam.js";
 import { Rng } from "../src/tensor/random.js";
 
@@ -258,6 +261,34 @@ describe("webgpu kernels agree with the reference backend", { skip }, () => {
     }
     assert.throws(() => G().crossEntropy(logits, Int32Array.from(targets, (t, i) => (i === 3 ? cols : t)), rows, cols, lp1),
       /target 7 in row 3|target 7 at position 3/);
+    // More rows than a workgroup has invocations (the loss is one workgroup's tree); targets changed
+    // in place between calls reach the device.
+    const many = 300, big = randn(many * cols, 2), t300 = Int32Array.from({ length: many }, () => rng.int(cols));
+    for (let round = 0; round < 2; round++) {
+      const g300 = G().crossEntropy(big, t300, many, cols, new Float32Array(many * cols));
+      const r300 = ref.crossEntropy(big, t300, many, cols, new Float32Array(many * cols));
+      assert.ok(Math.abs(g300 - r300) <= 1e-5 * Math.abs(r300), `crossEntropy loss of ${many} rows ${g300} vs ${r300}`);
+      t300.reverse();
+    }
+  });
+
+  test("countCorrect on the device equals the host's count (first maximum by >, NaN, ties, -inf, many rows)", () => {
+    assert.notEqual(getBackend().name, "webgpu", "the oracle is the host loop");
+    for (const [rows, cols] of [[6, 4], [300, 7], [1, 1]] as const) {
+      const x = randn(rows * cols);
+      const t = Int32Array.from({ length: rows }, (_, r) => (r % 3 === 0 ? r % cols : rng.int(cols)));
+      if (rows === 6) {
+        x.set([1, 3, 3, 0], 0); // a tie: the first maximum counts
+        x.set([NaN, 5, 1, 2], 4); // NaN in column 0: nothing beats it
+        x.set([1, NaN, 7, 2], 8); // NaN elsewhere never wins
+        x.fill(-Infinity, 12, 16);
+        x.set([0, 1, 2, 3, 3, 2, 1, 0], 16);
+        t.set([1, 0, 2, 0, 0, 0]);
+      }
+      const want = countCorrect(new Tensor(x, [rows, cols]), t);
+      assert.equal(G().countCorrect!(x, t, rows, cols), want, `countCorrect ${rows}x${cols}`);
+      if (rows === 6) assert.equal(want, 5);
+    }
   });
 
   test("layer norm forward and backward (parameter gradients accumulate)", () => {
@@ -298,6 +329,25 @@ describe("webgpu kernels agree with the reference backend", { skip }, () => {
     const sc = randn(3 * 5 * 5);
     const [[c1], [c2]] = both([new Float32Array(sc.length)], (be, [o]) => be.causalMask(sc, 3, 5, -Infinity, o));
     exact("causalMask", c1, c2);
+  });
+
+  test("copies along an axis (slice, its backward, concat parts) equal the host's copies: exact", () => {
+    assert.notEqual(getBackend().name, "webgpu", "the oracle is the host copy");
+    const cases: AxisCopy[] = [
+      { outer: 3, inner: 4, len: 2, srcSize: 5, srcStart: 1, dstSize: 2, dstStart: 0, zero: false }, // slice
+      { outer: 3, inner: 4, len: 2, srcSize: 2, srcStart: 0, dstSize: 5, dstStart: 3, zero: true }, // its backward
+      { outer: 2, inner: 1, len: 3, srcSize: 3, srcStart: 0, dstSize: 7, dstStart: 4, zero: false }, // a concat part
+      { outer: 1, inner: 6, len: 0, srcSize: 4, srcStart: 4, dstSize: 3, dstStart: 1, zero: true }, // empty range
+    ];
+    for (const p of cases) {
+      const x = randn(p.outer * p.srcSize * p.inner);
+      const old = randn(p.outer * p.dstSize * p.inner);
+      old[0] = NaN; // zeroed or kept, never read into the copy
+      const mine = old.slice(), host = old.slice();
+      G().copyAxis!(x, mine, p);
+      copyAxis(x, host, p);
+      exact(`copyAxis ${JSON.stringify(p)}`, mine, host);
+    }
   });
 
   test("SGD (momentum, dampening, Nesterov, first step, none) and AdamW steps", () => {

@@ -176,11 +176,20 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
 
     crossEntropy(logits, targets, r, cols, logProbs) {
       checkIds(targets, cols, "crossEntropy", "target");
-      b.softmax(logits, r, cols, logProbs, true);
-      // The loss sums on the host in float64, in the reference backend's order.
-      let loss = 0;
-      for (let i = 0; i < r; i++) loss -= logProbs[i * cols + targets[i]];
-      return loss;
+      // The loss is summed on the device (float32, a fixed tree): only it comes back, not logProbs.
+      const loss = new Float32Array(1);
+      g.run([buf(logits), out(logProbs), buf(targets), out(loss)], [
+        g.rowPass(rows.softmaxShader(wg), [0, 1], r, [cols, 1]),
+        g.rowPass(rows.pickedSumShader(wg), [1, 2, 3], 1, [r, cols]),
+      ], [1, 3], "crossEntropy");
+      return loss[0];
+    },
+
+    countCorrect(logits, targets, r, cols) {
+      const count = new Float32Array(1);
+      g.run([buf(logits), buf(targets), out(count)],
+        [g.rowPass(rows.countCorrectShader(wg), [0, 1, 2], 1, [r, cols])], [2], "countCorrect");
+      return count[0];
     },
 
     crossEntropyBackward(logProbs, targets, r, cols, scale, dx, accumulate) {
@@ -220,6 +229,14 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
       const s = Uint32Array.from([...perm.map((p) => shape[p]), ...perm.map((p) => xStrides[p])]);
       g.run([buf(x), buf(s), dest(o, accumulate)],
         [g.pass(ew.permuteShader(wg), [0, 1, 2], o.length, [shape.length, u(accumulate)])], [2], "permute");
+    },
+
+    copyAxis(x, o, p) {
+      const items = p.outer * p.dstSize * p.inner;
+      if (items === 0) return;
+      const whole = p.zero || (p.dstStart === 0 && p.len === p.dstSize);
+      g.run([buf(x), whole ? out(o) : buf(o)], [g.pass(ew.copyAxisShader(wg), [0, 1], items,
+        [p.inner, p.len, p.srcSize, p.srcStart, p.dstSize, p.dstStart, u(p.zero)])], [1], "copyAxis");
     },
 
     causalMask(x, batch, t, value, o) {

@@ -3,6 +3,7 @@
 import { GpuChannel } from "./channel.js";
 import type { CreateSpec, GpuInit, GpuRequest, HostData, PassSpec } from "./protocol.js";
 import { ResidentArrays } from "./resident.js";
+import { IndexCache } from "./index-cache.js";
 import { hostMemory } from "../../tensor/host-arrays.js";
 
 export interface GpuOptions {
@@ -24,6 +25,8 @@ export interface GpuCounts {
   uploads: number;
   /** Buffers read back to the host. */
   readbacks: number;
+  /** 32-bit words in the buffers read back. */
+  readWords: number;
   /** Times the compute thread waited for the GPU thread. */
   waits: number;
 }
@@ -50,7 +53,8 @@ export class Gpu {
   private readonly pinned = new WeakMap<object, number>();
   private readonly batched: boolean;
   readonly resident: ResidentArrays | null;
-  readonly counts: GpuCounts = { uploads: 0, readbacks: 0, waits: 0 };
+  readonly counts: GpuCounts = { uploads: 0, readbacks: 0, readWords: 0, waits: 0 };
+  private readonly indices = new IndexCache((id) => { this.freed.push(id); });
   private closed = false;
 
   constructor(init: GpuInit, opts: GpuOptions = {}) {
@@ -148,14 +152,19 @@ export class Gpu {
         continue;
       }
       if (slot) {
-        if (slot.id === null) slot.id = isOut && !keep ? this.fresh(create, a.length) : upload(slot.memory);
-        if (isOut) slot.stale = true;
+        // A new buffer starts zeroed: an array that still holds its first zeros needs no upload.
+        if (slot.id === null) slot.id = (isOut && !keep) || slot.zero ? this.fresh(create, a.length) : upload(slot.memory);
+        if (isOut) { slot.stale = true; slot.zero = false; }
         bound[i] = slot.id;
       } else {
         const pin = a instanceof Float32Array && !isOut ? this.pinned.get(a) : undefined;
         if (pin !== undefined) {
           bound[i] = pin >= 0 ? pin : upload(a);
           this.pinned.set(a, bound[i]);
+        } else if (a instanceof Int32Array && !isOut) {
+          let id = this.indices.find(a);
+          if (id === undefined) this.indices.keep(a, id = upload(a));
+          bound[i] = id;
         } else {
           // An array of another device's factory (or a plain one): its current host values.
           bound[i] = isOut && !keep ? this.fresh(create, a.length) : upload(a instanceof Float32Array ? hostMemory(a) : a);
@@ -182,7 +191,7 @@ export class Gpu {
         a.set(a instanceof Int32Array ? new Int32Array(results[k]) : a instanceof Uint32Array ? new Uint32Array(results[k])
           : new Float32Array(results[k]));
       });
-      this.counts.readbacks += landing.length;
+      this.counted(results);
     } catch (e) {
       // The shaders may not have compiled; send them again with the next request.
       for (const s of shaders) this.shaderIds.delete(s.code);
@@ -194,9 +203,13 @@ export class Gpu {
   read(ids: number[], what: string): ArrayBuffer[] {
     const req: GpuRequest = { shaders: [], create: [], passes: [], free: this.freed, read: ids, reply: true };
     this.freed = [];
-    const r = this.wait(req, what);
-    this.counts.readbacks += ids.length;
-    return r;
+    return this.counted(this.wait(req, what));
+  }
+
+  private counted(results: ArrayBuffer[]): ArrayBuffer[] {
+    this.counts.readbacks += results.length;
+    for (const r of results) this.counts.readWords += r.byteLength / 4;
+    return results;
   }
 
   private wait(req: GpuRequest, what: string): ArrayBuffer[] {

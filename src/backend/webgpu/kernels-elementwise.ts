@@ -1,5 +1,5 @@
 // WGSL for the element-wise kernels: unary ops and their derivatives, broadcasting binary ops,
-// scalar affine maps, the causal mask, gather and permute.
+// scalar affine maps, the causal mask, gather, permute and copies along an axis.
 import type { BinaryOp, UnaryOp } from "../backend.js";
 import { ERFC, perItem, store } from "./wgsl.js";
 
@@ -84,6 +84,19 @@ export function scatterAddShader(wg: number): string {
 }
 
 /** S holds the output shape, then x's stride along each output axis. */
+/** Item i of out [outer, dstSize, inner]: copied from x inside the range, else zeroed or kept (AxisCopy). */
+export function copyAxisShader(wg: number): string {
+  return perItem(wg, [["X", "r"], ["O", "rw"]], ["inner", "len", "srcSize", "srcStart", "dstSize", "dstStart", "zero"], [], `
+  let k = i % P.inner;
+  let j = (i / P.inner) % P.dstSize;
+  let o = i / (P.inner * P.dstSize);
+  if (j >= P.dstStart && j < P.dstStart + P.len) {
+    O[i] = X[(o * P.srcSize + P.srcStart + j - P.dstStart) * P.inner + k];
+  } else if (P.zero != 0u) {
+    O[i] = 0.0;
+  }`);
+}
+
 export function permuteShader(wg: number): string {
   return perItem(wg, [["X", "r"], ["S", "r", "u32"], ["O", "rw"]], ["rank", "acc"], [], `
   var rem = i;

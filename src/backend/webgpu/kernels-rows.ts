@@ -1,5 +1,5 @@
 // WGSL for the row kernels: (log-)softmax and its backward and layer norm run one workgroup per row
-// (a tree reduction within it); sum and max over the middle axis, layer norm's backward, one
+// (a tree reduction within it), cross-entropy's loss and the correct count one workgroup in all; sum and max over the middle axis, layer norm's backward, one
 // invocation per output; cross-entropy's backward and the optimizer steps one per element.
 import { perItem, perRow, store, wgReduce } from "./wgsl.js";
 
@@ -59,6 +59,32 @@ export function softmaxBackwardShader(wg: number): string {
 ${wgReduce(wg, "sum", "ps", "total", 0)}
   ${strided(wg, `let v = select(Y[b + j] * (DY[b + j] - total), DY[b + j] - exp(Y[b + j]) * total, P.log != 0u);
     ${store("DX[b + j]", "v")}`)}`);
+}
+
+/** Cross-entropy's loss, -Σ_rows LP[row, T[row]], in one workgroup (a fixed tree: bits set by wg). */
+export function pickedSumShader(wg: number): string {
+  return perRow(wg, [["LP", "r"], ["T", "r", "i32"], ["L", "rw"]], ["rows", "cols"], [], 1, `
+  var ps = 0.0;
+  for (var r = lid; r < P.rows; r += ${wg}u) { ps = ps - LP[r * P.cols + u32(T[r])]; }
+${wgReduce(wg, "sum", "ps", "total", 0)}
+  if (lid == 0u) { L[0] = total; }`);
+}
+
+/**
+ * Rows of x [rows, cols] whose first maximum (by >, so a NaN never wins after column 0) is at the
+ * target, counted in one workgroup: the host's countCorrect without reading x back.
+ */
+export function countCorrectShader(wg: number): string {
+  return perRow(wg, [["X", "r"], ["T", "r", "i32"], ["C", "rw"]], ["rows", "cols"], [], 1, `
+  var hits = 0.0;
+  for (var r = lid; r < P.rows; r += ${wg}u) {
+    let b = r * P.cols;
+    var best = 0u;
+    for (var j = 1u; j < P.cols; j++) { if (X[b + j] > X[b + best]) { best = j; } }
+    if (i32(best) == T[r]) { hits = hits + 1.0; }
+  }
+${wgReduce(wg, "sum", "hits", "total", 0)}
+  if (lid == 0u) { C[0] = total; }`);
 }
 
 export function crossEntropyBackwardShader(wg: number): string {

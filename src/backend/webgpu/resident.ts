@@ -5,11 +5,15 @@
 // Kernels never go through the proxy: they find the slot and use the device buffer directly.
 import { registerBacking, type HostArrays } from "../../tensor/host-arrays.js";
 
-/** The device side of one array: its buffer id (null: none yet) and whether the host copy is behind. */
+/**
+ * The device side of one array: its buffer id (null: none yet), whether the host copy is behind, and
+ * whether the array still holds the zeros it was made with (then a kernel needs no upload of them).
+ */
 export interface Slot {
   readonly memory: Float32Array;
   id: number | null;
   stale: boolean;
+  zero: boolean;
 }
 
 /** What the slots need from the GPU: read a buffer into host memory, and free one. */
@@ -36,7 +40,7 @@ export class ResidentArrays implements HostArrays {
   }
 
   alloc(n: number): Float32Array {
-    const slot: Slot = { memory: new Float32Array(n), id: null, stale: false };
+    const slot: Slot = { memory: new Float32Array(n), id: null, stale: false, zero: true };
     const view = new Proxy(slot.memory, this.handler(slot));
     this.slots.set(view, slot);
     this.registry.register(view, slot);
@@ -55,8 +59,9 @@ export class ResidentArrays implements HostArrays {
     slot.stale = false;
   }
 
-  /** Forgets the device copy (the host copy must be current). */
+  /** Forgets the device copy (the host copy must be current, and the host may write it). */
   drop(slot: Slot): void {
+    slot.zero = false;
     if (slot.id !== null) this.owner.retire(slot.id);
     slot.id = null;
   }
@@ -65,13 +70,18 @@ export class ResidentArrays implements HostArrays {
     const read = (): void => { if (slot.stale) this.toHost(slot); };
     const write = (): void => { read(); this.drop(slot); };
     return {
-      get: (t, key) => {
+      get: (t, key, view) => {
         if (META.has(key)) return Reflect.get(t, key);
         read();
         const v: unknown = Reflect.get(t, key);
         if (typeof v === "function") {
           if (!READERS.has(key)) this.drop(slot); // set, fill, subarray, sort...: the host may write
-          return (v as (...args: unknown[]) => unknown).bind(t);
+          // Methods that return their array (fill, sort, reverse...) return the view, not the memory
+          // behind it: `alloc(n).fill(1)` must stay device-backed.
+          return (...args: unknown[]) => {
+            const r: unknown = (v as (...a: unknown[]) => unknown).apply(t, args);
+            return r === t ? view : r;
+          };
         }
         if (key === "buffer") this.drop(slot); // anything may be written through the buffer
         return v;
