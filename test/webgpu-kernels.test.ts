@@ -201,6 +201,62 @@ describe("webgpu kernels agree with the reference backend", { skip }, () => {
     }
   });
 
+  test("long reductions over few outputs (a workgroup per output, a fixed tree): sum, max/argmax, layer norm's backward; bounds, and the same bits twice", () => {
+    // mid >= the workgroup size takes the tree; 64 invocations is a second configuration.
+    const small = createWebGpuBackend({}, { invocations: 64 });
+    try {
+      for (const be of [G(), small]) {
+        for (const [outer, mid, inner] of [[1, 1000, 1], [2, 300, 3], [3, 128, 2], [1, 64, 5]]) {
+          const label = `${outer}x${mid}x${inner} on ${be === small ? 64 : "default"} invocations`;
+          const x = randn(outer * mid * inner);
+          const bound = new Float32Array(outer * inner);
+          ref.sum(abs(x), outer, mid, inner, bound, false);
+          for (const acc of [false, true]) {
+            const old = randn(outer * inner);
+            const s1 = old.slice(), s2 = old.slice();
+            be.sum(x, outer, mid, inner, s1, acc);
+            ref.sum(x, outer, mid, inner, s2, acc);
+            const b = bound.map((v, i) => v + (acc ? Math.abs(old[i]) : 0));
+            bounded(`sum ${label} acc=${acc}`, s1, s2, b, mid);
+            const again = old.slice();
+            be.sum(x, outer, mid, inner, again, acc);
+            exact(`sum ${label} acc=${acc} twice`, again, s1);
+          }
+          // Ties (the first maximum wins), then NaN (the first NaN wins), as the reference scans.
+          const peak = 10 + rng.normal();
+          for (const j of [mid - 1, Math.floor(mid / 2), 3]) for (let o = 0; o < outer * inner; o++) {
+            x[(Math.floor(o / inner) * mid + j) * inner + (o % inner)] = peak;
+          }
+          for (const withNaN of [false, true]) {
+            if (withNaN) { x[(mid - 2) * inner] = NaN; x[(mid - 1) * inner] = NaN; }
+            const g = new Float32Array(outer * inner), r = new Float32Array(outer * inner);
+            const ga = new Int32Array(outer * inner), ra = new Int32Array(outer * inner);
+            be.max(x, outer, mid, inner, g, ga);
+            ref.max(x, outer, mid, inner, r, ra);
+            exact(`max ${label} NaN=${withNaN}`, g, r);
+            exact(`argmax ${label} NaN=${withNaN}`, ga, ra);
+          }
+        }
+        // Layer norm's dx (a workgroup per row) and parameter gradients (a workgroup per column once
+        // there are at least a workgroup's rows).
+        const rows = 300, cols = 5;
+        const x = randn(rows * cols, 2), gamma = randn(cols), dy = randn(rows * cols);
+        const mean = new Float32Array(rows), rstd = new Float32Array(rows);
+        ref.layerNorm(x, gamma, randn(cols), rows, cols, 1e-5, new Float32Array(rows * cols), mean, rstd);
+        const run = (b: Backend): Float32Array[] => {
+          const o = [new Float32Array(rows * cols), new Float32Array(cols), new Float32Array(cols)];
+          b.layerNormBackward(x, gamma, dy, mean, rstd, rows, cols, o[0], o[1], o[2], false);
+          return o;
+        };
+        const [mine, want] = [run(be), run(ref)];
+        ["dx", "dgamma", "dbeta"].forEach((w, i) => close(`layerNormBackward ${w} ${rows}x${cols}`, mine[i], want[i]));
+        run(be).forEach((a, i) => exact(`layerNormBackward ${i} twice`, a, mine[i]));
+      }
+    } finally {
+      small.close();
+    }
+  });
+
   test("softmax, log-softmax and their backward; a fully masked row gives NaN like the reference", () => {
     const rows = 6, cols = 13;
     const x = randn(rows * cols, 3);
@@ -375,6 +431,7 @@ describe("webgpu kernels agree with the reference backend", { skip }, () => {
     conv(3, 5, 9, 8, 6, 3, 3, 2, 2, 1, 1),
     conv(2, 4, 7, 5, 3, 3, 1, 1, 2, 1, 0),
     conv(2, 2, 11, 10, 3, 5, 5, 1, 1, 2, 2),
+    conv(2, 3, 12, 12, 4, 3, 3, 1, 1, 1, 1), // 288 output positions: weight and bias gradients take a workgroup each
   ];
   function conv(n: number, c: number, h: number, w: number, o: number, kh: number, kw: number, sh: number, sw: number,
     ph: number, pw: number): ConvParams {
@@ -444,7 +501,8 @@ describe("webgpu kernels agree with the reference backend", { skip }, () => {
   }
 
   test("group norm and batch norm (train, inference, backward)", () => {
-    for (const [n, c, hw, groups] of [[2, 4, 9, 2], [3, 6, 5, 3], [2, 3, 4, 1]]) {
+    // The last: n * hw = 200 terms per channel, so the parameter gradients take a workgroup each.
+    for (const [n, c, hw, groups] of [[2, 4, 9, 2], [3, 6, 5, 3], [2, 3, 4, 1], [2, 4, 100, 2]]) {
       const label = `n=${n} c=${c} hw=${hw} groups=${groups}`;
       const x = randn(n * c * hw, 2), gamma = randn(c), beta = randn(c), dy = randn(n * c * hw);
       const [[o1, m1, r1], [o2, m2, r2]] = both([new Float32Array(n * c * hw), new Float32Array(n * groups), new Float32Array(n * groups)],

@@ -70,8 +70,9 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
 
     conv2dBackwardWeights(x, dy, dw, db, p, accumulate) {
       const geo = [...conv.geometry(p), u(accumulate)];
-      const passes = [g.pass(conv.conv2dBackwardWeightsShader(wg), [0, 1, 2], dw.length, geo)];
-      if (db) passes.push(g.pass(conv.conv2dBackwardBiasShader(wg), [1, 3], db.length, geo));
+      const len = p.n * p.oh * p.ow;
+      const passes = [g.reducePass((l) => conv.conv2dBackwardWeightsShader(wg, l), [0, 1, 2], dw.length, len, geo)];
+      if (db) passes.push(g.reducePass((l) => conv.conv2dBackwardBiasShader(wg, l), [1, 3], db.length, len, geo));
       g.run([buf(x), buf(dy), dest(dw, accumulate), dest(db ?? NONE, accumulate)], passes,
         db ? [2, 3] : [2], "conv2dBackwardWeights");
     },
@@ -104,7 +105,7 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
     groupNormBackward(x, gamma, dy, mean, rstd, n, c, hw, groups, dx, dgamma, dbeta, accumulate) {
       const passes = [
         g.pass(norm.groupNormBackwardDxShader(wg), [0, 1, 2, 3, 4, 5], n * groups, [c, hw, groups, u(accumulate)]),
-        g.pass(norm.groupNormBackwardParamsShader(wg), [0, 2, 3, 4, 6, 7], c, [n, hw, groups]),
+        g.reducePass((l) => norm.groupNormBackwardParamsShader(wg, l), [0, 2, 3, 4, 6, 7], c, n * hw, [n, hw, groups]),
       ];
       g.run([buf(x), buf(gamma), buf(dy), buf(mean), buf(rstd), dest(dx, accumulate), buf(dgamma), buf(dbeta)],
         passes, [5, 6, 7], "groupNormBackward");
@@ -157,12 +158,12 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
 
     sum(x, outer, mid, inner, o, accumulate) {
       g.run([buf(x), dest(o, accumulate)],
-        [g.pass(rows.sumShader(wg), [0, 1], outer * inner, [mid, inner, u(accumulate)])], [1], "sum");
+        [g.reducePass((l) => rows.sumShader(wg, l), [0, 1], outer * inner, mid, [mid, inner, u(accumulate)])], [1], "sum");
     },
 
     max(x, outer, mid, inner, o, argmax) {
       g.run([buf(x), out(o), out(argmax)],
-        [g.pass(rows.maxShader(wg), [0, 1, 2], outer * inner, [mid, inner])], [1, 2], "max");
+        [g.reducePass((l) => rows.maxShader(wg, l), [0, 1, 2], outer * inner, mid, [mid, inner])], [1, 2], "max");
     },
 
     softmax(x, r, cols, o, log) {
@@ -205,8 +206,8 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
 
     layerNormBackward(x, gamma, dy, mean, rstd, r, cols, dx, dgamma, dbeta, accumulate) {
       const passes = [
-        g.pass(rows.layerNormBackwardDxShader(wg), [0, 1, 2, 3, 4, 5], r, [cols, u(accumulate)]),
-        g.pass(rows.layerNormBackwardParamsShader(wg), [0, 2, 3, 4, 6, 7], cols, [r]),
+        g.rowPass(rows.layerNormBackwardDxShader(wg), [0, 1, 2, 3, 4, 5], r, [cols, u(accumulate)]),
+        g.reducePass((l) => rows.layerNormBackwardParamsShader(wg, l), [0, 2, 3, 4, 6, 7], cols, r, [r]),
       ];
       g.run([buf(x), buf(gamma), buf(dy), buf(mean), buf(rstd), dest(dx, accumulate), buf(dgamma), buf(dbeta)],
         passes, [5, 6, 7], "layerNormBackward");

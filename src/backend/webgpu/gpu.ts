@@ -114,6 +114,15 @@ export class Gpu {
     return { shader: this.shader(code), bindings, params: params(items, u, f), groups: this.groups(items) };
   }
 
+  /**
+   * A pass of a `reduction` kernel (`code(lanes)`) over `outputs` sums of `len` terms: a workgroup per
+   * output where a sum is at least a workgroup long, else an invocation per output.
+   */
+  reducePass(code: (lanes: number) => string, bindings: readonly number[], outputs: number, len: number,
+    u: readonly number[], f: readonly number[] = []): PassSpec {
+    return len >= this.wg ? this.rowPass(code(this.wg), bindings, outputs, u, f) : this.pass(code(1), bindings, outputs, u, f);
+  }
+
   /** A pass with one workgroup per row (the kernels built with perRow). */
   rowPass(code: string, bindings: readonly number[], rows: number, u: readonly number[], f: readonly number[] = []): PassSpec {
     return { shader: this.shader(code), bindings, params: params(rows, u, f), groups: this.groups(rows * this.wg) };

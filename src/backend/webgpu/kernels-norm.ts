@@ -1,6 +1,7 @@
 // WGSL for group norm and batch norm over x [n, c, hw]: one invocation per normalised set (a sample's
-// group, or a channel) for the statistics and dx, one per channel for the parameter gradients.
-import { perItem, store } from "./wgsl.js";
+// group, or a channel) for the statistics and dx; group norm's parameter gradients a `reduction` per
+// channel.
+import { perItem, reduction, store } from "./wgsl.js";
 
 /** Item i = (sample, group); a group's channels are contiguous. */
 export function groupNormShader(wg: number): string {
@@ -54,24 +55,17 @@ export function groupNormBackwardDxShader(wg: number): string {
   let rs = RSTD[i];${normDx("cg * P.hw", "base + k", "G[g * cg + k / P.hw]")}`);
 }
 
-/** Item i is a channel: dgamma[i] += Σ dy x̂, dbeta[i] += Σ dy over samples and positions. */
-export function groupNormBackwardParamsShader(wg: number): string {
-  return perItem(wg, [["X", "r"], ["DY", "r"], ["MEAN", "r"], ["RSTD", "r"], ["DG", "rw"], ["DB", "rw"]],
-    ["bn", "hw", "groups"], [], `
-  let g = i / (P.n / P.groups);
-  var dg = 0.0;
-  var db = 0.0;
-  for (var s = 0u; s < P.bn; s++) {
-    let mu = MEAN[s * P.groups + g];
-    let rs = RSTD[s * P.groups + g];
-    let base = (s * P.n + i) * P.hw;
-    for (var k = 0u; k < P.hw; k++) {
-      dg = dg + DY[base + k] * (X[base + k] - mu) * rs;
-      db = db + DY[base + k];
-    }
-  }
-  DG[i] = DG[i] + dg;
-  DB[i] = DB[i] + db;`);
+/** Channel o: dgamma[o] += Σ dy x̂, dbeta[o] += Σ dy over k = (sample, position). */
+export function groupNormBackwardParamsShader(wg: number, lanes: number): string {
+  return reduction(wg, lanes, [["X", "r"], ["DY", "r"], ["MEAN", "r"], ["RSTD", "r"], ["DG", "rw"], ["DB", "rw"]],
+    ["bn", "hw", "groups"], [], {
+      setup: "  let g = o / (P.n / P.groups);", len: "P.bn * P.hw",
+      each: `
+    let s = k / P.hw;
+    let e = (s * P.n + o) * P.hw + k % P.hw;
+    let xh = (X[e] - MEAN[s * P.groups + g]) * RSTD[s * P.groups + g];`,
+      terms: { dg: "DY[e] * xh", db: "DY[e]" },
+      finish: "    DG[o] = DG[o] + dg;\n    DB[o] = DB[o] + db;" });
 }
 
 /** Item i is a channel; element k of its set is sample k / hw, position k % hw. */
