@@ -20,7 +20,7 @@ import { getBackend, setBackend } from "../src/backend/index.js";
 import { countCorrect } from "../src/nn/loss.js";
 import { Tensor } from "../src/tensor/tensor.js";
 import { webgpuSeam } from "../src/backend/webgpu/seam.js";
-import { Rng } from "../src/tensor/random.js";
+import { counterUint32, Rng } from "../src/tensor/random.js";
 
 let gpu: WebGpuBackend | null = null;
 let skip: string | false = false;
@@ -385,6 +385,21 @@ describe("webgpu kernels agree with the reference backend", { skip }, () => {
     const sc = randn(3 * 5 * 5);
     const [[c1], [c2]] = both([new Float32Array(sc.length)], (be, [o]) => be.causalMask(sc, 3, 5, -Infinity, o));
     exact("causalMask", c1, c2);
+  });
+
+  test("dropout's mask on the device equals the host's counter-based mask for the same key: exact", () => {
+    const n = 20000;
+    for (const p of [0.25, 0.5, 0.1, 1e-12, 1 - 2 ** -40]) {
+      const k0 = rng.nextUint32(), k1 = rng.nextUint32();
+      const mask = new Float32Array(n).fill(NaN);
+      G().dropoutMask!(mask, k0, k1, p);
+      const keep = Math.fround(1 / (1 - p));
+      const want = Float32Array.from({ length: n }, (_, i) => (counterUint32(k0, k1, i) / 2 ** 32 < p ? 0 : keep));
+      exact(`dropoutMask p=${p}`, mask, want);
+      // The stream is uniform enough: the dropped fraction within 5 standard deviations of p.
+      const dropped = want.filter((v) => v === 0).length / n;
+      assert.ok(Math.abs(dropped - p) <= 5 * Math.sqrt((p * (1 - p)) / n) + 1e-9, `p=${p}: dropped ${dropped}`);
+    }
   });
 
   test("copies along an axis (slice, its backward, concat parts) equal the host's copies: exact", () => {

@@ -133,6 +133,9 @@ export interface Backend {
   permute(x: Float32Array, shape: readonly number[], perm: readonly number[], out: Float32Array,
     accumulate: boolean): void;
 
+  // Dropout's mask for p < 1: mask[i] = counterUint32(k0, k1, i) / 2^32 < p ? 0 : 1 / (1 - p)
+  // (src/tensor/random.ts). Optional: without it the op draws the same mask on the host.
+  dropoutMask?(mask: Float32Array, k0: number, k1: number, p: number): void;
   // Slice and concat copies (AxisCopy). Optional: without it the ops copy on the host; a device
   // backend has it so that the copies stay on the device.
   copyAxis?(x: Float32Array, out: Float32Array, p: AxisCopy): void;

@@ -232,6 +232,14 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
         [g.pass(ew.permuteShader(wg), [0, 1, 2], o.length, [shape.length, u(accumulate)])], [2], "permute");
     },
 
+    dropoutMask(mask, k0, k1, p) {
+      // u < p 2^32 holds for an integer u exactly when u < ceil(p 2^32).
+      const below = Math.ceil(p * 4294967296);
+      if (mask.length === 0) return;
+      g.run([out(mask)], [g.pass(ew.dropoutMaskShader(wg), [0], mask.length,
+        [k0, k1, below >= 4294967296 ? 0 : below, u(below >= 4294967296)], [1 / (1 - p)])], [0], "dropoutMask");
+    },
+
     copyAxis(x, o, p) {
       const items = p.outer * p.dstSize * p.inner;
       if (items === 0) return;
