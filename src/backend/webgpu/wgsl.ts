@@ -1,6 +1,7 @@
-// WGSL building blocks shared by the kernels: buffer declarations, the uniform block, and the entry
-// point of a kernel with one invocation per output element (or row, or column). Every invocation
-// sums in a fixed order, so results depend only on the inputs, never on timing or workgroup size.
+// WGSL building blocks shared by the kernels: buffer declarations, the uniform block, the entry
+// points of a kernel with one invocation per output element and of one with a workgroup per row,
+// fixed-order workgroup trees, and reductions built from either. Every sum has a fixed order, so
+// results depend on the inputs and the configuration (workgroup size), never on timing.
 
 export type Access = "r" | "rw";
 export type Elem = "f32" | "i32" | "u32";
