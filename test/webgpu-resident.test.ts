@@ -38,6 +38,8 @@ interface Run { state: Map<string, Tensor>; losses: number[]; perStep: { uploads
 const mlp = (hidden: number[]): ModelSpec => ({ name: "mlp", input: 12, hidden, classes: 5 });
 /** Attention's slices and concatenations, residual adds, layer norms, embeddings. */
 const gpt = (depth: number): ModelSpec => ({ name: "gpt", vocab: 5, dim: 8, heads: 2, depth, context: 4 });
+/** Convolutions, group norm, max pooling (its argmax stays on the device for the backward). */
+const cnn = (channels: number[]): ModelSpec => ({ name: "cnn", image: 8, inChannels: 1, channels, hidden: 8, classes: 5, norm: "group", groups: 2 });
 
 /** STEPS steps of SGD with momentum, everything made while `be` is the current backend. */
 function train(be: WebGpuBackend, spec: ModelSpec): Run {
@@ -48,7 +50,8 @@ function train(be: WebGpuBackend, spec: ModelSpec): Run {
   const losses: number[] = [];
   const perStep: Run["perStep"] = [];
   for (let s = 0; s < STEPS; s++) {
-    const x = spec.name === "gpt" ? new Tensor(Float32Array.from({ length: N * 4 }, () => r.int(5)), [N, 4]) : Tensor.randn([N, 12], r);
+    const x = spec.name === "gpt" ? new Tensor(Float32Array.from({ length: N * 4 }, () => r.int(5)), [N, 4])
+      : Tensor.randn(spec.name === "cnn" ? [N, 1, 8, 8] : [N, 12], r);
     const y = Int32Array.from({ length: spec.name === "gpt" ? N * 4 : N }, () => r.int(5));
     const before = { ...be.counts };
     const loss = crossEntropyLoss(model.forward(x), y);
@@ -122,6 +125,17 @@ test("a transformer step (slices, concatenations, residual adds, layer norms) st
   assert.deepEqual(three.perStep.slice(1), one.perStep.slice(1), "the same traffic per step for 1 and 3 blocks");
 });
 
+test("a CNN step (convolutions, group norm, max pooling) stays on the device, and equals the round-trip path", { skip }, () => {
+  assertSameBits(train(open({ resident: false, batched: false }), cnn([4, 4])), train(open({}), cnn([4, 4])), "cnn: batched vs round trip");
+  // Max pooling's argmax is written by the forward kernel and read by the backward one: a plain
+  // Int32Array would be read back (a wait) at every pooling layer and uploaded again.
+  for (const run of [train(open({}), cnn([4])), train(open({}), cnn([4, 4]))]) {
+    for (const s of run.perStep.slice(1)) {
+      assert.ok(s.uploads <= 2 && s.readWords <= 1 && s.waits <= 1, `traffic per step ${JSON.stringify(s)}`);
+    }
+  }
+});
+
 test("a checkpoint reads each parameter back once; host writes reach the device", { skip }, () => {
   const be = open({});
   const run = train(be, mlp([16]));
@@ -140,4 +154,27 @@ test("a checkpoint reads each parameter back once; host writes reach the device"
   be.affine(w.data, 3, 0, doubled.data);
   useBackend(null);
   assert.ok(doubled.data.every((v) => v === 6), "the kernel read the host's new values");
+});
+
+test("a plain array read by kernels goes up once while its bits stay the same; a host write (even 0 to -0) goes up again", { skip }, () => {
+  const be = open({});
+  const x = Float32Array.from({ length: 9 }, (_, i) => i - 4);
+  const neg = (): Float32Array => { const o = new Float32Array(9); be.unary("neg", x, o); return o; };
+  const ups = (): number => be.counts.uploads;
+  const u0 = ups();
+  neg();
+  neg();
+  assert.equal(ups() - u0, 1, "read twice, uploaded once");
+  x[2] = 7;
+  assert.equal(neg()[2], -7, "the host's new value");
+  x[4] = -0;
+  assert.ok(Object.is(neg()[4], 0), "a sign change of zero counts as a change");
+  assert.equal(ups() - u0, 3);
+  const ids = Int32Array.of(1, 0, 1);
+  const table = Float32Array.of(1, 2, 3, 4);
+  const o = new Float32Array(6);
+  be.gather(table, ids, 2, o);
+  ids[0] = 0;
+  be.gather(table, ids, 2, o);
+  assert.deepEqual([...o], [1, 2, 1, 2, 3, 4], "changed ids reach the device");
 });

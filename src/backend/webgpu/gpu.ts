@@ -3,7 +3,7 @@
 import { GpuChannel } from "./channel.js";
 import type { CreateSpec, GpuInit, GpuRequest, HostData, PassSpec } from "./protocol.js";
 import { ResidentArrays } from "./resident.js";
-import { IndexCache } from "./index-cache.js";
+import { UploadCache } from "./upload-cache.js";
 import { hostMemory } from "../../tensor/host-arrays.js";
 
 export interface GpuOptions {
@@ -54,7 +54,7 @@ export class Gpu {
   private readonly batched: boolean;
   readonly resident: ResidentArrays | null;
   readonly counts: GpuCounts = { uploads: 0, readbacks: 0, readWords: 0, waits: 0 };
-  private readonly indices = new IndexCache((id) => { this.freed.push(id); });
+  private readonly cache = new UploadCache((id) => { this.freed.push(id); });
   private closed = false;
 
   constructor(init: GpuInit, opts: GpuOptions = {}) {
@@ -80,7 +80,10 @@ export class Gpu {
     this.maxGroups = ready.maxGroupsPerDim;
     this.batched = opts.batched ?? true;
     this.resident = (opts.resident ?? true) ? new ResidentArrays({
-      readBack: (id, into) => { into.set(new Float32Array(this.read([id], "reading a tensor back")[0])); },
+      readBack: (id, into) => {
+        const b = this.read([id], "reading a tensor back")[0];
+        into.set(into instanceof Int32Array ? new Int32Array(b) : new Float32Array(b));
+      },
       retire: (id) => { this.freed.push(id); },
     }) : null;
   }
@@ -170,12 +173,15 @@ export class Gpu {
         if (pin !== undefined) {
           bound[i] = pin >= 0 ? pin : upload(a);
           this.pinned.set(a, bound[i]);
-        } else if (a instanceof Int32Array && !isOut) {
-          let id = this.indices.find(a);
-          if (id === undefined) this.indices.keep(a, id = upload(a));
+        } else if (!isOut && !(a instanceof Uint32Array)) {
+          // A plain array (or one of another device's factory): its current host values, uploaded
+          // once while they stay the same.
+          const host = a instanceof Float32Array ? hostMemory(a) : a;
+          let id = this.cache.find(a, host);
+          if (id === undefined) this.cache.keep(a, host, id = upload(host));
           bound[i] = id;
         } else {
-          // An array of another device's factory (or a plain one): its current host values.
+          // An output, of another device's factory or plain: written back to it before this returns.
           bound[i] = isOut && !keep ? this.fresh(create, a.length) : upload(a instanceof Float32Array ? hostMemory(a) : a);
           temps.push(bound[i]);
           if (isOut) landing.push([bound[i], a]);
