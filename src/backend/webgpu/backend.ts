@@ -104,7 +104,7 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
 
     groupNormBackward(x, gamma, dy, mean, rstd, n, c, hw, groups, dx, dgamma, dbeta, accumulate) {
       const passes = [
-        g.pass(norm.groupNormBackwardDxShader(wg), [0, 1, 2, 3, 4, 5], n * groups, [c, hw, groups, u(accumulate)]),
+        g.rowPass(norm.groupNormBackwardDxShader(wg), [0, 1, 2, 3, 4, 5], n * groups, [c, hw, groups, u(accumulate)]),
         g.reducePass((l) => norm.groupNormBackwardParamsShader(wg, l), [0, 2, 3, 4, 6, 7], c, n * hw, [n, hw, groups]),
       ];
       g.run([buf(x), buf(gamma), buf(dy), buf(mean), buf(rstd), dest(dx, accumulate), buf(dgamma), buf(dbeta)],
@@ -123,7 +123,7 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
 
     batchNormBackward(x, gamma, dy, mean, rstd, n, c, hw, dx, dgamma, dbeta, accumulate) {
       g.run([buf(x), buf(gamma), buf(dy), buf(mean), buf(rstd), dest(dx, accumulate), buf(dgamma), buf(dbeta)],
-        [g.pass(norm.batchNormBackwardShader(wg), [0, 1, 2, 3, 4, 5, 6, 7], c, [n, hw, u(accumulate)])], [5, 6, 7],
+        [g.rowPass(norm.batchNormBackwardShader(wg), [0, 1, 2, 3, 4, 5, 6, 7], c, [n, hw, u(accumulate)])], [5, 6, 7],
         "batchNormBackward");
     },
 

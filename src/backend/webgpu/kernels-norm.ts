@@ -1,7 +1,7 @@
 // WGSL for group norm and batch norm over x [n, c, hw]: one invocation per normalised set (a sample's
-// group, or a channel) for the statistics and dx; group norm's parameter gradients a `reduction` per
-// channel.
-import { perItem, reduction, store } from "./wgsl.js";
+// group, or a channel) for the statistics; one workgroup per set for dx (and batch norm's parameter
+// gradients); group norm's parameter gradients a `reduction` per channel.
+import { perItem, perRow, reduction, store, wgReduce } from "./wgsl.js";
 
 /** Item i = (sample, group); a group's channels are contiguous. */
 export function groupNormShader(wg: number): string {
@@ -25,20 +25,31 @@ export function groupNormShader(wg: number): string {
   }`);
 }
 
-/** dx of one normalised set: rstd (g - mean(g) - x̂ mean(g x̂)), g = dy gamma. `idx(k)` and `gam(k)` are WGSL. */
-function normDx(count: string, idx: string, gam: string): string {
+/**
+ * dx of normalised set i, one workgroup: rstd (g - mean(g) - x̂ mean(g x̂)), g = dy gamma, the sums
+ * in fixed trees; with `params` also dgamma[i] += Σ dy x̂ and dbeta[i] += Σ dy (batch norm, where a
+ * set is a channel). `idx(k)` and `gam(k)` are WGSL.
+ */
+function normDx(wg: number, count: string, idx: string, gam: string, params: boolean): string {
+  const sums = params ? ["sg", "sgx", "dg", "db"] : ["sg", "sgx"];
   return `
-  var sg = 0.0;
-  var sgx = 0.0;
-  for (var k = 0u; k < ${count}; k++) {
+  ${sums.map((n) => `var ${n}_p = 0.0;`).join(" ")}
+  for (var k = lid; k < ${count}; k += ${wg}u) {
     let e = ${idx};
     let gg = DY[e] * ${gam};
-    sg = sg + gg;
-    sgx = sgx + gg * (X[e] - mu) * rs;
+    sg_p = sg_p + gg;
+    sgx_p = sgx_p + gg * (X[e] - mu) * rs;${params ? `
+    dg_p = dg_p + DY[e] * (X[e] - mu) * rs;
+    db_p = db_p + DY[e];` : ""}
   }
+${sums.map((n, s) => wgReduce(wg, "sum", `${n}_p`, n, s)).join("\n")}${params ? `
+  if (lid == 0u) {
+    DG[i] = DG[i] + dg;
+    DB[i] = DB[i] + db;
+  }` : ""}
   let mg = sg / f32(${count});
   let mgx = sgx / f32(${count});
-  for (var k = 0u; k < ${count}; k++) {
+  for (var k = lid; k < ${count}; k += ${wg}u) {
     let e = ${idx};
     let v = rs * (DY[e] * ${gam} - mg - (X[e] - mu) * rs * mgx);
   ${store("DX[e]", "v")}
@@ -46,13 +57,14 @@ function normDx(count: string, idx: string, gam: string): string {
 }
 
 export function groupNormBackwardDxShader(wg: number): string {
-  return perItem(wg, [["X", "r"], ["G", "r"], ["DY", "r"], ["MEAN", "r"], ["RSTD", "r"], ["DX", "rw"]],
-    ["c", "hw", "groups", "acc"], [], `
+  return perRow(wg, [["X", "r"], ["G", "r"], ["DY", "r"], ["MEAN", "r"], ["RSTD", "r"], ["DX", "rw"]],
+    ["c", "hw", "groups", "acc"], [], 2, `
+  let i = row;
   let cg = P.c / P.groups;
   let g = i % P.groups;
   let base = ((i / P.groups) * P.c + g * cg) * P.hw;
   let mu = MEAN[i];
-  let rs = RSTD[i];${normDx("cg * P.hw", "base + k", "G[g * cg + k / P.hw]")}`);
+  let rs = RSTD[i];${normDx(wg, "cg * P.hw", "base + k", "G[g * cg + k / P.hw]", false)}`);
 }
 
 /** Channel o: dgamma[o] += Σ dy x̂, dbeta[o] += Σ dy over k = (sample, position). */
@@ -96,19 +108,12 @@ export function batchNormInferenceShader(wg: number): string {
   O[i] = (X[i] - MEAN[ch]) * rs * G[ch] + BE[ch];`);
 }
 
+/** Channel i, one workgroup. */
 export function batchNormBackwardShader(wg: number): string {
-  return perItem(wg, [["X", "r"], ["G", "r"], ["DY", "r"], ["MEAN", "r"], ["RSTD", "r"], ["DX", "rw"], ["DG", "rw"], ["DB", "rw"]],
-    ["bn", "hw", "acc"], [], `
+  return perRow(wg, [["X", "r"], ["G", "r"], ["DY", "r"], ["MEAN", "r"], ["RSTD", "r"], ["DX", "rw"], ["DG", "rw"], ["DB", "rw"]],
+    ["bn", "hw", "acc"], [], 4, `
+  let i = row;
   let count = P.bn * P.hw;
   let mu = MEAN[i];
-  let rs = RSTD[i];
-  var dg = 0.0;
-  var db = 0.0;
-  for (var k = 0u; k < count; k++) {
-    let e = ${CHANNEL_ELEM};
-    dg = dg + DY[e] * (X[e] - mu) * rs;
-    db = db + DY[e];
-  }
-  DG[i] = DG[i] + dg;
-  DB[i] = DB[i] + db;${normDx("count", CHANNEL_ELEM, "G[i]")}`);
+  let rs = RSTD[i];${normDx(wg, "count", CHANNEL_ELEM, "G[i]", true)}`);
 }
