@@ -99,7 +99,7 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
 
     groupNorm(x, gamma, beta, n, c, hw, groups, eps, o, mean, rstd) {
       g.run([buf(x), buf(gamma), buf(beta), out(o), out(mean), out(rstd)],
-        [g.pass(norm.groupNormShader(wg), [0, 1, 2, 3, 4, 5], n * groups, [c, hw, groups], [eps])], [3, 4, 5], "groupNorm");
+        [g.rowPass(norm.groupNormShader(wg), [0, 1, 2, 3, 4, 5], n * groups, [c, hw, groups], [eps])], [3, 4, 5], "groupNorm");
     },
 
     groupNormBackward(x, gamma, dy, mean, rstd, n, c, hw, groups, dx, dgamma, dbeta, accumulate) {
@@ -113,7 +113,7 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
 
     batchNormTrain(x, gamma, beta, n, c, hw, eps, o, mean, variance, rstd) {
       g.run([buf(x), buf(gamma), buf(beta), out(o), out(mean), out(variance), out(rstd)],
-        [g.pass(norm.batchNormTrainShader(wg), [0, 1, 2, 3, 4, 5, 6], c, [n, hw], [eps])], [3, 4, 5, 6], "batchNormTrain");
+        [g.rowPass(norm.batchNormTrainShader(wg), [0, 1, 2, 3, 4, 5, 6], c, [n, hw], [eps])], [3, 4, 5, 6], "batchNormTrain");
     },
 
     batchNormInference(x, gamma, beta, mean, variance, _n, c, hw, eps, o) {

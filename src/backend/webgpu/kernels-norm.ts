@@ -1,27 +1,42 @@
-// WGSL for group norm and batch norm over x [n, c, hw]: one invocation per normalised set (a sample's
-// group, or a channel) for the statistics; one workgroup per set for dx (and batch norm's parameter
-// gradients); group norm's parameter gradients a `reduction` per channel.
+// WGSL for group norm and batch norm over x [n, c, hw]: one workgroup per normalised set (a sample's
+// group, or a channel) for the statistics and for dx (and batch norm's parameter gradients), the
+// sums in fixed trees; group norm's parameter gradients a `reduction` per channel.
 import { perItem, perRow, reduction, store, wgReduce } from "./wgsl.js";
 
-/** Item i = (sample, group); a group's channels are contiguous. */
+/**
+ * The mean `mu`, biased variance `biased` and `rs` = 1/sqrt(biased + eps) of set i's `count`
+ * elements X[idx(k)], one workgroup (two fixed trees); then `body` for each of the invocation's k.
+ */
+function normStats(wg: number, count: string, idx: string, body: string): string {
+  return `
+  var ps = 0.0;
+  for (var k = lid; k < ${count}; k += ${wg}u) { ps = ps + X[${idx}]; }
+${wgReduce(wg, "sum", "ps", "total", 0)}
+  let mu = total / f32(${count});
+  var pv = 0.0;
+  for (var k = lid; k < ${count}; k += ${wg}u) { let d = X[${idx}] - mu; pv = pv + d * d; }
+${wgReduce(wg, "sum", "pv", "squares", 1)}
+  let biased = squares / f32(${count});
+  let rs = 1.0 / sqrt(biased + P.eps);
+  for (var k = lid; k < ${count}; k += ${wg}u) {
+    let e = ${idx};
+${body}
+  }`;
+}
+
+/** Set i = (sample, group), one workgroup; a group's channels are contiguous. */
 export function groupNormShader(wg: number): string {
-  return perItem(wg, [["X", "r"], ["G", "r"], ["BE", "r"], ["O", "rw"], ["MEAN", "rw"], ["RSTD", "rw"]],
-    ["c", "hw", "groups"], ["eps"], `
+  return perRow(wg, [["X", "r"], ["G", "r"], ["BE", "r"], ["O", "rw"], ["MEAN", "rw"], ["RSTD", "rw"]],
+    ["c", "hw", "groups"], ["eps"], 2, `
+  let i = row;
   let cg = P.c / P.groups;
-  let count = cg * P.hw;
   let g = i % P.groups;
-  let base = ((i / P.groups) * P.c + g * cg) * P.hw;
-  var s = 0.0;
-  for (var k = 0u; k < count; k++) { s = s + X[base + k]; }
-  let mu = s / f32(count);
-  var v = 0.0;
-  for (var k = 0u; k < count; k++) { let d = X[base + k] - mu; v = v + d * d; }
-  let rs = 1.0 / sqrt(v / f32(count) + P.eps);
-  MEAN[i] = mu;
-  RSTD[i] = rs;
-  for (var k = 0u; k < count; k++) {
+  let base = ((i / P.groups) * P.c + g * cg) * P.hw;${normStats(wg, "cg * P.hw", "base + k", `
     let ch = g * cg + k / P.hw;
-    O[base + k] = (X[base + k] - mu) * rs * G[ch] + BE[ch];
+    O[e] = (X[e] - mu) * rs * G[ch] + BE[ch];`)}
+  if (lid == 0u) {
+    MEAN[i] = mu;
+    RSTD[i] = rs;
   }`);
 }
 
@@ -83,21 +98,16 @@ export function groupNormBackwardParamsShader(wg: number, lanes: number): string
 /** Item i is a channel; element k of its set is sample k / hw, position k % hw. */
 const CHANNEL_ELEM = "(k / P.hw * P.n + i) * P.hw + k % P.hw";
 
+/** Channel i, one workgroup. */
 export function batchNormTrainShader(wg: number): string {
-  return perItem(wg, [["X", "r"], ["G", "r"], ["BE", "r"], ["O", "rw"], ["MEAN", "rw"], ["VAR", "rw"], ["RSTD", "rw"]],
-    ["bn", "hw"], ["eps"], `
-  let count = P.bn * P.hw;
-  var s = 0.0;
-  for (var k = 0u; k < count; k++) { s = s + X[${CHANNEL_ELEM}]; }
-  let mu = s / f32(count);
-  var v = 0.0;
-  for (var k = 0u; k < count; k++) { let d = X[${CHANNEL_ELEM}] - mu; v = v + d * d; }
-  let biased = v / f32(count);
-  let rs = 1.0 / sqrt(biased + P.eps);
-  MEAN[i] = mu;
-  VAR[i] = biased;
-  RSTD[i] = rs;
-  for (var k = 0u; k < count; k++) { let e = ${CHANNEL_ELEM}; O[e] = (X[e] - mu) * rs * G[i] + BE[i]; }`);
+  return perRow(wg, [["X", "r"], ["G", "r"], ["BE", "r"], ["O", "rw"], ["MEAN", "rw"], ["VAR", "rw"], ["RSTD", "rw"]],
+    ["bn", "hw"], ["eps"], 2, `
+  let i = row;${normStats(wg, "P.bn * P.hw", CHANNEL_ELEM, "    O[e] = (X[e] - mu) * rs * G[i] + BE[i];")}
+  if (lid == 0u) {
+    MEAN[i] = mu;
+    VAR[i] = biased;
+    RSTD[i] = rs;
+  }`);
 }
 
 /** Item i is an element of x [n, c, hw]. */
