@@ -11,13 +11,16 @@
 //   neg): exact.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import type { Backend, BinaryOp, ConvParams, PoolParams, UnaryOp } from "../src/backend/backend.js";
+import type { AxisCopy, Backend, BinaryOp, ConvParams, PoolParams, UnaryOp } from "../src/backend/backend.js";
+import { copyAxis } from "../src/autograd/ops/util.js";
 import { referenceBackend as ref } from "../src/backend/reference.js";
 import { createWebGpuBackend, type WebGpuBackend } from "../src/backend/webgpu/backend.js";
 import { NO_ADAPTER, NO_PACKAGE } from "../src/backend/webgpu/messages.js";
-import { setBackend } from "../src/backend/index.js";
+import { getBackend, setBackend } from "../src/backend/index.js";
+import { countCorrect } from "../src/nn/loss.js";
+import { Tensor } from "../src/tensor/tensor.js";
 import { webgpuSeam } from "../src/backend/webgpu/seam.js";
-import { Rng } from "../src/tensor/random.js";
+import { counterUint32, Rng } from "../src/tensor/random.js";
 
 let gpu: WebGpuBackend | null = null;
 let skip: string | false = false;
@@ -198,6 +201,62 @@ describe("webgpu kernels agree with the reference backend", { skip }, () => {
     }
   });
 
+  test("long reductions over few outputs (a workgroup per output, a fixed tree): sum, max/argmax, layer norm's backward; bounds, and the same bits twice", () => {
+    // mid >= the workgroup size takes the tree; 64 invocations is a second configuration.
+    const small = createWebGpuBackend({}, { invocations: 64 });
+    try {
+      for (const be of [G(), small]) {
+        for (const [outer, mid, inner] of [[1, 1000, 1], [2, 300, 3], [3, 128, 2], [1, 64, 5]]) {
+          const label = `${outer}x${mid}x${inner} on ${be === small ? 64 : "default"} invocations`;
+          const x = randn(outer * mid * inner);
+          const bound = new Float32Array(outer * inner);
+          ref.sum(abs(x), outer, mid, inner, bound, false);
+          for (const acc of [false, true]) {
+            const old = randn(outer * inner);
+            const s1 = old.slice(), s2 = old.slice();
+            be.sum(x, outer, mid, inner, s1, acc);
+            ref.sum(x, outer, mid, inner, s2, acc);
+            const b = bound.map((v, i) => v + (acc ? Math.abs(old[i]) : 0));
+            bounded(`sum ${label} acc=${acc}`, s1, s2, b, mid);
+            const again = old.slice();
+            be.sum(x, outer, mid, inner, again, acc);
+            exact(`sum ${label} acc=${acc} twice`, again, s1);
+          }
+          // Ties (the first maximum wins), then NaN (the first NaN wins), as the reference scans.
+          const peak = 10 + rng.normal();
+          for (const j of [mid - 1, Math.floor(mid / 2), 3]) for (let o = 0; o < outer * inner; o++) {
+            x[(Math.floor(o / inner) * mid + j) * inner + (o % inner)] = peak;
+          }
+          for (const withNaN of [false, true]) {
+            if (withNaN) { x[(mid - 2) * inner] = NaN; x[(mid - 1) * inner] = NaN; }
+            const g = new Float32Array(outer * inner), r = new Float32Array(outer * inner);
+            const ga = new Int32Array(outer * inner), ra = new Int32Array(outer * inner);
+            be.max(x, outer, mid, inner, g, ga);
+            ref.max(x, outer, mid, inner, r, ra);
+            exact(`max ${label} NaN=${withNaN}`, g, r);
+            exact(`argmax ${label} NaN=${withNaN}`, ga, ra);
+          }
+        }
+        // Layer norm's dx (a workgroup per row) and parameter gradients (a workgroup per column once
+        // there are at least a workgroup's rows).
+        const rows = 300, cols = 5;
+        const x = randn(rows * cols, 2), gamma = randn(cols), dy = randn(rows * cols);
+        const mean = new Float32Array(rows), rstd = new Float32Array(rows);
+        ref.layerNorm(x, gamma, randn(cols), rows, cols, 1e-5, new Float32Array(rows * cols), mean, rstd);
+        const run = (b: Backend): Float32Array[] => {
+          const o = [new Float32Array(rows * cols), new Float32Array(cols), new Float32Array(cols)];
+          b.layerNormBackward(x, gamma, dy, mean, rstd, rows, cols, o[0], o[1], o[2], false);
+          return o;
+        };
+        const [mine, want] = [run(be), run(ref)];
+        ["dx", "dgamma", "dbeta"].forEach((w, i) => close(`layerNormBackward ${w} ${rows}x${cols}`, mine[i], want[i]));
+        run(be).forEach((a, i) => exact(`layerNormBackward ${i} twice`, a, mine[i]));
+      }
+    } finally {
+      small.close();
+    }
+  });
+
   test("softmax, log-softmax and their backward; a fully masked row gives NaN like the reference", () => {
     const rows = 6, cols = 13;
     const x = randn(rows * cols, 3);
@@ -258,6 +317,34 @@ describe("webgpu kernels agree with the reference backend", { skip }, () => {
     }
     assert.throws(() => G().crossEntropy(logits, Int32Array.from(targets, (t, i) => (i === 3 ? cols : t)), rows, cols, lp1),
       /target 7 in row 3|target 7 at position 3/);
+    // More rows than a workgroup has invocations (the loss is one workgroup's tree); targets changed
+    // in place between calls reach the device.
+    const many = 300, big = randn(many * cols, 2), t300 = Int32Array.from({ length: many }, () => rng.int(cols));
+    for (let round = 0; round < 2; round++) {
+      const g300 = G().crossEntropy(big, t300, many, cols, new Float32Array(many * cols));
+      const r300 = ref.crossEntropy(big, t300, many, cols, new Float32Array(many * cols));
+      assert.ok(Math.abs(g300 - r300) <= 1e-5 * Math.abs(r300), `crossEntropy loss of ${many} rows ${g300} vs ${r300}`);
+      t300.reverse();
+    }
+  });
+
+  test("countCorrect on the device equals the host's count (first maximum by >, NaN, ties, -inf, many rows)", () => {
+    assert.notEqual(getBackend().name, "webgpu", "the oracle is the host loop");
+    for (const [rows, cols] of [[6, 4], [300, 7], [1, 1]] as const) {
+      const x = randn(rows * cols);
+      const t = Int32Array.from({ length: rows }, (_, r) => (r % 3 === 0 ? r % cols : rng.int(cols)));
+      if (rows === 6) {
+        x.set([1, 3, 3, 0], 0); // a tie: the first maximum counts
+        x.set([NaN, 5, 1, 2], 4); // NaN in column 0: nothing beats it
+        x.set([1, NaN, 7, 2], 8); // NaN elsewhere never wins
+        x.fill(-Infinity, 12, 16);
+        x.set([0, 1, 2, 3, 3, 2, 1, 0], 16);
+        t.set([1, 0, 2, 0, 0, 0]);
+      }
+      const want = countCorrect(new Tensor(x, [rows, cols]), t);
+      assert.equal(G().countCorrect!(x, t, rows, cols), want, `countCorrect ${rows}x${cols}`);
+      if (rows === 6) assert.equal(want, 5);
+    }
   });
 
   test("layer norm forward and backward (parameter gradients accumulate)", () => {
@@ -300,6 +387,40 @@ describe("webgpu kernels agree with the reference backend", { skip }, () => {
     exact("causalMask", c1, c2);
   });
 
+  test("dropout's mask on the device equals the host's counter-based mask for the same key: exact", () => {
+    const n = 20000;
+    for (const p of [0.25, 0.5, 0.1, 1e-12, 1 - 2 ** -40]) {
+      const k0 = rng.nextUint32(), k1 = rng.nextUint32();
+      const mask = new Float32Array(n).fill(NaN);
+      G().dropoutMask!(mask, k0, k1, p);
+      const keep = Math.fround(1 / (1 - p));
+      const want = Float32Array.from({ length: n }, (_, i) => (counterUint32(k0, k1, i) / 2 ** 32 < p ? 0 : keep));
+      exact(`dropoutMask p=${p}`, mask, want);
+      // The stream is uniform enough: the dropped fraction within 5 standard deviations of p.
+      const dropped = want.filter((v) => v === 0).length / n;
+      assert.ok(Math.abs(dropped - p) <= 5 * Math.sqrt((p * (1 - p)) / n) + 1e-9, `p=${p}: dropped ${dropped}`);
+    }
+  });
+
+  test("copies along an axis (slice, its backward, concat parts) equal the host's copies: exact", () => {
+    assert.notEqual(getBackend().name, "webgpu", "the oracle is the host copy");
+    const cases: AxisCopy[] = [
+      { outer: 3, inner: 4, len: 2, srcSize: 5, srcStart: 1, dstSize: 2, dstStart: 0, zero: false }, // slice
+      { outer: 3, inner: 4, len: 2, srcSize: 2, srcStart: 0, dstSize: 5, dstStart: 3, zero: true }, // its backward
+      { outer: 2, inner: 1, len: 3, srcSize: 3, srcStart: 0, dstSize: 7, dstStart: 4, zero: false }, // a concat part
+      { outer: 1, inner: 6, len: 0, srcSize: 4, srcStart: 4, dstSize: 3, dstStart: 1, zero: true }, // empty range
+    ];
+    for (const p of cases) {
+      const x = randn(p.outer * p.srcSize * p.inner);
+      const old = randn(p.outer * p.dstSize * p.inner);
+      old[0] = NaN; // zeroed or kept, never read into the copy
+      const mine = old.slice(), host = old.slice();
+      G().copyAxis!(x, mine, p);
+      copyAxis(x, host, p);
+      exact(`copyAxis ${JSON.stringify(p)}`, mine, host);
+    }
+  });
+
   test("SGD (momentum, dampening, Nesterov, first step, none) and AdamW steps", () => {
     const n = 53;
     const g = randn(n);
@@ -325,6 +446,7 @@ describe("webgpu kernels agree with the reference backend", { skip }, () => {
     conv(3, 5, 9, 8, 6, 3, 3, 2, 2, 1, 1),
     conv(2, 4, 7, 5, 3, 3, 1, 1, 2, 1, 0),
     conv(2, 2, 11, 10, 3, 5, 5, 1, 1, 2, 2),
+    conv(2, 3, 12, 12, 4, 3, 3, 1, 1, 1, 1), // 288 output positions: weight and bias gradients take a workgroup each
   ];
   function conv(n: number, c: number, h: number, w: number, o: number, kh: number, kw: number, sh: number, sw: number,
     ph: number, pw: number): ConvParams {
@@ -394,7 +516,8 @@ describe("webgpu kernels agree with the reference backend", { skip }, () => {
   }
 
   test("group norm and batch norm (train, inference, backward)", () => {
-    for (const [n, c, hw, groups] of [[2, 4, 9, 2], [3, 6, 5, 3], [2, 3, 4, 1]]) {
+    // The last: n * hw = 200 terms per channel, so the parameter gradients take a workgroup each.
+    for (const [n, c, hw, groups] of [[2, 4, 9, 2], [3, 6, 5, 3], [2, 3, 4, 1], [2, 4, 100, 2]]) {
       const label = `n=${n} c=${c} hw=${hw} groups=${groups}`;
       const x = randn(n * c * hw, 2), gamma = randn(c), beta = randn(c), dy = randn(n * c * hw);
       const [[o1, m1, r1], [o2, m2, r2]] = both([new Float32Array(n * c * hw), new Float32Array(n * groups), new Float32Array(n * groups)],

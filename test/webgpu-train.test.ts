@@ -8,7 +8,7 @@ import { setBackend } from "../src/backend/index.js";
 import { backward } from "../src/autograd/engine.js";
 import {
   avgPool2d, batchNorm, causalMask, conv2d, crossEntropy, embedding, gelu, groupNorm, layerNorm, linear, matmul, maxPool2d,
-  mul, permute, sigmoid, softmax, sum, tanh,
+  add, concat, dropout, mul, permute, sigmoid, slice, softmax, sum, tanh,
 } from "../src/autograd/index.js";
 import { gradcheck } from "../src/autograd/gradcheck.js";
 import { splitBatch } from "../src/data/microbatch.js";
@@ -40,6 +40,18 @@ function check(label: string, f: (...xs: Tensor[]) => Tensor, inputs: Tensor[]):
   assert.ok(r.ok, `${label}: ${r.worst}`);
 }
 
+test("dropout on webgpu draws the reference backend's mask for the same seed", { skip }, () => {
+  const x = Tensor.randn([7, 300], rng);
+  const run = (backend: "webgpu" | "reference"): Float32Array => {
+    setBackend(backend);
+    return dropout(new Tensor(x.data.slice(), x.shape), 0.4, new Rng(11), true).data.slice();
+  };
+  const [gpu, cpu] = [run("webgpu"), run("reference")];
+  setBackend("webgpu");
+  for (let i = 0; i < cpu.length; i++) if (!Object.is(gpu[i], cpu[i])) assert.fail(`element ${i}: webgpu ${gpu[i]}, reference ${cpu[i]}`);
+  assert.ok(cpu.some((v) => v === 0) && cpu.some((v) => v !== 0), "some dropped, some kept");
+});
+
 test("gradients through autograd on webgpu match finite differences", { skip }, () => {
   setBackend("webgpu");
   check("linear + gelu", (x, w, b) => gelu(linear(x, w, b)), [randn([3, 5]), randn([4, 5]), randn([4])]);
@@ -49,6 +61,10 @@ test("gradients through autograd on webgpu match finite differences", { skip }, 
   check("layer norm", (x, g, b) => layerNorm(x, g, b), [randn([3, 6]), Tensor.uniform([6], rng, 0.5, 1.5, true), randn([6])]);
   check("cross-entropy", (x) => crossEntropy(x, Int32Array.from([0, 3, 2])), [randn([3, 4])]);
   check("sum over an axis", (x) => sum(x, 1), [randn([2, 3, 4])]);
+  check("dropout (its mask made on the device)", (x) => dropout(x, 0.3, new Rng(3), true), [randn([4, 5])]);
+  check("slice and concat (copies on the device), a residual add", (x, y) =>
+    add(mul(concat([slice(x, 1, 2, 4), y, slice(x, 1, 0, 2)], 1), concat([y, x], 1)), concat([x, y], 1)),
+  [randn([2, 4, 3]), randn([2, 3, 3])]);
   const ids = new Tensor(Float32Array.from([1, 0, 3, 1, 2]), [5]);
   check("embedding", (w) => embedding(w, ids), [randn([4, 3])]);
   check("conv2d, stride 2, padding 1", (x, w, b) => conv2d(x, w, b, { stride: 2, padding: 1 }),

@@ -2,7 +2,7 @@
 // order, hands each GradFn its output gradient, and accumulates into leaves' `.grad`.
 import { emptyFloat32, Tensor, type GradFn, type RowwiseGrad } from "../tensor/tensor.js";
 import { fmt, sameShape } from "../tensor/shape.js";
-import { allocFloat32, sameMemory } from "../tensor/host-arrays.js";
+import { allocFloat32, deviceArrays, sameMemory } from "../tensor/host-arrays.js";
 import { getBackend } from "../backend/index.js";
 
 let gradEnabled = true;
@@ -90,6 +90,14 @@ function leafBuffers(fn: GradFn, needs: readonly boolean[]): (Float32Array | nul
     ? x.grad.data : null));
 }
 
+/** A copy of g; under a device backend it is made on the device (a host copy would read g back). */
+export function copyOf(g: Float32Array): Float32Array {
+  if (!deviceArrays()) return g.slice();
+  const c = allocFloat32(g.length);
+  getBackend().axpby(1, g, 0, c);
+  return c;
+}
+
 /** Tensors reachable from roots through gradFns, outputs before inputs. */
 function reverseTopological(roots: readonly Tensor[]): Tensor[] {
   const order: Tensor[] = [];
@@ -155,7 +163,7 @@ export function backward(roots: Tensor | readonly Tensor[], grads?: readonly (Te
   // accumulating into it later never changes a gradient held elsewhere.
   const owned = new WeakSet<Float32Array>();
   const own = (g: Float32Array): Float32Array => {
-    const mine = owned.has(g) ? g.slice() : g;
+    const mine = owned.has(g) ? copyOf(g) : g;
     owned.add(mine);
     return mine;
   };
@@ -177,9 +185,9 @@ export function backward(roots: Tensor | readonly Tensor[], grads?: readonly (Te
       add(r, new Float32Array([1]));
     } else if (g instanceof Tensor) {
       if (!sameShape(g.shape, r.shape)) throw new Error(`backward: gradient shape ${fmt(g.shape)} does not match root shape ${fmt(r.shape)}`);
-      add(r, g.data.slice());
+      add(r, copyOf(g.data));
     } else {
-      add(r, g.slice());
+      add(r, copyOf(g));
     }
   });
 

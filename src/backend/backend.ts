@@ -25,6 +25,17 @@ export interface PoolParams {
   oh: number; ow: number;
 }
 
+/**
+ * A copy along one axis: x viewed as [outer, srcSize, inner], out as [outer, dstSize, inner];
+ * out[o, dstStart + j, i] = x[o, srcStart + j, i] for j < len. The rest of out is zeroed when
+ * `zero`, else kept.
+ */
+export interface AxisCopy {
+  outer: number; inner: number; len: number;
+  srcSize: number; srcStart: number; dstSize: number; dstStart: number;
+  zero: boolean;
+}
+
 export interface Backend {
   readonly name: "native" | "reference" | "webgpu";
   /**
@@ -74,6 +85,12 @@ export interface Backend {
     accumulate: boolean): void;
   // Writes log-softmax of logits into logProbs and returns sum over rows of -logProbs[r, targets[r]].
   crossEntropy(logits: Float32Array, targets: Int32Array, rows: number, cols: number, logProbs: Float32Array): number;
+  /**
+   * Rows of logits [rows, cols] whose first maximum (by >) is at the target class. Optional: without
+   * it the caller counts on the host; a device backend has it so that the logits need not come back.
+   * @internal
+   */
+  countCorrect?(logits: Float32Array, targets: Int32Array, rows: number, cols: number): number;
   // dx (+)= scale * (softmax - onehot(targets)).
   crossEntropyBackward(logProbs: Float32Array, targets: Int32Array, rows: number, cols: number, scale: number,
     dx: Float32Array, accumulate: boolean): void;
@@ -118,6 +135,19 @@ export interface Backend {
   // out = x permuted: x has `shape`, out has shape[perm[i]] along axis i.
   permute(x: Float32Array, shape: readonly number[], perm: readonly number[], out: Float32Array,
     accumulate: boolean): void;
+
+  /**
+   * Dropout's mask for p < 1: mask[i] = counterUint32(k0, k1, i) / 2^32 < p ? 0 : 1 / (1 - p)
+   * (src/tensor/random.ts). Optional: without it the op draws the same mask on the host.
+   * @internal
+   */
+  dropoutMask?(mask: Float32Array, k0: number, k1: number, p: number): void;
+  /**
+   * Slice and concat copies (AxisCopy). Optional: without it the ops copy on the host; a device
+   * backend has it so that the copies stay on the device.
+   * @internal
+   */
+  copyAxis?(x: Float32Array, out: Float32Array, p: AxisCopy): void;
 
   // For x [batch, t, t] (attention scores), out = x with entries j > i set to `value` (a causal mask).
   causalMask(x: Float32Array, batch: number, t: number, value: number, out: Float32Array): void;

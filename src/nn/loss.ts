@@ -1,5 +1,6 @@
 // Loss wrappers shaped for models: logits [..., C] against integer class targets, one per row.
 import { crossEntropy, reshape } from "../autograd/index.js";
+import { getBackend } from "../backend/index.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { fmt } from "../tensor/shape.js";
 
@@ -22,6 +23,8 @@ export function crossEntropyLoss(logits: Tensor, targets: Int32Array, reduction:
 export function countCorrect(logits: Tensor, targets: Int32Array): number {
   const c = logits.shape[logits.rank - 1];
   const rows = logits.size / c;
+  const be = getBackend();
+  if (be.countCorrect && rows > 0 && c > 0) return be.countCorrect(logits.data, targets, rows, c);
   const d = logits.data;
   let correct = 0;
   for (let r = 0; r < rows; r++) {

@@ -7,6 +7,8 @@
 export interface HostArrays {
   /** A new array of n elements (zeroed). */
   alloc(n: number): Float32Array;
+  /** The same for indices a kernel writes and a later kernel reads (max pooling's argmax). */
+  allocInt32?(n: number): Int32Array;
 }
 
 let factory: HostArrays | null = null;
@@ -21,6 +23,11 @@ export function setHostArrays(f: HostArrays | null): void {
 /** A zeroed array of n elements from the current factory, or a plain Float32Array without one. */
 export function allocFloat32(n: number): Float32Array {
   return factory ? factory.alloc(n) : new Float32Array(n);
+}
+
+/** A zeroed Int32Array of n elements from the current factory, or a plain one. */
+export function allocInt32(n: number): Int32Array {
+  return factory?.allocInt32?.(n) ?? new Int32Array(n);
 }
 
 /** Whether arrays come from a device backend's factory (callers then skip host-only tricks). */

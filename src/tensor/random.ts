@@ -1,5 +1,7 @@
 // Seeded pseudo-random numbers (xoshiro128**), so that initialisation, shuffling and dropout are
-// reproducible from one integer seed, identically on every backend and worker.
+// reproducible from one integer seed, identically on every backend and worker. Dropout draws a key
+// from the stream and then one counter-based value per element (counterUint32), which a device
+// computes in parallel with the same bits.
 export class Rng {
   private s0: number; private s1: number; private s2: number; private s3: number;
   private spare: number | null = null;
@@ -72,6 +74,23 @@ export class Rng {
     for (let i = 0; i < n; i++) p[i] = i;
     return this.shuffle(p);
   }
+}
+
+/**
+ * Value number `i` of the counter-based stream keyed by (k0, k1): uniform 32-bit, unsigned. The
+ * webgpu backend's WGSL (dropoutMaskShader) computes the same function.
+ */
+export function counterUint32(k0: number, k1: number, i: number): number {
+  return mix32((mix32((i ^ k0) >>> 0) + k1) >>> 0);
+}
+
+/** A 32-bit bijective mixer (Wellons' lowbias32). */
+function mix32(v: number): number {
+  let x = v ^ (v >>> 16);
+  x = Math.imul(x, 0x7feb352d);
+  x ^= x >>> 15;
+  x = Math.imul(x, 0x846ca68b);
+  return (x ^ (x >>> 16)) >>> 0;
 }
 
 function rotl(x: number, k: number): number { return ((x << k) | (x >>> (32 - k))) >>> 0; }

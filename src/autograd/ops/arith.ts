@@ -4,7 +4,7 @@ import type { BinaryOp } from "../../backend/backend.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { broadcastShapes, padShape } from "../../tensor/shape.js";
 import { describeValue } from "../../util/describe.js";
-import { gradBuffer, record } from "../engine.js";
+import { copyOf, gradBuffer, record } from "../engine.js";
 import { asTensor, reduceToShape } from "./util.js";
 import { allocFloat32 } from "../../tensor/host-arrays.js";
 
@@ -47,7 +47,7 @@ export function add(a: Tensor | number, b: Tensor | number): Tensor {
   return record(out, "add", [a, b], (g, needs) => {
     const ga = needs[0] ? reduceToShape(g, out.shape, a.shape) : null;
     let gb = needs[1] ? reduceToShape(g, out.shape, b.shape) : null;
-    if (gb !== null && gb === ga) gb = gb.slice(); // never hand one array to two inputs
+    if (gb !== null && gb === ga) gb = copyOf(gb); // never hand one array to two inputs
     return [ga, gb];
   });
 }

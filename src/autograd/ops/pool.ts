@@ -6,7 +6,7 @@ import { Tensor } from "../../tensor/tensor.js";
 import { fmt } from "../../tensor/shape.js";
 import { record } from "../engine.js";
 import { checkTensor, pair } from "./util.js";
-import { allocFloat32 } from "../../tensor/host-arrays.js";
+import { allocFloat32, allocInt32 } from "../../tensor/host-arrays.js";
 
 type Size2 = number | readonly [number, number];
 
@@ -31,7 +31,7 @@ export function maxPool2d(x: Tensor, kernel: Size2, stride?: Size2, padding: Siz
   const p = poolParams("maxPool2d", x, kernel, stride, padding);
   const be = getBackend();
   const out = Tensor.zeros([p.n, p.c, p.oh, p.ow]);
-  const argmax = new Int32Array(out.size);
+  const argmax = allocInt32(out.size); // stays on a device between the forward and backward kernels
   be.maxPool2d(x.data, p, out.data, argmax);
   return record(out, "maxPool2d", [x], (dy) => {
     const dx = allocFloat32(x.size);

@@ -2,7 +2,7 @@
 import { getBackend } from "../../backend/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { fmt, normAxis, numel } from "../../tensor/shape.js";
-import { record } from "../engine.js";
+import { copyOf, record } from "../engine.js";
 import { broadcastTo, checkTensor, sumAxes } from "./util.js";
 import { allocFloat32 } from "../../tensor/host-arrays.js";
 
@@ -27,7 +27,7 @@ export function sum(x: Tensor, axis?: number | readonly number[], keepdim = fals
   const axes = normAxes("sum", x, axis);
   const { keep, out: outShape } = reducedShapes(x, axes, keepdim);
   const s = sumAxes(x.data, x.shape, axes);
-  const out = new Tensor(s === x.data ? s.slice() : s, outShape);
+  const out = new Tensor(s === x.data ? copyOf(s) : s, outShape);
   return record(out, "sum", [x], (g) => [broadcastTo(g, keep, x.shape)]);
 }
 

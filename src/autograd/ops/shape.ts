@@ -3,7 +3,7 @@ import { getBackend } from "../../backend/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { fmt, normAxis, numel, resolveReshape, type Shape } from "../../tensor/shape.js";
 import { gradBuffer, record } from "../engine.js";
-import { checkTensor } from "./util.js";
+import { checkTensor, copyAxis } from "./util.js";
 
 /** Same data in a new shape (one -1 allowed). Shares memory with x, like a torch view. */
 export function reshape(x: Tensor, shape: Shape): Tensor {
@@ -67,19 +67,11 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const outShape = [...x.shape];
   outShape[ax] = len;
   const out = Tensor.empty(outShape); // every block written
-  // Copies of contiguous blocks: index bookkeeping only, no arithmetic.
-  for (let o = 0; o < outer; o++) {
-    out.data.set(x.data.subarray((o * size + s) * inner, (o * size + e) * inner), o * len * inner);
-  }
+  copyAxis(x.data, out.data, { outer, inner, len, srcSize: size, srcStart: s, dstSize: len, dstStart: 0, zero: false });
   return record(out, "slice", [x], (g) => {
     // A recycled buffer: each block gets zeros before, the gradient in and zeros after the range.
     const dx = gradBuffer(x.size);
-    for (let o = 0; o < outer; o++) {
-      const base = o * size * inner;
-      dx.fill(0, base, base + s * inner);
-      dx.set(g.subarray(o * len * inner, (o + 1) * len * inner), base + s * inner);
-      dx.fill(0, base + e * inner, base + size * inner);
-    }
+    copyAxis(g, dx, { outer, inner, len, srcSize: len, srcStart: 0, dstSize: size, dstStart: s, zero: true });
     return [dx];
   });
 }
@@ -104,11 +96,10 @@ export function concat(tensors: readonly Tensor[], axis: number): Tensor {
   const out = Tensor.empty(outShape); // the parts tile it exactly
   let offset = 0;
   tensors.forEach((t, k) => {
-    const len = sizes[k];
-    for (let o = 0; o < outer; o++) {
-      out.data.set(t.data.subarray(o * len * inner, (o + 1) * len * inner), (o * total + offset) * inner);
-    }
-    offset += len;
+    // The first part zeroes the rest, so that a device backend need not upload out's old contents.
+    copyAxis(t.data, out.data, { outer, inner, len: sizes[k], srcSize: sizes[k], srcStart: 0, dstSize: total, dstStart: offset,
+      zero: k === 0 });
+    offset += sizes[k];
   });
   return record(out, "concat", tensors, (g, needs) => {
     let off = 0;
@@ -118,9 +109,7 @@ export function concat(tensors: readonly Tensor[], axis: number): Tensor {
       off += len;
       if (!needs[k]) return null;
       const dx = gradBuffer(t.size); // every block written
-      for (let o = 0; o < outer; o++) {
-        dx.set(g.subarray((o * total + start) * inner, (o * total + start + len) * inner), o * len * inner);
-      }
+      copyAxis(g, dx, { outer, inner, len, srcSize: total, srcStart: start, dstSize: len, dstStart: 0, zero: false });
       return dx;
     });
   });

@@ -1,6 +1,7 @@
 // Helpers shared by the ops: broadcasting bookkeeping and reduction of gradients back to an input's
 // shape. Numeric work goes through the backend kernels.
 import { getBackend } from "../../backend/index.js";
+import type { AxisCopy } from "../../backend/backend.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { fmt, numel, padShape, type Shape } from "../../tensor/shape.js";
 import { describeValue } from "../../util/describe.js";
@@ -42,6 +43,19 @@ export function sumAxes(x: Float32Array, shape: Shape, axes: readonly number[]):
     i = j;
   }
   return data;
+}
+
+/** The backend's copyAxis, or the same copy on the host where the backend has none. */
+export function copyAxis(x: Float32Array, out: Float32Array, p: AxisCopy): void {
+  const be = getBackend();
+  if (be.copyAxis) { be.copyAxis(x, out, p); return; }
+  const { outer, inner, len, srcSize, srcStart, dstSize, dstStart } = p;
+  for (let o = 0; o < outer; o++) {
+    const d = o * dstSize * inner;
+    if (p.zero) out.fill(0, d, d + dstStart * inner);
+    out.set(x.subarray((o * srcSize + srcStart) * inner, (o * srcSize + srcStart + len) * inner), d + dstStart * inner);
+    if (p.zero) out.fill(0, d + (dstStart + len) * inner, d + dstSize * inner);
+  }
 }
 
 const ZERO = new Float32Array([0]);

@@ -70,8 +70,9 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
 
     conv2dBackwardWeights(x, dy, dw, db, p, accumulate) {
       const geo = [...conv.geometry(p), u(accumulate)];
-      const passes = [g.pass(conv.conv2dBackwardWeightsShader(wg), [0, 1, 2], dw.length, geo)];
-      if (db) passes.push(g.pass(conv.conv2dBackwardBiasShader(wg), [1, 3], db.length, geo));
+      const len = p.n * p.oh * p.ow;
+      const passes = [g.reducePass((l) => conv.conv2dBackwardWeightsShader(wg, l), [0, 1, 2], dw.length, len, geo)];
+      if (db) passes.push(g.reducePass((l) => conv.conv2dBackwardBiasShader(wg, l), [1, 3], db.length, len, geo));
       g.run([buf(x), buf(dy), dest(dw, accumulate), dest(db ?? NONE, accumulate)], passes,
         db ? [2, 3] : [2], "conv2dBackwardWeights");
     },
@@ -98,13 +99,13 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
 
     groupNorm(x, gamma, beta, n, c, hw, groups, eps, o, mean, rstd) {
       g.run([buf(x), buf(gamma), buf(beta), out(o), out(mean), out(rstd)],
-        [g.pass(norm.groupNormShader(wg), [0, 1, 2, 3, 4, 5], n * groups, [c, hw, groups], [eps])], [3, 4, 5], "groupNorm");
+        [g.rowPass(norm.groupNormShader(wg), [0, 1, 2, 3, 4, 5], n * groups, [c, hw, groups], [eps])], [3, 4, 5], "groupNorm");
     },
 
     groupNormBackward(x, gamma, dy, mean, rstd, n, c, hw, groups, dx, dgamma, dbeta, accumulate) {
       const passes = [
-        g.pass(norm.groupNormBackwardDxShader(wg), [0, 1, 2, 3, 4, 5], n * groups, [c, hw, groups, u(accumulate)]),
-        g.pass(norm.groupNormBackwardParamsShader(wg), [0, 2, 3, 4, 6, 7], c, [n, hw, groups]),
+        g.rowPass(norm.groupNormBackwardDxShader(wg), [0, 1, 2, 3, 4, 5], n * groups, [c, hw, groups, u(accumulate)]),
+        g.reducePass((l) => norm.groupNormBackwardParamsShader(wg, l), [0, 2, 3, 4, 6, 7], c, n * hw, [n, hw, groups]),
       ];
       g.run([buf(x), buf(gamma), buf(dy), buf(mean), buf(rstd), dest(dx, accumulate), buf(dgamma), buf(dbeta)],
         passes, [5, 6, 7], "groupNormBackward");
@@ -112,7 +113,7 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
 
     batchNormTrain(x, gamma, beta, n, c, hw, eps, o, mean, variance, rstd) {
       g.run([buf(x), buf(gamma), buf(beta), out(o), out(mean), out(variance), out(rstd)],
-        [g.pass(norm.batchNormTrainShader(wg), [0, 1, 2, 3, 4, 5, 6], c, [n, hw], [eps])], [3, 4, 5, 6], "batchNormTrain");
+        [g.rowPass(norm.batchNormTrainShader(wg), [0, 1, 2, 3, 4, 5, 6], c, [n, hw], [eps])], [3, 4, 5, 6], "batchNormTrain");
     },
 
     batchNormInference(x, gamma, beta, mean, variance, _n, c, hw, eps, o) {
@@ -122,7 +123,7 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
 
     batchNormBackward(x, gamma, dy, mean, rstd, n, c, hw, dx, dgamma, dbeta, accumulate) {
       g.run([buf(x), buf(gamma), buf(dy), buf(mean), buf(rstd), dest(dx, accumulate), buf(dgamma), buf(dbeta)],
-        [g.pass(norm.batchNormBackwardShader(wg), [0, 1, 2, 3, 4, 5, 6, 7], c, [n, hw, u(accumulate)])], [5, 6, 7],
+        [g.rowPass(norm.batchNormBackwardShader(wg), [0, 1, 2, 3, 4, 5, 6, 7], c, [n, hw, u(accumulate)])], [5, 6, 7],
         "batchNormBackward");
     },
 
@@ -157,12 +158,12 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
 
     sum(x, outer, mid, inner, o, accumulate) {
       g.run([buf(x), dest(o, accumulate)],
-        [g.pass(rows.sumShader(wg), [0, 1], outer * inner, [mid, inner, u(accumulate)])], [1], "sum");
+        [g.reducePass((l) => rows.sumShader(wg, l), [0, 1], outer * inner, mid, [mid, inner, u(accumulate)])], [1], "sum");
     },
 
     max(x, outer, mid, inner, o, argmax) {
       g.run([buf(x), out(o), out(argmax)],
-        [g.pass(rows.maxShader(wg), [0, 1, 2], outer * inner, [mid, inner])], [1, 2], "max");
+        [g.reducePass((l) => rows.maxShader(wg, l), [0, 1, 2], outer * inner, mid, [mid, inner])], [1, 2], "max");
     },
 
     softmax(x, r, cols, o, log) {
@@ -176,11 +177,20 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
 
     crossEntropy(logits, targets, r, cols, logProbs) {
       checkIds(targets, cols, "crossEntropy", "target");
-      b.softmax(logits, r, cols, logProbs, true);
-      // The loss sums on the host in float64, in the reference backend's order.
-      let loss = 0;
-      for (let i = 0; i < r; i++) loss -= logProbs[i * cols + targets[i]];
-      return loss;
+      // The loss is summed on the device (float32, a fixed tree): only it comes back, not logProbs.
+      const loss = new Float32Array(1);
+      g.run([buf(logits), out(logProbs), buf(targets), out(loss)], [
+        g.rowPass(rows.softmaxShader(wg), [0, 1], r, [cols, 1]),
+        g.rowPass(rows.pickedSumShader(wg), [1, 2, 3], 1, [r, cols]),
+      ], [1, 3], "crossEntropy");
+      return loss[0];
+    },
+
+    countCorrect(logits, targets, r, cols) {
+      const count = new Float32Array(1);
+      g.run([buf(logits), buf(targets), out(count)],
+        [g.rowPass(rows.countCorrectShader(wg), [0, 1, 2], 1, [r, cols])], [2], "countCorrect");
+      return count[0];
     },
 
     crossEntropyBackward(logProbs, targets, r, cols, scale, dx, accumulate) {
@@ -196,8 +206,8 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
 
     layerNormBackward(x, gamma, dy, mean, rstd, r, cols, dx, dgamma, dbeta, accumulate) {
       const passes = [
-        g.pass(rows.layerNormBackwardDxShader(wg), [0, 1, 2, 3, 4, 5], r, [cols, u(accumulate)]),
-        g.pass(rows.layerNormBackwardParamsShader(wg), [0, 2, 3, 4, 6, 7], cols, [r]),
+        g.rowPass(rows.layerNormBackwardDxShader(wg), [0, 1, 2, 3, 4, 5], r, [cols, u(accumulate)]),
+        g.reducePass((l) => rows.layerNormBackwardParamsShader(wg, l), [0, 2, 3, 4, 6, 7], cols, r, [r]),
       ];
       g.run([buf(x), buf(gamma), buf(dy), buf(mean), buf(rstd), dest(dx, accumulate), buf(dgamma), buf(dbeta)],
         passes, [5, 6, 7], "layerNormBackward");
@@ -220,6 +230,22 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
       const s = Uint32Array.from([...perm.map((p) => shape[p]), ...perm.map((p) => xStrides[p])]);
       g.run([buf(x), buf(s), dest(o, accumulate)],
         [g.pass(ew.permuteShader(wg), [0, 1, 2], o.length, [shape.length, u(accumulate)])], [2], "permute");
+    },
+
+    dropoutMask(mask, k0, k1, p) {
+      // u < p 2^32 holds for an integer u exactly when u < ceil(p 2^32).
+      const below = Math.ceil(p * 4294967296);
+      if (mask.length === 0) return;
+      g.run([out(mask)], [g.pass(ew.dropoutMaskShader(wg), [0], mask.length,
+        [k0, k1, below >= 4294967296 ? 0 : below, u(below >= 4294967296)], [1 / (1 - p)])], [0], "dropoutMask");
+    },
+
+    copyAxis(x, o, p) {
+      const items = p.outer * p.dstSize * p.inner;
+      if (items === 0) return;
+      const whole = p.zero || (p.dstStart === 0 && p.len === p.dstSize);
+      g.run([buf(x), whole ? out(o) : buf(o)], [g.pass(ew.copyAxisShader(wg), [0, 1], items,
+        [p.inner, p.len, p.srcSize, p.srcStart, p.dstSize, p.dstStart, u(p.zero)])], [1], "copyAxis");
     },
 
     causalMask(x, batch, t, value, o) {

@@ -3,6 +3,7 @@
 import { GpuChannel } from "./channel.js";
 import type { CreateSpec, GpuInit, GpuRequest, HostData, PassSpec } from "./protocol.js";
 import { ResidentArrays } from "./resident.js";
+import { UploadCache } from "./upload-cache.js";
 import { hostMemory } from "../../tensor/host-arrays.js";
 
 export interface GpuOptions {
@@ -24,6 +25,8 @@ export interface GpuCounts {
   uploads: number;
   /** Buffers read back to the host. */
   readbacks: number;
+  /** 32-bit words in the buffers read back. */
+  readWords: number;
   /** Times the compute thread waited for the GPU thread. */
   waits: number;
 }
@@ -50,7 +53,8 @@ export class Gpu {
   private readonly pinned = new WeakMap<object, number>();
   private readonly batched: boolean;
   readonly resident: ResidentArrays | null;
-  readonly counts: GpuCounts = { uploads: 0, readbacks: 0, waits: 0 };
+  readonly counts: GpuCounts = { uploads: 0, readbacks: 0, readWords: 0, waits: 0 };
+  private readonly cache = new UploadCache((id) => { this.freed.push(id); });
   private closed = false;
 
   constructor(init: GpuInit, opts: GpuOptions = {}) {
@@ -76,7 +80,10 @@ export class Gpu {
     this.maxGroups = ready.maxGroupsPerDim;
     this.batched = opts.batched ?? true;
     this.resident = (opts.resident ?? true) ? new ResidentArrays({
-      readBack: (id, into) => { into.set(new Float32Array(this.read([id], "reading a tensor back")[0])); },
+      readBack: (id, into) => {
+        const b = this.read([id], "reading a tensor back")[0];
+        into.set(into instanceof Int32Array ? new Int32Array(b) : new Float32Array(b));
+      },
       retire: (id) => { this.freed.push(id); },
     }) : null;
   }
@@ -108,6 +115,15 @@ export class Gpu {
   /** A 1-D pass over `items` with the uniform block (u32 fields first, then f32 fields). */
   pass(code: string, bindings: readonly number[], items: number, u: readonly number[], f: readonly number[] = []): PassSpec {
     return { shader: this.shader(code), bindings, params: params(items, u, f), groups: this.groups(items) };
+  }
+
+  /**
+   * A pass of a `reduction` kernel (`code(lanes)`) over `outputs` sums of `len` terms: a workgroup per
+   * output where a sum is at least a workgroup long, else an invocation per output.
+   */
+  reducePass(code: (lanes: number) => string, bindings: readonly number[], outputs: number, len: number,
+    u: readonly number[], f: readonly number[] = []): PassSpec {
+    return len >= this.wg ? this.rowPass(code(this.wg), bindings, outputs, u, f) : this.pass(code(1), bindings, outputs, u, f);
   }
 
   /** A pass with one workgroup per row (the kernels built with perRow). */
@@ -148,16 +164,24 @@ export class Gpu {
         continue;
       }
       if (slot) {
-        if (slot.id === null) slot.id = isOut && !keep ? this.fresh(create, a.length) : upload(slot.memory);
-        if (isOut) slot.stale = true;
+        // A new buffer starts zeroed: an array that still holds its first zeros needs no upload.
+        if (slot.id === null) slot.id = (isOut && !keep) || slot.zero ? this.fresh(create, a.length) : upload(slot.memory);
+        if (isOut) { slot.stale = true; slot.zero = false; }
         bound[i] = slot.id;
       } else {
         const pin = a instanceof Float32Array && !isOut ? this.pinned.get(a) : undefined;
         if (pin !== undefined) {
           bound[i] = pin >= 0 ? pin : upload(a);
           this.pinned.set(a, bound[i]);
+        } else if (!isOut && !(a instanceof Uint32Array)) {
+          // A plain array (or one of another device's factory): its current host values, uploaded
+          // once while they stay the same.
+          const host = a instanceof Float32Array ? hostMemory(a) : a;
+          let id = this.cache.find(a, host);
+          if (id === undefined) this.cache.keep(a, host, id = upload(host));
+          bound[i] = id;
         } else {
-          // An array of another device's factory (or a plain one): its current host values.
+          // An output, of another device's factory or plain: written back to it before this returns.
           bound[i] = isOut && !keep ? this.fresh(create, a.length) : upload(a instanceof Float32Array ? hostMemory(a) : a);
           temps.push(bound[i]);
           if (isOut) landing.push([bound[i], a]);
@@ -182,7 +206,7 @@ export class Gpu {
         a.set(a instanceof Int32Array ? new Int32Array(results[k]) : a instanceof Uint32Array ? new Uint32Array(results[k])
           : new Float32Array(results[k]));
       });
-      this.counts.readbacks += landing.length;
+      this.counted(results);
     } catch (e) {
       // The shaders may not have compiled; send them again with the next request.
       for (const s of shaders) this.shaderIds.delete(s.code);
@@ -194,9 +218,13 @@ export class Gpu {
   read(ids: number[], what: string): ArrayBuffer[] {
     const req: GpuRequest = { shaders: [], create: [], passes: [], free: this.freed, read: ids, reply: true };
     this.freed = [];
-    const r = this.wait(req, what);
-    this.counts.readbacks += ids.length;
-    return r;
+    return this.counted(this.wait(req, what));
+  }
+
+  private counted(results: ArrayBuffer[]): ArrayBuffer[] {
+    this.counts.readbacks += results.length;
+    for (const r of results) this.counts.readWords += r.byteLength / 4;
+    return results;
   }
 
   private wait(req: GpuRequest, what: string): ArrayBuffer[] {

@@ -1,8 +1,9 @@
-// WGSL for convolution and pooling over NCHW images, one invocation per output element. The
+// WGSL for convolution and pooling over NCHW images, one invocation per output element (the weight
+// and bias gradients, long sums over few outputs, a workgroup per output where a sum is long). The
 // uniform block names the image geometry bn, bc, bh, bw (input), bo (output channels), kh, kw, sh,
 // sw, ph, pw, oh, ow (`n` is taken by the item count).
 import type { ConvParams, PoolParams } from "../backend.js";
-import { perItem, store } from "./wgsl.js";
+import { perItem, reduction, store } from "./wgsl.js";
 
 const GEOMETRY = ["bn", "bc", "bh", "bw", "bo", "kh", "kw", "sh", "sw", "ph", "pw", "oh", "ow"];
 
@@ -68,37 +69,31 @@ export function conv2dBackwardDataShader(wg: number): string {
 ${store("DX[i]", "s")}`);
 }
 
-/** Item i of dw [o, c, kh, kw]. */
-export function conv2dBackwardWeightsShader(wg: number): string {
-  return perItem(wg, [["X", "r"], ["DY", "r"], ["DW", "rw"]], [...GEOMETRY, "acc"], [], `
-  let kj = i % P.kw;
-  let ki = (i / P.kw) % P.kh;
-  let ci = (i / (P.kw * P.kh)) % P.bc;
-  let oi = i / (P.kw * P.kh * P.bc);
-  var s = 0.0;
-  for (var ni = 0u; ni < P.bn; ni++) {
-    for (var y = 0u; y < P.oh; y++) {
-      let iy = i32(y * P.sh + ki) - i32(P.ph);
-      if (iy < 0 || iy >= i32(P.bh)) { continue; }
-      for (var x = 0u; x < P.ow; x++) {
-        let ix = i32(x * P.sw + kj) - i32(P.pw);
-        if (ix < 0 || ix >= i32(P.bw)) { continue; }
-        s = s + DY[((ni * P.bo + oi) * P.oh + y) * P.ow + x] * X[((ni * P.bc + ci) * P.bh + u32(iy)) * P.bw + u32(ix)];
-      }
-    }
-  }
-${store("DW[i]", "s")}`);
+/** Output o of dw [o, c, kh, kw]: a sum over the n * oh * ow output positions k = (ni, y, x). */
+export function conv2dBackwardWeightsShader(wg: number, lanes: number): string {
+  return reduction(wg, lanes, [["X", "r"], ["DY", "r"], ["DW", "rw"]], [...GEOMETRY, "acc"], [], {
+    setup: `
+  let kj = o % P.kw;
+  let ki = (o / P.kw) % P.kh;
+  let ci = (o / (P.kw * P.kh)) % P.bc;
+  let oi = o / (P.kw * P.kh * P.bc);`,
+    len: "P.bn * P.oh * P.ow",
+    each: `
+    let x = k % P.ow;
+    let y = (k / P.ow) % P.oh;
+    let ni = k / (P.ow * P.oh);
+    let iy = i32(y * P.sh + ki) - i32(P.ph);
+    let ix = i32(x * P.sw + kj) - i32(P.pw);
+    if (iy < 0 || iy >= i32(P.bh) || ix < 0 || ix >= i32(P.bw)) { continue; }`,
+    terms: { s: "DY[((ni * P.bo + oi) * P.oh + y) * P.ow + x] * X[((ni * P.bc + ci) * P.bh + u32(iy)) * P.bw + u32(ix)]" },
+    finish: store("DW[o]", "s") });
 }
 
-/** Item i is an output channel: the bias gradient sums dy over n, oh, ow. */
-export function conv2dBackwardBiasShader(wg: number): string {
-  return perItem(wg, [["DY", "r"], ["DB", "rw"]], [...GEOMETRY, "acc"], [], `
-  var s = 0.0;
-  for (var ni = 0u; ni < P.bn; ni++) {
-    let base = (ni * P.bo + i) * P.oh * P.ow;
-    for (var k = 0u; k < P.oh * P.ow; k++) { s = s + DY[base + k]; }
-  }
-${store("DB[i]", "s")}`);
+/** Output channel o: the bias gradient sums dy over k = (ni, position). */
+export function conv2dBackwardBiasShader(wg: number, lanes: number): string {
+  return reduction(wg, lanes, [["DY", "r"], ["DB", "rw"]], [...GEOMETRY, "acc"], [], {
+    setup: "", len: "P.bn * P.oh * P.ow",
+    terms: { s: "DY[((k / (P.oh * P.ow)) * P.bo + o) * P.oh * P.ow + k % (P.oh * P.ow)]" }, finish: store("DB[o]", "s") });
 }
 
 /** Max pooling: the first maximum of the window, its offset within the h*w plane. */

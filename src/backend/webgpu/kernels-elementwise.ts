@@ -1,5 +1,5 @@
 // WGSL for the element-wise kernels: unary ops and their derivatives, broadcasting binary ops,
-// scalar affine maps, the causal mask, gather and permute.
+// scalar affine maps, the causal mask, gather, permute, copies along an axis and dropout's mask.
 import type { BinaryOp, UnaryOp } from "../backend.js";
 import { ERFC, perItem, store } from "./wgsl.js";
 
@@ -84,6 +84,37 @@ export function scatterAddShader(wg: number): string {
 }
 
 /** S holds the output shape, then x's stride along each output axis. */
+/**
+ * Dropout's mask: element i is dropped when counterUint32(k0, k1, i) < below (src/tensor/random.ts,
+ * the same function in u32 arithmetic), or always with `all` (p * 2^32 rounds up to 2^32).
+ */
+export function dropoutMaskShader(wg: number): string {
+  return perItem(wg, [["M", "rw"]], ["k0", "k1", "below", "all"], ["keep"], `
+  let r = mix32(mix32(i ^ P.k0) + P.k1);
+  M[i] = select(P.keep, 0.0, r < P.below || P.all != 0u);`, `
+fn mix32(v: u32) -> u32 {
+  var x = v ^ (v >> 16u);
+  x = x * 0x7feb352du;
+  x = x ^ (x >> 15u);
+  x = x * 0x846ca68bu;
+  return x ^ (x >> 16u);
+}
+`);
+}
+
+/** Item i of out [outer, dstSize, inner]: copied from x inside the range, else zeroed or kept (AxisCopy). */
+export function copyAxisShader(wg: number): string {
+  return perItem(wg, [["X", "r"], ["O", "rw"]], ["inner", "len", "srcSize", "srcStart", "dstSize", "dstStart", "zero"], [], `
+  let k = i % P.inner;
+  let j = (i / P.inner) % P.dstSize;
+  let o = i / (P.inner * P.dstSize);
+  if (j >= P.dstStart && j < P.dstStart + P.len) {
+    O[i] = X[(o * P.srcSize + P.srcStart + j - P.dstStart) * P.inner + k];
+  } else if (P.zero != 0u) {
+    O[i] = 0.0;
+  }`);
+}
+
 export function permuteShader(wg: number): string {
   return perItem(wg, [["X", "r"], ["S", "r", "u32"], ["O", "rw"]], ["rank", "acc"], [], `
   var rem = i;

@@ -1,19 +1,39 @@
-// WGSL for the row kernels: (log-)softmax and its backward and layer norm run one workgroup per row
-// (a tree reduction within it); sum and max over the middle axis, layer norm's backward, one
-// invocation per output; cross-entropy's backward and the optimizer steps one per element.
-import { perItem, perRow, store, wgReduce } from "./wgsl.js";
+// WGSL for the row kernels: (log-)softmax and its backward, layer norm and its dx run one workgroup
+// per row (a tree reduction within it), cross-entropy's loss and the correct count one workgroup in
+// all; sum and max over the middle axis and layer norm's parameter gradients a workgroup per output
+// for long sums, else an invocation; cross-entropy's backward and the optimizer steps one per element.
+import { perItem, perRow, reduction, store, wgReduce } from "./wgsl.js";
 
-/** x as [outer, mid, inner]; item i is output (i / inner, i % inner). */
-export function sumShader(wg: number): string {
-  return perItem(wg, [["X", "r"], ["O", "rw"]], ["mid", "inner", "acc"], [], `
-  let base = (i / P.inner) * P.mid * P.inner + i % P.inner;
-  var s = 0.0;
-  for (var m = 0u; m < P.mid; m++) { s = s + X[base + m * P.inner]; }
-${store("O[i]", "s")}`);
+/** x as [outer, mid, inner]; output o is (o / inner, o % inner). */
+export function sumShader(wg: number, lanes: number): string {
+  return reduction(wg, lanes, [["X", "r"], ["O", "rw"]], ["mid", "inner", "acc"], [], {
+    setup: "  let base = (o / P.inner) * P.mid * P.inner + o % P.inner;", len: "P.mid",
+    terms: { s: "X[base + k * P.inner]" }, finish: store("O[o]", "s") });
 }
 
-export function maxShader(wg: number): string {
-  return perItem(wg, [["X", "r"], ["O", "rw"], ["AM", "rw", "i32"]], ["mid", "inner"], [], `
+const NONE = "0xffffffffu";
+/**
+ * Whether candidate (av, ai) comes before (bv, bi) for max with argmax: the first NaN, else the first
+ * maximum. A total order on (value, index), so any grouping of the comparisons gives the sequential
+ * scan's answer exactly. Index NONE is no candidate.
+ */
+const BEATS = `
+var<workgroup> bestAt: array<u32, WG>;
+fn beats(av: f32, ai: u32, bv: f32, bi: u32) -> bool {
+  if (ai == ${NONE}) { return false; }
+  if (bi == ${NONE}) { return true; }
+  let an = av != av;
+  let bn = bv != bv;
+  if (an || bn) { return an && (!bn || ai < bi); }
+  return av > bv || (av == bv && ai < bi);
+}
+`;
+
+/** Max with argmax over the middle axis: an invocation per output, or (lanes = wg) a workgroup per output. */
+export function maxShader(wg: number, lanes: number): string {
+  const decls = [["X", "r"], ["O", "rw"], ["AM", "rw", "i32"]] as const;
+  if (lanes === 1) {
+    return perItem(wg, decls, ["mid", "inner"], [], `
   let base = (i / P.inner) * P.mid * P.inner + i % P.inner;
   var best = X[base];
   var at = 0;
@@ -23,6 +43,31 @@ export function maxShader(wg: number): string {
   }
   O[i] = best;
   AM[i] = at;`);
+  }
+  const steps: string[] = [];
+  for (let s = wg / 2; s >= 1; s /= 2) {
+    steps.push(`  if (lid < ${s}u && beats(red0[lid + ${s}u], bestAt[lid + ${s}u], red0[lid], bestAt[lid])) {
+    red0[lid] = red0[lid + ${s}u];
+    bestAt[lid] = bestAt[lid + ${s}u];
+  }
+  workgroupBarrier();`);
+  }
+  return perRow(wg, decls, ["mid", "inner"], [], 1, `
+  let base = (row / P.inner) * P.mid * P.inner + row % P.inner;
+  var bv = 0.0;
+  var bi = ${NONE};
+  for (var m = lid; m < P.mid; m += ${wg}u) {
+    let v = X[base + m * P.inner];
+    if (beats(v, m, bv, bi)) { bv = v; bi = m; }
+  }
+  red0[lid] = bv;
+  bestAt[lid] = bi;
+  workgroupBarrier();
+${steps.join("\n")}
+  if (lid == 0u) {
+    O[row] = red0[0];
+    AM[row] = i32(bestAt[0]);
+  }`, BEATS.replace("WG", String(wg)));
 }
 
 /** `body` for this invocation's columns of the row: j = lid, lid + wg, ... */
@@ -61,6 +106,32 @@ ${wgReduce(wg, "sum", "ps", "total", 0)}
     ${store("DX[b + j]", "v")}`)}`);
 }
 
+/** Cross-entropy's loss, -Σ_rows LP[row, T[row]], in one workgroup (a fixed tree: bits set by wg). */
+export function pickedSumShader(wg: number): string {
+  return perRow(wg, [["LP", "r"], ["T", "r", "i32"], ["L", "rw"]], ["rows", "cols"], [], 1, `
+  var ps = 0.0;
+  for (var r = lid; r < P.rows; r += ${wg}u) { ps = ps - LP[r * P.cols + u32(T[r])]; }
+${wgReduce(wg, "sum", "ps", "total", 0)}
+  if (lid == 0u) { L[0] = total; }`);
+}
+
+/**
+ * Rows of x [rows, cols] whose first maximum (by >, so a NaN never wins after column 0) is at the
+ * target, counted in one workgroup: the host's countCorrect without reading x back.
+ */
+export function countCorrectShader(wg: number): string {
+  return perRow(wg, [["X", "r"], ["T", "r", "i32"], ["C", "rw"]], ["rows", "cols"], [], 1, `
+  var hits = 0.0;
+  for (var r = lid; r < P.rows; r += ${wg}u) {
+    let b = r * P.cols;
+    var best = 0u;
+    for (var j = 1u; j < P.cols; j++) { if (X[b + j] > X[b + best]) { best = j; } }
+    if (i32(best) == T[r]) { hits = hits + 1.0; }
+  }
+${wgReduce(wg, "sum", "hits", "total", 0)}
+  if (lid == 0u) { C[0] = total; }`);
+}
+
 export function crossEntropyBackwardShader(wg: number): string {
   return perItem(wg, [["LP", "r"], ["T", "r", "i32"], ["DX", "rw"]], ["cols", "acc"], ["scale"], `
   let j = i32(i % P.cols);
@@ -86,39 +157,29 @@ ${wgReduce(wg, "sum", "pv", "squares", 1)}
   ${strided(wg, "O[b + j] = (X[b + j] - mu) * rs * G[j] + BE[j];")}`);
 }
 
-/** dx for row i: rstd (g - mean(g) - x̂ mean(g x̂)) with g = dy gamma, x̂ = (x - mean) rstd. */
+/** dx for a row (one workgroup): rstd (g - mean(g) - x̂ mean(g x̂)) with g = dy gamma, x̂ = (x - mean) rstd. */
 export function layerNormBackwardDxShader(wg: number): string {
-  return perItem(wg, [["X", "r"], ["G", "r"], ["DY", "r"], ["MEAN", "r"], ["RSTD", "r"], ["DX", "rw"]], ["cols", "acc"], [], `
-  let b = i * P.cols;
-  let mu = MEAN[i];
-  let rs = RSTD[i];
-  var sg = 0.0;
-  var sgx = 0.0;
-  for (var j = 0u; j < P.cols; j++) {
-    let g = DY[b + j] * G[j];
-    sg = sg + g;
-    sgx = sgx + g * (X[b + j] - mu) * rs;
-  }
+  return perRow(wg, [["X", "r"], ["G", "r"], ["DY", "r"], ["MEAN", "r"], ["RSTD", "r"], ["DX", "rw"]], ["cols", "acc"], [], 2, `
+  let b = row * P.cols;
+  let mu = MEAN[row];
+  let rs = RSTD[row];
+  var pg = 0.0;
+  var pgx = 0.0;
+  ${strided(wg, "let g = DY[b + j] * G[j]; pg = pg + g; pgx = pgx + g * (X[b + j] - mu) * rs;")}
+${wgReduce(wg, "sum", "pg", "sg", 0)}
+${wgReduce(wg, "sum", "pgx", "sgx", 1)}
   let mg = sg / f32(P.cols);
   let mgx = sgx / f32(P.cols);
-  for (var j = 0u; j < P.cols; j++) {
-    let v = rs * (DY[b + j] * G[j] - mg - (X[b + j] - mu) * rs * mgx);
-  ${store("DX[b + j]", "v")}
-  }`);
+  ${strided(wg, `let v = rs * (DY[b + j] * G[j] - mg - (X[b + j] - mu) * rs * mgx);
+  ${store("DX[b + j]", "v")}`)}`);
 }
 
-/** Column i: dgamma[i] += Σ_rows dy x̂, dbeta[i] += Σ_rows dy. */
-export function layerNormBackwardParamsShader(wg: number): string {
-  return perItem(wg, [["X", "r"], ["DY", "r"], ["MEAN", "r"], ["RSTD", "r"], ["DG", "rw"], ["DB", "rw"]], ["rows"], [], `
-  var dg = 0.0;
-  var db = 0.0;
-  for (var r = 0u; r < P.rows; r++) {
-    let k = r * P.n + i;
-    dg = dg + DY[k] * (X[k] - MEAN[r]) * RSTD[r];
-    db = db + DY[k];
-  }
-  DG[i] = DG[i] + dg;
-  DB[i] = DB[i] + db;`);
+/** Column o of P.n: dgamma[o] += Σ_rows dy x̂, dbeta[o] += Σ_rows dy. */
+export function layerNormBackwardParamsShader(wg: number, lanes: number): string {
+  return reduction(wg, lanes, [["X", "r"], ["DY", "r"], ["MEAN", "r"], ["RSTD", "r"], ["DG", "rw"], ["DB", "rw"]], ["rows"], [], {
+    setup: "", len: "P.rows", each: "    let e = k * P.n + o;",
+    terms: { dg: "DY[e] * (X[e] - MEAN[k]) * RSTD[k]", db: "DY[e]" },
+    finish: "    DG[o] = DG[o] + dg;\n    DB[o] = DB[o] + db;" });
 }
 
 export function sgdShader(wg: number): string {

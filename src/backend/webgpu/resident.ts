@@ -5,16 +5,23 @@
 // Kernels never go through the proxy: they find the slot and use the device buffer directly.
 import { registerBacking, type HostArrays } from "../../tensor/host-arrays.js";
 
-/** The device side of one array: its buffer id (null: none yet) and whether the host copy is behind. */
+/**
+ * The device side of one array: its buffer id (null: none yet), whether the host copy is behind, and
+ * whether the array still holds the zeros it was made with (then a kernel needs no upload of them).
+ */
 export interface Slot {
-  readonly memory: Float32Array;
+  readonly memory: Memory;
   id: number | null;
   stale: boolean;
+  zero: boolean;
 }
+
+/** The host memory behind a device array: values (Float32) or indices a kernel wrote (Int32). */
+export type Memory = Float32Array | Int32Array;
 
 /** What the slots need from the GPU: read a buffer into host memory, and free one. */
 export interface SlotOwner {
-  readBack(id: number, into: Float32Array): void;
+  readBack(id: number, into: Memory): void;
   retire(id: number): void;
 }
 
@@ -27,7 +34,7 @@ const READERS = new Set<PropertyKey>(["slice", "at", "indexOf", "lastIndexOf", "
   "reduce", "reduceRight", "entries", "keys", "values", Symbol.iterator]);
 
 export class ResidentArrays implements HostArrays {
-  private readonly slots = new WeakMap<Float32Array, Slot>();
+  private readonly slots = new WeakMap<Memory, Slot>();
   // Frees a collected array's device buffer (sent with the next request; see docs/webgpu.md).
   private readonly registry: FinalizationRegistry<Slot>;
 
@@ -36,17 +43,27 @@ export class ResidentArrays implements HostArrays {
   }
 
   alloc(n: number): Float32Array {
-    const slot: Slot = { memory: new Float32Array(n), id: null, stale: false };
-    const view = new Proxy(slot.memory, this.handler(slot));
+    const memory = new Float32Array(n);
+    const view = this.make(memory);
+    registerBacking(view, memory, () => { const slot = this.slots.get(view)!; this.toHost(slot); this.drop(slot); });
+    return view;
+  }
+
+  allocInt32(n: number): Int32Array {
+    return this.make(new Int32Array(n));
+  }
+
+  private make<T extends Memory>(memory: T): T {
+    const slot: Slot = { memory, id: null, stale: false, zero: true };
+    const view = new Proxy(memory, this.handler(slot)) as T;
     this.slots.set(view, slot);
     this.registry.register(view, slot);
-    registerBacking(view, slot.memory, () => { this.toHost(slot); this.drop(slot); });
     return view;
   }
 
   /** The slot of an array this factory made, or undefined for a plain array. */
   slotOf(a: Float32Array | Int32Array | Uint32Array): Slot | undefined {
-    return a instanceof Float32Array ? this.slots.get(a) : undefined;
+    return a instanceof Uint32Array ? undefined : this.slots.get(a);
   }
 
   /** Brings the device's values to the host copy if it is behind. */
@@ -55,23 +72,29 @@ export class ResidentArrays implements HostArrays {
     slot.stale = false;
   }
 
-  /** Forgets the device copy (the host copy must be current). */
+  /** Forgets the device copy (the host copy must be current, and the host may write it). */
   drop(slot: Slot): void {
+    slot.zero = false;
     if (slot.id !== null) this.owner.retire(slot.id);
     slot.id = null;
   }
 
-  private handler(slot: Slot): ProxyHandler<Float32Array> {
+  private handler(slot: Slot): ProxyHandler<Memory> {
     const read = (): void => { if (slot.stale) this.toHost(slot); };
     const write = (): void => { read(); this.drop(slot); };
     return {
-      get: (t, key) => {
+      get: (t, key, view) => {
         if (META.has(key)) return Reflect.get(t, key);
         read();
         const v: unknown = Reflect.get(t, key);
         if (typeof v === "function") {
           if (!READERS.has(key)) this.drop(slot); // set, fill, subarray, sort...: the host may write
-          return (v as (...args: unknown[]) => unknown).bind(t);
+          // Methods that return their array (fill, sort, reverse...) return the view, not the memory
+          // behind it: `alloc(n).fill(1)` must stay device-backed.
+          return (...args: unknown[]) => {
+            const r: unknown = (v as (...a: unknown[]) => unknown).apply(t, args);
+            return r === t ? view : r;
+          };
         }
         if (key === "buffer") this.drop(slot); // anything may be written through the buffer
         return v;

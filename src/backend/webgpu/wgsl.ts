@@ -1,6 +1,7 @@
-// WGSL building blocks shared by the kernels: buffer declarations, the uniform block, and the entry
-// point of a kernel with one invocation per output element (or row, or column). Every invocation
-// sums in a fixed order, so results depend only on the inputs, never on timing or workgroup size.
+// WGSL building blocks shared by the kernels: buffer declarations, the uniform block, the entry
+// points of a kernel with one invocation per output element and of one with a workgroup per row,
+// fixed-order workgroup trees, and reductions built from either. Every sum has a fixed order, so
+// results depend on the inputs and the configuration (workgroup size), never on timing.
 
 export type Access = "r" | "rw";
 export type Elem = "f32" | "i32" | "u32";
@@ -36,10 +37,10 @@ ${body}
  * results with wgReduce into the workgroup arrays red0..red{reductions-1}.
  */
 export function perRow(wg: number, decls: readonly Decl[], u: readonly string[], f: readonly string[], reductions: number,
-  body: string): string {
+  body: string, helpers = ""): string {
   const arrays = [...Array(reductions).keys()].map((k) => `var<workgroup> red${k}: array<f32, ${wg}>;`);
   return `${header(decls, ["n", ...u], f)}
-${arrays.join("\n")}
+${arrays.join("\n")}${helpers}
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -68,6 +69,49 @@ export function wgReduce(wg: number, op: "sum" | "max", value: string, result: s
   workgroupBarrier();
 ${steps.join("\n")}
   let ${result} = ${red}[0];`;
+}
+
+/** A reduction kernel's parts, WGSL: see `reduction`. */
+export interface ReductionBody {
+  /** Statements per output `o` (u32), before the loop. */
+  setup: string;
+  /** The number of terms, an expression. */
+  len: string;
+  /** Statements per term k (u32) before the sums; may `continue` to skip a term. */
+  each?: string;
+  /** Accumulator name -> the term added for k. */
+  terms: Readonly<Record<string, string>>;
+  /** Statements that see the sums under the accumulators' names; run once per output. */
+  finish: string;
+}
+
+/**
+ * A kernel with P.n outputs, each a sum of terms over k < len. With `lanes` 1 an invocation sums one
+ * output's terms in order; with `lanes` = wg a workgroup shares an output (for long sums over few
+ * outputs, where one invocation per output leaves most of a device idle): invocation lid sums
+ * k = lid, lid + wg, ... and the partial sums meet in wgReduce's fixed tree. Either way the order,
+ * so the bits, depend on the configuration (wg, lanes), never on timing.
+ */
+export function reduction(wg: number, lanes: number, decls: readonly Decl[], u: readonly string[], f: readonly string[],
+  r: ReductionBody): string {
+  const names = Object.keys(r.terms);
+  const loop = (start: string, step: string): string => `
+${r.setup}
+  ${names.map((n) => `var ${n}_part = 0.0;`).join(" ")}
+  for (var k = ${start}; k < ${r.len}; k += ${step}) {
+${r.each ?? ""}
+    ${names.map((n) => `${n}_part = ${n}_part + ${r.terms[n]};`).join("\n    ")}
+  }`;
+  if (lanes === 1) {
+    return perItem(wg, decls, u, f, `  let o = i;${loop("0u", "1u")}
+${names.map((n) => `  let ${n} = ${n}_part;`).join("\n")}
+${r.finish}`);
+  }
+  return perRow(wg, decls, u, f, names.length, `  let o = row;${loop("lid", `${wg}u`)}
+${names.map((n, s) => wgReduce(wg, "sum", `${n}_part`, n, s)).join("\n")}
+  if (lid == 0u) {
+${r.finish}
+  }`);
 }
 
 /** erfc in f32 (Numerical Recipes' erfcc: fractional error below 1.2e-7 everywhere). */

@@ -1,12 +1,50 @@
 // Keyed control messages over MPI (tag ctrl): any structured-cloneable value (typed arrays, Maps,
-// plain objects), serialised with node:v8. A value is taken by (source, key); one that arrives
-// before anyone asks for it waits in the mailbox. Collectives name their messages with a sequence
-// number every rank counts the same way (all ranks call the same collectives in the same order).
+// plain objects), serialised with node:v8 (device-resident arrays as their host memory). A value is
+// taken by (source, key); one that arrives before anyone asks for it waits in the mailbox.
+// Collectives name their messages with a sequence number every rank counts the same way (all ranks
+// call the same collectives in the same order).
 import { deserialize, serialize } from "node:v8";
+import { hostMemory } from "../../tensor/host-arrays.js";
 import { TAG, type MpiTransport } from "./transport.js";
 import { frameHeader, parseFrame } from "./frame.js";
 
 type Waiter = (v: unknown) => void;
+
+/**
+ * `v` with every Float32Array replaced by its host memory, up to date: a device-resident (webgpu)
+ * array is a Proxy, which the serialiser refuses. Arrays, Maps, Sets and objects are copied (as the
+ * serialiser would see them: own enumerable properties); shared and cyclic references stay shared.
+ */
+function withHostMemory(v: unknown, seen = new Map<object, unknown>()): unknown {
+  if (typeof v !== "object" || v === null) return v;
+  if (v instanceof Float32Array) return hostMemory(v);
+  if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer || v instanceof Date || v instanceof RegExp || v instanceof Error) return v;
+  const done = seen.get(v);
+  if (done !== undefined) return done;
+  const walk = (x: unknown): unknown => withHostMemory(x, seen);
+  if (Array.isArray(v)) {
+    const out: unknown[] = [];
+    seen.set(v, out);
+    for (const x of v) out.push(walk(x));
+    return out;
+  }
+  if (v instanceof Map) {
+    const out = new Map<unknown, unknown>();
+    seen.set(v, out);
+    for (const [k, x] of v) out.set(walk(k), walk(x));
+    return out;
+  }
+  if (v instanceof Set) {
+    const out = new Set<unknown>();
+    seen.set(v, out);
+    for (const x of v) out.add(walk(x));
+    return out;
+  }
+  const out: Record<string, unknown> = {};
+  seen.set(v, out);
+  for (const [k, x] of Object.entries(v)) out[k] = walk(x);
+  return out;
+}
 
 export class ControlMailbox {
   private readonly got = new Map<string, unknown>();
@@ -39,7 +77,7 @@ export class ControlMailbox {
       this.mpi.send(this.comm, dest, TAG.floats, frameHeader({ key, kind: "tensor", shape: [value.length] }), value);
       return;
     }
-    this.mpi.send(this.comm, dest, TAG.ctrl, serialize({ key, value }));
+    this.mpi.send(this.comm, dest, TAG.ctrl, serialize({ key, value: withHostMemory(value) }));
   }
 
   /** The value from `source` under `key` if it has arrived (then taken), else null. */
