@@ -30,7 +30,7 @@ import { TAG } from "../../transport/mpi/transport.js";
 import { payloadOfFrame, sendPayload } from "./payload-frame.js";
 import { startGroups, type Groups } from "./process-groups.js";
 export { agreeOnRank0, startGroups } from "./process-groups.js";
-import { describeWait, endJob } from "./rank-failure.js";
+import { describeWait, endJob, placeParts } from "./rank-failure.js";
 import { watchQuiet } from "../../transport/mpi/watchdog.js";
 import { forReplica } from "./instrumentation.js";
 import { reduceStage } from "./replica-reduce.js";
@@ -247,9 +247,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   /** Ends the job: one line naming this rank (and the stage and action), then MPI_Abort. */
   private die(e: unknown): never {
     const { layout, at } = this.g;
-    const where = this.g.where ?? [layout.replicas > 1 ? `replica ${at.replica}` : "", layout.replicas > 1 || layout.tensor > 1 ? `worker ${at.worker}` : "",
-      layout.tensor > 1 ? `tensor rank ${at.tensor}` : ""].filter(Boolean).join(", ");
-    return endJob(this.g.mpi, e, where);
+    return endJob(this.g.mpi, e, this.g.where ?? placeParts(at, layout, layout.replicas > 1 || layout.tensor > 1).join(", "));
   }
 
   /** `body` under the watchdog (launch --timeout): a quiet rank ends the job naming what it waits for. */

@@ -37,6 +37,7 @@ import type { Schedule } from "../schedule/action.js";
 import { gatherStateDict } from "../../parallel/tp-shard.js";
 import { gatherOptimizerState } from "../../parallel/ptdp-units.js";
 import { tensorSize } from "./tensor-stages.js";
+import { placeParts } from "./rank-failure.js";
 import type { WorkerMemory } from "./memory.js";
 
 export interface ThreadsOptions {
@@ -83,14 +84,9 @@ export class ThreadsExecutor implements Executor, TimingSource {
     shmGroups: ShmGroupHandle[]) {
     this.W = setup.schedule.workers.length;
     const T = this.T = tensorSize(setup);
-    const where = (id: number): string => {
-      const p = this.position(id);
-      return `${replicas > 1 ? `replica ${p.replica}, ` : ""}worker ${p.worker}${T > 1 ? `, tensor rank ${p.tensor}` : ""}`;
-    };
-    const prefix = (id: number): string => {
-      const p = this.position(id);
-      return [replicas > 1 ? `replica ${p.replica}` : "", T > 1 ? `tensor rank ${p.tensor}` : ""].filter(Boolean).map((x) => `${x}: `).join("");
-    };
+    const layout = { replicas, tensor: T };
+    const where = (id: number): string => placeParts(this.position(id), layout).join(", ");
+    const prefix = (id: number): string => placeParts(this.position(id), layout, false).map((x) => `${x}: `).join("");
     const tag = (e: Error, id: number, message: string, stack?: string): Error => {
       failures.set(e, { replica: this.position(id).replica, message, stack });
       return e;
