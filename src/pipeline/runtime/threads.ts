@@ -163,15 +163,13 @@ export class ThreadsExecutor implements Executor, TimingSource {
   step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> { return this.run([batch], [lrFactor]); }
 
   async run(batches: readonly SplitBatch[], lrFactors: readonly number[] = [1]): Promise<StepResult> {
-    if (this.failure) throw this.failure;
     const { schedule } = this.setup;
-    const M = schedule.microbatches;
-    checkBatches(batches, M, schedule.steps);
-    const S = schedule.stages;
-    const done = this.group.collect("done");
-    this.workers.forEach((_, id) => this.postDeliveries(id, stepDeliveries(schedule, batches, this.position(id)),
-      (deliveries) => ({ type: "step", lrFactors: [...lrFactors], deliveries })));
-    const replies = await done;
+    const M = schedule.microbatches, S = schedule.stages;
+    const replies = await this.call("done", () => {
+      checkBatches(batches, M, schedule.steps);
+      return this.workers.map((_, id) => withDeliveries(stepDeliveries(schedule, batches, this.position(id)),
+        (deliveries) => ({ type: "step", lrFactors: [...lrFactors], deliveries })));
+    });
     const busy: number[] = [];
     const peaks: [number, number][] = [];
     const peakBytes: number[] = [];
@@ -184,7 +182,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
     // In thread order: each micro-batch's replica shares in replica order, as the processes executor sums them.
     for (let id = 0; id < this.workers.length; id++) {
       const m = replies.get(id);
-      if (m?.type !== "done") continue;
+      if (!m) continue;
       if (m.timings) timings[id] = m.timings;
       memory[id] = m.memory;
       const at = this.position(id);
@@ -212,12 +210,15 @@ export class ThreadsExecutor implements Executor, TimingSource {
   timingSchedule(): Schedule { return this.setup.schedule; }
 
   /**
-   * Posts thread `id` its message with the inputs and targets it delivers itself. The caller keeps
-   * its arrays: they are copied once into buffers that are then moved.
+   * Posts threads first, first + 1, ... the messages `build` makes (after throwing the run's failure,
+   * if there is one) and collects their `want` replies, by thread id.
    */
-  private postDeliveries(id: number, deliveries: Deliveries, message: (d: Deliveries) => ToWorker): void {
-    const own: Deliveries = deliveries.map(([k, p]) => [k, p.kind === "tensor" ? { ...p, data: p.data.slice() } : { ...p, labels: p.labels.slice() }]);
-    this.workers[id].postMessage(message(own), own.map(([, p]) => (p.kind === "tensor" ? p.data.buffer : p.labels.buffer) as ArrayBuffer));
+  private async call<K extends FromWorker["type"]>(want: K, build: () => Posted[], first = 0): Promise<Map<number, Extract<FromWorker, { type: K }>>> {
+    if (this.failure) throw this.failure;
+    const posts = build();
+    const replies = this.group.collect(want, posts.length);
+    posts.forEach(([m, transfer], i) => this.workers[first + i].postMessage(m, transfer));
+    return (await replies) as Map<number, Extract<FromWorker, { type: K }>>;
   }
 
   async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
@@ -239,14 +240,10 @@ export class ThreadsExecutor implements Executor, TimingSource {
   /** Each replica's share of a forward-only list: per thread, the global ids of its micro-batches and its reply. */
   private async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number,
     mode: "eval" | "predict"): Promise<[number[], Extract<FromWorker, { type: "done" }>][]> {
-    if (this.failure) throw this.failure;
-    const done = this.group.collect("done");
-    const ids = this.workers.map((_, id) => {
-      const share = forwardDeliveries(this.setup.schedule, inputs, labels, scale, this.position(id));
-      this.postDeliveries(id, share.deliveries, (deliveries) => ({ type: "forward", mode, count: share.ids.length, deliveries }));
-      return share.ids;
-    });
-    return [...(await done)].flatMap(([id, m]) => (m.type === "done" && this.position(id).tensor === 0 ? [[ids[id], m] as [number[], typeof m]] : []));
+    const shares = this.workers.map((_, id) => forwardDeliveries(this.setup.schedule, inputs, labels, scale, this.position(id)));
+    const done = await this.call("done", () => shares.map((share) =>
+      withDeliveries(share.deliveries, (deliveries) => ({ type: "forward", mode, count: share.ids.length, deliveries }))));
+    return [...done].flatMap(([id, m]) => (this.position(id).tensor === 0 ? [[shares[id].ids, m] as [number[], typeof m]] : []));
   }
 
   /**
@@ -254,13 +251,12 @@ export class ThreadsExecutor implements Executor, TimingSource {
    * collects their replies: per worker, its tensor ranks' in rank order.
    */
   private async ask<K extends "state" | "optimizer" | "async-state">(m: ToWorker, want: K, replica = 0): Promise<Extract<FromWorker, { type: K }>[][]> {
-    if (this.failure) throw this.failure;
-    if (!Number.isInteger(replica) || replica < 0 || replica >= this.replicas) throw new Error(`replica ${replica} does not exist; valid: 0..${this.replicas - 1}`);
     const n = this.W * this.T, first = replica * n;
-    const replies = this.group.collect(want, n);
-    for (let id = first; id < first + n; id++) this.workers[id].postMessage(m);
-    const r = await replies;
-    return Array.from({ length: this.W }, (_, w) => Array.from({ length: this.T }, (_, t) => r.get(first + w * this.T + t) as Extract<FromWorker, { type: K }>));
+    const r = await this.call(want, () => {
+      if (!Number.isInteger(replica) || replica < 0 || replica >= this.replicas) throw new Error(`replica ${replica} does not exist; valid: 0..${this.replicas - 1}`);
+      return Array.from({ length: n }, (): Posted => [m, []]);
+    }, first);
+    return Array.from({ length: this.W }, (_, w) => Array.from({ length: this.T }, (_, t) => r.get(first + w * this.T + t)!));
   }
 
   /** Every parameter and buffer, from replica `replica`'s threads (default 0; they hold the same values). */
@@ -271,11 +267,10 @@ export class ThreadsExecutor implements Executor, TimingSource {
   }
 
   async loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void> {
-    if (this.failure) throw this.failure;
-    const shares = shareState(state, expectedUnitPrefix(sourceOf(this.setup)), unitsPerWorker(this.setup.balance, this.setup.schedule));
-    const replies = this.group.collect("loaded");
-    this.workers.forEach((w, id) => w.postMessage({ type: "load", entries: shares[this.position(id).worker].entries }));
-    await replies;
+    await this.call("loaded", () => {
+      const shares = shareState(state, expectedUnitPrefix(sourceOf(this.setup)), unitsPerWorker(this.setup.balance, this.setup.schedule));
+      return this.workers.map((_, id): Posted => [{ type: "load", entries: shares[this.position(id).worker].entries }, []]);
+    });
   }
 
   async optimizerState(order: readonly string[]): Promise<OptimizerState> {
@@ -294,6 +289,18 @@ export class ThreadsExecutor implements Executor, TimingSource {
 
   /** Asks every worker to leave (terminating the ones that do not within a grace period). */
   close(): Promise<void> { return this.group.close(); }
+}
+
+/** A message to a thread and the buffers it moves there. */
+type Posted = [ToWorker, ArrayBuffer[]];
+
+/**
+ * The message `message` makes with the inputs and targets a thread delivers itself. The caller keeps
+ * its arrays: they are copied once into buffers that are then moved.
+ */
+function withDeliveries(deliveries: Deliveries, message: (d: Deliveries) => ToWorker): Posted {
+  const own: Deliveries = deliveries.map(([k, p]) => [k, p.kind === "tensor" ? { ...p, data: p.data.slice() } : { ...p, labels: p.labels.slice() }]);
+  return [message(own), own.map(([, p]) => (p.kind === "tensor" ? p.data.buffer : p.labels.buffer) as ArrayBuffer)];
 }
 
 /** peers[i][j] = worker i's end of a channel to worker j, for W workers. */
