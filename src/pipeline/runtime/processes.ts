@@ -10,7 +10,7 @@ import { cpus } from "node:os";
 import { launchEnv } from "../../transport/mpi/env.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics, Target } from "../stage.js";
-import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type PreparedInput, type SplitBatch, type StepResult } from "./executor.js";
+import { checkBatches, type EvalBatches, type Executor, type PreparedInput, type SplitBatch, type StepResult } from "./executor.js";
 import { byMicrobatch, type InputHook } from "./input-hook.js";
 import { type ForwardMode, type Payload, type PhysicalStage, type WorkerInterpreter } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
@@ -39,6 +39,7 @@ import type { LocalState, LocalStateSource } from "./local-state.js";
 import { epochNow, MessageLog, onEpoch, type ClockSync, type MessageRecord, type RankTimings, type TimingSource } from "./action-records.js";
 import { syncClocks } from "./clock-sync.js";
 import { tensorSize } from "./tensor-stages.js";
+import { evalMetrics, predictions, sumMetrics, type ForwardShare, type ListResults } from "./list-results.js";
 import { workerMemory, type WorkerMemory } from "./memory.js";
 import { gatherStateDict, type ShardPlan } from "../../parallel/tp-shard.js";
 import { gatherOptimizerState } from "../../parallel/ptdp-units.js";
@@ -64,8 +65,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   private inputHook!: InputHook;
   /** How this rank's parameters are split over its tensor group. */
   private plan: ShardPlan = {};
-  private metrics: [number, MicrobatchMetrics][] = [];
-  private outputs: [number, Float32Array, number[]][] = [];
+  private results!: ListResults;
   private finished: (() => void) | null = null;
   private closed = false;
   /** What this rank waits for inside a collective call (the watchdog names it). */
@@ -153,8 +153,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       su = { ...su, optimizerState: share.optimizerState };
     }
     const outbox = { send: (to: number, key: string, payload: Payload) => this.sendPipe(to, key, payload), progress: () => this.g.mpi.progress() };
-    const built = await buildWorker(su, w, weights, outbox, (mb, m) => { this.metrics.push([mb, m]); },
-      (mb, t) => { this.outputs.push([mb, t.data.slice(), [...t.shape]]); },
+    const built = await buildWorker(su, w, weights, outbox,
       { reduce: (ps) => this.reduceGradients(ps), wake: () => { if (!this.polling) this.loop.pump(); }, tensor: this.g.tensorSync,
         norm: nestedNormGroup(this.g.layout.tensor > 1 ? this.g.tensorSync : null, this.g.pipe) });
     this.interp = built.interp;
@@ -162,6 +161,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     this.asyncRuntime = built.asyncRuntime;
     this.takeGradSquares = built.takeGradSquares;
     this.inputHook = built.inputHook;
+    this.results = built.results;
     this.loop = new WorkerLoop(this.interp, {
       finished: () => {
         const f = this.finished!;
@@ -276,17 +276,14 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     checkBatches(batches, M, schedule.steps);
     if (this.rec) Object.assign(this.rec, { begin: epochNow(), collectives: [] });
     for (const [key, payload] of stepDeliveries(schedule, batches, this.position)) this.interp.deliver(key, this.inputHook.apply(payload));
-    this.metrics = [];
     const R = this.g.layout.replicas;
-    await this.runList(schedule.workers[this.g.at.worker], lrFactors, "train", "a step");
+    const { metrics } = await this.runList(schedule.workers[this.g.at.worker], lrFactors, "train", "a step");
     if (this.rec) this.rec.listDone = epochNow();
     const b = this.interp.busy, prep = this.inputHook.take();
     // A worker's tensor ranks compute the same loss: count tensor rank 0's.
-    const mine: DoneInfo = { metrics: this.g.at.tensor === 0 ? this.metrics : [], busy: b.F + b.B + b.W + b.STEP + prep.seconds, peaks: [...this.interp.peakLive],
+    const mine: DoneInfo = { metrics: this.g.at.tensor === 0 ? metrics : [], busy: b.F + b.B + b.W + b.STEP + prep.seconds, peaks: [...this.interp.peakLive],
       memory: workerMemory(this.interp, this.g.at), gradSquares: this.takeGradSquares(), prepared: this.g.at.tensor === 0 ? prep.prepared : [] };
     const done = await this.watched("the end-of-step exchange", () => this.g.world.allGather(mine));
-    // Replica order: the ranks' order.
-    const shares = Array.from({ length: M * batches.length }, (_, j) => done.flatMap((d) => d.metrics.filter(([mb]) => mb === j).map(([, m]) => m)));
     // Busy seconds and peaks of replica 0's workers (the other replicas mirror them).
     const T = this.g.layout.tensor;
     const first = done.slice(0, this.g.layout.workers * T).filter((_, r) => r % T === 0);
@@ -295,15 +292,18 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       this.last = { rank, worker, replica, actions: onEpoch(this.interp.records), ...this.rec.log.take(), collectives, begin, listDone,
         end: epochNow(), ...(this.clocks ? { clock: this.clocks[rank] } : {}) };
     }
-    return { ...sumMetrics(shares, R, first.map((d) => d.busy), first.flatMap((d) => d.peaks), S), memory: done.map((d) => d.memory),
+    // Replica order: the ranks' order.
+    return { ...sumMetrics(M * batches.length, done.map((d) => d.metrics), R, first.map((d) => d.busy), first.flatMap((d) => d.peaks), S), memory: done.map((d) => d.memory),
       ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((d) => d.gradSquares) } : {}),
       ...(batches.some((x) => x.prepare) ? { prepared: byMicrobatch(done.flatMap((d) => d.prepared)) } : {}) };
   }
 
-  /** Runs `actions` (delivered inputs) to their end: collective with the pipeline's other ranks. */
-  private runList(actions: readonly Action[], lrFactors: readonly number[], mode: ForwardMode, what: string): Promise<void> {
+  /** Runs `actions` (delivered inputs) to their end and returns what they reported: collective with the pipeline's other ranks. */
+  private async runList(actions: readonly Action[], lrFactors: readonly number[], mode: ForwardMode, what: string): Promise<Pick<ListResults, "metrics" | "outputs">> {
     this.interp.reset(lrFactors, actions, mode);
-    return this.watched(what, async () => {
+    // Evaluation messages are not part of any step's record (a failed list ends the job).
+    if (this.rec) this.rec.log.paused = mode !== "train";
+    await this.watched(what, async () => {
       if (this.jsPolls) {
         this.g.mpi.threadState("polling");
         // Messages the communication thread handed to the event loop before it stopped polling
@@ -313,38 +313,25 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       }
       await new Promise<void>((resolve) => { this.finished = resolve; this.loop.start(); });
     });
+    if (this.rec) this.rec.log.paused = false;
+    return this.results.take();
   }
 
   /** Collective. Replica r evaluates micro-batches r, r+R, ...; the sums follow micro-batch order. */
   async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
-    this.metrics = [];
-    const mine = await this.forwardOnly(batches.inputs, batches.labels, scale, "eval", "an evaluation");
-    const local = this.g.at.tensor === 0 ? this.metrics.map(([i, m]): [number, MicrobatchMetrics] => [mine[i], m]) : [];
-    const per = new Map((await this.watched("the evaluation results", () => this.g.world.allGather(local))).flat());
-    return sumEvalMetrics(batches.inputs.map((_, j) => per.get(j)));
+    return evalMetrics(batches.inputs.length, await this.forwardOnly(batches.inputs, batches.labels, scale, "eval"));
   }
 
   /** Collective: the outputs reach every rank. */
-  async predict(inputs: readonly Tensor[]): Promise<Tensor[]> {
-    this.outputs = [];
-    const mine = await this.forwardOnly(inputs, null, 1, "predict", "a prediction");
-    const local = this.g.at.tensor === 0 ? this.outputs.map(([i, data, shape]): [number, Float32Array, number[]] => [mine[i], data, shape]) : [];
-    const all = new Map((await this.watched("the prediction results", () => this.g.world.allGather(local))).flat().map(([j, d, sh]) => [j, new Tensor(d, sh)]));
-    return inputs.map((_, j) => all.get(j)!);
-  }
+  async predict(inputs: readonly Tensor[]): Promise<Tensor[]> { return predictions(inputs.length, await this.forwardOnly(inputs, null, 1, "predict")); }
 
-  /** This replica's share of a forward-only list over `inputs`: the global ids of its micro-batches. */
-  private async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number, mode: "eval" | "predict", what: string): Promise<number[]> {
+  /** Every replica's share of a forward-only list over `inputs`, on every rank. */
+  private async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number, mode: "eval" | "predict"): Promise<ForwardShare[]> {
     const { ids, deliveries } = forwardDeliveries(this.setup.schedule, inputs, labels, scale, this.position);
     for (const [key, payload] of deliveries) this.interp.deliver(key, payload);
-    // Evaluation messages are not part of any step's record.
-    if (this.rec) this.rec.log.paused = true;
-    try {
-      await this.runList(forwardOnlyLists(this.setup.schedule, ids.length)[this.g.at.worker], [1], mode, what);
-    } finally {
-      if (this.rec) this.rec.log.paused = false;
-    }
-    return ids;
+    const [what, gather] = mode === "eval" ? ["an evaluation", "the evaluation results"] : ["a prediction", "the prediction results"];
+    const mine: ForwardShare = { ids, ...await this.runList(forwardOnlyLists(this.setup.schedule, ids.length)[this.g.at.worker], [1], mode, what) };
+    return (await this.watched(gather, () => this.g.world.allGather(this.g.at.tensor === 0 ? [mine] : []))).flat();
   }
 
   async stateDict(): Promise<Map<string, Tensor>> {

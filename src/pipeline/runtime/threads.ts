@@ -17,7 +17,7 @@ import type { Target } from "../stage.js";
 import { getBackend, type BackendName } from "../../backend/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics } from "../stage.js";
-import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type PreparedInput, type ReplicaStep, type SplitBatch, type StepResult } from "./executor.js";
+import { checkBatches, type EvalBatches, type Executor, type PreparedInput, type ReplicaStep, type SplitBatch, type StepResult } from "./executor.js";
 import { byMicrobatch } from "./input-hook.js";
 import { forReplica } from "./instrumentation.js";
 import { PipelineActionError } from "./interpreter.js";
@@ -37,6 +37,7 @@ import type { Schedule } from "../schedule/action.js";
 import { gatherStateDict } from "../../parallel/tp-shard.js";
 import { gatherOptimizerState } from "../../parallel/ptdp-units.js";
 import { tensorSize } from "./tensor-stages.js";
+import { evalMetrics, predictions, sumMetrics, type ForwardShare } from "./list-results.js";
 import { placeParts } from "./rank-failure.js";
 import type { WorkerMemory } from "./memory.js";
 
@@ -177,7 +178,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
     const timings: RankTimings[] = [];
     const gradSquares: [number, number][] = [];
     const prepared: PreparedInput[] = [];
-    const parts = Array.from({ length: M * batches.length }, (): MicrobatchMetrics[] => []);
+    const lists: [number, MicrobatchMetrics][][] = [];
     const replicas = Array.from({ length: this.replicas }, (): ReplicaStep => ({ loss: 0, correct: 0, count: 0, compute: 0, reduce: 0, update: 0, seconds: 0 }));
     // In thread order: each micro-batch's replica shares in replica order, as the processes executor sums them.
     for (let id = 0; id < this.workers.length; id++) {
@@ -188,7 +189,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
       const at = this.position(id);
       // A worker's tensor ranks compute the same loss: count tensor rank 0's.
       if (at.tensor !== 0) continue;
-      for (const [mb, x] of m.metrics) parts[mb]?.push(x);
+      lists.push(m.metrics);
       prepared.push(...(m.prepared ?? []));
       const rep = replicas[at.replica], b = m.busy;
       for (const [, x] of m.metrics) { rep.loss += x.loss; rep.correct += x.correct; rep.count += x.count; }
@@ -202,7 +203,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
       peakBytes[at.worker] = m.peakBytes;
     }
     if (this.setup.instrumentation?.recordActions) this.last = timings;
-    return { ...sumMetrics(parts, this.replicas, busy, peaks, S), workerPeakBytes: peakBytes, memory, replicas, ...(this.setup.gradientNorms ? { gradSquares } : {}),
+    return { ...sumMetrics(M * batches.length, lists, this.replicas, busy, peaks, S), workerPeakBytes: peakBytes, memory, replicas, ...(this.setup.gradientNorms ? { gradSquares } : {}),
       ...(prepared.length ? { prepared: byMicrobatch(prepared) } : {}) };
   }
 
@@ -222,28 +223,17 @@ export class ThreadsExecutor implements Executor, TimingSource {
   }
 
   async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
-    const metrics = new Map<number, MicrobatchMetrics>();
-    for (const [ids, m] of await this.forwardOnly(batches.inputs, batches.labels, scale, "eval")) {
-      for (const [mb, x] of m.metrics) metrics.set(ids[mb], x);
-    }
-    return sumEvalMetrics(batches.inputs.map((_, j) => metrics.get(j)));
+    return evalMetrics(batches.inputs.length, await this.forwardOnly(batches.inputs, batches.labels, scale, "eval"));
   }
 
-  async predict(inputs: readonly Tensor[]): Promise<Tensor[]> {
-    const out: Tensor[] = [];
-    for (const [ids, m] of await this.forwardOnly(inputs, null, 1, "predict")) {
-      for (const o of m.outputs ?? []) out[ids[o.mb]] = new Tensor(o.data, o.shape);
-    }
-    return inputs.map((_, j) => out[j]);
-  }
+  async predict(inputs: readonly Tensor[]): Promise<Tensor[]> { return predictions(inputs.length, await this.forwardOnly(inputs, null, 1, "predict")); }
 
-  /** Each replica's share of a forward-only list: per thread, the global ids of its micro-batches and its reply. */
-  private async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number,
-    mode: "eval" | "predict"): Promise<[number[], Extract<FromWorker, { type: "done" }>][]> {
+  /** Each replica's share of a forward-only list, from its threads of tensor rank 0. */
+  private async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number, mode: "eval" | "predict"): Promise<ForwardShare[]> {
     const shares = this.workers.map((_, id) => forwardDeliveries(this.setup.schedule, inputs, labels, scale, this.position(id)));
     const done = await this.call("done", () => shares.map((share) =>
       withDeliveries(share.deliveries, (deliveries) => ({ type: "forward", mode, count: share.ids.length, deliveries }))));
-    return [...done].flatMap(([id, m]) => (this.position(id).tensor === 0 ? [[shares[id].ids, m] as [number[], typeof m]] : []));
+    return [...done].filter(([id]) => this.position(id).tensor === 0).map(([id, m]) => ({ ids: shares[id].ids, metrics: m.metrics, outputs: m.outputs }));
   }
 
   /**

@@ -1,12 +1,11 @@
 // How a worker of any executor starts (a worker thread, an MPI rank): build the model from its
 // source, load its share of the state, keep its stages and put an interpreter over its action list.
 // Its weights change only through its own STEPs, so it holds them between lists (ownsWeights).
-import type { MicrobatchMetrics } from "../stage.js";
-import type { Tensor } from "../../tensor/tensor.js";
 import type { AsyncRuntime } from "./async-weights.js";
 import { createAsyncRuntime } from "./async-weights.js";
 import { WorkerInterpreter, type InterpreterOptions, type Outbox, type PhysicalStage } from "./interpreter.js";
 import { InputHook } from "./input-hook.js";
+import { ListResults } from "./list-results.js";
 import { loadLoss } from "./loss-source.js";
 import { loadModelSource, type PipelineModel } from "./model-source.js";
 import { buildWorkerStages, shapeOf, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
@@ -27,6 +26,8 @@ export interface BuiltWorker {
   takeGradSquares(): [number, number][];
   /** Applied to every input this worker's stage 0 is fed. */
   inputHook: InputHook;
+  /** What its lists report (metrics; outputs in prediction). */
+  results: ListResults;
 }
 
 /**
@@ -45,7 +46,6 @@ export type ReplicaHooks = Pick<InterpreterOptions, "reduce" | "wake"> & { tenso
 
 /** Worker `worker` of `setup` on `weights`. */
 export async function buildWorker(setup: PipelineSetup, worker: number, weights: WorkerWeights, outbox: Outbox,
-  onMetrics: (microbatch: number, m: MicrobatchMetrics) => void, onOutput?: (microbatch: number, t: Tensor) => void,
   replicaHooks: ReplicaHooks = {}): Promise<BuiltWorker> {
   const { tensor, norm, ...hooks } = replicaHooks;
   let model: PipelineModel;
@@ -78,16 +78,17 @@ export async function buildWorker(setup: PipelineSetup, worker: number, weights:
   const asyncRuntime = createAsyncRuntime(stages, setup.async);
   const norms = new Map<number, number>();
   const plan = stagesPlan(stages, model.unitPrefix);
+  const results = new ListResults();
   const interp = new WorkerInterpreter({
     worker, actions: setup.schedule.workers[worker], stages, shape: shapeOf(setup.schedule), outbox,
     // The asynchronous method is rebuilt from the setup's JSON, like the model.
     hooks: asyncRuntime?.hooks, actionDelay: syntheticDelay(setup.instrumentation, setup.schedule.chunks),
-    onMetrics, onOutput, ownsWeights: true, recordActions: setup.instrumentation?.recordActions === true, assemble, ...hooks,
+    onMetrics: results.onMetrics, onOutput: results.onOutput, ownsWeights: true, recordActions: setup.instrumentation?.recordActions === true, assemble, ...hooks,
     ...(setup.gradientNorms ? { beforeOptimizer: (ps: PhysicalStage) => addGradSquares(ps, norms) } : {}),
     ...clipOption(setup, norm, countedOnRank(plan, tensor?.rank ?? 0), beforeClip),
   });
   const takeGradSquares = (): [number, number][] => { const out = [...norms]; norms.clear(); return out; };
-  return { interp, asyncRuntime, plan, takeGradSquares, inputHook };
+  return { interp, asyncRuntime, plan, takeGradSquares, inputHook, results };
 }
 
 /** Adds each unit's squared L2 norm of its trainable parameters' gradients to `norms` (by unit index). */

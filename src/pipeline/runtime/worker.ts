@@ -9,7 +9,6 @@ import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { getHeapStatistics } from "node:v8";
 import { setBackend } from "../../backend/index.js";
 import { loadNativeAddon } from "../../backend/native.js";
-import type { MicrobatchMetrics } from "../stage.js";
 import { PipelineActionError, type Payload, type WorkerInterpreter } from "./interpreter.js";
 import { ShmCollectives } from "../../transport/shm-collectives.js";
 import { reduceStageSync } from "./replica-reduce.js";
@@ -19,6 +18,7 @@ import { toPlain } from "../../optim/index.js";
 import { buildWorker } from "./worker-build.js";
 import { syncNormGroup } from "./grad-clip.js";
 import type { InputHook } from "./input-hook.js";
+import type { ListResults } from "./list-results.js";
 import { workerMemory } from "./memory.js";
 import { WorkerLoop } from "./worker-loop.js";
 import { entryTensors, loadStageState, refuseLoadWithAsync, stageEntries, stageOptimizerStates } from "./worker-state.js";
@@ -64,8 +64,7 @@ function postPeer(key: string, payload: Payload, transferable: boolean, peer: Me
 let interp: WorkerInterpreter;
 let loop: WorkerLoop;
 let failed = false;
-const metrics: [number, MicrobatchMetrics][] = [];
-const outputs: { mb: number; data: Float32Array; shape: number[] }[] = [];
+let results: ListResults;
 let peakBytes = 0;
 /** setup.gradientNorms: the built worker's squared gradient norms of the last list. */
 let gradSquares: (() => [number, number][]) | null = null;
@@ -91,17 +90,17 @@ function sampleMemory(): void {
 /** Posts the finished list's results to the main thread. */
 function finished(): void {
   const b = interp.busy;
-  const outs = outputs.splice(0);
+  const { metrics, outputs } = results.take();
   const { prepared, seconds: prepSeconds } = inputHook.take();
   const messages = log?.take();
   const end = epochNow();
   const timings: RankTimings | undefined = messages && stepList
     ? { rank: id, worker: init.worker, replica: init.replica, actions: onEpoch(interp.records), ...messages, begin, listDone: end, end } : undefined;
   if (log) log.paused = false;
-  post({ type: "done", worker: id, metrics: metrics.splice(0), busy: { ...b, F: b.F + prepSeconds }, seconds: (end - begin) / 1000, peaks: [...interp.peakLive], peakBytes, outputs: outs,
+  post({ type: "done", worker: id, metrics, busy: { ...b, F: b.F + prepSeconds }, seconds: (end - begin) / 1000, peaks: [...interp.peakLive], peakBytes, outputs,
     memory: workerMemory(interp, { worker: init.worker, replica: init.replica, tensor: init.tensor }),
     ...(timings ? { timings } : {}), ...(gradSquares ? { gradSquares: gradSquares() } : {}), ...(prepared.length ? { prepared } : {}) },
-  [...outs, ...prepared].map((o) => o.data.buffer as ArrayBuffer));
+  [...outputs, ...prepared].map((o) => o.data.buffer as ArrayBuffer));
 }
 
 try {
@@ -119,7 +118,6 @@ try {
   };
   const comm = init.group ? new ShmCollectives(init.group, init.replica, { timeoutMs: init.reduceTimeoutMs }) : null;
   const built = await buildWorker(init.setup, init.worker, { share: { units: init.units ?? null, entries: init.state } }, outbox,
-    (mb, m) => { metrics.push([mb, m]); }, (mb, t) => { outputs.push({ mb, data: t.data.slice(), shape: [...t.shape] }); },
     {
       ...(comm ? { reduce: (ps) => reduceStageSync(ps, (buf) => comm.allReduceSync(buf, "sum")) } : {}),
       ...(init.tensorGroup ? { tensor: new ShmCollectives(init.tensorGroup, init.tensor, { timeoutMs: init.reduceTimeoutMs }) } : {}),
@@ -129,6 +127,7 @@ try {
   interp = built.interp;
   if (init.setup.gradientNorms) gradSquares = built.takeGradSquares;
   inputHook = built.inputHook;
+  results = built.results;
   // Memory is sampled around each burst of actions: activations peak inside a step.
   loop = new WorkerLoop(interp, { finished, fail, beforePump: sampleMemory, afterPump: sampleMemory });
   const asyncRuntime = built.asyncRuntime;
