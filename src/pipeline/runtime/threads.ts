@@ -17,7 +17,7 @@ import type { Target } from "../stage.js";
 import { getBackend, type BackendName } from "../../backend/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics } from "../stage.js";
-import { checkBatches, type EvalBatches, type Executor, type PreparedInput, type ReplicaStep, type SplitBatch, type StepResult } from "./executor.js";
+import { checkBatches, type EvalBatches, type Executor, type ReplicaStep, type SplitBatch, type StepResult } from "./executor.js";
 import { byMicrobatch } from "./input-hook.js";
 import { forReplica } from "./instrumentation.js";
 import { PipelineActionError } from "./interpreter.js";
@@ -39,7 +39,6 @@ import { gatherOptimizerState } from "../../parallel/ptdp-units.js";
 import { tensorSize } from "./tensor-stages.js";
 import { evalMetrics, predictions, sumMetrics, type ForwardShare } from "./list-results.js";
 import { placeParts } from "./rank-failure.js";
-import type { WorkerMemory } from "./memory.js";
 
 export interface ThreadsOptions {
   /** Kernel backend of every worker thread (default: this thread's). */
@@ -119,35 +118,8 @@ export class ThreadsExecutor implements Executor, TimingSource {
     setup = replicatedSetup(setup, replicas);
     // Workers block on messages, so a list that can deadlock would hang: reject it up front.
     assertValidSchedule(setup.schedule);
-    const W = setup.schedule.workers.length;
-    const T = tensorSize(setup);
-    const shares = shareState(initialState, expectedUnitPrefix(sourceOf(setup)), unitsPerWorker(setup.balance, setup.schedule), setup.optimizerState);
-    const backend = o.backend ?? getBackend().name;
-    const url = new URL("./worker.js", import.meta.url);
-    // Shared-memory groups: data groups (a worker's tensor rank in every replica), tensor groups (a
-    // replica's worker's tensor ranks).
-    const groups = replicas > 1 ? Array.from({ length: W * T }, () => createShmGroup(replicas)) : [];
-    const tensorGroups = T > 1 ? Array.from({ length: replicas * W }, () => createShmGroup(T)) : [];
-    // Gradient clipping: per replica, every worker's tensor ranks (two slots each).
-    const normGroups = setup.clipGradNorm !== undefined && W * T > 1 ? Array.from({ length: replicas }, () => createShmGroup(W * T, 2 * W * T)) : [];
-    const workers: Worker[] = [];
-    for (let r = 0; r < replicas; r++) {
-      const channels = Array.from({ length: T }, () => pairwiseChannels(W));
-      for (let w = 0; w < W; w++) {
-        for (let t = 0; t < T; t++) {
-          const peers = channels[t][w];
-          const { units, entries, optimizerState } = shares[w];
-          const init: WorkerInit = {
-            worker: w, replica: r, tensor: t, group: groups[w * T + t] ?? null, tensorGroup: tensorGroups[r * W + w] ?? null,
-            normGroup: normGroups[r] ?? null,
-            setup: { ...setup, optimizerState, instrumentation: forReplica(setup.instrumentation, r) }, backend, state: entries, units, peers,
-            reduceTimeoutMs: o.reduceTimeoutMs ?? 600_000,
-          };
-          workers.push(new Worker(url, { workerData: init, transferList: Object.values(peers), execArgv: workerExecArgv() }));
-        }
-      }
-    }
-    const ex = new ThreadsExecutor(setup, workers, replicas, [...groups, ...tensorGroups, ...normGroups]);
+    const { workers, shmGroups } = startThreads(setup, initialState, replicas, o);
+    const ex = new ThreadsExecutor(setup, workers, replicas, shmGroups);
     const ready = await ex.group.collect("ready");
     ex.nativeThreads = workers.map((_, id) => {
       const m = ready.get(id);
@@ -171,40 +143,18 @@ export class ThreadsExecutor implements Executor, TimingSource {
       return this.workers.map((_, id) => withDeliveries(stepDeliveries(schedule, batches, this.position(id)),
         (deliveries) => ({ type: "step", lrFactors: [...lrFactors], deliveries })));
     });
-    const busy: number[] = [];
-    const peaks: [number, number][] = [];
-    const peakBytes: number[] = [];
-    const memory: WorkerMemory[] = [];
-    const timings: RankTimings[] = [];
-    const gradSquares: [number, number][] = [];
-    const prepared: PreparedInput[] = [];
-    const lists: [number, MicrobatchMetrics][][] = [];
-    const replicas = Array.from({ length: this.replicas }, (): ReplicaStep => ({ loss: 0, correct: 0, count: 0, compute: 0, reduce: 0, update: 0, seconds: 0 }));
-    // In thread order: each micro-batch's replica shares in replica order, as the processes executor sums them.
-    for (let id = 0; id < this.workers.length; id++) {
-      const m = replies.get(id);
-      if (!m) continue;
-      if (m.timings) timings[id] = m.timings;
-      memory[id] = m.memory;
-      const at = this.position(id);
-      // A worker's tensor ranks compute the same loss: count tensor rank 0's.
-      if (at.tensor !== 0) continue;
-      lists.push(m.metrics);
-      prepared.push(...(m.prepared ?? []));
-      const rep = replicas[at.replica], b = m.busy;
-      for (const [, x] of m.metrics) { rep.loss += x.loss; rep.correct += x.correct; rep.count += x.count; }
-      rep.compute += b.F + b.B + b.W; rep.reduce += b.REDUCE; rep.update += b.STEP;
-      rep.seconds = Math.max(rep.seconds, m.seconds);
-      // Busy seconds, peaks and memory of replica 0's workers (the other replicas mirror them).
-      if (at.replica !== 0) continue;
-      busy[at.worker] = b.F + b.B + b.W + b.STEP;
-      gradSquares.push(...(m.gradSquares ?? []));
-      peaks.push(...m.peaks);
-      peakBytes[at.worker] = m.peakBytes;
-    }
-    if (this.setup.instrumentation?.recordActions) this.last = timings;
-    return { ...sumMetrics(M * batches.length, lists, this.replicas, busy, peaks, S), workerPeakBytes: peakBytes, memory, replicas, ...(this.setup.gradientNorms ? { gradSquares } : {}),
-      ...(prepared.length ? { prepared: byMicrobatch(prepared) } : {}) };
+    const done = this.workers.map((_, id) => replies.get(id)!);
+    if (this.setup.instrumentation?.recordActions) this.last = done.map((m) => m.timings!);
+    // A worker's tensor ranks compute the same loss: count tensor rank 0's, in thread order (each
+    // micro-batch's replica shares in replica order, as the processes executor sums them).
+    const lead = done.filter((_, id) => this.position(id).tensor === 0);
+    // Busy seconds, peaks and memory of replica 0's workers (the other replicas mirror them).
+    const first = lead.slice(0, this.W);
+    const prepared = lead.flatMap((m) => m.prepared ?? []);
+    return { ...sumMetrics(M * batches.length, lead.map((m) => m.metrics), this.replicas, first.map((m) => m.busy.F + m.busy.B + m.busy.W + m.busy.STEP),
+      first.flatMap((m) => m.peaks), S), workerPeakBytes: first.map((m) => m.peakBytes), memory: done.map((m) => m.memory),
+    replicas: Array.from({ length: this.replicas }, (_, r) => replicaStep(lead.slice(r * this.W, (r + 1) * this.W))),
+    ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((m) => m.gradSquares ?? []) } : {}), ...(prepared.length ? { prepared: byMicrobatch(prepared) } : {}) };
   }
 
   stepTimings(): RankTimings[] | null { return this.last; }
@@ -279,6 +229,49 @@ export class ThreadsExecutor implements Executor, TimingSource {
 
   /** Asks every worker to leave (terminating the ones that do not within a grace period). */
   close(): Promise<void> { return this.group.close(); }
+}
+
+/** The threads of `setup` x `replicas` in thread-id order, and the shared-memory groups they collect in. */
+function startThreads(setup: PipelineSetup, initialState: ReadonlyMap<string, Tensor>, replicas: number, o: ThreadsOptions): { workers: Worker[]; shmGroups: ShmGroupHandle[] } {
+  const W = setup.schedule.workers.length, T = tensorSize(setup);
+  const shares = shareState(initialState, expectedUnitPrefix(sourceOf(setup)), unitsPerWorker(setup.balance, setup.schedule), setup.optimizerState);
+  const backend = o.backend ?? getBackend().name;
+  const url = new URL("./worker.js", import.meta.url);
+  // Shared-memory groups: data groups (a worker's tensor rank in every replica), tensor groups (a
+  // replica's worker's tensor ranks).
+  const groups = replicas > 1 ? Array.from({ length: W * T }, () => createShmGroup(replicas)) : [];
+  const tensorGroups = T > 1 ? Array.from({ length: replicas * W }, () => createShmGroup(T)) : [];
+  // Gradient clipping: per replica, every worker's tensor ranks (two slots each).
+  const normGroups = setup.clipGradNorm !== undefined && W * T > 1 ? Array.from({ length: replicas }, () => createShmGroup(W * T, 2 * W * T)) : [];
+  const workers: Worker[] = [];
+  for (let r = 0; r < replicas; r++) {
+    const channels = Array.from({ length: T }, () => pairwiseChannels(W));
+    for (let w = 0; w < W; w++) {
+      for (let t = 0; t < T; t++) {
+        const peers = channels[t][w];
+        const { units, entries, optimizerState } = shares[w];
+        const init: WorkerInit = {
+          worker: w, replica: r, tensor: t, group: groups[w * T + t] ?? null, tensorGroup: tensorGroups[r * W + w] ?? null,
+          normGroup: normGroups[r] ?? null,
+          setup: { ...setup, optimizerState, instrumentation: forReplica(setup.instrumentation, r) }, backend, state: entries, units, peers,
+          reduceTimeoutMs: o.reduceTimeoutMs ?? 600_000,
+        };
+        workers.push(new Worker(url, { workerData: init, transferList: Object.values(peers), execArgv: workerExecArgv() }));
+      }
+    }
+  }
+  return { workers, shmGroups: [...groups, ...tensorGroups, ...normGroups] };
+}
+
+/** One replica's share of a step from its workers' replies (tensor rank 0's). */
+function replicaStep(done: readonly Extract<FromWorker, { type: "done" }>[]): ReplicaStep {
+  const rep: ReplicaStep = { loss: 0, correct: 0, count: 0, compute: 0, reduce: 0, update: 0, seconds: 0 };
+  for (const { metrics, busy: b, seconds } of done) {
+    for (const [, x] of metrics) { rep.loss += x.loss; rep.correct += x.correct; rep.count += x.count; }
+    rep.compute += b.F + b.B + b.W; rep.reduce += b.REDUCE; rep.update += b.STEP;
+    rep.seconds = Math.max(rep.seconds, seconds);
+  }
+  return rep;
 }
 
 /** A message to a thread and the buffers it moves there. */
