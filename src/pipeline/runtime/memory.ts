@@ -2,6 +2,7 @@
 // what each worker (its stages x tensor rank x replica) holds for parameters, gradients, optimizer
 // state and, at the step's high-water mark, activations.
 import type { WorkerInterpreter } from "./interpreter.js";
+import type { RankPosition } from "../../transport/mpi/layout.js";
 
 export interface WorkerMemory {
   /** Pipeline worker, replica and tensor-parallel rank of this entry. */
@@ -20,17 +21,28 @@ export interface WorkerMemory {
   peakActivationBytes: number;
 }
 
-/** What `interp`'s stages hold; `at` places the worker. */
-export function workerMemory(interp: WorkerInterpreter, at: { worker: number; replica: number; tensor: number }): WorkerMemory {
+/** WorkerMemory's byte counts in its order (parameters, gradients, optimizer state, peak activations). */
+export type MemoryBytes = [number, number, number, number];
+
+/** What `interp`'s stages hold. */
+export function memoryBytes(interp: WorkerInterpreter): MemoryBytes {
   let parameterBytes = 0, gradientBytes = 0, optimizerBytes = 0;
-  const stages = [...interp.stages.keys()].sort((a, b) => a - b);
-  for (const s of stages) {
-    const ps = interp.stages.get(s)!;
+  for (const ps of interp.stages.values()) {
     for (const p of ps.chunks.flatMap((c) => c.parameters)) {
       parameterBytes += p.data.byteLength;
       if (p.requiresGrad) gradientBytes += p.data.byteLength;
     }
     if (ps.optimizer) optimizerBytes += ps.optimizer.stateBytes();
   }
-  return { worker: at.worker, replica: at.replica, tensor: at.tensor, stages, parameterBytes, gradientBytes, optimizerBytes, peakActivationBytes: interp.peakActivationBytes };
+  return [parameterBytes, gradientBytes, optimizerBytes, interp.peakActivationBytes];
+}
+
+/** The record of the worker at `at` holding physical stages `stages` (ascending), from its memoryBytes. */
+export function memoryRecord(at: RankPosition, stages: number[], [parameterBytes, gradientBytes, optimizerBytes, peakActivationBytes]: MemoryBytes): WorkerMemory {
+  return { worker: at.worker, replica: at.replica, tensor: at.tensor, stages, parameterBytes, gradientBytes, optimizerBytes, peakActivationBytes };
+}
+
+/** What `interp`'s stages hold; `at` places the worker. */
+export function workerMemory(interp: WorkerInterpreter, at: RankPosition): WorkerMemory {
+  return memoryRecord(at, [...interp.stages.keys()].sort((a, b) => a - b), memoryBytes(interp));
 }

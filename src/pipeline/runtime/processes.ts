@@ -40,7 +40,8 @@ import { epochNow, MessageLog, onEpoch, type ClockSync, type MessageRecord, type
 import { syncClocks } from "./clock-sync.js";
 import { tensorSize } from "./tensor-stages.js";
 import { evalMetrics, predictions, sumMetrics, type ForwardShare, type ListResults } from "./list-results.js";
-import { workerMemory, type WorkerMemory } from "./memory.js";
+import { memoryBytes, memoryRecord, type MemoryBytes } from "./memory.js";
+import { positionOf } from "../../transport/mpi/layout.js";
 import { gatherStateDict, type ShardPlan } from "../../parallel/tp-shard.js";
 import { gatherOptimizerState } from "../../parallel/ptdp-units.js";
 export type { RankTimings } from "./action-records.js";
@@ -48,7 +49,8 @@ export type { RankTimings } from "./action-records.js";
 /** A rank's model to train in place, or the whole initial state to take its share of. */
 export type InitialWeights = { state: ReadonlyMap<string, Tensor> } | { model: PipelineModel };
 
-interface DoneInfo { metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][]; memory: WorkerMemory; gradSquares: [number, number][]; prepared: PreparedInput[] }
+/** A rank's part of a step's result in the end-of-step exchange (see doneInfo). */
+interface DoneInfo { memory: MemoryBytes; metrics?: [number, MicrobatchMetrics][]; busy?: number; peaks?: [number, number][]; gradSquares?: [number, number][]; prepared?: PreparedInput[] }
 
 /** The longest a blocked rank polls MPI itself before it waits on the event loop (ms). */
 const SPIN_BUDGET_MS = 50;
@@ -276,26 +278,36 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     checkBatches(batches, M, schedule.steps);
     if (this.rec) Object.assign(this.rec, { begin: epochNow(), collectives: [] });
     for (const [key, payload] of stepDeliveries(schedule, batches, this.position)) this.interp.deliver(key, this.inputHook.apply(payload));
-    const R = this.g.layout.replicas;
     const { metrics } = await this.runList(schedule.workers[this.g.at.worker], lrFactors, "train", "a step");
     if (this.rec) this.rec.listDone = epochNow();
-    const b = this.interp.busy, prep = this.inputHook.take();
-    // A worker's tensor ranks compute the same loss: count tensor rank 0's.
-    const mine: DoneInfo = { metrics: this.g.at.tensor === 0 ? metrics : [], busy: b.F + b.B + b.W + b.STEP + prep.seconds, peaks: [...this.interp.peakLive],
-      memory: workerMemory(this.interp, this.g.at), gradSquares: this.takeGradSquares(), prepared: this.g.at.tensor === 0 ? prep.prepared : [] };
-    const done = await this.watched("the end-of-step exchange", () => this.g.world.allGather(mine));
-    // Busy seconds and peaks of replica 0's workers (the other replicas mirror them).
-    const T = this.g.layout.tensor;
-    const first = done.slice(0, this.g.layout.workers * T).filter((_, r) => r % T === 0);
+    const prepare = batches.some((x) => x.prepare);
+    const done = await this.watched("the end-of-step exchange", () => this.g.world.allGather(this.doneInfo(metrics, prepare)));
     if (this.rec) {
       const { rank } = this.g.mpi, { worker, replica } = this.g.at, { begin, listDone, collectives } = this.rec;
       this.last = { rank, worker, replica, actions: onEpoch(this.interp.records), ...this.rec.log.take(), collectives, begin, listDone,
         end: epochNow(), ...(this.clocks ? { clock: this.clocks[rank] } : {}) };
     }
+    const { layout } = this.g, first = done.filter((d) => d.busy !== undefined);
+    const stagesOf = (w: number): number[] => schedule.stageToWorker.flatMap((x, s) => (x === w ? [s] : []));
     // Replica order: the ranks' order.
-    return { ...sumMetrics(M * batches.length, done.map((d) => d.metrics), R, first.map((d) => d.busy), first.flatMap((d) => d.peaks), S), memory: done.map((d) => d.memory),
-      ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((d) => d.gradSquares) } : {}),
-      ...(batches.some((x) => x.prepare) ? { prepared: byMicrobatch(done.flatMap((d) => d.prepared)) } : {}) };
+    return { ...sumMetrics(M * batches.length, done.map((d) => d.metrics ?? []), layout.replicas, first.map((d) => d.busy!), first.flatMap((d) => d.peaks!), S),
+      memory: done.map((d, rank) => { const at = positionOf(rank, layout); return memoryRecord(at, stagesOf(at.worker), d.memory); }),
+      ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((d) => d.gradSquares!) } : {}),
+      ...(prepare ? { prepared: byMicrobatch(done.flatMap((d) => d.prepared ?? [])) } : {}) };
+  }
+
+  /**
+   * This rank's part of the step's result, only what the step reports: metrics from a worker's tensor
+   * rank 0 (the others compute the same loss), busy seconds and peaks from replica 0's (the others mirror them).
+   */
+  private doneInfo(metrics: [number, MicrobatchMetrics][], prepare: boolean): DoneInfo {
+    const b = this.interp.busy, prep = this.inputHook.take(), gradSquares = this.takeGradSquares();
+    const lead = this.g.at.tensor === 0, first = lead && this.g.at.replica === 0;
+    return {
+      memory: memoryBytes(this.interp), ...(lead && metrics.length ? { metrics } : {}),
+      ...(first ? { busy: b.F + b.B + b.W + b.STEP + prep.seconds, peaks: [...this.interp.peakLive] } : {}),
+      ...(first && this.setup.gradientNorms ? { gradSquares } : {}), ...(lead && prepare ? { prepared: prep.prepared } : {}),
+    };
   }
 
   /** Runs `actions` (delivered inputs) to their end and returns what they reported: collective with the pipeline's other ranks. */
