@@ -11,20 +11,19 @@ import { launchEnv } from "../../transport/mpi/env.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics, Target } from "../stage.js";
 import { checkBatches, type EvalBatches, type Executor, type PreparedInput, type SplitBatch, type StepResult } from "./executor.js";
-import { byMicrobatch, type InputHook } from "./input-hook.js";
+import { byMicrobatch } from "./input-hook.js";
 import { type ForwardMode, type Payload, type PhysicalStage, type WorkerInterpreter } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { forwardDeliveries, stepDeliveries, type ReplicaPosition } from "./replica-share.js";
 import type { Action, Schedule } from "../schedule/action.js";
 import { assertValidSchedule } from "../schedule/validate.js";
 import type { PipelineSetup } from "./setup.js";
-import { buildWorker, type WorkerWeights } from "./worker-build.js";
+import { buildWorker, type BuiltWorker, type WorkerWeights } from "./worker-build.js";
 import { WorkerLoop } from "./worker-loop.js";
-import { entryTensors, inUnitOrder, loadStageState, refuseLoadWithAsync, shareState, stageEntries, stageOptimizerStates, unitsPerWorker } from "./worker-state.js";
+import { entryTensors, inUnitOrder, shareState, stageEntries, stageOptimizerStates, unitsPerWorker } from "./worker-state.js";
 import { expectedUnitPrefix, type PipelineModel } from "./model-source.js";
 import { replicatedSetup, sourceOf } from "./setup.js";
 import { mergeAsyncStates, type AsyncState } from "./async-state.js";
-import type { AsyncRuntime } from "./async-weights.js";
 import { fromPlain, mergeStates, toPlain, type OptimizerState, type PlainOptimizerState, type StateEntry } from "../../optim/index.js";
 import { TAG } from "../../transport/mpi/transport.js";
 import { payloadOfFrame, sendPayload } from "./payload-frame.js";
@@ -42,7 +41,7 @@ import { tensorSize } from "./tensor-stages.js";
 import { evalMetrics, predictions, sumMetrics, type ForwardShare, type ListResults } from "./list-results.js";
 import { memoryBytes, memoryRecord, type MemoryBytes } from "./memory.js";
 import { positionOf } from "../../transport/mpi/layout.js";
-import { gatherStateDict, type ShardPlan } from "../../parallel/tp-shard.js";
+import { gatherStateDict } from "../../parallel/tp-shard.js";
 import { gatherOptimizerState } from "../../parallel/ptdp-units.js";
 export type { RankTimings } from "./action-records.js";
 
@@ -62,12 +61,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   readonly traceProcess = "rank" as const;
   private interp!: WorkerInterpreter;
   private loop!: WorkerLoop;
-  private asyncRuntime: AsyncRuntime | null = null;
-  private takeGradSquares: () => [number, number][] = () => [];
-  private inputHook!: InputHook;
-  /** How this rank's parameters are split over its tensor group. */
-  private plan: ShardPlan = {};
-  private results!: ListResults;
+  /** This rank's worker: its plan over the tensor group, asynchronous state, input hook and results. */
+  private built!: BuiltWorker;
   private finished: (() => void) | null = null;
   private closed = false;
   /** What this rank waits for inside a collective call (the watchdog names it). */
@@ -155,15 +150,10 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       su = { ...su, optimizerState: share.optimizerState };
     }
     const outbox = { send: (to: number, key: string, payload: Payload) => this.sendPipe(to, key, payload), progress: () => this.g.mpi.progress() };
-    const built = await buildWorker(su, w, weights, outbox,
+    this.built = await buildWorker(su, w, weights, outbox,
       { reduce: (ps) => this.reduceGradients(ps), wake: () => { if (!this.polling) this.loop.pump(); }, tensor: this.g.tensorSync,
         norm: nestedNormGroup(this.g.layout.tensor > 1 ? this.g.tensorSync : null, this.g.pipe) });
-    this.interp = built.interp;
-    this.plan = built.plan;
-    this.asyncRuntime = built.asyncRuntime;
-    this.takeGradSquares = built.takeGradSquares;
-    this.inputHook = built.inputHook;
-    this.results = built.results;
+    this.interp = this.built.interp;
     this.loop = new WorkerLoop(this.interp, {
       finished: () => {
         const f = this.finished!;
@@ -187,7 +177,6 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   }
 
   private sendPipe(to: number, key: string, payload: Payload): void {
-    if (to === this.g.at.worker) { this.interp.deliver(key, payload); return; }
     const t0 = epochNow();
     const bytes = sendPayload(this.g.mpi, this.g.pipeComm, to, key, payload);
     this.rec?.log.send(key, bytes, t0);
@@ -277,7 +266,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     const M = schedule.microbatches, S = schedule.stages;
     checkBatches(batches, M, schedule.steps);
     if (this.rec) Object.assign(this.rec, { begin: epochNow(), collectives: [] });
-    for (const [key, payload] of stepDeliveries(schedule, batches, this.position)) this.interp.deliver(key, this.inputHook.apply(payload));
+    for (const [key, payload] of stepDeliveries(schedule, batches, this.position)) this.interp.deliver(key, this.built.inputHook.apply(payload));
     const { metrics } = await this.runList(schedule.workers[this.g.at.worker], lrFactors, "train", "a step");
     if (this.rec) this.rec.listDone = epochNow();
     const prepare = batches.some((x) => x.prepare);
@@ -301,7 +290,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
    * rank 0 (the others compute the same loss), busy seconds and peaks from replica 0's (the others mirror them).
    */
   private doneInfo(metrics: [number, MicrobatchMetrics][], prepare: boolean): DoneInfo {
-    const b = this.interp.busy, prep = this.inputHook.take(), gradSquares = this.takeGradSquares();
+    const b = this.interp.busy, prep = this.built.inputHook.take(), gradSquares = this.built.takeGradSquares();
     const lead = this.g.at.tensor === 0, first = lead && this.g.at.replica === 0;
     return {
       memory: memoryBytes(this.interp), ...(lead && metrics.length ? { metrics } : {}),
@@ -326,7 +315,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       await new Promise<void>((resolve) => { this.finished = resolve; this.loop.start(); });
     });
     if (this.rec) this.rec.log.paused = false;
-    return this.results.take();
+    return this.built.results.take();
   }
 
   /** Collective. Replica r evaluates micro-batches r, r+R, ...; the sums follow micro-batch order. */
@@ -349,7 +338,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   async stateDict(): Promise<Map<string, Tensor>> {
     const mine = stageEntries(this.interp.stages.values());
     const shards = await this.watched("the tensor-parallel weight gather", () => this.g.tensor.allGather(mine));
-    const whole: StateEntry[] = [...gatherStateDict(shards.map(entryTensors), this.plan)]
+    const whole: StateEntry[] = [...gatherStateDict(shards.map(entryTensors), this.built.plan)]
       .map(([k, t]) => [k, t.data, [...t.shape]]);
     const all = (await this.watched("the weight gather", () => this.g.pipe.allGather(whole))).flat();
     return entryTensors(inUnitOrder(all, expectedUnitPrefix(sourceOf(this.setup))));
@@ -358,13 +347,13 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   async optimizerState(order: readonly string[]): Promise<OptimizerState> {
     const shards = stageOptimizerStates(this.interp.stages.values()).map(toPlain);
     const ranks = await this.watched("the tensor-parallel optimizer-state gather", () => this.g.tensor.allGather(shards));
-    const mine = shards.map((_, j) => gatherOptimizerState(ranks.map((r) => r[j]), this.plan));
+    const mine = shards.map((_, j) => gatherOptimizerState(ranks.map((r) => r[j]), this.built.plan));
     const parts = (await this.watched("the optimizer-state gather", () => this.g.pipe.allGather<PlainOptimizerState[]>(mine))).flat();
     return mergeStates(parts.map(fromPlain), order);
   }
 
   async asyncState(): Promise<AsyncState | null> {
-    const parts = (await this.watched("the asynchronous-state gather", () => this.g.pipe.allGather(this.asyncRuntime?.snapshot() ?? null))).filter((p): p is AsyncState => p !== null);
+    const parts = (await this.watched("the asynchronous-state gather", () => this.g.pipe.allGather(this.built.asyncRuntime?.snapshot() ?? null))).filter((p): p is AsyncState => p !== null);
     return parts.length ? mergeAsyncStates(parts) : null;
   }
 
@@ -378,15 +367,12 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       rank: this.g.mpi.rank, writes: this.g.at.replica === 0,
       stages: stages.sort((a, b) => a.stage - b.stage),
       optimizer: stageOptimizerStates([...this.interp.stages.values()].sort((a, b) => a.index - b.index)),
-      async: this.asyncRuntime?.snapshot() ?? null,
+      async: this.built.asyncRuntime?.snapshot() ?? null,
     };
   }
 
   async loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void> {
-    refuseLoadWithAsync(this.asyncRuntime);
-    this.interp.abandon();
-    loadStageState(this.interp.stages.values(), state);
-    this.inputHook.load(state);
+    this.built.load(state);
     // Collective: no rank steps on before every rank has its new weights.
     await this.watched("the weight load", () => this.g.world.barrier());
   }

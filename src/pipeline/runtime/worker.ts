@@ -12,16 +12,13 @@ import { loadNativeAddon } from "../../backend/native.js";
 import { PipelineActionError, type Payload, type WorkerInterpreter } from "./interpreter.js";
 import { ShmCollectives } from "../../transport/shm-collectives.js";
 import { reduceStageSync } from "./replica-reduce.js";
-import { shardStateDict } from "../../parallel/tp-shard.js";
 import type { FromWorker, PeerMessage, ToWorker, WorkerInit } from "./messages.js";
 import { toPlain } from "../../optim/index.js";
-import { buildWorker } from "./worker-build.js";
+import { buildWorker, type BuiltWorker } from "./worker-build.js";
 import { syncNormGroup } from "./grad-clip.js";
-import type { InputHook } from "./input-hook.js";
-import type { ListResults } from "./list-results.js";
 import { workerMemory } from "./memory.js";
 import { WorkerLoop } from "./worker-loop.js";
-import { entryTensors, loadStageState, refuseLoadWithAsync, stageEntries, stageOptimizerStates } from "./worker-state.js";
+import { entryTensors, stageEntries, stageOptimizerStates } from "./worker-state.js";
 import { hostMemory } from "../../tensor/host-arrays.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { epochNow, MessageLog, onEpoch, payloadBytes, type RankTimings } from "./action-records.js";
@@ -61,14 +58,11 @@ function postPeer(key: string, payload: Payload, transferable: boolean, peer: Me
   }
 }
 
+let built: BuiltWorker;
 let interp: WorkerInterpreter;
 let loop: WorkerLoop;
 let failed = false;
-let results: ListResults;
 let peakBytes = 0;
-/** setup.gradientNorms: the built worker's squared gradient norms of the last list. */
-let gradSquares: (() => [number, number][]) | null = null;
-let inputHook: InputHook;
 /**
  * recordActions: this thread's messages, from the end of one list to the end of the next (a
  * neighbour's first message of a step may arrive before the step's own message from the main thread).
@@ -90,8 +84,8 @@ function sampleMemory(): void {
 /** Posts the finished list's results to the main thread. */
 function finished(): void {
   const b = interp.busy;
-  const { metrics, outputs } = results.take();
-  const { prepared, seconds: prepSeconds } = inputHook.take();
+  const { metrics, outputs } = built.results.take();
+  const { prepared, seconds: prepSeconds } = built.inputHook.take();
   const messages = log?.take();
   const end = epochNow();
   const timings: RankTimings | undefined = messages && stepList
@@ -99,7 +93,7 @@ function finished(): void {
   if (log) log.paused = false;
   post({ type: "done", worker: id, metrics, busy: { ...b, F: b.F + prepSeconds }, seconds: (end - begin) / 1000, peaks: [...interp.peakLive], peakBytes, outputs,
     memory: workerMemory(interp, { worker: init.worker, replica: init.replica, tensor: init.tensor }),
-    ...(timings ? { timings } : {}), ...(gradSquares ? { gradSquares: gradSquares() } : {}), ...(prepared.length ? { prepared } : {}) },
+    ...(timings ? { timings } : {}), ...(init.setup.gradientNorms ? { gradSquares: built.takeGradSquares() } : {}), ...(prepared.length ? { prepared } : {}) },
   [...outputs, ...prepared].map((o) => o.data.buffer as ArrayBuffer));
 }
 
@@ -108,7 +102,6 @@ try {
   const peers = init.peers as Record<number, MessagePort>;
   const outbox = {
     send(to: number, key: string, payload: Payload, transferable: boolean): void {
-      if (to === init.worker) { interp.deliver(key, payload); return; }
       const peer = peers[to];
       if (!peer) throw new Error(`worker ${init.worker} has no channel to worker ${to}`);
       const t0 = log ? epochNow() : 0, bytes = log ? payloadBytes(payload) : 0; // read before a transfer detaches the buffer
@@ -117,7 +110,7 @@ try {
     },
   };
   const comm = init.group ? new ShmCollectives(init.group, init.replica, { timeoutMs: init.reduceTimeoutMs }) : null;
-  const built = await buildWorker(init.setup, init.worker, { share: { units: init.units ?? null, entries: init.state } }, outbox,
+  built = await buildWorker(init.setup, init.worker, { share: { units: init.units ?? null, entries: init.state } }, outbox,
     {
       ...(comm ? { reduce: (ps) => reduceStageSync(ps, (buf) => comm.allReduceSync(buf, "sum")) } : {}),
       ...(init.tensorGroup ? { tensor: new ShmCollectives(init.tensorGroup, init.tensor, { timeoutMs: init.reduceTimeoutMs }) } : {}),
@@ -125,12 +118,8 @@ try {
     });
   init.state = []; // the copy of the state is not needed any more
   interp = built.interp;
-  if (init.setup.gradientNorms) gradSquares = built.takeGradSquares;
-  inputHook = built.inputHook;
-  results = built.results;
   // Memory is sampled around each burst of actions: activations peak inside a step.
   loop = new WorkerLoop(interp, { finished, fail, beforePump: sampleMemory, afterPump: sampleMemory });
-  const asyncRuntime = built.asyncRuntime;
   for (const [w, p] of Object.entries(peers)) {
     p.on("messageerror", (e: Error) => { fail(new Error(`a message from worker ${w} could not be read: ${e.message}`)); });
     p.on("message", (m: PeerMessage) => {
@@ -144,7 +133,7 @@ try {
   port.on("message", (m: ToWorker) => {
     try {
       if (m.type === "step" || m.type === "forward") {
-        for (const [key, payload] of m.deliveries) interp.deliver(key, inputHook.apply(payload));
+        for (const [key, payload] of m.deliveries) interp.deliver(key, built.inputHook.apply(payload));
         if (m.type === "step") interp.reset(m.lrFactors);
         else interp.reset([1], forwardOnlyLists(init.setup.schedule, m.count)[init.worker], m.mode);
         begin = epochNow();
@@ -156,18 +145,12 @@ try {
         const entries = stageEntries(interp.stages.values());
         post({ type: "state", worker: id, entries, plan: built.plan }, entries.map((e) => e[1].buffer as ArrayBuffer));
       } else if (m.type === "load") {
-        refuseLoadWithAsync(asyncRuntime);
-        interp.abandon();
-        const full = entryTensors(m.entries);
-        // A tensor-parallel rank keeps its own shard of the dense weights it is sent.
-        const T = init.setup.tensorParallel?.size ?? 1;
-        loadStageState(interp.stages.values(), T > 1 ? shardStateDict(full, built.plan, init.tensor, T) : full);
-        inputHook.load(full);
+        built.load(entryTensors(m.entries));
         post({ type: "loaded", worker: id });
       } else if (m.type === "optimizer") {
         post({ type: "optimizer", worker: id, states: stageOptimizerStates(interp.stages.values()).map(toPlain), plan: built.plan });
       } else if (m.type === "async-state") {
-        post({ type: "async-state", worker: id, state: asyncRuntime?.snapshot() ?? null });
+        post({ type: "async-state", worker: id, state: built.asyncRuntime?.snapshot() ?? null });
       } else if (m.type === "close") {
         for (const p of Object.values(peers)) p.close();
         port.close();
