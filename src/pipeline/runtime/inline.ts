@@ -15,7 +15,7 @@ import type { MicrobatchMetrics, StageLoss, Target } from "../stage.js";
 import { checkBatches, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
 import { loadStageState, refuseLoadWithAsync, stageOptimizerStates } from "./worker-state.js";
 import { workerMemory } from "./memory.js";
-import { PipelineActionError, WorkerInterpreter, type ForwardMode, type Payload, type PhysicalStage, type WeightHooks } from "./interpreter.js";
+import { PipelineActionError, WorkerInterpreter, type ForwardMode, type Outbox, type PhysicalStage, type WeightHooks } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { mergeStates, type OptimizerState } from "../../optim/index.js";
 import { buildWorkerStages, replicatedSetup, shapeOf, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
@@ -74,25 +74,31 @@ export class InlineExecutor implements Executor, TimingSource {
     });
     this.asyncRuntime = createAsyncRuntime(new Map(stagesOf[0].flatMap((m) => [...m])), setup.async);
     const h = hooks ?? this.asyncRuntime?.hooks;
-    this.copies = stagesOf.map((stages, r) => {
-      const deliver = (to: number, key: string, payload: Payload): void => this.copies[r][to].deliver(key, payload);
-      // A message between two workers: the sender's send and the receiver's receive, at the same time.
-      const recorded = (from: number) => (to: number, key: string, payload: Payload): void => {
-        const t0 = epochNow();
-        deliver(to, key, payload);
-        if (to === from) return;
-        this.logs![r * W + from].send(key, payloadBytes(payload), t0);
-        this.logs![r * W + to].receive(key, payloadBytes(payload), t0);
-      };
-      return schedule.workers.map((actions, w) => new WorkerInterpreter({
-        worker: w, actions, stages: stages[w], shape, outbox: record ? { send: recorded(w) } : { send: deliver }, hooks: h,
-        actionDelay: syntheticDelay(setup.instrumentation, schedule.chunks), recordActions: record,
-        onMetrics: this.results[r].onMetrics, onOutput: this.results[r].onOutput,
-        ...(this.reducer ? { reduce: (ps: PhysicalStage, step: number) => this.reducer!.reduce(r, ps, step) } : {}),
-        ...(norms ? clipOption(setup, norms.group(r, w)) : {}),
-      }));
-    });
+    this.copies = stagesOf.map((stages, r) => schedule.workers.map((actions, w) => new WorkerInterpreter({
+      worker: w, actions, stages: stages[w], shape, outbox: this.outbox(r, w), hooks: h,
+      actionDelay: syntheticDelay(setup.instrumentation, schedule.chunks), recordActions: record,
+      onMetrics: this.results[r].onMetrics, onOutput: this.results[r].onOutput,
+      ...(this.reducer ? { reduce: (ps: PhysicalStage, step: number) => this.reducer!.reduce(r, ps, step) } : {}),
+      ...(norms ? clipOption(setup, norms.group(r, w)) : {}),
+    })));
     this.workers = this.copies[0];
+  }
+
+  /**
+   * Worker `from` of replica `r`'s outbox: a hand-over by reference; recorded, a message between two
+   * workers is the sender's send and the receiver's receive at the same time.
+   */
+  private outbox(r: number, from: number): Outbox {
+    const W = this.setup.schedule.workers.length, logs = this.logs;
+    return {
+      send: (to, key, payload) => {
+        const t0 = logs ? epochNow() : 0;
+        this.copies[r][to].deliver(key, payload);
+        if (!logs || to === from) return;
+        logs[r * W + from].send(key, payloadBytes(payload), t0);
+        logs[r * W + to].receive(key, payloadBytes(payload), t0);
+      },
+    };
   }
 
   /**

@@ -119,12 +119,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     assertValidSchedule(setup.schedule);
     const T = tensorSize(setup), W = setup.schedule.workers.length;
     const g = groups ?? await startGroups(W, replicas, T);
-    // SPMD: every rank must have built the same setup (a differing flag or file would desynchronise them).
-    const { optimizerState: _o, ...shape } = setup;
-    const mine = JSON.stringify(shape);
-    const all = await g.world.allGather(mine);
-    const other = all.findIndex((s) => s !== mine);
-    if (other >= 0) throw new Error(`rank ${g.mpi.rank} and rank ${other} built different pipelines (schedule, partition or options differ); every rank must run the same command`);
+    await assertSameSetup(g, setup);
     const ex = new ProcessesExecutor(setup, g);
     await ex.build(initial);
     g.mpi.onError = (e) => ex.die(e);
@@ -390,4 +385,12 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     this.loop.stop();
     for (const ps of this.interp.stages.values()) for (const c of ps.chunks) c.clear();
   }
+}
+
+/** SPMD: every rank must have built the same setup (a differing flag or file would desynchronise them). */
+async function assertSameSetup(g: Groups, setup: PipelineSetup): Promise<void> {
+  const { optimizerState: _o, ...shape } = setup;
+  const mine = JSON.stringify(shape);
+  const other = (await g.world.allGather(mine)).findIndex((s) => s !== mine);
+  if (other >= 0) throw new Error(`rank ${g.mpi.rank} and rank ${other} built different pipelines (schedule, partition or options differ); every rank must run the same command`);
 }
