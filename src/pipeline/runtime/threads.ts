@@ -148,13 +148,15 @@ export class ThreadsExecutor implements Executor, TimingSource {
     // A worker's tensor ranks compute the same loss: count tensor rank 0's, in thread order (each
     // micro-batch's replica shares in replica order, as the processes executor sums them).
     const lead = done.filter((_, id) => this.position(id).tensor === 0);
-    // Busy seconds, peaks and memory of replica 0's workers (the other replicas mirror them).
+    // Busy seconds, peaks and peak bytes of replica 0's workers (the other replicas mirror them).
     const first = lead.slice(0, this.W);
     const prepared = lead.flatMap((m) => m.prepared ?? []);
-    return { ...sumMetrics(M * batches.length, lead.map((m) => m.metrics), this.replicas, first.map((m) => m.busy.F + m.busy.B + m.busy.W + m.busy.STEP),
-      first.flatMap((m) => m.peaks), S), workerPeakBytes: first.map((m) => m.peakBytes), memory: done.map((m) => m.memory),
-    replicas: Array.from({ length: this.replicas }, (_, r) => replicaStep(lead.slice(r * this.W, (r + 1) * this.W))),
-    ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((m) => m.gradSquares ?? []) } : {}), ...(prepared.length ? { prepared: byMicrobatch(prepared) } : {}) };
+    return {
+      ...sumMetrics(M * batches.length, lead.map((m) => m.metrics), this.replicas, first.map((m) => m.busy.F + m.busy.B + m.busy.W + m.busy.STEP), first.flatMap((m) => m.peaks), S),
+      workerPeakBytes: first.map((m) => m.peakBytes), memory: done.map((m) => m.memory),
+      replicas: Array.from({ length: this.replicas }, (_, r) => replicaStep(lead.slice(r * this.W, (r + 1) * this.W))),
+      ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((m) => m.gradSquares ?? []) } : {}), ...(prepared.length ? { prepared: byMicrobatch(prepared) } : {}),
+    };
   }
 
   stepTimings(): RankTimings[] | null { return this.last; }
