@@ -14,7 +14,7 @@ import { formatAction } from "../schedule/action.js";
 import type { MicrobatchMetrics, StageLoss, Target } from "../stage.js";
 import { checkBatches, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
 import { loadStageState, refuseLoadWithAsync, stageOptimizerStates } from "./worker-state.js";
-import { workerMemory } from "./memory.js";
+import { memoryBytes, memoryRecord } from "./memory.js";
 import { PipelineActionError, WorkerInterpreter, type ForwardMode, type Outbox, type PhysicalStage, type WeightHooks } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { mergeStates, type OptimizerState } from "../../optim/index.js";
@@ -158,7 +158,7 @@ export class InlineExecutor implements Executor, TimingSource {
     return {
       ...sumMetrics(M * batches.length, this.results.map((r) => r.take().metrics), R, this.workers.map((w) => w.busy.F + w.busy.B + w.busy.W + w.busy.STEP),
         this.workers.flatMap((w) => [...w.peakLive]), schedule.stages),
-      memory: this.copies.flat().map((w, i) => workerMemory(w, { worker: i % W, replica: Math.floor(i / W), tensor: 0 })),
+      memory: all.map((w, i) => memoryRecord(schedule, { worker: i % W, replica: Math.floor(i / W), tensor: 0 }, memoryBytes(w))),
     };
   }
 

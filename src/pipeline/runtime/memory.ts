@@ -3,6 +3,7 @@
 // state and, at the step's high-water mark, activations.
 import type { WorkerInterpreter } from "./interpreter.js";
 import type { RankPosition } from "../../transport/mpi/layout.js";
+import type { Schedule } from "../schedule/action.js";
 
 export interface WorkerMemory {
   /** Pipeline worker, replica and tensor-parallel rank of this entry. */
@@ -37,12 +38,8 @@ export function memoryBytes(interp: WorkerInterpreter): MemoryBytes {
   return [parameterBytes, gradientBytes, optimizerBytes, interp.peakActivationBytes];
 }
 
-/** The record of the worker at `at` holding physical stages `stages` (ascending), from its memoryBytes. */
-export function memoryRecord(at: RankPosition, stages: number[], [parameterBytes, gradientBytes, optimizerBytes, peakActivationBytes]: MemoryBytes): WorkerMemory {
+/** The record of the worker at `at` (its stages: the schedule's stages on its worker), from its memoryBytes. */
+export function memoryRecord(schedule: Pick<Schedule, "stageToWorker">, at: RankPosition, [parameterBytes, gradientBytes, optimizerBytes, peakActivationBytes]: MemoryBytes): WorkerMemory {
+  const stages = schedule.stageToWorker.flatMap((w, s) => (w === at.worker ? [s] : []));
   return { worker: at.worker, replica: at.replica, tensor: at.tensor, stages, parameterBytes, gradientBytes, optimizerBytes, peakActivationBytes };
-}
-
-/** What `interp`'s stages hold; `at` places the worker. */
-export function workerMemory(interp: WorkerInterpreter, at: RankPosition): WorkerMemory {
-  return memoryRecord(at, [...interp.stages.keys()].sort((a, b) => a - b), memoryBytes(interp));
 }

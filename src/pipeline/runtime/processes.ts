@@ -272,10 +272,9 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
         end: epochNow(), ...(this.clocks ? { clock: this.clocks[rank] } : {}) };
     }
     const { layout } = this.g, first = done.filter((d) => d.busy !== undefined);
-    const stagesOf = (w: number): number[] => schedule.stageToWorker.flatMap((x, s) => (x === w ? [s] : []));
     // Replica order: the ranks' order.
     return { ...sumMetrics(M * batches.length, done.map((d) => d.metrics ?? []), layout.replicas, first.map((d) => d.busy!), first.flatMap((d) => d.peaks!), S),
-      memory: done.map((d, rank) => { const at = positionOf(rank, layout); return memoryRecord(at, stagesOf(at.worker), d.memory); }),
+      memory: done.map((d, rank) => memoryRecord(schedule, positionOf(rank, layout), d.memory)),
       ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((d) => d.gradSquares!) } : {}),
       ...(prepare ? { prepared: byMicrobatch(done.flatMap((d) => d.prepared ?? [])) } : {}) };
   }

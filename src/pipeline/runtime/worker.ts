@@ -16,7 +16,7 @@ import type { FromWorker, PeerMessage, ToWorker, WorkerInit } from "./messages.j
 import { toPlain } from "../../optim/index.js";
 import { buildWorker, type BuiltWorker } from "./worker-build.js";
 import { syncNormGroup } from "./grad-clip.js";
-import { workerMemory } from "./memory.js";
+import { memoryBytes, memoryRecord } from "./memory.js";
 import { WorkerLoop } from "./worker-loop.js";
 import { entryTensors, stageEntries, stageOptimizerStates } from "./worker-state.js";
 import { hostMemory } from "../../tensor/host-arrays.js";
@@ -92,7 +92,7 @@ function finished(): void {
     ? { rank: id, worker: init.worker, replica: init.replica, actions: onEpoch(interp.records), ...messages, begin, listDone: end, end } : undefined;
   if (log) log.paused = false;
   post({ type: "done", worker: id, metrics, busy: { ...b, F: b.F + prepSeconds }, seconds: (end - begin) / 1000, peaks: [...interp.peakLive], peakBytes, outputs,
-    memory: workerMemory(interp, { worker: init.worker, replica: init.replica, tensor: init.tensor }),
+    memory: memoryRecord(init.setup.schedule, init, memoryBytes(interp)),
     ...(timings ? { timings } : {}), ...(init.setup.gradientNorms ? { gradSquares: built.takeGradSquares() } : {}), ...(prepared.length ? { prepared } : {}) },
   [...outputs, ...prepared].map((o) => o.data.buffer as ArrayBuffer));
 }
