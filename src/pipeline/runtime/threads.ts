@@ -78,8 +78,6 @@ export class ThreadsExecutor implements Executor, TimingSource {
   /** Worker threads still running (0 after close() or a failure has ended them). */
   get liveWorkers(): number { return this.group.live; }
 
-  private get failure(): Error | null { return this.group.failure; }
-
   private constructor(private readonly setup: PipelineSetup, private readonly workers: Worker[], readonly replicas: number,
     shmGroups: ShmGroupHandle[]) {
     this.W = setup.schedule.workers.length;
@@ -121,10 +119,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
     const { workers, shmGroups } = startThreads(setup, initialState, replicas, o);
     const ex = new ThreadsExecutor(setup, workers, replicas, shmGroups);
     const ready = await ex.group.collect("ready");
-    ex.nativeThreads = workers.map((_, id) => {
-      const m = ready.get(id);
-      return m?.type === "ready" ? m.ompThreads : null;
-    });
+    ex.nativeThreads = workers.map((_, id) => (ready.get(id) as Extract<FromWorker, { type: "ready" }>).ompThreads);
     return ex;
   }
 
@@ -167,7 +162,7 @@ export class ThreadsExecutor implements Executor, TimingSource {
    * if there is one) and collects their `want` replies, by thread id.
    */
   private async call<K extends FromWorker["type"]>(want: K, build: () => Posted[], first = 0): Promise<Map<number, Extract<FromWorker, { type: K }>>> {
-    if (this.failure) throw this.failure;
+    if (this.group.failure) throw this.group.failure;
     const posts = build();
     const replies = this.group.collect(want, posts.length);
     posts.forEach(([m, transfer], i) => this.workers[first + i].postMessage(m, transfer));
