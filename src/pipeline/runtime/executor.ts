@@ -124,29 +124,3 @@ export function checkBatches(batches: readonly SplitBatch[], microbatches: numbe
     if (!(batch.scale > 0) || !Number.isFinite(batch.scale)) throw new Error(`loss scale must be a positive number, got ${batch.scale}`);
   }
 }
-
-/**
- * A step's result from each micro-batch's replica shares (shares[j], in replica order: summed in
- * that order, so every executor gets the same bits) and replica 0's busy seconds and peaks.
- */
-export function sumMetrics(shares: readonly (readonly MicrobatchMetrics[])[], replicas: number, busy: number[], peaks: Iterable<[number, number]>, stages: number): StepResult {
-  const per = shares.map((p, j) => {
-    if (p.length !== replicas) throw new Error(`micro-batch ${j} produced ${p.length} loss(es) for ${replicas} replica(s)`);
-    return p.reduce((a, m) => ({ loss: a.loss + m.loss, correct: a.correct + m.correct, count: a.count + m.count }));
-  });
-  let loss = 0, correct = 0, count = 0;
-  for (const m of per) { loss += m.loss; correct += m.correct; count += m.count; }
-  const peakActivations = new Array<number>(stages).fill(0);
-  for (const [s, n] of peaks) peakActivations[s] = n;
-  return { loss, correct, count, perMicrobatch: per, busy, peakActivations };
-}
-
-/** Per-micro-batch evaluation metrics summed in index order (every executor sums the same way). */
-export function sumEvalMetrics(per: readonly (MicrobatchMetrics | undefined)[]): MicrobatchMetrics {
-  const out = { loss: 0, correct: 0, count: 0 };
-  per.forEach((m, j) => {
-    if (!m) throw new Error(`evaluation micro-batch ${j} produced no metrics`);
-    out.loss += m.loss; out.correct += m.correct; out.count += m.count;
-  });
-  return out;
-}

@@ -11,16 +11,17 @@ import type { Schedule } from "../schedule/action.js";
 import type { PipelineModel } from "./model-source.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { formatAction } from "../schedule/action.js";
-import type { MicrobatchMetrics, StageLoss } from "../stage.js";
-import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
+import type { MicrobatchMetrics, StageLoss, Target } from "../stage.js";
+import { checkBatches, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
 import { loadStageState, refuseLoadWithAsync, stageOptimizerStates } from "./worker-state.js";
-import { workerMemory } from "./memory.js";
-import { messageKey, PipelineActionError, targetsPayload, WorkerInterpreter, type ForwardMode, type Payload, type PhysicalStage, type WeightHooks } from "./interpreter.js";
+import { memoryBytes, memoryRecord } from "./memory.js";
+import { PipelineActionError, WorkerInterpreter, type ForwardMode, type Outbox, type PhysicalStage, type WeightHooks } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { mergeStates, type OptimizerState } from "../../optim/index.js";
 import { buildWorkerStages, replicatedSetup, shapeOf, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
 import { loadModelSource } from "./model-source.js";
-import { stepDeliveries } from "./replica-share.js";
+import { forwardDeliveries, stepDeliveries } from "./replica-share.js";
+import { evalMetrics, ListResults, predictions, sumMetrics, type ForwardShare } from "./list-results.js";
 import { inlineNorms, inlineReduce } from "./inline-reduce.js";
 import { clipOption } from "./grad-clip.js";
 import { forReplica } from "./instrumentation.js";
@@ -38,9 +39,8 @@ export class InlineExecutor implements Executor, TimingSource {
   private readonly copies: WorkerInterpreter[][];
   /** Replica 0's workers (evaluation, prediction, state). */
   private readonly workers: WorkerInterpreter[];
-  /** Per replica: the metrics of each micro-batch of the running list. */
-  private readonly metrics: Map<number, MicrobatchMetrics>[];
-  private outputs = new Map<number, Tensor>();
+  /** Per replica: what the running list reports. */
+  private readonly results: ListResults[];
   private readonly reducer: ReturnType<typeof inlineReduce> | null;
   /** setup.clipGradNorm: each copy's gradient-norm sums (else null). */
   private readonly norms: ReturnType<typeof inlineNorms> | null;
@@ -66,7 +66,7 @@ export class InlineExecutor implements Executor, TimingSource {
     this.logs = record ? Array.from({ length: R * W }, () => new MessageLog()) : null;
     this.reducer = R > 1 ? inlineReduce(R) : null;
     const norms = this.norms = setup.clipGradNorm === undefined ? null : inlineNorms(W);
-    this.metrics = Array.from({ length: R }, () => new Map<number, MicrobatchMetrics>());
+    this.results = Array.from({ length: R }, () => new ListResults());
     const stagesOf = [model, ...replicaModels].map((m, r) => {
       m.train();
       const own = { ...setup, instrumentation: forReplica(setup.instrumentation, r) };
@@ -74,26 +74,31 @@ export class InlineExecutor implements Executor, TimingSource {
     });
     this.asyncRuntime = createAsyncRuntime(new Map(stagesOf[0].flatMap((m) => [...m])), setup.async);
     const h = hooks ?? this.asyncRuntime?.hooks;
-    this.copies = stagesOf.map((stages, r) => {
-      const deliver = (to: number, key: string, payload: Payload): void => this.copies[r][to].deliver(key, payload);
-      // A message between two workers: the sender's send and the receiver's receive, at the same time.
-      const recorded = (from: number) => (to: number, key: string, payload: Payload): void => {
-        const t0 = epochNow();
-        deliver(to, key, payload);
-        if (to === from) return;
-        this.logs![r * W + from].send(key, payloadBytes(payload), t0);
-        this.logs![r * W + to].receive(key, payloadBytes(payload), t0);
-      };
-      return schedule.workers.map((actions, w) => new WorkerInterpreter({
-        worker: w, actions, stages: stages[w], shape, outbox: record ? { send: recorded(w) } : { send: deliver }, hooks: h,
-        actionDelay: syntheticDelay(setup.instrumentation, schedule.chunks), recordActions: record,
-        onMetrics: (mb, m) => { this.metrics[r].set(mb, m); },
-        onOutput: (mb, t) => { this.outputs.set(mb, t); },
-        ...(this.reducer ? { reduce: (ps: PhysicalStage, step: number) => this.reducer!.reduce(r, ps, step) } : {}),
-        ...(norms ? clipOption(setup, norms.group(r, w)) : {}),
-      }));
-    });
+    this.copies = stagesOf.map((stages, r) => schedule.workers.map((actions, w) => new WorkerInterpreter({
+      worker: w, actions, stages: stages[w], shape, outbox: this.outbox(r, w), hooks: h,
+      actionDelay: syntheticDelay(setup.instrumentation, schedule.chunks), recordActions: record,
+      onMetrics: this.results[r].onMetrics, onOutput: this.results[r].onOutput,
+      ...(this.reducer ? { reduce: (ps: PhysicalStage, step: number) => this.reducer!.reduce(r, ps, step) } : {}),
+      ...(norms ? clipOption(setup, norms.group(r, w)) : {}),
+    })));
     this.workers = this.copies[0];
+  }
+
+  /**
+   * Worker `from` of replica `r`'s outbox: a hand-over by reference; recorded, a message between two
+   * workers is the sender's send and the receiver's receive at the same time.
+   */
+  private outbox(r: number, from: number): Outbox {
+    const W = this.setup.schedule.workers.length, logs = this.logs;
+    return {
+      send: (to, key, payload) => {
+        const t0 = logs ? epochNow() : 0;
+        this.copies[r][to].deliver(key, payload);
+        if (!logs || to === from) return;
+        logs[r * W + from].send(key, payloadBytes(payload), t0);
+        logs[r * W + to].receive(key, payloadBytes(payload), t0);
+      },
+    };
   }
 
   /**
@@ -132,7 +137,7 @@ export class InlineExecutor implements Executor, TimingSource {
     }));
     const all = this.copies.flat();
     for (const w of all) w.reset(lrFactors);
-    for (const m of this.metrics) m.clear();
+    for (const r of this.results) r.take(); // what a failed list left
     this.reducer?.clear();
     this.norms?.clear();
     const begin = epochNow();
@@ -151,38 +156,27 @@ export class InlineExecutor implements Executor, TimingSource {
     // Busy seconds and peaks of replica 0's workers (the other replicas mirror them).
     const W = this.workers.length;
     return {
-      ...sumMetrics(Array.from({ length: M * batches.length }, (_, j) => this.metrics.flatMap((m) => m.get(j) ?? [])), R, this.workers.map((w) => w.busy.F + w.busy.B + w.busy.W + w.busy.STEP),
+      ...sumMetrics(M * batches.length, this.results.map((r) => r.take().metrics), R, this.workers.map((w) => w.busy.F + w.busy.B + w.busy.W + w.busy.STEP),
         this.workers.flatMap((w) => [...w.peakLive]), schedule.stages),
-      memory: this.copies.flat().map((w, i) => workerMemory(w, { worker: i % W, replica: Math.floor(i / W), tensor: 0 })),
+      memory: all.map((w, i) => memoryRecord(schedule, { worker: i % W, replica: Math.floor(i / W), tensor: 0 }, memoryBytes(w))),
     };
   }
 
   async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
-    this.metrics[0].clear();
-    const last = this.workers[this.lastWorker];
-    batches.labels.forEach((t, j) => last.deliver(messageKey.targets(j), targetsPayload(t, scale)));
-    await this.forwardOnly(batches.inputs, "eval");
-    return sumEvalMetrics(batches.inputs.map((_, j) => this.metrics[0].get(j)));
+    return evalMetrics(batches.inputs.length, await this.forwardOnly(batches.inputs, batches.labels, scale, "eval"));
   }
 
-  async predict(inputs: readonly Tensor[]): Promise<Tensor[]> {
-    this.outputs.clear();
-    await this.forwardOnly(inputs, "predict");
-    return inputs.map((_, j) => this.outputs.get(j)!);
-  }
+  async predict(inputs: readonly Tensor[]): Promise<Tensor[]> { return predictions(inputs.length, await this.forwardOnly(inputs, null, 1, "predict")); }
 
-  private get lastWorker(): number {
-    const { stages: S, chunks: v, stageToWorker } = this.setup.schedule;
-    return stageToWorker[(S * v - 1) % S];
-  }
-
-  /** Runs replica 0's forward-only lists over `inputs` (targets, if any, already delivered). */
-  private async forwardOnly(inputs: readonly Tensor[], mode: ForwardMode): Promise<void> {
+  /** Replica 0's forward-only lists over all of `inputs` (one share). */
+  private async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number, mode: ForwardMode): Promise<ForwardShare[]> {
     const { schedule } = this.setup;
     const lists = forwardOnlyLists(schedule, inputs.length);
-    const first = this.workers[schedule.stageToWorker[0]];
-    inputs.forEach((x, j) => first.deliver(messageKey.activation(0, j), { kind: "tensor", data: x.data, shape: [...x.shape] }));
-    this.workers.forEach((w, i) => w.reset([1], lists[i], mode));
+    this.workers.forEach((w, i) => {
+      for (const [key, payload] of forwardDeliveries(schedule, inputs, labels, scale, { worker: w.worker, replica: 0, replicas: 1 }).deliveries) w.deliver(key, payload);
+      w.reset([1], lists[i], mode);
+    });
+    this.results[0].take(); // what a failed list left
     for (const l of this.logs ?? []) l.paused = true; // evaluation is no step
     try {
       await this.pumpAll(this.workers);
@@ -190,6 +184,7 @@ export class InlineExecutor implements Executor, TimingSource {
       for (const w of this.workers) w.abandon();
       for (const l of this.logs ?? []) l.paused = false;
     }
+    return [{ ids: inputs.map((_, j) => j), ...this.results[0].take() }];
   }
 
   /**

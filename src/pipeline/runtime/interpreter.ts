@@ -427,68 +427,78 @@ export class WorkerInterpreter {
   }
 
   private execute(a: Action, keys: string[]): void {
-    const { stages: S, splitBackward, stageToWorker } = this.o.shape;
     const phys = this.o.stages.get(a.stage)!;
+    if (a.kind === "STEP") this.step(phys, a.microbatch);
+    else if (a.kind === "F") this.forward(phys, a, keys);
+    else if (a.kind === "B") this.backward(phys, a, keys);
+    else throw new Error(`unknown action kind '${String((a as Action).kind)}'`);
+  }
+
+  /** STEP `step` of a physical stage: its optimizer, with the hooks around it. */
+  private step(phys: PhysicalStage, step: number): void {
     const hooks = this.o.hooks;
-    if (a.kind === "STEP") {
-      hooks?.beforeStep?.(phys, a.microbatch);
-      this.o.beforeOptimizer?.(phys);
-      this.hold(false, phys);
-      if (phys.optimizer) {
-        const stageFactor = hooks?.stageLrFactor?.(phys, a.microbatch) ?? 1;
-        phys.optimizer.setLrFactor(this.lrFactors[Math.min(a.microbatch, this.lrFactors.length - 1)] * stageFactor);
-        phys.optimizer.step();
-        phys.optimizer.zeroGrad();
-      }
-      for (const c of phys.chunks) c.commitStatistics();
-      this.hold(true, phys);
-      hooks?.afterStep?.(phys, a.microbatch);
-      return;
+    hooks?.beforeStep?.(phys, step);
+    this.o.beforeOptimizer?.(phys);
+    this.hold(false, phys);
+    if (phys.optimizer) {
+      const stageFactor = hooks?.stageLrFactor?.(phys, step) ?? 1;
+      phys.optimizer.setLrFactor(this.lrFactors[Math.min(step, this.lrFactors.length - 1)] * stageFactor);
+      phys.optimizer.step();
+      phys.optimizer.zeroGrad();
     }
-    const stage = phys.chunks[a.chunk];
+    for (const c of phys.chunks) c.commitStatistics();
+    this.hold(true, phys);
+    hooks?.afterStep?.(phys, step);
+  }
+
+  /** A message from a neighbouring stage (whole again where it came in tensor-parallel parts). */
+  private fromStage(key: string): Payload {
+    return this.o.assemble ? this.o.assemble(this.take(key)) : this.take(key);
+  }
+
+  private forward(phys: PhysicalStage, a: Action, keys: string[]): void {
+    const { stages: S, stageToWorker } = this.o.shape;
     const vs = virtualStage(a.stage, a.chunk, S);
     const mb = a.microbatch;
-    const fromStage = (key: string): Payload => (this.o.assemble ? this.o.assemble(this.take(key)) : this.take(key));
-    if (a.kind === "F") {
-      const x = vs > 0 ? fromStage(keys[0]) : this.take(keys[0]);
-      if (x.kind !== "tensor") throw new Error(`message ${keys[0]} is not a tensor`);
-      let targets: MicrobatchTargets | null = null;
-      if (keys.length > 1) {
-        const y = this.take(keys[1]);
-        if (y.kind !== "targets") throw new Error(`message ${keys[1]} does not hold targets`);
-        targets = payloadTargets(y);
-      }
-      const r = this.mode === "train" ? this.trainForward(phys, a.chunk, mb, new Tensor(x.data, x.shape), targets)
-        // Evaluation reads the weights as they stand (no weight versions).
-        : stage.evaluate(new Tensor(x.data, x.shape), targets);
-      if (r.metrics) this.o.onMetrics?.(mb, r.metrics);
-      if (r.output && vs === this.lastVirtualStage) {
-        this.o.onOutput?.(mb, r.output);
-      } else if (r.output) {
-        const to = stageToWorker[(vs + 1) % S];
-        this.o.outbox.send(to, messageKey.activation(vs + 1, mb),
-          { kind: "tensor", data: r.output.data, shape: [...r.output.shape] }, r.transferable);
-      }
-      return;
+    const x = vs > 0 ? this.fromStage(keys[0]) : this.take(keys[0]);
+    if (x.kind !== "tensor") throw new Error(`message ${keys[0]} is not a tensor`);
+    let targets: MicrobatchTargets | null = null;
+    if (keys.length > 1) {
+      const y = this.take(keys[1]);
+      if (y.kind !== "targets") throw new Error(`message ${keys[1]} does not hold targets`);
+      targets = payloadTargets(y);
     }
-    if (a.kind === "B") {
-      let g: Float32Array | null = null;
-      if (keys.length) {
-        const p = fromStage(keys[0]);
-        if (p.kind !== "tensor") throw new Error(`message ${keys[0]} is not a tensor`);
-        g = p.data;
-      }
-      hooks?.beforeBackward?.(phys, a.chunk, mb);
-      const gin = stage.backward(mb, g, splitBackward);
-      hooks?.afterBackward?.(phys, a.chunk, mb);
-      if (vs > 0) {
-        if (!gin) throw new Error(`stage ${a.stage} produced no input gradient`);
-        const to = stageToWorker[(vs - 1) % S];
-        this.o.outbox.send(to, messageKey.gradient(vs - 1, mb), { kind: "tensor", data: gin.data, shape: [...gin.shape] }, true);
-      }
-      return;
+    const r = this.mode === "train" ? this.trainForward(phys, a.chunk, mb, new Tensor(x.data, x.shape), targets)
+      // Evaluation reads the weights as they stand (no weight versions).
+      : phys.chunks[a.chunk].evaluate(new Tensor(x.data, x.shape), targets);
+    if (r.metrics) this.o.onMetrics?.(mb, r.metrics);
+    if (r.output && vs === this.lastVirtualStage) {
+      this.o.onOutput?.(mb, r.output);
+    } else if (r.output) {
+      const to = stageToWorker[(vs + 1) % S];
+      this.o.outbox.send(to, messageKey.activation(vs + 1, mb),
+        { kind: "tensor", data: r.output.data, shape: [...r.output.shape] }, r.transferable);
     }
-    throw new Error(`unknown action kind '${String((a as Action).kind)}'`);
+  }
+
+  private backward(phys: PhysicalStage, a: Action, keys: string[]): void {
+    const { stages: S, splitBackward, stageToWorker } = this.o.shape;
+    const vs = virtualStage(a.stage, a.chunk, S);
+    const mb = a.microbatch;
+    let g: Float32Array | null = null;
+    if (keys.length) {
+      const p = this.fromStage(keys[0]);
+      if (p.kind !== "tensor") throw new Error(`message ${keys[0]} is not a tensor`);
+      g = p.data;
+    }
+    this.o.hooks?.beforeBackward?.(phys, a.chunk, mb);
+    const gin = phys.chunks[a.chunk].backward(mb, g, splitBackward);
+    this.o.hooks?.afterBackward?.(phys, a.chunk, mb);
+    if (vs > 0) {
+      if (!gin) throw new Error(`stage ${a.stage} produced no input gradient`);
+      const to = stageToWorker[(vs - 1) % S];
+      this.o.outbox.send(to, messageKey.gradient(vs - 1, mb), { kind: "tensor", data: gin.data, shape: [...gin.shape] }, true);
+    }
   }
 
   private trainForward(phys: PhysicalStage, chunk: number, mb: number, x: Tensor, targets: MicrobatchTargets | null): ForwardResult {

@@ -2,6 +2,8 @@
 // what each worker (its stages x tensor rank x replica) holds for parameters, gradients, optimizer
 // state and, at the step's high-water mark, activations.
 import type { WorkerInterpreter } from "./interpreter.js";
+import type { RankPosition } from "../../transport/mpi/layout.js";
+import type { Schedule } from "../schedule/action.js";
 
 export interface WorkerMemory {
   /** Pipeline worker, replica and tensor-parallel rank of this entry. */
@@ -20,17 +22,24 @@ export interface WorkerMemory {
   peakActivationBytes: number;
 }
 
-/** What `interp`'s stages hold; `at` places the worker. */
-export function workerMemory(interp: WorkerInterpreter, at: { worker: number; replica: number; tensor: number }): WorkerMemory {
+/** WorkerMemory's byte counts in its order (parameters, gradients, optimizer state, peak activations). */
+export type MemoryBytes = [number, number, number, number];
+
+/** What `interp`'s stages hold. */
+export function memoryBytes(interp: WorkerInterpreter): MemoryBytes {
   let parameterBytes = 0, gradientBytes = 0, optimizerBytes = 0;
-  const stages = [...interp.stages.keys()].sort((a, b) => a - b);
-  for (const s of stages) {
-    const ps = interp.stages.get(s)!;
+  for (const ps of interp.stages.values()) {
     for (const p of ps.chunks.flatMap((c) => c.parameters)) {
       parameterBytes += p.data.byteLength;
       if (p.requiresGrad) gradientBytes += p.data.byteLength;
     }
     if (ps.optimizer) optimizerBytes += ps.optimizer.stateBytes();
   }
-  return { worker: at.worker, replica: at.replica, tensor: at.tensor, stages, parameterBytes, gradientBytes, optimizerBytes, peakActivationBytes: interp.peakActivationBytes };
+  return [parameterBytes, gradientBytes, optimizerBytes, interp.peakActivationBytes];
+}
+
+/** The record of the worker at `at` (its stages: the schedule's stages on its worker), from its memoryBytes. */
+export function memoryRecord(schedule: Pick<Schedule, "stageToWorker">, at: RankPosition, [parameterBytes, gradientBytes, optimizerBytes, peakActivationBytes]: MemoryBytes): WorkerMemory {
+  const stages = schedule.stageToWorker.flatMap((w, s) => (w === at.worker ? [s] : []));
+  return { worker: at.worker, replica: at.replica, tensor: at.tensor, stages, parameterBytes, gradientBytes, optimizerBytes, peakActivationBytes };
 }

@@ -11,6 +11,7 @@ import type { ShmGroupHandle } from "../../transport/shm-collectives.js";
 import type { ShardPlan } from "../../parallel/tp-shard.js";
 import type { WorkerMemory } from "./memory.js";
 import type { PreparedInput } from "./executor.js";
+import type { PlainOutput } from "./list-results.js";
 
 // A named tensor as plain arrays (state dicts cross threads this way); defined in optim.
 export type { StateEntry };
@@ -70,7 +71,7 @@ export type FromWorker =
     /** The worker's tensor-counted memory (parameters, gradients, optimizer state, the list's peak activations). */
     memory: WorkerMemory;
     /** The last virtual stage's outputs of a "predict" list. */
-    outputs?: { mb: number; data: Float32Array; shape: number[] }[];
+    outputs: PlainOutput[];
     /** Stage 0's prepared inputs of a step of `prepare` batches. */
     prepared?: PreparedInput[];
     /** The step's action and message records (instrumentation.recordActions, "step" lists only). */

@@ -10,27 +10,26 @@ import { cpus } from "node:os";
 import { launchEnv } from "../../transport/mpi/env.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics, Target } from "../stage.js";
-import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type PreparedInput, type SplitBatch, type StepResult } from "./executor.js";
-import { byMicrobatch, type InputHook } from "./input-hook.js";
+import { checkBatches, type EvalBatches, type Executor, type PreparedInput, type SplitBatch, type StepResult } from "./executor.js";
+import { byMicrobatch } from "./input-hook.js";
 import { type ForwardMode, type Payload, type PhysicalStage, type WorkerInterpreter } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { forwardDeliveries, stepDeliveries, type ReplicaPosition } from "./replica-share.js";
 import type { Action, Schedule } from "../schedule/action.js";
 import { assertValidSchedule } from "../schedule/validate.js";
 import type { PipelineSetup } from "./setup.js";
-import { buildWorker, type WorkerWeights } from "./worker-build.js";
+import { buildWorker, type BuiltWorker, type WorkerWeights } from "./worker-build.js";
 import { WorkerLoop } from "./worker-loop.js";
-import { entryTensors, inUnitOrder, loadStageState, refuseLoadWithAsync, shareState, stageEntries, stageOptimizerStates, unitsPerWorker } from "./worker-state.js";
+import { entryTensors, inUnitOrder, shareState, stageEntries, stageOptimizerStates, unitsPerWorker } from "./worker-state.js";
 import { expectedUnitPrefix, type PipelineModel } from "./model-source.js";
 import { replicatedSetup, sourceOf } from "./setup.js";
 import { mergeAsyncStates, type AsyncState } from "./async-state.js";
-import type { AsyncRuntime } from "./async-weights.js";
 import { fromPlain, mergeStates, toPlain, type OptimizerState, type PlainOptimizerState, type StateEntry } from "../../optim/index.js";
 import { TAG } from "../../transport/mpi/transport.js";
 import { payloadOfFrame, sendPayload } from "./payload-frame.js";
 import { startGroups, type Groups } from "./process-groups.js";
 export { agreeOnRank0, startGroups } from "./process-groups.js";
-import { describeWait, endJob } from "./rank-failure.js";
+import { describeWait, endJob, placeParts } from "./rank-failure.js";
 import { watchQuiet } from "../../transport/mpi/watchdog.js";
 import { forReplica } from "./instrumentation.js";
 import { reduceStage } from "./replica-reduce.js";
@@ -39,15 +38,18 @@ import type { LocalState, LocalStateSource } from "./local-state.js";
 import { epochNow, MessageLog, onEpoch, type ClockSync, type MessageRecord, type RankTimings, type TimingSource } from "./action-records.js";
 import { syncClocks } from "./clock-sync.js";
 import { tensorSize } from "./tensor-stages.js";
-import { workerMemory, type WorkerMemory } from "./memory.js";
-import { gatherStateDict, type ShardPlan } from "../../parallel/tp-shard.js";
+import { evalMetrics, predictions, sumMetrics, type ForwardShare, type ListResults } from "./list-results.js";
+import { memoryBytes, memoryRecord, type MemoryBytes } from "./memory.js";
+import { positionOf } from "../../transport/mpi/layout.js";
+import { gatherStateDict } from "../../parallel/tp-shard.js";
 import { gatherOptimizerState } from "../../parallel/ptdp-units.js";
 export type { RankTimings } from "./action-records.js";
 
 /** A rank's model to train in place, or the whole initial state to take its share of. */
 export type InitialWeights = { state: ReadonlyMap<string, Tensor> } | { model: PipelineModel };
 
-interface DoneInfo { metrics: [number, MicrobatchMetrics][]; busy: number; peaks: [number, number][]; memory: WorkerMemory; gradSquares: [number, number][]; prepared: PreparedInput[] }
+/** A rank's part of a step's result in the end-of-step exchange (see doneInfo). */
+interface DoneInfo { memory: MemoryBytes; metrics?: [number, MicrobatchMetrics][]; busy?: number; peaks?: [number, number][]; gradSquares?: [number, number][]; prepared?: PreparedInput[] }
 
 /** The longest a blocked rank polls MPI itself before it waits on the event loop (ms). */
 const SPIN_BUDGET_MS = 50;
@@ -59,13 +61,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   readonly traceProcess = "rank" as const;
   private interp!: WorkerInterpreter;
   private loop!: WorkerLoop;
-  private asyncRuntime: AsyncRuntime | null = null;
-  private takeGradSquares: () => [number, number][] = () => [];
-  private inputHook!: InputHook;
-  /** How this rank's parameters are split over its tensor group. */
-  private plan: ShardPlan = {};
-  private metrics: [number, MicrobatchMetrics][] = [];
-  private outputs: [number, Float32Array, number[]][] = [];
+  /** This rank's worker: its plan over the tensor group, asynchronous state, input hook and results. */
+  private built!: BuiltWorker;
   private finished: (() => void) | null = null;
   private closed = false;
   /** What this rank waits for inside a collective call (the watchdog names it). */
@@ -122,12 +119,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     assertValidSchedule(setup.schedule);
     const T = tensorSize(setup), W = setup.schedule.workers.length;
     const g = groups ?? await startGroups(W, replicas, T);
-    // SPMD: every rank must have built the same setup (a differing flag or file would desynchronise them).
-    const { optimizerState: _o, ...shape } = setup;
-    const mine = JSON.stringify(shape);
-    const all = await g.world.allGather(mine);
-    const other = all.findIndex((s) => s !== mine);
-    if (other >= 0) throw new Error(`rank ${g.mpi.rank} and rank ${other} built different pipelines (schedule, partition or options differ); every rank must run the same command`);
+    await assertSameSetup(g, setup);
     const ex = new ProcessesExecutor(setup, g);
     await ex.build(initial);
     g.mpi.onError = (e) => ex.die(e);
@@ -153,15 +145,10 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       su = { ...su, optimizerState: share.optimizerState };
     }
     const outbox = { send: (to: number, key: string, payload: Payload) => this.sendPipe(to, key, payload), progress: () => this.g.mpi.progress() };
-    const built = await buildWorker(su, w, weights, outbox, (mb, m) => { this.metrics.push([mb, m]); },
-      (mb, t) => { this.outputs.push([mb, t.data.slice(), [...t.shape]]); },
+    this.built = await buildWorker(su, w, weights, outbox,
       { reduce: (ps) => this.reduceGradients(ps), wake: () => { if (!this.polling) this.loop.pump(); }, tensor: this.g.tensorSync,
         norm: nestedNormGroup(this.g.layout.tensor > 1 ? this.g.tensorSync : null, this.g.pipe) });
-    this.interp = built.interp;
-    this.plan = built.plan;
-    this.asyncRuntime = built.asyncRuntime;
-    this.takeGradSquares = built.takeGradSquares;
-    this.inputHook = built.inputHook;
+    this.interp = this.built.interp;
     this.loop = new WorkerLoop(this.interp, {
       finished: () => {
         const f = this.finished!;
@@ -185,7 +172,6 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   }
 
   private sendPipe(to: number, key: string, payload: Payload): void {
-    if (to === this.g.at.worker) { this.interp.deliver(key, payload); return; }
     const t0 = epochNow();
     const bytes = sendPayload(this.g.mpi, this.g.pipeComm, to, key, payload);
     this.rec?.log.send(key, bytes, t0);
@@ -247,9 +233,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   /** Ends the job: one line naming this rank (and the stage and action), then MPI_Abort. */
   private die(e: unknown): never {
     const { layout, at } = this.g;
-    const where = this.g.where ?? [layout.replicas > 1 ? `replica ${at.replica}` : "", layout.replicas > 1 || layout.tensor > 1 ? `worker ${at.worker}` : "",
-      layout.tensor > 1 ? `tensor rank ${at.tensor}` : ""].filter(Boolean).join(", ");
-    return endJob(this.g.mpi, e, where);
+    return endJob(this.g.mpi, e, this.g.where ?? placeParts(at, layout, layout.replicas > 1 || layout.tensor > 1).join(", "));
   }
 
   /** `body` under the watchdog (launch --timeout): a quiet rank ends the job naming what it waits for. */
@@ -277,35 +261,44 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     const M = schedule.microbatches, S = schedule.stages;
     checkBatches(batches, M, schedule.steps);
     if (this.rec) Object.assign(this.rec, { begin: epochNow(), collectives: [] });
-    for (const [key, payload] of stepDeliveries(schedule, batches, this.position)) this.interp.deliver(key, this.inputHook.apply(payload));
-    this.metrics = [];
-    const R = this.g.layout.replicas;
-    await this.runList(schedule.workers[this.g.at.worker], lrFactors, "train", "a step");
+    for (const [key, payload] of stepDeliveries(schedule, batches, this.position)) this.interp.deliver(key, this.built.inputHook.apply(payload));
+    const { metrics } = await this.runList(schedule.workers[this.g.at.worker], lrFactors, "train", "a step");
     if (this.rec) this.rec.listDone = epochNow();
-    const b = this.interp.busy, prep = this.inputHook.take();
-    // A worker's tensor ranks compute the same loss: count tensor rank 0's.
-    const mine: DoneInfo = { metrics: this.g.at.tensor === 0 ? this.metrics : [], busy: b.F + b.B + b.W + b.STEP + prep.seconds, peaks: [...this.interp.peakLive],
-      memory: workerMemory(this.interp, this.g.at), gradSquares: this.takeGradSquares(), prepared: this.g.at.tensor === 0 ? prep.prepared : [] };
-    const done = await this.watched("the end-of-step exchange", () => this.g.world.allGather(mine));
-    // Replica order: the ranks' order.
-    const shares = Array.from({ length: M * batches.length }, (_, j) => done.flatMap((d) => d.metrics.filter(([mb]) => mb === j).map(([, m]) => m)));
-    // Busy seconds and peaks of replica 0's workers (the other replicas mirror them).
-    const T = this.g.layout.tensor;
-    const first = done.slice(0, this.g.layout.workers * T).filter((_, r) => r % T === 0);
+    const prepare = batches.some((x) => x.prepare);
+    const done = await this.watched("the end-of-step exchange", () => this.g.world.allGather(this.doneInfo(metrics, prepare)));
     if (this.rec) {
       const { rank } = this.g.mpi, { worker, replica } = this.g.at, { begin, listDone, collectives } = this.rec;
       this.last = { rank, worker, replica, actions: onEpoch(this.interp.records), ...this.rec.log.take(), collectives, begin, listDone,
         end: epochNow(), ...(this.clocks ? { clock: this.clocks[rank] } : {}) };
     }
-    return { ...sumMetrics(shares, R, first.map((d) => d.busy), first.flatMap((d) => d.peaks), S), memory: done.map((d) => d.memory),
-      ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((d) => d.gradSquares) } : {}),
-      ...(batches.some((x) => x.prepare) ? { prepared: byMicrobatch(done.flatMap((d) => d.prepared)) } : {}) };
+    const { layout } = this.g, first = done.filter((d) => d.busy !== undefined);
+    // Replica order: the ranks' order.
+    return { ...sumMetrics(M * batches.length, done.map((d) => d.metrics ?? []), layout.replicas, first.map((d) => d.busy!), first.flatMap((d) => d.peaks!), S),
+      memory: done.map((d, rank) => memoryRecord(schedule, positionOf(rank, layout), d.memory)),
+      ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((d) => d.gradSquares!) } : {}),
+      ...(prepare ? { prepared: byMicrobatch(done.flatMap((d) => d.prepared ?? [])) } : {}) };
   }
 
-  /** Runs `actions` (delivered inputs) to their end: collective with the pipeline's other ranks. */
-  private runList(actions: readonly Action[], lrFactors: readonly number[], mode: ForwardMode, what: string): Promise<void> {
+  /**
+   * This rank's part of the step's result, only what the step reports: metrics from a worker's tensor
+   * rank 0 (the others compute the same loss), busy seconds and peaks from replica 0's (the others mirror them).
+   */
+  private doneInfo(metrics: [number, MicrobatchMetrics][], prepare: boolean): DoneInfo {
+    const b = this.interp.busy, prep = this.built.inputHook.take(), gradSquares = this.built.takeGradSquares();
+    const lead = this.g.at.tensor === 0, first = lead && this.g.at.replica === 0;
+    return {
+      memory: memoryBytes(this.interp), ...(lead && metrics.length ? { metrics } : {}),
+      ...(first ? { busy: b.F + b.B + b.W + b.STEP + prep.seconds, peaks: [...this.interp.peakLive] } : {}),
+      ...(first && this.setup.gradientNorms ? { gradSquares } : {}), ...(lead && prepare ? { prepared: prep.prepared } : {}),
+    };
+  }
+
+  /** Runs `actions` (delivered inputs) to their end and returns what they reported: collective with the pipeline's other ranks. */
+  private async runList(actions: readonly Action[], lrFactors: readonly number[], mode: ForwardMode, what: string): Promise<Pick<ListResults, "metrics" | "outputs">> {
     this.interp.reset(lrFactors, actions, mode);
-    return this.watched(what, async () => {
+    // Evaluation messages are not part of any step's record (a failed list ends the job).
+    if (this.rec) this.rec.log.paused = mode !== "train";
+    await this.watched(what, async () => {
       if (this.jsPolls) {
         this.g.mpi.threadState("polling");
         // Messages the communication thread handed to the event loop before it stopped polling
@@ -315,44 +308,31 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       }
       await new Promise<void>((resolve) => { this.finished = resolve; this.loop.start(); });
     });
+    if (this.rec) this.rec.log.paused = false;
+    return this.built.results.take();
   }
 
   /** Collective. Replica r evaluates micro-batches r, r+R, ...; the sums follow micro-batch order. */
   async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
-    this.metrics = [];
-    const mine = await this.forwardOnly(batches.inputs, batches.labels, scale, "eval", "an evaluation");
-    const local = this.g.at.tensor === 0 ? this.metrics.map(([i, m]): [number, MicrobatchMetrics] => [mine[i], m]) : [];
-    const per = new Map((await this.watched("the evaluation results", () => this.g.world.allGather(local))).flat());
-    return sumEvalMetrics(batches.inputs.map((_, j) => per.get(j)));
+    return evalMetrics(batches.inputs.length, await this.forwardOnly(batches.inputs, batches.labels, scale, "eval"));
   }
 
   /** Collective: the outputs reach every rank. */
-  async predict(inputs: readonly Tensor[]): Promise<Tensor[]> {
-    this.outputs = [];
-    const mine = await this.forwardOnly(inputs, null, 1, "predict", "a prediction");
-    const local = this.g.at.tensor === 0 ? this.outputs.map(([i, data, shape]): [number, Float32Array, number[]] => [mine[i], data, shape]) : [];
-    const all = new Map((await this.watched("the prediction results", () => this.g.world.allGather(local))).flat().map(([j, d, sh]) => [j, new Tensor(d, sh)]));
-    return inputs.map((_, j) => all.get(j)!);
-  }
+  async predict(inputs: readonly Tensor[]): Promise<Tensor[]> { return predictions(inputs.length, await this.forwardOnly(inputs, null, 1, "predict")); }
 
-  /** This replica's share of a forward-only list over `inputs`: the global ids of its micro-batches. */
-  private async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number, mode: "eval" | "predict", what: string): Promise<number[]> {
+  /** Every replica's share of a forward-only list over `inputs`, on every rank. */
+  private async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number, mode: "eval" | "predict"): Promise<ForwardShare[]> {
     const { ids, deliveries } = forwardDeliveries(this.setup.schedule, inputs, labels, scale, this.position);
-    for (const [key, payload] of deliveries) this.interp.deliver(key, this.inputHook.forward(payload));
-    // Evaluation messages are not part of any step's record.
-    if (this.rec) this.rec.log.paused = true;
-    try {
-      await this.runList(forwardOnlyLists(this.setup.schedule, ids.length)[this.g.at.worker], [1], mode, what);
-    } finally {
-      if (this.rec) this.rec.log.paused = false;
-    }
-    return ids;
+    for (const [key, payload] of deliveries) this.interp.deliver(key, this.built.inputHook.forward(payload));
+    const [what, gather] = mode === "eval" ? ["an evaluation", "the evaluation results"] : ["a prediction", "the prediction results"];
+    const mine: ForwardShare = { ids, ...await this.runList(forwardOnlyLists(this.setup.schedule, ids.length)[this.g.at.worker], [1], mode, what) };
+    return (await this.watched(gather, () => this.g.world.allGather(this.g.at.tensor === 0 ? [mine] : []))).flat();
   }
 
   async stateDict(): Promise<Map<string, Tensor>> {
     const mine = stageEntries(this.interp.stages.values());
     const shards = await this.watched("the tensor-parallel weight gather", () => this.g.tensor.allGather(mine));
-    const whole: StateEntry[] = [...gatherStateDict(shards.map(entryTensors), this.plan)]
+    const whole: StateEntry[] = [...gatherStateDict(shards.map(entryTensors), this.built.plan)]
       .map(([k, t]) => [k, t.data, [...t.shape]]);
     const all = (await this.watched("the weight gather", () => this.g.pipe.allGather(whole))).flat();
     return entryTensors(inUnitOrder(all, expectedUnitPrefix(sourceOf(this.setup))));
@@ -361,13 +341,13 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   async optimizerState(order: readonly string[]): Promise<OptimizerState> {
     const shards = stageOptimizerStates(this.interp.stages.values()).map(toPlain);
     const ranks = await this.watched("the tensor-parallel optimizer-state gather", () => this.g.tensor.allGather(shards));
-    const mine = shards.map((_, j) => gatherOptimizerState(ranks.map((r) => r[j]), this.plan));
+    const mine = shards.map((_, j) => gatherOptimizerState(ranks.map((r) => r[j]), this.built.plan));
     const parts = (await this.watched("the optimizer-state gather", () => this.g.pipe.allGather<PlainOptimizerState[]>(mine))).flat();
     return mergeStates(parts.map(fromPlain), order);
   }
 
   async asyncState(): Promise<AsyncState | null> {
-    const parts = (await this.watched("the asynchronous-state gather", () => this.g.pipe.allGather(this.asyncRuntime?.snapshot() ?? null))).filter((p): p is AsyncState => p !== null);
+    const parts = (await this.watched("the asynchronous-state gather", () => this.g.pipe.allGather(this.built.asyncRuntime?.snapshot() ?? null))).filter((p): p is AsyncState => p !== null);
     return parts.length ? mergeAsyncStates(parts) : null;
   }
 
@@ -381,15 +361,12 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
       rank: this.g.mpi.rank, writes: this.g.at.replica === 0,
       stages: stages.sort((a, b) => a.stage - b.stage),
       optimizer: stageOptimizerStates([...this.interp.stages.values()].sort((a, b) => a.index - b.index)),
-      async: this.asyncRuntime?.snapshot() ?? null,
+      async: this.built.asyncRuntime?.snapshot() ?? null,
     };
   }
 
   async loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void> {
-    refuseLoadWithAsync(this.asyncRuntime);
-    this.interp.abandon();
-    loadStageState(this.interp.stages.values(), state);
-    this.inputHook.load(state);
+    this.built.load(state);
     // Collective: no rank steps on before every rank has its new weights.
     await this.watched("the weight load", () => this.g.world.barrier());
   }
@@ -407,4 +384,12 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     this.loop.stop();
     for (const ps of this.interp.stages.values()) for (const c of ps.chunks) c.clear();
   }
+}
+
+/** SPMD: every rank must have built the same setup (a differing flag or file would desynchronise them). */
+async function assertSameSetup(g: Groups, setup: PipelineSetup): Promise<void> {
+  const { optimizerState: _o, ...shape } = setup;
+  const mine = JSON.stringify(shape);
+  const other = (await g.world.allGather(mine)).findIndex((s) => s !== mine);
+  if (other >= 0) throw new Error(`rank ${g.mpi.rank} and rank ${other} built different pipelines (schedule, partition or options differ); every rank must run the same command`);
 }

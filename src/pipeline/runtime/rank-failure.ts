@@ -1,10 +1,18 @@
 // How an MPI rank ends a job it cannot continue: one line naming the rank (where it sits in the
 // pipeline, and the action that failed), the stack with PIPEWRIGHT_DEBUG, then MPI_Abort, so no
 // other rank is left waiting for it inside a collective call. And what a rank that waits too long
-// says about whom it waits for. Shared by every executor and phase that runs on MPI.
+// says about whom it waits for. Shared by every executor and phase that runs on MPI; how a failure
+// names its place (placeParts) by the threads and inline executors too.
 import { writeSync } from "node:fs";
 import { formatAction, type Action } from "../schedule/action.js";
 import { PipelineActionError, type Wait } from "./interpreter.js";
+import type { RankPosition } from "../../transport/mpi/layout.js";
+
+/** "replica r, worker w, tensor rank t" in parts: the replica and tensor rank where there are several, the worker if `worker`. */
+export function placeParts(at: RankPosition, layout: { replicas: number; tensor: number }, worker = true): string[] {
+  return [layout.replicas > 1 ? `replica ${at.replica}` : "", worker ? `worker ${at.worker}` : "", layout.tensor > 1 ? `tensor rank ${at.tensor}` : ""]
+    .filter(Boolean);
+}
 
 /** What abort needs of the transport. */
 export interface Abortable { rank: number; abort(code: number): never }

@@ -17,7 +17,7 @@ import type { Target } from "../stage.js";
 import { getBackend, type BackendName } from "../../backend/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics } from "../stage.js";
-import { checkBatches, sumEvalMetrics, sumMetrics, type EvalBatches, type Executor, type PreparedInput, type ReplicaStep, type SplitBatch, type StepResult } from "./executor.js";
+import { checkBatches, type EvalBatches, type Executor, type ReplicaStep, type SplitBatch, type StepResult } from "./executor.js";
 import { byMicrobatch } from "./input-hook.js";
 import { forReplica } from "./instrumentation.js";
 import { PipelineActionError } from "./interpreter.js";
@@ -37,7 +37,8 @@ import type { Schedule } from "../schedule/action.js";
 import { gatherStateDict } from "../../parallel/tp-shard.js";
 import { gatherOptimizerState } from "../../parallel/ptdp-units.js";
 import { tensorSize } from "./tensor-stages.js";
-import type { WorkerMemory } from "./memory.js";
+import { evalMetrics, predictions, sumMetrics, type ForwardShare } from "./list-results.js";
+import { placeParts } from "./rank-failure.js";
 
 export interface ThreadsOptions {
   /** Kernel backend of every worker thread (default: this thread's). */
@@ -77,20 +78,13 @@ export class ThreadsExecutor implements Executor, TimingSource {
   /** Worker threads still running (0 after close() or a failure has ended them). */
   get liveWorkers(): number { return this.group.live; }
 
-  private get failure(): Error | null { return this.group.failure; }
-
   private constructor(private readonly setup: PipelineSetup, private readonly workers: Worker[], readonly replicas: number,
     shmGroups: ShmGroupHandle[]) {
     this.W = setup.schedule.workers.length;
     const T = this.T = tensorSize(setup);
-    const where = (id: number): string => {
-      const p = this.position(id);
-      return `${replicas > 1 ? `replica ${p.replica}, ` : ""}worker ${p.worker}${T > 1 ? `, tensor rank ${p.tensor}` : ""}`;
-    };
-    const prefix = (id: number): string => {
-      const p = this.position(id);
-      return [replicas > 1 ? `replica ${p.replica}` : "", T > 1 ? `tensor rank ${p.tensor}` : ""].filter(Boolean).map((x) => `${x}: `).join("");
-    };
+    const layout = { replicas, tensor: T };
+    const where = (id: number): string => placeParts(this.position(id), layout).join(", ");
+    const prefix = (id: number): string => placeParts(this.position(id), layout, false).map((x) => `${x}: `).join("");
     const tag = (e: Error, id: number, message: string, stack?: string): Error => {
       failures.set(e, { replica: this.position(id).replica, message, stack });
       return e;
@@ -122,40 +116,10 @@ export class ThreadsExecutor implements Executor, TimingSource {
     setup = replicatedSetup(setup, replicas);
     // Workers block on messages, so a list that can deadlock would hang: reject it up front.
     assertValidSchedule(setup.schedule);
-    const W = setup.schedule.workers.length;
-    const T = tensorSize(setup);
-    const shares = shareState(initialState, expectedUnitPrefix(sourceOf(setup)), unitsPerWorker(setup.balance, setup.schedule), setup.optimizerState);
-    const backend = o.backend ?? getBackend().name;
-    const url = new URL("./worker.js", import.meta.url);
-    // Shared-memory groups: data groups (a worker's tensor rank in every replica), tensor groups (a
-    // replica's worker's tensor ranks).
-    const groups = replicas > 1 ? Array.from({ length: W * T }, () => createShmGroup(replicas)) : [];
-    const tensorGroups = T > 1 ? Array.from({ length: replicas * W }, () => createShmGroup(T)) : [];
-    // Gradient clipping: per replica, every worker's tensor ranks (two slots each).
-    const normGroups = setup.clipGradNorm !== undefined && W * T > 1 ? Array.from({ length: replicas }, () => createShmGroup(W * T, 2 * W * T)) : [];
-    const workers: Worker[] = [];
-    for (let r = 0; r < replicas; r++) {
-      const channels = Array.from({ length: T }, () => pairwiseChannels(W));
-      for (let w = 0; w < W; w++) {
-        for (let t = 0; t < T; t++) {
-          const peers = channels[t][w];
-          const { units, entries, optimizerState } = shares[w];
-          const init: WorkerInit = {
-            worker: w, replica: r, tensor: t, group: groups[w * T + t] ?? null, tensorGroup: tensorGroups[r * W + w] ?? null,
-            normGroup: normGroups[r] ?? null,
-            setup: { ...setup, optimizerState, instrumentation: forReplica(setup.instrumentation, r) }, backend, state: entries, units, peers,
-            reduceTimeoutMs: o.reduceTimeoutMs ?? 600_000,
-          };
-          workers.push(new Worker(url, { workerData: init, transferList: Object.values(peers), execArgv: workerExecArgv() }));
-        }
-      }
-    }
-    const ex = new ThreadsExecutor(setup, workers, replicas, [...groups, ...tensorGroups, ...normGroups]);
+    const { workers, shmGroups } = startThreads(setup, initialState, replicas, o);
+    const ex = new ThreadsExecutor(setup, workers, replicas, shmGroups);
     const ready = await ex.group.collect("ready");
-    ex.nativeThreads = workers.map((_, id) => {
-      const m = ready.get(id);
-      return m?.type === "ready" ? m.ompThreads : null;
-    });
+    ex.nativeThreads = workers.map((_, id) => (ready.get(id) as Extract<FromWorker, { type: "ready" }>).ompThreads);
     return ex;
   }
 
@@ -167,90 +131,56 @@ export class ThreadsExecutor implements Executor, TimingSource {
   step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> { return this.run([batch], [lrFactor]); }
 
   async run(batches: readonly SplitBatch[], lrFactors: readonly number[] = [1]): Promise<StepResult> {
-    if (this.failure) throw this.failure;
     const { schedule } = this.setup;
-    const M = schedule.microbatches;
-    checkBatches(batches, M, schedule.steps);
-    const S = schedule.stages;
-    const done = this.group.collect("done");
-    this.workers.forEach((_, id) => this.postDeliveries(id, stepDeliveries(schedule, batches, this.position(id)),
-      (deliveries) => ({ type: "step", lrFactors: [...lrFactors], deliveries })));
-    const replies = await done;
-    const busy: number[] = [];
-    const peaks: [number, number][] = [];
-    const peakBytes: number[] = [];
-    const memory: WorkerMemory[] = [];
-    const timings: RankTimings[] = [];
-    const gradSquares: [number, number][] = [];
-    const prepared: PreparedInput[] = [];
-    const parts = Array.from({ length: M * batches.length }, (): MicrobatchMetrics[] => []);
-    const replicas = Array.from({ length: this.replicas }, (): ReplicaStep => ({ loss: 0, correct: 0, count: 0, compute: 0, reduce: 0, update: 0, seconds: 0 }));
-    // In thread order: each micro-batch's replica shares in replica order, as the processes executor sums them.
-    for (let id = 0; id < this.workers.length; id++) {
-      const m = replies.get(id);
-      if (m?.type !== "done") continue;
-      if (m.timings) timings[id] = m.timings;
-      memory[id] = m.memory;
-      const at = this.position(id);
-      // A worker's tensor ranks compute the same loss: count tensor rank 0's.
-      if (at.tensor !== 0) continue;
-      for (const [mb, x] of m.metrics) parts[mb]?.push(x);
-      prepared.push(...(m.prepared ?? []));
-      const rep = replicas[at.replica], b = m.busy;
-      for (const [, x] of m.metrics) { rep.loss += x.loss; rep.correct += x.correct; rep.count += x.count; }
-      rep.compute += b.F + b.B + b.W; rep.reduce += b.REDUCE; rep.update += b.STEP;
-      rep.seconds = Math.max(rep.seconds, m.seconds);
-      // Busy seconds, peaks and memory of replica 0's workers (the other replicas mirror them).
-      if (at.replica !== 0) continue;
-      busy[at.worker] = b.F + b.B + b.W + b.STEP;
-      gradSquares.push(...(m.gradSquares ?? []));
-      peaks.push(...m.peaks);
-      peakBytes[at.worker] = m.peakBytes;
-    }
-    if (this.setup.instrumentation?.recordActions) this.last = timings;
-    return { ...sumMetrics(parts, this.replicas, busy, peaks, S), workerPeakBytes: peakBytes, memory, replicas, ...(this.setup.gradientNorms ? { gradSquares } : {}),
-      ...(prepared.length ? { prepared: byMicrobatch(prepared) } : {}) };
+    const M = schedule.microbatches, S = schedule.stages;
+    const replies = await this.call("done", () => {
+      checkBatches(batches, M, schedule.steps);
+      return this.workers.map((_, id) => withDeliveries(stepDeliveries(schedule, batches, this.position(id)),
+        (deliveries) => ({ type: "step", lrFactors: [...lrFactors], deliveries })));
+    });
+    const done = this.workers.map((_, id) => replies.get(id)!);
+    if (this.setup.instrumentation?.recordActions) this.last = done.map((m) => m.timings!);
+    // A worker's tensor ranks compute the same loss: count tensor rank 0's, in thread order (each
+    // micro-batch's replica shares in replica order, as the processes executor sums them).
+    const lead = done.filter((_, id) => this.position(id).tensor === 0);
+    // Busy seconds, peaks and peak bytes of replica 0's workers (the other replicas mirror them).
+    const first = lead.slice(0, this.W);
+    const prepared = lead.flatMap((m) => m.prepared ?? []);
+    return {
+      ...sumMetrics(M * batches.length, lead.map((m) => m.metrics), this.replicas, first.map((m) => m.busy.F + m.busy.B + m.busy.W + m.busy.STEP), first.flatMap((m) => m.peaks), S),
+      workerPeakBytes: first.map((m) => m.peakBytes), memory: done.map((m) => m.memory),
+      replicas: Array.from({ length: this.replicas }, (_, r) => replicaStep(lead.slice(r * this.W, (r + 1) * this.W))),
+      ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((m) => m.gradSquares ?? []) } : {}), ...(prepared.length ? { prepared: byMicrobatch(prepared) } : {}),
+    };
   }
 
   stepTimings(): RankTimings[] | null { return this.last; }
   timingSchedule(): Schedule { return this.setup.schedule; }
 
   /**
-   * Posts thread `id` its message with the inputs and targets it delivers itself. The caller keeps
-   * its arrays: they are copied once into buffers that are then moved.
+   * Posts threads first, first + 1, ... the messages `build` makes (after throwing the run's failure,
+   * if there is one) and collects their `want` replies, by thread id.
    */
-  private postDeliveries(id: number, deliveries: Deliveries, message: (d: Deliveries) => ToWorker): void {
-    const own: Deliveries = deliveries.map(([k, p]) => [k, p.kind === "tensor" ? { ...p, data: p.data.slice() } : { ...p, labels: p.labels.slice() }]);
-    this.workers[id].postMessage(message(own), own.map(([, p]) => (p.kind === "tensor" ? p.data.buffer : p.labels.buffer) as ArrayBuffer));
+  private async call<K extends FromWorker["type"]>(want: K, build: () => Posted[], first = 0): Promise<Map<number, Extract<FromWorker, { type: K }>>> {
+    if (this.group.failure) throw this.group.failure;
+    const posts = build();
+    const replies = this.group.collect(want, posts.length);
+    posts.forEach(([m, transfer], i) => this.workers[first + i].postMessage(m, transfer));
+    return (await replies) as Map<number, Extract<FromWorker, { type: K }>>;
   }
 
   async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
-    const metrics = new Map<number, MicrobatchMetrics>();
-    for (const [ids, m] of await this.forwardOnly(batches.inputs, batches.labels, scale, "eval")) {
-      for (const [mb, x] of m.metrics) metrics.set(ids[mb], x);
-    }
-    return sumEvalMetrics(batches.inputs.map((_, j) => metrics.get(j)));
+    return evalMetrics(batches.inputs.length, await this.forwardOnly(batches.inputs, batches.labels, scale, "eval"));
   }
 
-  async predict(inputs: readonly Tensor[]): Promise<Tensor[]> {
-    const out: Tensor[] = [];
-    for (const [ids, m] of await this.forwardOnly(inputs, null, 1, "predict")) {
-      for (const o of m.outputs ?? []) out[ids[o.mb]] = new Tensor(o.data, o.shape);
-    }
-    return inputs.map((_, j) => out[j]);
-  }
+  async predict(inputs: readonly Tensor[]): Promise<Tensor[]> { return predictions(inputs.length, await this.forwardOnly(inputs, null, 1, "predict")); }
 
-  /** Each replica's share of a forward-only list: per thread, the global ids of its micro-batches and its reply. */
-  private async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number,
-    mode: "eval" | "predict"): Promise<[number[], Extract<FromWorker, { type: "done" }>][]> {
-    if (this.failure) throw this.failure;
-    const done = this.group.collect("done");
-    const ids = this.workers.map((_, id) => {
-      const share = forwardDeliveries(this.setup.schedule, inputs, labels, scale, this.position(id));
-      this.postDeliveries(id, share.deliveries, (deliveries) => ({ type: "forward", mode, count: share.ids.length, deliveries }));
-      return share.ids;
-    });
-    return [...(await done)].flatMap(([id, m]) => (m.type === "done" && this.position(id).tensor === 0 ? [[ids[id], m] as [number[], typeof m]] : []));
+  /** Each replica's share of a forward-only list, from its threads of tensor rank 0. */
+  private async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number, mode: "eval" | "predict"): Promise<ForwardShare[]> {
+    const shares = this.workers.map((_, id) => forwardDeliveries(this.setup.schedule, inputs, labels, scale, this.position(id)));
+    const done = await this.call("done", () => shares.map((share) =>
+      withDeliveries(share.deliveries, (deliveries) => ({ type: "forward", mode, count: share.ids.length, deliveries }))));
+    return [...done].filter(([id]) => this.position(id).tensor === 0).map(([id, m]) => ({ ids: shares[id].ids, metrics: m.metrics, outputs: m.outputs }));
   }
 
   /**
@@ -258,13 +188,12 @@ export class ThreadsExecutor implements Executor, TimingSource {
    * collects their replies: per worker, its tensor ranks' in rank order.
    */
   private async ask<K extends "state" | "optimizer" | "async-state">(m: ToWorker, want: K, replica = 0): Promise<Extract<FromWorker, { type: K }>[][]> {
-    if (this.failure) throw this.failure;
-    if (!Number.isInteger(replica) || replica < 0 || replica >= this.replicas) throw new Error(`replica ${replica} does not exist; valid: 0..${this.replicas - 1}`);
     const n = this.W * this.T, first = replica * n;
-    const replies = this.group.collect(want, n);
-    for (let id = first; id < first + n; id++) this.workers[id].postMessage(m);
-    const r = await replies;
-    return Array.from({ length: this.W }, (_, w) => Array.from({ length: this.T }, (_, t) => r.get(first + w * this.T + t) as Extract<FromWorker, { type: K }>));
+    const r = await this.call(want, () => {
+      if (!Number.isInteger(replica) || replica < 0 || replica >= this.replicas) throw new Error(`replica ${replica} does not exist; valid: 0..${this.replicas - 1}`);
+      return Array.from({ length: n }, (): Posted => [m, []]);
+    }, first);
+    return Array.from({ length: this.W }, (_, w) => Array.from({ length: this.T }, (_, t) => r.get(first + w * this.T + t)!));
   }
 
   /** Every parameter and buffer, from replica `replica`'s threads (default 0; they hold the same values). */
@@ -275,11 +204,10 @@ export class ThreadsExecutor implements Executor, TimingSource {
   }
 
   async loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void> {
-    if (this.failure) throw this.failure;
-    const shares = shareState(state, expectedUnitPrefix(sourceOf(this.setup)), unitsPerWorker(this.setup.balance, this.setup.schedule));
-    const replies = this.group.collect("loaded");
-    this.workers.forEach((w, id) => w.postMessage({ type: "load", entries: shares[this.position(id).worker].entries }));
-    await replies;
+    await this.call("loaded", () => {
+      const shares = shareState(state, expectedUnitPrefix(sourceOf(this.setup)), unitsPerWorker(this.setup.balance, this.setup.schedule));
+      return this.workers.map((_, id): Posted => [{ type: "load", entries: shares[this.position(id).worker].entries }, []]);
+    });
   }
 
   async optimizerState(order: readonly string[]): Promise<OptimizerState> {
@@ -298,6 +226,61 @@ export class ThreadsExecutor implements Executor, TimingSource {
 
   /** Asks every worker to leave (terminating the ones that do not within a grace period). */
   close(): Promise<void> { return this.group.close(); }
+}
+
+/** The threads of `setup` x `replicas` in thread-id order, and the shared-memory groups they collect in. */
+function startThreads(setup: PipelineSetup, initialState: ReadonlyMap<string, Tensor>, replicas: number, o: ThreadsOptions): { workers: Worker[]; shmGroups: ShmGroupHandle[] } {
+  const W = setup.schedule.workers.length, T = tensorSize(setup);
+  const shares = shareState(initialState, expectedUnitPrefix(sourceOf(setup)), unitsPerWorker(setup.balance, setup.schedule), setup.optimizerState);
+  const backend = o.backend ?? getBackend().name;
+  const url = new URL("./worker.js", import.meta.url);
+  // Shared-memory groups: data groups (a worker's tensor rank in every replica), tensor groups (a
+  // replica's worker's tensor ranks).
+  const groups = replicas > 1 ? Array.from({ length: W * T }, () => createShmGroup(replicas)) : [];
+  const tensorGroups = T > 1 ? Array.from({ length: replicas * W }, () => createShmGroup(T)) : [];
+  // Gradient clipping: per replica, every worker's tensor ranks (two slots each).
+  const normGroups = setup.clipGradNorm !== undefined && W * T > 1 ? Array.from({ length: replicas }, () => createShmGroup(W * T, 2 * W * T)) : [];
+  const workers: Worker[] = [];
+  for (let r = 0; r < replicas; r++) {
+    const channels = Array.from({ length: T }, () => pairwiseChannels(W));
+    for (let w = 0; w < W; w++) {
+      for (let t = 0; t < T; t++) {
+        const peers = channels[t][w];
+        const { units, entries, optimizerState } = shares[w];
+        const init: WorkerInit = {
+          worker: w, replica: r, tensor: t, group: groups[w * T + t] ?? null, tensorGroup: tensorGroups[r * W + w] ?? null,
+          normGroup: normGroups[r] ?? null,
+          setup: { ...setup, optimizerState, instrumentation: forReplica(setup.instrumentation, r) }, backend, state: entries, units, peers,
+          reduceTimeoutMs: o.reduceTimeoutMs ?? 600_000,
+        };
+        workers.push(new Worker(url, { workerData: init, transferList: Object.values(peers), execArgv: workerExecArgv() }));
+      }
+    }
+  }
+  return { workers, shmGroups: [...groups, ...tensorGroups, ...normGroups] };
+}
+
+/** One replica's share of a step from its workers' replies (tensor rank 0's). */
+function replicaStep(done: readonly Extract<FromWorker, { type: "done" }>[]): ReplicaStep {
+  const rep: ReplicaStep = { loss: 0, correct: 0, count: 0, compute: 0, reduce: 0, update: 0, seconds: 0 };
+  for (const { metrics, busy: b, seconds } of done) {
+    for (const [, x] of metrics) { rep.loss += x.loss; rep.correct += x.correct; rep.count += x.count; }
+    rep.compute += b.F + b.B + b.W; rep.reduce += b.REDUCE; rep.update += b.STEP;
+    rep.seconds = Math.max(rep.seconds, seconds);
+  }
+  return rep;
+}
+
+/** A message to a thread and the buffers it moves there. */
+type Posted = [ToWorker, ArrayBuffer[]];
+
+/**
+ * The message `message` makes with the inputs and targets a thread delivers itself. The caller keeps
+ * its arrays: they are copied once into buffers that are then moved.
+ */
+function withDeliveries(deliveries: Deliveries, message: (d: Deliveries) => ToWorker): Posted {
+  const own: Deliveries = deliveries.map(([k, p]) => [k, p.kind === "tensor" ? { ...p, data: p.data.slice() } : { ...p, labels: p.labels.slice() }]);
+  return [message(own), own.map(([, p]) => (p.kind === "tensor" ? p.data.buffer : p.labels.buffer) as ArrayBuffer)];
 }
 
 /** peers[i][j] = worker i's end of a channel to worker j, for W workers. */

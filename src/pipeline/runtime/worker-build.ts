@@ -1,18 +1,18 @@
 // How a worker of any executor starts (a worker thread, an MPI rank): build the model from its
 // source, load its share of the state, keep its stages and put an interpreter over its action list.
 // Its weights change only through its own STEPs, so it holds them between lists (ownsWeights).
-import type { MicrobatchMetrics } from "../stage.js";
-import type { Tensor } from "../../tensor/tensor.js";
 import type { AsyncRuntime } from "./async-weights.js";
 import { createAsyncRuntime } from "./async-weights.js";
 import { WorkerInterpreter, type InterpreterOptions, type Outbox, type PhysicalStage } from "./interpreter.js";
 import { InputHook } from "./input-hook.js";
+import { ListResults } from "./list-results.js";
 import { loadLoss } from "./loss-source.js";
 import { loadModelSource, type PipelineModel } from "./model-source.js";
 import { buildWorkerStages, shapeOf, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
-import { loadWorkerState, type WorkerState } from "./worker-state.js";
+import { loadStageState, loadWorkerState, refuseLoadWithAsync, type WorkerState } from "./worker-state.js";
 import { assembleParts, shardShare, splitSends, stagesPlan, tensorParallelWorker, withSequenceParallelSync } from "./tensor-stages.js";
-import type { ShardPlan } from "../../parallel/tp-shard.js";
+import { shardStateDict, type ShardPlan } from "../../parallel/tp-shard.js";
+import type { Tensor } from "../../tensor/tensor.js";
 import { hasParallelLayers } from "../../parallel/ptdp-units.js";
 import type { SyncCollectives } from "../../transport/types.js";
 import { clipOption, countedOnRank, type NormGroup } from "./grad-clip.js";
@@ -27,6 +27,13 @@ export interface BuiltWorker {
   takeGradSquares(): [number, number][];
   /** Applied to every input this worker's stage 0 is fed. */
   inputHook: InputHook;
+  /** What its lists report (metrics; outputs in prediction). */
+  results: ListResults;
+  /**
+   * Between lists: replaces its weights with those of `state`, the full model's (a tensor-parallel
+   * rank keeps its shard). Not with an asynchronous method.
+   */
+  load(state: ReadonlyMap<string, Tensor>): void;
 }
 
 /**
@@ -43,12 +50,8 @@ export type WorkerWeights = { share: Pick<WorkerState, "units" | "entries"> } | 
  */
 export type ReplicaHooks = Pick<InterpreterOptions, "reduce" | "wake"> & { tensor?: SyncCollectives; norm?: NormGroup };
 
-/** Worker `worker` of `setup` on `weights`. */
-export async function buildWorker(setup: PipelineSetup, worker: number, weights: WorkerWeights, outbox: Outbox,
-  onMetrics: (microbatch: number, m: MicrobatchMetrics) => void, onOutput?: (microbatch: number, t: Tensor) => void,
-  replicaHooks: ReplicaHooks = {}): Promise<BuiltWorker> {
-  const { tensor, norm, ...hooks } = replicaHooks;
-  let model: PipelineModel;
+/** The model worker `worker` of `setup` runs on `weights` (built over its tensor group where that splits it). */
+async function workerModel(setup: PipelineSetup, worker: number, weights: WorkerWeights, tensor: SyncCollectives | undefined): Promise<PipelineModel> {
   const tp = setup.tensorParallel;
   // A user's model is built over the worker's tensor group: its parallel layers come out as shards.
   const userSplit = tp !== undefined && tp.size > 1 && tensor !== undefined && sourceOf(setup).kind === "module";
@@ -57,11 +60,19 @@ export async function buildWorker(setup: PipelineSetup, worker: number, weights:
     if (userSplit && hasParallelLayers(weights.model.units)) {
       throw new Error(`worker ${worker}: a model of your own tensor-parallel layers is split over tensor ranks on the threads executor only so far`);
     }
-    model = weights.model;
-  } else {
-    model = await loadModelSource(sourceOf(setup), { initialise: false, ...(userSplit ? { tensor } : {}) });
-    loadWorkerState(model, userSplit ? shardShare(model, weights.share, tensor) : weights.share);
+    return weights.model;
   }
+  const model = await loadModelSource(sourceOf(setup), { initialise: false, ...(userSplit ? { tensor } : {}) });
+  loadWorkerState(model, userSplit ? shardShare(model, weights.share, tensor) : weights.share);
+  return model;
+}
+
+/** Worker `worker` of `setup` on `weights`; it delivers its messages to itself without `outbox`. */
+export async function buildWorker(setup: PipelineSetup, worker: number, weights: WorkerWeights, outbox: Outbox,
+  replicaHooks: ReplicaHooks = {}): Promise<BuiltWorker> {
+  const { tensor, norm, ...hooks } = replicaHooks;
+  const tp = setup.tensorParallel;
+  let model = await workerModel(setup, worker, weights, tensor);
   const inputHook = new InputHook(model, worker);
   const loss = await loadLoss(setup.loss);
   model.train();
@@ -78,16 +89,24 @@ export async function buildWorker(setup: PipelineSetup, worker: number, weights:
   const asyncRuntime = createAsyncRuntime(stages, setup.async);
   const norms = new Map<number, number>();
   const plan = stagesPlan(stages, model.unitPrefix);
+  const results = new ListResults();
   const interp = new WorkerInterpreter({
-    worker, actions: setup.schedule.workers[worker], stages, shape: shapeOf(setup.schedule), outbox,
+    worker, actions: setup.schedule.workers[worker], stages, shape: shapeOf(setup.schedule),
+    outbox: { ...outbox, send: (to, key, p, transferable) => (to === worker ? interp.deliver(key, p) : outbox.send(to, key, p, transferable)) },
     // The asynchronous method is rebuilt from the setup's JSON, like the model.
     hooks: asyncRuntime?.hooks, actionDelay: syntheticDelay(setup.instrumentation, setup.schedule.chunks),
-    onMetrics, onOutput, ownsWeights: true, recordActions: setup.instrumentation?.recordActions === true, assemble, ...hooks,
+    onMetrics: results.onMetrics, onOutput: results.onOutput, ownsWeights: true, recordActions: setup.instrumentation?.recordActions === true, assemble, ...hooks,
     ...(setup.gradientNorms ? { beforeOptimizer: (ps: PhysicalStage) => addGradSquares(ps, norms) } : {}),
     ...clipOption(setup, norm, countedOnRank(plan, tensor?.rank ?? 0), beforeClip),
   });
   const takeGradSquares = (): [number, number][] => { const out = [...norms]; norms.clear(); return out; };
-  return { interp, asyncRuntime, plan, takeGradSquares, inputHook };
+  const load = (state: ReadonlyMap<string, Tensor>): void => {
+    refuseLoadWithAsync(asyncRuntime);
+    interp.abandon();
+    loadStageState(interp.stages.values(), tensor && tensor.size > 1 ? shardStateDict(state, plan, tensor.rank, tensor.size) : state);
+    inputHook.load(state);
+  };
+  return { interp, asyncRuntime, plan, takeGradSquares, inputHook, results, load };
 }
 
 /** Adds each unit's squared L2 norm of its trainable parameters' gradients to `norms` (by unit index). */

@@ -9,19 +9,16 @@ import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { getHeapStatistics } from "node:v8";
 import { setBackend } from "../../backend/index.js";
 import { loadNativeAddon } from "../../backend/native.js";
-import type { MicrobatchMetrics } from "../stage.js";
 import { PipelineActionError, type Payload, type WorkerInterpreter } from "./interpreter.js";
 import { ShmCollectives } from "../../transport/shm-collectives.js";
 import { reduceStageSync } from "./replica-reduce.js";
-import { shardStateDict } from "../../parallel/tp-shard.js";
 import type { FromWorker, PeerMessage, ToWorker, WorkerInit } from "./messages.js";
 import { toPlain } from "../../optim/index.js";
-import { buildWorker } from "./worker-build.js";
+import { buildWorker, type BuiltWorker } from "./worker-build.js";
 import { syncNormGroup } from "./grad-clip.js";
-import type { InputHook } from "./input-hook.js";
-import { workerMemory } from "./memory.js";
+import { memoryBytes, memoryRecord } from "./memory.js";
 import { WorkerLoop } from "./worker-loop.js";
-import { entryTensors, loadStageState, refuseLoadWithAsync, stageEntries, stageOptimizerStates } from "./worker-state.js";
+import { entryTensors, stageEntries, stageOptimizerStates } from "./worker-state.js";
 import { hostMemory } from "../../tensor/host-arrays.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { epochNow, MessageLog, onEpoch, payloadBytes, type RankTimings } from "./action-records.js";
@@ -61,15 +58,11 @@ function postPeer(key: string, payload: Payload, transferable: boolean, peer: Me
   }
 }
 
+let built: BuiltWorker;
 let interp: WorkerInterpreter;
 let loop: WorkerLoop;
 let failed = false;
-const metrics: [number, MicrobatchMetrics][] = [];
-const outputs: { mb: number; data: Float32Array; shape: number[] }[] = [];
 let peakBytes = 0;
-/** setup.gradientNorms: the built worker's squared gradient norms of the last list. */
-let gradSquares: (() => [number, number][]) | null = null;
-let inputHook: InputHook;
 /**
  * recordActions: this thread's messages, from the end of one list to the end of the next (a
  * neighbour's first message of a step may arrive before the step's own message from the main thread).
@@ -91,17 +84,17 @@ function sampleMemory(): void {
 /** Posts the finished list's results to the main thread. */
 function finished(): void {
   const b = interp.busy;
-  const outs = outputs.splice(0);
-  const { prepared, seconds: prepSeconds } = inputHook.take();
+  const { metrics, outputs } = built.results.take();
+  const { prepared, seconds: prepSeconds } = built.inputHook.take();
   const messages = log?.take();
   const end = epochNow();
   const timings: RankTimings | undefined = messages && stepList
     ? { rank: id, worker: init.worker, replica: init.replica, actions: onEpoch(interp.records), ...messages, begin, listDone: end, end } : undefined;
   if (log) log.paused = false;
-  post({ type: "done", worker: id, metrics: metrics.splice(0), busy: { ...b, F: b.F + prepSeconds }, seconds: (end - begin) / 1000, peaks: [...interp.peakLive], peakBytes, outputs: outs,
-    memory: workerMemory(interp, { worker: init.worker, replica: init.replica, tensor: init.tensor }),
-    ...(timings ? { timings } : {}), ...(gradSquares ? { gradSquares: gradSquares() } : {}), ...(prepared.length ? { prepared } : {}) },
-  [...outs, ...prepared].map((o) => o.data.buffer as ArrayBuffer));
+  post({ type: "done", worker: id, metrics, busy: { ...b, F: b.F + prepSeconds }, seconds: (end - begin) / 1000, peaks: [...interp.peakLive], peakBytes, outputs,
+    memory: memoryRecord(init.setup.schedule, init, memoryBytes(interp)),
+    ...(timings ? { timings } : {}), ...(init.setup.gradientNorms ? { gradSquares: built.takeGradSquares() } : {}), ...(prepared.length ? { prepared } : {}) },
+  [...outputs, ...prepared].map((o) => o.data.buffer as ArrayBuffer));
 }
 
 try {
@@ -109,7 +102,6 @@ try {
   const peers = init.peers as Record<number, MessagePort>;
   const outbox = {
     send(to: number, key: string, payload: Payload, transferable: boolean): void {
-      if (to === init.worker) { interp.deliver(key, payload); return; }
       const peer = peers[to];
       if (!peer) throw new Error(`worker ${init.worker} has no channel to worker ${to}`);
       const t0 = log ? epochNow() : 0, bytes = log ? payloadBytes(payload) : 0; // read before a transfer detaches the buffer
@@ -118,8 +110,7 @@ try {
     },
   };
   const comm = init.group ? new ShmCollectives(init.group, init.replica, { timeoutMs: init.reduceTimeoutMs }) : null;
-  const built = await buildWorker(init.setup, init.worker, { share: { units: init.units ?? null, entries: init.state } }, outbox,
-    (mb, m) => { metrics.push([mb, m]); }, (mb, t) => { outputs.push({ mb, data: t.data.slice(), shape: [...t.shape] }); },
+  built = await buildWorker(init.setup, init.worker, { share: { units: init.units ?? null, entries: init.state } }, outbox,
     {
       ...(comm ? { reduce: (ps) => reduceStageSync(ps, (buf) => comm.allReduceSync(buf, "sum")) } : {}),
       ...(init.tensorGroup ? { tensor: new ShmCollectives(init.tensorGroup, init.tensor, { timeoutMs: init.reduceTimeoutMs }) } : {}),
@@ -127,11 +118,8 @@ try {
     });
   init.state = []; // the copy of the state is not needed any more
   interp = built.interp;
-  if (init.setup.gradientNorms) gradSquares = built.takeGradSquares;
-  inputHook = built.inputHook;
   // Memory is sampled around each burst of actions: activations peak inside a step.
   loop = new WorkerLoop(interp, { finished, fail, beforePump: sampleMemory, afterPump: sampleMemory });
-  const asyncRuntime = built.asyncRuntime;
   for (const [w, p] of Object.entries(peers)) {
     p.on("messageerror", (e: Error) => { fail(new Error(`a message from worker ${w} could not be read: ${e.message}`)); });
     p.on("message", (m: PeerMessage) => {
@@ -145,7 +133,7 @@ try {
   port.on("message", (m: ToWorker) => {
     try {
       if (m.type === "step" || m.type === "forward") {
-        for (const [key, payload] of m.deliveries) interp.deliver(key, m.type === "step" ? inputHook.apply(payload) : inputHook.forward(payload));
+        for (const [key, payload] of m.deliveries) interp.deliver(key, m.type === "step" ? built.inputHook.apply(payload) : built.inputHook.forward(payload));
         if (m.type === "step") interp.reset(m.lrFactors);
         else interp.reset([1], forwardOnlyLists(init.setup.schedule, m.count)[init.worker], m.mode);
         begin = epochNow();
@@ -157,18 +145,12 @@ try {
         const entries = stageEntries(interp.stages.values());
         post({ type: "state", worker: id, entries, plan: built.plan }, entries.map((e) => e[1].buffer as ArrayBuffer));
       } else if (m.type === "load") {
-        refuseLoadWithAsync(asyncRuntime);
-        interp.abandon();
-        const full = entryTensors(m.entries);
-        // A tensor-parallel rank keeps its own shard of the dense weights it is sent.
-        const T = init.setup.tensorParallel?.size ?? 1;
-        loadStageState(interp.stages.values(), T > 1 ? shardStateDict(full, built.plan, init.tensor, T) : full);
-        inputHook.load(full);
+        built.load(entryTensors(m.entries));
         post({ type: "loaded", worker: id });
       } else if (m.type === "optimizer") {
         post({ type: "optimizer", worker: id, states: stageOptimizerStates(interp.stages.values()).map(toPlain), plan: built.plan });
       } else if (m.type === "async-state") {
-        post({ type: "async-state", worker: id, state: asyncRuntime?.snapshot() ?? null });
+        post({ type: "async-state", worker: id, state: built.asyncRuntime?.snapshot() ?? null });
       } else if (m.type === "close") {
         for (const p of Object.values(peers)) p.close();
         port.close();

@@ -1,0 +1,66 @@
+// What a worker's list reports from its last stage (each micro-batch's metrics; in prediction its
+// outputs), and how every executor sums it: a step's micro-batch shares in replica order, a
+// forward-only list's shares put back under their global micro-batch ids (replica r runs r, r+R,
+// ... under local ids 0, 1, ...) and summed in that order. The same order gives the same bits.
+import { Tensor } from "../../tensor/tensor.js";
+import type { MicrobatchMetrics } from "../stage.js";
+import type { StepResult } from "./executor.js";
+
+/** One micro-batch's output as plain arrays (it crosses threads and ranks this way). */
+export interface PlainOutput { mb: number; data: Float32Array; shape: number[] }
+
+/** Where a worker's interpreter reports its list's metrics and outputs (onMetrics, onOutput). */
+export class ListResults {
+  metrics: [number, MicrobatchMetrics][] = [];
+  outputs: PlainOutput[] = [];
+  readonly onMetrics = (mb: number, m: MicrobatchMetrics): void => { this.metrics.push([mb, m]); };
+  readonly onOutput = (mb: number, t: Tensor): void => { this.outputs.push({ mb, data: t.data.slice(), shape: [...t.shape] }); };
+
+  /** What was reported since the last call. */
+  take(): Pick<ListResults, "metrics" | "outputs"> {
+    const { metrics, outputs } = this;
+    [this.metrics, this.outputs] = [[], []];
+    return { metrics, outputs };
+  }
+}
+
+/** A share of a forward-only list: the global ids of its micro-batches and what it reported under their local ids. */
+export interface ForwardShare { ids: readonly number[]; metrics: readonly [number, MicrobatchMetrics][]; outputs: readonly PlainOutput[] }
+
+/**
+ * A step's result from the workers' metrics (lists in replica order: each micro-batch's replica
+ * shares are summed in that order) and replica 0's busy seconds and peaks.
+ */
+export function sumMetrics(microbatches: number, lists: Iterable<Iterable<readonly [number, MicrobatchMetrics]>>, replicas: number,
+  busy: number[], peaks: Iterable<[number, number]>, stages: number): StepResult {
+  const shares = Array.from({ length: microbatches }, (): MicrobatchMetrics[] => []);
+  for (const list of lists) for (const [mb, m] of list) shares[mb]?.push(m);
+  const per = shares.map((p, j) => {
+    if (p.length !== replicas) throw new Error(`micro-batch ${j} produced ${p.length} loss(es) for ${replicas} replica(s)`);
+    return p.reduce((a, m) => ({ loss: a.loss + m.loss, correct: a.correct + m.correct, count: a.count + m.count }));
+  });
+  let loss = 0, correct = 0, count = 0;
+  for (const m of per) { loss += m.loss; correct += m.correct; count += m.count; }
+  const peakActivations = new Array<number>(stages).fill(0);
+  for (const [s, n] of peaks) peakActivations[s] = n;
+  return { loss, correct, count, perMicrobatch: per, busy, peakActivations };
+}
+
+/** The evaluation metrics of `n` micro-batches from their shares, summed in micro-batch order. */
+export function evalMetrics(n: number, shares: Iterable<ForwardShare>): MicrobatchMetrics {
+  const per = new Array<MicrobatchMetrics | undefined>(n).fill(undefined);
+  for (const s of shares) for (const [i, m] of s.metrics) per[s.ids[i]] = m;
+  const out = { loss: 0, correct: 0, count: 0 };
+  per.forEach((m, j) => {
+    if (!m) throw new Error(`evaluation micro-batch ${j} produced no metrics`);
+    out.loss += m.loss; out.correct += m.correct; out.count += m.count;
+  });
+  return out;
+}
+
+/** The outputs of `n` micro-batches from their shares, in micro-batch order. */
+export function predictions(n: number, shares: Iterable<ForwardShare>): Tensor[] {
+  const out: Tensor[] = [];
+  for (const s of shares) for (const o of s.outputs) out[s.ids[o.mb]] = new Tensor(o.data, o.shape);
+  return Array.from({ length: n }, (_, j) => out[j]);
+}
