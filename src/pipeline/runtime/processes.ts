@@ -97,8 +97,6 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   }
 
   /** This rank's timings of its last step (null unless the setup's instrumentation records actions). */
-  timings(): RankTimings | null { return this.last; }
-
   stepTimings(): RankTimings[] | null { return this.last ? [this.last] : null; }
   timingSchedule(): Schedule { return this.setup.schedule; }
 
