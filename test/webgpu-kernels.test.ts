@@ -342,7 +342,7 @@ describe("webgpu kernels agree with the reference backend", { skip }, () => {
         t.set([1, 0, 2, 0, 0, 0]);
       }
       const want = countCorrect(new Tensor(x, [rows, cols]), t);
-      assert.equal(G().countCorrect!(x, t, rows, cols), want, `countCorrect ${rows}x${cols}`);
+      assert.equal(G().countCorrect!(x, t, rows, cols)(), want, `countCorrect ${rows}x${cols}`);
       if (rows === 6) assert.equal(want, 5);
     }
   });

@@ -88,9 +88,11 @@ export interface Backend {
   /**
    * Rows of logits [rows, cols] whose first maximum (by >) is at the target class. Optional: without
    * it the caller counts on the host; a device backend has it so that the logits need not come back.
+   * It returns a getter: the count is started now and read when asked, so a device backend can bring
+   * it back with the next read-back (the loss's) instead of waiting once more.
    * @internal
    */
-  countCorrect?(logits: Float32Array, targets: Int32Array, rows: number, cols: number): number;
+  countCorrect?(logits: Float32Array, targets: Int32Array, rows: number, cols: number): () => number;
   // dx (+)= scale * (softmax - onehot(targets)).
   crossEntropyBackward(logProbs: Float32Array, targets: Int32Array, rows: number, cols: number, scale: number,
     dx: Float32Array, accumulate: boolean): void;

@@ -21,6 +21,14 @@ export function crossEntropyLoss(logits: Tensor, targets: Int32Array, reduction:
 
 /** Rows of logits [..., C] whose first maximum is at the target class (one target per row). */
 export function countCorrect(logits: Tensor, targets: Int32Array): number {
+  return countCorrectLater(logits, targets)();
+}
+
+/**
+ * countCorrect started now and read when the returned function is called: a device backend brings
+ * the count back with its next read-back (the loss's) instead of waiting for it alone.
+ */
+export function countCorrectLater(logits: Tensor, targets: Int32Array): () => number {
   const c = logits.shape[logits.rank - 1];
   const rows = logits.size / c;
   const be = getBackend();
@@ -32,5 +40,5 @@ export function countCorrect(logits: Tensor, targets: Int32Array): number {
     for (let j = 1; j < c; j++) if (d[r * c + j] > d[r * c + best]) best = j;
     if (best === targets[r]) correct++;
   }
-  return correct;
+  return () => correct;
 }

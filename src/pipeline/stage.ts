@@ -33,7 +33,7 @@ import type { Module } from "../nn/module.js";
 import { BatchNorm2d, collectBatchNormStatistics, type BatchNormCollector } from "../nn/norm.js";
 import { Dropout } from "../nn/dropout.js";
 import type { Rng } from "../tensor/random.js";
-import { countCorrect, crossEntropyLoss } from "../nn/loss.js";
+import { countCorrectLater, crossEntropyLoss } from "../nn/loss.js";
 import { checkLossBroadcast } from "./loss-check.js";
 import { ActivationMeter, graphBytes } from "./activation-bytes.js";
 
@@ -271,7 +271,8 @@ export class Stage {
         // Nothing of this stage keeps the output: it may be moved to the next worker.
         const transferable = out.data.buffer !== x.data.buffer;
         if (!this.isLast || !targets) return { output: out, transferable, metrics: null };
-        return { output: null, transferable: false, metrics: { loss: this.loss(out, targets).item(), ...accuracyOf(out, targets.labels) } };
+        const accuracy = accuracyOf(out, targets.labels);
+        return { output: null, transferable: false, metrics: { loss: this.loss(out, targets).item(), ...accuracy() } };
       });
     } finally {
       this.units.forEach(([, m], i) => m.train(modes[i]));
@@ -313,9 +314,11 @@ export class Stage {
     let root: Tensor | null = this.recompute ? null : out;
     let metrics: MicrobatchMetrics | null = null;
     if (this.isLast && targets) {
+      // Counted before the loss, so that a device backend reads both back with one wait.
+      const accuracy = accuracyOf(out, targets.labels);
       const loss = this.recompute ? noGrad(() => this.loss(out, targets)) : enableGrad(() => this.loss(out, targets));
       if (!this.recompute) root = loss;
-      metrics = { loss: loss.item(), ...accuracyOf(out, targets.labels) };
+      metrics = { loss: loss.item(), ...accuracy() };
     }
     const bytes = root ? graphBytes([root, input], this.weights) : input.data.byteLength;
     this.meter.add(bytes);
@@ -436,12 +439,16 @@ export class Stage {
 
 }
 
-/** Correct predictions when the targets are class ids, one per output row; else none (count = rows). */
-function accuracyOf(out: Tensor, t: Target): { correct: number; count: number } {
+/**
+ * Correct predictions when the targets are class ids, one per output row; else none (count = rows).
+ * Started now, read when the returned function is called (see countCorrectLater).
+ */
+function accuracyOf(out: Tensor, t: Target): () => { correct: number; count: number } {
   const rows = targetRows(t);
   const classes = out.rank > 0 ? out.shape[out.rank - 1] : 0;
-  if (!(t instanceof Int32Array) || classes === 0 || out.size / classes !== rows) return { correct: 0, count: rows };
-  return { correct: countCorrect(out, t), count: rows };
+  if (!(t instanceof Int32Array) || classes === 0 || out.size / classes !== rows) return () => ({ correct: 0, count: rows });
+  const correct = countCorrectLater(out, t);
+  return () => ({ correct: correct(), count: rows });
 }
 
 /** loss * scale for a scalar loss, recorded on the tape. */

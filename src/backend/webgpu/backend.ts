@@ -187,10 +187,12 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
     },
 
     countCorrect(logits, targets, r, cols) {
-      const count = new Float32Array(1);
+      // On the device until read; the next wait (the loss's) brings it back with its own read-back.
+      const count = g.resident ? g.resident.alloc(1) : new Float32Array(1);
       g.run([buf(logits), buf(targets), out(count)],
         [g.rowPass(rows.countCorrectShader(wg), [0, 1, 2], 1, [r, cols])], [2], "countCorrect");
-      return count[0];
+      g.readAlong(count);
+      return () => count[0];
     },
 
     crossEntropyBackward(logProbs, targets, r, cols, scale, dx, accumulate) {

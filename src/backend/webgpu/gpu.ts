@@ -2,7 +2,7 @@
 // splits 1-D launches over the adapter's per-dimension workgroup limit, and runs one command buffer.
 import { GpuChannel } from "./channel.js";
 import type { CreateSpec, GpuInit, GpuRequest, HostData, PassSpec } from "./protocol.js";
-import { ResidentArrays } from "./resident.js";
+import { ResidentArrays, type Slot } from "./resident.js";
 import { UploadCache } from "./upload-cache.js";
 import { hostMemory } from "../../tensor/host-arrays.js";
 
@@ -55,6 +55,8 @@ export class Gpu {
   readonly resident: ResidentArrays | null;
   readonly counts: GpuCounts = { uploads: 0, readbacks: 0, readWords: 0, waits: 0 };
   private readonly cache = new UploadCache((id) => { this.freed.push(id); });
+  /** Device arrays to read back with the next request that waits (see readAlong). */
+  private along: Slot[] = [];
   private closed = false;
 
   constructor(init: GpuInit, opts: GpuOptions = {}) {
@@ -227,10 +229,28 @@ export class Gpu {
     return results;
   }
 
+  /**
+   * Brings a device array's values back with the next request that waits anyway, instead of a wait
+   * of its own when the host reads it (a small result due soon, such as a count beside the loss).
+   */
+  readAlong(a: Float32Array): void {
+    const slot = this.resident?.slotOf(a);
+    if (slot?.stale) this.along.push(slot);
+  }
+
   private wait(req: GpuRequest, what: string): ArrayBuffer[] {
     if (this.closed) throw new Error(`webgpu ${what}: the backend was closed`);
     this.counts.waits++;
-    return this.channel.call(req, what);
+    // Only arrays still behind on the host and still on the device (a host write may have dropped one).
+    const along = this.along.filter((s) => s.stale && s.id !== null && !req.read.includes(s.id));
+    this.along = [];
+    const results = this.channel.call({ ...req, read: [...req.read, ...along.map((s) => s.id!)] }, what);
+    along.forEach((s, k) => {
+      const b = this.counted([results[req.read.length + k]])[0];
+      s.memory.set(s.memory instanceof Int32Array ? new Int32Array(b) : new Float32Array(b));
+      s.stale = false;
+    });
+    return results.slice(0, req.read.length);
   }
 
   private fresh(create: CreateSpec[], words: number): number {
