@@ -111,14 +111,15 @@ test("a resident, batched training step moves O(1) tensors and waits O(1) times,
 });
 
 test("a transformer step (slices, concatenations, residual adds, layer norms) stays on the device", { skip }, () => {
-  // The token ids go up for each embedding (token and position), the labels once; only the loss
+  // The token ids go up (once for the gather and its scatter-add), the labels once, the position
+  // ids only in the first step (the same array every call); only the loss
   // comes back. Host copies (a slice, a gradient handed to two inputs, ones for a layer norm's
   // weight) would each add a read-back and an upload per block.
   const one = train(open({}), gpt(1));
   const three = train(open({}), gpt(3));
   for (const run of [one, three]) {
     for (const s of run.perStep.slice(1)) {
-      assert.ok(s.uploads <= 3, `uploads per step ${JSON.stringify(s)}`);
+      assert.ok(s.uploads <= 2, `uploads per step ${JSON.stringify(s)}`);
       assert.ok(s.readWords <= 1 && s.waits <= 1, `read-backs per step ${JSON.stringify(s)}`);
     }
   }

@@ -152,13 +152,15 @@ for (const spec of [MLP, CNN]) {
     });
 }
 
-test("a 2-stage pipeline step on webgpu waits once per micro-batch on the last stage (the loss and the correct count together)",
+test("a 2-stage pipeline step on webgpu waits once per micro-batch on the last stage and uploads its inputs and labels once",
   { skip }, async () => {
     setBackend("webgpu");
     // 4 micro-batches; the second step (the first uploads the weights). Inline: no messages to read.
     const traffic: Traffic[] = [];
     const withCounts = await pipeline(MLP, "inline", traffic);
     assert.ok(traffic[1].waits <= 4, `waits per step ${JSON.stringify(traffic[1])}`);
+    // Each micro-batch's inputs and labels go up once (the loss and the count share the labels).
+    assert.ok(traffic[1].uploads <= 8, `uploads per step ${JSON.stringify(traffic[1])}`);
     // Reading both together changes no result: the same as the threads executor, which reads them
     // on a worker thread's own backend.
     assert.deepEqual(withCounts.losses, (await pipeline(MLP, "threads")).losses, "losses");

@@ -17,5 +17,6 @@ export class Embedding extends Module {
     this.weight = this.registerParameter("weight", normal([num, dim], rng, std));
   }
 
-  forward(ids: Tensor): Tensor { return embedding(this.weight, ids); }
+  /** ids: a float tensor of integer values, or an Int32Array (see the embedding op). */
+  forward(ids: Tensor | Int32Array): Tensor { return embedding(this.weight, ids); }
 }

@@ -80,15 +80,19 @@ export function checkRank(x: Tensor, rank: number, op: string, what: string, lay
   if (x.rank !== rank) throw new Error(`${op}: ${what} ${fmt(x.shape)} must have rank ${rank} (${layout})`);
 }
 
-/** Converts integer-valued floats (token ids, class labels) to Int32Array, checking 0 <= id < limit. */
+/**
+ * Converts integer-valued floats (token ids, class labels) to Int32Array, checking 0 <= id < limit.
+ * An Int32Array is checked and used as it is, not copied: a device backend then uploads it once for
+ * every kernel that reads it.
+ */
 export function toIndices(values: ArrayLike<number>, limit: number, op: string, what: string): Int32Array {
-  const ids = new Int32Array(values.length);
+  const ids = values instanceof Int32Array ? values : new Int32Array(values.length);
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (!Number.isInteger(v) || v < 0 || v >= limit) {
       throw new Error(`${op}: ${what} ${v} at position ${i} is not an integer in 0..${limit - 1}`);
     }
-    ids[i] = v;
+    if (ids !== values) ids[i] = v;
   }
   return ids;
 }

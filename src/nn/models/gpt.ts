@@ -14,7 +14,8 @@ import type { ResolvedSpec } from "./spec.js";
 export class TokenPositionEmbedding extends Module {
   readonly tok: Embedding;
   readonly pos: Embedding;
-  private positions: Tensor | null = null;
+  /** 0..T-1, kept while T stays the same (one array: a device backend uploads it once). */
+  private positions: Int32Array | null = null;
 
   constructor(readonly vocab: number, readonly context: number, readonly dim: number, rng: Rng) {
     super();
@@ -27,7 +28,7 @@ export class TokenPositionEmbedding extends Module {
       throw new Error(`TokenPositionEmbedding: ids ${fmt(ids.shape)} must be [B, T] with 1 <= T <= context ${this.context}`);
     }
     const t = ids.shape[1];
-    if (!this.positions || this.positions.size !== t) this.positions = Tensor.from(Array.from({ length: t }, (_, i) => i), [t]);
+    if (!this.positions || this.positions.length !== t) this.positions = Int32Array.from({ length: t }, (_, i) => i);
     return add(this.tok.forward(ids), this.pos.forward(this.positions)); // [B, T, D] + [T, D]
   }
 }
