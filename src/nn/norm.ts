@@ -94,10 +94,11 @@ export class BatchNorm2d extends Module {
     }
     if (this.training && collector) collector.record(this, x);
     const update = this.training && this.updateRunningStats && collector === null;
-    // Scratch copies absorb the op's in-place update when the statistics must stay unchanged.
-    const mean = update || !this.training ? this.runningMean : this.runningMean.clone();
-    const variance = update || !this.training ? this.runningVar : this.runningVar.clone();
-    const y = batchNorm(x, this.weight, this.bias, mean, variance, this.training, this.momentum, this.eps);
+    // A training forward that must leave the statistics alone passes none: its output never depends
+    // on them, and scratch copies would only cost work (and on a device, a round trip each).
+    const keep = update || !this.training;
+    const y = batchNorm(x, this.weight, this.bias, keep ? this.runningMean : null, keep ? this.runningVar : null,
+      this.training, this.momentum, this.eps);
     if (update) this.numBatchesTracked.data[0] += 1;
     return y;
   }

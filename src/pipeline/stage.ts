@@ -27,6 +27,7 @@
 // nothing.
 import { backward, computeDeferred, enableGrad, noGrad, record, type DeferredGrads } from "../autograd/engine.js";
 import { Tensor } from "../tensor/tensor.js";
+import { deviceArrays } from "../tensor/host-arrays.js";
 import { fmt } from "../tensor/shape.js";
 import { describeValue } from "../util/describe.js";
 import type { Module } from "../nn/module.js";
@@ -147,7 +148,9 @@ class BatchNormStats {
   record(x: Tensor): void {
     const [n, c] = x.shape;
     const hw = x.size / (n * c);
-    const d = x.data;
+    // The float64 sums need the host (WGSL has no f64): a device array comes back once, as a plain
+    // copy, rather than element by element through its proxy.
+    const d = deviceArrays() ? x.data.slice() : x.data;
     for (let i = 0; i < n; i++) {
       for (let ch = 0; ch < c; ch++) {
         let s = 0, sq = 0;
