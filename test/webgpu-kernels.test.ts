@@ -486,6 +486,29 @@ describe("webgpu kernels agree with the reference backend", { skip }, () => {
     }
   });
 
+  test("conv2d forward: the direct kernel (past the im2col limit) within the bound; im2col's bits the same for 64 and the default invocations", () => {
+    const direct = createWebGpuBackend({}, { im2colWords: 0 });
+    const small = createWebGpuBackend({}, { invocations: 64 });
+    try {
+      for (const p of convCases) {
+        const label = `x[${p.n},${p.c},${p.h},${p.w}] w[${p.o},${p.c},${p.kh},${p.kw}]`;
+        const x = randn(p.n * p.c * p.h * p.w), w = randn(p.o * p.c * p.kh * p.kw), bias = randn(p.o);
+        const ys = p.n * p.o * p.oh * p.ow;
+        const [viaDirect, viaDefault, viaSmall, want, bound] = Array.from({ length: 5 }, () => new Float32Array(ys));
+        direct.conv2d(x, w, bias, viaDirect, p);
+        G().conv2d(x, w, bias, viaDefault, p);
+        small.conv2d(x, w, bias, viaSmall, p);
+        ref.conv2d(x, w, bias, want, p);
+        ref.conv2d(abs(x), abs(w), abs(bias), bound, p);
+        bounded(`direct conv2d ${label}`, viaDirect, want, bound, p.c * p.kh * p.kw + 1);
+        exact(`im2col conv2d ${label}: 64 vs default invocations`, viaSmall, viaDefault);
+      }
+    } finally {
+      direct.close();
+      small.close();
+    }
+  });
+
   test("max and average pooling, forward and backward (max: exact; average: 1e-5)", () => {
     const pools: PoolParams[] = [
       pool(2, 3, 6, 6, 2, 2, 2, 2, 0, 0),

@@ -3,7 +3,7 @@
 // are uploaded and, when written, read back before the kernel returns.
 import type { Backend } from "../backend.js";
 import { broadcastStrides } from "../strides.js";
-import { buf, Gpu, out, params, type GpuCounts, type GpuOptions } from "./gpu.js";
+import { buf, Gpu, out, params, scratch, type GpuCounts, type GpuOptions } from "./gpu.js";
 import type { GpuInit } from "./protocol.js";
 import * as ew from "./kernels-elementwise.js";
 import * as rows from "./kernels-rows.js";
@@ -58,8 +58,22 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
     },
 
     conv2d(x, w, bias, o, p) {
-      g.run([buf(x), buf(w), buf(bias ?? NONE), out(o)],
-        [g.pass(conv.conv2dShader(wg), [0, 1, 2, 3], o.length, [...conv.geometry(p), u(bias !== null)])], [3], "conv2d");
+      const geo = [...conv.geometry(p), u(bias !== null)];
+      const k = p.c * p.kh * p.kw, cols = p.n * p.oh * p.ow;
+      if (o.length === 0) return;
+      const edge = matmulBlock(g.tile);
+      // Past the size limit, or more column blocks than a dispatch dimension is sure to allow.
+      if (Math.max(k, p.o) * cols > g.im2colWords || Math.ceil(cols / edge) > 65535) {
+        g.run([buf(x), buf(w), buf(bias ?? NONE), out(o)], [g.pass(conv.conv2dShader(wg), [0, 1, 2, 3], o.length, geo)], [3], "conv2d");
+        return;
+      }
+      // im2col, one matmul (its register-blocked tiles), then the output's layout and the bias.
+      g.run([buf(x), buf(w), buf(bias ?? NONE), out(o), scratch(k * cols), scratch(p.o * cols)], [
+        g.pass(conv.im2colShader(wg), [0, 4], k * cols, conv.geometry(p)),
+        { shader: g.shader(matmulShader(g.tile)), bindings: [1, 4, 2, 5], params: params(p.o, [k, cols, 0, 0, 0, 0, 0], []),
+          groups: [Math.ceil(cols / edge), Math.ceil(p.o / edge), 1] },
+        g.pass(conv.convOutputShader(wg), [5, 2, 3], o.length, geo),
+      ], [3], "conv2d");
     },
 
     conv2dBackwardData(dy, w, dx, p, accumulate) {

@@ -17,6 +17,12 @@ export interface GpuOptions {
   resident?: boolean;
   /** Record kernels and submit only when the host reads (default true); false waits after each kernel. */
   batched?: boolean;
+  /**
+   * The largest im2col matrix (32-bit words) a convolution's forward builds to run as a matmul;
+   * larger ones run the direct kernel, one invocation per output (default 2^24 words, 64 MiB, half
+   * the smallest storage binding a device may have; 0: always the direct kernel).
+   */
+  im2colWords?: number;
 }
 
 /** Counts of host <-> device traffic since the backend opened (tests check they stay O(1) per step). */
@@ -31,11 +37,11 @@ export interface GpuCounts {
   waits: number;
 }
 
-/** An operand of a kernel call: its host array, and whether the kernel needs its old contents. */
-export interface Operand {
-  array: Float32Array | Int32Array | Uint32Array;
-  keep: boolean;
-}
+/**
+ * An operand of a kernel call: its host array, and whether the kernel needs its old contents; or a
+ * device-only scratch buffer of `words` (an intermediate between passes, freed after the submit).
+ */
+export type Operand = { array: Float32Array | Int32Array | Uint32Array; keep: boolean } | { words: number };
 
 export class Gpu {
   readonly wg: number;
@@ -53,6 +59,7 @@ export class Gpu {
   private readonly pinned = new WeakMap<object, number>();
   private readonly batched: boolean;
   readonly resident: ResidentArrays | null;
+  readonly im2colWords: number;
   readonly counts: GpuCounts = { uploads: 0, readbacks: 0, readWords: 0, waits: 0 };
   private readonly cache = new UploadCache((id) => { this.freed.push(id); });
   /** Device arrays to read back with the next request that waits (see readAlong). */
@@ -81,6 +88,7 @@ export class Gpu {
     this.adapter = ready.adapter;
     this.maxGroups = ready.maxGroupsPerDim;
     this.batched = opts.batched ?? true;
+    this.im2colWords = opts.im2colWords ?? 1 << 24;
     this.resident = (opts.resident ?? true) ? new ResidentArrays({
       readBack: (id, into) => {
         const b = this.read([id], "reading a tensor back")[0];
@@ -153,10 +161,16 @@ export class Gpu {
     const order = [...written, ...operands.keys()].filter((i, at, all) => all.indexOf(i) === at);
     const bound = new Array<number>(operands.length);
     for (const i of order) {
-      const a = operands[i].array;
+      const op = operands[i];
+      if ("words" in op) {
+        bound[i] = this.fresh(create, op.words);
+        temps.push(bound[i]);
+        continue;
+      }
+      const a = op.array;
       const isOut = written.includes(i);
       // An output that is also read through another operand must start from its current values.
-      const keep = operands[i].keep || operands.some((o, j) => o.array === a && !written.includes(j));
+      const keep = op.keep || operands.some((o, j) => "array" in o && o.array === a && !written.includes(j));
       const slot = this.resident?.slotOf(a);
       const seen = ids.get(a);
       if (seen !== undefined) {
@@ -284,6 +298,11 @@ export function params(n: number, u: readonly number[], f: readonly number[]): U
 /** An operand whose contents the kernel reads (inputs, and outputs it adds into or updates in place). */
 export function buf(array: Float32Array | Int32Array | Uint32Array): Operand {
   return { array, keep: true };
+}
+
+/** A scratch buffer on the device, never seen by the host. */
+export function scratch(words: number): Operand {
+  return { words };
 }
 
 /** An output the kernel overwrites entirely. */

@@ -44,6 +44,39 @@ export function conv2dShader(wg: number): string {
   O[i] = s;`);
 }
 
+/**
+ * im2col: COLS [c*kh*kw, n*oh*ow], row (ci, ki, kj), column (ni, y, x), holds the input value the
+ * window at (ni, y, x) sees through kernel tap (ci, ki, kj), 0 in the padding. Then the convolution
+ * is one matmul W [o, c*kh*kw] x COLS, whose k products are summed in order (the same for any tile).
+ */
+export function im2colShader(wg: number): string {
+  return perItem(wg, [["X", "r"], ["COLS", "rw"]], GEOMETRY, [], `
+  let cols = P.bn * P.oh * P.ow;
+  let col = i % cols;
+  let r = i / cols;
+  let x = col % P.ow;
+  let y = (col / P.ow) % P.oh;
+  let ni = col / (P.ow * P.oh);
+  let kj = r % P.kw;
+  let ki = (r / P.kw) % P.kh;
+  let ci = r / (P.kw * P.kh);
+  let iy = i32(y * P.sh + ki) - i32(P.ph);
+  let ix = i32(x * P.sw + kj) - i32(P.pw);
+  var v = 0.0;
+  if (iy >= 0 && iy < i32(P.bh) && ix >= 0 && ix < i32(P.bw)) {
+    v = X[((ni * P.bc + ci) * P.bh + u32(iy)) * P.bw + u32(ix)];
+  }
+  COLS[i] = v;`);
+}
+
+/** The matmul's [o, n*oh*ow] result to the output [n, o, oh, ow], adding the bias. */
+export function convOutputShader(wg: number): string {
+  return perItem(wg, [["T", "r"], ["BIAS", "r"], ["O", "rw"]], [...GEOMETRY, "hasBias"], [], `${OUT_INDEX}
+  var s = T[(oi * P.bn + ni) * P.oh * P.ow + y * P.ow + x];
+  if (P.hasBias != 0u) { s = s + BIAS[oi]; }
+  O[i] = s;`);
+}
+
 /** Output row y reads input row iy through kernel row ki when y*sh - ph + ki = iy; ki descends so y ascends. */
 function windowsOf(body: string): string {
   return `
