@@ -486,7 +486,7 @@ describe("webgpu kernels agree with the reference backend", { skip }, () => {
     }
   });
 
-  test("conv2d forward: the direct kernel (past the im2col limit) within the bound; im2col's bits the same for 64 and the default invocations", () => {
+  test("conv2d forward and data gradient: the direct kernels (past the im2col limit) within the bound; the matmul path's bits the same for 64 and the default invocations", () => {
     const direct = createWebGpuBackend({}, { im2colWords: 0 });
     const small = createWebGpuBackend({}, { invocations: 64 });
     try {
@@ -502,6 +502,15 @@ describe("webgpu kernels agree with the reference backend", { skip }, () => {
         ref.conv2d(abs(x), abs(w), abs(bias), bound, p);
         bounded(`direct conv2d ${label}`, viaDirect, want, bound, p.c * p.kh * p.kw + 1);
         exact(`im2col conv2d ${label}: 64 vs default invocations`, viaSmall, viaDefault);
+        const dy = randn(ys), xs = x.length;
+        const [dDirect, dDefault, dSmall, dWant, dBound] = Array.from({ length: 5 }, () => new Float32Array(xs));
+        direct.conv2dBackwardData(dy, w, dDirect, p, false);
+        G().conv2dBackwardData(dy, w, dDefault, p, false);
+        small.conv2dBackwardData(dy, w, dSmall, p, false);
+        ref.conv2dBackwardData(dy, w, dWant, p, false);
+        ref.conv2dBackwardData(abs(dy), abs(w), dBound, p, false);
+        bounded(`direct conv2dBackwardData ${label}`, dDirect, dWant, dBound, p.o * p.kh * p.kw);
+        exact(`matmul conv2dBackwardData ${label}: 64 vs default invocations`, dSmall, dDefault);
       }
     } finally {
       direct.close();

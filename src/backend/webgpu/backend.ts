@@ -77,9 +77,20 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
     },
 
     conv2dBackwardData(dy, w, dx, p, accumulate) {
-      g.run([buf(dy), buf(w), dest(dx, accumulate)],
-        [g.pass(conv.conv2dBackwardDataShader(wg), [0, 1, 2], dx.length, [...conv.geometry(p), u(accumulate)])], [2],
-        "conv2dBackwardData");
+      const geo = [...conv.geometry(p), u(accumulate)];
+      const k = p.c * p.kh * p.kw, positions = p.oh * p.ow, edge = matmulBlock(g.tile);
+      if (dx.length === 0) return;
+      if (k * p.n * positions > g.im2colWords || Math.ceil(k / edge) > 65535 || p.n > 65535) {
+        g.run([buf(dy), buf(w), dest(dx, accumulate)], [g.pass(conv.conv2dBackwardDataShader(wg), [0, 1, 2], dx.length, geo)], [2],
+          "conv2dBackwardData");
+        return;
+      }
+      // Per sample, dy^T [oh*ow, o] x W [o, c*kh*kw] by the matmul (W shared), then col2im.
+      g.run([buf(dy), buf(w), dest(dx, accumulate), scratch(p.n * positions * k), buf(NONE)], [
+        { shader: g.shader(matmulShader(g.tile)), bindings: [0, 1, 4, 3], params: params(positions, [p.o, k, 1, 0, 0, 1, 0], []),
+          groups: [Math.ceil(k / edge), Math.ceil(positions / edge), p.n] },
+        g.pass(conv.col2imShader(wg), [3, 2], dx.length, geo),
+      ], [2], "conv2dBackwardData");
     },
 
     conv2dBackwardWeights(x, dy, dw, db, p, accumulate) {

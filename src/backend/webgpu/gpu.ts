@@ -18,9 +18,9 @@ export interface GpuOptions {
   /** Record kernels and submit only when the host reads (default true); false waits after each kernel. */
   batched?: boolean;
   /**
-   * The largest im2col matrix (32-bit words) a convolution's forward builds to run as a matmul;
-   * larger ones run the direct kernel, one invocation per output (default 2^24 words, 64 MiB, half
-   * the smallest storage binding a device may have; 0: always the direct kernel).
+   * The largest im2col matrix (32-bit words) a convolution's forward or data gradient builds to run
+   * as a matmul; larger ones run the direct kernels, one invocation per output (default 2^24 words,
+   * 64 MiB, half the smallest storage binding a device may have; 0: always the direct kernels).
    */
   im2colWords?: number;
 }

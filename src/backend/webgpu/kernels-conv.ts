@@ -1,5 +1,6 @@
 // WGSL for convolution and pooling over NCHW images, one invocation per output element (the weight
-// and bias gradients, long sums over few outputs, a workgroup per output where a sum is long). The
+// and bias gradients, long sums over few outputs, a workgroup per output where a sum is long), and
+// the im2col and col2im passes around the matmul that the forward and data gradient use. The
 // uniform block names the image geometry bn, bc, bh, bw (input), bo (output channels), kh, kw, sh,
 // sw, ph, pw, oh, ow (`n` is taken by the item count).
 import type { ConvParams, PoolParams } from "../backend.js";
@@ -99,6 +100,18 @@ export function conv2dBackwardDataShader(wg: number): string {
   for (var oi = 0u; oi < P.bo; oi++) {${windowsOf(`      s = s + DY[((ni * P.bo + oi) * P.oh + y) * P.ow + x] *
         WT[((oi * P.bc + ci) * P.kh + u32(ki)) * P.kw + u32(kj)];`)}
   }
+${store("DX[i]", "s")}`);
+}
+
+/**
+ * col2im for the data gradient: DC holds, per sample, the matmul dy^T [oh*ow, o] x W [o, c*kh*kw],
+ * each entry summing its o products in order; each input element adds the entries of the windows
+ * that see it, in the direct kernel's window order.
+ */
+export function col2imShader(wg: number): string {
+  return perItem(wg, [["DC", "r"], ["DX", "rw"]], [...GEOMETRY, "acc"], [], `${IN_INDEX}
+  let taps = P.bc * P.kh * P.kw;
+  var s = 0.0;${windowsOf(`      s = s + DC[((ni * P.oh + y) * P.ow + x) * taps + (ci * P.kh + u32(ki)) * P.kw + u32(kj)];`)}
 ${store("DX[i]", "s")}`);
 }
 
