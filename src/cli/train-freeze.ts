@@ -14,12 +14,12 @@ import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 import { isWriterRank, launchEnv, notUnderMpiMessage } from "../transport/mpi/env.js";
 
 export const FREEZE_FLAGS = {
-  freeze: { type: "bool", help: "PipeTransformer: freeze a growing prefix of layers, re-partition the pipeline, replicas from freed workers" },
+  freeze: { type: "bool", help: "PipeTransformer: freeze a growing prefix of layers (vit, gpt), re-partition the pipeline, replicas from freed workers" },
   "freeze-alpha": { type: "string", help: "freeze: fraction of the active layers frozen per check, e.g. 1/3 (default) or 1/2", meta: "A" },
   "freeze-interval": { type: "int", min: 1, help: "freeze: epochs between freeze checks (default 1)", meta: "N" },
   "freeze-criterion": { type: "string", choices: FREEZE_CRITERIA, help: "freeze: grad-norm (alpha schedule bounded by the gradient criterion, default) or schedule" },
   elastic: { type: "string", choices: ["on", "off"], help: "freeze: AutoPipe re-partitioning + AutoDP replicas (default on)" },
-  cache: { type: "string", choices: ["on", "off"], help: "freeze: AutoCache of the frozen prefix's outputs (default on)" },
+  cache: { type: "string", choices: ["on", "off"], help: "freeze: AutoCache of the frozen prefix's outputs (default on; off for gpt)" },
   "cache-mb": { type: "int", min: 1, help: "freeze: memory bound of the activation cache in MB (default 1024)", meta: "MB" },
   "freeze-trace": { type: "string", help: "freeze: write the freeze trace (JSON) for `pipewright sim --freeze-trace`", meta: "FILE" },
 } as const satisfies FlagSpecs;
