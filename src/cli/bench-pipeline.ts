@@ -6,7 +6,7 @@
 //   {"schedule": "none", "microbatches": 1}  one worker, whole mini-batches: the baseline of `speedup`
 //   {"schedule": "none", "microbatches": M}  one worker, the same M micro-batches (gradient accumulation)
 //   {"schedule": "gpipe", ...}      W workers on the threads executor, against both baselines and the
-//                                   simulator's `ideal` from the stages' measured costs (PipelineBenchLine)
+//                                   simulator's `ideal` from the stages' measured costs (docs/cli.md)
 //   {"schedule": "async", ...}      naive asynchronous 1F1B (no flush) in steady state (see ASYNC_MICROBATCHES)
 //   {"schedule": "zb-v", ...}       V schedules (zb-v, dualpipev; on request): 2W stages on the W workers
 //   {"mode": "synthetic", ...}      the same schedule with stages that sleep for those measured costs:
@@ -92,33 +92,6 @@ const benchPipelineCommand = {
     "pipewright bench pipeline --model gpt --layers 4 --width 256 --heads 4 --context 128 --batch 16 --schedules 1f1b --workers 2"],
 } as const satisfies CommandSpec;
 
-interface PipelineBenchLine {
-  schedule: string;
-  workers: number;
-  microbatches: number;
-  chunks: number;
-  batch: number;
-  samples_per_s: number;
-  /** Over one worker training on whole mini-batches (no pipeline, no micro-batches). */
-  speedup: number | null;
-  /** Over one worker running the same M micro-batches with gradient accumulation. */
-  speedup_vs_microbatched: number | null;
-  /**
-   * The simulator's speed-up for this schedule from per-stage F/B/W/STEP costs measured by running
-   * its own lists, plus message latency (bubbles and stage imbalance; 2*8/9 for two equal stages, M = 8).
-   */
-  ideal: number | null;
-  /** speedup / ideal: how much of its bound the pipeline reaches over the whole-batch worker. */
-  efficiency: number | null;
-  /** speedup_vs_microbatched / ideal: the same, with the micro-batches' own cost taken out (the executor). */
-  executor_efficiency?: number | null;
-  /** Where the schedule computes weight gradients (see --weight-grads). */
-  weight_grads?: WeightGradMode;
-  step_ms: number;
-  balance: number[] | null;
-  backend: string;
-}
-
 /** Median one-way latency (µs) of a message between two worker threads, `bytes` transferred each way. */
 async function measureMessageLatency(bytes: number, rounds = 2000): Promise<number> {
   const code = `
@@ -180,7 +153,7 @@ async function measureParallelCapacity(threads: number, seconds = 0.5): Promise<
   return (await run(threads)) / one;
 }
 
-interface Timing { warmup: number; steps: number; rounds: number }
+export interface Timing { warmup: number; steps: number; rounds: number }
 
 /**
  * A timed configuration: `best` ends as its fastest round's seconds per optimizer step. perCall:
@@ -355,7 +328,7 @@ function reportRuns(out: Out, b: Bench, [t1, tm]: number[], pipelines: readonly 
   const base = B / t1, baseMicro = B / tm;
   const oneWorker = (microbatches: number, t: number, speedup: number, vsMicro: number | null, what: string): void =>
     out({ schedule: "none", workers: 1, microbatches, chunks: 1, batch: B, samples_per_s: round(B / t, 4), speedup, speedup_vs_microbatched: vsMicro,
-      ideal: 1, efficiency: null, step_ms: round(t * 1000, 4), balance: null, backend } satisfies PipelineBenchLine,
+      ideal: 1, efficiency: null, step_ms: round(t * 1000, 4), balance: null, backend },
     `one worker, ${what}: ${(B / t).toFixed(1)} samples/s (${(t * 1000).toFixed(1)} ms/step)`);
   oneWorker(1, t1, 1, null, "no pipeline");
   // The same M micro-batches with gradient accumulation on one worker: what a pipeline divides up.
@@ -365,7 +338,9 @@ function reportRuns(out: Out, b: Bench, [t1, tm]: number[], pipelines: readonly 
     const sps = B / t;
     const speedup = sps / base;
     const same = sps / baseMicro;
-    const line: PipelineBenchLine = {
+    // speedup_vs_microbatched: over one worker running the same M micro-batches (gradient accumulation);
+    // executor_efficiency: that over the ideal, the micro-batches' own cost taken out (the executor).
+    const line = {
       schedule: p.name, workers: W, microbatches: M, chunks: p.v, batch: B, samples_per_s: round(sps, 4), speedup: round(speedup, 4),
       speedup_vs_microbatched: round(same, 4), ideal: round(p.ideal, 4), efficiency: round(speedup / p.ideal, 4),
       executor_efficiency: round(same / p.ideal, 4), weight_grads: b.weightGrads,
@@ -394,7 +369,7 @@ export function sleepingStages(units: number, balance: readonly number[], B: num
  * The same schedule with stages that sleep for the measured costs of the real model, so no core is
  * needed to overlap them: measures how close the executor itself comes to the simulator's bound.
  */
-async function syntheticRun(b: Bench, p: Pipeline, backend: string): Promise<{ speedup: number; ideal: number; efficiency: number }> {
+async function syntheticRun(b: Bench, p: Pipeline, backend: string) {
   const { schedule, costs: c } = p;
   const W = schedule.workers.length, M = schedule.microbatches;
   const costs = { F: c.forward, B: c.backward, W: c.weight };
@@ -413,9 +388,8 @@ async function syntheticRun(b: Bench, p: Pipeline, backend: string): Promise<{ s
   // The sleeping stages pay an FB pair's halves one after the other: no pair time of the real model.
   const sim = simulate(schedule, costModel({ ...c, step: c.step.map(() => 0), pair: undefined }, b.latency));
   const speedup = oneWorkerTime / t;
-  const line = { mode: "synthetic", schedule: p.name, workers: W, microbatches: M, chunks: schedule.chunks, speedup: round(speedup, 4),
+  return { mode: "synthetic", schedule: p.name, workers: W, microbatches: M, chunks: schedule.chunks, speedup: round(speedup, 4),
     ideal: round(sim.speedup, 4), efficiency: round(speedup / sim.speedup, 4), step_ms: round(t * 1000, 4), backend };
-  return line;
 }
 
 /** The simulator's cost model from per-stage measured costs (the physical stages, chunks summed). */

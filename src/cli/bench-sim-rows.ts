@@ -10,40 +10,6 @@ import type { RankTimings } from "../pipeline/runtime/action-records.js";
 import { measuredStep, readyMessageHolds, replayCosts, simulate, type CostModel, type MeasuredStep } from "../sim/index.js";
 import { median, roundTo } from "../util/stats.js";
 
-interface SimRow {
-  bench: "sim"; schedule: string; ranks: number; microbatches: number;
-  /** Medians over the timed steps of this run (prediction and measurement of each step are paired). */
-  predicted_step_ms: number; measured_step_ms: number;
-  /** predicted_step_ms / measured_step_ms - 1 (the medians). */
-  error: number;
-  /** Median over the steps of each step's predicted / measured - 1 (the scatter of single steps is wide on a shared machine). */
-  error_per_step_median: number;
-  /** Median in-run message latency (sender free to receiver taking it in), µs. */
-  message_us: number;
-  measured_best_step_ms: number; steps: number; cores: number;
-  /** Fitted other runnable load on the shared cores (unpinned ranks), median over steps. */
-  background: number;
-  /** Pinned ranks: per rank, the fitted factor other load put on its actions (median over steps). */
-  rank_slowdown: number[] | null; pinned: boolean;
-  /** Median time a message waited for its busy sender's core (µs), receiver CPU per message (µs), end-of-step exchange (µs). */
-  sender_slice_us: number; receive_us: number; exchange_us: number;
-  /** Median time from a send call's end to a waiting receiver taking the message in (µs), over every timed step; and how many messages that is. */
-  hold_us: number; hold_messages: number;
-  /** Wall / CPU time of the actions (1 = never slowed by a shared core). */
-  action_slowdown: number;
-  ping_pong_us: number; loadavg: number[]; cpu: string;
-  /** Ablations, medians (ms): the same costs with one core per rank and no other load; with the ping-pong latency for every message. */
-  predicted_one_core_per_rank_ms: number; predicted_ping_pong_latency_ms: number;
-  /** Every action's and message's own measured time replayed (no cost model): median step (ms) and error of the medians. */
-  replayed_step_ms: number; replay_error: number;
-}
-
-interface PredictionRow {
-  bench: "sim"; schedule: string; ranks: number; microbatches: number; batch: number; predicted_step_ms: number; predicted_samples_per_s: number; prediction: true;
-  /** The run whose costs it uses (ranks measured). */
-  from_ranks: number; assumptions: string;
-}
-
 /** One timed step of the processes executor with every rank's records (ranks in worker order). */
 export interface RecordedStep { seconds: number; ranks: RankTimings[] }
 
@@ -60,7 +26,8 @@ function predictStep(s: Schedule, m: MeasuredStep): number {
   return simulate(s, m.costs).makespan + m.exchange;
 }
 
-export function simRow(i: SimInputs): { row: SimRow; measured: MeasuredStep[] } {
+/** The `sim` row of a run with its text line, and every timed step's measured costs. */
+export function simRow(i: SimInputs): { row: object; text: string; measured: MeasuredStep[] } {
   const measured = i.steps.map((st) => measuredStep(i.schedule, st.ranks, { cores: i.cores, perByte: i.perByte, messageBytes: i.messageBytes, pinned: i.pinned }));
   const predicted = measured.map((m) => predictStep(i.schedule, m));
   const W = i.schedule.workers.length;
@@ -74,8 +41,9 @@ export function simRow(i: SimInputs): { row: SimRow; measured: MeasuredStep[] } 
   const seconds = i.steps.map((st) => st.seconds);
   const holds = i.steps.flatMap((st) => readyMessageHolds(st.ranks));
   const med = (f: (m: MeasuredStep) => number): number => median(measured.map(f));
-  const row: SimRow = {
+  const r = {
     bench: "sim", schedule: i.name, ranks: i.schedule.workers.length, microbatches: i.schedule.microbatches,
+    // Medians over the timed steps (the prediction and the measurement of each step are paired).
     predicted_step_ms: roundTo(median(predicted) * 1e3, 1), measured_step_ms: roundTo(median(seconds) * 1e3, 1),
     error: Number((median(predicted) / median(seconds) - 1).toFixed(3)),
     error_per_step_median: Number(median(predicted.map((p, k) => p / seconds[k] - 1)).toFixed(3)),
@@ -89,7 +57,12 @@ export function simRow(i: SimInputs): { row: SimRow; measured: MeasuredStep[] } 
     predicted_one_core_per_rank_ms: roundTo(median(alone) * 1e3, 1), predicted_ping_pong_latency_ms: roundTo(median(pinged) * 1e3, 1),
     replayed_step_ms: roundTo(median(replayed) * 1e3, 1), replay_error: Number((median(replayed) / median(seconds) - 1).toFixed(3)),
   };
-  return { row, measured };
+  const text = `${r.schedule.padEnd(12)} sim: ${r.predicted_step_ms} ms predicted for ${r.ranks} ranks on ${r.cores} cores, ${r.measured_step_ms} ms measured ` +
+    `(${(r.error * 100).toFixed(1)}%; medians of ${r.steps} steps, each predicted from its own records (per step: median error ${(r.error_per_step_median * 100).toFixed(1)}%): message ${r.message_us} µs, ` +
+    `held by a busy sender ${r.sender_slice_us} µs, a ready message to a waiting receiver ${r.hold_us} µs (median of ${r.hold_messages}), other load ${r.rank_slowdown ? `x${r.rank_slowdown.join(",")} per pinned rank` : `${r.background} on the shared cores`}, actions slowed x${r.action_slowdown}; ping-pong ${r.ping_pong_us} µs; load ${r.loadavg.join(" ")}); ` +
+    `with one core per rank ${r.predicted_one_core_per_rank_ms} ms, with ping-pong messages ${r.predicted_ping_pong_latency_ms} ms; ` +
+    `every action and message at its own measured time ${r.replayed_step_ms} ms (${(r.replay_error * 100).toFixed(1)}%)`;
+  return { row: r, text, measured };
 }
 
 /** Per unit (layer) CPU costs from a measured stage's costs, split in proportion to the profiled unit times. */
@@ -138,33 +111,20 @@ const PREDICTION_ASSUMPTIONS = "one core per rank, no other load; per-layer CPU 
   "messages as measured here over shared memory on one host (ping-pong latency and per-byte time; from this run's steps: the time a busy sender holds a message, " +
   "the receiver's CPU per message, the end-of-step exchange)";
 
-/** Predictions for more ranks (the model cut into `ranks` stages), median over the measured steps. */
+/** Predictions for more ranks (the model cut into 8 and 16 stages), median over the measured steps; each row with its text line. */
 export function predictionRows(i: SimInputs, measured: readonly MeasuredStep[], balance: readonly number[], unitTimes: readonly number[],
-  batch: number, weightGrads: WeightGradMode, rankCounts: readonly number[] = [8, 16]): PredictionRow[] {
+  batch: number, weightGrads: WeightGradMode): { row: object; text: string }[] {
   const v = i.schedule.chunks, M = i.schedule.microbatches;
-  const rows: PredictionRow[] = [];
-  for (const ranks of rankCounts) {
+  return [8, 16].flatMap((ranks) => {
     // A V schedule runs two stages on each rank.
     const stages = isVSchedule(i.name) ? 2 * ranks : ranks;
-    if (unitTimes.length < stages * v || (i.name === "interleaved" && M % ranks !== 0) || (i.name === "dualpipev" && M < stages)) continue;
+    if (unitTimes.length < stages * v || (i.name === "interleaved" && M % ranks !== 0) || (i.name === "dualpipev" && M < stages)) return [];
     const s = generateSchedule(i.name, { stages, microbatches: M, chunks: v, weightGrads });
     const fixed = Math.max(0, i.pingPong - i.perByte * i.messageBytes);
     const t = median(measured.map((m) => simulate(s, scaledCosts(m, balance, unitTimes, i.schedule.stages, stages, v, fixed, ranks)).makespan + m.exchange));
-    rows.push({ bench: "sim", schedule: i.name, ranks, microbatches: M, batch, predicted_step_ms: roundTo(t * 1e3, 1), predicted_samples_per_s: roundTo(batch / t, 1), prediction: true,
-      from_ranks: i.schedule.workers.length, assumptions: PREDICTION_ASSUMPTIONS });
-  }
-  return rows;
-}
-
-export function formatSimRow(r: SimRow): string {
-  return `${r.schedule.padEnd(12)} sim: ${r.predicted_step_ms} ms predicted for ${r.ranks} ranks on ${r.cores} cores, ${r.measured_step_ms} ms measured ` +
-    `(${(r.error * 100).toFixed(1)}%; medians of ${r.steps} steps, each predicted from its own records (per step: median error ${(r.error_per_step_median * 100).toFixed(1)}%): message ${r.message_us} µs, ` +
-    `held by a busy sender ${r.sender_slice_us} µs, a ready message to a waiting receiver ${r.hold_us} µs (median of ${r.hold_messages}), other load ${r.rank_slowdown ? `x${r.rank_slowdown.join(",")} per pinned rank` : `${r.background} on the shared cores`}, actions slowed x${r.action_slowdown}; ping-pong ${r.ping_pong_us} µs; load ${r.loadavg.join(" ")}); ` +
-    `with one core per rank ${r.predicted_one_core_per_rank_ms} ms, with ping-pong messages ${r.predicted_ping_pong_latency_ms} ms; ` +
-    `every action and message at its own measured time ${r.replayed_step_ms} ms (${(r.replay_error * 100).toFixed(1)}%)`;
-}
-
-export function formatPredictionRow(p: PredictionRow): string {
-  return `${p.schedule.padEnd(12)} sim: ${p.predicted_step_ms} ms per step, ${p.predicted_samples_per_s} samples/s predicted for ${p.ranks} ranks, M = ${p.microbatches} ` +
-    `(a prediction, not measured: from the ${p.from_ranks}-rank run; ${p.assumptions})`;
+    const p = { bench: "sim", schedule: i.name, ranks, microbatches: M, batch, predicted_step_ms: roundTo(t * 1e3, 1), predicted_samples_per_s: roundTo(batch / t, 1),
+      prediction: true, from_ranks: i.schedule.workers.length, assumptions: PREDICTION_ASSUMPTIONS };
+    return [{ row: p, text: `${p.schedule.padEnd(12)} sim: ${p.predicted_step_ms} ms per step, ${p.predicted_samples_per_s} samples/s predicted for ${p.ranks} ranks, ` +
+    `M = ${p.microbatches} (a prediction, not measured: from the ${p.from_ranks}-rank run; ${p.assumptions})` }];
+  });
 }

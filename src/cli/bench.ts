@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { command, givenFlags, lazy, runSubcommand, UsageError, type CommandSpec, type FlagValues, type Subcommand } from "./args.js";
 import { BACKEND_FLAG } from "./gpu-flags.js";
-import { cpuLabel, getBackend, machineCpu, setBackend, type BackendName, type CpuInfo } from "../backend/index.js";
+import { cpuLabel, getBackend, machineCpu, setBackend, type BackendName } from "../backend/index.js";
 import { loadNativeAddon } from "../backend/native.js";
 import { chooseBuilds, cpuFlags } from "../backend/cpu-features.js";
 import { BENCH_CONFIGS, benchConfigOf, MODEL_NAMES, type BenchConfig, type ModelName } from "../nn/models/index.js";
@@ -19,6 +19,7 @@ const BENCH_MODELS = BENCH_CONFIGS.map((c) => c.model);
 const DEFAULT_TORCH_PYTHON = "/usr/bin/python3";
 const torchPython = (): string => process.env.PIPEWRIGHT_TORCH_PYTHON || DEFAULT_TORCH_PYTHON;
 const MIN_STEPS = 5;
+const TORCH_SCRIPT = fileURLToPath(new URL("../../../scripts/bench_torch.py", import.meta.url));
 
 export const benchEngineCommand = {
   name: "bench engine",
@@ -161,21 +162,7 @@ const runBenchEngine = command(benchEngineCommand, (f, argv) => {
   return 0;
 });
 
-interface CompareRow {
-  model: string;
-  batch: number;
-  ours_samples_per_s: number;
-  torch_samples_per_s: number | null;
-  ratio: number | null;
-  ours_step_ms: number;
-  torch_step_ms: number | null;
-  /** The machine both sides ran on (as our side's process saw it). */
-  cpu: CpuInfo;
-  /** Parameters of the model (the same on both sides: checked). */
-  parameters?: number;
-  /** The sized model's spec (both sides built it), absent for the fixed configurations. */
-  spec?: BenchConfig["spec"];
-}
+type CompareRow = ReturnType<typeof compareRow>;
 
 /**
  * The environment of the torch subprocess: OpenBLAS's own core detection (these overrides are for
@@ -195,19 +182,14 @@ export function torchEnv(parent: NodeJS.ProcessEnv = process.env, avx2 = emulati
   return env;
 }
 
-/** Whether our products are chosen for AVX2 (the addon's ISA, from $PIPEWRIGHT_ISA) on an AVX-512 CPU. */
+/** Whether our products are chosen for AVX2 (the addon's ISA, from $PIPEWRIGHT_ISA) on a CPU that can run the AVX-512 build. */
 function emulatingAvx2(): boolean {
   try {
-    return loadNativeAddon().gemmInfo().isa === "avx2" && cpuHasAvx512();
+    const c = chooseBuilds(cpuFlags() ?? new Set());
+    return loadNativeAddon().gemmInfo().isa === "avx2" && c.ok && c.builds[0].isa === "avx512";
   } catch {
     return false; // no addon (reference backend): nothing emulated
   }
-}
-
-/** Whether this CPU can run the AVX-512 build (whatever build was forced). */
-function cpuHasAvx512(): boolean {
-  const c = chooseBuilds(cpuFlags() ?? new Set());
-  return c.ok && c.builds[0].isa === "avx512";
 }
 
 /** Null if the torch interpreter can import torch, else why not (one line, with how to fix it). */
@@ -222,27 +204,24 @@ function torchMissing(): string | null {
 
 /** Runs scripts/bench_torch.py on the fixed configurations by name, or on one sized configuration. */
 function runTorch(models: string[] | BenchConfig, steps: number, warmup: number): EngineResult[] {
-  const script = fileURLToPath(new URL("../../../scripts/bench_torch.py", import.meta.url));
-  if (!existsSync(script)) throw new Error(`bench compare: ${script} is missing`);
-  const env = torchEnv();
+  if (!existsSync(TORCH_SCRIPT)) throw new Error(`bench compare: ${TORCH_SCRIPT} is missing`);
   const which = Array.isArray(models) ? ["--models", models.join(",")] : ["--config", JSON.stringify(models)];
-  const r = spawnSync(torchPython(), [script, ...which, "--steps", String(steps), "--warmup", String(warmup)],
-    { encoding: "utf8", env, stdio: ["ignore", "pipe", "inherit"] });
-  if (r.status !== 0) throw new Error(`bench compare: ${script} failed (exit ${String(r.status ?? r.signal)})`);
+  const r = spawnSync(torchPython(), [TORCH_SCRIPT, ...which, "--steps", String(steps), "--warmup", String(warmup)],
+    { encoding: "utf8", env: torchEnv(), stdio: ["ignore", "pipe", "inherit"] });
+  if (r.status !== 0) throw new Error(`bench compare: ${TORCH_SCRIPT} failed (exit ${String(r.status ?? r.signal)})`);
   return r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as EngineResult);
 }
 
 /** `--interleaved`: each model stepped here and in PyTorch by turns; rows as the plain comparison's. */
 async function interleavedRows(configs: BenchConfig[], steps: number, warmup: number, backend: BackendName | undefined): Promise<CompareRow[]> {
   if (backend !== undefined) setBackend(backend);
-  const script = fileURLToPath(new URL("../../../scripts/bench_torch.py", import.meta.url));
   const { interleavedSteps } = await import("./bench-interleaved.js");
   const rows: CompareRow[] = [];
   for (const c of configs) {
-    const r = await interleavedSteps(c, { steps, warmup, seed: 0, python: torchPython(), script, env: torchEnv() });
-    const ours = c.batch * 1000 / r.oursMs, torch = c.batch * 1000 / r.torchMs;
-    rows.push({ model: c.model, batch: c.batch, ours_samples_per_s: Number(ours.toFixed(1)), torch_samples_per_s: Number(torch.toFixed(1)),
-      ratio: Number((ours / torch).toFixed(3)), ours_step_ms: Number(r.oursMs.toFixed(3)), torch_step_ms: Number(r.torchMs.toFixed(3)), cpu: machineCpu() });
+    const r = await interleavedSteps(c, { steps, warmup, seed: 0, python: torchPython(), script: TORCH_SCRIPT, env: torchEnv() });
+    const side = (ms: number): Pick<EngineResult, "model" | "batch" | "step_ms" | "samples_per_s" | "cpu"> =>
+      ({ model: c.model, batch: c.batch, step_ms: Number(ms.toFixed(3)), samples_per_s: Number((c.batch * 1000 / ms).toFixed(1)), cpu: machineCpu() });
+    rows.push(compareRow(side(r.oursMs), side(r.torchMs), null));
   }
   return rows;
 }
@@ -266,8 +245,10 @@ const runBenchCompare = command(benchCompareCommand, async (f, argv) => {
   return torch === null ? 1 : 0;
 });
 
-/** Our result against PyTorch's for the same model (null: not run). */
-function compareRow(o: EngineResult, t: EngineResult | null, sized: BenchConfig | null): CompareRow {
+type EngineSide = Pick<EngineResult, "model" | "batch" | "step_ms" | "samples_per_s" | "cpu" | "parameters">;
+
+/** Our result against PyTorch's for the same model (null: not run); `cpu` is the machine as our side saw it. */
+function compareRow(o: EngineSide, t: EngineSide | null, sized: BenchConfig | null) {
   // Both sides must have timed the same model: a different size would make the ratio meaningless.
   if (t && t.parameters !== undefined && o.parameters !== undefined && t.parameters !== o.parameters) {
     throw new Error(`bench compare: ${o.model} has ${o.parameters} parameters here but ${t.parameters} in PyTorch (scripts/torch_models.py builds another model)`);
