@@ -73,7 +73,7 @@ function pickModels(list: readonly string[]): BenchConfig[] {
 }
 
 /** The compiled CLI entry (this module's sibling), for per-model child processes. */
-function cliPath(): string { return fileURLToPath(new URL("./main.js", import.meta.url)); }
+const CLI_MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
 
 /**
  * `bench engine` for one model in a fresh process (so its peak RSS is its own): a fixed
@@ -83,7 +83,7 @@ function engineInChild(model: string | BenchConfig, o: EngineOptions & { backend
   const dir = typeof model === "string" ? null : mkdtempSync(join(tmpdir(), "pipewright-bench-"));
   const which = typeof model === "string" ? ["--models", model] : ["--model", model.model, "--model-config", join(dir!, "spec.json"), "--batch", String(model.batch)];
   if (typeof model !== "string") writeFileSync(join(dir!, "spec.json"), JSON.stringify(model.spec));
-  const args = [cliPath(), "bench", "engine", "--json", "--in-process", ...which,
+  const args = [CLI_MAIN, "bench", "engine", "--json", "--in-process", ...which,
     "--steps", String(o.steps), "--warmup", String(o.warmup), "--seed", String(o.seed)];
   if (o.profile) args.push("--profile");
   if (o.backend !== undefined) args.push("--backend", o.backend);
@@ -94,18 +94,6 @@ function engineInChild(model: string | BenchConfig, o: EngineOptions & { backend
   } finally {
     if (dir) rmSync(dir, { recursive: true, force: true });
   }
-}
-
-function engineLine(r: EngineResult): string {
-  // The contract keys come first, the long profile last.
-  const { profile, phases_ms: phases, ...rest } = r;
-  return JSON.stringify({ ...rest, ...(phases ? { phases_ms: phases } : {}), ...(profile ? { profile } : {}) });
-}
-
-function formatEngineTable(rs: EngineResult[]): string {
-  const rows = [["model", "batch", "step ms", "samples/s", "peak RSS MB", "backend"],
-    ...rs.map((r) => [r.model, String(r.batch), r.step_ms.toFixed(2), r.samples_per_s.toFixed(1), r.peak_rss_mb.toFixed(1), r.backend])];
-  return table(rows);
 }
 
 function formatProfile(r: EngineResult): string {
@@ -152,11 +140,12 @@ const runBenchEngine = command(benchEngineCommand, (f, argv) => {
   if (!inChild && f.backend !== undefined) setBackend(f.backend);
   const results = configs.map((c) => {
     const res = inChild ? engineInChild(c.model, { ...opts, backend: f.backend }) : benchEngineModel(c, opts);
-    if (f.json) process.stdout.write(engineLine(res) + "\n");
+    if (f.json) process.stdout.write(JSON.stringify(res) + "\n"); // its contract keys first, the long profile last
     return res;
   });
   if (!f.json) {
-    process.stdout.write(`cpu: ${cpuLabel(results[0].cpu)}\n` + formatEngineTable(results) + "\n");
+    process.stdout.write(`cpu: ${cpuLabel(results[0].cpu)}\n${table([["model", "batch", "step ms", "samples/s", "peak RSS MB", "backend"],
+      ...results.map((r) => [r.model, String(r.batch), r.step_ms.toFixed(2), r.samples_per_s.toFixed(1), r.peak_rss_mb.toFixed(1), r.backend])])}\n`);
     for (const r of results) if (r.profile) process.stdout.write(formatProfile(r) + "\n");
   }
   return 0;

@@ -13,7 +13,7 @@ import type { StageMemory } from "../pipeline/runtime/async-weights.js";
 import { trainPipeline } from "../train/pipeline.js";
 import { generateSchedule, measureDelays, stepsForSteadyState } from "../pipeline/schedule/index.js";
 import { compareCurvesSvg, type RunCurves } from "../report/compare-curves-svg.js";
-import { optimizerConfigOf, type ModelDefaults, type PipelineConfig, type TrainConfig } from "../train/options.js";
+import { optimizerConfigOf, type ModelDefaults, type PipelineConfig } from "../train/options.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 import { mean, sampleStd } from "../util/stats.js";
 
@@ -42,8 +42,7 @@ export interface ReproRow {
 }
 
 interface RowResult {
-  key: string;
-  label: string;
+  row: ReproRow;
   /** tau_s per stage from the IR (null for synchronous rows). */
   delays: number[] | null;
   /** Final test accuracy per seed; null where the run diverged. */
@@ -55,27 +54,15 @@ interface RowResult {
   memoryTotal: number;
   seconds: number;
   curves: RunCurves;
-  batch: number;
-  lr: number;
-  momentum: number;
 }
 
-interface ReproSettings {
-  spec: ModelSpec;
-  epochs: number;
-  seeds: number;
-  data?: string;
-  limit?: number;
-  executor: "inline" | "threads";
-  scheduleLr: TrainConfig["scheduleLr"];
-  log(msg: string): void;
-}
+type ReproSettings = ReturnType<typeof settingsFrom>;
 
-export function settingsFrom(f: CommonFlags, spec: ModelSpec, defaults: { epochs: number; seeds: number }): ReproSettings {
+export function settingsFrom(f: CommonFlags, spec: ModelSpec, defaults: { epochs: number; seeds: number }) {
   if (f.backend !== undefined) setBackend(f.backend);
   return {
-    spec, epochs: f.epochs ?? defaults.epochs, seeds: f.seeds ?? defaults.seeds, data: f.data, limit: f.limit,
-    executor: f.executor ?? "inline", scheduleLr: "cosine", log: f.quiet ? () => {} : (m) => { process.stderr.write(m + "\n"); },
+    spec, epochs: f.epochs ?? defaults.epochs, seeds: f.seeds ?? defaults.seeds, data: f.data, limit: f.limit, executor: f.executor ?? "inline",
+    log: f.quiet ? (): void => {} : (m: string): void => { process.stderr.write(m + "\n"); },
   };
 }
 
@@ -100,7 +87,7 @@ async function runRow(row: ReproRow, st: ReproSettings): Promise<RowResult> {
   for (let seed = 0; seed < st.seeds; seed++) {
     const opts = {
       model: st.spec.name, spec: st.spec, epochs: st.epochs, batch: row.train.batch, optimizer: optimizerConfigOf({ ...row.train, optimizer: "sgd" }),
-      scheduleLr: st.scheduleLr, warmup: 0, seed, data: st.data, limit: st.limit, logEvery: Math.max(1, Math.round(32 / row.train.batch)),
+      scheduleLr: "cosine" as const, warmup: 0, seed, data: st.data, limit: st.limit, logEvery: Math.max(1, Math.round(32 / row.train.batch)),
       quiet: true,
       pipeline: { ...row.pipeline, chunks: 1, partition: "uniform" as const, executor: st.executor, recompute: "never" as const },
     };
@@ -127,9 +114,8 @@ async function runRow(row: ReproRow, st: ReproSettings): Promise<RowResult> {
   }
   const ok = accs.filter((a): a is number => a !== null);
   return {
-    key: row.key, label: row.label, delays: delaysOf(row.pipeline), accs, mean: ok.length ? mean(ok) : null, std: ok.length ? sampleStd(ok) : null, memory,
+    row, delays: delaysOf(row.pipeline), accs, mean: ok.length ? mean(ok) : null, std: ok.length ? sampleStd(ok) : null, memory,
     memoryTotal: memory.reduce((a, m) => a + m.total, 0), seconds: (performance.now() - t0) / 1000, curves,
-    batch: row.train.batch, lr: row.train.lr, momentum: row.train.momentum,
   };
 }
 
@@ -142,7 +128,7 @@ function formatDelays(d: number[] | null): string {
 
 /** The table: one line per row; `ref` = the row the memory ratio and accuracy gap are relative to. */
 function formatTable(results: readonly RowResult[], refKey: string): string {
-  const ref = results.find((r) => r.key === refKey);
+  const ref = results.find((r) => r.row.key === refKey);
   const head = ["method", "batch", "lr", "momentum", "delays tau_s", "test acc (mean ± std)", "vs ref", "mem/stage KB (max)", "mem total KB", "x ref"];
   const rows = results.map((r) => {
     const nd = r.accs.filter((a) => a === null).length;
@@ -151,7 +137,8 @@ function formatTable(results: readonly RowResult[], refKey: string): string {
     const gap = r.mean !== null && ref?.mean != null ? `${((r.mean - ref.mean) * 100 >= 0 ? "+" : "")}${((r.mean - ref.mean) * 100).toFixed(2)}` : "-";
     const maxStage = r.memory.length ? Math.max(...r.memory.map((m) => m.total)) : 0;
     const ratio = ref && ref.memoryTotal > 0 && r.memoryTotal > 0 ? (r.memoryTotal / ref.memoryTotal).toFixed(2) : "-";
-    return [r.label, String(r.batch), r.lr.toPrecision(3), r.momentum.toPrecision(4), formatDelays(r.delays), acc, gap,
+    const { label, train } = r.row;
+    return [label, String(train.batch), train.lr.toPrecision(3), train.momentum.toPrecision(4), formatDelays(r.delays), acc, gap,
       r.memory.length ? kb(maxStage) : "-", r.memoryTotal ? kb(r.memoryTotal) : "-", ratio];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
@@ -163,7 +150,7 @@ function tableJson(experiment: string, st: ReproSettings, results: readonly RowR
   return {
     experiment, model: st.spec, epochs: st.epochs, seeds: st.seeds, limit: st.limit ?? null, executor: st.executor, ...extra,
     rows: results.map((r) => ({
-      key: r.key, method: r.label, batch: r.batch, lr: r.lr, momentum: r.momentum, delays: r.delays,
+      key: r.row.key, method: r.row.label, batch: r.row.train.batch, lr: r.row.train.lr, momentum: r.row.train.momentum, delays: r.delays,
       test_acc: r.accs, test_acc_mean: r.mean, test_acc_std: r.std,
       memory_per_stage_bytes: r.memory.map((m) => ({ stage: m.stage, weights: m.weights, optimizer_state: m.optimizerState, extra: m.extra, total: m.total, versions: m.versions })),
       memory_total_bytes: r.memoryTotal, seconds: Number(r.seconds.toFixed(1)),

@@ -44,17 +44,14 @@ export interface EngineOptions {
   sized?: boolean;
 }
 
-/** Random inputs and targets for a benchmark configuration. */
+/** Random inputs and targets for a benchmark configuration (gpt: token ids, then next-token targets). */
 export function benchBatch(c: BenchConfig, rng: Rng): { x: Tensor; y: Int32Array } {
+  const ids = (n: number): Int32Array => Int32Array.from({ length: n }, () => rng.int(c.classes));
   if (c.model === "gpt") {
-    const x = new Float32Array(c.inputShape[0] * c.inputShape[1]);
-    for (let i = 0; i < x.length; i++) x[i] = rng.int(c.classes);
-    const y = new Int32Array(x.length);
-    for (let i = 0; i < y.length; i++) y[i] = rng.int(c.classes);
-    return { x: new Tensor(x, c.inputShape), y };
+    const x = Float32Array.from(ids(c.inputShape[0] * c.inputShape[1]));
+    return { x: new Tensor(x, c.inputShape), y: ids(x.length) };
   }
-  const y = new Int32Array(c.inputShape[0]);
-  for (let i = 0; i < y.length; i++) y[i] = rng.int(c.classes);
+  const y = ids(c.inputShape[0]);
   return { x: Tensor.randn(c.inputShape, rng), y };
 }
 
@@ -88,7 +85,6 @@ export function benchStep(c: BenchConfig, seed: number): BenchStep {
 }
 
 export function benchEngineModel(c: BenchConfig, o: EngineOptions): EngineResult {
-  if (!Number.isInteger(o.steps) || o.steps < 5) throw new Error(`bench: steps must be an integer >= 5, got ${o.steps}`);
   const backend = getBackend();
   const { step, phase, model } = benchStep(c, o.seed);
   for (let i = 0; i < o.warmup; i++) step();
@@ -130,14 +126,14 @@ export function benchEngineModel(c: BenchConfig, o: EngineOptions): EngineResult
     const rows = stats.map((s) => ({ kernel: s.kernel, calls: s.calls, ms: s.totalMs }));
     rows.push({ kernel: "(outside kernels)", calls: 0, ms: Math.max(0, total - inKernels) });
     rows.sort((a, b) => b.ms - a.ms);
+    const per = (ms: number): number => Number((ms / o.steps).toFixed(3));
+    result.phases_ms = { forward: per(phase.forward), backward: per(phase.backward), optimizer: per(phase.optimizer) };
     result.profile = rows.map((r) => ({
       kernel: r.kernel,
       calls_per_step: Number((r.calls / o.steps).toFixed(2)),
       ms_per_step: Number((r.ms / o.steps).toFixed(3)),
       share: Number((r.ms / total).toFixed(4)),
     }));
-    const per = (ms: number): number => Number((ms / o.steps).toFixed(3));
-    result.phases_ms = { forward: per(phase.forward), backward: per(phase.backward), optimizer: per(phase.optimizer) };
   }
   return result;
 }

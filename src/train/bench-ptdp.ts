@@ -3,7 +3,7 @@
 // timed step after one warm-up; a measurement, never asserted) and every worker's memory counted
 // from tensors (deterministic: parameters, gradients, AdamW state, the step's peak activations).
 import { splitBatch } from "../data/microbatch.js";
-import { createModel, type ModelSpec } from "../nn/models/index.js";
+import { createModel } from "../nn/models/index.js";
 import type { ResolvedSpec } from "../nn/models/spec.js";
 import { uniformBalance } from "../pipeline/partition.js";
 import type { WorkerMemory } from "../pipeline/runtime/memory.js";
@@ -27,22 +27,6 @@ interface PtdpBenchOptions {
   steps: number;
 }
 
-interface PtdpRecord {
-  stages: number;
-  tensor: number;
-  replicas: number;
-  sequence_parallel: boolean;
-  schedule: string;
-  batch: number;
-  microbatches: number;
-  spec: ModelSpec;
-  step_ms: number;
-  samples_per_s: number;
-  /** Per worker thread, tensor rank innermost (WorkerMemory, in snake case). */
-  workers: { worker: number; replica: number; tensor: number; stages: number[]; parameter_bytes: number; gradient_bytes: number;
-    optimizer_bytes: number; peak_activation_bytes: number }[];
-}
-
 /** A layout written P x T x D ("2x2x1"); names the text and what is allowed when it is not one. */
 export function parseLayout(text: string): PtdpLayout {
   const m = /^(\d+)x(\d+)x(\d+)$/.exec(text);
@@ -51,7 +35,8 @@ export function parseLayout(text: string): PtdpLayout {
   return { stages: P, tensor: T, replicas: D };
 }
 
-const snake = (m: WorkerMemory): PtdpRecord["workers"][number] => ({
+/** A worker thread's memory (tensor rank innermost) in the record's snake case. */
+const snake = (m: WorkerMemory) => ({
   worker: m.worker, replica: m.replica, tensor: m.tensor, stages: m.stages, parameter_bytes: m.parameterBytes,
   gradient_bytes: m.gradientBytes, optimizer_bytes: m.optimizerBytes, peak_activation_bytes: m.peakActivationBytes,
 });
@@ -64,7 +49,7 @@ function tokens(o: PtdpBenchOptions, rng: Rng): { x: Tensor; y: Int32Array } {
 }
 
 /** Trains 1 + steps steps under `layout`; samples/s from the median timed step, memory from the last. */
-async function benchLayout(o: PtdpBenchOptions, layout: PtdpLayout): Promise<PtdpRecord> {
+async function benchLayout(o: PtdpBenchOptions, layout: PtdpLayout) {
   const model = createModel(o.spec, 1);
   const { stages: P, tensor: T, replicas: D } = layout;
   const sp = o.sequenceParallel && T > 1;
@@ -96,8 +81,8 @@ async function benchLayout(o: PtdpBenchOptions, layout: PtdpLayout): Promise<Ptd
 }
 
 /** Every layout in turn (one at a time: they would share the cores). */
-export async function benchPtdp(o: PtdpBenchOptions): Promise<PtdpRecord[]> {
-  const out: PtdpRecord[] = [];
+export async function benchPtdp(o: PtdpBenchOptions): Promise<Awaited<ReturnType<typeof benchLayout>>[]> {
+  const out = [];
   for (const l of o.layouts) out.push(await benchLayout(o, l));
   return out;
 }
