@@ -59,6 +59,12 @@ test("a bad int, number or choice names the value and what is allowed", () => {
   assert.throws(() => parseFlags(demo, ["--rate", "fast"]), usage(/^--rate 'fast' is not a number$/));
   assert.throws(() => parseFlags(demo, ["--rate="]), usage(/^--rate '' is not a number$/));
   assert.throws(() => parseFlags(demo, ["--mode", "medium"]), usage(/^--mode 'medium' is not valid; choose one of: fast, slow$/));
+  // A list flag with choices checks every item, and wants at least one.
+  const picks = { name: "picks", summary: "", flags: { kinds: { type: "list", choices: ["a", "b"], default: "a", help: "kinds" } } } as const satisfies CommandSpec;
+  const kinds: ("a" | "b")[] = parseFlags(picks, ["--kinds", "b,a"]).kinds;
+  assert.deepEqual(kinds, ["b", "a"]);
+  assert.throws(() => parseFlags(picks, ["--kinds", "a,c"]), usage(/^--kinds 'c' is not valid; choose from a, b$/));
+  assert.throws(() => parseFlags(picks, ["--kinds", ","]), usage(/^--kinds '' is not valid; choose from a, b$/));
   assert.throws(() => parseFlags(demo, ["--out"]), usage(/^--out needs a value \(output file\)$/));
   assert.throws(() => parseFlags(demo, ["--out", "--verbose"]), usage(/^--out needs a value/));
 });

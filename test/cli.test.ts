@@ -59,7 +59,7 @@ test("an unknown command, model, flag or value exits 2 naming the valid ones", (
     [["train", "--model", "mlp", "--executor", "gpu", "--schedule", "gpipe"], /choose one of: inline, threads/],
     [["train", "--model", "mlp", "--resume", join(tmp, "nope.safetensors")], /no such checkpoint file/],
     [["bench", "warp"], /unknown benchmark 'warp'; valid: engine, compare, pipeline/],
-    [["bench", "engine", "--models", "mlp,resnet"], /unknown model 'resnet'; valid: mlp, cnn, gpt/],
+    [["bench", "engine", "--models", "mlp,resnet"], /--models 'resnet' is not valid; choose from mlp, cnn, gpt/],
     [["bench", "engine", "--steps", "3"], /at least 5/],
     [["bench", "parallel", "--parts", "data,pipes"], /'pipes' is not valid; choose from allreduce, data, tensor/],
     [["eval"], /--checkpoint FILE is required/],

@@ -9,7 +9,7 @@ export interface FlagSpec {
   readonly type: FlagType;
   readonly help: string;
   readonly default?: string | number | boolean;
-  /** Allowed values for string flags. */
+  /** Allowed values for string flags, and for each item of a list flag. */
   readonly choices?: readonly string[];
   /** Inclusive lower bound for int/number flags. */
   readonly min?: number;
@@ -30,9 +30,10 @@ export interface CommandSpec<F extends FlagSpecs = FlagSpecs> {
 }
 
 type TypeOf<T extends FlagType> = T extends "int" | "number" ? number : T extends "bool" ? boolean : T extends "list" ? string[] : string;
-/** A flag's parsed value: a string flag with choices is the union of its choices. */
+/** A flag's parsed value: a string flag with choices is the union of its choices, a list flag with choices a list of them. */
 type FlagValue<S extends FlagSpec> =
-  S extends { readonly type: "string"; readonly choices: readonly (infer C extends string)[] } ? C : TypeOf<S["type"]>;
+  S extends { readonly type: "string"; readonly choices: readonly (infer C extends string)[] } ? C
+  : S extends { readonly type: "list"; readonly choices: readonly (infer C extends string)[] } ? C[] : TypeOf<S["type"]>;
 type Defaulted<F extends FlagSpecs> = { [K in keyof F]: F[K] extends { readonly default: string | number | boolean } ? K : never }[keyof F];
 
 /**
@@ -144,8 +145,12 @@ function convert(name: string, f: FlagSpec, value: string): RawValue {
         throw new UsageError(`--${name} '${value}' is not valid; choose one of: ${f.choices.join(", ")}`);
       }
       return value;
-    case "list":
-      return value.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+    case "list": {
+      const items = value.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+      const bad = f.choices && (items.length ? items.find((s) => !f.choices!.includes(s)) : "");
+      if (bad !== undefined) throw new UsageError(`--${name} '${bad}' is not valid; choose from ${f.choices!.join(", ")}`);
+      return items;
+    }
     case "int":
     case "number": {
       const n = Number(value);

@@ -46,14 +46,6 @@ const benchCheckpointCommand = {
   examples: ["pipewright launch -n 2 -- bench checkpoint", "pipewright launch -n 4 -- bench checkpoint --layers 8 --width 2048 --json"],
 } as const satisfies CommandSpec;
 
-interface CheckpointBenchRow {
-  bench: "checkpoint"; layout: Layout; ranks: number; parameters: number; state_mb: number; files_mb: number;
-  save_ms_median: number; save_ms: number[];
-  /** file: the median time of the gather alone (the rest is rank 0 writing). */
-  gather_ms_median: number | null;
-  peak_rss_mb: number[]; load_ms: number; loadavg: number[]; cpu: string; backend: string;
-}
-
 const mb = (bytes: number): number => Number((bytes / 2 ** 20).toFixed(1));
 
 export const runBenchCheckpoint = command(benchCheckpointCommand, async (f) => {
@@ -81,7 +73,7 @@ export const runBenchCheckpoint = command(benchCheckpointCommand, async (f) => {
       const path = join(where, `${layout}.safetensors`);
       const row = await timeLayout(layout, path, { ex, g, order, saves: f.saves, spec });
       if (g.mpi.rank !== 0) continue;
-      const out: CheckpointBenchRow = { bench: "checkpoint", layout, ranks: N, parameters, state_mb: mb(parameters * 4 * 3), ...row,
+      const out = { bench: "checkpoint", layout, ranks: N, parameters, state_mb: mb(parameters * 4 * 3), ...row,
         loadavg: loadavg().map((l) => Number(l.toFixed(2))), cpu: cpuLabel(machineCpu()), backend: getBackend().name };
       emit(f.json, out, `checkpoint ${layout.padEnd(5)} ${N} ranks, ${(parameters / 1e6).toFixed(1)}M parameters ` +
         `(${out.state_mb} MB with AdamW state), ${out.files_mb} MB on disk: save ${out.save_ms_median} ms median (${out.save_ms.join(", ")}${out.gather_ms_median !== null ? `; the gather ${out.gather_ms_median} ms` : ""}), ` +
@@ -97,8 +89,11 @@ export const runBenchCheckpoint = command(benchCheckpointCommand, async (f) => {
 
 interface Ctx { ex: ProcessesExecutor; g: Awaited<ReturnType<typeof startGroups>>; order: string[]; saves: number; spec: ModelSpec }
 
-/** `saves` saves in one layout: rank 0's wall times, each rank's peak RSS, then a load. */
-async function timeLayout(layout: Layout, path: string, c: Ctx): Promise<Pick<CheckpointBenchRow, "save_ms_median" | "save_ms" | "gather_ms_median" | "peak_rss_mb" | "files_mb" | "load_ms">> {
+/**
+ * `saves` saves in one layout: rank 0's wall times (file: also the gather's alone, the rest being
+ * rank 0 writing), each rank's peak RSS, then a load.
+ */
+async function timeLayout(layout: Layout, path: string, c: Ctx) {
   const times: number[] = [], gathers: number[] = [];
   for (let i = 0; i < c.saves; i++) {
     await c.g.world.barrier();

@@ -1,8 +1,8 @@
 // `pipewright bench gemm`: GFLOP/s of the addon's matrix product per provider, shape and operand
 // layout (src/train/bench-gemm.ts measures), with the provider the fixed rule picks, so the next
 // machine's numbers are one command away. One JSON object per line with --json, each with `cpu`.
-import { asUsage, command, type CommandSpec, UsageError } from "./args.js";
-import { loadNativeAddon, type GemmProviderName } from "../backend/native.js";
+import { asUsage, command, type CommandSpec } from "./args.js";
+import { loadNativeAddon } from "../backend/native.js";
 import { cpuLabel, machineCpu } from "../backend/index.js";
 import { benchGemmCase, DEFAULT_GEMM_SHAPES, gemmCases, GEMM_PROVIDERS, type GemmRow } from "../train/bench-gemm.js";
 
@@ -18,21 +18,15 @@ const benchGemmCommand = {
       type: "list", default: DEFAULT_GEMM_SHAPES.join(","), meta: "S,S,...",
       help: "products as [model:][B*]MxKxN[/nn|nt|tn|tt] (a/b stored as used or transposed; no layout: all four)",
     },
-    providers: { type: "list", default: GEMM_PROVIDERS.join(","), meta: "P,P", help: `providers to time, from ${GEMM_PROVIDERS.join(", ")}` },
+    providers: { type: "list", choices: GEMM_PROVIDERS, default: GEMM_PROVIDERS.join(","), meta: "P,P", help: `providers to time, from ${GEMM_PROVIDERS.join(", ")}` },
     reps: { type: "int", min: 3, default: 9, meta: "N", help: "timed repetitions per product and provider (the median is reported)" },
   },
   examples: ["pipewright bench gemm", "pipewright bench gemm --json --shapes 256x1024x1024,64*128x64x128/nt",
     "PIPEWRIGHT_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell pipewright bench gemm"],
 } as const satisfies CommandSpec;
 
-function pickProviders(list: string[]): GemmProviderName[] {
-  const bad = list.filter((p) => !GEMM_PROVIDERS.includes(p as GemmProviderName));
-  if (bad.length || list.length === 0) throw new UsageError(`--providers: '${bad[0] ?? ""}' is not a provider; valid: ${GEMM_PROVIDERS.join(", ")}`);
-  return list as GemmProviderName[];
-}
-
 export const runBenchGemm = command(benchGemmCommand, (f) => {
-  const providers = pickProviders(f.providers);
+  const providers = f.providers;
   const cases = asUsage(() => gemmCases(f.shapes));
   const cpu = machineCpu();
   const gemm = loadNativeAddon().gemmInfo();

@@ -30,7 +30,7 @@ export const benchEngineCommand = {
     "\"cpu\": {\"model\", \"isa\", \"cores\"}}.",
   flags: {
     json: { type: "bool", help: "one JSON object per model and line" },
-    models: { type: "list", default: BENCH_MODELS.join(","), help: `models to run, from ${BENCH_MODELS.join(", ")}`, meta: "M,M,..." },
+    models: { type: "list", choices: BENCH_MODELS, default: BENCH_MODELS.join(","), help: `models to run, from ${BENCH_MODELS.join(", ")}`, meta: "M,M,..." },
     steps: { type: "int", min: MIN_STEPS, default: 10, help: "timed steps (the median is reported)", meta: "N" },
     warmup: { type: "int", min: 0, default: 3, help: "untimed warm-up steps", meta: "N" },
     backend: BACKEND_FLAG,
@@ -63,14 +63,6 @@ const benchCompareCommand = {
   examples: ["npm run bench:compare", "pipewright bench compare --models cnn --json",
     "pipewright bench compare --model gpt --layers 6 --width 384 --heads 6 --context 128 --batch 8"],
 } as const satisfies CommandSpec;
-
-function pickModels(list: readonly string[]): BenchConfig[] {
-  const bad = list.filter((m) => !BENCH_MODELS.includes(m as BenchConfig["model"]));
-  if (bad.length || list.length === 0) {
-    throw new UsageError(`--models: unknown model '${bad[0] ?? ""}'; valid: ${BENCH_MODELS.join(", ")}`);
-  }
-  return BENCH_CONFIGS.filter((c) => list.includes(c.model));
-}
 
 /** The compiled CLI entry (this module's sibling), for per-model child processes. */
 const CLI_MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
@@ -133,7 +125,7 @@ function sizedConfig(f: Pick<FlagValues<typeof benchEngineCommand.flags>, "model
 
 const runBenchEngine = command(benchEngineCommand, (f, argv) => {
   const sized = sizedConfig(f, givenFlags(argv));
-  const configs = sized ? [sized] : pickModels(f.models);
+  const configs = sized ? [sized] : BENCH_CONFIGS.filter((c) => f.models.includes(c.model));
   const opts = { steps: f.steps, warmup: f.warmup, seed: f.seed, profile: f.profile === true, sized: sized !== null };
   // One process per model: peak RSS is then each model's own, not the running maximum.
   const inChild = configs.length > 1 && !f["in-process"];
@@ -217,7 +209,7 @@ async function interleavedRows(configs: BenchConfig[], steps: number, warmup: nu
 
 const runBenchCompare = command(benchCompareCommand, async (f, argv) => {
   const sized = sizedConfig(f, givenFlags(argv));
-  const configs = sized ? [sized] : pickModels(f.models);
+  const configs = sized ? [sized] : BENCH_CONFIGS.filter((c) => f.models.includes(c.model));
   const { steps, warmup } = f;
   const missing = torchMissing();
   if (f.interleaved) {
