@@ -49,12 +49,13 @@ export class UsageError extends Error {}
 
 /**
  * Runs `check` (a check of flag values that lives outside the CLI) and reports what it throws as a
- * usage error, its message after `prefix`.
+ * usage error, its message after `prefix`; errors that `isUsage` rejects pass through as they are.
  */
-export function asUsage<T>(check: () => T, prefix = ""): T {
+export function asUsage<T>(check: () => T, prefix = "", isUsage: (e: unknown) => boolean = () => true): T {
   try {
     return check();
   } catch (e) {
+    if (!isUsage(e)) throw e;
     throw new UsageError(`${prefix}${e instanceof Error ? e.message : String(e)}`);
   }
 }

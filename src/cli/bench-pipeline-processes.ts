@@ -9,13 +9,10 @@
 // its own timed steps predicts that step (bench-sim-rows.ts), then 8 and 16 ranks (predictions).
 import { UsageError } from "./args.js";
 import { emit } from "./output.js";
-import { activationBytes, sleepingStages, stagesOn, type BenchPipelineFlags, type Timing } from "./bench-pipeline.js";
+import { activationBytes, benchSchedule, sleepingStages, type BenchPipelineFlags, type Timing } from "./bench-pipeline.js";
 import { cpuLabel, getBackend, machineCpu } from "../backend/index.js";
-import { benchConfigOf, createModel } from "../nn/models/index.js";
-import { benchBatch } from "../train/bench-engine.js";
-import { splitMiniBatch } from "../pipeline/runtime/split.js";
+import { createModel } from "../nn/models/index.js";
 import type { ModelSpec } from "../nn/models/spec.js";
-import { Rng } from "../tensor/random.js";
 import { balanceByCost } from "../pipeline/partition.js";
 import { profileUnitTimes } from "../pipeline/runtime/profile.js";
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
@@ -23,7 +20,6 @@ import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
 import { ProcessesExecutor, agreeOnRank0, startGroups, type RankTimings } from "../pipeline/runtime/processes.js";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { generateSchedule } from "../pipeline/schedule/index.js";
 import type { SplitBatch } from "../pipeline/runtime/executor.js";
 import { launchEnv } from "../transport/mpi/env.js";
 import { oneWayLatency } from "../transport/mpi/bench.js";
@@ -35,14 +31,12 @@ type Groups = Awaited<ReturnType<typeof startGroups>>;
 /** What every schedule's comparison shares: the job, the timing, whether rank 0 times threads (see threadsFair). */
 interface Job { g: Groups; timing: Timing; fair: boolean }
 
-export async function runProcessesPipelineBench(f: BenchPipelineFlags, spec: ModelSpec): Promise<number> {
-  const { workers: W, microbatches: M, batch: B, seed } = f;
+export async function runProcessesPipelineBench(f: BenchPipelineFlags, spec: ModelSpec, batch: SplitBatch): Promise<number> {
+  const { workers: W, batch: B, seed } = f;
   if (!launchEnv()) throw new UsageError(`bench pipeline --executor processes runs on ${W} MPI ranks: \`pipewright launch -n ${W} -- bench pipeline --executor processes\``);
   // A processes step is one flushed list per rank: the asynchronous lists span several steps.
   const schedules = f.schedules.filter((s) => s !== "async");
   const g = await startGroups(W);
-  const { x, y } = benchBatch(benchConfigOf(spec, B), new Rng(seed));
-  const batch = splitMiniBatch(x, y, M, "bench pipeline");
   const times = await agreeOnRank0(g.mpi.rank === 0 ? profileUnitTimes(spec, seed, batch.inputs[0], 5) : [], W);
   // Every rank must agree: the sleeping-stage comparison is collective. W worker threads inside
   // rank 0 get the cores the W ranks get only where it may use all of the machine's (or W of them).
@@ -61,11 +55,9 @@ export async function runProcessesPipelineBench(f: BenchPipelineFlags, spec: Mod
       "async: skipped on processes (its lists span several steps; bench it with --executor threads)");
   }
   for (const name of schedules) {
-    const v = name === "interleaved" ? f.chunks : 1;
-    if (name === "interleaved" && M % W !== 0) continue;
-    const stages = stagesOn(name, W, v, times.length);
-    const schedule = generateSchedule(name, { stages, microbatches: M, chunks: v, weightGrads: f["weight-grads"] });
-    const balance = balanceByCost(times, stages * v);
+    const s = benchSchedule(f, name, times.length);
+    if (!s) continue;
+    const { schedule } = s, balance = balanceByCost(times, s.stages * s.v);
     const setup: PipelineSetup = { model: spec, seed, schedule, balance, recompute: "never", optimizer: { name: "sgd", lr: 0.01, momentum: 0.9 } };
     const real = await compare(job, { ...setup, instrumentation: { recordActions: true } }, batch);
     if (g.mpi.rank === 0 && f.records !== undefined) writeFileSync(join(f.records, `${name}-${W}.json`), JSON.stringify(real.steps));
@@ -76,7 +68,7 @@ export async function runProcessesPipelineBench(f: BenchPipelineFlags, spec: Mod
       pinned: availableParallelism() === 1 && cpus().length > 1 };
     const sim = simRow(inputs);
     for (const r of [sim, ...predictionRows(inputs, sim.measured, balance, times, B, f["weight-grads"])]) emit(f.json, r.row, r.text);
-    emitLine(f.json, name, W, M, B, balance, real, synth);
+    emitLine(f.json, name, W, f.microbatches, B, balance, real, synth);
   }
   return 0;
 }

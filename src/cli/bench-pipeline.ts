@@ -37,7 +37,7 @@ import type { SplitBatch } from "../pipeline/runtime/executor.js";
 import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
 import { TraceWriter, traceFileFor } from "../trace/trace-writer.js";
 import { InlineExecutor } from "../pipeline/runtime/inline.js";
-import { generateSchedule, isVSchedule, SCHEDULE_NAMES, WEIGHT_GRAD_MODES, type Schedule, type WeightGradMode } from "../pipeline/schedule/index.js";
+import { generateSchedule, isVSchedule, SCHEDULE_NAMES, WEIGHT_GRAD_MODES, type Schedule } from "../pipeline/schedule/index.js";
 
 const SYNC_SCHEDULES = ["gpipe", "1f1b", "interleaved", "zb-h1"];
 /** The default schedules: the synchronous ones and async (no flush; its lists span several steps). */
@@ -198,10 +198,7 @@ function benchSpec(f: BenchPipelineFlags, given: Set<string>): ModelSpec {
 }
 
 /** What every schedule's pipeline is built from. */
-interface Bench {
-  spec: ModelSpec; seed: number; W: number; M: number; B: number; weightGrads: WeightGradMode; timing: Timing;
-  batch: SplitBatch; latency: number; units: number; unitTimes: number[]; tracing: boolean;
-}
+interface Bench { f: BenchPipelineFlags; spec: ModelSpec; timing: Timing; batch: SplitBatch; latency: number; units: number; unitTimes: number[] }
 
 interface Pipeline { name: string; v: number; schedule: Schedule; balance: number[]; costs: StageCosts; ideal: number; ex: ThreadsExecutor; runner: Runner }
 
@@ -211,27 +208,26 @@ export const runPipelineBench = command(benchPipelineCommand, async (f, argv) =>
   const gpus = selectBackend(f);
   if (f.records !== undefined && f.executor !== "processes") throw new UsageError(`--records ${f.records} is only for --executor processes (the per-rank records of its steps)`);
   const spec = benchSpec(f, givenFlags(argv));
-  if (f.executor === "processes") return (await import("./bench-pipeline-processes.js")).runProcessesPipelineBench(f, spec);
   const { workers: W, microbatches: M, batch: B, seed } = f;
   if (B < M) throw new UsageError(`--batch ${B} cannot be split into --microbatches ${M}`);
+  const { x, y } = benchBatch(benchConfigOf(spec, B), new Rng(seed));
+  const batch = splitMiniBatch(x, y, M, "bench pipeline");
+  if (f.executor === "processes") return (await import("./bench-pipeline-processes.js")).runProcessesPipelineBench(f, spec, batch);
   // Every JSON line names the machine; the human output names it once, first.
   const cpu = machineCpu();
   const out: Out = (line, text) => emit(f.json, { ...line, cpu, ...(gpus ? { gpu_map: gpus } : {}) }, text);
   if (!f.json) process.stdout.write(`cpu: ${cpuLabel(cpu)}\n${gpus ? `gpus: ${gpus.rule}, map ${gpus.map.join(",")}\n` : ""}`);
-
-  const { x, y } = benchBatch(benchConfigOf(spec, B), new Rng(seed));
-  const batch = splitMiniBatch(x, y, M, "bench pipeline");
   const probe = createModel(spec, seed);
   const latency = await measureMachine(out, probe, batch, W);
-  const b: Bench = { spec, seed, W, M, B, weightGrads: f["weight-grads"], timing: { warmup: f.warmup, steps: f.steps, rounds: f.rounds }, batch, latency,
-    units: probe.units.length, unitTimes: profileUnitTimes(spec, seed, batch.inputs[0], 9), tracing: f.trace !== undefined };
+  const b: Bench = { f, spec, timing: { warmup: f.warmup, steps: f.steps, rounds: f.rounds }, batch, latency, units: probe.units.length,
+    unitTimes: profileUnitTimes(spec, seed, batch.inputs[0], 9) };
   // Every configuration is prepared first, then timed in interleaved rounds (see timeRunners).
   const baselines = baselineRunners(b, x, y);
   const pipelines: Pipeline[] = [];
   const writers: TraceWriter[] = [];
   try {
     for (const name of f.schedules) {
-      const p = await preparePipeline(b, name, name === "interleaved" ? f.chunks : 1, out);
+      const p = await preparePipeline(b, name, out);
       if (!p) continue;
       pipelines.push(p);
       if (f.trace === undefined) continue;
@@ -277,10 +273,11 @@ const OPTIMIZER = { name: "sgd", lr: 0.01, momentum: 0.9 } as const;
 
 /** One worker on whole mini-batches, and one worker on the same M micro-batches (gradient accumulation). */
 function baselineRunners(b: Bench, x: Tensor, y: Int32Array): Runner[] {
-  const single = createModel(b.spec, b.seed);
+  const { spec, f: { seed } } = b;
+  const single = createModel(spec, seed);
   const opt = new SGD(single.namedParameters(), OPTIMIZER);
-  const micro = new InlineExecutor(createModel(b.spec, b.seed), { model: b.spec, seed: b.seed,
-    schedule: generateSchedule("gpipe", { stages: 1, microbatches: b.M, weightGrads: b.weightGrads }), balance: [b.units], recompute: "never", optimizer: OPTIMIZER });
+  const micro = new InlineExecutor(createModel(spec, seed), { model: spec, seed,
+    schedule: generateSchedule("gpipe", { stages: 1, microbatches: b.f.microbatches, weightGrads: b.f["weight-grads"] }), balance: [b.units], recompute: "never", optimizer: OPTIMIZER });
   return [
     { step: () => { backward(crossEntropyLoss(single.forward(x), y)); opt.step(); opt.zeroGrad(); }, best: Infinity },
     { step: () => micro.step(b.batch), best: Infinity },
@@ -288,40 +285,44 @@ function baselineRunners(b: Bench, x: Tensor, y: Int32Array): Runner[] {
 }
 
 /**
- * Schedule `name` on the W workers (v chunks each): balanced stages from measured per-layer times,
- * as a user's --partition time, then the best simulated neighbour; null (with a line) when skipped.
+ * Schedule `name` on the W workers: balanced stages from measured per-layer times, as a user's
+ * --partition time, then the best simulated neighbour; null (with a line) when skipped.
  */
-async function preparePipeline(b: Bench, name: string, v: number, out: Out): Promise<Pipeline | null> {
-  const { W, M } = b;
-  const stages = stagesOn(name, W, v, b.units);
-  if (name === "interleaved" && M % W !== 0) {
+async function preparePipeline(b: Bench, name: string, out: Out): Promise<Pipeline | null> {
+  const { workers: W, microbatches: M, seed } = b.f;
+  const isAsync = name === "async";
+  const s = benchSchedule(b.f, name, b.units, isAsync ? Math.ceil(ASYNC_MICROBATCHES * b.timing.steps / M) : undefined);
+  if (!s) {
     out({ schedule: name, skipped: `M=${M} is not a multiple of ${W} workers` }, `${name}: skipped (M not a multiple of the workers)`);
     return null;
   }
-  const isAsync = name === "async";
-  const schedule = generateSchedule(name, { stages, microbatches: M, chunks: v, steps: isAsync ? Math.ceil(ASYNC_MICROBATCHES * b.timing.steps / M) : undefined,
-    weightGrads: b.weightGrads });
-  const setupFor = (balance: number[]): PipelineSetup => ({ model: b.spec, seed: b.seed, schedule, balance, recompute: "never", optimizer: OPTIMIZER,
-    ...(b.tracing ? { instrumentation: { recordActions: true } } : {}) });
+  const { schedule, stages, v } = s;
+  const setupFor = (balance: number[]): PipelineSetup => ({ model: b.spec, seed, schedule, balance, recompute: "never", optimizer: OPTIMIZER,
+    ...(b.f.trace !== undefined ? { instrumentation: { recordActions: true } } : {}) });
   const { balance, costs } = await bestSimulatedBalance(schedule, balanceByCost(b.unitTimes, stages * v),
     (bal) => measureStageCosts(setupFor(bal), b.batch, isAsync ? 1 : 3), b.latency);
   // The simulator's bound from these stages' measured costs.
   const ideal = simulate(schedule, costModel(costs, b.latency)).speedup;
-  const ex = await ThreadsExecutor.create(setupFor(balance), createModel(b.spec, b.seed).stateDict());
+  const ex = await ThreadsExecutor.create(setupFor(balance), createModel(b.spec, seed).stateDict());
   return { name, v, schedule, balance, costs, ideal, ex, runner: pipelineRunner(ex, schedule, b.batch) };
 }
 
-/** Stages of schedule `name` (v chunks each) on W workers, checked against the model's units. */
-export function stagesOn(name: string, W: number, v: number, units: number): number {
+/**
+ * Schedule `name` on the --workers (--chunks each for interleaved), checked against the model's
+ * units; null where interleaved cannot deal the micro-batches out evenly over the workers.
+ */
+export function benchSchedule(f: BenchPipelineFlags, name: string, units: number, steps?: number): { schedule: Schedule; stages: number; v: number } | null {
+  const { workers: W, microbatches: M } = f, v = name === "interleaved" ? f.chunks : 1;
   // A V schedule holds two stages per worker: 2W stages keep the W workers of the others.
   const stages = isVSchedule(name) ? 2 * W : W;
   if (units < stages * v) throw new UsageError(`the model has ${units} units, too few for ${stages} stages x ${v} chunks (${name} on ${W} workers)`);
-  return stages;
+  if (name === "interleaved" && M % W !== 0) return null;
+  return { schedule: generateSchedule(name, { stages, microbatches: M, chunks: v, steps, weightGrads: f["weight-grads"] }), stages, v };
 }
 
 /** The two one-worker lines (seconds per step t1, tm), then one line per pipeline. */
 function reportRuns(out: Out, b: Bench, [t1, tm]: number[], pipelines: readonly Pipeline[], backend: string): void {
-  const { W, M, B } = b;
+  const { workers: W, microbatches: M, batch: B } = b.f;
   const base = B / t1, baseMicro = B / tm;
   const oneWorker = (microbatches: number, t: number, speedup: number, vsMicro: number | null, what: string): void =>
     out({ schedule: "none", workers: 1, microbatches, chunks: 1, batch: B, samples_per_s: round(B / t, 4), speedup, speedup_vs_microbatched: vsMicro,
@@ -340,7 +341,7 @@ function reportRuns(out: Out, b: Bench, [t1, tm]: number[], pipelines: readonly 
     const line = {
       schedule: p.name, workers: W, microbatches: M, chunks: p.v, batch: B, samples_per_s: round(sps, 4), speedup: round(speedup, 4),
       speedup_vs_microbatched: round(same, 4), ideal: round(p.ideal, 4), efficiency: round(speedup / p.ideal, 4),
-      executor_efficiency: round(same / p.ideal, 4), weight_grads: b.weightGrads,
+      executor_efficiency: round(same / p.ideal, 4), weight_grads: b.f["weight-grads"],
       step_ms: round(t * 1000, 4), balance: p.balance, backend,
     };
     out(line, `${p.name.padEnd(12)} ${W} workers: ${sps.toFixed(1)} samples/s, speed-up ${speedup.toFixed(2)} over one worker ` +
@@ -370,10 +371,11 @@ async function syntheticRun(b: Bench, p: Pipeline, backend: string) {
   const { schedule, costs: c } = p;
   const W = schedule.workers.length, M = schedule.microbatches;
   const costs = { F: c.forward, B: c.backward, W: c.weight };
-  const tiny = sleepingStages(b.units, p.balance, b.B, M, b.seed);
-  const setup: PipelineSetup = { model: tiny.spec, seed: b.seed, schedule, balance: tiny.balance, recompute: "never", optimizer: { name: "sgd", lr: 0.01 },
+  const { batch: B, seed } = b.f;
+  const tiny = sleepingStages(b.units, p.balance, B, M, seed);
+  const setup: PipelineSetup = { model: tiny.spec, seed, schedule, balance: tiny.balance, recompute: "never", optimizer: { name: "sgd", lr: 0.01 },
     instrumentation: { syntheticCosts: costs } };
-  const ex = await ThreadsExecutor.create(setup, createModel(tiny.spec, b.seed).stateDict());
+  const ex = await ThreadsExecutor.create(setup, createModel(tiny.spec, seed).stateDict());
   const runner = pipelineRunner(ex, schedule, tiny.batch);
   try {
     await timeRunners([runner], b.timing);

@@ -40,15 +40,15 @@ export const runEval = command(evalCommand, (f) => {
     throw new Error(`${path}: the tensors do not fit the checkpoint's own model_spec ${JSON.stringify(ck.modelSpec)} (${(e as Error).message})`);
   }
   model.eval();
-  const task = buildTask({ spec, batch: 1, seed: 0, data: f.data, limit: f.limit, text: f.text });
-  const result = task.evaluate(model);
+  const task = (batch: number): ReturnType<typeof buildTask> => buildTask({ spec, batch, seed: 0, data: f.data, limit: f.limit, text: f.text });
+  const result = task(1).evaluate(model);
 
   const exportPath = f["export-logits"];
   let exported = 0;
   if (exportPath) {
     const n = f.samples;
     // The first training batch of n inputs (any inputs serve: the check compares two forwards).
-    const probe = buildTask({ spec, batch: n, seed: 0, data: f.data, limit: f.limit, text: f.text }).batches(0, 0)[Symbol.iterator]().next().value;
+    const probe = task(n).batches(0, 0)[Symbol.iterator]().next().value;
     if (!probe) throw new Error("eval: the data set is empty");
     const logits = noGrad(() => model.forward(probe.x));
     writeSafetensors(exportPath, [["input", probe.x], ["logits", logits]]);

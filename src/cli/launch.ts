@@ -68,14 +68,9 @@ export function prepareTrain(n: number, train: readonly string[], t: TrainFlags 
   return t.executor === undefined ? [...train, "--executor", "processes"] : [...train];
 }
 
+/** The train command resuming from `ck` (any --resume it had, and that flag's value, left out). */
 function withResume(train: readonly string[], ck: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < train.length; i++) {
-    if (train[i] === "--resume") { i++; continue; }
-    if (train[i].startsWith("--resume=")) continue;
-    out.push(train[i]);
-  }
-  return [...out, "--resume", ck];
+  return [...train.filter((a, i) => a !== "--resume" && train[i - 1] !== "--resume" && !a.startsWith("--resume=")), "--resume", ck];
 }
 
 /** A pipewright command, or `node SCRIPT ...` (a user's SPMD script) on this very Node. */

@@ -20,7 +20,6 @@ export const MODEL_SIZE_FLAGS = {
 type SizeFlagValues = FlagValues<typeof MODEL_SIZE_FLAGS>;
 
 export type ModelSizeFlag = keyof typeof MODEL_SIZE_FLAGS;
-const MODEL_SIZE_FLAG_NAMES = Object.keys(MODEL_SIZE_FLAGS) as ModelSizeFlag[];
 
 /** Which sizing flags each model takes (--model-config applies to all). */
 const SIZE_FLAGS_OF: Record<ModelName, readonly ModelSizeFlag[]> = {
@@ -37,11 +36,6 @@ const FIELD_OF: Record<ModelName, Partial<Record<ModelSizeFlag, string>>> = {
   mlp: { layers: "hidden (count)", width: "hidden (width)", hidden: "hidden" },
   cnn: { channels: "channels", width: "hidden" },
 };
-
-/** The sizing flags on the command line (by name, as givenFlags reports them). */
-function givenSizeFlags(given: ReadonlySet<string>): ModelSizeFlag[] {
-  return MODEL_SIZE_FLAG_NAMES.filter((n) => given.has(n));
-}
 
 /** Reads and parses a --model-config file: a JSON object (a ModelSpec, `name` optional if --model is given). */
 function readModelConfig(path: string): Record<string, unknown> {
@@ -98,7 +92,7 @@ function fieldsFromFlags(model: ModelName, f: SizeFlagValues, flags: readonly Mo
  */
 export function modelSpecFromFlags(model: ModelName | undefined, f: SizeFlagValues, given: ReadonlySet<string>,
   modelFrom = "--model is"): ResolvedSpec | undefined {
-  const flags: readonly ModelSizeFlag[] = givenSizeFlags(given).filter((n) => n !== "model-config");
+  const flags = (Object.keys(MODEL_SIZE_FLAGS) as ModelSizeFlag[]).filter((n) => n !== "model-config" && given.has(n));
   const configPath = given.has("model-config") ? f["model-config"] : undefined;
   if (!flags.length && configPath === undefined) return undefined;
   const config = configPath !== undefined ? readModelConfig(configPath) : undefined;

@@ -12,6 +12,7 @@ import { trainElastic } from "../train/elastic.js";
 import { loadImageDatasets } from "../train/task.js";
 import type { TensorDataset } from "../data/loader.js";
 import type { ModelSpec } from "../nn/models/spec.js";
+import type { Tensor } from "../tensor/tensor.js";
 import { writeFileAtomic } from "../checkpoint/atomic-write.js";
 import { mean, sampleStd } from "../util/stats.js";
 
@@ -55,11 +56,10 @@ function slice(ds: TensorDataset, from: number, to: number): TensorDataset {
 export const runReproPipetransformer = command(reproPipetransformerCommand, async (f) => {
   const alpha = asUsage(() => parseAlpha(f["freeze-alpha"]));
   const criterion = asUsage(() => parseFreezeCriterion(f["freeze-criterion"]));
-  const epochs = f.epochs, seeds = f.seeds, batch = f.batch, workers = f.workers;
+  const { epochs, seeds, batch, workers, limit } = f;
   const log = f.json ? (): void => {} : (m: string): void => { process.stderr.write(m + "\n"); };
   const all = loadImageDatasets(f.data);
   const half = Math.floor(all.train.n / 2);
-  const limit = f.limit;
   if (limit > half) throw new UsageError(`--limit ${limit} exceeds the first half of the training images (${half})`);
   const fine = { train: slice(all.train, 0, limit), test: all.test };
   const pre = { train: slice(all.train, half, all.train.n), test: all.test };
@@ -68,7 +68,7 @@ export const runReproPipetransformer = command(reproPipetransformerCommand, asyn
   let trace: FreezeTrace | null = null;
   const details: unknown[] = [];
   for (let seed = 0; seed < seeds; seed++) {
-    let init: Map<string, import("../tensor/tensor.js").Tensor> | undefined;
+    let init: Map<string, Tensor> | undefined;
     if (f["pretrain-epochs"] > 0) {
       log(`seed ${seed}: pre-training ${f["pretrain-epochs"]} epoch(s) on ${pre.train.n} images (untimed)`);
       const p = await trainElastic({ spec, seed, epochs: f["pretrain-epochs"], batch, optimizer: { name: "adamw", lr: 1e-3, weightDecay: 0.01 },

@@ -1,7 +1,7 @@
 // `pipewright train`: flags -> TrainConfig, then the single-device loop (src/train/loop.ts) or, with
 // --schedule, the pipeline runtime's trainPipeline (src/train/pipeline.ts).
 import { existsSync, readFileSync } from "node:fs";
-import { command, type CommandSpec, type FlagValues, givenFlags, UsageError } from "./args.js";
+import { asUsage, command, type CommandSpec, type FlagValues, givenFlags, UsageError } from "./args.js";
 import { emit } from "./output.js";
 import { MODEL_NAMES, resolveSpec, type ModelName } from "../nn/models/spec.js";
 import { lossCurveSvg } from "../report/loss-curve-svg.js";
@@ -24,7 +24,6 @@ import {
 } from "../train/resume.js";
 import { isWriterRank } from "../transport/mpi/env.js";
 
-export { givenFlags };
 const SCHEDULE_CHOICES = [...PIPELINE_SCHEDULES, NO_PIPELINE] as const;
 
 const perModel = (pick: (d: (typeof MODEL_DEFAULTS)[ModelName]) => string | number): string =>
@@ -111,14 +110,7 @@ export const trainCommand = {
 type TrainFlags = FlagValues<typeof trainCommand.flags>;
 
 /** Runs a merge of src/train/resume.ts, reporting its ConfigError as a usage error (exit 2). */
-function configUsage<T>(merge: () => T): T {
-  try {
-    return merge();
-  } catch (e) {
-    if (e instanceof ConfigError) throw new UsageError(e.message);
-    throw e;
-  }
-}
+const configUsage = <T>(merge: () => T): T => asUsage(merge, "", (e) => e instanceof ConfigError);
 
 /** Resolves flags into a TrainConfig: explicit flags (sizing flags too), else the resumed run's values, else per-model defaults. */
 export function resolveTrainConfig(f: TrainFlags, given: Set<string>, saved?: TrainConfig): TrainConfig {
