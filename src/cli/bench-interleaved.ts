@@ -2,7 +2,8 @@
 // processes warm and alive (scripts/bench_torch.py --serve answers one step per request), so that
 // load from other work on a shared machine falls on both sides alike instead of on whichever ran
 // during a busy minute. Each side's median step is then compared as in plain `bench compare`.
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
 import { createInterface } from "node:readline";
 import type { BenchConfig } from "../nn/models/index.js";
 import { benchStep } from "../train/bench-engine.js";
@@ -11,25 +12,15 @@ import { median } from "../util/stats.js";
 interface InterleavedOptions { steps: number; warmup: number; seed: number; python: string; script: string; env: NodeJS.ProcessEnv }
 interface InterleavedResult { oursMs: number; torchMs: number; torchBackend: string }
 
-/** A line reader over a child's stdout: next() resolves with the next line, rejects if it exits first. */
-function lines(child: ReturnType<typeof spawn>, what: string): () => Promise<string> {
-  const queue: string[] = [];
-  const waiting: { resolve: (l: string) => void; reject: (e: Error) => void }[] = [];
-  let ended: Error | null = null;
+/** A line reader over a child's stdout: next() resolves with the next line, rejects naming the exit code if it exits first. */
+function lines(child: ChildProcess, what: string): () => Promise<string> {
   if (!child.stdout) throw new Error(`${what}: no stdout`);
-  createInterface({ input: child.stdout }).on("line", (l) => {
-    const w = waiting.shift();
-    if (w) w.resolve(l); else queue.push(l);
-  });
-  child.on("close", (code) => {
-    ended = new Error(`${what} exited (code ${String(code)}) before answering`);
-    for (const w of waiting.splice(0)) w.reject(ended);
-  });
-  return () => {
-    const l = queue.shift();
-    if (l !== undefined) return Promise.resolve(l);
-    if (ended) return Promise.reject(ended);
-    return new Promise((resolve, reject) => waiting.push({ resolve, reject }));
+  const it = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  return async () => {
+    const r = await it.next();
+    if (!r.done) return r.value;
+    const code = child.exitCode ?? (await once(child, "exit"))[0];
+    throw new Error(`${what} exited (code ${String(code)}) before answering`);
   };
 }
 

@@ -111,16 +111,14 @@ const SIZED_BATCH: Record<ModelName, number> = { mlp: 128, cnn: 64, vit: 64, gpt
  * fixed configurations of --models.
  */
 function sizedConfig(f: Pick<FlagValues<typeof benchEngineCommand.flags>, "model" | "batch" | ModelSizeFlag>, given: Set<string>): BenchConfig | null {
-  const sizing = Object.keys(MODEL_SIZE_FLAGS).filter((n) => given.has(n));
-  if (!given.has("model") && !sizing.length) {
+  if (!given.has("model") && !Object.keys(MODEL_SIZE_FLAGS).some((n) => given.has(n))) {
     if (given.has("batch")) throw new UsageError("--batch applies to --model (a sized model); the --models configurations have fixed batches");
     return null;
   }
   if (given.has("models")) throw new UsageError("give either --models (the fixed configurations) or --model with sizing flags, not both");
-  const spec = modelSpecFromFlags(f.model, f, given);
-  const name = spec?.name ?? f.model;
-  if (!name) throw new UsageError(`${sizing.map((n) => `--${n}`).join(", ")} size a model: give --model (one of: ${MODEL_NAMES.join(", ")})`);
-  return benchConfigOf(spec ?? { name }, f.batch ?? SIZED_BATCH[name]);
+  // Without sizing flags --model was given (sizing flags without --model or a named config throw here).
+  const spec = modelSpecFromFlags(f.model, f, given) ?? { name: f.model! };
+  return benchConfigOf(spec, f.batch ?? SIZED_BATCH[spec.name]);
 }
 
 const runBenchEngine = command(benchEngineCommand, (f, argv) => {
