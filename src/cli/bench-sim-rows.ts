@@ -65,24 +65,13 @@ export function simRow(i: SimInputs): { row: object; text: string; measured: Mea
   return { row: r, text, measured };
 }
 
-/** Per unit (layer) CPU costs from a measured stage's costs, split in proportion to the profiled unit times. */
-function unitCosts(c: CostModel, balance: readonly number[], unitTimes: readonly number[], S: number): { F: number[]; B: number[]; Wt: number[]; STEP: number[] } {
-  const out = { F: [] as number[], B: [] as number[], Wt: [] as number[], STEP: [] as number[] };
-  const arr = (x: CostModel["forward"] | undefined, k: number): number => (typeof x === "number" ? x : x?.[k] ?? 0);
+/** Per unit (layer): `cost(vs, share)` of its measured stage vs, share = the unit's part of the stage's profiled time. */
+function perUnit(balance: readonly number[], unitTimes: readonly number[], cost: (vs: number, share: number) => number): number[] {
   let u = 0;
-  balance.forEach((n, vs) => {
-    const units = unitTimes.slice(u, u + n), total = units.reduce((a, b) => a + b, 0);
-    for (const t of units) {
-      const share = total > 0 ? t / total : 1 / n;
-      out.F.push(arr(c.forward, vs) * share);
-      out.B.push(arr(c.backward, vs) * share);
-      out.Wt.push(arr(c.weight, vs) * share);
-      // A stage's STEP is split over its chunks' units (every chunk shares the stage's optimizer).
-      out.STEP.push((arr(c.step, vs % S) * share) / (balance.length / S));
-    }
-    u += n;
+  return balance.flatMap((n, vs) => {
+    const units = unitTimes.slice(u, (u += n)), total = units.reduce((a, b) => a + b, 0);
+    return units.map((t) => cost(vs, total > 0 ? t / total : 1 / n));
   });
-  return out;
 }
 
 const sumRange = (xs: number[], from: number, n: number): number => xs.slice(from, from + n).reduce((a, b) => a + b, 0);
@@ -95,12 +84,19 @@ const sumRange = (xs: number[], from: number, n: number): number => xs.slice(fro
  */
 function scaledCosts(m: MeasuredStep, measuredBalance: readonly number[], unitTimes: readonly number[], S: number, stages: number, v: number,
   pingPongFixed: number, ranks = stages): CostModel {
-  const u = unitCosts(m.costs, measuredBalance, unitTimes, S);
-  const balance = balanceByCost(unitTimes, stages * v);
-  const per = (xs: number[]): number[] => { let at = 0; return balance.map((n) => { const t = sumRange(xs, at, n); at += n; return t; }); };
-  const step = per(u.STEP);
+  const c = m.costs, balance = balanceByCost(unitTimes, stages * v);
+  const arr = (x: CostModel["forward"] | undefined, k: number): number => (typeof x === "number" ? x : x?.[k] ?? 0);
+  // Per new stage, the sum of its units' shares of the measured costs.
+  const per = (cost: (vs: number, share: number) => number): number[] => {
+    const xs = perUnit(measuredBalance, unitTimes, cost);
+    let at = 0;
+    return balance.map((n) => { const t = sumRange(xs, at, n); at += n; return t; });
+  };
+  const split = (x: CostModel["forward"]): number[] => per((vs, sh) => arr(x, vs) * sh);
+  // A stage's STEP is split over its chunks' units (every chunk shares the stage's optimizer).
+  const step = per((vs, sh) => (arr(c.step, vs % S) * sh) / (measuredBalance.length / S));
   return {
-    forward: per(u.F), backward: per(u.B), weight: per(u.Wt),
+    forward: split(c.forward), backward: split(c.backward), weight: split(c.weight),
     step: Array.from({ length: stages }, (_, s) => step.filter((_, vs) => vs % stages === s).reduce((a, b) => a + b, 0)),
     message: pingPongFixed, messagePerByte: m.costs.messagePerByte, messageBytes: m.costs.messageBytes, receive: m.costs.receive,
     senderSlice: m.costs.senderSlice, cores: ranks,
