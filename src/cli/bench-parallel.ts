@@ -7,8 +7,13 @@ import { emit } from "./output.js";
 import { cpuLabel, machineCpu } from "../backend/index.js";
 import { resolveSpec, type ResolvedSpec } from "../nn/models/spec.js";
 
-const PARTS = ["allreduce", "data", "tensor"] as const;
-type Part = (typeof PARTS)[number];
+/** What --parts measures, in this order; each loaded only when asked for. */
+const PART_RECORDS = {
+  allreduce: async (): Promise<object[]> => (await import("../transport/bench.js")).benchAllReduce(),
+  data: async (steps: number): Promise<object[]> => (await import("../train/bench-data-parallel.js")).benchDataParallel({ steps }),
+  tensor: async (steps: number): Promise<object[]> => (await import("../parallel/tp-bench.js")).benchTensorParallelMlp({ steps }),
+};
+const PARTS = Object.keys(PART_RECORDS) as (keyof typeof PART_RECORDS)[];
 
 const benchParallelCommand = {
   name: "bench parallel",
@@ -45,7 +50,7 @@ export const runBenchParallel = command(benchParallelCommand, async (f, argv) =>
   // Every JSON line names the machine; the human output names it once, first.
   const cpu = machineCpu();
   if (!f.json) process.stdout.write(`cpu: ${cpuLabel(cpu)}\n`);
-  const print = (part: Part | "ptdp", rec: object): void => emit(f.json, { bench: part, ...rec, cpu }, `${part}: ${JSON.stringify(rec)}`);
+  const print = (part: string, rec: object): void => emit(f.json, { bench: part, ...rec, cpu }, `${part}: ${JSON.stringify(rec)}`);
   if (f.ptdp) {
     const { benchPtdp, parseLayout } = await import("../train/bench-ptdp.js");
     const spec = asUsage(() => resolveSpec({ name: "gpt", depth: f.layers, dim: f.width, heads: f.heads, context: f.context }) as ResolvedSpec<"gpt">);
@@ -54,17 +59,8 @@ export const runBenchParallel = command(benchParallelCommand, async (f, argv) =>
     for (const r of await benchPtdp({ spec, layouts, sequenceParallel: f["sequence-parallel"] === true, schedule, batch, microbatches, steps })) print("ptdp", r);
     return 0;
   }
-  if (parts.includes("allreduce")) {
-    const { benchAllReduce } = await import("../transport/bench.js");
-    for (const r of await benchAllReduce()) print("allreduce", r);
-  }
-  if (parts.includes("data")) {
-    const { benchDataParallel } = await import("../train/bench-data-parallel.js");
-    for (const r of await benchDataParallel({ steps })) print("data", r);
-  }
-  if (parts.includes("tensor")) {
-    const { benchTensorParallelMlp } = await import("../parallel/tp-bench.js");
-    for (const r of await benchTensorParallelMlp({ steps })) print("tensor", r);
+  for (const part of PARTS.filter((p) => parts.includes(p))) {
+    for (const r of await PART_RECORDS[part](steps)) print(part, r);
   }
   return 0;
 });

@@ -7,6 +7,7 @@
 // speed-up over the baseline and test accuracy (mean ± std over seeds) and writes the freeze trace of
 // the all-four run of the first seed, which `pipewright sim --freeze-trace FILE --workers 8` replays.
 import { asUsage, command, type CommandSpec, UsageError } from "./args.js";
+import { emit } from "./output.js";
 import { FREEZE_CRITERIA, parseAlpha, parseFreezeCriterion, predictSpeedup, type FreezeTrace } from "../pipeline/freeze/index.js";
 import { trainElastic } from "../train/elastic.js";
 import { loadImageDatasets } from "../train/task.js";
@@ -38,8 +39,7 @@ const reproPipetransformerCommand = {
     "pipewright sim --freeze-trace pipetransformer-trace.json --workers 8"],
 } as const satisfies CommandSpec;
 
-interface Row { name: string; freeze: boolean; elastic: boolean; cache: boolean }
-const ROWS: Row[] = [
+const ROWS = [
   { name: "baseline pipeline (no freezing)", freeze: false, elastic: false, cache: false },
   { name: "freezing only", freeze: true, elastic: false, cache: false },
   { name: "freezing + AutoPipe + AutoDP", freeze: true, elastic: true, cache: false },
@@ -101,15 +101,12 @@ export const runReproPipetransformer = command(reproPipetransformerCommand, asyn
     return { row: row.name, seconds: t, seconds_std: ts, speedup: s, speedup_std: ss, speedup_of_means: base / t, test_acc: a, test_acc_std: as };
   });
   const pred = trace ? predictSpeedup(trace, 8) : null;
-  if (f.json) {
-    process.stdout.write(JSON.stringify({ epochs, seeds, limit, batch, workers, alpha, criterion: f["freeze-criterion"], rows, trace: f.trace, predicted_8_workers: pred?.speedup ?? null, runs: details }) + "\n");
-    return 0;
-  }
   const pm = (m: number, s: number, d: number): string => `${m.toFixed(d)} ± ${s.toFixed(d)}`;
   const lines = [`PipeTransformer breakdown: ViT on Fashion-MNIST, fine-tuning ${limit} images for ${epochs} epochs, batch ${batch}, ${workers} workers, ${seeds} seed(s)`,
     "| configuration | wall-clock s | speed-up | test acc % |", "|---|---|---|---|",
     ...rows.map((r) => `| ${r.row} | ${pm(r.seconds, r.seconds_std, 1)} | ${pm(r.speedup, r.speedup_std, 2)}x | ${pm(r.test_acc * 100, r.test_acc_std * 100, 2)} |`)];
   if (pred) lines.push(`freeze trace: ${f.trace}; predicted speed-up on 8 workers: ${pred.speedup.toFixed(2)}x (pipewright sim --freeze-trace ${f.trace} --workers 8)`);
-  process.stdout.write(lines.join("\n") + "\n");
+  emit(f.json, { epochs, seeds, limit, batch, workers, alpha, criterion: f["freeze-criterion"], rows, trace: f.trace, predicted_8_workers: pred?.speedup ?? null,
+    runs: details }, lines.join("\n"));
   return 0;
 });
