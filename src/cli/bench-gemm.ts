@@ -4,7 +4,7 @@
 import { asUsage, command, type CommandSpec } from "./args.js";
 import { loadNativeAddon } from "../backend/native.js";
 import { cpuLabel, machineCpu } from "../backend/index.js";
-import { benchGemmCase, DEFAULT_GEMM_SHAPES, gemmCases, GEMM_PROVIDERS, type GemmRow } from "../train/bench-gemm.js";
+import { benchGemmCase, DEFAULT_GEMM_SHAPES, gemmCases, GEMM_PROVIDERS } from "../train/bench-gemm.js";
 
 const benchGemmCommand = {
   name: "bench gemm",
@@ -43,7 +43,7 @@ export const runBenchGemm = command(benchGemmCommand, (f) => {
   return 0;
 });
 
-function formatRow(rows: GemmRow[]): string {
+function formatRow(rows: ReturnType<typeof benchGemmCase>): string {
   const r0 = rows[0];
   return `${r0.shape.padEnd(20)} ${r0.layout.padEnd(6)}  ${rows.map((r) => r.gflops.toFixed(1).padStart(16)).join("")}  ${r0.rule.padEnd(8)}  ${r0.models.join(",")}`;
 }

@@ -55,19 +55,6 @@ export function gemmCases(specs: readonly string[]): { shape: GemmShapeSpec; lay
   return [...out.values()];
 }
 
-export interface GemmRow {
-  shape: string;
-  batch: number; m: number; k: number; n: number;
-  layout: GemmLayout;
-  provider: GemmProviderName;
-  gflops: number;
-  ms: number;
-  /** The provider the fixed rule picks for this product on this process's ISA. */
-  rule: GemmProviderName;
-  models: string[];
-  reps: number;
-}
-
 function fill(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
   let x = seed >>> 0;
@@ -75,8 +62,11 @@ function fill(n: number, seed: number): Float32Array {
   return a;
 }
 
-/** Times one product per provider: `reps` interleaved rounds, each `inner` calls; medians. */
-export function benchGemmCase(shape: GemmShapeSpec, layout: GemmLayout, reps: number, providers: readonly GemmProviderName[]): GemmRow[] {
+/**
+ * Times one product per provider: `reps` interleaved rounds, each `inner` calls; medians. Each row
+ * names the provider the fixed rule picks for this product on this process's ISA (`rule`).
+ */
+export function benchGemmCase(shape: GemmShapeSpec, layout: GemmLayout, reps: number, providers: readonly GemmProviderName[]) {
   const addon = loadNativeAddon();
   const { batch, m, k, n } = shape;
   const ta = layout[0] === "t", tb = layout[1] === "t";
