@@ -18,7 +18,7 @@ import { memoryBytes, memoryRecord } from "./memory.js";
 import { PipelineActionError, WorkerInterpreter, type ForwardMode, type Outbox, type PhysicalStage, type WeightHooks } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { mergeStates, type OptimizerState } from "../../optim/index.js";
-import { buildWorkerStages, replicatedSetup, shapeOf, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
+import { buildWorkerStages, replicatedSetup, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
 import { loadModelSource } from "./model-source.js";
 import { forwardDeliveries, stepDeliveries } from "./replica-share.js";
 import { evalMetrics, ListResults, predictions, sumMetrics, type ForwardShare } from "./list-results.js";
@@ -61,7 +61,6 @@ export class InlineExecutor implements Executor, TimingSource {
     this.setup = setup = R > 1 ? replicatedSetup(setup, R) : setup;
     const { schedule } = setup;
     const W = schedule.workers.length;
-    const shape = shapeOf(schedule);
     const record = setup.instrumentation?.recordActions === true;
     this.logs = record ? Array.from({ length: R * W }, () => new MessageLog()) : null;
     this.reducer = R > 1 ? inlineReduce(R) : null;
@@ -74,8 +73,8 @@ export class InlineExecutor implements Executor, TimingSource {
     });
     this.asyncRuntime = createAsyncRuntime(new Map(stagesOf[0].flatMap((m) => [...m])), setup.async);
     const h = hooks ?? this.asyncRuntime?.hooks;
-    this.copies = stagesOf.map((stages, r) => schedule.workers.map((actions, w) => new WorkerInterpreter({
-      worker: w, actions, stages: stages[w], shape, outbox: this.outbox(r, w), hooks: h,
+    this.copies = stagesOf.map((stages, r) => schedule.workers.map((_, w) => new WorkerInterpreter({
+      worker: w, schedule, stages: stages[w], outbox: this.outbox(r, w), hooks: h,
       actionDelay: syntheticDelay(setup.instrumentation, schedule.chunks), recordActions: record,
       onMetrics: this.results[r].onMetrics, onOutput: this.results[r].onOutput,
       ...(this.reducer ? { reduce: (ps: PhysicalStage, step: number) => this.reducer!.reduce(r, ps, step) } : {}),

@@ -11,7 +11,7 @@
 // `WeightHooks`, called at F, B, W and STEP with the physical stage and micro-batch: a weight policy
 // swaps in the version a micro-batch must see and restores it afterwards, and `stageLrFactor` gives
 // each stage its own learning-rate factor per STEP (PipeMare's T1).
-import { type Action, expandComposites, formatAction, isStepKind, type SimpleAction, virtualStage } from "../schedule/action.js";
+import { type Action, expandComposites, formatAction, isStepKind, type Schedule, type SimpleAction, virtualStage } from "../schedule/action.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { ForwardResult, MicrobatchMetrics, MicrobatchTargets, Stage, Target } from "../stage.js";
 import type { OptimizerState } from "../../optim/index.js";
@@ -99,17 +99,6 @@ export interface WeightHooks {
   stageLrFactor?(stage: PhysicalStage, step: number): number;
 }
 
-export interface PipelineShape {
-  /** Physical stages S. */
-  stages: number;
-  /** Chunks per stage v. */
-  chunks: number;
-  /** Backward split into B and W (zero-bubble). */
-  splitBackward: boolean;
-  /** stageToWorker[s]. */
-  stageToWorker: readonly number[];
-}
-
 /** An error inside an action, naming the stage and the action ("1F3"). */
 export class PipelineActionError extends Error {
   constructor(readonly worker: number, readonly stage: number, readonly action: string, readonly causeMessage: string,
@@ -128,10 +117,10 @@ export type ForwardMode = "train" | "eval" | "predict";
 
 export interface InterpreterOptions {
   worker: number;
-  actions: readonly Action[];
+  /** The schedule whose list `workers[worker]` this worker runs. */
+  schedule: Schedule;
   /** The physical stages this worker runs, by stage index. */
   stages: ReadonlyMap<number, PhysicalStage>;
-  shape: PipelineShape;
   outbox: Outbox;
   /** Called with the metrics of each micro-batch the last virtual stage finishes forward. */
   onMetrics?(microbatch: number, m: MicrobatchMetrics): void;
@@ -144,10 +133,8 @@ export interface InterpreterOptions {
    */
   actionDelay?(a: Action): number;
   /**
-   * The stages' weights change only through this interpreter's STEPs, also between lists (a worker
-   * thread owns its stages): keep them held from one list to the next, so layout copies can be made
-   * while the worker waits for the next list. Without it (inline: the caller shares the model) they
-   * are held only while a list runs.
+   * The weights change only through this interpreter's STEPs (a worker thread or rank owns its stages):
+   * held between lists too, so layout copies are made while it waits. Inline shares the caller's model.
    */
   ownsWeights?: boolean;
   /** Benchmarking only: keep an ActionRecord of every action in `records` (cleared at reset). */
@@ -185,7 +172,6 @@ function sleepSync(seconds: number): void {
 export class WorkerInterpreter {
   readonly worker: number;
   readonly mailbox = new Map<string, Payload>();
-  private readonly o: InterpreterOptions;
   private pc = 0;
   /** The list being run, FB pairs replaced by their F then B (no overlap on one thread). */
   private actions: readonly SimpleAction[];
@@ -202,11 +188,11 @@ export class WorkerInterpreter {
   readonly records: ActionRecord[] = [];
   /** Where this worker's stages count their activation bytes (one meter unless built apart). */
   private readonly meters: ReadonlySet<ActivationMeter>;
+  private readonly holdsWeights: boolean;
 
-  constructor(o: InterpreterOptions) {
-    this.o = o;
+  constructor(private readonly o: InterpreterOptions) {
     this.worker = o.worker;
-    this.actions = expandComposites(o.actions);
+    this.actions = expandComposites(o.schedule.workers[o.worker]);
     // Without weight hooks a stage's weights change only at its STEP: while a list runs they are
     // held in between, so thin products may reuse derived layouts of them (autograd/weight-layouts.ts).
     this.holdsWeights = !o.hooks;
@@ -219,8 +205,6 @@ export class WorkerInterpreter {
     }
   }
 
-  private readonly holdsWeights: boolean;
-
   /** Holds (or releases) the weights of `only` or of every stage this worker runs. */
   private hold(on: boolean, only?: PhysicalStage): void {
     if (!this.holdsWeights) return;
@@ -229,9 +213,7 @@ export class WorkerInterpreter {
   }
 
   /** Ends the list early (a failed step, a closed executor): the weights are no longer held. */
-  abandon(): void {
-    this.hold(false);
-  }
+  abandon(): void { this.hold(false); }
 
   /**
    * Background work for a worker whose next action waits for a message (or, when it owns its
@@ -267,7 +249,7 @@ export class WorkerInterpreter {
    */
   reset(lrFactors: readonly number[] = [1], actions?: readonly Action[], mode: ForwardMode = "train"): void {
     if (lrFactors.length === 0) throw new Error("reset needs at least one learning-rate factor");
-    const list = actions ?? this.o.actions; // without a list: the worker's own schedule list
+    const list = actions ?? this.o.schedule.workers[this.worker];
     if (mode !== "train" && list.some((a) => a.kind !== "F")) throw new Error(`a ${mode} list holds only F actions`);
     this.pc = 0;
     this.mode = mode;
@@ -303,7 +285,7 @@ export class WorkerInterpreter {
     if (this.reducing && !this.reducing.settled) {
       return [a.kind === "STEP" ? { key: messageKey.norm(a.microbatch), from: "model" } : { key: messageKey.reduce(a.stage, a.microbatch), from: "replicas", stage: a.stage }];
     }
-    const vs = virtualStage(a.stage, a.chunk, this.o.shape.stages);
+    const vs = virtualStage(a.stage, a.chunk, this.o.schedule.stages);
     return this.needs(a).filter((k) => !this.mailbox.has(k)).map((key): Wait => {
       if (a.kind === "B") return { key, from: "stage", virtualStage: vs + 1 };
       // F: its activation from the stage before (the loader's at virtual stage 0), and the loader's targets.
@@ -348,7 +330,7 @@ export class WorkerInterpreter {
   }
 
   private needs(a: Action): string[] {
-    const { stages: S, chunks: v } = this.o.shape;
+    const { stages: S, chunks: v } = this.o.schedule;
     const vs = virtualStage(a.stage, a.chunk, S);
     const last = S * v - 1;
     if (a.kind === "F") {
@@ -377,8 +359,13 @@ export class WorkerInterpreter {
       this.guard(a, () => {
         // A synthetic cost is paid before the action, so its outputs leave only after it.
         if (this.o.actionDelay) for (let i = 0; i < run; i++) sleepSync(this.o.actionDelay(this.actions[this.pc + i]));
-        if (a.kind === "W") this.weightGrads(a, run);
-        else this.execute(a, keys);
+        const phys = this.o.stages.get(a.stage)!;
+        if (a.kind === "W") {
+          if (!this.o.schedule.splitBackward) throw new Error(`W in a schedule whose backward is not split`);
+          phys.chunks[a.chunk].weightGrads(this.actions.slice(this.pc, this.pc + run).map((w) => w.microbatch)); // one stacked pass
+        } else if (a.kind === "STEP") this.step(phys, a.microbatch);
+        else if (a.kind === "F") this.forward(phys, a, keys);
+        else this.backward(phys, a, keys);
       });
       this.busy[a.kind] += (performance.now() - t0) / 1000;
       if (stop) this.records.push({ kind: a.kind, stage: a.stage, chunk: a.chunk, microbatch: a.microbatch, run, ...stop() });
@@ -413,25 +400,11 @@ export class WorkerInterpreter {
     return n;
   }
 
-  /** The W actions actions[pc .. pc+run-1] (one stage chunk) as one stacked weight-gradient pass. */
-  private weightGrads(a: Action, run: number): void {
-    if (!this.o.shape.splitBackward) throw new Error(`W in a schedule whose backward is not split`);
-    const mbs = this.actions.slice(this.pc, this.pc + run).map((w) => w.microbatch);
-    this.o.stages.get(a.stage)!.chunks[a.chunk].weightGrads(mbs);
-  }
-
-  private take(key: string): Payload {
+  /** The message `key`; from a neighbouring stage (`assemble`), whole again where it came in tensor-parallel parts. */
+  private take(key: string, assemble = false): Payload {
     const p = this.mailbox.get(key)!;
     this.mailbox.delete(key);
-    return p;
-  }
-
-  private execute(a: Action, keys: string[]): void {
-    const phys = this.o.stages.get(a.stage)!;
-    if (a.kind === "STEP") this.step(phys, a.microbatch);
-    else if (a.kind === "F") this.forward(phys, a, keys);
-    else if (a.kind === "B") this.backward(phys, a, keys);
-    else throw new Error(`unknown action kind '${String((a as Action).kind)}'`);
+    return assemble && this.o.assemble ? this.o.assemble(p) : p;
   }
 
   /** STEP `step` of a physical stage: its optimizer, with the hooks around it. */
@@ -451,16 +424,11 @@ export class WorkerInterpreter {
     hooks?.afterStep?.(phys, step);
   }
 
-  /** A message from a neighbouring stage (whole again where it came in tensor-parallel parts). */
-  private fromStage(key: string): Payload {
-    return this.o.assemble ? this.o.assemble(this.take(key)) : this.take(key);
-  }
-
   private forward(phys: PhysicalStage, a: Action, keys: string[]): void {
-    const { stages: S, stageToWorker } = this.o.shape;
+    const { stages: S, stageToWorker } = this.o.schedule;
     const vs = virtualStage(a.stage, a.chunk, S);
     const mb = a.microbatch;
-    const x = vs > 0 ? this.fromStage(keys[0]) : this.take(keys[0]);
+    const x = this.take(keys[0], vs > 0);
     if (x.kind !== "tensor") throw new Error(`message ${keys[0]} is not a tensor`);
     let targets: MicrobatchTargets | null = null;
     if (keys.length > 1) {
@@ -468,26 +436,26 @@ export class WorkerInterpreter {
       if (y.kind !== "targets") throw new Error(`message ${keys[1]} does not hold targets`);
       targets = payloadTargets(y);
     }
-    const r = this.mode === "train" ? this.trainForward(phys, a.chunk, mb, new Tensor(x.data, x.shape), targets)
-      // Evaluation reads the weights as they stand (no weight versions).
-      : phys.chunks[a.chunk].evaluate(new Tensor(x.data, x.shape), targets);
+    const input = new Tensor(x.data, x.shape);
+    let r: ForwardResult;
+    if (this.mode === "train") {
+      this.o.hooks?.beforeForward?.(phys, a.chunk, mb);
+      r = phys.chunks[a.chunk].forward(mb, input, targets);
+      this.o.hooks?.afterForward?.(phys, a.chunk, mb);
+    } else r = phys.chunks[a.chunk].evaluate(input, targets); // the weights as they stand (no weight versions)
     if (r.metrics) this.o.onMetrics?.(mb, r.metrics);
-    if (r.output && vs === this.lastVirtualStage) {
-      this.o.onOutput?.(mb, r.output);
-    } else if (r.output) {
-      const to = stageToWorker[(vs + 1) % S];
-      this.o.outbox.send(to, messageKey.activation(vs + 1, mb),
-        { kind: "tensor", data: r.output.data, shape: [...r.output.shape] }, r.transferable);
-    }
+    if (!r.output) return;
+    if (vs === S * this.o.schedule.chunks - 1) this.o.onOutput?.(mb, r.output);
+    else this.o.outbox.send(stageToWorker[(vs + 1) % S], messageKey.activation(vs + 1, mb), { kind: "tensor", data: r.output.data, shape: [...r.output.shape] }, r.transferable);
   }
 
   private backward(phys: PhysicalStage, a: Action, keys: string[]): void {
-    const { stages: S, splitBackward, stageToWorker } = this.o.shape;
+    const { stages: S, splitBackward, stageToWorker } = this.o.schedule;
     const vs = virtualStage(a.stage, a.chunk, S);
     const mb = a.microbatch;
     let g: Float32Array | null = null;
     if (keys.length) {
-      const p = this.fromStage(keys[0]);
+      const p = this.take(keys[0], true);
       if (p.kind !== "tensor") throw new Error(`message ${keys[0]} is not a tensor`);
       g = p.data;
     }
@@ -496,18 +464,7 @@ export class WorkerInterpreter {
     this.o.hooks?.afterBackward?.(phys, a.chunk, mb);
     if (vs > 0) {
       if (!gin) throw new Error(`stage ${a.stage} produced no input gradient`);
-      const to = stageToWorker[(vs - 1) % S];
-      this.o.outbox.send(to, messageKey.gradient(vs - 1, mb), { kind: "tensor", data: gin.data, shape: [...gin.shape] }, true);
+      this.o.outbox.send(stageToWorker[(vs - 1) % S], messageKey.gradient(vs - 1, mb), { kind: "tensor", data: gin.data, shape: [...gin.shape] }, true);
     }
   }
-
-  private trainForward(phys: PhysicalStage, chunk: number, mb: number, x: Tensor, targets: MicrobatchTargets | null): ForwardResult {
-    this.o.hooks?.beforeForward?.(phys, chunk, mb);
-    const r = phys.chunks[chunk].forward(mb, x, targets);
-    this.o.hooks?.afterForward?.(phys, chunk, mb);
-    return r;
-  }
-
-  /** Number of the last virtual stage. */
-  get lastVirtualStage(): number { return this.o.shape.stages * this.o.shape.chunks - 1; }
 }

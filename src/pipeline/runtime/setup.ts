@@ -9,7 +9,7 @@ import type { Tensor } from "../../tensor/tensor.js";
 import { createOptimizer, fromPlain, sliceState, type OptimizerConfig, type PlainOptimizerState } from "../../optim/index.js";
 import { Stage, type StageLoss } from "../stage.js";
 import { ActivationMeter } from "../activation-bytes.js";
-import type { PhysicalStage, PipelineShape, StageOptimizer } from "./interpreter.js";
+import type { PhysicalStage, StageOptimizer } from "./interpreter.js";
 import { fixSpikeDelay, spikeOptimizer, type AsyncSetup } from "./async-weights.js";
 import type { ModelSource, PipelineModel } from "./model-source.js";
 import { builtinLoss, type LossSpec } from "./loss-source.js";
@@ -67,10 +67,6 @@ export function replicatedSetup(setup: PipelineSetup, replicas: number): Pipelin
     throw new Error(`--replicas ${replicas} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1): gradients are all-reduced once per optimizer step`);
   }
   return { ...setup, schedule: withReplicas(setup.schedule, replicas) };
-}
-
-export function shapeOf(s: Schedule): PipelineShape {
-  return { stages: s.stages, chunks: s.chunks, splitBackward: s.splitBackward, stageToWorker: s.stageToWorker };
 }
 
 /** Checks the balance against the model and the schedule (one entry per virtual stage). */

@@ -8,7 +8,7 @@ import { InputHook } from "./input-hook.js";
 import { ListResults } from "./list-results.js";
 import { loadLoss } from "./loss-source.js";
 import { loadModelSource, type PipelineModel } from "./model-source.js";
-import { buildWorkerStages, shapeOf, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
+import { buildWorkerStages, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
 import { loadStageState, loadWorkerState, refuseLoadWithAsync, type WorkerState } from "./worker-state.js";
 import { assembleParts, shardShare, splitSends, stagesPlan, tensorParallelWorker, withSequenceParallelSync } from "./tensor-stages.js";
 import { shardStateDict, type ShardPlan } from "../../parallel/tp-shard.js";
@@ -91,7 +91,7 @@ export async function buildWorker(setup: PipelineSetup, worker: number, weights:
   const plan = stagesPlan(stages, model.unitPrefix);
   const results = new ListResults();
   const interp = new WorkerInterpreter({
-    worker, actions: setup.schedule.workers[worker], stages, shape: shapeOf(setup.schedule),
+    worker, schedule: setup.schedule, stages,
     outbox: { ...outbox, send: (to, key, p, transferable) => (to === worker ? interp.deliver(key, p) : outbox.send(to, key, p, transferable)) },
     // The asynchronous method is rebuilt from the setup's JSON, like the model.
     hooks: asyncRuntime?.hooks, actionDelay: syntheticDelay(setup.instrumentation, setup.schedule.chunks),
