@@ -11,7 +11,7 @@ import {
   createWeightPolicy, PolicyBinder, SpikeCompensatedSGD, stageLrFactor, weightHooks, weightSetBytes,
 } from "../weights/index.js";
 import type { PhysicalStage, StageOptimizer, WeightHooks } from "./interpreter.js";
-import type { OptimizerConfig } from "../../optim/index.js";
+import { sliceState, type OptimizerConfig, type OptimizerState } from "../../optim/index.js";
 import type { AsyncStageMeta, AsyncState } from "./async-state.js";
 
 /** What every executor needs to rebuild the asynchronous method of each stage (plain JSON). */
@@ -41,23 +41,23 @@ function stageParams(chunks: PhysicalStage["chunks"]): [string, Tensor][] {
 
 /**
  * PB's optimizer: momentum SGD with Spike Compensation, D = tau_s with SC on, else 0 (plain momentum;
- * also during a synchronous warm-up, so the optimizer state carries over unchanged).
+ * also during a synchronous warm-up, so the optimizer state carries over unchanged). A `resumed`
+ * state carries its own hyper-parameters: this phase's D is imposed again after loading it.
  */
-export function spikeOptimizer(cfg: OptimizerConfig, a: AsyncSetup, stage: number, params: [string, Tensor][]): StageOptimizer | null {
+export function spikeOptimizer(cfg: OptimizerConfig, a: AsyncSetup, stage: number, params: [string, Tensor][], resumed: OptimizerState | null): StageOptimizer | null {
   if (params.length === 0) return null;
   if (cfg.name !== "sgd") throw new Error(`--method pb runs momentum SGD (Spike Compensation); got --optimizer ${cfg.name}, use sgd`);
   const tau = a.taus[stage];
   if (tau === undefined) throw new Error(`async setup has no delay for stage ${stage} (${a.taus.length} given)`);
-  return new SpikeCompensatedSGD(params, { lr: cfg.lr, momentum: cfg.momentum ?? 0, weightDecay: cfg.weightDecay ?? 0, delay: spikeDelay(a, stage) });
+  const delay = spikeDelay(a, stage);
+  const opt = new SpikeCompensatedSGD(params, { lr: cfg.lr, momentum: cfg.momentum ?? 0, weightDecay: cfg.weightDecay ?? 0, delay });
+  if (resumed) opt.loadStateDict(sliceState(resumed, params.map(([n]) => n)));
+  for (const g of opt.groups) g.hyper.delay = delay;
+  return opt;
 }
 
 function spikeDelay(a: AsyncSetup, stage: number): number {
   return a.phase === "async" && a.config.spikeCompensation ? a.taus[stage] : 0;
-}
-
-/** After loading a saved state (which carries its own hyper-parameters), re-impose this phase's D. */
-export function fixSpikeDelay(opt: StageOptimizer, a: AsyncSetup, stage: number): void {
-  if (opt instanceof SpikeCompensatedSGD) for (const g of opt.groups) g.hyper.delay = spikeDelay(a, stage);
 }
 
 export interface StageMemory {
@@ -134,15 +134,6 @@ export class AsyncRuntime {
       });
     }
     policy.loadState(state);
-  }
-
-  /** One line per stage: its delay and policy. */
-  describe(): string[] {
-    return [...this.stages.keys()].sort((a, b) => a - b).map((s) => {
-      const p = this.policies.get(s);
-      const d = this.stages.get(s)!.optimizer instanceof SpikeCompensatedSGD ? `, SC D=${spikeDelay(this.setup, s)}` : "";
-      return `stage ${s}: tau=${this.setup.taus[s]}, ${p ? p.describe() : "no weights"}${d}`;
-    });
   }
 
   /** Peak memory of every stage's weights, optimizer state and extra versions. */

@@ -7,34 +7,32 @@
 // threads; a REDUCE waits until every replica has reached it and then sums their buffers in replica
 // order (inline-reduce.ts), so the bits are those of the threads and processes executors. The
 // replicas hold the same weights, so evaluation and prediction run on replica 0.
-import type { Schedule } from "../schedule/action.js";
 import type { PipelineModel } from "./model-source.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { formatAction } from "../schedule/action.js";
-import type { MicrobatchMetrics, StageLoss, Target } from "../stage.js";
-import { checkBatches, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
+import type { StageLoss, Target } from "../stage.js";
+import { checkBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
 import { loadStageState, refuseLoadWithAsync, stageOptimizerStates } from "./worker-state.js";
 import { memoryBytes, memoryRecord } from "./memory.js";
-import { PipelineActionError, WorkerInterpreter, type ForwardMode, type Outbox, type PhysicalStage, type WeightHooks } from "./interpreter.js";
+import { PipelineActionError, WorkerInterpreter, type Outbox, type PhysicalStage, type WeightHooks } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { mergeStates, type OptimizerState } from "../../optim/index.js";
 import { buildWorkerStages, replicatedSetup, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
 import { loadModelSource } from "./model-source.js";
 import { forwardDeliveries, stepDeliveries } from "./replica-share.js";
-import { evalMetrics, ListResults, predictions, sumMetrics, type ForwardShare } from "./list-results.js";
+import { ListExecutor, ListResults, sumMetrics, type ForwardShare } from "./list-results.js";
 import { inlineNorms, inlineReduce } from "./inline-reduce.js";
 import { clipOption } from "./grad-clip.js";
 import { forReplica } from "./instrumentation.js";
 import type { AsyncState } from "./async-state.js";
 import { createAsyncRuntime, plainMemory, type AsyncRuntime, type StageMemory } from "./async-weights.js";
-import { epochNow, MessageLog, onEpoch, payloadBytes, type RankTimings, type TimingSource } from "./action-records.js";
+import { epochNow, MessageLog, onEpoch, payloadBytes, type TimingSource } from "./action-records.js";
 
-export class InlineExecutor implements Executor, TimingSource {
+export class InlineExecutor extends ListExecutor implements Executor, TimingSource {
   readonly name = "inline" as const;
   readonly traceProcess = "worker" as const;
   /** Per thread id (replica * workers + worker): its messages of the running step (recordActions only; a hand-over is a send and a receive at once). */
   private readonly logs: MessageLog[] | null;
-  private last: RankTimings[] | null = null;
   /** copies[r][w] = worker w of replica r. */
   private readonly copies: WorkerInterpreter[][];
   /** Replica 0's workers (evaluation, prediction, state). */
@@ -44,7 +42,7 @@ export class InlineExecutor implements Executor, TimingSource {
   private readonly reducer: ReturnType<typeof inlineReduce> | null;
   /** setup.clipGradNorm: each copy's gradient-norm sums (else null). */
   private readonly norms: ReturnType<typeof inlineNorms> | null;
-  private readonly setup: PipelineSetup;
+  protected readonly setup: PipelineSetup;
   /** The asynchronous method's per-stage policies (setup.async in its async phase), else null. */
   readonly asyncRuntime: AsyncRuntime | null;
 
@@ -56,6 +54,7 @@ export class InlineExecutor implements Executor, TimingSource {
    */
   constructor(private readonly model: PipelineModel, setup: PipelineSetup, hooks?: WeightHooks, loss?: StageLoss,
     replicaModels: readonly PipelineModel[] = []) {
+    super();
     const R = 1 + replicaModels.length;
     if (R > 1 && hooks) throw new Error("inline executor: weight hooks (an asynchronous method) cannot run with replicas");
     this.setup = setup = R > 1 ? replicatedSetup(setup, R) : setup;
@@ -124,8 +123,6 @@ export class InlineExecutor implements Executor, TimingSource {
     return new InlineExecutor(model, setup, undefined, loss, copies);
   }
 
-  step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> { return this.run([batch], [lrFactor]); }
-
   async run(batches: readonly SplitBatch[], lrFactors: readonly number[] = [1]): Promise<StepResult> {
     const { schedule } = this.setup;
     const M = schedule.microbatches, R = this.copies.length;
@@ -161,14 +158,8 @@ export class InlineExecutor implements Executor, TimingSource {
     };
   }
 
-  async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
-    return evalMetrics(batches.inputs.length, await this.forwardOnly(batches.inputs, batches.labels, scale, "eval"));
-  }
-
-  async predict(inputs: readonly Tensor[]): Promise<Tensor[]> { return predictions(inputs.length, await this.forwardOnly(inputs, null, 1, "predict")); }
-
   /** Replica 0's forward-only lists over all of `inputs` (one share). */
-  private async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number, mode: ForwardMode): Promise<ForwardShare[]> {
+  protected async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number, mode: "eval" | "predict"): Promise<ForwardShare[]> {
     const { schedule } = this.setup;
     const lists = forwardOnlyLists(schedule, inputs.length);
     this.workers.forEach((w, i) => {
@@ -220,9 +211,6 @@ export class InlineExecutor implements Executor, TimingSource {
       throw new Error(`pipeline deadlock: ${stuck.join("; ")}`);
     }
   }
-
-  stepTimings(): RankTimings[] | null { return this.last; }
-  timingSchedule(): Schedule { return this.setup.schedule; }
 
   /** Peak bytes per physical stage of weights, optimizer state and extra weight versions. */
   stageMemory(): StageMemory[] {

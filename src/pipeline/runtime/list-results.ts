@@ -3,8 +3,11 @@
 // forward-only list's shares put back under their global micro-batch ids (replica r runs r, r+R,
 // ... under local ids 0, 1, ...) and summed in that order. The same order gives the same bits.
 import { Tensor } from "../../tensor/tensor.js";
-import type { MicrobatchMetrics } from "../stage.js";
-import type { StepResult } from "./executor.js";
+import type { MicrobatchMetrics, Target } from "../stage.js";
+import type { EvalBatches, SplitBatch, StepResult } from "./executor.js";
+import type { Schedule } from "../schedule/action.js";
+import type { PipelineSetup } from "./setup.js";
+import type { RankTimings } from "./action-records.js";
 
 /** One micro-batch's output as plain arrays (it crosses threads and ranks this way). */
 export interface PlainOutput { mb: number; data: Float32Array; shape: number[] }
@@ -63,4 +66,28 @@ export function predictions(n: number, shares: Iterable<ForwardShare>): Tensor[]
   const out: Tensor[] = [];
   for (const s of shares) for (const o of s.outputs) out[s.ids[o.mb]] = new Tensor(o.data, o.shape);
   return Array.from({ length: n }, (_, j) => out[j]);
+}
+
+/**
+ * What every executor does alike: a step is a run of one mini-batch; evaluation and prediction put
+ * its forward-only lists' shares back in micro-batch order; the timing records of the last step.
+ */
+export abstract class ListExecutor {
+  protected abstract readonly setup: PipelineSetup;
+  /** The records of the last step (instrumentation.recordActions only). */
+  protected last: RankTimings[] | null = null;
+  abstract run(batches: readonly SplitBatch[], lrFactors?: readonly number[]): Promise<StepResult>;
+  /** Every share of a forward-only list over `inputs` (with `labels`: evaluation; without: prediction). */
+  protected abstract forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number, mode: "eval" | "predict"): Promise<ForwardShare[]>;
+
+  step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> { return this.run([batch], [lrFactor]); }
+
+  async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
+    return evalMetrics(batches.inputs.length, await this.forwardOnly(batches.inputs, batches.labels, scale, "eval"));
+  }
+
+  async predict(inputs: readonly Tensor[]): Promise<Tensor[]> { return predictions(inputs.length, await this.forwardOnly(inputs, null, 1, "predict")); }
+
+  stepTimings(): RankTimings[] | null { return this.last; }
+  timingSchedule(): Schedule { return this.setup.schedule; }
 }

@@ -2,7 +2,7 @@
 import type { MessagePort } from "node:worker_threads";
 import type { BackendName } from "../../backend/index.js";
 import type { MicrobatchMetrics } from "../stage.js";
-import type { Payload } from "./interpreter.js";
+import type { Payload, WorkerInterpreter } from "./interpreter.js";
 import type { PipelineSetup } from "./setup.js";
 import type { AsyncState } from "./async-state.js";
 import type { PlainOptimizerState, StateEntry } from "../../optim/index.js";
@@ -12,9 +12,6 @@ import type { ShardPlan } from "../../parallel/tp-shard.js";
 import type { WorkerMemory } from "./memory.js";
 import type { PreparedInput } from "./executor.js";
 import type { PlainOutput } from "./list-results.js";
-
-// A named tensor as plain arrays (state dicts cross threads this way); defined in optim.
-export type { StateEntry };
 
 export interface WorkerInit {
   /** The pipeline worker this thread is, in replica `replica` (thread id: replica * workers + worker). */
@@ -38,9 +35,6 @@ export interface WorkerInit {
   /** How long a REDUCE waits for the other replicas before it fails the run. */
   reduceTimeoutMs: number;
 }
-
-/** Seconds a worker spent in each kind of action during its last list. */
-export interface BusySeconds { F: number; B: number; W: number; REDUCE: number; STEP: number }
 
 /** Messages a worker delivers to itself for a list: inputs (first stage) and targets (last stage), by key. */
 export type Deliveries = [string, Payload][];
@@ -67,7 +61,7 @@ export type FromWorker =
   /** ompThreads: the native addon's OpenMP threads in this worker (null on another backend). */
   | { type: "ready"; worker: number; ompThreads: number | null }
   /** peakBytes: the worker's largest JS heap + external (ArrayBuffer) memory seen so far; seconds: the list's wall time. */
-  | { type: "done"; worker: number; metrics: [number, MicrobatchMetrics][]; busy: BusySeconds; seconds: number; peaks: [number, number][]; peakBytes: number;
+  | { type: "done"; worker: number; metrics: [number, MicrobatchMetrics][]; busy: WorkerInterpreter["busy"]; seconds: number; peaks: [number, number][]; peakBytes: number;
     /** The worker's tensor-counted memory (parameters, gradients, optimizer state, the list's peak activations). */
     memory: WorkerMemory;
     /** The last virtual stage's outputs of a "predict" list. */

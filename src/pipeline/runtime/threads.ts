@@ -12,12 +12,12 @@
 // A WorkerGroup runs the calls and the failure protocol: the first error (a throwing action, an
 // uncaught exception, a worker that exits) ends every worker and rejects the pending call with the
 // stage, action and cause; between calls the threads never keep the process alive.
-import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
+import { Worker } from "node:worker_threads";
+import { createPortMesh } from "../../transport/channel.js";
 import type { Target } from "../stage.js";
 import { getBackend, type BackendName } from "../../backend/index.js";
 import { Tensor } from "../../tensor/tensor.js";
-import type { MicrobatchMetrics } from "../stage.js";
-import { checkBatches, type EvalBatches, type Executor, type ReplicaStep, type SplitBatch, type StepResult } from "./executor.js";
+import { checkBatches, type Executor, type ReplicaStep, type SplitBatch, type StepResult } from "./executor.js";
 import { byMicrobatch } from "./input-hook.js";
 import { forReplica } from "./instrumentation.js";
 import { PipelineActionError } from "./interpreter.js";
@@ -32,12 +32,11 @@ import { forwardDeliveries, stepDeliveries, type ReplicaPosition } from "./repli
 import { createShmGroup, type ShmGroupHandle } from "../../transport/shm-collectives.js";
 import { entryTensors, inUnitOrder, shareState, unitsPerWorker } from "./worker-state.js";
 import { WorkerGroup, workerExecArgv } from "../../transport/worker-group.js";
-import type { RankTimings, TimingSource } from "./action-records.js";
-import type { Schedule } from "../schedule/action.js";
+import type { TimingSource } from "./action-records.js";
 import { gatherStateDict } from "../../parallel/tp-shard.js";
 import { gatherOptimizerState } from "../../parallel/ptdp-units.js";
 import { tensorSize } from "./tensor-stages.js";
-import { evalMetrics, predictions, sumMetrics, type ForwardShare } from "./list-results.js";
+import { ListExecutor, sumMetrics, type ForwardShare } from "./list-results.js";
 import { placeParts } from "./rank-failure.js";
 
 export interface ThreadsOptions {
@@ -60,11 +59,9 @@ export function replicaFailure(e: unknown): ReplicaFailure | null {
   return e instanceof Error ? failures.get(e) ?? null : null;
 }
 
-export class ThreadsExecutor implements Executor, TimingSource {
+export class ThreadsExecutor extends ListExecutor implements Executor, TimingSource {
   readonly name = "threads" as const;
   readonly traceProcess = "worker" as const;
-  /** Every worker's records of the last step (instrumentation.recordActions only). */
-  private last: RankTimings[] | null = null;
   /** Calls, failure and shutdown of the worker threads (one call at a time). */
   private readonly group: WorkerGroup<FromWorker, ToWorker>;
   /** Pipeline workers W of one copy; threads are replicas x W x T. */
@@ -78,8 +75,9 @@ export class ThreadsExecutor implements Executor, TimingSource {
   /** Worker threads still running (0 after close() or a failure has ended them). */
   get liveWorkers(): number { return this.group.live; }
 
-  private constructor(private readonly setup: PipelineSetup, private readonly workers: Worker[], readonly replicas: number,
+  private constructor(protected readonly setup: PipelineSetup, private readonly workers: Worker[], readonly replicas: number,
     shmGroups: ShmGroupHandle[]) {
+    super();
     this.W = setup.schedule.workers.length;
     const T = this.T = tensorSize(setup);
     const layout = { replicas, tensor: T };
@@ -128,8 +126,6 @@ export class ThreadsExecutor implements Executor, TimingSource {
     return { worker: g % this.W, replica: Math.floor(g / this.W), replicas: this.replicas, tensor: id % this.T };
   }
 
-  step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> { return this.run([batch], [lrFactor]); }
-
   async run(batches: readonly SplitBatch[], lrFactors: readonly number[] = [1]): Promise<StepResult> {
     const { schedule } = this.setup;
     const M = schedule.microbatches, S = schedule.stages;
@@ -154,9 +150,6 @@ export class ThreadsExecutor implements Executor, TimingSource {
     };
   }
 
-  stepTimings(): RankTimings[] | null { return this.last; }
-  timingSchedule(): Schedule { return this.setup.schedule; }
-
   /**
    * Posts threads first, first + 1, ... the messages `build` makes (after throwing the run's failure,
    * if there is one) and collects their `want` replies, by thread id.
@@ -169,14 +162,8 @@ export class ThreadsExecutor implements Executor, TimingSource {
     return (await replies) as Map<number, Extract<FromWorker, { type: K }>>;
   }
 
-  async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
-    return evalMetrics(batches.inputs.length, await this.forwardOnly(batches.inputs, batches.labels, scale, "eval"));
-  }
-
-  async predict(inputs: readonly Tensor[]): Promise<Tensor[]> { return predictions(inputs.length, await this.forwardOnly(inputs, null, 1, "predict")); }
-
   /** Each replica's share of a forward-only list, from its threads of tensor rank 0. */
-  private async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number, mode: "eval" | "predict"): Promise<ForwardShare[]> {
+  protected async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number, mode: "eval" | "predict"): Promise<ForwardShare[]> {
     const shares = this.workers.map((_, id) => forwardDeliveries(this.setup.schedule, inputs, labels, scale, this.position(id)));
     const done = await this.call("done", () => shares.map((share) =>
       withDeliveries(share.deliveries, (deliveries) => ({ type: "forward", mode, count: share.ids.length, deliveries }))));
@@ -242,7 +229,7 @@ function startThreads(setup: PipelineSetup, initialState: ReadonlyMap<string, Te
   const normGroups = setup.clipGradNorm !== undefined && W * T > 1 ? Array.from({ length: replicas }, () => createShmGroup(W * T, 2 * W * T)) : [];
   const workers: Worker[] = [];
   for (let r = 0; r < replicas; r++) {
-    const channels = Array.from({ length: T }, () => pairwiseChannels(W));
+    const channels = Array.from({ length: T }, () => createPortMesh(W));
     for (let w = 0; w < W; w++) {
       for (let t = 0; t < T; t++) {
         const peers = channels[t][w];
@@ -281,17 +268,4 @@ type Posted = [ToWorker, ArrayBuffer[]];
 function withDeliveries(deliveries: Deliveries, message: (d: Deliveries) => ToWorker): Posted {
   const own: Deliveries = deliveries.map(([k, p]) => [k, p.kind === "tensor" ? { ...p, data: p.data.slice() } : { ...p, labels: p.labels.slice() }]);
   return [message(own), own.map(([, p]) => (p.kind === "tensor" ? p.data.buffer : p.labels.buffer) as ArrayBuffer)];
-}
-
-/** peers[i][j] = worker i's end of a channel to worker j, for W workers. */
-function pairwiseChannels(W: number): Record<number, MessagePort>[] {
-  const peers: Record<number, MessagePort>[] = Array.from({ length: W }, () => ({}));
-  for (let i = 0; i < W; i++) {
-    for (let j = i + 1; j < W; j++) {
-      const ch = new MessageChannel();
-      peers[i][j] = ch.port1;
-      peers[j][i] = ch.port2;
-    }
-  }
-  return peers;
 }
