@@ -17,13 +17,13 @@ import { memoryBytes, memoryRecord } from "./memory.js";
 import { PipelineActionError, WorkerInterpreter, type Outbox, type PhysicalStage, type WeightHooks } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { mergeStates, type OptimizerState } from "../../optim/index.js";
-import { buildWorkerStages, replicatedSetup, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
+import { buildWorkerStages, replicatedSetup, sourceOf, type PipelineSetup } from "./setup.js";
 import { loadModelSource } from "./model-source.js";
 import { forwardDeliveries, stepDeliveries } from "./replica-share.js";
 import { ListExecutor, ListResults, sumMetrics, type ForwardShare } from "./list-results.js";
 import { inlineNorms, inlineReduce } from "./inline-reduce.js";
 import { clipOption } from "./grad-clip.js";
-import { forReplica } from "./instrumentation.js";
+import { forReplica, syntheticDelay } from "./instrumentation.js";
 import type { AsyncState } from "./async-state.js";
 import { createAsyncRuntime, plainMemory, type AsyncRuntime, type StageMemory } from "./async-weights.js";
 import { epochNow, MessageLog, onEpoch, payloadBytes, type TimingSource } from "./action-records.js";
@@ -35,8 +35,6 @@ export class InlineExecutor extends ListExecutor implements Executor, TimingSour
   private readonly logs: MessageLog[] | null;
   /** copies[r][w] = worker w of replica r. */
   private readonly copies: WorkerInterpreter[][];
-  /** Replica 0's workers (evaluation, prediction, state). */
-  private readonly workers: WorkerInterpreter[];
   /** Per replica: what the running list reports. */
   private readonly results: ListResults[];
   private readonly reducer: ReturnType<typeof inlineReduce> | null;
@@ -79,8 +77,10 @@ export class InlineExecutor extends ListExecutor implements Executor, TimingSour
       ...(this.reducer ? { reduce: (ps: PhysicalStage, step: number) => this.reducer!.reduce(r, ps, step) } : {}),
       ...(norms ? clipOption(setup, norms.group(r, w)) : {}),
     })));
-    this.workers = this.copies[0];
   }
+
+  /** Replica 0's workers (evaluation, prediction, state). */
+  private get workers(): WorkerInterpreter[] { return this.copies[0]; }
 
   /**
    * Worker `from` of replica `r`'s outbox: a hand-over by reference; recorded, a message between two
@@ -218,9 +218,7 @@ export class InlineExecutor extends ListExecutor implements Executor, TimingSour
   }
 
   async stateDict(): Promise<Map<string, Tensor>> {
-    const out = new Map<string, Tensor>();
-    for (const [k, t] of this.model.stateDict()) out.set(k, t.clone());
-    return out;
+    return new Map([...this.model.stateDict()].map(([k, t]) => [k, t.clone()]));
   }
 
   async optimizerState(order: readonly string[]): Promise<OptimizerState> {

@@ -9,8 +9,6 @@
 import { actionParts, isStepKind, type Action } from "../schedule/action.js";
 import type { UnitHook } from "../stage.js";
 import type { FaultSpec } from "../../testing/seam.js";
-export type { FaultSpec };
-
 
 export interface Instrumentation {
   /** Unit `unit` throws `message` when it runs forward for micro-batch `microbatch`. */

@@ -15,8 +15,6 @@ import { builtinLoss, type LossSpec } from "./loss-source.js";
 import { faultHook, type Instrumentation } from "./instrumentation.js";
 import type { TensorParallelSetup } from "../../parallel/ptdp-units.js";
 
-export { syntheticDelay, type FaultSpec, type Instrumentation } from "./instrumentation.js";
-
 export const RECOMPUTE_MODES = ["never", "always", "except-last"] as const;
 export type RecomputeMode = (typeof RECOMPUTE_MODES)[number];
 
@@ -74,11 +72,6 @@ export function unitRanges(balance: readonly number[]): [number, number][] {
   return balance.map((b) => { const r: [number, number] = [start, start + b]; start += b; return r; });
 }
 
-/** Whether virtual stage vs recomputes its forward in B under the given mode. */
-export function recomputes(mode: RecomputeMode, vs: number, virtualStages: number): boolean {
-  return mode === "always" || (mode === "except-last" && vs !== virtualStages - 1);
-}
-
 /**
  * Builds the physical stages that `worker` runs, on the units of `model` (shared, not copied: the
  * inline executor trains the caller's model in place; a worker thread passes its own rebuilt model).
@@ -104,7 +97,7 @@ export function buildWorkerStages(model: PipelineModel, setup: PipelineSetup, wo
       const [a, b] = ranges[vs];
       const units = model.units.slice(a, b).map((m, i) => [model.unitIndex?.[a + i] ?? a + i, m] as const);
       chunks.push(new Stage({
-        index: vs, units, isFirst: vs === 0, isLast: vs === V - 1, recompute: recomputes(setup.recompute, vs, V),
+        index: vs, units, isFirst: vs === 0, isLast: vs === V - 1, recompute: setup.recompute === "always" || (setup.recompute === "except-last" && vs !== V - 1),
         prefix: model.unitPrefix, loss: vs === V - 1 ? stageLoss : undefined, beforeUnit, meter,
       }));
     }

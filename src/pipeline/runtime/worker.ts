@@ -37,12 +37,8 @@ function ownsBuffer(a: Float32Array | Int32Array): boolean {
 function fail(e: unknown): void {
   failed = true;
   loop?.stop();
-  const err = e instanceof Error ? e : new Error(String(e));
-  if (err instanceof PipelineActionError) {
-    post({ type: "error", worker: id, stage: err.stage, action: err.action, message: err.causeMessage, stack: err.causeStack });
-  } else {
-    post({ type: "error", worker: id, stage: null, action: null, message: err.message, stack: err.stack });
-  }
+  const err = e instanceof Error ? e : new Error(String(e)), a = err instanceof PipelineActionError ? err : null;
+  post({ type: "error", worker: id, stage: a?.stage ?? null, action: a?.action ?? null, message: a?.causeMessage ?? err.message, stack: a ? a.causeStack : err.stack });
 }
 
 /** Sends a message to a neighbour worker. */
