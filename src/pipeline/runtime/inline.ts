@@ -7,7 +7,6 @@
 // threads; a REDUCE waits until every replica has reached it and then sums their buffers in replica
 // order (inline-reduce.ts), so the bits are those of the threads and processes executors. The
 // replicas hold the same weights, so evaluation and prediction run on replica 0.
-import type { PipelineModel } from "./model-source.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { formatAction } from "../schedule/action.js";
 import type { StageLoss, Target } from "../stage.js";
@@ -18,7 +17,7 @@ import { PipelineActionError, WorkerInterpreter, type Outbox, type PhysicalStage
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { mergeStates, type OptimizerState } from "../../optim/index.js";
 import { buildWorkerStages, replicatedSetup, sourceOf, type PipelineSetup } from "./setup.js";
-import { loadModelSource } from "./model-source.js";
+import { loadModelSource, type PipelineModel } from "./model-source.js";
 import { forwardDeliveries, stepDeliveries } from "./replica-share.js";
 import { ListExecutor, ListResults, sumMetrics, type ForwardShare } from "./list-results.js";
 import { inlineNorms, inlineReduce } from "./inline-reduce.js";

@@ -45,8 +45,3 @@ export class InputHook {
     return out;
   }
 }
-
-/** Every worker's prepared inputs, given in replica order, ordered by micro-batch (a stable sort keeps the replicas' order). */
-export function byMicrobatch(prepared: PreparedInput[]): PreparedInput[] {
-  return prepared.sort((a, b) => a.mb - b.mb);
-}

@@ -14,7 +14,7 @@
 import { type Action, expandComposites, formatAction, isStepKind, type Schedule, type SimpleAction, virtualStage } from "../schedule/action.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { ForwardResult, MicrobatchMetrics, MicrobatchTargets, Stage, Target } from "../stage.js";
-import type { OptimizerState } from "../../optim/index.js";
+import type { Optimizer } from "../../optim/index.js";
 import { holdWeights, prepareHeldCopy, releaseWeights } from "../../autograd/weight-layouts.js";
 import { startRecord, type ActionRecord } from "./action-records.js";
 import type { ActivationMeter } from "../activation-bytes.js";
@@ -57,24 +57,14 @@ export const messageKey = {
 export type Wait = { key: string } & ({ from: "stage"; virtualStage: number } | { from: "loader" } | { from: "replicas"; stage: number } | { from: "model" });
 
 export interface Outbox {
-  /**
-   * Delivers a message to worker `to`. With `transferable`, the sender no longer needs the buffer and
-   * an executor may move it instead of copying.
-   */
+  /** Delivers a message to worker `to`; `transferable`: the sender is done with the buffer (it may be moved, not copied). */
   send(to: number, key: string, payload: Payload, transferable: boolean): void;
   /** Called after every action: messages in flight may advance (MPI progress on the computing thread). */
   progress?(): void;
 }
 
-/** The minimal optimizer surface a stage needs (src/optim's Optimizer satisfies it). */
-export interface StageOptimizer {
-  step(): void;
-  zeroGrad(): void;
-  setLrFactor(factor: number): void;
-  stateDict(): OptimizerState;
-  loadStateDict(s: OptimizerState): void;
-  stateBytes(): number;
-}
+/** The part of src/optim's Optimizer a stage uses. */
+export type StageOptimizer = Pick<Optimizer<{ lr: number }, { step: number }>, "step" | "zeroGrad" | "setLrFactor" | "stateDict" | "loadStateDict" | "stateBytes">;
 
 /** A physical stage: its chunks (virtual stages chunk*S+index) and one optimizer over all of them. */
 export interface PhysicalStage {
@@ -92,10 +82,7 @@ export interface WeightHooks {
   afterBackward?(stage: PhysicalStage, chunk: number, microbatch: number): void;
   beforeStep?(stage: PhysicalStage, step: number): void;
   afterStep?(stage: PhysicalStage, step: number): void;
-  /**
-   * A per-stage factor on this STEP's learning rate (PipeMare T1), multiplied into the list's
-   * factor; asked after beforeStep, right before the optimizer step.
-   */
+  /** A per-stage factor on this STEP's learning rate (PipeMare T1), times the list's; asked after beforeStep. */
   stageLrFactor?(stage: PhysicalStage, step: number): number;
 }
 
@@ -127,10 +114,7 @@ export interface InterpreterOptions {
   /** Called with the last virtual stage's output of each micro-batch in "predict" mode. */
   onOutput?(microbatch: number, output: Tensor): void;
   hooks?: WeightHooks;
-  /**
-   * Benchmarking only: seconds to sleep before each action (synthetic stage costs), so the executor's
-   * own overhead can be measured apart from the machine's parallelism.
-   */
+  /** Benchmarking only: seconds to sleep before each action (synthetic costs: the executor's overhead apart from the machine's parallelism). */
   actionDelay?(a: Action): number;
   /**
    * The weights change only through this interpreter's STEPs (a worker thread or rank owns its stages):
@@ -139,23 +123,18 @@ export interface InterpreterOptions {
   ownsWeights?: boolean;
   /** Benchmarking only: keep an ActionRecord of every action in `records` (cleared at reset). */
   recordActions?: boolean;
-  /**
-   * REDUCE: replaces the stage's gradients by their sum over the pipeline's replicas, in a fixed
-   * replica order. Synchronous, or a promise the interpreter waits for (it then calls `wake`).
-   */
+  /** REDUCE: the stage's gradients summed over the replicas in a fixed order; synchronous, or a promise (then `wake`). */
   reduce?(stage: PhysicalStage, step: number): void | Promise<void>;
   /**
-   * Gradient clipping: at the worker's first STEP of each optimizer step (after all its REDUCEs),
-   * scales the gradients of all its stages to the model's global norm bound. Collective over the
-   * model's ranks; synchronous, or a promise the interpreter waits for (it then calls `wake`).
+   * Gradient clipping at the worker's first STEP of each optimizer step (after its REDUCEs): all its
+   * stages' gradients to the global norm bound. Collective over the model's ranks; as `reduce`.
    */
   clip?(stages: readonly PhysicalStage[], step: number): void | Promise<void>;
   /** Called when an asynchronous REDUCE or clip has finished: pump again. */
   wake?(): void;
   /**
-   * A message from another stage (activation or gradient) as the action consumes it: a tensor group
-   * whose ranks each received a part gathers the whole here (collective: every rank of the group runs
-   * the same action at the same point of its list).
+   * A message from another stage as the action consumes it: a tensor group whose ranks each received
+   * a part gathers the whole (collective: the group's ranks run the same action at the same point).
    */
   assemble?(p: Payload): Payload;
   /** At STEP, before the optimizer: the stage's gradients are final (summed over the replicas). */
@@ -170,7 +149,6 @@ function sleepSync(seconds: number): void {
 }
 
 export class WorkerInterpreter {
-  readonly worker: number;
   readonly mailbox = new Map<string, Payload>();
   private pc = 0;
   /** The list being run, FB pairs replaced by their F then B (no overlap on one thread). */
@@ -191,7 +169,6 @@ export class WorkerInterpreter {
   private readonly holdsWeights: boolean;
 
   constructor(private readonly o: InterpreterOptions) {
-    this.worker = o.worker;
     this.actions = expandComposites(o.schedule.workers[o.worker]);
     // Without weight hooks a stage's weights change only at its STEP: while a list runs they are
     // held in between, so thin products may reuse derived layouts of them (autograd/weight-layouts.ts).
@@ -228,12 +205,9 @@ export class WorkerInterpreter {
    * Most activation bytes this worker's stages held at once since the last reset: the saved graphs
    * (or stashed inputs when recomputing) of its micro-batches, counted from tensors (activation-bytes.ts).
    */
-  get peakActivationBytes(): number {
-    let n = 0;
-    for (const m of this.meters) n += m.peak;
-    return n;
-  }
+  get peakActivationBytes(): number { return [...this.meters].reduce((n, m) => n + m.peak, 0); }
 
+  get worker(): number { return this.o.worker; }
   /** The physical stages this worker runs. */
   get stages(): ReadonlyMap<number, PhysicalStage> { return this.o.stages; }
 
@@ -295,9 +269,8 @@ export class WorkerInterpreter {
 
   /** The step whose gradients this worker last clipped (-1: none since the list began). */
   private clipped = -1;
-
   /** The asynchronous REDUCE (or clip before a STEP) at `pc` while it runs (its hook returned a promise). */
-  private reducing: { pc: number; settled: boolean; error: unknown; stop: (() => { start: number; end: number; cpu: number }) | null; t0: number } | null = null;
+  private reducing: { pc: number; settled: boolean; error: unknown; finish: () => void } | null = null;
 
   /**
    * Runs or continues the REDUCE (or the clip before the STEP) at pc: true when it has finished
@@ -309,24 +282,23 @@ export class WorkerInterpreter {
       if (!r.settled) return false;
       this.reducing = null;
       if (r.error !== undefined) throw r.error;
-      this.finishReduce(a, r.t0, r.stop);
+      r.finish();
       return true;
     }
     if (a.kind === "REDUCE" && !this.o.reduce) throw new Error(`REDUCE needs replicas to reduce over, and this executor runs one copy of the pipeline`);
     // A clip has no record of its own (records follow the list's actions); its time counts as STEP's.
     const t0 = performance.now(), stop = this.o.recordActions && a.kind === "REDUCE" ? startRecord() : null;
+    const finish = (): void => {
+      this.busy[a.kind === "REDUCE" ? "REDUCE" : "STEP"] += (performance.now() - t0) / 1000;
+      if (stop) this.records.push({ kind: a.kind, stage: a.stage, chunk: 0, microbatch: a.microbatch, run: 1, ...stop() });
+    };
     const pending = a.kind === "REDUCE" ? this.o.reduce!(this.o.stages.get(a.stage)!, a.microbatch) : this.o.clip!([...this.o.stages.values()], a.microbatch);
-    if (!pending) { this.finishReduce(a, t0, stop); return true; }
-    const state = { pc: this.pc, settled: false, error: undefined as unknown, stop, t0 };
+    if (!pending) { finish(); return true; }
+    const state = { pc: this.pc, settled: false, error: undefined as unknown, finish };
     this.reducing = state;
     const settle = (e?: unknown): void => { state.settled = true; state.error = e; this.o.wake?.(); };
     pending.then(() => settle(), (e: unknown) => settle(e ?? new Error(`${a.kind === "REDUCE" ? "REDUCE" : "gradient clipping"} failed`)));
     return false;
-  }
-
-  private finishReduce(a: Action, t0: number, stop: (() => { start: number; end: number; cpu: number }) | null): void {
-    this.busy[a.kind === "REDUCE" ? "REDUCE" : "STEP"] += (performance.now() - t0) / 1000;
-    if (stop) this.records.push({ kind: a.kind, stage: a.stage, chunk: 0, microbatch: a.microbatch, run: 1, ...stop() });
   }
 
   private needs(a: Action): string[] {

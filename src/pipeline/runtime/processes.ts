@@ -11,18 +11,16 @@ import { launchEnv } from "../../transport/mpi/env.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics, Target } from "../stage.js";
 import { checkBatches, type Executor, type PreparedInput, type SplitBatch, type StepResult } from "./executor.js";
-import { byMicrobatch } from "./input-hook.js";
 import { type ForwardMode, type Payload, type PhysicalStage, type WorkerInterpreter } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { forwardDeliveries, stepDeliveries, type ReplicaPosition } from "./replica-share.js";
 import type { Action } from "../schedule/action.js";
 import { assertValidSchedule } from "../schedule/validate.js";
-import type { PipelineSetup } from "./setup.js";
 import { buildWorker, type BuiltWorker, type WorkerWeights } from "./worker-build.js";
 import { WorkerLoop } from "./worker-loop.js";
 import { entryTensors, inUnitOrder, shareState, stageEntries, stageOptimizerStates, unitsPerWorker } from "./worker-state.js";
 import { expectedUnitPrefix, type PipelineModel } from "./model-source.js";
-import { replicatedSetup, sourceOf } from "./setup.js";
+import { replicatedSetup, sourceOf, type PipelineSetup } from "./setup.js";
 import { mergeAsyncStates, type AsyncState } from "./async-state.js";
 import { fromPlain, mergeStates, toPlain, type OptimizerState, type PlainOptimizerState, type StateEntry } from "../../optim/index.js";
 import { TAG } from "../../transport/mpi/transport.js";
@@ -268,7 +266,7 @@ export class ProcessesExecutor extends ListExecutor implements Executor, LocalSt
     return { ...sumMetrics(M * batches.length, done.map((d) => d.metrics ?? []), layout.replicas, first.map((d) => d.busy!), first.flatMap((d) => d.peaks!), S),
       memory: done.map((d, rank) => memoryRecord(schedule, positionOf(rank, layout), d.memory)),
       ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((d) => d.gradSquares!) } : {}),
-      ...(prepare ? { prepared: byMicrobatch(done.flatMap((d) => d.prepared ?? [])) } : {}) };
+      ...(prepare ? { prepared: done.flatMap((d) => d.prepared ?? []).sort((a, b) => a.mb - b.mb) } : {}) };
   }
 
   /**

@@ -1,8 +1,7 @@
 // How a worker of any executor starts (a worker thread, an MPI rank): build the model from its
 // source, load its share of the state, keep its stages and put an interpreter over its action list.
 // Its weights change only through its own STEPs, so it holds them between lists (ownsWeights).
-import type { AsyncRuntime } from "./async-weights.js";
-import { createAsyncRuntime } from "./async-weights.js";
+import { createAsyncRuntime, type AsyncRuntime } from "./async-weights.js";
 import { WorkerInterpreter, type InterpreterOptions, type Outbox, type PhysicalStage } from "./interpreter.js";
 import { InputHook } from "./input-hook.js";
 import { ListResults } from "./list-results.js";

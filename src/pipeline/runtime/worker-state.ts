@@ -7,6 +7,7 @@ import { Tensor } from "../../tensor/tensor.js";
 import { hostMemory } from "../../tensor/host-arrays.js";
 import type { PipelineModel } from "./model-source.js";
 import type { PhysicalStage } from "./interpreter.js";
+import { unitRanges } from "./setup.js";
 
 /** One worker's initial state: `units` null = the whole model's state (loaded whole, as one model). */
 export interface WorkerState {
@@ -17,14 +18,8 @@ export interface WorkerState {
 
 /** Unit indices of every worker: virtual stage vs = chunk * S + stage runs on stageToWorker[stage]. */
 export function unitsPerWorker(balance: readonly number[], schedule: Schedule): number[][] {
-  const S = schedule.stages;
   const out: number[][] = schedule.workers.map(() => []);
-  let start = 0;
-  balance.forEach((n, vs) => {
-    const w = schedule.stageToWorker[vs % S];
-    for (let u = start; u < start + n; u++) out[w].push(u);
-    start += n;
-  });
+  unitRanges(balance).forEach(([a, b], vs) => { for (let u = a; u < b; u++) out[schedule.stageToWorker[vs % schedule.stages]].push(u); });
   return out;
 }
 

@@ -11,7 +11,7 @@ import { setBackend } from "../../backend/index.js";
 import { loadNativeAddon } from "../../backend/native.js";
 import { PipelineActionError, type Payload, type WorkerInterpreter } from "./interpreter.js";
 import { ShmCollectives } from "../../transport/shm-collectives.js";
-import { reduceStageSync } from "./replica-reduce.js";
+import { reduceStage } from "./replica-reduce.js";
 import type { FromWorker, PeerMessage, ToWorker, WorkerInit } from "./messages.js";
 import { toPlain } from "../../optim/index.js";
 import { buildWorker, type BuiltWorker } from "./worker-build.js";
@@ -108,7 +108,7 @@ try {
   const comm = init.group ? new ShmCollectives(init.group, init.replica, { timeoutMs: init.reduceTimeoutMs }) : null;
   built = await buildWorker(init.setup, init.worker, { share: { units: init.units ?? null, entries: init.state } }, outbox,
     {
-      ...(comm ? { reduce: (ps) => reduceStageSync(ps, (buf) => comm.allReduceSync(buf, "sum")) } : {}),
+      ...(comm ? { reduce: (ps) => { reduceStage(ps, (buf) => comm.allReduceSync(buf, "sum")); } } : {}),
       ...(init.tensorGroup ? { tensor: new ShmCollectives(init.tensorGroup, init.tensor, { timeoutMs: init.reduceTimeoutMs }) } : {}),
       ...(init.normGroup ? { norm: syncNormGroup(new ShmCollectives(init.normGroup, init.worker * (init.setup.tensorParallel?.size ?? 1) + init.tensor, { timeoutMs: init.reduceTimeoutMs })) } : {}),
     });
