@@ -30,6 +30,12 @@ export class ListResults {
 /** A share of a forward-only list: the global ids of its micro-batches and what it reported under their local ids. */
 export interface ForwardShare { ids: readonly number[]; metrics: readonly [number, MicrobatchMetrics][]; outputs: readonly PlainOutput[] }
 
+/** `a` plus `m`, in place (loss, correct, count). */
+export function addMetrics<M extends MicrobatchMetrics>(a: M, m: MicrobatchMetrics): M {
+  a.loss += m.loss; a.correct += m.correct; a.count += m.count;
+  return a;
+}
+
 /**
  * A step's result from the workers' metrics (lists in replica order: each micro-batch's replica
  * shares are summed in that order) and replica 0's busy seconds and peaks.
@@ -40,10 +46,9 @@ export function sumMetrics(microbatches: number, lists: Iterable<Iterable<readon
   for (const list of lists) for (const [mb, m] of list) shares[mb]?.push(m);
   const per = shares.map((p, j) => {
     if (p.length !== replicas) throw new Error(`micro-batch ${j} produced ${p.length} loss(es) for ${replicas} replica(s)`);
-    return p.reduce((a, m) => ({ loss: a.loss + m.loss, correct: a.correct + m.correct, count: a.count + m.count }));
+    return p.slice(1).reduce(addMetrics, { ...p[0] });
   });
-  let loss = 0, correct = 0, count = 0;
-  for (const m of per) { loss += m.loss; correct += m.correct; count += m.count; }
+  const { loss, correct, count } = per.reduce(addMetrics, { loss: 0, correct: 0, count: 0 });
   const peakActivations = new Array<number>(stages).fill(0);
   for (const [s, n] of peaks) peakActivations[s] = n;
   return { loss, correct, count, perMicrobatch: per, busy, peakActivations };
@@ -53,12 +58,10 @@ export function sumMetrics(microbatches: number, lists: Iterable<Iterable<readon
 export function evalMetrics(n: number, shares: Iterable<ForwardShare>): MicrobatchMetrics {
   const per = new Array<MicrobatchMetrics | undefined>(n).fill(undefined);
   for (const s of shares) for (const [i, m] of s.metrics) per[s.ids[i]] = m;
-  const out = { loss: 0, correct: 0, count: 0 };
-  per.forEach((m, j) => {
+  return per.reduce((out: MicrobatchMetrics, m, j) => {
     if (!m) throw new Error(`evaluation micro-batch ${j} produced no metrics`);
-    out.loss += m.loss; out.correct += m.correct; out.count += m.count;
-  });
-  return out;
+    return addMetrics(out, m);
+  }, { loss: 0, correct: 0, count: 0 });
 }
 
 /** The outputs of `n` micro-batches from their shares, in micro-batch order. */

@@ -34,7 +34,7 @@ import type { TimingSource } from "./action-records.js";
 import { gatherStateDict } from "../../parallel/tp-shard.js";
 import { gatherOptimizerState } from "../../parallel/ptdp-units.js";
 import { tensorSize } from "./tensor-stages.js";
-import { ListExecutor, sumMetrics, type ForwardShare } from "./list-results.js";
+import { addMetrics, ListExecutor, sumMetrics, type ForwardShare } from "./list-results.js";
 import { placeParts } from "./rank-failure.js";
 
 export interface ThreadsOptions {
@@ -249,7 +249,7 @@ function startThreads(setup: PipelineSetup, initialState: ReadonlyMap<string, Te
 function replicaStep(done: readonly Extract<FromWorker, { type: "done" }>[]): ReplicaStep {
   const rep: ReplicaStep = { loss: 0, correct: 0, count: 0, compute: 0, reduce: 0, update: 0, seconds: 0 };
   for (const { metrics, busy: b, seconds } of done) {
-    for (const [, x] of metrics) { rep.loss += x.loss; rep.correct += x.correct; rep.count += x.count; }
+    for (const [, x] of metrics) addMetrics(rep, x);
     rep.compute += b.F + b.B + b.W; rep.reduce += b.REDUCE; rep.update += b.STEP;
     rep.seconds = Math.max(rep.seconds, seconds);
   }

@@ -16,6 +16,7 @@ import type { Tensor } from "../../tensor/tensor.js";
 import { hasParallelLayers } from "../../parallel/ptdp-units.js";
 import type { SyncCollectives } from "../../transport/types.js";
 import { clipOption, countedOnRank, type NormGroup } from "./grad-clip.js";
+import { sumOfSquares } from "../../optim/clip.js";
 
 export interface BuiltWorker {
   interp: WorkerInterpreter;
@@ -113,13 +114,7 @@ export async function buildWorker(setup: PipelineSetup, worker: number, weights:
 function addGradSquares(ps: PhysicalStage, norms: Map<number, number>): void {
   for (const c of ps.chunks) {
     for (const [u, m] of c.units) {
-      for (const p of m.parameters()) {
-        if (!p.requiresGrad || !p.grad) continue;
-        let t = 0;
-        const d = p.grad.data;
-        for (let k = 0; k < d.length; k++) t += d[k] * d[k];
-        norms.set(u, (norms.get(u) ?? 0) + t);
-      }
+      for (const p of m.parameters()) if (p.requiresGrad && p.grad) norms.set(u, (norms.get(u) ?? 0) + sumOfSquares([p.grad.data]));
     }
   }
 }
