@@ -124,7 +124,7 @@ export class InlineExecutor extends ListExecutor implements Executor, TimingSour
 
   async run(batches: readonly SplitBatch[], lrFactors: readonly number[] = [1]): Promise<StepResult> {
     const { schedule } = this.setup;
-    const M = schedule.microbatches, R = this.copies.length;
+    const M = schedule.microbatches, R = this.copies.length, W = this.workers.length;
     checkBatches(batches, M, schedule.steps);
     if (batches.some((b) => b.prepare)) throw new Error("inline executor: stage 0's input hook (SplitBatch.prepare) runs on the threads and processes executors only");
     this.copies.forEach((workers, replica) => workers.forEach((w) => {
@@ -144,12 +144,10 @@ export class InlineExecutor extends ListExecutor implements Executor, TimingSour
     }
     if (this.logs) {
       const end = epochNow();
-      const W = this.workers.length;
       this.last = all.map((w, i) => ({ rank: i, worker: w.worker, ...(R > 1 ? { replica: Math.floor(i / W) } : {}), actions: onEpoch(w.records),
         ...this.logs![i].take(), begin, listDone: end, end }));
     }
     // Busy seconds and peaks of replica 0's workers (the other replicas mirror them).
-    const W = this.workers.length;
     return {
       ...sumMetrics(M * batches.length, this.results.map((r) => r.take().metrics), R, this.workers.map((w) => w.busy.F + w.busy.B + w.busy.W + w.busy.STEP),
         this.workers.flatMap((w) => [...w.peakLive]), schedule.stages),
@@ -216,17 +214,13 @@ export class InlineExecutor extends ListExecutor implements Executor, TimingSour
     return this.asyncRuntime ? this.asyncRuntime.memory() : plainMemory(new Map(this.workers.flatMap((w) => [...w.stages])));
   }
 
-  async stateDict(): Promise<Map<string, Tensor>> {
-    return new Map([...this.model.stateDict()].map(([k, t]) => [k, t.clone()]));
-  }
+  async stateDict(): Promise<Map<string, Tensor>> { return new Map([...this.model.stateDict()].map(([k, t]) => [k, t.clone()])); }
 
   async optimizerState(order: readonly string[]): Promise<OptimizerState> {
     return mergeStates(this.workers.flatMap((w) => stageOptimizerStates(w.stages.values())), order);
   }
 
-  async asyncState(): Promise<AsyncState | null> {
-    return this.asyncRuntime?.snapshot() ?? null;
-  }
+  async asyncState(): Promise<AsyncState | null> { return this.asyncRuntime?.snapshot() ?? null; }
 
   async loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void> {
     refuseLoadWithAsync(this.asyncRuntime);

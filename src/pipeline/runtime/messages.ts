@@ -41,12 +41,8 @@ export type Deliveries = [string, Payload][];
 
 /** Main -> worker. */
 export type ToWorker =
-  | {
-    type: "step";
-    /** Learning-rate factor of each STEP of the list (STEP k uses lrFactors[k]). */
-    lrFactors: number[];
-    deliveries: Deliveries;
-  }
+  /** lrFactors: the learning-rate factor of each STEP of the list (STEP k uses lrFactors[k]). */
+  | { type: "step"; lrFactors: number[]; deliveries: Deliveries }
   /** Forward-only lists over `count` micro-batches (evaluation): "eval" reports metrics, "predict" outputs. */
   | { type: "forward"; mode: "eval" | "predict"; count: number; deliveries: Deliveries }
   | { type: "state" }
@@ -60,18 +56,13 @@ export type ToWorker =
 export type FromWorker =
   /** ompThreads: the native addon's OpenMP threads in this worker (null on another backend). */
   | { type: "ready"; worker: number; ompThreads: number | null }
-  /** peakBytes: the worker's largest JS heap + external (ArrayBuffer) memory seen so far; seconds: the list's wall time. */
-  | { type: "done"; worker: number; metrics: [number, MicrobatchMetrics][]; busy: WorkerInterpreter["busy"]; seconds: number; peaks: [number, number][]; peakBytes: number;
-    /** The worker's tensor-counted memory (parameters, gradients, optimizer state, the list's peak activations). */
-    memory: WorkerMemory;
-    /** The last virtual stage's outputs of a "predict" list. */
-    outputs: PlainOutput[];
-    /** Stage 0's prepared inputs of a step of `prepare` batches. */
-    prepared?: PreparedInput[];
-    /** The step's action and message records (instrumentation.recordActions, "step" lists only). */
-    timings?: RankTimings;
-    /** setup.gradientNorms: [unit index, squared gradient norm]. */
-    gradSquares?: [number, number][] }
+  /**
+   * peakBytes: the worker's largest JS heap + external (ArrayBuffer) memory so far; seconds: the list's
+   * wall time; memory: counted from tensors; outputs: a "predict" list's; prepared: stage 0's of a
+   * `prepare` step; timings: recordActions, "step" lists only; gradSquares: setup.gradientNorms'.
+   */
+  | { type: "done"; worker: number; metrics: [number, MicrobatchMetrics][]; busy: WorkerInterpreter["busy"]; seconds: number; peaks: [number, number][];
+    peakBytes: number; memory: WorkerMemory; outputs: PlainOutput[]; prepared?: PreparedInput[]; timings?: RankTimings; gradSquares?: [number, number][] }
   /** `plan`: how the entries are split over the worker's tensor group (empty: whole). */
   | { type: "state"; worker: number; entries: StateEntry[]; plan: ShardPlan }
   | { type: "loaded"; worker: number }

@@ -332,8 +332,7 @@ export class ProcessesExecutor extends ListExecutor implements Executor, LocalSt
   }
 
   async asyncState(): Promise<AsyncState | null> {
-    const parts = (await this.watched("the asynchronous-state gather", () => this.g.pipe.allGather(this.built.asyncRuntime?.snapshot() ?? null))).filter((p): p is AsyncState => p !== null);
-    return parts.length ? mergeAsyncStates(parts) : null;
+    return mergeAsyncStates(await this.watched("the asynchronous-state gather", () => this.g.pipe.allGather(this.built.asyncRuntime?.snapshot() ?? null)));
   }
 
   /** This rank's own stages, optimizer and asynchronous state (no communication): a checkpoint part. */

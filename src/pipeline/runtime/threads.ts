@@ -196,17 +196,13 @@ export class ThreadsExecutor extends ListExecutor implements Executor, TimingSou
   }
 
   async optimizerState(order: readonly string[]): Promise<OptimizerState> {
-    const parts: OptimizerState[] = [];
-    for (const ranks of await this.ask({ type: "optimizer" }, "optimizer")) {
-      parts.push(...ranks[0].states.map((_, j) => fromPlain(gatherOptimizerState(ranks.map((m) => m.states[j]), ranks[0].plan))));
-    }
+    const parts = (await this.ask({ type: "optimizer" }, "optimizer"))
+      .flatMap((ranks) => ranks[0].states.map((_, j) => fromPlain(gatherOptimizerState(ranks.map((m) => m.states[j]), ranks[0].plan))));
     return mergeStates(parts, order);
   }
 
   async asyncState(): Promise<AsyncState | null> {
-    const parts: AsyncState[] = [];
-    for (const [m] of await this.ask({ type: "async-state" }, "async-state")) if (m.state) parts.push(m.state);
-    return parts.length ? mergeAsyncStates(parts) : null;
+    return mergeAsyncStates((await this.ask({ type: "async-state" }, "async-state")).map(([m]) => m.state));
   }
 
   /** Asks every worker to leave (terminating the ones that do not within a grace period). */
