@@ -372,11 +372,13 @@ export class WorkerInterpreter {
     return n;
   }
 
-  /** The message `key`; from a neighbouring stage (`assemble`), whole again where it came in tensor-parallel parts. */
-  private take(key: string, assemble = false): Payload {
-    const p = this.mailbox.get(key)!;
+  /** The message `key`, of `kind`; from a neighbouring stage (`assemble`), whole again where it came in tensor-parallel parts. */
+  private take<K extends Payload["kind"]>(key: string, kind: K, assemble = false): Extract<Payload, { kind: K }> {
+    let p = this.mailbox.get(key)!;
     this.mailbox.delete(key);
-    return assemble && this.o.assemble ? this.o.assemble(p) : p;
+    if (assemble && this.o.assemble) p = this.o.assemble(p);
+    if (p.kind !== kind) throw new Error(kind === "tensor" ? `message ${key} is not a tensor` : `message ${key} does not hold targets`);
+    return p as Extract<Payload, { kind: K }>;
   }
 
   /** STEP `step` of a physical stage: its optimizer, with the hooks around it. */
@@ -400,14 +402,8 @@ export class WorkerInterpreter {
     const { stages: S, stageToWorker } = this.o.schedule;
     const vs = virtualStage(a.stage, a.chunk, S);
     const mb = a.microbatch;
-    const x = this.take(keys[0], vs > 0);
-    if (x.kind !== "tensor") throw new Error(`message ${keys[0]} is not a tensor`);
-    let targets: MicrobatchTargets | null = null;
-    if (keys.length > 1) {
-      const y = this.take(keys[1]);
-      if (y.kind !== "targets") throw new Error(`message ${keys[1]} does not hold targets`);
-      targets = payloadTargets(y);
-    }
+    const x = this.take(keys[0], "tensor", vs > 0);
+    const targets = keys.length > 1 ? payloadTargets(this.take(keys[1], "targets")) : null;
     const input = new Tensor(x.data, x.shape);
     let r: ForwardResult;
     if (this.mode === "train") {
@@ -425,12 +421,7 @@ export class WorkerInterpreter {
     const { stages: S, splitBackward, stageToWorker } = this.o.schedule;
     const vs = virtualStage(a.stage, a.chunk, S);
     const mb = a.microbatch;
-    let g: Float32Array | null = null;
-    if (keys.length) {
-      const p = this.take(keys[0], true);
-      if (p.kind !== "tensor") throw new Error(`message ${keys[0]} is not a tensor`);
-      g = p.data;
-    }
+    const g = keys.length ? this.take(keys[0], "tensor", true).data : null;
     this.o.hooks?.beforeBackward?.(phys, a.chunk, mb);
     const gin = phys.chunks[a.chunk].backward(mb, g, splitBackward);
     this.o.hooks?.afterBackward?.(phys, a.chunk, mb);
