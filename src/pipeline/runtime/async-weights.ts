@@ -97,11 +97,10 @@ export class AsyncRuntime {
       if (saved) this.restore(s, policy, saved, setup.resume!.buffers);
     }
     const bound = weightHooks(binders);
-    const cfg = setup.config;
     this.hooks = {
       ...bound,
-      afterStep: (stage, step) => { bound.afterStep(stage); this.stepsDone.set(stage.index, (this.stepsDone.get(stage.index) ?? 0) + 1); void step; },
-      stageLrFactor: (stage) => stageLrFactor(cfg, setup.taus[stage.index], this.stepsDone.get(stage.index) ?? 0, setup.annealSteps),
+      afterStep: (stage) => { bound.afterStep(stage); this.stepsDone.set(stage.index, (this.stepsDone.get(stage.index) ?? 0) + 1); },
+      stageLrFactor: (stage) => stageLrFactor(setup.config, setup.taus[stage.index], this.stepsDone.get(stage.index) ?? 0, setup.annealSteps),
     };
   }
 

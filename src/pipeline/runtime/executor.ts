@@ -65,10 +65,7 @@ export interface ReplicaStep {
 }
 
 /** Evaluation micro-batches: inputs[j] with labels[j], run forward only, in eval mode, without gradients. */
-export interface EvalBatches {
-  inputs: readonly Tensor[];
-  labels: readonly Target[];
-}
+export type EvalBatches = Pick<SplitBatch, "inputs" | "labels">;
 
 export interface Executor {
   readonly name: ExecutorName;
