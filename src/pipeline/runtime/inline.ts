@@ -81,10 +81,7 @@ export class InlineExecutor extends ListExecutor implements Executor, TimingSour
   /** Replica 0's workers (evaluation, prediction, state). */
   private get workers(): WorkerInterpreter[] { return this.copies[0]; }
 
-  /**
-   * Worker `from` of replica `r`'s outbox: a hand-over by reference; recorded, a message between two
-   * workers is the sender's send and the receiver's receive at the same time.
-   */
+  /** Worker `from` of replica `r`'s outbox: a hand-over by reference (recorded as the sender's send and the receiver's receive at once). */
   private outbox(r: number, from: number): Outbox {
     const W = this.setup.schedule.workers.length, logs = this.logs;
     return {
@@ -98,10 +95,7 @@ export class InlineExecutor extends ListExecutor implements Executor, TimingSour
     };
   }
 
-  /**
-   * The executor with `replicas` copies of the pipeline: replica 0 trains `model` in place, the others
-   * train copies built from the setup's source and loaded with `model`'s weights.
-   */
+  /** With `replicas` pipelines: replica 0 trains `model` in place, the others copies built from the setup's source with `model`'s weights. */
   static async create(model: PipelineModel, setup: PipelineSetup, replicas = 1, loss?: StageLoss): Promise<InlineExecutor> {
     if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`replicas must be a positive integer, got ${replicas}`);
     const copies: PipelineModel[] = [];

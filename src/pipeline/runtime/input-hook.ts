@@ -40,8 +40,7 @@ export class InputHook {
   /** The inputs prepared and the seconds spent since the last call (counted as stage 0's forward time). */
   take(): { prepared: PreparedInput[]; seconds: number } {
     const out = { prepared: this.prepared, seconds: this.seconds };
-    this.prepared = [];
-    this.seconds = 0;
+    [this.prepared, this.seconds] = [[], 0];
     return out;
   }
 }

@@ -36,10 +36,7 @@ export function addMetrics<M extends MicrobatchMetrics>(a: M, m: MicrobatchMetri
   return a;
 }
 
-/**
- * A step's result from the workers' metrics (lists in replica order: each micro-batch's replica
- * shares are summed in that order) and replica 0's busy seconds and peaks.
- */
+/** A step's result from the workers' metrics (lists in replica order: each micro-batch's shares summed so) and replica 0's busy seconds and peaks. */
 export function sumMetrics(microbatches: number, lists: Iterable<Iterable<readonly [number, MicrobatchMetrics]>>, replicas: number,
   busy: number[], peaks: Iterable<[number, number]>, stages: number): StepResult {
   const shares = Array.from({ length: microbatches }, (): MicrobatchMetrics[] => []);

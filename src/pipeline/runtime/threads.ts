@@ -148,10 +148,7 @@ export class ThreadsExecutor extends ListExecutor implements Executor, TimingSou
     };
   }
 
-  /**
-   * Posts threads first, first + 1, ... the messages `build` makes (after throwing the run's failure,
-   * if there is one) and collects their `want` replies, by thread id.
-   */
+  /** Posts threads first, first + 1, ... what `build` makes (after throwing the run's failure, if any); their `want` replies by thread id. */
   private async call<K extends FromWorker["type"]>(want: K, build: () => Posted[], first = 0): Promise<Map<number, Extract<FromWorker, { type: K }>>> {
     if (this.group.failure) throw this.group.failure;
     const posts = build();
@@ -168,10 +165,7 @@ export class ThreadsExecutor extends ListExecutor implements Executor, TimingSou
     return [...done].filter(([id]) => this.position(id).tensor === 0).map(([id, m]) => ({ ids: shares[id].ids, metrics: m.metrics, outputs: m.outputs }));
   }
 
-  /**
-   * Posts `m` to the threads of `replica` (default 0: the replicas hold the same weights) and
-   * collects their replies: per worker, its tensor ranks' in rank order.
-   */
+  /** Posts `m` to replica `replica`'s threads (default 0: the replicas hold the same weights); replies per worker, tensor ranks in order. */
   private async ask<K extends "state" | "optimizer" | "async-state">(m: ToWorker, want: K, replica = 0): Promise<Extract<FromWorker, { type: K }>[][]> {
     const n = this.W * this.T, first = replica * n;
     const r = await this.call(want, () => {
@@ -255,10 +249,7 @@ function replicaStep(done: readonly Extract<FromWorker, { type: "done" }>[]): Re
 /** A message to a thread and the buffers it moves there. */
 type Posted = [ToWorker, ArrayBuffer[]];
 
-/**
- * The message `message` makes with the inputs and targets a thread delivers itself. The caller keeps
- * its arrays: they are copied once into buffers that are then moved.
- */
+/** `message` with the inputs and targets a thread delivers itself, copied once into buffers that then move (the caller keeps its arrays). */
 function withDeliveries(deliveries: Deliveries, message: (d: Deliveries) => ToWorker): Posted {
   const own: Deliveries = deliveries.map(([k, p]) => [k, p.kind === "tensor" ? { ...p, data: p.data.slice() } : { ...p, labels: p.labels.slice() }]);
   return [message(own), own.map(([, p]) => (p.kind === "tensor" ? p.data.buffer : p.labels.buffer) as ArrayBuffer)];

@@ -30,10 +30,7 @@ export interface BuiltWorker {
   inputHook: InputHook;
   /** What its lists report (metrics; outputs in prediction). */
   results: ListResults;
-  /**
-   * Between lists: replaces its weights with those of `state`, the full model's (a tensor-parallel
-   * rank keeps its shard). Not with an asynchronous method.
-   */
+  /** Between lists: its weights from `state`, the full model's (a tensor-parallel rank keeps its shard); not with an asynchronous method. */
   load(state: ReadonlyMap<string, Tensor>): void;
 }
 
