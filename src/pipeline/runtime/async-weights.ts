@@ -7,7 +7,7 @@ import { measureDelays } from "../schedule/delays.js";
 import type { Schedule } from "../schedule/action.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import {
-  type AsyncConfig, type MemoryAccount, type WeightPolicy,
+  type AsyncConfig, type WeightPolicy,
   createWeightPolicy, PolicyBinder, SpikeCompensatedSGD, stageLrFactor, weightHooks, weightSetBytes,
 } from "../weights/index.js";
 import type { PhysicalStage, StageOptimizer, WeightHooks } from "./interpreter.js";
@@ -78,7 +78,7 @@ export class AsyncRuntime {
   /** Parameter names per stage, in the policy's order (the keys of its saved buffers). */
   private readonly paramNames = new Map<number, string[]>();
 
-  constructor(private readonly stages: ReadonlyMap<number, PhysicalStage>, readonly setup: AsyncSetup) {
+  constructor(stages: ReadonlyMap<number, PhysicalStage>, readonly setup: AsyncSetup) {
     const binders = new Map<number, PolicyBinder>();
     for (const [s, ps] of stages) {
       const opt = ps.optimizer;
@@ -134,16 +134,6 @@ export class AsyncRuntime {
     }
     policy.loadState(state);
   }
-
-  /** Peak memory of every stage's weights, optimizer state and extra versions. */
-  memory(): StageMemory[] {
-    return [...this.stages.keys()].sort((a, b) => a - b).map((s) => {
-      const p = this.policies.get(s);
-      if (!p) return { stage: s, weights: 0, optimizerState: 0, extra: 0, total: 0, versions: 1 };
-      const m: MemoryAccount = p.bytes();
-      return { stage: s, weights: m.weights, optimizerState: m.optimizerState, extra: m.peakExtra, total: m.peakTotal, versions: m.peakVersions };
-    });
-  }
 }
 
 /** The async runtime of a worker's stages, or null for a synchronous run (or a warm-up phase). */
@@ -151,10 +141,15 @@ export function createAsyncRuntime(stages: ReadonlyMap<number, PhysicalStage>, a
   return a && a.phase === "async" ? new AsyncRuntime(stages, a) : null;
 }
 
-/** Memory of stages that run without a policy (synchronous): live weights + optimizer state. */
-export function plainMemory(stages: ReadonlyMap<number, PhysicalStage>): StageMemory[] {
+/**
+ * Peak memory per stage of its weights, optimizer state and extra versions: the accounts of
+ * `runtime`'s policies (zero for a stage without weights), else (synchronous) its live weights and optimizer state.
+ */
+export function stageMemory(stages: ReadonlyMap<number, PhysicalStage>, runtime: AsyncRuntime | null): StageMemory[] {
   return [...stages.keys()].sort((a, b) => a - b).map((s) => {
-    const ps = stages.get(s)!;
+    const ps = stages.get(s)!, m = runtime?.policies.get(s)?.bytes();
+    if (m) return { stage: s, weights: m.weights, optimizerState: m.optimizerState, extra: m.peakExtra, total: m.peakTotal, versions: m.peakVersions };
+    if (runtime) return { stage: s, weights: 0, optimizerState: 0, extra: 0, total: 0, versions: 1 };
     const weights = weightSetBytes(stageParams(ps.chunks).map(([, p]) => p.data));
     const optimizerState = ps.optimizer ? ps.optimizer.stateBytes() : 0;
     return { stage: s, weights, optimizerState, extra: 0, total: weights + optimizerState, versions: 1 };

@@ -24,7 +24,7 @@ import { inlineNorms, inlineReduce } from "./inline-reduce.js";
 import { clipOption } from "./grad-clip.js";
 import { forReplica, syntheticDelay } from "./instrumentation.js";
 import type { AsyncState } from "./async-state.js";
-import { createAsyncRuntime, plainMemory, type AsyncRuntime, type StageMemory } from "./async-weights.js";
+import { createAsyncRuntime, stageMemory, type AsyncRuntime, type StageMemory } from "./async-weights.js";
 import { epochNow, MessageLog, onEpoch, payloadBytes, type TimingSource } from "./action-records.js";
 
 export class InlineExecutor extends ListExecutor implements Executor, TimingSource {
@@ -205,7 +205,7 @@ export class InlineExecutor extends ListExecutor implements Executor, TimingSour
 
   /** Peak bytes per physical stage of weights, optimizer state and extra weight versions. */
   stageMemory(): StageMemory[] {
-    return this.asyncRuntime ? this.asyncRuntime.memory() : plainMemory(new Map(this.workers.flatMap((w) => [...w.stages])));
+    return stageMemory(new Map(this.workers.flatMap((w) => [...w.stages])), this.asyncRuntime);
   }
 
   async stateDict(): Promise<Map<string, Tensor>> { return new Map([...this.model.stateDict()].map(([k, t]) => [k, t.clone()])); }
