@@ -102,9 +102,7 @@ export function loadStageState(stages: Iterable<{ readonly chunks: readonly { st
 
 /** Copies of the stages' parameters and buffers, as entries named as in the full model. */
 export function stageEntries(stages: Iterable<PhysicalStage>): StateEntry[] {
-  const out: StateEntry[] = [];
-  for (const ps of stages) for (const c of ps.chunks) for (const [k, t] of c.stateDict()) out.push([k, t.data.slice(), [...t.shape]]);
-  return out;
+  return [...stages].flatMap((ps) => ps.chunks.flatMap((c) => [...c.stateDict()].map(([k, t]): StateEntry => [k, t.data.slice(), [...t.shape]])));
 }
 
 /** Entries as a state dict (the tensors share the entries' arrays). */
