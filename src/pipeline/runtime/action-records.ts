@@ -60,18 +60,12 @@ export class MessageLog {
   /** Off while forward-only lists run: evaluation messages are not part of a step. */
   paused = false;
 
-  send(key: string, bytes: number, at: number): void {
-    if (!this.paused) this.sends.push({ key, bytes, at, ms: epochNow() - at });
-  }
-
-  receive(key: string, bytes: number, at: number): void {
-    if (!this.paused) this.receives.push({ key, bytes, at, ms: epochNow() - at });
-  }
+  send(key: string, bytes: number, at: number): void { if (!this.paused) this.sends.push({ key, bytes, at, ms: epochNow() - at }); }
+  receive(key: string, bytes: number, at: number): void { if (!this.paused) this.receives.push({ key, bytes, at, ms: epochNow() - at }); }
 
   take(): { sends: MessageRecord[]; receives: MessageRecord[] } {
     const out = { sends: this.sends, receives: this.receives };
-    this.sends = [];
-    this.receives = [];
+    [this.sends, this.receives] = [[], []];
     return out;
   }
 }

@@ -29,9 +29,10 @@ export interface AsyncState {
 
 export const ASYNC_TENSOR_PREFIX = "async.";
 
-/** One state from the parts held by several workers. */
-export function mergeAsyncStates(parts: readonly AsyncState[]): AsyncState {
-  return {
+/** One state from the parts held by several workers (null: no worker holds one, no asynchronous method runs). */
+export function mergeAsyncStates(all: readonly (AsyncState | null)[]): AsyncState | null {
+  const parts = all.filter((p): p is AsyncState => p !== null);
+  return parts.length === 0 ? null : {
     stages: parts.flatMap((p) => p.stages).sort((a, b) => a.stage - b.stage),
     buffers: Object.assign({}, ...parts.map((p) => p.buffers)) as Record<string, Float32Array>,
   };

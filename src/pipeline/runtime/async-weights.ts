@@ -7,11 +7,11 @@ import { measureDelays } from "../schedule/delays.js";
 import type { Schedule } from "../schedule/action.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import {
-  type AsyncConfig, type MemoryAccount, type WeightPolicy,
+  type AsyncConfig, type WeightPolicy,
   createWeightPolicy, PolicyBinder, SpikeCompensatedSGD, stageLrFactor, weightHooks, weightSetBytes,
 } from "../weights/index.js";
 import type { PhysicalStage, StageOptimizer, WeightHooks } from "./interpreter.js";
-import type { OptimizerConfig } from "../../optim/index.js";
+import { sliceState, type OptimizerConfig, type OptimizerState } from "../../optim/index.js";
 import type { AsyncStageMeta, AsyncState } from "./async-state.js";
 
 /** What every executor needs to rebuild the asynchronous method of each stage (plain JSON). */
@@ -41,23 +41,23 @@ function stageParams(chunks: PhysicalStage["chunks"]): [string, Tensor][] {
 
 /**
  * PB's optimizer: momentum SGD with Spike Compensation, D = tau_s with SC on, else 0 (plain momentum;
- * also during a synchronous warm-up, so the optimizer state carries over unchanged).
+ * also during a synchronous warm-up, so the optimizer state carries over unchanged). A `resumed`
+ * state carries its own hyper-parameters: this phase's D is imposed again after loading it.
  */
-export function spikeOptimizer(cfg: OptimizerConfig, a: AsyncSetup, stage: number, params: [string, Tensor][]): StageOptimizer | null {
+export function spikeOptimizer(cfg: OptimizerConfig, a: AsyncSetup, stage: number, params: [string, Tensor][], resumed: OptimizerState | null): StageOptimizer | null {
   if (params.length === 0) return null;
   if (cfg.name !== "sgd") throw new Error(`--method pb runs momentum SGD (Spike Compensation); got --optimizer ${cfg.name}, use sgd`);
   const tau = a.taus[stage];
   if (tau === undefined) throw new Error(`async setup has no delay for stage ${stage} (${a.taus.length} given)`);
-  return new SpikeCompensatedSGD(params, { lr: cfg.lr, momentum: cfg.momentum ?? 0, weightDecay: cfg.weightDecay ?? 0, delay: spikeDelay(a, stage) });
+  const delay = spikeDelay(a, stage);
+  const opt = new SpikeCompensatedSGD(params, { lr: cfg.lr, momentum: cfg.momentum ?? 0, weightDecay: cfg.weightDecay ?? 0, delay });
+  if (resumed) opt.loadStateDict(sliceState(resumed, params.map(([n]) => n)));
+  for (const g of opt.groups) g.hyper.delay = delay;
+  return opt;
 }
 
 function spikeDelay(a: AsyncSetup, stage: number): number {
   return a.phase === "async" && a.config.spikeCompensation ? a.taus[stage] : 0;
-}
-
-/** After loading a saved state (which carries its own hyper-parameters), re-impose this phase's D. */
-export function fixSpikeDelay(opt: StageOptimizer, a: AsyncSetup, stage: number): void {
-  if (opt instanceof SpikeCompensatedSGD) for (const g of opt.groups) g.hyper.delay = spikeDelay(a, stage);
 }
 
 export interface StageMemory {
@@ -78,7 +78,7 @@ export class AsyncRuntime {
   /** Parameter names per stage, in the policy's order (the keys of its saved buffers). */
   private readonly paramNames = new Map<number, string[]>();
 
-  constructor(private readonly stages: ReadonlyMap<number, PhysicalStage>, readonly setup: AsyncSetup) {
+  constructor(stages: ReadonlyMap<number, PhysicalStage>, readonly setup: AsyncSetup) {
     const binders = new Map<number, PolicyBinder>();
     for (const [s, ps] of stages) {
       const opt = ps.optimizer;
@@ -97,11 +97,10 @@ export class AsyncRuntime {
       if (saved) this.restore(s, policy, saved, setup.resume!.buffers);
     }
     const bound = weightHooks(binders);
-    const cfg = setup.config;
     this.hooks = {
       ...bound,
-      afterStep: (stage, step) => { bound.afterStep(stage); this.stepsDone.set(stage.index, (this.stepsDone.get(stage.index) ?? 0) + 1); void step; },
-      stageLrFactor: (stage) => stageLrFactor(cfg, setup.taus[stage.index], this.stepsDone.get(stage.index) ?? 0, setup.annealSteps),
+      afterStep: (stage) => { bound.afterStep(stage); this.stepsDone.set(stage.index, (this.stepsDone.get(stage.index) ?? 0) + 1); },
+      stageLrFactor: (stage) => stageLrFactor(setup.config, setup.taus[stage.index], this.stepsDone.get(stage.index) ?? 0, setup.annealSteps),
     };
   }
 
@@ -135,25 +134,6 @@ export class AsyncRuntime {
     }
     policy.loadState(state);
   }
-
-  /** One line per stage: its delay and policy. */
-  describe(): string[] {
-    return [...this.stages.keys()].sort((a, b) => a - b).map((s) => {
-      const p = this.policies.get(s);
-      const d = this.stages.get(s)!.optimizer instanceof SpikeCompensatedSGD ? `, SC D=${spikeDelay(this.setup, s)}` : "";
-      return `stage ${s}: tau=${this.setup.taus[s]}, ${p ? p.describe() : "no weights"}${d}`;
-    });
-  }
-
-  /** Peak memory of every stage's weights, optimizer state and extra versions. */
-  memory(): StageMemory[] {
-    return [...this.stages.keys()].sort((a, b) => a - b).map((s) => {
-      const p = this.policies.get(s);
-      if (!p) return { stage: s, weights: 0, optimizerState: 0, extra: 0, total: 0, versions: 1 };
-      const m: MemoryAccount = p.bytes();
-      return { stage: s, weights: m.weights, optimizerState: m.optimizerState, extra: m.peakExtra, total: m.peakTotal, versions: m.peakVersions };
-    });
-  }
 }
 
 /** The async runtime of a worker's stages, or null for a synchronous run (or a warm-up phase). */
@@ -161,10 +141,15 @@ export function createAsyncRuntime(stages: ReadonlyMap<number, PhysicalStage>, a
   return a && a.phase === "async" ? new AsyncRuntime(stages, a) : null;
 }
 
-/** Memory of stages that run without a policy (synchronous): live weights + optimizer state. */
-export function plainMemory(stages: ReadonlyMap<number, PhysicalStage>): StageMemory[] {
+/**
+ * Peak memory per stage of its weights, optimizer state and extra versions: the accounts of
+ * `runtime`'s policies (zero for a stage without weights), else (synchronous) its live weights and optimizer state.
+ */
+export function stageMemory(stages: ReadonlyMap<number, PhysicalStage>, runtime: AsyncRuntime | null): StageMemory[] {
   return [...stages.keys()].sort((a, b) => a - b).map((s) => {
-    const ps = stages.get(s)!;
+    const ps = stages.get(s)!, m = runtime?.policies.get(s)?.bytes();
+    if (m) return { stage: s, weights: m.weights, optimizerState: m.optimizerState, extra: m.peakExtra, total: m.peakTotal, versions: m.peakVersions };
+    if (runtime) return { stage: s, weights: 0, optimizerState: 0, extra: 0, total: 0, versions: 1 };
     const weights = weightSetBytes(stageParams(ps.chunks).map(([, p]) => p.data));
     const optimizerState = ps.optimizer ? ps.optimizer.stateBytes() : 0;
     return { stage: s, weights, optimizerState, extra: 0, total: weights + optimizerState, versions: 1 };

@@ -36,15 +36,9 @@ export interface StepResult {
   busy: number[];
   /** Per physical stage: most micro-batch activations held at once (compare validateSchedule). */
   peakActivations: number[];
-  /**
-   * Threads executor: per worker, the largest memory its thread has held so far (JS heap + external
-   * ArrayBuffer memory of its isolate, sampled around every burst of actions). Absent inline.
-   */
+  /** Threads executor: per worker, the most memory its thread has held so far (its isolate's JS heap + ArrayBuffers). */
   workerPeakBytes?: number[];
-  /**
-   * Per worker (every stage set x tensor rank x replica, in that order, tensor innermost): bytes of
-   * parameters, gradients, optimizer state and the step's peak activations, counted from tensors.
-   */
+  /** Per worker (replica, worker, tensor rank; tensor innermost): parameter, gradient, optimizer and peak activation bytes. */
   memory?: WorkerMemory[];
   /** Threads executor: each replica's share of the step, in replica order. */
   replicas?: ReplicaStep[];
@@ -71,10 +65,7 @@ export interface ReplicaStep {
 }
 
 /** Evaluation micro-batches: inputs[j] with labels[j], run forward only, in eval mode, without gradients. */
-export interface EvalBatches {
-  inputs: readonly Tensor[];
-  labels: readonly Target[];
-}
+export type EvalBatches = Pick<SplitBatch, "inputs" | "labels">;
 
 export interface Executor {
   readonly name: ExecutorName;
@@ -86,24 +77,17 @@ export interface Executor {
    */
   run(batches: readonly SplitBatch[], lrFactors?: readonly number[]): Promise<StepResult>;
   /**
-   * Evaluation through the stages with the current weights: loss (each micro-batch's weighted by
-   * `scale`, default 1: summed), correct predictions and targets, summed over the micro-batches in
-   * index order. Between steps only.
+   * Evaluation through the stages with the current weights, between steps: loss (each micro-batch's
+   * times `scale`, default 1), correct predictions and targets, summed in micro-batch order.
    */
   evaluate(batches: EvalBatches, scale?: number): Promise<MicrobatchMetrics>;
   /** The model's outputs for each input (eval mode, no gradients), through the stages. */
   predict(inputs: readonly Tensor[]): Promise<Tensor[]>;
   /** Copies of every parameter and buffer, named as in the full model's state dict. */
   stateDict(): Promise<Map<string, Tensor>>;
-  /**
-   * Every stage's optimizer state merged into the single-device shape (one group, parameters in
-   * `order`, the model's parameter order), e.g. for a checkpoint.
-   */
+  /** Every stage's optimizer state in the single-device shape (one group, parameters in `order`, the model's). */
   optimizerState(order: readonly string[]): Promise<OptimizerState>;
-  /**
-   * Every stage's asynchronous state between runs (AsyncRuntime.snapshot(), by stage), e.g. for a
-   * checkpoint; null when no asynchronous method runs (synchronous schedule or warm-up).
-   */
+  /** Every stage's asynchronous state between runs (AsyncRuntime.snapshot()); null when no asynchronous method runs. */
   asyncState(): Promise<AsyncState | null>;
   /**
    * Replaces the weights of the running workers (every parameter and buffer of the model, by the

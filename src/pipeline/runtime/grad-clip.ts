@@ -8,7 +8,7 @@
 // gradients after REDUCE, so each copy clips on its own.
 import { checkMaxNorm, clipScale, scaleGradients, sumOfSquares } from "../../optim/clip.js";
 import { specOf, type ShardPlan } from "../../parallel/tp-shard.js";
-import type { InterpreterOptions, PhysicalStage } from "./interpreter.js";
+import type { InterpreterOptions } from "./interpreter.js";
 import type { PipelineSetup } from "./setup.js";
 import type { SyncCollectives } from "../../transport/types.js";
 
@@ -40,9 +40,6 @@ export function nestedNormGroup(tensor: SyncCollectives | null, pipe: { rank: nu
   };
 }
 
-/** The one rank of a model that is one worker without tensor parallelism: nothing to sum. */
-const SOLO: NormGroup = { rank: 0, size: 1, allReduce: () => {} };
-
 /** Checks setup.clipGradNorm: a finite bound > 0 and a synchronous schedule. */
 export function checkClipping(setup: Pick<PipelineSetup, "clipGradNorm" | "async" | "schedule">): void {
   if (setup.clipGradNorm === undefined) return;
@@ -53,45 +50,40 @@ export function checkClipping(setup: Pick<PipelineSetup, "clipGradNorm" | "async
 }
 
 /**
- * The interpreter's clip hook for setup.clipGradNorm (nothing without it) over `group` (absent: a
- * model of one rank); `counted` as countedOnRank; `prepare` makes the gradients whole first
- * (sequence parallelism's partial sums).
+ * The interpreter's clip hook for setup.clipGradNorm (nothing without it): the STEP hook that clips
+ * the gradients of a worker's stages to that global norm, summed over `group` (absent: a model of
+ * one rank; a promise when its all-reduce is asynchronous). `counted` as countedOnRank; `prepare`
+ * makes the gradients whole first (sequence parallelism's partial sums).
  */
 export function clipOption(setup: PipelineSetup, group?: NormGroup, counted: (name: string) => boolean = () => true,
   prepare?: () => void): Pick<InterpreterOptions, "clip"> {
-  if (setup.clipGradNorm === undefined) return {};
+  const maxNorm = setup.clipGradNorm;
+  if (maxNorm === undefined) return {};
   checkClipping(setup);
   const ranks = setup.schedule.workers.length * (setup.tensorParallel?.size ?? 1);
   if (!group && ranks > 1) throw new Error(`gradient clipping over ${ranks} ranks needs a norm group, and this executor gave none`);
-  return { clip: gradientClipper(setup.clipGradNorm, group ?? SOLO, counted, prepare) };
+  const g: NormGroup = group ?? { rank: 0, size: 1, allReduce: () => {} };
+  return {
+    clip: (stages, step) => {
+      prepare?.();
+      const params = stages.flatMap((ps) => ps.chunks.flatMap((c) => c.namedParameters())).filter(([, p]) => p.requiresGrad && p.grad);
+      const own = sumOfSquares(params.filter(([n]) => counted(n)).map(([, p]) => p.grad!.data));
+      // Two float32 slots per rank (the transports' type): high and low parts keep about 48 bits.
+      const slots = new Float32Array(2 * g.size);
+      slots[2 * g.rank] = own;
+      slots[2 * g.rank + 1] = own - slots[2 * g.rank];
+      const finish = (): void => {
+        let total = 0;
+        for (let r = 0; r < g.size; r++) total += slots[2 * r] + slots[2 * r + 1];
+        scaleGradients(params.map(([, p]) => p.grad!.data), clipScale(Math.sqrt(total), maxNorm));
+      };
+      const pending = g.allReduce(slots, step);
+      return pending ? pending.then(finish) : finish();
+    },
+  };
 }
 
 /** Which of a rank's parameters count in the norm: everything without tensor parallelism. */
 export function countedOnRank(plan: ShardPlan, tensorRank: number): (name: string) => boolean {
   return tensorRank === 0 ? () => true : (name) => specOf(plan, name).kind === "split";
-}
-
-/**
- * The STEP hook that clips the gradients of a worker's stages to a global norm of `maxNorm`: it
- * returns a promise when the group's all-reduce is asynchronous.
- */
-function gradientClipper(maxNorm: number, group: NormGroup, counted: (name: string) => boolean, prepare?: () => void):
-  (stages: readonly PhysicalStage[], step: number) => void | Promise<void> {
-  return (stages, step) => {
-    prepare?.();
-    const params = stages.flatMap((ps) => ps.chunks.flatMap((c) => c.namedParameters())).filter(([, p]) => p.requiresGrad && p.grad);
-    const own = sumOfSquares(params.filter(([n]) => counted(n)).map(([, p]) => p.grad!.data));
-    // Two float32 slots per rank (the transports' type): high and low parts keep about 48 bits.
-    const slots = new Float32Array(2 * group.size);
-    slots[2 * group.rank] = own;
-    slots[2 * group.rank + 1] = own - slots[2 * group.rank];
-    const finish = (): void => {
-      let total = 0;
-      for (let r = 0; r < group.size; r++) total += slots[2 * r] + slots[2 * r + 1];
-      scaleGradients(params.map(([, p]) => p.grad!.data), clipScale(Math.sqrt(total), maxNorm));
-    };
-    const pending = group.allReduce(slots, step);
-    if (!pending) { finish(); return; }
-    return pending.then(finish);
-  };
 }

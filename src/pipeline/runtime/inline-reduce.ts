@@ -50,12 +50,17 @@ export class InlineRendezvous<T> {
   }
 }
 
+/** The element-wise sum of `bufs` in their order (the transports' rule). */
+function sumOf(bufs: Float32Array[]): Float32Array {
+  const sum = new Float32Array(bufs[0].length);
+  reduceInOrder(bufs, sum, 0, sum.length, "sum");
+  return sum;
+}
+
 /** REDUCE among `replicas` copies: replica r's REDUCE of (stage, step). */
 export function inlineReduce(replicas: number): InlineRendezvous<PhysicalStage> & { reduce(replica: number, stage: PhysicalStage, step: number): Promise<void> | void } {
   const r = new InlineRendezvous<PhysicalStage>(replicas, (stages) => {
-    const bufs = stages.map(packReduce);
-    const sum = new Float32Array(bufs[0].length);
-    reduceInOrder(bufs, sum, 0, sum.length, "sum");
+    const sum = sumOf(stages.map(packReduce));
     for (const s of stages) unpackReduce(s, sum);
   });
   return Object.assign(r, {
@@ -67,8 +72,7 @@ export function inlineReduce(replicas: number): InlineRendezvous<PhysicalStage> 
 /** The norm sums of clipping among the `workers` workers of each copy: worker w of replica r's group. */
 export function inlineNorms(workers: number): InlineRendezvous<Float32Array> & { group(replica: number, worker: number): NormGroup } {
   const r = new InlineRendezvous<Float32Array>(workers, (bufs) => {
-    const sum = new Float32Array(bufs[0].length);
-    reduceInOrder(bufs, sum, 0, sum.length, "sum");
+    const sum = sumOf(bufs);
     for (const b of bufs) b.set(sum);
   });
   return Object.assign(r, {

@@ -7,44 +7,39 @@
 // threads; a REDUCE waits until every replica has reached it and then sums their buffers in replica
 // order (inline-reduce.ts), so the bits are those of the threads and processes executors. The
 // replicas hold the same weights, so evaluation and prediction run on replica 0.
-import type { Schedule } from "../schedule/action.js";
-import type { PipelineModel } from "./model-source.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { formatAction } from "../schedule/action.js";
-import type { MicrobatchMetrics, StageLoss, Target } from "../stage.js";
-import { checkBatches, type EvalBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
+import type { StageLoss, Target } from "../stage.js";
+import { checkBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
 import { loadStageState, refuseLoadWithAsync, stageOptimizerStates } from "./worker-state.js";
 import { memoryBytes, memoryRecord } from "./memory.js";
-import { PipelineActionError, WorkerInterpreter, type ForwardMode, type Outbox, type PhysicalStage, type WeightHooks } from "./interpreter.js";
+import { PipelineActionError, WorkerInterpreter, type Outbox, type PhysicalStage, type WeightHooks } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { mergeStates, type OptimizerState } from "../../optim/index.js";
-import { buildWorkerStages, replicatedSetup, shapeOf, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
-import { loadModelSource } from "./model-source.js";
+import { buildWorkerStages, replicatedSetup, sourceOf, type PipelineSetup } from "./setup.js";
+import { loadModelSource, type PipelineModel } from "./model-source.js";
 import { forwardDeliveries, stepDeliveries } from "./replica-share.js";
-import { evalMetrics, ListResults, predictions, sumMetrics, type ForwardShare } from "./list-results.js";
+import { ListExecutor, ListResults, sumMetrics, type ForwardShare } from "./list-results.js";
 import { inlineNorms, inlineReduce } from "./inline-reduce.js";
 import { clipOption } from "./grad-clip.js";
-import { forReplica } from "./instrumentation.js";
+import { forReplica, syntheticDelay } from "./instrumentation.js";
 import type { AsyncState } from "./async-state.js";
-import { createAsyncRuntime, plainMemory, type AsyncRuntime, type StageMemory } from "./async-weights.js";
-import { epochNow, MessageLog, onEpoch, payloadBytes, type RankTimings, type TimingSource } from "./action-records.js";
+import { createAsyncRuntime, stageMemory, type AsyncRuntime, type StageMemory } from "./async-weights.js";
+import { epochNow, MessageLog, onEpoch, payloadBytes, type TimingSource } from "./action-records.js";
 
-export class InlineExecutor implements Executor, TimingSource {
+export class InlineExecutor extends ListExecutor implements Executor, TimingSource {
   readonly name = "inline" as const;
   readonly traceProcess = "worker" as const;
   /** Per thread id (replica * workers + worker): its messages of the running step (recordActions only; a hand-over is a send and a receive at once). */
   private readonly logs: MessageLog[] | null;
-  private last: RankTimings[] | null = null;
   /** copies[r][w] = worker w of replica r. */
   private readonly copies: WorkerInterpreter[][];
-  /** Replica 0's workers (evaluation, prediction, state). */
-  private readonly workers: WorkerInterpreter[];
   /** Per replica: what the running list reports. */
   private readonly results: ListResults[];
   private readonly reducer: ReturnType<typeof inlineReduce> | null;
   /** setup.clipGradNorm: each copy's gradient-norm sums (else null). */
   private readonly norms: ReturnType<typeof inlineNorms> | null;
-  private readonly setup: PipelineSetup;
+  protected readonly setup: PipelineSetup;
   /** The asynchronous method's per-stage policies (setup.async in its async phase), else null. */
   readonly asyncRuntime: AsyncRuntime | null;
 
@@ -56,12 +51,12 @@ export class InlineExecutor implements Executor, TimingSource {
    */
   constructor(private readonly model: PipelineModel, setup: PipelineSetup, hooks?: WeightHooks, loss?: StageLoss,
     replicaModels: readonly PipelineModel[] = []) {
+    super();
     const R = 1 + replicaModels.length;
     if (R > 1 && hooks) throw new Error("inline executor: weight hooks (an asynchronous method) cannot run with replicas");
     this.setup = setup = R > 1 ? replicatedSetup(setup, R) : setup;
     const { schedule } = setup;
     const W = schedule.workers.length;
-    const shape = shapeOf(schedule);
     const record = setup.instrumentation?.recordActions === true;
     this.logs = record ? Array.from({ length: R * W }, () => new MessageLog()) : null;
     this.reducer = R > 1 ? inlineReduce(R) : null;
@@ -74,20 +69,19 @@ export class InlineExecutor implements Executor, TimingSource {
     });
     this.asyncRuntime = createAsyncRuntime(new Map(stagesOf[0].flatMap((m) => [...m])), setup.async);
     const h = hooks ?? this.asyncRuntime?.hooks;
-    this.copies = stagesOf.map((stages, r) => schedule.workers.map((actions, w) => new WorkerInterpreter({
-      worker: w, actions, stages: stages[w], shape, outbox: this.outbox(r, w), hooks: h,
+    this.copies = stagesOf.map((stages, r) => schedule.workers.map((_, w) => new WorkerInterpreter({
+      worker: w, schedule, stages: stages[w], outbox: this.outbox(r, w), hooks: h,
       actionDelay: syntheticDelay(setup.instrumentation, schedule.chunks), recordActions: record,
       onMetrics: this.results[r].onMetrics, onOutput: this.results[r].onOutput,
       ...(this.reducer ? { reduce: (ps: PhysicalStage, step: number) => this.reducer!.reduce(r, ps, step) } : {}),
       ...(norms ? clipOption(setup, norms.group(r, w)) : {}),
     })));
-    this.workers = this.copies[0];
   }
 
-  /**
-   * Worker `from` of replica `r`'s outbox: a hand-over by reference; recorded, a message between two
-   * workers is the sender's send and the receiver's receive at the same time.
-   */
+  /** Replica 0's workers (evaluation, prediction, state). */
+  private get workers(): WorkerInterpreter[] { return this.copies[0]; }
+
+  /** Worker `from` of replica `r`'s outbox: a hand-over by reference (recorded as the sender's send and the receiver's receive at once). */
   private outbox(r: number, from: number): Outbox {
     const W = this.setup.schedule.workers.length, logs = this.logs;
     return {
@@ -101,10 +95,7 @@ export class InlineExecutor implements Executor, TimingSource {
     };
   }
 
-  /**
-   * The executor with `replicas` copies of the pipeline: replica 0 trains `model` in place, the others
-   * train copies built from the setup's source and loaded with `model`'s weights.
-   */
+  /** With `replicas` pipelines: replica 0 trains `model` in place, the others copies built from the setup's source with `model`'s weights. */
   static async create(model: PipelineModel, setup: PipelineSetup, replicas = 1, loss?: StageLoss): Promise<InlineExecutor> {
     if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`replicas must be a positive integer, got ${replicas}`);
     const copies: PipelineModel[] = [];
@@ -125,11 +116,9 @@ export class InlineExecutor implements Executor, TimingSource {
     return new InlineExecutor(model, setup, undefined, loss, copies);
   }
 
-  step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> { return this.run([batch], [lrFactor]); }
-
   async run(batches: readonly SplitBatch[], lrFactors: readonly number[] = [1]): Promise<StepResult> {
     const { schedule } = this.setup;
-    const M = schedule.microbatches, R = this.copies.length;
+    const M = schedule.microbatches, R = this.copies.length, W = this.workers.length;
     checkBatches(batches, M, schedule.steps);
     if (batches.some((b) => b.prepare)) throw new Error("inline executor: stage 0's input hook (SplitBatch.prepare) runs on the threads and processes executors only");
     this.copies.forEach((workers, replica) => workers.forEach((w) => {
@@ -149,12 +138,10 @@ export class InlineExecutor implements Executor, TimingSource {
     }
     if (this.logs) {
       const end = epochNow();
-      const W = this.workers.length;
       this.last = all.map((w, i) => ({ rank: i, worker: w.worker, ...(R > 1 ? { replica: Math.floor(i / W) } : {}), actions: onEpoch(w.records),
         ...this.logs![i].take(), begin, listDone: end, end }));
     }
     // Busy seconds and peaks of replica 0's workers (the other replicas mirror them).
-    const W = this.workers.length;
     return {
       ...sumMetrics(M * batches.length, this.results.map((r) => r.take().metrics), R, this.workers.map((w) => w.busy.F + w.busy.B + w.busy.W + w.busy.STEP),
         this.workers.flatMap((w) => [...w.peakLive]), schedule.stages),
@@ -162,14 +149,8 @@ export class InlineExecutor implements Executor, TimingSource {
     };
   }
 
-  async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
-    return evalMetrics(batches.inputs.length, await this.forwardOnly(batches.inputs, batches.labels, scale, "eval"));
-  }
-
-  async predict(inputs: readonly Tensor[]): Promise<Tensor[]> { return predictions(inputs.length, await this.forwardOnly(inputs, null, 1, "predict")); }
-
   /** Replica 0's forward-only lists over all of `inputs` (one share). */
-  private async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number, mode: ForwardMode): Promise<ForwardShare[]> {
+  protected async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number, mode: "eval" | "predict"): Promise<ForwardShare[]> {
     const { schedule } = this.setup;
     const lists = forwardOnlyLists(schedule, inputs.length);
     this.workers.forEach((w, i) => {
@@ -222,27 +203,18 @@ export class InlineExecutor implements Executor, TimingSource {
     }
   }
 
-  stepTimings(): RankTimings[] | null { return this.last; }
-  timingSchedule(): Schedule { return this.setup.schedule; }
-
   /** Peak bytes per physical stage of weights, optimizer state and extra weight versions. */
   stageMemory(): StageMemory[] {
-    return this.asyncRuntime ? this.asyncRuntime.memory() : plainMemory(new Map(this.workers.flatMap((w) => [...w.stages])));
+    return stageMemory(new Map(this.workers.flatMap((w) => [...w.stages])), this.asyncRuntime);
   }
 
-  async stateDict(): Promise<Map<string, Tensor>> {
-    const out = new Map<string, Tensor>();
-    for (const [k, t] of this.model.stateDict()) out.set(k, t.clone());
-    return out;
-  }
+  async stateDict(): Promise<Map<string, Tensor>> { return new Map([...this.model.stateDict()].map(([k, t]) => [k, t.clone()])); }
 
   async optimizerState(order: readonly string[]): Promise<OptimizerState> {
     return mergeStates(this.workers.flatMap((w) => stageOptimizerStates(w.stages.values())), order);
   }
 
-  async asyncState(): Promise<AsyncState | null> {
-    return this.asyncRuntime?.snapshot() ?? null;
-  }
+  async asyncState(): Promise<AsyncState | null> { return this.asyncRuntime?.snapshot() ?? null; }
 
   async loadStateDict(state: ReadonlyMap<string, Tensor>): Promise<void> {
     refuseLoadWithAsync(this.asyncRuntime);

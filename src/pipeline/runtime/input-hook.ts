@@ -40,13 +40,7 @@ export class InputHook {
   /** The inputs prepared and the seconds spent since the last call (counted as stage 0's forward time). */
   take(): { prepared: PreparedInput[]; seconds: number } {
     const out = { prepared: this.prepared, seconds: this.seconds };
-    this.prepared = [];
-    this.seconds = 0;
+    [this.prepared, this.seconds] = [[], 0];
     return out;
   }
-}
-
-/** Every worker's prepared inputs, given in replica order, ordered by micro-batch (a stable sort keeps the replicas' order). */
-export function byMicrobatch(prepared: PreparedInput[]): PreparedInput[] {
-  return prepared.sort((a, b) => a.mb - b.mb);
 }

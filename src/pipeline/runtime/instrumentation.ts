@@ -9,8 +9,6 @@
 import { actionParts, isStepKind, type Action } from "../schedule/action.js";
 import type { UnitHook } from "../stage.js";
 import type { FaultSpec } from "../../testing/seam.js";
-export type { FaultSpec };
-
 
 export interface Instrumentation {
   /** Unit `unit` throws `message` when it runs forward for micro-batch `microbatch`. */
@@ -35,11 +33,8 @@ export function syntheticDelay(inst: Instrumentation | undefined, chunks: number
 export function faultHook(inst: Instrumentation | undefined, units: number): UnitHook | undefined {
   const faults = inst?.faults ?? [];
   if (faults.length === 0) return undefined;
-  for (const f of faults) {
-    if (!Number.isInteger(f.unit) || f.unit < 0 || f.unit >= units) {
-      throw new Error(`fault injection: unit ${f.unit} does not exist (the model has ${units})`);
-    }
-  }
+  const bad = faults.find((f) => !Number.isInteger(f.unit) || f.unit < 0 || f.unit >= units);
+  if (bad) throw new Error(`fault injection: unit ${bad.unit} does not exist (the model has ${units})`);
   const seen = faults.map(() => 0);
   return (unit, microbatch, recording) => {
     faults.forEach((f, i) => {

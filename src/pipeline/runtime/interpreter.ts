@@ -11,10 +11,10 @@
 // `WeightHooks`, called at F, B, W and STEP with the physical stage and micro-batch: a weight policy
 // swaps in the version a micro-batch must see and restores it afterwards, and `stageLrFactor` gives
 // each stage its own learning-rate factor per STEP (PipeMare's T1).
-import { type Action, expandComposites, formatAction, isStepKind, type SimpleAction, virtualStage } from "../schedule/action.js";
+import { type Action, expandComposites, formatAction, isStepKind, type Schedule, type SimpleAction, virtualStage } from "../schedule/action.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { ForwardResult, MicrobatchMetrics, MicrobatchTargets, Stage, Target } from "../stage.js";
-import type { OptimizerState } from "../../optim/index.js";
+import type { Optimizer } from "../../optim/index.js";
 import { holdWeights, prepareHeldCopy, releaseWeights } from "../../autograd/weight-layouts.js";
 import { startRecord, type ActionRecord } from "./action-records.js";
 import type { ActivationMeter } from "../activation-bytes.js";
@@ -57,24 +57,14 @@ export const messageKey = {
 export type Wait = { key: string } & ({ from: "stage"; virtualStage: number } | { from: "loader" } | { from: "replicas"; stage: number } | { from: "model" });
 
 export interface Outbox {
-  /**
-   * Delivers a message to worker `to`. With `transferable`, the sender no longer needs the buffer and
-   * an executor may move it instead of copying.
-   */
+  /** Delivers a message to worker `to`; `transferable`: the sender is done with the buffer (it may be moved, not copied). */
   send(to: number, key: string, payload: Payload, transferable: boolean): void;
   /** Called after every action: messages in flight may advance (MPI progress on the computing thread). */
   progress?(): void;
 }
 
-/** The minimal optimizer surface a stage needs (src/optim's Optimizer satisfies it). */
-export interface StageOptimizer {
-  step(): void;
-  zeroGrad(): void;
-  setLrFactor(factor: number): void;
-  stateDict(): OptimizerState;
-  loadStateDict(s: OptimizerState): void;
-  stateBytes(): number;
-}
+/** The part of src/optim's Optimizer a stage uses. */
+export type StageOptimizer = Pick<Optimizer<{ lr: number }, { step: number }>, "step" | "zeroGrad" | "setLrFactor" | "stateDict" | "loadStateDict" | "stateBytes">;
 
 /** A physical stage: its chunks (virtual stages chunk*S+index) and one optimizer over all of them. */
 export interface PhysicalStage {
@@ -92,22 +82,8 @@ export interface WeightHooks {
   afterBackward?(stage: PhysicalStage, chunk: number, microbatch: number): void;
   beforeStep?(stage: PhysicalStage, step: number): void;
   afterStep?(stage: PhysicalStage, step: number): void;
-  /**
-   * A per-stage factor on this STEP's learning rate (PipeMare T1), multiplied into the list's
-   * factor; asked after beforeStep, right before the optimizer step.
-   */
+  /** A per-stage factor on this STEP's learning rate (PipeMare T1), times the list's; asked after beforeStep. */
   stageLrFactor?(stage: PhysicalStage, step: number): number;
-}
-
-export interface PipelineShape {
-  /** Physical stages S. */
-  stages: number;
-  /** Chunks per stage v. */
-  chunks: number;
-  /** Backward split into B and W (zero-bubble). */
-  splitBackward: boolean;
-  /** stageToWorker[s]. */
-  stageToWorker: readonly number[];
 }
 
 /** An error inside an action, naming the stage and the action ("1F3"). */
@@ -128,47 +104,37 @@ export type ForwardMode = "train" | "eval" | "predict";
 
 export interface InterpreterOptions {
   worker: number;
-  actions: readonly Action[];
+  /** The schedule whose list `workers[worker]` this worker runs. */
+  schedule: Schedule;
   /** The physical stages this worker runs, by stage index. */
   stages: ReadonlyMap<number, PhysicalStage>;
-  shape: PipelineShape;
   outbox: Outbox;
   /** Called with the metrics of each micro-batch the last virtual stage finishes forward. */
   onMetrics?(microbatch: number, m: MicrobatchMetrics): void;
   /** Called with the last virtual stage's output of each micro-batch in "predict" mode. */
   onOutput?(microbatch: number, output: Tensor): void;
   hooks?: WeightHooks;
-  /**
-   * Benchmarking only: seconds to sleep before each action (synthetic stage costs), so the executor's
-   * own overhead can be measured apart from the machine's parallelism.
-   */
+  /** Benchmarking only: seconds to sleep before each action (synthetic costs: the executor's overhead apart from the machine's parallelism). */
   actionDelay?(a: Action): number;
   /**
-   * The stages' weights change only through this interpreter's STEPs, also between lists (a worker
-   * thread owns its stages): keep them held from one list to the next, so layout copies can be made
-   * while the worker waits for the next list. Without it (inline: the caller shares the model) they
-   * are held only while a list runs.
+   * The weights change only through this interpreter's STEPs (a worker thread or rank owns its stages):
+   * held between lists too, so layout copies are made while it waits. Inline shares the caller's model.
    */
   ownsWeights?: boolean;
   /** Benchmarking only: keep an ActionRecord of every action in `records` (cleared at reset). */
   recordActions?: boolean;
-  /**
-   * REDUCE: replaces the stage's gradients by their sum over the pipeline's replicas, in a fixed
-   * replica order. Synchronous, or a promise the interpreter waits for (it then calls `wake`).
-   */
+  /** REDUCE: the stage's gradients summed over the replicas in a fixed order; synchronous, or a promise (then `wake`). */
   reduce?(stage: PhysicalStage, step: number): void | Promise<void>;
   /**
-   * Gradient clipping: at the worker's first STEP of each optimizer step (after all its REDUCEs),
-   * scales the gradients of all its stages to the model's global norm bound. Collective over the
-   * model's ranks; synchronous, or a promise the interpreter waits for (it then calls `wake`).
+   * Gradient clipping at the worker's first STEP of each optimizer step (after its REDUCEs): all its
+   * stages' gradients to the global norm bound. Collective over the model's ranks; as `reduce`.
    */
   clip?(stages: readonly PhysicalStage[], step: number): void | Promise<void>;
   /** Called when an asynchronous REDUCE or clip has finished: pump again. */
   wake?(): void;
   /**
-   * A message from another stage (activation or gradient) as the action consumes it: a tensor group
-   * whose ranks each received a part gathers the whole here (collective: every rank of the group runs
-   * the same action at the same point of its list).
+   * A message from another stage as the action consumes it: a tensor group whose ranks each received
+   * a part gathers the whole (collective: the group's ranks run the same action at the same point).
    */
   assemble?(p: Payload): Payload;
   /** At STEP, before the optimizer: the stage's gradients are final (summed over the replicas). */
@@ -183,9 +149,7 @@ function sleepSync(seconds: number): void {
 }
 
 export class WorkerInterpreter {
-  readonly worker: number;
   readonly mailbox = new Map<string, Payload>();
-  private readonly o: InterpreterOptions;
   private pc = 0;
   /** The list being run, FB pairs replaced by their F then B (no overlap on one thread). */
   private actions: readonly SimpleAction[];
@@ -202,11 +166,10 @@ export class WorkerInterpreter {
   readonly records: ActionRecord[] = [];
   /** Where this worker's stages count their activation bytes (one meter unless built apart). */
   private readonly meters: ReadonlySet<ActivationMeter>;
+  private readonly holdsWeights: boolean;
 
-  constructor(o: InterpreterOptions) {
-    this.o = o;
-    this.worker = o.worker;
-    this.actions = expandComposites(o.actions);
+  constructor(private readonly o: InterpreterOptions) {
+    this.actions = expandComposites(o.schedule.workers[o.worker]);
     // Without weight hooks a stage's weights change only at its STEP: while a list runs they are
     // held in between, so thin products may reuse derived layouts of them (autograd/weight-layouts.ts).
     this.holdsWeights = !o.hooks;
@@ -219,8 +182,6 @@ export class WorkerInterpreter {
     }
   }
 
-  private readonly holdsWeights: boolean;
-
   /** Holds (or releases) the weights of `only` or of every stage this worker runs. */
   private hold(on: boolean, only?: PhysicalStage): void {
     if (!this.holdsWeights) return;
@@ -229,9 +190,7 @@ export class WorkerInterpreter {
   }
 
   /** Ends the list early (a failed step, a closed executor): the weights are no longer held. */
-  abandon(): void {
-    this.hold(false);
-  }
+  abandon(): void { this.hold(false); }
 
   /**
    * Background work for a worker whose next action waits for a message (or, when it owns its
@@ -246,12 +205,9 @@ export class WorkerInterpreter {
    * Most activation bytes this worker's stages held at once since the last reset: the saved graphs
    * (or stashed inputs when recomputing) of its micro-batches, counted from tensors (activation-bytes.ts).
    */
-  get peakActivationBytes(): number {
-    let n = 0;
-    for (const m of this.meters) n += m.peak;
-    return n;
-  }
+  get peakActivationBytes(): number { return [...this.meters].reduce((n, m) => n + m.peak, 0); }
 
+  get worker(): number { return this.o.worker; }
   /** The physical stages this worker runs. */
   get stages(): ReadonlyMap<number, PhysicalStage> { return this.o.stages; }
 
@@ -267,7 +223,7 @@ export class WorkerInterpreter {
    */
   reset(lrFactors: readonly number[] = [1], actions?: readonly Action[], mode: ForwardMode = "train"): void {
     if (lrFactors.length === 0) throw new Error("reset needs at least one learning-rate factor");
-    const list = actions ?? this.o.actions; // without a list: the worker's own schedule list
+    const list = actions ?? this.o.schedule.workers[this.worker];
     if (mode !== "train" && list.some((a) => a.kind !== "F")) throw new Error(`a ${mode} list holds only F actions`);
     this.pc = 0;
     this.mode = mode;
@@ -303,7 +259,7 @@ export class WorkerInterpreter {
     if (this.reducing && !this.reducing.settled) {
       return [a.kind === "STEP" ? { key: messageKey.norm(a.microbatch), from: "model" } : { key: messageKey.reduce(a.stage, a.microbatch), from: "replicas", stage: a.stage }];
     }
-    const vs = virtualStage(a.stage, a.chunk, this.o.shape.stages);
+    const vs = virtualStage(a.stage, a.chunk, this.o.schedule.stages);
     return this.needs(a).filter((k) => !this.mailbox.has(k)).map((key): Wait => {
       if (a.kind === "B") return { key, from: "stage", virtualStage: vs + 1 };
       // F: its activation from the stage before (the loader's at virtual stage 0), and the loader's targets.
@@ -313,9 +269,8 @@ export class WorkerInterpreter {
 
   /** The step whose gradients this worker last clipped (-1: none since the list began). */
   private clipped = -1;
-
   /** The asynchronous REDUCE (or clip before a STEP) at `pc` while it runs (its hook returned a promise). */
-  private reducing: { pc: number; settled: boolean; error: unknown; stop: (() => { start: number; end: number; cpu: number }) | null; t0: number } | null = null;
+  private reducing: { pc: number; settled: boolean; error: unknown; finish: () => void } | null = null;
 
   /**
    * Runs or continues the REDUCE (or the clip before the STEP) at pc: true when it has finished
@@ -327,28 +282,27 @@ export class WorkerInterpreter {
       if (!r.settled) return false;
       this.reducing = null;
       if (r.error !== undefined) throw r.error;
-      this.finishReduce(a, r.t0, r.stop);
+      r.finish();
       return true;
     }
     if (a.kind === "REDUCE" && !this.o.reduce) throw new Error(`REDUCE needs replicas to reduce over, and this executor runs one copy of the pipeline`);
     // A clip has no record of its own (records follow the list's actions); its time counts as STEP's.
     const t0 = performance.now(), stop = this.o.recordActions && a.kind === "REDUCE" ? startRecord() : null;
+    const finish = (): void => {
+      this.busy[a.kind === "REDUCE" ? "REDUCE" : "STEP"] += (performance.now() - t0) / 1000;
+      if (stop) this.records.push({ kind: a.kind, stage: a.stage, chunk: 0, microbatch: a.microbatch, run: 1, ...stop() });
+    };
     const pending = a.kind === "REDUCE" ? this.o.reduce!(this.o.stages.get(a.stage)!, a.microbatch) : this.o.clip!([...this.o.stages.values()], a.microbatch);
-    if (!pending) { this.finishReduce(a, t0, stop); return true; }
-    const state = { pc: this.pc, settled: false, error: undefined as unknown, stop, t0 };
+    if (!pending) { finish(); return true; }
+    const state = { pc: this.pc, settled: false, error: undefined as unknown, finish };
     this.reducing = state;
     const settle = (e?: unknown): void => { state.settled = true; state.error = e; this.o.wake?.(); };
     pending.then(() => settle(), (e: unknown) => settle(e ?? new Error(`${a.kind === "REDUCE" ? "REDUCE" : "gradient clipping"} failed`)));
     return false;
   }
 
-  private finishReduce(a: Action, t0: number, stop: (() => { start: number; end: number; cpu: number }) | null): void {
-    this.busy[a.kind === "REDUCE" ? "REDUCE" : "STEP"] += (performance.now() - t0) / 1000;
-    if (stop) this.records.push({ kind: a.kind, stage: a.stage, chunk: 0, microbatch: a.microbatch, run: 1, ...stop() });
-  }
-
   private needs(a: Action): string[] {
-    const { stages: S, chunks: v } = this.o.shape;
+    const { stages: S, chunks: v } = this.o.schedule;
     const vs = virtualStage(a.stage, a.chunk, S);
     const last = S * v - 1;
     if (a.kind === "F") {
@@ -377,8 +331,13 @@ export class WorkerInterpreter {
       this.guard(a, () => {
         // A synthetic cost is paid before the action, so its outputs leave only after it.
         if (this.o.actionDelay) for (let i = 0; i < run; i++) sleepSync(this.o.actionDelay(this.actions[this.pc + i]));
-        if (a.kind === "W") this.weightGrads(a, run);
-        else this.execute(a, keys);
+        const phys = this.o.stages.get(a.stage)!;
+        if (a.kind === "W") {
+          if (!this.o.schedule.splitBackward) throw new Error(`W in a schedule whose backward is not split`);
+          phys.chunks[a.chunk].weightGrads(this.actions.slice(this.pc, this.pc + run).map((w) => w.microbatch)); // one stacked pass
+        } else if (a.kind === "STEP") this.step(phys, a.microbatch);
+        else if (a.kind === "F") this.forward(phys, a, keys);
+        else this.backward(phys, a, keys);
       });
       this.busy[a.kind] += (performance.now() - t0) / 1000;
       if (stop) this.records.push({ kind: a.kind, stage: a.stage, chunk: a.chunk, microbatch: a.microbatch, run, ...stop() });
@@ -413,25 +372,13 @@ export class WorkerInterpreter {
     return n;
   }
 
-  /** The W actions actions[pc .. pc+run-1] (one stage chunk) as one stacked weight-gradient pass. */
-  private weightGrads(a: Action, run: number): void {
-    if (!this.o.shape.splitBackward) throw new Error(`W in a schedule whose backward is not split`);
-    const mbs = this.actions.slice(this.pc, this.pc + run).map((w) => w.microbatch);
-    this.o.stages.get(a.stage)!.chunks[a.chunk].weightGrads(mbs);
-  }
-
-  private take(key: string): Payload {
-    const p = this.mailbox.get(key)!;
+  /** The message `key`, of `kind`; from a neighbouring stage (`assemble`), whole again where it came in tensor-parallel parts. */
+  private take<K extends Payload["kind"]>(key: string, kind: K, assemble = false): Extract<Payload, { kind: K }> {
+    let p = this.mailbox.get(key)!;
     this.mailbox.delete(key);
-    return p;
-  }
-
-  private execute(a: Action, keys: string[]): void {
-    const phys = this.o.stages.get(a.stage)!;
-    if (a.kind === "STEP") this.step(phys, a.microbatch);
-    else if (a.kind === "F") this.forward(phys, a, keys);
-    else if (a.kind === "B") this.backward(phys, a, keys);
-    else throw new Error(`unknown action kind '${String((a as Action).kind)}'`);
+    if (assemble && this.o.assemble) p = this.o.assemble(p);
+    if (p.kind !== kind) throw new Error(kind === "tensor" ? `message ${key} is not a tensor` : `message ${key} does not hold targets`);
+    return p as Extract<Payload, { kind: K }>;
   }
 
   /** STEP `step` of a physical stage: its optimizer, with the hooks around it. */
@@ -451,63 +398,36 @@ export class WorkerInterpreter {
     hooks?.afterStep?.(phys, step);
   }
 
-  /** A message from a neighbouring stage (whole again where it came in tensor-parallel parts). */
-  private fromStage(key: string): Payload {
-    return this.o.assemble ? this.o.assemble(this.take(key)) : this.take(key);
-  }
-
   private forward(phys: PhysicalStage, a: Action, keys: string[]): void {
-    const { stages: S, stageToWorker } = this.o.shape;
+    const { stages: S, stageToWorker } = this.o.schedule;
     const vs = virtualStage(a.stage, a.chunk, S);
     const mb = a.microbatch;
-    const x = vs > 0 ? this.fromStage(keys[0]) : this.take(keys[0]);
-    if (x.kind !== "tensor") throw new Error(`message ${keys[0]} is not a tensor`);
-    let targets: MicrobatchTargets | null = null;
-    if (keys.length > 1) {
-      const y = this.take(keys[1]);
-      if (y.kind !== "targets") throw new Error(`message ${keys[1]} does not hold targets`);
-      targets = payloadTargets(y);
-    }
-    const r = this.mode === "train" ? this.trainForward(phys, a.chunk, mb, new Tensor(x.data, x.shape), targets)
-      // Evaluation reads the weights as they stand (no weight versions).
-      : phys.chunks[a.chunk].evaluate(new Tensor(x.data, x.shape), targets);
+    const x = this.take(keys[0], "tensor", vs > 0);
+    const targets = keys.length > 1 ? payloadTargets(this.take(keys[1], "targets")) : null;
+    const input = new Tensor(x.data, x.shape);
+    let r: ForwardResult;
+    if (this.mode === "train") {
+      this.o.hooks?.beforeForward?.(phys, a.chunk, mb);
+      r = phys.chunks[a.chunk].forward(mb, input, targets);
+      this.o.hooks?.afterForward?.(phys, a.chunk, mb);
+    } else r = phys.chunks[a.chunk].evaluate(input, targets); // the weights as they stand (no weight versions)
     if (r.metrics) this.o.onMetrics?.(mb, r.metrics);
-    if (r.output && vs === this.lastVirtualStage) {
-      this.o.onOutput?.(mb, r.output);
-    } else if (r.output) {
-      const to = stageToWorker[(vs + 1) % S];
-      this.o.outbox.send(to, messageKey.activation(vs + 1, mb),
-        { kind: "tensor", data: r.output.data, shape: [...r.output.shape] }, r.transferable);
-    }
+    if (!r.output) return;
+    if (vs === S * this.o.schedule.chunks - 1) this.o.onOutput?.(mb, r.output);
+    else this.o.outbox.send(stageToWorker[(vs + 1) % S], messageKey.activation(vs + 1, mb), { kind: "tensor", data: r.output.data, shape: [...r.output.shape] }, r.transferable);
   }
 
   private backward(phys: PhysicalStage, a: Action, keys: string[]): void {
-    const { stages: S, splitBackward, stageToWorker } = this.o.shape;
+    const { stages: S, splitBackward, stageToWorker } = this.o.schedule;
     const vs = virtualStage(a.stage, a.chunk, S);
     const mb = a.microbatch;
-    let g: Float32Array | null = null;
-    if (keys.length) {
-      const p = this.fromStage(keys[0]);
-      if (p.kind !== "tensor") throw new Error(`message ${keys[0]} is not a tensor`);
-      g = p.data;
-    }
+    const g = keys.length ? this.take(keys[0], "tensor", true).data : null;
     this.o.hooks?.beforeBackward?.(phys, a.chunk, mb);
     const gin = phys.chunks[a.chunk].backward(mb, g, splitBackward);
     this.o.hooks?.afterBackward?.(phys, a.chunk, mb);
     if (vs > 0) {
       if (!gin) throw new Error(`stage ${a.stage} produced no input gradient`);
-      const to = stageToWorker[(vs - 1) % S];
-      this.o.outbox.send(to, messageKey.gradient(vs - 1, mb), { kind: "tensor", data: gin.data, shape: [...gin.shape] }, true);
+      this.o.outbox.send(stageToWorker[(vs - 1) % S], messageKey.gradient(vs - 1, mb), { kind: "tensor", data: gin.data, shape: [...gin.shape] }, true);
     }
   }
-
-  private trainForward(phys: PhysicalStage, chunk: number, mb: number, x: Tensor, targets: MicrobatchTargets | null): ForwardResult {
-    this.o.hooks?.beforeForward?.(phys, chunk, mb);
-    const r = phys.chunks[chunk].forward(mb, x, targets);
-    this.o.hooks?.afterForward?.(phys, chunk, mb);
-    return r;
-  }
-
-  /** Number of the last virtual stage. */
-  get lastVirtualStage(): number { return this.o.shape.stages * this.o.shape.chunks - 1; }
 }

@@ -2,7 +2,7 @@
 import type { MessagePort } from "node:worker_threads";
 import type { BackendName } from "../../backend/index.js";
 import type { MicrobatchMetrics } from "../stage.js";
-import type { Payload } from "./interpreter.js";
+import type { Payload, WorkerInterpreter } from "./interpreter.js";
 import type { PipelineSetup } from "./setup.js";
 import type { AsyncState } from "./async-state.js";
 import type { PlainOptimizerState, StateEntry } from "../../optim/index.js";
@@ -12,9 +12,6 @@ import type { ShardPlan } from "../../parallel/tp-shard.js";
 import type { WorkerMemory } from "./memory.js";
 import type { PreparedInput } from "./executor.js";
 import type { PlainOutput } from "./list-results.js";
-
-// A named tensor as plain arrays (state dicts cross threads this way); defined in optim.
-export type { StateEntry };
 
 export interface WorkerInit {
   /** The pipeline worker this thread is, in replica `replica` (thread id: replica * workers + worker). */
@@ -39,20 +36,13 @@ export interface WorkerInit {
   reduceTimeoutMs: number;
 }
 
-/** Seconds a worker spent in each kind of action during its last list. */
-export interface BusySeconds { F: number; B: number; W: number; REDUCE: number; STEP: number }
-
 /** Messages a worker delivers to itself for a list: inputs (first stage) and targets (last stage), by key. */
 export type Deliveries = [string, Payload][];
 
 /** Main -> worker. */
 export type ToWorker =
-  | {
-    type: "step";
-    /** Learning-rate factor of each STEP of the list (STEP k uses lrFactors[k]). */
-    lrFactors: number[];
-    deliveries: Deliveries;
-  }
+  /** lrFactors: the learning-rate factor of each STEP of the list (STEP k uses lrFactors[k]). */
+  | { type: "step"; lrFactors: number[]; deliveries: Deliveries }
   /** Forward-only lists over `count` micro-batches (evaluation): "eval" reports metrics, "predict" outputs. */
   | { type: "forward"; mode: "eval" | "predict"; count: number; deliveries: Deliveries }
   | { type: "state" }
@@ -66,18 +56,13 @@ export type ToWorker =
 export type FromWorker =
   /** ompThreads: the native addon's OpenMP threads in this worker (null on another backend). */
   | { type: "ready"; worker: number; ompThreads: number | null }
-  /** peakBytes: the worker's largest JS heap + external (ArrayBuffer) memory seen so far; seconds: the list's wall time. */
-  | { type: "done"; worker: number; metrics: [number, MicrobatchMetrics][]; busy: BusySeconds; seconds: number; peaks: [number, number][]; peakBytes: number;
-    /** The worker's tensor-counted memory (parameters, gradients, optimizer state, the list's peak activations). */
-    memory: WorkerMemory;
-    /** The last virtual stage's outputs of a "predict" list. */
-    outputs: PlainOutput[];
-    /** Stage 0's prepared inputs of a step of `prepare` batches. */
-    prepared?: PreparedInput[];
-    /** The step's action and message records (instrumentation.recordActions, "step" lists only). */
-    timings?: RankTimings;
-    /** setup.gradientNorms: [unit index, squared gradient norm]. */
-    gradSquares?: [number, number][] }
+  /**
+   * peakBytes: the worker's largest JS heap + external (ArrayBuffer) memory so far; seconds: the list's
+   * wall time; memory: counted from tensors; outputs: a "predict" list's; prepared: stage 0's of a
+   * `prepare` step; timings: recordActions, "step" lists only; gradSquares: setup.gradientNorms'.
+   */
+  | { type: "done"; worker: number; metrics: [number, MicrobatchMetrics][]; busy: WorkerInterpreter["busy"]; seconds: number; peaks: [number, number][];
+    peakBytes: number; memory: WorkerMemory; outputs: PlainOutput[]; prepared?: PreparedInput[]; timings?: RankTimings; gradSquares?: [number, number][] }
   /** `plan`: how the entries are split over the worker's tensor group (empty: whole). */
   | { type: "state"; worker: number; entries: StateEntry[]; plan: ShardPlan }
   | { type: "loaded"; worker: number }

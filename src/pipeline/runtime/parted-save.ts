@@ -43,7 +43,9 @@ let partedSaves = 0;
  * previous checkpoint at `path` stays as it was.
  */
 export async function savePartedCheckpoint(path: string, ex: LocalStateSource, ck: PartedSaveInput): Promise<void> {
-  const crash = crashHook(++partedSaves);
+  // The test seam's crash points of this process's `save`-th parted save (nothing in production).
+  const save = ++partedSaves, seam = testSeam.crashSave;
+  const crash = (rank: number, point: "mid-part" | "after-part" | "before-manifest"): void => seam?.(save, rank, point);
   const local = ex.localState();
   let report: PartReport = null;
   if (local.writes) {
@@ -94,10 +96,4 @@ function writeManifest(path: string, reports: Exclude<PartReport, null | { error
     parts: reports.map((r) => r.part), order, step: ck.step, epoch: ck.epoch, optimizer, modelSpec: ck.modelSpec,
     extra: toJson(extra),
   });
-}
-
-/** The test seam's crash point for this process's `save`-th parted save (nothing in production). */
-function crashHook(save: number): (rank: number, point: "mid-part" | "after-part" | "before-manifest") => void {
-  const crash = testSeam.crashSave;
-  return crash ? (rank, point) => crash(save, rank, point) : () => {};
 }

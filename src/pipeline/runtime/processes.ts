@@ -10,19 +10,17 @@ import { cpus } from "node:os";
 import { launchEnv } from "../../transport/mpi/env.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics, Target } from "../stage.js";
-import { checkBatches, type EvalBatches, type Executor, type PreparedInput, type SplitBatch, type StepResult } from "./executor.js";
-import { byMicrobatch } from "./input-hook.js";
+import { checkBatches, type Executor, type PreparedInput, type SplitBatch, type StepResult } from "./executor.js";
 import { type ForwardMode, type Payload, type PhysicalStage, type WorkerInterpreter } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { forwardDeliveries, stepDeliveries, type ReplicaPosition } from "./replica-share.js";
-import type { Action, Schedule } from "../schedule/action.js";
+import type { Action } from "../schedule/action.js";
 import { assertValidSchedule } from "../schedule/validate.js";
-import type { PipelineSetup } from "./setup.js";
 import { buildWorker, type BuiltWorker, type WorkerWeights } from "./worker-build.js";
 import { WorkerLoop } from "./worker-loop.js";
 import { entryTensors, inUnitOrder, shareState, stageEntries, stageOptimizerStates, unitsPerWorker } from "./worker-state.js";
 import { expectedUnitPrefix, type PipelineModel } from "./model-source.js";
-import { replicatedSetup, sourceOf } from "./setup.js";
+import { replicatedSetup, sourceOf, type PipelineSetup } from "./setup.js";
 import { mergeAsyncStates, type AsyncState } from "./async-state.js";
 import { fromPlain, mergeStates, toPlain, type OptimizerState, type PlainOptimizerState, type StateEntry } from "../../optim/index.js";
 import { TAG } from "../../transport/mpi/transport.js";
@@ -35,10 +33,10 @@ import { forReplica } from "./instrumentation.js";
 import { reduceStage } from "./replica-reduce.js";
 import { nestedNormGroup } from "./grad-clip.js";
 import type { LocalState, LocalStateSource } from "./local-state.js";
-import { epochNow, MessageLog, onEpoch, type ClockSync, type MessageRecord, type RankTimings, type TimingSource } from "./action-records.js";
+import { epochNow, MessageLog, onEpoch, type ClockSync, type MessageRecord, type TimingSource } from "./action-records.js";
 import { syncClocks } from "./clock-sync.js";
 import { tensorSize } from "./tensor-stages.js";
-import { evalMetrics, predictions, sumMetrics, type ForwardShare, type ListResults } from "./list-results.js";
+import { ListExecutor, sumMetrics, type ForwardShare, type ListResults } from "./list-results.js";
 import { memoryBytes, memoryRecord, type MemoryBytes } from "./memory.js";
 import { positionOf } from "../../transport/mpi/layout.js";
 import { gatherStateDict } from "../../parallel/tp-shard.js";
@@ -56,7 +54,7 @@ const SPIN_BUDGET_MS = 50;
 /** Polling rounds of a tensor-parallel rank waiting inside a list (ms). */
 const JS_POLL_ROUND_MS = 2;
 
-export class ProcessesExecutor implements Executor, LocalStateSource, TimingSource {
+export class ProcessesExecutor extends ListExecutor implements Executor, LocalStateSource, TimingSource {
   readonly name = "processes" as const;
   readonly traceProcess = "rank" as const;
   private interp!: WorkerInterpreter;
@@ -73,7 +71,6 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
    * this rank enters it.
    */
   private readonly rec: { log: MessageLog; begin: number; listDone: number; collectives: MessageRecord[] } | null;
-  private last: RankTimings | null = null;
   /** Every rank's clock against rank 0's, measured at start-up (recordActions only). */
   private clocks: ClockSync[] | null = null;
 
@@ -82,7 +79,8 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   /** Whether this thread polls MPI itself for the whole of each list (tensor parallelism). */
   private readonly jsPolls: boolean;
 
-  private constructor(private readonly setup: PipelineSetup, private readonly g: Groups) {
+  private constructor(protected readonly setup: PipelineSetup, private readonly g: Groups) {
+    super();
     const env = launchEnv();
     // Off unless asked for: a polling rank can slow its neighbours' computation more than the faster
     // hand-over saves (the main job ran far slower on a 2-vCPU machine).
@@ -95,10 +93,6 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     if (this.jsPolls) this.spinMs ||= JS_POLL_ROUND_MS;
     this.rec = setup.instrumentation?.recordActions ? { log: new MessageLog(), begin: 0, listDone: 0, collectives: [] } : null;
   }
-
-  /** This rank's timings of its last step (null unless the setup's instrumentation records actions). */
-  stepTimings(): RankTimings[] | null { return this.last ? [this.last] : null; }
-  timingSchedule(): Schedule { return this.setup.schedule; }
 
   get rank(): number { return this.g.mpi.rank; }
 
@@ -252,8 +246,6 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     });
   }
 
-  step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> { return this.run([batch], [lrFactor]); }
-
   async run(batches: readonly SplitBatch[], lrFactors: readonly number[] = [1]): Promise<StepResult> {
     const { schedule } = this.setup;
     const M = schedule.microbatches, S = schedule.stages;
@@ -266,15 +258,15 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     const done = await this.watched("the end-of-step exchange", () => this.g.world.allGather(this.doneInfo(metrics, prepare)));
     if (this.rec) {
       const { rank } = this.g.mpi, { worker, replica } = this.g.at, { begin, listDone, collectives } = this.rec;
-      this.last = { rank, worker, replica, actions: onEpoch(this.interp.records), ...this.rec.log.take(), collectives, begin, listDone,
-        end: epochNow(), ...(this.clocks ? { clock: this.clocks[rank] } : {}) };
+      this.last = [{ rank, worker, replica, actions: onEpoch(this.interp.records), ...this.rec.log.take(), collectives, begin, listDone,
+        end: epochNow(), ...(this.clocks ? { clock: this.clocks[rank] } : {}) }];
     }
     const { layout } = this.g, first = done.filter((d) => d.busy !== undefined);
     // Replica order: the ranks' order.
     return { ...sumMetrics(M * batches.length, done.map((d) => d.metrics ?? []), layout.replicas, first.map((d) => d.busy!), first.flatMap((d) => d.peaks!), S),
       memory: done.map((d, rank) => memoryRecord(schedule, positionOf(rank, layout), d.memory)),
       ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((d) => d.gradSquares!) } : {}),
-      ...(prepare ? { prepared: byMicrobatch(done.flatMap((d) => d.prepared ?? [])) } : {}) };
+      ...(prepare ? { prepared: done.flatMap((d) => d.prepared ?? []).sort((a, b) => a.mb - b.mb) } : {}) };
   }
 
   /**
@@ -310,16 +302,11 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
     return this.built.results.take();
   }
 
-  /** Collective. Replica r evaluates micro-batches r, r+R, ...; the sums follow micro-batch order. */
-  async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
-    return evalMetrics(batches.inputs.length, await this.forwardOnly(batches.inputs, batches.labels, scale, "eval"));
-  }
-
-  /** Collective: the outputs reach every rank. */
-  async predict(inputs: readonly Tensor[]): Promise<Tensor[]> { return predictions(inputs.length, await this.forwardOnly(inputs, null, 1, "predict")); }
-
-  /** Every replica's share of a forward-only list over `inputs`, on every rank. */
-  private async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number, mode: "eval" | "predict"): Promise<ForwardShare[]> {
+  /**
+   * Every replica's share of a forward-only list over `inputs`, on every rank (evaluate and predict are
+   * collective). Replica r runs micro-batches r, r+R, ...
+   */
+  protected async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number, mode: "eval" | "predict"): Promise<ForwardShare[]> {
     const { ids, deliveries } = forwardDeliveries(this.setup.schedule, inputs, labels, scale, this.position);
     for (const [key, payload] of deliveries) this.interp.deliver(key, this.built.inputHook.forward(payload));
     const [what, gather] = mode === "eval" ? ["an evaluation", "the evaluation results"] : ["a prediction", "the prediction results"];
@@ -345,8 +332,7 @@ export class ProcessesExecutor implements Executor, LocalStateSource, TimingSour
   }
 
   async asyncState(): Promise<AsyncState | null> {
-    const parts = (await this.watched("the asynchronous-state gather", () => this.g.pipe.allGather(this.built.asyncRuntime?.snapshot() ?? null))).filter((p): p is AsyncState => p !== null);
-    return parts.length ? mergeAsyncStates(parts) : null;
+    return mergeAsyncStates(await this.watched("the asynchronous-state gather", () => this.g.pipe.allGather(this.built.asyncRuntime?.snapshot() ?? null)));
   }
 
   /** This rank's own stages, optimizer and asynchronous state (no communication): a checkpoint part. */

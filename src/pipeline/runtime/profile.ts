@@ -13,8 +13,6 @@ import type { RankTimings } from "./action-records.js";
 import { medianUpper } from "../../util/stats.js";
 import { actionParts, formatAction, type Schedule } from "../schedule/action.js";
 
-function onesLike(t: Tensor): Float32Array { return new Float32Array(t.size).fill(1 / t.size); }
-
 /** Median seconds of forward + backward of each unit on input `x` (a micro-batch), `reps` times. */
 export function profileUnitTimes(spec: ModelSpec, seed: number, x: Tensor, reps = 3): number[] {
   const model = createModel(spec, seed);
@@ -27,7 +25,7 @@ export function profileUnitTimes(spec: ModelSpec, seed: number, x: Tensor, reps 
       const input = new Tensor(h.data, h.shape, i > 0);
       const t0 = performance.now();
       const y = enableGrad(() => unit.forward(input));
-      if (y.requiresGrad) backward(y, [onesLike(y)]);
+      if (y.requiresGrad) backward(y, [new Float32Array(y.size).fill(1 / y.size)]);
       if (r > 0) samples.push((performance.now() - t0) / 1000); // the first run warms caches up
       unit.zeroGrad();
     }

@@ -14,11 +14,8 @@ export function placeParts(at: RankPosition, layout: { replicas: number; tensor:
     .filter(Boolean);
 }
 
-/** What abort needs of the transport. */
-export interface Abortable { rank: number; abort(code: number): never }
-
 /** Prints `pipewright: rank R (where) failed: what` and ends the whole job (does not return). */
-export function endJob(mpi: Abortable, e: unknown, where = ""): never {
+export function endJob(mpi: { rank: number; abort(code: number): never }, e: unknown, where = ""): never {
   const err = e instanceof Error ? e : new Error(String(e));
   const what = err instanceof PipelineActionError ? `stage ${err.stage}, action ${err.action}: ${err.causeMessage}` : err.message;
   writeSync(2, `pipewright: rank ${mpi.rank}${where ? ` (${where})` : ""} failed: ${what}\n`);
@@ -26,17 +23,13 @@ export function endJob(mpi: Abortable, e: unknown, where = ""): never {
   return mpi.abort(1);
 }
 
-/** Whose messages a blocked rank waits for: the rank of a sending virtual stage, the ranks of a stage's other replicas. */
-export interface RankMap {
-  ofStage(virtualStage: number): number;
-  ofReplicas(stage: number): number[];
-}
-
 /**
  * The watchdog's sentence for a rank blocked at `next` on `waits` (the interpreter's). Without a
- * next action the rank waits in `collective`.
+ * next action the rank waits in `collective`. `ranks`: the rank of a sending virtual stage, the ranks
+ * of a stage's other replicas.
  */
-export function describeWait(rank: number, next: Action | null, waits: readonly Wait[], collective: string, ranks: RankMap): string {
+export function describeWait(rank: number, next: Action | null, waits: readonly Wait[], collective: string,
+  ranks: { ofStage(virtualStage: number): number; ofReplicas(stage: number): number[] }): string {
   if (!next) return `waiting in ${collective} for the other ranks (one of them is stopped, hung or slower than the timeout)`;
   const from = waits.map((w) => {
     if (w.from === "stage") return `${w.key} from rank ${ranks.ofStage(w.virtualStage)}`;

@@ -38,19 +38,14 @@ export function unpackReduce(ps: PhysicalStage, buf: Float32Array): void {
   for (const m of momentsOf(ps)) { m.set(buf.subarray(off, off + m.length)); off += m.length; }
 }
 
-/** REDUCE over a synchronous all-reduce (threads' shared memory; inline sums in place). */
-export function reduceStageSync(ps: PhysicalStage, allReduce: (buf: Float32Array) => void): void {
-  const buf = packReduce(ps);
-  if (buf.length === 0) return;
-  allReduce(buf);
-  unpackReduce(ps, buf);
-}
-
-/** REDUCE over an asynchronous all-reduce (MPI ranks). Resolves to the bytes it reduced. */
-export async function reduceStage(ps: PhysicalStage, allReduce: (buf: Float32Array) => Promise<void>): Promise<number> {
+/**
+ * REDUCE over an all-reduce of the stage's buffer, synchronous (threads' shared memory) or awaited
+ * (MPI ranks): the bytes it reduced, once the sum is back in the stage. Inline sums its copies itself.
+ */
+export function reduceStage(ps: PhysicalStage, allReduce: (buf: Float32Array) => void | Promise<void>): number | Promise<number> {
   const buf = packReduce(ps);
   if (buf.length === 0) return 0;
-  await allReduce(buf);
-  unpackReduce(ps, buf);
-  return buf.byteLength;
+  const unpack = (): number => { unpackReduce(ps, buf); return buf.byteLength; };
+  const pending = allReduce(buf);
+  return pending ? pending.then(unpack) : unpack();
 }

@@ -11,17 +11,8 @@ import { messageKey, targetsPayload, type Payload } from "./interpreter.js";
 
 export interface ReplicaPosition { worker: number; replica: number; replicas: number }
 
-/** Global micro-batch ids replica r of R evaluates of n: r, r+R, ... (local id i = position). */
-function replicaEvalIds(n: number, at: ReplicaPosition): number[] {
-  return Array.from({ length: n }, (_, j) => j).filter((j) => j % at.replicas === at.replica);
-}
-
-function feedsFirstStage(schedule: Schedule, worker: number): boolean { return schedule.stageToWorker[0] === worker; }
-
-function feedsLastStage(schedule: Schedule, worker: number): boolean {
-  const { stages: S, chunks: v, stageToWorker } = schedule;
-  return stageToWorker[(S * v - 1) % S] === worker;
-}
+const feedsFirstStage = (s: Schedule, worker: number): boolean => s.stageToWorker[0] === worker;
+const feedsLastStage = (s: Schedule, worker: number): boolean => s.stageToWorker[(s.stages * s.chunks - 1) % s.stages] === worker;
 
 /** The messages this rank delivers itself for a step of `batches`: its replica's rows of each. */
 export function stepDeliveries(schedule: Schedule, batches: readonly SplitBatch[], at: ReplicaPosition): [string, Payload][] {
@@ -52,12 +43,12 @@ export function stepDeliveries(schedule: Schedule, batches: readonly SplitBatch[
 
 /**
  * The messages this worker delivers itself for a forward-only list over `inputs` (evaluation with
- * `labels`, prediction without): its replica's whole micro-batches `ids` (replicaEvalIds), under
- * local ids 0, 1, ...
+ * `labels`, prediction without): its replica's whole micro-batches `ids` (replica r of R: r, r+R,
+ * ...), under local ids 0, 1, ...
  */
 export function forwardDeliveries(schedule: Schedule, inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number,
   at: ReplicaPosition): { ids: number[]; deliveries: [string, Payload][] } {
-  const ids = replicaEvalIds(inputs.length, at);
+  const ids = Array.from({ length: inputs.length }, (_, j) => j).filter((j) => j % at.replicas === at.replica);
   const deliveries: [string, Payload][] = [];
   if (feedsFirstStage(schedule, at.worker)) ids.forEach((j, i) => deliveries.push([messageKey.activation(0, i), { kind: "tensor", data: inputs[j].data, shape: [...inputs[j].shape] }]));
   if (labels && feedsLastStage(schedule, at.worker)) ids.forEach((j, i) => deliveries.push([messageKey.targets(i), targetsPayload(labels[j], scale)]));

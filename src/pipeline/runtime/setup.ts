@@ -2,21 +2,18 @@
 // + seed, or a user's module: a worker thread rebuilds it), the loss, the partition (units per
 // virtual stage), the schedule, the recomputation mode and the optimizer configuration. Plain JSON,
 // so it can be posted to a worker as is.
-import { checkBalance as checkPartitionBalance } from "../partition.js";
+import { checkBalance } from "../partition.js";
 import { withReplicas, type Schedule } from "../schedule/action.js";
 import type { ModelSpec } from "../../nn/models/spec.js";
-import type { Tensor } from "../../tensor/tensor.js";
 import { createOptimizer, fromPlain, sliceState, type OptimizerConfig, type PlainOptimizerState } from "../../optim/index.js";
 import { Stage, type StageLoss } from "../stage.js";
 import { ActivationMeter } from "../activation-bytes.js";
-import type { PhysicalStage, PipelineShape, StageOptimizer } from "./interpreter.js";
-import { fixSpikeDelay, spikeOptimizer, type AsyncSetup } from "./async-weights.js";
+import type { PhysicalStage, StageOptimizer } from "./interpreter.js";
+import { spikeOptimizer, type AsyncSetup } from "./async-weights.js";
 import type { ModelSource, PipelineModel } from "./model-source.js";
 import { builtinLoss, type LossSpec } from "./loss-source.js";
 import { faultHook, type Instrumentation } from "./instrumentation.js";
 import type { TensorParallelSetup } from "../../parallel/ptdp-units.js";
-
-export { syntheticDelay, type FaultSpec, type Instrumentation } from "./instrumentation.js";
 
 export const RECOMPUTE_MODES = ["never", "always", "except-last"] as const;
 export type RecomputeMode = (typeof RECOMPUTE_MODES)[number];
@@ -69,29 +66,10 @@ export function replicatedSetup(setup: PipelineSetup, replicas: number): Pipelin
   return { ...setup, schedule: withReplicas(setup.schedule, replicas) };
 }
 
-export function shapeOf(s: Schedule): PipelineShape {
-  return { stages: s.stages, chunks: s.chunks, splitBackward: s.splitBackward, stageToWorker: s.stageToWorker };
-}
-
-/** Checks the balance against the model and the schedule (one entry per virtual stage). */
-export function checkBalance(balance: readonly number[], units: number, schedule: Schedule): void {
-  checkPartitionBalance(balance, units, schedule.stages * schedule.chunks);
-}
-
 /** Unit index ranges [start, end) per virtual stage. */
 export function unitRanges(balance: readonly number[]): [number, number][] {
   let start = 0;
   return balance.map((b) => { const r: [number, number] = [start, start + b]; start += b; return r; });
-}
-
-/** The optimizer of one physical stage over its parameters (null when it has none). */
-export function createStageOptimizer(cfg: OptimizerConfig, params: [string, Tensor][]): StageOptimizer | null {
-  return params.length === 0 ? null : createOptimizer(cfg, params);
-}
-
-/** Whether virtual stage vs recomputes its forward in B under the given mode. */
-export function recomputes(mode: RecomputeMode, vs: number, virtualStages: number): boolean {
-  return mode === "always" || (mode === "except-last" && vs !== virtualStages - 1);
 }
 
 /**
@@ -102,7 +80,7 @@ export function recomputes(mode: RecomputeMode, vs: number, virtualStages: numbe
 export function buildWorkerStages(model: PipelineModel, setup: PipelineSetup, worker: number, loss?: StageLoss): Map<number, PhysicalStage> {
   const { schedule } = setup;
   const S = schedule.stages, v = schedule.chunks, V = S * v;
-  checkBalance(setup.balance, model.units.length, schedule);
+  checkBalance(setup.balance, model.units.length, V);
   const ranges = unitRanges(setup.balance);
   const beforeUnit = faultHook(setup.instrumentation, model.units.length);
   if (!loss && typeof setup.loss === "object") throw new Error("buildWorkerStages: a module loss must be loaded first (loadLoss)");
@@ -119,15 +97,17 @@ export function buildWorkerStages(model: PipelineModel, setup: PipelineSetup, wo
       const [a, b] = ranges[vs];
       const units = model.units.slice(a, b).map((m, i) => [model.unitIndex?.[a + i] ?? a + i, m] as const);
       chunks.push(new Stage({
-        index: vs, units, isFirst: vs === 0, isLast: vs === V - 1, recompute: recomputes(setup.recompute, vs, V),
+        index: vs, units, isFirst: vs === 0, isLast: vs === V - 1, recompute: setup.recompute === "always" || (setup.recompute === "except-last" && vs !== V - 1),
         prefix: model.unitPrefix, loss: vs === V - 1 ? stageLoss : undefined, beforeUnit, meter,
       }));
     }
     const params = chunks.flatMap((c) => c.namedParameters()).filter(([, p]) => p.requiresGrad);
-    const pb = setup.async?.config.method === "pb";
-    const optimizer = pb ? spikeOptimizer(setup.optimizer, setup.async!, s, params) : createStageOptimizer(setup.optimizer, params);
-    if (optimizer && resumed) optimizer.loadStateDict(sliceState(resumed, params.map(([n]) => n)));
-    if (optimizer && pb) fixSpikeDelay(optimizer, setup.async!, s);
+    let optimizer: StageOptimizer | null = null;
+    if (setup.async?.config.method === "pb") optimizer = spikeOptimizer(setup.optimizer, setup.async, s, params, resumed);
+    else if (params.length) {
+      optimizer = createOptimizer(setup.optimizer, params);
+      if (resumed) optimizer.loadStateDict(sliceState(resumed, params.map(([n]) => n)));
+    }
     out.set(s, { index: s, chunks, optimizer });
   }
   return out;

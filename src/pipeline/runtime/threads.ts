@@ -12,32 +12,29 @@
 // A WorkerGroup runs the calls and the failure protocol: the first error (a throwing action, an
 // uncaught exception, a worker that exits) ends every worker and rejects the pending call with the
 // stage, action and cause; between calls the threads never keep the process alive.
-import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
+import { Worker } from "node:worker_threads";
+import { createPortMesh } from "../../transport/channel.js";
 import type { Target } from "../stage.js";
 import { getBackend, type BackendName } from "../../backend/index.js";
 import { Tensor } from "../../tensor/tensor.js";
-import type { MicrobatchMetrics } from "../stage.js";
-import { checkBatches, type EvalBatches, type Executor, type ReplicaStep, type SplitBatch, type StepResult } from "./executor.js";
-import { byMicrobatch } from "./input-hook.js";
+import { checkBatches, type Executor, type ReplicaStep, type SplitBatch, type StepResult } from "./executor.js";
 import { forReplica } from "./instrumentation.js";
 import { PipelineActionError } from "./interpreter.js";
 import { assertValidSchedule } from "../schedule/validate.js";
 import type { Deliveries, FromWorker, ToWorker, WorkerInit } from "./messages.js";
-import type { PipelineSetup } from "./setup.js";
 import { mergeAsyncStates, type AsyncState } from "./async-state.js";
 import { fromPlain, mergeStates, type OptimizerState } from "../../optim/index.js";
 import { expectedUnitPrefix } from "./model-source.js";
-import { replicatedSetup, sourceOf } from "./setup.js";
+import { replicatedSetup, sourceOf, type PipelineSetup } from "./setup.js";
 import { forwardDeliveries, stepDeliveries, type ReplicaPosition } from "./replica-share.js";
 import { createShmGroup, type ShmGroupHandle } from "../../transport/shm-collectives.js";
 import { entryTensors, inUnitOrder, shareState, unitsPerWorker } from "./worker-state.js";
 import { WorkerGroup, workerExecArgv } from "../../transport/worker-group.js";
-import type { RankTimings, TimingSource } from "./action-records.js";
-import type { Schedule } from "../schedule/action.js";
+import type { TimingSource } from "./action-records.js";
 import { gatherStateDict } from "../../parallel/tp-shard.js";
 import { gatherOptimizerState } from "../../parallel/ptdp-units.js";
 import { tensorSize } from "./tensor-stages.js";
-import { evalMetrics, predictions, sumMetrics, type ForwardShare } from "./list-results.js";
+import { addMetrics, ListExecutor, sumMetrics, type ForwardShare } from "./list-results.js";
 import { placeParts } from "./rank-failure.js";
 
 export interface ThreadsOptions {
@@ -60,11 +57,9 @@ export function replicaFailure(e: unknown): ReplicaFailure | null {
   return e instanceof Error ? failures.get(e) ?? null : null;
 }
 
-export class ThreadsExecutor implements Executor, TimingSource {
+export class ThreadsExecutor extends ListExecutor implements Executor, TimingSource {
   readonly name = "threads" as const;
   readonly traceProcess = "worker" as const;
-  /** Every worker's records of the last step (instrumentation.recordActions only). */
-  private last: RankTimings[] | null = null;
   /** Calls, failure and shutdown of the worker threads (one call at a time). */
   private readonly group: WorkerGroup<FromWorker, ToWorker>;
   /** Pipeline workers W of one copy; threads are replicas x W x T. */
@@ -78,8 +73,9 @@ export class ThreadsExecutor implements Executor, TimingSource {
   /** Worker threads still running (0 after close() or a failure has ended them). */
   get liveWorkers(): number { return this.group.live; }
 
-  private constructor(private readonly setup: PipelineSetup, private readonly workers: Worker[], readonly replicas: number,
+  private constructor(protected readonly setup: PipelineSetup, private readonly workers: Worker[], readonly replicas: number,
     shmGroups: ShmGroupHandle[]) {
+    super();
     this.W = setup.schedule.workers.length;
     const T = this.T = tensorSize(setup);
     const layout = { replicas, tensor: T };
@@ -128,8 +124,6 @@ export class ThreadsExecutor implements Executor, TimingSource {
     return { worker: g % this.W, replica: Math.floor(g / this.W), replicas: this.replicas, tensor: id % this.T };
   }
 
-  step(batch: SplitBatch, lrFactor = 1): Promise<StepResult> { return this.run([batch], [lrFactor]); }
-
   async run(batches: readonly SplitBatch[], lrFactors: readonly number[] = [1]): Promise<StepResult> {
     const { schedule } = this.setup;
     const M = schedule.microbatches, S = schedule.stages;
@@ -145,22 +139,16 @@ export class ThreadsExecutor implements Executor, TimingSource {
     const lead = done.filter((_, id) => this.position(id).tensor === 0);
     // Busy seconds, peaks and peak bytes of replica 0's workers (the other replicas mirror them).
     const first = lead.slice(0, this.W);
-    const prepared = lead.flatMap((m) => m.prepared ?? []);
+    const prepared = lead.flatMap((m) => m.prepared ?? []); // in replica order: a stable sort by micro-batch keeps it
     return {
       ...sumMetrics(M * batches.length, lead.map((m) => m.metrics), this.replicas, first.map((m) => m.busy.F + m.busy.B + m.busy.W + m.busy.STEP), first.flatMap((m) => m.peaks), S),
       workerPeakBytes: first.map((m) => m.peakBytes), memory: done.map((m) => m.memory),
       replicas: Array.from({ length: this.replicas }, (_, r) => replicaStep(lead.slice(r * this.W, (r + 1) * this.W))),
-      ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((m) => m.gradSquares ?? []) } : {}), ...(prepared.length ? { prepared: byMicrobatch(prepared) } : {}),
+      ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((m) => m.gradSquares ?? []) } : {}), ...(prepared.length ? { prepared: prepared.sort((a, b) => a.mb - b.mb) } : {}),
     };
   }
 
-  stepTimings(): RankTimings[] | null { return this.last; }
-  timingSchedule(): Schedule { return this.setup.schedule; }
-
-  /**
-   * Posts threads first, first + 1, ... the messages `build` makes (after throwing the run's failure,
-   * if there is one) and collects their `want` replies, by thread id.
-   */
+  /** Posts threads first, first + 1, ... what `build` makes (after throwing the run's failure, if any); their `want` replies by thread id. */
   private async call<K extends FromWorker["type"]>(want: K, build: () => Posted[], first = 0): Promise<Map<number, Extract<FromWorker, { type: K }>>> {
     if (this.group.failure) throw this.group.failure;
     const posts = build();
@@ -169,24 +157,15 @@ export class ThreadsExecutor implements Executor, TimingSource {
     return (await replies) as Map<number, Extract<FromWorker, { type: K }>>;
   }
 
-  async evaluate(batches: EvalBatches, scale = 1): Promise<MicrobatchMetrics> {
-    return evalMetrics(batches.inputs.length, await this.forwardOnly(batches.inputs, batches.labels, scale, "eval"));
-  }
-
-  async predict(inputs: readonly Tensor[]): Promise<Tensor[]> { return predictions(inputs.length, await this.forwardOnly(inputs, null, 1, "predict")); }
-
   /** Each replica's share of a forward-only list, from its threads of tensor rank 0. */
-  private async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number, mode: "eval" | "predict"): Promise<ForwardShare[]> {
+  protected async forwardOnly(inputs: readonly Tensor[], labels: readonly Target[] | null, scale: number, mode: "eval" | "predict"): Promise<ForwardShare[]> {
     const shares = this.workers.map((_, id) => forwardDeliveries(this.setup.schedule, inputs, labels, scale, this.position(id)));
     const done = await this.call("done", () => shares.map((share) =>
       withDeliveries(share.deliveries, (deliveries) => ({ type: "forward", mode, count: share.ids.length, deliveries }))));
     return [...done].filter(([id]) => this.position(id).tensor === 0).map(([id, m]) => ({ ids: shares[id].ids, metrics: m.metrics, outputs: m.outputs }));
   }
 
-  /**
-   * Posts `m` to the threads of `replica` (default 0: the replicas hold the same weights) and
-   * collects their replies: per worker, its tensor ranks' in rank order.
-   */
+  /** Posts `m` to replica `replica`'s threads (default 0: the replicas hold the same weights); replies per worker, tensor ranks in order. */
   private async ask<K extends "state" | "optimizer" | "async-state">(m: ToWorker, want: K, replica = 0): Promise<Extract<FromWorker, { type: K }>[][]> {
     const n = this.W * this.T, first = replica * n;
     const r = await this.call(want, () => {
@@ -211,17 +190,13 @@ export class ThreadsExecutor implements Executor, TimingSource {
   }
 
   async optimizerState(order: readonly string[]): Promise<OptimizerState> {
-    const parts: OptimizerState[] = [];
-    for (const ranks of await this.ask({ type: "optimizer" }, "optimizer")) {
-      parts.push(...ranks[0].states.map((_, j) => fromPlain(gatherOptimizerState(ranks.map((m) => m.states[j]), ranks[0].plan))));
-    }
+    const parts = (await this.ask({ type: "optimizer" }, "optimizer"))
+      .flatMap((ranks) => ranks[0].states.map((_, j) => fromPlain(gatherOptimizerState(ranks.map((m) => m.states[j]), ranks[0].plan))));
     return mergeStates(parts, order);
   }
 
   async asyncState(): Promise<AsyncState | null> {
-    const parts: AsyncState[] = [];
-    for (const [m] of await this.ask({ type: "async-state" }, "async-state")) if (m.state) parts.push(m.state);
-    return parts.length ? mergeAsyncStates(parts) : null;
+    return mergeAsyncStates((await this.ask({ type: "async-state" }, "async-state")).map(([m]) => m.state));
   }
 
   /** Asks every worker to leave (terminating the ones that do not within a grace period). */
@@ -242,7 +217,7 @@ function startThreads(setup: PipelineSetup, initialState: ReadonlyMap<string, Te
   const normGroups = setup.clipGradNorm !== undefined && W * T > 1 ? Array.from({ length: replicas }, () => createShmGroup(W * T, 2 * W * T)) : [];
   const workers: Worker[] = [];
   for (let r = 0; r < replicas; r++) {
-    const channels = Array.from({ length: T }, () => pairwiseChannels(W));
+    const channels = Array.from({ length: T }, () => createPortMesh(W));
     for (let w = 0; w < W; w++) {
       for (let t = 0; t < T; t++) {
         const peers = channels[t][w];
@@ -264,7 +239,7 @@ function startThreads(setup: PipelineSetup, initialState: ReadonlyMap<string, Te
 function replicaStep(done: readonly Extract<FromWorker, { type: "done" }>[]): ReplicaStep {
   const rep: ReplicaStep = { loss: 0, correct: 0, count: 0, compute: 0, reduce: 0, update: 0, seconds: 0 };
   for (const { metrics, busy: b, seconds } of done) {
-    for (const [, x] of metrics) { rep.loss += x.loss; rep.correct += x.correct; rep.count += x.count; }
+    for (const [, x] of metrics) addMetrics(rep, x);
     rep.compute += b.F + b.B + b.W; rep.reduce += b.REDUCE; rep.update += b.STEP;
     rep.seconds = Math.max(rep.seconds, seconds);
   }
@@ -274,24 +249,8 @@ function replicaStep(done: readonly Extract<FromWorker, { type: "done" }>[]): Re
 /** A message to a thread and the buffers it moves there. */
 type Posted = [ToWorker, ArrayBuffer[]];
 
-/**
- * The message `message` makes with the inputs and targets a thread delivers itself. The caller keeps
- * its arrays: they are copied once into buffers that are then moved.
- */
+/** `message` with the inputs and targets a thread delivers itself, copied once into buffers that then move (the caller keeps its arrays). */
 function withDeliveries(deliveries: Deliveries, message: (d: Deliveries) => ToWorker): Posted {
   const own: Deliveries = deliveries.map(([k, p]) => [k, p.kind === "tensor" ? { ...p, data: p.data.slice() } : { ...p, labels: p.labels.slice() }]);
   return [message(own), own.map(([, p]) => (p.kind === "tensor" ? p.data.buffer : p.labels.buffer) as ArrayBuffer)];
-}
-
-/** peers[i][j] = worker i's end of a channel to worker j, for W workers. */
-function pairwiseChannels(W: number): Record<number, MessagePort>[] {
-  const peers: Record<number, MessagePort>[] = Array.from({ length: W }, () => ({}));
-  for (let i = 0; i < W; i++) {
-    for (let j = i + 1; j < W; j++) {
-      const ch = new MessageChannel();
-      peers[i][j] = ch.port1;
-      peers[j][i] = ch.port2;
-    }
-  }
-  return peers;
 }

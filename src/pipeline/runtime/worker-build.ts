@@ -1,14 +1,14 @@
 // How a worker of any executor starts (a worker thread, an MPI rank): build the model from its
 // source, load its share of the state, keep its stages and put an interpreter over its action list.
 // Its weights change only through its own STEPs, so it holds them between lists (ownsWeights).
-import type { AsyncRuntime } from "./async-weights.js";
-import { createAsyncRuntime } from "./async-weights.js";
+import { createAsyncRuntime, type AsyncRuntime } from "./async-weights.js";
 import { WorkerInterpreter, type InterpreterOptions, type Outbox, type PhysicalStage } from "./interpreter.js";
 import { InputHook } from "./input-hook.js";
 import { ListResults } from "./list-results.js";
 import { loadLoss } from "./loss-source.js";
 import { loadModelSource, type PipelineModel } from "./model-source.js";
-import { buildWorkerStages, shapeOf, sourceOf, syntheticDelay, type PipelineSetup } from "./setup.js";
+import { buildWorkerStages, sourceOf, type PipelineSetup } from "./setup.js";
+import { syntheticDelay } from "./instrumentation.js";
 import { loadStageState, loadWorkerState, refuseLoadWithAsync, type WorkerState } from "./worker-state.js";
 import { assembleParts, shardShare, splitSends, stagesPlan, tensorParallelWorker, withSequenceParallelSync } from "./tensor-stages.js";
 import { shardStateDict, type ShardPlan } from "../../parallel/tp-shard.js";
@@ -16,6 +16,7 @@ import type { Tensor } from "../../tensor/tensor.js";
 import { hasParallelLayers } from "../../parallel/ptdp-units.js";
 import type { SyncCollectives } from "../../transport/types.js";
 import { clipOption, countedOnRank, type NormGroup } from "./grad-clip.js";
+import { sumOfSquares } from "../../optim/clip.js";
 
 export interface BuiltWorker {
   interp: WorkerInterpreter;
@@ -29,10 +30,7 @@ export interface BuiltWorker {
   inputHook: InputHook;
   /** What its lists report (metrics; outputs in prediction). */
   results: ListResults;
-  /**
-   * Between lists: replaces its weights with those of `state`, the full model's (a tensor-parallel
-   * rank keeps its shard). Not with an asynchronous method.
-   */
+  /** Between lists: its weights from `state`, the full model's (a tensor-parallel rank keeps its shard); not with an asynchronous method. */
   load(state: ReadonlyMap<string, Tensor>): void;
 }
 
@@ -91,7 +89,7 @@ export async function buildWorker(setup: PipelineSetup, worker: number, weights:
   const plan = stagesPlan(stages, model.unitPrefix);
   const results = new ListResults();
   const interp = new WorkerInterpreter({
-    worker, actions: setup.schedule.workers[worker], stages, shape: shapeOf(setup.schedule),
+    worker, schedule: setup.schedule, stages,
     outbox: { ...outbox, send: (to, key, p, transferable) => (to === worker ? interp.deliver(key, p) : outbox.send(to, key, p, transferable)) },
     // The asynchronous method is rebuilt from the setup's JSON, like the model.
     hooks: asyncRuntime?.hooks, actionDelay: syntheticDelay(setup.instrumentation, setup.schedule.chunks),
@@ -113,13 +111,7 @@ export async function buildWorker(setup: PipelineSetup, worker: number, weights:
 function addGradSquares(ps: PhysicalStage, norms: Map<number, number>): void {
   for (const c of ps.chunks) {
     for (const [u, m] of c.units) {
-      for (const p of m.parameters()) {
-        if (!p.requiresGrad || !p.grad) continue;
-        let t = 0;
-        const d = p.grad.data;
-        for (let k = 0; k < d.length; k++) t += d[k] * d[k];
-        norms.set(u, (norms.get(u) ?? 0) + t);
-      }
+      for (const p of m.parameters()) if (p.requiresGrad && p.grad) norms.set(u, (norms.get(u) ?? 0) + sumOfSquares([p.grad.data]));
     }
   }
 }

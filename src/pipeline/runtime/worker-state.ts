@@ -7,6 +7,7 @@ import { Tensor } from "../../tensor/tensor.js";
 import { hostMemory } from "../../tensor/host-arrays.js";
 import type { PipelineModel } from "./model-source.js";
 import type { PhysicalStage } from "./interpreter.js";
+import { unitRanges } from "./setup.js";
 
 /** One worker's initial state: `units` null = the whole model's state (loaded whole, as one model). */
 export interface WorkerState {
@@ -17,14 +18,8 @@ export interface WorkerState {
 
 /** Unit indices of every worker: virtual stage vs = chunk * S + stage runs on stageToWorker[stage]. */
 export function unitsPerWorker(balance: readonly number[], schedule: Schedule): number[][] {
-  const S = schedule.stages;
   const out: number[][] = schedule.workers.map(() => []);
-  let start = 0;
-  balance.forEach((n, vs) => {
-    const w = schedule.stageToWorker[vs % S];
-    for (let u = start; u < start + n; u++) out[w].push(u);
-    start += n;
-  });
+  unitRanges(balance).forEach(([a, b], vs) => { for (let u = a; u < b; u++) out[schedule.stageToWorker[vs % schedule.stages]].push(u); });
   return out;
 }
 
@@ -107,9 +102,7 @@ export function loadStageState(stages: Iterable<{ readonly chunks: readonly { st
 
 /** Copies of the stages' parameters and buffers, as entries named as in the full model. */
 export function stageEntries(stages: Iterable<PhysicalStage>): StateEntry[] {
-  const out: StateEntry[] = [];
-  for (const ps of stages) for (const c of ps.chunks) for (const [k, t] of c.stateDict()) out.push([k, t.data.slice(), [...t.shape]]);
-  return out;
+  return [...stages].flatMap((ps) => ps.chunks.flatMap((c) => [...c.stateDict()].map(([k, t]): StateEntry => [k, t.data.slice(), [...t.shape]])));
 }
 
 /** Entries as a state dict (the tensors share the entries' arrays). */

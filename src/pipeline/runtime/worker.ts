@@ -9,9 +9,9 @@ import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { getHeapStatistics } from "node:v8";
 import { setBackend } from "../../backend/index.js";
 import { loadNativeAddon } from "../../backend/native.js";
-import { PipelineActionError, type Payload, type WorkerInterpreter } from "./interpreter.js";
+import { PipelineActionError, type Payload } from "./interpreter.js";
 import { ShmCollectives } from "../../transport/shm-collectives.js";
-import { reduceStageSync } from "./replica-reduce.js";
+import { reduceStage } from "./replica-reduce.js";
 import type { FromWorker, PeerMessage, ToWorker, WorkerInit } from "./messages.js";
 import { toPlain } from "../../optim/index.js";
 import { buildWorker, type BuiltWorker } from "./worker-build.js";
@@ -37,29 +37,11 @@ function ownsBuffer(a: Float32Array | Int32Array): boolean {
 function fail(e: unknown): void {
   failed = true;
   loop?.stop();
-  const err = e instanceof Error ? e : new Error(String(e));
-  if (err instanceof PipelineActionError) {
-    post({ type: "error", worker: id, stage: err.stage, action: err.action, message: err.causeMessage, stack: err.causeStack });
-  } else {
-    post({ type: "error", worker: id, stage: null, action: null, message: err.message, stack: err.stack });
-  }
-}
-
-/** Sends a message to a neighbour worker. */
-function postPeer(key: string, payload: Payload, transferable: boolean, peer: MessagePort): void {
-  if (payload.kind === "tensor") {
-    // Move the buffer; copy first (once, into a buffer of its own) if this stage still uses it.
-    // Device-backed arrays (webgpu) come back to host memory first: only plain memory can be posted.
-    const host = hostMemory(payload.data);
-    const data = transferable && ownsBuffer(host) ? host : host.slice();
-    peer.postMessage({ key, payload: { ...payload, data } } satisfies PeerMessage, [data.buffer as ArrayBuffer]);
-  } else {
-    peer.postMessage({ key, payload } satisfies PeerMessage);
-  }
+  const err = e instanceof Error ? e : new Error(String(e)), a = err instanceof PipelineActionError ? err : null;
+  post({ type: "error", worker: id, stage: a?.stage ?? null, action: a?.action ?? null, message: a?.causeMessage ?? err.message, stack: a ? a.causeStack : err.stack });
 }
 
 let built: BuiltWorker;
-let interp: WorkerInterpreter;
 let loop: WorkerLoop;
 let failed = false;
 let peakBytes = 0;
@@ -83,16 +65,16 @@ function sampleMemory(): void {
 
 /** Posts the finished list's results to the main thread. */
 function finished(): void {
-  const b = interp.busy;
+  const b = built.interp.busy;
   const { metrics, outputs } = built.results.take();
   const { prepared, seconds: prepSeconds } = built.inputHook.take();
   const messages = log?.take();
   const end = epochNow();
   const timings: RankTimings | undefined = messages && stepList
-    ? { rank: id, worker: init.worker, replica: init.replica, actions: onEpoch(interp.records), ...messages, begin, listDone: end, end } : undefined;
+    ? { rank: id, worker: init.worker, replica: init.replica, actions: onEpoch(built.interp.records), ...messages, begin, listDone: end, end } : undefined;
   if (log) log.paused = false;
-  post({ type: "done", worker: id, metrics, busy: { ...b, F: b.F + prepSeconds }, seconds: (end - begin) / 1000, peaks: [...interp.peakLive], peakBytes, outputs,
-    memory: memoryRecord(init.setup.schedule, init, memoryBytes(interp)),
+  post({ type: "done", worker: id, metrics, busy: { ...b, F: b.F + prepSeconds }, seconds: (end - begin) / 1000, peaks: [...built.interp.peakLive], peakBytes, outputs,
+    memory: memoryRecord(init.setup.schedule, init, memoryBytes(built.interp)),
     ...(timings ? { timings } : {}), ...(init.setup.gradientNorms ? { gradSquares: built.takeGradSquares() } : {}), ...(prepared.length ? { prepared } : {}) },
   [...outputs, ...prepared].map((o) => o.data.buffer as ArrayBuffer));
 }
@@ -105,27 +87,32 @@ try {
       const peer = peers[to];
       if (!peer) throw new Error(`worker ${init.worker} has no channel to worker ${to}`);
       const t0 = log ? epochNow() : 0, bytes = log ? payloadBytes(payload) : 0; // read before a transfer detaches the buffer
-      postPeer(key, payload, transferable, peer);
+      if (payload.kind === "tensor") {
+        // Move the buffer; copy first (once, into a buffer of its own) if this stage still uses it.
+        // Device-backed arrays (webgpu) come back to host memory first: only plain memory can be posted.
+        const host = hostMemory(payload.data);
+        const data = transferable && ownsBuffer(host) ? host : host.slice();
+        peer.postMessage({ key, payload: { ...payload, data } } satisfies PeerMessage, [data.buffer as ArrayBuffer]);
+      } else peer.postMessage({ key, payload } satisfies PeerMessage);
       log?.send(key, bytes, t0);
     },
   };
   const comm = init.group ? new ShmCollectives(init.group, init.replica, { timeoutMs: init.reduceTimeoutMs }) : null;
   built = await buildWorker(init.setup, init.worker, { share: { units: init.units ?? null, entries: init.state } }, outbox,
     {
-      ...(comm ? { reduce: (ps) => reduceStageSync(ps, (buf) => comm.allReduceSync(buf, "sum")) } : {}),
+      ...(comm ? { reduce: (ps) => { reduceStage(ps, (buf) => comm.allReduceSync(buf, "sum")); } } : {}),
       ...(init.tensorGroup ? { tensor: new ShmCollectives(init.tensorGroup, init.tensor, { timeoutMs: init.reduceTimeoutMs }) } : {}),
       ...(init.normGroup ? { norm: syncNormGroup(new ShmCollectives(init.normGroup, init.worker * (init.setup.tensorParallel?.size ?? 1) + init.tensor, { timeoutMs: init.reduceTimeoutMs })) } : {}),
     });
   init.state = []; // the copy of the state is not needed any more
-  interp = built.interp;
   // Memory is sampled around each burst of actions: activations peak inside a step.
-  loop = new WorkerLoop(interp, { finished, fail, beforePump: sampleMemory, afterPump: sampleMemory });
+  loop = new WorkerLoop(built.interp, { finished, fail, beforePump: sampleMemory, afterPump: sampleMemory });
   for (const [w, p] of Object.entries(peers)) {
     p.on("messageerror", (e: Error) => { fail(new Error(`a message from worker ${w} could not be read: ${e.message}`)); });
     p.on("message", (m: PeerMessage) => {
       if (failed) return;
       const t0 = log ? epochNow() : 0;
-      try { interp.deliver(m.key, m.payload); } catch (e) { fail(e); return; }
+      try { built.interp.deliver(m.key, m.payload); } catch (e) { fail(e); return; }
       log?.receive(m.key, payloadBytes(m.payload), t0);
       loop.pump();
     });
@@ -133,22 +120,22 @@ try {
   port.on("message", (m: ToWorker) => {
     try {
       if (m.type === "step" || m.type === "forward") {
-        for (const [key, payload] of m.deliveries) interp.deliver(key, m.type === "step" ? built.inputHook.apply(payload) : built.inputHook.forward(payload));
-        if (m.type === "step") interp.reset(m.lrFactors);
-        else interp.reset([1], forwardOnlyLists(init.setup.schedule, m.count)[init.worker], m.mode);
+        for (const [key, payload] of m.deliveries) built.interp.deliver(key, m.type === "step" ? built.inputHook.apply(payload) : built.inputHook.forward(payload));
+        if (m.type === "step") built.interp.reset(m.lrFactors);
+        else built.interp.reset([1], forwardOnlyLists(init.setup.schedule, m.count)[init.worker], m.mode);
         begin = epochNow();
         stepList = m.type === "step";
         // Evaluation messages are not part of any step's record (they are dropped at its end).
         if (log && !stepList) log.paused = true;
         loop.start();
       } else if (m.type === "state") {
-        const entries = stageEntries(interp.stages.values());
+        const entries = stageEntries(built.interp.stages.values());
         post({ type: "state", worker: id, entries, plan: built.plan }, entries.map((e) => e[1].buffer as ArrayBuffer));
       } else if (m.type === "load") {
         built.load(entryTensors(m.entries));
         post({ type: "loaded", worker: id });
       } else if (m.type === "optimizer") {
-        post({ type: "optimizer", worker: id, states: stageOptimizerStates(interp.stages.values()).map(toPlain), plan: built.plan });
+        post({ type: "optimizer", worker: id, states: stageOptimizerStates(built.interp.stages.values()).map(toPlain), plan: built.plan });
       } else if (m.type === "async-state") {
         post({ type: "async-state", worker: id, state: built.asyncRuntime?.snapshot() ?? null });
       } else if (m.type === "close") {
