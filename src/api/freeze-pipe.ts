@@ -8,18 +8,16 @@
 // writes files). It picks its own micro-batch count.
 import type { ModelSpec } from "../nn/models/spec.js";
 import type { OptimizerConfig } from "../optim/factory.js";
-import type { OptimizerState } from "../optim/index.js";
 import type { FreezeOptions } from "../pipeline/freeze/index.js";
-import { ElasticTrainer, type ElasticConfig, type ElasticFreezeState, type ElasticResume } from "../pipeline/elastic/trainer.js";
+import { ElasticTrainer, type ElasticFreezeState } from "../pipeline/elastic/trainer.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { MicrobatchMetrics, Target } from "../pipeline/stage.js";
 import { describeValue } from "../util/describe.js";
 import type { MiniBatch } from "./engine.js";
 import type { BuiltinModel, ModuleModel } from "./options.js";
 import type { Pipe } from "./pipe-interface.js";
-import { launchEnv } from "../transport/mpi/env.js";
 import { readRunCheckpoint, writeRunCheckpoint } from "./checkpoint-start.js";
-import { endJobOnError, finalizeMpi, launchLines } from "./spmd.js";
+import { checkLaunched, endJobOnError, finalizeMpi } from "./spmd.js";
 
 /** The `freeze` option of createPipeline (PipeTransformer). */
 export interface FreezeOption {
@@ -88,10 +86,10 @@ export class FreezingPipe implements Pipe {
   private spmd<T>(body: () => Promise<T>): Promise<T> { return endJobOnError(this.o.executor ?? "threads", body); }
 
   private async stepNow(x: Tensor, y: Target, indices?: ArrayLike<number>): Promise<number> {
-    if (!(y instanceof Int32Array)) throw new Error(`pipe.step: a freezing pipe trains a classifier; y must be an Int32Array of class ids, got ${describeValue(y)}`);
+    const ids = classIds(y, "pipe.step");
     if (!this.trainer.fits(x.shape[0])) throw new Error(`pipe.step: a mini-batch of ${x.shape[0]} does not split over ${this.trainer.layout.replicas} replica(s) x ${this.trainer.layout.microbatches} micro-batches`);
     const f = this.o.lrSchedule ? this.o.lrSchedule(this.stepCount) : 1;
-    const r = await this.trainer.step(x, y, indices ?? null, f);
+    const r = await this.trainer.step(x, ids, indices ?? null, f);
     this.stepCount++;
     return r.loss;
   }
@@ -110,10 +108,7 @@ export class FreezingPipe implements Pipe {
 
   /** Mean cross-entropy, correct predictions and count of (x, y), through the stages. processes: collective. */
   evaluate(x: Tensor, y: Target): Promise<MicrobatchMetrics> {
-    return this.spmd(async () => {
-      if (!(y instanceof Int32Array)) throw new Error(`pipe.evaluate: a freezing pipe evaluates a classifier; y must be an Int32Array of class ids, got ${describeValue(y)}`);
-      return this.trainer.evaluate(x, y);
-    });
+    return this.spmd(async () => this.trainer.evaluate(x, classIds(y, "pipe.evaluate")));
   }
 
   /** processes: collective. */
@@ -147,6 +142,12 @@ export class FreezingPipe implements Pipe {
   }
 }
 
+/** `y` as class ids: a freezing pipe trains and evaluates a classifier. */
+function classIds(y: Target, what: string): Int32Array {
+  if (y instanceof Int32Array) return y;
+  throw new Error(`${what}: a freezing pipe trains a classifier; y must be an Int32Array of class ids, got ${describeValue(y)}`);
+}
+
 /** createPipeline with a `freeze` option lands here. */
 export async function createFreezingPipeline(o: FreezingPipeOptions): Promise<FreezingPipe> {
   const f = o.freeze;
@@ -163,26 +164,13 @@ export async function createFreezingPipeline(o: FreezingPipeOptions): Promise<Fr
   const executor = o.executor ?? "threads";
   if (executor !== "threads" && executor !== "processes") throw new Error(`createPipeline: a freeze pipe runs on threads or processes; executor ${JSON.stringify(executor)} is not supported with freeze`);
   const workers = f.workers ?? o.stages;
-  if (executor === "processes" && !launchEnv()) {
-    throw new Error(`createPipeline: a freeze pipe on executor "processes" runs one MPI rank per worker (${workers} here), but this process was not started by MPI; ` +
-      `run the same script on ${workers} ranks: ${launchLines(workers)}`);
-  }
-  return endJobOnError(executor, async () => new FreezingPipe(await startElasticTrainer({
+  if (executor === "processes") checkLaunched(workers, 1);
+  return endJobOnError(executor, async () => new FreezingPipe(await ElasticTrainer.create({
     ...("builtin" in o.model ? { spec: o.model.builtin, seed: o.model.seed ?? 0 }
       : { seed: 0, source: { kind: "module" as const, module: String(o.model.module), export: o.model.export, args: o.model.args } }),
-    sampleShape: f.sampleShape, optimizer: o.optimizer, workers, stages: o.stages,
+    sampleShape: f.sampleShape, optimizer: o.optimizer, workers, stages: o.stages, executor,
     batch: f.batch, freeze: f.policy ?? {}, elastic: f.elastic ?? true, cache: f.cache ?? false, cacheBytes: f.cacheBytes, samples: f.samples,
-  }, executor, ck?.model, ck?.optimizer, saved && { freeze: saved }), o, ck?.step ?? 0, ck?.epoch ?? 0));
-}
-
-/**
- * The elastic trainer (the library's freezing pipe and `train --freeze` alike) on worker threads or,
- * on executor "processes", one MPI rank per worker (the MPI module loads only then).
- */
-export async function startElasticTrainer(cfg: Omit<ElasticConfig, "createPhase">, executor: "threads" | "processes",
-  state?: ReadonlyMap<string, Tensor>, opt?: OptimizerState | null, resume?: ElasticResume): Promise<ElasticTrainer> {
-  const createPhase = executor === "processes" ? (await import("../pipeline/elastic/mpi-phase.js")).mpiPhaseFactory(cfg.workers) : undefined;
-  return ElasticTrainer.create({ ...cfg, createPhase }, state, opt, resume);
+  }, ck?.model, ck?.optimizer, saved && { freeze: saved }), o, ck?.step ?? 0, ck?.epoch ?? 0));
 }
 
 /**

@@ -19,28 +19,23 @@ import { EpochReport } from "./epoch-report.js";
 import { openMetrics, type MetricsRecord } from "./metrics.js";
 import type { ProgressBar } from "./progress.js";
 import {
-  addEpoch, createTrace, epochRecord, resolveFreezeConfig, type FreezeConfig, type FreezeOptions, type FreezeTrace, type TraceEpoch,
+  addEpoch, createTrace, epochRecord, resolveFreezeConfig, type FreezeConfig, type FreezeTrace, type TraceEpoch,
 } from "../pipeline/freeze/index.js";
-import type { OptimizerConfig } from "../pipeline/runtime/setup.js";
 import type { EpochLayout } from "../pipeline/freeze/trace.js";
-import { formatLayout, type ElasticFreezeState, type ElasticTrainer } from "../pipeline/elastic/trainer.js";
-import { saveElastic, startElasticTrainer } from "../api/freeze-pipe.js";
+import { ElasticTrainer, formatLayout, type ElasticConfig, type ElasticFreezeState } from "../pipeline/elastic/trainer.js";
+import { saveElastic } from "../api/freeze-pipe.js";
 import { readRunCheckpoint } from "../api/checkpoint-start.js";
 
-export interface ElasticTrainOptions {
+/**
+ * The trainer's settings (ElasticConfig's) and the run's: its epochs, data, LR schedule and files.
+ * Executor processes: every MPI rank runs this same call (SPMD); pass save / metrics / log on the writer rank only.
+ */
+export interface ElasticTrainOptions
+  extends Pick<ElasticConfig, "seed" | "optimizer" | "workers" | "stages" | "batch" | "freeze" | "elastic" | "cache" | "cacheBytes" | "executor"> {
   spec: ModelSpec;
-  seed: number;
   epochs: number;
-  batch: number;
-  optimizer: OptimizerConfig;
   scheduleLr: LrScheduleName;
   warmup: number;
-  workers: number;
-  stages?: number;
-  freeze: FreezeOptions | null;
-  elastic: boolean;
-  cache: boolean;
-  cacheBytes?: number;
   data?: string;
   limit?: number;
   /** gpt: the text corpus and the steps per epoch (as `train`'s). */
@@ -61,11 +56,6 @@ export interface ElasticTrainOptions {
   /** A step record every N steps (default 1). */
   logEvery?: number;
   progress?: ProgressBar;
-  /**
-   * threads (default): one worker thread per worker; processes: one MPI rank per worker, every rank
-   * running this same call (SPMD). Pass save / metrics / log on the writer rank only.
-   */
-  executor?: "threads" | "processes";
 }
 
 export interface ElasticEpoch extends EpochLayout {
@@ -182,10 +172,7 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
   const { startEpoch, resumedFrom } = counters;
   const epochs: ElasticEpoch[] = [...(saved?.elastic.epochs ?? [])];
   const metrics = openMetrics(o.metrics, resumedFrom);
-  const trainer = await startElasticTrainer({
-    spec: o.spec, seed: o.seed, optimizer: o.optimizer, workers: o.workers, stages: o.stages, batch: o.batch,
-    freeze: o.freeze, elastic: o.elastic, cache: o.cache, cacheBytes: o.cacheBytes, samples: task.samplesPerEpoch, log,
-  }, o.executor ?? "threads", state, optimizer, saved && {
+  const trainer = await ElasticTrainer.create({ ...o, samples: task.samplesPerEpoch, log }, state, optimizer, saved && {
     freeze: saved.elastic.state, ...(startEpoch > 0 && startEpoch < o.epochs ? { pendingCheck: startEpoch } : {}),
   }).catch((e: unknown) => { metrics?.close(); throw e; });
   // From here on the workers run: every way out closes them.

@@ -19,7 +19,7 @@
 import { noGrad } from "../../autograd/engine.js";
 import { mergeTensors, splitLabels, splitTensor } from "../../data/microbatch.js";
 import { partOf } from "../../transport/reduce.js";
-import { DEFAULTS, type ModelSpec } from "../../nn/models/spec.js";
+import { inputShape, type ModelSpec } from "../../nn/models/spec.js";
 import type { OptimizerState } from "../../optim/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { balanceByCost, rangesOf } from "../partition.js";
@@ -30,7 +30,7 @@ import type { OptimizerConfig } from "../runtime/setup.js";
 import { loadModelSource, type ModelSource, type PipelineModel } from "../runtime/model-source.js";
 import type { EvalBatches, StepResult } from "../runtime/executor.js";
 import type { MicrobatchMetrics } from "../stage.js";
-import { combineOptimizerStates, phaseSetup, threadsPhase, type PhaseExecutor, type PhaseFactory, type PhaseLayout } from "./phase.js";
+import { combineOptimizerStates, phaseSetup, threadsPhase, type PhaseExecutor, type PhaseLayout } from "./phase.js";
 import { applyFreeze, runnableUnits } from "./units.js";
 
 export interface ElasticConfig {
@@ -59,8 +59,8 @@ export interface ElasticConfig {
   cacheBytes?: number;
   microbatchesPerStage?: number;
   log?: (m: string) => void;
-  /** Starts each layout's executor: worker threads (default) or MPI ranks (mpi-phase.ts). */
-  createPhase?: PhaseFactory;
+  /** Each layout's executor: worker threads (default) or one MPI rank per worker (mpi-phase.ts). */
+  executor?: "threads" | "processes";
 }
 
 export interface ElasticStepResult {
@@ -182,7 +182,9 @@ export class ElasticTrainer {
 
   private async start(): Promise<void> {
     applyFreeze(this.model, this.layout.frozenLayers);
-    this.phase = await (this.cfg.createPhase ?? threadsPhase)(phaseSetup(modelSource(this.cfg), this.cfg.optimizer, this.layout, this.optState),
+    // The MPI module loads only for MPI ranks (it is optional).
+    const create = this.cfg.executor === "processes" ? (await import("./mpi-phase.js")).mpiPhaseFactory(this.cfg.workers) : threadsPhase;
+    this.phase = await create(phaseSetup(modelSource(this.cfg), this.cfg.optimizer, this.layout, this.optState),
       this.model.stateDict(), this.layout.replicas);
   }
 
@@ -296,7 +298,7 @@ export class ElasticTrainer {
   }
 
   private prefixShape(prefix: number): number[] {
-    const sample = this.cfg.sampleShape ?? (this.cfg.spec && !this.cfg.source ? inputShapeOf(this.cfg.spec) : null);
+    const sample = this.cfg.sampleShape ?? (this.cfg.spec && !this.cfg.source ? inputShape(this.cfg.spec, 1).slice(1) : null);
     if (!sample) throw new Error("AutoCache on a model given as a module needs sampleShape (one input sample's shape) to size the cache");
     return this.runPrefix(prefix, Tensor.zeros([1, ...sample])).shape.slice(1);
   }
@@ -358,18 +360,6 @@ function modelSource(cfg: ElasticConfig): ModelSource {
   if (cfg.source) return cfg.source;
   if (!cfg.spec) throw new Error("elastic trainer: give a built-in spec or a module source");
   return { kind: "builtin", spec: cfg.spec, seed: cfg.seed };
-}
-
-/** Shape of one input sample of `spec` (the probe for the cached prefix's output shape). */
-function inputShapeOf(spec: ModelSpec): number[] {
-  switch (spec.name) {
-    case "mlp": return [spec.input ?? DEFAULTS.mlp.input];
-    case "gpt": return [spec.context ?? DEFAULTS.gpt.context];
-    default: {
-      const image = spec.image ?? DEFAULTS[spec.name].image;
-      return [spec.inChannels ?? DEFAULTS[spec.name].inChannels, image, image];
-    }
-  }
 }
 
 /** One line per transition: frozen layers, pipeline length, replicas, micro-batches, partition. */
