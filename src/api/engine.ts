@@ -4,7 +4,7 @@
 // per MPI rank) and restarts the executor from its own state (the end of an asynchronous warm-up).
 // It is the one place that knows how each executor holds the model.
 import type { Json } from "../checkpoint/index.js";
-import { mergeStates, toPlain, type OptimizerState } from "../optim/index.js";
+import { mergeStates, toPlain } from "../optim/index.js";
 import { isTimingSource } from "../pipeline/runtime/action-records.js";
 import { asyncCheckpointParts } from "../pipeline/runtime/async-state.js";
 import type { EvalBatches, Executor, ExecutorName, StepResult } from "../pipeline/runtime/executor.js";
@@ -92,7 +92,6 @@ export class RunEngine {
   /** The running executor (for observers such as per-stage memory probes). */
   get executor(): Executor { return this.ex; }
   get setup(): PipelineSetup { return this.setupNow; }
-  get model(): PipelineModel { return this.o.model; }
   get microbatches(): number { return this.setupNow.schedule.microbatches; }
 
   /** One optimizer step on a mini-batch (split into the schedule's micro-batches). */
@@ -142,8 +141,6 @@ export class RunEngine {
     if (keys.length !== got.size) return got;
     return new Map(keys.map((k) => [k, got.get(k)!]));
   }
-
-  optimizerState(): Promise<OptimizerState> { return this.ex.optimizerState(this.paramOrder()); }
 
   /**
    * Writes a checkpoint of the run at this step (collective on processes: in parts every rank writes

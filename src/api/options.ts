@@ -179,9 +179,11 @@ export function resolveOptions(o: PipelineOptions): ResolvedOptions {
   const partition = oneOf("partition", o.partition, PIPE_PARTITIONS, "uniform");
   const window = posInt("window", o.window, 8);
   const replicas = posInt("replicas", o.replicas, 1);
-  if (replicas > 1 && (schedule === "async" || (custom && !custom.synchronous))) throw new Error(`createPipeline: replicas ${replicas} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1): gradients are summed once per optimizer step`);
-  const { tensorParallel, sequenceParallel } = tensorParallelOf(o, executor, schedule === "async" || (custom !== null && !custom.synchronous));
-  const clipGradNorm = clipOf(o.clipGradNorm, schedule === "async" || (custom !== null && !custom.synchronous));
+  // A schedule object is synchronous (customSchedule checks): only "async" steps each stage on its own.
+  const asynchronous = schedule === "async";
+  if (replicas > 1 && asynchronous) throw new Error(`createPipeline: replicas ${replicas} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1): gradients are summed once per optimizer step`);
+  const { tensorParallel, sequenceParallel } = tensorParallelOf(o, executor, asynchronous);
+  const clipGradNorm = clipOf(o.clipGradNorm, asynchronous);
   if (o.async !== undefined && schedule !== "async") throw new Error(`createPipeline: 'async' options need schedule "async", got schedule "${schedule}"`);
   if (typeof o.optimizer !== "object" || o.optimizer === null) throw new Error(`createPipeline: optimizer must be like {name: "sgd", lr: 0.1}, got ${JSON.stringify(o.optimizer)}`);
   if (o.lrSchedule !== undefined && typeof o.lrSchedule !== "function") throw new Error("createPipeline: lrSchedule must be a function (step) => factor");

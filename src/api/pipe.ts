@@ -167,12 +167,8 @@ export async function createPipeline(o: PipelineOptions | FreezingPipeOptions): 
     // A freezing pipe runs on its own worker threads or MPI ranks (createFreezingPipeline checks the executor).
     return createFreezingPipeline(o as FreezingPipeOptions);
   }
-  return createSyncOrAsyncPipeline(o as PipelineOptions);
-}
-
-async function createSyncOrAsyncPipeline(o: PipelineOptions): Promise<Pipe> {
-  const r = resolveOptions(o);
-  return endJobOnError(r.executor, () => buildPipe(o, r));
+  const r = resolveOptions(o as PipelineOptions);
+  return endJobOnError(r.executor, () => buildPipe(o as PipelineOptions, r));
 }
 
 async function buildPipe(o: PipelineOptions, r: ResolvedOptions): Promise<Pipe> {

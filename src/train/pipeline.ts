@@ -29,7 +29,6 @@ import { annealSteps } from "../pipeline/weights/index.js";
 import { asyncSetupFor } from "../pipeline/runtime/async-weights.js";
 import type { Executor } from "../pipeline/runtime/executor.js";
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
-import { saveLayoutOf } from "./options.js";
 import { describePlan, planPipeline, type PipelinePlan } from "./pipeline-plan.js";
 import { checkpointStart } from "../api/checkpoint-start.js";
 import type { Model } from "../nn/models/model.js";
@@ -198,7 +197,7 @@ function savePipelineCheckpoint(path: string, run: PipelineRun, c: EpochContext,
     config: { ...opts, resume: undefined, pipeline: undefined, quiet: undefined, saveLayout: undefined, trace: undefined } as TrainConfig, elapsed_s: report.elapsed(), history: c.start.history,
     pipeline: opts.pipeline,
   };
-  return run.engine.save(path, { epoch, modelSpec: c.spec, extra: toJson(extra) as { [key: string]: Json }, layout: saveLayoutOf(opts.pipeline.executor, opts.saveLayout ?? (opts.pipeline.tensorParallel ? "file" : undefined)) });
+  return run.engine.save(path, { epoch, modelSpec: c.spec, extra: toJson(extra) as { [key: string]: Json }, layout: opts.saveLayout ?? (opts.pipeline.tensorParallel ? "file" : undefined) });
 }
 
 /** The task's evaluation run through the pipeline's stages (collective on processes: every rank gets it). */

@@ -155,12 +155,6 @@ function evalChunks(test: TensorDataset): EvalSet {
   return { inputs: chunks.map((c) => c.x), labels: chunks.map((c) => c.y) };
 }
 
-/** Summed-then-averaged cross-entropy and accuracy of a classifier over a whole test set. */
-export function evalClassifier(model: Module, test: TensorDataset): EvalResult & { acc: number } {
-  const s = sumOnModel(model, evalChunks(test));
-  return { loss: s.loss / s.count, acc: s.correct / s.count, ppl: null };
-}
-
 /** Validation batches drawn for each evaluation of the language model (fixed, so evals compare). */
 const TEXT_EVAL_BATCHES = 8;
 const MIN_TEXT_STEPS_PER_EPOCH = 50;
