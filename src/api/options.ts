@@ -53,7 +53,7 @@ export type ModelOption = ModuleModel | BuiltinModel | readonly Module[] | Seque
 /** The loss: a built-in name, a module export (any executor), or a function (inline executor only). */
 export type LossOption = LossSpec | { module: URL; export?: string } | LossFunction;
 
-const PIPE_PARTITIONS = PARTITION_METHODS.filter((m) => m !== "time");
+const PIPE_PARTITIONS = PARTITION_METHODS.filter((m): m is "uniform" | "parameters" => m !== "time");
 
 export interface PipelineOptions {
   model: ModelOption;
@@ -134,22 +134,8 @@ export interface PipelineOptions {
   gpus?: number | readonly number[];
 }
 
-export interface ResolvedOptions {
-  /** The schedule's name; "custom" for a Schedule object (in `custom`). */
-  schedule: ScheduleName | "custom";
-  custom: Schedule | null;
-  chunks: number;
-  executor: ExecutorName;
-  recompute: RecomputeMode;
-  weightGrads: WeightGradMode;
-  partition: "uniform" | "parameters";
-  window: number;
-  replicas: number;
-  tensorParallel: number;
-  sequenceParallel: boolean;
-  /** The clip bound, or null for none. */
-  clipGradNorm: number | null;
-}
+/** The options resolveOptions checked, with their defaults filled in (schedule "custom": a Schedule object, in `custom`). */
+export type ResolvedOptions = ReturnType<typeof resolveOptions>;
 
 function oneOf<T extends string>(what: string, v: unknown, allowed: readonly T[], fallback: T): T {
   if (v === undefined) return fallback;
@@ -166,12 +152,12 @@ function posInt(what: string, v: unknown, fallback?: number): number {
 }
 
 /** Checks the options that need no model; fills defaults. */
-export function resolveOptions(o: PipelineOptions): ResolvedOptions {
+export function resolveOptions(o: PipelineOptions) {
   if (typeof o !== "object" || o === null) throw new Error("createPipeline: options must be an object like {model, stages, microbatches, optimizer}");
   posInt("stages", o.stages);
   posInt("microbatches", o.microbatches);
   const custom = typeof o.schedule === "object" && o.schedule !== null ? customSchedule(o.schedule, o) : null;
-  const schedule = custom ? "custom" : oneOf("schedule", o.schedule, SCHEDULE_NAMES, "1f1b");
+  const schedule: ScheduleName | "custom" = custom ? "custom" : oneOf("schedule", o.schedule, SCHEDULE_NAMES, "1f1b");
   const chunks = custom ? custom.chunks : posInt("chunks", o.chunks, 1);
   const executor = oneOf("executor", o.executor, EXECUTORS, "threads");
   const recompute = oneOf("recompute", o.recompute, RECOMPUTE_MODES, "never");

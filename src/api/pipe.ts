@@ -182,6 +182,10 @@ async function buildPipe(o: PipelineOptions, r: ResolvedOptions): Promise<Pipe> 
       steps: r.schedule === "async" ? r.window : undefined, weightGrads: r.weightGrads });
     balance = partitionLayers({ layers: model.units.length, stages: o.stages, chunks: r.chunks, method: r.partition, balance: o.balance,
       parameters: model.units.map((u) => u.numParameters()) }).balance;
+    if (r.tensorParallel > 1) checkTensorParallel(model.units, r.tensorParallel, "tensorParallel");
+    if (r.sequenceParallel && !model.units.some((u) => u instanceof TransformerBlock)) {
+      throw new Error("sequenceParallel splits the built-in transformer blocks (gpt, vit); a model of your own tensor-parallel layers runs with sequenceParallel false");
+    }
   } catch (e) {
     throw asOptionError(e);
   }
@@ -195,19 +199,9 @@ async function buildPipe(o: PipelineOptions, r: ResolvedOptions): Promise<Pipe> 
     // T1's default horizon: two windows (the CLI's is two epochs).
     async: asyncCfg ? asyncSetupFor(schedule, asyncCfg, annealSteps(asyncCfg, r.window)) : undefined,
     ...(r.clipGradNorm !== null ? { clipGradNorm: r.clipGradNorm } : {}),
+    ...(r.tensorParallel > 1 ? { tensorParallel: { size: r.tensorParallel, sequenceParallel: r.sequenceParallel } } : {}),
   };
   if (setup.async && start) setup.async.resume = start.asyncResume;
-  if (r.tensorParallel > 1) {
-    try {
-      checkTensorParallel(model.units, r.tensorParallel, "tensorParallel");
-      if (r.sequenceParallel && !model.units.some((u) => u instanceof TransformerBlock)) {
-        throw new Error("sequenceParallel splits the built-in transformer blocks (gpt, vit); a model of your own tensor-parallel layers runs with sequenceParallel false");
-      }
-    } catch (e) {
-      throw asOptionError(e);
-    }
-    setup.tensorParallel = { size: r.tensorParallel, sequenceParallel: r.sequenceParallel };
-  }
   if (r.executor === "processes") checkLaunched(schedule.workers.length * r.tensorParallel, r.replicas);
   const engine = await RunEngine.start({ model, setup, executor: r.executor, replicas: r.replicas, loss, step: start?.step ?? 0,
     trace: o.trace ? new TraceWriter(o.trace) : null });

@@ -79,10 +79,8 @@ export async function runFreezeTraining(f: FreezeRunFlags, given: Set<string>, c
   const bar = quiet || !process.stderr.isTTY ? undefined : new ProgressBar(process.stderr);
   const log = quiet ? (): void => {} : bar ? (m: string): void => bar.log(m) : (m: string): void => { process.stderr.write(m + "\n"); };
   const r = await trainElastic({
-    spec: cfg.spec ?? { name: cfg.model }, seed: cfg.seed, epochs: cfg.epochs, batch: cfg.batch, optimizer: cfg.optimizer,
-    scheduleLr: cfg.scheduleLr, warmup: cfg.warmup, workers, stages, freeze, elastic, cache,
-    cacheBytes, data: cfg.data, limit: cfg.limit, text: cfg.text, stepsPerEpoch: cfg.stepsPerEpoch, log, progress: bar,
-    save: silent ? undefined : cfg.save, resume: cfg.resume, metrics: silent ? undefined : cfg.metrics, logEvery: cfg.logEvery, executor,
+    ...cfg, spec: cfg.spec ?? { name: cfg.model }, workers, stages, freeze, elastic, cache, cacheBytes, log, progress: bar,
+    save: silent ? undefined : cfg.save, metrics: silent ? undefined : cfg.metrics, executor,
   });
   if (silent) return 0;
   if (f["freeze-trace"] !== undefined) writeFileAtomic(f["freeze-trace"], JSON.stringify(r.trace, null, 1) + "\n");

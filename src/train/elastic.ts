@@ -14,9 +14,8 @@ import type { LrSchedule, OptimizerState } from "../optim/index.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { divergedError, makeLrSchedule, parseExtra, resumeNotes, runCounters, type ResumeExtra, type RunCounters } from "./loop.js";
 import { buildTask, imageTaskOf, type Task } from "./task.js";
-import { type LrScheduleName, type TrainConfig } from "./options.js";
+import type { TrainConfig } from "./options.js";
 import { EpochReport } from "./epoch-report.js";
-import { openMetrics, type MetricsRecord } from "./metrics.js";
 import type { ProgressBar } from "./progress.js";
 import {
   addEpoch, createTrace, epochRecord, resolveFreezeConfig, type FreezeConfig, type FreezeTrace, type TraceEpoch,
@@ -27,34 +26,21 @@ import { saveElastic } from "../api/freeze-pipe.js";
 import { readRunCheckpoint } from "../api/checkpoint-start.js";
 
 /**
- * The trainer's settings (ElasticConfig's) and the run's: its epochs, data, LR schedule and files.
- * Executor processes: every MPI rank runs this same call (SPMD); pass save / metrics / log on the writer rank only.
+ * The run's settings as `train`'s (epochs, data, LR schedule, files: the checkpoint is written after
+ * every epoch, before its freeze check) and the trainer's (ElasticConfig's). Executor processes:
+ * every MPI rank runs this same call (SPMD); pass save / metrics / log on the writer rank only.
  */
-export interface ElasticTrainOptions
-  extends Pick<ElasticConfig, "seed" | "optimizer" | "workers" | "stages" | "batch" | "freeze" | "elastic" | "cache" | "cacheBytes" | "executor"> {
+export interface ElasticTrainOptions extends Omit<TrainConfig, "model" | "spec" | "logEvery" | "clipGradNorm">,
+  Pick<ElasticConfig, "workers" | "stages" | "freeze" | "elastic" | "cache" | "cacheBytes" | "executor"> {
   spec: ModelSpec;
-  epochs: number;
-  scheduleLr: LrScheduleName;
-  warmup: number;
-  data?: string;
-  limit?: number;
-  /** gpt: the text corpus and the steps per epoch (as `train`'s). */
-  text?: string;
-  stepsPerEpoch?: number;
-  /** Start from these weights / optimizer state (fine-tuning); default: createModel(spec, seed). */
+  /** A step record every N steps (default 1). */
+  logEvery?: number;
+  /** Start from these weights / optimizer state (fine-tuning); default: createModel(spec, seed). resume overrides them. */
   initialState?: ReadonlyMap<string, Tensor>;
   initialOptimizer?: OptimizerState | null;
   log?: (m: string) => void;
   /** Data sets already loaded (the repro reuses them across runs). */
   datasets?: { train: TensorDataset; test: TensorDataset };
-  /** Checkpoint written after every epoch (before its freeze check). */
-  save?: string;
-  /** Continue from a checkpoint written with `save` (overrides initialState / initialOptimizer). */
-  resume?: string;
-  /** JSON-lines step and epoch records (a resumed run continues the file). */
-  metrics?: string;
-  /** A step record every N steps (default 1). */
-  logEvery?: number;
   progress?: ProgressBar;
 }
 
@@ -64,24 +50,6 @@ export interface ElasticEpoch extends EpochLayout {
   testLoss: number;
   seconds: number;
   cached: boolean;
-}
-
-export interface ElasticTrainResult {
-  /** Every epoch, earlier runs' of a resumed run included. */
-  epochs: ElasticEpoch[];
-  /** Training wall-clock seconds (steps and transitions, not evaluation), earlier runs included. */
-  trainSeconds: number;
-  testAcc: number;
-  testLoss: number;
-  trace: FreezeTrace;
-  state: Map<string, Tensor>;
-  /** Optimizer steps done (global). */
-  steps: number;
-  /** Records written this invocation, and the epoch records of the whole run. */
-  records: MetricsRecord[];
-  history: MetricsRecord[];
-  resumedFrom: { path: string; epoch: number; step: number } | null;
-  elapsedSeconds: number;
 }
 
 /** The run's settings that decide freezing and layouts (stored with a checkpoint; resumed runs default to them). */
@@ -142,7 +110,7 @@ export function elasticCheckpointSettings(path: string): ElasticSettings {
 /** The run's data: the given data sets, else the model's task (Fashion-MNIST, or the byte corpus for gpt). */
 function taskOf(o: ElasticTrainOptions): Task {
   if (o.datasets) return imageTaskOf(o.datasets, o.batch, o.seed);
-  return buildTask({ spec: o.spec, batch: o.batch, seed: o.seed, data: o.data, limit: o.limit, text: o.text, stepsPerEpoch: o.stepsPerEpoch });
+  return buildTask(o);
 }
 
 /** A resumed run's checkpoint: where it continues, its weights and optimizer state, and the elastic state. */
@@ -161,7 +129,11 @@ function readResume(o: ElasticTrainOptions, task: Task, settings: ElasticSetting
   return { counters: runCounters(o.resume, ck), state: ck.model, optimizer: ck.optimizer, extra };
 }
 
-export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrainResult> {
+/**
+ * Trains; resolves to every epoch and the training seconds (steps and transitions, not evaluation),
+ * earlier runs' of a resumed run included, the final test results, trace, weights and records.
+ */
+export async function trainElastic(o: ElasticTrainOptions) {
   const log = o.log ?? ((): void => {});
   const task = taskOf(o);
   const settings = settingsOf(o);
@@ -171,10 +143,10 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
   const { counters, state, optimizer, extra: saved } = readResume(o, task, settings, log);
   const { startEpoch, resumedFrom } = counters;
   const epochs: ElasticEpoch[] = [...(saved?.elastic.epochs ?? [])];
-  const metrics = openMetrics(o.metrics, resumedFrom);
+  const report = new EpochReport({ ...o, logEvery: o.logEvery ?? 1, task, log, counters });
   const trainer = await ElasticTrainer.create({ ...o, samples: task.samplesPerEpoch, log }, state, optimizer, saved && {
     freeze: saved.elastic.state, ...(startEpoch > 0 && startEpoch < o.epochs ? { pendingCheck: startEpoch } : {}),
-  }).catch((e: unknown) => { metrics?.close(); throw e; });
+  }).catch((e: unknown) => { report.close(); throw e; });
   // From here on the workers run: every way out closes them.
   try {
     const trace = createTrace({
@@ -183,18 +155,14 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
     });
     for (const r of saved?.elastic.trace ?? []) addEpoch(trace, r);
     log(formatLayout(0, trainer.currentTransition, trainer.layout, trainer.units).replace("transition after epoch 0", resumedFrom ? "layout" : "start"));
-    const lr = makeLrSchedule({ scheduleLr: o.scheduleLr, warmup: o.warmup }, o.epochs * task.stepsPerEpoch);
-    const report = new EpochReport({
-      epochs: o.epochs, logEvery: o.logEvery ?? 1, samplesPerEpoch: task.samplesPerEpoch, text: task.kind === "text", save: o.save, metrics,
-      progress: o.progress, log, elapsedBefore: counters.elapsedBefore, history: counters.history,
-    });
+    const lr = makeLrSchedule(o, o.epochs * task.stepsPerEpoch);
     const filling = trainer.cacheFillingSince;
     if (resumedFrom && filling !== null && filling < startEpoch) {
       trainer.refillCache(replayBatches(task, filling, startEpoch, (n) => trainer.fits(n)));
       log(`AutoCache: refilled from the batches of epochs ${filling + 1}..${startEpoch}`);
     }
     const run: ElasticRun = {
-      o, trainer, task, report, lr, trace, epochs, settings, config: trainConfigOf(o), log, step: counters.step, skipped: 0,
+      o, trainer, task, report, lr, trace, epochs, log, step: counters.step, skipped: 0,
       trainSeconds: Number(saved?.elastic.train_seconds ?? 0),
     };
     for (let e = startEpoch; e < o.epochs; e++) await elasticEpoch(run, e);
@@ -205,8 +173,7 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
       steps: run.step, records: report.records, history: report.history, resumedFrom, elapsedSeconds: report.elapsed(),
     };
   } finally {
-    o.progress?.done();
-    metrics?.close();
+    report.close();
     await trainer.close();
   }
 }
@@ -221,8 +188,6 @@ interface ElasticRun {
   readonly trace: FreezeTrace;
   /** Every epoch's layout and results, earlier runs' of a resumed run included. */
   readonly epochs: ElasticEpoch[];
-  readonly settings: ElasticSettings;
-  readonly config: TrainConfig;
   log(m: string): void;
   step: number;
   skipped: number;
@@ -248,8 +213,8 @@ async function elasticEpoch(run: ElasticRun, e: number): Promise<void> {
       frozen: layoutAtStart.frozenLayers, stages: layoutAtStart.stages, replicas: layoutAtStart.replicas, microbatches: layoutAtStart.microbatches, cached });
     return ev;
   }, (path) => saveElastic(trainer, path, { step, epoch: e + 1, modelSpec: resolveSpec(o.spec), extra: {
-    config: run.config, elapsed_s: report.elapsed(), history: report.history,
-    elastic: { settings: run.settings, state: trainer.freezeState(), epochs, trace: trace.epochs, train_seconds: run.trainSeconds },
+    config: trainConfigOf(o), elapsed_s: report.elapsed(), history: report.history,
+    elastic: { settings: settingsOf(o), state: trainer.freezeState(), epochs, trace: trace.epochs, train_seconds: run.trainSeconds },
   } satisfies ElasticResumeExtra }));
   run.log(`epoch ${e + 1} layout: frozen ${layoutAtStart.frozenLayers}, ${layoutAtStart.stages} stage(s) x ${layoutAtStart.replicas} replica(s)` +
     `${layoutAtStart.prefix ? `, cache ${hits} hit / ${fills} fill batches` : ""}, ${epochSeconds.toFixed(1)} s`);

@@ -18,7 +18,7 @@ import {
 import type { ProgressBar } from "./progress.js";
 import { Rng } from "../tensor/random.js";
 import { EpochReport, type TrainSummary } from "./epoch-report.js";
-import { openMetrics, type MetricsRecord } from "./metrics.js";
+import type { MetricsRecord } from "./metrics.js";
 import { savedTrainConfig, type TrainConfig } from "./options.js";
 import { buildTask, type Task } from "./task.js";
 
@@ -164,8 +164,7 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
   const log = hooks.log ?? ((): void => {});
   const spec = resolveSpec(specOf(cfg));
   const model = createModel(spec, cfg.seed);
-  const task: Task = buildTask({ spec, batch: cfg.batch, seed: cfg.seed, data: cfg.data, limit: cfg.limit,
-    text: cfg.text, stepsPerEpoch: cfg.stepsPerEpoch });
+  const task: Task = buildTask({ ...cfg, spec });
   const opt = createOptimizer(cfg.optimizer, model.namedParameters());
   const totalSteps = cfg.epochs * task.stepsPerEpoch;
   const schedule = makeLrSchedule(cfg, totalSteps);
@@ -173,14 +172,9 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
   log(`pipewright train: ${cfg.model} (${model.numParameters().toLocaleString("en-US")} parameters) on the ${backendName} backend; ${task.describe}`);
 
   const counters = resumeSingleDevice(cfg, model, opt, task.stepsPerEpoch, log);
-  const { startEpoch, elapsedBefore, history, resumedFrom } = counters;
+  const { startEpoch, resumedFrom } = counters;
   let step = counters.step;
-
-  const metrics = openMetrics(cfg.metrics, resumedFrom);
-  const report = new EpochReport({
-    epochs: cfg.epochs, logEvery: cfg.logEvery, samplesPerEpoch: task.samplesPerEpoch, text: task.kind === "text",
-    save: cfg.save, metrics, progress: hooks.progress, log, elapsedBefore, history,
-  });
+  const report = new EpochReport({ ...cfg, task, progress: hooks.progress, log, counters });
 
   try {
     for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
@@ -206,8 +200,7 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
       await new Promise<void>((r) => setImmediate(r));
     }
   } finally {
-    hooks.progress?.done();
-    metrics?.close();
+    report.close();
   }
 
   let lastEval = report.lastEval;

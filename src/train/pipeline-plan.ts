@@ -16,7 +16,7 @@ import type { Task } from "./task.js";
 import { isWriterRank } from "../transport/mpi/env.js";
 
 /** Longest list an asynchronous run executes at once (in optimizer steps); an epoch runs in windows. */
-export const ASYNC_WINDOW = 2000;
+const ASYNC_WINDOW = 2000;
 
 export interface AsyncWindows { window: number; count: number; dropped: number }
 
