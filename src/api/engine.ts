@@ -72,8 +72,6 @@ async function startExecutor(o: EngineOptions, setup: PipelineSetup): Promise<Ex
 }
 
 export class RunEngine {
-  /** Optimizer steps taken (counting a resumed run's). */
-  steps: number;
   /** The last step's (or window's) full result. */
   lastResult: StepResult | null = null;
   /** Per worker thread: the largest memory it held (threads only; null elsewhere). */
@@ -81,12 +79,11 @@ export class RunEngine {
   /** Per worker: its tensor-counted memory, activations at their peak over the steps so far (null before a step). */
   memory: WorkerMemory[] | null = null;
 
-  private constructor(private readonly o: EngineOptions, private setupNow: PipelineSetup, private ex: Executor) {
-    this.steps = o.step ?? 0;
-  }
+  /** `steps`: optimizer steps taken (counting a resumed run's). */
+  private constructor(private readonly o: EngineOptions, private setupNow: PipelineSetup, private ex: Executor, public steps: number) {}
 
   static async start(o: EngineOptions): Promise<RunEngine> {
-    return new RunEngine(o, o.setup, await startExecutor(o, o.setup));
+    return new RunEngine(o, o.setup, await startExecutor(o, o.setup), o.step ?? 0);
   }
 
   /** The running executor (for observers such as per-stage memory probes). */

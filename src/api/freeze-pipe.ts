@@ -52,14 +52,9 @@ export interface FreezingPipeOptions {
 
 /** A PipeTransformer pipeline: what {@link createPipeline} returns when given the `freeze` option. */
 export class FreezingPipe implements Pipe {
-  private stepCount: number;
-  private epochCount: number;
-
   /** @internal */
-  constructor(private readonly trainer: ElasticTrainer, private readonly o: FreezingPipeOptions, step: number, epoch: number) {
-    this.stepCount = step;
-    this.epochCount = epoch;
-  }
+  constructor(private readonly trainer: ElasticTrainer, private readonly o: FreezingPipeOptions,
+    private stepCount: number, private epochCount: number) {}
 
   get steps(): number { return this.stepCount; }
 

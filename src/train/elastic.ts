@@ -18,7 +18,7 @@ import type { TrainConfig } from "./options.js";
 import { EpochReport } from "./epoch-report.js";
 import type { ProgressBar } from "./progress.js";
 import {
-  addEpoch, createTrace, epochRecord, resolveFreezeConfig, type FreezeConfig, type FreezeTrace, type TraceEpoch,
+  addEpoch, createTrace, epochRecord, resolveFreezeConfig, type FreezeTrace, type TraceEpoch,
 } from "../pipeline/freeze/index.js";
 import type { EpochLayout } from "../pipeline/freeze/trace.js";
 import { ElasticTrainer, formatLayout, type ElasticConfig, type ElasticFreezeState } from "../pipeline/elastic/trainer.js";
@@ -52,16 +52,6 @@ export interface ElasticEpoch extends EpochLayout {
   cached: boolean;
 }
 
-/** The run's settings that decide freezing and layouts (stored with a checkpoint; resumed runs default to them). */
-export interface ElasticSettings {
-  freeze: FreezeConfig | null;
-  elastic: boolean;
-  cache: boolean;
-  cacheBytes: number;
-  workers: number;
-  stages: number;
-}
-
 /** What a freeze checkpoint's "extra" holds: the common resume fields plus the elastic state. */
 export interface ElasticResumeExtra extends ResumeExtra {
   elastic: {
@@ -76,7 +66,10 @@ export interface ElasticResumeExtra extends ResumeExtra {
 
 const DEFAULT_CACHE_BYTES = 1024 ** 3;
 
-function settingsOf(o: ElasticTrainOptions): ElasticSettings {
+/** The run's settings that decide freezing and layouts (stored with a checkpoint; resumed runs default to them). */
+export type ElasticSettings = ReturnType<typeof settingsOf>;
+
+function settingsOf(o: ElasticTrainOptions) {
   return {
     freeze: o.freeze ? resolveFreezeConfig(o.freeze) : null, elastic: o.elastic, cache: o.cache,
     cacheBytes: o.cacheBytes ?? DEFAULT_CACHE_BYTES, workers: o.workers, stages: o.stages ?? o.workers,
@@ -107,12 +100,6 @@ export function elasticCheckpointSettings(path: string): ElasticSettings {
   return elasticResumeExtra(path, checkpointExtra(path)).elastic.settings;
 }
 
-/** The run's data: the given data sets, else the model's task (Fashion-MNIST, or the byte corpus for gpt). */
-function taskOf(o: ElasticTrainOptions): Task {
-  if (o.datasets) return imageTaskOf(o.datasets, o.batch, o.seed);
-  return buildTask(o);
-}
-
 /** A resumed run's checkpoint: where it continues, its weights and optimizer state, and the elastic state. */
 function readResume(o: ElasticTrainOptions, task: Task, settings: ElasticSettings, log: (m: string) => void):
   { counters: RunCounters; state?: ReadonlyMap<string, Tensor>; optimizer?: OptimizerState | null; extra?: ElasticResumeExtra } {
@@ -135,7 +122,8 @@ function readResume(o: ElasticTrainOptions, task: Task, settings: ElasticSetting
  */
 export async function trainElastic(o: ElasticTrainOptions) {
   const log = o.log ?? ((): void => {});
-  const task = taskOf(o);
+  // The given data sets, else the model's task (Fashion-MNIST, or the byte corpus for gpt).
+  const task = o.datasets ? imageTaskOf(o.datasets, o.batch, o.seed) : buildTask(o);
   const settings = settingsOf(o);
   if (o.cache && o.freeze && task.kind === "text") {
     throw new Error(`AutoCache keys the frozen prefix's outputs by example, but ${o.spec.name}'s text windows are drawn afresh every step; train it with the cache off`);

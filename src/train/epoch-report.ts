@@ -1,6 +1,7 @@
-// The bookkeeping both training loops (single-device, pipeline) do around their steps: step records
+// The bookkeeping the training loops (single-device, pipeline, elastic) do around their steps: step records
 // every logEvery steps, the progress bar, the epoch record, line and history entry after evaluation,
 // and the run summary. The loops keep only how a step runs, how the model is evaluated and saved.
+import { getBackend } from "../backend/index.js";
 import { MetricsWriter, roundMetric, type MetricsRecord } from "./metrics.js";
 import type { ProgressBar } from "./progress.js";
 import type { EvalResult } from "./task.js";
@@ -74,7 +75,7 @@ export interface EpochReportOptions {
   progress?: ProgressBar;
   log(message: string): void;
   /** Seconds spent by earlier runs of a resumed run, their epoch records, and where it resumed. */
-  counters: { elapsedBefore: number; history: MetricsRecord[]; resumedFrom: { epoch: number; step: number } | null };
+  counters: { startEpoch: number; elapsedBefore: number; history: MetricsRecord[]; resumedFrom: TrainSummary["resumed_from"] };
 }
 
 export class EpochReport {
@@ -172,18 +173,19 @@ export class EpochReport {
   }
 
   /** The run's summary; `lastEval` is the final evaluation (the checkpoint's, when nothing was trained). */
-  summary(run: Pick<TrainSummary, "model" | "backend" | "parameters" | "steps" | "resumed_from" | "metrics">,
-    startEpoch: number, lastEval: EvalResult): TrainSummary {
+  summary(run: Pick<TrainSummary, "model" | "parameters" | "steps">, lastEval: EvalResult): TrainSummary {
     const accs = this.history.map((h) => h.test_acc).filter((a): a is number => a !== null);
+    const { counters, save, metrics } = this.o;
     return {
-      model: run.model, backend: run.backend, parameters: run.parameters,
-      epochs: Math.max(startEpoch, this.o.epochs), steps: run.steps,
+      model: run.model, backend: getBackend().name, parameters: run.parameters,
+      epochs: Math.max(counters.startEpoch, this.o.epochs), steps: run.steps,
       train_loss: this.lastTrainLoss === null ? null : roundMetric(this.lastTrainLoss),
       test_loss: roundMetric(lastEval.loss), test_acc: lastEval.acc === null ? null : roundMetric(lastEval.acc),
       test_ppl: lastEval.ppl === null ? null : roundMetric(lastEval.ppl),
       best_test_acc: accs.length ? Math.max(...accs) : null,
       samples_per_s: this.trainSeconds > 0 ? roundMetric(this.trainSamples / this.trainSeconds) : 0,
-      elapsed_s: roundMetric(this.elapsed()), peak_rss_mb: processPeakRssMb(), worker_peak_mb: null, worker_memory: null, resumed_from: run.resumed_from, checkpoint: this.o.save ?? null, metrics: run.metrics,
+      elapsed_s: roundMetric(this.elapsed()), peak_rss_mb: processPeakRssMb(), worker_peak_mb: null, worker_memory: null,
+      resumed_from: counters.resumedFrom, checkpoint: save ?? null, metrics: metrics ?? null,
       history: this.history,
     };
   }

@@ -117,12 +117,6 @@ export function parseExtra(path: string, extra: Json | undefined): ResumeExtra {
   return { config: savedTrainConfig(e.config), elapsed_s: Number(e.elapsed_s ?? 0), history: Array.isArray(e.history) ? e.history : [] };
 }
 
-function saveTrainCheckpoint(path: string, model: Model, opt: Optimizer<{ lr: number }, { step: number }>,
-  cfg: TrainConfig, epoch: number, step: number, elapsedS: number, history: MetricsRecord[]): void {
-  const extra: ResumeExtra = { config: { ...cfg, resume: undefined }, elapsed_s: elapsedS, history };
-  writeRunCheckpoint(path, { model: model.stateDict(), optimizer: opt.stateDict(), step, epoch, modelSpec: model.spec, extra });
-}
-
 /** Logs how a resumed run differs from the saved one (`at.changed`: the flags that change the steps per epoch). */
 export function resumeNotes(saved: Pick<TrainConfig, "epochs">, now: Pick<TrainConfig, "epochs" | "scheduleLr">,
   at: { step: number; epoch: number; stepsPerEpoch: number; changed: string }, log: (m: string) => void): void {
@@ -166,16 +160,12 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
   const model = createModel(spec, cfg.seed);
   const task: Task = buildTask({ ...cfg, spec });
   const opt = createOptimizer(cfg.optimizer, model.namedParameters());
-  const totalSteps = cfg.epochs * task.stepsPerEpoch;
-  const schedule = makeLrSchedule(cfg, totalSteps);
-  const backendName = getBackend().name;
-  log(`pipewright train: ${cfg.model} (${model.numParameters().toLocaleString("en-US")} parameters) on the ${backendName} backend; ${task.describe}`);
-
+  const schedule = makeLrSchedule(cfg, cfg.epochs * task.stepsPerEpoch);
+  log(`pipewright train: ${cfg.model} (${model.numParameters().toLocaleString("en-US")} parameters) on the ${getBackend().name} backend; ${task.describe}`);
   const counters = resumeSingleDevice(cfg, model, opt, task.stepsPerEpoch, log);
-  const { startEpoch, resumedFrom } = counters;
+  const startEpoch = counters.startEpoch;
   let step = counters.step;
   const report = new EpochReport({ ...cfg, task, progress: hooks.progress, log, counters });
-
   try {
     for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
       reseedDropout(model, cfg.seed, epoch);
@@ -196,7 +186,8 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
         report.step(step, value, b.x.shape[0], lr);
       }
       await report.endEpoch(step, opt.groups[0].hyper.lr, () => task.evaluate(model),
-        (path) => saveTrainCheckpoint(path, model, opt, cfg, epoch + 1, step, report.elapsed(), report.history));
+        (path) => writeRunCheckpoint(path, { model: model.stateDict(), optimizer: opt.stateDict(), step, epoch: epoch + 1, modelSpec: model.spec,
+          extra: { config: { ...cfg, resume: undefined }, elapsed_s: report.elapsed(), history: report.history } satisfies ResumeExtra }));
       await new Promise<void>((r) => setImmediate(r));
     }
   } finally {
@@ -208,7 +199,6 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
     log(`nothing to train: the checkpoint already has ${startEpoch} of ${cfg.epochs} epochs; evaluating it`);
     lastEval = task.evaluate(model);
   }
-  const summary = report.summary({ model: cfg.model, backend: backendName, parameters: model.numParameters(), steps: step,
-    resumed_from: resumedFrom, metrics: cfg.metrics ?? null }, startEpoch, lastEval);
+  const summary = report.summary({ model: cfg.model, parameters: model.numParameters(), steps: step }, lastEval);
   return { summary, records: report.records };
 }

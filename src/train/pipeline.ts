@@ -1,9 +1,10 @@
 // `pipewright train --schedule ...`: the single-device loop's job (epochs, LR schedule, evaluation,
-// metrics, checkpoints) with the step run by a pipeline executor. Planning (pipeline-plan.ts) and the
-// synchronous and asynchronous epochs (pipeline-epoch.ts) are modules of their own; this one ties
-// them into epochs and resumes (weights into the main thread's model, the rest for the stages). The same
-// mini-batches as single-device training are split into M micro-batches; by the loss-scaling rule
-// (src/pipeline/stage.ts) the gradients are those of single-device training.
+// metrics, checkpoints) with the step run by a pipeline executor, after planning (pipeline-plan.ts),
+// and resumes (weights into the main thread's model, the rest for the stages). Synchronous: each
+// mini-batch (the same as single-device training's) is split into M micro-batches and run as one
+// optimizer step; by the loss-scaling rule (src/pipeline/stage.ts) the gradients are single-device
+// ones. Asynchronous: an epoch runs as windows of the no-flush lists (each one executor call
+// spanning many optimizer steps), after an optional synchronous warm-up.
 //
 // Evaluation runs through the stages (forward-only lists, src/pipeline/schedule/forward-only.ts), in
 // the same chunks as single-device evaluation. Checkpoints hold the single-device state (weights,
@@ -18,8 +19,8 @@ import { RunEngine } from "../api/engine.js";
 import { createModel, createModelPart } from "../nn/models/index.js";
 import { unitsPerWorker } from "../pipeline/runtime/worker-state.js";
 import { resolveSpec } from "../nn/models/spec.js";
-import { toPlain } from "../optim/index.js";
-import { makeLrSchedule, runCounters, specOf, type ResumeExtra, type RunCounters, type TrainResult, type TrainSummary } from "./loop.js";
+import { toPlain, type LrSchedule } from "../optim/index.js";
+import { divergedError, makeLrSchedule, runCounters, specOf, type ResumeExtra, type RunCounters, type TrainResult, type TrainSummary } from "./loop.js";
 import { EpochReport } from "./epoch-report.js";
 import type { PipelineConfig, PipelineTrainOptions, TrainConfig } from "./options.js";
 import { buildTask, type EvalResult, type Task } from "./task.js";
@@ -28,10 +29,9 @@ import { annealSteps } from "../pipeline/weights/index.js";
 import { asyncSetupFor } from "../pipeline/runtime/async-weights.js";
 import type { Executor } from "../pipeline/runtime/executor.js";
 import type { PipelineSetup } from "../pipeline/runtime/setup.js";
-import { describePlan, planPipeline, type PipelinePlan } from "./pipeline-plan.js";
+import { describePlan, planPipeline, type AsyncWindows, type PipelinePlan } from "./pipeline-plan.js";
 import { checkpointStart, type CheckpointStart } from "../api/checkpoint-start.js";
 import type { Model } from "../nn/models/model.js";
-import { runAsyncEpoch, runSyncEpoch, type PipelineRun } from "./pipeline-epoch.js";
 import { launchEnv } from "../transport/mpi/env.js";
 import { TraceWriter } from "../trace/trace-writer.js";
 import { testSeam } from "../testing/seam.js";
@@ -98,8 +98,7 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
     }
   }
   if (run.skipped) log(`note: ${run.skipped} batch(es) smaller than ${p.microbatches} examples were skipped (too small to split into micro-batches)`);
-  const summary = report.summary({ model: opts.model, backend: getBackend().name, parameters: model.numParameters(), steps: engine.steps,
-    resumed_from: start.resumedFrom, metrics: opts.metrics ?? null }, start.startEpoch, finalEval);
+  const summary = report.summary({ model: opts.model, parameters: model.numParameters(), steps: engine.steps }, finalEval);
   return { summary: { ...summary, ...memorySummary(engine) }, records: report.records };
 }
 
@@ -138,6 +137,60 @@ function setupFor(opts: PipelineTrainOptions, plan: PipelinePlan, start: Pipelin
   // Saved after the warm-up only; the asynchronous executor (the first one, or the one after the warm-up) continues it.
   if (setup.async && start.asyncResume && start.startEpoch >= asyncCfg!.warmupEpochs) setup.async.resume = start.asyncResume;
   return setup;
+}
+
+/** What the epochs of a pipeline run share; the engine runs steps, windows, evaluation and checkpoints (its step count includes a resumed run's). */
+interface PipelineRun {
+  readonly opts: PipelineTrainOptions;
+  readonly task: Task;
+  readonly report: EpochReport;
+  /** LR factor per 0-based optimizer step. */
+  readonly lrSchedule: LrSchedule;
+  readonly engine: RunEngine;
+  /** Batches too small to split into the micro-batches (skipped). */
+  skipped: number;
+}
+
+async function runSyncEpoch(run: PipelineRun, epoch: number): Promise<void> {
+  const { engine } = run;
+  for (const b of run.task.batches(epoch, 0)) {
+    const n = b.x.shape[0];
+    if (n < engine.microbatches) { run.skipped++; continue; } // a last partial batch too small to split
+    const factor = run.lrSchedule(engine.steps);
+    const r = await engine.step(b.x, b.y, factor);
+    if (!Number.isFinite(r.loss)) throw divergedError(r.loss, engine.steps, epoch, run.opts.optimizer.lr);
+    run.report.step(engine.steps, r.loss, n, run.opts.optimizer.lr * factor);
+  }
+}
+
+/** Consecutive windows of `size` mini-batches that split into M micro-batches, at most `count` of them. */
+function* windowsOf<T extends { x: { shape: readonly number[] } }>(batches: Iterable<T>, M: number, size: number, count: number): Generator<T[]> {
+  let part: T[] = [];
+  let done = 0;
+  for (const b of batches) {
+    if (b.x.shape[0] < M) continue;
+    part.push(b);
+    if (part.length === size) {
+      yield part;
+      part = [];
+      if (++done === count) return;
+    }
+  }
+}
+
+/** One asynchronous epoch: each window of the epoch is one run of the no-flush lists. */
+async function runAsyncEpoch(run: PipelineRun, epoch: number, win: AsyncWindows): Promise<void> {
+  const { engine } = run;
+  for (const part of windowsOf(run.task.batches(epoch, 0), engine.microbatches, win.window, win.count)) {
+    const first = engine.steps;
+    const factors = part.map((_, i) => run.lrSchedule(first + i));
+    const { losses } = await engine.window(part, factors);
+    losses.forEach((loss, i) => {
+      if (!Number.isFinite(loss)) throw divergedError(loss, first + i + 1, epoch, run.opts.optimizer.lr, " or a correction (--method)");
+      run.report.windowStep(first + i + 1, loss, part[i].x.shape[0], run.opts.optimizer.lr * factors[i]);
+    });
+    run.report.endWindow();
+  }
 }
 
 /**

@@ -93,14 +93,12 @@ export interface ElasticResume {
 }
 
 export class ElasticTrainer {
-  readonly model: PipelineModel;
   readonly units: PipeUnit[];
   readonly autopipe: AutoPipe;
   readonly policy: FreezePolicy | null;
   readonly cache: ActivationCache | null;
   readonly order: string[];
   private phase: PhaseExecutor | null = null;
-  private optState: OptimizerState | null;
   private transition: Transition;
   layout: PhaseLayout;
   /** Parameter and buffer values in the main model are current (no phase trained since the last sync). */
@@ -108,11 +106,9 @@ export class ElasticTrainer {
   /** Freezes done (for checkpoints: AutoPipe's state follows from them). */
   private readonly freezes: { epoch: number; frozen: number }[] = [];
 
-  private constructor(readonly cfg: ElasticConfig, model: PipelineModel, optState: OptimizerState | null) {
-    this.model = model;
+  private constructor(readonly cfg: ElasticConfig, readonly model: PipelineModel, private optState: OptimizerState | null) {
     this.units = runnableUnits(model).map((u) => u.unit);
     this.order = model.namedParameters().map(([n]) => n);
-    this.optState = optState;
     const stages = cfg.stages ?? cfg.workers;
     this.autopipe = new AutoPipe(this.units, {
       workers: cfg.workers, stages, batch: cfg.batch, microbatchesPerStage: cfg.microbatchesPerStage, elastic: cfg.elastic,
