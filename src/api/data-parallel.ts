@@ -150,7 +150,5 @@ export class DataParallel {
    * Asks every replica to leave and waits for the threads to end; kills the ones still running after
    * a grace period. A replica busy in a step finishes it (or stops at the aborted all-reduce).
    */
-  async close(): Promise<void> {
-    await this.ex.close();
-  }
+  close(): Promise<void> { return this.ex.close(); }
 }

@@ -7,7 +7,7 @@ import type { Json } from "../checkpoint/index.js";
 import { mergeStates, toPlain } from "../optim/index.js";
 import { isTimingSource } from "../pipeline/runtime/action-records.js";
 import { asyncCheckpointParts } from "../pipeline/runtime/async-state.js";
-import type { EvalBatches, Executor, ExecutorName, StepResult } from "../pipeline/runtime/executor.js";
+import type { Executor, ExecutorName, StepResult } from "../pipeline/runtime/executor.js";
 import { InlineExecutor } from "../pipeline/runtime/inline.js";
 import { hasLocalState } from "../pipeline/runtime/local-state.js";
 import type { PipelineModel } from "../pipeline/runtime/model-source.js";
@@ -16,7 +16,7 @@ import type { PipelineSetup } from "../pipeline/runtime/setup.js";
 import type { WorkerMemory } from "../pipeline/runtime/memory.js";
 import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
 import { splitMiniBatch } from "../pipeline/runtime/split.js";
-import type { MicrobatchMetrics, StageLoss, Target } from "../pipeline/stage.js";
+import type { StageLoss, Target } from "../pipeline/stage.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { TraceWriter } from "../trace/trace-writer.js";
 import { writeRunCheckpoint } from "./checkpoint-start.js";
@@ -86,7 +86,7 @@ export class RunEngine {
     return new RunEngine(o, o.setup, await startExecutor(o, o.setup), o.step ?? 0);
   }
 
-  /** The running executor (for observers such as per-stage memory probes). */
+  /** The running executor (evaluation and prediction; observers such as per-stage memory probes). */
   get executor(): Executor { return this.ex; }
   get setup(): PipelineSetup { return this.setupNow; }
   get microbatches(): number { return this.setupNow.schedule.microbatches; }
@@ -123,9 +123,6 @@ export class RunEngine {
     const prev = this.workerPeakBytes ?? [];
     this.workerPeakBytes = r.workerPeakBytes.map((b, w) => Math.max(b, prev[w] ?? 0));
   }
-
-  evaluate(batches: EvalBatches, scale?: number): Promise<MicrobatchMetrics> { return this.ex.evaluate(batches, scale); }
-  predict(inputs: readonly Tensor[]): Promise<Tensor[]> { return this.ex.predict(inputs); }
 
   /** The whole model's parameter names in order (the optimizer state's order). */
   private paramOrder(): readonly string[] { return this.o.paramOrder ?? this.o.model.namedParameters().map(([n]) => n); }

@@ -1,11 +1,9 @@
-// PipeTransformer freezing as a createPipeline option: the elastic runtime (src/pipeline/elastic)
-// trains, freezes a growing prefix of layers at each freeze check (pipe.endEpoch()), re-partitions
-// (AutoPipe), turns freed workers into data-parallel replicas (AutoDP) and serves the frozen
-// prefix's outputs from a cache (AutoCache). It trains the built-in vit or gpt, or a user's layer list (a
-// module model; its TransformerBlocks split into attention and MLP units as the vit's), on worker
-// threads or, with executor "processes", on MPI ranks (SPMD: every rank makes the same calls with the
-// same arguments; each call is collective and returns the same result on every rank; rank 0 alone
-// writes files). It picks its own micro-batch count.
+// PipeTransformer freezing as a createPipeline option: the elastic trainer (src/pipeline/elastic/trainer.ts:
+// freezing, AutoPipe, AutoDP, AutoCache) runs a freeze check at each pipe.endEpoch(). It trains the built-in
+// vit or gpt, or a user's layer list (a module model; its TransformerBlocks split as the vit's), on worker
+// threads or, with executor "processes", on MPI ranks (SPMD: every rank makes the same calls with the same
+// arguments; each call is collective and returns the same result on every rank; rank 0 alone writes
+// files). It picks its own micro-batch count.
 import type { ModelSpec } from "../nn/models/spec.js";
 import type { OptimizerConfig } from "../optim/factory.js";
 import type { FreezeOptions } from "../pipeline/freeze/index.js";
@@ -66,28 +64,27 @@ export class FreezingPipe implements Pipe {
   get frozenLayers(): number { return this.trainer.frozenLayers; }
 
   /** One optimizer step on (x, y class ids); `indices` are the samples' dataset indices (needed with the cache). */
-  step(x: Tensor, y: Target, indices?: ArrayLike<number>): Promise<number> { return this.spmd(() => this.stepNow(x, y, indices)); }
+  step(x: Tensor, y: Target, indices?: ArrayLike<number>): Promise<number> {
+    return this.spmd(async () => {
+      const ids = classIds(y, "pipe.step");
+      if (!this.trainer.fits(x.shape[0])) throw new Error(`pipe.step: a mini-batch of ${x.shape[0]} does not split over ${this.trainer.layout.replicas} replica(s) x ${this.trainer.layout.microbatches} micro-batches`);
+      const r = await this.trainer.step(x, ids, indices ?? null, this.o.lrSchedule ? this.o.lrSchedule(this.stepCount) : 1);
+      this.stepCount++;
+      return r.loss;
+    });
+  }
 
   /** One optimizer step per mini-batch, in order (the elastic runtime flushes after every step). */
   run(batches: readonly MiniBatch[]): Promise<number[]> {
     return this.spmd(async () => {
       const losses: number[] = [];
-      for (const b of batches) losses.push(await this.stepNow(b.x, b.y));
+      for (const b of batches) losses.push(await this.step(b.x, b.y));
       return losses;
     });
   }
 
   /** processes: an error on one rank ends the job, naming the rank (src/api/spmd.ts); else thrown as usual. */
   private spmd<T>(body: () => Promise<T>): Promise<T> { return endJobOnError(this.o.executor ?? "threads", body); }
-
-  private async stepNow(x: Tensor, y: Target, indices?: ArrayLike<number>): Promise<number> {
-    const ids = classIds(y, "pipe.step");
-    if (!this.trainer.fits(x.shape[0])) throw new Error(`pipe.step: a mini-batch of ${x.shape[0]} does not split over ${this.trainer.layout.replicas} replica(s) x ${this.trainer.layout.microbatches} micro-batches`);
-    const f = this.o.lrSchedule ? this.o.lrSchedule(this.stepCount) : 1;
-    const r = await this.trainer.step(x, ids, indices ?? null, f);
-    this.stepCount++;
-    return r.loss;
-  }
 
   /** Ends an epoch: runs the freeze check; resolves to the new frozen layer count when it froze more. */
   endEpoch(): Promise<number | null> {

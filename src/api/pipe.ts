@@ -28,8 +28,6 @@ import { checkpointStart } from "./checkpoint-start.js";
 import { checkTensorParallel } from "../parallel/ptdp-units.js";
 import { TransformerBlock } from "../nn/transformer.js";
 
-export type { MiniBatch } from "./engine.js";
-
 /** The pipe of a schedule (synchronous or asynchronous); see {@link createPipeline}. */
 class SchedulePipe implements Pipe {
   /** @internal */
@@ -42,10 +40,8 @@ class SchedulePipe implements Pipe {
   /** The last step's (or window's) full result: per-micro-batch losses, busy time per worker... */
   get lastResult(): StepResult | null { return this.engine.lastResult; }
 
-  /** Optimizer steps taken (including those of a resumed checkpoint). */
   get steps(): number { return this.engine.steps; }
 
-  /** Per worker: its memory counted from tensors, activations at their peak over the steps so far. */
   get memory(): readonly WorkerMemory[] | null { return this.engine.memory; }
 
   /** Units per virtual stage, as partitioned. */
@@ -100,17 +96,16 @@ class SchedulePipe implements Pipe {
    * stages as one micro-batch. processes: collective; every rank gets the output.
    */
   async eval(x: Tensor): Promise<Tensor> {
-    const [out] = await this.spmd(() => this.engine.predict([x]));
+    const [out] = await this.spmd(() => this.engine.executor.predict([x]));
     return out;
   }
 
   /** Mean loss, correct predictions and target count of (x, y), through the stages in the schedule's micro-batches. */
   async evaluate(x: Tensor, y: Target): Promise<MicrobatchMetrics> {
     const { inputs, labels, scale } = splitMiniBatch(x, y, this.opts.microbatches, "pipe.evaluate");
-    return this.spmd(() => this.engine.evaluate({ inputs, labels }, scale));
+    return this.spmd(() => this.engine.executor.evaluate({ inputs, labels }, scale));
   }
 
-  /** Copies of every parameter and buffer, named as in the model's state dict (PyTorch names). */
   async stateDict(): Promise<Map<string, Tensor>> { return this.spmd(() => this.engine.stateDict()); }
 
   /**

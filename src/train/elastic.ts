@@ -142,7 +142,7 @@ export async function trainElastic(o: ElasticTrainOptions) {
       microbatchesPerStage: trainer.autopipe.microbatchesPerStage, units: trainer.units,
     });
     for (const r of saved?.elastic.trace ?? []) addEpoch(trace, r);
-    log(formatLayout(0, trainer.currentTransition, trainer.layout, trainer.units).replace("transition after epoch 0", resumedFrom ? "layout" : "start"));
+    log(formatLayout(0, trainer.transition, trainer.layout, trainer.units).replace("transition after epoch 0", resumedFrom ? "layout" : "start"));
     const lr = makeLrSchedule(o, o.epochs * task.stepsPerEpoch);
     const filling = trainer.cacheFillingSince;
     if (resumedFrom && filling !== null && filling < startEpoch) {
@@ -187,8 +187,21 @@ async function elasticEpoch(run: ElasticRun, e: number): Promise<void> {
   const { o, trainer, task, report, trace, epochs } = run;
   const t0 = performance.now();
   report.beginEpoch(e);
-  const layoutAtStart = { ...trainer.layout }, transition = trainer.currentTransition;
-  const { stageSeconds, hits, fills } = await elasticSteps(run, e);
+  const layoutAtStart = { ...trainer.layout }, transition = trainer.transition;
+  // Per-stage busy seconds, and the batches the cache served and filled.
+  const stageSeconds = new Array<number>(trainer.layout.stages).fill(0);
+  let hits = 0, fills = 0;
+  for (const b of task.batches(e, 0)) {
+    const factor = run.lr(run.step);
+    // A batch too small to split still counts as a step (the LR schedule's place), as it always has.
+    if (!trainer.fits(b.x.shape[0])) { run.skipped++; run.step++; continue; }
+    const r = await trainer.step(b.x, b.y, b.indices ?? null, factor);
+    run.step++;
+    if (!Number.isFinite(r.loss)) throw divergedError(r.loss, run.step, e, o.optimizer.lr);
+    if (r.cached) hits++; else if (trainer.layout.prefix > 0) fills++;
+    r.stageBusy.forEach((v, i) => { stageSeconds[i] += v; });
+    report.step(run.step, r.loss, b.x.shape[0], o.optimizer.lr * factor);
+  }
   const step = run.step;
   await trainer.sync();
   const epochSeconds = (performance.now() - t0) / 1000;
@@ -209,25 +222,6 @@ async function elasticEpoch(run: ElasticRun, e: number): Promise<void> {
   const t1 = performance.now();
   if (e + 1 < o.epochs) await trainer.endEpoch(e + 1);
   run.trainSeconds += (performance.now() - t1) / 1000;
-}
-
-/** The steps of epoch `e`: per-stage busy seconds, and the batches the cache served and filled. */
-async function elasticSteps(run: ElasticRun, e: number): Promise<{ stageSeconds: number[]; hits: number; fills: number }> {
-  const { o, trainer } = run;
-  const stageSeconds = new Array<number>(trainer.layout.stages).fill(0);
-  let hits = 0, fills = 0;
-  for (const b of run.task.batches(e, 0)) {
-    const factor = run.lr(run.step);
-    // A batch too small to split still counts as a step (the LR schedule's place), as it always has.
-    if (!trainer.fits(b.x.shape[0])) { run.skipped++; run.step++; continue; }
-    const r = await trainer.step(b.x, b.y, b.indices ?? null, factor);
-    run.step++;
-    if (!Number.isFinite(r.loss)) throw divergedError(r.loss, run.step, e, o.optimizer.lr);
-    if (r.cached) hits++; else if (trainer.layout.prefix > 0) fills++;
-    r.stageBusy.forEach((v, i) => { stageSeconds[i] += v; });
-    run.report.step(run.step, r.loss, b.x.shape[0], o.optimizer.lr * factor);
-  }
-  return { stageSeconds, hits, fills };
 }
 
 /** The training batches of epochs [from, to) that the trainer would have run, in order. */

@@ -11,11 +11,6 @@ export function rate(x: number): string {
   return x >= 10 ? x.toFixed(0) : x.toPrecision(2);
 }
 
-/** The process's peak resident set so far, MB (maxRSS is in kilobytes). */
-function processPeakRssMb(): number {
-  return Number((process.resourceUsage().maxRSS / 1024).toFixed(1));
-}
-
 /** One pipeline worker's memory in the summary (bytes, counted from tensors: the same every run). */
 export interface WorkerMemorySummary {
   worker: number;
@@ -184,8 +179,8 @@ export class EpochReport {
       test_ppl: lastEval.ppl === null ? null : roundMetric(lastEval.ppl),
       best_test_acc: accs.length ? Math.max(...accs) : null,
       samples_per_s: this.trainSeconds > 0 ? roundMetric(this.trainSamples / this.trainSeconds) : 0,
-      elapsed_s: roundMetric(this.elapsed()), peak_rss_mb: processPeakRssMb(), worker_peak_mb: null, worker_memory: null,
-      resumed_from: counters.resumedFrom, checkpoint: save ?? null, metrics: metrics ?? null,
+      elapsed_s: roundMetric(this.elapsed()), peak_rss_mb: Number((process.resourceUsage().maxRSS / 1024).toFixed(1)), // maxRSS: kB
+      worker_peak_mb: null, worker_memory: null, resumed_from: counters.resumedFrom, checkpoint: save ?? null, metrics: metrics ?? null,
       history: this.history,
     };
   }

@@ -53,7 +53,9 @@ export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineR
   // An MPI rank builds only its own stages' units, once the plan (which needs only the units'
   // sizes) has cut the model: no rank holds the whole model. It reads the inputs only if it feeds
   // stage 0, which every schedule puts on worker 0.
-  const worker = rankWorker(p);
+  const rank = p.executor === "processes" ? launchEnv()?.rank : undefined;
+  // rank = (replica * W + worker) * T + tensor (undefined outside processes).
+  const worker = rank === undefined ? undefined : Math.floor(rank / (p.tensorParallel ?? 1)) % (p.workers ?? p.stages);
   let model = worker === undefined ? createModel(spec, opts.seed) : createModelPart(spec, opts.seed, () => false);
   const task = buildTask({ ...opts, spec, inputs: worker === undefined || worker === 0 });
   const plan = await planPipeline(opts, spec, model, task);
@@ -113,12 +115,6 @@ function pipelineStart(path: string | undefined, model: Model, asyncStages: numb
   if (!path) return runCounters(undefined);
   const ck = checkpointStart(path, model, { asyncStages, partial: model.partial, fitHint: "; resume with the same --model as the saved run" });
   return { ...runCounters(path, ck), optimizerState: ck.optimizerState, asyncResume: ck.asyncResume };
-}
-
-/** This MPI rank's pipeline worker (rank = (replica * W + worker) * T + tensor), or undefined outside processes. */
-function rankWorker(p: PipelineConfig): number | undefined {
-  const rank = p.executor === "processes" ? launchEnv()?.rank : undefined;
-  return rank === undefined ? undefined : Math.floor(rank / (p.tensorParallel ?? 1)) % (p.workers ?? p.stages);
 }
 
 /** The executor's set-up for the plan, continuing a resumed run's optimizer and asynchronous state. */
@@ -234,7 +230,7 @@ function savePipelineCheckpoint(path: string, run: PipelineRun, epoch: number): 
 
 /** The task's evaluation run through the pipeline's stages (collective on processes: every rank gets it). */
 async function evaluateThrough(engine: RunEngine, task: Task): Promise<EvalResult> {
-  return task.evalResult(await engine.evaluate(task.evalBatches()));
+  return task.evalResult(await engine.executor.evaluate(task.evalBatches()));
 }
 
 /**

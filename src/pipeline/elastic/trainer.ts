@@ -99,7 +99,8 @@ export class ElasticTrainer {
   readonly cache: ActivationCache | null;
   readonly order: string[];
   private phase: PhaseExecutor | null = null;
-  private transition: Transition;
+  /** AutoPipe's current transition, and the layout that runs it. */
+  transition: Transition;
   layout: PhaseLayout;
   /** Parameter and buffer values in the main model are current (no phase trained since the last sync). */
   private synced = true;
@@ -160,7 +161,6 @@ export class ElasticTrainer {
   }
 
   get frozenLayers(): number { return this.layout.frozenLayers; }
-  get currentTransition(): Transition { return this.transition; }
 
   /** The phase layout of an AutoPipe transition, with the cached prefix taken out when the cache is on. */
   private layoutOf(t: Transition): PhaseLayout {
