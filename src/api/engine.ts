@@ -44,16 +44,13 @@ export interface EngineOptions {
   trace?: TraceWriter | null;
 }
 
-/** How a checkpoint is written: one file (gathered, rank 0 writes) or one part per MPI rank. */
-export type SaveLayout = "file" | "parts";
-
 export interface SaveMeta {
   epoch: number;
   modelSpec?: object;
   /** The caller's own JSON (run config, history, ...); the asynchronous state's is added here. */
   extra: { [key: string]: Json };
-  /** Default: parts where the executor's ranks hold their own state (processes), else one file. */
-  layout?: SaveLayout;
+  /** One file (gathered, rank 0 writes) or one part per MPI rank; default: parts on processes (ranks hold their own state). */
+  layout?: "file" | "parts";
 }
 
 /** A mini-batch: inputs [n, ...] and targets (n class ids, n*k ids, or a float tensor [n, ...]). */

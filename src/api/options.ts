@@ -232,8 +232,7 @@ export function modelSourceOf(m: ModelOption, executor: ExecutorName): { source:
   }
   if (m instanceof Module) throw new Error("createPipeline: model is a single Module; pass its layers as a Module[] or a Sequential (the units the pipeline cuts)");
   if (typeof m !== "object" || m === null) throw new Error(`createPipeline: model must be {module, export?, args?}, {builtin: spec}, or (inline) a Module[] / Sequential, got ${JSON.stringify(m)}`);
-  const o = m as Partial<ModuleModel & BuiltinModel> & { kind?: string; spec?: ModelSpec; seed?: number };
-  if (o.kind === "builtin" || o.kind === "module") return { source: m as ModelSource, layers: null };
+  const o = m as Partial<ModuleModel & BuiltinModel>;
   if (o.builtin) return { source: { kind: "builtin", spec: o.builtin, seed: o.seed ?? 0 }, layers: null };
   if (typeof o.module === "string" || o.module instanceof URL) {
     return { source: { kind: "module", module: String(o.module), export: o.export as string | undefined, args: o.args }, layers: null };

@@ -12,7 +12,7 @@ import type { TensorDataset } from "../data/loader.js";
 import { resolveSpec, type ModelName, type ModelSpec } from "../nn/models/spec.js";
 import type { LrSchedule, OptimizerState } from "../optim/index.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { divergedError, makeLrSchedule, parseExtra, resumeNotes, runCounters, type ResumeExtra, type RunCounters } from "./loop.js";
+import { divergedError, makeLrSchedule, parseExtra, resumedRun, runCounters, type ResumeExtra, type RunCounters } from "./loop.js";
 import { buildTask, imageTaskOf, type Task } from "./task.js";
 import type { TrainConfig } from "./options.js";
 import { EpochReport } from "./epoch-report.js";
@@ -21,7 +21,7 @@ import {
   addEpoch, createTrace, epochRecord, resolveFreezeConfig, type FreezeTrace, type TraceEpoch,
 } from "../pipeline/freeze/index.js";
 import type { EpochLayout } from "../pipeline/freeze/trace.js";
-import { ElasticTrainer, formatLayout, type ElasticConfig, type ElasticFreezeState } from "../pipeline/elastic/trainer.js";
+import { DEFAULT_CACHE_BYTES, ElasticTrainer, formatLayout, type ElasticConfig, type ElasticFreezeState } from "../pipeline/elastic/trainer.js";
 import { saveElastic } from "../api/freeze-pipe.js";
 import { readRunCheckpoint } from "../api/checkpoint-start.js";
 
@@ -63,8 +63,6 @@ export interface ElasticResumeExtra extends ResumeExtra {
     train_seconds: number;
   };
 }
-
-const DEFAULT_CACHE_BYTES = 1024 ** 3;
 
 /** The run's settings that decide freezing and layouts (stored with a checkpoint; resumed runs default to them). */
 export type ElasticSettings = ReturnType<typeof settingsOf>;
@@ -111,9 +109,8 @@ function readResume(o: ElasticTrainOptions, task: Task, settings: ElasticSetting
     log(`note: the saved run used ${JSON.stringify({ ...was, cacheBytes: undefined })}, this one ${JSON.stringify({ ...settings, cacheBytes: undefined })}; ` +
       `training continues, but not as the saved run would have`);
   }
-  resumeNotes(extra.config, o, { step: ck.step, epoch: ck.epoch, stepsPerEpoch: task.stepsPerEpoch, changed: "--batch or --limit" }, log);
-  log(`resumed from ${o.resume}: ${ck.epoch} epochs, ${ck.step} steps done`);
-  return { counters: runCounters(o.resume, ck), state: ck.model, optimizer: ck.optimizer, extra };
+  const counters = resumedRun(o.resume, ck, extra.config, o, task.stepsPerEpoch, "--batch or --limit", log);
+  return { counters, state: ck.model, optimizer: ck.optimizer, extra };
 }
 
 /**

@@ -117,17 +117,19 @@ export function parseExtra(path: string, extra: Json | undefined): ResumeExtra {
   return { config: savedTrainConfig(e.config), elapsed_s: Number(e.elapsed_s ?? 0), history: Array.isArray(e.history) ? e.history : [] };
 }
 
-/** Logs how a resumed run differs from the saved one (`at.changed`: the flags that change the steps per epoch). */
-export function resumeNotes(saved: Pick<TrainConfig, "epochs">, now: Pick<TrainConfig, "epochs" | "scheduleLr">,
-  at: { step: number; epoch: number; stepsPerEpoch: number; changed: string }, log: (m: string) => void): void {
-  if (at.step !== at.epoch * at.stepsPerEpoch) {
-    log(`note: the checkpoint is at step ${at.step} after ${at.epoch} epochs, but this run has ${at.stepsPerEpoch} steps per epoch ` +
-      `(${at.changed} changed?); training continues, but not as the saved run would have`);
+/** The counters of a run resumed from `path` (`ck`); logs how it differs from the saved run (`changed`: what alters the steps per epoch). */
+export function resumedRun(path: string, ck: { epoch: number; step: number; extra: object }, saved: Pick<TrainConfig, "epochs">,
+  now: Pick<TrainConfig, "epochs" | "scheduleLr">, stepsPerEpoch: number, changed: string, log: (m: string) => void): RunCounters {
+  if (ck.step !== ck.epoch * stepsPerEpoch) {
+    log(`note: the checkpoint is at step ${ck.step} after ${ck.epoch} epochs, but this run has ${stepsPerEpoch} steps per epoch ` +
+      `(${changed} changed?); training continues, but not as the saved run would have`);
   }
   if (saved.epochs !== now.epochs && now.scheduleLr !== "none") {
     log(`note: the saved run planned ${saved.epochs} epochs, this one ${now.epochs}; the ${now.scheduleLr} LR schedule ` +
       `is laid out over the new total, so the losses differ from the saved run's plan from here on`);
   }
+  log(`resumed from ${path}: ${ck.epoch} epochs, ${ck.step} steps done`);
+  return runCounters(path, ck);
 }
 
 /** Continues `cfg.resume` (if given) in `model` and `opt`; the flags given now win over the saved hyper-parameters. */
@@ -149,9 +151,7 @@ function resumeSingleDevice(cfg: TrainConfig, model: Model, opt: Optimizer<{ lr:
     h.weightDecay = o.weightDecay ?? 0;
     if (o.name === "sgd") h.momentum = o.momentum ?? 0;
   }
-  resumeNotes(extra.config, cfg, { step: ck.step, epoch: ck.epoch, stepsPerEpoch, changed: "--batch, --limit or --steps-per-epoch" }, log);
-  log(`resumed from ${cfg.resume}: ${ck.epoch} epochs, ${ck.step} steps done`);
-  return runCounters(cfg.resume, ck);
+  return resumedRun(cfg.resume, ck, extra.config, cfg, stepsPerEpoch, "--batch, --limit or --steps-per-epoch", log);
 }
 
 export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {

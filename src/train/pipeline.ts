@@ -36,17 +36,13 @@ import { launchEnv } from "../transport/mpi/env.js";
 import { TraceWriter } from "../trace/trace-writer.js";
 import { testSeam } from "../testing/seam.js";
 
-/** Optional observers of a pipeline run (the reproductions read per-stage memory before closing). */
-export interface PipelineRunHooks {
-  /** Called with the executor that ran the last epoch, just before it is closed (also after a failure). */
-  beforeClose?(executor: Executor): void | Promise<void>;
-}
-
 /**
  * Trains as a pipeline: plan (schedules, partition), resume state, then per epoch the synchronous
  * loop or the asynchronous windows (after any synchronous warm-up), evaluation and checkpoints.
+ * `beforeClose` sees the executor of the last epoch just before it closes, also after a failure
+ * (the reproductions read per-stage memory there).
  */
-export async function trainPipeline(opts: PipelineTrainOptions, hooks: PipelineRunHooks = {}): Promise<TrainResult> {
+export async function trainPipeline(opts: PipelineTrainOptions, hooks: { beforeClose?(ex: Executor): void | Promise<void> } = {}): Promise<TrainResult> {
   const p = opts.pipeline;
   const log = opts.quiet ? (): void => {} : (m: string): void => { process.stderr.write(`${m}\n`); };
   const spec = resolveSpec(specOf(opts));

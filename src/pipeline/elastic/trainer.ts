@@ -30,8 +30,11 @@ import type { OptimizerConfig } from "../runtime/setup.js";
 import { loadModelSource, type ModelSource, type PipelineModel } from "../runtime/model-source.js";
 import type { EvalBatches, StepResult } from "../runtime/executor.js";
 import type { MicrobatchMetrics } from "../stage.js";
-import { combineOptimizerStates, phaseSetup, threadsPhase, type PhaseExecutor, type PhaseLayout } from "./phase.js";
+import { combineOptimizerStates, phaseSetup, type PhaseExecutor, type PhaseLayout } from "./phase.js";
+import { ThreadsExecutor } from "../runtime/threads.js";
 import { applyFreeze, runnableUnits } from "./units.js";
+
+export const DEFAULT_CACHE_BYTES = 1024 ** 3;
 
 export interface ElasticConfig {
   /** A built-in model, initialised with `seed` (or see `source`). */
@@ -55,7 +58,7 @@ export interface ElasticConfig {
   cache: boolean;
   /** Training samples (cache keys 0..samples-1). */
   samples: number;
-  /** Cache bound in bytes (default 1 GiB). */
+  /** Cache bound in bytes (default DEFAULT_CACHE_BYTES, 1 GiB). */
   cacheBytes?: number;
   microbatchesPerStage?: number;
   log?: (m: string) => void;
@@ -65,8 +68,6 @@ export interface ElasticConfig {
 
 export interface ElasticStepResult {
   loss: number;
-  correct: number;
-  count: number;
   /** Seconds inside actions per stage, summed over replicas (stage 0's with the prefix run for the cache). */
   stageBusy: number[];
   /** Squared gradient norm per freeze layer (reduced gradients, one replica). */
@@ -115,7 +116,7 @@ export class ElasticTrainer {
       workers: cfg.workers, stages, batch: cfg.batch, microbatchesPerStage: cfg.microbatchesPerStage, elastic: cfg.elastic,
     });
     this.policy = cfg.freeze ? new FreezePolicy(model.units.length, cfg.freeze) : null;
-    this.cache = cfg.freeze && cfg.cache ? new ActivationCache({ maxBytes: cfg.cacheBytes ?? 1024 ** 3, boundFlag: "--cache-mb" }) : null;
+    this.cache = cfg.freeze && cfg.cache ? new ActivationCache({ maxBytes: cfg.cacheBytes ?? DEFAULT_CACHE_BYTES, boundFlag: "--cache-mb" }) : null;
     this.transition = this.autopipe.initial();
     this.layout = this.layoutOf(this.transition);
   }
@@ -144,7 +145,6 @@ export class ElasticTrainer {
 
   /** Before the first phase starts: the policy's state, and AutoPipe and AutoCache replayed through the freezes. */
   private restore(s: ElasticFreezeState): void {
-    if (this.phase) throw new Error("elastic trainer: restore() must run before the workers start");
     if (s.policy) {
       if (!this.policy) throw new Error("the checkpoint holds a freeze policy's state, but this run trains without freezing");
       this.policy.restore(s.policy);
@@ -178,10 +178,10 @@ export class ElasticTrainer {
 
   private async start(): Promise<void> {
     applyFreeze(this.model, this.layout.frozenLayers);
+    const setup = phaseSetup(modelSource(this.cfg), this.cfg.optimizer, this.layout, this.optState), state = this.model.stateDict();
     // The MPI module loads only for MPI ranks (it is optional).
-    const create = this.cfg.executor === "processes" ? (await import("./mpi-phase.js")).mpiPhaseFactory(this.cfg.workers) : threadsPhase;
-    this.phase = await create(phaseSetup(modelSource(this.cfg), this.cfg.optimizer, this.layout, this.optState),
-      this.model.stateDict(), this.layout.replicas);
+    this.phase = this.cfg.executor === "processes" ? await (await import("./mpi-phase.js")).mpiPhase(this.cfg.workers, setup, state, this.layout.replicas)
+      : await ThreadsExecutor.create(setup, state, this.layout.replicas);
   }
 
   /** Pulls weights and optimizer state from the running phase into the main model / state store. */
@@ -251,7 +251,7 @@ export class ElasticTrainer {
     if (this.policy) this.policy.recordGradNorms(Array.from({ length: this.model.units.length }, (_, l) => Math.sqrt(gradSq.get(l) ?? 0)));
     // The replicas mirror replica 0's work (its prefix run for the cache counts as stage 0's).
     const stageBusy = r.busy.map((b) => b * R);
-    return { loss: r.loss, correct: r.correct, count: r.count, stageBusy, gradSq, cached };
+    return { loss: r.loss, stageBusy, gradSq, cached };
   }
 
   /** The model's outputs for x through the stages (eval mode, no gradient). */
