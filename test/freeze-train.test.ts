@@ -17,7 +17,7 @@ import { parseMetrics } from "../src/train/metrics.js";
 import { ProgressBar, type ProgressUpdate } from "../src/train/progress.js";
 import { loadCheckpoint } from "../src/checkpoint/index.js";
 import { createModel } from "../src/nn/models/index.js";
-import { buildTask, evalClassifier, loadImageDatasets } from "../src/train/task.js";
+import { buildTask, imageTaskOf, loadImageDatasets } from "../src/train/task.js";
 import { createPipeline } from "../src/index.js";
 import { createOptimizer } from "../src/optim/index.js";
 import { backward } from "../src/autograd/engine.js";
@@ -55,7 +55,7 @@ test("elastic runs resumed after a crash in epoch 2 or 3 match the uninterrupted
   // the single-device evaluation of the final weights, within library-freeze's tolerance for it.
   const single = createModel(SPEC, 0);
   single.loadStateDict(full.state);
-  const want = evalClassifier(single, loadImageDatasets("slice", 64).test);
+  const want = imageTaskOf(loadImageDatasets("slice", 64), 64, 0).evaluate(single);
   assert.ok(Math.abs(full.testLoss - want.loss) <= 1e-6 * Math.max(1, Math.abs(want.loss)), `test loss ${full.testLoss} vs ${want.loss}`);
   assert.equal(full.testAcc, want.acc);
 

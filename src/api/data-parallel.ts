@@ -141,13 +141,6 @@ export class DataParallel {
     return this.ex.stateDict(replica).catch((e: unknown) => { throw named(e); });
   }
 
-  /** Every replica's parameters and buffers, in rank order (to check they agree). */
-  async replicaStates(): Promise<Map<string, Tensor>[]> {
-    const out: Map<string, Tensor>[] = [];
-    for (let r = 0; r < this.replicas; r++) out.push(await this.stateDict(r));
-    return out;
-  }
-
   /** Replica 0's optimizer state (single-device shape: it can resume a one-device run). */
   async optimizerState(): Promise<OptimizerState> {
     return this.ex.optimizerState(this.paramOrder).catch((e: unknown) => { throw named(e); });
@@ -157,39 +150,5 @@ export class DataParallel {
    * Asks every replica to leave and waits for the threads to end; kills the ones still running after
    * a grace period. A replica busy in a step finishes it (or stops at the aborted all-reduce).
    */
-  async close(): Promise<void> {
-    await this.ex.close();
-  }
-}
-
-export interface TrainDataParallelOptions extends DataParallelOptions {
-  /** Mini-batches, in order. */
-  batches: Iterable<{ x: Tensor; y: Int32Array }>;
-  /** LR factor per 0-based step (default 1). */
-  lrSchedule?: (step: number) => number;
-  onStep?(step: number, r: DataParallelStepResult): void;
-}
-
-export interface TrainDataParallelResult {
-  losses: number[];
-  state: Map<string, Tensor>;
-  optimizerState: OptimizerState;
-}
-
-/** Trains on every batch with R replicas and returns the per-step losses and the final state. */
-export async function trainDataParallel(o: TrainDataParallelOptions): Promise<TrainDataParallelResult> {
-  const dp = await DataParallel.create(o);
-  try {
-    const losses: number[] = [];
-    let k = 0;
-    for (const b of o.batches) {
-      const r = await dp.step(b.x, b.y, o.lrSchedule ? o.lrSchedule(k) : 1);
-      losses.push(r.loss);
-      o.onStep?.(k, r);
-      k++;
-    }
-    return { losses, state: await dp.stateDict(0), optimizerState: await dp.optimizerState() };
-  } finally {
-    await dp.close();
-  }
+  close(): Promise<void> { return this.ex.close(); }
 }

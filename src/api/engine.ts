@@ -4,10 +4,10 @@
 // per MPI rank) and restarts the executor from its own state (the end of an asynchronous warm-up).
 // It is the one place that knows how each executor holds the model.
 import type { Json } from "../checkpoint/index.js";
-import { mergeStates, toPlain, type OptimizerState } from "../optim/index.js";
+import { mergeStates, toPlain } from "../optim/index.js";
 import { isTimingSource } from "../pipeline/runtime/action-records.js";
 import { asyncCheckpointParts } from "../pipeline/runtime/async-state.js";
-import type { EvalBatches, Executor, ExecutorName, StepResult } from "../pipeline/runtime/executor.js";
+import type { Executor, ExecutorName, StepResult } from "../pipeline/runtime/executor.js";
 import { InlineExecutor } from "../pipeline/runtime/inline.js";
 import { hasLocalState } from "../pipeline/runtime/local-state.js";
 import type { PipelineModel } from "../pipeline/runtime/model-source.js";
@@ -16,7 +16,7 @@ import type { PipelineSetup } from "../pipeline/runtime/setup.js";
 import type { WorkerMemory } from "../pipeline/runtime/memory.js";
 import { ThreadsExecutor } from "../pipeline/runtime/threads.js";
 import { splitMiniBatch } from "../pipeline/runtime/split.js";
-import type { MicrobatchMetrics, StageLoss, Target } from "../pipeline/stage.js";
+import type { StageLoss, Target } from "../pipeline/stage.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { TraceWriter } from "../trace/trace-writer.js";
 import { writeRunCheckpoint } from "./checkpoint-start.js";
@@ -44,16 +44,13 @@ export interface EngineOptions {
   trace?: TraceWriter | null;
 }
 
-/** How a checkpoint is written: one file (gathered, rank 0 writes) or one part per MPI rank. */
-export type SaveLayout = "file" | "parts";
-
 export interface SaveMeta {
   epoch: number;
   modelSpec?: object;
   /** The caller's own JSON (run config, history, ...); the asynchronous state's is added here. */
   extra: { [key: string]: Json };
-  /** Default: parts where the executor's ranks hold their own state (processes), else one file. */
-  layout?: SaveLayout;
+  /** One file (gathered, rank 0 writes) or one part per MPI rank; default: parts on processes (ranks hold their own state). */
+  layout?: "file" | "parts";
 }
 
 /** A mini-batch: inputs [n, ...] and targets (n class ids, n*k ids, or a float tensor [n, ...]). */
@@ -72,8 +69,6 @@ async function startExecutor(o: EngineOptions, setup: PipelineSetup): Promise<Ex
 }
 
 export class RunEngine {
-  /** Optimizer steps taken (counting a resumed run's). */
-  steps: number;
   /** The last step's (or window's) full result. */
   lastResult: StepResult | null = null;
   /** Per worker thread: the largest memory it held (threads only; null elsewhere). */
@@ -81,18 +76,16 @@ export class RunEngine {
   /** Per worker: its tensor-counted memory, activations at their peak over the steps so far (null before a step). */
   memory: WorkerMemory[] | null = null;
 
-  private constructor(private readonly o: EngineOptions, private setupNow: PipelineSetup, private ex: Executor) {
-    this.steps = o.step ?? 0;
-  }
+  /** `steps`: optimizer steps taken (counting a resumed run's). */
+  private constructor(private readonly o: EngineOptions, private setupNow: PipelineSetup, private ex: Executor, public steps: number) {}
 
   static async start(o: EngineOptions): Promise<RunEngine> {
-    return new RunEngine(o, o.setup, await startExecutor(o, o.setup));
+    return new RunEngine(o, o.setup, await startExecutor(o, o.setup), o.step ?? 0);
   }
 
-  /** The running executor (for observers such as per-stage memory probes). */
+  /** The running executor (evaluation and prediction; observers such as per-stage memory probes). */
   get executor(): Executor { return this.ex; }
   get setup(): PipelineSetup { return this.setupNow; }
-  get model(): PipelineModel { return this.o.model; }
   get microbatches(): number { return this.setupNow.schedule.microbatches; }
 
   /** One optimizer step on a mini-batch (split into the schedule's micro-batches). */
@@ -128,9 +121,6 @@ export class RunEngine {
     this.workerPeakBytes = r.workerPeakBytes.map((b, w) => Math.max(b, prev[w] ?? 0));
   }
 
-  evaluate(batches: EvalBatches, scale?: number): Promise<MicrobatchMetrics> { return this.ex.evaluate(batches, scale); }
-  predict(inputs: readonly Tensor[]): Promise<Tensor[]> { return this.ex.predict(inputs); }
-
   /** The whole model's parameter names in order (the optimizer state's order). */
   private paramOrder(): readonly string[] { return this.o.paramOrder ?? this.o.model.namedParameters().map(([n]) => n); }
 
@@ -142,8 +132,6 @@ export class RunEngine {
     if (keys.length !== got.size) return got;
     return new Map(keys.map((k) => [k, got.get(k)!]));
   }
-
-  optimizerState(): Promise<OptimizerState> { return this.ex.optimizerState(this.paramOrder()); }
 
   /**
    * Writes a checkpoint of the run at this step (collective on processes: in parts every rank writes

@@ -1,25 +1,21 @@
-// PipeTransformer freezing as a createPipeline option: the elastic runtime (src/pipeline/elastic)
-// trains, freezes a growing prefix of layers at each freeze check (pipe.endEpoch()), re-partitions
-// (AutoPipe), turns freed workers into data-parallel replicas (AutoDP) and serves the frozen
-// prefix's outputs from a cache (AutoCache). It trains the built-in vit or gpt, or a user's layer list (a
-// module model; its TransformerBlocks split into attention and MLP units as the vit's), on worker
-// threads or, with executor "processes", on MPI ranks (SPMD: every rank makes the same calls with the
-// same arguments; each call is collective and returns the same result on every rank; rank 0 alone
-// writes files). It picks its own micro-batch count.
+// PipeTransformer freezing as a createPipeline option: the elastic trainer (src/pipeline/elastic/trainer.ts:
+// freezing, AutoPipe, AutoDP, AutoCache) runs a freeze check at each pipe.endEpoch(). It trains the built-in
+// vit or gpt, or a user's layer list (a module model; its TransformerBlocks split as the vit's), on worker
+// threads or, with executor "processes", on MPI ranks (SPMD: every rank makes the same calls with the same
+// arguments; each call is collective and returns the same result on every rank; rank 0 alone writes
+// files). It picks its own micro-batch count.
 import type { ModelSpec } from "../nn/models/spec.js";
 import type { OptimizerConfig } from "../optim/factory.js";
-import type { OptimizerState } from "../optim/index.js";
 import type { FreezeOptions } from "../pipeline/freeze/index.js";
-import { ElasticTrainer, type ElasticConfig, type ElasticFreezeState, type ElasticResume } from "../pipeline/elastic/trainer.js";
+import { ElasticTrainer, type ElasticFreezeState } from "../pipeline/elastic/trainer.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { MicrobatchMetrics, Target } from "../pipeline/stage.js";
 import { describeValue } from "../util/describe.js";
 import type { MiniBatch } from "./engine.js";
 import type { BuiltinModel, ModuleModel } from "./options.js";
 import type { Pipe } from "./pipe-interface.js";
-import { launchEnv } from "../transport/mpi/env.js";
 import { readRunCheckpoint, writeRunCheckpoint } from "./checkpoint-start.js";
-import { endJobOnError, finalizeMpi, launchLines } from "./spmd.js";
+import { checkLaunched, endJobOnError, finalizeMpi } from "./spmd.js";
 
 /** The `freeze` option of createPipeline (PipeTransformer). */
 export interface FreezeOption {
@@ -54,14 +50,9 @@ export interface FreezingPipeOptions {
 
 /** A PipeTransformer pipeline: what {@link createPipeline} returns when given the `freeze` option. */
 export class FreezingPipe implements Pipe {
-  private stepCount: number;
-  private epochCount: number;
-
   /** @internal */
-  constructor(private readonly trainer: ElasticTrainer, private readonly o: FreezingPipeOptions, step: number, epoch: number) {
-    this.stepCount = step;
-    this.epochCount = epoch;
-  }
+  constructor(private readonly trainer: ElasticTrainer, private readonly o: FreezingPipeOptions,
+    private stepCount: number, private epochCount: number) {}
 
   get steps(): number { return this.stepCount; }
 
@@ -73,28 +64,27 @@ export class FreezingPipe implements Pipe {
   get frozenLayers(): number { return this.trainer.frozenLayers; }
 
   /** One optimizer step on (x, y class ids); `indices` are the samples' dataset indices (needed with the cache). */
-  step(x: Tensor, y: Target, indices?: ArrayLike<number>): Promise<number> { return this.spmd(() => this.stepNow(x, y, indices)); }
+  step(x: Tensor, y: Target, indices?: ArrayLike<number>): Promise<number> {
+    return this.spmd(async () => {
+      const ids = classIds(y, "pipe.step");
+      if (!this.trainer.fits(x.shape[0])) throw new Error(`pipe.step: a mini-batch of ${x.shape[0]} does not split over ${this.trainer.layout.replicas} replica(s) x ${this.trainer.layout.microbatches} micro-batches`);
+      const r = await this.trainer.step(x, ids, indices ?? null, this.o.lrSchedule ? this.o.lrSchedule(this.stepCount) : 1);
+      this.stepCount++;
+      return r.loss;
+    });
+  }
 
   /** One optimizer step per mini-batch, in order (the elastic runtime flushes after every step). */
   run(batches: readonly MiniBatch[]): Promise<number[]> {
     return this.spmd(async () => {
       const losses: number[] = [];
-      for (const b of batches) losses.push(await this.stepNow(b.x, b.y));
+      for (const b of batches) losses.push(await this.step(b.x, b.y));
       return losses;
     });
   }
 
   /** processes: an error on one rank ends the job, naming the rank (src/api/spmd.ts); else thrown as usual. */
   private spmd<T>(body: () => Promise<T>): Promise<T> { return endJobOnError(this.o.executor ?? "threads", body); }
-
-  private async stepNow(x: Tensor, y: Target, indices?: ArrayLike<number>): Promise<number> {
-    if (!(y instanceof Int32Array)) throw new Error(`pipe.step: a freezing pipe trains a classifier; y must be an Int32Array of class ids, got ${describeValue(y)}`);
-    if (!this.trainer.fits(x.shape[0])) throw new Error(`pipe.step: a mini-batch of ${x.shape[0]} does not split over ${this.trainer.layout.replicas} replica(s) x ${this.trainer.layout.microbatches} micro-batches`);
-    const f = this.o.lrSchedule ? this.o.lrSchedule(this.stepCount) : 1;
-    const r = await this.trainer.step(x, y, indices ?? null, f);
-    this.stepCount++;
-    return r.loss;
-  }
 
   /** Ends an epoch: runs the freeze check; resolves to the new frozen layer count when it froze more. */
   endEpoch(): Promise<number | null> {
@@ -110,10 +100,7 @@ export class FreezingPipe implements Pipe {
 
   /** Mean cross-entropy, correct predictions and count of (x, y), through the stages. processes: collective. */
   evaluate(x: Tensor, y: Target): Promise<MicrobatchMetrics> {
-    return this.spmd(async () => {
-      if (!(y instanceof Int32Array)) throw new Error(`pipe.evaluate: a freezing pipe evaluates a classifier; y must be an Int32Array of class ids, got ${describeValue(y)}`);
-      return this.trainer.evaluate(x, y);
-    });
+    return this.spmd(async () => this.trainer.evaluate(x, classIds(y, "pipe.evaluate")));
   }
 
   /** processes: collective. */
@@ -147,6 +134,12 @@ export class FreezingPipe implements Pipe {
   }
 }
 
+/** `y` as class ids: a freezing pipe trains and evaluates a classifier. */
+function classIds(y: Target, what: string): Int32Array {
+  if (y instanceof Int32Array) return y;
+  throw new Error(`${what}: a freezing pipe trains a classifier; y must be an Int32Array of class ids, got ${describeValue(y)}`);
+}
+
 /** createPipeline with a `freeze` option lands here. */
 export async function createFreezingPipeline(o: FreezingPipeOptions): Promise<FreezingPipe> {
   const f = o.freeze;
@@ -163,26 +156,13 @@ export async function createFreezingPipeline(o: FreezingPipeOptions): Promise<Fr
   const executor = o.executor ?? "threads";
   if (executor !== "threads" && executor !== "processes") throw new Error(`createPipeline: a freeze pipe runs on threads or processes; executor ${JSON.stringify(executor)} is not supported with freeze`);
   const workers = f.workers ?? o.stages;
-  if (executor === "processes" && !launchEnv()) {
-    throw new Error(`createPipeline: a freeze pipe on executor "processes" runs one MPI rank per worker (${workers} here), but this process was not started by MPI; ` +
-      `run the same script on ${workers} ranks: ${launchLines(workers)}`);
-  }
-  return endJobOnError(executor, async () => new FreezingPipe(await startElasticTrainer({
+  if (executor === "processes") checkLaunched(workers, 1);
+  return endJobOnError(executor, async () => new FreezingPipe(await ElasticTrainer.create({
     ...("builtin" in o.model ? { spec: o.model.builtin, seed: o.model.seed ?? 0 }
       : { seed: 0, source: { kind: "module" as const, module: String(o.model.module), export: o.model.export, args: o.model.args } }),
-    sampleShape: f.sampleShape, optimizer: o.optimizer, workers, stages: o.stages,
+    sampleShape: f.sampleShape, optimizer: o.optimizer, workers, stages: o.stages, executor,
     batch: f.batch, freeze: f.policy ?? {}, elastic: f.elastic ?? true, cache: f.cache ?? false, cacheBytes: f.cacheBytes, samples: f.samples,
-  }, executor, ck?.model, ck?.optimizer, saved && { freeze: saved }), o, ck?.step ?? 0, ck?.epoch ?? 0));
-}
-
-/**
- * The elastic trainer (the library's freezing pipe and `train --freeze` alike) on worker threads or,
- * on executor "processes", one MPI rank per worker (the MPI module loads only then).
- */
-export async function startElasticTrainer(cfg: Omit<ElasticConfig, "createPhase">, executor: "threads" | "processes",
-  state?: ReadonlyMap<string, Tensor>, opt?: OptimizerState | null, resume?: ElasticResume): Promise<ElasticTrainer> {
-  const createPhase = executor === "processes" ? (await import("../pipeline/elastic/mpi-phase.js")).mpiPhaseFactory(cfg.workers) : undefined;
-  return ElasticTrainer.create({ ...cfg, createPhase }, state, opt, resume);
+  }, ck?.model, ck?.optimizer, saved && { freeze: saved }), o, ck?.step ?? 0, ck?.epoch ?? 0));
 }
 
 /**

@@ -53,7 +53,7 @@ export type ModelOption = ModuleModel | BuiltinModel | readonly Module[] | Seque
 /** The loss: a built-in name, a module export (any executor), or a function (inline executor only). */
 export type LossOption = LossSpec | { module: URL; export?: string } | LossFunction;
 
-const PIPE_PARTITIONS = PARTITION_METHODS.filter((m) => m !== "time");
+const PIPE_PARTITIONS = PARTITION_METHODS.filter((m): m is "uniform" | "parameters" => m !== "time");
 
 export interface PipelineOptions {
   model: ModelOption;
@@ -134,22 +134,8 @@ export interface PipelineOptions {
   gpus?: number | readonly number[];
 }
 
-export interface ResolvedOptions {
-  /** The schedule's name; "custom" for a Schedule object (in `custom`). */
-  schedule: ScheduleName | "custom";
-  custom: Schedule | null;
-  chunks: number;
-  executor: ExecutorName;
-  recompute: RecomputeMode;
-  weightGrads: WeightGradMode;
-  partition: "uniform" | "parameters";
-  window: number;
-  replicas: number;
-  tensorParallel: number;
-  sequenceParallel: boolean;
-  /** The clip bound, or null for none. */
-  clipGradNorm: number | null;
-}
+/** The options resolveOptions checked, with their defaults filled in (schedule "custom": a Schedule object, in `custom`). */
+export type ResolvedOptions = ReturnType<typeof resolveOptions>;
 
 function oneOf<T extends string>(what: string, v: unknown, allowed: readonly T[], fallback: T): T {
   if (v === undefined) return fallback;
@@ -166,12 +152,12 @@ function posInt(what: string, v: unknown, fallback?: number): number {
 }
 
 /** Checks the options that need no model; fills defaults. */
-export function resolveOptions(o: PipelineOptions): ResolvedOptions {
+export function resolveOptions(o: PipelineOptions) {
   if (typeof o !== "object" || o === null) throw new Error("createPipeline: options must be an object like {model, stages, microbatches, optimizer}");
   posInt("stages", o.stages);
   posInt("microbatches", o.microbatches);
   const custom = typeof o.schedule === "object" && o.schedule !== null ? customSchedule(o.schedule, o) : null;
-  const schedule = custom ? "custom" : oneOf("schedule", o.schedule, SCHEDULE_NAMES, "1f1b");
+  const schedule: ScheduleName | "custom" = custom ? "custom" : oneOf("schedule", o.schedule, SCHEDULE_NAMES, "1f1b");
   const chunks = custom ? custom.chunks : posInt("chunks", o.chunks, 1);
   const executor = oneOf("executor", o.executor, EXECUTORS, "threads");
   const recompute = oneOf("recompute", o.recompute, RECOMPUTE_MODES, "never");
@@ -179,9 +165,11 @@ export function resolveOptions(o: PipelineOptions): ResolvedOptions {
   const partition = oneOf("partition", o.partition, PIPE_PARTITIONS, "uniform");
   const window = posInt("window", o.window, 8);
   const replicas = posInt("replicas", o.replicas, 1);
-  if (replicas > 1 && (schedule === "async" || (custom && !custom.synchronous))) throw new Error(`createPipeline: replicas ${replicas} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1): gradients are summed once per optimizer step`);
-  const { tensorParallel, sequenceParallel } = tensorParallelOf(o, executor, schedule === "async" || (custom !== null && !custom.synchronous));
-  const clipGradNorm = clipOf(o.clipGradNorm, schedule === "async" || (custom !== null && !custom.synchronous));
+  // A schedule object is synchronous (customSchedule checks): only "async" steps each stage on its own.
+  const asynchronous = schedule === "async";
+  if (replicas > 1 && asynchronous) throw new Error(`createPipeline: replicas ${replicas} needs a synchronous schedule (gpipe, 1f1b, interleaved, zb-h1): gradients are summed once per optimizer step`);
+  const { tensorParallel, sequenceParallel } = tensorParallelOf(o, executor, asynchronous);
+  const clipGradNorm = clipOf(o.clipGradNorm, asynchronous);
   if (o.async !== undefined && schedule !== "async") throw new Error(`createPipeline: 'async' options need schedule "async", got schedule "${schedule}"`);
   if (typeof o.optimizer !== "object" || o.optimizer === null) throw new Error(`createPipeline: optimizer must be like {name: "sgd", lr: 0.1}, got ${JSON.stringify(o.optimizer)}`);
   if (o.lrSchedule !== undefined && typeof o.lrSchedule !== "function") throw new Error("createPipeline: lrSchedule must be a function (step) => factor");
@@ -244,8 +232,7 @@ export function modelSourceOf(m: ModelOption, executor: ExecutorName): { source:
   }
   if (m instanceof Module) throw new Error("createPipeline: model is a single Module; pass its layers as a Module[] or a Sequential (the units the pipeline cuts)");
   if (typeof m !== "object" || m === null) throw new Error(`createPipeline: model must be {module, export?, args?}, {builtin: spec}, or (inline) a Module[] / Sequential, got ${JSON.stringify(m)}`);
-  const o = m as Partial<ModuleModel & BuiltinModel> & { kind?: string; spec?: ModelSpec; seed?: number };
-  if (o.kind === "builtin" || o.kind === "module") return { source: m as ModelSource, layers: null };
+  const o = m as Partial<ModuleModel & BuiltinModel>;
   if (o.builtin) return { source: { kind: "builtin", spec: o.builtin, seed: o.seed ?? 0 }, layers: null };
   if (typeof o.module === "string" || o.module instanceof URL) {
     return { source: { kind: "module", module: String(o.module), export: o.export as string | undefined, args: o.args }, layers: null };

@@ -28,8 +28,6 @@ import { checkpointStart } from "./checkpoint-start.js";
 import { checkTensorParallel } from "../parallel/ptdp-units.js";
 import { TransformerBlock } from "../nn/transformer.js";
 
-export type { MiniBatch } from "./engine.js";
-
 /** The pipe of a schedule (synchronous or asynchronous); see {@link createPipeline}. */
 class SchedulePipe implements Pipe {
   /** @internal */
@@ -42,10 +40,8 @@ class SchedulePipe implements Pipe {
   /** The last step's (or window's) full result: per-micro-batch losses, busy time per worker... */
   get lastResult(): StepResult | null { return this.engine.lastResult; }
 
-  /** Optimizer steps taken (including those of a resumed checkpoint). */
   get steps(): number { return this.engine.steps; }
 
-  /** Per worker: its memory counted from tensors, activations at their peak over the steps so far. */
   get memory(): readonly WorkerMemory[] | null { return this.engine.memory; }
 
   /** Units per virtual stage, as partitioned. */
@@ -100,17 +96,16 @@ class SchedulePipe implements Pipe {
    * stages as one micro-batch. processes: collective; every rank gets the output.
    */
   async eval(x: Tensor): Promise<Tensor> {
-    const [out] = await this.spmd(() => this.engine.predict([x]));
+    const [out] = await this.spmd(() => this.engine.executor.predict([x]));
     return out;
   }
 
   /** Mean loss, correct predictions and target count of (x, y), through the stages in the schedule's micro-batches. */
   async evaluate(x: Tensor, y: Target): Promise<MicrobatchMetrics> {
     const { inputs, labels, scale } = splitMiniBatch(x, y, this.opts.microbatches, "pipe.evaluate");
-    return this.spmd(() => this.engine.evaluate({ inputs, labels }, scale));
+    return this.spmd(() => this.engine.executor.evaluate({ inputs, labels }, scale));
   }
 
-  /** Copies of every parameter and buffer, named as in the model's state dict (PyTorch names). */
   async stateDict(): Promise<Map<string, Tensor>> { return this.spmd(() => this.engine.stateDict()); }
 
   /**
@@ -167,12 +162,8 @@ export async function createPipeline(o: PipelineOptions | FreezingPipeOptions): 
     // A freezing pipe runs on its own worker threads or MPI ranks (createFreezingPipeline checks the executor).
     return createFreezingPipeline(o as FreezingPipeOptions);
   }
-  return createSyncOrAsyncPipeline(o as PipelineOptions);
-}
-
-async function createSyncOrAsyncPipeline(o: PipelineOptions): Promise<Pipe> {
-  const r = resolveOptions(o);
-  return endJobOnError(r.executor, () => buildPipe(o, r));
+  const r = resolveOptions(o as PipelineOptions);
+  return endJobOnError(r.executor, () => buildPipe(o as PipelineOptions, r));
 }
 
 async function buildPipe(o: PipelineOptions, r: ResolvedOptions): Promise<Pipe> {
@@ -186,6 +177,10 @@ async function buildPipe(o: PipelineOptions, r: ResolvedOptions): Promise<Pipe> 
       steps: r.schedule === "async" ? r.window : undefined, weightGrads: r.weightGrads });
     balance = partitionLayers({ layers: model.units.length, stages: o.stages, chunks: r.chunks, method: r.partition, balance: o.balance,
       parameters: model.units.map((u) => u.numParameters()) }).balance;
+    if (r.tensorParallel > 1) checkTensorParallel(model.units, r.tensorParallel, "tensorParallel");
+    if (r.sequenceParallel && !model.units.some((u) => u instanceof TransformerBlock)) {
+      throw new Error("sequenceParallel splits the built-in transformer blocks (gpt, vit); a model of your own tensor-parallel layers runs with sequenceParallel false");
+    }
   } catch (e) {
     throw asOptionError(e);
   }
@@ -199,19 +194,9 @@ async function buildPipe(o: PipelineOptions, r: ResolvedOptions): Promise<Pipe> 
     // T1's default horizon: two windows (the CLI's is two epochs).
     async: asyncCfg ? asyncSetupFor(schedule, asyncCfg, annealSteps(asyncCfg, r.window)) : undefined,
     ...(r.clipGradNorm !== null ? { clipGradNorm: r.clipGradNorm } : {}),
+    ...(r.tensorParallel > 1 ? { tensorParallel: { size: r.tensorParallel, sequenceParallel: r.sequenceParallel } } : {}),
   };
   if (setup.async && start) setup.async.resume = start.asyncResume;
-  if (r.tensorParallel > 1) {
-    try {
-      checkTensorParallel(model.units, r.tensorParallel, "tensorParallel");
-      if (r.sequenceParallel && !model.units.some((u) => u instanceof TransformerBlock)) {
-        throw new Error("sequenceParallel splits the built-in transformer blocks (gpt, vit); a model of your own tensor-parallel layers runs with sequenceParallel false");
-      }
-    } catch (e) {
-      throw asOptionError(e);
-    }
-    setup.tensorParallel = { size: r.tensorParallel, sequenceParallel: r.sequenceParallel };
-  }
   if (r.executor === "processes") checkLaunched(schedule.workers.length * r.tensorParallel, r.replicas);
   const engine = await RunEngine.start({ model, setup, executor: r.executor, replicas: r.replicas, loss, step: start?.step ?? 0,
     trace: o.trace ? new TraceWriter(o.trace) : null });

@@ -6,7 +6,7 @@ import { relative } from "node:path";
 import { launchEnv } from "../transport/mpi/env.js";
 
 /** How to start this very script on `ranks` ranks (for the error a rank outside MPI gives). */
-export function launchLines(ranks: number): string {
+function launchLines(ranks: number): string {
   const script = process.argv[1] ? relative(process.cwd(), process.argv[1]) || process.argv[1] : "script.mjs";
   return `\`mpirun -n ${ranks} node ${script}\` or \`pipewright launch -n ${ranks} -- node ${script}\``;
 }

@@ -1,10 +1,10 @@
 // `pipewright train --model vit|gpt --freeze ...`: PipeTransformer's elastic training, kept out
 // of train.ts so that file only dispatches. Uses the freeze module's parsers for alpha and criterion.
 // --save / --resume / --metrics / --svg work as in `train` (src/train/elastic.ts has the details).
-import { UsageError, type FlagSpecs, type FlagValues } from "./args.js";
+import { asUsage, UsageError, type FlagSpecs, type FlagValues } from "./args.js";
 import { setBackend, type BackendName } from "../backend/index.js";
 import { FREEZE_CRITERIA, parseAlpha, parseFreezeCriterion, resolveFreezeConfig } from "../pipeline/freeze/index.js";
-import { elasticCheckpointSettings, trainElastic, type ElasticSettings } from "../train/elastic.js";
+import { elasticCheckpointSettings, trainElastic } from "../train/elastic.js";
 import { existsSync, readFileSync } from "node:fs";
 import { parseMetrics, type MetricsRecord } from "../train/metrics.js";
 import { ProgressBar } from "../train/progress.js";
@@ -52,18 +52,12 @@ export async function runFreezeTraining(f: FreezeRunFlags, given: Set<string>, c
   // Under MPI every rank trains; rank 0 alone prints and writes files.
   const silent = executor === "processes" && !isWriterRank();
   // A resumed run keeps the saved freeze settings unless a flag is given again.
-  let saved: ElasticSettings | undefined;
-  if (cfg.resume !== undefined) {
-    try { saved = elasticCheckpointSettings(cfg.resume); } catch (e) { throw new UsageError((e as Error).message); }
-  }
-  let freeze;
-  try {
-    freeze = resolveFreezeConfig({
-      alpha: mapDefined(flag("freeze-alpha"), parseAlpha) ?? saved?.freeze?.alpha,
-      interval: flag("freeze-interval") ?? saved?.freeze?.interval,
-      criterion: mapDefined(flag("freeze-criterion"), parseFreezeCriterion) ?? saved?.freeze?.criterion,
-    });
-  } catch (e) { throw new UsageError((e as Error).message); }
+  const saved = cfg.resume !== undefined ? asUsage(() => elasticCheckpointSettings(cfg.resume!)) : undefined;
+  const freeze = asUsage(() => resolveFreezeConfig({
+    alpha: mapDefined(flag("freeze-alpha"), parseAlpha) ?? saved?.freeze?.alpha,
+    interval: flag("freeze-interval") ?? saved?.freeze?.interval,
+    criterion: mapDefined(flag("freeze-criterion"), parseFreezeCriterion) ?? saved?.freeze?.criterion,
+  }));
   if (f.backend !== undefined) setBackend(f.backend);
   // On MPI the job's size is the worker count unless --workers says otherwise (then they must agree).
   const workers = flag("workers") ?? (mpi ? mpi.size : saved?.workers ?? 2);
@@ -79,10 +73,8 @@ export async function runFreezeTraining(f: FreezeRunFlags, given: Set<string>, c
   const bar = quiet || !process.stderr.isTTY ? undefined : new ProgressBar(process.stderr);
   const log = quiet ? (): void => {} : bar ? (m: string): void => bar.log(m) : (m: string): void => { process.stderr.write(m + "\n"); };
   const r = await trainElastic({
-    spec: cfg.spec ?? { name: cfg.model }, seed: cfg.seed, epochs: cfg.epochs, batch: cfg.batch, optimizer: cfg.optimizer,
-    scheduleLr: cfg.scheduleLr, warmup: cfg.warmup, workers, stages, freeze, elastic, cache,
-    cacheBytes, data: cfg.data, limit: cfg.limit, text: cfg.text, stepsPerEpoch: cfg.stepsPerEpoch, log, progress: bar,
-    save: silent ? undefined : cfg.save, resume: cfg.resume, metrics: silent ? undefined : cfg.metrics, logEvery: cfg.logEvery, executor,
+    ...cfg, spec: cfg.spec ?? { name: cfg.model }, workers, stages, freeze, elastic, cache, cacheBytes, log, progress: bar,
+    save: silent ? undefined : cfg.save, metrics: silent ? undefined : cfg.metrics, executor,
   });
   if (silent) return 0;
   if (f["freeze-trace"] !== undefined) writeFileAtomic(f["freeze-trace"], JSON.stringify(r.trace, null, 1) + "\n");

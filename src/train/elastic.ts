@@ -12,60 +12,36 @@ import type { TensorDataset } from "../data/loader.js";
 import { resolveSpec, type ModelName, type ModelSpec } from "../nn/models/spec.js";
 import type { LrSchedule, OptimizerState } from "../optim/index.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { divergedError, makeLrSchedule, parseExtra, resumeNotes, runCounters, type ResumeExtra, type RunCounters } from "./loop.js";
+import { divergedError, makeLrSchedule, parseExtra, resumedRun, runCounters, type ResumeExtra, type RunCounters } from "./loop.js";
 import { buildTask, imageTaskOf, type Task } from "./task.js";
-import { type LrScheduleName, type TrainConfig } from "./options.js";
+import type { TrainConfig } from "./options.js";
 import { EpochReport } from "./epoch-report.js";
-import { openMetrics, type MetricsRecord } from "./metrics.js";
 import type { ProgressBar } from "./progress.js";
 import {
-  addEpoch, createTrace, epochRecord, resolveFreezeConfig, type FreezeConfig, type FreezeOptions, type FreezeTrace, type TraceEpoch,
+  addEpoch, createTrace, epochRecord, resolveFreezeConfig, type FreezeTrace, type TraceEpoch,
 } from "../pipeline/freeze/index.js";
-import type { OptimizerConfig } from "../pipeline/runtime/setup.js";
 import type { EpochLayout } from "../pipeline/freeze/trace.js";
-import { formatLayout, type ElasticFreezeState, type ElasticTrainer } from "../pipeline/elastic/trainer.js";
-import { saveElastic, startElasticTrainer } from "../api/freeze-pipe.js";
+import { DEFAULT_CACHE_BYTES, ElasticTrainer, formatLayout, type ElasticConfig, type ElasticFreezeState } from "../pipeline/elastic/trainer.js";
+import { saveElastic } from "../api/freeze-pipe.js";
 import { readRunCheckpoint } from "../api/checkpoint-start.js";
 
-export interface ElasticTrainOptions {
+/**
+ * The run's settings as `train`'s (epochs, data, LR schedule, files: the checkpoint is written after
+ * every epoch, before its freeze check) and the trainer's (ElasticConfig's). Executor processes:
+ * every MPI rank runs this same call (SPMD); pass save / metrics / log on the writer rank only.
+ */
+export interface ElasticTrainOptions extends Omit<TrainConfig, "model" | "spec" | "logEvery" | "clipGradNorm">,
+  Pick<ElasticConfig, "workers" | "stages" | "freeze" | "elastic" | "cache" | "cacheBytes" | "executor"> {
   spec: ModelSpec;
-  seed: number;
-  epochs: number;
-  batch: number;
-  optimizer: OptimizerConfig;
-  scheduleLr: LrScheduleName;
-  warmup: number;
-  workers: number;
-  stages?: number;
-  freeze: FreezeOptions | null;
-  elastic: boolean;
-  cache: boolean;
-  cacheBytes?: number;
-  data?: string;
-  limit?: number;
-  /** gpt: the text corpus and the steps per epoch (as `train`'s). */
-  text?: string;
-  stepsPerEpoch?: number;
-  /** Start from these weights / optimizer state (fine-tuning); default: createModel(spec, seed). */
+  /** A step record every N steps (default 1). */
+  logEvery?: number;
+  /** Start from these weights / optimizer state (fine-tuning); default: createModel(spec, seed). resume overrides them. */
   initialState?: ReadonlyMap<string, Tensor>;
   initialOptimizer?: OptimizerState | null;
   log?: (m: string) => void;
   /** Data sets already loaded (the repro reuses them across runs). */
   datasets?: { train: TensorDataset; test: TensorDataset };
-  /** Checkpoint written after every epoch (before its freeze check). */
-  save?: string;
-  /** Continue from a checkpoint written with `save` (overrides initialState / initialOptimizer). */
-  resume?: string;
-  /** JSON-lines step and epoch records (a resumed run continues the file). */
-  metrics?: string;
-  /** A step record every N steps (default 1). */
-  logEvery?: number;
   progress?: ProgressBar;
-  /**
-   * threads (default): one worker thread per worker; processes: one MPI rank per worker, every rank
-   * running this same call (SPMD). Pass save / metrics / log on the writer rank only.
-   */
-  executor?: "threads" | "processes";
 }
 
 export interface ElasticEpoch extends EpochLayout {
@@ -74,34 +50,6 @@ export interface ElasticEpoch extends EpochLayout {
   testLoss: number;
   seconds: number;
   cached: boolean;
-}
-
-export interface ElasticTrainResult {
-  /** Every epoch, earlier runs' of a resumed run included. */
-  epochs: ElasticEpoch[];
-  /** Training wall-clock seconds (steps and transitions, not evaluation), earlier runs included. */
-  trainSeconds: number;
-  testAcc: number;
-  testLoss: number;
-  trace: FreezeTrace;
-  state: Map<string, Tensor>;
-  /** Optimizer steps done (global). */
-  steps: number;
-  /** Records written this invocation, and the epoch records of the whole run. */
-  records: MetricsRecord[];
-  history: MetricsRecord[];
-  resumedFrom: { path: string; epoch: number; step: number } | null;
-  elapsedSeconds: number;
-}
-
-/** The run's settings that decide freezing and layouts (stored with a checkpoint; resumed runs default to them). */
-export interface ElasticSettings {
-  freeze: FreezeConfig | null;
-  elastic: boolean;
-  cache: boolean;
-  cacheBytes: number;
-  workers: number;
-  stages: number;
 }
 
 /** What a freeze checkpoint's "extra" holds: the common resume fields plus the elastic state. */
@@ -116,9 +64,10 @@ export interface ElasticResumeExtra extends ResumeExtra {
   };
 }
 
-const DEFAULT_CACHE_BYTES = 1024 ** 3;
+/** The run's settings that decide freezing and layouts (stored with a checkpoint; resumed runs default to them). */
+export type ElasticSettings = ReturnType<typeof settingsOf>;
 
-function settingsOf(o: ElasticTrainOptions): ElasticSettings {
+function settingsOf(o: ElasticTrainOptions) {
   return {
     freeze: o.freeze ? resolveFreezeConfig(o.freeze) : null, elastic: o.elastic, cache: o.cache,
     cacheBytes: o.cacheBytes ?? DEFAULT_CACHE_BYTES, workers: o.workers, stages: o.stages ?? o.workers,
@@ -149,12 +98,6 @@ export function elasticCheckpointSettings(path: string): ElasticSettings {
   return elasticResumeExtra(path, checkpointExtra(path)).elastic.settings;
 }
 
-/** The run's data: the given data sets, else the model's task (Fashion-MNIST, or the byte corpus for gpt). */
-function taskOf(o: ElasticTrainOptions): Task {
-  if (o.datasets) return imageTaskOf(o.datasets, o.batch, o.seed);
-  return buildTask({ spec: o.spec, batch: o.batch, seed: o.seed, data: o.data, limit: o.limit, text: o.text, stepsPerEpoch: o.stepsPerEpoch });
-}
-
 /** A resumed run's checkpoint: where it continues, its weights and optimizer state, and the elastic state. */
 function readResume(o: ElasticTrainOptions, task: Task, settings: ElasticSettings, log: (m: string) => void):
   { counters: RunCounters; state?: ReadonlyMap<string, Tensor>; optimizer?: OptimizerState | null; extra?: ElasticResumeExtra } {
@@ -166,14 +109,18 @@ function readResume(o: ElasticTrainOptions, task: Task, settings: ElasticSetting
     log(`note: the saved run used ${JSON.stringify({ ...was, cacheBytes: undefined })}, this one ${JSON.stringify({ ...settings, cacheBytes: undefined })}; ` +
       `training continues, but not as the saved run would have`);
   }
-  resumeNotes(extra.config, o, { step: ck.step, epoch: ck.epoch, stepsPerEpoch: task.stepsPerEpoch, changed: "--batch or --limit" }, log);
-  log(`resumed from ${o.resume}: ${ck.epoch} epochs, ${ck.step} steps done`);
-  return { counters: runCounters(o.resume, ck), state: ck.model, optimizer: ck.optimizer, extra };
+  const counters = resumedRun(o.resume, ck, extra.config, o, task.stepsPerEpoch, "--batch or --limit", log);
+  return { counters, state: ck.model, optimizer: ck.optimizer, extra };
 }
 
-export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrainResult> {
+/**
+ * Trains; resolves to every epoch and the training seconds (steps and transitions, not evaluation),
+ * earlier runs' of a resumed run included, the final test results, trace, weights and records.
+ */
+export async function trainElastic(o: ElasticTrainOptions) {
   const log = o.log ?? ((): void => {});
-  const task = taskOf(o);
+  // The given data sets, else the model's task (Fashion-MNIST, or the byte corpus for gpt).
+  const task = o.datasets ? imageTaskOf(o.datasets, o.batch, o.seed) : buildTask(o);
   const settings = settingsOf(o);
   if (o.cache && o.freeze && task.kind === "text") {
     throw new Error(`AutoCache keys the frozen prefix's outputs by example, but ${o.spec.name}'s text windows are drawn afresh every step; train it with the cache off`);
@@ -181,13 +128,10 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
   const { counters, state, optimizer, extra: saved } = readResume(o, task, settings, log);
   const { startEpoch, resumedFrom } = counters;
   const epochs: ElasticEpoch[] = [...(saved?.elastic.epochs ?? [])];
-  const metrics = openMetrics(o.metrics, resumedFrom);
-  const trainer = await startElasticTrainer({
-    spec: o.spec, seed: o.seed, optimizer: o.optimizer, workers: o.workers, stages: o.stages, batch: o.batch,
-    freeze: o.freeze, elastic: o.elastic, cache: o.cache, cacheBytes: o.cacheBytes, samples: task.samplesPerEpoch, log,
-  }, o.executor ?? "threads", state, optimizer, saved && {
+  const report = new EpochReport({ ...o, logEvery: o.logEvery ?? 1, task, log, counters });
+  const trainer = await ElasticTrainer.create({ ...o, samples: task.samplesPerEpoch, log }, state, optimizer, saved && {
     freeze: saved.elastic.state, ...(startEpoch > 0 && startEpoch < o.epochs ? { pendingCheck: startEpoch } : {}),
-  }).catch((e: unknown) => { metrics?.close(); throw e; });
+  }).catch((e: unknown) => { report.close(); throw e; });
   // From here on the workers run: every way out closes them.
   try {
     const trace = createTrace({
@@ -195,19 +139,15 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
       microbatchesPerStage: trainer.autopipe.microbatchesPerStage, units: trainer.units,
     });
     for (const r of saved?.elastic.trace ?? []) addEpoch(trace, r);
-    log(formatLayout(0, trainer.currentTransition, trainer.layout, trainer.units).replace("transition after epoch 0", resumedFrom ? "layout" : "start"));
-    const lr = makeLrSchedule({ scheduleLr: o.scheduleLr, warmup: o.warmup }, o.epochs * task.stepsPerEpoch);
-    const report = new EpochReport({
-      epochs: o.epochs, logEvery: o.logEvery ?? 1, samplesPerEpoch: task.samplesPerEpoch, text: task.kind === "text", save: o.save, metrics,
-      progress: o.progress, log, elapsedBefore: counters.elapsedBefore, history: counters.history,
-    });
+    log(formatLayout(0, trainer.transition, trainer.layout, trainer.units).replace("transition after epoch 0", resumedFrom ? "layout" : "start"));
+    const lr = makeLrSchedule(o, o.epochs * task.stepsPerEpoch);
     const filling = trainer.cacheFillingSince;
     if (resumedFrom && filling !== null && filling < startEpoch) {
       trainer.refillCache(replayBatches(task, filling, startEpoch, (n) => trainer.fits(n)));
       log(`AutoCache: refilled from the batches of epochs ${filling + 1}..${startEpoch}`);
     }
     const run: ElasticRun = {
-      o, trainer, task, report, lr, trace, epochs, settings, config: trainConfigOf(o), log, step: counters.step, skipped: 0,
+      o, trainer, task, report, lr, trace, epochs, log, step: counters.step, skipped: 0,
       trainSeconds: Number(saved?.elastic.train_seconds ?? 0),
     };
     for (let e = startEpoch; e < o.epochs; e++) await elasticEpoch(run, e);
@@ -218,8 +158,7 @@ export async function trainElastic(o: ElasticTrainOptions): Promise<ElasticTrain
       steps: run.step, records: report.records, history: report.history, resumedFrom, elapsedSeconds: report.elapsed(),
     };
   } finally {
-    o.progress?.done();
-    metrics?.close();
+    report.close();
     await trainer.close();
   }
 }
@@ -234,8 +173,6 @@ interface ElasticRun {
   readonly trace: FreezeTrace;
   /** Every epoch's layout and results, earlier runs' of a resumed run included. */
   readonly epochs: ElasticEpoch[];
-  readonly settings: ElasticSettings;
-  readonly config: TrainConfig;
   log(m: string): void;
   step: number;
   skipped: number;
@@ -247,8 +184,21 @@ async function elasticEpoch(run: ElasticRun, e: number): Promise<void> {
   const { o, trainer, task, report, trace, epochs } = run;
   const t0 = performance.now();
   report.beginEpoch(e);
-  const layoutAtStart = { ...trainer.layout }, transition = trainer.currentTransition;
-  const { stageSeconds, hits, fills } = await elasticSteps(run, e);
+  const layoutAtStart = { ...trainer.layout }, transition = trainer.transition;
+  // Per-stage busy seconds, and the batches the cache served and filled.
+  const stageSeconds = new Array<number>(trainer.layout.stages).fill(0);
+  let hits = 0, fills = 0;
+  for (const b of task.batches(e, 0)) {
+    const factor = run.lr(run.step);
+    // A batch too small to split still counts as a step (the LR schedule's place), as it always has.
+    if (!trainer.fits(b.x.shape[0])) { run.skipped++; run.step++; continue; }
+    const r = await trainer.step(b.x, b.y, b.indices ?? null, factor);
+    run.step++;
+    if (!Number.isFinite(r.loss)) throw divergedError(r.loss, run.step, e, o.optimizer.lr);
+    if (r.cached) hits++; else if (trainer.layout.prefix > 0) fills++;
+    r.stageBusy.forEach((v, i) => { stageSeconds[i] += v; });
+    report.step(run.step, r.loss, b.x.shape[0], o.optimizer.lr * factor);
+  }
   const step = run.step;
   await trainer.sync();
   const epochSeconds = (performance.now() - t0) / 1000;
@@ -261,33 +211,14 @@ async function elasticEpoch(run: ElasticRun, e: number): Promise<void> {
       frozen: layoutAtStart.frozenLayers, stages: layoutAtStart.stages, replicas: layoutAtStart.replicas, microbatches: layoutAtStart.microbatches, cached });
     return ev;
   }, (path) => saveElastic(trainer, path, { step, epoch: e + 1, modelSpec: resolveSpec(o.spec), extra: {
-    config: run.config, elapsed_s: report.elapsed(), history: report.history,
-    elastic: { settings: run.settings, state: trainer.freezeState(), epochs, trace: trace.epochs, train_seconds: run.trainSeconds },
+    config: trainConfigOf(o), elapsed_s: report.elapsed(), history: report.history,
+    elastic: { settings: settingsOf(o), state: trainer.freezeState(), epochs, trace: trace.epochs, train_seconds: run.trainSeconds },
   } satisfies ElasticResumeExtra }));
   run.log(`epoch ${e + 1} layout: frozen ${layoutAtStart.frozenLayers}, ${layoutAtStart.stages} stage(s) x ${layoutAtStart.replicas} replica(s)` +
     `${layoutAtStart.prefix ? `, cache ${hits} hit / ${fills} fill batches` : ""}, ${epochSeconds.toFixed(1)} s`);
   const t1 = performance.now();
   if (e + 1 < o.epochs) await trainer.endEpoch(e + 1);
   run.trainSeconds += (performance.now() - t1) / 1000;
-}
-
-/** The steps of epoch `e`: per-stage busy seconds, and the batches the cache served and filled. */
-async function elasticSteps(run: ElasticRun, e: number): Promise<{ stageSeconds: number[]; hits: number; fills: number }> {
-  const { o, trainer } = run;
-  const stageSeconds = new Array<number>(trainer.layout.stages).fill(0);
-  let hits = 0, fills = 0;
-  for (const b of run.task.batches(e, 0)) {
-    const factor = run.lr(run.step);
-    // A batch too small to split still counts as a step (the LR schedule's place), as it always has.
-    if (!trainer.fits(b.x.shape[0])) { run.skipped++; run.step++; continue; }
-    const r = await trainer.step(b.x, b.y, b.indices ?? null, factor);
-    run.step++;
-    if (!Number.isFinite(r.loss)) throw divergedError(r.loss, run.step, e, o.optimizer.lr);
-    if (r.cached) hits++; else if (trainer.layout.prefix > 0) fills++;
-    r.stageBusy.forEach((v, i) => { stageSeconds[i] += v; });
-    run.report.step(run.step, r.loss, b.x.shape[0], o.optimizer.lr * factor);
-  }
-  return { stageSeconds, hits, fills };
 }
 
 /** The training batches of epochs [from, to) that the trainer would have run, in order. */

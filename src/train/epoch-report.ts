@@ -1,7 +1,8 @@
-// The bookkeeping both training loops (single-device, pipeline) do around their steps: step records
+// The bookkeeping the training loops (single-device, pipeline, elastic) do around their steps: step records
 // every logEvery steps, the progress bar, the epoch record, line and history entry after evaluation,
 // and the run summary. The loops keep only how a step runs, how the model is evaluated and saved.
-import { roundMetric, type MetricsRecord, type MetricsWriter } from "./metrics.js";
+import { getBackend } from "../backend/index.js";
+import { MetricsWriter, roundMetric, type MetricsRecord } from "./metrics.js";
 import type { ProgressBar } from "./progress.js";
 import type { EvalResult } from "./task.js";
 
@@ -10,12 +11,6 @@ export function rate(x: number): string {
   return x >= 10 ? x.toFixed(0) : x.toPrecision(2);
 }
 
-/** The process's peak resident set so far, MB (maxRSS is in kilobytes). */
-function processPeakRssMb(): number {
-  return Number((process.resourceUsage().maxRSS / 1024).toFixed(1));
-}
-
-/** The summary of a training run (single-device or pipeline), as the CLI prints it. */
 /** One pipeline worker's memory in the summary (bytes, counted from tensors: the same every run). */
 export interface WorkerMemorySummary {
   worker: number;
@@ -28,6 +23,7 @@ export interface WorkerMemorySummary {
   peak_activation_bytes: number;
 }
 
+/** The summary of a training run (single-device or pipeline), as the CLI prints it. */
 export interface TrainSummary {
   model: string;
   backend: string;
@@ -65,17 +61,16 @@ export interface EpochReportOptions {
   /** Planned epochs (labels, ETA). */
   epochs: number;
   logEvery: number;
-  samplesPerEpoch: number;
-  /** Language-model task: epoch records carry test_ppl. */
-  text: boolean;
+  /** The run's data: samples per epoch; a language-model task's epoch records carry test_ppl. */
+  task: { samplesPerEpoch: number; kind: "image" | "text" };
   /** Checkpoint path written after every epoch, if any (named in the epoch line). */
-  save: string | undefined;
-  metrics: MetricsWriter | null;
-  progress: ProgressBar | undefined;
+  save?: string;
+  /** JSON-lines metrics file, if any: new, or continued after the checkpoint a resumed run starts from. */
+  metrics?: string;
+  progress?: ProgressBar;
   log(message: string): void;
-  /** Seconds spent by earlier runs of a resumed run, and their epoch records. */
-  elapsedBefore: number;
-  history: MetricsRecord[];
+  /** Seconds spent by earlier runs of a resumed run, their epoch records, and where it resumed. */
+  counters: { startEpoch: number; elapsedBefore: number; history: MetricsRecord[]; resumedFrom: TrainSummary["resumed_from"] };
 }
 
 export class EpochReport {
@@ -97,13 +92,24 @@ export class EpochReport {
   private windowStart = 0;
   private windowSamples = 0;
 
+  private readonly metrics: MetricsWriter | null;
+
+  /** Opens the metrics file first: a bad path fails before the caller starts anything it must close. */
   constructor(private readonly o: EpochReportOptions) {
-    this.history = o.history;
-    this.lastTrainLoss = o.history.length ? o.history[o.history.length - 1].loss : null;
+    const { metrics, counters: c } = o;
+    this.metrics = metrics ? (c.resumedFrom ? MetricsWriter.resume(metrics, c.resumedFrom) : new MetricsWriter(metrics, false)) : null;
+    this.history = c.history;
+    this.lastTrainLoss = c.history.length ? c.history[c.history.length - 1].loss : null;
   }
 
   /** Wall-clock seconds of the whole run, earlier runs of a resumed one included. */
-  elapsed(): number { return this.o.elapsedBefore + (performance.now() - this.runStart) / 1000; }
+  elapsed(): number { return this.o.counters.elapsedBefore + (performance.now() - this.runStart) / 1000; }
+
+  /** Ends the progress line and closes the metrics file. */
+  close(): void {
+    this.o.progress?.done();
+    this.metrics?.close();
+  }
 
   beginEpoch(epoch: number): void {
     this.epoch = epoch;
@@ -152,7 +158,7 @@ export class EpochReport {
       test_acc: ev.acc === null ? null : roundMetric(ev.acc), samples_per_s: roundMetric(this.samples / epochSeconds),
       lr, elapsed_s: roundMetric(this.elapsed()),
     };
-    if (this.o.text) rec.test_ppl = ev.ppl === null ? null : roundMetric(ev.ppl);
+    if (this.o.task.kind === "text") rec.test_ppl = ev.ppl === null ? null : roundMetric(ev.ppl);
     this.emit(rec);
     this.history.push(rec);
     if (this.o.save) await checkpoint(this.o.save);
@@ -162,23 +168,24 @@ export class EpochReport {
   }
 
   /** The run's summary; `lastEval` is the final evaluation (the checkpoint's, when nothing was trained). */
-  summary(run: Pick<TrainSummary, "model" | "backend" | "parameters" | "steps" | "resumed_from" | "metrics">,
-    startEpoch: number, lastEval: EvalResult): TrainSummary {
+  summary(run: Pick<TrainSummary, "model" | "parameters" | "steps">, lastEval: EvalResult): TrainSummary {
     const accs = this.history.map((h) => h.test_acc).filter((a): a is number => a !== null);
+    const { counters, save, metrics } = this.o;
     return {
-      model: run.model, backend: run.backend, parameters: run.parameters,
-      epochs: Math.max(startEpoch, this.o.epochs), steps: run.steps,
+      model: run.model, backend: getBackend().name, parameters: run.parameters,
+      epochs: Math.max(counters.startEpoch, this.o.epochs), steps: run.steps,
       train_loss: this.lastTrainLoss === null ? null : roundMetric(this.lastTrainLoss),
       test_loss: roundMetric(lastEval.loss), test_acc: lastEval.acc === null ? null : roundMetric(lastEval.acc),
       test_ppl: lastEval.ppl === null ? null : roundMetric(lastEval.ppl),
       best_test_acc: accs.length ? Math.max(...accs) : null,
       samples_per_s: this.trainSeconds > 0 ? roundMetric(this.trainSamples / this.trainSeconds) : 0,
-      elapsed_s: roundMetric(this.elapsed()), peak_rss_mb: processPeakRssMb(), worker_peak_mb: null, worker_memory: null, resumed_from: run.resumed_from, checkpoint: this.o.save ?? null, metrics: run.metrics,
+      elapsed_s: roundMetric(this.elapsed()), peak_rss_mb: Number((process.resourceUsage().maxRSS / 1024).toFixed(1)), // maxRSS: kB
+      worker_peak_mb: null, worker_memory: null, resumed_from: counters.resumedFrom, checkpoint: save ?? null, metrics: metrics ?? null,
       history: this.history,
     };
   }
 
-  private emit(r: MetricsRecord): void { this.records.push(r); this.o.metrics?.write(r); }
+  private emit(r: MetricsRecord): void { this.records.push(r); this.metrics?.write(r); }
 
   /** Adds a step to the epoch's sums and writes its record if due; returns the time it was counted. */
   private count(step: number, loss: number, n: number, lr: number, resetWindow: boolean): number {
@@ -196,7 +203,7 @@ export class EpochReport {
     const bar = this.o.progress;
     if (!bar) return;
     const { samples, epoch } = this;
-    const per = this.o.samplesPerEpoch;
+    const per = this.o.task.samplesPerEpoch;
     const rate = samples / Math.max(1e-9, (now - this.epochStart) / 1000);
     const left = (per - samples) + (this.o.epochs - epoch - 1) * per;
     bar.update({ label: `epoch ${epoch + 1}/${this.o.epochs}`, done: samples, total: per,

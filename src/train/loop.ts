@@ -18,7 +18,7 @@ import {
 import type { ProgressBar } from "./progress.js";
 import { Rng } from "../tensor/random.js";
 import { EpochReport, type TrainSummary } from "./epoch-report.js";
-import { openMetrics, type MetricsRecord } from "./metrics.js";
+import type { MetricsRecord } from "./metrics.js";
 import { savedTrainConfig, type TrainConfig } from "./options.js";
 import { buildTask, type Task } from "./task.js";
 
@@ -117,23 +117,19 @@ export function parseExtra(path: string, extra: Json | undefined): ResumeExtra {
   return { config: savedTrainConfig(e.config), elapsed_s: Number(e.elapsed_s ?? 0), history: Array.isArray(e.history) ? e.history : [] };
 }
 
-function saveTrainCheckpoint(path: string, model: Model, opt: Optimizer<{ lr: number }, { step: number }>,
-  cfg: TrainConfig, epoch: number, step: number, elapsedS: number, history: MetricsRecord[]): void {
-  const extra: ResumeExtra = { config: { ...cfg, resume: undefined }, elapsed_s: elapsedS, history };
-  writeRunCheckpoint(path, { model: model.stateDict(), optimizer: opt.stateDict(), step, epoch, modelSpec: model.spec, extra });
-}
-
-/** Logs how a resumed run differs from the saved one (`at.changed`: the flags that change the steps per epoch). */
-export function resumeNotes(saved: Pick<TrainConfig, "epochs">, now: Pick<TrainConfig, "epochs" | "scheduleLr">,
-  at: { step: number; epoch: number; stepsPerEpoch: number; changed: string }, log: (m: string) => void): void {
-  if (at.step !== at.epoch * at.stepsPerEpoch) {
-    log(`note: the checkpoint is at step ${at.step} after ${at.epoch} epochs, but this run has ${at.stepsPerEpoch} steps per epoch ` +
-      `(${at.changed} changed?); training continues, but not as the saved run would have`);
+/** The counters of a run resumed from `path` (`ck`); logs how it differs from the saved run (`changed`: what alters the steps per epoch). */
+export function resumedRun(path: string, ck: { epoch: number; step: number; extra: object }, saved: Pick<TrainConfig, "epochs">,
+  now: Pick<TrainConfig, "epochs" | "scheduleLr">, stepsPerEpoch: number, changed: string, log: (m: string) => void): RunCounters {
+  if (ck.step !== ck.epoch * stepsPerEpoch) {
+    log(`note: the checkpoint is at step ${ck.step} after ${ck.epoch} epochs, but this run has ${stepsPerEpoch} steps per epoch ` +
+      `(${changed} changed?); training continues, but not as the saved run would have`);
   }
   if (saved.epochs !== now.epochs && now.scheduleLr !== "none") {
     log(`note: the saved run planned ${saved.epochs} epochs, this one ${now.epochs}; the ${now.scheduleLr} LR schedule ` +
       `is laid out over the new total, so the losses differ from the saved run's plan from here on`);
   }
+  log(`resumed from ${path}: ${ck.epoch} epochs, ${ck.step} steps done`);
+  return runCounters(path, ck);
 }
 
 /** Continues `cfg.resume` (if given) in `model` and `opt`; the flags given now win over the saved hyper-parameters. */
@@ -155,33 +151,21 @@ function resumeSingleDevice(cfg: TrainConfig, model: Model, opt: Optimizer<{ lr:
     h.weightDecay = o.weightDecay ?? 0;
     if (o.name === "sgd") h.momentum = o.momentum ?? 0;
   }
-  resumeNotes(extra.config, cfg, { step: ck.step, epoch: ck.epoch, stepsPerEpoch, changed: "--batch, --limit or --steps-per-epoch" }, log);
-  log(`resumed from ${cfg.resume}: ${ck.epoch} epochs, ${ck.step} steps done`);
-  return runCounters(cfg.resume, ck);
+  return resumedRun(cfg.resume, ck, extra.config, cfg, stepsPerEpoch, "--batch, --limit or --steps-per-epoch", log);
 }
 
 export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   const log = hooks.log ?? ((): void => {});
   const spec = resolveSpec(specOf(cfg));
   const model = createModel(spec, cfg.seed);
-  const task: Task = buildTask({ spec, batch: cfg.batch, seed: cfg.seed, data: cfg.data, limit: cfg.limit,
-    text: cfg.text, stepsPerEpoch: cfg.stepsPerEpoch });
+  const task: Task = buildTask({ ...cfg, spec });
   const opt = createOptimizer(cfg.optimizer, model.namedParameters());
-  const totalSteps = cfg.epochs * task.stepsPerEpoch;
-  const schedule = makeLrSchedule(cfg, totalSteps);
-  const backendName = getBackend().name;
-  log(`pipewright train: ${cfg.model} (${model.numParameters().toLocaleString("en-US")} parameters) on the ${backendName} backend; ${task.describe}`);
-
+  const schedule = makeLrSchedule(cfg, cfg.epochs * task.stepsPerEpoch);
+  log(`pipewright train: ${cfg.model} (${model.numParameters().toLocaleString("en-US")} parameters) on the ${getBackend().name} backend; ${task.describe}`);
   const counters = resumeSingleDevice(cfg, model, opt, task.stepsPerEpoch, log);
-  const { startEpoch, elapsedBefore, history, resumedFrom } = counters;
+  const startEpoch = counters.startEpoch;
   let step = counters.step;
-
-  const metrics = openMetrics(cfg.metrics, resumedFrom);
-  const report = new EpochReport({
-    epochs: cfg.epochs, logEvery: cfg.logEvery, samplesPerEpoch: task.samplesPerEpoch, text: task.kind === "text",
-    save: cfg.save, metrics, progress: hooks.progress, log, elapsedBefore, history,
-  });
-
+  const report = new EpochReport({ ...cfg, task, progress: hooks.progress, log, counters });
   try {
     for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
       reseedDropout(model, cfg.seed, epoch);
@@ -202,12 +186,12 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
         report.step(step, value, b.x.shape[0], lr);
       }
       await report.endEpoch(step, opt.groups[0].hyper.lr, () => task.evaluate(model),
-        (path) => saveTrainCheckpoint(path, model, opt, cfg, epoch + 1, step, report.elapsed(), report.history));
+        (path) => writeRunCheckpoint(path, { model: model.stateDict(), optimizer: opt.stateDict(), step, epoch: epoch + 1, modelSpec: model.spec,
+          extra: { config: { ...cfg, resume: undefined }, elapsed_s: report.elapsed(), history: report.history } satisfies ResumeExtra }));
       await new Promise<void>((r) => setImmediate(r));
     }
   } finally {
-    hooks.progress?.done();
-    metrics?.close();
+    report.close();
   }
 
   let lastEval = report.lastEval;
@@ -215,7 +199,6 @@ export async function trainSingleDevice(cfg: TrainConfig, hooks: TrainHooks = {}
     log(`nothing to train: the checkpoint already has ${startEpoch} of ${cfg.epochs} epochs; evaluating it`);
     lastEval = task.evaluate(model);
   }
-  const summary = report.summary({ model: cfg.model, backend: backendName, parameters: model.numParameters(), steps: step,
-    resumed_from: resumedFrom, metrics: cfg.metrics ?? null }, startEpoch, lastEval);
+  const summary = report.summary({ model: cfg.model, parameters: model.numParameters(), steps: step }, lastEval);
   return { summary, records: report.records };
 }

@@ -13,15 +13,6 @@ export interface MetricsRecord extends CurvePoint {
   elapsed_s: number;
 }
 
-/**
- * A run's metrics file, if any: new, or continued after the checkpoint a resumed run starts from
- * (opened before any worker exists, so a bad path fails with nothing to clean up).
- */
-export function openMetrics(path: string | undefined, resumedAt: { epoch: number; step: number } | null): MetricsWriter | null {
-  if (!path) return null;
-  return resumedAt ? MetricsWriter.resume(path, resumedAt) : new MetricsWriter(path, false);
-}
-
 export class MetricsWriter {
   private fd: number | null;
 

@@ -105,16 +105,10 @@ export interface PipelineConfig {
 export const SAVE_LAYOUTS = ["file", "parts"] as const;
 export type SaveLayout = (typeof SAVE_LAYOUTS)[number];
 
-/** The layout a run saves in: the one asked for, else parts on processes and one file otherwise. */
-export function saveLayoutOf(executor: ExecutorName, asked?: SaveLayout): SaveLayout {
-  if (asked === "parts" && executor !== "processes") throw new Error(`--save-layout parts needs --executor processes (one part per MPI rank); ${executor} saves one file`);
-  return asked ?? (executor === "processes" ? "parts" : "file");
-}
-
 /** Everything `trainPipeline` (src/train/pipeline.ts) receives. */
 export interface PipelineTrainOptions extends TrainConfig {
   pipeline: PipelineConfig;
-  /** Checkpoint layout (default: saveLayoutOf). Not saved in the checkpoint: each run picks its own. */
+  /** Checkpoint layout (default: parts on processes, else one file). Not saved in the checkpoint: each run picks its own. */
   saveLayout?: SaveLayout;
   /** Write a Chrome trace of every training step to this file (src/trace/); not saved in the checkpoint. */
   trace?: string;

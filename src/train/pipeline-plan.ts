@@ -16,7 +16,7 @@ import type { Task } from "./task.js";
 import { isWriterRank } from "../transport/mpi/env.js";
 
 /** Longest list an asynchronous run executes at once (in optimizer steps); an epoch runs in windows. */
-export const ASYNC_WINDOW = 2000;
+const ASYNC_WINDOW = 2000;
 
 export interface AsyncWindows { window: number; count: number; dropped: number }
 
@@ -91,7 +91,13 @@ export function describePlan(opts: PipelineTrainOptions, plan: PipelinePlan, set
   if (p.replicas && p.replicas > 1) {
     lines.push(`data parallel: ${p.replicas} replicas of the pipeline, each on 1/${p.replicas} of every micro-batch; gradients summed over replicas before STEP`);
   }
-  if (p.tensorParallel) lines.push(layoutLine(plan.schedule.workers.length, p.tensorParallel, p.replicas ?? 1, p.sequenceParallel === true));
+  if (p.tensorParallel) {
+    // PTD-P: the P x T x D layout, what is split and what every tensor rank holds whole.
+    const [W, T, D] = [plan.schedule.workers.length, p.tensorParallel, p.replicas ?? 1];
+    lines.push(`layout: ${W} pipeline worker(s) x ${T} tensor rank(s) x ${D} replica(s) = ${W * T * D} rank(s); ` +
+      `transformer blocks split over each worker's ${T} tensor ranks (heads and MLP columns), embeddings, final LayerNorm and head replicated; ` +
+      `sequence parallel ${p.sequenceParallel ? "on (LayerNorm and residual regions split along the sequence)" : "off"}`);
+  }
   if (plan.stageToWorker) lines.push(`stages on ${plan.schedule.workers.length} worker(s): ${plan.stageToWorker.map((w, s) => `${s}->w${w}`).join(" ")}`);
   const { win, asyncCfg } = plan;
   if (setup.async && win && asyncCfg) {
@@ -104,11 +110,4 @@ export function describePlan(opts: PipelineTrainOptions, plan: PipelinePlan, set
   }
   if (process.env.PIPEWRIGHT_DEBUG) lines.push(formatSchedule(plan.schedule));
   return lines;
-}
-
-/** PTD-P: the P x T x D layout, what is split and what every tensor rank holds whole. */
-function layoutLine(workers: number, T: number, D: number, sp: boolean): string {
-  return `layout: ${workers} pipeline worker(s) x ${T} tensor rank(s) x ${D} replica(s) = ${workers * T * D} rank(s); ` +
-    `transformer blocks split over each worker's ${T} tensor ranks (heads and MLP columns), embeddings, final LayerNorm and head replicated; ` +
-    `sequence parallel ${sp ? "on (LayerNorm and residual regions split along the sequence)" : "off"}`;
 }

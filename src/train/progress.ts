@@ -82,13 +82,9 @@ export function formatProgress(u: ProgressUpdate, columns: number): string {
 
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return "--:--";
-  const s = Math.round(seconds);
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const sec = s % 60;
-  const mm = String(m).padStart(2, "0");
-  const ss = String(sec).padStart(2, "0");
-  return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+  const s = Math.round(seconds), h = Math.floor(s / 3600);
+  const two = (n: number): string => String(n).padStart(2, "0");
+  return `${h > 0 ? `${h}:` : ""}${two(Math.floor((s % 3600) / 60))}:${two(s % 60)}`;
 }
 
 function formatRate(r: number): string {

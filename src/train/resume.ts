@@ -7,7 +7,7 @@ import { describeSpec, MODEL_NAMES, resolveSpec, type ModelName, type ResolvedSp
 import { ASYNC_FLAGS, parseAsyncConfig, type AsyncConfig } from "../pipeline/weights/config.js";
 import {
   EXECUTORS, MODEL_DEFAULTS, optimizerConfigOf, PARTITION_METHODS, PIPELINE_SCHEDULES, RECOMPUTE_MODES, WEIGHT_GRAD_MODES,
-  type ExecutorName, type LrScheduleName, type OptimizerName, type PartitionMethod, type WeightGradMode,
+  type ExecutorName, type OptimizerName, type PartitionMethod, type WeightGradMode,
   type PipelineConfig, type PipelineScheduleName, type RecomputeMode, type TrainConfig,
 } from "./options.js";
 import { taskMisfit } from "./task.js";
@@ -22,7 +22,13 @@ export type OptionValues = Readonly<Record<string, string | number | boolean | r
 /** `schedule: "none"`: explicitly one device (also for a checkpoint saved by a pipeline run). */
 export const NO_PIPELINE = "none";
 
-export const PIPELINE_FLAGS = ["stages", "microbatches", "chunks", "partition", "balance", "executor", "recompute", "weight-grads", "workers", "replicas", "tp", "sequence-parallel", ...Object.keys(ASYNC_FLAGS)] as const;
+const PIPELINE_FLAGS = ["stages", "microbatches", "chunks", "partition", "balance", "executor", "recompute", "weight-grads", "workers", "replicas", "tp", "sequence-parallel", ...Object.keys(ASYNC_FLAGS)] as const;
+
+/** The TrainConfig fields a flag of that name sets (else the resumed run's value, else the model's default). */
+const PICKED = {
+  batch: "batch", scheduleLr: "schedule-lr", warmup: "warmup", seed: "seed", data: "data", limit: "limit", text: "text",
+  stepsPerEpoch: "steps-per-epoch", logEvery: "log-every",
+} as const satisfies Partial<Record<keyof TrainConfig, string>>;
 
 /**
  * Resolves options into a TrainConfig: explicit options, else the resumed run's values, else
@@ -41,37 +47,28 @@ export function mergeTrainConfig(f: OptionValues, given: ReadonlySet<string>, sa
   const d = MODEL_DEFAULTS[model];
   const base: TrainConfig = saved ?? { model, epochs: 5, ...d, optimizer: optimizerConfigOf(d), seed: 0, logEvery: 1 };
   const given_ = (flag: string): boolean => given.has(flag) && f[flag] !== undefined;
-  const pick = <K extends keyof TrainConfig>(key: K, flag: string): TrainConfig[K] =>
-    (given_(flag) ? f[flag] : base[key]) as TrainConfig[K];
   const was = saved?.optimizer;
   const optimizer = (given_("optimizer") ? f.optimizer : was?.name ?? d.optimizer) as OptimizerName;
   // Switching optimizer without naming lr/weight decay takes that optimizer's customary values.
   const optDefaults = !saved && optimizer !== d.optimizer
     ? (MODEL_NAMES.map((m) => MODEL_DEFAULTS[m]).find((x) => x.optimizer === optimizer) ?? d) : d;
+  const picked = Object.fromEntries(Object.entries(PICKED).map(([key, flag]) => [key, given_(flag) ? f[flag] : base[key as keyof TrainConfig]]));
   const cfg: TrainConfig = {
     model,
     spec,
     epochs: given.has("epochs") || !saved ? (f.epochs as number) : saved.epochs,
-    batch: pick("batch", "batch"),
+    ...(picked as Pick<TrainConfig, keyof typeof PICKED>),
     optimizer: optimizerConfigOf({
       optimizer,
       lr: given.has("lr") ? (f.lr as number) : was ? was.lr : optDefaults.lr,
       momentum: given_("momentum") ? (f.momentum as number) : (was?.name === "sgd" ? was.momentum : undefined) ?? d.momentum,
       weightDecay: given.has("weight-decay") ? (f["weight-decay"] as number) : was ? was.weightDecay ?? 0 : optDefaults.weightDecay,
     }),
-    scheduleLr: pick("scheduleLr", "schedule-lr") as LrScheduleName,
-    warmup: pick("warmup", "warmup"),
-    seed: pick("seed", "seed"),
-    data: pick("data", "data"),
-    limit: pick("limit", "limit"),
-    text: pick("text", "text"),
-    stepsPerEpoch: pick("stepsPerEpoch", "steps-per-epoch"),
     save: f.save as string | undefined,
     resume: f.resume as string | undefined,
     metrics: f.metrics as string | undefined,
-    logEvery: pick("logEvery", "log-every"),
   };
-  const clip = pick("clipGradNorm", "clip-grad-norm");
+  const clip = given_("clip-grad-norm") ? (f["clip-grad-norm"] as number) : base.clipGradNorm;
   if (clip !== undefined) {
     if (!(clip > 0)) throw new ConfigError(`--clip-grad-norm must be > 0, got ${clip}`);
     cfg.clipGradNorm = clip;
@@ -160,7 +157,8 @@ export function mergePipelineConfig(f: OptionValues, given: ReadonlySet<string>,
     weightGrads: (v["weight-grads"] as WeightGradMode | undefined) ?? "microbatch",
     ...(schedule === "async" ? { async: asyncConfigOf(v) } : {}),
     ...(v.workers !== undefined ? { workers: v.workers as number } : {}),
-    ...replicasOf(v),
+    // --replicas R: data parallelism across pipelines (worker threads, MPI ranks, or inline in one thread).
+    ...(v.replicas !== undefined && v.replicas !== 1 ? { replicas: v.replicas as number } : {}),
     ...tensorParallelOf(v, schedule),
   };
 }
@@ -187,13 +185,6 @@ export function checkTensorParallelModel(spec: ResolvedSpec, p: PipelineConfig |
   if (spec.name !== "gpt" && spec.name !== "vit") throw new ConfigError(`--tp ${t} needs a transformer model (gpt, vit); --model ${spec.name} has no transformer blocks to split`);
   if (spec.heads % t !== 0) throw new ConfigError(`--tp ${t} must divide the attention heads ${spec.heads} (--heads)`);
   if (spec.dim % t !== 0) throw new ConfigError(`--tp ${t} must divide the width ${spec.dim} (--width)`);
-}
-
-/** --replicas R: data parallelism across pipelines (worker threads, MPI ranks, or inline in one thread). */
-function replicasOf(v: OptionValues): { replicas?: number } {
-  const r = v.replicas as number | undefined;
-  if (r === undefined || r === 1) return {};
-  return { replicas: r };
 }
 
 /**

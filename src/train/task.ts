@@ -104,10 +104,6 @@ export function loadImageDatasets(data?: string, limit?: number, images = true):
 /** The image task of these data sets (shuffled per epoch from `seed`); `from` names them in describe. */
 export function imageTaskOf(ds: { train: TensorDataset; test: TensorDataset }, batch: number, seed: number, from = "given data sets"): Task {
   const loader = new DataLoader(ds.train, { batchSize: batch, shuffle: true, seed });
-  // Made once: every evaluation reads the same chunks (nothing writes into them).
-  let evalSet: EvalSet | null = null;
-  const evalBatches = (): EvalSet => (evalSet ??= evalChunks(ds.test));
-  const evalResult = (s: EvalSums): EvalResult => ({ loss: s.loss / s.count, acc: s.correct / s.count, ppl: null });
   return {
     kind: "image",
     samplesPerEpoch: ds.train.n,
@@ -119,11 +115,19 @@ export function imageTaskOf(ds: { train: TensorDataset; test: TensorDataset }, b
         yield { ...gather(ds.train, indices), index, indices };
       }
     },
-    evaluate: (model) => evalResult(sumOnModel(model, evalBatches())),
-    evalBatches,
-    evalResult,
+    ...evaluation(() => evalChunks(ds.test), (s) => ({ loss: s.loss / s.count, acc: s.correct / s.count, ppl: null })),
     describe: `${from}: ${ds.train.n} training and ${ds.test.n} test images`,
   };
+}
+
+/**
+ * A task's evaluation: its batches, made once (every evaluation reads the same ones; nothing writes
+ * into them), run on a model or summed elsewhere (a pipeline's stages) and turned into the result.
+ */
+function evaluation(make: () => EvalSet, evalResult: (s: EvalSums) => EvalResult): Pick<Task, "evaluate" | "evalBatches" | "evalResult"> {
+  let set: EvalSet | null = null;
+  const evalBatches = (): EvalSet => (set ??= make());
+  return { evalBatches, evalResult, evaluate: (model) => evalResult(sumOnModel(model, evalBatches())) };
 }
 
 /** Runs `fn` with `model` in eval mode and without gradients, then restores the model's mode. */
@@ -155,12 +159,6 @@ function evalChunks(test: TensorDataset): EvalSet {
   return { inputs: chunks.map((c) => c.x), labels: chunks.map((c) => c.y) };
 }
 
-/** Summed-then-averaged cross-entropy and accuracy of a classifier over a whole test set. */
-export function evalClassifier(model: Module, test: TensorDataset): EvalResult & { acc: number } {
-  const s = sumOnModel(model, evalChunks(test));
-  return { loss: s.loss / s.count, acc: s.correct / s.count, ppl: null };
-}
-
 /** Validation batches drawn for each evaluation of the language model (fixed, so evals compare). */
 const TEXT_EVAL_BATCHES = 8;
 const MIN_TEXT_STEPS_PER_EPOCH = 50;
@@ -174,15 +172,6 @@ function textTask(o: TaskOptions): Task {
   const onePass = Math.ceil(corpus.train.length / (o.batch * spec.context));
   const stepsPerEpoch = o.stepsPerEpoch
     ?? (o.limit !== undefined ? Math.ceil(o.limit / o.batch) : Math.max(MIN_TEXT_STEPS_PER_EPOCH, onePass));
-  let evalSet: EvalSet | null = null;
-  const evalBatches = (): EvalSet => {
-    if (!evalSet) {
-      const b = Array.from({ length: TEXT_EVAL_BATCHES }, (_, i) => batcher.batchAt("val", i));
-      evalSet = { inputs: b.map((x) => x.x), labels: b.map((x) => x.y) };
-    }
-    return evalSet;
-  };
-  const evalResult = (s: EvalSums): EvalResult => ({ loss: s.loss / s.count, acc: null, ppl: Math.exp(s.loss / s.count) });
   return {
     kind: "text",
     samplesPerEpoch: stepsPerEpoch * o.batch,
@@ -193,9 +182,10 @@ function textTask(o: TaskOptions): Task {
         yield { x, y, index: i };
       }
     },
-    evaluate: (model) => evalResult(sumOnModel(model, evalBatches())),
-    evalBatches,
-    evalResult,
+    ...evaluation(() => {
+      const b = Array.from({ length: TEXT_EVAL_BATCHES }, (_, i) => batcher.batchAt("val", i));
+      return { inputs: b.map((x) => x.x), labels: b.map((x) => x.y) };
+    }, (s) => ({ loss: s.loss / s.count, acc: null, ppl: Math.exp(s.loss / s.count) })),
     describe: `text corpus ${path}: ${corpus.train.length} training and ${corpus.val.length} validation bytes, ` +
       `context ${spec.context}, ${stepsPerEpoch} steps per epoch`,
   };

@@ -16,7 +16,8 @@ import { ProcessesExecutor } from "../runtime/processes.js";
 import { layoutGroups } from "../runtime/process-groups.js";
 import { endJob } from "../runtime/rank-failure.js";
 import { entryTensors } from "../runtime/worker-state.js";
-import type { PhaseExecutor, PhaseFactory } from "./phase.js";
+import type { PhaseExecutor } from "./phase.js";
+import type { PipelineSetup } from "../runtime/setup.js";
 
 /** The job's MPI world for a freeze run: every rank, in rank order. */
 interface ElasticWorld {
@@ -46,15 +47,13 @@ function elasticWorld(workers: number): Promise<ElasticWorld> {
   return started.world;
 }
 
-/** The trainer's phase factory for MPI ranks. */
-export function mpiPhaseFactory(workers: number): PhaseFactory {
-  return async (setup, state, replicas) => {
-    const w = await elasticWorld(workers);
-    const layout = { tensor: 1, workers: setup.schedule.stages, replicas };
-    const g = await layoutGroups(w.mpi, layout, (at) => `replica ${at.replica}, stage ${at.worker}`);
-    const ex = g ? await ProcessesExecutor.create(setup, { state }, replicas, g) : null;
-    return ex && layout.workers * replicas === w.mpi.size ? ex : new WithIdleRanks(ex, w);
-  };
+/** A layout's executor on the MPI ranks of a freeze run of `workers` workers (collective). */
+export async function mpiPhase(workers: number, setup: PipelineSetup, state: ReadonlyMap<string, Tensor>, replicas: number): Promise<PhaseExecutor> {
+  const w = await elasticWorld(workers);
+  const layout = { tensor: 1, workers: setup.schedule.stages, replicas };
+  const g = await layoutGroups(w.mpi, layout, (at) => `replica ${at.replica}, stage ${at.worker}`);
+  const ex = g ? await ProcessesExecutor.create(setup, { state }, replicas, g) : null;
+  return ex && layout.workers * replicas === w.mpi.size ? ex : new WithIdleRanks(ex, w);
 }
 
 /** A layout that leaves ranks idle: they take each result from rank 0 (always active). */

@@ -11,7 +11,6 @@ import { generateSchedule } from "../schedule/index.js";
 import type { Executor } from "../runtime/executor.js";
 import type { JsonValue, ModelSource } from "../runtime/model-source.js";
 import type { PipelineSetup } from "../runtime/setup.js";
-import { ThreadsExecutor } from "../runtime/threads.js";
 import type { PipeModelArgs } from "./pipe-model.js";
 
 export interface PhaseLayout {
@@ -27,11 +26,6 @@ export interface PhaseLayout {
 
 /** What the trainer uses of an executor. */
 export type PhaseExecutor = Pick<Executor, "step" | "evaluate" | "predict" | "stateDict" | "optimizerState" | "loadStateDict" | "close">;
-
-/** Starts a layout's executor: worker threads (threadsPhase) or MPI ranks (mpi-phase.ts). */
-export type PhaseFactory = (setup: PipelineSetup, state: ReadonlyMap<string, Tensor>, replicas: number) => Promise<PhaseExecutor>;
-
-export const threadsPhase: PhaseFactory = (setup, state, replicas) => ThreadsExecutor.create(setup, state, replicas);
 
 /**
  * The pipeline setup of a layout: its units' model, one GPipe list per stage, the per-unit gradient

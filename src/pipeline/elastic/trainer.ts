@@ -19,7 +19,7 @@
 import { noGrad } from "../../autograd/engine.js";
 import { mergeTensors, splitLabels, splitTensor } from "../../data/microbatch.js";
 import { partOf } from "../../transport/reduce.js";
-import { DEFAULTS, type ModelSpec } from "../../nn/models/spec.js";
+import { inputShape, type ModelSpec } from "../../nn/models/spec.js";
 import type { OptimizerState } from "../../optim/index.js";
 import { Tensor } from "../../tensor/tensor.js";
 import { balanceByCost, rangesOf } from "../partition.js";
@@ -30,8 +30,11 @@ import type { OptimizerConfig } from "../runtime/setup.js";
 import { loadModelSource, type ModelSource, type PipelineModel } from "../runtime/model-source.js";
 import type { EvalBatches, StepResult } from "../runtime/executor.js";
 import type { MicrobatchMetrics } from "../stage.js";
-import { combineOptimizerStates, phaseSetup, threadsPhase, type PhaseExecutor, type PhaseFactory, type PhaseLayout } from "./phase.js";
+import { combineOptimizerStates, phaseSetup, type PhaseExecutor, type PhaseLayout } from "./phase.js";
+import { ThreadsExecutor } from "../runtime/threads.js";
 import { applyFreeze, runnableUnits } from "./units.js";
+
+export const DEFAULT_CACHE_BYTES = 1024 ** 3;
 
 export interface ElasticConfig {
   /** A built-in model, initialised with `seed` (or see `source`). */
@@ -55,18 +58,16 @@ export interface ElasticConfig {
   cache: boolean;
   /** Training samples (cache keys 0..samples-1). */
   samples: number;
-  /** Cache bound in bytes (default 1 GiB). */
+  /** Cache bound in bytes (default DEFAULT_CACHE_BYTES, 1 GiB). */
   cacheBytes?: number;
   microbatchesPerStage?: number;
   log?: (m: string) => void;
-  /** Starts each layout's executor: worker threads (default) or MPI ranks (mpi-phase.ts). */
-  createPhase?: PhaseFactory;
+  /** Each layout's executor: worker threads (default) or one MPI rank per worker (mpi-phase.ts). */
+  executor?: "threads" | "processes";
 }
 
 export interface ElasticStepResult {
   loss: number;
-  correct: number;
-  count: number;
   /** Seconds inside actions per stage, summed over replicas (stage 0's with the prefix run for the cache). */
   stageBusy: number[];
   /** Squared gradient norm per freeze layer (reduced gradients, one replica). */
@@ -93,32 +94,29 @@ export interface ElasticResume {
 }
 
 export class ElasticTrainer {
-  readonly model: PipelineModel;
   readonly units: PipeUnit[];
   readonly autopipe: AutoPipe;
   readonly policy: FreezePolicy | null;
   readonly cache: ActivationCache | null;
   readonly order: string[];
   private phase: PhaseExecutor | null = null;
-  private optState: OptimizerState | null;
-  private transition: Transition;
+  /** AutoPipe's current transition, and the layout that runs it. */
+  transition: Transition;
   layout: PhaseLayout;
   /** Parameter and buffer values in the main model are current (no phase trained since the last sync). */
   private synced = true;
   /** Freezes done (for checkpoints: AutoPipe's state follows from them). */
   private readonly freezes: { epoch: number; frozen: number }[] = [];
 
-  private constructor(readonly cfg: ElasticConfig, model: PipelineModel, optState: OptimizerState | null) {
-    this.model = model;
+  private constructor(readonly cfg: ElasticConfig, readonly model: PipelineModel, private optState: OptimizerState | null) {
     this.units = runnableUnits(model).map((u) => u.unit);
     this.order = model.namedParameters().map(([n]) => n);
-    this.optState = optState;
     const stages = cfg.stages ?? cfg.workers;
     this.autopipe = new AutoPipe(this.units, {
       workers: cfg.workers, stages, batch: cfg.batch, microbatchesPerStage: cfg.microbatchesPerStage, elastic: cfg.elastic,
     });
     this.policy = cfg.freeze ? new FreezePolicy(model.units.length, cfg.freeze) : null;
-    this.cache = cfg.freeze && cfg.cache ? new ActivationCache({ maxBytes: cfg.cacheBytes ?? 1024 ** 3, boundFlag: "--cache-mb" }) : null;
+    this.cache = cfg.freeze && cfg.cache ? new ActivationCache({ maxBytes: cfg.cacheBytes ?? DEFAULT_CACHE_BYTES, boundFlag: "--cache-mb" }) : null;
     this.transition = this.autopipe.initial();
     this.layout = this.layoutOf(this.transition);
   }
@@ -147,7 +145,6 @@ export class ElasticTrainer {
 
   /** Before the first phase starts: the policy's state, and AutoPipe and AutoCache replayed through the freezes. */
   private restore(s: ElasticFreezeState): void {
-    if (this.phase) throw new Error("elastic trainer: restore() must run before the workers start");
     if (s.policy) {
       if (!this.policy) throw new Error("the checkpoint holds a freeze policy's state, but this run trains without freezing");
       this.policy.restore(s.policy);
@@ -164,7 +161,6 @@ export class ElasticTrainer {
   }
 
   get frozenLayers(): number { return this.layout.frozenLayers; }
-  get currentTransition(): Transition { return this.transition; }
 
   /** The phase layout of an AutoPipe transition, with the cached prefix taken out when the cache is on. */
   private layoutOf(t: Transition): PhaseLayout {
@@ -182,8 +178,10 @@ export class ElasticTrainer {
 
   private async start(): Promise<void> {
     applyFreeze(this.model, this.layout.frozenLayers);
-    this.phase = await (this.cfg.createPhase ?? threadsPhase)(phaseSetup(modelSource(this.cfg), this.cfg.optimizer, this.layout, this.optState),
-      this.model.stateDict(), this.layout.replicas);
+    const setup = phaseSetup(modelSource(this.cfg), this.cfg.optimizer, this.layout, this.optState), state = this.model.stateDict();
+    // The MPI module loads only for MPI ranks (it is optional).
+    this.phase = this.cfg.executor === "processes" ? await (await import("./mpi-phase.js")).mpiPhase(this.cfg.workers, setup, state, this.layout.replicas)
+      : await ThreadsExecutor.create(setup, state, this.layout.replicas);
   }
 
   /** Pulls weights and optimizer state from the running phase into the main model / state store. */
@@ -253,7 +251,7 @@ export class ElasticTrainer {
     if (this.policy) this.policy.recordGradNorms(Array.from({ length: this.model.units.length }, (_, l) => Math.sqrt(gradSq.get(l) ?? 0)));
     // The replicas mirror replica 0's work (its prefix run for the cache counts as stage 0's).
     const stageBusy = r.busy.map((b) => b * R);
-    return { loss: r.loss, correct: r.correct, count: r.count, stageBusy, gradSq, cached };
+    return { loss: r.loss, stageBusy, gradSq, cached };
   }
 
   /** The model's outputs for x through the stages (eval mode, no gradient). */
@@ -296,7 +294,7 @@ export class ElasticTrainer {
   }
 
   private prefixShape(prefix: number): number[] {
-    const sample = this.cfg.sampleShape ?? (this.cfg.spec && !this.cfg.source ? inputShapeOf(this.cfg.spec) : null);
+    const sample = this.cfg.sampleShape ?? (this.cfg.spec && !this.cfg.source ? inputShape(this.cfg.spec, 1).slice(1) : null);
     if (!sample) throw new Error("AutoCache on a model given as a module needs sampleShape (one input sample's shape) to size the cache");
     return this.runPrefix(prefix, Tensor.zeros([1, ...sample])).shape.slice(1);
   }
@@ -358,18 +356,6 @@ function modelSource(cfg: ElasticConfig): ModelSource {
   if (cfg.source) return cfg.source;
   if (!cfg.spec) throw new Error("elastic trainer: give a built-in spec or a module source");
   return { kind: "builtin", spec: cfg.spec, seed: cfg.seed };
-}
-
-/** Shape of one input sample of `spec` (the probe for the cached prefix's output shape). */
-function inputShapeOf(spec: ModelSpec): number[] {
-  switch (spec.name) {
-    case "mlp": return [spec.input ?? DEFAULTS.mlp.input];
-    case "gpt": return [spec.context ?? DEFAULTS.gpt.context];
-    default: {
-      const image = spec.image ?? DEFAULTS[spec.name].image;
-      return [spec.inChannels ?? DEFAULTS[spec.name].inChannels, image, image];
-    }
-  }
 }
 
 /** One line per transition: frozen layers, pipeline length, replicas, micro-batches, partition. */

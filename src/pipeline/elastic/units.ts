@@ -22,13 +22,8 @@ class SubBlock extends Module {
   forward(x: Tensor): Tensor { return add(x, this.body.forward(this.norm.forward(x))); }
 }
 
-export interface RunnableUnit {
-  unit: PipeUnit;
-  module: Module;
-}
-
 /** AutoPipe's units of `model` with the module that runs each (sub-blocks for transformer blocks). */
-export function runnableUnits(model: PipelineModel): RunnableUnit[] {
+export function runnableUnits(model: PipelineModel): { unit: PipeUnit; module: Module }[] {
   const units = unitsFromLayers(model.units);
   return units.map((u) => {
     const m = model.units[u.layer];
