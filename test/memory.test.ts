@@ -170,3 +170,24 @@ test("bench parallel --ptdp --json: one line per layout with cpu, samples/s and 
     assert.match(b.stderr, want);
   }
 });
+
+test("inline stageMemory without an asynchronous method: each stage's weights and AdamW state from the model's shapes", async () => {
+  const model = createModel(MLP, 1);
+  const units = createModel(MLP, 1).units;
+  const balance = uniformBalance(units.length, 2);
+  const ex = new InlineExecutor(model, {
+    model: MLP, seed: 1, schedule: generateSchedule("1f1b", { stages: 2, microbatches: 2 }), balance, recompute: "never", optimizer: ADAMW,
+  });
+  try {
+    const x = Tensor.from(Array.from({ length: 4 * 6 }, (_, i) => Math.sin(i)), [4, 6]);
+    const parts = splitBatch({ x, y: Int32Array.from([0, 1, 2, 0]) }, 2);
+    await ex.step({ inputs: parts.map((p) => p.x), labels: parts.map((p) => p.y), scale: 1 / 4 });
+    const perStage = [units.slice(0, balance[0]), units.slice(balance[0])];
+    assert.deepEqual(ex.stageMemory(), perStage.map((u, stage) => {
+      const weights = bytesOf(u), optimizerState = 2 * bytesOf(u, true);
+      return { stage, weights, optimizerState, extra: 0, total: weights + optimizerState, versions: 1 };
+    }));
+  } finally {
+    await ex.close();
+  }
+});
