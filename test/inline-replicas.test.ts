@@ -97,7 +97,7 @@ for (const schedule of ["1f1b", "gpipe"]) {
 test("BatchNorm with 2 replicas: every replica commits the whole mini-batch's statistics; inline == threads bit for bit", async () => {
   const setup = setupOf(CNN_BN, "1f1b");
   const model = createModel(CNN_BN, SEED), copy = createModel(CNN_BN, SEED);
-  const inline = await train(new InlineExecutor(model, setup, undefined, undefined, [copy]), CNN_BN);
+  const inline = await train(new InlineExecutor(model, setup, undefined, [copy]), CNN_BN);
   assertBits(copy.stateDict(), model.stateDict(), "replica 1 vs replica 0");
   const threads = await train(await ThreadsExecutor.create(setup, createModel(CNN_BN, SEED).stateDict(), 2), CNN_BN);
   assertSame(inline, threads, "cnn with BatchNorm");

@@ -13,7 +13,7 @@ import type { StageLoss, Target } from "../stage.js";
 import { checkBatches, type Executor, type SplitBatch, type StepResult } from "./executor.js";
 import { loadStageState, refuseLoadWithAsync, stageOptimizerStates } from "./worker-state.js";
 import { memoryBytes, memoryRecord } from "./memory.js";
-import { PipelineActionError, WorkerInterpreter, type Outbox, type PhysicalStage, type WeightHooks } from "./interpreter.js";
+import { PipelineActionError, WorkerInterpreter, type Outbox, type PhysicalStage } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
 import { mergeStates, type OptimizerState } from "../../optim/index.js";
 import { buildWorkerStages, replicatedSetup, sourceOf, type PipelineSetup } from "./setup.js";
@@ -44,16 +44,14 @@ export class InlineExecutor extends ListExecutor implements Executor, TimingSour
   readonly asyncRuntime: AsyncRuntime | null;
 
   /**
-   * Trains `model` in place (its units become the stages). `hooks` replaces the weight hooks that
-   * setup.async would install; `loss` is setup.loss resolved (needed when it names a module, or for
-   * a loss function, which only the inline executor can run). `replicaModels`: one model per further
-   * replica, holding the same weights as `model` (see create()).
+   * Trains `model` in place (its units become the stages). `loss` is setup.loss resolved (needed
+   * when it names a module, or for a loss function, which only the inline executor can run).
+   * `replicaModels`: one model per further replica, holding the same weights as `model` (see create()).
    */
-  constructor(private readonly model: PipelineModel, setup: PipelineSetup, hooks?: WeightHooks, loss?: StageLoss,
+  constructor(private readonly model: PipelineModel, setup: PipelineSetup, loss?: StageLoss,
     replicaModels: readonly PipelineModel[] = []) {
     super();
     const R = 1 + replicaModels.length;
-    if (R > 1 && hooks) throw new Error("inline executor: weight hooks (an asynchronous method) cannot run with replicas");
     this.setup = setup = R > 1 ? replicatedSetup(setup, R) : setup;
     const { schedule } = setup;
     const W = schedule.workers.length;
@@ -68,9 +66,8 @@ export class InlineExecutor extends ListExecutor implements Executor, TimingSour
       return schedule.workers.map((_, w) => buildWorkerStages(m, own, w, loss));
     });
     this.asyncRuntime = createAsyncRuntime(new Map(stagesOf[0].flatMap((m) => [...m])), setup.async);
-    const h = hooks ?? this.asyncRuntime?.hooks;
     this.copies = stagesOf.map((stages, r) => schedule.workers.map((_, w) => new WorkerInterpreter({
-      worker: w, schedule, stages: stages[w], outbox: this.outbox(r, w), hooks: h,
+      worker: w, schedule, stages: stages[w], outbox: this.outbox(r, w), hooks: this.asyncRuntime?.hooks,
       actionDelay: syntheticDelay(setup.instrumentation, schedule.chunks), recordActions: record,
       onMetrics: this.results[r].onMetrics, onOutput: this.results[r].onOutput,
       ...(this.reducer ? { reduce: (ps: PhysicalStage, step: number) => this.reducer!.reduce(r, ps, step) } : {}),
@@ -113,7 +110,7 @@ export class InlineExecutor extends ListExecutor implements Executor, TimingSour
         copies.push(copy);
       }
     }
-    return new InlineExecutor(model, setup, undefined, loss, copies);
+    return new InlineExecutor(model, setup, loss, copies);
   }
 
   async run(batches: readonly SplitBatch[], lrFactors: readonly number[] = [1]): Promise<StepResult> {
