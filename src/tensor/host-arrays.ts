@@ -35,9 +35,18 @@ export function deviceArrays(): boolean {
   return factory !== null;
 }
 
+/** Whether any device-backed array was ever made (until then every array is plain). */
+let anyBacked = false;
+
 /** Called by a factory for each array it makes: `memory` is the plain array it stands for. */
 export function registerBacking(view: Float32Array, memory: Float32Array, toHost: () => void): void {
+  anyBacked = true;
   backing.set(view, { memory, toHost });
+}
+
+/** False while no device-backed array exists in this thread: callers may then skip looking for them. */
+export function mayHoldDeviceArrays(): boolean {
+  return anyBacked;
 }
 
 /**

@@ -4,7 +4,7 @@
 // Collectives name their messages with a sequence number every rank counts the same way (all ranks
 // call the same collectives in the same order).
 import { deserialize, serialize } from "node:v8";
-import { hostMemory } from "../../tensor/host-arrays.js";
+import { hostMemory, mayHoldDeviceArrays } from "../../tensor/host-arrays.js";
 import { TAG, type MpiTransport } from "./transport.js";
 import { frameHeader, parseFrame } from "./frame.js";
 
@@ -77,7 +77,8 @@ export class ControlMailbox {
       this.mpi.send(this.comm, dest, TAG.floats, frameHeader({ key, kind: "tensor", shape: [value.length] }), value);
       return;
     }
-    this.mpi.send(this.comm, dest, TAG.ctrl, serialize({ key, value: withHostMemory(value) }));
+    // While every array is plain, the value goes as it is (no copy of its structure).
+    this.mpi.send(this.comm, dest, TAG.ctrl, serialize({ key, value: mayHoldDeviceArrays() ? withHostMemory(value) : value }));
   }
 
   /** The value from `source` under `key` if it has arrived (then taken), else null. */
