@@ -121,5 +121,5 @@ test("a freeze pipe asked for another executor is refused, not run on threads si
   const freezePipe = (executor: string): Promise<unknown> => createPipeline({ model: { builtin: { name: "vit" } as never }, stages: 2,
     optimizer: { name: "sgd", lr: 0.1 }, freeze: { batch: 8, samples: 16 }, executor } as never);
   await assert.rejects(freezePipe("inline"), /a freeze pipe runs on threads or processes; executor "inline" is not supported with freeze/);
-  await assert.rejects(freezePipe("processes"), /executor "processes" runs one MPI rank per worker \(2 here\), but this process was not started by MPI; run the same script on 2 ranks: `mpirun -n 2 node /);
+  await assert.rejects(freezePipe("processes"), /createPipeline: executor "processes" runs one MPI rank per worker \(2 here\), but this process was not started by MPI; run the same script on 2 ranks: `mpirun -n 2 node /);
 });
