@@ -96,9 +96,7 @@ export function concat(tensors: readonly Tensor[], axis: number): Tensor {
   const out = Tensor.empty(outShape); // the parts tile it exactly
   let offset = 0;
   tensors.forEach((t, k) => {
-    // The first part zeroes the rest, so that a device backend need not upload out's old contents.
-    copyAxis(t.data, out.data, { outer, inner, len: sizes[k], srcSize: sizes[k], srcStart: 0, dstSize: total, dstStart: offset,
-      zero: k === 0 });
+    copyAxis(t.data, out.data, { outer, inner, len: sizes[k], srcSize: sizes[k], srcStart: 0, dstSize: total, dstStart: offset, zero: false });
     offset += sizes[k];
   });
   return record(out, "concat", tensors, (g, needs) => {
