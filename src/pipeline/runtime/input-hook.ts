@@ -44,3 +44,11 @@ export class InputHook {
     return out;
   }
 }
+
+/**
+ * Every replica's prepared inputs of a step, given in replica order, sorted by micro-batch: the sort
+ * is stable, so each micro-batch's rows stay in replica order (the order the cache's row groups take).
+ */
+export function preparedInOrder(parts: readonly PreparedInput[]): PreparedInput[] {
+  return [...parts].sort((a, b) => a.mb - b.mb);
+}

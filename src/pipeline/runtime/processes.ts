@@ -10,6 +10,7 @@ import { cpus } from "node:os";
 import { launchEnv } from "../../transport/mpi/env.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { MicrobatchMetrics, Target } from "../stage.js";
+import { preparedInOrder } from "./input-hook.js";
 import { checkBatches, type Executor, type PreparedInput, type SplitBatch, type StepResult } from "./executor.js";
 import { type ForwardMode, type Payload, type PhysicalStage, type WorkerInterpreter } from "./interpreter.js";
 import { forwardOnlyLists } from "../schedule/forward-only.js";
@@ -266,7 +267,7 @@ export class ProcessesExecutor extends ListExecutor implements Executor, LocalSt
     return { ...sumMetrics(M * batches.length, done.map((d) => d.metrics ?? []), layout.replicas, first.map((d) => d.busy!), first.flatMap((d) => d.peaks!), S),
       memory: done.map((d, rank) => memoryRecord(schedule, positionOf(rank, layout), d.memory)),
       ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((d) => d.gradSquares!) } : {}),
-      ...(prepare ? { prepared: done.flatMap((d) => d.prepared ?? []).sort((a, b) => a.mb - b.mb) } : {}) };
+      ...(prepare ? { prepared: preparedInOrder(done.flatMap((d) => d.prepared ?? [])) } : {}) };
   }
 
   /**

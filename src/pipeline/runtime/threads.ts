@@ -17,6 +17,7 @@ import { createPortMesh } from "../../transport/channel.js";
 import type { Target } from "../stage.js";
 import { getBackend, type BackendName } from "../../backend/index.js";
 import { Tensor } from "../../tensor/tensor.js";
+import { preparedInOrder } from "./input-hook.js";
 import { checkBatches, type Executor, type ReplicaStep, type SplitBatch, type StepResult } from "./executor.js";
 import { forReplica } from "./instrumentation.js";
 import { PipelineActionError } from "./interpreter.js";
@@ -139,12 +140,12 @@ export class ThreadsExecutor extends ListExecutor implements Executor, TimingSou
     const lead = done.filter((_, id) => this.position(id).tensor === 0);
     // Busy seconds, peaks and peak bytes of replica 0's workers (the other replicas mirror them).
     const first = lead.slice(0, this.W);
-    const prepared = lead.flatMap((m) => m.prepared ?? []); // in replica order: a stable sort by micro-batch keeps it
+    const prepared = lead.flatMap((m) => m.prepared ?? []);
     return {
       ...sumMetrics(M * batches.length, lead.map((m) => m.metrics), this.replicas, first.map((m) => m.busy.F + m.busy.B + m.busy.W + m.busy.STEP), first.flatMap((m) => m.peaks), S),
       workerPeakBytes: first.map((m) => m.peakBytes), memory: done.map((m) => m.memory),
       replicas: Array.from({ length: this.replicas }, (_, r) => replicaStep(lead.slice(r * this.W, (r + 1) * this.W))),
-      ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((m) => m.gradSquares ?? []) } : {}), ...(prepared.length ? { prepared: prepared.sort((a, b) => a.mb - b.mb) } : {}),
+      ...(this.setup.gradientNorms ? { gradSquares: first.flatMap((m) => m.gradSquares ?? []) } : {}), ...(prepared.length ? { prepared: preparedInOrder(prepared) } : {}),
     };
   }
 
