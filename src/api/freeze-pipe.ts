@@ -65,22 +65,24 @@ export class FreezingPipe implements Pipe {
 
   /** One optimizer step on (x, y class ids); `indices` are the samples' dataset indices (needed with the cache). */
   step(x: Tensor, y: Target, indices?: ArrayLike<number>): Promise<number> {
-    return this.spmd(async () => {
-      const ids = classIds(y, "pipe.step");
-      if (!this.trainer.fits(x.shape[0])) throw new Error(`pipe.step: a mini-batch of ${x.shape[0]} does not split over ${this.trainer.layout.replicas} replica(s) x ${this.trainer.layout.microbatches} micro-batches`);
-      const r = await this.trainer.step(x, ids, indices ?? null, this.o.lrSchedule ? this.o.lrSchedule(this.stepCount) : 1);
-      this.stepCount++;
-      return r.loss;
-    });
+    return this.spmd(() => this.stepNow(x, y, indices));
   }
 
   /** One optimizer step per mini-batch, in order (the elastic runtime flushes after every step). */
   run(batches: readonly MiniBatch[]): Promise<number[]> {
     return this.spmd(async () => {
       const losses: number[] = [];
-      for (const b of batches) losses.push(await this.step(b.x, b.y));
+      for (const b of batches) losses.push(await this.stepNow(b.x, b.y));
       return losses;
     });
+  }
+
+  private async stepNow(x: Tensor, y: Target, indices?: ArrayLike<number>): Promise<number> {
+    const ids = classIds(y, "pipe.step");
+    if (!this.trainer.fits(x.shape[0])) throw new Error(`pipe.step: a mini-batch of ${x.shape[0]} does not split over ${this.trainer.layout.replicas} replica(s) x ${this.trainer.layout.microbatches} micro-batches`);
+    const r = await this.trainer.step(x, ids, indices ?? null, this.o.lrSchedule ? this.o.lrSchedule(this.stepCount) : 1);
+    this.stepCount++;
+    return r.loss;
   }
 
   /** processes: an error on one rank ends the job, naming the rank (src/api/spmd.ts); else thrown as usual. */
