@@ -223,3 +223,22 @@ test("stateBytes counts the optimizers' buffers without copying them: SGD, AdamW
   assert.equal(adam.stateBytes(), 80);
   for (const o of [sgd, sc, adam]) assert.equal(o.stateBytes(), copied(o));
 });
+
+test("spike-compensated SGD keeps its own D when it loads a state saved under another D (a warm-up's D = 0), and the saved velocity", () => {
+  const g = new Float32Array([1, -2, 0.5]);
+  const run = (delay: number, from?: SpikeCompensatedSGD): { p: Tensor; opt: SpikeCompensatedSGD } => {
+    const p = new Tensor(new Float32Array(3), [3], true);
+    const opt = new SpikeCompensatedSGD([p], { lr: 0.1, momentum: 0.9, delay });
+    if (from) opt.loadStateDict(from.stateDict());
+    p.grad = new Tensor(g.slice(), [3]);
+    opt.step();
+    return { p, opt };
+  };
+  const warm = run(0).opt;
+  const resumed = run(2, warm);
+  assert.equal(resumed.opt.groups[0].hyper.delay, 2);
+  // The oracle: the same velocity, stepped with D = 2 from the start of the second step.
+  const v = Float32Array.from(g, (x) => 0.9 * x + x);
+  const { onVelocity, onGradient } = spikeCoefficients(0.9, 2);
+  resumed.p.data.forEach((w, i) => assert.ok(Math.abs(w - (-0.1 * onGradient * g[i] - 0.1 * onVelocity * v[i])) <= 1e-6, `w[${i}] = ${w}`));
+});

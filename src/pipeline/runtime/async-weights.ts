@@ -11,7 +11,7 @@ import {
   createWeightPolicy, PolicyBinder, SpikeCompensatedSGD, stageLrFactor, weightHooks, weightSetBytes,
 } from "../weights/index.js";
 import type { PhysicalStage, StageOptimizer, WeightHooks } from "./interpreter.js";
-import { sliceState, type OptimizerConfig, type OptimizerState } from "../../optim/index.js";
+import type { OptimizerConfig } from "../../optim/index.js";
 import type { AsyncStageMeta, AsyncState } from "./async-state.js";
 
 /** What every executor needs to rebuild the asynchronous method of each stage (plain JSON). */
@@ -41,19 +41,15 @@ function stageParams(chunks: PhysicalStage["chunks"]): [string, Tensor][] {
 
 /**
  * PB's optimizer: momentum SGD with Spike Compensation, D = tau_s with SC on, else 0 (plain momentum;
- * also during a synchronous warm-up, so the optimizer state carries over unchanged). A `resumed`
- * state carries its own hyper-parameters: this phase's D is imposed again after loading it.
+ * also during a synchronous warm-up, so the optimizer state carries over unchanged).
  */
-export function spikeOptimizer(cfg: OptimizerConfig, a: AsyncSetup, stage: number, params: [string, Tensor][], resumed: OptimizerState | null): StageOptimizer | null {
+export function spikeOptimizer(cfg: OptimizerConfig, a: AsyncSetup, stage: number, params: [string, Tensor][]): StageOptimizer | null {
   if (params.length === 0) return null;
   if (cfg.name !== "sgd") throw new Error(`--method pb runs momentum SGD (Spike Compensation); got --optimizer ${cfg.name}, use sgd`);
   const tau = a.taus[stage];
   if (tau === undefined) throw new Error(`async setup has no delay for stage ${stage} (${a.taus.length} given)`);
   const delay = spikeDelay(a, stage);
-  const opt = new SpikeCompensatedSGD(params, { lr: cfg.lr, momentum: cfg.momentum ?? 0, weightDecay: cfg.weightDecay ?? 0, delay });
-  if (resumed) opt.loadStateDict(sliceState(resumed, params.map(([n]) => n)));
-  for (const g of opt.groups) g.hyper.delay = delay;
-  return opt;
+  return new SpikeCompensatedSGD(params, { lr: cfg.lr, momentum: cfg.momentum ?? 0, weightDecay: cfg.weightDecay ?? 0, delay });
 }
 
 function spikeDelay(a: AsyncSetup, stage: number): number {

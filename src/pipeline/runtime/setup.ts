@@ -102,12 +102,9 @@ export function buildWorkerStages(model: PipelineModel, setup: PipelineSetup, wo
       }));
     }
     const params = chunks.flatMap((c) => c.namedParameters()).filter(([, p]) => p.requiresGrad);
-    let optimizer: StageOptimizer | null = null;
-    if (setup.async?.config.method === "pb") optimizer = spikeOptimizer(setup.optimizer, setup.async, s, params, resumed);
-    else if (params.length) {
-      optimizer = createOptimizer(setup.optimizer, params);
-      if (resumed) optimizer.loadStateDict(sliceState(resumed, params.map(([n]) => n)));
-    }
+    const optimizer: StageOptimizer | null = setup.async?.config.method === "pb" ? spikeOptimizer(setup.optimizer, setup.async, s, params)
+      : params.length ? createOptimizer(setup.optimizer, params) : null;
+    if (optimizer && resumed) optimizer.loadStateDict(sliceState(resumed, params.map(([n]) => n)));
     out.set(s, { index: s, chunks, optimizer });
   }
   return out;

@@ -9,7 +9,7 @@
 // so a PB stage without SC is this optimizer with D = 0.
 import type { Tensor } from "../../tensor/tensor.js";
 import { getBackend } from "../../backend/index.js";
-import { Optimizer, type ParamsInput } from "../../optim/optimizer.js";
+import { Optimizer, type OptimizerState, type ParamsInput } from "../../optim/optimizer.js";
 import type { MomentumSource } from "./predict.js";
 
 export interface SpikeSgdOptions {
@@ -36,6 +36,16 @@ export class SpikeCompensatedSGD extends Optimizer<SpikeSgdOptions, SpikeState> 
 
   constructor(params: ParamsInput<SpikeSgdOptions>, options: Partial<SpikeSgdOptions> & { lr: number }) {
     super(params, { ...SPIKE_SGD_DEFAULTS, ...options });
+  }
+
+  /**
+   * A saved state's moments and hyper-parameters, except D: the delay belongs to the schedule phase
+   * that runs now (a synchronous warm-up saves D = 0, its asynchronous phase goes on with D = tau).
+   */
+  override loadStateDict(sd: OptimizerState): void {
+    const delays = this.groups.map((g) => g.hyper.delay);
+    super.loadStateDict(sd);
+    this.groups.forEach((g, i) => { g.hyper.delay = delays[i]; });
   }
 
   protected validate(h: SpikeSgdOptions): void {
