@@ -35,8 +35,8 @@ export function createWebGpuBackend(init: GpuInit = {}, opts: GpuOptions = {}): 
   const wg = g.wg;
   /** In-place-or-accumulate output: its old contents are needed only when accumulating. */
   const dest = (o: Float32Array, acc: boolean) => (acc ? buf(o) : out(o));
-  // Stands in for an absent optional operand (bias, velocity): a constant uploaded once.
-  const NONE = g.pin(new Float32Array(1));
+  // Stands in for an absent optional operand (bias, velocity): a constant, so the upload cache sends it once.
+  const NONE = new Float32Array(1);
 
   const b: WebGpuBackend = {
     name: "webgpu",

@@ -55,8 +55,6 @@ export class Gpu {
   private pending: { id: number; code: string }[] = [];
   private nextBuffer = 0;
   private freed: number[] = [];
-  /** Arrays the caller promised never to change (constants): uploaded once. */
-  private readonly pinned = new WeakMap<object, number>();
   private readonly batched: boolean;
   readonly resident: ResidentArrays | null;
   readonly im2colWords: number;
@@ -90,18 +88,9 @@ export class Gpu {
     this.batched = opts.batched ?? true;
     this.im2colWords = opts.im2colWords ?? 1 << 24;
     this.resident = (opts.resident ?? true) ? new ResidentArrays({
-      readBack: (id, into) => {
-        const b = this.read([id], "reading a tensor back")[0];
-        into.set(into instanceof Int32Array ? new Int32Array(b) : new Float32Array(b));
-      },
+      readBack: (id, into) => land(into, this.read([id], "reading a tensor back")[0]),
       retire: (id) => { this.freed.push(id); },
     }) : null;
-  }
-
-  /** Marks a constant array (never written by anyone) so that it is uploaded once. */
-  pin(a: Float32Array): Float32Array {
-    this.pinned.set(a, -1);
-    return a;
   }
 
   /** The id of a WGSL source, queued for compilation with the next request the first time it is seen. */
@@ -185,11 +174,7 @@ export class Gpu {
         if (isOut) { slot.stale = true; slot.zero = false; }
         bound[i] = slot.id;
       } else {
-        const pin = a instanceof Float32Array && !isOut ? this.pinned.get(a) : undefined;
-        if (pin !== undefined) {
-          bound[i] = pin >= 0 ? pin : upload(a);
-          this.pinned.set(a, bound[i]);
-        } else if (!isOut && !(a instanceof Uint32Array)) {
+        if (!isOut && !(a instanceof Uint32Array)) {
           // A plain array (or one of another device's factory): its current host values, uploaded
           // once while they stay the same.
           const host = a instanceof Float32Array ? hostMemory(a) : a;
@@ -218,10 +203,7 @@ export class Gpu {
         return;
       }
       const results = this.wait(req, what);
-      landing.forEach(([, a], k) => {
-        a.set(a instanceof Int32Array ? new Int32Array(results[k]) : a instanceof Uint32Array ? new Uint32Array(results[k])
-          : new Float32Array(results[k]));
-      });
+      landing.forEach(([, a], k) => land(a, results[k]));
       this.counted(results);
     } catch (e) {
       // The shaders may not have compiled; send them again with the next request.
@@ -260,8 +242,7 @@ export class Gpu {
     this.along = [];
     const results = this.channel.call({ ...req, read: [...req.read, ...along.map((s) => s.id!)] }, what);
     along.forEach((s, k) => {
-      const b = this.counted([results[req.read.length + k]])[0];
-      s.memory.set(s.memory instanceof Int32Array ? new Int32Array(b) : new Float32Array(b));
+      land(s.memory, this.counted([results[req.read.length + k]])[0]);
       s.stale = false;
     });
     return results.slice(0, req.read.length);
@@ -284,6 +265,11 @@ export class Gpu {
     }
     this.closed = true;
   }
+}
+
+/** Copies a buffer read back into the array it stands for, as that array's element type. */
+function land(into: Float32Array | Int32Array | Uint32Array, b: ArrayBuffer): void {
+  into.set(into instanceof Int32Array ? new Int32Array(b) : into instanceof Uint32Array ? new Uint32Array(b) : new Float32Array(b));
 }
 
 /** A uniform block: n, then the u32 fields, then the f32 fields (bit patterns through a Float32Array view). */
