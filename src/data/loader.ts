@@ -29,6 +29,8 @@ export interface Batch {
   /** Batch index within the epoch. */
   index: number;
   epoch: number;
+  /** The examples' dataset indices, in batch order (a view of the epoch's order: do not write). */
+  indices: Int32Array;
 }
 
 /** A 32-bit seed mixing (seed, epoch): a murmur3-style finaliser over both words. */
@@ -106,8 +108,8 @@ export class DataLoader {
     }
     const order = this.order(epoch);
     for (let index = startBatch; index < this.length; index++) {
-      const { x, y } = gather(this.dataset, this.batchIndices(epoch, index, order));
-      yield { x, y, index, epoch };
+      const indices = this.batchIndices(epoch, index, order);
+      yield { ...gather(this.dataset, indices), index, epoch, indices };
     }
   }
 }

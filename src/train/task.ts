@@ -3,7 +3,7 @@
 // without hidden RNG state, which is what makes a resumed run continue exactly.
 import { noGrad } from "../autograd/engine.js";
 import { loadFashionMnist } from "../data/fashion-mnist.js";
-import { DataLoader, gather, type TensorDataset } from "../data/loader.js";
+import { DataLoader, type TensorDataset } from "../data/loader.js";
 import { BYTE_VOCAB_SIZE, loadTextCorpus, textCorpusPath, TextBatcher } from "../data/text.js";
 import { countCorrectLater, crossEntropyLoss } from "../nn/loss.js";
 import type { Module } from "../nn/module.js";
@@ -108,13 +108,7 @@ export function imageTaskOf(ds: { train: TensorDataset; test: TensorDataset }, b
     kind: "image",
     samplesPerEpoch: ds.train.n,
     stepsPerEpoch: loader.length,
-    *batches(epoch, start) {
-      const order = loader.order(epoch);
-      for (let index = start; index < loader.length; index++) {
-        const indices = loader.batchIndices(epoch, index, order);
-        yield { ...gather(ds.train, indices), index, indices };
-      }
-    },
+    batches: (epoch, start) => loader.epoch(epoch, start),
     ...evaluation(() => evalChunks(ds.test), (s) => ({ loss: s.loss / s.count, acc: s.correct / s.count, ppl: null })),
     describe: `${from}: ${ds.train.n} training and ${ds.test.n} test images`,
   };
