@@ -59,11 +59,14 @@ export interface RunCounters {
 /** The counters of a run resumed from checkpoint `path` (`ck` its contents), or a fresh run's zeros. */
 export function runCounters(path: string | undefined, ck?: { epoch: number; step: number; extra: object }): RunCounters {
   if (!path || !ck) return { startEpoch: 0, step: 0, elapsedBefore: 0, history: [], resumedFrom: null };
-  const extra = ck.extra as Partial<ResumeExtra>;
-  return {
-    startEpoch: ck.epoch, step: ck.step, elapsedBefore: Number(extra.elapsed_s ?? 0),
-    history: Array.isArray(extra.history) ? extra.history : [], resumedFrom: { path, epoch: ck.epoch, step: ck.step },
-  };
+  const { elapsed_s, history } = savedCounters(ck.extra);
+  return { startEpoch: ck.epoch, step: ck.step, elapsedBefore: elapsed_s, history, resumedFrom: { path, epoch: ck.epoch, step: ck.step } };
+}
+
+/** A saved run's elapsed seconds and metrics history (0 and none where a checkpoint lacks them). */
+function savedCounters(extra: object): Pick<ResumeExtra, "elapsed_s" | "history"> {
+  const e = extra as Partial<ResumeExtra>;
+  return { elapsed_s: Number(e.elapsed_s ?? 0), history: Array.isArray(e.history) ? e.history : [] };
 }
 
 /** The error for a non-finite loss at 1-based optimizer step `step` of 0-based `epoch`, naming what to try. */
@@ -114,7 +117,7 @@ export function parseExtra(path: string, extra: Json | undefined): ResumeExtra {
   if (!e || typeof e !== "object" || !e.config || typeof e.config !== "object") {
     throw new Error(`checkpoint ${path} holds no training state (written by something other than \`pipewright train\`?); it cannot be resumed`);
   }
-  return { config: savedTrainConfig(e.config), elapsed_s: Number(e.elapsed_s ?? 0), history: Array.isArray(e.history) ? e.history : [] };
+  return { config: savedTrainConfig(e.config), ...savedCounters(e) };
 }
 
 /** The counters of a run resumed from `path` (`ck`); logs how it differs from the saved run (`changed`: what alters the steps per epoch). */
