@@ -5,11 +5,15 @@ import type { Backend } from "../backend.js";
 import { broadcastStrides } from "../strides.js";
 import { buf, Gpu, out, params, scratch, type GpuCounts, type GpuOptions } from "./gpu.js";
 import type { GpuInit } from "./protocol.js";
-import * as ew from "./kernels-elementwise.js";
-import * as rows from "./kernels-rows.js";
-import { matmulBlock, matmulShader } from "./kernels-matmul.js";
-import * as conv from "./kernels-conv.js";
-import * as norm from "./kernels-norm.js";
+import * as ewKernels from "./kernels-elementwise.js";
+import * as rowKernels from "./kernels-rows.js";
+import * as matmulKernels from "./kernels-matmul.js";
+import * as convKernels from "./kernels-conv.js";
+import * as normKernels from "./kernels-norm.js";
+import { builtOnce } from "./wgsl.js";
+
+const ew = builtOnce(ewKernels), rows = builtOnce(rowKernels), conv = builtOnce(convKernels), norm = builtOnce(normKernels);
+const { matmulBlock, matmulShader } = builtOnce(matmulKernels);
 
 function u(flag: boolean): number {
   return flag ? 1 : 0;

@@ -129,3 +129,22 @@ fn erfc_(z: f32) -> f32 {
 export function store(target: string, value: string, flag = "P.acc"): string {
   return `  if (${flag} != 0u) { ${target} = ${target} + ${value}; } else { ${target} = ${value}; }`;
 }
+
+/**
+ * A kernel module with each `...Shader` builder remembering its sources by arguments: a kernel's WGSL
+ * is built once, not on every dispatch (and the same string then finds its compiled id at once).
+ */
+export function builtOnce<M extends object>(m: M): M {
+  const out: Record<string, unknown> = {};
+  for (const [name, f] of Object.entries(m)) {
+    if (typeof f !== "function" || !name.endsWith("Shader")) { out[name] = f; continue; }
+    const built = new Map<string, string>();
+    out[name] = (...args: (number | string)[]): string => {
+      const key = args.join(",");
+      let code = built.get(key);
+      if (code === undefined) built.set(key, code = (f as (...a: (number | string)[]) => string)(...args));
+      return code;
+    };
+  }
+  return out as M;
+}
