@@ -39,7 +39,8 @@ export interface GpuCounts {
 
 /**
  * An operand of a kernel call: its host array, and whether the kernel needs its old contents; or a
- * device-only scratch buffer of `words` (an intermediate between passes, freed after the submit).
+ * device-only scratch buffer of at least `words` (an intermediate between passes; kept for the next
+ * call's scratch operand at the same place, since a new buffer would be zero-filled for nothing).
  */
 export type Operand = { array: Float32Array | Int32Array | Uint32Array; keep: boolean } | { words: number };
 
@@ -60,6 +61,8 @@ export class Gpu {
   readonly im2colWords: number;
   readonly counts: GpuCounts = { uploads: 0, readbacks: 0, readWords: 0, waits: 0 };
   private readonly cache = new UploadCache((id) => { this.freed.push(id); });
+  /** Scratch buffers by their place among a call's scratch operands (see Operand). */
+  private readonly scratches: { id: number; words: number }[] = [];
   /** Device arrays to read back with the next request that waits (see readAlong). */
   private along: Slot[] = [];
   private closed = false;
@@ -149,11 +152,11 @@ export class Gpu {
     // Written operands first, so that an input aliasing an output reads a copy taken before the passes.
     const order = [...written, ...operands.keys()].filter((i, at, all) => all.indexOf(i) === at);
     const bound = new Array<number>(operands.length);
+    let scratches = 0;
     for (const i of order) {
       const op = operands[i];
       if ("words" in op) {
-        bound[i] = this.fresh(create, op.words);
-        temps.push(bound[i]);
+        bound[i] = this.scratch(create, scratches++, op.words);
         continue;
       }
       const a = op.array;
@@ -246,6 +249,15 @@ export class Gpu {
       s.stale = false;
     });
     return results.slice(0, req.read.length);
+  }
+
+  /** The `k`-th scratch buffer of a call, grown (a new one) when it is smaller than `words`. */
+  private scratch(create: CreateSpec[], k: number, words: number): number {
+    const s = this.scratches[k];
+    if (s && s.words >= words) return s.id;
+    if (s) this.freed.push(s.id);
+    this.scratches[k] = { id: this.fresh(create, words), words };
+    return this.scratches[k].id;
   }
 
   private fresh(create: CreateSpec[], words: number): number {
